@@ -1,0 +1,1 @@
+//! Analysis and figures: histogram merging, percentiles with CIs, polars frames (parquet, CSV), plotters figures

@@ -1,0 +1,1 @@
+//! Experiment manifests (TOML): schema, validation into an explicit ExperimentPlan

@@ -1,0 +1,1 @@
+//! Results store: run folders, provenance, atomic writes, resume, interval-log I/O

@@ -1,0 +1,1 @@
+//! Runs experiment plans on the local testbed, point by point, with resume

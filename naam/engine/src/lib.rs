@@ -1,0 +1,1 @@
+//! NAAM sans-IO engine: wire format, regions, functions, continuation-style execution, steering

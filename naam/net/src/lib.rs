@@ -1,0 +1,1 @@
+//! UDP transport for NAAM frames: batched send/receive, busy-poll or blocking

@@ -1,0 +1,1 @@
+//! eBPF virtual machine for NAAM functions: ELF loading, verifier, interpreter, helpers

@@ -1,0 +1,1 @@
+//! SSH orchestrator for real testbeds (clients, hosts, BlueField-2 NICs; CloudLab)

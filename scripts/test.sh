@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The project's test command (README). On a fresh Debian 12 machine with the Rust toolchain it
+# installs what the tests need, then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+echo "== cargo test (workspace, all targets)"
+cargo test --workspace --all-targets --locked

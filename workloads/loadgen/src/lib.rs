@@ -1,0 +1,1 @@
+//! Open-loop load generation core: schedules, intended-time latency, per-interval HdrHistograms, interval logs

@@ -1,0 +1,1 @@
+//! YCSB CoreWorkload-compatible key and operation generator (scrambled Zipfian, Zipfian, uniform; workloads A-F)
