@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
+echo "== eBPF objects match their C sources"
+scripts/build-bpf.sh --check
 echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked
