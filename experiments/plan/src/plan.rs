@@ -1,0 +1,492 @@
+//! The validated plan: every value explicit, every point enumerated.
+//!
+//! A plan is what a run executes and what its configuration hash is taken over (the canonical
+//! JSON of [`ExperimentPlan`]: struct fields in declaration order, no maps). It does not record
+//! where the manifest lived, so moving a manifest does not change the hash.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the manifest schema and of the plan JSON written to `plan.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The experiments of DESIGN.md §5; each has one manifest `experiments/<id>.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentId {
+    /// MICA under YCSB-B at each placement: throughput and latency against offered load.
+    MicaYcsbB,
+    /// Cell-style B-tree lookups against offered load and tree depth.
+    CellLookups,
+    /// Reaction to host compute congestion (a CPU hog starts mid-run), over time.
+    LoadShift,
+    /// Many tenants' offloads on the NIC: throughput and p99 against the number of offloads.
+    OffloadScaling,
+    /// eBPF execution cost per backend and function.
+    VmCost,
+    /// Steering policies under a changing workload, over time.
+    Policies,
+}
+
+impl ExperimentId {
+    /// Every experiment, in the order `naam reproduce` runs them.
+    pub const ALL: [ExperimentId; 6] = [
+        ExperimentId::MicaYcsbB,
+        ExperimentId::CellLookups,
+        ExperimentId::LoadShift,
+        ExperimentId::OffloadScaling,
+        ExperimentId::VmCost,
+        ExperimentId::Policies,
+    ];
+
+    /// The stable name used in file names, results folders and figures.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExperimentId::MicaYcsbB => "mica-ycsb-b",
+            ExperimentId::CellLookups => "cell-lookups",
+            ExperimentId::LoadShift => "load-shift",
+            ExperimentId::OffloadScaling => "offload-scaling",
+            ExperimentId::VmCost => "vm-cost",
+            ExperimentId::Policies => "policies",
+        }
+    }
+
+    /// Parses a stable name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<ExperimentId> {
+        ExperimentId::ALL.into_iter().find(|id| id.as_str() == name)
+    }
+
+    /// The stable names joined for messages: `mica-ycsb-b, cell-lookups, ...`.
+    pub fn names() -> String {
+        ExperimentId::ALL.map(ExperimentId::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for ExperimentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which of a manifest's two variant tables a plan was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Variant {
+    /// `[quick]`: sized so that every quick experiment together fits in ten minutes on 2 cores.
+    Quick,
+    /// `[full]`: the configuration meant for a real testbed.
+    Full,
+}
+
+impl Variant {
+    /// The table name in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Quick => "quick",
+            Variant::Full => "full",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the roles run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Testbed {
+    /// Every role a process on this machine, over loopback.
+    Local,
+    /// Every machine in its own network namespace joined by veth links (needs root).
+    Netns,
+    /// Real machines from an inventory file, driven by the orchestrator.
+    Inventory {
+        /// The inventory file, resolved against the manifest's folder.
+        path: PathBuf,
+    },
+}
+
+impl Testbed {
+    /// The stable kind name (`local`, `netns`, `inventory`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Testbed::Local => "local",
+            Testbed::Netns => "netns",
+            Testbed::Inventory { .. } => "inventory",
+        }
+    }
+
+    /// Whether the NIC of this testbed is emulated (a process standing in for a BlueField-2).
+    pub fn nic_is_emulated(&self) -> bool {
+        !matches!(self, Testbed::Inventory { .. })
+    }
+}
+
+/// CPU lists per role; an empty list means "not pinned".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinning {
+    /// CPUs for the host role's workers.
+    pub host_cpus: Vec<u32>,
+    /// CPUs for the emulated NIC's workers.
+    pub nic_cpus: Vec<u32>,
+    /// CPUs for the client processes.
+    pub client_cpus: Vec<u32>,
+}
+
+/// Processes, threads and the emulated NIC's cost model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Roles {
+    /// Client processes.
+    pub clients: u32,
+    /// Sending threads per client process.
+    pub client_threads: u32,
+    /// Worker threads of the server host role.
+    pub host_workers: u32,
+    /// Worker threads of the (emulated) NIC role.
+    pub nic_workers: u32,
+    /// Added delay per dependent host-memory access from the NIC (stands in for PCIe DMA).
+    pub nic_access_delay_ns: u64,
+    /// Speed of a NIC core relative to a host core (1.0 = same; < 1 = slower, as Arm A72 cores).
+    pub nic_core_speed_factor: f64,
+    /// CPU pinning per role.
+    pub pinning: Pinning,
+}
+
+/// Key choice, with YCSB's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distribution {
+    /// YCSB CoreWorkload's "zipfian": Zipf(0.99) over 10^10 items, FNV-folded into the records.
+    ScrambledZipfian,
+    /// Plain Zipf(0.99) over the records (Gray et al.).
+    Zipfian,
+    /// Uniform over the records.
+    Uniform,
+}
+
+impl Distribution {
+    /// Every distribution with its manifest name.
+    pub const ALL: [(Distribution, &'static str); 3] = [
+        (Distribution::ScrambledZipfian, "scrambled-zipfian"),
+        (Distribution::Zipfian, "zipfian"),
+        (Distribution::Uniform, "uniform"),
+    ];
+}
+
+/// YCSB core workload letter (operation mix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum YcsbWorkload {
+    /// 50 % read, 50 % update.
+    A,
+    /// 95 % read, 5 % update.
+    B,
+    /// 100 % read.
+    C,
+    /// 95 % read latest, 5 % insert.
+    D,
+    /// 95 % scan, 5 % insert.
+    E,
+    /// 50 % read, 50 % read-modify-write.
+    F,
+}
+
+/// The MICA key-value store (lossy index of buckets + circular log).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MicaWorkload {
+    /// Records loaded before the run.
+    pub records: u64,
+    /// Key size.
+    pub key_bytes: u32,
+    /// Value size.
+    pub value_bytes: u32,
+    /// Operation mix.
+    pub ycsb_workload: YcsbWorkload,
+    /// Key choice.
+    pub distribution: Distribution,
+    /// Buckets of the index (a power of two).
+    pub buckets: u64,
+    /// Entries per bucket: 7 (one cache line) or 15 (MICA's released build).
+    pub slots: u32,
+    /// Size of the circular log.
+    pub log_bytes: u64,
+}
+
+/// The Cell-style B-tree of fixed-size nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BtreeWorkload {
+    /// Keys bulk-loaded before the run.
+    pub keys: u64,
+    /// Node size.
+    pub node_bytes: u32,
+    /// Key choice for lookups.
+    pub distribution: Distribution,
+}
+
+/// Micro-benchmark of eBPF execution per backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmCostWorkload {
+    /// NAAM functions to time (names from the workloads' function sets).
+    pub functions: Vec<String>,
+}
+
+/// What the clients ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Workload {
+    /// MICA under YCSB.
+    Mica(MicaWorkload),
+    /// Cell-style B-tree lookups.
+    Btree(BtreeWorkload),
+    /// eBPF execution cost (no traffic).
+    VmCost(VmCostWorkload),
+}
+
+/// One line of a figure: a placement, a steering policy, or a VM backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Series {
+    /// Static placement: every message runs on the host CPU (classic RPC).
+    Host,
+    /// Static placement: every message runs on the (emulated) NIC cores.
+    Nic,
+    /// Static placement: every message runs at the client with one-sided reads.
+    Client,
+    /// NAAM's adaptive steering (our reconstruction).
+    NaamAdaptive,
+    /// Kayak-style gradient on the RPC fraction (NSDI'21).
+    Kayak,
+    /// Cell-style client-side cost estimate (ATC'16).
+    Cell,
+    /// Splinter-style pushback of over-budget work (ATC'20).
+    Splinter,
+    /// A model of iPipe's actor scheduler (offload-scaling only; not implemented yet).
+    IpipeModel,
+    /// vm-cost: the function's logic compiled natively (Rust).
+    Native,
+    /// vm-cost: our eBPF interpreter.
+    Interpreter,
+    /// vm-cost: a user-space eBPF JIT.
+    Jit,
+    /// vm-cost: the Linux kernel's eBPF JIT (needs root).
+    KernelJit,
+}
+
+/// What a series is, which decides the experiments it may appear in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesClass {
+    /// A static placement or a steering policy: a traffic experiment's line.
+    Steering,
+    /// The iPipe model (offload-scaling only).
+    IpipeModel,
+    /// An eBPF execution backend (vm-cost only).
+    VmBackend,
+}
+
+impl Series {
+    /// Every series with its manifest name.
+    pub const ALL: [Series; 12] = [
+        Series::Host,
+        Series::Nic,
+        Series::Client,
+        Series::NaamAdaptive,
+        Series::Kayak,
+        Series::Cell,
+        Series::Splinter,
+        Series::IpipeModel,
+        Series::Native,
+        Series::Interpreter,
+        Series::Jit,
+        Series::KernelJit,
+    ];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Series::Host => "host",
+            Series::Nic => "nic",
+            Series::Client => "client",
+            Series::NaamAdaptive => "naam-adaptive",
+            Series::Kayak => "kayak",
+            Series::Cell => "cell",
+            Series::Splinter => "splinter",
+            Series::IpipeModel => "ipipe-model",
+            Series::Native => "native",
+            Series::Interpreter => "interpreter",
+            Series::Jit => "jit",
+            Series::KernelJit => "kernel-jit",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(name: &str) -> Option<Series> {
+        Series::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Which experiments this series belongs to.
+    pub fn class(self) -> SeriesClass {
+        match self {
+            Series::IpipeModel => SeriesClass::IpipeModel,
+            Series::Native | Series::Interpreter | Series::Jit | Series::KernelJit => {
+                SeriesClass::VmBackend
+            }
+            _ => SeriesClass::Steering,
+        }
+    }
+}
+
+impl fmt::Display for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long each point runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Timing {
+    /// Traffic experiments: warm-up (excluded), measured phase, histogram interval.
+    Traffic {
+        /// Warm-up before measuring; its samples are not recorded.
+        warmup_ms: u64,
+        /// Measured phase.
+        measure_ms: u64,
+        /// Length of one interval histogram in the `.hlog`.
+        interval_ms: u64,
+    },
+    /// vm-cost: iteration counts per function and backend.
+    Iterations {
+        /// Untimed iterations first.
+        warmup_iterations: u64,
+        /// Timed iterations.
+        iterations: u64,
+    },
+}
+
+/// Something that happens during the measured phase; times from measure start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Event {
+    /// CPU-bound threads on the host's cores from `start_ms` to `stop_ms`.
+    CpuHog {
+        /// When the hog starts.
+        start_ms: u64,
+        /// When it stops (the end of the measured phase if the manifest says nothing).
+        stop_ms: u64,
+        /// Busy threads.
+        threads: u32,
+    },
+    /// The offered load becomes `factor` × the point's offered load at `at_ms`.
+    LoadStep {
+        /// When the step happens.
+        at_ms: u64,
+        /// Multiplier of the point's offered load.
+        factor: f64,
+    },
+}
+
+/// The swept values of a plan (each list non-empty; a dimension not swept has one value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// Total offered load over all clients (empty for vm-cost).
+    pub offered_load_ops_per_s: Vec<u64>,
+    /// B-tree depths (empty unless the workload is a B-tree).
+    pub tree_depth: Vec<u32>,
+    /// Offloaded applications (tenants), each with its own function and region.
+    pub tenants: Vec<u32>,
+}
+
+/// One point: a sweep value × series × repetition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PointPlan {
+    /// Stable name: `0007-nic-40000ops-t1-r0` (index, series, swept values, repetition).
+    pub id: String,
+    /// Position in execution order.
+    pub index: u32,
+    /// Placement, policy or backend.
+    pub series: Series,
+    /// Total offered load over all clients (`None` for vm-cost).
+    pub offered_load_ops_per_s: Option<u64>,
+    /// B-tree depth (`None` unless the workload is a B-tree).
+    pub tree_depth: Option<u32>,
+    /// Offloaded applications.
+    pub tenants: u32,
+    /// Repetition number from 0.
+    pub repetition: u32,
+    /// The point's seed; every series at the same sweep value and repetition shares it
+    /// (common random numbers), so placements see the same key sequence.
+    pub seed: u64,
+}
+
+impl PointPlan {
+    /// Seed of client process `client` (`0..clients`) of this point.
+    pub fn client_seed(&self, client: u32) -> u64 {
+        crate::seeds::derive(self.seed, &[u64::from(client), 0xC11E])
+    }
+}
+
+/// A validated experiment: what a run executes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentPlan {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Which experiment.
+    pub id: ExperimentId,
+    /// Human title for figures.
+    pub title: String,
+    /// The variant table this plan came from.
+    pub variant: Variant,
+    /// Where the roles run.
+    pub testbed: Testbed,
+    /// Processes, threads and NIC model.
+    pub roles: Roles,
+    /// What clients ask for.
+    pub workload: Workload,
+    /// Lines of the figure, in manifest order.
+    pub series: Vec<Series>,
+    /// Swept values.
+    pub sweep: Sweep,
+    /// Duration of each point.
+    pub timing: Timing,
+    /// Repetitions of every sweep value × series.
+    pub repetitions: u32,
+    /// Base seed; every point's seed derives from it.
+    pub base_seed: u64,
+    /// Events during the measured phase.
+    pub events: Vec<Event>,
+    /// Every point in execution order: repetition, then sweep value, then series.
+    pub points: Vec<PointPlan>,
+}
+
+impl ExperimentPlan {
+    /// Planned wall time of one point (warm-up + measure), for progress estimates; vm-cost
+    /// points have no planned duration and count as [`VM_COST_POINT_MS_ESTIMATE`].
+    pub fn point_planned_ms(&self) -> u64 {
+        match self.timing {
+            Timing::Traffic {
+                warmup_ms,
+                measure_ms,
+                ..
+            } => warmup_ms + measure_ms,
+            Timing::Iterations { .. } => VM_COST_POINT_MS_ESTIMATE,
+        }
+    }
+
+    /// Planned wall time of the whole plan.
+    pub fn planned_ms(&self) -> u64 {
+        self.point_planned_ms() * self.points.len() as u64
+    }
+
+    /// Looks a point up by id.
+    pub fn point(&self, id: &str) -> Option<&PointPlan> {
+        self.points.iter().find(|p| p.id == id)
+    }
+}
+
+/// Progress-bar estimate for one vm-cost point (it has iterations, not a duration).
+pub const VM_COST_POINT_MS_ESTIMATE: u64 = 1_000;

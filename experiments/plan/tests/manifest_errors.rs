@@ -1,0 +1,258 @@
+//! One snapshot per error class: the message must name the file, the line, the field, and what
+//! to write instead. `UPDATE_EXPECT=1 cargo test -p naam-plan` refreshes the snapshots.
+
+use std::path::Path;
+
+use expect_test::{Expect, expect};
+use naam_plan::{Variant, parse_manifest};
+
+/// A small valid manifest; each test edits one thing in it.
+const BASE: &str = r#"schema = 1
+id = "mica-ycsb-b"
+title = "MICA under YCSB-B"
+seed = 7
+series = ["host", "nic"]
+
+[testbed]
+kind = "local"
+
+[roles]
+clients = 1
+client_threads = 1
+host_workers = 1
+nic_workers = 1
+nic_access_delay_ns = 1500
+nic_core_speed_factor = 0.5
+
+[workload]
+kind = "mica"
+records = 1000
+key_bytes = 8
+value_bytes = 8
+ycsb_workload = "b"
+distribution = "scrambled-zipfian"
+buckets = 1024
+slots = 7
+log_bytes = 1048576
+
+[quick]
+warmup_ms = 100
+measure_ms = 1000
+interval_ms = 100
+repetitions = 2
+offered_load_ops_per_s = [1000, 2000]
+
+[full]
+warmup_ms = 1000
+measure_ms = 10000
+interval_ms = 1000
+repetitions = 5
+offered_load_ops_per_s = [1000, 2000, 4000]
+"#;
+
+/// Applies `edits` (from → to, each must match once) to [`BASE`], loads the quick variant and
+/// compares the error's class and message with `expected`.
+fn check(edits: &[(&str, &str)], expected: Expect) {
+    check_variant(edits, Variant::Quick, expected);
+}
+
+/// [`check`] for a given variant.
+fn check_variant(edits: &[(&str, &str)], variant: Variant, expected: Expect) {
+    let mut text = BASE.to_string();
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "edit target {from:?} must occur once"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    let path = Path::new("experiments/mica-ycsb-b.toml");
+    match parse_manifest(&text, path, variant) {
+        Ok(plan) => panic!(
+            "expected an error, got a plan with {} points",
+            plan.points.len()
+        ),
+        Err(e) => expected.assert_eq(&format!("[{}] {e}", e.class())),
+    }
+}
+
+#[test]
+fn base_manifest_is_valid() {
+    let plan = parse_manifest(BASE, Path::new("m.toml"), Variant::Quick).expect("valid");
+    assert_eq!(plan.points.len(), 2 * 2 * 2);
+}
+
+#[test]
+fn syntax_error() {
+    check(
+        &[("title = \"MICA under YCSB-B\"", "title = MICA")],
+        expect![[r#"
+        [syntax] experiments/mica-ycsb-b.toml:3:9: not valid TOML: string values must be quoted, expected literal string
+          help: fix the TOML at this position (strings in double quotes, one `key = value` per line, tables as `[name]`); see experiments/SCHEMA.md"#]],
+    );
+}
+
+#[test]
+fn unknown_field_suggests_the_closest_key() {
+    check(
+        &[("measure_ms = 1000\n", "measure_msec = 1000\n")],
+        expect![[r#"
+        [unknown-field] experiments/mica-ycsb-b.toml:31: field `quick.measure_msec`: unknown key
+          help: did you mean `measure_ms`? allowed keys here: warmup_ms, measure_ms, interval_ms, repetitions, offered_load_ops_per_s, tree_depth, tenants, iterations, warmup_iterations, events"#]],
+    );
+}
+
+#[test]
+fn missing_field() {
+    check(
+        &[("host_workers = 1\n", "")],
+        expect![[r#"
+        [missing-field] experiments/mica-ycsb-b.toml:10: field `roles.host_workers`: missing
+          help: write `host_workers = 1` (worker threads of the server host)"#]],
+    );
+}
+
+#[test]
+fn unknown_table() {
+    check(
+        &[("[quick]", "[quick_]")],
+        expect![[r#"
+        [unknown-field] experiments/mica-ycsb-b.toml:29: field `quick_`: unknown key
+          help: did you mean `quick`? allowed keys here: schema, id, title, testbed, roles, workload, series, seed, quick, full"#]],
+    );
+}
+
+#[test]
+fn missing_variant_table() {
+    let full = BASE.find("[full]").expect("BASE has [full]");
+    check_variant(
+        &[(&BASE[full..], "")],
+        Variant::Full,
+        expect![[r#"
+        [missing-field] experiments/mica-ycsb-b.toml:30: field `full`: missing
+          help: write `[full]` with warmup_ms, measure_ms, interval_ms, repetitions and the sweeps"#]],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    check(
+        &[("clients = 1", "clients = \"one\"")],
+        expect![[r#"
+        [wrong-type] experiments/mica-ycsb-b.toml:11: field `roles.clients`: wrong type: found string "one", expected an integer
+          help: write `clients = 1` (client processes)"#]],
+    );
+}
+
+#[test]
+fn out_of_bounds() {
+    check(
+        &[("repetitions = 2", "repetitions = 0")],
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:33: field `quick.repetitions`: 0 is outside 1..=100
+          help: write `repetitions = 3`"#]],
+    );
+}
+
+#[test]
+fn invalid_mica_slots() {
+    check(
+        &[("slots = 7", "slots = 9")],
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:26: field `workload.slots`: 9 is not a MICA bucket size
+          help: write `slots = 7` (one 64-byte cache line) or `slots = 15` (MICA's released build)"#]],
+    );
+}
+
+#[test]
+fn unknown_series_name() {
+    check(
+        &[("[\"host\", \"nic\"]", "[\"host\", \"nics\"]")],
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:5: field `series[1]`: unknown name "nics"
+          help: did you mean "nic"? write one of "host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter""#]],
+    );
+}
+
+#[test]
+fn series_of_another_experiment() {
+    check(
+        &[("[\"host\", \"nic\"]", "[\"host\", \"jit\"]")],
+        expect![[r#"
+        [not-applicable] experiments/mica-ycsb-b.toml:5: field `series[1]`: "jit" is not a series of `mica-ycsb-b`
+          help: write one of "host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter""#]],
+    );
+}
+
+#[test]
+fn key_of_another_workload() {
+    check(
+        &[("slots = 7", "slots = 7\nnode_bytes = 1024")],
+        expect![[r#"
+        [not-applicable] experiments/mica-ycsb-b.toml:27: field `workload.node_bytes`: B-tree and vm-cost keys do not apply to `kind = "mica"`
+          help: remove `workload.node_bytes`"#]],
+    );
+}
+
+#[test]
+fn interval_does_not_divide_measure() {
+    check(
+        &[(
+            "interval_ms = 100\nrepetitions = 2",
+            "interval_ms = 300\nrepetitions = 2",
+        )],
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:32: field `quick.interval_ms`: 300 ms does not divide measure_ms = 1000 into at most 100000 whole intervals
+          help: write `interval_ms = 250` or change measure_ms"#]],
+    );
+}
+
+#[test]
+fn simulation_testbed_is_not_implemented() {
+    check(
+        &[("kind = \"local\"", "kind = \"simulation\"")],
+        expect![[r#"
+        [not-implemented] experiments/mica-ycsb-b.toml:8: field `testbed.kind`: the simulation testbed is not implemented yet
+          help: write `kind = "local"` (this machine, emulated NIC) or `kind = "inventory"` (real machines)"#]],
+    );
+}
+
+#[test]
+fn event_after_the_measured_phase() {
+    check(
+        &[(
+            "offered_load_ops_per_s = [1000, 2000]\n",
+            "offered_load_ops_per_s = [1000, 2000]\nevents = [{ kind = \"cpu-hog\", start_ms = 5000, threads = 1 }]\n",
+        )],
+        expect![[r#"
+            [invalid-value] experiments/mica-ycsb-b.toml:35: field `quick.events[0].start_ms`: 5000 is outside 0..=999
+              help: write `start_ms = 500` (from measure start)"#]],
+    );
+}
+
+#[test]
+fn unknown_experiment_id() {
+    check(
+        &[("id = \"mica-ycsb-b\"", "id = \"mica-ycsb\"")],
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:2: field `id`: unknown name "mica-ycsb"
+          help: did you mean "mica-ycsb-b"? write one of "mica-ycsb-b", "cell-lookups", "load-shift", "offload-scaling", "vm-cost", "policies""#]],
+    );
+}
+
+#[test]
+fn file_that_does_not_exist() {
+    let e = naam_plan::load_manifest(Path::new("experiments/no-such.toml"), Variant::Quick)
+        .unwrap_err();
+    let text = format!("[{}] {e}", e.class());
+    // The OS message differs between systems; the prefix and the help are ours.
+    assert!(
+        text.starts_with("[read] experiments/no-such.toml: cannot read the manifest: "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("help: check the path; manifests live in experiments/<id>.toml"),
+        "{text}"
+    );
+}
