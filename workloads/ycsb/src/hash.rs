@@ -1,0 +1,68 @@
+//! YCSB's 64-bit FNV hash and its key names.
+
+use std::fmt::Write as _;
+
+/// FNV-1a 64-bit offset basis (YCSB `Utils.FNV_OFFSET_BASIS_64`).
+pub const FNV_OFFSET_BASIS_64: u64 = 0xCBF2_9CE4_8422_2325;
+/// FNV 64-bit prime (YCSB `Utils.FNV_PRIME_64`).
+pub const FNV_PRIME_64: u64 = 1_099_511_628_211;
+/// YCSB's key-name prefix.
+pub const KEY_PREFIX: &str = "user";
+/// Bound on `zeropadding` so a key name stays small (YCSB has none; 64 is far above any use).
+pub const ZERO_PADDING_MAX: usize = 64;
+
+/// YCSB's `Utils.fnvhash64`: FNV-1a over the 8 little-end-first bytes of `val` (arithmetic shift,
+/// as Java's `>>` on a `long`), then `Math.abs` — which leaves `i64::MIN` negative, as in Java.
+#[inline]
+pub fn fnvhash64(val: i64) -> i64 {
+    let mut val = val;
+    let mut hash = FNV_OFFSET_BASIS_64;
+    for _ in 0..8 {
+        let octet = (val & 0xff) as u64;
+        val >>= 8;
+        hash ^= octet;
+        hash = hash.wrapping_mul(FNV_PRIME_64);
+    }
+    (hash as i64).wrapping_abs()
+}
+
+/// Appends YCSB's `CoreWorkload.buildKeyName(keynum, zeropadding, orderedinserts)` to `out`:
+/// `"user"`, then `zeropadding - digits` zeros (if positive), then the decimal key number —
+/// hashed with [`fnvhash64`] unless `ordered` (YCSB's default `insertorder=hashed` is
+/// `ordered == false`). `zeropadding` is clamped to [`ZERO_PADDING_MAX`].
+pub fn push_key_name(out: &mut String, keynum: i64, zeropadding: usize, ordered: bool) {
+    let value = if ordered { keynum } else { fnvhash64(keynum) };
+    let digits = decimal_len(value);
+    out.push_str(KEY_PREFIX);
+    let fill = zeropadding.min(ZERO_PADDING_MAX).saturating_sub(digits);
+    out.extend(std::iter::repeat_n('0', fill));
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{value}");
+}
+
+/// [`push_key_name`] into a new string.
+pub fn key_name(keynum: i64, zeropadding: usize, ordered: bool) -> String {
+    let mut out = String::with_capacity(KEY_PREFIX.len() + 20);
+    push_key_name(&mut out, keynum, zeropadding, ordered);
+    out
+}
+
+/// Length of Java's `Long.toString(value)`, sign included.
+fn decimal_len(value: i64) -> usize {
+    let sign = usize::from(value < 0);
+    let magnitude = value.unsigned_abs();
+    let digits = magnitude.checked_ilog10().map_or(1, |d| d as usize + 1);
+    sign + digits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_len_counts_sign_and_digits() {
+        for v in [0i64, 9, 10, 99, 100, -1, -10, i64::MAX, i64::MIN] {
+            assert_eq!(decimal_len(v), v.to_string().len(), "value {v}");
+        }
+    }
+}
