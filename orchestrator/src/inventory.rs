@@ -1,0 +1,656 @@
+//! The inventory: which machines take part, how to reach them over SSH, and what they are.
+//!
+//! A hosts file is TOML: an optional `[defaults]` table (user, port, identity_file, known_hosts,
+//! workdir) and one `[[host]]` table per machine:
+//!
+//! ```toml
+//! [defaults]
+//! user = "alice"
+//! identity_file = "~/.ssh/id_ed25519"   # `~/` is the local home; relative paths are relative
+//! known_hosts = "known_hosts"           # to the hosts file's directory
+//!
+//! [[host]]
+//! name = "host0"                        # [A-Za-z0-9][A-Za-z0-9._-]*, unique
+//! ssh_host = "hp042.utah.cloudlab.us"
+//! port = 22
+//! roles = ["host"]                      # client | host | nic
+//! arch = "x86_64"                       # x86_64 | aarch64 (BlueField-2 Arm cores)
+//! lan_address = "10.10.1.1"             # experiment-LAN address: measured traffic goes here
+//! cores = 16
+//! workdir = "naam"                      # remote directory; relative to the login's home
+//! ```
+//!
+//! Parsing is two steps (raw TOML, then validation into [`Inventory`]); every error names the
+//! file, the line and the field. Key files are not read here: [`Inventory::check_local_files`]
+//! checks that they exist, and only their paths ever appear in messages.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::limits::{HOST_CORES_MAX, HOST_NAME_BYTES_MAX, HOSTS_MAX};
+
+/// Default SSH port.
+pub const SSH_PORT_DEFAULT: u16 = 22;
+/// Default remote working directory (relative: under the login's home directory).
+pub const WORKDIR_DEFAULT: &str = "naam";
+/// Default known_hosts file when neither the host nor `[defaults]` names one.
+pub const KNOWN_HOSTS_DEFAULT: &str = "~/.ssh/known_hosts";
+
+/// Why an inventory could not be read or is not valid. `file` is the hosts file's path (or
+/// `<string>`), `line` is 1-based.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The hosts file could not be read.
+    #[error("{file}: cannot read the hosts file: {source}")]
+    Read {
+        /// The hosts file.
+        file: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The text is not TOML, a value has the wrong type, or a field is unknown.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The hosts file.
+        file: String,
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// A required field is absent from a `[[host]]` table (and from `[defaults]`).
+    #[error("{file}:{line}: host {host}: missing field `{field}`")]
+    Missing {
+        /// The hosts file.
+        file: String,
+        /// Line of the `[[host]]` table.
+        line: usize,
+        /// The host's name, or its position when the name itself is missing.
+        host: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field's value is not acceptable.
+    #[error("{file}:{line}: field `{field}` = {value:?}: {reason}")]
+    Invalid {
+        /// The hosts file.
+        file: String,
+        /// Line of the value.
+        line: usize,
+        /// The field.
+        field: &'static str,
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value that must be unique across hosts appears twice.
+    #[error("{file}:{line}: field `{field}` = {value:?} is already used at line {first_line}")]
+    Duplicate {
+        /// The hosts file.
+        file: String,
+        /// Line of the second occurrence.
+        line: usize,
+        /// The field.
+        field: &'static str,
+        /// The repeated value.
+        value: String,
+        /// Line of the first occurrence.
+        first_line: usize,
+    },
+    /// The inventory lists no hosts.
+    #[error("{file}: no [[host]] tables: an inventory needs at least one host")]
+    Empty {
+        /// The hosts file.
+        file: String,
+    },
+    /// More hosts than [`HOSTS_MAX`].
+    #[error("{file}: {count} hosts, more than the limit of {max}")]
+    TooManyHosts {
+        /// The hosts file.
+        file: String,
+        /// Hosts listed.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A local file named by a host (identity key, known_hosts) does not exist.
+    #[error("{file}:{line}: host {host}: `{field}` names {path}, which does not exist")]
+    MissingFile {
+        /// The hosts file.
+        file: String,
+        /// Line of the `[[host]]` table.
+        line: usize,
+        /// The host.
+        host: String,
+        /// The field.
+        field: &'static str,
+        /// The resolved local path.
+        path: PathBuf,
+    },
+    /// The inventory could not be written as TOML.
+    #[error("cannot write the inventory as TOML: {message}")]
+    Write {
+        /// The serializer's message.
+        message: String,
+    },
+}
+
+/// What a machine does in an experiment. Ordered by start order: host, then NIC, then clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The server host (its CPU cores run NAAM functions; it owns the regions).
+    Host,
+    /// The SmartNIC's cores (BlueField-2 Arm), reaching host memory over PCIe.
+    Nic,
+    /// A load-generating client.
+    Client,
+}
+
+impl Role {
+    /// Every role, in start order.
+    pub const ALL: [Role; 3] = [Role::Host, Role::Nic, Role::Client];
+
+    /// The name used in hosts files and plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Nic => "nic",
+            Role::Client => "client",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| "expected one of client, host, nic".to_string())
+    }
+}
+
+/// A machine architecture, as `uname -m` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// 64-bit x86 (client and host machines).
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// 64-bit Arm (BlueField-2 Cortex-A72 cores).
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture this orchestrator was built for, if it is one we deploy to.
+    pub fn local() -> Option<Arch> {
+        Arch::from_uname(std::env::consts::ARCH)
+    }
+
+    /// Parses `uname -m` output (`x86_64`, `aarch64`, and the aliases `amd64`, `arm64`).
+    pub fn from_uname(machine: &str) -> Option<Arch> {
+        match machine.trim() {
+            "x86_64" | "amd64" => Some(Arch::X86_64),
+            "aarch64" | "arm64" => Some(Arch::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The canonical name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// The Rust target triple built for this architecture on Linux.
+    pub fn target_triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One validated machine of the inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Unique name, also the name of its local results directory.
+    pub name: String,
+    /// Address or DNS name of its sshd.
+    pub ssh_host: String,
+    /// Port of its sshd.
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// Private key for public-key authentication (its contents are never logged).
+    pub identity_file: PathBuf,
+    /// known_hosts file its host key is checked against.
+    pub known_hosts: PathBuf,
+    /// Roles, sorted in start order, without duplicates.
+    pub roles: Vec<Role>,
+    /// Architecture (checked against `uname -m` at deploy).
+    pub arch: Arch,
+    /// Experiment-LAN address (measured traffic).
+    pub lan_address: IpAddr,
+    /// Cores the roles on this machine may use.
+    pub cores: u32,
+    /// Remote working directory (relative paths are under the login's home).
+    pub workdir: String,
+    /// Line of its `[[host]]` table in the hosts file (0 when built in code or imported).
+    pub line: usize,
+}
+
+impl HostSpec {
+    /// `user@host:port`, for messages.
+    pub fn login(&self) -> String {
+        format!("{}@{}:{}", self.user, self.ssh_host, self.port)
+    }
+
+    /// Whether this machine plays `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// A validated inventory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// Where it was read from (`<string>` or the importer's name otherwise).
+    pub source: String,
+    /// The machines, in file order.
+    pub hosts: Vec<HostSpec>,
+}
+
+impl Inventory {
+    /// Reads and validates a hosts file; relative paths in it are resolved against its directory.
+    pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| InventoryError::Read { file: file.clone(), source })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file, base_dir)
+    }
+
+    /// Parses and validates hosts-file text; `file` names it in errors, `base_dir` resolves
+    /// relative paths.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Inventory, InventoryError> {
+        let raw: RawInventory = toml::from_str(text).map_err(|err| {
+            let (line, column) = err.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
+            InventoryError::Syntax {
+                file: file.to_string(),
+                line,
+                column,
+                message: err.message().to_string(),
+            }
+        })?;
+        Validator { text, file, base_dir }.validate(raw)
+    }
+
+    /// A validated inventory from hosts built in code (the CloudLab importer, tests).
+    pub fn from_hosts(source: &str, hosts: Vec<HostSpec>) -> Result<Inventory, InventoryError> {
+        let inventory = Inventory { source: source.to_string(), hosts };
+        let text = inventory.to_toml()?;
+        let reparsed = Inventory::parse(&text, source, Path::new("/"))?;
+        let hosts = reparsed.hosts.into_iter().map(|host| HostSpec { line: 0, ..host }).collect();
+        Ok(Inventory { source: source.to_string(), hosts })
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&HostSpec> {
+        self.hosts.iter().find(|host| host.name == name)
+    }
+
+    /// Hosts that play `role`, in file order.
+    pub fn hosts_with_role(&self, role: Role) -> impl Iterator<Item = &HostSpec> {
+        self.hosts.iter().filter(move |host| host.has_role(role))
+    }
+
+    /// Checks that every identity file and known_hosts file exists locally.
+    pub fn check_local_files(&self) -> Result<(), InventoryError> {
+        for host in &self.hosts {
+            for (field, path) in [("identity_file", &host.identity_file), ("known_hosts", &host.known_hosts)] {
+                if !path.is_file() {
+                    return Err(InventoryError::MissingFile {
+                        file: self.source.clone(),
+                        line: host.line,
+                        host: host.name.clone(),
+                        field,
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The inventory as a hosts file (absolute paths, every field explicit).
+    pub fn to_toml(&self) -> Result<String, InventoryError> {
+        let out = OutInventory { host: self.hosts.iter().map(OutHost::from).collect() };
+        toml::to_string(&out).map_err(|err| InventoryError::Write { message: err.to_string() })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    host: Vec<Spanned<RawHost>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    user: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    identity_file: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
+    workdir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Option<Spanned<String>>,
+    ssh_host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
+    identity_file: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
+    roles: Option<Spanned<Vec<Spanned<String>>>>,
+    arch: Option<Spanned<String>>,
+    lan_address: Option<Spanned<String>>,
+    cores: Option<Spanned<i64>>,
+    workdir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutInventory {
+    host: Vec<OutHost>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutHost {
+    name: String,
+    ssh_host: String,
+    port: u16,
+    user: String,
+    identity_file: String,
+    known_hosts: String,
+    roles: Vec<Role>,
+    arch: Arch,
+    lan_address: String,
+    cores: u32,
+    workdir: String,
+}
+
+impl From<&HostSpec> for OutHost {
+    fn from(host: &HostSpec) -> Self {
+        OutHost {
+            name: host.name.clone(),
+            ssh_host: host.ssh_host.clone(),
+            port: host.port,
+            user: host.user.clone(),
+            identity_file: host.identity_file.display().to_string(),
+            known_hosts: host.known_hosts.display().to_string(),
+            roles: host.roles.clone(),
+            arch: host.arch,
+            lan_address: host.lan_address.to_string(),
+            cores: host.cores,
+            workdir: host.workdir.clone(),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+    (line, column)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    file: &'a str,
+    base_dir: &'a Path,
+}
+
+impl Validator<'_> {
+    fn validate(&self, raw: RawInventory) -> Result<Inventory, InventoryError> {
+        if raw.host.is_empty() {
+            return Err(InventoryError::Empty { file: self.file.to_string() });
+        }
+        if raw.host.len() > HOSTS_MAX {
+            return Err(InventoryError::TooManyHosts {
+                file: self.file.to_string(),
+                count: raw.host.len(),
+                max: HOSTS_MAX,
+            });
+        }
+        let mut hosts = Vec::with_capacity(raw.host.len());
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut lan_addresses: BTreeMap<IpAddr, usize> = BTreeMap::new();
+        for (index, raw_host) in raw.host.iter().enumerate() {
+            let host = self.host(index, raw_host, &raw.defaults)?;
+            self.unique(&mut names, host.name.clone(), raw_host.get_ref().name.as_ref(), "name")?;
+            self.unique(&mut lan_addresses, host.lan_address, raw_host.get_ref().lan_address.as_ref(), "lan_address")?;
+            hosts.push(host);
+        }
+        Ok(Inventory { source: self.file.to_string(), hosts })
+    }
+
+    fn unique<K: Ord + fmt::Display>(
+        &self,
+        seen: &mut BTreeMap<K, usize>,
+        key: K,
+        spanned: Option<&Spanned<String>>,
+        field: &'static str,
+    ) -> Result<(), InventoryError> {
+        let line = spanned.map_or(0, |s| self.line(s.span().start));
+        if let Some(&first_line) = seen.get(&key) {
+            return Err(InventoryError::Duplicate {
+                file: self.file.to_string(),
+                line,
+                field,
+                value: key.to_string(),
+                first_line,
+            });
+        }
+        seen.insert(key, line);
+        Ok(())
+    }
+
+    fn host(&self, index: usize, spanned: &Spanned<RawHost>, defaults: &RawDefaults) -> Result<HostSpec, InventoryError> {
+        let table_line = self.line(spanned.span().start);
+        let raw = spanned.get_ref();
+        let label = format!("#{}", index + 1);
+        let name_raw = self.required(raw.name.as_ref(), table_line, &label, "name")?;
+        let name = self.name(name_raw)?;
+        let ssh_host = self.ssh_host(self.required(raw.ssh_host.as_ref(), table_line, &name, "ssh_host")?)?;
+        let port = self.port(raw.port.as_ref().or(defaults.port.as_ref()))?;
+        let user = self.user(self.required(raw.user.as_ref().or(defaults.user.as_ref()), table_line, &name, "user")?)?;
+        let identity_file = self.path(
+            self.required(raw.identity_file.as_ref().or(defaults.identity_file.as_ref()), table_line, &name, "identity_file")?,
+            "identity_file",
+        )?;
+        let known_hosts = match raw.known_hosts.as_ref().or(defaults.known_hosts.as_ref()) {
+            Some(value) => self.path(value, "known_hosts")?,
+            None => expand_path(KNOWN_HOSTS_DEFAULT, self.base_dir).unwrap_or_else(|| PathBuf::from(KNOWN_HOSTS_DEFAULT)),
+        };
+        let roles_raw = raw.roles.as_ref().ok_or_else(|| self.missing(table_line, &name, "roles"))?;
+        let roles = self.roles(roles_raw)?;
+        let arch_raw = self.required(raw.arch.as_ref(), table_line, &name, "arch")?;
+        let arch = Arch::from_uname(arch_raw.get_ref())
+            .filter(|_| !arch_raw.get_ref().trim().is_empty())
+            .ok_or_else(|| self.invalid(arch_raw, "arch", "expected x86_64 or aarch64".into()))?;
+        let lan_raw = self.required(raw.lan_address.as_ref(), table_line, &name, "lan_address")?;
+        let lan_address = lan_raw
+            .get_ref()
+            .parse::<IpAddr>()
+            .map_err(|err| self.invalid(lan_raw, "lan_address", format!("not an IP address ({err})")))?;
+        let cores_raw = raw.cores.as_ref().ok_or_else(|| self.missing(table_line, &name, "cores"))?;
+        let cores = self.cores(cores_raw)?;
+        let workdir = self.workdir(raw.workdir.as_ref().or(defaults.workdir.as_ref()))?;
+        Ok(HostSpec {
+            name,
+            ssh_host,
+            port,
+            user,
+            identity_file,
+            known_hosts,
+            roles,
+            arch,
+            lan_address,
+            cores,
+            workdir,
+            line: table_line,
+        })
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        line_column(self.text, offset).0
+    }
+
+    fn missing(&self, line: usize, host: &str, field: &'static str) -> InventoryError {
+        InventoryError::Missing { file: self.file.to_string(), line, host: host.to_string(), field }
+    }
+
+    fn invalid<T: fmt::Debug>(&self, value: &Spanned<T>, field: &'static str, reason: String) -> InventoryError {
+        let shown = format!("{:?}", value.get_ref());
+        InventoryError::Invalid {
+            file: self.file.to_string(),
+            line: self.line(value.span().start),
+            field,
+            value: shown.trim_matches('"').to_string(),
+            reason,
+        }
+    }
+
+    fn required<'v>(
+        &self,
+        value: Option<&'v Spanned<String>>,
+        line: usize,
+        host: &str,
+        field: &'static str,
+    ) -> Result<&'v Spanned<String>, InventoryError> {
+        value.ok_or_else(|| self.missing(line, host, field))
+    }
+
+    fn name(&self, value: &Spanned<String>) -> Result<String, InventoryError> {
+        let name = value.get_ref();
+        let mut chars = name.chars();
+        let well_formed = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !well_formed || name.len() > HOST_NAME_BYTES_MAX {
+            return Err(self.invalid(
+                value,
+                "name",
+                format!("expected [A-Za-z0-9][A-Za-z0-9._-]*, at most {HOST_NAME_BYTES_MAX} bytes"),
+            ));
+        }
+        Ok(name.clone())
+    }
+
+    fn ssh_host(&self, value: &Spanned<String>) -> Result<String, InventoryError> {
+        let host = value.get_ref();
+        if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.invalid(value, "ssh_host", "expected a DNS name or IP address".into()));
+        }
+        Ok(host.clone())
+    }
+
+    fn port(&self, value: Option<&Spanned<i64>>) -> Result<u16, InventoryError> {
+        let Some(value) = value else { return Ok(SSH_PORT_DEFAULT) };
+        u16::try_from(*value.get_ref())
+            .ok()
+            .filter(|&port| port != 0)
+            .ok_or_else(|| self.invalid(value, "port", "expected 1..=65535".into()))
+    }
+
+    fn user(&self, value: &Spanned<String>) -> Result<String, InventoryError> {
+        let user = value.get_ref();
+        let well_formed = !user.is_empty()
+            && !user.starts_with('-')
+            && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !well_formed {
+            return Err(self.invalid(value, "user", "expected a login name ([A-Za-z0-9._-]+)".into()));
+        }
+        Ok(user.clone())
+    }
+
+    fn path(&self, value: &Spanned<String>, field: &'static str) -> Result<PathBuf, InventoryError> {
+        expand_path(value.get_ref(), self.base_dir)
+            .ok_or_else(|| self.invalid(value, field, "expected a path (and HOME set for `~/`)".into()))
+    }
+
+    fn roles(&self, value: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<Role>, InventoryError> {
+        if value.get_ref().is_empty() {
+            return Err(self.invalid(value, "roles", "a host needs at least one role".into()));
+        }
+        let mut roles = Vec::new();
+        for role in value.get_ref() {
+            let parsed = role.get_ref().parse::<Role>().map_err(|reason| self.invalid(role, "roles", reason))?;
+            if roles.contains(&parsed) {
+                return Err(self.invalid(role, "roles", "listed twice".into()));
+            }
+            roles.push(parsed);
+        }
+        roles.sort();
+        Ok(roles)
+    }
+
+    fn cores(&self, value: &Spanned<i64>) -> Result<u32, InventoryError> {
+        u32::try_from(*value.get_ref())
+            .ok()
+            .filter(|&cores| (1..=HOST_CORES_MAX).contains(&cores))
+            .ok_or_else(|| self.invalid(value, "cores", format!("expected 1..={HOST_CORES_MAX}")))
+    }
+
+    fn workdir(&self, value: Option<&Spanned<String>>) -> Result<String, InventoryError> {
+        let Some(value) = value else { return Ok(WORKDIR_DEFAULT.to_string()) };
+        let dir = value.get_ref();
+        if dir.is_empty() || dir.contains('\0') || dir.split('/').any(|part| part == "..") {
+            return Err(self.invalid(value, "workdir", "expected a non-empty path without `..`".into()));
+        }
+        Ok(dir.trim_end_matches('/').to_string())
+    }
+}
+
+/// Expands `~/` to `$HOME` and makes relative paths relative to `base_dir`.
+fn expand_path(text: &str, base_dir: &Path) -> Option<PathBuf> {
+    if text.is_empty() || text.contains('\0') {
+        return None;
+    }
+    if let Some(rest) = text.strip_prefix("~/") {
+        let home = std::env::var_os("HOME")?;
+        return Some(PathBuf::from(home).join(rest));
+    }
+    let path = Path::new(text);
+    Some(if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) })
+}

@@ -1,0 +1,225 @@
+//! Role processes on remote machines: started in the background, tracked by PID, stopped by PID.
+//!
+//! A process runs in its own directory (`run_dir`) under a small fixed wrapper:
+//! `setsid /bin/sh -c 'echo $$ > pid; "$@"; echo $? > exit_status' naam-launch <command…>`, with
+//! stdout and stderr in `stdout.log`/`stderr.log` there. `setsid` makes the wrapper the leader of a
+//! new process group whose id is its PID, so stopping "by PID" signals exactly that group (the
+//! command and any children it forked) and nothing else. The process's start time (field 22 of
+//! `/proc/PID/stat`) is recorded at launch and checked before every signal, so a PID reused by an
+//! unrelated process after ours exited is never signalled.
+
+use std::time::{Duration, Instant};
+
+use crate::command::{RemoteCommand, ShellLine};
+use crate::limits::{COMMAND_TIMEOUT_MS, PID_FILE_POLL_INTERVAL_MS, PID_FILE_POLLS_MAX, PROCESS_POLL_INTERVAL_MS};
+use crate::ssh::{Connection, SshError};
+
+/// File (in the run directory) holding the wrapper's PID.
+pub const PID_FILE: &str = "pid";
+/// File holding the command's exit status once it has exited.
+pub const EXIT_STATUS_FILE: &str = "exit_status";
+/// The command's standard output.
+pub const STDOUT_LOG: &str = "stdout.log";
+/// The command's standard error.
+pub const STDERR_LOG: &str = "stderr.log";
+
+/// The fixed wrapper run under `setsid`: records its PID, runs the command, records its status.
+/// Only file names that are constants of this module appear in it.
+const WRAPPER_SCRIPT: &str =
+    "'echo $$ > pid.tmp && mv pid.tmp pid && \"$@\"; echo $? > exit_status.tmp && mv exit_status.tmp exit_status'";
+
+/// A process started on a remote machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteProcess {
+    /// Its remote run directory (holds the pid file, logs and outputs).
+    pub run_dir: String,
+    /// PID of the wrapper, which is also the process group id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22), when it was still running
+    /// at the first look.
+    pub start_ticks: Option<u64>,
+}
+
+/// What a poll saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Still running (same PID and start time).
+    Running,
+    /// Exited and recorded its exit status.
+    Exited {
+        /// The command's exit status.
+        status: i32,
+    },
+    /// Gone without an exit status: killed by a signal, or the machine rebooted.
+    Vanished,
+}
+
+/// How a stop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// It had already ended before the stop.
+    AlreadyEnded(ProcessState),
+    /// It ended after SIGTERM.
+    Terminated,
+    /// It ended only after SIGKILL.
+    Killed,
+}
+
+/// Starts `command` in the background in `run_dir` (created if missing) and returns its PID.
+pub fn start(connection: &mut Connection, run_dir: &str, command: &RemoteCommand) -> Result<RemoteProcess, SshError> {
+    let line = ShellLine::new()
+        .op("mkdir -p")
+        .text(run_dir)
+        .and_then(|l| Ok(l.op("&& cd").text(run_dir)?))
+        .map_err(|source| SshError::Command { login: connection.host().login(), source })?
+        .op("&& rm -f pid pid.tmp exit_status exit_status.tmp && ( setsid /bin/sh -c")
+        .op(WRAPPER_SCRIPT)
+        .op("naam-launch")
+        .command(command)
+        .op("> stdout.log 2> stderr.log < /dev/null & ) && i=0 && while [ ! -s pid ] && [ \"$i\" -lt")
+        .num(u64::from(PID_FILE_POLLS_MAX))
+        .op("]; do sleep")
+        .seconds(PID_FILE_POLL_INTERVAL_MS)
+        .op("; i=$((i+1)); done; cat pid && cat /proc/\"$(cat pid)\"/stat 2>/dev/null; true");
+    let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
+    let text = output.stdout_text();
+    let mut lines = text.lines();
+    let pid = lines.next().and_then(|l| l.trim().parse::<u32>().ok()).filter(|&pid| pid > 1).ok_or_else(|| {
+        SshError::ProcessDidNotStart {
+            login: connection.host().login(),
+            run_dir: run_dir.to_string(),
+            polls: PID_FILE_POLLS_MAX,
+            detail: format!("stdout {:?}, stderr {:?}", text, String::from_utf8_lossy(&output.stderr)),
+        }
+    })?;
+    let start_ticks = lines.next().and_then(|stat| parse_proc_stat(stat, pid)).map(|s| s.start_ticks);
+    Ok(RemoteProcess { run_dir: run_dir.to_string(), pid, start_ticks })
+}
+
+/// Looks at a process: running, exited with a status, or vanished.
+pub fn poll(connection: &mut Connection, process: &RemoteProcess) -> Result<ProcessState, SshError> {
+    let exit_status_path = format!("{}/{EXIT_STATUS_FILE}", process.run_dir);
+    let stat_path = format!("/proc/{}/stat", process.pid);
+    let line = ShellLine::new()
+        .op("cat")
+        .text(&stat_path)
+        .and_then(|l| Ok(l.op("2>/dev/null; echo; echo ---; cat").text(&exit_status_path)?.op("2>/dev/null; true")))
+        .map_err(|source| SshError::Command { login: connection.host().login(), source })?;
+    let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
+    Ok(interpret_poll(&output.stdout_text(), process))
+}
+
+/// Decides the state from the poll script's output (`<stat line>\n---\n<exit status>`).
+fn interpret_poll(text: &str, process: &RemoteProcess) -> ProcessState {
+    let (stat_part, status_part) = text.split_once("---").unwrap_or((text, ""));
+    let alive = parse_proc_stat(stat_part.trim(), process.pid)
+        .filter(|stat| stat.state != 'Z' && stat.state != 'X')
+        .is_some_and(|stat| process.start_ticks.is_none_or(|ticks| ticks == stat.start_ticks));
+    if alive {
+        return ProcessState::Running;
+    }
+    match status_part.trim().parse::<i32>() {
+        Ok(status) => ProcessState::Exited { status },
+        Err(_) => ProcessState::Vanished,
+    }
+}
+
+/// Stops a process by PID: SIGTERM to its process group, up to `grace_ms` for it to end, then
+/// SIGKILL. A process that already ended is left alone.
+pub fn stop(connection: &mut Connection, process: &RemoteProcess, grace_ms: u64) -> Result<StopOutcome, SshError> {
+    let state = poll(connection, process)?;
+    if state != ProcessState::Running {
+        return Ok(StopOutcome::AlreadyEnded(state));
+    }
+    signal_group(connection, process, Signal::Term)?;
+    if wait_until_ended(connection, process, grace_ms)? {
+        return Ok(StopOutcome::Terminated);
+    }
+    if poll(connection, process)? == ProcessState::Running {
+        signal_group(connection, process, Signal::Kill)?;
+    }
+    if wait_until_ended(connection, process, grace_ms)? {
+        return Ok(StopOutcome::Killed);
+    }
+    Err(SshError::Unkillable { login: connection.host().login(), pid: process.pid })
+}
+
+/// Polls until the process is no longer running or `wait_ms` passed; true when it ended.
+pub fn wait_until_ended(connection: &mut Connection, process: &RemoteProcess, wait_ms: u64) -> Result<bool, SshError> {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        if poll(connection, process)? != ProcessState::Running {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(PROCESS_POLL_INTERVAL_MS));
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Term,
+    Kill,
+}
+
+fn signal_group(connection: &mut Connection, process: &RemoteProcess, signal: Signal) -> Result<(), SshError> {
+    // `kill -SIG -PGID` signals the whole group; its id is the wrapper's PID (setsid).
+    let line = match signal {
+        Signal::Term => ShellLine::new().op("kill -TERM -"),
+        Signal::Kill => ShellLine::new().op("kill -KILL -"),
+    }
+    .glued_num(u64::from(process.pid))
+    .op("2>/dev/null; true");
+    connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
+    Ok(())
+}
+
+/// Fields of `/proc/PID/stat` that identify a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: R, S, D, Z, T, …
+    pub state: char,
+    /// Field 22: start time in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+/// Parses one `/proc/PID/stat` line, checking that it is about `pid`. The command name (field 2)
+/// may contain spaces and parentheses, so fields are counted after its last `)`.
+pub fn parse_proc_stat(line: &str, pid: u32) -> Option<ProcStat> {
+    let (head, tail) = line.rsplit_once(')')?;
+    let stat_pid = head.split_once(' ')?.0.trim().parse::<u32>().ok()?;
+    if stat_pid != pid {
+        return None;
+    }
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    let start_ticks = fields.get(19)?.parse::<u64>().ok()?;
+    Some(ProcStat { state, start_ticks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STAT: &str = "4242 (sh (x) y) S 1 4242 4242 0 -1 4194560 90 0 0 0 0 0 0 0 20 0 1 0 987654 2539520 205 18446744073709551615";
+
+    #[test]
+    fn proc_stat_fields_are_counted_after_the_last_paren() {
+        assert_eq!(parse_proc_stat(STAT, 4242), Some(ProcStat { state: 'S', start_ticks: 987654 }));
+        assert_eq!(parse_proc_stat(STAT, 4243), None);
+        assert_eq!(parse_proc_stat("garbage", 4242), None);
+    }
+
+    #[test]
+    fn poll_output_is_interpreted_with_identity() {
+        let ours = RemoteProcess { run_dir: "d".into(), pid: 4242, start_ticks: Some(987654) };
+        let reused = RemoteProcess { start_ticks: Some(1), ..ours.clone() };
+        assert_eq!(interpret_poll(&format!("{STAT}\n---\n"), &ours), ProcessState::Running);
+        assert_eq!(interpret_poll(&format!("{STAT}\n---\n"), &reused), ProcessState::Vanished);
+        assert_eq!(interpret_poll("\n---\n3\n", &ours), ProcessState::Exited { status: 3 });
+        let zombie = STAT.replace(") S ", ") Z ");
+        assert_eq!(interpret_poll(&format!("{zombie}\n---\n0\n"), &ours), ProcessState::Exited { status: 0 });
+    }
+}
