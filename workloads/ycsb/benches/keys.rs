@@ -13,7 +13,11 @@ const SEED: u64 = 0x5eed;
 fn generator(distribution: Distribution) -> OperationGenerator {
     let mut spec = Workload::B.spec();
     spec.request_distribution = distribution;
-    let config = naam_ycsb::RunConfig { records: RECORDS, operations: OPERATIONS, spec };
+    let config = naam_ycsb::RunConfig {
+        records: RECORDS,
+        operations: OPERATIONS,
+        spec,
+    };
     OperationGenerator::new(&config, SEED, 0, 1).expect("valid benchmark configuration")
 }
 
@@ -21,14 +25,18 @@ fn keys(c: &mut Criterion) {
     let mut group = c.benchmark_group("ycsb_keynum");
     for distribution in Distribution::ALL {
         let mut g = generator(distribution);
-        group.bench_function(distribution.name(), |b| b.iter(|| black_box(g.next_keynum())));
+        group.bench_function(distribution.name(), |b| {
+            b.iter(|| black_box(g.next_keynum()))
+        });
     }
     group.finish();
 
     let mut group = c.benchmark_group("ycsb_b_operation");
     for distribution in Distribution::ALL {
         let mut g = generator(distribution);
-        group.bench_function(distribution.name(), |b| b.iter(|| black_box(g.next_operation())));
+        group.bench_function(distribution.name(), |b| {
+            b.iter(|| black_box(g.next_operation()))
+        });
     }
     group.finish();
 

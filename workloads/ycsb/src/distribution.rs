@@ -22,8 +22,12 @@ pub enum Distribution {
 
 impl Distribution {
     /// Every distribution, in a fixed order.
-    pub const ALL: [Distribution; 4] =
-        [Self::ScrambledZipfian, Self::Zipfian, Self::Uniform, Self::Latest];
+    pub const ALL: [Distribution; 4] = [
+        Self::ScrambledZipfian,
+        Self::Zipfian,
+        Self::Uniform,
+        Self::Latest,
+    ];
 
     /// The stable name: `scrambled-zipfian`, `zipfian`, `uniform` or `latest`.
     pub const fn name(self) -> &'static str {

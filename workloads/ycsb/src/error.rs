@@ -69,7 +69,9 @@ pub enum YcsbError {
         max: u32,
     },
     /// A distribution name that is not one of this crate's.
-    #[error("unknown distribution {name:?}: expected scrambled-zipfian, zipfian, uniform or latest")]
+    #[error(
+        "unknown distribution {name:?}: expected scrambled-zipfian, zipfian, uniform or latest"
+    )]
     UnknownDistribution {
         /// The rejected name.
         name: String,

@@ -86,7 +86,12 @@ pub struct OperationGenerator {
 impl OperationGenerator {
     /// Thread `thread` of `threads` of a run seeded with `seed` (thread streams:
     /// [`TlrRng::for_thread`]).
-    pub fn new(config: &RunConfig, seed: u64, thread: u32, threads: u32) -> Result<Self, YcsbError> {
+    pub fn new(
+        config: &RunConfig,
+        seed: u64,
+        thread: u32,
+        threads: u32,
+    ) -> Result<Self, YcsbError> {
         validate(config, thread, threads)?;
         let spec = &config.spec;
         let records = config.records as i64;
@@ -111,7 +116,12 @@ impl OperationGenerator {
     #[inline]
     pub fn next_operation(&mut self) -> Operation {
         let kind = self.ops.next(&mut self.rng);
-        let mut op = Operation { kind, keynum: 0, field: None, scan_length: None };
+        let mut op = Operation {
+            kind,
+            keynum: 0,
+            field: None,
+            scan_length: None,
+        };
         match kind {
             OpKind::Read => op.keynum = self.next_keynum(),
             OpKind::Update | OpKind::ReadModifyWrite => {
@@ -168,11 +178,18 @@ fn validate(config: &RunConfig, thread: u32, threads: u32) -> Result<(), YcsbErr
         });
     }
     if threads == 0 || threads > THREADS_MAX || thread >= threads {
-        return Err(YcsbError::ThreadOutOfRange { thread, threads, max: THREADS_MAX });
+        return Err(YcsbError::ThreadOutOfRange {
+            thread,
+            threads,
+            max: THREADS_MAX,
+        });
     }
     let keyspace = config.records + expected_new_keys(config) as u64 + 1;
     if keyspace > KEYSPACE_MAX {
-        return Err(YcsbError::KeyspaceTooLarge { keyspace, max: KEYSPACE_MAX });
+        return Err(YcsbError::KeyspaceTooLarge {
+            keyspace,
+            max: KEYSPACE_MAX,
+        });
     }
     Ok(())
 }
@@ -213,7 +230,10 @@ impl OpChooser {
             .map(|(kind, _, w)| (kind, w))
             .collect();
         let sum = weighted.iter().fold(0.0, |s, &(_, w)| s + w);
-        let entries = weighted.into_iter().map(|(kind, w)| (kind, w / sum)).collect();
+        let entries = weighted
+            .into_iter()
+            .map(|(kind, w)| (kind, w / sum))
+            .collect();
         Self { entries }
     }
 
@@ -250,13 +270,12 @@ impl KeyChooser {
         Ok(match distribution {
             Distribution::Uniform => Self::Uniform { interval: records },
             Distribution::ScrambledZipfian => Self::Scrambled(
-                ScrambledZipfian::new(0, records + expected).ok_or(too_large(records + expected))?,
+                ScrambledZipfian::new(0, records + expected)
+                    .ok_or(too_large(records + expected))?,
             ),
             Distribution::Zipfian => {
                 let items = records + expected;
-                Self::Zipfian(
-                    Zipfian::new(0, items - 1, ZIPFIAN_CONSTANT).ok_or(too_large(items))?,
-                )
+                Self::Zipfian(Zipfian::new(0, items - 1, ZIPFIAN_CONSTANT).ok_or(too_large(items))?)
             }
             // SkewedLatestGenerator: ZipfianGenerator(basis.lastValue()) = over records − 1 items.
             Distribution::Latest => Self::Latest(
@@ -288,7 +307,11 @@ struct InsertCounter {
 
 impl InsertCounter {
     fn new(records: i64, thread: u32, threads: u32) -> Self {
-        Self { next: records + i64::from(thread), step: i64::from(threads), last: records - 1 }
+        Self {
+            next: records + i64::from(thread),
+            step: i64::from(threads),
+            last: records - 1,
+        }
     }
 
     fn next(&mut self) -> i64 {
@@ -312,12 +335,23 @@ enum ScanLength {
 
 impl ScanLength {
     fn new(spec: &WorkloadSpec) -> Self {
-        let (min, max) = (i64::from(spec.scan_length_min), i64::from(spec.scan_length_max));
+        let (min, max) = (
+            i64::from(spec.scan_length_min),
+            i64::from(spec.scan_length_max),
+        );
         match spec.scan_length_distribution {
-            ScanLengthDistribution::Uniform => Self::Uniform { min, interval: max - min + 1 },
+            ScanLengthDistribution::Uniform => Self::Uniform {
+                min,
+                interval: max - min + 1,
+            },
             // Validated: max <= SCAN_LENGTH_MAX, far below the zeta bound.
-            ScanLengthDistribution::Zipfian => Zipfian::new(min, max, ZIPFIAN_CONSTANT)
-                .map_or(Self::Uniform { min, interval: max - min + 1 }, Self::Zipfian),
+            ScanLengthDistribution::Zipfian => Zipfian::new(min, max, ZIPFIAN_CONSTANT).map_or(
+                Self::Uniform {
+                    min,
+                    interval: max - min + 1,
+                },
+                Self::Zipfian,
+            ),
         }
     }
 

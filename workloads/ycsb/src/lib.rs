@@ -33,7 +33,7 @@ pub mod zipfian;
 
 pub use distribution::Distribution;
 pub use error::{TraceError, YcsbError};
-pub use generator::{OperationGenerator, Operation, RunConfig};
+pub use generator::{Operation, OperationGenerator, RunConfig};
 pub use hash::{fnvhash64, key_name, push_key_name};
 pub use rng::TlrRng;
 pub use trace::{TraceParams, write_operations_csv};

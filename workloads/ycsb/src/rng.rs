@@ -43,13 +43,19 @@ impl TlrRng {
     /// A generator in exactly the state of a Java thread with id `java_thread_id` whose
     /// `threadLocalRandomSeed` is `state`.
     pub const fn from_java_state(state: u64, java_thread_id: u64) -> Self {
-        Self { state, gamma: GOLDEN_GAMMA.wrapping_add(java_thread_id.wrapping_mul(2)) }
+        Self {
+            state,
+            gamma: GOLDEN_GAMMA.wrapping_add(java_thread_id.wrapping_mul(2)),
+        }
     }
 
     /// The stream of thread `thread` of a run seeded with `seed`: state `seed ^ mix64(thread)`,
     /// Java thread id `thread + 1`. Thread 0 is a YCSB main-thread run with state `seed`.
     pub const fn for_thread(seed: u64, thread: u64) -> Self {
-        Self::from_java_state(seed ^ mix64(thread), JAVA_MAIN_THREAD_ID.wrapping_add(thread))
+        Self::from_java_state(
+            seed ^ mix64(thread),
+            JAVA_MAIN_THREAD_ID.wrapping_add(thread),
+        )
     }
 
     /// Java's `nextLong()`.
@@ -91,15 +97,28 @@ mod tests {
     fn matches_jdk17_thread_local_random_on_main_thread() {
         let mut rng = TlrRng::from_java_state(42, JAVA_MAIN_THREAD_ID);
         let longs: Vec<u64> = (0..3).map(|_| rng.next_long() as u64).collect();
-        assert_eq!(longs, [0xe0fb_2643_aab5_81e6, 0x30a7_2fc2_7a7d_cba4, 0x94f2_ffb5_46c5_71c8]);
+        assert_eq!(
+            longs,
+            [
+                0xe0fb_2643_aab5_81e6,
+                0x30a7_2fc2_7a7d_cba4,
+                0x94f2_ffb5_46c5_71c8
+            ]
+        );
         let mut rng = TlrRng::from_java_state(42, JAVA_MAIN_THREAD_ID);
         let doubles: Vec<f64> = (0..3).map(|_| rng.next_double()).collect();
-        assert_eq!(doubles, [0.8788322387643317, 0.5818328666040942, 0.6403906770408849]);
+        assert_eq!(
+            doubles,
+            [0.8788322387643317, 0.5818328666040942, 0.6403906770408849]
+        );
     }
 
     #[test]
     fn thread_zero_is_the_seed_itself_and_threads_differ() {
-        assert_eq!(TlrRng::for_thread(42, 0), TlrRng::from_java_state(42, JAVA_MAIN_THREAD_ID));
+        assert_eq!(
+            TlrRng::for_thread(42, 0),
+            TlrRng::from_java_state(42, JAVA_MAIN_THREAD_ID)
+        );
         let mut a = TlrRng::for_thread(42, 0);
         let mut b = TlrRng::for_thread(42, 1);
         let same = (0..64).filter(|_| a.next_long() == b.next_long()).count();

@@ -34,12 +34,17 @@ impl TraceParams {
         if let Some(distribution) = self.distribution {
             spec.request_distribution = distribution;
         }
-        RunConfig { records: self.records, operations: self.operations, spec }
+        RunConfig {
+            records: self.records,
+            operations: self.operations,
+            spec,
+        }
     }
 
     /// The distribution the trace will use.
     pub fn effective_distribution(&self) -> Distribution {
-        self.distribution.unwrap_or(self.workload.spec().request_distribution)
+        self.distribution
+            .unwrap_or(self.workload.spec().request_distribution)
     }
 
     /// A generator for thread 0 of this trace (validates the parameters).
@@ -64,7 +69,8 @@ pub fn write_operations_csv(out: &mut impl Write, params: &TraceParams) -> Resul
         }
     }
     lines += flush(out, &mut buffer, lines)?;
-    out.flush().map_err(|source| TraceError::Write { lines, source })
+    out.flush()
+        .map_err(|source| TraceError::Write { lines, source })
 }
 
 fn push_line(buffer: &mut String, op: &crate::Operation) {
@@ -77,7 +83,8 @@ fn push_line(buffer: &mut String, op: &crate::Operation) {
 
 fn flush(out: &mut impl Write, buffer: &mut String, lines: u64) -> Result<u64, TraceError> {
     let count = buffer.bytes().filter(|&b| b == b'\n').count() as u64;
-    out.write_all(buffer.as_bytes()).map_err(|source| TraceError::Write { lines, source })?;
+    out.write_all(buffer.as_bytes())
+        .map_err(|source| TraceError::Write { lines, source })?;
     buffer.clear();
     Ok(count)
 }

@@ -65,7 +65,11 @@ impl Proportions {
             (OpKind::Update, "updateproportion", self.update),
             (OpKind::Insert, "insertproportion", self.insert),
             (OpKind::Scan, "scanproportion", self.scan),
-            (OpKind::ReadModifyWrite, "readmodifywriteproportion", self.read_modify_write),
+            (
+                OpKind::ReadModifyWrite,
+                "readmodifywriteproportion",
+                self.read_modify_write,
+            ),
         ]
     }
 }
@@ -119,7 +123,11 @@ impl WorkloadSpec {
         }
         let (min, max) = (self.scan_length_min, self.scan_length_max);
         if min == 0 || min > max || max > SCAN_LENGTH_MAX {
-            return Err(YcsbError::ScanLengthInvalid { min, max, limit: SCAN_LENGTH_MAX });
+            return Err(YcsbError::ScanLengthInvalid {
+                min,
+                max,
+                limit: SCAN_LENGTH_MAX,
+            });
         }
         if self.field_count == 0 || self.field_count > FIELD_COUNT_MAX {
             return Err(YcsbError::FieldCountOutOfRange {
@@ -177,12 +185,32 @@ impl Workload {
             read_modify_write,
         };
         let (proportions, request_distribution, scan_length_max) = match self {
-            Self::A => (p(0.5, 0.5, 0.0, 0.0, 0.0), Distribution::ScrambledZipfian, 1000),
-            Self::B => (p(0.95, 0.05, 0.0, 0.0, 0.0), Distribution::ScrambledZipfian, 1000),
-            Self::C => (p(1.0, 0.0, 0.0, 0.0, 0.0), Distribution::ScrambledZipfian, 1000),
+            Self::A => (
+                p(0.5, 0.5, 0.0, 0.0, 0.0),
+                Distribution::ScrambledZipfian,
+                1000,
+            ),
+            Self::B => (
+                p(0.95, 0.05, 0.0, 0.0, 0.0),
+                Distribution::ScrambledZipfian,
+                1000,
+            ),
+            Self::C => (
+                p(1.0, 0.0, 0.0, 0.0, 0.0),
+                Distribution::ScrambledZipfian,
+                1000,
+            ),
             Self::D => (p(0.95, 0.0, 0.05, 0.0, 0.0), Distribution::Latest, 1000),
-            Self::E => (p(0.0, 0.0, 0.05, 0.95, 0.0), Distribution::ScrambledZipfian, 100),
-            Self::F => (p(0.5, 0.0, 0.0, 0.0, 0.5), Distribution::ScrambledZipfian, 1000),
+            Self::E => (
+                p(0.0, 0.0, 0.05, 0.95, 0.0),
+                Distribution::ScrambledZipfian,
+                100,
+            ),
+            Self::F => (
+                p(0.5, 0.0, 0.0, 0.0, 0.5),
+                Distribution::ScrambledZipfian,
+                1000,
+            ),
         };
         WorkloadSpec {
             proportions,

@@ -105,7 +105,12 @@ impl Zipfian {
         if items > ZETA_TERMS_MAX {
             return None;
         }
-        Some(Self::with_zetan(min, max, theta, zeta_static(0, items, theta, 0.0)))
+        Some(Self::with_zetan(
+            min,
+            max,
+            theta,
+            zeta_static(0, items, theta, 0.0),
+        ))
     }
 
     /// Over `[min, max]` with θ and a precomputed ζ(n) (YCSB's 4-argument constructor).
@@ -113,7 +118,13 @@ impl Zipfian {
         let items = max.wrapping_sub(min).wrapping_add(1);
         let params = ZipfianParams::new(items, theta, zetan);
         let zeta2theta = zeta_static(0, 2, theta, 0.0);
-        Self { items, base: min, zeta2theta, countforzeta: items, params }
+        Self {
+            items,
+            base: min,
+            zeta2theta,
+            countforzeta: items,
+            params,
+        }
     }
 
     /// The item count given at construction.
@@ -134,7 +145,8 @@ impl Zipfian {
             self.grow(itemcount);
         }
         let u = rng.next_double();
-        self.base.wrapping_add(zipfian_rank(u, itemcount, &self.params))
+        self.base
+            .wrapping_add(zipfian_rank(u, itemcount, &self.params))
     }
 
     /// YCSB's `nextValue()`: a draw over the construction item count.
@@ -169,9 +181,12 @@ impl ScrambledZipfian {
         if itemcount <= 0 {
             return None;
         }
-        let inner =
-            Zipfian::with_zetan(0, SCRAMBLED_ITEM_COUNT, ZIPFIAN_CONSTANT, SCRAMBLED_ZETAN);
-        Some(Self { inner, min, itemcount })
+        let inner = Zipfian::with_zetan(0, SCRAMBLED_ITEM_COUNT, ZIPFIAN_CONSTANT, SCRAMBLED_ZETAN);
+        Some(Self {
+            inner,
+            min,
+            itemcount,
+        })
     }
 
     /// The number of key numbers folded into (`max − min + 1`).
@@ -232,7 +247,12 @@ mod tests {
         grown.next_long(150, &mut rng);
         let fresh_zeta = zeta_static(0, 150, 0.99, 0.0);
         assert!((grown.params().zetan - fresh_zeta).abs() < 1e-12);
-        let eta_items_100 = eta(100, 0.99, zeta_static(0, 2, 0.99, 0.0), grown.params().zetan);
+        let eta_items_100 = eta(
+            100,
+            0.99,
+            zeta_static(0, 2, 0.99, 0.0),
+            grown.params().zetan,
+        );
         assert_eq!(grown.params().eta, eta_items_100);
     }
 
