@@ -1,0 +1,332 @@
+//! The raw files of a point: the contract between the role processes that measure and the
+//! runner that summarizes. Every type here is exactly one file's schema (experiments/SCHEMA.md
+//! documents them for other tools). Counts cover the measured phase only; warm-up is excluded
+//! everywhere.
+//!
+//! | file | writer | type |
+//! |---|---|---|
+//! | `client-<k>.hlog` | client `k` | HdrHistogram interval log, see [`crate::hlog`] |
+//! | `client-<k>.json` | client `k` | [`ClientSummary`] |
+//! | `server.json` | server host role | [`ServerSummary`] |
+//! | `steering.jsonl` | controller | one [`SteeringChange`] per line |
+//! | `samples.jsonl` (optional) | controller | one [`LoadSample`] per line |
+//! | `vmcost.json` | vm-cost executor | [`VmCostReport`] |
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ResultsError;
+
+/// Version of the raw file schemas; every JSON file carries it as `schema`.
+pub const RAW_SCHEMA_VERSION: u32 = 1;
+
+/// Largest raw JSON or JSON-lines file read (bounds memory on corrupt input).
+pub const RAW_JSON_BYTES_MAX: u64 = 256 << 20;
+
+/// `server.json`.
+pub const SERVER_FILE: &str = "server.json";
+/// `steering.jsonl`.
+pub const STEERING_FILE: &str = "steering.jsonl";
+/// `samples.jsonl`.
+pub const SAMPLES_FILE: &str = "samples.jsonl";
+/// `vmcost.json`.
+pub const VMCOST_FILE: &str = "vmcost.json";
+
+/// `client-<k>.hlog`.
+pub fn client_hlog_file(client: u32) -> String {
+    format!("client-{client}.hlog")
+}
+
+/// `client-<k>.json`.
+pub fn client_summary_file(client: u32) -> String {
+    format!("client-{client}.json")
+}
+
+/// Where a request was executed; the tag of its histograms in the `.hlog`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    /// Server host CPU.
+    Host,
+    /// SmartNIC cores (emulated on the local testbed).
+    Nic,
+    /// The requesting client, with one-sided reads.
+    Client,
+}
+
+impl Location {
+    /// Every location, in figure order.
+    pub const ALL: [Location; 3] = [Location::Host, Location::Nic, Location::Client];
+
+    /// The tag string (`host`, `nic`, `client`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Host => "host",
+            Location::Nic => "nic",
+            Location::Client => "client",
+        }
+    }
+
+    /// Parses a tag string.
+    pub fn parse(tag: &str) -> Option<Location> {
+        Location::ALL.into_iter().find(|l| l.as_str() == tag)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a client schedules its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// Open loop, exponential inter-arrivals (the default).
+    Poisson,
+    /// Open loop, fixed inter-arrival time.
+    Fixed,
+    /// Closed loop with a window of outstanding requests: a max-throughput probe, labelled.
+    ClosedLoop,
+}
+
+/// `client-<k>.json`: one client process's account of the measured phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSummary {
+    /// [`RAW_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Client index `k`.
+    pub client: u32,
+    /// Schedule kind.
+    pub schedule: ScheduleKind,
+    /// Offered rate of this client (`None` for closed loop).
+    pub offered_ops_per_s: Option<f64>,
+    /// Requests sent during the measured phase.
+    pub sent: u64,
+    /// Requests completed (replied to) during the measured phase.
+    pub completed: u64,
+    /// Failed requests by kind (`timeout`, `rejected`, ...), during the measured phase.
+    pub errors: BTreeMap<String, u64>,
+    /// Replies whose content did not verify against the expected value.
+    pub verify_failures: u64,
+    /// Median of actual − intended send time.
+    pub send_lateness_ns_p50: u64,
+    /// 99th percentile of actual − intended send time.
+    pub send_lateness_ns_p99: u64,
+    /// Largest actual − intended send time.
+    pub send_lateness_ns_max: u64,
+    /// Completed requests per second of measured phase.
+    pub achieved_ops_per_s: f64,
+    /// Warm-up duration (excluded from everything).
+    pub warmup_ms: u64,
+    /// Measured phase duration.
+    pub measure_ms: u64,
+    /// The client's seed.
+    pub seed: u64,
+    /// Key distribution that ran (`scrambled-zipfian`, `zipfian`, `uniform`, `latest`).
+    pub distribution: String,
+    /// Interval length of the `.hlog`.
+    pub interval_ms: u64,
+}
+
+/// Per-location counters of the server side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationCounters {
+    /// Messages completed (replied) at this location.
+    pub completions: u64,
+    /// Execution steps (function invocations, one per continuation).
+    pub steps: u64,
+    /// Steps that returned retry (torn or stale read).
+    pub retries: u64,
+    /// Steps that trapped in the VM.
+    pub traps: u64,
+    /// Accesses refused by the region checks.
+    pub access_denials: u64,
+    /// Messages pushed back to the client.
+    pub pushbacks: u64,
+    /// Fraction of worker time busy during the measured phase, in `0..=1`.
+    pub busy_fraction: f64,
+}
+
+/// `server.json`: the server side's account of the measured phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSummary {
+    /// [`RAW_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The steering policy that ran (a series name).
+    pub policy: String,
+    /// Server host CPU.
+    pub host: LocationCounters,
+    /// NIC cores.
+    pub nic: LocationCounters,
+}
+
+/// One line of `steering.jsonl`: a rule change of the steering stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SteeringChange {
+    /// Time since measure start (negative changes in warm-up are not written).
+    pub t_ns: u64,
+    /// Policy that made the change.
+    pub policy: String,
+    /// What the rule covers (`all`, `tenant:3`, `function:3/1`, `flow:...`).
+    pub scope: String,
+    /// Share of messages sent to the host, per mille.
+    pub host_permille: u16,
+    /// Share sent to the NIC, per mille.
+    pub nic_permille: u16,
+    /// Share pushed back to clients, per mille.
+    pub client_permille: u16,
+    /// Why (the controller's words: `host queue delay 340us > 200us`).
+    pub reason: String,
+}
+
+/// One line of `samples.jsonl`: a load sample of the controller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSample {
+    /// Time since measure start.
+    pub t_ns: u64,
+    /// Sampled location.
+    pub location: Location,
+    /// Queueing delay of the location's queue.
+    pub queue_delay_ns: u64,
+    /// Busy fraction since the previous sample, in `0..=1`.
+    pub utilisation: f64,
+    /// Completions since the previous sample.
+    pub completions: u64,
+}
+
+/// Outcome of one function × backend measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum VmCostOutcome {
+    /// Timed.
+    Measured {
+        /// Mean wall time per call.
+        ns_per_op: f64,
+        /// Timed calls.
+        iterations: u64,
+    },
+    /// The backend cannot run here (`jit: not built yet`, `kernel-jit: needs root`).
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One function × backend entry of `vmcost.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmCostEntry {
+    /// NAAM function name.
+    pub function: String,
+    /// Backend (a vm-cost series name: `native`, `interpreter`, `jit`, `kernel-jit`).
+    pub backend: String,
+    /// Measurement or the reason there is none.
+    #[serde(flatten)]
+    pub outcome: VmCostOutcome,
+}
+
+/// `vmcost.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmCostReport {
+    /// [`RAW_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Entries, one per function × backend of the point.
+    pub entries: Vec<VmCostEntry>,
+}
+
+/// Reads a JSON file of type `T` with a size bound.
+pub fn read_json<T: DeserializeOwned>(path: &Path, what: &'static str) -> Result<T, ResultsError> {
+    let bytes = read_bounded(path, what)?;
+    serde_json::from_slice(&bytes).map_err(|source| ResultsError::Json {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
+}
+
+/// Reads a JSON-lines file of `T` (blank lines skipped).
+pub fn read_jsonl<T: DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<T>, ResultsError> {
+    let bytes = read_bounded(path, what)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item = serde_json::from_str(line).map_err(|source| ResultsError::JsonLine {
+            path: path.to_path_buf(),
+            line: i + 1,
+            what,
+            source,
+        })?;
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// Writes records as JSON lines (not atomic: for writers that stream; the runner seals the
+/// point folder atomically afterwards).
+pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<(), ResultsError> {
+    let mut text = Vec::new();
+    for r in records {
+        let line = serde_json::to_vec(r).map_err(|source| ResultsError::Json {
+            path: path.to_path_buf(),
+            what: "JSON line",
+            source,
+        })?;
+        text.extend_from_slice(&line);
+        text.push(b'\n');
+    }
+    fs::write(path, text).map_err(ResultsError::io(path, "write"))
+}
+
+pub(crate) fn read_bounded(path: &Path, what: &'static str) -> Result<Vec<u8>, ResultsError> {
+    read_bounded_with(path, what, RAW_JSON_BYTES_MAX)
+}
+
+pub(crate) fn read_bounded_with(
+    path: &Path,
+    what: &'static str,
+    limit_bytes: u64,
+) -> Result<Vec<u8>, ResultsError> {
+    let meta = fs::metadata(path).map_err(|source| missing_or_io(path, what, source))?;
+    if meta.len() > limit_bytes {
+        return Err(ResultsError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+            limit_bytes,
+            what,
+        });
+    }
+    fs::read(path).map_err(ResultsError::io(path, "read"))
+}
+
+fn missing_or_io(path: &Path, what: &'static str, source: std::io::Error) -> ResultsError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        ResultsError::MissingFile {
+            path: PathBuf::from(path),
+            why: format!("the {what} of this point was not written"),
+        }
+    } else {
+        ResultsError::Io {
+            path: path.to_path_buf(),
+            action: "read",
+            source,
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! `summary.json`: the runner's account of one point, computed from the raw files alone.
+//!
+//! Histograms are merged by adding them (never by averaging percentiles): per location across
+//! clients and intervals, and overall across locations. The merged histograms are stored in
+//! the summary (base64 V2 + DEFLATE) so analysis can compute order-statistic confidence
+//! intervals without re-reading the logs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use naam_plan::{Event, ExperimentPlan, PointPlan, Timing, Workload};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ResultsError;
+use crate::hlog::{new_histogram, read_interval_log};
+use crate::raw::*;
+use crate::time;
+
+/// Version of `summary.json`.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// When a point is invalid. DESIGN.md §6: "a point is invalid, and said so, when the generator
+/// fell behind its schedule or the achieved rate missed the offered rate".
+pub mod limits {
+    /// Achieved rate below this fraction of the offered rate marks the point invalid: 5 %
+    /// leaves room for Poisson sampling error over short phases (at 10^4 requests the
+    /// standard deviation is 1 %) but not for a saturated server.
+    pub const ACHIEVED_RATE_FRACTION_MIN: f64 = 0.95;
+    /// A send lateness p99 above this means the generator fell behind its schedule (1 ms:
+    /// far above scheduler noise on an idle core, far below a stalled generator).
+    pub const SEND_LATENESS_NS_P99_MAX: u64 = 1_000_000;
+    /// Failed requests above this fraction of those sent invalidate the point.
+    pub const ERROR_FRACTION_MAX: f64 = 0.01;
+    /// The histograms' count and the clients' completions may differ by this fraction
+    /// (completions racing the end of the phase); more means lost or double-counted samples.
+    pub const COUNT_MISMATCH_FRACTION_MAX: f64 = 0.01;
+}
+use limits::*;
+
+/// Percentiles of one histogram (ns), and the histogram itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    /// Samples.
+    pub count: u64,
+    /// Smallest (0 when empty).
+    pub min_ns: u64,
+    /// Mean.
+    pub mean_ns: f64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+    /// The histogram, V2 + DEFLATE, base64 (the `.hlog` payload format).
+    pub histogram: String,
+}
+
+impl LatencyStats {
+    /// Statistics of `h` (HdrHistogram's quantile convention: the value at or below which the
+    /// quantile of samples lies, reported as the highest equivalent value of its bucket).
+    pub fn of(h: &Histogram<u64>) -> LatencyStats {
+        let empty = h.is_empty();
+        let q = |quantile: f64| {
+            if empty {
+                0
+            } else {
+                h.value_at_quantile(quantile)
+            }
+        };
+        LatencyStats {
+            count: h.len(),
+            min_ns: if empty { 0 } else { h.min() },
+            mean_ns: if empty { 0.0 } else { h.mean() },
+            p50_ns: q(0.5),
+            p90_ns: q(0.9),
+            p99_ns: q(0.99),
+            p999_ns: q(0.999),
+            max_ns: if empty { 0 } else { h.max() },
+            histogram: encode_histogram(h),
+        }
+    }
+
+    /// Decodes the stored histogram.
+    pub fn decode(&self) -> Result<Histogram<u64>, String> {
+        decode_histogram(&self.histogram)
+    }
+}
+
+/// base64(V2 + DEFLATE) of a histogram.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+        Ok(_) => BASE64.encode(bytes),
+        Err(_) => String::new(),
+    }
+}
+
+/// Inverse of [`encode_histogram`].
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    let bytes = BASE64.decode(text).map_err(|e| format!("base64: {e}"))?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram: {e:?}"))
+}
+
+/// Latency and share of one execution location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocationShare {
+    /// The location.
+    pub location: Location,
+    /// Fraction of all completed requests executed here, in `0..=1`.
+    pub share: f64,
+    /// Latency of the requests executed here.
+    pub latency: LatencyStats,
+}
+
+/// The traffic part of a point summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficSummary {
+    /// Client processes.
+    pub clients: u32,
+    /// Schedule of the clients.
+    pub schedule: ScheduleKind,
+    /// Offered load of the plan, time-averaged over load-step events (`None` closed loop).
+    pub offered_mean_ops_per_s: Option<f64>,
+    /// Completed requests per second of measured phase (sum over clients).
+    pub throughput_ops_per_s: f64,
+    /// Sum of the clients' own achieved rates.
+    pub achieved_ops_per_s: f64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests completed.
+    pub completed: u64,
+    /// Failed requests (all kinds).
+    pub errors: u64,
+    /// Replies that did not verify.
+    pub verify_failures: u64,
+    /// Worst client's send-lateness p99.
+    pub send_lateness_ns_p99_max: u64,
+    /// Largest send lateness of any client.
+    pub send_lateness_ns_max: u64,
+    /// Key distribution that ran.
+    pub distribution: String,
+    /// All requests (every location merged).
+    pub latency: LatencyStats,
+    /// Per location, in host, nic, client order.
+    pub locations: Vec<LocationShare>,
+    /// Distinct intervals in the logs.
+    pub intervals: u32,
+    /// The server's counters, when the point had a server.
+    pub server: Option<ServerSummary>,
+    /// Lines of `steering.jsonl`.
+    pub steering_changes: u32,
+    /// Lines of `samples.jsonl` (0 when absent).
+    pub load_samples: u32,
+}
+
+/// Whether a point's numbers can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "verdict")]
+pub enum Validity {
+    /// Every check passed.
+    Valid,
+    /// Some check failed; the figures mark the point.
+    Invalid {
+        /// Each failed check in words.
+        reasons: Vec<String>,
+    },
+}
+
+impl Validity {
+    fn from_reasons(reasons: Vec<String>) -> Validity {
+        if reasons.is_empty() {
+            Validity::Valid
+        } else {
+            Validity::Invalid { reasons }
+        }
+    }
+
+    /// Whether valid.
+    pub fn is_valid(&self) -> bool {
+        matches!(self, Validity::Valid)
+    }
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointSummary {
+    /// [`SUMMARY_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The point's coordinates and seed.
+    pub point: PointPlan,
+    /// Index of the provenance session that measured it.
+    pub session: u32,
+    /// When it was summarized, RFC 3339 UTC.
+    pub summarized_at: String,
+    /// Traffic points.
+    pub traffic: Option<TrafficSummary>,
+    /// vm-cost points.
+    pub vm_cost: Option<VmCostReport>,
+    /// Verdict.
+    pub validity: Validity,
+}
+
+/// Reads the raw files of a measured point in `dir` and summarizes them.
+pub fn summarize_point(
+    plan: &ExperimentPlan,
+    point: &PointPlan,
+    dir: &Path,
+    session: u32,
+) -> Result<PointSummary, ResultsError> {
+    let (traffic, vm_cost, reasons) = match (&plan.workload, &plan.timing) {
+        (Workload::VmCost(w), _) => {
+            let report: VmCostReport = read_json(&dir.join(VMCOST_FILE), "vm-cost report")?;
+            let reasons = check_vm_cost(&report, point, &w.functions);
+            (None, Some(report), reasons)
+        }
+        (
+            _,
+            Timing::Traffic {
+                measure_ms,
+                interval_ms,
+                ..
+            },
+        ) => {
+            let (t, reasons) = summarize_traffic(plan, point, dir, *measure_ms, *interval_ms)?;
+            (Some(t), None, reasons)
+        }
+        (_, Timing::Iterations { .. }) => (
+            None,
+            None,
+            vec!["a traffic workload with iteration timing".to_string()],
+        ),
+    };
+    Ok(PointSummary {
+        schema: SUMMARY_SCHEMA_VERSION,
+        point: point.clone(),
+        session,
+        summarized_at: time::rfc3339(time::now_unix()),
+        traffic,
+        vm_cost,
+        validity: Validity::from_reasons(reasons),
+    })
+}
+
+fn check_vm_cost(report: &VmCostReport, point: &PointPlan, functions: &[String]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let backend = point.series.as_str();
+    for f in functions {
+        if !report
+            .entries
+            .iter()
+            .any(|e| &e.function == f && e.backend == backend)
+        {
+            reasons.push(format!("no entry for function {f} on backend {backend}"));
+        }
+    }
+    for e in &report.entries {
+        if let VmCostOutcome::Measured {
+            ns_per_op,
+            iterations,
+        } = e.outcome
+            && (!ns_per_op.is_finite() || ns_per_op <= 0.0 || iterations == 0)
+        {
+            reasons.push(format!(
+                "{}/{}: {ns_per_op} ns/op over {iterations} iterations",
+                e.function, e.backend
+            ));
+        }
+    }
+    reasons
+}
+
+/// Per-interval, per-location histograms of a point, merged across clients by adding.
+/// Keys are (interval index from measure start, location).
+pub fn read_point_intervals(
+    dir: &Path,
+    clients: u32,
+    interval_ms: u64,
+) -> Result<BTreeMap<(u32, Location), Histogram<u64>>, ResultsError> {
+    let mut merged: BTreeMap<(u32, Location), Histogram<u64>> = BTreeMap::new();
+    for k in 0..clients {
+        let path = dir.join(client_hlog_file(k));
+        for (i, interval) in read_interval_log(&path)?.into_iter().enumerate() {
+            let tag = interval.tag.as_deref().unwrap_or("");
+            let location = Location::parse(tag).ok_or_else(|| ResultsError::Hlog {
+                path: path.clone(),
+                location: format!("interval {i}"),
+                problem: format!("tag {tag:?} is not a location (host, nic, client)"),
+            })?;
+            let index = (interval.start.as_secs_f64() * 1000.0 / interval_ms as f64).round() as u32;
+            let slot = merged
+                .entry((index, location))
+                .or_insert_with(new_histogram);
+            slot.add(&interval.histogram)
+                .map_err(|e| ResultsError::Hlog {
+                    path: path.clone(),
+                    location: format!("interval {i}"),
+                    problem: format!("cannot add histogram: {e:?}"),
+                })?;
+        }
+    }
+    Ok(merged)
+}
+
+fn summarize_traffic(
+    plan: &ExperimentPlan,
+    point: &PointPlan,
+    dir: &Path,
+    measure_ms: u64,
+    interval_ms: u64,
+) -> Result<(TrafficSummary, Vec<String>), ResultsError> {
+    let clients = plan.roles.clients;
+    let mut summaries = Vec::new();
+    for k in 0..clients {
+        summaries.push(read_json::<ClientSummary>(
+            &dir.join(client_summary_file(k)),
+            "client summary",
+        )?);
+    }
+    let intervals = read_point_intervals(dir, clients, interval_ms)?;
+    let mut by_location: BTreeMap<Location, Histogram<u64>> = Location::ALL
+        .iter()
+        .map(|&l| (l, new_histogram()))
+        .collect();
+    for ((_, location), h) in &intervals {
+        if let Some(slot) = by_location.get_mut(location) {
+            let _ = slot.add(h);
+        }
+    }
+    let mut all = new_histogram();
+    for h in by_location.values() {
+        let _ = all.add(h);
+    }
+    let server_path = dir.join(SERVER_FILE);
+    let server = server_path
+        .exists()
+        .then(|| read_json::<ServerSummary>(&server_path, "server summary"))
+        .transpose()?;
+    let steering_path = dir.join(STEERING_FILE);
+    let steering_changes = if steering_path.exists() {
+        read_jsonl::<SteeringChange>(&steering_path, "steering change")?.len()
+    } else {
+        0
+    };
+    let samples_path = dir.join(SAMPLES_FILE);
+    let load_samples = if samples_path.exists() {
+        read_jsonl::<LoadSample>(&samples_path, "load sample")?.len()
+    } else {
+        0
+    };
+
+    let completed: u64 = summaries.iter().map(|s| s.completed).sum();
+    let total = all.len();
+    let share = |h: &Histogram<u64>| {
+        if total == 0 {
+            0.0
+        } else {
+            h.len() as f64 / total as f64
+        }
+    };
+    let schedule = summaries
+        .first()
+        .map_or(ScheduleKind::Poisson, |s| s.schedule);
+    let offered_mean_ops_per_s = (schedule != ScheduleKind::ClosedLoop)
+        .then(|| offered_mean(plan, point, measure_ms))
+        .flatten();
+    let distinct_intervals: std::collections::BTreeSet<u32> =
+        intervals.keys().map(|(i, _)| *i).collect();
+    let summary = TrafficSummary {
+        clients,
+        schedule,
+        offered_mean_ops_per_s,
+        throughput_ops_per_s: completed as f64 * 1000.0 / measure_ms as f64,
+        achieved_ops_per_s: summaries.iter().map(|s| s.achieved_ops_per_s).sum(),
+        sent: summaries.iter().map(|s| s.sent).sum(),
+        completed,
+        errors: summaries.iter().flat_map(|s| s.errors.values()).sum(),
+        verify_failures: summaries.iter().map(|s| s.verify_failures).sum(),
+        send_lateness_ns_p99_max: summaries
+            .iter()
+            .map(|s| s.send_lateness_ns_p99)
+            .max()
+            .unwrap_or(0),
+        send_lateness_ns_max: summaries
+            .iter()
+            .map(|s| s.send_lateness_ns_max)
+            .max()
+            .unwrap_or(0),
+        distribution: summaries
+            .first()
+            .map(|s| s.distribution.clone())
+            .unwrap_or_default(),
+        latency: LatencyStats::of(&all),
+        locations: by_location
+            .iter()
+            .map(|(&location, h)| LocationShare {
+                location,
+                share: share(h),
+                latency: LatencyStats::of(h),
+            })
+            .collect(),
+        intervals: distinct_intervals.len() as u32,
+        server,
+        steering_changes: steering_changes as u32,
+        load_samples: load_samples as u32,
+    };
+    let reasons = traffic_reasons(&summary, &summaries, measure_ms, interval_ms);
+    Ok((summary, reasons))
+}
+
+/// The plan's offered load averaged over the measured phase, with load steps applied.
+fn offered_mean(plan: &ExperimentPlan, point: &PointPlan, measure_ms: u64) -> Option<f64> {
+    let base = point.offered_load_ops_per_s? as f64;
+    let mut steps: Vec<(u64, f64)> = plan
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LoadStep { at_ms, factor } => Some((*at_ms, *factor)),
+            Event::CpuHog { .. } => None,
+        })
+        .collect();
+    steps.sort_by_key(|s| s.0);
+    let (mut weighted, mut t, mut factor) = (0.0, 0u64, 1.0);
+    for (at_ms, f) in steps {
+        weighted += factor * (at_ms.saturating_sub(t)) as f64;
+        t = at_ms;
+        factor = f;
+    }
+    weighted += factor * measure_ms.saturating_sub(t) as f64;
+    Some(base * weighted / measure_ms as f64)
+}
+
+fn traffic_reasons(
+    t: &TrafficSummary,
+    clients: &[ClientSummary],
+    measure_ms: u64,
+    interval_ms: u64,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if t.completed == 0 {
+        reasons.push("no request completed".to_string());
+    }
+    if let Some(offered) = t.offered_mean_ops_per_s
+        && t.achieved_ops_per_s < offered * ACHIEVED_RATE_FRACTION_MIN
+    {
+        reasons.push(format!(
+            "achieved {:.0} ops/s, below {:.0} % of the offered {offered:.0} ops/s",
+            t.achieved_ops_per_s,
+            ACHIEVED_RATE_FRACTION_MIN * 100.0
+        ));
+    }
+    if t.send_lateness_ns_p99_max > SEND_LATENESS_NS_P99_MAX {
+        reasons.push(format!(
+            "generator fell behind: send lateness p99 {} us > {} us",
+            t.send_lateness_ns_p99_max / 1000,
+            SEND_LATENESS_NS_P99_MAX / 1000
+        ));
+    }
+    if t.verify_failures > 0 {
+        reasons.push(format!("{} replies failed verification", t.verify_failures));
+    }
+    if t.errors as f64 > t.sent as f64 * ERROR_FRACTION_MAX {
+        reasons.push(format!(
+            "{} of {} requests failed (> {} %)",
+            t.errors,
+            t.sent,
+            ERROR_FRACTION_MAX * 100.0
+        ));
+    }
+    let logged = t.latency.count;
+    if logged.abs_diff(t.completed) as f64 > t.completed as f64 * COUNT_MISMATCH_FRACTION_MAX {
+        reasons.push(format!(
+            "the interval logs hold {logged} samples but clients completed {}",
+            t.completed
+        ));
+    }
+    for c in clients {
+        if c.measure_ms != measure_ms || c.interval_ms != interval_ms {
+            reasons.push(format!(
+                "client {} measured {} ms in {} ms intervals; the plan says {measure_ms} ms in {interval_ms} ms",
+                c.client, c.measure_ms, c.interval_ms
+            ));
+        }
+    }
+    reasons
+}

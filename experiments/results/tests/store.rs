@@ -1,0 +1,301 @@
+//! The results store with real files: raw schemas as bytes, summaries from hand-made raw
+//! files, sealing and leftovers of killed runs, the lock, and the Python `hdrh` cross-check.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use expect_test::expect;
+use hdrhistogram::Histogram;
+use naam_plan::{ExperimentId, Variant, load_manifest, manifest_path};
+use naam_results::hlog::{HlogWriter, new_histogram};
+use naam_results::raw::*;
+use naam_results::*;
+
+fn plan(id: ExperimentId) -> naam_plan::ExperimentPlan {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    load_manifest(&manifest_path(&dir, id), Variant::Quick).expect("committed manifest is valid")
+}
+
+fn client(k: u32, completed: u64, achieved: f64, offered: f64) -> ClientSummary {
+    ClientSummary {
+        schema: RAW_SCHEMA_VERSION,
+        client: k,
+        schedule: ScheduleKind::Poisson,
+        offered_ops_per_s: Some(offered),
+        sent: completed,
+        completed,
+        errors: BTreeMap::from([("timeout".to_string(), 0)]),
+        verify_failures: 0,
+        send_lateness_ns_p50: 2_000,
+        send_lateness_ns_p99: 40_000,
+        send_lateness_ns_max: 90_000,
+        achieved_ops_per_s: achieved,
+        warmup_ms: 300,
+        measure_ms: 1000,
+        seed: 7,
+        distribution: "scrambled-zipfian".to_string(),
+        interval_ms: 100,
+    }
+}
+
+fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
+    let mut h = new_histogram();
+    for v in values {
+        h.record(v).expect("auto-resizing");
+    }
+    h
+}
+
+/// Writes one client's raw files: `per_interval` samples at host (1 µs..) and nic (10 µs..)
+/// in each of ten 100 ms intervals.
+fn write_client(
+    dir: &Path,
+    k: u32,
+    host_per_interval: u64,
+    nic_per_interval: u64,
+    achieved: f64,
+    offered: f64,
+) {
+    let mut w = HlogWriter::new(Vec::new(), Duration::from_secs(1_757_412_000)).expect("header");
+    for i in 0..10u64 {
+        let start = Duration::from_millis(100 * i);
+        let len = Duration::from_millis(100);
+        w.write(
+            "host",
+            start,
+            len,
+            &histogram((0..host_per_interval).map(|j| 1_000 + j)),
+        )
+        .expect("write");
+        w.write(
+            "nic",
+            start,
+            len,
+            &histogram((0..nic_per_interval).map(|j| 10_000 + j)),
+        )
+        .expect("write");
+    }
+    std::fs::write(dir.join(client_hlog_file(k)), w.finish().expect("flush")).expect("write hlog");
+    let completed = 10 * (host_per_interval + nic_per_interval);
+    let json = serde_json::to_vec_pretty(&client(k, completed, achieved, offered)).expect("json");
+    std::fs::write(dir.join(client_summary_file(k)), json).expect("write json");
+}
+
+#[test]
+fn client_summary_schema_as_bytes() {
+    let json = serde_json::to_string_pretty(&client(0, 10, 9.5, 10.0)).expect("json");
+    expect![[r#"
+        {
+          "schema": 1,
+          "client": 0,
+          "schedule": "poisson",
+          "offered_ops_per_s": 10.0,
+          "sent": 10,
+          "completed": 10,
+          "errors": {
+            "timeout": 0
+          },
+          "verify_failures": 0,
+          "send_lateness_ns_p50": 2000,
+          "send_lateness_ns_p99": 40000,
+          "send_lateness_ns_max": 90000,
+          "achieved_ops_per_s": 9.5,
+          "warmup_ms": 300,
+          "measure_ms": 1000,
+          "seed": 7,
+          "distribution": "scrambled-zipfian",
+          "interval_ms": 100
+        }"#]]
+    .assert_eq(&json);
+}
+
+#[test]
+fn steering_and_vmcost_schemas_as_bytes() {
+    let change = SteeringChange {
+        t_ns: 1_500_000,
+        policy: "naam-adaptive".to_string(),
+        scope: "all".to_string(),
+        host_permille: 300,
+        nic_permille: 700,
+        client_permille: 0,
+        reason: "host queue delay 340us > 200us".to_string(),
+    };
+    let report = VmCostReport {
+        schema: RAW_SCHEMA_VERSION,
+        entries: vec![
+            VmCostEntry {
+                function: "mica-get".into(),
+                backend: "interpreter".into(),
+                outcome: VmCostOutcome::Measured {
+                    ns_per_op: 412.5,
+                    iterations: 100_000,
+                },
+            },
+            VmCostEntry {
+                function: "mica-get".into(),
+                backend: "kernel-jit".into(),
+                outcome: VmCostOutcome::Unavailable {
+                    reason: "needs root".into(),
+                },
+            },
+        ],
+    };
+    let text = format!(
+        "{}\n{}",
+        serde_json::to_string(&change).expect("json"),
+        serde_json::to_string(&report).expect("json")
+    );
+    expect![[r#"
+        {"t_ns":1500000,"policy":"naam-adaptive","scope":"all","host_permille":300,"nic_permille":700,"client_permille":0,"reason":"host queue delay 340us > 200us"}
+        {"schema":1,"entries":[{"function":"mica-get","backend":"interpreter","status":"measured","ns_per_op":412.5,"iterations":100000},{"function":"mica-get","backend":"kernel-jit","status":"unavailable","reason":"needs root"}]}"#]]
+    .assert_eq(&text);
+    let back: VmCostReport =
+        serde_json::from_str(&serde_json::to_string(&report).expect("json")).expect("parse");
+    assert_eq!(back, report);
+}
+
+#[test]
+fn summary_merges_clients_by_adding_and_flags_missed_rates() {
+    let mut plan = plan(ExperimentId::MicaYcsbB);
+    plan.roles.clients = 2;
+    let point = plan.points[0].clone();
+    let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_client(dir.path(), 0, 30, 10, offered / 2.0, offered / 2.0);
+    write_client(dir.path(), 1, 20, 40, offered / 4.0, offered / 2.0);
+    let s = summarize_point(&plan, &point, dir.path(), 0).expect("summary");
+    let t = s.traffic.expect("traffic summary");
+    assert_eq!(t.latency.count, 10 * (30 + 10 + 20 + 40));
+    assert_eq!(t.completed, t.latency.count);
+    let host = &t.locations[0];
+    assert_eq!(host.location, Location::Host);
+    assert_eq!(host.latency.count, 10 * 50);
+    assert!((host.share - 0.5).abs() < 1e-12);
+    assert_eq!(t.locations[2].latency.count, 0, "no client-side executions");
+    assert!(t.latency.p50_ns >= 1_000 && t.latency.p99_ns >= 10_000);
+    assert_eq!(t.intervals, 10);
+    let decoded = t.latency.decode().expect("stored histogram decodes");
+    assert_eq!(decoded.len(), t.latency.count);
+    match s.validity {
+        Validity::Invalid { reasons } => assert!(reasons[0].starts_with("achieved"), "{reasons:?}"),
+        Validity::Valid => panic!("75 % of the offered rate must be invalid"),
+    }
+}
+
+#[test]
+fn missing_raw_files_are_named() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = summarize_point(&plan, &plan.points[0], dir.path(), 0).unwrap_err();
+    assert!(matches!(err, ResultsError::MissingFile { .. }), "{err}");
+    assert!(err.to_string().contains("client-0.json: missing"), "{err}");
+}
+
+#[test]
+fn sealed_points_are_complete_and_partial_ones_are_cleaned() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let root = tempfile::tempdir().expect("tempdir");
+    let run = RunDir::at(root.path(), plan.id.as_str(), &run_id(&plan, None));
+    let provenance = run
+        .create_or_resume(&plan, "experiments/mica-ycsb-b.toml", root.path())
+        .expect("create");
+    assert_eq!(provenance.sessions.len(), 1);
+    assert_eq!(provenance.config_hash, config_hash(&plan));
+    let _lock = run.lock().expect("lock");
+    assert!(run.lock().is_err(), "a second runner is refused");
+
+    let a = &plan.points[0].id;
+    let b = &plan.points[1].id;
+    let staging = run.begin_point(a).expect("stage");
+    write_client(&staging, 0, 5, 5, 1.0, 1.0);
+    let summary = summarize_point(&plan, &plan.points[0], &staging, 0).expect("summary");
+    run.seal_point(a, &summary).expect("seal");
+    assert!(run.is_complete(a));
+    assert!(!run.staging_dir(a).exists());
+    assert_eq!(run.read_summary(a).expect("read"), summary);
+
+    run.begin_point(b).expect("stage");
+    std::fs::write(run.root().join(".run.json.tmp.1.0"), b"torn").expect("write");
+    let state = RunState::scan(&run, &plan, Vec::new(), Some(b.clone()));
+    run.write_state(&state).expect("state");
+    let report = inspect_run(&run).expect("inspect");
+    assert_eq!(report.partial_points, vec![b.clone()]);
+    assert_eq!(report.interrupted_point.as_deref(), Some(b.as_str()));
+    assert_eq!(report.state.points_complete, 1);
+    assert_eq!(report.state.status, RunStatus::Partial);
+    assert_eq!(report.state.missing.len(), plan.points.len() - 1);
+
+    assert_eq!(run.clean_leftovers().expect("clean"), vec![b.clone()]);
+    assert!(!run.staging_dir(b).exists());
+    assert!(!run.root().join(".run.json.tmp.1.0").exists());
+    let again = run
+        .create_or_resume(&plan, "experiments/mica-ycsb-b.toml", root.path())
+        .expect("resume");
+    assert_eq!(again.sessions.len(), 2, "a resume is a second session");
+}
+
+#[test]
+fn a_run_folder_refuses_another_configuration() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let mut other = plan.clone();
+    other.base_seed += 1;
+    let root = tempfile::tempdir().expect("tempdir");
+    let run = RunDir::at(root.path(), "mica-ycsb-b", "fixed-id");
+    run.create_or_resume(&plan, "m.toml", root.path())
+        .expect("create");
+    let err = run
+        .create_or_resume(&other, "m.toml", root.path())
+        .unwrap_err();
+    assert!(matches!(err, ResultsError::ConfigMismatch { .. }), "{err}");
+    assert_ne!(run_id(&plan, None), run_id(&other, None));
+}
+
+/// The `.hlog` files decode with Python's `hdrh` (installed by scripts/install-test-deps.sh)
+/// with the same counts and percentiles per tag.
+#[test]
+fn python_hdrh_reads_our_interval_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_client(dir.path(), 0, 30, 7, 1.0, 1.0);
+    let path = dir.path().join(client_hlog_file(0));
+    let script = r#"
+import sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+reader = HistogramLogReader(sys.argv[1], HdrHistogram(1, 3600 * 10**9, 3))
+while True:
+    h = reader.get_next_interval_histogram()
+    if h is None:
+        break
+    print(h.get_tag(), h.get_total_count(), h.get_value_at_percentile(99.0), h.get_max_value())
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs (scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "python hdrh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = naam_results::hlog::read_interval_log(&path).expect("read");
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), ours.len());
+    for (line, interval) in lines.iter().zip(&ours) {
+        let h = &interval.histogram;
+        let expected = format!(
+            "{} {} {} {}",
+            interval.tag.as_deref().unwrap_or("None"),
+            h.len(),
+            h.value_at_quantile(0.99),
+            h.max()
+        );
+        assert_eq!(line, &expected);
+    }
+}
