@@ -81,6 +81,12 @@ struct naam_ctx {
     struct naam_data data[NAAM_ACCESSES_PER_STEP_MAX];
 };
 
+/* The engine (src/abi.rs) writes this layout; every compile checks it. */
+_Static_assert(__builtin_offsetof(struct naam_ctx, state) == 16, "naam_ctx.state offset");
+_Static_assert(__builtin_offsetof(struct naam_ctx, n_data) == 36, "naam_ctx.n_data offset");
+_Static_assert(__builtin_offsetof(struct naam_ctx, data) == 40, "naam_ctx.data offset");
+_Static_assert(sizeof(struct naam_ctx) == 40 + 16 * NAAM_ACCESSES_PER_STEP_MAX, "naam_ctx size");
+
 /* ---- Helpers ------------------------------------------------------------ */
 /* Helper ids (the `imm` of `call`); numbered away from Linux's helpers. */
 #define NAAM_HELPER_READ 0x4e01

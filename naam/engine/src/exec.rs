@@ -1,0 +1,840 @@
+//! The executor: continuation-style execution of messages at one location.
+//!
+//! One executor serves one worker (a host core, a NIC core, a client thread). It is a state
+//! machine in the manner of quinn-proto: the caller
+//!
+//! 1. [`submit`](Executor::submit)s decoded messages (with the time they arrived),
+//! 2. drains [`poll_access`](Executor::poll_access) and performs each access its own way — a copy
+//!    from host memory, a DMA with a delay, a one-sided read over the network — then hands the
+//!    bytes back with [`complete_access`](Executor::complete_access) (in any order, at any later
+//!    time: the executor never blocks and serves other messages meanwhile),
+//! 3. calls [`run`](Executor::run) to execute ready steps in the VM,
+//! 4. drains [`poll_completion`](Executor::poll_completion) for encoded reply frames.
+//!
+//! Host-native functions (writes such as MICA SET) surface as [`NativeRequest`]s for the host
+//! role to perform.
+//!
+//! Every access is checked by [`RegionTable::check`] before it is handed out; a message whose
+//! access is denied ends with a typed error and harms no other message. Steps, retries, the VM
+//! instruction budget per step and in-flight messages are all bounded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use naam_vm::{Helpers, Memory, Program, Trap, Vm, VmConfig};
+
+use crate::abi::{self, ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, RETRIES_MAX, STATE_BYTES_MAX, STEPS_MAX};
+use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
+use crate::helpers::StepCtx;
+use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
+use crate::region::{Denial, RegionTable};
+use crate::stats::{ExecutorStats, PeriodLoad};
+use crate::steer::steer_bucket;
+use crate::wire::{Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, LoadSample, Reply, ReplyAddr, Status};
+
+/// Upper bound of [`ExecutorConfig::inflight_max`].
+pub const INFLIGHT_LIMIT: usize = 4096;
+/// Default VM instruction budget of one step.
+pub const STEP_BUDGET_INSN_DEFAULT: u64 = 100_000;
+
+/// How an executor is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecutorConfig {
+    /// The location it serves (told to functions; decides what may run).
+    pub location: Location,
+    /// Messages in flight at once (1..=[`INFLIGHT_LIMIT`]); beyond it, messages are pushed back
+    /// or refused as overloaded.
+    pub inflight_max: usize,
+    /// VM instruction budget of one step.
+    pub step_budget_insn: u64,
+}
+
+impl ExecutorConfig {
+    /// A configuration for `location` with the default bounds.
+    pub fn new(location: Location) -> ExecutorConfig {
+        ExecutorConfig { location, inflight_max: 256, step_budget_insn: STEP_BUDGET_INSN_DEFAULT }
+    }
+}
+
+/// A bad executor configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `inflight_max` outside 1..=[`INFLIGHT_LIMIT`].
+    #[error("inflight_max {value} outside 1..={INFLIGHT_LIMIT}")]
+    InflightMax {
+        /// The value given.
+        value: usize,
+    },
+    /// A zero step budget.
+    #[error("step_budget_insn must be positive")]
+    StepBudget,
+}
+
+/// Names one pending access of one message (stale ids are recognised and ignored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AccessId {
+    slot: u32,
+    generation: u32,
+    index: u8,
+}
+
+impl AccessId {
+    /// Packs into a u64 (e.g. the `read_id` of a one-sided read).
+    pub fn to_u64(self) -> u64 {
+        (u64::from(self.generation & 0x00ff_ffff) << 40) | (u64::from(self.slot) << 8) | u64::from(self.index)
+    }
+
+    /// Unpacks [`AccessId::to_u64`] (stale or forged values are caught at completion).
+    pub fn from_u64(raw: u64) -> AccessId {
+        AccessId { slot: ((raw >> 8) & 0xffff_ffff) as u32, generation: (raw >> 40) as u32, index: raw as u8 }
+    }
+}
+
+/// An access the caller must perform: already checked against the region table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessRequest {
+    /// Hand back with [`Executor::complete_access`] or [`Executor::fail_access`].
+    pub id: AccessId,
+    /// The tenant on whose behalf it runs.
+    pub tenant: TenantId,
+    /// The region the rkey resolved to.
+    pub region: RegionId,
+    /// The access.
+    pub descriptor: Descriptor,
+}
+
+/// A message for a host-native function: the host role runs it and calls
+/// [`Executor::complete_native`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NativeRequest {
+    /// Names the message.
+    pub id: AccessId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The function.
+    pub function: FunctionId,
+}
+
+/// Why an access could not be served by the data path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessFailure {
+    /// The remote side (e.g. the RNIC) denied it, with a [`Denial::code`].
+    Denied(u32),
+    /// It could not be carried out (transport error, timeout).
+    DataPath,
+}
+
+/// A finished message: its reply frame was written into the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The caller's token from [`Executor::submit`] (e.g. which peer sent it).
+    pub source: u64,
+    /// Where the reply goes (`None`: back to the source).
+    pub reply_to: Option<ReplyAddr>,
+    /// The request.
+    pub request_id: RequestId,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Its function.
+    pub function: FunctionId,
+    /// Outcome.
+    pub status: Status,
+    /// When it was received (as given to submit).
+    pub arrived_at: Nanos,
+    /// When its first step (or native call) began; equals `finished_at` if it never ran.
+    pub started_at: Nanos,
+    /// When it finished.
+    pub finished_at: Nanos,
+    /// eBPF instructions it executed here.
+    pub insn: u64,
+}
+
+/// The class of a VM trap, carried as the detail of an `ErrorKind::Trap` reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapClass {
+    /// A load or store outside the granted memory.
+    OutOfBounds = 1,
+    /// The step's instruction budget ran out.
+    Budget = 2,
+    /// Too deep local calls.
+    CallDepth = 3,
+    /// A helper refused its arguments.
+    Helper = 4,
+    /// `NAAM_NEXT` without any declared access.
+    NextWithoutAccess = 5,
+    /// Any other trap.
+    Other = 6,
+}
+
+impl TrapClass {
+    fn of(trap: &Trap) -> TrapClass {
+        match trap {
+            Trap::OutOfBounds { .. } => TrapClass::OutOfBounds,
+            Trap::BudgetExceeded { .. } => TrapClass::Budget,
+            Trap::CallDepthExceeded { .. } => TrapClass::CallDepth,
+            Trap::Helper { .. } => TrapClass::Helper,
+            #[allow(unreachable_patterns)]
+            _ => TrapClass::Other,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Free,
+    Accessing,
+    Ready,
+    Native,
+}
+
+/// One message in flight. Buffers are allocated once per slot and reused.
+struct Slot {
+    generation: u32,
+    phase: Phase,
+    source: u64,
+    reply_to: Option<ReplyAddr>,
+    request_id: RequestId,
+    tenant: TenantId,
+    function: Option<Arc<FunctionEntry>>,
+    flow: u32,
+    flags: InvokeFlags,
+    step: u8,
+    attempt: u8,
+    args: Box<[u8; ARGS_BYTES_MAX]>,
+    args_len: usize,
+    state: Box<[u8; STATE_BYTES_MAX]>,
+    state_len: usize,
+    origin: Descriptors,
+    current: Descriptors,
+    data: Box<[[u8; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX]>,
+    pending_mask: u8,
+    arrived_at: Nanos,
+    started_at: Option<Nanos>,
+    insn: u64,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            generation: 0,
+            phase: Phase::Free,
+            source: 0,
+            reply_to: None,
+            request_id: RequestId(0),
+            tenant: TenantId(0),
+            function: None,
+            flow: 0,
+            flags: InvokeFlags::default(),
+            step: 0,
+            attempt: 0,
+            args: Box::new([0; ARGS_BYTES_MAX]),
+            args_len: 0,
+            state: Box::new([0; STATE_BYTES_MAX]),
+            state_len: 0,
+            origin: Descriptors::new(),
+            current: Descriptors::new(),
+            data: Box::new([[0; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX]),
+            pending_mask: 0,
+            arrived_at: Nanos(0),
+            started_at: None,
+            insn: 0,
+        }
+    }
+
+    fn invoke_view(&self) -> Invoke<'_> {
+        let function = self.function.as_ref().map_or(FunctionId(0), |f| f.id);
+        Invoke {
+            tenant: self.tenant,
+            function,
+            request_id: self.request_id,
+            flow: self.flow,
+            flags: self.flags,
+            step: self.step,
+            attempt: self.attempt,
+            reply_to: self.reply_to,
+            args: &self.args[..self.args_len],
+            descriptors: self.current,
+            origin: if self.step == 0 { Descriptors::new() } else { self.origin },
+            state: &self.state[..self.state_len],
+        }
+    }
+}
+
+/// A finished message waiting to be polled, with its encoded reply frame.
+struct Done {
+    completion: Completion,
+    frame: Vec<u8>,
+}
+
+/// Executes NAAM messages at one location. Owns no socket, thread or clock.
+pub struct Executor {
+    config: ExecutorConfig,
+    functions: Arc<FunctionTable>,
+    helpers: Arc<Helpers<StepCtx>>,
+    regions: Arc<RegionTable>,
+    vm: Vm,
+    step_ctx: StepCtx,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    ready: VecDeque<u32>,
+    accesses: VecDeque<AccessRequest>,
+    natives: VecDeque<NativeRequest>,
+    done: VecDeque<Done>,
+    spare_frames: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    client_permille: u16,
+    pushback_credit_insn: Option<u64>,
+    stats: ExecutorStats,
+    period: PeriodLoad,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("config", &self.config)
+            .field("inflight", &self.inflight())
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// An executor over shared function and region tables.
+    pub fn new(config: ExecutorConfig, functions: Arc<FunctionTable>, regions: Arc<RegionTable>) -> Result<Executor, ConfigError> {
+        if config.inflight_max == 0 || config.inflight_max > INFLIGHT_LIMIT {
+            return Err(ConfigError::InflightMax { value: config.inflight_max });
+        }
+        if config.step_budget_insn == 0 {
+            return Err(ConfigError::StepBudget);
+        }
+        let helpers = Arc::clone(functions.helpers());
+        Ok(Executor {
+            config,
+            functions,
+            helpers,
+            regions,
+            vm: Vm::new(VmConfig { budget_insn: config.step_budget_insn }),
+            step_ctx: StepCtx::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            ready: VecDeque::new(),
+            accesses: VecDeque::new(),
+            natives: VecDeque::new(),
+            done: VecDeque::new(),
+            spare_frames: Vec::new(),
+            scratch: Vec::new(),
+            client_permille: 0,
+            pushback_credit_insn: None,
+            stats: ExecutorStats::default(),
+            period: PeriodLoad::default(),
+        })
+    }
+
+    /// The location this executor serves.
+    pub fn location(&self) -> Location {
+        self.config.location
+    }
+
+    /// Counters since creation.
+    pub fn stats(&self) -> &ExecutorStats {
+        &self.stats
+    }
+
+    /// Messages in flight.
+    pub fn inflight(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Messages whose accesses are complete and wait for [`Executor::run`].
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Swaps in new tables (e.g. after a function was registered). Messages in flight keep the
+    /// function they started with.
+    pub fn set_tables(&mut self, functions: Arc<FunctionTable>, regions: Arc<RegionTable>) {
+        self.helpers = Arc::clone(functions.helpers());
+        self.functions = functions;
+        self.regions = regions;
+    }
+
+    /// Server-side pushback share (permille) from the controller: messages whose steering bucket
+    /// is below it, and that allow pushback, are pushed back at submission; the value is also the
+    /// hint carried in every reply.
+    pub fn set_client_permille(&mut self, permille: u16) {
+        self.client_permille = permille.min(crate::steer::BUCKETS);
+    }
+
+    /// Splinter-style pushback: a message that allows it and has executed more than
+    /// `credit_insn` instructions is stopped at its next step boundary and pushed back with its
+    /// continuation. `None` disables it.
+    pub fn set_pushback_credit(&mut self, credit_insn: Option<u64>) {
+        self.pushback_credit_insn = credit_insn;
+    }
+
+    /// Accepts a message received at `arrived_at`. Every submitted message produces exactly one
+    /// [`Completion`], now (refused, pushed back) or later.
+    pub fn submit(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>) {
+        self.stats.submitted += 1;
+        let Some(entry) = self.functions.get(invoke.tenant, invoke.function).cloned() else {
+            self.refuse(now, arrived_at, source, invoke, ErrorCode { kind: ErrorKind::UnknownFunction, detail: 0 });
+            return;
+        };
+        self.stats.function(entry.slot).invocations += 1;
+        if let Some(code) = self.admission(invoke, &entry) {
+            self.refuse_or_push_back(now, arrived_at, source, invoke, &entry, code);
+            return;
+        }
+        let index = self.take_slot();
+        let slot = &mut self.slots[index as usize];
+        fill_slot(slot, invoke, entry, source, arrived_at);
+        self.start_step(now, index);
+    }
+
+    /// The next access to perform, if any.
+    pub fn poll_access(&mut self) -> Option<AccessRequest> {
+        self.accesses.pop_front()
+    }
+
+    /// The next host-native call to perform, if any.
+    pub fn poll_native(&mut self) -> Option<NativeRequest> {
+        self.natives.pop_front()
+    }
+
+    /// Hands back the bytes of an access. Stale, duplicate or mis-sized completions are
+    /// ignored and return `false`.
+    pub fn complete_access(&mut self, id: AccessId, data: &[u8]) -> bool {
+        let Some(slot) = self.live_slot(id, Phase::Accessing) else { return false };
+        let index = usize::from(id.index);
+        let bit = 1u8 << id.index;
+        let expected = slot.current.as_slice().get(index).map(|d| d.len as usize);
+        if slot.pending_mask & bit == 0 || expected != Some(data.len()) {
+            return false;
+        }
+        slot.data[index][..data.len()].copy_from_slice(data);
+        slot.pending_mask &= !bit;
+        if slot.pending_mask == 0 {
+            slot.phase = Phase::Ready;
+            self.ready.push_back(id.slot);
+        }
+        true
+    }
+
+    /// Reports that an access failed; its message ends with an error.
+    pub fn fail_access(&mut self, now: Nanos, id: AccessId, failure: AccessFailure) -> bool {
+        if self.live_slot(id, Phase::Accessing).is_none() {
+            return false;
+        }
+        let code = match failure {
+            AccessFailure::Denied(detail) => ErrorCode { kind: ErrorKind::AccessDenied, detail },
+            AccessFailure::DataPath => ErrorCode { kind: ErrorKind::DataPath, detail: 0 },
+        };
+        self.finish(now, id.slot, Status::Error(code));
+        true
+    }
+
+    /// The arguments and (checked) descriptors of a pending host-native call.
+    pub fn native_call(&self, id: AccessId) -> Option<(&[u8], &[Descriptor])> {
+        let slot = self.slots.get(id.slot as usize)?;
+        (slot.generation == id.generation && slot.phase == Phase::Native)
+            .then(|| (&slot.args[..slot.args_len], slot.current.as_slice()))
+    }
+
+    /// Ends a host-native call with its reply bytes or a function error code.
+    pub fn complete_native(&mut self, now: Nanos, id: AccessId, result: Result<&[u8], u32>) -> bool {
+        if self.live_slot(id, Phase::Native).is_none() {
+            return false;
+        }
+        let status = match result {
+            Ok(reply) => {
+                let len = reply.len().min(abi::REPLY_BYTES_MAX);
+                self.step_ctx.reply[..len].copy_from_slice(&reply[..len]);
+                self.step_ctx.reply_len = len;
+                Status::Ok
+            }
+            Err(detail) => Status::Error(ErrorCode { kind: ErrorKind::FunctionError, detail }),
+        };
+        self.finish(now, id.slot, status);
+        true
+    }
+
+    /// Runs up to `steps_max` ready steps; returns how many ran.
+    pub fn run(&mut self, now: Nanos, steps_max: usize) -> usize {
+        let mut ran = 0;
+        while ran < steps_max {
+            let Some(index) = self.ready.pop_front() else { break };
+            self.run_step(now, index);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// The next finished message; its reply frame is swapped into `frame` (whose old buffer the
+    /// executor keeps for reuse, so steady state allocates nothing).
+    pub fn poll_completion(&mut self, frame: &mut Vec<u8>) -> Option<Completion> {
+        let mut done = self.done.pop_front()?;
+        std::mem::swap(frame, &mut done.frame);
+        done.frame.clear();
+        self.spare_frames.push(done.frame);
+        Some(done.completion)
+    }
+
+    /// Ends the current sampling period: a [`LoadSample`] for the controller. `busy_ns` is the
+    /// worker's busy time in the period, measured by the caller.
+    pub fn take_sample(&mut self, now: Nanos, busy_ns: u64) -> LoadSample {
+        let oldest_waiting_ns = self
+            .ready
+            .front()
+            .map_or(0, |&i| now.since(self.slots[i as usize].arrived_at));
+        let queue_len = self.ready.len() as u32;
+        self.period.take(now, self.config.location, busy_ns, queue_len, oldest_waiting_ns)
+    }
+
+    // ---- internals -----------------------------------------------------------------------
+
+    /// Why a message cannot be started here, if it cannot.
+    fn admission(&self, invoke: &Invoke<'_>, entry: &FunctionEntry) -> Option<ErrorCode> {
+        if matches!(entry.body, FunctionBody::HostNative) && self.config.location != Location::Host {
+            return Some(ErrorCode { kind: ErrorKind::WrongLocation, detail: 0 });
+        }
+        let pushback_share = self.config.location != Location::Client
+            && invoke.flags.has(InvokeFlags::ALLOW_PUSHBACK)
+            && steer_bucket(invoke.request_id) < self.client_permille;
+        let full = self.free.is_empty() && self.slots.len() >= self.config.inflight_max;
+        (pushback_share || full).then_some(ErrorCode { kind: ErrorKind::Overloaded, detail: 0 })
+    }
+
+    fn refuse_or_push_back(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, entry: &FunctionEntry, code: ErrorCode) {
+        let can_push = code.kind == ErrorKind::Overloaded
+            && invoke.flags.has(InvokeFlags::ALLOW_PUSHBACK)
+            && self.config.location != Location::Client;
+        if can_push {
+            self.stats.function(entry.slot).pushbacks += 1;
+            self.stats.pushbacks += 1;
+            let _ = invoke.encode(&mut self.scratch);
+            self.push_done(now, arrived_at, source, invoke, Status::Pushback, 0, 0);
+            return;
+        }
+        self.stats.function(entry.slot).errors += 1;
+        self.refuse(now, arrived_at, source, invoke, code);
+    }
+
+    fn refuse(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, code: ErrorCode) {
+        self.stats.count_error(code.kind);
+        self.scratch.clear();
+        self.push_done(now, arrived_at, source, invoke, Status::Error(code), 0, 0);
+    }
+
+    /// Queues a completion for a message that never got a slot (payload: `self.scratch`).
+    #[allow(clippy::too_many_arguments)]
+    fn push_done(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, status: Status, steps: u8, insn: u64) {
+        let completion = Completion {
+            source,
+            reply_to: invoke.reply_to,
+            request_id: invoke.request_id,
+            tenant: invoke.tenant,
+            function: invoke.function,
+            status,
+            arrived_at,
+            started_at: now,
+            finished_at: now,
+            insn,
+        };
+        let reply = Reply {
+            request_id: invoke.request_id,
+            status,
+            location: self.config.location,
+            steps,
+            attempts: invoke.attempt,
+            client_permille: self.client_permille,
+            payload: &self.scratch,
+        };
+        let mut frame = self.spare_frames.pop().unwrap_or_default();
+        // Cannot fail: payloads are bounded by construction.
+        let _ = Frame::Reply(reply).encode(&mut frame);
+        self.done.push_back(Done { completion, frame });
+        self.period.record_completion();
+    }
+
+    fn take_slot(&mut self) -> u32 {
+        if let Some(index) = self.free.pop() {
+            return index;
+        }
+        self.slots.push(Slot::new());
+        (self.slots.len() - 1) as u32
+    }
+
+    fn live_slot(&mut self, id: AccessId, phase: Phase) -> Option<&mut Slot> {
+        let slot = self.slots.get_mut(id.slot as usize)?;
+        (slot.generation & 0x00ff_ffff == id.generation & 0x00ff_ffff && slot.phase == phase).then_some(slot)
+    }
+
+    /// Checks the slot's current descriptors and hands them out (or to the native queue).
+    fn start_step(&mut self, now: Nanos, index: u32) {
+        let slot = &self.slots[index as usize];
+        let mut checked = [RegionId(0); ACCESSES_PER_STEP_MAX];
+        for (i, d) in slot.current.as_slice().iter().enumerate() {
+            match self.regions.check(slot.tenant, d) {
+                Ok(region) => checked[i] = region,
+                Err(denial) => return self.deny(now, index, denial),
+            }
+        }
+        let slot = &mut self.slots[index as usize];
+        let id = |i: usize| AccessId { slot: index, generation: slot.generation, index: i as u8 };
+        if matches!(slot.function.as_deref().map(|f| &f.body), Some(FunctionBody::HostNative)) {
+            slot.phase = Phase::Native;
+            slot.started_at.get_or_insert(now);
+            let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
+            self.natives.push_back(NativeRequest { id: id(0), tenant: slot.tenant, function });
+            return;
+        }
+        if slot.current.is_empty() {
+            slot.phase = Phase::Ready;
+            self.ready.push_back(index);
+            return;
+        }
+        slot.phase = Phase::Accessing;
+        slot.pending_mask = ((1u16 << slot.current.len()) - 1) as u8;
+        for (i, d) in slot.current.as_slice().iter().enumerate() {
+            let request = AccessRequest { id: id(i), tenant: slot.tenant, region: checked[i], descriptor: *d };
+            self.accesses.push_back(request);
+        }
+    }
+
+    fn deny(&mut self, now: Nanos, index: u32, denial: Denial) {
+        let slot = &self.slots[index as usize];
+        self.stats.denials += 1;
+        *self.stats.denials_by_tenant.entry(slot.tenant).or_insert(0) += 1;
+        if let Some(f) = slot.function.clone() {
+            self.stats.function(f.slot).denials += 1;
+        }
+        let code = ErrorCode { kind: ErrorKind::AccessDenied, detail: denial.code() };
+        self.finish(now, index, Status::Error(code));
+    }
+
+    fn run_step(&mut self, now: Nanos, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if slot.started_at.is_none() {
+            slot.started_at = Some(now);
+            self.period.record_queue_delay(now.since(slot.arrived_at));
+        }
+        let Some(entry) = slot.function.clone() else { return };
+        let FunctionBody::Ebpf(program) = &entry.body else { return };
+        self.step_ctx.reset();
+        let result = execute_step(&mut self.vm, program, &self.helpers, &mut self.step_ctx, slot, self.config.location);
+        self.stats.steps += 1;
+        let counters = self.stats.function(entry.slot);
+        counters.steps += 1;
+        match result {
+            Ok(exit) => {
+                counters.insn += exit.insn_count;
+                self.stats.insn += exit.insn_count;
+                self.slots[index as usize].insn += exit.insn_count;
+                self.after_step(now, index, exit.r0);
+            }
+            Err(trap) => {
+                counters.traps += 1;
+                self.stats.traps += 1;
+                let code = ErrorCode { kind: ErrorKind::Trap, detail: TrapClass::of(&trap) as u32 };
+                self.finish(now, index, Status::Error(code));
+            }
+        }
+    }
+
+    fn after_step(&mut self, now: Nanos, index: u32, r0: u64) {
+        match r0 {
+            abi::RET_DONE => self.finish(now, index, Status::Ok),
+            abi::RET_NEXT => self.next_step(now, index),
+            abi::RET_RETRY => self.retry(now, index),
+            code => {
+                let detail = u32::try_from(code).unwrap_or(u32::MAX);
+                self.finish(now, index, Status::Error(ErrorCode { kind: ErrorKind::FunctionError, detail }));
+            }
+        }
+    }
+
+    fn next_step(&mut self, now: Nanos, index: u32) {
+        let reads = self.step_ctx.reads;
+        let saved = self.step_ctx.saved_state_len;
+        let credit = self.pushback_credit_insn;
+        let location = self.config.location;
+        let slot = &mut self.slots[index as usize];
+        if reads.is_empty() {
+            let code = ErrorCode { kind: ErrorKind::Trap, detail: TrapClass::NextWithoutAccess as u32 };
+            return self.finish(now, index, Status::Error(code));
+        }
+        if usize::from(slot.step) + 1 >= STEPS_MAX {
+            return self.finish(now, index, Status::Error(ErrorCode { kind: ErrorKind::StepsExceeded, detail: 0 }));
+        }
+        slot.step += 1;
+        slot.state_len = saved;
+        slot.current = reads;
+        let over_credit = credit.is_some_and(|c| slot.insn > c);
+        if over_credit && slot.flags.has(InvokeFlags::ALLOW_PUSHBACK) && location != Location::Client {
+            return self.push_back_continuation(now, index);
+        }
+        self.start_step(now, index);
+    }
+
+    fn retry(&mut self, now: Nanos, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if usize::from(slot.attempt) >= RETRIES_MAX {
+            return self.finish(now, index, Status::Error(ErrorCode { kind: ErrorKind::RetriesExceeded, detail: 0 }));
+        }
+        slot.attempt += 1;
+        slot.step = 0;
+        slot.state_len = 0;
+        slot.current = slot.origin;
+        self.stats.retries += 1;
+        if let Some(f) = slot.function.clone() {
+            self.stats.function(f.slot).retries += 1;
+        }
+        self.start_step(now, index);
+    }
+
+    fn push_back_continuation(&mut self, now: Nanos, index: u32) {
+        let slot = &self.slots[index as usize];
+        // Cannot fail: every part of a slot is within the wire maxima.
+        let _ = slot.invoke_view().encode(&mut self.scratch);
+        self.stats.pushbacks += 1;
+        if let Some(f) = slot.function.clone() {
+            self.stats.function(f.slot).pushbacks += 1;
+        }
+        self.finish_with_payload(now, index, Status::Pushback, true);
+    }
+
+    fn finish(&mut self, now: Nanos, index: u32, status: Status) {
+        match status {
+            Status::Ok => {
+                self.stats.ok += 1;
+                if let Some(f) = self.slots[index as usize].function.clone() {
+                    self.stats.function(f.slot).ok += 1;
+                }
+            }
+            Status::Error(code) => {
+                self.stats.count_error(code.kind);
+                if let Some(f) = self.slots[index as usize].function.clone() {
+                    self.stats.function(f.slot).errors += 1;
+                }
+            }
+            Status::Pushback => {}
+        }
+        self.finish_with_payload(now, index, status, false);
+    }
+
+    /// Encodes the reply (payload: the step's reply bytes, or `self.scratch` for a
+    /// continuation) and frees the slot.
+    fn finish_with_payload(&mut self, now: Nanos, index: u32, status: Status, continuation: bool) {
+        let slot = &mut self.slots[index as usize];
+        let payload: &[u8] = match status {
+            Status::Ok => self.step_ctx.reply_bytes(),
+            Status::Pushback if continuation => &self.scratch,
+            _ => &[],
+        };
+        let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
+        let reply = Reply {
+            request_id: slot.request_id,
+            status,
+            location: self.config.location,
+            steps: slot.step.saturating_add(1),
+            attempts: slot.attempt,
+            client_permille: self.client_permille,
+            payload,
+        };
+        let mut frame = self.spare_frames.pop().unwrap_or_default();
+        // Cannot fail: payloads are bounded by construction.
+        let _ = Frame::Reply(reply).encode(&mut frame);
+        let completion = Completion {
+            source: slot.source,
+            reply_to: slot.reply_to,
+            request_id: slot.request_id,
+            tenant: slot.tenant,
+            function,
+            status,
+            arrived_at: slot.arrived_at,
+            started_at: slot.started_at.unwrap_or(now),
+            finished_at: now,
+            insn: slot.insn,
+        };
+        self.done.push_back(Done { completion, frame });
+        self.period.record_completion();
+        slot.phase = Phase::Free;
+        slot.function = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+    }
+}
+
+fn fill_slot(slot: &mut Slot, invoke: &Invoke<'_>, entry: Arc<FunctionEntry>, source: u64, arrived_at: Nanos) {
+    slot.phase = Phase::Accessing;
+    slot.source = source;
+    slot.reply_to = invoke.reply_to;
+    slot.request_id = invoke.request_id;
+    slot.tenant = invoke.tenant;
+    slot.function = Some(entry);
+    slot.flow = invoke.flow;
+    slot.flags = invoke.flags;
+    slot.step = invoke.step;
+    slot.attempt = invoke.attempt;
+    slot.args[..invoke.args.len()].copy_from_slice(invoke.args);
+    slot.args_len = invoke.args.len();
+    slot.state[..invoke.state.len()].copy_from_slice(invoke.state);
+    slot.state_len = invoke.state.len();
+    slot.current = invoke.descriptors;
+    slot.origin = if invoke.step == 0 { invoke.descriptors } else { invoke.origin };
+    slot.pending_mask = 0;
+    slot.arrived_at = arrived_at;
+    slot.started_at = None;
+    slot.insn = 0;
+}
+
+/// Runs one step of `program` over the slot's args, state and fetched data.
+fn execute_step(
+    vm: &mut Vm,
+    program: &Program,
+    helpers: &Helpers<StepCtx>,
+    step_ctx: &mut StepCtx,
+    slot: &mut Slot,
+    location: Location,
+) -> Result<naam_vm::Exit, Trap> {
+    let mut ctx = [0u8; abi::ctx::BYTES];
+    let mut mem = Memory::new();
+    let Slot { args, args_len, state, state_len, current, data, step, attempt, .. } = slot;
+    let args_addr = map_read(&mut mem, &args[..*args_len]);
+    let state_addr = mem.map_write(&mut state[..]).unwrap_or(0);
+    put_u64(&mut ctx, abi::ctx::ARGS, args_addr);
+    put_u32(&mut ctx, abi::ctx::ARGS_LEN, *args_len as u32);
+    put_u32(&mut ctx, abi::ctx::STEP, u32::from(*step));
+    put_u64(&mut ctx, abi::ctx::STATE, state_addr);
+    put_u32(&mut ctx, abi::ctx::STATE_LEN, *state_len as u32);
+    put_u32(&mut ctx, abi::ctx::ATTEMPT, u32::from(*attempt));
+    put_u32(&mut ctx, abi::ctx::LOCATION, u32::from(location.code()));
+    put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
+    for (i, (d, buf)) in current.as_slice().iter().zip(data.iter()).enumerate() {
+        let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
+        put_u64(&mut ctx, at, map_read(&mut mem, &buf[..d.len as usize]));
+        put_u32(&mut ctx, at + 8, d.len);
+    }
+    let ctx_addr = map_read(&mut mem, &ctx);
+    vm.run(program, &mut mem, helpers, step_ctx, ctx_addr, abi::ctx::BYTES as u64)
+}
+
+/// Maps a read-only buffer; an empty buffer gets the null address (any access to it traps).
+fn map_read<'a>(mem: &mut Memory<'a>, bytes: &'a [u8]) -> u64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    // Cannot fail: a step maps at most 3 + ACCESSES_PER_STEP_MAX regions, well under the VM's
+    // MEMORY_REGIONS_MAX (asserted below).
+    mem.map_read(bytes).unwrap_or(0)
+}
+
+const _: () = assert!(3 + ACCESSES_PER_STEP_MAX <= naam_vm::MEMORY_REGIONS_MAX);
+
+fn put_u64(buf: &mut [u8], at: usize, value: u64) {
+    buf[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+fn put_u32(buf: &mut [u8], at: usize, value: u32) {
+    buf[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}

@@ -1,0 +1,155 @@
+//! Identifiers and small value types shared by every part of the engine.
+
+use std::fmt;
+
+/// A tenant: the owner of regions and functions. Isolation is per tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(pub u32);
+
+/// A function registered by a tenant; function ids are scoped by tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FunctionId(pub u32);
+
+/// A region of registered memory, as numbered by the server that owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegionId(pub u32);
+
+/// The capability that names a region in messages (RDMA's rkey). Derived from a secret, so it
+/// cannot be guessed from the region id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rkey(pub u64);
+
+impl fmt::Debug for Rkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Rkey({:#018x})", self.0)
+    }
+}
+
+/// A client-chosen request id, unique per client; echoed in the reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// A point in time in nanoseconds, on whatever clock the caller runs (real or virtual).
+/// The engine never reads a clock: every entry point takes `now`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Nanos(pub u64);
+
+impl Nanos {
+    /// The time elapsed since `earlier`, zero if `earlier` is later (clocks may be coarse).
+    pub fn since(self, earlier: Nanos) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// This time plus `ns` nanoseconds (saturating).
+    pub fn plus_ns(self, ns: u64) -> Nanos {
+        Nanos(self.0.saturating_add(ns))
+    }
+}
+
+/// Where a message executes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Location {
+    /// Server host cores: plain loads from registered memory.
+    Host,
+    /// SmartNIC cores: DMA reads of host memory.
+    Nic,
+    /// The requesting client: one-sided remote reads.
+    Client,
+}
+
+impl Location {
+    /// Every location, in a fixed order (host, NIC, client).
+    pub const ALL: [Location; 3] = [Location::Host, Location::Nic, Location::Client];
+
+    /// The stable lower-case name used in results, logs and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Location::Host => "host",
+            Location::Nic => "nic",
+            Location::Client => "client",
+        }
+    }
+
+    /// The `NAAM_LOC_*` value of `naam.h`, also the wire encoding.
+    pub fn code(self) -> u8 {
+        match self {
+            Location::Host => 0,
+            Location::Nic => 1,
+            Location::Client => 2,
+        }
+    }
+
+    /// Decodes a `NAAM_LOC_*` value.
+    pub fn from_code(code: u8) -> Option<Location> {
+        match code {
+            0 => Some(Location::Host),
+            1 => Some(Location::Nic),
+            2 => Some(Location::Client),
+            _ => None,
+        }
+    }
+
+    /// Parses a stable name (`host`, `nic`, `client`).
+    pub fn from_name(name: &str) -> Option<Location> {
+        Location::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// Index into per-location arrays (`[T; 3]`).
+    pub fn index(self) -> usize {
+        usize::from(self.code())
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether an access reads or writes region memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    /// Copy bytes out of the region.
+    Read,
+    /// Change bytes of the region (host-native functions only; they run where the data lives).
+    Write,
+}
+
+impl AccessKind {
+    /// Wire encoding.
+    pub fn code(self) -> u8 {
+        match self {
+            AccessKind::Read => 0,
+            AccessKind::Write => 1,
+        }
+    }
+
+    /// Decodes the wire encoding.
+    pub fn from_code(code: u8) -> Option<AccessKind> {
+        match code {
+            0 => Some(AccessKind::Read),
+            1 => Some(AccessKind::Write),
+            _ => None,
+        }
+    }
+}
+
+/// One access descriptor: `len` bytes at `offset` of the region named by `rkey`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Descriptor {
+    /// The region's capability.
+    pub rkey: Rkey,
+    /// Byte offset inside the region.
+    pub offset: u64,
+    /// Bytes to access (1..=`ACCESS_BYTES_MAX`).
+    pub len: u32,
+    /// Read or write.
+    pub kind: AccessKind,
+}
+
+impl Descriptor {
+    /// A read descriptor.
+    pub fn read(rkey: Rkey, offset: u64, len: u32) -> Descriptor {
+        Descriptor { rkey, offset, len, kind: AccessKind::Read }
+    }
+}

@@ -1,0 +1,778 @@
+//! The NAAM wire format (version 1, little-endian). Our reconstruction: the paper does not publish
+//! one.
+//!
+//! Every frame starts with a 4-byte header: magic `0x4e41` ("AN" on the wire), version, kind.
+//!
+//! | kind | frame | direction |
+//! |---|---|---|
+//! | 1 | [`Invoke`]: run a function (also a continuation inside a pushback reply) | client → server |
+//! | 2 | [`Reply`]: status, where it ran, reply bytes | server → client |
+//! | 3 | [`ReadRequest`]: a one-sided read (RDMA READ) | client → server RNIC |
+//! | 4 | [`ReadReply`]: the bytes, or why they were denied | server RNIC → client |
+//! | 5 | [`LoadSample`]: a location's load, for the controller | NIC → host controller |
+//!
+//! Decoding borrows from the datagram, never panics, never allocates, and rejects every variable
+//! part above its named maximum ([`crate::abi`]). [`Frame::decode`] ∘ `encode` is the identity
+//! (property-tested in `tests/wire_props.rs`; fuzzed by `fuzz/fuzz_targets/decode.rs`).
+
+use crate::abi::{ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, REPLY_BYTES_MAX, STATE_BYTES_MAX};
+use crate::ids::{AccessKind, Descriptor, FunctionId, Location, Nanos, RequestId, Rkey, TenantId};
+
+/// First two bytes of every frame.
+pub const MAGIC: u16 = 0x4e41;
+/// The only wire version this code speaks.
+pub const WIRE_VERSION: u8 = 1;
+/// Bytes of the common header (magic, version, kind).
+pub const HEADER_BYTES: usize = 4;
+/// Bytes of one encoded descriptor.
+pub const DESCRIPTOR_BYTES: usize = 24;
+/// Bytes of a reply address.
+pub const REPLY_ADDR_BYTES: usize = 20;
+/// Fixed part of an Invoke after the common header.
+const INVOKE_FIXED_BYTES: usize = 4 + 4 + 8 + 4 + 2 + 1 + 1 + 1 + 1 + 2 + 2 + REPLY_ADDR_BYTES;
+/// Largest encoded Invoke.
+pub const INVOKE_BYTES_MAX: usize = HEADER_BYTES
+    + INVOKE_FIXED_BYTES
+    + ARGS_BYTES_MAX
+    + 2 * ACCESSES_PER_STEP_MAX * DESCRIPTOR_BYTES
+    + STATE_BYTES_MAX;
+/// Largest payload of a reply: reply bytes, or a whole Invoke (a pushed-back continuation).
+pub const REPLY_PAYLOAD_BYTES_MAX: usize = if REPLY_BYTES_MAX > INVOKE_BYTES_MAX {
+    REPLY_BYTES_MAX
+} else {
+    INVOKE_BYTES_MAX
+};
+/// Largest frame of any kind (a read reply carrying `ACCESS_BYTES_MAX` bytes).
+pub const FRAME_BYTES_MAX: usize = HEADER_BYTES + 16 + ACCESS_BYTES_MAX;
+const _: () = assert!(FRAME_BYTES_MAX >= HEADER_BYTES + 24 + REPLY_PAYLOAD_BYTES_MAX);
+
+/// Why a byte string is not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame ended inside a field.
+    #[error("frame truncated in `{field}`: needs {need} more bytes, {have} left")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// Bytes the field needs.
+        need: usize,
+        /// Bytes that were left.
+        have: usize,
+    },
+    /// The first two bytes are not [`MAGIC`].
+    #[error("bad magic {found:#06x} (expected {MAGIC:#06x})")]
+    BadMagic {
+        /// The bytes found.
+        found: u16,
+    },
+    /// A wire version this code does not speak.
+    #[error("unsupported wire version {found} (this build speaks {WIRE_VERSION})")]
+    UnsupportedVersion {
+        /// The version found.
+        found: u8,
+    },
+    /// An unknown frame kind.
+    #[error("unknown frame kind {found}")]
+    UnknownKind {
+        /// The kind found.
+        found: u8,
+    },
+    /// A variable part longer than its maximum.
+    #[error("`{field}` is {len} long, more than its maximum {max}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its declared length.
+        len: usize,
+        /// The named maximum.
+        max: usize,
+    },
+    /// A field holds a value outside its domain.
+    #[error("`{field}` has invalid value {value}")]
+    BadValue {
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// Bytes left over after a complete frame.
+    #[error("{extra} trailing bytes after the frame")]
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+}
+
+/// Why a frame cannot be encoded (a variable part over its maximum).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// A variable part longer than its maximum.
+    #[error("`{field}` is {len} long, more than its maximum {max}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The named maximum.
+        max: usize,
+    },
+}
+
+/// The address replies go to (IPv4-mapped or IPv6 address and UDP port). The engine has no
+/// sockets: the transport converts this to and from its socket addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReplyAddr {
+    /// IPv6 address bytes (IPv4 as `::ffff:a.b.c.d`).
+    pub ip: [u8; 16],
+    /// UDP port.
+    pub port: u16,
+}
+
+/// Up to [`ACCESSES_PER_STEP_MAX`] descriptors, inline (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Descriptors {
+    items: [Descriptor; ACCESSES_PER_STEP_MAX],
+    len: u8,
+}
+
+impl std::fmt::Debug for Descriptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+const EMPTY_DESCRIPTOR: Descriptor = Descriptor { rkey: Rkey(0), offset: 0, len: 0, kind: AccessKind::Read };
+
+impl Default for Descriptors {
+    fn default() -> Self {
+        Descriptors::new()
+    }
+}
+
+impl Descriptors {
+    /// No descriptors.
+    pub const fn new() -> Descriptors {
+        Descriptors { items: [EMPTY_DESCRIPTOR; ACCESSES_PER_STEP_MAX], len: 0 }
+    }
+
+    /// Builds from a slice; `None` if it holds more than [`ACCESSES_PER_STEP_MAX`].
+    pub fn from_slice(slice: &[Descriptor]) -> Option<Descriptors> {
+        let mut out = Descriptors::new();
+        for d in slice {
+            out.push(*d).ok()?;
+        }
+        Some(out)
+    }
+
+    /// Appends one; `Err` when full.
+    pub fn push(&mut self, descriptor: Descriptor) -> Result<(), Descriptor> {
+        let slot = self.items.get_mut(usize::from(self.len)).ok_or(descriptor)?;
+        *slot = descriptor;
+        self.len += 1;
+        Ok(())
+    }
+
+    /// The descriptors.
+    pub fn as_slice(&self) -> &[Descriptor] {
+        &self.items[..usize::from(self.len)]
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Removes all.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// Flags of an [`Invoke`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InvokeFlags(pub u16);
+
+impl InvokeFlags {
+    /// The client can finish this message itself if the server pushes it back.
+    pub const ALLOW_PUSHBACK: u16 = 1 << 0;
+    /// Every flag this version defines; others are rejected.
+    pub const KNOWN: u16 = Self::ALLOW_PUSHBACK;
+
+    /// True when `flag` is set.
+    pub fn has(self, flag: u16) -> bool {
+        self.0 & flag != 0
+    }
+}
+
+/// Run function `function` of `tenant` over `descriptors` (a message, or a continuation when
+/// `step > 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Invoke<'a> {
+    /// The tenant the message acts for.
+    pub tenant: TenantId,
+    /// The function to run.
+    pub function: FunctionId,
+    /// Echoed in the reply.
+    pub request_id: RequestId,
+    /// Steering granularity below the function (e.g. the client's index).
+    pub flow: u32,
+    /// [`InvokeFlags`].
+    pub flags: InvokeFlags,
+    /// Steps already run (0 for a new message).
+    pub step: u8,
+    /// Attempts already restarted by `NAAM_RETRY`.
+    pub attempt: u8,
+    /// Where the reply goes (`None`: to the sender).
+    pub reply_to: Option<ReplyAddr>,
+    /// The argument block (≤ `ARGS_BYTES_MAX`).
+    pub args: &'a [u8],
+    /// Accesses to perform before step `step`.
+    pub descriptors: Descriptors,
+    /// Step 0's accesses, needed to restart a continuation after `NAAM_RETRY` (empty when
+    /// `step == 0`, since they are `descriptors` then).
+    pub origin: Descriptors,
+    /// State carried into step `step` (≤ `STATE_BYTES_MAX`).
+    pub state: &'a [u8],
+}
+
+/// The outcome of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// The function replied; the payload is its reply.
+    Ok,
+    /// The server did not run (or finish) the message; the payload is an [`Invoke`] continuation
+    /// the client may run itself.
+    Pushback,
+    /// The message failed.
+    Error(ErrorCode),
+}
+
+/// A typed failure carried in a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ErrorCode {
+    /// The class of failure.
+    pub kind: ErrorKind,
+    /// Class-specific detail (e.g. the function's own error code, the denial reason).
+    pub detail: u32,
+}
+
+/// Classes of failure a reply can report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request was not a valid frame.
+    Malformed,
+    /// No such function for this tenant.
+    UnknownFunction,
+    /// An access was denied; detail = [`crate::region::Denial::code`].
+    AccessDenied,
+    /// The function trapped; detail = [`crate::exec::TrapClass`] code.
+    Trap,
+    /// More than `STEPS_MAX` steps.
+    StepsExceeded,
+    /// More than `RETRIES_MAX` retries.
+    RetriesExceeded,
+    /// The function returned its own error code (detail).
+    FunctionError,
+    /// No room for another message at this location and pushback was not allowed.
+    Overloaded,
+    /// The function cannot run at this location (e.g. a host-native function at the NIC).
+    WrongLocation,
+    /// An access could not be performed by the data path (e.g. a transport failure).
+    DataPath,
+}
+
+impl ErrorKind {
+    const ALL: [ErrorKind; 10] = [
+        ErrorKind::Malformed,
+        ErrorKind::UnknownFunction,
+        ErrorKind::AccessDenied,
+        ErrorKind::Trap,
+        ErrorKind::StepsExceeded,
+        ErrorKind::RetriesExceeded,
+        ErrorKind::FunctionError,
+        ErrorKind::Overloaded,
+        ErrorKind::WrongLocation,
+        ErrorKind::DataPath,
+    ];
+
+    /// Wire code (1-based; 0 is never an error).
+    pub fn code(self) -> u16 {
+        ErrorKind::ALL.iter().position(|k| *k == self).map_or(0, |i| i as u16 + 1)
+    }
+
+    /// Decodes a wire code.
+    pub fn from_code(code: u16) -> Option<ErrorKind> {
+        ErrorKind::ALL.get(usize::from(code).checked_sub(1)?).copied()
+    }
+
+    /// A stable lower-case name for results and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::UnknownFunction => "unknown-function",
+            ErrorKind::AccessDenied => "access-denied",
+            ErrorKind::Trap => "trap",
+            ErrorKind::StepsExceeded => "steps-exceeded",
+            ErrorKind::RetriesExceeded => "retries-exceeded",
+            ErrorKind::FunctionError => "function-error",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::WrongLocation => "wrong-location",
+            ErrorKind::DataPath => "data-path",
+        }
+    }
+}
+
+/// The reply to an [`Invoke`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply<'a> {
+    /// The request's id.
+    pub request_id: RequestId,
+    /// Outcome.
+    pub status: Status,
+    /// Where it ran (for a pushback: where it was pushed back from).
+    pub location: Location,
+    /// Steps run in the last attempt.
+    pub steps: u8,
+    /// Attempts restarted by `NAAM_RETRY`.
+    pub attempts: u8,
+    /// Steering hint: the share (permille) of new requests of this function the client should run
+    /// itself (server-side pushback).
+    pub client_permille: u16,
+    /// Reply bytes (Ok) or an encoded continuation (Pushback); empty on error.
+    pub payload: &'a [u8],
+}
+
+/// A one-sided read: `len` bytes at `offset` of `rkey`, on behalf of `tenant`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// The tenant reading.
+    pub tenant: TenantId,
+    /// Echoed in the reply.
+    pub read_id: u64,
+    /// Region capability.
+    pub rkey: Rkey,
+    /// Offset in the region.
+    pub offset: u64,
+    /// Bytes (≤ `ACCESS_BYTES_MAX`).
+    pub len: u32,
+}
+
+/// The answer to a [`ReadRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadReply<'a> {
+    /// The read's id.
+    pub read_id: u64,
+    /// 0 when the read was served, else a [`crate::region::Denial::code`].
+    pub denial: u32,
+    /// The bytes read (empty when denied).
+    pub data: &'a [u8],
+}
+
+/// A location's load over the last sampling period, for the controller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadSample {
+    /// End of the sampling period.
+    pub at: Nanos,
+    /// Which location (host or NIC).
+    pub location: Option<Location>,
+    /// Queueing delay of messages started in the period (mean, ns).
+    pub queue_delay_ns: u64,
+    /// Busy time of the location's workers over the period, permille of capacity.
+    pub utilisation_permille: u16,
+    /// Messages queued at the end of the period.
+    pub queue_len: u32,
+    /// Messages completed in the period.
+    pub completions: u64,
+    /// Length of the period (ns).
+    pub period_ns: u64,
+}
+
+/// Any frame. Decoded on the stack and consumed at once, so the size of the largest variant
+/// (an Invoke with its inline descriptors) is deliberate: boxing it would allocate per message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Frame<'a> {
+    /// Kind 1.
+    Invoke(Invoke<'a>),
+    /// Kind 2.
+    Reply(Reply<'a>),
+    /// Kind 3.
+    Read(ReadRequest),
+    /// Kind 4.
+    ReadReply(ReadReply<'a>),
+    /// Kind 5.
+    Sample(LoadSample),
+}
+
+const KIND_INVOKE: u8 = 1;
+const KIND_REPLY: u8 = 2;
+const KIND_READ: u8 = 3;
+const KIND_READ_REPLY: u8 = 4;
+const KIND_SAMPLE: u8 = 5;
+
+impl<'a> Frame<'a> {
+    /// Decodes one whole frame. Never panics; never allocates.
+    pub fn decode(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let magic = r.u16("magic")?;
+        if magic != MAGIC {
+            return Err(DecodeError::BadMagic { found: magic });
+        }
+        let version = r.u8("version")?;
+        if version != WIRE_VERSION {
+            return Err(DecodeError::UnsupportedVersion { found: version });
+        }
+        let frame = match r.u8("kind")? {
+            KIND_INVOKE => Frame::Invoke(decode_invoke(&mut r)?),
+            KIND_REPLY => Frame::Reply(decode_reply(&mut r)?),
+            KIND_READ => Frame::Read(decode_read(&mut r)?),
+            KIND_READ_REPLY => Frame::ReadReply(decode_read_reply(&mut r)?),
+            KIND_SAMPLE => Frame::Sample(decode_sample(&mut r)?),
+            found => return Err(DecodeError::UnknownKind { found }),
+        };
+        r.finish()?;
+        Ok(frame)
+    }
+
+    /// Encodes into `out` (cleared first; reuse it to avoid allocation).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.clear();
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.push(WIRE_VERSION);
+        match self {
+            Frame::Invoke(m) => {
+                out.push(KIND_INVOKE);
+                encode_invoke(m, out)
+            }
+            Frame::Reply(m) => {
+                out.push(KIND_REPLY);
+                encode_reply(m, out)
+            }
+            Frame::Read(m) => {
+                out.push(KIND_READ);
+                encode_read(m, out)
+            }
+            Frame::ReadReply(m) => {
+                out.push(KIND_READ_REPLY);
+                encode_read_reply(m, out)
+            }
+            Frame::Sample(m) => {
+                out.push(KIND_SAMPLE);
+                encode_sample(m, out);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Invoke<'_> {
+    /// Encodes this Invoke as a frame.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        Frame::Invoke(*self).encode(out)
+    }
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), EncodeError> {
+    if len > max {
+        return Err(EncodeError::TooLong { field, len, max });
+    }
+    Ok(())
+}
+
+fn put_descriptor(d: &Descriptor, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_len("descriptor.len", d.len as usize, ACCESS_BYTES_MAX)?;
+    out.extend_from_slice(&d.rkey.0.to_le_bytes());
+    out.extend_from_slice(&d.offset.to_le_bytes());
+    out.extend_from_slice(&d.len.to_le_bytes());
+    out.extend_from_slice(&[d.kind.code(), 0, 0, 0]);
+    Ok(())
+}
+
+fn encode_invoke(m: &Invoke<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_len("args", m.args.len(), ARGS_BYTES_MAX)?;
+    check_len("state", m.state.len(), STATE_BYTES_MAX)?;
+    out.extend_from_slice(&m.tenant.0.to_le_bytes());
+    out.extend_from_slice(&m.function.0.to_le_bytes());
+    out.extend_from_slice(&m.request_id.0.to_le_bytes());
+    out.extend_from_slice(&m.flow.to_le_bytes());
+    out.extend_from_slice(&m.flags.0.to_le_bytes());
+    out.extend_from_slice(&[m.step, m.attempt, m.descriptors.len, m.origin.len]);
+    out.extend_from_slice(&(m.args.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(m.state.len() as u16).to_le_bytes());
+    match &m.reply_to {
+        Some(addr) => {
+            out.extend_from_slice(&[1, 0]);
+            out.extend_from_slice(&addr.port.to_le_bytes());
+            out.extend_from_slice(&addr.ip);
+        }
+        None => out.extend_from_slice(&[0; REPLY_ADDR_BYTES]),
+    }
+    out.extend_from_slice(m.args);
+    for d in m.descriptors.as_slice().iter().chain(m.origin.as_slice()) {
+        put_descriptor(d, out)?;
+    }
+    out.extend_from_slice(m.state);
+    Ok(())
+}
+
+fn status_code(status: Status) -> (u8, u16, u32) {
+    match status {
+        Status::Ok => (0, 0, 0),
+        Status::Pushback => (1, 0, 0),
+        Status::Error(e) => (2, e.kind.code(), e.detail),
+    }
+}
+
+fn encode_reply(m: &Reply<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_len("payload", m.payload.len(), REPLY_PAYLOAD_BYTES_MAX)?;
+    let (status, kind, detail) = status_code(m.status);
+    out.extend_from_slice(&m.request_id.0.to_le_bytes());
+    out.extend_from_slice(&[status, m.location.code(), m.steps, m.attempts]);
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(&m.client_permille.to_le_bytes());
+    out.extend_from_slice(&detail.to_le_bytes());
+    out.extend_from_slice(&(m.payload.len() as u16).to_le_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(m.payload);
+    Ok(())
+}
+
+fn encode_read(m: &ReadRequest, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_len("read.len", m.len as usize, ACCESS_BYTES_MAX)?;
+    out.extend_from_slice(&m.tenant.0.to_le_bytes());
+    out.extend_from_slice(&m.len.to_le_bytes());
+    out.extend_from_slice(&m.read_id.to_le_bytes());
+    out.extend_from_slice(&m.rkey.0.to_le_bytes());
+    out.extend_from_slice(&m.offset.to_le_bytes());
+    Ok(())
+}
+
+fn encode_read_reply(m: &ReadReply<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    check_len("read_reply.data", m.data.len(), ACCESS_BYTES_MAX)?;
+    out.extend_from_slice(&m.read_id.to_le_bytes());
+    out.extend_from_slice(&m.denial.to_le_bytes());
+    out.extend_from_slice(&(m.data.len() as u32).to_le_bytes());
+    out.extend_from_slice(m.data);
+    Ok(())
+}
+
+fn encode_sample(m: &LoadSample, out: &mut Vec<u8>) {
+    out.extend_from_slice(&m.at.0.to_le_bytes());
+    out.push(m.location.map_or(u8::MAX, Location::code));
+    out.push(0);
+    out.extend_from_slice(&m.utilisation_permille.to_le_bytes());
+    out.extend_from_slice(&m.queue_len.to_le_bytes());
+    out.extend_from_slice(&m.queue_delay_ns.to_le_bytes());
+    out.extend_from_slice(&m.completions.to_le_bytes());
+    out.extend_from_slice(&m.period_ns.to_le_bytes());
+}
+
+// ---- decoding ---------------------------------------------------------------------------------
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let have = self.bytes.len() - self.pos;
+        if n > have {
+            return Err(DecodeError::Truncated { field, need: n, have });
+        }
+        let out = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(field)?))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(field)?))
+    }
+
+    fn bounded(&mut self, len: usize, max: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        if len > max {
+            return Err(DecodeError::TooLong { field, len, max });
+        }
+        self.take(len, field)
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        match self.bytes.len() - self.pos {
+            0 => Ok(()),
+            extra => Err(DecodeError::TrailingBytes { extra }),
+        }
+    }
+}
+
+fn bad(field: &'static str, value: impl Into<u64>) -> DecodeError {
+    DecodeError::BadValue { field, value: value.into() }
+}
+
+fn decode_descriptor(r: &mut Reader<'_>) -> Result<Descriptor, DecodeError> {
+    let rkey = Rkey(r.u64("descriptor.rkey")?);
+    let offset = r.u64("descriptor.offset")?;
+    let len = r.u32("descriptor.len")?;
+    let [kind, _, _, _] = r.array::<4>("descriptor.kind")?;
+    if len == 0 || len as usize > ACCESS_BYTES_MAX {
+        return Err(bad("descriptor.len", len));
+    }
+    let kind = AccessKind::from_code(kind).ok_or_else(|| bad("descriptor.kind", kind))?;
+    Ok(Descriptor { rkey, offset, len, kind })
+}
+
+fn decode_descriptors(r: &mut Reader<'_>, count: u8, field: &'static str) -> Result<Descriptors, DecodeError> {
+    if usize::from(count) > ACCESSES_PER_STEP_MAX {
+        return Err(DecodeError::TooLong { field, len: usize::from(count), max: ACCESSES_PER_STEP_MAX });
+    }
+    let mut out = Descriptors::new();
+    for _ in 0..count {
+        // Cannot fail: count was checked against the capacity above.
+        let _ = out.push(decode_descriptor(r)?);
+    }
+    Ok(out)
+}
+
+fn decode_reply_addr(r: &mut Reader<'_>) -> Result<Option<ReplyAddr>, DecodeError> {
+    let present = r.u8("reply_to.present")?;
+    let _pad = r.u8("reply_to.pad")?;
+    let port = r.u16("reply_to.port")?;
+    let ip = r.array::<16>("reply_to.ip")?;
+    match present {
+        0 if port == 0 && ip == [0; 16] => Ok(None),
+        1 => Ok(Some(ReplyAddr { ip, port })),
+        other => Err(bad("reply_to.present", other)),
+    }
+}
+
+fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
+    let tenant = TenantId(r.u32("tenant")?);
+    let function = FunctionId(r.u32("function")?);
+    let request_id = RequestId(r.u64("request_id")?);
+    let flow = r.u32("flow")?;
+    let flags = r.u16("flags")?;
+    if flags & !InvokeFlags::KNOWN != 0 {
+        return Err(bad("flags", flags));
+    }
+    let [step, attempt, n_desc, n_origin] = r.array::<4>("counts")?;
+    let args_len = usize::from(r.u16("args_len")?);
+    let state_len = usize::from(r.u16("state_len")?);
+    let reply_to = decode_reply_addr(r)?;
+    let args = r.bounded(args_len, ARGS_BYTES_MAX, "args")?;
+    let descriptors = decode_descriptors(r, n_desc, "descriptors")?;
+    let origin = decode_descriptors(r, n_origin, "origin")?;
+    let state = r.bounded(state_len, STATE_BYTES_MAX, "state")?;
+    if usize::from(step) > crate::abi::STEPS_MAX {
+        return Err(bad("step", step));
+    }
+    if (step == 0) != origin.is_empty() {
+        // A continuation (step > 0) must carry step 0's accesses; a new message must not.
+        return Err(bad("origin.count", n_origin));
+    }
+    Ok(Invoke {
+        tenant,
+        function,
+        request_id,
+        flow,
+        flags: InvokeFlags(flags),
+        step,
+        attempt,
+        reply_to,
+        args,
+        descriptors,
+        origin,
+        state,
+    })
+}
+
+fn decode_status(status: u8, kind: u16, detail: u32) -> Result<Status, DecodeError> {
+    match (status, kind) {
+        (0, 0) if detail == 0 => Ok(Status::Ok),
+        (1, 0) if detail == 0 => Ok(Status::Pushback),
+        (2, _) => {
+            let kind = ErrorKind::from_code(kind).ok_or_else(|| bad("error.kind", kind))?;
+            Ok(Status::Error(ErrorCode { kind, detail }))
+        }
+        _ => Err(bad("status", status)),
+    }
+}
+
+fn decode_reply<'a>(r: &mut Reader<'a>) -> Result<Reply<'a>, DecodeError> {
+    let request_id = RequestId(r.u64("request_id")?);
+    let [status, location, steps, attempts] = r.array::<4>("reply.status")?;
+    let kind = r.u16("error.kind")?;
+    let client_permille = r.u16("client_permille")?;
+    let detail = r.u32("error.detail")?;
+    let payload_len = usize::from(r.u16("payload_len")?);
+    let _pad = r.u16("reply.pad")?;
+    let payload = r.bounded(payload_len, REPLY_PAYLOAD_BYTES_MAX, "payload")?;
+    let location = Location::from_code(location).ok_or_else(|| bad("location", location))?;
+    if client_permille > 1000 {
+        return Err(bad("client_permille", client_permille));
+    }
+    let status = decode_status(status, kind, detail)?;
+    Ok(Reply { request_id, status, location, steps, attempts, client_permille, payload })
+}
+
+fn decode_read(r: &mut Reader<'_>) -> Result<ReadRequest, DecodeError> {
+    let tenant = TenantId(r.u32("tenant")?);
+    let len = r.u32("read.len")?;
+    let read_id = r.u64("read_id")?;
+    let rkey = Rkey(r.u64("rkey")?);
+    let offset = r.u64("offset")?;
+    if len == 0 || len as usize > ACCESS_BYTES_MAX {
+        return Err(bad("read.len", len));
+    }
+    Ok(ReadRequest { tenant, read_id, rkey, offset, len })
+}
+
+fn decode_read_reply<'a>(r: &mut Reader<'a>) -> Result<ReadReply<'a>, DecodeError> {
+    let read_id = r.u64("read_id")?;
+    let denial = r.u32("denial")?;
+    let len = r.u32("read_reply.len")? as usize;
+    let data = r.bounded(len, ACCESS_BYTES_MAX, "read_reply.data")?;
+    if denial != 0 && !data.is_empty() {
+        return Err(bad("read_reply.len", len as u64));
+    }
+    Ok(ReadReply { read_id, denial, data })
+}
+
+fn decode_sample(r: &mut Reader<'_>) -> Result<LoadSample, DecodeError> {
+    let at = Nanos(r.u64("sample.at")?);
+    let location = r.u8("sample.location")?;
+    let _pad = r.u8("sample.pad")?;
+    let utilisation_permille = r.u16("sample.utilisation")?;
+    let queue_len = r.u32("sample.queue_len")?;
+    let queue_delay_ns = r.u64("sample.queue_delay_ns")?;
+    let completions = r.u64("sample.completions")?;
+    let period_ns = r.u64("sample.period_ns")?;
+    let location = match location {
+        u8::MAX => None,
+        code => Some(Location::from_code(code).ok_or_else(|| bad("sample.location", code))?),
+    };
+    Ok(LoadSample { at, location, queue_delay_ns, utilisation_permille, queue_len, completions, period_ns })
+}

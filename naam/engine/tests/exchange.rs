@@ -1,0 +1,102 @@
+//! An in-memory client–NIC–host exchange on a virtual clock: multi-step functions (a two-step
+//! hash lookup, a multi-level tree walk) give identical answers at every placement.
+
+mod support;
+
+use std::collections::HashMap;
+
+use naam_engine::*;
+use support::*;
+
+const SEED: u64 = 0x5eed_0001;
+
+/// Runs every stored key plus some missing ones through `shares`; returns id → (found, value).
+fn run_lookups(shares: Shares, function: FunctionId) -> (World, HashMap<u64, (bool, u64)>) {
+    let pairs = pairs(400, SEED);
+    let mut world = World::new(&pairs, Costs::default(), RuleTable::new(shares), None);
+    let ds = world.ds.clone();
+    let mut keys: Vec<u64> = ds.pairs.iter().map(|p| p.0).collect();
+    keys.extend([100_001, 100_002, 100_003]);
+    for (id, key) in keys.iter().enumerate() {
+        let (args, descriptors) = if function == HASH_GET { hash_request(&ds, *key) } else { tree_request(&ds, *key) };
+        world.send(function, id as u64, &args, descriptors);
+        let at = world.now.plus_ns(2_000);
+        world.run_until(at);
+    }
+    world.run_until(Nanos(u64::MAX / 2));
+    let answers = (0..keys.len() as u64).map(|id| (keys[id as usize], world.answer(id).expect("every request answered"))).collect();
+    (world, answers)
+}
+
+fn expected(ds_pairs: &[(u64, u64)], key: u64) -> (bool, u64) {
+    ds_pairs.iter().find(|p| p.0 == key).map_or((false, 0), |p| (true, p.1))
+}
+
+fn check_placements(function: FunctionId) {
+    let mut all = Vec::new();
+    for (shares, location) in [(Shares::HOST, Location::Host), (Shares::NIC, Location::Nic), (Shares::CLIENT, Location::Client)] {
+        let (world, answers) = run_lookups(shares, function);
+        for (key, answer) in &answers {
+            assert_eq!(*answer, expected(&world.ds.pairs, *key), "NAAM_SEED={SEED:#x} key {key} at {location}");
+        }
+        assert!(world.replies.values().all(|r| r.1 == location), "every request ran at {location}");
+        let mut sorted: Vec<_> = answers.into_iter().collect();
+        sorted.sort();
+        all.push(sorted);
+    }
+    assert_eq!(all[0], all[1], "host and NIC agree");
+    assert_eq!(all[0], all[2], "host and client agree");
+}
+
+#[test]
+fn hash_lookup_gives_identical_answers_at_every_placement() {
+    check_placements(HASH_GET);
+}
+
+#[test]
+fn tree_walk_gives_identical_answers_at_every_placement() {
+    check_placements(TREE_GET);
+}
+
+#[test]
+fn tree_walk_takes_one_step_per_level() {
+    let pairs = pairs(400, SEED);
+    let (regions, memory, ds) = dataset(&pairs, 3);
+    assert!(ds.tree_depth >= 3, "the test tree has several levels");
+    let functions = std::sync::Arc::new(functions());
+    let regions = std::sync::Arc::new(regions);
+    let mut exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions.clone()).unwrap();
+    let (key, value) = ds.pairs[17];
+    let (args, descriptors) = tree_request(&ds, key);
+    let (_c, frame) = run_at_host(&mut exec, &memory, &regions, &invoke(TENANT, TREE_GET, 1, &args, descriptors));
+    let (status, _, payload) = reply_of(&frame);
+    assert_eq!(status, Status::Ok);
+    assert_eq!(payload[0], 1);
+    assert_eq!(u64::from_le_bytes(payload[1..9].try_into().unwrap()), value);
+    let levels = u64::from_le_bytes(payload[9..17].try_into().unwrap());
+    assert_eq!(levels, ds.tree_depth, "carried state counts one step per level");
+    assert_eq!(exec.stats().steps, ds.tree_depth);
+}
+
+#[test]
+fn latency_reflects_the_placement_costs() {
+    // One lookup in an idle world: host = 2 net + 1 step; NIC adds DMA; client pays a network round
+    // trip per access instead.
+    let costs = Costs::default();
+    let mut latency = HashMap::new();
+    for shares in [Shares::HOST, Shares::NIC, Shares::CLIENT] {
+        let pairs = pairs(50, SEED);
+        let mut world = World::new(&pairs, costs, RuleTable::new(shares), None);
+        let ds = world.ds.clone();
+        let (args, d) = hash_request(&ds, ds.pairs[0].0);
+        world.send(HASH_GET, 7, &args, d);
+        world.run_until(Nanos(1_000_000_000));
+        latency.insert(format!("{shares:?}"), world.replies[&7].3);
+    }
+    let host = 2 * costs.net_ns + 2 * costs.host_step_ns;
+    let nic = 2 * costs.net_ns + 2 * costs.dma_ns + 2 * costs.nic_step_ns;
+    let client = 2 * (2 * costs.net_ns) + 2 * costs.client_step_ns;
+    assert_eq!(latency[&format!("{:?}", Shares::HOST)], host);
+    assert_eq!(latency[&format!("{:?}", Shares::NIC)], nic);
+    assert_eq!(latency[&format!("{:?}", Shares::CLIENT)], client);
+}

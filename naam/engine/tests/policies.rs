@@ -1,0 +1,197 @@
+//! Data-driven tests of every steering policy: a script of timestamped samples in, the rule
+//! changes out.
+//!
+//! Script lines: `t=<ms> [host=<us>[/<queue>]] [nic=<us>] [client=<srv_us>,<local_us>,<server_done>,<local_done>,<rtt_us>,<reads_milli>]`
+//! `xN` at the end repeats a line N times, one millisecond apart.
+
+use expect_test::{Expect, expect};
+use naam_engine::control::{ClientSample, Controller};
+use naam_engine::wire::LoadSample;
+use naam_engine::*;
+
+fn server_sample(location: Location, at_ms: u64, spec: &str) -> LoadSample {
+    let (delay, queue) = spec.split_once('/').unwrap_or((spec, "0"));
+    LoadSample {
+        at: Nanos(at_ms * 1_000_000),
+        location: Some(location),
+        queue_delay_ns: delay.trim_end_matches("us").parse::<u64>().unwrap() * 1000,
+        utilisation_permille: 500,
+        queue_len: queue.parse().unwrap(),
+        completions: 100,
+        period_ns: 1_000_000,
+    }
+}
+
+fn client_sample(at_ms: u64, spec: &str) -> ClientSample {
+    let v: Vec<u64> = spec.split(',').map(|x| x.parse().unwrap()).collect();
+    ClientSample {
+        at: Nanos(at_ms * 1_000_000),
+        period_ns: 1_000_000,
+        server_latency_ns_mean: v[0] * 1000,
+        local_latency_ns_mean: v[1] * 1000,
+        server_completions: v[2],
+        local_completions: v[3],
+        read_rtt_ns_mean: v[4] * 1000,
+        reads_per_request_milli: v[5],
+    }
+}
+
+fn check(policy_name: &str, script: &str, expect: Expect) {
+    let mut c = Controller::new(policy::by_name(policy_name).unwrap(), RuleKey::DEFAULT);
+    let mut out = format!("start {:?}\n", c.current());
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (line, repeat) = match line.rsplit_once(" x") {
+            Some((l, n)) => (l, n.parse::<u64>().unwrap()),
+            None => (line, 1),
+        };
+        let mut words = line.split_whitespace();
+        let t0: u64 = words.next().unwrap().strip_prefix("t=").unwrap().parse().unwrap();
+        let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
+        for i in 0..repeat {
+            let t = t0 + i;
+            for (key, value) in &fields {
+                let change = match *key {
+                    "host" => c.on_sample(server_sample(Location::Host, t, value)),
+                    "nic" => c.on_sample(server_sample(Location::Nic, t, value)),
+                    "client" => c.on_client_sample(client_sample(t, value)),
+                    other => panic!("unknown field {other}"),
+                };
+                if let Some(ch) = change {
+                    out += &format!("t={}ms {:?} -> {:?}", ch.at.0 / 1_000_000, ch.before, ch.after);
+                    if let Some(credit) = ch.pushback_credit_insn {
+                        out += &format!(" pushback>{credit}insn");
+                    }
+                    out += &format!(" ({})\n", ch.reason);
+                }
+            }
+        }
+    }
+    expect.assert_eq(&out);
+}
+
+#[test]
+fn static_policies_never_change() {
+    for name in ["host", "nic", "client"] {
+        let mut c = Controller::new(policy::by_name(name).unwrap(), RuleKey::DEFAULT);
+        for t in 0..100 {
+            assert!(c.on_sample(server_sample(Location::Host, t, "5000us/100")).is_none());
+        }
+    }
+    check("nic", "t=1 host=9000us nic=9000us x3", expect![[r#"
+        start host=0 nic=1000 client=0 (static placement)
+    "#]]);
+}
+
+#[test]
+fn adaptive_sheds_host_load_to_the_nic_fast() {
+    check("naam-adaptive", "
+        t=1 host=50us nic=10us x3
+        t=4 host=900us nic=10us x6
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=5ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=6ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=7ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
+        t=8ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
+        t=9ms host=63 nic=937 client=0 -> host=13 nic=987 client=0 (host congested: shift to NIC)
+    "#]]);
+}
+
+#[test]
+fn adaptive_ignores_the_hysteresis_band_and_single_spikes() {
+    check("naam-adaptive", "
+        t=1 host=300us nic=10us x50
+        t=51 host=900us nic=10us
+        t=52 host=50us nic=10us x20
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+    "#]]);
+}
+
+#[test]
+fn adaptive_returns_load_slowly_and_backs_off_after_a_relapse() {
+    check("naam-adaptive", "
+        t=1 host=900us nic=10us x3
+        t=4 host=50us nic=10us x45
+        t=49 host=900us nic=10us x2
+        t=51 host=50us nic=10us x45
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=2ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=3ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=23ms host=250 nic=750 client=0 -> host=300 nic=700 client=0 (host relieved: return load from NIC)
+        t=43ms host=300 nic=700 client=0 -> host=350 nic=650 client=0 (host relieved: return load from NIC)
+        t=50ms host=350 nic=650 client=0 -> host=175 nic=825 client=0 (host congested: shift to NIC)
+        t=90ms host=175 nic=825 client=0 -> host=225 nic=775 client=0 (host relieved: return load from NIC)
+    "#]]);
+}
+
+#[test]
+fn adaptive_pushes_back_when_host_and_nic_are_both_congested() {
+    check("naam-adaptive", "
+        t=1 host=900us nic=10us x3
+        t=4 host=900us nic=2000us x3
+        t=7 host=50us nic=50us x25
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=2ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=3ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=4ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
+        t=5ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
+        t=6ms host=63 nic=937 client=0 -> host=13 nic=469 client=518 (host and NIC congested: push back to clients)
+        t=7ms host=13 nic=469 client=518 -> host=247 nic=235 client=518 (NIC congested: shift to host)
+        t=26ms host=247 nic=235 client=518 -> host=297 nic=235 client=468 (relieved: take back pushed-back load)
+    "#]]);
+}
+
+#[test]
+fn kayak_climbs_the_throughput_gradient() {
+    // Throughput improves as more requests run client-side, then falls: the direction reverses.
+    check("kayak", "
+        t=1 client=100,0,100,0,0,0 x5
+        t=6 client=100,50,100,10,10,2000 x5
+        t=11 client=100,50,100,30,10,2000 x5
+        t=16 client=100,50,90,20,10,2000 x5
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start)
+        t=5ms host=1000 nic=0 client=0 -> host=990 nic=0 client=10 (throughput gradient: more client-side)
+        t=10ms host=990 nic=0 client=10 -> host=940 nic=0 client=60 (throughput gradient: more client-side)
+        t=15ms host=940 nic=0 client=60 -> host=890 nic=0 client=110 (throughput gradient: more client-side)
+        t=20ms host=890 nic=0 client=110 -> host=940 nic=0 client=60 (throughput gradient: more RPC)
+    "#]]);
+}
+
+#[test]
+fn cell_picks_the_cheaper_side_with_hysteresis() {
+    check("cell", "
+        t=1 client=100,0,100,0,20,2000 x3
+        t=4 client=30,35,100,0,20,2000 x3
+        t=7 client=30,32,10,100,20,2000 x3
+        t=10 client=20,40,10,100,20,2000 x5
+    ", expect![[r#"
+        start host=980 nic=0 client=20 (start server-side)
+        t=1ms host=980 nic=0 client=20 -> host=20 nic=0 client=980 (client-side cheaper)
+        t=11ms host=20 nic=0 client=980 -> host=980 nic=0 client=20 (server-side cheaper)
+    "#]]);
+}
+
+#[test]
+fn splinter_pushes_back_over_credit_invocations_under_backlog() {
+    check("splinter", "
+        t=1 host=100us/1 x2
+        t=3 host=100us/6
+        t=4 host=1500us/2
+        t=5 host=100us/1 x2
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=3ms host=1000 nic=0 client=0 -> host=1000 nic=0 client=0 pushback>250insn (backlog: push back over-credit invocations)
+        t=5ms host=1000 nic=0 client=0 -> host=1000 nic=0 client=0 (no backlog)
+    "#]]);
+}
+
+#[test]
+fn unknown_policy_names_are_listed() {
+    let err = policy::by_name("fastest").unwrap_err();
+    expect![[r#"unknown policy "fastest"; known policies: host, nic, client, naam-adaptive, kayak, cell, splinter"#]]
+        .assert_eq(&err.to_string());
+}

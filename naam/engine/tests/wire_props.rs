@@ -1,0 +1,172 @@
+//! Property tests of the wire format: decode ∘ encode is the identity for every valid frame, and
+//! decoding arbitrary bytes never panics.
+
+use naam_engine::abi::{ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, REPLY_BYTES_MAX, STATE_BYTES_MAX};
+use naam_engine::wire::*;
+use naam_engine::*;
+use proptest::prelude::*;
+
+fn descriptor() -> impl Strategy<Value = Descriptor> {
+    (any::<u64>(), any::<u64>(), 1..=ACCESS_BYTES_MAX as u32, any::<bool>()).prop_map(|(rkey, offset, len, write)| Descriptor {
+        rkey: Rkey(rkey),
+        offset,
+        len,
+        kind: if write { AccessKind::Write } else { AccessKind::Read },
+    })
+}
+
+fn descriptors() -> impl Strategy<Value = Descriptors> {
+    prop::collection::vec(descriptor(), 0..=ACCESSES_PER_STEP_MAX).prop_map(|v| Descriptors::from_slice(&v).unwrap())
+}
+
+#[derive(Debug, Clone)]
+struct OwnedInvoke {
+    fixed: (u32, u32, u64, u32, bool, u8, u8),
+    reply_to: Option<ReplyAddr>,
+    args: Vec<u8>,
+    descriptors: Descriptors,
+    origin: Descriptors,
+    state: Vec<u8>,
+}
+
+impl OwnedInvoke {
+    fn view(&self) -> Invoke<'_> {
+        let (tenant, function, id, flow, pushback, step, attempt) = self.fixed;
+        Invoke {
+            tenant: TenantId(tenant),
+            function: FunctionId(function),
+            request_id: RequestId(id),
+            flow,
+            flags: InvokeFlags(if pushback { InvokeFlags::ALLOW_PUSHBACK } else { 0 }),
+            step,
+            attempt,
+            reply_to: self.reply_to,
+            args: &self.args,
+            descriptors: self.descriptors,
+            origin: if step == 0 { Descriptors::new() } else { self.origin },
+            state: &self.state,
+        }
+    }
+}
+
+fn invoke() -> impl Strategy<Value = OwnedInvoke> {
+    let fixed = (any::<u32>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<bool>(), 0u8..16, any::<u8>());
+    let reply_to = prop::option::of((any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| ReplyAddr { ip, port }));
+    let origin = prop::collection::vec(descriptor(), 1..=ACCESSES_PER_STEP_MAX).prop_map(|v| Descriptors::from_slice(&v).unwrap());
+    (
+        fixed,
+        reply_to,
+        prop::collection::vec(any::<u8>(), 0..=ARGS_BYTES_MAX),
+        descriptors(),
+        origin,
+        prop::collection::vec(any::<u8>(), 0..=STATE_BYTES_MAX),
+    )
+        .prop_map(|(fixed, reply_to, args, descriptors, origin, state)| OwnedInvoke { fixed, reply_to, args, descriptors, origin, state })
+}
+
+fn status() -> impl Strategy<Value = Status> {
+    prop_oneof![
+        Just(Status::Ok),
+        Just(Status::Pushback),
+        (1u16..=10, any::<u32>()).prop_map(|(k, detail)| Status::Error(ErrorCode { kind: ErrorKind::from_code(k).unwrap(), detail })),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invoke_round_trips(m in invoke()) {
+        let mut buf = Vec::new();
+        m.view().encode(&mut buf).unwrap();
+        prop_assert!(buf.len() <= INVOKE_BYTES_MAX);
+        prop_assert_eq!(Frame::decode(&buf).unwrap(), Frame::Invoke(m.view()));
+    }
+
+    #[test]
+    fn reply_round_trips(id in any::<u64>(), st in status(), loc in 0u8..3, steps in any::<u8>(), attempts in any::<u8>(),
+                         permille in 0u16..=1000, payload in prop::collection::vec(any::<u8>(), 0..=REPLY_BYTES_MAX)) {
+        let reply = Reply { request_id: RequestId(id), status: st, location: Location::from_code(loc).unwrap(), steps, attempts,
+                            client_permille: permille, payload: &payload };
+        let mut buf = Vec::new();
+        Frame::Reply(reply).encode(&mut buf).unwrap();
+        prop_assert!(buf.len() <= FRAME_BYTES_MAX);
+        prop_assert_eq!(Frame::decode(&buf).unwrap(), Frame::Reply(reply));
+    }
+
+    #[test]
+    fn reads_round_trip(tenant in any::<u32>(), id in any::<u64>(), rkey in any::<u64>(), offset in any::<u64>(),
+                        len in 1..=ACCESS_BYTES_MAX as u32, data in prop::collection::vec(any::<u8>(), 0..=ACCESS_BYTES_MAX)) {
+        let read = ReadRequest { tenant: TenantId(tenant), read_id: id, rkey: Rkey(rkey), offset, len };
+        let mut buf = Vec::new();
+        Frame::Read(read).encode(&mut buf).unwrap();
+        prop_assert_eq!(Frame::decode(&buf).unwrap(), Frame::Read(read));
+        let reply = ReadReply { read_id: id, denial: 0, data: &data };
+        Frame::ReadReply(reply).encode(&mut buf).unwrap();
+        prop_assert!(buf.len() <= FRAME_BYTES_MAX);
+        prop_assert_eq!(Frame::decode(&buf).unwrap(), Frame::ReadReply(reply));
+    }
+
+    #[test]
+    fn samples_round_trip(at in any::<u64>(), loc in prop::option::of(0u8..3), delay in any::<u64>(), util in any::<u16>(),
+                          queue in any::<u32>(), done in any::<u64>(), period in any::<u64>()) {
+        let s = LoadSample { at: Nanos(at), location: loc.and_then(Location::from_code), queue_delay_ns: delay,
+                             utilisation_permille: util, queue_len: queue, completions: done, period_ns: period };
+        let mut buf = Vec::new();
+        Frame::Sample(s).encode(&mut buf).unwrap();
+        prop_assert_eq!(Frame::decode(&buf).unwrap(), Frame::Sample(s));
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = Frame::decode(&bytes);
+    }
+
+    #[test]
+    fn decoding_mutated_frames_never_panics(m in invoke(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+                                            cut in any::<prop::sample::Index>()) {
+        let mut buf = Vec::new();
+        m.view().encode(&mut buf).unwrap();
+        for (at, byte) in flips {
+            let i = at.index(buf.len());
+            buf[i] = byte;
+        }
+        let _ = Frame::decode(&buf);
+        let _ = Frame::decode(&buf[..cut.index(buf.len() + 1)]);
+    }
+}
+
+#[test]
+fn oversized_parts_are_refused_on_both_sides() {
+    let args = vec![0u8; ARGS_BYTES_MAX + 1];
+    let m = Invoke {
+        tenant: TenantId(1),
+        function: FunctionId(1),
+        request_id: RequestId(1),
+        flow: 0,
+        flags: InvokeFlags::default(),
+        step: 0,
+        attempt: 0,
+        reply_to: None,
+        args: &args,
+        descriptors: Descriptors::new(),
+        origin: Descriptors::new(),
+        state: &[],
+    };
+    let mut buf = Vec::new();
+    assert_eq!(m.encode(&mut buf), Err(EncodeError::TooLong { field: "args", len: ARGS_BYTES_MAX + 1, max: ARGS_BYTES_MAX }));
+    // A frame that claims a too-long args block is rejected before anything is read.
+    let ok = Invoke { args: &[], ..m };
+    ok.encode(&mut buf).unwrap();
+    let args_len_at = HEADER_BYTES + 4 + 4 + 8 + 4 + 2 + 4;
+    buf[args_len_at..args_len_at + 2].copy_from_slice(&(ARGS_BYTES_MAX as u16 + 1).to_le_bytes());
+    assert_eq!(Frame::decode(&buf), Err(DecodeError::TooLong { field: "args", len: ARGS_BYTES_MAX + 1, max: ARGS_BYTES_MAX }));
+}
+
+#[test]
+fn decode_errors_name_the_field() {
+    expect_test::expect![[r#"frame truncated in `magic`: needs 2 more bytes, 1 left"#]].assert_eq(&Frame::decode(&[0x41]).unwrap_err().to_string());
+    expect_test::expect![[r#"bad magic 0x0000 (expected 0x4e41)"#]].assert_eq(&Frame::decode(&[0, 0, 1, 1]).unwrap_err().to_string());
+    expect_test::expect![[r#"unsupported wire version 9 (this build speaks 1)"#]].assert_eq(&Frame::decode(&[0x41, 0x4e, 9, 1]).unwrap_err().to_string());
+    expect_test::expect![[r#"unknown frame kind 77"#]].assert_eq(&Frame::decode(&[0x41, 0x4e, 1, 77]).unwrap_err().to_string());
+}
