@@ -98,6 +98,7 @@ impl RunDir {
         plan: &ExperimentPlan,
         manifest: &str,
         repo_dir: &Path,
+        executor: &str,
     ) -> Result<Provenance, ResultsError> {
         let hash = config_hash(plan);
         fs::create_dir_all(self.points_dir())
@@ -133,7 +134,9 @@ impl RunDir {
             Err(e) => return Err(e),
         };
         let index = provenance.sessions.len() as u32;
-        provenance.sessions.push(Session::start(index, repo_dir));
+        provenance
+            .sessions
+            .push(Session::start(index, repo_dir, executor));
         self.write_provenance(&provenance)?;
         Ok(provenance)
     }

@@ -143,6 +143,8 @@ impl HostInfo {
 pub struct Session {
     /// Position in [`Provenance::sessions`].
     pub index: u32,
+    /// What executed the points (`local testbed`, `synthetic: stands in for the testbed`, ...).
+    pub executor: String,
     /// The code.
     pub code: CodeIdentity,
     /// The toolchain that built the runner.
@@ -159,9 +161,10 @@ pub struct Session {
 
 impl Session {
     /// A session starting now.
-    pub fn start(index: u32, repo_dir: &Path) -> Session {
+    pub fn start(index: u32, repo_dir: &Path, executor: &str) -> Session {
         Session {
             index,
+            executor: executor.to_string(),
             code: CodeIdentity::collect(repo_dir),
             toolchain: TOOLCHAIN.to_string(),
             host: HostInfo::collect(),

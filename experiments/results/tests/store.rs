@@ -199,7 +199,7 @@ fn sealed_points_are_complete_and_partial_ones_are_cleaned() {
     let root = tempfile::tempdir().expect("tempdir");
     let run = RunDir::at(root.path(), plan.id.as_str(), &run_id(&plan, None));
     let provenance = run
-        .create_or_resume(&plan, "experiments/mica-ycsb-b.toml", root.path())
+        .create_or_resume(&plan, "experiments/mica-ycsb-b.toml", root.path(), "test")
         .expect("create");
     assert_eq!(provenance.sessions.len(), 1);
     assert_eq!(provenance.config_hash, config_hash(&plan));
@@ -231,7 +231,7 @@ fn sealed_points_are_complete_and_partial_ones_are_cleaned() {
     assert!(!run.staging_dir(b).exists());
     assert!(!run.root().join(".run.json.tmp.1.0").exists());
     let again = run
-        .create_or_resume(&plan, "experiments/mica-ycsb-b.toml", root.path())
+        .create_or_resume(&plan, "experiments/mica-ycsb-b.toml", root.path(), "test")
         .expect("resume");
     assert_eq!(again.sessions.len(), 2, "a resume is a second session");
 }
@@ -243,10 +243,10 @@ fn a_run_folder_refuses_another_configuration() {
     other.base_seed += 1;
     let root = tempfile::tempdir().expect("tempdir");
     let run = RunDir::at(root.path(), "mica-ycsb-b", "fixed-id");
-    run.create_or_resume(&plan, "m.toml", root.path())
+    run.create_or_resume(&plan, "m.toml", root.path(), "test")
         .expect("create");
     let err = run
-        .create_or_resume(&other, "m.toml", root.path())
+        .create_or_resume(&other, "m.toml", root.path(), "test")
         .unwrap_err();
     assert!(matches!(err, ResultsError::ConfigMismatch { .. }), "{err}");
     assert_ne!(run_id(&plan, None), run_id(&other, None));

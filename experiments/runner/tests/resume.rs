@@ -1,0 +1,171 @@
+//! Resume in process: an executor that fails or aborts at chosen points, then a rerun.
+
+use std::path::{Path, PathBuf};
+
+use naam_plan::{ExperimentId, ExperimentPlan, PointPlan, Variant, load_manifest, manifest_path};
+use naam_results::{RunDir, RunStatus, inspect_run};
+use naam_runner::synthetic::SyntheticExecutor;
+use naam_runner::*;
+
+fn plan(id: ExperimentId) -> ExperimentPlan {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    load_manifest(&manifest_path(&dir, id), Variant::Quick).expect("committed manifest is valid")
+}
+
+fn options(root: &Path) -> RunOptions {
+    RunOptions {
+        results_root: root.to_path_buf(),
+        repo_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        manifest: "experiments/test.toml".to_string(),
+        fresh_suffix: None,
+        progress: Progress::Hidden,
+        stop: None,
+    }
+}
+
+/// Delegates to the synthetic executor but fails one point and aborts at another.
+struct Faulty {
+    inner: SyntheticExecutor,
+    fail_at: u32,
+    abort_at: u32,
+    calls: Vec<String>,
+}
+
+impl PointExecutor for Faulty {
+    fn name(&self) -> String {
+        "faulty test executor".to_string()
+    }
+
+    fn run_point(
+        &mut self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<(), ExecError> {
+        self.calls.push(point.id.clone());
+        if point.index == self.fail_at {
+            return Err(ExecError::PointFailed {
+                message: "host role exited with status 3".to_string(),
+            });
+        }
+        if point.index == self.abort_at {
+            std::fs::write(out_dir.join("client-0.hlog"), b"half a file").expect("write");
+            return Err(ExecError::Aborted {
+                message: "testbed lost".to_string(),
+            });
+        }
+        self.inner.run_point(plan, point, out_dir)
+    }
+}
+
+#[test]
+fn failed_and_aborted_points_are_recorded_and_rerun() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut faulty = Faulty {
+        inner: SyntheticExecutor::default(),
+        fail_at: 2,
+        abort_at: 5,
+        calls: Vec::new(),
+    };
+    let first = run_plan(&plan, &mut faulty, &options(root.path())).expect("run");
+    assert_eq!(first.status, RunStatus::Partial);
+    assert_eq!(first.points_measured, 4, "points 0, 1, 3, 4");
+    assert_eq!(first.points_failed.len(), 2);
+    assert!(
+        first.points_failed[0].error.contains("host role exited"),
+        "{:?}",
+        first.points_failed
+    );
+    assert!(
+        first
+            .stopped
+            .as_deref()
+            .is_some_and(|s| s.contains("testbed lost"))
+    );
+    assert_eq!(faulty.calls.len(), 6, "nothing after the abort");
+
+    let run = RunDir::open(Path::new(&first.run_dir));
+    let report = inspect_run(&run).expect("inspect");
+    assert_eq!(report.state.points_complete, 4);
+    assert_eq!(
+        report.partial_points,
+        vec![plan.points[2].id.clone(), plan.points[5].id.clone()]
+    );
+    assert_eq!(report.state.failed.len(), 2);
+
+    let mut good = SyntheticExecutor::default();
+    let second = run_plan(&plan, &mut good, &options(root.path())).expect("resume");
+    assert_eq!(second.run_id, first.run_id, "same plan, same folder");
+    assert_eq!(second.points_skipped, 4);
+    assert_eq!(second.points_measured as usize, plan.points.len() - 4);
+    assert_eq!(second.partial_redone, report.partial_points);
+    assert_eq!(second.status, RunStatus::Complete);
+    let provenance = run.read_provenance().expect("provenance");
+    assert_eq!(provenance.sessions.len(), 2);
+    assert_eq!(provenance.sessions[0].executor, "faulty test executor");
+    assert_eq!(
+        run.read_summary(&plan.points[0].id)
+            .expect("summary")
+            .session,
+        0
+    );
+    assert_eq!(
+        run.read_summary(&plan.points[2].id)
+            .expect("summary")
+            .session,
+        1
+    );
+
+    let third = run_plan(&plan, &mut good, &options(root.path())).expect("rerun");
+    assert_eq!(third.points_skipped as usize, plan.points.len());
+    assert_eq!(third.points_measured, 0);
+}
+
+#[test]
+fn a_stop_flag_ends_the_run_resumably() {
+    let plan = plan(ExperimentId::LoadShift);
+    let root = tempfile::tempdir().expect("tempdir");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut opts = options(root.path());
+    opts.stop = Some(stop);
+    let outcome = run_plan(&plan, &mut SyntheticExecutor::default(), &opts).expect("run");
+    assert_eq!(outcome.points_measured, 0);
+    assert!(outcome.stopped.is_some());
+    let status = status(root.path(), None);
+    assert_eq!(status.runs.len(), 1);
+    let text = describe_run(&status.runs[0]);
+    assert!(
+        text.contains(&format!("0/{} points complete", plan.points.len())),
+        "{text}"
+    );
+    assert!(text.contains("missing"), "{text}");
+}
+
+#[test]
+fn vm_cost_points_summarize_their_report() {
+    let plan = plan(ExperimentId::VmCost);
+    let root = tempfile::tempdir().expect("tempdir");
+    let outcome = run_plan(
+        &plan,
+        &mut SyntheticExecutor::default(),
+        &options(root.path()),
+    )
+    .expect("run");
+    assert_eq!(outcome.status, RunStatus::Complete);
+    let run = RunDir::open(Path::new(&outcome.run_dir));
+    let summary = run.read_summary(&plan.points[0].id).expect("summary");
+    let report = summary.vm_cost.expect("vm-cost report");
+    assert_eq!(report.entries.len(), 2);
+    assert!(summary.validity.is_valid());
+}
+
+#[test]
+fn check_reports_both_variants() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let report = check(&manifest_path(&dir, ExperimentId::OffloadScaling)).expect("valid");
+    assert_eq!(report.experiment, "offload-scaling");
+    assert_eq!(report.variants.len(), 2);
+    assert!(report.variants[0].run_id.starts_with("quick-"));
+    assert_eq!(report.variants[0].config_hash.len(), 64);
+}
