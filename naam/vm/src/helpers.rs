@@ -1,0 +1,327 @@
+//! Helpers: numbered host functions a program calls with `call imm` (or `callx reg`), supplied by
+//! the embedder with a typed signature the VM enforces before every call.
+
+use core::fmt;
+
+use crate::memory::{Memory, MemoryError};
+
+/// Most helpers one registry may hold.
+pub const HELPERS_MAX: usize = 256;
+/// Arguments of a helper call: r1..=r5.
+pub const HELPER_ARGS: usize = 5;
+
+/// A helper: `ctx` is the embedder's per-invocation context, `mem` the invocation's memory (for
+/// reading and writing through the program's pointer arguments), `args` are r1..=r5. The return
+/// value goes to r0; an error ends the invocation with [`Trap::Helper`](crate::Trap::Helper).
+pub type HelperFn<C> =
+    fn(ctx: &mut C, mem: &mut Memory<'_>, args: [u64; HELPER_ARGS]) -> Result<u64, HelperError>;
+
+/// What one argument register holds. Pointer arguments are checked against the invocation's
+/// memory before the helper runs, so a helper never sees a dangling pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ArgKind {
+    /// Not used by the helper (its value is still passed).
+    #[default]
+    Unused,
+    /// Any 64-bit value.
+    Scalar,
+    /// Points to `args[len_arg]` bytes that must be readable.
+    ReadBytes {
+        /// Index (0..5) of the argument holding the length; it must be a [`ArgKind::Scalar`].
+        len_arg: u8,
+    },
+    /// Points to `args[len_arg]` bytes that must be writable.
+    WriteBytes {
+        /// Index (0..5) of the argument holding the length; it must be a [`ArgKind::Scalar`].
+        len_arg: u8,
+    },
+}
+
+/// The typed signature of a helper: one [`ArgKind`] per argument register r1..=r5.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Signature {
+    /// r1..=r5.
+    pub args: [ArgKind; HELPER_ARGS],
+}
+
+impl Signature {
+    /// Every argument is a scalar (no memory is checked).
+    pub const SCALARS: Signature = Signature {
+        args: [ArgKind::Scalar; HELPER_ARGS],
+    };
+}
+
+/// One registered helper.
+pub struct Helper<C> {
+    /// Name, for errors and disassembly.
+    pub name: &'static str,
+    /// What each argument register holds.
+    pub signature: Signature,
+    /// The function.
+    pub func: HelperFn<C>,
+}
+
+impl<C> Clone for Helper<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Helper<C> {}
+
+impl<C> fmt::Debug for Helper<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Helper")
+            .field("name", &self.name)
+            .field("signature", &self.signature)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a helper failed; carried in [`Trap::Helper`](crate::Trap::Helper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HelperError {
+    /// The helper touched memory the invocation does not grant.
+    #[error("memory: {0}")]
+    Memory(#[from] MemoryError),
+    /// The helper refused its arguments or its work failed.
+    #[error("{reason}")]
+    Failed {
+        /// What went wrong, for people.
+        reason: &'static str,
+    },
+}
+
+/// Why a helper could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// Another helper already has this id.
+    #[error("helper id {id} is already registered (as {existing:?})")]
+    DuplicateId {
+        /// The id.
+        id: u32,
+        /// Name of the helper registered first.
+        existing: &'static str,
+    },
+    /// The registry is full.
+    #[error("cannot register more than {max} helpers")]
+    TooMany {
+        /// [`HELPERS_MAX`].
+        max: usize,
+    },
+    /// A pointer argument names a length argument that is out of range, itself, or not a scalar.
+    #[error(
+        "helper {name:?} (id {id}): argument {arg} names length argument {len_arg}, which is not a scalar argument"
+    )]
+    BadLengthArgument {
+        /// Helper id.
+        id: u32,
+        /// Helper name.
+        name: &'static str,
+        /// Index of the pointer argument.
+        arg: usize,
+        /// The index it names.
+        len_arg: u8,
+    },
+}
+
+/// A registry of numbered helpers; `C` is the embedder's per-invocation context type.
+pub struct Helpers<C> {
+    /// Sorted by id.
+    entries: Vec<(u32, Helper<C>)>,
+}
+
+impl<C> fmt::Debug for Helpers<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(id, h)| (id, h.name)))
+            .finish()
+    }
+}
+
+impl<C> Default for Helpers<C> {
+    fn default() -> Self {
+        Helpers::new()
+    }
+}
+
+impl<C> Clone for Helpers<C> {
+    fn clone(&self) -> Self {
+        Helpers {
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+impl<C> Helpers<C> {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Helpers {
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds `helper` under `id` after checking its signature.
+    pub fn register(&mut self, id: u32, helper: Helper<C>) -> Result<(), RegisterError> {
+        check_signature(id, &helper)?;
+        let at = match self.entries.binary_search_by_key(&id, |(k, _)| *k) {
+            Ok(at) => {
+                let existing = self.entries[at].1.name;
+                return Err(RegisterError::DuplicateId { id, existing });
+            }
+            Err(at) => at,
+        };
+        if self.entries.len() >= HELPERS_MAX {
+            return Err(RegisterError::TooMany { max: HELPERS_MAX });
+        }
+        self.entries.insert(at, (id, helper));
+        Ok(())
+    }
+
+    /// The helper registered under `id`.
+    pub fn get(&self, id: u32) -> Option<&Helper<C>> {
+        self.index_of(id).map(|at| &self.entries[at].1)
+    }
+
+    /// Number of registered helpers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no helper is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Position of `id` in the registry (what the verifier records as a lookup hint).
+    pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
+        self.entries.binary_search_by_key(&id, |(k, _)| *k).ok()
+    }
+
+    /// Looks `id` up, trying the load-time position `hint` first (O(1) when the program runs
+    /// with the registry it was verified against).
+    #[inline]
+    pub(crate) fn lookup(&self, id: u32, hint: usize) -> Option<&Helper<C>> {
+        match self.entries.get(hint) {
+            Some((k, helper)) if *k == id => Some(helper),
+            _ => self.get(id),
+        }
+    }
+}
+
+fn check_signature<C>(id: u32, helper: &Helper<C>) -> Result<(), RegisterError> {
+    let args = &helper.signature.args;
+    for (arg, kind) in args.iter().enumerate() {
+        let len_arg = match kind {
+            ArgKind::ReadBytes { len_arg } | ArgKind::WriteBytes { len_arg } => *len_arg,
+            ArgKind::Unused | ArgKind::Scalar => continue,
+        };
+        let names_scalar = args.get(usize::from(len_arg)) == Some(&ArgKind::Scalar);
+        if !names_scalar {
+            return Err(RegisterError::BadLengthArgument {
+                id,
+                name: helper.name,
+                arg,
+                len_arg,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks every pointer argument of `signature` against `mem`; returns the first bad argument.
+pub(crate) fn check_args(
+    signature: &Signature,
+    mem: &mut Memory<'_>,
+    args: &[u64; HELPER_ARGS],
+) -> Result<(), (u8, MemoryError)> {
+    for (arg, kind) in signature.args.iter().enumerate() {
+        let checked = match *kind {
+            ArgKind::ReadBytes { len_arg } => mem
+                .read(args[arg], args[usize::from(len_arg) % HELPER_ARGS])
+                .map(|_| ()),
+            ArgKind::WriteBytes { len_arg } => mem
+                .write(args[arg], args[usize::from(len_arg) % HELPER_ARGS])
+                .map(|_| ()),
+            ArgKind::Unused | ArgKind::Scalar => Ok(()),
+        };
+        checked.map_err(|error| (arg as u8, error))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(
+        _: &mut (),
+        _: &mut Memory<'_>,
+        args: [u64; HELPER_ARGS],
+    ) -> Result<u64, HelperError> {
+        Ok(args[0])
+    }
+
+    fn helper(signature: Signature) -> Helper<()> {
+        Helper {
+            name: "identity",
+            signature,
+            func: identity,
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let mut helpers = Helpers::new();
+        helpers.register(5, helper(Signature::SCALARS)).unwrap();
+        assert_eq!(
+            helpers.register(5, helper(Signature::SCALARS)),
+            Err(RegisterError::DuplicateId {
+                id: 5,
+                existing: "identity"
+            })
+        );
+    }
+
+    #[test]
+    fn pointer_arguments_must_name_a_scalar_length() {
+        let mut args = [ArgKind::Unused; HELPER_ARGS];
+        args[0] = ArgKind::ReadBytes { len_arg: 0 };
+        let err = Helpers::new()
+            .register(1, helper(Signature { args }))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            RegisterError::BadLengthArgument {
+                id: 1,
+                name: "identity",
+                arg: 0,
+                len_arg: 0
+            }
+        );
+        args[1] = ArgKind::Scalar;
+        args[0] = ArgKind::WriteBytes { len_arg: 7 };
+        assert!(matches!(
+            Helpers::new().register(1, helper(Signature { args })),
+            Err(RegisterError::BadLengthArgument { len_arg: 7, .. })
+        ));
+        args[0] = ArgKind::ReadBytes { len_arg: 1 };
+        assert_eq!(
+            Helpers::new().register(1, helper(Signature { args })),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn lookup_uses_the_hint_and_falls_back_to_search() {
+        let mut helpers = Helpers::new();
+        for id in [9, 3, 7] {
+            helpers.register(id, helper(Signature::SCALARS)).unwrap();
+        }
+        assert_eq!(helpers.index_of(7), Some(1));
+        assert!(helpers.lookup(7, 1).is_some());
+        assert!(helpers.lookup(7, 0).is_some());
+        assert!(helpers.lookup(8, 1).is_none());
+        assert!(helpers.lookup(8, 99).is_none());
+    }
+}

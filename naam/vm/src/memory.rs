@@ -1,0 +1,315 @@
+//! The memory one invocation may touch: regions the embedder grants, plus the VM's own stack and
+//! the program's data sections, all in one 64-bit VM address space.
+//!
+//! Slot `s` occupies VM addresses `(s + 1) << 32 .. (s + 1) << 32 + len`. An address decodes to
+//! `(slot, offset)` with a shift and a mask; address 0 (and everything below `1 << 32`) is never
+//! valid, and no host pointer is ever visible to a program. Slots 0–2 belong to the VM
+//! ([`STACK_SLOT`], [`CONSTANTS_SLOT`], [`GLOBALS_SLOT`]) and are filled only while
+//! [`Vm::run`](crate::Vm::run) executes; the embedder's regions take slots 3 onwards in the order
+//! they are mapped.
+
+use core::marker::PhantomData;
+
+use crate::MEMORY_REGIONS_MAX;
+
+/// Slot of the VM stack (read-write, VM address `0x1_0000_0000`).
+pub const STACK_SLOT: usize = 0;
+/// Slot of the program's read-only data (`.rodata*` of an ELF object; VM address `0x2_0000_0000`).
+pub const CONSTANTS_SLOT: usize = 1;
+/// Slot of the program's writable globals (`.data`, `.bss`; VM address `0x3_0000_0000`), reset
+/// from the program's image at the start of every invocation.
+pub const GLOBALS_SLOT: usize = 2;
+/// Slots reserved for the VM before the embedder's regions.
+pub const VM_SLOTS: usize = 3;
+/// All slots: the VM's and [`MEMORY_REGIONS_MAX`] embedder regions.
+pub const SLOTS: usize = VM_SLOTS + MEMORY_REGIONS_MAX;
+/// Largest region one slot can hold: offsets are the low 32 bits of an address.
+pub const REGION_BYTES_MAX: u64 = u32::MAX as u64;
+
+const SLOT_SHIFT: u32 = 32;
+const OFFSET_MASK: u64 = (1 << SLOT_SHIFT) - 1;
+
+/// VM address of byte 0 of slot `slot`.
+pub const fn slot_base(slot: usize) -> u64 {
+    ((slot as u64) + 1) << SLOT_SHIFT
+}
+
+/// Why the embedder could not map a region.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    /// Every embedder slot is taken.
+    #[error("cannot map more than {max} regions in one invocation")]
+    TooManyRegions {
+        /// [`MEMORY_REGIONS_MAX`].
+        max: usize,
+    },
+    /// The region is longer than one slot can address.
+    #[error("region of {len} bytes exceeds the {max}-byte limit of one slot")]
+    TooLarge {
+        /// Length of the rejected region in bytes.
+        len: u64,
+        /// [`REGION_BYTES_MAX`].
+        max: u64,
+    },
+}
+
+/// Why an access through [`Memory::read`] / [`Memory::write`] (or by a program) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryError {
+    /// The bytes `addr .. addr + len` are not all inside one mapped region.
+    #[error("{len} bytes at {addr:#x} are outside every mapped region")]
+    OutOfBounds {
+        /// First VM address of the access.
+        addr: u64,
+        /// Bytes accessed.
+        len: u64,
+    },
+    /// The bytes are mapped, but only for reading.
+    #[error("{len} bytes at {addr:#x} are mapped read-only")]
+    ReadOnly {
+        /// First VM address of the access.
+        addr: u64,
+        /// Bytes accessed.
+        len: u64,
+    },
+}
+
+/// One slot: a host range, how much of it may be read and how much written (0 for read-only).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Region {
+    pub ptr: *mut u8,
+    pub read_len: u64,
+    pub write_len: u64,
+}
+
+impl Region {
+    const EMPTY: Region = Region {
+        ptr: core::ptr::null_mut(),
+        read_len: 0,
+        write_len: 0,
+    };
+}
+
+/// The regions one invocation may touch. Built by the embedder per invocation (no allocation),
+/// passed to [`Vm::run`](crate::Vm::run) and to every helper.
+#[derive(Debug)]
+pub struct Memory<'a> {
+    slots: [Region; SLOTS],
+    /// Embedder regions mapped so far.
+    mapped: usize,
+    _borrows: PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: a `Memory` only holds pointers derived from `&'a [u8]` / `&'a mut [u8]` (both `Send`),
+// and the VM's own slots are filled and cleared within one `Vm::run` call on one thread.
+unsafe impl Send for Memory<'_> {}
+
+impl Default for Memory<'_> {
+    fn default() -> Self {
+        Memory::new()
+    }
+}
+
+impl<'a> Memory<'a> {
+    /// No regions mapped.
+    pub fn new() -> Self {
+        Memory {
+            slots: [Region::EMPTY; SLOTS],
+            mapped: 0,
+            _borrows: PhantomData,
+        }
+    }
+
+    /// Grants read access to `bytes`; returns the VM address of `bytes[0]`.
+    pub fn map_read(&mut self, bytes: &'a [u8]) -> Result<u64, MapError> {
+        let len = region_len(bytes.len())?;
+        self.push(Region {
+            ptr: bytes.as_ptr().cast_mut(),
+            read_len: len,
+            write_len: 0,
+        })
+    }
+
+    /// Grants read and write access to `bytes`; returns the VM address of `bytes[0]`.
+    pub fn map_write(&mut self, bytes: &'a mut [u8]) -> Result<u64, MapError> {
+        let len = region_len(bytes.len())?;
+        self.push(Region {
+            ptr: bytes.as_mut_ptr(),
+            read_len: len,
+            write_len: len,
+        })
+    }
+
+    /// Number of embedder regions mapped.
+    pub fn regions_mapped(&self) -> usize {
+        self.mapped
+    }
+
+    /// The `len` bytes at VM address `addr`, if they are all readable (for helpers).
+    pub fn read(&self, addr: u64, len: u64) -> Result<&[u8], MemoryError> {
+        let (region, offset) = self.locate(addr, len, |r| r.read_len)?;
+        let len = usize::try_from(len).map_err(|_| MemoryError::OutOfBounds { addr, len })?;
+        // SAFETY: `locate` proved `offset + len <= read_len`, the length of the live host
+        // range the region was created from; `&self` keeps writers away for the borrow.
+        Ok(unsafe { core::slice::from_raw_parts(region.ptr.add(offset), len) })
+    }
+
+    /// The `len` bytes at VM address `addr`, if they are all writable (for helpers).
+    pub fn write(&mut self, addr: u64, len: u64) -> Result<&mut [u8], MemoryError> {
+        let (region, offset) =
+            self.locate(addr, len, |r| r.write_len).map_err(|error| {
+                match self.locate(addr, len, |r| r.read_len) {
+                    Ok(_) => MemoryError::ReadOnly { addr, len },
+                    Err(_) => error,
+                }
+            })?;
+        let len = usize::try_from(len).map_err(|_| MemoryError::OutOfBounds { addr, len })?;
+        // SAFETY: as in `read`, and the region came from a `&'a mut [u8]` (or the VM's stack or
+        // globals), borrowed exclusively through `&mut self`.
+        Ok(unsafe { core::slice::from_raw_parts_mut(region.ptr.add(offset), len) })
+    }
+
+    /// Classifies a failed access of `len` bytes at `addr` that the interpreter's fast check
+    /// refused (cold path).
+    pub(crate) fn classify_write_fault(&self, addr: u64, len: u64) -> MemoryError {
+        match self.locate(addr, len, |r| r.read_len) {
+            Ok(_) => MemoryError::ReadOnly { addr, len },
+            Err(error) => error,
+        }
+    }
+
+    /// The slot table the interpreter reads directly.
+    #[inline(always)]
+    pub(crate) fn slots(&self) -> &[Region; SLOTS] {
+        &self.slots
+    }
+
+    /// Installs one of the VM's own slots (stack, constants, globals).
+    pub(crate) fn set_vm_slot(&mut self, slot: usize, region: Region) {
+        debug_assert!(slot < VM_SLOTS);
+        if let Some(entry) = self.slots.get_mut(slot) {
+            *entry = region;
+        }
+    }
+
+    /// Resizes the stack slot to the frames visible at the current call depth.
+    #[inline(always)]
+    pub(crate) fn set_stack_len(&mut self, len: u64) {
+        self.slots[STACK_SLOT].read_len = len;
+        self.slots[STACK_SLOT].write_len = len;
+    }
+
+    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.
+    pub(crate) fn clear_vm_slots(&mut self) {
+        for entry in &mut self.slots[..VM_SLOTS] {
+            *entry = Region::EMPTY;
+        }
+    }
+
+    fn push(&mut self, region: Region) -> Result<u64, MapError> {
+        if self.mapped >= MEMORY_REGIONS_MAX {
+            return Err(MapError::TooManyRegions {
+                max: MEMORY_REGIONS_MAX,
+            });
+        }
+        let slot = VM_SLOTS + self.mapped;
+        self.slots[slot] = region;
+        self.mapped += 1;
+        Ok(slot_base(slot))
+    }
+
+    fn locate(
+        &self,
+        addr: u64,
+        len: u64,
+        limit: impl Fn(&Region) -> u64,
+    ) -> Result<(Region, usize), MemoryError> {
+        let fault = MemoryError::OutOfBounds { addr, len };
+        let slot = (addr >> SLOT_SHIFT).wrapping_sub(1);
+        let offset = addr & OFFSET_MASK;
+        let region = usize::try_from(slot)
+            .ok()
+            .and_then(|s| self.slots.get(s))
+            .ok_or(fault)?;
+        if region.ptr.is_null() {
+            return Err(fault); // an empty slot: not even zero bytes are mapped there
+        }
+        let end = offset.checked_add(len).ok_or(fault)?;
+        if end > limit(region) {
+            return Err(fault);
+        }
+        Ok((*region, offset as usize))
+    }
+}
+
+fn region_len(len: usize) -> Result<u64, MapError> {
+    let len = len as u64;
+    if len > REGION_BYTES_MAX {
+        return Err(MapError::TooLarge {
+            len,
+            max: REGION_BYTES_MAX,
+        });
+    }
+    Ok(len)
+}
+
+/// Splits a VM address into its slot index (possibly out of range) and offset.
+#[inline(always)]
+pub(crate) fn split(addr: u64) -> (u64, u64) {
+    ((addr >> SLOT_SHIFT).wrapping_sub(1), addr & OFFSET_MASK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_get_consecutive_slots_after_the_vm_slots() {
+        let a = [1u8; 4];
+        let mut b = [2u8; 8];
+        let mut mem = Memory::new();
+        assert_eq!(mem.map_read(&a), Ok(slot_base(VM_SLOTS)));
+        assert_eq!(mem.map_write(&mut b), Ok(slot_base(VM_SLOTS + 1)));
+        assert_eq!(mem.read(slot_base(VM_SLOTS) + 1, 3), Ok(&[1u8, 1, 1][..]));
+        assert_eq!(
+            mem.read(slot_base(VM_SLOTS) + 1, 4),
+            Err(MemoryError::OutOfBounds {
+                addr: slot_base(VM_SLOTS) + 1,
+                len: 4
+            })
+        );
+        let addr = slot_base(VM_SLOTS);
+        assert_eq!(
+            mem.write(addr, 1),
+            Err(MemoryError::ReadOnly { addr, len: 1 })
+        );
+        mem.write(slot_base(VM_SLOTS + 1) + 7, 1).unwrap()[0] = 9;
+        assert_eq!(mem.read(slot_base(VM_SLOTS + 1), 8).unwrap()[7], 9);
+    }
+
+    #[test]
+    fn address_zero_and_unmapped_slots_fault() {
+        let mem = Memory::new();
+        for addr in [0, 1, slot_base(STACK_SLOT), slot_base(SLOTS), u64::MAX] {
+            assert_eq!(
+                mem.read(addr, 1),
+                Err(MemoryError::OutOfBounds { addr, len: 1 })
+            );
+        }
+    }
+
+    #[test]
+    fn mapping_more_than_the_limit_is_refused() {
+        let bytes = [0u8; 1];
+        let mut mem = Memory::new();
+        for _ in 0..MEMORY_REGIONS_MAX {
+            mem.map_read(&bytes).unwrap();
+        }
+        assert_eq!(
+            mem.map_read(&bytes),
+            Err(MapError::TooManyRegions {
+                max: MEMORY_REGIONS_MAX
+            })
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The reusable per-thread machine: its stack, its globals buffer, its call frames, and the
+//! typed traps an invocation can end with.
+
+use crate::helpers::{HelperError, Helpers};
+use crate::interp;
+use crate::memory::{CONSTANTS_SLOT, GLOBALS_SLOT, Memory, MemoryError, Region, STACK_SLOT};
+use crate::program::{Code, GLOBALS_BYTES_MAX, Program};
+use crate::{CALL_DEPTH_MAX, STACK_FRAME_BYTES};
+
+/// Default instruction budget of one invocation ([`VmConfig::default`]).
+pub const BUDGET_INSN_DEFAULT: u64 = 1 << 20;
+/// Bytes of the whole stack: one frame for the entry function and one per nested call.
+pub const STACK_BYTES: usize = STACK_FRAME_BYTES * (CALL_DEPTH_MAX + 1);
+
+/// Configuration of a [`Vm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Most instructions one invocation may execute before it traps with
+    /// [`Trap::BudgetExceeded`] (see the crate docs, "Termination").
+    pub budget_insn: u64,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            budget_insn: BUDGET_INSN_DEFAULT,
+        }
+    }
+}
+
+/// How an invocation ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// r0 at the final `exit`.
+    pub r0: u64,
+    /// Instructions executed, exactly (a `lddw` counts one, as does each `call` and `exit`).
+    pub insn_count: u64,
+}
+
+/// How an invocation ended abnormally. `pc` is the 8-byte slot index of the faulting instruction
+/// in the (linked) bytecode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Trap {
+    /// A load, store or atomic touched bytes outside every mapped region.
+    #[error("pc {pc}: {len}-byte access at {addr:#x} is outside every mapped region")]
+    OutOfBounds {
+        /// Slot index.
+        pc: usize,
+        /// First VM address of the access.
+        addr: u64,
+        /// Bytes accessed.
+        len: u64,
+    },
+    /// A store or atomic wrote to a region mapped read-only.
+    #[error("pc {pc}: {len}-byte write at {addr:#x} hits a read-only region")]
+    ReadOnly {
+        /// Slot index.
+        pc: usize,
+        /// First VM address of the access.
+        addr: u64,
+        /// Bytes accessed.
+        len: u64,
+    },
+    /// The invocation executed more than its instruction budget.
+    #[error("instruction budget of {budget} exhausted")]
+    BudgetExceeded {
+        /// [`VmConfig::budget_insn`].
+        budget: u64,
+    },
+    /// A local call would nest deeper than [`CALL_DEPTH_MAX`].
+    #[error("pc {pc}: call nests deeper than {depth_max} frames")]
+    CallDepthExceeded {
+        /// Slot index of the call.
+        pc: usize,
+        /// [`CALL_DEPTH_MAX`].
+        depth_max: usize,
+    },
+    /// A `callx` (or a run with another registry than the program was verified against) named
+    /// a helper id that is not registered.
+    #[error("pc {pc}: call to unknown helper {id}")]
+    UnknownHelper {
+        /// Slot index of the call.
+        pc: usize,
+        /// The helper id (a full register for `callx`).
+        id: u64,
+    },
+    /// A pointer argument of a helper call failed its signature's memory check; the helper did
+    /// not run.
+    #[error("pc {pc}: argument {arg} of helper {id}: {error}")]
+    HelperArgument {
+        /// Slot index of the call.
+        pc: usize,
+        /// Helper id.
+        id: u32,
+        /// Argument index (0 = r1).
+        arg: u8,
+        /// Why the memory check failed.
+        error: MemoryError,
+    },
+    /// A helper returned an error.
+    #[error("pc {pc}: helper {id} failed: {error}")]
+    Helper {
+        /// Slot index of the call.
+        pc: usize,
+        /// Helper id.
+        id: u32,
+        /// The helper's error.
+        error: HelperError,
+    },
+}
+
+/// Saved state of a caller during a local call.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Frame {
+    /// Decoded index to resume at.
+    pub return_index: u32,
+    /// r6..=r9 of the caller.
+    pub saved: [u64; 4],
+}
+
+/// A reusable machine, one per worker thread: it owns the stack and the globals buffer, so
+/// [`Vm::run`] allocates nothing.
+#[derive(Debug)]
+pub struct Vm {
+    config: VmConfig,
+    pub(crate) stack: Box<[u8]>,
+    globals: Box<[u8]>,
+    pub(crate) frames: [Frame; CALL_DEPTH_MAX],
+}
+
+impl Vm {
+    /// A machine with a zeroed stack of [`STACK_BYTES`].
+    pub fn new(config: VmConfig) -> Vm {
+        Vm {
+            config,
+            stack: vec![0u8; STACK_BYTES].into_boxed_slice(),
+            globals: vec![0u8; GLOBALS_BYTES_MAX].into_boxed_slice(),
+            frames: [Frame::default(); CALL_DEPTH_MAX],
+        }
+    }
+
+    /// The configuration this machine runs with.
+    pub fn config(&self) -> VmConfig {
+        self.config
+    }
+
+    /// Runs `program` with r1 = `r1`, r2 = `r2`, r10 = top of the stack, over the regions of
+    /// `mem` (plus the VM's stack and the program's data), calling `helpers` with `ctx`.
+    pub fn run<C>(
+        &mut self,
+        program: &Program,
+        mem: &mut Memory<'_>,
+        helpers: &Helpers<C>,
+        ctx: &mut C,
+        r1: u64,
+        r2: u64,
+    ) -> Result<Exit, Trap> {
+        // The ELF loader bounds globals by GLOBALS_BYTES_MAX, the length of `self.globals`.
+        let globals_len = program.globals.len().min(self.globals.len());
+        self.globals[..globals_len].copy_from_slice(&program.globals[..globals_len]);
+        let mut depth_reached = 0;
+        let result = {
+            // One raw pointer per VM buffer, shared by the slot table and the interpreter.
+            let stack = self.stack.as_mut_ptr();
+            let globals = Region {
+                ptr: self.globals.as_mut_ptr(),
+                read_len: globals_len as u64,
+                write_len: globals_len as u64,
+            };
+            let mut slots = VmSlots::install(mem, stack, globals, program);
+            let Code::Interpreted(ops) = &program.code;
+            let machine = interp::Machine {
+                program,
+                ops,
+                stack,
+                frames: &mut self.frames,
+                budget: self.config.budget_insn,
+                depth_reached: &mut depth_reached,
+            };
+            interp::run(machine, slots.mem(), helpers, ctx, r1, r2)
+        };
+        // Scrub every frame the invocation could reach, so the next one (maybe another
+        // tenant's) starts from zeros.
+        let dirty = (depth_reached + 1) * STACK_FRAME_BYTES;
+        self.stack[..dirty.min(STACK_BYTES)].fill(0);
+        result
+    }
+}
+
+/// Installs the VM's slots (stack, constants, globals) into a [`Memory`] and removes them on
+/// drop, even if a helper panics, so no pointer to VM-owned memory outlives `Vm::run`.
+struct VmSlots<'m, 'a> {
+    mem: &'m mut Memory<'a>,
+}
+
+impl<'m, 'a> VmSlots<'m, 'a> {
+    fn install(
+        mem: &'m mut Memory<'a>,
+        stack: *mut u8,
+        globals: Region,
+        program: &Program,
+    ) -> Self {
+        let frame = STACK_FRAME_BYTES as u64;
+        let stack = Region {
+            ptr: stack,
+            read_len: frame,
+            write_len: frame,
+        };
+        let constants_len = program.constants.len() as u64;
+        let constants = Region {
+            ptr: program.constants.as_ptr().cast_mut(),
+            read_len: constants_len,
+            write_len: 0,
+        };
+        mem.set_vm_slot(STACK_SLOT, stack);
+        mem.set_vm_slot(CONSTANTS_SLOT, constants);
+        mem.set_vm_slot(GLOBALS_SLOT, globals);
+        VmSlots { mem }
+    }
+
+    fn mem(&mut self) -> &mut Memory<'a> {
+        self.mem
+    }
+}
+
+impl Drop for VmSlots<'_, '_> {
+    fn drop(&mut self) {
+        self.mem.clear_vm_slots();
+    }
+}

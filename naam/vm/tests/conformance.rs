@@ -1,0 +1,161 @@
+//! Data-driven conformance test: every program of the public bpf_conformance suite
+//! (`shared/bpf_conformance/tests/*.data`, format in its README) must load, run and return the
+//! expected r0. Failures are collected and reported all together, one line per file.
+
+use std::path::{Path, PathBuf};
+
+use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, Program, Signature, Vm, VmConfig};
+
+/// Environment variable naming the fixture folder when the workspace-relative one is missing.
+const FIXTURES_ENV: &str = "NAAM_BPF_CONFORMANCE_DIR";
+/// The conformance suite's helper: id 5 returns its first argument.
+const HELPER_RETURN_R1: u32 = 5;
+/// The suite has 313 programs; fewer means the fixture folder is not the one we expect.
+const FIXTURES_MIN: usize = 313;
+
+/// One parsed `.data` fixture.
+#[derive(Debug, Default)]
+struct Fixture {
+    raw: Vec<u8>,
+    mem: Vec<u8>,
+    result: Option<u64>,
+}
+
+fn fixtures_dir() -> PathBuf {
+    let relative =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bpf_conformance/tests");
+    if relative.is_dir() {
+        return relative;
+    }
+    match std::env::var_os(FIXTURES_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => panic!(
+            "no conformance fixtures at {} and {FIXTURES_ENV} is not set",
+            relative.display()
+        ),
+    }
+}
+
+fn parse_fixture(text: &str) -> Result<Fixture, String> {
+    let mut fixture = Fixture::default();
+    let mut section = "";
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("-- ") {
+            section = name;
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match section {
+            "raw" => {
+                let digits = line
+                    .strip_prefix("0x")
+                    .ok_or(format!("raw word {line:?}"))?;
+                let word = u64::from_str_radix(digits, 16)
+                    .map_err(|e| format!("raw word {line:?}: {e}"))?;
+                fixture.raw.extend_from_slice(&word.to_le_bytes());
+            }
+            "mem" => {
+                for byte in line.split_whitespace() {
+                    fixture.mem.push(
+                        u8::from_str_radix(byte, 16)
+                            .map_err(|e| format!("mem byte {byte:?}: {e}"))?,
+                    );
+                }
+            }
+            "result" => {
+                let digits = line.trim_start_matches("0x");
+                fixture.result = Some(
+                    u64::from_str_radix(digits, 16).map_err(|e| format!("result {line:?}: {e}"))?,
+                );
+            }
+            _ => {} // asm, c, no register offset: informative
+        }
+    }
+    Ok(fixture)
+}
+
+fn return_r1(_: &mut (), _: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(args[0])
+}
+
+fn conformance_helpers() -> Helpers<()> {
+    let mut helpers = Helpers::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::Scalar;
+    let helper = Helper {
+        name: "return_r1",
+        signature: Signature { args },
+        func: return_r1,
+    };
+    helpers
+        .register(HELPER_RETURN_R1, helper)
+        .expect("one helper registers");
+    helpers
+}
+
+/// Loads and runs one fixture; `Err` says what went wrong.
+fn check(fixture: &Fixture, helpers: &Helpers<()>, vm: &mut Vm) -> Result<(), String> {
+    let expected = fixture.result.ok_or("no -- result section")?;
+    let program = Program::from_raw(&fixture.raw, helpers).map_err(|e| format!("load: {e}"))?;
+    let mut input = fixture.mem.clone();
+    let mut mem = Memory::new();
+    let addr = mem.map_write(&mut input).map_err(|e| format!("map: {e}"))?;
+    let exit = vm
+        .run(
+            &program,
+            &mut mem,
+            helpers,
+            &mut (),
+            addr,
+            fixture.mem.len() as u64,
+        )
+        .map_err(|e| format!("trap: {e}"))?;
+    if exit.r0 != expected {
+        return Err(format!("r0 = {:#x}, expected {expected:#x}", exit.r0));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_conformance_program_returns_its_expected_r0() {
+    let dir = fixtures_dir();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "data"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= FIXTURES_MIN,
+        "found {} fixtures in {}, expected at least {FIXTURES_MIN}",
+        paths.len(),
+        dir.display()
+    );
+    let helpers = conformance_helpers();
+    let mut vm = Vm::new(VmConfig::default());
+    let mut failures = Vec::new();
+    for path in &paths {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let outcome = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| parse_fixture(&text))
+            .and_then(|fixture| check(&fixture, &helpers, &mut vm));
+        if let Err(reason) = outcome {
+            failures.push(format!("{name}: {reason}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} conformance programs failed:\n{}",
+        failures.len(),
+        paths.len(),
+        failures.join("\n")
+    );
+}
