@@ -207,6 +207,32 @@ pub(crate) fn resume_collect(
     }
     let mut run = Attempt::new(inventory, config, launches.to_vec(), record, cancel, observer);
     run.event(Phase::Collect, Mark::Begin, "resume: fetching missing files only");
+    // Processes the first pass could not stop (their host was unreachable) are stopped now, by
+    // the PID and start time it recorded, before their files are fetched.
+    let leftovers: Vec<(String, String, crate::process::RemoteProcess)> = run
+        .record
+        .launches
+        .iter()
+        .filter(|(_, l)| l.end.is_none())
+        .filter_map(|(id, l)| {
+            let pid = l.pid?;
+            Some((id.clone(), l.host.clone(), crate::process::RemoteProcess { run_dir: l.run_dir.clone(), pid, start_ticks: l.start_ticks }))
+        })
+        .collect();
+    for (id, host, process) in leftovers {
+        run.processes.insert(id, process);
+        if !run.connections.contains_key(&host) {
+            if let Some(spec) = inventory.host(&host) {
+                match Connection::open(spec, &config.connect) {
+                    Ok(connection) => {
+                        run.connections.insert(host.clone(), connection);
+                    }
+                    Err(err) => run.lose_host(Phase::Collect, &host, &err.to_string()),
+                }
+            }
+        }
+    }
+    run.stop_all(Phase::Collect);
     fetch_all(&mut run);
     run.event(Phase::Collect, Mark::End, "");
     let mut record = run.record;

@@ -502,7 +502,13 @@ fn build_unless_stamped(connection: &mut Connection, commands: &[RemoteCommand],
         return Ok(false);
     }
     for command in commands {
-        let line = ShellLine::new().op("cd").text(&host.workdir).map_err(command_err)?.op("&&").command(command);
+        // rustup installs cargo in ~/.cargo/bin, which a non-interactive SSH session's PATH lacks.
+        let line = ShellLine::new()
+            .op("cd")
+            .text(&host.workdir)
+            .map_err(command_err)?
+            .op("&& PATH=\"$HOME/.cargo/bin:$PATH\" &&")
+            .command(command);
         connection.run_checked(&line, REMOTE_BUILD_TIMEOUT_MS).map_err(ssh)?;
     }
     let write_stamp = ShellLine::new()

@@ -103,19 +103,30 @@ pub fn poll(connection: &mut Connection, process: &RemoteProcess) -> Result<Proc
     let line = ShellLine::new()
         .op("cat")
         .text(&stat_path)
-        .and_then(|l| Ok(l.op("2>/dev/null; echo; echo ---; cat").text(&exit_status_path)?.op("2>/dev/null; true")))
-        .map_err(|source| SshError::Command { login: connection.host().login(), source })?;
+        .and_then(|l| Ok(l.op("2>/dev/null; echo; echo ---; cat").text(&exit_status_path)?.op("2>/dev/null; echo ---; kill -0 -")))
+        .map_err(|source| SshError::Command { login: connection.host().login(), source })?
+        .glued_num(u64::from(process.pid))
+        .op("2>/dev/null && echo group-alive; true");
     let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
     Ok(interpret_poll(&output.stdout_text(), process))
 }
 
-/// Decides the state from the poll script's output (`<stat line>\n---\n<exit status>`).
+/// Decides the state from the poll script's output
+/// (`<leader's stat line>\n---\n<exit status>\n---\n[group-alive]`).
+///
+/// Running when the leader is alive with the recorded start time, or — leader gone or a zombie —
+/// when its process group still has members: a group id cannot be reused while the group exists,
+/// so those members are ours (a command's children, or a command outliving a killed wrapper).
+/// A leader PID alive with another start time is someone else's process: ours has ended.
 fn interpret_poll(text: &str, process: &RemoteProcess) -> ProcessState {
-    let (stat_part, status_part) = text.split_once("---").unwrap_or((text, ""));
-    let alive = parse_proc_stat(stat_part.trim(), process.pid)
-        .filter(|stat| stat.state != 'Z' && stat.state != 'X')
-        .is_some_and(|stat| process.start_ticks.is_none_or(|ticks| ticks == stat.start_ticks));
-    if alive {
+    let mut parts = text.split("---");
+    let stat_part = parts.next().unwrap_or("");
+    let status_part = parts.next().unwrap_or("");
+    let group_alive = parts.next().is_some_and(|p| p.trim() == "group-alive");
+    let leader = parse_proc_stat(stat_part.trim(), process.pid);
+    let reused = leader.is_some_and(|stat| process.start_ticks.is_some_and(|ticks| ticks != stat.start_ticks));
+    let leader_alive = leader.is_some_and(|stat| stat.state != 'Z' && stat.state != 'X');
+    if !reused && (leader_alive || group_alive) {
         return ProcessState::Running;
     }
     match status_part.trim().parse::<i32>() {
@@ -216,10 +227,13 @@ mod tests {
     fn poll_output_is_interpreted_with_identity() {
         let ours = RemoteProcess { run_dir: "d".into(), pid: 4242, start_ticks: Some(987654) };
         let reused = RemoteProcess { start_ticks: Some(1), ..ours.clone() };
-        assert_eq!(interpret_poll(&format!("{STAT}\n---\n"), &ours), ProcessState::Running);
-        assert_eq!(interpret_poll(&format!("{STAT}\n---\n"), &reused), ProcessState::Vanished);
-        assert_eq!(interpret_poll("\n---\n3\n", &ours), ProcessState::Exited { status: 3 });
+        assert_eq!(interpret_poll(&format!("{STAT}\n---\n\n---\ngroup-alive\n"), &ours), ProcessState::Running);
+        assert_eq!(interpret_poll(&format!("{STAT}\n---\n\n---\ngroup-alive\n"), &reused), ProcessState::Vanished);
+        assert_eq!(interpret_poll("\n---\n3\n---\n", &ours), ProcessState::Exited { status: 3 });
         let zombie = STAT.replace(") S ", ") Z ");
-        assert_eq!(interpret_poll(&format!("{zombie}\n---\n0\n"), &ours), ProcessState::Exited { status: 0 });
+        assert_eq!(interpret_poll(&format!("{zombie}\n---\n0\n---\n"), &ours), ProcessState::Exited { status: 0 });
+        // Leader gone, its group still has members (a child outliving the wrapper): running.
+        assert_eq!(interpret_poll("\n---\n\n---\ngroup-alive\n", &ours), ProcessState::Running);
+        assert_eq!(interpret_poll("\n---\n\n---\n", &ours), ProcessState::Vanished);
     }
 }

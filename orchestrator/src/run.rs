@@ -484,7 +484,11 @@ impl<'a> Attempt<'a> {
             host_record.lost = Some(format!("{phase:?}: {why}"));
         }
         for launch in self.record.launches.values_mut().filter(|l| l.host == host) {
-            launch.measured = false;
+            // Lost after the measurement ended, a launch keeps its measurement: only its files
+            // are missing, and a rerun fetches them.
+            if phase <= Phase::Measure {
+                launch.measured = false;
+            }
             launch.problems.push(format!("host lost during {phase:?}: {why}"));
         }
         self.event(phase, Mark::Note, format!("host {host} lost: {why}"));
@@ -549,9 +553,14 @@ impl<'a> Attempt<'a> {
             }
         }
         self.measure_clocks()?;
-        let start_at = telemetry::unix_now_ns() + ms_to_ns(START_LEAD_MS);
+        let start_at = telemetry::unix_now_ns() + ms_to_ns(START_LEAD_MS) + self.publication_budget_ns();
         self.record.start_at_unix_ns = Some(start_at);
         self.publish_start_time(start_at)?;
+        let published_at = telemetry::unix_now_ns();
+        if published_at > start_at {
+            let late_ms = (published_at - start_at) / 1_000_000;
+            self.event(Phase::Start, Mark::Note, format!("start time published {late_ms} ms late: roles started late"));
+        }
         self.event(Phase::Start, Mark::End, format!("start_at_unix_ns={start_at}"));
         Ok(())
     }
@@ -618,6 +627,14 @@ impl<'a> Attempt<'a> {
             self.record.hosts.entry(host).or_default().clock = Some(clock);
         }
         Ok(())
+    }
+
+    /// Time to allow for writing the start file of every launch: two round trips of the slowest
+    /// host per launch, on top of [`START_LEAD_MS`].
+    fn publication_budget_ns(&self) -> i64 {
+        let rtt_ns_max = self.record.hosts.values().filter_map(|h| h.clock).map(|c| c.rtt_ns).max().unwrap_or(0);
+        let launches = u64::try_from(self.launches.len()).unwrap_or(u64::MAX);
+        i64::try_from(rtt_ns_max.saturating_mul(2).saturating_mul(launches)).unwrap_or(i64::MAX)
     }
 
     fn publish_start_time(&mut self, start_at: i64) -> Result<(), Abort> {

@@ -19,23 +19,25 @@ pub struct CpuTimes {
 }
 
 /// CPU utilisation of a machine over an interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuUsage {
     /// Sample at the start.
     pub before: CpuTimes,
     /// Sample at the end.
     pub after: CpuTimes,
-    /// Busy fraction of all cores over the interval, 0..=1 (`None` when no tick passed).
-    pub busy_fraction: Option<f64>,
 }
 
 impl CpuUsage {
-    /// Usage between two samples.
+    /// Usage between two samples (integer ticks only, so records round-trip exactly).
     pub fn between(before: CpuTimes, after: CpuTimes) -> CpuUsage {
-        let total = after.total_ticks.saturating_sub(before.total_ticks);
-        let busy = after.busy_ticks.saturating_sub(before.busy_ticks);
-        let busy_fraction = (total > 0).then(|| (busy as f64 / total as f64).clamp(0.0, 1.0));
-        CpuUsage { before, after, busy_fraction }
+        CpuUsage { before, after }
+    }
+
+    /// Busy fraction of all cores over the interval, 0..=1 (`None` when no tick passed).
+    pub fn busy_fraction(&self) -> Option<f64> {
+        let total = self.after.total_ticks.saturating_sub(self.before.total_ticks);
+        let busy = self.after.busy_ticks.saturating_sub(self.before.busy_ticks);
+        (total > 0).then(|| (busy as f64 / total as f64).clamp(0.0, 1.0))
     }
 }
 
@@ -121,8 +123,8 @@ mod tests {
         let times = parse_cpu_line(text).unwrap();
         assert_eq!(times, CpuTimes { busy_ticks: 160, total_ticks: 1000 });
         let later = CpuTimes { busy_ticks: 260, total_ticks: 1400 };
-        assert_eq!(CpuUsage::between(times, later).busy_fraction, Some(0.25));
-        assert_eq!(CpuUsage::between(times, times).busy_fraction, None);
+        assert_eq!(CpuUsage::between(times, later).busy_fraction(), Some(0.25));
+        assert_eq!(CpuUsage::between(times, times).busy_fraction(), None);
         assert_eq!(parse_cpu_line("intr 1 2 3"), None);
     }
 }
