@@ -23,7 +23,9 @@ fn load(name: &str) -> Program {
 
 fn run(program: &Program, words: &[u64]) -> u64 {
     let input = words_to_bytes(words);
-    run_on(program, &input, VmConfig::default()).unwrap_or_else(|trap| panic!("trap: {trap}")).r0
+    run_on(program, &input, VmConfig::default())
+        .unwrap_or_else(|trap| panic!("trap: {trap}"))
+        .r0
 }
 
 #[test]
@@ -61,17 +63,31 @@ fn data_and_bss_globals_start_fresh_every_invocation() {
         let input = words_to_bytes(&[x]);
         let mut mem = naam_vm::Memory::new();
         let addr = mem.map_read(&input).unwrap();
-        let exit = vm.run(&program, &mut mem, &helpers, &mut (), addr, 8).unwrap();
-        assert_eq!(exit.r0, (COUNTER_INITIAL + x) * 100 + 1, "bump({x}) on a reused VM");
+        let exit = vm
+            .run(&program, &mut mem, &helpers, &mut (), addr, 8)
+            .unwrap();
+        assert_eq!(
+            exit.r0,
+            (COUNTER_INITIAL + x) * 100 + 1,
+            "bump({x}) on a reused VM"
+        );
     }
-    assert_eq!(program.globals_len(), 8 + 4 * 8, ".data counter + .bss scratch[4]");
+    assert_eq!(
+        program.globals_len(),
+        8 + 4 * 8,
+        ".data counter + .bss scratch[4]"
+    );
 }
 
 #[test]
 fn a_table_of_pointers_in_rodata_is_relocated_to_vm_addresses() {
     let program = load("word_len");
     for i in 0..6u64 {
-        assert_eq!(run(&program, &[i]), WORDS[(i % 3) as usize].len() as u64, "words[{i} % 3]");
+        assert_eq!(
+            run(&program, &[i]),
+            WORDS[(i % 3) as usize].len() as u64,
+            "words[{i} % 3]"
+        );
     }
 }
 
@@ -94,14 +110,25 @@ fn a_callee_writes_through_a_pointer_into_its_callers_frame() {
 fn missing_and_non_code_names_are_typed_errors() {
     let helpers = Helpers::<()>::new();
     let load = |name: &str| Program::from_elf(FEATURES, name, &helpers).unwrap_err();
-    assert_eq!(load("naam/nope"), LoadError::Elf(ElfError::ProgramNotFound { name: "naam/nope".into() }));
+    assert_eq!(
+        load("naam/nope"),
+        LoadError::Elf(ElfError::ProgramNotFound {
+            name: "naam/nope".into()
+        })
+    );
     assert_eq!(
         load("counter"),
-        LoadError::Elf(ElfError::NotExecutable { name: "counter".into(), section: ".data".into() })
+        LoadError::Elf(ElfError::NotExecutable {
+            name: "counter".into(),
+            section: ".data".into()
+        })
     );
     assert_eq!(
         load(".rodata"),
-        LoadError::Elf(ElfError::NotExecutable { name: ".rodata".into(), section: ".rodata".into() })
+        LoadError::Elf(ElfError::NotExecutable {
+            name: ".rodata".into(),
+            section: ".rodata".into()
+        })
     );
 }
 
@@ -110,11 +137,21 @@ fn non_bpf_and_non_elf_inputs_are_typed_errors() {
     let helpers = Helpers::<()>::new();
     let host_binary = std::fs::read(std::env::current_exe().unwrap()).unwrap();
     let err = Program::from_elf(&host_binary, "main", &helpers).unwrap_err();
-    assert!(matches!(err, LoadError::Elf(ElfError::NotBpf { machine }) if machine != 247), "{err}");
+    assert!(
+        matches!(err, LoadError::Elf(ElfError::NotBpf { machine }) if machine != 247),
+        "{err}"
+    );
     let err = Program::from_elf(b"not an object", "f", &helpers).unwrap_err();
-    assert!(matches!(err, LoadError::Elf(ElfError::Parse { .. })), "{err}");
-    let err = Program::from_elf(&FEATURES[..FEATURES.len() / 2], "sum_primes", &helpers).unwrap_err();
-    assert!(matches!(err, LoadError::Elf(ElfError::Parse { .. })), "{err}");
+    assert!(
+        matches!(err, LoadError::Elf(ElfError::Parse { .. })),
+        "{err}"
+    );
+    let err =
+        Program::from_elf(&FEATURES[..FEATURES.len() / 2], "sum_primes", &helpers).unwrap_err();
+    assert!(
+        matches!(err, LoadError::Elf(ElfError::Parse { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -142,7 +179,8 @@ fn a_map_reference_names_the_maps_section() {
 
 #[test]
 fn taking_a_function_address_is_refused() {
-    let err = Program::from_elf(UNSUPPORTED, "function_address", &Helpers::<()>::new()).unwrap_err();
+    let err =
+        Program::from_elf(UNSUPPORTED, "function_address", &Helpers::<()>::new()).unwrap_err();
     let expected = ElfError::UnsupportedTarget {
         section: "naam/function_address".into(),
         offset: 0,

@@ -9,7 +9,16 @@ use naam_vm::{Exit, Helpers, Memory, Program, Trap, Vm, VmConfig};
 pub fn insn(opcode: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
     let off = off.to_le_bytes();
     let imm = imm.to_le_bytes();
-    [opcode, (src << 4) | dst, off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
+    [
+        opcode,
+        (src << 4) | dst,
+        off[0],
+        off[1],
+        imm[0],
+        imm[1],
+        imm[2],
+        imm[3],
+    ]
 }
 
 /// Concatenates instruction slots into bytecode.
@@ -61,7 +70,10 @@ pub fn exit() -> [u8; 8] {
 }
 /// `lddw dst, value`: two slots.
 pub fn lddw(dst: u8, value: u64) -> [[u8; 8]; 2] {
-    [insn(0x18, dst, 0, 0, value as u32 as i32), insn(0, 0, 0, 0, (value >> 32) as u32 as i32)]
+    [
+        insn(0x18, dst, 0, 0, value as u32 as i32),
+        insn(0, 0, 0, 0, (value >> 32) as u32 as i32),
+    ]
 }
 
 /// Little-endian bytes of `words`.
@@ -74,7 +86,14 @@ pub fn run_on(program: &Program, input: &[u8], config: VmConfig) -> Result<Exit,
     let helpers = Helpers::<()>::new();
     let mut mem = Memory::new();
     let addr = mem.map_read(input).expect("one region maps");
-    Vm::new(config).run(program, &mut mem, &helpers, &mut (), addr, input.len() as u64)
+    Vm::new(config).run(
+        program,
+        &mut mem,
+        &helpers,
+        &mut (),
+        addr,
+        input.len() as u64,
+    )
 }
 
 /// Loads raw bytecode with no helpers and runs it on `input`.
