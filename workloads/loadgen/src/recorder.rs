@@ -1,0 +1,208 @@
+//! Per-interval, per-tag latency histograms, merged only by adding.
+//!
+//! A completion lands in the interval that contains its *completion* time (as wrk2 and Java's
+//! `HistogramLogWriter` users do): interval `i` covers `[warmup + i·interval, warmup +
+//! (i+1)·interval)` ns since the run start. Completions before the end of warm-up go to separate
+//! warm-up histograms: kept for inspection, never written to the measurement log, never in the
+//! totals. Every tag of the set gets a histogram in every interval, empty or not, so a time series
+//! has no holes. Values are ns; values above [`LATENCY_NS_MAX`] are recorded as that maximum and
+//! counted in [`IntervalRecorder::saturated`].
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+
+use crate::error::{ConfigError, RecordError};
+use crate::tag::{TagId, TagSet};
+
+/// Shortest histogram interval: 1 ms.
+pub const INTERVAL_NS_MIN: u64 = 1_000_000;
+/// Longest histogram interval: 60 s.
+pub const INTERVAL_NS_MAX: u64 = 60_000_000_000;
+/// Largest latency recorded as itself: 60 s (larger values saturate).
+pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
+/// Significant decimal digits of every histogram (0.1 % value resolution).
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+/// Closed intervals kept until the caller drains them; beyond, the oldest is dropped and counted.
+pub const CLOSED_INTERVALS_MAX: usize = 1 << 16;
+
+/// One tag's histogram over one interval.
+#[derive(Debug, Clone)]
+pub struct IntervalHistogram {
+    /// Whose completions these are.
+    pub tag: TagId,
+    /// Interval start, ns since the run start.
+    pub start_ns: u64,
+    /// Interval length, ns (the last interval of a run may be shorter).
+    pub length_ns: u64,
+    /// Latencies in ns.
+    pub histogram: Histogram<u64>,
+}
+
+/// Records `value` (at most [`LATENCY_NS_MAX`]) into an auto-resizing histogram, growing it.
+/// (`saturating_record` would clamp to the current, small range instead of growing.)
+#[inline]
+pub fn record_auto(histogram: &mut Histogram<u64>, value: u64) {
+    if histogram.record(value).is_err() {
+        histogram.saturating_record(value);
+    }
+}
+
+// HdrHistogram supports 0..=5 significant digits.
+const _: () = assert!(SIGNIFICANT_DIGITS <= 5);
+
+/// An empty auto-resizing histogram with this crate's precision (starts small, grows on demand).
+pub fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(SIGNIFICANT_DIGITS).expect("precision checked at compile time");
+    h.auto(true);
+    h
+}
+
+/// The interval recorder (see the module docs).
+#[derive(Debug)]
+pub struct IntervalRecorder {
+    tags: TagSet,
+    interval_ns: u64,
+    warmup_ns: u64,
+    current_start_ns: u64,
+    current: Vec<Histogram<u64>>,
+    warmup: Vec<Histogram<u64>>,
+    totals: Vec<Histogram<u64>>,
+    closed: VecDeque<IntervalHistogram>,
+    seen_ns: u64,
+    saturated: u64,
+    dropped: u64,
+}
+
+impl IntervalRecorder {
+    /// A recorder for `tags` with intervals of `interval_ns` after `warmup_ns` of warm-up.
+    pub fn new(tags: TagSet, interval_ns: u64, warmup_ns: u64) -> Result<Self, ConfigError> {
+        if !(INTERVAL_NS_MIN..=INTERVAL_NS_MAX).contains(&interval_ns) {
+            return Err(ConfigError::IntervalOutOfRange {
+                interval_ns,
+                min: INTERVAL_NS_MIN,
+                max: INTERVAL_NS_MAX,
+            });
+        }
+        let fresh = || (0..tags.len()).map(|_| new_histogram()).collect::<Vec<_>>();
+        Ok(Self {
+            current: fresh(),
+            warmup: fresh(),
+            totals: fresh(),
+            tags,
+            interval_ns,
+            warmup_ns,
+            current_start_ns: warmup_ns,
+            closed: VecDeque::new(),
+            seen_ns: 0,
+            saturated: 0,
+            dropped: 0,
+        })
+    }
+
+    /// The tag set.
+    pub fn tags(&self) -> &TagSet {
+        &self.tags
+    }
+
+    /// Records `latency_ns` for `tag`, completed at `done_ns` (ns since run start, never earlier
+    /// than a time already seen).
+    #[inline]
+    pub fn record(&mut self, tag: TagId, done_ns: u64, latency_ns: u64) -> Result<(), RecordError> {
+        let index = usize::from(tag.0);
+        if index >= self.tags.len() {
+            return Err(RecordError::UnknownTag {
+                tag: tag.0,
+                count: self.tags.len(),
+            });
+        }
+        self.observe(done_ns)?;
+        let value = if latency_ns > LATENCY_NS_MAX {
+            self.saturated += 1;
+            LATENCY_NS_MAX
+        } else {
+            latency_ns
+        };
+        let target = if done_ns < self.warmup_ns {
+            &mut self.warmup[index]
+        } else {
+            &mut self.current[index]
+        };
+        record_auto(target, value);
+        Ok(())
+    }
+
+    /// Closes every interval that ends at or before `now_ns`.
+    pub fn advance(&mut self, now_ns: u64) -> Result<(), RecordError> {
+        self.observe(now_ns)
+    }
+
+    /// The oldest closed interval not yet taken.
+    pub fn poll_interval(&mut self) -> Option<IntervalHistogram> {
+        self.closed.pop_front()
+    }
+
+    /// Closes the last, partial interval at `end_ns` (if it has any length) and returns every
+    /// interval not yet taken.
+    pub fn finish(&mut self, end_ns: u64) -> Result<Vec<IntervalHistogram>, RecordError> {
+        self.observe(end_ns)?;
+        if end_ns > self.current_start_ns {
+            self.close_current(end_ns - self.current_start_ns);
+        }
+        Ok(self.closed.drain(..).collect())
+    }
+
+    /// Per-tag sums of every closed interval (warm-up excluded), by tag id.
+    pub fn totals(&self) -> &[Histogram<u64>] {
+        &self.totals
+    }
+
+    /// Per-tag warm-up histograms, by tag id.
+    pub fn warmup(&self) -> &[Histogram<u64>] {
+        &self.warmup
+    }
+
+    /// Latencies above [`LATENCY_NS_MAX`], recorded as that maximum.
+    pub fn saturated(&self) -> u64 {
+        self.saturated
+    }
+
+    /// Closed intervals dropped because the caller did not drain them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn observe(&mut self, now_ns: u64) -> Result<(), RecordError> {
+        if now_ns < self.seen_ns {
+            return Err(RecordError::TimeWentBackwards {
+                now_ns,
+                seen_ns: self.seen_ns,
+            });
+        }
+        self.seen_ns = now_ns;
+        while now_ns >= self.current_start_ns.saturating_add(self.interval_ns) {
+            self.close_current(self.interval_ns);
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self, length_ns: u64) {
+        let start_ns = self.current_start_ns;
+        for (index, slot) in self.current.iter_mut().enumerate() {
+            let histogram = std::mem::replace(slot, new_histogram());
+            // Auto-resizing histograms of equal precision always add.
+            let _ = self.totals[index].add(&histogram);
+            if self.closed.len() >= CLOSED_INTERVALS_MAX {
+                self.closed.pop_front();
+                self.dropped += 1;
+            }
+            self.closed.push_back(IntervalHistogram {
+                tag: TagId(index as u8),
+                start_ns,
+                length_ns,
+                histogram,
+            });
+        }
+        self.current_start_ns = start_ns.saturating_add(length_ns);
+    }
+}

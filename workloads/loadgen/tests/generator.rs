@@ -1,0 +1,278 @@
+//! The generator on a virtual clock: coordinated omission, lateness, rate accounting, verdicts,
+//! warm-up, intervals merged by adding, and bad input.
+
+mod common;
+
+use common::{World, config, locations, simulate};
+use naam_loadgen::recorder::new_histogram;
+use naam_loadgen::{
+    ConfigError, InvalidReason, LoadGenerator, LoadMode, RecordError, SendTicket, TagId, TagSet,
+    Verdict,
+};
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000_000_000;
+
+fn fixed(rate_per_s: f64) -> LoadMode {
+    LoadMode::FixedRate { rate_per_s }
+}
+
+/// A 100 ms server stall at t = 1 s under 10 k req/s: requests intended during the stall wait
+/// for its end, and their latency — from the intended send — shows it. Request k of the stall
+/// (intended at 1 s + k·100 µs) completes at 1.1 s + (k+1)·1 µs (FIFO, 1 µs service), so its
+/// latency is 100 ms + 1 µs − k·99 µs.
+#[test]
+fn server_stall_shows_in_latency_from_intended_send() {
+    let world = World {
+        service_ns: 1_000,
+        server_stall: Some((S, S + 100 * MS)),
+        tags: 1,
+        ..World::default()
+    };
+    let out = simulate(
+        config(fixed(10_000.0), 0, 2 * S, 100 * MS),
+        locations(),
+        &world,
+        MS,
+    );
+    let over_50ms = out.latencies.iter().filter(|l| l.2 > 50 * MS).count();
+    let model = (0..1000u64)
+        .filter(|k| 100 * MS + 1_000 - k * 99_000 > 50 * MS)
+        .count();
+    assert_eq!(over_50ms, model);
+    assert_eq!(model, 506);
+    let total = &out.report.totals[0];
+    assert!(
+        total.max() >= 99 * MS && total.max() <= 101 * MS,
+        "max {}",
+        total.max()
+    );
+    assert_eq!(out.report.verdict, Verdict::Valid, "{:?}", out.report.rate);
+    assert_eq!(out.report.rate.send_lateness_ns_max, 0);
+}
+
+/// A client blocked for 30 ms sends 300 requests late by up to 30 ms: 1.5 % of the run's 20 000
+/// requests, so lateness p99 is above 1 ms and the point is invalid; the late requests' latency
+/// includes their lateness.
+#[test]
+fn a_late_generator_invalidates_the_point() {
+    let world = World {
+        service_ns: 1_000,
+        client_block: Some((S, S + 30 * MS)),
+        tags: 1,
+        ..World::default()
+    };
+    let out = simulate(
+        config(fixed(10_000.0), 0, 2 * S, 100 * MS),
+        locations(),
+        &world,
+        MS,
+    );
+    let rate = &out.report.rate;
+    assert!(rate.send_lateness_ns_max >= 29 * MS, "{rate:?}");
+    assert!(rate.send_lateness_ns_p99 > MS, "{rate:?}");
+    let Verdict::Invalid { reasons } = &out.report.verdict else {
+        panic!("expected invalid")
+    };
+    assert!(
+        matches!(reasons[0], InvalidReason::SendLateness { .. }),
+        "{reasons:?}"
+    );
+    assert!(out.report.totals[0].max() >= 29 * MS);
+}
+
+#[test]
+fn lost_replies_are_a_rate_shortfall() {
+    let world = World {
+        service_ns: 1_000,
+        drop_every: Some(10),
+        tags: 1,
+        ..World::default()
+    };
+    let out = simulate(
+        config(fixed(10_000.0), 0, S, 100 * MS),
+        locations(),
+        &world,
+        MS,
+    );
+    let rate = &out.report.rate;
+    assert_eq!(rate.intended, 10_000);
+    assert_eq!(rate.completed, 9_000);
+    assert_eq!(rate.inflight_at_end, 1_000);
+    let Verdict::Invalid { reasons } = &out.report.verdict else {
+        panic!("expected invalid")
+    };
+    assert!(
+        matches!(reasons[..], [InvalidReason::RateShortfall { .. }]),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn closed_loop_is_labelled_and_paced_by_the_server() {
+    let world = World {
+        service_ns: 100_000,
+        tags: 1,
+        ..World::default()
+    };
+    let out = simulate(
+        config(LoadMode::ClosedLoop { window: 4 }, 0, S, 100 * MS),
+        locations(),
+        &world,
+        0,
+    );
+    let rate = &out.report.rate;
+    assert_eq!(rate.mode, "closed-loop");
+    assert_eq!(rate.offered_rate_per_s_nominal, None);
+    // One server, 100 µs each: 10 000 completions per second whatever the window.
+    assert!(
+        (rate.achieved_rate_per_s - 10_000.0).abs() < 10.0,
+        "{rate:?}"
+    );
+    assert_eq!(out.report.verdict, Verdict::Valid);
+    // Four outstanding at a FIFO server: each waits for the three ahead of it.
+    assert_eq!(
+        out.report.totals[0].value_at_quantile(0.5),
+        400_000 - 400_000 % 256 + 255
+    );
+}
+
+#[test]
+fn warmup_is_kept_apart_and_intervals_add_up_to_the_totals() {
+    let world = World {
+        service_ns: 5_000,
+        tags: 3,
+        ..World::default()
+    };
+    let mode = LoadMode::Poisson {
+        rate_per_s: 20_000.0,
+        seed: 9,
+    };
+    let out = simulate(config(mode, 200 * MS, S, 50 * MS), locations(), &world, MS);
+    let warm: u64 = out.latencies.iter().filter(|l| l.0 < 200 * MS).count() as u64;
+    assert_eq!(out.report.warmup.iter().map(|h| h.len()).sum::<u64>(), warm);
+    for tag in 0..3u8 {
+        let mut merged = new_histogram();
+        let mut starts = Vec::new();
+        for interval in out.intervals.iter().filter(|i| i.tag == TagId(tag)) {
+            merged.add(&interval.histogram).expect("same precision");
+            starts.push((interval.start_ns, interval.length_ns));
+        }
+        // Contiguous intervals from the end of warm-up.
+        assert_eq!(starts[0].0, 200 * MS);
+        assert!(
+            starts.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0),
+            "gaps: {starts:?}"
+        );
+        let direct: Vec<u64> = out
+            .latencies
+            .iter()
+            .filter(|l| l.1 == TagId(tag) && l.0 >= 200 * MS)
+            .map(|l| l.2)
+            .collect();
+        assert_eq!(merged.len(), direct.len() as u64, "tag {tag}");
+        assert_eq!(merged, out.report.totals[usize::from(tag)], "tag {tag}");
+    }
+    assert_eq!(
+        out.report.verdict,
+        Verdict::Valid,
+        "NAAM_SEED=9: {:?}",
+        out.report.rate
+    );
+}
+
+#[test]
+fn bad_completions_are_typed_errors() {
+    let mut g =
+        LoadGenerator::new(config(fixed(1000.0), 0, S, 100 * MS), locations()).expect("valid");
+    let ghost = SendTicket {
+        seq: 0,
+        intended_ns: 0,
+    };
+    assert_eq!(
+        g.on_complete(&ghost, TagId(0), 5),
+        Err(RecordError::NothingInFlight { seq: 0 })
+    );
+    let ticket = g.poll_send(0).expect("ok").expect("due at 0");
+    assert!(matches!(
+        g.on_complete(
+            &SendTicket {
+                seq: 0,
+                intended_ns: 10
+            },
+            TagId(0),
+            5
+        ),
+        Err(RecordError::CompletedBeforeIntended { .. })
+    ));
+    assert_eq!(
+        g.on_complete(&ticket, TagId(7), 5),
+        Err(RecordError::UnknownTag { tag: 7, count: 3 })
+    );
+    assert_eq!(g.on_complete(&ticket, TagId(0), 5), Ok(5));
+    assert_eq!(
+        g.poll_send(2),
+        Err(RecordError::TimeWentBackwards {
+            now_ns: 2,
+            seen_ns: 5
+        })
+    );
+}
+
+#[test]
+fn bad_configurations_are_typed_errors() {
+    let base = config(fixed(1000.0), 0, S, 100 * MS);
+    let err = |c| LoadGenerator::new(c, locations()).expect_err("invalid");
+    assert!(matches!(
+        err(config(fixed(0.5), 0, S, 100 * MS)),
+        ConfigError::RateOutOfRange { .. }
+    ));
+    assert!(matches!(
+        err(config(fixed(f64::NAN), 0, S, 100 * MS)),
+        ConfigError::RateOutOfRange { .. }
+    ));
+    assert!(matches!(
+        err(config(LoadMode::ClosedLoop { window: 0 }, 0, S, 100 * MS)),
+        ConfigError::WindowOutOfRange { .. }
+    ));
+    assert!(matches!(
+        err(config(fixed(1000.0), 0, S, 1_000)),
+        ConfigError::IntervalOutOfRange { .. }
+    ));
+    assert!(matches!(
+        err(config(fixed(1000.0), 0, 0, 100 * MS)),
+        ConfigError::DurationOutOfRange { .. }
+    ));
+    assert!(matches!(
+        err(config(fixed(1000.0), u64::MAX, S, 100 * MS)),
+        ConfigError::DurationOutOfRange { .. }
+    ));
+    let mut c = base.clone();
+    c.thresholds.rate_shortfall_max = -0.1;
+    assert!(matches!(err(c), ConfigError::ThresholdInvalid { .. }));
+    let mut c = base.clone();
+    c.requests_max = 0;
+    assert!(matches!(err(c), ConfigError::RequestsOutOfRange { .. }));
+    let mut c = base;
+    c.inflight_max = 0;
+    assert!(matches!(err(c), ConfigError::InflightOutOfRange { .. }));
+}
+
+#[test]
+fn tag_sets_are_validated() {
+    assert!(TagSet::new(&["host", "nic", "client"]).is_ok());
+    for bad in [&["Host"][..], &["a,b"], &[""], &["x"; 2], &["with space"]] {
+        assert!(
+            matches!(TagSet::new(bad), Err(ConfigError::TagInvalid { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        TagSet::new::<&str>(&[]),
+        Err(ConfigError::TagCountOutOfRange { .. })
+    ));
+    let tags = TagSet::locations();
+    assert_eq!(tags.id("nic"), Some(TagId(1)));
+    assert_eq!(tags.name(TagId(2)), Some("client"));
+    assert_eq!(tags.name(TagId(3)), None);
+}
