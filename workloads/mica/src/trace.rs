@@ -1,0 +1,327 @@
+//! Trace replay for `naam workload mica --trace FILE --via native|vm`.
+//!
+//! Input lines: `S <key-hex> <value-hex>`, `G <key-hex>`, `D <key-hex>`; blank lines and lines
+//! starting with `#` are skipped. Output, one line per operation: `S ok`, `G hit <value-hex>`,
+//! `G miss`, `D ok`, `D miss`. Hex is case-insensitive on input, lower-case on output.
+
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::str::FromStr;
+
+use crate::config::MicaConfig;
+use crate::error::{OpError, OpenError};
+use crate::reader::GetOutcome;
+use crate::table::{MicaRegionsMut, MicaStats, MicaTable};
+
+/// Where GETs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Host-native Rust (`MicaTable::get_into`).
+    Native,
+    /// The eBPF function `mica_get` in the NAAM VM (phase 2: not available yet).
+    Vm,
+}
+
+impl FromStr for Via {
+    type Err = ViaParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" => Ok(Via::Native),
+            "vm" => Ok(Via::Vm),
+            other => Err(ViaParseError {
+                given: other.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Via::Native => "native",
+            Via::Vm => "vm",
+        })
+    }
+}
+
+/// A `--via` value other than `native` or `vm`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--via {given:?}: expected `native` or `vm`")]
+pub struct ViaParseError {
+    /// The rejected value.
+    pub given: String,
+}
+
+/// One trace operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceOp {
+    /// `S <key-hex> <value-hex>`.
+    Set {
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// `G <key-hex>`.
+    Get {
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+    /// `D <key-hex>`.
+    Delete {
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+/// What is wrong with one trace line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    /// The first field is not `S`, `G` or `D`.
+    #[error("unknown operation {op:?} (expected S, G or D)")]
+    UnknownOp {
+        /// The first field.
+        op: String,
+    },
+    /// The operation lacks a field.
+    #[error("`{op}` needs {expected} field(s) after it, found {found}")]
+    FieldCount {
+        /// The operation letter.
+        op: char,
+        /// Fields the operation takes.
+        expected: usize,
+        /// Fields found.
+        found: usize,
+    },
+    /// A field is not an even-length, non-empty hex string.
+    #[error("{field} {text:?} is not hex bytes: {reason}")]
+    BadHex {
+        /// `key` or `value`.
+        field: &'static str,
+        /// The field as given (truncated to 40 characters).
+        text: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// A trace replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// The table could not be set up.
+    #[error("MICA table: {0}")]
+    Table(#[from] OpenError),
+    /// `--via vm` needs the NAAM VM and engine (phase 2 of issue 4).
+    #[error("--via vm is not available yet: the NAAM VM and engine are not integrated")]
+    ViaVmUnavailable,
+    /// The trace could not be read.
+    #[error("{source_name}:{line}: read failed: {error}")]
+    Read {
+        /// File name as given.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// The IO error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// A line is malformed.
+    #[error("{source_name}:{line}: {error}")]
+    Parse {
+        /// File name as given.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        #[source]
+        error: LineError,
+    },
+    /// A well-formed operation was refused (e.g. key or value too long).
+    #[error("{source_name}:{line}: {error}")]
+    Op {
+        /// File name as given.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// The refusal.
+        #[source]
+        error: OpError,
+    },
+    /// The output could not be written.
+    #[error("writing the output failed: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// Counts of one replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TraceSummary {
+    /// SET lines.
+    pub sets: u64,
+    /// GET lines that hit.
+    pub get_hits: u64,
+    /// GET lines that missed.
+    pub get_misses: u64,
+    /// DELETE lines that found their key.
+    pub deletes_found: u64,
+    /// DELETE lines that did not.
+    pub deletes_missing: u64,
+    /// The writer's counters at the end (evictions etc.).
+    pub table: MicaStats,
+}
+
+/// Parses one line; `Ok(None)` for blank and `#` comment lines.
+pub fn parse_line(line: &str) -> Result<Option<TraceOp>, LineError> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Ok(None);
+    }
+    let mut fields = trimmed.split_ascii_whitespace();
+    let op = fields.next().unwrap_or_default();
+    let rest: Vec<&str> = fields.collect();
+    let (letter, expected) = match op {
+        "S" => ('S', 2),
+        "G" => ('G', 1),
+        "D" => ('D', 1),
+        other => {
+            return Err(LineError::UnknownOp {
+                op: other.to_string(),
+            });
+        }
+    };
+    if rest.len() != expected {
+        return Err(LineError::FieldCount {
+            op: letter,
+            expected,
+            found: rest.len(),
+        });
+    }
+    let key = decode_hex("key", rest[0])?;
+    Ok(Some(match letter {
+        'S' => TraceOp::Set {
+            key,
+            value: decode_hex("value", rest[1])?,
+        },
+        'G' => TraceOp::Get { key },
+        _ => TraceOp::Delete { key },
+    }))
+}
+
+/// Decodes a non-empty, even-length hex string.
+pub fn decode_hex(field: &'static str, text: &str) -> Result<Vec<u8>, LineError> {
+    let bad = |reason| LineError::BadHex {
+        field,
+        text: text.chars().take(40).collect(),
+        reason,
+    };
+    if text.len() % 2 == 1 {
+        return Err(bad("odd number of digits"));
+    }
+    text.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| match (hex_digit(pair[0]), hex_digit(pair[1])) {
+            (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
+            _ => Err(bad("non-hex digit")),
+        })
+        .collect()
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Lower-case hex of `bytes`, appended to `out`.
+pub fn encode_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+}
+
+/// Replays a trace against a fresh table of `config`, writing one output line per operation.
+/// `source_name` names the input in errors.
+pub fn run_trace<R: BufRead, W: Write>(
+    source_name: &str,
+    input: R,
+    config: MicaConfig,
+    via: Via,
+    out: &mut W,
+) -> Result<TraceSummary, TraceError> {
+    if via == Via::Vm {
+        return Err(TraceError::ViaVmUnavailable);
+    }
+    let sizes = config.validate().map_err(OpenError::from)?;
+    let (mut index, mut log, mut meta) = (
+        vec![0u8; sizes.index_bytes],
+        vec![0u8; sizes.log_bytes],
+        vec![0u8; sizes.meta_bytes],
+    );
+    let regions = MicaRegionsMut {
+        index: &mut index,
+        log: &mut log,
+        meta: &mut meta,
+    };
+    let mut table = MicaTable::format(config, regions)?;
+    let mut summary = TraceSummary::default();
+    let mut value = Vec::new();
+    let mut line_out = String::new();
+    for (n, line) in input.lines().enumerate() {
+        let line_no = n + 1;
+        let at = |error| TraceError::Op {
+            source_name: source_name.to_string(),
+            line: line_no,
+            error,
+        };
+        let text = line.map_err(|error| TraceError::Read {
+            source_name: source_name.to_string(),
+            line: line_no,
+            error,
+        })?;
+        let op = parse_line(&text).map_err(|error| TraceError::Parse {
+            source_name: source_name.to_string(),
+            line: line_no,
+            error,
+        })?;
+        line_out.clear();
+        match op {
+            None => continue,
+            Some(TraceOp::Set { key, value: v }) => {
+                table.set(&key, &v).map_err(at)?;
+                summary.sets += 1;
+                line_out.push_str("S ok");
+            }
+            Some(TraceOp::Get { key }) => match table.get_into(&key, &mut value).map_err(at)? {
+                GetOutcome::Hit => {
+                    summary.get_hits += 1;
+                    line_out.push_str("G hit ");
+                    encode_hex(&value, &mut line_out);
+                }
+                GetOutcome::Miss => {
+                    summary.get_misses += 1;
+                    line_out.push_str("G miss");
+                }
+            },
+            Some(TraceOp::Delete { key }) => {
+                let found = table.delete(&key).map_err(at)?;
+                if found {
+                    summary.deletes_found += 1;
+                } else {
+                    summary.deletes_missing += 1;
+                }
+                line_out.push_str(if found { "D ok" } else { "D miss" });
+            }
+        }
+        line_out.push('\n');
+        out.write_all(line_out.as_bytes())
+            .map_err(TraceError::Write)?;
+    }
+    summary.table = *table.stats();
+    Ok(summary)
+}

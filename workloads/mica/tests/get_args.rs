@@ -1,0 +1,135 @@
+//! The GET function's argument block, initial access and reply, as bytes.
+
+use expect_test::expect;
+use naam_mica::get::{ERR_ITEM_TRUNCATED, GET_ARGS_BYTES_MAX};
+use naam_mica::hash::key_hash;
+use naam_mica::layout::bucket_index;
+use naam_mica::{
+    Access, ArgsError, GetArgs, GetFunctionError, GetReply, MicaConfig, MicaRkeys, ReplyError,
+    Slots,
+};
+
+fn config() -> MicaConfig {
+    MicaConfig {
+        buckets: 1024,
+        slots: Slots::Seven,
+        extra_buckets: 3,
+        log_bytes: 1 << 20,
+        item_bytes_max: 256,
+        ..MicaConfig::new()
+    }
+}
+
+const RKEYS: MicaRkeys = MicaRkeys {
+    index: 0x11,
+    log: 0x22,
+    meta: 0x33,
+};
+
+fn words(bytes: &[u8]) -> String {
+    bytes
+        .chunks(8)
+        .map(|w| w.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn argument_block_layout() {
+    let mut out = Vec::new();
+    let len = GetArgs::new(config(), RKEYS, b"user42")
+        .encode(&mut out)
+        .expect("encode");
+    assert_eq!(len, out.len());
+    assert_eq!(
+        key_hash(b"user42"),
+        u64::from_le_bytes(out[24..32].try_into().unwrap_or_default())
+    );
+    expect![[r#"
+        1100000000000000
+        2200000000000000
+        3300000000000000
+        dad279e8ba4460da
+        0000100000000000
+        0004000003000000
+        0001070600000000
+        7573657234320000"#]]
+    .assert_eq(&words(&out));
+}
+
+#[test]
+fn initial_access_is_the_primary_bucket() {
+    let args = GetArgs::new(config(), RKEYS, b"user42");
+    let bucket = u64::from(bucket_index(key_hash(b"user42"), 1024));
+    assert_eq!(
+        args.initial_access(),
+        Access {
+            rkey: 0x11,
+            offset: bucket * 64,
+            len: 64
+        }
+    );
+}
+
+#[test]
+fn longest_key_fits_and_bounds_are_checked() {
+    let mut out = Vec::new();
+    let key = [9u8; 192];
+    assert_eq!(
+        GetArgs::new(config(), RKEYS, &key).encode(&mut out),
+        Ok(GET_ARGS_BYTES_MAX)
+    );
+    assert_eq!(
+        GetArgs::new(config(), RKEYS, &[0; 193]).encode(&mut out),
+        Err(ArgsError::KeyTooLong { key_bytes: 193 })
+    );
+    let short = GetArgs {
+        item_read_bytes: 40,
+        ..GetArgs::new(config(), RKEYS, &[1; 17])
+    };
+    assert_eq!(
+        short.encode(&mut out),
+        Err(ArgsError::ItemReadBytes {
+            item_read_bytes: 40,
+            min: 48,
+            max: 256
+        })
+    );
+    let long = GetArgs {
+        item_read_bytes: 264,
+        ..GetArgs::new(config(), RKEYS, b"k")
+    };
+    assert_eq!(
+        long.encode(&mut out),
+        Err(ArgsError::ItemReadBytes {
+            item_read_bytes: 264,
+            min: 32,
+            max: 256
+        })
+    );
+}
+
+#[test]
+fn replies_decode() {
+    assert_eq!(GetReply::decode(&[0]), Ok(GetReply::Miss));
+    assert_eq!(GetReply::decode(&[1]), Ok(GetReply::Hit(&[])));
+    assert_eq!(GetReply::decode(&[1, 7, 8]), Ok(GetReply::Hit(&[7, 8])));
+    assert_eq!(GetReply::decode(&[]), Err(ReplyError::Empty));
+    assert_eq!(
+        GetReply::decode(&[0, 1]),
+        Err(ReplyError::MissWithPayload { extra_bytes: 1 })
+    );
+    assert_eq!(
+        GetReply::decode(&[2]),
+        Err(ReplyError::UnknownStatus { status: 2 })
+    );
+    assert_eq!(
+        GetReply::decode(&[1; 1018]),
+        Err(ReplyError::ValueTooLong { value_bytes: 1017 })
+    );
+    assert_eq!(
+        GetFunctionError::from_code(ERR_ITEM_TRUNCATED),
+        Some(GetFunctionError::ItemTruncated)
+    );
+    assert_eq!(GetFunctionError::from_code(2), None);
+}
