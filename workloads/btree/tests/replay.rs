@@ -1,0 +1,118 @@
+//! File replay (`naam workload btree --via native`): CSV output and errors naming file and line.
+
+use expect_test::{Expect, expect};
+use naam_btree::{ReplayOptions, Via, run_replay};
+
+fn check(load: &str, lookups: &str, expected: Expect) {
+    let options = ReplayOptions {
+        node_bytes: 128,
+        ..ReplayOptions::new()
+    };
+    let mut out = Vec::new();
+    let text = match run_replay(
+        ("load.csv", load.as_bytes()),
+        ("keys.txt", lookups.as_bytes()),
+        options,
+        &mut out,
+    ) {
+        Ok(s) => format!(
+            "{}-- loaded {} found {} not found {} height {}\n",
+            String::from_utf8_lossy(&out),
+            s.loaded,
+            s.found,
+            s.not_found,
+            s.height
+        ),
+        Err(e) => format!("{}error: {e}\n", String::from_utf8_lossy(&out)),
+    };
+    expected.assert_eq(&text);
+}
+
+#[test]
+fn lookups_print_in_input_order() {
+    let load: String = [30u64, 10, 20, 18446744073709551615, 0, 7, 8, 9, 11]
+        .iter()
+        .map(|k| format!("{k},{}\n", k % 1000))
+        .collect();
+    check(
+        &format!("key,value\n{load}"),
+        "key\n10\n5\n\n18446744073709551615\n0\n 30 \n",
+        expect![[r#"
+            key,found,value
+            10,true,10
+            5,false,
+            18446744073709551615,true,615
+            0,true,0
+            30,true,30
+            -- loaded 9 found 4 not found 1 height 2
+        "#]],
+    );
+}
+
+#[test]
+fn errors_name_the_file_and_line() {
+    check(
+        "1,2\n3\n",
+        "1\n",
+        expect![[r#"
+        error: load.csv:2: expected `key,value`, found "3"
+    "#]],
+    );
+    check(
+        "1,2\nx,3\n",
+        "1\n",
+        expect![[r#"
+        error: load.csv:2: key "x" is not a decimal u64
+    "#]],
+    );
+    check(
+        "1,2\n4,-3\n",
+        "1\n",
+        expect![[r#"
+        error: load.csv:2: value "-3" is not a decimal u64
+    "#]],
+    );
+    check(
+        "1,2\n\n1,3\n",
+        "1\n",
+        expect![[r#"
+        error: load.csv:3: key 1 was already loaded at line 1
+    "#]],
+    );
+    check(
+        "1,2\n",
+        "1\n18446744073709551616\n",
+        expect![[r#"
+        key,found,value
+        1,true,2
+        error: keys.txt:2: key "18446744073709551616" is not a decimal u64
+    "#]],
+    );
+}
+
+#[test]
+fn via_vm_is_refused_until_phase_2() {
+    let options = ReplayOptions {
+        via: Via::Vm,
+        ..ReplayOptions::new()
+    };
+    let result = run_replay(("a", &b""[..]), ("b", &b""[..]), options, &mut Vec::new());
+    assert!(matches!(
+        result,
+        Err(naam_btree::ReplayError::ViaVmUnavailable)
+    ));
+}
+
+#[test]
+fn an_empty_load_file_gives_an_empty_tree() {
+    check(
+        "",
+        "0\n5\n",
+        expect![[r#"
+        key,found,value
+        0,false,
+        5,false,
+        -- loaded 0 found 0 not found 2 height 1
+    "#]],
+    );
+}
