@@ -127,10 +127,10 @@ fn fetch_host(connection: &mut Connection, jobs: &[(String, String, Vec<String>)
             let local = results_dir.join(launch_id).join(name);
             let remote = format!("{run_dir}/{name}");
             let outcome = fetch_verified(connection, &remote, &local, name);
-            if let Err(failure) = &outcome {
-                if failure.host_lost {
-                    host_lost = Some(failure.why.clone());
-                }
+            if let Err(failure) = &outcome
+                && failure.host_lost
+            {
+                host_lost = Some(failure.why.clone());
             }
             results.push((launch_id.clone(), name.clone(), outcome));
         }
@@ -221,14 +221,14 @@ pub(crate) fn resume_collect(
         .collect();
     for (id, host, process) in leftovers {
         run.processes.insert(id, process);
-        if !run.connections.contains_key(&host) {
-            if let Some(spec) = inventory.host(&host) {
-                match Connection::open(spec, &config.connect) {
-                    Ok(connection) => {
-                        run.connections.insert(host.clone(), connection);
-                    }
-                    Err(err) => run.lose_host(Phase::Collect, &host, &err.to_string()),
+        if !run.connections.contains_key(&host)
+            && let Some(spec) = inventory.host(&host)
+        {
+            match Connection::open(spec, &config.connect) {
+                Ok(connection) => {
+                    run.connections.insert(host.clone(), connection);
                 }
+                Err(err) => run.lose_host(Phase::Collect, &host, &err.to_string()),
             }
         }
     }

@@ -142,6 +142,13 @@ impl RemoteCommand {
         Ok(Self { words })
     }
 
+    /// The same arguments with another program.
+    pub fn with_program(&self, program: impl Into<String>) -> Result<Self, CommandError> {
+        let mut replaced = Self::new(program)?;
+        replaced.words.extend(self.words[1..].iter().cloned());
+        Ok(replaced)
+    }
+
     /// The program and arguments, unquoted.
     pub fn words(&self) -> &[ShellWord] {
         &self.words

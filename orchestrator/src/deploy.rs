@@ -479,7 +479,7 @@ fn upload_once(connection: &mut Connection, local: &Path, target: &str, mode: i3
     let rename = ShellLine::new()
         .op("chmod")
         .text(&format!("{mode:o}"))
-        .and_then(|l| Ok(l.text(&tmp)?.op("&& mv -f").text(&tmp)?.text(target)?))
+        .and_then(|l| l.text(&tmp)?.op("&& mv -f").text(&tmp)?.text(target))
         .map_err(command_err)?;
     connection.run_checked(&rename, COMMAND_TIMEOUT_MS).map_err(ssh)?;
     Ok(sent_bytes)
@@ -514,7 +514,7 @@ fn build_unless_stamped(connection: &mut Connection, commands: &[RemoteCommand],
     let write_stamp = ShellLine::new()
         .op("printf '%s\\n'")
         .text(bundle_sha256)
-        .and_then(|l| Ok(l.op(">").text(&stamp)?))
+        .and_then(|l| l.op(">").text(&stamp))
         .map_err(command_err)?;
     connection.run_checked(&write_stamp, COMMAND_TIMEOUT_MS).map_err(ssh)?;
     Ok(true)

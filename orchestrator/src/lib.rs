@@ -31,6 +31,11 @@
 //!
 //! Every bound is a named constant in [`limits`].
 
+// Errors here carry the context a person needs (login, paths, the exact command to run) and only
+// travel on the failure path of network operations that take milliseconds; their size is not a
+// cost worth boxing for.
+#![allow(clippy::result_large_err)]
+
 pub mod cancel;
 pub mod cloudlab;
 pub mod collect;

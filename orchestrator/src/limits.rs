@@ -56,6 +56,8 @@ pub const START_LEAD_MS: u64 = 500;
 pub const PHASE_MS_MAX: u64 = 24 * 3_600_000;
 /// How long collection waits for role processes to exit on their own after the measurement.
 pub const EXIT_WAIT_MS_MAX: u64 = 10_000;
+/// Longest stop grace or client exit wait a run configuration accepts.
+pub const STOP_WAIT_MS_MAX: u64 = 3_600_000;
 /// Interval between liveness polls of every role process during warm-up and measurement.
 pub const LIVENESS_POLL_INTERVAL_MS: u64 = 200;
 /// Previous attempts of one run point kept side by side before a rerun refuses to start.
@@ -72,4 +74,5 @@ const _: () = {
     assert!(STOP_GRACE_MS >= PROCESS_POLL_INTERVAL_MS);
     assert!(CLOCK_SAMPLES >= 1);
     assert!(HOSTS_MAX <= LAUNCHES_MAX);
+    assert!(STOP_GRACE_MS <= STOP_WAIT_MS_MAX && EXIT_WAIT_MS_MAX <= STOP_WAIT_MS_MAX);
 };

@@ -70,7 +70,7 @@ pub fn start(connection: &mut Connection, run_dir: &str, command: &RemoteCommand
     let line = ShellLine::new()
         .op("mkdir -p")
         .text(run_dir)
-        .and_then(|l| Ok(l.op("&& cd").text(run_dir)?))
+        .and_then(|l| l.op("&& cd").text(run_dir))
         .map_err(|source| SshError::Command { login: connection.host().login(), source })?
         .op("&& rm -f pid pid.tmp exit_status exit_status.tmp && ( setsid /bin/sh -c")
         .op(WRAPPER_SCRIPT)

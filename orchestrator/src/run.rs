@@ -35,7 +35,7 @@ use crate::deploy::{self, ArtifactSet, HostDeployReport};
 use crate::inventory::{HostSpec, Inventory, Role};
 use crate::limits::{
     CLOCK_SAMPLES, COMMAND_TIMEOUT_MS, EXIT_WAIT_MS_MAX, LAUNCH_OUTPUTS_MAX, LAUNCHES_MAX, LIVENESS_POLL_INTERVAL_MS,
-    PHASE_MS_MAX, READINESS_POLL_INTERVAL_MS, READINESS_POLLS_MAX, START_LEAD_MS, STOP_GRACE_MS,
+    PHASE_MS_MAX, READINESS_POLL_INTERVAL_MS, READINESS_POLLS_MAX, START_LEAD_MS, STOP_GRACE_MS, STOP_WAIT_MS_MAX,
 };
 use crate::process::{self, EXIT_STATUS_FILE, PID_FILE, ProcessState, RemoteProcess, STDERR_LOG, STDOUT_LOG};
 use crate::ssh::{ConnectOptions, Connection, SshError};
@@ -107,7 +107,8 @@ pub struct LaunchSpec {
     pub host: String,
     /// Its role (decides the start order).
     pub role: Role,
-    /// Program and arguments.
+    /// Program and arguments. A relative program path with a `/` (`bin/naam-role`) is relative
+    /// to the host's workdir; a bare name is looked up in the remote `PATH`.
     pub command: RemoteCommand,
     /// Readiness check.
     pub readiness: Readiness,
@@ -220,6 +221,8 @@ pub struct HostRecord {
     pub deploy: Option<HostDeployReport>,
     /// Why the host was lost, if it was.
     pub lost: Option<String>,
+    /// The workdir as an absolute path on the host (`pwd -P` after creating it).
+    pub workdir: Option<String>,
 }
 
 /// One collected file.
@@ -418,8 +421,8 @@ fn check_config(config: &RunConfig) -> Result<(), RunError> {
             return Err(invalid(format!("{name} = {value} exceeds {PHASE_MS_MAX}")));
         }
     }
-    if config.exit_wait_ms > EXIT_WAIT_MS_MAX * 360 || config.stop_grace_ms > EXIT_WAIT_MS_MAX * 360 {
-        return Err(invalid("exit_wait_ms and stop_grace_ms must be at most one hour".into()));
+    if config.exit_wait_ms > STOP_WAIT_MS_MAX || config.stop_grace_ms > STOP_WAIT_MS_MAX {
+        return Err(invalid(format!("exit_wait_ms and stop_grace_ms must be at most {STOP_WAIT_MS_MAX}")));
     }
     Ok(())
 }
@@ -509,6 +512,7 @@ impl<'a> Attempt<'a> {
                 Err(err) => return Err(Abort::Failed(err.to_string())),
             }
         }
+        self.resolve_workdirs()?;
         self.check_cancel()?;
         if let Some(artifacts) = &self.config.artifacts {
             let mut connections: Vec<Connection> = std::mem::take(&mut self.connections).into_values().collect();
@@ -532,6 +536,30 @@ impl<'a> Attempt<'a> {
             }
         }
         self.event(Phase::Deploy, Mark::End, "");
+        Ok(())
+    }
+
+    /// Creates every host's workdir, records its absolute path, and makes the launches' run
+    /// directories absolute (processes run inside them, so nothing may be relative to `~`).
+    fn resolve_workdirs(&mut self) -> Result<(), Abort> {
+        let results = for_each_host(&mut self.connections, |connection| {
+            let workdir = connection.host().workdir.clone();
+            let line = ShellLine::new()
+                .op("mkdir -p")
+                .text(&workdir)
+                .and_then(|l| Ok(l.op("&& cd").text(&workdir)?.op("&& pwd -P")))
+                .map_err(|source| SshError::Command { login: connection.host().login(), source })?;
+            Ok(connection.run_checked(&line, COMMAND_TIMEOUT_MS)?.stdout_text().trim().to_string())
+        });
+        for (host, result) in results {
+            let absolute = result.map_err(|e| Abort::Failed(format!("workdir of {host}: {e}")))?;
+            let spec = HostSpec { workdir: absolute.clone(), ..self.inventory.host(&host).expect("validated").clone() };
+            let attempt = self.record.attempt;
+            for (id, launch) in self.record.launches.iter_mut().filter(|(_, l)| l.host == host) {
+                launch.run_dir = remote_run_dir(&spec, &self.config.run_id, attempt, id);
+            }
+            self.record.hosts.entry(host).or_default().workdir = Some(absolute);
+        }
         Ok(())
     }
 
@@ -593,7 +621,15 @@ impl<'a> Attempt<'a> {
             ("NAAM_MEASURE_MS", measure.as_str()),
             ("NAAM_LAN_ADDRESS", lan.as_str()),
         ];
-        launch.command.with_env(env).map_err(|source| RunError::Command { launch: launch.id.clone(), source })
+        let command_err = |source| RunError::Command { launch: launch.id.clone(), source };
+        let program = launch.command.program();
+        let command = match &self.record.hosts.get(&host.name).and_then(|h| h.workdir.clone()) {
+            Some(workdir) if program.contains('/') && !program.starts_with('/') => {
+                launch.command.with_program(format!("{workdir}/{program}")).map_err(command_err)?
+            }
+            _ => launch.command.clone(),
+        };
+        command.with_env(env).map_err(command_err)
     }
 
     fn wait_ready(&mut self, launch: &LaunchSpec) -> Result<(), Abort> {
@@ -872,7 +908,7 @@ fn readiness_line(readiness: &Readiness, run_dir: &str) -> Result<Option<ShellLi
 
 fn write_file_line(run_dir: &str, file: &'static str, value: i64) -> Result<ShellLine, CommandError> {
     let tmp = format!("{file}.tmp");
-    Ok(ShellLine::new()
+    ShellLine::new()
         .op("cd")
         .text(run_dir)?
         .op("&& printf '%s\\n'")
@@ -881,7 +917,7 @@ fn write_file_line(run_dir: &str, file: &'static str, value: i64) -> Result<Shel
         .text(&tmp)?
         .op("&& mv -f")
         .text(&tmp)?
-        .text(file)?)
+        .text(file)
 }
 
 /// Runs (or resumes) a run: see the module documentation. Returns the record also written to
@@ -897,6 +933,20 @@ pub fn run(
     check_config(config)?;
     let launches = validate_launches(inventory, launches)?;
     let previous = crate::collect::read_record(&config.results_dir)?;
+    if let Some(previous) = &previous {
+        let ids_before: BTreeSet<&String> = previous.launches.keys().collect();
+        let ids_now: BTreeSet<&String> = launches.iter().map(|l| &l.id).collect();
+        if previous.run_id != config.run_id || ids_before != ids_now {
+            return Err(RunError::InvalidConfig {
+                run_id: config.run_id.clone(),
+                reason: format!(
+                    "{} holds run {} with other launches; use another results directory",
+                    config.results_dir.display(),
+                    previous.run_id
+                ),
+            });
+        }
+    }
     let attempt = match &previous {
         Some(previous) if previous.status == RunStatus::Complete => {
             let event = PhaseEvent { phase: Phase::Collect, mark: Mark::Note, at_unix_ns: telemetry::unix_now_ns(), detail: "already complete: nothing to do".into() };

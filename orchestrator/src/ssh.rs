@@ -490,15 +490,7 @@ fn check_size(login: &str, path: &str, size_bytes: u64) -> Result<(), SshError> 
 }
 
 fn protocol(login: &str, operation: &'static str, err: &ssh2::Error) -> SshError {
-    if matches!(err.code(), ssh2::ErrorCode::Session(code) if code == libssh2_timeout_code()) {
-        return SshError::Timeout { login: login.to_string(), operation, timeout_ms: 0 };
-    }
     SshError::Protocol { login: login.to_string(), operation, message: err.message().to_string() }
-}
-
-/// libssh2's `LIBSSH2_ERROR_TIMEOUT`.
-const fn libssh2_timeout_code() -> i32 {
-    -9
 }
 
 fn read_bounded(

@@ -12,11 +12,11 @@ use std::sync::Mutex;
 
 use naam_orchestrator::cancel::Cancel;
 use naam_orchestrator::collect::ATTEMPTS_DIR;
-use naam_orchestrator::deploy::sha256_file;
+use naam_orchestrator::deploy::{ArtifactSet, sha256_file};
 use naam_orchestrator::run::{
     EndState, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunRecord, RunStatus, run,
 };
-use naam_orchestrator::{Inventory, RemoteCommand, Role};
+use naam_orchestrator::{Arch, Inventory, RemoteCommand, Role};
 use support::Testbed;
 
 const WARMUP_MS: u64 = 300;
@@ -88,12 +88,26 @@ fn begin_order(record: &RunRecord) -> Vec<Phase> {
     record.phase_order()
 }
 
+/// Deploys the client stand-in as the "role binary" (a shell script) and launches the client
+/// through it, by the workdir-relative path `bin/naam-role`.
+fn deploy_client_stand_in(testbed: &Testbed, config: &mut RunConfig, launches: &mut [LaunchSpec]) {
+    let script = testbed.dir.path().join("naam-role-standin");
+    fs::write(&script, format!("#!/bin/sh\n{CLIENT_SCRIPT}\n")).unwrap();
+    let mut artifacts = ArtifactSet::default();
+    artifacts.role_binaries.insert(Arch::local().unwrap(), script);
+    config.artifacts = Some(artifacts);
+    let client = launches.iter_mut().find(|l| l.role == Role::Client).unwrap();
+    client.command = RemoteCommand::new("bin/naam-role").unwrap();
+}
+
 #[test]
 fn stand_in_roles_run_through_every_phase_in_order() {
     let testbed = Testbed::start();
     let inventory = testbed.inventory();
-    let config = config(&testbed, "phases");
-    let record = run(&inventory, &stand_in_launches(), &config, &Cancel::new(), &quiet).unwrap();
+    let mut config = config(&testbed, "phases");
+    let mut launches = stand_in_launches();
+    deploy_client_stand_in(&testbed, &mut config, &mut launches);
+    let record = run(&inventory, &launches, &config, &Cancel::new(), &quiet).unwrap();
     assert_eq!(record.status, RunStatus::Complete, "error {:?}; launches {:#?}", record.error, record.launches);
     assert_eq!(
         begin_order(&record),
@@ -132,7 +146,14 @@ fn stand_in_roles_run_through_every_phase_in_order() {
         let clock = host.clock.unwrap();
         assert!(clock.offset_ns.unsigned_abs() <= clock.error_bound_ns(), "{name}: {clock:?}");
     }
+    for (name, host) in &record.hosts {
+        assert_eq!(host.deploy.as_ref().map(|d| d.uploaded_count()), Some(1), "{name}: the stand-in binary");
+        assert_eq!(host.workdir.as_deref(), Some(testbed.workdir(name).to_str().unwrap()));
+    }
     assert_not_running(&record);
+    let run_json = fs::read_to_string(config.results_dir.join("run.json")).unwrap();
+    let private_key = fs::read_to_string(&testbed.client_key).unwrap();
+    assert!(!run_json.contains(private_key.lines().nth(1).unwrap()), "no key material in the record");
     let on_disk: RunRecord = serde_json::from_str(&fs::read_to_string(config.results_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(on_disk, record);
 }
@@ -262,7 +283,9 @@ fn cancel_during_measurement_tears_down() {
             cancel.cancel();
         }
     };
-    let config = config(&testbed, "cancelled");
+    let mut config = config(&testbed, "cancelled");
+    // Long enough that no stand-in can finish by itself before the teardown reaches it.
+    config.measure_ms = 60_000;
     let record = run(&inventory, &stand_in_launches(), &config, &cancel, &observer).unwrap();
     assert_eq!(record.status, RunStatus::Cancelled);
     assert_eq!(begin_order(&record), vec![Phase::Deploy, Phase::Start, Phase::Warmup, Phase::Measure, Phase::Teardown]);
