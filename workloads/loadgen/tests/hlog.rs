@@ -158,7 +158,7 @@ fn python_hdrh_decodes_our_logs_with_equal_counts_and_percentiles() {
         let n = |i: usize| f[i].parse::<u64>().expect("integer");
         assert_eq!(Some(f[0]), tags.name(interval.tag), "row {row}");
         assert_eq!(n(1), h.len(), "count, row {row}");
-        if h.len() == 0 {
+        if h.is_empty() {
             continue;
         }
         nonempty += 1;
