@@ -103,10 +103,10 @@ pub fn poll(connection: &mut Connection, process: &RemoteProcess) -> Result<Proc
     let line = ShellLine::new()
         .op("cat")
         .text(&stat_path)
-        .and_then(|l| Ok(l.op("2>/dev/null; echo; echo ---; cat").text(&exit_status_path)?.op("2>/dev/null; echo ---; kill -0 -")))
+        .and_then(|l| Ok(l.op("2>/dev/null; echo; echo ---; cat").text(&exit_status_path)?.op("2>/dev/null; echo ---; ps -o stat= -s")))
         .map_err(|source| SshError::Command { login: connection.host().login(), source })?
-        .glued_num(u64::from(process.pid))
-        .op("2>/dev/null && echo group-alive; true");
+        .num(u64::from(process.pid))
+        .op("2>/dev/null | grep -qv '^Z' && echo group-alive; true");
     let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
     Ok(interpret_poll(&output.stdout_text(), process))
 }
@@ -115,8 +115,10 @@ pub fn poll(connection: &mut Connection, process: &RemoteProcess) -> Result<Proc
 /// (`<leader's stat line>\n---\n<exit status>\n---\n[group-alive]`).
 ///
 /// Running when the leader is alive with the recorded start time, or — leader gone or a zombie —
-/// when its process group still has members: a group id cannot be reused while the group exists,
-/// so those members are ours (a command's children, or a command outliving a killed wrapper).
+/// when its session (`setsid`: session id = group id = the wrapper's PID) still has a member that
+/// is not a zombie (`ps -o stat= -s PID`). A session id cannot be reused while the session
+/// exists, so those members are ours (a command's children, or a command outliving a killed
+/// wrapper); zombies waiting for their reaper do not count.
 /// A leader PID alive with another start time is someone else's process: ours has ended.
 fn interpret_poll(text: &str, process: &RemoteProcess) -> ProcessState {
     let mut parts = text.split("---");

@@ -41,8 +41,6 @@ fn sigint_during_measurement_stops_every_remote_process() {
     assert_eq!(record.phase_order().last(), Some(&Phase::Teardown));
     for (id, launch) in &record.launches {
         assert_eq!(launch.end, Some(EndState::Terminated), "{id}");
-        let pid = launch.pid.unwrap() as i32;
-        // SAFETY: signal 0 only checks whether the process group exists.
-        assert_ne!(unsafe { libc::kill(-pid, 0) }, 0, "{id}: still running");
+        assert!(!support::session_is_live(launch.pid.unwrap()), "{id}: still running");
     }
 }

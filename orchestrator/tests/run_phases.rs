@@ -77,9 +77,7 @@ fn quiet(_: &PhaseEvent) {}
 fn assert_not_running(record: &RunRecord) {
     for (id, launch) in &record.launches {
         if let Some(pid) = launch.pid {
-            // SAFETY: kill(2) with signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(-(pid as i32), 0) } == 0;
-            assert!(!alive, "{id}: process group {pid} still running after the run");
+            assert!(!support::session_is_live(pid), "{id}: process group {pid} still running after the run");
         }
     }
 }

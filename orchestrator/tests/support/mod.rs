@@ -299,3 +299,22 @@ pub fn seed() -> u64 {
     eprintln!("NAAM_SEED={seed}");
     seed
 }
+
+/// Whether a process exists and is not a zombie (a zombie only waits for its reaper).
+pub fn is_live(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, tail)| tail.split_whitespace().next() != Some("Z")))
+        .unwrap_or(false)
+}
+
+/// Whether any live (non-zombie) process belongs to session `sid` — the orchestrator starts each
+/// role process with `setsid`, so its session is its whole process tree.
+pub fn session_is_live(sid: u32) -> bool {
+    fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { return false };
+        let Some((_, tail)) = stat.rsplit_once(')') else { return false };
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        fields.len() > 3 && fields[0] != "Z" && fields[3] == sid.to_string()
+    })
+}
