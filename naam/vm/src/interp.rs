@@ -20,6 +20,7 @@ use crate::{CALL_DEPTH_MAX, STACK_FRAME_BYTES};
 /// Registers in the register file: r0..=r10 plus padding so a 4-bit index never needs a check.
 const REGISTER_FILE: usize = 16;
 const FRAME: u64 = STACK_FRAME_BYTES as u64;
+const OP_BYTES: usize = size_of::<Op>();
 
 /// Everything one invocation needs from the VM, borrowed for its duration.
 pub(crate) struct Machine<'r> {
@@ -59,38 +60,70 @@ pub(crate) fn run<C>(
     let mut frame_top = unsafe { stack.add(STACK_FRAME_BYTES) };
     mem.set_stack_len(FRAME);
     let mut depth = 0usize;
-    let mut pc = program.entry as usize;
-    let mut block_start = pc;
+    let base = ops.as_ptr();
+    // SAFETY: the verifier proved the entry is a decoded index.
+    let mut ip = unsafe { base.add(program.entry as usize) };
+    // First instruction of the current straight-line run.
+    let mut block_start = ip;
     let mut executed = 0u64;
 
     loop {
         // SAFETY: the verifier proved every jump, call and return target is a decoded index
-        // and that the last instruction never falls through, so `pc < ops.len()`.
-        let op = unsafe { *ops.get_unchecked(pc) };
-        macro_rules! dst {
+        // and that the last instruction never falls through, so `ip` points into `ops`.
+        let op = unsafe { &*ip };
+        // Decoded index of `op` (for traps and call frames: never on the hot path).
+        macro_rules! pc {
             () => {
-                regs[usize::from(op.dst) & (REGISTER_FILE - 1)]
+                (ip as usize - base as usize) / OP_BYTES
+            };
+        }
+        macro_rules! dst {
+            // SAFETY: decoded registers are 0..=10 (verifier), the file has 16 entries.
+            () => {
+                *unsafe { regs.get_unchecked(usize::from(op.dst)) }
             };
         }
         macro_rules! src {
+            // SAFETY: as for `dst!`.
             () => {
-                regs[usize::from(op.src) & (REGISTER_FILE - 1)]
+                *unsafe { regs.get_unchecked(usize::from(op.src)) }
             };
         }
         macro_rules! alu {
             ($value:expr) => {{
-                dst!() = $value;
+                let value = $value;
+                // SAFETY: as for `dst!`.
+                *unsafe { regs.get_unchecked_mut(usize::from(op.dst)) } = value;
             }};
+        }
+        // A superinstruction: writes dst and skips the fused second instruction.
+        macro_rules! fused {
+            ($value:expr) => {{
+                alu!($value);
+                // SAFETY: the second instruction of a fused pair is an ALU instruction, so it
+                // is not the last one (the verifier proved the last one never falls through).
+                ip = unsafe { ip.add(2) };
+                continue;
+            }};
+        }
+        // The second source register of a fused `mov` + ALU pair.
+        macro_rules! second_src {
+            () => {
+                // SAFETY: as for `dst!` (it is the decoded `src` of the second instruction).
+                *unsafe { regs.get_unchecked(op.target as usize) }
+            };
         }
         // Ends the current straight-line run at `pc` and continues at `$to`.
         macro_rules! transfer {
             ($to:expr) => {{
-                executed += (pc + 1 - block_start) as u64;
+                executed += ((ip as usize - block_start as usize) / OP_BYTES) as u64 + 1;
                 if executed > budget {
                     return Err(Trap::BudgetExceeded { budget });
                 }
-                pc = $to;
-                block_start = pc;
+                // SAFETY: the verifier proved every jump, call and return target is a decoded
+                // index.
+                ip = unsafe { base.add($to) };
+                block_start = ip;
                 continue;
             }};
         }
@@ -111,21 +144,22 @@ pub(crate) fn run<C>(
                     Some(region) if offset + len <= region.read_len => unsafe {
                         region.ptr.add(offset as usize).cast::<$ty>().read_unaligned()
                     },
-                    _ => return Err(Trap::OutOfBounds { pc: program.slot_of(pc), addr, len }),
+                    _ => return Err(Trap::OutOfBounds { pc: program.slot_of(pc!()), addr, len }),
                 }
             }};
         }
         macro_rules! store {
             ($ty:ty, $value:expr) => {{
+                let value = $value as $ty;
                 let addr = dst!().wrapping_add(op.target as i64 as u64);
                 let (slot, offset) = memory::split(addr);
                 let len = size_of::<$ty>() as u64;
                 match mem.slots().get(slot as usize) {
                     // SAFETY: `offset + len <= write_len`, the live length of a writable host range.
                     Some(region) if offset + len <= region.write_len => unsafe {
-                        region.ptr.add(offset as usize).cast::<$ty>().write_unaligned($value as $ty)
+                        region.ptr.add(offset as usize).cast::<$ty>().write_unaligned(value)
                     },
-                    _ => return Err(write_fault(mem, program.slot_of(pc), addr, len)),
+                    _ => return Err(write_fault(mem, program.slot_of(pc!()), addr, len)),
                 }
             }};
         }
@@ -143,11 +177,12 @@ pub(crate) fn run<C>(
         }
         macro_rules! store_stack {
             ($ty:ty, $value:expr) => {{
+                let value = $value as $ty;
                 unsafe {
                     frame_top
                         .offset(op.target as isize)
                         .cast::<$ty>()
-                        .write_unaligned($value as $ty)
+                        .write_unaligned(value)
                 }
             }};
         }
@@ -254,10 +289,10 @@ pub(crate) fn run<C>(
             Kind::StxStack32 => store_stack!(u32, src!()),
             Kind::StxStack64 => store_stack!(u64, src!()),
             Kind::Atomic32 => {
-                atomic32(mem, &mut regs, op).map_err(|f| f.trap(mem, program.slot_of(pc)))?
+                atomic32(mem, &mut regs, *op).map_err(|f| f.trap(mem, program.slot_of(pc!())))?
             }
             Kind::Atomic64 => {
-                atomic64(mem, &mut regs, op).map_err(|f| f.trap(mem, program.slot_of(pc)))?
+                atomic64(mem, &mut regs, *op).map_err(|f| f.trap(mem, program.slot_of(pc!())))?
             }
             Kind::Ja => transfer!(op.target as usize),
             Kind::Jeq64Imm => jump_if!(dst!() == op.imm),
@@ -304,37 +339,62 @@ pub(crate) fn run<C>(
             Kind::Jsle32Reg => jump_if!(dst!() as i32 <= src!() as i32),
             Kind::Jset32Imm => jump_if!(dst!() as u32 & op.imm as u32 != 0),
             Kind::Jset32Reg => jump_if!(dst!() as u32 & src!() as u32 != 0),
+            Kind::MovAdd64Imm => fused!(src!().wrapping_add(op.imm)),
+            Kind::MovSub64Imm => fused!(src!().wrapping_sub(op.imm)),
+            Kind::MovMul64Imm => fused!(src!().wrapping_mul(op.imm)),
+            Kind::MovAnd64Imm => fused!(src!() & op.imm),
+            Kind::MovOr64Imm => fused!(src!() | op.imm),
+            Kind::MovXor64Imm => fused!(src!() ^ op.imm),
+            Kind::MovLsh64Imm => fused!(src!().wrapping_shl(op.imm as u32)),
+            Kind::MovRsh64Imm => fused!(src!().wrapping_shr(op.imm as u32)),
+            Kind::MovArsh64Imm => fused!((src!() as i64).wrapping_shr(op.imm as u32) as u64),
+            Kind::MovAdd64Reg => fused!(src!().wrapping_add(second_src!())),
+            Kind::MovSub64Reg => fused!(src!().wrapping_sub(second_src!())),
+            Kind::MovMul64Reg => fused!(src!().wrapping_mul(second_src!())),
+            Kind::MovAnd64Reg => fused!(src!() & second_src!()),
+            Kind::MovOr64Reg => fused!(src!() | second_src!()),
+            Kind::MovXor64Reg => fused!(src!() ^ second_src!()),
+            Kind::LshRsh64 => fused!(
+                dst!()
+                    .wrapping_shl(op.imm as u32)
+                    .wrapping_shr(op.imm as u32)
+            ),
+            Kind::LshArsh64 => {
+                fused!(
+                    (dst!().wrapping_shl(op.imm as u32) as i64).wrapping_shr(op.imm as u32) as u64
+                )
+            }
             Kind::CallHelper => {
                 let id = op.imm as u32;
                 let Some(helper) = helpers.lookup(id, op.target as usize) else {
                     return Err(Trap::UnknownHelper {
-                        pc: program.slot_of(pc),
+                        pc: program.slot_of(pc!()),
                         id: op.imm,
                     });
                 };
-                regs[0] = call_helper(helper, id, ctx, mem, &regs, program.slot_of(pc))?;
+                regs[0] = call_helper(helper, id, ctx, mem, &regs, program.slot_of(pc!()))?;
             }
             Kind::Callx => {
                 let id = dst!();
                 let helper = u32::try_from(id).ok().and_then(|id| helpers.get(id));
                 let Some(helper) = helper else {
                     return Err(Trap::UnknownHelper {
-                        pc: program.slot_of(pc),
+                        pc: program.slot_of(pc!()),
                         id,
                     });
                 };
-                regs[0] = call_helper(helper, id as u32, ctx, mem, &regs, program.slot_of(pc))?;
+                regs[0] = call_helper(helper, id as u32, ctx, mem, &regs, program.slot_of(pc!()))?;
             }
             Kind::CallLocal => {
                 if depth >= CALL_DEPTH_MAX {
-                    let pc = program.slot_of(pc);
+                    let pc = program.slot_of(pc!());
                     return Err(Trap::CallDepthExceeded {
                         pc,
                         depth_max: CALL_DEPTH_MAX,
                     });
                 }
                 frames[depth] = Frame {
-                    return_index: pc as u32 + 1,
+                    return_index: pc!() as u32 + 1,
                     saved: [regs[6], regs[7], regs[8], regs[9]],
                 };
                 depth += 1;
@@ -347,7 +407,7 @@ pub(crate) fn run<C>(
             }
             Kind::Exit => {
                 if depth == 0 {
-                    executed += (pc + 1 - block_start) as u64;
+                    executed += ((ip as usize - block_start as usize) / OP_BYTES) as u64 + 1;
                     if executed > budget {
                         return Err(Trap::BudgetExceeded { budget });
                     }
@@ -366,7 +426,9 @@ pub(crate) fn run<C>(
                 transfer!(frame.return_index as usize);
             }
         }
-        pc += 1;
+        // SAFETY: `op` is not the last instruction (the verifier proved the last one never
+        // falls through), so the next one exists.
+        ip = unsafe { ip.add(1) };
     }
 }
 

@@ -168,6 +168,29 @@ pub(crate) enum Kind {
     Jsle32Reg,
     Jset32Imm,
     Jset32Reg,
+    // Superinstructions (see `fuse`): `mov64 dst, src` followed by an ALU64 instruction on
+    // `dst`; `imm` is the second instruction's immediate, `target` its source register. They
+    // execute both instructions and continue two slots on, where the second still stands for
+    // jumps that land on it.
+    MovAdd64Imm,
+    MovSub64Imm,
+    MovMul64Imm,
+    MovAnd64Imm,
+    MovOr64Imm,
+    MovXor64Imm,
+    MovLsh64Imm,
+    MovRsh64Imm,
+    MovArsh64Imm,
+    MovAdd64Reg,
+    MovSub64Reg,
+    MovMul64Reg,
+    MovAnd64Reg,
+    MovOr64Reg,
+    MovXor64Reg,
+    /// `lsh64 dst, k; rsh64 dst, k`: zero-extends the low `64 - k` bits (`imm` = k).
+    LshRsh64,
+    /// `lsh64 dst, k; arsh64 dst, k`: sign-extends the low `64 - k` bits (`imm` = k).
+    LshArsh64,
     /// Helper call: `imm` is the helper id, `target` the index the load-time registry gave it.
     CallHelper,
     /// BPF-to-BPF call: `target` is the callee's decoded index.

@@ -1,6 +1,7 @@
 //! A verified, pre-decoded program and the two ways to load one.
 
 use crate::elf::{self, ElfError};
+use crate::fuse;
 use crate::helpers::Helpers;
 use crate::op::Op;
 use crate::verifier::{self, VerifyError};
@@ -93,7 +94,8 @@ impl Program {
         globals: Box<[u8]>,
         helpers: &Helpers<C>,
     ) -> Result<Program, LoadError> {
-        let decoded = verifier::verify(bytecode, entry_slot, &|id| helpers.index_of(id))?;
+        let mut decoded = verifier::verify(bytecode, entry_slot, &|id| helpers.index_of(id))?;
+        fuse::fuse(&mut decoded.ops);
         Ok(Program {
             code: Code::Interpreted(decoded.ops.into_boxed_slice()),
             slot_of: decoded.slot_of.into_boxed_slice(),
