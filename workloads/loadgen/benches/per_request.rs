@@ -22,6 +22,7 @@ fn loadgen() -> LoadGenerator {
         inflight_max: 1 << 20,
         interval_ns: 1_000_000_000,
         thresholds: Thresholds::default(),
+        rate_steps: Vec::new(),
     };
     LoadGenerator::new(config, TagSet::locations()).expect("valid benchmark configuration")
 }

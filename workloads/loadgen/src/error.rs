@@ -3,6 +3,12 @@
 /// A load-generator configuration that cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// The rate steps are not increasing in time, have factors out of range, or are too many.
+    #[error("rate steps: {reason}")]
+    RateStepsInvalid {
+        /// What is wrong.
+        reason: String,
+    },
     /// The offered rate is not a finite number within bounds.
     #[error("offered rate {rate_per_s} req/s is outside [{min}, {max}]")]
     RateOutOfRange {

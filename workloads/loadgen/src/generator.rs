@@ -14,7 +14,7 @@ use crate::recorder::{
     IntervalHistogram, IntervalRecorder, LATENCY_NS_MAX, new_histogram, record_auto,
 };
 use crate::report::{RunReport, Thresholds};
-use crate::schedule::{LoadMode, Schedule};
+use crate::schedule::{LoadMode, RateStep, Schedule, validate_steps};
 use crate::tag::{TagId, TagSet};
 
 /// Longest run (warm-up + measurement): one hour.
@@ -41,6 +41,9 @@ pub struct LoadConfig {
     pub interval_ns: u64,
     /// When a point is invalid.
     pub thresholds: Thresholds,
+    /// Load steps: from each step's time on, the offered rate is the mode's rate × its factor
+    /// (open loop only; empty for a constant rate).
+    pub rate_steps: Vec<RateStep>,
 }
 
 /// A request handed to the caller to send now.
@@ -65,6 +68,7 @@ pub struct LoadGenerator {
     window: u32,
     intended_measured: u64,
     completed_measured: u64,
+    failed: u64,
 }
 
 impl LoadGenerator {
@@ -77,7 +81,7 @@ impl LoadGenerator {
             _ => config.inflight_max,
         };
         Ok(Self {
-            schedule: Schedule::new(&config.mode),
+            schedule: Schedule::with_steps(&config.mode, &config.rate_steps),
             end_ns: config.warmup_ns + config.measure_ns,
             recorder,
             lateness: new_histogram(),
@@ -86,6 +90,7 @@ impl LoadGenerator {
             window,
             intended_measured: 0,
             completed_measured: 0,
+            failed: 0,
             config,
         })
     }
@@ -183,6 +188,19 @@ impl LoadGenerator {
         Ok(latency_ns)
     }
 
+    /// Ends `ticket` without a latency: the request failed (an error reply, a timeout). It frees
+    /// its in-flight slot and is not counted as completed, so failures lower the achieved rate.
+    pub fn on_fail(&mut self, ticket: &SendTicket) {
+        debug_assert!(self.inflight > 0, "failing request {} with nothing in flight", ticket.seq);
+        self.inflight = self.inflight.saturating_sub(1);
+        self.failed += 1;
+    }
+
+    /// Requests ended by [`LoadGenerator::on_fail`].
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
     /// Closes intervals up to `now_ns` and returns the oldest closed one not yet taken.
     pub fn poll_interval(&mut self, now_ns: u64) -> Result<Option<IntervalHistogram>, RecordError> {
         self.recorder.advance(now_ns)?;
@@ -209,6 +227,7 @@ impl LoadGenerator {
 
 fn validate(config: &LoadConfig) -> Result<(), ConfigError> {
     config.mode.validate()?;
+    validate_steps(&config.rate_steps)?;
     config.thresholds.validate()?;
     let total = config.warmup_ns.checked_add(config.measure_ns);
     if config.measure_ns == 0 || total.is_none_or(|t| t > RUN_NS_MAX) {

@@ -28,5 +28,5 @@ pub use generator::{LoadConfig, LoadGenerator, SendTicket};
 pub use hlog::{Hlog, HlogEntry, HlogWriter, read_hlog};
 pub use recorder::{IntervalHistogram, IntervalRecorder};
 pub use report::{InvalidReason, RateReport, RunReport, Thresholds, Verdict};
-pub use schedule::{LoadMode, Schedule};
+pub use schedule::{LoadMode, RateStep, Schedule};
 pub use tag::{TagId, TagSet};

@@ -82,11 +82,54 @@ impl LoadMode {
     }
 }
 
+/// Most rate steps one schedule may carry.
+pub const RATE_STEPS_MAX: usize = 64;
+/// Rate multipliers a step may set.
+pub const RATE_FACTOR_MIN: f64 = 1e-3;
+/// Largest rate multiplier.
+pub const RATE_FACTOR_MAX: f64 = 1e3;
+
+/// From `at_ns` on, the offered rate is `factor` × the mode's rate (a load step).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RateStep {
+    /// When the step takes effect, ns since the run start.
+    pub at_ns: u64,
+    /// Multiplier of the mode's rate.
+    pub factor: f64,
+}
+
+/// Checks a list of steps: increasing times, factors in range, bounded count.
+pub fn validate_steps(steps: &[RateStep]) -> Result<(), ConfigError> {
+    if steps.len() > RATE_STEPS_MAX {
+        return Err(ConfigError::RateStepsInvalid { reason: format!("{} steps, at most {RATE_STEPS_MAX}", steps.len()) });
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if !(RATE_FACTOR_MIN..=RATE_FACTOR_MAX).contains(&step.factor) {
+            return Err(ConfigError::RateStepsInvalid {
+                reason: format!("step {i}: factor {} outside {RATE_FACTOR_MIN}..={RATE_FACTOR_MAX}", step.factor),
+            });
+        }
+        if i > 0 && step.at_ns <= steps[i - 1].at_ns {
+            return Err(ConfigError::RateStepsInvalid { reason: format!("step {i}: times must increase") });
+        }
+    }
+    Ok(())
+}
+
 /// An open-loop schedule: the sequence of intended send times.
+///
+/// Requests are placed in *operational time* — one unit per mean gap — and mapped to real time
+/// through the piecewise-constant rate (the mode's rate times each step's factor). A Poisson
+/// process stays a Poisson process across a step (time rescaling), and a fixed-rate schedule
+/// computes every time from the request count, so neither drifts over long runs.
 #[derive(Debug, Clone)]
 pub struct Schedule {
     kind: ScheduleKind,
-    /// Intended time of the next request, ns (fractional for Poisson accumulation).
+    /// Segments of constant rate: (real start ns, operational start, mean gap ns).
+    segments: Vec<(f64, f64, f64)>,
+    /// Operational time of the next request.
+    next_op: f64,
+    /// Real time of the next request, ns.
     next_ns: f64,
     /// Requests scheduled so far.
     count: u64,
@@ -94,31 +137,35 @@ pub struct Schedule {
 
 #[derive(Debug, Clone)]
 enum ScheduleKind {
-    Poisson { mean_gap_ns: f64, rng: SplitMix64 },
-    Fixed { gap_ns: f64 },
+    Poisson { rng: SplitMix64 },
+    Fixed,
 }
 
 impl Schedule {
     /// The schedule of an open-loop mode; `None` for the closed loop. Validate the mode first.
     pub fn new(mode: &LoadMode) -> Option<Self> {
-        let kind = match *mode {
-            LoadMode::Poisson { rate_per_s, seed } => ScheduleKind::Poisson {
-                mean_gap_ns: NS_PER_S / rate_per_s,
-                rng: SplitMix64::new(seed),
-            },
-            LoadMode::FixedRate { rate_per_s } => ScheduleKind::Fixed {
-                gap_ns: NS_PER_S / rate_per_s,
-            },
+        Self::with_steps(mode, &[])
+    }
+
+    /// The schedule of an open-loop mode with rate steps (validate both first).
+    pub fn with_steps(mode: &LoadMode, steps: &[RateStep]) -> Option<Self> {
+        let (kind, rate_per_s) = match *mode {
+            LoadMode::Poisson { rate_per_s, seed } => (ScheduleKind::Poisson { rng: SplitMix64::new(seed) }, rate_per_s),
+            LoadMode::FixedRate { rate_per_s } => (ScheduleKind::Fixed, rate_per_s),
             LoadMode::ClosedLoop { .. } => return None,
         };
-        let mut schedule = Self {
-            kind,
-            next_ns: 0.0,
-            count: 0,
-        };
-        if let ScheduleKind::Poisson { .. } = schedule.kind {
-            schedule.next_ns = schedule.poisson_gap();
+        let base_gap_ns = NS_PER_S / rate_per_s;
+        let mut segments = vec![(0.0, 0.0, base_gap_ns)];
+        for step in steps {
+            let (start, op_start, gap) = *segments.last().unwrap_or(&(0.0, 0.0, base_gap_ns));
+            let at = step.at_ns as f64;
+            segments.push((at, op_start + (at - start) / gap, base_gap_ns / step.factor));
         }
+        let mut schedule = Self { kind, segments, next_op: 0.0, next_ns: 0.0, count: 0 };
+        if let ScheduleKind::Poisson { .. } = schedule.kind {
+            schedule.next_op = schedule.unit_gap();
+        }
+        schedule.next_ns = schedule.real_ns(schedule.next_op);
         Some(schedule)
     }
 
@@ -133,22 +180,32 @@ impl Schedule {
     pub fn advance(&mut self) -> u64 {
         let intended = self.next_ns as u64;
         self.count += 1;
-        self.next_ns = match self.kind {
+        self.next_op = match self.kind {
             // From the count, not by accumulation: no drift over long runs.
-            ScheduleKind::Fixed { gap_ns } => self.count as f64 * gap_ns,
-            ScheduleKind::Poisson { .. } => self.next_ns + self.poisson_gap(),
+            ScheduleKind::Fixed => self.count as f64,
+            ScheduleKind::Poisson { .. } => self.next_op + self.unit_gap(),
         };
+        self.next_ns = self.real_ns(self.next_op);
         intended
     }
 
-    /// One exponential gap: `−ln(1 − u) · mean` with `u` in [0, 1), so the logarithm is finite.
+    /// Real time (ns) of operational time `op`.
     #[inline]
-    fn poisson_gap(&mut self) -> f64 {
+    fn real_ns(&self, op: f64) -> f64 {
+        let segment = match self.segments.len() {
+            1 => &self.segments[0],
+            _ => self.segments.iter().rev().find(|s| s.1 <= op).unwrap_or(&self.segments[0]),
+        };
+        segment.0 + (op - segment.1) * segment.2
+    }
+
+    /// One gap in operational time: exponential with mean 1 (`−ln(1 − u)`, u in [0, 1), so the
+    /// logarithm is finite) for Poisson, exactly 1 for a fixed rate.
+    #[inline]
+    fn unit_gap(&mut self) -> f64 {
         match &mut self.kind {
-            ScheduleKind::Poisson { mean_gap_ns, rng } => {
-                -(1.0 - rng.next_f64()).ln() * *mean_gap_ns
-            }
-            ScheduleKind::Fixed { gap_ns } => *gap_ns,
+            ScheduleKind::Poisson { rng } => -(1.0 - rng.next_f64()).ln(),
+            ScheduleKind::Fixed => 1.0,
         }
     }
 }
