@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libibverbs-dev cmake libnl-3-dev libnl-route-3-dev  # rdma feature (ibverbs backend) builds in CI
   pkg-config libssl-dev       # ssh2 (libssh2 against the system OpenSSL)
   iproute2                    # network namespaces and veth for the netns tests
+  procps                      # ps: the orchestrator tells live processes from zombies
   python3-pip                 # cross-checks with Python polars/pandas/hdrhistogram
 )
 PIP_PACKAGES=(polars pandas pyarrow hdrhistogram)
