@@ -245,6 +245,12 @@ pub fn run_replay<L: BufRead, K: BufRead, W: Write>(
         return Err(ReplayError::ViaVmUnavailable);
     }
     let pairs = read_load(load.0, load.1)?;
+    BTreeConfig {
+        node_bytes: options.node_bytes,
+        nodes_max: 2,
+    }
+    .validate()
+    .map_err(BuildError::from)?;
     let nodes_max = BTreeConfig::nodes_for_bulk_load(
         options.node_bytes,
         pairs.len() as u64,

@@ -33,6 +33,13 @@ pub struct BTree<'a> {
     nodes_max: u64,
 }
 
+/// A node on an insert's path: where it is, which child the path took, what it held.
+struct PathNode {
+    offset: u64,
+    child: usize,
+    image: NodeImage,
+}
+
 /// One node built by a bulk load: its first key (its low fence) and where it went.
 struct Built {
     low: u64,
@@ -214,7 +221,7 @@ impl<'a> BTree<'a> {
     /// A reader over the same region.
     pub fn reader(&self) -> BTreeReader<'_> {
         // The superblock was checked at build/open and only this writer changes it.
-        BTreeReader::open(self.nodes).unwrap_or_else(|e| unreachable!("own region reopens: {e}"))
+        BTreeReader::from_checked(self.nodes, self.node_bytes)
     }
 
     /// The superblock (root offset, height, nodes used, entries).
@@ -247,8 +254,8 @@ impl<'a> BTree<'a> {
     pub fn insert(&mut self, key: u64, value: u64) -> Result<InsertOutcome, InsertError> {
         let sb = self.superblock();
         let path = self.path_to_leaf(sb.root_offset, key)?;
-        let (leaf_offset, _) = path[path.len() - 1];
-        let mut leaf = self.node(leaf_offset).image();
+        let leaf_offset = path[path.len() - 1].offset;
+        let mut leaf = path[path.len() - 1].image.clone();
         let i = leaf.keys.partition_point(|&k| k < key);
         if leaf.keys.get(i) == Some(&key) {
             leaf.values[i] = value;
@@ -267,13 +274,8 @@ impl<'a> BTree<'a> {
         Ok(InsertOutcome::Inserted)
     }
 
-    fn node(&self, offset: u64) -> NodeRef<'_> {
-        NodeRef::at(self.nodes, offset, self.node_bytes)
-            .unwrap_or_else(|| unreachable!("path offsets were checked by the descent"))
-    }
-
-    /// Offsets from the root to the leaf for `key`, each with the child index taken from it.
-    fn path_to_leaf(&self, root: u64, key: u64) -> Result<Vec<(u64, usize)>, LookupError> {
+    /// The nodes from the root to the leaf for `key`, each with the child index taken from it.
+    fn path_to_leaf(&self, root: u64, key: u64) -> Result<Vec<PathNode>, LookupError> {
         let mut path = Vec::with_capacity(HEIGHT_MAX);
         let mut offset = root;
         for _ in 0..HEIGHT_MAX {
@@ -297,14 +299,22 @@ impl<'a> BTree<'a> {
                 });
             }
             if node.level() == 0 {
-                path.push((offset, 0));
+                path.push(PathNode {
+                    offset,
+                    child: 0,
+                    image: node.image(),
+                });
                 return Ok(path);
             }
             let child = node.child_index(key).ok_or(LookupError::Corrupt {
                 node_offset: offset,
                 reason: "first key above the low fence",
             })?;
-            path.push((offset, child));
+            path.push(PathNode {
+                offset,
+                child,
+                image: node.image(),
+            });
             offset = node.value(child);
         }
         Err(LookupError::Corrupt {
@@ -314,12 +324,12 @@ impl<'a> BTree<'a> {
     }
 
     /// Fails if the insert's splits need more nodes than are free or would make the tree too tall.
-    fn check_room(&self, path: &[(u64, usize)], sb: Superblock) -> Result<(), InsertError> {
+    fn check_room(&self, path: &[PathNode], sb: Superblock) -> Result<(), InsertError> {
         let cap = capacity(self.node_bytes);
         let full = path
             .iter()
             .rev()
-            .take_while(|(offset, _)| self.node(*offset).count() == cap)
+            .take_while(|node| node.image.keys.len() == cap)
             .count();
         if full == 0 {
             return Ok(());
@@ -340,9 +350,9 @@ impl<'a> BTree<'a> {
     }
 
     /// Writes `image` for the node at `path[depth]`, splitting upward while it overflows.
-    fn place(&mut self, path: &[(u64, usize)], depth: usize, mut image: NodeImage, sb: Superblock) {
+    fn place(&mut self, path: &[PathNode], depth: usize, mut image: NodeImage, sb: Superblock) {
         let cap = capacity(self.node_bytes);
-        let (offset, _) = path[depth];
+        let offset = path[depth].offset;
         if image.keys.len() <= cap {
             write_node(self.nodes, offset, self.node_bytes, &image);
             return;
@@ -357,10 +367,10 @@ impl<'a> BTree<'a> {
         image.high = right.low - 1;
         write_node(self.nodes, right_offset, self.node_bytes, &right);
         write_node(self.nodes, offset, self.node_bytes, &image);
-        let (parent_offset, child) = path[depth - 1];
-        let mut parent = self.node(parent_offset).image();
-        parent.keys.insert(child + 1, right.low);
-        parent.values.insert(child + 1, right_offset);
+        let parent_node = &path[depth - 1];
+        let mut parent = parent_node.image.clone();
+        parent.keys.insert(parent_node.child + 1, right.low);
+        parent.values.insert(parent_node.child + 1, right_offset);
         self.place(path, depth - 1, parent, sb);
     }
 

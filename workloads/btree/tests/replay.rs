@@ -116,3 +116,19 @@ fn an_empty_load_file_gives_an_empty_tree() {
     "#]],
     );
 }
+
+#[test]
+fn a_bad_node_size_is_named() {
+    let options = ReplayOptions {
+        node_bytes: 100,
+        ..ReplayOptions::new()
+    };
+    let result = run_replay(
+        ("a", &b"1,2\n"[..]),
+        ("b", &b"1\n"[..]),
+        options,
+        &mut Vec::new(),
+    );
+    let message = result.err().map(|e| e.to_string()).unwrap_or_default();
+    expect!["building the B-tree: invalid B-tree configuration: node bytes = 100: must be a multiple of 64 in 128..=4096"].assert_eq(&message);
+}
