@@ -26,7 +26,7 @@ fn return_r1(_: &mut (), _: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, Help
 /// Decodes base16 text, ignoring whitespace.
 fn base16_decode(text: &str, what: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!(
             "{what}: odd number of hex digits ({})",
             digits.len()
