@@ -497,7 +497,9 @@ impl Executor {
         if matches!(entry.body, FunctionBody::HostNative) && self.config.location != Location::Host {
             return Some(ErrorCode { kind: ErrorKind::WrongLocation, detail: 0 });
         }
-        let pushback_share = self.config.location != Location::Client
+        // Host-native functions (writes) are never pushed back: they run only where the data is.
+        let pushback_share = matches!(entry.body, FunctionBody::Ebpf(_))
+            && self.config.location != Location::Client
             && invoke.flags.has(InvokeFlags::ALLOW_PUSHBACK)
             && steer_bucket(invoke.request_id) < self.client_permille;
         let full = self.free.is_empty() && self.slots.len() >= self.config.inflight_max;
@@ -506,6 +508,7 @@ impl Executor {
 
     fn refuse_or_push_back(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, entry: &FunctionEntry, code: ErrorCode) {
         let can_push = code.kind == ErrorKind::Overloaded
+            && matches!(entry.body, FunctionBody::Ebpf(_))
             && invoke.flags.has(InvokeFlags::ALLOW_PUSHBACK)
             && self.config.location != Location::Client;
         if can_push {
