@@ -1,0 +1,373 @@
+//! What a role process is told to do: one JSON file per process (`naam-role --config FILE`),
+//! written by the local testbed or the orchestrator. Every field is explicit; nothing defaults
+//! inside a role.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the role configuration schema.
+pub const CONFIG_SCHEMA_VERSION: u32 = 1;
+/// Largest configuration file read.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// One role process's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    /// [`CONFIG_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Names the run (shared-memory names, logs).
+    pub run_id: String,
+    /// Where the role writes its files (ready file, counters, client measurements, log).
+    pub out_dir: PathBuf,
+    /// The timeline every role of a point shares, or the file it will appear in (servers start
+    /// before the launcher knows when clients will).
+    pub timeline: TimelineSpec,
+    /// The role itself.
+    pub role: Role,
+}
+
+/// Where a role learns its timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum TimelineSpec {
+    /// Known when the role starts.
+    Fixed(Timeline),
+    /// Written later (atomically, JSON of [`Timeline`]) by the launcher.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Times shared by every role of a point, as CLOCK_REALTIME nanoseconds (machines' clocks are
+/// assumed synchronised; the orchestrator records the offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    /// When clients start sending (warm-up begins).
+    pub start_realtime_ns: u64,
+    /// Warm-up length; nothing in it is counted.
+    pub warmup_ms: u64,
+    /// Measured phase length.
+    pub measure_ms: u64,
+}
+
+impl Timeline {
+    /// When the measured phase starts.
+    pub fn measure_start_realtime_ns(&self) -> u64 {
+        self.start_realtime_ns + self.warmup_ms * 1_000_000
+    }
+
+    /// When the measured phase ends.
+    pub fn measure_end_realtime_ns(&self) -> u64 {
+        self.measure_start_realtime_ns() + self.measure_ms * 1_000_000
+    }
+}
+
+/// Which role, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Role {
+    /// The server host: dataset, host workers, emulated RNIC, controller, eSwitch.
+    Host(HostConfig),
+    /// The (emulated) SmartNIC.
+    Nic(NicConfig),
+    /// A load-generating client.
+    Client(ClientConfig),
+    /// CPU-bound threads that congest the host.
+    Hog(HogConfig),
+}
+
+impl Role {
+    /// The role's stable name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Host(_) => "host",
+            Role::Nic(_) => "nic",
+            Role::Client(_) => "client",
+            Role::Hog(_) => "hog",
+        }
+    }
+}
+
+/// How messages are steered to the host or the NIC at the server's ingress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EswitchMode {
+    /// Kernel eBPF program on the ingress port's SO_REUSEPORT group (needs root).
+    Kernel,
+    /// A user-space dispatcher thread (costs a hop and host CPU that a real eSwitch does not).
+    User,
+}
+
+/// How a worker waits for datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Polling {
+    /// Spin on non-blocking receives (lowest latency, burns the core).
+    BusyPoll,
+    /// Block in the kernel with a short timeout.
+    Blocking,
+}
+
+/// The dataset and functions of the point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum WorkloadSpec {
+    /// MICA under YCSB.
+    Mica(MicaSpec),
+    /// Cell-style B-tree lookups.
+    Btree(BtreeSpec),
+}
+
+/// MICA dataset and YCSB mix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicaSpec {
+    /// Records loaded before the run (per tenant).
+    pub records: u64,
+    /// Key size (bytes).
+    pub key_bytes: u32,
+    /// Value size (bytes).
+    pub value_bytes: u32,
+    /// YCSB workload letter (`a`..`f`).
+    pub ycsb_workload: String,
+    /// `scrambled-zipfian`, `zipfian` or `uniform`.
+    pub distribution: String,
+    /// Index buckets (power of two).
+    pub buckets: u64,
+    /// Entries per bucket (7 or 15).
+    pub slots: u32,
+    /// Circular log size (bytes).
+    pub log_bytes: u64,
+}
+
+/// B-tree dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BtreeSpec {
+    /// Keys bulk-loaded (per tenant).
+    pub keys: u64,
+    /// Node size (bytes).
+    pub node_bytes: u32,
+    /// Tree depth to build (levels), if the point sweeps it; else the natural depth.
+    pub depth: Option<u32>,
+    /// `scrambled-zipfian`, `zipfian` or `uniform`.
+    pub distribution: String,
+}
+
+/// The workload and how many tenants each run their own copy of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    /// The workload.
+    pub workload: WorkloadSpec,
+    /// Tenants (offloaded applications); each has its own regions and functions.
+    pub tenants: u32,
+    /// Seed of the dataset's contents.
+    pub seed: u64,
+}
+
+/// The server host role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Address the server listens on (ingress, RNIC and control ports).
+    pub listen_ip: IpAddr,
+    /// The ingress port clients send to (0: pick one; published in the ready file).
+    pub ingress_port: u16,
+    /// Host worker threads.
+    pub workers: u32,
+    /// CPUs the workers are pinned to (empty: not pinned).
+    pub cpus: Vec<u32>,
+    /// CPUs of the emulated RNIC thread (a real RNIC uses no host CPU; pin it with the NIC).
+    pub rnic_cpus: Vec<u32>,
+    /// NIC worker threads that will join (the eSwitch needs the layout of the group).
+    pub nic_workers: u32,
+    /// The dataset.
+    pub dataset: Dataset,
+    /// Steering policy (`host`, `nic`, `client`, `naam-adaptive`, `kayak`, `cell`, `splinter`).
+    pub policy: String,
+    /// Kernel or user-space eSwitch.
+    pub eswitch: EswitchMode,
+    /// Controller sampling period.
+    pub sample_period_us: u64,
+    /// Busy-poll or blocking receive.
+    pub polling: Polling,
+    /// Folder for the shared-memory region files (e.g. /dev/shm).
+    pub shm_dir: PathBuf,
+}
+
+/// The emulated NIC role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicConfig {
+    /// The host's ready file (addresses, catalog, shared-memory files).
+    pub host_ready: PathBuf,
+    /// The dataset (the NIC registers the same functions as the host).
+    pub dataset: Dataset,
+    /// NIC worker threads.
+    pub workers: u32,
+    /// CPUs they are pinned to.
+    pub cpus: Vec<u32>,
+    /// Added delay per access to host memory (stands in for a PCIe DMA round trip).
+    pub access_delay_ns: u64,
+    /// Speed of a NIC core relative to a host core (0 < f ≤ 1; 0.5 = half as fast).
+    pub core_speed_factor: f64,
+    /// Busy-poll or blocking receive.
+    pub polling: Polling,
+    /// Sampling period of the load samples sent to the host's controller.
+    pub sample_period_us: u64,
+}
+
+/// A client role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Client index `k` (file names, seeds, flows).
+    pub index: u32,
+    /// The host's ready file.
+    pub host_ready: PathBuf,
+    /// The dataset (the client derives keys and expected values from it).
+    pub dataset: Dataset,
+    /// This client's offered rate (requests per second; open loop, Poisson).
+    pub offered_ops_per_s: f64,
+    /// Changes of the offered rate: (ms from measure start, factor).
+    pub load_steps: Vec<(u64, f64)>,
+    /// HdrHistogram interval.
+    pub interval_ms: u64,
+    /// This client's seed.
+    pub seed: u64,
+    /// Check every answer against the expected value.
+    pub verify: bool,
+    /// Client-side steering policy (`kayak`, `cell`), or None to follow the server's hints.
+    pub client_policy: Option<String>,
+    /// CPUs the client is pinned to.
+    pub cpus: Vec<u32>,
+    /// Requests in flight at most.
+    pub inflight_max: u32,
+    /// A request without a reply after this long is counted as a timeout.
+    pub timeout_ms: u64,
+}
+
+/// The CPU hog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HogConfig {
+    /// Busy threads.
+    pub threads: u32,
+    /// CPUs they are pinned to (the host's).
+    pub cpus: Vec<u32>,
+    /// Start, ms from measure start.
+    pub start_ms: u64,
+    /// Stop, ms from measure start.
+    pub stop_ms: u64,
+}
+
+/// Why a configuration file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read role config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Larger than [`CONFIG_BYTES_MAX`].
+    #[error("role config {} is {len} bytes, more than {CONFIG_BYTES_MAX}", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// Not valid JSON of the schema.
+    #[error("role config {}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What serde said (with line and column).
+        source: serde_json::Error,
+    },
+    /// A value outside its domain.
+    #[error("role config {}: `{field}` {problem}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// What is wrong, and what to write instead.
+        problem: String,
+    },
+}
+
+impl RoleConfig {
+    /// Reads and validates a configuration file.
+    pub fn read(path: &Path) -> Result<RoleConfig, ConfigError> {
+        let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let len = std::fs::metadata(path).map_err(read_err)?.len();
+        if len > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge { path: path.to_path_buf(), len });
+        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
+        let config: RoleConfig =
+            serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
+        config.validate().map_err(|(field, problem)| ConfigError::Invalid { path: path.to_path_buf(), field, problem })?;
+        Ok(config)
+    }
+
+    /// Writes the configuration as pretty JSON.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.schema != CONFIG_SCHEMA_VERSION {
+            return Err(("schema", format!("is {}; this build reads {CONFIG_SCHEMA_VERSION}", self.schema)));
+        }
+        check(!self.run_id.is_empty() && self.run_id.len() <= 64, "run_id", "must be 1..=64 characters")?;
+        if let TimelineSpec::Fixed(t) = &self.timeline {
+            check(t.measure_ms > 0, "timeline.measure_ms", "must be positive")?;
+        }
+        match &self.role {
+            Role::Host(h) => {
+                check(h.workers >= 1, "workers", "must be at least 1")?;
+                check(h.sample_period_us >= 100, "sample_period_us", "must be at least 100")?;
+                check(h.dataset.tenants >= 1, "dataset.tenants", "must be at least 1")
+            }
+            Role::Nic(n) => {
+                check(n.workers >= 1, "workers", "must be at least 1")?;
+                let speed_ok = n.core_speed_factor > 0.0 && n.core_speed_factor <= 1.0;
+                check(speed_ok, "core_speed_factor", "must be in (0, 1]: 1 = host speed, 0.5 = half")
+            }
+            Role::Client(c) => {
+                check(c.offered_ops_per_s >= 1.0, "offered_ops_per_s", "must be at least 1")?;
+                check(c.interval_ms >= 1, "interval_ms", "must be at least 1")?;
+                check(c.inflight_max >= 1, "inflight_max", "must be at least 1")
+            }
+            Role::Hog(g) => {
+                check(g.threads >= 1, "threads", "must be at least 1")?;
+                check(g.stop_ms > g.start_ms, "stop_ms", "must be after start_ms")
+            }
+        }
+    }
+}
+
+fn check(ok: bool, field: &'static str, problem: &str) -> Result<(), (&'static str, String)> {
+    if ok { Ok(()) } else { Err((field, problem.to_string())) }
+}
+
+/// The address a wildcard listen IP is reached at from this machine.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+    } else {
+        addr
+    }
+}

@@ -1,0 +1,194 @@
+//! The server host role: loads every tenant's dataset into shared-memory regions, registers the
+//! functions, binds the ingress (behind the eSwitch), the emulated RNIC and the control port,
+//! writes `host.ready.json`, and serves until told to stop; then writes its counters, the
+//! steering changes and the load samples.
+
+pub mod control;
+pub mod memory;
+pub mod rnic;
+pub mod switch;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use naam_engine::function::Code;
+use naam_engine::{Controller, Executor, ExecutorConfig, FunctionTable, Location, RegionTable, RuleKey, RuleTable, Shares, policy};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{HostConfig, RoleConfig};
+use crate::counters::{PhaseWindow, Totals};
+use crate::timeline::TimelineWatch;
+use crate::os::{cpu_for, pin_current_thread};
+use crate::ready::{self, HostReady};
+use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, ServerWorker, WorkerReport};
+use crate::workload::{self, FunctionCode, ServerWorkload, tenant_id};
+use crate::{RoleError, udp};
+use control::ControlLoop;
+
+/// File names the host writes in its out dir.
+pub const READY_FILE: &str = "host.ready.json";
+/// The host's counters of the measured phase.
+pub const COUNTERS_FILE: &str = "host.counters.json";
+
+/// `host.counters.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostCounters {
+    /// The results schema's counters (measured phase).
+    pub host: naam_results::raw::LocationCounters,
+    /// Raw totals of the measured phase.
+    pub totals: Totals,
+    /// The emulated RNIC's reads.
+    pub rnic: rnic::RnicReport,
+    /// Datagrams the eSwitch steered to host, NIC and client (whole run).
+    pub steered: [u64; 3],
+    /// `kernel` or `user`.
+    pub eswitch: String,
+    /// Malformed datagrams at the workers.
+    pub malformed: u64,
+    /// Failed rule applications.
+    pub apply_errors: u64,
+    /// The last failure, if any.
+    pub last_apply_error: Option<String>,
+}
+
+/// Runs the host role until `stop` is set.
+pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
+    let timeline = TimelineWatch::start(&config.timeline, stop);
+    let workload: Arc<dyn ServerWorkload> = Arc::from(workload::server(&host.dataset)?);
+    let secret = memory::fresh_secret()?;
+    let (table, memory, meta) = memory::build(&*workload, host.dataset.tenants, &host.shm_dir, &config.run_id, secret)?;
+    let functions = Arc::new(functions(&*workload, host.dataset.tenants)?);
+    let (table, memory) = (Arc::new(table), Arc::new(memory));
+    let net = switch::bind(host)?;
+    let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
+    let control_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
+    let control = Arc::new(ControlShared::default());
+    let (sample_tx, sample_rx) = crossbeam_channel::bounded(1024);
+    let mut control_loop = ControlLoop {
+        controller: server_controller(&host.policy)?,
+        rules: fixed_rules(&*workload, host.dataset.tenants)?,
+        eswitch: net.eswitch,
+        control: Arc::clone(&control),
+        host_samples: sample_rx,
+        socket: control_socket,
+        period_ns: host.sample_period_us * 1000,
+        timeline: timeline.clone(),
+        policy_name: host.policy.clone(),
+    };
+    control_loop.apply_initial().map_err(RoleError::Setup)?;
+    let ready = HostReady {
+        ingress: crate::config::reachable(net.ingress),
+        rnic: crate::config::reachable(rnic_socket.local_addr()),
+        control: crate::config::reachable(control_loop.socket.local_addr()),
+        eswitch: control_loop.eswitch.kind().to_string(),
+        nic_listen: net.nic_listen,
+        catalog: memory::catalog(&table),
+        shm: memory.shm_entries(),
+        dataset: meta,
+        pid: std::process::id(),
+    };
+    let eswitch_kind = ready.eswitch.clone();
+    let window = PhaseWindow::new(timeline.clone());
+    let counters = std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
+        let rnic = {
+            let (table, memory, cpus) = (Arc::clone(&table), Arc::clone(&memory), host.rnic_cpus.clone());
+            scope.spawn(move || {
+                let _ = pin_current_thread(&cpus);
+                rnic::serve(rnic_socket, table, memory, stop)
+            })
+        };
+        let workers: Vec<_> = net
+            .worker_sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let worker = ServerWorker {
+                    exec: executor(&functions, &table)?,
+                    socket,
+                    path: DirectPath::new(Arc::clone(&memory)),
+                    natives: Some(Natives::new(Arc::clone(&workload), Arc::clone(&memory))),
+                    control: Arc::clone(&control),
+                    samples: SampleSink::Channel(sample_tx.clone()),
+                    sample_period_ns: host.sample_period_us * 1000,
+                    core_speed_factor: 1.0,
+                    window: window.clone(),
+                    busy_poll: host.polling == crate::config::Polling::BusyPoll,
+                };
+                let cpus = cpu_for(&host.cpus, i);
+                Ok(scope.spawn(move || {
+                    let _ = pin_current_thread(&cpus);
+                    worker.run(stop)
+                }))
+            })
+            .collect::<Result<_, RoleError>>()?;
+        let controller = scope.spawn(move || control_loop.run(stop));
+        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready).map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
+        let reports: Vec<WorkerReport> = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
+        let control_report = controller.join().unwrap_or_default();
+        let rnic_report = rnic.join().unwrap_or_default();
+        write_control(&config.out_dir, &control_report)?;
+        let totals = reports.iter().fold(Totals::default(), |acc, r| acc.plus(&r.measured));
+        let phase_ns = timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
+        Ok(HostCounters {
+            host: totals.location_counters(host.workers, phase_ns),
+            totals,
+            rnic: rnic_report,
+            steered: control_report.steered,
+            eswitch: eswitch_kind,
+            malformed: reports.iter().map(|r| r.malformed).sum(),
+            apply_errors: control_report.apply_errors,
+            last_apply_error: control_report.last_apply_error,
+        })
+    })?;
+    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters).map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+}
+
+/// Registers every tenant's functions.
+pub fn functions(workload: &dyn ServerWorkload, tenants: u32) -> Result<FunctionTable, RoleError> {
+    let mut table = FunctionTable::new();
+    for tenant in 0..tenants {
+        for f in workload.functions() {
+            let registered = match f.code {
+                FunctionCode::Elf { object, section } => {
+                    table.register_ebpf(tenant_id(tenant), f.id, f.name, Code::Elf { object, name: section })
+                }
+                FunctionCode::HostNative => table.register_host_native(tenant_id(tenant), f.id, f.name),
+            };
+            registered.map_err(|e| RoleError::Setup(format!("function {}: {e}", f.name)))?;
+        }
+    }
+    Ok(table)
+}
+
+/// One executor over the shared tables.
+pub fn executor(functions: &Arc<FunctionTable>, table: &Arc<RegionTable>) -> Result<Executor, RoleError> {
+    Executor::new(ExecutorConfig::new(Location::Host), Arc::clone(functions), Arc::clone(table)).map_err(|e| RoleError::Setup(e.to_string()))
+}
+
+/// The server-side controller of a series: client-side policies (Kayak, Cell) leave the server
+/// at the host.
+pub fn server_controller(series: &str) -> Result<Controller, RoleError> {
+    let name = if policy::runs_at_client(series) { "host" } else { series };
+    let policy = policy::by_name(name).map_err(|e| RoleError::Setup(e.to_string()))?;
+    Ok(Controller::new(policy, RuleKey::DEFAULT))
+}
+
+/// Rules that no policy moves: host-native functions (writes) always run at the host.
+pub fn fixed_rules(workload: &dyn ServerWorkload, tenants: u32) -> Result<RuleTable, RoleError> {
+    let mut rules = RuleTable::new(Shares::HOST);
+    for tenant in 0..tenants {
+        for f in workload.functions().iter().filter(|f| f.code == FunctionCode::HostNative) {
+            rules.set(RuleKey::function(tenant_id(tenant), f.id), Shares::HOST).map_err(|e| RoleError::Setup(e.to_string()))?;
+        }
+    }
+    Ok(rules)
+}
+
+fn write_control(out_dir: &Path, report: &control::ControlReport) -> Result<(), RoleError> {
+    let steering = out_dir.join(naam_results::raw::STEERING_FILE);
+    naam_results::raw::write_jsonl(&steering, &report.changes).map_err(|e| RoleError::Setup(e.to_string()))?;
+    let samples = out_dir.join(naam_results::raw::SAMPLES_FILE);
+    naam_results::raw::write_jsonl(&samples, &report.samples).map_err(|e| RoleError::Setup(e.to_string()))
+}

@@ -1,0 +1,76 @@
+//! The server's ingress: the host workers' sockets and the eSwitch in front of them
+//! (naam-net's [`KernelEswitch`] or [`UserEswitch`]).
+//!
+//! - **Kernel eSwitch** (root): host workers bind the ingress port in one SO_REUSEPORT group and
+//!   NIC workers join it later (host sockets first, then NIC sockets); the eBPF program attached
+//!   to the group picks the socket of each datagram from the rule map.
+//! - **User-space eSwitch**: a dispatcher thread owns the ingress port and forwards each datagram
+//!   to a host worker's or a NIC worker's own port by the same decision. It costs a hop and host
+//!   CPU that a real eSwitch does not; results record which switch ran.
+
+use std::net::SocketAddr;
+
+use naam_engine::{RuleTable, Shares};
+use naam_net::{KernelEswitch, Steering, UdpSocket, UserEswitch, UserEswitchConfig};
+
+use crate::config::{EswitchMode, HostConfig};
+use crate::config::reachable;
+use crate::{RoleError, udp};
+
+/// The bound ingress.
+pub struct Bound {
+    /// Where clients send.
+    pub ingress: SocketAddr,
+    /// One socket per host worker.
+    pub worker_sockets: Vec<UdpSocket>,
+    /// The switch the controller drives.
+    pub eswitch: Box<dyn Steering>,
+    /// Addresses NIC workers must bind (user-space switch), or empty (kernel switch).
+    pub nic_listen: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound").field("ingress", &self.ingress).field("eswitch", &self.eswitch.kind()).finish_non_exhaustive()
+    }
+}
+
+/// Binds the ingress as `host.eswitch` says.
+pub fn bind(host: &HostConfig) -> Result<Bound, RoleError> {
+    match host.eswitch {
+        EswitchMode::Kernel => bind_kernel(host),
+        EswitchMode::User => bind_user(host),
+    }
+}
+
+fn bind_kernel(host: &HostConfig) -> Result<Bound, RoleError> {
+    let first = udp::bind(SocketAddr::new(host.listen_ip, host.ingress_port), true)?;
+    let ingress = first.local_addr();
+    let mut sockets = vec![first];
+    for _ in 1..host.workers {
+        sockets.push(udp::bind(ingress, true)?);
+    }
+    let kernel = KernelEswitch::attach(&sockets[0], host.workers, host.nic_workers)
+        .map_err(|e| RoleError::Setup(format!("kernel eSwitch: {e}")))?;
+    Ok(Bound { ingress, worker_sockets: sockets, eswitch: Box::new(kernel), nic_listen: Vec::new() })
+}
+
+fn bind_user(host: &HostConfig) -> Result<Bound, RoleError> {
+    let any = SocketAddr::new(host.listen_ip, 0);
+    let sockets = (0..host.workers).map(|_| udp::bind(any, false)).collect::<Result<Vec<_>, _>>()?;
+    let nic_listen = reserve_ports(any, host.nic_workers)?;
+    let config = UserEswitchConfig {
+        ingress: udp::config(SocketAddr::new(host.listen_ip, host.ingress_port), false),
+        host: sockets.iter().map(|s| reachable(s.local_addr())).collect(),
+        nic: nic_listen.iter().map(|&a| reachable(a)).collect(),
+    };
+    let switch = UserEswitch::start(config, &RuleTable::new(Shares::HOST)).map_err(|e| RoleError::Setup(format!("user-space eSwitch: {e}")))?;
+    Ok(Bound { ingress: switch.ingress_addr(), worker_sockets: sockets, eswitch: Box::new(switch), nic_listen })
+}
+
+/// Ports for the NIC workers: bound and released, so the NIC can bind them (the window in which
+/// another program could take one is the NIC's start-up; a clash fails the NIC loudly).
+fn reserve_ports(any: SocketAddr, count: u32) -> Result<Vec<SocketAddr>, RoleError> {
+    let held = (0..count).map(|_| udp::bind(any, false)).collect::<Result<Vec<_>, _>>()?;
+    Ok(held.iter().map(UdpSocket::local_addr).collect())
+}

@@ -1,0 +1,122 @@
+//! The emulated NIC role: its own process and worker pool standing in for BlueField-2's Arm cores.
+//! It maps the host's region files read-only (the DMA window), builds the same function table
+//! from the same ELF objects, and serves the messages the eSwitch steers to it: every access is
+//! a DMA that completes after `access_delay_ns` (the PCIe round trip) while the worker serves
+//! other messages, and every step takes `1 / core_speed_factor` times as long as on a host core.
+//! It replies to clients directly and sends its load samples to the host's controller.
+//!
+//! Emulation, stated plainly: no BlueField-2 is involved; delays and core speed are the model.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use naam_engine::{Executor, ExecutorConfig, Location, RegionTable};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NicConfig, RoleConfig};
+use crate::counters::{PhaseWindow, Totals};
+use crate::timeline::TimelineWatch;
+use crate::os::{cpu_for, pin_current_thread};
+use crate::ready::{self, HostReady, NicReady};
+use crate::serve::{ControlShared, DmaPath, SampleSink, ServerWorker, WorkerReport};
+use crate::shm::SharedRegion;
+use crate::{RoleError, udp, workload};
+
+/// The NIC's ready file.
+pub const READY_FILE: &str = "nic.ready.json";
+/// The NIC's counters of the measured phase.
+pub const COUNTERS_FILE: &str = "nic.counters.json";
+/// How long the NIC waits for the host's ready file.
+pub const HOST_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `nic.counters.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NicCounters {
+    /// The results schema's counters (measured phase).
+    pub nic: naam_results::raw::LocationCounters,
+    /// Raw totals.
+    pub totals: Totals,
+    /// Malformed datagrams.
+    pub malformed: u64,
+}
+
+/// Runs the NIC role until `stop` is set.
+pub fn run(config: &RoleConfig, nic: &NicConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
+    let host: HostReady = ready::wait_for(&nic.host_ready, HOST_READY_TIMEOUT)?;
+    let regions = Arc::new(map_regions(&host)?);
+    let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
+    let table = Arc::new(RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?);
+    let server = workload::server(&nic.dataset)?;
+    let dataset = &nic.dataset;
+    let functions = Arc::new(crate::host::functions(&*server, dataset.tenants)?);
+    let sockets = bind_workers(&host, nic.workers)?;
+    let listen: Vec<SocketAddr> = sockets.iter().map(naam_net::UdpSocket::local_addr).collect();
+    let timeline = TimelineWatch::start(&config.timeline, stop);
+    let window = PhaseWindow::new(timeline.clone());
+    let control = Arc::new(ControlShared::default());
+    let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {
+        let handles: Vec<_> = sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let exec = Executor::new(ExecutorConfig::new(Location::Nic), Arc::clone(&functions), Arc::clone(&table))
+                    .map_err(|e| RoleError::Setup(e.to_string()))?;
+                let worker = ServerWorker {
+                    exec,
+                    socket,
+                    path: DmaPath::new(Arc::clone(&regions), nic.access_delay_ns),
+                    natives: None,
+                    control: Arc::clone(&control),
+                    // Worker 0 reports for the NIC: the eSwitch spreads evenly over NIC workers.
+                    samples: if i == 0 { SampleSink::Udp { to: host.control } } else { SampleSink::Discard },
+                    sample_period_ns: nic.sample_period_us * 1000,
+                    core_speed_factor: nic.core_speed_factor,
+                    window: window.clone(),
+                    busy_poll: nic.polling == crate::config::Polling::BusyPoll,
+                };
+                let cpus = cpu_for(&nic.cpus, i);
+                Ok(scope.spawn(move || {
+                    let _ = pin_current_thread(&cpus);
+                    worker.run(stop)
+                }))
+            })
+            .collect::<Result<_, RoleError>>()?;
+        let ready = NicReady { listen, pid: std::process::id() };
+        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready).map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
+        Ok(handles.into_iter().map(|h| h.join().unwrap_or_default()).collect())
+    })?;
+    let totals = reports.iter().fold(Totals::default(), |acc, r| acc.plus(&r.measured));
+    let counters = NicCounters {
+        nic: totals.location_counters(nic.workers, timeline.get().map_or(0, |t| t.measure_ms * 1_000_000)),
+        totals,
+        malformed: reports.iter().map(|r| r.malformed).sum(),
+    };
+    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters).map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+}
+
+fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError> {
+    let mut regions: Vec<Option<SharedRegion>> = Vec::new();
+    for entry in &host.shm {
+        let region = SharedRegion::open_read_only(&entry.path, entry.len).map_err(|e| RoleError::io(&entry.path, "map host region", e))?;
+        let slot = entry.id as usize;
+        if regions.len() <= slot {
+            regions.resize_with(slot + 1, || None);
+        }
+        regions[slot] = Some(region);
+    }
+    Ok(regions)
+}
+
+/// NIC worker sockets: in the ingress port's reuseport group (kernel eSwitch), or on the
+/// addresses the host's user-space switch forwards to.
+fn bind_workers(host: &HostReady, workers: u32) -> Result<Vec<naam_net::UdpSocket>, RoleError> {
+    if host.nic_listen.is_empty() {
+        return (0..workers).map(|_| udp::bind(host.ingress, true)).collect();
+    }
+    if host.nic_listen.len() != workers as usize {
+        return Err(RoleError::Setup(format!("the host reserved {} NIC addresses for {workers} workers", host.nic_listen.len())));
+    }
+    host.nic_listen.iter().map(|&addr| udp::bind(addr, false)).collect()
+}

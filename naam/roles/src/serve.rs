@@ -1,0 +1,395 @@
+//! The server-side worker loop, shared by host workers and NIC workers: receive a batch of
+//! datagrams, submit the messages to this worker's executor, perform accesses through the
+//! location's data path, run ready steps, send the replies, and sample load every period.
+//!
+//! Host and NIC differ only in their [`AccessPath`] (a copy from host memory, or a DMA that
+//! completes after a delay), whether host-native functions run here, the speed of their cores,
+//! and where load samples go.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use naam_engine::wire::LoadSample;
+use naam_engine::{AccessRequest, Executor, Frame, Nanos, RegionId};
+use naam_net::{RecvBatch, SendBatch, UdpSocket};
+
+use crate::counters::{PhaseWindow, Totals};
+use crate::host::memory::HostMemory;
+use crate::os::{monotonic_ns, realtime_ns};
+use crate::shm::SharedRegion;
+use crate::workload::ServerWorkload;
+
+/// Steps run per round before the worker looks at its socket again.
+pub const STEPS_PER_ROUND: usize = 64;
+/// Datagrams per receive/send batch.
+pub const BATCH_MAX: usize = 32;
+/// Longest blocking wait for datagrams when idle.
+pub const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// Distinct reply addresses remembered for messages without a reply address.
+pub const PEERS_MAX: usize = 4096;
+
+/// Steering settings the controller publishes to the workers.
+#[derive(Debug, Default)]
+pub struct ControlShared {
+    /// Server-side pushback share (permille), also the hint in replies.
+    pub client_permille: AtomicU32,
+    /// Splinter-style pushback credit in instructions (0: off).
+    pub pushback_credit_insn: AtomicU64,
+}
+
+/// How a location reaches region memory.
+pub trait AccessPath: Send {
+    /// Starts an access; completes it now or queues it.
+    fn start(&mut self, now_ns: u64, access: AccessRequest, exec: &mut Executor);
+    /// Completes queued accesses that are due; true if any was.
+    fn poll_due(&mut self, now_ns: u64, exec: &mut Executor) -> bool;
+    /// True while accesses are queued (the worker then polls instead of blocking).
+    fn has_pending(&self) -> bool;
+}
+
+/// Reads the bytes of `access` from `region` into `buf` and hands them to the executor.
+fn complete_from(region: Option<&SharedRegion>, access: &AccessRequest, buf: &mut [u8], exec: &mut Executor) {
+    let len = access.descriptor.len as usize;
+    let served = region.is_some_and(|r| r.read_into(access.descriptor.offset, &mut buf[..len]));
+    if served {
+        exec.complete_access(access.id, &buf[..len]);
+    } else {
+        exec.fail_access(Nanos(realtime_ns()), access.id, naam_engine::AccessFailure::DataPath);
+    }
+}
+
+/// The host's path: a copy from its own memory, complete at once.
+#[derive(Debug)]
+pub struct DirectPath {
+    memory: Arc<HostMemory>,
+    buf: Vec<u8>,
+}
+
+impl DirectPath {
+    /// Over the host's memory.
+    pub fn new(memory: Arc<HostMemory>) -> DirectPath {
+        DirectPath { memory, buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX] }
+    }
+}
+
+impl AccessPath for DirectPath {
+    fn start(&mut self, _now_ns: u64, access: AccessRequest, exec: &mut Executor) {
+        complete_from(self.memory.region(access.region), &access, &mut self.buf, exec);
+    }
+
+    fn poll_due(&mut self, _now_ns: u64, _exec: &mut Executor) -> bool {
+        false
+    }
+
+    fn has_pending(&self) -> bool {
+        false
+    }
+}
+
+/// The emulated NIC's path: a DMA of host memory that completes `delay_ns` after it starts (the
+/// PCIe round trip), while the worker serves other messages.
+#[derive(Debug)]
+pub struct DmaPath {
+    regions: Arc<Vec<Option<SharedRegion>>>,
+    delay_ns: u64,
+    queue: VecDeque<(u64, AccessRequest)>,
+    buf: Vec<u8>,
+}
+
+impl DmaPath {
+    /// Over the NIC's read-only mapping of host memory.
+    pub fn new(regions: Arc<Vec<Option<SharedRegion>>>, delay_ns: u64) -> DmaPath {
+        DmaPath { regions, delay_ns, queue: VecDeque::new(), buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX] }
+    }
+
+    fn region(&self, id: RegionId) -> Option<&SharedRegion> {
+        self.regions.get(id.0 as usize)?.as_ref()
+    }
+}
+
+impl AccessPath for DmaPath {
+    fn start(&mut self, now_ns: u64, access: AccessRequest, exec: &mut Executor) {
+        if self.delay_ns == 0 {
+            let region = self.regions.get(access.region.0 as usize).and_then(Option::as_ref);
+            return complete_from(region, &access, &mut self.buf, exec);
+        }
+        // The delay is constant, so the queue stays in due order.
+        self.queue.push_back((now_ns + self.delay_ns, access));
+    }
+
+    fn poll_due(&mut self, now_ns: u64, exec: &mut Executor) -> bool {
+        let mut any = false;
+        while let Some(&(due, access)) = self.queue.front() {
+            if due > now_ns {
+                break;
+            }
+            self.queue.pop_front();
+            let mut buf = std::mem::take(&mut self.buf);
+            complete_from(self.region(access.region), &access, &mut buf, exec);
+            self.buf = buf;
+            any = true;
+        }
+        any
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
+}
+
+/// Runs host-native functions (host workers only).
+pub struct Natives {
+    /// The workload's native code.
+    pub workload: Arc<dyn ServerWorkload>,
+    /// The memory it writes, with per-tenant write locks.
+    pub memory: Arc<HostMemory>,
+    args: Vec<u8>,
+}
+
+impl std::fmt::Debug for Natives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Natives").finish_non_exhaustive()
+    }
+}
+
+impl Natives {
+    /// Over `memory`.
+    pub fn new(workload: Arc<dyn ServerWorkload>, memory: Arc<HostMemory>) -> Natives {
+        Natives { workload, memory, args: Vec::new() }
+    }
+
+    fn run_pending(&mut self, now_ns: u64, exec: &mut Executor) -> bool {
+        let mut any = false;
+        while let Some(request) = exec.poll_native() {
+            any = true;
+            let Some((args, _writes)) = exec.native_call(request.id) else { continue };
+            self.args.clear();
+            self.args.extend_from_slice(args);
+            let tenant = request.tenant.0.saturating_sub(1) as usize;
+            let result = {
+                let _guard = self.memory.write_lock(tenant);
+                self.workload.native(request.function, &self.args, &self.memory.tenant_regions(tenant))
+            };
+            exec.complete_native(Nanos(now_ns), request.id, result.as_deref().map_err(|&code| code));
+        }
+        any
+    }
+}
+
+/// Where load samples go.
+#[derive(Debug)]
+pub enum SampleSink {
+    /// To the host's controller thread.
+    Channel(crossbeam_channel::Sender<LoadSample>),
+    /// To the host's control port (from the NIC process).
+    Udp {
+        /// The controller's address.
+        to: SocketAddr,
+    },
+    /// Nowhere (no controller).
+    Discard,
+}
+
+/// Everything one server worker owns.
+pub struct ServerWorker<P: AccessPath> {
+    /// The executor.
+    pub exec: Executor,
+    /// The worker's socket.
+    pub socket: UdpSocket,
+    /// Its data path.
+    pub path: P,
+    /// Host-native functions (host only).
+    pub natives: Option<Natives>,
+    /// Controller settings.
+    pub control: Arc<ControlShared>,
+    /// Where samples go.
+    pub samples: SampleSink,
+    /// Sampling period.
+    pub sample_period_ns: u64,
+    /// Core speed relative to a host core (1.0 = same; 0.5 = steps take twice as long).
+    pub core_speed_factor: f64,
+    /// The measured phase.
+    pub window: PhaseWindow,
+    /// Spin instead of blocking when idle.
+    pub busy_poll: bool,
+}
+
+impl<P: AccessPath> std::fmt::Debug for ServerWorker<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerWorker").field("location", &self.exec.location()).field("socket", &self.socket.local_addr()).finish_non_exhaustive()
+    }
+}
+
+/// What a worker reports when it stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkerReport {
+    /// Totals of the measured phase.
+    pub measured: Totals,
+    /// Datagrams that were not NAAM frames.
+    pub malformed: u64,
+    /// Frames of a kind this worker does not serve.
+    pub unexpected: u64,
+    /// Replies that could not be sent.
+    pub send_errors: u64,
+}
+
+struct LoopState {
+    recv: RecvBatch,
+    send: SendBatch,
+    frame: Vec<u8>,
+    peers: Vec<SocketAddr>,
+    peer_index: HashMap<SocketAddr, u64>,
+    busy_total_ns: u64,
+    busy_period_ns: u64,
+    next_sample_ns: u64,
+    report: WorkerReport,
+}
+
+impl<P: AccessPath> ServerWorker<P> {
+    /// Serves until `stop` is set; returns the measured phase's totals.
+    pub fn run(mut self, stop: &AtomicBool) -> WorkerReport {
+        let mut st = LoopState {
+            recv: RecvBatch::new(BATCH_MAX),
+            send: SendBatch::new(BATCH_MAX),
+            frame: Vec::new(),
+            peers: Vec::new(),
+            peer_index: HashMap::new(),
+            busy_total_ns: 0,
+            busy_period_ns: 0,
+            next_sample_ns: realtime_ns() + self.sample_period_ns,
+            report: WorkerReport::default(),
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let wait = if self.busy_poll || self.path.has_pending() { Duration::ZERO } else { IDLE_WAIT };
+            let received = self.socket.recv_batch(&mut st.recv, wait).unwrap_or(0);
+            let started = monotonic_ns();
+            let now = realtime_ns();
+            for i in 0..received {
+                self.accept(&mut st, now, i);
+            }
+            let worked = self.drive(now) || received > 0;
+            self.flush(&mut st);
+            if worked {
+                let busy = monotonic_ns() - started;
+                st.busy_total_ns += busy;
+                st.busy_period_ns += busy;
+            }
+            self.tick(&mut st, realtime_ns());
+        }
+        let last = Totals::of(self.exec.stats(), st.busy_total_ns);
+        st.report.measured = self.window.measured(last);
+        st.report
+    }
+
+    fn accept(&mut self, st: &mut LoopState, now: u64, i: usize) {
+        let datagram = st.recv.get(i);
+        let arrived = datagram.kernel_rx_realtime_ns.unwrap_or(now).min(now);
+        match Frame::decode(datagram.bytes) {
+            Ok(Frame::Invoke(invoke)) => {
+                let source = peer_token(&mut st.peers, &mut st.peer_index, datagram.from);
+                self.exec.submit(Nanos(now), Nanos(arrived), source, &invoke);
+            }
+            Ok(_) => st.report.unexpected += 1,
+            Err(_) => st.report.malformed += 1,
+        }
+    }
+
+    /// Performs accesses, native calls and steps until nothing moves; true if anything did.
+    fn drive(&mut self, now: u64) -> bool {
+        let mut any = false;
+        loop {
+            let mut progress = false;
+            while let Some(access) = self.exec.poll_access() {
+                self.path.start(now, access, &mut self.exec);
+                progress = true;
+            }
+            progress |= self.path.poll_due(realtime_ns(), &mut self.exec);
+            if let Some(natives) = self.natives.as_mut() {
+                progress |= natives.run_pending(now, &mut self.exec);
+            }
+            let started = monotonic_ns();
+            if self.exec.run(Nanos(realtime_ns()), STEPS_PER_ROUND) > 0 {
+                self.emulate_core_speed(monotonic_ns() - started);
+                progress = true;
+            }
+            if !progress {
+                return any;
+            }
+            any = true;
+        }
+    }
+
+    /// A slower core takes longer for the same step: spin for the difference.
+    fn emulate_core_speed(&self, step_ns: u64) {
+        if self.core_speed_factor >= 1.0 {
+            return;
+        }
+        let extra = (step_ns as f64 * (1.0 / self.core_speed_factor - 1.0)) as u64;
+        let until = monotonic_ns() + extra;
+        while monotonic_ns() < until {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn flush(&mut self, st: &mut LoopState) {
+        while let Some(c) = self.exec.poll_completion(&mut st.frame) {
+            let to = c.reply_to.map(|a| naam_net::socket_addr(&a)).or_else(|| st.peers.get(c.source as usize).copied());
+            let Some(to) = to else { continue };
+            if !st.send.push(&st.frame, to) {
+                self.send_all(st);
+                st.send.push(&st.frame, to);
+            }
+        }
+        self.send_all(st);
+    }
+
+    fn send_all(&self, st: &mut LoopState) {
+        let pending = st.send.len();
+        if pending > 0 && self.socket.send_batch(&mut st.send).is_err() {
+            st.report.send_errors += pending as u64;
+        }
+    }
+
+    fn tick(&mut self, st: &mut LoopState, now: u64) {
+        let busy_total = st.busy_total_ns;
+        let exec = &self.exec;
+        self.window.observe(now, || Totals::of(exec.stats(), busy_total));
+        if now < st.next_sample_ns {
+            return;
+        }
+        let sample = self.exec.take_sample(Nanos(now), st.busy_period_ns);
+        st.busy_period_ns = 0;
+        st.next_sample_ns = now + self.sample_period_ns;
+        match &self.samples {
+            SampleSink::Channel(tx) => {
+                let _ = tx.try_send(sample);
+            }
+            SampleSink::Udp { to } => {
+                let _ = Frame::Sample(sample).encode(&mut st.frame);
+                let _ = self.socket.send_to(&st.frame, *to);
+            }
+            SampleSink::Discard => {}
+        }
+        self.exec.set_client_permille(self.control.client_permille.load(Ordering::Relaxed) as u16);
+        let credit = self.control.pushback_credit_insn.load(Ordering::Relaxed);
+        self.exec.set_pushback_credit((credit > 0).then_some(credit));
+    }
+}
+
+/// A token for a sender without a reply address (bounded; beyond [`PEERS_MAX`] such messages'
+/// replies are dropped).
+fn peer_token(peers: &mut Vec<SocketAddr>, index: &mut HashMap<SocketAddr, u64>, from: SocketAddr) -> u64 {
+    if let Some(&token) = index.get(&from) {
+        return token;
+    }
+    if peers.len() >= PEERS_MAX {
+        return u64::MAX;
+    }
+    let token = peers.len() as u64;
+    peers.push(from);
+    index.insert(from, token);
+    token
+}

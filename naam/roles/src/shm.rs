@@ -1,0 +1,159 @@
+//! Region memory shared between the host process and the emulated NIC process: one file per
+//! region (e.g. under /dev/shm), mapped read-write by the host and read-only by the NIC — the
+//! local stand-in for host memory that a BlueField-2 reaches by DMA.
+//!
+//! Like RDMA-registered memory, a region is read by other agents while the host writes it. Reads
+//! therefore copy word by word with relaxed atomic loads (a reader sees each aligned 8-byte word
+//! either before or after a concurrent write, never torn within the word), and torn multi-word
+//! reads are detected by the workloads' version protocols (MICA bucket versions, B-tree node
+//! versions), exactly as one-sided readers do. Writers (host-native functions such as MICA SET)
+//! hold the host's write lock and use [`SharedRegion::bytes_mut`]; those writes race with other
+//! agents' atomic reads as DMA would, which is outside Rust's memory model in the same way every
+//! DMA buffer is, and confined to this module.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// Largest region this module maps.
+pub const SHARED_REGION_BYTES_MAX: u64 = 1 << 34;
+const WORD: usize = 8;
+
+/// One mapped region.
+#[derive(Debug)]
+pub struct SharedRegion {
+    map: MmapRaw,
+    len: usize,
+    path: PathBuf,
+    remove_on_drop: bool,
+}
+
+// SAFETY: the mapping is process-wide memory; all access goes through atomic word operations or
+// the documented `bytes_mut` contract.
+unsafe impl Sync for SharedRegion {}
+// SAFETY: as above; the mapping is not tied to a thread.
+unsafe impl Send for SharedRegion {}
+
+impl SharedRegion {
+    /// Creates (or truncates) `path` with `len` zero bytes and maps it read-write. The file is
+    /// removed when the region is dropped.
+    pub fn create(path: &Path, len: u64) -> std::io::Result<SharedRegion> {
+        check_len(len)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        file.set_len(len.next_multiple_of(WORD as u64))?;
+        let map = MmapOptions::new().len(len as usize).map_raw(&file)?;
+        Ok(SharedRegion { map, len: len as usize, path: path.to_path_buf(), remove_on_drop: true })
+    }
+
+    /// Maps an existing region file read-only (the NIC's view).
+    pub fn open_read_only(path: &Path, len: u64) -> std::io::Result<SharedRegion> {
+        check_len(len)?;
+        let file = File::open(path)?;
+        let file_len = file.metadata()?.len();
+        if file_len < len {
+            return Err(std::io::Error::other(format!("{} has {file_len} bytes, expected {len}", path.display())));
+        }
+        let map = MmapOptions::new().len(len as usize).map_raw_read_only(&file)?;
+        Ok(SharedRegion { map, len: len as usize, path: path.to_path_buf(), remove_on_drop: false })
+    }
+
+    /// Bytes in the region.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty region.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The backing file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Copies `dst.len()` bytes at `offset` into `dst`, word by word with atomic loads.
+    /// Returns false (copying nothing) when the range is outside the region.
+    pub fn read_into(&self, offset: u64, dst: &mut [u8]) -> bool {
+        let Some(end) = (offset as usize).checked_add(dst.len()).filter(|&e| e <= self.len) else { return false };
+        let start = offset as usize;
+        let mut at = start;
+        while at < end {
+            let word_index = at / WORD;
+            let word = self.word(word_index).load(Ordering::Relaxed).to_le_bytes();
+            let from = at - word_index * WORD;
+            let take = (WORD - from).min(end - at);
+            dst[at - start..at - start + take].copy_from_slice(&word[from..from + take]);
+            at += take;
+        }
+        true
+    }
+
+    /// The region as a mutable byte slice, for host-native writers and the initial load.
+    ///
+    /// # Safety
+    /// The caller must hold the host's write lock for this region (no other writer), and must
+    /// accept that concurrent readers may observe the bytes mid-update (they validate versions).
+    /// The region must have been created read-write ([`SharedRegion::create`]).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn bytes_mut(&self) -> &mut [u8] {
+        debug_assert!(self.remove_on_drop, "only the creating (read-write) mapping may be written");
+        // SAFETY: the mapping is `len` bytes of read-write memory alive as long as `self`;
+        // exclusivity among writers is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr(), self.len) }
+    }
+
+    fn word(&self, index: usize) -> &AtomicU64 {
+        debug_assert!(index * WORD < self.len.next_multiple_of(WORD));
+        // SAFETY: the mapping is page-aligned and its file is sized to a whole number of words,
+        // so every word index below len/8 (rounded up) is an aligned, live u64 in the mapping;
+        // AtomicU64 has the layout of u64.
+        unsafe { &*(self.map.as_ptr().add(index * WORD) as *const AtomicU64) }
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn check_len(len: u64) -> std::io::Result<()> {
+    if len == 0 || len > SHARED_REGION_BYTES_MAX {
+        return Err(std::io::Error::other(format!("region length {len} outside 1..={SHARED_REGION_BYTES_MAX}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_any_unaligned_range_through_a_second_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r0");
+        let region = SharedRegion::create(&path, 61).unwrap();
+        // SAFETY: single-threaded test, one writer.
+        let bytes = unsafe { region.bytes_mut() };
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let nic = SharedRegion::open_read_only(&path, 61).unwrap();
+        for (offset, len) in [(0, 61), (3, 5), (7, 2), (8, 8), (13, 30), (60, 1)] {
+            let mut dst = vec![0u8; len];
+            assert!(nic.read_into(offset as u64, &mut dst));
+            let expected: Vec<u8> = (offset..offset + len).map(|i| i as u8).collect();
+            assert_eq!(dst, expected, "offset {offset} len {len}");
+        }
+        assert!(!nic.read_into(60, &mut [0u8; 2]), "past the end");
+        assert!(!nic.read_into(u64::MAX, &mut [0u8; 1]), "wrapping offset");
+        drop(nic);
+        drop(region);
+        assert!(!path.exists(), "the host removes its region files");
+    }
+}
