@@ -1,0 +1,308 @@
+//! The fuzz harness (`fuzz/harness.rs`, also the cargo-fuzz target's) driven on stable Rust by
+//! a seeded generator: random bytes, random instruction streams built from real opcodes, and
+//! bit-flipped conformance programs and clang objects. Every input must load, verify and run to
+//! a value or a typed error without panicking. `NAAM_SEED=<n>` replays a run.
+
+#[path = "../fuzz/harness.rs"]
+mod harness;
+
+use std::path::Path;
+
+const SEED_DEFAULT: u64 = 0x6e61_616d_6675_7a7a;
+const RANDOM_INPUTS: usize = 4_000;
+const STRUCTURED_INPUTS: usize = 30_000;
+const MUTANTS_PER_SEED_INPUT: usize = 24;
+const RANDOM_BYTES_MAX: usize = 512;
+const STRUCTURED_SLOTS_MAX: usize = 32;
+
+/// Every opcode of RFC 9669 this VM accepts, plus a few it must reject.
+const OPCODES: &[u8] = &[
+    0x04, 0x0c, 0x14, 0x1c, 0x24, 0x2c, 0x34, 0x3c, 0x44, 0x4c, 0x54, 0x5c, 0x64, 0x6c, 0x74, 0x7c,
+    0x84, 0x94, 0x9c, 0xa4, 0xac, 0xb4, 0xbc, 0xc4, 0xcc, 0xd4, 0xdc, 0x07, 0x0f, 0x17, 0x1f, 0x27,
+    0x2f, 0x37, 0x3f, 0x47, 0x4f, 0x57, 0x5f, 0x67, 0x6f, 0x77, 0x7f, 0x87, 0x97, 0x9f, 0xa7, 0xaf,
+    0xb7, 0xbf, 0xc7, 0xcf, 0xd7, 0x18, 0x61, 0x69, 0x71, 0x79, 0x81, 0x89, 0x91, 0x62, 0x6a, 0x72,
+    0x7a, 0x63, 0x6b, 0x73, 0x7b, 0xc3, 0xdb, 0x05, 0x15, 0x1d, 0x25, 0x2d, 0x35, 0x3d, 0x45, 0x4d,
+    0x55, 0x5d, 0x65, 0x6d, 0x75, 0x7d, 0xa5, 0xad, 0xb5, 0xbd, 0xc5, 0xcd, 0xd5, 0xdd, 0x06, 0x16,
+    0x1e, 0x26, 0x2e, 0x36, 0x3e, 0x46, 0x4e, 0x56, 0x5e, 0x66, 0x6e, 0x76, 0x7e, 0xa6, 0xae, 0xb6,
+    0xbe, 0xc6, 0xce, 0xd6, 0xde, 0x85, 0x8d, 0x95, 0x95, 0x95, 0x00, 0x20, 0x8c, 0xe5, 0xff,
+];
+/// Immediates that hit edge cases: zero, one, -1, INT_MIN, shift widths, byte-swap widths,
+/// atomic operations, helper ids.
+const IMMEDIATES: &[i32] = &[
+    0,
+    1,
+    -1,
+    i32::MIN,
+    i32::MAX,
+    8,
+    16,
+    31,
+    32,
+    63,
+    64,
+    0x01,
+    0x40,
+    0x41,
+    0x50,
+    0xa0,
+    0xe1,
+    0xf1,
+    5,
+    6,
+    7,
+    8,
+    9,
+];
+
+/// splitmix64.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("NAAM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED_DEFAULT);
+    eprintln!("NAAM_SEED={seed}");
+    seed
+}
+
+fn random_bytes(rng: &mut SplitMix) -> Vec<u8> {
+    (0..rng.below(RANDOM_BYTES_MAX))
+        .map(|_| rng.next() as u8)
+        .collect()
+}
+
+/// A header byte, some input memory, then instruction slots whose fields are mostly what their
+/// opcode requires (so most programs verify and run), with occasional corruption.
+fn structured(rng: &mut SplitMix) -> Vec<u8> {
+    let memory_len = rng.below(harness::FUZZ_MEMORY_BYTES_MAX);
+    let mut bytes = vec![memory_len as u8];
+    bytes.extend((0..memory_len).map(|_| rng.next() as u8));
+    let slots = 1 + rng.below(STRUCTURED_SLOTS_MAX);
+    let mut i = 0;
+    while i < slots {
+        let [opcode, dst, src, off, imm] = if i + 1 == slots {
+            [0x95, 0, 0, 0, 0]
+        } else {
+            plausible(rng, i, slots)
+        };
+        push_slot(
+            &mut bytes,
+            opcode as u8,
+            dst as u8,
+            src as u8,
+            off as i16,
+            imm as i32,
+        );
+        if opcode == 0x18 && i + 1 < slots {
+            push_slot(&mut bytes, 0, 0, 0, 0, rng.next() as i32);
+            i += 1;
+        }
+        i += 1;
+    }
+    if rng.below(4) == 0 {
+        let at = 1 + memory_len + rng.below(bytes.len() - 1 - memory_len);
+        bytes[at] ^= 1 << rng.below(8);
+    }
+    bytes
+}
+
+fn push_slot(bytes: &mut Vec<u8>, opcode: u8, dst: u8, src: u8, off: i16, imm: i32) {
+    let (off, imm) = (off.to_le_bytes(), imm.to_le_bytes());
+    bytes.extend([
+        opcode,
+        (src << 4) | (dst & 0x0f),
+        off[0],
+        off[1],
+        imm[0],
+        imm[1],
+        imm[2],
+        imm[3],
+    ]);
+}
+
+/// `[opcode, dst, src, off, imm]` of a well-formed instruction at slot `i` of `slots`.
+fn plausible(rng: &mut SplitMix, i: usize, slots: usize) -> [i64; 5] {
+    let opcode = rng.pick(OPCODES);
+    let dst = rng.below(10) as i64;
+    let src = rng.below(11) as i64;
+    let imm = if rng.below(3) == 0 {
+        i64::from(rng.next() as i32)
+    } else {
+        i64::from(rng.pick(IMMEDIATES))
+    };
+    let target = rng.below(slots) as i64;
+    let jump = target - (i as i64 + 1);
+    let x = opcode & 0x08 != 0;
+    match opcode & 0x07 {
+        0x04 | 0x07 => match opcode & 0xf0 {
+            0xd0 => [opcode as i64, dst, 0, 0, [16, 32, 64][rng.below(3)]],
+            0x80 => [opcode as i64, dst, 0, 0, 0],
+            0x30 | 0x90 => [
+                opcode as i64,
+                dst,
+                if x { src } else { 0 },
+                rng.below(2) as i64,
+                if x { 0 } else { imm },
+            ],
+            _ if x => [opcode as i64, dst, src, 0, 0],
+            _ => [opcode as i64, dst, 0, 0, imm],
+        },
+        0x01 => [
+            opcode as i64,
+            dst,
+            rng.pick(&[1, 10, 10, src]),
+            memory_offset(rng),
+            0,
+        ],
+        0x02 => [
+            opcode as i64,
+            rng.pick(&[1, 10, 10]),
+            0,
+            memory_offset(rng),
+            imm,
+        ],
+        0x03 => {
+            let atomic =
+                i64::from(rng.pick(&[0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1]));
+            let imm = if opcode & 0xe0 == 0xc0 { atomic } else { 0 };
+            [
+                opcode as i64,
+                rng.pick(&[1, 10, 10]),
+                rng.below(10) as i64,
+                memory_offset(rng),
+                imm,
+            ]
+        }
+        0x05 | 0x06 => match opcode {
+            0x85 if rng.below(2) == 0 => [0x85, 0, 1, 0, jump],
+            0x85 => [0x85, 0, 0, 0, 5 + rng.below(4) as i64],
+            0x8d => [0x8d, rng.below(10) as i64, 0, 0, 0],
+            0x95 => [0x95, 0, 0, 0, 0],
+            0x06 => [0x06, 0, 0, 0, jump],
+            0x05 => [0x05, 0, 0, jump, 0],
+            _ if x => [opcode as i64, dst, src, jump, 0],
+            _ => [opcode as i64, dst, 0, jump, imm],
+        },
+        _ => [opcode as i64, dst, 0, 0, imm],
+    }
+}
+
+/// Offsets that land inside the input memory, inside the stack frame, or just outside either.
+fn memory_offset(rng: &mut SplitMix) -> i64 {
+    match rng.below(3) {
+        0 => rng.below(harness::FUZZ_MEMORY_BYTES_MAX) as i64,
+        1 => -(8 * (1 + rng.below(64)) as i64),
+        _ => i64::from(rng.next() as i16),
+    }
+}
+
+fn mutate(rng: &mut SplitMix, input: &[u8]) -> Vec<u8> {
+    let mut bytes = input.to_vec();
+    if bytes.is_empty() {
+        return bytes;
+    }
+    for _ in 0..1 + rng.below(8) {
+        let at = rng.below(bytes.len());
+        match rng.below(3) {
+            0 => bytes[at] ^= 1 << rng.below(8),
+            1 => bytes[at] = rng.next() as u8,
+            _ => bytes[at] = rng.pick(&[0x00, 0xff, 0x95, 0x85, 0x18]),
+        }
+    }
+    bytes
+}
+
+/// Conformance programs (header byte + memory + code) and the committed clang objects.
+fn seed_inputs() -> Vec<Vec<u8>> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut inputs = Vec::new();
+    let fixtures = manifest.join("../../../shared/bpf_conformance/tests");
+    for entry in std::fs::read_dir(&fixtures).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let mut bytes = vec![0u8];
+        let mut section = "";
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix("-- ") {
+                section = name;
+            } else if section == "raw"
+                && let Ok(word) = u64::from_str_radix(line.trim_start_matches("0x"), 16)
+            {
+                bytes.extend(word.to_le_bytes());
+            }
+        }
+        inputs.push(bytes);
+    }
+    for object in [
+        "tests/bpf/elf_features.o",
+        "benches/bpf/mica_probe.o",
+        "benches/bpf/btree_search.o",
+    ] {
+        inputs.push(std::fs::read(manifest.join(object)).expect("committed object"));
+    }
+    inputs
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    inputs: usize,
+    raw_loaded: usize,
+    raw_exited: usize,
+    elf_loaded: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: harness::Outcome) {
+        self.inputs += 1;
+        self.raw_loaded += usize::from(outcome.raw_loaded);
+        self.raw_exited += usize::from(outcome.raw_exited);
+        self.elf_loaded += usize::from(outcome.elf_loaded);
+    }
+}
+
+#[test]
+fn arbitrary_bytes_load_verify_and_run_without_panicking() {
+    let seed = seed();
+    let mut rng = SplitMix(seed);
+    let mut tally = Tally::default();
+    for _ in 0..RANDOM_INPUTS {
+        tally.add(harness::load_and_run(&random_bytes(&mut rng)));
+    }
+    for _ in 0..STRUCTURED_INPUTS {
+        tally.add(harness::load_and_run(&structured(&mut rng)));
+    }
+    let seeds = seed_inputs();
+    assert!(seeds.len() > 300, "only {} seed inputs found", seeds.len());
+    for input in &seeds {
+        for _ in 0..MUTANTS_PER_SEED_INPUT {
+            tally.add(harness::load_and_run(&mutate(&mut rng, input)));
+        }
+    }
+    eprintln!("{tally:?}");
+    // The generators must reach the interpreter and the ELF loader, not just the verifier.
+    assert!(
+        tally.raw_loaded > tally.inputs / 10,
+        "too few inputs verified: {tally:?}"
+    );
+    assert!(
+        tally.raw_exited > tally.inputs / 20,
+        "too few inputs ran to exit: {tally:?}"
+    );
+    assert!(tally.elf_loaded > 0, "no mutated object linked: {tally:?}");
+}
