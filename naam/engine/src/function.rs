@@ -108,7 +108,8 @@ pub enum Code<'a> {
 }
 
 /// The functions of every tenant on one server (shared by its executors through an `Arc`).
-#[derive(Debug)]
+/// Cloning is cheap: entries are shared (`Arc`), only the maps are copied.
+#[derive(Debug, Clone)]
 pub struct FunctionTable {
     helpers: Arc<Helpers<StepCtx>>,
     entries: HashMap<(TenantId, FunctionId), Arc<FunctionEntry>>,

@@ -23,6 +23,7 @@
 //! - [`steer`]: the eSwitch rule table and the per-message placement decision.
 //! - [`control`] and [`policy`]: the controller and the pluggable steering policies.
 //! - [`abi`]: the constants of `include/naam.h`, the C ABI functions are written against.
+//! - [`local`]: a host in a box (regions as byte vectors) to run functions without processes.
 //!
 //! ## A message's life
 //!
@@ -40,6 +41,7 @@ pub mod exec;
 pub mod function;
 pub mod helpers;
 pub mod ids;
+pub mod local;
 pub mod policy;
 pub mod region;
 pub mod stats;

@@ -100,3 +100,27 @@ fn latency_reflects_the_placement_costs() {
     assert_eq!(latency[&format!("{:?}", Shares::NIC)], nic);
     assert_eq!(latency[&format!("{:?}", Shares::CLIENT)], client);
 }
+
+#[test]
+fn a_local_host_runs_functions_to_completion() {
+    use naam_engine::function::Code;
+    use naam_engine::local::LocalHost;
+    let pairs = pairs(50, SEED);
+    let (_regions, memory, ds) = dataset(&pairs, 9);
+    let mut host = LocalHost::new(RkeySecret([9; 16]));
+    // Same secret and order as `dataset`: the same rkeys.
+    for info in [ds.index, ds.items, ds.nodes, ds.other] {
+        let added = host.add_region(info.tenant, memory[&info.id].clone(), info.perms).unwrap();
+        assert_eq!(added.rkey, info.rkey);
+    }
+    host.register(TENANT, HASH_GET, "hash_get", Code::Elf { object: ENGINE_FNS, name: "hash_get" }).unwrap();
+    for &(key, value) in ds.pairs.iter().take(20) {
+        let (args, d) = hash_request(&ds, key);
+        let reply = host.call(&invoke(TENANT, HASH_GET, key, &args, d)).unwrap();
+        assert_eq!(reply.status, Status::Ok);
+        assert_eq!(reply.payload[0], 1);
+        assert_eq!(u64::from_le_bytes(reply.payload[1..9].try_into().unwrap()), value);
+        assert_eq!(reply.steps, 2);
+        assert!(reply.insn > 0);
+    }
+}

@@ -1,0 +1,135 @@
+//! An in-process host: regions as plain byte vectors, one executor, messages run to completion.
+//! For tools and tests that want to run NAAM functions without processes or sockets
+//! (`naam workload mica --via vm`, workload property tests, benchmarks). Still sans-IO: it owns
+//! memory, not sockets or clocks; every call runs on a virtual time of zero.
+
+use std::sync::Arc;
+
+use crate::exec::{AccessFailure, Executor, ExecutorConfig};
+use crate::function::{Code, FunctionError, FunctionTable};
+use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
+use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
+use crate::wire::{Frame, Invoke, Status};
+
+/// Rounds (accesses + one step) a call may take before it is declared stuck; far above what the
+/// engine's own bounds allow (steps × retries).
+pub const CALL_ROUNDS_MAX: usize = 100_000;
+
+/// The outcome of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReply {
+    /// Status.
+    pub status: Status,
+    /// Reply bytes (Ok) or continuation (Pushback).
+    pub payload: Vec<u8>,
+    /// Steps of the last attempt.
+    pub steps: u8,
+    /// Retries.
+    pub attempts: u8,
+    /// eBPF instructions executed.
+    pub insn: u64,
+}
+
+/// Why a call could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The message needs a host-native function (the caller runs those itself).
+    #[error("function {function:?} of tenant {tenant:?} is host-native: run it natively")]
+    HostNative {
+        /// The tenant.
+        tenant: TenantId,
+        /// The function.
+        function: FunctionId,
+    },
+    /// It did not complete within [`CALL_ROUNDS_MAX`] rounds.
+    #[error("call did not complete in {CALL_ROUNDS_MAX} rounds")]
+    Stuck,
+    /// Setting up the executor failed.
+    #[error("executor: {0}")]
+    Executor(String),
+}
+
+/// A host in a box.
+#[derive(Debug)]
+pub struct LocalHost {
+    regions: RegionTable,
+    memory: Vec<Vec<u8>>,
+    functions: FunctionTable,
+    exec: Option<Executor>,
+    frame: Vec<u8>,
+}
+
+impl LocalHost {
+    /// An empty host whose rkeys derive from `secret`.
+    pub fn new(secret: RkeySecret) -> LocalHost {
+        LocalHost { regions: RegionTable::new(secret), memory: Vec::new(), functions: FunctionTable::new(), exec: None, frame: Vec::new() }
+    }
+
+    /// Registers `bytes` as a region of `tenant`.
+    pub fn add_region(&mut self, tenant: TenantId, bytes: Vec<u8>, perms: Perms) -> Result<RegionInfo, RegionError> {
+        let info = self.regions.register(tenant, bytes.len() as u64, perms)?;
+        let slot = info.id.0 as usize;
+        if self.memory.len() <= slot {
+            self.memory.resize_with(slot + 1, Vec::new);
+        }
+        self.memory[slot] = bytes;
+        self.exec = None;
+        Ok(info)
+    }
+
+    /// A region's bytes, for native writers between calls.
+    pub fn region_mut(&mut self, id: RegionId) -> Option<&mut [u8]> {
+        self.memory.get_mut(id.0 as usize).map(Vec::as_mut_slice)
+    }
+
+    /// Registers an eBPF function.
+    pub fn register(&mut self, tenant: TenantId, id: FunctionId, name: &str, code: Code<'_>) -> Result<(), FunctionError> {
+        self.functions.register_ebpf(tenant, id, name, code)?;
+        self.exec = None;
+        Ok(())
+    }
+
+    /// Runs `invoke` to completion.
+    pub fn call(&mut self, invoke: &Invoke<'_>) -> Result<CallReply, LocalError> {
+        self.ensure_executor()?;
+        let LocalHost { exec, memory, frame, .. } = self;
+        let Some(exec) = exec.as_mut() else { return Err(LocalError::Stuck) };
+        exec.submit(Nanos(0), Nanos(0), 0, invoke);
+        for _ in 0..CALL_ROUNDS_MAX {
+            if exec.poll_native().is_some() {
+                return Err(LocalError::HostNative { tenant: invoke.tenant, function: invoke.function });
+            }
+            while let Some(a) = exec.poll_access() {
+                let start = a.descriptor.offset as usize;
+                let bytes = memory.get(a.region.0 as usize).and_then(|m| m.get(start..start + a.descriptor.len as usize));
+                match bytes {
+                    Some(bytes) => exec.complete_access(a.id, bytes),
+                    None => exec.fail_access(Nanos(0), a.id, AccessFailure::DataPath),
+                };
+            }
+            if let Some(done) = exec.poll_completion(frame) {
+                let Ok(Frame::Reply(reply)) = Frame::decode(frame) else { return Err(LocalError::Stuck) };
+                return Ok(CallReply {
+                    status: reply.status,
+                    payload: reply.payload.to_vec(),
+                    steps: reply.steps,
+                    attempts: reply.attempts,
+                    insn: done.insn,
+                });
+            }
+            exec.run(Nanos(0), 1);
+        }
+        Err(LocalError::Stuck)
+    }
+
+    fn ensure_executor(&mut self) -> Result<(), LocalError> {
+        if self.exec.is_none() {
+            let functions = Arc::new(self.functions.clone());
+            let regions = Arc::new(self.regions.clone());
+            let exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions)
+                .map_err(|e| LocalError::Executor(e.to_string()))?;
+            self.exec = Some(exec);
+        }
+        Ok(())
+    }
+}
