@@ -192,11 +192,16 @@ impl<'a> Memory<'a> {
         }
     }
 
-    /// Resizes the stack slot to the frames visible at the current call depth.
+    /// (Re)installs the stack slot: `len` bytes from `stack`, the frames visible at the current
+    /// call depth. The pointer is set again every time, so a slot emptied meanwhile (a helper
+    /// that ran another VM over this `Memory`) never pairs a null pointer with a length.
     #[inline(always)]
-    pub(crate) fn set_stack_len(&mut self, len: u64) {
-        self.slots[STACK_SLOT].read_len = len;
-        self.slots[STACK_SLOT].write_len = len;
+    pub(crate) fn set_stack(&mut self, stack: *mut u8, len: u64) {
+        self.slots[STACK_SLOT] = Region {
+            ptr: stack,
+            read_len: len,
+            write_len: len,
+        };
     }
 
     /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.

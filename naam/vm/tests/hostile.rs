@@ -425,3 +425,58 @@ fn helper_pointer_arguments_are_checked_before_the_call() {
         })
     );
 }
+
+/// Context of a helper that runs a second VM over the invocation's own `Memory`.
+struct Nested {
+    vm: Vm,
+    program: Program,
+}
+
+fn run_nested(nested: &mut Nested, mem: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    let helpers = Helpers::<()>::new();
+    match nested.vm.run(&nested.program, mem, &helpers, &mut (), 0, 0) {
+        Ok(exit) => Ok(exit.r0),
+        Err(_) => Err(HelperError::Failed {
+            reason: "nested run trapped",
+        }),
+    }
+}
+
+#[test]
+fn a_helper_running_a_nested_vm_over_the_same_memory_leaves_the_outer_stack_usable() {
+    let mut helpers = Helpers::<Nested>::new();
+    helpers
+        .register(
+            9,
+            Helper {
+                name: "run_nested",
+                signature: Signature::SCALARS,
+                func: run_nested,
+            },
+        )
+        .unwrap();
+    // main: store 7 at r10-8, call f, then read it back through a pointer (the checked path).
+    // f: call the helper that runs a nested VM over the same Memory (which empties the VM slots).
+    let outer = program(&[
+        mov64_imm(6, 7),
+        stxdw(10, 6, -8),
+        call_local(3),
+        mov64_reg(1, 10),
+        ldxdw(0, 1, -8),
+        exit(),
+        call_helper(9),
+        exit(),
+    ]);
+    let outer = Program::from_raw(&outer, &helpers).unwrap();
+    let inner =
+        Program::from_raw(&program(&[mov64_imm(0, 1), exit()]), &Helpers::<()>::new()).unwrap();
+    let mut nested = Nested {
+        vm: Vm::new(VmConfig::default()),
+        program: inner,
+    };
+    let mut mem = Memory::new();
+    let exit = Vm::new(VmConfig::default())
+        .run(&outer, &mut mem, &helpers, &mut nested, 0, 0)
+        .unwrap();
+    assert_eq!(exit.r0, 7);
+}
