@@ -17,7 +17,7 @@
 //! Anything else (maps, externs, TLS, other relocation types) is a typed [`ElfError`] that names
 //! the section and the relocation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use object::read::elf::ElfFile64;
 use object::{
@@ -41,8 +41,8 @@ const DATA_ALIGN_BYTES: usize = 8;
 /// Why an ELF object could not be turned into a program.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ElfError {
-    /// The bytes are not a 64-bit little-endian ELF object.
-    #[error("not a 64-bit little-endian ELF object: {reason}")]
+    /// The bytes are not a well-formed 64-bit little-endian ELF object.
+    #[error("malformed or non-64-bit-little-endian ELF object: {reason}")]
     Parse {
         /// What the parser reported.
         reason: String,
@@ -255,6 +255,7 @@ fn find_entry(file: &Elf<'_>, name: &str) -> Result<(SectionIndex, usize), ElfEr
 /// The entry section first, then every code section reachable through call relocations.
 fn reachable_code(file: &Elf<'_>, entry: SectionIndex) -> Result<Vec<SectionIndex>, ElfError> {
     let mut order = vec![entry];
+    let mut seen = HashSet::from([entry]);
     let mut next = 0;
     while let Some(&index) = order.get(next) {
         next += 1;
@@ -283,7 +284,7 @@ fn reachable_code(file: &Elf<'_>, entry: SectionIndex) -> Result<Vec<SectionInde
             if file.section_by_index(target)?.kind() != SectionKind::Text {
                 return Err(at.unsupported(file, &symbol, "a call target must be code"));
             }
-            if !order.contains(&target) {
+            if seen.insert(target) {
                 order.push(target);
             }
         }
@@ -480,11 +481,14 @@ impl Linker<'_, '_> {
         let Some(&target_base) = self.code_base.get(&target_section) else {
             return Err(at.unsupported(self.file, symbol, "a call target must be code"));
         };
-        let size = self.file.section_by_index(target_section)?.size() as i64;
-        let byte = symbol.address() as i64 + (i64::from(insn.imm) + 1) * SLOT_BYTES as i64;
-        if byte < 0 || byte >= size || byte % SLOT_BYTES as i64 != 0 {
-            return Err(at.unsupported(self.file, symbol, "the call lands outside its section"));
-        }
+        let size = self.file.section_by_index(target_section)?.size();
+        let outside = || at.unsupported(self.file, symbol, "the call lands outside its section");
+        let byte = i64::try_from(symbol.address())
+            .ok()
+            .and_then(|address| address.checked_add((i64::from(insn.imm) + 1) * SLOT_BYTES as i64))
+            .and_then(|byte| u64::try_from(byte).ok())
+            .filter(|byte| *byte < size && byte.is_multiple_of(SLOT_BYTES as u64))
+            .ok_or_else(outside)? as i64;
         let target = target_base as i64 + byte / SLOT_BYTES as i64;
         let relative = target - (pc as i64 + 1);
         insn.imm = i32::try_from(relative)
@@ -534,15 +538,15 @@ impl Linker<'_, '_> {
             };
             return Err(at.unsupported(self.file, symbol, reason));
         };
-        let offset = symbol.address() as i64 + addend;
-        if offset < 0 || offset > section.size() as i64 {
-            return Err(at.unsupported(
-                self.file,
-                symbol,
-                "the reference lands outside its section",
-            ));
-        }
-        Ok(slot_base(placed.slot) + placed.offset as u64 + offset as u64)
+        let outside =
+            || at.unsupported(self.file, symbol, "the reference lands outside its section");
+        let offset = i64::try_from(symbol.address())
+            .ok()
+            .and_then(|address| address.checked_add(addend))
+            .and_then(|offset| u64::try_from(offset).ok())
+            .filter(|offset| *offset <= section.size())
+            .ok_or_else(outside)?;
+        Ok(slot_base(placed.slot) + placed.offset as u64 + offset)
     }
 
     /// Resolves `R_BPF_64_ABS64` relocations inside data sections (tables of pointers).
