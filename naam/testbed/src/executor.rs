@@ -63,9 +63,10 @@ impl LocalExecutor {
     }
 
     /// Runs one point into `out_dir` (also usable without the runner, e.g. by tests).
-    pub fn run(&self, plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<point::TestbedRecord, TestbedError> {
+    pub fn run(&self, plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<Option<point::TestbedRecord>, TestbedError> {
         let Timing::Traffic { warmup_ms, measure_ms, .. } = plan.timing else {
-            return Err(TestbedError::Unsupported("vm-cost runs in-process, not on the testbed".into()));
+            // vm-cost: no processes, timed in this one.
+            return crate::vmcost::run(plan, point, out_dir).map(|()| None);
         };
         let settings = Settings {
             eswitch: self.eswitch(),
@@ -79,7 +80,7 @@ impl LocalExecutor {
         match &plan.testbed {
             Testbed::Local => {
                 let configs = configs::build(plan, point, &settings, &dir, LOOPBACK, &run_id)?;
-                point::run(&configs, warmup_ms, measure_ms, &self.options.role_binary, &Placement::Loopback, out_dir)
+                point::run(&configs, warmup_ms, measure_ms, &self.options.role_binary, &Placement::Loopback, out_dir).map(Some)
             }
             Testbed::Netns => {
                 if !netns::have_root() {
@@ -87,7 +88,7 @@ impl LocalExecutor {
                 }
                 let ns = Netns::create(&format!("p{}", point.index), self.options.netem_delay_us)?;
                 let configs = configs::build(plan, point, &settings, &dir, ns.server_ip(), &run_id)?;
-                point::run(&configs, warmup_ms, measure_ms, &self.options.role_binary, &Placement::Namespaces(&ns), out_dir)
+                point::run(&configs, warmup_ms, measure_ms, &self.options.role_binary, &Placement::Namespaces(&ns), out_dir).map(Some)
             }
             Testbed::Inventory { path } => Err(TestbedError::Unsupported(format!(
                 "testbed inventory {} runs through the orchestrator (naam deploy / naam run with an inventory)",

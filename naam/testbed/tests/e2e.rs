@@ -84,7 +84,7 @@ fn mica_ycsb_b_at_every_placement_with_verified_answers() {
     let executor = LocalExecutor::new(options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
-        let record = executor.run(&plan, point, out.path()).unwrap_or_else(|e| panic!("point {}: {e}", point.id));
+        let record = executor.run(&plan, point, out.path()).unwrap_or_else(|e| panic!("point {}: {e}", point.id)).expect("a traffic point");
         let expected = match point.series.as_str() {
             "host" => Some(raw::Location::Host),
             "nic" => Some(raw::Location::Nic),
@@ -114,4 +114,55 @@ fn btree_lookups_at_every_placement_with_verified_answers() {
         executor.run(&plan, point, out.path()).unwrap_or_else(|e| panic!("point {}: {e}", point.id));
         check_point(out.path(), None);
     }
+}
+
+#[test]
+fn vm_cost_times_every_backend_or_says_why_not() {
+    let manifest = r#"
+schema = 1
+id = "vm-cost"
+title = "e2e"
+seed = 3
+series = ["native", "interpreter", "jit", "kernel-jit"]
+[testbed]
+kind = "local"
+[roles]
+clients = 1
+client_threads = 1
+host_workers = 1
+nic_workers = 1
+nic_access_delay_ns = 0
+nic_core_speed_factor = 1.0
+[workload]
+kind = "vm-cost"
+functions = ["mica-get", "btree-lookup"]
+[quick]
+repetitions = 1
+warmup_iterations = 10
+iterations = 200
+[full]
+repetitions = 1
+warmup_iterations = 10
+iterations = 200
+"#;
+    let plan = plan(manifest);
+    let executor = LocalExecutor::new(options());
+    let mut measured = Vec::new();
+    for point in &plan.points {
+        let out = tempfile::tempdir().unwrap();
+        assert!(executor.run(&plan, point, out.path()).unwrap().is_none(), "no processes for vm-cost");
+        let report: raw::VmCostReport = raw::read_json(&out.path().join(raw::VMCOST_FILE), "vmcost").unwrap();
+        assert_eq!(report.entries.len(), 2);
+        for e in report.entries {
+            match e.outcome {
+                raw::VmCostOutcome::Measured { ns_per_op, iterations } => {
+                    assert!(ns_per_op > 0.0 && iterations == 200, "{e:?}");
+                    measured.push(format!("{}/{}", e.function, e.backend));
+                }
+                raw::VmCostOutcome::Unavailable { reason } => assert!(reason.starts_with(&e.backend), "{reason}"),
+            }
+        }
+    }
+    measured.sort();
+    assert_eq!(measured, ["btree-lookup/interpreter", "btree-lookup/native", "mica-get/interpreter", "mica-get/native"]);
 }
