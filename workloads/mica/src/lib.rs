@@ -70,6 +70,7 @@ pub mod reader;
 pub mod table;
 pub mod trace;
 mod view;
+pub mod vm;
 
 pub use config::{BucketEviction, ConfigError, MicaConfig, RegionSizes, Slots};
 pub use error::{OpError, OpenError};
@@ -79,3 +80,4 @@ pub use table::{
     Eviction, EvictionReason, MicaRegionsMut, MicaStats, MicaTable, SetKind, SetReport,
 };
 pub use trace::{TraceError, TraceOp, TraceSummary, Via, run_trace};
+pub use vm::{AccessEvent, MicaVm, RegionMemory, RegionName, VmError, VmGet};

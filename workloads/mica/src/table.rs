@@ -213,12 +213,16 @@ impl<'a> MicaTable<'a> {
     /// A reader over the same regions.
     pub fn reader(&self) -> MicaReader<'_> {
         // The regions were checked when this table was formatted or opened.
-        let regions = MicaRegions {
+        MicaReader::from_checked(self.config, self.regions())
+    }
+
+    /// The three regions, read-only: what a GET reads (e.g. the eBPF GET of `vm::MicaVm`).
+    pub fn regions(&self) -> MicaRegions<'_> {
+        MicaRegions {
             index: self.index,
             log: self.log,
             meta: self.meta,
-        };
-        MicaReader::from_checked(self.config, regions)
+        }
     }
 
     /// GET (see `MicaReader::get`).

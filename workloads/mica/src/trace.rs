@@ -10,15 +10,17 @@ use std::str::FromStr;
 
 use crate::config::MicaConfig;
 use crate::error::{OpError, OpenError};
+use crate::layout::KEY_BYTES_MAX;
 use crate::reader::GetOutcome;
 use crate::table::{MicaRegionsMut, MicaStats, MicaTable};
+use crate::vm::{MicaVm, VmError};
 
 /// Where GETs run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     /// Host-native Rust (`MicaTable::get_into`).
     Native,
-    /// The eBPF function `mica_get` in the NAAM VM (phase 2: not available yet).
+    /// The eBPF function `mica_get`, run by naam-engine's executor in naam-vm (`vm::MicaVm`).
     Vm,
 }
 
@@ -112,9 +114,20 @@ pub enum TraceError {
     /// The table could not be set up.
     #[error("MICA table: {0}")]
     Table(#[from] OpenError),
-    /// `--via vm` needs the NAAM VM and engine (phase 2 of issue 4).
-    #[error("--via vm is not available yet: the NAAM VM and engine are not integrated")]
-    ViaVmUnavailable,
+    /// `--via vm`: the engine could not be set up for the table (regions, `mica_get`).
+    #[error("--via vm: {0}")]
+    VmSetup(#[source] VmError),
+    /// `--via vm`: the eBPF GET of a line failed.
+    #[error("{source_name}:{line}: eBPF GET: {error}")]
+    Vm {
+        /// File name as given.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// What failed.
+        #[source]
+        error: VmError,
+    },
     /// The trace could not be read.
     #[error("{source_name}:{line}: read failed: {error}")]
     Read {
@@ -246,7 +259,10 @@ pub fn encode_hex(bytes: &[u8], out: &mut String) {
 }
 
 /// Replays a trace against a fresh table of `config`, writing one output line per operation.
-/// `source_name` names the input in errors.
+/// SET and DELETE run host-native (writes run where the data lives); GET runs where `via` says:
+/// host-native Rust, or the eBPF function `mica_get` through naam-engine and naam-vm over the same
+/// region bytes ([`MicaVm`]). Both print the same lines for the same trace. `source_name` names
+/// the input in errors, which carry the 1-based line number.
 pub fn run_trace<R: BufRead, W: Write>(
     source_name: &str,
     input: R,
@@ -254,10 +270,11 @@ pub fn run_trace<R: BufRead, W: Write>(
     via: Via,
     out: &mut W,
 ) -> Result<TraceSummary, TraceError> {
-    if via == Via::Vm {
-        return Err(TraceError::ViaVmUnavailable);
-    }
     let sizes = config.validate().map_err(OpenError::from)?;
+    let mut vm = match via {
+        Via::Native => None,
+        Via::Vm => Some(MicaVm::new(config).map_err(TraceError::VmSetup)?),
+    };
     let (mut index, mut log, mut meta) = (
         vec![0u8; sizes.index_bytes],
         vec![0u8; sizes.log_bytes],
@@ -273,43 +290,47 @@ pub fn run_trace<R: BufRead, W: Write>(
     let mut value = Vec::new();
     let mut line_out = String::new();
     for (n, line) in input.lines().enumerate() {
-        let line_no = n + 1;
-        let at = |error| TraceError::Op {
-            source_name: source_name.to_string(),
-            line: line_no,
-            error,
+        let at = Where {
+            source_name,
+            line: n + 1,
         };
         let text = line.map_err(|error| TraceError::Read {
             source_name: source_name.to_string(),
-            line: line_no,
+            line: at.line,
             error,
         })?;
         let op = parse_line(&text).map_err(|error| TraceError::Parse {
             source_name: source_name.to_string(),
-            line: line_no,
+            line: at.line,
             error,
         })?;
+        let Some(op) = op else { continue };
         line_out.clear();
         match op {
-            None => continue,
-            Some(TraceOp::Set { key, value: v }) => {
-                table.set(&key, &v).map_err(at)?;
+            TraceOp::Set { key, value: v } => {
+                table.set(&key, &v).map_err(|e| at.op(e))?;
                 summary.sets += 1;
                 line_out.push_str("S ok");
             }
-            Some(TraceOp::Get { key }) => match table.get_into(&key, &mut value).map_err(at)? {
-                GetOutcome::Hit => {
-                    summary.get_hits += 1;
-                    line_out.push_str("G hit ");
-                    encode_hex(&value, &mut line_out);
+            TraceOp::Get { key } => {
+                let outcome = match vm.as_mut() {
+                    None => table.get_into(&key, &mut value).map_err(|e| at.op(e))?,
+                    Some(vm) => vm_get(vm, &table, &key, &mut value, at)?,
+                };
+                match outcome {
+                    GetOutcome::Hit => {
+                        summary.get_hits += 1;
+                        line_out.push_str("G hit ");
+                        encode_hex(&value, &mut line_out);
+                    }
+                    GetOutcome::Miss => {
+                        summary.get_misses += 1;
+                        line_out.push_str("G miss");
+                    }
                 }
-                GetOutcome::Miss => {
-                    summary.get_misses += 1;
-                    line_out.push_str("G miss");
-                }
-            },
-            Some(TraceOp::Delete { key }) => {
-                let found = table.delete(&key).map_err(at)?;
+            }
+            TraceOp::Delete { key } => {
+                let found = table.delete(&key).map_err(|e| at.op(e))?;
                 if found {
                     summary.deletes_found += 1;
                 } else {
@@ -324,4 +345,45 @@ pub fn run_trace<R: BufRead, W: Write>(
     }
     summary.table = *table.stats();
     Ok(summary)
+}
+
+/// A trace line's position, for errors.
+#[derive(Debug, Clone, Copy)]
+struct Where<'a> {
+    source_name: &'a str,
+    line: usize,
+}
+
+impl Where<'_> {
+    fn op(self, error: OpError) -> TraceError {
+        TraceError::Op {
+            source_name: self.source_name.to_string(),
+            line: self.line,
+            error,
+        }
+    }
+}
+
+/// The eBPF GET of one trace line. A key too long is refused with the native path's error, so
+/// both paths fail alike on the same trace.
+fn vm_get(
+    vm: &mut MicaVm,
+    table: &MicaTable<'_>,
+    key: &[u8],
+    value: &mut Vec<u8>,
+    at: Where<'_>,
+) -> Result<GetOutcome, TraceError> {
+    if key.len() > KEY_BYTES_MAX {
+        return Err(at.op(OpError::KeyTooLong {
+            key_bytes: key.len(),
+        }));
+    }
+    match vm.get(&mut table.regions(), key, value) {
+        Ok(get) => Ok(get.outcome),
+        Err(error) => Err(TraceError::Vm {
+            source_name: at.source_name.to_string(),
+            line: at.line,
+            error,
+        }),
+    }
 }

@@ -1,4 +1,6 @@
-//! The native table against a `HashMap` model, on random traces.
+//! The native table and the eBPF GET (`mica_get` through naam-engine and naam-vm, over the same
+//! region bytes) against a `HashMap` model, on random traces. Every GET runs on both paths, which
+//! must give the same answer, and that answer must be the model's.
 //!
 //! MICA is lossy, so the model also follows what the table reports: every SET returns the log
 //! offset of its item and the live key it evicted, if any. A key is then expected to hit exactly
@@ -14,7 +16,8 @@ use std::collections::HashMap;
 use common::{Regions, seed};
 use naam_mica::hash::key_hash;
 use naam_mica::layout::offset_is_valid;
-use naam_mica::{BucketEviction, EvictionReason, MicaConfig, MicaTable, SetKind, Slots};
+use naam_mica::GetOutcome;
+use naam_mica::{BucketEviction, EvictionReason, MicaConfig, MicaTable, MicaVm, SetKind, Slots};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use rand::{RngExt, SeedableRng};
@@ -73,7 +76,7 @@ impl Model {
     }
 
     /// Applies one op to table and model; returns a description of any disagreement.
-    fn step(&mut self, table: &mut MicaTable<'_>, op: &Op) -> Result<(), String> {
+    fn step(&mut self, table: &mut MicaTable<'_>, vm: &mut MicaVm, op: &Op) -> Result<(), String> {
         match op {
             Op::Set { key, value } => {
                 let report = table
@@ -105,6 +108,14 @@ impl Model {
                 let got = table
                     .get(&key_bytes(*key))
                     .map_err(|e| format!("get: {e}"))?;
+                let mut value = Vec::new();
+                let ebpf = vm
+                    .get(&mut table.regions(), &key_bytes(*key), &mut value)
+                    .map_err(|e| format!("eBPF get: {e}"))?;
+                let ebpf = (ebpf.outcome == GetOutcome::Hit).then_some(value);
+                if got != ebpf {
+                    return Err(format!("get {key}: native {got:?}, eBPF {ebpf:?}"));
+                }
                 let expected = self.expected(table, *key);
                 if got.as_ref() != expected {
                     return Err(format!("get {key}: table {got:?}, model {expected:?}"));
@@ -152,16 +163,17 @@ impl Model {
 fn run(config: MicaConfig, domain: u16, ops: &[Op]) -> Result<Model, String> {
     let mut regions = Regions::new(&config);
     let mut table = regions.format(config);
+    let mut vm = MicaVm::new(config).map_err(|e| format!("engine setup: {e}"))?;
     let mut model = Model::new(domain);
     for (i, op) in ops.iter().enumerate() {
         model
-            .step(&mut table, op)
+            .step(&mut table, &mut vm, op)
             .map_err(|e| format!("op {i} {op:?}: {e}"))?;
     }
     // Every key once more at the end.
     for key in 0..domain {
         model
-            .step(&mut table, &Op::Get { key })
+            .step(&mut table, &mut vm, &Op::Get { key })
             .map_err(|e| format!("final check: {e}"))?;
     }
     Ok(model)

@@ -4,7 +4,16 @@ use expect_test::{Expect, expect};
 use naam_mica::trace::{LineError, parse_line};
 use naam_mica::{MicaConfig, Slots, TraceOp, Via, run_trace};
 
+/// Replays `trace` through both paths; they must print the same bytes (errors included), which
+/// must be `expected`.
 fn check(trace: &str, expected: Expect) {
+    let native = replay(trace, Via::Native);
+    let vm = replay(trace, Via::Vm);
+    assert_eq!(native, vm, "--via native and --via vm differ");
+    expected.assert_eq(&native);
+}
+
+fn replay(trace: &str, via: Via) -> String {
     let config = MicaConfig {
         buckets: 64,
         slots: Slots::Seven,
@@ -12,7 +21,7 @@ fn check(trace: &str, expected: Expect) {
         ..MicaConfig::new()
     };
     let mut out = Vec::new();
-    let text = match run_trace("t.trace", trace.as_bytes(), config, Via::Native, &mut out) {
+    match run_trace("t.trace", trace.as_bytes(), config, via, &mut out) {
         Ok(summary) => format!(
             "{}-- sets {} hits {} misses {} deletes {}/{}\n",
             String::from_utf8_lossy(&out),
@@ -23,8 +32,7 @@ fn check(trace: &str, expected: Expect) {
             summary.deletes_missing
         ),
         Err(e) => format!("{}error: {e}\n", String::from_utf8_lossy(&out)),
-    };
-    expected.assert_eq(&text);
+    }
 }
 
 #[test]
@@ -89,15 +97,23 @@ fn errors_name_the_file_and_line() {
 }
 
 #[test]
-fn via_vm_is_refused_until_phase_2() {
-    let mut out = Vec::new();
-    let result = run_trace("t", &b"G 00\n"[..], MicaConfig::new(), Via::Vm, &mut out);
-    assert!(matches!(
-        result,
-        Err(naam_mica::TraceError::ViaVmUnavailable)
-    ));
+fn via_parses_native_and_vm_only() {
+    assert_eq!("native".parse::<Via>(), Ok(Via::Native));
     assert_eq!("vm".parse::<Via>(), Ok(Via::Vm));
-    assert!("gpu".parse::<Via>().is_err());
+    let refused = "gpu".parse::<Via>().map_err(|e| e.to_string());
+    assert_eq!(refused, Err(r#"--via "gpu": expected `native` or `vm`"#.to_string()));
+}
+
+#[test]
+fn a_get_of_a_key_too_long_fails_alike_on_both_paths() {
+    let long_key = "ab".repeat(193);
+    check(
+        &format!("S 6b31 00\nG {long_key}\n"),
+        expect![[r#"
+        S ok
+        error: t.trace:2: key of 193 bytes is longer than 192 bytes
+    "#]],
+    );
 }
 
 #[test]
