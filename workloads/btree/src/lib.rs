@@ -38,6 +38,7 @@ mod node;
 pub mod reader;
 pub mod trace;
 pub mod tree;
+pub mod vm;
 
 pub use config::{BTreeConfig, ConfigError};
 pub use error::{BuildError, InsertError, LookupError, OpenError};
@@ -45,3 +46,4 @@ pub use lookup::{Access, ArgsError, LookupArgs, LookupFunctionError, LookupReply
 pub use reader::{BTreeReader, Superblock};
 pub use trace::{ReplayError, ReplayOptions, ReplaySummary, Via, run_replay};
 pub use tree::{BTree, InsertOutcome};
+pub use vm::{BTreeVm, VmError, VmLookup};

@@ -6,14 +6,16 @@
 //! line per lookup in input order; `value` is empty when the key is not found.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::{BufRead, Write};
 use std::str::FromStr;
 
 use crate::config::BTreeConfig;
 use crate::error::{BuildError, LookupError};
 use crate::layout::NODE_BYTES_DEFAULT;
+use crate::reader::{BTreeReader, Superblock};
 use crate::tree::BTree;
+use crate::vm::{BTreeVm, VmError};
 
 /// Default bulk-load fill of the CLI (Cell-style trees are bulk loaded full; 100 % leaves no
 /// room for inserts, so we leave some).
@@ -24,7 +26,7 @@ pub const FILL_PERCENT_DEFAULT: u8 = 90;
 pub enum Via {
     /// Host-native Rust (`BTreeReader::get`).
     Native,
-    /// The eBPF function `btree_lookup` in the NAAM VM (phase 2: not available yet).
+    /// The eBPF function `btree_lookup`, run by naam-engine in naam-vm (`vm::BTreeVm`).
     Vm,
 }
 
@@ -117,9 +119,9 @@ pub enum LineError {
 /// A replay failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// `--via vm` needs the NAAM VM and engine (phase 2 of issue 4).
-    #[error("--via vm is not available yet: the NAAM VM and engine are not integrated")]
-    ViaVmUnavailable,
+    /// `--via vm`: the engine could not be set up for the tree (region, `btree_lookup`).
+    #[error("--via vm: {0}")]
+    VmSetup(#[source] VmError),
     /// An input could not be read.
     #[error("{source_name}:{line}: read failed: {error}")]
     Read {
@@ -142,17 +144,40 @@ pub enum ReplayError {
         #[source]
         error: LineError,
     },
-    /// The tree could not be built.
-    #[error("building the B-tree: {0}")]
-    Build(#[from] BuildError),
-    /// A lookup failed (corrupt tree).
-    #[error("lookup of key {key}: {error}")]
+    /// The tree could not be built from the load file.
+    #[error("{source_name}: building the B-tree: {error}")]
+    Build {
+        /// The load file's name as given.
+        source_name: String,
+        /// The failure.
+        #[source]
+        error: BuildError,
+    },
+    /// A host-native lookup failed (corrupt tree).
+    #[error("{source_name}:{line}: lookup of key {key}: {error}")]
     Lookup {
+        /// The lookups file's name as given.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
         /// The key.
         key: u64,
         /// The failure.
         #[source]
         error: LookupError,
+    },
+    /// An eBPF lookup failed.
+    #[error("{source_name}:{line}: eBPF lookup of key {key}: {error}")]
+    Vm {
+        /// The lookups file's name as given.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// The key.
+        key: u64,
+        /// The failure.
+        #[source]
+        error: VmError,
     },
     /// The output could not be written.
     #[error("writing the output failed: {0}")]
@@ -234,23 +259,92 @@ pub fn read_load<R: BufRead>(source_name: &str, input: R) -> Result<Vec<(u64, u6
     Ok(pairs)
 }
 
-/// Builds a tree from the load file and writes one CSV line per lookup.
+/// Builds a tree from the load file and writes one CSV line per lookup. Lookups run where
+/// `options.via` says: host-native Rust, or the eBPF function `btree_lookup` through
+/// naam-engine and naam-vm over the same region bytes ([`BTreeVm`]); both print the same lines.
+/// `load.0` and `lookups.0` name the inputs in errors, which carry the 1-based line number.
 pub fn run_replay<L: BufRead, K: BufRead, W: Write>(
     load: (&str, L),
     lookups: (&str, K),
     options: ReplayOptions,
     out: &mut W,
 ) -> Result<ReplaySummary, ReplayError> {
-    if options.via == Via::Vm {
-        return Err(ReplayError::ViaVmUnavailable);
-    }
     let pairs = read_load(load.0, load.1)?;
+    let (nodes, sb) = build_region(&pairs, options).map_err(|error| ReplayError::Build {
+        source_name: load.0.to_string(),
+        error,
+    })?;
+    let mut summary = ReplaySummary {
+        loaded: pairs.len() as u64,
+        height: sb.height,
+        nodes_used: sb.nodes_used,
+        ..ReplaySummary::default()
+    };
+    let (source_name, input) = lookups;
+    let at = |line, key| (source_name.to_string(), line, key);
+    match options.via {
+        Via::Native => {
+            let reader = BTreeReader::from_checked(&nodes, sb.node_bytes);
+            replay_lookups((source_name, input), out, &mut summary, |line, key| {
+                reader.get(key).map_err(|error| {
+                    let (source_name, line, key) = at(line, key);
+                    ReplayError::Lookup { source_name, line, key, error }
+                })
+            })?;
+        }
+        Via::Vm => {
+            let mut vm = BTreeVm::new(nodes).map_err(ReplayError::VmSetup)?;
+            replay_lookups((source_name, input), out, &mut summary, |line, key| {
+                vm.lookup(key).map(|found| found.value).map_err(|error| {
+                    let (source_name, line, key) = at(line, key);
+                    ReplayError::Vm { source_name, line, key, error }
+                })
+            })?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Writes the CSV header and one row per lookup, found by `lookup(line, key)`.
+fn replay_lookups<K: BufRead, W: Write>(
+    lookups: (&str, K),
+    out: &mut W,
+    summary: &mut ReplaySummary,
+    mut lookup: impl FnMut(usize, u64) -> Result<Option<u64>, ReplayError>,
+) -> Result<(), ReplayError> {
+    out.write_all(b"key,found,value\n")
+        .map_err(ReplayError::Write)?;
+    let (source_name, input) = lookups;
+    let mut row = String::new();
+    for line in data_lines(source_name, input, "key") {
+        let (line_no, text) = line?;
+        let key = parse_u64("key", &text).map_err(|e| line_error(source_name, line_no, e))?;
+        row.clear();
+        match lookup(line_no, key)? {
+            Some(value) => {
+                summary.found += 1;
+                let _ = writeln!(row, "{key},true,{value}");
+            }
+            None => {
+                summary.not_found += 1;
+                let _ = writeln!(row, "{key},false,");
+            }
+        }
+        out.write_all(row.as_bytes()).map_err(ReplayError::Write)?;
+    }
+    Ok(())
+}
+
+/// Bulk loads `pairs` into a region sized for them; returns the region and its superblock.
+fn build_region(
+    pairs: &[(u64, u64)],
+    options: ReplayOptions,
+) -> Result<(Vec<u8>, Superblock), BuildError> {
     BTreeConfig {
         node_bytes: options.node_bytes,
         nodes_max: 2,
     }
-    .validate()
-    .map_err(BuildError::from)?;
+    .validate()?;
     let nodes_max = BTreeConfig::nodes_for_bulk_load(
         options.node_bytes,
         pairs.len() as u64,
@@ -263,36 +357,7 @@ pub fn run_replay<L: BufRead, K: BufRead, W: Write>(
         node_bytes: options.node_bytes,
         nodes_max: nodes_max.max(2),
     };
-    let mut nodes = vec![0u8; config.validate().map_err(BuildError::from)?];
-    let tree = BTree::bulk_load(config, &mut nodes, &pairs, options.fill_percent)?;
-    let reader = tree.reader();
-    let sb = reader.superblock();
-    let mut summary = ReplaySummary {
-        loaded: pairs.len() as u64,
-        height: sb.height,
-        nodes_used: sb.nodes_used,
-        ..ReplaySummary::default()
-    };
-    out.write_all(b"key,found,value\n")
-        .map_err(ReplayError::Write)?;
-    let (source_name, input) = lookups;
-    for line in data_lines(source_name, input, "key") {
-        let (line_no, text) = line?;
-        let key = parse_u64("key", &text).map_err(|e| line_error(source_name, line_no, e))?;
-        let row = match reader
-            .get(key)
-            .map_err(|error| ReplayError::Lookup { key, error })?
-        {
-            Some(value) => {
-                summary.found += 1;
-                format!("{key},true,{value}\n")
-            }
-            None => {
-                summary.not_found += 1;
-                format!("{key},false,\n")
-            }
-        };
-        out.write_all(row.as_bytes()).map_err(ReplayError::Write)?;
-    }
-    Ok(summary)
+    let mut nodes = vec![0u8; config.validate()?];
+    let sb = BTree::bulk_load(config, &mut nodes, pairs, options.fill_percent)?.superblock();
+    Ok((nodes, sb))
 }

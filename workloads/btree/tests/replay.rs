@@ -1,15 +1,26 @@
-//! File replay (`naam workload btree --via native`): CSV output and errors naming file and line.
+//! File replay (`naam workload btree --via native|vm`): CSV output, identical on both paths, and
+//! errors naming file and line.
 
 use expect_test::{Expect, expect};
 use naam_btree::{ReplayOptions, Via, run_replay};
 
+/// Replays through both paths; they must print the same bytes (errors included), which must be
+/// `expected`.
 fn check(load: &str, lookups: &str, expected: Expect) {
+    let native = replay(load, lookups, Via::Native);
+    let vm = replay(load, lookups, Via::Vm);
+    assert_eq!(native, vm, "--via native and --via vm differ");
+    expected.assert_eq(&native);
+}
+
+fn replay(load: &str, lookups: &str, via: Via) -> String {
     let options = ReplayOptions {
         node_bytes: 128,
+        via,
         ..ReplayOptions::new()
     };
     let mut out = Vec::new();
-    let text = match run_replay(
+    match run_replay(
         ("load.csv", load.as_bytes()),
         ("keys.txt", lookups.as_bytes()),
         options,
@@ -24,8 +35,7 @@ fn check(load: &str, lookups: &str, expected: Expect) {
             s.height
         ),
         Err(e) => format!("{}error: {e}\n", String::from_utf8_lossy(&out)),
-    };
-    expected.assert_eq(&text);
+    }
 }
 
 #[test]
@@ -91,16 +101,11 @@ fn errors_name_the_file_and_line() {
 }
 
 #[test]
-fn via_vm_is_refused_until_phase_2() {
-    let options = ReplayOptions {
-        via: Via::Vm,
-        ..ReplayOptions::new()
-    };
-    let result = run_replay(("a", &b""[..]), ("b", &b""[..]), options, &mut Vec::new());
-    assert!(matches!(
-        result,
-        Err(naam_btree::ReplayError::ViaVmUnavailable)
-    ));
+fn via_parses_native_and_vm_only() {
+    assert_eq!("native".parse::<Via>(), Ok(Via::Native));
+    assert_eq!("vm".parse::<Via>(), Ok(Via::Vm));
+    let refused = "gpu".parse::<Via>().map_err(|e| e.to_string());
+    assert_eq!(refused, Err(r#"--via "gpu": expected `native` or `vm`"#.to_string()));
 }
 
 #[test]
@@ -124,11 +129,11 @@ fn a_bad_node_size_is_named() {
         ..ReplayOptions::new()
     };
     let result = run_replay(
-        ("a", &b"1,2\n"[..]),
+        ("a.csv", &b"1,2\n"[..]),
         ("b", &b"1\n"[..]),
         options,
         &mut Vec::new(),
     );
     let message = result.err().map(|e| e.to_string()).unwrap_or_default();
-    expect!["building the B-tree: invalid B-tree configuration: node bytes = 100: must be a multiple of 64 in 128..=4096"].assert_eq(&message);
+    expect!["a.csv: building the B-tree: invalid B-tree configuration: node bytes = 100: must be a multiple of 64 in 128..=4096"].assert_eq(&message);
 }

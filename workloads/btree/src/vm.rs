@@ -1,0 +1,192 @@
+//! The eBPF path of a lookup: `bpf/btree_lookup.o`, verified by naam-vm and run one step per
+//! level by naam-engine, in a `naam_engine::local::LocalHost` that owns the `nodes` region.
+//!
+//! The host-native writer (bulk load, inserts) works on the same bytes between lookups through
+//! [`BTreeVm::tree_mut`], as writes do in NAAM: where the data lives.
+
+use naam_engine::function::FunctionError;
+use naam_engine::local::{LocalError, LocalHost};
+use naam_engine::region::RegionError;
+use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind, InvokeFlags};
+use naam_engine::{
+    Code, Descriptor, FunctionId, Invoke, Perms, RegionId, RequestId, Rkey, RkeySecret, Status,
+    TenantId,
+};
+
+use crate::error::OpenError;
+use crate::lookup::{
+    ArgsError, LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT, LookupArgs, LookupFunctionError,
+    LookupReply, ReplyError,
+};
+use crate::reader::read_superblock;
+use crate::tree::BTree;
+
+/// The tenant that owns the `nodes` region and the function in a [`BTreeVm`].
+pub const VM_TENANT: TenantId = TenantId(1);
+/// The function id of `btree_lookup` in a [`BTreeVm`].
+pub const VM_LOOKUP_FUNCTION: FunctionId = FunctionId(1);
+/// The secret rkeys derive from. A box serves one process's own tree, so a fixed secret is
+/// enough; the rkey is still checked on every access.
+const RKEY_SECRET: RkeySecret = RkeySecret(*b"naam-btree-vmbox");
+
+/// A lookup that ran in the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmLookup {
+    /// The value, or `None` when the key is absent.
+    pub value: Option<u64>,
+    /// Steps of the last attempt (one per level).
+    pub steps: u8,
+    /// `NAAM_RETRY` restarts before the answer.
+    pub attempts: u8,
+    /// eBPF instructions executed, over all attempts.
+    pub insn: u64,
+}
+
+/// Setting up or running the eBPF lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// The region does not hold a tree.
+    #[error("nodes region: {0}")]
+    Open(#[from] OpenError),
+    /// The engine refused to register the region.
+    #[error("registering the nodes region with the engine: {0}")]
+    Region(#[source] RegionError),
+    /// `bpf/btree_lookup.o` could not be loaded or verified.
+    #[error("loading btree_lookup into the engine: {0}")]
+    Function(#[source] FunctionError),
+    /// The lookup's arguments cannot be encoded.
+    #[error("lookup arguments: {0}")]
+    Args(#[from] ArgsError),
+    /// The local host could not run the message.
+    #[error("running btree_lookup: {0}")]
+    Call(#[source] LocalError),
+    /// `btree_lookup` met a node being written on every attempt the engine allows.
+    #[error("lookup gave up: nodes kept changing through {attempts} retries")]
+    RetriesExceeded {
+        /// Retries made.
+        attempts: u8,
+    },
+    /// `btree_lookup` returned one of its own error codes.
+    #[error("{0}")]
+    LookupFunction(LookupFunctionError),
+    /// The engine ended the lookup with another error (trap, denied access, unknown code).
+    #[error("the engine ended the lookup with {code:?}")]
+    Engine {
+        /// The engine's error code.
+        code: ErrorCode,
+    },
+    /// The server pushed the message back (a `LocalHost` never should).
+    #[error("the local host pushed the lookup back")]
+    Pushback,
+    /// The reply bytes are not a `btree_lookup` reply.
+    #[error("{0}")]
+    Reply(#[from] ReplyError),
+}
+
+/// A host in a box holding one tree's `nodes` region and `btree_lookup`.
+#[derive(Debug)]
+pub struct BTreeVm {
+    host: LocalHost,
+    region: RegionId,
+    args: LookupArgs,
+    next_request: u64,
+}
+
+impl BTreeVm {
+    /// Registers `nodes` (a region built by `BTree::bulk_load`) and loads `btree_lookup`
+    /// (verified once, here).
+    pub fn new(nodes: Vec<u8>) -> Result<Self, VmError> {
+        let sb = read_superblock(&nodes)?;
+        let region_bytes = nodes.len() as u64;
+        let mut host = LocalHost::new(RKEY_SECRET);
+        let info = host
+            .add_region(VM_TENANT, nodes, Perms::READ)
+            .map_err(VmError::Region)?;
+        let code = Code::Elf {
+            object: LOOKUP_OBJECT,
+            name: LOOKUP_FUNCTION_SECTION,
+        };
+        host.register(VM_TENANT, VM_LOOKUP_FUNCTION, "btree_lookup", code)
+            .map_err(VmError::Function)?;
+        let args = LookupArgs {
+            nodes_rkey: info.rkey.0,
+            key: 0,
+            region_bytes,
+            node_bytes: sb.node_bytes,
+            root_offset: sb.root_offset,
+        };
+        args.encode()?;
+        Ok(BTreeVm {
+            host,
+            region: info.id,
+            args,
+            next_request: 0,
+        })
+    }
+
+    /// The rkey the engine gave the `nodes` region.
+    pub fn rkey(&self) -> u64 {
+        self.args.nodes_rkey
+    }
+
+    /// The writer's handle on the region, for host-native inserts between lookups.
+    pub fn tree_mut(&mut self) -> Result<BTree<'_>, OpenError> {
+        let nodes = self.host.region_mut(self.region).unwrap_or_default();
+        BTree::open(nodes)
+    }
+
+    /// Looks `key` up with `btree_lookup`.
+    pub fn lookup(&mut self, key: u64) -> Result<VmLookup, VmError> {
+        let args = LookupArgs { key, ..self.args }.encode()?;
+        let first = self.args.initial_access();
+        let mut descriptors = Descriptors::new();
+        // One descriptor always fits (ACCESSES_PER_STEP_MAX >= 1).
+        let _ = descriptors.push(Descriptor::read(Rkey(first.rkey), first.offset, first.len));
+        self.next_request += 1;
+        let invoke = Invoke {
+            tenant: VM_TENANT,
+            function: VM_LOOKUP_FUNCTION,
+            request_id: RequestId(self.next_request),
+            flow: 0,
+            flags: InvokeFlags(0),
+            step: 0,
+            attempt: 0,
+            reply_to: None,
+            args: &args,
+            descriptors,
+            origin: Descriptors::new(),
+            state: &[],
+        };
+        let reply = self.host.call(&invoke).map_err(VmError::Call)?;
+        let code = match reply.status {
+            Status::Ok => None,
+            Status::Error(code) => Some(code),
+            Status::Pushback => return Err(VmError::Pushback),
+        };
+        if let Some(code) = code {
+            return Err(error_of(code, reply.attempts));
+        }
+        let value = match LookupReply::decode(&reply.payload)? {
+            LookupReply::Found(value) => Some(value),
+            LookupReply::NotFound => None,
+        };
+        Ok(VmLookup {
+            value,
+            steps: reply.steps,
+            attempts: reply.attempts,
+            insn: reply.insn,
+        })
+    }
+}
+
+/// The typed error of an engine error reply.
+pub fn error_of(code: ErrorCode, attempts: u8) -> VmError {
+    match code.kind {
+        ErrorKind::RetriesExceeded => VmError::RetriesExceeded { attempts },
+        ErrorKind::FunctionError => match LookupFunctionError::from_code(u64::from(code.detail)) {
+            Some(error) => VmError::LookupFunction(error),
+            None => VmError::Engine { code },
+        },
+        _ => VmError::Engine { code },
+    }
+}
