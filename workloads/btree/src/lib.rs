@@ -29,6 +29,15 @@
 //!
 //! [`lookup`] describes `btree_lookup`: arguments ([`LookupArgs::encode`]), the initial access
 //! (the root, [`LookupArgs::initial_access`]), the reply ([`LookupReply::decode`]) and errors.
+//!
+//! [`vm::BTreeVm`] runs it for real: `bpf/btree_lookup.o` verified by naam-vm and run one step
+//! per level by naam-engine, in a `naam_engine::local::LocalHost` that owns the `nodes` region;
+//! host-native inserts change the same bytes between lookups ([`BTreeVm::tree_mut`]).
+//! `run_replay` with [`Via::Vm`] uses it and prints what [`Via::Native`] prints. The tests run
+//! every lookup of random trees (several node sizes and depths, bulk load then inserts) on both
+//! paths against `BTreeMap`, and drive the engine's executor step by step with a scripted writer
+//! to check retries: a node whose two versions differ, one that never settles
+//! (`RetriesExceeded`), and a split between reading the parent and the leaf (fences → retry).
 
 pub mod config;
 pub mod error;

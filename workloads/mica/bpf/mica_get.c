@@ -18,6 +18,17 @@
  * A hit takes two steps. The function trusts nothing it fetched: every length
  * and index read from data is bounds-checked before use, and data that a torn
  * read could explain end in NAAM_RETRY.
+ *
+ * ACCESS ORDER (assumed). The CANDIDATE step's three reads must be performed in
+ * declaration order -- item, then tail, then bucket header -- and each read
+ * front to back. The writer moves the tail before it overwrites log bytes and
+ * makes the version odd before it changes a bucket, so a tail and a version
+ * read after the item vouch for the item's bytes. Our data paths keep this
+ * order: the engine hands accesses out in declaration order, the host path
+ * completes them in order, the emulated NIC's DMA queue is FIFO with a constant
+ * delay, and the client sends its one-sided reads in order to a single-threaded
+ * emulated RNIC. A path that cannot (unfenced RDMA READs on real hardware) must
+ * fence the last two reads or split the step. See naam-mica's crate docs.
  */
 #include "naam.h"
 #include "mica_abi.h"

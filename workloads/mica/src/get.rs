@@ -14,8 +14,8 @@
 //!
 //! A hit takes two steps, as MICA's two dependent reads; validation reads ride along with the
 //! item read. **The runtime must perform a step's accesses in declaration order** (the tail and
-//! the version must be read after the item) and each access in ascending address order; both hold
-//! for host copies and in practice for DMA and RDMA reads.
+//! the version must be read after the item) and each access in ascending address order: see
+//! "Access order" in the crate docs for why, and where our data paths guarantee it.
 
 use crate::config::MicaConfig;
 use crate::hash::key_hash;

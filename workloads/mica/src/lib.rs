@@ -60,6 +60,41 @@
 //! [`get`] describes `mica_get`: its argument block ([`GetArgs::encode`]), the initial access
 //! ([`GetArgs::initial_access`]), the steps, the reply ([`GetReply::decode`]) and its error codes.
 //! Region rkeys come from the engine; the GET runs unchanged at the host, the NIC or the client.
+//!
+//! [`vm::MicaVm`] runs it for real: `bpf/mica_get.o` verified by naam-vm, stepped by
+//! naam-engine's executor, over the very bytes the host-native writer ([`MicaTable`]) changes
+//! between GETs. `run_trace(.., Via::Vm, ..)` uses it and prints what `Via::Native` prints; the
+//! tests run every GET of their random traces on both paths. (`MicaVm` keeps the caller's regions
+//! instead of using `naam_engine::local::LocalHost`, which lends one region at a time while the
+//! writer needs three at once.)
+//!
+//! # Access order (an assumption of `mica_get`)
+//!
+//! The fetch step declares three reads: the item, then the log tail (meta), then the bucket
+//! header (version). Its validation is sound only if they are performed in that order: the
+//! writer moves the tail before it overwrites log bytes and makes the version odd before it
+//! changes a bucket, so a tail and a version read *after* the item and found unchanged mean the
+//! item bytes were not being overwritten while they were read. We keep the three reads in one
+//! step (one round trip instead of two) and rely on every data path performing a step's accesses
+//! in declaration order, and each access in ascending address order:
+//!
+//! - the engine hands a step's accesses out in declaration order (`Executor::poll_access` is a
+//!   FIFO) — `tests/torn_reads.rs` checks the order `mica_get` sees;
+//! - the host path (`LocalHost`, [`vm::MicaVm`], the host role) completes them in that order,
+//!   each one a plain front-to-back copy;
+//! - the emulated NIC's DMA queue is FIFO with a constant per-access delay, so accesses complete
+//!   in the order they were issued;
+//! - the client sends its one-sided reads in order to the emulated RNIC, which is single-threaded
+//!   and serves them in order.
+//!
+//! A data path that cannot promise this (e.g. separate RDMA READs on real hardware without a
+//! fence between them) must fence the tail and version reads behind the item read, or split the
+//! step in two at the cost of a round trip. `bpf/mica_get.c` states the same.
+//!
+//! Torn reads are tested by a scripted writer that changes the regions between the steps of a
+//! GET and between the accesses of one step (`vm::RegionMemory::before_access`): odd versions,
+//! a SET between probe and fetch, a tail that passed the item, a bucket that never unlocks
+//! (`VmError::RetriesExceeded`).
 
 pub mod config;
 pub mod error;
