@@ -64,6 +64,8 @@ mod ceiling;
 mod clock;
 mod error;
 pub mod eswitch;
+#[cfg(feature = "rdma")]
+pub mod rdma;
 mod udp;
 
 pub use addr::{reply_addr, socket_addr};
