@@ -137,3 +137,73 @@ fn a_bad_node_size_is_named() {
     let message = result.err().map(|e| e.to_string()).unwrap_or_default();
     expect!["a.csv: building the B-tree: invalid B-tree configuration: node bytes = 100: must be a multiple of 64 in 128..=4096"].assert_eq(&message);
 }
+
+mod generated {
+    //! Generated load and lookup files replayed through both paths print the same bytes.
+
+    use std::collections::BTreeMap;
+    use std::fmt::Write as _;
+
+    use naam_btree::{ReplayOptions, Via, run_replay};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+
+    fn seed(default: u64) -> u64 {
+        std::env::var("NAAM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+
+    fn replay(load: &str, lookups: &str, options: ReplayOptions) -> (String, String) {
+        let mut out = Vec::new();
+        let result = run_replay(("load.csv", load.as_bytes()), ("keys.txt", lookups.as_bytes()), options, &mut out);
+        let summary = match result {
+            Ok(s) => format!("{s:?}"),
+            Err(e) => format!("error: {e}"),
+        };
+        (String::from_utf8_lossy(&out).into_owned(), summary)
+    }
+
+    fn key_strategy() -> impl Strategy<Value = u64> {
+        prop_oneof![any::<u64>(), 0u64..5000, Just(0), Just(u64::MAX)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 48,
+            rng_seed: RngSeed::Fixed(seed(0x5245_504c)),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn native_and_vm_print_the_same_bytes(
+            node_bytes in prop::sample::select(vec![128u32, 192, 256, 1024, 4096]),
+            fill_percent in 1u8..=100,
+            loaded in prop::collection::btree_map(key_strategy(), any::<u64>(), 0..3000),
+            extra in prop::collection::vec(key_strategy(), 0..500),
+        ) {
+            let s = seed(0x5245_504c);
+            // Load file in a scrambled order (reversed halves), lookups: loaded keys then others.
+            let pairs: Vec<(&u64, &u64)> = loaded.iter().collect();
+            let (low, high) = pairs.split_at(pairs.len() / 2);
+            let load = high.iter().chain(low.iter().rev()).fold(String::new(), |mut t, (k, v)| {
+                let _ = writeln!(t, "{k},{v}");
+                t
+            });
+            let lookups = loaded.keys().chain(&extra).fold(String::new(), |mut t, k| {
+                let _ = writeln!(t, "{k}");
+                t
+            });
+            let options = ReplayOptions { node_bytes, fill_percent, via: Via::Native };
+            let native = replay(&load, &lookups, options);
+            let vm = replay(&load, &lookups, ReplayOptions { via: Via::Vm, ..options });
+            prop_assert_eq!(&native, &vm, "NAAM_SEED={} node {}", s, node_bytes);
+            let model: BTreeMap<u64, u64> = loaded.clone();
+            let found = native.0.lines().skip(1).filter(|l| l.contains(",true,")).count();
+            let expected = loaded.len() + extra.iter().filter(|k| model.contains_key(k)).count();
+            prop_assert_eq!(found, expected, "NAAM_SEED={}", s);
+        }
+    }
+}

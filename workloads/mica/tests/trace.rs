@@ -135,3 +135,83 @@ fn lines_parse_to_operations() {
         Err(LineError::UnknownOp { op: "s".into() })
     );
 }
+
+mod generated {
+    //! Generated traces replayed through both paths print the same bytes.
+
+    use std::fmt::Write as _;
+
+    use naam_mica::{BucketEviction, MicaConfig, Slots, Via, run_trace};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+
+    fn seed(default: u64) -> u64 {
+        std::env::var("NAAM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// `(op, key id, value)`: op 0..4 SET, 4..8 GET, 8 DELETE; keys of 1..=24 bytes.
+    fn trace_text(ops: &[(u8, u16, Vec<u8>)]) -> String {
+        ops.iter().fold(String::new(), |mut text, (op, id, value)| {
+            let key = hex(&id.to_le_bytes().repeat(12)[..usize::from(id % 24) + 1]);
+            let _ = match op {
+                0..4 => writeln!(text, "S {key} {}", hex(value)),
+                4..8 => writeln!(text, "G {key}"),
+                _ => writeln!(text, "D {key}"),
+            };
+            text
+        })
+    }
+
+    fn replay(text: &str, config: MicaConfig, via: Via) -> (String, String) {
+        let mut out = Vec::new();
+        let result = run_trace("gen.trace", text.as_bytes(), config, via, &mut out);
+        let summary = match result {
+            Ok(s) => format!("{s:?}"),
+            Err(e) => format!("error: {e}"),
+        };
+        (String::from_utf8_lossy(&out).into_owned(), summary)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 64,
+            rng_seed: RngSeed::Fixed(seed(0x5452_4143)),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn native_and_vm_print_the_same_bytes(
+            buckets_log2 in 0u32..5,
+            fifteen in any::<bool>(),
+            extra_buckets in 0u32..6,
+            log_log2 in 9u32..14,
+            oldest in any::<bool>(),
+            ops in prop::collection::vec((0u8..9, 0u16..300, prop::collection::vec(any::<u8>(), 1..64)), 1..1200),
+        ) {
+            let config = MicaConfig {
+                buckets: 1 << buckets_log2,
+                slots: if fifteen { Slots::Fifteen } else { Slots::Seven },
+                extra_buckets,
+                log_bytes: 1 << log_log2,
+                item_bytes_max: 128,
+                eviction: if oldest { BucketEviction::Oldest } else { BucketEviction::NewestAsReleasedCode },
+            };
+            let text = trace_text(&ops);
+            let native = replay(&text, config, Via::Native);
+            let vm = replay(&text, config, Via::Vm);
+            prop_assert_eq!(&native, &vm, "NAAM_SEED={} {:?}", seed(0x5452_4143), config);
+            prop_assert!(native.0.lines().count() == ops.len(), "NAAM_SEED={} one line per op", seed(0x5452_4143));
+        }
+    }
+}
