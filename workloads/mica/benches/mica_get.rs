@@ -1,14 +1,38 @@
-//! Host-native MICA GET per operation (the eBPF path is benchmarked in phase 2, through the VM).
+//! MICA GET per operation, host-native Rust against the eBPF function `mica_get` in naam-vm's
+//! interpreter:
 //!
-//! Table: 2^17 buckets of 15 slots, 64 MiB log, 100 000 keys. Datasets as MICA's paper:
-//! 8 B keys / 8 B values and 16 B keys / 64 B values.
+//! - `native_hit`, `native_miss`: `MicaTable::get_into`;
+//! - `engine_local_host_hit`, `engine_local_host_miss`: a whole message through naam-engine in
+//!   `LocalHost::call` (submit, accesses copied from the regions, every step in the VM, reply
+//!   frame encoded and decoded);
+//! - `engine_mica_vm_hit`: the same through `MicaVm::get` (what `--via vm` runs);
+//! - `vm_step0_probe`, `vm_step1_fetch_hit`: one `naam_vm::Vm::run` of each step of a hit, on
+//!   memory prepared as the engine prepares it (context, arguments, state, fetched bytes).
+//!
+//! Table: 2^17 buckets of 15 slots, 64 MiB log, 100 000 keys, items read at their exact size.
+//! Datasets as MICA's paper: 8 B keys / 8 B values and 16 B keys / 64 B values.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use naam_mica::{MicaConfig, MicaRegionsMut, MicaTable, Slots};
+use naam_engine::abi::ctx;
+use naam_engine::helpers::{StepCtx, naam_helpers};
+use naam_engine::local::LocalHost;
+use naam_engine::wire::{Descriptors, InvokeFlags};
+use naam_engine::{
+    Code, Descriptor, FunctionId, Invoke, Perms, RequestId, Rkey, RkeySecret, TenantId,
+};
+use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT};
+use naam_mica::layout::item_bytes;
+use naam_mica::{
+    GetArgs, MicaConfig, MicaRegions, MicaRegionsMut, MicaRkeys, MicaTable, MicaVm, Slots,
+};
+use naam_vm::{Memory, Program, Vm, VmConfig};
 
 const KEYS: u64 = 100_000;
+const TENANT: TenantId = TenantId(1);
+const GET: FunctionId = FunctionId(1);
 
 fn key(i: u64, key_bytes: usize) -> Vec<u8> {
     let mut k = i.to_le_bytes().repeat(key_bytes.div_ceil(8));
@@ -16,51 +40,285 @@ fn key(i: u64, key_bytes: usize) -> Vec<u8> {
     k
 }
 
-fn bench_dataset(c: &mut Criterion, key_bytes: usize, value_bytes: usize) {
-    let config = MicaConfig {
-        buckets: 1 << 17,
-        slots: Slots::Fifteen,
-        log_bytes: 1 << 26,
-        ..MicaConfig::new()
-    };
-    let sizes = config.validate().expect("valid");
-    let (mut index, mut log, mut meta) = (
-        vec![0; sizes.index_bytes],
-        vec![0; sizes.log_bytes],
-        vec![0; sizes.meta_bytes],
-    );
-    let mut table = MicaTable::format(
-        config,
-        MicaRegionsMut {
+/// The loaded regions of one dataset.
+struct Loaded {
+    config: MicaConfig,
+    index: Vec<u8>,
+    log: Vec<u8>,
+    meta: Vec<u8>,
+    hits: Vec<Vec<u8>>,
+    misses: Vec<Vec<u8>>,
+}
+
+impl Loaded {
+    fn new(key_bytes: usize, value_bytes: usize) -> Loaded {
+        let config = MicaConfig {
+            buckets: 1 << 17,
+            slots: Slots::Fifteen,
+            log_bytes: 1 << 26,
+            item_bytes_max: item_bytes(key_bytes, value_bytes) as u32,
+            ..MicaConfig::new()
+        };
+        let sizes = config.validate().expect("valid");
+        let (mut index, mut log, mut meta) = (
+            vec![0; sizes.index_bytes],
+            vec![0; sizes.log_bytes],
+            vec![0; sizes.meta_bytes],
+        );
+        let regions = MicaRegionsMut {
             index: &mut index,
             log: &mut log,
             meta: &mut meta,
-        },
-    )
-    .expect("format");
-    let value = vec![0xab; value_bytes];
-    let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| key(i, key_bytes)).collect();
-    for k in &keys {
-        table.set(k, &value).expect("set");
+        };
+        let mut table = MicaTable::format(config, regions).expect("format");
+        let value = vec![0xab; value_bytes];
+        let hits: Vec<Vec<u8>> = (0..KEYS).map(|i| key(i, key_bytes)).collect();
+        for k in &hits {
+            table.set(k, &value).expect("set");
+        }
+        let misses = (KEYS..2 * KEYS).map(|i| key(i, key_bytes)).collect();
+        Loaded {
+            config,
+            index,
+            log,
+            meta,
+            hits,
+            misses,
+        }
     }
-    let misses: Vec<Vec<u8>> = (KEYS..2 * KEYS).map(|i| key(i, key_bytes)).collect();
-    let mut out = Vec::with_capacity(value_bytes);
-    let name = format!("mica_get_native/{key_bytes}B_key_{value_bytes}B_value");
+
+    fn regions(&self) -> MicaRegions<'_> {
+        MicaRegions {
+            index: &self.index,
+            log: &self.log,
+            meta: &self.meta,
+        }
+    }
+}
+
+fn quick<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group(name);
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    group
+}
+
+fn bench_native(c: &mut Criterion, name: &str, loaded: &Loaded) {
+    let table = naam_mica::MicaReader::open(loaded.regions()).expect("open");
+    let mut out = Vec::new();
+    let mut group = quick(c, name);
     let mut i = 0usize;
-    group.bench_function("hit", |b| {
+    group.bench_function("native_hit", |b| {
         b.iter(|| {
-            i = (i + 7919) % keys.len();
-            black_box(table.get_into(black_box(&keys[i]), &mut out))
+            i = (i + 7919) % loaded.hits.len();
+            black_box(table.get_into(black_box(&loaded.hits[i]), &mut out))
         })
     });
-    group.bench_function("miss", |b| {
+    group.bench_function("native_miss", |b| {
         b.iter(|| {
-            i = (i + 7919) % misses.len();
-            black_box(table.get_into(black_box(&misses[i]), &mut out))
+            i = (i + 7919) % loaded.misses.len();
+            black_box(table.get_into(black_box(&loaded.misses[i]), &mut out))
         })
     });
     group.finish();
+}
+
+fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
+    let mut host = LocalHost::new(RkeySecret([3; 16]));
+    let mut add = |bytes: &Vec<u8>| {
+        host.add_region(TENANT, bytes.clone(), Perms::READ)
+            .expect("region")
+            .rkey
+            .0
+    };
+    let rkeys = MicaRkeys {
+        index: add(&loaded.index),
+        log: add(&loaded.log),
+        meta: add(&loaded.meta),
+    };
+    let code = Code::Elf {
+        object: GET_OBJECT,
+        name: GET_FUNCTION_SECTION,
+    };
+    host.register(TENANT, GET, "mica_get", code).expect("register");
+    let mut args = Vec::new();
+    let mut call = |key: &[u8], id: u64| {
+        let get = GetArgs::new(loaded.config, rkeys, key);
+        get.encode(&mut args).expect("args");
+        let first = get.initial_access();
+        let descriptors =
+            Descriptors::from_slice(&[Descriptor::read(Rkey(first.rkey), first.offset, first.len)])
+                .expect("one");
+        let invoke = Invoke {
+            tenant: TENANT,
+            function: GET,
+            request_id: RequestId(id),
+            flow: 0,
+            flags: InvokeFlags(0),
+            step: 0,
+            attempt: 0,
+            reply_to: None,
+            args: &args,
+            descriptors,
+            origin: Descriptors::new(),
+            state: &[],
+        };
+        host.call(&invoke).expect("call")
+    };
+    let reply = call(&loaded.hits[0], 0);
+    assert_eq!(reply.payload.first(), Some(&1), "a hit");
+    let mut group = quick(c, name);
+    let mut i = 0usize;
+    group.bench_function("engine_local_host_hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % loaded.hits.len();
+            black_box(call(black_box(&loaded.hits[i]), i as u64))
+        })
+    });
+    group.bench_function("engine_local_host_miss", |b| {
+        b.iter(|| {
+            i = (i + 7919) % loaded.misses.len();
+            black_box(call(black_box(&loaded.misses[i]), i as u64))
+        })
+    });
+    group.finish();
+}
+
+fn bench_mica_vm(c: &mut Criterion, name: &str, loaded: &Loaded) {
+    let mut vm = MicaVm::new(loaded.config).expect("engine");
+    let mut regions = loaded.regions();
+    let mut out = Vec::new();
+    let mut group = quick(c, name);
+    let mut i = 0usize;
+    group.bench_function("engine_mica_vm_hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % loaded.hits.len();
+            black_box(vm.get(&mut regions, black_box(&loaded.hits[i]), &mut out))
+        })
+    });
+    group.finish();
+}
+
+/// Writes a `struct naam_ctx` for one step over already-mapped buffers.
+fn naam_ctx(args: (u64, usize), state: u64, state_len: usize, step: u32, data: &[(u64, usize)]) -> [u8; ctx::BYTES] {
+    let mut bytes = [0u8; ctx::BYTES];
+    let mut put = |at: usize, value: &[u8]| bytes[at..at + value.len()].copy_from_slice(value);
+    put(ctx::ARGS, &args.0.to_le_bytes());
+    put(ctx::ARGS_LEN, &(args.1 as u32).to_le_bytes());
+    put(ctx::STEP, &step.to_le_bytes());
+    put(ctx::STATE, &state.to_le_bytes());
+    put(ctx::STATE_LEN, &(state_len as u32).to_le_bytes());
+    put(ctx::N_DATA, &(data.len() as u32).to_le_bytes());
+    for (i, (addr, len)) in data.iter().enumerate() {
+        let at = ctx::DATA + i * ctx::DATA_ENTRY_BYTES;
+        put(at, &addr.to_le_bytes());
+        put(at + 8, &(*len as u32).to_le_bytes());
+    }
+    bytes
+}
+
+/// The VM, the verified program and the helpers' context: one step at a time.
+struct StepRunner {
+    vm: Vm,
+    program: Program,
+    helpers: naam_vm::Helpers<StepCtx>,
+    step_ctx: StepCtx,
+}
+
+/// One step's inputs: the argument block, the carried state and the fetched bytes.
+struct StepInput<'a> {
+    args: &'a [u8],
+    state_len: usize,
+    step: u32,
+    data: &'a [&'a [u8]],
+}
+
+impl StepRunner {
+    fn new() -> StepRunner {
+        let helpers = naam_helpers();
+        let program = Program::from_elf(GET_OBJECT, GET_FUNCTION_SECTION, &helpers).expect("load");
+        StepRunner {
+            vm: Vm::new(VmConfig::default()),
+            program,
+            helpers,
+            step_ctx: StepCtx::default(),
+        }
+    }
+
+    /// Maps the buffers as the engine does, runs the step, returns r0.
+    fn run(&mut self, input: &StepInput<'_>, state: &mut [u8]) -> u64 {
+        let mut mem = Memory::new();
+        let args_addr = mem.map_read(input.args).expect("map");
+        let state_addr = mem.map_write(state).expect("map");
+        let mut data = [(0u64, 0usize); naam_engine::abi::ACCESSES_PER_STEP_MAX];
+        for (slot, d) in data.iter_mut().zip(input.data) {
+            *slot = (mem.map_read(d).expect("map"), d.len());
+        }
+        let data = &data[..input.data.len()];
+        let args = (args_addr, input.args.len());
+        let context = naam_ctx(args, state_addr, input.state_len, input.step, data);
+        let ctx_addr = mem.map_read(&context).expect("map");
+        self.step_ctx.reset();
+        let exit = self
+            .vm
+            .run(&self.program, &mut mem, &self.helpers, &mut self.step_ctx, ctx_addr, ctx::BYTES as u64)
+            .expect("step runs");
+        exit.r0
+    }
+}
+
+fn bench_vm_steps(c: &mut Criterion, name: &str, loaded: &Loaded) {
+    let mut runner = StepRunner::new();
+    let rkeys = MicaRkeys { index: 1, log: 2, meta: 3 };
+    let key = &loaded.hits[4242];
+    let get = GetArgs::new(loaded.config, rkeys, key);
+    let mut args = Vec::new();
+    get.encode(&mut args).expect("args");
+    let first = get.initial_access();
+    let bucket = [&loaded.index[first.offset as usize..][..first.len as usize]];
+    let probe = StepInput { args: &args, state_len: 0, step: 0, data: &bucket };
+    let mut state = vec![0u8; naam_engine::abi::STATE_BYTES_MAX];
+    assert_eq!(runner.run(&probe, &mut state), naam_engine::abi::RET_NEXT, "step 0 finds the tag");
+    let region = |rkey: u64| match rkey {
+        1 => &loaded.index,
+        2 => &loaded.log,
+        _ => &loaded.meta,
+    };
+    let fetched: Vec<&[u8]> = runner
+        .step_ctx
+        .reads
+        .as_slice()
+        .iter()
+        .map(|d| &region(d.rkey.0)[d.offset as usize..][..d.len as usize])
+        .collect();
+    let fetch = StepInput {
+        args: &args,
+        state_len: runner.step_ctx.saved_state_len,
+        step: 1,
+        data: &fetched,
+    };
+    let mut state1 = state.clone();
+    let r0 = runner.run(&fetch, &mut state1);
+    let status = runner.step_ctx.reply_bytes().first().copied();
+    assert_eq!((r0, status), (naam_engine::abi::RET_DONE, Some(1)), "step 1 hits");
+    let mut group = quick(c, name);
+    group.bench_function("vm_step0_probe", |b| b.iter(|| runner.run(&probe, &mut state)));
+    group.bench_function("vm_step1_fetch_hit", |b| b.iter(|| runner.run(&fetch, &mut state1)));
+    group.finish();
+}
+
+fn bench_dataset(c: &mut Criterion, key_bytes: usize, value_bytes: usize) {
+    let loaded = Loaded::new(key_bytes, value_bytes);
+    let name = format!("mica_get/{key_bytes}B_key_{value_bytes}B_value");
+    bench_native(c, &name, &loaded);
+    bench_local_host(c, &name, &loaded);
+    bench_mica_vm(c, &name, &loaded);
+    bench_vm_steps(c, &name, &loaded);
 }
 
 fn benches(c: &mut Criterion) {
