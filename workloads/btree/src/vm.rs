@@ -53,7 +53,7 @@ pub enum VmError {
     Region(#[source] RegionError),
     /// `bpf/btree_lookup.o` could not be loaded or verified.
     #[error("loading btree_lookup into the engine: {0}")]
-    Function(#[source] FunctionError),
+    Function(#[source] Box<FunctionError>),
     /// The lookup's arguments cannot be encoded.
     #[error("lookup arguments: {0}")]
     Args(#[from] ArgsError),
@@ -107,7 +107,7 @@ impl BTreeVm {
             name: LOOKUP_FUNCTION_SECTION,
         };
         host.register(VM_TENANT, VM_LOOKUP_FUNCTION, "btree_lookup", code)
-            .map_err(VmError::Function)?;
+            .map_err(|e| VmError::Function(Box::new(e)))?;
         let args = LookupArgs {
             nodes_rkey: info.rkey.0,
             key: 0,

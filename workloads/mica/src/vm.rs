@@ -132,7 +132,7 @@ pub enum VmError {
     },
     /// `bpf/mica_get.o` could not be loaded or verified.
     #[error("loading mica_get into the engine: {0}")]
-    Function(#[source] FunctionError),
+    Function(#[source] Box<FunctionError>),
     /// The executor refused its configuration.
     #[error("setting up the executor: {0}")]
     Executor(#[source] ExecutorConfigError),
@@ -216,7 +216,7 @@ impl MicaVm {
         };
         functions
             .register_ebpf(VM_TENANT, VM_GET_FUNCTION, "mica_get", code)
-            .map_err(VmError::Function)?;
+            .map_err(|e| VmError::Function(Box::new(e)))?;
         let (functions, regions) = (Arc::new(functions), Arc::new(regions));
         let exec = new_executor(&functions, &regions)?;
         Ok(MicaVm {
