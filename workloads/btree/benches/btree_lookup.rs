@@ -40,8 +40,9 @@ impl Loaded {
         keys.sort_unstable();
         keys.dedup();
         let pairs: Vec<(u64, u64)> = keys.iter().map(|&k| (k, k ^ 0x5555)).collect();
-        let nodes_max = BTreeConfig::nodes_for_bulk_load(node_bytes, pairs.len() as u64, FILL_PERCENT)
-            .unwrap_or(2);
+        let nodes_max =
+            BTreeConfig::nodes_for_bulk_load(node_bytes, pairs.len() as u64, FILL_PERCENT)
+                .unwrap_or(2);
         let config = BTreeConfig {
             node_bytes,
             nodes_max,
@@ -52,7 +53,9 @@ impl Loaded {
         let hits = (0..PROBES)
             .map(|_| keys[probe_rng.random_range(0..keys.len())])
             .collect();
-        let misses = (0..PROBES).map(|_| probe_rng.random::<u64>() & !1).collect();
+        let misses = (0..PROBES)
+            .map(|_| probe_rng.random::<u64>() & !1)
+            .collect();
         Loaded {
             region,
             hits,
@@ -61,7 +64,10 @@ impl Loaded {
     }
 }
 
-fn quick<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, criterion::measurement::WallTime> {
+fn quick<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+) -> BenchmarkGroup<'c, criterion::measurement::WallTime> {
     let mut group = c.benchmark_group(name);
     group
         .sample_size(20)
@@ -111,7 +117,12 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
 }
 
 /// Writes a `struct naam_ctx` for one step with one fetched buffer.
-fn naam_ctx(args: (u64, usize), state: (u64, usize), step: u32, node: (u64, usize)) -> [u8; ctx::BYTES] {
+fn naam_ctx(
+    args: (u64, usize),
+    state: (u64, usize),
+    step: u32,
+    node: (u64, usize),
+) -> [u8; ctx::BYTES] {
     let mut bytes = [0u8; ctx::BYTES];
     let mut put = |at: usize, value: &[u8]| bytes[at..at + value.len()].copy_from_slice(value);
     put(ctx::ARGS, &args.0.to_le_bytes());
@@ -138,17 +149,30 @@ fn run_step(
     let args_addr = mem.map_read(args).expect("map");
     let state_addr = mem.map_write(state).expect("map");
     let node_addr = mem.map_read(node).expect("map");
-    let context = naam_ctx((args_addr, args.len()), (state_addr, state_len), step, (node_addr, node.len()));
+    let context = naam_ctx(
+        (args_addr, args.len()),
+        (state_addr, state_len),
+        step,
+        (node_addr, node.len()),
+    );
     let ctx_addr = mem.map_read(&context).expect("map");
     step_ctx.reset();
-    vm.run(program, &mut mem, helpers, step_ctx, ctx_addr, ctx::BYTES as u64)
-        .expect("step runs")
-        .r0
+    vm.run(
+        program,
+        &mut mem,
+        helpers,
+        step_ctx,
+        ctx_addr,
+        ctx::BYTES as u64,
+    )
+    .expect("step runs")
+    .r0
 }
 
 fn bench_vm_step(c: &mut Criterion, name: &str, loaded: &Loaded) {
     let helpers = naam_helpers();
-    let program = Program::from_elf(LOOKUP_OBJECT, LOOKUP_FUNCTION_SECTION, &helpers).expect("load");
+    let program =
+        Program::from_elf(LOOKUP_OBJECT, LOOKUP_FUNCTION_SECTION, &helpers).expect("load");
     let mut vm = Vm::new(VmConfig::default());
     let mut step_ctx = StepCtx::default();
     let reader = BTreeReader::open(&loaded.region).expect("open");
@@ -170,7 +194,10 @@ fn bench_vm_step(c: &mut Criterion, name: &str, loaded: &Loaded) {
     let leaf = &loaded.region[offset as usize..][..node_bytes];
     let leaf_step = (height - 1) as u32;
     let parts = (&mut vm, &program, &helpers, &mut step_ctx);
-    assert_eq!(run_step(parts, &encoded, &mut state, state_len, leaf_step, leaf), RET_DONE);
+    assert_eq!(
+        run_step(parts, &encoded, &mut state, state_len, leaf_step, leaf),
+        RET_DONE
+    );
     assert_eq!(step_ctx.reply_bytes()[8..], (key ^ 0x5555).to_le_bytes());
     let mut group = quick(c, name);
     group.bench_function("vm_step_leaf_hit", |b| {
@@ -184,7 +211,10 @@ fn bench_vm_step(c: &mut Criterion, name: &str, loaded: &Loaded) {
 
 fn bench_node_size(c: &mut Criterion, node_bytes: u32) {
     let loaded = Loaded::new(node_bytes);
-    let height = BTreeReader::open(&loaded.region).expect("open").superblock().height;
+    let height = BTreeReader::open(&loaded.region)
+        .expect("open")
+        .superblock()
+        .height;
     let name = format!("btree_lookup/{node_bytes}B_nodes_height_{height}");
     bench_native(c, &name, &loaded);
     bench_local_host(c, &name, &loaded);

@@ -288,7 +288,12 @@ pub fn run_replay<L: BufRead, K: BufRead, W: Write>(
             replay_lookups((source_name, input), out, &mut summary, |line, key| {
                 reader.get(key).map_err(|error| {
                     let (source_name, line, key) = at(line, key);
-                    ReplayError::Lookup { source_name, line, key, error }
+                    ReplayError::Lookup {
+                        source_name,
+                        line,
+                        key,
+                        error,
+                    }
                 })
             })?;
         }
@@ -297,7 +302,12 @@ pub fn run_replay<L: BufRead, K: BufRead, W: Write>(
             replay_lookups((source_name, input), out, &mut summary, |line, key| {
                 vm.lookup(key).map(|found| found.value).map_err(|error| {
                     let (source_name, line, key) = at(line, key);
-                    ReplayError::Vm { source_name, line, key, error }
+                    ReplayError::Vm {
+                        source_name,
+                        line,
+                        key,
+                        error,
+                    }
                 })
             })?;
         }

@@ -105,7 +105,10 @@ fn via_parses_native_and_vm_only() {
     assert_eq!("native".parse::<Via>(), Ok(Via::Native));
     assert_eq!("vm".parse::<Via>(), Ok(Via::Vm));
     let refused = "gpu".parse::<Via>().map_err(|e| e.to_string());
-    assert_eq!(refused, Err(r#"--via "gpu": expected `native` or `vm`"#.to_string()));
+    assert_eq!(
+        refused,
+        Err(r#"--via "gpu": expected `native` or `vm`"#.to_string())
+    );
 }
 
 #[test]
@@ -157,7 +160,12 @@ mod generated {
 
     fn replay(load: &str, lookups: &str, options: ReplayOptions) -> (String, String) {
         let mut out = Vec::new();
-        let result = run_replay(("load.csv", load.as_bytes()), ("keys.txt", lookups.as_bytes()), options, &mut out);
+        let result = run_replay(
+            ("load.csv", load.as_bytes()),
+            ("keys.txt", lookups.as_bytes()),
+            options,
+            &mut out,
+        );
         let summary = match result {
             Ok(s) => format!("{s:?}"),
             Err(e) => format!("error: {e}"),

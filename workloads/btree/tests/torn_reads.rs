@@ -14,8 +14,8 @@ use naam_engine::abi::{RETRIES_MAX, STEPS_MAX};
 use naam_engine::exec::AccessFailure;
 use naam_engine::wire::{Descriptors, ErrorKind, InvokeFlags};
 use naam_engine::{
-    Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke,
-    Location, Nanos, Perms, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
+    Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke, Location,
+    Nanos, Perms, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
 };
 
 const TENANT: TenantId = TenantId(7);
@@ -67,18 +67,14 @@ fn lookup_with(
         .register_ebpf(TENANT, LOOKUP, "btree_lookup", code)
         .expect("function");
     let config = ExecutorConfig::new(Location::Host);
-    let mut exec =
-        Executor::new(config, Arc::new(functions), Arc::new(regions)).expect("executor");
+    let mut exec = Executor::new(config, Arc::new(functions), Arc::new(regions)).expect("executor");
     let reader = BTreeReader::open(nodes).expect("tree");
     let args = LookupArgs::for_tree(&reader, info.rkey.0, key);
     let encoded = args.encode().expect("args");
     let first = args.initial_access();
-    let descriptors = Descriptors::from_slice(&[Descriptor::read(
-        Rkey(first.rkey),
-        first.offset,
-        first.len,
-    )])
-    .expect("one descriptor");
+    let descriptors =
+        Descriptors::from_slice(&[Descriptor::read(Rkey(first.rkey), first.offset, first.len)])
+            .expect("one descriptor");
     let invoke = Invoke {
         tenant: TENANT,
         function: LOOKUP,
@@ -101,7 +97,8 @@ fn lookup_with(
             let offset = access.descriptor.offset;
             reads.push(offset);
             script(round, offset, nodes);
-            let bytes = nodes.get(offset as usize..(offset + u64::from(access.descriptor.len)) as usize);
+            let bytes =
+                nodes.get(offset as usize..(offset + u64::from(access.descriptor.len)) as usize);
             match bytes {
                 Some(bytes) => exec.complete_access(access.id, bytes),
                 None => exec.fail_access(Nanos(0), access.id, AccessFailure::DataPath),
@@ -209,11 +206,18 @@ fn a_split_between_the_parent_and_the_leaf_sends_the_lookup_back_to_the_root() {
         }
     });
     let high_after = read_u64(&nodes, leaf as usize + NODE_HIGH_OFFSET).unwrap_or(0);
-    assert!(high_after < key, "the leaf split and lost {key} to its right sibling");
+    assert!(
+        high_after < key,
+        "the leaf split and lost {key} to its right sibling"
+    );
     assert_eq!(done.status, Status::Ok, "{done:?}");
     assert_eq!(done.reply, Some(LookupReply::Found(key / 10)));
     assert_eq!(done.attempts, 1, "the fences revealed the stale path once");
-    assert_ne!(done.reads.last(), Some(&leaf), "the retry found the new node");
+    assert_ne!(
+        done.reads.last(),
+        Some(&leaf),
+        "the retry found the new node"
+    );
     let native = BTreeReader::open(&nodes).expect("tree").get(key);
     assert_eq!(native, Ok(Some(key / 10)));
 }

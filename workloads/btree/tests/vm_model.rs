@@ -38,7 +38,9 @@ fn build(node_bytes: u32, pairs: &[(u64, u64)], fill_percent: u8, headroom: u64)
 fn check_key(vm: &mut BTreeVm, model: &BTreeMap<u64, u64>, key: u64) -> Result<(), String> {
     let tree = vm.tree_mut().map_err(|e| format!("open: {e}"))?;
     let height = tree.superblock().height;
-    let native = tree.get(key).map_err(|e| format!("native get {key}: {e}"))?;
+    let native = tree
+        .get(key)
+        .map_err(|e| format!("native get {key}: {e}"))?;
     let ebpf = vm.lookup(key).map_err(|e| format!("eBPF get {key}: {e}"))?;
     let want = model.get(&key).copied();
     if native != want || ebpf.value != want {
@@ -64,7 +66,8 @@ fn check_all(vm: &mut BTreeVm, model: &BTreeMap<u64, u64>, probes: &[u64]) -> Re
         .chain(probes.iter().copied())
         .chain([0, 1, u64::MAX - 1, u64::MAX])
         .collect();
-    keys.into_iter().try_for_each(|key| check_key(vm, model, key))
+    keys.into_iter()
+        .try_for_each(|key| check_key(vm, model, key))
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +165,9 @@ fn deep_trees_of_every_node_size_agree_on_both_paths() {
     // 12 000 keys in 128-byte nodes (5 keys or children each) need at least log5(12 000) > 5
     // levels; larger nodes need fewer, and the largest at least two.
     assert!(heights[0].1 >= 6, "NAAM_SEED={seed}: {heights:?}");
-    assert!(heights.windows(2).all(|w| w[0].1 >= w[1].1), "NAAM_SEED={seed}: {heights:?}");
+    assert!(
+        heights.windows(2).all(|w| w[0].1 >= w[1].1),
+        "NAAM_SEED={seed}: {heights:?}"
+    );
     assert!(heights[4].1 >= 2, "NAAM_SEED={seed}: {heights:?}");
 }

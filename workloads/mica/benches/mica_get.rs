@@ -145,7 +145,8 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
         object: GET_OBJECT,
         name: GET_FUNCTION_SECTION,
     };
-    host.register(TENANT, GET, "mica_get", code).expect("register");
+    host.register(TENANT, GET, "mica_get", code)
+        .expect("register");
     let mut args = Vec::new();
     let mut call = |key: &[u8], id: u64| {
         let get = GetArgs::new(loaded.config, rkeys, key);
@@ -205,7 +206,13 @@ fn bench_mica_vm(c: &mut Criterion, name: &str, loaded: &Loaded) {
 }
 
 /// Writes a `struct naam_ctx` for one step over already-mapped buffers.
-fn naam_ctx(args: (u64, usize), state: u64, state_len: usize, step: u32, data: &[(u64, usize)]) -> [u8; ctx::BYTES] {
+fn naam_ctx(
+    args: (u64, usize),
+    state: u64,
+    state_len: usize,
+    step: u32,
+    data: &[(u64, usize)],
+) -> [u8; ctx::BYTES] {
     let mut bytes = [0u8; ctx::BYTES];
     let mut put = |at: usize, value: &[u8]| bytes[at..at + value.len()].copy_from_slice(value);
     put(ctx::ARGS, &args.0.to_le_bytes());
@@ -266,7 +273,14 @@ impl StepRunner {
         self.step_ctx.reset();
         let exit = self
             .vm
-            .run(&self.program, &mut mem, &self.helpers, &mut self.step_ctx, ctx_addr, ctx::BYTES as u64)
+            .run(
+                &self.program,
+                &mut mem,
+                &self.helpers,
+                &mut self.step_ctx,
+                ctx_addr,
+                ctx::BYTES as u64,
+            )
             .expect("step runs");
         exit.r0
     }
@@ -274,16 +288,29 @@ impl StepRunner {
 
 fn bench_vm_steps(c: &mut Criterion, name: &str, loaded: &Loaded) {
     let mut runner = StepRunner::new();
-    let rkeys = MicaRkeys { index: 1, log: 2, meta: 3 };
+    let rkeys = MicaRkeys {
+        index: 1,
+        log: 2,
+        meta: 3,
+    };
     let key = &loaded.hits[4242];
     let get = GetArgs::new(loaded.config, rkeys, key);
     let mut args = Vec::new();
     get.encode(&mut args).expect("args");
     let first = get.initial_access();
     let bucket = [&loaded.index[first.offset as usize..][..first.len as usize]];
-    let probe = StepInput { args: &args, state_len: 0, step: 0, data: &bucket };
+    let probe = StepInput {
+        args: &args,
+        state_len: 0,
+        step: 0,
+        data: &bucket,
+    };
     let mut state = vec![0u8; naam_engine::abi::STATE_BYTES_MAX];
-    assert_eq!(runner.run(&probe, &mut state), naam_engine::abi::RET_NEXT, "step 0 finds the tag");
+    assert_eq!(
+        runner.run(&probe, &mut state),
+        naam_engine::abi::RET_NEXT,
+        "step 0 finds the tag"
+    );
     let region = |rkey: u64| match rkey {
         1 => &loaded.index,
         2 => &loaded.log,
@@ -305,10 +332,18 @@ fn bench_vm_steps(c: &mut Criterion, name: &str, loaded: &Loaded) {
     let mut state1 = state.clone();
     let r0 = runner.run(&fetch, &mut state1);
     let status = runner.step_ctx.reply_bytes().first().copied();
-    assert_eq!((r0, status), (naam_engine::abi::RET_DONE, Some(1)), "step 1 hits");
+    assert_eq!(
+        (r0, status),
+        (naam_engine::abi::RET_DONE, Some(1)),
+        "step 1 hits"
+    );
     let mut group = quick(c, name);
-    group.bench_function("vm_step0_probe", |b| b.iter(|| runner.run(&probe, &mut state)));
-    group.bench_function("vm_step1_fetch_hit", |b| b.iter(|| runner.run(&fetch, &mut state1)));
+    group.bench_function("vm_step0_probe", |b| {
+        b.iter(|| runner.run(&probe, &mut state))
+    });
+    group.bench_function("vm_step1_fetch_hit", |b| {
+        b.iter(|| runner.run(&fetch, &mut state1))
+    });
     group.finish();
 }
 

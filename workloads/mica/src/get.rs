@@ -79,7 +79,10 @@ pub const ERR_ITEM_TRUNCATED: u64 = 19;
 pub const ERR_HELPER: u64 = 20;
 
 const _: () = assert!(GET_ARGS_BYTES_MAX <= NAAM_ARGS_BYTES_MAX);
-const _: () = assert!(VALUE_BYTES_MAX < NAAM_REPLY_BYTES_MAX, "status byte + value fit a reply");
+const _: () = assert!(
+    VALUE_BYTES_MAX < NAAM_REPLY_BYTES_MAX,
+    "status byte + value fit a reply"
+);
 const _: () = assert!(crate::layout::ITEM_BYTES_LIMIT <= NAAM_ACCESS_BYTES_MAX);
 
 /// Region capabilities (rkeys) of one table, as the engine registered them.

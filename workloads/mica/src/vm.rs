@@ -19,8 +19,8 @@ use naam_engine::function::FunctionError;
 use naam_engine::region::RegionError;
 use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind, InvokeFlags};
 use naam_engine::{
-    Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke,
-    Location, Nanos, Perms, RegionId, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
+    Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke, Location,
+    Nanos, Perms, RegionId, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
 };
 
 use crate::config::MicaConfig;

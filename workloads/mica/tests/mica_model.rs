@@ -14,9 +14,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::{Regions, seed};
+use naam_mica::GetOutcome;
 use naam_mica::hash::key_hash;
 use naam_mica::layout::offset_is_valid;
-use naam_mica::GetOutcome;
 use naam_mica::{BucketEviction, EvictionReason, MicaConfig, MicaTable, MicaVm, SetKind, Slots};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};

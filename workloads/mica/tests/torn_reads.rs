@@ -89,7 +89,10 @@ fn an_odd_version_at_the_probe_retries_until_the_writer_unlocks() {
         _ => {}
     });
     let run = run.expect("GET completes");
-    assert_eq!((run.outcome, value.as_slice()), (GetOutcome::Hit, &b"old"[..]));
+    assert_eq!(
+        (run.outcome, value.as_slice()),
+        (GetOutcome::Hit, &b"old"[..])
+    );
     assert_eq!((run.attempts, run.steps), (2, 2), "{events:?}");
 }
 
@@ -108,7 +111,10 @@ fn a_set_between_the_probe_and_the_item_fetch_retries_into_the_new_value() {
     assert_eq!(value, b"new and longer");
     assert_eq!((run.outcome, run.attempts), (GetOutcome::Hit, 1));
     let mut regions = regions;
-    assert_eq!(regions.open().get(key), Ok(Some(b"new and longer".to_vec())));
+    assert_eq!(
+        regions.open().get(key),
+        Ok(Some(b"new and longer".to_vec()))
+    );
 }
 
 #[test]
@@ -119,13 +125,18 @@ fn a_writer_starting_within_the_fetch_step_is_seen_by_the_version_read() {
     let v0 = version(&regions, at);
     // The item and the tail are read intact, then a writer locks the bucket before the version
     // is read (access 2 of round 1); it unlocks before the next attempt's probe.
-    let (run, value, _, _) = get_with(&mut vm, regions, key, |e, r| match (e.round, e.index_in_round) {
-        (1, 2) => set_version(r, at, v0 + 1),
-        (2, 0) => set_version(r, at, v0 + 2),
-        _ => {}
+    let (run, value, _, _) = get_with(&mut vm, regions, key, |e, r| {
+        match (e.round, e.index_in_round) {
+            (1, 2) => set_version(r, at, v0 + 1),
+            (2, 0) => set_version(r, at, v0 + 2),
+            _ => {}
+        }
     });
     let run = run.expect("GET completes");
-    assert_eq!((run.outcome, value.as_slice()), (GetOutcome::Hit, &b"old"[..]));
+    assert_eq!(
+        (run.outcome, value.as_slice()),
+        (GetOutcome::Hit, &b"old"[..])
+    );
     assert_eq!(run.attempts, 1);
 }
 
@@ -145,7 +156,10 @@ fn a_miss_retries_when_the_key_is_set_before_the_final_version_check() {
     });
     let run = run.expect("GET completes");
     assert_eq!(events[1].len, 8, "round 1 reads the bucket header only");
-    assert_eq!((run.outcome, value.as_slice()), (GetOutcome::Hit, &b"arrived"[..]));
+    assert_eq!(
+        (run.outcome, value.as_slice()),
+        (GetOutcome::Hit, &b"arrived"[..])
+    );
     assert_eq!(run.attempts, 1);
 }
 
@@ -157,7 +171,9 @@ fn a_bucket_that_stays_locked_ends_in_retries_exceeded() {
     let v0 = version(&regions, at);
     let (run, _, events, _) = get_with(&mut vm, regions, key, |_, r| set_version(r, at, v0 + 1));
     match run {
-        Err(VmError::RetriesExceeded { attempts }) => assert_eq!(usize::from(attempts), RETRIES_MAX),
+        Err(VmError::RetriesExceeded { attempts }) => {
+            assert_eq!(usize::from(attempts), RETRIES_MAX)
+        }
         other => panic!("expected RetriesExceeded, got {other:?}"),
     }
     assert_eq!(events.len(), RETRIES_MAX + 1, "one probe per attempt");
@@ -165,7 +181,10 @@ fn a_bucket_that_stays_locked_ends_in_retries_exceeded() {
     let mut regions = Regions::new(&config);
     regions.format(config).set(key, b"again").expect("set");
     let (run, value, _, _) = get_with(&mut vm, regions, key, |_, _| {});
-    assert_eq!(run.map(|r| (r.outcome, r.attempts)).ok(), Some((GetOutcome::Hit, 0)));
+    assert_eq!(
+        run.map(|r| (r.outcome, r.attempts)).ok(),
+        Some((GetOutcome::Hit, 0))
+    );
     assert_eq!(value, b"again");
 }
 
@@ -184,7 +203,10 @@ fn a_tail_that_passed_the_item_between_probe_and_fetch_gives_a_miss() {
         }
     });
     let run = run.expect("GET completes");
-    assert_eq!((run.outcome, run.attempts, run.steps), (GetOutcome::Miss, 0, 2));
+    assert_eq!(
+        (run.outcome, run.attempts, run.steps),
+        (GetOutcome::Miss, 0, 2)
+    );
     assert_eq!(events.len(), 4, "probe, then item + tail + version");
     assert_eq!(regions.open().get(key), Ok(None), "the native GET agrees");
 }

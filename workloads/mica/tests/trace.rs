@@ -101,7 +101,10 @@ fn via_parses_native_and_vm_only() {
     assert_eq!("native".parse::<Via>(), Ok(Via::Native));
     assert_eq!("vm".parse::<Via>(), Ok(Via::Vm));
     let refused = "gpu".parse::<Via>().map_err(|e| e.to_string());
-    assert_eq!(refused, Err(r#"--via "gpu": expected `native` or `vm`"#.to_string()));
+    assert_eq!(
+        refused,
+        Err(r#"--via "gpu": expected `native` or `vm`"#.to_string())
+    );
 }
 
 #[test]

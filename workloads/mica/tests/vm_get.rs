@@ -7,8 +7,8 @@ mod common;
 use common::{Regions, keys_in_bucket, same_tag_key, small_config};
 use naam_mica::hash::key_hash;
 use naam_mica::layout::{
-    BUCKET_HEADER_BYTES, BUCKET_NEXT_EXTRA_OFFSET, ENTRY_BYTES, entry_tag,
-    offset_is_valid, read_u32, read_u64, tag,
+    BUCKET_HEADER_BYTES, BUCKET_NEXT_EXTRA_OFFSET, ENTRY_BYTES, entry_tag, offset_is_valid,
+    read_u32, read_u64, tag,
 };
 use naam_mica::{BucketEviction, GetOutcome, MicaConfig, MicaTable, MicaVm, VmGet};
 
@@ -154,5 +154,8 @@ fn log_wrap_hides_overwritten_items_on_both_paths() {
         stale_entries += usize::from(!valid && position.is_some());
     }
     assert_eq!(hits, 6);
-    assert!(stale_entries > 0, "some misses come from the offset check alone");
+    assert!(
+        stale_entries > 0,
+        "some misses come from the offset check alone"
+    );
 }
