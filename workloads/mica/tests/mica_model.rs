@@ -53,6 +53,8 @@ struct Model {
     misses_bucket_full: u64,
     misses_log_wrap: u64,
     hits: u64,
+    /// Most extra buckets chained at once (chains the eBPF GET walked).
+    chained_max: u64,
 }
 
 impl Model {
@@ -72,6 +74,7 @@ impl Model {
             misses_bucket_full: 0,
             misses_log_wrap: 0,
             hits: 0,
+            chained_max: 0,
         }
     }
 
@@ -90,6 +93,7 @@ impl Model {
                     return Err(format!("in-place update moved the item: {report:?}"));
                 }
                 self.values.insert(*key, (value.clone(), offset));
+                self.chained_max = self.chained_max.max(table.stats().extra_buckets_in_use);
                 self.lost.remove(key);
                 if let Some(evicted) = report.evicted {
                     let victim = *self
@@ -260,8 +264,17 @@ fn long_seeded_trace_agrees_with_the_model_and_loses_keys_by_every_cause() {
     };
     let model = run(config, domain, &ops).unwrap_or_else(|e| panic!("NAAM_SEED={seed}: {e}"));
     println!(
-        "NAAM_SEED={seed}: hits {}, misses by same tag {}, by full bucket {}, by log wrap {}",
-        model.hits, model.misses_same_tag, model.misses_bucket_full, model.misses_log_wrap
+        "NAAM_SEED={seed}: hits {}, misses by same tag {}, by full bucket {}, by log wrap {}; \
+         at most {} extra buckets chained",
+        model.hits,
+        model.misses_same_tag,
+        model.misses_bucket_full,
+        model.misses_log_wrap,
+        model.chained_max
+    );
+    assert!(
+        model.chained_max > 0,
+        "NAAM_SEED={seed}: no chain of extra buckets"
     );
     assert!(model.hits > 10_000, "NAAM_SEED={seed}: hits {}", model.hits);
     assert!(
