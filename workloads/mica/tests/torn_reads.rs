@@ -164,6 +164,45 @@ fn a_miss_retries_when_the_key_is_set_before_the_final_version_check() {
 }
 
 #[test]
+fn an_entry_pulled_back_from_an_extra_bucket_while_the_chain_is_walked_is_not_missed() {
+    let config = MicaConfig {
+        extra_buckets: 2,
+        ..small_config(1)
+    };
+    let keys = keys_in_bucket(1, 0, 10);
+    let mut regions = Regions::new(&config);
+    let mut table = regions.format(config);
+    for key in &keys {
+        table.set(key, key).expect("set");
+    }
+    assert_eq!(
+        table.stats().extra_buckets_in_use,
+        1,
+        "7 in the primary, 3 chained"
+    );
+    let mut vm = MicaVm::new(config).expect("engine");
+    // The GET of keys[9] probes the primary bucket, then reads the extra bucket in round 1. Just
+    // before, the writer deletes keys[0]: the hole is filled from the extra bucket, which may
+    // empty it. Whatever moved, the version tells the GET to look again.
+    let (run, value, events, _) = get_with(&mut vm, regions, &keys[9], |e, r| {
+        if e.round == 1 && e.index_in_round == 0 {
+            assert!(r.open().delete(&keys[0]).expect("delete"));
+        }
+    });
+    let run = run.expect("GET completes");
+    assert_eq!(
+        events[1].region,
+        RegionName::Index,
+        "round 1 reads the extra bucket"
+    );
+    assert_eq!(
+        (run.outcome, value.as_slice()),
+        (GetOutcome::Hit, keys[9].as_slice())
+    );
+    assert_eq!(run.attempts, 1);
+}
+
+#[test]
 fn a_bucket_that_stays_locked_ends_in_retries_exceeded() {
     let key = b"torn-4";
     let (config, regions, mut vm) = setup(key);
