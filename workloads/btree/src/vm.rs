@@ -180,7 +180,7 @@ impl BTreeVm {
 }
 
 /// The typed error of an engine error reply.
-pub fn error_of(code: ErrorCode, attempts: u8) -> VmError {
+fn error_of(code: ErrorCode, attempts: u8) -> VmError {
     match code.kind {
         ErrorKind::RetriesExceeded => VmError::RetriesExceeded { attempts },
         ErrorKind::FunctionError => match LookupFunctionError::from_code(u64::from(code.detail)) {
