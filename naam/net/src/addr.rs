@@ -25,6 +25,22 @@ pub fn socket_addr(addr: &ReplyAddr) -> SocketAddr {
     }
 }
 
+/// `addr` as a destination for a socket of the other family where that is possible: an IPv4
+/// destination of an IPv6 (dual-stack) socket becomes IPv4-mapped, an IPv4-mapped destination of
+/// an IPv4 socket becomes plain IPv4; anything else is returned unchanged.
+pub(crate) fn for_socket_family(addr: SocketAddr, ipv6_socket: bool) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if ipv6_socket => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        SocketAddr::V6(v6) if !ipv6_socket => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, v6.port())),
+            None => addr,
+        },
+        _ => addr,
+    }
+}
+
 /// A socket address in the kernel's layout, ready for `bind`, `sendto` and `sendmmsg`.
 #[derive(Clone, Copy)]
 pub(crate) struct RawSockAddr {
@@ -121,6 +137,18 @@ mod tests {
             let raw = to_raw(addr);
             assert_eq!(from_raw(&raw.storage, raw.len), Some(addr), "{text}");
         }
+    }
+
+    #[test]
+    fn destinations_follow_the_socket_family() {
+        let v4: SocketAddr = "10.0.0.1:5".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.0.0.1]:5".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:5".parse().unwrap();
+        assert_eq!(for_socket_family(v4, true), mapped);
+        assert_eq!(for_socket_family(mapped, false), v4);
+        assert_eq!(for_socket_family(v4, false), v4);
+        assert_eq!(for_socket_family(mapped, true), mapped);
+        assert_eq!(for_socket_family(v6, false), v6, "no IPv4 form: left for the kernel to refuse");
     }
 
     #[test]

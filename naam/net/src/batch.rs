@@ -314,8 +314,14 @@ impl SendBatch {
 
 /// One `sendmmsg` of everything queued (the fd is non-blocking); returns how many the kernel
 /// took (at least one), or the raw OS error.
-pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, batch: &mut SendBatch) -> io::Result<usize> {
+pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, batch: &mut SendBatch, ipv6_socket: bool) -> io::Result<usize> {
     let n = batch.queued.len().min(BATCH_MAX);
+    let family = if ipv6_socket { libc::AF_INET6 } else { libc::AF_INET };
+    for out in batch.queued.iter_mut().take(n) {
+        if i32::from(out.raw.storage.ss_family) != family {
+            out.raw = addr::to_raw(addr::for_socket_family(out.to, ipv6_socket));
+        }
+    }
     // SAFETY: plain C structs; all-zero is valid (see recvmmsg).
     let mut iov: [libc::iovec; BATCH_MAX] = unsafe { std::mem::zeroed() };
     // SAFETY: as above.

@@ -21,42 +21,56 @@
 //!
 //! On BlueField-2 the NIC's embedded switch steers each packet to the host's or the Arm cores'
 //! queues. Our local testbed runs the server's host role and NIC role as two processes on one
-//! machine, both bound to the server's UDP address in one `SO_REUSEPORT` group — host sockets
-//! first, then NIC sockets — and steers inside that group:
+//! machine (same effective user), both bound to the server's UDP address in one `SO_REUSEPORT`
+//! group — host sockets first, then NIC sockets, so group index `i < H` is host socket `i` and
+//! `H + j` is NIC socket `j` — and steers inside that group:
 //!
-//! - [`KernelEswitch`] (root): `bpf/eswitch.c`, a `BPF_PROG_TYPE_SOCKET_FILTER` program compiled
-//!   by clang and attached with `setsockopt(SO_ATTACH_REUSEPORT_EBPF)` through aya 0.14. For UDP
-//!   the kernel runs it with the skb's data at the UDP payload and uses its return value as the
-//!   index of the receiving socket. It parses the NAAM Invoke header, looks up the most specific
-//!   rule in a hash map (flow, function, tenant, default — as `RuleTable::lookup`), hashes the
-//!   request id into one of 1000 buckets (`steer::steer_bucket`) and returns a NIC socket for the
-//!   NIC range, a host socket otherwise (the client range too: the host pushes it back);
-//!   anything else goes to host socket 0. Per-CPU counters record every verdict.
-//! - [`UserEswitch`] (unprivileged): a dispatcher thread that receives on an ingress socket and
-//!   forwards each datagram by the same decision ([`eswitch::decide`]). It costs an extra hop and
-//!   user-space CPU that a real eSwitch does not.
+//! - [`KernelEswitch`] (root or `CAP_BPF`): `bpf/eswitch.c`, a `BPF_PROG_TYPE_SOCKET_FILTER`
+//!   program compiled by clang (`scripts/build-bpf.sh`, object committed) and attached with
+//!   `setsockopt(SO_ATTACH_REUSEPORT_EBPF)` through aya 0.14. The kernel runs it for every
+//!   datagram reaching the group, with the skb's data advanced past the UDP header (so offset 0
+//!   is the NAAM frame: the tests confirm it, since the program parses the header at offset 0
+//!   and steers exactly as expected), and takes its return value as the index of the receiving
+//!   socket. It checks the Invoke header, looks up the most specific rule in a hash map (flow,
+//!   function, tenant, default — as `RuleTable::lookup`), hashes the request id into one of 1000
+//!   buckets (`steer::steer_bucket`) and returns a NIC socket for the NIC range and a host socket
+//!   otherwise (the client range too: the host pushes it back), spreading by `request_id % count`;
+//!   anything that is not a well-formed Invoke goes to host socket 0. A config array holds the
+//!   socket counts and a per-CPU array counts every verdict. Without privileges, attaching fails
+//!   with [`EswitchError::NotPermitted`], which says so and points at the user-space switch.
+//! - [`UserEswitch`] (unprivileged): a dispatcher thread that receives on its own ingress socket
+//!   and forwards each datagram to the host's or NIC's own socket by the same decision
+//!   ([`eswitch::decide`], i.e. `RuleTable::route`). **It costs an extra loopback hop per message
+//!   and a user-space thread's CPU on the server that a real eSwitch does not**; results record
+//!   which switch ran ([`Steering::kind`]).
 //!
 //! Both implement [`Steering`]: `apply(&RuleTable)` mirrors the controller's table and returns
-//! the `CLOCK_MONOTONIC` instant it took effect ([`Applied::applied_at_ns`]), from which the roles
-//! measure shift times. The tests check the kernel program against `RuleTable::route` datagram by
-//! datagram over real sockets, and the user-space switch against the kernel.
+//! the `CLOCK_MONOTONIC` instant the last write completed ([`Applied::applied_at_ns`], same clock
+//! as `std::time::Instant` and [`monotonic_now_ns`]), from which the roles measure shift times;
+//! `counts()` reads the per-verdict counters. `tests/eswitch.rs` checks the kernel program
+//! against `RuleTable::route` datagram by datagram over real sockets on 127.0.0.1 under several
+//! rule tables, the user-space switch against the kernel, malformed datagrams, and that an apply
+//! governs the very next datagram.
 //!
-//! ## 3. RDMA (`rdma` feature, [`rdma`] module)
+//! ## 3. RDMA (cargo feature `rdma`, module `rdma`)
 //!
 //! An ibverbs backend for one-sided reads (client → server RNIC) and NIC → host access: open a
-//! device, register memory, connect an RC queue pair with the peer's [`rdma::QpInfo`], post RDMA
-//! READs, poll completions. Without the feature (and on machines without an RDMA device) one-sided
-//! reads are served by the host role's emulated RNIC over UDP (`ReadRequest` frames), which costs
-//! host CPU that a real RNIC does not.
+//! device, register memory, connect an RC queue pair given the peer's `QpInfo`, post RDMA READs
+//! (`post_read(rkey, remote_addr, len) -> token`), poll completions. On machines without an RDMA
+//! device (like the 2-core VM this was written on) opening one fails at once with
+//! `RdmaError::NoDevice` ("no RDMA device found (ibv_get_device_list returned 0 devices); use the
+//! emulated RNIC"). Only that path has run; nothing past device discovery has run on hardware.
+//! Without the feature, one-sided reads are served by the host role's emulated RNIC over UDP
+//! (`ReadRequest` frames), which costs host CPU that a real RNIC does not.
 //!
 //! ## What is emulation here
 //!
-//! - The eSwitch steers between two processes' sockets on one kernel, not between a host and a
+//! - The eSwitch steers between two processes' sockets on one kernel, not between a host's and a
 //!   SmartNIC's queues; its cost (an eBPF program per datagram, or a user-space hop) is not the
-//!   eSwitch's (line-rate hardware).
-//! - Loopback UDP stands in for the 100 GbE link; its latency and ceiling are this machine's.
-//! - The RDMA backend builds and fails cleanly without a device; it has not run on hardware (see
-//!   the [`rdma`] module).
+//!   hardware switch's (line rate, no CPU).
+//! - Loopback UDP stands in for the 100 GbE link; its latency and ceiling
+//!   ([`udp_echo_ceiling`]) are this machine's.
+//! - The RDMA backend is built and fails cleanly without a device; see above for what ran.
 
 pub mod addr;
 mod batch;
@@ -79,4 +93,15 @@ pub use eswitch::{Applied, EswitchError, KernelEswitch, SteerCounts, Steering, U
 pub use udp::{
     BATCH_DEFAULT, BATCH_MAX, KERNEL_BUSY_POLL_US, RECV_BUFFER_BYTES_DEFAULT, RECV_BUFFER_BYTES_MAX,
     RECV_BUFFER_BYTES_MIN, SEND_BLOCKED_WAIT_MS_MAX, UdpConfig, UdpSocket, UdpStats,
+};
+
+// The roles move sockets and batches between threads and share sockets between a receiving
+// thread and sending threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<UdpSocket>();
+    send_sync::<RecvBatch>();
+    send_sync::<SendBatch>();
+    send_sync::<KernelEswitch>();
+    send_sync::<UserEswitch>();
 };

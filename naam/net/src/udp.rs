@@ -149,7 +149,15 @@ impl UdpSocket {
         // SO_BUSY_POLL above the sysctl default needs CAP_NET_ADMIN; without it the socket still
         // busy-polls in user space, which is what busy-poll mode promises.
         let kernel_busy_poll = config.busy_poll
-            && set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_BUSY_POLL, KERNEL_BUSY_POLL_US, "", at).is_ok();
+            && set_int(
+                fd.as_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BUSY_POLL,
+                KERNEL_BUSY_POLL_US,
+                "setsockopt(SO_BUSY_POLL)",
+                at,
+            )
+            .is_ok();
         let raw_addr = addr::to_raw(config.bind);
         // SAFETY: `raw_addr` holds a sockaddr of `raw_addr.len` valid bytes for the call's duration.
         if unsafe { libc::bind(fd.as_raw_fd(), raw_addr.as_ptr(), raw_addr.len) } != 0 {
@@ -240,7 +248,7 @@ impl UdpSocket {
         if bytes.len() > FRAME_BYTES_MAX {
             return Err(NetError::DatagramTooLong { len: bytes.len(), max: FRAME_BYTES_MAX, to });
         }
-        let raw = addr::to_raw(to);
+        let raw = addr::to_raw(addr::for_socket_family(to, self.local.is_ipv6()));
         for _ in 0..EINTR_RETRIES_MAX {
             // SAFETY: `bytes` and `raw` are valid for reads of their lengths during the call.
             let rc = unsafe {
@@ -271,7 +279,7 @@ impl UdpSocket {
             if batch.is_empty() {
                 return Ok(sent_total);
             }
-            match batch::sendmmsg(self.fd.as_fd(), batch) {
+            match batch::sendmmsg(self.fd.as_fd(), batch, self.local.is_ipv6()) {
                 Ok(0) => self.wait_writable("sendmmsg")?,
                 Ok(sent) => {
                     batch.drain_front(sent);
@@ -388,7 +396,7 @@ fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize, at: Option<SocketAddr>) -> 
     let mut granted = get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? / 2;
     if granted < asked {
         // Privileged processes may exceed rmem_max; unprivileged ones keep what they got.
-        if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, asked, "", at).is_ok() {
+        if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, asked, "setsockopt(SO_RCVBUFFORCE)", at).is_ok() {
             granted = get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? / 2;
         }
     }

@@ -229,6 +229,26 @@ fn ipv6_sockets_work_too() {
 }
 
 #[test]
+fn a_dual_stack_socket_answers_ipv4_clients_at_their_reply_address() {
+    let server = bind(UdpConfig::new("[::]:0".parse().unwrap()));
+    let client = bind(UdpConfig::new(loopback()));
+    client.send_to(b"ping", SocketAddr::from((Ipv4Addr::LOCALHOST, server.local_addr().port()))).expect("send_to");
+    let got = receive_all(&[&server], 1);
+    let mapped = SocketAddr::new(Ipv4Addr::LOCALHOST.to_ipv6_mapped().into(), client.local_addr().port());
+    assert_eq!(got[0].2, mapped, "an IPv4 sender seen by an IPv6 socket");
+    // The engine carries the sender as a reply address; its socket address is plain IPv4,
+    // which the IPv6 socket sends to as IPv4-mapped.
+    let back = socket_addr(&reply_addr(got[0].2));
+    assert_eq!(back, client.local_addr());
+    server.send_to(b"pong", back).expect("send_to an IPv4 address from an IPv6 socket");
+    let mut batch = SendBatch::new(2);
+    assert!(batch.push(b"pong2", back));
+    assert_eq!(server.send_batch(&mut batch).expect("send_batch to an IPv4 address"), 1);
+    let replies = receive_all(&[&client], 2);
+    assert_eq!(replies.iter().map(|r| r.1.as_slice()).collect::<Vec<_>>(), vec![&b"pong"[..], &b"pong2"[..]]);
+}
+
+#[test]
 fn echo_ceiling_measures_answered_requests() {
     for batch in [1, 8] {
         let m = udp_echo_ceiling(Duration::from_millis(30), batch).expect("echo ceiling");
