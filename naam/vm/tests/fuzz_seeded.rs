@@ -306,3 +306,16 @@ fn arbitrary_bytes_load_verify_and_run_without_panicking() {
     );
     assert!(tally.elf_loaded > 0, "no mutated object linked: {tally:?}");
 }
+
+/// Inputs the fuzzer once crashed on (`tests/fuzz_regressions/`, named after the bug).
+#[test]
+fn fuzzer_crashes_stay_fixed() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut inputs = 0;
+    for entry in std::fs::read_dir(&folder).expect("regression folder").flatten() {
+        eprintln!("replaying {}", entry.path().display());
+        harness::load_and_run(&std::fs::read(entry.path()).expect("regression input"));
+        inputs += 1;
+    }
+    assert!(inputs > 0, "no regression inputs in {}", folder.display());
+}
