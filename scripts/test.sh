@@ -8,3 +8,5 @@ echo "== eBPF objects match their C sources"
 scripts/build-bpf.sh --check
 echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked
+echo "== the rdma feature (ibverbs backend) builds, and fails cleanly without an RDMA device"
+cargo test --locked -p naam-net --features rdma --test rdma --lib
