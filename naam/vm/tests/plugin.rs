@@ -32,6 +32,7 @@ fn build_plugin() -> PathBuf {
         .args([
             "build",
             "--quiet",
+            "--locked",
             "--package",
             "naam-vm",
             "--example",
