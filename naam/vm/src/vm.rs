@@ -228,3 +228,8 @@ impl Drop for VmSlots<'_, '_> {
         self.mem.clear_vm_slots();
     }
 }
+
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Vm>(); // one per worker thread, moved there at start-up
+};
