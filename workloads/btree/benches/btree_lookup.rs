@@ -99,6 +99,14 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
     let mut vm = BTreeVm::new(loaded.region.clone()).expect("engine");
     let found = vm.lookup(loaded.hits[0]).expect("lookup");
     assert_eq!(found.value, Some(loaded.hits[0] ^ 0x5555));
+    // Instructions are load-independent: print them beside the times.
+    let missed = vm.lookup(loaded.misses[0]).expect("lookup");
+    for (what, run) in [("hit", found), ("miss", missed)] {
+        eprintln!(
+            "{name}: btree_lookup {what}: {} steps, {} eBPF instructions",
+            run.steps, run.insn
+        );
+    }
     let mut group = quick(c, name);
     let mut i = 0usize;
     group.bench_function("engine_local_host_hit", |b| {

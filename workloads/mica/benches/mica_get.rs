@@ -194,6 +194,14 @@ fn bench_mica_vm(c: &mut Criterion, name: &str, loaded: &Loaded) {
     let mut vm = MicaVm::new(loaded.config).expect("engine");
     let mut regions = loaded.regions();
     let mut out = Vec::new();
+    // Instructions are load-independent: print them beside the times.
+    for (what, key) in [("hit", &loaded.hits[0]), ("miss", &loaded.misses[0])] {
+        let run = vm.get(&mut regions, key, &mut out).expect("get");
+        eprintln!(
+            "{name}: mica_get {what}: {} steps, {} eBPF instructions",
+            run.steps, run.insn
+        );
+    }
     let mut group = quick(c, name);
     let mut i = 0usize;
     group.bench_function("engine_mica_vm_hit", |b| {
