@@ -571,8 +571,17 @@ impl Linker<'_, '_> {
                 } else {
                     globals
                 };
-                let start = placed.offset + offset as usize;
-                let Some(field) = image.get_mut(start..start + 8) else {
+                // The 8-byte field must lie inside its own section (hostile offsets overflow).
+                let inside_section = offset
+                    .checked_add(8)
+                    .is_some_and(|end| end <= section.size());
+                let start = usize::try_from(offset)
+                    .ok()
+                    .and_then(|offset| placed.offset.checked_add(offset));
+                let field = start
+                    .filter(|_| inside_section)
+                    .and_then(|start| image.get_mut(start..start.checked_add(8)?));
+                let Some(field) = field else {
                     return Err(at.mismatch(R_BPF_64_ABS64, 0));
                 };
                 let addend = i64::from_le_bytes(field.try_into().unwrap_or_default());
