@@ -1,0 +1,717 @@
+//! Frames → [`FigureData`]: which panels each experiment has, and how repetitions become
+//! points with error bars.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use polars::prelude::DataFrame;
+
+use super::read::{FrameSet, bools, f64s, first_bool, first_f64, first_str, strs};
+use super::{FigureData, Line, Panel, PlotPoint, XAxis};
+use crate::error::AnalysisError;
+use crate::stats::{CONFIDENCE, median_ci};
+
+/// One row of the `points` frame, as the figures need it.
+#[derive(Debug, Clone)]
+struct PointRow {
+    series: String,
+    offered: Option<f64>,
+    depth: Option<f64>,
+    tenants: Option<f64>,
+    valid: bool,
+    throughput: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    p50_ci: Option<(f64, f64)>,
+    p99_ci: Option<(f64, f64)>,
+}
+
+fn point_rows(df: &DataFrame) -> Result<Vec<PointRow>, AnalysisError> {
+    let series = strs(df, "series")?;
+    let offered = f64s(df, "offered_load_ops_per_s")?;
+    let depth = f64s(df, "tree_depth")?;
+    let tenants = f64s(df, "tenants")?;
+    let valid = bools(df, "valid")?;
+    let throughput = f64s(df, "throughput_ops_per_s")?;
+    let p50 = f64s(df, "latency_ns_p50")?;
+    let p99 = f64s(df, "latency_ns_p99")?;
+    let (p50_lo, p50_hi) = (
+        f64s(df, "latency_ns_p50_ci_lo")?,
+        f64s(df, "latency_ns_p50_ci_hi")?,
+    );
+    let (p99_lo, p99_hi) = (
+        f64s(df, "latency_ns_p99_ci_lo")?,
+        f64s(df, "latency_ns_p99_ci_hi")?,
+    );
+    let pair = |a: Option<f64>, b: Option<f64>| a.zip(b);
+    Ok((0..df.height())
+        .map(|i| PointRow {
+            series: series[i].clone().unwrap_or_default(),
+            offered: offered[i],
+            depth: depth[i],
+            tenants: tenants[i],
+            valid: valid[i].unwrap_or(false),
+            throughput: throughput[i],
+            p50: p50[i],
+            p99: p99[i],
+            p50_ci: pair(p50_lo[i], p50_hi[i]),
+            p99_ci: pair(p99_lo[i], p99_hi[i]),
+        })
+        .collect())
+}
+
+/// Which kind of error bar a figure used, for its footnote.
+#[derive(Debug, Default)]
+struct ErrorBars {
+    kinds: BTreeSet<String>,
+}
+
+impl ErrorBars {
+    fn note(&self) -> Option<String> {
+        (!self.kinds.is_empty()).then(|| {
+            format!(
+                "error bars: {}",
+                self.kinds.iter().cloned().collect::<Vec<_>>().join("; ")
+            )
+        })
+    }
+}
+
+/// Series names in plan order (first appearance in the frame).
+fn series_order(rows: &[PointRow]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for r in rows {
+        if !seen.contains(&r.series) {
+            seen.push(r.series.clone());
+        }
+    }
+    seen
+}
+
+type Getter = fn(&PointRow) -> Option<f64>;
+type CiGetter = fn(&PointRow) -> Option<(f64, f64)>;
+
+/// What a line shows: the value, its within-point CI, and the unit conversion (ns → µs).
+#[derive(Clone, Copy)]
+struct Metric {
+    y: Getter,
+    ci: Option<CiGetter>,
+    scale: f64,
+}
+
+/// One line: rows grouped by x; y is the median over repetitions with its CI, or the single
+/// repetition's within-point CI. `scale` converts units (ns → µs).
+fn sweep_line(
+    rows: &[&PointRow],
+    label: String,
+    color_key: &str,
+    x: Getter,
+    metric: Metric,
+    bars: &mut ErrorBars,
+) -> Line {
+    let mut groups: BTreeMap<u64, Vec<&PointRow>> = BTreeMap::new();
+    for r in rows {
+        if let (Some(xv), Some(_)) = (x(r), (metric.y)(r)) {
+            groups.entry(xv.to_bits()).or_default().push(r);
+        }
+    }
+    let points = groups
+        .into_iter()
+        .map(|(bits, group)| {
+            let values: Vec<f64> = group
+                .iter()
+                .filter_map(|r| (metric.y)(r))
+                .map(|v| v * metric.scale)
+                .collect();
+            let valid = group.iter().all(|r| r.valid);
+            let (y_value, err) = if values.len() >= 2 {
+                let m = median_ci(&values).map(|m| (m.median, Some((m.lo, m.hi)), m.level));
+                let (median, err, level) = m.unwrap_or((values[0], None, 0.0));
+                bars.kinds.insert(repetition_note(values.len(), level));
+                (median, err)
+            } else {
+                let err = metric
+                    .ci
+                    .and_then(|c| c(group[0]))
+                    .map(|(lo, hi)| (lo * metric.scale, hi * metric.scale));
+                if err.is_some() {
+                    bars.kinds.insert(format!(
+                        "{:.0} % order-statistic CI of the percentile (1 repetition)",
+                        CONFIDENCE * 100.0
+                    ));
+                }
+                (values[0], err)
+            };
+            PlotPoint {
+                x: f64::from_bits(bits),
+                y: y_value,
+                err,
+                valid,
+            }
+        })
+        .collect();
+    Line {
+        label,
+        color_key: color_key.to_string(),
+        dashed: false,
+        points,
+    }
+}
+
+fn repetition_note(n: usize, level: f64) -> String {
+    if level + 1e-9 >= CONFIDENCE {
+        format!(
+            "{:.0} % CI of the median over {n} repetitions",
+            CONFIDENCE * 100.0
+        )
+    } else {
+        format!(
+            "min-max over {n} repetitions (confidence {:.0} % as a CI of the median)",
+            level * 100.0
+        )
+    }
+}
+
+const NS_TO_US: f64 = 1e-3;
+const OPS_TO_KOPS: f64 = 1e-3;
+
+fn panel(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    x_axis: XAxis,
+    y_log: bool,
+    lines: Vec<Line>,
+) -> Panel {
+    Panel {
+        title: title.to_string(),
+        x_label: x_label.to_string(),
+        y_label: y_label.to_string(),
+        x_axis,
+        y_log,
+        categories: Vec::new(),
+        bars: false,
+        markers: Vec::new(),
+        point_dots: true,
+        lines,
+    }
+}
+
+/// Throughput and latency (p99 solid, p50 dashed) panels against a swept x.
+fn sweep_panels(
+    rows: &[PointRow],
+    x: Getter,
+    x_label: &str,
+    x_axis: XAxis,
+    bars: &mut ErrorBars,
+) -> Vec<Panel> {
+    let mut throughput = Vec::new();
+    let mut latency = Vec::new();
+    for s in series_order(rows) {
+        let mine: Vec<&PointRow> = rows.iter().filter(|r| r.series == s).collect();
+        throughput.push(sweep_line(
+            &mine,
+            s.clone(),
+            &s,
+            x,
+            Metric {
+                y: |r| r.throughput,
+                ci: None,
+                scale: OPS_TO_KOPS,
+            },
+            bars,
+        ));
+        latency.push(sweep_line(
+            &mine,
+            format!("{s} p99"),
+            &s,
+            x,
+            Metric {
+                y: |r| r.p99,
+                ci: Some(|r| r.p99_ci),
+                scale: NS_TO_US,
+            },
+            bars,
+        ));
+        let mut p50 = sweep_line(
+            &mine,
+            format!("{s} p50"),
+            &s,
+            x,
+            Metric {
+                y: |r| r.p50,
+                ci: Some(|r| r.p50_ci),
+                scale: NS_TO_US,
+            },
+            bars,
+        );
+        p50.dashed = true;
+        latency.push(p50);
+    }
+    vec![
+        panel(
+            "(a) throughput",
+            x_label,
+            "throughput (kops/s)",
+            x_axis,
+            false,
+            throughput,
+        ),
+        panel(
+            "(b) latency p99 (solid), p50 (dashed)",
+            x_label,
+            "latency (µs)",
+            x_axis,
+            true,
+            latency,
+        ),
+    ]
+}
+
+fn offered_kops(r: &PointRow) -> Option<f64> {
+    r.offered.map(|o| o * OPS_TO_KOPS)
+}
+
+fn sweep_figure(rows: &[PointRow], bars: &mut ErrorBars) -> Vec<Panel> {
+    sweep_panels(
+        rows,
+        offered_kops,
+        "offered load (kops/s)",
+        XAxis::Linear,
+        bars,
+    )
+}
+
+fn cell_figure(rows: &[PointRow], bars: &mut ErrorBars) -> Vec<Panel> {
+    let depth_min = rows
+        .iter()
+        .filter_map(|r| r.depth)
+        .fold(f64::INFINITY, f64::min);
+    let at_min: Vec<PointRow> = rows
+        .iter()
+        .filter(|r| r.depth == Some(depth_min))
+        .cloned()
+        .collect();
+    let mut panels = sweep_panels(
+        &at_min,
+        offered_kops,
+        &format!("offered load (kops/s), depth {depth_min}"),
+        XAxis::Linear,
+        bars,
+    );
+    let load_max = rows.iter().filter_map(|r| r.offered).fold(0.0, f64::max);
+    let mut lines = Vec::new();
+    for s in series_order(rows) {
+        let mine: Vec<&PointRow> = rows
+            .iter()
+            .filter(|r| r.series == s && r.offered == Some(load_max))
+            .collect();
+        lines.push(sweep_line(
+            &mine,
+            format!("{s} p99"),
+            &s,
+            |r| r.depth,
+            Metric {
+                y: |r| r.p99,
+                ci: Some(|r| r.p99_ci),
+                scale: NS_TO_US,
+            },
+            bars,
+        ));
+    }
+    let title = format!("(c) p99 at {} kops/s offered", load_max * OPS_TO_KOPS);
+    panels.push(panel(
+        &title,
+        "tree depth (levels)",
+        "latency p99 (µs)",
+        XAxis::Linear,
+        true,
+        lines,
+    ));
+    panels
+}
+
+fn offload_figure(rows: &[PointRow], bars: &mut ErrorBars) -> Vec<Panel> {
+    sweep_panels(
+        rows,
+        |r| r.tenants,
+        "offloaded applications (tenants)",
+        XAxis::Log,
+        bars,
+    )
+}
+
+/// One row of the `intervals` frame.
+#[derive(Debug, Clone)]
+struct IntervalRow {
+    series: String,
+    t_ms: f64,
+    location: String,
+    ops_per_s: f64,
+    p99: Option<f64>,
+}
+
+fn interval_rows(df: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
+    let series = strs(df, "series")?;
+    let t = f64s(df, "t_ms")?;
+    let location = strs(df, "location")?;
+    let ops = f64s(df, "ops_per_s")?;
+    let p99 = f64s(df, "latency_ns_p99")?;
+    Ok((0..df.height())
+        .map(|i| IntervalRow {
+            series: series[i].clone().unwrap_or_default(),
+            t_ms: t[i].unwrap_or(0.0),
+            location: location[i].clone().unwrap_or_default(),
+            ops_per_s: ops[i].unwrap_or(0.0),
+            p99: p99[i],
+        })
+        .collect())
+}
+
+/// Median over repetitions per time, for one (series, location).
+fn time_line(
+    rows: &[IntervalRow],
+    series: &str,
+    location: &str,
+    label: String,
+    color_key: &str,
+    y: fn(&IntervalRow) -> Option<f64>,
+) -> Line {
+    let mut by_t: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.series == series && r.location == location)
+    {
+        if let Some(v) = y(r) {
+            by_t.entry(r.t_ms.to_bits()).or_default().push(v);
+        }
+    }
+    let points = by_t
+        .into_iter()
+        .filter_map(|(bits, values)| {
+            median_ci(&values).map(|m| PlotPoint {
+                x: f64::from_bits(bits),
+                y: m.median,
+                err: None,
+                valid: true,
+            })
+        })
+        .collect();
+    Line {
+        label,
+        color_key: color_key.to_string(),
+        dashed: false,
+        points,
+    }
+}
+
+fn event_markers(events: &DataFrame) -> Result<Vec<(f64, String)>, AnalysisError> {
+    let kinds = strs(events, "kind")?;
+    let starts = f64s(events, "start_ms")?;
+    let stops = f64s(events, "stop_ms")?;
+    let mut markers = Vec::new();
+    for i in 0..events.height() {
+        let kind = kinds[i].clone().unwrap_or_default();
+        if let Some(s) = starts[i] {
+            markers.push((s, format!("{kind} start")));
+        }
+        if let Some(s) = stops[i] {
+            markers.push((s, format!("{kind} stop")));
+        }
+    }
+    Ok(markers)
+}
+
+fn series_of(rows: &[IntervalRow]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for r in rows {
+        if !seen.contains(&r.series) {
+            seen.push(r.series.clone());
+        }
+    }
+    seen
+}
+
+const LETTERS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+fn load_shift_figure(intervals: &[IntervalRow], markers: &[(f64, String)]) -> Vec<Panel> {
+    let mut panels = Vec::new();
+    let series = series_of(intervals);
+    for (i, s) in series.iter().enumerate() {
+        let lines = ["host", "nic", "client"]
+            .iter()
+            .map(|loc| {
+                time_line(intervals, s, loc, format!("at {loc}"), loc, |r| {
+                    Some(r.ops_per_s * OPS_TO_KOPS)
+                })
+            })
+            .collect();
+        let mut p = panel(
+            &format!("({}) {s}: throughput per location", LETTERS[i % 6]),
+            "time since measure start (ms)",
+            "throughput (kops/s)",
+            XAxis::Linear,
+            false,
+            lines,
+        );
+        p.markers = markers.to_vec();
+        p.point_dots = false;
+        panels.push(p);
+    }
+    let lines = series
+        .iter()
+        .map(|s| {
+            time_line(intervals, s, "all", format!("{s} p99"), s, |r| {
+                r.p99.map(|v| v * NS_TO_US)
+            })
+        })
+        .collect();
+    let mut p = panel(
+        &format!("({}) p99 per interval", LETTERS[series.len() % 6]),
+        "time since measure start (ms)",
+        "latency p99 (µs)",
+        XAxis::Linear,
+        true,
+        lines,
+    );
+    p.markers = markers.to_vec();
+    p.point_dots = false;
+    panels.push(p);
+    panels
+}
+
+fn policies_figure(
+    intervals: &[IntervalRow],
+    samples: &DataFrame,
+    markers: &[(f64, String)],
+) -> Result<Vec<Panel>, AnalysisError> {
+    let series = series_of(intervals);
+    let throughput = series
+        .iter()
+        .map(|s| {
+            time_line(intervals, s, "all", s.clone(), s, |r| {
+                Some(r.ops_per_s * OPS_TO_KOPS)
+            })
+        })
+        .collect();
+    let p99 = series
+        .iter()
+        .map(|s| {
+            time_line(intervals, s, "all", format!("{s} p99"), s, |r| {
+                r.p99.map(|v| v * NS_TO_US)
+            })
+        })
+        .collect();
+    let mut panels = vec![
+        panel(
+            "(a) throughput",
+            "time since measure start (ms)",
+            "throughput (kops/s)",
+            XAxis::Linear,
+            false,
+            throughput,
+        ),
+        panel(
+            "(b) p99 per interval",
+            "time since measure start (ms)",
+            "latency p99 (µs)",
+            XAxis::Linear,
+            true,
+            p99,
+        ),
+    ];
+    let util = host_utilisation_rows(samples)?;
+    if !util.is_empty() {
+        let lines = series
+            .iter()
+            .map(|s| {
+                time_line(&util, s, "host", s.clone(), s, |r| {
+                    Some(r.ops_per_s * 100.0)
+                })
+            })
+            .collect();
+        panels.push(panel(
+            "(c) server host CPU",
+            "time since measure start (ms)",
+            "host utilisation (%)",
+            XAxis::Linear,
+            false,
+            lines,
+        ));
+    }
+    for p in &mut panels {
+        p.markers = markers.to_vec();
+        p.point_dots = false;
+    }
+    Ok(panels)
+}
+
+/// Host samples as interval-like rows (utilisation in `ops_per_s`, t in ms).
+fn host_utilisation_rows(samples: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
+    let series = strs(samples, "series")?;
+    let t = f64s(samples, "t_ns")?;
+    let location = strs(samples, "location")?;
+    let util = f64s(samples, "utilisation")?;
+    Ok((0..samples.height())
+        .filter(|&i| location[i].as_deref() == Some("host"))
+        .map(|i| IntervalRow {
+            series: series[i].clone().unwrap_or_default(),
+            t_ms: t[i].unwrap_or(0.0) / 1e6,
+            location: "host".to_string(),
+            ops_per_s: util[i].unwrap_or(0.0),
+            p99: None,
+        })
+        .collect())
+}
+
+fn vm_cost_figure(
+    vmcost: &DataFrame,
+    notes: &mut Vec<String>,
+    bars: &mut ErrorBars,
+) -> Result<Vec<Panel>, AnalysisError> {
+    let functions = strs(vmcost, "function")?;
+    let backends = strs(vmcost, "backend")?;
+    let status = strs(vmcost, "status")?;
+    let ns = f64s(vmcost, "ns_per_op")?;
+    let reasons = strs(vmcost, "reason")?;
+    let mut categories: Vec<String> = Vec::new();
+    let mut backend_order: Vec<String> = Vec::new();
+    let mut values: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    let mut unavailable: BTreeSet<String> = BTreeSet::new();
+    for i in 0..vmcost.height() {
+        let f = functions[i].clone().unwrap_or_default();
+        let b = backends[i].clone().unwrap_or_default();
+        if !categories.contains(&f) {
+            categories.push(f.clone());
+        }
+        if !backend_order.contains(&b) {
+            backend_order.push(b.clone());
+        }
+        match (status[i].as_deref(), ns[i]) {
+            (Some("measured"), Some(v)) => values.entry((b, f)).or_default().push(v),
+            _ => {
+                unavailable.insert(format!("{b}: {}", reasons[i].clone().unwrap_or_default()));
+            }
+        }
+    }
+    let lines = backend_order
+        .iter()
+        .map(|b| {
+            let points = categories
+                .iter()
+                .enumerate()
+                .filter_map(|(ci, f)| {
+                    let v = values.get(&(b.clone(), f.clone()))?;
+                    let m = median_ci(v)?;
+                    let err = (v.len() >= 2).then_some((m.lo, m.hi));
+                    if v.len() >= 2 {
+                        bars.kinds.insert(repetition_note(v.len(), m.level));
+                    }
+                    Some(PlotPoint {
+                        x: ci as f64,
+                        y: m.median,
+                        err,
+                        valid: true,
+                    })
+                })
+                .collect();
+            Line {
+                label: b.clone(),
+                color_key: b.clone(),
+                dashed: false,
+                points,
+            }
+        })
+        .collect();
+    if !unavailable.is_empty() {
+        notes.push(format!(
+            "not available: {}",
+            unavailable.into_iter().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    let mut p = panel(
+        "(a) execution cost per call",
+        "NAAM function",
+        "time per call (ns)",
+        XAxis::Categories,
+        true,
+        lines,
+    );
+    p.categories = categories;
+    p.bars = true;
+    Ok(vec![p])
+}
+
+/// The figure of the run whose frames are `frames`.
+pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
+    let run = frames.frame("run")?;
+    let experiment = first_str(run, "experiment")?;
+    let title = first_str(run, "title")?;
+    let mut bars = ErrorBars::default();
+    let mut notes = Vec::new();
+    let rows = point_rows(frames.frame("points")?)?;
+    let intervals = interval_rows(frames.frame("intervals")?)?;
+    let markers = event_markers(frames.frame("events")?)?;
+    let panels = match experiment.as_str() {
+        "cell-lookups" => cell_figure(&rows, &mut bars),
+        "offload-scaling" => offload_figure(&rows, &mut bars),
+        "load-shift" => load_shift_figure(&intervals, &markers),
+        "policies" => policies_figure(&intervals, frames.frame("samples")?, &markers)?,
+        "vm-cost" => vm_cost_figure(frames.frame("vmcost")?, &mut notes, &mut bars)?,
+        _ => sweep_figure(&rows, &mut bars),
+    };
+    let mut footnote = provenance_lines(run)?;
+    if rows.iter().any(|r| !r.valid) {
+        notes.push("hollow markers: invalid points (generator behind schedule or achieved rate below the offered rate)".to_string());
+    }
+    footnote.extend(bars.note());
+    footnote.extend(notes);
+    Ok(FigureData {
+        experiment,
+        title,
+        panels,
+        footnote,
+    })
+}
+
+fn provenance_lines(run: &DataFrame) -> Result<Vec<String>, AnalysisError> {
+    let testbed = first_str(run, "testbed")?;
+    let emulated = if first_bool(run, "nic_emulated")? {
+        "NIC emulated"
+    } else {
+        "real NIC"
+    };
+    let cores = first_f64(run, "cores")?.unwrap_or(0.0);
+    let machine = format!(
+        "{} ({}, {cores} cores, Linux {})",
+        first_str(run, "hostname")?,
+        first_str(run, "cpu_model")?,
+        first_str(run, "kernel")?
+    );
+    let complete = first_f64(run, "points_complete")?.unwrap_or(0.0);
+    let total = first_f64(run, "points_total")?.unwrap_or(0.0);
+    let status = first_str(run, "status")?;
+    let commit = first_str(run, "code_commit")?;
+    let dirty = if first_bool(run, "code_dirty")? {
+        "+dirty"
+    } else {
+        ""
+    };
+    let mut lines = vec![
+        format!("testbed: {testbed} ({emulated}) · machine: {machine}"),
+        format!(
+            "run {} ({}, {status}: {complete}/{total} points) · code {}{dirty}",
+            first_str(run, "run_id")?,
+            first_str(run, "variant")?,
+            commit.get(..10).unwrap_or(&commit)
+        ),
+    ];
+    if first_bool(run, "synthetic")? {
+        lines.push("SYNTHETIC DATA from the test executor, not a measurement".to_string());
+    } else {
+        lines.push(format!("executor: {}", first_str(run, "executor")?));
+    }
+    if testbed != "inventory" {
+        lines.push("one machine shows shapes and mechanisms, not hardware numbers; NAAM reconstructed from the paper's abstract".to_string());
+    }
+    Ok(lines)
+}
