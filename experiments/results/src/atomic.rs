@@ -49,15 +49,27 @@ pub fn sync_dir(dir: &Path) -> Result<(), ResultsError> {
         .map_err(ResultsError::io(dir, "fsync folder"))
 }
 
-/// fsyncs every regular file directly inside `dir`, then `dir` itself.
+/// Deepest folder nesting [`sync_files_in`] descends into (role processes may keep logs in a
+/// sub-folder of a point).
+pub const SYNC_DEPTH_MAX: usize = 4;
+
+/// fsyncs every regular file inside `dir` (sub-folders down to [`SYNC_DEPTH_MAX`]), then the
+/// folders themselves.
 pub fn sync_files_in(dir: &Path) -> Result<(), ResultsError> {
+    sync_tree(dir, SYNC_DEPTH_MAX)
+}
+
+fn sync_tree(dir: &Path, depth_left: usize) -> Result<(), ResultsError> {
     for entry in fs::read_dir(dir).map_err(ResultsError::io(dir, "list folder"))? {
         let entry = entry.map_err(ResultsError::io(dir, "list folder"))?;
         let path = entry.path();
-        if path.is_file() {
+        let kind = entry.file_type().map_err(ResultsError::io(&path, "stat"))?;
+        if kind.is_file() {
             File::open(&path)
                 .and_then(|f| f.sync_all())
                 .map_err(ResultsError::io(&path, "fsync"))?;
+        } else if kind.is_dir() && depth_left > 0 {
+            sync_tree(&path, depth_left - 1)?;
         }
     }
     sync_dir(dir)

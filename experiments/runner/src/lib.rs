@@ -21,5 +21,7 @@ mod run;
 pub mod synthetic;
 
 pub use executor::{ExecError, PointExecutor};
-pub use report::{CheckReport, StatusReport, VariantCheck, check, describe_run, status};
+pub use report::{
+    CheckFailure, CheckReport, StatusReport, VariantCheck, check, describe_run, status,
+};
 pub use run::{Progress, RunError, RunOptions, RunOutcome, run_dir_for, run_plan};

@@ -32,6 +32,29 @@ pub struct CheckReport {
     pub variants: Vec<VariantCheck>,
 }
 
+/// `naam check --json` when the manifest is invalid: the error class and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckFailure {
+    /// The manifest as named.
+    pub manifest: String,
+    /// Stable error class (`syntax`, `unknown-field`, `missing-field`, `wrong-type`,
+    /// `invalid-value`, `not-applicable`, `not-implemented`, `read`).
+    pub class: String,
+    /// The full message: file, line, field and what to write instead.
+    pub message: String,
+}
+
+impl CheckFailure {
+    /// The JSON form of a manifest error.
+    pub fn new(manifest: &Path, error: &ManifestError) -> CheckFailure {
+        CheckFailure {
+            manifest: manifest.display().to_string(),
+            class: error.class().to_string(),
+            message: error.to_string(),
+        }
+    }
+}
+
 /// Validates both variants of a manifest.
 pub fn check(manifest: &Path) -> Result<CheckReport, ManifestError> {
     let plans = check_manifest(manifest)?;
