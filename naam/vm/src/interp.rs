@@ -58,7 +58,7 @@ pub(crate) fn run<C>(
     // Host address that r10 stands for in the current frame.
     // SAFETY: the stack holds CALL_DEPTH_MAX + 1 frames; r10 of depth d is (d + 1) frames in.
     let mut frame_top = unsafe { stack.add(STACK_FRAME_BYTES) };
-    mem.set_stack(stack, FRAME);
+    mem.set_stack(frame_top, FRAME);
     let mut depth = 0usize;
     let base = ops.as_ptr();
     // SAFETY: the verifier proved the entry is a decoded index.
@@ -402,7 +402,7 @@ pub(crate) fn run<C>(
                 regs[10] += FRAME;
                 // SAFETY: depth <= CALL_DEPTH_MAX, so the new frame top is inside the stack.
                 frame_top = unsafe { frame_top.add(STACK_FRAME_BYTES) };
-                mem.set_stack(stack, FRAME * (depth as u64 + 1));
+                mem.set_stack(frame_top, FRAME * (depth as u64 + 1));
                 transfer!(op.target as usize);
             }
             Kind::Exit => {
@@ -422,7 +422,7 @@ pub(crate) fn run<C>(
                 regs[10] -= FRAME;
                 // SAFETY: back to the caller's frame, which is inside the stack.
                 frame_top = unsafe { frame_top.sub(STACK_FRAME_BYTES) };
-                mem.set_stack(stack, FRAME * (depth as u64 + 1));
+                mem.set_stack(frame_top, FRAME * (depth as u64 + 1));
                 transfer!(frame.return_index as usize);
             }
         }

@@ -192,16 +192,14 @@ impl<'a> Memory<'a> {
         }
     }
 
-    /// (Re)installs the stack slot: `len` bytes from `stack`, the frames visible at the current
-    /// call depth. The pointer is set again every time, so a slot emptied meanwhile (a helper
-    /// that ran another VM over this `Memory`) never pairs a null pointer with a length.
+    /// (Re)installs the stack slot: the `len` bytes below `frame_top` (the host address r10
+    /// stands for), i.e. the frames visible at the current call depth. The pointer is set again
+    /// every time, so a slot emptied meanwhile (a helper that ran another VM over this `Memory`)
+    /// never pairs a null pointer with a length.
     #[inline(always)]
-    pub(crate) fn set_stack(&mut self, stack: *mut u8, len: u64) {
-        self.slots[STACK_SLOT] = Region {
-            ptr: stack,
-            read_len: len,
-            write_len: len,
-        };
+    pub(crate) fn set_stack(&mut self, frame_top: *mut u8, len: u64) {
+        let base = frame_top.wrapping_sub(len as usize);
+        self.slots[STACK_SLOT] = Region { ptr: base, read_len: len, write_len: len };
     }
 
     /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.

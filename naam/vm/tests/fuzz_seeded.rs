@@ -312,7 +312,10 @@ fn arbitrary_bytes_load_verify_and_run_without_panicking() {
 fn fuzzer_crashes_stay_fixed() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
     let mut inputs = 0;
-    for entry in std::fs::read_dir(&folder).expect("regression folder").flatten() {
+    for entry in std::fs::read_dir(&folder)
+        .expect("regression folder")
+        .flatten()
+    {
         eprintln!("replaying {}", entry.path().display());
         harness::load_and_run(&std::fs::read(entry.path()).expect("regression input"));
         inputs += 1;
