@@ -38,7 +38,7 @@ pub enum Placement<'a> {
 /// What the testbed records about how the point ran (`testbed.json` in the point's folder).
 #[derive(Debug, Clone, Serialize)]
 pub struct TestbedRecord {
-    /// `loopback` or `netns`.
+    /// `loopback`, `netns` or `ssh` (the orchestrator).
     pub network: String,
     /// `kernel` or `user`.
     pub eswitch: String,
@@ -50,7 +50,8 @@ pub struct TestbedRecord {
     pub rnic_reads: u64,
     /// Datagrams the eSwitch steered to host, NIC, client.
     pub steered: [u64; 3],
-    /// Always true here: the NIC is a process, not a BlueField-2.
+    /// Always true so far: the NIC role is the emulated NIC process (on real machines too, it
+    /// reaches host memory through the shared-memory path), not BlueField-2 offload code.
     pub nic_emulated: bool,
 }
 
@@ -116,37 +117,90 @@ fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T, Test
     serde_json::from_slice(&bytes).map_err(|e| TestbedError::Output { path: path.to_path_buf(), message: e.to_string() })
 }
 
-/// Copies the clients' files, composes `server.json`, and keeps the steering records.
-fn gather(configs: &PointConfigs, out_dir: &Path, timeline: Timeline, pids: Vec<(String, u32)>, placement: &Placement<'_>) -> Result<TestbedRecord, TestbedError> {
-    for (k, client) in configs.clients.iter().enumerate() {
-        for name in [raw::client_hlog_file(k as u32), raw::client_summary_file(k as u32)] {
-            copy(&client.out_dir.join(&name), &out_dir.join(&name))?;
+/// Where the files of each role of a point are, on this machine: the role folders of the local
+/// testbed, or the folders the orchestrator collected them into.
+#[derive(Debug, Clone)]
+pub struct RoleDirs {
+    /// The host's folder (`host.counters.json`, `steering.jsonl`, `samples.jsonl`).
+    pub host: PathBuf,
+    /// The NIC's folder (`nic.counters.json`).
+    pub nic: PathBuf,
+    /// Client `k`'s folder at index `k` (`client-<k>.hlog`, `client-<k>.json`).
+    pub clients: Vec<PathBuf>,
+}
+
+/// The servers' counters read while gathering, for the testbed's own record.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// `host.counters.json`.
+    pub host: HostCounters,
+    /// `nic.counters.json`.
+    pub nic: NicCounters,
+}
+
+/// Gathers a point's raw files into `out_dir` in the schema of `naam_results::raw`: copies the
+/// clients' interval logs and summaries and the host's steering records and samples, and
+/// composes `server.json` from the host's and the NIC's counters under `policy`. Shared by the
+/// local testbed and the orchestrator, so both write the same files.
+pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathered, TestbedError> {
+    for (k, client_dir) in dirs.clients.iter().enumerate() {
+        let k = u32::try_from(k).map_err(|_| TestbedError::Unsupported(format!("client index {k}")))?;
+        for name in [raw::client_hlog_file(k), raw::client_summary_file(k)] {
+            copy(&client_dir.join(&name), &out_dir.join(&name))?;
         }
     }
     for name in [raw::STEERING_FILE, raw::SAMPLES_FILE] {
-        copy(&configs.host.out_dir.join(name), &out_dir.join(name))?;
+        copy(&dirs.host.join(name), &out_dir.join(name))?;
     }
-    let host: HostCounters = read_json(&configs.host.out_dir.join(naam_roles::host::COUNTERS_FILE))?;
-    let nic: NicCounters = read_json(&configs.nic.out_dir.join(naam_roles::nic::COUNTERS_FILE))?;
+    let host: HostCounters = read_json(&dirs.host.join(naam_roles::host::COUNTERS_FILE))?;
+    let nic: NicCounters = read_json(&dirs.nic.join(naam_roles::nic::COUNTERS_FILE))?;
+    let server = ServerSummary { schema: raw::RAW_SCHEMA_VERSION, policy: policy.to_string(), host: host.host.clone(), nic: nic.nic.clone() };
+    write_json(&out_dir.join(raw::SERVER_FILE), &server)?;
+    Ok(Gathered { host, nic })
+}
+
+impl TestbedRecord {
+    /// The record of a point whose servers reported `gathered`; `network` names how the
+    /// machines were joined (`loopback`, `netns`, `ssh`).
+    pub fn new(network: &str, pids: Vec<(String, u32)>, start_realtime_ns: u64, gathered: &Gathered) -> TestbedRecord {
+        TestbedRecord {
+            network: network.to_string(),
+            eswitch: gathered.host.eswitch.clone(),
+            pids,
+            start_realtime_ns,
+            rnic_reads: gathered.host.rnic.reads,
+            steered: gathered.host.steered,
+            nic_emulated: true,
+        }
+    }
+
+    /// Writes it as `testbed.json` into a point's folder.
+    pub fn write(&self, out_dir: &Path) -> Result<(), TestbedError> {
+        write_json(&out_dir.join(TESTBED_FILE), self)
+    }
+}
+
+/// The testbed's record in a point's folder.
+pub const TESTBED_FILE: &str = "testbed.json";
+
+/// Copies the clients' files, composes `server.json`, and keeps the steering records.
+fn gather(configs: &PointConfigs, out_dir: &Path, timeline: Timeline, pids: Vec<(String, u32)>, placement: &Placement<'_>) -> Result<TestbedRecord, TestbedError> {
+    let dirs = RoleDirs {
+        host: configs.host.out_dir.clone(),
+        nic: configs.nic.out_dir.clone(),
+        clients: configs.clients.iter().map(|c| c.out_dir.clone()).collect(),
+    };
     let policy = match &configs.host.role {
         Role::Host(h) => h.policy.clone(),
         _ => String::new(),
     };
-    let server = ServerSummary { schema: raw::RAW_SCHEMA_VERSION, policy, host: host.host.clone(), nic: nic.nic.clone() };
-    write_json(&out_dir.join(raw::SERVER_FILE), &server)?;
-    let record = TestbedRecord {
-        network: match placement {
-            Placement::Loopback => "loopback".into(),
-            Placement::Namespaces(_) => "netns".into(),
-        },
-        eswitch: host.eswitch.clone(),
-        pids,
-        start_realtime_ns: timeline.start_realtime_ns,
-        rnic_reads: host.rnic.reads,
-        steered: host.steered,
-        nic_emulated: true,
+    let gathered = gather_raw(&dirs, &policy, out_dir)?;
+    let network = match placement {
+        Placement::Loopback => "loopback",
+        Placement::Namespaces(_) => "netns",
     };
-    write_json(&out_dir.join("testbed.json"), &record)?;
+    let record = TestbedRecord::new(network, pids, timeline.start_realtime_ns, &gathered);
+    record.write(out_dir)?;
     Ok(record)
 }
 
