@@ -48,7 +48,8 @@ pub(crate) fn fetch_all(run: &mut Attempt<'_>) {
     let results_dir = run.config.results_dir.clone();
     let mut work: BTreeMap<String, Vec<(String, String, Vec<String>)>> = BTreeMap::new();
     for (id, launch) in &run.record.launches {
-        if !launch.missing.is_empty() && run.connections.contains_key(&launch.host) {
+        // A launch that never started left nothing to fetch (its files stay missing).
+        if !launch.missing.is_empty() && launch.pid.is_some() && run.connections.contains_key(&launch.host) {
             work.entry(launch.host.clone()).or_default().push((id.clone(), launch.run_dir.clone(), launch.missing.clone()));
         }
     }
@@ -108,9 +109,12 @@ fn reconnect_missing_hosts(run: &mut Attempt<'_>) {
     }
 }
 
-struct FetchFailure {
-    why: String,
-    host_lost: bool,
+/// Why a file could not be fetched.
+pub(crate) struct FetchFailure {
+    /// What went wrong.
+    pub(crate) why: String,
+    /// Whether the host itself stopped answering.
+    pub(crate) host_lost: bool,
 }
 
 type FetchResult = (String, String, Result<CollectedFile, FetchFailure>);
@@ -140,7 +144,7 @@ fn fetch_host(connection: &mut Connection, jobs: &[(String, String, Vec<String>)
 
 /// Downloads `remote` to `local` (through `local.part`), retrying a bounded number of times until
 /// the local SHA-256 equals the remote one.
-fn fetch_verified(connection: &mut Connection, remote: &str, local: &Path, name: &str) -> Result<CollectedFile, FetchFailure> {
+pub(crate) fn fetch_verified(connection: &mut Connection, remote: &str, local: &Path, name: &str) -> Result<CollectedFile, FetchFailure> {
     let policy = RetryPolicy::attempts(IDEMPOTENT_ATTEMPTS_MAX);
     let attempt = |_| -> Result<CollectedFile, FetchError> {
         let expected = remote_sha256(connection, remote).map_err(FetchError::Ssh)?.ok_or(FetchError::Absent)?;

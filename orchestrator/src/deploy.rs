@@ -141,7 +141,7 @@ pub struct BuildRecipe {
 
 impl Default for BuildRecipe {
     fn default() -> Self {
-        BuildRecipe { package: "naam-roles".into(), bin: "naam-role".into() }
+        BuildRecipe { package: "naam-testbed".into(), bin: "naam-role".into() }
     }
 }
 
@@ -448,6 +448,18 @@ pub fn upload_idempotent(
         .run(|_| upload_once(connection, local, &target, mode, &expected), retryable_deploy)
         .map_err(|(err, _)| err)?;
     Ok(FileReport { remote_path: relative.into(), sha256: expected, uploaded_bytes, skipped: false })
+}
+
+/// Uploads `local` to the absolute remote path `target` (always, no checksum skip), verifies its
+/// SHA-256 and renames it into place; retried a bounded number of times. Used for the small
+/// per-run inputs of role processes.
+pub fn upload_verified(connection: &mut Connection, local: &Path, target: &str, mode: i32) -> Result<FileReport, DeployError> {
+    let expected = sha256_file(local)?;
+    let policy = RetryPolicy::attempts(IDEMPOTENT_ATTEMPTS_MAX);
+    let uploaded_bytes = policy
+        .run(|_| upload_once(connection, local, target, mode, &expected), retryable_deploy)
+        .map_err(|(err, _)| err)?;
+    Ok(FileReport { remote_path: target.into(), sha256: expected, uploaded_bytes, skipped: false })
 }
 
 fn retryable_deploy(err: &DeployError) -> bool {

@@ -50,6 +50,15 @@ pub const READINESS_POLLS_MAX: u32 = 100;
 pub const READINESS_POLL_INTERVAL_MS: u64 = 100;
 /// Samples of a remote clock per host; the one with the smallest round trip is kept.
 pub const CLOCK_SAMPLES: u32 = 5;
+/// Largest offset of a host's clock from the orchestrator's that the start time is shifted for;
+/// beyond it the run is refused (the machines' clocks are not synchronised, so their records'
+/// timestamps cannot be compared either).
+pub const CLOCK_OFFSET_MS_MAX: u64 = 1_000;
+/// Largest uncertainty (half the best round trip) of a measured clock offset: a shifted start
+/// time is only as good as the offset it is shifted by.
+pub const CLOCK_ERROR_MS_MAX: u64 = 200;
+/// Input files one role process may be given (its configuration, another role's ready file).
+pub const LAUNCH_INPUTS_MAX: usize = 16;
 /// How far in the future the common start time is placed after the last role is ready.
 pub const START_LEAD_MS: u64 = 500;
 /// Longest warm-up or measurement phase accepted by a run configuration.
@@ -73,6 +82,8 @@ const _: () = {
     assert!(PID_FILE_POLLS_MAX > 0 && READINESS_POLLS_MAX > 0);
     assert!(STOP_GRACE_MS >= PROCESS_POLL_INTERVAL_MS);
     assert!(CLOCK_SAMPLES >= 1);
+    assert!(CLOCK_ERROR_MS_MAX <= CLOCK_OFFSET_MS_MAX && CLOCK_ERROR_MS_MAX < START_LEAD_MS);
+    assert!(LAUNCH_INPUTS_MAX >= 2 && LAUNCH_INPUTS_MAX <= LAUNCH_OUTPUTS_MAX);
     assert!(HOSTS_MAX <= LAUNCHES_MAX);
     assert!(STOP_GRACE_MS <= STOP_WAIT_MS_MAX && EXIT_WAIT_MS_MAX <= STOP_WAIT_MS_MAX);
 };

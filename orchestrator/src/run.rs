@@ -1,18 +1,25 @@
 //! The run skeleton: deploy → start → warm-up → measure → collect → teardown, on real machines.
 //!
-//! The input is a list of [`LaunchSpec`]s — the seam with the experiment plans of phase 2: which
-//! host, which role, which program with which arguments, how to tell it is ready, which files it
-//! leaves behind. The run:
+//! The input is a list of [`LaunchSpec`]s — the seam with experiment plans
+//! ([`crate::experiment`] makes them from a plan's point): which host, which role, which program
+//! with which arguments, which files it gets before it starts, how to tell it is ready, how it is
+//! expected to end, which files it leaves behind. The run:
 //!
-//! 1. **deploy** — connects to every host in parallel and deploys the artifacts (if any);
+//! 1. **deploy** — connects to every host in parallel, measures its clock offset (refusing clocks
+//!    beyond [`CLOCK_OFFSET_MS_MAX`] or known less precisely than [`CLOCK_ERROR_MS_MAX`] before
+//!    anything starts) and deploys the artifacts (if any);
 //! 2. **start** — starts the launches in dependency order (host, NIC, clients), each group only
-//!    after the previous one passed its readiness checks; measures every host's clock offset; then
-//!    fixes a common start time and hands it to each process as a file (`start_at`, the instant
-//!    in *that host's* clock, in ns since the epoch) — the barrier every role waits on;
+//!    after the previous one passed its readiness checks; before a launch starts, its inputs are
+//!    put in its run directory (bytes, or a file an earlier launch wrote, fetched and uploaded
+//!    with checksums); measures every host's clock offset again; then fixes a common start time
+//!    and hands it to each process in *that host's* clock (shifted by its offset) as two files:
+//!    `start_at` (ns since the epoch, one line) and `timeline.json` (the `naam-role` timeline with
+//!    warm-up and measurement) — the barrier every role waits on;
 //! 3. **warm-up** and 4. **measure** — wait out the configured durations while polling every
 //!    process; CPU time is sampled on every host at the start and end of the measurement;
-//! 5. **collect** — waits for clients to finish, stops the servers by PID, fetches every declared
-//!    output and both logs with their SHA-256 verified (see [`crate::collect`]);
+//! 5. **collect** — waits for the launches that end by themselves, stops the servers by PID,
+//!    fetches every declared output and both logs with their SHA-256 verified (see
+//!    [`crate::collect`]);
 //! 6. **teardown** — stops by PID anything still running; it also runs after a failure or Ctrl-C.
 //!
 //! A node lost during the run does not stop the others: its launches are marked unmeasured and the
@@ -34,15 +41,22 @@ use crate::command::{CommandError, RemoteCommand, ShellLine};
 use crate::deploy::{self, ArtifactSet, HostDeployReport};
 use crate::inventory::{HostSpec, Inventory, Role};
 use crate::limits::{
-    CLOCK_SAMPLES, COMMAND_TIMEOUT_MS, EXIT_WAIT_MS_MAX, LAUNCH_OUTPUTS_MAX, LAUNCHES_MAX, LIVENESS_POLL_INTERVAL_MS,
-    PHASE_MS_MAX, READINESS_POLL_INTERVAL_MS, READINESS_POLLS_MAX, START_LEAD_MS, STOP_GRACE_MS, STOP_WAIT_MS_MAX,
+    CLOCK_ERROR_MS_MAX, CLOCK_OFFSET_MS_MAX, CLOCK_SAMPLES, COMMAND_TIMEOUT_MS, EXIT_WAIT_MS_MAX, LAUNCH_INPUTS_MAX,
+    LAUNCH_OUTPUTS_MAX, LAUNCHES_MAX, LIVENESS_POLL_INTERVAL_MS, PHASE_MS_MAX, READINESS_POLL_INTERVAL_MS,
+    READINESS_POLLS_MAX, START_LEAD_MS, STOP_GRACE_MS, STOP_WAIT_MS_MAX,
 };
 use crate::process::{self, EXIT_STATUS_FILE, PID_FILE, ProcessState, RemoteProcess, STDERR_LOG, STDOUT_LOG};
 use crate::ssh::{ConnectOptions, Connection, SshError};
 use crate::telemetry::{self, ClockOffset, CpuTimes, CpuUsage};
+use naam_roles::config::Timeline;
 
 /// File (in each launch's run directory) holding the common start time in that host's clock.
 pub const START_AT_FILE: &str = "start_at";
+/// File (in each launch's run directory) holding the timeline as `naam-role` reads it: JSON of
+/// `naam_roles::config::Timeline`, the start in that host's clock; written with `start_at`.
+pub const TIMELINE_FILE: &str = "timeline.json";
+/// Folder (in a launch's local results directory) keeping the inputs it was given.
+pub const INPUTS_DIR: &str = "inputs";
 /// How early (before the measurement's end, by our clock) a client may exit with status 0 and
 /// still count as having run through the measurement.
 pub const EXIT_TOLERANCE_MS: u64 = 1_000;
@@ -98,6 +112,58 @@ pub enum Readiness {
     Command(RemoteCommand),
 }
 
+/// How a launch's process is expected to end; an end that does not fit makes it unmeasured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ends {
+    /// Runs until it is stopped (servers): ending by itself before that is a failure.
+    WhenStopped,
+    /// Exits 0 by itself once the measurement is over (clients).
+    AfterMeasurement,
+    /// Exits 0 by itself at any time after the start (a CPU hog with its own stop time).
+    ByItself,
+}
+
+impl Ends {
+    /// The usual expectation for a role: servers run until stopped, clients until the end.
+    pub fn for_role(role: Role) -> Ends {
+        match role {
+            Role::Host | Role::Nic => Ends::WhenStopped,
+            Role::Client => Ends::AfterMeasurement,
+        }
+    }
+}
+
+/// A file put into a launch's run directory before it starts (SHA-256 verified on arrival).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchInput {
+    /// Bytes known before the run, e.g. a role configuration.
+    Bytes {
+        /// File name in the run directory.
+        name: String,
+        /// Its content.
+        bytes: Vec<u8>,
+    },
+    /// A file that a launch of an earlier start group wrote in its run directory (e.g. the host's
+    /// ready file, which the NIC and the clients read): fetched to this machine and uploaded.
+    FromLaunch {
+        /// The launch that wrote it.
+        launch: String,
+        /// File name, in both run directories.
+        file: String,
+    },
+}
+
+impl LaunchInput {
+    /// The file name in the receiving run directory.
+    pub fn name(&self) -> &str {
+        match self {
+            LaunchInput::Bytes { name, .. } => name,
+            LaunchInput::FromLaunch { file, .. } => file,
+        }
+    }
+}
+
 /// One role process to run: the seam with experiment plans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchSpec {
@@ -114,6 +180,38 @@ pub struct LaunchSpec {
     pub readiness: Readiness,
     /// Files it writes in its run directory, to collect (logs are always collected).
     pub outputs: Vec<String>,
+    /// Files put into its run directory before it starts.
+    pub inputs: Vec<LaunchInput>,
+    /// How it is expected to end.
+    pub ends: Ends,
+}
+
+impl LaunchSpec {
+    /// A launch with readiness [`Readiness::Running`], no inputs or outputs, and the role's usual
+    /// end ([`Ends::for_role`]).
+    pub fn new(id: &str, host: &str, role: Role, command: RemoteCommand) -> LaunchSpec {
+        LaunchSpec {
+            id: id.to_string(),
+            host: host.to_string(),
+            role,
+            command,
+            readiness: Readiness::Running,
+            outputs: Vec::new(),
+            inputs: Vec::new(),
+            ends: Ends::for_role(role),
+        }
+    }
+    /// The same launch, ready when `file` exists in its run directory.
+    pub fn ready_when(mut self, file: &str) -> LaunchSpec {
+        self.readiness = Readiness::FileExists(file.to_string());
+        self
+    }
+
+    /// The same launch, with these outputs added.
+    pub fn with_outputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, outputs: I) -> LaunchSpec {
+        self.outputs.extend(outputs.into_iter().map(Into::into));
+        self
+    }
 }
 
 /// Durations and places of one run.
@@ -376,10 +474,38 @@ pub fn validate_launches(inventory: &Inventory, launches: &[LaunchSpec]) -> Resu
         for output in &launch.outputs {
             check_output_name(output).map_err(|reason| invalid(format!("output {output:?}: {reason}")))?;
         }
+        check_inputs(launch, launches).map_err(invalid)?;
     }
     let mut ordered = launches.to_vec();
     ordered.sort_by_key(|launch| launch.role);
     Ok(ordered)
+}
+
+/// Inputs: at most [`LAUNCH_INPUTS_MAX`], clean distinct names, sources started in an earlier
+/// group (so they are ready before this launch starts).
+fn check_inputs(launch: &LaunchSpec, launches: &[LaunchSpec]) -> Result<(), String> {
+    if launch.inputs.len() > LAUNCH_INPUTS_MAX {
+        return Err(format!("{} inputs; at most {LAUNCH_INPUTS_MAX}", launch.inputs.len()));
+    }
+    let mut names = BTreeSet::new();
+    for input in &launch.inputs {
+        let name = input.name();
+        check_output_name(name).map_err(|reason| format!("input {name:?}: {reason}"))?;
+        if !names.insert(name) || launch.outputs.iter().any(|o| o == name) {
+            return Err(format!("input {name:?}: named twice (inputs and outputs share the run directory)"));
+        }
+        if let LaunchInput::FromLaunch { launch: source, .. } = input {
+            let source_role = launches.iter().find(|l| &l.id == source).map(|l| l.role);
+            match source_role {
+                None => return Err(format!("input {name:?}: launch {source} does not exist")),
+                Some(role) if role >= launch.role => {
+                    return Err(format!("input {name:?}: launch {source} ({role}) does not start before a {} launch", launch.role));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_clean_name(name: &str) -> bool {
@@ -390,7 +516,7 @@ fn is_clean_name(name: &str) -> bool {
 }
 
 fn check_output_name(name: &str) -> Result<(), &'static str> {
-    let reserved = [STDOUT_LOG, STDERR_LOG, PID_FILE, EXIT_STATUS_FILE, START_AT_FILE];
+    let reserved = [STDOUT_LOG, STDERR_LOG, PID_FILE, EXIT_STATUS_FILE, START_AT_FILE, TIMELINE_FILE];
     if reserved.contains(&name) {
         return Err("reserved name (the orchestrator's own files)");
     }
@@ -441,9 +567,14 @@ pub(crate) struct Attempt<'a> {
     pub(crate) connections: BTreeMap<String, Connection>,
     pub(crate) processes: BTreeMap<String, RemoteProcess>,
     measure_end_ns: Option<i64>,
+    /// Launches seen ending before they should have.
+    ended_early: BTreeSet<String>,
     observer: Observer<'a>,
     cancel: &'a Cancel,
 }
+
+/// Mode of an input file in a run directory.
+const INPUT_FILE_MODE: i32 = 0o644;
 
 /// Why an attempt stopped early.
 enum Abort {
@@ -468,6 +599,7 @@ impl<'a> Attempt<'a> {
             connections: BTreeMap::new(),
             processes: BTreeMap::new(),
             measure_end_ns: None,
+            ended_early: BTreeSet::new(),
             observer,
             cancel,
         }
@@ -513,6 +645,8 @@ impl<'a> Attempt<'a> {
             }
         }
         self.resolve_workdirs()?;
+        // Refuse unusable clocks before anything starts; measured again just before the start.
+        self.measure_clocks()?;
         self.check_cancel()?;
         if let Some(artifacts) = &self.config.artifacts {
             let mut connections: Vec<Connection> = std::mem::take(&mut self.connections).into_values().collect();
@@ -574,6 +708,7 @@ impl<'a> Attempt<'a> {
             let group: Vec<LaunchSpec> = self.launches.iter().filter(|l| l.role == role).cloned().collect();
             for launch in &group {
                 self.check_cancel()?;
+                self.place_inputs(launch)?;
                 self.start_launch(launch)?;
             }
             for launch in &group {
@@ -581,15 +716,59 @@ impl<'a> Attempt<'a> {
             }
         }
         self.measure_clocks()?;
-        let start_at = telemetry::unix_now_ns() + ms_to_ns(START_LEAD_MS) + self.publication_budget_ns();
+        let budget_ns = self.publication_budget_ns()?;
+        let start_at = telemetry::unix_now_ns() + ms_to_ns(START_LEAD_MS) + budget_ns;
         self.record.start_at_unix_ns = Some(start_at);
+        // Known from now on: processes that end are judged against the planned end, by the
+        // clock, however far the polling lags behind.
+        self.measure_end_ns = Some(start_at + ms_to_ns(self.config.warmup_ms) + ms_to_ns(self.config.measure_ms));
         self.publish_start_time(start_at)?;
         let published_at = telemetry::unix_now_ns();
         if published_at > start_at {
             let late_ms = (published_at - start_at) / 1_000_000;
-            self.event(Phase::Start, Mark::Note, format!("start time published {late_ms} ms late: roles started late"));
+            // Late within the warm-up: the warm-up absorbs it. Later than that, some role learnt
+            // the timeline only after the measured phase had begun: its window is cut short.
+            if published_at > start_at + ms_to_ns(self.config.warmup_ms) {
+                return Err(Abort::Failed(format!(
+                    "start time published {late_ms} ms late, after the {} ms warm-up: measured windows would be cut short",
+                    self.config.warmup_ms
+                )));
+            }
+            self.event(Phase::Start, Mark::Note, format!("start time published {late_ms} ms late, within the warm-up"));
         }
         self.event(Phase::Start, Mark::End, format!("start_at_unix_ns={start_at}"));
+        Ok(())
+    }
+
+    /// Puts a launch's inputs into its run directory, keeping a copy of each under
+    /// `<results_dir>/<launch>/inputs/`.
+    fn place_inputs(&mut self, launch: &LaunchSpec) -> Result<(), Abort> {
+        if launch.inputs.is_empty() {
+            return Ok(());
+        }
+        let local_dir = self.config.results_dir.join(&launch.id).join(INPUTS_DIR);
+        std::fs::create_dir_all(&local_dir).map_err(|e| Abort::Failed(format!("{}: {e}", local_dir.display())))?;
+        let run_dir = self.record.launches[&launch.id].run_dir.clone();
+        for input in &launch.inputs {
+            let local = local_dir.join(input.name());
+            match input {
+                LaunchInput::Bytes { bytes, .. } => {
+                    std::fs::write(&local, bytes).map_err(|e| Abort::Failed(format!("{}: {e}", local.display())))?;
+                }
+                LaunchInput::FromLaunch { launch: source, file } => {
+                    let source_record = &self.record.launches[source];
+                    let (source_host, remote) = (source_record.host.clone(), format!("{}/{file}", source_record.run_dir));
+                    let connection = self.connections.get_mut(&source_host).expect("connected in deploy");
+                    crate::collect::fetch_verified(connection, &remote, &local, file)
+                        .map_err(|failure| Abort::Failed(format!("{}: input {file} from {source}: {}", launch.id, failure.why)))?;
+                }
+            }
+            let connection = self.connections.get_mut(&launch.host).expect("connected in deploy");
+            let target = format!("{run_dir}/{}", input.name());
+            deploy::upload_verified(connection, &local, &target, INPUT_FILE_MODE)
+                .map_err(|e| Abort::Failed(format!("{}: input {}: {e}", launch.id, input.name())))?;
+            self.event(Phase::Start, Mark::Note, format!("{}: input {} placed", launch.id, input.name()));
+        }
         Ok(())
     }
 
@@ -656,32 +835,58 @@ impl<'a> Attempt<'a> {
         Err(Abort::Failed(format!("{} not ready after {READINESS_POLLS_MAX} checks", launch.id)))
     }
 
+    /// Measures every host's clock offset and refuses offsets beyond [`CLOCK_OFFSET_MS_MAX`] or
+    /// known less precisely than [`CLOCK_ERROR_MS_MAX`]; within the bounds, each host's start
+    /// time is shifted by its offset.
     fn measure_clocks(&mut self) -> Result<(), Abort> {
         let results = for_each_host(&mut self.connections, |connection| telemetry::measure_clock_offset(connection, CLOCK_SAMPLES));
         for (host, result) in results {
             let clock = result.map_err(|e| Abort::Failed(format!("clock offset of {host}: {e}")))?;
-            self.record.hosts.entry(host).or_default().clock = Some(clock);
+            self.record.hosts.entry(host.clone()).or_default().clock = Some(clock);
+            check_clock(&host, &clock).map_err(Abort::Failed)?;
         }
         Ok(())
     }
 
-    /// Time to allow for writing the start file of every launch: two round trips of the slowest
-    /// host per launch, on top of [`START_LEAD_MS`].
-    fn publication_budget_ns(&self) -> i64 {
-        let rtt_ns_max = self.record.hosts.values().filter_map(|h| h.clock).map(|c| c.rtt_ns).max().unwrap_or(0);
-        let launches = u64::try_from(self.launches.len()).unwrap_or(u64::MAX);
-        i64::try_from(rtt_ns_max.saturating_mul(2).saturating_mul(launches)).unwrap_or(i64::MAX)
+    /// Time to allow for writing the start files: twice the slowest host's round trip of a
+    /// remote command (measured now, in parallel), since every host gets one command.
+    fn publication_budget_ns(&mut self) -> Result<i64, Abort> {
+        let line = ShellLine::new().op("true");
+        let results = for_each_host(&mut self.connections, |connection| {
+            let started = Instant::now();
+            connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
+            Ok(started.elapsed())
+        });
+        let mut slowest = Duration::ZERO;
+        for (host, result) in results {
+            slowest = slowest.max(result.map_err(|e| Abort::Failed(format!("round trip to {host}: {e}")))?);
+        }
+        Ok(i64::try_from(slowest.as_nanos().saturating_mul(2)).unwrap_or(i64::MAX))
     }
 
+    /// Writes every launch's start files, one command per host, all hosts at once; each host's
+    /// start is `start_at` shifted by its clock offset.
     fn publish_start_time(&mut self, start_at: i64) -> Result<(), Abort> {
-        let launches = self.launches.clone();
-        for launch in &launches {
+        let mut per_host: BTreeMap<String, Vec<(String, i64, String)>> = BTreeMap::new();
+        for launch in &self.launches {
             let offset = self.record.hosts.get(&launch.host).and_then(|h| h.clock).map_or(0, |c| c.offset_ns);
             let remote_start = start_at + offset;
-            let run_dir = &self.record.launches[&launch.id].run_dir;
-            let line = write_file_line(run_dir, START_AT_FILE, remote_start).map_err(|e| Abort::Failed(e.to_string()))?;
-            let connection = self.connections.get_mut(&launch.host).expect("connected");
-            connection.run_checked(&line, COMMAND_TIMEOUT_MS).map_err(|e| Abort::Failed(e.to_string()))?;
+            let timeline = Timeline {
+                start_realtime_ns: u64::try_from(remote_start).map_err(|_| Abort::Failed(format!("start time {remote_start} ns on {}", launch.host)))?,
+                warmup_ms: self.config.warmup_ms,
+                measure_ms: self.config.measure_ms,
+            };
+            let timeline_json = serde_json::to_string(&timeline).map_err(|e| Abort::Failed(e.to_string()))?;
+            let run_dir = self.record.launches[&launch.id].run_dir.clone();
+            per_host.entry(launch.host.clone()).or_default().push((run_dir, remote_start, timeline_json));
+        }
+        let results = for_each_host(&mut self.connections, |connection| {
+            let Some(entries) = per_host.get(&connection.host().name) else { return Ok(()) };
+            let line = write_start_files_line(entries).map_err(|source| SshError::Command { login: connection.host().login(), source })?;
+            connection.run_checked(&line, COMMAND_TIMEOUT_MS).map(drop)
+        });
+        for (host, result) in results {
+            result.map_err(|e| Abort::Failed(format!("start time on {host}: {e}")))?;
         }
         Ok(())
     }
@@ -696,11 +901,12 @@ impl<'a> Attempt<'a> {
         self.event(Phase::Measure, Mark::Begin, "");
         let before = self.sample_cpu(Phase::Measure);
         let lost: BTreeSet<String> = self.record.hosts.iter().filter(|(_, h)| h.lost.is_some()).map(|(n, _)| n.clone()).collect();
-        for launch in self.record.launches.values_mut() {
-            launch.measured = launch.end.is_none() && !lost.contains(&launch.host);
+        for (id, launch) in self.record.launches.iter_mut() {
+            // A process that already ended as expected (a client done by the clock while the
+            // polling lagged) keeps its measurement; one that ended early does not.
+            launch.measured = !self.ended_early.contains(id) && !lost.contains(&launch.host);
         }
         let end_at = measure_at + ms_to_ns(self.config.measure_ms);
-        self.measure_end_ns = Some(end_at);
         self.sleep_until(end_at, Some(Phase::Measure))?;
         let after = self.sample_cpu(Phase::Measure);
         for (host, before) in before {
@@ -753,6 +959,7 @@ impl<'a> Attempt<'a> {
                         }
                         record.measured = false;
                         record.problems.push(format!("ended during {phase:?}: {state:?}"));
+                        self.ended_early.insert(id.clone());
                         self.event(phase, Mark::Note, format!("{id} ended early: {state:?}"));
                     }
                     Err(err) => {
@@ -768,10 +975,15 @@ impl<'a> Attempt<'a> {
     /// seen no earlier than [`EXIT_TOLERANCE_MS`] before the measurement's end (its timer runs on
     /// its host's clock, which differs from ours by the measured offset's error).
     fn ended_on_time(&self, id: &str, state: ProcessState) -> bool {
-        let is_client = self.record.launches[id].role == Role::Client;
+        let ends = self.launches.iter().find(|l| l.id == id).map_or(Ends::WhenStopped, |l| l.ends);
         let end_at = self.measure_end_ns.unwrap_or(i64::MAX);
         let near_end = telemetry::unix_now_ns() >= end_at.saturating_sub(ms_to_ns(EXIT_TOLERANCE_MS));
-        is_client && state == (ProcessState::Exited { status: 0 }) && near_end
+        let exited_ok = state == (ProcessState::Exited { status: 0 });
+        match ends {
+            Ends::WhenStopped => false,
+            Ends::AfterMeasurement => exited_ok && near_end,
+            Ends::ByItself => exited_ok,
+        }
     }
 
     fn sample_cpu(&mut self, phase: Phase) -> BTreeMap<String, CpuTimes> {
@@ -822,10 +1034,10 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Waits (bounded) for every client to exit by itself after the measurement.
+    /// Waits (bounded) for every launch that ends by itself (clients, a hog) to exit.
     pub(crate) fn wait_for_clients(&mut self) {
         let deadline = Instant::now() + Duration::from_millis(self.config.exit_wait_ms);
-        let clients: Vec<LaunchSpec> = self.launches.iter().filter(|l| l.role == Role::Client).cloned().collect();
+        let clients: Vec<LaunchSpec> = self.launches.iter().filter(|l| l.ends != Ends::WhenStopped).cloned().collect();
         for launch in clients {
             let Some(process) = self.processes.get(&launch.id).cloned() else { continue };
             if self.record.launches[&launch.id].end.is_some() {
@@ -849,6 +1061,25 @@ impl<'a> Attempt<'a> {
             }
         }
     }
+}
+
+/// Refuses a clock too far off ours, or whose offset is known too imprecisely to shift by.
+pub fn check_clock(host: &str, clock: &ClockOffset) -> Result<(), String> {
+    let offset_ms = clock.offset_ns.unsigned_abs() / 1_000_000;
+    if offset_ms > CLOCK_OFFSET_MS_MAX {
+        return Err(format!(
+            "clock of {host} is {offset_ms} ms off this machine's (at most {CLOCK_OFFSET_MS_MAX} ms is shifted for): \
+             synchronise the clocks (chrony or NTP) and run again"
+        ));
+    }
+    let error_ms = clock.error_bound_ns() / 1_000_000;
+    if error_ms > CLOCK_ERROR_MS_MAX {
+        return Err(format!(
+            "clock offset of {host} is known only within ±{error_ms} ms (at most {CLOCK_ERROR_MS_MAX} ms): the SSH round \
+             trip is too long; run the orchestrator closer to the machines (e.g. on a node of the experiment)"
+        ));
+    }
+    Ok(())
 }
 
 fn end_state(state: ProcessState) -> EndState {
@@ -906,18 +1137,19 @@ fn readiness_line(readiness: &Readiness, run_dir: &str) -> Result<Option<ShellLi
     })
 }
 
-fn write_file_line(run_dir: &str, file: &'static str, value: i64) -> Result<ShellLine, CommandError> {
-    let tmp = format!("{file}.tmp");
-    ShellLine::new()
-        .op("cd")
-        .text(run_dir)?
-        .op("&& printf '%s\\n'")
-        .text(&value.to_string())?
-        .op(">")
-        .text(&tmp)?
-        .op("&& mv -f")
-        .text(&tmp)?
-        .text(file)
+/// Writes `start_at` and `timeline.json` in each run directory `(run_dir, start_at, timeline)`,
+/// each atomically (temporary name, then rename), `timeline.json` first so a role that sees
+/// `start_at` also finds its timeline.
+fn write_start_files_line(entries: &[(String, i64, String)]) -> Result<ShellLine, CommandError> {
+    let mut line = ShellLine::new().op("true");
+    for (run_dir, start_at, timeline_json) in entries {
+        line = line.op("&& cd").text(run_dir)?;
+        for (file, value) in [(TIMELINE_FILE, timeline_json.clone()), (START_AT_FILE, start_at.to_string())] {
+            let tmp = format!("{file}.tmp");
+            line = line.op("&& printf '%s\\n'").text(&value)?.op(">").text(&tmp)?.op("&& mv -f").text(&tmp)?.text(file)?;
+        }
+    }
+    Ok(line)
 }
 
 /// Runs (or resumes) a run: see the module documentation. Returns the record also written to

@@ -381,6 +381,43 @@ impl Connection {
         result
     }
 
+    /// Starts `line` and holds a dialogue with it over one channel: `rounds` times, sends a
+    /// newline and reads one line of its stdout (at most [`DIALOGUE_LINE_BYTES_MAX`] bytes),
+    /// timing each exchange with `clock`. Returns `(sent, reply, received)` per round. One
+    /// channel for every round keeps channel set-up out of the timed exchanges (the clock probe).
+    pub fn dialogue(
+        &mut self,
+        line: &ShellLine,
+        rounds: u32,
+        timeout_ms: u64,
+        clock: fn() -> i64,
+    ) -> Result<Vec<(i64, String, i64)>, SshError> {
+        let login = self.host.login();
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        self.session.set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
+        let result = (|| {
+            let mut channel = self.session.channel_session().map_err(|e| protocol(&login, "open channel", &e))?;
+            let wrapped = ShellLine::new().op("exec /bin/sh -c").text(line.as_str()).map_err(|source| SshError::Command {
+                login: login.clone(),
+                source,
+            })?;
+            channel.exec(wrapped.as_str()).map_err(|e| protocol(&login, "exec", &e))?;
+            let mut replies = Vec::new();
+            for _ in 0..rounds {
+                let sent = clock();
+                channel.write_all(b"\n").and_then(|()| channel.flush()).map_err(|e| protocol_io(&login, "write dialogue", &e))?;
+                let reply = read_line(&mut channel, deadline, timeout_ms, &login)?;
+                replies.push((sent, reply, clock()));
+            }
+            channel.send_eof().map_err(|e| protocol(&login, "end dialogue", &e))?;
+            read_bounded(&mut channel, deadline, timeout_ms, &login, line, "stdout")?;
+            channel.wait_close().map_err(|e| protocol(&login, "close channel", &e))?;
+            Ok(replies)
+        })();
+        self.session.set_timeout(self.options.op_timeout_ms);
+        result
+    }
+
     /// Runs `line` and requires exit status 0.
     pub fn run_checked(&mut self, line: &ShellLine, timeout_ms: u64) -> Result<CommandOutput, SshError> {
         let output = self.run(line, timeout_ms)?;
@@ -491,6 +528,43 @@ fn check_size(login: &str, path: &str, size_bytes: u64) -> Result<(), SshError> 
 
 fn protocol(login: &str, operation: &'static str, err: &ssh2::Error) -> SshError {
     SshError::Protocol { login: login.to_string(), operation, message: err.message().to_string() }
+}
+
+/// Longest line read in a [`Connection::dialogue`].
+pub const DIALOGUE_LINE_BYTES_MAX: usize = 256;
+
+/// Reads up to and without the next newline, one byte at a time (the peer answers one line per
+/// request, so nothing after the newline is waiting).
+fn read_line(reader: &mut impl Read, deadline: Instant, timeout_ms: u64, login: &str) -> Result<String, SshError> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if Instant::now() > deadline {
+            return Err(SshError::Timeout { login: login.to_string(), operation: "dialogue", timeout_ms });
+        }
+        let n = reader.read(&mut byte).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                SshError::Timeout { login: login.to_string(), operation: "dialogue", timeout_ms }
+            } else {
+                protocol_io(login, "read dialogue", &e)
+            }
+        })?;
+        if n == 0 || byte[0] == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).into_owned());
+        }
+        if line.len() >= DIALOGUE_LINE_BYTES_MAX {
+            return Err(SshError::Protocol {
+                login: login.to_string(),
+                operation: "read dialogue",
+                message: format!("a reply line is longer than {DIALOGUE_LINE_BYTES_MAX} bytes"),
+            });
+        }
+        line.push(byte[0]);
+    }
+}
+
+fn protocol_io(login: &str, operation: &'static str, e: &std::io::Error) -> SshError {
+    SshError::Protocol { login: login.to_string(), operation, message: e.to_string() }
 }
 
 fn read_bounded(

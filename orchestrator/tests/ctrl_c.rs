@@ -4,7 +4,7 @@
 mod support;
 
 use naam_orchestrator::cancel::{Cancel, install_signal_handlers};
-use naam_orchestrator::run::{EndState, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunStatus, run};
+use naam_orchestrator::run::{EndState, Ends, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunStatus, run};
 use naam_orchestrator::{RemoteCommand, Role};
 use support::Testbed;
 
@@ -25,6 +25,8 @@ fn sigint_during_measurement_stops_every_remote_process() {
             command: RemoteCommand::from_argv(["/bin/sh", "-c", SERVER_SCRIPT, "naam-standin"]).unwrap(),
             readiness: Readiness::FileExists("ready".into()),
             outputs: vec![],
+            inputs: vec![],
+            ends: Ends::for_role(role.parse::<Role>().unwrap()),
         })
         .collect();
     let observer = |event: &PhaseEvent| {

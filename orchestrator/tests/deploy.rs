@@ -132,7 +132,7 @@ fn a_foreign_arch_gets_the_source_bundle_and_the_build_commands() {
         run 'rm' '-rf' 'src/naam'
         run 'mkdir' '-p' 'src/naam'
         run 'tar' '-xzf' 'bundles/naam-src.tar.gz' '-C' 'src/naam'
-        run 'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-roles' '--bin' 'naam-role'
+        run 'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-testbed' '--bin' 'naam-role'
         run 'install' '-D' '-m' '755' 'src/naam/target/release/naam-role' 'bin/naam-role'
         upload FunctionObject functions/mica_get.o
         upload Config config/quick.toml"#]]

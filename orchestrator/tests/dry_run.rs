@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use expect_test::expect;
 use naam_orchestrator::deploy::{Artifact, ArtifactKind, ArtifactSet};
 use naam_orchestrator::dryrun::render_plan;
-use naam_orchestrator::run::{LaunchSpec, Readiness, RunConfig};
+use naam_orchestrator::run::{Ends, LaunchSpec, Readiness, RunConfig};
 use naam_orchestrator::{Arch, Inventory, RemoteCommand, Role};
 
 const HOSTS: &str = r#"
@@ -50,6 +50,8 @@ fn launch(id: &str, host: &str, role: Role, args: &[&str], readiness: Readiness,
         command: RemoteCommand::new("bin/naam-role").unwrap().args(args.iter().copied()).unwrap(),
         readiness,
         outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        inputs: Vec::new(),
+        ends: Ends::for_role(role),
     }
 }
 
@@ -101,7 +103,7 @@ fn the_plan_is_rendered_without_connecting() {
             'rm' '-rf' 'src/naam'
             'mkdir' '-p' 'src/naam'
             'tar' '-xzf' 'bundles/naam-src.tar.gz' '-C' 'src/naam'
-            'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-roles' '--bin' 'naam-role'
+            'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-testbed' '--bin' 'naam-role'
             'install' '-D' '-m' '755' 'src/naam/target/release/naam-role' 'bin/naam-role'
           upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
         host client0 [client] alice@clnode107.clemson.cloudlab.us:22 arch=x86_64 lan=10.10.1.2 cores=16 workdir=naam
@@ -118,7 +120,7 @@ fn the_plan_is_rendered_without_connecting() {
           in naam/runs/mica-ycsb-b-quick/attempt-1/nic; ready when file ready exists
         client client0-load on client0: 'bin/naam-role' 'client' '--rate' '100000'
           in naam/runs/mica-ycsb-b-quick/attempt-1/client0-load; ready when running
-        then: clock offsets; common start time written to each run dir's start_at
+        then: clock offsets (refused beyond the bounds, else shifted per host); common start time written to each run dir's start_at and timeline.json
 
         == warm-up 2000 ms, measure 10000 ms (CPU sampled from /proc/stat at both ends)
 

@@ -14,7 +14,7 @@ use naam_orchestrator::cancel::Cancel;
 use naam_orchestrator::collect::ATTEMPTS_DIR;
 use naam_orchestrator::deploy::{ArtifactSet, sha256_file};
 use naam_orchestrator::run::{
-    EndState, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunRecord, RunStatus, run,
+    EndState, Ends, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunRecord, RunStatus, run,
 };
 use naam_orchestrator::{Arch, Inventory, RemoteCommand, Role};
 use support::Testbed;
@@ -49,6 +49,8 @@ fn stand_in_launches() -> Vec<LaunchSpec> {
         command: sh(SERVER_SCRIPT, "naam-standin-server"),
         readiness: Readiness::FileExists("ready".into()),
         outputs: vec!["server.txt".into(), "stopped.txt".into()],
+        inputs: vec![],
+        ends: Ends::for_role(role),
     };
     vec![
         // Deliberately listed out of order: the run starts them host, NIC, client.
@@ -59,6 +61,8 @@ fn stand_in_launches() -> Vec<LaunchSpec> {
             command: sh(CLIENT_SCRIPT, "naam-standin-client"),
             readiness: Readiness::Running,
             outputs: vec!["result.txt".into()],
+            inputs: vec![],
+            ends: Ends::AfterMeasurement,
         },
         server("nic-0", "nic0", Role::Nic),
         server("host-0", "host0", Role::Host),

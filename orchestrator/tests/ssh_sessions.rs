@@ -139,3 +139,21 @@ fn every_host_gets_its_own_session_in_parallel() {
         assert!(log.contains("Accepted publickey for root"), "{}: {log}", node.name);
     }
 }
+
+#[test]
+fn the_clock_probe_brackets_the_remote_clock_within_its_round_trip() {
+    let testbed = Testbed::start();
+    let mut connection = Connection::open(&host0(&testbed), &ConnectOptions::default()).unwrap();
+    let clock = naam_orchestrator::telemetry::measure_clock_offset(&mut connection, 7).unwrap();
+    // The "remote" clock is this machine's: the true offset is 0, and the remote reading lies
+    // between send and receive, so the estimate is within half the round trip.
+    assert_eq!(clock.samples, 7);
+    assert!(clock.rtt_ns > 0, "{clock:?}");
+    assert!(clock.offset_ns.unsigned_abs() <= clock.error_bound_ns(), "{clock:?}");
+    // A dialogue answers every round, in order.
+    let line = ShellLine::new().op("i=0; while IFS= read -r _; do i=$((i+1)); echo \"$i\"; done");
+    let replies = connection.dialogue(&line, 3, 10_000, naam_orchestrator::telemetry::unix_now_ns).unwrap();
+    let texts: Vec<&str> = replies.iter().map(|(_, text, _)| text.as_str()).collect();
+    assert_eq!(texts, ["1", "2", "3"]);
+    assert!(replies.iter().all(|(sent, _, received)| sent <= received));
+}

@@ -318,3 +318,67 @@ pub fn session_is_live(sid: u32) -> bool {
         fields.len() > 3 && fields[0] != "Z" && fields[3] == sid.to_string()
     })
 }
+
+/// Kills every role process whose pid file is under `root` (see [`Testbed::kill_role_processes`]);
+/// usable from a `'static` callback holding just the path.
+pub fn kill_role_processes_under(root: &Path) -> usize {
+    kill_pid_files_under(root)
+}
+
+/// Longest wait for `cargo build -p naam-testbed --bin naam-role` (a cold build on 2 cores).
+const ROLE_BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
+/// Interval between checks of that build.
+const ROLE_BUILD_POLL: Duration = Duration::from_millis(200);
+
+/// The real `naam-role` binary: `NAAM_ROLE_BIN` when set, else built (or found up to date) by
+/// the cargo running these tests — `env!("CARGO_BIN_EXE_naam-role")` exists only inside the
+/// naam-testbed package. Built once per test binary.
+pub fn role_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(build_role_binary).clone()
+}
+
+fn build_role_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NAAM_ROLE_BIN") {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "NAAM_ROLE_BIN={} is not a file", path.display());
+        return path;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the orchestrator is inside the workspace");
+    let log = std::env::temp_dir().join(format!("naam-role-build-{}.log", std::process::id()));
+    let mut child = Command::new(env!("CARGO"))
+        .args(["build", "-p", "naam-testbed", "--bin", "naam-role", "--message-format=json"])
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&log).expect("create the build log"))
+        .spawn()
+        .expect("run cargo (env!(\"CARGO\")) to build naam-role");
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for cargo") {
+            break status;
+        }
+        if started.elapsed() > ROLE_BUILD_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cargo build -p naam-testbed --bin naam-role took more than {ROLE_BUILD_TIMEOUT:?}; set NAAM_ROLE_BIN to a built naam-role");
+        }
+        std::thread::sleep(ROLE_BUILD_POLL);
+    };
+    let messages = reader.join().expect("reader thread");
+    assert!(
+        status.success(),
+        "cargo build -p naam-testbed --bin naam-role failed (or set NAAM_ROLE_BIN):\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    let _ = fs::remove_file(&log);
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "naam-role")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported the naam-role executable")
+}
