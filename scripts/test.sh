@@ -10,3 +10,4 @@ echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked
 echo "== the rdma feature (ibverbs backend) builds, and fails cleanly without an RDMA device"
 cargo test --locked -p naam-net --features rdma --test rdma --lib
+cargo test --locked -p naam-roles --features rdma --lib rdma

@@ -1,4 +1,20 @@
-//! `naam`: the command-line tool that binds the harness together.
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("naam: no commands yet; see README.md")
+//! `naam`: the command-line tool of the NAAM reproduction harness. It binds the libraries: plans
+//! (naam-plan), the runner (naam-runner) over the local testbed (naam-testbed), analysis and
+//! figures (naam-analysis), the workloads, and the testbed benchmark. `anyhow` lives only here.
+
+mod cli;
+mod cmd;
+mod stop;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    match cmd::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("naam: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

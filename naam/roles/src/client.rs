@@ -101,6 +101,9 @@ struct Client {
 /// Runs the client role; returns when its run is over.
 pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
     let _ = pin_current_thread(&client.cpus);
+    if client.one_sided == crate::config::OneSided::Rdma {
+        crate::rdma::open_one_sided()?;
+    }
     let host: HostReady = ready::wait_for(&client.host_ready, HOST_READY_TIMEOUT)?;
     let timeline = TimelineWatch::start(&config.timeline, stop)
         .wait(TIMELINE_WAIT_MAX, stop)

@@ -251,6 +251,18 @@ pub struct ClientConfig {
     pub inflight_max: u32,
     /// A request without a reply after this long is counted as a timeout.
     pub timeout_ms: u64,
+    /// How client-side execution reads server memory.
+    pub one_sided: OneSided,
+}
+
+/// The one-sided read path of client-side execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OneSided {
+    /// Read frames to the host's emulated RNIC thread over UDP.
+    EmulatedRnic,
+    /// RDMA READs over a real RNIC (feature `rdma`; see `naam_roles::rdma`).
+    Rdma,
 }
 
 /// The CPU hog.

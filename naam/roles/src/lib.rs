@@ -23,6 +23,7 @@ pub mod hog;
 pub mod host;
 pub mod nic;
 pub mod os;
+pub mod rdma;
 pub mod ready;
 pub mod serve;
 pub mod shm;

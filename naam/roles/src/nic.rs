@@ -71,6 +71,7 @@ pub fn run(config: &RoleConfig, nic: &NicConfig, stop: &'static AtomicBool) -> R
                     control: Arc::clone(&control),
                     // Worker 0 reports for the NIC: the eSwitch spreads evenly over NIC workers.
                     samples: if i == 0 { SampleSink::Udp { to: host.control } } else { SampleSink::Discard },
+                    heartbeat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
                     sample_period_ns: nic.sample_period_us * 1000,
                     core_speed_factor: nic.core_speed_factor,
                     window: window.clone(),

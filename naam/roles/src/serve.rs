@@ -207,6 +207,9 @@ pub struct ServerWorker<P: AccessPath> {
     pub control: Arc<ControlShared>,
     /// Where samples go.
     pub samples: SampleSink,
+    /// Set to CLOCK_REALTIME at every loop iteration: a worker starved of CPU stops beating, and
+    /// the controller sees it (see `host::control`).
+    pub heartbeat: Arc<AtomicU64>,
     /// Sampling period.
     pub sample_period_ns: u64,
     /// Core speed relative to a host core (1.0 = same; 0.5 = steps take twice as long).
@@ -263,6 +266,7 @@ impl<P: AccessPath> ServerWorker<P> {
             report: WorkerReport::default(),
         };
         while !stop.load(Ordering::Relaxed) {
+            self.heartbeat.store(realtime_ns(), Ordering::Relaxed);
             let wait = if self.busy_poll || self.path.has_pending() { Duration::ZERO } else { IDLE_WAIT };
             let received = self.socket.recv_batch(&mut st.recv, wait).unwrap_or(0);
             let started = monotonic_ns();

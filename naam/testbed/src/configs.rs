@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use naam_plan::{Distribution, Event, ExperimentPlan, PointPlan, Series, Timing, Workload, YcsbWorkload};
 use naam_roles::config::{
-    BtreeSpec, ClientConfig, Dataset, EswitchMode, HogConfig, HostConfig, MicaSpec, NicConfig, Polling, Role, RoleConfig,
+    BtreeSpec, ClientConfig, Dataset, EswitchMode, HogConfig, HostConfig, MicaSpec, NicConfig, OneSided, Polling, Role, RoleConfig,
     TimelineSpec, WorkloadSpec, CONFIG_SCHEMA_VERSION,
 };
 
@@ -124,6 +124,7 @@ pub fn build(plan: &ExperimentPlan, point: &PointPlan, settings: &Settings, dir:
                 cpus: roles.pinning.client_cpus.clone(),
                 inflight_max: CLIENT_INFLIGHT_MAX,
                 timeout_ms: CLIENT_TIMEOUT_MS,
+                one_sided: OneSided::EmulatedRnic,
             }), placeholder.clone())
         })
         .collect();

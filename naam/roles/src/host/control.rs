@@ -4,7 +4,7 @@
 //! relative to the measured phase's start) so shift times can be measured from the results.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
@@ -32,6 +32,8 @@ pub struct ControlLoop {
     pub control: Arc<ControlShared>,
     /// Host workers' samples.
     pub host_samples: Receiver<LoadSample>,
+    /// Host workers' heartbeats (CLOCK_REALTIME of their latest loop iteration).
+    pub heartbeats: Vec<Arc<AtomicU64>>,
     /// The control port (NIC samples arrive here).
     pub socket: UdpSocket,
     /// Sampling period.
@@ -98,20 +100,37 @@ impl ControlLoop {
     }
 
     /// Aggregates the host workers' samples since the last tick (max delay, summed queue and
-    /// completions, mean utilisation).
+    /// completions, mean utilisation). A worker starved of CPU sends no sample and stops its
+    /// heartbeat; its silence is itself the signal: whatever waits in its socket has waited at
+    /// least as long as it has been silent, so that silence is taken as the queueing delay.
     fn host_sample(&self, now: u64) -> Option<LoadSample> {
         let drained: Vec<LoadSample> = self.host_samples.try_iter().collect();
-        let first = drained.first()?;
-        let n = drained.len() as u64;
+        let silent_ns = self.longest_silence_ns(now);
+        if drained.is_empty() && silent_ns == 0 {
+            return None;
+        }
+        let n = drained.len().max(1) as u64;
         Some(LoadSample {
             at: naam_engine::Nanos(now),
             location: Some(Location::Host),
-            queue_delay_ns: drained.iter().map(|s| s.queue_delay_ns).max().unwrap_or(0),
+            queue_delay_ns: drained.iter().map(|s| s.queue_delay_ns).max().unwrap_or(0).max(silent_ns),
             utilisation_permille: (drained.iter().map(|s| u64::from(s.utilisation_permille)).sum::<u64>() / n) as u16,
             queue_len: drained.iter().map(|s| s.queue_len).sum(),
             completions: drained.iter().map(|s| s.completions).sum(),
-            period_ns: first.period_ns,
+            period_ns: self.period_ns,
         })
+    }
+
+    /// How long the most silent worker has gone without a loop iteration, beyond its idle wait
+    /// and one sampling period (0 when every worker is beating).
+    fn longest_silence_ns(&self, now: u64) -> u64 {
+        let allowance = self.period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
+        self.heartbeats
+            .iter()
+            .map(|h| now.saturating_sub(h.load(Ordering::Relaxed)))
+            .filter(|&silent| silent > allowance)
+            .max()
+            .unwrap_or(0)
     }
 
     fn observe(&mut self, sample: LoadSample, report: &mut ControlReport) {

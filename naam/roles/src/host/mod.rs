@@ -11,7 +11,7 @@ pub mod switch;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use naam_engine::function::Code;
 use naam_engine::{Controller, Executor, ExecutorConfig, FunctionTable, Location, RegionTable, RuleKey, RuleTable, Shares, policy};
@@ -66,12 +66,14 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
     let control_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
     let control = Arc::new(ControlShared::default());
     let (sample_tx, sample_rx) = crossbeam_channel::bounded(1024);
+    let heartbeats: Vec<Arc<AtomicU64>> = (0..host.workers).map(|_| Arc::new(AtomicU64::new(crate::os::realtime_ns()))).collect();
     let mut control_loop = ControlLoop {
         controller: server_controller(&host.policy)?,
         rules: fixed_rules(&*workload, host.dataset.tenants)?,
         eswitch: net.eswitch,
         control: Arc::clone(&control),
         host_samples: sample_rx,
+        heartbeats: heartbeats.clone(),
         socket: control_socket,
         period_ns: host.sample_period_us * 1000,
         timeline: timeline.clone(),
@@ -111,6 +113,7 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
                     natives: Some(Natives::new(Arc::clone(&workload), Arc::clone(&memory))),
                     control: Arc::clone(&control),
                     samples: SampleSink::Channel(sample_tx.clone()),
+                    heartbeat: Arc::clone(&heartbeats[i]),
                     sample_period_ns: host.sample_period_us * 1000,
                     core_speed_factor: 1.0,
                     window: window.clone(),

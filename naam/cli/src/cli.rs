@@ -1,0 +1,276 @@
+//! The command line, as clap parses it (raw); commands validate it into what they run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The NAAM reproduction harness (arXiv 2509.07431; our reconstruction of NAAM).
+#[derive(Debug, Parser)]
+#[command(name = "naam", version, about, long_about = None)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reproduce experiments on the local testbed: run each manifest, analyse, draw its figure.
+    Reproduce(ReproduceArgs),
+    /// Run (or resume) one experiment manifest.
+    Run(RunArgs),
+    /// Validate manifests without running them.
+    Check(CheckArgs),
+    /// Analyse runs (frames as parquet and CSV) and draw their figures.
+    Plot(PlotArgs),
+    /// What is complete, partial or missing in `results/`.
+    Status(StatusArgs),
+    /// The local testbed: its benchmark, or one point.
+    #[command(subcommand)]
+    Testbed(TestbedCommand),
+    /// The workloads on their own: YCSB traces, MICA and B-tree replays.
+    #[command(subcommand)]
+    Workload(WorkloadCommand),
+}
+
+/// Where results and figures live.
+#[derive(Debug, Args, Clone)]
+pub struct Dirs {
+    /// Results root.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Figures folder.
+    #[arg(long, default_value = "figures")]
+    pub figures: PathBuf,
+    /// Folder of the experiment manifests.
+    #[arg(long, default_value = "experiments")]
+    pub experiments: PathBuf,
+}
+
+/// How the local testbed runs.
+#[derive(Debug, Args, Clone)]
+pub struct TestbedArgs {
+    /// eSwitch: the kernel eBPF program (root) or the user-space dispatcher; default by privilege.
+    #[arg(long, value_enum)]
+    pub eswitch: Option<EswitchArg>,
+    /// Do not verify answers (verification is on by default).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Workers spin instead of blocking when idle.
+    #[arg(long)]
+    pub busy_poll: bool,
+}
+
+/// eSwitch choice.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EswitchArg {
+    /// Kernel eBPF on a SO_REUSEPORT group (needs root).
+    Kernel,
+    /// User-space dispatcher.
+    User,
+}
+
+/// `naam reproduce`.
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// Experiment ids (default: every experiment).
+    pub ids: Vec<String>,
+    /// The quick variant of each manifest (minutes on one machine) instead of the full one.
+    #[arg(long)]
+    pub quick: bool,
+    /// Start a new run even if a run of the same configuration exists (default: resume it).
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print a JSON report on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Where results, figures and manifests are.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Testbed settings.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
+}
+
+/// `naam run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Run its quick variant.
+    #[arg(long)]
+    pub quick: bool,
+    /// Start a new run even if a run of the same configuration exists.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Also analyse the run and draw its figure.
+    #[arg(long)]
+    pub plot: bool,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where results and figures are.
+    #[command(flatten)]
+    pub dirs: Dirs,
+    /// Testbed settings.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
+}
+
+/// `naam check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Manifests (default: every manifest in the experiments folder).
+    pub manifests: Vec<PathBuf>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    /// Folder of the manifests.
+    #[arg(long, default_value = "experiments")]
+    pub experiments: PathBuf,
+}
+
+/// `naam plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Experiment ids (default: every experiment with a run).
+    pub ids: Vec<String>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    /// Where results and figures are.
+    #[command(flatten)]
+    pub dirs: Dirs,
+}
+
+/// `naam status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One experiment id (default: all).
+    pub experiment: Option<String>,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    /// Results root.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// `naam testbed ...`.
+#[derive(Debug, Subcommand)]
+pub enum TestbedCommand {
+    /// The testbed benchmark: host-placement ops/s against the raw UDP request/response ceiling
+    /// measured in the same run, and the time to shift 90 % of traffic to the NIC after a CPU hog
+    /// starts on the host.
+    Bench(BenchArgs),
+    /// Run one point of a manifest and leave its raw files in a folder.
+    Point(PointArgs),
+}
+
+/// `naam testbed bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Seconds of each measurement.
+    #[arg(long, default_value_t = 2)]
+    pub seconds: u64,
+    /// Offered load of the host-placement run (requests/s); it should exceed what the host can do.
+    #[arg(long, default_value_t = 200_000)]
+    pub offered: u64,
+    /// Where the benchmark's raw files go.
+    #[arg(long, default_value = "results/testbed-bench")]
+    pub out: PathBuf,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    /// Testbed settings.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
+}
+
+/// `naam testbed point`.
+#[derive(Debug, Args)]
+pub struct PointArgs {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// The point id (see `naam check --json`), default the first.
+    #[arg(long)]
+    pub point: Option<String>,
+    /// The quick variant.
+    #[arg(long)]
+    pub quick: bool,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Testbed settings.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
+}
+
+/// `naam workload ...`.
+#[derive(Debug, Subcommand)]
+pub enum WorkloadCommand {
+    /// A YCSB CoreWorkload trace: CSV `op,keynum,key` on stdout.
+    Ycsb(YcsbArgs),
+    /// Replay a MICA trace (`S <key-hex> <value-hex>`, `G <key-hex>`, `D <key-hex>`).
+    Mica(MicaArgs),
+    /// Load a B-tree and look keys up: CSV `key,found,value`.
+    Btree(BtreeArgs),
+}
+
+/// `naam workload ycsb`.
+#[derive(Debug, Args)]
+pub struct YcsbArgs {
+    /// Records loaded.
+    #[arg(long)]
+    pub records: u64,
+    /// Operations to generate.
+    #[arg(long)]
+    pub operations: u64,
+    /// Seed.
+    #[arg(long)]
+    pub seed: u64,
+    /// Key distribution (default: the workload's own).
+    #[arg(long)]
+    pub distribution: Option<String>,
+    /// YCSB core workload letter.
+    #[arg(long, default_value = "b")]
+    pub workload: String,
+}
+
+/// `naam workload mica`.
+#[derive(Debug, Args)]
+pub struct MicaArgs {
+    /// The trace file.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// `native` or `vm`.
+    #[arg(long, default_value = "native")]
+    pub via: String,
+    /// Index buckets (power of two).
+    #[arg(long)]
+    pub buckets: Option<u32>,
+    /// Entries per bucket (7 or 15).
+    #[arg(long)]
+    pub slots: Option<u32>,
+    /// Circular log bytes (power of two).
+    #[arg(long)]
+    pub log_bytes: Option<u64>,
+}
+
+/// `naam workload btree`.
+#[derive(Debug, Args)]
+pub struct BtreeArgs {
+    /// `key,value` lines to bulk-load.
+    #[arg(long)]
+    pub load: PathBuf,
+    /// One key per line.
+    #[arg(long)]
+    pub lookups: PathBuf,
+    /// `native` or `vm`.
+    #[arg(long, default_value = "native")]
+    pub via: String,
+    /// Node size.
+    #[arg(long)]
+    pub node_bytes: Option<u32>,
+}

@@ -1,0 +1,201 @@
+//! `naam testbed bench` and `naam testbed point`.
+//!
+//! The benchmark measures, on this machine and in one run:
+//! 1. the raw UDP request/response ceiling on loopback (naam-net's echo: the best of 1, 8 and 32
+//!    requests in flight);
+//! 2. the ops/s of MICA GET/SET (YCSB-B) at the host placement under an offered load above what
+//!    the host can serve (so the achieved rate is its capacity);
+//! 3. the shift time: NAAM-adaptive steering, a CPU hog starting on the host's core mid-run, and
+//!    the time from the hog's start to the end of the first 5 ms interval in which 90 % of the
+//!    completed requests ran at the NIC (from the client's interval log).
+//! It reports ratio = (2) / (1) and the shift time. Numbers are this machine's, not a testbed's.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use naam_plan::{ExperimentPlan, Variant};
+use naam_results::raw::{self, ClientSummary};
+use serde::Serialize;
+
+use super::{local_options, print_json};
+use crate::cli::{BenchArgs, PointArgs};
+
+/// In-flight counts tried for the UDP ceiling.
+const CEILING_BATCHES: [usize; 3] = [1, 8, 32];
+/// Interval of the shift measurement's histograms.
+const SHIFT_INTERVAL_MS: u64 = 5;
+/// Share of requests at the NIC that counts as "shifted".
+const SHIFTED_SHARE: f64 = 0.9;
+
+/// `naam testbed bench --json`.
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    machine_note: &'static str,
+    udp_ceiling_req_per_s: f64,
+    udp_ceiling_batch: usize,
+    host_placement_ops_per_s: f64,
+    host_placement_offered_ops_per_s: f64,
+    ratio: f64,
+    shift_ms: Option<f64>,
+    hog_start_ms: u64,
+    first_rule_change_ms: Option<f64>,
+    eswitch: String,
+}
+
+fn manifest(id: &str, series: &str, offered: u64, measure_ms: u64, interval_ms: u64, hog: Option<u64>) -> String {
+    let events = hog.map_or(String::new(), |start| {
+        format!("events = [{{ kind = \"cpu-hog\", start_ms = {start}, stop_ms = {measure_ms}, threads = 2 }}]")
+    });
+    format!(
+        r#"schema = 1
+id = "{id}"
+title = "testbed benchmark"
+seed = 1
+series = ["{series}"]
+[testbed]
+kind = "local"
+[roles]
+clients = 1
+client_threads = 1
+host_workers = 1
+nic_workers = 1
+nic_access_delay_ns = 1500
+nic_core_speed_factor = 0.5
+[roles.pinning]
+host_cpus = [0]
+nic_cpus = [1]
+client_cpus = [1]
+[workload]
+kind = "mica"
+records = 20000
+key_bytes = 8
+value_bytes = 8
+ycsb_workload = "b"
+distribution = "scrambled-zipfian"
+buckets = 16384
+slots = 7
+log_bytes = 4194304
+[quick]
+warmup_ms = 300
+measure_ms = {measure_ms}
+interval_ms = {interval_ms}
+repetitions = 1
+offered_load_ops_per_s = [{offered}]
+{events}
+[full]
+warmup_ms = 300
+measure_ms = {measure_ms}
+interval_ms = {interval_ms}
+repetitions = 1
+offered_load_ops_per_s = [{offered}]
+{events}
+"#
+    )
+}
+
+fn plan_of(text: &str) -> anyhow::Result<ExperimentPlan> {
+    Ok(naam_plan::parse_manifest(text, Path::new("<testbed bench>"), Variant::Quick)?)
+}
+
+/// `naam testbed bench`.
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let duration = Duration::from_secs(args.seconds.max(1));
+    let ceiling = CEILING_BATCHES
+        .iter()
+        .map(|&b| naam_net::udp_echo_ceiling(duration, b))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .max_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s))
+        .context("no ceiling measured")?;
+    let executor = naam_testbed::LocalExecutor::new(local_options(&args.testbed)?);
+    let measure_ms = args.seconds * 1000;
+    let host_plan = plan_of(&manifest("mica-ycsb-b", "host", args.offered, measure_ms, 100, None))?;
+    let host_dir = args.out.join("host");
+    std::fs::create_dir_all(&host_dir)?;
+    let record = executor.run(&host_plan, &host_plan.points[0], &host_dir)?;
+    let host: ClientSummary = raw::read_json(&host_dir.join(raw::client_summary_file(0)), "client summary")?;
+    let hog_start_ms = measure_ms / 2;
+    let shift_plan = plan_of(&manifest("load-shift", "naam-adaptive", 20_000, measure_ms, SHIFT_INTERVAL_MS, Some(hog_start_ms)))?;
+    let shift_dir = args.out.join("shift");
+    std::fs::create_dir_all(&shift_dir)?;
+    executor.run(&shift_plan, &shift_plan.points[0], &shift_dir)?;
+    let warmup_ms = 300;
+    let report = BenchReport {
+        machine_note: "measured on this machine by `naam testbed bench`; not a hardware testbed result",
+        udp_ceiling_req_per_s: ceiling.requests_per_s,
+        udp_ceiling_batch: ceiling.batch,
+        host_placement_ops_per_s: host.achieved_ops_per_s,
+        host_placement_offered_ops_per_s: args.offered as f64,
+        ratio: host.achieved_ops_per_s / ceiling.requests_per_s,
+        shift_ms: shift_time_ms(&shift_dir, warmup_ms + hog_start_ms)?,
+        hog_start_ms,
+        first_rule_change_ms: first_change_ms(&shift_dir, hog_start_ms)?,
+        eswitch: record.map_or_else(|| "none".into(), |r| r.eswitch),
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        println!("{}", report.machine_note);
+        println!("raw UDP request/response ceiling: {:.0} req/s ({} in flight)", report.udp_ceiling_req_per_s, report.udp_ceiling_batch);
+        println!("host placement (MICA YCSB-B, {} eSwitch): {:.0} ops/s at {} offered", report.eswitch, report.host_placement_ops_per_s, args.offered);
+        println!("ratio: {:.2} (goal ≥ 0.8)", report.ratio);
+        match report.shift_ms {
+            Some(ms) => println!("shift time, hog start → 90 % at the NIC: {ms:.1} ms (goal ≤ 10 ms)"),
+            None => println!("shift time: traffic never reached 90 % at the NIC"),
+        }
+        if let Some(ms) = report.first_rule_change_ms {
+            println!("first rule change after the hog started: {ms:.1} ms");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// From the client's interval log: the end of the first interval at or after `hog_at_run_ms`
+/// (ms since the run start) in which ≥ 90 % of completions ran at the NIC, minus the hog start.
+fn shift_time_ms(dir: &Path, hog_at_run_ms: u64) -> anyhow::Result<Option<f64>> {
+    let text = std::fs::read_to_string(dir.join(raw::client_hlog_file(0)))?;
+    let log = naam_loadgen::read_hlog(&text)?;
+    let mut by_start: std::collections::BTreeMap<u64, [u64; 3]> = Default::default();
+    for e in &log.entries {
+        let slot = match e.tag.as_deref() {
+            Some("host") => 0,
+            Some("nic") => 1,
+            Some("client") => 2,
+            _ => continue,
+        };
+        let start_us = (e.start_s * 1e6).round() as u64;
+        by_start.entry(start_us).or_default()[slot] += e.histogram.len();
+    }
+    let hog_us = hog_at_run_ms * 1000;
+    for (start_us, counts) in by_start.range(hog_us..) {
+        let total: u64 = counts.iter().sum();
+        if total > 0 && counts[1] as f64 >= SHIFTED_SHARE * total as f64 {
+            let end_us = start_us + SHIFT_INTERVAL_MS * 1000;
+            return Ok(Some((end_us - hog_us) as f64 / 1000.0));
+        }
+    }
+    Ok(None)
+}
+
+fn first_change_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {
+    let changes: Vec<raw::SteeringChange> = raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
+    let hog_ns = hog_start_ms * 1_000_000;
+    Ok(changes.iter().find(|c| c.t_ns >= hog_ns).map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
+}
+
+/// `naam testbed point`.
+pub fn point(args: PointArgs) -> anyhow::Result<ExitCode> {
+    let variant = if args.quick { Variant::Quick } else { Variant::Full };
+    let plan = naam_plan::load_manifest(&args.manifest, variant)?;
+    let point = match &args.point {
+        Some(id) => plan.point(id).with_context(|| format!("no point {id} in {}", args.manifest.display()))?,
+        None => plan.points.first().context("the plan has no points")?,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let executor = naam_testbed::LocalExecutor::new(local_options(&args.testbed)?);
+    executor.run(&plan, point, &args.out)?;
+    println!("point {} done: raw files in {}", point.id, args.out.display());
+    Ok(ExitCode::SUCCESS)
+}

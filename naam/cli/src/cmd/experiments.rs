@@ -1,0 +1,195 @@
+//! `naam reproduce`, `run`, `check`, `plot`, `status`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use naam_plan::{ExperimentId, ExperimentPlan, Variant};
+use naam_runner::{Progress, RunOptions, RunOutcome};
+use serde::Serialize;
+
+use super::{local_options, print_json};
+use crate::cli::{CheckArgs, Dirs, PlotArgs, ReproduceArgs, RunArgs, StatusArgs, TestbedArgs};
+
+/// One experiment's result in `naam reproduce --json`.
+#[derive(Debug, Serialize)]
+struct Reproduced {
+    outcome: RunOutcome,
+    figures: Option<naam_analysis::FigureReport>,
+    figure_error: Option<String>,
+}
+
+fn ids(names: &[String]) -> anyhow::Result<Vec<ExperimentId>> {
+    if names.is_empty() {
+        return Ok(ExperimentId::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| ExperimentId::parse(n).with_context(|| format!("unknown experiment {n:?}; known: {}", ExperimentId::names())))
+        .collect()
+}
+
+fn variant(quick: bool) -> Variant {
+    if quick { Variant::Quick } else { Variant::Full }
+}
+
+fn run_options(dirs: &Dirs, manifest: &Path, fresh: bool, json: bool, stop: &Arc<AtomicBool>) -> RunOptions {
+    RunOptions {
+        results_root: dirs.results.clone(),
+        repo_dir: PathBuf::from("."),
+        manifest: manifest.display().to_string(),
+        fresh_suffix: fresh.then(fresh_suffix),
+        progress: if json { Progress::Hidden } else { Progress::Bar },
+        stop: Some(Arc::clone(stop)),
+    }
+}
+
+fn fresh_suffix() -> String {
+    format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// Runs one plan on the local testbed; analyses and plots it when asked.
+fn run_one(plan: &ExperimentPlan, manifest: &Path, dirs: &Dirs, testbed: &TestbedArgs, fresh: bool, json: bool, plot: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<Reproduced> {
+    let mut executor = naam_testbed::LocalExecutor::new(local_options(testbed)?);
+    let options = run_options(dirs, manifest, fresh, json, stop);
+    let outcome = naam_runner::run_plan(plan, &mut executor, &options).with_context(|| format!("running {}", manifest.display()))?;
+    let (mut figures, mut figure_error) = (None, None);
+    if plot {
+        let run_dir = Path::new(&outcome.run_dir);
+        match naam_analysis::analyze_run(run_dir).and_then(|_| naam_analysis::plot_run(run_dir, &dirs.figures)) {
+            Ok(f) => figures = Some(f),
+            Err(e) => figure_error = Some(e.to_string()),
+        }
+    }
+    Ok(Reproduced { outcome, figures, figure_error })
+}
+
+fn describe(r: &Reproduced) -> String {
+    let o = &r.outcome;
+    let mut text = format!(
+        "{} ({}): {}/{} points measured, {} skipped as already complete, {:.1} s → {}",
+        o.experiment,
+        o.variant,
+        o.points_measured,
+        o.points_total,
+        o.points_skipped,
+        o.elapsed_ms as f64 / 1000.0,
+        o.run_dir
+    );
+    for p in &o.points_invalid {
+        text += &format!("\n  invalid point {p} (see its summary.json)");
+    }
+    for f in &o.points_failed {
+        text += &format!("\n  FAILED point {}: {}", f.point, f.error);
+    }
+    if let Some(s) = &o.stopped {
+        text += &format!("\n  stopped: {s}");
+    }
+    match (&r.figures, &r.figure_error) {
+        (Some(f), _) => text += &format!("\n  figure: {} and {}", f.png, f.svg),
+        (None, Some(e)) => text += &format!("\n  no figure: {e}"),
+        _ => {}
+    }
+    text
+}
+
+/// `naam reproduce`.
+pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
+    let stop = crate::stop::install();
+    let mut done = Vec::new();
+    for id in ids(&args.ids)? {
+        let manifest = naam_plan::manifest_path(&args.dirs.experiments, id);
+        let plan = naam_plan::load_manifest(&manifest, variant(args.quick))?;
+        if !args.json {
+            eprintln!("== {id}: {} points, ~{:.0} s planned", plan.points.len(), plan.planned_ms() as f64 / 1000.0);
+        }
+        let r = run_one(&plan, &manifest, &args.dirs, &args.testbed, args.fresh, args.json, true, &stop)?;
+        if !args.json {
+            println!("{}", describe(&r));
+        }
+        done.push(r);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+    }
+    if args.json {
+        print_json(&done)?;
+    }
+    let failed = done.iter().any(|r| !r.outcome.points_failed.is_empty() || r.figures.is_none());
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `naam run`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let stop = crate::stop::install();
+    let plan = naam_plan::load_manifest(&args.manifest, variant(args.quick))?;
+    let r = run_one(&plan, &args.manifest, &args.dirs, &args.testbed, args.fresh, args.json, args.plot, &stop)?;
+    if args.json { print_json(&r)? } else { println!("{}", describe(&r)) }
+    Ok(if r.outcome.points_failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `naam check`.
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let manifests: Vec<PathBuf> = if args.manifests.is_empty() {
+        ExperimentId::ALL.iter().map(|&id| naam_plan::manifest_path(&args.experiments, id)).collect()
+    } else {
+        args.manifests.clone()
+    };
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for m in &manifests {
+        match naam_runner::check(m) {
+            Ok(r) => reports.push(r),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "manifests": reports, "errors": errors }))?;
+    } else {
+        for r in &reports {
+            let variants: Vec<String> = r.variants.iter().map(|v| format!("{}: {} points, ~{} s", v.variant, v.points, v.planned_ms / 1000)).collect();
+            println!("ok {} ({}): {}", r.manifest, r.experiment, variants.join("; "));
+        }
+        for e in &errors {
+            eprintln!("{e}");
+        }
+    }
+    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `naam plot`.
+pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
+    let report = naam_analysis::plot_all(&args.dirs.results, &args.dirs.figures, &ids(&args.ids)?);
+    if args.json {
+        print_json(&report)?;
+    } else {
+        for f in &report.figures {
+            println!("{}: {} and {}{}", f.experiment, f.png, f.svg, if f.partial { " (from a partial run)" } else { "" });
+        }
+        for (id, why) in &report.skipped {
+            eprintln!("{id}: no figure: {why}");
+        }
+    }
+    Ok(if report.figures.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `naam status`.
+pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let report = naam_runner::status(&args.results, args.experiment.as_deref());
+    if args.json {
+        print_json(&report)?;
+    } else {
+        if report.runs.is_empty() {
+            println!("no runs under {}", args.results.display());
+        }
+        for r in &report.runs {
+            println!("{}", naam_runner::describe_run(r));
+        }
+        for u in &report.unreadable {
+            eprintln!("unreadable: {u}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

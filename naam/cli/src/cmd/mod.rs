@@ -1,0 +1,66 @@
+//! The commands.
+
+mod bench;
+mod experiments;
+mod workload;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, TestbedArgs, TestbedCommand, EswitchArg};
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Reproduce(a) => experiments::reproduce(a),
+        Command::Run(a) => experiments::run(a),
+        Command::Check(a) => experiments::check(a),
+        Command::Plot(a) => experiments::plot(a),
+        Command::Status(a) => experiments::status(a),
+        Command::Testbed(TestbedCommand::Bench(a)) => bench::bench(a),
+        Command::Testbed(TestbedCommand::Point(a)) => bench::point(a),
+        Command::Workload(w) => workload::run(w),
+    }
+}
+
+/// The local testbed's options from the command line; builds `naam-role` if it is missing.
+pub fn local_options(args: &TestbedArgs) -> anyhow::Result<naam_testbed::LocalOptions> {
+    let mut options = match naam_testbed::LocalOptions::new() {
+        Ok(o) => o,
+        Err(_) => {
+            build_role_binary()?;
+            naam_testbed::LocalOptions::new()?
+        }
+    };
+    options.verify = !args.no_verify;
+    options.eswitch = args.eswitch.map(|e| match e {
+        EswitchArg::Kernel => naam_roles::config::EswitchMode::Kernel,
+        EswitchArg::User => naam_roles::config::EswitchMode::User,
+    });
+    if args.busy_poll {
+        options.polling = naam_roles::config::Polling::BusyPoll;
+    }
+    Ok(options)
+}
+
+/// `naam-role` lives in naam-testbed; `cargo run -p naam-cli` builds only `naam`. When the role
+/// binary is not beside `naam`, build it with the same cargo and profile.
+fn build_role_binary() -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let release = exe.parent().is_some_and(|d| d.ends_with("release"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("naam: building the role binary (cargo build{} -p naam-testbed --bin naam-role)", if release { " --release" } else { "" });
+    let mut command = std::process::Command::new(cargo);
+    command.args(["build", "-p", "naam-testbed", "--bin", "naam-role"]);
+    if release {
+        command.arg("--release");
+    }
+    let status = command.status()?;
+    anyhow::ensure!(status.success(), "building naam-role failed; build it yourself: cargo build --release -p naam-testbed --bin naam-role");
+    Ok(())
+}
+
+/// Prints `value` as pretty JSON.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
