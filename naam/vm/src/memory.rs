@@ -199,7 +199,11 @@ impl<'a> Memory<'a> {
     #[inline(always)]
     pub(crate) fn set_stack(&mut self, frame_top: *mut u8, len: u64) {
         let base = frame_top.wrapping_sub(len as usize);
-        self.slots[STACK_SLOT] = Region { ptr: base, read_len: len, write_len: len };
+        self.slots[STACK_SLOT] = Region {
+            ptr: base,
+            read_len: len,
+            write_len: len,
+        };
     }
 
     /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.
