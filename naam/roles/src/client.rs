@@ -21,7 +21,7 @@ use naam_engine::{
 };
 use naam_engine::steer::steer_bucket;
 use naam_loadgen::{HlogWriter, LoadConfig, LoadGenerator, LoadMode, RateStep, SendTicket, TagId, TagSet, Thresholds};
-use naam_net::{RecvBatch, UdpSocket};
+use naam_net::{RecvBatch, SendBatch, UdpSocket};
 use naam_results::raw::{self, ClientSummary, ScheduleKind};
 
 use crate::config::{ClientConfig, RoleConfig, Timeline};
@@ -93,6 +93,7 @@ struct Client {
     controller: Option<Controller>,
     request: Request,
     frame: Vec<u8>,
+    outbox: SendBatch,
     tally: Tally,
     timeout_ns: u64,
     run_start_mono: u64,
@@ -174,6 +175,7 @@ impl Client {
             controller,
             request: Request::default(),
             frame: Vec::new(),
+            outbox: SendBatch::new(BATCH_MAX),
             tally: Tally::default(),
             timeout_ns: cc.timeout_ms * 1_000_000,
             run_start_mono: 0,
@@ -194,6 +196,7 @@ impl Client {
             while let Some(ticket) = self.generator.poll_send(now).map_err(|e| RoleError::Setup(e.to_string()))? {
                 self.issue(ticket, now);
             }
+            self.flush_outbox();
             let wait = self.wait_for(now);
             let n = self.socket.recv_batch(&mut recv, wait).unwrap_or(0);
             for i in 0..n {
@@ -253,13 +256,24 @@ impl Client {
         let pending = Pending { ticket, expect: self.request.expect, op: self.request.op, deadline_ns: now + self.timeout_ns, local };
         if local {
             self.local.submit(Nanos(now), Nanos(now), 0, &invoke);
-        } else {
-            let sent = invoke.encode(&mut self.frame).is_ok() && self.socket.send_to(&self.frame, self.ingress).is_ok();
-            if !sent {
-                *self.tally.errors.entry("send".into()).or_default() += 1;
+        } else if invoke.encode(&mut self.frame).is_ok() {
+            if !self.outbox.push(&self.frame, self.ingress) {
+                self.flush_outbox();
+                self.outbox.push(&self.frame, self.ingress);
             }
+        } else {
+            *self.tally.errors.entry("encode".into()).or_default() += 1;
         }
         self.inflight.insert(request_id, pending);
+    }
+
+    /// Sends the requests queued by [`Client::issue`] in one `sendmmsg`.
+    fn flush_outbox(&mut self) {
+        let queued = self.outbox.len();
+        if queued > 0 && self.socket.send_batch(&mut self.outbox).is_err() {
+            *self.tally.errors.entry("send".into()).or_default() += queued as u64;
+            self.outbox.clear();
+        }
     }
 
     fn on_datagram(&mut self, bytes: &[u8]) {
