@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::DataFrame;
 
 use super::read::{FrameSet, bools, f64s, first_bool, first_f64, first_str, strs};
+use super::timeseries::{event_markers, interval_rows, load_shift_figure, policies_figure};
 use super::{FigureData, Line, Panel, PlotPoint, XAxis};
 use crate::error::AnalysisError;
 use crate::stats::{CONFIDENCE, median_ci};
@@ -171,10 +172,10 @@ fn repetition_note(n: usize, level: f64) -> String {
     }
 }
 
-const NS_TO_US: f64 = 1e-3;
-const OPS_TO_KOPS: f64 = 1e-3;
+pub(super) const NS_TO_US: f64 = 1e-3;
+pub(super) const OPS_TO_KOPS: f64 = 1e-3;
 
-fn panel(
+pub(super) fn panel(
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -338,229 +339,6 @@ fn offload_figure(rows: &[PointRow], bars: &mut ErrorBars) -> Vec<Panel> {
         XAxis::Log,
         bars,
     )
-}
-
-/// One row of the `intervals` frame.
-#[derive(Debug, Clone)]
-struct IntervalRow {
-    series: String,
-    t_ms: f64,
-    location: String,
-    ops_per_s: f64,
-    p99: Option<f64>,
-}
-
-fn interval_rows(df: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
-    let series = strs(df, "series")?;
-    let t = f64s(df, "t_ms")?;
-    let location = strs(df, "location")?;
-    let ops = f64s(df, "ops_per_s")?;
-    let p99 = f64s(df, "latency_ns_p99")?;
-    Ok((0..df.height())
-        .map(|i| IntervalRow {
-            series: series[i].clone().unwrap_or_default(),
-            t_ms: t[i].unwrap_or(0.0),
-            location: location[i].clone().unwrap_or_default(),
-            ops_per_s: ops[i].unwrap_or(0.0),
-            p99: p99[i],
-        })
-        .collect())
-}
-
-/// Median over repetitions per time, for one (series, location).
-fn time_line(
-    rows: &[IntervalRow],
-    series: &str,
-    location: &str,
-    label: String,
-    color_key: &str,
-    y: fn(&IntervalRow) -> Option<f64>,
-) -> Line {
-    let mut by_t: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.series == series && r.location == location)
-    {
-        if let Some(v) = y(r) {
-            by_t.entry(r.t_ms.to_bits()).or_default().push(v);
-        }
-    }
-    let points = by_t
-        .into_iter()
-        .filter_map(|(bits, values)| {
-            median_ci(&values).map(|m| PlotPoint {
-                x: f64::from_bits(bits),
-                y: m.median,
-                err: None,
-                valid: true,
-            })
-        })
-        .collect();
-    Line {
-        label,
-        color_key: color_key.to_string(),
-        dashed: false,
-        points,
-    }
-}
-
-fn event_markers(events: &DataFrame) -> Result<Vec<(f64, String)>, AnalysisError> {
-    let kinds = strs(events, "kind")?;
-    let starts = f64s(events, "start_ms")?;
-    let stops = f64s(events, "stop_ms")?;
-    let mut markers = Vec::new();
-    for i in 0..events.height() {
-        let kind = kinds[i].clone().unwrap_or_default();
-        if let Some(s) = starts[i] {
-            markers.push((s, format!("{kind} start")));
-        }
-        if let Some(s) = stops[i] {
-            markers.push((s, format!("{kind} stop")));
-        }
-    }
-    Ok(markers)
-}
-
-fn series_of(rows: &[IntervalRow]) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
-    for r in rows {
-        if !seen.contains(&r.series) {
-            seen.push(r.series.clone());
-        }
-    }
-    seen
-}
-
-const LETTERS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
-
-fn load_shift_figure(intervals: &[IntervalRow], markers: &[(f64, String)]) -> Vec<Panel> {
-    let mut panels = Vec::new();
-    let series = series_of(intervals);
-    for (i, s) in series.iter().enumerate() {
-        let lines = ["host", "nic", "client"]
-            .iter()
-            .map(|loc| {
-                time_line(intervals, s, loc, format!("at {loc}"), loc, |r| {
-                    Some(r.ops_per_s * OPS_TO_KOPS)
-                })
-            })
-            .collect();
-        let mut p = panel(
-            &format!("({}) {s}: throughput per location", LETTERS[i % 6]),
-            "time since measure start (ms)",
-            "throughput (kops/s)",
-            XAxis::Linear,
-            false,
-            lines,
-        );
-        p.markers = markers.to_vec();
-        p.point_dots = false;
-        panels.push(p);
-    }
-    let lines = series
-        .iter()
-        .map(|s| {
-            time_line(intervals, s, "all", format!("{s} p99"), s, |r| {
-                r.p99.map(|v| v * NS_TO_US)
-            })
-        })
-        .collect();
-    let mut p = panel(
-        &format!("({}) p99 per interval", LETTERS[series.len() % 6]),
-        "time since measure start (ms)",
-        "latency p99 (µs)",
-        XAxis::Linear,
-        true,
-        lines,
-    );
-    p.markers = markers.to_vec();
-    p.point_dots = false;
-    panels.push(p);
-    panels
-}
-
-fn policies_figure(
-    intervals: &[IntervalRow],
-    samples: &DataFrame,
-    markers: &[(f64, String)],
-) -> Result<Vec<Panel>, AnalysisError> {
-    let series = series_of(intervals);
-    let throughput = series
-        .iter()
-        .map(|s| {
-            time_line(intervals, s, "all", s.clone(), s, |r| {
-                Some(r.ops_per_s * OPS_TO_KOPS)
-            })
-        })
-        .collect();
-    let p99 = series
-        .iter()
-        .map(|s| {
-            time_line(intervals, s, "all", format!("{s} p99"), s, |r| {
-                r.p99.map(|v| v * NS_TO_US)
-            })
-        })
-        .collect();
-    let mut panels = vec![
-        panel(
-            "(a) throughput",
-            "time since measure start (ms)",
-            "throughput (kops/s)",
-            XAxis::Linear,
-            false,
-            throughput,
-        ),
-        panel(
-            "(b) p99 per interval",
-            "time since measure start (ms)",
-            "latency p99 (µs)",
-            XAxis::Linear,
-            true,
-            p99,
-        ),
-    ];
-    let util = host_utilisation_rows(samples)?;
-    if !util.is_empty() {
-        let lines = series
-            .iter()
-            .map(|s| {
-                time_line(&util, s, "host", s.clone(), s, |r| {
-                    Some(r.ops_per_s * 100.0)
-                })
-            })
-            .collect();
-        panels.push(panel(
-            "(c) server host CPU",
-            "time since measure start (ms)",
-            "host utilisation (%)",
-            XAxis::Linear,
-            false,
-            lines,
-        ));
-    }
-    for p in &mut panels {
-        p.markers = markers.to_vec();
-        p.point_dots = false;
-    }
-    Ok(panels)
-}
-
-/// Host samples as interval-like rows (utilisation in `ops_per_s`, t in ms).
-fn host_utilisation_rows(samples: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
-    let series = strs(samples, "series")?;
-    let t = f64s(samples, "t_ns")?;
-    let location = strs(samples, "location")?;
-    let util = f64s(samples, "utilisation")?;
-    Ok((0..samples.height())
-        .filter(|&i| location[i].as_deref() == Some("host"))
-        .map(|i| IntervalRow {
-            series: series[i].clone().unwrap_or_default(),
-            t_ms: t[i].unwrap_or(0.0) / 1e6,
-            location: "host".to_string(),
-            ops_per_s: util[i].unwrap_or(0.0),
-            p99: None,
-        })
-        .collect())
 }
 
 fn vm_cost_figure(

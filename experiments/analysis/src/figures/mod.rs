@@ -4,6 +4,7 @@
 mod data;
 mod draw;
 pub mod read;
+mod timeseries;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
