@@ -116,6 +116,10 @@ pub struct ClientSummary {
     pub errors: BTreeMap<String, u64>,
     /// Replies whose content did not verify against the expected value.
     pub verify_failures: u64,
+    /// Verified misses of a lossy store (MICA evicts on bucket overflow and log wrap): answered
+    /// correctly, not failures. Absent in older files (0).
+    #[serde(default)]
+    pub misses: u64,
     /// Median of actual − intended send time.
     pub send_lateness_ns_p50: u64,
     /// 99th percentile of actual − intended send time.

@@ -144,6 +144,9 @@ pub struct TrafficSummary {
     pub errors: u64,
     /// Replies that did not verify.
     pub verify_failures: u64,
+    /// Verified misses of a lossy store (not failures).
+    #[serde(default)]
+    pub misses: u64,
     /// Worst client's send-lateness p99.
     pub send_lateness_ns_p99_max: u64,
     /// Largest send lateness of any client.
@@ -386,6 +389,7 @@ fn summarize_traffic(
         completed,
         errors: summaries.iter().flat_map(|s| s.errors.values()).sum(),
         verify_failures: summaries.iter().map(|s| s.verify_failures).sum(),
+        misses: summaries.iter().map(|s| s.misses).sum(),
         send_lateness_ns_p99_max: summaries
             .iter()
             .map(|s| s.send_lateness_ns_p99)

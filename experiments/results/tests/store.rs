@@ -28,6 +28,7 @@ fn client(k: u32, completed: u64, achieved: f64, offered: f64) -> ClientSummary 
         completed,
         errors: BTreeMap::from([("timeout".to_string(), 0)]),
         verify_failures: 0,
+        misses: 0,
         send_lateness_ns_p50: 2_000,
         send_lateness_ns_p99: 40_000,
         send_lateness_ns_max: 90_000,

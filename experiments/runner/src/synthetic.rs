@@ -330,6 +330,7 @@ fn write_client_summary(
         completed,
         errors: Default::default(),
         verify_failures: 0,
+        misses: 0,
         send_lateness_ns_p50: 1_500,
         send_lateness_ns_p99: 25_000,
         send_lateness_ns_max: 120_000,

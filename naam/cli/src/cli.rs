@@ -32,6 +32,26 @@ pub enum Command {
     /// The workloads on their own: YCSB traces, MICA and B-tree replays.
     #[command(subcommand)]
     Workload(WorkloadCommand),
+    /// Real machines over SSH: what a run of a manifest would deploy and launch.
+    Deploy(DeployArgs),
+}
+
+/// `naam deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The inventory (TOML hosts file; `naam` can import one from a CloudLab manifest).
+    #[arg(long)]
+    pub inventory: PathBuf,
+    /// The manifest whose first point is planned.
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Its quick variant.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the plan without connecting to anything (the only mode: `naam run` deploys for real
+    /// when a manifest's testbed is an inventory).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where results and figures live.

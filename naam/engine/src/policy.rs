@@ -84,6 +84,10 @@ pub struct AdaptiveConfig {
     pub relieved_samples: u32,
     /// Fraction (permille) of a congested location's share moved per decision.
     pub shed_permille: u16,
+    /// Queueing delay (ns) above which congestion is severe ...
+    pub severe_delay_ns: u64,
+    /// ... and this larger fraction (permille) is moved per decision.
+    pub shed_severe_permille: u16,
     /// Smallest move (permille of all traffic).
     pub shed_min_permille: u16,
     /// Share moved back per relieved decision (permille of all traffic).
@@ -102,6 +106,8 @@ impl Default for AdaptiveConfig {
             congested_samples: 2,
             relieved_samples: 20,
             shed_permille: 500,
+            severe_delay_ns: 2_000_000,
+            shed_severe_permille: 750,
             shed_min_permille: 50,
             return_permille: 50,
             relapse_window_samples: 50,
@@ -113,7 +119,8 @@ impl Default for AdaptiveConfig {
 /// NAAM-adaptive (reconstruction). Home is the host. Decisions are taken once per host sample.
 /// When the host's queueing delay stays above
 /// `congested_delay_ns` for `congested_samples` samples, half of the host's share moves to the
-/// NIC at every sample (with ~1 ms samples, 90 % moves in ~5 ms); if the NIC is congested too,
+/// NIC at every sample (with ~1 ms samples, 90 % moves in ~5 ms), three quarters while the delay
+/// is severe (above `severe_delay_ns`; 90 % then moves in ~2 ms); if the NIC is congested too,
 /// load moves to clients (pushback); a congested NIC alone sends load back to the host. Load
 /// returns home in small additive steps only after `relieved_samples` relieved samples, and a
 /// return that is followed by renewed congestion doubles that wait (exponential backoff), so a
@@ -125,6 +132,7 @@ pub struct Adaptive {
     nic: Streak,
     backoff: u32,
     samples_since_return: Option<u32>,
+    severe: bool,
 }
 
 /// Consecutive congested / relieved samples of one location.
@@ -158,12 +166,13 @@ impl Streak {
 impl Adaptive {
     /// A policy with `config`.
     pub fn new(config: AdaptiveConfig) -> Adaptive {
-        Adaptive { config, host: Streak::default(), nic: Streak::default(), backoff: 1, samples_since_return: None }
+        Adaptive { config, host: Streak::default(), nic: Streak::default(), backoff: 1, samples_since_return: None, severe: false }
     }
 
     fn shed(&self, shares: Shares, from: Location, to: Location) -> Shares {
         let share = u32::from(shares.of(from));
-        let amount = (share * u32::from(self.config.shed_permille) / 1000).max(u32::from(self.config.shed_min_permille));
+        let fraction = if self.severe { self.config.shed_severe_permille } else { self.config.shed_permille };
+        let amount = (share * u32::from(fraction) / 1000).max(u32::from(self.config.shed_min_permille));
         shares.shift(from, to, amount.min(u32::from(BUCKETS)) as u16)
     }
 
@@ -210,6 +219,7 @@ impl Policy for Adaptive {
         if !self.host.observe(view.host.as_ref(), &config) {
             return None;
         }
+        self.severe = view.host.is_some_and(|s| s.queue_delay_ns > config.severe_delay_ns);
         if let Some(n) = self.samples_since_return.as_mut() {
             *n += 1;
         }

@@ -195,3 +195,16 @@ fn unknown_policy_names_are_listed() {
     expect![[r#"unknown policy "fastest"; known policies: host, nic, client, naam-adaptive, kayak, cell, splinter"#]]
         .assert_eq(&err.to_string());
 }
+
+#[test]
+fn adaptive_sheds_faster_when_congestion_is_severe() {
+    check("naam-adaptive", "
+        t=1 host=50us nic=10us x3
+        t=4 host=5000us nic=10us x4
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=5ms host=1000 nic=0 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=6ms host=250 nic=750 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
+        t=7ms host=63 nic=937 client=0 -> host=13 nic=987 client=0 (host congested: shift to NIC)
+    "#]]);
+}

@@ -43,9 +43,6 @@ pub const TIMEOUT_SWEEP_NS: u64 = 5_000_000;
 pub const RECV_WAIT_MAX: Duration = Duration::from_millis(1);
 /// Datagrams per receive batch.
 pub const BATCH_MAX: usize = 64;
-/// The `errors` key under which correct misses of a lossy store (MICA) are counted: answered,
-/// verified as "not stored", and kept apart from real failures.
-pub const MISS_KEY: &str = "miss";
 /// Steps the local executor runs per round.
 const LOCAL_STEPS_PER_ROUND: usize = 64;
 
@@ -65,6 +62,7 @@ struct Tally {
     errors: BTreeMap<String, u64>,
     verify_failures: u64,
     first_verify_failure: Option<String>,
+    misses: u64,
     pushed_back: u64,
     late_replies: u64,
     server_done: u64,
@@ -96,6 +94,8 @@ struct Client {
     outbox: SendBatch,
     tally: Tally,
     timeout_ns: u64,
+    warmup_ns: u64,
+    end_ns: u64,
     run_start_mono: u64,
 }
 
@@ -114,7 +114,10 @@ pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool
     let file = std::fs::File::create(&hlog_path).map_err(|e| RoleError::io(&hlog_path, "create", e))?;
     let start_realtime = timeline.start_realtime_ns;
     let comment = format!("naam client {} (latency ns from the intended send; tag = where it ran)", client.index);
-    let mut hlog = HlogWriter::new(std::io::BufWriter::new(file), TagSet::locations(), start_realtime / 1_000_000, &[&comment])
+    // The log's StartTime = BaseTime = the measured phase's start (experiments/SCHEMA.md §3);
+    // warm-up never enters it.
+    let measure_start_ms = timeline.measure_start_realtime_ns() / 1_000_000;
+    let mut hlog = HlogWriter::new(std::io::BufWriter::new(file), TagSet::locations(), measure_start_ms, &[&comment])
         .map_err(|e| RoleError::Setup(e.to_string()))?;
     sleep_until_realtime(start_realtime, stop);
     c.run_start_mono = monotonic_ns() - realtime_ns().saturating_sub(start_realtime);
@@ -127,7 +130,7 @@ pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool
 impl Client {
     fn new(timeline: &Timeline, cc: &ClientConfig, host: &HostReady) -> Result<Client, RoleError> {
         let workload = workload::client(&cc.dataset, &host.dataset, cc.index, cc.seed, cc.verify)?;
-        let socket = udp::bind(SocketAddr::new(host.ingress.ip(), 0), false)?;
+        let socket = udp::bind(SocketAddr::new(udp::local_ip_towards(host.ingress)?, 0), false)?;
         let reply_to = naam_net::reply_addr(socket.local_addr());
         let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
         let table = RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?;
@@ -178,6 +181,8 @@ impl Client {
             outbox: SendBatch::new(BATCH_MAX),
             tally: Tally::default(),
             timeout_ns: cc.timeout_ms * 1_000_000,
+            warmup_ns: timeline.warmup_ms * 1_000_000,
+            end_ns: (timeline.warmup_ms + timeline.measure_ms) * 1_000_000,
             run_start_mono: 0,
         })
     }
@@ -191,8 +196,14 @@ impl Client {
         let mut next_sweep = 0u64;
         let mut next_sample = CLIENT_SAMPLE_PERIOD_NS;
         let mut drain_deadline: Option<u64> = None;
+        // However far behind the generator is (every in-flight slot taken by an unanswered
+        // request), the run ends at the measured phase's end plus the drain grace.
+        let hard_end = self.end_ns + DRAIN_GRACE.as_nanos() as u64;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let now = self.now_rel();
+            if now >= hard_end {
+                return Ok(());
+            }
             while let Some(ticket) = self.generator.poll_send(now).map_err(|e| RoleError::Setup(e.to_string()))? {
                 self.issue(ticket, now);
             }
@@ -205,7 +216,7 @@ impl Client {
             self.run_local();
             let now = self.now_rel();
             while let Some(interval) = self.generator.poll_interval(now).map_err(|e| RoleError::Setup(e.to_string()))? {
-                hlog.write_interval(&interval).map_err(|e| RoleError::Setup(e.to_string()))?;
+                write_interval(hlog, interval, self.warmup_ns)?;
             }
             if now >= next_sweep {
                 self.sweep_timeouts(now);
@@ -370,7 +381,7 @@ impl Client {
             Status::Ok => {
                 match self.workload.verify(pending.expect, payload) {
                     Verified::Correct => {}
-                    Verified::Miss => *self.tally.errors.entry(MISS_KEY.into()).or_default() += 1,
+                    Verified::Miss => self.tally.misses += 1,
                     Verified::Wrong(why) => {
                         self.tally.verify_failures += 1;
                         self.tally.first_verify_failure.get_or_insert_with(|| format!("{} request {request_id:#x}: {why}", pending.op));
@@ -458,8 +469,9 @@ impl Client {
         let distribution = self.workload.distribution_name().to_string();
         let mut errors = self.tally.errors;
         let report = self.generator.finish(end_ns).map_err(|e| RoleError::Setup(e.to_string()))?;
-        for interval in &report.intervals {
-            hlog.write_interval(interval).map_err(|e| RoleError::Setup(e.to_string()))?;
+        let warmup_ns = timeline.warmup_ms * 1_000_000;
+        for interval in report.intervals {
+            write_interval(&mut hlog, interval, warmup_ns)?;
         }
         hlog.finish().map_err(|e| RoleError::Setup(e.to_string()))?;
         if report.rate.inflight_at_end > 0 {
@@ -474,6 +486,7 @@ impl Client {
             completed: report.rate.completed,
             errors,
             verify_failures: self.tally.verify_failures,
+            misses: self.tally.misses,
             send_lateness_ns_p50: report.rate.send_lateness_ns_p50,
             send_lateness_ns_p99: report.rate.send_lateness_ns_p99,
             send_lateness_ns_max: report.rate.send_lateness_ns_max,
@@ -490,6 +503,13 @@ impl Client {
         let path = config.out_dir.join(raw::client_summary_file(cc.index));
         ready::write_atomic(&path, &summary).map_err(|e| RoleError::io(&path, "write summary", e))
     }
+}
+
+/// Writes an interval with its start moved from the run's start to the measured phase's start
+/// (the recorder keeps warm-up out of the intervals it hands out).
+fn write_interval<W: std::io::Write>(hlog: &mut HlogWriter<W>, mut interval: naam_loadgen::IntervalHistogram, warmup_ns: u64) -> Result<(), RoleError> {
+    interval.start_ns = interval.start_ns.saturating_sub(warmup_ns);
+    hlog.write_interval(&interval).map_err(|e| RoleError::Setup(e.to_string()))
 }
 
 fn malformed() -> naam_engine::wire::ErrorCode {

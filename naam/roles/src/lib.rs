@@ -110,6 +110,16 @@ pub mod udp {
         }
     }
 
+    /// The local address the kernel would send from to reach `to` (a connected probe socket;
+    /// nothing is sent): a client binds it so that its reply address is routable from the server,
+    /// on loopback and across namespaces alike.
+    pub fn local_ip_towards(to: SocketAddr) -> Result<std::net::IpAddr, RoleError> {
+        let any: SocketAddr = if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+        let probe = std::net::UdpSocket::bind(any).map_err(|e| RoleError::Setup(format!("route probe: {e}")))?;
+        probe.connect(to).map_err(|e| RoleError::Setup(format!("no route to {to}: {e}")))?;
+        Ok(probe.local_addr().map_err(|e| RoleError::Setup(format!("route probe: {e}")))?.ip())
+    }
+
     /// Binds a UDP socket with [`config`] (in a SO_REUSEPORT group if `reuse_port`).
     pub fn bind(addr: SocketAddr, reuse_port: bool) -> Result<UdpSocket, RoleError> {
         Ok(UdpSocket::bind(&config(addr, reuse_port))?)

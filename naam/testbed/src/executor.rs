@@ -75,7 +75,9 @@ impl LocalExecutor {
             sample_period_us: SAMPLE_PERIOD_US,
             shm_dir: self.options.shm_dir.clone(),
         };
-        let run_id = format!("{}-{}-{}", std::process::id(), point.index, point.repetition);
+        // Unique per run of a point (shared-memory file names): PID, point, and the clock.
+        let nonce = naam_roles::os::realtime_ns() % 1_000_000_000;
+        let run_id = format!("{}-{}-{}-{nonce}", std::process::id(), point.index, point.repetition);
         let dir = out_dir.join("roles");
         match &plan.testbed {
             Testbed::Local => {

@@ -20,6 +20,7 @@ pub mod executor;
 pub mod netns;
 pub mod point;
 pub mod procs;
+pub mod shift;
 pub mod vmcost;
 
 use std::path::{Path, PathBuf};

@@ -44,7 +44,8 @@ impl Netns {
             ip(&["-n", netns, "link", "set", dev, "up"])?;
             ip(&["-n", netns, "link", "set", "lo", "up"])?;
             if let Some(d) = delay_us {
-                run("tc", &["-n", netns, "qdisc", "add", "dev", dev, "root", "netem", "delay", &format!("{d}us")])?;
+                run("tc", &["-n", netns, "qdisc", "add", "dev", dev, "root", "netem", "delay", &format!("{d}us")])
+                    .map_err(|e| TestbedError::Netns(format!("{e}; netem delay needs the kernel's sch_netem module (modprobe sch_netem)")))?;
             }
         }
         Ok(ns)
@@ -83,7 +84,7 @@ fn run(program: &str, args: &[&str]) -> Result<(), TestbedError> {
         .map_err(|e| TestbedError::Netns(format!("{program} {}: {e} (is iproute2 installed?)", args.join(" "))))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(TestbedError::Netns(format!("{program} {} failed: {} (network namespaces need root)", args.join(" "), stderr.trim())));
+        return Err(TestbedError::Netns(format!("{program} {} failed: {}", args.join(" "), stderr.trim())));
     }
     Ok(())
 }

@@ -57,6 +57,9 @@ pub struct TestbedRecord {
 
 /// Runs the point whose role configurations are `configs`, writing the raw files into `out_dir`.
 pub fn run(configs: &PointConfigs, warmup_ms: u64, measure_ms: u64, role_binary: &Path, placement: &Placement<'_>, out_dir: &Path) -> Result<TestbedRecord, TestbedError> {
+    if configs.timeline_file.exists() {
+        std::fs::remove_file(&configs.timeline_file).map_err(|e| TestbedError::io(&configs.timeline_file, "clear", e))?;
+    }
     let mut procs = Procs::default();
     let mut pids = Vec::new();
     let host = spawn(&mut procs, "host", &configs.host, role_binary, placement, &mut pids)?;
@@ -84,6 +87,10 @@ pub fn run(configs: &PointConfigs, warmup_ms: u64, measure_ms: u64, role_binary:
 }
 
 fn spawn(procs: &mut Procs, name: &str, config: &RoleConfig, binary: &Path, placement: &Placement<'_>, pids: &mut Vec<(String, u32)>) -> Result<usize, TestbedError> {
+    // A fresh folder: a ready file left by an earlier run must not pass for this run's.
+    if config.out_dir.exists() {
+        std::fs::remove_dir_all(&config.out_dir).map_err(|e| TestbedError::io(&config.out_dir, "clear", e))?;
+    }
     std::fs::create_dir_all(&config.out_dir).map_err(|e| TestbedError::io(&config.out_dir, "create", e))?;
     let config_path = config.out_dir.join("role.json");
     config.write(&config_path).map_err(|e| TestbedError::io(&config_path, "write", e))?;

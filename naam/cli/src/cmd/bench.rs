@@ -26,8 +26,6 @@ use crate::cli::{BenchArgs, PointArgs};
 const CEILING_BATCHES: [usize; 3] = [1, 8, 32];
 /// Interval of the shift measurement's histograms.
 const SHIFT_INTERVAL_MS: u64 = 5;
-/// Share of requests at the NIC that counts as "shifted".
-const SHIFTED_SHARE: f64 = 0.9;
 
 /// `naam testbed bench --json`.
 #[derive(Debug, Serialize)]
@@ -64,9 +62,9 @@ nic_workers = 1
 nic_access_delay_ns = 1500
 nic_core_speed_factor = 0.5
 [roles.pinning]
-host_cpus = [0]
-nic_cpus = [1]
-client_cpus = [1]
+host = [0]
+nic = [1]
+client = [1]
 [workload]
 kind = "mica"
 records = 20000
@@ -121,7 +119,6 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let shift_dir = args.out.join("shift");
     std::fs::create_dir_all(&shift_dir)?;
     executor.run(&shift_plan, &shift_plan.points[0], &shift_dir)?;
-    let warmup_ms = 300;
     let report = BenchReport {
         machine_note: "measured on this machine by `naam testbed bench`; not a hardware testbed result",
         udp_ceiling_req_per_s: ceiling.requests_per_s,
@@ -129,7 +126,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         host_placement_ops_per_s: host.achieved_ops_per_s,
         host_placement_offered_ops_per_s: args.offered as f64,
         ratio: host.achieved_ops_per_s / ceiling.requests_per_s,
-        shift_ms: shift_time_ms(&shift_dir, warmup_ms + hog_start_ms)?,
+        shift_ms: shift_time_ms(&shift_dir, hog_start_ms)?,
         hog_start_ms,
         first_rule_change_ms: first_change_ms(&shift_dir, hog_start_ms)?,
         eswitch: record.map_or_else(|| "none".into(), |r| r.eswitch),
@@ -152,31 +149,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// From the client's interval log: the end of the first interval at or after `hog_at_run_ms`
-/// (ms since the run start) in which ≥ 90 % of completions ran at the NIC, minus the hog start.
-fn shift_time_ms(dir: &Path, hog_at_run_ms: u64) -> anyhow::Result<Option<f64>> {
-    let text = std::fs::read_to_string(dir.join(raw::client_hlog_file(0)))?;
-    let log = naam_loadgen::read_hlog(&text)?;
-    let mut by_start: std::collections::BTreeMap<u64, [u64; 3]> = Default::default();
-    for e in &log.entries {
-        let slot = match e.tag.as_deref() {
-            Some("host") => 0,
-            Some("nic") => 1,
-            Some("client") => 2,
-            _ => continue,
-        };
-        let start_us = (e.start_s * 1e6).round() as u64;
-        by_start.entry(start_us).or_default()[slot] += e.histogram.len();
-    }
-    let hog_us = hog_at_run_ms * 1000;
-    for (start_us, counts) in by_start.range(hog_us..) {
-        let total: u64 = counts.iter().sum();
-        if total > 0 && counts[1] as f64 >= SHIFTED_SHARE * total as f64 {
-            let end_us = start_us + SHIFT_INTERVAL_MS * 1000;
-            return Ok(Some((end_us - hog_us) as f64 / 1000.0));
-        }
-    }
-    Ok(None)
+fn shift_time_ms(dir: &Path, hog_at_ms: u64) -> anyhow::Result<Option<f64>> {
+    let by_interval = naam_testbed::shift::completions_by_interval(dir, 0)?;
+    Ok(naam_testbed::shift::shift_time_ms(&by_interval, hog_at_ms, SHIFT_INTERVAL_MS))
 }
 
 fn first_change_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {

@@ -50,11 +50,31 @@ fn fresh_suffix() -> String {
     format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
-/// Runs one plan on the local testbed; analyses and plots it when asked.
+/// The local testbed, or the orchestrator for a plan whose testbed is an inventory of real
+/// machines.
+fn executor_for(plan: &ExperimentPlan, testbed: &TestbedArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn naam_runner::PointExecutor>> {
+    let local = local_options(testbed)?;
+    if let naam_plan::Testbed::Inventory { .. } = plan.testbed {
+        let options = naam_orchestrator::OrchestratorOptions::new(local.role_binary.clone());
+        // Ctrl-C tears the remote point down (it is redone when the run resumes).
+        let cancel = naam_orchestrator::cancel::Cancel::new();
+        let (watched, on_stop) = (Arc::clone(stop), cancel.clone());
+        std::thread::spawn(move || {
+            while !watched.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            on_stop.cancel();
+        });
+        return Ok(Box::new(naam_orchestrator::OrchestratorExecutor::new(options, cancel)));
+    }
+    Ok(Box::new(naam_testbed::LocalExecutor::new(local)))
+}
+
+/// Runs one plan on its testbed; analyses and plots it when asked.
 fn run_one(plan: &ExperimentPlan, manifest: &Path, dirs: &Dirs, testbed: &TestbedArgs, fresh: bool, json: bool, plot: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<Reproduced> {
-    let mut executor = naam_testbed::LocalExecutor::new(local_options(testbed)?);
+    let mut executor = executor_for(plan, testbed, stop)?;
     let options = run_options(dirs, manifest, fresh, json, stop);
-    let outcome = naam_runner::run_plan(plan, &mut executor, &options).with_context(|| format!("running {}", manifest.display()))?;
+    let outcome = naam_runner::run_plan(plan, executor.as_mut(), &options).with_context(|| format!("running {}", manifest.display()))?;
     let (mut figures, mut figure_error) = (None, None);
     if plot {
         let run_dir = Path::new(&outcome.run_dir);

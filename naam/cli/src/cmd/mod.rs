@@ -6,7 +6,7 @@ mod workload;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, TestbedArgs, TestbedCommand, EswitchArg};
+use crate::cli::{Cli, Command, DeployArgs, EswitchArg, TestbedArgs, TestbedCommand};
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -19,6 +19,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Testbed(TestbedCommand::Bench(a)) => bench::bench(a),
         Command::Testbed(TestbedCommand::Point(a)) => bench::point(a),
         Command::Workload(w) => workload::run(w),
+        Command::Deploy(a) => deploy(a),
     }
 }
 
@@ -63,4 +64,12 @@ fn build_role_binary() -> anyhow::Result<()> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// `naam deploy --dry-run`.
+fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.dry_run, "naam deploy only plans (--dry-run); `naam run <manifest>` deploys and runs when the manifest's testbed is an inventory");
+    let variant = if args.quick { naam_plan::Variant::Quick } else { naam_plan::Variant::Full };
+    print!("{}", naam_orchestrator::dry_run(&args.inventory, &args.manifest, variant)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -126,7 +126,13 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
                 }))
             })
             .collect::<Result<_, RoleError>>()?;
-        let controller = scope.spawn(move || control_loop.run(stop));
+        // The control plane runs with the NIC (BlueField-2 runs its eSwitch's control plane on
+        // the Arm cores), never on the host cores it must judge: a hog there would starve it.
+        let control_cpus = host.rnic_cpus.clone();
+        let controller = scope.spawn(move || {
+            let _ = pin_current_thread(&control_cpus);
+            control_loop.run(stop)
+        });
         ready::write_atomic(&config.out_dir.join(READY_FILE), &ready).map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
         let reports: Vec<WorkerReport> = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
         let control_report = controller.join().unwrap_or_default();
