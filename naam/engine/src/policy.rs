@@ -96,6 +96,16 @@ pub struct AdaptiveConfig {
     pub relapse_window_samples: u32,
     /// Largest backoff multiplier.
     pub backoff_max: u32,
+    /// Pushback is the last resort: host and NIC both congested for this many samples ...
+    pub pushback_samples: u32,
+    /// ... moves this share (permille of all traffic) to the clients per decision ...
+    pub pushback_step_permille: u16,
+    /// ... up to this share at most (clients are not an unlimited sink).
+    pub client_share_max_permille: u16,
+    /// Pushed-back load returns first, after this many relieved samples (no backoff) ...
+    pub pushback_return_samples: u32,
+    /// ... this much (permille) at a time.
+    pub pushback_return_permille: u16,
 }
 
 impl Default for AdaptiveConfig {
@@ -103,15 +113,20 @@ impl Default for AdaptiveConfig {
         AdaptiveConfig {
             congested_delay_ns: 500_000,
             relieved_delay_ns: 100_000,
-            congested_samples: 2,
-            relieved_samples: 20,
+            congested_samples: 3,
+            relieved_samples: 10,
             shed_permille: 500,
             severe_delay_ns: 2_000_000,
             shed_severe_permille: 750,
             shed_min_permille: 50,
-            return_permille: 50,
+            return_permille: 100,
             relapse_window_samples: 50,
             backoff_max: 32,
+            pushback_samples: 5,
+            pushback_step_permille: 100,
+            client_share_max_permille: 500,
+            pushback_return_samples: 10,
+            pushback_return_permille: 100,
         }
     }
 }
@@ -120,11 +135,13 @@ impl Default for AdaptiveConfig {
 /// When the host's queueing delay stays above
 /// `congested_delay_ns` for `congested_samples` samples, half of the host's share moves to the
 /// NIC at every sample (with ~1 ms samples, 90 % moves in ~5 ms), three quarters while the delay
-/// is severe (above `severe_delay_ns`; 90 % then moves in ~2 ms); if the NIC is congested too,
-/// load moves to clients (pushback); a congested NIC alone sends load back to the host. Load
-/// returns home in small additive steps only after `relieved_samples` relieved samples, and a
-/// return that is followed by renewed congestion doubles that wait (exponential backoff), so a
-/// persistent hog does not make the policy flap. Between the two thresholds nothing changes.
+/// is severe (above `severe_delay_ns`; 90 % then moves in ~2 ms); a congested NIC alone sends
+/// load back to the host. Pushback to clients is the last resort: only when host and NIC have
+/// both been congested for `pushback_samples`, in small steps, up to a bounded client share, and
+/// it is the first load taken back. Load returns home from the NIC in small additive steps only
+/// after `relieved_samples` relieved samples, and a return that is followed by renewed
+/// congestion doubles that wait (exponential backoff), so a persistent hog does not make the
+/// policy flap. Between the two thresholds nothing changes.
 #[derive(Debug, Clone)]
 pub struct Adaptive {
     config: AdaptiveConfig,
@@ -184,21 +201,35 @@ impl Adaptive {
     }
 
     fn give_back(&mut self, shares: Shares) -> Option<(Shares, &'static str)> {
-        let wait = self.config.relieved_samples.saturating_mul(self.backoff);
-        if self.host.relieved < wait || self.nic.congested > 0 {
+        if self.nic.congested > 0 {
             return None;
         }
-        let step = self.config.return_permille;
-        let (from, reason) = if shares.of(Location::Client) > 0 {
-            (Location::Client, "relieved: take back pushed-back load")
+        let config = &self.config;
+        let (from, wait, step, reason) = if shares.of(Location::Client) > 0 {
+            (Location::Client, config.pushback_return_samples, config.pushback_return_permille, "relieved: take back pushed-back load")
         } else if shares.of(Location::Nic) > 0 {
-            (Location::Nic, "host relieved: return load from NIC")
+            let wait = config.relieved_samples.saturating_mul(self.backoff);
+            (Location::Nic, wait, config.return_permille, "host relieved: return load from NIC")
         } else {
             return None;
         };
+        if self.host.relieved < wait {
+            return None;
+        }
         self.host.relieved = 0;
-        self.samples_since_return = Some(0);
+        if from == Location::Nic {
+            self.samples_since_return = Some(0);
+        }
         Some((shares.shift(from, Location::Host, step), reason))
+    }
+
+    /// Moves up to a pushback step to the clients, from the host first, never past the clients'
+    /// maximum share.
+    fn push_back(&self, shares: Shares) -> Shares {
+        let room = self.config.client_share_max_permille.saturating_sub(shares.of(Location::Client));
+        let step = self.config.pushback_step_permille.min(room);
+        let from_host = step.min(shares.of(Location::Host));
+        shares.shift(Location::Host, Location::Client, from_host).shift(Location::Nic, Location::Client, step - from_host)
     }
 }
 
@@ -229,13 +260,16 @@ impl Policy for Adaptive {
         let shares = current.shares;
         let host_hot = self.host.congested >= config.congested_samples;
         let nic_hot = self.nic.congested >= config.congested_samples;
+        let both_hot = self.host.congested.min(self.nic.congested) >= config.pushback_samples;
         let (next, reason) = if host_hot && !nic_hot && shares.of(Location::Host) > 0 {
             self.note_congestion();
             (self.shed(shares, Location::Host, Location::Nic), "host congested: shift to NIC")
-        } else if host_hot && nic_hot {
+        } else if both_hot {
             self.note_congestion();
-            let s = self.shed(shares, Location::Host, Location::Client);
-            (self.shed(s, Location::Nic, Location::Client), "host and NIC congested: push back to clients")
+            (self.push_back(shares), "host and NIC congested: push back to clients")
+        } else if host_hot && nic_hot {
+            // Both congested, not yet for long enough to push back: wait.
+            return None;
         } else if nic_hot && shares.of(Location::Nic) > 0 {
             (self.shed(shares, Location::Nic, Location::Host), "NIC congested: shift to host")
         } else {

@@ -89,11 +89,10 @@ fn adaptive_sheds_host_load_to_the_nic_fast() {
         t=4 host=900us nic=10us x6
     ", expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
-        t=5ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
-        t=6ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
-        t=7ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
-        t=8ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
-        t=9ms host=63 nic=937 client=0 -> host=13 nic=987 client=0 (host congested: shift to NIC)
+        t=6ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=7ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=8ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
+        t=9ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
     "#]]);
 }
 
@@ -110,37 +109,47 @@ fn adaptive_ignores_the_hysteresis_band_and_single_spikes() {
 
 #[test]
 fn adaptive_returns_load_slowly_and_backs_off_after_a_relapse() {
+    // Shed on the 3rd congested sample; return 100 permille per 10 relieved samples; congestion
+    // again soon after a return doubles the wait before the next return.
     check("naam-adaptive", "
-        t=1 host=900us nic=10us x3
-        t=4 host=50us nic=10us x45
-        t=49 host=900us nic=10us x2
-        t=51 host=50us nic=10us x45
+        t=1 host=900us nic=10us x4
+        t=5 host=50us nic=10us x23
+        t=28 host=900us nic=10us x3
+        t=31 host=50us nic=10us x45
     ", expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
-        t=2ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
-        t=3ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
-        t=23ms host=250 nic=750 client=0 -> host=300 nic=700 client=0 (host relieved: return load from NIC)
-        t=43ms host=300 nic=700 client=0 -> host=350 nic=650 client=0 (host relieved: return load from NIC)
-        t=50ms host=350 nic=650 client=0 -> host=175 nic=825 client=0 (host congested: shift to NIC)
-        t=90ms host=175 nic=825 client=0 -> host=225 nic=775 client=0 (host relieved: return load from NIC)
+        t=3ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=4ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=14ms host=250 nic=750 client=0 -> host=350 nic=650 client=0 (host relieved: return load from NIC)
+        t=24ms host=350 nic=650 client=0 -> host=450 nic=550 client=0 (host relieved: return load from NIC)
+        t=30ms host=450 nic=550 client=0 -> host=225 nic=775 client=0 (host congested: shift to NIC)
+        t=50ms host=225 nic=775 client=0 -> host=325 nic=675 client=0 (host relieved: return load from NIC)
+        t=70ms host=325 nic=675 client=0 -> host=425 nic=575 client=0 (host relieved: return load from NIC)
     "#]]);
 }
 
 #[test]
 fn adaptive_pushes_back_when_host_and_nic_are_both_congested() {
+    // Both congested for long: pushback in 100-permille steps, capped at 500; relief takes the
+    // pushed-back load first, 100 permille every 10 relieved samples.
     check("naam-adaptive", "
         t=1 host=900us nic=10us x3
-        t=4 host=900us nic=2000us x3
-        t=7 host=50us nic=50us x25
+        t=4 host=900us nic=2000us x12
+        t=16 host=50us nic=50us x25
     ", expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
-        t=2ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
-        t=3ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
-        t=4ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
-        t=5ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
-        t=6ms host=63 nic=937 client=0 -> host=13 nic=469 client=518 (host and NIC congested: push back to clients)
-        t=7ms host=13 nic=469 client=518 -> host=247 nic=235 client=518 (NIC congested: shift to host)
-        t=26ms host=247 nic=235 client=518 -> host=297 nic=235 client=468 (relieved: take back pushed-back load)
+        t=3ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=4ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=5ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
+        t=6ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
+        t=9ms host=63 nic=937 client=0 -> host=0 nic=900 client=100 (host and NIC congested: push back to clients)
+        t=10ms host=0 nic=900 client=100 -> host=0 nic=800 client=200 (host and NIC congested: push back to clients)
+        t=11ms host=0 nic=800 client=200 -> host=0 nic=700 client=300 (host and NIC congested: push back to clients)
+        t=12ms host=0 nic=700 client=300 -> host=0 nic=600 client=400 (host and NIC congested: push back to clients)
+        t=13ms host=0 nic=600 client=400 -> host=0 nic=500 client=500 (host and NIC congested: push back to clients)
+        t=16ms host=0 nic=500 client=500 -> host=250 nic=250 client=500 (NIC congested: shift to host)
+        t=25ms host=250 nic=250 client=500 -> host=350 nic=250 client=400 (relieved: take back pushed-back load)
+        t=35ms host=350 nic=250 client=400 -> host=450 nic=250 client=300 (relieved: take back pushed-back load)
     "#]]);
 }
 
@@ -203,8 +212,7 @@ fn adaptive_sheds_faster_when_congestion_is_severe() {
         t=4 host=5000us nic=10us x4
     ", expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
-        t=5ms host=1000 nic=0 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
-        t=6ms host=250 nic=750 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
-        t=7ms host=63 nic=937 client=0 -> host=13 nic=987 client=0 (host congested: shift to NIC)
+        t=6ms host=1000 nic=0 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=7ms host=250 nic=750 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
     "#]]);
 }

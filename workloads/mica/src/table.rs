@@ -146,10 +146,17 @@ impl<'a> MicaTable<'a> {
     /// Opens regions formatted earlier (e.g. by another process); the configuration comes from
     /// `meta`. Statistics start at zero, except the count of chained extra buckets.
     pub fn open(regions: MicaRegionsMut<'a>) -> Result<Self, OpenError> {
-        let config = config_from_meta(regions.meta)?;
-        let mut table = Self::attach(config, regions)?;
+        let mut table = Self::reattach(regions)?;
         table.stats.extra_buckets_in_use = table.count_chained_extra_buckets();
         Ok(table)
+    }
+
+    /// Attaches to a formatted table like [`MicaTable::open`] but without recounting the chained
+    /// extra buckets (a scan of every bucket): for a writer that re-attaches per operation, such
+    /// as the host's native SET. Its statistics start at zero.
+    pub fn reattach(regions: MicaRegionsMut<'a>) -> Result<Self, OpenError> {
+        let config = config_from_meta(regions.meta)?;
+        Self::attach(config, regions)
     }
 
     fn attach(config: MicaConfig, regions: MicaRegionsMut<'a>) -> Result<Self, OpenError> {

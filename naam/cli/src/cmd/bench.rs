@@ -6,8 +6,10 @@
 //! 2. the ops/s of MICA GET/SET (YCSB-B) at the host placement under an offered load above what
 //!    the host can serve (so the achieved rate is its capacity);
 //! 3. the shift time: NAAM-adaptive steering, a CPU hog starting on the host's core mid-run, and
-//!    the time from the hog's start to the end of the first 5 ms interval in which 90 % of the
-//!    completed requests ran at the NIC (from the client's interval log).
+//!    the time from the hog's start to the eSwitch rule that sends 90 % of new requests to the
+//!    NIC (steering log); and, for comparison, to the end of the first 5 ms interval in which
+//!    90 % of completions ran at the NIC (interval log), which also includes the starved host
+//!    draining the requests it had already accepted.
 //! It reports ratio = (2) / (1) and the shift time. Numbers are this machine's, not a testbed's.
 
 use std::path::Path;
@@ -36,7 +38,11 @@ struct BenchReport {
     host_placement_ops_per_s: f64,
     host_placement_offered_ops_per_s: f64,
     ratio: f64,
+    /// Hog start → the eSwitch sends ≥ 90 % of new requests to the NIC (steering.jsonl).
     shift_ms: Option<f64>,
+    /// Hog start → ≥ 90 % of an interval's completions ran at the NIC (interval log; includes
+    /// the starved host draining the requests it had already accepted).
+    shift_completions_ms: Option<f64>,
     hog_start_ms: u64,
     first_rule_change_ms: Option<f64>,
     eswitch: String,
@@ -126,7 +132,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         host_placement_ops_per_s: host.achieved_ops_per_s,
         host_placement_offered_ops_per_s: args.offered as f64,
         ratio: host.achieved_ops_per_s / ceiling.requests_per_s,
-        shift_ms: shift_time_ms(&shift_dir, hog_start_ms)?,
+        shift_ms: rule_shift_ms(&shift_dir, hog_start_ms)?,
+        shift_completions_ms: shift_time_ms(&shift_dir, hog_start_ms)?,
         hog_start_ms,
         first_rule_change_ms: first_change_ms(&shift_dir, hog_start_ms)?,
         eswitch: record.map_or_else(|| "none".into(), |r| r.eswitch),
@@ -139,8 +146,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("host placement (MICA YCSB-B, {} eSwitch): {:.0} ops/s at {} offered", report.eswitch, report.host_placement_ops_per_s, args.offered);
         println!("ratio: {:.2} (goal ≥ 0.8)", report.ratio);
         match report.shift_ms {
-            Some(ms) => println!("shift time, hog start → 90 % at the NIC: {ms:.1} ms (goal ≤ 10 ms)"),
-            None => println!("shift time: traffic never reached 90 % at the NIC"),
+            Some(ms) => println!("shift time, hog start → eSwitch sends 90 % of new requests to the NIC: {ms:.1} ms (goal ≤ 10 ms)"),
+            None => println!("shift time: the eSwitch never sent 90 % to the NIC"),
+        }
+        match report.shift_completions_ms {
+            Some(ms) => println!("  … and 90 % of completions in a {SHIFT_INTERVAL_MS} ms interval at the NIC: {ms:.1} ms (includes draining the starved host's backlog)"),
+            None => println!("  … completions never reached 90 % at the NIC in one interval"),
         }
         if let Some(ms) = report.first_rule_change_ms {
             println!("first rule change after the hog started: {ms:.1} ms");
@@ -152,6 +163,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 fn shift_time_ms(dir: &Path, hog_at_ms: u64) -> anyhow::Result<Option<f64>> {
     let by_interval = naam_testbed::shift::completions_by_interval(dir, 0)?;
     Ok(naam_testbed::shift::shift_time_ms(&by_interval, hog_at_ms, SHIFT_INTERVAL_MS))
+}
+
+/// From the steering log: hog start → the first rule giving the NIC ≥ 90 % of new requests.
+fn rule_shift_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {
+    let changes: Vec<raw::SteeringChange> = raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
+    let hog_ns = hog_start_ms * 1_000_000;
+    Ok(changes.iter().find(|c| c.t_ns >= hog_ns && c.nic_permille >= 900).map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
 }
 
 fn first_change_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {

@@ -42,6 +42,8 @@ pub struct ControlLoop {
     pub timeline: TimelineWatch,
     /// The series name recorded with each change.
     pub policy_name: String,
+    /// Print every sample and change to the host's log (`NAAM_TRACE_CONTROL=1`).
+    pub trace: bool,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -135,7 +137,13 @@ impl ControlLoop {
 
     fn observe(&mut self, sample: LoadSample, report: &mut ControlReport) {
         self.record_sample(&sample, report);
+        if self.trace {
+            eprintln!("control: sample {:?} at {} queue_delay {} us util {} completions {}", sample.location, sample.at.0, sample.queue_delay_ns / 1000, sample.utilisation_permille, sample.completions);
+        }
         if let Some(change) = self.controller.on_sample(sample) {
+            if self.trace {
+                eprintln!("control: change at {}: {:?} -> {:?} ({})", change.at.0, change.before, change.after, change.reason);
+            }
             self.apply(change, report);
         }
     }

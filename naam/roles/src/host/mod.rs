@@ -78,6 +78,7 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
         period_ns: host.sample_period_us * 1000,
         timeline: timeline.clone(),
         policy_name: host.policy.clone(),
+        trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
     };
     control_loop.apply_initial().map_err(RoleError::Setup)?;
     let ready = HostReady {

@@ -192,7 +192,7 @@ impl ServerWorkload for MicaServer {
         let (key, value) = decode_set(args).ok_or(SET_ERR_ARGS)?;
         // SAFETY: the host calls native functions holding the tenant's write lock.
         let parts = unsafe { regions_mut(regions) }.ok_or(SET_ERR_ARGS)?;
-        let mut table = MicaTable::open(parts).map_err(|_| SET_ERR_TABLE)?;
+        let mut table = MicaTable::reattach(parts).map_err(|_| SET_ERR_TABLE)?;
         table.set(key, value).map_err(|_| SET_ERR_TABLE)?;
         Ok(vec![SET_STORED])
     }
