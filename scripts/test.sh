@@ -7,7 +7,7 @@ scripts/install-test-deps.sh
 echo "== eBPF objects match their C sources"
 scripts/build-bpf.sh --check
 echo "== cargo test (workspace, all targets)"
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked --no-fail-fast
 echo "== the rdma feature (ibverbs backend) builds, and fails cleanly without an RDMA device"
 cargo test --locked -p naam-net --features rdma --test rdma --lib
 cargo test --locked -p naam-roles --features rdma --lib rdma

@@ -99,6 +99,7 @@ fn client_summary_schema_as_bytes() {
             "timeout": 0
           },
           "verify_failures": 0,
+          "misses": 0,
           "send_lateness_ns_p50": 2000,
           "send_lateness_ns_p99": 40000,
           "send_lateness_ns_max": 90000,

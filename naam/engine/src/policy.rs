@@ -292,19 +292,24 @@ pub struct KayakConfig {
     pub epoch_samples: u32,
     /// Starting RPC percentage.
     pub start_rpc_percent: u32,
+    /// Relative throughput changes below this (permille) are noise: no step. Under open-loop
+    /// load throughput follows the offered rate until something saturates, so without a dead
+    /// band the gradient is a random walk.
+    pub dead_band_permille: u32,
 }
 
 impl Default for KayakConfig {
     fn default() -> Self {
-        KayakConfig { step_min_points: 1, step_max_points: 5, epoch_samples: 5, start_rpc_percent: 100 }
+        KayakConfig { step_min_points: 1, step_max_points: 5, epoch_samples: 5, start_rpc_percent: 100, dead_band_permille: 20 }
     }
 }
 
 /// Kayak-style (NSDI'21): gradient ascent of throughput with respect to the percentage of requests
 /// run as RPCs at the server; the rest run at the client with one-sided reads. Each epoch the
 /// percentage moves 1–5 points (in proportion to the relative throughput change) in the direction
-/// that last improved throughput, reversing when throughput fell; kept in [0, 100]. Runs at each
-/// client. Kayak's second loop (request window from the SLO) belongs to closed-loop load and is not
+/// that last improved throughput, reversing when throughput fell; kept in [0, 100]; changes
+/// smaller than a dead band (2 %) are treated as noise (our addition, see
+/// [`KayakConfig::dead_band_permille`]). Runs at each client. Kayak's second loop (request window from the SLO) belongs to closed-loop load and is not
 /// modelled under our open-loop load.
 #[derive(Debug, Clone)]
 pub struct Kayak {
@@ -361,14 +366,18 @@ impl Policy for Kayak {
         }
         let throughput = self.epoch_completions as f64 * 1e9 / self.epoch_ns as f64;
         (self.epoch_completions, self.epoch_ns, self.epoch_len) = (0, 0, 0);
+        let first_epoch = self.last_throughput.is_none();
         let change = match self.last_throughput {
             Some(last) if last > 0.0 => (throughput - last) / last,
             _ => 0.0,
         };
+        self.last_throughput = Some(throughput);
+        if !first_epoch && change.abs() * 1000.0 < f64::from(self.config.dead_band_permille) {
+            return None;
+        }
         if change < 0.0 {
             self.direction_up = !self.direction_up;
         }
-        self.last_throughput = Some(throughput);
         let step = self.step_points(change);
         self.rpc_percent = if self.direction_up {
             (self.rpc_percent + step).min(100)

@@ -216,3 +216,17 @@ fn adaptive_sheds_faster_when_congestion_is_severe() {
         t=7ms host=250 nic=750 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
     "#]]);
 }
+
+#[test]
+fn kayak_holds_still_when_throughput_only_jitters() {
+    // Open-loop load: throughput follows the offered rate (±1 % here); only the first epoch steps.
+    check("kayak", "
+        t=1 client=100,0,100,0,0,0 x5
+        t=6 client=100,0,101,0,0,0 x5
+        t=11 client=100,0,100,0,0,0 x5
+        t=16 client=100,0,99,0,0,0 x5
+    ", expect![[r#"
+        start host=1000 nic=0 client=0 (start)
+        t=5ms host=1000 nic=0 client=0 -> host=990 nic=0 client=10 (throughput gradient: more client-side)
+    "#]]);
+}

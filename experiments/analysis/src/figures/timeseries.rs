@@ -218,19 +218,31 @@ pub(super) fn policies_figure(
     Ok(panels)
 }
 
-/// Host samples as interval-like rows (utilisation in `ops_per_s`, t in ms).
+/// Width of the bins host-utilisation samples (about one per millisecond, very noisy) are
+/// averaged over before they are drawn.
+pub(super) const UTILISATION_BIN_MS: f64 = 50.0;
+
+/// Host samples as interval-like rows (utilisation in `ops_per_s`, t in ms), averaged per series
+/// over [`UTILISATION_BIN_MS`] bins (all repetitions together) and clamped to [0, 1].
 fn host_utilisation_rows(samples: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
     let series = strs(samples, "series")?;
     let t = f64s(samples, "t_ns")?;
     let location = strs(samples, "location")?;
     let util = f64s(samples, "utilisation")?;
-    Ok((0..samples.height())
-        .filter(|&i| location[i].as_deref() == Some("host"))
-        .map(|i| IntervalRow {
-            series: series[i].clone().unwrap_or_default(),
-            t_ms: t[i].unwrap_or(0.0) / 1e6,
+    let mut bins: std::collections::BTreeMap<(String, i64), (f64, u32)> = std::collections::BTreeMap::new();
+    for i in (0..samples.height()).filter(|&i| location[i].as_deref() == Some("host")) {
+        let bin = (t[i].unwrap_or(0.0) / 1e6 / UTILISATION_BIN_MS).floor() as i64;
+        let entry = bins.entry((series[i].clone().unwrap_or_default(), bin)).or_insert((0.0, 0));
+        entry.0 += util[i].unwrap_or(0.0).clamp(0.0, 1.0);
+        entry.1 += 1;
+    }
+    Ok(bins
+        .into_iter()
+        .map(|((series, bin), (sum, n))| IntervalRow {
+            series,
+            t_ms: (bin as f64 + 0.5) * UTILISATION_BIN_MS,
             location: "host".to_string(),
-            ops_per_s: util[i].unwrap_or(0.0),
+            ops_per_s: sum / f64::from(n.max(1)),
             p99: None,
         })
         .collect())
