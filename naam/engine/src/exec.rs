@@ -447,6 +447,8 @@ impl Executor {
         }
         let status = match result {
             Ok(reply) => {
+                // The reply travels through the step context like an eBPF step's (truncated to
+                // the ABI's maximum), so both kinds of function finish through one path.
                 let len = reply.len().min(abi::REPLY_BYTES_MAX);
                 self.step_ctx.reply[..len].copy_from_slice(&reply[..len]);
                 self.step_ctx.reply_len = len;

@@ -108,7 +108,7 @@ pub fn build(plan: &ExperimentPlan, point: &PointPlan, settings: &Settings, dir:
             Event::CpuHog { .. } => None,
         })
         .collect();
-    let client_policy = policy_runs_at_client(series).then(|| series.to_string());
+    let client_policy = naam_engine::policy::runs_at_client(series).then(|| series.to_string());
     let clients = (0..roles.clients)
         .map(|k| {
             role(&format!("client-{k}"), Role::Client(ClientConfig {
@@ -138,11 +138,6 @@ pub fn build(plan: &ExperimentPlan, point: &PointPlan, settings: &Settings, dir:
         Event::LoadStep { .. } => None,
     });
     Ok(PointConfigs { host, nic, clients, hog, timeline_file })
-}
-
-/// Kayak and Cell decide at each client.
-fn policy_runs_at_client(series: &str) -> bool {
-    matches!(series, "kayak" | "cell")
 }
 
 fn series_name(series: Series) -> Result<&'static str, TestbedError> {

@@ -1,13 +1,16 @@
 //! Data-driven conformance test: every program of the public bpf_conformance suite
-//! (`shared/bpf_conformance/tests/*.data`, format in its README) must load, run and return the
-//! expected r0. Failures are collected and reported all together, one line per file.
+//! (`tests/bpf_conformance/tests/*.data`, a copy of the project's `shared/bpf_conformance`;
+//! format in its README) must load, run and return the expected r0. Failures are collected and
+//! reported all together, one line per file.
 
-use std::path::{Path, PathBuf};
+mod fixtures;
+
+use std::path::PathBuf;
+
+use fixtures::fixtures_dir;
 
 use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, Program, Signature, Vm, VmConfig};
 
-/// Environment variable naming the fixture folder when the workspace-relative one is missing.
-const FIXTURES_ENV: &str = "NAAM_BPF_CONFORMANCE_DIR";
 /// The conformance suite's helper: id 5 returns its first argument.
 const HELPER_RETURN_R1: u32 = 5;
 /// The suite has 313 programs; fewer means the fixture folder is not the one we expect.
@@ -21,20 +24,6 @@ struct Fixture {
     result: Option<u64>,
 }
 
-fn fixtures_dir() -> PathBuf {
-    let relative =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bpf_conformance/tests");
-    if relative.is_dir() {
-        return relative;
-    }
-    match std::env::var_os(FIXTURES_ENV) {
-        Some(dir) => PathBuf::from(dir),
-        None => panic!(
-            "no conformance fixtures at {} and {FIXTURES_ENV} is not set",
-            relative.display()
-        ),
-    }
-}
 
 fn parse_fixture(text: &str) -> Result<Fixture, String> {
     let mut fixture = Fixture::default();

@@ -6,6 +6,8 @@
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
+mod fixtures;
+
 use std::path::Path;
 
 const SEED_DEFAULT: u64 = 0x6e61_616d_6675_7a7a;
@@ -233,7 +235,7 @@ fn mutate(rng: &mut SplitMix, input: &[u8]) -> Vec<u8> {
 fn seed_inputs() -> Vec<Vec<u8>> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut inputs = Vec::new();
-    let fixtures = manifest.join("../../../shared/bpf_conformance/tests");
+    let fixtures = fixtures::fixtures_dir();
     for entry in std::fs::read_dir(&fixtures).into_iter().flatten().flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         let mut bytes = vec![0u8];

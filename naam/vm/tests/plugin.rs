@@ -5,12 +5,14 @@
 //! The test builds the example itself (`cargo build --example bpf_conformance_plugin`, into
 //! `target/plugin-test`).
 
+mod fixtures;
+
+use fixtures::fixtures_dir;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-const FIXTURES_ENV: &str = "NAAM_BPF_CONFORMANCE_DIR";
 const PLUGIN: &str = "bpf_conformance_plugin";
 
 /// Builds the example with cargo into its own target folder (beside this test's) and returns
@@ -49,16 +51,6 @@ fn build_plugin() -> PathBuf {
     target.join("debug").join("examples").join(PLUGIN)
 }
 
-fn fixtures_dir() -> PathBuf {
-    let relative =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bpf_conformance/tests");
-    if relative.is_dir() {
-        return relative;
-    }
-    PathBuf::from(
-        std::env::var_os(FIXTURES_ENV).expect("no fixtures and NAAM_BPF_CONFORMANCE_DIR unset"),
-    )
-}
 
 fn run_plugin(plugin: &Path, memory_hex: &str, program_hex: &str) -> Output {
     let mut command = Command::new(plugin);
