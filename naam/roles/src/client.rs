@@ -102,6 +102,9 @@ struct Client {
 /// Runs the client role; returns when its run is over.
 pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
     let _ = pin_current_thread(&client.cpus);
+    for what in crate::os::make_current_thread_punctual() {
+        eprintln!("client {}: kept the default scheduling ({what}); sends may run late on a busy machine", client.index);
+    }
     if client.one_sided == crate::config::OneSided::Rdma {
         crate::rdma::open_one_sided()?;
     }
