@@ -72,6 +72,10 @@ pub struct RunOutcome {
     pub points_failed: Vec<PointFailure>,
     /// Points a killed session left partial, redone in this one.
     pub partial_redone: Vec<String>,
+    /// Set when earlier sessions of this run ran other code than this one: the run then mixes
+    /// code versions (each point's summary names its session; `provenance.json` each session's
+    /// code).
+    pub code_changed: Option<String>,
     /// Why the session stopped early, if it did.
     pub stopped: Option<String>,
     /// Wall time of this session.
@@ -115,9 +119,13 @@ pub fn run_plan(
         points_invalid: Vec::new(),
         points_failed: Vec::new(),
         partial_redone,
+        code_changed: None,
         stopped: None,
         elapsed_ms: 0,
     };
+    if !todo.is_empty() {
+        outcome.code_changed = code_change(&provenance.sessions);
+    }
     let bar = progress_bar(options.progress, plan, todo.len());
     for point in todo {
         if options
@@ -166,6 +174,25 @@ pub fn run_plan(
     outcome.status = state.status;
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)
+}
+
+/// Describes how this (last) session's code differs from the earlier sessions', if it does.
+fn code_change(sessions: &[naam_results::Session]) -> Option<String> {
+    let (this, earlier) = sessions.split_last()?;
+    let name = |s: &naam_results::Session| {
+        let commit = s.code.commit.as_deref().map_or("no commit", |c| &c[..c.len().min(12)]);
+        let dirty = s.code.dirty_diff_sha256.as_deref().map_or(String::new(), |h| format!("+dirty {}", &h[..h.len().min(12)]));
+        format!("{commit}{dirty}")
+    };
+    let mut others: Vec<String> = earlier.iter().filter(|s| s.code != this.code).map(name).collect();
+    others.dedup();
+    (!others.is_empty()).then(|| {
+        format!(
+            "earlier sessions of this run ran code {}; this one runs {}; points keep their session (see provenance.json), --fresh starts a run of one code version",
+            others.join(", "),
+            name(this)
+        )
+    })
 }
 
 enum PointResult {

@@ -169,3 +169,46 @@ fn check_reports_both_variants() {
     assert!(report.variants[0].run_id.starts_with("quick-"));
     assert_eq!(report.variants[0].config_hash.len(), 64);
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn a_resume_under_other_code_says_the_run_mixes_code_versions() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let root = tempfile::tempdir().expect("tempdir");
+    let repo = tempfile::tempdir().expect("tempdir");
+    git(repo.path(), &["init", "-q"]);
+    std::fs::write(repo.path().join("code.rs"), "// version 1\n").unwrap();
+    git(repo.path(), &["add", "code.rs"]);
+    git(repo.path(), &["commit", "-q", "-m", "v1"]);
+    let mut opts = options(root.path());
+    opts.repo_dir = repo.path().to_path_buf();
+    let mut faulty = Faulty {
+        inner: SyntheticExecutor::default(),
+        fail_at: u32::MAX,
+        abort_at: 3,
+        calls: Vec::new(),
+    };
+    let first = run_plan(&plan, &mut faulty, &opts).expect("first session");
+    assert_eq!(first.code_changed, None, "one session, one code version");
+
+    std::fs::write(repo.path().join("code.rs"), "// version 2\n").unwrap();
+    git(repo.path(), &["commit", "-q", "-am", "v2"]);
+    let second = run_plan(&plan, &mut SyntheticExecutor::default(), &opts).expect("resume");
+    assert_eq!(second.status, RunStatus::Complete);
+    let note = second.code_changed.expect("the resume under v2 is flagged");
+    assert!(note.contains("earlier sessions") && note.contains("--fresh"), "{note}");
+
+    // Nothing left to measure: a third session under the same code adds no note.
+    let third = run_plan(&plan, &mut SyntheticExecutor::default(), &opts).expect("rerun");
+    assert_eq!((third.points_measured, third.code_changed), (0, None));
+}

@@ -41,11 +41,14 @@ struct Prepared {
     key: Vec<u8>,
 }
 
+/// The same logic in native Rust: arguments in, "answer as expected" out.
+type NativeCall = Box<dyn FnMut(&[u8]) -> bool>;
+
 /// A function set up for timing on every backend.
 struct Bench {
     host: LocalHost,
     calls: Vec<Prepared>,
-    native: Box<dyn FnMut(&[u8]) -> bool>,
+    native: NativeCall,
 }
 
 /// Runs the point: every function of the plan on the point's backend.

@@ -10,6 +10,7 @@
 //!    NIC (steering log); and, for comparison, to the end of the first 5 ms interval in which
 //!    90 % of completions ran at the NIC (interval log), which also includes the starved host
 //!    draining the requests it had already accepted.
+//!
 //! It reports ratio = (2) / (1) and the shift time. Numbers are this machine's, not a testbed's.
 
 use std::path::Path;

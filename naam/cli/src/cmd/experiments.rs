@@ -71,7 +71,16 @@ fn executor_for(plan: &ExperimentPlan, testbed: &TestbedArgs, stop: &Arc<AtomicB
 }
 
 /// Runs one plan on its testbed; analyses and plots it when asked.
-fn run_one(plan: &ExperimentPlan, manifest: &Path, dirs: &Dirs, testbed: &TestbedArgs, fresh: bool, json: bool, plot: bool, stop: &Arc<AtomicBool>) -> anyhow::Result<Reproduced> {
+/// How `naam run` / `naam reproduce` were asked to run one plan.
+#[derive(Clone, Copy)]
+struct RunFlags {
+    fresh: bool,
+    json: bool,
+    plot: bool,
+}
+
+fn run_one(plan: &ExperimentPlan, manifest: &Path, dirs: &Dirs, testbed: &TestbedArgs, flags: RunFlags, stop: &Arc<AtomicBool>) -> anyhow::Result<Reproduced> {
+    let RunFlags { fresh, json, plot } = flags;
     let mut executor = executor_for(plan, testbed, stop)?;
     let options = run_options(dirs, manifest, fresh, json, stop);
     let outcome = naam_runner::run_plan(plan, executor.as_mut(), &options).with_context(|| format!("running {}", manifest.display()))?;
@@ -98,6 +107,9 @@ fn describe(r: &Reproduced) -> String {
         o.elapsed_ms as f64 / 1000.0,
         o.run_dir
     );
+    if let Some(change) = &o.code_changed {
+        text += &format!("\n  note: {change}");
+    }
     for p in &o.points_invalid {
         text += &format!("\n  invalid point {p} (see its summary.json)");
     }
@@ -125,7 +137,7 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
         if !args.json {
             eprintln!("== {id}: {} points, ~{:.0} s planned", plan.points.len(), plan.planned_ms() as f64 / 1000.0);
         }
-        let r = run_one(&plan, &manifest, &args.dirs, &args.testbed, args.fresh, args.json, true, &stop)?;
+        let r = run_one(&plan, &manifest, &args.dirs, &args.testbed, RunFlags { fresh: args.fresh, json: args.json, plot: true }, &stop)?;
         if !args.json {
             println!("{}", describe(&r));
         }
@@ -145,7 +157,7 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::stop::install();
     let plan = naam_plan::load_manifest(&args.manifest, variant(args.quick))?;
-    let r = run_one(&plan, &args.manifest, &args.dirs, &args.testbed, args.fresh, args.json, args.plot, &stop)?;
+    let r = run_one(&plan, &args.manifest, &args.dirs, &args.testbed, RunFlags { fresh: args.fresh, json: args.json, plot: args.plot }, &stop)?;
     if args.json { print_json(&r)? } else { println!("{}", describe(&r)) }
     Ok(if r.outcome.points_failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -52,7 +52,7 @@ pub fn serve(socket: UdpSocket, table: Arc<RegionTable>, memory: Arc<HostMemory>
                 send.push(&frame, datagram.from);
             }
         }
-        if send.len() > 0 {
+        if !send.is_empty() {
             let _ = socket.send_batch(&mut send);
         }
     }
