@@ -38,7 +38,10 @@ pub fn install_signal_handlers() -> Result<(), CancelError> {
             libc::sigaction(signal, &action, std::ptr::null_mut())
         };
         if rc != 0 {
-            return Err(CancelError::Install { signal: name, source: std::io::Error::last_os_error() });
+            return Err(CancelError::Install {
+                signal: name,
+                source: std::io::Error::last_os_error(),
+            });
         }
     }
     Ok(())

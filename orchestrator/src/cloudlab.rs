@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use crate::inventory::{Arch, HostSpec, Inventory, InventoryError, Role, WORKDIR_DEFAULT, line_column};
+use crate::inventory::{
+    Arch, HostSpec, Inventory, InventoryError, Role, WORKDIR_DEFAULT, line_column,
+};
 
 /// Largest manifest accepted (a manifest of a few hundred nodes is well under this).
 pub const MANIFEST_BYTES_MAX: usize = 16 << 20;
@@ -49,7 +51,9 @@ pub enum CloudLabError {
         limit: usize,
     },
     /// The root element is not `<rspec type="manifest">` (for example a request RSpec).
-    #[error("not a manifest RSpec: root element <{root}> with type={rspec_type:?}; run `geni-get manifest` on a node of the running experiment")]
+    #[error(
+        "not a manifest RSpec: root element <{root}> with type={rspec_type:?}; run `geni-get manifest` on a node of the running experiment"
+    )]
     NotManifest {
         /// The root element's local name.
         root: String,
@@ -94,7 +98,9 @@ pub enum CloudLabError {
         for_user: String,
     },
     /// A node has no interface address (it is not on an experiment LAN).
-    #[error("manifest line {line}: node {node} has no <interface> with an <ip address=…>; the experiment LAN address is needed for measured traffic")]
+    #[error(
+        "manifest line {line}: node {node} has no <interface> with an <ip address=…>; the experiment LAN address is needed for measured traffic"
+    )]
     NoLanAddress {
         /// Line of the node.
         line: usize,
@@ -102,7 +108,9 @@ pub enum CloudLabError {
         node: String,
     },
     /// A node's role could not be told from its name and no override names it.
-    #[error("manifest line {line}: cannot tell the role of node {node} from its name; pass roles for it (e.g. {node}=host)")]
+    #[error(
+        "manifest line {line}: cannot tell the role of node {node} from its name; pass roles for it (e.g. {node}=host)"
+    )]
     UnknownRole {
         /// Line of the node.
         line: usize,
@@ -188,9 +196,20 @@ pub struct Login {
 /// Parses a manifest RSpec into its nodes.
 pub fn parse_manifest(xml: &str) -> Result<Vec<ManifestNode>, CloudLabError> {
     if xml.len() > MANIFEST_BYTES_MAX {
-        return Err(CloudLabError::TooLarge { line: 1, what: "manifest size in bytes", limit: MANIFEST_BYTES_MAX });
+        return Err(CloudLabError::TooLarge {
+            line: 1,
+            what: "manifest size in bytes",
+            limit: MANIFEST_BYTES_MAX,
+        });
     }
-    let mut parser = ManifestParser { xml, reader: Reader::from_str(xml), nodes: Vec::new(), depth: 0, root_seen: false, inside_node: false };
+    let mut parser = ManifestParser {
+        xml,
+        reader: Reader::from_str(xml),
+        nodes: Vec::new(),
+        depth: 0,
+        root_seen: false,
+        inside_node: false,
+    };
     parser.run()?;
     if parser.nodes.is_empty() {
         return Err(CloudLabError::NoNodes);
@@ -202,16 +221,33 @@ pub fn parse_manifest(xml: &str) -> Result<Vec<ManifestNode>, CloudLabError> {
 pub fn import_manifest(xml: &str, options: &ImportOptions) -> Result<Inventory, CloudLabError> {
     let nodes = parse_manifest(xml)?;
     check_overrides_name_nodes(&nodes, options)?;
-    let hosts = nodes.iter().map(|node| host_from_node(node, options)).collect::<Result<Vec<_>, _>>()?;
+    let hosts = nodes
+        .iter()
+        .map(|node| host_from_node(node, options))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Inventory::from_hosts("<cloudlab manifest>", hosts)?)
 }
 
-fn check_overrides_name_nodes(nodes: &[ManifestNode], options: &ImportOptions) -> Result<(), CloudLabError> {
-    let named = options.roles.keys().chain(options.arch.keys()).chain(options.cores.keys());
+fn check_overrides_name_nodes(
+    nodes: &[ManifestNode],
+    options: &ImportOptions,
+) -> Result<(), CloudLabError> {
+    let named = options
+        .roles
+        .keys()
+        .chain(options.arch.keys())
+        .chain(options.cores.keys());
     for node in named {
         if !nodes.iter().any(|n| &n.client_id == node) {
-            let known = nodes.iter().map(|n| n.client_id.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(CloudLabError::UnknownNode { node: node.clone(), known });
+            let known = nodes
+                .iter()
+                .map(|n| n.client_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(CloudLabError::UnknownNode {
+                node: node.clone(),
+                known,
+            });
         }
     }
     Ok(())
@@ -225,17 +261,27 @@ fn host_from_node(node: &ManifestNode, options: &ImportOptions) -> Result<HostSp
     .ok_or_else(|| CloudLabError::NoLogin {
         line: node.line,
         node: node.client_id.clone(),
-        for_user: options.user.as_ref().map(|u| format!(" for user {u}")).unwrap_or_default(),
+        for_user: options
+            .user
+            .as_ref()
+            .map(|u| format!(" for user {u}"))
+            .unwrap_or_default(),
     })?;
     let lan_address = *node
         .addresses
         .first()
-        .ok_or_else(|| CloudLabError::NoLanAddress { line: node.line, node: node.client_id.clone() })?;
+        .ok_or_else(|| CloudLabError::NoLanAddress {
+            line: node.line,
+            node: node.client_id.clone(),
+        })?;
     let roles = match options.roles.get(&node.client_id) {
         Some(roles) => roles.clone(),
         None => role_from_name(&node.client_id)
             .map(|role| vec![role])
-            .ok_or_else(|| CloudLabError::UnknownRole { line: node.line, node: node.client_id.clone() })?,
+            .ok_or_else(|| CloudLabError::UnknownRole {
+                line: node.line,
+                node: node.client_id.clone(),
+            })?,
     };
     Ok(HostSpec {
         name: node.client_id.clone(),
@@ -245,9 +291,17 @@ fn host_from_node(node: &ManifestNode, options: &ImportOptions) -> Result<HostSp
         identity_file: options.identity_file.clone(),
         known_hosts: options.known_hosts.clone(),
         roles,
-        arch: options.arch.get(&node.client_id).copied().unwrap_or(Arch::X86_64),
+        arch: options
+            .arch
+            .get(&node.client_id)
+            .copied()
+            .unwrap_or(Arch::X86_64),
         lan_address,
-        cores: options.cores.get(&node.client_id).copied().unwrap_or(options.cores_default),
+        cores: options
+            .cores
+            .get(&node.client_id)
+            .copied()
+            .unwrap_or(options.cores_default),
         workdir: options.workdir.clone(),
         line: 0,
     })
@@ -281,13 +335,20 @@ impl ManifestParser<'_> {
     fn run(&mut self) -> Result<(), CloudLabError> {
         loop {
             let position = self.reader.buffer_position() as usize;
-            let event = self.reader.read_event().map_err(|err| self.xml_error(err.to_string()))?;
+            let event = self
+                .reader
+                .read_event()
+                .map_err(|err| self.xml_error(err.to_string()))?;
             match event {
                 Event::Start(element) => {
                     self.depth += 1;
                     if self.depth > XML_DEPTH_MAX {
                         let line = self.line(position);
-                        return Err(CloudLabError::TooLarge { line, what: "XML nesting depth", limit: XML_DEPTH_MAX });
+                        return Err(CloudLabError::TooLarge {
+                            line,
+                            what: "XML nesting depth",
+                            limit: XML_DEPTH_MAX,
+                        });
                     }
                     self.element(&element, position, false)?;
                 }
@@ -313,21 +374,35 @@ impl ManifestParser<'_> {
         CloudLabError::Xml { line, message }
     }
 
-    fn element(&mut self, element: &BytesStart<'_>, position: usize, empty: bool) -> Result<(), CloudLabError> {
+    fn element(
+        &mut self,
+        element: &BytesStart<'_>,
+        position: usize,
+        empty: bool,
+    ) -> Result<(), CloudLabError> {
         let line = self.line(position);
         let name = element.local_name().as_ref().to_string();
         if !self.root_seen {
             self.root_seen = true;
             let rspec_type = self.attribute(element, "type")?;
             if name != "rspec" || rspec_type.as_deref() != Some("manifest") {
-                return Err(CloudLabError::NotManifest { root: name, rspec_type });
+                return Err(CloudLabError::NotManifest {
+                    root: name,
+                    rspec_type,
+                });
             }
             return Ok(());
         }
         match name.as_str() {
             "node" => {
                 let client_id = self.required(element, "client_id", "node", "client_id", line)?;
-                self.nodes.push(ManifestNode { client_id, line, hardware_type: None, logins: Vec::new(), addresses: Vec::new() });
+                self.nodes.push(ManifestNode {
+                    client_id,
+                    line,
+                    hardware_type: None,
+                    logins: Vec::new(),
+                    addresses: Vec::new(),
+                });
                 self.inside_node = true;
                 if empty {
                     self.close_node();
@@ -349,7 +424,11 @@ impl ManifestParser<'_> {
     /// The node being read, if the parser is inside a `<node>` element (elements of links and
     /// other top-level parts never attach to a node).
     fn open_node(&mut self) -> Option<&mut ManifestNode> {
-        if self.inside_node { self.nodes.last_mut() } else { None }
+        if self.inside_node {
+            self.nodes.last_mut()
+        } else {
+            None
+        }
     }
 
     fn close_node(&mut self) {
@@ -359,42 +438,57 @@ impl ManifestParser<'_> {
     fn login(&mut self, element: &BytesStart<'_>, line: usize) -> Result<(), CloudLabError> {
         let hostname = self.required(element, "hostname", "login", "hostname", line)?;
         let username = self.required(element, "username", "login", "username", line)?;
-        let port = match self.attribute(element, "port")? {
-            None => crate::inventory::SSH_PORT_DEFAULT,
-            Some(text) => text.parse::<u16>().ok().filter(|&p| p != 0).ok_or(CloudLabError::BadAttribute {
-                line,
-                element: "login",
-                attribute: "port",
-                value: text.clone(),
-                reason: "expected a port number 1..=65535",
-            })?,
-        };
+        let port =
+            match self.attribute(element, "port")? {
+                None => crate::inventory::SSH_PORT_DEFAULT,
+                Some(text) => text.parse::<u16>().ok().filter(|&p| p != 0).ok_or(
+                    CloudLabError::BadAttribute {
+                        line,
+                        element: "login",
+                        attribute: "port",
+                        value: text.clone(),
+                        reason: "expected a port number 1..=65535",
+                    },
+                )?,
+            };
         if let Some(node) = self.open_node() {
-            node.logins.push(Login { hostname, port, username });
+            node.logins.push(Login {
+                hostname,
+                port,
+                username,
+            });
         }
         Ok(())
     }
 
     fn ip(&mut self, element: &BytesStart<'_>, line: usize) -> Result<(), CloudLabError> {
         let text = self.required(element, "address", "ip", "address", line)?;
-        let address = text.parse::<IpAddr>().map_err(|_| CloudLabError::BadAttribute {
-            line,
-            element: "ip",
-            attribute: "address",
-            value: text.clone(),
-            reason: "not an IP address",
-        })?;
+        let address = text
+            .parse::<IpAddr>()
+            .map_err(|_| CloudLabError::BadAttribute {
+                line,
+                element: "ip",
+                attribute: "address",
+                value: text.clone(),
+                reason: "not an IP address",
+            })?;
         if let Some(node) = self.open_node() {
             node.addresses.push(address);
         }
         Ok(())
     }
 
-    fn attribute(&self, element: &BytesStart<'_>, name: &str) -> Result<Option<String>, CloudLabError> {
+    fn attribute(
+        &self,
+        element: &BytesStart<'_>,
+        name: &str,
+    ) -> Result<Option<String>, CloudLabError> {
         for attribute in element.attributes() {
             let attribute = attribute.map_err(|err| self.xml_error(err.to_string()))?;
             if attribute.key.local_name().as_ref() == name {
-                let value = attribute.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|err| self.xml_error(err.to_string()))?;
+                let value = attribute
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .map_err(|err| self.xml_error(err.to_string()))?;
                 return Ok(Some(value.into_owned()));
             }
         }
@@ -411,6 +505,10 @@ impl ManifestParser<'_> {
     ) -> Result<String, CloudLabError> {
         self.attribute(element, name)?
             .filter(|value| !value.is_empty())
-            .ok_or(CloudLabError::MissingAttribute { line, element: element_name, attribute })
+            .ok_or(CloudLabError::MissingAttribute {
+                line,
+                element: element_name,
+                attribute,
+            })
     }
 }

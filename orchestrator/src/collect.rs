@@ -23,7 +23,8 @@ use crate::inventory::Inventory;
 use crate::limits::{ATTEMPTS_KEPT_MAX, IDEMPOTENT_ATTEMPTS_MAX};
 use crate::retry::RetryPolicy;
 use crate::run::{
-    Attempt, CollectedFile, LaunchSpec, Mark, Observer, Phase, RUN_RECORD_FILE, RunConfig, RunError, RunRecord, RunStatus,
+    Attempt, CollectedFile, LaunchSpec, Mark, Observer, Phase, RUN_RECORD_FILE, RunConfig,
+    RunError, RunRecord, RunStatus,
 };
 use crate::ssh::{Connection, SshError};
 
@@ -49,25 +50,44 @@ pub(crate) fn fetch_all(run: &mut Attempt<'_>) {
     let mut work: BTreeMap<String, Vec<(String, String, Vec<String>)>> = BTreeMap::new();
     for (id, launch) in &run.record.launches {
         // A launch that never started left nothing to fetch (its files stay missing).
-        if !launch.missing.is_empty() && launch.pid.is_some() && run.connections.contains_key(&launch.host) {
-            work.entry(launch.host.clone()).or_default().push((id.clone(), launch.run_dir.clone(), launch.missing.clone()));
+        if !launch.missing.is_empty()
+            && launch.pid.is_some()
+            && run.connections.contains_key(&launch.host)
+        {
+            work.entry(launch.host.clone()).or_default().push((
+                id.clone(),
+                launch.run_dir.clone(),
+                launch.missing.clone(),
+            ));
         }
     }
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = run
             .connections
             .iter_mut()
-            .filter_map(|(host, connection)| work.get(host).map(|jobs| (host.clone(), connection, jobs)))
+            .filter_map(|(host, connection)| {
+                work.get(host).map(|jobs| (host.clone(), connection, jobs))
+            })
             .map(|(host, connection, jobs)| {
                 let results_dir = &results_dir;
-                (host, scope.spawn(move || fetch_host(connection, jobs, results_dir)))
+                (
+                    host,
+                    scope.spawn(move || fetch_host(connection, jobs, results_dir)),
+                )
             })
             .collect();
-        handles.into_iter().map(|(host, handle)| (host, handle.join().unwrap_or_default())).collect::<Vec<_>>()
+        handles
+            .into_iter()
+            .map(|(host, handle)| (host, handle.join().unwrap_or_default()))
+            .collect::<Vec<_>>()
     });
     for (host, fetched) in results {
         for (launch_id, name, outcome) in fetched {
-            let record = run.record.launches.get_mut(&launch_id).expect("launch in record");
+            let record = run
+                .record
+                .launches
+                .get_mut(&launch_id)
+                .expect("launch in record");
             match outcome {
                 Ok(file) => {
                     record.missing.retain(|m| m != &name);
@@ -98,11 +118,17 @@ fn reconnect_missing_hosts(run: &mut Attempt<'_>) {
         .into_iter()
         .collect();
     for host in needed {
-        let Some(spec) = run.inventory.host(&host) else { continue };
+        let Some(spec) = run.inventory.host(&host) else {
+            continue;
+        };
         match Connection::open(spec, &run.config.connect) {
             Ok(connection) => {
                 run.connections.insert(host.clone(), connection);
-                run.event(Phase::Collect, Mark::Note, format!("host {host} reachable again"));
+                run.event(
+                    Phase::Collect,
+                    Mark::Note,
+                    format!("host {host} reachable again"),
+                );
             }
             Err(err) => run.lose_host(Phase::Collect, &host, &err.to_string()),
         }
@@ -119,13 +145,24 @@ pub(crate) struct FetchFailure {
 
 type FetchResult = (String, String, Result<CollectedFile, FetchFailure>);
 
-fn fetch_host(connection: &mut Connection, jobs: &[(String, String, Vec<String>)], results_dir: &Path) -> Vec<FetchResult> {
+fn fetch_host(
+    connection: &mut Connection,
+    jobs: &[(String, String, Vec<String>)],
+    results_dir: &Path,
+) -> Vec<FetchResult> {
     let mut results = Vec::new();
     let mut host_lost: Option<String> = None;
     for (launch_id, run_dir, names) in jobs {
         for name in names {
             if let Some(why) = &host_lost {
-                results.push((launch_id.clone(), name.clone(), Err(FetchFailure { why: why.clone(), host_lost: false })));
+                results.push((
+                    launch_id.clone(),
+                    name.clone(),
+                    Err(FetchFailure {
+                        why: why.clone(),
+                        host_lost: false,
+                    }),
+                ));
                 continue;
             }
             let local = results_dir.join(launch_id).join(name);
@@ -144,37 +181,65 @@ fn fetch_host(connection: &mut Connection, jobs: &[(String, String, Vec<String>)
 
 /// Downloads `remote` to `local` (through `local.part`), retrying a bounded number of times until
 /// the local SHA-256 equals the remote one.
-pub(crate) fn fetch_verified(connection: &mut Connection, remote: &str, local: &Path, name: &str) -> Result<CollectedFile, FetchFailure> {
+pub(crate) fn fetch_verified(
+    connection: &mut Connection,
+    remote: &str,
+    local: &Path,
+    name: &str,
+) -> Result<CollectedFile, FetchFailure> {
     let policy = RetryPolicy::attempts(IDEMPOTENT_ATTEMPTS_MAX);
     let attempt = |_| -> Result<CollectedFile, FetchError> {
-        let expected = remote_sha256(connection, remote).map_err(FetchError::Ssh)?.ok_or(FetchError::Absent)?;
+        let expected = remote_sha256(connection, remote)
+            .map_err(FetchError::Ssh)?
+            .ok_or(FetchError::Absent)?;
         if let Some(parent) = local.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| FetchError::Local(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| FetchError::Local(format!("{}: {e}", parent.display())))?;
         }
         let part = PathBuf::from(format!("{}{PARTIAL_SUFFIX}", local.display()));
-        let bytes = connection.download(remote, &part).map_err(FetchError::Ssh)?;
+        let bytes = connection
+            .download(remote, &part)
+            .map_err(FetchError::Ssh)?;
         let actual = sha256_file(&part).map_err(|e| FetchError::Local(e.to_string()))?;
         if actual != expected {
             let _ = std::fs::remove_file(&part);
             return Err(FetchError::Mismatch { expected, actual });
         }
-        std::fs::rename(&part, local).map_err(|e| FetchError::Local(format!("{}: {e}", local.display())))?;
-        Ok(CollectedFile { name: name.to_string(), sha256: actual, bytes })
+        std::fs::rename(&part, local)
+            .map_err(|e| FetchError::Local(format!("{}: {e}", local.display())))?;
+        Ok(CollectedFile {
+            name: name.to_string(),
+            sha256: actual,
+            bytes,
+        })
     };
     let retryable = |err: &FetchError| match err {
         FetchError::Ssh(err) => err.is_transient(),
         FetchError::Mismatch { .. } => true,
         FetchError::Absent | FetchError::Local(_) => false,
     };
-    policy.run(attempt, retryable).map_err(|(err, attempts)| match err {
-        FetchError::Ssh(err) => FetchFailure { host_lost: err.is_transient(), why: format!("{err} ({attempts} attempts)") },
-        FetchError::Absent => FetchFailure { why: format!("{remote} does not exist on the host"), host_lost: false },
-        FetchError::Mismatch { expected, actual } => FetchFailure {
-            why: format!("checksum mismatch after {attempts} attempts: remote {expected}, local {actual}"),
-            host_lost: false,
-        },
-        FetchError::Local(why) => FetchFailure { why, host_lost: false },
-    })
+    policy
+        .run(attempt, retryable)
+        .map_err(|(err, attempts)| match err {
+            FetchError::Ssh(err) => FetchFailure {
+                host_lost: err.is_transient(),
+                why: format!("{err} ({attempts} attempts)"),
+            },
+            FetchError::Absent => FetchFailure {
+                why: format!("{remote} does not exist on the host"),
+                host_lost: false,
+            },
+            FetchError::Mismatch { expected, actual } => FetchFailure {
+                why: format!(
+                    "checksum mismatch after {attempts} attempts: remote {expected}, local {actual}"
+                ),
+                host_lost: false,
+            },
+            FetchError::Local(why) => FetchFailure {
+                why,
+                host_lost: false,
+            },
+        })
 }
 
 enum FetchError {
@@ -186,9 +251,16 @@ enum FetchError {
 
 /// Complete when every launch ran through the measurement and every file is here; else partial.
 pub fn status_of(record: &RunRecord) -> RunStatus {
-    let complete = record.launches.values().all(|l| l.measured && l.missing.is_empty())
+    let complete = record
+        .launches
+        .values()
+        .all(|l| l.measured && l.missing.is_empty())
         && record.hosts.values().all(|h| h.lost.is_none());
-    if complete { RunStatus::Complete } else { RunStatus::Partial }
+    if complete {
+        RunStatus::Complete
+    } else {
+        RunStatus::Partial
+    }
 }
 
 /// Whether a rerun only needs to fetch files: partial, and every launch measured.
@@ -209,8 +281,19 @@ pub(crate) fn resume_collect(
     for host in record.hosts.values_mut() {
         host.lost = None;
     }
-    let mut run = Attempt::new(inventory, config, launches.to_vec(), record, cancel, observer);
-    run.event(Phase::Collect, Mark::Begin, "resume: fetching missing files only");
+    let mut run = Attempt::new(
+        inventory,
+        config,
+        launches.to_vec(),
+        record,
+        cancel,
+        observer,
+    );
+    run.event(
+        Phase::Collect,
+        Mark::Begin,
+        "resume: fetching missing files only",
+    );
     // Processes the first pass could not stop (their host was unreachable) are stopped now, by
     // the PID and start time it recorded, before their files are fetched.
     let leftovers: Vec<(String, String, crate::process::RemoteProcess)> = run
@@ -220,7 +303,15 @@ pub(crate) fn resume_collect(
         .filter(|(_, l)| l.end.is_none())
         .filter_map(|(id, l)| {
             let pid = l.pid?;
-            Some((id.clone(), l.host.clone(), crate::process::RemoteProcess { run_dir: l.run_dir.clone(), pid, start_ticks: l.start_ticks }))
+            Some((
+                id.clone(),
+                l.host.clone(),
+                crate::process::RemoteProcess {
+                    run_dir: l.run_dir.clone(),
+                    pid,
+                    start_ticks: l.start_ticks,
+                },
+            ))
         })
         .collect();
     for (id, host, process) in leftovers {
@@ -248,12 +339,17 @@ pub(crate) fn resume_collect(
 /// Moves files whose local copy no longer matches its recorded checksum back to `missing`.
 fn reverify_collected(results_dir: &Path, record: &mut RunRecord) {
     for (id, launch) in record.launches.iter_mut() {
-        let (kept, stale): (Vec<CollectedFile>, Vec<CollectedFile>) = launch.collected.drain(..).partition(|file| {
-            sha256_file(&results_dir.join(id).join(&file.name)).is_ok_and(|sha| sha == file.sha256)
-        });
+        let (kept, stale): (Vec<CollectedFile>, Vec<CollectedFile>) =
+            launch.collected.drain(..).partition(|file| {
+                sha256_file(&results_dir.join(id).join(&file.name))
+                    .is_ok_and(|sha| sha == file.sha256)
+            });
         launch.collected = kept;
         for file in stale {
-            launch.problems.push(format!("{}: local copy changed or vanished; fetching again", file.name));
+            launch.problems.push(format!(
+                "{}: local copy changed or vanished; fetching again",
+                file.name
+            ));
             launch.missing.push(file.name);
         }
     }
@@ -263,15 +359,26 @@ fn reverify_collected(results_dir: &Path, record: &mut RunRecord) {
 pub fn read_record(results_dir: &Path) -> Result<Option<RunRecord>, RunError> {
     let path = results_dir.join(RUN_RECORD_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| RunError::Local { path, message: e.to_string() }),
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| RunError::Local {
+                path,
+                message: e.to_string(),
+            }),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(RunError::Local { path, message: err.to_string() }),
+        Err(err) => Err(RunError::Local {
+            path,
+            message: err.to_string(),
+        }),
     }
 }
 
 /// Writes `run.json` atomically (temporary file, then rename).
 pub fn write_record(results_dir: &Path, record: &RunRecord) -> Result<(), RunError> {
-    let local = |path: &Path, e: &dyn std::fmt::Display| RunError::Local { path: path.to_path_buf(), message: e.to_string() };
+    let local = |path: &Path, e: &dyn std::fmt::Display| RunError::Local {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     std::fs::create_dir_all(results_dir).map_err(|e| local(results_dir, &e))?;
     let path = results_dir.join(RUN_RECORD_FILE);
     let tmp = results_dir.join(format!("{RUN_RECORD_FILE}.tmp"));
@@ -285,11 +392,19 @@ pub(crate) fn archive_attempt(results_dir: &Path, previous: &RunRecord) -> Resul
     if previous.attempt >= ATTEMPTS_KEPT_MAX {
         return Err(RunError::Local {
             path: results_dir.to_path_buf(),
-            message: format!("{} attempts already; refusing to start another", previous.attempt),
+            message: format!(
+                "{} attempts already; refusing to start another",
+                previous.attempt
+            ),
         });
     }
-    let archive = results_dir.join(ATTEMPTS_DIR).join(previous.attempt.to_string());
-    let local = |path: &Path, e: std::io::Error| RunError::Local { path: path.to_path_buf(), message: e.to_string() };
+    let archive = results_dir
+        .join(ATTEMPTS_DIR)
+        .join(previous.attempt.to_string());
+    let local = |path: &Path, e: std::io::Error| RunError::Local {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     std::fs::create_dir_all(&archive).map_err(|e| local(&archive, e))?;
     let mut names: Vec<String> = previous.launches.keys().cloned().collect();
     names.push(RUN_RECORD_FILE.to_string());
@@ -307,8 +422,15 @@ pub fn remote_files(connection: &mut Connection, dir: &str) -> Result<Vec<String
     let line = ShellLine::new()
         .op("cd")
         .text(dir)
-        .map_err(|source| SshError::Command { login: connection.host().login(), source })?
+        .map_err(|source| SshError::Command {
+            login: connection.host().login(),
+            source,
+        })?
         .op("&& find . -type f | sort");
     let output = connection.run_checked(&line, crate::limits::COMMAND_TIMEOUT_MS)?;
-    Ok(output.stdout_text().lines().map(|l| l.trim_start_matches("./").to_string()).collect())
+    Ok(output
+        .stdout_text()
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .collect())
 }

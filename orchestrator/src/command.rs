@@ -13,7 +13,9 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
     /// An argument contained a NUL byte, which no shell argument (no C string) can carry.
-    #[error("argument {index} contains a NUL byte, which a remote command cannot carry: {preview:?}")]
+    #[error(
+        "argument {index} contains a NUL byte, which a remote command cannot carry: {preview:?}"
+    )]
     NulByte {
         /// Position of the argument (0 is the program).
         index: usize,
@@ -40,7 +42,10 @@ impl ShellWord {
     pub fn new(text: impl Into<String>, index: usize) -> Result<Self, CommandError> {
         let text = text.into();
         if let Some(nul_at) = text.find('\0') {
-            return Err(CommandError::NulByte { index, preview: text[..nul_at].to_string() });
+            return Err(CommandError::NulByte {
+                index,
+                preview: text[..nul_at].to_string(),
+            });
         }
         Ok(Self(text))
     }
@@ -93,7 +98,9 @@ impl RemoteCommand {
         if program.is_empty() {
             return Err(CommandError::EmptyProgram);
         }
-        Ok(Self { words: vec![ShellWord::new(program, 0)?] })
+        Ok(Self {
+            words: vec![ShellWord::new(program, 0)?],
+        })
     }
 
     /// Appends one argument.
@@ -134,7 +141,9 @@ impl RemoteCommand {
         let mut words = vec![ShellWord::new("env", 0)?];
         for (name, value) in vars {
             if !is_env_name(name) {
-                return Err(CommandError::BadEnvName { name: name.to_string() });
+                return Err(CommandError::BadEnvName {
+                    name: name.to_string(),
+                });
             }
             words.push(ShellWord::new(format!("{name}={value}"), words.len())?);
         }
@@ -233,7 +242,8 @@ impl ShellLine {
     /// Appends a duration in seconds with millisecond precision (`0.050`), for `sleep`.
     pub fn seconds(mut self, duration_ms: u64) -> Self {
         self.space();
-        self.line.push_str(&format!("{}.{:03}", duration_ms / 1000, duration_ms % 1000));
+        self.line
+            .push_str(&format!("{}.{:03}", duration_ms / 1000, duration_ms % 1000));
         self
     }
 
@@ -293,14 +303,31 @@ mod tests {
 
     #[test]
     fn nul_is_rejected_with_its_position() {
-        let err = RemoteCommand::new("echo").unwrap().arg("ok").unwrap().arg("bad\0tail").unwrap_err();
-        assert_eq!(err, CommandError::NulByte { index: 2, preview: "bad".into() });
+        let err = RemoteCommand::new("echo")
+            .unwrap()
+            .arg("ok")
+            .unwrap()
+            .arg("bad\0tail")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CommandError::NulByte {
+                index: 2,
+                preview: "bad".into()
+            }
+        );
     }
 
     #[test]
     fn empty_program_is_rejected() {
-        assert_eq!(RemoteCommand::new("").unwrap_err(), CommandError::EmptyProgram);
-        assert_eq!(RemoteCommand::from_argv(Vec::<String>::new()).unwrap_err(), CommandError::EmptyProgram);
+        assert_eq!(
+            RemoteCommand::new("").unwrap_err(),
+            CommandError::EmptyProgram
+        );
+        assert_eq!(
+            RemoteCommand::from_argv(Vec::<String>::new()).unwrap_err(),
+            CommandError::EmptyProgram
+        );
     }
 
     #[test]
@@ -309,14 +336,25 @@ mod tests {
         let with_env = cmd.with_env([("NAAM_X", "1; rm -rf /")]).unwrap();
         expect![["'env' 'NAAM_X=1; rm -rf /' 'prog' 'a b'"]].assert_eq(&with_env.to_shell());
         let err = cmd.with_env([("BAD NAME", "1")]).unwrap_err();
-        assert_eq!(err, CommandError::BadEnvName { name: "BAD NAME".into() });
+        assert_eq!(
+            err,
+            CommandError::BadEnvName {
+                name: "BAD NAME".into()
+            }
+        );
     }
 
     #[test]
     fn shell_line_quotes_everything_but_static_operators() {
         let cmd = RemoteCommand::from_argv(["cat", "my file"]).unwrap();
         let out = ShellWord::new("o'ut", 0).unwrap();
-        let line = ShellLine::new().command(&cmd).op(">").word(&out).op("&&").op("sleep").num(3);
+        let line = ShellLine::new()
+            .command(&cmd)
+            .op(">")
+            .word(&out)
+            .op("&&")
+            .op("sleep")
+            .num(3);
         expect![["'cat' 'my file' > 'o'\\''ut' && sleep 3"]].assert_eq(line.as_str());
     }
 }

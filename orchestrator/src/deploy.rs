@@ -48,7 +48,9 @@ pub enum DeployError {
         source: SshError,
     },
     /// The host's `uname -m` differs from the inventory's `arch`.
-    #[error("deploy to {host}: the inventory says arch = {inventory}, but `uname -m` says {uname:?}; fix the hosts file")]
+    #[error(
+        "deploy to {host}: the inventory says arch = {inventory}, but `uname -m` says {uname:?}; fix the hosts file"
+    )]
     ArchMismatch {
         /// The host.
         host: String,
@@ -74,7 +76,9 @@ pub enum DeployError {
         source: std::io::Error,
     },
     /// The checksum of an uploaded file differs from the local one on every attempt.
-    #[error("deploy to {host}: {remote_path} has SHA-256 {actual} after upload, expected {expected}")]
+    #[error(
+        "deploy to {host}: {remote_path} has SHA-256 {actual} after upload, expected {expected}"
+    )]
     ChecksumMismatch {
         /// The host.
         host: String,
@@ -141,7 +145,10 @@ pub struct BuildRecipe {
 
 impl Default for BuildRecipe {
     fn default() -> Self {
-        BuildRecipe { package: "naam-testbed".into(), bin: "naam-role".into() }
+        BuildRecipe {
+            package: "naam-testbed".into(),
+            bin: "naam-role".into(),
+        }
     }
 }
 
@@ -229,8 +236,14 @@ impl HostDeployReport {
 }
 
 /// Plans one host's deployment for architecture `arch` (no connection needed).
-pub fn plan_host(host: &HostSpec, arch: Arch, artifacts: &ArtifactSet) -> Result<HostDeployPlan, DeployError> {
-    let mut steps = vec![DeployStep::CheckArch { expected: host.arch }];
+pub fn plan_host(
+    host: &HostSpec,
+    arch: Arch,
+    artifacts: &ArtifactSet,
+) -> Result<HostDeployPlan, DeployError> {
+    let mut steps = vec![DeployStep::CheckArch {
+        expected: host.arch,
+    }];
     if let Some(binary) = artifacts.role_binaries.get(&arch) {
         steps.push(DeployStep::Upload {
             local_path: binary.clone(),
@@ -245,9 +258,15 @@ pub fn plan_host(host: &HostSpec, arch: Arch, artifacts: &ArtifactSet) -> Result
             mode: 0o644,
             kind: ArtifactKind::SourceBundle,
         });
-        steps.push(DeployStep::Build { commands: build_commands(&artifacts.build)?, bundle_sha256: sha256_file(bundle)? });
+        steps.push(DeployStep::Build {
+            commands: build_commands(&artifacts.build)?,
+            bundle_sha256: sha256_file(bundle)?,
+        });
     } else {
-        return Err(DeployError::NoBinaryForArch { host: host.name.clone(), arch });
+        return Err(DeployError::NoBinaryForArch {
+            host: host.name.clone(),
+            arch,
+        });
     }
     for file in &artifacts.files {
         check_remote_path(&file.remote_path)?;
@@ -258,18 +277,26 @@ pub fn plan_host(host: &HostSpec, arch: Arch, artifacts: &ArtifactSet) -> Result
             kind: file.kind,
         });
     }
-    Ok(HostDeployPlan { host: host.name.clone(), arch, steps })
+    Ok(HostDeployPlan {
+        host: host.name.clone(),
+        arch,
+        steps,
+    })
 }
 
 /// The commands that build and install the role binary from the uploaded bundle (run in the
 /// workdir): unpack into a clean directory, `cargo build --release --locked`, install.
 pub fn build_commands(recipe: &BuildRecipe) -> Result<Vec<RemoteCommand>, DeployError> {
-    let bad = |_| DeployError::BadRemotePath { path: recipe.bin.clone(), reason: "contains a NUL byte" };
+    let bad = |_| DeployError::BadRemotePath {
+        path: recipe.bin.clone(),
+        reason: "contains a NUL byte",
+    };
     let built = format!("{SOURCE_DIR_REMOTE}/target/release/{}", recipe.bin);
     Ok(vec![
         RemoteCommand::from_argv(["rm", "-rf", SOURCE_DIR_REMOTE]).map_err(bad)?,
         RemoteCommand::from_argv(["mkdir", "-p", SOURCE_DIR_REMOTE]).map_err(bad)?,
-        RemoteCommand::from_argv(["tar", "-xzf", SOURCE_BUNDLE_REMOTE, "-C", SOURCE_DIR_REMOTE]).map_err(bad)?,
+        RemoteCommand::from_argv(["tar", "-xzf", SOURCE_BUNDLE_REMOTE, "-C", SOURCE_DIR_REMOTE])
+            .map_err(bad)?,
         RemoteCommand::from_argv([
             "cargo",
             "build",
@@ -283,7 +310,8 @@ pub fn build_commands(recipe: &BuildRecipe) -> Result<Vec<RemoteCommand>, Deploy
             &recipe.bin,
         ])
         .map_err(bad)?,
-        RemoteCommand::from_argv(["install", "-D", "-m", "755", &built, ROLE_BINARY_REMOTE]).map_err(bad)?,
+        RemoteCommand::from_argv(["install", "-D", "-m", "755", &built, ROLE_BINARY_REMOTE])
+            .map_err(bad)?,
     ])
 }
 
@@ -300,14 +328,20 @@ fn check_remote_path(path: &str) -> Result<(), DeployError> {
         None
     };
     match reason {
-        Some(reason) => Err(DeployError::BadRemotePath { path: path.to_string(), reason }),
+        Some(reason) => Err(DeployError::BadRemotePath {
+            path: path.to_string(),
+            reason,
+        }),
         None => Ok(()),
     }
 }
 
 /// SHA-256 of a local file, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, DeployError> {
-    let io = |source| DeployError::LocalIo { path: path.to_path_buf(), source };
+    let io = |source| DeployError::LocalIo {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -350,11 +384,18 @@ pub fn make_source_bundle(repo: &Path, out: &Path) -> Result<SourceBundle, Deplo
             .arg(repo)
             .args(args)
             .output()
-            .map_err(|e| DeployError::Git { repo: repo.to_path_buf(), message: format!("cannot run git: {e}") })?;
+            .map_err(|e| DeployError::Git {
+                repo: repo.to_path_buf(),
+                message: format!("cannot run git: {e}"),
+            })?;
         if !output.status.success() {
             return Err(DeployError::Git {
                 repo: repo.to_path_buf(),
-                message: format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim()),
+                message: format!(
+                    "git {} failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
             });
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
@@ -366,26 +407,60 @@ pub fn make_source_bundle(repo: &Path, out: &Path) -> Result<SourceBundle, Deplo
         message: format!("output path {} is not UTF-8", out.display()),
     })?;
     git(&["archive", "--format=tar.gz", "-o", out_text, "HEAD"])?;
-    Ok(SourceBundle { path: out.to_path_buf(), commit, dirty })
+    Ok(SourceBundle {
+        path: out.to_path_buf(),
+        commit,
+        dirty,
+    })
 }
 
 /// Deploys to one host: checks its architecture, then runs its plan.
-pub fn deploy_host(connection: &mut Connection, artifacts: &ArtifactSet) -> Result<HostDeployReport, DeployError> {
+pub fn deploy_host(
+    connection: &mut Connection,
+    artifacts: &ArtifactSet,
+) -> Result<HostDeployReport, DeployError> {
     let host = connection.host().clone();
-    let ssh = |source| DeployError::Ssh { host: host.name.clone(), source };
-    let uname = connection.run_checked(&ShellLine::new().op("uname -m"), COMMAND_TIMEOUT_MS).map_err(ssh)?.stdout_text();
+    let ssh = |source| DeployError::Ssh {
+        host: host.name.clone(),
+        source,
+    };
+    let uname = connection
+        .run_checked(&ShellLine::new().op("uname -m"), COMMAND_TIMEOUT_MS)
+        .map_err(ssh)?
+        .stdout_text();
     let arch = Arch::from_uname(&uname)
         .filter(|&arch| arch == host.arch)
-        .ok_or_else(|| DeployError::ArchMismatch { host: host.name.clone(), inventory: host.arch, uname: uname.trim().to_string() })?;
+        .ok_or_else(|| DeployError::ArchMismatch {
+            host: host.name.clone(),
+            inventory: host.arch,
+            uname: uname.trim().to_string(),
+        })?;
     let plan = plan_host(&host, arch, artifacts)?;
-    let mut report = HostDeployReport { host: host.name.clone(), files: Vec::new(), built: false };
+    let mut report = HostDeployReport {
+        host: host.name.clone(),
+        files: Vec::new(),
+        built: false,
+    };
     for step in &plan.steps {
         match step {
             DeployStep::CheckArch { .. } => {}
-            DeployStep::Upload { local_path, remote_path, mode, .. } => {
-                report.files.push(upload_idempotent(connection, local_path, remote_path, *mode)?);
+            DeployStep::Upload {
+                local_path,
+                remote_path,
+                mode,
+                ..
+            } => {
+                report.files.push(upload_idempotent(
+                    connection,
+                    local_path,
+                    remote_path,
+                    *mode,
+                )?);
             }
-            DeployStep::Build { commands, bundle_sha256 } => {
+            DeployStep::Build {
+                commands,
+                bundle_sha256,
+            } => {
                 report.built = build_unless_stamped(connection, commands, bundle_sha256)?;
             }
         }
@@ -394,15 +469,23 @@ pub fn deploy_host(connection: &mut Connection, artifacts: &ArtifactSet) -> Resu
 }
 
 /// Deploys to every connected host at once, one thread per host.
-pub fn deploy_all(connections: &mut [Connection], artifacts: &ArtifactSet) -> Vec<Result<HostDeployReport, DeployError>> {
+pub fn deploy_all(
+    connections: &mut [Connection],
+    artifacts: &ArtifactSet,
+) -> Vec<Result<HostDeployReport, DeployError>> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            connections.iter_mut().map(|connection| scope.spawn(move || deploy_host(connection, artifacts))).collect();
+        let handles: Vec<_> = connections
+            .iter_mut()
+            .map(|connection| scope.spawn(move || deploy_host(connection, artifacts)))
+            .collect();
         handles
             .into_iter()
             .map(|handle| {
                 handle.join().unwrap_or_else(|_| {
-                    Err(DeployError::Git { repo: PathBuf::new(), message: "deploy thread panicked".into() })
+                    Err(DeployError::Git {
+                        repo: PathBuf::new(),
+                        message: "deploy thread panicked".into(),
+                    })
                 })
             })
             .collect()
@@ -419,12 +502,18 @@ pub fn remote_sha256(connection: &mut Connection, path: &str) -> Result<Option<S
     let line = ShellLine::new()
         .op("sha256sum 2>/dev/null <")
         .text(path)
-        .map_err(|source| SshError::Command { login: connection.host().login(), source })?
+        .map_err(|source| SshError::Command {
+            login: connection.host().login(),
+            source,
+        })?
         .op("|| true");
     let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
     let text = output.stdout_text();
     let digest = text.split_whitespace().next().unwrap_or("");
-    Ok((digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_ascii_lowercase()))
+    Ok(
+        (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| digest.to_ascii_lowercase()),
+    )
 }
 
 /// Uploads `local` to `relative` under the workdir unless the remote checksum already matches;
@@ -439,27 +528,56 @@ pub fn upload_idempotent(
     let host_name = connection.host().name.clone();
     let expected = sha256_file(local)?;
     let target = remote_path(connection.host(), relative);
-    let ssh = |source| DeployError::Ssh { host: host_name.clone(), source };
+    let ssh = |source| DeployError::Ssh {
+        host: host_name.clone(),
+        source,
+    };
     if remote_sha256(connection, &target).map_err(ssh)?.as_deref() == Some(expected.as_str()) {
-        return Ok(FileReport { remote_path: relative.into(), sha256: expected, uploaded_bytes: 0, skipped: true });
+        return Ok(FileReport {
+            remote_path: relative.into(),
+            sha256: expected,
+            uploaded_bytes: 0,
+            skipped: true,
+        });
     }
     let policy = RetryPolicy::attempts(IDEMPOTENT_ATTEMPTS_MAX);
     let uploaded_bytes = policy
-        .run(|_| upload_once(connection, local, &target, mode, &expected), retryable_deploy)
+        .run(
+            |_| upload_once(connection, local, &target, mode, &expected),
+            retryable_deploy,
+        )
         .map_err(|(err, _)| err)?;
-    Ok(FileReport { remote_path: relative.into(), sha256: expected, uploaded_bytes, skipped: false })
+    Ok(FileReport {
+        remote_path: relative.into(),
+        sha256: expected,
+        uploaded_bytes,
+        skipped: false,
+    })
 }
 
 /// Uploads `local` to the absolute remote path `target` (always, no checksum skip), verifies its
 /// SHA-256 and renames it into place; retried a bounded number of times. Used for the small
 /// per-run inputs of role processes.
-pub fn upload_verified(connection: &mut Connection, local: &Path, target: &str, mode: i32) -> Result<FileReport, DeployError> {
+pub fn upload_verified(
+    connection: &mut Connection,
+    local: &Path,
+    target: &str,
+    mode: i32,
+) -> Result<FileReport, DeployError> {
     let expected = sha256_file(local)?;
     let policy = RetryPolicy::attempts(IDEMPOTENT_ATTEMPTS_MAX);
     let uploaded_bytes = policy
-        .run(|_| upload_once(connection, local, target, mode, &expected), retryable_deploy)
+        .run(
+            |_| upload_once(connection, local, target, mode, &expected),
+            retryable_deploy,
+        )
         .map_err(|(err, _)| err)?;
-    Ok(FileReport { remote_path: target.into(), sha256: expected, uploaded_bytes, skipped: false })
+    Ok(FileReport {
+        remote_path: target.into(),
+        sha256: expected,
+        uploaded_bytes,
+        skipped: false,
+    })
 }
 
 fn retryable_deploy(err: &DeployError) -> bool {
@@ -470,38 +588,87 @@ fn retryable_deploy(err: &DeployError) -> bool {
     }
 }
 
-fn upload_once(connection: &mut Connection, local: &Path, target: &str, mode: i32, expected: &str) -> Result<u64, DeployError> {
+fn upload_once(
+    connection: &mut Connection,
+    local: &Path,
+    target: &str,
+    mode: i32,
+    expected: &str,
+) -> Result<u64, DeployError> {
     let host_name = connection.host().name.clone();
-    let ssh = |source| DeployError::Ssh { host: host_name.clone(), source };
+    let ssh = |source| DeployError::Ssh {
+        host: host_name.clone(),
+        source,
+    };
     let login = connection.host().login();
-    let command_err = |source| DeployError::Ssh { host: host_name.clone(), source: SshError::Command { login: login.clone(), source } };
+    let command_err = |source| DeployError::Ssh {
+        host: host_name.clone(),
+        source: SshError::Command {
+            login: login.clone(),
+            source,
+        },
+    };
     let tmp = format!("{target}{UPLOAD_TMP_SUFFIX}");
-    let parent = Path::new(target).parent().map(|p| p.display().to_string()).filter(|p| !p.is_empty());
+    let parent = Path::new(target)
+        .parent()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty());
     if let Some(parent) = parent {
-        let mkdir = ShellLine::new().op("mkdir -p").text(&parent).map_err(command_err)?;
-        connection.run_checked(&mkdir, COMMAND_TIMEOUT_MS).map_err(ssh)?;
+        let mkdir = ShellLine::new()
+            .op("mkdir -p")
+            .text(&parent)
+            .map_err(command_err)?;
+        connection
+            .run_checked(&mkdir, COMMAND_TIMEOUT_MS)
+            .map_err(ssh)?;
     }
     let sent_bytes = connection.upload(local, &tmp, mode).map_err(ssh)?;
-    let actual = remote_sha256(connection, &tmp).map_err(ssh)?.unwrap_or_default();
+    let actual = remote_sha256(connection, &tmp)
+        .map_err(ssh)?
+        .unwrap_or_default();
     if actual != expected {
-        let remove = ShellLine::new().op("rm -f").text(&tmp).map_err(command_err)?;
-        connection.run_checked(&remove, COMMAND_TIMEOUT_MS).map_err(ssh)?;
-        return Err(DeployError::ChecksumMismatch { host: host_name.clone(), remote_path: target.into(), expected: expected.into(), actual });
+        let remove = ShellLine::new()
+            .op("rm -f")
+            .text(&tmp)
+            .map_err(command_err)?;
+        connection
+            .run_checked(&remove, COMMAND_TIMEOUT_MS)
+            .map_err(ssh)?;
+        return Err(DeployError::ChecksumMismatch {
+            host: host_name.clone(),
+            remote_path: target.into(),
+            expected: expected.into(),
+            actual,
+        });
     }
     let rename = ShellLine::new()
         .op("chmod")
         .text(&format!("{mode:o}"))
         .and_then(|l| l.text(&tmp)?.op("&& mv -f").text(&tmp)?.text(target))
         .map_err(command_err)?;
-    connection.run_checked(&rename, COMMAND_TIMEOUT_MS).map_err(ssh)?;
+    connection
+        .run_checked(&rename, COMMAND_TIMEOUT_MS)
+        .map_err(ssh)?;
     Ok(sent_bytes)
 }
 
-fn build_unless_stamped(connection: &mut Connection, commands: &[RemoteCommand], bundle_sha256: &str) -> Result<bool, DeployError> {
+fn build_unless_stamped(
+    connection: &mut Connection,
+    commands: &[RemoteCommand],
+    bundle_sha256: &str,
+) -> Result<bool, DeployError> {
     let host = connection.host().clone();
-    let ssh = |source| DeployError::Ssh { host: host.name.clone(), source };
-    let command_err =
-        |source| DeployError::Ssh { host: host.name.clone(), source: SshError::Command { login: host.login(), source } };
+    let ssh = |source| DeployError::Ssh {
+        host: host.name.clone(),
+        source,
+    };
+    let command_err = |source| DeployError::Ssh {
+        host: host.name.clone(),
+        source: SshError::Command {
+            login: host.login(),
+            source,
+        },
+    };
     let stamp = remote_path(&host, BUILD_STAMP_REMOTE);
     let binary = remote_path(&host, ROLE_BINARY_REMOTE);
     let check = ShellLine::new()
@@ -509,7 +676,10 @@ fn build_unless_stamped(connection: &mut Connection, commands: &[RemoteCommand],
         .text(&binary)
         .and_then(|l| Ok(l.op("&& cat").text(&stamp)?.op("2>/dev/null || true")))
         .map_err(command_err)?;
-    let stamped = connection.run_checked(&check, COMMAND_TIMEOUT_MS).map_err(ssh)?.stdout_text();
+    let stamped = connection
+        .run_checked(&check, COMMAND_TIMEOUT_MS)
+        .map_err(ssh)?
+        .stdout_text();
     if stamped.trim() == bundle_sha256 {
         return Ok(false);
     }
@@ -521,13 +691,17 @@ fn build_unless_stamped(connection: &mut Connection, commands: &[RemoteCommand],
             .map_err(command_err)?
             .op("&& PATH=\"$HOME/.cargo/bin:$PATH\" &&")
             .command(command);
-        connection.run_checked(&line, REMOTE_BUILD_TIMEOUT_MS).map_err(ssh)?;
+        connection
+            .run_checked(&line, REMOTE_BUILD_TIMEOUT_MS)
+            .map_err(ssh)?;
     }
     let write_stamp = ShellLine::new()
         .op("printf '%s\\n'")
         .text(bundle_sha256)
         .and_then(|l| l.op(">").text(&stamp))
         .map_err(command_err)?;
-    connection.run_checked(&write_stamp, COMMAND_TIMEOUT_MS).map_err(ssh)?;
+    connection
+        .run_checked(&write_stamp, COMMAND_TIMEOUT_MS)
+        .map_err(ssh)?;
     Ok(true)
 }

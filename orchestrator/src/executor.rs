@@ -49,7 +49,9 @@ pub const CLIENT_EXIT_WAIT_MS: u64 = 30_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
     /// The plan's testbed is not an inventory, and no inventory was given.
-    #[error("testbed {kind}: the orchestrator runs plans whose testbed is kind = \"inventory\" (or pass an inventory)")]
+    #[error(
+        "testbed {kind}: the orchestrator runs plans whose testbed is kind = \"inventory\" (or pass an inventory)"
+    )]
     NotInventory {
         /// The plan's testbed kind.
         kind: &'static str,
@@ -103,14 +105,25 @@ impl ExecutorError {
     /// fails this point.
     pub fn into_exec_error(self, executor: String) -> ExecError {
         match self {
-            ExecutorError::Experiment(ExperimentError::Unsupported { what, .. }) => ExecError::Unsupported { executor, what },
-            ExecutorError::NotInventory { .. } => ExecError::Unsupported { executor, what: self.to_string() },
-            ExecutorError::Inventory(_) | ExecutorError::Experiment(_) | ExecutorError::Deploy(_) | ExecutorError::Cancelled { .. } => {
-                ExecError::Aborted { message: self.to_string() }
+            ExecutorError::Experiment(ExperimentError::Unsupported { what, .. }) => {
+                ExecError::Unsupported { executor, what }
             }
-            ExecutorError::Run(_) | ExecutorError::Incomplete { .. } | ExecutorError::Gather { .. } | ExecutorError::Local { .. } => {
-                ExecError::PointFailed { message: self.to_string() }
-            }
+            ExecutorError::NotInventory { .. } => ExecError::Unsupported {
+                executor,
+                what: self.to_string(),
+            },
+            ExecutorError::Inventory(_)
+            | ExecutorError::Experiment(_)
+            | ExecutorError::Deploy(_)
+            | ExecutorError::Cancelled { .. } => ExecError::Aborted {
+                message: self.to_string(),
+            },
+            ExecutorError::Run(_)
+            | ExecutorError::Incomplete { .. }
+            | ExecutorError::Gather { .. }
+            | ExecutorError::Local { .. } => ExecError::PointFailed {
+                message: self.to_string(),
+            },
         }
     }
 }
@@ -184,7 +197,12 @@ impl OrchestratorExecutor {
     /// An executor with `options`; cancelled by `cancel` (and by signals once
     /// [`crate::cancel::install_signal_handlers`] ran).
     pub fn new(options: OrchestratorOptions, cancel: Cancel) -> OrchestratorExecutor {
-        OrchestratorExecutor { options, cancel, events: None, bundle: None }
+        OrchestratorExecutor {
+            options,
+            cancel,
+            events: None,
+            bundle: None,
+        }
     }
 
     /// Sends every phase event to `sink` with the point's id.
@@ -200,17 +218,30 @@ impl OrchestratorExecutor {
         }
         match &plan.testbed {
             Testbed::Inventory { path } => Ok(path.clone()),
-            other => Err(ExecutorError::NotInventory { kind: other.kind_name() }),
+            other => Err(ExecutorError::NotInventory {
+                kind: other.kind_name(),
+            }),
         }
     }
 
     /// Runs `point` and writes its raw files into `out_dir`; the orchestrator's state goes to
     /// `state_root/<point id>/` (see [`state_root_for`]). Returns the run record.
-    pub fn run(&mut self, plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path, state_root: &Path) -> Result<RunRecord, ExecutorError> {
+    pub fn run(
+        &mut self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+        state_root: &Path,
+    ) -> Result<RunRecord, ExecutorError> {
         let inventory = Inventory::load(&self.inventory_path(plan)?)?;
         let point_run = experiment::point_run(&inventory, plan, point, &self.options.roles)?;
         let artifacts = self.artifacts(&inventory, &point_run, state_root)?;
-        let mut config = RunConfig::new(&point_run.run_id, point_run.warmup_ms, point_run.measure_ms, state_root.join(&point.id));
+        let mut config = RunConfig::new(
+            &point_run.run_id,
+            point_run.warmup_ms,
+            point_run.measure_ms,
+            state_root.join(&point.id),
+        );
         config.artifacts = Some(artifacts);
         config.connect = self.options.connect.clone();
         config.stop_grace_ms = self.options.stop_grace_ms;
@@ -221,11 +252,26 @@ impl OrchestratorExecutor {
                 sink(&point.id, event);
             }
         };
-        let record = run::run(&inventory, &point_run.launches, &config, &self.cancel, &observer)?;
+        let record = run::run(
+            &inventory,
+            &point_run.launches,
+            &config,
+            &self.cancel,
+            &observer,
+        )?;
         match record.status {
             RunStatus::Complete => {}
-            RunStatus::Cancelled => return Err(ExecutorError::Cancelled { record: config.results_dir.join(run::RUN_RECORD_FILE) }),
-            status => return Err(ExecutorError::Incomplete { status, summary: describe_incomplete(&record, &config.results_dir) }),
+            RunStatus::Cancelled => {
+                return Err(ExecutorError::Cancelled {
+                    record: config.results_dir.join(run::RUN_RECORD_FILE),
+                });
+            }
+            status => {
+                return Err(ExecutorError::Incomplete {
+                    status,
+                    summary: describe_incomplete(&record, &config.results_dir),
+                });
+            }
         }
         write_raw(&point_run, &record, &config.results_dir, out_dir)?;
         Ok(record)
@@ -234,16 +280,32 @@ impl OrchestratorExecutor {
     /// The artifacts for the hosts a point uses: the role binaries, and a source bundle (made
     /// once per executor) when some host's architecture has no binary. Every used host is
     /// checked here, before anything connects.
-    fn artifacts(&mut self, inventory: &Inventory, point_run: &PointRun, state_root: &Path) -> Result<ArtifactSet, ExecutorError> {
-        let mut artifacts = ArtifactSet { role_binaries: self.options.role_binaries.clone(), ..ArtifactSet::default() };
-        let used: Vec<&crate::inventory::HostSpec> =
-            inventory.hosts.iter().filter(|h| point_run.launches.iter().any(|l| l.host == h.name)).collect();
-        let needs_bundle = used.iter().any(|h| !artifacts.role_binaries.contains_key(&h.arch));
+    fn artifacts(
+        &mut self,
+        inventory: &Inventory,
+        point_run: &PointRun,
+        state_root: &Path,
+    ) -> Result<ArtifactSet, ExecutorError> {
+        let mut artifacts = ArtifactSet {
+            role_binaries: self.options.role_binaries.clone(),
+            ..ArtifactSet::default()
+        };
+        let used: Vec<&crate::inventory::HostSpec> = inventory
+            .hosts
+            .iter()
+            .filter(|h| point_run.launches.iter().any(|l| l.host == h.name))
+            .collect();
+        let needs_bundle = used
+            .iter()
+            .any(|h| !artifacts.role_binaries.contains_key(&h.arch));
         if needs_bundle && let Some(repo) = &self.options.source_repo {
             if self.bundle.is_none() {
-                std::fs::create_dir_all(state_root)
-                    .map_err(|e| ExecutorError::Local { path: state_root.to_path_buf(), message: e.to_string() })?;
-                let bundle = deploy::make_source_bundle(repo, &state_root.join(SOURCE_BUNDLE_FILE))?;
+                std::fs::create_dir_all(state_root).map_err(|e| ExecutorError::Local {
+                    path: state_root.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                let bundle =
+                    deploy::make_source_bundle(repo, &state_root.join(SOURCE_BUNDLE_FILE))?;
                 self.bundle = Some(bundle.path);
             }
             artifacts.source_bundle = self.bundle.clone();
@@ -262,16 +324,32 @@ pub fn state_root_for(out_dir: &Path) -> Result<PathBuf, ExecutorError> {
         .parent()
         .and_then(Path::parent)
         .map(|run_folder| run_folder.join(STATE_DIR_NAME))
-        .ok_or_else(|| ExecutorError::Local { path: out_dir.to_path_buf(), message: "no run folder above the point's folder".into() })
+        .ok_or_else(|| ExecutorError::Local {
+            path: out_dir.to_path_buf(),
+            message: "no run folder above the point's folder".into(),
+        })
 }
 
 impl PointExecutor for OrchestratorExecutor {
     fn name(&self) -> String {
-        let inventory = self.options.inventory.as_ref().map_or("the plan's inventory".to_string(), |p| p.display().to_string());
-        format!("orchestrator (real machines over SSH, {inventory}; NIC role = emulated-NIC process)")
+        let inventory = self
+            .options
+            .inventory
+            .as_ref()
+            .map_or("the plan's inventory".to_string(), |p| {
+                p.display().to_string()
+            });
+        format!(
+            "orchestrator (real machines over SSH, {inventory}; NIC role = emulated-NIC process)"
+        )
     }
 
-    fn run_point(&mut self, plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<(), ExecError> {
+    fn run_point(
+        &mut self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<(), ExecError> {
         let state_root = match &self.options.state_dir {
             Some(dir) => Ok(dir.clone()),
             None => state_root_for(out_dir),
@@ -285,21 +363,47 @@ impl PointExecutor for OrchestratorExecutor {
 
 /// Writes the raw point files from the collected ones, as the local testbed does, plus
 /// `testbed.json` and `orchestrator.json`.
-fn write_raw(point_run: &PointRun, record: &RunRecord, collected: &Path, out_dir: &Path) -> Result<(), ExecutorError> {
+fn write_raw(
+    point_run: &PointRun,
+    record: &RunRecord,
+    collected: &Path,
+    out_dir: &Path,
+) -> Result<(), ExecutorError> {
     let clients = point_run.machines.clients.len() as u32;
     let dirs = RoleDirs {
         host: collected.join(HOST_LAUNCH),
         nic: collected.join(NIC_LAUNCH),
-        clients: (0..clients).map(|k| collected.join(experiment::client_launch(k))).collect(),
+        clients: (0..clients)
+            .map(|k| collected.join(experiment::client_launch(k)))
+            .collect(),
     };
-    let gather = |e: naam_testbed::TestbedError| ExecutorError::Gather { dir: collected.to_path_buf(), message: e.to_string() };
-    let gathered = naam_testbed::point::gather_raw(&dirs, &point_run.policy, out_dir).map_err(gather)?;
-    let pids: Vec<(String, u32)> = record.launches.iter().filter_map(|(id, l)| l.pid.map(|pid| (id.clone(), pid))).collect();
-    let start_ns = record.start_at_unix_ns.and_then(|ns| u64::try_from(ns).ok()).unwrap_or(0);
-    TestbedRecord::new(NETWORK_KIND, pids, start_ns, &gathered).write(out_dir).map_err(gather)?;
+    let gather = |e: naam_testbed::TestbedError| ExecutorError::Gather {
+        dir: collected.to_path_buf(),
+        message: e.to_string(),
+    };
+    let gathered =
+        naam_testbed::point::gather_raw(&dirs, &point_run.policy, out_dir).map_err(gather)?;
+    let pids: Vec<(String, u32)> = record
+        .launches
+        .iter()
+        .filter_map(|(id, l)| l.pid.map(|pid| (id.clone(), pid)))
+        .collect();
+    let start_ns = record
+        .start_at_unix_ns
+        .and_then(|ns| u64::try_from(ns).ok())
+        .unwrap_or(0);
+    TestbedRecord::new(NETWORK_KIND, pids, start_ns, &gathered)
+        .write(out_dir)
+        .map_err(gather)?;
     let path = out_dir.join(ORCHESTRATOR_RECORD_FILE);
-    let text = serde_json::to_string_pretty(record).map_err(|e| ExecutorError::Local { path: path.clone(), message: e.to_string() })?;
-    std::fs::write(&path, text).map_err(|e| ExecutorError::Local { path, message: e.to_string() })
+    let text = serde_json::to_string_pretty(record).map_err(|e| ExecutorError::Local {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(&path, text).map_err(|e| ExecutorError::Local {
+        path,
+        message: e.to_string(),
+    })
 }
 
 /// Longest list of problems quoted in a failure message (the record has them all).
@@ -307,7 +411,10 @@ const PROBLEMS_QUOTED_MAX: usize = 8;
 
 /// One paragraph: how the run ended, each node's coverage, the first problems, the record.
 pub fn describe_incomplete(record: &RunRecord, results_dir: &Path) -> String {
-    let mut text = format!("run {} attempt {} ended {:?}", record.run_id, record.attempt, record.status);
+    let mut text = format!(
+        "run {} attempt {} ended {:?}",
+        record.run_id, record.attempt, record.status
+    );
     if let Some(error) = &record.error {
         text.push_str(&format!(": {error}"));
     }
@@ -320,19 +427,35 @@ pub fn describe_incomplete(record: &RunRecord, results_dir: &Path) -> String {
             node.launches_total,
             node.files_collected,
             node.files_expected,
-            node.lost.as_ref().map_or(String::new(), |why| format!(" (lost: {why})"))
+            node.lost
+                .as_ref()
+                .map_or(String::new(), |why| format!(" (lost: {why})"))
         ));
     }
-    let problems: Vec<String> =
-        record.launches.iter().flat_map(|(id, l)| l.problems.iter().map(move |p| format!("{id}: {p}"))).collect();
+    let problems: Vec<String> = record
+        .launches
+        .iter()
+        .flat_map(|(id, l)| l.problems.iter().map(move |p| format!("{id}: {p}")))
+        .collect();
     if !problems.is_empty() {
-        let shown = problems.iter().take(PROBLEMS_QUOTED_MAX).cloned().collect::<Vec<_>>().join("; ");
+        let shown = problems
+            .iter()
+            .take(PROBLEMS_QUOTED_MAX)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         text.push_str(&format!(" problems: {shown}"));
         if problems.len() > PROBLEMS_QUOTED_MAX {
-            text.push_str(&format!(" (+{} more)", problems.len() - PROBLEMS_QUOTED_MAX));
+            text.push_str(&format!(
+                " (+{} more)",
+                problems.len() - PROBLEMS_QUOTED_MAX
+            ));
         }
         text.push(';');
     }
-    text.push_str(&format!(" record {}; run again to resume", results_dir.join(run::RUN_RECORD_FILE).display()));
+    text.push_str(&format!(
+        " record {}; run again to resume",
+        results_dir.join(run::RUN_RECORD_FILE).display()
+    ));
     text
 }

@@ -121,16 +121,32 @@ pub struct Machines {
 /// Assigns machines for `clients` client processes (see the module documentation).
 pub fn assign_machines(inventory: &Inventory, clients: u32) -> Result<Machines, ExperimentError> {
     let with_role = |role: Role| -> Vec<String> {
-        inventory.hosts.iter().filter(|h| h.has_role(role)).map(|h| h.name.clone()).collect()
+        inventory
+            .hosts
+            .iter()
+            .filter(|h| h.has_role(role))
+            .map(|h| h.name.clone())
+            .collect()
     };
-    let missing = |role| ExperimentError::NoMachine { inventory: inventory.source.clone(), role };
-    let host = with_role(Role::Host).into_iter().next().ok_or_else(|| missing(Role::Host))?;
-    let nic = with_role(Role::Nic).into_iter().next().ok_or_else(|| missing(Role::Nic))?;
+    let missing = |role| ExperimentError::NoMachine {
+        inventory: inventory.source.clone(),
+        role,
+    };
+    let host = with_role(Role::Host)
+        .into_iter()
+        .next()
+        .ok_or_else(|| missing(Role::Host))?;
+    let nic = with_role(Role::Nic)
+        .into_iter()
+        .next()
+        .ok_or_else(|| missing(Role::Nic))?;
     let client_hosts = with_role(Role::Client);
     if client_hosts.is_empty() {
         return Err(missing(Role::Client));
     }
-    let clients = (0..clients as usize).map(|k| client_hosts[k % client_hosts.len()].clone()).collect();
+    let clients = (0..clients as usize)
+        .map(|k| client_hosts[k % client_hosts.len()].clone())
+        .collect();
     Ok(Machines { host, nic, clients })
 }
 
@@ -152,17 +168,36 @@ pub struct PointRun {
 }
 
 /// Maps `point` of `plan` onto `inventory` (no connection).
-pub fn point_run(inventory: &Inventory, plan: &ExperimentPlan, point: &PointPlan, settings: &RoleSettings) -> Result<PointRun, ExperimentError> {
-    let unsupported = |what: &str| ExperimentError::Unsupported { plan: plan.id.to_string(), what: what.to_string() };
-    let Timing::Traffic { warmup_ms, measure_ms, .. } = plan.timing else {
-        return Err(unsupported("vm-cost is timed in process, not on machines: run it with the local testbed"));
+pub fn point_run(
+    inventory: &Inventory,
+    plan: &ExperimentPlan,
+    point: &PointPlan,
+    settings: &RoleSettings,
+) -> Result<PointRun, ExperimentError> {
+    let unsupported = |what: &str| ExperimentError::Unsupported {
+        plan: plan.id.to_string(),
+        what: what.to_string(),
+    };
+    let Timing::Traffic {
+        warmup_ms,
+        measure_ms,
+        ..
+    } = plan.timing
+    else {
+        return Err(unsupported(
+            "vm-cost is timed in process, not on machines: run it with the local testbed",
+        ));
     };
     let machines = assign_machines(inventory, plan.roles.clients)?;
     let run_id = format!("{}-{}", plan.id, point.id);
     if run_id.len() > RUN_ID_BYTES_MAX {
-        return Err(unsupported(&format!("run id {run_id} is longer than {RUN_ID_BYTES_MAX} bytes")));
+        return Err(unsupported(&format!(
+            "run id {run_id} is longer than {RUN_ID_BYTES_MAX} bytes"
+        )));
     }
-    let host_spec = inventory.host(&machines.host).expect("assigned from the inventory");
+    let host_spec = inventory
+        .host(&machines.host)
+        .expect("assigned from the inventory");
     let testbed_settings = Settings {
         eswitch: settings.eswitch,
         polling: settings.polling,
@@ -172,14 +207,30 @@ pub fn point_run(inventory: &Inventory, plan: &ExperimentPlan, point: &PointPlan
     };
     let role_run_id: String = point.id.chars().take(ROLE_RUN_ID_BYTES_MAX).collect();
     let listen_ip: IpAddr = host_spec.lan_address;
-    let built = configs::build(plan, point, &testbed_settings, Path::new(""), listen_ip, &role_run_id)
-        .map_err(|e| ExperimentError::Config { point: point.id.clone(), message: e.to_string() })?;
+    let built = configs::build(
+        plan,
+        point,
+        &testbed_settings,
+        Path::new(""),
+        listen_ip,
+        &role_run_id,
+    )
+    .map_err(|e| ExperimentError::Config {
+        point: point.id.clone(),
+        message: e.to_string(),
+    })?;
     let policy = match &built.host.role {
         RoleKind::Host(h) => h.policy.clone(),
         _ => String::new(),
     };
-    let config_err = |e: String| ExperimentError::Config { point: point.id.clone(), message: e };
-    let ready_from_host = LaunchInput::FromLaunch { launch: HOST_LAUNCH.into(), file: naam_roles::host::READY_FILE.into() };
+    let config_err = |e: String| ExperimentError::Config {
+        point: point.id.clone(),
+        message: e,
+    };
+    let ready_from_host = LaunchInput::FromLaunch {
+        launch: HOST_LAUNCH.into(),
+        file: naam_roles::host::READY_FILE.into(),
+    };
     let mut launches = vec![
         role_launch(HOST_LAUNCH, &machines.host, Role::Host, &built.host, vec![])
             .map_err(config_err)?
@@ -192,43 +243,93 @@ pub fn point_run(inventory: &Inventory, plan: &ExperimentPlan, point: &PointPlan
             ]),
     ];
     if let Some(hog) = &built.hog {
-        let mut launch = role_launch(HOG_LAUNCH, &machines.host, Role::Host, hog, vec![]).map_err(config_err)?;
+        let mut launch =
+            role_launch(HOG_LAUNCH, &machines.host, Role::Host, hog, vec![]).map_err(config_err)?;
         launch.ends = Ends::ByItself;
         launches.push(launch);
     }
     launches.push(
-        role_launch(NIC_LAUNCH, &machines.nic, Role::Nic, &built.nic, vec![ready_from_host.clone()])
-            .map_err(config_err)?
-            .ready_when(naam_roles::nic::READY_FILE)
-            .with_outputs([naam_roles::nic::COUNTERS_FILE, naam_roles::nic::READY_FILE]),
+        role_launch(
+            NIC_LAUNCH,
+            &machines.nic,
+            Role::Nic,
+            &built.nic,
+            vec![ready_from_host.clone()],
+        )
+        .map_err(config_err)?
+        .ready_when(naam_roles::nic::READY_FILE)
+        .with_outputs([naam_roles::nic::COUNTERS_FILE, naam_roles::nic::READY_FILE]),
     );
     for (k, (client, machine)) in built.clients.iter().zip(&machines.clients).enumerate() {
         let k = u32::try_from(k).map_err(|_| config_err(format!("client index {k}")))?;
-        let outputs = [naam_results::raw::client_hlog_file(k), naam_results::raw::client_summary_file(k)];
+        let outputs = [
+            naam_results::raw::client_hlog_file(k),
+            naam_results::raw::client_summary_file(k),
+        ];
         launches.push(
-            role_launch(&client_launch(k), machine, Role::Client, client, vec![ready_from_host.clone()])
-                .map_err(config_err)?
-                .with_outputs(outputs),
+            role_launch(
+                &client_launch(k),
+                machine,
+                Role::Client,
+                client,
+                vec![ready_from_host.clone()],
+            )
+            .map_err(config_err)?
+            .with_outputs(outputs),
         );
     }
-    Ok(PointRun { run_id, warmup_ms, measure_ms, machines, policy, launches })
+    Ok(PointRun {
+        run_id,
+        warmup_ms,
+        measure_ms,
+        machines,
+        policy,
+        launches,
+    })
 }
 
 /// The configuration a role reads on its machine: paths relative to its run directory.
 pub fn remote_config(config: &RoleConfig) -> RoleConfig {
     let host_ready = PathBuf::from(naam_roles::host::READY_FILE);
     let role = match &config.role {
-        RoleKind::Nic(nic) => RoleKind::Nic(naam_roles::config::NicConfig { host_ready, ..nic.clone() }),
-        RoleKind::Client(client) => RoleKind::Client(naam_roles::config::ClientConfig { host_ready, ..client.clone() }),
+        RoleKind::Nic(nic) => RoleKind::Nic(naam_roles::config::NicConfig {
+            host_ready,
+            ..nic.clone()
+        }),
+        RoleKind::Client(client) => RoleKind::Client(naam_roles::config::ClientConfig {
+            host_ready,
+            ..client.clone()
+        }),
         other => other.clone(),
     };
-    RoleConfig { out_dir: PathBuf::from("."), timeline: TimelineSpec::File { path: PathBuf::from(TIMELINE_FILE) }, role, ..config.clone() }
+    RoleConfig {
+        out_dir: PathBuf::from("."),
+        timeline: TimelineSpec::File {
+            path: PathBuf::from(TIMELINE_FILE),
+        },
+        role,
+        ..config.clone()
+    }
 }
 
-fn role_launch(id: &str, machine: &str, role: Role, config: &RoleConfig, mut inputs: Vec<LaunchInput>) -> Result<LaunchSpec, String> {
-    let bytes = serde_json::to_vec_pretty(&remote_config(config)).map_err(|e| format!("{id}: role configuration: {e}"))?;
-    inputs.insert(0, LaunchInput::Bytes { name: ROLE_CONFIG_FILE.into(), bytes });
-    let command = RemoteCommand::from_argv([ROLE_BINARY_REMOTE, "--config", ROLE_CONFIG_FILE]).map_err(|e| e.to_string())?;
+fn role_launch(
+    id: &str,
+    machine: &str,
+    role: Role,
+    config: &RoleConfig,
+    mut inputs: Vec<LaunchInput>,
+) -> Result<LaunchSpec, String> {
+    let bytes = serde_json::to_vec_pretty(&remote_config(config))
+        .map_err(|e| format!("{id}: role configuration: {e}"))?;
+    inputs.insert(
+        0,
+        LaunchInput::Bytes {
+            name: ROLE_CONFIG_FILE.into(),
+            bytes,
+        },
+    );
+    let command = RemoteCommand::from_argv([ROLE_BINARY_REMOTE, "--config", ROLE_CONFIG_FILE])
+        .map_err(|e| e.to_string())?;
     let mut launch = LaunchSpec::new(id, machine, role, command);
     launch.inputs = inputs;
     Ok(launch)

@@ -289,8 +289,10 @@ impl Inventory {
     /// Reads and validates a hosts file; relative paths in it are resolved against its directory.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| InventoryError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            file: file.clone(),
+            source,
+        })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &file, base_dir)
     }
@@ -299,7 +301,10 @@ impl Inventory {
     /// relative paths.
     pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Inventory, InventoryError> {
         let raw: RawInventory = toml::from_str(text).map_err(|err| {
-            let (line, column) = err.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
+            let (line, column) = err
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
             InventoryError::Syntax {
                 file: file.to_string(),
                 line,
@@ -307,16 +312,31 @@ impl Inventory {
                 message: err.message().to_string(),
             }
         })?;
-        Validator { text, file, base_dir }.validate(raw)
+        Validator {
+            text,
+            file,
+            base_dir,
+        }
+        .validate(raw)
     }
 
     /// A validated inventory from hosts built in code (the CloudLab importer, tests).
     pub fn from_hosts(source: &str, hosts: Vec<HostSpec>) -> Result<Inventory, InventoryError> {
-        let inventory = Inventory { source: source.to_string(), hosts };
+        let inventory = Inventory {
+            source: source.to_string(),
+            hosts,
+        };
         let text = inventory.to_toml()?;
         let reparsed = Inventory::parse(&text, source, Path::new("/"))?;
-        let hosts = reparsed.hosts.into_iter().map(|host| HostSpec { line: 0, ..host }).collect();
-        Ok(Inventory { source: source.to_string(), hosts })
+        let hosts = reparsed
+            .hosts
+            .into_iter()
+            .map(|host| HostSpec { line: 0, ..host })
+            .collect();
+        Ok(Inventory {
+            source: source.to_string(),
+            hosts,
+        })
     }
 
     /// The host named `name`.
@@ -332,7 +352,10 @@ impl Inventory {
     /// Checks that every identity file and known_hosts file exists locally.
     pub fn check_local_files(&self) -> Result<(), InventoryError> {
         for host in &self.hosts {
-            for (field, path) in [("identity_file", &host.identity_file), ("known_hosts", &host.known_hosts)] {
+            for (field, path) in [
+                ("identity_file", &host.identity_file),
+                ("known_hosts", &host.known_hosts),
+            ] {
                 if !path.is_file() {
                     return Err(InventoryError::MissingFile {
                         file: self.source.clone(),
@@ -349,8 +372,12 @@ impl Inventory {
 
     /// The inventory as a hosts file (absolute paths, every field explicit).
     pub fn to_toml(&self) -> Result<String, InventoryError> {
-        let out = OutInventory { host: self.hosts.iter().map(OutHost::from).collect() };
-        toml::to_string(&out).map_err(|err| InventoryError::Write { message: err.to_string() })
+        let out = OutInventory {
+            host: self.hosts.iter().map(OutHost::from).collect(),
+        };
+        toml::to_string(&out).map_err(|err| InventoryError::Write {
+            message: err.to_string(),
+        })
     }
 }
 
@@ -431,7 +458,11 @@ impl From<&HostSpec> for OutHost {
 pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
     (line, column)
 }
 
@@ -444,7 +475,9 @@ struct Validator<'a> {
 impl Validator<'_> {
     fn validate(&self, raw: RawInventory) -> Result<Inventory, InventoryError> {
         if raw.host.is_empty() {
-            return Err(InventoryError::Empty { file: self.file.to_string() });
+            return Err(InventoryError::Empty {
+                file: self.file.to_string(),
+            });
         }
         if raw.host.len() > HOSTS_MAX {
             return Err(InventoryError::TooManyHosts {
@@ -458,11 +491,24 @@ impl Validator<'_> {
         let mut lan_addresses: BTreeMap<IpAddr, usize> = BTreeMap::new();
         for (index, raw_host) in raw.host.iter().enumerate() {
             let host = self.host(index, raw_host, &raw.defaults)?;
-            self.unique(&mut names, host.name.clone(), raw_host.get_ref().name.as_ref(), "name")?;
-            self.unique(&mut lan_addresses, host.lan_address, raw_host.get_ref().lan_address.as_ref(), "lan_address")?;
+            self.unique(
+                &mut names,
+                host.name.clone(),
+                raw_host.get_ref().name.as_ref(),
+                "name",
+            )?;
+            self.unique(
+                &mut lan_addresses,
+                host.lan_address,
+                raw_host.get_ref().lan_address.as_ref(),
+                "lan_address",
+            )?;
             hosts.push(host);
         }
-        Ok(Inventory { source: self.file.to_string(), hosts })
+        Ok(Inventory {
+            source: self.file.to_string(),
+            hosts,
+        })
     }
 
     fn unique<K: Ord + fmt::Display>(
@@ -486,35 +532,59 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn host(&self, index: usize, spanned: &Spanned<RawHost>, defaults: &RawDefaults) -> Result<HostSpec, InventoryError> {
+    fn host(
+        &self,
+        index: usize,
+        spanned: &Spanned<RawHost>,
+        defaults: &RawDefaults,
+    ) -> Result<HostSpec, InventoryError> {
         let table_line = self.line(spanned.span().start);
         let raw = spanned.get_ref();
         let label = format!("#{}", index + 1);
         let name_raw = self.required(raw.name.as_ref(), table_line, &label, "name")?;
         let name = self.name(name_raw)?;
-        let ssh_host = self.ssh_host(self.required(raw.ssh_host.as_ref(), table_line, &name, "ssh_host")?)?;
+        let ssh_host =
+            self.ssh_host(self.required(raw.ssh_host.as_ref(), table_line, &name, "ssh_host")?)?;
         let port = self.port(raw.port.as_ref().or(defaults.port.as_ref()))?;
-        let user = self.user(self.required(raw.user.as_ref().or(defaults.user.as_ref()), table_line, &name, "user")?)?;
+        let user = self.user(self.required(
+            raw.user.as_ref().or(defaults.user.as_ref()),
+            table_line,
+            &name,
+            "user",
+        )?)?;
         let identity_file = self.path(
-            self.required(raw.identity_file.as_ref().or(defaults.identity_file.as_ref()), table_line, &name, "identity_file")?,
+            self.required(
+                raw.identity_file
+                    .as_ref()
+                    .or(defaults.identity_file.as_ref()),
+                table_line,
+                &name,
+                "identity_file",
+            )?,
             "identity_file",
         )?;
         let known_hosts = match raw.known_hosts.as_ref().or(defaults.known_hosts.as_ref()) {
             Some(value) => self.path(value, "known_hosts")?,
-            None => expand_path(KNOWN_HOSTS_DEFAULT, self.base_dir).unwrap_or_else(|| PathBuf::from(KNOWN_HOSTS_DEFAULT)),
+            None => expand_path(KNOWN_HOSTS_DEFAULT, self.base_dir)
+                .unwrap_or_else(|| PathBuf::from(KNOWN_HOSTS_DEFAULT)),
         };
-        let roles_raw = raw.roles.as_ref().ok_or_else(|| self.missing(table_line, &name, "roles"))?;
+        let roles_raw = raw
+            .roles
+            .as_ref()
+            .ok_or_else(|| self.missing(table_line, &name, "roles"))?;
         let roles = self.roles(roles_raw)?;
         let arch_raw = self.required(raw.arch.as_ref(), table_line, &name, "arch")?;
         let arch = Arch::from_uname(arch_raw.get_ref())
             .filter(|_| !arch_raw.get_ref().trim().is_empty())
             .ok_or_else(|| self.invalid(arch_raw, "arch", "expected x86_64 or aarch64".into()))?;
         let lan_raw = self.required(raw.lan_address.as_ref(), table_line, &name, "lan_address")?;
-        let lan_address = lan_raw
-            .get_ref()
-            .parse::<IpAddr>()
-            .map_err(|err| self.invalid(lan_raw, "lan_address", format!("not an IP address ({err})")))?;
-        let cores_raw = raw.cores.as_ref().ok_or_else(|| self.missing(table_line, &name, "cores"))?;
+        let lan_address = lan_raw.get_ref().parse::<IpAddr>().map_err(|err| {
+            self.invalid(lan_raw, "lan_address", format!("not an IP address ({err})"))
+        })?;
+        let cores_raw = raw
+            .cores
+            .as_ref()
+            .ok_or_else(|| self.missing(table_line, &name, "cores"))?;
         let cores = self.cores(cores_raw)?;
         let workdir = self.workdir(raw.workdir.as_ref().or(defaults.workdir.as_ref()))?;
         Ok(HostSpec {
@@ -538,10 +608,20 @@ impl Validator<'_> {
     }
 
     fn missing(&self, line: usize, host: &str, field: &'static str) -> InventoryError {
-        InventoryError::Missing { file: self.file.to_string(), line, host: host.to_string(), field }
+        InventoryError::Missing {
+            file: self.file.to_string(),
+            line,
+            host: host.to_string(),
+            field,
+        }
     }
 
-    fn invalid<T: fmt::Debug>(&self, value: &Spanned<T>, field: &'static str, reason: String) -> InventoryError {
+    fn invalid<T: fmt::Debug>(
+        &self,
+        value: &Spanned<T>,
+        field: &'static str,
+        reason: String,
+    ) -> InventoryError {
         let shown = format!("{:?}", value.get_ref());
         InventoryError::Invalid {
             file: self.file.to_string(),
@@ -579,14 +659,23 @@ impl Validator<'_> {
 
     fn ssh_host(&self, value: &Spanned<String>) -> Result<String, InventoryError> {
         let host = value.get_ref();
-        if host.is_empty() || host.starts_with('-') || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(self.invalid(value, "ssh_host", "expected a DNS name or IP address".into()));
+        if host.is_empty()
+            || host.starts_with('-')
+            || host.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(self.invalid(
+                value,
+                "ssh_host",
+                "expected a DNS name or IP address".into(),
+            ));
         }
         Ok(host.clone())
     }
 
     fn port(&self, value: Option<&Spanned<i64>>) -> Result<u16, InventoryError> {
-        let Some(value) = value else { return Ok(SSH_PORT_DEFAULT) };
+        let Some(value) = value else {
+            return Ok(SSH_PORT_DEFAULT);
+        };
         u16::try_from(*value.get_ref())
             .ok()
             .filter(|&port| port != 0)
@@ -597,16 +686,31 @@ impl Validator<'_> {
         let user = value.get_ref();
         let well_formed = !user.is_empty()
             && !user.starts_with('-')
-            && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if !well_formed {
-            return Err(self.invalid(value, "user", "expected a login name ([A-Za-z0-9._-]+)".into()));
+            return Err(self.invalid(
+                value,
+                "user",
+                "expected a login name ([A-Za-z0-9._-]+)".into(),
+            ));
         }
         Ok(user.clone())
     }
 
-    fn path(&self, value: &Spanned<String>, field: &'static str) -> Result<PathBuf, InventoryError> {
-        expand_path(value.get_ref(), self.base_dir)
-            .ok_or_else(|| self.invalid(value, field, "expected a path (and HOME set for `~/`)".into()))
+    fn path(
+        &self,
+        value: &Spanned<String>,
+        field: &'static str,
+    ) -> Result<PathBuf, InventoryError> {
+        expand_path(value.get_ref(), self.base_dir).ok_or_else(|| {
+            self.invalid(
+                value,
+                field,
+                "expected a path (and HOME set for `~/`)".into(),
+            )
+        })
     }
 
     fn roles(&self, value: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<Role>, InventoryError> {
@@ -615,7 +719,10 @@ impl Validator<'_> {
         }
         let mut roles = Vec::new();
         for role in value.get_ref() {
-            let parsed = role.get_ref().parse::<Role>().map_err(|reason| self.invalid(role, "roles", reason))?;
+            let parsed = role
+                .get_ref()
+                .parse::<Role>()
+                .map_err(|reason| self.invalid(role, "roles", reason))?;
             if roles.contains(&parsed) {
                 return Err(self.invalid(role, "roles", "listed twice".into()));
             }
@@ -633,10 +740,16 @@ impl Validator<'_> {
     }
 
     fn workdir(&self, value: Option<&Spanned<String>>) -> Result<String, InventoryError> {
-        let Some(value) = value else { return Ok(WORKDIR_DEFAULT.to_string()) };
+        let Some(value) = value else {
+            return Ok(WORKDIR_DEFAULT.to_string());
+        };
         let dir = value.get_ref();
         if dir.is_empty() || dir.contains('\0') || dir.split('/').any(|part| part == "..") {
-            return Err(self.invalid(value, "workdir", "expected a non-empty path without `..`".into()));
+            return Err(self.invalid(
+                value,
+                "workdir",
+                "expected a non-empty path without `..`".into(),
+            ));
         }
         Ok(dir.trim_end_matches('/').to_string())
     }
@@ -652,5 +765,9 @@ fn expand_path(text: &str, base_dir: &Path) -> Option<PathBuf> {
         return Some(PathBuf::from(home).join(rest));
     }
     let path = Path::new(text);
-    Some(if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) })
+    Some(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    })
 }

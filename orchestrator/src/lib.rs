@@ -77,7 +77,7 @@ pub mod ssh;
 pub mod telemetry;
 
 pub use command::{CommandError, RemoteCommand, ShellLine, ShellWord, shell_quote};
+pub use dryrun::dry_run;
+pub use executor::{OrchestratorExecutor, OrchestratorOptions};
 pub use inventory::{Arch, HostSpec, Inventory, InventoryError, Role};
 pub use ssh::{ConnectOptions, Connection, SshError};
-pub use executor::{OrchestratorExecutor, OrchestratorOptions};
-pub use dryrun::dry_run;

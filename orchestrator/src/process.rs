@@ -11,7 +11,9 @@
 use std::time::{Duration, Instant};
 
 use crate::command::{RemoteCommand, ShellLine};
-use crate::limits::{COMMAND_TIMEOUT_MS, PID_FILE_POLL_INTERVAL_MS, PID_FILE_POLLS_MAX, PROCESS_POLL_INTERVAL_MS};
+use crate::limits::{
+    COMMAND_TIMEOUT_MS, PID_FILE_POLL_INTERVAL_MS, PID_FILE_POLLS_MAX, PROCESS_POLL_INTERVAL_MS,
+};
 use crate::ssh::{Connection, SshError};
 
 /// File (in the run directory) holding the wrapper's PID.
@@ -25,8 +27,7 @@ pub const STDERR_LOG: &str = "stderr.log";
 
 /// The fixed wrapper run under `setsid`: records its PID, runs the command, records its status.
 /// Only file names that are constants of this module appear in it.
-const WRAPPER_SCRIPT: &str =
-    "'echo $$ > pid.tmp && mv pid.tmp pid && \"$@\"; echo $? > exit_status.tmp && mv exit_status.tmp exit_status'";
+const WRAPPER_SCRIPT: &str = "'echo $$ > pid.tmp && mv pid.tmp pid && \"$@\"; echo $? > exit_status.tmp && mv exit_status.tmp exit_status'";
 
 /// A process started on a remote machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +67,11 @@ pub enum StopOutcome {
 }
 
 /// Starts `command` in the background in `run_dir` (created if missing) and returns its PID.
-pub fn start(connection: &mut Connection, run_dir: &str, command: &RemoteCommand) -> Result<RemoteProcess, SshError> {
+pub fn start(
+    connection: &mut Connection,
+    run_dir: &str,
+    command: &RemoteCommand,
+) -> Result<RemoteProcess, SshError> {
     let line = ShellLine::new()
         .op("mkdir -p")
         .text(run_dir)
@@ -84,27 +89,50 @@ pub fn start(connection: &mut Connection, run_dir: &str, command: &RemoteCommand
     let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
     let text = output.stdout_text();
     let mut lines = text.lines();
-    let pid = lines.next().and_then(|l| l.trim().parse::<u32>().ok()).filter(|&pid| pid > 1).ok_or_else(|| {
-        SshError::ProcessDidNotStart {
+    let pid = lines
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+        .filter(|&pid| pid > 1)
+        .ok_or_else(|| SshError::ProcessDidNotStart {
             login: connection.host().login(),
             run_dir: run_dir.to_string(),
             polls: PID_FILE_POLLS_MAX,
-            detail: format!("stdout {:?}, stderr {:?}", text, String::from_utf8_lossy(&output.stderr)),
-        }
-    })?;
-    let start_ticks = lines.next().and_then(|stat| parse_proc_stat(stat, pid)).map(|s| s.start_ticks);
-    Ok(RemoteProcess { run_dir: run_dir.to_string(), pid, start_ticks })
+            detail: format!(
+                "stdout {:?}, stderr {:?}",
+                text,
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        })?;
+    let start_ticks = lines
+        .next()
+        .and_then(|stat| parse_proc_stat(stat, pid))
+        .map(|s| s.start_ticks);
+    Ok(RemoteProcess {
+        run_dir: run_dir.to_string(),
+        pid,
+        start_ticks,
+    })
 }
 
 /// Looks at a process: running, exited with a status, or vanished.
-pub fn poll(connection: &mut Connection, process: &RemoteProcess) -> Result<ProcessState, SshError> {
+pub fn poll(
+    connection: &mut Connection,
+    process: &RemoteProcess,
+) -> Result<ProcessState, SshError> {
     let exit_status_path = format!("{}/{EXIT_STATUS_FILE}", process.run_dir);
     let stat_path = format!("/proc/{}/stat", process.pid);
     let line = ShellLine::new()
         .op("cat")
         .text(&stat_path)
-        .and_then(|l| Ok(l.op("2>/dev/null; echo; echo ---; cat").text(&exit_status_path)?.op("2>/dev/null; echo ---; ps -o stat= -s")))
-        .map_err(|source| SshError::Command { login: connection.host().login(), source })?
+        .and_then(|l| {
+            Ok(l.op("2>/dev/null; echo; echo ---; cat")
+                .text(&exit_status_path)?
+                .op("2>/dev/null; echo ---; ps -o stat= -s"))
+        })
+        .map_err(|source| SshError::Command {
+            login: connection.host().login(),
+            source,
+        })?
         .num(u64::from(process.pid))
         .op("2>/dev/null | grep -qv '^Z' && echo group-alive; true");
     let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
@@ -126,7 +154,11 @@ fn interpret_poll(text: &str, process: &RemoteProcess) -> ProcessState {
     let status_part = parts.next().unwrap_or("");
     let group_alive = parts.next().is_some_and(|p| p.trim() == "group-alive");
     let leader = parse_proc_stat(stat_part.trim(), process.pid);
-    let reused = leader.is_some_and(|stat| process.start_ticks.is_some_and(|ticks| ticks != stat.start_ticks));
+    let reused = leader.is_some_and(|stat| {
+        process
+            .start_ticks
+            .is_some_and(|ticks| ticks != stat.start_ticks)
+    });
     let leader_alive = leader.is_some_and(|stat| stat.state != 'Z' && stat.state != 'X');
     if !reused && (leader_alive || group_alive) {
         return ProcessState::Running;
@@ -139,7 +171,11 @@ fn interpret_poll(text: &str, process: &RemoteProcess) -> ProcessState {
 
 /// Stops a process by PID: SIGTERM to its process group, up to `grace_ms` for it to end, then
 /// SIGKILL. A process that already ended is left alone.
-pub fn stop(connection: &mut Connection, process: &RemoteProcess, grace_ms: u64) -> Result<StopOutcome, SshError> {
+pub fn stop(
+    connection: &mut Connection,
+    process: &RemoteProcess,
+    grace_ms: u64,
+) -> Result<StopOutcome, SshError> {
     let state = poll(connection, process)?;
     if state != ProcessState::Running {
         return Ok(StopOutcome::AlreadyEnded(state));
@@ -154,11 +190,18 @@ pub fn stop(connection: &mut Connection, process: &RemoteProcess, grace_ms: u64)
     if wait_until_ended(connection, process, grace_ms)? {
         return Ok(StopOutcome::Killed);
     }
-    Err(SshError::Unkillable { login: connection.host().login(), pid: process.pid })
+    Err(SshError::Unkillable {
+        login: connection.host().login(),
+        pid: process.pid,
+    })
 }
 
 /// Polls until the process is no longer running or `wait_ms` passed; true when it ended.
-pub fn wait_until_ended(connection: &mut Connection, process: &RemoteProcess, wait_ms: u64) -> Result<bool, SshError> {
+pub fn wait_until_ended(
+    connection: &mut Connection,
+    process: &RemoteProcess,
+    wait_ms: u64,
+) -> Result<bool, SshError> {
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     loop {
         if poll(connection, process)? != ProcessState::Running {
@@ -177,7 +220,11 @@ enum Signal {
     Kill,
 }
 
-fn signal_group(connection: &mut Connection, process: &RemoteProcess, signal: Signal) -> Result<(), SshError> {
+fn signal_group(
+    connection: &mut Connection,
+    process: &RemoteProcess,
+    signal: Signal,
+) -> Result<(), SshError> {
     // `kill -SIG -PGID` signals the whole group; its id is the wrapper's PID (setsid).
     let line = match signal {
         Signal::Term => ShellLine::new().op("kill -TERM -"),
@@ -220,22 +267,53 @@ mod tests {
 
     #[test]
     fn proc_stat_fields_are_counted_after_the_last_paren() {
-        assert_eq!(parse_proc_stat(STAT, 4242), Some(ProcStat { state: 'S', start_ticks: 987654 }));
+        assert_eq!(
+            parse_proc_stat(STAT, 4242),
+            Some(ProcStat {
+                state: 'S',
+                start_ticks: 987654
+            })
+        );
         assert_eq!(parse_proc_stat(STAT, 4243), None);
         assert_eq!(parse_proc_stat("garbage", 4242), None);
     }
 
     #[test]
     fn poll_output_is_interpreted_with_identity() {
-        let ours = RemoteProcess { run_dir: "d".into(), pid: 4242, start_ticks: Some(987654) };
-        let reused = RemoteProcess { start_ticks: Some(1), ..ours.clone() };
-        assert_eq!(interpret_poll(&format!("{STAT}\n---\n\n---\ngroup-alive\n"), &ours), ProcessState::Running);
-        assert_eq!(interpret_poll(&format!("{STAT}\n---\n\n---\ngroup-alive\n"), &reused), ProcessState::Vanished);
-        assert_eq!(interpret_poll("\n---\n3\n---\n", &ours), ProcessState::Exited { status: 3 });
+        let ours = RemoteProcess {
+            run_dir: "d".into(),
+            pid: 4242,
+            start_ticks: Some(987654),
+        };
+        let reused = RemoteProcess {
+            start_ticks: Some(1),
+            ..ours.clone()
+        };
+        assert_eq!(
+            interpret_poll(&format!("{STAT}\n---\n\n---\ngroup-alive\n"), &ours),
+            ProcessState::Running
+        );
+        assert_eq!(
+            interpret_poll(&format!("{STAT}\n---\n\n---\ngroup-alive\n"), &reused),
+            ProcessState::Vanished
+        );
+        assert_eq!(
+            interpret_poll("\n---\n3\n---\n", &ours),
+            ProcessState::Exited { status: 3 }
+        );
         let zombie = STAT.replace(") S ", ") Z ");
-        assert_eq!(interpret_poll(&format!("{zombie}\n---\n0\n---\n"), &ours), ProcessState::Exited { status: 0 });
+        assert_eq!(
+            interpret_poll(&format!("{zombie}\n---\n0\n---\n"), &ours),
+            ProcessState::Exited { status: 0 }
+        );
         // Leader gone, its group still has members (a child outliving the wrapper): running.
-        assert_eq!(interpret_poll("\n---\n\n---\ngroup-alive\n", &ours), ProcessState::Running);
-        assert_eq!(interpret_poll("\n---\n\n---\n", &ours), ProcessState::Vanished);
+        assert_eq!(
+            interpret_poll("\n---\n\n---\ngroup-alive\n", &ours),
+            ProcessState::Running
+        );
+        assert_eq!(
+            interpret_poll("\n---\n\n---\n", &ours),
+            ProcessState::Vanished
+        );
     }
 }

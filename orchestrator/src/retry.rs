@@ -18,13 +18,19 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// `attempts_max` attempts with the crate's default backoff.
     pub const fn attempts(attempts_max: u32) -> Self {
-        RetryPolicy { attempts_max, backoff_ms_initial: RETRY_BACKOFF_MS_INITIAL, backoff_ms_max: RETRY_BACKOFF_MS_MAX }
+        RetryPolicy {
+            attempts_max,
+            backoff_ms_initial: RETRY_BACKOFF_MS_INITIAL,
+            backoff_ms_max: RETRY_BACKOFF_MS_MAX,
+        }
     }
 
     /// The wait after failed attempt `attempt` (1-based).
     pub fn backoff_ms(&self, attempt: u32) -> u64 {
         let doublings = attempt.saturating_sub(1).min(16);
-        self.backoff_ms_initial.saturating_mul(1 << doublings).min(self.backoff_ms_max)
+        self.backoff_ms_initial
+            .saturating_mul(1 << doublings)
+            .min(self.backoff_ms_max)
     }
 
     /// Runs `op` until it succeeds, fails with an error `retryable` rejects, or the attempts run
@@ -55,23 +61,52 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let policy = RetryPolicy { attempts_max: 5, backoff_ms_initial: 10, backoff_ms_max: 35 };
+        let policy = RetryPolicy {
+            attempts_max: 5,
+            backoff_ms_initial: 10,
+            backoff_ms_max: 35,
+        };
         let waits: Vec<u64> = (1..=4).map(|a| policy.backoff_ms(a)).collect();
         assert_eq!(waits, vec![10, 20, 35, 35]);
     }
 
     #[test]
     fn stops_at_the_bound_and_on_fatal_errors() {
-        let policy = RetryPolicy { attempts_max: 3, backoff_ms_initial: 0, backoff_ms_max: 0 };
+        let policy = RetryPolicy {
+            attempts_max: 3,
+            backoff_ms_initial: 0,
+            backoff_ms_max: 0,
+        };
         let mut calls = 0;
-        let result: Result<(), _> = policy.run(|_| { calls += 1; Err("transient") }, |_| true);
+        let result: Result<(), _> = policy.run(
+            |_| {
+                calls += 1;
+                Err("transient")
+            },
+            |_| true,
+        );
         assert_eq!(result, Err(("transient", 3)));
         assert_eq!(calls, 3);
         calls = 0;
-        let result: Result<(), _> = policy.run(|_| { calls += 1; Err("fatal") }, |e| *e != "fatal");
+        let result: Result<(), _> = policy.run(
+            |_| {
+                calls += 1;
+                Err("fatal")
+            },
+            |e| *e != "fatal",
+        );
         assert_eq!(result, Err(("fatal", 1)));
         assert_eq!(calls, 1);
-        let result = policy.run(|attempt| if attempt == 2 { Ok(attempt) } else { Err("transient") }, |_| true);
+        let result = policy.run(
+            |attempt| {
+                if attempt == 2 {
+                    Ok(attempt)
+                } else {
+                    Err("transient")
+                }
+            },
+            |_| true,
+        );
         assert_eq!(result, Ok(2));
     }
 }

@@ -41,11 +41,14 @@ use crate::command::{CommandError, RemoteCommand, ShellLine};
 use crate::deploy::{self, ArtifactSet, HostDeployReport};
 use crate::inventory::{HostSpec, Inventory, Role};
 use crate::limits::{
-    CLOCK_ERROR_MS_MAX, CLOCK_OFFSET_MS_MAX, CLOCK_SAMPLES, COMMAND_TIMEOUT_MS, EXIT_WAIT_MS_MAX, LAUNCH_INPUTS_MAX,
-    LAUNCH_OUTPUTS_MAX, LAUNCHES_MAX, LIVENESS_POLL_INTERVAL_MS, PHASE_MS_MAX, READINESS_POLL_INTERVAL_MS,
-    READINESS_POLLS_MAX, START_LEAD_MS, STOP_GRACE_MS, STOP_WAIT_MS_MAX,
+    CLOCK_ERROR_MS_MAX, CLOCK_OFFSET_MS_MAX, CLOCK_SAMPLES, COMMAND_TIMEOUT_MS, EXIT_WAIT_MS_MAX,
+    LAUNCH_INPUTS_MAX, LAUNCH_OUTPUTS_MAX, LAUNCHES_MAX, LIVENESS_POLL_INTERVAL_MS, PHASE_MS_MAX,
+    READINESS_POLL_INTERVAL_MS, READINESS_POLLS_MAX, START_LEAD_MS, STOP_GRACE_MS,
+    STOP_WAIT_MS_MAX,
 };
-use crate::process::{self, EXIT_STATUS_FILE, PID_FILE, ProcessState, RemoteProcess, STDERR_LOG, STDOUT_LOG};
+use crate::process::{
+    self, EXIT_STATUS_FILE, PID_FILE, ProcessState, RemoteProcess, STDERR_LOG, STDOUT_LOG,
+};
 use crate::ssh::{ConnectOptions, Connection, SshError};
 use crate::telemetry::{self, ClockOffset, CpuTimes, CpuUsage};
 use naam_roles::config::Timeline;
@@ -208,7 +211,10 @@ impl LaunchSpec {
     }
 
     /// The same launch, with these outputs added.
-    pub fn with_outputs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, outputs: I) -> LaunchSpec {
+    pub fn with_outputs<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        outputs: I,
+    ) -> LaunchSpec {
         self.outputs.extend(outputs.into_iter().map(Into::into));
         self
     }
@@ -424,13 +430,17 @@ impl RunRecord {
         self.hosts
             .iter()
             .map(|(host, record)| {
-                let launches: Vec<&LaunchRecord> = self.launches.values().filter(|l| &l.host == host).collect();
+                let launches: Vec<&LaunchRecord> =
+                    self.launches.values().filter(|l| &l.host == host).collect();
                 NodeCoverage {
                     host: host.clone(),
                     launches_measured: launches.iter().filter(|l| l.measured).count(),
                     launches_total: launches.len(),
                     files_collected: launches.iter().map(|l| l.collected.len()).sum(),
-                    files_expected: launches.iter().map(|l| l.collected.len() + l.missing.len()).sum(),
+                    files_expected: launches
+                        .iter()
+                        .map(|l| l.collected.len() + l.missing.len())
+                        .sum(),
                     lost: record.lost.clone(),
                 }
             })
@@ -439,7 +449,11 @@ impl RunRecord {
 
     /// The phases in the order they began.
     pub fn phase_order(&self) -> Vec<Phase> {
-        self.events.iter().filter(|e| e.mark == Mark::Begin).map(|e| e.phase).collect()
+        self.events
+            .iter()
+            .filter(|e| e.mark == Mark::Begin)
+            .map(|e| e.phase)
+            .collect()
     }
 }
 
@@ -448,7 +462,10 @@ pub type Observer<'a> = &'a (dyn Fn(&PhaseEvent) + Sync);
 
 /// Checks launches against the inventory and the limits; returns them in start order
 /// (host, NIC, client; stable within a role).
-pub fn validate_launches(inventory: &Inventory, launches: &[LaunchSpec]) -> Result<Vec<LaunchSpec>, RunError> {
+pub fn validate_launches(
+    inventory: &Inventory,
+    launches: &[LaunchSpec],
+) -> Result<Vec<LaunchSpec>, RunError> {
     if launches.is_empty() || launches.len() > LAUNCHES_MAX {
         return Err(RunError::InvalidLaunch {
             launch: "*".into(),
@@ -457,22 +474,34 @@ pub fn validate_launches(inventory: &Inventory, launches: &[LaunchSpec]) -> Resu
     }
     let mut ids = BTreeSet::new();
     for launch in launches {
-        let invalid = |reason: String| RunError::InvalidLaunch { launch: launch.id.clone(), reason };
+        let invalid = |reason: String| RunError::InvalidLaunch {
+            launch: launch.id.clone(),
+            reason,
+        };
         if !is_clean_name(&launch.id) {
             return Err(invalid("id must be [A-Za-z0-9][A-Za-z0-9._-]*".into()));
         }
         if !ids.insert(launch.id.as_str()) {
             return Err(invalid("id used twice".into()));
         }
-        let host = inventory.host(&launch.host).ok_or_else(|| invalid(format!("host {} is not in the inventory", launch.host)))?;
+        let host = inventory
+            .host(&launch.host)
+            .ok_or_else(|| invalid(format!("host {} is not in the inventory", launch.host)))?;
         if !host.has_role(launch.role) {
-            return Err(invalid(format!("host {} does not have role {} in the inventory", host.name, launch.role)));
+            return Err(invalid(format!(
+                "host {} does not have role {} in the inventory",
+                host.name, launch.role
+            )));
         }
         if launch.outputs.len() > LAUNCH_OUTPUTS_MAX {
-            return Err(invalid(format!("{} outputs; at most {LAUNCH_OUTPUTS_MAX}", launch.outputs.len())));
+            return Err(invalid(format!(
+                "{} outputs; at most {LAUNCH_OUTPUTS_MAX}",
+                launch.outputs.len()
+            )));
         }
         for output in &launch.outputs {
-            check_output_name(output).map_err(|reason| invalid(format!("output {output:?}: {reason}")))?;
+            check_output_name(output)
+                .map_err(|reason| invalid(format!("output {output:?}: {reason}")))?;
         }
         check_inputs(launch, launches).map_err(invalid)?;
     }
@@ -485,21 +514,29 @@ pub fn validate_launches(inventory: &Inventory, launches: &[LaunchSpec]) -> Resu
 /// group (so they are ready before this launch starts).
 fn check_inputs(launch: &LaunchSpec, launches: &[LaunchSpec]) -> Result<(), String> {
     if launch.inputs.len() > LAUNCH_INPUTS_MAX {
-        return Err(format!("{} inputs; at most {LAUNCH_INPUTS_MAX}", launch.inputs.len()));
+        return Err(format!(
+            "{} inputs; at most {LAUNCH_INPUTS_MAX}",
+            launch.inputs.len()
+        ));
     }
     let mut names = BTreeSet::new();
     for input in &launch.inputs {
         let name = input.name();
         check_output_name(name).map_err(|reason| format!("input {name:?}: {reason}"))?;
         if !names.insert(name) || launch.outputs.iter().any(|o| o == name) {
-            return Err(format!("input {name:?}: named twice (inputs and outputs share the run directory)"));
+            return Err(format!(
+                "input {name:?}: named twice (inputs and outputs share the run directory)"
+            ));
         }
         if let LaunchInput::FromLaunch { launch: source, .. } = input {
             let source_role = launches.iter().find(|l| &l.id == source).map(|l| l.role);
             match source_role {
                 None => return Err(format!("input {name:?}: launch {source} does not exist")),
                 Some(role) if role >= launch.role => {
-                    return Err(format!("input {name:?}: launch {source} ({role}) does not start before a {} launch", launch.role));
+                    return Err(format!(
+                        "input {name:?}: launch {source} ({role}) does not start before a {} launch",
+                        launch.role
+                    ));
                 }
                 Some(_) => {}
             }
@@ -516,11 +553,23 @@ fn is_clean_name(name: &str) -> bool {
 }
 
 fn check_output_name(name: &str) -> Result<(), &'static str> {
-    let reserved = [STDOUT_LOG, STDERR_LOG, PID_FILE, EXIT_STATUS_FILE, START_AT_FILE, TIMELINE_FILE];
+    let reserved = [
+        STDOUT_LOG,
+        STDERR_LOG,
+        PID_FILE,
+        EXIT_STATUS_FILE,
+        START_AT_FILE,
+        TIMELINE_FILE,
+    ];
     if reserved.contains(&name) {
         return Err("reserved name (the orchestrator's own files)");
     }
-    if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+    if name.is_empty()
+        || name.starts_with('/')
+        || name
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+    {
         return Err("must be a clean relative path");
     }
     if name.chars().any(|c| c.is_control() || c == '\\') {
@@ -538,24 +587,35 @@ pub fn expected_files(launch: &LaunchSpec) -> Vec<String> {
 }
 
 fn check_config(config: &RunConfig) -> Result<(), RunError> {
-    let invalid = |reason: String| RunError::InvalidConfig { run_id: config.run_id.clone(), reason };
+    let invalid = |reason: String| RunError::InvalidConfig {
+        run_id: config.run_id.clone(),
+        reason,
+    };
     if !is_clean_name(&config.run_id) {
         return Err(invalid("run id must be [A-Za-z0-9][A-Za-z0-9._-]*".into()));
     }
-    for (name, value) in [("warmup_ms", config.warmup_ms), ("measure_ms", config.measure_ms)] {
+    for (name, value) in [
+        ("warmup_ms", config.warmup_ms),
+        ("measure_ms", config.measure_ms),
+    ] {
         if value > PHASE_MS_MAX {
             return Err(invalid(format!("{name} = {value} exceeds {PHASE_MS_MAX}")));
         }
     }
     if config.exit_wait_ms > STOP_WAIT_MS_MAX || config.stop_grace_ms > STOP_WAIT_MS_MAX {
-        return Err(invalid(format!("exit_wait_ms and stop_grace_ms must be at most {STOP_WAIT_MS_MAX}")));
+        return Err(invalid(format!(
+            "exit_wait_ms and stop_grace_ms must be at most {STOP_WAIT_MS_MAX}"
+        )));
     }
     Ok(())
 }
 
 /// The remote run directory of a launch in a given attempt.
 pub fn remote_run_dir(host: &HostSpec, run_id: &str, attempt: u32, launch_id: &str) -> String {
-    format!("{}/runs/{run_id}/attempt-{attempt}/{launch_id}", host.workdir)
+    format!(
+        "{}/runs/{run_id}/attempt-{attempt}/{launch_id}",
+        host.workdir
+    )
 }
 
 /// State shared by the phases of one attempt.
@@ -606,7 +666,12 @@ impl<'a> Attempt<'a> {
     }
 
     pub(crate) fn event(&mut self, phase: Phase, mark: Mark, detail: impl Into<String>) {
-        let event = PhaseEvent { phase, mark, at_unix_ns: telemetry::unix_now_ns(), detail: detail.into() };
+        let event = PhaseEvent {
+            phase,
+            mark,
+            at_unix_ns: telemetry::unix_now_ns(),
+            detail: detail.into(),
+        };
         (self.observer)(&event);
         self.record.events.push(event);
     }
@@ -624,19 +689,28 @@ impl<'a> Attempt<'a> {
             if phase <= Phase::Measure {
                 launch.measured = false;
             }
-            launch.problems.push(format!("host lost during {phase:?}: {why}"));
+            launch
+                .problems
+                .push(format!("host lost during {phase:?}: {why}"));
         }
         self.event(phase, Mark::Note, format!("host {host} lost: {why}"));
     }
 
     fn check_cancel(&self) -> Result<(), Abort> {
-        if self.cancel.is_cancelled() { Err(Abort::Cancelled) } else { Ok(()) }
+        if self.cancel.is_cancelled() {
+            Err(Abort::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     fn deploy_phase(&mut self) -> Result<(), Abort> {
         self.event(Phase::Deploy, Mark::Begin, "");
         let hosts: Vec<HostSpec> = self.used_hosts();
-        for (host, result) in hosts.iter().zip(crate::ssh::connect_all(&hosts, &self.config.connect)) {
+        for (host, result) in hosts
+            .iter()
+            .zip(crate::ssh::connect_all(&hosts, &self.config.connect))
+        {
             match result {
                 Ok(connection) => {
                     self.connections.insert(host.name.clone(), connection);
@@ -649,9 +723,14 @@ impl<'a> Attempt<'a> {
         self.measure_clocks()?;
         self.check_cancel()?;
         if let Some(artifacts) = &self.config.artifacts {
-            let mut connections: Vec<Connection> = std::mem::take(&mut self.connections).into_values().collect();
+            let mut connections: Vec<Connection> = std::mem::take(&mut self.connections)
+                .into_values()
+                .collect();
             let results = deploy::deploy_all(&mut connections, artifacts);
-            self.connections = connections.into_iter().map(|c| (c.host().name.clone(), c)).collect();
+            self.connections = connections
+                .into_iter()
+                .map(|c| (c.host().name.clone(), c))
+                .collect();
             for result in results {
                 match result {
                     Ok(report) => {
@@ -682,14 +761,29 @@ impl<'a> Attempt<'a> {
                 .op("mkdir -p")
                 .text(&workdir)
                 .and_then(|l| Ok(l.op("&& cd").text(&workdir)?.op("&& pwd -P")))
-                .map_err(|source| SshError::Command { login: connection.host().login(), source })?;
-            Ok(connection.run_checked(&line, COMMAND_TIMEOUT_MS)?.stdout_text().trim().to_string())
+                .map_err(|source| SshError::Command {
+                    login: connection.host().login(),
+                    source,
+                })?;
+            Ok(connection
+                .run_checked(&line, COMMAND_TIMEOUT_MS)?
+                .stdout_text()
+                .trim()
+                .to_string())
         });
         for (host, result) in results {
             let absolute = result.map_err(|e| Abort::Failed(format!("workdir of {host}: {e}")))?;
-            let spec = HostSpec { workdir: absolute.clone(), ..self.inventory.host(&host).expect("validated").clone() };
+            let spec = HostSpec {
+                workdir: absolute.clone(),
+                ..self.inventory.host(&host).expect("validated").clone()
+            };
             let attempt = self.record.attempt;
-            for (id, launch) in self.record.launches.iter_mut().filter(|(_, l)| l.host == host) {
+            for (id, launch) in self
+                .record
+                .launches
+                .iter_mut()
+                .filter(|(_, l)| l.host == host)
+            {
                 launch.run_dir = remote_run_dir(&spec, &self.config.run_id, attempt, id);
             }
             self.record.hosts.entry(host).or_default().workdir = Some(absolute);
@@ -699,13 +793,23 @@ impl<'a> Attempt<'a> {
 
     fn used_hosts(&self) -> Vec<HostSpec> {
         let names: BTreeSet<&str> = self.launches.iter().map(|l| l.host.as_str()).collect();
-        self.inventory.hosts.iter().filter(|h| names.contains(h.name.as_str())).cloned().collect()
+        self.inventory
+            .hosts
+            .iter()
+            .filter(|h| names.contains(h.name.as_str()))
+            .cloned()
+            .collect()
     }
 
     fn start_phase(&mut self) -> Result<(), Abort> {
         self.event(Phase::Start, Mark::Begin, "");
         for role in Role::ALL {
-            let group: Vec<LaunchSpec> = self.launches.iter().filter(|l| l.role == role).cloned().collect();
+            let group: Vec<LaunchSpec> = self
+                .launches
+                .iter()
+                .filter(|l| l.role == role)
+                .cloned()
+                .collect();
             for launch in &group {
                 self.check_cancel()?;
                 self.place_inputs(launch)?;
@@ -721,7 +825,8 @@ impl<'a> Attempt<'a> {
         self.record.start_at_unix_ns = Some(start_at);
         // Known from now on: processes that end are judged against the planned end, by the
         // clock, however far the polling lags behind.
-        self.measure_end_ns = Some(start_at + ms_to_ns(self.config.warmup_ms) + ms_to_ns(self.config.measure_ms));
+        self.measure_end_ns =
+            Some(start_at + ms_to_ns(self.config.warmup_ms) + ms_to_ns(self.config.measure_ms));
         self.publish_start_time(start_at)?;
         let published_at = telemetry::unix_now_ns();
         if published_at > start_at {
@@ -734,9 +839,17 @@ impl<'a> Attempt<'a> {
                     self.config.warmup_ms
                 )));
             }
-            self.event(Phase::Start, Mark::Note, format!("start time published {late_ms} ms late, within the warm-up"));
+            self.event(
+                Phase::Start,
+                Mark::Note,
+                format!("start time published {late_ms} ms late, within the warm-up"),
+            );
         }
-        self.event(Phase::Start, Mark::End, format!("start_at_unix_ns={start_at}"));
+        self.event(
+            Phase::Start,
+            Mark::End,
+            format!("start_at_unix_ns={start_at}"),
+        );
         Ok(())
     }
 
@@ -747,47 +860,89 @@ impl<'a> Attempt<'a> {
             return Ok(());
         }
         let local_dir = self.config.results_dir.join(&launch.id).join(INPUTS_DIR);
-        std::fs::create_dir_all(&local_dir).map_err(|e| Abort::Failed(format!("{}: {e}", local_dir.display())))?;
+        std::fs::create_dir_all(&local_dir)
+            .map_err(|e| Abort::Failed(format!("{}: {e}", local_dir.display())))?;
         let run_dir = self.record.launches[&launch.id].run_dir.clone();
         for input in &launch.inputs {
             let local = local_dir.join(input.name());
             match input {
                 LaunchInput::Bytes { bytes, .. } => {
-                    std::fs::write(&local, bytes).map_err(|e| Abort::Failed(format!("{}: {e}", local.display())))?;
+                    std::fs::write(&local, bytes)
+                        .map_err(|e| Abort::Failed(format!("{}: {e}", local.display())))?;
                 }
-                LaunchInput::FromLaunch { launch: source, file } => {
+                LaunchInput::FromLaunch {
+                    launch: source,
+                    file,
+                } => {
                     let source_record = &self.record.launches[source];
-                    let (source_host, remote) = (source_record.host.clone(), format!("{}/{file}", source_record.run_dir));
-                    let connection = self.connections.get_mut(&source_host).expect("connected in deploy");
-                    crate::collect::fetch_verified(connection, &remote, &local, file)
-                        .map_err(|failure| Abort::Failed(format!("{}: input {file} from {source}: {}", launch.id, failure.why)))?;
+                    let (source_host, remote) = (
+                        source_record.host.clone(),
+                        format!("{}/{file}", source_record.run_dir),
+                    );
+                    let connection = self
+                        .connections
+                        .get_mut(&source_host)
+                        .expect("connected in deploy");
+                    crate::collect::fetch_verified(connection, &remote, &local, file).map_err(
+                        |failure| {
+                            Abort::Failed(format!(
+                                "{}: input {file} from {source}: {}",
+                                launch.id, failure.why
+                            ))
+                        },
+                    )?;
                 }
             }
-            let connection = self.connections.get_mut(&launch.host).expect("connected in deploy");
+            let connection = self
+                .connections
+                .get_mut(&launch.host)
+                .expect("connected in deploy");
             let target = format!("{run_dir}/{}", input.name());
-            deploy::upload_verified(connection, &local, &target, INPUT_FILE_MODE)
-                .map_err(|e| Abort::Failed(format!("{}: input {}: {e}", launch.id, input.name())))?;
-            self.event(Phase::Start, Mark::Note, format!("{}: input {} placed", launch.id, input.name()));
+            deploy::upload_verified(connection, &local, &target, INPUT_FILE_MODE).map_err(|e| {
+                Abort::Failed(format!("{}: input {}: {e}", launch.id, input.name()))
+            })?;
+            self.event(
+                Phase::Start,
+                Mark::Note,
+                format!("{}: input {} placed", launch.id, input.name()),
+            );
         }
         Ok(())
     }
 
     fn start_launch(&mut self, launch: &LaunchSpec) -> Result<(), Abort> {
-        let host = self.inventory.host(&launch.host).expect("validated").clone();
+        let host = self
+            .inventory
+            .host(&launch.host)
+            .expect("validated")
+            .clone();
         let run_dir = self.record.launches[&launch.id].run_dir.clone();
-        let command = self.launch_command(launch, &host).map_err(|e| Abort::Failed(e.to_string()))?;
-        let connection = self.connections.get_mut(&launch.host).expect("connected in deploy");
+        let command = self
+            .launch_command(launch, &host)
+            .map_err(|e| Abort::Failed(e.to_string()))?;
+        let connection = self
+            .connections
+            .get_mut(&launch.host)
+            .expect("connected in deploy");
         let started = process::start(connection, &run_dir, &command)
             .map_err(|e| Abort::Failed(format!("start {}: {e}", launch.id)))?;
         let record = self.record.launches.get_mut(&launch.id).expect("created");
         record.pid = Some(started.pid);
         record.start_ticks = started.start_ticks;
         self.processes.insert(launch.id.clone(), started);
-        self.event(Phase::Start, Mark::Note, format!("{} started on {}", launch.id, launch.host));
+        self.event(
+            Phase::Start,
+            Mark::Note,
+            format!("{} started on {}", launch.id, launch.host),
+        );
         Ok(())
     }
 
-    fn launch_command(&self, launch: &LaunchSpec, host: &HostSpec) -> Result<RemoteCommand, RunError> {
+    fn launch_command(
+        &self,
+        launch: &LaunchSpec,
+        host: &HostSpec,
+    ) -> Result<RemoteCommand, RunError> {
         let warmup = self.config.warmup_ms.to_string();
         let measure = self.config.measure_ms.to_string();
         let lan = host.lan_address.to_string();
@@ -800,12 +955,21 @@ impl<'a> Attempt<'a> {
             ("NAAM_MEASURE_MS", measure.as_str()),
             ("NAAM_LAN_ADDRESS", lan.as_str()),
         ];
-        let command_err = |source| RunError::Command { launch: launch.id.clone(), source };
+        let command_err = |source| RunError::Command {
+            launch: launch.id.clone(),
+            source,
+        };
         let program = launch.command.program();
-        let command = match &self.record.hosts.get(&host.name).and_then(|h| h.workdir.clone()) {
-            Some(workdir) if program.contains('/') && !program.starts_with('/') => {
-                launch.command.with_program(format!("{workdir}/{program}")).map_err(command_err)?
-            }
+        let command = match &self
+            .record
+            .hosts
+            .get(&host.name)
+            .and_then(|h| h.workdir.clone())
+        {
+            Some(workdir) if program.contains('/') && !program.starts_with('/') => launch
+                .command
+                .with_program(format!("{workdir}/{program}"))
+                .map_err(command_err)?,
             _ => launch.command.clone(),
         };
         command.with_env(env).map_err(command_err)
@@ -813,18 +977,29 @@ impl<'a> Attempt<'a> {
 
     fn wait_ready(&mut self, launch: &LaunchSpec) -> Result<(), Abort> {
         let run_dir = self.record.launches[&launch.id].run_dir.clone();
-        let check = readiness_line(&launch.readiness, &run_dir).map_err(|e| Abort::Failed(format!("{}: {e}", launch.id)))?;
+        let check = readiness_line(&launch.readiness, &run_dir)
+            .map_err(|e| Abort::Failed(format!("{}: {e}", launch.id)))?;
         let process = self.processes[&launch.id].clone();
         for _ in 0..READINESS_POLLS_MAX {
             self.check_cancel()?;
             let connection = self.connections.get_mut(&launch.host).expect("connected");
-            let state = process::poll(connection, &process).map_err(|e| Abort::Failed(e.to_string()))?;
+            let state =
+                process::poll(connection, &process).map_err(|e| Abort::Failed(e.to_string()))?;
             if state != ProcessState::Running {
-                return Err(Abort::Failed(format!("{} ended before it was ready: {state:?}", launch.id)));
+                return Err(Abort::Failed(format!(
+                    "{} ended before it was ready: {state:?}",
+                    launch.id
+                )));
             }
             let ready = match &check {
                 None => true,
-                Some(line) => connection.run(line, COMMAND_TIMEOUT_MS).map_err(|e| Abort::Failed(e.to_string()))?.status == 0,
+                Some(line) => {
+                    connection
+                        .run(line, COMMAND_TIMEOUT_MS)
+                        .map_err(|e| Abort::Failed(e.to_string()))?
+                        .status
+                        == 0
+                }
             };
             if ready {
                 self.event(Phase::Start, Mark::Note, format!("{} ready", launch.id));
@@ -832,16 +1007,22 @@ impl<'a> Attempt<'a> {
             }
             std::thread::sleep(Duration::from_millis(READINESS_POLL_INTERVAL_MS));
         }
-        Err(Abort::Failed(format!("{} not ready after {READINESS_POLLS_MAX} checks", launch.id)))
+        Err(Abort::Failed(format!(
+            "{} not ready after {READINESS_POLLS_MAX} checks",
+            launch.id
+        )))
     }
 
     /// Measures every host's clock offset and refuses offsets beyond [`CLOCK_OFFSET_MS_MAX`] or
     /// known less precisely than [`CLOCK_ERROR_MS_MAX`]; within the bounds, each host's start
     /// time is shifted by its offset.
     fn measure_clocks(&mut self) -> Result<(), Abort> {
-        let results = for_each_host(&mut self.connections, |connection| telemetry::measure_clock_offset(connection, CLOCK_SAMPLES));
+        let results = for_each_host(&mut self.connections, |connection| {
+            telemetry::measure_clock_offset(connection, CLOCK_SAMPLES)
+        });
         for (host, result) in results {
-            let clock = result.map_err(|e| Abort::Failed(format!("clock offset of {host}: {e}")))?;
+            let clock =
+                result.map_err(|e| Abort::Failed(format!("clock offset of {host}: {e}")))?;
             self.record.hosts.entry(host.clone()).or_default().clock = Some(clock);
             check_clock(&host, &clock).map_err(Abort::Failed)?;
         }
@@ -859,7 +1040,8 @@ impl<'a> Attempt<'a> {
         });
         let mut slowest = Duration::ZERO;
         for (host, result) in results {
-            slowest = slowest.max(result.map_err(|e| Abort::Failed(format!("round trip to {host}: {e}")))?);
+            slowest = slowest
+                .max(result.map_err(|e| Abort::Failed(format!("round trip to {host}: {e}")))?);
         }
         Ok(i64::try_from(slowest.as_nanos().saturating_mul(2)).unwrap_or(i64::MAX))
     }
@@ -869,20 +1051,37 @@ impl<'a> Attempt<'a> {
     fn publish_start_time(&mut self, start_at: i64) -> Result<(), Abort> {
         let mut per_host: BTreeMap<String, Vec<(String, i64, String)>> = BTreeMap::new();
         for launch in &self.launches {
-            let offset = self.record.hosts.get(&launch.host).and_then(|h| h.clock).map_or(0, |c| c.offset_ns);
+            let offset = self
+                .record
+                .hosts
+                .get(&launch.host)
+                .and_then(|h| h.clock)
+                .map_or(0, |c| c.offset_ns);
             let remote_start = start_at + offset;
             let timeline = Timeline {
-                start_realtime_ns: u64::try_from(remote_start).map_err(|_| Abort::Failed(format!("start time {remote_start} ns on {}", launch.host)))?,
+                start_realtime_ns: u64::try_from(remote_start).map_err(|_| {
+                    Abort::Failed(format!("start time {remote_start} ns on {}", launch.host))
+                })?,
                 warmup_ms: self.config.warmup_ms,
                 measure_ms: self.config.measure_ms,
             };
-            let timeline_json = serde_json::to_string(&timeline).map_err(|e| Abort::Failed(e.to_string()))?;
+            let timeline_json =
+                serde_json::to_string(&timeline).map_err(|e| Abort::Failed(e.to_string()))?;
             let run_dir = self.record.launches[&launch.id].run_dir.clone();
-            per_host.entry(launch.host.clone()).or_default().push((run_dir, remote_start, timeline_json));
+            per_host.entry(launch.host.clone()).or_default().push((
+                run_dir,
+                remote_start,
+                timeline_json,
+            ));
         }
         let results = for_each_host(&mut self.connections, |connection| {
-            let Some(entries) = per_host.get(&connection.host().name) else { return Ok(()) };
-            let line = write_start_files_line(entries).map_err(|source| SshError::Command { login: connection.host().login(), source })?;
+            let Some(entries) = per_host.get(&connection.host().name) else {
+                return Ok(());
+            };
+            let line = write_start_files_line(entries).map_err(|source| SshError::Command {
+                login: connection.host().login(),
+                source,
+            })?;
             connection.run_checked(&line, COMMAND_TIMEOUT_MS).map(drop)
         });
         for (host, result) in results {
@@ -900,7 +1099,13 @@ impl<'a> Attempt<'a> {
         self.event(Phase::Warmup, Mark::End, "");
         self.event(Phase::Measure, Mark::Begin, "");
         let before = self.sample_cpu(Phase::Measure);
-        let lost: BTreeSet<String> = self.record.hosts.iter().filter(|(_, h)| h.lost.is_some()).map(|(n, _)| n.clone()).collect();
+        let lost: BTreeSet<String> = self
+            .record
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.lost.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
         for (id, launch) in self.record.launches.iter_mut() {
             // A process that already ended as expected (a client done by the clock while the
             // polling lagged) keeps its measurement; one that ended early does not.
@@ -911,7 +1116,8 @@ impl<'a> Attempt<'a> {
         let after = self.sample_cpu(Phase::Measure);
         for (host, before) in before {
             if let Some(after) = after.get(&host) {
-                self.record.hosts.entry(host).or_default().cpu = Some(CpuUsage::between(before, *after));
+                self.record.hosts.entry(host).or_default().cpu =
+                    Some(CpuUsage::between(before, *after));
             }
         }
         self.event(Phase::Measure, Mark::End, "");
@@ -931,8 +1137,10 @@ impl<'a> Attempt<'a> {
             if let Some(phase) = watch {
                 self.poll_all(phase);
             }
-            let left_ms = u64::try_from((until_ns - telemetry::unix_now_ns()) / 1_000_000).unwrap_or(0);
-            let interval = Duration::from_millis(LIVENESS_POLL_INTERVAL_MS).saturating_sub(poll_started.elapsed());
+            let left_ms =
+                u64::try_from((until_ns - telemetry::unix_now_ns()) / 1_000_000).unwrap_or(0);
+            let interval = Duration::from_millis(LIVENESS_POLL_INTERVAL_MS)
+                .saturating_sub(poll_started.elapsed());
             std::thread::sleep(interval.min(Duration::from_millis(left_ms.max(1))));
         }
     }
@@ -941,13 +1149,22 @@ impl<'a> Attempt<'a> {
     fn poll_all(&mut self, phase: Phase) {
         let hosts: Vec<String> = self.connections.keys().cloned().collect();
         for host in hosts {
-            let ids: Vec<String> = self.launches.iter().filter(|l| l.host == host).map(|l| l.id.clone()).collect();
+            let ids: Vec<String> = self
+                .launches
+                .iter()
+                .filter(|l| l.host == host)
+                .map(|l| l.id.clone())
+                .collect();
             for id in ids {
-                let Some(process) = self.processes.get(&id).cloned() else { continue };
+                let Some(process) = self.processes.get(&id).cloned() else {
+                    continue;
+                };
                 if self.record.launches[&id].end.is_some() {
                     continue;
                 }
-                let Some(connection) = self.connections.get_mut(&host) else { break };
+                let Some(connection) = self.connections.get_mut(&host) else {
+                    break;
+                };
                 match poll_with_reconnect(connection, &process) {
                     Ok(ProcessState::Running) => {}
                     Ok(state) => {
@@ -958,7 +1175,9 @@ impl<'a> Attempt<'a> {
                             continue;
                         }
                         record.measured = false;
-                        record.problems.push(format!("ended during {phase:?}: {state:?}"));
+                        record
+                            .problems
+                            .push(format!("ended during {phase:?}: {state:?}"));
                         self.ended_early.insert(id.clone());
                         self.event(phase, Mark::Note, format!("{id} ended early: {state:?}"));
                     }
@@ -975,9 +1194,14 @@ impl<'a> Attempt<'a> {
     /// seen no earlier than [`EXIT_TOLERANCE_MS`] before the measurement's end (its timer runs on
     /// its host's clock, which differs from ours by the measured offset's error).
     fn ended_on_time(&self, id: &str, state: ProcessState) -> bool {
-        let ends = self.launches.iter().find(|l| l.id == id).map_or(Ends::WhenStopped, |l| l.ends);
+        let ends = self
+            .launches
+            .iter()
+            .find(|l| l.id == id)
+            .map_or(Ends::WhenStopped, |l| l.ends);
         let end_at = self.measure_end_ns.unwrap_or(i64::MAX);
-        let near_end = telemetry::unix_now_ns() >= end_at.saturating_sub(ms_to_ns(EXIT_TOLERANCE_MS));
+        let near_end =
+            telemetry::unix_now_ns() >= end_at.saturating_sub(ms_to_ns(EXIT_TOLERANCE_MS));
         let exited_ok = state == (ProcessState::Exited { status: 0 });
         match ends {
             Ends::WhenStopped => false,
@@ -1004,13 +1228,18 @@ impl<'a> Attempt<'a> {
         let mut order = self.launches.clone();
         order.reverse();
         for launch in order {
-            let Some(process) = self.processes.get(&launch.id).cloned() else { continue };
+            let Some(process) = self.processes.get(&launch.id).cloned() else {
+                continue;
+            };
             if self.record.launches[&launch.id].end.is_some() {
                 continue;
             }
             let Some(connection) = self.connections.get_mut(&launch.host) else {
                 let record = self.record.launches.get_mut(&launch.id).expect("created");
-                record.problems.push(format!("not stopped during {phase:?}: host {} unreachable", launch.host));
+                record.problems.push(format!(
+                    "not stopped during {phase:?}: host {} unreachable",
+                    launch.host
+                ));
                 continue;
             };
             match process::stop(connection, &process, self.config.stop_grace_ms) {
@@ -1020,12 +1249,18 @@ impl<'a> Attempt<'a> {
                         process::StopOutcome::Terminated => EndState::Terminated,
                         process::StopOutcome::Killed => EndState::Killed,
                     };
-                    self.record.launches.get_mut(&launch.id).expect("created").end = Some(end);
+                    self.record
+                        .launches
+                        .get_mut(&launch.id)
+                        .expect("created")
+                        .end = Some(end);
                     self.event(phase, Mark::Note, format!("{} stopped: {end:?}", launch.id));
                 }
                 Err(err) => {
                     let record = self.record.launches.get_mut(&launch.id).expect("created");
-                    record.problems.push(format!("stop failed during {phase:?}: {err}"));
+                    record
+                        .problems
+                        .push(format!("stop failed during {phase:?}: {err}"));
                     if err.is_transient() {
                         self.lose_host(phase, &launch.host, &err.to_string());
                     }
@@ -1037,14 +1272,28 @@ impl<'a> Attempt<'a> {
     /// Waits (bounded) for every launch that ends by itself (clients, a hog) to exit.
     pub(crate) fn wait_for_clients(&mut self) {
         let deadline = Instant::now() + Duration::from_millis(self.config.exit_wait_ms);
-        let clients: Vec<LaunchSpec> = self.launches.iter().filter(|l| l.ends != Ends::WhenStopped).cloned().collect();
+        let clients: Vec<LaunchSpec> = self
+            .launches
+            .iter()
+            .filter(|l| l.ends != Ends::WhenStopped)
+            .cloned()
+            .collect();
         for launch in clients {
-            let Some(process) = self.processes.get(&launch.id).cloned() else { continue };
+            let Some(process) = self.processes.get(&launch.id).cloned() else {
+                continue;
+            };
             if self.record.launches[&launch.id].end.is_some() {
                 continue;
             }
-            let Some(connection) = self.connections.get_mut(&launch.host) else { continue };
-            let left_ms = u64::try_from(deadline.saturating_duration_since(Instant::now()).as_millis()).unwrap_or(0);
+            let Some(connection) = self.connections.get_mut(&launch.host) else {
+                continue;
+            };
+            let left_ms = u64::try_from(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis(),
+            )
+            .unwrap_or(0);
             match process::wait_until_ended(connection, &process, left_ms) {
                 Ok(true) => {
                     if let Ok(state) = process::poll(connection, &process) {
@@ -1096,7 +1345,10 @@ fn ms_to_ns(ms: u64) -> i64 {
 
 /// Polls once; on a transport failure reconnects (with the connection's bounded retries) and
 /// polls again.
-fn poll_with_reconnect(connection: &mut Connection, process: &RemoteProcess) -> Result<ProcessState, SshError> {
+fn poll_with_reconnect(
+    connection: &mut Connection,
+    process: &RemoteProcess,
+) -> Result<ProcessState, SshError> {
     match process::poll(connection, process) {
         Err(err) if err.is_transient() => {
             connection.reconnect()?;
@@ -1121,7 +1373,11 @@ pub(crate) fn for_each_host<T: Send>(
             .into_iter()
             .map(|(name, handle)| {
                 let result = handle.join().unwrap_or_else(|_| {
-                    Err(SshError::Protocol { login: name.clone(), operation: "host thread", message: "panicked".into() })
+                    Err(SshError::Protocol {
+                        login: name.clone(),
+                        operation: "host thread",
+                        message: "panicked".into(),
+                    })
                 });
                 (name, result)
             })
@@ -1132,8 +1388,20 @@ pub(crate) fn for_each_host<T: Send>(
 fn readiness_line(readiness: &Readiness, run_dir: &str) -> Result<Option<ShellLine>, CommandError> {
     Ok(match readiness {
         Readiness::Running => None,
-        Readiness::FileExists(file) => Some(ShellLine::new().op("cd").text(run_dir)?.op("&& test -e").text(file)?),
-        Readiness::Command(command) => Some(ShellLine::new().op("cd").text(run_dir)?.op("&&").command(command)),
+        Readiness::FileExists(file) => Some(
+            ShellLine::new()
+                .op("cd")
+                .text(run_dir)?
+                .op("&& test -e")
+                .text(file)?,
+        ),
+        Readiness::Command(command) => Some(
+            ShellLine::new()
+                .op("cd")
+                .text(run_dir)?
+                .op("&&")
+                .command(command),
+        ),
     })
 }
 
@@ -1144,9 +1412,19 @@ fn write_start_files_line(entries: &[(String, i64, String)]) -> Result<ShellLine
     let mut line = ShellLine::new().op("true");
     for (run_dir, start_at, timeline_json) in entries {
         line = line.op("&& cd").text(run_dir)?;
-        for (file, value) in [(TIMELINE_FILE, timeline_json.clone()), (START_AT_FILE, start_at.to_string())] {
+        for (file, value) in [
+            (TIMELINE_FILE, timeline_json.clone()),
+            (START_AT_FILE, start_at.to_string()),
+        ] {
             let tmp = format!("{file}.tmp");
-            line = line.op("&& printf '%s\\n'").text(&value)?.op(">").text(&tmp)?.op("&& mv -f").text(&tmp)?.text(file)?;
+            line = line
+                .op("&& printf '%s\\n'")
+                .text(&value)?
+                .op(">")
+                .text(&tmp)?
+                .op("&& mv -f")
+                .text(&tmp)?
+                .text(file)?;
         }
     }
     Ok(line)
@@ -1181,19 +1459,34 @@ pub fn run(
     }
     let attempt = match &previous {
         Some(previous) if previous.status == RunStatus::Complete => {
-            let event = PhaseEvent { phase: Phase::Collect, mark: Mark::Note, at_unix_ns: telemetry::unix_now_ns(), detail: "already complete: nothing to do".into() };
+            let event = PhaseEvent {
+                phase: Phase::Collect,
+                mark: Mark::Note,
+                at_unix_ns: telemetry::unix_now_ns(),
+                detail: "already complete: nothing to do".into(),
+            };
             observer(&event);
             return Ok(previous.clone());
         }
         Some(previous) if crate::collect::collect_only_resumable(previous) => {
-            return crate::collect::resume_collect(inventory, &launches, config, previous.clone(), cancel, observer);
+            return crate::collect::resume_collect(
+                inventory,
+                &launches,
+                config,
+                previous.clone(),
+                cancel,
+                observer,
+            );
         }
         Some(previous) => crate::collect::archive_attempt(&config.results_dir, previous)? + 1,
         None => 1,
     };
     let record = new_record(inventory, &launches, config, attempt);
     let mut run = Attempt::new(inventory, config, launches, record, cancel, observer);
-    let outcome = run.deploy_phase().and_then(|()| run.start_phase()).and_then(|()| run.timed_phases());
+    let outcome = run
+        .deploy_phase()
+        .and_then(|()| run.start_phase())
+        .and_then(|()| run.timed_phases());
     match outcome {
         Ok(()) => crate::collect::collect_phase(&mut run),
         Err(abort) => {
@@ -1223,12 +1516,19 @@ pub fn run(
     Ok(run.record)
 }
 
-fn new_record(inventory: &Inventory, launches: &[LaunchSpec], config: &RunConfig, attempt: u32) -> RunRecord {
+fn new_record(
+    inventory: &Inventory,
+    launches: &[LaunchSpec],
+    config: &RunConfig,
+    attempt: u32,
+) -> RunRecord {
     let mut hosts = BTreeMap::new();
     let mut records = BTreeMap::new();
     for launch in launches {
         let host = inventory.host(&launch.host).expect("validated");
-        hosts.entry(host.name.clone()).or_insert_with(HostRecord::default);
+        hosts
+            .entry(host.name.clone())
+            .or_insert_with(HostRecord::default);
         records.insert(
             launch.id.clone(),
             LaunchRecord {

@@ -18,8 +18,8 @@ use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Se
 use crate::command::{CommandError, ShellLine};
 use crate::inventory::HostSpec;
 use crate::limits::{
-    COMMAND_OUTPUT_BYTES_MAX, CONNECT_ATTEMPTS_MAX, CONNECT_TIMEOUT_MS, SSH_OP_TIMEOUT_MS, TRANSFER_BYTES_MAX,
-    TRANSFER_CHUNK_BYTES,
+    COMMAND_OUTPUT_BYTES_MAX, CONNECT_ATTEMPTS_MAX, CONNECT_TIMEOUT_MS, SSH_OP_TIMEOUT_MS,
+    TRANSFER_BYTES_MAX, TRANSFER_CHUNK_BYTES,
 };
 use crate::retry::RetryPolicy;
 
@@ -37,7 +37,9 @@ pub enum SshError {
         message: String,
     },
     /// Every connect attempt failed at the network level (refused, timed out, reset).
-    #[error("{login}: unreachable after {attempts} attempts (timeout {timeout_ms} ms each): {last_error}")]
+    #[error(
+        "{login}: unreachable after {attempts} attempts (timeout {timeout_ms} ms each): {last_error}"
+    )]
     Unreachable {
         /// The login.
         login: String,
@@ -109,7 +111,9 @@ pub enum SshError {
         identity_file: PathBuf,
     },
     /// The server rejected public-key authentication with this identity.
-    #[error("{login}: the server rejected public-key authentication with {identity_file} ({message}); is its public key in the remote authorized_keys?")]
+    #[error(
+        "{login}: the server rejected public-key authentication with {identity_file} ({message}); is its public key in the remote authorized_keys?"
+    )]
     AuthRejected {
         /// The login.
         login: String,
@@ -199,7 +203,9 @@ pub enum SshError {
         max_bytes: u64,
     },
     /// A background process did not report its PID within the bound.
-    #[error("{login}: process in {run_dir} did not start (no pid file after {polls} polls): {detail}")]
+    #[error(
+        "{login}: process in {run_dir} did not start (no pid file after {polls} polls): {detail}"
+    )]
     ProcessDidNotStart {
         /// The login.
         login: String,
@@ -234,7 +240,10 @@ impl SshError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            SshError::Resolve { .. } | SshError::Unreachable { .. } | SshError::Protocol { .. } | SshError::Timeout { .. }
+            SshError::Resolve { .. }
+                | SshError::Unreachable { .. }
+                | SshError::Protocol { .. }
+                | SshError::Timeout { .. }
         )
     }
 }
@@ -308,20 +317,33 @@ pub struct Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("host", &self.host.name).field("login", &self.host.login()).finish()
+        f.debug_struct("Connection")
+            .field("host", &self.host.name)
+            .field("login", &self.host.login())
+            .finish()
     }
 }
 
 /// Connects to every host at once, one thread per host; results in the order of `hosts`.
-pub fn connect_all(hosts: &[HostSpec], options: &ConnectOptions) -> Vec<Result<Connection, SshError>> {
+pub fn connect_all(
+    hosts: &[HostSpec],
+    options: &ConnectOptions,
+) -> Vec<Result<Connection, SshError>> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> = hosts.iter().map(|host| scope.spawn(move || Connection::open(host, options))).collect();
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|host| scope.spawn(move || Connection::open(host, options)))
+            .collect();
         handles
             .into_iter()
             .zip(hosts)
             .map(|(handle, host)| {
                 handle.join().unwrap_or_else(|_| {
-                    Err(SshError::Protocol { login: host.login(), operation: "connect thread", message: "panicked".into() })
+                    Err(SshError::Protocol {
+                        login: host.login(),
+                        operation: "connect thread",
+                        message: "panicked".into(),
+                    })
                 })
             })
             .collect()
@@ -335,12 +357,25 @@ impl Connection {
             .retry
             .run(|_| connect_once(host, options), SshError::is_transient)
             .map_err(|(err, attempts)| match err {
-                SshError::Unreachable { login, timeout_ms, last_error, .. } => {
-                    SshError::Unreachable { login, attempts, timeout_ms, last_error }
-                }
+                SshError::Unreachable {
+                    login,
+                    timeout_ms,
+                    last_error,
+                    ..
+                } => SshError::Unreachable {
+                    login,
+                    attempts,
+                    timeout_ms,
+                    last_error,
+                },
                 other => other,
             })?;
-        Ok(Connection { host: host.clone(), options: options.clone(), session, sftp: None })
+        Ok(Connection {
+            host: host.clone(),
+            options: options.clone(),
+            session,
+            sftp: None,
+        })
     }
 
     /// The host this connection reaches.
@@ -361,21 +396,43 @@ impl Connection {
     pub fn run(&mut self, line: &ShellLine, timeout_ms: u64) -> Result<CommandOutput, SshError> {
         let login = self.host.login();
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        self.session.set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
+        self.session
+            .set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
         let result = (|| {
-            let mut channel = self.session.channel_session().map_err(|e| protocol(&login, "open channel", &e))?;
+            let mut channel = self
+                .session
+                .channel_session()
+                .map_err(|e| protocol(&login, "open channel", &e))?;
             // Every line runs under /bin/sh whatever the login shell is, so quoting and builtins
             // behave the same on every machine.
-            let wrapped = ShellLine::new().op("exec /bin/sh -c").text(line.as_str()).map_err(|source| SshError::Command {
-                login: login.clone(),
-                source,
-            })?;
-            channel.exec(wrapped.as_str()).map_err(|e| protocol(&login, "exec", &e))?;
+            let wrapped = ShellLine::new()
+                .op("exec /bin/sh -c")
+                .text(line.as_str())
+                .map_err(|source| SshError::Command {
+                    login: login.clone(),
+                    source,
+                })?;
+            channel
+                .exec(wrapped.as_str())
+                .map_err(|e| protocol(&login, "exec", &e))?;
             let stdout = read_bounded(&mut channel, deadline, timeout_ms, &login, line, "stdout")?;
-            let stderr = read_bounded(&mut channel.stderr(), deadline, timeout_ms, &login, line, "stderr")?;
-            channel.wait_close().map_err(|e| protocol(&login, "close channel", &e))?;
+            let stderr = read_bounded(
+                &mut channel.stderr(),
+                deadline,
+                timeout_ms,
+                &login,
+                line,
+                "stderr",
+            )?;
+            channel
+                .wait_close()
+                .map_err(|e| protocol(&login, "close channel", &e))?;
             let status = channel.exit_status().unwrap_or(-1);
-            Ok(CommandOutput { status, stdout, stderr })
+            Ok(CommandOutput {
+                status,
+                stdout,
+                stderr,
+            })
         })();
         self.session.set_timeout(self.options.op_timeout_ms);
         result
@@ -394,24 +451,40 @@ impl Connection {
     ) -> Result<Vec<(i64, String, i64)>, SshError> {
         let login = self.host.login();
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        self.session.set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
+        self.session
+            .set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
         let result = (|| {
-            let mut channel = self.session.channel_session().map_err(|e| protocol(&login, "open channel", &e))?;
-            let wrapped = ShellLine::new().op("exec /bin/sh -c").text(line.as_str()).map_err(|source| SshError::Command {
-                login: login.clone(),
-                source,
-            })?;
-            channel.exec(wrapped.as_str()).map_err(|e| protocol(&login, "exec", &e))?;
+            let mut channel = self
+                .session
+                .channel_session()
+                .map_err(|e| protocol(&login, "open channel", &e))?;
+            let wrapped = ShellLine::new()
+                .op("exec /bin/sh -c")
+                .text(line.as_str())
+                .map_err(|source| SshError::Command {
+                    login: login.clone(),
+                    source,
+                })?;
+            channel
+                .exec(wrapped.as_str())
+                .map_err(|e| protocol(&login, "exec", &e))?;
             let mut replies = Vec::new();
             for _ in 0..rounds {
                 let sent = clock();
-                channel.write_all(b"\n").and_then(|()| channel.flush()).map_err(|e| protocol_io(&login, "write dialogue", &e))?;
+                channel
+                    .write_all(b"\n")
+                    .and_then(|()| channel.flush())
+                    .map_err(|e| protocol_io(&login, "write dialogue", &e))?;
                 let reply = read_line(&mut channel, deadline, timeout_ms, &login)?;
                 replies.push((sent, reply, clock()));
             }
-            channel.send_eof().map_err(|e| protocol(&login, "end dialogue", &e))?;
+            channel
+                .send_eof()
+                .map_err(|e| protocol(&login, "end dialogue", &e))?;
             read_bounded(&mut channel, deadline, timeout_ms, &login, line, "stdout")?;
-            channel.wait_close().map_err(|e| protocol(&login, "close channel", &e))?;
+            channel
+                .wait_close()
+                .map_err(|e| protocol(&login, "close channel", &e))?;
             Ok(replies)
         })();
         self.session.set_timeout(self.options.op_timeout_ms);
@@ -419,10 +492,15 @@ impl Connection {
     }
 
     /// Runs `line` and requires exit status 0.
-    pub fn run_checked(&mut self, line: &ShellLine, timeout_ms: u64) -> Result<CommandOutput, SshError> {
+    pub fn run_checked(
+        &mut self,
+        line: &ShellLine,
+        timeout_ms: u64,
+    ) -> Result<CommandOutput, SshError> {
         let output = self.run(line, timeout_ms)?;
         if output.status != 0 {
-            let stderr = String::from_utf8_lossy(&output.stderr[..output.stderr.len().min(4096)]).into_owned();
+            let stderr = String::from_utf8_lossy(&output.stderr[..output.stderr.len().min(4096)])
+                .into_owned();
             return Err(SshError::CommandFailed {
                 login: self.host.login(),
                 command: line.as_str().to_string(),
@@ -435,7 +513,10 @@ impl Connection {
 
     fn sftp(&mut self) -> Result<&Sftp, SshError> {
         if self.sftp.is_none() {
-            let sftp = self.session.sftp().map_err(|e| protocol(&self.host.login(), "open SFTP", &e))?;
+            let sftp = self
+                .session
+                .sftp()
+                .map_err(|e| protocol(&self.host.login(), "open SFTP", &e))?;
             self.sftp = Some(sftp);
         }
         Ok(self.sftp.as_ref().expect("set just above"))
@@ -444,7 +525,12 @@ impl Connection {
     /// Copies a local file to `remote_path` (created or truncated, mode `mode`); returns bytes sent.
     pub fn upload(&mut self, local: &Path, remote_path: &str, mode: i32) -> Result<u64, SshError> {
         let login = self.host.login();
-        let local_io = |operation, source| SshError::LocalIo { login: login.clone(), operation, path: local.to_path_buf(), source };
+        let local_io = |operation, source| SshError::LocalIo {
+            login: login.clone(),
+            operation,
+            path: local.to_path_buf(),
+            source,
+        };
         let mut source = std::fs::File::open(local).map_err(|e| local_io("open", e))?;
         let size_bytes = source.metadata().map_err(|e| local_io("stat", e))?.len();
         check_size(&login, &local.display().to_string(), size_bytes)?;
@@ -472,7 +558,9 @@ impl Connection {
             if n == 0 {
                 break;
             }
-            remote.write_all(&buffer[..n]).map_err(|e| sftp_io("write", e))?;
+            remote
+                .write_all(&buffer[..n])
+                .map_err(|e| sftp_io("write", e))?;
             sent_bytes += n as u64;
             check_size(&login, &local.display().to_string(), sent_bytes)?;
         }
@@ -492,15 +580,27 @@ impl Connection {
             path: remote_path.to_string(),
             message: e.to_string(),
         };
-        let local_io = |operation, source| SshError::LocalIo { login: login.clone(), operation, path: local.to_path_buf(), source };
+        let local_io = |operation, source| SshError::LocalIo {
+            login: login.clone(),
+            operation,
+            path: local.to_path_buf(),
+            source,
+        };
         let sftp_io = |operation, e: std::io::Error| SshError::Sftp {
             login: login.clone(),
             operation,
             path: remote_path.to_string(),
             message: e.to_string(),
         };
-        let mut remote = self.sftp()?.open(Path::new(remote_path)).map_err(|e| sftp_err("open", e))?;
-        let size_bytes = remote.stat().map_err(|e| sftp_err("stat", e))?.size.unwrap_or(0);
+        let mut remote = self
+            .sftp()?
+            .open(Path::new(remote_path))
+            .map_err(|e| sftp_err("open", e))?;
+        let size_bytes = remote
+            .stat()
+            .map_err(|e| sftp_err("stat", e))?
+            .size
+            .unwrap_or(0);
         check_size(&login, remote_path, size_bytes)?;
         let mut sink = std::fs::File::create(local).map_err(|e| local_io("create", e))?;
         let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
@@ -510,7 +610,8 @@ impl Connection {
             if n == 0 {
                 break;
             }
-            sink.write_all(&buffer[..n]).map_err(|e| local_io("write", e))?;
+            sink.write_all(&buffer[..n])
+                .map_err(|e| local_io("write", e))?;
             received_bytes += n as u64;
             check_size(&login, remote_path, received_bytes)?;
         }
@@ -521,13 +622,22 @@ impl Connection {
 
 fn check_size(login: &str, path: &str, size_bytes: u64) -> Result<(), SshError> {
     if size_bytes > TRANSFER_BYTES_MAX {
-        return Err(SshError::TooLarge { login: login.to_string(), path: path.to_string(), size_bytes, max_bytes: TRANSFER_BYTES_MAX });
+        return Err(SshError::TooLarge {
+            login: login.to_string(),
+            path: path.to_string(),
+            size_bytes,
+            max_bytes: TRANSFER_BYTES_MAX,
+        });
     }
     Ok(())
 }
 
 fn protocol(login: &str, operation: &'static str, err: &ssh2::Error) -> SshError {
-    SshError::Protocol { login: login.to_string(), operation, message: err.message().to_string() }
+    SshError::Protocol {
+        login: login.to_string(),
+        operation,
+        message: err.message().to_string(),
+    }
 }
 
 /// Longest line read in a [`Connection::dialogue`].
@@ -535,16 +645,29 @@ pub const DIALOGUE_LINE_BYTES_MAX: usize = 256;
 
 /// Reads up to and without the next newline, one byte at a time (the peer answers one line per
 /// request, so nothing after the newline is waiting).
-fn read_line(reader: &mut impl Read, deadline: Instant, timeout_ms: u64, login: &str) -> Result<String, SshError> {
+fn read_line(
+    reader: &mut impl Read,
+    deadline: Instant,
+    timeout_ms: u64,
+    login: &str,
+) -> Result<String, SshError> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
         if Instant::now() > deadline {
-            return Err(SshError::Timeout { login: login.to_string(), operation: "dialogue", timeout_ms });
+            return Err(SshError::Timeout {
+                login: login.to_string(),
+                operation: "dialogue",
+                timeout_ms,
+            });
         }
         let n = reader.read(&mut byte).map_err(|e| {
             if e.kind() == std::io::ErrorKind::TimedOut {
-                SshError::Timeout { login: login.to_string(), operation: "dialogue", timeout_ms }
+                SshError::Timeout {
+                    login: login.to_string(),
+                    operation: "dialogue",
+                    timeout_ms,
+                }
             } else {
                 protocol_io(login, "read dialogue", &e)
             }
@@ -564,7 +687,11 @@ fn read_line(reader: &mut impl Read, deadline: Instant, timeout_ms: u64, login: 
 }
 
 fn protocol_io(login: &str, operation: &'static str, e: &std::io::Error) -> SshError {
-    SshError::Protocol { login: login.to_string(), operation, message: e.to_string() }
+    SshError::Protocol {
+        login: login.to_string(),
+        operation,
+        message: e.to_string(),
+    }
 }
 
 fn read_bounded(
@@ -579,13 +706,25 @@ fn read_bounded(
     let mut buffer = [0u8; 8192];
     loop {
         if Instant::now() > deadline {
-            return Err(SshError::Timeout { login: login.to_string(), operation: "remote command", timeout_ms });
+            return Err(SshError::Timeout {
+                login: login.to_string(),
+                operation: "remote command",
+                timeout_ms,
+            });
         }
         let n = reader.read(&mut buffer).map_err(|e| {
             if e.kind() == std::io::ErrorKind::TimedOut {
-                SshError::Timeout { login: login.to_string(), operation: "remote command", timeout_ms }
+                SshError::Timeout {
+                    login: login.to_string(),
+                    operation: "remote command",
+                    timeout_ms,
+                }
             } else {
-                SshError::Protocol { login: login.to_string(), operation: "read command output", message: e.to_string() }
+                SshError::Protocol {
+                    login: login.to_string(),
+                    operation: "read command output",
+                    message: e.to_string(),
+                }
             }
         })?;
         if n == 0 {
@@ -610,7 +749,9 @@ fn connect_once(host: &HostSpec, options: &ConnectOptions) -> Result<Session, Ss
     session.set_tcp_stream(stream);
     session.set_timeout(options.op_timeout_ms);
     if let Some(prefs) = host_key_preference(&host.known_hosts, &host_pattern(host)) {
-        session.method_pref(MethodType::HostKey, &prefs).map_err(|e| protocol(&login, "set host key preference", &e))?;
+        session
+            .method_pref(MethodType::HostKey, &prefs)
+            .map_err(|e| protocol(&login, "set host key preference", &e))?;
     }
     session.handshake().map_err(|e| SshError::Unreachable {
         login: login.clone(),
@@ -627,7 +768,11 @@ fn tcp_connect(host: &HostSpec, timeout_ms: u64) -> Result<TcpStream, SshError> 
     let login = host.login();
     let addresses: Vec<SocketAddr> = (host.ssh_host.as_str(), host.port)
         .to_socket_addrs()
-        .map_err(|e| SshError::Resolve { login: login.clone(), ssh_host: host.ssh_host.clone(), message: e.to_string() })?
+        .map_err(|e| SshError::Resolve {
+            login: login.clone(),
+            ssh_host: host.ssh_host.clone(),
+            message: e.to_string(),
+        })?
         .collect();
     let mut last_error = format!("{} resolved to no address", host.ssh_host);
     for address in addresses {
@@ -639,12 +784,21 @@ fn tcp_connect(host: &HostSpec, timeout_ms: u64) -> Result<TcpStream, SshError> 
             Err(err) => last_error = format!("{address}: {err}"),
         }
     }
-    Err(SshError::Unreachable { login, attempts: 1, timeout_ms, last_error })
+    Err(SshError::Unreachable {
+        login,
+        attempts: 1,
+        timeout_ms,
+        last_error,
+    })
 }
 
 /// How OpenSSH's known_hosts names this host: `host` on port 22, `[host]:port` otherwise.
 pub fn host_pattern(host: &HostSpec) -> String {
-    if host.port == 22 { host.ssh_host.clone() } else { format!("[{}]:{}", host.ssh_host, host.port) }
+    if host.port == 22 {
+        host.ssh_host.clone()
+    } else {
+        format!("[{}]:{}", host.ssh_host, host.port)
+    }
 }
 
 /// The host-key algorithms to ask for, from the key types a known_hosts file lists for
@@ -652,9 +806,15 @@ pub fn host_pattern(host: &HostSpec) -> String {
 fn host_key_preference(known_hosts: &Path, pattern: &str) -> Option<String> {
     let text = std::fs::read_to_string(known_hosts).ok()?;
     let mut algorithms: Vec<&'static str> = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let mut fields = line.split_whitespace();
-        let (Some(hosts), Some(key_type)) = (fields.next(), fields.next()) else { continue };
+        let (Some(hosts), Some(key_type)) = (fields.next(), fields.next()) else {
+            continue;
+        };
         if !hosts.split(',').any(|h| h == pattern) {
             continue;
         }
@@ -698,20 +858,31 @@ fn keyscan_type(kind: HostKeyType) -> &'static str {
 
 fn verify_host_key(session: &Session, host: &HostSpec) -> Result<(), SshError> {
     let login = host.login();
-    let (key, kind) = session
-        .host_key()
-        .ok_or_else(|| SshError::Protocol { login: login.clone(), operation: "host key", message: "server sent none".into() })?;
+    let (key, kind) = session.host_key().ok_or_else(|| SshError::Protocol {
+        login: login.clone(),
+        operation: "host key",
+        message: "server sent none".into(),
+    })?;
     let fingerprint = session
         .host_key_hash(HashType::Sha256)
-        .map(|hash| format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)))
+        .map(|hash| {
+            format!(
+                "SHA256:{}",
+                base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
+            )
+        })
         .unwrap_or_else(|| "SHA256:?".into());
-    let mut known = session.known_hosts().map_err(|e| protocol(&login, "known_hosts", &e))?;
+    let mut known = session
+        .known_hosts()
+        .map_err(|e| protocol(&login, "known_hosts", &e))?;
     if host.known_hosts.exists() {
-        known.read_file(&host.known_hosts, KnownHostFileKind::OpenSSH).map_err(|e| SshError::KnownHostsUnreadable {
-            login: login.clone(),
-            known_hosts: host.known_hosts.clone(),
-            message: e.message().to_string(),
-        })?;
+        known
+            .read_file(&host.known_hosts, KnownHostFileKind::OpenSSH)
+            .map_err(|e| SshError::KnownHostsUnreadable {
+                login: login.clone(),
+                known_hosts: host.known_hosts.clone(),
+                message: e.message().to_string(),
+            })?;
     }
     let pattern = host_pattern(host);
     let known_hosts_quoted = crate::command::shell_quote(&host.known_hosts.display().to_string());
@@ -744,9 +915,16 @@ fn verify_host_key(session: &Session, host: &HostSpec) -> Result<(), SshError> {
     }
 }
 
-fn authenticate(session: &Session, host: &HostSpec, options: &ConnectOptions) -> Result<(), SshError> {
+fn authenticate(
+    session: &Session,
+    host: &HostSpec,
+    options: &ConnectOptions,
+) -> Result<(), SshError> {
     if !host.identity_file.is_file() {
-        return Err(SshError::IdentityMissing { login: host.login(), identity_file: host.identity_file.clone() });
+        return Err(SshError::IdentityMissing {
+            login: host.login(),
+            identity_file: host.identity_file.clone(),
+        });
     }
     let passphrase = options.passphrase.as_ref().map(|p| p.0.as_str());
     let result = session.userauth_pubkey_file(&host.user, None, &host.identity_file, passphrase);

@@ -35,7 +35,10 @@ impl CpuUsage {
 
     /// Busy fraction of all cores over the interval, 0..=1 (`None` when no tick passed).
     pub fn busy_fraction(&self) -> Option<f64> {
-        let total = self.after.total_ticks.saturating_sub(self.before.total_ticks);
+        let total = self
+            .after
+            .total_ticks
+            .saturating_sub(self.before.total_ticks);
         let busy = self.after.busy_ticks.saturating_sub(self.before.busy_ticks);
         (total > 0).then(|| (busy as f64 / total as f64).clamp(0.0, 1.0))
     }
@@ -45,18 +48,30 @@ impl CpuUsage {
 /// steal guest guest_nice`; guest time is already inside user time, so it is not added).
 pub fn parse_cpu_line(text: &str) -> Option<CpuTimes> {
     let line = text.lines().find(|line| line.starts_with("cpu "))?;
-    let ticks: Vec<u64> = line.split_whitespace().skip(1).take(8).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
     if ticks.len() < 4 {
         return None;
     }
     let idle = ticks[3] + ticks.get(4).copied().unwrap_or(0);
     let total: u64 = ticks.iter().sum();
-    Some(CpuTimes { busy_ticks: total - idle, total_ticks: total })
+    Some(CpuTimes {
+        busy_ticks: total - idle,
+        total_ticks: total,
+    })
 }
 
 /// Reads a host's aggregate CPU times.
 pub fn sample_cpu(connection: &mut Connection) -> Result<CpuTimes, SshError> {
-    let output = connection.run_checked(&ShellLine::new().op("head -n 1 /proc/stat"), COMMAND_TIMEOUT_MS)?;
+    let output = connection.run_checked(
+        &ShellLine::new().op("head -n 1 /proc/stat"),
+        COMMAND_TIMEOUT_MS,
+    )?;
     let text = output.stdout_text();
     parse_cpu_line(&text).ok_or_else(|| SshError::Protocol {
         login: connection.host().login(),
@@ -85,7 +100,9 @@ impl ClockOffset {
 
 /// Nanoseconds since the Unix epoch on this machine.
 pub fn unix_now_ns() -> i64 {
-    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let elapsed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
 }
 
@@ -93,7 +110,10 @@ pub fn unix_now_ns() -> i64 {
 /// answers each newline with `date +%s%N`, all over one channel, so that a sample's round trip is
 /// one channel exchange and a `date` — not a channel set-up and a shell start. The sample with
 /// the smallest round trip is kept; the offset is within ±rtt/2 of the truth.
-pub fn measure_clock_offset(connection: &mut Connection, samples: u32) -> Result<ClockOffset, SshError> {
+pub fn measure_clock_offset(
+    connection: &mut Connection,
+    samples: u32,
+) -> Result<ClockOffset, SshError> {
     let samples = samples.max(1);
     let line = ShellLine::new().op("while IFS= read -r _; do date +%s%N; done");
     let replies = connection.dialogue(&line, samples, COMMAND_TIMEOUT_MS, unix_now_ns)?;
@@ -111,7 +131,11 @@ pub fn measure_clock_offset(connection: &mut Connection, samples: u32) -> Result
         }
     }
     let (offset_ns, rtt_ns) = best.unwrap_or((0, 0));
-    Ok(ClockOffset { offset_ns, rtt_ns, samples })
+    Ok(ClockOffset {
+        offset_ns,
+        rtt_ns,
+        samples,
+    })
 }
 
 #[cfg(test)]
@@ -122,8 +146,17 @@ mod tests {
     fn cpu_line_counts_iowait_as_idle() {
         let text = "cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 1 2 3 4\n";
         let times = parse_cpu_line(text).unwrap();
-        assert_eq!(times, CpuTimes { busy_ticks: 160, total_ticks: 1000 });
-        let later = CpuTimes { busy_ticks: 260, total_ticks: 1400 };
+        assert_eq!(
+            times,
+            CpuTimes {
+                busy_ticks: 160,
+                total_ticks: 1000
+            }
+        );
+        let later = CpuTimes {
+            busy_ticks: 260,
+            total_ticks: 1400,
+        };
         assert_eq!(CpuUsage::between(times, later).busy_fraction(), Some(0.25));
         assert_eq!(CpuUsage::between(times, times).busy_fraction(), None);
         assert_eq!(parse_cpu_line("intr 1 2 3"), None);

@@ -4,12 +4,15 @@
 mod support;
 
 use naam_orchestrator::cancel::{Cancel, install_signal_handlers};
-use naam_orchestrator::run::{EndState, Ends, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunStatus, run};
+use naam_orchestrator::run::{
+    EndState, Ends, LaunchSpec, Mark, Phase, PhaseEvent, Readiness, RunConfig, RunStatus, run,
+};
 use naam_orchestrator::{RemoteCommand, Role};
 use support::Testbed;
 
 /// Stand-in server: runs until stopped (bounded to 300 s).
-const SERVER_SCRIPT: &str = "touch ready; i=0; while [ \"$i\" -lt 3000 ]; do sleep 0.1; i=$((i+1)); done";
+const SERVER_SCRIPT: &str =
+    "touch ready; i=0; while [ \"$i\" -lt 3000 ]; do sleep 0.1; i=$((i+1)); done";
 
 #[test]
 fn sigint_during_measurement_stops_every_remote_process() {
@@ -22,7 +25,8 @@ fn sigint_during_measurement_stops_every_remote_process() {
             id: format!("{name}-standin"),
             host: name.to_string(),
             role: role.parse::<Role>().unwrap(),
-            command: RemoteCommand::from_argv(["/bin/sh", "-c", SERVER_SCRIPT, "naam-standin"]).unwrap(),
+            command: RemoteCommand::from_argv(["/bin/sh", "-c", SERVER_SCRIPT, "naam-standin"])
+                .unwrap(),
             readiness: Readiness::FileExists("ready".into()),
             outputs: vec![],
             inputs: vec![],
@@ -43,6 +47,9 @@ fn sigint_during_measurement_stops_every_remote_process() {
     assert_eq!(record.phase_order().last(), Some(&Phase::Teardown));
     for (id, launch) in &record.launches {
         assert_eq!(launch.end, Some(EndState::Terminated), "{id}");
-        assert!(!support::session_is_live(launch.pid.unwrap()), "{id}: still running");
+        assert!(
+            !support::session_is_live(launch.pid.unwrap()),
+            "{id}: still running"
+        );
     }
 }

@@ -42,12 +42,22 @@ lan_address = "10.10.1.2"
 cores = 16
 "#;
 
-fn launch(id: &str, host: &str, role: Role, args: &[&str], readiness: Readiness, outputs: &[&str]) -> LaunchSpec {
+fn launch(
+    id: &str,
+    host: &str,
+    role: Role,
+    args: &[&str],
+    readiness: Readiness,
+    outputs: &[&str],
+) -> LaunchSpec {
     LaunchSpec {
         id: id.into(),
         host: host.into(),
         role,
-        command: RemoteCommand::new("bin/naam-role").unwrap().args(args.iter().copied()).unwrap(),
+        command: RemoteCommand::new("bin/naam-role")
+            .unwrap()
+            .args(args.iter().copied())
+            .unwrap(),
         readiness,
         outputs: outputs.iter().map(|s| s.to_string()).collect(),
         inputs: Vec::new(),
@@ -59,7 +69,9 @@ fn launch(id: &str, host: &str, role: Role, args: &[&str], readiness: Readiness,
 fn the_plan_is_rendered_without_connecting() {
     let inventory = Inventory::parse(HOSTS, "hosts.toml", Path::new("/etc/naam")).unwrap();
     let mut artifacts = ArtifactSet::default();
-    artifacts.role_binaries.insert(Arch::X86_64, PathBuf::from("/build/release/naam-role"));
+    artifacts
+        .role_binaries
+        .insert(Arch::X86_64, PathBuf::from("/build/release/naam-role"));
     artifacts.source_bundle = Some(PathBuf::from("/nonexistent/naam-src.tar.gz"));
     artifacts.files.push(Artifact {
         local_path: PathBuf::from("/build/bpf/mica_get.o"),
@@ -68,15 +80,42 @@ fn the_plan_is_rendered_without_connecting() {
         kind: ArtifactKind::FunctionObject,
     });
     let launches = vec![
-        launch("client0-load", "client0", Role::Client, &["client", "--rate", "100000"], Readiness::Running, &["client.hlog"]),
-        launch("nic", "bf2", Role::Nic, &["nic", "--workers", "8"], Readiness::FileExists("ready".into()), &["nic.hlog"]),
-        launch("host", "host", Role::Host, &["host", "--listen", "10.10.1.1:7000"], Readiness::FileExists("ready".into()), &[]),
+        launch(
+            "client0-load",
+            "client0",
+            Role::Client,
+            &["client", "--rate", "100000"],
+            Readiness::Running,
+            &["client.hlog"],
+        ),
+        launch(
+            "nic",
+            "bf2",
+            Role::Nic,
+            &["nic", "--workers", "8"],
+            Readiness::FileExists("ready".into()),
+            &["nic.hlog"],
+        ),
+        launch(
+            "host",
+            "host",
+            Role::Host,
+            &["host", "--listen", "10.10.1.1:7000"],
+            Readiness::FileExists("ready".into()),
+            &[],
+        ),
     ];
-    let config = RunConfig::new("mica-ycsb-b-quick", 2_000, 10_000, PathBuf::from("results/mica-ycsb-b/quick"));
+    let config = RunConfig::new(
+        "mica-ycsb-b-quick",
+        2_000,
+        10_000,
+        PathBuf::from("results/mica-ycsb-b/quick"),
+    );
     // The bundle does not exist: the plan for the aarch64 card needs its checksum, so the dry
     // run says so instead of connecting anywhere.
     let err = render_plan(&inventory, &artifacts, &launches, &config).unwrap_err();
-    expect![["artifact /nonexistent/naam-src.tar.gz: No such file or directory (os error 2)"]].assert_eq(&err.to_string());
+    expect![["artifact /nonexistent/naam-src.tar.gz: No such file or directory (os error 2)"]]
+        .assert_eq(&err.to_string());
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("naam-src.tar.gz");
     std::fs::write(&bundle, b"bundle bytes").unwrap();
@@ -140,21 +179,65 @@ fn launches_that_do_not_fit_the_inventory_are_refused() {
     let inventory = Inventory::parse(HOSTS, "hosts.toml", Path::new("/etc/naam")).unwrap();
     let config = RunConfig::new("r", 0, 1, PathBuf::from("out"));
     let artifacts = ArtifactSet::default();
-    let wrong_role = vec![launch("x", "client0", Role::Host, &[], Readiness::Running, &[])];
-    expect![["launch x: host client0 does not have role host in the inventory"]]
-        .assert_eq(&render_plan(&inventory, &artifacts, &wrong_role, &config).unwrap_err().to_string());
-    let unknown = vec![launch("x", "host9", Role::Host, &[], Readiness::Running, &[])];
-    expect![["launch x: host host9 is not in the inventory"]]
-        .assert_eq(&render_plan(&inventory, &artifacts, &unknown, &config).unwrap_err().to_string());
-    let reserved = vec![launch("x", "host", Role::Host, &[], Readiness::Running, &["pid"])];
-    expect![[r#"launch x: output "pid": reserved name (the orchestrator's own files)"#]]
-        .assert_eq(&render_plan(&inventory, &artifacts, &reserved, &config).unwrap_err().to_string());
-    let escape = vec![launch("x", "host", Role::Host, &[], Readiness::Running, &["../../etc/passwd"])];
-    expect![[r#"launch x: output "../../etc/passwd": must be a clean relative path"#]]
-        .assert_eq(&render_plan(&inventory, &artifacts, &escape, &config).unwrap_err().to_string());
+    let wrong_role = vec![launch(
+        "x",
+        "client0",
+        Role::Host,
+        &[],
+        Readiness::Running,
+        &[],
+    )];
+    expect![["launch x: host client0 does not have role host in the inventory"]].assert_eq(
+        &render_plan(&inventory, &artifacts, &wrong_role, &config)
+            .unwrap_err()
+            .to_string(),
+    );
+    let unknown = vec![launch(
+        "x",
+        "host9",
+        Role::Host,
+        &[],
+        Readiness::Running,
+        &[],
+    )];
+    expect![["launch x: host host9 is not in the inventory"]].assert_eq(
+        &render_plan(&inventory, &artifacts, &unknown, &config)
+            .unwrap_err()
+            .to_string(),
+    );
+    let reserved = vec![launch(
+        "x",
+        "host",
+        Role::Host,
+        &[],
+        Readiness::Running,
+        &["pid"],
+    )];
+    expect![[r#"launch x: output "pid": reserved name (the orchestrator's own files)"#]].assert_eq(
+        &render_plan(&inventory, &artifacts, &reserved, &config)
+            .unwrap_err()
+            .to_string(),
+    );
+    let escape = vec![launch(
+        "x",
+        "host",
+        Role::Host,
+        &[],
+        Readiness::Running,
+        &["../../etc/passwd"],
+    )];
+    expect![[r#"launch x: output "../../etc/passwd": must be a clean relative path"#]].assert_eq(
+        &render_plan(&inventory, &artifacts, &escape, &config)
+            .unwrap_err()
+            .to_string(),
+    );
     let twice = vec![
         launch("x", "host", Role::Host, &[], Readiness::Running, &[]),
         launch("x", "client0", Role::Client, &[], Readiness::Running, &[]),
     ];
-    expect![["launch x: id used twice"]].assert_eq(&render_plan(&inventory, &artifacts, &twice, &config).unwrap_err().to_string());
+    expect![["launch x: id used twice"]].assert_eq(
+        &render_plan(&inventory, &artifacts, &twice, &config)
+            .unwrap_err()
+            .to_string(),
+    );
 }

@@ -50,7 +50,11 @@ cores = 8
 "#;
 
 fn manifest(clients: u32, events: &str) -> String {
-    let id = if events.is_empty() { "mica-ycsb-b" } else { "load-shift" };
+    let id = if events.is_empty() {
+        "mica-ycsb-b"
+    } else {
+        "load-shift"
+    };
     format!(
         r#"
 schema = 1
@@ -153,32 +157,44 @@ fn check_mapping(clients: u32, events: &str, expected: Expect) {
     let dir = tempfile::tempdir().unwrap();
     let (inventory, plan) = load(dir.path(), HOSTS, &manifest(clients, events));
     let run = point_run(&inventory, &plan, &plan.points[0], &RoleSettings::default()).unwrap();
-    let header = format!("run {} | clients on [{}]\n", run.run_id, run.machines.clients.join(" "));
+    let header = format!(
+        "run {} | clients on [{}]\n",
+        run.run_id,
+        run.machines.clients.join(" ")
+    );
     expected.assert_eq(&(header + &render(&run.launches)));
 }
 
 #[test]
 fn launches_follow_the_inventory_in_start_order() {
-    check_mapping(3, "", expect![[r#"
+    check_mapping(
+        3,
+        "",
+        expect![[r#"
         run mica-ycsb-b-0000-naam-adaptive-3000ops-r0 | clients on [client0 client1 client0]
         host on host0 as host (WhenStopped): 'bin/naam-role' '--config' 'role.json' | ready host.ready.json | in [role.json] | out [steering.jsonl samples.jsonl host.counters.json host.ready.json]
         nic on bf2 as nic (WhenStopped): 'bin/naam-role' '--config' 'role.json' | ready nic.ready.json | in [role.json host:host.ready.json] | out [nic.counters.json nic.ready.json]
         client-0 on client0 as client (AfterMeasurement): 'bin/naam-role' '--config' 'role.json' | ready running | in [role.json host:host.ready.json] | out [client-0.hlog client-0.json]
         client-1 on client1 as client (AfterMeasurement): 'bin/naam-role' '--config' 'role.json' | ready running | in [role.json host:host.ready.json] | out [client-1.hlog client-1.json]
         client-2 on client0 as client (AfterMeasurement): 'bin/naam-role' '--config' 'role.json' | ready running | in [role.json host:host.ready.json] | out [client-2.hlog client-2.json]
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn the_cpu_hog_runs_on_the_host_machine_and_ends_by_itself() {
     let events = r#"events = [{ kind = "cpu-hog", start_ms = 200, stop_ms = 600, threads = 2 }]"#;
-    check_mapping(1, events, expect![[r#"
+    check_mapping(
+        1,
+        events,
+        expect![[r#"
         run load-shift-0000-naam-adaptive-3000ops-r0 | clients on [client0]
         host on host0 as host (WhenStopped): 'bin/naam-role' '--config' 'role.json' | ready host.ready.json | in [role.json] | out [steering.jsonl samples.jsonl host.counters.json host.ready.json]
         hog on host0 as host (ByItself): 'bin/naam-role' '--config' 'role.json' | ready running | in [role.json] | out []
         nic on bf2 as nic (WhenStopped): 'bin/naam-role' '--config' 'role.json' | ready nic.ready.json | in [role.json host:host.ready.json] | out [nic.counters.json nic.ready.json]
         client-0 on client0 as client (AfterMeasurement): 'bin/naam-role' '--config' 'role.json' | ready running | in [role.json host:host.ready.json] | out [client-0.hlog client-0.json]
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -188,17 +204,37 @@ fn role_configurations_hold_on_any_machine() {
     let run = point_run(&inventory, &plan, &plan.points[0], &RoleSettings::default()).unwrap();
     for launch in &run.launches {
         let config = role_config(launch);
-        assert_eq!(config.out_dir, Path::new("."), "{}: writes into its run directory", launch.id);
-        assert_eq!(config.timeline, TimelineSpec::File { path: "timeline.json".into() }, "{}", launch.id);
+        assert_eq!(
+            config.out_dir,
+            Path::new("."),
+            "{}: writes into its run directory",
+            launch.id
+        );
+        assert_eq!(
+            config.timeline,
+            TimelineSpec::File {
+                path: "timeline.json".into()
+            },
+            "{}",
+            launch.id
+        );
         match &config.role {
             RoleKind::Host(h) => {
-                assert_eq!(h.listen_ip.to_string(), "10.10.1.1", "the host listens on its LAN address");
+                assert_eq!(
+                    h.listen_ip.to_string(),
+                    "10.10.1.1",
+                    "the host listens on its LAN address"
+                );
                 assert_eq!(h.policy, "naam-adaptive");
             }
             RoleKind::Nic(n) => assert_eq!(n.host_ready, Path::new("host.ready.json")),
             RoleKind::Client(c) => {
                 assert_eq!(c.host_ready, Path::new("host.ready.json"));
-                assert_eq!(c.seed, plan.points[0].client_seed(c.index), "the local testbed's seeds");
+                assert_eq!(
+                    c.seed,
+                    plan.points[0].client_seed(c.index),
+                    "the local testbed's seeds"
+                );
             }
             RoleKind::Hog(_) => panic!("no hog in this plan"),
         }
@@ -211,9 +247,21 @@ fn plans_that_cannot_run_on_machines_are_refused_with_the_reason() {
     let no_nic = HOSTS.replace("roles = [\"nic\"]", "roles = [\"client\"]");
     let (inventory, plan) = load(dir.path(), &no_nic, &manifest(1, ""));
     let err = point_run(&inventory, &plan, &plan.points[0], &RoleSettings::default()).unwrap_err();
-    assert!(matches!(err, ExperimentError::NoMachine { role: Role::Nic, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ExperimentError::NoMachine {
+                role: Role::Nic,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     expect![[r#"inventory hosts.toml: no host has role nic (add `roles = ["nic"]` to one)"#]]
-        .assert_eq(&err.to_string().replace(&format!("{}/", dir.path().display()), ""));
+        .assert_eq(
+            &err.to_string()
+                .replace(&format!("{}/", dir.path().display()), ""),
+        );
 }
 
 fn launch(id: &str, host: &str, role: Role) -> LaunchSpec {
@@ -224,55 +272,109 @@ fn launch(id: &str, host: &str, role: Role) -> LaunchSpec {
 fn inputs_must_come_from_launches_that_start_earlier() {
     let inventory = Inventory::parse(HOSTS, "hosts.toml", Path::new("/etc/naam")).unwrap();
     let check = |launches: Vec<LaunchSpec>, expected: Expect| {
-        expected.assert_eq(&validate_launches(&inventory, &launches).map(|l| l.len().to_string()).unwrap_or_else(|e| e.to_string()));
+        expected.assert_eq(
+            &validate_launches(&inventory, &launches)
+                .map(|l| l.len().to_string())
+                .unwrap_or_else(|e| e.to_string()),
+        );
     };
-    let from = |launch: &str, file: &str| LaunchInput::FromLaunch { launch: launch.into(), file: file.into() };
+    let from = |launch: &str, file: &str| LaunchInput::FromLaunch {
+        launch: launch.into(),
+        file: file.into(),
+    };
     let mut host = launch("host", "host0", Role::Host);
     host.inputs.push(from("client-0", "x.json"));
-    check(vec![host, launch("client-0", "client0", Role::Client)], expect![[
-        r#"launch host: input "x.json": launch client-0 (client) does not start before a host launch"#
-    ]]);
+    check(
+        vec![host, launch("client-0", "client0", Role::Client)],
+        expect![[
+            r#"launch host: input "x.json": launch client-0 (client) does not start before a host launch"#
+        ]],
+    );
     let mut nic = launch("nic", "bf2", Role::Nic);
     nic.inputs.push(from("host9", "ready"));
-    check(vec![nic.clone()], expect![[r#"launch nic: input "ready": launch host9 does not exist"#]]);
-    nic.inputs = vec![LaunchInput::Bytes { name: "timeline.json".into(), bytes: vec![] }];
-    check(vec![nic.clone()], expect![[r#"launch nic: input "timeline.json": reserved name (the orchestrator's own files)"#]]);
+    check(
+        vec![nic.clone()],
+        expect![[r#"launch nic: input "ready": launch host9 does not exist"#]],
+    );
+    nic.inputs = vec![LaunchInput::Bytes {
+        name: "timeline.json".into(),
+        bytes: vec![],
+    }];
+    check(
+        vec![nic.clone()],
+        expect![[
+            r#"launch nic: input "timeline.json": reserved name (the orchestrator's own files)"#
+        ]],
+    );
     nic.inputs = vec![from("host", "ready")];
     nic.outputs = vec!["ready".into()];
-    check(vec![launch("host", "host0", Role::Host), nic.clone()], expect![[
-        r#"launch nic: input "ready": named twice (inputs and outputs share the run directory)"#
-    ]]);
+    check(
+        vec![launch("host", "host0", Role::Host), nic.clone()],
+        expect![[
+            r#"launch nic: input "ready": named twice (inputs and outputs share the run directory)"#
+        ]],
+    );
     nic.outputs.clear();
-    check(vec![nic, launch("host", "host0", Role::Host)], expect![["2"]]);
+    check(
+        vec![nic, launch("host", "host0", Role::Host)],
+        expect![["2"]],
+    );
 }
 
 #[test]
 fn clocks_too_far_off_or_too_uncertain_are_refused() {
     let check = |offset_ns: i64, rtt_ns: u64, expected: Expect| {
-        let clock = ClockOffset { offset_ns, rtt_ns, samples: 5 };
-        expected.assert_eq(&check_clock("bf2", &clock).err().unwrap_or_else(|| "shifted".into()));
+        let clock = ClockOffset {
+            offset_ns,
+            rtt_ns,
+            samples: 5,
+        };
+        expected.assert_eq(
+            &check_clock("bf2", &clock)
+                .err()
+                .unwrap_or_else(|| "shifted".into()),
+        );
     };
     check(-250_000_000, 2_000_000, expect![["shifted"]]);
-    check(1_500_000_000, 2_000_000, expect![[
-        "clock of bf2 is 1500 ms off this machine's (at most 1000 ms is shifted for): synchronise the clocks (chrony or NTP) and run again"
-    ]]);
-    check(3_000_000, 600_000_000, expect![[
-        "clock offset of bf2 is known only within ±300 ms (at most 200 ms): the SSH round trip is too long; run the orchestrator closer to the machines (e.g. on a node of the experiment)"
-    ]]);
+    check(
+        1_500_000_000,
+        2_000_000,
+        expect![[
+            "clock of bf2 is 1500 ms off this machine's (at most 1000 ms is shifted for): synchronise the clocks (chrony or NTP) and run again"
+        ]],
+    );
+    check(
+        3_000_000,
+        600_000_000,
+        expect![[
+            "clock offset of bf2 is known only within ±300 ms (at most 200 ms): the SSH round trip is too long; run the orchestrator closer to the machines (e.g. on a node of the experiment)"
+        ]],
+    );
 }
 
 #[test]
 fn the_dry_run_renders_the_first_point_without_connecting() {
     let dir = tempfile::tempdir().unwrap();
     let manifest_path = write_files(dir.path(), HOSTS, &manifest(2, ""));
-    let text = dry_run(&dir.path().join("hosts.toml"), &manifest_path, Variant::Quick).unwrap_or_else(|e| panic!("{e}"));
+    let text = dry_run(
+        &dir.path().join("hosts.toml"),
+        &manifest_path,
+        Variant::Quick,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // The local binary's path depends on the build; everything else is fixed.
     let text: String = text
         .lines()
-        .map(|line| match (line.find("upload RoleBinary "), line.find(" -> ")) {
-            (Some(start), Some(arrow)) => format!("{}<naam-role>{}\n", &line[..start + "upload RoleBinary ".len()], &line[arrow..]),
-            _ => format!("{line}\n"),
-        })
+        .map(
+            |line| match (line.find("upload RoleBinary "), line.find(" -> ")) {
+                (Some(start), Some(arrow)) => format!(
+                    "{}<naam-role>{}\n",
+                    &line[..start + "upload RoleBinary ".len()],
+                    &line[arrow..]
+                ),
+                _ => format!("{line}\n"),
+            },
+        )
         .collect();
     let text = text.replace(&dir.path().display().to_string(), "<dir>");
     expect![[r#"

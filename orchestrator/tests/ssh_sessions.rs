@@ -21,16 +21,42 @@ fn unknown_host_key_is_refused_and_the_printed_command_accepts_it() {
     let mut host = host0(&testbed);
     host.known_hosts = testbed.dir.path().join("empty_known_hosts");
     let err = Connection::open(&host, &ConnectOptions::default()).unwrap_err();
-    let SshError::UnknownHostKey { accept_command, fingerprint, .. } = &err else { panic!("expected UnknownHostKey, got {err}") };
+    let SshError::UnknownHostKey {
+        accept_command,
+        fingerprint,
+        ..
+    } = &err
+    else {
+        panic!("expected UnknownHostKey, got {err}")
+    };
     let message = err.to_string();
     assert!(message.contains("ssh-keyscan -p"), "{message}");
-    assert!(message.contains(&host.known_hosts.display().to_string()), "{message}");
-    let expected_fingerprint = support::run_ok("ssh-keygen", &["-l", "-f", testbed.nodes[0].dir.join("host_ed25519.pub").to_str().unwrap()]);
-    assert!(expected_fingerprint.contains(fingerprint.as_str()), "{fingerprint} not in {expected_fingerprint}");
+    assert!(
+        message.contains(&host.known_hosts.display().to_string()),
+        "{message}"
+    );
+    let expected_fingerprint = support::run_ok(
+        "ssh-keygen",
+        &[
+            "-l",
+            "-f",
+            testbed.nodes[0]
+                .dir
+                .join("host_ed25519.pub")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert!(
+        expected_fingerprint.contains(fingerprint.as_str()),
+        "{fingerprint} not in {expected_fingerprint}"
+    );
     // Running exactly the advertised command makes the next connection succeed.
     support::run_ok("/bin/sh", &["-c", accept_command]);
     let mut connection = Connection::open(&host, &ConnectOptions::default()).expect("accepted key");
-    let output = connection.run_checked(&ShellLine::new().op("echo accepted"), 10_000).unwrap();
+    let output = connection
+        .run_checked(&ShellLine::new().op("echo accepted"), 10_000)
+        .unwrap();
     assert_eq!(output.stdout_text(), "accepted\n");
 }
 
@@ -46,7 +72,10 @@ fn changed_host_key_is_refused_loudly() {
     keygen(&node.dir.join("host_ed25519"), "reinstalled");
     node.restart();
     let err = Connection::open(&host, &ConnectOptions::default()).unwrap_err();
-    assert!(matches!(err, SshError::HostKeyChanged { .. }), "expected HostKeyChanged, got {err}");
+    assert!(
+        matches!(err, SshError::HostKeyChanged { .. }),
+        "expected HostKeyChanged, got {err}"
+    );
     let message = err.to_string();
     assert!(message.contains("HOST KEY CHANGED"), "{message}");
     assert!(message.contains("ssh-keygen -R '[127.0.0.1]:"), "{message}");
@@ -60,15 +89,24 @@ fn wrong_client_key_is_rejected_without_retries_and_without_secrets() {
     keygen(&other_key, "not-authorized");
     host.identity_file = other_key.clone();
     let err = Connection::open(&host, &ConnectOptions::default()).unwrap_err();
-    assert!(matches!(err, SshError::AuthRejected { .. }), "expected AuthRejected, got {err}");
+    assert!(
+        matches!(err, SshError::AuthRejected { .. }),
+        "expected AuthRejected, got {err}"
+    );
     let private_key = fs::read_to_string(&other_key).unwrap();
     let key_body = private_key.lines().nth(1).unwrap();
     for shown in [err.to_string(), format!("{err:?}")] {
-        assert!(!shown.contains(key_body), "the private key leaked into an error message");
+        assert!(
+            !shown.contains(key_body),
+            "the private key leaked into an error message"
+        );
     }
     let sshd_log = fs::read_to_string(testbed.nodes[0].dir.join("sshd.log")).unwrap();
     let attempts = sshd_log.matches("Failed publickey for root").count();
-    assert_eq!(attempts, 1, "a rejected key must not be retried; sshd log:\n{sshd_log}");
+    assert_eq!(
+        attempts, 1,
+        "a rejected key must not be retried; sshd log:\n{sshd_log}"
+    );
 }
 
 #[test]
@@ -98,12 +136,41 @@ fn missing_identity_file_is_named() {
 fn arguments_survive_the_real_remote_shell_byte_for_byte() {
     let testbed = Testbed::start();
     let mut connection = Connection::open(&host0(&testbed), &ConnectOptions::default()).unwrap();
-    let nasty = ["plain", "", "two words", "it's", "\"dq\"", "$HOME", "`id`", "$(id)", "a\nb", "*", "; rm -rf /", "\\", "é"];
-    let command = RemoteCommand::new("printf").unwrap().arg("%s\\0").unwrap().args(nasty).unwrap();
-    let output = connection.run_checked(&ShellLine::from(&command), 10_000).unwrap();
-    let echoed: Vec<String> = output.stdout.split(|&b| b == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+    let nasty = [
+        "plain",
+        "",
+        "two words",
+        "it's",
+        "\"dq\"",
+        "$HOME",
+        "`id`",
+        "$(id)",
+        "a\nb",
+        "*",
+        "; rm -rf /",
+        "\\",
+        "é",
+    ];
+    let command = RemoteCommand::new("printf")
+        .unwrap()
+        .arg("%s\\0")
+        .unwrap()
+        .args(nasty)
+        .unwrap();
+    let output = connection
+        .run_checked(&ShellLine::from(&command), 10_000)
+        .unwrap();
+    let echoed: Vec<String> = output
+        .stdout
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
     assert_eq!(&echoed[..nasty.len()], &nasty[..]);
-    assert_eq!(echoed.len(), nasty.len() + 1, "one trailing empty piece after the last NUL");
+    assert_eq!(
+        echoed.len(),
+        nasty.len() + 1,
+        "one trailing empty piece after the last NUL"
+    );
 }
 
 #[test]
@@ -111,7 +178,9 @@ fn failing_command_reports_status_and_stderr() {
     let testbed = Testbed::start();
     let mut connection = Connection::open(&host0(&testbed), &ConnectOptions::default()).unwrap();
     let command = RemoteCommand::from_argv(["/bin/sh", "-c", "echo oops >&2; exit 7"]).unwrap();
-    let err = connection.run_checked(&ShellLine::from(&command), 10_000).unwrap_err();
+    let err = connection
+        .run_checked(&ShellLine::from(&command), 10_000)
+        .unwrap_err();
     match err {
         SshError::CommandFailed { status, stderr, .. } => {
             assert_eq!(status, 7);
@@ -131,12 +200,23 @@ fn every_host_gets_its_own_session_in_parallel() {
         let mut connection = result.unwrap_or_else(|e| panic!("{}: {e}", host.name));
         let marker = format!("session-{}", host.name);
         let echo = RemoteCommand::from_argv(["echo", &marker]).unwrap();
-        assert_eq!(connection.run_checked(&ShellLine::from(&echo), 10_000).unwrap().stdout_text().trim(), marker);
+        assert_eq!(
+            connection
+                .run_checked(&ShellLine::from(&echo), 10_000)
+                .unwrap()
+                .stdout_text()
+                .trim(),
+            marker
+        );
         assert_eq!(connection.host().name, host.name);
     }
     for node in &testbed.nodes {
         let log = fs::read_to_string(node.dir.join("sshd.log")).unwrap();
-        assert!(log.contains("Accepted publickey for root"), "{}: {log}", node.name);
+        assert!(
+            log.contains("Accepted publickey for root"),
+            "{}: {log}",
+            node.name
+        );
     }
 }
 
@@ -149,10 +229,15 @@ fn the_clock_probe_brackets_the_remote_clock_within_its_round_trip() {
     // between send and receive, so the estimate is within half the round trip.
     assert_eq!(clock.samples, 7);
     assert!(clock.rtt_ns > 0, "{clock:?}");
-    assert!(clock.offset_ns.unsigned_abs() <= clock.error_bound_ns(), "{clock:?}");
+    assert!(
+        clock.offset_ns.unsigned_abs() <= clock.error_bound_ns(),
+        "{clock:?}"
+    );
     // A dialogue answers every round, in order.
     let line = ShellLine::new().op("i=0; while IFS= read -r _; do i=$((i+1)); echo \"$i\"; done");
-    let replies = connection.dialogue(&line, 3, 10_000, naam_orchestrator::telemetry::unix_now_ns).unwrap();
+    let replies = connection
+        .dialogue(&line, 3, 10_000, naam_orchestrator::telemetry::unix_now_ns)
+        .unwrap();
     let texts: Vec<&str> = replies.iter().map(|(_, text, _)| text.as_str()).collect();
     assert_eq!(texts, ["1", "2", "3"]);
     assert!(replies.iter().all(|(sent, _, received)| sent <= received));

@@ -180,11 +180,25 @@ pub fn run_plan(
 fn code_change(sessions: &[naam_results::Session]) -> Option<String> {
     let (this, earlier) = sessions.split_last()?;
     let name = |s: &naam_results::Session| {
-        let commit = s.code.commit.as_deref().map_or("no commit", |c| &c[..c.len().min(12)]);
-        let dirty = s.code.dirty_diff_sha256.as_deref().map_or(String::new(), |h| format!("+dirty {}", &h[..h.len().min(12)]));
+        let commit = s
+            .code
+            .commit
+            .as_deref()
+            .map_or("no commit", |c| &c[..c.len().min(12)]);
+        let dirty = s
+            .code
+            .dirty_diff_sha256
+            .as_deref()
+            .map_or(String::new(), |h| {
+                format!("+dirty {}", &h[..h.len().min(12)])
+            });
         format!("{commit}{dirty}")
     };
-    let mut others: Vec<String> = earlier.iter().filter(|s| s.code != this.code).map(name).collect();
+    let mut others: Vec<String> = earlier
+        .iter()
+        .filter(|s| s.code != this.code)
+        .map(name)
+        .collect();
     others.dedup();
     (!others.is_empty()).then(|| {
         format!(

@@ -206,7 +206,10 @@ fn a_resume_under_other_code_says_the_run_mixes_code_versions() {
     let second = run_plan(&plan, &mut SyntheticExecutor::default(), &opts).expect("resume");
     assert_eq!(second.status, RunStatus::Complete);
     let note = second.code_changed.expect("the resume under v2 is flagged");
-    assert!(note.contains("earlier sessions") && note.contains("--fresh"), "{note}");
+    assert!(
+        note.contains("earlier sessions") && note.contains("--fresh"),
+        "{note}"
+    );
 
     // Nothing left to measure: a third session under the same code adds no note.
     let third = run_plan(&plan, &mut SyntheticExecutor::default(), &opts).expect("rerun");

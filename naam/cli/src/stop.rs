@@ -27,7 +27,9 @@ pub fn install() -> Arc<AtomicBool> {
         while SIGNALS.load(Ordering::Relaxed) == 0 {
             std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("naam: stopping after the current point (Ctrl-C again to abort; the run resumes with the same command)");
+        eprintln!(
+            "naam: stopping after the current point (Ctrl-C again to abort; the run resumes with the same command)"
+        );
         watched.store(true, Ordering::Relaxed);
     });
     flag

@@ -14,7 +14,11 @@ fn naam(args: &[&str]) -> Output {
 
 fn stdout(args: &[&str]) -> String {
     let out = naam(args);
-    assert!(out.status.success(), "naam {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "naam {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
@@ -40,43 +44,97 @@ fn every_command_has_help() {
 
 #[test]
 fn every_manifest_checks_in_json() {
-    let report: serde_json::Value = serde_json::from_str(&stdout(&["check", "--json"])).expect("JSON");
-    assert_eq!(report["manifests"].as_array().map(Vec::len), Some(6), "{report}");
-    assert_eq!(report["errors"].as_array().map(Vec::len), Some(0), "{report}");
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(&["check", "--json"])).expect("JSON");
+    assert_eq!(
+        report["manifests"].as_array().map(Vec::len),
+        Some(6),
+        "{report}"
+    );
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
 }
 
 #[test]
 fn a_broken_manifest_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
-    std::fs::write(&path, "schema = 1\nid = \"mica-ycsb-b\"\nseriess = [\"host\"]\n").unwrap();
+    std::fs::write(
+        &path,
+        "schema = 1\nid = \"mica-ycsb-b\"\nseriess = [\"host\"]\n",
+    )
+    .unwrap();
     let out = naam(&["check", path.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.toml") && err.contains("seriess"), "{err}");
+    assert!(
+        err.contains("broken.toml") && err.contains("seriess"),
+        "{err}"
+    );
 }
 
 #[test]
 fn ycsb_writes_op_keynum_key_csv() {
-    let out = stdout(&["workload", "ycsb", "--records", "1000", "--operations", "200", "--seed", "7", "--workload", "b"]);
+    let out = stdout(&[
+        "workload",
+        "ycsb",
+        "--records",
+        "1000",
+        "--operations",
+        "200",
+        "--seed",
+        "7",
+        "--workload",
+        "b",
+    ]);
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("op,keynum,key"));
     let ops: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(ops.len(), 200);
-    assert!(ops.iter().all(|op| *op == "read" || *op == "update"), "YCSB-B reads and updates only");
+    assert!(
+        ops.iter().all(|op| *op == "read" || *op == "update"),
+        "YCSB-B reads and updates only"
+    );
     // Seeded: the same command prints the same trace.
-    assert_eq!(out, stdout(&["workload", "ycsb", "--records", "1000", "--operations", "200", "--seed", "7", "--workload", "b"]));
+    assert_eq!(
+        out,
+        stdout(&[
+            "workload",
+            "ycsb",
+            "--records",
+            "1000",
+            "--operations",
+            "200",
+            "--seed",
+            "7",
+            "--workload",
+            "b"
+        ])
+    );
 }
 
 #[test]
 fn mica_replay_prints_the_same_answers_natively_and_in_the_vm() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("trace.txt");
-    std::fs::write(&trace, "S 6b31 76616c31\nG 6b31\nG 6b32\nS 6b32 7632\nD 6b31\nG 6b31\nG 6b32\nD 6b33\n").unwrap();
+    std::fs::write(
+        &trace,
+        "S 6b31 76616c31\nG 6b31\nG 6b32\nS 6b32 7632\nD 6b31\nG 6b31\nG 6b32\nD 6b33\n",
+    )
+    .unwrap();
     let t = trace.to_str().unwrap();
     let native = stdout(&["workload", "mica", "--trace", t, "--via", "native"]);
-    assert_eq!(native, "S ok\nG hit 76616c31\nG miss\nS ok\nD ok\nG miss\nG hit 7632\nD miss\n");
-    assert_eq!(stdout(&["workload", "mica", "--trace", t, "--via", "vm"]), native);
+    assert_eq!(
+        native,
+        "S ok\nG hit 76616c31\nG miss\nS ok\nD ok\nG miss\nG hit 7632\nD miss\n"
+    );
+    assert_eq!(
+        stdout(&["workload", "mica", "--trace", t, "--via", "vm"]),
+        native
+    );
 }
 
 #[test]
@@ -84,12 +142,42 @@ fn btree_replay_prints_key_found_value_csv_in_input_order() {
     let dir = tempfile::tempdir().unwrap();
     let load = dir.path().join("load.csv");
     let lookups = dir.path().join("keys.txt");
-    std::fs::write(&load, (1..=500u64).map(|k| format!("{},{}\n", k * 3, k * 7)).collect::<String>()).unwrap();
+    std::fs::write(
+        &load,
+        (1..=500u64)
+            .map(|k| format!("{},{}\n", k * 3, k * 7))
+            .collect::<String>(),
+    )
+    .unwrap();
     std::fs::write(&lookups, "3\n4\n1500\n0\n").unwrap();
     let (l, k) = (load.to_str().unwrap(), lookups.to_str().unwrap());
-    let native = stdout(&["workload", "btree", "--load", l, "--lookups", k, "--via", "native"]);
-    assert_eq!(native, "key,found,value\n3,true,7\n4,false,\n1500,true,3500\n0,false,\n");
-    assert_eq!(stdout(&["workload", "btree", "--load", l, "--lookups", k, "--via", "vm"]), native);
+    let native = stdout(&[
+        "workload",
+        "btree",
+        "--load",
+        l,
+        "--lookups",
+        k,
+        "--via",
+        "native",
+    ]);
+    assert_eq!(
+        native,
+        "key,found,value\n3,true,7\n4,false,\n1500,true,3500\n0,false,\n"
+    );
+    assert_eq!(
+        stdout(&[
+            "workload",
+            "btree",
+            "--load",
+            l,
+            "--lookups",
+            k,
+            "--via",
+            "vm"
+        ]),
+        native
+    );
 }
 
 #[test]
@@ -107,10 +195,30 @@ fn deploy_dry_run_renders_a_plan_without_connecting() {
             known.display()
         )
     };
-    let text = [host("server", "\"host\", \"nic\"", 2201, "10.0.0.1"), host("client0", "\"client\"", 2202, "10.0.0.2")].join("\n");
+    let text = [
+        host("server", "\"host\", \"nic\"", 2201, "10.0.0.1"),
+        host("client0", "\"client\"", 2202, "10.0.0.2"),
+    ]
+    .join("\n");
     std::fs::write(&inventory, text).unwrap();
-    let out = naam(&["deploy", "--dry-run", "--inventory", inventory.to_str().unwrap(), "--manifest", "experiments/mica-ycsb-b.toml", "--quick"]);
+    let out = naam(&[
+        "deploy",
+        "--dry-run",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--manifest",
+        "experiments/mica-ycsb-b.toml",
+        "--quick",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}{}", text, String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("dry run") && text.contains("server") && text.contains("client0"), "{text}");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("dry run") && text.contains("server") && text.contains("client0"),
+        "{text}"
+    );
 }

@@ -17,11 +17,18 @@ fn setup(functions_live: u32) -> (Executor, Vec<u8>, Vec<u8>) {
     let mut functions = FunctionTable::new();
     for f in 0..functions_live {
         let tenant = TenantId(f % 100);
-        functions.register_ebpf(tenant, FunctionId(f), "trivial", Code::Raw(&TRIVIAL)).unwrap();
+        functions
+            .register_ebpf(tenant, FunctionId(f), "trivial", Code::Raw(&TRIVIAL))
+            .unwrap();
     }
     let mut regions = RegionTable::new(RkeySecret([3; 16]));
     let region = regions.register(TenantId(7), 4096, Perms::READ).unwrap();
-    let exec = Executor::new(ExecutorConfig::new(Location::Host), Arc::new(functions), Arc::new(regions)).unwrap();
+    let exec = Executor::new(
+        ExecutorConfig::new(Location::Host),
+        Arc::new(functions),
+        Arc::new(regions),
+    )
+    .unwrap();
     let args = [1u8; 24];
     let msg = Invoke {
         tenant: TenantId(7),
@@ -43,7 +50,9 @@ fn setup(functions_live: u32) -> (Executor, Vec<u8>, Vec<u8>) {
 }
 
 fn one_message(exec: &mut Executor, frame: &[u8], data: &[u8], reply: &mut Vec<u8>) {
-    let Ok(Frame::Invoke(msg)) = Frame::decode(frame) else { unreachable!() };
+    let Ok(Frame::Invoke(msg)) = Frame::decode(frame) else {
+        unreachable!()
+    };
     exec.submit(Nanos(1), Nanos(0), 0, &msg);
     while let Some(a) = exec.poll_access() {
         exec.complete_access(a.id, data);
@@ -54,7 +63,9 @@ fn one_message(exec: &mut Executor, frame: &[u8], data: &[u8], reply: &mut Vec<u
 
 fn bench(c: &mut Criterion) {
     let (_, frame, _) = setup(10);
-    c.bench_function("decode_invoke", |b| b.iter(|| black_box(Frame::decode(black_box(&frame)).is_ok())));
+    c.bench_function("decode_invoke", |b| {
+        b.iter(|| black_box(Frame::decode(black_box(&frame)).is_ok()))
+    });
     for live in [10u32, 10_000] {
         let (mut exec, frame, data) = setup(live);
         let mut reply = Vec::new();

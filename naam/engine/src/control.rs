@@ -112,7 +112,14 @@ impl Controller {
     /// A controller of the rule `key` (usually [`RuleKey::DEFAULT`]).
     pub fn new(policy: Box<dyn Policy>, key: RuleKey) -> Controller {
         let current = policy.initial();
-        Controller { policy, key, view: LoadView::default(), current, changes: VecDeque::new(), changes_dropped: 0 }
+        Controller {
+            policy,
+            key,
+            view: LoadView::default(),
+            current,
+            changes: VecDeque::new(),
+            changes_dropped: 0,
+        }
     }
 
     /// The policy's name.
@@ -163,7 +170,9 @@ impl Controller {
 
     fn decide(&mut self, now: Nanos) -> Option<RuleChange> {
         let next = self.policy.decide(now, &self.view, &self.current)?;
-        if next.shares == self.current.shares && next.pushback_credit_insn == self.current.pushback_credit_insn {
+        if next.shares == self.current.shares
+            && next.pushback_credit_insn == self.current.pushback_credit_insn
+        {
             return None;
         }
         let change = RuleChange {

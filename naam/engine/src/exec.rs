@@ -23,14 +23,20 @@ use std::sync::Arc;
 
 use naam_vm::{Helpers, Memory, Program, Trap, Vm, VmConfig};
 
-use crate::abi::{self, ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, RETRIES_MAX, STATE_BYTES_MAX, STEPS_MAX};
+use crate::abi::{
+    self, ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, RETRIES_MAX, STATE_BYTES_MAX,
+    STEPS_MAX,
+};
 use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
 use crate::region::{Denial, RegionTable};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
-use crate::wire::{Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, LoadSample, Reply, ReplyAddr, Status};
+use crate::wire::{
+    Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, LoadSample, Reply, ReplyAddr,
+    Status,
+};
 
 /// Upper bound of [`ExecutorConfig::inflight_max`].
 pub const INFLIGHT_LIMIT: usize = 4096;
@@ -52,7 +58,11 @@ pub struct ExecutorConfig {
 impl ExecutorConfig {
     /// A configuration for `location` with the default bounds.
     pub fn new(location: Location) -> ExecutorConfig {
-        ExecutorConfig { location, inflight_max: 256, step_budget_insn: STEP_BUDGET_INSN_DEFAULT }
+        ExecutorConfig {
+            location,
+            inflight_max: 256,
+            step_budget_insn: STEP_BUDGET_INSN_DEFAULT,
+        }
     }
 }
 
@@ -81,12 +91,18 @@ pub struct AccessId {
 impl AccessId {
     /// Packs into a u64 (e.g. the `read_id` of a one-sided read).
     pub fn to_u64(self) -> u64 {
-        (u64::from(self.generation & 0x00ff_ffff) << 40) | (u64::from(self.slot) << 8) | u64::from(self.index)
+        (u64::from(self.generation & 0x00ff_ffff) << 40)
+            | (u64::from(self.slot) << 8)
+            | u64::from(self.index)
     }
 
     /// Unpacks [`AccessId::to_u64`] (stale or forged values are caught at completion).
     pub fn from_u64(raw: u64) -> AccessId {
-        AccessId { slot: ((raw >> 8) & 0xffff_ffff) as u32, generation: (raw >> 40) as u32, index: raw as u8 }
+        AccessId {
+            slot: ((raw >> 8) & 0xffff_ffff) as u32,
+            generation: (raw >> 40) as u32,
+            index: raw as u8,
+        }
     }
 }
 
@@ -254,7 +270,11 @@ impl Slot {
             reply_to: self.reply_to,
             args: &self.args[..self.args_len],
             descriptors: self.current,
-            origin: if self.step == 0 { Descriptors::new() } else { self.origin },
+            origin: if self.step == 0 {
+                Descriptors::new()
+            } else {
+                self.origin
+            },
             state: &self.state[..self.state_len],
         }
     }
@@ -300,9 +320,15 @@ impl std::fmt::Debug for Executor {
 
 impl Executor {
     /// An executor over shared function and region tables.
-    pub fn new(config: ExecutorConfig, functions: Arc<FunctionTable>, regions: Arc<RegionTable>) -> Result<Executor, ConfigError> {
+    pub fn new(
+        config: ExecutorConfig,
+        functions: Arc<FunctionTable>,
+        regions: Arc<RegionTable>,
+    ) -> Result<Executor, ConfigError> {
         if config.inflight_max == 0 || config.inflight_max > INFLIGHT_LIMIT {
-            return Err(ConfigError::InflightMax { value: config.inflight_max });
+            return Err(ConfigError::InflightMax {
+                value: config.inflight_max,
+            });
         }
         if config.step_budget_insn == 0 {
             return Err(ConfigError::StepBudget);
@@ -313,7 +339,9 @@ impl Executor {
             functions,
             helpers,
             regions,
-            vm: Vm::new(VmConfig { budget_insn: config.step_budget_insn }),
+            vm: Vm::new(VmConfig {
+                budget_insn: config.step_budget_insn,
+            }),
             step_ctx: StepCtx::default(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -377,7 +405,16 @@ impl Executor {
     pub fn submit(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>) {
         self.stats.submitted += 1;
         let Some(entry) = self.functions.get(invoke.tenant, invoke.function).cloned() else {
-            self.refuse(now, arrived_at, source, invoke, ErrorCode { kind: ErrorKind::UnknownFunction, detail: 0 });
+            self.refuse(
+                now,
+                arrived_at,
+                source,
+                invoke,
+                ErrorCode {
+                    kind: ErrorKind::UnknownFunction,
+                    detail: 0,
+                },
+            );
             return;
         };
         self.stats.function(entry.slot).invocations += 1;
@@ -404,7 +441,9 @@ impl Executor {
     /// Hands back the bytes of an access. Stale, duplicate or mis-sized completions are
     /// ignored and return `false`.
     pub fn complete_access(&mut self, id: AccessId, data: &[u8]) -> bool {
-        let Some(slot) = self.live_slot(id, Phase::Accessing) else { return false };
+        let Some(slot) = self.live_slot(id, Phase::Accessing) else {
+            return false;
+        };
         let index = usize::from(id.index);
         let bit = 1u8 << id.index;
         let expected = slot.current.as_slice().get(index).map(|d| d.len as usize);
@@ -426,8 +465,14 @@ impl Executor {
             return false;
         }
         let code = match failure {
-            AccessFailure::Denied(detail) => ErrorCode { kind: ErrorKind::AccessDenied, detail },
-            AccessFailure::DataPath => ErrorCode { kind: ErrorKind::DataPath, detail: 0 },
+            AccessFailure::Denied(detail) => ErrorCode {
+                kind: ErrorKind::AccessDenied,
+                detail,
+            },
+            AccessFailure::DataPath => ErrorCode {
+                kind: ErrorKind::DataPath,
+                detail: 0,
+            },
         };
         self.finish(now, id.slot, Status::Error(code));
         true
@@ -441,7 +486,12 @@ impl Executor {
     }
 
     /// Ends a host-native call with its reply bytes or a function error code.
-    pub fn complete_native(&mut self, now: Nanos, id: AccessId, result: Result<&[u8], u32>) -> bool {
+    pub fn complete_native(
+        &mut self,
+        now: Nanos,
+        id: AccessId,
+        result: Result<&[u8], u32>,
+    ) -> bool {
         if self.live_slot(id, Phase::Native).is_none() {
             return false;
         }
@@ -454,7 +504,10 @@ impl Executor {
                 self.step_ctx.reply_len = len;
                 Status::Ok
             }
-            Err(detail) => Status::Error(ErrorCode { kind: ErrorKind::FunctionError, detail }),
+            Err(detail) => Status::Error(ErrorCode {
+                kind: ErrorKind::FunctionError,
+                detail,
+            }),
         };
         self.finish(now, id.slot, status);
         true
@@ -464,7 +517,9 @@ impl Executor {
     pub fn run(&mut self, now: Nanos, steps_max: usize) -> usize {
         let mut ran = 0;
         while ran < steps_max {
-            let Some(index) = self.ready.pop_front() else { break };
+            let Some(index) = self.ready.pop_front() else {
+                break;
+            };
             self.run_step(now, index);
             ran += 1;
         }
@@ -489,15 +544,25 @@ impl Executor {
             .front()
             .map_or(0, |&i| now.since(self.slots[i as usize].arrived_at));
         let queue_len = self.ready.len() as u32;
-        self.period.take(now, self.config.location, busy_ns, queue_len, oldest_waiting_ns)
+        self.period.take(
+            now,
+            self.config.location,
+            busy_ns,
+            queue_len,
+            oldest_waiting_ns,
+        )
     }
 
     // ---- internals -----------------------------------------------------------------------
 
     /// Why a message cannot be started here, if it cannot.
     fn admission(&self, invoke: &Invoke<'_>, entry: &FunctionEntry) -> Option<ErrorCode> {
-        if matches!(entry.body, FunctionBody::HostNative) && self.config.location != Location::Host {
-            return Some(ErrorCode { kind: ErrorKind::WrongLocation, detail: 0 });
+        if matches!(entry.body, FunctionBody::HostNative) && self.config.location != Location::Host
+        {
+            return Some(ErrorCode {
+                kind: ErrorKind::WrongLocation,
+                detail: 0,
+            });
         }
         // Host-native functions (writes) are never pushed back: they run only where the data is.
         let pushback_share = matches!(entry.body, FunctionBody::Ebpf(_))
@@ -505,10 +570,21 @@ impl Executor {
             && invoke.flags.has(InvokeFlags::ALLOW_PUSHBACK)
             && steer_bucket(invoke.request_id) < self.client_permille;
         let full = self.free.is_empty() && self.slots.len() >= self.config.inflight_max;
-        (pushback_share || full).then_some(ErrorCode { kind: ErrorKind::Overloaded, detail: 0 })
+        (pushback_share || full).then_some(ErrorCode {
+            kind: ErrorKind::Overloaded,
+            detail: 0,
+        })
     }
 
-    fn refuse_or_push_back(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, entry: &FunctionEntry, code: ErrorCode) {
+    fn refuse_or_push_back(
+        &mut self,
+        now: Nanos,
+        arrived_at: Nanos,
+        source: u64,
+        invoke: &Invoke<'_>,
+        entry: &FunctionEntry,
+        code: ErrorCode,
+    ) {
         let can_push = code.kind == ErrorKind::Overloaded
             && matches!(entry.body, FunctionBody::Ebpf(_))
             && invoke.flags.has(InvokeFlags::ALLOW_PUSHBACK)
@@ -524,7 +600,14 @@ impl Executor {
         self.refuse(now, arrived_at, source, invoke, code);
     }
 
-    fn refuse(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, code: ErrorCode) {
+    fn refuse(
+        &mut self,
+        now: Nanos,
+        arrived_at: Nanos,
+        source: u64,
+        invoke: &Invoke<'_>,
+        code: ErrorCode,
+    ) {
         self.stats.count_error(code.kind);
         self.scratch.clear();
         self.push_done(now, arrived_at, source, invoke, Status::Error(code), 0, 0);
@@ -532,7 +615,16 @@ impl Executor {
 
     /// Queues a completion for a message that never got a slot (payload: `self.scratch`).
     #[allow(clippy::too_many_arguments)]
-    fn push_done(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>, status: Status, steps: u8, insn: u64) {
+    fn push_done(
+        &mut self,
+        now: Nanos,
+        arrived_at: Nanos,
+        source: u64,
+        invoke: &Invoke<'_>,
+        status: Status,
+        steps: u8,
+        insn: u64,
+    ) {
         let completion = Completion {
             source,
             reply_to: invoke.reply_to,
@@ -571,7 +663,8 @@ impl Executor {
 
     fn live_slot(&mut self, id: AccessId, phase: Phase) -> Option<&mut Slot> {
         let slot = self.slots.get_mut(id.slot as usize)?;
-        (slot.generation & 0x00ff_ffff == id.generation & 0x00ff_ffff && slot.phase == phase).then_some(slot)
+        (slot.generation & 0x00ff_ffff == id.generation & 0x00ff_ffff && slot.phase == phase)
+            .then_some(slot)
     }
 
     /// Checks the slot's current descriptors and hands them out (or to the native queue).
@@ -585,12 +678,23 @@ impl Executor {
             }
         }
         let slot = &mut self.slots[index as usize];
-        let id = |i: usize| AccessId { slot: index, generation: slot.generation, index: i as u8 };
-        if matches!(slot.function.as_deref().map(|f| &f.body), Some(FunctionBody::HostNative)) {
+        let id = |i: usize| AccessId {
+            slot: index,
+            generation: slot.generation,
+            index: i as u8,
+        };
+        if matches!(
+            slot.function.as_deref().map(|f| &f.body),
+            Some(FunctionBody::HostNative)
+        ) {
             slot.phase = Phase::Native;
             slot.started_at.get_or_insert(now);
             let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
-            self.natives.push_back(NativeRequest { id: id(0), tenant: slot.tenant, function });
+            self.natives.push_back(NativeRequest {
+                id: id(0),
+                tenant: slot.tenant,
+                function,
+            });
             return;
         }
         if slot.current.is_empty() {
@@ -601,7 +705,12 @@ impl Executor {
         slot.phase = Phase::Accessing;
         slot.pending_mask = ((1u16 << slot.current.len()) - 1) as u8;
         for (i, d) in slot.current.as_slice().iter().enumerate() {
-            let request = AccessRequest { id: id(i), tenant: slot.tenant, region: checked[i], descriptor: *d };
+            let request = AccessRequest {
+                id: id(i),
+                tenant: slot.tenant,
+                region: checked[i],
+                descriptor: *d,
+            };
             self.accesses.push_back(request);
         }
     }
@@ -613,7 +722,10 @@ impl Executor {
         if let Some(f) = slot.function.clone() {
             self.stats.function(f.slot).denials += 1;
         }
-        let code = ErrorCode { kind: ErrorKind::AccessDenied, detail: denial.code() };
+        let code = ErrorCode {
+            kind: ErrorKind::AccessDenied,
+            detail: denial.code(),
+        };
         self.finish(now, index, Status::Error(code));
     }
 
@@ -623,10 +735,21 @@ impl Executor {
             slot.started_at = Some(now);
             self.period.record_queue_delay(now.since(slot.arrived_at));
         }
-        let Some(entry) = slot.function.clone() else { return };
-        let FunctionBody::Ebpf(program) = &entry.body else { return };
+        let Some(entry) = slot.function.clone() else {
+            return;
+        };
+        let FunctionBody::Ebpf(program) = &entry.body else {
+            return;
+        };
         self.step_ctx.reset();
-        let result = execute_step(&mut self.vm, program, &self.helpers, &mut self.step_ctx, slot, self.config.location);
+        let result = execute_step(
+            &mut self.vm,
+            program,
+            &self.helpers,
+            &mut self.step_ctx,
+            slot,
+            self.config.location,
+        );
         self.stats.steps += 1;
         let counters = self.stats.function(entry.slot);
         counters.steps += 1;
@@ -640,7 +763,10 @@ impl Executor {
             Err(trap) => {
                 counters.traps += 1;
                 self.stats.traps += 1;
-                let code = ErrorCode { kind: ErrorKind::Trap, detail: TrapClass::of(&trap) as u32 };
+                let code = ErrorCode {
+                    kind: ErrorKind::Trap,
+                    detail: TrapClass::of(&trap) as u32,
+                };
                 self.finish(now, index, Status::Error(code));
             }
         }
@@ -653,7 +779,14 @@ impl Executor {
             abi::RET_RETRY => self.retry(now, index),
             code => {
                 let detail = u32::try_from(code).unwrap_or(u32::MAX);
-                self.finish(now, index, Status::Error(ErrorCode { kind: ErrorKind::FunctionError, detail }));
+                self.finish(
+                    now,
+                    index,
+                    Status::Error(ErrorCode {
+                        kind: ErrorKind::FunctionError,
+                        detail,
+                    }),
+                );
             }
         }
     }
@@ -665,17 +798,30 @@ impl Executor {
         let location = self.config.location;
         let slot = &mut self.slots[index as usize];
         if reads.is_empty() {
-            let code = ErrorCode { kind: ErrorKind::Trap, detail: TrapClass::NextWithoutAccess as u32 };
+            let code = ErrorCode {
+                kind: ErrorKind::Trap,
+                detail: TrapClass::NextWithoutAccess as u32,
+            };
             return self.finish(now, index, Status::Error(code));
         }
         if usize::from(slot.step) + 1 >= STEPS_MAX {
-            return self.finish(now, index, Status::Error(ErrorCode { kind: ErrorKind::StepsExceeded, detail: 0 }));
+            return self.finish(
+                now,
+                index,
+                Status::Error(ErrorCode {
+                    kind: ErrorKind::StepsExceeded,
+                    detail: 0,
+                }),
+            );
         }
         slot.step += 1;
         slot.state_len = saved;
         slot.current = reads;
         let over_credit = credit.is_some_and(|c| slot.insn > c);
-        if over_credit && slot.flags.has(InvokeFlags::ALLOW_PUSHBACK) && location != Location::Client {
+        if over_credit
+            && slot.flags.has(InvokeFlags::ALLOW_PUSHBACK)
+            && location != Location::Client
+        {
             return self.push_back_continuation(now, index);
         }
         self.start_step(now, index);
@@ -684,7 +830,14 @@ impl Executor {
     fn retry(&mut self, now: Nanos, index: u32) {
         let slot = &mut self.slots[index as usize];
         if usize::from(slot.attempt) >= RETRIES_MAX {
-            return self.finish(now, index, Status::Error(ErrorCode { kind: ErrorKind::RetriesExceeded, detail: 0 }));
+            return self.finish(
+                now,
+                index,
+                Status::Error(ErrorCode {
+                    kind: ErrorKind::RetriesExceeded,
+                    detail: 0,
+                }),
+            );
         }
         slot.attempt += 1;
         slot.step = 0;
@@ -770,7 +923,13 @@ impl Executor {
     }
 }
 
-fn fill_slot(slot: &mut Slot, invoke: &Invoke<'_>, entry: Arc<FunctionEntry>, source: u64, arrived_at: Nanos) {
+fn fill_slot(
+    slot: &mut Slot,
+    invoke: &Invoke<'_>,
+    entry: Arc<FunctionEntry>,
+    source: u64,
+    arrived_at: Nanos,
+) {
     slot.phase = Phase::Accessing;
     slot.source = source;
     slot.reply_to = invoke.reply_to;
@@ -786,7 +945,11 @@ fn fill_slot(slot: &mut Slot, invoke: &Invoke<'_>, entry: Arc<FunctionEntry>, so
     slot.state[..invoke.state.len()].copy_from_slice(invoke.state);
     slot.state_len = invoke.state.len();
     slot.current = invoke.descriptors;
-    slot.origin = if invoke.step == 0 { invoke.descriptors } else { invoke.origin };
+    slot.origin = if invoke.step == 0 {
+        invoke.descriptors
+    } else {
+        invoke.origin
+    };
     slot.pending_mask = 0;
     slot.arrived_at = arrived_at;
     slot.started_at = None;
@@ -804,7 +967,17 @@ fn execute_step(
 ) -> Result<naam_vm::Exit, Trap> {
     let mut ctx = [0u8; abi::ctx::BYTES];
     let mut mem = Memory::new();
-    let Slot { args, args_len, state, state_len, current, data, step, attempt, .. } = slot;
+    let Slot {
+        args,
+        args_len,
+        state,
+        state_len,
+        current,
+        data,
+        step,
+        attempt,
+        ..
+    } = slot;
     let args_addr = map_read(&mut mem, &args[..*args_len]);
     let state_addr = mem.map_write(&mut state[..]).unwrap_or(0);
     put_u64(&mut ctx, abi::ctx::ARGS, args_addr);
@@ -821,7 +994,14 @@ fn execute_step(
         put_u32(&mut ctx, at + 8, d.len);
     }
     let ctx_addr = map_read(&mut mem, &ctx);
-    vm.run(program, &mut mem, helpers, step_ctx, ctx_addr, abi::ctx::BYTES as u64)
+    vm.run(
+        program,
+        &mut mem,
+        helpers,
+        step_ctx,
+        ctx_addr,
+        abi::ctx::BYTES as u64,
+    )
 }
 
 /// Maps a read-only buffer; an empty buffer gets the null address (any access to it traps).

@@ -140,19 +140,37 @@ impl FunctionTable {
     }
 
     /// Loads, verifies and registers an eBPF function.
-    pub fn register_ebpf(&mut self, tenant: TenantId, id: FunctionId, name: &str, code: Code<'_>) -> Result<(), FunctionError> {
+    pub fn register_ebpf(
+        &mut self,
+        tenant: TenantId,
+        id: FunctionId,
+        name: &str,
+        code: Code<'_>,
+    ) -> Result<(), FunctionError> {
         self.check_room(tenant, id, name)?;
         let loaded = match code {
             Code::Raw(bytes) => Program::from_raw(bytes, &self.helpers),
-            Code::Elf { object, name: section } => Program::from_elf(object, section, &self.helpers),
+            Code::Elf {
+                object,
+                name: section,
+            } => Program::from_elf(object, section, &self.helpers),
         };
-        let program = loaded.map_err(|source| FunctionError::Load { tenant, name: name.to_string(), source })?;
+        let program = loaded.map_err(|source| FunctionError::Load {
+            tenant,
+            name: name.to_string(),
+            source,
+        })?;
         self.insert(tenant, id, name, FunctionBody::Ebpf(program));
         Ok(())
     }
 
     /// Registers a host-native function (its code lives in the host role).
-    pub fn register_host_native(&mut self, tenant: TenantId, id: FunctionId, name: &str) -> Result<(), FunctionError> {
+    pub fn register_host_native(
+        &mut self,
+        tenant: TenantId,
+        id: FunctionId,
+        name: &str,
+    ) -> Result<(), FunctionError> {
         self.check_room(tenant, id, name)?;
         self.insert(tenant, id, name, FunctionBody::HostNative);
         Ok(())
@@ -160,7 +178,9 @@ impl FunctionTable {
 
     /// Removes a function; messages already running keep their `Arc` and finish.
     pub fn unregister(&mut self, tenant: TenantId, id: FunctionId) -> Result<(), FunctionError> {
-        self.entries.remove(&(tenant, id)).ok_or(FunctionError::NotFound { tenant, id })?;
+        self.entries
+            .remove(&(tenant, id))
+            .ok_or(FunctionError::NotFound { tenant, id })?;
         if let Some(count) = self.per_tenant.get_mut(&tenant) {
             *count = count.saturating_sub(1);
         }
@@ -192,18 +212,32 @@ impl FunctionTable {
         self.entries.values()
     }
 
-    fn check_room(&self, tenant: TenantId, id: FunctionId, name: &str) -> Result<(), FunctionError> {
+    fn check_room(
+        &self,
+        tenant: TenantId,
+        id: FunctionId,
+        name: &str,
+    ) -> Result<(), FunctionError> {
         if name.is_empty() || name.len() > FUNCTION_NAME_BYTES_MAX {
-            return Err(FunctionError::BadName { name: name.to_string(), max: FUNCTION_NAME_BYTES_MAX });
+            return Err(FunctionError::BadName {
+                name: name.to_string(),
+                max: FUNCTION_NAME_BYTES_MAX,
+            });
         }
         if self.entries.contains_key(&(tenant, id)) {
             return Err(FunctionError::Duplicate { tenant, id });
         }
         if self.entries.len() >= FUNCTIONS_MAX || self.next_slot as usize >= FUNCTIONS_MAX {
-            return Err(FunctionError::TooMany { what: "functions per table", max: FUNCTIONS_MAX });
+            return Err(FunctionError::TooMany {
+                what: "functions per table",
+                max: FUNCTIONS_MAX,
+            });
         }
         if self.per_tenant.get(&tenant).copied().unwrap_or(0) >= FUNCTIONS_PER_TENANT_MAX {
-            return Err(FunctionError::TooMany { what: "functions per tenant", max: FUNCTIONS_PER_TENANT_MAX });
+            return Err(FunctionError::TooMany {
+                what: "functions per tenant",
+                max: FUNCTIONS_PER_TENANT_MAX,
+            });
         }
         Ok(())
     }
@@ -211,7 +245,13 @@ impl FunctionTable {
     fn insert(&mut self, tenant: TenantId, id: FunctionId, name: &str, body: FunctionBody) {
         let slot = self.next_slot;
         self.next_slot += 1;
-        let entry = FunctionEntry { tenant, id, name: name.to_string(), body, slot };
+        let entry = FunctionEntry {
+            tenant,
+            id,
+            name: name.to_string(),
+            body,
+            slot,
+        };
         self.entries.insert((tenant, id), Arc::new(entry));
         *self.per_tenant.entry(tenant).or_insert(0) += 1;
     }

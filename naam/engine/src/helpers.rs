@@ -7,7 +7,10 @@
 
 use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, Signature};
 
-use crate::abi::{ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, HELPER_READ, HELPER_REPLY, HELPER_SAVE_STATE, REPLY_BYTES_MAX, STATE_BYTES_MAX};
+use crate::abi::{
+    ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, HELPER_READ, HELPER_REPLY, HELPER_SAVE_STATE,
+    REPLY_BYTES_MAX, STATE_BYTES_MAX,
+};
 use crate::ids::{Descriptor, Rkey};
 use crate::wire::Descriptors;
 
@@ -26,7 +29,12 @@ pub struct StepCtx {
 
 impl Default for StepCtx {
     fn default() -> Self {
-        StepCtx { reads: Descriptors::new(), reply: Box::new([0; REPLY_BYTES_MAX]), reply_len: 0, saved_state_len: 0 }
+        StepCtx {
+            reads: Descriptors::new(),
+            reply: Box::new([0; REPLY_BYTES_MAX]),
+            reply_len: 0,
+            saved_state_len: 0,
+        }
     }
 }
 
@@ -55,7 +63,9 @@ fn naam_read(ctx: &mut StepCtx, _mem: &mut Memory<'_>, args: [u64; 5]) -> Result
     }
     let index = ctx.reads.len() as u64;
     // Cannot fail: capacity was checked above.
-    let _ = ctx.reads.push(Descriptor::read(Rkey(rkey), offset, len as u32));
+    let _ = ctx
+        .reads
+        .push(Descriptor::read(Rkey(rkey), offset, len as u32));
     Ok(index)
 }
 
@@ -71,7 +81,11 @@ fn naam_reply(ctx: &mut StepCtx, mem: &mut Memory<'_>, args: [u64; 5]) -> Result
     Ok(0)
 }
 
-fn naam_save_state(ctx: &mut StepCtx, _mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
+fn naam_save_state(
+    ctx: &mut StepCtx,
+    _mem: &mut Memory<'_>,
+    args: [u64; 5],
+) -> Result<u64, HelperError> {
     let len = args[0];
     if len > STATE_BYTES_MAX as u64 {
         return Ok(HELPER_REFUSED);
@@ -85,14 +99,35 @@ pub fn naam_helpers() -> Helpers<StepCtx> {
     use ArgKind::{ReadBytes, Scalar, Unused};
     let mut helpers = Helpers::new();
     let table: [(u32, &'static str, [ArgKind; 5], naam_vm::HelperFn<StepCtx>); 3] = [
-        (HELPER_READ, "naam_read", [Scalar, Scalar, Scalar, Unused, Unused], naam_read),
-        (HELPER_REPLY, "naam_reply", [ReadBytes { len_arg: 1 }, Scalar, Unused, Unused, Unused], naam_reply),
-        (HELPER_SAVE_STATE, "naam_save_state", [Scalar, Unused, Unused, Unused, Unused], naam_save_state),
+        (
+            HELPER_READ,
+            "naam_read",
+            [Scalar, Scalar, Scalar, Unused, Unused],
+            naam_read,
+        ),
+        (
+            HELPER_REPLY,
+            "naam_reply",
+            [ReadBytes { len_arg: 1 }, Scalar, Unused, Unused, Unused],
+            naam_reply,
+        ),
+        (
+            HELPER_SAVE_STATE,
+            "naam_save_state",
+            [Scalar, Unused, Unused, Unused, Unused],
+            naam_save_state,
+        ),
     ];
     for (id, name, args, func) in table {
-        let helper = Helper { name, signature: Signature { args }, func };
+        let helper = Helper {
+            name,
+            signature: Signature { args },
+            func,
+        };
         // The ids are distinct constants; registration of a fresh registry cannot fail.
-        helpers.register(id, helper).unwrap_or_else(|e| unreachable!("registering {name}: {e}"));
+        helpers
+            .register(id, helper)
+            .unwrap_or_else(|e| unreachable!("registering {name}: {e}"));
     }
     helpers
 }

@@ -150,6 +150,11 @@ pub struct Descriptor {
 impl Descriptor {
     /// A read descriptor.
     pub fn read(rkey: Rkey, offset: u64, len: u32) -> Descriptor {
-        Descriptor { rkey, offset, len, kind: AccessKind::Read }
+        Descriptor {
+            rkey,
+            offset,
+            len,
+            kind: AccessKind::Read,
+        }
     }
 }

@@ -49,9 +49,13 @@ pub mod steer;
 pub mod wire;
 
 pub use control::{ClientSample, Controller, Decision, LoadView, Policy, RuleChange};
-pub use exec::{AccessFailure, AccessId, AccessRequest, Completion, Executor, ExecutorConfig, NativeRequest};
+pub use exec::{
+    AccessFailure, AccessId, AccessRequest, Completion, Executor, ExecutorConfig, NativeRequest,
+};
 pub use function::{Code, FunctionTable};
-pub use ids::{AccessKind, Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, Rkey, TenantId};
+pub use ids::{
+    AccessKind, Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, Rkey, TenantId,
+};
 pub use region::{Perms, RegionInfo, RegionTable, RkeySecret};
 pub use steer::{RuleKey, RuleTable, Shares};
 pub use wire::{Frame, Invoke, Reply, Status};

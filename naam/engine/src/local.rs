@@ -62,11 +62,22 @@ pub struct LocalHost {
 impl LocalHost {
     /// An empty host whose rkeys derive from `secret`.
     pub fn new(secret: RkeySecret) -> LocalHost {
-        LocalHost { regions: RegionTable::new(secret), memory: Vec::new(), functions: FunctionTable::new(), exec: None, frame: Vec::new() }
+        LocalHost {
+            regions: RegionTable::new(secret),
+            memory: Vec::new(),
+            functions: FunctionTable::new(),
+            exec: None,
+            frame: Vec::new(),
+        }
     }
 
     /// Registers `bytes` as a region of `tenant`.
-    pub fn add_region(&mut self, tenant: TenantId, bytes: Vec<u8>, perms: Perms) -> Result<RegionInfo, RegionError> {
+    pub fn add_region(
+        &mut self,
+        tenant: TenantId,
+        bytes: Vec<u8>,
+        perms: Perms,
+    ) -> Result<RegionInfo, RegionError> {
         let info = self.regions.register(tenant, bytes.len() as u64, perms)?;
         let slot = info.id.0 as usize;
         if self.memory.len() <= slot {
@@ -83,7 +94,13 @@ impl LocalHost {
     }
 
     /// Registers an eBPF function.
-    pub fn register(&mut self, tenant: TenantId, id: FunctionId, name: &str, code: Code<'_>) -> Result<(), FunctionError> {
+    pub fn register(
+        &mut self,
+        tenant: TenantId,
+        id: FunctionId,
+        name: &str,
+        code: Code<'_>,
+    ) -> Result<(), FunctionError> {
         self.functions.register_ebpf(tenant, id, name, code)?;
         self.exec = None;
         Ok(())
@@ -92,23 +109,37 @@ impl LocalHost {
     /// Runs `invoke` to completion.
     pub fn call(&mut self, invoke: &Invoke<'_>) -> Result<CallReply, LocalError> {
         self.ensure_executor()?;
-        let LocalHost { exec, memory, frame, .. } = self;
-        let Some(exec) = exec.as_mut() else { return Err(LocalError::Stuck) };
+        let LocalHost {
+            exec,
+            memory,
+            frame,
+            ..
+        } = self;
+        let Some(exec) = exec.as_mut() else {
+            return Err(LocalError::Stuck);
+        };
         exec.submit(Nanos(0), Nanos(0), 0, invoke);
         for _ in 0..CALL_ROUNDS_MAX {
             if exec.poll_native().is_some() {
-                return Err(LocalError::HostNative { tenant: invoke.tenant, function: invoke.function });
+                return Err(LocalError::HostNative {
+                    tenant: invoke.tenant,
+                    function: invoke.function,
+                });
             }
             while let Some(a) = exec.poll_access() {
                 let start = a.descriptor.offset as usize;
-                let bytes = memory.get(a.region.0 as usize).and_then(|m| m.get(start..start + a.descriptor.len as usize));
+                let bytes = memory
+                    .get(a.region.0 as usize)
+                    .and_then(|m| m.get(start..start + a.descriptor.len as usize));
                 match bytes {
                     Some(bytes) => exec.complete_access(a.id, bytes),
                     None => exec.fail_access(Nanos(0), a.id, AccessFailure::DataPath),
                 };
             }
             if let Some(done) = exec.poll_completion(frame) {
-                let Ok(Frame::Reply(reply)) = Frame::decode(frame) else { return Err(LocalError::Stuck) };
+                let Ok(Frame::Reply(reply)) = Frame::decode(frame) else {
+                    return Err(LocalError::Stuck);
+                };
                 return Ok(CallReply {
                     status: reply.status,
                     payload: reply.payload.to_vec(),

@@ -10,7 +10,15 @@ use crate::steer::{BUCKETS, Shares};
 use crate::wire::LoadSample;
 
 /// Every policy name [`by_name`] knows, in a stable order.
-pub const POLICY_NAMES: [&str; 7] = ["host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter"];
+pub const POLICY_NAMES: [&str; 7] = [
+    "host",
+    "nic",
+    "client",
+    "naam-adaptive",
+    "kayak",
+    "cell",
+    "splinter",
+];
 
 /// A policy name [`by_name`] does not know.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +38,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, UnknownPolicy> {
         "kayak" => Box::new(Kayak::new(KayakConfig::default())),
         "cell" => Box::new(CellCost::new(CellConfig::default())),
         "splinter" => Box::new(Splinter::new(SplinterConfig::default())),
-        other => return Err(UnknownPolicy { name: other.to_string() }),
+        other => {
+            return Err(UnknownPolicy {
+                name: other.to_string(),
+            });
+        }
     })
 }
 
@@ -61,7 +73,11 @@ impl Policy for Static {
     }
 
     fn initial(&self) -> Decision {
-        Decision { shares: self.shares, pushback_credit_insn: None, reason: "static placement" }
+        Decision {
+            shares: self.shares,
+            pushback_credit_insn: None,
+            reason: "static placement",
+        }
     }
 
     fn decide(&mut self, _now: Nanos, _view: &LoadView, _current: &Decision) -> Option<Decision> {
@@ -163,7 +179,9 @@ struct Streak {
 impl Streak {
     /// Counts `sample` if it is new; returns whether it was.
     fn observe(&mut self, sample: Option<&LoadSample>, config: &AdaptiveConfig) -> bool {
-        let Some(sample) = sample.filter(|s| Some(s.at) != self.last_at) else { return false };
+        let Some(sample) = sample.filter(|s| Some(s.at) != self.last_at) else {
+            return false;
+        };
         self.last_at = Some(sample.at);
         let delay = sample.queue_delay_ns;
         if delay > config.congested_delay_ns {
@@ -183,18 +201,33 @@ impl Streak {
 impl Adaptive {
     /// A policy with `config`.
     pub fn new(config: AdaptiveConfig) -> Adaptive {
-        Adaptive { config, host: Streak::default(), nic: Streak::default(), backoff: 1, samples_since_return: None, severe: false }
+        Adaptive {
+            config,
+            host: Streak::default(),
+            nic: Streak::default(),
+            backoff: 1,
+            samples_since_return: None,
+            severe: false,
+        }
     }
 
     fn shed(&self, shares: Shares, from: Location, to: Location) -> Shares {
         let share = u32::from(shares.of(from));
-        let fraction = if self.severe { self.config.shed_severe_permille } else { self.config.shed_permille };
-        let amount = (share * u32::from(fraction) / 1000).max(u32::from(self.config.shed_min_permille));
+        let fraction = if self.severe {
+            self.config.shed_severe_permille
+        } else {
+            self.config.shed_permille
+        };
+        let amount =
+            (share * u32::from(fraction) / 1000).max(u32::from(self.config.shed_min_permille));
         shares.shift(from, to, amount.min(u32::from(BUCKETS)) as u16)
     }
 
     fn note_congestion(&mut self) {
-        if self.samples_since_return.is_some_and(|n| n <= self.config.relapse_window_samples) {
+        if self
+            .samples_since_return
+            .is_some_and(|n| n <= self.config.relapse_window_samples)
+        {
             self.backoff = (self.backoff * 2).min(self.config.backoff_max);
         }
         self.samples_since_return = None;
@@ -206,10 +239,20 @@ impl Adaptive {
         }
         let config = &self.config;
         let (from, wait, step, reason) = if shares.of(Location::Client) > 0 {
-            (Location::Client, config.pushback_return_samples, config.pushback_return_permille, "relieved: take back pushed-back load")
+            (
+                Location::Client,
+                config.pushback_return_samples,
+                config.pushback_return_permille,
+                "relieved: take back pushed-back load",
+            )
         } else if shares.of(Location::Nic) > 0 {
             let wait = config.relieved_samples.saturating_mul(self.backoff);
-            (Location::Nic, wait, config.return_permille, "host relieved: return load from NIC")
+            (
+                Location::Nic,
+                wait,
+                config.return_permille,
+                "host relieved: return load from NIC",
+            )
         } else {
             return None;
         };
@@ -226,10 +269,15 @@ impl Adaptive {
     /// Moves up to a pushback step to the clients, from the host first, never past the clients'
     /// maximum share.
     fn push_back(&self, shares: Shares) -> Shares {
-        let room = self.config.client_share_max_permille.saturating_sub(shares.of(Location::Client));
+        let room = self
+            .config
+            .client_share_max_permille
+            .saturating_sub(shares.of(Location::Client));
         let step = self.config.pushback_step_permille.min(room);
         let from_host = step.min(shares.of(Location::Host));
-        shares.shift(Location::Host, Location::Client, from_host).shift(Location::Nic, Location::Client, step - from_host)
+        shares
+            .shift(Location::Host, Location::Client, from_host)
+            .shift(Location::Nic, Location::Client, step - from_host)
     }
 }
 
@@ -239,7 +287,11 @@ impl Policy for Adaptive {
     }
 
     fn initial(&self) -> Decision {
-        Decision { shares: Shares::HOST, pushback_credit_insn: None, reason: "start at host" }
+        Decision {
+            shares: Shares::HOST,
+            pushback_credit_insn: None,
+            reason: "start at host",
+        }
     }
 
     fn decide(&mut self, _now: Nanos, view: &LoadView, current: &Decision) -> Option<Decision> {
@@ -250,11 +302,17 @@ impl Policy for Adaptive {
         if !self.host.observe(view.host.as_ref(), &config) {
             return None;
         }
-        self.severe = view.host.is_some_and(|s| s.queue_delay_ns > config.severe_delay_ns);
+        self.severe = view
+            .host
+            .is_some_and(|s| s.queue_delay_ns > config.severe_delay_ns);
         if let Some(n) = self.samples_since_return.as_mut() {
             *n += 1;
         }
-        if self.backoff > 1 && self.samples_since_return.is_some_and(|n| n > 4 * config.relapse_window_samples) {
+        if self.backoff > 1
+            && self
+                .samples_since_return
+                .is_some_and(|n| n > 4 * config.relapse_window_samples)
+        {
             self.backoff /= 2;
         }
         let shares = current.shares;
@@ -263,19 +321,32 @@ impl Policy for Adaptive {
         let both_hot = self.host.congested.min(self.nic.congested) >= config.pushback_samples;
         let (next, reason) = if host_hot && !nic_hot && shares.of(Location::Host) > 0 {
             self.note_congestion();
-            (self.shed(shares, Location::Host, Location::Nic), "host congested: shift to NIC")
+            (
+                self.shed(shares, Location::Host, Location::Nic),
+                "host congested: shift to NIC",
+            )
         } else if both_hot {
             self.note_congestion();
-            (self.push_back(shares), "host and NIC congested: push back to clients")
+            (
+                self.push_back(shares),
+                "host and NIC congested: push back to clients",
+            )
         } else if host_hot && nic_hot {
             // Both congested, not yet for long enough to push back: wait.
             return None;
         } else if nic_hot && shares.of(Location::Nic) > 0 {
-            (self.shed(shares, Location::Nic, Location::Host), "NIC congested: shift to host")
+            (
+                self.shed(shares, Location::Nic, Location::Host),
+                "NIC congested: shift to host",
+            )
         } else {
             self.give_back(shares)?
         };
-        (next != shares).then_some(Decision { shares: next, pushback_credit_insn: None, reason })
+        (next != shares).then_some(Decision {
+            shares: next,
+            pushback_credit_insn: None,
+            reason,
+        })
     }
 }
 
@@ -300,7 +371,13 @@ pub struct KayakConfig {
 
 impl Default for KayakConfig {
     fn default() -> Self {
-        KayakConfig { step_min_points: 1, step_max_points: 5, epoch_samples: 5, start_rpc_percent: 100, dead_band_permille: 20 }
+        KayakConfig {
+            step_min_points: 1,
+            step_max_points: 5,
+            epoch_samples: 5,
+            start_rpc_percent: 100,
+            dead_band_permille: 20,
+        }
     }
 }
 
@@ -353,7 +430,11 @@ impl Policy for Kayak {
     }
 
     fn initial(&self) -> Decision {
-        Decision { shares: self.shares(), pushback_credit_insn: None, reason: "start" }
+        Decision {
+            shares: self.shares(),
+            pushback_credit_insn: None,
+            reason: "start",
+        }
     }
 
     fn decide(&mut self, _now: Nanos, view: &LoadView, _current: &Decision) -> Option<Decision> {
@@ -384,8 +465,16 @@ impl Policy for Kayak {
         } else {
             self.rpc_percent.saturating_sub(step)
         };
-        let reason = if self.direction_up { "throughput gradient: more RPC" } else { "throughput gradient: more client-side" };
-        Some(Decision { shares: self.shares(), pushback_credit_insn: None, reason })
+        let reason = if self.direction_up {
+            "throughput gradient: more RPC"
+        } else {
+            "throughput gradient: more client-side"
+        };
+        Some(Decision {
+            shares: self.shares(),
+            pushback_credit_insn: None,
+            reason,
+        })
     }
 }
 
@@ -404,7 +493,11 @@ pub struct CellConfig {
 
 impl Default for CellConfig {
     fn default() -> Self {
-        CellConfig { margin_permille: 100, probe_permille: 20, ewma_weight_permille: 250 }
+        CellConfig {
+            margin_permille: 100,
+            probe_permille: 20,
+            ewma_weight_permille: 250,
+        }
     }
 }
 
@@ -423,7 +516,12 @@ pub struct CellCost {
 impl CellCost {
     /// A policy with `config`.
     pub fn new(config: CellConfig) -> CellCost {
-        CellCost { config, server_cost_ns: None, local_cost_ns: None, local_preferred: false }
+        CellCost {
+            config,
+            server_cost_ns: None,
+            local_cost_ns: None,
+            local_preferred: false,
+        }
     }
 
     fn ewma(&self, old: Option<u64>, new: u64) -> Option<u64> {
@@ -450,14 +548,22 @@ impl Policy for CellCost {
     }
 
     fn initial(&self) -> Decision {
-        Decision { shares: self.shares(), pushback_credit_insn: None, reason: "start server-side" }
+        Decision {
+            shares: self.shares(),
+            pushback_credit_insn: None,
+            reason: "start server-side",
+        }
     }
 
     fn decide(&mut self, _now: Nanos, view: &LoadView, _current: &Decision) -> Option<Decision> {
         let s = view.client.as_ref()?;
         self.server_cost_ns = self.ewma(self.server_cost_ns, s.server_latency_ns_mean);
         let estimate = s.read_rtt_ns_mean.saturating_mul(s.reads_per_request_milli) / 1000;
-        let local = if s.local_latency_ns_mean > 0 { s.local_latency_ns_mean } else { estimate };
+        let local = if s.local_latency_ns_mean > 0 {
+            s.local_latency_ns_mean
+        } else {
+            estimate
+        };
         self.local_cost_ns = self.ewma(self.local_cost_ns, local);
         let (server, local) = (self.server_cost_ns?, self.local_cost_ns?);
         let m = self.config.margin_permille;
@@ -467,8 +573,16 @@ impl Policy for CellCost {
         } else if before && server * 1000 < local * (1000 - m) {
             self.local_preferred = false;
         }
-        let reason = if self.local_preferred { "client-side cheaper" } else { "server-side cheaper" };
-        (before != self.local_preferred).then(|| Decision { shares: self.shares(), pushback_credit_insn: None, reason })
+        let reason = if self.local_preferred {
+            "client-side cheaper"
+        } else {
+            "server-side cheaper"
+        };
+        (before != self.local_preferred).then(|| Decision {
+            shares: self.shares(),
+            pushback_credit_insn: None,
+            reason,
+        })
     }
 }
 
@@ -492,7 +606,12 @@ pub struct SplinterConfig {
 
 impl Default for SplinterConfig {
     fn default() -> Self {
-        SplinterConfig { credit_ns: 500, insn_ns: 2, backlog_min: 4, lag_ns: 1_000_000 }
+        SplinterConfig {
+            credit_ns: 500,
+            insn_ns: 2,
+            backlog_min: 4,
+            lag_ns: 1_000_000,
+        }
     }
 }
 
@@ -522,14 +641,27 @@ impl Policy for Splinter {
     }
 
     fn initial(&self) -> Decision {
-        Decision { shares: Shares::HOST, pushback_credit_insn: None, reason: "start at host" }
+        Decision {
+            shares: Shares::HOST,
+            pushback_credit_insn: None,
+            reason: "start at host",
+        }
     }
 
     fn decide(&mut self, _now: Nanos, view: &LoadView, current: &Decision) -> Option<Decision> {
         let host = view.host.as_ref()?;
-        let overloaded = host.queue_len >= self.config.backlog_min || host.queue_delay_ns > self.config.lag_ns;
+        let overloaded =
+            host.queue_len >= self.config.backlog_min || host.queue_delay_ns > self.config.lag_ns;
         let credit = overloaded.then(|| self.credit_insn());
-        let reason = if overloaded { "backlog: push back over-credit invocations" } else { "no backlog" };
-        (credit != current.pushback_credit_insn).then_some(Decision { shares: Shares::HOST, pushback_credit_insn: credit, reason })
+        let reason = if overloaded {
+            "backlog: push back over-credit invocations"
+        } else {
+            "no backlog"
+        };
+        (credit != current.pushback_credit_insn).then_some(Decision {
+            shares: Shares::HOST,
+            pushback_credit_insn: credit,
+            reason,
+        })
     }
 }

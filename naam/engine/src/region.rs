@@ -29,9 +29,15 @@ pub struct Perms {
 
 impl Perms {
     /// Read-only.
-    pub const READ: Perms = Perms { read: true, write: false };
+    pub const READ: Perms = Perms {
+        read: true,
+        write: false,
+    };
     /// Read and write.
-    pub const READ_WRITE: Perms = Perms { read: true, write: true };
+    pub const READ_WRITE: Perms = Perms {
+        read: true,
+        write: true,
+    };
 
     fn allows(self, kind: AccessKind) -> bool {
         match kind {
@@ -175,12 +181,22 @@ pub struct RegionTable {
 impl RegionTable {
     /// An empty table that issues rkeys from `secret`.
     pub fn new(secret: RkeySecret) -> RegionTable {
-        RegionTable { secret: Some(secret), slots: Vec::new(), by_rkey: HashMap::new(), generation: 0 }
+        RegionTable {
+            secret: Some(secret),
+            slots: Vec::new(),
+            by_rkey: HashMap::new(),
+            generation: 0,
+        }
     }
 
     /// A replica of another table's catalog (for NICs and clients); it cannot register regions.
     pub fn from_catalog(catalog: &[RegionInfo]) -> Result<RegionTable, RegionError> {
-        let mut table = RegionTable { secret: None, slots: Vec::new(), by_rkey: HashMap::new(), generation: 0 };
+        let mut table = RegionTable {
+            secret: None,
+            slots: Vec::new(),
+            by_rkey: HashMap::new(),
+            generation: 0,
+        };
         for info in catalog {
             let index = info.id.0 as usize;
             if index >= REGIONS_MAX || table.by_rkey.contains_key(&info.rkey) {
@@ -199,10 +215,18 @@ impl RegionTable {
 
     /// Registers `len` bytes for `tenant`. Only tables created with [`RegionTable::new`] issue
     /// rkeys; a replica answers [`RegionError::TableFull`] with `max: 0`.
-    pub fn register(&mut self, tenant: TenantId, len: u64, perms: Perms) -> Result<RegionInfo, RegionError> {
+    pub fn register(
+        &mut self,
+        tenant: TenantId,
+        len: u64,
+        perms: Perms,
+    ) -> Result<RegionInfo, RegionError> {
         let secret = self.secret.ok_or(RegionError::TableFull { max: 0 })?;
         if len == 0 || len > REGION_BYTES_MAX {
-            return Err(RegionError::BadLength { len, max: REGION_BYTES_MAX });
+            return Err(RegionError::BadLength {
+                len,
+                max: REGION_BYTES_MAX,
+            });
         }
         let index = match self.slots.iter().position(Option::is_none) {
             Some(free) => free,
@@ -215,7 +239,13 @@ impl RegionTable {
         self.generation += 1;
         let id = RegionId(index as u32);
         let rkey = Rkey(siphash24(&secret.0, &rkey_input(id, self.generation)));
-        let info = RegionInfo { id, tenant, len, perms, rkey };
+        let info = RegionInfo {
+            id,
+            tenant,
+            len,
+            perms,
+            rkey,
+        };
         self.slots[index] = Some(info);
         self.by_rkey.insert(rkey, id);
         Ok(info)
@@ -223,7 +253,10 @@ impl RegionTable {
 
     /// Removes a region of `tenant`; its rkey is dead from now on.
     pub fn unregister(&mut self, tenant: TenantId, region: RegionId) -> Result<(), RegionError> {
-        let slot = self.slots.get_mut(region.0 as usize).ok_or(RegionError::NotFound { tenant, region })?;
+        let slot = self
+            .slots
+            .get_mut(region.0 as usize)
+            .ok_or(RegionError::NotFound { tenant, region })?;
         match slot {
             Some(info) if info.tenant == tenant => {
                 self.by_rkey.remove(&info.rkey);
@@ -246,7 +279,10 @@ impl RegionTable {
 
     /// The catalog a tenant's clients receive: that tenant's regions only.
     pub fn catalog_for(&self, tenant: TenantId) -> Vec<RegionInfo> {
-        self.iter().filter(|r| r.tenant == tenant).copied().collect()
+        self.iter()
+            .filter(|r| r.tenant == tenant)
+            .copied()
+            .collect()
     }
 
     /// Every region (for a NIC replica, which serves all tenants).
@@ -256,12 +292,21 @@ impl RegionTable {
 
     /// The access check: tenant, then permission, then bounds — before any byte moves.
     pub fn check(&self, tenant: TenantId, access: &Descriptor) -> Result<RegionId, Denial> {
-        let info = self.by_rkey(access.rkey).ok_or(Denial::UnknownRkey { rkey: access.rkey })?;
+        let info = self
+            .by_rkey(access.rkey)
+            .ok_or(Denial::UnknownRkey { rkey: access.rkey })?;
         if info.tenant != tenant {
-            return Err(Denial::WrongTenant { region: info.id, owner: info.tenant, requester: tenant });
+            return Err(Denial::WrongTenant {
+                region: info.id,
+                owner: info.tenant,
+                requester: tenant,
+            });
         }
         if !info.perms.allows(access.kind) {
-            return Err(Denial::PermissionDenied { region: info.id, kind: access.kind });
+            return Err(Denial::PermissionDenied {
+                region: info.id,
+                kind: access.kind,
+            });
         }
         let end = access.offset.checked_add(u64::from(access.len));
         if access.len == 0 || end.is_none_or(|end| end > info.len) {
@@ -367,14 +412,32 @@ mod tests {
         let ok = Descriptor::read(r.rkey, 90, 10);
         assert_eq!(t.check(TenantId(1), &ok), Ok(r.id));
         let past_end = Descriptor::read(r.rkey, 91, 10);
-        assert!(matches!(t.check(TenantId(1), &past_end), Err(Denial::OutOfBounds { .. })));
+        assert!(matches!(
+            t.check(TenantId(1), &past_end),
+            Err(Denial::OutOfBounds { .. })
+        ));
         let wrapping = Descriptor::read(r.rkey, u64::MAX, 2);
-        assert!(matches!(t.check(TenantId(1), &wrapping), Err(Denial::OutOfBounds { .. })));
-        assert!(matches!(t.check(TenantId(2), &ok), Err(Denial::WrongTenant { .. })));
+        assert!(matches!(
+            t.check(TenantId(1), &wrapping),
+            Err(Denial::OutOfBounds { .. })
+        ));
+        assert!(matches!(
+            t.check(TenantId(2), &ok),
+            Err(Denial::WrongTenant { .. })
+        ));
         let forged = Descriptor::read(Rkey(r.rkey.0 ^ 1), 0, 1);
-        assert!(matches!(t.check(TenantId(1), &forged), Err(Denial::UnknownRkey { .. })));
-        let write = Descriptor { kind: AccessKind::Write, ..ok };
-        assert!(matches!(t.check(TenantId(1), &write), Err(Denial::PermissionDenied { .. })));
+        assert!(matches!(
+            t.check(TenantId(1), &forged),
+            Err(Denial::UnknownRkey { .. })
+        ));
+        let write = Descriptor {
+            kind: AccessKind::Write,
+            ..ok
+        };
+        assert!(matches!(
+            t.check(TenantId(1), &write),
+            Err(Denial::PermissionDenied { .. })
+        ));
     }
 
     #[test]
@@ -385,7 +448,10 @@ mod tests {
         let replica = RegionTable::from_catalog(&t.iter().copied().collect::<Vec<_>>()).unwrap();
         for (tenant, offset) in [(1, 0), (2, 0), (1, 95)] {
             let d = Descriptor::read(a.rkey, offset, 10);
-            assert_eq!(replica.check(TenantId(tenant), &d), t.check(TenantId(tenant), &d));
+            assert_eq!(
+                replica.check(TenantId(tenant), &d),
+                t.check(TenantId(tenant), &d)
+            );
         }
         assert_eq!(t.catalog_for(TenantId(1)), vec![a]);
     }

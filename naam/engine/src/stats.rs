@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use crate::ids::Location;
 use crate::ids::{Nanos, TenantId};
 use crate::wire::{ErrorKind, LoadSample};
-use crate::ids::Location;
 
 /// Counters of one function at one executor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,7 +73,8 @@ impl ExecutorStats {
     pub(crate) fn function(&mut self, slot: u32) -> &mut FunctionCounters {
         let index = slot as usize;
         if self.functions.len() <= index {
-            self.functions.resize(index + 1, FunctionCounters::default());
+            self.functions
+                .resize(index + 1, FunctionCounters::default());
         }
         &mut self.functions[index]
     }
@@ -108,9 +109,19 @@ impl PeriodLoad {
     /// `oldest_waiting_ns` the age of the oldest of them. The sample's queueing delay is the mean
     /// delay of messages started in the period, or the oldest waiter's age if larger: under
     /// overload few messages start, and those that wait must still count.
-    pub(crate) fn take(&mut self, now: Nanos, location: Location, busy_ns: u64, queue_len: u32, oldest_waiting_ns: u64) -> LoadSample {
+    pub(crate) fn take(
+        &mut self,
+        now: Nanos,
+        location: Location,
+        busy_ns: u64,
+        queue_len: u32,
+        oldest_waiting_ns: u64,
+    ) -> LoadSample {
         let period_ns = now.since(self.started_at).max(1);
-        let mean_ns = self.queue_delay_ns_sum.checked_div(self.queue_delay_count).unwrap_or(0);
+        let mean_ns = self
+            .queue_delay_ns_sum
+            .checked_div(self.queue_delay_count)
+            .unwrap_or(0);
         let queue_delay_ns = mean_ns.max(oldest_waiting_ns);
         let utilisation_permille = (busy_ns.saturating_mul(1000) / period_ns).min(1000) as u16;
         let sample = LoadSample {
@@ -122,7 +133,10 @@ impl PeriodLoad {
             completions: self.completions,
             period_ns,
         };
-        *self = PeriodLoad { started_at: now, ..PeriodLoad::default() };
+        *self = PeriodLoad {
+            started_at: now,
+            ..PeriodLoad::default()
+        };
         sample
     }
 }

@@ -33,7 +33,11 @@ pub struct Shares {
 
 impl fmt::Debug for Shares {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "host={} nic={} client={}", self.host, self.nic, self.client)
+        write!(
+            f,
+            "host={} nic={} client={}",
+            self.host, self.nic, self.client
+        )
     }
 }
 
@@ -51,11 +55,23 @@ pub struct SharesError {
 
 impl Shares {
     /// Everything at the host.
-    pub const HOST: Shares = Shares { host: BUCKETS, nic: 0, client: 0 };
+    pub const HOST: Shares = Shares {
+        host: BUCKETS,
+        nic: 0,
+        client: 0,
+    };
     /// Everything at the NIC.
-    pub const NIC: Shares = Shares { host: 0, nic: BUCKETS, client: 0 };
+    pub const NIC: Shares = Shares {
+        host: 0,
+        nic: BUCKETS,
+        client: 0,
+    };
     /// Everything at the client.
-    pub const CLIENT: Shares = Shares { host: 0, nic: 0, client: BUCKETS };
+    pub const CLIENT: Shares = Shares {
+        host: 0,
+        nic: 0,
+        client: BUCKETS,
+    };
 
     /// Shares in permille; they must sum to 1000.
     pub fn new(host: u16, nic: u16, client: u16) -> Result<Shares, SharesError> {
@@ -124,15 +140,24 @@ pub struct RuleKey {
 
 impl RuleKey {
     /// The default rule.
-    pub const DEFAULT: RuleKey = RuleKey { tenant: None, function: None, flow: None };
+    pub const DEFAULT: RuleKey = RuleKey {
+        tenant: None,
+        function: None,
+        flow: None,
+    };
 
     /// A rule for one function of one tenant.
     pub fn function(tenant: TenantId, function: FunctionId) -> RuleKey {
-        RuleKey { tenant: Some(tenant), function: Some(function), flow: None }
+        RuleKey {
+            tenant: Some(tenant),
+            function: Some(function),
+            flow: None,
+        }
     }
 
     fn is_well_formed(&self) -> bool {
-        (self.flow.is_none() || self.function.is_some()) && (self.function.is_none() || self.tenant.is_some())
+        (self.flow.is_none() || self.function.is_some())
+            && (self.function.is_none() || self.tenant.is_some())
     }
 }
 
@@ -164,7 +189,11 @@ pub struct RuleTable {
 impl RuleTable {
     /// A table whose default rule is `default`.
     pub fn new(default: Shares) -> RuleTable {
-        RuleTable { default, rules: HashMap::new(), version: 0 }
+        RuleTable {
+            default,
+            rules: HashMap::new(),
+            version: 0,
+        }
     }
 
     /// The shares that apply to a message.
@@ -173,16 +202,34 @@ impl RuleTable {
             return self.default;
         }
         let keys = [
-            RuleKey { tenant: Some(tenant), function: Some(function), flow: Some(flow) },
+            RuleKey {
+                tenant: Some(tenant),
+                function: Some(function),
+                flow: Some(flow),
+            },
             RuleKey::function(tenant, function),
-            RuleKey { tenant: Some(tenant), function: None, flow: None },
+            RuleKey {
+                tenant: Some(tenant),
+                function: None,
+                flow: None,
+            },
         ];
-        keys.iter().find_map(|k| self.rules.get(k)).copied().unwrap_or(self.default)
+        keys.iter()
+            .find_map(|k| self.rules.get(k))
+            .copied()
+            .unwrap_or(self.default)
     }
 
     /// Where a message runs.
-    pub fn route(&self, tenant: TenantId, function: FunctionId, flow: u32, request_id: RequestId) -> Location {
-        self.lookup(tenant, function, flow).location_of(steer_bucket(request_id))
+    pub fn route(
+        &self,
+        tenant: TenantId,
+        function: FunctionId,
+        flow: u32,
+        request_id: RequestId,
+    ) -> Location {
+        self.lookup(tenant, function, flow)
+            .location_of(steer_bucket(request_id))
     }
 
     /// Sets a rule (the default for [`RuleKey::DEFAULT`]); returns the shares it replaces.
@@ -228,7 +275,10 @@ mod tests {
             let at = table.route(TenantId(tenant), FunctionId(function), flow, RequestId(id));
             counts[at.index()] += 1;
         }
-        expect.assert_eq(&format!("host={} nic={} client={}", counts[0], counts[1], counts[2]));
+        expect.assert_eq(&format!(
+            "host={} nic={} client={}",
+            counts[0], counts[1], counts[2]
+        ));
     }
 
     #[test]
@@ -245,9 +295,26 @@ mod tests {
     #[test]
     fn most_specific_rule_wins() {
         let mut t = RuleTable::new(Shares::HOST);
-        t.set(RuleKey { tenant: Some(TenantId(1)), function: None, flow: None }, Shares::new(500, 500, 0).unwrap()).unwrap();
-        t.set(RuleKey::function(TenantId(1), FunctionId(7)), Shares::NIC).unwrap();
-        t.set(RuleKey { tenant: Some(TenantId(1)), function: Some(FunctionId(7)), flow: Some(3) }, Shares::new(0, 300, 700).unwrap()).unwrap();
+        t.set(
+            RuleKey {
+                tenant: Some(TenantId(1)),
+                function: None,
+                flow: None,
+            },
+            Shares::new(500, 500, 0).unwrap(),
+        )
+        .unwrap();
+        t.set(RuleKey::function(TenantId(1), FunctionId(7)), Shares::NIC)
+            .unwrap();
+        t.set(
+            RuleKey {
+                tenant: Some(TenantId(1)),
+                function: Some(FunctionId(7)),
+                flow: Some(3),
+            },
+            Shares::new(0, 300, 700).unwrap(),
+        )
+        .unwrap();
         check_route(&t, 2, 7, 3, expect!["host=10000 nic=0 client=0"]);
         check_route(&t, 1, 8, 0, expect!["host=5002 nic=4998 client=0"]);
         check_route(&t, 1, 7, 0, expect!["host=0 nic=10000 client=0"]);
@@ -257,8 +324,15 @@ mod tests {
     #[test]
     fn malformed_keys_are_refused() {
         let mut t = RuleTable::new(Shares::HOST);
-        let key = RuleKey { tenant: None, function: Some(FunctionId(1)), flow: None };
-        assert_eq!(t.set(key, Shares::NIC), Err(RuleError::MalformedKey { key }));
+        let key = RuleKey {
+            tenant: None,
+            function: Some(FunctionId(1)),
+            flow: None,
+        };
+        assert_eq!(
+            t.set(key, Shares::NIC),
+            Err(RuleError::MalformedKey { key })
+        );
     }
 
     #[test]
@@ -266,6 +340,9 @@ mod tests {
         assert!(Shares::new(500, 499, 0).is_err());
         let s = Shares::HOST.shift(Location::Host, Location::Nic, 300);
         assert_eq!(s, Shares::new(700, 300, 0).unwrap());
-        assert_eq!(s.shift(Location::Nic, Location::Client, 999), Shares::new(700, 0, 300).unwrap());
+        assert_eq!(
+            s.shift(Location::Nic, Location::Client, 999),
+            Shares::new(700, 0, 300).unwrap()
+        );
     }
 }

@@ -15,7 +15,9 @@
 //! part above its named maximum ([`crate::abi`]). [`Frame::decode`] ∘ `encode` is the identity
 //! (property-tested in `tests/wire_props.rs`; fuzzed by `fuzz/fuzz_targets/decode.rs`).
 
-use crate::abi::{ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, REPLY_BYTES_MAX, STATE_BYTES_MAX};
+use crate::abi::{
+    ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, REPLY_BYTES_MAX, STATE_BYTES_MAX,
+};
 use crate::ids::{AccessKind, Descriptor, FunctionId, Location, Nanos, RequestId, Rkey, TenantId};
 
 /// First two bytes of every frame.
@@ -141,7 +143,12 @@ impl std::fmt::Debug for Descriptors {
     }
 }
 
-const EMPTY_DESCRIPTOR: Descriptor = Descriptor { rkey: Rkey(0), offset: 0, len: 0, kind: AccessKind::Read };
+const EMPTY_DESCRIPTOR: Descriptor = Descriptor {
+    rkey: Rkey(0),
+    offset: 0,
+    len: 0,
+    kind: AccessKind::Read,
+};
 
 impl Default for Descriptors {
     fn default() -> Self {
@@ -152,7 +159,10 @@ impl Default for Descriptors {
 impl Descriptors {
     /// No descriptors.
     pub const fn new() -> Descriptors {
-        Descriptors { items: [EMPTY_DESCRIPTOR; ACCESSES_PER_STEP_MAX], len: 0 }
+        Descriptors {
+            items: [EMPTY_DESCRIPTOR; ACCESSES_PER_STEP_MAX],
+            len: 0,
+        }
     }
 
     /// Builds from a slice; `None` if it holds more than [`ACCESSES_PER_STEP_MAX`].
@@ -166,7 +176,10 @@ impl Descriptors {
 
     /// Appends one; `Err` when full.
     pub fn push(&mut self, descriptor: Descriptor) -> Result<(), Descriptor> {
-        let slot = self.items.get_mut(usize::from(self.len)).ok_or(descriptor)?;
+        let slot = self
+            .items
+            .get_mut(usize::from(self.len))
+            .ok_or(descriptor)?;
         *slot = descriptor;
         self.len += 1;
         Ok(())
@@ -302,12 +315,17 @@ impl ErrorKind {
 
     /// Wire code (1-based; 0 is never an error).
     pub fn code(self) -> u16 {
-        ErrorKind::ALL.iter().position(|k| *k == self).map_or(0, |i| i as u16 + 1)
+        ErrorKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .map_or(0, |i| i as u16 + 1)
     }
 
     /// Decodes a wire code.
     pub fn from_code(code: u16) -> Option<ErrorKind> {
-        ErrorKind::ALL.get(usize::from(code).checked_sub(1)?).copied()
+        ErrorKind::ALL
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
     }
 
     /// A stable lower-case name for results and logs.
@@ -585,7 +603,11 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let have = self.bytes.len() - self.pos;
         if n > have {
-            return Err(DecodeError::Truncated { field, need: n, have });
+            return Err(DecodeError::Truncated {
+                field,
+                need: n,
+                have,
+            });
         }
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
@@ -614,7 +636,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array(field)?))
     }
 
-    fn bounded(&mut self, len: usize, max: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    fn bounded(
+        &mut self,
+        len: usize,
+        max: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         if len > max {
             return Err(DecodeError::TooLong { field, len, max });
         }
@@ -630,7 +657,10 @@ impl<'a> Reader<'a> {
 }
 
 fn bad(field: &'static str, value: impl Into<u64>) -> DecodeError {
-    DecodeError::BadValue { field, value: value.into() }
+    DecodeError::BadValue {
+        field,
+        value: value.into(),
+    }
 }
 
 fn decode_descriptor(r: &mut Reader<'_>) -> Result<Descriptor, DecodeError> {
@@ -642,12 +672,25 @@ fn decode_descriptor(r: &mut Reader<'_>) -> Result<Descriptor, DecodeError> {
         return Err(bad("descriptor.len", len));
     }
     let kind = AccessKind::from_code(kind).ok_or_else(|| bad("descriptor.kind", kind))?;
-    Ok(Descriptor { rkey, offset, len, kind })
+    Ok(Descriptor {
+        rkey,
+        offset,
+        len,
+        kind,
+    })
 }
 
-fn decode_descriptors(r: &mut Reader<'_>, count: u8, field: &'static str) -> Result<Descriptors, DecodeError> {
+fn decode_descriptors(
+    r: &mut Reader<'_>,
+    count: u8,
+    field: &'static str,
+) -> Result<Descriptors, DecodeError> {
     if usize::from(count) > ACCESSES_PER_STEP_MAX {
-        return Err(DecodeError::TooLong { field, len: usize::from(count), max: ACCESSES_PER_STEP_MAX });
+        return Err(DecodeError::TooLong {
+            field,
+            len: usize::from(count),
+            max: ACCESSES_PER_STEP_MAX,
+        });
     }
     let mut out = Descriptors::new();
     for _ in 0..count {
@@ -735,7 +778,15 @@ fn decode_reply<'a>(r: &mut Reader<'a>) -> Result<Reply<'a>, DecodeError> {
         return Err(bad("client_permille", client_permille));
     }
     let status = decode_status(status, kind, detail)?;
-    Ok(Reply { request_id, status, location, steps, attempts, client_permille, payload })
+    Ok(Reply {
+        request_id,
+        status,
+        location,
+        steps,
+        attempts,
+        client_permille,
+        payload,
+    })
 }
 
 fn decode_read(r: &mut Reader<'_>) -> Result<ReadRequest, DecodeError> {
@@ -747,7 +798,13 @@ fn decode_read(r: &mut Reader<'_>) -> Result<ReadRequest, DecodeError> {
     if len == 0 || len as usize > ACCESS_BYTES_MAX {
         return Err(bad("read.len", len));
     }
-    Ok(ReadRequest { tenant, read_id, rkey, offset, len })
+    Ok(ReadRequest {
+        tenant,
+        read_id,
+        rkey,
+        offset,
+        len,
+    })
 }
 
 fn decode_read_reply<'a>(r: &mut Reader<'a>) -> Result<ReadReply<'a>, DecodeError> {
@@ -758,7 +815,11 @@ fn decode_read_reply<'a>(r: &mut Reader<'a>) -> Result<ReadReply<'a>, DecodeErro
     if denial != 0 && !data.is_empty() {
         return Err(bad("read_reply.len", len as u64));
     }
-    Ok(ReadReply { read_id, denial, data })
+    Ok(ReadReply {
+        read_id,
+        denial,
+        data,
+    })
 }
 
 fn decode_sample(r: &mut Reader<'_>) -> Result<LoadSample, DecodeError> {
@@ -774,5 +835,13 @@ fn decode_sample(r: &mut Reader<'_>) -> Result<LoadSample, DecodeError> {
         u8::MAX => None,
         code => Some(Location::from_code(code).ok_or_else(|| bad("sample.location", code))?),
     };
-    Ok(LoadSample { at, location, queue_delay_ns, utilisation_permille, queue_len, completions, period_ns })
+    Ok(LoadSample {
+        at,
+        location,
+        queue_delay_ns,
+        utilisation_permille,
+        queue_len,
+        completions,
+        period_ns,
+    })
 }

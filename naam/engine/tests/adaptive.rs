@@ -18,7 +18,12 @@ fn world(policy_name: &str) -> World {
     let pairs = pairs(200, 42);
     let controller = Controller::new(policy::by_name(policy_name).unwrap(), RuleKey::DEFAULT);
     let start = controller.current().shares;
-    World::new(&pairs, Costs::default(), RuleTable::new(start), Some(controller))
+    World::new(
+        &pairs,
+        Costs::default(),
+        RuleTable::new(start),
+        Some(controller),
+    )
 }
 
 /// Offers hash lookups every `INTERVAL_NS` until `until_ns`.
@@ -37,7 +42,11 @@ fn drive(world: &mut World, until_ns: u64) {
 
 /// Share of requests steered to `location` among those sent in [from, to).
 fn share(world: &World, location: Location, from_ns: u64, to_ns: u64) -> f64 {
-    let window: Vec<_> = world.steered.iter().filter(|s| (from_ns..to_ns).contains(&s.0.0)).collect();
+    let window: Vec<_> = world
+        .steered
+        .iter()
+        .filter(|s| (from_ns..to_ns).contains(&s.0.0))
+        .collect();
     window.iter().filter(|s| s.2 == location).count() as f64 / window.len().max(1) as f64
 }
 
@@ -46,7 +55,11 @@ fn adaptive_policy_moves_load_to_the_nic_within_bounded_time() {
     let mut w = world("naam-adaptive");
     w.host_slowdown = Some((Nanos(HOG_AT_NS), HOG_SLOWDOWN));
     drive(&mut w, HOG_AT_NS + 60_000_000);
-    assert_eq!(share(&w, Location::Host, 0, HOG_AT_NS), 1.0, "all at the host before the hog");
+    assert_eq!(
+        share(&w, Location::Host, 0, HOG_AT_NS),
+        1.0,
+        "all at the host before the hog"
+    );
     let shifted_at = (HOG_AT_NS..HOG_AT_NS + 60_000_000)
         .step_by(1_000_000)
         .find(|&t| share(&w, Location::Nic, t, t + 1_000_000) >= 0.9)
@@ -55,7 +68,10 @@ fn adaptive_policy_moves_load_to_the_nic_within_bounded_time() {
     println!("virtual shift time: {} ms", shift_ns as f64 / 1e6);
     assert!(shift_ns <= SHIFT_NS_MAX, "shift took {shift_ns} ns");
     let changes = w.controller.as_ref().unwrap().changes();
-    assert!(changes.iter().all(|c| c.at.0 >= HOG_AT_NS), "no change before congestion");
+    assert!(
+        changes.iter().all(|c| c.at.0 >= HOG_AT_NS),
+        "no change before congestion"
+    );
     // Every request was answered, none lost in the move.
     let drained = w.now.plus_ns(5_000_000_000);
     w.run_until(drained);
@@ -68,7 +84,11 @@ fn adaptive_policy_does_not_flap_under_steady_load() {
     let mut w = world("naam-adaptive");
     drive(&mut w, 500_000_000);
     let c = w.controller.as_ref().unwrap();
-    assert!(c.changes().is_empty(), "changes under steady load: {:?}", c.changes());
+    assert!(
+        c.changes().is_empty(),
+        "changes under steady load: {:?}",
+        c.changes()
+    );
     assert_eq!(share(&w, Location::Host, 0, 500_000_000), 1.0);
 }
 
@@ -85,5 +105,8 @@ fn static_host_policy_suffers_the_hog() {
     drive(&mut adaptive, HOG_AT_NS + 20_000_000);
     adaptive.run_until(Nanos(HOG_AT_NS + 2_000_000_000));
     let adaptive_worst_ns = adaptive.replies.values().map(|r| r.3).max().unwrap();
-    assert!(adaptive_worst_ns < worst_ns, "adaptive {adaptive_worst_ns} ns vs static {worst_ns} ns");
+    assert!(
+        adaptive_worst_ns < worst_ns,
+        "adaptive {adaptive_worst_ns} ns vs static {worst_ns} ns"
+    );
 }

@@ -18,28 +18,53 @@ fn run_lookups(shares: Shares, function: FunctionId) -> (World, HashMap<u64, (bo
     let mut keys: Vec<u64> = ds.pairs.iter().map(|p| p.0).collect();
     keys.extend([100_001, 100_002, 100_003]);
     for (id, key) in keys.iter().enumerate() {
-        let (args, descriptors) = if function == HASH_GET { hash_request(&ds, *key) } else { tree_request(&ds, *key) };
+        let (args, descriptors) = if function == HASH_GET {
+            hash_request(&ds, *key)
+        } else {
+            tree_request(&ds, *key)
+        };
         world.send(function, id as u64, &args, descriptors);
         let at = world.now.plus_ns(2_000);
         world.run_until(at);
     }
     world.run_until(Nanos(u64::MAX / 2));
-    let answers = (0..keys.len() as u64).map(|id| (keys[id as usize], world.answer(id).expect("every request answered"))).collect();
+    let answers = (0..keys.len() as u64)
+        .map(|id| {
+            (
+                keys[id as usize],
+                world.answer(id).expect("every request answered"),
+            )
+        })
+        .collect();
     (world, answers)
 }
 
 fn expected(ds_pairs: &[(u64, u64)], key: u64) -> (bool, u64) {
-    ds_pairs.iter().find(|p| p.0 == key).map_or((false, 0), |p| (true, p.1))
+    ds_pairs
+        .iter()
+        .find(|p| p.0 == key)
+        .map_or((false, 0), |p| (true, p.1))
 }
 
 fn check_placements(function: FunctionId) {
     let mut all = Vec::new();
-    for (shares, location) in [(Shares::HOST, Location::Host), (Shares::NIC, Location::Nic), (Shares::CLIENT, Location::Client)] {
+    for (shares, location) in [
+        (Shares::HOST, Location::Host),
+        (Shares::NIC, Location::Nic),
+        (Shares::CLIENT, Location::Client),
+    ] {
         let (world, answers) = run_lookups(shares, function);
         for (key, answer) in &answers {
-            assert_eq!(*answer, expected(&world.ds.pairs, *key), "NAAM_SEED={SEED:#x} key {key} at {location}");
+            assert_eq!(
+                *answer,
+                expected(&world.ds.pairs, *key),
+                "NAAM_SEED={SEED:#x} key {key} at {location}"
+            );
         }
-        assert!(world.replies.values().all(|r| r.1 == location), "every request ran at {location}");
+        assert!(
+            world.replies.values().all(|r| r.1 == location),
+            "every request ran at {location}"
+        );
         let mut sorted: Vec<_> = answers.into_iter().collect();
         sorted.sort();
         all.push(sorted);
@@ -65,16 +90,29 @@ fn tree_walk_takes_one_step_per_level() {
     assert!(ds.tree_depth >= 3, "the test tree has several levels");
     let functions = std::sync::Arc::new(functions());
     let regions = std::sync::Arc::new(regions);
-    let mut exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions.clone()).unwrap();
+    let mut exec = Executor::new(
+        ExecutorConfig::new(Location::Host),
+        functions,
+        regions.clone(),
+    )
+    .unwrap();
     let (key, value) = ds.pairs[17];
     let (args, descriptors) = tree_request(&ds, key);
-    let (_c, frame) = run_at_host(&mut exec, &memory, &regions, &invoke(TENANT, TREE_GET, 1, &args, descriptors));
+    let (_c, frame) = run_at_host(
+        &mut exec,
+        &memory,
+        &regions,
+        &invoke(TENANT, TREE_GET, 1, &args, descriptors),
+    );
     let (status, _, payload) = reply_of(&frame);
     assert_eq!(status, Status::Ok);
     assert_eq!(payload[0], 1);
     assert_eq!(u64::from_le_bytes(payload[1..9].try_into().unwrap()), value);
     let levels = u64::from_le_bytes(payload[9..17].try_into().unwrap());
-    assert_eq!(levels, ds.tree_depth, "carried state counts one step per level");
+    assert_eq!(
+        levels, ds.tree_depth,
+        "carried state counts one step per level"
+    );
     assert_eq!(exec.stats().steps, ds.tree_depth);
 }
 
@@ -110,16 +148,30 @@ fn a_local_host_runs_functions_to_completion() {
     let mut host = LocalHost::new(RkeySecret([9; 16]));
     // Same secret and order as `dataset`: the same rkeys.
     for info in [ds.index, ds.items, ds.nodes, ds.other] {
-        let added = host.add_region(info.tenant, memory[&info.id].clone(), info.perms).unwrap();
+        let added = host
+            .add_region(info.tenant, memory[&info.id].clone(), info.perms)
+            .unwrap();
         assert_eq!(added.rkey, info.rkey);
     }
-    host.register(TENANT, HASH_GET, "hash_get", Code::Elf { object: ENGINE_FNS, name: "hash_get" }).unwrap();
+    host.register(
+        TENANT,
+        HASH_GET,
+        "hash_get",
+        Code::Elf {
+            object: ENGINE_FNS,
+            name: "hash_get",
+        },
+    )
+    .unwrap();
     for &(key, value) in ds.pairs.iter().take(20) {
         let (args, d) = hash_request(&ds, key);
         let reply = host.call(&invoke(TENANT, HASH_GET, key, &args, d)).unwrap();
         assert_eq!(reply.status, Status::Ok);
         assert_eq!(reply.payload[0], 1);
-        assert_eq!(u64::from_le_bytes(reply.payload[1..9].try_into().unwrap()), value);
+        assert_eq!(
+            u64::from_le_bytes(reply.payload[1..9].try_into().unwrap()),
+            value
+        );
         assert_eq!(reply.steps, 2);
         assert!(reply.insn > 0);
     }

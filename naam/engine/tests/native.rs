@@ -17,12 +17,23 @@ fn executor(location: Location) -> (Executor, Dataset, RegionInfo) {
     let writable = regions.register(TENANT, 64, Perms::READ_WRITE).unwrap();
     let mut functions = functions();
     functions.register_host_native(TENANT, SET, "set").unwrap();
-    let exec = Executor::new(ExecutorConfig::new(location), Arc::new(functions), Arc::new(regions)).unwrap();
+    let exec = Executor::new(
+        ExecutorConfig::new(location),
+        Arc::new(functions),
+        Arc::new(regions),
+    )
+    .unwrap();
     (exec, ds, writable)
 }
 
 fn write_intent(region: &RegionInfo) -> Descriptors {
-    Descriptors::from_slice(&[Descriptor { rkey: region.rkey, offset: 0, len: 8, kind: AccessKind::Write }]).unwrap()
+    Descriptors::from_slice(&[Descriptor {
+        rkey: region.rkey,
+        offset: 0,
+        len: 8,
+        kind: AccessKind::Write,
+    }])
+    .unwrap()
 }
 
 #[test]
@@ -30,8 +41,15 @@ fn a_host_native_call_goes_to_the_host_role_even_with_full_pushback() {
     let (mut exec, _ds, writable) = executor(Location::Host);
     exec.set_client_permille(1000);
     let args = [7u8; 16];
-    exec.submit(Nanos(0), Nanos(0), 0, &invoke(TENANT, SET, 1, &args, write_intent(&writable)));
-    let request = exec.poll_native().expect("handed to the host role, not pushed back");
+    exec.submit(
+        Nanos(0),
+        Nanos(0),
+        0,
+        &invoke(TENANT, SET, 1, &args, write_intent(&writable)),
+    );
+    let request = exec
+        .poll_native()
+        .expect("handed to the host role, not pushed back");
     let (call_args, writes) = exec.native_call(request.id).expect("a pending call");
     assert_eq!(call_args, &args);
     assert_eq!(writes.len(), 1);
@@ -39,17 +57,32 @@ fn a_host_native_call_goes_to_the_host_role_even_with_full_pushback() {
     let mut frame = Vec::new();
     exec.poll_completion(&mut frame).expect("completed");
     let (status, location, payload) = reply_of(&frame);
-    assert_eq!((status, location, payload), (Status::Ok, Location::Host, vec![1]));
+    assert_eq!(
+        (status, location, payload),
+        (Status::Ok, Location::Host, vec![1])
+    );
 }
 
 #[test]
 fn a_host_native_call_is_refused_elsewhere() {
     for location in [Location::Nic, Location::Client] {
         let (mut exec, _ds, writable) = executor(location);
-        exec.submit(Nanos(0), Nanos(0), 0, &invoke(TENANT, SET, 1, &[0; 4], write_intent(&writable)));
+        exec.submit(
+            Nanos(0),
+            Nanos(0),
+            0,
+            &invoke(TENANT, SET, 1, &[0; 4], write_intent(&writable)),
+        );
         let mut frame = Vec::new();
         exec.poll_completion(&mut frame).expect("refused at once");
-        assert_eq!(reply_of(&frame).0, Status::Error(ErrorCode { kind: ErrorKind::WrongLocation, detail: 0 }), "at {location}");
+        assert_eq!(
+            reply_of(&frame).0,
+            Status::Error(ErrorCode {
+                kind: ErrorKind::WrongLocation,
+                detail: 0
+            }),
+            "at {location}"
+        );
     }
 }
 
@@ -57,8 +90,19 @@ fn a_host_native_call_is_refused_elsewhere() {
 fn a_write_on_a_read_only_region_is_denied() {
     let (mut exec, ds, _writable) = executor(Location::Host);
     // The test dataset's regions are read-only.
-    exec.submit(Nanos(0), Nanos(0), 0, &invoke(TENANT, SET, 1, &[0; 4], write_intent(&ds.index)));
+    exec.submit(
+        Nanos(0),
+        Nanos(0),
+        0,
+        &invoke(TENANT, SET, 1, &[0; 4], write_intent(&ds.index)),
+    );
     let mut frame = Vec::new();
     exec.poll_completion(&mut frame).expect("denied at once");
-    assert_eq!(reply_of(&frame).0, Status::Error(ErrorCode { kind: ErrorKind::AccessDenied, detail: 4 }));
+    assert_eq!(
+        reply_of(&frame).0,
+        Status::Error(ErrorCode {
+            kind: ErrorKind::AccessDenied,
+            detail: 4
+        })
+    );
 }

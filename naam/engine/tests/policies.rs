@@ -45,7 +45,13 @@ fn check(policy_name: &str, script: &str, expect: Expect) {
             None => (line, 1),
         };
         let mut words = line.split_whitespace();
-        let t0: u64 = words.next().unwrap().strip_prefix("t=").unwrap().parse().unwrap();
+        let t0: u64 = words
+            .next()
+            .unwrap()
+            .strip_prefix("t=")
+            .unwrap()
+            .parse()
+            .unwrap();
         let fields: Vec<(&str, &str)> = words.map(|w| w.split_once('=').unwrap()).collect();
         for i in 0..repeat {
             let t = t0 + i;
@@ -57,7 +63,12 @@ fn check(policy_name: &str, script: &str, expect: Expect) {
                     other => panic!("unknown field {other}"),
                 };
                 if let Some(ch) = change {
-                    out += &format!("t={}ms {:?} -> {:?}", ch.at.0 / 1_000_000, ch.before, ch.after);
+                    out += &format!(
+                        "t={}ms {:?} -> {:?}",
+                        ch.at.0 / 1_000_000,
+                        ch.before,
+                        ch.after
+                    );
                     if let Some(credit) = ch.pushback_credit_insn {
                         out += &format!(" pushback>{credit}insn");
                     }
@@ -74,49 +85,67 @@ fn static_policies_never_change() {
     for name in ["host", "nic", "client"] {
         let mut c = Controller::new(policy::by_name(name).unwrap(), RuleKey::DEFAULT);
         for t in 0..100 {
-            assert!(c.on_sample(server_sample(Location::Host, t, "5000us/100")).is_none());
+            assert!(
+                c.on_sample(server_sample(Location::Host, t, "5000us/100"))
+                    .is_none()
+            );
         }
     }
-    check("nic", "t=1 host=9000us nic=9000us x3", expect![[r#"
+    check(
+        "nic",
+        "t=1 host=9000us nic=9000us x3",
+        expect![[r#"
         start host=0 nic=1000 client=0 (static placement)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn adaptive_sheds_host_load_to_the_nic_fast() {
-    check("naam-adaptive", "
+    check(
+        "naam-adaptive",
+        "
         t=1 host=50us nic=10us x3
         t=4 host=900us nic=10us x6
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
         t=6ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
         t=7ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
         t=8ms host=250 nic=750 client=0 -> host=125 nic=875 client=0 (host congested: shift to NIC)
         t=9ms host=125 nic=875 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn adaptive_ignores_the_hysteresis_band_and_single_spikes() {
-    check("naam-adaptive", "
+    check(
+        "naam-adaptive",
+        "
         t=1 host=300us nic=10us x50
         t=51 host=900us nic=10us
         t=52 host=50us nic=10us x20
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn adaptive_returns_load_slowly_and_backs_off_after_a_relapse() {
     // Shed on the 3rd congested sample; return 100 permille per 10 relieved samples; congestion
     // again soon after a return doubles the wait before the next return.
-    check("naam-adaptive", "
+    check(
+        "naam-adaptive",
+        "
         t=1 host=900us nic=10us x4
         t=5 host=50us nic=10us x23
         t=28 host=900us nic=10us x3
         t=31 host=50us nic=10us x45
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
         t=3ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
         t=4ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
@@ -125,18 +154,22 @@ fn adaptive_returns_load_slowly_and_backs_off_after_a_relapse() {
         t=30ms host=450 nic=550 client=0 -> host=225 nic=775 client=0 (host congested: shift to NIC)
         t=50ms host=225 nic=775 client=0 -> host=325 nic=675 client=0 (host relieved: return load from NIC)
         t=70ms host=325 nic=675 client=0 -> host=425 nic=575 client=0 (host relieved: return load from NIC)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn adaptive_pushes_back_when_host_and_nic_are_both_congested() {
     // Both congested for long: pushback in 100-permille steps, capped at 500; relief takes the
     // pushed-back load first, 100 permille every 10 relieved samples.
-    check("naam-adaptive", "
+    check(
+        "naam-adaptive",
+        "
         t=1 host=900us nic=10us x3
         t=4 host=900us nic=2000us x12
         t=16 host=50us nic=50us x25
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
         t=3ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
         t=4ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
@@ -150,52 +183,65 @@ fn adaptive_pushes_back_when_host_and_nic_are_both_congested() {
         t=16ms host=0 nic=500 client=500 -> host=250 nic=250 client=500 (NIC congested: shift to host)
         t=25ms host=250 nic=250 client=500 -> host=350 nic=250 client=400 (relieved: take back pushed-back load)
         t=35ms host=350 nic=250 client=400 -> host=450 nic=250 client=300 (relieved: take back pushed-back load)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn kayak_climbs_the_throughput_gradient() {
     // Throughput improves as more requests run client-side, then falls: the direction reverses.
-    check("kayak", "
+    check(
+        "kayak",
+        "
         t=1 client=100,0,100,0,0,0 x5
         t=6 client=100,50,100,10,10,2000 x5
         t=11 client=100,50,100,30,10,2000 x5
         t=16 client=100,50,90,20,10,2000 x5
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start)
         t=5ms host=1000 nic=0 client=0 -> host=990 nic=0 client=10 (throughput gradient: more client-side)
         t=10ms host=990 nic=0 client=10 -> host=940 nic=0 client=60 (throughput gradient: more client-side)
         t=15ms host=940 nic=0 client=60 -> host=890 nic=0 client=110 (throughput gradient: more client-side)
         t=20ms host=890 nic=0 client=110 -> host=940 nic=0 client=60 (throughput gradient: more RPC)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn cell_picks_the_cheaper_side_with_hysteresis() {
-    check("cell", "
+    check(
+        "cell",
+        "
         t=1 client=100,0,100,0,20,2000 x3
         t=4 client=30,35,100,0,20,2000 x3
         t=7 client=30,32,10,100,20,2000 x3
         t=10 client=20,40,10,100,20,2000 x5
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=980 nic=0 client=20 (start server-side)
         t=1ms host=980 nic=0 client=20 -> host=20 nic=0 client=980 (client-side cheaper)
         t=11ms host=20 nic=0 client=980 -> host=980 nic=0 client=20 (server-side cheaper)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn splinter_pushes_back_over_credit_invocations_under_backlog() {
-    check("splinter", "
+    check(
+        "splinter",
+        "
         t=1 host=100us/1 x2
         t=3 host=100us/6
         t=4 host=1500us/2
         t=5 host=100us/1 x2
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
         t=3ms host=1000 nic=0 client=0 -> host=1000 nic=0 client=0 pushback>250insn (backlog: push back over-credit invocations)
         t=5ms host=1000 nic=0 client=0 -> host=1000 nic=0 client=0 (no backlog)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
@@ -207,26 +253,34 @@ fn unknown_policy_names_are_listed() {
 
 #[test]
 fn adaptive_sheds_faster_when_congestion_is_severe() {
-    check("naam-adaptive", "
+    check(
+        "naam-adaptive",
+        "
         t=1 host=50us nic=10us x3
         t=4 host=5000us nic=10us x4
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start at host)
         t=6ms host=1000 nic=0 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
         t=7ms host=250 nic=750 client=0 -> host=63 nic=937 client=0 (host congested: shift to NIC)
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn kayak_holds_still_when_throughput_only_jitters() {
     // Open-loop load: throughput follows the offered rate (±1 % here); only the first epoch steps.
-    check("kayak", "
+    check(
+        "kayak",
+        "
         t=1 client=100,0,100,0,0,0 x5
         t=6 client=100,0,101,0,0,0 x5
         t=11 client=100,0,100,0,0,0 x5
         t=16 client=100,0,99,0,0,0 x5
-    ", expect![[r#"
+    ",
+        expect![[r#"
         start host=1000 nic=0 client=0 (start)
         t=5ms host=1000 nic=0 client=0 -> host=990 nic=0 client=10 (throughput gradient: more client-side)
-    "#]]);
+    "#]],
+    );
 }

@@ -41,8 +41,22 @@ fn engine_source_is_sans_io() {
             }
         }
     }
-    assert!(offences.is_empty(), "the engine must stay sans-IO:\n{}", offences.join("\n"));
-    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
-    let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
-    assert!(!deps.contains("tokio") && !deps.contains("mio"), "no async runtime dependency");
+    assert!(
+        offences.is_empty(),
+        "the engine must stay sans-IO:\n{}",
+        offences.join("\n")
+    );
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .unwrap()
+        .split("\n[")
+        .next()
+        .unwrap();
+    assert!(
+        !deps.contains("tokio") && !deps.contains("mio"),
+        "no async runtime dependency"
+    );
 }

@@ -21,8 +21,13 @@ fn a_thousand_functions_across_a_hundred_tenants() {
     for t in 0..TENANTS {
         let tenant = TenantId(100 + t);
         for f in 0..FUNCTIONS_PER_TENANT {
-            let code = Code::Elf { object: ENGINE_FNS, name: "read_any" };
-            functions.register_ebpf(tenant, FunctionId(f), &format!("read_any_{t}_{f}"), code).unwrap();
+            let code = Code::Elf {
+                object: ENGINE_FNS,
+                name: "read_any",
+            };
+            functions
+                .register_ebpf(tenant, FunctionId(f), &format!("read_any_{t}_{f}"), code)
+                .unwrap();
         }
         let info = regions.register(tenant, 16, Perms::READ).unwrap();
         memory.insert(info.id, vec![t as u8; 16]);
@@ -30,32 +35,87 @@ fn a_thousand_functions_across_a_hundred_tenants() {
     }
     assert_eq!(functions.len(), (TENANTS * FUNCTIONS_PER_TENANT) as usize);
     let regions = Arc::new(regions);
-    let mut exec = Executor::new(ExecutorConfig::new(Location::Host), Arc::new(functions), regions.clone()).unwrap();
+    let mut exec = Executor::new(
+        ExecutorConfig::new(Location::Host),
+        Arc::new(functions),
+        regions.clone(),
+    )
+    .unwrap();
     for t in 0..TENANTS {
         for f in [0, FUNCTIONS_PER_TENANT - 1] {
             let tenant = TenantId(100 + t);
-            let args: Vec<u8> = [tenant_regions[t as usize].rkey.0, 3, 1].iter().flat_map(|w| w.to_le_bytes()).collect();
-            let msg = invoke(tenant, FunctionId(f), u64::from(t), &args, Descriptors::new());
+            let args: Vec<u8> = [tenant_regions[t as usize].rkey.0, 3, 1]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect();
+            let msg = invoke(
+                tenant,
+                FunctionId(f),
+                u64::from(t),
+                &args,
+                Descriptors::new(),
+            );
             let (c, frame) = run_at_host(&mut exec, &memory, &regions, &msg);
             let (status, _, payload) = reply_of(&frame);
-            assert_eq!((status, payload), (Status::Ok, vec![t as u8]), "tenant {t} function {f}");
+            assert_eq!(
+                (status, payload),
+                (Status::Ok, vec![t as u8]),
+                "tenant {t} function {f}"
+            );
             assert_eq!(c.tenant, tenant);
         }
     }
-    let invoked = exec.stats().functions.iter().filter(|c| c.invocations == 1).count();
-    assert_eq!(invoked, 2 * TENANTS as usize, "per-function counters are per function");
+    let invoked = exec
+        .stats()
+        .functions
+        .iter()
+        .filter(|c| c.invocations == 1)
+        .count();
+    assert_eq!(
+        invoked,
+        2 * TENANTS as usize,
+        "per-function counters are per function"
+    );
 }
 
 #[test]
 fn registration_limits_and_duplicates_are_typed_errors() {
     let mut functions = FunctionTable::new();
-    let code = Code::Elf { object: ENGINE_FNS, name: "spin" };
-    functions.register_ebpf(TENANT, FunctionId(1), "spin", code).unwrap();
-    let again = functions.register_ebpf(TENANT, FunctionId(1), "spin", code).unwrap_err();
-    assert!(matches!(again, naam_engine::function::FunctionError::Duplicate { .. }), "{again}");
-    let bad = functions.register_ebpf(TENANT, FunctionId(2), "x", Code::Raw(&[0xff; 8])).unwrap_err();
-    assert!(matches!(bad, naam_engine::function::FunctionError::Load { .. }), "{bad}");
-    let missing = functions.register_ebpf(TENANT, FunctionId(3), "x", Code::Elf { object: ENGINE_FNS, name: "nope" }).unwrap_err();
+    let code = Code::Elf {
+        object: ENGINE_FNS,
+        name: "spin",
+    };
+    functions
+        .register_ebpf(TENANT, FunctionId(1), "spin", code)
+        .unwrap();
+    let again = functions
+        .register_ebpf(TENANT, FunctionId(1), "spin", code)
+        .unwrap_err();
+    assert!(
+        matches!(
+            again,
+            naam_engine::function::FunctionError::Duplicate { .. }
+        ),
+        "{again}"
+    );
+    let bad = functions
+        .register_ebpf(TENANT, FunctionId(2), "x", Code::Raw(&[0xff; 8]))
+        .unwrap_err();
+    assert!(
+        matches!(bad, naam_engine::function::FunctionError::Load { .. }),
+        "{bad}"
+    );
+    let missing = functions
+        .register_ebpf(
+            TENANT,
+            FunctionId(3),
+            "x",
+            Code::Elf {
+                object: ENGINE_FNS,
+                name: "nope",
+            },
+        )
+        .unwrap_err();
     assert!(missing.to_string().contains("nope"), "{missing}");
     functions.unregister(TENANT, FunctionId(1)).unwrap();
     assert!(functions.get(TENANT, FunctionId(1)).is_none());

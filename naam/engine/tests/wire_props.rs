@@ -1,22 +1,35 @@
 //! Property tests of the wire format: decode ∘ encode is the identity for every valid frame, and
 //! decoding arbitrary bytes never panics.
 
-use naam_engine::abi::{ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, REPLY_BYTES_MAX, STATE_BYTES_MAX};
+use naam_engine::abi::{
+    ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, REPLY_BYTES_MAX, STATE_BYTES_MAX,
+};
 use naam_engine::wire::*;
 use naam_engine::*;
 use proptest::prelude::*;
 
 fn descriptor() -> impl Strategy<Value = Descriptor> {
-    (any::<u64>(), any::<u64>(), 1..=ACCESS_BYTES_MAX as u32, any::<bool>()).prop_map(|(rkey, offset, len, write)| Descriptor {
-        rkey: Rkey(rkey),
-        offset,
-        len,
-        kind: if write { AccessKind::Write } else { AccessKind::Read },
-    })
+    (
+        any::<u64>(),
+        any::<u64>(),
+        1..=ACCESS_BYTES_MAX as u32,
+        any::<bool>(),
+    )
+        .prop_map(|(rkey, offset, len, write)| Descriptor {
+            rkey: Rkey(rkey),
+            offset,
+            len,
+            kind: if write {
+                AccessKind::Write
+            } else {
+                AccessKind::Read
+            },
+        })
 }
 
 fn descriptors() -> impl Strategy<Value = Descriptors> {
-    prop::collection::vec(descriptor(), 0..=ACCESSES_PER_STEP_MAX).prop_map(|v| Descriptors::from_slice(&v).unwrap())
+    prop::collection::vec(descriptor(), 0..=ACCESSES_PER_STEP_MAX)
+        .prop_map(|v| Descriptors::from_slice(&v).unwrap())
 }
 
 #[derive(Debug, Clone)]
@@ -37,22 +50,41 @@ impl OwnedInvoke {
             function: FunctionId(function),
             request_id: RequestId(id),
             flow,
-            flags: InvokeFlags(if pushback { InvokeFlags::ALLOW_PUSHBACK } else { 0 }),
+            flags: InvokeFlags(if pushback {
+                InvokeFlags::ALLOW_PUSHBACK
+            } else {
+                0
+            }),
             step,
             attempt,
             reply_to: self.reply_to,
             args: &self.args,
             descriptors: self.descriptors,
-            origin: if step == 0 { Descriptors::new() } else { self.origin },
+            origin: if step == 0 {
+                Descriptors::new()
+            } else {
+                self.origin
+            },
             state: &self.state,
         }
     }
 }
 
 fn invoke() -> impl Strategy<Value = OwnedInvoke> {
-    let fixed = (any::<u32>(), any::<u32>(), any::<u64>(), any::<u32>(), any::<bool>(), 0u8..16, any::<u8>());
-    let reply_to = prop::option::of((any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| ReplyAddr { ip, port }));
-    let origin = prop::collection::vec(descriptor(), 1..=ACCESSES_PER_STEP_MAX).prop_map(|v| Descriptors::from_slice(&v).unwrap());
+    let fixed = (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<bool>(),
+        0u8..16,
+        any::<u8>(),
+    );
+    let reply_to = prop::option::of(
+        (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, port)| ReplyAddr { ip, port }),
+    );
+    let origin = prop::collection::vec(descriptor(), 1..=ACCESSES_PER_STEP_MAX)
+        .prop_map(|v| Descriptors::from_slice(&v).unwrap());
     (
         fixed,
         reply_to,
@@ -61,14 +93,26 @@ fn invoke() -> impl Strategy<Value = OwnedInvoke> {
         origin,
         prop::collection::vec(any::<u8>(), 0..=STATE_BYTES_MAX),
     )
-        .prop_map(|(fixed, reply_to, args, descriptors, origin, state)| OwnedInvoke { fixed, reply_to, args, descriptors, origin, state })
+        .prop_map(
+            |(fixed, reply_to, args, descriptors, origin, state)| OwnedInvoke {
+                fixed,
+                reply_to,
+                args,
+                descriptors,
+                origin,
+                state,
+            },
+        )
 }
 
 fn status() -> impl Strategy<Value = Status> {
     prop_oneof![
         Just(Status::Ok),
         Just(Status::Pushback),
-        (1u16..=10, any::<u32>()).prop_map(|(k, detail)| Status::Error(ErrorCode { kind: ErrorKind::from_code(k).unwrap(), detail })),
+        (1u16..=10, any::<u32>()).prop_map(|(k, detail)| Status::Error(ErrorCode {
+            kind: ErrorKind::from_code(k).unwrap(),
+            detail
+        })),
     ]
 }
 
@@ -154,19 +198,37 @@ fn oversized_parts_are_refused_on_both_sides() {
         state: &[],
     };
     let mut buf = Vec::new();
-    assert_eq!(m.encode(&mut buf), Err(EncodeError::TooLong { field: "args", len: ARGS_BYTES_MAX + 1, max: ARGS_BYTES_MAX }));
+    assert_eq!(
+        m.encode(&mut buf),
+        Err(EncodeError::TooLong {
+            field: "args",
+            len: ARGS_BYTES_MAX + 1,
+            max: ARGS_BYTES_MAX
+        })
+    );
     // A frame that claims a too-long args block is rejected before anything is read.
     let ok = Invoke { args: &[], ..m };
     ok.encode(&mut buf).unwrap();
     let args_len_at = HEADER_BYTES + 4 + 4 + 8 + 4 + 2 + 4;
     buf[args_len_at..args_len_at + 2].copy_from_slice(&(ARGS_BYTES_MAX as u16 + 1).to_le_bytes());
-    assert_eq!(Frame::decode(&buf), Err(DecodeError::TooLong { field: "args", len: ARGS_BYTES_MAX + 1, max: ARGS_BYTES_MAX }));
+    assert_eq!(
+        Frame::decode(&buf),
+        Err(DecodeError::TooLong {
+            field: "args",
+            len: ARGS_BYTES_MAX + 1,
+            max: ARGS_BYTES_MAX
+        })
+    );
 }
 
 #[test]
 fn decode_errors_name_the_field() {
-    expect_test::expect![[r#"frame truncated in `magic`: needs 2 more bytes, 1 left"#]].assert_eq(&Frame::decode(&[0x41]).unwrap_err().to_string());
-    expect_test::expect![[r#"bad magic 0x0000 (expected 0x4e41)"#]].assert_eq(&Frame::decode(&[0, 0, 1, 1]).unwrap_err().to_string());
-    expect_test::expect![[r#"unsupported wire version 9 (this build speaks 1)"#]].assert_eq(&Frame::decode(&[0x41, 0x4e, 9, 1]).unwrap_err().to_string());
-    expect_test::expect![[r#"unknown frame kind 77"#]].assert_eq(&Frame::decode(&[0x41, 0x4e, 1, 77]).unwrap_err().to_string());
+    expect_test::expect![[r#"frame truncated in `magic`: needs 2 more bytes, 1 left"#]]
+        .assert_eq(&Frame::decode(&[0x41]).unwrap_err().to_string());
+    expect_test::expect![[r#"bad magic 0x0000 (expected 0x4e41)"#]]
+        .assert_eq(&Frame::decode(&[0, 0, 1, 1]).unwrap_err().to_string());
+    expect_test::expect![[r#"unsupported wire version 9 (this build speaks 1)"#]]
+        .assert_eq(&Frame::decode(&[0x41, 0x4e, 9, 1]).unwrap_err().to_string());
+    expect_test::expect![[r#"unknown frame kind 77"#]]
+        .assert_eq(&Frame::decode(&[0x41, 0x4e, 1, 77]).unwrap_err().to_string());
 }

@@ -26,25 +26,40 @@ fn bench_apply(c: &mut Criterion, name: &str, switch: &mut dyn Steering) {
 }
 
 fn apply(c: &mut Criterion) {
-    let config = UdpConfig { reuse_port: true, ..UdpConfig::new(loopback()) };
+    let config = UdpConfig {
+        reuse_port: true,
+        ..UdpConfig::new(loopback())
+    };
     let socket = UdpSocket::bind(&config).expect("bind");
     match KernelEswitch::attach(&socket, 1, 1) {
         Ok(mut kernel) => bench_apply(c, "eswitch_apply/kernel_default_rule", &mut kernel),
         Err(e) => eprintln!("eswitch_apply/kernel skipped: {e}"),
     }
     let target = UdpSocket::bind(&UdpConfig::new(loopback())).expect("bind");
-    let user_config =
-        UserEswitchConfig { ingress: UdpConfig::new(loopback()), host: vec![target.local_addr()], nic: vec![] };
+    let user_config = UserEswitchConfig {
+        ingress: UdpConfig::new(loopback()),
+        host: vec![target.local_addr()],
+        nic: vec![],
+    };
     let mut user = UserEswitch::start(user_config, &RuleTable::new(Shares::HOST)).expect("start");
     bench_apply(c, "eswitch_apply/user_default_rule", &mut user);
     // A table of 1000 function rules, one of which changes per apply (the kernel writes only it).
     let mut big = [RuleTable::new(Shares::HOST), RuleTable::new(Shares::HOST)];
     for f in 0..1000 {
         for t in &mut big {
-            t.set(RuleKey::function(naam_engine::TenantId(1), naam_engine::FunctionId(f)), Shares::HOST).expect("set");
+            t.set(
+                RuleKey::function(naam_engine::TenantId(1), naam_engine::FunctionId(f)),
+                Shares::HOST,
+            )
+            .expect("set");
         }
     }
-    big[1].set(RuleKey::function(naam_engine::TenantId(1), naam_engine::FunctionId(7)), Shares::NIC).expect("set");
+    big[1]
+        .set(
+            RuleKey::function(naam_engine::TenantId(1), naam_engine::FunctionId(7)),
+            Shares::NIC,
+        )
+        .expect("set");
     if let Ok(mut kernel) = KernelEswitch::attach(&socket, 1, 1) {
         let mut flip = 0;
         c.bench_function("eswitch_apply/kernel_1000_rules_one_changed", |b| {

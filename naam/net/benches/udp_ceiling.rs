@@ -31,11 +31,12 @@ fn echo(c: &mut Criterion) {
         group.bench_function(format!("batch_{batch}"), |b| {
             b.iter_custom(|iters| {
                 // One measurement of about `iters` requests; time per request × iters.
-                let run = Duration::from_micros(iters.clamp(1, 5_000_000)).min(Duration::from_secs(5));
+                let run =
+                    Duration::from_micros(iters.clamp(1, 5_000_000)).min(Duration::from_secs(5));
                 match udp_echo_ceiling(run, batch) {
-                    Ok(m) if m.requests > 0 => {
-                        Duration::from_nanos((m.elapsed_ns as f64 / m.requests as f64 * iters as f64) as u64)
-                    }
+                    Ok(m) if m.requests > 0 => Duration::from_nanos(
+                        (m.elapsed_ns as f64 / m.requests as f64 * iters as f64) as u64,
+                    ),
                     _ => Duration::from_secs(1),
                 }
             });

@@ -12,7 +12,10 @@ pub fn reply_addr(addr: SocketAddr) -> ReplyAddr {
         SocketAddr::V4(v4) => v4.ip().to_ipv6_mapped(),
         SocketAddr::V6(v6) => *v6.ip(),
     };
-    ReplyAddr { ip: ip.octets(), port: addr.port() }
+    ReplyAddr {
+        ip: ip.octets(),
+        port: addr.port(),
+    }
 }
 
 /// The socket address of a reply address: the inverse of [`reply_addr`] (IPv4-mapped addresses
@@ -79,12 +82,18 @@ pub(crate) fn to_raw(addr: SocketAddr) -> RawSockAddr {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in (that
             // is its purpose); the write covers only the first size_of::<sockaddr_in>() bytes.
-            unsafe { (&raw mut raw.storage).cast::<libc::sockaddr_in>().write(sin) };
+            unsafe {
+                (&raw mut raw.storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
             raw.len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
         }
         SocketAddr::V6(v6) => {
@@ -92,11 +101,17 @@ pub(crate) fn to_raw(addr: SocketAddr) -> RawSockAddr {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: v6.port().to_be(),
                 sin6_flowinfo: v6.flowinfo().to_be(),
-                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
                 sin6_scope_id: v6.scope_id(),
             };
             // SAFETY: as above, for sockaddr_in6.
-            unsafe { (&raw mut raw.storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            unsafe {
+                (&raw mut raw.storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
             raw.len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         }
     }
@@ -105,7 +120,10 @@ pub(crate) fn to_raw(addr: SocketAddr) -> RawSockAddr {
 
 /// Reads a socket address the kernel wrote (`len` bytes of `storage`); `None` for families other
 /// than IPv4 and IPv6 or a length too short for the family.
-pub(crate) fn from_raw(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub(crate) fn from_raw(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     let len = len as usize;
     match i32::from(storage.ss_family) {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
@@ -113,14 +131,22 @@ pub(crate) fn from_raw(storage: &libc::sockaddr_storage, len: libc::socklen_t) -
             // least its size; sockaddr_storage is aligned for every sockaddr type.
             let sin = unsafe { &*(std::ptr::from_ref(storage).cast::<libc::sockaddr_in>()) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
             let sin6 = unsafe { &*(std::ptr::from_ref(storage).cast::<libc::sockaddr_in6>()) };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             let port = u16::from_be(sin6.sin6_port);
-            Some(SocketAddr::V6(SocketAddrV6::new(ip, port, u32::from_be(sin6.sin6_flowinfo), sin6.sin6_scope_id)))
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                port,
+                u32::from_be(sin6.sin6_flowinfo),
+                sin6.sin6_scope_id,
+            )))
         }
         _ => None,
     }
@@ -132,7 +158,12 @@ mod tests {
 
     #[test]
     fn raw_round_trip() {
-        for text in ["127.0.0.1:9000", "[::1]:7", "[fe80::1%2]:65535", "0.0.0.0:0"] {
+        for text in [
+            "127.0.0.1:9000",
+            "[::1]:7",
+            "[fe80::1%2]:65535",
+            "0.0.0.0:0",
+        ] {
             let addr: SocketAddr = text.parse().unwrap();
             let raw = to_raw(addr);
             assert_eq!(from_raw(&raw.storage, raw.len), Some(addr), "{text}");
@@ -148,7 +179,11 @@ mod tests {
         assert_eq!(for_socket_family(mapped, false), v4);
         assert_eq!(for_socket_family(v4, false), v4);
         assert_eq!(for_socket_family(mapped, true), mapped);
-        assert_eq!(for_socket_family(v6, false), v6, "no IPv4 form: left for the kernel to refuse");
+        assert_eq!(
+            for_socket_family(v6, false),
+            v6,
+            "no IPv4 form: left for the kernel to refuse"
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ pub struct RecvBatch {
 
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecvBatch").field("capacity", &self.capacity).field("len", &self.slots.len()).finish()
+        f.debug_struct("RecvBatch")
+            .field("capacity", &self.capacity)
+            .field("len", &self.slots.len())
+            .finish()
     }
 }
 
@@ -103,7 +106,10 @@ impl RecvBatch {
     pub fn get(&self, i: usize) -> Received<'_> {
         match self.try_get(i) {
             Some(received) => received,
-            None => panic!("RecvBatch::get({i}) but the batch holds {} datagrams", self.len()),
+            None => panic!(
+                "RecvBatch::get({i}) but the batch holds {} datagrams",
+                self.len()
+            ),
         }
     }
 
@@ -165,15 +171,27 @@ pub(crate) fn recvmmsg(
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut outcome = RecvOutcome { accepted: 0, truncated: 0 };
+    let mut outcome = RecvOutcome {
+        accepted: 0,
+        truncated: 0,
+    };
     for (i, hdr) in hdrs.iter().enumerate().take(rc as usize) {
         let h = &hdr.msg_hdr;
         let from = addr::from_raw(&batch.names[i], h.msg_namelen);
         match from {
             Some(from) if h.msg_flags & libc::MSG_TRUNC == 0 => {
-                let kernel_rx_realtime_ns = if timestamps { kernel_timestamp(h) } else { None };
+                let kernel_rx_realtime_ns = if timestamps {
+                    kernel_timestamp(h)
+                } else {
+                    None
+                };
                 let len = (hdr.msg_len as usize).min(FRAME_BYTES_MAX);
-                batch.slots.push(Slot { index: i, len, from, kernel_rx_realtime_ns });
+                batch.slots.push(Slot {
+                    index: i,
+                    len,
+                    from,
+                    kernel_rx_realtime_ns,
+                });
                 outcome.accepted += 1;
             }
             // Longer than any NAAM frame (or, never for UDP/IP, no sender): dropped whole.
@@ -198,10 +216,14 @@ fn kernel_timestamp(h: &libc::msghdr) -> Option<u64> {
         let data_len = c.cmsg_len as usize;
         // SAFETY: CMSG_LEN is a pure size computation.
         let want_len = unsafe { libc::CMSG_LEN(size_of::<libc::timespec>() as u32) } as usize;
-        if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_TIMESTAMPNS && data_len >= want_len {
+        if c.cmsg_level == libc::SOL_SOCKET
+            && c.cmsg_type == libc::SCM_TIMESTAMPNS
+            && data_len >= want_len
+        {
             // SAFETY: the header says its data holds a timespec (length checked above); the
             // data may be unaligned for timespec, hence read_unaligned.
-            let ts = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>()) };
+            let ts =
+                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>()) };
             return Some(timespec_ns(&ts));
         }
         // SAFETY: as for CMSG_FIRSTHDR; `cmsg` is a header of this message.
@@ -246,7 +268,10 @@ pub struct SendBatch {
 
 impl std::fmt::Debug for SendBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendBatch").field("capacity", &self.capacity).field("len", &self.queued.len()).finish()
+        f.debug_struct("SendBatch")
+            .field("capacity", &self.capacity)
+            .field("len", &self.queued.len())
+            .finish()
     }
 }
 
@@ -254,7 +279,11 @@ impl SendBatch {
     /// Room for `capacity` datagrams, clamped to `1..=BATCH_MAX`.
     pub fn new(capacity: usize) -> SendBatch {
         let capacity = capacity.clamp(1, BATCH_MAX);
-        SendBatch { data: vec![0; capacity * FRAME_BYTES_MAX], queued: Vec::with_capacity(capacity), capacity }
+        SendBatch {
+            data: vec![0; capacity * FRAME_BYTES_MAX],
+            queued: Vec::with_capacity(capacity),
+            capacity,
+        }
     }
 
     /// Queues a copy of `bytes` for `to`; false when the batch is full or `bytes` is longer than
@@ -266,14 +295,23 @@ impl SendBatch {
     /// Queues a copy of `bytes` for `to`.
     pub fn try_push(&mut self, bytes: &[u8], to: SocketAddr) -> Result<(), PushError> {
         if bytes.len() > FRAME_BYTES_MAX {
-            return Err(PushError::TooLong { len: bytes.len(), max: FRAME_BYTES_MAX });
+            return Err(PushError::TooLong {
+                len: bytes.len(),
+                max: FRAME_BYTES_MAX,
+            });
         }
         let i = self.queued.len();
         if i >= self.capacity {
-            return Err(PushError::Full { capacity: self.capacity });
+            return Err(PushError::Full {
+                capacity: self.capacity,
+            });
         }
         self.data[i * FRAME_BYTES_MAX..i * FRAME_BYTES_MAX + bytes.len()].copy_from_slice(bytes);
-        self.queued.push(Outgoing { len: bytes.len(), to, raw: addr::to_raw(to) });
+        self.queued.push(Outgoing {
+            len: bytes.len(),
+            to,
+            raw: addr::to_raw(to),
+        });
         Ok(())
     }
 
@@ -306,7 +344,10 @@ impl SendBatch {
         let n = n.min(self.queued.len());
         for (to, from) in (n..self.queued.len()).enumerate() {
             let len = self.queued[from].len;
-            self.data.copy_within(from * FRAME_BYTES_MAX..from * FRAME_BYTES_MAX + len, to * FRAME_BYTES_MAX);
+            self.data.copy_within(
+                from * FRAME_BYTES_MAX..from * FRAME_BYTES_MAX + len,
+                to * FRAME_BYTES_MAX,
+            );
         }
         self.queued.drain(..n);
     }
@@ -314,9 +355,17 @@ impl SendBatch {
 
 /// One `sendmmsg` of everything queued (the fd is non-blocking); returns how many the kernel
 /// took (at least one), or the raw OS error.
-pub(crate) fn sendmmsg(fd: BorrowedFd<'_>, batch: &mut SendBatch, ipv6_socket: bool) -> io::Result<usize> {
+pub(crate) fn sendmmsg(
+    fd: BorrowedFd<'_>,
+    batch: &mut SendBatch,
+    ipv6_socket: bool,
+) -> io::Result<usize> {
     let n = batch.queued.len().min(BATCH_MAX);
-    let family = if ipv6_socket { libc::AF_INET6 } else { libc::AF_INET };
+    let family = if ipv6_socket {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     for out in batch.queued.iter_mut().take(n) {
         if i32::from(out.raw.storage.ss_family) != family {
             out.raw = addr::to_raw(addr::for_socket_family(out.to, ipv6_socket));

@@ -71,10 +71,16 @@ pub fn udp_echo_ceiling(duration: Duration, batch: usize) -> Result<EchoCeiling,
     let echo = std::thread::Builder::new()
         .name("naam-echo".into())
         .spawn(move || echo_loop(&server, &stop_server, deadline))
-        .map_err(|source| NetError::Syscall { call: "thread spawn", addr: None, source })?;
+        .map_err(|source| NetError::Syscall {
+            call: "thread spawn",
+            addr: None,
+            source,
+        })?;
     let measured = client_loop(&client, server_addr, duration, batch);
     stop.store(true, Ordering::Release);
-    let served = echo.join().map_err(|_| NetError::ThreadPanicked { thread: "naam-echo" })?;
+    let served = echo.join().map_err(|_| NetError::ThreadPanicked {
+        thread: "naam-echo",
+    })?;
     let measured = measured?;
     served?;
     Ok(measured)
@@ -128,7 +134,12 @@ fn client_loop(
 }
 
 /// Receives the replies of sequence numbers `first..end`; returns how many came back in time.
-fn await_round(client: &UdpSocket, rx: &mut RecvBatch, first: u64, end: u64) -> Result<u64, NetError> {
+fn await_round(
+    client: &UdpSocket,
+    rx: &mut RecvBatch,
+    first: u64,
+    end: u64,
+) -> Result<u64, NetError> {
     let want = end - first;
     let mut answered = 0;
     let give_up = Instant::now() + ECHO_REPLY_TIMEOUT;

@@ -5,7 +5,10 @@
 //! an apply time with their own monotonic readings.
 
 fn now_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it. The clocks used
     // here always exist on Linux, so the call cannot fail and the zero fallback is unreachable.
     let rc = unsafe { libc::clock_gettime(clock, &raw mut ts) };

@@ -62,6 +62,10 @@ fn addr_text(addr: &Option<SocketAddr>) -> String {
 impl NetError {
     /// A failed system call, with the current `errno`.
     pub(crate) fn last_os(call: &'static str, addr: Option<SocketAddr>) -> NetError {
-        NetError::Syscall { call, addr, source: io::Error::last_os_error() }
+        NetError::Syscall {
+            call,
+            addr,
+            source: io::Error::last_os_error(),
+        }
     }
 }

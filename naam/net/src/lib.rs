@@ -85,14 +85,18 @@ mod udp;
 pub use addr::{reply_addr, socket_addr};
 pub use batch::{PushError, Received, RecvBatch, SendBatch};
 pub use ceiling::{
-    ECHO_DATAGRAM_BYTES, ECHO_DURATION_MAX, ECHO_REPLY_TIMEOUT, ECHO_REQUESTS_MAX, EchoCeiling, udp_echo_ceiling,
+    ECHO_DATAGRAM_BYTES, ECHO_DURATION_MAX, ECHO_REPLY_TIMEOUT, ECHO_REQUESTS_MAX, EchoCeiling,
+    udp_echo_ceiling,
 };
 pub use clock::{monotonic_now_ns, realtime_now_ns};
 pub use error::NetError;
-pub use eswitch::{Applied, EswitchError, KernelEswitch, SteerCounts, Steering, UserEswitch, UserEswitchConfig};
+pub use eswitch::{
+    Applied, EswitchError, KernelEswitch, SteerCounts, Steering, UserEswitch, UserEswitchConfig,
+};
 pub use udp::{
-    BATCH_DEFAULT, BATCH_MAX, KERNEL_BUSY_POLL_US, RECV_BUFFER_BYTES_DEFAULT, RECV_BUFFER_BYTES_MAX,
-    RECV_BUFFER_BYTES_MIN, SEND_BLOCKED_WAIT_MS_MAX, UdpConfig, UdpSocket, UdpStats,
+    BATCH_DEFAULT, BATCH_MAX, KERNEL_BUSY_POLL_US, RECV_BUFFER_BYTES_DEFAULT,
+    RECV_BUFFER_BYTES_MAX, RECV_BUFFER_BYTES_MIN, SEND_BLOCKED_WAIT_MS_MAX, UdpConfig, UdpSocket,
+    UdpStats,
 };
 
 // The roles move sockets and batches between threads and share sockets between a receiving

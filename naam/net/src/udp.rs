@@ -131,20 +131,45 @@ impl UdpSocket {
     pub fn bind(config: &UdpConfig) -> Result<UdpSocket, NetError> {
         config.validate()?;
         let at = Some(config.bind);
-        let domain = if config.bind.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+        let domain = if config.bind.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
         // SAFETY: socket() takes no pointers; it returns a new descriptor or -1.
-        let raw = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        let raw = unsafe {
+            libc::socket(
+                domain,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
         if raw < 0 {
             return Err(NetError::last_os("socket", at));
         }
         // SAFETY: `raw` was just returned by socket(); nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         if config.reuse_port {
-            set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)", at)?;
+            set_int(
+                fd.as_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                1,
+                "setsockopt(SO_REUSEPORT)",
+                at,
+            )?;
         }
-        let recv_buffer_bytes_effective = set_recv_buffer(fd.as_fd(), config.recv_buffer_bytes, at)?;
+        let recv_buffer_bytes_effective =
+            set_recv_buffer(fd.as_fd(), config.recv_buffer_bytes, at)?;
         if config.kernel_timestamps {
-            set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1, "setsockopt(SO_TIMESTAMPNS)", at)?;
+            set_int(
+                fd.as_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                1,
+                "setsockopt(SO_TIMESTAMPNS)",
+                at,
+            )?;
         }
         // SO_BUSY_POLL above the sysctl default needs CAP_NET_ADMIN; without it the socket still
         // busy-polls in user space, which is what busy-poll mode promises.
@@ -229,14 +254,22 @@ impl UdpSocket {
             match batch::recvmmsg(self.fd.as_fd(), batch, want, self.config.kernel_timestamps) {
                 Ok(outcome) => {
                     let c = &self.counters;
-                    c.received.fetch_add(outcome.accepted as u64, Ordering::Relaxed);
-                    c.truncated.fetch_add(outcome.truncated as u64, Ordering::Relaxed);
+                    c.received
+                        .fetch_add(outcome.accepted as u64, Ordering::Relaxed);
+                    c.truncated
+                        .fetch_add(outcome.truncated as u64, Ordering::Relaxed);
                     c.recv_calls.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(outcome.accepted));
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(None),
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(source) => return Err(NetError::Syscall { call: "recvmmsg", addr: Some(self.local), source }),
+                Err(source) => {
+                    return Err(NetError::Syscall {
+                        call: "recvmmsg",
+                        addr: Some(self.local),
+                        source,
+                    });
+                }
             }
         }
         Ok(None)
@@ -246,13 +279,24 @@ impl UdpSocket {
     /// at most [`SEND_BLOCKED_WAIT_MS_MAX`].
     pub fn send_to(&self, bytes: &[u8], to: SocketAddr) -> Result<(), NetError> {
         if bytes.len() > FRAME_BYTES_MAX {
-            return Err(NetError::DatagramTooLong { len: bytes.len(), max: FRAME_BYTES_MAX, to });
+            return Err(NetError::DatagramTooLong {
+                len: bytes.len(),
+                max: FRAME_BYTES_MAX,
+                to,
+            });
         }
         let raw = addr::to_raw(addr::for_socket_family(to, self.local.is_ipv6()));
         for _ in 0..EINTR_RETRIES_MAX {
             // SAFETY: `bytes` and `raw` are valid for reads of their lengths during the call.
             let rc = unsafe {
-                libc::sendto(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0, raw.as_ptr(), raw.len)
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    0,
+                    raw.as_ptr(),
+                    raw.len,
+                )
             };
             if rc >= 0 {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -262,10 +306,20 @@ impl UdpSocket {
             match error.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 Some(libc::EAGAIN) => self.wait_writable("sendto")?,
-                _ => return Err(NetError::Syscall { call: "sendto", addr: Some(to), source: error }),
+                _ => {
+                    return Err(NetError::Syscall {
+                        call: "sendto",
+                        addr: Some(to),
+                        source: error,
+                    });
+                }
             }
         }
-        Err(NetError::SendBlocked { call: "sendto", local: self.local, waited_ms: SEND_BLOCKED_WAIT_MS_MAX })
+        Err(NetError::SendBlocked {
+            call: "sendto",
+            local: self.local,
+            waited_ms: SEND_BLOCKED_WAIT_MS_MAX,
+        })
     }
 
     /// Sends every datagram of `batch` with `sendmmsg` (as few calls as the kernel allows) and
@@ -287,19 +341,29 @@ impl UdpSocket {
                     self.counters.sent.fetch_add(sent as u64, Ordering::Relaxed);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => self.wait_writable("sendmmsg")?,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    self.wait_writable("sendmmsg")?
+                }
                 Err(source) => {
                     let addr = batch.front_destination();
                     batch.drain_front(1);
                     self.counters.send_failed.fetch_add(1, Ordering::Relaxed);
-                    return Err(NetError::Syscall { call: "sendmmsg", addr, source });
+                    return Err(NetError::Syscall {
+                        call: "sendmmsg",
+                        addr,
+                        source,
+                    });
                 }
             }
         }
         if batch.is_empty() {
             return Ok(sent_total);
         }
-        Err(NetError::SendBlocked { call: "sendmmsg", local: self.local, waited_ms: SEND_BLOCKED_WAIT_MS_MAX })
+        Err(NetError::SendBlocked {
+            call: "sendmmsg",
+            local: self.local,
+            waited_ms: SEND_BLOCKED_WAIT_MS_MAX,
+        })
     }
 
     /// The file descriptor (still owned by this socket).
@@ -308,15 +372,26 @@ impl UdpSocket {
     }
 
     fn wait_writable(&self, call: &'static str) -> Result<(), NetError> {
-        if self.wait(libc::POLLOUT, Duration::from_millis(SEND_BLOCKED_WAIT_MS_MAX))? {
+        if self.wait(
+            libc::POLLOUT,
+            Duration::from_millis(SEND_BLOCKED_WAIT_MS_MAX),
+        )? {
             return Ok(());
         }
-        Err(NetError::SendBlocked { call, local: self.local, waited_ms: SEND_BLOCKED_WAIT_MS_MAX })
+        Err(NetError::SendBlocked {
+            call,
+            local: self.local,
+            waited_ms: SEND_BLOCKED_WAIT_MS_MAX,
+        })
     }
 
     /// Waits up to `timeout` for `events`; false on timeout or interruption.
     fn wait(&self, events: libc::c_short, timeout: Duration) -> Result<bool, NetError> {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
         let ts = libc::timespec {
             tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
             tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
@@ -328,7 +403,11 @@ impl UdpSocket {
             if error.raw_os_error() == Some(libc::EINTR) {
                 return Ok(false);
             }
-            return Err(NetError::Syscall { call: "ppoll", addr: Some(self.local), source: error });
+            return Err(NetError::Syscall {
+                call: "ppoll",
+                addr: Some(self.local),
+                source: error,
+            });
         }
         Ok(rc > 0)
     }
@@ -381,7 +460,15 @@ pub(crate) fn get_int(
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are live and writable; `len` holds the buffer's exact size.
-    let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&raw mut value).cast(), &raw mut len) };
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
     if rc != 0 {
         return Err(NetError::last_os(call, None));
     }
@@ -390,14 +477,44 @@ pub(crate) fn get_int(
 
 /// Asks for `bytes` of receive buffer (with `SO_RCVBUFFORCE` when the plain option is capped by
 /// `net.core.rmem_max` and the process is privileged) and returns what was granted.
-fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize, at: Option<SocketAddr>) -> Result<usize, NetError> {
+fn set_recv_buffer(
+    fd: BorrowedFd<'_>,
+    bytes: usize,
+    at: Option<SocketAddr>,
+) -> Result<usize, NetError> {
     let asked = bytes as libc::c_int; // ≤ RECV_BUFFER_BYTES_MAX < i32::MAX (validated)
-    set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, asked, "setsockopt(SO_RCVBUF)", at)?;
-    let mut granted = get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? / 2;
+    set_int(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        asked,
+        "setsockopt(SO_RCVBUF)",
+        at,
+    )?;
+    let mut granted = get_int(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUF,
+        "getsockopt(SO_RCVBUF)",
+    )? / 2;
     if granted < asked {
         // Privileged processes may exceed rmem_max; unprivileged ones keep what they got.
-        if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, asked, "setsockopt(SO_RCVBUFFORCE)", at).is_ok() {
-            granted = get_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? / 2;
+        if set_int(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            asked,
+            "setsockopt(SO_RCVBUFFORCE)",
+            at,
+        )
+        .is_ok()
+        {
+            granted = get_int(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                "getsockopt(SO_RCVBUF)",
+            )? / 2;
         }
     }
     Ok(usize::try_from(granted).unwrap_or(0))
@@ -407,7 +524,13 @@ fn local_addr_of(fd: BorrowedFd<'_>, bound: SocketAddr) -> Result<SocketAddr, Ne
     let mut raw = RawSockAddr::zeroed();
     raw.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `raw.storage` is writable for `raw.len` bytes; the kernel writes at most that.
-    let rc = unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut raw.storage).cast(), &raw mut raw.len) };
+    let rc = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&raw mut raw.storage).cast(),
+            &raw mut raw.len,
+        )
+    };
     if rc != 0 {
         return Err(NetError::last_os("getsockname", Some(bound)));
     }

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use naam_engine::{RuleTable, Shares};
-use naam_net::{KernelEswitch, RecvBatch, Steering, UdpConfig, UdpSocket, UserEswitch, UserEswitchConfig};
+use naam_net::{
+    KernelEswitch, RecvBatch, Steering, UdpConfig, UdpSocket, UserEswitch, UserEswitchConfig,
+};
 
 /// Set in the probe's environment.
 const PROBE_ENV: &str = "NAAM_NET_UNPRIVILEGED_PROBE";
@@ -21,21 +23,37 @@ fn loopback() -> SocketAddr {
 
 /// Runs unprivileged: prints one line per check for the driver to assert on.
 fn probe() {
-    let socket = UdpSocket::bind(&UdpConfig { reuse_port: true, ..UdpConfig::new(loopback()) }).expect("bind");
+    let socket = UdpSocket::bind(&UdpConfig {
+        reuse_port: true,
+        ..UdpConfig::new(loopback())
+    })
+    .expect("bind");
     match KernelEswitch::attach(&socket, 1, 1) {
         Ok(_) => println!("kernel: attached"),
         Err(e) => println!("kernel: {e}"),
     }
     let target = UdpSocket::bind(&UdpConfig::new(loopback())).expect("bind target");
-    let config =
-        UserEswitchConfig { ingress: UdpConfig::new(loopback()), host: vec![target.local_addr()], nic: vec![] };
-    let user = UserEswitch::start(config, &RuleTable::new(Shares::HOST)).expect("start the user eSwitch");
+    let config = UserEswitchConfig {
+        ingress: UdpConfig::new(loopback()),
+        host: vec![target.local_addr()],
+        nic: vec![],
+    };
+    let user =
+        UserEswitch::start(config, &RuleTable::new(Shares::HOST)).expect("start the user eSwitch");
     let sender = UdpSocket::bind(&UdpConfig::new(loopback())).expect("bind sender");
-    sender.send_to(b"not an invoke", user.ingress_addr()).expect("send_to");
+    sender
+        .send_to(b"not an invoke", user.ingress_addr())
+        .expect("send_to");
     let mut batch = RecvBatch::new(4);
-    let n = target.recv_batch(&mut batch, Duration::from_secs(10)).expect("recv");
+    let n = target
+        .recv_batch(&mut batch, Duration::from_secs(10))
+        .expect("recv");
     let counts = user.counts().expect("counts");
-    println!("user: forwarded {n}, malformed {}, kind {}", counts.malformed, user.kind());
+    println!(
+        "user: forwarded {n}, malformed {}, kind {}",
+        counts.malformed,
+        user.kind()
+    );
 }
 
 fn main() {
@@ -64,11 +82,31 @@ fn main() {
         .expect("run setpriv (util-linux)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the unprivileged probe failed: {}\n{stdout}\n{stderr}", output.status);
-    let kernel = stdout.lines().find(|l| l.starts_with("kernel: ")).unwrap_or("no kernel line");
-    for needle in ["not permitted", "euid 65534", "CAP_BPF false", "use the user-space eSwitch otherwise"] {
-        assert!(kernel.contains(needle), "the unprivileged attach error lacks `{needle}`: {kernel}");
+    assert!(
+        output.status.success(),
+        "the unprivileged probe failed: {}\n{stdout}\n{stderr}",
+        output.status
+    );
+    let kernel = stdout
+        .lines()
+        .find(|l| l.starts_with("kernel: "))
+        .unwrap_or("no kernel line");
+    for needle in [
+        "not permitted",
+        "euid 65534",
+        "CAP_BPF false",
+        "use the user-space eSwitch otherwise",
+    ] {
+        assert!(
+            kernel.contains(needle),
+            "the unprivileged attach error lacks `{needle}`: {kernel}"
+        );
     }
-    assert!(stdout.lines().any(|l| l == "user: forwarded 1, malformed 1, kind user-space"), "probe output:\n{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "user: forwarded 1, malformed 1, kind user-space"),
+        "probe output:\n{stdout}"
+    );
     println!("eswitch_unprivileged: ok ({kernel})");
 }

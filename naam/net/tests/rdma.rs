@@ -9,7 +9,10 @@ use naam_net::rdma::{RdmaConfig, RdmaContext, RdmaError, device_names};
 /// RDMA devices the kernel exposes (`/sys/class/infiniband`).
 fn sysfs_devices() -> Vec<String> {
     std::fs::read_dir("/sys/class/infiniband")
-        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect())
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -27,13 +30,20 @@ fn opening_a_device_fails_clearly_without_rdma_hardware() {
         assert!(matches!(device_names(), Err(RdmaError::NoDevice { .. })));
     } else {
         let ctx = opened.expect("an RDMA device is present, so opening the first one must succeed");
-        assert!(present.iter().any(|d| d == ctx.device_name()), "{} not in {present:?}", ctx.device_name());
+        assert!(
+            present.iter().any(|d| d == ctx.device_name()),
+            "{} not in {present:?}",
+            ctx.device_name()
+        );
     }
 }
 
 #[test]
 fn naming_an_absent_device_is_an_error() {
-    let config = RdmaConfig { device: Some("naam-no-such-device".into()), gid_index: 0 };
+    let config = RdmaConfig {
+        device: Some("naam-no-such-device".into()),
+        gid_index: 0,
+    };
     match RdmaContext::open(&config) {
         Err(RdmaError::NoDevice { .. }) => assert!(sysfs_devices().is_empty()),
         Err(RdmaError::DeviceNotFound { name, .. }) => assert_eq!(name, "naam-no-such-device"),

@@ -14,20 +14,23 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use naam_engine::steer::steer_bucket;
 use naam_engine::wire::{ErrorKind, InvokeFlags, ReadRequest, Reply, ReplyAddr};
 use naam_engine::{
-    AccessFailure, AccessId, ClientSample, Controller, Executor, ExecutorConfig, FunctionId, Invoke, Location, Nanos, RegionTable,
-    RequestId, RuleKey, Status, policy,
+    AccessFailure, AccessId, ClientSample, Controller, Executor, ExecutorConfig, FunctionId,
+    Invoke, Location, Nanos, RegionTable, RequestId, RuleKey, Status, policy,
 };
-use naam_engine::steer::steer_bucket;
-use naam_loadgen::{HlogWriter, LoadConfig, LoadGenerator, LoadMode, RateStep, SendTicket, TagId, TagSet, Thresholds};
+use naam_loadgen::{
+    HlogWriter, LoadConfig, LoadGenerator, LoadMode, RateStep, SendTicket, TagId, TagSet,
+    Thresholds,
+};
 use naam_net::{RecvBatch, SendBatch, UdpSocket};
 use naam_results::raw::{self, ClientSummary, ScheduleKind};
 
 use crate::config::{ClientConfig, RoleConfig, Timeline};
-use crate::timeline::{TIMELINE_WAIT_MAX, TimelineWatch};
 use crate::os::{monotonic_ns, pin_current_thread, realtime_ns, sleep_until_realtime};
 use crate::ready::{self, HostReady};
+use crate::timeline::{TIMELINE_WAIT_MAX, TimelineWatch};
 use crate::workload::{self, ClientWorkload, Expect, Request, Verified, tenant_id};
 use crate::{RoleError, udp};
 
@@ -100,10 +103,17 @@ struct Client {
 }
 
 /// Runs the client role; returns when its run is over.
-pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
+pub fn run(
+    config: &RoleConfig,
+    client: &ClientConfig,
+    stop: &'static AtomicBool,
+) -> Result<(), RoleError> {
     let _ = pin_current_thread(&client.cpus);
     for what in crate::os::make_current_thread_punctual() {
-        eprintln!("client {}: kept the default scheduling ({what}); sends may run late on a busy machine", client.index);
+        eprintln!(
+            "client {}: kept the default scheduling ({what}); sends may run late on a busy machine",
+            client.index
+        );
     }
     if client.one_sided == crate::config::OneSided::Rdma {
         crate::rdma::open_one_sided()?;
@@ -114,14 +124,23 @@ pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool
         .ok_or_else(|| RoleError::Setup("the point's timeline never arrived".into()))?;
     let mut c = Client::new(&timeline, client, &host)?;
     let hlog_path = config.out_dir.join(raw::client_hlog_file(client.index));
-    let file = std::fs::File::create(&hlog_path).map_err(|e| RoleError::io(&hlog_path, "create", e))?;
+    let file =
+        std::fs::File::create(&hlog_path).map_err(|e| RoleError::io(&hlog_path, "create", e))?;
     let start_realtime = timeline.start_realtime_ns;
-    let comment = format!("naam client {} (latency ns from the intended send; tag = where it ran)", client.index);
+    let comment = format!(
+        "naam client {} (latency ns from the intended send; tag = where it ran)",
+        client.index
+    );
     // The log's StartTime = BaseTime = the measured phase's start (experiments/SCHEMA.md §3);
     // warm-up never enters it.
     let measure_start_ms = timeline.measure_start_realtime_ns() / 1_000_000;
-    let mut hlog = HlogWriter::new(std::io::BufWriter::new(file), TagSet::locations(), measure_start_ms, &[&comment])
-        .map_err(|e| RoleError::Setup(e.to_string()))?;
+    let mut hlog = HlogWriter::new(
+        std::io::BufWriter::new(file),
+        TagSet::locations(),
+        measure_start_ms,
+        &[&comment],
+    )
+    .map_err(|e| RoleError::Setup(e.to_string()))?;
     sleep_until_realtime(start_realtime, stop);
     c.run_start_mono = monotonic_ns() - realtime_ns().saturating_sub(start_realtime);
     c.run_loop(stop, &mut hlog)?;
@@ -133,20 +152,36 @@ pub fn run(config: &RoleConfig, client: &ClientConfig, stop: &'static AtomicBool
 impl Client {
     fn new(timeline: &Timeline, cc: &ClientConfig, host: &HostReady) -> Result<Client, RoleError> {
         let workload = workload::client(&cc.dataset, &host.dataset, cc.index, cc.seed, cc.verify)?;
-        let socket = udp::bind(SocketAddr::new(udp::local_ip_towards(host.ingress)?, 0), false)?;
+        let socket = udp::bind(
+            SocketAddr::new(udp::local_ip_towards(host.ingress)?, 0),
+            false,
+        )?;
         let reply_to = naam_net::reply_addr(socket.local_addr());
         let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
-        let table = RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?;
+        let table =
+            RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?;
         let server = workload::server(&cc.dataset)?;
         let functions = crate::host::functions(&*server, cc.dataset.tenants)?;
         let mut exec_config = ExecutorConfig::new(Location::Client);
         exec_config.inflight_max = naam_engine::exec::INFLIGHT_LIMIT;
-        let local = Executor::new(exec_config, Arc::new(functions), Arc::new(table)).map_err(|e| RoleError::Setup(e.to_string()))?;
+        let local = Executor::new(exec_config, Arc::new(functions), Arc::new(table))
+            .map_err(|e| RoleError::Setup(e.to_string()))?;
         let tags_set = TagSet::locations();
-        let tag = |l: Location| tags_set.id(l.name()).ok_or_else(|| RoleError::Setup(format!("no tag {l}")));
-        let tags = [tag(Location::Host)?, tag(Location::Nic)?, tag(Location::Client)?];
+        let tag = |l: Location| {
+            tags_set
+                .id(l.name())
+                .ok_or_else(|| RoleError::Setup(format!("no tag {l}")))
+        };
+        let tags = [
+            tag(Location::Host)?,
+            tag(Location::Nic)?,
+            tag(Location::Client)?,
+        ];
         let load = LoadConfig {
-            mode: LoadMode::Poisson { rate_per_s: cc.offered_ops_per_s, seed: cc.seed ^ 0x5c4e_d01e },
+            mode: LoadMode::Poisson {
+                rate_per_s: cc.offered_ops_per_s,
+                seed: cc.seed ^ 0x5c4e_d01e,
+            },
             warmup_ns: timeline.warmup_ms * 1_000_000,
             measure_ns: timeline.measure_ms * 1_000_000,
             requests_max: naam_loadgen::generator::REQUESTS_MAX,
@@ -156,15 +191,24 @@ impl Client {
             rate_steps: cc
                 .load_steps
                 .iter()
-                .map(|&(at_ms, factor)| RateStep { at_ns: (timeline.warmup_ms + at_ms) * 1_000_000, factor })
+                .map(|&(at_ms, factor)| RateStep {
+                    at_ns: (timeline.warmup_ms + at_ms) * 1_000_000,
+                    factor,
+                })
                 .collect(),
         };
-        let generator = LoadGenerator::new(load, tags_set).map_err(|e| RoleError::Setup(e.to_string()))?;
+        let generator =
+            LoadGenerator::new(load, tags_set).map_err(|e| RoleError::Setup(e.to_string()))?;
         let controller = match &cc.client_policy {
-            Some(name) => Some(Controller::new(policy::by_name(name).map_err(|e| RoleError::Setup(e.to_string()))?, RuleKey::DEFAULT)),
+            Some(name) => Some(Controller::new(
+                policy::by_name(name).map_err(|e| RoleError::Setup(e.to_string()))?,
+                RuleKey::DEFAULT,
+            )),
             None => None,
         };
-        let client_permille = controller.as_ref().map_or(0, |c| c.current().shares.of(Location::Client));
+        let client_permille = controller
+            .as_ref()
+            .map_or(0, |c| c.current().shares.of(Location::Client));
         Ok(Client {
             index: cc.index,
             socket,
@@ -194,7 +238,11 @@ impl Client {
         monotonic_ns().saturating_sub(self.run_start_mono)
     }
 
-    fn run_loop<W: std::io::Write>(&mut self, stop: &AtomicBool, hlog: &mut HlogWriter<W>) -> Result<(), RoleError> {
+    fn run_loop<W: std::io::Write>(
+        &mut self,
+        stop: &AtomicBool,
+        hlog: &mut HlogWriter<W>,
+    ) -> Result<(), RoleError> {
         let mut recv = RecvBatch::new(BATCH_MAX);
         let mut next_sweep = 0u64;
         let mut next_sample = CLIENT_SAMPLE_PERIOD_NS;
@@ -207,7 +255,11 @@ impl Client {
             if now >= hard_end {
                 return Ok(());
             }
-            while let Some(ticket) = self.generator.poll_send(now).map_err(|e| RoleError::Setup(e.to_string()))? {
+            while let Some(ticket) = self
+                .generator
+                .poll_send(now)
+                .map_err(|e| RoleError::Setup(e.to_string()))?
+            {
                 self.issue(ticket, now);
             }
             self.flush_outbox();
@@ -218,7 +270,11 @@ impl Client {
             }
             self.run_local();
             let now = self.now_rel();
-            while let Some(interval) = self.generator.poll_interval(now).map_err(|e| RoleError::Setup(e.to_string()))? {
+            while let Some(interval) = self
+                .generator
+                .poll_interval(now)
+                .map_err(|e| RoleError::Setup(e.to_string()))?
+            {
                 write_interval(hlog, interval, self.warmup_ns)?;
             }
             if now >= next_sweep {
@@ -245,14 +301,18 @@ impl Client {
         if self.local.ready_len() > 0 {
             return Duration::ZERO;
         }
-        let until_next = self.generator.next_send_ns().map_or(u64::MAX, |t| t.saturating_sub(now));
+        let until_next = self
+            .generator
+            .next_send_ns()
+            .map_or(u64::MAX, |t| t.saturating_sub(now));
         Duration::from_nanos(until_next).min(RECV_WAIT_MAX)
     }
 
     fn issue(&mut self, ticket: SendTicket, now: u64) {
         self.workload.next(&mut self.request);
         let request_id = u64::from(self.index) << 48 | ticket.seq;
-        let local = !self.request.host_only && steer_bucket(RequestId(request_id)) < self.client_permille;
+        let local =
+            !self.request.host_only && steer_bucket(RequestId(request_id)) < self.client_permille;
         let invoke = Invoke {
             tenant: tenant_id(self.request.tenant),
             function: FunctionId(self.request.function),
@@ -267,7 +327,13 @@ impl Client {
             origin: Default::default(),
             state: &[],
         };
-        let pending = Pending { ticket, expect: self.request.expect, op: self.request.op, deadline_ns: now + self.timeout_ns, local };
+        let pending = Pending {
+            ticket,
+            expect: self.request.expect,
+            op: self.request.op,
+            deadline_ns: now + self.timeout_ns,
+            local,
+        };
         if local {
             self.local.submit(Nanos(now), Nanos(now), 0, &invoke);
         } else if invoke.encode(&mut self.frame).is_ok() {
@@ -293,8 +359,16 @@ impl Client {
     fn on_datagram(&mut self, bytes: &[u8]) {
         match naam_engine::Frame::decode(bytes) {
             Ok(naam_engine::Frame::Reply(reply)) => self.on_reply(&reply),
-            Ok(naam_engine::Frame::ReadReply(read)) => self.on_read_reply(read.read_id, read.denial, read.data),
-            _ => *self.tally.errors.entry("malformed-reply".into()).or_default() += 1,
+            Ok(naam_engine::Frame::ReadReply(read)) => {
+                self.on_read_reply(read.read_id, read.denial, read.data)
+            }
+            _ => {
+                *self
+                    .tally
+                    .errors
+                    .entry("malformed-reply".into())
+                    .or_default() += 1
+            }
         }
     }
 
@@ -315,8 +389,15 @@ impl Client {
     /// The server pushed the request back: run its continuation here.
     fn run_continuation(&mut self, reply: &Reply<'_>, mut pending: Pending) {
         self.tally.pushed_back += 1;
-        let Ok(naam_engine::Frame::Invoke(continuation)) = naam_engine::Frame::decode(reply.payload) else {
-            return self.complete(reply.request_id.0, Status::Error(malformed()), reply.location, &[]);
+        let Ok(naam_engine::Frame::Invoke(continuation)) =
+            naam_engine::Frame::decode(reply.payload)
+        else {
+            return self.complete(
+                reply.request_id.0,
+                Status::Error(malformed()),
+                reply.location,
+                &[],
+            );
         };
         pending.local = true;
         self.inflight.insert(reply.request_id.0, pending);
@@ -325,14 +406,17 @@ impl Client {
     }
 
     fn on_read_reply(&mut self, read_id: u64, denial: u32, data: &[u8]) {
-        let Some(sent) = self.reads.remove(&read_id) else { return };
+        let Some(sent) = self.reads.remove(&read_id) else {
+            return;
+        };
         self.tally.reads += 1;
         self.tally.read_rtt_ns_sum += self.now_rel().saturating_sub(sent);
         let id = AccessId::from_u64(read_id);
         if denial == 0 {
             self.local.complete_access(id, data);
         } else {
-            self.local.fail_access(Nanos(self.now_rel()), id, AccessFailure::Denied(denial));
+            self.local
+                .fail_access(Nanos(self.now_rel()), id, AccessFailure::Denied(denial));
         }
     }
 
@@ -347,7 +431,10 @@ impl Client {
             let ran = self.local.run(Nanos(now), LOCAL_STEPS_PER_ROUND);
             let mut frame = std::mem::take(&mut self.frame);
             while let Some(done) = self.local.poll_completion(&mut frame) {
-                let Ok(naam_engine::Frame::Reply(reply)) = naam_engine::Frame::decode(&frame) else { continue };
+                let Ok(naam_engine::Frame::Reply(reply)) = naam_engine::Frame::decode(&frame)
+                else {
+                    continue;
+                };
                 let payload = reply.payload.to_vec();
                 self.complete(done.request_id.0, done.status, Location::Client, &payload);
             }
@@ -367,18 +454,24 @@ impl Client {
             offset: access.descriptor.offset,
             len: access.descriptor.len,
         };
-        let sent = naam_engine::Frame::Read(read).encode(&mut self.frame).is_ok() && self.socket.send_to(&self.frame, self.rnic).is_ok();
+        let sent = naam_engine::Frame::Read(read)
+            .encode(&mut self.frame)
+            .is_ok()
+            && self.socket.send_to(&self.frame, self.rnic).is_ok();
         if sent {
             self.reads.insert(read_id, now);
             self.tally.reads_of_local += 1;
         } else {
-            self.local.fail_access(Nanos(now), access.id, AccessFailure::DataPath);
+            self.local
+                .fail_access(Nanos(now), access.id, AccessFailure::DataPath);
         }
     }
 
     /// Ends a request: verifies, records its latency under the location that ran it, counts.
     fn complete(&mut self, request_id: u64, status: Status, location: Location, payload: &[u8]) {
-        let Some(pending) = self.inflight.remove(&request_id) else { return };
+        let Some(pending) = self.inflight.remove(&request_id) else {
+            return;
+        };
         let now = self.now_rel();
         match status {
             Status::Ok => {
@@ -387,7 +480,9 @@ impl Client {
                     Verified::Miss => self.tally.misses += 1,
                     Verified::Wrong(why) => {
                         self.tally.verify_failures += 1;
-                        self.tally.first_verify_failure.get_or_insert_with(|| format!("{} request {request_id:#x}: {why}", pending.op));
+                        self.tally.first_verify_failure.get_or_insert_with(|| {
+                            format!("{} request {request_id:#x}: {why}", pending.op)
+                        });
                     }
                 }
                 let tag = self.tags[location.index()];
@@ -396,7 +491,11 @@ impl Client {
                 }
             }
             Status::Error(code) => {
-                *self.tally.errors.entry(code.kind.name().to_string()).or_default() += 1;
+                *self
+                    .tally
+                    .errors
+                    .entry(code.kind.name().to_string())
+                    .or_default() += 1;
                 self.generator.on_fail(&pending.ticket);
             }
             Status::Pushback => {
@@ -417,24 +516,37 @@ impl Client {
     }
 
     fn sweep_timeouts(&mut self, now: u64) {
-        let expired: Vec<u64> = self.inflight.iter().filter(|(_, p)| p.deadline_ns <= now).map(|(&id, _)| id).collect();
+        let expired: Vec<u64> = self
+            .inflight
+            .iter()
+            .filter(|(_, p)| p.deadline_ns <= now)
+            .map(|(&id, _)| id)
+            .collect();
         for id in expired {
             if let Some(p) = self.inflight.remove(&id) {
                 *self.tally.errors.entry("timeout".into()).or_default() += 1;
                 self.generator.on_fail(&p.ticket);
             }
         }
-        let stale: Vec<u64> = self.reads.iter().filter(|&(_, &sent)| now.saturating_sub(sent) > self.timeout_ns).map(|(&id, _)| id).collect();
+        let stale: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|&(_, &sent)| now.saturating_sub(sent) > self.timeout_ns)
+            .map(|(&id, _)| id)
+            .collect();
         for id in stale {
             self.reads.remove(&id);
-            self.local.fail_access(Nanos(now), AccessId::from_u64(id), AccessFailure::DataPath);
+            self.local
+                .fail_access(Nanos(now), AccessId::from_u64(id), AccessFailure::DataPath);
         }
     }
 
     /// Client-side policies (Kayak, Cell) decide the share of requests run here.
     fn policy_tick(&mut self, now: u64) {
         let t = self.tally_period();
-        let Some(controller) = self.controller.as_mut() else { return };
+        let Some(controller) = self.controller.as_mut() else {
+            return;
+        };
         let sample = ClientSample {
             at: Nanos(now),
             period_ns: CLIENT_SAMPLE_PERIOD_NS,
@@ -461,17 +573,34 @@ impl Client {
             mean(t.server_latency_ns_sum, t.server_done),
             mean(t.local_latency_ns_sum, t.local_done),
             mean(t.read_rtt_ns_sum, t.reads),
-            (t.reads_of_local * 1000).checked_div(t.local_done).unwrap_or(0),
+            (t.reads_of_local * 1000)
+                .checked_div(t.local_done)
+                .unwrap_or(0),
         );
-        (t.server_done, t.local_done, t.server_latency_ns_sum, t.local_latency_ns_sum) = (0, 0, 0, 0);
+        (
+            t.server_done,
+            t.local_done,
+            t.server_latency_ns_sum,
+            t.local_latency_ns_sum,
+        ) = (0, 0, 0, 0);
         (t.reads, t.read_rtt_ns_sum, t.reads_of_local) = (0, 0, 0);
         out
     }
 
-    fn finish<W: std::io::Write>(self, config: &RoleConfig, timeline: &Timeline, cc: &ClientConfig, end_ns: u64, mut hlog: HlogWriter<W>) -> Result<(), RoleError> {
+    fn finish<W: std::io::Write>(
+        self,
+        config: &RoleConfig,
+        timeline: &Timeline,
+        cc: &ClientConfig,
+        end_ns: u64,
+        mut hlog: HlogWriter<W>,
+    ) -> Result<(), RoleError> {
         let distribution = self.workload.distribution_name().to_string();
         let mut errors = self.tally.errors;
-        let report = self.generator.finish(end_ns).map_err(|e| RoleError::Setup(e.to_string()))?;
+        let report = self
+            .generator
+            .finish(end_ns)
+            .map_err(|e| RoleError::Setup(e.to_string()))?;
         let warmup_ns = timeline.warmup_ms * 1_000_000;
         for interval in report.intervals {
             write_interval(&mut hlog, interval, warmup_ns)?;
@@ -501,7 +630,10 @@ impl Client {
             interval_ms: cc.interval_ms,
         };
         if let Some(first) = &self.tally.first_verify_failure {
-            eprintln!("client {}: {} verification failures; first: {first}", cc.index, self.tally.verify_failures);
+            eprintln!(
+                "client {}: {} verification failures; first: {first}",
+                cc.index, self.tally.verify_failures
+            );
         }
         let path = config.out_dir.join(raw::client_summary_file(cc.index));
         ready::write_atomic(&path, &summary).map_err(|e| RoleError::io(&path, "write summary", e))
@@ -510,11 +642,19 @@ impl Client {
 
 /// Writes an interval with its start moved from the run's start to the measured phase's start
 /// (the recorder keeps warm-up out of the intervals it hands out).
-fn write_interval<W: std::io::Write>(hlog: &mut HlogWriter<W>, mut interval: naam_loadgen::IntervalHistogram, warmup_ns: u64) -> Result<(), RoleError> {
+fn write_interval<W: std::io::Write>(
+    hlog: &mut HlogWriter<W>,
+    mut interval: naam_loadgen::IntervalHistogram,
+    warmup_ns: u64,
+) -> Result<(), RoleError> {
     interval.start_ns = interval.start_ns.saturating_sub(warmup_ns);
-    hlog.write_interval(&interval).map_err(|e| RoleError::Setup(e.to_string()))
+    hlog.write_interval(&interval)
+        .map_err(|e| RoleError::Setup(e.to_string()))
 }
 
 fn malformed() -> naam_engine::wire::ErrorCode {
-    naam_engine::wire::ErrorCode { kind: ErrorKind::Malformed, detail: 0 }
+    naam_engine::wire::ErrorCode {
+        kind: ErrorKind::Malformed,
+        detail: 0,
+    }
 }

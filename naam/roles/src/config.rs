@@ -321,15 +321,30 @@ pub enum ConfigError {
 impl RoleConfig {
     /// Reads and validates a configuration file.
     pub fn read(path: &Path) -> Result<RoleConfig, ConfigError> {
-        let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let read_err = |source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
         let len = std::fs::metadata(path).map_err(read_err)?.len();
         if len > CONFIG_BYTES_MAX {
-            return Err(ConfigError::TooLarge { path: path.to_path_buf(), len });
+            return Err(ConfigError::TooLarge {
+                path: path.to_path_buf(),
+                len,
+            });
         }
         let bytes = std::fs::read(path).map_err(read_err)?;
         let config: RoleConfig =
-            serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
-        config.validate().map_err(|(field, problem)| ConfigError::Invalid { path: path.to_path_buf(), field, problem })?;
+            serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        config
+            .validate()
+            .map_err(|(field, problem)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                problem,
+            })?;
         Ok(config)
     }
 
@@ -341,25 +356,51 @@ impl RoleConfig {
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.schema != CONFIG_SCHEMA_VERSION {
-            return Err(("schema", format!("is {}; this build reads {CONFIG_SCHEMA_VERSION}", self.schema)));
+            return Err((
+                "schema",
+                format!(
+                    "is {}; this build reads {CONFIG_SCHEMA_VERSION}",
+                    self.schema
+                ),
+            ));
         }
-        check(!self.run_id.is_empty() && self.run_id.len() <= 64, "run_id", "must be 1..=64 characters")?;
+        check(
+            !self.run_id.is_empty() && self.run_id.len() <= 64,
+            "run_id",
+            "must be 1..=64 characters",
+        )?;
         if let TimelineSpec::Fixed(t) = &self.timeline {
             check(t.measure_ms > 0, "timeline.measure_ms", "must be positive")?;
         }
         match &self.role {
             Role::Host(h) => {
                 check(h.workers >= 1, "workers", "must be at least 1")?;
-                check(h.sample_period_us >= 100, "sample_period_us", "must be at least 100")?;
-                check(h.dataset.tenants >= 1, "dataset.tenants", "must be at least 1")
+                check(
+                    h.sample_period_us >= 100,
+                    "sample_period_us",
+                    "must be at least 100",
+                )?;
+                check(
+                    h.dataset.tenants >= 1,
+                    "dataset.tenants",
+                    "must be at least 1",
+                )
             }
             Role::Nic(n) => {
                 check(n.workers >= 1, "workers", "must be at least 1")?;
                 let speed_ok = n.core_speed_factor > 0.0 && n.core_speed_factor <= 1.0;
-                check(speed_ok, "core_speed_factor", "must be in (0, 1]: 1 = host speed, 0.5 = half")
+                check(
+                    speed_ok,
+                    "core_speed_factor",
+                    "must be in (0, 1]: 1 = host speed, 0.5 = half",
+                )
             }
             Role::Client(c) => {
-                check(c.offered_ops_per_s >= 1.0, "offered_ops_per_s", "must be at least 1")?;
+                check(
+                    c.offered_ops_per_s >= 1.0,
+                    "offered_ops_per_s",
+                    "must be at least 1",
+                )?;
                 check(c.interval_ms >= 1, "interval_ms", "must be at least 1")?;
                 check(c.inflight_max >= 1, "inflight_max", "must be at least 1")
             }
@@ -372,7 +413,11 @@ impl RoleConfig {
 }
 
 fn check(ok: bool, field: &'static str, problem: &str) -> Result<(), (&'static str, String)> {
-    if ok { Ok(()) } else { Err((field, problem.to_string())) }
+    if ok {
+        Ok(())
+    } else {
+        Err((field, problem.to_string()))
+    }
 }
 
 /// The address a wildcard listen IP is reached at from this machine.

@@ -103,7 +103,11 @@ pub struct PhaseWindow {
 impl PhaseWindow {
     /// The measured phase of `timeline` (which may become known later).
     pub fn new(timeline: TimelineWatch) -> PhaseWindow {
-        PhaseWindow { timeline, at_start: None, at_end: None }
+        PhaseWindow {
+            timeline,
+            at_start: None,
+            at_end: None,
+        }
     }
 
     /// Records the totals as they are at `now` (CLOCK_REALTIME ns) if a boundary has passed.

@@ -8,7 +8,11 @@ use crate::config::{HogConfig, RoleConfig};
 use crate::os::{cpu_for, pin_current_thread, realtime_ns, sleep_until_realtime};
 
 /// Runs the hog until its stop time (or `stop`).
-pub fn run(config: &RoleConfig, hog: &HogConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
+pub fn run(
+    config: &RoleConfig,
+    hog: &HogConfig,
+    stop: &'static AtomicBool,
+) -> Result<(), RoleError> {
     let timeline = crate::timeline::TimelineWatch::start(&config.timeline, stop)
         .wait(crate::timeline::TIMELINE_WAIT_MAX, stop)
         .ok_or_else(|| RoleError::Setup("the point's timeline never arrived".into()))?;
@@ -16,7 +20,10 @@ pub fn run(config: &RoleConfig, hog: &HogConfig, stop: &'static AtomicBool) -> R
     let start = measure_start + hog.start_ms * 1_000_000;
     let end = measure_start + hog.stop_ms * 1_000_000;
     sleep_until_realtime(start, stop);
-    eprintln!("hog: {} threads busy from {} to {} ms of the measured phase", hog.threads, hog.start_ms, hog.stop_ms);
+    eprintln!(
+        "hog: {} threads busy from {} to {} ms of the measured phase",
+        hog.threads, hog.start_ms, hog.stop_ms
+    );
     std::thread::scope(|scope| {
         for i in 0..hog.threads as usize {
             let cpus = cpu_for(&hog.cpus, i);

@@ -68,7 +68,11 @@ pub enum RoleError {
 impl RoleError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, what: &'static str, source: std::io::Error) -> RoleError {
-        RoleError::Io { what, path: path.to_path_buf(), source }
+        RoleError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -76,7 +80,8 @@ impl RoleError {
 /// NIC: SIGTERM/SIGINT).
 pub fn run(config: &RoleConfig) -> Result<(), RoleError> {
     let stop: &'static AtomicBool = os::stop_flag();
-    std::fs::create_dir_all(&config.out_dir).map_err(|e| RoleError::io(&config.out_dir, "create out dir", e))?;
+    std::fs::create_dir_all(&config.out_dir)
+        .map_err(|e| RoleError::io(&config.out_dir, "create out dir", e))?;
     match &config.role {
         Role::Host(h) => host::run(config, h, stop),
         Role::Nic(n) => nic::run(config, n, stop),
@@ -114,10 +119,20 @@ pub mod udp {
     /// nothing is sent): a client binds it so that its reply address is routable from the server,
     /// on loopback and across namespaces alike.
     pub fn local_ip_towards(to: SocketAddr) -> Result<std::net::IpAddr, RoleError> {
-        let any: SocketAddr = if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-        let probe = std::net::UdpSocket::bind(any).map_err(|e| RoleError::Setup(format!("route probe: {e}")))?;
-        probe.connect(to).map_err(|e| RoleError::Setup(format!("no route to {to}: {e}")))?;
-        Ok(probe.local_addr().map_err(|e| RoleError::Setup(format!("route probe: {e}")))?.ip())
+        let any: SocketAddr = if to.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let probe = std::net::UdpSocket::bind(any)
+            .map_err(|e| RoleError::Setup(format!("route probe: {e}")))?;
+        probe
+            .connect(to)
+            .map_err(|e| RoleError::Setup(format!("no route to {to}: {e}")))?;
+        Ok(probe
+            .local_addr()
+            .map_err(|e| RoleError::Setup(format!("route probe: {e}")))?
+            .ip())
     }
 
     /// Binds a UDP socket with [`config`] (in a SO_REUSEPORT group if `reuse_port`).

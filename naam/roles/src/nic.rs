@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{NicConfig, RoleConfig};
 use crate::counters::{PhaseWindow, Totals};
-use crate::timeline::TimelineWatch;
 use crate::os::{cpu_for, pin_current_thread};
 use crate::ready::{self, HostReady, NicReady};
 use crate::serve::{ControlShared, DmaPath, SampleSink, ServerWorker, WorkerReport};
 use crate::shm::SharedRegion;
+use crate::timeline::TimelineWatch;
 use crate::{RoleError, udp, workload};
 
 /// The NIC's ready file.
@@ -43,16 +43,24 @@ pub struct NicCounters {
 }
 
 /// Runs the NIC role until `stop` is set.
-pub fn run(config: &RoleConfig, nic: &NicConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
+pub fn run(
+    config: &RoleConfig,
+    nic: &NicConfig,
+    stop: &'static AtomicBool,
+) -> Result<(), RoleError> {
     let host: HostReady = ready::wait_for(&nic.host_ready, HOST_READY_TIMEOUT)?;
     let regions = Arc::new(map_regions(&host)?);
     let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
-    let table = Arc::new(RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?);
+    let table =
+        Arc::new(RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?);
     let server = workload::server(&nic.dataset)?;
     let dataset = &nic.dataset;
     let functions = Arc::new(crate::host::functions(&*server, dataset.tenants)?);
     let sockets = bind_workers(&host, nic.workers)?;
-    let listen: Vec<SocketAddr> = sockets.iter().map(naam_net::UdpSocket::local_addr).collect();
+    let listen: Vec<SocketAddr> = sockets
+        .iter()
+        .map(naam_net::UdpSocket::local_addr)
+        .collect();
     let timeline = TimelineWatch::start(&config.timeline, stop);
     let window = PhaseWindow::new(timeline.clone());
     let control = Arc::new(ControlShared::default());
@@ -61,8 +69,12 @@ pub fn run(config: &RoleConfig, nic: &NicConfig, stop: &'static AtomicBool) -> R
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let exec = Executor::new(ExecutorConfig::new(Location::Nic), Arc::clone(&functions), Arc::clone(&table))
-                    .map_err(|e| RoleError::Setup(e.to_string()))?;
+                let exec = Executor::new(
+                    ExecutorConfig::new(Location::Nic),
+                    Arc::clone(&functions),
+                    Arc::clone(&table),
+                )
+                .map_err(|e| RoleError::Setup(e.to_string()))?;
                 let worker = ServerWorker {
                     exec,
                     socket,
@@ -70,7 +82,11 @@ pub fn run(config: &RoleConfig, nic: &NicConfig, stop: &'static AtomicBool) -> R
                     natives: None,
                     control: Arc::clone(&control),
                     // Worker 0 reports for the NIC: the eSwitch spreads evenly over NIC workers.
-                    samples: if i == 0 { SampleSink::Udp { to: host.control } } else { SampleSink::Discard },
+                    samples: if i == 0 {
+                        SampleSink::Udp { to: host.control }
+                    } else {
+                        SampleSink::Discard
+                    },
                     heartbeat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
                     sample_period_ns: nic.sample_period_us * 1000,
                     core_speed_factor: nic.core_speed_factor,
@@ -84,23 +100,37 @@ pub fn run(config: &RoleConfig, nic: &NicConfig, stop: &'static AtomicBool) -> R
                 }))
             })
             .collect::<Result<_, RoleError>>()?;
-        let ready = NicReady { listen, pid: std::process::id() };
-        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready).map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
-        Ok(handles.into_iter().map(|h| h.join().unwrap_or_default()).collect())
+        let ready = NicReady {
+            listen,
+            pid: std::process::id(),
+        };
+        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready)
+            .map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
+        Ok(handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect())
     })?;
-    let totals = reports.iter().fold(Totals::default(), |acc, r| acc.plus(&r.measured));
+    let totals = reports
+        .iter()
+        .fold(Totals::default(), |acc, r| acc.plus(&r.measured));
     let counters = NicCounters {
-        nic: totals.location_counters(nic.workers, timeline.get().map_or(0, |t| t.measure_ms * 1_000_000)),
+        nic: totals.location_counters(
+            nic.workers,
+            timeline.get().map_or(0, |t| t.measure_ms * 1_000_000),
+        ),
         totals,
         malformed: reports.iter().map(|r| r.malformed).sum(),
     };
-    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters).map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
+        .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
 }
 
 fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError> {
     let mut regions: Vec<Option<SharedRegion>> = Vec::new();
     for entry in &host.shm {
-        let region = SharedRegion::open_read_only(&entry.path, entry.len).map_err(|e| RoleError::io(&entry.path, "map host region", e))?;
+        let region = SharedRegion::open_read_only(&entry.path, entry.len)
+            .map_err(|e| RoleError::io(&entry.path, "map host region", e))?;
         let slot = entry.id as usize;
         if regions.len() <= slot {
             regions.resize_with(slot + 1, || None);
@@ -114,10 +144,18 @@ fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError>
 /// addresses the host's user-space switch forwards to.
 fn bind_workers(host: &HostReady, workers: u32) -> Result<Vec<naam_net::UdpSocket>, RoleError> {
     if host.nic_listen.is_empty() {
-        return (0..workers).map(|_| udp::bind(host.ingress, true)).collect();
+        return (0..workers)
+            .map(|_| udp::bind(host.ingress, true))
+            .collect();
     }
     if host.nic_listen.len() != workers as usize {
-        return Err(RoleError::Setup(format!("the host reserved {} NIC addresses for {workers} workers", host.nic_listen.len())));
+        return Err(RoleError::Setup(format!(
+            "the host reserved {} NIC addresses for {workers} workers",
+            host.nic_listen.len()
+        )));
     }
-    host.nic_listen.iter().map(|&addr| udp::bind(addr, false)).collect()
+    host.nic_listen
+        .iter()
+        .map(|&addr| udp::bind(addr, false))
+        .collect()
 }

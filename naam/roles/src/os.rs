@@ -16,11 +16,16 @@ pub fn realtime_ns() -> u64 {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     debug_assert_eq!(rc, 0, "clock_gettime cannot fail for the standard clocks");
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// Sleeps until CLOCK_REALTIME reaches `deadline_ns` (returns at once if it has passed); wakes
@@ -46,8 +51,17 @@ pub const GENERATOR_TIMER_SLACK_NS: u64 = 1;
 pub fn make_current_thread_punctual() -> Vec<String> {
     let mut not_applied = Vec::new();
     // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
-    if unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, GENERATOR_TIMER_SLACK_NS as libc::c_ulong) } != 0 {
-        not_applied.push(format!("timer slack {GENERATOR_TIMER_SLACK_NS} ns: {}", std::io::Error::last_os_error()));
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_TIMERSLACK,
+            GENERATOR_TIMER_SLACK_NS as libc::c_ulong,
+        )
+    } != 0
+    {
+        not_applied.push(format!(
+            "timer slack {GENERATOR_TIMER_SLACK_NS} ns: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     not_applied
 }
@@ -75,7 +89,11 @@ pub fn pin_current_thread(cpus: &[u32]) -> std::io::Result<()> {
 /// Picks the CPU list for worker `i` of a role: one CPU each, round robin, or all of them
 /// unpinned when the list is empty.
 pub fn cpu_for(cpus: &[u32], i: usize) -> Vec<u32> {
-    if cpus.is_empty() { Vec::new() } else { vec![cpus[i % cpus.len()]] }
+    if cpus.is_empty() {
+        Vec::new()
+    } else {
+        vec![cpus[i % cpus.len()]]
+    }
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);

@@ -14,7 +14,8 @@ use crate::RoleError;
 #[cfg(feature = "rdma")]
 pub fn open_one_sided() -> Result<(), RoleError> {
     let config = naam_net::rdma::RdmaConfig::default();
-    let context = naam_net::rdma::RdmaContext::open(&config).map_err(|e| RoleError::Setup(format!("rdma: {e}")))?;
+    let context = naam_net::rdma::RdmaContext::open(&config)
+        .map_err(|e| RoleError::Setup(format!("rdma: {e}")))?;
     Err(RoleError::Setup(format!(
         "rdma: opened {}, but registering host regions and connecting queue pairs is not wired into the roles yet; use one_sided = \"emulated-rnic\"",
         context.device_name()
@@ -36,7 +37,10 @@ mod tests {
         let message = super::open_one_sided().unwrap_err().to_string();
         if cfg!(feature = "rdma") {
             // No RDMA device on the development machine or in CI: naam-net's typed NoDevice.
-            assert!(message.contains("no RDMA device") || message.contains("not wired"), "{message}");
+            assert!(
+                message.contains("no RDMA device") || message.contains("not wired"),
+                "{message}"
+            );
         } else {
             assert!(message.contains("without RDMA support"), "{message}");
         }

@@ -34,7 +34,14 @@ pub struct RegionEntry {
 
 impl From<&RegionInfo> for RegionEntry {
     fn from(r: &RegionInfo) -> Self {
-        RegionEntry { id: r.id.0, tenant: r.tenant.0, len: r.len, read: r.perms.read, write: r.perms.write, rkey: r.rkey.0 }
+        RegionEntry {
+            id: r.id.0,
+            tenant: r.tenant.0,
+            len: r.len,
+            read: r.perms.read,
+            write: r.perms.write,
+            rkey: r.rkey.0,
+        }
     }
 }
 
@@ -45,7 +52,10 @@ impl RegionEntry {
             id: RegionId(self.id),
             tenant: TenantId(self.tenant),
             len: self.len,
-            perms: Perms { read: self.read, write: self.write },
+            perms: Perms {
+                read: self.read,
+                write: self.write,
+            },
             rkey: Rkey(self.rkey),
         }
     }
@@ -126,7 +136,10 @@ pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()>
 }
 
 /// Reads a ready file, waiting up to `timeout` for it to appear.
-pub fn wait_for<T: for<'de> Deserialize<'de>>(path: &Path, timeout: Duration) -> Result<T, ReadyError> {
+pub fn wait_for<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    timeout: Duration,
+) -> Result<T, ReadyError> {
     let polls = (timeout.as_millis() / READY_POLL.as_millis()).max(1);
     for _ in 0..polls {
         if path.exists() {
@@ -134,12 +147,20 @@ pub fn wait_for<T: for<'de> Deserialize<'de>>(path: &Path, timeout: Duration) ->
         }
         std::thread::sleep(READY_POLL);
     }
-    Err(ReadyError::Timeout { path: path.to_path_buf(), waited_ms: timeout.as_millis() as u64 })
+    Err(ReadyError::Timeout {
+        path: path.to_path_buf(),
+        waited_ms: timeout.as_millis() as u64,
+    })
 }
 
 fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ReadyError> {
-    let bad = |message: String| ReadyError::Bad { path: path.to_path_buf(), message };
-    let len = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.len();
+    let bad = |message: String| ReadyError::Bad {
+        path: path.to_path_buf(),
+        message,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| bad(e.to_string()))?
+        .len();
     if len > READY_BYTES_MAX {
         return Err(bad(format!("{len} bytes, more than {READY_BYTES_MAX}")));
     }

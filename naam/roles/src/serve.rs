@@ -51,13 +51,22 @@ pub trait AccessPath: Send {
 }
 
 /// Reads the bytes of `access` from `region` into `buf` and hands them to the executor.
-fn complete_from(region: Option<&SharedRegion>, access: &AccessRequest, buf: &mut [u8], exec: &mut Executor) {
+fn complete_from(
+    region: Option<&SharedRegion>,
+    access: &AccessRequest,
+    buf: &mut [u8],
+    exec: &mut Executor,
+) {
     let len = access.descriptor.len as usize;
     let served = region.is_some_and(|r| r.read_into(access.descriptor.offset, &mut buf[..len]));
     if served {
         exec.complete_access(access.id, &buf[..len]);
     } else {
-        exec.fail_access(Nanos(realtime_ns()), access.id, naam_engine::AccessFailure::DataPath);
+        exec.fail_access(
+            Nanos(realtime_ns()),
+            access.id,
+            naam_engine::AccessFailure::DataPath,
+        );
     }
 }
 
@@ -71,13 +80,21 @@ pub struct DirectPath {
 impl DirectPath {
     /// Over the host's memory.
     pub fn new(memory: Arc<HostMemory>) -> DirectPath {
-        DirectPath { memory, buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX] }
+        DirectPath {
+            memory,
+            buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX],
+        }
     }
 }
 
 impl AccessPath for DirectPath {
     fn start(&mut self, _now_ns: u64, access: AccessRequest, exec: &mut Executor) {
-        complete_from(self.memory.region(access.region), &access, &mut self.buf, exec);
+        complete_from(
+            self.memory.region(access.region),
+            &access,
+            &mut self.buf,
+            exec,
+        );
     }
 
     fn poll_due(&mut self, _now_ns: u64, _exec: &mut Executor) -> bool {
@@ -102,7 +119,12 @@ pub struct DmaPath {
 impl DmaPath {
     /// Over the NIC's read-only mapping of host memory.
     pub fn new(regions: Arc<Vec<Option<SharedRegion>>>, delay_ns: u64) -> DmaPath {
-        DmaPath { regions, delay_ns, queue: VecDeque::new(), buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX] }
+        DmaPath {
+            regions,
+            delay_ns,
+            queue: VecDeque::new(),
+            buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX],
+        }
     }
 
     fn region(&self, id: RegionId) -> Option<&SharedRegion> {
@@ -113,7 +135,10 @@ impl DmaPath {
 impl AccessPath for DmaPath {
     fn start(&mut self, now_ns: u64, access: AccessRequest, exec: &mut Executor) {
         if self.delay_ns == 0 {
-            let region = self.regions.get(access.region.0 as usize).and_then(Option::as_ref);
+            let region = self
+                .regions
+                .get(access.region.0 as usize)
+                .and_then(Option::as_ref);
             return complete_from(region, &access, &mut self.buf, exec);
         }
         // The delay is constant, so the queue stays in due order.
@@ -158,22 +183,36 @@ impl std::fmt::Debug for Natives {
 impl Natives {
     /// Over `memory`.
     pub fn new(workload: Arc<dyn ServerWorkload>, memory: Arc<HostMemory>) -> Natives {
-        Natives { workload, memory, args: Vec::new() }
+        Natives {
+            workload,
+            memory,
+            args: Vec::new(),
+        }
     }
 
     fn run_pending(&mut self, now_ns: u64, exec: &mut Executor) -> bool {
         let mut any = false;
         while let Some(request) = exec.poll_native() {
             any = true;
-            let Some((args, _writes)) = exec.native_call(request.id) else { continue };
+            let Some((args, _writes)) = exec.native_call(request.id) else {
+                continue;
+            };
             self.args.clear();
             self.args.extend_from_slice(args);
             let tenant = request.tenant.0.saturating_sub(1) as usize;
             let result = {
                 let _guard = self.memory.write_lock(tenant);
-                self.workload.native(request.function, &self.args, &self.memory.tenant_regions(tenant))
+                self.workload.native(
+                    request.function,
+                    &self.args,
+                    &self.memory.tenant_regions(tenant),
+                )
             };
-            exec.complete_native(Nanos(now_ns), request.id, result.as_deref().map_err(|&code| code));
+            exec.complete_native(
+                Nanos(now_ns),
+                request.id,
+                result.as_deref().map_err(|&code| code),
+            );
         }
         any
     }
@@ -222,7 +261,10 @@ pub struct ServerWorker<P: AccessPath> {
 
 impl<P: AccessPath> std::fmt::Debug for ServerWorker<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerWorker").field("location", &self.exec.location()).field("socket", &self.socket.local_addr()).finish_non_exhaustive()
+        f.debug_struct("ServerWorker")
+            .field("location", &self.exec.location())
+            .field("socket", &self.socket.local_addr())
+            .finish_non_exhaustive()
     }
 }
 
@@ -267,7 +309,11 @@ impl<P: AccessPath> ServerWorker<P> {
         };
         while !stop.load(Ordering::Relaxed) {
             self.heartbeat.store(realtime_ns(), Ordering::Relaxed);
-            let wait = if self.busy_poll || self.path.has_pending() { Duration::ZERO } else { IDLE_WAIT };
+            let wait = if self.busy_poll || self.path.has_pending() {
+                Duration::ZERO
+            } else {
+                IDLE_WAIT
+            };
             let received = self.socket.recv_batch(&mut st.recv, wait).unwrap_or(0);
             let started = monotonic_ns();
             let now = realtime_ns();
@@ -294,7 +340,8 @@ impl<P: AccessPath> ServerWorker<P> {
         match Frame::decode(datagram.bytes) {
             Ok(Frame::Invoke(invoke)) => {
                 let source = peer_token(&mut st.peers, &mut st.peer_index, datagram.from);
-                self.exec.submit(Nanos(now), Nanos(arrived), source, &invoke);
+                self.exec
+                    .submit(Nanos(now), Nanos(arrived), source, &invoke);
             }
             Ok(_) => st.report.unexpected += 1,
             Err(_) => st.report.malformed += 1,
@@ -340,7 +387,10 @@ impl<P: AccessPath> ServerWorker<P> {
 
     fn flush(&mut self, st: &mut LoopState) {
         while let Some(c) = self.exec.poll_completion(&mut st.frame) {
-            let to = c.reply_to.map(|a| naam_net::socket_addr(&a)).or_else(|| st.peers.get(c.source as usize).copied());
+            let to = c
+                .reply_to
+                .map(|a| naam_net::socket_addr(&a))
+                .or_else(|| st.peers.get(c.source as usize).copied());
             let Some(to) = to else { continue };
             if !st.send.push(&st.frame, to) {
                 self.send_all(st);
@@ -360,7 +410,8 @@ impl<P: AccessPath> ServerWorker<P> {
     fn tick(&mut self, st: &mut LoopState, now: u64) {
         let busy_total = st.busy_total_ns;
         let exec = &self.exec;
-        self.window.observe(now, || Totals::of(exec.stats(), busy_total));
+        self.window
+            .observe(now, || Totals::of(exec.stats(), busy_total));
         if now < st.next_sample_ns {
             return;
         }
@@ -377,15 +428,21 @@ impl<P: AccessPath> ServerWorker<P> {
             }
             SampleSink::Discard => {}
         }
-        self.exec.set_client_permille(self.control.client_permille.load(Ordering::Relaxed) as u16);
+        self.exec
+            .set_client_permille(self.control.client_permille.load(Ordering::Relaxed) as u16);
         let credit = self.control.pushback_credit_insn.load(Ordering::Relaxed);
-        self.exec.set_pushback_credit((credit > 0).then_some(credit));
+        self.exec
+            .set_pushback_credit((credit > 0).then_some(credit));
     }
 }
 
 /// A token for a sender without a reply address (bounded; beyond [`PEERS_MAX`] such messages'
 /// replies are dropped).
-fn peer_token(peers: &mut Vec<SocketAddr>, index: &mut HashMap<SocketAddr, u64>, from: SocketAddr) -> u64 {
+fn peer_token(
+    peers: &mut Vec<SocketAddr>,
+    index: &mut HashMap<SocketAddr, u64>,
+    from: SocketAddr,
+) -> u64 {
     if let Some(&token) = index.get(&from) {
         return token;
     }

@@ -41,10 +41,20 @@ impl SharedRegion {
     /// removed when the region is dropped.
     pub fn create(path: &Path, len: u64) -> std::io::Result<SharedRegion> {
         check_len(len)?;
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         file.set_len(len.next_multiple_of(WORD as u64))?;
         let map = MmapOptions::new().len(len as usize).map_raw(&file)?;
-        Ok(SharedRegion { map, len: len as usize, path: path.to_path_buf(), remove_on_drop: true })
+        Ok(SharedRegion {
+            map,
+            len: len as usize,
+            path: path.to_path_buf(),
+            remove_on_drop: true,
+        })
     }
 
     /// Maps an existing region file read-only (the NIC's view).
@@ -53,10 +63,20 @@ impl SharedRegion {
         let file = File::open(path)?;
         let file_len = file.metadata()?.len();
         if file_len < len {
-            return Err(std::io::Error::other(format!("{} has {file_len} bytes, expected {len}", path.display())));
+            return Err(std::io::Error::other(format!(
+                "{} has {file_len} bytes, expected {len}",
+                path.display()
+            )));
         }
-        let map = MmapOptions::new().len(len as usize).map_raw_read_only(&file)?;
-        Ok(SharedRegion { map, len: len as usize, path: path.to_path_buf(), remove_on_drop: false })
+        let map = MmapOptions::new()
+            .len(len as usize)
+            .map_raw_read_only(&file)?;
+        Ok(SharedRegion {
+            map,
+            len: len as usize,
+            path: path.to_path_buf(),
+            remove_on_drop: false,
+        })
     }
 
     /// Bytes in the region.
@@ -77,7 +97,12 @@ impl SharedRegion {
     /// Copies `dst.len()` bytes at `offset` into `dst`, word by word with atomic loads.
     /// Returns false (copying nothing) when the range is outside the region.
     pub fn read_into(&self, offset: u64, dst: &mut [u8]) -> bool {
-        let Some(end) = (offset as usize).checked_add(dst.len()).filter(|&e| e <= self.len) else { return false };
+        let Some(end) = (offset as usize)
+            .checked_add(dst.len())
+            .filter(|&e| e <= self.len)
+        else {
+            return false;
+        };
         let start = offset as usize;
         let mut at = start;
         while at < end {
@@ -99,7 +124,10 @@ impl SharedRegion {
     /// The region must have been created read-write ([`SharedRegion::create`]).
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn bytes_mut(&self) -> &mut [u8] {
-        debug_assert!(self.remove_on_drop, "only the creating (read-write) mapping may be written");
+        debug_assert!(
+            self.remove_on_drop,
+            "only the creating (read-write) mapping may be written"
+        );
         // SAFETY: the mapping is `len` bytes of read-write memory alive as long as `self`;
         // exclusivity among writers is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr(), self.len) }
@@ -124,7 +152,9 @@ impl Drop for SharedRegion {
 
 fn check_len(len: u64) -> std::io::Result<()> {
     if len == 0 || len > SHARED_REGION_BYTES_MAX {
-        return Err(std::io::Error::other(format!("region length {len} outside 1..={SHARED_REGION_BYTES_MAX}")));
+        return Err(std::io::Error::other(format!(
+            "region length {len} outside 1..={SHARED_REGION_BYTES_MAX}"
+        )));
     }
     Ok(())
 }

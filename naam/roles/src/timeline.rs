@@ -57,7 +57,9 @@ impl TimelineWatch {
 
 fn poll_file(path: &PathBuf, cell: &OnceLock<Timeline>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        let parsed = std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice::<Timeline>(&bytes).ok());
+        let parsed = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Timeline>(&bytes).ok());
         if let Some(t) = parsed {
             let _ = cell.set(t);
             return;

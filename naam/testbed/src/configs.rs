@@ -6,10 +6,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use naam_plan::{Distribution, Event, ExperimentPlan, PointPlan, Series, Timing, Workload, YcsbWorkload};
+use naam_plan::{
+    Distribution, Event, ExperimentPlan, PointPlan, Series, Timing, Workload, YcsbWorkload,
+};
 use naam_roles::config::{
-    BtreeSpec, ClientConfig, Dataset, EswitchMode, HogConfig, HostConfig, MicaSpec, NicConfig, OneSided, Polling, Role, RoleConfig,
-    TimelineSpec, WorkloadSpec, CONFIG_SCHEMA_VERSION,
+    BtreeSpec, CONFIG_SCHEMA_VERSION, ClientConfig, Dataset, EswitchMode, HogConfig, HostConfig,
+    MicaSpec, NicConfig, OneSided, Polling, Role, RoleConfig, TimelineSpec, WorkloadSpec,
 };
 
 use crate::TestbedError;
@@ -55,15 +57,36 @@ pub struct PointConfigs {
 
 /// The role configurations of `point`, with every role's folder under `dir`; `listen_ip` is
 /// where the server listens (loopback, or its namespace's address).
-pub fn build(plan: &ExperimentPlan, point: &PointPlan, settings: &Settings, dir: &Path, listen_ip: IpAddr, run_id: &str) -> Result<PointConfigs, TestbedError> {
+pub fn build(
+    plan: &ExperimentPlan,
+    point: &PointPlan,
+    settings: &Settings,
+    dir: &Path,
+    listen_ip: IpAddr,
+    run_id: &str,
+) -> Result<PointConfigs, TestbedError> {
     let (measure_ms, interval_ms) = match plan.timing {
-        Timing::Traffic { measure_ms, interval_ms, .. } => (measure_ms, interval_ms),
-        Timing::Iterations { .. } => return Err(unsupported("a vm-cost plan has no traffic to run on the testbed")),
+        Timing::Traffic {
+            measure_ms,
+            interval_ms,
+            ..
+        } => (measure_ms, interval_ms),
+        Timing::Iterations { .. } => {
+            return Err(unsupported(
+                "a vm-cost plan has no traffic to run on the testbed",
+            ));
+        }
     };
     let series = series_name(point.series)?;
-    let dataset = Dataset { workload: workload_spec(plan, point)?, tenants: point.tenants.max(1), seed: point.seed };
+    let dataset = Dataset {
+        workload: workload_spec(plan, point)?,
+        tenants: point.tenants.max(1),
+        seed: point.seed,
+    };
     let timeline_file = dir.join("timeline.json");
-    let server_timeline = TimelineSpec::File { path: timeline_file.clone() };
+    let server_timeline = TimelineSpec::File {
+        path: timeline_file.clone(),
+    };
     let role = |name: &str, role: Role, timeline: TimelineSpec| RoleConfig {
         schema: CONFIG_SCHEMA_VERSION,
         run_id: run_id.to_string(),
@@ -73,33 +96,44 @@ pub fn build(plan: &ExperimentPlan, point: &PointPlan, settings: &Settings, dir:
     };
     let roles = &plan.roles;
     let host_ready = dir.join("host").join(naam_roles::host::READY_FILE);
-    let host = role("host", Role::Host(HostConfig {
-        listen_ip,
-        ingress_port: 0,
-        workers: roles.host_workers,
-        cpus: roles.pinning.host_cpus.clone(),
-        rnic_cpus: roles.pinning.nic_cpus.clone(),
-        nic_workers: roles.nic_workers,
-        dataset: dataset.clone(),
-        policy: series.to_string(),
-        eswitch: settings.eswitch,
-        sample_period_us: settings.sample_period_us,
-        polling: settings.polling,
-        shm_dir: settings.shm_dir.clone(),
-    }), server_timeline.clone());
-    let nic = role("nic", Role::Nic(NicConfig {
-        host_ready: host_ready.clone(),
-        dataset: dataset.clone(),
-        workers: roles.nic_workers,
-        cpus: roles.pinning.nic_cpus.clone(),
-        access_delay_ns: roles.nic_access_delay_ns,
-        core_speed_factor: roles.nic_core_speed_factor,
-        polling: settings.polling,
-        sample_period_us: settings.sample_period_us,
-    }), server_timeline);
+    let host = role(
+        "host",
+        Role::Host(HostConfig {
+            listen_ip,
+            ingress_port: 0,
+            workers: roles.host_workers,
+            cpus: roles.pinning.host_cpus.clone(),
+            rnic_cpus: roles.pinning.nic_cpus.clone(),
+            nic_workers: roles.nic_workers,
+            dataset: dataset.clone(),
+            policy: series.to_string(),
+            eswitch: settings.eswitch,
+            sample_period_us: settings.sample_period_us,
+            polling: settings.polling,
+            shm_dir: settings.shm_dir.clone(),
+        }),
+        server_timeline.clone(),
+    );
+    let nic = role(
+        "nic",
+        Role::Nic(NicConfig {
+            host_ready: host_ready.clone(),
+            dataset: dataset.clone(),
+            workers: roles.nic_workers,
+            cpus: roles.pinning.nic_cpus.clone(),
+            access_delay_ns: roles.nic_access_delay_ns,
+            core_speed_factor: roles.nic_core_speed_factor,
+            polling: settings.polling,
+            sample_period_us: settings.sample_period_us,
+        }),
+        server_timeline,
+    );
     // Clients and the hog get their (fixed) timeline when the servers are ready.
-    let placeholder = TimelineSpec::File { path: timeline_file.clone() };
-    let offered = point.offered_load_ops_per_s.unwrap_or(0) as f64 / f64::from(roles.clients.max(1));
+    let placeholder = TimelineSpec::File {
+        path: timeline_file.clone(),
+    };
+    let offered =
+        point.offered_load_ops_per_s.unwrap_or(0) as f64 / f64::from(roles.clients.max(1));
     let load_steps: Vec<(u64, f64)> = plan
         .events
         .iter()
@@ -111,42 +145,66 @@ pub fn build(plan: &ExperimentPlan, point: &PointPlan, settings: &Settings, dir:
     let client_policy = naam_engine::policy::runs_at_client(series).then(|| series.to_string());
     let clients = (0..roles.clients)
         .map(|k| {
-            role(&format!("client-{k}"), Role::Client(ClientConfig {
-                index: k,
-                host_ready: host_ready.clone(),
-                dataset: dataset.clone(),
-                offered_ops_per_s: offered,
-                load_steps: load_steps.clone(),
-                interval_ms,
-                seed: point.client_seed(k),
-                verify: settings.verify,
-                client_policy: client_policy.clone(),
-                cpus: roles.pinning.client_cpus.clone(),
-                inflight_max: CLIENT_INFLIGHT_MAX,
-                timeout_ms: CLIENT_TIMEOUT_MS,
-                one_sided: OneSided::EmulatedRnic,
-            }), placeholder.clone())
+            role(
+                &format!("client-{k}"),
+                Role::Client(ClientConfig {
+                    index: k,
+                    host_ready: host_ready.clone(),
+                    dataset: dataset.clone(),
+                    offered_ops_per_s: offered,
+                    load_steps: load_steps.clone(),
+                    interval_ms,
+                    seed: point.client_seed(k),
+                    verify: settings.verify,
+                    client_policy: client_policy.clone(),
+                    cpus: roles.pinning.client_cpus.clone(),
+                    inflight_max: CLIENT_INFLIGHT_MAX,
+                    timeout_ms: CLIENT_TIMEOUT_MS,
+                    one_sided: OneSided::EmulatedRnic,
+                }),
+                placeholder.clone(),
+            )
         })
         .collect();
     let hog = plan.events.iter().find_map(|e| match e {
-        Event::CpuHog { start_ms, stop_ms, threads } => Some(role("hog", Role::Hog(HogConfig {
-            threads: *threads,
-            cpus: roles.pinning.host_cpus.clone(),
-            start_ms: *start_ms,
-            stop_ms: (*stop_ms).min(measure_ms).max(start_ms + 1),
-        }), placeholder.clone())),
+        Event::CpuHog {
+            start_ms,
+            stop_ms,
+            threads,
+        } => Some(role(
+            "hog",
+            Role::Hog(HogConfig {
+                threads: *threads,
+                cpus: roles.pinning.host_cpus.clone(),
+                start_ms: *start_ms,
+                stop_ms: (*stop_ms).min(measure_ms).max(start_ms + 1),
+            }),
+            placeholder.clone(),
+        )),
         Event::LoadStep { .. } => None,
     });
-    Ok(PointConfigs { host, nic, clients, hog, timeline_file })
+    Ok(PointConfigs {
+        host,
+        nic,
+        clients,
+        hog,
+        timeline_file,
+    })
 }
 
 fn series_name(series: Series) -> Result<&'static str, TestbedError> {
     match series {
-        Series::Host | Series::Nic | Series::Client | Series::NaamAdaptive | Series::Kayak | Series::Cell | Series::Splinter => {
-            Ok(series.as_str())
-        }
+        Series::Host
+        | Series::Nic
+        | Series::Client
+        | Series::NaamAdaptive
+        | Series::Kayak
+        | Series::Cell
+        | Series::Splinter => Ok(series.as_str()),
         Series::IpipeModel => Err(unsupported("the ipipe-model series is not implemented yet")),
-        other => Err(unsupported(&format!("series {other} is a VM backend, not a placement"))),
+        other => Err(unsupported(&format!(
+            "series {other} is a VM backend, not a placement"
+        ))),
     }
 }
 
@@ -155,7 +213,10 @@ fn unsupported(what: &str) -> TestbedError {
 }
 
 fn distribution_name(d: Distribution) -> &'static str {
-    Distribution::ALL.iter().find(|(x, _)| *x == d).map_or("uniform", |(_, name)| name)
+    Distribution::ALL
+        .iter()
+        .find(|(x, _)| *x == d)
+        .map_or("uniform", |(_, name)| name)
 }
 
 fn ycsb_letter(w: YcsbWorkload) -> &'static str {
@@ -175,7 +236,9 @@ fn workload_spec(plan: &ExperimentPlan, point: &PointPlan) -> Result<WorkloadSpe
     match &plan.workload {
         Workload::Mica(m) => {
             let records = m.records.div_ceil(tenants).max(1);
-            let item_bytes = 24 + u64::from(m.key_bytes).next_multiple_of(8) + u64::from(m.value_bytes).next_multiple_of(8);
+            let item_bytes = 24
+                + u64::from(m.key_bytes).next_multiple_of(8)
+                + u64::from(m.value_bytes).next_multiple_of(8);
             let log_floor = (item_bytes * records * 2).max(TENANT_LOG_BYTES_MIN);
             Ok(WorkloadSpec::Mica(MicaSpec {
                 records,
@@ -183,7 +246,9 @@ fn workload_spec(plan: &ExperimentPlan, point: &PointPlan) -> Result<WorkloadSpe
                 value_bytes: m.value_bytes,
                 ycsb_workload: ycsb_letter(m.ycsb_workload).to_string(),
                 distribution: distribution_name(m.distribution).to_string(),
-                buckets: (m.buckets / tenants).max(TENANT_BUCKETS_MIN).next_power_of_two(),
+                buckets: (m.buckets / tenants)
+                    .max(TENANT_BUCKETS_MIN)
+                    .next_power_of_two(),
                 slots: m.slots,
                 log_bytes: (m.log_bytes / tenants).max(log_floor).next_power_of_two(),
             }))

@@ -6,10 +6,10 @@ use naam_plan::{ExperimentPlan, PointPlan, Testbed, Timing};
 use naam_roles::config::{EswitchMode, Polling};
 use naam_runner::{ExecError, PointExecutor};
 
+use crate::TestbedError;
 use crate::configs::{self, LOOPBACK, Settings};
 use crate::netns::{self, Netns};
 use crate::point::{self, Placement};
-use crate::TestbedError;
 
 /// Controller sampling period of the local testbed (DESIGN.md: "every millisecond or so").
 pub const SAMPLE_PERIOD_US: u64 = 1000;
@@ -59,12 +59,26 @@ impl LocalExecutor {
     }
 
     fn eswitch(&self) -> EswitchMode {
-        self.options.eswitch.unwrap_or(if netns::have_root() { EswitchMode::Kernel } else { EswitchMode::User })
+        self.options.eswitch.unwrap_or(if netns::have_root() {
+            EswitchMode::Kernel
+        } else {
+            EswitchMode::User
+        })
     }
 
     /// Runs one point into `out_dir` (also usable without the runner, e.g. by tests).
-    pub fn run(&self, plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<Option<point::TestbedRecord>, TestbedError> {
-        let Timing::Traffic { warmup_ms, measure_ms, .. } = plan.timing else {
+    pub fn run(
+        &self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<Option<point::TestbedRecord>, TestbedError> {
+        let Timing::Traffic {
+            warmup_ms,
+            measure_ms,
+            ..
+        } = plan.timing
+        else {
             // vm-cost: no processes, timed in this one.
             return crate::vmcost::run(plan, point, out_dir).map(|()| None);
         };
@@ -77,20 +91,44 @@ impl LocalExecutor {
         };
         // Unique per run of a point (shared-memory file names): PID, point, and the clock.
         let nonce = naam_roles::os::realtime_ns() % 1_000_000_000;
-        let run_id = format!("{}-{}-{}-{nonce}", std::process::id(), point.index, point.repetition);
+        let run_id = format!(
+            "{}-{}-{}-{nonce}",
+            std::process::id(),
+            point.index,
+            point.repetition
+        );
         let dir = out_dir.join("roles");
         match &plan.testbed {
             Testbed::Local => {
                 let configs = configs::build(plan, point, &settings, &dir, LOOPBACK, &run_id)?;
-                point::run(&configs, warmup_ms, measure_ms, &self.options.role_binary, &Placement::Loopback, out_dir).map(Some)
+                point::run(
+                    &configs,
+                    warmup_ms,
+                    measure_ms,
+                    &self.options.role_binary,
+                    &Placement::Loopback,
+                    out_dir,
+                )
+                .map(Some)
             }
             Testbed::Netns => {
                 if !netns::have_root() {
-                    return Err(TestbedError::Netns("the netns testbed needs root (run as root or use kind = \"local\")".into()));
+                    return Err(TestbedError::Netns(
+                        "the netns testbed needs root (run as root or use kind = \"local\")".into(),
+                    ));
                 }
                 let ns = Netns::create(&format!("p{}", point.index), self.options.netem_delay_us)?;
-                let configs = configs::build(plan, point, &settings, &dir, ns.server_ip(), &run_id)?;
-                point::run(&configs, warmup_ms, measure_ms, &self.options.role_binary, &Placement::Namespaces(&ns), out_dir).map(Some)
+                let configs =
+                    configs::build(plan, point, &settings, &dir, ns.server_ip(), &run_id)?;
+                point::run(
+                    &configs,
+                    warmup_ms,
+                    measure_ms,
+                    &self.options.role_binary,
+                    &Placement::Namespaces(&ns),
+                    out_dir,
+                )
+                .map(Some)
             }
             Testbed::Inventory { path } => Err(TestbedError::Unsupported(format!(
                 "testbed inventory {} runs through the orchestrator (naam deploy / naam run with an inventory)",
@@ -102,18 +140,31 @@ impl LocalExecutor {
 
 impl PointExecutor for LocalExecutor {
     fn name(&self) -> String {
-        format!("local testbed (emulated NIC, {} eSwitch)", match self.eswitch() {
-            EswitchMode::Kernel => "kernel",
-            EswitchMode::User => "user-space",
-        })
+        format!(
+            "local testbed (emulated NIC, {} eSwitch)",
+            match self.eswitch() {
+                EswitchMode::Kernel => "kernel",
+                EswitchMode::User => "user-space",
+            }
+        )
     }
 
-    fn run_point(&mut self, plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<(), ExecError> {
+    fn run_point(
+        &mut self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<(), ExecError> {
         match self.run(plan, point, out_dir) {
             Ok(_) => Ok(()),
-            Err(TestbedError::Unsupported(what)) => Err(ExecError::Unsupported { executor: self.name(), what }),
+            Err(TestbedError::Unsupported(what)) => Err(ExecError::Unsupported {
+                executor: self.name(),
+                what,
+            }),
             Err(TestbedError::Netns(message)) => Err(ExecError::Aborted { message }),
-            Err(e) => Err(ExecError::PointFailed { message: e.to_string() }),
+            Err(e) => Err(ExecError::PointFailed {
+                message: e.to_string(),
+            }),
         }
     }
 }

@@ -87,7 +87,11 @@ pub enum TestbedError {
 impl TestbedError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, what: &'static str, source: std::io::Error) -> TestbedError {
-        TestbedError::Io { what, path: path.to_path_buf(), source }
+        TestbedError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -97,8 +101,14 @@ pub fn role_binary() -> Result<PathBuf, TestbedError> {
     if let Some(path) = std::env::var_os("NAAM_ROLE_BIN") {
         return Ok(PathBuf::from(path));
     }
-    let exe = std::env::current_exe().map_err(|e| TestbedError::Spawn { role: "naam-role".into(), message: e.to_string() })?;
-    let dir = exe.parent().ok_or_else(|| TestbedError::Spawn { role: "naam-role".into(), message: "no executable folder".into() })?;
+    let exe = std::env::current_exe().map_err(|e| TestbedError::Spawn {
+        role: "naam-role".into(),
+        message: e.to_string(),
+    })?;
+    let dir = exe.parent().ok_or_else(|| TestbedError::Spawn {
+        role: "naam-role".into(),
+        message: "no executable folder".into(),
+    })?;
     // Test executables live one level down, in deps/.
     for candidate in [dir.join("naam-role"), dir.join("../naam-role")] {
         if candidate.is_file() {
@@ -107,6 +117,9 @@ pub fn role_binary() -> Result<PathBuf, TestbedError> {
     }
     Err(TestbedError::Spawn {
         role: "naam-role".into(),
-        message: format!("no naam-role binary beside {} (build it: cargo build -p naam-testbed --bin naam-role, or set NAAM_ROLE_BIN)", exe.display()),
+        message: format!(
+            "no naam-role binary beside {} (build it: cargo build -p naam-testbed --bin naam-role, or set NAAM_ROLE_BIN)",
+            exe.display()
+        ),
     })
 }

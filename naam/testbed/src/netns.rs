@@ -30,22 +30,58 @@ impl Netns {
     /// Creates the namespaces and the link; `delay_us` adds netem delay each way.
     pub fn create(tag: &str, delay_us: Option<u64>) -> Result<Netns, TestbedError> {
         if let Some(d) = delay_us.filter(|&d| d > NETEM_DELAY_US_MAX) {
-            return Err(TestbedError::Netns(format!("netem delay {d} us is more than {NETEM_DELAY_US_MAX}")));
+            return Err(TestbedError::Netns(format!(
+                "netem delay {d} us is more than {NETEM_DELAY_US_MAX}"
+            )));
         }
         let id = std::process::id();
-        let ns = Netns { server: format!("naam-{tag}-{id}-s"), client: format!("naam-{tag}-{id}-c") };
+        let ns = Netns {
+            server: format!("naam-{tag}-{id}-s"),
+            client: format!("naam-{tag}-{id}-c"),
+        };
         let (veth_s, veth_c) = (format!("nv{id}s"), format!("nv{id}c"));
         ip(&["netns", "add", &ns.server])?;
         ip(&["netns", "add", &ns.client])?;
-        ip(&["link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c])?;
-        for (dev, netns, addr) in [(&veth_s, &ns.server, SERVER_IP), (&veth_c, &ns.client, CLIENT_IP)] {
+        ip(&[
+            "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c,
+        ])?;
+        for (dev, netns, addr) in [
+            (&veth_s, &ns.server, SERVER_IP),
+            (&veth_c, &ns.client, CLIENT_IP),
+        ] {
             ip(&["link", "set", dev, "netns", netns])?;
-            ip(&["-n", netns, "addr", "add", &format!("{addr}/{PREFIX_LEN}"), "dev", dev])?;
+            ip(&[
+                "-n",
+                netns,
+                "addr",
+                "add",
+                &format!("{addr}/{PREFIX_LEN}"),
+                "dev",
+                dev,
+            ])?;
             ip(&["-n", netns, "link", "set", dev, "up"])?;
             ip(&["-n", netns, "link", "set", "lo", "up"])?;
             if let Some(d) = delay_us {
-                run("tc", &["-n", netns, "qdisc", "add", "dev", dev, "root", "netem", "delay", &format!("{d}us")])
-                    .map_err(|e| TestbedError::Netns(format!("{e}; netem delay needs the kernel's sch_netem module (modprobe sch_netem)")))?;
+                run(
+                    "tc",
+                    &[
+                        "-n",
+                        netns,
+                        "qdisc",
+                        "add",
+                        "dev",
+                        dev,
+                        "root",
+                        "netem",
+                        "delay",
+                        &format!("{d}us"),
+                    ],
+                )
+                .map_err(|e| {
+                    TestbedError::Netns(format!(
+                        "{e}; netem delay needs the kernel's sch_netem module (modprobe sch_netem)"
+                    ))
+                })?;
             }
         }
         Ok(ns)
@@ -78,13 +114,19 @@ fn ip(args: &[&str]) -> Result<(), TestbedError> {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), TestbedError> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| TestbedError::Netns(format!("{program} {}: {e} (is iproute2 installed?)", args.join(" "))))?;
+    let out = Command::new(program).args(args).output().map_err(|e| {
+        TestbedError::Netns(format!(
+            "{program} {}: {e} (is iproute2 installed?)",
+            args.join(" ")
+        ))
+    })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(TestbedError::Netns(format!("{program} {} failed: {}", args.join(" "), stderr.trim())));
+        return Err(TestbedError::Netns(format!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            stderr.trim()
+        )));
     }
     Ok(())
 }

@@ -56,16 +56,46 @@ pub struct TestbedRecord {
 }
 
 /// Runs the point whose role configurations are `configs`, writing the raw files into `out_dir`.
-pub fn run(configs: &PointConfigs, warmup_ms: u64, measure_ms: u64, role_binary: &Path, placement: &Placement<'_>, out_dir: &Path) -> Result<TestbedRecord, TestbedError> {
+pub fn run(
+    configs: &PointConfigs,
+    warmup_ms: u64,
+    measure_ms: u64,
+    role_binary: &Path,
+    placement: &Placement<'_>,
+    out_dir: &Path,
+) -> Result<TestbedRecord, TestbedError> {
     if configs.timeline_file.exists() {
-        std::fs::remove_file(&configs.timeline_file).map_err(|e| TestbedError::io(&configs.timeline_file, "clear", e))?;
+        std::fs::remove_file(&configs.timeline_file)
+            .map_err(|e| TestbedError::io(&configs.timeline_file, "clear", e))?;
     }
     let mut procs = Procs::default();
     let mut pids = Vec::new();
-    let host = spawn(&mut procs, "host", &configs.host, role_binary, placement, &mut pids)?;
-    procs.wait_for_file(host, &ready_file(&configs.host, naam_roles::host::READY_FILE), HOST_READY_TIMEOUT)?;
-    let nic = spawn(&mut procs, "nic", &configs.nic, role_binary, placement, &mut pids)?;
-    procs.wait_for_file(nic, &ready_file(&configs.nic, naam_roles::nic::READY_FILE), NIC_READY_TIMEOUT)?;
+    let host = spawn(
+        &mut procs,
+        "host",
+        &configs.host,
+        role_binary,
+        placement,
+        &mut pids,
+    )?;
+    procs.wait_for_file(
+        host,
+        &ready_file(&configs.host, naam_roles::host::READY_FILE),
+        HOST_READY_TIMEOUT,
+    )?;
+    let nic = spawn(
+        &mut procs,
+        "nic",
+        &configs.nic,
+        role_binary,
+        placement,
+        &mut pids,
+    )?;
+    procs.wait_for_file(
+        nic,
+        &ready_file(&configs.nic, naam_roles::nic::READY_FILE),
+        NIC_READY_TIMEOUT,
+    )?;
     let timeline = Timeline {
         start_realtime_ns: naam_roles::os::realtime_ns() + START_DELAY.as_nanos() as u64,
         warmup_ms,
@@ -75,10 +105,24 @@ pub fn run(configs: &PointConfigs, warmup_ms: u64, measure_ms: u64, role_binary:
     let mut waiters = Vec::new();
     for (k, client) in configs.clients.iter().enumerate() {
         let fixed = with_timeline(client, timeline);
-        waiters.push(spawn(&mut procs, &format!("client-{k}"), &fixed, role_binary, placement, &mut pids)?);
+        waiters.push(spawn(
+            &mut procs,
+            &format!("client-{k}"),
+            &fixed,
+            role_binary,
+            placement,
+            &mut pids,
+        )?);
     }
     if let Some(hog) = &configs.hog {
-        waiters.push(spawn(&mut procs, "hog", &with_timeline(hog, timeline), role_binary, placement, &mut pids)?);
+        waiters.push(spawn(
+            &mut procs,
+            "hog",
+            &with_timeline(hog, timeline),
+            role_binary,
+            placement,
+            &mut pids,
+        )?);
     }
     let run_for = Duration::from_millis(warmup_ms + measure_ms) + START_DELAY + CLIENT_SLACK;
     procs.wait_all(&waiters, run_for)?;
@@ -86,18 +130,33 @@ pub fn run(configs: &PointConfigs, warmup_ms: u64, measure_ms: u64, role_binary:
     gather(configs, out_dir, timeline, pids, placement)
 }
 
-fn spawn(procs: &mut Procs, name: &str, config: &RoleConfig, binary: &Path, placement: &Placement<'_>, pids: &mut Vec<(String, u32)>) -> Result<usize, TestbedError> {
+fn spawn(
+    procs: &mut Procs,
+    name: &str,
+    config: &RoleConfig,
+    binary: &Path,
+    placement: &Placement<'_>,
+    pids: &mut Vec<(String, u32)>,
+) -> Result<usize, TestbedError> {
     // A fresh folder: a ready file left by an earlier run must not pass for this run's.
     if config.out_dir.exists() {
-        std::fs::remove_dir_all(&config.out_dir).map_err(|e| TestbedError::io(&config.out_dir, "clear", e))?;
+        std::fs::remove_dir_all(&config.out_dir)
+            .map_err(|e| TestbedError::io(&config.out_dir, "clear", e))?;
     }
-    std::fs::create_dir_all(&config.out_dir).map_err(|e| TestbedError::io(&config.out_dir, "create", e))?;
+    std::fs::create_dir_all(&config.out_dir)
+        .map_err(|e| TestbedError::io(&config.out_dir, "create", e))?;
     let config_path = config.out_dir.join("role.json");
-    config.write(&config_path).map_err(|e| TestbedError::io(&config_path, "write", e))?;
+    config
+        .write(&config_path)
+        .map_err(|e| TestbedError::io(&config_path, "write", e))?;
     let mut command = match placement {
         Placement::Loopback => Command::new(binary),
         Placement::Namespaces(ns) => {
-            let namespace = if matches!(config.role, Role::Client(_)) { &ns.client } else { &ns.server };
+            let namespace = if matches!(config.role, Role::Client(_)) {
+                &ns.client
+            } else {
+                &ns.server
+            };
             Netns::command(namespace, binary)
         }
     };
@@ -108,7 +167,10 @@ fn spawn(procs: &mut Procs, name: &str, config: &RoleConfig, binary: &Path, plac
 }
 
 fn with_timeline(config: &RoleConfig, timeline: Timeline) -> RoleConfig {
-    RoleConfig { timeline: TimelineSpec::Fixed(timeline), ..config.clone() }
+    RoleConfig {
+        timeline: TimelineSpec::Fixed(timeline),
+        ..config.clone()
+    }
 }
 
 fn ready_file(config: &RoleConfig, name: &str) -> PathBuf {
@@ -121,7 +183,10 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TestbedError> 
 
 fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T, TestbedError> {
     let bytes = std::fs::read(path).map_err(|e| TestbedError::io(path, "read", e))?;
-    serde_json::from_slice(&bytes).map_err(|e| TestbedError::Output { path: path.to_path_buf(), message: e.to_string() })
+    serde_json::from_slice(&bytes).map_err(|e| TestbedError::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Where the files of each role of a point are, on this machine: the role folders of the local
@@ -151,7 +216,8 @@ pub struct Gathered {
 /// local testbed and the orchestrator, so both write the same files.
 pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathered, TestbedError> {
     for (k, client_dir) in dirs.clients.iter().enumerate() {
-        let k = u32::try_from(k).map_err(|_| TestbedError::Unsupported(format!("client index {k}")))?;
+        let k =
+            u32::try_from(k).map_err(|_| TestbedError::Unsupported(format!("client index {k}")))?;
         for name in [raw::client_hlog_file(k), raw::client_summary_file(k)] {
             copy(&client_dir.join(&name), &out_dir.join(&name))?;
         }
@@ -161,7 +227,12 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
     }
     let host: HostCounters = read_json(&dirs.host.join(naam_roles::host::COUNTERS_FILE))?;
     let nic: NicCounters = read_json(&dirs.nic.join(naam_roles::nic::COUNTERS_FILE))?;
-    let server = ServerSummary { schema: raw::RAW_SCHEMA_VERSION, policy: policy.to_string(), host: host.host.clone(), nic: nic.nic.clone() };
+    let server = ServerSummary {
+        schema: raw::RAW_SCHEMA_VERSION,
+        policy: policy.to_string(),
+        host: host.host.clone(),
+        nic: nic.nic.clone(),
+    };
     write_json(&out_dir.join(raw::SERVER_FILE), &server)?;
     Ok(Gathered { host, nic })
 }
@@ -169,7 +240,12 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
 impl TestbedRecord {
     /// The record of a point whose servers reported `gathered`; `network` names how the
     /// machines were joined (`loopback`, `netns`, `ssh`).
-    pub fn new(network: &str, pids: Vec<(String, u32)>, start_realtime_ns: u64, gathered: &Gathered) -> TestbedRecord {
+    pub fn new(
+        network: &str,
+        pids: Vec<(String, u32)>,
+        start_realtime_ns: u64,
+        gathered: &Gathered,
+    ) -> TestbedRecord {
         TestbedRecord {
             network: network.to_string(),
             eswitch: gathered.host.eswitch.clone(),
@@ -191,7 +267,13 @@ impl TestbedRecord {
 pub const TESTBED_FILE: &str = "testbed.json";
 
 /// Copies the clients' files, composes `server.json`, and keeps the steering records.
-fn gather(configs: &PointConfigs, out_dir: &Path, timeline: Timeline, pids: Vec<(String, u32)>, placement: &Placement<'_>) -> Result<TestbedRecord, TestbedError> {
+fn gather(
+    configs: &PointConfigs,
+    out_dir: &Path,
+    timeline: Timeline,
+    pids: Vec<(String, u32)>,
+    placement: &Placement<'_>,
+) -> Result<TestbedRecord, TestbedError> {
     let dirs = RoleDirs {
         host: configs.host.out_dir.clone(),
         nic: configs.nic.out_dir.clone(),
@@ -212,5 +294,10 @@ fn gather(configs: &PointConfigs, out_dir: &Path, timeline: Timeline, pids: Vec<
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), TestbedError> {
-    std::fs::copy(from, to).map(drop).map_err(|e| TestbedError::Output { path: from.to_path_buf(), message: format!("a role did not write it: {e}") })
+    std::fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| TestbedError::Output {
+            path: from.to_path_buf(),
+            message: format!("a role did not write it: {e}"),
+        })
 }

@@ -67,17 +67,33 @@ pub struct Procs {
 
 impl Procs {
     /// Spawns `command` as `name`, its output to `log`.
-    pub fn spawn(&mut self, name: &str, mut command: Command, log: &Path) -> Result<usize, TestbedError> {
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        mut command: Command,
+        log: &Path,
+    ) -> Result<usize, TestbedError> {
         let out = std::fs::File::create(log).map_err(|e| TestbedError::io(log, "create log", e))?;
-        let err = out.try_clone().map_err(|e| TestbedError::io(log, "create log", e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| TestbedError::io(log, "create log", e))?;
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
-            .map_err(|e| TestbedError::Spawn { role: name.to_string(), message: e.to_string() })?;
+            .map_err(|e| TestbedError::Spawn {
+                role: name.to_string(),
+                message: e.to_string(),
+            })?;
         let pid = child.id();
-        self.procs.push(Proc { name: name.to_string(), pid, log: log.to_path_buf(), child, exited: None });
+        self.procs.push(Proc {
+            name: name.to_string(),
+            pid,
+            log: log.to_path_buf(),
+            child,
+            exited: None,
+        });
         Ok(self.procs.len() - 1)
     }
 
@@ -87,7 +103,12 @@ impl Procs {
     }
 
     /// Waits until `path` exists, failing if process `index` exits first or `timeout` passes.
-    pub fn wait_for_file(&mut self, index: usize, path: &Path, timeout: Duration) -> Result<(), TestbedError> {
+    pub fn wait_for_file(
+        &mut self,
+        index: usize,
+        path: &Path,
+        timeout: Duration,
+    ) -> Result<(), TestbedError> {
         let deadline = Instant::now() + timeout;
         loop {
             if path.exists() {
@@ -95,10 +116,18 @@ impl Procs {
             }
             let p = &mut self.procs[index];
             if let Some(status) = p.poll() {
-                return Err(TestbedError::RoleFailed { role: p.name.clone(), status: status.to_string(), log_tail: p.log_tail() });
+                return Err(TestbedError::RoleFailed {
+                    role: p.name.clone(),
+                    status: status.to_string(),
+                    log_tail: p.log_tail(),
+                });
             }
             if Instant::now() >= deadline {
-                return Err(TestbedError::NotReady { role: p.name.clone(), waited_ms: timeout.as_millis() as u64, log_tail: p.log_tail() });
+                return Err(TestbedError::NotReady {
+                    role: p.name.clone(),
+                    waited_ms: timeout.as_millis() as u64,
+                    log_tail: p.log_tail(),
+                });
             }
             std::thread::sleep(POLL);
         }
@@ -113,12 +142,20 @@ impl Procs {
                 let p = &mut self.procs[i];
                 if let Some(status) = p.poll() {
                     if !status.success() {
-                        return Err(TestbedError::RoleFailed { role: p.name.clone(), status: status.to_string(), log_tail: p.log_tail() });
+                        return Err(TestbedError::RoleFailed {
+                            role: p.name.clone(),
+                            status: status.to_string(),
+                            log_tail: p.log_tail(),
+                        });
                     }
                     break;
                 }
                 if Instant::now() >= deadline {
-                    return Err(TestbedError::NotReady { role: p.name.clone(), waited_ms: timeout.as_millis() as u64, log_tail: p.log_tail() });
+                    return Err(TestbedError::NotReady {
+                        role: p.name.clone(),
+                        waited_ms: timeout.as_millis() as u64,
+                        log_tail: p.log_tail(),
+                    });
                 }
                 std::thread::sleep(POLL);
             }
@@ -135,8 +172,14 @@ impl Procs {
             match p.stop(grace) {
                 Some(status) if status.success() => {}
                 status => {
-                    let status = status.map_or("killed after the grace period".to_string(), |s| s.to_string());
-                    failure.get_or_insert(TestbedError::RoleFailed { role: p.name.clone(), status, log_tail: p.log_tail() });
+                    let status = status.map_or("killed after the grace period".to_string(), |s| {
+                        s.to_string()
+                    });
+                    failure.get_or_insert(TestbedError::RoleFailed {
+                        role: p.name.clone(),
+                        status,
+                        log_tail: p.log_tail(),
+                    });
                 }
             }
         }
@@ -145,7 +188,10 @@ impl Procs {
 
     /// PIDs of processes still running.
     pub fn running(&mut self) -> Vec<u32> {
-        self.procs.iter_mut().filter_map(|p| p.poll().is_none().then_some(p.pid)).collect()
+        self.procs
+            .iter_mut()
+            .filter_map(|p| p.poll().is_none().then_some(p.pid))
+            .collect()
     }
 }
 

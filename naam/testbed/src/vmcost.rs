@@ -19,7 +19,9 @@ use std::time::Instant;
 use naam_engine::function::Code;
 use naam_engine::local::LocalHost;
 use naam_engine::wire::{Descriptors, InvokeFlags};
-use naam_engine::{Descriptor, FunctionId, Invoke, Perms, RequestId, Rkey, RkeySecret, Status, TenantId};
+use naam_engine::{
+    Descriptor, FunctionId, Invoke, Perms, RequestId, Rkey, RkeySecret, Status, TenantId,
+};
 use naam_plan::{ExperimentPlan, PointPlan, Series, Timing, Workload};
 use naam_results::raw::{self, VmCostEntry, VmCostOutcome, VmCostReport};
 
@@ -53,7 +55,14 @@ struct Bench {
 
 /// Runs the point: every function of the plan on the point's backend.
 pub fn run(plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<(), TestbedError> {
-    let (Workload::VmCost(w), Timing::Iterations { warmup_iterations, iterations }) = (&plan.workload, &plan.timing) else {
+    let (
+        Workload::VmCost(w),
+        Timing::Iterations {
+            warmup_iterations,
+            iterations,
+        },
+    ) = (&plan.workload, &plan.timing)
+    else {
         return Err(TestbedError::Unsupported("not a vm-cost plan".into()));
     };
     let mut entries = Vec::new();
@@ -70,20 +79,40 @@ pub fn run(plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<(
             },
             other => return Err(TestbedError::Unsupported(format!("series {other} is not a VM backend"))),
         };
-        entries.push(VmCostEntry { function: function.clone(), backend: point.series.as_str().to_string(), outcome });
+        entries.push(VmCostEntry {
+            function: function.clone(),
+            backend: point.series.as_str().to_string(),
+            outcome,
+        });
     }
-    let report = VmCostReport { schema: raw::RAW_SCHEMA_VERSION, entries };
-    naam_roles::ready::write_atomic(&out_dir.join(raw::VMCOST_FILE), &report).map_err(|e| TestbedError::io(out_dir, "write vmcost.json", e))
+    let report = VmCostReport {
+        schema: raw::RAW_SCHEMA_VERSION,
+        entries,
+    };
+    naam_roles::ready::write_atomic(&out_dir.join(raw::VMCOST_FILE), &report)
+        .map_err(|e| TestbedError::io(out_dir, "write vmcost.json", e))
 }
 
-fn time(bench: &mut Bench, series: Series, warmup: u64, iterations: u64) -> Result<f64, TestbedError> {
+fn time(
+    bench: &mut Bench,
+    series: Series,
+    warmup: u64,
+    iterations: u64,
+) -> Result<f64, TestbedError> {
     let mut check = |i: u64| -> Result<(), TestbedError> {
         let call = &bench.calls[i as usize % bench.calls.len()];
         let ok = match series {
             Series::Native => (bench.native)(&call.key),
             _ => interpret(&mut bench.host, call)?,
         };
-        if ok { Ok(()) } else { Err(TestbedError::Output { path: "vm-cost".into(), message: format!("call {i} did not find its key") }) }
+        if ok {
+            Ok(())
+        } else {
+            Err(TestbedError::Output {
+                path: "vm-cost".into(),
+                message: format!("call {i} did not find its key"),
+            })
+        }
     };
     for i in 0..warmup {
         check(i)?;
@@ -110,15 +139,22 @@ fn interpret(host: &mut LocalHost, call: &Prepared) -> Result<bool, TestbedError
         origin: Descriptors::new(),
         state: &[],
     };
-    let reply = host.call(&invoke).map_err(|e| TestbedError::Output { path: "vm-cost".into(), message: e.to_string() })?;
-    Ok(black_box(reply.status == Status::Ok && reply.payload.first() == Some(&1)))
+    let reply = host.call(&invoke).map_err(|e| TestbedError::Output {
+        path: "vm-cost".into(),
+        message: e.to_string(),
+    })?;
+    Ok(black_box(
+        reply.status == Status::Ok && reply.payload.first() == Some(&1),
+    ))
 }
 
 fn setup(function: &str, seed: u64) -> Result<Bench, TestbedError> {
     match function {
         "mica-get" => mica(seed),
         "btree-lookup" => btree(seed),
-        other => Err(TestbedError::Unsupported(format!("vm-cost function {other:?}: known are mica-get, btree-lookup"))),
+        other => Err(TestbedError::Unsupported(format!(
+            "vm-cost function {other:?}: known are mica-get, btree-lookup"
+        ))),
     }
 }
 
@@ -137,24 +173,59 @@ fn mica(seed: u64) -> Result<Bench, TestbedError> {
     use naam_mica::config::{MicaConfig, Slots};
     use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT, GetArgs, MicaRkeys};
     use naam_mica::table::{MicaRegionsMut, MicaTable};
-    let bad = |m: String| TestbedError::Output { path: "vm-cost mica".into(), message: m };
+    let bad = |m: String| TestbedError::Output {
+        path: "vm-cost mica".into(),
+        message: m,
+    };
     let mut config = MicaConfig::new();
     config.buckets = 65_536;
     config.slots = Slots::Seven;
     config.log_bytes = 1 << 22;
     config.item_bytes_max = 40;
     let sizes = config.validate().map_err(|e| bad(e.to_string()))?;
-    let (mut index, mut log, mut meta) = (vec![0u8; sizes.index_bytes], vec![0u8; sizes.log_bytes], vec![0u8; sizes.meta_bytes]);
+    let (mut index, mut log, mut meta) = (
+        vec![0u8; sizes.index_bytes],
+        vec![0u8; sizes.log_bytes],
+        vec![0u8; sizes.meta_bytes],
+    );
     {
-        let mut table = MicaTable::format(config, MicaRegionsMut { index: &mut index, log: &mut log, meta: &mut meta }).map_err(|e| bad(e.to_string()))?;
+        let mut table = MicaTable::format(
+            config,
+            MicaRegionsMut {
+                index: &mut index,
+                log: &mut log,
+                meta: &mut meta,
+            },
+        )
+        .map_err(|e| bad(e.to_string()))?;
         for k in 0..MICA_RECORDS {
-            table.set(&k.to_le_bytes(), &(k ^ seed).to_le_bytes()).map_err(|e| bad(e.to_string()))?;
+            table
+                .set(&k.to_le_bytes(), &(k ^ seed).to_le_bytes())
+                .map_err(|e| bad(e.to_string()))?;
         }
     }
-    let mut host = LocalHost::new(RkeySecret(seed.to_le_bytes().repeat(2).try_into().unwrap_or([0; 16])));
-    let mut add = |bytes: &Vec<u8>| host.add_region(TENANT, bytes.clone(), Perms::READ).map_err(|e| bad(e.to_string()));
-    let rkeys = MicaRkeys { index: add(&index)?.rkey.0, log: add(&log)?.rkey.0, meta: add(&meta)?.rkey.0 };
-    host.register(TENANT, FUNCTION, "mica_get", Code::Elf { object: GET_OBJECT, name: GET_FUNCTION_SECTION }).map_err(|e| bad(e.to_string()))?;
+    let mut host = LocalHost::new(RkeySecret(
+        seed.to_le_bytes().repeat(2).try_into().unwrap_or([0; 16]),
+    ));
+    let mut add = |bytes: &Vec<u8>| {
+        host.add_region(TENANT, bytes.clone(), Perms::READ)
+            .map_err(|e| bad(e.to_string()))
+    };
+    let rkeys = MicaRkeys {
+        index: add(&index)?.rkey.0,
+        log: add(&log)?.rkey.0,
+        meta: add(&meta)?.rkey.0,
+    };
+    host.register(
+        TENANT,
+        FUNCTION,
+        "mica_get",
+        Code::Elf {
+            object: GET_OBJECT,
+            name: GET_FUNCTION_SECTION,
+        },
+    )
+    .map_err(|e| bad(e.to_string()))?;
     let calls = keys(seed, MICA_RECORDS)
         .into_iter()
         .map(|k| {
@@ -163,34 +234,68 @@ fn mica(seed: u64) -> Result<Bench, TestbedError> {
             let mut args = Vec::new();
             get.encode(&mut args).map_err(|e| bad(e.to_string()))?;
             let a = get.initial_access();
-            Ok(Prepared { args, first: Descriptor::read(Rkey(a.rkey), a.offset, a.len), key })
+            Ok(Prepared {
+                args,
+                first: Descriptor::read(Rkey(a.rkey), a.offset, a.len),
+                key,
+            })
         })
         .collect::<Result<Vec<_>, TestbedError>>()?;
-    let regions = naam_mica::reader::MicaRegions { index: leak(index), log: leak(log), meta: leak(meta) };
+    let regions = naam_mica::reader::MicaRegions {
+        index: leak(index),
+        log: leak(log),
+        meta: leak(meta),
+    };
     let reader = naam_mica::reader::MicaReader::open(regions).map_err(|e| bad(e.to_string()))?;
     // MICA's index is lossy: time only keys the table kept.
-    let calls: Vec<Prepared> = calls.into_iter().filter(|c| matches!(reader.get(&c.key), Ok(Some(_)))).collect();
+    let calls: Vec<Prepared> = calls
+        .into_iter()
+        .filter(|c| matches!(reader.get(&c.key), Ok(Some(_))))
+        .collect();
     if calls.is_empty() {
         return Err(bad("no prepared key survived the load".into()));
     }
     let native = Box::new(move |key: &[u8]| matches!(reader.get(black_box(key)), Ok(Some(_))));
-    Ok(Bench { host, calls, native })
+    Ok(Bench {
+        host,
+        calls,
+        native,
+    })
 }
 
 fn btree(seed: u64) -> Result<Bench, TestbedError> {
     use naam_btree::lookup::{LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT};
     use naam_btree::{BTree, BTreeConfig, BTreeReader, LookupArgs};
-    let bad = |m: String| TestbedError::Output { path: "vm-cost btree".into(), message: m };
+    let bad = |m: String| TestbedError::Output {
+        path: "vm-cost btree".into(),
+        message: m,
+    };
     let pairs: Vec<(u64, u64)> = (1..=BTREE_KEYS).map(|k| (k * 16, k ^ seed)).collect();
-    let nodes_max = BTreeConfig::nodes_for_bulk_load(1024, BTREE_KEYS, 90).ok_or_else(|| bad("bad shape".into()))? + 16;
-    let config = BTreeConfig { node_bytes: 1024, nodes_max };
+    let nodes_max = BTreeConfig::nodes_for_bulk_load(1024, BTREE_KEYS, 90)
+        .ok_or_else(|| bad("bad shape".into()))?
+        + 16;
+    let config = BTreeConfig {
+        node_bytes: 1024,
+        nodes_max,
+    };
     let mut nodes = vec![0u8; config.validate().map_err(|e| bad(e.to_string()))?];
     BTree::bulk_load(config, &mut nodes, &pairs, 90).map_err(|e| bad(e.to_string()))?;
     let nodes = leak(nodes);
     let reader = BTreeReader::open(nodes).map_err(|e| bad(e.to_string()))?;
     let mut host = LocalHost::new(RkeySecret([7; 16]));
-    let region = host.add_region(TENANT, nodes.to_vec(), Perms::READ).map_err(|e| bad(e.to_string()))?;
-    host.register(TENANT, FUNCTION, "btree_lookup", Code::Elf { object: LOOKUP_OBJECT, name: LOOKUP_FUNCTION_SECTION }).map_err(|e| bad(e.to_string()))?;
+    let region = host
+        .add_region(TENANT, nodes.to_vec(), Perms::READ)
+        .map_err(|e| bad(e.to_string()))?;
+    host.register(
+        TENANT,
+        FUNCTION,
+        "btree_lookup",
+        Code::Elf {
+            object: LOOKUP_OBJECT,
+            name: LOOKUP_FUNCTION_SECTION,
+        },
+    )
+    .map_err(|e| bad(e.to_string()))?;
     let calls = keys(seed, BTREE_KEYS)
         .into_iter()
         .map(|i| {
@@ -198,12 +303,20 @@ fn btree(seed: u64) -> Result<Bench, TestbedError> {
             let args = LookupArgs::for_tree(&reader, region.rkey.0, key);
             let a = args.initial_access();
             let encoded = args.encode().map_err(|e| bad(e.to_string()))?;
-            Ok(Prepared { args: encoded.to_vec(), first: Descriptor::read(Rkey(a.rkey), a.offset, a.len), key: key.to_le_bytes().to_vec() })
+            Ok(Prepared {
+                args: encoded.to_vec(),
+                first: Descriptor::read(Rkey(a.rkey), a.offset, a.len),
+                key: key.to_le_bytes().to_vec(),
+            })
         })
         .collect::<Result<Vec<_>, TestbedError>>()?;
     let native = Box::new(move |key: &[u8]| {
         let key = u64::from_le_bytes(key.try_into().unwrap_or([0; 8]));
         matches!(reader.get(black_box(key)), Ok(Some(_)))
     });
-    Ok(Bench { host, calls, native })
+    Ok(Bench {
+        host,
+        calls,
+        native,
+    })
 }

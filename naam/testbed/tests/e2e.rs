@@ -15,7 +15,9 @@ fn plan(manifest: &str) -> ExperimentPlan {
 }
 
 fn options() -> LocalOptions {
-    let mut o = LocalOptions::new().expect("naam-role is built beside the test (cargo builds the package's binaries for its tests)");
+    let mut o = LocalOptions::new().expect(
+        "naam-role is built beside the test (cargo builds the package's binaries for its tests)",
+    );
     o.role_binary = env!("CARGO_BIN_EXE_naam-role").into();
     o
 }
@@ -60,16 +62,33 @@ offered_load_ops_per_s = [2000]
 "#;
 
 fn check_point(dir: &Path, expected_location: Option<raw::Location>) -> ClientSummary {
-    let summary: ClientSummary = raw::read_json(&dir.join(raw::client_summary_file(0)), "client summary").unwrap();
-    assert!(summary.completed > 100, "completed {} in {}", summary.completed, dir.display());
+    let summary: ClientSummary =
+        raw::read_json(&dir.join(raw::client_summary_file(0)), "client summary").unwrap();
+    assert!(
+        summary.completed > 100,
+        "completed {} in {}",
+        summary.completed,
+        dir.display()
+    );
     assert_eq!(summary.verify_failures, 0, "every answer verified");
     assert!(summary.errors.is_empty(), "errors: {:?}", summary.errors);
-    assert!(summary.misses * 100 <= summary.completed, "MICA's lossy misses stay rare: {} of {}", summary.misses, summary.completed);
+    assert!(
+        summary.misses * 100 <= summary.completed,
+        "MICA's lossy misses stay rare: {} of {}",
+        summary.misses,
+        summary.completed
+    );
     let server: ServerSummary = raw::read_json(&dir.join(raw::SERVER_FILE), "server").unwrap();
     let hlog = std::fs::read_to_string(dir.join(raw::client_hlog_file(0))).unwrap();
-    assert!(hlog.contains("Tag=host,") && hlog.contains("Tag=nic,"), "tagged intervals");
+    assert!(
+        hlog.contains("Tag=host,") && hlog.contains("Tag=nic,"),
+        "tagged intervals"
+    );
     match expected_location {
-        Some(raw::Location::Host) => assert!(server.host.completions > 0 && server.nic.completions == 0, "{server:?}"),
+        Some(raw::Location::Host) => assert!(
+            server.host.completions > 0 && server.nic.completions == 0,
+            "{server:?}"
+        ),
         Some(raw::Location::Nic) => assert!(server.nic.completions > 0, "{server:?}"),
         _ => {}
     }
@@ -82,16 +101,25 @@ fn mica_ycsb_b_at_every_placement_with_verified_answers() {
     let executor = LocalExecutor::new(options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
-        let record = executor.run(&plan, point, out.path()).unwrap_or_else(|e| panic!("point {}: {e}", point.id)).expect("a traffic point");
+        let record = executor
+            .run(&plan, point, out.path())
+            .unwrap_or_else(|e| panic!("point {}: {e}", point.id))
+            .expect("a traffic point");
         let expected = match point.series.as_str() {
             "host" => Some(raw::Location::Host),
             "nic" => Some(raw::Location::Nic),
             _ => None,
         };
         let summary = check_point(out.path(), expected);
-        println!("{}: {} completed, eSwitch {}, steered {:?}, rnic reads {}", point.id, summary.completed, record.eswitch, record.steered, record.rnic_reads);
+        println!(
+            "{}: {} completed, eSwitch {}, steered {:?}, rnic reads {}",
+            point.id, summary.completed, record.eswitch, record.steered, record.rnic_reads
+        );
         if point.series.as_str() == "client" {
-            assert!(record.rnic_reads > 0, "client placement reads through the RNIC");
+            assert!(
+                record.rnic_reads > 0,
+                "client placement reads through the RNIC"
+            );
         }
     }
 }
@@ -109,7 +137,9 @@ fn btree_lookups_at_every_placement_with_verified_answers() {
     let executor = LocalExecutor::new(options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
-        executor.run(&plan, point, out.path()).unwrap_or_else(|e| panic!("point {}: {e}", point.id));
+        executor
+            .run(&plan, point, out.path())
+            .unwrap_or_else(|e| panic!("point {}: {e}", point.id));
         check_point(out.path(), None);
     }
 }
@@ -148,19 +178,36 @@ iterations = 200
     let mut measured = Vec::new();
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
-        assert!(executor.run(&plan, point, out.path()).unwrap().is_none(), "no processes for vm-cost");
-        let report: raw::VmCostReport = raw::read_json(&out.path().join(raw::VMCOST_FILE), "vmcost").unwrap();
+        assert!(
+            executor.run(&plan, point, out.path()).unwrap().is_none(),
+            "no processes for vm-cost"
+        );
+        let report: raw::VmCostReport =
+            raw::read_json(&out.path().join(raw::VMCOST_FILE), "vmcost").unwrap();
         assert_eq!(report.entries.len(), 2);
         for e in report.entries {
             match e.outcome {
-                raw::VmCostOutcome::Measured { ns_per_op, iterations } => {
+                raw::VmCostOutcome::Measured {
+                    ns_per_op,
+                    iterations,
+                } => {
                     assert!(ns_per_op > 0.0 && iterations == 200, "{e:?}");
                     measured.push(format!("{}/{}", e.function, e.backend));
                 }
-                raw::VmCostOutcome::Unavailable { reason } => assert!(reason.starts_with(&e.backend), "{reason}"),
+                raw::VmCostOutcome::Unavailable { reason } => {
+                    assert!(reason.starts_with(&e.backend), "{reason}")
+                }
             }
         }
     }
     measured.sort();
-    assert_eq!(measured, ["btree-lookup/interpreter", "btree-lookup/native", "mica-get/interpreter", "mica-get/native"]);
+    assert_eq!(
+        measured,
+        [
+            "btree-lookup/interpreter",
+            "btree-lookup/native",
+            "mica-get/interpreter",
+            "mica-get/native"
+        ]
+    );
 }

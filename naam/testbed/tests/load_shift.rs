@@ -65,7 +65,9 @@ events = [{{ kind = "cpu-hog", start_ms = {HOG_START_MS}, stop_ms = 2500, thread
 }
 
 fn run(series: &str) -> tempfile::TempDir {
-    let _testbed = ONE_TESTBED_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _testbed = ONE_TESTBED_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.toml");
     std::fs::write(&path, manifest(series)).unwrap();
@@ -73,7 +75,9 @@ fn run(series: &str) -> tempfile::TempDir {
     let mut options = LocalOptions::new().expect("naam-role beside the test");
     options.role_binary = env!("CARGO_BIN_EXE_naam-role").into();
     let out = tempfile::tempdir().unwrap();
-    LocalExecutor::new(options).run(&plan, &plan.points[0], out.path()).unwrap_or_else(|e| panic!("{series}: {e}"));
+    LocalExecutor::new(options)
+        .run(&plan, &plan.points[0], out.path())
+        .unwrap_or_else(|e| panic!("{series}: {e}"));
     out
 }
 
@@ -83,14 +87,27 @@ fn the_adaptive_controller_moves_traffic_to_the_nic_when_a_hog_starts() {
     let by_interval = shift::completions_by_interval(out.path(), 0).unwrap();
     // Interval logs start at the measured phase (warm-up is not in them).
     let before = shift::shares(&by_interval, 0, HOG_START_MS);
-    assert!(before[0] > HOST_SHARE_BEFORE_HOG_MIN, "before the hog the host serves everything: {before:?}");
+    assert!(
+        before[0] > HOST_SHARE_BEFORE_HOG_MIN,
+        "before the hog the host serves everything: {before:?}"
+    );
     let shift_ms = shift::shift_time_ms(&by_interval, HOG_START_MS, INTERVAL_MS);
     println!("measured shift time (this machine, debug build): {shift_ms:?} ms");
-    assert!(shift_ms.is_some(), "90 % of traffic reached the NIC after the hog started");
-    let changes: Vec<raw::SteeringChange> = raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
+    assert!(
+        shift_ms.is_some(),
+        "90 % of traffic reached the NIC after the hog started"
+    );
+    let changes: Vec<raw::SteeringChange> =
+        raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
     let hog_ns = HOG_START_MS * 1_000_000;
-    assert!(changes.iter().any(|c| c.t_ns >= hog_ns && c.nic_permille > 0), "the controller moved load to the NIC: {changes:?}");
-    let summary: raw::ClientSummary = raw::read_json(&out.path().join(raw::client_summary_file(0)), "client").unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.t_ns >= hog_ns && c.nic_permille > 0),
+        "the controller moved load to the NIC: {changes:?}"
+    );
+    let summary: raw::ClientSummary =
+        raw::read_json(&out.path().join(raw::client_summary_file(0)), "client").unwrap();
     assert_eq!(summary.verify_failures, 0);
 }
 
@@ -100,6 +117,10 @@ fn the_static_host_placement_keeps_traffic_at_the_host_under_the_hog() {
     let by_interval = shift::completions_by_interval(out.path(), 0).unwrap();
     let after = shift::shares(&by_interval, HOG_START_MS, 2500);
     assert!(after[0] > 0.99, "static placement: {after:?}");
-    let changes: Vec<raw::SteeringChange> = raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
-    assert!(changes.is_empty(), "a static policy changes nothing: {changes:?}");
+    let changes: Vec<raw::SteeringChange> =
+        raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
+    assert!(
+        changes.is_empty(),
+        "a static policy changes nothing: {changes:?}"
+    );
 }

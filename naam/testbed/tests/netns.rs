@@ -46,7 +46,10 @@ offered_load_ops_per_s = [1000]
 
 #[test]
 fn roles_in_network_namespaces_serve_verified_requests_over_veth() {
-    assert!(naam_testbed::netns::have_root(), "the netns test needs root (scripts/test.sh runs as root in CI)");
+    assert!(
+        naam_testbed::netns::have_root(),
+        "the netns test needs root (scripts/test.sh runs as root in CI)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.toml");
     std::fs::write(&path, MANIFEST).unwrap();
@@ -56,14 +59,23 @@ fn roles_in_network_namespaces_serve_verified_requests_over_veth() {
     let executor = LocalExecutor::new(options);
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
-        let record = executor.run(&plan, point, out.path()).unwrap_or_else(|e| panic!("{}: {e}", point.id)).expect("traffic");
+        let record = executor
+            .run(&plan, point, out.path())
+            .unwrap_or_else(|e| panic!("{}: {e}", point.id))
+            .expect("traffic");
         assert_eq!(record.network, "netns");
-        let summary: raw::ClientSummary = raw::read_json(&out.path().join(raw::client_summary_file(0)), "client").unwrap();
+        let summary: raw::ClientSummary =
+            raw::read_json(&out.path().join(raw::client_summary_file(0)), "client").unwrap();
         assert!(summary.completed > 100, "{summary:?}");
         assert_eq!(summary.verify_failures, 0);
         assert!(summary.errors.is_empty(), "{:?}", summary.errors);
-        let server: raw::ServerSummary = raw::read_json(&out.path().join(raw::SERVER_FILE), "server").unwrap();
-        let served = if point.series.as_str() == "nic" { server.nic.completions } else { server.host.completions };
+        let server: raw::ServerSummary =
+            raw::read_json(&out.path().join(raw::SERVER_FILE), "server").unwrap();
+        let served = if point.series.as_str() == "nic" {
+            server.nic.completions
+        } else {
+            server.host.completions
+        };
         assert!(served > 100, "{}: {server:?}", point.id);
     }
 }

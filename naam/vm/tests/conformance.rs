@@ -24,7 +24,6 @@ struct Fixture {
     result: Option<u64>,
 }
 
-
 fn parse_fixture(text: &str) -> Result<Fixture, String> {
     let mut fixture = Fixture::default();
     let mut section = "";

@@ -51,7 +51,6 @@ fn build_plugin() -> PathBuf {
     target.join("debug").join("examples").join(PLUGIN)
 }
 
-
 fn run_plugin(plugin: &Path, memory_hex: &str, program_hex: &str) -> Output {
     let mut command = Command::new(plugin);
     if !memory_hex.is_empty() {

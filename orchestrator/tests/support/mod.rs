@@ -28,14 +28,34 @@ const SSHD_PORT_TRIES_MAX: u32 = 5;
 
 /// Runs a program, panicking with its stderr when it fails.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(output.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Generates an ed25519 key pair without passphrase at `path` (and `path.pub`).
 pub fn keygen(path: &Path, comment: &str) {
-    run_ok("ssh-keygen", &["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path.to_str().unwrap()]);
+    run_ok(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            comment,
+            "-f",
+            path.to_str().unwrap(),
+        ],
+    );
 }
 
 fn free_port() -> u16 {
@@ -65,13 +85,21 @@ impl Sshd {
             keygen(&host_key, name);
         }
         fs::copy(client_pub, dir.join("authorized_keys")).unwrap();
-        let mut sshd = Sshd { name: name.into(), dir: dir.to_path_buf(), port: 0, child: None };
+        let mut sshd = Sshd {
+            name: name.into(),
+            dir: dir.to_path_buf(),
+            port: 0,
+            child: None,
+        };
         for _ in 0..SSHD_PORT_TRIES_MAX {
             if sshd.try_start(free_port()) {
                 return sshd;
             }
         }
-        panic!("sshd {name} did not start; log:\n{}", fs::read_to_string(dir.join("sshd.log")).unwrap_or_default());
+        panic!(
+            "sshd {name} did not start; log:\n{}",
+            fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+        );
     }
 
     fn try_start(&mut self, port: u16) -> bool {
@@ -87,7 +115,11 @@ impl Sshd {
             ),
         )
         .unwrap();
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.join("sshd.log")).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("sshd.log"))
+            .unwrap();
         let mut child = Command::new(SSHD)
             .args(["-D", "-e", "-f", config.to_str().unwrap()])
             .stdin(Stdio::null())
@@ -145,7 +177,10 @@ impl Sshd {
 
     /// The host public key line (`ssh-ed25519 AAAA… comment`).
     pub fn host_key_pub(&self) -> String {
-        fs::read_to_string(self.dir.join("host_ed25519.pub")).unwrap().trim().to_string()
+        fs::read_to_string(self.dir.join("host_ed25519.pub"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// A known_hosts line for this server.
@@ -164,17 +199,34 @@ impl Drop for Sshd {
 pub fn descendants_of(root: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((_, tail)) = stat.rsplit_once(')') else { continue };
-        let Some(ppid) = tail.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let Some(ppid) = tail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
         parents.push((pid, ppid));
     }
     let mut found = vec![root];
     let mut index = 0;
     while index < found.len() {
         let parent = found[index];
-        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
         index += 1;
     }
     found.remove(0);
@@ -205,14 +257,25 @@ impl Testbed {
         let client_key = dir.path().join("client_ed25519");
         keygen(&client_key, "naam-test-client");
         let client_pub = dir.path().join("client_ed25519.pub");
-        let nodes: Vec<Sshd> =
-            NODES.iter().map(|(name, _)| Sshd::start(&dir.path().join("sshd").join(name), name, &client_pub)).collect();
+        let nodes: Vec<Sshd> = NODES
+            .iter()
+            .map(|(name, _)| Sshd::start(&dir.path().join("sshd").join(name), name, &client_pub))
+            .collect();
         let known_hosts = dir.path().join("known_hosts");
-        fs::write(&known_hosts, nodes.iter().map(Sshd::known_hosts_line).collect::<String>()).unwrap();
+        fs::write(
+            &known_hosts,
+            nodes.iter().map(Sshd::known_hosts_line).collect::<String>(),
+        )
+        .unwrap();
         for (name, _) in NODES {
             fs::create_dir_all(dir.path().join("work").join(name)).unwrap();
         }
-        Testbed { dir, nodes, client_key, known_hosts }
+        Testbed {
+            dir,
+            nodes,
+            client_key,
+            known_hosts,
+        }
     }
 
     /// The remote working directory of a machine (on this box, absolute).
@@ -249,7 +312,10 @@ impl Testbed {
 
     /// The machine named `name`.
     pub fn node(&mut self, name: &str) -> &mut Sshd {
-        self.nodes.iter_mut().find(|n| n.name == name).expect("known node")
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("known node")
     }
 
     /// Kills every role process whose pid file is under `name`'s working directory (a machine
@@ -268,7 +334,12 @@ fn kill_pid_files_under(root: &Path) -> usize {
             if path.is_dir() {
                 stack.push(path);
             } else if path.file_name().is_some_and(|n| n == "pid") {
-                let Some(pid) = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i32>().ok()) else { continue };
+                let Some(pid) = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok())
+                else {
+                    continue;
+                };
                 let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok();
                 if cwd.is_some_and(|cwd| cwd.starts_with(root)) {
                     // SAFETY: kill(2) of a process group led by a role process this test started
@@ -295,7 +366,10 @@ impl Drop for Testbed {
 /// The test seed: `NAAM_SEED` from the environment, or a fixed default; printed so a failing run
 /// can be replayed.
 pub fn seed() -> u64 {
-    let seed = std::env::var("NAAM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x6e61_616d);
+    let seed = std::env::var("NAAM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x6e61_616d);
     eprintln!("NAAM_SEED={seed}");
     seed
 }
@@ -304,19 +378,30 @@ pub fn seed() -> u64 {
 pub fn is_live(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(')').map(|(_, tail)| tail.split_whitespace().next() != Some("Z")))
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, tail)| tail.split_whitespace().next() != Some("Z"))
+        })
         .unwrap_or(false)
 }
 
 /// Whether any live (non-zombie) process belongs to session `sid` — the orchestrator starts each
 /// role process with `setsid`, so its session is its whole process tree.
 pub fn session_is_live(sid: u32) -> bool {
-    fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { return false };
-        let Some((_, tail)) = stat.rsplit_once(')') else { return false };
-        let fields: Vec<&str> = tail.split_whitespace().collect();
-        fields.len() > 3 && fields[0] != "Z" && fields[3] == sid.to_string()
-    })
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                return false;
+            };
+            let Some((_, tail)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let fields: Vec<&str> = tail.split_whitespace().collect();
+            fields.len() > 3 && fields[0] != "Z" && fields[3] == sid.to_string()
+        })
 }
 
 /// Kills every role process whose pid file is under `root` (see [`Testbed::kill_role_processes`]);
@@ -341,13 +426,26 @@ pub fn role_binary() -> PathBuf {
 fn build_role_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("NAAM_ROLE_BIN") {
         let path = PathBuf::from(path);
-        assert!(path.is_file(), "NAAM_ROLE_BIN={} is not a file", path.display());
+        assert!(
+            path.is_file(),
+            "NAAM_ROLE_BIN={} is not a file",
+            path.display()
+        );
         return path;
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the orchestrator is inside the workspace");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the orchestrator is inside the workspace");
     let log = std::env::temp_dir().join(format!("naam-role-build-{}.log", std::process::id()));
     let mut child = Command::new(env!("CARGO"))
-        .args(["build", "-p", "naam-testbed", "--bin", "naam-role", "--message-format=json"])
+        .args([
+            "build",
+            "-p",
+            "naam-testbed",
+            "--bin",
+            "naam-role",
+            "--message-format=json",
+        ])
         .current_dir(workspace)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -364,7 +462,9 @@ fn build_role_binary() -> PathBuf {
         if started.elapsed() > ROLE_BUILD_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("cargo build -p naam-testbed --bin naam-role took more than {ROLE_BUILD_TIMEOUT:?}; set NAAM_ROLE_BIN to a built naam-role");
+            panic!(
+                "cargo build -p naam-testbed --bin naam-role took more than {ROLE_BUILD_TIMEOUT:?}; set NAAM_ROLE_BIN to a built naam-role"
+            );
         }
         std::thread::sleep(ROLE_BUILD_POLL);
     };

@@ -191,7 +191,11 @@ impl LoadGenerator {
     /// Ends `ticket` without a latency: the request failed (an error reply, a timeout). It frees
     /// its in-flight slot and is not counted as completed, so failures lower the achieved rate.
     pub fn on_fail(&mut self, ticket: &SendTicket) {
-        debug_assert!(self.inflight > 0, "failing request {} with nothing in flight", ticket.seq);
+        debug_assert!(
+            self.inflight > 0,
+            "failing request {} with nothing in flight",
+            ticket.seq
+        );
         self.inflight = self.inflight.saturating_sub(1);
         self.failed += 1;
     }

@@ -101,16 +101,23 @@ pub struct RateStep {
 /// Checks a list of steps: increasing times, factors in range, bounded count.
 pub fn validate_steps(steps: &[RateStep]) -> Result<(), ConfigError> {
     if steps.len() > RATE_STEPS_MAX {
-        return Err(ConfigError::RateStepsInvalid { reason: format!("{} steps, at most {RATE_STEPS_MAX}", steps.len()) });
+        return Err(ConfigError::RateStepsInvalid {
+            reason: format!("{} steps, at most {RATE_STEPS_MAX}", steps.len()),
+        });
     }
     for (i, step) in steps.iter().enumerate() {
         if !(RATE_FACTOR_MIN..=RATE_FACTOR_MAX).contains(&step.factor) {
             return Err(ConfigError::RateStepsInvalid {
-                reason: format!("step {i}: factor {} outside {RATE_FACTOR_MIN}..={RATE_FACTOR_MAX}", step.factor),
+                reason: format!(
+                    "step {i}: factor {} outside {RATE_FACTOR_MIN}..={RATE_FACTOR_MAX}",
+                    step.factor
+                ),
             });
         }
         if i > 0 && step.at_ns <= steps[i - 1].at_ns {
-            return Err(ConfigError::RateStepsInvalid { reason: format!("step {i}: times must increase") });
+            return Err(ConfigError::RateStepsInvalid {
+                reason: format!("step {i}: times must increase"),
+            });
         }
     }
     Ok(())
@@ -150,7 +157,12 @@ impl Schedule {
     /// The schedule of an open-loop mode with rate steps (validate both first).
     pub fn with_steps(mode: &LoadMode, steps: &[RateStep]) -> Option<Self> {
         let (kind, rate_per_s) = match *mode {
-            LoadMode::Poisson { rate_per_s, seed } => (ScheduleKind::Poisson { rng: SplitMix64::new(seed) }, rate_per_s),
+            LoadMode::Poisson { rate_per_s, seed } => (
+                ScheduleKind::Poisson {
+                    rng: SplitMix64::new(seed),
+                },
+                rate_per_s,
+            ),
             LoadMode::FixedRate { rate_per_s } => (ScheduleKind::Fixed, rate_per_s),
             LoadMode::ClosedLoop { .. } => return None,
         };
@@ -161,7 +173,13 @@ impl Schedule {
             let at = step.at_ns as f64;
             segments.push((at, op_start + (at - start) / gap, base_gap_ns / step.factor));
         }
-        let mut schedule = Self { kind, segments, next_op: 0.0, next_ns: 0.0, count: 0 };
+        let mut schedule = Self {
+            kind,
+            segments,
+            next_op: 0.0,
+            next_ns: 0.0,
+            count: 0,
+        };
         if let ScheduleKind::Poisson { .. } = schedule.kind {
             schedule.next_op = schedule.unit_gap();
         }
@@ -194,7 +212,12 @@ impl Schedule {
     fn real_ns(&self, op: f64) -> f64 {
         let segment = match self.segments.len() {
             1 => &self.segments[0],
-            _ => self.segments.iter().rev().find(|s| s.1 <= op).unwrap_or(&self.segments[0]),
+            _ => self
+                .segments
+                .iter()
+                .rev()
+                .find(|s| s.1 <= op)
+                .unwrap_or(&self.segments[0]),
         };
         segment.0 + (op - segment.1) * segment.2
     }

@@ -284,14 +284,21 @@ fn failed_requests_free_their_slot_and_lower_the_achieved_rate() {
     let mut g = LoadGenerator::new(cfg, locations()).expect("valid");
     let host = locations().id("host").expect("a location tag");
     let first = g.poll_send(0).unwrap().expect("due at 0");
-    assert!(g.poll_send(1_000_000).unwrap().is_none(), "the only slot is taken");
+    assert!(
+        g.poll_send(1_000_000).unwrap().is_none(),
+        "the only slot is taken"
+    );
     g.on_fail(&first);
     assert_eq!(g.failed(), 1);
     // Every other request succeeds: half the offered rate is achieved.
     let mut t = 1_000_000;
     while t < 100_000_000 {
         if let Some(ticket) = g.poll_send(t).unwrap() {
-            if ticket.seq % 2 == 0 { g.on_fail(&ticket) } else { g.on_complete(&ticket, host, t + 10).unwrap(); }
+            if ticket.seq % 2 == 0 {
+                g.on_fail(&ticket)
+            } else {
+                g.on_complete(&ticket, host, t + 10).unwrap();
+            }
         }
         t += 1_000_000;
     }
@@ -299,5 +306,9 @@ fn failed_requests_free_their_slot_and_lower_the_achieved_rate() {
     assert_eq!(report.rate.intended, 100);
     // Seq 0 and every other even seq failed; the 50 odd ones completed.
     assert_eq!(report.rate.completed, 50);
-    assert!(matches!(report.verdict, Verdict::Invalid { .. }), "{:?}", report.verdict);
+    assert!(
+        matches!(report.verdict, Verdict::Invalid { .. }),
+        "{:?}",
+        report.verdict
+    );
 }

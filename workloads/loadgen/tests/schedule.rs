@@ -64,19 +64,45 @@ fn poisson_schedules_are_seeded() {
 fn a_fixed_rate_step_changes_the_gap_exactly_at_the_step() {
     use naam_loadgen::RateStep;
     // 1000 req/s, doubled at 10 ms: 10 requests in [0, 10 ms), then one every 0.5 ms.
-    let steps = [RateStep { at_ns: 10_000_000, factor: 2.0 }];
-    let mut s = Schedule::with_steps(&LoadMode::FixedRate { rate_per_s: 1000.0 }, &steps).expect("open loop");
+    let steps = [RateStep {
+        at_ns: 10_000_000,
+        factor: 2.0,
+    }];
+    let mut s = Schedule::with_steps(&LoadMode::FixedRate { rate_per_s: 1000.0 }, &steps)
+        .expect("open loop");
     let times: Vec<u64> = (0..14).map(|_| s.advance()).collect();
-    assert_eq!(&times[..10], &(0..10).map(|i| i * 1_000_000).collect::<Vec<_>>()[..]);
-    assert_eq!(&times[10..], &[10_000_000, 10_500_000, 11_000_000, 11_500_000]);
+    assert_eq!(
+        &times[..10],
+        &(0..10).map(|i| i * 1_000_000).collect::<Vec<_>>()[..]
+    );
+    assert_eq!(
+        &times[10..],
+        &[10_000_000, 10_500_000, 11_000_000, 11_500_000]
+    );
 }
 
 #[test]
 fn a_poisson_step_changes_the_rate_seen_in_each_window() {
     use naam_loadgen::RateStep;
     let seed = 0xfeed;
-    let steps = [RateStep { at_ns: 1_000_000_000, factor: 3.0 }, RateStep { at_ns: 2_000_000_000, factor: 0.5 }];
-    let mut s = Schedule::with_steps(&LoadMode::Poisson { rate_per_s: 10_000.0, seed }, &steps).expect("open loop");
+    let steps = [
+        RateStep {
+            at_ns: 1_000_000_000,
+            factor: 3.0,
+        },
+        RateStep {
+            at_ns: 2_000_000_000,
+            factor: 0.5,
+        },
+    ];
+    let mut s = Schedule::with_steps(
+        &LoadMode::Poisson {
+            rate_per_s: 10_000.0,
+            seed,
+        },
+        &steps,
+    )
+    .expect("open loop");
     let mut counts = [0u64; 3];
     loop {
         let t = s.advance();
@@ -88,7 +114,10 @@ fn a_poisson_step_changes_the_rate_seen_in_each_window() {
     // Expected 10 000, 30 000 and 5 000; Poisson counts stay within 5 standard deviations.
     for (count, expected) in counts.iter().zip([10_000.0f64, 30_000.0, 5_000.0]) {
         let sd = expected.sqrt();
-        assert!((*count as f64 - expected).abs() < 5.0 * sd, "NAAM_SEED={seed:#x} counts {counts:?}");
+        assert!(
+            (*count as f64 - expected).abs() < 5.0 * sd,
+            "NAAM_SEED={seed:#x} counts {counts:?}"
+        );
     }
 }
 
@@ -96,7 +125,27 @@ fn a_poisson_step_changes_the_rate_seen_in_each_window() {
 fn rate_steps_are_validated() {
     use naam_loadgen::RateStep;
     use naam_loadgen::schedule::validate_steps;
-    let unordered = [RateStep { at_ns: 5, factor: 2.0 }, RateStep { at_ns: 5, factor: 1.0 }];
-    assert!(validate_steps(&unordered).unwrap_err().to_string().contains("times must increase"));
-    assert!(validate_steps(&[RateStep { at_ns: 1, factor: 0.0 }]).is_err());
+    let unordered = [
+        RateStep {
+            at_ns: 5,
+            factor: 2.0,
+        },
+        RateStep {
+            at_ns: 5,
+            factor: 1.0,
+        },
+    ];
+    assert!(
+        validate_steps(&unordered)
+            .unwrap_err()
+            .to_string()
+            .contains("times must increase")
+    );
+    assert!(
+        validate_steps(&[RateStep {
+            at_ns: 1,
+            factor: 0.0
+        }])
+        .is_err()
+    );
 }

@@ -93,7 +93,19 @@ mod tests {
 
     #[test]
     fn decimals_match_the_standard_formatter() {
-        for v in [0i64, 7, 10, 99, 100, 12345, 123456, -1, -10, i64::MAX, i64::MIN] {
+        for v in [
+            0i64,
+            7,
+            10,
+            99,
+            100,
+            12345,
+            123456,
+            -1,
+            -10,
+            i64::MAX,
+            i64::MIN,
+        ] {
             let mut out = String::new();
             push_decimal(&mut out, v);
             assert_eq!(out, v.to_string());

@@ -229,10 +229,13 @@ fn host_utilisation_rows(samples: &DataFrame) -> Result<Vec<IntervalRow>, Analys
     let t = f64s(samples, "t_ns")?;
     let location = strs(samples, "location")?;
     let util = f64s(samples, "utilisation")?;
-    let mut bins: std::collections::BTreeMap<(String, i64), (f64, u32)> = std::collections::BTreeMap::new();
+    let mut bins: std::collections::BTreeMap<(String, i64), (f64, u32)> =
+        std::collections::BTreeMap::new();
     for i in (0..samples.height()).filter(|&i| location[i].as_deref() == Some("host")) {
         let bin = (t[i].unwrap_or(0.0) / 1e6 / UTILISATION_BIN_MS).floor() as i64;
-        let entry = bins.entry((series[i].clone().unwrap_or_default(), bin)).or_insert((0.0, 0));
+        let entry = bins
+            .entry((series[i].clone().unwrap_or_default(), bin))
+            .or_insert((0.0, 0));
         entry.0 += util[i].unwrap_or(0.0).clamp(0.0, 1.0);
         entry.1 += 1;
     }

@@ -49,7 +49,14 @@ struct BenchReport {
     eswitch: String,
 }
 
-fn manifest(id: &str, series: &str, offered: u64, measure_ms: u64, interval_ms: u64, hog: Option<u64>) -> String {
+fn manifest(
+    id: &str,
+    series: &str,
+    offered: u64,
+    measure_ms: u64,
+    interval_ms: u64,
+    hog: Option<u64>,
+) -> String {
     let events = hog.map_or(String::new(), |start| {
         format!("events = [{{ kind = \"cpu-hog\", start_ms = {start}, stop_ms = {measure_ms}, threads = 2 }}]")
     });
@@ -101,7 +108,11 @@ offered_load_ops_per_s = [{offered}]
 }
 
 fn plan_of(text: &str) -> anyhow::Result<ExperimentPlan> {
-    Ok(naam_plan::parse_manifest(text, Path::new("<testbed bench>"), Variant::Quick)?)
+    Ok(naam_plan::parse_manifest(
+        text,
+        Path::new("<testbed bench>"),
+        Variant::Quick,
+    )?)
 }
 
 /// `naam testbed bench`.
@@ -116,13 +127,30 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .context("no ceiling measured")?;
     let executor = naam_testbed::LocalExecutor::new(local_options(&args.testbed)?);
     let measure_ms = args.seconds * 1000;
-    let host_plan = plan_of(&manifest("mica-ycsb-b", "host", args.offered, measure_ms, 100, None))?;
+    let host_plan = plan_of(&manifest(
+        "mica-ycsb-b",
+        "host",
+        args.offered,
+        measure_ms,
+        100,
+        None,
+    ))?;
     let host_dir = args.out.join("host");
     std::fs::create_dir_all(&host_dir)?;
     let record = executor.run(&host_plan, &host_plan.points[0], &host_dir)?;
-    let host: ClientSummary = raw::read_json(&host_dir.join(raw::client_summary_file(0)), "client summary")?;
+    let host: ClientSummary = raw::read_json(
+        &host_dir.join(raw::client_summary_file(0)),
+        "client summary",
+    )?;
     let hog_start_ms = measure_ms / 2;
-    let shift_plan = plan_of(&manifest("load-shift", "naam-adaptive", 20_000, measure_ms, SHIFT_INTERVAL_MS, Some(hog_start_ms)))?;
+    let shift_plan = plan_of(&manifest(
+        "load-shift",
+        "naam-adaptive",
+        20_000,
+        measure_ms,
+        SHIFT_INTERVAL_MS,
+        Some(hog_start_ms),
+    ))?;
     let shift_dir = args.out.join("shift");
     std::fs::create_dir_all(&shift_dir)?;
     executor.run(&shift_plan, &shift_plan.points[0], &shift_dir)?;
@@ -143,15 +171,25 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         println!("{}", report.machine_note);
-        println!("raw UDP request/response ceiling: {:.0} req/s ({} in flight)", report.udp_ceiling_req_per_s, report.udp_ceiling_batch);
-        println!("host placement (MICA YCSB-B, {} eSwitch): {:.0} ops/s at {} offered", report.eswitch, report.host_placement_ops_per_s, args.offered);
+        println!(
+            "raw UDP request/response ceiling: {:.0} req/s ({} in flight)",
+            report.udp_ceiling_req_per_s, report.udp_ceiling_batch
+        );
+        println!(
+            "host placement (MICA YCSB-B, {} eSwitch): {:.0} ops/s at {} offered",
+            report.eswitch, report.host_placement_ops_per_s, args.offered
+        );
         println!("ratio: {:.2} (goal ≥ 0.8)", report.ratio);
         match report.shift_ms {
-            Some(ms) => println!("shift time, hog start → eSwitch sends 90 % of new requests to the NIC: {ms:.1} ms (goal ≤ 10 ms)"),
+            Some(ms) => println!(
+                "shift time, hog start → eSwitch sends 90 % of new requests to the NIC: {ms:.1} ms (goal ≤ 10 ms)"
+            ),
             None => println!("shift time: the eSwitch never sent 90 % to the NIC"),
         }
         match report.shift_completions_ms {
-            Some(ms) => println!("  … and 90 % of completions in a {SHIFT_INTERVAL_MS} ms interval at the NIC: {ms:.1} ms (includes draining the starved host's backlog)"),
+            Some(ms) => println!(
+                "  … and 90 % of completions in a {SHIFT_INTERVAL_MS} ms interval at the NIC: {ms:.1} ms (includes draining the starved host's backlog)"
+            ),
             None => println!("  … completions never reached 90 % at the NIC in one interval"),
         }
         if let Some(ms) = report.first_rule_change_ms {
@@ -163,33 +201,55 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn shift_time_ms(dir: &Path, hog_at_ms: u64) -> anyhow::Result<Option<f64>> {
     let by_interval = naam_testbed::shift::completions_by_interval(dir, 0)?;
-    Ok(naam_testbed::shift::shift_time_ms(&by_interval, hog_at_ms, SHIFT_INTERVAL_MS))
+    Ok(naam_testbed::shift::shift_time_ms(
+        &by_interval,
+        hog_at_ms,
+        SHIFT_INTERVAL_MS,
+    ))
 }
 
 /// From the steering log: hog start → the first rule giving the NIC ≥ 90 % of new requests.
 fn rule_shift_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {
-    let changes: Vec<raw::SteeringChange> = raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
+    let changes: Vec<raw::SteeringChange> =
+        raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
     let hog_ns = hog_start_ms * 1_000_000;
-    Ok(changes.iter().find(|c| c.t_ns >= hog_ns && c.nic_permille >= 900).map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
+    Ok(changes
+        .iter()
+        .find(|c| c.t_ns >= hog_ns && c.nic_permille >= 900)
+        .map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
 }
 
 fn first_change_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {
-    let changes: Vec<raw::SteeringChange> = raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
+    let changes: Vec<raw::SteeringChange> =
+        raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
     let hog_ns = hog_start_ms * 1_000_000;
-    Ok(changes.iter().find(|c| c.t_ns >= hog_ns).map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
+    Ok(changes
+        .iter()
+        .find(|c| c.t_ns >= hog_ns)
+        .map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
 }
 
 /// `naam testbed point`.
 pub fn point(args: PointArgs) -> anyhow::Result<ExitCode> {
-    let variant = if args.quick { Variant::Quick } else { Variant::Full };
+    let variant = if args.quick {
+        Variant::Quick
+    } else {
+        Variant::Full
+    };
     let plan = naam_plan::load_manifest(&args.manifest, variant)?;
     let point = match &args.point {
-        Some(id) => plan.point(id).with_context(|| format!("no point {id} in {}", args.manifest.display()))?,
+        Some(id) => plan
+            .point(id)
+            .with_context(|| format!("no point {id} in {}", args.manifest.display()))?,
         None => plan.points.first().context("the plan has no points")?,
     };
     std::fs::create_dir_all(&args.out)?;
     let executor = naam_testbed::LocalExecutor::new(local_options(&args.testbed)?);
     executor.run(&plan, point, &args.out)?;
-    println!("point {} done: raw files in {}", point.id, args.out.display());
+    println!(
+        "point {} done: raw files in {}",
+        point.id,
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

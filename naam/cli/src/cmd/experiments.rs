@@ -27,7 +27,11 @@ fn ids(names: &[String]) -> anyhow::Result<Vec<ExperimentId>> {
     }
     names
         .iter()
-        .map(|n| ExperimentId::parse(n).with_context(|| format!("unknown experiment {n:?}; known: {}", ExperimentId::names())))
+        .map(|n| {
+            ExperimentId::parse(n).with_context(|| {
+                format!("unknown experiment {n:?}; known: {}", ExperimentId::names())
+            })
+        })
         .collect()
 }
 
@@ -35,24 +39,43 @@ fn variant(quick: bool) -> Variant {
     if quick { Variant::Quick } else { Variant::Full }
 }
 
-fn run_options(dirs: &Dirs, manifest: &Path, fresh: bool, json: bool, stop: &Arc<AtomicBool>) -> RunOptions {
+fn run_options(
+    dirs: &Dirs,
+    manifest: &Path,
+    fresh: bool,
+    json: bool,
+    stop: &Arc<AtomicBool>,
+) -> RunOptions {
     RunOptions {
         results_root: dirs.results.clone(),
         repo_dir: PathBuf::from("."),
         manifest: manifest.display().to_string(),
         fresh_suffix: fresh.then(fresh_suffix),
-        progress: if json { Progress::Hidden } else { Progress::Bar },
+        progress: if json {
+            Progress::Hidden
+        } else {
+            Progress::Bar
+        },
         stop: Some(Arc::clone(stop)),
     }
 }
 
 fn fresh_suffix() -> String {
-    format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    )
 }
 
 /// The local testbed, or the orchestrator for a plan whose testbed is an inventory of real
 /// machines.
-fn executor_for(plan: &ExperimentPlan, testbed: &TestbedArgs, stop: &Arc<AtomicBool>) -> anyhow::Result<Box<dyn naam_runner::PointExecutor>> {
+fn executor_for(
+    plan: &ExperimentPlan,
+    testbed: &TestbedArgs,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn naam_runner::PointExecutor>> {
     let local = local_options(testbed)?;
     if let naam_plan::Testbed::Inventory { .. } = plan.testbed {
         let options = naam_orchestrator::OrchestratorOptions::new(local.role_binary.clone());
@@ -65,7 +88,9 @@ fn executor_for(plan: &ExperimentPlan, testbed: &TestbedArgs, stop: &Arc<AtomicB
             }
             on_stop.cancel();
         });
-        return Ok(Box::new(naam_orchestrator::OrchestratorExecutor::new(options, cancel)));
+        return Ok(Box::new(naam_orchestrator::OrchestratorExecutor::new(
+            options, cancel,
+        )));
     }
     Ok(Box::new(naam_testbed::LocalExecutor::new(local)))
 }
@@ -79,20 +104,34 @@ struct RunFlags {
     plot: bool,
 }
 
-fn run_one(plan: &ExperimentPlan, manifest: &Path, dirs: &Dirs, testbed: &TestbedArgs, flags: RunFlags, stop: &Arc<AtomicBool>) -> anyhow::Result<Reproduced> {
+fn run_one(
+    plan: &ExperimentPlan,
+    manifest: &Path,
+    dirs: &Dirs,
+    testbed: &TestbedArgs,
+    flags: RunFlags,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Reproduced> {
     let RunFlags { fresh, json, plot } = flags;
     let mut executor = executor_for(plan, testbed, stop)?;
     let options = run_options(dirs, manifest, fresh, json, stop);
-    let outcome = naam_runner::run_plan(plan, executor.as_mut(), &options).with_context(|| format!("running {}", manifest.display()))?;
+    let outcome = naam_runner::run_plan(plan, executor.as_mut(), &options)
+        .with_context(|| format!("running {}", manifest.display()))?;
     let (mut figures, mut figure_error) = (None, None);
     if plot {
         let run_dir = Path::new(&outcome.run_dir);
-        match naam_analysis::analyze_run(run_dir).and_then(|_| naam_analysis::plot_run(run_dir, &dirs.figures)) {
+        match naam_analysis::analyze_run(run_dir)
+            .and_then(|_| naam_analysis::plot_run(run_dir, &dirs.figures))
+        {
             Ok(f) => figures = Some(f),
             Err(e) => figure_error = Some(e.to_string()),
         }
     }
-    Ok(Reproduced { outcome, figures, figure_error })
+    Ok(Reproduced {
+        outcome,
+        figures,
+        figure_error,
+    })
 }
 
 fn describe(r: &Reproduced) -> String {
@@ -135,9 +174,24 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
         let manifest = naam_plan::manifest_path(&args.dirs.experiments, id);
         let plan = naam_plan::load_manifest(&manifest, variant(args.quick))?;
         if !args.json {
-            eprintln!("== {id}: {} points, ~{:.0} s planned", plan.points.len(), plan.planned_ms() as f64 / 1000.0);
+            eprintln!(
+                "== {id}: {} points, ~{:.0} s planned",
+                plan.points.len(),
+                plan.planned_ms() as f64 / 1000.0
+            );
         }
-        let r = run_one(&plan, &manifest, &args.dirs, &args.testbed, RunFlags { fresh: args.fresh, json: args.json, plot: true }, &stop)?;
+        let r = run_one(
+            &plan,
+            &manifest,
+            &args.dirs,
+            &args.testbed,
+            RunFlags {
+                fresh: args.fresh,
+                json: args.json,
+                plot: true,
+            },
+            &stop,
+        )?;
         if !args.json {
             println!("{}", describe(&r));
         }
@@ -149,23 +203,51 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&done)?;
     }
-    let failed = done.iter().any(|r| !r.outcome.points_failed.is_empty() || r.figures.is_none());
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let failed = done
+        .iter()
+        .any(|r| !r.outcome.points_failed.is_empty() || r.figures.is_none());
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `naam run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::stop::install();
     let plan = naam_plan::load_manifest(&args.manifest, variant(args.quick))?;
-    let r = run_one(&plan, &args.manifest, &args.dirs, &args.testbed, RunFlags { fresh: args.fresh, json: args.json, plot: args.plot }, &stop)?;
-    if args.json { print_json(&r)? } else { println!("{}", describe(&r)) }
-    Ok(if r.outcome.points_failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let r = run_one(
+        &plan,
+        &args.manifest,
+        &args.dirs,
+        &args.testbed,
+        RunFlags {
+            fresh: args.fresh,
+            json: args.json,
+            plot: args.plot,
+        },
+        &stop,
+    )?;
+    if args.json {
+        print_json(&r)?
+    } else {
+        println!("{}", describe(&r))
+    }
+    Ok(if r.outcome.points_failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `naam check`.
 pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let manifests: Vec<PathBuf> = if args.manifests.is_empty() {
-        ExperimentId::ALL.iter().map(|&id| naam_plan::manifest_path(&args.experiments, id)).collect()
+        ExperimentId::ALL
+            .iter()
+            .map(|&id| naam_plan::manifest_path(&args.experiments, id))
+            .collect()
     } else {
         args.manifests.clone()
     };
@@ -181,14 +263,34 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         print_json(&serde_json::json!({ "manifests": reports, "errors": errors }))?;
     } else {
         for r in &reports {
-            let variants: Vec<String> = r.variants.iter().map(|v| format!("{}: {} points, ~{} s", v.variant, v.points, v.planned_ms / 1000)).collect();
-            println!("ok {} ({}): {}", r.manifest, r.experiment, variants.join("; "));
+            let variants: Vec<String> = r
+                .variants
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{}: {} points, ~{} s",
+                        v.variant,
+                        v.points,
+                        v.planned_ms / 1000
+                    )
+                })
+                .collect();
+            println!(
+                "ok {} ({}): {}",
+                r.manifest,
+                r.experiment,
+                variants.join("; ")
+            );
         }
         for e in &errors {
             eprintln!("{e}");
         }
     }
-    Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `naam plot`.
@@ -198,13 +300,27 @@ pub fn plot(args: PlotArgs) -> anyhow::Result<ExitCode> {
         print_json(&report)?;
     } else {
         for f in &report.figures {
-            println!("{}: {} and {}{}", f.experiment, f.png, f.svg, if f.partial { " (from a partial run)" } else { "" });
+            println!(
+                "{}: {} and {}{}",
+                f.experiment,
+                f.png,
+                f.svg,
+                if f.partial {
+                    " (from a partial run)"
+                } else {
+                    ""
+                }
+            );
         }
         for (id, why) in &report.skipped {
             eprintln!("{id}: no figure: {why}");
         }
     }
-    Ok(if report.figures.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.figures.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `naam status`.

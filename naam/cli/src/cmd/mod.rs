@@ -49,14 +49,20 @@ fn build_role_binary() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let release = exe.parent().is_some_and(|d| d.ends_with("release"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("naam: building the role binary (cargo build{} -p naam-testbed --bin naam-role)", if release { " --release" } else { "" });
+    eprintln!(
+        "naam: building the role binary (cargo build{} -p naam-testbed --bin naam-role)",
+        if release { " --release" } else { "" }
+    );
     let mut command = std::process::Command::new(cargo);
     command.args(["build", "-p", "naam-testbed", "--bin", "naam-role"]);
     if release {
         command.arg("--release");
     }
     let status = command.status()?;
-    anyhow::ensure!(status.success(), "building naam-role failed; build it yourself: cargo build --release -p naam-testbed --bin naam-role");
+    anyhow::ensure!(
+        status.success(),
+        "building naam-role failed; build it yourself: cargo build --release -p naam-testbed --bin naam-role"
+    );
     Ok(())
 }
 
@@ -68,8 +74,18 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 
 /// `naam deploy --dry-run`.
 fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.dry_run, "naam deploy only plans (--dry-run); `naam run <manifest>` deploys and runs when the manifest's testbed is an inventory");
-    let variant = if args.quick { naam_plan::Variant::Quick } else { naam_plan::Variant::Full };
-    print!("{}", naam_orchestrator::dry_run(&args.inventory, &args.manifest, variant)?);
+    anyhow::ensure!(
+        args.dry_run,
+        "naam deploy only plans (--dry-run); `naam run <manifest>` deploys and runs when the manifest's testbed is an inventory"
+    );
+    let variant = if args.quick {
+        naam_plan::Variant::Quick
+    } else {
+        naam_plan::Variant::Full
+    };
+    print!(
+        "{}",
+        naam_orchestrator::dry_run(&args.inventory, &args.manifest, variant)?
+    );
     Ok(ExitCode::SUCCESS)
 }

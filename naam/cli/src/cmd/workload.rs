@@ -18,10 +18,27 @@ pub fn run(command: WorkloadCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn ycsb(a: YcsbArgs) -> anyhow::Result<ExitCode> {
-    let workload: naam_ycsb::Workload = a.workload.parse().with_context(|| format!("--workload {:?}: use a..f", a.workload))?;
-    let distribution = a.distribution.as_deref().map(str::parse::<naam_ycsb::Distribution>).transpose()?;
-    let params = naam_ycsb::TraceParams { records: a.records, operations: a.operations, seed: a.seed, workload, distribution };
-    eprintln!("naam workload ycsb: distribution {} (seed {})", params.effective_distribution(), a.seed);
+    let workload: naam_ycsb::Workload = a
+        .workload
+        .parse()
+        .with_context(|| format!("--workload {:?}: use a..f", a.workload))?;
+    let distribution = a
+        .distribution
+        .as_deref()
+        .map(str::parse::<naam_ycsb::Distribution>)
+        .transpose()?;
+    let params = naam_ycsb::TraceParams {
+        records: a.records,
+        operations: a.operations,
+        seed: a.seed,
+        workload,
+        distribution,
+    };
+    eprintln!(
+        "naam workload ycsb: distribution {} (seed {})",
+        params.effective_distribution(),
+        a.seed
+    );
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     naam_ycsb::write_operations_csv(&mut out, &params)?;
@@ -57,11 +74,20 @@ fn btree(a: BtreeArgs) -> anyhow::Result<ExitCode> {
         options.node_bytes = n;
     }
     let load = File::open(&a.load).with_context(|| format!("opening {}", a.load.display()))?;
-    let lookups = File::open(&a.lookups).with_context(|| format!("opening {}", a.lookups.display()))?;
+    let lookups =
+        File::open(&a.lookups).with_context(|| format!("opening {}", a.lookups.display()))?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let (load_name, lookups_name) = (a.load.display().to_string(), a.lookups.display().to_string());
-    naam_btree::run_replay((&load_name, BufReader::new(load)), (&lookups_name, BufReader::new(lookups)), options, &mut out)?;
+    let (load_name, lookups_name) = (
+        a.load.display().to_string(),
+        a.lookups.display().to_string(),
+    );
+    naam_btree::run_replay(
+        (&load_name, BufReader::new(load)),
+        (&lookups_name, BufReader::new(lookups)),
+        options,
+        &mut out,
+    )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -63,10 +63,27 @@ pub fn functions() -> FunctionTable {
         (NEXT_WITHOUT_READ, "next_without_read"),
     ];
     for (id, name) in fns {
-        t.register_ebpf(TENANT, id, name, Code::Elf { object: ENGINE_FNS, name }).expect(name);
+        t.register_ebpf(
+            TENANT,
+            id,
+            name,
+            Code::Elf {
+                object: ENGINE_FNS,
+                name,
+            },
+        )
+        .expect(name);
     }
-    t.register_ebpf(OTHER_TENANT, READ_ANY, "read_any", Code::Elf { object: ENGINE_FNS, name: "naam/read_any" })
-        .expect("read_any for the other tenant");
+    t.register_ebpf(
+        OTHER_TENANT,
+        READ_ANY,
+        "read_any",
+        Code::Elf {
+            object: ENGINE_FNS,
+            name: "naam/read_any",
+        },
+    )
+    .expect("read_any for the other tenant");
     t
 }
 
@@ -90,7 +107,9 @@ pub fn dataset(pairs: &[(u64, u64)], secret: u8) -> (RegionTable, Memory, Datase
     let (index_bytes, items_bytes, stored) = build_hash(pairs);
     let (tree_bytes, tree_root, tree_depth) = build_tree(pairs);
     let mut add = |tenant, bytes: Vec<u8>| {
-        let info = regions.register(tenant, bytes.len() as u64, Perms::READ).expect("register");
+        let info = regions
+            .register(tenant, bytes.len() as u64, Perms::READ)
+            .expect("register");
         memory.insert(info.id, bytes);
         info
     };
@@ -98,7 +117,15 @@ pub fn dataset(pairs: &[(u64, u64)], secret: u8) -> (RegionTable, Memory, Datase
     let items = add(TENANT, items_bytes);
     let nodes = add(TENANT, tree_bytes);
     let other = add(OTHER_TENANT, vec![0x5a; 64]);
-    let ds = Dataset { index, items, nodes, other, tree_root, tree_depth, pairs: stored };
+    let ds = Dataset {
+        index,
+        items,
+        nodes,
+        other,
+        tree_root,
+        tree_depth,
+        pairs: stored,
+    };
     (regions, memory, ds)
 }
 
@@ -109,7 +136,9 @@ fn build_hash(pairs: &[(u64, u64)]) -> (Vec<u8>, Vec<u8>, Vec<(u64, u64)>) {
     let mut stored = Vec::new();
     for &(key, value) in pairs {
         let bucket = (key % HASH_BUCKETS) * HASH_BUCKET_BYTES;
-        let free = (0..HASH_SLOTS).map(|s| (bucket + s * 16) as usize).find(|&at| index[at..at + 8] == [0; 8]);
+        let free = (0..HASH_SLOTS)
+            .map(|s| (bucket + s * 16) as usize)
+            .find(|&at| index[at..at + 8] == [0; 8]);
         let Some(at) = free else { continue };
         index[at..at + 8].copy_from_slice(&key.to_le_bytes());
         index[at + 8..at + 16].copy_from_slice(&(items.len() as u64).to_le_bytes());
@@ -174,8 +203,15 @@ pub fn hash_request(ds: &Dataset, key: u64) -> (Vec<u8>, Descriptors) {
     for word in [ds.index.rkey.0, ds.items.rkey.0, key] {
         args.extend_from_slice(&word.to_le_bytes());
     }
-    let bucket = Descriptor::read(ds.index.rkey, (key % HASH_BUCKETS) * HASH_BUCKET_BYTES, HASH_BUCKET_BYTES as u32);
-    (args, Descriptors::from_slice(&[bucket]).expect("one descriptor"))
+    let bucket = Descriptor::read(
+        ds.index.rkey,
+        (key % HASH_BUCKETS) * HASH_BUCKET_BYTES,
+        HASH_BUCKET_BYTES as u32,
+    );
+    (
+        args,
+        Descriptors::from_slice(&[bucket]).expect("one descriptor"),
+    )
 }
 
 /// Arguments and first descriptor of a tree lookup.
@@ -185,11 +221,20 @@ pub fn tree_request(ds: &Dataset, key: u64) -> (Vec<u8>, Descriptors) {
         args.extend_from_slice(&word.to_le_bytes());
     }
     let root = Descriptor::read(ds.nodes.rkey, ds.tree_root, TREE_NODE_BYTES as u32);
-    (args, Descriptors::from_slice(&[root]).expect("one descriptor"))
+    (
+        args,
+        Descriptors::from_slice(&[root]).expect("one descriptor"),
+    )
 }
 
 /// An Invoke for `function` with `args` and `descriptors`.
-pub fn invoke<'a>(tenant: TenantId, function: FunctionId, id: u64, args: &'a [u8], descriptors: Descriptors) -> Invoke<'a> {
+pub fn invoke<'a>(
+    tenant: TenantId,
+    function: FunctionId,
+    id: u64,
+    args: &'a [u8],
+    descriptors: Descriptors,
+) -> Invoke<'a> {
     Invoke {
         tenant,
         function,
@@ -208,20 +253,32 @@ pub fn invoke<'a>(tenant: TenantId, function: FunctionId, id: u64, args: &'a [u8
 
 /// Serves an access from host memory after the region check (what the host's data path and the
 /// emulated RNIC do).
-pub fn serve(memory: &Memory, regions: &RegionTable, tenant: TenantId, d: &Descriptor) -> Result<Vec<u8>, Denial> {
+pub fn serve(
+    memory: &Memory,
+    regions: &RegionTable,
+    tenant: TenantId,
+    d: &Descriptor,
+) -> Result<Vec<u8>, Denial> {
     let region = regions.check(tenant, d)?;
     let start = d.offset as usize;
     Ok(memory[&region][start..start + d.len as usize].to_vec())
 }
 
 /// Runs one message to completion at a host executor with direct memory access.
-pub fn run_at_host(exec: &mut Executor, memory: &Memory, regions: &RegionTable, msg: &Invoke<'_>) -> (Completion, Vec<u8>) {
+pub fn run_at_host(
+    exec: &mut Executor,
+    memory: &Memory,
+    regions: &RegionTable,
+    msg: &Invoke<'_>,
+) -> (Completion, Vec<u8>) {
     exec.submit(Nanos(0), Nanos(0), 0, msg);
     for _ in 0..10_000 {
         while let Some(a) = exec.poll_access() {
             match serve(memory, regions, a.tenant, &a.descriptor) {
                 Ok(bytes) => assert!(exec.complete_access(a.id, &bytes)),
-                Err(denial) => assert!(exec.fail_access(Nanos(0), a.id, AccessFailure::Denied(denial.code()))),
+                Err(denial) => {
+                    assert!(exec.fail_access(Nanos(0), a.id, AccessFailure::Denied(denial.code())))
+                }
             }
         }
         let mut frame = Vec::new();
@@ -274,7 +331,13 @@ pub struct Costs {
 
 impl Default for Costs {
     fn default() -> Self {
-        Costs { net_ns: 5_000, dma_ns: 1_500, host_step_ns: 1_000, nic_step_ns: 3_000, client_step_ns: 1_000 }
+        Costs {
+            net_ns: 5_000,
+            dma_ns: 1_500,
+            host_step_ns: 1_000,
+            nic_step_ns: 3_000,
+            client_step_ns: 1_000,
+        }
     }
 }
 
@@ -319,15 +382,30 @@ pub struct World {
 
 impl World {
     /// A world over `pairs` with `policy` steering (None: the static `rules` only).
-    pub fn new(pairs: &[(u64, u64)], costs: Costs, rules: RuleTable, controller: Option<Controller>) -> World {
+    pub fn new(
+        pairs: &[(u64, u64)],
+        costs: Costs,
+        rules: RuleTable,
+        controller: Option<Controller>,
+    ) -> World {
         let (regions, memory, ds) = dataset(pairs, 9);
         let functions = Arc::new(functions());
         let regions = Arc::new(regions);
-        let client_regions = Arc::new(RegionTable::from_catalog(&regions.catalog_for(TENANT)).expect("catalog"));
+        let client_regions =
+            Arc::new(RegionTable::from_catalog(&regions.catalog_for(TENANT)).expect("catalog"));
         let exec = |loc, regions: &Arc<RegionTable>| {
-            Executor::new(ExecutorConfig::new(loc), Arc::clone(&functions), Arc::clone(regions)).expect("executor")
+            Executor::new(
+                ExecutorConfig::new(loc),
+                Arc::clone(&functions),
+                Arc::clone(regions),
+            )
+            .expect("executor")
         };
-        let execs = [exec(Location::Host, &regions), exec(Location::Nic, &regions), exec(Location::Client, &client_regions)];
+        let execs = [
+            exec(Location::Host, &regions),
+            exec(Location::Nic, &regions),
+            exec(Location::Client, &client_regions),
+        ];
         let mut world = World {
             now: Nanos(0),
             costs,
@@ -414,8 +492,12 @@ impl World {
     }
 
     fn ingress(&mut self, frame: &[u8]) {
-        let Ok(Frame::Invoke(msg)) = Frame::decode(frame) else { panic!("ingress got a non-invoke frame") };
-        let mut at = self.rules.route(msg.tenant, msg.function, msg.flow, msg.request_id);
+        let Ok(Frame::Invoke(msg)) = Frame::decode(frame) else {
+            panic!("ingress got a non-invoke frame")
+        };
+        let mut at = self
+            .rules
+            .route(msg.tenant, msg.function, msg.flow, msg.request_id);
         if at == Location::Client {
             // A client that ignored the hint: the host pushes it back.
             at = Location::Host;
@@ -426,15 +508,22 @@ impl World {
     }
 
     fn client_reply(&mut self, frame: &[u8]) {
-        let Ok(Frame::Reply(r)) = Frame::decode(frame) else { panic!("client got a non-reply frame") };
+        let Ok(Frame::Reply(r)) = Frame::decode(frame) else {
+            panic!("client got a non-reply frame")
+        };
         if r.status == Status::Pushback {
-            let Ok(Frame::Invoke(cont)) = Frame::decode(r.payload) else { panic!("pushback without continuation") };
+            let Ok(Frame::Invoke(cont)) = Frame::decode(r.payload) else {
+                panic!("pushback without continuation")
+            };
             self.execs[Location::Client.index()].submit(self.now, self.now, 0, &cont);
             self.pump(Location::Client);
             return;
         }
         let latency = self.now.since(self.sent_at[&r.request_id.0]);
-        self.replies.insert(r.request_id.0, (r.status, r.location, r.payload.to_vec(), latency));
+        self.replies.insert(
+            r.request_id.0,
+            (r.status, r.location, r.payload.to_vec(), latency),
+        );
     }
 
     /// Starts the accesses a location asked for, and one step if its worker is free. Accesses
@@ -467,7 +556,13 @@ impl World {
 
     /// What the data path returns: the region check, then the bytes (as the RNIC and DMA do).
     fn rnic_read(&self, tenant: TenantId, a: &AccessRequest) -> Result<Vec<u8>, u32> {
-        let request = ReadRequest { tenant, read_id: 0, rkey: a.descriptor.rkey, offset: a.descriptor.offset, len: a.descriptor.len };
+        let request = ReadRequest {
+            tenant,
+            read_id: 0,
+            rkey: a.descriptor.rkey,
+            offset: a.descriptor.offset,
+            len: a.descriptor.len,
+        };
         let d = Descriptor::read(request.rkey, request.offset, request.len);
         serve(&self.memory, &self.regions, tenant, &d).map_err(|denial| denial.code())
     }
@@ -475,7 +570,10 @@ impl World {
     fn step_cost(&self, loc: Location) -> u64 {
         match loc {
             Location::Host => {
-                let factor = self.host_slowdown.filter(|(from, _)| self.now >= *from).map_or(1, |(_, f)| f);
+                let factor = self
+                    .host_slowdown
+                    .filter(|(from, _)| self.now >= *from)
+                    .map_or(1, |(_, f)| f);
                 self.costs.host_step_ns * factor
             }
             Location::Nic => self.costs.nic_step_ns,
@@ -486,8 +584,15 @@ impl World {
     fn drain_completions(&mut self, loc: Location, depart: Nanos) {
         let mut frame = Vec::new();
         while let Some(_c) = self.execs[loc.index()].poll_completion(&mut frame) {
-            let delay = if loc == Location::Client { 0 } else { self.costs.net_ns };
-            self.schedule(depart.plus_ns(delay), Event::ReplyAtClient(std::mem::take(&mut frame)));
+            let delay = if loc == Location::Client {
+                0
+            } else {
+                self.costs.net_ns
+            };
+            self.schedule(
+                depart.plus_ns(delay),
+                Event::ReplyAtClient(std::mem::take(&mut frame)),
+            );
         }
     }
 
@@ -512,7 +617,11 @@ impl World {
         let (status, _, payload, _) = self.replies.get(&id)?;
         assert_eq!(*status, Status::Ok, "request {id}");
         let found = payload[0] == 1;
-        let value = if found { u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes")) } else { 0 };
+        let value = if found {
+            u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"))
+        } else {
+            0
+        };
         Some((found, value))
     }
 }

@@ -63,7 +63,8 @@ unsafe impl Pod for RuleKeyC {}
 unsafe impl Pod for SharesC {}
 // SAFETY: as above.
 unsafe impl Pod for ConfigC {}
-const _: () = assert!(size_of::<RuleKeyC>() == 16 && size_of::<SharesC>() == 8 && size_of::<ConfigC>() == 8);
+const _: () =
+    assert!(size_of::<RuleKeyC>() == 16 && size_of::<SharesC>() == 8 && size_of::<ConfigC>() == 8);
 
 fn key_c(key: &RuleKey) -> RuleKeyC {
     let kind = match (key.tenant, key.function, key.flow) {
@@ -79,7 +80,11 @@ fn key_c(key: &RuleKey) -> RuleKeyC {
         } else {
             0
         },
-        flow: if kind == RULE_KIND_FLOW { key.flow.unwrap_or(0) } else { 0 },
+        flow: if kind == RULE_KIND_FLOW {
+            key.flow.unwrap_or(0)
+        } else {
+            0
+        },
         kind,
     }
 }
@@ -108,7 +113,10 @@ pub struct KernelEswitch {
 
 impl fmt::Debug for KernelEswitch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KernelEswitch").field("group", &self.group).field("rules", &self.mirror.len()).finish()
+        f.debug_struct("KernelEswitch")
+            .field("group", &self.group)
+            .field("rules", &self.mirror.len())
+            .finish()
     }
 }
 
@@ -122,17 +130,35 @@ impl KernelEswitch {
     /// moves the last socket into its index, so the group must stay whole while steering.
     ///
     /// Needs root or `CAP_BPF`; fails with [`EswitchError::NotPermitted`] otherwise.
-    pub fn attach(first_socket: impl AsFd, host_sockets: u32, nic_sockets: u32) -> Result<KernelEswitch, EswitchError> {
+    pub fn attach(
+        first_socket: impl AsFd,
+        host_sockets: u32,
+        nic_sockets: u32,
+    ) -> Result<KernelEswitch, EswitchError> {
         let group = GroupShape::new(host_sockets, nic_sockets)?;
         let socket = first_socket.as_fd();
         check_reuseport_socket(socket)?;
-        let mut ebpf = EbpfLoader::new().btf(None).load(ESWITCH_OBJECT).map_err(load_error)?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(None)
+            .load(ESWITCH_OBJECT)
+            .map_err(load_error)?;
         let mut config: Array<MapData, ConfigC> = take_map(&mut ebpf, MAP_CONFIG)?;
-        let config_value = ConfigC { host_sockets: group.host_sockets, nic_sockets: group.nic_sockets };
-        config.set(0, config_value, 0).map_err(|e| map_error(MAP_CONFIG, e))?;
+        let config_value = ConfigC {
+            host_sockets: group.host_sockets,
+            nic_sockets: group.nic_sockets,
+        };
+        config
+            .set(0, config_value, 0)
+            .map_err(|e| map_error(MAP_CONFIG, e))?;
         let rules = take_map(&mut ebpf, MAP_RULES)?;
         let counters = take_map(&mut ebpf, MAP_COUNTERS)?;
-        let mut eswitch = KernelEswitch { _ebpf: ebpf, rules, counters, mirror: HashMap::new(), group };
+        let mut eswitch = KernelEswitch {
+            _ebpf: ebpf,
+            rules,
+            counters,
+            mirror: HashMap::new(),
+            group,
+        };
         eswitch.apply(&RuleTable::new(Shares::HOST))?;
         eswitch.attach_program(socket)?;
         Ok(eswitch)
@@ -142,10 +168,16 @@ impl KernelEswitch {
         let program: &mut ReusePortSocketFilter = self
             ._ebpf
             .program_mut(PROGRAM)
-            .ok_or_else(|| EswitchError::Object { detail: format!("no program `{PROGRAM}` in eswitch.o") })?
+            .ok_or_else(|| EswitchError::Object {
+                detail: format!("no program `{PROGRAM}` in eswitch.o"),
+            })?
             .try_into()
-            .map_err(|e: ProgramError| EswitchError::Object { detail: format!("program `{PROGRAM}`: {e}") })?;
-        program.load().map_err(|e| program_error("load program naam_eswitch", e))?;
+            .map_err(|e: ProgramError| EswitchError::Object {
+                detail: format!("program `{PROGRAM}`: {e}"),
+            })?;
+        program
+            .load()
+            .map_err(|e| program_error("load program naam_eswitch", e))?;
         program.attach(socket).map_err(|e| attach_error(socket, e))
     }
 
@@ -164,19 +196,31 @@ impl KernelEswitch {
 
 impl Steering for KernelEswitch {
     fn apply(&mut self, rules: &RuleTable) -> Result<Applied, EswitchError> {
-        let mut wanted: HashMap<RuleKeyC, SharesC> = rules.rules().map(|(k, s)| (key_c(k), shares_c(*s))).collect();
+        let mut wanted: HashMap<RuleKeyC, SharesC> = rules
+            .rules()
+            .map(|(k, s)| (key_c(k), shares_c(*s)))
+            .collect();
         wanted.insert(key_c(&RuleKey::DEFAULT), shares_c(rules.default_shares()));
         let mut written = 0;
         for (key, shares) in &wanted {
             if self.mirror.get(key) != Some(shares) {
-                self.rules.insert(key, shares, 0).map_err(|e| map_error(MAP_RULES, e))?;
+                self.rules
+                    .insert(key, shares, 0)
+                    .map_err(|e| map_error(MAP_RULES, e))?;
                 self.mirror.insert(*key, *shares);
                 written += 1;
             }
         }
-        let stale: Vec<RuleKeyC> = self.mirror.keys().filter(|k| !wanted.contains_key(k)).copied().collect();
+        let stale: Vec<RuleKeyC> = self
+            .mirror
+            .keys()
+            .filter(|k| !wanted.contains_key(k))
+            .copied()
+            .collect();
         for key in &stale {
-            self.rules.remove(key).map_err(|e| map_error(MAP_RULES, e))?;
+            self.rules
+                .remove(key)
+                .map_err(|e| map_error(MAP_RULES, e))?;
             self.mirror.remove(key);
         }
         Ok(Applied {
@@ -190,7 +234,10 @@ impl Steering for KernelEswitch {
     fn counts(&self) -> Result<SteerCounts, EswitchError> {
         let mut out = [0u64; 4];
         for verdict in Verdict::ALL {
-            let per_cpu = self.counters.get(&(verdict.index() as u32), 0).map_err(|e| map_error(MAP_COUNTERS, e))?;
+            let per_cpu = self
+                .counters
+                .get(&(verdict.index() as u32), 0)
+                .map_err(|e| map_error(MAP_COUNTERS, e))?;
             out[verdict.index()] = per_cpu.iter().sum();
         }
         Ok(SteerCounts::from_array(out))
@@ -204,20 +251,33 @@ impl Steering for KernelEswitch {
 fn check_reuseport_socket(socket: BorrowedFd<'_>) -> Result<(), EswitchError> {
     let fd = socket.as_raw_fd();
     let not = |reason| EswitchError::NotReusePortSocket { fd, reason };
-    let kind =
-        get_int(socket, libc::SOL_SOCKET, libc::SO_TYPE, "getsockopt(SO_TYPE)").map_err(|_| not("not a socket"))?;
+    let kind = get_int(
+        socket,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        "getsockopt(SO_TYPE)",
+    )
+    .map_err(|_| not("not a socket"))?;
     if kind != libc::SOCK_DGRAM {
         return Err(not("not a UDP (datagram) socket"));
     }
-    let reuse = get_int(socket, libc::SOL_SOCKET, libc::SO_REUSEPORT, "getsockopt(SO_REUSEPORT)")
-        .map_err(|_| not("getsockopt(SO_REUSEPORT) failed"))?;
+    let reuse = get_int(
+        socket,
+        libc::SOL_SOCKET,
+        libc::SO_REUSEPORT,
+        "getsockopt(SO_REUSEPORT)",
+    )
+    .map_err(|_| not("getsockopt(SO_REUSEPORT) failed"))?;
     if reuse == 0 {
-        return Err(not("SO_REUSEPORT is not set (bind it with UdpConfig.reuse_port)"));
+        return Err(not(
+            "SO_REUSEPORT is not set (bind it with UdpConfig.reuse_port)",
+        ));
     }
     let mut storage = crate::addr::RawSockAddr::zeroed();
     storage.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is writable for `storage.len` bytes; the kernel writes at most that.
-    let rc = unsafe { libc::getsockname(fd, (&raw mut storage.storage).cast(), &raw mut storage.len) };
+    let rc =
+        unsafe { libc::getsockname(fd, (&raw mut storage.storage).cast(), &raw mut storage.len) };
     match crate::addr::from_raw(&storage.storage, storage.len) {
         Some(addr) if rc == 0 && addr.port() != 0 => Ok(()),
         _ => Err(not("not bound to a port (bind before attaching)")),
@@ -228,13 +288,19 @@ fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, EswitchError>
 where
     M: TryFrom<aya::maps::Map, Error = MapError>,
 {
-    let map =
-        ebpf.take_map(name).ok_or_else(|| EswitchError::Object { detail: format!("no map `{name}` in eswitch.o") })?;
-    M::try_from(map).map_err(|e| EswitchError::Object { detail: format!("map `{name}` has an unexpected type: {e}") })
+    let map = ebpf.take_map(name).ok_or_else(|| EswitchError::Object {
+        detail: format!("no map `{name}` in eswitch.o"),
+    })?;
+    M::try_from(map).map_err(|e| EswitchError::Object {
+        detail: format!("map `{name}` has an unexpected type: {e}"),
+    })
 }
 
 fn map_error(map: &'static str, error: MapError) -> EswitchError {
-    EswitchError::Map { map, detail: error.to_string() }
+    EswitchError::Map {
+        map,
+        detail: error.to_string(),
+    }
 }
 
 fn load_error(error: EbpfError) -> EswitchError {
@@ -243,37 +309,55 @@ fn load_error(error: EbpfError) -> EswitchError {
             classify(format!("create map {name}"), io_error)
         }
         EbpfError::ProgramError(e) => program_error("load eswitch.o", e),
-        other => EswitchError::Object { detail: other.to_string() },
+        other => EswitchError::Object {
+            detail: other.to_string(),
+        },
     }
 }
 
 fn program_error(operation: &str, error: ProgramError) -> EswitchError {
     match error {
-        ProgramError::LoadError { io_error, verifier_log } => {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
             let log = verifier_log.to_string();
             if matches!(io_error.raw_os_error(), Some(libc::EPERM)) {
                 return classify(operation.to_string(), io_error);
             }
             let lines: Vec<&str> = log.lines().collect();
             let excerpt = lines[lines.len().saturating_sub(VERIFIER_LOG_LINES_MAX)..].join("\n");
-            EswitchError::VerifierRejected { log_excerpt: excerpt, source: io_error }
+            EswitchError::VerifierRejected {
+                log_excerpt: excerpt,
+                source: io_error,
+            }
         }
         ProgramError::SyscallError(e) => classify(format!("{operation}: {}", e.call), e.io_error),
-        other => EswitchError::Object { detail: format!("{operation}: {other}") },
+        other => EswitchError::Object {
+            detail: format!("{operation}: {other}"),
+        },
     }
 }
 
 fn attach_error(socket: BorrowedFd<'_>, error: ProgramError) -> EswitchError {
     let fd = socket.as_raw_fd();
     match error {
-        ProgramError::SocketFilterError(SocketFilterError::SetsockoptError { option, io_error }) => {
+        ProgramError::SocketFilterError(SocketFilterError::SetsockoptError {
+            option,
+            io_error,
+        }) => {
             if matches!(io_error.raw_os_error(), Some(libc::EPERM)) {
                 classify(format!("setsockopt({option})"), io_error)
             } else {
-                EswitchError::Attach { fd, source: io_error }
+                EswitchError::Attach {
+                    fd,
+                    source: io_error,
+                }
             }
         }
-        other => EswitchError::Object { detail: format!("attaching to socket fd {fd}: {other}") },
+        other => EswitchError::Object {
+            detail: format!("attaching to socket fd {fd}: {other}"),
+        },
     }
 }
 
@@ -287,18 +371,53 @@ mod tests {
         let t = Some(TenantId(7));
         let f = Some(FunctionId(9));
         let cases = [
-            (RuleKey::DEFAULT, RuleKeyC { tenant: 0, function: 0, flow: 0, kind: RULE_KIND_DEFAULT }),
             (
-                RuleKey { tenant: t, function: None, flow: None },
-                RuleKeyC { tenant: 7, function: 0, flow: 0, kind: RULE_KIND_TENANT },
+                RuleKey::DEFAULT,
+                RuleKeyC {
+                    tenant: 0,
+                    function: 0,
+                    flow: 0,
+                    kind: RULE_KIND_DEFAULT,
+                },
             ),
             (
-                RuleKey { tenant: t, function: f, flow: None },
-                RuleKeyC { tenant: 7, function: 9, flow: 0, kind: RULE_KIND_FUNCTION },
+                RuleKey {
+                    tenant: t,
+                    function: None,
+                    flow: None,
+                },
+                RuleKeyC {
+                    tenant: 7,
+                    function: 0,
+                    flow: 0,
+                    kind: RULE_KIND_TENANT,
+                },
             ),
             (
-                RuleKey { tenant: t, function: f, flow: Some(0) },
-                RuleKeyC { tenant: 7, function: 9, flow: 0, kind: RULE_KIND_FLOW },
+                RuleKey {
+                    tenant: t,
+                    function: f,
+                    flow: None,
+                },
+                RuleKeyC {
+                    tenant: 7,
+                    function: 9,
+                    flow: 0,
+                    kind: RULE_KIND_FUNCTION,
+                },
+            ),
+            (
+                RuleKey {
+                    tenant: t,
+                    function: f,
+                    flow: Some(0),
+                },
+                RuleKeyC {
+                    tenant: 7,
+                    function: 9,
+                    flow: 0,
+                    kind: RULE_KIND_FLOW,
+                },
             ),
         ];
         for (key, want) in cases {

@@ -24,7 +24,9 @@ use std::fmt;
 use std::io;
 
 use naam_engine::abi::{ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, STATE_BYTES_MAX, STEPS_MAX};
-use naam_engine::wire::{DESCRIPTOR_BYTES, HEADER_BYTES, InvokeFlags, MAGIC, REPLY_ADDR_BYTES, WIRE_VERSION};
+use naam_engine::wire::{
+    DESCRIPTOR_BYTES, HEADER_BYTES, InvokeFlags, MAGIC, REPLY_ADDR_BYTES, WIRE_VERSION,
+};
 use naam_engine::{FunctionId, Location, RequestId, RuleTable, TenantId};
 
 use crate::error::NetError;
@@ -106,11 +108,19 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 pub fn parse_invoke_header(datagram: &[u8]) -> Option<SteerHeader> {
     use invoke_layout as at;
     let b = datagram;
-    if b.len() < at::FIXED_BYTES || u16_at(b, at::MAGIC) != MAGIC || b[at::VERSION] != WIRE_VERSION {
+    if b.len() < at::FIXED_BYTES || u16_at(b, at::MAGIC) != MAGIC || b[at::VERSION] != WIRE_VERSION
+    {
         return None;
     }
-    let (descriptors, origin, step) = (usize::from(b[at::DESCRIPTORS]), usize::from(b[at::ORIGIN]), b[at::STEP]);
-    let (args, state) = (usize::from(u16_at(b, at::ARGS_LEN)), usize::from(u16_at(b, at::STATE_LEN)));
+    let (descriptors, origin, step) = (
+        usize::from(b[at::DESCRIPTORS]),
+        usize::from(b[at::ORIGIN]),
+        b[at::STEP],
+    );
+    let (args, state) = (
+        usize::from(u16_at(b, at::ARGS_LEN)),
+        usize::from(u16_at(b, at::STATE_LEN)),
+    );
     let well_formed = b[at::KIND] == KIND_INVOKE
         && u16_at(b, at::FLAGS) & !InvokeFlags::KNOWN == 0
         && descriptors <= ACCESSES_PER_STEP_MAX
@@ -123,7 +133,11 @@ pub fn parse_invoke_header(datagram: &[u8]) -> Option<SteerHeader> {
     well_formed.then(|| SteerHeader {
         tenant: TenantId(u32_at(b, at::TENANT)),
         function: FunctionId(u32_at(b, at::FUNCTION)),
-        request_id: RequestId(u64::from_le_bytes(b[at::REQUEST_ID..at::REQUEST_ID + 8].try_into().unwrap_or([0; 8]))),
+        request_id: RequestId(u64::from_le_bytes(
+            b[at::REQUEST_ID..at::REQUEST_ID + 8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        )),
         flow: u32_at(b, at::FLOW),
     })
 }
@@ -143,7 +157,12 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in counter order.
-    pub const ALL: [Verdict; 4] = [Verdict::Host, Verdict::Nic, Verdict::Client, Verdict::Malformed];
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Host,
+        Verdict::Nic,
+        Verdict::Client,
+        Verdict::Malformed,
+    ];
 
     /// Index of its counter (the kernel program's `COUNTER_*`).
     pub fn index(self) -> usize {
@@ -184,9 +203,16 @@ impl GroupShape {
         } else if host_sockets.saturating_add(nic_sockets) > GROUP_SOCKETS_MAX {
             "more than GROUP_SOCKETS_MAX (256) sockets"
         } else {
-            return Ok(GroupShape { host_sockets, nic_sockets });
+            return Ok(GroupShape {
+                host_sockets,
+                nic_sockets,
+            });
         };
-        Err(EswitchError::GroupShape { host_sockets, nic_sockets, reason })
+        Err(EswitchError::GroupShape {
+            host_sockets,
+            nic_sockets,
+            reason,
+        })
     }
 
     /// Sockets in the group.
@@ -208,7 +234,10 @@ pub struct SteerDecision {
 /// the chosen location's sockets by `request_id % count`; host socket 0 for anything else.
 pub fn decide(rules: &RuleTable, datagram: &[u8], group: GroupShape) -> SteerDecision {
     let Some(h) = parse_invoke_header(datagram) else {
-        return SteerDecision { verdict: Verdict::Malformed, socket_index: 0 };
+        return SteerDecision {
+            verdict: Verdict::Malformed,
+            socket_index: 0,
+        };
     };
     let id = h.request_id.0;
     let host_index = (id % u64::from(group.host_sockets.max(1))) as u32;
@@ -217,8 +246,14 @@ pub fn decide(rules: &RuleTable, datagram: &[u8], group: GroupShape) -> SteerDec
             verdict: Verdict::Nic,
             socket_index: group.host_sockets + (id % u64::from(group.nic_sockets)) as u32,
         },
-        Location::Client => SteerDecision { verdict: Verdict::Client, socket_index: host_index },
-        _ => SteerDecision { verdict: Verdict::Host, socket_index: host_index },
+        Location::Client => SteerDecision {
+            verdict: Verdict::Client,
+            socket_index: host_index,
+        },
+        _ => SteerDecision {
+            verdict: Verdict::Host,
+            socket_index: host_index,
+        },
     }
 }
 
@@ -268,7 +303,12 @@ impl SteerCounts {
     }
 
     pub(crate) fn from_array(counts: [u64; 4]) -> SteerCounts {
-        SteerCounts { host: counts[0], nic: counts[1], client: counts[2], malformed: counts[3] }
+        SteerCounts {
+            host: counts[0],
+            nic: counts[1],
+            client: counts[2],
+            malformed: counts[3],
+        }
     }
 }
 
@@ -333,7 +373,9 @@ pub enum EswitchError {
         source: io::Error,
     },
     /// The verifier rejected the program.
-    #[error("the kernel verifier rejected the eSwitch program ({source}); log excerpt:\n{log_excerpt}")]
+    #[error(
+        "the kernel verifier rejected the eSwitch program ({source}); log excerpt:\n{log_excerpt}"
+    )]
     VerifierRejected {
         /// The last lines of the verifier log.
         log_excerpt: String,
@@ -393,7 +435,10 @@ pub(crate) fn bpf_capabilities() -> (bool, bool) {
     const CAP_BPF: u32 = 39;
     let eff = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string())))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:").map(|v| v.trim().to_string()))
+        })
         .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
         .unwrap_or(0);
     (eff & (1 << CAP_BPF) != 0, eff & (1 << CAP_SYS_ADMIN) != 0)
@@ -413,7 +458,12 @@ pub(crate) fn kernel_release() -> String {
     if unsafe { libc::uname(&raw mut uts) } != 0 {
         return "unknown".into();
     }
-    let bytes: Vec<u8> = uts.release.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let bytes: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -422,13 +472,29 @@ pub(crate) fn classify(operation: String, source: io::Error) -> EswitchError {
     match source.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             let (cap_bpf, cap_sys_admin) = bpf_capabilities();
-            EswitchError::NotPermitted { operation, euid: euid(), cap_bpf, cap_sys_admin, source }
+            EswitchError::NotPermitted {
+                operation,
+                euid: euid(),
+                cap_bpf,
+                cap_sys_admin,
+                source,
+            }
         }
         Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) | Some(libc::ENOPROTOOPT) => {
-            EswitchError::KernelUnsupported { operation, kernel_release: kernel_release(), source }
+            EswitchError::KernelUnsupported {
+                operation,
+                kernel_release: kernel_release(),
+                source,
+            }
         }
-        Some(libc::EINVAL) => EswitchError::KernelUnsupported { operation, kernel_release: kernel_release(), source },
-        _ => EswitchError::Object { detail: format!("{operation}: {source}") },
+        Some(libc::EINVAL) => EswitchError::KernelUnsupported {
+            operation,
+            kernel_release: kernel_release(),
+            source,
+        },
+        _ => EswitchError::Object {
+            detail: format!("{operation}: {source}"),
+        },
     }
 }
 
@@ -439,17 +505,46 @@ mod tests {
     #[test]
     fn group_shapes_are_bounded() {
         assert!(GroupShape::new(1, 0).is_ok());
-        assert!(matches!(GroupShape::new(0, 4), Err(EswitchError::GroupShape { host_sockets: 0, .. })));
-        assert!(matches!(GroupShape::new(200, 57), Err(EswitchError::GroupShape { nic_sockets: 57, .. })));
-        assert_eq!(GroupShape::new(200, 56).map(GroupShape::total).ok(), Some(256));
+        assert!(matches!(
+            GroupShape::new(0, 4),
+            Err(EswitchError::GroupShape {
+                host_sockets: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            GroupShape::new(200, 57),
+            Err(EswitchError::GroupShape {
+                nic_sockets: 57,
+                ..
+            })
+        ));
+        assert_eq!(
+            GroupShape::new(200, 56).map(GroupShape::total).ok(),
+            Some(256)
+        );
     }
 
     #[test]
     fn short_and_foreign_datagrams_are_malformed() {
         let table = RuleTable::new(naam_engine::Shares::NIC);
-        let group = GroupShape { host_sockets: 2, nic_sockets: 2 };
-        for bytes in [&[][..], &[0x41, 0x4e, 1, 1], &[0u8; 54][..], &[0xffu8; 200][..]] {
-            assert_eq!(decide(&table, bytes, group), SteerDecision { verdict: Verdict::Malformed, socket_index: 0 });
+        let group = GroupShape {
+            host_sockets: 2,
+            nic_sockets: 2,
+        };
+        for bytes in [
+            &[][..],
+            &[0x41, 0x4e, 1, 1],
+            &[0u8; 54][..],
+            &[0xffu8; 200][..],
+        ] {
+            assert_eq!(
+                decide(&table, bytes, group),
+                SteerDecision {
+                    verdict: Verdict::Malformed,
+                    socket_index: 0
+                }
+            );
         }
     }
 }

@@ -20,7 +20,9 @@ use std::time::Duration;
 use naam_engine::RuleTable;
 use naam_engine::wire::FRAME_BYTES_MAX;
 
-use super::{Applied, EswitchError, GroupShape, SteerCounts, Steering, Verdict, decide, invoke_layout};
+use super::{
+    Applied, EswitchError, GroupShape, SteerCounts, Steering, Verdict, decide, invoke_layout,
+};
 use crate::addr::reply_addr;
 use crate::batch::{RecvBatch, SendBatch};
 use crate::clock::monotonic_now_ns;
@@ -71,7 +73,10 @@ pub struct UserEswitch {
 
 impl UserEswitch {
     /// Binds the ingress socket and starts the dispatcher with `rules`.
-    pub fn start(config: UserEswitchConfig, rules: &RuleTable) -> Result<UserEswitch, EswitchError> {
+    pub fn start(
+        config: UserEswitchConfig,
+        rules: &RuleTable,
+    ) -> Result<UserEswitch, EswitchError> {
         let group = GroupShape::new(
             config.host.len().min(u32::MAX as usize) as u32,
             config.nic.len().min(u32::MAX as usize) as u32,
@@ -91,8 +96,17 @@ impl UserEswitch {
         let thread = std::thread::Builder::new()
             .name("naam-eswitch".into())
             .spawn(move || Dispatcher::new(socket, targets, group, thread_shared).run())
-            .map_err(|source| NetError::Syscall { call: "thread spawn", addr: Some(ingress), source })?;
-        Ok(UserEswitch { shared, thread: Some(thread), ingress, group })
+            .map_err(|source| NetError::Syscall {
+                call: "thread spawn",
+                addr: Some(ingress),
+                source,
+            })?;
+        Ok(UserEswitch {
+            shared,
+            thread: Some(thread),
+            ingress,
+            group,
+        })
     }
 
     /// The address clients send to.
@@ -123,7 +137,9 @@ impl UserEswitch {
         self.shared.stop.store(true, Ordering::Release);
         match self.thread.take() {
             Some(thread) => {
-                thread.join().map_err(|_| NetError::ThreadPanicked { thread: "naam-eswitch" })??;
+                thread.join().map_err(|_| NetError::ThreadPanicked {
+                    thread: "naam-eswitch",
+                })??;
                 Ok(())
             }
             None => Ok(()),
@@ -144,7 +160,11 @@ impl Steering for UserEswitch {
     fn apply(&mut self, rules: &RuleTable) -> Result<Applied, EswitchError> {
         let table = Arc::new(rules.clone());
         {
-            let mut slot = self.shared.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slot = self
+                .shared
+                .rules
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             *slot = table;
         }
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
@@ -158,7 +178,9 @@ impl Steering for UserEswitch {
 
     fn counts(&self) -> Result<SteerCounts, EswitchError> {
         let c = &self.shared.counters;
-        Ok(SteerCounts::from_array(std::array::from_fn(|i| c[i].load(Ordering::Relaxed))))
+        Ok(SteerCounts::from_array(std::array::from_fn(|i| {
+            c[i].load(Ordering::Relaxed)
+        })))
     }
 
     fn kind(&self) -> &'static str {
@@ -177,9 +199,22 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    fn new(socket: UdpSocket, targets: Vec<SocketAddr>, group: GroupShape, shared: Arc<Shared>) -> Dispatcher {
+    fn new(
+        socket: UdpSocket,
+        targets: Vec<SocketAddr>,
+        group: GroupShape,
+        shared: Arc<Shared>,
+    ) -> Dispatcher {
         let rules = Arc::clone(&shared.rules.lock().unwrap_or_else(|p| p.into_inner()));
-        Dispatcher { socket, targets, group, shared, rules, generation_seen: 0, scratch: vec![0; FRAME_BYTES_MAX] }
+        Dispatcher {
+            socket,
+            targets,
+            group,
+            shared,
+            rules,
+            generation_seen: 0,
+            scratch: vec![0; FRAME_BYTES_MAX],
+        }
     }
 
     fn run(mut self) -> Result<(), NetError> {
@@ -218,8 +253,11 @@ impl Dispatcher {
         let Some(to) = self.targets.get(decision.socket_index as usize).copied() else {
             return;
         };
-        let out =
-            if decision.verdict == Verdict::Malformed { bytes } else { with_reply_to(bytes, from, &mut self.scratch) };
+        let out = if decision.verdict == Verdict::Malformed {
+            bytes
+        } else {
+            with_reply_to(bytes, from, &mut self.scratch)
+        };
         // Cannot fail: the batch is flushed before it fills (one datagram per received one,
         // both batches BATCH_MAX), and `out` is at most FRAME_BYTES_MAX (received datagrams are).
         tx.push(out, to);
@@ -235,7 +273,9 @@ impl Dispatcher {
                 }
             }
         }
-        self.shared.forward_failed.fetch_add(tx.len() as u64, Ordering::Relaxed);
+        self.shared
+            .forward_failed
+            .fetch_add(tx.len() as u64, Ordering::Relaxed);
         tx.clear();
     }
 }
@@ -283,8 +323,16 @@ mod tests {
         let client: SocketAddr = "10.0.0.9:4567".parse().unwrap();
         let mut scratch = vec![0; FRAME_BYTES_MAX];
         let patched = with_reply_to(&bytes, client, &mut scratch).to_vec();
-        let Ok(Frame::Invoke(decoded)) = Frame::decode(&patched) else { panic!("patched frame does not decode") };
-        assert_eq!(decoded, Invoke { reply_to: Some(reply_addr(client)), ..invoke });
+        let Ok(Frame::Invoke(decoded)) = Frame::decode(&patched) else {
+            panic!("patched frame does not decode")
+        };
+        assert_eq!(
+            decoded,
+            Invoke {
+                reply_to: Some(reply_addr(client)),
+                ..invoke
+            }
+        );
         let again = with_reply_to(&patched, "10.0.0.1:1".parse().unwrap(), &mut scratch).to_vec();
         assert_eq!(again, patched, "an existing reply address is kept");
     }

@@ -43,12 +43,20 @@ impl Drop for Device {
 
 impl Device {
     pub(super) fn verbs(&self, call: &'static str, source: io::Error) -> RdmaError {
-        RdmaError::Verbs { call, device: self.name.clone(), source }
+        RdmaError::Verbs {
+            call,
+            device: self.name.clone(),
+            source,
+        }
     }
 
     pub(super) fn errno(&self, call: &'static str, rc: i32) -> RdmaError {
         // Verbs return the errno itself (positive) or -1 with errno set.
-        let source = if rc > 0 { io::Error::from_raw_os_error(rc) } else { io::Error::last_os_error() };
+        let source = if rc > 0 {
+            io::Error::from_raw_os_error(rc)
+        } else {
+            io::Error::last_os_error()
+        };
         self.verbs(call, source)
     }
 }
@@ -70,15 +78,25 @@ pub struct RdmaContext {
 
 impl fmt::Debug for RdmaContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RdmaContext").field("device", &self.dev.name).field("lid", &self.dev.lid).finish()
+        f.debug_struct("RdmaContext")
+            .field("device", &self.dev.name)
+            .field("lid", &self.dev.lid)
+            .finish()
     }
 }
 
 /// Names of the RDMA devices present; [`RdmaError::NoDevice`] when there are none.
 pub fn device_names() -> Result<Vec<String>, RdmaError> {
-    let list = ibverbs::devices().map_err(|e| RdmaError::NoDevice { list_errno: e.raw_os_error() })?;
-    let names: Vec<String> =
-        list.iter().map(|d| d.name().map_or_else(|| "?".to_string(), |n| n.to_string_lossy().into_owned())).collect();
+    let list = ibverbs::devices().map_err(|e| RdmaError::NoDevice {
+        list_errno: e.raw_os_error(),
+    })?;
+    let names: Vec<String> = list
+        .iter()
+        .map(|d| {
+            d.name()
+                .map_or_else(|| "?".to_string(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
     if names.is_empty() {
         return Err(RdmaError::NoDevice { list_errno: None });
     }
@@ -95,10 +113,13 @@ impl RdmaContext {
         // SAFETY: `count` is a valid out-pointer; the list is freed below on every path.
         let list = unsafe { ffi::ibv_get_device_list(&raw mut count) };
         if list.is_null() {
-            return Err(RdmaError::NoDevice { list_errno: io::Error::last_os_error().raw_os_error() });
+            return Err(RdmaError::NoDevice {
+                list_errno: io::Error::last_os_error().raw_os_error(),
+            });
         }
         // SAFETY: ibv_get_device_list returned `count` valid device pointers.
-        let devices = unsafe { std::slice::from_raw_parts(list, usize::try_from(count).unwrap_or(0)) };
+        let devices =
+            unsafe { std::slice::from_raw_parts(list, usize::try_from(count).unwrap_or(0)) };
         let chosen = devices.iter().copied().find(|d| match &config.device {
             None => true,
             Some(name) => device_name(*d) == *name,
@@ -141,7 +162,11 @@ impl RdmaContext {
     /// # Safety
     ///
     /// `addr..addr + len` must stay mapped until the returned registration is dropped.
-    pub unsafe fn register_raw(&self, addr: *const u8, len: usize) -> Result<RemoteRegion<'static>, RdmaError> {
+    pub unsafe fn register_raw(
+        &self,
+        addr: *const u8,
+        len: usize,
+    ) -> Result<RemoteRegion<'static>, RdmaError> {
         // SAFETY: forwarded from the caller.
         unsafe { self.register_ptr(addr, len) }
     }
@@ -149,15 +174,28 @@ impl RdmaContext {
     /// # Safety
     ///
     /// `addr..addr + len` must stay mapped for `'m` and until the registration is dropped.
-    unsafe fn register_ptr<'m>(&self, addr: *const u8, len: usize) -> Result<RemoteRegion<'m>, RdmaError> {
+    unsafe fn register_ptr<'m>(
+        &self,
+        addr: *const u8,
+        len: usize,
+    ) -> Result<RemoteRegion<'m>, RdmaError> {
         if len == 0 || len > REGION_BYTES_MAX {
-            return Err(RdmaError::Region { len, reason: "must be 1..=REGION_BYTES_MAX bytes" });
+            return Err(RdmaError::Region {
+                len,
+                reason: "must be 1..=REGION_BYTES_MAX bytes",
+            });
         }
         let access = ffi::ibv_access_flags::IBV_ACCESS_REMOTE_READ.0 as i32;
         // SAFETY: the caller guarantees the range stays mapped while registered; the PD is live.
-        let mr = unsafe { ffi::ibv_reg_mr(self.dev.pd.as_ptr(), addr.cast_mut().cast(), len, access) };
-        let mr = NonNull::new(mr).ok_or_else(|| self.dev.verbs("ibv_reg_mr", io::Error::last_os_error()))?;
-        Ok(RemoteRegion { mr, dev: Arc::clone(&self.dev), _memory: PhantomData })
+        let mr =
+            unsafe { ffi::ibv_reg_mr(self.dev.pd.as_ptr(), addr.cast_mut().cast(), len, access) };
+        let mr = NonNull::new(mr)
+            .ok_or_else(|| self.dev.verbs("ibv_reg_mr", io::Error::last_os_error()))?;
+        Ok(RemoteRegion {
+            mr,
+            dev: Arc::clone(&self.dev),
+            _memory: PhantomData,
+        })
     }
 
     /// Creates an RC queue pair (with its completion queue) in the INIT state; exchange
@@ -175,42 +213,74 @@ fn device_name(device: *mut ffi::ibv_device) -> String {
         return String::new();
     }
     // SAFETY: non-null, NUL-terminated, valid while the list lives (we copy it at once).
-    unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Queries the port and GID and allocates the PD of a freshly opened context (closed on error).
-fn open_context(ctx: NonNull<ffi::ibv_context>, name: String, gid_index: u8) -> Result<Device, RdmaError> {
+fn open_context(
+    ctx: NonNull<ffi::ibv_context>,
+    name: String,
+    gid_index: u8,
+) -> Result<Device, RdmaError> {
     let close = |e: RdmaError| {
         // SAFETY: `ctx` was opened above and nothing else uses it yet.
         unsafe { ffi::ibv_close_device(ctx.as_ptr()) };
         e
     };
-    let fail = |call: &'static str, source: io::Error| close(RdmaError::Verbs { call, device: name.clone(), source });
+    let fail = |call: &'static str, source: io::Error| {
+        close(RdmaError::Verbs {
+            call,
+            device: name.clone(),
+            source,
+        })
+    };
     // SAFETY: all-zero is a valid ibv_port_attr (integers only), as verbs.h's ibv_query_port does.
     let mut port = unsafe { std::mem::zeroed::<ffi::ibv_port_attr>() };
     // SAFETY: the exported ibv_query_port writes a full ibv_port_attr (the compat type is its
     // prefix); `port` is live and writable.
     let rc = unsafe { ffi::ibv_query_port(ctx.as_ptr(), PORT_NUM, (&raw mut port).cast()) };
     if rc != 0 {
-        return Err(fail("ibv_query_port", io::Error::from_raw_os_error(rc.abs())));
+        return Err(fail(
+            "ibv_query_port",
+            io::Error::from_raw_os_error(rc.abs()),
+        ));
     }
     if port.state != ffi::ibv_port_state::IBV_PORT_ACTIVE {
-        return Err(close(RdmaError::PortNotActive { device: name.clone(), port: PORT_NUM, state: port.state }));
+        return Err(close(RdmaError::PortNotActive {
+            device: name.clone(),
+            port: PORT_NUM,
+            state: port.state,
+        }));
     }
     // SAFETY: ibv_gid is a union of byte arrays; all-zero is valid.
     let mut gid = unsafe { std::mem::zeroed::<ffi::ibv_gid>() };
     // SAFETY: `gid` is live and writable.
-    let rc = unsafe { ffi::ibv_query_gid(ctx.as_ptr(), PORT_NUM, i32::from(gid_index), &raw mut gid) };
+    let rc =
+        unsafe { ffi::ibv_query_gid(ctx.as_ptr(), PORT_NUM, i32::from(gid_index), &raw mut gid) };
     if rc != 0 {
-        return Err(fail("ibv_query_gid", io::Error::from_raw_os_error(rc.abs())));
+        return Err(fail(
+            "ibv_query_gid",
+            io::Error::from_raw_os_error(rc.abs()),
+        ));
     }
     // SAFETY: every bit pattern of the union is a valid [u8; 16].
     let gid = unsafe { gid.raw };
     // SAFETY: the context is live.
     let pd = unsafe { ffi::ibv_alloc_pd(ctx.as_ptr()) };
     let pd = NonNull::new(pd).ok_or_else(|| fail("ibv_alloc_pd", io::Error::last_os_error()))?;
-    let global_routing = u32::from(port.link_layer) == ffi::IBV_LINK_LAYER_ETHERNET || port.lid == 0;
-    Ok(Device { ctx, pd, name, lid: port.lid, gid, gid_index, global_routing })
+    let global_routing =
+        u32::from(port.link_layer) == ffi::IBV_LINK_LAYER_ETHERNET || port.lid == 0;
+    Ok(Device {
+        ctx,
+        pd,
+        name,
+        lid: port.lid,
+        gid,
+        gid_index,
+        global_routing,
+    })
 }
 
 /// A registered region peers may READ: send them [`RemoteRegion::addr`], `len` and `rkey`.

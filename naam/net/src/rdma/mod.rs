@@ -58,7 +58,8 @@ pub const RC_MIN_RNR_TIMER: u8 = 12;
 /// Largest region [`RdmaContext::register`] accepts (1 TiB; device limits are usually lower).
 pub const REGION_BYTES_MAX: usize = 1 << 40;
 
-const _: () = assert!(READS_INFLIGHT_MAX <= u16::MAX as usize && COMPLETIONS_PER_POLL_MAX <= CQ_ENTRIES);
+const _: () =
+    assert!(READS_INFLIGHT_MAX <= u16::MAX as usize && COMPLETIONS_PER_POLL_MAX <= CQ_ENTRIES);
 
 /// Why an RDMA operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,8 @@ use ibverbs_sys as ffi;
 use super::device::Device;
 use super::reader::OneSidedReader;
 use super::{
-    CQ_ENTRIES, PORT_NUM, RC_MIN_RNR_TIMER, RC_RETRY_COUNT, RC_RNR_RETRY, RC_TIMEOUT_EXPONENT, RD_ATOMIC_MAX,
-    READS_INFLIGHT_MAX, RdmaError,
+    CQ_ENTRIES, PORT_NUM, RC_MIN_RNR_TIMER, RC_RETRY_COUNT, RC_RNR_RETRY, RC_TIMEOUT_EXPONENT,
+    RD_ATOMIC_MAX, READS_INFLIGHT_MAX, RdmaError,
 };
 
 /// A first packet sequence number derived from the QP number (any 24-bit value works; distinct
@@ -131,10 +131,20 @@ impl QueuePair {
 pub(super) fn create(dev: &Arc<Device>) -> Result<PreparedQp, RdmaError> {
     // SAFETY: the context is live; no completion channel, vector 0.
     let cq = unsafe {
-        ffi::ibv_create_cq(dev.ctx.as_ptr(), CQ_ENTRIES as i32, std::ptr::null_mut(), std::ptr::null_mut(), 0)
+        ffi::ibv_create_cq(
+            dev.ctx.as_ptr(),
+            CQ_ENTRIES as i32,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
     };
-    let cq = NonNull::new(cq).ok_or_else(|| dev.verbs("ibv_create_cq", io::Error::last_os_error()))?;
-    let cq = CompletionQueue { cq, _dev: Arc::clone(dev) };
+    let cq =
+        NonNull::new(cq).ok_or_else(|| dev.verbs("ibv_create_cq", io::Error::last_os_error()))?;
+    let cq = CompletionQueue {
+        cq,
+        _dev: Arc::clone(dev),
+    };
     let mut init = ffi::ibv_qp_init_attr {
         qp_context: std::ptr::null_mut(),
         send_cq: cq.cq.as_ptr(),
@@ -152,12 +162,21 @@ pub(super) fn create(dev: &Arc<Device>) -> Result<PreparedQp, RdmaError> {
     };
     // SAFETY: `init` is fully initialised and names a live CQ of the same context.
     let qp = unsafe { ffi::ibv_create_qp(dev.pd.as_ptr(), &raw mut init) };
-    let qp = NonNull::new(qp).ok_or_else(|| dev.verbs("ibv_create_qp", io::Error::last_os_error()))?;
-    let qp = QueuePair { qp, dev: Arc::clone(dev) };
+    let qp =
+        NonNull::new(qp).ok_or_else(|| dev.verbs("ibv_create_qp", io::Error::last_os_error()))?;
+    let qp = QueuePair {
+        qp,
+        dev: Arc::clone(dev),
+    };
     qp.to_init()?;
     // SAFETY: `qp` is a live QP; qp_num is set by ibv_create_qp and never changes.
     let qp_num = unsafe { (*qp.qp.as_ptr()).qp_num };
-    let info = QpInfo { qp_num, lid: dev.lid, gid: dev.gid, psn: initial_psn(qp_num) };
+    let info = QpInfo {
+        qp_num,
+        lid: dev.lid,
+        gid: dev.gid,
+        psn: initial_psn(qp_num),
+    };
     Ok(PreparedQp { qp, cq, info })
 }
 
@@ -211,7 +230,9 @@ pub struct PreparedQp {
 
 impl fmt::Debug for PreparedQp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PreparedQp").field("info", &self.info).finish()
+        f.debug_struct("PreparedQp")
+            .field("info", &self.info)
+            .finish()
     }
 }
 
@@ -225,7 +246,11 @@ impl PreparedQp {
     pub fn connect(self, remote: &QpInfo) -> Result<Connection, RdmaError> {
         self.qp.to_rtr(remote)?;
         self.qp.to_rts(self.info.psn)?;
-        Ok(Connection { qp: self.qp, cq: self.cq, remote: *remote })
+        Ok(Connection {
+            qp: self.qp,
+            cq: self.cq,
+            remote: *remote,
+        })
     }
 }
 
@@ -240,7 +265,10 @@ pub struct Connection {
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connection").field("device", &self.qp.dev.name).field("remote", &self.remote).finish()
+        f.debug_struct("Connection")
+            .field("device", &self.qp.dev.name)
+            .field("remote", &self.remote)
+            .finish()
     }
 }
 
@@ -258,7 +286,12 @@ mod tests {
 
     #[test]
     fn qp_info_round_trips() {
-        let info = QpInfo { qp_num: 0x12_3456, lid: 7, gid: [9; 16], psn: 0xab_cdef };
+        let info = QpInfo {
+            qp_num: 0x12_3456,
+            lid: 7,
+            gid: [9; 16],
+            psn: 0xab_cdef,
+        };
         assert_eq!(QpInfo::from_bytes(&info.to_bytes()), Some(info));
         assert_eq!(QpInfo::from_bytes(&[0; QP_INFO_BYTES - 1]), None);
     }

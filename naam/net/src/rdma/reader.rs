@@ -24,17 +24,34 @@ const READ_BUFFER_BYTES: usize = READS_INFLIGHT_MAX * READ_BYTES_MAX;
 
 impl ReadBuffer {
     fn new(dev: &Arc<Device>) -> Result<ReadBuffer, RdmaError> {
-        let base = NonNull::from(Box::leak(vec![0u8; READ_BUFFER_BYTES].into_boxed_slice())).cast::<u8>();
+        let base =
+            NonNull::from(Box::leak(vec![0u8; READ_BUFFER_BYTES].into_boxed_slice())).cast::<u8>();
         let access = ffi::ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0 as i32;
         // SAFETY: `base` points at READ_BUFFER_BYTES bytes we own until drop (after dereg).
-        let mr = unsafe { ffi::ibv_reg_mr(dev.pd.as_ptr(), base.as_ptr().cast(), READ_BUFFER_BYTES, access) };
+        let mr = unsafe {
+            ffi::ibv_reg_mr(
+                dev.pd.as_ptr(),
+                base.as_ptr().cast(),
+                READ_BUFFER_BYTES,
+                access,
+            )
+        };
         match NonNull::new(mr) {
-            Some(mr) => Ok(ReadBuffer { base, mr, _dev: Arc::clone(dev) }),
+            Some(mr) => Ok(ReadBuffer {
+                base,
+                mr,
+                _dev: Arc::clone(dev),
+            }),
             None => {
                 let error = dev.verbs("ibv_reg_mr", io::Error::last_os_error());
                 // SAFETY: leaked from a boxed slice of exactly this length just above, never
                 // registered.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(base.as_ptr(), READ_BUFFER_BYTES)) });
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                        base.as_ptr(),
+                        READ_BUFFER_BYTES,
+                    ))
+                });
                 Err(error)
             }
         }
@@ -58,7 +75,10 @@ impl Drop for ReadBuffer {
         // (field order of OneSidedReader), so the device no longer writes it.
         unsafe {
             ffi::ibv_dereg_mr(self.mr.as_ptr());
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.base.as_ptr(), READ_BUFFER_BYTES)));
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.base.as_ptr(),
+                READ_BUFFER_BYTES,
+            )));
         }
     }
 }
@@ -103,29 +123,51 @@ pub struct OneSidedReader {
 impl fmt::Debug for OneSidedReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inflight = self.inflight.iter().flatten().count();
-        f.debug_struct("OneSidedReader").field("connection", &self.conn).field("inflight", &inflight).finish()
+        f.debug_struct("OneSidedReader")
+            .field("connection", &self.conn)
+            .field("inflight", &inflight)
+            .finish()
     }
 }
 
 impl OneSidedReader {
     pub(super) fn new(conn: Connection) -> Result<OneSidedReader, RdmaError> {
         let buffer = ReadBuffer::new(&conn.qp.dev)?;
-        Ok(OneSidedReader { buffer, conn, inflight: [None; READS_INFLIGHT_MAX], sequence: 0 })
+        Ok(OneSidedReader {
+            buffer,
+            conn,
+            inflight: [None; READS_INFLIGHT_MAX],
+            sequence: 0,
+        })
     }
 
     /// Posts an RDMA READ of `len` bytes at `remote_addr` of the region `rkey`; returns its token.
-    pub fn post_read(&mut self, rkey: u32, remote_addr: u64, len: u32) -> Result<ReadToken, RdmaError> {
+    pub fn post_read(
+        &mut self,
+        rkey: u32,
+        remote_addr: u64,
+        len: u32,
+    ) -> Result<ReadToken, RdmaError> {
         if len == 0 || len as usize > READ_BYTES_MAX {
-            return Err(RdmaError::ReadLength { len, max: READ_BYTES_MAX });
+            return Err(RdmaError::ReadLength {
+                len,
+                max: READ_BYTES_MAX,
+            });
         }
-        let slot = self
-            .inflight
-            .iter()
-            .position(Option::is_none)
-            .ok_or(RdmaError::InflightFull { max: READS_INFLIGHT_MAX })?;
+        let slot =
+            self.inflight
+                .iter()
+                .position(Option::is_none)
+                .ok_or(RdmaError::InflightFull {
+                    max: READS_INFLIGHT_MAX,
+                })?;
         self.sequence += 1;
         let token = ReadToken((self.sequence << 16) | slot as u64);
-        let mut sge = ffi::ibv_sge { addr: self.buffer.slot_addr(slot) as u64, length: len, lkey: self.buffer.lkey() };
+        let mut sge = ffi::ibv_sge {
+            addr: self.buffer.slot_addr(slot) as u64,
+            length: len,
+            lkey: self.buffer.lkey(),
+        };
         let mut wr = ffi::ibv_send_wr {
             wr_id: token.0,
             next: std::ptr::null_mut(),
@@ -162,7 +204,10 @@ impl OneSidedReader {
 
     /// Takes up to [`COMPLETIONS_PER_POLL_MAX`] completions and hands each to `on_completion`
     /// with its bytes; never blocks. Returns how many completed.
-    pub fn poll(&mut self, mut on_completion: impl FnMut(ReadCompletion<'_>)) -> Result<usize, RdmaError> {
+    pub fn poll(
+        &mut self,
+        mut on_completion: impl FnMut(ReadCompletion<'_>),
+    ) -> Result<usize, RdmaError> {
         let mut wcs = [ffi::ibv_wc::default(); COMPLETIONS_PER_POLL_MAX];
         let cq = self.conn.cq.cq.as_ptr();
         // SAFETY: `cq` is live; `wcs` has room for the number of entries asked for.
@@ -179,7 +224,9 @@ impl OneSidedReader {
         let mut completed = 0;
         for wc in wcs.iter().take(n as usize) {
             let slot = (wc.wr_id() & 0xffff) as usize;
-            let Some(Some(read)) = self.inflight.get(slot).copied() else { continue };
+            let Some(Some(read)) = self.inflight.get(slot).copied() else {
+                continue;
+            };
             if read.token.0 != wc.wr_id() {
                 continue;
             }
@@ -190,11 +237,16 @@ impl OneSidedReader {
                     // SAFETY: the READ into this slot completed (its completion was polled), so
                     // the device wrote its `len` bytes and writes nothing there until the slot
                     // is posted again, which needs `&mut self`.
-                    Ok(unsafe { std::slice::from_raw_parts(self.buffer.slot_addr(slot), read.len as usize) })
+                    Ok(unsafe {
+                        std::slice::from_raw_parts(self.buffer.slot_addr(slot), read.len as usize)
+                    })
                 }
                 Some((status, vendor_err)) => Err(ReadFailure { status, vendor_err }),
             };
-            on_completion(ReadCompletion { token: read.token, result });
+            on_completion(ReadCompletion {
+                token: read.token,
+                result,
+            });
         }
         Ok(completed)
     }

@@ -53,7 +53,10 @@ impl Rng {
 impl Drop for Rng {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("NAAM_SEED={:#x} (rerun with this environment variable to replay)", self.seed);
+            eprintln!(
+                "NAAM_SEED={:#x} (rerun with this environment variable to replay)",
+                self.seed
+            );
         }
     }
 }
@@ -68,7 +71,9 @@ pub fn invoke_frame(
     descriptors: usize,
 ) -> Vec<u8> {
     let args = vec![0xa5u8; args_len];
-    let list: Vec<Descriptor> = (0..descriptors).map(|i| Descriptor::read(Rkey(0x1234), 64 * i as u64, 64)).collect();
+    let list: Vec<Descriptor> = (0..descriptors)
+        .map(|i| Descriptor::read(Rkey(0x1234), 64 * i as u64, 64))
+        .collect();
     let invoke = Invoke {
         tenant: TenantId(tenant),
         function: FunctionId(function),
@@ -79,7 +84,8 @@ pub fn invoke_frame(
         attempt: 0,
         reply_to: None,
         args: &args,
-        descriptors: Descriptors::from_slice(&list).expect("at most ACCESSES_PER_STEP_MAX descriptors"),
+        descriptors: Descriptors::from_slice(&list)
+            .expect("at most ACCESSES_PER_STEP_MAX descriptors"),
         origin: Descriptors::new(),
         state: &[],
     };
@@ -97,7 +103,9 @@ pub fn receive_all(sockets: &[&UdpSocket], expected: usize) -> Vec<(usize, Vec<u
     while out.len() < expected && Instant::now() < deadline {
         let mut any = false;
         for (i, socket) in sockets.iter().enumerate() {
-            let n = socket.recv_batch(&mut batch, Duration::ZERO).expect("recv_batch");
+            let n = socket
+                .recv_batch(&mut batch, Duration::ZERO)
+                .expect("recv_batch");
             any |= n > 0;
             out.extend(batch.iter().map(|d| (i, d.bytes.to_vec(), d.from)));
         }
@@ -105,6 +113,11 @@ pub fn receive_all(sockets: &[&UdpSocket], expected: usize) -> Vec<(usize, Vec<u
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    assert_eq!(out.len(), expected, "datagrams received across {} sockets within {DELIVERY_TIMEOUT:?}", sockets.len());
+    assert_eq!(
+        out.len(),
+        expected,
+        "datagrams received across {} sockets within {DELIVERY_TIMEOUT:?}",
+        sockets.len()
+    );
     out
 }

@@ -48,7 +48,9 @@ pub struct ControlLoop {
 
 impl std::fmt::Debug for ControlLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ControlLoop").field("policy", &self.policy_name).finish_non_exhaustive()
+        f.debug_struct("ControlLoop")
+            .field("policy", &self.policy_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -71,9 +73,17 @@ impl ControlLoop {
     /// Applies the policy's initial decision before traffic starts.
     pub fn apply_initial(&mut self) -> Result<(), String> {
         let decision = self.controller.current();
-        self.rules.set(self.controller.key(), decision.shares).map_err(|e| e.to_string())?;
-        self.publish(decision.shares.of(Location::Client), decision.pushback_credit_insn);
-        self.eswitch.apply(&self.rules).map(drop).map_err(|e| e.to_string())
+        self.rules
+            .set(self.controller.key(), decision.shares)
+            .map_err(|e| e.to_string())?;
+        self.publish(
+            decision.shares.of(Location::Client),
+            decision.pushback_credit_insn,
+        );
+        self.eswitch
+            .apply(&self.rules)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// Runs until `stop` is set.
@@ -83,7 +93,10 @@ impl ControlLoop {
         let period = Duration::from_nanos(self.period_ns);
         let mut next_tick = realtime_ns() + self.period_ns;
         while !stop.load(Ordering::Relaxed) {
-            let n = self.socket.recv_batch(&mut batch, period.min(Duration::from_millis(1))).unwrap_or(0);
+            let n = self
+                .socket
+                .recv_batch(&mut batch, period.min(Duration::from_millis(1)))
+                .unwrap_or(0);
             for i in 0..n {
                 if let Ok(Frame::Sample(sample)) = Frame::decode(batch.get(i).bytes) {
                     self.observe(sample, &mut report);
@@ -97,7 +110,11 @@ impl ControlLoop {
                 }
             }
         }
-        report.steered = self.eswitch.counts().map(|c| c.by_location()).unwrap_or_default();
+        report.steered = self
+            .eswitch
+            .counts()
+            .map(|c| c.by_location())
+            .unwrap_or_default();
         report
     }
 
@@ -115,8 +132,17 @@ impl ControlLoop {
         Some(LoadSample {
             at: naam_engine::Nanos(now),
             location: Some(Location::Host),
-            queue_delay_ns: drained.iter().map(|s| s.queue_delay_ns).max().unwrap_or(0).max(silent_ns),
-            utilisation_permille: (drained.iter().map(|s| u64::from(s.utilisation_permille)).sum::<u64>() / n) as u16,
+            queue_delay_ns: drained
+                .iter()
+                .map(|s| s.queue_delay_ns)
+                .max()
+                .unwrap_or(0)
+                .max(silent_ns),
+            utilisation_permille: (drained
+                .iter()
+                .map(|s| u64::from(s.utilisation_permille))
+                .sum::<u64>()
+                / n) as u16,
             queue_len: drained.iter().map(|s| s.queue_len).sum(),
             completions: drained.iter().map(|s| s.completions).sum(),
             period_ns: self.period_ns,
@@ -138,18 +164,30 @@ impl ControlLoop {
     fn observe(&mut self, sample: LoadSample, report: &mut ControlReport) {
         self.record_sample(&sample, report);
         if self.trace {
-            eprintln!("control: sample {:?} at {} queue_delay {} us util {} completions {}", sample.location, sample.at.0, sample.queue_delay_ns / 1000, sample.utilisation_permille, sample.completions);
+            eprintln!(
+                "control: sample {:?} at {} queue_delay {} us util {} completions {}",
+                sample.location,
+                sample.at.0,
+                sample.queue_delay_ns / 1000,
+                sample.utilisation_permille,
+                sample.completions
+            );
         }
         if let Some(change) = self.controller.on_sample(sample) {
             if self.trace {
-                eprintln!("control: change at {}: {:?} -> {:?} ({})", change.at.0, change.before, change.after, change.reason);
+                eprintln!(
+                    "control: change at {}: {:?} -> {:?} ({})",
+                    change.at.0, change.before, change.after, change.reason
+                );
             }
             self.apply(change, report);
         }
     }
 
     fn record_sample(&self, s: &LoadSample, report: &mut ControlReport) {
-        let (Some(location), Some(t_ns)) = (s.location, self.since_measure_start(s.at.0)) else { return };
+        let (Some(location), Some(t_ns)) = (s.location, self.since_measure_start(s.at.0)) else {
+            return;
+        };
         if report.samples.len() >= SAMPLES_KEPT_MAX {
             return;
         }
@@ -168,17 +206,24 @@ impl ControlLoop {
             report.last_apply_error = Some(e.to_string());
             return;
         }
-        self.publish(change.after.of(Location::Client), change.pushback_credit_insn);
+        self.publish(
+            change.after.of(Location::Client),
+            change.pushback_credit_insn,
+        );
         let applied_at = match self.eswitch.apply(&self.rules) {
             // Timestamp when the switch holds the new rule (not when the policy decided).
-            Ok(applied) => realtime_ns().saturating_sub(monotonic_ns().saturating_sub(applied.applied_at_ns)),
+            Ok(applied) => {
+                realtime_ns().saturating_sub(monotonic_ns().saturating_sub(applied.applied_at_ns))
+            }
             Err(e) => {
                 report.apply_errors += 1;
                 report.last_apply_error = Some(e.to_string());
                 realtime_ns()
             }
         };
-        let Some(t_ns) = self.since_measure_start(applied_at) else { return };
+        let Some(t_ns) = self.since_measure_start(applied_at) else {
+            return;
+        };
         report.changes.push(raw::SteeringChange {
             t_ns,
             policy: self.policy_name.clone(),
@@ -196,8 +241,12 @@ impl ControlLoop {
     }
 
     fn publish(&self, client_permille: u16, credit: Option<u64>) {
-        self.control.client_permille.store(u32::from(client_permille), Ordering::Relaxed);
-        self.control.pushback_credit_insn.store(credit.unwrap_or(0), Ordering::Relaxed);
+        self.control
+            .client_permille
+            .store(u32::from(client_permille), Ordering::Relaxed);
+        self.control
+            .pushback_credit_insn
+            .store(credit.unwrap_or(0), Ordering::Relaxed);
     }
 }
 

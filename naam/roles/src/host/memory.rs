@@ -27,7 +27,9 @@ impl HostMemory {
 
     /// Tenant `index`'s regions, in the workload's order.
     pub fn tenant_regions(&self, index: usize) -> Vec<&SharedRegion> {
-        self.by_tenant.get(index).map_or_else(Vec::new, |ids| ids.iter().filter_map(|&id| self.region(id)).collect())
+        self.by_tenant.get(index).map_or_else(Vec::new, |ids| {
+            ids.iter().filter_map(|&id| self.region(id)).collect()
+        })
     }
 
     /// Takes tenant `index`'s write lock (a poisoned lock is still a lock: the data's own
@@ -42,7 +44,13 @@ impl HostMemory {
         self.regions
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().map(|r| ShmEntry { id: i as u32, path: r.path().to_path_buf(), len: r.len() as u64 }))
+            .filter_map(|(i, r)| {
+                r.as_ref().map(|r| ShmEntry {
+                    id: i as u32,
+                    path: r.path().to_path_buf(),
+                    len: r.len() as u64,
+                })
+            })
             .collect()
     }
 }
@@ -57,7 +65,11 @@ pub fn build(
     secret: RkeySecret,
 ) -> Result<(RegionTable, HostMemory, DatasetMeta), RoleError> {
     let mut table = RegionTable::new(secret);
-    let mut memory = HostMemory { regions: Vec::new(), by_tenant: Vec::new(), write_locks: Vec::new() };
+    let mut memory = HostMemory {
+        regions: Vec::new(),
+        by_tenant: Vec::new(),
+        write_locks: Vec::new(),
+    };
     let mut metas = Vec::new();
     for tenant in 0..tenants {
         let mut rkeys = Vec::new();
@@ -65,9 +77,12 @@ pub fn build(
         for spec in workload.regions() {
             let info = table
                 .register(tenant_id(tenant), spec.len, spec.perms)
-                .map_err(|e| RoleError::Setup(format!("registering {} of tenant {tenant}: {e}", spec.name)))?;
+                .map_err(|e| {
+                    RoleError::Setup(format!("registering {} of tenant {tenant}: {e}", spec.name))
+                })?;
             let path = shm_dir.join(format!("naam-{run_id}-r{}", info.id.0));
-            let region = SharedRegion::create(&path, spec.len).map_err(|e| RoleError::io(&path, "create region file", e))?;
+            let region = SharedRegion::create(&path, spec.len)
+                .map_err(|e| RoleError::io(&path, "create region file", e))?;
             let slot = info.id.0 as usize;
             if memory.regions.len() <= slot {
                 memory.regions.resize_with(slot + 1, || None);
@@ -81,7 +96,10 @@ pub fn build(
         workload.load(tenant, &memory.tenant_regions(tenant as usize))?;
         metas.push(TenantMeta { rkeys });
     }
-    let meta = DatasetMeta { workload: workload.meta(&memory.tenant_regions(0)), tenants: metas };
+    let meta = DatasetMeta {
+        workload: workload.meta(&memory.tenant_regions(0)),
+        tenants: metas,
+    };
     Ok((table, memory, meta))
 }
 

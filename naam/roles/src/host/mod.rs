@@ -14,15 +14,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use naam_engine::function::Code;
-use naam_engine::{Controller, Executor, ExecutorConfig, FunctionTable, Location, RegionTable, RuleKey, RuleTable, Shares, policy};
+use naam_engine::{
+    Controller, Executor, ExecutorConfig, FunctionTable, Location, RegionTable, RuleKey, RuleTable,
+    Shares, policy,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, RoleConfig};
 use crate::counters::{PhaseWindow, Totals};
-use crate::timeline::TimelineWatch;
 use crate::os::{cpu_for, pin_current_thread};
 use crate::ready::{self, HostReady};
 use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, ServerWorker, WorkerReport};
+use crate::timeline::TimelineWatch;
 use crate::workload::{self, FunctionCode, ServerWorkload, tenant_id};
 use crate::{RoleError, udp};
 use control::ControlLoop;
@@ -54,11 +57,21 @@ pub struct HostCounters {
 }
 
 /// Runs the host role until `stop` is set.
-pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) -> Result<(), RoleError> {
+pub fn run(
+    config: &RoleConfig,
+    host: &HostConfig,
+    stop: &'static AtomicBool,
+) -> Result<(), RoleError> {
     let timeline = TimelineWatch::start(&config.timeline, stop);
     let workload: Arc<dyn ServerWorkload> = Arc::from(workload::server(&host.dataset)?);
     let secret = memory::fresh_secret()?;
-    let (table, memory, meta) = memory::build(&*workload, host.dataset.tenants, &host.shm_dir, &config.run_id, secret)?;
+    let (table, memory, meta) = memory::build(
+        &*workload,
+        host.dataset.tenants,
+        &host.shm_dir,
+        &config.run_id,
+        secret,
+    )?;
     let functions = Arc::new(functions(&*workload, host.dataset.tenants)?);
     let (table, memory) = (Arc::new(table), Arc::new(memory));
     let net = switch::bind(host)?;
@@ -66,7 +79,9 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
     let control_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
     let control = Arc::new(ControlShared::default());
     let (sample_tx, sample_rx) = crossbeam_channel::bounded(1024);
-    let heartbeats: Vec<Arc<AtomicU64>> = (0..host.workers).map(|_| Arc::new(AtomicU64::new(crate::os::realtime_ns()))).collect();
+    let heartbeats: Vec<Arc<AtomicU64>> = (0..host.workers)
+        .map(|_| Arc::new(AtomicU64::new(crate::os::realtime_ns())))
+        .collect();
     let mut control_loop = ControlLoop {
         controller: server_controller(&host.policy)?,
         rules: fixed_rules(&*workload, host.dataset.tenants)?,
@@ -96,7 +111,11 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
     let window = PhaseWindow::new(timeline.clone());
     let counters = std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
         let rnic = {
-            let (table, memory, cpus) = (Arc::clone(&table), Arc::clone(&memory), host.rnic_cpus.clone());
+            let (table, memory, cpus) = (
+                Arc::clone(&table),
+                Arc::clone(&memory),
+                host.rnic_cpus.clone(),
+            );
             scope.spawn(move || {
                 let _ = pin_current_thread(&cpus);
                 rnic::serve(rnic_socket, table, memory, stop)
@@ -134,12 +153,18 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
             let _ = pin_current_thread(&control_cpus);
             control_loop.run(stop)
         });
-        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready).map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
-        let reports: Vec<WorkerReport> = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
+        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready)
+            .map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
+        let reports: Vec<WorkerReport> = workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect();
         let control_report = controller.join().unwrap_or_default();
         let rnic_report = rnic.join().unwrap_or_default();
         write_control(&config.out_dir, &control_report)?;
-        let totals = reports.iter().fold(Totals::default(), |acc, r| acc.plus(&r.measured));
+        let totals = reports
+            .iter()
+            .fold(Totals::default(), |acc, r| acc.plus(&r.measured));
         let phase_ns = timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
         Ok(HostCounters {
             host: totals.location_counters(host.workers, phase_ns),
@@ -152,7 +177,8 @@ pub fn run(config: &RoleConfig, host: &HostConfig, stop: &'static AtomicBool) ->
             last_apply_error: control_report.last_apply_error,
         })
     })?;
-    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters).map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
+        .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
 }
 
 /// Registers every tenant's functions.
@@ -161,10 +187,18 @@ pub fn functions(workload: &dyn ServerWorkload, tenants: u32) -> Result<Function
     for tenant in 0..tenants {
         for f in workload.functions() {
             let registered = match f.code {
-                FunctionCode::Elf { object, section } => {
-                    table.register_ebpf(tenant_id(tenant), f.id, f.name, Code::Elf { object, name: section })
+                FunctionCode::Elf { object, section } => table.register_ebpf(
+                    tenant_id(tenant),
+                    f.id,
+                    f.name,
+                    Code::Elf {
+                        object,
+                        name: section,
+                    },
+                ),
+                FunctionCode::HostNative => {
+                    table.register_host_native(tenant_id(tenant), f.id, f.name)
                 }
-                FunctionCode::HostNative => table.register_host_native(tenant_id(tenant), f.id, f.name),
             };
             registered.map_err(|e| RoleError::Setup(format!("function {}: {e}", f.name)))?;
         }
@@ -173,14 +207,26 @@ pub fn functions(workload: &dyn ServerWorkload, tenants: u32) -> Result<Function
 }
 
 /// One executor over the shared tables.
-pub fn executor(functions: &Arc<FunctionTable>, table: &Arc<RegionTable>) -> Result<Executor, RoleError> {
-    Executor::new(ExecutorConfig::new(Location::Host), Arc::clone(functions), Arc::clone(table)).map_err(|e| RoleError::Setup(e.to_string()))
+pub fn executor(
+    functions: &Arc<FunctionTable>,
+    table: &Arc<RegionTable>,
+) -> Result<Executor, RoleError> {
+    Executor::new(
+        ExecutorConfig::new(Location::Host),
+        Arc::clone(functions),
+        Arc::clone(table),
+    )
+    .map_err(|e| RoleError::Setup(e.to_string()))
 }
 
 /// The server-side controller of a series: client-side policies (Kayak, Cell) leave the server
 /// at the host.
 pub fn server_controller(series: &str) -> Result<Controller, RoleError> {
-    let name = if policy::runs_at_client(series) { "host" } else { series };
+    let name = if policy::runs_at_client(series) {
+        "host"
+    } else {
+        series
+    };
     let policy = policy::by_name(name).map_err(|e| RoleError::Setup(e.to_string()))?;
     Ok(Controller::new(policy, RuleKey::DEFAULT))
 }
@@ -189,8 +235,14 @@ pub fn server_controller(series: &str) -> Result<Controller, RoleError> {
 pub fn fixed_rules(workload: &dyn ServerWorkload, tenants: u32) -> Result<RuleTable, RoleError> {
     let mut rules = RuleTable::new(Shares::HOST);
     for tenant in 0..tenants {
-        for f in workload.functions().iter().filter(|f| f.code == FunctionCode::HostNative) {
-            rules.set(RuleKey::function(tenant_id(tenant), f.id), Shares::HOST).map_err(|e| RoleError::Setup(e.to_string()))?;
+        for f in workload
+            .functions()
+            .iter()
+            .filter(|f| f.code == FunctionCode::HostNative)
+        {
+            rules
+                .set(RuleKey::function(tenant_id(tenant), f.id), Shares::HOST)
+                .map_err(|e| RoleError::Setup(e.to_string()))?;
         }
     }
     Ok(rules)
@@ -198,7 +250,9 @@ pub fn fixed_rules(workload: &dyn ServerWorkload, tenants: u32) -> Result<RuleTa
 
 fn write_control(out_dir: &Path, report: &control::ControlReport) -> Result<(), RoleError> {
     let steering = out_dir.join(naam_results::raw::STEERING_FILE);
-    naam_results::raw::write_jsonl(&steering, &report.changes).map_err(|e| RoleError::Setup(e.to_string()))?;
+    naam_results::raw::write_jsonl(&steering, &report.changes)
+        .map_err(|e| RoleError::Setup(e.to_string()))?;
     let samples = out_dir.join(naam_results::raw::SAMPLES_FILE);
-    naam_results::raw::write_jsonl(&samples, &report.samples).map_err(|e| RoleError::Setup(e.to_string()))
+    naam_results::raw::write_jsonl(&samples, &report.samples)
+        .map_err(|e| RoleError::Setup(e.to_string()))
 }

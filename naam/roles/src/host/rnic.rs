@@ -31,14 +31,21 @@ pub struct RnicReport {
 }
 
 /// Serves reads until `stop` is set.
-pub fn serve(socket: UdpSocket, table: Arc<RegionTable>, memory: Arc<HostMemory>, stop: &AtomicBool) -> RnicReport {
+pub fn serve(
+    socket: UdpSocket,
+    table: Arc<RegionTable>,
+    memory: Arc<HostMemory>,
+    stop: &AtomicBool,
+) -> RnicReport {
     let mut recv = RecvBatch::new(BATCH);
     let mut send = SendBatch::new(BATCH);
     let mut data = vec![0u8; naam_engine::abi::ACCESS_BYTES_MAX];
     let mut frame = Vec::new();
     let mut report = RnicReport::default();
     while !stop.load(Ordering::Relaxed) {
-        let n = socket.recv_batch(&mut recv, Duration::from_millis(1)).unwrap_or(0);
+        let n = socket
+            .recv_batch(&mut recv, Duration::from_millis(1))
+            .unwrap_or(0);
         for i in 0..n {
             let datagram = recv.get(i);
             let Ok(Frame::Read(read)) = Frame::decode(datagram.bytes) else {
@@ -59,9 +66,19 @@ pub fn serve(socket: UdpSocket, table: Arc<RegionTable>, memory: Arc<HostMemory>
     report
 }
 
-fn answer<'d>(read: &ReadRequest, table: &RegionTable, memory: &HostMemory, data: &'d mut [u8], report: &mut RnicReport) -> ReadReply<'d> {
+fn answer<'d>(
+    read: &ReadRequest,
+    table: &RegionTable,
+    memory: &HostMemory,
+    data: &'d mut [u8],
+    report: &mut RnicReport,
+) -> ReadReply<'d> {
     let access = Descriptor::read(read.rkey, read.offset, read.len);
-    let denied = |code| ReadReply { read_id: read.read_id, denial: code, data: &[] };
+    let denied = |code| ReadReply {
+        read_id: read.read_id,
+        denial: code,
+        data: &[],
+    };
     let region = match table.check(read.tenant, &access) {
         Ok(region) => region,
         Err(denial) => {
@@ -70,11 +87,25 @@ fn answer<'d>(read: &ReadRequest, table: &RegionTable, memory: &HostMemory, data
         }
     };
     let len = read.len as usize;
-    let served = memory.region(region).is_some_and(|r| r.read_into(read.offset, &mut data[..len]));
+    let served = memory
+        .region(region)
+        .is_some_and(|r| r.read_into(read.offset, &mut data[..len]));
     if !served {
         report.denied += 1;
-        return denied(naam_engine::region::Denial::OutOfBounds { region, offset: read.offset, len: read.len, region_len: 0 }.code());
+        return denied(
+            naam_engine::region::Denial::OutOfBounds {
+                region,
+                offset: read.offset,
+                len: read.len,
+                region_len: 0,
+            }
+            .code(),
+        );
     }
     report.reads += 1;
-    ReadReply { read_id: read.read_id, denial: 0, data: &data[..len] }
+    ReadReply {
+        read_id: read.read_id,
+        denial: 0,
+        data: &data[..len],
+    }
 }

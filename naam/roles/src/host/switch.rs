@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use naam_engine::{RuleTable, Shares};
 use naam_net::{KernelEswitch, Steering, UdpSocket, UserEswitch, UserEswitchConfig};
 
-use crate::config::{EswitchMode, HostConfig};
 use crate::config::reachable;
+use crate::config::{EswitchMode, HostConfig};
 use crate::{RoleError, udp};
 
 /// The bound ingress.
@@ -31,7 +31,10 @@ pub struct Bound {
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bound").field("ingress", &self.ingress).field("eswitch", &self.eswitch.kind()).finish_non_exhaustive()
+        f.debug_struct("Bound")
+            .field("ingress", &self.ingress)
+            .field("eswitch", &self.eswitch.kind())
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,25 +55,40 @@ fn bind_kernel(host: &HostConfig) -> Result<Bound, RoleError> {
     }
     let kernel = KernelEswitch::attach(&sockets[0], host.workers, host.nic_workers)
         .map_err(|e| RoleError::Setup(format!("kernel eSwitch: {e}")))?;
-    Ok(Bound { ingress, worker_sockets: sockets, eswitch: Box::new(kernel), nic_listen: Vec::new() })
+    Ok(Bound {
+        ingress,
+        worker_sockets: sockets,
+        eswitch: Box::new(kernel),
+        nic_listen: Vec::new(),
+    })
 }
 
 fn bind_user(host: &HostConfig) -> Result<Bound, RoleError> {
     let any = SocketAddr::new(host.listen_ip, 0);
-    let sockets = (0..host.workers).map(|_| udp::bind(any, false)).collect::<Result<Vec<_>, _>>()?;
+    let sockets = (0..host.workers)
+        .map(|_| udp::bind(any, false))
+        .collect::<Result<Vec<_>, _>>()?;
     let nic_listen = reserve_ports(any, host.nic_workers)?;
     let config = UserEswitchConfig {
         ingress: udp::config(SocketAddr::new(host.listen_ip, host.ingress_port), false),
         host: sockets.iter().map(|s| reachable(s.local_addr())).collect(),
         nic: nic_listen.iter().map(|&a| reachable(a)).collect(),
     };
-    let switch = UserEswitch::start(config, &RuleTable::new(Shares::HOST)).map_err(|e| RoleError::Setup(format!("user-space eSwitch: {e}")))?;
-    Ok(Bound { ingress: switch.ingress_addr(), worker_sockets: sockets, eswitch: Box::new(switch), nic_listen })
+    let switch = UserEswitch::start(config, &RuleTable::new(Shares::HOST))
+        .map_err(|e| RoleError::Setup(format!("user-space eSwitch: {e}")))?;
+    Ok(Bound {
+        ingress: switch.ingress_addr(),
+        worker_sockets: sockets,
+        eswitch: Box::new(switch),
+        nic_listen,
+    })
 }
 
 /// Ports for the NIC workers: bound and released, so the NIC can bind them (the window in which
 /// another program could take one is the NIC's start-up; a clash fails the NIC loudly).
 fn reserve_ports(any: SocketAddr, count: u32) -> Result<Vec<SocketAddr>, RoleError> {
-    let held = (0..count).map(|_| udp::bind(any, false)).collect::<Result<Vec<_>, _>>()?;
+    let held = (0..count)
+        .map(|_| udp::bind(any, false))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(held.iter().map(UdpSocket::local_addr).collect())
 }

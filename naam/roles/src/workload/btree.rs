@@ -14,7 +14,10 @@ use naam_ycsb::{OperationGenerator, RunConfig, Workload};
 use serde::{Deserialize, Serialize};
 
 use super::values::mix;
-use super::{ClientWorkload, Expect, Verified, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload, TenantMeta, WorkloadError, WorkloadMeta, one_read};
+use super::{
+    ClientWorkload, Expect, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload,
+    TenantMeta, Verified, WorkloadError, WorkloadMeta, one_read,
+};
 use crate::config::BtreeSpec;
 use crate::shm::SharedRegion;
 
@@ -65,8 +68,13 @@ pub struct BtreeServer {
 
 /// Builds the tree of `keys` keys at `fill` into a scratch buffer; returns its height.
 fn height_of(node_bytes: u32, keys: u64, fill: u8) -> Result<(u32, u64), String> {
-    let nodes = BTreeConfig::nodes_for_bulk_load(node_bytes, keys, fill).ok_or("bad fill or node size")? + SPARE_NODES;
-    let config = BTreeConfig { node_bytes, nodes_max: nodes };
+    let nodes = BTreeConfig::nodes_for_bulk_load(node_bytes, keys, fill)
+        .ok_or("bad fill or node size")?
+        + SPARE_NODES;
+    let config = BTreeConfig {
+        node_bytes,
+        nodes_max: nodes,
+    };
     let bytes = config.validate().map_err(|e| e.to_string())?;
     let mut scratch = vec![0u8; bytes];
     let pairs = pairs(keys);
@@ -75,32 +83,45 @@ fn height_of(node_bytes: u32, keys: u64, fill: u8) -> Result<(u32, u64), String>
 }
 
 fn pairs(keys: u64) -> Vec<(u64, u64)> {
-    (0..keys).map(|i| (key_at(i), value_of(key_at(i)))).collect()
+    (0..keys)
+        .map(|i| (key_at(i), value_of(key_at(i))))
+        .collect()
 }
 
 /// Keys and fill factor giving exactly `depth` levels (see the module docs).
 fn shape_for_depth(node_bytes: u32, keys: u64, depth: u32) -> Result<(u64, u8), String> {
     // Too deep (or unbuildable) counts as "at least `depth`": height falls as the fill rises.
-    let deep_enough = |keys: u64, fill: u8| height_of(node_bytes, keys, fill).map_or(true, |(h, _)| h >= depth);
+    let deep_enough =
+        |keys: u64, fill: u8| height_of(node_bytes, keys, fill).map_or(true, |(h, _)| h >= depth);
     let mut keys = keys;
     while height_of(node_bytes, keys, 100)?.0 > depth {
         if keys <= 1 {
-            return Err(format!("no tree of depth {depth} exists with {node_bytes}-byte nodes"));
+            return Err(format!(
+                "no tree of depth {depth} exists with {node_bytes}-byte nodes"
+            ));
         }
         keys = keys * 2 / 3;
     }
     if !deep_enough(keys, 1) {
-        return Err(format!("{keys} keys cannot make a tree of depth {depth} with {node_bytes}-byte nodes; add keys"));
+        return Err(format!(
+            "{keys} keys cannot make a tree of depth {depth} with {node_bytes}-byte nodes; add keys"
+        ));
     }
     // The highest fill that is still deep enough.
     let (mut lo, mut hi) = (1u8, 100u8);
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        if deep_enough(keys, mid) { lo = mid } else { hi = mid - 1 }
+        if deep_enough(keys, mid) {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
     }
     match height_of(node_bytes, keys, lo) {
         Ok((h, _)) if h == depth => Ok((keys, lo)),
-        _ => Err(format!("no fill factor gives exactly {depth} levels for {keys} keys of {node_bytes}-byte nodes")),
+        _ => Err(format!(
+            "no fill factor gives exactly {depth} levels for {keys} keys of {node_bytes}-byte nodes"
+        )),
     }
 }
 
@@ -109,43 +130,74 @@ impl BtreeServer {
     pub fn new(spec: &BtreeSpec, _seed: u64) -> Result<BtreeServer, WorkloadError> {
         let bad = WorkloadError::Config;
         let (keys, fill_percent) = match spec.depth {
-            Some(depth) => shape_for_depth(spec.node_bytes, spec.keys.max(1), depth).map_err(bad)?,
+            Some(depth) => {
+                shape_for_depth(spec.node_bytes, spec.keys.max(1), depth).map_err(bad)?
+            }
             None => (spec.keys.max(1), FILL_PERCENT_DEFAULT),
         };
         let (_height, nodes_max) = height_of(spec.node_bytes, keys, fill_percent).map_err(bad)?;
-        Ok(BtreeServer { node_bytes: spec.node_bytes, keys, fill_percent, nodes_max })
+        Ok(BtreeServer {
+            node_bytes: spec.node_bytes,
+            keys,
+            fill_percent,
+            nodes_max,
+        })
     }
 
     fn config(&self) -> BTreeConfig {
-        BTreeConfig { node_bytes: self.node_bytes, nodes_max: self.nodes_max }
+        BTreeConfig {
+            node_bytes: self.node_bytes,
+            nodes_max: self.nodes_max,
+        }
     }
 }
 
 impl ServerWorkload for BtreeServer {
     fn regions(&self) -> Vec<RegionSpec> {
         let len = self.config().validate().unwrap_or(0) as u64;
-        vec![RegionSpec { name: "btree-nodes", len, perms: Perms::READ_WRITE }]
+        vec![RegionSpec {
+            name: "btree-nodes",
+            len,
+            perms: Perms::READ_WRITE,
+        }]
     }
 
     fn functions(&self) -> Vec<FunctionSpec> {
-        let code = FunctionCode::Elf { object: LOOKUP_OBJECT, section: LOOKUP_FUNCTION_SECTION };
-        vec![FunctionSpec { id: BTREE_LOOKUP, name: "btree_lookup", code }]
+        let code = FunctionCode::Elf {
+            object: LOOKUP_OBJECT,
+            section: LOOKUP_FUNCTION_SECTION,
+        };
+        vec![FunctionSpec {
+            id: BTREE_LOOKUP,
+            name: "btree_lookup",
+            code,
+        }]
     }
 
     fn load(&self, tenant: u32, regions: &[&SharedRegion]) -> Result<(), WorkloadError> {
-        let [nodes] = regions else { return Err(WorkloadError::Load { tenant, message: "expected 1 region".into() }) };
+        let [nodes] = regions else {
+            return Err(WorkloadError::Load {
+                tenant,
+                message: "expected 1 region".into(),
+            });
+        };
         // SAFETY: loading happens before the host serves anything.
         let bytes = unsafe { nodes.bytes_mut() };
         BTree::bulk_load(self.config(), bytes, &pairs(self.keys), self.fill_percent)
             .map(drop)
-            .map_err(|e| WorkloadError::Load { tenant, message: e.to_string() })
+            .map_err(|e| WorkloadError::Load {
+                tenant,
+                message: e.to_string(),
+            })
     }
 
     fn meta(&self, regions: &[&SharedRegion]) -> WorkloadMeta {
         // The superblock check needs the whole used region: copy it (once, at setup).
         let mut bytes = vec![0u8; regions.first().map_or(0, |r| r.len())];
         let read = regions.first().is_some_and(|r| r.read_into(0, &mut bytes));
-        let sb = read.then(|| naam_btree::reader::read_superblock(&bytes).ok()).flatten();
+        let sb = read
+            .then(|| naam_btree::reader::read_superblock(&bytes).ok())
+            .flatten();
         WorkloadMeta::Btree(BtreeMeta {
             node_bytes: self.node_bytes,
             region_bytes: regions.first().map_or(0, |r| r.len() as u64),
@@ -155,7 +207,12 @@ impl ServerWorkload for BtreeServer {
         })
     }
 
-    fn native(&self, _function: FunctionId, _args: &[u8], _regions: &[&SharedRegion]) -> Result<Vec<u8>, u32> {
+    fn native(
+        &self,
+        _function: FunctionId,
+        _args: &[u8],
+        _regions: &[&SharedRegion],
+    ) -> Result<Vec<u8>, u32> {
         Err(16)
     }
 }
@@ -172,19 +229,46 @@ pub struct BtreeClient {
 
 impl BtreeClient {
     /// A client over the published trees.
-    pub fn new(spec: &BtreeSpec, meta: &BtreeMeta, tenants: &[TenantMeta], seed: u64, verify: bool) -> Result<BtreeClient, WorkloadError> {
+    pub fn new(
+        spec: &BtreeSpec,
+        meta: &BtreeMeta,
+        tenants: &[TenantMeta],
+        seed: u64,
+        verify: bool,
+    ) -> Result<BtreeClient, WorkloadError> {
         if meta.node_bytes != spec.node_bytes || meta.keys == 0 || meta.root_offset == 0 {
-            return Err(WorkloadError::Meta(format!("host tree {meta:?} does not match {spec:?}")));
+            return Err(WorkloadError::Meta(format!(
+                "host tree {meta:?} does not match {spec:?}"
+            )));
         }
         let rkeys = tenants
             .iter()
-            .map(|t| t.rkeys.first().copied().ok_or_else(|| WorkloadError::Meta("a B-tree tenant without regions".into())))
+            .map(|t| {
+                t.rkeys
+                    .first()
+                    .copied()
+                    .ok_or_else(|| WorkloadError::Meta("a B-tree tenant without regions".into()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut ycsb = Workload::C.spec();
-        ycsb.request_distribution = spec.distribution.parse().map_err(|e: naam_ycsb::YcsbError| WorkloadError::Config(e.to_string()))?;
-        let run = RunConfig { records: meta.keys, operations: CLIENT_OPERATIONS_MAX, spec: ycsb };
-        let generator = OperationGenerator::new(&run, seed, 0, 1).map_err(|e| WorkloadError::Config(e.to_string()))?;
-        Ok(BtreeClient { meta: *meta, rkeys, generator, tenants: Mix(seed ^ 0xb7ee), verify })
+        ycsb.request_distribution = spec
+            .distribution
+            .parse()
+            .map_err(|e: naam_ycsb::YcsbError| WorkloadError::Config(e.to_string()))?;
+        let run = RunConfig {
+            records: meta.keys,
+            operations: CLIENT_OPERATIONS_MAX,
+            spec: ycsb,
+        };
+        let generator = OperationGenerator::new(&run, seed, 0, 1)
+            .map_err(|e| WorkloadError::Config(e.to_string()))?;
+        Ok(BtreeClient {
+            meta: *meta,
+            rkeys,
+            generator,
+            tenants: Mix(seed ^ 0xb7ee),
+            verify,
+        })
     }
 }
 
@@ -210,7 +294,11 @@ impl ClientWorkload for BtreeClient {
         out.function = BTREE_LOOKUP.0;
         out.host_only = false;
         out.op = "lookup";
-        out.expect = if self.verify { Expect::BtreeValue(value_of(key)) } else { Expect::Anything };
+        out.expect = if self.verify {
+            Expect::BtreeValue(value_of(key))
+        } else {
+            Expect::Anything
+        };
     }
 
     fn verify(&self, expect: Expect, payload: &[u8]) -> Verified {
@@ -218,7 +306,9 @@ impl ClientWorkload for BtreeClient {
             Expect::Anything => Verified::Correct,
             Expect::BtreeValue(expected) => match LookupReply::decode(payload) {
                 Ok(LookupReply::Found(v)) if v == expected => Verified::Correct,
-                Ok(LookupReply::Found(v)) => Verified::Wrong(format!("value {v:#x}, expected {expected:#x}")),
+                Ok(LookupReply::Found(v)) => {
+                    Verified::Wrong(format!("value {v:#x}, expected {expected:#x}"))
+                }
                 Ok(LookupReply::NotFound) => Verified::Wrong("a loaded key was not found".into()),
                 Err(e) => Verified::Wrong(e.to_string()),
             },

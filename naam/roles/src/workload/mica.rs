@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::values::{self, VALUE_BYTES_MIN};
 use super::{
-    ClientWorkload, Expect, Verified, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload, TenantMeta, WorkloadError,
-    WorkloadMeta, one_read,
+    ClientWorkload, Expect, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload,
+    TenantMeta, Verified, WorkloadError, WorkloadMeta, one_read,
 };
 use crate::config::MicaSpec;
 use crate::shm::SharedRegion;
@@ -61,10 +61,14 @@ fn config_of(spec: &MicaSpec) -> Result<MicaConfig, WorkloadError> {
     let bad = |m: String| WorkloadError::Config(m);
     let key_len = key_len_of(spec.key_bytes).map_err(bad)?;
     if (spec.value_bytes as usize) < VALUE_BYTES_MIN {
-        return Err(bad(format!("value_bytes = {}: values are self-verifying and need at least {VALUE_BYTES_MIN}", spec.value_bytes)));
+        return Err(bad(format!(
+            "value_bytes = {}: values are self-verifying and need at least {VALUE_BYTES_MIN}",
+            spec.value_bytes
+        )));
     }
     let mut config = MicaConfig::new();
-    config.buckets = u32::try_from(spec.buckets).map_err(|_| bad(format!("buckets = {} too large", spec.buckets)))?;
+    config.buckets = u32::try_from(spec.buckets)
+        .map_err(|_| bad(format!("buckets = {} too large", spec.buckets)))?;
     config.slots = Slots::from_count(spec.slots).map_err(|e| bad(e.to_string()))?;
     config.log_bytes = spec.log_bytes;
     config.item_bytes_max = item_bytes(key_len, spec.value_bytes as usize) as u32;
@@ -76,7 +80,9 @@ fn key_len_of(key_bytes: u32) -> Result<usize, String> {
     match key_bytes as usize {
         8 => Ok(8),
         n if n >= YCSB_KEY_NAME_BYTES_MAX => Ok(n),
-        n => Err(format!("key_bytes = {n}: use 8 (hashed binary keys) or ≥ {YCSB_KEY_NAME_BYTES_MAX} (YCSB key names)")),
+        n => Err(format!(
+            "key_bytes = {n}: use 8 (hashed binary keys) or ≥ {YCSB_KEY_NAME_BYTES_MAX} (YCSB key names)"
+        )),
     }
 }
 
@@ -120,7 +126,10 @@ pub struct MicaServer {
 impl MicaServer {
     /// Validates the spec.
     pub fn new(spec: &MicaSpec, _seed: u64) -> Result<MicaServer, WorkloadError> {
-        Ok(MicaServer { spec: spec.clone(), config: config_of(spec)? })
+        Ok(MicaServer {
+            spec: spec.clone(),
+            config: config_of(spec)?,
+        })
     }
 }
 
@@ -129,48 +138,90 @@ impl MicaServer {
 /// # Safety
 /// The caller holds the tenant's write lock (or is loading before serving).
 unsafe fn regions_mut<'a>(regions: &[&'a SharedRegion]) -> Option<MicaRegionsMut<'a>> {
-    let [index, log, meta] = regions else { return None };
+    let [index, log, meta] = regions else {
+        return None;
+    };
     // SAFETY: forwarded from the caller: exclusive writer of these regions.
-    unsafe { Some(MicaRegionsMut { index: index.bytes_mut(), log: log.bytes_mut(), meta: meta.bytes_mut() }) }
+    unsafe {
+        Some(MicaRegionsMut {
+            index: index.bytes_mut(),
+            log: log.bytes_mut(),
+            meta: meta.bytes_mut(),
+        })
+    }
 }
 
 impl ServerWorkload for MicaServer {
     fn regions(&self) -> Vec<RegionSpec> {
         // validate() succeeded in new(); recomputing cannot fail.
         let sizes = self.config.validate().ok();
-        let (index, log, meta) = sizes.map_or((0, 0, 0), |s| (s.index_bytes, s.log_bytes, s.meta_bytes));
+        let (index, log, meta) =
+            sizes.map_or((0, 0, 0), |s| (s.index_bytes, s.log_bytes, s.meta_bytes));
         vec![
-            RegionSpec { name: "mica-index", len: index as u64, perms: Perms::READ_WRITE },
-            RegionSpec { name: "mica-log", len: log as u64, perms: Perms::READ_WRITE },
-            RegionSpec { name: "mica-meta", len: meta as u64, perms: Perms::READ_WRITE },
+            RegionSpec {
+                name: "mica-index",
+                len: index as u64,
+                perms: Perms::READ_WRITE,
+            },
+            RegionSpec {
+                name: "mica-log",
+                len: log as u64,
+                perms: Perms::READ_WRITE,
+            },
+            RegionSpec {
+                name: "mica-meta",
+                len: meta as u64,
+                perms: Perms::READ_WRITE,
+            },
         ]
     }
 
     fn functions(&self) -> Vec<FunctionSpec> {
         vec![
-            FunctionSpec { id: MICA_GET, name: "mica_get", code: FunctionCode::Elf { object: GET_OBJECT, section: GET_FUNCTION_SECTION } },
-            FunctionSpec { id: MICA_SET, name: "mica_set", code: FunctionCode::HostNative },
+            FunctionSpec {
+                id: MICA_GET,
+                name: "mica_get",
+                code: FunctionCode::Elf {
+                    object: GET_OBJECT,
+                    section: GET_FUNCTION_SECTION,
+                },
+            },
+            FunctionSpec {
+                id: MICA_SET,
+                name: "mica_set",
+                code: FunctionCode::HostNative,
+            },
         ]
     }
 
     fn load(&self, tenant: u32, regions: &[&SharedRegion]) -> Result<(), WorkloadError> {
         let load_err = |message: String| WorkloadError::Load { tenant, message };
         // SAFETY: loading happens before the host serves anything: no other writer or reader.
-        let parts = unsafe { regions_mut(regions) }.ok_or_else(|| load_err("expected 3 regions".into()))?;
-        let mut table = MicaTable::format(self.config, parts).map_err(|e| load_err(e.to_string()))?;
+        let parts =
+            unsafe { regions_mut(regions) }.ok_or_else(|| load_err("expected 3 regions".into()))?;
+        let mut table =
+            MicaTable::format(self.config, parts).map_err(|e| load_err(e.to_string()))?;
         let mut key = Vec::new();
         let mut value = vec![0u8; self.spec.value_bytes as usize];
         for keynum in 0..self.spec.records {
             key_of(keynum, self.spec.key_bytes, &mut key);
             values::fill_value(&mut value, keynum, 0);
-            table.set(&key, &value).map_err(|e| load_err(format!("record {keynum}: {e}")))?;
+            table
+                .set(&key, &value)
+                .map_err(|e| load_err(format!("record {keynum}: {e}")))?;
         }
         let evicted = table.stats().evictions_bucket_full + table.stats().evictions_same_tag;
         if evicted * LOAD_EVICTED_PER_MILLE_MAX_DIVISOR > self.spec.records {
-            return Err(load_err(format!("{evicted} of {} records evicted at load (lossy index): raise buckets or log_bytes", self.spec.records)));
+            return Err(load_err(format!(
+                "{evicted} of {} records evicted at load (lossy index): raise buckets or log_bytes",
+                self.spec.records
+            )));
         }
         if evicted > 0 {
-            eprintln!("mica: tenant {tenant}: {evicted} of {} records evicted at load (MICA's lossy index); their GETs miss", self.spec.records);
+            eprintln!(
+                "mica: tenant {tenant}: {evicted} of {} records evicted at load (MICA's lossy index); their GETs miss",
+                self.spec.records
+            );
         }
         Ok(())
     }
@@ -185,7 +236,12 @@ impl ServerWorkload for MicaServer {
         })
     }
 
-    fn native(&self, function: FunctionId, args: &[u8], regions: &[&SharedRegion]) -> Result<Vec<u8>, u32> {
+    fn native(
+        &self,
+        function: FunctionId,
+        args: &[u8],
+        regions: &[&SharedRegion],
+    ) -> Result<Vec<u8>, u32> {
         if function != MICA_SET {
             return Err(SET_ERR_ARGS);
         }
@@ -215,21 +271,47 @@ pub struct MicaClient {
 
 impl MicaClient {
     /// A client `index` with `seed` over the published tables.
-    pub fn new(spec: &MicaSpec, meta: &MicaMeta, tenants: &[TenantMeta], index: u32, seed: u64, verify: bool) -> Result<MicaClient, WorkloadError> {
+    pub fn new(
+        spec: &MicaSpec,
+        meta: &MicaMeta,
+        tenants: &[TenantMeta],
+        index: u32,
+        seed: u64,
+        verify: bool,
+    ) -> Result<MicaClient, WorkloadError> {
         let config = config_of(spec)?;
-        if meta.buckets != config.buckets || meta.log_bytes != config.log_bytes || meta.records != spec.records {
-            return Err(WorkloadError::Meta(format!("host table {meta:?} differs from the configured {spec:?}")));
+        if meta.buckets != config.buckets
+            || meta.log_bytes != config.log_bytes
+            || meta.records != spec.records
+        {
+            return Err(WorkloadError::Meta(format!(
+                "host table {meta:?} differs from the configured {spec:?}"
+            )));
         }
         let rkeys = tenants
             .iter()
             .map(|t| match t.rkeys[..] {
                 [index, log, meta] => Ok(MicaRkeys { index, log, meta }),
-                _ => Err(WorkloadError::Meta(format!("a MICA tenant has {} regions, expected 3", t.rkeys.len()))),
+                _ => Err(WorkloadError::Meta(format!(
+                    "a MICA tenant has {} regions, expected 3",
+                    t.rkeys.len()
+                ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let generator = ycsb_generator(spec, seed)?;
         let value = vec![0u8; spec.value_bytes as usize];
-        Ok(MicaClient { spec: spec.clone(), config, rkeys, generator, tenants: Mix(seed ^ 0x7e4a), index, writes: 0, verify, key: Vec::new(), value })
+        Ok(MicaClient {
+            spec: spec.clone(),
+            config,
+            rkeys,
+            generator,
+            tenants: Mix(seed ^ 0x7e4a),
+            index,
+            writes: 0,
+            verify,
+            key: Vec::new(),
+            value,
+        })
     }
 
     fn get(&mut self, tenant: u32, keynum: u64, out: &mut Request) {
@@ -241,35 +323,69 @@ impl MicaClient {
         out.descriptors = one_read(a.rkey, a.offset, a.len);
         out.function = MICA_GET.0;
         out.host_only = false;
-        out.expect = if self.verify { Expect::MicaValueOf(keynum) } else { Expect::Anything };
+        out.expect = if self.verify {
+            Expect::MicaValueOf(keynum)
+        } else {
+            Expect::Anything
+        };
     }
 
     fn set(&mut self, tenant: u32, keynum: u64, out: &mut Request) {
         self.writes = self.writes.wrapping_add(1);
-        values::fill_value(&mut self.value, keynum, values::version_of(self.index, self.writes));
+        values::fill_value(
+            &mut self.value,
+            keynum,
+            values::version_of(self.index, self.writes),
+        );
         encode_set(&self.key, &self.value, &mut out.args);
         // The SET's write set: the bucket it modifies (checked for tenant and write permission).
         let args = GetArgs::new(self.config, self.rkeys[tenant as usize], &self.key);
         let a = args.initial_access();
         out.descriptors = Descriptors::new();
         // Cannot fail: the list is empty.
-        let _ = out.descriptors.push(Descriptor { rkey: Rkey(a.rkey), offset: a.offset, len: a.len, kind: AccessKind::Write });
+        let _ = out.descriptors.push(Descriptor {
+            rkey: Rkey(a.rkey),
+            offset: a.offset,
+            len: a.len,
+            kind: AccessKind::Write,
+        });
         out.function = MICA_SET.0;
         out.host_only = true;
-        out.expect = if self.verify { Expect::MicaStored } else { Expect::Anything };
+        out.expect = if self.verify {
+            Expect::MicaStored
+        } else {
+            Expect::Anything
+        };
     }
 }
 
 fn ycsb_generator(spec: &MicaSpec, seed: u64) -> Result<OperationGenerator, WorkloadError> {
     let bad = |m: String| WorkloadError::Config(m);
-    let workload: Workload = serde_json::from_value(serde_json::Value::String(spec.ycsb_workload.clone()))
-        .map_err(|_| bad(format!("ycsb_workload = {:?}: use a..f", spec.ycsb_workload)))?;
+    let workload: Workload = serde_json::from_value(serde_json::Value::String(
+        spec.ycsb_workload.clone(),
+    ))
+    .map_err(|_| {
+        bad(format!(
+            "ycsb_workload = {:?}: use a..f",
+            spec.ycsb_workload
+        ))
+    })?;
     let mut ycsb = workload.spec();
     if ycsb.proportions.scan > 0.0 {
-        return Err(bad(format!("YCSB workload {} has scans; MICA is a hash table without ordered scans", spec.ycsb_workload)));
+        return Err(bad(format!(
+            "YCSB workload {} has scans; MICA is a hash table without ordered scans",
+            spec.ycsb_workload
+        )));
     }
-    ycsb.request_distribution = spec.distribution.parse().map_err(|e: naam_ycsb::YcsbError| bad(e.to_string()))?;
-    let run = RunConfig { records: spec.records, operations: CLIENT_OPERATIONS_MAX, spec: ycsb };
+    ycsb.request_distribution = spec
+        .distribution
+        .parse()
+        .map_err(|e: naam_ycsb::YcsbError| bad(e.to_string()))?;
+    let run = RunConfig {
+        records: spec.records,
+        operations: CLIENT_OPERATIONS_MAX,
+        spec: ycsb,
+    };
     OperationGenerator::new(&run, seed, 0, 1).map_err(|e| bad(e.to_string()))
 }
 
@@ -285,7 +401,11 @@ impl ClientWorkload for MicaClient {
                 self.get(tenant, op.keynum, out);
             }
             OpKind::Update | OpKind::ReadModifyWrite | OpKind::Insert => {
-                out.op = if op.kind == OpKind::Insert { "insert" } else { "update" };
+                out.op = if op.kind == OpKind::Insert {
+                    "insert"
+                } else {
+                    "update"
+                };
                 self.set(tenant, op.keynum, out);
             }
             // Refused at construction (no scans on a hash table).
@@ -300,16 +420,20 @@ impl ClientWorkload for MicaClient {
         match expect {
             Expect::Anything => Verified::Correct,
             Expect::MicaValueOf(keynum) => match GetReply::decode(payload) {
-                Ok(GetReply::Hit(value)) => match values::check_value(value, keynum, self.spec.value_bytes as usize) {
-                    Ok(_) => Verified::Correct,
-                    Err(why) => Verified::Wrong(why),
-                },
+                Ok(GetReply::Hit(value)) => {
+                    match values::check_value(value, keynum, self.spec.value_bytes as usize) {
+                        Ok(_) => Verified::Correct,
+                        Err(why) => Verified::Wrong(why),
+                    }
+                }
                 Ok(GetReply::Miss) => Verified::Miss,
                 Err(e) => Verified::Wrong(e.to_string()),
             },
             Expect::MicaStored if payload == [SET_STORED] => Verified::Correct,
             Expect::MicaStored => Verified::Wrong(format!("SET answered {payload:?}")),
-            Expect::BtreeValue(_) => Verified::Wrong("a B-tree expectation on a MICA request".into()),
+            Expect::BtreeValue(_) => {
+                Verified::Wrong("a B-tree expectation on a MICA request".into())
+            }
         }
     }
 

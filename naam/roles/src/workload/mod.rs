@@ -116,7 +116,12 @@ pub trait ServerWorkload: Send + Sync {
     fn meta(&self, regions: &[&SharedRegion]) -> WorkloadMeta;
     /// Runs a host-native function over a tenant's regions. The caller holds that tenant's write
     /// lock. `Err` is a function-defined error code.
-    fn native(&self, function: FunctionId, args: &[u8], regions: &[&SharedRegion]) -> Result<Vec<u8>, u32>;
+    fn native(
+        &self,
+        function: FunctionId,
+        args: &[u8],
+        regions: &[&SharedRegion],
+    ) -> Result<Vec<u8>, u32>;
 }
 
 /// One request a client sends (or runs itself), with what its answer must be.
@@ -184,25 +189,45 @@ pub fn server(dataset: &Dataset) -> Result<Box<dyn ServerWorkload>, WorkloadErro
 }
 
 /// The client side of `dataset` for client `index` with `seed`, addressing the host's `meta`.
-pub fn client(dataset: &Dataset, meta: &DatasetMeta, index: u32, seed: u64, verify: bool) -> Result<Box<dyn ClientWorkload>, WorkloadError> {
+pub fn client(
+    dataset: &Dataset,
+    meta: &DatasetMeta,
+    index: u32,
+    seed: u64,
+    verify: bool,
+) -> Result<Box<dyn ClientWorkload>, WorkloadError> {
     check_tenants(dataset)?;
     if meta.tenants.len() != dataset.tenants as usize {
-        return Err(WorkloadError::Meta(format!("{} tenants published, {} configured", meta.tenants.len(), dataset.tenants)));
+        return Err(WorkloadError::Meta(format!(
+            "{} tenants published, {} configured",
+            meta.tenants.len(),
+            dataset.tenants
+        )));
     }
     match (&dataset.workload, &meta.workload) {
-        (WorkloadSpec::Mica(spec), WorkloadMeta::Mica(m)) => {
-            Ok(Box::new(mica::MicaClient::new(spec, m, &meta.tenants, index, seed, verify)?))
-        }
-        (WorkloadSpec::Btree(spec), WorkloadMeta::Btree(m)) => {
-            Ok(Box::new(btree::BtreeClient::new(spec, m, &meta.tenants, seed, verify)?))
-        }
-        _ => Err(WorkloadError::Meta("the host published another workload's metadata".into())),
+        (WorkloadSpec::Mica(spec), WorkloadMeta::Mica(m)) => Ok(Box::new(mica::MicaClient::new(
+            spec,
+            m,
+            &meta.tenants,
+            index,
+            seed,
+            verify,
+        )?)),
+        (WorkloadSpec::Btree(spec), WorkloadMeta::Btree(m)) => Ok(Box::new(
+            btree::BtreeClient::new(spec, m, &meta.tenants, seed, verify)?,
+        )),
+        _ => Err(WorkloadError::Meta(
+            "the host published another workload's metadata".into(),
+        )),
     }
 }
 
 fn check_tenants(dataset: &Dataset) -> Result<(), WorkloadError> {
     if dataset.tenants == 0 || dataset.tenants > TENANTS_MAX {
-        return Err(WorkloadError::Config(format!("tenants = {}: must be in 1..={TENANTS_MAX}", dataset.tenants)));
+        return Err(WorkloadError::Config(format!(
+            "tenants = {}: must be in 1..={TENANTS_MAX}",
+            dataset.tenants
+        )));
     }
     Ok(())
 }
@@ -211,7 +236,11 @@ fn check_tenants(dataset: &Dataset) -> Result<(), WorkloadError> {
 pub fn one_read(rkey: u64, offset: u64, len: u32) -> Descriptors {
     let mut d = Descriptors::new();
     // Cannot fail: an empty list has room for one.
-    let _ = d.push(naam_engine::Descriptor::read(naam_engine::Rkey(rkey), offset, len));
+    let _ = d.push(naam_engine::Descriptor::read(
+        naam_engine::Rkey(rkey),
+        offset,
+        len,
+    ));
     d
 }
 

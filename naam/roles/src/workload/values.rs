@@ -46,7 +46,10 @@ pub fn check_value(bytes: &[u8], keynum: u64, len: usize) -> Result<u32, String>
     }
     let found = u32::from_le_bytes(bytes[..4].try_into().map_err(|_| "short value")?);
     if found != fingerprint(keynum) {
-        return Err(format!("value belongs to another key (fingerprint {found:#x}, expected {:#x})", fingerprint(keynum)));
+        return Err(format!(
+            "value belongs to another key (fingerprint {found:#x}, expected {:#x})",
+            fingerprint(keynum)
+        ));
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().map_err(|_| "short value")?);
     let mut expected = vec![0u8; len];
