@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 echo "== eBPF objects match their C sources"
 scripts/build-bpf.sh --check
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "== formatting (cargo fmt --check)"
+  cargo fmt --check
+else
+  echo "== formatting: rustfmt is not installed with this toolchain; check skipped"
+fi
 echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked --no-fail-fast
 echo "== the rdma feature (ibverbs backend) builds, and fails cleanly without an RDMA device"
