@@ -11,6 +11,47 @@ use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
 use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
 use crate::wire::{Frame, Invoke, Status};
 
+/// Where a workload tool runs an operation: host-native Rust, or the workload's eBPF function
+/// through a [`LocalHost`] (the `--via native|vm` of `naam workload mica|btree`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Host-native Rust.
+    Native,
+    /// The eBPF function, run by the engine's executor in naam-vm.
+    Vm,
+}
+
+impl std::str::FromStr for Via {
+    type Err = ViaParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "native" => Ok(Via::Native),
+            "vm" => Ok(Via::Vm),
+            other => Err(ViaParseError {
+                given: other.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Via::Native => "native",
+            Via::Vm => "vm",
+        })
+    }
+}
+
+/// A `--via` value other than `native` or `vm`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--via {given:?}: expected `native` or `vm`")]
+pub struct ViaParseError {
+    /// The rejected value.
+    pub given: String,
+}
+
 /// Rounds (accesses + one step) a call may take before it is declared stuck; far above what the
 /// engine's own bounds allow (steps × retries).
 pub const CALL_ROUNDS_MAX: usize = 100_000;

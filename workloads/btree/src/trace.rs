@@ -6,9 +6,8 @@
 //! line per lookup in input order; `value` is empty when the key is not found.
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
-use std::str::FromStr;
 
 use crate::config::BTreeConfig;
 use crate::error::{BuildError, LookupError};
@@ -21,45 +20,8 @@ use crate::vm::{BTreeVm, VmError};
 /// room for inserts, so we leave some).
 pub const FILL_PERCENT_DEFAULT: u8 = 90;
 
-/// Where lookups run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// Host-native Rust (`BTreeReader::get`).
-    Native,
-    /// The eBPF function `btree_lookup`, run by naam-engine in naam-vm (`vm::BTreeVm`).
-    Vm,
-}
-
-impl FromStr for Via {
-    type Err = ViaParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "native" => Ok(Via::Native),
-            "vm" => Ok(Via::Vm),
-            other => Err(ViaParseError {
-                given: other.to_string(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Via {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Via::Native => "native",
-            Via::Vm => "vm",
-        })
-    }
-}
-
-/// A `--via` value other than `native` or `vm`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--via {given:?}: expected `native` or `vm`")]
-pub struct ViaParseError {
-    /// The rejected value.
-    pub given: String,
-}
+/// Where lookups run: `Native` is host-native Rust, `Vm` the eBPF function (the engine's type).
+pub use naam_engine::local::{Via, ViaParseError};
 
 /// How to build the tree for a replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

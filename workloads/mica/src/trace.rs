@@ -4,9 +4,7 @@
 //! starting with `#` are skipped. Output, one line per operation: `S ok`, `G hit <value-hex>`,
 //! `G miss`, `D ok`, `D miss`. Hex is case-insensitive on input, lower-case on output.
 
-use std::fmt;
 use std::io::{BufRead, Write};
-use std::str::FromStr;
 
 use crate::config::MicaConfig;
 use crate::error::{OpError, OpenError};
@@ -15,45 +13,8 @@ use crate::reader::GetOutcome;
 use crate::table::{MicaRegionsMut, MicaStats, MicaTable};
 use crate::vm::{MicaVm, VmError};
 
-/// Where GETs run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// Host-native Rust (`MicaTable::get_into`).
-    Native,
-    /// The eBPF function `mica_get`, run by naam-engine's executor in naam-vm (`vm::MicaVm`).
-    Vm,
-}
-
-impl FromStr for Via {
-    type Err = ViaParseError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "native" => Ok(Via::Native),
-            "vm" => Ok(Via::Vm),
-            other => Err(ViaParseError {
-                given: other.to_string(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Via {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Via::Native => "native",
-            Via::Vm => "vm",
-        })
-    }
-}
-
-/// A `--via` value other than `native` or `vm`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--via {given:?}: expected `native` or `vm`")]
-pub struct ViaParseError {
-    /// The rejected value.
-    pub given: String,
-}
+/// Where GETs run: `Native` is host-native Rust, `Vm` the eBPF function (the engine's type).
+pub use naam_engine::local::{Via, ViaParseError};
 
 /// One trace operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
