@@ -653,25 +653,12 @@ fn read_line(
 ) -> Result<String, SshError> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
+    let what = ReadWhat {
+        operation: "dialogue",
+        read: "read dialogue",
+    };
     loop {
-        if Instant::now() > deadline {
-            return Err(SshError::Timeout {
-                login: login.to_string(),
-                operation: "dialogue",
-                timeout_ms,
-            });
-        }
-        let n = reader.read(&mut byte).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                SshError::Timeout {
-                    login: login.to_string(),
-                    operation: "dialogue",
-                    timeout_ms,
-                }
-            } else {
-                protocol_io(login, "read dialogue", &e)
-            }
-        })?;
+        let n = read_before(reader, &mut byte, deadline, timeout_ms, login, what)?;
         if n == 0 || byte[0] == b'\n' {
             return Ok(String::from_utf8_lossy(&line).into_owned());
         }
@@ -684,6 +671,40 @@ fn read_line(
         }
         line.push(byte[0]);
     }
+}
+
+/// How a read names itself in errors: the operation that timed out, and the read that failed.
+#[derive(Clone, Copy)]
+struct ReadWhat {
+    operation: &'static str,
+    read: &'static str,
+}
+
+/// One read into `buffer`, unless `deadline` has passed; a socket timeout is a [`SshError::Timeout`]
+/// too.
+fn read_before(
+    reader: &mut impl Read,
+    buffer: &mut [u8],
+    deadline: Instant,
+    timeout_ms: u64,
+    login: &str,
+    what: ReadWhat,
+) -> Result<usize, SshError> {
+    let timeout = || SshError::Timeout {
+        login: login.to_string(),
+        operation: what.operation,
+        timeout_ms,
+    };
+    if Instant::now() > deadline {
+        return Err(timeout());
+    }
+    reader.read(buffer).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            timeout()
+        } else {
+            protocol_io(login, what.read, &e)
+        }
+    })
 }
 
 fn protocol_io(login: &str, operation: &'static str, e: &std::io::Error) -> SshError {
@@ -704,29 +725,12 @@ fn read_bounded(
 ) -> Result<Vec<u8>, SshError> {
     let mut out = Vec::new();
     let mut buffer = [0u8; 8192];
+    let what = ReadWhat {
+        operation: "remote command",
+        read: "read command output",
+    };
     loop {
-        if Instant::now() > deadline {
-            return Err(SshError::Timeout {
-                login: login.to_string(),
-                operation: "remote command",
-                timeout_ms,
-            });
-        }
-        let n = reader.read(&mut buffer).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::TimedOut {
-                SshError::Timeout {
-                    login: login.to_string(),
-                    operation: "remote command",
-                    timeout_ms,
-                }
-            } else {
-                SshError::Protocol {
-                    login: login.to_string(),
-                    operation: "read command output",
-                    message: e.to_string(),
-                }
-            }
-        })?;
+        let n = read_before(reader, &mut buffer, deadline, timeout_ms, login, what)?;
         if n == 0 {
             return Ok(out);
         }
