@@ -1,7 +1,10 @@
 //! The function ABI of `include/naam.h`, mirrored in Rust.
 //!
 //! Every constant here has a twin `#define` in `naam.h`; the test `abi_matches_header` parses the
-//! header and checks that they agree, so the C side and the engine cannot drift apart.
+//! header and checks that they agree, so the C side and the engine cannot drift apart. The workloads check their own headers with
+//! [`header_mismatches`].
+
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `NAAM_ABI_VERSION`.
 pub const ABI_VERSION: u32 = 1;
@@ -63,33 +66,55 @@ pub mod ctx {
     pub const BYTES: usize = DATA + DATA_ENTRY_BYTES * super::ACCESSES_PER_STEP_MAX;
 }
 
+/// The `#define NAME <integer>` lines (decimal or `0x` hex) of a C ABI header: naam.h, and the
+/// workloads' headers that build on it. Other defines are skipped.
+pub fn header_defines(header: &str) -> BTreeMap<String, u64> {
+    header
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == "#define").then_some(())?;
+            let name = words.next()?;
+            let value = words.next()?;
+            let parsed = match value.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+                None => value.parse().ok()?,
+            };
+            Some((name.to_string(), parsed))
+        })
+        .collect()
+}
+
+/// Every disagreement between a C header's integer defines and the Rust constants meant to
+/// mirror them (a define missing on either side, or a different value); empty when they agree.
+/// With `exhaustive`, a define of the header that `rust` does not list is a disagreement too.
+pub fn header_mismatches(header: &str, rust: &[(&str, u64)], exhaustive: bool) -> Vec<String> {
+    let c = header_defines(header);
+    let mut mismatches: Vec<String> = rust
+        .iter()
+        .filter_map(|&(name, value)| match c.get(name) {
+            Some(&v) if v == value => None,
+            Some(&v) => Some(format!("{name}: header {v}, Rust {value}")),
+            None => Some(format!("{name}: not in the header (Rust {value})")),
+        })
+        .collect();
+    if exhaustive {
+        let listed: BTreeSet<&str> = rust.iter().map(|&(name, _)| name).collect();
+        mismatches.extend(
+            c.iter()
+                .filter(|(name, _)| !listed.contains(name.as_str()))
+                .map(|(name, v)| format!("{name}: only in the header ({v})")),
+        );
+    }
+    mismatches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    /// `#define NAME value` lines of naam.h whose value is a plain integer.
-    fn header_defines() -> HashMap<String, u64> {
-        let header = include_str!("../include/naam.h");
-        header
-            .lines()
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                (words.next()? == "#define").then_some(())?;
-                let name = words.next()?;
-                let value = words.next()?;
-                let parsed = match value.strip_prefix("0x") {
-                    Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-                    None => value.parse().ok()?,
-                };
-                Some((name.to_string(), parsed))
-            })
-            .collect()
-    }
 
     #[test]
     fn abi_matches_header() {
-        let defines = header_defines();
         let expected: [(&str, u64); 16] = [
             ("NAAM_ABI_VERSION", u64::from(ABI_VERSION)),
             ("NAAM_ARGS_BYTES_MAX", ARGS_BYTES_MAX as u64),
@@ -108,9 +133,26 @@ mod tests {
             ("NAAM_HELPER_SAVE_STATE", u64::from(HELPER_SAVE_STATE)),
             ("NAAM_LOC_CLIENT", 2),
         ];
-        for (name, value) in expected {
-            assert_eq!(defines.get(name), Some(&value), "{name} in naam.h");
-        }
+        let mismatches = header_mismatches(include_str!("../include/naam.h"), &expected, false);
+        assert!(mismatches.is_empty(), "naam.h disagrees: {mismatches:#?}");
+    }
+
+    #[test]
+    fn a_disagreement_is_named() {
+        let header = "#define A 1\n#define B 0x10\n#define C \"text\"\n#define D 4\n";
+        assert_eq!(
+            header_mismatches(header, &[("A", 1), ("B", 16)], false),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            header_mismatches(header, &[("A", 2), ("E", 5)], true),
+            [
+                "A: header 1, Rust 2",
+                "E: not in the header (Rust 5)",
+                "B: only in the header (16)",
+                "D: only in the header (4)"
+            ]
+        );
     }
 
     #[test]

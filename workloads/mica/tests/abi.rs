@@ -1,28 +1,11 @@
 //! The C side (`bpf/mica_abi.h`, `bpf/mica_get.o`) agrees with the Rust side.
 
-use std::collections::BTreeMap;
-
+use naam_engine::abi::header_mismatches;
 use naam_mica::{get, layout};
-
-/// `#define NAME <integer>` lines of a header.
-fn defines(header: &str) -> BTreeMap<String, u64> {
-    header
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            (fields.next() == Some("#define")).then_some(())?;
-            let name = fields.next()?;
-            let value = fields.next()?.parse().ok()?;
-            Some((name.to_string(), value))
-        })
-        .collect()
-}
 
 #[test]
 fn abi_header_matches_layout() {
-    let header = include_str!("../bpf/mica_abi.h");
-    let c = defines(header);
-    let rust: BTreeMap<&str, u64> = [
+    let rust = [
         (
             "MICA_BUCKET_HEADER_BYTES",
             layout::BUCKET_HEADER_BYTES as u64,
@@ -87,18 +70,12 @@ fn abi_header_matches_layout() {
         ("MICA_ERR_STATE", get::ERR_STATE),
         ("MICA_ERR_ITEM_TRUNCATED", get::ERR_ITEM_TRUNCATED),
         ("MICA_ERR_HELPER", get::ERR_HELPER),
-    ]
-    .into_iter()
-    .collect();
-    let c_names: Vec<&str> = c.keys().map(String::as_str).collect();
-    let rust_names: Vec<&str> = rust.keys().copied().collect();
-    assert_eq!(
-        c_names, rust_names,
-        "the header and this table name the same constants"
+    ];
+    let mismatches = header_mismatches(include_str!("../bpf/mica_abi.h"), &rust, true);
+    assert!(
+        mismatches.is_empty(),
+        "the header and the Rust side disagree: {mismatches:#?}"
     );
-    for (name, value) in &rust {
-        assert_eq!(c.get(*name), Some(value), "{name}");
-    }
 }
 
 #[test]
