@@ -31,18 +31,14 @@ fn setup(functions_live: u32) -> (Executor, Vec<u8>, Vec<u8>) {
     .unwrap();
     let args = [1u8; 24];
     let msg = Invoke {
-        tenant: TenantId(7),
-        function: FunctionId(7),
-        request_id: RequestId(1),
-        flow: 0,
         flags: InvokeFlags(InvokeFlags::ALLOW_PUSHBACK),
-        step: 0,
-        attempt: 0,
-        reply_to: None,
-        args: &args,
-        descriptors: Descriptors::from_slice(&[Descriptor::read(region.rkey, 64, 64)]).unwrap(),
-        origin: Descriptors::new(),
-        state: &[],
+        ..Invoke::new_message(
+            TenantId(7),
+            FunctionId(7),
+            RequestId(1),
+            &args,
+            Descriptors::from_slice(&[Descriptor::read(region.rkey, 64, 64)]).unwrap(),
+        )
     };
     let mut frame = Vec::new();
     msg.encode(&mut frame).unwrap();

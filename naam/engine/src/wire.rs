@@ -488,7 +488,32 @@ impl<'a> Frame<'a> {
     }
 }
 
-impl Invoke<'_> {
+impl<'a> Invoke<'a> {
+    /// A new message (step 0, first attempt, no state): `args` and step 0's `descriptors`, no
+    /// flags, flow 0, reply to the sender. Set other fields with struct update syntax.
+    pub fn new_message(
+        tenant: TenantId,
+        function: FunctionId,
+        request_id: RequestId,
+        args: &'a [u8],
+        descriptors: Descriptors,
+    ) -> Invoke<'a> {
+        Invoke {
+            tenant,
+            function,
+            request_id,
+            flow: 0,
+            flags: InvokeFlags(0),
+            step: 0,
+            attempt: 0,
+            reply_to: None,
+            args,
+            descriptors,
+            origin: Descriptors::new(),
+            state: &[],
+        }
+    }
+
     /// Encodes this Invoke as a frame.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Frame::Invoke(*self).encode(out)

@@ -183,20 +183,13 @@ proptest! {
 #[test]
 fn oversized_parts_are_refused_on_both_sides() {
     let args = vec![0u8; ARGS_BYTES_MAX + 1];
-    let m = Invoke {
-        tenant: TenantId(1),
-        function: FunctionId(1),
-        request_id: RequestId(1),
-        flow: 0,
-        flags: InvokeFlags::default(),
-        step: 0,
-        attempt: 0,
-        reply_to: None,
-        args: &args,
-        descriptors: Descriptors::new(),
-        origin: Descriptors::new(),
-        state: &[],
-    };
+    let m = Invoke::new_message(
+        TenantId(1),
+        FunctionId(1),
+        RequestId(1),
+        &args,
+        Descriptors::new(),
+    );
     let mut buf = Vec::new();
     assert_eq!(
         m.encode(&mut buf),

@@ -314,18 +314,16 @@ impl Client {
         let local =
             !self.request.host_only && steer_bucket(RequestId(request_id)) < self.client_permille;
         let invoke = Invoke {
-            tenant: tenant_id(self.request.tenant),
-            function: FunctionId(self.request.function),
-            request_id: RequestId(request_id),
             flow: self.index,
             flags: InvokeFlags(InvokeFlags::ALLOW_PUSHBACK),
-            step: 0,
-            attempt: 0,
             reply_to: Some(self.reply_to),
-            args: &self.request.args,
-            descriptors: self.request.descriptors,
-            origin: Default::default(),
-            state: &[],
+            ..Invoke::new_message(
+                tenant_id(self.request.tenant),
+                FunctionId(self.request.function),
+                RequestId(request_id),
+                &self.request.args,
+                self.request.descriptors,
+            )
         };
         let pending = Pending {
             ticket,

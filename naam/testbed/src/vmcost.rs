@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use naam_engine::function::Code;
 use naam_engine::local::LocalHost;
-use naam_engine::wire::{Descriptors, InvokeFlags};
+use naam_engine::wire::Descriptors;
 use naam_engine::{
     Descriptor, FunctionId, Invoke, Perms, RequestId, Rkey, RkeySecret, Status, TenantId,
 };
@@ -125,20 +125,13 @@ fn time(
 }
 
 fn interpret(host: &mut LocalHost, call: &Prepared) -> Result<bool, TestbedError> {
-    let invoke = Invoke {
-        tenant: TENANT,
-        function: FUNCTION,
-        request_id: RequestId(1),
-        flow: 0,
-        flags: InvokeFlags::default(),
-        step: 0,
-        attempt: 0,
-        reply_to: None,
-        args: &call.args,
-        descriptors: Descriptors::from_slice(&[call.first]).unwrap_or_default(),
-        origin: Descriptors::new(),
-        state: &[],
-    };
+    let invoke = Invoke::new_message(
+        TENANT,
+        FUNCTION,
+        RequestId(1),
+        &call.args,
+        Descriptors::from_slice(&[call.first]).unwrap_or_default(),
+    );
     let reply = host.call(&invoke).map_err(|e| TestbedError::Output {
         path: "vm-cost".into(),
         message: e.to_string(),

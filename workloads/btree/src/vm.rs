@@ -7,7 +7,7 @@
 use naam_engine::function::FunctionError;
 use naam_engine::local::{LocalError, LocalHost};
 use naam_engine::region::RegionError;
-use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind, InvokeFlags};
+use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind};
 use naam_engine::{
     Code, Descriptor, FunctionId, Invoke, Perms, RegionId, RequestId, Rkey, RkeySecret, Status,
     TenantId,
@@ -143,20 +143,13 @@ impl BTreeVm {
         // One descriptor always fits (ACCESSES_PER_STEP_MAX >= 1).
         let _ = descriptors.push(Descriptor::read(Rkey(first.rkey), first.offset, first.len));
         self.next_request += 1;
-        let invoke = Invoke {
-            tenant: VM_TENANT,
-            function: VM_LOOKUP_FUNCTION,
-            request_id: RequestId(self.next_request),
-            flow: 0,
-            flags: InvokeFlags(0),
-            step: 0,
-            attempt: 0,
-            reply_to: None,
-            args: &args,
+        let invoke = Invoke::new_message(
+            VM_TENANT,
+            VM_LOOKUP_FUNCTION,
+            RequestId(self.next_request),
+            &args,
             descriptors,
-            origin: Descriptors::new(),
-            state: &[],
-        };
+        );
         let reply = self.host.call(&invoke).map_err(VmError::Call)?;
         let code = match reply.status {
             Status::Ok => None,

@@ -12,7 +12,7 @@ use naam_btree::lookup::{LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT};
 use naam_btree::{BTree, BTreeConfig, BTreeReader, LookupArgs, LookupReply};
 use naam_engine::abi::{RETRIES_MAX, STEPS_MAX};
 use naam_engine::exec::AccessFailure;
-use naam_engine::wire::{Descriptors, ErrorKind, InvokeFlags};
+use naam_engine::wire::{Descriptors, ErrorKind};
 use naam_engine::{
     Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke, Location,
     Nanos, Perms, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
@@ -75,20 +75,7 @@ fn lookup_with(
     let descriptors =
         Descriptors::from_slice(&[Descriptor::read(Rkey(first.rkey), first.offset, first.len)])
             .expect("one descriptor");
-    let invoke = Invoke {
-        tenant: TENANT,
-        function: LOOKUP,
-        request_id: RequestId(1),
-        flow: 0,
-        flags: InvokeFlags(0),
-        step: 0,
-        attempt: 0,
-        reply_to: None,
-        args: &encoded,
-        descriptors,
-        origin: Descriptors::new(),
-        state: &[],
-    };
+    let invoke = Invoke::new_message(TENANT, LOOKUP, RequestId(1), &encoded, descriptors);
     exec.submit(Nanos(0), Nanos(0), 0, &invoke);
     let mut reads = Vec::new();
     let mut frame = Vec::new();

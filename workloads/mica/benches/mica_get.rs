@@ -19,7 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use naam_engine::abi::ctx;
 use naam_engine::helpers::{StepCtx, naam_helpers};
 use naam_engine::local::LocalHost;
-use naam_engine::wire::{Descriptors, InvokeFlags};
+use naam_engine::wire::Descriptors;
 use naam_engine::{
     Code, Descriptor, FunctionId, Invoke, Perms, RequestId, Rkey, RkeySecret, TenantId,
 };
@@ -155,20 +155,7 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
         let descriptors =
             Descriptors::from_slice(&[Descriptor::read(Rkey(first.rkey), first.offset, first.len)])
                 .expect("one");
-        let invoke = Invoke {
-            tenant: TENANT,
-            function: GET,
-            request_id: RequestId(id),
-            flow: 0,
-            flags: InvokeFlags(0),
-            step: 0,
-            attempt: 0,
-            reply_to: None,
-            args: &args,
-            descriptors,
-            origin: Descriptors::new(),
-            state: &[],
-        };
+        let invoke = Invoke::new_message(TENANT, GET, RequestId(id), &args, descriptors);
         host.call(&invoke).expect("call")
     };
     let reply = call(&loaded.hits[0], 0);

@@ -17,7 +17,7 @@ use naam_engine::abi::{RETRIES_MAX, STEPS_MAX};
 use naam_engine::exec::{AccessFailure, AccessRequest, ConfigError as ExecutorConfigError};
 use naam_engine::function::FunctionError;
 use naam_engine::region::RegionError;
-use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind, InvokeFlags};
+use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind};
 use naam_engine::{
     Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke, Location,
     Nanos, Perms, RegionId, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
@@ -263,20 +263,13 @@ impl MicaVm {
         // One descriptor always fits (ACCESSES_PER_STEP_MAX >= 1).
         let _ = descriptors.push(Descriptor::read(Rkey(first.rkey), first.offset, first.len));
         self.next_request += 1;
-        let invoke = Invoke {
-            tenant: VM_TENANT,
-            function: VM_GET_FUNCTION,
-            request_id: RequestId(self.next_request),
-            flow: 0,
-            flags: InvokeFlags(0),
-            step: 0,
-            attempt: 0,
-            reply_to: None,
-            args: &self.args,
+        let invoke = Invoke::new_message(
+            VM_TENANT,
+            VM_GET_FUNCTION,
+            RequestId(self.next_request),
+            &self.args,
             descriptors,
-            origin: Descriptors::new(),
-            state: &[],
-        };
+        );
         self.exec.submit(Nanos(0), Nanos(0), 0, &invoke);
         for round in 0..GET_ROUNDS_MAX {
             self.perform_accesses(memory, round);

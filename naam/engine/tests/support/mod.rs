@@ -236,18 +236,8 @@ pub fn invoke<'a>(
     descriptors: Descriptors,
 ) -> Invoke<'a> {
     Invoke {
-        tenant,
-        function,
-        request_id: RequestId(id),
-        flow: 0,
         flags: InvokeFlags(InvokeFlags::ALLOW_PUSHBACK),
-        step: 0,
-        attempt: 0,
-        reply_to: None,
-        args,
-        descriptors,
-        origin: Descriptors::new(),
-        state: &[],
+        ..Invoke::new_message(tenant, function, RequestId(id), args, descriptors)
     }
 }
 

@@ -299,24 +299,20 @@ fn with_reply_to<'a>(invoke: &'a [u8], client: SocketAddr, scratch: &'a mut [u8]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use naam_engine::wire::{Descriptors, Frame, Invoke, InvokeFlags};
+    use naam_engine::wire::{Descriptors, Frame, Invoke};
     use naam_engine::{FunctionId, RequestId, TenantId};
 
     #[test]
     fn reply_address_is_filled_in_only_when_empty() {
         let invoke = Invoke {
-            tenant: TenantId(1),
-            function: FunctionId(2),
-            request_id: RequestId(3),
             flow: 4,
-            flags: InvokeFlags(0),
-            step: 0,
-            attempt: 0,
-            reply_to: None,
-            args: b"abc",
-            descriptors: Descriptors::new(),
-            origin: Descriptors::new(),
-            state: &[],
+            ..Invoke::new_message(
+                TenantId(1),
+                FunctionId(2),
+                RequestId(3),
+                b"abc",
+                Descriptors::new(),
+            )
         };
         let mut bytes = Vec::new();
         invoke.encode(&mut bytes).unwrap();
