@@ -399,22 +399,7 @@ impl Connection {
         self.session
             .set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
         let result = (|| {
-            let mut channel = self
-                .session
-                .channel_session()
-                .map_err(|e| protocol(&login, "open channel", &e))?;
-            // Every line runs under /bin/sh whatever the login shell is, so quoting and builtins
-            // behave the same on every machine.
-            let wrapped = ShellLine::new()
-                .op("exec /bin/sh -c")
-                .text(line.as_str())
-                .map_err(|source| SshError::Command {
-                    login: login.clone(),
-                    source,
-                })?;
-            channel
-                .exec(wrapped.as_str())
-                .map_err(|e| protocol(&login, "exec", &e))?;
+            let mut channel = self.exec_under_sh(line, &login)?;
             let stdout = read_bounded(&mut channel, deadline, timeout_ms, &login, line, "stdout")?;
             let stderr = read_bounded(
                 &mut channel.stderr(),
@@ -438,6 +423,26 @@ impl Connection {
         result
     }
 
+    /// Opens a channel and starts `line` on it. Every line runs under /bin/sh whatever the login
+    /// shell is, so quoting and builtins behave the same on every machine.
+    fn exec_under_sh(&mut self, line: &ShellLine, login: &str) -> Result<ssh2::Channel, SshError> {
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| protocol(login, "open channel", &e))?;
+        let wrapped = ShellLine::new()
+            .op("exec /bin/sh -c")
+            .text(line.as_str())
+            .map_err(|source| SshError::Command {
+                login: login.to_string(),
+                source,
+            })?;
+        channel
+            .exec(wrapped.as_str())
+            .map_err(|e| protocol(login, "exec", &e))?;
+        Ok(channel)
+    }
+
     /// Starts `line` and holds a dialogue with it over one channel: `rounds` times, sends a
     /// newline and reads one line of its stdout (at most [`DIALOGUE_LINE_BYTES_MAX`] bytes),
     /// timing each exchange with `clock`. Returns `(sent, reply, received)` per round. One
@@ -454,20 +459,7 @@ impl Connection {
         self.session
             .set_timeout(u32::try_from(timeout_ms).unwrap_or(u32::MAX).max(1));
         let result = (|| {
-            let mut channel = self
-                .session
-                .channel_session()
-                .map_err(|e| protocol(&login, "open channel", &e))?;
-            let wrapped = ShellLine::new()
-                .op("exec /bin/sh -c")
-                .text(line.as_str())
-                .map_err(|source| SshError::Command {
-                    login: login.clone(),
-                    source,
-                })?;
-            channel
-                .exec(wrapped.as_str())
-                .map_err(|e| protocol(&login, "exec", &e))?;
+            let mut channel = self.exec_under_sh(line, &login)?;
             let mut replies = Vec::new();
             for _ in 0..rounds {
                 let sent = clock();
