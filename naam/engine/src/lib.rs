@@ -57,5 +57,5 @@ pub use ids::{
     AccessKind, Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, Rkey, TenantId,
 };
 pub use region::{Perms, RegionInfo, RegionTable, RkeySecret};
-pub use steer::{RuleKey, RuleTable, Shares};
+pub use steer::{RuleKey, RuleTable, Shares, SteerKey};
 pub use wire::{Frame, Invoke, Reply, Status};

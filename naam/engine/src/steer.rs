@@ -126,6 +126,39 @@ pub fn steer_bucket(request_id: RequestId) -> u16 {
     ((request_id.0.wrapping_mul(STEER_HASH_MULTIPLIER) >> 32) % u64::from(BUCKETS)) as u16
 }
 
+/// The steering key of one message: what the eSwitch decides on. A hardware eSwitch matches
+/// packet headers, not payloads, so the client carries the key in a header it sets per message
+/// (naam-net maps it to the UDP source port); every eSwitch implementation decides from the key
+/// alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SteerKey {
+    /// The message's bucket (`0..BUCKETS`, [`steer_bucket`] of its request id): it runs where
+    /// the shares put that bucket.
+    Bucket(u16),
+    /// Pinned to the host whatever the shares: host-native functions (writes run where the data
+    /// lives).
+    Pinned,
+}
+
+impl SteerKey {
+    /// The key of a message: pinned when it must run at the host, else its request's bucket.
+    pub fn of(request_id: RequestId, host_only: bool) -> SteerKey {
+        if host_only {
+            SteerKey::Pinned
+        } else {
+            SteerKey::Bucket(steer_bucket(request_id))
+        }
+    }
+
+    /// Where a message with this key runs under `shares`.
+    pub fn location(self, shares: Shares) -> Location {
+        match self {
+            SteerKey::Bucket(bucket) => shares.location_of(bucket),
+            SteerKey::Pinned => Location::Host,
+        }
+    }
+}
+
 /// What a rule applies to; `None` fields are wildcards. A flow rule needs a function, and a
 /// function rule needs a tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -319,6 +352,16 @@ mod tests {
         check_route(&t, 1, 8, 0, expect!["host=5002 nic=4998 client=0"]);
         check_route(&t, 1, 7, 0, expect!["host=0 nic=10000 client=0"]);
         check_route(&t, 1, 7, 3, expect!["host=0 nic=3001 client=6999"]);
+    }
+
+    #[test]
+    fn steer_keys_follow_the_bucket_unless_pinned() {
+        let shares = Shares::new(0, 1000, 0).unwrap();
+        let id = RequestId(42);
+        assert_eq!(SteerKey::of(id, false), SteerKey::Bucket(steer_bucket(id)));
+        assert_eq!(SteerKey::of(id, false).location(shares), Location::Nic);
+        assert_eq!(SteerKey::of(id, true), SteerKey::Pinned);
+        assert_eq!(SteerKey::Pinned.location(shares), Location::Host);
     }
 
     #[test]
