@@ -2,7 +2,7 @@
 //!
 //! # Design
 //!
-//! One manifest per experiment of DESIGN.md §5 lives at `experiments/<id>.toml`. It holds what
+//! One manifest per experiment (ARTIFACT.md lists them with the claims they test) lives at `experiments/<id>.toml`. It holds what
 //! is common to both variants at the top level (testbed, roles, workload, series, seed) and what
 //! differs in two tables, `[quick]` and `[full]` (durations, repetitions, sweeps, events), so
 //! that every duration is in one obvious place. Loading happens in two phases, as ripgrep does

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the manifest schema and of the plan JSON written to `plan.json`.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The experiments of DESIGN.md §5; each has one manifest `experiments/<id>.toml`.
+/// The experiments (ARTIFACT.md maps them to the paper's claims); each has one manifest `experiments/<id>.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExperimentId {

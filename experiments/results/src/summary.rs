@@ -23,8 +23,8 @@ use crate::time;
 /// Version of `summary.json`.
 pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
 
-/// When a point is invalid. DESIGN.md §6: "a point is invalid, and said so, when the generator
-/// fell behind its schedule or the achieved rate missed the offered rate".
+/// When a point is invalid: a point is invalid, and says so, when the generator fell behind its
+/// schedule or the achieved rate missed the offered rate.
 pub mod limits {
     /// Achieved rate below this fraction of the offered rate marks the point invalid: 5 %
     /// leaves room for Poisson sampling error over short phases (at 10^4 requests the

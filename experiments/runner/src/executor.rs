@@ -6,9 +6,9 @@ use naam_plan::{ExperimentPlan, PointPlan};
 
 /// Executes one point of a plan, writing its raw files (naam_results::raw) into `out_dir`.
 ///
-/// The local testbed (naam-testbed), the orchestrator (real machines) and the in-process
-/// vm-cost executor implement it; [`crate::synthetic::SyntheticExecutor`] stands in for them
-/// in tests. The runner owns everything else: folders, summaries, sealing, resume, progress.
+/// The local testbed and the in-process vm-cost executor (naam-executors) and the orchestrator
+/// (naam-ssh: real machines) implement it; [`crate::synthetic::SyntheticExecutor`] stands in
+/// for them in tests. The runner owns everything else: folders, summaries, sealing, resume, progress.
 pub trait PointExecutor {
     /// What executes the points, recorded in the provenance and in every figure's footnote
     /// (`local testbed (emulated NIC)`, `synthetic: stands in for the testbed`).

@@ -1,6 +1,7 @@
 //! `naam`: the command-line tool of the NAAM reproduction harness. It binds the libraries: plans
-//! (naam-plan), the runner (naam-runner) over the local testbed (naam-testbed), analysis and
-//! figures (naam-analysis), the workloads, and the testbed benchmark. `anyhow` lives only here.
+//! (naam-plan), the runner (naam-runner) over the point executors (naam-executors: the local
+//! testbed and vm-cost; naam-ssh: real machines), analysis and figures (naam-analysis), the
+//! workloads, and the testbed benchmark. `anyhow` lives only here.
 
 mod cli;
 mod cmd;

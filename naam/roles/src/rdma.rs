@@ -26,7 +26,7 @@ pub fn open_one_sided() -> Result<(), RoleError> {
 #[cfg(not(feature = "rdma"))]
 pub fn open_one_sided() -> Result<(), RoleError> {
     Err(RoleError::Setup(
-        "this naam-role was built without RDMA support: cargo build --features naam-roles/rdma -p naam-testbed --bin naam-role".into(),
+        "this naam-role was built without RDMA support: cargo build -p naam-roles --features rdma --bin naam-role".into(),
     ))
 }
 

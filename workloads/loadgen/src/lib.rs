@@ -1,7 +1,7 @@
 //! The measurement core of NAAM's client role: open-loop schedules, latency from the intended send
 //! time, per-interval HdrHistograms, interval logs, and the validity verdict of a point.
 //!
-//! Design (DESIGN.md §6): load is offered open-loop by default — a Poisson process or a fixed
+//! Design: load is offered open-loop by default — a Poisson process or a fixed
 //! rate, seeded — and every request's latency runs from its *intended* send time, so a server that
 //! stalls shows its full queueing delay instead of slowing the generator down (coordinated
 //! omission). How late the generator itself sent is recorded apart, and a point whose generator

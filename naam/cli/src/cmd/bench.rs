@@ -125,7 +125,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .max_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s))
         .context("no ceiling measured")?;
-    let executor = naam_testbed::LocalExecutor::new(local_options(&args.testbed)?);
+    let executor = naam_executors::LocalExecutor::new(local_options(&args.testbed)?);
     let measure_ms = args.seconds * 1000;
     let host_plan = plan_of(&manifest(
         "mica-ycsb-b",
@@ -200,8 +200,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn shift_time_ms(dir: &Path, hog_at_ms: u64) -> anyhow::Result<Option<f64>> {
-    let by_interval = naam_testbed::shift::completions_by_interval(dir, 0)?;
-    Ok(naam_testbed::shift::shift_time_ms(
+    let by_interval = naam_executors::shift::completions_by_interval(dir, 0)?;
+    Ok(naam_executors::shift::shift_time_ms(
         &by_interval,
         hog_at_ms,
         SHIFT_INTERVAL_MS,
@@ -244,7 +244,7 @@ pub fn point(args: PointArgs) -> anyhow::Result<ExitCode> {
         None => plan.points.first().context("the plan has no points")?,
     };
     std::fs::create_dir_all(&args.out)?;
-    let executor = naam_testbed::LocalExecutor::new(local_options(&args.testbed)?);
+    let executor = naam_executors::LocalExecutor::new(local_options(&args.testbed)?);
     executor.run(&plan, point, &args.out)?;
     println!(
         "point {} done: raw files in {}",

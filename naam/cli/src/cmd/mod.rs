@@ -24,12 +24,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The local testbed's options from the command line; builds `naam-role` if it is missing.
-pub fn local_options(args: &TestbedArgs) -> anyhow::Result<naam_testbed::LocalOptions> {
-    let mut options = match naam_testbed::LocalOptions::new() {
+pub fn local_options(args: &TestbedArgs) -> anyhow::Result<naam_executors::LocalOptions> {
+    let mut options = match naam_executors::LocalOptions::new() {
         Ok(o) => o,
         Err(_) => {
             build_role_binary()?;
-            naam_testbed::LocalOptions::new()?
+            naam_executors::LocalOptions::new()?
         }
     };
     options.verify = !args.no_verify;
@@ -43,26 +43,18 @@ pub fn local_options(args: &TestbedArgs) -> anyhow::Result<naam_testbed::LocalOp
     Ok(options)
 }
 
-/// `naam-role` lives in naam-testbed; `cargo run -p naam-cli` builds only `naam`. When the role
+/// `naam-role` lives in naam-roles; `cargo run -p naam-cli` builds only `naam`. When the role
 /// binary is not beside `naam`, build it with the same cargo and profile.
 fn build_role_binary() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let release = exe.parent().is_some_and(|d| d.ends_with("release"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!(
-        "naam: building the role binary (cargo build{} -p naam-testbed --bin naam-role)",
+        "naam: building the role binary ({}{})",
+        naam_launch::binary::ROLE_BINARY_BUILD,
         if release { " --release" } else { "" }
     );
-    let mut command = std::process::Command::new(cargo);
-    command.args(["build", "-p", "naam-testbed", "--bin", "naam-role"]);
-    if release {
-        command.arg("--release");
-    }
-    let status = command.status()?;
-    anyhow::ensure!(
-        status.success(),
-        "building naam-role failed; build it yourself: cargo build --release -p naam-testbed --bin naam-role"
-    );
+    naam_launch::build_role_binary(&cargo, &std::env::current_dir()?, release)?;
     Ok(())
 }
 
@@ -85,7 +77,7 @@ fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     print!(
         "{}",
-        naam_orchestrator::dry_run(&args.inventory, &args.manifest, variant)?
+        naam_ssh::dry_run(&args.inventory, &args.manifest, variant)?
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,180 @@
+//! The local testbed as the runner's [`PointExecutor`].
+
+use std::path::{Path, PathBuf};
+
+use naam_plan::{ExperimentPlan, PointPlan, Testbed, Timing};
+use naam_roles::config::{EswitchMode, Polling};
+use naam_runner::{ExecError, PointExecutor};
+
+use crate::TestbedError;
+use crate::configs::{self, LOOPBACK, Settings};
+use naam_launch::LaunchError;
+use naam_launch::netns::{self, Netns};
+use crate::point::{self, Placement};
+
+/// Controller sampling period of the local testbed: about a millisecond, so that a shift of "tens
+/// of milliseconds" (the paper's claim) spans tens of decisions (assumption).
+pub const SAMPLE_PERIOD_US: u64 = 1000;
+
+/// How the local testbed runs points.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The `naam-role` binary.
+    pub role_binary: PathBuf,
+    /// `None`: the kernel eSwitch when root, else the user-space one.
+    pub eswitch: Option<EswitchMode>,
+    /// Busy-poll or blocking workers.
+    pub polling: Polling,
+    /// Check every answer.
+    pub verify: bool,
+    /// Folder for shared-memory region files.
+    pub shm_dir: PathBuf,
+    /// netem delay each way in netns mode.
+    pub netem_delay_us: Option<u64>,
+}
+
+impl LocalOptions {
+    /// Defaults: the binary beside this executable, eSwitch by privilege, blocking workers,
+    /// verification on, `/dev/shm`, no netem delay.
+    pub fn new() -> Result<LocalOptions, TestbedError> {
+        Ok(LocalOptions::with_role_binary(crate::role_binary()?))
+    }
+
+    /// The defaults of [`LocalOptions::new`] with the role binary at `role_binary`.
+    pub fn with_role_binary(role_binary: PathBuf) -> LocalOptions {
+        LocalOptions {
+            role_binary,
+            eswitch: None,
+            polling: Polling::Blocking,
+            verify: true,
+            shm_dir: PathBuf::from("/dev/shm"),
+            netem_delay_us: None,
+        }
+    }
+}
+
+/// Runs points with local role processes.
+#[derive(Debug)]
+pub struct LocalExecutor {
+    options: LocalOptions,
+}
+
+impl LocalExecutor {
+    /// An executor with `options`.
+    pub fn new(options: LocalOptions) -> LocalExecutor {
+        LocalExecutor { options }
+    }
+
+    fn eswitch(&self) -> EswitchMode {
+        self.options.eswitch.unwrap_or(if netns::have_root() {
+            EswitchMode::Kernel
+        } else {
+            EswitchMode::User
+        })
+    }
+
+    /// Runs one point into `out_dir` (also usable without the runner, e.g. by tests).
+    pub fn run(
+        &self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<Option<point::TestbedRecord>, TestbedError> {
+        let Timing::Traffic {
+            warmup_ms,
+            measure_ms,
+            ..
+        } = plan.timing
+        else {
+            // vm-cost: no processes, timed in this one.
+            return crate::vmcost::run(plan, point, out_dir).map(|()| None);
+        };
+        let settings = Settings {
+            eswitch: self.eswitch(),
+            polling: self.options.polling,
+            verify: self.options.verify,
+            sample_period_us: SAMPLE_PERIOD_US,
+            shm_dir: self.options.shm_dir.clone(),
+        };
+        // Unique per run of a point (shared-memory file names): PID, point, and the clock.
+        let nonce = naam_roles::os::realtime_ns() % 1_000_000_000;
+        let run_id = format!(
+            "{}-{}-{}-{nonce}",
+            std::process::id(),
+            point.index,
+            point.repetition
+        );
+        let dir = out_dir.join("roles");
+        match &plan.testbed {
+            Testbed::Local => {
+                let configs = configs::build(plan, point, &settings, &dir, LOOPBACK, &run_id)?;
+                point::run(
+                    &configs,
+                    warmup_ms,
+                    measure_ms,
+                    &self.options.role_binary,
+                    &Placement::Loopback,
+                    out_dir,
+                )
+                .map(Some)
+            }
+            Testbed::Netns => {
+                if !netns::have_root() {
+                    return Err(LaunchError::Netns(
+                        "the netns testbed needs root (run as root or use kind = \"local\")".into(),
+                    )
+                    .into());
+                }
+                let ns = Netns::create(&format!("p{}", point.index), self.options.netem_delay_us)?;
+                let configs =
+                    configs::build(plan, point, &settings, &dir, ns.server_ip(), &run_id)?;
+                point::run(
+                    &configs,
+                    warmup_ms,
+                    measure_ms,
+                    &self.options.role_binary,
+                    &Placement::Namespaces(&ns),
+                    out_dir,
+                )
+                .map(Some)
+            }
+            Testbed::Inventory { path } => Err(TestbedError::Unsupported(format!(
+                "testbed inventory {} runs through the orchestrator (naam deploy / naam run with an inventory)",
+                path.display()
+            ))),
+        }
+    }
+}
+
+impl PointExecutor for LocalExecutor {
+    fn name(&self) -> String {
+        format!(
+            "local testbed (emulated NIC, {} eSwitch)",
+            match self.eswitch() {
+                EswitchMode::Kernel => "kernel",
+                EswitchMode::User => "user-space",
+            }
+        )
+    }
+
+    fn run_point(
+        &mut self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<(), ExecError> {
+        match self.run(plan, point, out_dir) {
+            Ok(_) => Ok(()),
+            Err(TestbedError::Unsupported(what)) => Err(ExecError::Unsupported {
+                executor: self.name(),
+                what,
+            }),
+            Err(TestbedError::Launch(LaunchError::Netns(message))) => {
+                Err(ExecError::Aborted { message })
+            }
+            Err(e) => Err(ExecError::PointFailed {
+                message: e.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! # naam-executors — the point executors: a plan point run on a testbed
+//!
+//! The local testbed ([`LocalExecutor`]) runs a point of an experiment plan with real role
+//! processes (`naam-role`, from naam-roles) on one machine: the server host, the emulated NIC, the clients and, for load-shift
+//! points, a CPU hog. By default everything talks over loopback; with network namespaces (root)
+//! the server machine and the clients each get a namespace joined by veth, optionally with netem
+//! delay. Every process is tracked by PID, its output kept in a log, and stopped by PID.
+//!
+//! A point runs in this order: host (loads its dataset, writes its ready file) → NIC (maps the
+//! host's regions) → a common start time a little in the future, written to the servers'
+//! timeline file and given to clients and the hog → clients run warm-up and measured phase and
+//! exit → the hog ends → host and NIC are stopped (SIGTERM) and write their counters → the raw
+//! files are gathered into the point's folder in the schema of `naam_results::raw`.
+//!
+//! Emulation, stated plainly: no BlueField-2 and no RNIC are involved; the NIC is a process with
+//! a DMA delay and a core-speed factor, one-sided reads are served by a host thread.
+//!
+//! The vm-cost experiment has no traffic: [`vmcost`] times the functions in process.
+
+pub mod configs;
+pub mod executor;
+pub mod point;
+pub mod shift;
+pub mod vmcost;
+
+use std::path::{Path, PathBuf};
+
+pub use executor::{LocalExecutor, LocalOptions};
+pub use naam_launch::role_binary;
+
+/// Why a point could not run on the local testbed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestbedError {
+    /// The plan asks for something this testbed does not do.
+    #[error("not supported on the local testbed: {0}")]
+    Unsupported(String),
+    /// Starting, waiting for or stopping a role process.
+    #[error(transparent)]
+    Launch(#[from] naam_launch::LaunchError),
+    /// A role's output is missing or unreadable.
+    #[error("raw file {}: {message}", path.display())]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file operation.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+impl TestbedError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, what: &'static str, source: std::io::Error) -> TestbedError {
+        TestbedError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

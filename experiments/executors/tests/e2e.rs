@@ -1,0 +1,212 @@
+//! End to end over real sockets and processes: each placement serves YCSB-B on MICA and B-tree
+//! lookups with every answer verified, and the raw files land in the results schema.
+
+use std::path::Path;
+
+use naam_plan::{ExperimentPlan, Variant};
+use naam_results::raw::{self, ClientSummary, ServerSummary};
+use naam_executors::{LocalExecutor, LocalOptions};
+
+fn plan(manifest: &str) -> ExperimentPlan {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e2e.toml");
+    std::fs::write(&path, manifest).unwrap();
+    naam_plan::load_manifest(&path, Variant::Quick).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn options() -> LocalOptions {
+    LocalOptions::with_role_binary(
+        naam_launch::build_role_binary(env!("CARGO").as_ref(), env!("CARGO_MANIFEST_DIR").as_ref(), false)
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+const MICA: &str = r#"
+schema = 1
+id = "mica-ycsb-b"
+title = "e2e"
+seed = 7
+series = ["host", "nic", "client", "naam-adaptive"]
+[testbed]
+kind = "local"
+[roles]
+clients = 1
+client_threads = 1
+host_workers = 1
+nic_workers = 1
+nic_access_delay_ns = 1500
+nic_core_speed_factor = 0.5
+[workload]
+kind = "mica"
+records = 2000
+key_bytes = 8
+value_bytes = 16
+ycsb_workload = "b"
+distribution = "scrambled-zipfian"
+buckets = 1024
+slots = 7
+log_bytes = 1048576
+[quick]
+warmup_ms = 100
+measure_ms = 400
+interval_ms = 100
+repetitions = 1
+offered_load_ops_per_s = [2000]
+[full]
+warmup_ms = 100
+measure_ms = 400
+interval_ms = 100
+repetitions = 1
+offered_load_ops_per_s = [2000]
+"#;
+
+fn check_point(dir: &Path, expected_location: Option<raw::Location>) -> ClientSummary {
+    let summary: ClientSummary =
+        raw::read_json(&dir.join(raw::client_summary_file(0)), "client summary").unwrap();
+    assert!(
+        summary.completed > 100,
+        "completed {} in {}",
+        summary.completed,
+        dir.display()
+    );
+    assert_eq!(summary.verify_failures, 0, "every answer verified");
+    assert!(summary.errors.is_empty(), "errors: {:?}", summary.errors);
+    assert!(
+        summary.misses * 100 <= summary.completed,
+        "MICA's lossy misses stay rare: {} of {}",
+        summary.misses,
+        summary.completed
+    );
+    let server: ServerSummary = raw::read_json(&dir.join(raw::SERVER_FILE), "server").unwrap();
+    let hlog = std::fs::read_to_string(dir.join(raw::client_hlog_file(0))).unwrap();
+    assert!(
+        hlog.contains("Tag=host,") && hlog.contains("Tag=nic,"),
+        "tagged intervals"
+    );
+    match expected_location {
+        Some(raw::Location::Host) => assert!(
+            server.host.completions > 0 && server.nic.completions == 0,
+            "{server:?}"
+        ),
+        Some(raw::Location::Nic) => assert!(server.nic.completions > 0, "{server:?}"),
+        _ => {}
+    }
+    summary
+}
+
+#[test]
+fn mica_ycsb_b_at_every_placement_with_verified_answers() {
+    let plan = plan(MICA);
+    let executor = LocalExecutor::new(options());
+    for point in &plan.points {
+        let out = tempfile::tempdir().unwrap();
+        let record = executor
+            .run(&plan, point, out.path())
+            .unwrap_or_else(|e| panic!("point {}: {e}", point.id))
+            .expect("a traffic point");
+        let expected = match point.series.as_str() {
+            "host" => Some(raw::Location::Host),
+            "nic" => Some(raw::Location::Nic),
+            _ => None,
+        };
+        let summary = check_point(out.path(), expected);
+        println!(
+            "{}: {} completed, eSwitch {}, steered {:?}, rnic reads {}",
+            point.id, summary.completed, record.eswitch, record.steered, record.rnic_reads
+        );
+        if point.series.as_str() == "client" {
+            assert!(
+                record.rnic_reads > 0,
+                "client placement reads through the RNIC"
+            );
+        }
+    }
+}
+
+#[test]
+fn btree_lookups_at_every_placement_with_verified_answers() {
+    let manifest = MICA
+        .replace("id = \"mica-ycsb-b\"", "id = \"cell-lookups\"")
+        .replace(
+            "kind = \"mica\"\nrecords = 2000\nkey_bytes = 8\nvalue_bytes = 16\nycsb_workload = \"b\"\ndistribution = \"scrambled-zipfian\"\nbuckets = 1024\nslots = 7\nlog_bytes = 1048576",
+            "kind = \"btree\"\nkeys = 20000\nnode_bytes = 1024\ndistribution = \"uniform\"",
+        )
+        .replace("offered_load_ops_per_s = [2000]\n[full]", "offered_load_ops_per_s = [2000]\ntree_depth = [3]\n[full]");
+    let plan = plan(&manifest);
+    let executor = LocalExecutor::new(options());
+    for point in &plan.points {
+        let out = tempfile::tempdir().unwrap();
+        executor
+            .run(&plan, point, out.path())
+            .unwrap_or_else(|e| panic!("point {}: {e}", point.id));
+        check_point(out.path(), None);
+    }
+}
+
+#[test]
+fn vm_cost_times_every_backend_or_says_why_not() {
+    let manifest = r#"
+schema = 1
+id = "vm-cost"
+title = "e2e"
+seed = 3
+series = ["native", "interpreter", "jit", "kernel-jit"]
+[testbed]
+kind = "local"
+[roles]
+clients = 1
+client_threads = 1
+host_workers = 1
+nic_workers = 1
+nic_access_delay_ns = 0
+nic_core_speed_factor = 1.0
+[workload]
+kind = "vm-cost"
+functions = ["mica-get", "btree-lookup"]
+[quick]
+repetitions = 1
+warmup_iterations = 10
+iterations = 200
+[full]
+repetitions = 1
+warmup_iterations = 10
+iterations = 200
+"#;
+    let plan = plan(manifest);
+    let executor = LocalExecutor::new(options());
+    let mut measured = Vec::new();
+    for point in &plan.points {
+        let out = tempfile::tempdir().unwrap();
+        assert!(
+            executor.run(&plan, point, out.path()).unwrap().is_none(),
+            "no processes for vm-cost"
+        );
+        let report: raw::VmCostReport =
+            raw::read_json(&out.path().join(raw::VMCOST_FILE), "vmcost").unwrap();
+        assert_eq!(report.entries.len(), 2);
+        for e in report.entries {
+            match e.outcome {
+                raw::VmCostOutcome::Measured {
+                    ns_per_op,
+                    iterations,
+                } => {
+                    assert!(ns_per_op > 0.0 && iterations == 200, "{e:?}");
+                    measured.push(format!("{}/{}", e.function, e.backend));
+                }
+                raw::VmCostOutcome::Unavailable { reason } => {
+                    assert!(reason.starts_with(&e.backend), "{reason}")
+                }
+            }
+        }
+    }
+    measured.sort();
+    assert_eq!(
+        measured,
+        [
+            "btree-lookup/interpreter",
+            "btree-lookup/native",
+            "mica-get/interpreter",
+            "mica-get/native"
+        ]
+    );
+}

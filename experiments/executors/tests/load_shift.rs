@@ -1,0 +1,128 @@
+//! Load shift over real processes: a CPU hog starts on the host's core mid-run and the adaptive
+//! controller moves traffic to the (emulated) NIC; the measured shift time is printed. The static
+//! host placement, under the same hog, keeps everything at the host.
+
+use naam_plan::Variant;
+use naam_results::raw;
+use naam_executors::shift;
+use naam_executors::{LocalExecutor, LocalOptions};
+
+const WARMUP_MS: u64 = 200;
+const HOG_START_MS: u64 = 1000;
+const INTERVAL_MS: u64 = 10;
+/// Before the hog the adaptive controller keeps (nearly) all traffic at the host.
+const HOST_SHARE_BEFORE_HOG_MIN: f64 = 0.9;
+
+/// Both tests pin their host to core 0: run concurrently, each would be the other's hog.
+static ONE_TESTBED_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn manifest(series: &str) -> String {
+    format!(
+        r#"schema = 1
+id = "load-shift"
+title = "e2e load shift"
+seed = 11
+series = ["{series}"]
+[testbed]
+kind = "local"
+[roles]
+clients = 1
+client_threads = 1
+host_workers = 1
+nic_workers = 1
+nic_access_delay_ns = 1500
+nic_core_speed_factor = 0.5
+[roles.pinning]
+host = [0]
+nic = [1]
+client = [1]
+[workload]
+kind = "mica"
+records = 2000
+key_bytes = 8
+value_bytes = 8
+ycsb_workload = "b"
+distribution = "scrambled-zipfian"
+buckets = 2048
+slots = 7
+log_bytes = 1048576
+[quick]
+warmup_ms = {WARMUP_MS}
+measure_ms = 2500
+interval_ms = {INTERVAL_MS}
+repetitions = 1
+offered_load_ops_per_s = [3000]
+events = [{{ kind = "cpu-hog", start_ms = {HOG_START_MS}, stop_ms = 2500, threads = 3 }}]
+[full]
+warmup_ms = {WARMUP_MS}
+measure_ms = 2500
+interval_ms = {INTERVAL_MS}
+repetitions = 1
+offered_load_ops_per_s = [3000]
+events = [{{ kind = "cpu-hog", start_ms = {HOG_START_MS}, stop_ms = 2500, threads = 3 }}]
+"#
+    )
+}
+
+fn run(series: &str) -> tempfile::TempDir {
+    let _testbed = ONE_TESTBED_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, manifest(series)).unwrap();
+    let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap();
+    let options = LocalOptions::with_role_binary(
+        naam_launch::build_role_binary(env!("CARGO").as_ref(), env!("CARGO_MANIFEST_DIR").as_ref(), false)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let out = tempfile::tempdir().unwrap();
+    LocalExecutor::new(options)
+        .run(&plan, &plan.points[0], out.path())
+        .unwrap_or_else(|e| panic!("{series}: {e}"));
+    out
+}
+
+#[test]
+fn the_adaptive_controller_moves_traffic_to_the_nic_when_a_hog_starts() {
+    let out = run("naam-adaptive");
+    let by_interval = shift::completions_by_interval(out.path(), 0).unwrap();
+    // Interval logs start at the measured phase (warm-up is not in them).
+    let before = shift::shares(&by_interval, 0, HOG_START_MS);
+    assert!(
+        before[0] > HOST_SHARE_BEFORE_HOG_MIN,
+        "before the hog the host serves everything: {before:?}"
+    );
+    let shift_ms = shift::shift_time_ms(&by_interval, HOG_START_MS, INTERVAL_MS);
+    println!("measured shift time (this machine, debug build): {shift_ms:?} ms");
+    assert!(
+        shift_ms.is_some(),
+        "90 % of traffic reached the NIC after the hog started"
+    );
+    let changes: Vec<raw::SteeringChange> =
+        raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
+    let hog_ns = HOG_START_MS * 1_000_000;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.t_ns >= hog_ns && c.nic_permille > 0),
+        "the controller moved load to the NIC: {changes:?}"
+    );
+    let summary: raw::ClientSummary =
+        raw::read_json(&out.path().join(raw::client_summary_file(0)), "client").unwrap();
+    assert_eq!(summary.verify_failures, 0);
+}
+
+#[test]
+fn the_static_host_placement_keeps_traffic_at_the_host_under_the_hog() {
+    let out = run("host");
+    let by_interval = shift::completions_by_interval(out.path(), 0).unwrap();
+    let after = shift::shares(&by_interval, HOG_START_MS, 2500);
+    assert!(after[0] > 0.99, "static placement: {after:?}");
+    let changes: Vec<raw::SteeringChange> =
+        raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
+    assert!(
+        changes.is_empty(),
+        "a static policy changes nothing: {changes:?}"
+    );
+}
