@@ -8,9 +8,9 @@ use naam_runner::{ExecError, PointExecutor};
 
 use crate::TestbedError;
 use crate::configs::{self, LOOPBACK, Settings};
+use crate::point::{self, Placement};
 use naam_launch::LaunchError;
 use naam_launch::netns::{self, Netns};
-use crate::point::{self, Placement};
 
 /// Controller sampling period of the local testbed: about a millisecond, so that a shift of "tens
 /// of milliseconds" (the paper's claim) spans tens of decisions (assumption).

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
+use naam_executors::{LocalExecutor, LocalOptions};
 use naam_plan::{ExperimentPlan, Variant};
 use naam_results::raw::{self, ClientSummary, ServerSummary};
-use naam_executors::{LocalExecutor, LocalOptions};
 
 fn plan(manifest: &str) -> ExperimentPlan {
     let dir = tempfile::tempdir().unwrap();
@@ -16,8 +16,12 @@ fn plan(manifest: &str) -> ExperimentPlan {
 
 fn options() -> LocalOptions {
     LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(env!("CARGO").as_ref(), env!("CARGO_MANIFEST_DIR").as_ref(), false)
-            .unwrap_or_else(|e| panic!("{e}")),
+        naam_launch::build_role_binary(
+            env!("CARGO").as_ref(),
+            env!("CARGO_MANIFEST_DIR").as_ref(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
     )
 }
 

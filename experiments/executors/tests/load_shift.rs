@@ -2,10 +2,10 @@
 //! controller moves traffic to the (emulated) NIC; the measured shift time is printed. The static
 //! host placement, under the same hog, keeps everything at the host.
 
-use naam_plan::Variant;
-use naam_results::raw;
 use naam_executors::shift;
 use naam_executors::{LocalExecutor, LocalOptions};
+use naam_plan::Variant;
+use naam_results::raw;
 
 const WARMUP_MS: u64 = 200;
 const HOG_START_MS: u64 = 1000;
@@ -73,8 +73,12 @@ fn run(series: &str) -> tempfile::TempDir {
     std::fs::write(&path, manifest(series)).unwrap();
     let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap();
     let options = LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(env!("CARGO").as_ref(), env!("CARGO_MANIFEST_DIR").as_ref(), false)
-            .unwrap_or_else(|e| panic!("{e}")),
+        naam_launch::build_role_binary(
+            env!("CARGO").as_ref(),
+            env!("CARGO_MANIFEST_DIR").as_ref(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
     );
     let out = tempfile::tempdir().unwrap();
     LocalExecutor::new(options)

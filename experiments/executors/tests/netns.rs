@@ -2,9 +2,9 @@
 //! network namespaces joined by veth, serving verified requests. (netem delay is optional and
 //! needs the kernel's sch_netem module, which this test does not assume.)
 
+use naam_executors::{LocalExecutor, LocalOptions};
 use naam_plan::Variant;
 use naam_results::raw;
-use naam_executors::{LocalExecutor, LocalOptions};
 
 const MANIFEST: &str = r#"schema = 1
 id = "mica-ycsb-b"
@@ -55,8 +55,12 @@ fn roles_in_network_namespaces_serve_verified_requests_over_veth() {
     std::fs::write(&path, MANIFEST).unwrap();
     let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap();
     let options = LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(env!("CARGO").as_ref(), env!("CARGO_MANIFEST_DIR").as_ref(), false)
-            .unwrap_or_else(|e| panic!("{e}")),
+        naam_launch::build_role_binary(
+            env!("CARGO").as_ref(),
+            env!("CARGO_MANIFEST_DIR").as_ref(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
     );
     let executor = LocalExecutor::new(options);
     for point in &plan.points {

@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use naam_executors::point::{RoleDirs, TestbedRecord};
 use naam_plan::{ExperimentPlan, PointPlan, Testbed};
 use naam_runner::{ExecError, PointExecutor};
-use naam_executors::point::{RoleDirs, TestbedRecord};
 
 use crate::cancel::Cancel;
 use crate::deploy::{self, ArtifactSet, DeployError};

@@ -21,9 +21,9 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use naam_executors::configs::{self, Settings};
 use naam_plan::{ExperimentPlan, PointPlan, Timing};
 use naam_roles::config::{EswitchMode, Polling, Role as RoleKind, RoleConfig, TimelineSpec};
-use naam_executors::configs::{self, Settings};
 
 use crate::command::RemoteCommand;
 use crate::deploy::ROLE_BINARY_REMOTE;

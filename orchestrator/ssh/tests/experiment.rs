@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use expect_test::{Expect, expect};
+use naam_plan::{ExperimentPlan, Variant};
+use naam_roles::config::{Role as RoleKind, RoleConfig, TimelineSpec};
 use naam_ssh::experiment::{ExperimentError, RoleSettings, point_run};
 use naam_ssh::run::{LaunchInput, LaunchSpec, Readiness, check_clock, validate_launches};
 use naam_ssh::telemetry::ClockOffset;
 use naam_ssh::{Inventory, RemoteCommand, Role, dry_run};
-use naam_plan::{ExperimentPlan, Variant};
-use naam_roles::config::{Role as RoleKind, RoleConfig, TimelineSpec};
 
 const HOSTS: &str = r#"
 [defaults]

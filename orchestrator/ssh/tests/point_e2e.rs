@@ -14,14 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use naam_ssh::cancel::Cancel;
-use naam_ssh::executor::{ORCHESTRATOR_RECORD_FILE, STATE_DIR_NAME};
-use naam_ssh::run::{Mark, Phase, RunRecord, RunStatus};
-use naam_ssh::{OrchestratorExecutor, OrchestratorOptions};
 use naam_plan::{ExperimentPlan, Variant};
 use naam_results::RunDir;
 use naam_results::raw::{self, ClientSummary, ServerSummary};
 use naam_runner::{Progress, RunOptions, RunOutcome, run_plan};
+use naam_ssh::cancel::Cancel;
+use naam_ssh::executor::{ORCHESTRATOR_RECORD_FILE, STATE_DIR_NAME};
+use naam_ssh::run::{Mark, Phase, RunRecord, RunStatus};
+use naam_ssh::{OrchestratorExecutor, OrchestratorOptions};
 use support::Testbed;
 
 /// A quick MICA YCSB-B manifest: one client, 2000 records, 100 ms warm-up, 400 ms measured.
