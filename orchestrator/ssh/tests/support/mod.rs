@@ -23,6 +23,8 @@ pub const SSHD: &str = "/usr/sbin/sshd";
 const SSHD_READY_POLLS_MAX: u32 = 200;
 /// Interval between those polls.
 const SSHD_READY_POLL_MS: u64 = 25;
+/// A file in an sshd's directory whose lines are appended to its configuration (e.g. `SetEnv`).
+pub const EXTRA_CONFIG: &str = "sshd_config.extra";
 /// Ports tried before giving up starting an sshd (another process may grab a free port first).
 const SSHD_PORT_TRIES_MAX: u32 = 5;
 
@@ -111,7 +113,8 @@ impl Sshd {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile none\nUsePAM no\n\
                  StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-                 Subsystem sftp internal-sftp\nMaxStartups 100\nMaxSessions 100\nLogLevel VERBOSE\n"
+                 Subsystem sftp internal-sftp\nMaxStartups 100\nMaxSessions 100\nLogLevel VERBOSE\n{}",
+                fs::read_to_string(self.dir.join(EXTRA_CONFIG)).unwrap_or_default()
             ),
         )
         .unwrap();
