@@ -80,6 +80,7 @@ mod error;
 pub mod eswitch;
 #[cfg(feature = "rdma")]
 pub mod rdma;
+pub mod remote;
 mod udp;
 
 pub use addr::{reply_addr, socket_addr};

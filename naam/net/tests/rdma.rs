@@ -23,10 +23,15 @@ fn opening_a_device_fails_clearly_without_rdma_hardware() {
     if present.is_empty() {
         let err = opened.expect_err("no RDMA device, so opening one must fail");
         assert!(matches!(err, RdmaError::NoDevice { .. }), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            "no RDMA device found (ibv_get_device_list returned 0 devices); use the emulated RNIC"
-        );
+        let text = err.to_string();
+        for needle in [
+            "no RDMA device found",
+            "ibv_devices",
+            "/dev/infiniband",
+            "emulated RNIC",
+        ] {
+            assert!(text.contains(needle), "`{needle}` missing from: {text}");
+        }
         assert!(matches!(device_names(), Err(RdmaError::NoDevice { .. })));
     } else {
         let ctx = opened.expect("an RDMA device is present, so opening the first one must succeed");

@@ -25,6 +25,7 @@
 mod device;
 mod qp;
 mod reader;
+mod session;
 
 use std::io;
 
@@ -33,6 +34,9 @@ use naam_engine::abi::ACCESS_BYTES_MAX;
 pub use device::{RdmaConfig, RdmaContext, RemoteRegion, device_names};
 pub use qp::{Connection, PreparedQp, QP_INFO_BYTES, QpInfo};
 pub use reader::{OneSidedReader, ReadCompletion, ReadFailure, ReadToken};
+pub use session::{
+    EXPORT_CONNECTIONS_MAX, Exporter, HANDSHAKE_TIMEOUT, RegionToExport, connect_reader,
+};
 
 /// The device port used (the first, as on a BlueField-2 or ConnectX port 1).
 pub const PORT_NUM: u8 = 1;
@@ -67,7 +71,12 @@ pub enum RdmaError {
     /// No RDMA device on this machine (or no kernel RDMA support). `list_errno` is the error
     /// `ibv_get_device_list` set when it returned no list at all (`ENOSYS`: the kernel exposes
     /// no verbs devices).
-    #[error("no RDMA device found (ibv_get_device_list returned 0 devices); use the emulated RNIC")]
+    #[error(
+        "no RDMA device found (ibv_get_device_list returned 0 devices); check `ibv_devices` and \
+         `rdma link show`, that the RDMA drivers are loaded (`lsmod | grep ib_uverbs`; mlx5_ib for \
+         ConnectX and BlueField), and that /dev/infiniband/uverbs* exists; without RDMA hardware \
+         use the emulated RNIC"
+    )]
     NoDevice {
         /// `errno` of a failed `ibv_get_device_list`, if it failed rather than listing none.
         list_errno: Option<i32>,
@@ -115,6 +124,18 @@ pub enum RdmaError {
         /// [`READS_INFLIGHT_MAX`].
         max: usize,
     },
+    /// A socket operation of the queue-pair handshake failed.
+    #[error("RDMA handshake: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The handshake's protocol failed.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     /// A region that cannot be registered.
     #[error("region of {len} bytes cannot be registered: {reason}")]
     Region {

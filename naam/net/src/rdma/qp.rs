@@ -180,46 +180,7 @@ pub(super) fn create(dev: &Arc<Device>) -> Result<PreparedQp, RdmaError> {
     Ok(PreparedQp { qp, cq, info })
 }
 
-/// What a peer needs to connect to a queue pair (exchange it out of band).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QpInfo {
-    /// Queue pair number.
-    pub qp_num: u32,
-    /// Port LID (InfiniBand; 0 on RoCE).
-    pub lid: u16,
-    /// Port GID at the configured index (RoCE and routed InfiniBand).
-    pub gid: [u8; 16],
-    /// First packet sequence number this side sends.
-    pub psn: u32,
-}
-
-/// Bytes of an encoded [`QpInfo`].
-pub const QP_INFO_BYTES: usize = 4 + 2 + 16 + 4;
-
-impl QpInfo {
-    /// Little-endian encoding, for a UDP frame or a file.
-    pub fn to_bytes(&self) -> [u8; QP_INFO_BYTES] {
-        let mut out = [0u8; QP_INFO_BYTES];
-        out[0..4].copy_from_slice(&self.qp_num.to_le_bytes());
-        out[4..6].copy_from_slice(&self.lid.to_le_bytes());
-        out[6..22].copy_from_slice(&self.gid);
-        out[22..26].copy_from_slice(&self.psn.to_le_bytes());
-        out
-    }
-
-    /// Decodes [`QpInfo::to_bytes`]; `None` unless exactly [`QP_INFO_BYTES`] long.
-    pub fn from_bytes(bytes: &[u8]) -> Option<QpInfo> {
-        let b: &[u8; QP_INFO_BYTES] = bytes.try_into().ok()?;
-        let mut gid = [0u8; 16];
-        gid.copy_from_slice(&b[6..22]);
-        Some(QpInfo {
-            qp_num: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            lid: u16::from_le_bytes([b[4], b[5]]),
-            gid,
-            psn: u32::from_le_bytes([b[22], b[23], b[24], b[25]]),
-        })
-    }
-}
+pub use crate::remote::{QP_INFO_BYTES, QpInfo};
 
 /// A queue pair in INIT, waiting for its peer's [`QpInfo`].
 pub struct PreparedQp {
@@ -277,22 +238,5 @@ impl Connection {
     /// [`READ_BYTES_MAX`](super::READ_BYTES_MAX) bytes for READ responses.
     pub fn into_reader(self) -> Result<OneSidedReader, RdmaError> {
         OneSidedReader::new(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn qp_info_round_trips() {
-        let info = QpInfo {
-            qp_num: 0x12_3456,
-            lid: 7,
-            gid: [9; 16],
-            psn: 0xab_cdef,
-        };
-        assert_eq!(QpInfo::from_bytes(&info.to_bytes()), Some(info));
-        assert_eq!(QpInfo::from_bytes(&[0; QP_INFO_BYTES - 1]), None);
     }
 }
