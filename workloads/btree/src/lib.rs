@@ -51,7 +51,10 @@ pub mod vm;
 
 pub use config::{BTreeConfig, ConfigError};
 pub use error::{BuildError, InsertError, LookupError, OpenError};
-pub use lookup::{Access, ArgsError, LookupArgs, LookupFunctionError, LookupReply, ReplyError};
+pub use lookup::{
+    Access, ArgsError, LookupArgs, LookupFunctionError, LookupReply, LookupRequest, ParseError,
+    ReplyError,
+};
 pub use reader::{BTreeReader, Superblock};
 pub use trace::{ReplayError, ReplayOptions, ReplaySummary, Via, run_replay};
 pub use tree::{BTree, InsertOutcome};

@@ -6,7 +6,7 @@
 //! `NAAM_RETRY`), then either replies (leaf) or declares the read of the child (inner node).
 //! A lookup takes as many steps as the tree has levels. Layout: `bpf/btree_abi.h`.
 
-use crate::layout::{NODE_BYTES_MAX, NODE_BYTES_MIN};
+use crate::layout::{NODE_BYTES_ALIGN, NODE_BYTES_MAX, NODE_BYTES_MIN};
 use crate::reader::BTreeReader;
 
 /// Symbol name of the function in `LOOKUP_OBJECT`.
@@ -142,6 +142,74 @@ impl LookupArgs {
     }
 }
 
+/// A lookup argument block as a native server reads it (what `btree_lookup` reads in C).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupRequest {
+    /// rkey of the `nodes` region, as the client names it.
+    pub nodes_rkey: u64,
+    /// The key to look up.
+    pub key: u64,
+    /// Bytes of the `nodes` region as the client believes it registered.
+    pub region_bytes: u64,
+    /// Bytes per node.
+    pub node_bytes: u32,
+}
+
+/// An argument block `btree_lookup` would refuse (`ERR_ARGS`), and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Shorter than [`ARGS_BYTES`].
+    #[error("lookup argument block of {len} bytes, needs {ARGS_BYTES}")]
+    Short {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The node size is out of range or not a multiple of `NODE_BYTES_ALIGN`.
+    #[error("lookup node bytes = {node_bytes} is out of range or unaligned")]
+    NodeBytes {
+        /// The rejected value.
+        node_bytes: u32,
+    },
+    /// The region is smaller than two nodes.
+    #[error("lookup region of {region_bytes} bytes is smaller than two nodes")]
+    Region {
+        /// The rejected value.
+        region_bytes: u64,
+    },
+}
+
+impl LookupRequest {
+    /// Reads an argument block written by [`LookupArgs::encode`].
+    pub fn parse(args: &[u8]) -> Result<Self, ParseError> {
+        let Some(block) = args.get(..ARGS_BYTES) else {
+            return Err(ParseError::Short { len: args.len() });
+        };
+        let u64_at = |at: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&block[at..at + 8]);
+            u64::from_le_bytes(word)
+        };
+        let mut word = [0u8; 4];
+        word.copy_from_slice(&block[ARGS_NODE_BYTES..ARGS_NODE_BYTES + 4]);
+        let node_bytes = u32::from_le_bytes(word);
+        if !(NODE_BYTES_MIN..=NODE_BYTES_MAX).contains(&node_bytes)
+            || !node_bytes.is_multiple_of(NODE_BYTES_ALIGN)
+        {
+            return Err(ParseError::NodeBytes { node_bytes });
+        }
+        let region_bytes = u64_at(ARGS_REGION_BYTES);
+        if region_bytes < 2 * u64::from(node_bytes) {
+            return Err(ParseError::Region { region_bytes });
+        }
+        Ok(LookupRequest {
+            nodes_rkey: u64_at(ARGS_NODES_RKEY),
+            key: u64_at(ARGS_KEY),
+            region_bytes,
+            node_bytes,
+        })
+    }
+}
+
 /// A decoded reply of `btree_lookup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupReply {
@@ -169,6 +237,17 @@ pub enum ReplyError {
 }
 
 impl LookupReply {
+    /// The reply bytes `btree_lookup` produces: status, seven zero bytes, the value (zero when
+    /// not found).
+    pub fn encode(self) -> [u8; REPLY_BYTES] {
+        let mut out = [0u8; REPLY_BYTES];
+        if let LookupReply::Found(value) = self {
+            out[0] = REPLY_FOUND;
+            out[8..].copy_from_slice(&value.to_le_bytes());
+        }
+        out
+    }
+
     /// Decodes the 16 reply bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, ReplyError> {
         let bytes: &[u8; REPLY_BYTES] = bytes

@@ -106,3 +106,39 @@ fn replies_decode() {
     );
     assert_eq!(LookupFunctionError::from_code(1), None);
 }
+
+#[test]
+fn a_native_server_reads_the_block_the_client_wrote() {
+    use naam_btree::{LookupRequest, ParseError};
+    let args = LookupArgs {
+        nodes_rkey: 0xabc,
+        key: 17,
+        region_bytes: 1 << 16,
+        node_bytes: 256,
+        root_offset: 256,
+    };
+    let block = args.encode().unwrap();
+    let parsed = LookupRequest::parse(&block).unwrap();
+    assert_eq!(
+        (
+            parsed.nodes_rkey,
+            parsed.key,
+            parsed.region_bytes,
+            parsed.node_bytes
+        ),
+        (0xabc, 17, 1 << 16, 256)
+    );
+    assert_eq!(
+        LookupRequest::parse(&block[..31]),
+        Err(ParseError::Short { len: 31 })
+    );
+    let mut odd = block;
+    odd[24..28].copy_from_slice(&300u32.to_le_bytes());
+    assert_eq!(
+        LookupRequest::parse(&odd),
+        Err(ParseError::NodeBytes { node_bytes: 300 })
+    );
+    for reply in [LookupReply::Found(42), LookupReply::NotFound] {
+        assert_eq!(LookupReply::decode(&reply.encode()), Ok(reply));
+    }
+}

@@ -205,6 +205,78 @@ impl<'k> GetArgs<'k> {
     }
 }
 
+/// A GET argument block as a native server reads it (what `mica_get` reads in C): the table's
+/// rkeys, the key and its hash. Validated like the C function's argument check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetRequest<'a> {
+    /// The table's regions, as the client names them.
+    pub rkeys: MicaRkeys,
+    /// The key hash the client computed (`hash::key_hash` of `key`). Used as given, as
+    /// `mica_get` does: a wrong hash finds the wrong bucket and misses.
+    pub key_hash: u64,
+    /// The key.
+    pub key: &'a [u8],
+}
+
+/// An argument block `mica_get` would refuse (`ERR_ARGS`), and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Shorter than the fixed part, or than the fixed part plus the padded key.
+    #[error("GET argument block of {len} bytes is too short (needs {need})")]
+    Short {
+        /// Bytes given.
+        len: usize,
+        /// Bytes needed.
+        need: usize,
+    },
+    /// The key is longer than `KEY_BYTES_MAX`.
+    #[error("GET key of {key_bytes} bytes is longer than {max} bytes", max = KEY_BYTES_MAX)]
+    KeyTooLong {
+        /// The declared key length.
+        key_bytes: usize,
+    },
+}
+
+fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+impl<'a> GetRequest<'a> {
+    /// Reads an argument block written by [`GetArgs::encode`].
+    pub fn parse(args: &'a [u8]) -> Result<Self, ParseError> {
+        if args.len() < ARGS_KEY {
+            return Err(ParseError::Short {
+                len: args.len(),
+                need: ARGS_KEY,
+            });
+        }
+        let key_bytes = usize::from(args[ARGS_KEY_LEN]);
+        if key_bytes > KEY_BYTES_MAX {
+            return Err(ParseError::KeyTooLong { key_bytes });
+        }
+        let need = ARGS_KEY + round_up8(key_bytes);
+        if args.len() < need {
+            return Err(ParseError::Short {
+                len: args.len(),
+                need,
+            });
+        }
+        let key = &args[ARGS_KEY..ARGS_KEY + key_bytes];
+        let rkeys = MicaRkeys {
+            index: le_u64(args, ARGS_INDEX_RKEY),
+            log: le_u64(args, ARGS_LOG_RKEY),
+            meta: le_u64(args, ARGS_META_RKEY),
+        };
+        Ok(GetRequest {
+            rkeys,
+            key_hash: le_u64(args, ARGS_KEY_HASH),
+            key,
+        })
+    }
+}
+
 /// A decoded reply of `mica_get`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetReply<'r> {
@@ -241,6 +313,19 @@ pub enum ReplyError {
 }
 
 impl<'r> GetReply<'r> {
+    /// Writes the reply bytes `mica_get` produces (status, then the value on a hit) into `out`
+    /// (cleared first).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            GetReply::Hit(value) => {
+                out.push(REPLY_HIT);
+                out.extend_from_slice(value);
+            }
+            GetReply::Miss => out.push(REPLY_MISS),
+        }
+    }
+
     /// Decodes reply bytes: status, then the value on a hit.
     pub fn decode(bytes: &'r [u8]) -> Result<Self, ReplyError> {
         let (&status, rest) = bytes.split_first().ok_or(ReplyError::Empty)?;

@@ -102,6 +102,7 @@ pub mod get;
 pub mod hash;
 pub mod layout;
 pub mod reader;
+pub mod set;
 pub mod table;
 pub mod trace;
 mod view;
@@ -109,7 +110,10 @@ pub mod vm;
 
 pub use config::{BucketEviction, ConfigError, MicaConfig, RegionSizes, Slots};
 pub use error::{OpError, OpenError};
-pub use get::{Access, ArgsError, GetArgs, GetFunctionError, GetReply, MicaRkeys, ReplyError};
+pub use get::{
+    Access, ArgsError, GetArgs, GetFunctionError, GetReply, GetRequest, MicaRkeys, ParseError,
+    ReplyError,
+};
 pub use reader::{GetOutcome, MicaReader, MicaRegions};
 pub use table::{
     Eviction, EvictionReason, MicaRegionsMut, MicaStats, MicaTable, SetKind, SetReport,

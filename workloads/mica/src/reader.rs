@@ -132,6 +132,22 @@ impl<'a> MicaReader<'a> {
         }
         get_hashed(self.view(), key, key_hash(key), value)
     }
+
+    /// GET with the key hash a request carries (as `mica_get` uses the hash in its arguments:
+    /// a hash that is not the key's finds the wrong bucket or tag and misses).
+    pub fn get_hashed_into(
+        &self,
+        key: &[u8],
+        key_hash: u64,
+        value: &mut Vec<u8>,
+    ) -> Result<GetOutcome, OpError> {
+        if key.len() > KEY_BYTES_MAX {
+            return Err(OpError::KeyTooLong {
+                key_bytes: key.len(),
+            });
+        }
+        get_hashed(self.view(), key, key_hash, value)
+    }
 }
 
 /// MICA's GET with a precomputed key hash.

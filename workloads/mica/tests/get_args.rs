@@ -133,3 +133,35 @@ fn replies_decode() {
     );
     assert_eq!(GetFunctionError::from_code(2), None);
 }
+
+#[test]
+fn a_native_server_reads_the_block_the_client_wrote() {
+    use naam_mica::{GetRequest, ParseError};
+    let key = b"user1234567";
+    let mut block = Vec::new();
+    GetArgs::new(config(), RKEYS, key)
+        .encode(&mut block)
+        .unwrap();
+    let parsed = GetRequest::parse(&block).unwrap();
+    assert_eq!(parsed.rkeys, RKEYS);
+    assert_eq!(parsed.key, key);
+    assert_eq!(parsed.key_hash, key_hash(key));
+    assert_eq!(
+        GetRequest::parse(&block[..block.len() - 1]),
+        Err(ParseError::Short {
+            len: block.len() - 1,
+            need: block.len()
+        })
+    );
+    let mut long = block.clone();
+    long[naam_mica::get::ARGS_KEY_LEN] = 200;
+    assert_eq!(
+        GetRequest::parse(&long),
+        Err(ParseError::KeyTooLong { key_bytes: 200 })
+    );
+    let mut reply = Vec::new();
+    GetReply::Hit(b"v1").encode(&mut reply);
+    assert_eq!(GetReply::decode(&reply), Ok(GetReply::Hit(&b"v1"[..])));
+    GetReply::Miss.encode(&mut reply);
+    assert_eq!(reply, [naam_mica::get::REPLY_MISS]);
+}

@@ -12,6 +12,7 @@ use naam_engine::{AccessKind, Descriptor, FunctionId, Perms, Rkey};
 use naam_mica::config::{MicaConfig, Slots};
 use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT, GetArgs, GetReply, MicaRkeys};
 use naam_mica::layout::item_bytes;
+pub use naam_mica::set::{SET_ERR_ARGS, SET_ERR_TABLE, SET_STORED, decode_set, encode_set};
 use naam_mica::table::{MicaRegionsMut, MicaTable};
 use naam_ycsb::{OpKind, OperationGenerator, RunConfig, Workload};
 use serde::{Deserialize, Serialize};
@@ -35,12 +36,6 @@ pub const CLIENT_OPERATIONS_MAX: u64 = 100_000_000;
 /// Loading fails if more than 1/this of the records are evicted (MICA's index is lossy; a few
 /// evictions are its nature, many mean the table is undersized).
 pub const LOAD_EVICTED_PER_MILLE_MAX_DIVISOR: u64 = 100;
-/// SET reply: stored.
-pub const SET_STORED: u8 = 1;
-/// SET error: malformed arguments.
-pub const SET_ERR_ARGS: u32 = 16;
-/// SET error: the table refused the item.
-pub const SET_ERR_TABLE: u32 = 17;
 
 /// The table's shape, published to clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,24 +91,6 @@ pub fn key_of(keynum: u64, key_bytes: u32, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(naam_ycsb::key_name(keynum as i64, 1, false).as_bytes());
     out.resize(key_bytes as usize, 0);
-}
-
-/// SET arguments: key length (u8), pad, value length (u16), key, value.
-pub fn encode_set(key: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.push(key.len() as u8);
-    out.push(0);
-    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(value);
-}
-
-fn decode_set(args: &[u8]) -> Option<(&[u8], &[u8])> {
-    let key_len = usize::from(*args.first()?);
-    let value_len = usize::from(u16::from_le_bytes(args.get(2..4)?.try_into().ok()?));
-    let key = args.get(4..4 + key_len)?;
-    let value = args.get(4 + key_len..4 + key_len + value_len)?;
-    (args.len() == 4 + key_len + value_len).then_some((key, value))
 }
 
 /// The server side.
