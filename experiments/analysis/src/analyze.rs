@@ -350,7 +350,7 @@ fn push_intervals(
             let empty = new_histogram();
             let h = merged.get(&(index, location)).unwrap_or(&empty);
             let _ = all.add(h);
-            push_interval_row(b, ctx, index, interval_ms, location.as_str(), h)?;
+            push_interval_row(b, ctx, index, interval_ms, location.name(), h)?;
         }
         push_interval_row(b, ctx, index, interval_ms, "all", &all)?;
     }
@@ -407,7 +407,7 @@ fn push_jsonl_frames(
             b.samples.push(|r| {
                 ctx.keys(r);
                 r.set("t_ns", s.t_ns)
-                    .set("location", s.location.as_str())
+                    .set("location", s.location.name())
                     .set("queue_delay_ns", s.queue_delay_ns)
                     .set("utilisation", s.utilisation)
                     .set("completions", s.completions);

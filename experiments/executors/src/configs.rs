@@ -6,9 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use naam_plan::{
-    Distribution, Event, ExperimentPlan, PointPlan, Series, Timing, Workload, YcsbWorkload,
-};
+use naam_plan::{Event, ExperimentPlan, PointPlan, PolicySpec, Series, Timing, Workload};
 use naam_roles::config::{
     BtreeSpec, CONFIG_SCHEMA_VERSION, ClientConfig, Dataset, EswitchMode, HogConfig, HostConfig,
     MicaSpec, NicConfig, OneSided, Polling, Role, RoleConfig, TimelineSpec, WorkloadSpec,
@@ -77,7 +75,7 @@ pub fn build(
             ));
         }
     };
-    let series = series_name(point.series)?;
+    let policy = point_policy(plan, point.series)?;
     let dataset = Dataset {
         workload: workload_spec(plan, point)?,
         tenants: point.tenants.max(1),
@@ -106,7 +104,7 @@ pub fn build(
             rnic_cpus: roles.pinning.nic_cpus.clone(),
             nic_workers: roles.nic_workers,
             dataset: dataset.clone(),
-            policy: series.to_string(),
+            policy,
             eswitch: settings.eswitch,
             sample_period_us: settings.sample_period_us,
             polling: settings.polling,
@@ -142,7 +140,7 @@ pub fn build(
             Event::CpuHog { .. } => None,
         })
         .collect();
-    let client_policy = naam_engine::policy::runs_at_client(series).then(|| series.to_string());
+    let client_policy = policy.runs_at_client().then_some(policy);
     let clients = (0..roles.clients)
         .map(|k| {
             role(
@@ -156,7 +154,7 @@ pub fn build(
                     interval_ms,
                     seed: point.client_seed(k),
                     verify: settings.verify,
-                    client_policy: client_policy.clone(),
+                    client_policy,
                     cpus: roles.pinning.client_cpus.clone(),
                     inflight_max: CLIENT_INFLIGHT_MAX,
                     timeout_ms: CLIENT_TIMEOUT_MS,
@@ -192,42 +190,19 @@ pub fn build(
     })
 }
 
-fn series_name(series: Series) -> Result<&'static str, TestbedError> {
-    match series {
-        Series::Host
-        | Series::Nic
-        | Series::Client
-        | Series::NaamAdaptive
-        | Series::Kayak
-        | Series::Cell
-        | Series::Splinter => Ok(series.as_str()),
-        Series::IpipeModel => Err(unsupported("the ipipe-model series is not implemented yet")),
-        other => Err(unsupported(&format!(
-            "series {other} is a VM backend, not a placement"
-        ))),
+/// The steering policy, with its parameters, of a series that is a placement or a policy.
+fn point_policy(plan: &ExperimentPlan, series: Series) -> Result<PolicySpec, TestbedError> {
+    if let Some(policy) = plan.policy(series) {
+        return Ok(*policy);
     }
+    Err(match series {
+        Series::IpipeModel => unsupported("the ipipe-model series is not implemented yet"),
+        other => unsupported(&format!("series {other} is a VM backend, not a placement")),
+    })
 }
 
 fn unsupported(what: &str) -> TestbedError {
     TestbedError::Unsupported(what.to_string())
-}
-
-fn distribution_name(d: Distribution) -> &'static str {
-    Distribution::ALL
-        .iter()
-        .find(|(x, _)| *x == d)
-        .map_or("uniform", |(_, name)| name)
-}
-
-fn ycsb_letter(w: YcsbWorkload) -> &'static str {
-    match w {
-        YcsbWorkload::A => "a",
-        YcsbWorkload::B => "b",
-        YcsbWorkload::C => "c",
-        YcsbWorkload::D => "d",
-        YcsbWorkload::E => "e",
-        YcsbWorkload::F => "f",
-    }
 }
 
 /// The per-tenant workload: the manifest's dataset split evenly over the point's tenants.
@@ -244,8 +219,8 @@ fn workload_spec(plan: &ExperimentPlan, point: &PointPlan) -> Result<WorkloadSpe
                 records,
                 key_bytes: m.key_bytes,
                 value_bytes: m.value_bytes,
-                ycsb_workload: ycsb_letter(m.ycsb_workload).to_string(),
-                distribution: distribution_name(m.distribution).to_string(),
+                ycsb_workload: m.ycsb_workload,
+                distribution: m.distribution,
                 buckets: (m.buckets / tenants)
                     .max(TENANT_BUCKETS_MIN)
                     .next_power_of_two(),
@@ -257,7 +232,7 @@ fn workload_spec(plan: &ExperimentPlan, point: &PointPlan) -> Result<WorkloadSpe
             keys: b.keys.div_ceil(tenants).max(1),
             node_bytes: b.node_bytes,
             depth: point.tree_depth,
-            distribution: distribution_name(b.distribution).to_string(),
+            distribution: b.distribution,
         })),
         Workload::VmCost(_) => Err(unsupported("vm-cost runs in-process, not on the testbed")),
     }

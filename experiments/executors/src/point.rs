@@ -8,6 +8,7 @@ use naam_results::raw::{self, ServerSummary};
 use naam_roles::config::{Role, RoleConfig, Timeline, TimelineSpec};
 use naam_roles::host::HostCounters;
 use naam_roles::nic::NicCounters;
+use naam_types::PerLocation;
 use serde::Serialize;
 
 use crate::TestbedError;
@@ -48,8 +49,8 @@ pub struct TestbedRecord {
     pub start_realtime_ns: u64,
     /// The emulated RNIC's reads.
     pub rnic_reads: u64,
-    /// Datagrams the eSwitch steered to host, NIC, client.
-    pub steered: [u64; 3],
+    /// Datagrams the eSwitch steered to each location.
+    pub steered: PerLocation<u64>,
     /// Always true so far: the NIC role is the emulated NIC process (on real machines too, it
     /// reaches host memory through the shared-memory path), not BlueField-2 offload code.
     pub nic_emulated: bool,
@@ -252,7 +253,7 @@ impl TestbedRecord {
             pids,
             start_realtime_ns,
             rnic_reads: gathered.host.rnic.reads,
-            steered: gathered.host.steered,
+            steered: gathered.host.steered.into(),
             nic_emulated: true,
         }
     }
@@ -280,7 +281,7 @@ fn gather(
         clients: configs.clients.iter().map(|c| c.out_dir.clone()).collect(),
     };
     let policy = match &configs.host.role {
-        Role::Host(h) => h.policy.clone(),
+        Role::Host(h) => h.policy.name().to_string(),
         _ => String::new(),
     };
     let gathered = gather_raw(&dirs, &policy, out_dir)?;

@@ -4,14 +4,15 @@
 use std::path::Path;
 
 use naam_executors::{LocalExecutor, LocalOptions};
-use naam_plan::{ExperimentPlan, Variant};
+use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::raw::{self, ClientSummary, ServerSummary};
 
-fn plan(manifest: &str) -> ExperimentPlan {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("e2e.toml");
-    std::fs::write(&path, manifest).unwrap();
-    naam_plan::load_manifest(&path, Variant::Quick).unwrap_or_else(|e| panic!("{e}"))
+/// Every placement and the adaptive policy over the small manifest of `id`.
+fn plan(id: ExperimentId) -> ExperimentPlan {
+    ManifestBuilder::new(id)
+        .series(&["host", "nic", "client", "naam-adaptive"])
+        .plan(Variant::Quick)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn options() -> LocalOptions {
@@ -24,45 +25,6 @@ fn options() -> LocalOptions {
         .unwrap_or_else(|e| panic!("{e}")),
     )
 }
-
-const MICA: &str = r#"
-schema = 1
-id = "mica-ycsb-b"
-title = "e2e"
-seed = 7
-series = ["host", "nic", "client", "naam-adaptive"]
-[testbed]
-kind = "local"
-[roles]
-clients = 1
-client_threads = 1
-host_workers = 1
-nic_workers = 1
-nic_access_delay_ns = 1500
-nic_core_speed_factor = 0.5
-[workload]
-kind = "mica"
-records = 2000
-key_bytes = 8
-value_bytes = 16
-ycsb_workload = "b"
-distribution = "scrambled-zipfian"
-buckets = 1024
-slots = 7
-log_bytes = 1048576
-[quick]
-warmup_ms = 100
-measure_ms = 400
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [2000]
-[full]
-warmup_ms = 100
-measure_ms = 400
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [2000]
-"#;
 
 fn check_point(dir: &Path, expected_location: Option<raw::Location>) -> ClientSummary {
     let summary: ClientSummary =
@@ -100,7 +62,7 @@ fn check_point(dir: &Path, expected_location: Option<raw::Location>) -> ClientSu
 
 #[test]
 fn mica_ycsb_b_at_every_placement_with_verified_answers() {
-    let plan = plan(MICA);
+    let plan = plan(ExperimentId::MicaYcsbB);
     let executor = LocalExecutor::new(options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
@@ -129,14 +91,8 @@ fn mica_ycsb_b_at_every_placement_with_verified_answers() {
 
 #[test]
 fn btree_lookups_at_every_placement_with_verified_answers() {
-    let manifest = MICA
-        .replace("id = \"mica-ycsb-b\"", "id = \"cell-lookups\"")
-        .replace(
-            "kind = \"mica\"\nrecords = 2000\nkey_bytes = 8\nvalue_bytes = 16\nycsb_workload = \"b\"\ndistribution = \"scrambled-zipfian\"\nbuckets = 1024\nslots = 7\nlog_bytes = 1048576",
-            "kind = \"btree\"\nkeys = 20000\nnode_bytes = 1024\ndistribution = \"uniform\"",
-        )
-        .replace("offered_load_ops_per_s = [2000]\n[full]", "offered_load_ops_per_s = [2000]\ntree_depth = [3]\n[full]");
-    let plan = plan(&manifest);
+    // 20000 keys in 1 KiB nodes, three levels, uniform lookups.
+    let plan = plan(ExperimentId::CellLookups);
     let executor = LocalExecutor::new(options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
@@ -149,34 +105,12 @@ fn btree_lookups_at_every_placement_with_verified_answers() {
 
 #[test]
 fn vm_cost_times_every_backend_or_says_why_not() {
-    let manifest = r#"
-schema = 1
-id = "vm-cost"
-title = "e2e"
-seed = 3
-series = ["native", "interpreter", "jit", "kernel-jit"]
-[testbed]
-kind = "local"
-[roles]
-clients = 1
-client_threads = 1
-host_workers = 1
-nic_workers = 1
-nic_access_delay_ns = 0
-nic_core_speed_factor = 1.0
-[workload]
-kind = "vm-cost"
-functions = ["mica-get", "btree-lookup"]
-[quick]
-repetitions = 1
-warmup_iterations = 10
-iterations = 200
-[full]
-repetitions = 1
-warmup_iterations = 10
-iterations = 200
-"#;
-    let plan = plan(manifest);
+    let plan = ManifestBuilder::new(ExperimentId::VmCost)
+        .series(&["native", "interpreter", "jit", "kernel-jit"])
+        .role("nic_access_delay_ns", 0)
+        .role("nic_core_speed_factor", "1.0")
+        .plan(Variant::Quick)
+        .unwrap_or_else(|e| panic!("{e}"));
     let executor = LocalExecutor::new(options());
     let mut measured = Vec::new();
     for point in &plan.points {

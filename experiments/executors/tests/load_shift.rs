@@ -4,7 +4,7 @@
 
 use naam_executors::shift;
 use naam_executors::{LocalExecutor, LocalOptions};
-use naam_plan::Variant;
+use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::raw;
 
 const WARMUP_MS: u64 = 200;
@@ -16,62 +16,27 @@ const HOST_SHARE_BEFORE_HOG_MIN: f64 = 0.9;
 /// Both tests pin their host to core 0: run concurrently, each would be the other's hog.
 static ONE_TESTBED_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn manifest(series: &str) -> String {
-    format!(
-        r#"schema = 1
-id = "load-shift"
-title = "e2e load shift"
-seed = 11
-series = ["{series}"]
-[testbed]
-kind = "local"
-[roles]
-clients = 1
-client_threads = 1
-host_workers = 1
-nic_workers = 1
-nic_access_delay_ns = 1500
-nic_core_speed_factor = 0.5
-[roles.pinning]
-host = [0]
-nic = [1]
-client = [1]
-[workload]
-kind = "mica"
-records = 2000
-key_bytes = 8
-value_bytes = 8
-ycsb_workload = "b"
-distribution = "scrambled-zipfian"
-buckets = 2048
-slots = 7
-log_bytes = 1048576
-[quick]
-warmup_ms = {WARMUP_MS}
-measure_ms = 2500
-interval_ms = {INTERVAL_MS}
-repetitions = 1
-offered_load_ops_per_s = [3000]
-events = [{{ kind = "cpu-hog", start_ms = {HOG_START_MS}, stop_ms = 2500, threads = 3 }}]
-[full]
-warmup_ms = {WARMUP_MS}
-measure_ms = 2500
-interval_ms = {INTERVAL_MS}
-repetitions = 1
-offered_load_ops_per_s = [3000]
-events = [{{ kind = "cpu-hog", start_ms = {HOG_START_MS}, stop_ms = 2500, threads = 3 }}]
-"#
-    )
+/// One client pinned beside the NIC, the host on core 0, 3000 ops/s for 2.5 s, a three-thread
+/// hog on the host's core from [`HOG_START_MS`].
+fn plan(series: &str) -> ExperimentPlan {
+    ManifestBuilder::new(ExperimentId::LoadShift)
+        .seed(11)
+        .series(&[series])
+        .pinning(&[0], &[1], &[1])
+        .workload("value_bytes", 8)
+        .workload("buckets", 2048)
+        .timing(WARMUP_MS, 2500, INTERVAL_MS)
+        .offered(&[3000])
+        .cpu_hog(HOG_START_MS, 2500, 3)
+        .plan(Variant::Quick)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn run(series: &str) -> tempfile::TempDir {
     let _testbed = ONE_TESTBED_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.toml");
-    std::fs::write(&path, manifest(series)).unwrap();
-    let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap();
+    let plan = plan(series);
     let options = LocalOptions::with_role_binary(
         naam_launch::build_role_binary(
             env!("CARGO").as_ref(),

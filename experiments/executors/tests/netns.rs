@@ -3,46 +3,8 @@
 //! needs the kernel's sch_netem module, which this test does not assume.)
 
 use naam_executors::{LocalExecutor, LocalOptions};
-use naam_plan::Variant;
+use naam_plan::{ExperimentId, ManifestBuilder, Variant};
 use naam_results::raw;
-
-const MANIFEST: &str = r#"schema = 1
-id = "mica-ycsb-b"
-title = "e2e netns"
-seed = 5
-series = ["host", "nic"]
-[testbed]
-kind = "netns"
-[roles]
-clients = 1
-client_threads = 1
-host_workers = 1
-nic_workers = 1
-nic_access_delay_ns = 1500
-nic_core_speed_factor = 0.5
-[workload]
-kind = "mica"
-records = 1000
-key_bytes = 8
-value_bytes = 8
-ycsb_workload = "b"
-distribution = "uniform"
-buckets = 1024
-slots = 7
-log_bytes = 1048576
-[quick]
-warmup_ms = 100
-measure_ms = 400
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [1000]
-[full]
-warmup_ms = 100
-measure_ms = 400
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [1000]
-"#;
 
 #[test]
 fn roles_in_network_namespaces_serve_verified_requests_over_veth() {
@@ -50,10 +12,16 @@ fn roles_in_network_namespaces_serve_verified_requests_over_veth() {
         naam_launch::netns::have_root(),
         "the netns test needs root (scripts/test.sh runs as root in CI)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.toml");
-    std::fs::write(&path, MANIFEST).unwrap();
-    let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap();
+    let plan = ManifestBuilder::new(ExperimentId::MicaYcsbB)
+        .seed(5)
+        .series(&["host", "nic"])
+        .netns()
+        .workload("records", 1000)
+        .workload("value_bytes", 8)
+        .workload_name("distribution", "uniform")
+        .offered(&[1000])
+        .plan(Variant::Quick)
+        .unwrap_or_else(|e| panic!("{e}"));
     let options = LocalOptions::with_role_binary(
         naam_launch::build_role_binary(
             env!("CARGO").as_ref(),

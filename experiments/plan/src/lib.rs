@@ -21,6 +21,7 @@
 //! This crate reads the manifest file and, for `kind = "inventory"` testbeds, nothing else: it
 //! knows nothing of processes, results or the testbed that executes the plan.
 
+mod builder;
 mod error;
 mod help;
 mod locate;
@@ -31,6 +32,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use builder::{BUILT_MANIFEST_NAME, ManifestBuilder};
 pub use error::ManifestError;
 pub use plan::*;
 pub use seeds::derive as derive_seed;

@@ -157,44 +157,24 @@ pub struct Roles {
     pub pinning: Pinning,
 }
 
-/// Key choice, with YCSB's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Distribution {
-    /// YCSB CoreWorkload's "zipfian": Zipf(0.99) over 10^10 items, FNV-folded into the records.
-    ScrambledZipfian,
-    /// Plain Zipf(0.99) over the records (Gray et al.).
-    Zipfian,
-    /// Uniform over the records.
-    Uniform,
-}
+/// Steering policies with their parameters (naam-types).
+pub use naam_types::{PolicyKind, PolicySpec};
+/// Key choice, with YCSB's names: naam-ycsb's own type, so the plan, the role configurations
+/// and the generator share it.
+pub use naam_ycsb::Distribution;
+/// YCSB core workload letter (operation mix): naam-ycsb's own type.
+pub use naam_ycsb::Workload as YcsbWorkload;
 
-impl Distribution {
-    /// Every distribution with its manifest name.
-    pub const ALL: [(Distribution, &'static str); 3] = [
-        (Distribution::ScrambledZipfian, "scrambled-zipfian"),
-        (Distribution::Zipfian, "zipfian"),
-        (Distribution::Uniform, "uniform"),
-    ];
-}
-
-/// YCSB core workload letter (operation mix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum YcsbWorkload {
-    /// 50 % read, 50 % update.
-    A,
-    /// 95 % read, 5 % update.
-    B,
-    /// 100 % read.
-    C,
-    /// 95 % read latest, 5 % insert.
-    D,
-    /// 95 % scan, 5 % insert.
-    E,
-    /// 50 % read, 50 % read-modify-write.
-    F,
-}
+/// The key distributions a manifest may name (YCSB's `latest` needs inserts the workloads do not
+/// issue), with their names.
+pub const MANIFEST_DISTRIBUTIONS: [(Distribution, &str); 3] = [
+    (
+        Distribution::ScrambledZipfian,
+        Distribution::ScrambledZipfian.name(),
+    ),
+    (Distribution::Zipfian, Distribution::Zipfian.name()),
+    (Distribution::Uniform, Distribution::Uniform.name()),
+];
 
 /// The MICA key-value store (lossy index of buckets + circular log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +308,12 @@ impl Series {
         Series::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
+    /// The steering policy a placement or policy series runs (`None` for the iPipe model and
+    /// VM backends).
+    pub fn policy_kind(self) -> Option<PolicyKind> {
+        PolicyKind::from_name(self.as_str())
+    }
+
     /// Which experiments this series belongs to.
     pub fn class(self) -> SeriesClass {
         match self {
@@ -449,6 +435,9 @@ pub struct ExperimentPlan {
     pub workload: Workload,
     /// Lines of the figure, in manifest order.
     pub series: Vec<Series>,
+    /// The steering policy of every placement or policy series, in series order, with every
+    /// parameter (the manifest's `[policy.<name>]` values, defaults for the rest).
+    pub policies: Vec<PolicySpec>,
     /// Swept values.
     pub sweep: Sweep,
     /// Duration of each point.
@@ -485,6 +474,13 @@ impl ExperimentPlan {
     /// Looks a point up by id.
     pub fn point(&self, id: &str) -> Option<&PointPlan> {
         self.points.iter().find(|p| p.id == id)
+    }
+
+    /// The steering policy, with its parameters, that series `series` runs (`None` for series
+    /// that are not placements or policies).
+    pub fn policy(&self, series: Series) -> Option<&PolicySpec> {
+        let kind = series.policy_kind()?;
+        self.policies.iter().find(|p| p.kind() == kind)
     }
 }
 

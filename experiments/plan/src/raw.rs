@@ -4,6 +4,8 @@
 //! [`crate::validate`], which writes the resolved value into the plan. Values that need a
 //! location in error messages are kept as [`Spanned`].
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -18,10 +20,15 @@ pub(crate) struct RawManifest {
     pub roles: Spanned<RawRoles>,
     pub workload: Spanned<RawWorkload>,
     pub series: Spanned<Vec<Spanned<String>>>,
+    pub policy: Option<Spanned<RawPolicies>>,
     pub seed: Spanned<i64>,
     pub quick: Option<Spanned<RawVariant>>,
     pub full: Option<Spanned<RawVariant>>,
 }
+
+/// `[policy.<name>]` tables: parameters by name, per policy.
+pub(crate) type RawPolicies =
+    BTreeMap<Spanned<String>, Spanned<BTreeMap<Spanned<String>, Spanned<i64>>>>;
 
 /// `[testbed]`.
 #[derive(Debug, Deserialize)]

@@ -119,7 +119,7 @@ fn unknown_table() {
         &[("[quick]", "[quick_]")],
         expect![[r#"
         [unknown-field] experiments/mica-ycsb-b.toml:29: field `quick_`: unknown key
-          help: did you mean `quick`? allowed keys here: schema, id, title, testbed, roles, workload, series, seed, quick, full"#]],
+          help: did you mean `quick`? allowed keys here: schema, id, title, testbed, roles, workload, series, policy, seed, quick, full"#]],
     );
 }
 
@@ -254,5 +254,77 @@ fn file_that_does_not_exist() {
     assert!(
         text.ends_with("help: check the path; manifests live in experiments/<id>.toml"),
         "{text}"
+    );
+}
+
+/// `series` with the adaptive policy, and a `[policy.naam-adaptive]` table holding `params`.
+fn adaptive(params: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "series = [\"host\", \"nic\"]",
+            "series = [\"host\", \"naam-adaptive\"]".to_string(),
+        ),
+        (
+            "[testbed]",
+            format!("[policy.naam-adaptive]\n{params}\n\n[testbed]"),
+        ),
+    ]
+}
+
+fn check_owned(edits: &[(&'static str, String)], expected: Expect) {
+    let edits: Vec<(&str, &str)> = edits.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    check(&edits, expected);
+}
+
+#[test]
+fn policy_parameter_unknown() {
+    check_owned(
+        &adaptive("congested_ns = 400000"),
+        expect![[r#"
+            [invalid-value] experiments/mica-ycsb-b.toml:8: field `policy.naam-adaptive.congested_ns`: unknown parameter
+              help: the parameters of naam-adaptive are congested_delay_ns, relieved_delay_ns, congested_samples, relieved_samples, shed_permille, severe_delay_ns, shed_severe_permille, shed_min_permille, return_permille, relapse_window_samples, backoff_max, pushback_samples, pushback_step_permille, client_share_max_permille, pushback_return_samples, pushback_return_permille"#]],
+    );
+}
+
+#[test]
+fn policy_parameter_out_of_range() {
+    check_owned(
+        &adaptive("shed_permille = 1500"),
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:8: field `policy.naam-adaptive.shed_permille`: 1500 is outside 1..=1000
+          help: see experiments/SCHEMA.md for `policy.naam-adaptive.shed_permille`"#]],
+    );
+}
+
+#[test]
+fn policy_parameters_that_contradict_each_other() {
+    check_owned(
+        &adaptive("congested_delay_ns = 100000\nrelieved_delay_ns = 200000"),
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:7: field `policy.naam-adaptive.relieved_delay_ns`: must be below congested_delay_ns (the gap is the hysteresis band)
+          help: see experiments/SCHEMA.md, "Policy parameters", for naam-adaptive's parameters and ranges"#]],
+    );
+}
+
+#[test]
+fn policy_table_for_a_series_not_in_the_plan() {
+    check(
+        &[(
+            "[testbed]",
+            "[policy.kayak]\nepoch_samples = 3\n\n[testbed]",
+        )],
+        expect![[r#"
+        [not-applicable] experiments/mica-ycsb-b.toml:7: field `policy.kayak`: "kayak" is not in `series`
+          help: add "kayak" to `series`, or remove `[policy.kayak]`"#]],
+    );
+}
+
+#[test]
+fn policy_table_for_a_static_placement() {
+    check(
+        &[("[testbed]", "[policy.host]\nx = 1\n\n[testbed]")],
+        expect![[r#"
+        [not-applicable] experiments/mica-ycsb-b.toml:7: field `policy.host`: "host" is a static placement: it has no parameters
+          help: remove `[policy.host]`"#]],
     );
 }

@@ -13,7 +13,6 @@
 //! | `vmcost.json` | vm-cost executor | [`VmCostReport`] |
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -47,42 +46,9 @@ pub fn client_summary_file(client: u32) -> String {
     format!("client-{client}.json")
 }
 
-/// Where a request was executed; the tag of its histograms in the `.hlog`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Location {
-    /// Server host CPU.
-    Host,
-    /// SmartNIC cores (emulated on the local testbed).
-    Nic,
-    /// The requesting client, with one-sided reads.
-    Client,
-}
-
-impl Location {
-    /// Every location, in figure order.
-    pub const ALL: [Location; 3] = [Location::Host, Location::Nic, Location::Client];
-
-    /// The tag string (`host`, `nic`, `client`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Location::Host => "host",
-            Location::Nic => "nic",
-            Location::Client => "client",
-        }
-    }
-
-    /// Parses a tag string.
-    pub fn parse(tag: &str) -> Option<Location> {
-        Location::ALL.into_iter().find(|l| l.as_str() == tag)
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where a request was executed; the tag of its histograms in the `.hlog` (`host`, `nic`,
+/// `client`): the engine's own type, from naam-types.
+pub use naam_types::Location;
 
 /// How a client schedules its requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

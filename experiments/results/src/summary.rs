@@ -295,7 +295,7 @@ pub fn read_point_intervals(
         let path = dir.join(client_hlog_file(k));
         for (i, interval) in read_interval_log(&path)?.into_iter().enumerate() {
             let tag = interval.tag.as_deref().unwrap_or("");
-            let location = Location::parse(tag).ok_or_else(|| ResultsError::Hlog {
+            let location = Location::from_name(tag).ok_or_else(|| ResultsError::Hlog {
                 path: path.clone(),
                 location: format!("interval {i}"),
                 problem: format!("tag {tag:?} is not a location (host, nic, client)"),

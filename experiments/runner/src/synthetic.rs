@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use naam_plan::{Event, ExperimentPlan, PointPlan, Series, Timing, Workload};
 use naam_results::hlog::{HlogWriter, new_histogram};
 use naam_results::raw::*;
+use naam_types::PerLocation;
 
 use crate::executor::{ExecError, PointExecutor};
 
@@ -116,10 +117,10 @@ struct Shape {
 /// Per-location rates and utilisations of one interval.
 #[derive(Debug, Clone, Copy)]
 struct IntervalModel {
-    /// Completed ops/s at host, nic, client.
-    rate: [f64; 3],
-    /// Utilisation at host, nic, client.
-    rho: [f64; 3],
+    /// Completed ops/s per location.
+    rate: PerLocation<f64>,
+    /// Utilisation per location.
+    rho: PerLocation<f64>,
 }
 
 fn model_at(plan: &ExperimentPlan, point: &PointPlan, t_ms: f64) -> IntervalModel {
@@ -141,52 +142,50 @@ fn model_at(plan: &ExperimentPlan, point: &PointPlan, t_ms: f64) -> IntervalMode
     let tenant_cost = 1.0 + 0.02 * f64::from(point.tenants).log2();
     let host_cap =
         HOST_CAPACITY_OPS_PER_S * if hog { HOG_HOST_CAPACITY_FRACTION } else { 1.0 } / depth_cost;
-    let caps = [
-        host_cap,
-        NIC_CAPACITY_OPS_PER_S / depth_cost / tenant_cost,
-        CLIENT_CAPACITY_OPS_PER_S / depth_cost,
-    ];
+    let caps = PerLocation {
+        host: host_cap,
+        nic: NIC_CAPACITY_OPS_PER_S / depth_cost / tenant_cost,
+        client: CLIENT_CAPACITY_OPS_PER_S / depth_cost,
+    };
     let shares = shares(point.series, load, &caps);
-    let mut rate = [0.0; 3];
-    let mut rho = [0.0; 3];
-    for i in 0..3 {
-        let wanted = load * shares[i];
-        rate[i] = wanted.min(caps[i] * UTILISATION_MAX);
-        rho[i] = (wanted / caps[i]).min(UTILISATION_MAX);
+    let wanted = |l: Location| load * shares[l];
+    IntervalModel {
+        rate: PerLocation::from_fn(|l| wanted(l).min(caps[l] * UTILISATION_MAX)),
+        rho: PerLocation::from_fn(|l| (wanted(l) / caps[l]).min(UTILISATION_MAX)),
     }
-    IntervalModel { rate, rho }
 }
 
-/// Host, NIC, client shares of a series at `load`.
-fn shares(series: Series, load: f64, caps: &[f64; 3]) -> [f64; 3] {
+/// Shares of a series at `load`, per location.
+fn shares(series: Series, load: f64, caps: &PerLocation<f64>) -> PerLocation<f64> {
+    let split = |host, nic, client| PerLocation { host, nic, client };
     match series {
-        Series::Host => [1.0, 0.0, 0.0],
-        Series::Nic | Series::IpipeModel => [0.0, 1.0, 0.0],
-        Series::Client => [0.0, 0.0, 1.0],
-        Series::Kayak => [0.6, 0.0, 0.4],
-        Series::Cell => [0.5, 0.0, 0.5],
+        Series::Host => split(1.0, 0.0, 0.0),
+        Series::Nic | Series::IpipeModel => split(0.0, 1.0, 0.0),
+        Series::Client => split(0.0, 0.0, 1.0),
+        Series::Kayak => split(0.6, 0.0, 0.4),
+        Series::Cell => split(0.5, 0.0, 0.5),
         Series::Splinter => {
-            let host = (caps[0] * ADAPTIVE_HOST_UTILISATION_TARGET / load.max(1.0)).min(1.0);
-            [host, 0.0, 1.0 - host]
+            let host = (caps.host * ADAPTIVE_HOST_UTILISATION_TARGET / load.max(1.0)).min(1.0);
+            split(host, 0.0, 1.0 - host)
         }
         _ => {
-            let host = (caps[0] * ADAPTIVE_HOST_UTILISATION_TARGET / load.max(1.0)).min(1.0);
-            let nic = ((1.0 - host) * load).min(caps[1] * ADAPTIVE_HOST_UTILISATION_TARGET)
+            let host = (caps.host * ADAPTIVE_HOST_UTILISATION_TARGET / load.max(1.0)).min(1.0);
+            let nic = ((1.0 - host) * load).min(caps.nic * ADAPTIVE_HOST_UTILISATION_TARGET)
                 / load.max(1.0);
-            [host, nic, (1.0 - host - nic).max(0.0)]
+            split(host, nic, (1.0 - host - nic).max(0.0))
         }
     }
 }
 
 /// Base latency per location (ns): host DRAM path, NIC with its per-access delay, client RTTs.
-fn base_latency_ns(plan: &ExperimentPlan, point: &PointPlan) -> [f64; 3] {
+fn base_latency_ns(plan: &ExperimentPlan, point: &PointPlan) -> PerLocation<f64> {
     let accesses = f64::from(point.tree_depth.unwrap_or(2));
     let nic_delay = plan.roles.nic_access_delay_ns as f64;
-    [
-        2_000.0 + 200.0 * accesses,
-        3_000.0 + nic_delay * accesses / plan.roles.nic_core_speed_factor.max(0.01),
-        8_000.0 + 5_000.0 * accesses,
-    ]
+    PerLocation {
+        host: 2_000.0 + 200.0 * accesses,
+        nic: 3_000.0 + nic_delay * accesses / plan.roles.nic_core_speed_factor.max(0.01),
+        client: 8_000.0 + 5_000.0 * accesses,
+    }
 }
 
 struct ClientLog {
@@ -218,8 +217,8 @@ fn write_traffic(
     let base = base_latency_ns(plan, point);
     let intervals = shape.measure_ms / shape.interval_ms;
     let interval_s = shape.interval_ms as f64 / 1000.0;
-    let mut totals = [0u64; 3];
-    let mut busy = [0.0f64; 3];
+    let mut totals = PerLocation::<u64>::default();
+    let mut busy = PerLocation::<f64>::default();
     let mut steering = Vec::new();
     let mut samples = Vec::new();
     let mut last_permille = None;
@@ -227,50 +226,50 @@ fn write_traffic(
         let t_ms = (i as f64 + 0.5) * shape.interval_ms as f64;
         let m = model_at(plan, point, t_ms);
         let start = Duration::from_millis(i * shape.interval_ms);
-        for (loc_index, location) in Location::ALL.iter().enumerate() {
-            let n_total = (m.rate[loc_index] * interval_s).round() as u64;
-            let mean_queue = base[loc_index] * m.rho[loc_index] / (1.0 - m.rho[loc_index]);
+        for location in Location::ALL {
+            let n_total = (m.rate[location] * interval_s).round() as u64;
+            let mean_queue = base[location] * m.rho[location] / (1.0 - m.rho[location]);
             for k in 0..clients as usize {
                 let n = n_total / u64::from(clients)
                     + u64::from((k as u64) < n_total % u64::from(clients));
                 if n == 0 {
                     continue;
                 }
-                let h = draw(&mut rngs[k], n, base[loc_index], mean_queue);
+                let h = draw(&mut rngs[k], n, base[location], mean_queue);
                 logs[k].completed += h.len();
                 logs[k]
                     .writer
                     .write(
-                        location.as_str(),
+                        location.name(),
                         start,
                         Duration::from_millis(shape.interval_ms),
                         &h,
                     )
                     .map_err(io(out_dir))?;
             }
-            totals[loc_index] += n_total;
-            busy[loc_index] += m.rho[loc_index] / intervals as f64;
-            if loc_index < 2 {
+            totals[location] += n_total;
+            busy[location] += m.rho[location] / intervals as f64;
+            if location != Location::Client {
                 samples.push(LoadSample {
                     t_ns: (i * shape.interval_ms) * 1_000_000,
-                    location: *location,
+                    location,
                     queue_delay_ns: mean_queue as u64,
-                    utilisation: m.rho[loc_index],
+                    utilisation: m.rho[location],
                     completions: n_total,
                 });
             }
         }
-        let total: f64 = m.rate.iter().sum::<f64>().max(1.0);
+        let total: f64 = m.rate.total().max(1.0);
         let permille = m.rate.map(|r| (r / total * 1000.0).round() as u16);
         if last_permille != Some(permille) {
             steering.push(SteeringChange {
                 t_ns: i * shape.interval_ms * 1_000_000,
                 policy: point.series.to_string(),
                 scope: "all".to_string(),
-                host_permille: permille[0],
-                nic_permille: permille[1],
-                client_permille: permille[2],
-                reason: format!("synthetic model: host utilisation {:.2}", m.rho[0]),
+                host_permille: permille.host,
+                nic_permille: permille.nic,
+                client_permille: permille.client,
+                reason: format!("synthetic model: host utilisation {:.2}", m.rho.host),
             });
             last_permille = Some(permille);
         }
@@ -346,25 +345,29 @@ fn write_client_summary(
 
 fn write_server(
     point: &PointPlan,
-    totals: [u64; 3],
-    busy: [f64; 3],
+    totals: PerLocation<u64>,
+    busy: PerLocation<f64>,
     out_dir: &Path,
 ) -> Result<(), ExecError> {
     let steps_per = u64::from(point.tree_depth.unwrap_or(2));
-    let counters = |i: usize| LocationCounters {
-        completions: totals[i],
-        steps: totals[i] * steps_per,
-        retries: totals[i] / 1000,
+    let counters = |l: Location| LocationCounters {
+        completions: totals[l],
+        steps: totals[l] * steps_per,
+        retries: totals[l] / 1000,
         traps: 0,
         access_denials: 0,
-        pushbacks: if i == 0 { totals[2] } else { 0 },
-        busy_fraction: busy[i],
+        pushbacks: if l == Location::Host {
+            totals.client
+        } else {
+            0
+        },
+        busy_fraction: busy[l],
     };
     let server = ServerSummary {
         schema: RAW_SCHEMA_VERSION,
         policy: point.series.to_string(),
-        host: counters(0),
-        nic: counters(1),
+        host: counters(Location::Host),
+        nic: counters(Location::Nic),
     };
     write_json(&out_dir.join(SERVER_FILE), &server)
 }

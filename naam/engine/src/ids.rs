@@ -46,65 +46,8 @@ impl Nanos {
     }
 }
 
-/// Where a message executes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Location {
-    /// Server host cores: plain loads from registered memory.
-    Host,
-    /// SmartNIC cores: DMA reads of host memory.
-    Nic,
-    /// The requesting client: one-sided remote reads.
-    Client,
-}
-
-impl Location {
-    /// Every location, in a fixed order (host, NIC, client).
-    pub const ALL: [Location; 3] = [Location::Host, Location::Nic, Location::Client];
-
-    /// The stable lower-case name used in results, logs and manifests.
-    pub fn name(self) -> &'static str {
-        match self {
-            Location::Host => "host",
-            Location::Nic => "nic",
-            Location::Client => "client",
-        }
-    }
-
-    /// The `NAAM_LOC_*` value of `naam.h`, also the wire encoding.
-    pub fn code(self) -> u8 {
-        match self {
-            Location::Host => 0,
-            Location::Nic => 1,
-            Location::Client => 2,
-        }
-    }
-
-    /// Decodes a `NAAM_LOC_*` value.
-    pub fn from_code(code: u8) -> Option<Location> {
-        match code {
-            0 => Some(Location::Host),
-            1 => Some(Location::Nic),
-            2 => Some(Location::Client),
-            _ => None,
-        }
-    }
-
-    /// Parses a stable name (`host`, `nic`, `client`).
-    pub fn from_name(name: &str) -> Option<Location> {
-        Location::ALL.into_iter().find(|l| l.name() == name)
-    }
-
-    /// Index into per-location arrays (`[T; 3]`).
-    pub fn index(self) -> usize {
-        usize::from(self.code())
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// Where a message executes (defined in naam-types, shared from manifest to role).
+pub use naam_types::Location;
 
 /// Whether an access reads or writes region memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

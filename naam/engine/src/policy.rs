@@ -9,15 +9,20 @@ use crate::ids::{Location, Nanos};
 use crate::steer::{BUCKETS, Shares};
 use crate::wire::LoadSample;
 
+pub use naam_types::policy::{
+    AdaptiveConfig, CellConfig, KayakConfig, ParamError, Parameters, PolicyKind, PolicySpec,
+    SplinterConfig,
+};
+
 /// Every policy name [`by_name`] knows, in a stable order.
 pub const POLICY_NAMES: [&str; 7] = [
-    "host",
-    "nic",
-    "client",
-    "naam-adaptive",
-    "kayak",
-    "cell",
-    "splinter",
+    PolicyKind::Host.name(),
+    PolicyKind::Nic.name(),
+    PolicyKind::Client.name(),
+    PolicyKind::NaamAdaptive.name(),
+    PolicyKind::Kayak.name(),
+    PolicyKind::Cell.name(),
+    PolicyKind::Splinter.name(),
 ];
 
 /// A policy name [`by_name`] does not know.
@@ -30,25 +35,28 @@ pub struct UnknownPolicy {
 
 /// The policy called `name`, with its default configuration.
 pub fn by_name(name: &str) -> Result<Box<dyn Policy>, UnknownPolicy> {
-    Ok(match name {
-        "host" => Box::new(Static::new("host", Shares::HOST)),
-        "nic" => Box::new(Static::new("nic", Shares::NIC)),
-        "client" => Box::new(Static::new("client", Shares::CLIENT)),
-        "naam-adaptive" => Box::new(Adaptive::new(AdaptiveConfig::default())),
-        "kayak" => Box::new(Kayak::new(KayakConfig::default())),
-        "cell" => Box::new(CellCost::new(CellConfig::default())),
-        "splinter" => Box::new(Splinter::new(SplinterConfig::default())),
-        other => {
-            return Err(UnknownPolicy {
-                name: other.to_string(),
-            });
-        }
-    })
+    let kind = PolicyKind::from_name(name).ok_or_else(|| UnknownPolicy {
+        name: name.to_string(),
+    })?;
+    Ok(build(&PolicySpec::default_for(kind)))
+}
+
+/// The policy `spec` describes, with its parameters.
+pub fn build(spec: &PolicySpec) -> Box<dyn Policy> {
+    match *spec {
+        PolicySpec::Host => Box::new(Static::new("host", Shares::HOST)),
+        PolicySpec::Nic => Box::new(Static::new("nic", Shares::NIC)),
+        PolicySpec::Client => Box::new(Static::new("client", Shares::CLIENT)),
+        PolicySpec::NaamAdaptive(config) => Box::new(Adaptive::new(config)),
+        PolicySpec::Kayak(config) => Box::new(Kayak::new(config)),
+        PolicySpec::Cell(config) => Box::new(CellCost::new(config)),
+        PolicySpec::Splinter(config) => Box::new(Splinter::new(config)),
+    }
 }
 
 /// Where a policy runs: at the server controller (host/NIC samples) or at each client.
 pub fn runs_at_client(name: &str) -> bool {
-    matches!(name, "kayak" | "cell")
+    PolicyKind::from_name(name).is_some_and(PolicyKind::runs_at_client)
 }
 
 // ---- static -----------------------------------------------------------------------------------
@@ -86,66 +94,6 @@ impl Policy for Static {
 }
 
 // ---- NAAM adaptive ----------------------------------------------------------------------------
-
-/// Constants of the adaptive policy (our reconstruction; see [`Adaptive`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdaptiveConfig {
-    /// A location is congested when its queueing delay exceeds this (ns).
-    pub congested_delay_ns: u64,
-    /// ... and relieved when it is below this (ns). The gap is the hysteresis band.
-    pub relieved_delay_ns: u64,
-    /// Consecutive congested samples before load is moved away.
-    pub congested_samples: u32,
-    /// Consecutive relieved samples before load is moved back (multiplied by the backoff).
-    pub relieved_samples: u32,
-    /// Fraction (permille) of a congested location's share moved per decision.
-    pub shed_permille: u16,
-    /// Queueing delay (ns) above which congestion is severe ...
-    pub severe_delay_ns: u64,
-    /// ... and this larger fraction (permille) is moved per decision.
-    pub shed_severe_permille: u16,
-    /// Smallest move (permille of all traffic).
-    pub shed_min_permille: u16,
-    /// Share moved back per relieved decision (permille of all traffic).
-    pub return_permille: u16,
-    /// A return followed by congestion within this many samples doubles the backoff.
-    pub relapse_window_samples: u32,
-    /// Largest backoff multiplier.
-    pub backoff_max: u32,
-    /// Pushback is the last resort: host and NIC both congested for this many samples ...
-    pub pushback_samples: u32,
-    /// ... moves this share (permille of all traffic) to the clients per decision ...
-    pub pushback_step_permille: u16,
-    /// ... up to this share at most (clients are not an unlimited sink).
-    pub client_share_max_permille: u16,
-    /// Pushed-back load returns first, after this many relieved samples (no backoff) ...
-    pub pushback_return_samples: u32,
-    /// ... this much (permille) at a time.
-    pub pushback_return_permille: u16,
-}
-
-impl Default for AdaptiveConfig {
-    fn default() -> Self {
-        AdaptiveConfig {
-            congested_delay_ns: 500_000,
-            relieved_delay_ns: 100_000,
-            congested_samples: 3,
-            relieved_samples: 10,
-            shed_permille: 500,
-            severe_delay_ns: 2_000_000,
-            shed_severe_permille: 750,
-            shed_min_permille: 50,
-            return_permille: 100,
-            relapse_window_samples: 50,
-            backoff_max: 32,
-            pushback_samples: 5,
-            pushback_step_permille: 100,
-            client_share_max_permille: 500,
-            pushback_return_samples: 10,
-            pushback_return_permille: 100,
-        }
-    }
-}
 
 /// NAAM-adaptive (reconstruction). Home is the host. Decisions are taken once per host sample.
 /// When the host's queueing delay stays above
@@ -352,35 +300,6 @@ impl Policy for Adaptive {
 
 // ---- Kayak ------------------------------------------------------------------------------------
 
-/// Constants of the Kayak-style policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KayakConfig {
-    /// Smallest step of the RPC percentage (Kayak: 1–5 points).
-    pub step_min_points: u32,
-    /// Largest step.
-    pub step_max_points: u32,
-    /// Client samples per epoch (one gradient step per epoch).
-    pub epoch_samples: u32,
-    /// Starting RPC percentage.
-    pub start_rpc_percent: u32,
-    /// Relative throughput changes below this (permille) are noise: no step. Under open-loop
-    /// load throughput follows the offered rate until something saturates, so without a dead
-    /// band the gradient is a random walk.
-    pub dead_band_permille: u32,
-}
-
-impl Default for KayakConfig {
-    fn default() -> Self {
-        KayakConfig {
-            step_min_points: 1,
-            step_max_points: 5,
-            epoch_samples: 5,
-            start_rpc_percent: 100,
-            dead_band_permille: 20,
-        }
-    }
-}
-
 /// Kayak-style (NSDI'21): gradient ascent of throughput with respect to the percentage of requests
 /// run as RPCs at the server; the rest run at the client with one-sided reads. Each epoch the
 /// percentage moves 1–5 points (in proportion to the relative throughput change) in the direction
@@ -480,27 +399,6 @@ impl Policy for Kayak {
 
 // ---- Cell -------------------------------------------------------------------------------------
 
-/// Constants of the Cell-style policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CellConfig {
-    /// A side must be cheaper by this fraction (permille) to win (hysteresis).
-    pub margin_permille: u64,
-    /// Share (permille) kept on the losing side so its cost estimate stays fresh.
-    pub probe_permille: u16,
-    /// Weight (permille) of a new observation in the moving averages.
-    pub ewma_weight_permille: u64,
-}
-
-impl Default for CellConfig {
-    fn default() -> Self {
-        CellConfig {
-            margin_permille: 100,
-            probe_permille: 20,
-            ewma_weight_permille: 250,
-        }
-    }
-}
-
 /// Cell-style (ATC'16): each client estimates the cost of server-side execution (the observed
 /// latency of server-run requests) and of client-side execution (the observed latency of local
 /// runs, or reads per request × one-sided read round trip before any local run) and sends requests
@@ -587,33 +485,6 @@ impl Policy for CellCost {
 }
 
 // ---- Splinter ---------------------------------------------------------------------------------
-
-/// Constants of the Splinter-style policy (from "Adaptive Placement for In-memory Storage
-/// Functions", ATC'20).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SplinterConfig {
-    /// Compute credit of a server-side invocation: 0.5 µs in the paper.
-    pub credit_ns: u64,
-    /// Our conversion of the credit to VM instructions (ns per interpreted instruction; measure
-    /// it with the vm-cost experiment on the target machine).
-    pub insn_ns: u64,
-    /// Backlog that activates pushback: 4 queued tasks in the paper.
-    pub backlog_min: u32,
-    /// Lag that activates pushback: more than 1 ms between dispatcher runs in the paper; we use the
-    /// queueing delay as the observable stand-in.
-    pub lag_ns: u64,
-}
-
-impl Default for SplinterConfig {
-    fn default() -> Self {
-        SplinterConfig {
-            credit_ns: 500,
-            insn_ns: 2,
-            backlog_min: 4,
-            lag_ns: 1_000_000,
-        }
-    }
-}
 
 /// Splinter-style pushback: placement stays at the host, but while the host shows a backlog or
 /// falls behind, invocations that exceed their compute credit are stopped at their next step and

@@ -199,13 +199,10 @@ impl Client {
         };
         let generator =
             LoadGenerator::new(load, tags_set).map_err(|e| RoleError::Setup(e.to_string()))?;
-        let controller = match &cc.client_policy {
-            Some(name) => Some(Controller::new(
-                policy::by_name(name).map_err(|e| RoleError::Setup(e.to_string()))?,
-                RuleKey::DEFAULT,
-            )),
-            None => None,
-        };
+        let controller = cc
+            .client_policy
+            .as_ref()
+            .map(|spec| Controller::new(policy::build(spec), RuleKey::DEFAULT));
         let client_permille = controller
             .as_ref()
             .map_or(0, |c| c.current().shares.of(Location::Client));

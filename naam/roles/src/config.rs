@@ -42,30 +42,12 @@ pub enum TimelineSpec {
     },
 }
 
-/// Times shared by every role of a point, as CLOCK_REALTIME nanoseconds (machines' clocks are
-/// assumed synchronised; the orchestrator records the offsets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Timeline {
-    /// When clients start sending (warm-up begins).
-    pub start_realtime_ns: u64,
-    /// Warm-up length; nothing in it is counted.
-    pub warmup_ms: u64,
-    /// Measured phase length.
-    pub measure_ms: u64,
-}
-
-impl Timeline {
-    /// When the measured phase starts.
-    pub fn measure_start_realtime_ns(&self) -> u64 {
-        self.start_realtime_ns + self.warmup_ms * 1_000_000
-    }
-
-    /// When the measured phase ends.
-    pub fn measure_end_realtime_ns(&self) -> u64 {
-        self.measure_start_realtime_ns() + self.measure_ms * 1_000_000
-    }
-}
+/// Steering policies with their parameters (naam-types).
+pub use naam_types::PolicySpec;
+/// Times shared by every role of a point (naam-types: the launcher writes it).
+pub use naam_types::Timeline;
+/// Key distributions and YCSB core workloads (naam-ycsb: the generator's own types).
+pub use naam_ycsb::{Distribution, Workload as YcsbWorkload};
 
 /// Which role, with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,10 +115,10 @@ pub struct MicaSpec {
     pub key_bytes: u32,
     /// Value size (bytes).
     pub value_bytes: u32,
-    /// YCSB workload letter (`a`..`f`).
-    pub ycsb_workload: String,
-    /// `scrambled-zipfian`, `zipfian` or `uniform`.
-    pub distribution: String,
+    /// YCSB core workload (operation mix).
+    pub ycsb_workload: YcsbWorkload,
+    /// Key choice.
+    pub distribution: Distribution,
     /// Index buckets (power of two).
     pub buckets: u64,
     /// Entries per bucket (7 or 15).
@@ -155,8 +137,8 @@ pub struct BtreeSpec {
     pub node_bytes: u32,
     /// Tree depth to build (levels), if the point sweeps it; else the natural depth.
     pub depth: Option<u32>,
-    /// `scrambled-zipfian`, `zipfian` or `uniform`.
-    pub distribution: String,
+    /// Key choice for lookups.
+    pub distribution: Distribution,
 }
 
 /// The workload and how many tenants each run their own copy of it.
@@ -189,8 +171,9 @@ pub struct HostConfig {
     pub nic_workers: u32,
     /// The dataset.
     pub dataset: Dataset,
-    /// Steering policy (`host`, `nic`, `client`, `naam-adaptive`, `kayak`, `cell`, `splinter`).
-    pub policy: String,
+    /// The point's steering policy with its parameters; a client-side one (Kayak, Cell) leaves
+    /// the server's controller at the host.
+    pub policy: PolicySpec,
     /// Kernel or user-space eSwitch.
     pub eswitch: EswitchMode,
     /// Controller sampling period.
@@ -243,8 +226,9 @@ pub struct ClientConfig {
     pub seed: u64,
     /// Check every answer against the expected value.
     pub verify: bool,
-    /// Client-side steering policy (`kayak`, `cell`), or None to follow the server's hints.
-    pub client_policy: Option<String>,
+    /// Client-side steering policy (Kayak, Cell) with its parameters, or None to follow the
+    /// server's hints.
+    pub client_policy: Option<PolicySpec>,
     /// CPUs the client is pinned to.
     pub cpus: Vec<u32>,
     /// Requests in flight at most.
@@ -384,7 +368,8 @@ impl RoleConfig {
                     h.dataset.tenants >= 1,
                     "dataset.tenants",
                     "must be at least 1",
-                )
+                )?;
+                policy_ok(&h.policy, "policy")
             }
             Role::Nic(n) => {
                 check(n.workers >= 1, "workers", "must be at least 1")?;
@@ -402,7 +387,14 @@ impl RoleConfig {
                     "must be at least 1",
                 )?;
                 check(c.interval_ms >= 1, "interval_ms", "must be at least 1")?;
-                check(c.inflight_max >= 1, "inflight_max", "must be at least 1")
+                check(c.inflight_max >= 1, "inflight_max", "must be at least 1")?;
+                match &c.client_policy {
+                    Some(p) => {
+                        check(p.runs_at_client(), "client_policy", "must be kayak or cell")?;
+                        policy_ok(p, "client_policy")
+                    }
+                    None => Ok(()),
+                }
             }
             Role::Hog(g) => {
                 check(g.threads >= 1, "threads", "must be at least 1")?;
@@ -410,6 +402,11 @@ impl RoleConfig {
             }
         }
     }
+}
+
+/// The policy's parameters in their ranges (naam-types' tables, as the manifest was checked).
+fn policy_ok(policy: &PolicySpec, field: &'static str) -> Result<(), (&'static str, String)> {
+    policy.check().map_err(|e| (field, e.to_string()))
 }
 
 fn check(ok: bool, field: &'static str, problem: &str) -> Result<(), (&'static str, String)> {

@@ -220,7 +220,7 @@ pub fn point_run(
         message: e.to_string(),
     })?;
     let policy = match &built.host.role {
-        RoleKind::Host(h) => h.policy.clone(),
+        RoleKind::Host(h) => h.policy.name().to_string(),
         _ => String::new(),
     };
     let config_err = |e: String| ExperimentError::Config {

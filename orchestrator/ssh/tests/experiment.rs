@@ -225,7 +225,7 @@ fn role_configurations_hold_on_any_machine() {
                     "10.10.1.1",
                     "the host listens on its LAN address"
                 );
-                assert_eq!(h.policy, "naam-adaptive");
+                assert_eq!(h.policy.name(), "naam-adaptive");
             }
             RoleKind::Nic(n) => assert_eq!(n.host_ready, Path::new("host.ready.json")),
             RoleKind::Client(c) => {
@@ -414,7 +414,7 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         == start (dependency order: host, nic, client; readiness before the next group)
         host host on host0: 'bin/naam-role' '--config' 'role.json'
           in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host; ready when file host.ready.json exists
-          inputs: role.json (798 bytes)
+          inputs: role.json (1352 bytes)
         nic nic on bf2: 'bin/naam-role' '--config' 'role.json'
           in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic; ready when file nic.ready.json exists
           inputs: role.json (716 bytes), host.ready.json (copied from host once it is ready)

@@ -98,6 +98,7 @@ pub mod bounds {
 use bounds::*;
 
 mod points;
+mod policy;
 mod variant;
 mod workload;
 
@@ -119,6 +120,7 @@ pub(crate) fn validate(
     let roles = roles(src, raw.roles.get_ref())?;
     let workload = workload(src, id, &raw.workload)?;
     let series = series_list(src, id, &raw.series)?;
+    let policies = policy::policies(src, raw.policy.as_ref(), &series)?;
     let table = select_variant(src, &raw, variant)?;
     let v = table.get_ref();
     let span = table.span();
@@ -154,6 +156,7 @@ pub(crate) fn validate(
         roles,
         workload,
         series,
+        policies,
         sweep,
         timing,
         repetitions,

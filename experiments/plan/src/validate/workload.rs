@@ -91,14 +91,7 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
             format!("write `log_bytes = {}`", log_bytes.next_multiple_of(8)),
         ));
     }
-    let letters = [
-        (YcsbWorkload::A, "a"),
-        (YcsbWorkload::B, "b"),
-        (YcsbWorkload::C, "c"),
-        (YcsbWorkload::D, "d"),
-        (YcsbWorkload::E, "e"),
-        (YcsbWorkload::F, "f"),
-    ];
+    let letters = YcsbWorkload::ALL.map(|w| (w, w.name()));
     Ok(MicaWorkload {
         records: int(
             src,
@@ -131,7 +124,7 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
             src,
             required(src, &raw.distribution, &span, "workload.distribution")?,
             "workload.distribution",
-            &Distribution::ALL,
+            &MANIFEST_DISTRIBUTIONS,
         )?,
         buckets: buckets_value,
         slots: *slots.get_ref() as u32,
@@ -180,7 +173,7 @@ fn btree(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<BtreeWorkload,
             src,
             required(src, &raw.distribution, &span, "workload.distribution")?,
             "workload.distribution",
-            &Distribution::ALL,
+            &MANIFEST_DISTRIBUTIONS,
         )?,
     })
 }

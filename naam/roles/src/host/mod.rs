@@ -20,7 +20,7 @@ use naam_engine::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HostConfig, RoleConfig};
+use crate::config::{HostConfig, PolicySpec, RoleConfig};
 use crate::counters::{PhaseWindow, Totals};
 use crate::os::{cpu_for, pin_current_thread};
 use crate::ready::{self, HostReady};
@@ -92,7 +92,7 @@ pub fn run(
         socket: control_socket,
         period_ns: host.sample_period_us * 1000,
         timeline: timeline.clone(),
-        policy_name: host.policy.clone(),
+        policy_name: host.policy.name().to_string(),
         trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
     };
     control_loop.apply_initial().map_err(RoleError::Setup)?;
@@ -219,16 +219,15 @@ pub fn executor(
     .map_err(|e| RoleError::Setup(e.to_string()))
 }
 
-/// The server-side controller of a series: client-side policies (Kayak, Cell) leave the server
-/// at the host.
-pub fn server_controller(series: &str) -> Result<Controller, RoleError> {
-    let name = if policy::runs_at_client(series) {
-        "host"
+/// The server-side controller of a point's policy: client-side policies (Kayak, Cell) leave the
+/// server at the host.
+pub fn server_controller(spec: &PolicySpec) -> Result<Controller, RoleError> {
+    let spec = if spec.runs_at_client() {
+        &PolicySpec::Host
     } else {
-        series
+        spec
     };
-    let policy = policy::by_name(name).map_err(|e| RoleError::Setup(e.to_string()))?;
-    Ok(Controller::new(policy, RuleKey::DEFAULT))
+    Ok(Controller::new(policy::build(spec), RuleKey::DEFAULT))
 }
 
 /// Rules that no policy moves: host-native functions (writes) always run at the host.

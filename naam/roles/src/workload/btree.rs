@@ -251,10 +251,7 @@ impl BtreeClient {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut ycsb = Workload::C.spec();
-        ycsb.request_distribution = spec
-            .distribution
-            .parse()
-            .map_err(|e: naam_ycsb::YcsbError| WorkloadError::Config(e.to_string()))?;
+        ycsb.request_distribution = spec.distribution;
         let run = RunConfig {
             records: meta.keys,
             operations: CLIENT_OPERATIONS_MAX,

@@ -14,7 +14,7 @@ use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT, GetArgs, GetReply, MicaRk
 use naam_mica::layout::item_bytes;
 pub use naam_mica::set::{SET_ERR_ARGS, SET_ERR_TABLE, SET_STORED, decode_set, encode_set};
 use naam_mica::table::{MicaRegionsMut, MicaTable};
-use naam_ycsb::{OpKind, OperationGenerator, RunConfig, Workload};
+use naam_ycsb::{OpKind, OperationGenerator, RunConfig};
 use serde::{Deserialize, Serialize};
 
 use super::values::{self, VALUE_BYTES_MIN};
@@ -338,26 +338,14 @@ impl MicaClient {
 
 fn ycsb_generator(spec: &MicaSpec, seed: u64) -> Result<OperationGenerator, WorkloadError> {
     let bad = |m: String| WorkloadError::Config(m);
-    let workload: Workload = serde_json::from_value(serde_json::Value::String(
-        spec.ycsb_workload.clone(),
-    ))
-    .map_err(|_| {
-        bad(format!(
-            "ycsb_workload = {:?}: use a..f",
-            spec.ycsb_workload
-        ))
-    })?;
-    let mut ycsb = workload.spec();
+    let mut ycsb = spec.ycsb_workload.spec();
     if ycsb.proportions.scan > 0.0 {
         return Err(bad(format!(
             "YCSB workload {} has scans; MICA is a hash table without ordered scans",
             spec.ycsb_workload
         )));
     }
-    ycsb.request_distribution = spec
-        .distribution
-        .parse()
-        .map_err(|e: naam_ycsb::YcsbError| bad(e.to_string()))?;
+    ycsb.request_distribution = spec.distribution;
     let run = RunConfig {
         records: spec.records,
         operations: CLIENT_OPERATIONS_MAX,

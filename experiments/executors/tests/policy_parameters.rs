@@ -1,0 +1,105 @@
+//! A policy parameter set in a manifest is explicit in the plan, changes the configuration hash,
+//! reaches the host's role configuration, and changes what the policy the roles run decides: the
+//! same host samples on a virtual clock move load to the NIC under a lowered congestion threshold
+//! and not under the default one.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use naam_engine::wire::LoadSample;
+use naam_engine::{Controller, Location, Nanos, RuleKey, policy};
+use naam_executors::configs::{self, Settings};
+use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, PolicySpec, Variant};
+use naam_roles::config::{EswitchMode, Polling, Role};
+
+/// Queueing delay of every host sample: above the lowered threshold, below the default 500 µs.
+const QUEUE_DELAY_NS: u64 = 400_000;
+/// Host samples fed, one per virtual millisecond.
+const SAMPLES: u64 = 20;
+/// The NIC's share (permille) that counts as "load moved".
+const MOVED_PERMILLE_MIN: u16 = 900;
+
+fn plan(params: &[(&str, u64)]) -> ExperimentPlan {
+    let mut manifest = ManifestBuilder::new(ExperimentId::MicaYcsbB).series(&["naam-adaptive"]);
+    if !params.is_empty() {
+        manifest = manifest.policy("naam-adaptive", params);
+    }
+    manifest
+        .plan(Variant::Quick)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The policy in the host's role configuration of the plan's first point.
+fn host_policy(plan: &ExperimentPlan) -> PolicySpec {
+    let settings = Settings {
+        eswitch: EswitchMode::User,
+        polling: Polling::Blocking,
+        verify: true,
+        sample_period_us: 1000,
+        shm_dir: PathBuf::from("/dev/shm"),
+    };
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let built = configs::build(
+        plan,
+        &plan.points[0],
+        &settings,
+        &PathBuf::from("roles"),
+        localhost,
+        "run",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    match built.host.role {
+        Role::Host(host) => host.policy,
+        other => panic!("the host launch runs {}", other.name()),
+    }
+}
+
+/// The NIC's share after [`SAMPLES`] host samples with [`QUEUE_DELAY_NS`], on a virtual clock.
+fn nic_share_after_congestion(spec: &PolicySpec) -> u16 {
+    let mut controller = Controller::new(policy::build(spec), RuleKey::DEFAULT);
+    for i in 1..=SAMPLES {
+        controller.on_sample(LoadSample {
+            at: Nanos(i * 1_000_000),
+            location: Some(Location::Host),
+            queue_delay_ns: QUEUE_DELAY_NS,
+            utilisation_permille: 900,
+            queue_len: 8,
+            completions: 100,
+            period_ns: 1_000_000,
+        });
+    }
+    controller.current().shares.of(Location::Nic)
+}
+
+#[test]
+fn a_threshold_set_in_the_manifest_changes_the_hash_and_the_decisions() {
+    let default = plan(&[]);
+    let lowered = plan(&[
+        ("congested_delay_ns", 300_000),
+        ("relieved_delay_ns", 50_000),
+    ]);
+    assert_ne!(
+        naam_results::config_hash(&default),
+        naam_results::config_hash(&lowered),
+        "the parameters are inside the configuration hash"
+    );
+    let json = serde_json::to_string(&default).unwrap();
+    assert!(
+        json.contains("\"kind\":\"naam-adaptive\",\"congested_delay_ns\":500000"),
+        "defaults are explicit in plan.json: {json}"
+    );
+    let (default_policy, lowered_policy) = (host_policy(&default), host_policy(&lowered));
+    assert!(
+        matches!(lowered_policy, PolicySpec::NaamAdaptive(c) if c.congested_delay_ns == 300_000),
+        "{lowered_policy:?}"
+    );
+    assert_eq!(
+        nic_share_after_congestion(&default_policy),
+        0,
+        "400 µs of queueing is below the default threshold: nothing moves"
+    );
+    assert!(
+        nic_share_after_congestion(&lowered_policy) >= MOVED_PERMILLE_MIN,
+        "above the lowered threshold, load moves to the NIC"
+    );
+}

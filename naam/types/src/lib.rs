@@ -1,0 +1,19 @@
+//! # naam-types — the vocabulary shared from manifest to role process
+//!
+//! The values that cross crate and process boundaries, defined once: where a message runs
+//! ([`Location`]) and a value per location ([`PerLocation`]); the timeline every role of a point
+//! shares ([`Timeline`]); and the steering policies with every parameter ([`policy`]). A manifest
+//! names them, the plan records them (and its configuration hash covers them), role
+//! configurations carry them, and the engine runs them: nothing is turned into a string and
+//! parsed back on the way.
+//!
+//! **Invariant:** depends on serde only; no IO, no clock, no NAAM logic (the engine's policies
+//! implement what [`policy`] parameterises).
+
+pub mod location;
+pub mod policy;
+pub mod timeline;
+
+pub use location::{Location, PerLocation};
+pub use policy::{PolicyKind, PolicySpec};
+pub use timeline::Timeline;
