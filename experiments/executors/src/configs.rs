@@ -2,9 +2,17 @@
 //! leaves to the testbed is made here, explicitly: tenants split the dataset evenly, clients
 //! split the offered load evenly, the hog runs on the host's cores, client-side policies run at
 //! the clients.
+//!
+//! The configurations hold on any machine, whatever the transport: every path is relative to the
+//! role's run directory (the process runs inside it), where it writes its files, reads its
+//! timeline ([`TIMELINE_FILE`], written by the launch sequence at the common start) and, for the
+//! NIC and the clients, the host's ready file (put there by the sequence once the host is
+//! ready). Only the host's listen address depends on where it runs.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use naam_launch::plan::TIMELINE_FILE;
 
 use naam_plan::{Event, ExperimentPlan, PointPlan, PolicySpec, Series, Timing, Workload};
 use naam_roles::config::{
@@ -38,6 +46,21 @@ pub struct Settings {
     pub shm_dir: PathBuf,
 }
 
+impl Settings {
+    /// Settings for real machines: the user-space eSwitch (no privileges, and NIC workers need
+    /// not share the host's SO_REUSEPORT group), blocking workers, verification on, the local
+    /// testbed's sampling period, `/dev/shm`.
+    pub fn for_machines() -> Settings {
+        Settings {
+            eswitch: EswitchMode::User,
+            polling: Polling::Blocking,
+            verify: true,
+            sample_period_us: crate::executor::SAMPLE_PERIOD_US,
+            shm_dir: PathBuf::from("/dev/shm"),
+        }
+    }
+}
+
 /// The configurations of one point, and where each role's files go.
 #[derive(Debug, Clone)]
 pub struct PointConfigs {
@@ -49,31 +72,27 @@ pub struct PointConfigs {
     pub clients: Vec<RoleConfig>,
     /// The hog, if the plan has one.
     pub hog: Option<RoleConfig>,
-    /// The file the servers read their timeline from.
-    pub timeline_file: PathBuf,
 }
 
-/// The role configurations of `point`, with every role's folder under `dir`; `listen_ip` is
-/// where the server listens (loopback, or its namespace's address).
+/// The role configurations of `point`; `listen_ip` is where the server listens (loopback, its
+/// namespace's address, or its machine's LAN address); `run_id` names the point's shared-memory
+/// files.
 pub fn build(
     plan: &ExperimentPlan,
     point: &PointPlan,
     settings: &Settings,
-    dir: &Path,
     listen_ip: IpAddr,
     run_id: &str,
 ) -> Result<PointConfigs, TestbedError> {
-    let (measure_ms, interval_ms) = match plan.timing {
-        Timing::Traffic {
-            measure_ms,
-            interval_ms,
-            ..
-        } => (measure_ms, interval_ms),
-        Timing::Iterations { .. } => {
-            return Err(unsupported(
-                "a vm-cost plan has no traffic to run on the testbed",
-            ));
-        }
+    let Timing::Traffic {
+        measure_ms,
+        interval_ms,
+        ..
+    } = plan.timing
+    else {
+        return Err(unsupported(
+            "a vm-cost plan has no traffic to run on the testbed",
+        ));
     };
     let policy = point_policy(plan, point.series)?;
     let dataset = Dataset {
@@ -81,55 +100,73 @@ pub fn build(
         tenants: point.tenants.max(1),
         seed: point.seed,
     };
-    let timeline_file = dir.join("timeline.json");
-    let server_timeline = TimelineSpec::File {
-        path: timeline_file.clone(),
-    };
-    let role = |name: &str, role: Role, timeline: TimelineSpec| RoleConfig {
+    let role = |role: Role| RoleConfig {
         schema: CONFIG_SCHEMA_VERSION,
         run_id: run_id.to_string(),
-        out_dir: dir.join(name),
-        timeline,
+        out_dir: PathBuf::from("."),
+        timeline: TimelineSpec::File {
+            path: PathBuf::from(TIMELINE_FILE),
+        },
         role,
     };
+    let clients = client_configs(plan, point, settings, &dataset, policy, interval_ms);
+    Ok(PointConfigs {
+        host: role(host_config(plan, settings, &dataset, policy, listen_ip)),
+        nic: role(nic_config(plan, settings, &dataset)),
+        clients: clients.into_iter().map(role).collect(),
+        hog: hog_config(plan, measure_ms).map(role),
+    })
+}
+
+fn host_config(
+    plan: &ExperimentPlan,
+    settings: &Settings,
+    dataset: &Dataset,
+    policy: PolicySpec,
+    listen_ip: IpAddr,
+) -> Role {
     let roles = &plan.roles;
-    let host_ready = dir.join("host").join(naam_roles::host::READY_FILE);
-    let host = role(
-        "host",
-        Role::Host(HostConfig {
-            listen_ip,
-            ingress_port: 0,
-            workers: roles.host_workers,
-            cpus: roles.pinning.host_cpus.clone(),
-            rnic_cpus: roles.pinning.nic_cpus.clone(),
-            nic_workers: roles.nic_workers,
-            dataset: dataset.clone(),
-            policy,
-            eswitch: settings.eswitch,
-            sample_period_us: settings.sample_period_us,
-            polling: settings.polling,
-            shm_dir: settings.shm_dir.clone(),
-        }),
-        server_timeline.clone(),
-    );
-    let nic = role(
-        "nic",
-        Role::Nic(NicConfig {
-            host_ready: host_ready.clone(),
-            dataset: dataset.clone(),
-            workers: roles.nic_workers,
-            cpus: roles.pinning.nic_cpus.clone(),
-            access_delay_ns: roles.nic_access_delay_ns,
-            core_speed_factor: roles.nic_core_speed_factor,
-            polling: settings.polling,
-            sample_period_us: settings.sample_period_us,
-        }),
-        server_timeline,
-    );
-    // Clients and the hog get their (fixed) timeline when the servers are ready.
-    let placeholder = TimelineSpec::File {
-        path: timeline_file.clone(),
-    };
+    Role::Host(HostConfig {
+        listen_ip,
+        ingress_port: 0,
+        workers: roles.host_workers,
+        cpus: roles.pinning.host_cpus.clone(),
+        rnic_cpus: roles.pinning.nic_cpus.clone(),
+        nic_workers: roles.nic_workers,
+        dataset: dataset.clone(),
+        policy,
+        eswitch: settings.eswitch,
+        sample_period_us: settings.sample_period_us,
+        polling: settings.polling,
+        shm_dir: settings.shm_dir.clone(),
+    })
+}
+
+fn nic_config(plan: &ExperimentPlan, settings: &Settings, dataset: &Dataset) -> Role {
+    let roles = &plan.roles;
+    Role::Nic(NicConfig {
+        host_ready: PathBuf::from(naam_roles::host::READY_FILE),
+        dataset: dataset.clone(),
+        workers: roles.nic_workers,
+        cpus: roles.pinning.nic_cpus.clone(),
+        access_delay_ns: roles.nic_access_delay_ns,
+        core_speed_factor: roles.nic_core_speed_factor,
+        polling: settings.polling,
+        sample_period_us: settings.sample_period_us,
+    })
+}
+
+/// Every client's role: the offered load split evenly, the plan's load steps, its own seed,
+/// and a client-side policy when the series runs one.
+fn client_configs(
+    plan: &ExperimentPlan,
+    point: &PointPlan,
+    settings: &Settings,
+    dataset: &Dataset,
+    policy: PolicySpec,
+    interval_ms: u64,
+) -> Vec<Role> {
+    let roles = &plan.roles;
     let offered =
         point.offered_load_ops_per_s.unwrap_or(0) as f64 / f64::from(roles.clients.max(1));
     let load_steps: Vec<(u64, f64)> = plan
@@ -141,52 +178,41 @@ pub fn build(
         })
         .collect();
     let client_policy = policy.runs_at_client().then_some(policy);
-    let clients = (0..roles.clients)
+    (0..roles.clients)
         .map(|k| {
-            role(
-                &format!("client-{k}"),
-                Role::Client(ClientConfig {
-                    index: k,
-                    host_ready: host_ready.clone(),
-                    dataset: dataset.clone(),
-                    offered_ops_per_s: offered,
-                    load_steps: load_steps.clone(),
-                    interval_ms,
-                    seed: point.client_seed(k),
-                    verify: settings.verify,
-                    client_policy,
-                    cpus: roles.pinning.client_cpus.clone(),
-                    inflight_max: CLIENT_INFLIGHT_MAX,
-                    timeout_ms: CLIENT_TIMEOUT_MS,
-                    one_sided: OneSided::EmulatedRnic,
-                }),
-                placeholder.clone(),
-            )
+            Role::Client(ClientConfig {
+                index: k,
+                host_ready: PathBuf::from(naam_roles::host::READY_FILE),
+                dataset: dataset.clone(),
+                offered_ops_per_s: offered,
+                load_steps: load_steps.clone(),
+                interval_ms,
+                seed: point.client_seed(k),
+                verify: settings.verify,
+                client_policy,
+                cpus: roles.pinning.client_cpus.clone(),
+                inflight_max: CLIENT_INFLIGHT_MAX,
+                timeout_ms: CLIENT_TIMEOUT_MS,
+                one_sided: OneSided::EmulatedRnic,
+            })
         })
-        .collect();
-    let hog = plan.events.iter().find_map(|e| match e {
+        .collect()
+}
+
+/// The CPU hog of a load-shift plan, on the host's cores, stopping by the measurement's end.
+fn hog_config(plan: &ExperimentPlan, measure_ms: u64) -> Option<Role> {
+    plan.events.iter().find_map(|e| match e {
         Event::CpuHog {
             start_ms,
             stop_ms,
             threads,
-        } => Some(role(
-            "hog",
-            Role::Hog(HogConfig {
-                threads: *threads,
-                cpus: roles.pinning.host_cpus.clone(),
-                start_ms: *start_ms,
-                stop_ms: (*stop_ms).min(measure_ms).max(start_ms + 1),
-            }),
-            placeholder.clone(),
-        )),
+        } => Some(Role::Hog(HogConfig {
+            threads: *threads,
+            cpus: plan.roles.pinning.host_cpus.clone(),
+            start_ms: *start_ms,
+            stop_ms: (*stop_ms).min(measure_ms).max(start_ms + 1),
+        })),
         Event::LoadStep { .. } => None,
-    });
-    Ok(PointConfigs {
-        host,
-        nic,
-        clients,
-        hog,
-        timeline_file,
     })
 }
 

@@ -9,8 +9,8 @@ use naam_runner::{ExecError, PointExecutor};
 use crate::TestbedError;
 use crate::configs::{self, LOOPBACK, Settings};
 use crate::point::{self, Placement};
-use naam_launch::LaunchError;
 use naam_launch::netns::{self, Netns};
+use naam_launch::{Cancel, LaunchError};
 
 /// Controller sampling period of the local testbed: about a millisecond, so that a shift of "tens
 /// of milliseconds" (the paper's claim) spans tens of decisions (assumption).
@@ -57,12 +57,22 @@ impl LocalOptions {
 #[derive(Debug)]
 pub struct LocalExecutor {
     options: LocalOptions,
+    cancel: Cancel,
 }
 
 impl LocalExecutor {
     /// An executor with `options`.
     pub fn new(options: LocalOptions) -> LocalExecutor {
-        LocalExecutor { options }
+        LocalExecutor {
+            options,
+            cancel: Cancel::new(),
+        }
+    }
+
+    /// The same executor, its points torn down when `cancel` is set (Ctrl-C).
+    pub fn with_cancel(mut self, cancel: Cancel) -> LocalExecutor {
+        self.cancel = cancel;
+        self
     }
 
     fn eswitch(&self) -> EswitchMode {
@@ -104,16 +114,17 @@ impl LocalExecutor {
             point.index,
             point.repetition
         );
-        let dir = out_dir.join("roles");
+        let timing = (warmup_ms, measure_ms);
+        let binary = &self.options.role_binary;
         match &plan.testbed {
             Testbed::Local => {
-                let configs = configs::build(plan, point, &settings, &dir, LOOPBACK, &run_id)?;
+                let configs = configs::build(plan, point, &settings, LOOPBACK, &run_id)?;
                 point::run(
                     &configs,
-                    warmup_ms,
-                    measure_ms,
-                    &self.options.role_binary,
-                    &Placement::Loopback,
+                    timing,
+                    binary,
+                    Placement::Loopback,
+                    &self.cancel,
                     out_dir,
                 )
                 .map(Some)
@@ -126,17 +137,9 @@ impl LocalExecutor {
                     .into());
                 }
                 let ns = Netns::create(&format!("p{}", point.index), self.options.netem_delay_us)?;
-                let configs =
-                    configs::build(plan, point, &settings, &dir, ns.server_ip(), &run_id)?;
-                point::run(
-                    &configs,
-                    warmup_ms,
-                    measure_ms,
-                    &self.options.role_binary,
-                    &Placement::Namespaces(&ns),
-                    out_dir,
-                )
-                .map(Some)
+                let configs = configs::build(plan, point, &settings, ns.server_ip(), &run_id)?;
+                let placement = Placement::Namespaces(ns);
+                point::run(&configs, timing, binary, placement, &self.cancel, out_dir).map(Some)
             }
             Testbed::Inventory { path } => Err(TestbedError::Unsupported(format!(
                 "testbed inventory {} runs through the orchestrator (naam deploy / naam run with an inventory)",

@@ -6,11 +6,13 @@
 //! the server machine and the clients each get a namespace joined by veth, optionally with netem
 //! delay. Every process is tracked by PID, its output kept in a log, and stopped by PID.
 //!
-//! A point runs in this order: host (loads its dataset, writes its ready file) → NIC (maps the
-//! host's regions) → a common start time a little in the future, written to the servers'
-//! timeline file and given to clients and the hog → clients run warm-up and measured phase and
-//! exit → the hog ends → host and NIC are stopped (SIGTERM) and write their counters → the raw
-//! files are gathered into the point's folder in the schema of `naam_results::raw`.
+//! A point is its launch plan ([`launches`]: one `naam-role` launch per role configuration from
+//! [`configs`]) run by naam-launch's sequence over its local transport: host (loads its dataset,
+//! writes its ready file) → NIC (maps the host's regions) → clients, each group ready before the
+//! next → a common start time a little in the future, published to every role → warm-up and
+//! measured phase → clients exit, the hog ends → host and NIC are stopped (SIGTERM) and write
+//! their counters → the raw files are gathered into the point's folder in the schema of
+//! `naam_results::raw` ([`point::gather_raw`], shared with the orchestrator).
 //!
 //! Emulation, stated plainly: no BlueField-2 and no RNIC are involved; the NIC is a process with
 //! a DMA delay and a core-speed factor, one-sided reads are served by a host thread.
@@ -19,6 +21,9 @@
 
 pub mod configs;
 pub mod executor;
+pub mod inventory;
+pub mod launches;
+pub mod orchestrated;
 pub mod point;
 pub mod shift;
 pub mod vmcost;
@@ -26,7 +31,9 @@ pub mod vmcost;
 use std::path::{Path, PathBuf};
 
 pub use executor::{LocalExecutor, LocalOptions};
+pub use inventory::dry_run;
 pub use naam_launch::role_binary;
+pub use orchestrated::{OrchestratorExecutor, OrchestratorOptions};
 
 /// Why a point could not run on the local testbed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +44,12 @@ pub enum TestbedError {
     /// Starting, waiting for or stopping a role process.
     #[error(transparent)]
     Launch(#[from] naam_launch::LaunchError),
+    /// The point's launch sequence did not complete: what went wrong, and the roles' logs.
+    #[error("{message}")]
+    Run {
+        /// The run's status, error, problems per launch and the ends of their logs.
+        message: String,
+    },
     /// A role's output is missing or unreadable.
     #[error("raw file {}: {message}", path.display())]
     Output {

@@ -1,11 +1,17 @@
-//! One point on the local testbed: spawn, synchronise, wait, stop, gather.
+//! One point on the local testbed: the point's launch plan over the local transport (one
+//! process per role on this machine, or in network namespaces), then its raw files gathered.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use naam_launch::local::{LocalTransport, log_tail};
+use naam_launch::netns::Netns;
+use naam_launch::plan::{STDERR_LOG, validate_launches};
+use naam_launch::record::{RunRecord, RunStatus, write_record};
+use naam_launch::sequence::{self, SequenceConfig};
+use naam_launch::{Cancel, binary::ROLE_BINARY_RELATIVE};
 use naam_results::raw::{self, ServerSummary};
-use naam_roles::config::{Role, RoleConfig, Timeline, TimelineSpec};
 use naam_roles::host::HostCounters;
 use naam_roles::nic::NicCounters;
 use naam_types::PerLocation;
@@ -13,27 +19,32 @@ use serde::Serialize;
 
 use crate::TestbedError;
 use crate::configs::PointConfigs;
-use naam_launch::netns::Netns;
-use naam_launch::procs::Procs;
+use crate::launches::{self, HOST_LAUNCH, Machines, NIC_LAUNCH};
 
-/// Longest wait for the host to load its dataset and serve.
-pub const HOST_READY_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longest wait for the NIC to map the host's memory and serve.
-pub const NIC_READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Time between the servers being ready and the clients' start, for every client to be up.
+/// Longest wait for a role to get ready (the host loads its dataset first).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Interval between readiness checks.
+pub const READY_POLL: Duration = Duration::from_millis(10);
+/// Time between publishing the common start and the start, for every client to set up.
 pub const START_DELAY: Duration = Duration::from_millis(500);
+/// Interval between liveness polls during warm-up and measurement.
+pub const LIVENESS_POLL: Duration = Duration::from_millis(100);
 /// Slack beyond warm-up + measured phase for clients to drain and write their files.
 pub const CLIENT_SLACK: Duration = Duration::from_secs(30);
 /// Grace between SIGTERM and SIGKILL for servers.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The machine of the server roles (host, NIC, hog) on the local testbed.
+pub const SERVER_MACHINE: &str = "server";
+/// The machine of the clients on the local testbed.
+pub const CLIENT_MACHINE: &str = "client";
 
 /// Where the processes run.
 #[derive(Debug)]
-pub enum Placement<'a> {
+pub enum Placement {
     /// All on this machine's network stack.
     Loopback,
-    /// Servers and clients in their own namespaces.
-    Namespaces(&'a Netns),
+    /// The server machine and the clients in their own namespaces (deleted after the point).
+    Namespaces(Netns),
 }
 
 /// What the testbed records about how the point ran (`testbed.json` in the point's folder).
@@ -56,138 +67,138 @@ pub struct TestbedRecord {
     pub nic_emulated: bool,
 }
 
-/// Runs the point whose role configurations are `configs`, writing the raw files into `out_dir`.
+/// Runs the point whose role configurations are `configs` with the role binary `role_binary`,
+/// its roles' run directories under `<out_dir>/roles/`, and writes the raw files into `out_dir`.
 pub fn run(
     configs: &PointConfigs,
-    warmup_ms: u64,
-    measure_ms: u64,
+    timing: (u64, u64),
     role_binary: &Path,
-    placement: &Placement<'_>,
+    placement: Placement,
+    cancel: &Cancel,
     out_dir: &Path,
 ) -> Result<TestbedRecord, TestbedError> {
-    if configs.timeline_file.exists() {
-        std::fs::remove_file(&configs.timeline_file)
-            .map_err(|e| TestbedError::io(&configs.timeline_file, "clear", e))?;
+    let machines = Machines {
+        host: SERVER_MACHINE.into(),
+        nic: SERVER_MACHINE.into(),
+        clients: vec![CLIENT_MACHINE.into(); configs.clients.len()],
+    };
+    let launches = launches::launches(configs, &machines).map_err(TestbedError::Unsupported)?;
+    let launches = validate_launches(&launches, |_, _| Ok(()))
+        .map_err(|e| TestbedError::Unsupported(e.to_string()))?;
+    let root = out_dir.join(ROLES_DIR);
+    let network = match placement {
+        Placement::Loopback => "loopback",
+        Placement::Namespaces(_) => "netns",
+    };
+    let mut transport = transport(&root, role_binary, placement);
+    let config = sequence_config(&configs.host.run_id, timing, &root);
+    let record = sequence::new_record(&launches, &config, 1, |l| {
+        root.join(&l.id).display().to_string()
+    });
+    let record = sequence::run(&mut transport, launches, &config, record, cancel, &|_| {});
+    write_record(&root, &record).map_err(|e| TestbedError::Output {
+        path: root.join(naam_launch::record::RUN_RECORD_FILE),
+        message: e.to_string(),
+    })?;
+    check_complete(&record)?;
+    gather(configs, &record, network, &root, out_dir)
+}
+
+/// Folder of a point's role run directories (and the launch record `run.json`).
+pub const ROLES_DIR: &str = "roles";
+
+fn transport(root: &Path, role_binary: &Path, placement: Placement) -> LocalTransport {
+    let local = LocalTransport::new(root.to_path_buf())
+        .with_artifact(ROLE_BINARY_RELATIVE, role_binary.to_path_buf());
+    match placement {
+        Placement::Loopback => local,
+        Placement::Namespaces(ns) => {
+            let machines = BTreeMap::from([
+                (SERVER_MACHINE.to_string(), ns.server.clone()),
+                (CLIENT_MACHINE.to_string(), ns.client.clone()),
+            ]);
+            local.in_namespaces(ns, machines)
+        }
     }
-    let mut procs = Procs::default();
-    let mut pids = Vec::new();
-    let host = spawn(
-        &mut procs,
-        "host",
-        &configs.host,
-        role_binary,
-        placement,
-        &mut pids,
-    )?;
-    procs.wait_for_file(
-        host,
-        &ready_file(&configs.host, naam_roles::host::READY_FILE),
-        HOST_READY_TIMEOUT,
-    )?;
-    let nic = spawn(
-        &mut procs,
-        "nic",
-        &configs.nic,
-        role_binary,
-        placement,
-        &mut pids,
-    )?;
-    procs.wait_for_file(
-        nic,
-        &ready_file(&configs.nic, naam_roles::nic::READY_FILE),
-        NIC_READY_TIMEOUT,
-    )?;
-    let timeline = Timeline {
-        start_realtime_ns: naam_roles::os::realtime_ns() + START_DELAY.as_nanos() as u64,
+}
+
+fn sequence_config(
+    run_id: &str,
+    (warmup_ms, measure_ms): (u64, u64),
+    root: &Path,
+) -> SequenceConfig {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    SequenceConfig {
+        run_id: run_id.to_string(),
         warmup_ms,
         measure_ms,
-    };
-    write_json(&configs.timeline_file, &timeline)?;
-    let mut waiters = Vec::new();
-    for (k, client) in configs.clients.iter().enumerate() {
-        let fixed = with_timeline(client, timeline);
-        waiters.push(spawn(
-            &mut procs,
-            &format!("client-{k}"),
-            &fixed,
-            role_binary,
-            placement,
-            &mut pids,
-        )?);
+        results_dir: root.to_path_buf(),
+        start_lead_ms: ms(START_DELAY),
+        ready_wait_ms: ms(READY_TIMEOUT),
+        ready_poll_ms: ms(READY_POLL),
+        liveness_poll_ms: ms(LIVENESS_POLL),
+        exit_wait_ms: ms(CLIENT_SLACK),
+        stop_grace_ms: ms(STOP_GRACE),
     }
-    if let Some(hog) = &configs.hog {
-        waiters.push(spawn(
-            &mut procs,
-            "hog",
-            &with_timeline(hog, timeline),
-            role_binary,
-            placement,
-            &mut pids,
-        )?);
-    }
-    let run_for = Duration::from_millis(warmup_ms + measure_ms) + START_DELAY + CLIENT_SLACK;
-    procs.wait_all(&waiters, run_for)?;
-    procs.stop_all(&[nic, host], STOP_GRACE)?;
-    gather(configs, out_dir, timeline, pids, placement)
 }
 
-fn spawn(
-    procs: &mut Procs,
-    name: &str,
-    config: &RoleConfig,
-    binary: &Path,
-    placement: &Placement<'_>,
-    pids: &mut Vec<(String, u32)>,
-) -> Result<usize, TestbedError> {
-    // A fresh folder: a ready file left by an earlier run must not pass for this run's.
-    if config.out_dir.exists() {
-        std::fs::remove_dir_all(&config.out_dir)
-            .map_err(|e| TestbedError::io(&config.out_dir, "clear", e))?;
+/// A point whose run did not complete fails with what went wrong and the end of the logs of
+/// the roles that had problems.
+fn check_complete(record: &RunRecord) -> Result<(), TestbedError> {
+    if record.status == RunStatus::Complete {
+        return Ok(());
     }
-    std::fs::create_dir_all(&config.out_dir)
-        .map_err(|e| TestbedError::io(&config.out_dir, "create", e))?;
-    let config_path = config.out_dir.join("role.json");
-    config
-        .write(&config_path)
-        .map_err(|e| TestbedError::io(&config_path, "write", e))?;
-    let mut command = match placement {
-        Placement::Loopback => Command::new(binary),
-        Placement::Namespaces(ns) => {
-            let namespace = if matches!(config.role, Role::Client(_)) {
-                &ns.client
-            } else {
-                &ns.server
-            };
-            Netns::command(namespace, binary)
+    let mut message = format!("the point's run ended {:?}", record.status);
+    if let Some(error) = &record.error {
+        message.push_str(&format!(": {error}"));
+    }
+    for (id, launch) in &record.launches {
+        if launch.problems.is_empty() && record.error.is_none() {
+            continue;
         }
-    };
-    command.arg("--config").arg(&config_path);
-    let index = procs.spawn(name, command, &config.out_dir.join("role.log"))?;
-    pids.push((name.to_string(), procs.get(index).pid));
-    Ok(index)
-}
-
-fn with_timeline(config: &RoleConfig, timeline: Timeline) -> RoleConfig {
-    RoleConfig {
-        timeline: TimelineSpec::Fixed(timeline),
-        ..config.clone()
+        for problem in &launch.problems {
+            message.push_str(&format!("\n{id}: {problem}"));
+        }
+        let tail = log_tail(&PathBuf::from(&launch.run_dir).join(STDERR_LOG));
+        if !tail.trim().is_empty() {
+            message.push_str(&format!("\n{id}'s log ends with:\n{tail}"));
+        }
     }
+    Err(TestbedError::Run { message })
 }
 
-fn ready_file(config: &RoleConfig, name: &str) -> PathBuf {
-    config.out_dir.join(name)
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TestbedError> {
-    naam_roles::ready::write_atomic(path, value).map_err(|e| TestbedError::io(path, "write", e))
-}
-
-fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T, TestbedError> {
-    let bytes = std::fs::read(path).map_err(|e| TestbedError::io(path, "read", e))?;
-    serde_json::from_slice(&bytes).map_err(|e| TestbedError::Output {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+/// Gathers the raw files from the role folders and writes `testbed.json`.
+fn gather(
+    configs: &PointConfigs,
+    record: &RunRecord,
+    network: &str,
+    root: &Path,
+    out_dir: &Path,
+) -> Result<TestbedRecord, TestbedError> {
+    let dirs = RoleDirs {
+        host: root.join(HOST_LAUNCH),
+        nic: root.join(NIC_LAUNCH),
+        clients: (0..configs.clients.len() as u32)
+            .map(|k| root.join(launches::client_launch(k)))
+            .collect(),
+    };
+    let policy = match &configs.host.role {
+        naam_roles::Role::Host(h) => h.policy.name().to_string(),
+        _ => String::new(),
+    };
+    let gathered = gather_raw(&dirs, &policy, out_dir)?;
+    let pids = record
+        .launches
+        .iter()
+        .filter_map(|(id, l)| l.pid.map(|pid| (id.clone(), pid)))
+        .collect();
+    let start_ns = record
+        .start_at_unix_ns
+        .and_then(|ns| u64::try_from(ns).ok())
+        .unwrap_or(0);
+    let testbed = TestbedRecord::new(network, pids, start_ns, &gathered);
+    testbed.write(out_dir)?;
+    Ok(testbed)
 }
 
 /// Where the files of each role of a point are, on this machine: the role folders of the local
@@ -267,31 +278,16 @@ impl TestbedRecord {
 /// The testbed's record in a point's folder.
 pub const TESTBED_FILE: &str = "testbed.json";
 
-/// Copies the clients' files, composes `server.json`, and keeps the steering records.
-fn gather(
-    configs: &PointConfigs,
-    out_dir: &Path,
-    timeline: Timeline,
-    pids: Vec<(String, u32)>,
-    placement: &Placement<'_>,
-) -> Result<TestbedRecord, TestbedError> {
-    let dirs = RoleDirs {
-        host: configs.host.out_dir.clone(),
-        nic: configs.nic.out_dir.clone(),
-        clients: configs.clients.iter().map(|c| c.out_dir.clone()).collect(),
-    };
-    let policy = match &configs.host.role {
-        Role::Host(h) => h.policy.name().to_string(),
-        _ => String::new(),
-    };
-    let gathered = gather_raw(&dirs, &policy, out_dir)?;
-    let network = match placement {
-        Placement::Loopback => "loopback",
-        Placement::Namespaces(_) => "netns",
-    };
-    let record = TestbedRecord::new(network, pids, timeline.start_realtime_ns, &gathered);
-    record.write(out_dir)?;
-    Ok(record)
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TestbedError> {
+    naam_roles::ready::write_atomic(path, value).map_err(|e| TestbedError::io(path, "write", e))
+}
+
+fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T, TestbedError> {
+    let bytes = std::fs::read(path).map_err(|e| TestbedError::io(path, "read", e))?;
+    serde_json::from_slice(&bytes).map_err(|e| TestbedError::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), TestbedError> {

@@ -4,13 +4,12 @@
 //! and not under the default one.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 
 use naam_engine::wire::LoadSample;
 use naam_engine::{Controller, Location, Nanos, RuleKey, policy};
 use naam_executors::configs::{self, Settings};
 use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, PolicySpec, Variant};
-use naam_roles::config::{EswitchMode, Polling, Role};
+use naam_roles::config::Role;
 
 /// Queueing delay of every host sample: above the lowered threshold, below the default 500 µs.
 const QUEUE_DELAY_NS: u64 = 400_000;
@@ -31,23 +30,10 @@ fn plan(params: &[(&str, u64)]) -> ExperimentPlan {
 
 /// The policy in the host's role configuration of the plan's first point.
 fn host_policy(plan: &ExperimentPlan) -> PolicySpec {
-    let settings = Settings {
-        eswitch: EswitchMode::User,
-        polling: Polling::Blocking,
-        verify: true,
-        sample_period_us: 1000,
-        shm_dir: PathBuf::from("/dev/shm"),
-    };
+    let settings = Settings::for_machines();
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let built = configs::build(
-        plan,
-        &plan.points[0],
-        &settings,
-        &PathBuf::from("roles"),
-        localhost,
-        "run",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let built = configs::build(plan, &plan.points[0], &settings, localhost, "run")
+        .unwrap_or_else(|e| panic!("{e}"));
     match built.host.role {
         Role::Host(host) => host.policy,
         other => panic!("the host launch runs {}", other.name()),

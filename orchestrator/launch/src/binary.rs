@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::LaunchError;
 
+/// Where launches find the role binary: relative to a machine's workdir, where the deploy phase
+/// puts it (uploaded over SSH, linked on this machine).
+pub const ROLE_BINARY_RELATIVE: &str = "bin/naam-role";
 /// The command that builds the role binary, for messages.
 pub const ROLE_BINARY_BUILD: &str = "cargo build -p naam-roles --bin naam-role";
 /// Longest wait for that build (a cold build on 2 cores).

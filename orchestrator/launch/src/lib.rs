@@ -1,22 +1,45 @@
-//! # naam-launch — starting NAAM role processes
+//! # naam-launch — one launch sequence over transports
 //!
-//! What every launcher of `naam-role` processes shares, whatever the role computes: local
-//! processes tracked by PID with their output in a log and stopped by PID ([`procs`]), network
-//! namespaces joined by veth for the server machine and the clients ([`netns`], root), and where
-//! the `naam-role` binary is, or how to build it ([`binary`]).
+//! Starting the role processes of a point is written once, as data and one sequence:
 //!
-//! This crate knows nothing of the engine, the VM or experiment plans: a role is a program with
-//! arguments, a folder and a log.
+//! - [`plan`]: the launch plan — what to start where ([`plan::LaunchSpec`]: machine, role,
+//!   command, input files, readiness check, how it ends, outputs), validated and put in start
+//!   order;
+//! - [`sequence`]: the choreography every run follows — deploy → start (host group, NIC group,
+//!   clients; readiness before the next group; a common start time published as each machine's
+//!   `timeline.json`) → warm-up → measure → collect → teardown — with lost machines, early exits
+//!   and Ctrl-C ([`cancel`]) handled the same way everywhere, and a [`record::RunRecord`] of it;
+//! - [`transport`]: the seam it runs over; [`local`] runs processes on this machine (in network
+//!   namespaces, [`netns`], when asked), [`recording`] writes down what the sequence asks for
+//!   (the dry run, and the sequence's tests), naam-ssh implements it over SSH;
+//! - [`command`]: commands as quoted words (the only way a shell line is built), and where the
+//!   `naam-role` binary is ([`binary`]).
+//!
+//! This crate knows nothing of the engine, the VM or experiment plans: a role is a program, its
+//! input files, a folder and its outputs. Role processes run in process groups of their own and
+//! are stopped by signalling the group (SIGTERM, then SIGKILL after a grace period).
 
 pub mod binary;
+pub mod cancel;
+pub mod command;
+pub mod local;
 pub mod netns;
-pub mod procs;
+pub mod plan;
+pub mod record;
+pub mod recording;
+pub mod sequence;
+pub mod transport;
 
 pub use binary::{build_role_binary, role_binary};
+pub use cancel::Cancel;
+pub use command::{CommandError, RemoteCommand, ShellLine, ShellWord, shell_quote};
+pub use plan::{Ends, LaunchInput, LaunchSpec, Readiness, Role};
+pub use record::{RunRecord, RunStatus};
+pub use transport::Transport;
 
 use std::path::{Path, PathBuf};
 
-/// Why a role process could not be launched, waited for or stopped.
+/// Why the role binary could not be found or built, or network namespaces could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// A role process could not be started.
@@ -26,26 +49,6 @@ pub enum LaunchError {
         role: String,
         /// Why.
         message: String,
-    },
-    /// A role exited with an error.
-    #[error("{role} exited with {status}; its log ends with:\n{log_tail}")]
-    RoleFailed {
-        /// The role.
-        role: String,
-        /// Its exit status.
-        status: String,
-        /// The end of its log.
-        log_tail: String,
-    },
-    /// A role did not get ready (or finish) in time.
-    #[error("{role} not ready after {waited_ms} ms; its log ends with:\n{log_tail}")]
-    NotReady {
-        /// The role.
-        role: String,
-        /// How long we waited.
-        waited_ms: u64,
-        /// The end of its log.
-        log_tail: String,
     },
     /// Network namespaces.
     #[error("network namespaces: {0}")]

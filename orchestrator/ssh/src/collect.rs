@@ -13,8 +13,9 @@
 //!   `attempts/<n>/` — kept, never overwritten — and the run starts again as attempt n + 1, in
 //!   fresh remote directories so no output of the old attempt is mistaken for the new one's.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use naam_launch::sequence;
 
 use crate::cancel::Cancel;
 use crate::command::ShellLine;
@@ -23,117 +24,15 @@ use crate::inventory::Inventory;
 use crate::limits::{ATTEMPTS_KEPT_MAX, IDEMPOTENT_ATTEMPTS_MAX};
 use crate::retry::RetryPolicy;
 use crate::run::{
-    Attempt, CollectedFile, LaunchSpec, Mark, Observer, Phase, RUN_RECORD_FILE, RunConfig,
-    RunError, RunRecord, RunStatus,
+    CollectedFile, LaunchSpec, Observer, RUN_RECORD_FILE, RunConfig, RunError, RunRecord, RunStatus,
 };
 use crate::ssh::{Connection, SshError};
+use crate::transport::SshTransport;
 
 /// Directory (in the results directory) where earlier attempts are kept.
 pub const ATTEMPTS_DIR: &str = "attempts";
 /// Suffix of a file being downloaded, before its checksum is verified and it is renamed.
 pub const PARTIAL_SUFFIX: &str = ".part";
-
-/// The collection phase of a run that measured: clients finish, servers stop, files come home.
-pub(crate) fn collect_phase(run: &mut Attempt<'_>) {
-    run.event(Phase::Collect, Mark::Begin, "");
-    run.wait_for_clients();
-    run.stop_all(Phase::Collect);
-    fetch_all(run);
-    run.event(Phase::Collect, Mark::End, "");
-}
-
-/// Fetches every missing file of every launch, one thread per reachable host; hosts without a
-/// connection get one more connection attempt first.
-pub(crate) fn fetch_all(run: &mut Attempt<'_>) {
-    reconnect_missing_hosts(run);
-    let results_dir = run.config.results_dir.clone();
-    let mut work: BTreeMap<String, Vec<(String, String, Vec<String>)>> = BTreeMap::new();
-    for (id, launch) in &run.record.launches {
-        // A launch that never started left nothing to fetch (its files stay missing).
-        if !launch.missing.is_empty()
-            && launch.pid.is_some()
-            && run.connections.contains_key(&launch.host)
-        {
-            work.entry(launch.host.clone()).or_default().push((
-                id.clone(),
-                launch.run_dir.clone(),
-                launch.missing.clone(),
-            ));
-        }
-    }
-    let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = run
-            .connections
-            .iter_mut()
-            .filter_map(|(host, connection)| {
-                work.get(host).map(|jobs| (host.clone(), connection, jobs))
-            })
-            .map(|(host, connection, jobs)| {
-                let results_dir = &results_dir;
-                (
-                    host,
-                    scope.spawn(move || fetch_host(connection, jobs, results_dir)),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(host, handle)| (host, handle.join().unwrap_or_default()))
-            .collect::<Vec<_>>()
-    });
-    for (host, fetched) in results {
-        for (launch_id, name, outcome) in fetched {
-            let record = run
-                .record
-                .launches
-                .get_mut(&launch_id)
-                .expect("launch in record");
-            match outcome {
-                Ok(file) => {
-                    record.missing.retain(|m| m != &name);
-                    record.collected.push(file);
-                }
-                Err(FetchFailure { why, host_lost }) => {
-                    record.problems.push(format!("{name} not collected: {why}"));
-                    if host_lost {
-                        run.lose_host(Phase::Collect, &host, &why);
-                    }
-                }
-            }
-        }
-    }
-    for launch in run.record.launches.values_mut() {
-        launch.collected.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-}
-
-fn reconnect_missing_hosts(run: &mut Attempt<'_>) {
-    let needed: Vec<String> = run
-        .record
-        .launches
-        .values()
-        .filter(|l| !l.missing.is_empty() && !run.connections.contains_key(&l.host))
-        .map(|l| l.host.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for host in needed {
-        let Some(spec) = run.inventory.host(&host) else {
-            continue;
-        };
-        match Connection::open(spec, &run.config.connect) {
-            Ok(connection) => {
-                run.connections.insert(host.clone(), connection);
-                run.event(
-                    Phase::Collect,
-                    Mark::Note,
-                    format!("host {host} reachable again"),
-                );
-            }
-            Err(err) => run.lose_host(Phase::Collect, &host, &err.to_string()),
-        }
-    }
-}
 
 /// Why a file could not be fetched.
 pub(crate) struct FetchFailure {
@@ -141,42 +40,6 @@ pub(crate) struct FetchFailure {
     pub(crate) why: String,
     /// Whether the host itself stopped answering.
     pub(crate) host_lost: bool,
-}
-
-type FetchResult = (String, String, Result<CollectedFile, FetchFailure>);
-
-fn fetch_host(
-    connection: &mut Connection,
-    jobs: &[(String, String, Vec<String>)],
-    results_dir: &Path,
-) -> Vec<FetchResult> {
-    let mut results = Vec::new();
-    let mut host_lost: Option<String> = None;
-    for (launch_id, run_dir, names) in jobs {
-        for name in names {
-            if let Some(why) = &host_lost {
-                results.push((
-                    launch_id.clone(),
-                    name.clone(),
-                    Err(FetchFailure {
-                        why: why.clone(),
-                        host_lost: false,
-                    }),
-                ));
-                continue;
-            }
-            let local = results_dir.join(launch_id).join(name);
-            let remote = format!("{run_dir}/{name}");
-            let outcome = fetch_verified(connection, &remote, &local, name);
-            if let Err(failure) = &outcome
-                && failure.host_lost
-            {
-                host_lost = Some(failure.why.clone());
-            }
-            results.push((launch_id.clone(), name.clone(), outcome));
-        }
-    }
-    results
 }
 
 /// Downloads `remote` to `local` (through `local.part`), retrying a bounded number of times until
@@ -251,16 +114,7 @@ enum FetchError {
 
 /// Complete when every launch ran through the measurement and every file is here; else partial.
 pub fn status_of(record: &RunRecord) -> RunStatus {
-    let complete = record
-        .launches
-        .values()
-        .all(|l| l.measured && l.missing.is_empty())
-        && record.hosts.values().all(|h| h.lost.is_none());
-    if complete {
-        RunStatus::Complete
-    } else {
-        RunStatus::Partial
-    }
+    record.measured_status()
 }
 
 /// Whether a rerun only needs to fetch files: partial, and every launch measured.
@@ -268,7 +122,9 @@ pub fn collect_only_resumable(record: &RunRecord) -> bool {
     record.status == RunStatus::Partial && record.launches.values().all(|l| l.measured)
 }
 
-/// Resumes collection of a partial run whose measurements are all complete.
+/// Resumes collection of a partial run whose measurements are all complete: processes the
+/// first pass could not stop are stopped now (by the PID and start time it recorded), then the
+/// missing files are fetched.
 pub(crate) fn resume_collect(
     inventory: &Inventory,
     launches: &[LaunchSpec],
@@ -281,57 +137,17 @@ pub(crate) fn resume_collect(
     for host in record.hosts.values_mut() {
         host.lost = None;
     }
-    let mut run = Attempt::new(
-        inventory,
-        config,
+    // No session yet: the sequence connects to the machines it needs (those with processes to
+    // stop or files to fetch).
+    let mut transport = SshTransport::new(inventory, &config.connect, None);
+    let record = sequence::collect_again(
+        &mut transport,
         launches.to_vec(),
+        &config.sequence(),
         record,
         cancel,
         observer,
     );
-    run.event(
-        Phase::Collect,
-        Mark::Begin,
-        "resume: fetching missing files only",
-    );
-    // Processes the first pass could not stop (their host was unreachable) are stopped now, by
-    // the PID and start time it recorded, before their files are fetched.
-    let leftovers: Vec<(String, String, crate::process::RemoteProcess)> = run
-        .record
-        .launches
-        .iter()
-        .filter(|(_, l)| l.end.is_none())
-        .filter_map(|(id, l)| {
-            let pid = l.pid?;
-            Some((
-                id.clone(),
-                l.host.clone(),
-                crate::process::RemoteProcess {
-                    run_dir: l.run_dir.clone(),
-                    pid,
-                    start_ticks: l.start_ticks,
-                },
-            ))
-        })
-        .collect();
-    for (id, host, process) in leftovers {
-        run.processes.insert(id, process);
-        if !run.connections.contains_key(&host)
-            && let Some(spec) = inventory.host(&host)
-        {
-            match Connection::open(spec, &config.connect) {
-                Ok(connection) => {
-                    run.connections.insert(host.clone(), connection);
-                }
-                Err(err) => run.lose_host(Phase::Collect, &host, &err.to_string()),
-            }
-        }
-    }
-    run.stop_all(Phase::Collect);
-    fetch_all(&mut run);
-    run.event(Phase::Collect, Mark::End, "");
-    let mut record = run.record;
-    record.status = status_of(&record);
     write_record(&config.results_dir, &record)?;
     Ok(record)
 }
@@ -357,34 +173,19 @@ fn reverify_collected(results_dir: &Path, record: &mut RunRecord) {
 
 /// Reads `run.json` from a results directory, if there is one.
 pub fn read_record(results_dir: &Path) -> Result<Option<RunRecord>, RunError> {
-    let path = results_dir.join(RUN_RECORD_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| RunError::Local {
-                path,
-                message: e.to_string(),
-            }),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(RunError::Local {
-            path,
-            message: err.to_string(),
-        }),
-    }
+    naam_launch::record::read_record(results_dir).map_err(local_error)
 }
 
 /// Writes `run.json` atomically (temporary file, then rename).
 pub fn write_record(results_dir: &Path, record: &RunRecord) -> Result<(), RunError> {
-    let local = |path: &Path, e: &dyn std::fmt::Display| RunError::Local {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    std::fs::create_dir_all(results_dir).map_err(|e| local(results_dir, &e))?;
-    let path = results_dir.join(RUN_RECORD_FILE);
-    let tmp = results_dir.join(format!("{RUN_RECORD_FILE}.tmp"));
-    let text = serde_json::to_string_pretty(record).map_err(|e| local(&path, &e))?;
-    std::fs::write(&tmp, text).map_err(|e| local(&tmp, &e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| local(&path, &e))
+    naam_launch::record::write_record(results_dir, record).map_err(local_error)
+}
+
+fn local_error(e: naam_launch::record::RecordError) -> RunError {
+    RunError::Local {
+        path: e.path,
+        message: e.message,
+    }
 }
 
 /// Moves a previous attempt's record and files to `attempts/<n>/`; returns `n`.

@@ -26,7 +26,7 @@ use crate::retry::RetryPolicy;
 use crate::ssh::{Connection, SshError};
 
 /// Remote path (under the workdir) of the installed role binary.
-pub const ROLE_BINARY_REMOTE: &str = "bin/naam-role";
+pub const ROLE_BINARY_REMOTE: &str = naam_launch::binary::ROLE_BINARY_RELATIVE;
 /// Remote path of the uploaded source bundle.
 pub const SOURCE_BUNDLE_REMOTE: &str = "bundles/naam-src.tar.gz";
 /// Remote directory the source bundle is unpacked into.
@@ -204,36 +204,7 @@ pub struct HostDeployPlan {
     pub steps: Vec<DeployStep>,
 }
 
-/// What happened to one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileReport {
-    /// Remote path under the workdir.
-    pub remote_path: String,
-    /// SHA-256 (hex) of the deployed content.
-    pub sha256: String,
-    /// Bytes uploaded (0 when skipped).
-    pub uploaded_bytes: u64,
-    /// Whether the remote copy already matched.
-    pub skipped: bool,
-}
-
-/// What a host's deployment did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostDeployReport {
-    /// The host.
-    pub host: String,
-    /// One entry per uploaded-or-skipped file.
-    pub files: Vec<FileReport>,
-    /// Whether the role binary was built on the target (false when prebuilt or stamp matched).
-    pub built: bool,
-}
-
-impl HostDeployReport {
-    /// Files actually uploaded.
-    pub fn uploaded_count(&self) -> usize {
-        self.files.iter().filter(|file| !file.skipped).count()
-    }
-}
+pub use naam_launch::record::{FileReport, HostDeployReport};
 
 /// Plans one host's deployment for architecture `arch` (no connection needed).
 pub fn plan_host(

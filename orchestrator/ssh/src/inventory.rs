@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -144,47 +143,8 @@ pub enum InventoryError {
     },
 }
 
-/// What a machine does in an experiment. Ordered by start order: host, then NIC, then clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The server host (its CPU cores run NAAM functions; it owns the regions).
-    Host,
-    /// The SmartNIC's cores (BlueField-2 Arm), reaching host memory over PCIe.
-    Nic,
-    /// A load-generating client.
-    Client,
-}
-
-impl Role {
-    /// Every role, in start order.
-    pub const ALL: [Role; 3] = [Role::Host, Role::Nic, Role::Client];
-
-    /// The name used in hosts files and plans.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Host => "host",
-            Role::Nic => "nic",
-            Role::Client => "client",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| "expected one of client, host, nic".to_string())
-    }
-}
+/// What a machine does in an experiment (naam-launch's: it orders the launch sequence).
+pub use naam_launch::plan::Role;
 
 /// A machine architecture, as `uname -m` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

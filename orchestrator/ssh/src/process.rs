@@ -41,30 +41,7 @@ pub struct RemoteProcess {
     pub start_ticks: Option<u64>,
 }
 
-/// What a poll saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProcessState {
-    /// Still running (same PID and start time).
-    Running,
-    /// Exited and recorded its exit status.
-    Exited {
-        /// The command's exit status.
-        status: i32,
-    },
-    /// Gone without an exit status: killed by a signal, or the machine rebooted.
-    Vanished,
-}
-
-/// How a stop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopOutcome {
-    /// It had already ended before the stop.
-    AlreadyEnded(ProcessState),
-    /// It ended after SIGTERM.
-    Terminated,
-    /// It ended only after SIGKILL.
-    Killed,
-}
+pub use naam_launch::transport::{ProcessState, StopOutcome};
 
 /// Starts `command` in the background in `run_dir` (created if missing) and returns its PID.
 pub fn start(

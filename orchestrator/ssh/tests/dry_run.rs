@@ -126,50 +126,66 @@ fn the_plan_is_rendered_without_connecting() {
         # dry run: nothing is connected to; run mica-ycsb-b-quick (attempt 1)
         inventory hosts.toml: 3 hosts
 
-        == deploy (one SSH session per host, in parallel)
+        == hosts (one SSH session per host, in parallel)
         host host [host] alice@clnode241.clemson.cloudlab.us:22 arch=x86_64 lan=10.10.1.1 cores=64 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = x86_64
-          upload RoleBinary /build/release/naam-role -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
-          upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
         host bf2 [nic] ubuntu@clnode241-bf2.example:2222 arch=aarch64 lan=10.10.1.11 cores=8 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = aarch64
-          upload SourceBundle <bundle> -> naam/bundles/naam-src.tar.gz (mode 644; skipped when SHA-256 matches)
-          build on target (skipped when the stamp matches the bundle):
-            'rm' '-rf' 'src/naam'
-            'mkdir' '-p' 'src/naam'
-            'tar' '-xzf' 'bundles/naam-src.tar.gz' '-C' 'src/naam'
-            'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-roles' '--bin' 'naam-role'
-            'install' '-D' '-m' '755' 'src/naam/target/release/naam-role' 'bin/naam-role'
-          upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
         host client0 [client] alice@clnode107.clemson.cloudlab.us:22 arch=x86_64 lan=10.10.1.2 cores=16 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = x86_64
-          upload RoleBinary /build/release/naam-role -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
-          upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
 
-        == start (dependency order: host, nic, client; readiness before the next group)
-        host host on host: 'bin/naam-role' 'host' '--listen' '10.10.1.1:7000'
-          in naam/runs/mica-ycsb-b-quick/attempt-1/host; ready when file ready exists
-        nic nic on bf2: 'bin/naam-role' 'nic' '--workers' '8'
-          in naam/runs/mica-ycsb-b-quick/attempt-1/nic; ready when file ready exists
-        client client0-load on client0: 'bin/naam-role' 'client' '--rate' '100000'
-          in naam/runs/mica-ycsb-b-quick/attempt-1/client0-load; ready when running
-        then: clock offsets (refused beyond the bounds, else shifted per host); common start time written to each run dir's start_at and timeline.json
-
-        == warm-up 2000 ms, measure 10000 ms (CPU sampled from /proc/stat at both ends)
-
-        == collect (clients exit, servers stopped by PID; files verified by SHA-256)
-        host: stdout.log, stderr.log
-        nic: nic.hlog, stdout.log, stderr.log
-        client0-load: client.hlog, stdout.log, stderr.log
-        into results/mica-ycsb-b/quick
-
-        == teardown (anything still running stopped by PID: TERM, then KILL after 3000 ms)
+        == recording (the launch sequence, step by step)
+        == deploy
+        reach bf2
+        reach client0
+        reach host
+        measure clock offsets (refused beyond the bounds, else shifted per machine)
+        deploy bf2: check `uname -m` = aarch64
+        deploy bf2: upload SourceBundle <bundle> -> naam/bundles/naam-src.tar.gz (mode 644; skipped when SHA-256 matches)
+        deploy bf2: build on target (skipped when the stamp matches the bundle):
+        deploy bf2:   'rm' '-rf' 'src/naam'
+        deploy bf2:   'mkdir' '-p' 'src/naam'
+        deploy bf2:   'tar' '-xzf' 'bundles/naam-src.tar.gz' '-C' 'src/naam'
+        deploy bf2:   'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-roles' '--bin' 'naam-role'
+        deploy bf2:   'install' '-D' '-m' '755' 'src/naam/target/release/naam-role' 'bin/naam-role'
+        deploy bf2: upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
+        deploy client0: check `uname -m` = x86_64
+        deploy client0: upload RoleBinary /build/release/naam-role -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
+        deploy client0: upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
+        deploy host: check `uname -m` = x86_64
+        deploy host: upload RoleBinary /build/release/naam-role -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
+        deploy host: upload FunctionObject /build/bpf/mica_get.o -> naam/functions/mica_get.o (mode 644; skipped when SHA-256 matches)
+        == start
+        start host host on host in naam/runs/mica-ycsb-b-quick/attempt-1/host: 'bin/naam-role' 'host' '--listen' '10.10.1.1:7000'
+        host ready: file ready exists
+        start nic nic on bf2 in naam/runs/mica-ycsb-b-quick/attempt-1/nic: 'bin/naam-role' 'nic' '--workers' '8'
+        nic ready: file ready exists
+        start client client0-load on client0 in naam/runs/mica-ycsb-b-quick/attempt-1/client0-load: 'bin/naam-role' 'client' '--rate' '100000'
+        client0-load ready: running
+        measure clock offsets (refused beyond the bounds, else shifted per machine)
+        publish the common start (in 500 ms, shifted per machine by its clock offset) as timeline.json and start_at to host, nic, client0-load
+        == warmup (2000 ms)
+        == measure (10000 ms)
+        sample CPU times (/proc/stat) of every machine
+        sample CPU times (/proc/stat) of every machine
+        == collect
+        wait for client0-load to exit (at most 10000 ms)
+        stop nic: TERM to its process group, KILL after 3000 ms
+        stop host: TERM to its process group, KILL after 3000 ms
+        fetch bf2:naam/runs/mica-ycsb-b-quick/attempt-1/nic/nic.hlog
+        fetch bf2:naam/runs/mica-ycsb-b-quick/attempt-1/nic/stdout.log
+        fetch bf2:naam/runs/mica-ycsb-b-quick/attempt-1/nic/stderr.log
+        fetch client0:naam/runs/mica-ycsb-b-quick/attempt-1/client0-load/client.hlog
+        fetch client0:naam/runs/mica-ycsb-b-quick/attempt-1/client0-load/stdout.log
+        fetch client0:naam/runs/mica-ycsb-b-quick/attempt-1/client0-load/stderr.log
+        fetch host:naam/runs/mica-ycsb-b-quick/attempt-1/host/stdout.log
+        fetch host:naam/runs/mica-ycsb-b-quick/attempt-1/host/stderr.log
+        == teardown
+        teardown: release connections and namespaces
+        files collected into results/mica-ycsb-b/quick
     "#]]
     .assert_eq(&plan);
 }

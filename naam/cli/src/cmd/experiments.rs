@@ -78,9 +78,9 @@ fn executor_for(
 ) -> anyhow::Result<Box<dyn naam_runner::PointExecutor>> {
     let local = local_options(testbed)?;
     if let naam_plan::Testbed::Inventory { .. } = plan.testbed {
-        let options = naam_ssh::OrchestratorOptions::new(local.role_binary.clone());
+        let options = naam_executors::OrchestratorOptions::new(local.role_binary.clone());
         // Ctrl-C tears the remote point down (it is redone when the run resumes).
-        let cancel = naam_ssh::cancel::Cancel::new();
+        let cancel = naam_launch::Cancel::new();
         let (watched, on_stop) = (Arc::clone(stop), cancel.clone());
         std::thread::spawn(move || {
             while !watched.load(std::sync::atomic::Ordering::Relaxed) {
@@ -88,7 +88,7 @@ fn executor_for(
             }
             on_stop.cancel();
         });
-        return Ok(Box::new(naam_ssh::OrchestratorExecutor::new(
+        return Ok(Box::new(naam_executors::OrchestratorExecutor::new(
             options, cancel,
         )));
     }

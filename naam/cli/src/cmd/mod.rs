@@ -77,7 +77,7 @@ fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     print!(
         "{}",
-        naam_ssh::dry_run(&args.inventory, &args.manifest, variant)?
+        naam_executors::dry_run(&args.inventory, &args.manifest, variant)?
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,11 @@
 //! The orchestrator as the runner's [`PointExecutor`]: plans whose testbed is
 //! `{ kind = "inventory", path = ... }` run point by point on the inventory's machines.
 //!
-//! Per point: map it onto the inventory ([`crate::experiment::point_run`]), run it
-//! ([`crate::run::run`]: deploy `naam-role`, start host → NIC → clients with the host's ready file
+//! Per point: map it onto the inventory ([`crate::inventory::point_run`]), run it
+//! ([`naam_ssh::run::run`]: deploy `naam-role`, start host → NIC → clients with the host's ready file
 //! relayed, a common start shifted per machine by its clock offset, measure, collect with
 //! checksums, tear down), then write the point's raw files with the local testbed's own code
-//! ([`naam_executors::point::gather_raw`]): the same schema, the same files, plus `testbed.json`
+//! ([`crate::point::gather_raw`]): the same schema, the same files, plus `testbed.json`
 //! and `orchestrator.json` (the run record: per-host CPU utilisation, clock offsets, deploy
 //! report, phase events, coverage).
 //!
@@ -17,20 +17,26 @@
 //! record: only missing files are fetched when every measurement finished, otherwise the attempt
 //! is archived and measured again.
 
+// The errors here carry naam-ssh's deploy errors (login, paths, the command to run) and travel
+// only on the failure path of a point that takes seconds; their size is not worth boxing for.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use naam_executors::point::{RoleDirs, TestbedRecord};
+use naam_launch::Cancel;
 use naam_plan::{ExperimentPlan, PointPlan, Testbed};
 use naam_runner::{ExecError, PointExecutor};
+use naam_ssh::deploy::{self, ArtifactSet, DeployError};
+use naam_ssh::inventory::{Arch, HostSpec, Inventory, InventoryError};
+use naam_ssh::run::{self, PhaseEvent, RunConfig, RunError, RunRecord, RunStatus};
+use naam_ssh::ssh::ConnectOptions;
 
-use crate::cancel::Cancel;
-use crate::deploy::{self, ArtifactSet, DeployError};
-use crate::experiment::{self, ExperimentError, HOST_LAUNCH, NIC_LAUNCH, PointRun, RoleSettings};
-use crate::inventory::{Arch, Inventory, InventoryError};
-use crate::run::{self, PhaseEvent, RunConfig, RunError, RunRecord, RunStatus};
-use crate::ssh::ConnectOptions;
+use crate::configs::Settings;
+use crate::inventory::{self, ExperimentError, PointRun};
+use crate::launches::{HOST_LAUNCH, NIC_LAUNCH, client_launch};
+use crate::point::{RoleDirs, TestbedRecord};
 
 /// The orchestrator's record of a point, in the point's folder beside the raw files.
 pub const ORCHESTRATOR_RECORD_FILE: &str = "orchestrator.json";
@@ -139,7 +145,7 @@ pub struct OrchestratorOptions {
     /// BlueField-2's aarch64 cores); `None`: such hosts are refused before anything connects.
     pub source_repo: Option<PathBuf>,
     /// Role settings not in the manifest.
-    pub roles: RoleSettings,
+    pub roles: Settings,
     /// SSH timeouts, retries, key passphrase.
     pub connect: ConnectOptions,
     /// Where per-point records and collected files go; `None`: `<run folder>/orchestrator/`.
@@ -162,7 +168,7 @@ impl OrchestratorOptions {
             inventory: None,
             role_binaries,
             source_repo: None,
-            roles: RoleSettings::default(),
+            roles: Settings::for_machines(),
             connect: ConnectOptions::default(),
             state_dir: None,
             stop_grace_ms: SERVER_STOP_GRACE_MS,
@@ -195,7 +201,7 @@ impl fmt::Debug for OrchestratorExecutor {
 
 impl OrchestratorExecutor {
     /// An executor with `options`; cancelled by `cancel` (and by signals once
-    /// [`crate::cancel::install_signal_handlers`] ran).
+    /// [`naam_launch::cancel::install_signal_handlers`] ran).
     pub fn new(options: OrchestratorOptions, cancel: Cancel) -> OrchestratorExecutor {
         OrchestratorExecutor {
             options,
@@ -234,7 +240,7 @@ impl OrchestratorExecutor {
         state_root: &Path,
     ) -> Result<RunRecord, ExecutorError> {
         let inventory = Inventory::load(&self.inventory_path(plan)?)?;
-        let point_run = experiment::point_run(&inventory, plan, point, &self.options.roles)?;
+        let point_run = inventory::point_run(&inventory, plan, point, &self.options.roles)?;
         let artifacts = self.artifacts(&inventory, &point_run, state_root)?;
         let mut config = RunConfig::new(
             &point_run.run_id,
@@ -290,7 +296,7 @@ impl OrchestratorExecutor {
             role_binaries: self.options.role_binaries.clone(),
             ..ArtifactSet::default()
         };
-        let used: Vec<&crate::inventory::HostSpec> = inventory
+        let used: Vec<&HostSpec> = inventory
             .hosts
             .iter()
             .filter(|h| point_run.launches.iter().any(|l| l.host == h.name))
@@ -374,15 +380,14 @@ fn write_raw(
         host: collected.join(HOST_LAUNCH),
         nic: collected.join(NIC_LAUNCH),
         clients: (0..clients)
-            .map(|k| collected.join(experiment::client_launch(k)))
+            .map(|k| collected.join(client_launch(k)))
             .collect(),
     };
-    let gather = |e: naam_executors::TestbedError| ExecutorError::Gather {
+    let gather = |e: crate::TestbedError| ExecutorError::Gather {
         dir: collected.to_path_buf(),
         message: e.to_string(),
     };
-    let gathered =
-        naam_executors::point::gather_raw(&dirs, &point_run.policy, out_dir).map_err(gather)?;
+    let gathered = crate::point::gather_raw(&dirs, &point_run.policy, out_dir).map_err(gather)?;
     let pids: Vec<(String, u32)> = record
         .launches
         .iter()

@@ -7,6 +7,7 @@
 //! LAN addresses 127.0.0.1-3), so the NIC role's shared-memory path to the host's regions works
 //! here; on a real BlueField-2 it does not (see the crate documentation).
 
+#[path = "../../../orchestrator/ssh/tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeSet;
@@ -14,66 +15,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use naam_plan::{ExperimentPlan, Variant};
+use naam_executors::orchestrated::{ORCHESTRATOR_RECORD_FILE, STATE_DIR_NAME};
+use naam_executors::{OrchestratorExecutor, OrchestratorOptions};
+use naam_launch::Cancel;
+use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::RunDir;
 use naam_results::raw::{self, ClientSummary, ServerSummary};
 use naam_runner::{Progress, RunOptions, RunOutcome, run_plan};
-use naam_ssh::cancel::Cancel;
-use naam_ssh::executor::{ORCHESTRATOR_RECORD_FILE, STATE_DIR_NAME};
 use naam_ssh::run::{Mark, Phase, RunRecord, RunStatus};
-use naam_ssh::{OrchestratorExecutor, OrchestratorOptions};
 use support::Testbed;
 
-/// A quick MICA YCSB-B manifest: one client, 2000 records, 100 ms warm-up, 400 ms measured.
-fn manifest(series: &str) -> String {
-    format!(
-        r#"
-schema = 1
-id = "mica-ycsb-b"
-title = "orchestrator e2e"
-seed = 11
-series = [{series}]
-[testbed]
-kind = "inventory"
-inventory = "hosts.toml"
-[roles]
-clients = 1
-client_threads = 1
-host_workers = 1
-nic_workers = 1
-nic_access_delay_ns = 1500
-nic_core_speed_factor = 0.5
-[workload]
-kind = "mica"
-records = 2000
-key_bytes = 8
-value_bytes = 16
-ycsb_workload = "b"
-distribution = "scrambled-zipfian"
-buckets = 1024
-slots = 7
-log_bytes = 1048576
-[quick]
-warmup_ms = 100
-measure_ms = 400
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [2000]
-[full]
-warmup_ms = 100
-measure_ms = 400
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [2000]
-"#
-    )
-}
-
-/// Writes the hosts file and the manifest beside it; loads the quick plan.
-fn plan(testbed: &Testbed, series: &str) -> (ExperimentPlan, PathBuf) {
+/// Writes the hosts file and a quick MICA YCSB-B manifest beside it (one client, 2000 records,
+/// 100 ms warm-up, 400 ms measured, on the inventory); loads the quick plan.
+fn plan(testbed: &Testbed, series: &[&str]) -> (ExperimentPlan, PathBuf) {
     testbed.inventory();
-    let path = testbed.dir.path().join("e2e.toml");
-    std::fs::write(&path, manifest(series)).unwrap();
+    let manifest = ManifestBuilder::new(ExperimentId::MicaYcsbB)
+        .seed(11)
+        .series(series)
+        .inventory("hosts.toml");
+    let path = manifest.write(testbed.dir.path()).unwrap();
     let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap_or_else(|e| panic!("{e}"));
     (plan, path)
 }
@@ -209,7 +169,7 @@ fn assert_complete(outcome: &RunOutcome, points: u32) {
 fn a_quick_mica_plan_runs_end_to_end_through_ssh_with_results_like_a_local_run() {
     let _one_at_a_time = E2E.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let testbed = Testbed::start();
-    let (plan, manifest) = plan(&testbed, r#""host", "nic""#);
+    let (plan, manifest) = plan(&testbed, &["host", "nic"]);
     let options = run_options(&testbed, &manifest);
     let mut executor = executor();
     let outcome = run_plan(&plan, &mut executor, &options).expect("the runner runs the plan");
@@ -252,7 +212,7 @@ fn a_quick_mica_plan_runs_end_to_end_through_ssh_with_results_like_a_local_run()
 fn a_role_killed_mid_run_fails_the_point_with_coverage_and_a_rerun_completes_it() {
     let _one_at_a_time = E2E.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let testbed = Testbed::start();
-    let (plan, manifest) = plan(&testbed, r#""host""#);
+    let (plan, manifest) = plan(&testbed, &["host"]);
     let options = run_options(&testbed, &manifest);
     let client_workdir = testbed.workdir("client0");
     let kills = Arc::new(AtomicUsize::new(0));

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use expect_test::{Expect, expect};
-use naam_plan::{ExperimentPlan, Variant};
+use naam_executors::configs::Settings;
+use naam_executors::dry_run;
+use naam_executors::inventory::{ExperimentError, point_run};
+use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_roles::config::{Role as RoleKind, RoleConfig, TimelineSpec};
-use naam_ssh::experiment::{ExperimentError, RoleSettings, point_run};
 use naam_ssh::run::{LaunchInput, LaunchSpec, Readiness, check_clock, validate_launches};
 use naam_ssh::telemetry::ClockOffset;
-use naam_ssh::{Inventory, RemoteCommand, Role, dry_run};
+use naam_ssh::{Inventory, RemoteCommand, Role};
 
 const HOSTS: &str = r#"
 [defaults]
@@ -49,65 +51,39 @@ lan_address = "10.10.1.3"
 cores = 8
 "#;
 
-fn manifest(clients: u32, events: &str) -> String {
-    let id = if events.is_empty() {
-        "mica-ycsb-b"
+/// MICA YCSB-B on the inventory (or load-shift, with a CPU hog), NAAM-adaptive, `clients`
+/// clients at 3000 ops/s in total, 100 ms warm-up, 1 s measured.
+fn manifest(clients: u32, hog: bool) -> ManifestBuilder {
+    let id = if hog {
+        ExperimentId::LoadShift
     } else {
-        "load-shift"
+        ExperimentId::MicaYcsbB
     };
-    format!(
-        r#"
-schema = 1
-id = "{id}"
-title = "mapping"
-seed = 5
-series = ["naam-adaptive"]
-[testbed]
-kind = "inventory"
-inventory = "hosts.toml"
-[roles]
-clients = {clients}
-client_threads = 1
-host_workers = 2
-nic_workers = 1
-nic_access_delay_ns = 1500
-nic_core_speed_factor = 0.5
-[workload]
-kind = "mica"
-records = 1000
-key_bytes = 8
-value_bytes = 8
-ycsb_workload = "b"
-distribution = "uniform"
-buckets = 1024
-slots = 7
-log_bytes = 1048576
-[quick]
-warmup_ms = 100
-measure_ms = 1000
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [3000]
-{events}
-[full]
-warmup_ms = 100
-measure_ms = 1000
-interval_ms = 100
-repetitions = 1
-offered_load_ops_per_s = [3000]
-"#
-    )
+    let manifest = ManifestBuilder::new(id)
+        .seed(5)
+        .series(&["naam-adaptive"])
+        .inventory("hosts.toml")
+        .role("clients", clients)
+        .role("host_workers", 2)
+        .workload("records", 1000)
+        .workload("value_bytes", 8)
+        .workload_name("distribution", "uniform")
+        .timing(100, 1000, 100)
+        .offered(&[3000]);
+    if hog {
+        manifest.cpu_hog(200, 600, 2)
+    } else {
+        manifest
+    }
 }
 
 /// Writes the hosts file and a manifest into `dir`; returns the manifest's path.
-fn write_files(dir: &Path, hosts: &str, manifest: &str) -> PathBuf {
+fn write_files(dir: &Path, hosts: &str, manifest: &ManifestBuilder) -> PathBuf {
     std::fs::write(dir.join("hosts.toml"), hosts).unwrap();
-    let path = dir.join("plan.toml");
-    std::fs::write(&path, manifest).unwrap();
-    path
+    manifest.write(dir).unwrap()
 }
 
-fn load(dir: &Path, hosts: &str, manifest: &str) -> (Inventory, ExperimentPlan) {
+fn load(dir: &Path, hosts: &str, manifest: &ManifestBuilder) -> (Inventory, ExperimentPlan) {
     let path = write_files(dir, hosts, manifest);
     let plan = naam_plan::load_manifest(&path, Variant::Quick).unwrap_or_else(|e| panic!("{e}"));
     (Inventory::load(&dir.join("hosts.toml")).unwrap(), plan)
@@ -153,10 +129,16 @@ fn render(launches: &[LaunchSpec]) -> String {
         .collect()
 }
 
-fn check_mapping(clients: u32, events: &str, expected: Expect) {
+fn check_mapping(clients: u32, hog: bool, expected: Expect) {
     let dir = tempfile::tempdir().unwrap();
-    let (inventory, plan) = load(dir.path(), HOSTS, &manifest(clients, events));
-    let run = point_run(&inventory, &plan, &plan.points[0], &RoleSettings::default()).unwrap();
+    let (inventory, plan) = load(dir.path(), HOSTS, &manifest(clients, hog));
+    let run = point_run(
+        &inventory,
+        &plan,
+        &plan.points[0],
+        &Settings::for_machines(),
+    )
+    .unwrap();
     let header = format!(
         "run {} | clients on [{}]\n",
         run.run_id,
@@ -169,7 +151,7 @@ fn check_mapping(clients: u32, events: &str, expected: Expect) {
 fn launches_follow_the_inventory_in_start_order() {
     check_mapping(
         3,
-        "",
+        false,
         expect![[r#"
         run mica-ycsb-b-0000-naam-adaptive-3000ops-r0 | clients on [client0 client1 client0]
         host on host0 as host (WhenStopped): 'bin/naam-role' '--config' 'role.json' | ready host.ready.json | in [role.json] | out [steering.jsonl samples.jsonl host.counters.json host.ready.json]
@@ -183,10 +165,9 @@ fn launches_follow_the_inventory_in_start_order() {
 
 #[test]
 fn the_cpu_hog_runs_on_the_host_machine_and_ends_by_itself() {
-    let events = r#"events = [{ kind = "cpu-hog", start_ms = 200, stop_ms = 600, threads = 2 }]"#;
     check_mapping(
         1,
-        events,
+        true,
         expect![[r#"
         run load-shift-0000-naam-adaptive-3000ops-r0 | clients on [client0]
         host on host0 as host (WhenStopped): 'bin/naam-role' '--config' 'role.json' | ready host.ready.json | in [role.json] | out [steering.jsonl samples.jsonl host.counters.json host.ready.json]
@@ -200,8 +181,14 @@ fn the_cpu_hog_runs_on_the_host_machine_and_ends_by_itself() {
 #[test]
 fn role_configurations_hold_on_any_machine() {
     let dir = tempfile::tempdir().unwrap();
-    let (inventory, plan) = load(dir.path(), HOSTS, &manifest(1, ""));
-    let run = point_run(&inventory, &plan, &plan.points[0], &RoleSettings::default()).unwrap();
+    let (inventory, plan) = load(dir.path(), HOSTS, &manifest(1, false));
+    let run = point_run(
+        &inventory,
+        &plan,
+        &plan.points[0],
+        &Settings::for_machines(),
+    )
+    .unwrap();
     for launch in &run.launches {
         let config = role_config(launch);
         assert_eq!(
@@ -245,8 +232,14 @@ fn role_configurations_hold_on_any_machine() {
 fn plans_that_cannot_run_on_machines_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let no_nic = HOSTS.replace("roles = [\"nic\"]", "roles = [\"client\"]");
-    let (inventory, plan) = load(dir.path(), &no_nic, &manifest(1, ""));
-    let err = point_run(&inventory, &plan, &plan.points[0], &RoleSettings::default()).unwrap_err();
+    let (inventory, plan) = load(dir.path(), &no_nic, &manifest(1, false));
+    let err = point_run(
+        &inventory,
+        &plan,
+        &plan.points[0],
+        &Settings::for_machines(),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -355,7 +348,7 @@ fn clocks_too_far_off_or_too_uncertain_are_refused() {
 #[test]
 fn the_dry_run_renders_the_first_point_without_connecting() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest_path = write_files(dir.path(), HOSTS, &manifest(2, ""));
+    let manifest_path = write_files(dir.path(), HOSTS, &manifest(2, false));
     let text = dry_run(
         &dir.path().join("hosts.toml"),
         &manifest_path,
@@ -383,58 +376,91 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         # dry run: nothing is connected to; run mica-ycsb-b-0000-naam-adaptive-3000ops-r0 (attempt 1)
         inventory <dir>/hosts.toml: 4 hosts
 
-        == deploy (one SSH session per host, in parallel)
+        == hosts (one SSH session per host, in parallel)
         host host0 [host] alice@node-0.example:22 arch=x86_64 lan=10.10.1.1 cores=16 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = x86_64
-          upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
         host bf2 [nic] alice@node-0-bf2.example:22 arch=aarch64 lan=10.10.1.11 cores=8 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = aarch64
-          upload SourceBundle (git archive of this checkout, made when the run starts) -> naam/bundles/naam-src.tar.gz (skipped when SHA-256 matches)
-          build on target (skipped when the stamp matches the bundle):
-            'rm' '-rf' 'src/naam'
-            'mkdir' '-p' 'src/naam'
-            'tar' '-xzf' 'bundles/naam-src.tar.gz' '-C' 'src/naam'
-            'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-roles' '--bin' 'naam-role'
-            'install' '-D' '-m' '755' 'src/naam/target/release/naam-role' 'bin/naam-role'
         host client0 [client] alice@node-1.example:22 arch=x86_64 lan=10.10.1.2 cores=8 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = x86_64
-          upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
         host client1 [client] alice@node-2.example:22 arch=x86_64 lan=10.10.1.3 cores=8 workdir=naam
           host key checked against /keys/known_hosts
           key /keys/id_ed25519
-          check `uname -m` = x86_64
-          upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
 
-        == start (dependency order: host, nic, client; readiness before the next group)
-        host host on host0: 'bin/naam-role' '--config' 'role.json'
-          in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host; ready when file host.ready.json exists
-          inputs: role.json (1352 bytes)
-        nic nic on bf2: 'bin/naam-role' '--config' 'role.json'
-          in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic; ready when file nic.ready.json exists
-          inputs: role.json (716 bytes), host.ready.json (copied from host once it is ready)
-        client client-0 on client0: 'bin/naam-role' '--config' 'role.json'
-          in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0; ready when running
-          inputs: role.json (845 bytes), host.ready.json (copied from host once it is ready)
-        client client-1 on client1: 'bin/naam-role' '--config' 'role.json'
-          in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1; ready when running
-          inputs: role.json (844 bytes), host.ready.json (copied from host once it is ready)
-        then: clock offsets (refused beyond the bounds, else shifted per host); common start time written to each run dir's start_at and timeline.json
-
-        == warm-up 100 ms, measure 1000 ms (CPU sampled from /proc/stat at both ends)
-
-        == collect (clients exit, servers stopped by PID; files verified by SHA-256)
-        host: steering.jsonl, samples.jsonl, host.counters.json, host.ready.json, stdout.log, stderr.log
-        nic: nic.counters.json, nic.ready.json, stdout.log, stderr.log
-        client-0: client-0.hlog, client-0.json, stdout.log, stderr.log
-        client-1: client-1.hlog, client-1.json, stdout.log, stderr.log
-        into <run folder>/orchestrator/0000-naam-adaptive-3000ops-r0
-
-        == teardown (anything still running stopped by PID: TERM, then KILL after 10000 ms)
+        == recording (the launch sequence, step by step)
+        == deploy
+        reach bf2
+        reach client0
+        reach client1
+        reach host0
+        measure clock offsets (refused beyond the bounds, else shifted per machine)
+        deploy bf2: check `uname -m` = aarch64
+        deploy bf2: upload SourceBundle (git archive of this checkout, made when the run starts) -> naam/bundles/naam-src.tar.gz (skipped when SHA-256 matches)
+        deploy bf2: build on target (skipped when the stamp matches the bundle):
+        deploy bf2:   'rm' '-rf' 'src/naam'
+        deploy bf2:   'mkdir' '-p' 'src/naam'
+        deploy bf2:   'tar' '-xzf' 'bundles/naam-src.tar.gz' '-C' 'src/naam'
+        deploy bf2:   'cargo' 'build' '--release' '--locked' '--manifest-path' 'src/naam/Cargo.toml' '-p' 'naam-roles' '--bin' 'naam-role'
+        deploy bf2:   'install' '-D' '-m' '755' 'src/naam/target/release/naam-role' 'bin/naam-role'
+        deploy client0: check `uname -m` = x86_64
+        deploy client0: upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
+        deploy client1: check `uname -m` = x86_64
+        deploy client1: upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
+        deploy host0: check `uname -m` = x86_64
+        deploy host0: upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
+        == start
+        put role.json (1352 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
+        start host host on host0 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host: 'bin/naam-role' '--config' 'role.json'
+        host ready: file host.ready.json exists
+        put role.json (716 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.ready.json
+        put host.ready.json (as fetched) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
+        start nic nic on bf2 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic: 'bin/naam-role' '--config' 'role.json'
+        nic ready: file nic.ready.json exists
+        put role.json (845 bytes) into client0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.ready.json
+        put host.ready.json (as fetched) into client0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0
+        start client client-0 on client0 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0: 'bin/naam-role' '--config' 'role.json'
+        put role.json (844 bytes) into client1:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.ready.json
+        put host.ready.json (as fetched) into client1:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1
+        start client client-1 on client1 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1: 'bin/naam-role' '--config' 'role.json'
+        client-0 ready: running
+        client-1 ready: running
+        measure clock offsets (refused beyond the bounds, else shifted per machine)
+        publish the common start (in 500 ms, shifted per machine by its clock offset) as timeline.json and start_at to host, nic, client-0, client-1
+        == warmup (100 ms)
+        == measure (1000 ms)
+        sample CPU times (/proc/stat) of every machine
+        sample CPU times (/proc/stat) of every machine
+        == collect
+        wait for client-0 to exit (at most 30000 ms)
+        wait for client-1 to exit (at most 30000 ms)
+        stop nic: TERM to its process group, KILL after 10000 ms
+        stop host: TERM to its process group, KILL after 10000 ms
+        fetch bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic/nic.counters.json
+        fetch bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic/nic.ready.json
+        fetch bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic/stdout.log
+        fetch bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic/stderr.log
+        fetch client0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0/client-0.hlog
+        fetch client0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0/client-0.json
+        fetch client0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0/stdout.log
+        fetch client0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-0/stderr.log
+        fetch client1:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1/client-1.hlog
+        fetch client1:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1/client-1.json
+        fetch client1:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1/stdout.log
+        fetch client1:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/client-1/stderr.log
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/steering.jsonl
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/samples.jsonl
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.counters.json
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.ready.json
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/stdout.log
+        fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/stderr.log
+        == teardown
+        teardown: release connections and namespaces
+        files collected into <run folder>/orchestrator/0000-naam-adaptive-3000ops-r0
     "#]].assert_eq(&text);
 }
