@@ -46,6 +46,7 @@ pub mod config;
 pub mod cost;
 pub mod drive;
 pub mod ids;
+pub mod image;
 pub mod memory;
 mod queue;
 pub mod runtime;

@@ -347,3 +347,42 @@ fn mica_answers_stay_right_across_a_migration_to_the_host_and_back() {
         "both sides answered: {sides:?}"
     );
 }
+
+#[test]
+fn an_actor_adopting_a_loaded_table_serves_its_bytes() {
+    let (_, _, _, twin) = mica_nic();
+    let mut rt = Runtime::new(IpipeConfig::nic(2)).expect("config");
+    let spec = ActorSpec {
+        tenant: TenantId(1),
+        functions: vec![(GET, Op::MicaGet)],
+        quantum_ns: None,
+    };
+    let actor = rt.add_actor(spec).expect("actor");
+    let regions = MicaRegions {
+        index: &twin[0],
+        log: &twin[1],
+        meta: &twin[2],
+    };
+    let app = rt
+        .with_objects(actor, |t, a| MicaApp::adopt(t, a, regions, RKEYS))
+        .expect("present")
+        .expect("a formatted table");
+    rt.set_app(actor, App::Mica(app)).expect("app");
+    for k in [0, 17, KEYS - 1, KEYS + 3] {
+        let (_, status, payload) = reply(&call(&mut rt, &get_frame(1, RKEYS, k, k)));
+        assert_eq!(
+            (status, payload),
+            (Status::Ok, twin_get(&twin, k)),
+            "GET {k}"
+        );
+    }
+    let garbage = MicaRegions {
+        index: &twin[0],
+        log: &twin[1],
+        meta: &[0; 64],
+    };
+    let refused = rt
+        .with_objects(actor, |t, a| MicaApp::adopt(t, a, garbage, RKEYS))
+        .expect("present");
+    assert!(refused.is_err(), "an unformatted meta region is refused");
+}

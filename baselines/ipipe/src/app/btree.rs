@@ -40,6 +40,20 @@ impl BtreeApp {
         Ok(BtreeApp { nodes, rkey })
     }
 
+    /// Allocates the nodes object and copies a built tree into it (the region a NAAM host
+    /// loaded).
+    pub fn adopt(
+        objects: &mut ObjectTable,
+        allocator: &mut Allocator,
+        nodes: &[u8],
+        rkey: u64,
+    ) -> Result<BtreeApp, InstallError> {
+        BTreeReader::open(nodes).map_err(|e| InstallError::Btree(e.to_string()))?;
+        let id = objects.malloc(allocator, nodes.len() as u64)?;
+        objects.get_mut(id)?.copy_from_slice(nodes);
+        Ok(BtreeApp { nodes: id, rkey })
+    }
+
     /// Lookup: the 16 reply bytes `btree_lookup` gives.
     pub fn lookup(
         &self,

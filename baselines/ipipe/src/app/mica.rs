@@ -51,6 +51,34 @@ impl MicaApp {
         Ok(app)
     }
 
+    /// Allocates the three objects and copies a formatted table into them (the regions a NAAM
+    /// host loaded: the actor serves the very bytes NAAM's functions read).
+    pub fn adopt(
+        objects: &mut ObjectTable,
+        allocator: &mut crate::memory::Allocator,
+        regions: MicaRegions<'_>,
+        rkeys: MicaRkeys,
+    ) -> Result<MicaApp, InstallError> {
+        MicaReader::open(regions).map_err(|e| InstallError::Mica(e.to_string()))?;
+        let mut copy = |bytes: &[u8]| -> Result<ObjectId, InstallError> {
+            let id = objects.malloc(allocator, bytes.len() as u64)?;
+            objects.get_mut(id)?.copy_from_slice(bytes);
+            Ok(id)
+        };
+        let (index, log, meta) = (
+            copy(regions.index)?,
+            copy(regions.log)?,
+            copy(regions.meta)?,
+        );
+        let rkeys = [rkeys.index, rkeys.log, rkeys.meta];
+        Ok(MicaApp {
+            index,
+            log,
+            meta,
+            rkeys,
+        })
+    }
+
     /// The table's three objects, writable (for loading and SET).
     pub fn regions_mut<'a>(
         &self,

@@ -434,7 +434,7 @@ impl Runtime {
 
     /// Items that found the actor busy go back to the head of the ingress, in order.
     fn release_deferred(&mut self, id: ActorId) {
-        let Some(actor) = self.actor_mut(id) else {
+        let Some(actor) = self.actor_mut(id).filter(|a| !a.deferred.is_empty()) else {
             return;
         };
         let deferred = std::mem::take(&mut actor.deferred);
