@@ -18,20 +18,21 @@ pub struct IsolationCosts {
 }
 
 impl IsolationCosts {
-    /// Measured on the development machine (2 vCPU Intel Xeon VM, Linux 6.18, load average
-    /// ≈ 14.6 from other builds) with
-    /// `cargo run --release -p naam-ipipe --example isolation_costs`: half the median round trip
-    /// of 20 000 — a process-to-process pipe ping-pong on one CPU (a switch plus a one-byte pipe
-    /// transfer; thread-to-thread: 1978 ns) and a hand-off through shared memory to a process
-    /// polling on the other CPU. ARTIFACT.md lists the run.
+    /// Measured on the development machine (2 vCPU Intel Xeon VM, Linux 6.18, shared with other
+    /// builds: load averages 8 to 15) with
+    /// `cargo run --release -p naam-ipipe --example isolation_costs`, four runs of 20 000 round
+    /// trips each; the median run of: half the median round trip of a process-to-process pipe
+    /// ping-pong on one CPU (a switch plus a one-byte pipe transfer: 1362, 2048, 2190, 2212 ns;
+    /// thread-to-thread 1252 to 1978 ns), and of a hand-off through shared memory to a process
+    /// polling on the other CPU (117, 183, 201, 206 ns). ARTIFACT.md lists the runs.
     pub const THIS_MACHINE: IsolationCosts = IsolationCosts {
-        tenant_switch_ns: 2_212,
-        handoff_ns: 206,
+        tenant_switch_ns: 2_119,
+        handoff_ns: 192,
     };
 }
 
 /// The per-process memory measured with [`IsolationCosts::THIS_MACHINE`]: private resident
-/// memory (124 KiB) and page tables (48 KiB) of an idle process running the measuring binary
+/// memory (124 KiB) and page tables (40 to 52 KiB over the runs; 48 KiB taken) of an idle process running the measuring binary
 /// (which links the iPipe runtime and both native actors), plus a 16 KiB kernel stack.
 pub const PROCESS_BYTES_THIS_MACHINE: u64 = 188 << 10;
 
