@@ -52,8 +52,9 @@
 //!
 //! # Hash
 //!
-//! MICA uses CityHash64; we use FNV-1a-64 followed by MurmurHash3's `fmix64` finaliser
-//! ([`hash::key_hash`]). That is the only difference from MICA's derivation of bucket and tag.
+//! MICA's own: CityHash64 as MICA compiles it (`src/city.c`, CityHash 1.0.3), written from the
+//! algorithm in [`hash`] and checked against values MICA's `city.c` printed. Bucket and tag follow
+//! from it as in MICA, so every key sits in MICA's bucket under MICA's tag.
 //!
 //! # The NAAM function
 //!
