@@ -135,3 +135,93 @@ fn plotting_needs_the_frames_and_says_so() {
     let err = plot_run(&run, &root.path().join("figures")).unwrap_err();
     assert!(err.to_string().contains("frames/run.parquet"), "{err}");
 }
+
+/// Marks the first point of `series` (repetition 0) invalid in its `summary.json`, as the runner
+/// would have.
+fn mark_invalid(run: &Path, series: &str) {
+    let dir = naam_results::RunDir::open(run);
+    let plan = dir.read_plan().expect("plan");
+    let point = plan
+        .points
+        .iter()
+        .find(|p| p.series.as_str() == series && p.repetition == 0)
+        .expect("a point of the series");
+    let mut summary = dir.read_summary(&point.id).expect("summary");
+    summary.validity = naam_results::Validity::Invalid {
+        reasons: vec!["send lateness p99 2.0 ms above 1 ms (test)".to_string()],
+    };
+    let text = serde_json::to_string_pretty(&summary).expect("json");
+    std::fs::write(dir.point_dir(&point.id).join("summary.json"), text).expect("rewrite");
+}
+
+/// Series with at least one invalid point, from the summaries themselves.
+fn invalid_series(run: &Path) -> Vec<String> {
+    let dir = naam_results::RunDir::open(run);
+    let plan = dir.read_plan().expect("plan");
+    let mut out: Vec<String> = Vec::new();
+    for p in &plan.points {
+        let valid = dir
+            .read_summary(&p.id)
+            .expect("summary")
+            .validity
+            .is_valid();
+        if !valid && !out.contains(&p.series.as_str().to_string()) {
+            out.push(p.series.as_str().to_string());
+        }
+    }
+    out
+}
+
+/// Issue 17: time-series figures hard-coded `valid: true`, so an invalid repetition was drawn as
+/// a normal line while the footnote promised hollow markers.
+#[test]
+fn issue_17_time_series_draw_an_invalid_point_hollow() {
+    for (id, marked) in [
+        (ExperimentId::LoadShift, "host"),
+        (ExperimentId::Policies, "naam-adaptive"),
+    ] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let run = common::synthetic_run(&common::plan(id), root.path());
+        assert!(
+            !invalid_series(&run).iter().any(|s| s == marked),
+            "{id}: the synthetic {marked} points start valid"
+        );
+        mark_invalid(&run, marked);
+        let invalid = invalid_series(&run);
+        analyze_run(&run).expect("analyze");
+        let frames = FrameSet::read(&run.join("frames")).expect("parquet frames");
+        let figure = figure_data(&frames).expect("figure data");
+        let mut marked_lines = 0;
+        for p in &figure.panels {
+            // load-shift: one panel per series ("(b) host: …"); policies: one line per series.
+            let series_of_panel = invalid
+                .iter()
+                .find(|s| p.title.contains(&format!(") {s}:")));
+            for line in p.lines.iter().filter(|l| !l.points.is_empty()) {
+                let series = series_of_panel
+                    .or_else(|| invalid.iter().find(|s| line.label.starts_with(s.as_str())));
+                let hollow = line.points.iter().all(|pt| !pt.valid);
+                let solid = line.points.iter().all(|pt| pt.valid);
+                let what = format!("{id}: panel {:?} line {:?}", p.title, line.label);
+                // Every repetition is drawn into each time's median, so one invalid repetition
+                // makes the whole line hollow; a series with no invalid point stays solid.
+                assert!(if series.is_some() { hollow } else { solid }, "{what}");
+                assert_eq!(
+                    line.label.ends_with("(invalid)"),
+                    series.is_some(),
+                    "{what}"
+                );
+                marked_lines += usize::from(series.is_some_and(|s| s == marked));
+            }
+        }
+        assert!(marked_lines >= 2, "{id}: the marked series is drawn");
+        assert!(
+            figure
+                .footnote
+                .iter()
+                .any(|l| l.starts_with("hollow markers")),
+            "{id}: {:?}",
+            figure.footnote
+        );
+    }
+}

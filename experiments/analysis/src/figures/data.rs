@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use polars::prelude::DataFrame;
 
 use super::read::{FrameSet, bools, f64s, first_bool, first_f64, first_str, strs};
-use super::timeseries::{event_markers, interval_rows, load_shift_figure, policies_figure};
+use super::timeseries::{
+    event_markers, interval_rows, invalid_points, load_shift_figure, policies_figure,
+};
 use super::{FigureData, Line, Panel, PlotPoint, XAxis};
 use crate::error::AnalysisError;
 use crate::stats::{CONFIDENCE, median_ci};
@@ -427,19 +429,23 @@ pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
     let mut bars = ErrorBars::default();
     let mut notes = Vec::new();
     let rows = point_rows(frames.frame("points")?)?;
-    let intervals = interval_rows(frames.frame("intervals")?)?;
+    let invalid = invalid_points(frames.frame("points")?)?;
+    let intervals = interval_rows(frames.frame("intervals")?, &invalid)?;
     let markers = event_markers(frames.frame("events")?)?;
     let panels = match experiment.as_str() {
         "cell-lookups" => cell_figure(&rows, &mut bars),
         "offload-scaling" => offload_figure(&rows, &mut bars),
         "load-shift" => load_shift_figure(&intervals, &markers),
-        "policies" => policies_figure(&intervals, frames.frame("samples")?, &markers)?,
+        "policies" => policies_figure(&intervals, frames.frame("samples")?, &invalid, &markers)?,
         "vm-cost" => vm_cost_figure(frames.frame("vmcost")?, &mut notes, &mut bars)?,
         _ => sweep_figure(&rows, &mut bars),
     };
     let mut footnote = provenance_lines(run)?;
     if rows.iter().any(|r| !r.valid) {
-        notes.push("hollow markers: invalid points (generator behind schedule or achieved rate below the offered rate)".to_string());
+        notes.push(
+            "hollow markers: invalid points (each point's reasons: invalid_reasons in frames/points)"
+                .to_string(),
+        );
     }
     footnote.extend(bars.note());
     footnote.extend(notes);

@@ -1,11 +1,11 @@
 //! Time-series figures (load-shift, policies): per-interval frames, medians over repetitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::DataFrame;
 
 use super::data::{NS_TO_US, OPS_TO_KOPS, panel};
-use super::read::{f64s, strs};
+use super::read::{bools, f64s, strs};
 use super::{Line, Panel, PlotPoint, XAxis};
 use crate::error::AnalysisError;
 use crate::stats::median_ci;
@@ -18,9 +18,29 @@ pub(super) struct IntervalRow {
     location: String,
     ops_per_s: f64,
     p99: Option<f64>,
+    /// Whether the point the row belongs to is valid (its `points` row).
+    valid: bool,
 }
 
-pub(super) fn interval_rows(df: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
+/// The ids of the invalid points of the `points` frame (a point without a verdict counts as
+/// invalid: nothing vouches for it).
+pub(super) fn invalid_points(points: &DataFrame) -> Result<BTreeSet<String>, AnalysisError> {
+    let ids = strs(points, "point_id")?;
+    let valid = bools(points, "valid")?;
+    Ok(ids
+        .into_iter()
+        .zip(valid)
+        .filter(|(_, v)| *v != Some(true))
+        .filter_map(|(id, _)| id)
+        .collect())
+}
+
+/// Rows of the `intervals` frame, each marked with its point's validity.
+pub(super) fn interval_rows(
+    df: &DataFrame,
+    invalid: &BTreeSet<String>,
+) -> Result<Vec<IntervalRow>, AnalysisError> {
+    let point_ids = strs(df, "point_id")?;
     let series = strs(df, "series")?;
     let t = f64s(df, "t_ms")?;
     let location = strs(df, "location")?;
@@ -33,11 +53,18 @@ pub(super) fn interval_rows(df: &DataFrame) -> Result<Vec<IntervalRow>, Analysis
             location: location[i].clone().unwrap_or_default(),
             ops_per_s: ops[i].unwrap_or(0.0),
             p99: p99[i],
+            valid: point_valid(&point_ids[i], invalid),
         })
         .collect())
 }
 
-/// Median over repetitions per time, for one (series, location).
+fn point_valid(point_id: &Option<String>, invalid: &BTreeSet<String>) -> bool {
+    point_id.as_ref().is_some_and(|id| !invalid.contains(id))
+}
+
+/// Median over repetitions per time, for one (series, location); a time's point is valid only
+/// when every repetition drawn into it is (so an invalid repetition is drawn hollow, as in the
+/// sweeps), and the legend says when every point of the line is invalid.
 fn time_line(
     rows: &[IntervalRow],
     series: &str,
@@ -46,28 +73,35 @@ fn time_line(
     color_key: &str,
     y: fn(&IntervalRow) -> Option<f64>,
 ) -> Line {
-    let mut by_t: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    let mut by_t: BTreeMap<u64, (Vec<f64>, bool)> = BTreeMap::new();
     for r in rows
         .iter()
         .filter(|r| r.series == series && r.location == location)
     {
         if let Some(v) = y(r) {
-            by_t.entry(r.t_ms.to_bits()).or_default().push(v);
+            let slot = by_t.entry(r.t_ms.to_bits()).or_insert((Vec::new(), true));
+            slot.0.push(v);
+            slot.1 &= r.valid;
         }
     }
-    let points = by_t
+    let points: Vec<PlotPoint> = by_t
         .into_iter()
-        .filter_map(|(bits, values)| {
+        .filter_map(|(bits, (values, valid))| {
             median_ci(&values).map(|m| PlotPoint {
                 x: f64::from_bits(bits),
                 y: m.median,
                 err: None,
-                valid: true,
+                valid,
             })
         })
         .collect();
+    let all_invalid = !points.is_empty() && points.iter().all(|p| !p.valid);
     Line {
-        label,
+        label: if all_invalid {
+            format!("{label} (invalid)")
+        } else {
+            label
+        },
         color_key: color_key.to_string(),
         dashed: false,
         points,
@@ -155,6 +189,7 @@ pub(super) fn load_shift_figure(
 pub(super) fn policies_figure(
     intervals: &[IntervalRow],
     samples: &DataFrame,
+    invalid: &BTreeSet<String>,
     markers: &[(f64, String)],
 ) -> Result<Vec<Panel>, AnalysisError> {
     let series = series_of(intervals);
@@ -192,7 +227,7 @@ pub(super) fn policies_figure(
             p99,
         ),
     ];
-    let util = host_utilisation_rows(samples)?;
+    let util = host_utilisation_rows(samples, invalid)?;
     if !util.is_empty() {
         let lines = series
             .iter()
@@ -222,31 +257,49 @@ pub(super) fn policies_figure(
 /// averaged over before they are drawn.
 pub(super) const UTILISATION_BIN_MS: f64 = 50.0;
 
+/// Host utilisation samples of one series falling into one bin.
+struct UtilisationBin {
+    sum: f64,
+    samples: u32,
+    /// Every sample came from a valid point.
+    valid: bool,
+}
+
 /// Host samples as interval-like rows (utilisation in `ops_per_s`, t in ms), averaged per series
-/// over [`UTILISATION_BIN_MS`] bins (all repetitions together) and clamped to [0, 1].
-fn host_utilisation_rows(samples: &DataFrame) -> Result<Vec<IntervalRow>, AnalysisError> {
+/// over [`UTILISATION_BIN_MS`] bins (all repetitions together) and clamped to [0, 1]; a bin is
+/// valid when every sample in it came from a valid point.
+fn host_utilisation_rows(
+    samples: &DataFrame,
+    invalid: &BTreeSet<String>,
+) -> Result<Vec<IntervalRow>, AnalysisError> {
+    let point_ids = strs(samples, "point_id")?;
     let series = strs(samples, "series")?;
     let t = f64s(samples, "t_ns")?;
     let location = strs(samples, "location")?;
     let util = f64s(samples, "utilisation")?;
-    let mut bins: std::collections::BTreeMap<(String, i64), (f64, u32)> =
-        std::collections::BTreeMap::new();
+    let mut bins: BTreeMap<(String, i64), UtilisationBin> = BTreeMap::new();
     for i in (0..samples.height()).filter(|&i| location[i].as_deref() == Some("host")) {
         let bin = (t[i].unwrap_or(0.0) / 1e6 / UTILISATION_BIN_MS).floor() as i64;
         let entry = bins
             .entry((series[i].clone().unwrap_or_default(), bin))
-            .or_insert((0.0, 0));
-        entry.0 += util[i].unwrap_or(0.0).clamp(0.0, 1.0);
-        entry.1 += 1;
+            .or_insert(UtilisationBin {
+                sum: 0.0,
+                samples: 0,
+                valid: true,
+            });
+        entry.sum += util[i].unwrap_or(0.0).clamp(0.0, 1.0);
+        entry.samples += 1;
+        entry.valid &= point_valid(&point_ids[i], invalid);
     }
     Ok(bins
         .into_iter()
-        .map(|((series, bin), (sum, n))| IntervalRow {
+        .map(|((series, bin), b)| IntervalRow {
             series,
             t_ms: (bin as f64 + 0.5) * UTILISATION_BIN_MS,
             location: "host".to_string(),
-            ops_per_s: sum / f64::from(n.max(1)),
+            ops_per_s: b.sum / f64::from(b.samples.max(1)),
             p99: None,
+            valid: b.valid,
         })
         .collect())
 }
