@@ -1,8 +1,8 @@
 //! The runtime's parameters, every default explicit and explained.
 //!
 //! The iPipe paper names its scheduler's thresholds (`Tail_thresh`, `Mean_thresh`, α, the DRR
-//! quantum) but the text available to us publishes no values. The defaults below are ours, each
-//! with its reasoning; manifests set them, and the full offload-scaling variant sweeps them.
+//! quantum) but the text available to us publishes no values. The defaults are ours, each with
+//! its reasoning, defined once in `naam_types::ipipe` (what manifests set and plans record).
 
 use serde::{Deserialize, Serialize};
 
@@ -10,50 +10,22 @@ use crate::ids::Side;
 
 /// Most cores one side may have.
 pub const CORES_MAX: u16 = 256;
-/// Largest per-actor execution window.
-pub const ACTOR_WINDOW_MAX: u32 = 4096;
-/// Largest side-wide latency window.
-pub const SIDE_WINDOW_MAX: u32 = 1 << 20;
-/// α is given in permille; 1000 would never pull back.
-pub const ALPHA_PERMILLE_MAX: u16 = 999;
-
-/// Default tail threshold: 10 µs of execution at the 99th percentile. Assumption: ten times the
-/// slowest native handler here on an emulated NIC core (a MICA GET, ≈ 0.4 µs on a host core at
-/// half speed ≈ 0.8 µs); an actor whose tail exceeds it holds an FCFS core long enough to delay
-/// everyone queued behind it, which is what the FCFS/DRR split is for.
-pub const TAIL_THRESH_NS_DEFAULT: u64 = 10_000;
-/// Default mean threshold: 500 µs of mean sojourn (queueing + execution) on the NIC.
-/// Assumption: the same congestion level at which NAAM's adaptive policy sheds host load
-/// (500 µs of queueing delay), so that the two systems' reactions compare like with like.
-pub const MEAN_THRESH_NS_DEFAULT: u64 = 500_000;
-/// Default α: pull an actor back when the NIC's mean falls below half the mean threshold.
-/// Assumption: a symmetric dead band.
-pub const ALPHA_PERMILLE_DEFAULT: u16 = 500;
-/// Default DRR quantum: the tail threshold. Shreedhar and Varghese make the quantum at least the
-/// largest packet so that every backlogged flow is served each round; a downgraded actor's work
-/// items are around the tail threshold.
-pub const DRR_QUANTUM_NS_DEFAULT: u64 = TAIL_THRESH_NS_DEFAULT;
-/// Default per-actor window: the last 100 executions (p99 is then the 99th smallest).
-pub const ACTOR_WINDOW_DEFAULT: u32 = 100;
-/// Default side-wide window: 1024 completions per management decision (the mean of 1024
-/// exponential samples has a relative standard error of ≈ 3 %).
-pub const SIDE_WINDOW_DEFAULT: u32 = 1024;
-/// Default NIC memory: 16 GiB, BlueField-2's middle DRAM option (8/16/32 GB).
-pub const NIC_MEMORY_BYTES_DEFAULT: u64 = 16 << 30;
+pub use naam_types::ipipe::{
+    ACTOR_WINDOW_DEFAULT, ACTOR_WINDOW_MAX, ALPHA_PERMILLE_DEFAULT, ALPHA_PERMILLE_MAX,
+    DRR_QUANTUM_NS_DEFAULT, MEAN_THRESH_NS_DEFAULT, NIC_MEMORY_BYTES_DEFAULT,
+    PROCESS_SLICE_NS_DEFAULT, SIDE_WINDOW_DEFAULT, SIDE_WINDOW_MAX, TAIL_THRESH_NS_DEFAULT,
+};
 /// Default host memory for migrated actors: 256 GiB (assumption: a server's DRAM).
 pub const HOST_MEMORY_BYTES_DEFAULT: u64 = 256 << 30;
+
 /// The process-per-tenant isolation with this machine's measured process memory and the default
 /// slice.
 pub fn process_per_tenant_this_machine() -> Isolation {
     Isolation::ProcessPerTenant {
-        process_bytes: crate::cost::PROCESS_BYTES_THIS_MACHINE,
+        process_bytes: naam_types::ipipe::PROCESS_BYTES_MEASURED,
         slice_ns: PROCESS_SLICE_NS_DEFAULT,
     }
 }
-
-/// Default time slice of a tenant process that has work queued while others wait: 3 ms, Linux
-/// EEVDF's base slice of 0.75 ms scaled by 1 + log2(8 CPUs) (`kernel/sched/fair.c`).
-pub const PROCESS_SLICE_NS_DEFAULT: u64 = 3_000_000;
 
 /// The scheduler's thresholds (iPipe's `Tail_thresh`, `Mean_thresh`, α, and the DRR quantum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,4 +247,56 @@ fn within(field: &'static str, value: u64, max: u64) -> Result<(), ConfigError> 
         return Err(ConfigError::Above { field, value, max });
     }
     Ok(())
+}
+
+impl IpipeConfig {
+    /// The NIC of a manifest's iPipe series: `fcfs_cores` FCFS cores (the NIC's workers) and the
+    /// parameters' DRR cores, thresholds, windows and memory; a process per tenant if
+    /// `processes`.
+    pub fn nic_from_params(
+        fcfs_cores: u16,
+        params: &naam_types::ipipe::IpipeParams,
+        processes: bool,
+    ) -> IpipeConfig {
+        IpipeConfig {
+            side: Side::Nic,
+            cores: fcfs_cores.saturating_add(params.drr_cores),
+            drr_cores: params.drr_cores,
+            thresholds: Thresholds {
+                tail_ns: params.tail_thresh_ns,
+                mean_ns: params.mean_thresh_ns,
+                alpha_permille: params.alpha_permille,
+                drr_quantum_ns: params.drr_quantum_ns,
+            },
+            windows: Windows {
+                actor_executions: params.actor_window,
+                side_completions: params.side_window,
+            },
+            isolation: if processes {
+                Isolation::ProcessPerTenant {
+                    process_bytes: params.process_bytes,
+                    slice_ns: params.slice_ns,
+                }
+            } else {
+                Isolation::Trusted
+            },
+            memory_bytes: params.nic_memory_bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifests_default_parameters_make_the_default_nic() {
+        let params = naam_types::ipipe::IpipeParams::default();
+        let from_params = IpipeConfig::nic_from_params(1, &params, false);
+        assert_eq!(from_params, IpipeConfig::nic(2));
+        assert_eq!(from_params.validate(), Ok(()));
+        let processes = IpipeConfig::nic_from_params(7, &params, true);
+        assert_eq!((processes.cores, processes.fcfs_cores()), (8, 7));
+        assert_eq!(processes.isolation, process_per_tenant_this_machine());
+    }
 }

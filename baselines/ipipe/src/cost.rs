@@ -18,23 +18,17 @@ pub struct IsolationCosts {
 }
 
 impl IsolationCosts {
-    /// Measured on the development machine (2 vCPU Intel Xeon VM, Linux 6.18, shared with other
-    /// builds: load averages 8 to 15) with
-    /// `cargo run --release -p naam-ipipe --example isolation_costs`, four runs of 20 000 round
-    /// trips each; the median run of: half the median round trip of a process-to-process pipe
-    /// ping-pong on one CPU (a switch plus a one-byte pipe transfer: 1362, 2048, 2190, 2212 ns;
-    /// thread-to-thread 1252 to 1978 ns), and of a hand-off through shared memory to a process
-    /// polling on the other CPU (117, 183, 201, 206 ns). ARTIFACT.md lists the runs.
+    /// Measured on the development machine (`naam_types::ipipe::TENANT_SWITCH_NS_MEASURED` and
+    /// `HANDOFF_NS_MEASURED` say how): a process-to-process switch on one CPU and a hand-off
+    /// through shared memory to a process polling on another CPU.
     pub const THIS_MACHINE: IsolationCosts = IsolationCosts {
-        tenant_switch_ns: 2_119,
-        handoff_ns: 192,
+        tenant_switch_ns: naam_types::ipipe::TENANT_SWITCH_NS_MEASURED,
+        handoff_ns: naam_types::ipipe::HANDOFF_NS_MEASURED,
     };
 }
 
-/// The per-process memory measured with [`IsolationCosts::THIS_MACHINE`]: private resident
-/// memory (124 KiB) and page tables (40 to 52 KiB over the runs; 48 KiB taken) of an idle process running the measuring binary
-/// (which links the iPipe runtime and both native actors), plus a 16 KiB kernel stack.
-pub const PROCESS_BYTES_THIS_MACHINE: u64 = 188 << 10;
+/// The per-process memory measured with [`IsolationCosts::THIS_MACHINE`].
+pub const PROCESS_BYTES_THIS_MACHINE: u64 = naam_types::ipipe::PROCESS_BYTES_MEASURED;
 
 /// DMA between the NIC and the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -108,5 +102,18 @@ impl CostModel {
             TaskKind::Export { .. } => 0,
         };
         isolation + dma
+    }
+}
+
+impl CostModel {
+    /// The costs a manifest's iPipe parameters name (DMA at BlueField-2's rates).
+    pub fn from_params(params: &naam_types::ipipe::IpipeParams) -> CostModel {
+        CostModel {
+            isolation: IsolationCosts {
+                tenant_switch_ns: params.tenant_switch_ns,
+                handoff_ns: params.handoff_ns,
+            },
+            dma: DmaCosts::BF2_DOCA,
+        }
     }
 }

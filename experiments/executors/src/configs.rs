@@ -218,13 +218,17 @@ fn hog_config(plan: &ExperimentPlan, measure_ms: u64) -> Option<Role> {
 
 /// The steering policy, with its parameters, of a series that is a placement or a policy.
 fn point_policy(plan: &ExperimentPlan, series: Series) -> Result<PolicySpec, TestbedError> {
-    if let Some(policy) = plan.policy(series) {
-        return Ok(*policy);
+    if matches!(series, Series::Ipipe | Series::IpipeProcesses) {
+        return Err(unsupported(
+            "the iPipe baseline's NIC role is not implemented yet",
+        ));
     }
-    Err(match series {
-        Series::IpipeModel => unsupported("the ipipe-model series is not implemented yet"),
-        other => unsupported(&format!("series {other} is a VM backend, not a placement")),
-    })
+    match plan.policy(series) {
+        Some(policy) => Ok(*policy),
+        None => Err(unsupported(&format!(
+            "series {series} is a VM backend, not a placement"
+        ))),
+    }
 }
 
 fn unsupported(what: &str) -> TestbedError {

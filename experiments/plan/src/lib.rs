@@ -36,7 +36,7 @@ pub use builder::{BUILT_MANIFEST_NAME, ManifestBuilder};
 pub use error::ManifestError;
 pub use plan::*;
 pub use seeds::derive as derive_seed;
-pub use validate::{IPIPE_MODEL_IMPLEMENTED, TENANTS_WHEN_NOT_SWEPT, bounds};
+pub use validate::{IPIPE_ROLE_IMPLEMENTED, TENANTS_WHEN_NOT_SWEPT, bounds};
 
 /// The folder of the manifests, relative to the workspace root.
 pub const EXPERIMENTS_DIR: &str = "experiments";

@@ -245,8 +245,10 @@ pub enum Series {
     Cell,
     /// Splinter-style pushback of over-budget work (ATC'20).
     Splinter,
-    /// A model of iPipe's actor scheduler (offload-scaling only; not implemented yet).
-    IpipeModel,
+    /// The iPipe baseline (SIGCOMM'19) in its own trusted setting: actors in one address space.
+    Ipipe,
+    /// The iPipe baseline with a process per tenant.
+    IpipeProcesses,
     /// vm-cost: the function's logic compiled natively (Rust).
     Native,
     /// vm-cost: our eBPF interpreter.
@@ -260,17 +262,16 @@ pub enum Series {
 /// What a series is, which decides the experiments it may appear in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeriesClass {
-    /// A static placement or a steering policy: a traffic experiment's line.
+    /// A static placement, a steering policy or the iPipe baseline: a traffic experiment's
+    /// line.
     Steering,
-    /// The iPipe model (offload-scaling only).
-    IpipeModel,
     /// An eBPF execution backend (vm-cost only).
     VmBackend,
 }
 
 impl Series {
     /// Every series with its manifest name.
-    pub const ALL: [Series; 12] = [
+    pub const ALL: [Series; 13] = [
         Series::Host,
         Series::Nic,
         Series::Client,
@@ -278,7 +279,8 @@ impl Series {
         Series::Kayak,
         Series::Cell,
         Series::Splinter,
-        Series::IpipeModel,
+        Series::Ipipe,
+        Series::IpipeProcesses,
         Series::Native,
         Series::Interpreter,
         Series::Jit,
@@ -295,7 +297,8 @@ impl Series {
             Series::Kayak => "kayak",
             Series::Cell => "cell",
             Series::Splinter => "splinter",
-            Series::IpipeModel => "ipipe-model",
+            Series::Ipipe => "ipipe",
+            Series::IpipeProcesses => "ipipe-processes",
             Series::Native => "native",
             Series::Interpreter => "interpreter",
             Series::Jit => "jit",
@@ -308,8 +311,8 @@ impl Series {
         Series::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
-    /// The steering policy a placement or policy series runs (`None` for the iPipe model and
-    /// VM backends).
+    /// The steering policy a placement or policy series runs (the iPipe baseline's "policy" is
+    /// everything to the NIC, with its runtime's parameters; `None` for VM backends).
     pub fn policy_kind(self) -> Option<PolicyKind> {
         PolicyKind::from_name(self.as_str())
     }
@@ -317,7 +320,6 @@ impl Series {
     /// Which experiments this series belongs to.
     pub fn class(self) -> SeriesClass {
         match self {
-            Series::IpipeModel => SeriesClass::IpipeModel,
             Series::Native | Series::Interpreter | Series::Jit | Series::KernelJit => {
                 SeriesClass::VmBackend
             }

@@ -170,8 +170,8 @@ fn unknown_series_name() {
     check(
         &[("[\"host\", \"nic\"]", "[\"host\", \"nics\"]")],
         expect![[r#"
-        [invalid-value] experiments/mica-ycsb-b.toml:5: field `series[1]`: unknown name "nics"
-          help: did you mean "nic"? write one of "host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter""#]],
+            [invalid-value] experiments/mica-ycsb-b.toml:5: field `series[1]`: unknown name "nics"
+              help: did you mean "nic"? write one of "host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter", "ipipe", "ipipe-processes""#]],
     );
 }
 
@@ -180,8 +180,8 @@ fn series_of_another_experiment() {
     check(
         &[("[\"host\", \"nic\"]", "[\"host\", \"jit\"]")],
         expect![[r#"
-        [not-applicable] experiments/mica-ycsb-b.toml:5: field `series[1]`: "jit" is not a series of `mica-ycsb-b`
-          help: write one of "host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter""#]],
+            [not-applicable] experiments/mica-ycsb-b.toml:5: field `series[1]`: "jit" is not a series of `mica-ycsb-b`
+              help: write one of "host", "nic", "client", "naam-adaptive", "kayak", "cell", "splinter", "ipipe", "ipipe-processes""#]],
     );
 }
 
@@ -205,6 +205,16 @@ fn interval_does_not_divide_measure() {
         expect![[r#"
         [invalid-value] experiments/mica-ycsb-b.toml:32: field `quick.interval_ms`: 300 ms does not divide measure_ms = 1000 into at most 100000 whole intervals
           help: write `interval_ms = 250` or change measure_ms"#]],
+    );
+}
+
+#[test]
+fn ipipe_series_waits_for_its_nic_role() {
+    check(
+        &[("[\"host\", \"nic\"]", "[\"host\", \"ipipe\"]")],
+        expect![[r#"
+            [not-implemented] experiments/mica-ycsb-b.toml:5: field `series[1]`: the iPipe baseline's NIC role is not implemented yet
+              help: remove the iPipe series from `series`; its runtime is built, its role comes next"#]],
     );
 }
 

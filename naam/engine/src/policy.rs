@@ -15,7 +15,7 @@ pub use naam_types::policy::{
 };
 
 /// Every policy name [`by_name`] knows, in a stable order.
-pub const POLICY_NAMES: [&str; 7] = [
+pub const POLICY_NAMES: [&str; 9] = [
     PolicyKind::Host.name(),
     PolicyKind::Nic.name(),
     PolicyKind::Client.name(),
@@ -23,6 +23,8 @@ pub const POLICY_NAMES: [&str; 7] = [
     PolicyKind::Kayak.name(),
     PolicyKind::Cell.name(),
     PolicyKind::Splinter.name(),
+    PolicyKind::Ipipe.name(),
+    PolicyKind::IpipeProcesses.name(),
 ];
 
 /// A policy name [`by_name`] does not know.
@@ -51,6 +53,10 @@ pub fn build(spec: &PolicySpec) -> Box<dyn Policy> {
         PolicySpec::Kayak(config) => Box::new(Kayak::new(config)),
         PolicySpec::Cell(config) => Box::new(CellCost::new(config)),
         PolicySpec::Splinter(config) => Box::new(Splinter::new(config)),
+        // The iPipe baseline serves every message on the NIC (where its runtime is); its own
+        // management core, not this controller, moves actors to the host and back.
+        PolicySpec::Ipipe(_) => Box::new(Static::new("ipipe", Shares::NIC)),
+        PolicySpec::IpipeProcesses(_) => Box::new(Static::new("ipipe-processes", Shares::NIC)),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The values that cross crate and process boundaries, defined once: where a message runs
 //! ([`Location`]) and a value per location ([`PerLocation`]); the timeline every role of a point
-//! shares ([`Timeline`]); and the steering policies with every parameter ([`policy`]). A manifest
+//! shares ([`Timeline`]); and the steering policies with every parameter ([`policy`]), the iPipe
+//! baseline's included ([`ipipe`]). A manifest
 //! names them, the plan records them (and its configuration hash covers them), role
 //! configurations carry them, and the engine runs them: nothing is turned into a string and
 //! parsed back on the way.
@@ -10,6 +11,7 @@
 //! **Invariant:** depends on serde only; no IO, no clock, no NAAM logic (the engine's policies
 //! implement what [`policy`] parameterises).
 
+pub mod ipipe;
 pub mod location;
 pub mod policy;
 pub mod timeline;

@@ -13,6 +13,8 @@ use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::ipipe::IpipeParams;
+
 /// Longest queueing delay, lag or credit a parameter may name: one second.
 pub const DELAY_NS_MAX: u64 = 1_000_000_000;
 /// Most samples a streak, window or epoch may span.
@@ -46,11 +48,17 @@ pub enum PolicyKind {
     Cell,
     /// Splinter-style pushback (ATC'20), at the server.
     Splinter,
+    /// The iPipe baseline (SIGCOMM'19) serves every message on the NIC: iPipe's own trusted
+    /// setting (one address space).
+    Ipipe,
+    /// The iPipe baseline with a process per tenant (the isolation distrusting tenants' native
+    /// code needs).
+    IpipeProcesses,
 }
 
 impl PolicyKind {
     /// Every policy, in a stable order.
-    pub const ALL: [PolicyKind; 7] = [
+    pub const ALL: [PolicyKind; 9] = [
         PolicyKind::Host,
         PolicyKind::Nic,
         PolicyKind::Client,
@@ -58,6 +66,8 @@ impl PolicyKind {
         PolicyKind::Kayak,
         PolicyKind::Cell,
         PolicyKind::Splinter,
+        PolicyKind::Ipipe,
+        PolicyKind::IpipeProcesses,
     ];
 
     /// The stable name (manifests, results, logs).
@@ -70,6 +80,8 @@ impl PolicyKind {
             PolicyKind::Kayak => "kayak",
             PolicyKind::Cell => "cell",
             PolicyKind::Splinter => "splinter",
+            PolicyKind::Ipipe => "ipipe",
+            PolicyKind::IpipeProcesses => "ipipe-processes",
         }
     }
 
@@ -98,6 +110,7 @@ impl PolicyKind {
             PolicyKind::Kayak => ranges::<KayakConfig>(),
             PolicyKind::Cell => ranges::<CellConfig>(),
             PolicyKind::Splinter => ranges::<SplinterConfig>(),
+            PolicyKind::Ipipe | PolicyKind::IpipeProcesses => ranges::<IpipeParams>(),
         }
     }
 }
@@ -126,6 +139,10 @@ pub enum PolicySpec {
     Cell(CellConfig),
     /// Splinter-style.
     Splinter(SplinterConfig),
+    /// The iPipe baseline, trusted.
+    Ipipe(IpipeParams),
+    /// The iPipe baseline, a process per tenant.
+    IpipeProcesses(IpipeParams),
 }
 
 impl PolicySpec {
@@ -139,6 +156,8 @@ impl PolicySpec {
             PolicyKind::Kayak => PolicySpec::Kayak(KayakConfig::default()),
             PolicyKind::Cell => PolicySpec::Cell(CellConfig::default()),
             PolicyKind::Splinter => PolicySpec::Splinter(SplinterConfig::default()),
+            PolicyKind::Ipipe => PolicySpec::Ipipe(IpipeParams::default()),
+            PolicyKind::IpipeProcesses => PolicySpec::IpipeProcesses(IpipeParams::default()),
         }
     }
 
@@ -152,6 +171,8 @@ impl PolicySpec {
             PolicySpec::Kayak(_) => PolicyKind::Kayak,
             PolicySpec::Cell(_) => PolicyKind::Cell,
             PolicySpec::Splinter(_) => PolicyKind::Splinter,
+            PolicySpec::Ipipe(_) => PolicyKind::Ipipe,
+            PolicySpec::IpipeProcesses(_) => PolicyKind::IpipeProcesses,
         }
     }
 
@@ -176,6 +197,7 @@ impl PolicySpec {
             PolicySpec::Kayak(c) => c.set(name, value),
             PolicySpec::Cell(c) => c.set(name, value),
             PolicySpec::Splinter(c) => c.set(name, value),
+            PolicySpec::Ipipe(c) | PolicySpec::IpipeProcesses(c) => c.set(name, value),
         }
     }
 
@@ -187,6 +209,7 @@ impl PolicySpec {
             PolicySpec::Kayak(c) => c.check(),
             PolicySpec::Cell(c) => c.check(),
             PolicySpec::Splinter(c) => c.check(),
+            PolicySpec::Ipipe(c) | PolicySpec::IpipeProcesses(c) => c.check(),
         }
     }
 }
@@ -271,7 +294,7 @@ fn in_range<C>(param: &Param<C>, value: u64) -> Result<(), ParamError> {
     }
 }
 
-fn relation(ok: bool, field: &str, problem: &str) -> Result<(), ParamError> {
+pub(crate) fn relation(ok: bool, field: &str, problem: &str) -> Result<(), ParamError> {
     if ok {
         Ok(())
     } else {
@@ -295,6 +318,7 @@ macro_rules! param {
         }
     };
 }
+pub(crate) use param;
 
 // ---- NAAM adaptive ----------------------------------------------------------------------------
 
@@ -581,6 +605,7 @@ mod tests {
         ends::<KayakConfig>();
         ends::<CellConfig>();
         ends::<SplinterConfig>();
+        ends::<IpipeParams>();
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::raw::*;
 
 /// `tenants` when the variant does not sweep it: one offloaded application.
 pub const TENANTS_WHEN_NOT_SWEPT: u32 = 1;
-/// Whether the `ipipe-model` series can run yet (offload-scaling's iPipe series comes later).
-pub const IPIPE_MODEL_IMPLEMENTED: bool = false;
+/// Whether the iPipe series (`ipipe`, `ipipe-processes`) can run yet: the runtime exists
+/// (`baselines/ipipe`); its NIC role comes next.
+pub const IPIPE_ROLE_IMPLEMENTED: bool = false;
 
 /// Bounds on every number of a manifest (inclusive).
 pub mod bounds {
@@ -487,15 +488,12 @@ fn series_list(
             let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
             return Err(unknown_name(src, name, &field, &names));
         };
-        if series == Series::IpipeModel
-            && id == ExperimentId::OffloadScaling
-            && !IPIPE_MODEL_IMPLEMENTED
-        {
+        if matches!(series, Series::Ipipe | Series::IpipeProcesses) && !IPIPE_ROLE_IMPLEMENTED {
             return Err(src.not_implemented(
                 &name.span(),
                 &field,
-                "the iPipe model series",
-                "remove \"ipipe-model\" from `series`; offload-scaling runs the NAAM series now",
+                "the iPipe baseline's NIC role",
+                "remove the iPipe series from `series`; its runtime is built, its role comes next",
             ));
         }
         if !allowed.contains(&series) {
@@ -525,7 +523,6 @@ fn allowed_series(id: ExperimentId) -> Vec<Series> {
         .into_iter()
         .filter(|s| match (id, s.class()) {
             (ExperimentId::VmCost, class) => class == SeriesClass::VmBackend,
-            (ExperimentId::OffloadScaling, class) => class != SeriesClass::VmBackend,
             (_, class) => class == SeriesClass::Steering,
         })
         .collect()
