@@ -10,11 +10,14 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use crate::ids::{Location, Nanos};
-use crate::steer::{RuleKey, Shares};
+use crate::steer::{RuleError, RuleKey, RuleTable, Shares};
 use crate::wire::LoadSample;
 
 /// Rule changes a controller remembers (older ones are dropped and counted).
 pub const CHANGES_KEPT_MAX: usize = 100_000;
+/// Host-worker samples a [`ServerControl`] holds between two ticks (more are dropped and
+/// counted; host workers sample once per period, so this is hundreds of workers' worth).
+pub const HOST_SAMPLES_PENDING_MAX: usize = 1024;
 
 /// What a client measured over one period (input of client-side policies).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -190,5 +193,208 @@ impl Controller {
         }
         self.changes.push_back(change);
         Some(change)
+    }
+}
+
+/// What the controller publishes to the server workers: the server-side pushback share (also the
+/// hint every reply carries) and the Splinter-style pushback credit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerSettings {
+    /// Messages whose steering bucket is below this (permille) are pushed back to the client.
+    pub client_permille: u16,
+    /// Messages that ran more than this many instructions are pushed back at their next step.
+    pub pushback_credit_insn: Option<u64>,
+}
+
+impl WorkerSettings {
+    /// The settings a decision implies.
+    pub fn of(decision: &Decision) -> WorkerSettings {
+        WorkerSettings {
+            client_permille: decision.shares.of(Location::Client),
+            pushback_credit_insn: decision.pushback_credit_insn,
+        }
+    }
+}
+
+/// The host's load as the policy sees it: the host workers' samples since the last tick,
+/// aggregated, with their heartbeats.
+///
+/// A worker starved of CPU sends no sample and stops beating; its silence is itself the signal:
+/// whatever waits in its queue has waited at least as long as it has been silent, so a silence
+/// longer than `silence_allowance_ns` is taken as queueing delay.
+#[derive(Debug, Clone)]
+pub struct HostLoad {
+    pending: Vec<LoadSample>,
+    dropped: u64,
+    period_ns: u64,
+    silence_allowance_ns: u64,
+}
+
+impl HostLoad {
+    /// Aggregates over `period_ns`; a worker silent longer than `silence_allowance_ns` counts as
+    /// congested (the roles allow one period plus a worker's longest idle wait).
+    pub fn new(period_ns: u64, silence_allowance_ns: u64) -> HostLoad {
+        HostLoad {
+            pending: Vec::with_capacity(HOST_SAMPLES_PENDING_MAX),
+            dropped: 0,
+            period_ns,
+            silence_allowance_ns,
+        }
+    }
+
+    /// Keeps one host worker's sample until the next tick; `false` (and counted) if
+    /// [`HOST_SAMPLES_PENDING_MAX`] are already waiting.
+    pub fn push(&mut self, sample: LoadSample) -> bool {
+        if self.pending.len() >= HOST_SAMPLES_PENDING_MAX {
+            self.dropped += 1;
+            return false;
+        }
+        self.pending.push(sample);
+        true
+    }
+
+    /// Samples dropped because too many waited.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The host's sample at `now`: the largest queueing delay (or the longest silence beyond the
+    /// allowance, if larger), summed queue lengths and completions, mean utilisation. `beats`
+    /// holds each worker's latest heartbeat. `None` when no worker sampled and none is silent.
+    pub fn take(&mut self, now: Nanos, beats: &[Nanos]) -> Option<LoadSample> {
+        let silent_ns = beats
+            .iter()
+            .map(|&beat| now.since(beat))
+            .filter(|&silent| silent > self.silence_allowance_ns)
+            .max()
+            .unwrap_or(0);
+        if self.pending.is_empty() && silent_ns == 0 {
+            return None;
+        }
+        let drained = &self.pending;
+        let n = drained.len().max(1) as u64;
+        let sample = LoadSample {
+            at: now,
+            location: Some(Location::Host),
+            queue_delay_ns: drained
+                .iter()
+                .map(|s| s.queue_delay_ns)
+                .max()
+                .unwrap_or(0)
+                .max(silent_ns),
+            utilisation_permille: (drained
+                .iter()
+                .map(|s| u64::from(s.utilisation_permille))
+                .sum::<u64>()
+                / n) as u16,
+            queue_len: drained.iter().map(|s| s.queue_len).sum(),
+            completions: drained.iter().map(|s| s.completions).sum(),
+            period_ns: self.period_ns,
+        };
+        self.pending.clear();
+        Some(sample)
+    }
+}
+
+/// What the server's control stage did with one sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The sample the policy saw (host samples aggregated over the host's workers).
+    pub sample: LoadSample,
+    /// The rule change it made, if any (already in the stage's rule table unless `rule_error`).
+    pub change: Option<RuleChange>,
+    /// Why the change could not be written into the rule table, if it could not.
+    pub rule_error: Option<RuleError>,
+}
+
+/// The server's control stage: the controller and its policy, the full rule table the eSwitch
+/// holds (the policy's rule plus fixed rules, e.g. host-native writes always at the host), and
+/// the host's load aggregation, ticking every sampling period. Drivers feed it samples and
+/// heartbeats, mirror [`ServerControl::rules`] into their eSwitch after every change, and publish
+/// [`ServerControl::settings`] to their workers.
+#[derive(Debug)]
+pub struct ServerControl {
+    controller: Controller,
+    rules: RuleTable,
+    host: HostLoad,
+    period_ns: u64,
+    next_tick_at: Nanos,
+}
+
+impl ServerControl {
+    /// A stage started at `now` over `rules`, into which the policy's initial decision is
+    /// written.
+    pub fn new(
+        controller: Controller,
+        mut rules: RuleTable,
+        host: HostLoad,
+        now: Nanos,
+    ) -> Result<ServerControl, RuleError> {
+        rules.set(controller.key(), controller.current().shares)?;
+        let period_ns = host.period_ns.max(1);
+        Ok(ServerControl {
+            controller,
+            rules,
+            host,
+            period_ns,
+            next_tick_at: now.plus_ns(period_ns),
+        })
+    }
+
+    /// The controller (policy name, decision in force, history of changes).
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// The full rule table to mirror into the eSwitch.
+    pub fn rules(&self) -> &RuleTable {
+        &self.rules
+    }
+
+    /// What the workers must apply now.
+    pub fn settings(&self) -> WorkerSettings {
+        WorkerSettings::of(&self.controller.current())
+    }
+
+    /// Host samples dropped because too many waited between ticks.
+    pub fn host_samples_dropped(&self) -> u64 {
+        self.host.dropped()
+    }
+
+    /// A host worker's sample, kept for the next tick (`false` if dropped).
+    pub fn on_host_sample(&mut self, sample: LoadSample) -> bool {
+        self.host.push(sample)
+    }
+
+    /// A NIC sample: the policy sees it at once.
+    pub fn on_nic_sample(&mut self, sample: LoadSample) -> Observed {
+        self.observe(sample)
+    }
+
+    /// When [`ServerControl::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Nanos {
+        self.next_tick_at
+    }
+
+    /// The period's tick: aggregates the host's samples and heartbeats (`beats`, each host
+    /// worker's latest) and lets the policy decide. `None` before the tick is due, or when there
+    /// was nothing to see.
+    pub fn handle_timeout(&mut self, now: Nanos, beats: &[Nanos]) -> Option<Observed> {
+        if now < self.next_tick_at {
+            return None;
+        }
+        self.next_tick_at = now.plus_ns(self.period_ns);
+        let sample = self.host.take(now, beats)?;
+        Some(self.observe(sample))
+    }
+
+    fn observe(&mut self, sample: LoadSample) -> Observed {
+        let change = self.controller.on_sample(sample);
+        let rule_error = change.and_then(|c| self.rules.set(c.key, c.after).err());
+        Observed {
+            sample,
+            change,
+            rule_error,
+        }
     }
 }

@@ -165,6 +165,45 @@ pub struct Completion {
     pub insn: u64,
 }
 
+/// What one executed step did: the work a cost model (the simulator's CPU time) charges for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepWork {
+    /// eBPF instructions executed (the budget for a step that exhausted it, 0 for another trap).
+    pub insn: u64,
+    /// Bytes of fetched data the step ran over (its accesses' lengths).
+    pub data_bytes: u64,
+    /// Accesses it declared for the message's next step, handed out now.
+    pub accesses_out: u32,
+    /// True when the message ended with this step (reply, error or pushed-back continuation).
+    pub finished: bool,
+}
+
+/// The sum of several steps' [`StepWork`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Steps run.
+    pub steps: u64,
+    /// eBPF instructions executed.
+    pub insn: u64,
+    /// Bytes of fetched data the steps ran over.
+    pub data_bytes: u64,
+    /// Accesses the steps declared.
+    pub accesses_out: u64,
+    /// Messages that ended.
+    pub finished: u64,
+}
+
+impl Work {
+    /// Adds one step.
+    pub fn add(&mut self, step: &StepWork) {
+        self.steps += 1;
+        self.insn += step.insn;
+        self.data_bytes += step.data_bytes;
+        self.accesses_out += u64::from(step.accesses_out);
+        self.finished += u64::from(step.finished);
+    }
+}
+
 /// The class of a VM trap, carried as the detail of an `ErrorKind::Trap` reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrapClass {
@@ -515,15 +554,39 @@ impl Executor {
 
     /// Runs up to `steps_max` ready steps; returns how many ran.
     pub fn run(&mut self, now: Nanos, steps_max: usize) -> usize {
-        let mut ran = 0;
-        while ran < steps_max {
-            let Some(index) = self.ready.pop_front() else {
+        self.run_work(now, steps_max).steps as usize
+    }
+
+    /// Runs up to `steps_max` ready steps; returns what they did (a cost model charges for it).
+    pub fn run_work(&mut self, now: Nanos, steps_max: usize) -> Work {
+        let mut work = Work::default();
+        while (work.steps as usize) < steps_max {
+            let Some(step) = self.step(now) else {
                 break;
             };
-            self.run_step(now, index);
-            ran += 1;
+            work.add(&step);
         }
-        ran
+        work
+    }
+
+    /// Runs the oldest ready step, if any, and says what it did.
+    pub fn step(&mut self, now: Nanos) -> Option<StepWork> {
+        let index = self.ready.pop_front()?;
+        let slot = &self.slots[index as usize];
+        let data_bytes = slot
+            .current
+            .as_slice()
+            .iter()
+            .map(|d| u64::from(d.len))
+            .sum();
+        let (accesses_before, done_before) = (self.accesses.len(), self.done.len());
+        let insn = self.run_step(now, index);
+        Some(StepWork {
+            insn,
+            data_bytes,
+            accesses_out: (self.accesses.len() - accesses_before) as u32,
+            finished: self.done.len() > done_before,
+        })
     }
 
     /// The next finished message; its reply frame is swapped into `frame` (whose old buffer the
@@ -729,17 +792,19 @@ impl Executor {
         self.finish(now, index, Status::Error(code));
     }
 
-    fn run_step(&mut self, now: Nanos, index: u32) {
+    /// Runs one step of the message in slot `index`; returns the instructions it executed (the
+    /// budget for a step that exhausted it, 0 for any other trap).
+    fn run_step(&mut self, now: Nanos, index: u32) -> u64 {
         let slot = &mut self.slots[index as usize];
         if slot.started_at.is_none() {
             slot.started_at = Some(now);
             self.period.record_queue_delay(now.since(slot.arrived_at));
         }
         let Some(entry) = slot.function.clone() else {
-            return;
+            return 0;
         };
         let FunctionBody::Ebpf(program) = &entry.body else {
-            return;
+            return 0;
         };
         self.step_ctx.reset();
         let result = execute_step(
@@ -759,6 +824,7 @@ impl Executor {
                 self.stats.insn += exit.insn_count;
                 self.slots[index as usize].insn += exit.insn_count;
                 self.after_step(now, index, exit.r0);
+                exit.insn_count
             }
             Err(trap) => {
                 counters.traps += 1;
@@ -768,6 +834,10 @@ impl Executor {
                     detail: TrapClass::of(&trap) as u32,
                 };
                 self.finish(now, index, Status::Error(code));
+                match trap {
+                    Trap::BudgetExceeded { budget } => budget,
+                    _ => 0,
+                }
             }
         }
     }

@@ -21,7 +21,15 @@
 //! - [`exec`]: the [`exec::Executor`] — continuation-style steps over fetched data; returns the
 //!   accesses to perform and resumes messages when their completions come back; never blocks.
 //! - [`steer`]: the eSwitch rule table and the per-message placement decision.
-//! - [`control`] and [`policy`]: the controller and the pluggable steering policies.
+//! - [`control`] and [`policy`]: the controller and the pluggable steering policies, and the
+//!   server's control stage ([`control::ServerControl`]: host-load aggregation, rule table,
+//!   settings published to the workers).
+//! - [`server`]: the [`server::ServerWorker`] — one host or NIC worker: datagrams in, accesses,
+//!   native calls and steps out, reply frames addressed to a source token, load samples.
+//! - [`client`]: the [`client::ClientEndpoint`] — a client's request lifecycle: requests in
+//!   flight, deadlines, the client's share, pushback continuations run locally with one-sided
+//!   reads, client-side policies.
+//! - [`rnic`]: answering a one-sided read (the region check, then the bytes).
 //! - [`abi`]: the constants of `include/naam.h`, the C ABI functions are written against.
 //! - [`local`]: a host in a box (regions as byte vectors) to run functions without processes.
 //!
@@ -36,6 +44,7 @@
 //! Steps, retries, in-flight messages and instructions per step are bounded.
 
 pub mod abi;
+pub mod client;
 pub mod control;
 pub mod exec;
 pub mod function;
@@ -44,18 +53,25 @@ pub mod ids;
 pub mod local;
 pub mod policy;
 pub mod region;
+pub mod rnic;
+pub mod server;
 pub mod stats;
 pub mod steer;
 pub mod wire;
 
-pub use control::{ClientSample, Controller, Decision, LoadView, Policy, RuleChange};
+pub use client::{ClientEndpoint, EndpointConfig};
+pub use control::{
+    ClientSample, Controller, Decision, LoadView, Policy, RuleChange, ServerControl, WorkerSettings,
+};
 pub use exec::{
     AccessFailure, AccessId, AccessRequest, Completion, Executor, ExecutorConfig, NativeRequest,
+    StepWork, Work,
 };
 pub use function::{Code, FunctionTable};
 pub use ids::{
     AccessKind, Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, Rkey, TenantId,
 };
 pub use region::{Perms, RegionInfo, RegionTable, RkeySecret};
+pub use server::{ServerWorker, WorkerConfig};
 pub use steer::{RuleKey, RuleTable, Shares, SteerKey};
 pub use wire::{Frame, Invoke, Reply, Status};

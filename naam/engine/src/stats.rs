@@ -140,3 +140,67 @@ impl PeriodLoad {
         sample
     }
 }
+
+/// Counters snapshot at the boundaries of a measured phase `[start, end)`, so that what happened
+/// in warm-up (or after the end) never counts. Generic over the snapshot (`T` = plain counters).
+#[derive(Clone, Copy, Debug)]
+pub struct PhaseWindow<T> {
+    bounds: Option<(Nanos, Nanos)>,
+    at_start: Option<T>,
+    at_end: Option<T>,
+}
+
+impl<T> Default for PhaseWindow<T> {
+    fn default() -> Self {
+        PhaseWindow {
+            bounds: None,
+            at_start: None,
+            at_end: None,
+        }
+    }
+}
+
+impl<T: Copy> PhaseWindow<T> {
+    /// Sets the phase (it may become known after the counters started, e.g. when a launcher
+    /// writes a point's timeline once the servers are ready).
+    pub fn set(&mut self, start: Nanos, end: Nanos) {
+        self.bounds = Some((start, end.max(start)));
+    }
+
+    /// The first boundary not yet snapshot, if the phase is known.
+    pub fn next_boundary(&self) -> Option<Nanos> {
+        let (start, end) = self.bounds?;
+        if self.at_start.is_none() {
+            Some(start)
+        } else if self.at_end.is_none() {
+            Some(end)
+        } else {
+            None
+        }
+    }
+
+    /// True when `now` has reached a boundary not yet snapshot.
+    pub fn is_due(&self, now: Nanos) -> bool {
+        self.next_boundary().is_some_and(|b| now >= b)
+    }
+
+    /// Snapshots `counters` for every boundary `now` has reached.
+    pub fn observe(&mut self, now: Nanos, counters: T) {
+        let Some((start, end)) = self.bounds else {
+            return;
+        };
+        if self.at_start.is_none() && now >= start {
+            self.at_start = Some(counters);
+        }
+        if self.at_end.is_none() && now >= end {
+            self.at_end = Some(counters);
+        }
+    }
+
+    /// The phase's counters, `end − start` by `minus`; a boundary not reached (a phase not yet
+    /// begun, or cut short) is taken at `last`.
+    pub fn measured(&self, last: T, minus: impl Fn(&T, &T) -> T) -> T {
+        let start = self.at_start.unwrap_or(last);
+        minus(&self.at_end.unwrap_or(last), &start)
+    }
+}

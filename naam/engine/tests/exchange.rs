@@ -1,18 +1,25 @@
-//! An in-memory client–NIC–host exchange on a virtual clock: multi-step functions (a two-step
-//! hash lookup, a multi-level tree walk) give identical answers at every placement.
+//! An in-memory client–eSwitch–host–NIC exchange on a virtual clock, through the engine code the
+//! roles run (client endpoint, rule table, server workers, RNIC read server): multi-step functions
+//! (a two-step hash lookup, a multi-level tree walk) give identical answers at every placement.
+//! Seeded: `NAAM_SEED` replays a failure.
 
 mod support;
 
 use std::collections::HashMap;
 
+use naam_engine::client::Outcome;
 use naam_engine::*;
 use support::*;
 
 const SEED: u64 = 0x5eed_0001;
 
 /// Runs every stored key plus some missing ones through `shares`; returns id → (found, value).
-fn run_lookups(shares: Shares, function: FunctionId) -> (World, HashMap<u64, (bool, u64)>) {
-    let pairs = pairs(400, SEED);
+fn run_lookups(
+    seed: u64,
+    shares: Shares,
+    function: FunctionId,
+) -> (World, HashMap<u64, (bool, u64)>) {
+    let pairs = pairs(400, seed);
     let mut world = World::new(&pairs, Costs::default(), RuleTable::new(shares), None);
     let ds = world.ds.clone();
     let mut keys: Vec<u64> = ds.pairs.iter().map(|p| p.0).collect();
@@ -47,22 +54,23 @@ fn expected(ds_pairs: &[(u64, u64)], key: u64) -> (bool, u64) {
 }
 
 fn check_placements(function: FunctionId) {
+    let seed = test_seed(SEED);
     let mut all = Vec::new();
     for (shares, location) in [
         (Shares::HOST, Location::Host),
         (Shares::NIC, Location::Nic),
         (Shares::CLIENT, Location::Client),
     ] {
-        let (world, answers) = run_lookups(shares, function);
+        let (world, answers) = run_lookups(seed.0, shares, function);
         for (key, answer) in &answers {
             assert_eq!(
                 *answer,
                 expected(&world.ds.pairs, *key),
-                "NAAM_SEED={SEED:#x} key {key} at {location}"
+                "key {key} at {location}"
             );
         }
         assert!(
-            world.replies.values().all(|r| r.1 == location),
+            world.replies.values().all(|r| r.location == Some(location)),
             "every request ran at {location}"
         );
         let mut sorted: Vec<_> = answers.into_iter().collect();
@@ -85,7 +93,8 @@ fn tree_walk_gives_identical_answers_at_every_placement() {
 
 #[test]
 fn tree_walk_takes_one_step_per_level() {
-    let pairs = pairs(400, SEED);
+    let seed = test_seed(SEED);
+    let pairs = pairs(400, seed.0);
     let (regions, memory, ds) = dataset(&pairs, 3);
     assert!(ds.tree_depth >= 3, "the test tree has several levels");
     let functions = std::sync::Arc::new(functions());
@@ -121,15 +130,16 @@ fn latency_reflects_the_placement_costs() {
     // One lookup in an idle world: host = 2 net + 1 step; NIC adds DMA; client pays a network round
     // trip per access instead.
     let costs = Costs::default();
+    let seed = test_seed(SEED);
     let mut latency = HashMap::new();
     for shares in [Shares::HOST, Shares::NIC, Shares::CLIENT] {
-        let pairs = pairs(50, SEED);
+        let pairs = pairs(50, seed.0);
         let mut world = World::new(&pairs, costs, RuleTable::new(shares), None);
         let ds = world.ds.clone();
         let (args, d) = hash_request(&ds, ds.pairs[0].0);
         world.send(HASH_GET, 7, &args, d);
         world.run_until(Nanos(1_000_000_000));
-        latency.insert(format!("{shares:?}"), world.replies[&7].3);
+        latency.insert(format!("{shares:?}"), world.replies[&7].latency_ns);
     }
     let host = 2 * costs.net_ns + 2 * costs.host_step_ns;
     let nic = 2 * costs.net_ns + 2 * costs.dma_ns + 2 * costs.nic_step_ns;
@@ -143,7 +153,8 @@ fn latency_reflects_the_placement_costs() {
 fn a_local_host_runs_functions_to_completion() {
     use naam_engine::function::Code;
     use naam_engine::local::LocalHost;
-    let pairs = pairs(50, SEED);
+    let seed = test_seed(SEED);
+    let pairs = pairs(50, seed.0);
     let (_regions, memory, ds) = dataset(&pairs, 9);
     let mut host = LocalHost::new(RkeySecret([9; 16]));
     // Same secret and order as `dataset`: the same rkeys.
@@ -175,4 +186,62 @@ fn a_local_host_runs_functions_to_completion() {
         assert_eq!(reply.steps, 2);
         assert!(reply.insn > 0);
     }
+}
+
+#[test]
+fn mixed_shares_spread_requests_over_every_location_with_identical_answers() {
+    // host 50 %, NIC 30 %, client 20 %: the client runs its share itself, the eSwitch splits the
+    // rest; every answer is the stored value whichever location computed it.
+    let seed = test_seed(SEED);
+    let shares = Shares::new(500, 300, 200).unwrap();
+    let (world, answers) = run_lookups(seed.0, shares, HASH_GET);
+    for (key, answer) in &answers {
+        assert_eq!(*answer, expected(&world.ds.pairs, *key), "key {key}");
+    }
+    for location in Location::ALL {
+        let ran = world
+            .replies
+            .values()
+            .filter(|r| r.location == Some(location))
+            .count();
+        assert!(ran > 20, "{ran} requests ran at {location}");
+    }
+    for (id, answer) in &world.replies {
+        let at = shares.location_of(bucket(*id));
+        assert_eq!(
+            answer.location,
+            Some(at),
+            "request {id} ran where its bucket says"
+        );
+        assert_eq!(answer.outcome, Outcome::Ok);
+    }
+}
+
+#[test]
+fn a_denied_client_side_access_ends_the_request_with_a_typed_error() {
+    // READ_ANY run at the client asks for the other tenant's region: the access check every
+    // location applies denies it (the client's catalog does not name that region), and the
+    // request ends with a typed error instead of reading anything.
+    let seed = test_seed(SEED);
+    let pairs = pairs(20, seed.0);
+    let mut world = World::new(
+        &pairs,
+        Costs::default(),
+        RuleTable::new(Shares::CLIENT),
+        None,
+    );
+    let other = world.ds.other;
+    let mut args = Vec::new();
+    for word in [other.rkey.0, 0, 8] {
+        args.extend_from_slice(&word.to_le_bytes());
+    }
+    world.send(READ_ANY, 3, &args, wire::Descriptors::new());
+    world.run_until(Nanos(1_000_000_000));
+    let answer = &world.replies[&3];
+    assert_eq!(answer.location, Some(Location::Client));
+    match answer.outcome {
+        Outcome::Error(code) => assert_eq!(code.kind, wire::ErrorKind::AccessDenied),
+        other => panic!("expected an access denial, got {other:?}"),
+    }
+    assert_eq!(world.client.stats().reads_sent, 0, "nothing was read");
 }

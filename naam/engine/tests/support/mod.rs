@@ -1,18 +1,25 @@
-//! Test support: a dataset for the engine's test functions (`tests/bpf/engine_fns.c`) and a
-//! deterministic virtual-clock world with one client, one host worker and one NIC worker, joined
-//! by a network with fixed delays. Everything runs on one thread; the only time is the world's.
+//! Test support: a dataset for the engine's test functions (`tests/bpf/engine_fns.c`), the test
+//! seed (`NAAM_SEED`), and a deterministic virtual-clock world with one client endpoint, the
+//! eSwitch stage, one host worker and one NIC worker, the server's control stage and an RNIC,
+//! joined by a network with fixed delays. Everything runs on one thread; the only time is the
+//! world's. The world drives exactly the engine code the roles drive
+//! ([`ClientEndpoint`], [`RuleTable::route`], [`ServerWorker`], [`ServerControl`],
+//! [`answer_read`]): it only models time.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use naam_engine::control::Controller;
-use naam_engine::exec::{AccessFailure, AccessRequest, Completion};
+use naam_engine::client::{Call, Destination, Outcome, Route};
+use naam_engine::control::{Controller, HostLoad};
+use naam_engine::exec::{AccessFailure, Completion};
 use naam_engine::function::Code;
 use naam_engine::region::Denial;
+use naam_engine::rnic::answer_read;
+use naam_engine::server::WorkerConfig;
 use naam_engine::steer::steer_bucket;
-use naam_engine::wire::{Descriptors, InvokeFlags, ReadRequest};
+use naam_engine::wire::{Descriptors, InvokeFlags};
 use naam_engine::*;
 
 /// The compiled test functions (committed; `scripts/build-bpf.sh --check` keeps them fresh).
@@ -302,6 +309,40 @@ impl SplitMix {
     }
 }
 
+// ---- the test seed ----------------------------------------------------------------------------
+
+/// A test's seed: `NAAM_SEED` from the environment (decimal or `0x` hex) if set, else the test's
+/// default. If the test panics, the guard prints `NAAM_SEED=…` so the failure replays.
+#[derive(Debug)]
+pub struct Seed(pub u64);
+
+/// The seed of a test whose default is `default` (see [`Seed`]).
+pub fn test_seed(default: u64) -> Seed {
+    let seed = match std::env::var("NAAM_SEED") {
+        Ok(text) => {
+            parse_seed(&text).unwrap_or_else(|| panic!("NAAM_SEED={text:?} is not a number"))
+        }
+        Err(_) => default,
+    };
+    Seed(seed)
+}
+
+fn parse_seed(text: &str) -> Option<u64> {
+    let text = text.trim();
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("NAAM_SEED={:#x} (set it to replay this failure)", self.0);
+        }
+    }
+}
+
 // ---- the virtual-clock world ------------------------------------------------------------------
 
 /// Costs of the virtual world (ns).
@@ -331,47 +372,69 @@ impl Default for Costs {
     }
 }
 
+/// Request timeout of the world's client (virtual time).
+pub const CLIENT_TIMEOUT_NS: u64 = 10_000_000_000;
+
 #[derive(Debug)]
 enum Event {
-    /// A message reaches the server's ingress.
+    /// A frame reaches the server's ingress (the eSwitch).
     Ingress(Vec<u8>),
-    /// An access of a location completes (with the bytes, or a denial code).
-    AccessDone(Location, AccessRequest, Result<Vec<u8>, u32>),
+    /// A one-sided read reaches the RNIC.
+    AtRnic(Vec<u8>),
+    /// A server worker's access completes (with the bytes, or a denial code).
+    AccessDone(Location, AccessId, Result<Vec<u8>, u32>),
     /// A worker becomes free.
     Wake(Location),
-    /// A reply reaches the client.
-    ReplyAtClient(Vec<u8>),
+    /// A datagram reaches the client.
+    AtClient(Vec<u8>),
     /// Time to sample server load.
     Sample,
 }
 
-/// A client, a host worker and a NIC worker on a virtual clock.
+/// How one request ended at the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// Where it ran (`None`: nowhere answered).
+    pub location: Option<Location>,
+    /// The reply bytes.
+    pub payload: Vec<u8>,
+    /// From send to answer (ns).
+    pub latency_ns: u64,
+}
+
+/// A client endpoint, the eSwitch, a host worker, a NIC worker, the control stage and an RNIC on a
+/// virtual clock.
 pub struct World {
     pub now: Nanos,
     pub costs: Costs,
     pub memory: Memory,
     pub regions: Arc<RegionTable>,
     pub ds: Dataset,
-    pub execs: [Executor; 3],
+    pub client: ClientEndpoint<u64>,
+    /// Host and NIC workers, by `Location::index()`.
+    pub workers: [ServerWorker; 2],
+    /// The eSwitch's rules when no control stage runs.
     pub rules: RuleTable,
-    pub controller: Option<Controller>,
+    pub control: Option<ServerControl>,
     pub sample_period_ns: u64,
     /// Host step cost multiplier (a CPU hog), from the given time on.
     pub host_slowdown: Option<(Nanos, u64)>,
     busy_until: [Nanos; 3],
-    busy_ns: [u64; 3],
     events: BinaryHeap<Reverse<(Nanos, u64, usize)>>,
     payloads: HashMap<usize, Event>,
     seq: u64,
-    /// Replies received: request id → (status, where it ran, payload, latency ns).
-    pub replies: HashMap<u64, (Status, Location, Vec<u8>, u64)>,
+    /// Answers received: request id → answer.
+    pub replies: HashMap<u64, Answer>,
     sent_at: HashMap<u64, Nanos>,
-    /// Where each request was steered (by request id).
+    /// Where each request was steered (by request id): the eSwitch's verdict, or the client.
     pub steered: Vec<(Nanos, u64, Location)>,
 }
 
 impl World {
-    /// A world over `pairs` with `policy` steering (None: the static `rules` only).
+    /// A world over `pairs` steered by `rules`, or — with a `controller` — by the control stage
+    /// (which starts from the policy's initial decision).
     pub fn new(
         pairs: &[(u64, u64)],
         costs: Costs,
@@ -383,32 +446,37 @@ impl World {
         let regions = Arc::new(regions);
         let client_regions =
             Arc::new(RegionTable::from_catalog(&regions.catalog_for(TENANT)).expect("catalog"));
-        let exec = |loc, regions: &Arc<RegionTable>| {
-            Executor::new(
-                ExecutorConfig::new(loc),
+        let sample_period_ns = 1_000_000;
+        let worker = |loc| {
+            ServerWorker::new(
+                WorkerConfig::new(loc, sample_period_ns),
                 Arc::clone(&functions),
-                Arc::clone(regions),
+                Arc::clone(&regions),
+                Nanos(0),
             )
-            .expect("executor")
+            .expect("worker")
         };
-        let execs = [
-            exec(Location::Host, &regions),
-            exec(Location::Nic, &regions),
-            exec(Location::Client, &client_regions),
-        ];
+        let workers = [worker(Location::Host), worker(Location::Nic)];
+        let config = EndpointConfig::new(0, CLIENT_TIMEOUT_NS);
+        let client = ClientEndpoint::new(config, functions, client_regions, None, Nanos(0))
+            .expect("client endpoint");
+        let control = controller.map(|c| {
+            let host = HostLoad::new(sample_period_ns, u64::MAX);
+            ServerControl::new(c, rules.clone(), host, Nanos(0)).expect("control stage")
+        });
         let mut world = World {
             now: Nanos(0),
             costs,
             memory,
             regions,
             ds,
-            execs,
+            client,
+            workers,
             rules,
-            controller,
-            sample_period_ns: 1_000_000,
+            control,
+            sample_period_ns,
             host_slowdown: None,
             busy_until: [Nanos(0); 3],
-            busy_ns: [0; 3],
             events: BinaryHeap::new(),
             payloads: HashMap::new(),
             seq: 0,
@@ -416,10 +484,41 @@ impl World {
             sent_at: HashMap::new(),
             steered: Vec::new(),
         };
-        if world.controller.is_some() {
-            world.schedule(Nanos(world.sample_period_ns), Event::Sample);
+        world.publish_settings();
+        if world.control.is_some() {
+            world.schedule(Nanos(sample_period_ns), Event::Sample);
         }
         world
+    }
+
+    /// The controller, if a control stage runs.
+    pub fn controller(&self) -> Option<&Controller> {
+        self.control.as_ref().map(ServerControl::controller)
+    }
+
+    /// The rules the eSwitch holds now.
+    pub fn eswitch_rules(&self) -> &RuleTable {
+        self.control
+            .as_ref()
+            .map_or(&self.rules, ServerControl::rules)
+    }
+
+    /// The settings of the rule in force, published to the workers (and, for a static
+    /// placement, known to the client from the start).
+    fn publish_settings(&mut self) {
+        let settings = match &self.control {
+            Some(c) => c.settings(),
+            None => WorkerSettings {
+                client_permille: self.rules.default_shares().of(Location::Client),
+                pushback_credit_insn: None,
+            },
+        };
+        for w in &mut self.workers {
+            w.apply(settings);
+        }
+        if self.control.is_none() {
+            self.client.set_client_permille(settings.client_permille);
+        }
     }
 
     fn schedule(&mut self, at: Nanos, event: Event) {
@@ -429,21 +528,26 @@ impl World {
         self.events.push(Reverse((at, self.seq, key)));
     }
 
-    /// Sends a request from the client at the current time: the client's share runs locally,
-    /// the rest goes to the server's ingress.
+    /// Issues request `id` at the current time through the client endpoint: it runs here if it
+    /// falls in the client's share, else it goes to the server's ingress.
     pub fn send(&mut self, function: FunctionId, id: u64, args: &[u8], descriptors: Descriptors) {
-        let msg = invoke(TENANT, function, id, args, descriptors);
+        let call = Call {
+            tenant: TENANT,
+            function,
+            args,
+            descriptors,
+            server_only: false,
+        };
         self.sent_at.insert(id, self.now);
-        let at = self.rules.route(TENANT, function, 0, RequestId(id));
-        if at == Location::Client {
+        let route = self
+            .client
+            .issue(self.now, self.now, id, &call, id)
+            .expect("issue");
+        if route == Route::Local {
             self.steered.push((self.now, id, Location::Client));
-            self.execs[Location::Client.index()].submit(self.now, self.now, 0, &msg);
-            self.pump(Location::Client);
-            return;
         }
-        let mut frame = Vec::new();
-        msg.encode(&mut frame).expect("encode");
-        self.schedule(self.now.plus_ns(self.costs.net_ns), Event::Ingress(frame));
+        self.drain_client_events(self.now);
+        self.pump_client();
     }
 
     /// Processes events until `until` (inclusive) or until none is left.
@@ -463,98 +567,147 @@ impl World {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Ingress(frame) => self.ingress(&frame),
-            Event::AccessDone(loc, access, result) => {
-                let exec = &mut self.execs[loc.index()];
+            Event::AtRnic(frame) => self.rnic(&frame),
+            Event::AccessDone(loc, id, result) => {
+                let worker = &mut self.workers[loc.index()];
                 match result {
                     Ok(bytes) => {
-                        exec.complete_access(access.id, &bytes);
+                        worker.complete_access(id, &bytes);
                     }
                     Err(code) => {
-                        exec.fail_access(self.now, access.id, AccessFailure::Denied(code));
+                        worker.fail_access(self.now, id, AccessFailure::Denied(code));
                     }
                 }
-                self.pump(loc);
+                self.pump_server(loc);
             }
-            Event::Wake(loc) => self.pump(loc),
-            Event::ReplyAtClient(frame) => self.client_reply(&frame),
+            Event::Wake(Location::Client) => self.pump_client(),
+            Event::Wake(loc) => self.pump_server(loc),
+            Event::AtClient(frame) => {
+                self.client.handle_datagram(self.now, &frame);
+                self.drain_client_events(self.now);
+                self.pump_client();
+            }
             Event::Sample => self.sample(),
         }
     }
 
+    /// The eSwitch stage: the rule table's decision; the client range goes to the host, which
+    /// pushes back what the client should have run itself.
     fn ingress(&mut self, frame: &[u8]) {
         let Ok(Frame::Invoke(msg)) = Frame::decode(frame) else {
             panic!("ingress got a non-invoke frame")
         };
         let mut at = self
-            .rules
+            .eswitch_rules()
             .route(msg.tenant, msg.function, msg.flow, msg.request_id);
         if at == Location::Client {
-            // A client that ignored the hint: the host pushes it back.
             at = Location::Host;
         }
         self.steered.push((self.now, msg.request_id.0, at));
-        self.execs[at.index()].submit(self.now, self.now, 0, &msg);
-        self.pump(at);
+        let now = self.now;
+        self.workers[at.index()].handle_datagram(now, now, frame, || 0);
+        self.pump_server(at);
     }
 
-    fn client_reply(&mut self, frame: &[u8]) {
-        let Ok(Frame::Reply(r)) = Frame::decode(frame) else {
-            panic!("client got a non-reply frame")
+    /// The RNIC answers a one-sided read at once (the engine's read server).
+    fn rnic(&mut self, frame: &[u8]) {
+        let Ok(Frame::Read(read)) = Frame::decode(frame) else {
+            panic!("the RNIC got a non-read frame")
         };
-        if r.status == Status::Pushback {
-            let Ok(Frame::Invoke(cont)) = Frame::decode(r.payload) else {
-                panic!("pushback without continuation")
-            };
-            self.execs[Location::Client.index()].submit(self.now, self.now, 0, &cont);
-            self.pump(Location::Client);
-            return;
-        }
-        let latency = self.now.since(self.sent_at[&r.request_id.0]);
-        self.replies.insert(
-            r.request_id.0,
-            (r.status, r.location, r.payload.to_vec(), latency),
-        );
+        let mut data = vec![0u8; naam_engine::abi::ACCESS_BYTES_MAX];
+        let memory = &self.memory;
+        let reply = answer_read(&read, &self.regions, &mut data, |region, offset, out| {
+            let start = offset as usize;
+            out.copy_from_slice(&memory[&region][start..start + out.len()]);
+            true
+        });
+        let mut out = Vec::new();
+        Frame::ReadReply(reply).encode(&mut out).expect("encode");
+        self.schedule(self.now.plus_ns(self.costs.net_ns), Event::AtClient(out));
     }
 
-    /// Starts the accesses a location asked for, and one step if its worker is free. Accesses
-    /// and replies produced by a step leave when the step ends.
-    fn pump(&mut self, loc: Location) {
+    /// Starts the accesses a server worker asked for, and one step if it is free. Accesses and
+    /// replies produced by a step leave when the step ends.
+    fn pump_server(&mut self, loc: Location) {
         self.start_accesses(loc, self.now);
         let i = loc.index();
-        if self.busy_until[i] <= self.now && self.execs[i].run(self.now, 1) == 1 {
+        if self.busy_until[i] <= self.now && self.workers[i].step(self.now).is_some() {
             let cost = self.step_cost(loc);
             self.busy_until[i] = self.now.plus_ns(cost);
-            self.busy_ns[i] += cost;
+            self.workers[i].record_busy(cost);
             self.schedule(self.busy_until[i], Event::Wake(loc));
         }
+        assert!(
+            self.workers[i].poll_native().is_none(),
+            "the world has no native functions"
+        );
         let depart = self.busy_until[i].max(self.now);
         self.start_accesses(loc, depart);
-        self.drain_completions(loc, depart);
+        self.drain_replies(loc, depart);
     }
 
+    /// The data path: host accesses complete at once, NIC accesses after a DMA.
     fn start_accesses(&mut self, loc: Location, from: Nanos) {
-        while let Some(a) = self.execs[loc.index()].poll_access() {
-            let (delay, tenant) = match loc {
-                Location::Host => (0, a.tenant),
-                Location::Nic => (self.costs.dma_ns, a.tenant),
-                Location::Client => (2 * self.costs.net_ns, TENANT),
+        while let Some(a) = self.workers[loc.index()].poll_access() {
+            let delay = if loc == Location::Nic {
+                self.costs.dma_ns
+            } else {
+                0
             };
-            let served = self.rnic_read(tenant, &a);
-            self.schedule(from.plus_ns(delay), Event::AccessDone(loc, a, served));
+            let served = serve(&self.memory, &self.regions, a.tenant, &a.descriptor)
+                .map_err(|denial| denial.code());
+            self.schedule(from.plus_ns(delay), Event::AccessDone(loc, a.id, served));
         }
     }
 
-    /// What the data path returns: the region check, then the bytes (as the RNIC and DMA do).
-    fn rnic_read(&self, tenant: TenantId, a: &AccessRequest) -> Result<Vec<u8>, u32> {
-        let request = ReadRequest {
-            tenant,
-            read_id: 0,
-            rkey: a.descriptor.rkey,
-            offset: a.descriptor.offset,
-            len: a.descriptor.len,
-        };
-        let d = Descriptor::read(request.rkey, request.offset, request.len);
-        serve(&self.memory, &self.regions, tenant, &d).map_err(|denial| denial.code())
+    fn drain_replies(&mut self, loc: Location, depart: Nanos) {
+        let mut frame = Vec::new();
+        while self.workers[loc.index()].poll_reply(&mut frame).is_some() {
+            let at = depart.plus_ns(self.costs.net_ns);
+            self.schedule(at, Event::AtClient(std::mem::take(&mut frame)));
+        }
+    }
+
+    /// Sends the client's transmits, and runs one local step if the client is free; what the
+    /// step produces leaves (or ends) when it ends.
+    fn pump_client(&mut self) {
+        self.flush_client(self.now);
+        let i = Location::Client.index();
+        if self.busy_until[i] <= self.now && self.client.local_ready() {
+            self.client.run_local(self.now, 1);
+            self.busy_until[i] = self.now.plus_ns(self.costs.client_step_ns);
+            self.schedule(self.busy_until[i], Event::Wake(Location::Client));
+        }
+        let depart = self.busy_until[i].max(self.now);
+        self.flush_client(depart);
+        self.drain_client_events(depart);
+    }
+
+    fn flush_client(&mut self, depart: Nanos) {
+        let mut frame = Vec::new();
+        while let Some(t) = self.client.poll_transmit(&mut frame) {
+            let at = depart.plus_ns(self.costs.net_ns);
+            let bytes = std::mem::take(&mut frame);
+            let event = match t.to {
+                Destination::Ingress => Event::Ingress(bytes),
+                Destination::Rnic => Event::AtRnic(bytes),
+            };
+            self.schedule(at, event);
+        }
+    }
+
+    fn drain_client_events(&mut self, at: Nanos) {
+        let mut payload = Vec::new();
+        while let Some(e) = self.client.poll_event(&mut payload) {
+            let latency_ns = at.since(self.sent_at[&e.cookie]);
+            let answer = Answer {
+                outcome: e.outcome,
+                location: e.location,
+                payload: std::mem::take(&mut payload),
+                latency_ns,
+            };
+            self.replies.insert(e.cookie, answer);
+        }
     }
 
     fn step_cost(&self, loc: Location) -> u64 {
@@ -571,41 +724,33 @@ impl World {
         }
     }
 
-    fn drain_completions(&mut self, loc: Location, depart: Nanos) {
-        let mut frame = Vec::new();
-        while let Some(_c) = self.execs[loc.index()].poll_completion(&mut frame) {
-            let delay = if loc == Location::Client {
-                0
-            } else {
-                self.costs.net_ns
-            };
-            self.schedule(
-                depart.plus_ns(delay),
-                Event::ReplyAtClient(std::mem::take(&mut frame)),
-            );
-        }
-    }
-
+    /// The sampling tick: the host worker's sample goes to the control stage's host load (its
+    /// tick decides), then the NIC's; every change reaches the eSwitch (the stage's rule table)
+    /// and the workers' settings.
     fn sample(&mut self) {
-        for loc in [Location::Host, Location::Nic] {
-            let busy = std::mem::take(&mut self.busy_ns[loc.index()]);
-            let sample = self.execs[loc.index()].take_sample(self.now, busy);
-            let change = self.controller.as_mut().and_then(|c| c.on_sample(sample));
-            if let Some(change) = change {
-                self.rules.set(change.key, change.after).expect("rule");
-                for exec in &mut self.execs {
-                    exec.set_client_permille(change.after.of(Location::Client));
-                    exec.set_pushback_credit(change.pushback_credit_insn);
-                }
-            }
+        let now = self.now;
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        if let Some(s) = self.workers[Location::Host.index()].handle_timeout(now) {
+            control.on_host_sample(s);
         }
-        self.schedule(self.now.plus_ns(self.sample_period_ns), Event::Sample);
+        let host = control.handle_timeout(now, &[]);
+        let nic = self.workers[Location::Nic.index()]
+            .handle_timeout(now)
+            .map(|s| control.on_nic_sample(s));
+        for observed in [host, nic].into_iter().flatten() {
+            assert_eq!(observed.rule_error, None, "rule change refused");
+        }
+        self.publish_settings();
+        self.schedule(now.plus_ns(self.sample_period_ns), Event::Sample);
     }
 
     /// The decoded hash-lookup answer of request `id` (found, value).
     pub fn answer(&self, id: u64) -> Option<(bool, u64)> {
-        let (status, _, payload, _) = self.replies.get(&id)?;
-        assert_eq!(*status, Status::Ok, "request {id}");
+        let answer = self.replies.get(&id)?;
+        assert_eq!(answer.outcome, Outcome::Ok, "request {id}");
+        let payload = &answer.payload;
         let found = payload[0] == 1;
         let value = if found {
             u64::from_le_bytes(payload[1..9].try_into().expect("8 bytes"))

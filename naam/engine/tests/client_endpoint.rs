@@ -1,0 +1,415 @@
+//! The sans-IO client endpoint, driven by hand: where requests go, how replies, pushbacks, read
+//! replies, timeouts and failed sends end them, and that every issued request ends exactly once.
+
+mod support;
+
+use std::sync::Arc;
+
+use naam_engine::client::{
+    Call, Carries, Destination, EndpointConfig, EndpointConfigError, Event, Inbound, IssueError,
+    Outcome, Route,
+};
+use naam_engine::wire::{ErrorCode, ErrorKind, ReadReply, Reply};
+use naam_engine::*;
+use support::*;
+
+const TIMEOUT_NS: u64 = 1_000_000;
+
+struct Fixture {
+    client: ClientEndpoint<u32>,
+    memory: Memory,
+    regions: Arc<RegionTable>,
+    ds: Dataset,
+}
+
+fn fixture(flow: u32, controller: Option<Controller>) -> Fixture {
+    let seed = test_seed(0xc1_0001);
+    let (regions, memory, ds) = dataset(&pairs(64, seed.0), 5);
+    let regions = Arc::new(regions);
+    let client_regions = Arc::new(RegionTable::from_catalog(&regions.catalog_for(TENANT)).unwrap());
+    let client = ClientEndpoint::new(
+        EndpointConfig::new(flow, TIMEOUT_NS),
+        Arc::new(functions()),
+        client_regions,
+        controller,
+        Nanos(0),
+    )
+    .unwrap();
+    Fixture {
+        client,
+        memory,
+        regions,
+        ds,
+    }
+}
+
+fn lookup(ds: &Dataset, index: usize) -> (Vec<u8>, wire::Descriptors) {
+    hash_request(ds, ds.pairs[index].0)
+}
+
+fn call<'a>(args: &'a [u8], descriptors: wire::Descriptors) -> Call<'a> {
+    Call {
+        tenant: TENANT,
+        function: HASH_GET,
+        args,
+        descriptors,
+        server_only: false,
+    }
+}
+
+fn reply_frame(
+    id: RequestId,
+    status: Status,
+    location: Location,
+    hint: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut frame = Vec::new();
+    Frame::Reply(Reply {
+        request_id: id,
+        status,
+        location,
+        steps: 2,
+        attempts: 0,
+        client_permille: hint,
+        payload,
+    })
+    .encode(&mut frame)
+    .unwrap();
+    frame
+}
+
+/// Answers every read the client queued from memory (the RNIC), runs its local steps, until it
+/// queues nothing more; returns the events.
+fn serve_reads(f: &mut Fixture, now: Nanos) -> Vec<(Event<u32>, Vec<u8>)> {
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let mut frame = Vec::new();
+        let mut answered = 0;
+        while let Some(t) = f.client.poll_transmit(&mut frame) {
+            assert_eq!(t.to, Destination::Rnic, "only reads are queued here");
+            let Ok(Frame::Read(read)) = Frame::decode(&frame) else {
+                panic!("a read frame")
+            };
+            let mut data = vec![0; 4096];
+            let memory = &f.memory;
+            let reply =
+                naam_engine::rnic::answer_read(&read, &f.regions, &mut data, |r, off, out| {
+                    out.copy_from_slice(&memory[&r][off as usize..off as usize + out.len()]);
+                    true
+                });
+            let mut out = Vec::new();
+            Frame::ReadReply(reply).encode(&mut out).unwrap();
+            assert_eq!(f.client.handle_datagram(now, &out), Inbound::ReadReply);
+            answered += 1;
+        }
+        f.client.run_local(now, 64);
+        let mut payload = Vec::new();
+        while let Some(e) = f.client.poll_event(&mut payload) {
+            events.push((e, std::mem::take(&mut payload)));
+        }
+        if answered == 0 && !f.client.local_ready() {
+            return events;
+        }
+    }
+    panic!("the client did not settle");
+}
+
+#[test]
+fn requests_go_to_the_ingress_and_replies_end_them() {
+    let mut f = fixture(3, None);
+    let (args, d) = lookup(&f.ds, 0);
+    let route = f
+        .client
+        .issue(Nanos(10), Nanos(5), 7, &call(&args, d), 70)
+        .unwrap();
+    assert_eq!(route, Route::Server);
+    let mut frame = Vec::new();
+    let t = f.client.poll_transmit(&mut frame).unwrap();
+    let id = f.client.request_id(7);
+    assert_eq!(id, RequestId(3 << 48 | 7));
+    assert_eq!(t.to, Destination::Ingress);
+    assert_eq!(t.carries, Carries::Request(id));
+    let Ok(Frame::Invoke(msg)) = Frame::decode(&frame) else {
+        panic!("an invoke")
+    };
+    assert_eq!((msg.flow, msg.request_id), (3, id));
+    assert!(msg.flags.has(wire::InvokeFlags::ALLOW_PUSHBACK));
+    let reply = reply_frame(id, Status::Ok, Location::Nic, 0, b"\x01answer");
+    assert_eq!(f.client.handle_datagram(Nanos(50), &reply), Inbound::Reply);
+    let mut payload = Vec::new();
+    let e = f.client.poll_event(&mut payload).unwrap();
+    assert_eq!(
+        (e.cookie, e.outcome, e.location),
+        (70, Outcome::Ok, Some(Location::Nic))
+    );
+    assert_eq!(payload, b"\x01answer");
+    assert_eq!(f.client.inflight(), 0);
+    assert_eq!(
+        f.client.handle_datagram(Nanos(60), &reply),
+        Inbound::Stale,
+        "a duplicate"
+    );
+    assert!(
+        f.client.poll_event(&mut payload).is_none(),
+        "ended exactly once"
+    );
+}
+
+#[test]
+fn the_servers_hint_sets_the_share_run_locally() {
+    let mut f = fixture(0, None);
+    let (args, d) = lookup(&f.ds, 0);
+    f.client
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .unwrap();
+    let id = f.client.request_id(1);
+    f.client.poll_transmit(&mut Vec::new()).unwrap();
+    let reply = reply_frame(id, Status::Ok, Location::Host, 1000, &[0]);
+    f.client.handle_datagram(Nanos(1), &reply);
+    assert_eq!(f.client.client_permille(), 1000);
+    let (args, d) = lookup(&f.ds, 1);
+    assert_eq!(
+        f.client
+            .issue(Nanos(2), Nanos(2), 2, &call(&args, d), 2)
+            .unwrap(),
+        Route::Local
+    );
+    let server_only = Call {
+        server_only: true,
+        ..call(&args, d)
+    };
+    assert_eq!(
+        f.client
+            .issue(Nanos(2), Nanos(2), 3, &server_only, 3)
+            .unwrap(),
+        Route::Server,
+        "a host-native call never runs at the client"
+    );
+}
+
+#[test]
+fn a_local_request_reads_through_the_rnic_and_verifies() {
+    let mut f = fixture(0, None);
+    f.client.set_client_permille(1000);
+    let (key, value) = f.ds.pairs[5];
+    let (args, d) = hash_request(&f.ds, key);
+    assert_eq!(
+        f.client
+            .issue(Nanos(0), Nanos(0), 9, &call(&args, d), 90)
+            .unwrap(),
+        Route::Local
+    );
+    let events = serve_reads(&mut f, Nanos(100));
+    assert_eq!(events.len(), 1);
+    let (e, payload) = &events[0];
+    assert_eq!(
+        (e.cookie, e.outcome, e.location),
+        (90, Outcome::Ok, Some(Location::Client))
+    );
+    assert_eq!(u64::from_le_bytes(payload[1..9].try_into().unwrap()), value);
+    let stats = f.client.stats();
+    assert_eq!(
+        (stats.reads_sent, stats.read_replies),
+        (2, 2),
+        "bucket, then item"
+    );
+}
+
+#[test]
+fn a_pushback_runs_its_continuation_here() {
+    let mut f = fixture(0, None);
+    let (key, value) = f.ds.pairs[2];
+    let (args, d) = hash_request(&f.ds, key);
+    f.client
+        .issue(Nanos(0), Nanos(0), 4, &call(&args, d), 40)
+        .unwrap();
+    let mut frame = Vec::new();
+    f.client.poll_transmit(&mut frame).unwrap();
+    // The server pushes the whole message back (its Invoke is the continuation).
+    let reply = reply_frame(
+        f.client.request_id(4),
+        Status::Pushback,
+        Location::Host,
+        0,
+        &frame,
+    );
+    assert_eq!(f.client.handle_datagram(Nanos(10), &reply), Inbound::Reply);
+    let events = serve_reads(&mut f, Nanos(20));
+    let (e, payload) = &events[0];
+    assert_eq!(
+        (e.cookie, e.outcome, e.location),
+        (40, Outcome::Ok, Some(Location::Client))
+    );
+    assert_eq!(u64::from_le_bytes(payload[1..9].try_into().unwrap()), value);
+    assert_eq!(f.client.stats().pushed_back, 1);
+}
+
+#[test]
+fn a_denied_read_fails_the_request_with_the_denial() {
+    let mut f = fixture(0, None);
+    f.client.set_client_permille(1000);
+    let (args, d) = lookup(&f.ds, 0);
+    f.client
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .unwrap();
+    let mut frame = Vec::new();
+    let t = f.client.poll_transmit(&mut frame).unwrap();
+    let Carries::Read(read_id) = t.carries else {
+        panic!("a read")
+    };
+    let mut out = Vec::new();
+    Frame::ReadReply(ReadReply {
+        read_id,
+        denial: 2,
+        data: &[],
+    })
+    .encode(&mut out)
+    .unwrap();
+    f.client.handle_datagram(Nanos(5), &out);
+    let mut payload = Vec::new();
+    let e = f.client.poll_event(&mut payload).unwrap();
+    let denied = ErrorCode {
+        kind: ErrorKind::AccessDenied,
+        detail: 2,
+    };
+    assert_eq!(e.outcome, Outcome::Error(denied));
+    assert_eq!(e.outcome.error_name(), Some("access-denied"));
+}
+
+#[test]
+fn unanswered_requests_and_reads_time_out_at_the_sweep() {
+    let mut f = fixture(0, None);
+    let (args, d) = lookup(&f.ds, 0);
+    f.client
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .unwrap();
+    f.client.set_client_permille(1000);
+    f.client
+        .issue(Nanos(0), Nanos(0), 2, &call(&args, d), 2)
+        .unwrap();
+    assert_eq!(
+        f.client.poll_timeout(),
+        Nanos(0),
+        "the first sweep is due at the start"
+    );
+    f.client.handle_timeout(Nanos(0));
+    assert!(f.client.poll_event(&mut Vec::new()).is_none());
+    let next = f.client.poll_timeout();
+    assert!(next.0 > 0);
+    f.client.handle_timeout(Nanos(TIMEOUT_NS + next.0));
+    let mut ended = Vec::new();
+    while let Some(e) = f.client.poll_event(&mut Vec::new()) {
+        ended.push((e.cookie, e.outcome, e.location));
+    }
+    ended.sort_by_key(|e| e.0);
+    assert_eq!(
+        ended,
+        vec![(1, Outcome::Timeout, None), (2, Outcome::Timeout, None)]
+    );
+    assert_eq!(
+        f.client.stats().reads_failed,
+        1,
+        "the local request's read expired too"
+    );
+    assert_eq!(f.client.inflight(), 0);
+}
+
+#[test]
+fn a_failed_send_ends_the_request_at_once() {
+    let mut f = fixture(0, None);
+    let (args, d) = lookup(&f.ds, 0);
+    f.client
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 11)
+        .unwrap();
+    let t = f.client.poll_transmit(&mut Vec::new()).unwrap();
+    f.client.transmit_failed(Nanos(1), t.carries);
+    let e = f.client.poll_event(&mut Vec::new()).unwrap();
+    assert_eq!((e.cookie, e.outcome), (11, Outcome::Send));
+    assert_eq!(e.outcome.error_name(), Some("send"));
+}
+
+#[test]
+fn bounds_and_ids_are_checked_at_issue() {
+    let mut f = fixture(0, None);
+    let mut config = EndpointConfig::new(0, TIMEOUT_NS);
+    config.inflight_max = 1;
+    let mut one = ClientEndpoint::new(
+        config,
+        Arc::new(functions()),
+        Arc::clone(&f.regions),
+        None,
+        Nanos(0),
+    )
+    .unwrap();
+    let (args, d) = lookup(&f.ds, 0);
+    one.issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .unwrap();
+    assert_eq!(
+        one.issue(Nanos(0), Nanos(0), 2, &call(&args, d), 2),
+        Err(IssueError::InflightFull { max: 1 })
+    );
+    f.client
+        .issue(Nanos(0), Nanos(0), 5, &call(&args, d), 5)
+        .unwrap();
+    assert_eq!(
+        f.client.issue(Nanos(0), Nanos(0), 5, &call(&args, d), 6),
+        Err(IssueError::Duplicate(RequestId(5)))
+    );
+    let wide = ClientEndpoint::<u32>::new(
+        EndpointConfig::new(0x1_0000, TIMEOUT_NS),
+        Arc::new(functions()),
+        Arc::clone(&f.regions),
+        None,
+        Nanos(0),
+    );
+    assert_eq!(
+        wide.unwrap_err(),
+        EndpointConfigError::Flow { value: 0x1_0000 },
+        "flows above 16 bits do not fit a request id"
+    );
+}
+
+#[test]
+fn a_client_side_policy_samples_every_period() {
+    let controller = Controller::new(policy::by_name("cell").unwrap(), RuleKey::DEFAULT);
+    let mut f = fixture(0, Some(controller));
+    assert_eq!(
+        f.client.client_permille(),
+        20,
+        "cell starts server-side with a probe share"
+    );
+    let period = naam_engine::client::SAMPLE_PERIOD_NS_DEFAULT;
+    assert_eq!(f.client.poll_timeout(), Nanos(0), "the sweep first");
+    f.client.handle_timeout(Nanos(0));
+    assert_eq!(f.client.poll_timeout(), Nanos(period));
+    // Server replies are slow, local runs (via the RNIC) are fast: Cell moves to the client.
+    let mut seq = 0;
+    for round in 1..=5u64 {
+        let now = Nanos(round * period);
+        for _ in 0..100 {
+            seq += 1;
+            let (args, d) = lookup(&f.ds, (seq % 40) as usize);
+            let intended = Nanos(now.0 - 500_000);
+            match f
+                .client
+                .issue(now, intended, seq, &call(&args, d), 0)
+                .unwrap()
+            {
+                Route::Server => {
+                    f.client.poll_transmit(&mut Vec::new());
+                    let id = f.client.request_id(seq);
+                    let reply = reply_frame(id, Status::Ok, Location::Host, 0, &[0]);
+                    f.client.handle_datagram(now, &reply);
+                }
+                Route::Local => {
+                    serve_reads(&mut f, Nanos(now.0 - 499_000));
+                }
+            }
+        }
+        f.client.handle_timeout(now);
+    }
+    assert_eq!(f.client.client_permille(), 980, "the client side won");
+    let changes = f.client.controller().unwrap().changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+}
