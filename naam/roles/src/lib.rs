@@ -9,7 +9,8 @@
 //! - [`nic`]: the emulated SmartNIC — its own worker pool reaching host memory by "DMA" (a
 //!   read-only mapping plus a per-access delay) on cores of configurable speed;
 //! - [`client`]: open-loop load, client-side execution with one-sided reads, verification,
-//!   interval histograms;
+//!   interval histograms — a driver of a [`session::ClientSession`] (generator + workload +
+//!   the engine's client endpoint, socket- and clock-free);
 //! - [`hog`]: CPU-bound threads that congest the host.
 //!
 //! The roles own sockets, threads, pinning and the clock; all NAAM logic is `naam-engine`'s.
@@ -26,6 +27,7 @@ pub mod os;
 pub mod rdma;
 pub mod ready;
 pub mod serve;
+pub mod session;
 pub mod shm;
 pub mod timeline;
 pub mod workload;

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use naam_engine::{Executor, ExecutorConfig, Location, RegionTable};
+use naam_engine::{Location, Nanos, RegionTable, ServerWorker, WorkerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{NicConfig, RoleConfig};
-use crate::counters::{PhaseWindow, Totals};
-use crate::os::{cpu_for, pin_current_thread};
+use crate::counters::Totals;
+use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady, NicReady};
-use crate::serve::{ControlShared, DmaPath, SampleSink, ServerWorker, WorkerReport};
+use crate::serve::{ControlShared, DmaPath, SampleSink, WorkerReport, WorkerThread};
 use crate::shm::SharedRegion;
 use crate::timeline::TimelineWatch;
 use crate::{RoleError, udp, workload};
@@ -62,21 +62,21 @@ pub fn run(
         .map(naam_net::UdpSocket::local_addr)
         .collect();
     let timeline = TimelineWatch::start(&config.timeline, stop);
-    let window = PhaseWindow::new(timeline.clone());
     let control = Arc::new(ControlShared::default());
     let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {
         let handles: Vec<_> = sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let exec = Executor::new(
-                    ExecutorConfig::new(Location::Nic),
+                let worker = ServerWorker::new(
+                    WorkerConfig::new(Location::Nic, nic.sample_period_us * 1000),
                     Arc::clone(&functions),
                     Arc::clone(&table),
+                    Nanos(realtime_ns()),
                 )
                 .map_err(|e| RoleError::Setup(e.to_string()))?;
-                let worker = ServerWorker {
-                    exec,
+                let worker = WorkerThread {
+                    worker,
                     socket,
                     path: DmaPath::new(Arc::clone(&regions), nic.access_delay_ns),
                     natives: None,
@@ -88,9 +88,8 @@ pub fn run(
                         SampleSink::Discard
                     },
                     heartbeat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-                    sample_period_ns: nic.sample_period_us * 1000,
                     core_speed_factor: nic.core_speed_factor,
-                    window: window.clone(),
+                    timeline: timeline.clone(),
                     busy_poll: nic.polling == crate::config::Polling::BusyPoll,
                 };
                 let cpus = cpu_for(&nic.cpus, i);

@@ -1,6 +1,8 @@
-//! The server-side worker loop, shared by host workers and NIC workers: receive a batch of
-//! datagrams, submit the messages to this worker's executor, perform accesses through the
-//! location's data path, run ready steps, send the replies, and sample load every period.
+//! The server-side worker thread, shared by host workers and NIC workers: a thin driver of the
+//! engine's sans-IO [`ServerWorker`]. It owns the socket, the clock (CLOCK_REALTIME, the clock of
+//! kernel receive timestamps), the data path and the core-speed emulation: receive a batch of
+//! datagrams and hand them to the worker, perform the accesses it hands out, run its steps, send
+//! its replies, and forward its load samples.
 //!
 //! Host and NIC differ only in their [`AccessPath`] (a copy from host memory, or a DMA that
 //! completes after a delay), whether host-native functions run here, the speed of their cores,
@@ -12,14 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use naam_engine::server::{ReplyTarget, SOURCE_UNKNOWN};
 use naam_engine::wire::LoadSample;
-use naam_engine::{AccessRequest, Executor, Frame, Nanos, RegionId};
+use naam_engine::{AccessRequest, Frame, Nanos, RegionId, ServerWorker, WorkerSettings};
 use naam_net::{RecvBatch, SendBatch, UdpSocket};
 
-use crate::counters::{PhaseWindow, Totals};
+use crate::counters::Totals;
 use crate::host::memory::HostMemory;
 use crate::os::{monotonic_ns, realtime_ns};
 use crate::shm::SharedRegion;
+use crate::timeline::TimelineWatch;
 use crate::workload::ServerWorkload;
 
 /// Steps run per round before the worker looks at its socket again.
@@ -31,7 +35,8 @@ pub const IDLE_WAIT: Duration = Duration::from_millis(1);
 /// Distinct reply addresses remembered for messages without a reply address.
 pub const PEERS_MAX: usize = 4096;
 
-/// Steering settings the controller publishes to the workers.
+/// Steering settings the controller publishes to the workers (the engine's [`WorkerSettings`],
+/// shared between threads).
 #[derive(Debug, Default)]
 pub struct ControlShared {
     /// Server-side pushback share (permille), also the hint in replies.
@@ -40,29 +45,50 @@ pub struct ControlShared {
     pub pushback_credit_insn: AtomicU64,
 }
 
+impl ControlShared {
+    /// Publishes `settings`.
+    pub fn publish(&self, settings: WorkerSettings) {
+        self.client_permille
+            .store(u32::from(settings.client_permille), Ordering::Relaxed);
+        self.pushback_credit_insn.store(
+            settings.pushback_credit_insn.unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The settings published last.
+    pub fn settings(&self) -> WorkerSettings {
+        let credit = self.pushback_credit_insn.load(Ordering::Relaxed);
+        WorkerSettings {
+            client_permille: self.client_permille.load(Ordering::Relaxed) as u16,
+            pushback_credit_insn: (credit > 0).then_some(credit),
+        }
+    }
+}
+
 /// How a location reaches region memory.
 pub trait AccessPath: Send {
     /// Starts an access; completes it now or queues it.
-    fn start(&mut self, now_ns: u64, access: AccessRequest, exec: &mut Executor);
+    fn start(&mut self, now_ns: u64, access: AccessRequest, worker: &mut ServerWorker);
     /// Completes queued accesses that are due; true if any was.
-    fn poll_due(&mut self, now_ns: u64, exec: &mut Executor) -> bool;
+    fn poll_due(&mut self, now_ns: u64, worker: &mut ServerWorker) -> bool;
     /// True while accesses are queued (the worker then polls instead of blocking).
     fn has_pending(&self) -> bool;
 }
 
-/// Reads the bytes of `access` from `region` into `buf` and hands them to the executor.
+/// Reads the bytes of `access` from `region` into `buf` and hands them to the worker.
 fn complete_from(
     region: Option<&SharedRegion>,
     access: &AccessRequest,
     buf: &mut [u8],
-    exec: &mut Executor,
+    worker: &mut ServerWorker,
 ) {
     let len = access.descriptor.len as usize;
     let served = region.is_some_and(|r| r.read_into(access.descriptor.offset, &mut buf[..len]));
     if served {
-        exec.complete_access(access.id, &buf[..len]);
+        worker.complete_access(access.id, &buf[..len]);
     } else {
-        exec.fail_access(
+        worker.fail_access(
             Nanos(realtime_ns()),
             access.id,
             naam_engine::AccessFailure::DataPath,
@@ -88,16 +114,16 @@ impl DirectPath {
 }
 
 impl AccessPath for DirectPath {
-    fn start(&mut self, _now_ns: u64, access: AccessRequest, exec: &mut Executor) {
+    fn start(&mut self, _now_ns: u64, access: AccessRequest, worker: &mut ServerWorker) {
         complete_from(
             self.memory.region(access.region),
             &access,
             &mut self.buf,
-            exec,
+            worker,
         );
     }
 
-    fn poll_due(&mut self, _now_ns: u64, _exec: &mut Executor) -> bool {
+    fn poll_due(&mut self, _now_ns: u64, _worker: &mut ServerWorker) -> bool {
         false
     }
 
@@ -133,19 +159,19 @@ impl DmaPath {
 }
 
 impl AccessPath for DmaPath {
-    fn start(&mut self, now_ns: u64, access: AccessRequest, exec: &mut Executor) {
+    fn start(&mut self, now_ns: u64, access: AccessRequest, worker: &mut ServerWorker) {
         if self.delay_ns == 0 {
             let region = self
                 .regions
                 .get(access.region.0 as usize)
                 .and_then(Option::as_ref);
-            return complete_from(region, &access, &mut self.buf, exec);
+            return complete_from(region, &access, &mut self.buf, worker);
         }
         // The delay is constant, so the queue stays in due order.
         self.queue.push_back((now_ns + self.delay_ns, access));
     }
 
-    fn poll_due(&mut self, now_ns: u64, exec: &mut Executor) -> bool {
+    fn poll_due(&mut self, now_ns: u64, worker: &mut ServerWorker) -> bool {
         let mut any = false;
         while let Some(&(due, access)) = self.queue.front() {
             if due > now_ns {
@@ -153,7 +179,7 @@ impl AccessPath for DmaPath {
             }
             self.queue.pop_front();
             let mut buf = std::mem::take(&mut self.buf);
-            complete_from(self.region(access.region), &access, &mut buf, exec);
+            complete_from(self.region(access.region), &access, &mut buf, worker);
             self.buf = buf;
             any = true;
         }
@@ -190,11 +216,12 @@ impl Natives {
         }
     }
 
-    fn run_pending(&mut self, now_ns: u64, exec: &mut Executor) -> bool {
+    /// Runs every host-native call the worker handed out; true if there was any.
+    pub fn run_pending(&mut self, now_ns: u64, worker: &mut ServerWorker) -> bool {
         let mut any = false;
-        while let Some(request) = exec.poll_native() {
+        while let Some(request) = worker.poll_native() {
             any = true;
-            let Some((args, _writes)) = exec.native_call(request.id) else {
+            let Some((args, _writes)) = worker.native_call(request.id) else {
                 continue;
             };
             self.args.clear();
@@ -208,7 +235,7 @@ impl Natives {
                     &self.memory.tenant_regions(tenant),
                 )
             };
-            exec.complete_native(
+            worker.complete_native(
                 Nanos(now_ns),
                 request.id,
                 result.as_deref().map_err(|&code| code),
@@ -232,10 +259,10 @@ pub enum SampleSink {
     Discard,
 }
 
-/// Everything one server worker owns.
-pub struct ServerWorker<P: AccessPath> {
-    /// The executor.
-    pub exec: Executor,
+/// Everything one server worker thread owns.
+pub struct WorkerThread<P: AccessPath> {
+    /// The engine's worker (executor, counters, sampling).
+    pub worker: ServerWorker,
     /// The worker's socket.
     pub socket: UdpSocket,
     /// Its data path.
@@ -249,20 +276,18 @@ pub struct ServerWorker<P: AccessPath> {
     /// Set to CLOCK_REALTIME at every loop iteration: a worker starved of CPU stops beating, and
     /// the controller sees it (see `host::control`).
     pub heartbeat: Arc<AtomicU64>,
-    /// Sampling period.
-    pub sample_period_ns: u64,
     /// Core speed relative to a host core (1.0 = same; 0.5 = steps take twice as long).
     pub core_speed_factor: f64,
-    /// The measured phase.
-    pub window: PhaseWindow,
+    /// The point's timeline (its measured phase bounds the counters).
+    pub timeline: TimelineWatch,
     /// Spin instead of blocking when idle.
     pub busy_poll: bool,
 }
 
-impl<P: AccessPath> std::fmt::Debug for ServerWorker<P> {
+impl<P: AccessPath> std::fmt::Debug for WorkerThread<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerWorker")
-            .field("location", &self.exec.location())
+        f.debug_struct("WorkerThread")
+            .field("location", &self.worker.location())
             .field("socket", &self.socket.local_addr())
             .finish_non_exhaustive()
     }
@@ -273,9 +298,9 @@ impl<P: AccessPath> std::fmt::Debug for ServerWorker<P> {
 pub struct WorkerReport {
     /// Totals of the measured phase.
     pub measured: Totals,
-    /// Datagrams that were not NAAM frames.
+    /// Datagrams that were not NAAM frames (whole run).
     pub malformed: u64,
-    /// Frames of a kind this worker does not serve.
+    /// Frames of a kind this worker does not serve (whole run).
     pub unexpected: u64,
     /// Replies that could not be sent.
     pub send_errors: u64,
@@ -287,13 +312,11 @@ struct LoopState {
     frame: Vec<u8>,
     peers: Vec<SocketAddr>,
     peer_index: HashMap<SocketAddr, u64>,
-    busy_total_ns: u64,
-    busy_period_ns: u64,
-    next_sample_ns: u64,
-    report: WorkerReport,
+    phase_known: bool,
+    send_errors: u64,
 }
 
-impl<P: AccessPath> ServerWorker<P> {
+impl<P: AccessPath> WorkerThread<P> {
     /// Serves until `stop` is set; returns the measured phase's totals.
     pub fn run(mut self, stop: &AtomicBool) -> WorkerReport {
         let mut st = LoopState {
@@ -302,10 +325,8 @@ impl<P: AccessPath> ServerWorker<P> {
             frame: Vec::new(),
             peers: Vec::new(),
             peer_index: HashMap::new(),
-            busy_total_ns: 0,
-            busy_period_ns: 0,
-            next_sample_ns: realtime_ns() + self.sample_period_ns,
-            report: WorkerReport::default(),
+            phase_known: false,
+            send_errors: 0,
         };
         while !stop.load(Ordering::Relaxed) {
             self.heartbeat.store(realtime_ns(), Ordering::Relaxed);
@@ -323,29 +344,27 @@ impl<P: AccessPath> ServerWorker<P> {
             let worked = self.drive(now) || received > 0;
             self.flush(&mut st);
             if worked {
-                let busy = monotonic_ns() - started;
-                st.busy_total_ns += busy;
-                st.busy_period_ns += busy;
+                self.worker.record_busy(monotonic_ns() - started);
             }
             self.tick(&mut st, realtime_ns());
         }
-        let last = Totals::of(self.exec.stats(), st.busy_total_ns);
-        st.report.measured = self.window.measured(last);
-        st.report
+        let totals = self.worker.totals();
+        WorkerReport {
+            measured: Totals::of(&self.worker.measured_totals()),
+            malformed: totals.malformed,
+            unexpected: totals.unexpected,
+            send_errors: st.send_errors,
+        }
     }
 
     fn accept(&mut self, st: &mut LoopState, now: u64, i: usize) {
         let datagram = st.recv.get(i);
         let arrived = datagram.kernel_rx_realtime_ns.unwrap_or(now).min(now);
-        match Frame::decode(datagram.bytes) {
-            Ok(Frame::Invoke(invoke)) => {
-                let source = peer_token(&mut st.peers, &mut st.peer_index, datagram.from);
-                self.exec
-                    .submit(Nanos(now), Nanos(arrived), source, &invoke);
-            }
-            Ok(_) => st.report.unexpected += 1,
-            Err(_) => st.report.malformed += 1,
-        }
+        let (peers, index, from) = (&mut st.peers, &mut st.peer_index, datagram.from);
+        self.worker
+            .handle_datagram(Nanos(now), Nanos(arrived), datagram.bytes, || {
+                peer_token(peers, index, from)
+            });
     }
 
     /// Performs accesses, native calls and steps until nothing moves; true if anything did.
@@ -353,16 +372,17 @@ impl<P: AccessPath> ServerWorker<P> {
         let mut any = false;
         loop {
             let mut progress = false;
-            while let Some(access) = self.exec.poll_access() {
-                self.path.start(now, access, &mut self.exec);
+            while let Some(access) = self.worker.poll_access() {
+                self.path.start(now, access, &mut self.worker);
                 progress = true;
             }
-            progress |= self.path.poll_due(realtime_ns(), &mut self.exec);
+            progress |= self.path.poll_due(realtime_ns(), &mut self.worker);
             if let Some(natives) = self.natives.as_mut() {
-                progress |= natives.run_pending(now, &mut self.exec);
+                progress |= natives.run_pending(now, &mut self.worker);
             }
             let started = monotonic_ns();
-            if self.exec.run(Nanos(realtime_ns()), STEPS_PER_ROUND) > 0 {
+            let work = self.worker.run(Nanos(realtime_ns()), STEPS_PER_ROUND);
+            if work.steps > 0 {
                 self.emulate_core_speed(monotonic_ns() - started);
                 progress = true;
             }
@@ -386,11 +406,11 @@ impl<P: AccessPath> ServerWorker<P> {
     }
 
     fn flush(&mut self, st: &mut LoopState) {
-        while let Some(c) = self.exec.poll_completion(&mut st.frame) {
-            let to = c
-                .reply_to
-                .map(|a| naam_net::socket_addr(&a))
-                .or_else(|| st.peers.get(c.source as usize).copied());
+        while let Some(out) = self.worker.poll_reply(&mut st.frame) {
+            let to = match out.to {
+                ReplyTarget::Addr(addr) => Some(naam_net::socket_addr(&addr)),
+                ReplyTarget::Source(token) => st.peers.get(token as usize).copied(),
+            };
             let Some(to) = to else { continue };
             if !st.send.push(&st.frame, to) {
                 self.send_all(st);
@@ -403,21 +423,21 @@ impl<P: AccessPath> ServerWorker<P> {
     fn send_all(&self, st: &mut LoopState) {
         let pending = st.send.len();
         if pending > 0 && self.socket.send_batch(&mut st.send).is_err() {
-            st.report.send_errors += pending as u64;
+            st.send_errors += pending as u64;
         }
     }
 
     fn tick(&mut self, st: &mut LoopState, now: u64) {
-        let busy_total = st.busy_total_ns;
-        let exec = &self.exec;
-        self.window
-            .observe(now, || Totals::of(exec.stats(), busy_total));
-        if now < st.next_sample_ns {
-            return;
+        if !st.phase_known
+            && let Some(t) = self.timeline.get()
+        {
+            let (start, end) = (t.measure_start_realtime_ns(), t.measure_end_realtime_ns());
+            self.worker.set_measured_phase(Nanos(start), Nanos(end));
+            st.phase_known = true;
         }
-        let sample = self.exec.take_sample(Nanos(now), st.busy_period_ns);
-        st.busy_period_ns = 0;
-        st.next_sample_ns = now + self.sample_period_ns;
+        let Some(sample) = self.worker.handle_timeout(Nanos(now)) else {
+            return;
+        };
         match &self.samples {
             SampleSink::Channel(tx) => {
                 let _ = tx.try_send(sample);
@@ -428,11 +448,7 @@ impl<P: AccessPath> ServerWorker<P> {
             }
             SampleSink::Discard => {}
         }
-        self.exec
-            .set_client_permille(self.control.client_permille.load(Ordering::Relaxed) as u16);
-        let credit = self.control.pushback_credit_insn.load(Ordering::Relaxed);
-        self.exec
-            .set_pushback_credit((credit > 0).then_some(credit));
+        self.worker.apply(self.control.settings());
     }
 }
 
@@ -447,7 +463,7 @@ fn peer_token(
         return token;
     }
     if peers.len() >= PEERS_MAX {
-        return u64::MAX;
+        return SOURCE_UNKNOWN;
     }
     let token = peers.len() as u64;
     peers.push(from);

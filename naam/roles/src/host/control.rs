@@ -1,15 +1,18 @@
-//! The controller thread: gathers load samples from the host workers (channel) and the NIC
-//! (datagrams on the control port), runs the steering policy, and applies its decisions to the
-//! eSwitch and to the workers' pushback settings. Every change is timestamped (CLOCK_REALTIME,
-//! relative to the measured phase's start) so shift times can be measured from the results.
+//! The controller thread: a thin driver of the engine's [`ServerControl`] stage. It gathers load
+//! samples from the host workers (channel) and the NIC (datagrams on the control port) with the
+//! host workers' heartbeats, hands them to the stage, mirrors the stage's rule table into the
+//! eSwitch after every change, and publishes the workers' pushback settings. Every change is
+//! timestamped (CLOCK_REALTIME, relative to the measured phase's start) so shift times can be
+//! measured from the results.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
+use naam_engine::control::Observed;
 use naam_engine::wire::LoadSample;
-use naam_engine::{Controller, Frame, Location, RuleChange, RuleKey, RuleTable};
+use naam_engine::{Frame, Location, Nanos, RuleChange, RuleKey, ServerControl};
 use naam_net::{RecvBatch, Steering, UdpSocket};
 use naam_results::raw;
 
@@ -19,13 +22,14 @@ use crate::timeline::TimelineWatch;
 
 /// Samples kept for `samples.jsonl`.
 pub const SAMPLES_KEPT_MAX: usize = 500_000;
+/// Longest wait for NIC samples in one receive call.
+const RECV_WAIT_MAX: Duration = Duration::from_millis(1);
 
 /// What the controller thread owns.
 pub struct ControlLoop {
-    /// The policy and its history.
-    pub controller: Controller,
-    /// The full rule table (the policy's rule plus fixed rules, e.g. host-native writes).
-    pub rules: RuleTable,
+    /// The engine's control stage: policy, full rule table (the policy's rule plus fixed rules,
+    /// e.g. host-native writes), host-load aggregation.
+    pub stage: ServerControl,
     /// The switch.
     pub eswitch: Box<dyn Steering>,
     /// Settings published to the workers.
@@ -36,8 +40,6 @@ pub struct ControlLoop {
     pub heartbeats: Vec<Arc<AtomicU64>>,
     /// The control port (NIC samples arrive here).
     pub socket: UdpSocket,
-    /// Sampling period.
-    pub period_ns: u64,
     /// The point's timeline (changes and samples are timed from its measured phase's start).
     pub timeline: TimelineWatch,
     /// The series name recorded with each change.
@@ -72,16 +74,9 @@ pub struct ControlReport {
 impl ControlLoop {
     /// Applies the policy's initial decision before traffic starts.
     pub fn apply_initial(&mut self) -> Result<(), String> {
-        let decision = self.controller.current();
-        self.rules
-            .set(self.controller.key(), decision.shares)
-            .map_err(|e| e.to_string())?;
-        self.publish(
-            decision.shares.of(Location::Client),
-            decision.pushback_credit_insn,
-        );
+        self.control.publish(self.stage.settings());
         self.eswitch
-            .apply(&self.rules)
+            .apply(self.stage.rules())
             .map(drop)
             .map_err(|e| e.to_string())
     }
@@ -90,23 +85,30 @@ impl ControlLoop {
     pub fn run(mut self, stop: &AtomicBool) -> ControlReport {
         let mut report = ControlReport::default();
         let mut batch = RecvBatch::new(16);
-        let period = Duration::from_nanos(self.period_ns);
-        let mut next_tick = realtime_ns() + self.period_ns;
+        let mut beats: Vec<Nanos> = Vec::with_capacity(self.heartbeats.len());
         while !stop.load(Ordering::Relaxed) {
-            let n = self
-                .socket
-                .recv_batch(&mut batch, period.min(Duration::from_millis(1)))
-                .unwrap_or(0);
+            let until_tick = self.stage.poll_timeout().since(Nanos(realtime_ns()));
+            let wait = Duration::from_nanos(until_tick).min(RECV_WAIT_MAX);
+            let n = self.socket.recv_batch(&mut batch, wait).unwrap_or(0);
             for i in 0..n {
                 if let Ok(Frame::Sample(sample)) = Frame::decode(batch.get(i).bytes) {
-                    self.observe(sample, &mut report);
+                    let observed = self.stage.on_nic_sample(sample);
+                    self.handle(observed, &mut report);
                 }
             }
-            let now = realtime_ns();
-            if now >= next_tick {
-                next_tick = now + self.period_ns;
-                if let Some(sample) = self.host_sample(now) {
-                    self.observe(sample, &mut report);
+            let now = Nanos(realtime_ns());
+            if now >= self.stage.poll_timeout() {
+                for sample in self.host_samples.try_iter() {
+                    self.stage.on_host_sample(sample);
+                }
+                beats.clear();
+                beats.extend(
+                    self.heartbeats
+                        .iter()
+                        .map(|h| Nanos(h.load(Ordering::Relaxed))),
+                );
+                if let Some(observed) = self.stage.handle_timeout(now, &beats) {
+                    self.handle(observed, &mut report);
                 }
             }
         }
@@ -118,50 +120,8 @@ impl ControlLoop {
         report
     }
 
-    /// Aggregates the host workers' samples since the last tick (max delay, summed queue and
-    /// completions, mean utilisation). A worker starved of CPU sends no sample and stops its
-    /// heartbeat; its silence is itself the signal: whatever waits in its socket has waited at
-    /// least as long as it has been silent, so that silence is taken as the queueing delay.
-    fn host_sample(&self, now: u64) -> Option<LoadSample> {
-        let drained: Vec<LoadSample> = self.host_samples.try_iter().collect();
-        let silent_ns = self.longest_silence_ns(now);
-        if drained.is_empty() && silent_ns == 0 {
-            return None;
-        }
-        let n = drained.len().max(1) as u64;
-        Some(LoadSample {
-            at: naam_engine::Nanos(now),
-            location: Some(Location::Host),
-            queue_delay_ns: drained
-                .iter()
-                .map(|s| s.queue_delay_ns)
-                .max()
-                .unwrap_or(0)
-                .max(silent_ns),
-            utilisation_permille: (drained
-                .iter()
-                .map(|s| u64::from(s.utilisation_permille))
-                .sum::<u64>()
-                / n) as u16,
-            queue_len: drained.iter().map(|s| s.queue_len).sum(),
-            completions: drained.iter().map(|s| s.completions).sum(),
-            period_ns: self.period_ns,
-        })
-    }
-
-    /// How long the most silent worker has gone without a loop iteration, beyond its idle wait
-    /// and one sampling period (0 when every worker is beating).
-    fn longest_silence_ns(&self, now: u64) -> u64 {
-        let allowance = self.period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
-        self.heartbeats
-            .iter()
-            .map(|h| now.saturating_sub(h.load(Ordering::Relaxed)))
-            .filter(|&silent| silent > allowance)
-            .max()
-            .unwrap_or(0)
-    }
-
-    fn observe(&mut self, sample: LoadSample, report: &mut ControlReport) {
+    fn handle(&mut self, observed: Observed, report: &mut ControlReport) {
+        let sample = observed.sample;
         self.record_sample(&sample, report);
         if self.trace {
             eprintln!(
@@ -173,15 +133,21 @@ impl ControlLoop {
                 sample.completions
             );
         }
-        if let Some(change) = self.controller.on_sample(sample) {
-            if self.trace {
-                eprintln!(
-                    "control: change at {}: {:?} -> {:?} ({})",
-                    change.at.0, change.before, change.after, change.reason
-                );
-            }
-            self.apply(change, report);
+        let Some(change) = observed.change else {
+            return;
+        };
+        if self.trace {
+            eprintln!(
+                "control: change at {}: {:?} -> {:?} ({})",
+                change.at.0, change.before, change.after, change.reason
+            );
         }
+        if let Some(e) = observed.rule_error {
+            report.apply_errors += 1;
+            report.last_apply_error = Some(e.to_string());
+            return;
+        }
+        self.apply(change, report);
     }
 
     fn record_sample(&self, s: &LoadSample, report: &mut ControlReport) {
@@ -201,16 +167,8 @@ impl ControlLoop {
     }
 
     fn apply(&mut self, change: RuleChange, report: &mut ControlReport) {
-        if let Err(e) = self.rules.set(change.key, change.after) {
-            report.apply_errors += 1;
-            report.last_apply_error = Some(e.to_string());
-            return;
-        }
-        self.publish(
-            change.after.of(Location::Client),
-            change.pushback_credit_insn,
-        );
-        let applied_at = match self.eswitch.apply(&self.rules) {
+        self.control.publish(self.stage.settings());
+        let applied_at = match self.eswitch.apply(self.stage.rules()) {
             // Timestamp when the switch holds the new rule (not when the policy decided).
             Ok(applied) => {
                 realtime_ns().saturating_sub(monotonic_ns().saturating_sub(applied.applied_at_ns))
@@ -238,15 +196,6 @@ impl ControlLoop {
     /// Time since the measured phase started, if it has (warm-up records are not written).
     fn since_measure_start(&self, realtime_ns: u64) -> Option<u64> {
         realtime_ns.checked_sub(self.timeline.get()?.measure_start_realtime_ns())
-    }
-
-    fn publish(&self, client_permille: u16, credit: Option<u64>) {
-        self.control
-            .client_permille
-            .store(u32::from(client_permille), Ordering::Relaxed);
-        self.control
-            .pushback_credit_insn
-            .store(credit.unwrap_or(0), Ordering::Relaxed);
     }
 }
 

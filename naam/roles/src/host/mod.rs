@@ -13,18 +13,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
+use naam_engine::control::{HOST_SAMPLES_PENDING_MAX, HostLoad};
 use naam_engine::function::Code;
 use naam_engine::{
-    Controller, Executor, ExecutorConfig, FunctionTable, Location, RegionTable, RuleKey, RuleTable,
-    Shares, policy,
+    Controller, FunctionTable, Location, Nanos, RegionTable, RuleKey, RuleTable, ServerControl,
+    ServerWorker, Shares, WorkerConfig, policy,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, PolicySpec, RoleConfig};
-use crate::counters::{PhaseWindow, Totals};
-use crate::os::{cpu_for, pin_current_thread};
+use crate::counters::Totals;
+use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady};
-use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, ServerWorker, WorkerReport};
+use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, WorkerReport, WorkerThread};
 use crate::timeline::TimelineWatch;
 use crate::workload::{self, FunctionCode, ServerWorkload, tenant_id};
 use crate::{RoleError, udp};
@@ -78,19 +79,27 @@ pub fn run(
     let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
     let control_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
     let control = Arc::new(ControlShared::default());
-    let (sample_tx, sample_rx) = crossbeam_channel::bounded(1024);
+    let (sample_tx, sample_rx) = crossbeam_channel::bounded(HOST_SAMPLES_PENDING_MAX);
     let heartbeats: Vec<Arc<AtomicU64>> = (0..host.workers)
         .map(|_| Arc::new(AtomicU64::new(crate::os::realtime_ns())))
         .collect();
+    let period_ns = host.sample_period_us * 1000;
+    // A worker may be silent for a period plus its longest idle wait before its silence counts.
+    let silence_allowance_ns = period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
+    let stage = ServerControl::new(
+        server_controller(&host.policy)?,
+        fixed_rules(&*workload, host.dataset.tenants)?,
+        HostLoad::new(period_ns, silence_allowance_ns),
+        Nanos(realtime_ns()),
+    )
+    .map_err(|e| RoleError::Setup(e.to_string()))?;
     let mut control_loop = ControlLoop {
-        controller: server_controller(&host.policy)?,
-        rules: fixed_rules(&*workload, host.dataset.tenants)?,
+        stage,
         eswitch: net.eswitch,
         control: Arc::clone(&control),
         host_samples: sample_rx,
         heartbeats: heartbeats.clone(),
         socket: control_socket,
-        period_ns: host.sample_period_us * 1000,
         timeline: timeline.clone(),
         policy_name: host.policy.name().to_string(),
         trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
@@ -108,7 +117,6 @@ pub fn run(
         pid: std::process::id(),
     };
     let eswitch_kind = ready.eswitch.clone();
-    let window = PhaseWindow::new(timeline.clone());
     let counters = std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
         let rnic = {
             let (table, memory, cpus) = (
@@ -126,17 +134,16 @@ pub fn run(
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let worker = ServerWorker {
-                    exec: executor(&functions, &table)?,
+                let worker = WorkerThread {
+                    worker: host_worker(&functions, &table, host.sample_period_us * 1000)?,
                     socket,
                     path: DirectPath::new(Arc::clone(&memory)),
                     natives: Some(Natives::new(Arc::clone(&workload), Arc::clone(&memory))),
                     control: Arc::clone(&control),
                     samples: SampleSink::Channel(sample_tx.clone()),
                     heartbeat: Arc::clone(&heartbeats[i]),
-                    sample_period_ns: host.sample_period_us * 1000,
                     core_speed_factor: 1.0,
-                    window: window.clone(),
+                    timeline: timeline.clone(),
                     busy_poll: host.polling == crate::config::Polling::BusyPoll,
                 };
                 let cpus = cpu_for(&host.cpus, i);
@@ -206,15 +213,17 @@ pub fn functions(workload: &dyn ServerWorkload, tenants: u32) -> Result<Function
     Ok(table)
 }
 
-/// One executor over the shared tables.
-pub fn executor(
+/// One host worker over the shared tables, sampling every `sample_period_ns`.
+pub fn host_worker(
     functions: &Arc<FunctionTable>,
     table: &Arc<RegionTable>,
-) -> Result<Executor, RoleError> {
-    Executor::new(
-        ExecutorConfig::new(Location::Host),
+    sample_period_ns: u64,
+) -> Result<ServerWorker, RoleError> {
+    ServerWorker::new(
+        WorkerConfig::new(Location::Host, sample_period_ns),
         Arc::clone(functions),
         Arc::clone(table),
+        Nanos(realtime_ns()),
     )
     .map_err(|e| RoleError::Setup(e.to_string()))
 }

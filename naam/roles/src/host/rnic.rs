@@ -2,15 +2,16 @@
 //!
 //! Emulation, stated plainly: a real RNIC serves one-sided reads in hardware without any host
 //! CPU. Here a thread does it, pinned to the cores given for the RNIC (the NIC's, by default), so
-//! that its CPU time is not charged to the host's workers. The access check is the engine's
-//! [`RegionTable::check`], the same one every location applies.
+//! that its CPU time is not charged to the host's workers. The answer is the engine's
+//! [`answer_read`]: [`RegionTable::check`], the same check every location applies, then the bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use naam_engine::rnic::answer_read;
 use naam_engine::wire::{ReadReply, ReadRequest};
-use naam_engine::{Descriptor, Frame, RegionTable};
+use naam_engine::{Frame, RegionTable};
 use naam_net::{RecvBatch, SendBatch, UdpSocket};
 use serde::{Deserialize, Serialize};
 
@@ -73,39 +74,15 @@ fn answer<'d>(
     data: &'d mut [u8],
     report: &mut RnicReport,
 ) -> ReadReply<'d> {
-    let access = Descriptor::read(read.rkey, read.offset, read.len);
-    let denied = |code| ReadReply {
-        read_id: read.read_id,
-        denial: code,
-        data: &[],
-    };
-    let region = match table.check(read.tenant, &access) {
-        Ok(region) => region,
-        Err(denial) => {
-            report.denied += 1;
-            return denied(denial.code());
-        }
-    };
-    let len = read.len as usize;
-    let served = memory
-        .region(region)
-        .is_some_and(|r| r.read_into(read.offset, &mut data[..len]));
-    if !served {
+    let reply = answer_read(read, table, data, |region, offset, out| {
+        memory
+            .region(region)
+            .is_some_and(|r| r.read_into(offset, out))
+    });
+    if reply.denial == 0 {
+        report.reads += 1;
+    } else {
         report.denied += 1;
-        return denied(
-            naam_engine::region::Denial::OutOfBounds {
-                region,
-                offset: read.offset,
-                len: read.len,
-                region_len: 0,
-            }
-            .code(),
-        );
     }
-    report.reads += 1;
-    ReadReply {
-        read_id: read.read_id,
-        denial: 0,
-        data: &data[..len],
-    }
+    reply
 }

@@ -1,0 +1,222 @@
+//! The client role's results file counts the measured phase only (`experiments/SCHEMA.md`):
+//! errors, verification failures and misses that happen in warm-up must not appear in
+//! `client-<k>.json`. (Issue: a point reported sent 50,136, completed 40,595, errors 19,282.)
+//!
+//! Real processes' code over real sockets, in one test process: the host role serves MICA on
+//! loopback; the client role sends through a proxy that, during warm-up, answers every request
+//! itself with a failure (an error reply, an answer that cannot verify, or a MICA miss), and in
+//! the measured phase forwards to the host's ingress untouched.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use naam_engine::wire::{ErrorCode, ErrorKind, Reply};
+use naam_engine::{Frame, Status};
+use naam_roles::config::{
+    ClientConfig, Dataset, Distribution, EswitchMode, HostConfig, MicaSpec, OneSided, PolicySpec,
+    Polling, Role, RoleConfig, Timeline, TimelineSpec, WorkloadSpec, YcsbWorkload,
+};
+use naam_roles::ready::{self, HostReady};
+
+const WARMUP_MS: u64 = 400;
+const MEASURE_MS: u64 = 400;
+/// The proxy stops failing requests this long before the measured phase, so that no injected
+/// failure can reach the client after the boundary (loopback delivers in microseconds).
+const INJECT_MARGIN_NS: u64 = 50_000_000;
+/// Datagrams the proxy handles at most (the point sends ~1,600 requests).
+const PROXIED_MAX: u64 = 100_000;
+
+fn realtime_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn dataset() -> Dataset {
+    Dataset {
+        workload: WorkloadSpec::Mica(MicaSpec {
+            records: 2000,
+            key_bytes: 8,
+            value_bytes: 16,
+            ycsb_workload: YcsbWorkload::B,
+            distribution: Distribution::ScrambledZipfian,
+            buckets: 1024,
+            slots: 7,
+            log_bytes: 1 << 20,
+        }),
+        tenants: 1,
+        seed: 7,
+    }
+}
+
+fn role(out_dir: &Path, timeline: Timeline, role: Role) -> RoleConfig {
+    RoleConfig {
+        schema: naam_roles::config::CONFIG_SCHEMA_VERSION,
+        run_id: format!("counts-{}", std::process::id()),
+        out_dir: out_dir.to_path_buf(),
+        timeline: TimelineSpec::Fixed(timeline),
+        role,
+    }
+}
+
+fn host_config(shm_dir: &Path) -> HostConfig {
+    HostConfig {
+        listen_ip: [127, 0, 0, 1].into(),
+        ingress_port: 0,
+        workers: 1,
+        cpus: Vec::new(),
+        rnic_cpus: Vec::new(),
+        nic_workers: 0,
+        dataset: dataset(),
+        policy: PolicySpec::Host,
+        eswitch: EswitchMode::User,
+        sample_period_us: 1000,
+        polling: Polling::Blocking,
+        shm_dir: shm_dir.to_path_buf(),
+    }
+}
+
+fn client_config(host_ready: &Path) -> ClientConfig {
+    ClientConfig {
+        index: 0,
+        host_ready: host_ready.to_path_buf(),
+        dataset: dataset(),
+        offered_ops_per_s: 2000.0,
+        load_steps: Vec::new(),
+        interval_ms: 100,
+        seed: 11,
+        verify: true,
+        client_policy: None,
+        cpus: Vec::new(),
+        inflight_max: 1024,
+        timeout_ms: 200,
+        one_sided: OneSided::EmulatedRnic,
+    }
+}
+
+/// The proxy's answer to request `id` during warm-up: in turn an error, a reply that cannot
+/// verify (for a GET or a SET), and a MICA miss (a correct answer for a GET).
+fn failure(id: u64) -> (Status, &'static [u8]) {
+    match id % 3 {
+        0 => (
+            Status::Error(ErrorCode {
+                kind: ErrorKind::FunctionError,
+                detail: 77,
+            }),
+            &[],
+        ),
+        1 => (Status::Ok, &[0xff]),
+        _ => (Status::Ok, &[naam_mica::get::REPLY_MISS]),
+    }
+}
+
+/// Until `stop`: fails warm-up requests itself, forwards the others to `ingress`.
+fn proxy(socket: &UdpSocket, ingress: SocketAddr, inject_until_ns: u64, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
+    for _ in 0..PROXIED_MAX {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let Ok(Frame::Invoke(msg)) = Frame::decode(&buf[..n]) else {
+            continue;
+        };
+        if realtime_ns() >= inject_until_ns {
+            let _ = socket.send_to(&buf[..n], ingress);
+            continue;
+        }
+        let (status, payload) = failure(msg.request_id.0);
+        let reply = Reply {
+            request_id: msg.request_id,
+            status,
+            location: naam_engine::Location::Host,
+            steps: 1,
+            attempts: 0,
+            client_permille: 0,
+            payload,
+        };
+        Frame::Reply(reply).encode(&mut out).unwrap();
+        let to = msg.reply_to.map_or(from, |a| naam_net::socket_addr(&a));
+        let _ = socket.send_to(&out, to);
+    }
+}
+
+#[test]
+fn warm_up_failures_stay_out_of_the_client_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, shm) = (dir.path().join("out"), dir.path().join("shm"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&shm).unwrap();
+    let timeline = Timeline {
+        start_realtime_ns: realtime_ns() + 2_000_000_000,
+        warmup_ms: WARMUP_MS,
+        measure_ms: MEASURE_MS,
+    };
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let host_role = role(&out, timeline, Role::Host(host_config(&shm)));
+    let host = std::thread::spawn(move || {
+        let Role::Host(h) = &host_role.role else {
+            unreachable!()
+        };
+        naam_roles::host::run(&host_role, h, stop)
+    });
+    let ready_path = out.join(naam_roles::host::READY_FILE);
+    let host_ready: HostReady = ready::wait_for(&ready_path, Duration::from_secs(60)).unwrap();
+    let proxy_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    proxy_socket
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let proxied = HostReady {
+        ingress: proxy_socket.local_addr().unwrap(),
+        ..host_ready.clone()
+    };
+    let proxied_path = out.join("proxied.ready.json");
+    ready::write_atomic(&proxied_path, &proxied).unwrap();
+    let inject_until = timeline.measure_start_realtime_ns() - INJECT_MARGIN_NS;
+    let proxy_stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let ingress = host_ready.ingress;
+    let proxy = std::thread::spawn(move || proxy(&proxy_socket, ingress, inject_until, proxy_stop));
+    let client_role = role(&out, timeline, Role::Client(client_config(&proxied_path)));
+    let client = std::thread::spawn(move || {
+        let Role::Client(c) = &client_role.role else {
+            unreachable!()
+        };
+        naam_roles::client::run(&client_role, c, proxy_stop)
+    });
+    let client_result = client.join().unwrap();
+    proxy_stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    proxy.join().unwrap();
+    host.join().unwrap().unwrap();
+    client_result.unwrap();
+    let summary: naam_results::raw::ClientSummary = naam_results::raw::read_json(
+        &out.join(naam_results::raw::client_summary_file(0)),
+        "client summary",
+    )
+    .unwrap();
+    assert!(
+        summary.completed > 300,
+        "the measured phase ran: {summary:?}"
+    );
+    assert!(
+        summary.errors.is_empty(),
+        "warm-up errors counted in the measured phase: {:?}",
+        summary.errors
+    );
+    assert_eq!(
+        summary.verify_failures, 0,
+        "warm-up verification failures counted"
+    );
+    assert!(
+        summary.misses * 100 <= summary.completed,
+        "warm-up misses counted: {} misses for {} completions",
+        summary.misses,
+        summary.completed
+    );
+}
