@@ -1,9 +1,11 @@
 //! The engine is sans-IO: its source names no socket, file, process, thread, clock or async
-//! runtime. (A tidy check in the rust-analyzer manner: an ordinary test over the source text.)
+//! runtime, and holds no shared or global state (no atomics, locks, statics with interior
+//! mutability), so a single-threaded simulator can run many endpoints and workers in one process.
+//! (A tidy check in the rust-analyzer manner: an ordinary test over the source text.)
 
 use std::path::Path;
 
-const FORBIDDEN: [&str; 9] = [
+const FORBIDDEN: [&str; 16] = [
     "std::net",
     "std::fs",
     "std::process",
@@ -13,6 +15,13 @@ const FORBIDDEN: [&str; 9] = [
     "tokio",
     "std::thread",
     "std::time::Instant",
+    "std::sync::atomic",
+    "Mutex",
+    "RwLock",
+    "OnceLock",
+    "static mut",
+    "thread_local!",
+    "lazy_static",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
