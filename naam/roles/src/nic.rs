@@ -42,6 +42,69 @@ pub struct NicCounters {
     pub malformed: u64,
 }
 
+impl NicCounters {
+    /// The NIC's counters from its workers' reports.
+    fn of(workers: u32, phase_ns: u64, reports: &[WorkerReport]) -> NicCounters {
+        let totals = reports
+            .iter()
+            .fold(Totals::default(), |acc, r| acc.plus(&r.measured));
+        NicCounters {
+            nic: totals.location_counters(workers, phase_ns),
+            totals,
+            malformed: reports.iter().map(|r| r.malformed).sum(),
+        }
+    }
+}
+
+/// What the NIC's workers share.
+struct NicShared {
+    functions: Arc<naam_engine::FunctionTable>,
+    table: Arc<RegionTable>,
+    regions: Arc<Vec<Option<SharedRegion>>>,
+    control: Arc<ControlShared>,
+    timeline: TimelineWatch,
+    /// The host's control port (NIC load samples).
+    controller: SocketAddr,
+}
+
+impl NicShared {
+    /// NIC worker `i` on `socket`.
+    fn worker(
+        &self,
+        nic: &NicConfig,
+        i: usize,
+        socket: naam_net::UdpSocket,
+    ) -> Result<WorkerThread<DmaPath>, RoleError> {
+        let engine = ServerWorker::new(
+            WorkerConfig::new(Location::Nic, nic.sample_period_us * 1000),
+            Arc::clone(&self.functions),
+            Arc::clone(&self.table),
+            Nanos(realtime_ns()),
+        )
+        .map_err(|e| RoleError::Setup(e.to_string()))?;
+        // Worker 0 reports for the NIC: the eSwitch spreads evenly over NIC workers.
+        let samples = if i == 0 {
+            SampleSink::Udp {
+                to: self.controller,
+            }
+        } else {
+            SampleSink::Discard
+        };
+        Ok(WorkerThread {
+            worker: engine,
+            socket,
+            path: DmaPath::new(Arc::clone(&self.regions), nic.access_delay_ns),
+            natives: None,
+            control: Arc::clone(&self.control),
+            samples,
+            heartbeat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            core_speed_factor: nic.core_speed_factor,
+            timeline: self.timeline.clone(),
+            busy_poll: nic.polling == crate::config::Polling::BusyPoll,
+        })
+    }
+}
+
 /// Runs the NIC role until `stop` is set.
 pub fn run(
     config: &RoleConfig,
@@ -61,37 +124,21 @@ pub fn run(
         .iter()
         .map(naam_net::UdpSocket::local_addr)
         .collect();
-    let timeline = TimelineWatch::start(&config.timeline, stop);
-    let control = Arc::new(ControlShared::default());
+    let shared = NicShared {
+        functions,
+        table,
+        regions,
+        control: Arc::new(ControlShared::default()),
+        timeline: TimelineWatch::start(&config.timeline, stop),
+        controller: host.control,
+    };
+    let timeline = shared.timeline.clone();
     let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {
         let handles: Vec<_> = sockets
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let worker = ServerWorker::new(
-                    WorkerConfig::new(Location::Nic, nic.sample_period_us * 1000),
-                    Arc::clone(&functions),
-                    Arc::clone(&table),
-                    Nanos(realtime_ns()),
-                )
-                .map_err(|e| RoleError::Setup(e.to_string()))?;
-                let worker = WorkerThread {
-                    worker,
-                    socket,
-                    path: DmaPath::new(Arc::clone(&regions), nic.access_delay_ns),
-                    natives: None,
-                    control: Arc::clone(&control),
-                    // Worker 0 reports for the NIC: the eSwitch spreads evenly over NIC workers.
-                    samples: if i == 0 {
-                        SampleSink::Udp { to: host.control }
-                    } else {
-                        SampleSink::Discard
-                    },
-                    heartbeat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-                    core_speed_factor: nic.core_speed_factor,
-                    timeline: timeline.clone(),
-                    busy_poll: nic.polling == crate::config::Polling::BusyPoll,
-                };
+                let worker = shared.worker(nic, i, socket)?;
                 let cpus = cpu_for(&nic.cpus, i);
                 Ok(scope.spawn(move || {
                     let _ = pin_current_thread(&cpus);
@@ -110,17 +157,8 @@ pub fn run(
             .map(|h| h.join().unwrap_or_default())
             .collect())
     })?;
-    let totals = reports
-        .iter()
-        .fold(Totals::default(), |acc, r| acc.plus(&r.measured));
-    let counters = NicCounters {
-        nic: totals.location_counters(
-            nic.workers,
-            timeline.get().map_or(0, |t| t.measure_ms * 1_000_000),
-        ),
-        totals,
-        malformed: reports.iter().map(|r| r.malformed).sum(),
-    };
+    let phase_ns = timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
+    let counters = NicCounters::of(nic.workers, phase_ns, &reports);
     ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
         .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
 }

@@ -147,6 +147,28 @@ fn proxy(socket: &UdpSocket, ingress: SocketAddr, inject_until_ns: u64, stop: &A
     }
 }
 
+/// Starts the host role on a thread; returns it and its ready file once it serves.
+fn start_host(
+    out: &Path,
+    shm: &Path,
+    timeline: Timeline,
+    stop: &'static AtomicBool,
+) -> (
+    std::thread::JoinHandle<Result<(), naam_roles::RoleError>>,
+    HostReady,
+) {
+    let host_role = role(out, timeline, Role::Host(host_config(shm)));
+    let host = std::thread::spawn(move || {
+        let Role::Host(h) = &host_role.role else {
+            unreachable!()
+        };
+        naam_roles::host::run(&host_role, h, stop)
+    });
+    let ready_path = out.join(naam_roles::host::READY_FILE);
+    let host_ready: HostReady = ready::wait_for(&ready_path, Duration::from_secs(60)).unwrap();
+    (host, host_ready)
+}
+
 #[test]
 fn warm_up_failures_stay_out_of_the_client_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,15 +181,7 @@ fn warm_up_failures_stay_out_of_the_client_summary() {
         measure_ms: MEASURE_MS,
     };
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let host_role = role(&out, timeline, Role::Host(host_config(&shm)));
-    let host = std::thread::spawn(move || {
-        let Role::Host(h) = &host_role.role else {
-            unreachable!()
-        };
-        naam_roles::host::run(&host_role, h, stop)
-    });
-    let ready_path = out.join(naam_roles::host::READY_FILE);
-    let host_ready: HostReady = ready::wait_for(&ready_path, Duration::from_secs(60)).unwrap();
+    let (host, host_ready) = start_host(&out, &shm, timeline, stop);
     let proxy_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     proxy_socket
         .set_read_timeout(Some(Duration::from_millis(5)))

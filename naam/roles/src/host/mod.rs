@@ -30,6 +30,7 @@ use crate::timeline::TimelineWatch;
 use crate::workload::{self, FunctionCode, ServerWorkload, tenant_id};
 use crate::{RoleError, udp};
 use control::ControlLoop;
+use memory::HostMemory;
 
 /// File names the host writes in its out dir.
 pub const READY_FILE: &str = "host.ready.json";
@@ -63,129 +64,224 @@ pub fn run(
     host: &HostConfig,
     stop: &'static AtomicBool,
 ) -> Result<(), RoleError> {
-    let timeline = TimelineWatch::start(&config.timeline, stop);
-    let workload: Arc<dyn ServerWorkload> = Arc::from(workload::server(&host.dataset)?);
-    let secret = memory::fresh_secret()?;
-    let (table, memory, meta) = memory::build(
-        &*workload,
-        host.dataset.tenants,
-        &host.shm_dir,
-        &config.run_id,
-        secret,
-    )?;
-    let functions = Arc::new(functions(&*workload, host.dataset.tenants)?);
-    let (table, memory) = (Arc::new(table), Arc::new(memory));
-    let net = switch::bind(host)?;
-    let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
-    let control_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
-    let control = Arc::new(ControlShared::default());
-    let (sample_tx, sample_rx) = crossbeam_channel::bounded(HOST_SAMPLES_PENDING_MAX);
-    let heartbeats: Vec<Arc<AtomicU64>> = (0..host.workers)
-        .map(|_| Arc::new(AtomicU64::new(crate::os::realtime_ns())))
-        .collect();
-    let period_ns = host.sample_period_us * 1000;
-    // A worker may be silent for a period plus its longest idle wait before its silence counts.
-    let silence_allowance_ns = period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
-    let stage = ServerControl::new(
-        server_controller(&host.policy)?,
-        fixed_rules(&*workload, host.dataset.tenants)?,
-        HostLoad::new(period_ns, silence_allowance_ns),
-        Nanos(realtime_ns()),
-    )
-    .map_err(|e| RoleError::Setup(e.to_string()))?;
-    let mut control_loop = ControlLoop {
-        stage,
-        eswitch: net.eswitch,
-        control: Arc::clone(&control),
-        host_samples: sample_rx,
-        heartbeats: heartbeats.clone(),
-        socket: control_socket,
-        timeline: timeline.clone(),
-        policy_name: host.policy.name().to_string(),
-        trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
-    };
-    control_loop.apply_initial().map_err(RoleError::Setup)?;
-    let ready = HostReady {
-        ingress: crate::config::reachable(net.ingress),
-        rnic: crate::config::reachable(rnic_socket.local_addr()),
-        control: crate::config::reachable(control_loop.socket.local_addr()),
-        eswitch: control_loop.eswitch.kind().to_string(),
-        nic_listen: net.nic_listen,
-        catalog: memory::catalog(&table),
-        shm: memory.shm_entries(),
-        dataset: meta,
-        pid: std::process::id(),
-    };
-    let eswitch_kind = ready.eswitch.clone();
-    let counters = std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
-        let rnic = {
-            let (table, memory, cpus) = (
-                Arc::clone(&table),
-                Arc::clone(&memory),
-                host.rnic_cpus.clone(),
-            );
-            scope.spawn(move || {
-                let _ = pin_current_thread(&cpus);
-                rnic::serve(rnic_socket, table, memory, stop)
-            })
+    let (shared, bound) = Shared::build(config, host, stop)?;
+    let counters = shared.serve(config, host, bound, stop)?;
+    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
+        .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+}
+
+/// What the host's threads share.
+struct Shared {
+    workload: Arc<dyn ServerWorkload>,
+    table: Arc<RegionTable>,
+    memory: Arc<HostMemory>,
+    functions: Arc<FunctionTable>,
+    control: Arc<ControlShared>,
+    sample_tx: crossbeam_channel::Sender<naam_engine::wire::LoadSample>,
+    heartbeats: Vec<Arc<AtomicU64>>,
+    timeline: TimelineWatch,
+}
+
+/// What the host's threads each own, and the ready file that announces them.
+struct Bound {
+    worker_sockets: Vec<naam_net::UdpSocket>,
+    rnic_socket: naam_net::UdpSocket,
+    control_loop: ControlLoop,
+    ready: HostReady,
+}
+
+impl Shared {
+    /// Loads the dataset, registers the functions, binds every socket and sets up the control
+    /// stage with the policy's initial decision applied.
+    fn build(
+        config: &RoleConfig,
+        host: &HostConfig,
+        stop: &'static AtomicBool,
+    ) -> Result<(Shared, Bound), RoleError> {
+        let workload: Arc<dyn ServerWorkload> = Arc::from(workload::server(&host.dataset)?);
+        let tenants = host.dataset.tenants;
+        let secret = memory::fresh_secret()?;
+        let (table, memory, meta) =
+            memory::build(&*workload, tenants, &host.shm_dir, &config.run_id, secret)?;
+        let net = switch::bind(host)?;
+        let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
+        let (sample_tx, sample_rx) = crossbeam_channel::bounded(HOST_SAMPLES_PENDING_MAX);
+        let shared = Shared {
+            functions: Arc::new(functions(&*workload, tenants)?),
+            workload,
+            table: Arc::new(table),
+            memory: Arc::new(memory),
+            control: Arc::new(ControlShared::default()),
+            sample_tx,
+            heartbeats: (0..host.workers)
+                .map(|_| Arc::new(AtomicU64::new(realtime_ns())))
+                .collect(),
+            timeline: TimelineWatch::start(&config.timeline, stop),
         };
-        let workers: Vec<_> = net
-            .worker_sockets
-            .into_iter()
-            .enumerate()
-            .map(|(i, socket)| {
-                let worker = WorkerThread {
-                    worker: host_worker(&functions, &table, host.sample_period_us * 1000)?,
-                    socket,
-                    path: DirectPath::new(Arc::clone(&memory)),
-                    natives: Some(Natives::new(Arc::clone(&workload), Arc::clone(&memory))),
-                    control: Arc::clone(&control),
-                    samples: SampleSink::Channel(sample_tx.clone()),
-                    heartbeat: Arc::clone(&heartbeats[i]),
-                    core_speed_factor: 1.0,
-                    timeline: timeline.clone(),
-                    busy_poll: host.polling == crate::config::Polling::BusyPoll,
-                };
-                let cpus = cpu_for(&host.cpus, i);
-                Ok(scope.spawn(move || {
-                    let _ = pin_current_thread(&cpus);
-                    worker.run(stop)
-                }))
-            })
-            .collect::<Result<_, RoleError>>()?;
-        // The control plane runs with the NIC (BlueField-2 runs its eSwitch's control plane on
-        // the Arm cores), never on the host cores it must judge: a hog there would starve it.
-        let control_cpus = host.rnic_cpus.clone();
-        let controller = scope.spawn(move || {
-            let _ = pin_current_thread(&control_cpus);
-            control_loop.run(stop)
-        });
-        ready::write_atomic(&config.out_dir.join(READY_FILE), &ready)
-            .map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
-        let reports: Vec<WorkerReport> = workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect();
-        let control_report = controller.join().unwrap_or_default();
-        let rnic_report = rnic.join().unwrap_or_default();
-        write_control(&config.out_dir, &control_report)?;
+        let mut control_loop = ControlLoop {
+            stage: control_stage(host, &*shared.workload)?,
+            eswitch: net.eswitch,
+            control: Arc::clone(&shared.control),
+            host_samples: sample_rx,
+            heartbeats: shared.heartbeats.clone(),
+            socket: udp::bind(SocketAddr::new(host.listen_ip, 0), false)?,
+            timeline: shared.timeline.clone(),
+            policy_name: host.policy.name().to_string(),
+            trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
+        };
+        control_loop.apply_initial().map_err(RoleError::Setup)?;
+        let ready = HostReady {
+            ingress: crate::config::reachable(net.ingress),
+            rnic: crate::config::reachable(rnic_socket.local_addr()),
+            control: crate::config::reachable(control_loop.socket.local_addr()),
+            eswitch: control_loop.eswitch.kind().to_string(),
+            nic_listen: net.nic_listen,
+            catalog: memory::catalog(&shared.table),
+            shm: shared.memory.shm_entries(),
+            dataset: meta,
+            pid: std::process::id(),
+        };
+        let bound = Bound {
+            worker_sockets: net.worker_sockets,
+            rnic_socket,
+            control_loop,
+            ready,
+        };
+        Ok((shared, bound))
+    }
+
+    /// Host worker `i` on `socket`.
+    fn worker(
+        &self,
+        host: &HostConfig,
+        i: usize,
+        socket: naam_net::UdpSocket,
+    ) -> Result<WorkerThread<DirectPath>, RoleError> {
+        Ok(WorkerThread {
+            worker: host_worker(&self.functions, &self.table, host.sample_period_us * 1000)?,
+            socket,
+            path: DirectPath::new(Arc::clone(&self.memory)),
+            natives: Some(Natives::new(
+                Arc::clone(&self.workload),
+                Arc::clone(&self.memory),
+            )),
+            control: Arc::clone(&self.control),
+            samples: SampleSink::Channel(self.sample_tx.clone()),
+            heartbeat: Arc::clone(&self.heartbeats[i]),
+            core_speed_factor: 1.0,
+            timeline: self.timeline.clone(),
+            busy_poll: host.polling == crate::config::Polling::BusyPoll,
+        })
+    }
+
+    /// Starts the RNIC, the workers and the controller, announces the host, and serves until
+    /// `stop`; returns the counters of the measured phase.
+    fn serve(
+        &self,
+        config: &RoleConfig,
+        host: &HostConfig,
+        bound: Bound,
+        stop: &'static AtomicBool,
+    ) -> Result<HostCounters, RoleError> {
+        let Bound {
+            worker_sockets,
+            rnic_socket,
+            control_loop,
+            ready,
+        } = bound;
+        let eswitch_kind = ready.eswitch.clone();
+        std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
+            let (table, memory) = (Arc::clone(&self.table), Arc::clone(&self.memory));
+            let rnic_cpus = host.rnic_cpus.clone();
+            let rnic = scope.spawn(move || {
+                pinned(&rnic_cpus, || rnic::serve(rnic_socket, table, memory, stop))
+            });
+            let workers: Vec<_> = worker_sockets
+                .into_iter()
+                .enumerate()
+                .map(|(i, socket)| {
+                    let worker = self.worker(host, i, socket)?;
+                    let cpus = cpu_for(&host.cpus, i);
+                    Ok(scope.spawn(move || pinned(&cpus, || worker.run(stop))))
+                })
+                .collect::<Result<_, RoleError>>()?;
+            // The control plane runs with the NIC (BlueField-2 runs its eSwitch's control plane
+            // on the Arm cores), never on the host cores it must judge: a hog there would starve
+            // it.
+            let control_cpus = host.rnic_cpus.clone();
+            let controller = scope.spawn(move || pinned(&control_cpus, || control_loop.run(stop)));
+            ready::write_atomic(&config.out_dir.join(READY_FILE), &ready)
+                .map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
+            let reports: Vec<WorkerReport> = workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect();
+            let control_report = controller.join().unwrap_or_default();
+            let rnic_report = rnic.join().unwrap_or_default();
+            write_control(&config.out_dir, &control_report)?;
+            let phase_ns = self.timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
+            let (control, rnic) = (control_report, rnic_report);
+            let reports = &reports;
+            Ok(HostCounters::of(
+                host.workers,
+                phase_ns,
+                reports,
+                control,
+                rnic,
+                eswitch_kind,
+            ))
+        })
+    }
+}
+
+impl HostCounters {
+    /// The host's counters from its threads' reports.
+    fn of(
+        workers: u32,
+        phase_ns: u64,
+        reports: &[WorkerReport],
+        control: control::ControlReport,
+        rnic: rnic::RnicReport,
+        eswitch: String,
+    ) -> HostCounters {
         let totals = reports
             .iter()
             .fold(Totals::default(), |acc, r| acc.plus(&r.measured));
-        let phase_ns = timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
-        Ok(HostCounters {
-            host: totals.location_counters(host.workers, phase_ns),
+        HostCounters {
+            host: totals.location_counters(workers, phase_ns),
             totals,
-            rnic: rnic_report,
-            steered: control_report.steered,
-            eswitch: eswitch_kind,
+            rnic,
+            steered: control.steered,
+            eswitch,
             malformed: reports.iter().map(|r| r.malformed).sum(),
-            apply_errors: control_report.apply_errors,
-            last_apply_error: control_report.last_apply_error,
-        })
-    })?;
-    ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
-        .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+            apply_errors: control.apply_errors,
+            last_apply_error: control.last_apply_error,
+        }
+    }
+}
+
+/// The server's control stage for `host`: its policy, the workload's fixed rules, host-load
+/// aggregation over its sampling period.
+fn control_stage(
+    host: &HostConfig,
+    workload: &dyn ServerWorkload,
+) -> Result<ServerControl, RoleError> {
+    let period_ns = host.sample_period_us * 1000;
+    // A worker may be silent for a period plus its longest idle wait before its silence counts.
+    let silence_allowance_ns = period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
+    ServerControl::new(
+        server_controller(&host.policy)?,
+        fixed_rules(workload, host.dataset.tenants)?,
+        HostLoad::new(period_ns, silence_allowance_ns),
+        Nanos(realtime_ns()),
+    )
+    .map_err(|e| RoleError::Setup(e.to_string()))
+}
+
+/// Runs `f` on the calling thread pinned to `cpus` (unpinned if that fails: a role still serves).
+fn pinned<T>(cpus: &[u32], f: impl FnOnce() -> T) -> T {
+    let _ = pin_current_thread(cpus);
+    f()
 }
 
 /// Registers every tenant's functions.
