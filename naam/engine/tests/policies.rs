@@ -247,7 +247,7 @@ fn splinter_pushes_back_over_credit_invocations_under_backlog() {
 #[test]
 fn unknown_policy_names_are_listed() {
     let err = policy::by_name("fastest").unwrap_err();
-    expect![[r#"unknown policy "fastest"; known policies: host, nic, client, naam-adaptive, kayak, cell, splinter"#]]
+    expect![[r#"unknown policy "fastest"; known policies: host, nic, client, naam-adaptive, kayak, cell, splinter, ipipe, ipipe-processes"#]]
         .assert_eq(&err.to_string());
 }
 
