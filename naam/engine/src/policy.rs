@@ -110,8 +110,11 @@ impl Policy for Static {
 /// both been congested for `pushback_samples`, in small steps, up to a bounded client share, and
 /// it is the first load taken back. Load returns home from the NIC in small additive steps only
 /// after `relieved_samples` relieved samples, and a return that is followed by renewed
-/// congestion doubles that wait (exponential backoff), so a persistent hog does not make the
-/// policy flap. Between the two thresholds nothing changes.
+/// congestion within `relapse_window_samples` doubles that wait (exponential backoff), so a
+/// persistent hog does not make the policy flap. A return that holds until the next one halves
+/// the wait again, and one that holds for a whole relapse window restores the base wait, so load
+/// comes home at the base pace once the hog is gone. Samples between the two thresholds neither
+/// move load nor restart the count of relieved samples (only congestion does).
 #[derive(Debug, Clone)]
 pub struct Adaptive {
     config: AdaptiveConfig,
@@ -145,8 +148,10 @@ impl Streak {
             self.relieved += 1;
             self.congested = 0;
         } else {
+            // In the band: neither congested nor relieved. It breaks a congestion streak but not
+            // a relieved one: on a noisy machine in-band samples come every few samples, and
+            // resetting on them would keep load away from a host that is not congested.
             self.congested = 0;
-            self.relieved = 0;
         }
         true
     }
@@ -215,6 +220,10 @@ impl Adaptive {
         }
         self.host.relieved = 0;
         if from == Location::Nic {
+            if self.samples_since_return.is_some() {
+                // The previous return held until this one: halve the wait.
+                self.backoff = (self.backoff / 2).max(1);
+            }
             self.samples_since_return = Some(0);
         }
         Some((shares.shift(from, Location::Host, step), reason))
@@ -262,12 +271,12 @@ impl Policy for Adaptive {
         if let Some(n) = self.samples_since_return.as_mut() {
             *n += 1;
         }
-        if self.backoff > 1
-            && self
-                .samples_since_return
-                .is_some_and(|n| n > 4 * config.relapse_window_samples)
+        if self
+            .samples_since_return
+            .is_some_and(|n| n > config.relapse_window_samples)
         {
-            self.backoff /= 2;
+            // The last return held for a whole relapse window: the wait is back to its base.
+            self.backoff = 1;
         }
         let shares = current.shares;
         let host_hot = self.host.congested >= config.congested_samples;

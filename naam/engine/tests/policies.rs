@@ -284,3 +284,78 @@ fn kayak_holds_still_when_throughput_only_jitters() {
     "#]],
     );
 }
+
+/// `count` host samples from `t0_ms` on, one per millisecond, cycling through `delays_us`
+/// (the NIC idle beside them).
+fn host_pattern(t0_ms: u64, count: u64, delays_us: &[u64]) -> String {
+    (0..count)
+        .map(|i| {
+            let delay = delays_us[(i % delays_us.len() as u64) as usize];
+            format!("t={} host={delay}us nic=10us\n", t0_ms + i)
+        })
+        .collect()
+}
+
+#[test]
+fn adaptive_in_band_noise_does_not_hold_load_at_the_nic() {
+    // A noisy host below capacity: every third sample lands in the hysteresis band. In-band
+    // samples do not restart the count of relieved ones, so load still comes home (at two
+    // thirds of the base pace).
+    let script = format!(
+        "t=1 host=900us nic=10us x4\n{}",
+        host_pattern(5, 120, &[50, 50, 300])
+    );
+    check(
+        "naam-adaptive",
+        &script,
+        expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=3ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=4ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=18ms host=250 nic=750 client=0 -> host=350 nic=650 client=0 (host relieved: return load from NIC)
+        t=33ms host=350 nic=650 client=0 -> host=450 nic=550 client=0 (host relieved: return load from NIC)
+        t=48ms host=450 nic=550 client=0 -> host=550 nic=450 client=0 (host relieved: return load from NIC)
+        t=63ms host=550 nic=450 client=0 -> host=650 nic=350 client=0 (host relieved: return load from NIC)
+        t=78ms host=650 nic=350 client=0 -> host=750 nic=250 client=0 (host relieved: return load from NIC)
+        t=93ms host=750 nic=250 client=0 -> host=850 nic=150 client=0 (host relieved: return load from NIC)
+        t=108ms host=850 nic=150 client=0 -> host=950 nic=50 client=0 (host relieved: return load from NIC)
+        t=123ms host=950 nic=50 client=0 -> host=1000 nic=0 client=0 (host relieved: return load from NIC)
+    "#]],
+    );
+}
+
+#[test]
+fn adaptive_load_comes_home_at_the_base_pace_once_a_return_holds() {
+    // Two relapses soon after returns double the wait twice (10 → 40 samples); once the host is
+    // relieved for good, each return that holds halves the wait, back to the base pace.
+    let script = "
+        t=1 host=900us nic=10us x4
+        t=5 host=50us nic=10us x11
+        t=16 host=900us nic=10us x3
+        t=19 host=50us nic=10us x25
+        t=44 host=900us nic=10us x3
+        t=47 host=50us nic=10us x300
+    ";
+    check(
+        "naam-adaptive",
+        script,
+        expect![[r#"
+        start host=1000 nic=0 client=0 (start at host)
+        t=3ms host=1000 nic=0 client=0 -> host=500 nic=500 client=0 (host congested: shift to NIC)
+        t=4ms host=500 nic=500 client=0 -> host=250 nic=750 client=0 (host congested: shift to NIC)
+        t=14ms host=250 nic=750 client=0 -> host=350 nic=650 client=0 (host relieved: return load from NIC)
+        t=18ms host=350 nic=650 client=0 -> host=175 nic=825 client=0 (host congested: shift to NIC)
+        t=38ms host=175 nic=825 client=0 -> host=275 nic=725 client=0 (host relieved: return load from NIC)
+        t=46ms host=275 nic=725 client=0 -> host=138 nic=862 client=0 (host congested: shift to NIC)
+        t=86ms host=138 nic=862 client=0 -> host=238 nic=762 client=0 (host relieved: return load from NIC)
+        t=126ms host=238 nic=762 client=0 -> host=338 nic=662 client=0 (host relieved: return load from NIC)
+        t=146ms host=338 nic=662 client=0 -> host=438 nic=562 client=0 (host relieved: return load from NIC)
+        t=156ms host=438 nic=562 client=0 -> host=538 nic=462 client=0 (host relieved: return load from NIC)
+        t=166ms host=538 nic=462 client=0 -> host=638 nic=362 client=0 (host relieved: return load from NIC)
+        t=176ms host=638 nic=362 client=0 -> host=738 nic=262 client=0 (host relieved: return load from NIC)
+        t=186ms host=738 nic=262 client=0 -> host=838 nic=162 client=0 (host relieved: return load from NIC)
+        t=196ms host=838 nic=162 client=0 -> host=938 nic=62 client=0 (host relieved: return load from NIC)
+        t=206ms host=938 nic=62 client=0 -> host=1000 nic=0 client=0 (host relieved: return load from NIC)
+    "#]],
+    );
+}

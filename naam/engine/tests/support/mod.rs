@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use naam_engine::client::{Call, Destination, Outcome, Route};
-use naam_engine::control::{Controller, HostLoad};
+use naam_engine::control::{Controller, HostLoad, SilenceRule};
 use naam_engine::exec::{AccessFailure, Completion};
 use naam_engine::function::Code;
 use naam_engine::region::Denial;
@@ -421,6 +421,11 @@ pub struct World {
     pub sample_period_ns: u64,
     /// Host step cost multiplier (a CPU hog), from the given time on.
     pub host_slowdown: Option<(Nanos, u64)>,
+    /// Intervals [start, end) in which the host worker has no core (a VM's stalls, a hog's
+    /// time slices): it neither steps, samples nor beats.
+    pub host_stalls: Vec<(Nanos, Nanos)>,
+    /// The host worker's latest heartbeat.
+    host_beat: Nanos,
     busy_until: [Nanos; 3],
     events: BinaryHeap<Reverse<(Nanos, u64, usize)>>,
     payloads: HashMap<usize, Event>,
@@ -440,6 +445,23 @@ impl World {
         costs: Costs,
         rules: RuleTable,
         controller: Option<Controller>,
+    ) -> World {
+        World::with_silence_rule(
+            pairs,
+            costs,
+            rules,
+            controller,
+            SilenceRule::immediate(u64::MAX),
+        )
+    }
+
+    /// [`World::new`] whose control stage reads the host worker's silence by `silence`.
+    pub fn with_silence_rule(
+        pairs: &[(u64, u64)],
+        costs: Costs,
+        rules: RuleTable,
+        controller: Option<Controller>,
+        silence: SilenceRule,
     ) -> World {
         let (regions, memory, ds) = dataset(pairs, 9);
         let functions = Arc::new(functions());
@@ -461,7 +483,7 @@ impl World {
         let client = ClientEndpoint::new(config, functions, client_regions, None, Nanos(0))
             .expect("client endpoint");
         let control = controller.map(|c| {
-            let host = HostLoad::new(sample_period_ns, u64::MAX);
+            let host = HostLoad::with_silence_rule(sample_period_ns, silence);
             ServerControl::new(c, rules.clone(), host, Nanos(0)).expect("control stage")
         });
         let mut world = World {
@@ -476,6 +498,8 @@ impl World {
             control,
             sample_period_ns,
             host_slowdown: None,
+            host_stalls: Vec::new(),
+            host_beat: Nanos(0),
             busy_until: [Nanos(0); 3],
             events: BinaryHeap::new(),
             payloads: HashMap::new(),
@@ -629,6 +653,12 @@ impl World {
     /// Starts the accesses a server worker asked for, and one step if it is free. Accesses and
     /// replies produced by a step leave when the step ends.
     fn pump_server(&mut self, loc: Location) {
+        if loc == Location::Host
+            && let Some(end) = self.host_stalled_until(self.now)
+        {
+            self.schedule(end, Event::Wake(loc));
+            return;
+        }
         self.start_accesses(loc, self.now);
         let i = loc.index();
         if self.busy_until[i] <= self.now && self.workers[i].step(self.now).is_some() {
@@ -729,13 +759,17 @@ impl World {
     /// and the workers' settings.
     fn sample(&mut self) {
         let now = self.now;
+        let host_runs = self.host_stalled_until(now).is_none();
         let Some(control) = self.control.as_mut() else {
             return;
         };
-        if let Some(s) = self.workers[Location::Host.index()].handle_timeout(now) {
-            control.on_host_sample(s);
+        if host_runs {
+            self.host_beat = now;
+            if let Some(s) = self.workers[Location::Host.index()].handle_timeout(now) {
+                control.on_host_sample(s);
+            }
         }
-        let host = control.handle_timeout(now, &[]);
+        let host = control.handle_timeout(now, &[self.host_beat]);
         let nic = self.workers[Location::Nic.index()]
             .handle_timeout(now)
             .map(|s| control.on_nic_sample(s));
@@ -744,6 +778,14 @@ impl World {
         }
         self.publish_settings();
         self.schedule(now.plus_ns(self.sample_period_ns), Event::Sample);
+    }
+
+    /// The end of the host stall `at` falls in, if any.
+    fn host_stalled_until(&self, at: Nanos) -> Option<Nanos> {
+        self.host_stalls
+            .iter()
+            .find(|&&(start, end)| start <= at && at < end)
+            .map(|&(_, end)| end)
     }
 
     /// The decoded hash-lookup answer of request `id` (found, value).

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use naam_engine::control::{HOST_SAMPLES_PENDING_MAX, HostLoad};
+use naam_engine::control::{HOST_SAMPLES_PENDING_MAX, HostLoad, SilenceRule};
 use naam_engine::function::Code;
 use naam_engine::{
     Controller, FunctionTable, Location, Nanos, RegionTable, RuleKey, RuleTable, ServerControl,
@@ -267,12 +267,13 @@ fn control_stage(
     workload: &dyn ServerWorkload,
 ) -> Result<ServerControl, RoleError> {
     let period_ns = host.sample_period_us * 1000;
-    // A worker may be silent for a period plus its longest idle wait before its silence counts.
+    // A worker may be silent for a period plus its longest idle wait before its silence counts,
+    // and then only if it is starved persistently (a hog), not stalled now and then (a VM).
     let silence_allowance_ns = period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
     ServerControl::new(
         server_controller(&host.policy)?,
         fixed_rules(workload, host.dataset.tenants)?,
-        HostLoad::new(period_ns, silence_allowance_ns),
+        HostLoad::with_silence_rule(period_ns, SilenceRule::stall_tolerant(silence_allowance_ns)),
         Nanos(realtime_ns()),
     )
     .map_err(|e| RoleError::Setup(e.to_string()))
