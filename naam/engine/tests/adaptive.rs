@@ -33,26 +33,11 @@ fn world(seed: &Seed, policy_name: &str) -> World {
 
 /// Offers hash lookups every `INTERVAL_NS` until `until_ns`.
 fn drive(world: &mut World, until_ns: u64) {
-    let ds = world.ds.clone();
-    let mut id = 0u64;
-    while world.now.0 < until_ns {
-        let key = ds.pairs[(id % ds.pairs.len() as u64) as usize].0;
-        let (args, d) = hash_request(&ds, key);
-        world.send(HASH_GET, id, &args, d);
-        id += 1;
-        let next = world.now.plus_ns(INTERVAL_NS);
-        world.run_until(next);
-    }
+    world.offer_hash_gets(&mut 0, INTERVAL_NS, until_ns);
 }
 
-/// Share of requests steered to `location` among those sent in [from, to).
 fn share(world: &World, location: Location, from_ns: u64, to_ns: u64) -> f64 {
-    let window: Vec<_> = world
-        .steered
-        .iter()
-        .filter(|s| (from_ns..to_ns).contains(&s.0.0))
-        .collect();
-    window.iter().filter(|s| s.2 == location).count() as f64 / window.len().max(1) as f64
+    world.share(location, from_ns, to_ns)
 }
 
 #[test]

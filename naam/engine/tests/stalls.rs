@@ -66,18 +66,8 @@ fn hog_slices() -> Vec<(Nanos, Nanos)> {
         .collect()
 }
 
-/// Offers hash lookups every [`INTERVAL_NS`] until `until_ns`, ids from `next_id` on.
 fn offer(world: &mut World, next_id: &mut u64, until_ns: u64) {
-    let ds = world.ds.clone();
-    while world.now.0 < until_ns {
-        let id = *next_id;
-        let key = ds.pairs[(id % ds.pairs.len() as u64) as usize].0;
-        let (args, d) = hash_request(&ds, key);
-        world.send(HASH_GET, id, &args, d);
-        *next_id += 1;
-        let next = world.now.plus_ns(INTERVAL_NS);
-        world.run_until(next);
-    }
+    world.offer_hash_gets(next_id, INTERVAL_NS, until_ns);
 }
 
 /// Lets every answer arrive; every request was answered correctly.
@@ -92,14 +82,8 @@ fn drain(world: &mut World) {
     assert!(world.replies.values().all(|r| r.outcome == Outcome::Ok));
 }
 
-/// Share of requests steered to `location` among those sent in [from, to).
 fn share(world: &World, location: Location, from_ns: u64, to_ns: u64) -> f64 {
-    let window: Vec<_> = world
-        .steered
-        .iter()
-        .filter(|s| (from_ns..to_ns).contains(&s.0.0))
-        .collect();
-    window.iter().filter(|s| s.2 == location).count() as f64 / window.len().max(1) as f64
+    world.share(location, from_ns, to_ns)
 }
 
 /// The first 10 ms window from `from_ns` in which at least 90 % of requests went to `location`.

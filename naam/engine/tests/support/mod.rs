@@ -780,6 +780,31 @@ impl World {
         self.schedule(now.plus_ns(self.sample_period_ns), Event::Sample);
     }
 
+    /// Offers a hash lookup every `interval_ns` until `until_ns`, request ids from `next_id` on
+    /// (cycling through the dataset's keys).
+    pub fn offer_hash_gets(&mut self, next_id: &mut u64, interval_ns: u64, until_ns: u64) {
+        let ds = self.ds.clone();
+        while self.now.0 < until_ns {
+            let id = *next_id;
+            let key = ds.pairs[(id % ds.pairs.len() as u64) as usize].0;
+            let (args, d) = hash_request(&ds, key);
+            self.send(HASH_GET, id, &args, d);
+            *next_id += 1;
+            let next = self.now.plus_ns(interval_ns);
+            self.run_until(next);
+        }
+    }
+
+    /// Share of the requests sent in [from, to) that were steered to `location`.
+    pub fn share(&self, location: Location, from_ns: u64, to_ns: u64) -> f64 {
+        let window: Vec<_> = self
+            .steered
+            .iter()
+            .filter(|s| (from_ns..to_ns).contains(&s.0.0))
+            .collect();
+        window.iter().filter(|s| s.2 == location).count() as f64 / window.len().max(1) as f64
+    }
+
     /// The end of the host stall `at` falls in, if any.
     fn host_stalled_until(&self, at: Nanos) -> Option<Nanos> {
         self.host_stalls
