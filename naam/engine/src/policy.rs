@@ -2,7 +2,7 @@
 //! for comparison. NAAM's own control law is not published (only its abstract is); the adaptive
 //! policy below is our reconstruction of "shift load within tens of milliseconds of host compute
 //! congestion" and is documented constant by constant. The related-work policies follow the facts
-//! in `REFERENCE.md` (Kayak NSDI'21, Cell ATC'16, Splinter/adaptive placement ATC'20).
+//! in ARTIFACT.md §F9 (Kayak NSDI'21, Cell ATC'16, Splinter/adaptive placement ATC'20).
 
 use crate::control::{ClientSample, Decision, LoadView, Policy};
 use crate::ids::{Location, Nanos};
