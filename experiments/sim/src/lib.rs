@@ -19,5 +19,7 @@
 
 pub mod cores;
 pub mod des;
+pub mod point;
+pub mod profile;
 pub mod queueing;
 pub mod rng;

@@ -1,0 +1,969 @@
+//! A simulated point: the production code of every role on one virtual clock.
+//!
+//! **Real** (the code the roles run): each client's [`ClientSession`] (load generator, MICA or
+//! B-tree workload with answer verification, the engine's client endpoint and client-side
+//! policies), the eSwitch's [`RuleTable`] decision, one host and one NIC [`ServerWorker`] whose
+//! executor runs every step in the VM over the real region bytes, host-native writers, the
+//! server's [`ServerControl`] stage and its policy, the RNIC's [`answer_read`].
+//!
+//! **Modelled** (from the [`CostProfile`]): the links (serialisation at the server port's line
+//! rate, propagation), the host and NIC cores (a [`CorePool`] each, serving received datagrams
+//! and ready steps in FIFO order; a step's CPU time is derived from the instructions it executed,
+//! the bytes it ran over and the accesses it declared), the NIC's DMA to host memory (latency per
+//! access and size, a rate cap), the RNIC (service time, rate cap), a client's local steps, the
+//! eSwitch's rule-update latency, and a CPU hog as a share of every host core.
+//!
+//! A step runs (and changes the engine's state) when a core takes it; what it produced — accesses,
+//! replies — leaves when its CPU time is over. Events due at the same time run in the order they
+//! were scheduled ([`EventQueue`]), so a point is a function of its configuration and seed.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+
+use naam_engine::client::{Destination, EndpointConfig};
+use naam_engine::control::{HostLoad, Observed};
+use naam_engine::exec::AccessRequest;
+use naam_engine::rnic::answer_read;
+use naam_engine::server::{ReplyTarget, WorkerConfig};
+use naam_engine::{
+    ClientEndpoint, Frame, Location, Nanos, RegionTable, RkeySecret, RuleTable, ServerControl,
+    ServerWorker,
+};
+use naam_loadgen::{HlogWriter, LoadConfig, LoadGenerator, LoadMode, TagSet, Thresholds};
+use naam_results::raw::{self, ClientSummary, ScheduleKind, ServerSummary};
+use naam_roles::config::Dataset;
+use naam_roles::counters::Totals;
+use naam_roles::host::memory::{self, HostMemory};
+use naam_roles::serve::{AccessPath, DirectPath, Natives};
+use naam_roles::session::{ClientSession, SessionReport, SessionTimes};
+use naam_roles::workload::{self, ServerWorkload};
+use naam_types::PolicySpec;
+use serde::Serialize;
+
+use crate::cores::CorePool;
+use crate::des::EventQueue;
+use crate::profile::{CostProfile, CpuCost};
+
+/// Most events one point may process (bounds its run time; a 1-second point at 2 M ops/s takes
+/// about 30 M).
+pub const EVENTS_MAX: u64 = 2_000_000_000;
+/// Most clients a simulated point has.
+pub const CLIENTS_MAX: u32 = 1024;
+/// After the measured phase, how long requests in flight may still complete (the client role's).
+pub const DRAIN_GRACE_NS: u64 = naam_roles::client::DRAIN_GRACE.as_nanos() as u64;
+/// The rkey secret of simulated points (fixed: runs are reproducible; nothing is exposed).
+const SIM_RKEY_SECRET: RkeySecret = RkeySecret([0x51; 16]);
+/// Steps a client's local executor runs per scheduling round.
+const CLIENT_STEPS_PER_ROUND: usize = 1;
+
+/// A CPU hog on the host, from `start_ns` to `stop_ns` (since the run start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HogWindow {
+    /// When it starts.
+    pub start_ns: u64,
+    /// When it stops.
+    pub stop_ns: u64,
+}
+
+/// Everything a simulated point needs.
+#[derive(Debug, Clone)]
+pub struct SimPointConfig {
+    /// The modelled testbed.
+    pub profile: CostProfile,
+    /// The workload and its dataset.
+    pub dataset: Dataset,
+    /// The series: a static placement or a policy.
+    pub policy: PolicySpec,
+    /// Client processes.
+    pub clients: u32,
+    /// Offered load over all clients (Poisson).
+    pub offered_ops_per_s: f64,
+    /// Warm-up (excluded from every result).
+    pub warmup_ns: u64,
+    /// Measured phase.
+    pub measure_ns: u64,
+    /// Interval of the `.hlog`.
+    pub interval_ns: u64,
+    /// The point's seed (client `k` uses `seed + k`, as the local testbed's configurations do).
+    pub seed: u64,
+    /// The workers' and the controller's sampling period.
+    pub sample_period_ns: u64,
+    /// Request timeout at the clients.
+    pub timeout_ns: u64,
+    /// Requests in flight per client, at most.
+    pub inflight_max: u32,
+    /// A CPU hog, if any.
+    pub hog: Option<HogWindow>,
+}
+
+/// Why a simulated point could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The configuration does not fit together.
+    #[error("simulated point: {0}")]
+    Config(String),
+    /// A part of the system under test refused its setup.
+    #[error("simulated point setup: {0}")]
+    Setup(String),
+    /// The run did not end within [`EVENTS_MAX`] events.
+    #[error("simulated point did not end within {EVENTS_MAX} events (virtual time {now_ns} ns)")]
+    Runaway {
+        /// Virtual time reached.
+        now_ns: u64,
+    },
+    /// A results file could not be written.
+    #[error("writing {path}: {message}")]
+    Output {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+fn setup(e: impl std::fmt::Display) -> SimError {
+    SimError::Setup(e.to_string())
+}
+
+/// What the simulator records about a point (`testbed.json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SimRecord {
+    /// `simulated`.
+    pub network: String,
+    /// `simulated (profile <name>)`.
+    pub label: String,
+    /// The cost profile's name.
+    pub profile: String,
+    /// The profile's description.
+    pub profile_description: String,
+    /// The point's seed.
+    pub seed: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time at the end.
+    pub end_ns: u64,
+    /// Datagrams the eSwitch steered to host, NIC, client (pushed back via the host).
+    pub steered: [u64; 3],
+    /// One-sided reads the RNIC served.
+    pub rnic_reads: u64,
+    /// Rule changes the eSwitch applied.
+    pub rule_changes: u64,
+}
+
+/// A point's results, as written into its folder.
+#[derive(Debug)]
+pub struct SimOutcome {
+    /// The testbed's record.
+    pub record: SimRecord,
+    /// Per client: the session's report is summarised in `client-<k>.json`.
+    pub clients: Vec<ClientSummary>,
+    /// `server.json`.
+    pub server: ServerSummary,
+}
+
+#[derive(Debug)]
+enum Event {
+    /// Client `k`'s generator or timers are due.
+    ClientWake(u32),
+    /// Client `k`'s local step is over.
+    ClientLocalDone(u32),
+    /// A datagram from client `k` reaches the server's port.
+    AtIngress(u32, Vec<u8>),
+    /// A one-sided read from client `k` reaches the RNIC.
+    AtRnic(u32, Vec<u8>),
+    /// A datagram reaches client `k`.
+    AtClient(u32, Vec<u8>),
+    /// A core of a server location finished receiving a datagram from client `k`.
+    RxDone(Location, u32, Vec<u8>),
+    /// A server location's core is free.
+    CoreFree(Location),
+    /// A server worker's access is handed to its data path.
+    AccessStart(Location, AccessRequest),
+    /// A server worker's access has its bytes.
+    AccessDone(Location, AccessRequest),
+    /// A reply leaves a server location for client `k`.
+    Egress(u32, Vec<u8>),
+    /// A worker's timer (sample, measured-phase boundary).
+    WorkerTick(Location),
+    /// The control stage's tick.
+    ControlTick,
+    /// The eSwitch holds the rule table the control stage decided earlier.
+    RulesApplied(Box<RuleTable>),
+}
+
+/// One server location: its worker, its cores and what waits for them.
+struct Server {
+    worker: ServerWorker,
+    cores: CorePool,
+    cost: CpuCost,
+    rx: VecDeque<(u32, Vec<u8>)>,
+    tick_at_ns: u64,
+}
+
+/// One simulated client.
+struct Client {
+    session: Option<ClientSession>,
+    hlog: HlogWriter<Vec<u8>>,
+    busy_until_ns: u64,
+    wake_at_ns: u64,
+    report: Option<(SessionReport, u64)>,
+}
+
+/// A point being simulated.
+pub struct SimPoint {
+    config: SimPointConfig,
+    events: EventQueue<Event>,
+    clients: Vec<Client>,
+    servers: [Server; 2],
+    control: ServerControl,
+    eswitch: RuleTable,
+    path: DirectPath,
+    natives: Natives,
+    table: Arc<RegionTable>,
+    memory: Arc<HostMemory>,
+    ingress_free_ns: u64,
+    egress_free_ns: u64,
+    dma_free_ns: u64,
+    rnic_free_ns: u64,
+    rnic_reads: u64,
+    steered: [u64; 3],
+    changes: Vec<raw::SteeringChange>,
+    samples: Vec<raw::LoadSample>,
+    clients_running: u32,
+    _shm: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for SimPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPoint")
+            .field("now_ns", &self.events.now_ns())
+            .field("profile", &self.config.profile.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimPoint {
+    /// Builds the point: the dataset in (temporary, shared-memory) regions, the functions, the
+    /// workers, the control stage and the clients, all at virtual time 0.
+    pub fn new(config: SimPointConfig) -> Result<SimPoint, SimError> {
+        check(&config)?;
+        let shm = shm_dir()?;
+        let server: Arc<dyn ServerWorkload> =
+            Arc::from(workload::server(&config.dataset).map_err(setup)?);
+        let tenants = config.dataset.tenants;
+        let (table, memory, meta) =
+            memory::build(&*server, tenants, shm.path(), "sim", SIM_RKEY_SECRET).map_err(setup)?;
+        let (table, memory) = (Arc::new(table), Arc::new(memory));
+        let functions = Arc::new(naam_roles::host::functions(&*server, tenants).map_err(setup)?);
+        let worker = |loc| {
+            ServerWorker::new(
+                WorkerConfig::new(loc, config.sample_period_ns),
+                Arc::clone(&functions),
+                Arc::clone(&table),
+                Nanos(0),
+            )
+            .map_err(setup)
+        };
+        let profile = &config.profile;
+        let servers = [
+            server_of(worker(Location::Host)?, profile.host, &config)?,
+            server_of(worker(Location::Nic)?, profile.nic, &config)?,
+        ];
+        let control = ServerControl::new(
+            naam_roles::host::server_controller(&config.policy).map_err(setup)?,
+            naam_roles::host::fixed_rules(&*server, tenants).map_err(setup)?,
+            HostLoad::new(config.sample_period_ns, u64::MAX),
+            Nanos(0),
+        )
+        .map_err(setup)?;
+        let catalog: Vec<_> = table.iter().copied().collect();
+        let client_table = Arc::new(RegionTable::from_catalog(&catalog).map_err(setup)?);
+        let mut clients = Vec::new();
+        for k in 0..config.clients {
+            let session = client_session(&config, k, &meta, &functions, &client_table)?;
+            clients.push(Client {
+                session: Some(session),
+                hlog: hlog_writer(&config, k)?,
+                busy_until_ns: 0,
+                wake_at_ns: u64::MAX,
+                report: None,
+            });
+        }
+        let mut point = SimPoint {
+            eswitch: control.rules().clone(),
+            control,
+            events: EventQueue::new(),
+            clients,
+            servers,
+            path: DirectPath::new(Arc::clone(&memory)),
+            natives: Natives::new(server, Arc::clone(&memory)),
+            table,
+            memory,
+            ingress_free_ns: 0,
+            egress_free_ns: 0,
+            dma_free_ns: 0,
+            rnic_free_ns: 0,
+            rnic_reads: 0,
+            steered: [0; 3],
+            changes: Vec::new(),
+            samples: Vec::new(),
+            clients_running: config.clients,
+            config,
+            _shm: shm,
+        };
+        point.start();
+        Ok(point)
+    }
+
+    fn start(&mut self) {
+        let (start, end) = (
+            self.config.warmup_ns,
+            self.config.warmup_ns + self.config.measure_ns,
+        );
+        let settings = self.control.settings();
+        for s in &mut self.servers {
+            s.worker.apply(settings);
+            s.worker.set_measured_phase(Nanos(start), Nanos(end));
+            s.tick_at_ns = s.worker.poll_timeout().0;
+        }
+        for loc in [Location::Host, Location::Nic] {
+            let at = self.server(loc).tick_at_ns;
+            self.events.schedule_at(at, Event::WorkerTick(loc));
+        }
+        self.events
+            .schedule_at(self.control.poll_timeout().0, Event::ControlTick);
+        for k in 0..self.config.clients {
+            self.schedule_client_wake(k);
+        }
+    }
+
+    /// Runs the point to its end and writes its raw files into `out_dir`.
+    pub fn run(mut self, out_dir: &Path) -> Result<SimOutcome, SimError> {
+        while self.clients_running > 0 {
+            if self.events.popped() >= EVENTS_MAX {
+                return Err(SimError::Runaway {
+                    now_ns: self.events.now_ns(),
+                });
+            }
+            let Some((_, event)) = self.events.pop() else {
+                break;
+            };
+            self.handle(event)?;
+        }
+        self.finish(out_dir)
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), SimError> {
+        match event {
+            Event::ClientWake(k) => self.client_wake(k)?,
+            Event::ClientLocalDone(k) => self.pump_client(k)?,
+            Event::AtIngress(k, frame) => self.ingress(k, frame),
+            Event::AtRnic(k, frame) => self.rnic(k, &frame),
+            Event::AtClient(k, frame) => self.at_client(k, &frame)?,
+            Event::RxDone(loc, k, frame) => self.rx_done(loc, k, &frame),
+            Event::CoreFree(loc) => self.pump_server(loc),
+            Event::AccessStart(loc, access) => self.access_start(loc, access),
+            Event::AccessDone(loc, access) => self.access_done(loc, access),
+            Event::Egress(k, frame) => self.egress(k, frame),
+            Event::WorkerTick(loc) => self.worker_tick(loc),
+            Event::ControlTick => self.control_tick(),
+            Event::RulesApplied(rules) => self.eswitch = *rules,
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> u64 {
+        self.events.now_ns()
+    }
+
+    fn server(&mut self, loc: Location) -> &mut Server {
+        &mut self.servers[usize::from(loc == Location::Nic)]
+    }
+
+    // ---- clients ------------------------------------------------------------------------------
+
+    fn schedule_client_wake(&mut self, k: u32) {
+        let c = &mut self.clients[k as usize];
+        let Some(next) = c.session.as_ref().and_then(ClientSession::next_wakeup_ns) else {
+            return;
+        };
+        let now = self.events.now_ns();
+        let next = next.max(now);
+        if next < c.wake_at_ns || c.wake_at_ns < now {
+            c.wake_at_ns = next;
+            self.events.schedule_at(next, Event::ClientWake(k));
+        }
+    }
+
+    fn client_wake(&mut self, k: u32) -> Result<(), SimError> {
+        let now = self.now();
+        let c = &mut self.clients[k as usize];
+        if c.wake_at_ns != now {
+            return Ok(()); // superseded by an earlier wake
+        }
+        c.wake_at_ns = u64::MAX;
+        let Some(session) = c.session.as_mut() else {
+            return Ok(());
+        };
+        session.handle_timeout(now);
+        session.poll_send(now).map_err(setup)?;
+        self.pump_client(k)
+    }
+
+    fn at_client(&mut self, k: u32, frame: &[u8]) -> Result<(), SimError> {
+        let now = self.now();
+        if let Some(session) = self.clients[k as usize].session.as_mut() {
+            session.handle_datagram(now, frame);
+        }
+        self.pump_client(k)
+    }
+
+    /// Sends what client `k` queued, runs a local step if its core is free, writes finished
+    /// intervals, ends it when its run is over, and schedules its next wake-up.
+    fn pump_client(&mut self, k: u32) -> Result<(), SimError> {
+        let now = self.now();
+        let cost = self.config.profile.client;
+        self.flush_client(k, now);
+        let c = &mut self.clients[k as usize];
+        let Some(session) = c.session.as_mut() else {
+            return Ok(());
+        };
+        if c.busy_until_ns <= now && session.local_ready() {
+            let work = session.run_local(now, CLIENT_STEPS_PER_ROUND);
+            let busy = cost.step_cost_ns(work.insn, work.data_bytes, work.accesses_out as u32);
+            c.busy_until_ns = now + busy;
+            self.events
+                .schedule_at(now + busy, Event::ClientLocalDone(k));
+            self.flush_client(k, now + busy);
+        }
+        self.client_intervals(k, now)?;
+        self.maybe_finish_client(k, now)?;
+        self.schedule_client_wake(k);
+        Ok(())
+    }
+
+    fn flush_client(&mut self, k: u32, depart_ns: u64) {
+        let mut frame = Vec::new();
+        let tx_ns = self.config.profile.client.tx_ns.round() as u64;
+        loop {
+            let Some(session) = self.clients[k as usize].session.as_mut() else {
+                return;
+            };
+            let Some(t) = session.poll_transmit(&mut frame) else {
+                return;
+            };
+            let bytes = std::mem::take(&mut frame);
+            // The client's port is its own: serialisation at line rate, then propagation.
+            let at = depart_ns
+                + tx_ns
+                + self.config.profile.link.serialisation_ns(bytes.len())
+                + self.config.profile.link.propagation_ns;
+            let event = match t.to {
+                Destination::Ingress => Event::AtIngress(k, bytes),
+                Destination::Rnic => Event::AtRnic(k, bytes),
+            };
+            self.events.schedule_at(at, event);
+        }
+    }
+
+    fn client_intervals(&mut self, k: u32, now: u64) -> Result<(), SimError> {
+        let warmup_ns = self.config.warmup_ns;
+        let c = &mut self.clients[k as usize];
+        let Some(session) = c.session.as_mut() else {
+            return Ok(());
+        };
+        while let Some(mut interval) = session.poll_interval(now).map_err(setup)? {
+            interval.start_ns = interval.start_ns.saturating_sub(warmup_ns);
+            c.hlog.write_interval(&interval).map_err(setup)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_finish_client(&mut self, k: u32, now: u64) -> Result<(), SimError> {
+        let c = &mut self.clients[k as usize];
+        let finished = c.session.as_mut().is_some_and(|s| s.is_finished(now));
+        if !finished {
+            return Ok(());
+        }
+        let Some(session) = c.session.take() else {
+            return Ok(());
+        };
+        let end_ns = (self.config.warmup_ns + self.config.measure_ns).max(now);
+        c.report = Some((session.finish(end_ns).map_err(setup)?, end_ns));
+        self.clients_running -= 1;
+        Ok(())
+    }
+
+    // ---- the server's port, eSwitch and RNIC -------------------------------------------------
+
+    /// Serialisation at the server's port (one FIFO link per direction): when the frame's last
+    /// bit is through.
+    fn through_port(free_ns: &mut u64, now: u64, serialisation_ns: u64) -> u64 {
+        let start = (*free_ns).max(now);
+        *free_ns = start + serialisation_ns;
+        *free_ns
+    }
+
+    fn ingress(&mut self, k: u32, frame: Vec<u8>) {
+        let now = self.now();
+        let ser = self.config.profile.link.serialisation_ns(frame.len());
+        let at = Self::through_port(&mut self.ingress_free_ns, now, ser);
+        let Ok(Frame::Invoke(msg)) = Frame::decode(&frame) else {
+            return; // clients send only invokes to the ingress
+        };
+        let mut loc = self
+            .eswitch
+            .route(msg.tenant, msg.function, msg.flow, msg.request_id);
+        self.steered[loc.index()] += 1;
+        // The client's share goes to the host, which pushes it back (as on the local testbed).
+        if loc == Location::Client {
+            loc = Location::Host;
+        }
+        self.server(loc).rx.push_back((k, frame));
+        if at > now {
+            self.events.schedule_at(at, Event::CoreFree(loc));
+        } else {
+            self.pump_server(loc);
+        }
+    }
+
+    fn rnic(&mut self, k: u32, frame: &[u8]) {
+        let now = self.now();
+        let rdma = self.config.profile.rdma;
+        let gap_ns = (1e9 / rdma.reads_per_s_max).round() as u64;
+        let start = self.rnic_free_ns.max(now);
+        self.rnic_free_ns = start + gap_ns;
+        let Ok(Frame::Read(read)) = Frame::decode(frame) else {
+            return;
+        };
+        let mut data = vec![0u8; naam_engine::abi::ACCESS_BYTES_MAX];
+        let memory = &self.memory;
+        let reply = answer_read(&read, &self.table, &mut data, |region, offset, out| {
+            memory
+                .region(region)
+                .is_some_and(|r| r.read_into(offset, out))
+        });
+        let mut out = Vec::new();
+        if Frame::ReadReply(reply).encode(&mut out).is_err() {
+            return;
+        }
+        self.rnic_reads += 1;
+        self.events
+            .schedule_at(start + rdma.read_service_ns, Event::Egress(k, out));
+    }
+
+    fn egress(&mut self, k: u32, frame: Vec<u8>) {
+        let now = self.now();
+        let link = self.config.profile.link;
+        let out = Self::through_port(
+            &mut self.egress_free_ns,
+            now,
+            link.serialisation_ns(frame.len()),
+        );
+        self.events
+            .schedule_at(out + link.propagation_ns, Event::AtClient(k, frame));
+    }
+
+    // ---- server workers -----------------------------------------------------------------------
+
+    /// The host's CPU-time multiplier now: a hog takes its share of every core.
+    fn slowdown(&self, loc: Location) -> f64 {
+        let now = self.now();
+        match self.config.hog {
+            Some(h) if loc == Location::Host && (h.start_ns..h.stop_ns).contains(&now) => {
+                1.0 / (1.0 - self.config.profile.hog_core_share)
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Starts work on every free core of `loc`: received datagrams first, then ready steps.
+    fn pump_server(&mut self, loc: Location) {
+        let now = self.now();
+        let slowdown = self.slowdown(loc);
+        loop {
+            let s = self.server(loc);
+            let Some(core) = s.cores.free_core(now) else {
+                return;
+            };
+            if let Some((k, frame)) = s.rx.pop_front() {
+                let busy = (s.cost.rx_ns * slowdown).round() as u64;
+                let end = s.cores.occupy(core, now, busy);
+                s.worker.record_busy(busy);
+                self.events.schedule_at(end, Event::RxDone(loc, k, frame));
+                continue;
+            }
+            let Some(step) = s.worker.step(Nanos(now)) else {
+                return;
+            };
+            let mut busy = s
+                .cost
+                .step_cost_ns(step.insn, step.data_bytes, step.accesses_out);
+            if step.finished {
+                busy += s.cost.tx_ns.round() as u64;
+            }
+            let busy = (busy as f64 * slowdown).round() as u64;
+            let end = s.cores.occupy(core, now, busy);
+            s.worker.record_busy(busy);
+            self.events.schedule_at(end, Event::CoreFree(loc));
+            self.release_outputs(loc, end);
+        }
+    }
+
+    /// The accesses and replies the worker has, leaving at `at_ns`.
+    fn release_outputs(&mut self, loc: Location, at_ns: u64) {
+        while let Some(access) = self.server(loc).worker.poll_access() {
+            self.events
+                .schedule_at(at_ns, Event::AccessStart(loc, access));
+        }
+        let mut frame = Vec::new();
+        while let Some(out) = self.server(loc).worker.poll_reply(&mut frame) {
+            let k = match out.to {
+                ReplyTarget::Source(k) => k as u32,
+                ReplyTarget::Addr(_) => continue, // simulated clients give no reply address
+            };
+            self.events
+                .schedule_at(at_ns, Event::Egress(k, std::mem::take(&mut frame)));
+        }
+    }
+
+    fn rx_done(&mut self, loc: Location, k: u32, frame: &[u8]) {
+        let now = self.now();
+        self.server(loc)
+            .worker
+            .handle_datagram(Nanos(now), Nanos(now), frame, || u64::from(k));
+        if loc == Location::Host {
+            self.run_natives(now);
+        }
+        self.release_outputs(loc, now);
+        self.pump_server(loc);
+    }
+
+    /// Host-native calls (writes) run on the core that received them; their CPU time is a step's
+    /// fixed cost and a send (an assumption: a native SET is a few loads and a copy of a small
+    /// value, like one step).
+    fn run_natives(&mut self, now: u64) {
+        let slowdown = self.slowdown(Location::Host);
+        let s = &mut self.servers[0];
+        if !self.natives.run_pending(now, &mut s.worker) {
+            return;
+        }
+        let busy = s.cost.step_cost_ns(0, 0, 0) + s.cost.tx_ns.round() as u64;
+        let busy = (busy as f64 * slowdown).round() as u64;
+        let end = match s.cores.free_core(now) {
+            Some(core) => s.cores.occupy(core, now, busy),
+            None => now + busy,
+        };
+        s.worker.record_busy(busy);
+        self.events
+            .schedule_at(end, Event::CoreFree(Location::Host));
+        self.release_outputs(Location::Host, end);
+    }
+
+    fn access_start(&mut self, loc: Location, access: AccessRequest) {
+        let now = self.now();
+        if loc == Location::Host {
+            // The host reads its own memory: the access's cost is in the step's CPU time.
+            return self.access_done(loc, access);
+        }
+        let dma = self.config.profile.dma;
+        let gap_ns = (1e9 / dma.reads_per_s_max).round() as u64;
+        let start = self.dma_free_ns.max(now);
+        self.dma_free_ns = start + gap_ns;
+        let latency = dma.read_ns + (f64::from(access.descriptor.len) * dma.byte_ns).round() as u64;
+        self.events
+            .schedule_at(start + latency, Event::AccessDone(loc, access));
+    }
+
+    fn access_done(&mut self, loc: Location, access: AccessRequest) {
+        let now = self.now();
+        let i = usize::from(loc == Location::Nic);
+        self.path.start(now, access, &mut self.servers[i].worker);
+        self.release_outputs(loc, now);
+        self.pump_server(loc);
+    }
+
+    // ---- sampling and control -----------------------------------------------------------------
+
+    fn worker_tick(&mut self, loc: Location) {
+        let now = self.now();
+        let s = self.server(loc);
+        if s.tick_at_ns != now {
+            return;
+        }
+        let sample = s.worker.handle_timeout(Nanos(now));
+        s.tick_at_ns = s.worker.poll_timeout().0.max(now + 1);
+        let next = s.tick_at_ns;
+        self.events.schedule_at(next, Event::WorkerTick(loc));
+        let Some(sample) = sample else {
+            return;
+        };
+        if loc == Location::Host {
+            self.control.on_host_sample(sample);
+        } else {
+            let observed = self.control.on_nic_sample(sample);
+            self.observe(observed);
+        }
+    }
+
+    fn control_tick(&mut self) {
+        let now = self.now();
+        if let Some(observed) = self.control.handle_timeout(Nanos(now), &[]) {
+            self.observe(observed);
+        }
+        let next = self.control.poll_timeout().0.max(now + 1);
+        self.events.schedule_at(next, Event::ControlTick);
+    }
+
+    /// Records a sample; publishes a change's settings to the workers now and hands its rules to
+    /// the eSwitch, which holds them `rule_update_ns` later.
+    fn observe(&mut self, observed: Observed) {
+        let now = self.now();
+        let warmup = self.config.warmup_ns;
+        let s = observed.sample;
+        if let (Some(location), Some(t_ns)) = (s.location, now.checked_sub(warmup)) {
+            self.samples.push(raw::LoadSample {
+                t_ns,
+                location: naam_roles::host::control::results_location(location),
+                queue_delay_ns: s.queue_delay_ns,
+                utilisation: f64::from(s.utilisation_permille) / 1000.0,
+                completions: s.completions,
+            });
+        }
+        let (Some(change), None) = (observed.change, observed.rule_error) else {
+            return;
+        };
+        let settings = self.control.settings();
+        for s in &mut self.servers {
+            s.worker.apply(settings);
+        }
+        let applied_at = now + self.config.profile.rule_update_ns;
+        self.events.schedule_at(
+            applied_at,
+            Event::RulesApplied(Box::new(self.control.rules().clone())),
+        );
+        let Some(t_ns) = applied_at.checked_sub(warmup) else {
+            return;
+        };
+        self.changes.push(raw::SteeringChange {
+            t_ns,
+            policy: self.config.policy.name().to_string(),
+            scope: naam_roles::host::control::scope_name(change.key),
+            host_permille: change.after.of(Location::Host),
+            nic_permille: change.after.of(Location::Nic),
+            client_permille: change.after.of(Location::Client),
+            reason: change.reason.to_string(),
+        });
+    }
+
+    // ---- results ------------------------------------------------------------------------------
+
+    fn finish(self, out_dir: &Path) -> Result<SimOutcome, SimError> {
+        let config = &self.config;
+        let record = SimRecord {
+            network: "simulated".into(),
+            label: config.profile.label(),
+            profile: config.profile.name.clone(),
+            profile_description: config.profile.description.clone(),
+            seed: config.seed,
+            events: self.events.popped(),
+            end_ns: self.events.now_ns(),
+            steered: self.steered,
+            rnic_reads: self.rnic_reads,
+            rule_changes: self.changes.len() as u64,
+        };
+        let server = ServerSummary {
+            schema: raw::RAW_SCHEMA_VERSION,
+            policy: config.policy.name().to_string(),
+            host: self.counters(0),
+            nic: self.counters(1),
+        };
+        let mut clients = Vec::new();
+        for (k, c) in self.clients.into_iter().enumerate() {
+            let k = k as u32;
+            let Some((report, _end)) = c.report else {
+                return Err(SimError::Setup(format!("client {k} did not finish")));
+            };
+            let hlog = c.hlog.finish().map_err(setup)?;
+            write(out_dir, &raw::client_hlog_file(k), &hlog)?;
+            let summary = client_summary(config, k, report);
+            write_json(out_dir, &raw::client_summary_file(k), &summary)?;
+            clients.push(summary);
+        }
+        write_json(out_dir, raw::SERVER_FILE, &server)?;
+        let path = out_dir.join(raw::STEERING_FILE);
+        raw::write_jsonl(&path, &self.changes).map_err(|e| output(&path, e))?;
+        let path = out_dir.join(raw::SAMPLES_FILE);
+        raw::write_jsonl(&path, &self.samples).map_err(|e| output(&path, e))?;
+        write_json(out_dir, TESTBED_FILE, &record)?;
+        Ok(SimOutcome {
+            record,
+            clients,
+            server,
+        })
+    }
+
+    fn counters(&self, i: usize) -> raw::LocationCounters {
+        let s = &self.servers[i];
+        let totals = Totals::of(&s.worker.measured_totals());
+        totals.location_counters(s.cores.count() as u32, self.config.measure_ns)
+    }
+}
+
+/// The testbed's record in a point's folder (as the local testbed's).
+pub const TESTBED_FILE: &str = "testbed.json";
+
+fn check(config: &SimPointConfig) -> Result<(), SimError> {
+    let bad = |m: String| Err(SimError::Config(m));
+    if !(1..=CLIENTS_MAX).contains(&config.clients) {
+        return bad(format!("clients = {}: 1..={CLIENTS_MAX}", config.clients));
+    }
+    if !(config.offered_ops_per_s > 0.0) {
+        return bad(format!("offered load {} ops/s", config.offered_ops_per_s));
+    }
+    if config.interval_ns == 0 || config.measure_ns % config.interval_ns != 0 {
+        return bad(format!(
+            "interval {} ns must divide the measured phase {} ns",
+            config.interval_ns, config.measure_ns
+        ));
+    }
+    if let Some(h) = config.hog
+        && h.start_ns > h.stop_ns
+    {
+        return bad(format!("hog starts at {} after it stops", h.start_ns));
+    }
+    Ok(())
+}
+
+/// Regions live in shared memory when the machine has it (they are memory-mapped files).
+fn shm_dir() -> Result<tempfile::TempDir, SimError> {
+    let dev_shm = Path::new("/dev/shm");
+    let dir = if dev_shm.is_dir() {
+        tempfile::Builder::new()
+            .prefix("naam-sim-")
+            .tempdir_in(dev_shm)
+    } else {
+        tempfile::Builder::new().prefix("naam-sim-").tempdir()
+    };
+    dir.map_err(setup)
+}
+
+fn server_of(
+    worker: ServerWorker,
+    cost: CpuCost,
+    _config: &SimPointConfig,
+) -> Result<Server, SimError> {
+    Ok(Server {
+        worker,
+        cores: CorePool::new(cost.cores).map_err(setup)?,
+        cost,
+        rx: VecDeque::new(),
+        tick_at_ns: 0,
+    })
+}
+
+fn client_session(
+    config: &SimPointConfig,
+    k: u32,
+    meta: &naam_roles::workload::DatasetMeta,
+    functions: &Arc<naam_engine::FunctionTable>,
+    table: &Arc<RegionTable>,
+) -> Result<ClientSession, SimError> {
+    let seed = config.seed.wrapping_add(u64::from(k));
+    let rate = config.offered_ops_per_s / f64::from(config.clients);
+    let mut endpoint_config = EndpointConfig::new(k, config.timeout_ns);
+    endpoint_config.inflight_max = config.inflight_max as usize;
+    let client_policy = config.policy.runs_at_client().then(|| {
+        naam_engine::Controller::new(
+            naam_engine::policy::build(&config.policy),
+            naam_engine::RuleKey::DEFAULT,
+        )
+    });
+    let endpoint = ClientEndpoint::new(
+        endpoint_config,
+        Arc::clone(functions),
+        Arc::clone(table),
+        client_policy,
+        Nanos(0),
+    )
+    .map_err(setup)?;
+    let load = LoadConfig {
+        mode: LoadMode::Poisson {
+            rate_per_s: rate,
+            seed: seed ^ 0x5c4e_d01e,
+        },
+        warmup_ns: config.warmup_ns,
+        measure_ns: config.measure_ns,
+        requests_max: naam_loadgen::generator::REQUESTS_MAX,
+        inflight_max: config.inflight_max,
+        interval_ns: config.interval_ns,
+        thresholds: Thresholds::default(),
+        rate_steps: Vec::new(),
+    };
+    let generator = LoadGenerator::new(load, TagSet::locations()).map_err(setup)?;
+    let workload = workload::client(&config.dataset, meta, k, seed, true).map_err(setup)?;
+    let times = SessionTimes {
+        warmup_ns: config.warmup_ns,
+        end_ns: config.warmup_ns + config.measure_ns,
+        drain_grace_ns: DRAIN_GRACE_NS,
+    };
+    ClientSession::new(generator, workload, endpoint, times).map_err(setup)
+}
+
+fn hlog_writer(config: &SimPointConfig, k: u32) -> Result<HlogWriter<Vec<u8>>, SimError> {
+    let comment = format!(
+        "naam client {k}, {} (latency ns from the intended send; tag = where it ran; times are \
+         virtual: StartTime is the measured phase's start since the run's start)",
+        config.profile.label()
+    );
+    HlogWriter::new(
+        Vec::new(),
+        TagSet::locations(),
+        config.warmup_ns / 1_000_000,
+        &[&comment],
+    )
+    .map_err(setup)
+}
+
+fn client_summary(config: &SimPointConfig, k: u32, report: SessionReport) -> ClientSummary {
+    let run = report.run;
+    ClientSummary {
+        schema: raw::RAW_SCHEMA_VERSION,
+        client: k,
+        schedule: ScheduleKind::Poisson,
+        offered_ops_per_s: Some(config.offered_ops_per_s / f64::from(config.clients)),
+        sent: run.rate.intended,
+        completed: run.rate.completed,
+        errors: report.errors,
+        verify_failures: report.measured.verify_failures,
+        misses: report.measured.misses,
+        send_lateness_ns_p50: run.rate.send_lateness_ns_p50,
+        send_lateness_ns_p99: run.rate.send_lateness_ns_p99,
+        send_lateness_ns_max: run.rate.send_lateness_ns_max,
+        achieved_ops_per_s: run.rate.achieved_rate_per_s,
+        warmup_ms: config.warmup_ns / 1_000_000,
+        measure_ms: config.measure_ns / 1_000_000,
+        seed: config.seed.wrapping_add(u64::from(k)),
+        distribution: report.distribution.to_string(),
+        interval_ms: config.interval_ns / 1_000_000,
+    }
+}
+
+fn output(path: &Path, e: impl std::fmt::Display) -> SimError {
+    SimError::Output {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), SimError> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(|e| output(&path, e))
+}
+
+fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), SimError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| output(&dir.join(name), e))?;
+    bytes.push(b'\n');
+    write(dir, name, &bytes)
+}

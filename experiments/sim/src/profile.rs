@@ -1,0 +1,374 @@
+//! Cost profiles: the modelled times of a simulated testbed, as a TOML file users read and edit
+//! (`experiments/profiles/<name>.toml`). Every value is a table `{ value = …, source = "…" }`:
+//! the source cites where the number comes from, or says "assumption" — loading refuses a value
+//! without one, and a value outside its named range.
+//!
+//! Times are per operation; a step's CPU time is derived from what actually ran in the VM
+//! ([`CpuCost::step_ns`]: instructions executed, bytes read, accesses declared).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Version of the profile format.
+pub const PROFILE_SCHEMA: u32 = 1;
+/// Largest profile file read.
+pub const PROFILE_BYTES_MAX: u64 = 1 << 20;
+/// Where the shipped profiles live, relative to the repository root.
+pub const PROFILES_DIR: &str = "experiments/profiles";
+
+/// A value and its source, as read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam<T> {
+    value: T,
+    source: String,
+}
+
+/// Costs of one kind of core (host or NIC).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuCost {
+    /// Cores.
+    pub cores: usize,
+    /// Fixed cost of one execution step (dispatch, VM entry, continuation bookkeeping).
+    pub step_ns: f64,
+    /// Cost of one eBPF instruction.
+    pub insn_ns: f64,
+    /// Cost per byte of fetched data a step runs over.
+    pub data_byte_ns: f64,
+    /// Cost of issuing one access.
+    pub access_issue_ns: f64,
+    /// Cost of receiving one message (packet I/O, decode).
+    pub rx_ns: f64,
+    /// Cost of sending one reply (encode, packet I/O).
+    pub tx_ns: f64,
+}
+
+impl CpuCost {
+    /// The CPU time of one step that executed `insn` instructions over `data_bytes` bytes and
+    /// declared `accesses_out` accesses, rounded to the nearest ns.
+    pub fn step_cost_ns(&self, insn: u64, data_bytes: u64, accesses_out: u32) -> u64 {
+        let ns = self.step_ns
+            + insn as f64 * self.insn_ns
+            + data_bytes as f64 * self.data_byte_ns
+            + f64::from(accesses_out) * self.access_issue_ns;
+        ns.round() as u64
+    }
+}
+
+/// The network between clients and the server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkCost {
+    /// Line rate of the server's port.
+    pub bandwidth_gbit_per_s: f64,
+    /// One-way propagation and switching delay.
+    pub propagation_ns: u64,
+    /// Bytes each frame carries besides its payload (Ethernet, IP, UDP headers, preamble, gap).
+    pub frame_overhead_bytes: u64,
+}
+
+impl LinkCost {
+    /// Time to serialise a `bytes`-byte payload onto the link, rounded up.
+    pub fn serialisation_ns(&self, bytes: usize) -> u64 {
+        let bits = (bytes as u64 + self.frame_overhead_bytes) * 8;
+        (bits as f64 / self.bandwidth_gbit_per_s).ceil() as u64
+    }
+}
+
+/// The NIC's path to host memory (DMA over PCIe).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DmaCost {
+    /// Round trip of one small read.
+    pub read_ns: u64,
+    /// Added per byte read.
+    pub byte_ns: f64,
+    /// Most reads per second the DMA engine sustains.
+    pub reads_per_s_max: f64,
+}
+
+/// One-sided reads by clients (the RNIC).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RdmaCost {
+    /// The RNIC's service time per read beyond the network's (its processing).
+    pub read_service_ns: u64,
+    /// Most reads per second the RNIC serves.
+    pub reads_per_s_max: f64,
+}
+
+/// A modelled testbed: the costs of every part whose time is modelled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostProfile {
+    /// The profile's name (its file stem).
+    pub name: String,
+    /// What it models, in a sentence (goes into provenance and figure labels).
+    pub description: String,
+    /// Server host cores.
+    pub host: CpuCost,
+    /// NIC cores.
+    pub nic: CpuCost,
+    /// Client cores (one per client).
+    pub client: CpuCost,
+    /// The network.
+    pub link: LinkCost,
+    /// NIC → host memory.
+    pub dma: DmaCost,
+    /// Client → host memory.
+    pub rdma: RdmaCost,
+    /// Time for an eSwitch rule change to take effect.
+    pub rule_update_ns: u64,
+    /// Share of a host core a CPU-hog thread takes while it runs (time-sharing).
+    pub hog_core_share: f64,
+}
+
+/// Why a profile cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read.
+    #[error("cost profile {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`PROFILE_BYTES_MAX`].
+    #[error("cost profile {path}: {bytes} bytes > {PROFILE_BYTES_MAX}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
+    /// Not valid TOML of the profile's shape.
+    #[error("cost profile {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A schema other than [`PROFILE_SCHEMA`].
+    #[error("cost profile {path}: schema {found}, this build reads {PROFILE_SCHEMA}")]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// The schema found.
+        found: u32,
+    },
+    /// A value without a source.
+    #[error("cost profile {path}: `{key}` has no source (cite one, or write \"assumption\")")]
+    NoSource {
+        /// The file.
+        path: PathBuf,
+        /// The key (`nic.insn_ns`).
+        key: String,
+    },
+    /// A value outside its range.
+    #[error("cost profile {path}: `{key}` = {value} outside {min}..={max}")]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The value.
+        value: f64,
+        /// Least allowed.
+        min: f64,
+        /// Most allowed.
+        max: f64,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    schema: u32,
+    description: String,
+    host: RawCpu,
+    nic: RawCpu,
+    client: RawCpu,
+    link: RawLink,
+    dma: RawDma,
+    rdma: RawRdma,
+    eswitch: RawEswitch,
+    hog: RawHog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCpu {
+    cores: RawParam<f64>,
+    step_ns: RawParam<f64>,
+    insn_ns: RawParam<f64>,
+    data_byte_ns: RawParam<f64>,
+    access_issue_ns: RawParam<f64>,
+    rx_ns: RawParam<f64>,
+    tx_ns: RawParam<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    bandwidth_gbit_per_s: RawParam<f64>,
+    propagation_ns: RawParam<f64>,
+    frame_overhead_bytes: RawParam<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDma {
+    read_ns: RawParam<f64>,
+    byte_ns: RawParam<f64>,
+    reads_per_s_max: RawParam<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRdma {
+    read_service_ns: RawParam<f64>,
+    reads_per_s_max: RawParam<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEswitch {
+    rule_update_ns: RawParam<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHog {
+    core_share: RawParam<f64>,
+}
+
+/// Largest per-operation time a profile may state (1 s).
+const OP_NS_MAX: f64 = 1e9;
+
+/// Checks each value's source and range while building the typed profile.
+struct Checker<'p> {
+    path: &'p Path,
+}
+
+impl Checker<'_> {
+    fn get(&self, key: &str, p: &RawParam<f64>, min: f64, max: f64) -> Result<f64, ProfileError> {
+        if p.source.trim().is_empty() {
+            return Err(ProfileError::NoSource {
+                path: self.path.to_path_buf(),
+                key: key.to_string(),
+            });
+        }
+        if !(min..=max).contains(&p.value) {
+            return Err(ProfileError::OutOfRange {
+                path: self.path.to_path_buf(),
+                key: key.to_string(),
+                value: p.value,
+                min,
+                max,
+            });
+        }
+        Ok(p.value)
+    }
+
+    fn ns(&self, key: &str, p: &RawParam<f64>) -> Result<f64, ProfileError> {
+        self.get(key, p, 0.0, OP_NS_MAX)
+    }
+
+    fn cpu(&self, section: &str, raw: &RawCpu) -> Result<CpuCost, ProfileError> {
+        let key = |k: &str| format!("{section}.{k}");
+        let cores = self.get(
+            &key("cores"),
+            &raw.cores,
+            1.0,
+            crate::cores::CORES_MAX as f64,
+        )?;
+        Ok(CpuCost {
+            cores: cores as usize,
+            step_ns: self.ns(&key("step_ns"), &raw.step_ns)?,
+            insn_ns: self.ns(&key("insn_ns"), &raw.insn_ns)?,
+            data_byte_ns: self.ns(&key("data_byte_ns"), &raw.data_byte_ns)?,
+            access_issue_ns: self.ns(&key("access_issue_ns"), &raw.access_issue_ns)?,
+            rx_ns: self.ns(&key("rx_ns"), &raw.rx_ns)?,
+            tx_ns: self.ns(&key("tx_ns"), &raw.tx_ns)?,
+        })
+    }
+}
+
+impl CostProfile {
+    /// Parses a profile named `name` from `text` (read from `path`, for messages).
+    pub fn parse(name: &str, text: &str, path: &Path) -> Result<CostProfile, ProfileError> {
+        let raw: RawProfile = toml::from_str(text).map_err(|e| ProfileError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if raw.schema != PROFILE_SCHEMA {
+            return Err(ProfileError::Schema {
+                path: path.to_path_buf(),
+                found: raw.schema,
+            });
+        }
+        let c = Checker { path };
+        Ok(CostProfile {
+            name: name.to_string(),
+            description: raw.description,
+            host: c.cpu("host", &raw.host)?,
+            nic: c.cpu("nic", &raw.nic)?,
+            client: c.cpu("client", &raw.client)?,
+            link: LinkCost {
+                bandwidth_gbit_per_s: c.get(
+                    "link.bandwidth_gbit_per_s",
+                    &raw.link.bandwidth_gbit_per_s,
+                    0.001,
+                    1600.0,
+                )?,
+                propagation_ns: c.ns("link.propagation_ns", &raw.link.propagation_ns)? as u64,
+                frame_overhead_bytes: c.get(
+                    "link.frame_overhead_bytes",
+                    &raw.link.frame_overhead_bytes,
+                    0.0,
+                    1024.0,
+                )? as u64,
+            },
+            dma: DmaCost {
+                read_ns: c.ns("dma.read_ns", &raw.dma.read_ns)? as u64,
+                byte_ns: c.ns("dma.byte_ns", &raw.dma.byte_ns)?,
+                reads_per_s_max: c.get(
+                    "dma.reads_per_s_max",
+                    &raw.dma.reads_per_s_max,
+                    1.0,
+                    1e10,
+                )?,
+            },
+            rdma: RdmaCost {
+                read_service_ns: c.ns("rdma.read_service_ns", &raw.rdma.read_service_ns)? as u64,
+                reads_per_s_max: c.get(
+                    "rdma.reads_per_s_max",
+                    &raw.rdma.reads_per_s_max,
+                    1.0,
+                    1e10,
+                )?,
+            },
+            rule_update_ns: c.ns("eswitch.rule_update_ns", &raw.eswitch.rule_update_ns)? as u64,
+            hog_core_share: c.get("hog.core_share", &raw.hog.core_share, 0.0, 0.99)?,
+        })
+    }
+
+    /// Loads `<dir>/<name>.toml`.
+    pub fn load(dir: &Path, name: &str) -> Result<CostProfile, ProfileError> {
+        let path = dir.join(format!("{name}.toml"));
+        let io = |source| ProfileError::Io {
+            path: path.clone(),
+            source,
+        };
+        let bytes = std::fs::metadata(&path).map_err(io)?.len();
+        if bytes > PROFILE_BYTES_MAX {
+            return Err(ProfileError::TooLarge { path, bytes });
+        }
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        CostProfile::parse(name, &text, &path)
+    }
+
+    /// The label results carry: `simulated (profile <name>)`.
+    pub fn label(&self) -> String {
+        format!("simulated (profile {})", self.name)
+    }
+}
