@@ -66,6 +66,30 @@ pub struct HogWindow {
     pub stop_ns: u64,
 }
 
+/// One simulated client's load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimClient {
+    /// Its seed (workload keys, arrivals).
+    pub seed: u64,
+    /// Its offered load (Poisson).
+    pub offered_ops_per_s: f64,
+    /// Rate steps: from `at_ns` (since the run start) the rate is multiplied by `factor`.
+    pub load_steps: Vec<(u64, f64)>,
+}
+
+impl SimClient {
+    /// `count` clients sharing `offered_ops_per_s` evenly, client `k` seeded `seed + k`.
+    pub fn even(count: u32, offered_ops_per_s: f64, seed: u64) -> Vec<SimClient> {
+        (0..count)
+            .map(|k| SimClient {
+                seed: seed.wrapping_add(u64::from(k)),
+                offered_ops_per_s: offered_ops_per_s / f64::from(count.max(1)),
+                load_steps: Vec::new(),
+            })
+            .collect()
+    }
+}
+
 /// Everything a simulated point needs.
 #[derive(Debug, Clone)]
 pub struct SimPointConfig {
@@ -75,17 +99,15 @@ pub struct SimPointConfig {
     pub dataset: Dataset,
     /// The series: a static placement or a policy.
     pub policy: PolicySpec,
-    /// Client processes.
-    pub clients: u32,
-    /// Offered load over all clients (Poisson).
-    pub offered_ops_per_s: f64,
+    /// The clients.
+    pub clients: Vec<SimClient>,
     /// Warm-up (excluded from every result).
     pub warmup_ns: u64,
     /// Measured phase.
     pub measure_ns: u64,
     /// Interval of the `.hlog`.
     pub interval_ns: u64,
-    /// The point's seed (client `k` uses `seed + k`, as the local testbed's configurations do).
+    /// The point's seed (recorded; the clients have their own).
     pub seed: u64,
     /// The workers' and the controller's sampling period.
     pub sample_period_ns: u64,
@@ -280,7 +302,7 @@ impl SimPoint {
         let catalog: Vec<_> = table.iter().copied().collect();
         let client_table = Arc::new(RegionTable::from_catalog(&catalog).map_err(setup)?);
         let mut clients = Vec::new();
-        for k in 0..config.clients {
+        for k in 0..config.clients.len() as u32 {
             let session = client_session(&config, k, &meta, &functions, &client_table)?;
             clients.push(Client {
                 session: Some(session),
@@ -308,7 +330,7 @@ impl SimPoint {
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
-            clients_running: config.clients,
+            clients_running: config.clients.len() as u32,
             config,
             _shm: shm,
         };
@@ -333,7 +355,7 @@ impl SimPoint {
         }
         self.events
             .schedule_at(self.control.poll_timeout().0, Event::ControlTick);
-        for k in 0..self.config.clients {
+        for k in 0..self.config.clients.len() as u32 {
             self.schedule_client_wake(k);
         }
     }
@@ -816,13 +838,18 @@ pub const TESTBED_FILE: &str = "testbed.json";
 
 fn check(config: &SimPointConfig) -> Result<(), SimError> {
     let bad = |m: String| Err(SimError::Config(m));
-    if !(1..=CLIENTS_MAX).contains(&config.clients) {
-        return bad(format!("clients = {}: 1..={CLIENTS_MAX}", config.clients));
+    let clients = config.clients.len();
+    if !(1..=CLIENTS_MAX as usize).contains(&clients) {
+        return bad(format!("{clients} clients: 1..={CLIENTS_MAX}"));
     }
-    if !(config.offered_ops_per_s > 0.0) {
-        return bad(format!("offered load {} ops/s", config.offered_ops_per_s));
+    if let Some(c) = config
+        .clients
+        .iter()
+        .find(|c| c.offered_ops_per_s.is_nan() || c.offered_ops_per_s <= 0.0)
+    {
+        return bad(format!("offered load {} ops/s", c.offered_ops_per_s));
     }
-    if config.interval_ns == 0 || config.measure_ns % config.interval_ns != 0 {
+    if config.interval_ns == 0 || !config.measure_ns.is_multiple_of(config.interval_ns) {
         return bad(format!(
             "interval {} ns must divide the measured phase {} ns",
             config.interval_ns, config.measure_ns
@@ -870,8 +897,9 @@ fn client_session(
     functions: &Arc<naam_engine::FunctionTable>,
     table: &Arc<RegionTable>,
 ) -> Result<ClientSession, SimError> {
-    let seed = config.seed.wrapping_add(u64::from(k));
-    let rate = config.offered_ops_per_s / f64::from(config.clients);
+    let client = &config.clients[k as usize];
+    let seed = client.seed;
+    let rate = client.offered_ops_per_s;
     let mut endpoint_config = EndpointConfig::new(k, config.timeout_ns);
     endpoint_config.inflight_max = config.inflight_max as usize;
     let client_policy = config.policy.runs_at_client().then(|| {
@@ -899,7 +927,11 @@ fn client_session(
         inflight_max: config.inflight_max,
         interval_ns: config.interval_ns,
         thresholds: Thresholds::default(),
-        rate_steps: Vec::new(),
+        rate_steps: client
+            .load_steps
+            .iter()
+            .map(|&(at_ns, factor)| naam_loadgen::RateStep { at_ns, factor })
+            .collect(),
     };
     let generator = LoadGenerator::new(load, TagSet::locations()).map_err(setup)?;
     let workload = workload::client(&config.dataset, meta, k, seed, true).map_err(setup)?;
@@ -932,7 +964,7 @@ fn client_summary(config: &SimPointConfig, k: u32, report: SessionReport) -> Cli
         schema: raw::RAW_SCHEMA_VERSION,
         client: k,
         schedule: ScheduleKind::Poisson,
-        offered_ops_per_s: Some(config.offered_ops_per_s / f64::from(config.clients)),
+        offered_ops_per_s: Some(config.clients[k as usize].offered_ops_per_s),
         sent: run.rate.intended,
         completed: run.rate.completed,
         errors: report.errors,
@@ -944,7 +976,7 @@ fn client_summary(config: &SimPointConfig, k: u32, report: SessionReport) -> Cli
         achieved_ops_per_s: run.rate.achieved_rate_per_s,
         warmup_ms: config.warmup_ns / 1_000_000,
         measure_ms: config.measure_ns / 1_000_000,
-        seed: config.seed.wrapping_add(u64::from(k)),
+        seed: config.clients[k as usize].seed,
         distribution: report.distribution.to_string(),
         interval_ms: config.interval_ns / 1_000_000,
     }

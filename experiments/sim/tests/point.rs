@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use naam_roles::config::{Dataset, Distribution, MicaSpec, WorkloadSpec, YcsbWorkload};
-use naam_sim::point::{SimOutcome, SimPoint, SimPointConfig};
+use naam_sim::point::{SimClient, SimOutcome, SimPoint, SimPointConfig};
 use naam_sim::profile::CostProfile;
 use naam_types::{PolicyKind, PolicySpec};
 
@@ -44,8 +44,7 @@ fn config(policy: PolicyKind, offered_ops_per_s: f64, seed: u64) -> SimPointConf
             seed,
         },
         policy: PolicySpec::default_for(policy),
-        clients: 4,
-        offered_ops_per_s,
+        clients: SimClient::even(4, offered_ops_per_s, seed),
         warmup_ns: 10 * MS,
         measure_ns: 40 * MS,
         interval_ns: 10 * MS,
