@@ -73,8 +73,16 @@ pub const RUN: &[ColumnSpec] = &[
     spec!("points_total", U32, "points in the plan"),
     spec!("points_complete", U32, "points with a summary"),
     spec!("config_hash", Str, "SHA-256 of the canonical plan JSON"),
-    spec!("testbed", Str, "local, netns or inventory"),
-    spec!("nic_emulated", Bool, "whether the NIC was emulated"),
+    spec!(
+        "testbed",
+        Str,
+        "local, netns, inventory or simulated (profile <name>)"
+    ),
+    spec!(
+        "nic_emulated",
+        Bool,
+        "whether the NIC was emulated (or simulated)"
+    ),
     spec!(
         "executor",
         Str,

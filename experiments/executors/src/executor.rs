@@ -141,6 +141,10 @@ impl LocalExecutor {
                 let placement = Placement::Namespaces(ns);
                 point::run(&configs, timing, binary, placement, &self.cancel, out_dir).map(Some)
             }
+            Testbed::Sim { profile, .. } => Err(TestbedError::Unsupported(format!(
+                "the simulation testbed (profile {profile}) runs through the simulation executor \
+                 (naam_executors::SimExecutor)"
+            ))),
             Testbed::Inventory { path } => Err(TestbedError::Unsupported(format!(
                 "testbed inventory {} runs through the orchestrator (naam deploy / naam run with an inventory)",
                 path.display()

@@ -18,6 +18,9 @@
 //! a DMA delay and a core-speed factor, one-sided reads are served by a host thread.
 //!
 //! The vm-cost experiment has no traffic: [`vmcost`] times the functions in process.
+//!
+//! The simulation testbed ([`SimExecutor`], [`sim`]) runs the same points with naam-sim: the
+//! production engine on a virtual clock, time modelled by a cost profile, points in parallel.
 
 pub mod configs;
 pub mod executor;
@@ -26,6 +29,7 @@ pub mod launches;
 pub mod orchestrated;
 pub mod point;
 pub mod shift;
+pub mod sim;
 pub mod vmcost;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +38,7 @@ pub use executor::{LocalExecutor, LocalOptions};
 pub use inventory::dry_run;
 pub use naam_launch::role_binary;
 pub use orchestrated::{OrchestratorExecutor, OrchestratorOptions};
+pub use sim::SimExecutor;
 
 /// Why a point could not run on the local testbed.
 #[derive(Debug, thiserror::Error)]

@@ -104,6 +104,13 @@ impl ManifestBuilder {
         self
     }
 
+    /// `[testbed] kind = "sim"` with this cost profile (`profiles/<profile>.toml` beside the
+    /// manifest).
+    pub fn sim(mut self, profile: &str) -> Self {
+        self.testbed = format!("kind = \"sim\"\nprofile = {}", quoted(profile));
+        self
+    }
+
     /// A `[roles]` value, e.g. `role("clients", 3)`.
     pub fn role(mut self, key: &str, value: impl ToString) -> Self {
         set(&mut self.roles, key, value.to_string());

@@ -36,6 +36,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "`inventory = \"inventory/cloudlab.toml\"` (with `kind = \"inventory\"`)",
     ),
     (
+        "profile",
+        "`profile = \"bf2-r7525\"` (with `kind = \"sim\"`: experiments/profiles/bf2-r7525.toml)",
+    ),
+    (
         "roles",
         "`[roles]` with clients, client_threads, host_workers, nic_workers, nic_access_delay_ns, nic_core_speed_factor",
     ),

@@ -109,21 +109,40 @@ pub enum Testbed {
         /// The inventory file, resolved against the manifest's folder.
         path: PathBuf,
     },
+    /// The simulation testbed: the production engine on a virtual clock, its time modelled by
+    /// a cost profile (`profiles/<profile>.toml` beside the manifest).
+    Sim {
+        /// The cost profile's name.
+        profile: String,
+        /// Its file, resolved against the manifest's folder.
+        path: PathBuf,
+    },
 }
 
 impl Testbed {
-    /// The stable kind name (`local`, `netns`, `inventory`).
+    /// The stable kind name (`local`, `netns`, `inventory`, `sim`).
     pub fn kind_name(&self) -> &'static str {
         match self {
             Testbed::Local => "local",
             Testbed::Netns => "netns",
             Testbed::Inventory { .. } => "inventory",
+            Testbed::Sim { .. } => "sim",
         }
     }
 
-    /// Whether the NIC of this testbed is emulated (a process standing in for a BlueField-2).
+    /// Whether the NIC of this testbed is emulated (a process standing in for a BlueField-2) or
+    /// simulated.
     pub fn nic_is_emulated(&self) -> bool {
         !matches!(self, Testbed::Inventory { .. })
+    }
+
+    /// The testbed as results and figures name it: the kind, or for the simulation testbed
+    /// `simulated (profile <name>)`.
+    pub fn label(&self) -> String {
+        match self {
+            Testbed::Sim { profile, .. } => format!("simulated (profile {profile})"),
+            other => other.kind_name().to_string(),
+        }
     }
 }
 

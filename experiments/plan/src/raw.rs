@@ -36,6 +36,7 @@ pub(crate) type RawPolicies =
 pub(crate) struct RawTestbed {
     pub kind: Spanned<String>,
     pub inventory: Option<Spanned<String>>,
+    pub profile: Option<Spanned<String>>,
 }
 
 /// `[roles]`.

@@ -219,12 +219,48 @@ fn ipipe_series_waits_for_its_nic_role() {
 }
 
 #[test]
-fn simulation_testbed_is_not_implemented() {
+fn sim_testbed_needs_a_profile() {
+    check(
+        &[("kind = \"local\"", "kind = \"sim\"")],
+        expect![[r#"
+        [missing-field] experiments/mica-ycsb-b.toml:7: field `testbed.profile`: missing
+          help: write `profile = "bf2-r7525"` (with `kind = "sim"`: experiments/profiles/bf2-r7525.toml)"#]],
+    );
+}
+
+#[test]
+fn sim_profile_must_be_a_file_stem() {
+    check(
+        &[(
+            "kind = \"local\"",
+            "kind = \"sim\"\nprofile = \"../etc/passwd\"",
+        )],
+        expect![[r#"
+            [invalid-value] experiments/mica-ycsb-b.toml:9: field `testbed.profile`: "../etc/passwd" is not a profile name (1..=64 of a-z, 0-9, -)
+              help: write `profile = "bf2-r7525"` (with `kind = "sim"`: experiments/profiles/bf2-r7525.toml)"#]],
+    );
+}
+
+#[test]
+fn a_profile_belongs_to_the_sim_testbed_only() {
+    check(
+        &[(
+            "kind = \"local\"",
+            "kind = \"local\"\nprofile = \"bf2-r7525\"",
+        )],
+        expect![[r#"
+            [not-applicable] experiments/mica-ycsb-b.toml:9: field `testbed.profile`: a cost profile belongs to `kind = "sim"` only
+              help: remove `testbed.profile`"#]],
+    );
+}
+
+#[test]
+fn the_old_simulation_kind_name_is_unknown() {
     check(
         &[("kind = \"local\"", "kind = \"simulation\"")],
         expect![[r#"
-        [not-implemented] experiments/mica-ycsb-b.toml:8: field `testbed.kind`: the simulation testbed is not implemented yet
-          help: write `kind = "local"` (this machine, emulated NIC) or `kind = "inventory"` (real machines)"#]],
+        [invalid-value] experiments/mica-ycsb-b.toml:8: field `testbed.kind`: unknown name "simulation"
+          help: write one of "local", "netns", "inventory", "sim""#]],
     );
 }
 

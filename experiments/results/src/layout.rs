@@ -125,7 +125,7 @@ impl RunDir {
                 variant: plan.variant.to_string(),
                 run_id: self.run_id(),
                 config_hash: hash,
-                testbed: plan.testbed.kind_name().to_string(),
+                testbed: plan.testbed.label(),
                 nic_emulated: plan.testbed.nic_is_emulated(),
                 manifest: manifest.to_string(),
                 base_seed: plan.base_seed,

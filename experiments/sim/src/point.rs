@@ -512,7 +512,13 @@ impl SimPoint {
             return Ok(());
         };
         let end_ns = (self.config.warmup_ns + self.config.measure_ns).max(now);
-        c.report = Some((session.finish(end_ns).map_err(setup)?, end_ns));
+        let mut report = session.finish(end_ns).map_err(setup)?;
+        // The intervals the generator still held at the end (as the client role writes them).
+        for mut interval in std::mem::take(&mut report.run.intervals) {
+            interval.start_ns = interval.start_ns.saturating_sub(self.config.warmup_ns);
+            c.hlog.write_interval(&interval).map_err(setup)?;
+        }
+        c.report = Some((report, end_ns));
         self.clients_running -= 1;
         Ok(())
     }

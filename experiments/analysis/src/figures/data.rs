@@ -425,7 +425,11 @@ fn vm_cost_figure(
 pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
     let run = frames.frame("run")?;
     let experiment = first_str(run, "experiment")?;
-    let title = first_str(run, "title")?;
+    let mut title = first_str(run, "title")?;
+    let testbed = first_str(run, "testbed")?;
+    if testbed.starts_with("simulated") {
+        title = format!("{title} — {testbed}");
+    }
     let mut bars = ErrorBars::default();
     let mut notes = Vec::new();
     let rows = point_rows(frames.frame("points")?)?;
@@ -459,7 +463,10 @@ pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
 
 fn provenance_lines(run: &DataFrame) -> Result<Vec<String>, AnalysisError> {
     let testbed = first_str(run, "testbed")?;
-    let emulated = if first_bool(run, "nic_emulated")? {
+    let simulated = testbed.starts_with("simulated");
+    let emulated = if simulated {
+        "NIC, cores and links simulated"
+    } else if first_bool(run, "nic_emulated")? {
         "NIC emulated"
     } else {
         "real NIC"
@@ -494,7 +501,9 @@ fn provenance_lines(run: &DataFrame) -> Result<Vec<String>, AnalysisError> {
     } else {
         lines.push(format!("executor: {}", first_str(run, "executor")?));
     }
-    if testbed != "inventory" {
+    if simulated {
+        lines.push("SIMULATED: the production engine on a virtual clock; times come from the cost profile, not from hardware".to_string());
+    } else if testbed != "inventory" {
         lines.push("one machine shows shapes and mechanisms, not hardware numbers; NAAM reconstructed from the paper's abstract".to_string());
     }
     Ok(lines)

@@ -312,7 +312,7 @@ enum TestbedKind {
     Local,
     Netns,
     Inventory,
-    Simulation,
+    Sim,
 }
 
 fn testbed(src: Source<'_>, table: &Spanned<RawTestbed>) -> Result<Testbed, ManifestError> {
@@ -321,21 +321,57 @@ fn testbed(src: Source<'_>, table: &Spanned<RawTestbed>) -> Result<Testbed, Mani
         (TestbedKind::Local, "local"),
         (TestbedKind::Netns, "netns"),
         (TestbedKind::Inventory, "inventory"),
-        (TestbedKind::Simulation, "simulation"),
+        (TestbedKind::Sim, "sim"),
     ];
     let kind = one_of(src, &raw.kind, "testbed.kind", &kinds)?;
     let no_inventory = "an inventory file belongs to `kind = \"inventory\"` only";
+    let no_profile = "a cost profile belongs to `kind = \"sim\"` only";
+    let neither = |testbed: Testbed| {
+        forbidden(src, &raw.inventory, "testbed.inventory", no_inventory)?;
+        forbidden(src, &raw.profile, "testbed.profile", no_profile)?;
+        Ok(testbed)
+    };
     match kind {
-        TestbedKind::Local => forbidden(src, &raw.inventory, "testbed.inventory", no_inventory).map(|()| Testbed::Local),
-        TestbedKind::Netns => forbidden(src, &raw.inventory, "testbed.inventory", no_inventory).map(|()| Testbed::Netns),
-        TestbedKind::Simulation => Err(src.not_implemented(
-            &raw.kind.span(),
-            "testbed.kind",
-            "the simulation testbed",
-            "write `kind = \"local\"` (this machine, emulated NIC) or `kind = \"inventory\"` (real machines)",
-        )),
-        TestbedKind::Inventory => inventory(src, table),
+        TestbedKind::Local => neither(Testbed::Local),
+        TestbedKind::Netns => neither(Testbed::Netns),
+        TestbedKind::Sim => {
+            forbidden(src, &raw.inventory, "testbed.inventory", no_inventory)?;
+            sim_profile(src, table)
+        }
+        TestbedKind::Inventory => {
+            forbidden(src, &raw.profile, "testbed.profile", no_profile)?;
+            inventory(src, table)
+        }
     }
+}
+
+/// Longest cost-profile name.
+pub const PROFILE_NAME_CHARS_MAX: usize = 64;
+
+/// `profile = "<name>"`: a file stem (lower-case letters, digits, `-`) naming
+/// `profiles/<name>.toml` beside the manifest.
+fn sim_profile(src: Source<'_>, table: &Spanned<RawTestbed>) -> Result<Testbed, ManifestError> {
+    let given = required(
+        src,
+        &table.get_ref().profile,
+        &table.span(),
+        "testbed.profile",
+    )?;
+    let name = given.get_ref().trim();
+    let stem_ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if name.is_empty() || name.len() > PROFILE_NAME_CHARS_MAX || !name.chars().all(stem_ok) {
+        return Err(src.invalid(
+            &given.span(),
+            "testbed.profile",
+            format!("{name:?} is not a profile name (1..={PROFILE_NAME_CHARS_MAX} of a-z, 0-9, -)"),
+            field_help("profile"),
+        ));
+    }
+    let dir = src.path.parent().unwrap_or(Path::new(""));
+    Ok(Testbed::Sim {
+        profile: name.to_string(),
+        path: dir.join("profiles").join(format!("{name}.toml")),
+    })
 }
 
 fn inventory(src: Source<'_>, table: &Spanned<RawTestbed>) -> Result<Testbed, ManifestError> {

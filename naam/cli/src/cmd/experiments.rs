@@ -69,13 +69,16 @@ fn fresh_suffix() -> String {
     )
 }
 
-/// The local testbed, or the orchestrator for a plan whose testbed is an inventory of real
-/// machines.
+/// The local testbed, the simulation testbed for a `kind = "sim"` plan, or the orchestrator for
+/// a plan whose testbed is an inventory of real machines.
 fn executor_for(
     plan: &ExperimentPlan,
     testbed: &TestbedArgs,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Box<dyn naam_runner::PointExecutor>> {
+    if let naam_plan::Testbed::Sim { .. } = plan.testbed {
+        return Ok(Box::new(naam_executors::SimExecutor::per_core()?));
+    }
     let local = local_options(testbed)?;
     if let naam_plan::Testbed::Inventory { .. } = plan.testbed {
         let options = naam_executors::OrchestratorOptions::new(local.role_binary.clone());
