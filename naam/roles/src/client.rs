@@ -40,8 +40,8 @@ pub const CLIENT_SAMPLE_PERIOD_NS: u64 = naam_engine::client::SAMPLE_PERIOD_NS_D
 pub const TIMEOUT_SWEEP_NS: u64 = naam_engine::client::SWEEP_PERIOD_NS_DEFAULT;
 /// Longest wait in one receive call.
 pub const RECV_WAIT_MAX: Duration = Duration::from_millis(1);
-/// Datagrams per receive or send batch.
-pub const BATCH_MAX: usize = 64;
+/// Datagrams per receive or send batch: naam-net's largest.
+use crate::udp::BATCH_MAX;
 /// Steps the local executor runs per round.
 const LOCAL_STEPS_PER_ROUND: usize = 64;
 

@@ -102,8 +102,8 @@ pub mod udp {
 
     /// Receive buffer of every role socket.
     pub const RECV_BUFFER_BYTES: usize = 4 << 20;
-    /// Datagrams per system call.
-    pub const BATCH_MAX: usize = 64;
+    /// Datagrams per system call: naam-net's largest batch.
+    pub use naam_net::BATCH_MAX;
 
     /// The roles' socket settings: kernel timestamps, a large receive buffer, batched calls.
     pub fn config(addr: SocketAddr, reuse_port: bool) -> UdpConfig {

@@ -28,8 +28,10 @@ use crate::workload::ServerWorkload;
 
 /// Steps run per round before the worker looks at its socket again.
 pub const STEPS_PER_ROUND: usize = 64;
-/// Datagrams per receive/send batch.
-pub const BATCH_MAX: usize = 32;
+/// Datagrams per receive/send batch of a server worker (half of naam-net's largest batch, so a
+/// worker returns to its steps sooner under load).
+pub const WORKER_BATCH: usize = 32;
+const _: () = assert!(WORKER_BATCH <= crate::udp::BATCH_MAX);
 /// Longest blocking wait for datagrams when idle.
 pub const IDLE_WAIT: Duration = Duration::from_millis(1);
 /// Distinct reply addresses remembered for messages without a reply address.
@@ -320,8 +322,8 @@ impl<P: AccessPath> WorkerThread<P> {
     /// Serves until `stop` is set; returns the measured phase's totals.
     pub fn run(mut self, stop: &AtomicBool) -> WorkerReport {
         let mut st = LoopState {
-            recv: RecvBatch::new(BATCH_MAX),
-            send: SendBatch::new(BATCH_MAX),
+            recv: RecvBatch::new(WORKER_BATCH),
+            send: SendBatch::new(WORKER_BATCH),
             frame: Vec::new(),
             peers: Vec::new(),
             peer_index: HashMap::new(),
