@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use naam_plan::{Event, ExperimentPlan, PointPlan, Timing};
 use naam_results::hlog::new_histogram;
 use naam_results::raw::*;
+use naam_results::shift::ShiftTimes;
 use naam_results::summary::{PointSummary, read_point_intervals};
 use naam_results::{Provenance, RunDir, RunState};
 use polars::prelude::DataFrame;
@@ -64,8 +65,12 @@ pub fn build_frames(run_dir: &Path) -> Result<Frames, AnalysisError> {
             point,
             run_id: run.run_id(),
         };
-        push_point(&mut b.points, &ctx, &summary)?;
         let dir = run.point_dir(&point.id);
+        let shift = match summary.traffic {
+            Some(_) => naam_results::shift::shift_times(&plan, &dir)?,
+            None => None,
+        };
+        push_point(&mut b.points, &ctx, &summary, shift)?;
         if let Some(report) = &summary.vm_cost {
             push_vmcost(&mut b.vmcost, &ctx, report)?;
         }
@@ -266,6 +271,7 @@ fn push_point(
     b: &mut FrameBuilder,
     ctx: &PointCtx<'_>,
     s: &PointSummary,
+    shift: Option<ShiftTimes>,
 ) -> Result<(), AnalysisError> {
     let reasons = match &s.validity {
         naam_results::Validity::Valid => String::new(),
@@ -291,6 +297,10 @@ fn push_point(
             .set("invalid_reasons", reasons.clone());
         if let (Some(t), Some(h)) = (&s.traffic, &merged) {
             traffic_columns(r, t, h);
+        }
+        if let Some(shift) = shift {
+            r.set_opt("shift_rules_ms", shift.rules_ms)
+                .set_opt("shift_completions_ms", shift.completions_ms);
         }
     })
 }

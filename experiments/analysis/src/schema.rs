@@ -115,7 +115,7 @@ pub const RUN: &[ColumnSpec] = &[
 ];
 
 /// `points`: one row per complete point (series × sweep value × repetition).
-pub const POINTS: &[ColumnSpec] = &concat::<8, 34, 42>(
+pub const POINTS: &[ColumnSpec] = &concat::<8, 36, 44>(
     POINT_KEYS,
     [
         spec!("point_index", U32, "position in the plan"),
@@ -220,6 +220,16 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 34, 42>(
             "rule changes of the steering stage"
         ),
         spec!("intervals", U32, "intervals in the logs"),
+        spec!(
+            "shift_rules_ms",
+            F64,
+            "CPU hog start → first rule sending ≥ 90 % of new requests to the NIC (null: no hog or never)"
+        ),
+        spec!(
+            "shift_completions_ms",
+            F64,
+            "CPU hog start → end of the first interval with ≥ 90 % of completions at the NIC (null: no hog or never)"
+        ),
     ],
 );
 

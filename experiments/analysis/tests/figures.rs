@@ -98,6 +98,19 @@ fn load_shift_figure_data_table() {
         nic_at(1500.0) > nic_at(500.0),
         "adaptive steering moves work to the NIC under the hog"
     );
+    // The shift times, computed from the raw files, reach the figure (the static host placement
+    // never shifts; the synthetic model of the adaptive series never reaches 90 % at the NIC).
+    let shift_lines: Vec<&String> = figure
+        .footnote
+        .iter()
+        .filter(|l| l.starts_with("  naam-adaptive:") || l.starts_with("  host:"))
+        .collect();
+    assert_eq!(shift_lines.len(), 2, "{:#?}", figure.footnote);
+    println!("{shift_lines:#?}");
+    assert_eq!(
+        shift_lines[1].as_str(),
+        "  host: rules never, never; completions never, never"
+    );
 }
 
 #[test]

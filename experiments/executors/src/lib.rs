@@ -28,7 +28,6 @@ pub mod inventory;
 pub mod launches;
 pub mod orchestrated;
 pub mod point;
-pub mod shift;
 pub mod sim;
 pub mod vmcost;
 

@@ -2,10 +2,10 @@
 //! controller moves traffic to the (emulated) NIC; the measured shift time is printed. The static
 //! host placement, under the same hog, keeps everything at the host.
 
-use naam_executors::shift;
 use naam_executors::{LocalExecutor, LocalOptions};
 use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::raw;
+use naam_results::shift;
 
 const WARMUP_MS: u64 = 200;
 const HOG_START_MS: u64 = 1000;
@@ -32,7 +32,7 @@ fn plan(series: &str) -> ExperimentPlan {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run(series: &str) -> tempfile::TempDir {
+fn run(series: &str) -> (ExperimentPlan, tempfile::TempDir) {
     let _testbed = ONE_TESTBED_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -49,23 +49,25 @@ fn run(series: &str) -> tempfile::TempDir {
     LocalExecutor::new(options)
         .run(&plan, &plan.points[0], out.path())
         .unwrap_or_else(|e| panic!("{series}: {e}"));
-    out
+    (plan, out)
 }
 
 #[test]
 fn the_adaptive_controller_moves_traffic_to_the_nic_when_a_hog_starts() {
-    let out = run("naam-adaptive");
-    let by_interval = shift::completions_by_interval(out.path(), 0).unwrap();
+    let (plan, out) = run("naam-adaptive");
+    let by_interval = shift::completions_by_interval(out.path(), 1, INTERVAL_MS).unwrap();
     // Interval logs start at the measured phase (warm-up is not in them).
     let before = shift::shares(&by_interval, 0, HOG_START_MS);
     assert!(
-        before[0] > HOST_SHARE_BEFORE_HOG_MIN,
+        before.host > HOST_SHARE_BEFORE_HOG_MIN,
         "before the hog the host serves everything: {before:?}"
     );
-    let shift_ms = shift::shift_time_ms(&by_interval, HOG_START_MS, INTERVAL_MS);
-    println!("measured shift time (this machine, debug build): {shift_ms:?} ms");
+    let times = shift::shift_times(&plan, out.path())
+        .unwrap()
+        .expect("a hog");
+    println!("measured shift times (this machine, debug build): {times:?}");
     assert!(
-        shift_ms.is_some(),
+        times.completions_ms.is_some(),
         "90 % of traffic reached the NIC after the hog started"
     );
     let changes: Vec<raw::SteeringChange> =
@@ -84,10 +86,10 @@ fn the_adaptive_controller_moves_traffic_to_the_nic_when_a_hog_starts() {
 
 #[test]
 fn the_static_host_placement_keeps_traffic_at_the_host_under_the_hog() {
-    let out = run("host");
-    let by_interval = shift::completions_by_interval(out.path(), 0).unwrap();
+    let (_, out) = run("host");
+    let by_interval = shift::completions_by_interval(out.path(), 1, INTERVAL_MS).unwrap();
     let after = shift::shares(&by_interval, HOG_START_MS, 2500);
-    assert!(after[0] > 0.99, "static placement: {after:?}");
+    assert!(after.host > 0.99, "static placement: {after:?}");
     let changes: Vec<raw::SteeringChange> =
         raw::read_jsonl(&out.path().join(raw::STEERING_FILE), "steering").unwrap();
     assert!(

@@ -25,6 +25,7 @@ pub mod hlog;
 pub mod layout;
 pub mod provenance;
 pub mod raw;
+pub mod shift;
 pub mod state;
 pub mod summary;
 pub mod time;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use expect_test::expect;
 use hdrhistogram::Histogram;
 use naam_plan::{ExperimentId, Variant, load_manifest, manifest_path};
-use naam_results::hlog::{HlogWriter, new_histogram};
+use naam_results::hlog::{HlogWriter, TagSet, new_histogram};
 use naam_results::raw::*;
 use naam_results::*;
 
@@ -59,7 +59,13 @@ fn write_client(
     achieved: f64,
     offered: f64,
 ) {
-    let mut w = HlogWriter::new(Vec::new(), Duration::from_secs(1_757_412_000)).expect("header");
+    let mut w = HlogWriter::new(
+        Vec::new(),
+        TagSet::locations(),
+        Duration::from_secs(1_757_412_000),
+        &[],
+    )
+    .expect("header");
     for i in 0..10u64 {
         let start = Duration::from_millis(100 * i);
         let len = Duration::from_millis(100);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use naam_plan::{Event, ExperimentPlan, PointPlan, Series, Timing, Workload};
-use naam_results::hlog::{HlogWriter, new_histogram};
+use naam_results::hlog::{HlogError, HlogWriter, TagSet, new_histogram};
 use naam_results::raw::*;
 use naam_types::PerLocation;
 
@@ -188,9 +188,37 @@ fn base_latency_ns(plan: &ExperimentPlan, point: &PointPlan) -> PerLocation<f64>
     }
 }
 
+/// An interval log that cannot be encoded or written, as an [`ExecError::Io`] on `dir`.
+fn hlog_error(dir: &Path) -> impl Fn(HlogError) -> ExecError + '_ {
+    move |error| ExecError::Io {
+        path: dir.to_path_buf(),
+        source: match error {
+            HlogError::Write { source } => source,
+            other => std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
 struct ClientLog {
     writer: HlogWriter<Vec<u8>>,
     completed: u64,
+}
+
+impl ClientLog {
+    /// An empty log whose origin is a fixed date (the model has no clock).
+    fn new(out_dir: &Path) -> Result<ClientLog, ExecError> {
+        let writer = HlogWriter::new(
+            Vec::new(),
+            TagSet::locations(),
+            Duration::from_secs(1_757_412_000),
+            &["synthetic model (not a measurement)"],
+        )
+        .map_err(hlog_error(out_dir))?;
+        Ok(ClientLog {
+            writer,
+            completed: 0,
+        })
+    }
 }
 
 fn write_traffic(
@@ -207,11 +235,7 @@ fn write_traffic(
     let mut logs = Vec::new();
     let mut rngs = Vec::new();
     for k in 0..clients {
-        logs.push(ClientLog {
-            writer: HlogWriter::new(Vec::new(), Duration::from_secs(1_757_412_000))
-                .map_err(io(out_dir))?,
-            completed: 0,
-        });
+        logs.push(ClientLog::new(out_dir)?);
         rngs.push(Rng(point.client_seed(k)));
     }
     let base = base_latency_ns(plan, point);
@@ -245,7 +269,7 @@ fn write_traffic(
                         Duration::from_millis(shape.interval_ms),
                         &h,
                     )
-                    .map_err(io(out_dir))?;
+                    .map_err(hlog_error(out_dir))?;
             }
             totals[location] += n_total;
             busy[location] += m.rho[location] / intervals as f64;
@@ -275,7 +299,7 @@ fn write_traffic(
         }
     }
     for (k, log) in logs.into_iter().enumerate() {
-        let bytes = log.writer.finish().map_err(io(out_dir))?;
+        let bytes = log.writer.finish().map_err(hlog_error(out_dir))?;
         let path = out_dir.join(client_hlog_file(k as u32));
         std::fs::write(&path, bytes).map_err(io(&path))?;
         write_client_summary(plan, point, shape, k as u32, log.completed, out_dir)?;

@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use naam_engine::client::{Destination, EndpointConfig};
 use naam_engine::control::{HostLoad, Observed};
@@ -958,7 +959,7 @@ fn hlog_writer(config: &SimPointConfig, k: u32) -> Result<HlogWriter<Vec<u8>>, S
     HlogWriter::new(
         Vec::new(),
         TagSet::locations(),
-        config.warmup_ns / 1_000_000,
+        Duration::from_nanos(config.warmup_ns),
         &[&comment],
     )
     .map_err(setup)

@@ -89,11 +89,11 @@ pub fn run(
     );
     // The log's StartTime = BaseTime = the measured phase's start (experiments/SCHEMA.md §3);
     // warm-up never enters it.
-    let measure_start_ms = timeline.measure_start_realtime_ns() / 1_000_000;
+    let measure_start = Duration::from_nanos(timeline.measure_start_realtime_ns());
     let mut hlog = HlogWriter::new(
         std::io::BufWriter::new(file),
         TagSet::locations(),
-        measure_start_ms,
+        measure_start,
         &[&comment],
     )
     .map_err(|e| RoleError::Setup(e.to_string()))?;

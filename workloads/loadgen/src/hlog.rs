@@ -15,6 +15,9 @@
 //! divided by [`MAX_VALUE_UNIT_RATIO`] = 10^6, i.e. milliseconds, exactly as Java's writer does
 //! with its default ratio for nanosecond histograms. Readers that decode the payload (Java's
 //! `HistogramLogReader`, Python's `hdrh`, the Rust crate) see nanoseconds.
+//!
+//! This is the harness's one `.hlog` implementation: the client role and the simulator write
+//! with it, the results store and the analysis read with it (through `naam_results::hlog`).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -37,10 +40,12 @@ pub const LOG_FORMAT_VERSION: &str = "1.3";
 /// The legend line.
 pub const LEGEND: &str =
     "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"";
-/// Most interval entries a reader accepts.
-pub const ENTRIES_MAX: usize = 1 << 24;
+/// Most interval entries a reader accepts (a 100 ms interval, three tags: ~9.7 hours).
+pub const INTERVALS_MAX: usize = 1 << 20;
 
-const NS_PER_S: f64 = 1e9;
+/// One year: Java's `HistogramLogReader` threshold for telling timestamps relative to StartTime
+/// from absolute ones when a log has no BaseTime.
+const DELTA_HEURISTIC: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Writes an interval log.
 pub struct HlogWriter<W: Write> {
@@ -61,13 +66,15 @@ impl<W: Write> std::fmt::Debug for HlogWriter<W> {
 
 impl<W: Write> HlogWriter<W> {
     /// Writes the header: `comments` (one `#[…]` line each), the format version, StartTime and
-    /// BaseTime (both the run start, `start_ms` since the Unix epoch), and the legend.
+    /// BaseTime (both `start_unix`, the log's origin since the Unix epoch, to the millisecond),
+    /// and the legend. Lines may carry only tags of `tags`.
     pub fn new(
         mut out: W,
         tags: TagSet,
-        start_ms: u64,
+        start_unix: Duration,
         comments: &[&str],
     ) -> Result<Self, HlogError> {
+        let start_ms = u64::try_from(start_unix.as_millis()).unwrap_or(u64::MAX);
         let mut header = String::new();
         for comment in comments {
             for line in comment.lines() {
@@ -97,29 +104,49 @@ impl<W: Write> HlogWriter<W> {
         })
     }
 
-    /// Writes one interval line, `Tag=<name>,<start s>,<length s>,<max ms>,<histogram>`.
+    /// Writes a recorder's interval (its tag id named by the writer's tag set).
     pub fn write_interval(&mut self, interval: &IntervalHistogram) -> Result<(), HlogError> {
-        let tag = self
-            .tags
-            .name(interval.tag)
-            .ok_or_else(|| HlogError::Encode {
+        let start = Duration::from_nanos(interval.start_ns);
+        let Some(tag) = self.tags.name(interval.tag) else {
+            return Err(HlogError::Encode {
                 interval_start_ns: interval.start_ns,
                 detail: format!("tag id {} is not in the writer's tag set", interval.tag.0),
-            })?;
+            });
+        };
+        let tag = tag.to_owned();
+        let length = Duration::from_nanos(interval.length_ns);
+        self.write(&tag, start, length, &interval.histogram)
+    }
+
+    /// Writes one interval line, `Tag=<tag>,<start s>,<length s>,<max ms>,<histogram>`; `start`
+    /// is since the log's origin; `tag` must be in the writer's tag set.
+    pub fn write(
+        &mut self,
+        tag: &str,
+        start: Duration,
+        length: Duration,
+        histogram: &Histogram<u64>,
+    ) -> Result<(), HlogError> {
+        let encode = |detail: String| HlogError::Encode {
+            interval_start_ns: u64::try_from(start.as_nanos()).unwrap_or(u64::MAX),
+            detail,
+        };
+        if self.tags.id(tag).is_none() {
+            return Err(encode(format!(
+                "tag {tag:?} is not in the writer's tag set"
+            )));
+        }
         self.payload.clear();
         self.serializer
-            .serialize(&interval.histogram, &mut self.payload)
-            .map_err(|e| HlogError::Encode {
-                interval_start_ns: interval.start_ns,
-                detail: format!("{e:?}"),
-            })?;
+            .serialize(histogram, &mut self.payload)
+            .map_err(|e| encode(format!("{e:?}")))?;
         self.line.clear();
         let _ = write!(
             self.line,
             "Tag={tag},{:.3},{:.3},{:.3},",
-            interval.start_ns as f64 / NS_PER_S,
-            interval.length_ns as f64 / NS_PER_S,
-            interval.histogram.max() as f64 / MAX_VALUE_UNIT_RATIO,
+            start.as_secs_f64(),
+            length.as_secs_f64(),
+            histogram.max() as f64 / MAX_VALUE_UNIT_RATIO,
         );
         STANDARD.encode_string(&self.payload, &mut self.line);
         self.line.push('\n');
@@ -139,14 +166,14 @@ impl<W: Write> HlogWriter<W> {
 
 /// One interval read back.
 #[derive(Debug, Clone)]
-pub struct HlogEntry {
+pub struct Interval {
     /// The `Tag=` value, if any.
     pub tag: Option<String>,
-    /// Start, seconds since BaseTime.
-    pub start_s: f64,
-    /// Length, seconds.
-    pub length_s: f64,
-    /// The `Interval_Max` column as written (ms for our logs).
+    /// Start since the log's StartTime (ours: the measured phase's start); see [`read_hlog`].
+    pub start: Duration,
+    /// Length.
+    pub length: Duration,
+    /// The `Interval_Max` column as written (ms for our logs; for display only).
     pub max_column: f64,
     /// The decoded histogram (ns for our logs).
     pub histogram: Histogram<u64>,
@@ -155,73 +182,94 @@ pub struct HlogEntry {
 /// An interval log read back.
 #[derive(Debug, Clone, Default)]
 pub struct Hlog {
-    /// `#[StartTime: …]`, seconds since the epoch.
-    pub start_time_s: Option<f64>,
-    /// `#[BaseTime: …]`, seconds since the epoch.
-    pub base_time_s: Option<f64>,
-    /// Interval entries in file order.
-    pub entries: Vec<HlogEntry>,
+    /// `#[StartTime: …]`, since the epoch.
+    pub start_time: Option<Duration>,
+    /// `#[BaseTime: …]`, since the epoch.
+    pub base_time: Option<Duration>,
+    /// Intervals in file order.
+    pub intervals: Vec<Interval>,
 }
 
-/// Parses an interval log (any writer's: Java's, Python's, this crate's).
-pub fn read_hlog(text: &str) -> Result<Hlog, HlogError> {
+/// Parses an interval log (any writer's: Java's, Python's, this crate's), at most
+/// [`INTERVALS_MAX`] intervals. Interval starts follow Java's `HistogramLogReader`: timestamps
+/// are relative to BaseTime when present, else to StartTime when more than a year smaller than
+/// it, else absolute; starts are then given since StartTime (or since the first interval when
+/// the log has no StartTime).
+pub fn read_hlog(bytes: &[u8]) -> Result<Hlog, HlogError> {
     let mut log = Hlog::default();
+    let mut first_absolute: Option<Duration> = None;
     let mut deserializer = Deserializer::new();
-    for item in IntervalLogIterator::new(text.as_bytes()) {
+    for item in IntervalLogIterator::new(bytes) {
         let entry = item.map_err(|e| HlogError::Parse {
-            line: line_of(text, &e),
+            line: line_of(bytes, &e),
             detail: format!("{e:?}"),
         })?;
-        match entry {
-            LogEntry::StartTime(d) => log.start_time_s = Some(d.as_secs_f64()),
-            LogEntry::BaseTime(d) => log.base_time_s = Some(d.as_secs_f64()),
-            LogEntry::Interval(interval) => {
-                let index = log.entries.len();
-                if index >= ENTRIES_MAX {
-                    return Err(HlogError::Parse {
-                        line: 0,
-                        detail: format!("more than {ENTRIES_MAX} intervals"),
-                    });
-                }
-                let decode = |detail: String| HlogError::Decode {
-                    entry: index,
-                    detail,
-                };
-                let bytes = STANDARD
-                    .decode(interval.encoded_histogram())
-                    .map_err(|e| decode(format!("base64: {e}")))?;
-                let histogram: Histogram<u64> = deserializer
-                    .deserialize(&mut bytes.as_slice())
-                    .map_err(|e| decode(format!("{e:?}")))?;
-                log.entries.push(HlogEntry {
-                    tag: interval.tag().map(|t| t.as_str().to_owned()),
-                    start_s: seconds(interval.start_timestamp()),
-                    length_s: seconds(interval.duration()),
-                    max_column: interval.max(),
-                    histogram,
-                });
+        let interval = match entry {
+            LogEntry::StartTime(t) => {
+                log.start_time = Some(t);
+                continue;
             }
+            LogEntry::BaseTime(t) => {
+                log.base_time = Some(t);
+                continue;
+            }
+            LogEntry::Interval(interval) => interval,
+        };
+        let index = log.intervals.len();
+        if index >= INTERVALS_MAX {
+            return Err(HlogError::Parse {
+                line: 0,
+                detail: format!("more than {INTERVALS_MAX} intervals"),
+            });
         }
+        let histogram = decode(&mut deserializer, interval.encoded_histogram(), index)?;
+        let absolute = absolute_start(interval.start_timestamp(), &log);
+        let origin = log
+            .start_time
+            .unwrap_or(*first_absolute.get_or_insert(absolute));
+        log.intervals.push(Interval {
+            tag: interval.tag().map(|t| t.as_str().to_owned()),
+            start: absolute.saturating_sub(origin),
+            length: interval.duration(),
+            max_column: interval.max(),
+            histogram,
+        });
     }
     Ok(log)
 }
 
-fn seconds(d: Duration) -> f64 {
-    d.as_secs_f64()
+fn decode(
+    deserializer: &mut Deserializer,
+    encoded: &str,
+    entry: usize,
+) -> Result<Histogram<u64>, HlogError> {
+    let error = |detail: String| HlogError::Decode { entry, detail };
+    let bytes = STANDARD
+        .decode(encoded)
+        .map_err(|e| error(format!("base64: {e}")))?;
+    deserializer
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| error(format!("{e:?}")))
+}
+
+/// An interval's start since the epoch (see [`read_hlog`]).
+fn absolute_start(timestamp: Duration, log: &Hlog) -> Duration {
+    let base = match (log.base_time, log.start_time) {
+        (Some(base), _) => base,
+        (None, Some(start)) if timestamp + DELTA_HEURISTIC < start => start,
+        _ => Duration::ZERO,
+    };
+    base + timestamp
 }
 
 /// The 1-based line of a parse error's byte offset.
 fn line_of(
-    text: &str,
+    bytes: &[u8],
     error: &hdrhistogram::serialization::interval_log::LogIteratorError,
 ) -> usize {
     let hdrhistogram::serialization::interval_log::LogIteratorError::ParseError { offset } = error;
-    let offset = (*offset).min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    let offset = (*offset).min(bytes.len());
+    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// `ms` as seconds with three decimals, e.g. `1700000000.123`.
@@ -260,6 +308,58 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::new_histogram;
+
+    fn histogram(values: &[u64]) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for &v in values {
+            h.record(v)
+                .expect("auto-resizing histogram records any u64");
+        }
+        h
+    }
+
+    #[test]
+    fn tags_outside_the_writers_set_are_refused() {
+        let mut w =
+            HlogWriter::new(Vec::new(), TagSet::locations(), Duration::ZERO, &[]).expect("header");
+        for tag in ["a,b", "", "gpu"] {
+            let err = w
+                .write(tag, Duration::ZERO, Duration::ZERO, &histogram(&[1]))
+                .expect_err("refused");
+            assert!(matches!(err, HlogError::Encode { .. }), "{tag:?}: {err}");
+        }
+        w.write("nic", Duration::ZERO, Duration::ZERO, &histogram(&[1]))
+            .expect("a location tag");
+    }
+
+    #[test]
+    fn without_base_time_starts_are_relative_to_the_first_interval() {
+        let mut payload = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&histogram(&[5]), &mut payload)
+            .expect("serialize");
+        let b64 = STANDARD.encode(&payload);
+        let text = format!("1757412000.500,0.100,0.000,{b64}\n1757412000.600,0.100,0.000,{b64}\n");
+        let log = read_hlog(text.as_bytes()).expect("parse");
+        assert_eq!(log.intervals[0].start, Duration::ZERO);
+        assert_eq!(log.intervals[1].start.as_millis(), 100);
+        assert_eq!(log.intervals[1].histogram.len(), 1);
+    }
+
+    #[test]
+    fn with_only_a_start_time_small_timestamps_are_relative_to_it() {
+        let mut payload = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&histogram(&[5]), &mut payload)
+            .expect("serialize");
+        let b64 = STANDARD.encode(&payload);
+        let text = format!(
+            "#[StartTime: 1757412000.000 (seconds since epoch), x]\n0.250,0.100,0.000,{b64}\n"
+        );
+        let log = read_hlog(text.as_bytes()).expect("parse");
+        assert_eq!(log.intervals[0].start.as_millis(), 250);
+    }
 
     #[test]
     fn dates_format_as_utc() {

@@ -25,7 +25,7 @@ pub mod tag;
 
 pub use error::{ConfigError, HlogError, RecordError};
 pub use generator::{LoadConfig, LoadGenerator, SendTicket};
-pub use hlog::{Hlog, HlogEntry, HlogWriter, read_hlog};
+pub use hlog::{Hlog, HlogWriter, read_hlog};
 pub use recorder::{IntervalHistogram, IntervalRecorder};
 pub use report::{InvalidReason, RateReport, RunReport, Thresholds, Verdict};
 pub use schedule::{LoadMode, RateStep, Schedule};

@@ -4,13 +4,14 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::{World, config, locations, simulate};
 use naam_loadgen::hlog::{LEGEND, MAX_VALUE_UNIT_RATIO};
 use naam_loadgen::{HlogWriter, IntervalHistogram, LoadMode, read_hlog};
 
 const MS: u64 = 1_000_000;
-const START_MS: u64 = 1_700_000_000_123;
+const START: Duration = Duration::from_millis(1_700_000_000_123);
 
 /// A run with a server stall (so percentiles differ between intervals), three tags.
 fn intervals() -> Vec<IntervalHistogram> {
@@ -35,7 +36,7 @@ fn intervals() -> Vec<IntervalHistogram> {
 
 fn write_log(intervals: &[IntervalHistogram]) -> String {
     let mut writer =
-        HlogWriter::new(Vec::new(), locations(), START_MS, &["naam-loadgen test"]).expect("header");
+        HlogWriter::new(Vec::new(), locations(), START, &["naam-loadgen test"]).expect("header");
     for interval in intervals {
         writer.write_interval(interval).expect("interval");
     }
@@ -78,28 +79,33 @@ fn header_and_lines_follow_javas_layout() {
 #[test]
 fn rust_reader_round_trips_every_interval() {
     let all = intervals();
-    let log = read_hlog(&write_log(&all)).expect("parses");
-    assert_eq!(log.start_time_s, Some(1_700_000_000.123));
-    assert_eq!(log.base_time_s, Some(1_700_000_000.123));
-    assert_eq!(log.entries.len(), all.len());
+    let log = read_hlog(write_log(&all).as_bytes()).expect("parses");
+    assert_eq!(log.start_time, Some(START));
+    assert_eq!(log.base_time, Some(START));
+    assert_eq!(log.intervals.len(), all.len());
     let tags = locations();
-    for (entry, interval) in log.entries.iter().zip(&all) {
+    for (entry, interval) in log.intervals.iter().zip(&all) {
         assert_eq!(entry.tag.as_deref(), tags.name(interval.tag));
-        assert!((entry.start_s - interval.start_ns as f64 / 1e9).abs() < 1e-9);
-        // Lengths are written with Java's three decimals (ms): the last interval is partial.
-        assert!((entry.length_s - interval.length_ns as f64 / 1e9).abs() <= 0.000_5 + 1e-9);
+        // Times are written with Java's three decimals (ms): the last interval is partial.
+        let start_ns = entry.start.as_nanos() as f64;
+        assert!(
+            (start_ns - interval.start_ns as f64).abs() <= 500_000.0,
+            "{entry:?}"
+        );
+        let length_ns = entry.length.as_nanos() as f64;
+        assert!((length_ns - interval.length_ns as f64).abs() <= 500_000.0 + 1.0);
         assert_eq!(entry.histogram, interval.histogram);
     }
 }
 
 #[test]
 fn malformed_logs_are_typed_errors() {
-    let err = read_hlog("#[BaseTime: 1.0 (seconds since epoch)]\nnot a line\n").expect_err("bad");
+    let err = read_hlog(b"#[BaseTime: 1.0 (seconds since epoch)]\nnot a line\n").expect_err("bad");
     assert!(
         matches!(err, naam_loadgen::HlogError::Parse { line: 2, .. }),
         "{err}"
     );
-    let err = read_hlog("Tag=host,0.000,1.000,0.1,HISTFAAAAnotbase64!!\n").expect_err("bad");
+    let err = read_hlog(b"Tag=host,0.000,1.000,0.1,HISTFAAAAnotbase64!!\n").expect_err("bad");
     assert!(
         matches!(err, naam_loadgen::HlogError::Decode { entry: 0, .. }),
         "{err}"

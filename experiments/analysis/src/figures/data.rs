@@ -7,7 +7,7 @@ use polars::prelude::DataFrame;
 
 use super::read::{FrameSet, bools, f64s, first_bool, first_f64, first_str, strs};
 use super::timeseries::{
-    event_markers, interval_rows, invalid_points, load_shift_figure, policies_figure,
+    event_markers, interval_rows, invalid_points, load_shift_figure, policies_figure, shift_notes,
 };
 use super::{FigureData, Line, Panel, PlotPoint, XAxis};
 use crate::error::AnalysisError;
@@ -439,7 +439,13 @@ pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
     let panels = match experiment.as_str() {
         "cell-lookups" => cell_figure(&rows, &mut bars),
         "offload-scaling" => offload_figure(&rows, &mut bars),
-        "load-shift" => load_shift_figure(&intervals, &markers),
+        "load-shift" => {
+            notes.extend(shift_notes(
+                frames.frame("points")?,
+                frames.frame("events")?,
+            )?);
+            load_shift_figure(&intervals, &markers)
+        }
         "policies" => policies_figure(&intervals, frames.frame("samples")?, &invalid, &markers)?,
         "vm-cost" => vm_cost_figure(frames.frame("vmcost")?, &mut notes, &mut bars)?,
         _ => sweep_figure(&rows, &mut bars),

@@ -125,6 +125,51 @@ pub(super) fn event_markers(events: &DataFrame) -> Result<Vec<(f64, String)>, An
     Ok(markers)
 }
 
+/// One footnote line per series with its points' shift times (`points` frame columns
+/// `shift_rules_ms`, `shift_completions_ms`, one value per repetition; null: never shifted); none
+/// when the run's `events` start no CPU hog.
+pub(super) fn shift_notes(
+    points: &DataFrame,
+    events: &DataFrame,
+) -> Result<Vec<String>, AnalysisError> {
+    let hog = strs(events, "kind")?
+        .iter()
+        .any(|kind| kind.as_deref() == Some("cpu-hog"));
+    if !hog {
+        return Ok(Vec::new());
+    }
+    let series = strs(points, "series")?;
+    let rules = f64s(points, "shift_rules_ms")?;
+    let completions = f64s(points, "shift_completions_ms")?;
+    let mut by_series: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+    for i in 0..points.height() {
+        let name = series[i].clone().unwrap_or_default();
+        let slot = match by_series.iter().position(|(s, ..)| *s == name) {
+            Some(slot) => slot,
+            None => {
+                by_series.push((name, Vec::new(), Vec::new()));
+                by_series.len() - 1
+            }
+        };
+        by_series[slot].1.push(ms(rules[i]));
+        by_series[slot].2.push(ms(completions[i]));
+    }
+    let mut notes = vec![
+        "shift time from the CPU hog's start: rules = until the eSwitch sends ≥ 90 % of new \
+         requests to the NIC; completions = until an interval has ≥ 90 % of completions at the NIC"
+            .to_string(),
+    ];
+    for (name, rules, completions) in by_series {
+        notes.push(format!(
+            "  {name}: rules {}; completions {}",
+            rules.join(", "),
+            completions.join(", ")
+        ));
+    }
+    Ok(notes)
+}
+
 fn series_of(rows: &[IntervalRow]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for r in rows {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use naam_plan::{ExperimentPlan, Variant};
 use naam_results::raw::{self, ClientSummary};
+use naam_results::shift::ShiftTimes;
 use serde::Serialize;
 
 use super::{local_options, print_json};
@@ -154,6 +155,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let shift_dir = args.out.join("shift");
     std::fs::create_dir_all(&shift_dir)?;
     executor.run(&shift_plan, &shift_plan.points[0], &shift_dir)?;
+    let shift = shift_times(&shift_plan, &shift_dir)?;
     let report = BenchReport {
         machine_note: "measured on this machine by `naam testbed bench`; not a hardware testbed result",
         udp_ceiling_req_per_s: ceiling.requests_per_s,
@@ -161,72 +163,51 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         host_placement_ops_per_s: host.achieved_ops_per_s,
         host_placement_offered_ops_per_s: args.offered as f64,
         ratio: host.achieved_ops_per_s / ceiling.requests_per_s,
-        shift_ms: rule_shift_ms(&shift_dir, hog_start_ms)?,
-        shift_completions_ms: shift_time_ms(&shift_dir, hog_start_ms)?,
-        hog_start_ms,
-        first_rule_change_ms: first_change_ms(&shift_dir, hog_start_ms)?,
+        shift_ms: shift.rules_ms,
+        shift_completions_ms: shift.completions_ms,
+        hog_start_ms: shift.hog_start_ms,
+        first_rule_change_ms: shift.first_rule_change_ms,
         eswitch: record.map_or_else(|| "none".into(), |r| r.eswitch),
     };
     if args.json {
         print_json(&report)?;
     } else {
-        println!("{}", report.machine_note);
-        println!(
-            "raw UDP request/response ceiling: {:.0} req/s ({} in flight)",
-            report.udp_ceiling_req_per_s, report.udp_ceiling_batch
-        );
-        println!(
-            "host placement (MICA YCSB-B, {} eSwitch): {:.0} ops/s at {} offered",
-            report.eswitch, report.host_placement_ops_per_s, args.offered
-        );
-        println!("ratio: {:.2} (goal ≥ 0.8)", report.ratio);
-        match report.shift_ms {
-            Some(ms) => println!(
-                "shift time, hog start → eSwitch sends 90 % of new requests to the NIC: {ms:.1} ms (goal ≤ 10 ms)"
-            ),
-            None => println!("shift time: the eSwitch never sent 90 % to the NIC"),
-        }
-        match report.shift_completions_ms {
-            Some(ms) => println!(
-                "  … and 90 % of completions in a {SHIFT_INTERVAL_MS} ms interval at the NIC: {ms:.1} ms (includes draining the starved host's backlog)"
-            ),
-            None => println!("  … completions never reached 90 % at the NIC in one interval"),
-        }
-        if let Some(ms) = report.first_rule_change_ms {
-            println!("first rule change after the hog started: {ms:.1} ms");
-        }
+        print_report(&report);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn shift_time_ms(dir: &Path, hog_at_ms: u64) -> anyhow::Result<Option<f64>> {
-    let by_interval = naam_executors::shift::completions_by_interval(dir, 0)?;
-    Ok(naam_executors::shift::shift_time_ms(
-        &by_interval,
-        hog_at_ms,
-        SHIFT_INTERVAL_MS,
-    ))
+fn print_report(report: &BenchReport) {
+    println!("{}", report.machine_note);
+    println!(
+        "raw UDP request/response ceiling: {:.0} req/s ({} in flight)",
+        report.udp_ceiling_req_per_s, report.udp_ceiling_batch
+    );
+    println!(
+        "host placement (MICA YCSB-B, {} eSwitch): {:.0} ops/s at {:.0} offered",
+        report.eswitch, report.host_placement_ops_per_s, report.host_placement_offered_ops_per_s
+    );
+    println!("ratio: {:.2} (goal ≥ 0.8)", report.ratio);
+    match report.shift_ms {
+        Some(ms) => println!(
+            "shift time, hog start → eSwitch sends 90 % of new requests to the NIC: {ms:.1} ms (goal ≤ 10 ms)"
+        ),
+        None => println!("shift time: the eSwitch never sent 90 % to the NIC"),
+    }
+    match report.shift_completions_ms {
+        Some(ms) => println!(
+            "  … and 90 % of completions in a {SHIFT_INTERVAL_MS} ms interval at the NIC: {ms:.1} ms (includes draining the starved host's backlog)"
+        ),
+        None => println!("  … completions never reached 90 % at the NIC in one interval"),
+    }
+    if let Some(ms) = report.first_rule_change_ms {
+        println!("first rule change after the hog started: {ms:.1} ms");
+    }
 }
 
-/// From the steering log: hog start → the first rule giving the NIC ≥ 90 % of new requests.
-fn rule_shift_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {
-    let changes: Vec<raw::SteeringChange> =
-        raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
-    let hog_ns = hog_start_ms * 1_000_000;
-    Ok(changes
-        .iter()
-        .find(|c| c.t_ns >= hog_ns && c.nic_permille >= 900)
-        .map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
-}
-
-fn first_change_ms(dir: &Path, hog_start_ms: u64) -> anyhow::Result<Option<f64>> {
-    let changes: Vec<raw::SteeringChange> =
-        raw::read_jsonl(&dir.join(raw::STEERING_FILE), "steering")?;
-    let hog_ns = hog_start_ms * 1_000_000;
-    Ok(changes
-        .iter()
-        .find(|c| c.t_ns >= hog_ns)
-        .map(|c| (c.t_ns - hog_ns) as f64 / 1e6))
+fn shift_times(plan: &ExperimentPlan, dir: &Path) -> anyhow::Result<ShiftTimes> {
+    naam_results::shift::shift_times(plan, dir)?
+        .context("the load-shift plan of the bench starts a CPU hog")
 }
 
 /// `naam testbed point`.
