@@ -170,18 +170,8 @@ impl PointExecutor for LocalExecutor {
         point: &PointPlan,
         out_dir: &Path,
     ) -> Result<(), ExecError> {
-        match self.run(plan, point, out_dir) {
-            Ok(_) => Ok(()),
-            Err(TestbedError::Unsupported(what)) => Err(ExecError::Unsupported {
-                executor: self.name(),
-                what,
-            }),
-            Err(TestbedError::Launch(LaunchError::Netns(message))) => {
-                Err(ExecError::Aborted { message })
-            }
-            Err(e) => Err(ExecError::PointFailed {
-                message: e.to_string(),
-            }),
-        }
+        self.run(plan, point, out_dir)
+            .map(drop)
+            .map_err(|e| e.into_exec_error(self.name()))
     }
 }

@@ -39,11 +39,11 @@ pub use naam_launch::role_binary;
 pub use orchestrated::{OrchestratorExecutor, OrchestratorOptions};
 pub use sim::SimExecutor;
 
-/// Why a point could not run on the local testbed.
+/// Why a point could not run on the local or the simulation testbed.
 #[derive(Debug, thiserror::Error)]
 pub enum TestbedError {
     /// The plan asks for something this testbed does not do.
-    #[error("not supported on the local testbed: {0}")]
+    #[error("not supported on this testbed: {0}")]
     Unsupported(String),
     /// Starting, waiting for or stopping a role process.
     #[error(transparent)]
@@ -75,6 +75,22 @@ pub enum TestbedError {
 }
 
 impl TestbedError {
+    /// The runner's view: what this testbed cannot do, what stops the whole run (a network
+    /// namespace that cannot be set up will not work for the next point either), and what only
+    /// fails this point.
+    pub fn into_exec_error(self, executor: String) -> naam_runner::ExecError {
+        use naam_runner::ExecError;
+        match self {
+            TestbedError::Unsupported(what) => ExecError::Unsupported { executor, what },
+            TestbedError::Launch(naam_launch::LaunchError::Netns(message)) => {
+                ExecError::Aborted { message }
+            }
+            other => ExecError::PointFailed {
+                message: other.to_string(),
+            },
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: &Path, what: &'static str, source: std::io::Error) -> TestbedError {
         TestbedError::Io {

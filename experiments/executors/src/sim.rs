@@ -250,15 +250,8 @@ impl PointExecutor for SimExecutor {
         point: &PointPlan,
         out_dir: &Path,
     ) -> Result<(), ExecError> {
-        match self.run(plan, point, out_dir) {
-            Ok(()) => Ok(()),
-            Err(TestbedError::Unsupported(what)) => Err(ExecError::Unsupported {
-                executor: self.name(),
-                what,
-            }),
-            Err(e) => Err(ExecError::PointFailed {
-                message: e.to_string(),
-            }),
-        }
+        self.run(plan, point, out_dir)
+            .map(drop)
+            .map_err(|e| e.into_exec_error(self.name()))
     }
 }
