@@ -10,11 +10,22 @@
 //! as base16 on standard input; the plugin prints r0 in hex and exits 0. On a load error or a
 //! trap it prints the error on standard error and exits 1. Helper 5 returns its first argument,
 //! as the suite expects; `callx` takes a helper id in its register.
+//!
+//! `--jit` runs the program on the Cranelift JIT (build with `--features jit`); it fails when the
+//! program would fall back to the interpreter:
+//!
+//! ```sh
+//! cargo build --release --features jit --example bpf_conformance_plugin
+//! bpf_conformance_runner --test_file_directory tests \
+//!     --plugin_path target/release/examples/bpf_conformance_plugin --plugin_options --jit
+//! ```
 
 use std::io::Read;
 use std::process::ExitCode;
 
-use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, Program, Signature, Vm, VmConfig};
+use naam_vm::{
+    ArgKind, Backend, Helper, HelperError, Helpers, Memory, Program, Signature, Tier, Vm, VmConfig,
+};
 
 /// The suite's helper id 5: returns r1.
 const HELPER_RETURN_R1: u32 = 5;
@@ -50,6 +61,11 @@ fn run() -> Result<u64, String> {
         .skip(1)
         .find(|arg| !arg.starts_with("--"))
         .unwrap_or_default();
+    let backend = if std::env::args().any(|arg| arg == "--jit") {
+        Backend::Jit
+    } else {
+        Backend::Interpreter
+    };
     let mut memory = base16_decode(&memory, "memory argument")?;
     let mut program_text = String::new();
     std::io::stdin()
@@ -69,7 +85,12 @@ fn run() -> Result<u64, String> {
         .register(HELPER_RETURN_R1, helper)
         .map_err(|e| e.to_string())?;
 
-    let program = Program::from_raw(&bytecode, &helpers).map_err(|e| format!("load: {e}"))?;
+    let program =
+        Program::from_raw_with(&bytecode, &helpers, backend).map_err(|e| format!("load: {e}"))?;
+    if backend == Backend::Jit && program.tier() != Tier::Jit {
+        let reason = program.jit_error().map(ToString::to_string);
+        return Err(format!("--jit: runs on the interpreter: {reason:?}"));
+    }
     let memory_len = memory.len() as u64;
     let mut mem = Memory::new();
     let addr = mem

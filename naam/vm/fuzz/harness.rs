@@ -1,10 +1,13 @@
 //! The fuzz harness shared by the cargo-fuzz target (fuzz_targets/load_run.rs) and the stable
 //! seeded driver (tests/fuzz_seeded.rs): whatever the bytes, loading and running must end in a
 //! value or a typed error — never a panic, a hang or undefined behaviour — and must respect the
-//! VM's own promises.
+//! VM's own promises; and, for [`jit_matches_interpreter`], the JIT and the interpreter must end
+//! every invocation alike.
+#![allow(dead_code)] // each driver uses part of the harness
 
 use naam_vm::{
-    ArgKind, Helper, HelperError, Helpers, Memory, Program, Signature, Trap, Vm, VmConfig,
+    ArgKind, Backend, Exit, Helper, HelperError, Helpers, Memory, Program, Signature, Tier, Trap,
+    Vm, VmConfig,
 };
 
 /// Budget of one fuzzed invocation: small, so hostile loops end fast.
@@ -179,4 +182,122 @@ fn run_twice(program: &Program, helpers: &Helpers<u64>, memory: &[u8]) -> Result
     );
     let [(first, _), _] = results;
     first
+}
+
+/// What one differential input did (for the drivers' statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Differential {
+    /// The bytecode verified.
+    pub loaded: bool,
+    /// The program was compiled by the JIT (false when the `jit` feature is off).
+    pub compiled: bool,
+    /// Invocations run on each backend.
+    pub executions: u64,
+    /// Invocations that exited normally.
+    pub exited: u64,
+}
+
+/// Everything an invocation leaves behind that the two backends must agree on.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    outcome: Result<Exit, Trap>,
+    memory: Vec<u8>,
+    helper_calls: u64,
+}
+
+fn observe(vm: &mut Vm, program: &Program, helpers: &Helpers<u64>, memory: &[u8]) -> Observed {
+    let mut bytes = memory.to_vec();
+    let mut helper_calls = 0u64;
+    let outcome = {
+        let mut mem = Memory::new();
+        let addr = match mem.map_write(&mut bytes) {
+            Ok(addr) => addr,
+            Err(error) => panic!("mapping {} bytes: {error}", memory.len()),
+        };
+        vm.run(
+            program,
+            &mut mem,
+            helpers,
+            &mut helper_calls,
+            addr,
+            memory.len() as u64,
+        )
+    };
+    Observed {
+        outcome,
+        memory: bytes,
+        helper_calls,
+    }
+}
+
+/// Loads `data` (header byte, input memory, bytecode, as [`load_and_run`]) on the interpreter
+/// and on the JIT and runs both on [`memory_variants`] of the input, each under several budgets
+/// (see `compare_budgets`). Every invocation must end alike on both backends: same r0 and
+/// instruction count or same trap, same bytes in memory, same helper calls.
+pub fn jit_matches_interpreter(data: &[u8]) -> Differential {
+    let helpers = fuzz_helpers();
+    let mut outcome = Differential::default();
+    let (memory_len, rest) = match data.split_first() {
+        Some((header, rest)) => (usize::from(*header) % FUZZ_MEMORY_BYTES_MAX, rest),
+        None => (0, data),
+    };
+    let memory_len = memory_len.min(rest.len());
+    let (memory, bytecode) = rest.split_at(memory_len);
+    let Ok(interpreted) = Program::from_raw(bytecode, &helpers) else {
+        return outcome;
+    };
+    let jitted = match Program::from_raw_with(bytecode, &helpers, Backend::Jit) {
+        Ok(program) => program,
+        Err(error) => panic!("the interpreter loads what the JIT refuses: {error}"),
+    };
+    outcome.loaded = true;
+    outcome.compiled = jitted.tier() == Tier::Jit;
+    for memory in memory_variants(memory) {
+        compare_budgets(&interpreted, &jitted, &helpers, &memory, &mut outcome);
+    }
+    outcome
+}
+
+/// The input memory as given, all zeros, all ones and byte-reversed: branches on loaded values
+/// go the other way.
+fn memory_variants(memory: &[u8]) -> [Vec<u8>; 4] {
+    [
+        memory.to_vec(),
+        vec![0; memory.len()],
+        vec![0xff; memory.len()],
+        memory.iter().rev().copied().collect(),
+    ]
+}
+
+/// Runs both programs under the fuzzing budget and, when the interpreter exits after `n`
+/// instructions, under budgets `n` and `n - 1` (the last that passes, the first that traps).
+fn compare_budgets(
+    interpreted: &Program,
+    jitted: &Program,
+    helpers: &Helpers<u64>,
+    memory: &[u8],
+    outcome: &mut Differential,
+) {
+    let mut budgets = vec![FUZZ_BUDGET_INSN];
+    let mut index = 0;
+    while let Some(&budget) = budgets.get(index) {
+        let config = VmConfig {
+            budget_insn: budget,
+        };
+        let expected = observe(&mut Vm::new(config), interpreted, helpers, memory);
+        let actual = observe(&mut Vm::new(config), jitted, helpers, memory);
+        assert_eq!(
+            actual, expected,
+            "JIT (left) and interpreter (right) differ with a budget of {budget}"
+        );
+        outcome.executions += 1;
+        if let Ok(exit) = expected.outcome {
+            outcome.exited += 1;
+            if index == 0 {
+                budgets.push(exit.insn_count);
+                budgets.push(exit.insn_count - 1);
+            }
+        }
+        index += 1;
+    }
 }

@@ -372,7 +372,8 @@ pub(crate) fn run<C>(
                         id: op.imm,
                     });
                 };
-                regs[0] = call_helper(helper, id, ctx, mem, &regs, program.slot_of(pc!()))?;
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                regs[0] = call_helper(helper, id, ctx, mem, args, program.slot_of(pc!()))?;
             }
             Kind::Callx => {
                 let id = dst!();
@@ -383,7 +384,9 @@ pub(crate) fn run<C>(
                         id,
                     });
                 };
-                regs[0] = call_helper(helper, id as u32, ctx, mem, &regs, program.slot_of(pc!()))?;
+                let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
+                let pc = program.slot_of(pc!());
+                regs[0] = call_helper(helper, id as u32, ctx, mem, args, pc)?;
             }
             Kind::CallLocal => {
                 if depth >= CALL_DEPTH_MAX {
@@ -447,7 +450,7 @@ impl Fault {
 
 #[cold]
 #[inline(never)]
-fn write_fault(mem: &Memory<'_>, pc: usize, addr: u64, len: u64) -> Trap {
+pub(crate) fn write_fault(mem: &Memory<'_>, pc: usize, addr: u64, len: u64) -> Trap {
     match mem.classify_write_fault(addr, len) {
         memory::MemoryError::ReadOnly { addr, len } => Trap::ReadOnly { pc, addr, len },
         memory::MemoryError::OutOfBounds { addr, len } => Trap::OutOfBounds { pc, addr, len },
@@ -534,15 +537,14 @@ fn atomic32(mem: &mut Memory<'_>, regs: &mut [u64; REGISTER_FILE], op: Op) -> Re
 
 /// Checks the helper's pointer arguments against its signature, then calls it with r1..=r5.
 #[inline(never)]
-fn call_helper<C>(
+pub(crate) fn call_helper<C>(
     helper: &Helper<C>,
     id: u32,
     ctx: &mut C,
     mem: &mut Memory<'_>,
-    regs: &[u64; REGISTER_FILE],
+    args: [u64; helpers::HELPER_ARGS],
     pc: usize,
 ) -> Result<u64, Trap> {
-    let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
     helpers::check_args(&helper.signature, mem, &args)
         .map_err(|(arg, error)| Trap::HelperArgument { pc, id, arg, error })?;
     (helper.func)(ctx, mem, args).map_err(|error| Trap::Helper { pc, id, error })

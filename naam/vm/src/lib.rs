@@ -120,6 +120,8 @@ mod elf;
 mod fuse;
 mod helpers;
 mod interp;
+#[cfg(feature = "jit")]
+pub mod jit;
 pub mod memory;
 mod op;
 mod opcode;
@@ -134,7 +136,9 @@ pub use helpers::{
 };
 pub use memory::{MapError, Memory, MemoryError};
 pub use opcode::SLOT_BYTES;
-pub use program::{CONSTANTS_BYTES_MAX, GLOBALS_BYTES_MAX, LoadError, Program, Tier};
+pub use program::{
+    Backend, CONSTANTS_BYTES_MAX, GLOBALS_BYTES_MAX, JitError, LoadError, Program, Tier,
+};
 pub use verifier::VerifyError;
 pub use vm::{BUDGET_INSN_DEFAULT, Exit, STACK_BYTES, Trap, Vm, VmConfig};
 

@@ -75,6 +75,8 @@ pub enum MemoryError {
 }
 
 /// One slot: a host range, how much of it may be read and how much written (0 for read-only).
+/// `repr(C)`: JIT-compiled code reads it by field offset.
+#[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Region {
     pub ptr: *mut u8,
@@ -176,6 +178,12 @@ impl<'a> Memory<'a> {
             Ok(_) => MemoryError::ReadOnly { addr, len },
             Err(error) => error,
         }
+    }
+
+    /// The slot table as a raw pointer, for native code that reads (and, for the stack slot,
+    /// writes) it while the invocation runs.
+    pub(crate) fn slots_ptr(&mut self) -> *mut Region {
+        self.slots.as_mut_ptr()
     }
 
     /// The slot table the interpreter reads directly.

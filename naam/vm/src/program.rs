@@ -22,18 +22,76 @@ pub enum LoadError {
     Verify(#[from] VerifyError),
 }
 
-/// How a verified program executes: the seam where a JIT plugs in.
-///
-/// Today there is one tier, the interpreter over pre-decoded [`Op`]s. The planned Cranelift JIT
-/// (x86-64, aarch64) adds a variant holding native code compiled at load *from the same decoded
-/// ops*, so it inherits the verifier's guarantees; it keeps [`Vm::run`](crate::Vm::run)'s
-/// signature, the memory model (every non-stack access goes through the slot table), the
-/// budget semantics and the [`Trap`](crate::Trap) values, and the conformance suite runs
-/// against both.
-#[derive(Debug)]
-pub(crate) enum Code {
-    /// Interpreted by [`crate::interp`].
-    Interpreted(Box<[Op]>),
+/// The execution backend an embedder asks for when it loads a program (a manifest's
+/// `backend = "interpreter" | "jit"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Backend {
+    /// The interpreter over pre-decoded instructions: the reference semantics.
+    #[default]
+    Interpreter,
+    /// Native code compiled once at load by the Cranelift JIT (x86-64, aarch64); the program
+    /// runs on the interpreter instead when the JIT is not built or cannot compile it
+    /// ([`Program::jit_error`] says why).
+    Jit,
+}
+
+impl Backend {
+    /// Every backend, in a stable order.
+    pub const ALL: [Backend; 2] = [Backend::Interpreter, Backend::Jit];
+
+    /// The name used in manifests and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Interpreter => "interpreter",
+            Backend::Jit => "jit",
+        }
+    }
+
+    /// The backend named `name` (`"interpreter"` or `"jit"`).
+    pub fn from_name(name: &str) -> Option<Backend> {
+        Backend::ALL
+            .into_iter()
+            .find(|backend| backend.name() == name)
+    }
+}
+
+impl core::fmt::Display for Backend {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a program asked for [`Backend::Jit`] runs on the interpreter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JitError {
+    /// naam-vm was built without its `jit` feature.
+    #[error("the JIT is not built (naam-vm's `jit` feature is off)")]
+    NotBuilt,
+    /// Cranelift has no backend for the requested machine, or refused a setting.
+    #[error("no JIT target: {reason}")]
+    Target {
+        /// Cranelift's message.
+        reason: String,
+    },
+    /// Cranelift could not compile the program.
+    #[error("Cranelift could not compile the program: {reason}")]
+    Codegen {
+        /// Cranelift's message.
+        reason: String,
+    },
+    /// The machine code needs relocations; the JIT links none (all calls go through a table).
+    #[error("the compiled code needs {count} relocations; the JIT links none")]
+    Relocations {
+        /// Relocations Cranelift emitted.
+        count: usize,
+    },
+    /// The operating system refused executable memory.
+    #[error("executable memory refused (errno {errno})")]
+    ExecutableMemory {
+        /// `errno` of the failed `mmap`/`mprotect`.
+        errno: i32,
+    },
 }
 
 /// The execution tier a [`Program`] uses.
@@ -42,13 +100,21 @@ pub(crate) enum Code {
 pub enum Tier {
     /// The interpreter over pre-decoded instructions.
     Interpreter,
+    /// Native code from the Cranelift JIT.
+    Jit,
 }
 
 /// A verified, pre-decoded program. Immutable and `Send + Sync`: share it between worker threads
 /// with `Arc`; each thread runs it on its own [`Vm`](crate::Vm).
 #[derive(Debug)]
 pub struct Program {
-    pub(crate) code: Code,
+    /// The decoded ops (fused for the interpreter; the JIT compiles them unfused).
+    pub(crate) ops: Box<[Op]>,
+    /// Native code, when the program was loaded for [`Backend::Jit`] and compiled.
+    #[cfg(feature = "jit")]
+    pub(crate) jit: Option<crate::jit::JitCode>,
+    /// Why a [`Backend::Jit`] request runs on the interpreter.
+    jit_error: Option<JitError>,
     /// Slot index of every decoded instruction, for trap reports.
     pub(crate) slot_of: Box<[u32]>,
     /// Decoded index where execution starts.
@@ -65,7 +131,17 @@ impl Program {
     /// Verifies raw bytecode (little-endian 8-byte slots) and decodes it; execution starts at
     /// slot 0. `helpers` is the registry the program's `call imm` ids are checked against.
     pub fn from_raw<C>(bytecode: &[u8], helpers: &Helpers<C>) -> Result<Program, LoadError> {
-        Program::build(bytecode, 0, Box::default(), Box::default(), helpers)
+        Program::from_raw_with(bytecode, helpers, Backend::Interpreter)
+    }
+
+    /// [`Program::from_raw`] for a chosen backend; [`Backend::Jit`] compiles the program now.
+    pub fn from_raw_with<C>(
+        bytecode: &[u8],
+        helpers: &Helpers<C>,
+        backend: Backend,
+    ) -> Result<Program, LoadError> {
+        let program = Program::build(bytecode, 0, Box::default(), Box::default(), helpers)?;
+        Ok(program.with_backend(backend))
     }
 
     /// Loads one program from an ELF object produced by `clang -target bpf`. `name` is an ELF
@@ -77,14 +153,25 @@ impl Program {
         name: &str,
         helpers: &Helpers<C>,
     ) -> Result<Program, LoadError> {
+        Program::from_elf_with(object, name, helpers, Backend::Interpreter)
+    }
+
+    /// [`Program::from_elf`] for a chosen backend; [`Backend::Jit`] compiles the program now.
+    pub fn from_elf_with<C>(
+        object: &[u8],
+        name: &str,
+        helpers: &Helpers<C>,
+        backend: Backend,
+    ) -> Result<Program, LoadError> {
         let linked = elf::link(object, name)?;
-        Program::build(
+        let program = Program::build(
             &linked.bytecode,
             linked.entry_slot,
             linked.constants,
             linked.globals,
             helpers,
-        )
+        )?;
+        Ok(program.with_backend(backend))
     }
 
     fn build<C>(
@@ -97,7 +184,10 @@ impl Program {
         let mut decoded = verifier::verify(bytecode, entry_slot, &|id| helpers.index_of(id))?;
         fuse::fuse(&mut decoded.ops);
         Ok(Program {
-            code: Code::Interpreted(decoded.ops.into_boxed_slice()),
+            ops: decoded.ops.into_boxed_slice(),
+            #[cfg(feature = "jit")]
+            jit: None,
+            jit_error: None,
             slot_of: decoded.slot_of.into_boxed_slice(),
             entry: decoded.entry,
             slots: bytecode.len() / crate::opcode::SLOT_BYTES,
@@ -122,11 +212,58 @@ impl Program {
         self.globals.len()
     }
 
+    /// Compiles the program when `backend` is [`Backend::Jit`]; keeps the interpreter (and
+    /// records why) when the JIT is not built or cannot compile it.
+    fn with_backend(mut self, backend: Backend) -> Program {
+        if backend == Backend::Jit {
+            match self.compile_jit() {
+                Ok(()) => self.jit_error = None,
+                Err(error) => self.jit_error = Some(error),
+            }
+        }
+        self
+    }
+
+    #[cfg(feature = "jit")]
+    fn compile_jit(&mut self) -> Result<(), JitError> {
+        self.jit = Some(crate::jit::compile_host(&self.ops, self.entry)?);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "jit"))]
+    fn compile_jit(&mut self) -> Result<(), JitError> {
+        Err(JitError::NotBuilt)
+    }
+
+    /// Compiles the program for `target` without keeping or running the code (for checking
+    /// another ISA, such as a BlueField-2's aarch64, on this machine); returns the bytes of
+    /// machine code.
+    #[cfg(feature = "jit")]
+    pub fn compile_for(&self, target: crate::jit::JitTarget) -> Result<usize, JitError> {
+        crate::jit::compile_only(&self.ops, self.entry, target)
+    }
+
     /// The tier that executes this program.
     pub fn tier(&self) -> Tier {
-        match self.code {
-            Code::Interpreted(_) => Tier::Interpreter,
+        #[cfg(feature = "jit")]
+        if self.jit.is_some() {
+            return Tier::Jit;
         }
+        Tier::Interpreter
+    }
+
+    /// Why a program loaded for [`Backend::Jit`] runs on the interpreter (`None` otherwise).
+    pub fn jit_error(&self) -> Option<&JitError> {
+        self.jit_error.as_ref()
+    }
+
+    /// Bytes of native code, when the program runs on the JIT.
+    pub fn jit_code_bytes(&self) -> Option<usize> {
+        #[cfg(feature = "jit")]
+        if let Some(code) = &self.jit {
+            return Some(code.len());
+        }
+        None
     }
 
     /// Slot index of decoded instruction `index` (for trap reports).

@@ -4,7 +4,7 @@
 use crate::helpers::{HelperError, Helpers};
 use crate::interp;
 use crate::memory::{CONSTANTS_SLOT, GLOBALS_SLOT, Memory, MemoryError, Region, STACK_SLOT};
-use crate::program::{Code, GLOBALS_BYTES_MAX, Program};
+use crate::program::{GLOBALS_BYTES_MAX, Program};
 use crate::{CALL_DEPTH_MAX, STACK_FRAME_BYTES};
 
 /// Default instruction budget of one invocation ([`VmConfig::default`]).
@@ -168,16 +168,15 @@ impl Vm {
                 write_len: globals_len as u64,
             };
             let mut slots = VmSlots::install(mem, stack, globals, program);
-            let Code::Interpreted(ops) = &program.code;
             let machine = interp::Machine {
                 program,
-                ops,
+                ops: &program.ops,
                 stack,
                 frames: &mut self.frames,
                 budget: self.config.budget_insn,
                 depth_reached: &mut depth_reached,
             };
-            interp::run(machine, slots.mem(), helpers, ctx, r1, r2)
+            execute(machine, slots.mem(), helpers, ctx, r1, r2)
         };
         // Scrub every frame the invocation could reach, so the next one (maybe another
         // tenant's) starts from zeros.
@@ -185,6 +184,22 @@ impl Vm {
         self.stack[..dirty.min(STACK_BYTES)].fill(0);
         result
     }
+}
+
+/// Runs the machine's program on its native code when it has some, else on the interpreter.
+fn execute<C>(
+    machine: interp::Machine<'_>,
+    mem: &mut Memory<'_>,
+    helpers: &Helpers<C>,
+    ctx: &mut C,
+    r1: u64,
+    r2: u64,
+) -> Result<Exit, Trap> {
+    #[cfg(feature = "jit")]
+    if let Some(code) = &machine.program.jit {
+        return crate::jit::run(machine, code, mem, helpers, ctx, r1, r2);
+    }
+    interp::run(machine, mem, helpers, ctx, r1, r2)
 }
 
 /// Installs the VM's slots (stack, constants, globals) into a [`Memory`] and removes them on

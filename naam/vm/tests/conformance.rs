@@ -1,7 +1,9 @@
 //! Data-driven conformance test: every program of the public bpf_conformance suite
 //! (`tests/bpf_conformance/tests/*.data`, a copy of the project's `shared/bpf_conformance`;
 //! format in its README) must load, run and return the expected r0. Failures are collected and
-//! reported all together, one line per file.
+//! reported all together, one line per file. With the `jit` feature the same programs run on
+//! the Cranelift JIT, and every one is also compiled for aarch64 (compile only: this machine
+//! cannot run aarch64 code).
 
 mod fixtures;
 
@@ -9,7 +11,9 @@ use std::path::PathBuf;
 
 use fixtures::fixtures_dir;
 
-use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, Program, Signature, Vm, VmConfig};
+use naam_vm::{
+    ArgKind, Backend, Helper, HelperError, Helpers, Memory, Program, Signature, Tier, Vm, VmConfig,
+};
 
 /// The conformance suite's helper: id 5 returns its first argument.
 const HELPER_RETURN_R1: u32 = 5;
@@ -84,10 +88,31 @@ fn conformance_helpers() -> Helpers<()> {
     helpers
 }
 
-/// Loads and runs one fixture; `Err` says what went wrong.
-fn check(fixture: &Fixture, helpers: &Helpers<()>, vm: &mut Vm) -> Result<(), String> {
+/// The tier a program loaded for `backend` must run on.
+fn expected_tier(backend: Backend) -> Tier {
+    match backend {
+        Backend::Jit if cfg!(feature = "jit") => Tier::Jit,
+        _ => Tier::Interpreter,
+    }
+}
+
+/// Loads and runs one fixture on `backend`; `Err` says what went wrong.
+fn check(
+    fixture: &Fixture,
+    helpers: &Helpers<()>,
+    vm: &mut Vm,
+    backend: Backend,
+) -> Result<(), String> {
     let expected = fixture.result.ok_or("no -- result section")?;
-    let program = Program::from_raw(&fixture.raw, helpers).map_err(|e| format!("load: {e}"))?;
+    let program =
+        Program::from_raw_with(&fixture.raw, helpers, backend).map_err(|e| format!("load: {e}"))?;
+    if program.tier() != expected_tier(backend) {
+        return Err(format!(
+            "runs on {:?}: {:?}",
+            program.tier(),
+            program.jit_error()
+        ));
+    }
     let mut input = fixture.mem.clone();
     let mut mem = Memory::new();
     let addr = mem.map_write(&mut input).map_err(|e| format!("map: {e}"))?;
@@ -107,8 +132,7 @@ fn check(fixture: &Fixture, helpers: &Helpers<()>, vm: &mut Vm) -> Result<(), St
     Ok(())
 }
 
-#[test]
-fn every_conformance_program_returns_its_expected_r0() {
+fn fixture_paths() -> Vec<PathBuf> {
     let dir = fixtures_dir();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
@@ -122,8 +146,12 @@ fn every_conformance_program_returns_its_expected_r0() {
         paths.len(),
         dir.display()
     );
-    let helpers = conformance_helpers();
-    let mut vm = Vm::new(VmConfig::default());
+    paths
+}
+
+/// Runs `check` on every fixture and fails with one line per failing file.
+fn check_every_fixture(check: impl Fn(&Fixture) -> Result<(), String>) {
+    let paths = fixture_paths();
     let mut failures = Vec::new();
     for path in &paths {
         let name = path
@@ -134,7 +162,7 @@ fn every_conformance_program_returns_its_expected_r0() {
         let outcome = std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
             .and_then(|text| parse_fixture(&text))
-            .and_then(|fixture| check(&fixture, &helpers, &mut vm));
+            .and_then(|fixture| check(&fixture));
         if let Err(reason) = outcome {
             failures.push(format!("{name}: {reason}"));
         }
@@ -146,4 +174,42 @@ fn every_conformance_program_returns_its_expected_r0() {
         paths.len(),
         failures.join("\n")
     );
+}
+
+fn every_program_passes_on(backend: Backend) {
+    let helpers = conformance_helpers();
+    let vm = std::cell::RefCell::new(Vm::new(VmConfig::default()));
+    check_every_fixture(|fixture| check(fixture, &helpers, &mut vm.borrow_mut(), backend));
+}
+
+#[test]
+fn every_conformance_program_returns_its_expected_r0() {
+    every_program_passes_on(Backend::Interpreter);
+}
+
+#[test]
+fn every_conformance_program_returns_its_expected_r0_on_the_jit() {
+    every_program_passes_on(Backend::Jit);
+}
+
+/// aarch64 (a BlueField-2's Arm cores) cannot run here: every program is compiled for it, and
+/// for x86-64, to check that Cranelift's backends accept what the JIT generates.
+#[cfg(feature = "jit")]
+#[test]
+fn every_conformance_program_compiles_for_aarch64_and_x86_64() {
+    use naam_vm::jit::JitTarget;
+    let helpers = conformance_helpers();
+    check_every_fixture(|fixture| {
+        let program =
+            Program::from_raw(&fixture.raw, &helpers).map_err(|e| format!("load: {e}"))?;
+        for target in [JitTarget::Aarch64, JitTarget::X86_64] {
+            let bytes = program
+                .compile_for(target)
+                .map_err(|e| format!("{target:?}: {e}"))?;
+            if bytes == 0 {
+                return Err(format!("{target:?}: no code"));
+            }
+        }
+        Ok(())
+    });
 }

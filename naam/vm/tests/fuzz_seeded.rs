@@ -2,6 +2,10 @@
 //! a seeded generator: random bytes, random instruction streams built from real opcodes, and
 //! bit-flipped conformance programs and clang objects. Every input must load, verify and run to
 //! a value or a typed error without panicking. `NAAM_SEED=<n>` replays a run.
+//!
+//! With the `jit` feature, the same generators drive differential testing: every generated
+//! program runs on the JIT and on the interpreter, which must agree (`NAAM_DIFF_INPUTS=<n>`
+//! sets how many structured programs; the long runs reported in ARTIFACT.md use it in release).
 
 #[path = "../fuzz/harness.rs"]
 mod harness;
@@ -307,6 +311,67 @@ fn arbitrary_bytes_load_verify_and_run_without_panicking() {
         "too few inputs ran to exit: {tally:?}"
     );
     assert!(tally.elf_loaded > 0, "no mutated object linked: {tally:?}");
+}
+
+/// Structured programs of the default differential run (each runs under up to three budgets).
+#[cfg(feature = "jit")]
+const DIFF_INPUTS_DEFAULT: usize = 6_000;
+/// Mutants of each seed input (conformance programs) in the differential run.
+#[cfg(feature = "jit")]
+const DIFF_MUTANTS_PER_SEED_INPUT: usize = 4;
+
+#[cfg(feature = "jit")]
+#[derive(Default, Debug)]
+struct DiffTally {
+    inputs: u64,
+    loaded: u64,
+    compiled: u64,
+    executions: u64,
+    exited: u64,
+}
+
+#[cfg(feature = "jit")]
+impl DiffTally {
+    fn add(&mut self, outcome: harness::Differential) {
+        self.inputs += 1;
+        self.loaded += u64::from(outcome.loaded);
+        self.compiled += u64::from(outcome.compiled);
+        self.executions += outcome.executions;
+        self.exited += outcome.exited;
+    }
+}
+
+#[cfg(feature = "jit")]
+#[test]
+fn the_jit_and_the_interpreter_agree_on_generated_programs() {
+    let seed = seed();
+    let mut rng = SplitMix(seed);
+    let inputs = std::env::var("NAAM_DIFF_INPUTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DIFF_INPUTS_DEFAULT);
+    let mut tally = DiffTally::default();
+    for _ in 0..inputs {
+        tally.add(harness::jit_matches_interpreter(&structured(&mut rng)));
+    }
+    for input in &seed_inputs() {
+        for _ in 0..DIFF_MUTANTS_PER_SEED_INPUT {
+            tally.add(harness::jit_matches_interpreter(&mutate(&mut rng, input)));
+        }
+    }
+    eprintln!("{tally:?} disagreements=0");
+    assert_eq!(
+        tally.compiled, tally.loaded,
+        "every verified program compiles"
+    );
+    assert!(
+        tally.loaded > tally.inputs / 10,
+        "too few inputs verified: {tally:?}"
+    );
+    assert!(
+        tally.exited > tally.inputs / 20,
+        "too few inputs ran to exit: {tally:?}"
+    );
 }
 
 /// Inputs the fuzzer once crashed on (`tests/fuzz_regressions/`, named after the bug).

@@ -30,16 +30,20 @@ fn build_plugin() -> PathBuf {
         .nth(3)
         .expect("target folder")
         .join("plugin-test");
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--locked",
+        "--package",
+        "naam-vm",
+        "--example",
+        PLUGIN,
+    ];
+    if cfg!(feature = "jit") {
+        args.extend(["--features", "jit"]);
+    }
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "--locked",
-            "--package",
-            "naam-vm",
-            "--example",
-            PLUGIN,
-        ])
+        .args(args)
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
@@ -52,7 +56,12 @@ fn build_plugin() -> PathBuf {
 }
 
 fn run_plugin(plugin: &Path, memory_hex: &str, program_hex: &str) -> Output {
+    run_plugin_with(plugin, &[], memory_hex, program_hex)
+}
+
+fn run_plugin_with(plugin: &Path, options: &[&str], memory_hex: &str, program_hex: &str) -> Output {
     let mut command = Command::new(plugin);
+    command.args(options);
     if !memory_hex.is_empty() {
         command.arg(memory_hex);
     }
@@ -99,8 +108,8 @@ fn fixture(text: &str) -> (String, String, u64) {
     (memory, program, result)
 }
 
-#[test]
-fn the_plugin_passes_every_fixture_through_the_runner_protocol() {
+/// Every fixture through the plugin process with `options`; fails listing each bad fixture.
+fn every_fixture_passes_with(options: &[&str]) {
     let plugin = plugin_path();
     let mut paths: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
         .expect("fixture folder")
@@ -112,7 +121,7 @@ fn the_plugin_passes_every_fixture_through_the_runner_protocol() {
     let mut failures = Vec::new();
     for path in &paths {
         let (memory, program, expected) = fixture(&std::fs::read_to_string(path).expect("fixture"));
-        let output = run_plugin(&plugin, &memory, &program);
+        let output = run_plugin_with(&plugin, options, &memory, &program);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let r0 = u64::from_str_radix(stdout.trim(), 16).ok();
         if !output.status.success() || r0 != Some(expected) {
@@ -126,10 +135,21 @@ fn the_plugin_passes_every_fixture_through_the_runner_protocol() {
     }
     assert!(
         failures.is_empty(),
-        "{} fixtures failed:\n{}",
+        "{} fixtures failed with {options:?}:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn the_plugin_passes_every_fixture_through_the_runner_protocol() {
+    every_fixture_passes_with(&[]);
+}
+
+#[cfg(feature = "jit")]
+#[test]
+fn the_plugin_passes_every_fixture_with_jit() {
+    every_fixture_passes_with(&["--jit"]);
 }
 
 #[test]

@@ -1,0 +1,298 @@
+//! Executable memory for compiled programs, the context block native code reads and writes, and
+//! the Rust side of an invocation: entering the code, the helper trampoline, and turning the
+//! code's status into an [`Exit`] or a [`Trap`].
+
+use core::ffi::c_void;
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use crate::helpers::Helpers;
+use crate::interp::{self, Machine};
+use crate::memory::{Memory, Region};
+use crate::program::{JitError, Program};
+use crate::vm::{Exit, Trap};
+
+/// Status the native code returns (the trap's details are in [`JitCtx`]).
+pub(crate) mod status {
+    /// The entry function exited; `r0` and `insn_count` are set.
+    pub const EXIT: u64 = 0;
+    /// A load failed its region check; `trap_*` are set.
+    pub const READ_FAULT: u64 = 1;
+    /// A store or atomic failed its region check; `trap_*` are set.
+    pub const WRITE_FAULT: u64 = 2;
+    /// The instruction budget ran out at a taken jump, call or exit.
+    pub const BUDGET: u64 = 3;
+    /// A local call would nest deeper than `CALL_DEPTH_MAX`; `trap_index` is set.
+    pub const CALL_DEPTH: u64 = 4;
+    /// A helper call trapped or panicked; the trampoline kept what happened.
+    pub const HELPER: u64 = 5;
+}
+
+/// Signature of a compiled program: `fn(ctx) -> status`.
+type EntryFn = unsafe extern "C" fn(*mut JitCtx) -> u64;
+
+/// Signature of the helper trampoline the native code calls:
+/// `fn(ctx, r1, r2, r3, r4, r5, id, registry hint (u64::MAX for callx), decoded index) -> r0`.
+pub(crate) type TrampolineFn =
+    unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
+
+/// The block of state shared between Rust and the native code of one invocation. Native code
+/// addresses its fields by `offset_of!`, so the layout is `repr(C)` and never generic.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct JitCtx {
+    /// The invocation's slot table (`Memory::slots`), read at every checked access.
+    pub slots: *mut Region,
+    /// Host address r10 stands for in frame 0.
+    pub frame_top: *mut u8,
+    pub budget: u64,
+    pub r1: u64,
+    pub r2: u64,
+    /// Set by the trampoline when a helper trapped or panicked.
+    pub helper_failed: u64,
+    pub trampoline: TrampolineFn,
+    /// The trampoline's `HelperEnv<C>`.
+    pub env: *mut c_void,
+    // Outputs.
+    pub r0: u64,
+    pub insn_count: u64,
+    pub trap_index: u64,
+    pub trap_addr: u64,
+    pub trap_len: u64,
+    pub depth_reached: u64,
+}
+
+/// Native code in its own mapping: written once, then read-only and executable until dropped.
+#[derive(Debug)]
+pub(crate) struct JitCode {
+    base: *mut c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is immutable after `new` and the code keeps no state of its own: every
+// invocation brings its own `JitCtx`, stack and memory.
+unsafe impl Send for JitCode {}
+// SAFETY: as above.
+unsafe impl Sync for JitCode {}
+
+impl JitCode {
+    /// Maps `bytes` read-write, copies them, then flips the mapping to read + execute.
+    pub(crate) fn new(bytes: &[u8]) -> Result<JitCode, JitError> {
+        let len = bytes.len().max(1);
+        // SAFETY: an anonymous private mapping; the result is checked before use.
+        let base = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(JitError::ExecutableMemory { errno: errno() });
+        }
+        let code = JitCode { base, len };
+        // SAFETY: the mapping holds `len >= bytes.len()` writable bytes.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.cast::<u8>(), bytes.len()) };
+        flush_instruction_cache(base, len);
+        // SAFETY: `base`/`len` are the mapping made above.
+        let protected = unsafe { libc::mprotect(base, len, libc::PROT_READ | libc::PROT_EXEC) };
+        if protected != 0 {
+            return Err(JitError::ExecutableMemory { errno: errno() });
+        }
+        Ok(code)
+    }
+
+    /// Bytes of machine code.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn entry(&self) -> EntryFn {
+        // SAFETY: the mapping holds a function compiled with this signature at offset 0.
+        unsafe { core::mem::transmute::<*mut c_void, EntryFn>(self.base) }
+    }
+}
+
+impl Drop for JitCode {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are a mapping this value owns; no invocation can be running,
+        // since every `run` borrows the `Program` that owns this code.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+#[cfg(target_arch = "aarch64")]
+fn flush_instruction_cache(base: *mut c_void, len: usize) {
+    unsafe extern "C" {
+        fn __clear_cache(start: *mut core::ffi::c_char, end: *mut core::ffi::c_char);
+    }
+    let start = base.cast::<core::ffi::c_char>();
+    // SAFETY: the range is the mapping just written (aarch64 caches are not coherent).
+    unsafe { __clear_cache(start, start.add(len)) };
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn flush_instruction_cache(_: *mut c_void, _: usize) {
+    // x86-64 keeps instruction and data caches coherent.
+}
+
+/// What the trampoline needs of one invocation, behind the type-erased `JitCtx::env`.
+struct HelperEnv<'r, 'm, C> {
+    program: &'r Program,
+    helpers: &'r Helpers<C>,
+    ctx: &'r mut C,
+    mem: *mut Memory<'m>,
+    trap: Option<Trap>,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+/// Runs compiled code to its final `exit` or to a trap, over the same machine (stack, budget,
+/// depth bookkeeping) the interpreter would use. The caller installed the VM slots in `mem`.
+pub(crate) fn run<C>(
+    machine: Machine<'_>,
+    code: &JitCode,
+    mem: &mut Memory<'_>,
+    helpers: &Helpers<C>,
+    ctx: &mut C,
+    r1: u64,
+    r2: u64,
+) -> Result<Exit, Trap> {
+    let Machine {
+        program,
+        stack,
+        budget,
+        depth_reached,
+        ..
+    } = machine;
+    // SAFETY: the stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in.
+    let frame_top = unsafe { stack.add(crate::STACK_FRAME_BYTES) };
+    mem.set_stack(frame_top, crate::STACK_FRAME_BYTES as u64);
+    let mem: *mut Memory<'_> = mem;
+    let mut env = HelperEnv {
+        program,
+        helpers,
+        ctx,
+        mem,
+        trap: None,
+        panic: None,
+    };
+    let mut jit_ctx = JitCtx {
+        // SAFETY: `mem` is a live exclusive borrow for this whole call.
+        slots: unsafe { (*mem).slots_ptr() },
+        frame_top,
+        budget,
+        r1,
+        r2,
+        helper_failed: 0,
+        trampoline: trampoline::<C>,
+        env: (&raw mut env).cast(),
+        r0: 0,
+        insn_count: 0,
+        trap_index: 0,
+        trap_addr: 0,
+        trap_len: 0,
+        depth_reached: 0,
+    };
+    // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
+    // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
+    let outcome = unsafe { (code.entry())(&raw mut jit_ctx) };
+    *depth_reached = jit_ctx.depth_reached as usize;
+    if let Some(panic) = env.panic.take() {
+        resume_unwind(panic);
+    }
+    // SAFETY: the native code has returned; `mem` is again only ours.
+    let mem = unsafe { &*mem };
+    finish(outcome, &jit_ctx, env.trap, program, mem)
+}
+
+fn finish(
+    outcome: u64,
+    jit_ctx: &JitCtx,
+    helper_trap: Option<Trap>,
+    program: &Program,
+    mem: &Memory<'_>,
+) -> Result<Exit, Trap> {
+    let pc = program.slot_of(jit_ctx.trap_index as usize);
+    let (addr, len) = (jit_ctx.trap_addr, jit_ctx.trap_len);
+    match outcome {
+        status::EXIT => Ok(Exit {
+            r0: jit_ctx.r0,
+            insn_count: jit_ctx.insn_count,
+        }),
+        status::READ_FAULT => Err(Trap::OutOfBounds { pc, addr, len }),
+        status::WRITE_FAULT => Err(interp::write_fault(mem, pc, addr, len)),
+        status::BUDGET => Err(Trap::BudgetExceeded {
+            budget: jit_ctx.budget,
+        }),
+        status::CALL_DEPTH => Err(Trap::CallDepthExceeded {
+            pc,
+            depth_max: crate::CALL_DEPTH_MAX,
+        }),
+        _ => Err(helper_trap.unwrap_or(Trap::BudgetExceeded {
+            budget: jit_ctx.budget,
+        })),
+    }
+}
+
+/// Called by native code for `call imm` and `callx`. Never unwinds: a helper's panic is caught
+/// and re-raised by `run` once the native code has returned.
+unsafe extern "C" fn trampoline<C>(
+    jit_ctx: *mut JitCtx,
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+    id: u64,
+    hint: u64,
+    index: u64,
+) -> u64 {
+    // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
+    // `HelperEnv<C>` (the trampoline is monomorphised for the same `C`).
+    let jit_ctx = unsafe { &mut *jit_ctx };
+    // SAFETY: as above.
+    let env = unsafe { &mut *jit_ctx.env.cast::<HelperEnv<'_, '_, C>>() };
+    let regs = [r1, r2, r3, r4, r5];
+    let called = catch_unwind(AssertUnwindSafe(|| call(env, regs, id, hint, index)));
+    match called {
+        Ok(Ok(r0)) => r0,
+        Ok(Err(trap)) => {
+            env.trap = Some(trap);
+            jit_ctx.helper_failed = 1;
+            0
+        }
+        Err(panic) => {
+            env.panic = Some(panic);
+            jit_ctx.helper_failed = 1;
+            0
+        }
+    }
+}
+
+fn call<C>(
+    env: &mut HelperEnv<'_, '_, C>,
+    args: [u64; 5],
+    id: u64,
+    hint: u64,
+    index: u64,
+) -> Result<u64, Trap> {
+    let pc = env.program.slot_of(index as usize);
+    let helper = if hint == u64::MAX {
+        u32::try_from(id).ok().and_then(|id| env.helpers.get(id))
+    } else {
+        env.helpers.lookup(id as u32, hint as usize)
+    };
+    let Some(helper) = helper else {
+        return Err(Trap::UnknownHelper { pc, id });
+    };
+    // SAFETY: native code is suspended in this call; nothing else touches the memory now.
+    let mem = unsafe { &mut *env.mem };
+    interp::call_helper(helper, id as u32, env.ctx, mem, args, pc)
+}

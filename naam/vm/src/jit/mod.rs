@@ -1,0 +1,93 @@
+//! The Cranelift JIT (cargo feature `jit`): verified, decoded ops → one native function per
+//! program, compiled once at load for the host (x86-64 or aarch64), and for the other ISA on
+//! request (compile only, for tests on a machine that cannot run it).
+//!
+//! Same semantics as the interpreter, by construction from the same verified ops:
+//! - registers r0..=r10 are Cranelift variables; r10, the frame top and the call depth change
+//!   only at local calls and returns, as in the interpreter;
+//! - every load, store and atomic not specialised to a constant r10 offset decodes its address
+//!   to (slot, offset) and is checked against the invocation's slot table (read from memory at
+//!   every access, because helpers and local calls change it), with the same typed traps;
+//! - the instruction count is kept per basic block and compared with the budget at every taken
+//!   jump, local call and exit, exactly where the interpreter compares it, so [`Exit::insn_count`]
+//!   and the point of [`Trap::BudgetExceeded`] are identical;
+//! - local calls save r6..=r9 and a return-site number in a frame array on the native stack and
+//!   return through a jump table over the return sites (the whole program is one native
+//!   function, as it is one flat op array to the interpreter);
+//! - helpers are called through a trampoline monomorphised for the embedder's context type; a
+//!   helper's trap or panic is carried back across the native code and re-raised in Rust.
+//!
+//! [`Exit::insn_count`]: crate::Exit::insn_count
+//! [`Trap::BudgetExceeded`]: crate::Trap::BudgetExceeded
+
+mod code;
+mod translate;
+
+pub(crate) use code::{JitCode, run};
+
+use cranelift_codegen::isa::{self, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+
+use crate::op::Op;
+use crate::program::JitError;
+
+/// An instruction-set architecture the JIT generates code for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JitTarget {
+    /// The machine this process runs on (x86-64 or aarch64).
+    Host,
+    /// x86-64 (System V), compile only unless it is the host.
+    X86_64,
+    /// aarch64 (AAPCS64, e.g. a BlueField-2's Arm cores), compile only unless it is the host.
+    Aarch64,
+}
+
+/// Compiles `ops` for the host and makes the code executable.
+pub(crate) fn compile_host(ops: &[Op], entry: u32) -> Result<JitCode, JitError> {
+    let isa = target_isa(JitTarget::Host)?;
+    let bytes = translate::compile(ops, entry, isa.as_ref())?;
+    JitCode::new(&bytes)
+}
+
+/// Compiles `ops` for `target` without running them; returns the machine-code bytes.
+pub(crate) fn compile_only(ops: &[Op], entry: u32, target: JitTarget) -> Result<usize, JitError> {
+    let isa = target_isa(target)?;
+    Ok(translate::compile(ops, entry, isa.as_ref())?.len())
+}
+
+fn target_isa(target: JitTarget) -> Result<OwnedTargetIsa, JitError> {
+    let builder = match target {
+        JitTarget::Host => cranelift_native::builder().map_err(|reason| JitError::Target {
+            reason: reason.to_string(),
+        })?,
+        JitTarget::X86_64 => lookup("x86_64-unknown-linux-gnu")?,
+        JitTarget::Aarch64 => lookup("aarch64-unknown-linux-gnu")?,
+    };
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+        flags.set(name, value).map_err(|error| JitError::Target {
+            reason: format!("flag {name}={value}: {error}"),
+        })
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    // Cranelift's own IR verifier: on in debug builds (tests), off where compile time counts.
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    set(&mut flags, "enable_verifier", verify)?;
+    // Panics never unwind through JIT frames (the trampoline catches them).
+    set(&mut flags, "unwind_info", "false")?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|error| JitError::Target {
+            reason: error.to_string(),
+        })
+}
+
+fn lookup(triple: &str) -> Result<isa::Builder, JitError> {
+    isa::lookup_by_name(triple).map_err(|error| JitError::Target {
+        reason: format!("{triple}: {error}"),
+    })
+}

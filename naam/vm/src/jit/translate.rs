@@ -1,0 +1,1104 @@
+//! Verified ops → Cranelift IR → machine code for one ISA.
+//!
+//! The program becomes one function `fn(ctx: *mut JitCtx) -> status`. A Cranelift block starts
+//! at every *leader* (the entry, every jump and call target, and every instruction after a
+//! jump, call or exit); each block adds its instructions to the count before it transfers, and
+//! the count is compared with the budget exactly where the interpreter compares it (taken
+//! jumps, local calls, exits). Faults leave through cold blocks that record the trap in the
+//! context and return a [`status`] code.
+
+use std::borrow::Cow;
+
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I8, I16, I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, AliasRegionData, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef,
+    Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
+};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+
+use super::code::{JitCtx, status};
+use crate::fuse;
+use crate::memory::{Region, SLOTS, STACK_SLOT, slot_base};
+use crate::op::{Kind, Op};
+use crate::opcode::{
+    ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
+};
+use crate::program::JitError;
+use crate::{CALL_DEPTH_MAX, STACK_FRAME_BYTES};
+
+const FRAME: i64 = STACK_FRAME_BYTES as i64;
+/// Bytes of one saved frame on the native stack: return-site number and r6..=r9.
+const SAVED_FRAME_BYTES: i64 = 5 * 8;
+const REGION_BYTES: i64 = size_of::<Region>() as i64;
+const SLOT_SHIFT: i64 = 32;
+const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
+
+/// Compiles `ops` (entry at decoded index `entry`) for `isa`; returns the machine code.
+pub(crate) fn compile(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Result<Vec<u8>, JitError> {
+    let function = build(ops, entry, isa);
+    let mut context = cranelift_codegen::Context::for_function(function);
+    let compiled = context
+        .compile(isa, &mut ControlPlane::default())
+        .map_err(|error| JitError::Codegen {
+            reason: format!("{:?}", error.inner),
+        })?;
+    let relocations = compiled.buffer.relocs().len();
+    if relocations != 0 {
+        return Err(JitError::Relocations { count: relocations });
+    }
+    Ok(compiled.code_buffer().to_vec())
+}
+
+fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
+    let pointer = isa.pointer_type();
+    let mut signature = Signature::new(isa.default_call_conv());
+    signature.params.push(AbiParam::new(pointer));
+    signature.returns.push(AbiParam::new(I64));
+    let mut function = Function::with_name_signature(UserFuncName::default(), signature);
+    let mut builder_context = FunctionBuilderContext::new();
+    let builder = FunctionBuilder::new(&mut function, &mut builder_context);
+    let mut translator = Translator::new(builder, ops, entry as usize, isa);
+    translator.prologue(entry as usize);
+    translator.body();
+    translator.builder.seal_all_blocks();
+    translator.builder.finalize(isa.frontend_config());
+    function
+}
+
+/// Where an instruction's second operand comes from.
+#[derive(Clone, Copy)]
+enum Operand {
+    Const(u64),
+    Value(Value),
+}
+
+/// The arithmetic of one ALU op.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    SDiv,
+    Mod,
+    SMod,
+    Or,
+    And,
+    Xor,
+    Lsh,
+    Rsh,
+    Arsh,
+    Mov,
+}
+
+/// Memory flags of the three kinds of access the code makes.
+struct Flags {
+    /// Program loads and stores: checked, so they never trap; possibly unaligned.
+    guest: MemFlagsData,
+    /// The slot table and the context block: aligned host structures.
+    host: MemFlagsData,
+}
+
+struct Translator<'a, 'f> {
+    builder: FunctionBuilder<'f>,
+    ops: &'a [Op],
+    pointer: Type,
+    regs: [Variable; 11],
+    frame_top: Variable,
+    depth: Variable,
+    count: Variable,
+    ctx: Value,
+    slots: Value,
+    budget: Value,
+    /// Block of each decoded index that is a leader.
+    blocks: Vec<Option<Block>>,
+    /// Return site of each local call, by call index (return-site number = position).
+    return_sites: Vec<Block>,
+    /// Decoded index of the first instruction of the current block.
+    block_start: usize,
+    /// Whether the current block still needs a terminator.
+    open: bool,
+    frames: StackSlot,
+    trampoline_sig: SigRef,
+    flags: Flags,
+    budget_trap: Block,
+}
+
+impl<'a, 'f> Translator<'a, 'f> {
+    fn new(
+        mut builder: FunctionBuilder<'f>,
+        ops: &'a [Op],
+        entry: usize,
+        isa: &dyn TargetIsa,
+    ) -> Self {
+        let pointer = isa.pointer_type();
+        let regs = core::array::from_fn(|_| builder.declare_var(I64));
+        let frame_top = builder.declare_var(pointer);
+        let depth = builder.declare_var(I64);
+        let count = builder.declare_var(I64);
+        let frames = builder.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32,
+            3,
+        ));
+        let trampoline_sig = builder.import_signature(trampoline_signature(isa));
+        let flags = memory_flags(&mut builder.func);
+        let budget_trap = builder.create_block();
+        let (blocks, return_sites) = leaders(ops, entry, &mut builder);
+        let placeholder = Value::from_u32(0);
+        Translator {
+            builder,
+            ops,
+            pointer,
+            regs,
+            frame_top,
+            depth,
+            count,
+            ctx: placeholder,
+            slots: placeholder,
+            budget: placeholder,
+            blocks,
+            return_sites,
+            block_start: 0,
+            open: false,
+            frames,
+            trampoline_sig,
+            flags,
+            budget_trap,
+        }
+    }
+
+    /// Entry block: loads the context, sets every variable, jumps to the program's entry.
+    fn prologue(&mut self, entry: usize) {
+        let start = self.builder.create_block();
+        self.builder.append_block_params_for_function_params(start);
+        self.builder.switch_to_block(start);
+        self.ctx = self.builder.block_params(start)[0];
+        self.slots = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots));
+        self.budget = self.load_ctx(I64, core::mem::offset_of!(JitCtx, budget));
+        let frame_top = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
+        self.builder.def_var(self.frame_top, frame_top);
+        let r1 = self.load_ctx(I64, core::mem::offset_of!(JitCtx, r1));
+        let r2 = self.load_ctx(I64, core::mem::offset_of!(JitCtx, r2));
+        let zero = self.builder.ins().iconst(I64, 0);
+        let r10 = self.iconst(slot_base(STACK_SLOT) + FRAME as u64);
+        for (reg, var) in self.regs.iter().enumerate() {
+            let value = match reg {
+                1 => r1,
+                2 => r2,
+                10 => r10,
+                _ => zero,
+            };
+            self.builder.def_var(*var, value);
+        }
+        self.builder.def_var(self.depth, zero);
+        self.builder.def_var(self.count, zero);
+        let target = self.block_of(entry);
+        self.builder.ins().jump(target, &[]);
+        self.budget_trap_block();
+    }
+
+    fn budget_trap_block(&mut self) {
+        self.builder.switch_to_block(self.budget_trap);
+        self.builder.set_cold_block(self.budget_trap);
+        self.leave(status::BUDGET);
+    }
+
+    /// Translates every op in order, opening a block at each leader.
+    fn body(&mut self) {
+        for index in 0..self.ops.len() {
+            if let Some(block) = self.blocks[index] {
+                if self.open {
+                    self.add_count(index - self.block_start);
+                    self.builder.ins().jump(block, &[]);
+                }
+                self.builder.switch_to_block(block);
+                self.block_start = index;
+                self.open = true;
+            }
+            // The JIT translates instruction by instruction: a fused op stands for its first
+            // half (the second half follows it in place).
+            let op = fuse::first_of(self.ops[index]);
+            self.op(index, op);
+        }
+    }
+
+    fn op(&mut self, index: usize, op: Op) {
+        use Kind::*;
+        match op.kind {
+            Lddw | Mov64Imm | Mov32Imm => {
+                let value = self.iconst(op.imm);
+                self.set(op.dst, value);
+            }
+            Nop => {}
+            Neg64 => {
+                let value = self.get(op.dst);
+                let negated = self.builder.ins().ineg(value);
+                self.set(op.dst, negated);
+            }
+            Neg32 => {
+                let value = self.get32(op.dst);
+                let negated = self.builder.ins().ineg(value);
+                self.set32(op.dst, negated);
+            }
+            MovSx8To64 | MovSx16To64 | MovSx32To64 | MovSx8To32 | MovSx16To32 => self.movsx(op),
+            Trunc16 | Trunc32 | Swap16 | Swap32 | Swap64 => self.byte_order(op),
+            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 => self.load(index, op),
+            St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 => self.store(index, op),
+            LdxStack8 | LdxStack16 | LdxStack32 | LdxStack64 | LdxSxStack8 | LdxSxStack16
+            | LdxSxStack32 => self.load_stack(op),
+            StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32
+            | StxStack64 => self.store_stack(op),
+            Atomic32 | Atomic64 => self.atomic(index, op),
+            Ja => {
+                self.add_count(index + 1 - self.block_start);
+                let target = self.block_of(op.target as usize);
+                self.checked_jump(target);
+            }
+            CallHelper => self.call_helper(index, op.imm, op.target as u64),
+            Callx => {
+                let id = self.get(op.dst);
+                self.call_helper_value(index, id, u64::MAX);
+            }
+            CallLocal => self.call_local(index, op),
+            Exit => self.exit(index),
+            kind => match jump_condition(kind) {
+                Some(condition) => self.conditional_jump(index, op, condition),
+                None => self.arith(op),
+            },
+        }
+    }
+
+    // ---- registers and constants -------------------------------------------------------------
+
+    fn get(&mut self, reg: u8) -> Value {
+        self.builder.use_var(self.regs[usize::from(reg)])
+    }
+
+    fn get32(&mut self, reg: u8) -> Value {
+        let value = self.get(reg);
+        self.builder.ins().ireduce(I32, value)
+    }
+
+    fn set(&mut self, reg: u8, value: Value) {
+        self.builder.def_var(self.regs[usize::from(reg)], value);
+    }
+
+    /// Sets `reg` to the zero-extension of a 32-bit value.
+    fn set32(&mut self, reg: u8, value: Value) {
+        let extended = self.builder.ins().uextend(I64, value);
+        self.set(reg, extended);
+    }
+
+    fn iconst(&mut self, value: u64) -> Value {
+        self.builder.ins().iconst(I64, value as i64)
+    }
+
+    fn iconst32(&mut self, value: u64) -> Value {
+        self.builder.ins().iconst(I32, i64::from(value as u32))
+    }
+
+    fn load_ctx(&mut self, ty: Type, offset: usize) -> Value {
+        self.builder
+            .ins()
+            .load(ty, self.flags.host, self.ctx, offset as i32)
+    }
+
+    fn store_ctx(&mut self, value: Value, offset: usize) {
+        self.builder
+            .ins()
+            .store(self.flags.host, value, self.ctx, offset as i32);
+    }
+
+    // ---- arithmetic ------------------------------------------------------------------------
+
+    fn arith(&mut self, op: Op) {
+        let Some((arith, wide, immediate)) = arith_of(op.kind) else {
+            // Every other kind is handled in `op`; the verifier emits nothing else.
+            return;
+        };
+        if wide {
+            let a = self.get(op.dst);
+            let b = if immediate {
+                Operand::Const(op.imm)
+            } else {
+                Operand::Value(self.get(op.src))
+            };
+            let value = self.arith_value(arith, I64, a, b);
+            self.set(op.dst, value);
+        } else {
+            let a = self.get32(op.dst);
+            let b = if immediate {
+                Operand::Const(u64::from(op.imm as u32))
+            } else {
+                Operand::Value(self.get32(op.src))
+            };
+            let value = self.arith_value(arith, I32, a, b);
+            self.set32(op.dst, value);
+        }
+    }
+
+    /// `a <arith> b` at width `ty`, with RFC 9669's results for division by zero and overflow.
+    fn arith_value(&mut self, arith: Arith, ty: Type, a: Value, b: Operand) -> Value {
+        let bits = u64::from(ty.bits());
+        let b = match (arith, b) {
+            (Arith::Lsh | Arith::Rsh | Arith::Arsh, Operand::Const(k)) => {
+                Operand::Const(k & (bits - 1))
+            }
+            (_, b) => b,
+        };
+        match arith {
+            Arith::Div | Arith::Mod | Arith::SDiv | Arith::SMod => self.divide(arith, ty, a, b),
+            _ => {
+                let b = self.operand(ty, b);
+                let ins = self.builder.ins();
+                match arith {
+                    Arith::Add => ins.iadd(a, b),
+                    Arith::Sub => ins.isub(a, b),
+                    Arith::Mul => ins.imul(a, b),
+                    Arith::Or => ins.bor(a, b),
+                    Arith::And => ins.band(a, b),
+                    Arith::Xor => ins.bxor(a, b),
+                    Arith::Lsh => ins.ishl(a, b),
+                    Arith::Rsh => ins.ushr(a, b),
+                    Arith::Arsh => ins.sshr(a, b),
+                    _ => b, // Mov
+                }
+            }
+        }
+    }
+
+    fn operand(&mut self, ty: Type, operand: Operand) -> Value {
+        match operand {
+            Operand::Value(value) => value,
+            Operand::Const(k) if ty == I32 => self.iconst32(k),
+            Operand::Const(k) => self.iconst(k),
+        }
+    }
+
+    /// Division and remainder: by zero gives 0 (quotient) or the dividend (remainder); signed
+    /// `MIN / -1` gives `MIN`, remainder 0. Constant divisors are resolved here.
+    fn divide(&mut self, arith: Arith, ty: Type, a: Value, b: Operand) -> Value {
+        let signed = matches!(arith, Arith::SDiv | Arith::SMod);
+        let quotient = matches!(arith, Arith::Div | Arith::SDiv);
+        let minus_one = if ty == I32 {
+            u64::from(u32::MAX)
+        } else {
+            u64::MAX
+        };
+        match b {
+            Operand::Const(0) if quotient => self.operand(ty, Operand::Const(0)),
+            Operand::Const(0) => a,
+            Operand::Const(k) if signed && k == minus_one => {
+                if quotient {
+                    self.builder.ins().ineg(a)
+                } else {
+                    self.operand(ty, Operand::Const(0))
+                }
+            }
+            Operand::Const(k) => {
+                let b = self.operand(ty, Operand::Const(k));
+                self.divide_raw(signed, quotient, a, b)
+            }
+            Operand::Value(b) => self.divide_checked(signed, quotient, ty, a, b),
+        }
+    }
+
+    fn divide_raw(&mut self, signed: bool, quotient: bool, a: Value, b: Value) -> Value {
+        let ins = self.builder.ins();
+        match (signed, quotient) {
+            (false, true) => ins.udiv(a, b),
+            (false, false) => ins.urem(a, b),
+            (true, true) => ins.sdiv(a, b),
+            (true, false) => ins.srem(a, b),
+        }
+    }
+
+    /// Division by a register: the divisor is replaced by 1 where the hardware would fault,
+    /// and the RFC's result selected afterwards.
+    fn divide_checked(
+        &mut self,
+        signed: bool,
+        quotient: bool,
+        ty: Type,
+        a: Value,
+        b: Value,
+    ) -> Value {
+        let zero = self.operand(ty, Operand::Const(0));
+        let one = self.operand(ty, Operand::Const(1));
+        let is_zero = self.builder.ins().icmp(IntCC::Equal, b, zero);
+        let is_minus_one = if signed {
+            self.builder.ins().icmp_imm_s(IntCC::Equal, b, -1)
+        } else {
+            self.builder.ins().iconst(I8, 0)
+        };
+        let unsafe_divisor = self.builder.ins().bor(is_zero, is_minus_one);
+        let divisor = self.builder.ins().select(unsafe_divisor, one, b);
+        let raw = self.divide_raw(signed, quotient, a, divisor);
+        let (on_zero, on_minus_one) = if quotient {
+            (zero, self.builder.ins().ineg(a))
+        } else {
+            (a, zero)
+        };
+        let value = self.builder.ins().select(is_minus_one, on_minus_one, raw);
+        self.builder.ins().select(is_zero, on_zero, value)
+    }
+
+    fn movsx(&mut self, op: Op) {
+        let (from, wide) = match op.kind {
+            Kind::MovSx8To64 => (I8, true),
+            Kind::MovSx16To64 => (I16, true),
+            Kind::MovSx32To64 => (I32, true),
+            Kind::MovSx8To32 => (I8, false),
+            _ => (I16, false),
+        };
+        let value = self.get(op.src);
+        let narrow = self.builder.ins().ireduce(from, value);
+        if wide {
+            let extended = self.builder.ins().sextend(I64, narrow);
+            self.set(op.dst, extended);
+        } else {
+            let extended = self.builder.ins().sextend(I32, narrow);
+            self.set32(op.dst, extended);
+        }
+    }
+
+    fn byte_order(&mut self, op: Op) {
+        let (ty, swap) = match op.kind {
+            Kind::Trunc16 => (I16, false),
+            Kind::Trunc32 => (I32, false),
+            Kind::Swap16 => (I16, true),
+            Kind::Swap32 => (I32, true),
+            _ => (I64, true),
+        };
+        let mut value = self.get(op.dst);
+        if ty != I64 {
+            value = self.builder.ins().ireduce(ty, value);
+        }
+        if swap {
+            value = self.builder.ins().bswap(value);
+        }
+        if ty != I64 {
+            value = self.builder.ins().uextend(I64, value);
+        }
+        self.set(op.dst, value);
+    }
+
+    // ---- memory ------------------------------------------------------------------------------
+
+    /// Host address of `len` bytes at VM address `reg + off`, after checking them against the
+    /// slot table's read (or write) length; a failure leaves through a cold fault block.
+    fn checked_address(&mut self, index: usize, reg: u8, off: i32, len: u64, write: bool) -> Value {
+        let base = self.get(reg);
+        let addr = self.builder.ins().iadd_imm_s(base, i64::from(off));
+        let high = self.builder.ins().ushr_imm_s(addr, SLOT_SHIFT);
+        let slot = self.builder.ins().iadd_imm_s(high, -1);
+        let in_table = self
+            .builder
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, slot, SLOTS as i64);
+        // An out-of-table slot reads slot 0's entry but cannot pass: `in_table` is false.
+        let zero = self.iconst(0);
+        let slot = self.builder.ins().select(in_table, slot, zero);
+        let entry_offset = self.builder.ins().imul_imm_s(slot, REGION_BYTES);
+        let entry = self.builder.ins().iadd(self.slots, entry_offset);
+        let limit_field = if write {
+            core::mem::offset_of!(Region, write_len)
+        } else {
+            core::mem::offset_of!(Region, read_len)
+        };
+        let limit = self
+            .builder
+            .ins()
+            .load(I64, self.flags.host, entry, limit_field as i32);
+        let offset = self.builder.ins().band_imm_s(addr, OFFSET_MASK);
+        let end = self.builder.ins().iadd_imm_s(offset, len as i64);
+        let fits = self
+            .builder
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, end, limit);
+        let allowed = self.builder.ins().band(in_table, fits);
+        let fault = self.builder.create_block();
+        let access = self.builder.create_block();
+        self.builder.ins().brif(allowed, access, &[], fault, &[]);
+        self.fault_block(fault, index, addr, len, write);
+        self.builder.switch_to_block(access);
+        let host = self.builder.ins().load(
+            self.pointer,
+            self.flags.host,
+            entry,
+            core::mem::offset_of!(Region, ptr) as i32,
+        );
+        self.builder.ins().iadd(host, offset)
+    }
+
+    fn fault_block(&mut self, fault: Block, index: usize, addr: Value, len: u64, write: bool) {
+        self.builder.switch_to_block(fault);
+        self.builder.set_cold_block(fault);
+        let index = self.iconst(index as u64);
+        self.store_ctx(index, core::mem::offset_of!(JitCtx, trap_index));
+        self.store_ctx(addr, core::mem::offset_of!(JitCtx, trap_addr));
+        let len = self.iconst(len);
+        self.store_ctx(len, core::mem::offset_of!(JitCtx, trap_len));
+        self.leave(if write {
+            status::WRITE_FAULT
+        } else {
+            status::READ_FAULT
+        });
+    }
+
+    fn load(&mut self, index: usize, op: Op) {
+        let (len, signed) = access_of(op.kind);
+        let host = self.checked_address(index, op.src, op.target, len, false);
+        let value = self.load_value(host, 0, len, signed);
+        self.set(op.dst, value);
+    }
+
+    fn load_stack(&mut self, op: Op) {
+        let (len, signed) = access_of(op.kind);
+        let frame_top = self.builder.use_var(self.frame_top);
+        let value = self.load_value(frame_top, op.target, len, signed);
+        self.set(op.dst, value);
+    }
+
+    /// Loads `len` bytes at `host + off`, extended to 64 bits.
+    fn load_value(&mut self, host: Value, off: i32, len: u64, signed: bool) -> Value {
+        let flags = self.flags.guest;
+        let ins = self.builder.ins();
+        match (len, signed) {
+            (1, false) => ins.uload8(I64, flags, host, off),
+            (1, true) => ins.sload8(I64, flags, host, off),
+            (2, false) => ins.uload16(I64, flags, host, off),
+            (2, true) => ins.sload16(I64, flags, host, off),
+            (4, false) => ins.uload32(flags, host, off),
+            (4, true) => ins.sload32(flags, host, off),
+            _ => ins.load(I64, flags, host, off),
+        }
+    }
+
+    fn store(&mut self, index: usize, op: Op) {
+        let (len, _) = access_of(op.kind);
+        let value = self.stored_value(op);
+        let host = self.checked_address(index, op.dst, op.target, len, true);
+        self.store_value(value, host, 0, len);
+    }
+
+    fn store_stack(&mut self, op: Op) {
+        let (len, _) = access_of(op.kind);
+        let value = self.stored_value(op);
+        let frame_top = self.builder.use_var(self.frame_top);
+        self.store_value(value, frame_top, op.target, len);
+    }
+
+    fn stored_value(&mut self, op: Op) -> Value {
+        use Kind::*;
+        match op.kind {
+            St8 | St16 | St32 | St64 | StStack8 | StStack16 | StStack32 | StStack64 => {
+                self.iconst(op.imm)
+            }
+            _ => self.get(op.src),
+        }
+    }
+
+    fn store_value(&mut self, value: Value, host: Value, off: i32, len: u64) {
+        let flags = self.flags.guest;
+        let ins = self.builder.ins();
+        match len {
+            1 => ins.istore8(flags, value, host, off),
+            2 => ins.istore16(flags, value, host, off),
+            4 => ins.istore32(flags, value, host, off),
+            _ => ins.store(flags, value, host, off),
+        };
+    }
+
+    /// Atomic read-modify-writes: one invocation owns its memory, so a checked load and store.
+    fn atomic(&mut self, index: usize, op: Op) {
+        let (ty, len) = if op.kind == Kind::Atomic32 {
+            (I32, 4)
+        } else {
+            (I64, 8)
+        };
+        let host = self.checked_address(index, op.dst, op.target, len, true);
+        let flags = self.flags.guest;
+        let old = self.builder.ins().load(ty, flags, host, 0);
+        let source = self.get_width(op.src, ty);
+        let operation = op.imm as i32;
+        let ins = self.builder.ins();
+        let new = match operation & !ATOMIC_FETCH {
+            ATOMIC_ADD => ins.iadd(old, source),
+            ATOMIC_OR => ins.bor(old, source),
+            ATOMIC_AND => ins.band(old, source),
+            ATOMIC_XOR => ins.bxor(old, source),
+            _ if operation == ATOMIC_XCHG => source,
+            _ if operation == ATOMIC_CMPXCHG => {
+                let expected = self.get_width(0, ty);
+                let equal = self.builder.ins().icmp(IntCC::Equal, old, expected);
+                self.builder.ins().select(equal, source, old)
+            }
+            _ => old, // the verifier admits no other operation
+        };
+        self.builder.ins().store(flags, new, host, 0);
+        let old = self.widen(old, ty);
+        if operation == ATOMIC_CMPXCHG {
+            self.set(0, old);
+        } else if operation & ATOMIC_FETCH != 0 {
+            self.set(op.src, old);
+        }
+    }
+
+    fn get_width(&mut self, reg: u8, ty: Type) -> Value {
+        if ty == I32 {
+            self.get32(reg)
+        } else {
+            self.get(reg)
+        }
+    }
+
+    fn widen(&mut self, value: Value, ty: Type) -> Value {
+        if ty == I32 {
+            self.builder.ins().uextend(I64, value)
+        } else {
+            value
+        }
+    }
+
+    // ---- control flow ------------------------------------------------------------------------
+
+    fn block_of(&self, index: usize) -> Block {
+        self.blocks[index].unwrap_or_else(|| unreachable!("decoded index {index} is a leader"))
+    }
+
+    fn add_count(&mut self, executed: usize) {
+        if executed == 0 {
+            return;
+        }
+        let count = self.builder.use_var(self.count);
+        let count = self.builder.ins().iadd_imm_s(count, executed as i64);
+        self.builder.def_var(self.count, count);
+    }
+
+    /// Ends the block with a jump to `target` unless the budget ran out.
+    fn checked_jump(&mut self, target: Block) {
+        let count = self.builder.use_var(self.count);
+        let over = self
+            .builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, count, self.budget);
+        self.builder
+            .ins()
+            .brif(over, self.budget_trap, &[], target, &[]);
+        self.open = false;
+    }
+
+    fn conditional_jump(&mut self, index: usize, op: Op, condition: (IntCC, bool, bool, bool)) {
+        let (cc, wide, immediate, test) = condition;
+        self.add_count(index + 1 - self.block_start);
+        let ty = if wide { I64 } else { I32 };
+        let a = self.get_width(op.dst, ty);
+        let b = if immediate {
+            self.operand(ty, Operand::Const(op.imm))
+        } else {
+            self.get_width(op.src, ty)
+        };
+        let taken = if test {
+            let bits = self.builder.ins().band(a, b);
+            self.builder.ins().icmp_imm_s(IntCC::NotEqual, bits, 0)
+        } else {
+            self.builder.ins().icmp(cc, a, b)
+        };
+        let check = self.builder.create_block();
+        let next = self.block_of(index + 1);
+        self.builder.ins().brif(taken, check, &[], next, &[]);
+        self.builder.switch_to_block(check);
+        let target = self.block_of(op.target as usize);
+        self.checked_jump(target);
+    }
+
+    fn call_helper(&mut self, index: usize, id: u64, hint: u64) {
+        let id = self.iconst(id);
+        self.call_helper_value(index, id, hint);
+    }
+
+    /// Calls the trampoline with r1..=r5; r0 takes its result unless the helper failed.
+    fn call_helper_value(&mut self, index: usize, id: Value, hint: u64) {
+        let trampoline = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
+        let mut args = vec![self.ctx];
+        for reg in 1..=5 {
+            args.push(self.get(reg));
+        }
+        let hint = self.iconst(hint);
+        let index_value = self.iconst(index as u64);
+        args.extend([id, hint, index_value]);
+        let call = self
+            .builder
+            .ins()
+            .call_indirect(self.trampoline_sig, trampoline, &args);
+        let r0 = self.builder.inst_results(call)[0];
+        self.set(0, r0);
+        let failed = self.load_ctx(I64, core::mem::offset_of!(JitCtx, helper_failed));
+        let fault = self.builder.create_block();
+        let next = self.builder.create_block();
+        self.builder.ins().brif(failed, fault, &[], next, &[]);
+        self.builder.switch_to_block(fault);
+        self.builder.set_cold_block(fault);
+        self.leave(status::HELPER);
+        self.builder.switch_to_block(next);
+    }
+
+    fn call_local(&mut self, index: usize, op: Op) {
+        self.add_count(index + 1 - self.block_start);
+        let depth = self.builder.use_var(self.depth);
+        let too_deep = self.builder.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThanOrEqual,
+            depth,
+            CALL_DEPTH_MAX as i64,
+        );
+        let fault = self.builder.create_block();
+        let push = self.builder.create_block();
+        self.builder.ins().brif(too_deep, fault, &[], push, &[]);
+        self.builder.switch_to_block(fault);
+        self.builder.set_cold_block(fault);
+        let index_value = self.iconst(index as u64);
+        self.store_ctx(index_value, core::mem::offset_of!(JitCtx, trap_index));
+        self.leave(status::CALL_DEPTH);
+        self.builder.switch_to_block(push);
+        let site = self.site_of_return(index + 1);
+        self.push_frame(depth, site);
+        self.move_frame(depth, 1);
+        let target = self.block_of(op.target as usize);
+        self.checked_jump(target);
+    }
+
+    fn site_of_return(&self, index: usize) -> u64 {
+        let block = self.block_of(index);
+        let site = self.return_sites.iter().position(|b| *b == block);
+        site.unwrap_or_else(|| unreachable!("index {index} follows a call")) as u64
+    }
+
+    /// Saves the return-site number and r6..=r9 in frame `depth`.
+    fn push_frame(&mut self, depth: Value, site: u64) {
+        let frame = self.saved_frame(depth);
+        let site = self.iconst(site);
+        self.builder.ins().store(self.flags.host, site, frame, 0);
+        for (slot, reg) in (6..=9).enumerate() {
+            let value = self.get(reg);
+            let off = 8 * (slot as i32 + 1);
+            self.builder.ins().store(self.flags.host, value, frame, off);
+        }
+        let depth = self.builder.ins().iadd_imm_s(depth, 1);
+        self.builder.def_var(self.depth, depth);
+        let reached = self.load_ctx(I64, core::mem::offset_of!(JitCtx, depth_reached));
+        let reached = self.builder.ins().umax(reached, depth);
+        self.store_ctx(reached, core::mem::offset_of!(JitCtx, depth_reached));
+    }
+
+    fn saved_frame(&mut self, depth: Value) -> Value {
+        let frames = self.builder.ins().stack_addr(self.pointer, self.frames, 0);
+        let offset = self.builder.ins().imul_imm_s(depth, SAVED_FRAME_BYTES);
+        self.builder.ins().iadd(frames, offset)
+    }
+
+    /// Moves r10 and the frame top one frame up (`step` 1) or down (-1), and reinstalls the
+    /// stack slot to cover the frames now live, as `Memory::set_stack` does.
+    fn move_frame(&mut self, old_depth: Value, step: i64) {
+        let r10 = self.get(10);
+        let r10 = self.builder.ins().iadd_imm_s(r10, step * FRAME);
+        self.set(10, r10);
+        let frame_top = self.builder.use_var(self.frame_top);
+        let frame_top = self.builder.ins().iadd_imm_s(frame_top, step * FRAME);
+        self.builder.def_var(self.frame_top, frame_top);
+        // Live frames: depth + 1 after the move.
+        let frames_live = self.builder.ins().iadd_imm_s(old_depth, 1 + step);
+        let len = self.builder.ins().imul_imm_s(frames_live, FRAME);
+        let base = self.builder.ins().isub(frame_top, len);
+        let entry = self.slots; // slot 0 is the stack
+        let host = self.flags.host;
+        for (value, field) in [
+            (base, core::mem::offset_of!(Region, ptr)),
+            (len, core::mem::offset_of!(Region, read_len)),
+            (len, core::mem::offset_of!(Region, write_len)),
+        ] {
+            self.builder.ins().store(host, value, entry, field as i32);
+        }
+    }
+
+    fn exit(&mut self, index: usize) {
+        self.add_count(index + 1 - self.block_start);
+        if self.return_sites.is_empty() {
+            self.final_exit();
+            return;
+        }
+        let depth = self.builder.use_var(self.depth);
+        let finished = self.builder.create_block();
+        let returning = self.builder.create_block();
+        self.builder
+            .ins()
+            .brif(depth, returning, &[], finished, &[]);
+        self.builder.switch_to_block(finished);
+        self.final_exit();
+        self.builder.switch_to_block(returning);
+        self.return_to_caller(depth);
+    }
+
+    /// `exit` at depth 0: budget check, then r0 and the count go to the context.
+    fn final_exit(&mut self) {
+        let count = self.builder.use_var(self.count);
+        let over = self
+            .builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, count, self.budget);
+        let done = self.builder.create_block();
+        self.builder
+            .ins()
+            .brif(over, self.budget_trap, &[], done, &[]);
+        self.builder.switch_to_block(done);
+        let r0 = self.get(0);
+        self.store_ctx(r0, core::mem::offset_of!(JitCtx, r0));
+        self.store_ctx(count, core::mem::offset_of!(JitCtx, insn_count));
+        self.leave(status::EXIT);
+        self.open = false;
+    }
+
+    /// `exit` inside a local call: restores the caller's frame and jumps to its return site.
+    fn return_to_caller(&mut self, depth: Value) {
+        let depth = self.builder.ins().iadd_imm_s(depth, -1);
+        self.builder.def_var(self.depth, depth);
+        let frame = self.saved_frame(depth);
+        let site = self.builder.ins().load(I64, self.flags.host, frame, 0);
+        for (slot, reg) in (6..=9).enumerate() {
+            let off = 8 * (slot as i32 + 1);
+            let value = self.builder.ins().load(I64, self.flags.host, frame, off);
+            self.set(reg, value);
+        }
+        let old_depth = self.builder.ins().iadd_imm_s(depth, 1);
+        self.move_frame(old_depth, -1);
+        let count = self.builder.use_var(self.count);
+        let over = self
+            .builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, count, self.budget);
+        let dispatch = self.builder.create_block();
+        self.builder
+            .ins()
+            .brif(over, self.budget_trap, &[], dispatch, &[]);
+        self.builder.switch_to_block(dispatch);
+        let site = self.builder.ins().ireduce(I32, site);
+        let calls: Vec<_> = self
+            .return_sites
+            .iter()
+            .map(|block| self.builder.func.dfg.block_call(*block, &[]))
+            .collect();
+        // The default is never taken (site numbers come from `push_frame`), but it needs its
+        // own block call: the SSA builder appends arguments to each call separately.
+        let last = self.return_sites[self.return_sites.len() - 1];
+        let fallback = self.builder.func.dfg.block_call(last, &[]);
+        let table = self
+            .builder
+            .create_jump_table(JumpTableData::new(fallback, &calls));
+        self.builder.ins().br_table(site, table);
+        self.open = false;
+    }
+
+    /// Returns `code` from the native function (ends the current block, which may be a side
+    /// exit: the instruction stream's own block is closed by its callers).
+    fn leave(&mut self, code: u64) {
+        let code = self.iconst(code);
+        self.builder.ins().return_(&[code]);
+    }
+}
+
+/// One block per leader, and the return sites of local calls in call order.
+fn leaders(
+    ops: &[Op],
+    entry: usize,
+    builder: &mut FunctionBuilder<'_>,
+) -> (Vec<Option<Block>>, Vec<Block>) {
+    let mut is_leader = vec![false; ops.len()];
+    is_leader[entry] = true;
+    for (index, op) in ops.iter().enumerate() {
+        let op = fuse::first_of(*op);
+        let transfers = matches!(op.kind, Kind::Ja | Kind::CallLocal | Kind::Exit)
+            || jump_condition(op.kind).is_some();
+        if transfers && index + 1 < ops.len() {
+            is_leader[index + 1] = true;
+        }
+        if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
+            is_leader[op.target as usize] = true;
+        }
+    }
+    let blocks: Vec<Option<Block>> = is_leader
+        .iter()
+        .map(|leader| leader.then(|| builder.create_block()))
+        .collect();
+    let mut return_sites = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        if op.kind == Kind::CallLocal
+            && let Some(Some(block)) = blocks.get(index + 1)
+        {
+            return_sites.push(*block);
+        }
+    }
+    (blocks, return_sites)
+}
+
+/// `(condition, 64-bit, immediate operand, jset)` of a conditional jump.
+fn jump_condition(kind: Kind) -> Option<(IntCC, bool, bool, bool)> {
+    use IntCC::*;
+    use Kind::*;
+    let (cc, wide, immediate) = match kind {
+        Jeq64Imm => (Equal, true, true),
+        Jeq64Reg => (Equal, true, false),
+        Jne64Imm => (NotEqual, true, true),
+        Jne64Reg => (NotEqual, true, false),
+        Jgt64Imm => (UnsignedGreaterThan, true, true),
+        Jgt64Reg => (UnsignedGreaterThan, true, false),
+        Jge64Imm => (UnsignedGreaterThanOrEqual, true, true),
+        Jge64Reg => (UnsignedGreaterThanOrEqual, true, false),
+        Jlt64Imm => (UnsignedLessThan, true, true),
+        Jlt64Reg => (UnsignedLessThan, true, false),
+        Jle64Imm => (UnsignedLessThanOrEqual, true, true),
+        Jle64Reg => (UnsignedLessThanOrEqual, true, false),
+        Jsgt64Imm => (SignedGreaterThan, true, true),
+        Jsgt64Reg => (SignedGreaterThan, true, false),
+        Jsge64Imm => (SignedGreaterThanOrEqual, true, true),
+        Jsge64Reg => (SignedGreaterThanOrEqual, true, false),
+        Jslt64Imm => (SignedLessThan, true, true),
+        Jslt64Reg => (SignedLessThan, true, false),
+        Jsle64Imm => (SignedLessThanOrEqual, true, true),
+        Jsle64Reg => (SignedLessThanOrEqual, true, false),
+        Jset64Imm => (NotEqual, true, true),
+        Jset64Reg => (NotEqual, true, false),
+        Jeq32Imm => (Equal, false, true),
+        Jeq32Reg => (Equal, false, false),
+        Jne32Imm => (NotEqual, false, true),
+        Jne32Reg => (NotEqual, false, false),
+        Jgt32Imm => (UnsignedGreaterThan, false, true),
+        Jgt32Reg => (UnsignedGreaterThan, false, false),
+        Jge32Imm => (UnsignedGreaterThanOrEqual, false, true),
+        Jge32Reg => (UnsignedGreaterThanOrEqual, false, false),
+        Jlt32Imm => (UnsignedLessThan, false, true),
+        Jlt32Reg => (UnsignedLessThan, false, false),
+        Jle32Imm => (UnsignedLessThanOrEqual, false, true),
+        Jle32Reg => (UnsignedLessThanOrEqual, false, false),
+        Jsgt32Imm => (SignedGreaterThan, false, true),
+        Jsgt32Reg => (SignedGreaterThan, false, false),
+        Jsge32Imm => (SignedGreaterThanOrEqual, false, true),
+        Jsge32Reg => (SignedGreaterThanOrEqual, false, false),
+        Jslt32Imm => (SignedLessThan, false, true),
+        Jslt32Reg => (SignedLessThan, false, false),
+        Jsle32Imm => (SignedLessThanOrEqual, false, true),
+        Jsle32Reg => (SignedLessThanOrEqual, false, false),
+        Jset32Imm => (NotEqual, false, true),
+        Jset32Reg => (NotEqual, false, false),
+        _ => return None,
+    };
+    let test = matches!(kind, Jset64Imm | Jset64Reg | Jset32Imm | Jset32Reg);
+    Some((cc, wide, immediate, test))
+}
+
+/// `(arithmetic, 64-bit, immediate operand)` of an ALU op.
+fn arith_of(kind: Kind) -> Option<(Arith, bool, bool)> {
+    use Kind::*;
+    Some(match kind {
+        Add64Imm => (Arith::Add, true, true),
+        Add64Reg => (Arith::Add, true, false),
+        Sub64Imm => (Arith::Sub, true, true),
+        Sub64Reg => (Arith::Sub, true, false),
+        Mul64Imm => (Arith::Mul, true, true),
+        Mul64Reg => (Arith::Mul, true, false),
+        Div64Imm => (Arith::Div, true, true),
+        Div64Reg => (Arith::Div, true, false),
+        SDiv64Imm => (Arith::SDiv, true, true),
+        SDiv64Reg => (Arith::SDiv, true, false),
+        Mod64Imm => (Arith::Mod, true, true),
+        Mod64Reg => (Arith::Mod, true, false),
+        SMod64Imm => (Arith::SMod, true, true),
+        SMod64Reg => (Arith::SMod, true, false),
+        Or64Imm => (Arith::Or, true, true),
+        Or64Reg => (Arith::Or, true, false),
+        And64Imm => (Arith::And, true, true),
+        And64Reg => (Arith::And, true, false),
+        Xor64Imm => (Arith::Xor, true, true),
+        Xor64Reg => (Arith::Xor, true, false),
+        Lsh64Imm => (Arith::Lsh, true, true),
+        Lsh64Reg => (Arith::Lsh, true, false),
+        Rsh64Imm => (Arith::Rsh, true, true),
+        Rsh64Reg => (Arith::Rsh, true, false),
+        Arsh64Imm => (Arith::Arsh, true, true),
+        Arsh64Reg => (Arith::Arsh, true, false),
+        Mov64Reg => (Arith::Mov, true, false),
+        Add32Imm => (Arith::Add, false, true),
+        Add32Reg => (Arith::Add, false, false),
+        Sub32Imm => (Arith::Sub, false, true),
+        Sub32Reg => (Arith::Sub, false, false),
+        Mul32Imm => (Arith::Mul, false, true),
+        Mul32Reg => (Arith::Mul, false, false),
+        Div32Imm => (Arith::Div, false, true),
+        Div32Reg => (Arith::Div, false, false),
+        SDiv32Imm => (Arith::SDiv, false, true),
+        SDiv32Reg => (Arith::SDiv, false, false),
+        Mod32Imm => (Arith::Mod, false, true),
+        Mod32Reg => (Arith::Mod, false, false),
+        SMod32Imm => (Arith::SMod, false, true),
+        SMod32Reg => (Arith::SMod, false, false),
+        Or32Imm => (Arith::Or, false, true),
+        Or32Reg => (Arith::Or, false, false),
+        And32Imm => (Arith::And, false, true),
+        And32Reg => (Arith::And, false, false),
+        Xor32Imm => (Arith::Xor, false, true),
+        Xor32Reg => (Arith::Xor, false, false),
+        Lsh32Imm => (Arith::Lsh, false, true),
+        Lsh32Reg => (Arith::Lsh, false, false),
+        Rsh32Imm => (Arith::Rsh, false, true),
+        Rsh32Reg => (Arith::Rsh, false, false),
+        Arsh32Imm => (Arith::Arsh, false, true),
+        Arsh32Reg => (Arith::Arsh, false, false),
+        Mov32Reg => (Arith::Mov, false, false),
+        _ => return None,
+    })
+}
+
+/// `(bytes, sign-extending)` of a load or store kind.
+fn access_of(kind: Kind) -> (u64, bool) {
+    use Kind::*;
+    match kind {
+        Ldx8 | St8 | Stx8 | LdxStack8 | StStack8 | StxStack8 => (1, false),
+        Ldx16 | St16 | Stx16 | LdxStack16 | StStack16 | StxStack16 => (2, false),
+        Ldx32 | St32 | Stx32 | LdxStack32 | StStack32 | StxStack32 => (4, false),
+        LdxSx8 | LdxSxStack8 => (1, true),
+        LdxSx16 | LdxSxStack16 => (2, true),
+        LdxSx32 | LdxSxStack32 => (4, true),
+        _ => (8, false),
+    }
+}
+
+fn trampoline_signature(isa: &dyn TargetIsa) -> Signature {
+    let mut signature = Signature::new(isa.default_call_conv());
+    signature.params.push(AbiParam::new(isa.pointer_type()));
+    for _ in 0..8 {
+        signature.params.push(AbiParam::new(I64));
+    }
+    signature.returns.push(AbiParam::new(I64));
+    signature
+}
+
+/// Program accesses and host-structure accesses live in separate alias regions: a program
+/// store can never change the slot table or the context (they are not in any mapped region).
+fn memory_flags(function: &mut Function) -> Flags {
+    let mut region = |user_id: u32, description: &'static str| {
+        function.dfg.alias_regions.insert(AliasRegionData {
+            user_id,
+            description: Cow::Borrowed(description),
+        })
+    };
+    let guest_region = region(1, "program memory");
+    let host_region = region(2, "slot table and context");
+    let guest = MemFlagsData::new()
+        .with_notrap()
+        .with_alias_region(Some(guest_region));
+    let host = MemFlagsData::trusted().with_alias_region(Some(host_region));
+    Flags { guest, host }
+}

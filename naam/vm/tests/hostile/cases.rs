@@ -1,0 +1,498 @@
+//! Hostile programs, one test per class: each is rejected at load or trapped at run time with
+//! the exact typed error, and none can touch memory it was not granted. Compiled twice: by
+//! `tests/hostile.rs` for the interpreter and by `tests/hostile_jit.rs` for the JIT (`BACKEND`).
+
+use crate::BACKEND;
+use crate::common::*;
+use naam_vm::memory::{GLOBALS_SLOT, STACK_SLOT, VM_SLOTS, slot_base};
+use naam_vm::{
+    ArgKind, Backend, Exit, Helper, HelperError, Helpers, LoadError, Memory, MemoryError,
+    PROGRAM_INSN_MAX, Program, STACK_FRAME_BYTES, Signature, Tier, Trap, VerifyError, Vm, VmConfig,
+};
+
+/// VM address of the first region a test maps.
+const INPUT: u64 = slot_base(VM_SLOTS);
+
+/// Loads `bytecode` for [`BACKEND`]; a program that loads runs on that backend's tier.
+fn load<C>(bytecode: &[u8], helpers: &Helpers<C>) -> Result<Program, LoadError> {
+    let program = Program::from_raw_with(bytecode, helpers, BACKEND)?;
+    let expected = match BACKEND {
+        Backend::Jit => Tier::Jit,
+        Backend::Interpreter => Tier::Interpreter,
+    };
+    assert_eq!(program.tier(), expected, "{:?}", program.jit_error());
+    Ok(program)
+}
+
+/// Loads raw bytecode for [`BACKEND`] with no helpers and runs it on `input`.
+fn load_and_run(bytecode: &[u8], input: &[u8]) -> Result<Exit, Trap> {
+    let program = load(bytecode, &Helpers::<()>::new()).expect("program verifies");
+    run_on(&program, input, VmConfig::default())
+}
+
+fn verify_error(bytecode: &[u8]) -> VerifyError {
+    match load(bytecode, &Helpers::<()>::new()) {
+        Err(LoadError::Verify(error)) => error,
+        other => panic!("expected a verifier error, got {other:?}"),
+    }
+}
+
+fn trap(bytecode: &[u8], input: &[u8]) -> Trap {
+    load_and_run(bytecode, input).expect_err("the program must trap")
+}
+
+#[test]
+fn out_of_bounds_load_traps() {
+    let input = [7u8; 16];
+    let bytecode = program(&[ldxdw(0, 1, 9), exit()]);
+    assert_eq!(
+        trap(&bytecode, &input),
+        Trap::OutOfBounds {
+            pc: 0,
+            addr: INPUT + 9,
+            len: 8
+        }
+    );
+    let in_bounds = program(&[ldxdw(0, 1, 8), exit()]);
+    assert_eq!(
+        load_and_run(&in_bounds, &input).unwrap().r0,
+        u64::from_le_bytes([7; 8])
+    );
+}
+
+#[test]
+fn out_of_bounds_store_traps_and_read_only_regions_refuse_writes() {
+    let mut buffer = [0u8; 8];
+    let helpers = Helpers::<()>::new();
+    let store_past_end = program(&[stb(1, 8, 1), exit()]);
+    let program_oob = load(&store_past_end, &helpers).unwrap();
+    let mut mem = Memory::new();
+    let addr = mem.map_write(&mut buffer).unwrap();
+    let result =
+        Vm::new(VmConfig::default()).run(&program_oob, &mut mem, &helpers, &mut (), addr, 8);
+    assert_eq!(
+        result,
+        Err(Trap::OutOfBounds {
+            pc: 0,
+            addr: addr + 8,
+            len: 1
+        })
+    );
+    assert_eq!(buffer, [0u8; 8], "nothing was written");
+
+    let store_first = program(&[stb(1, 0, 1), exit()]);
+    assert_eq!(
+        trap(&store_first, &[0u8; 8]),
+        Trap::ReadOnly {
+            pc: 0,
+            addr: INPUT,
+            len: 1
+        }
+    );
+}
+
+#[test]
+fn pointer_arithmetic_escaping_a_region_traps() {
+    let input = [1u8; 32];
+    // Below the region: the address falls into the previous slot (the program's globals).
+    let below = program(&[add64_imm(1, -8), ldxdw(0, 1, 0), exit()]);
+    let expected = Trap::OutOfBounds {
+        pc: 1,
+        addr: INPUT - 8,
+        len: 8,
+    };
+    assert_eq!(trap(&below, &input), expected);
+    assert_eq!(INPUT - 8, slot_base(GLOBALS_SLOT) + u64::from(u32::MAX) - 7);
+    // One slot up: the next slot is not mapped.
+    let next_slot = program(&[
+        lddw(2, 1 << 32)[0],
+        lddw(2, 1 << 32)[1],
+        add64_reg(1, 2),
+        ldxb(0, 1, 0),
+        exit(),
+    ]);
+    assert_eq!(
+        trap(&next_slot, &input),
+        Trap::OutOfBounds {
+            pc: 3,
+            addr: INPUT + (1 << 32),
+            len: 1
+        }
+    );
+    // A pointer into the stack pushed above the top of the live frame.
+    let above_stack = program(&[
+        mov64_reg(1, 10),
+        add64_imm(1, 8),
+        ldxdw(0, 1, -16),
+        ldxdw(0, 1, -8),
+        exit(),
+    ]);
+    let top = slot_base(STACK_SLOT) + STACK_FRAME_BYTES as u64;
+    assert_eq!(
+        trap(&above_stack, &input),
+        Trap::OutOfBounds {
+            pc: 3,
+            addr: top,
+            len: 8
+        }
+    );
+    // A forged small address (a "host pointer").
+    let forged = program(&[mov64_imm(1, 0x1000), ldxdw(0, 1, 0), exit()]);
+    assert_eq!(
+        trap(&forged, &input),
+        Trap::OutOfBounds {
+            pc: 1,
+            addr: 0x1000,
+            len: 8
+        }
+    );
+}
+
+#[test]
+fn unbounded_loop_exhausts_the_budget() {
+    let spin = program(&[mov64_imm(0, 0), add64_imm(0, 1), ja(-2), exit()]);
+    let loaded = load(&spin, &Helpers::<()>::new()).unwrap();
+    let budget = 10_000;
+    let result = run_on(
+        &loaded,
+        &[],
+        VmConfig {
+            budget_insn: budget,
+        },
+    );
+    assert_eq!(result, Err(Trap::BudgetExceeded { budget }));
+}
+
+#[test]
+fn the_budget_is_exact_at_exit() {
+    // r0 = n; loop { r0 -= 1; if r0 != 0 goto loop }; exit: executes 1 + 2n + 1 instructions.
+    let n = 1000;
+    let countdown = program(&[
+        mov64_imm(0, n),
+        add64_imm(0, -1),
+        insn(0x55, 0, 0, -2, 0),
+        exit(),
+    ]);
+    let loaded = load(&countdown, &Helpers::<()>::new()).unwrap();
+    let needed = 2 * n as u64 + 2;
+    let exit = run_on(
+        &loaded,
+        &[],
+        VmConfig {
+            budget_insn: needed,
+        },
+    )
+    .unwrap();
+    assert_eq!(exit.insn_count, needed);
+    let short = run_on(
+        &loaded,
+        &[],
+        VmConfig {
+            budget_insn: needed - 1,
+        },
+    );
+    assert_eq!(short, Err(Trap::BudgetExceeded { budget: needed - 1 }));
+}
+
+#[test]
+fn runaway_recursion_hits_the_call_depth_limit() {
+    // f: call f
+    let recurse = program(&[call_local(-1), exit()]);
+    assert_eq!(
+        trap(&recurse, &[]),
+        Trap::CallDepthExceeded {
+            pc: 0,
+            depth_max: naam_vm::CALL_DEPTH_MAX
+        }
+    );
+}
+
+#[test]
+fn oversized_program_is_rejected() {
+    let mut slots = vec![mov64_imm(0, 0); PROGRAM_INSN_MAX];
+    slots.push(exit());
+    let error = verify_error(&program(&slots));
+    assert_eq!(
+        error,
+        VerifyError::TooLarge {
+            slots: PROGRAM_INSN_MAX + 1,
+            max: PROGRAM_INSN_MAX
+        }
+    );
+    slots.truncate(PROGRAM_INSN_MAX - 1);
+    slots.push(exit());
+    assert!(
+        load(&program(&slots), &Helpers::<()>::new()).is_ok(),
+        "the limit itself loads"
+    );
+}
+
+#[test]
+fn invalid_opcode_is_rejected() {
+    assert_eq!(
+        verify_error(&program(&[mov64_imm(0, 0), insn(0xff, 0, 0, 0, 0), exit()])),
+        VerifyError::InvalidOpcode {
+            pc: 1,
+            opcode: 0xff
+        }
+    );
+    // Legacy packet load (LD | ABS | W) is not part of the supported set.
+    assert_eq!(
+        verify_error(&program(&[insn(0x20, 0, 0, 0, 0), exit()])),
+        VerifyError::InvalidOpcode {
+            pc: 0,
+            opcode: 0x20
+        }
+    );
+    assert_eq!(
+        verify_error(&program(&[mov64_imm(11, 0), exit()])),
+        VerifyError::InvalidRegister { pc: 0, reg: 11 }
+    );
+    assert_eq!(
+        verify_error(&program(&[mov64_imm(10, 0), exit()])),
+        VerifyError::WritesFramePointer { pc: 0 }
+    );
+}
+
+#[test]
+fn jump_out_of_range_or_into_lddw_is_rejected() {
+    assert_eq!(
+        verify_error(&program(&[ja(5), exit()])),
+        VerifyError::JumpOutOfRange { pc: 0, target: 6 }
+    );
+    assert_eq!(
+        verify_error(&program(&[exit(), ja(-3)])),
+        VerifyError::JumpOutOfRange { pc: 1, target: -1 }
+    );
+    let [low, high] = lddw(0, 0x1122_3344_5566_7788);
+    assert_eq!(
+        verify_error(&program(&[ja(1), low, high, exit()])),
+        VerifyError::JumpIntoLddw { pc: 0, target: 2 }
+    );
+    assert_eq!(
+        verify_error(&program(&[call_local(1), low, high, exit()])),
+        VerifyError::JumpIntoLddw { pc: 0, target: 2 }
+    );
+    assert_eq!(
+        verify_error(&program(&[call_local(7), exit()])),
+        VerifyError::CallOutOfRange { pc: 0, target: 8 }
+    );
+    assert_eq!(
+        verify_error(&program(&[exit(), low])),
+        VerifyError::IncompleteLddw { pc: 1 }
+    );
+    assert_eq!(
+        verify_error(&program(&[mov64_imm(0, 1)])),
+        VerifyError::FallsOffEnd { pc: 0 }
+    );
+}
+
+#[test]
+fn unknown_helper_is_rejected_at_load_and_trapped_through_callx() {
+    let call = program(&[call_helper(99), exit()]);
+    assert_eq!(
+        verify_error(&call),
+        VerifyError::UnknownHelper { pc: 0, id: 99 }
+    );
+    let indirect = program(&[mov64_imm(2, 99), callx(2), exit()]);
+    assert_eq!(trap(&indirect, &[]), Trap::UnknownHelper { pc: 1, id: 99 });
+}
+
+#[test]
+fn constant_stack_offsets_outside_the_frame_are_rejected() {
+    let frame = STACK_FRAME_BYTES as i16;
+    let below = program(&[ldxdw(0, 10, -frame - 8), exit()]);
+    let expected = VerifyError::StackOutOfBounds {
+        pc: 0,
+        off: -frame - 8,
+        len: 8,
+        frame: STACK_FRAME_BYTES,
+    };
+    assert_eq!(verify_error(&below), expected);
+    let straddling_top = program(&[stxdw(10, 1, -4), exit()]);
+    let expected = VerifyError::StackOutOfBounds {
+        pc: 0,
+        off: -4,
+        len: 8,
+        frame: STACK_FRAME_BYTES,
+    };
+    assert_eq!(verify_error(&straddling_top), expected);
+}
+
+#[test]
+fn a_returned_callees_frame_is_no_longer_reachable() {
+    // main: r1 = callee's r10 - 8 (returned in r0); exit reads through it.
+    // callee: r0 = r10; r0 -= 8; store 1 there; exit.
+    let dangling = program(&[
+        call_local(2),
+        ldxdw(0, 0, 0),
+        exit(),
+        mov64_reg(0, 10),
+        add64_imm(0, -8),
+        insn(0x7a, 0, 0, 0, 1),
+        exit(),
+    ]);
+    let addr = slot_base(STACK_SLOT) + 2 * STACK_FRAME_BYTES as u64 - 8;
+    assert_eq!(
+        trap(&dangling, &[]),
+        Trap::OutOfBounds {
+            pc: 1,
+            addr,
+            len: 8
+        }
+    );
+}
+
+#[test]
+fn one_invocation_cannot_read_what_the_previous_left_on_the_stack() {
+    let helpers = Helpers::<()>::new();
+    // Writes a secret into its frame and into its callee's frame.
+    let writer = program(&[
+        lddw(1, 0x5ec2e7)[0],
+        lddw(1, 0x5ec2e7)[1],
+        stxdw(10, 1, -8),
+        call_local(1),
+        exit(),
+        stxdw(10, 1, -8),
+        exit(),
+    ]);
+    // Reads the same slots back (its own frame and, through a call, the callee's).
+    let reader = program(&[
+        ldxdw(6, 10, -8),
+        call_local(2),
+        add64_reg(0, 6),
+        exit(),
+        ldxdw(0, 10, -8),
+        exit(),
+    ]);
+    let writer = load(&writer, &helpers).unwrap();
+    let reader = load(&reader, &helpers).unwrap();
+    let mut vm = Vm::new(VmConfig::default());
+    let mut mem = Memory::new();
+    vm.run(&writer, &mut mem, &helpers, &mut (), 0, 0).unwrap();
+    let exit = vm.run(&reader, &mut mem, &helpers, &mut (), 0, 0).unwrap();
+    assert_eq!(exit.r0, 0, "the stack is scrubbed between invocations");
+}
+
+fn copy_first_byte(_: &mut (), mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
+    let byte = mem.read(args[0], args[1])?.first().copied().unwrap_or(0);
+    Ok(u64::from(byte))
+}
+
+fn refuse(_: &mut (), _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    Err(HelperError::Failed { reason: "refused" })
+}
+
+#[test]
+fn helper_pointer_arguments_are_checked_before_the_call() {
+    let mut helpers = Helpers::<()>::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::ReadBytes { len_arg: 1 };
+    args[1] = ArgKind::Scalar;
+    helpers
+        .register(
+            1,
+            Helper {
+                name: "copy_first_byte",
+                signature: Signature { args },
+                func: copy_first_byte,
+            },
+        )
+        .unwrap();
+    helpers
+        .register(
+            2,
+            Helper {
+                name: "refuse",
+                signature: Signature::SCALARS,
+                func: refuse,
+            },
+        )
+        .unwrap();
+    let input = [42u8; 4];
+    let run = |bytecode: &[u8]| {
+        let loaded = load(bytecode, &helpers).unwrap();
+        let mut mem = Memory::new();
+        let addr = mem.map_read(&input).unwrap();
+        Vm::new(VmConfig::default()).run(&loaded, &mut mem, &helpers, &mut (), addr, 4)
+    };
+    assert_eq!(run(&program(&[call_helper(1), exit()])).unwrap().r0, 42);
+    let too_long = program(&[mov64_imm(2, 5), call_helper(1), exit()]);
+    let error = MemoryError::OutOfBounds {
+        addr: INPUT,
+        len: 5,
+    };
+    assert_eq!(
+        run(&too_long),
+        Err(Trap::HelperArgument {
+            pc: 1,
+            id: 1,
+            arg: 0,
+            error
+        })
+    );
+    let failing = program(&[call_helper(2), exit()]);
+    let error = HelperError::Failed { reason: "refused" };
+    assert_eq!(
+        run(&failing),
+        Err(Trap::Helper {
+            pc: 0,
+            id: 2,
+            error
+        })
+    );
+}
+
+/// Context of a helper that runs a second VM over the invocation's own `Memory`.
+struct Nested {
+    vm: Vm,
+    program: Program,
+}
+
+fn run_nested(nested: &mut Nested, mem: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    let helpers = Helpers::<()>::new();
+    match nested.vm.run(&nested.program, mem, &helpers, &mut (), 0, 0) {
+        Ok(exit) => Ok(exit.r0),
+        Err(_) => Err(HelperError::Failed {
+            reason: "nested run trapped",
+        }),
+    }
+}
+
+#[test]
+fn a_helper_running_a_nested_vm_over_the_same_memory_leaves_the_outer_stack_usable() {
+    let mut helpers = Helpers::<Nested>::new();
+    helpers
+        .register(
+            9,
+            Helper {
+                name: "run_nested",
+                signature: Signature::SCALARS,
+                func: run_nested,
+            },
+        )
+        .unwrap();
+    // main: store 7 at r10-8, call f, then read it back through a pointer (the checked path).
+    // f: call the helper that runs a nested VM over the same Memory (which empties the VM slots).
+    let outer = program(&[
+        mov64_imm(6, 7),
+        stxdw(10, 6, -8),
+        call_local(3),
+        mov64_reg(1, 10),
+        ldxdw(0, 1, -8),
+        exit(),
+        call_helper(9),
+        exit(),
+    ]);
+    let outer = load(&outer, &helpers).unwrap();
+    let inner = load(&program(&[mov64_imm(0, 1), exit()]), &Helpers::<()>::new()).unwrap();
+    let mut nested = Nested {
+        vm: Vm::new(VmConfig::default()),
+        program: inner,
+    };
+    let mut mem = Memory::new();
+    let exit = Vm::new(VmConfig::default())
+        .run(&outer, &mut mem, &helpers, &mut nested, 0, 0)
+        .unwrap();
+    assert_eq!(exit.r0, 7);
+}
