@@ -182,6 +182,7 @@ impl<'a> Memory<'a> {
 
     /// The slot table as a raw pointer, for native code that reads (and, for the stack slot,
     /// writes) it while the invocation runs.
+    #[cfg(feature = "jit")]
     pub(crate) fn slots_ptr(&mut self) -> *mut Region {
         self.slots.as_mut_ptr()
     }

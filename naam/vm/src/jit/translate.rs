@@ -145,7 +145,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             3,
         ));
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
-        let flags = memory_flags(&mut builder.func);
+        let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let placeholder = Value::from_u32(0);
