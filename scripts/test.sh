@@ -14,6 +14,8 @@ else
 fi
 echo "== cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked --no-fail-fast
+echo "== naam-vm with its Cranelift JIT (feature jit): conformance, hostile and differential tests"
+cargo test --locked -p naam-vm --features jit
 echo "== the rdma feature (ibverbs backend) builds, and fails cleanly without an RDMA device"
 cargo test --locked -p naam-net --features rdma --test rdma --lib
 cargo test --locked -p naam-roles --features rdma --lib rdma

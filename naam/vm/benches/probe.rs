@@ -1,23 +1,31 @@
-//! ns/call of the two NAAM hot-path kernels, each three ways: the naam-vm interpreter, rbpf's
-//! interpreter (same clang-compiled bytecode, same input bytes) and the same logic in native
-//! Rust.
+//! ns/call of the two NAAM hot-path kernels, each five ways: the naam-vm JIT (Cranelift, every
+//! access checked), the naam-vm interpreter, rbpf's interpreter and rbpf's x86-64 JIT (no bounds
+//! checks) on the same clang-compiled bytecode and input bytes, and the same logic in native
+//! Rust; and the JIT's compile time per program (`jit_compile`), including both NAAM functions.
 //!
 //! - `mica_probe_{7,15}`: scan a MICA bucket of 7 or 15 entries for a 16-bit tag (the match sits
 //!   in the last entry, so every entry is read), `benches/bpf/mica_probe.c`;
 //! - `btree_search_128`: binary search over the 128 sorted 8-byte keys of a 1 KB node,
 //!   `benches/bpf/btree_search.c`.
 //!
-//! Run: `cargo bench -p naam-vm --bench probe`. Inputs are drawn from a seeded generator
+//! Run: `cargo bench -p naam-vm --features jit --bench probe` (without the feature the JIT
+//! series run on the interpreter and say so on stderr). Inputs are drawn from a seeded generator
 //! (`NAAM_SEED`, default below) and every engine is checked to agree before it is timed.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use naam_vm::{Helpers, Memory, Program, Vm, VmConfig};
+use naam_vm::{Backend, Helpers, Memory, Program, Tier, Vm, VmConfig};
 use object::{Object, ObjectSection};
 
 const MICA_OBJECT: &[u8] = include_bytes!("bpf/mica_probe.o");
 const BTREE_OBJECT: &[u8] = include_bytes!("bpf/btree_search.o");
+/// The NAAM functions of the two workloads (their helpers are stand-ins: only compile time is
+/// measured on them).
+const MICA_GET_OBJECT: &[u8] = include_bytes!("../../../workloads/mica/bpf/mica_get.o");
+const BTREE_LOOKUP_OBJECT: &[u8] = include_bytes!("../../../workloads/btree/bpf/btree_lookup.o");
+/// Helper ids of the NAAM ABI (`naam/engine/src/abi.rs`: naam_read, naam_reply, save_state).
+const NAAM_HELPER_IDS: [u32; 3] = [0x4e01, 0x4e02, 0x4e03];
 const SEED_DEFAULT: u64 = 0x6e61_616d_2d76_6d00;
 
 const MICA_SLOTS_MAX: usize = 15;
@@ -144,6 +152,17 @@ fn run_naam(vm: &mut Vm, program: &Program, helpers: &Helpers<()>, input: &[u8])
     .r0
 }
 
+/// Loads the same section for the interpreter and for the JIT.
+fn load_both(object: &[u8], section: &str, helpers: &Helpers<()>) -> (Program, Program) {
+    let interpreted = Program::from_elf(object, section, helpers).expect("loads");
+    let jitted =
+        Program::from_elf_with(object, section, helpers, Backend::Jit).expect("loads for the JIT");
+    if jitted.tier() != Tier::Jit {
+        eprintln!("{section}: JIT unavailable ({:?})", jitted.jit_error());
+    }
+    (interpreted, jitted)
+}
+
 fn compare(
     c: &mut Criterion,
     group: &str,
@@ -153,21 +172,34 @@ fn compare(
     native: fn(&[u8]) -> u64,
 ) {
     let helpers = Helpers::<()>::new();
-    let program = Program::from_elf(object, section, &helpers).expect("loads");
+    let (program, jitted) = load_both(object, section, &helpers);
     let mut vm = Vm::new(VmConfig::default());
     let bytecode = section_bytes(object, section);
     let rbpf_vm = rbpf::EbpfVmMbuff::new(Some(&bytecode)).expect("rbpf loads");
+    let mut rbpf_jit = rbpf::EbpfVmRaw::new(Some(&bytecode)).expect("rbpf loads");
+    rbpf_jit.jit_compile().expect("rbpf compiles");
+    let mut rbpf_input = input.to_vec();
 
     let expected = native(input);
-    assert_eq!(
-        run_naam(&mut vm, &program, &helpers, input),
-        expected,
-        "{group}: naam-vm agrees"
-    );
+    for (name, program) in [("interpreter", &program), ("JIT", &jitted)] {
+        assert_eq!(
+            run_naam(&mut vm, program, &helpers, input),
+            expected,
+            "{group}: naam-vm {name} agrees"
+        );
+    }
     assert_eq!(
         rbpf_vm.execute_program(input, &[]).expect("rbpf runs"),
         expected,
         "{group}: rbpf agrees"
+    );
+    // SAFETY: rbpf's JIT does not check accesses; the program reads only its input (it agrees
+    // with the checked interpreters above on the same bytes).
+    let rbpf_jit_r0 = unsafe { rbpf_jit.execute_program_jit(&mut rbpf_input) };
+    assert_eq!(
+        rbpf_jit_r0.expect("rbpf JIT runs"),
+        expected,
+        "{group}: rbpf JIT agrees"
     );
     let mut mem = Memory::new();
     let addr = mem.map_read(input).expect("maps");
@@ -184,6 +216,9 @@ fn compare(
     eprintln!("{group}: {} eBPF instructions per call", exit.insn_count);
 
     let mut group = c.benchmark_group(group);
+    group.bench_function("naam_vm_jit", |b| {
+        b.iter(|| run_naam(&mut vm, &jitted, &helpers, black_box(input)))
+    });
     group.bench_function("naam_vm_interpreter", |b| {
         b.iter(|| run_naam(&mut vm, &program, &helpers, black_box(input)))
     });
@@ -194,7 +229,57 @@ fn compare(
                 .expect("rbpf runs")
         })
     });
+    group.bench_function("rbpf_jit", |b| {
+        // SAFETY: as above.
+        b.iter(|| unsafe { rbpf_jit.execute_program_jit(black_box(&mut rbpf_input)) })
+    });
     group.bench_function("native_rust", |b| b.iter(|| native(black_box(input))));
+    group.finish();
+}
+
+fn refuse(_: &mut (), _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, naam_vm::HelperError> {
+    Err(naam_vm::HelperError::Failed {
+        reason: "stand-in: compile-time benchmark only",
+    })
+}
+
+/// Stand-ins for the NAAM helpers, with the engine's signatures' shape (scalars).
+fn naam_helpers() -> Helpers<()> {
+    let mut helpers = Helpers::new();
+    for id in NAAM_HELPER_IDS {
+        let helper = naam_vm::Helper {
+            name: "naam stand-in",
+            signature: naam_vm::Signature::SCALARS,
+            func: refuse,
+        };
+        helpers.register(id, helper).expect("registers");
+    }
+    helpers
+}
+
+/// Time to load one program for the JIT (verify + decode + Cranelift + executable mapping).
+fn jit_compile_times(c: &mut Criterion) {
+    let helpers = naam_helpers();
+    let programs: [(&str, &[u8], &str); 4] = [
+        ("mica_probe", MICA_OBJECT, "naam/mica_probe"),
+        ("btree_search", BTREE_OBJECT, "naam/btree_search"),
+        ("mica_get", MICA_GET_OBJECT, "naam/mica_get"),
+        ("btree_lookup", BTREE_LOOKUP_OBJECT, "naam/btree_lookup"),
+    ];
+    let mut group = c.benchmark_group("jit_compile");
+    for (name, object, section) in programs {
+        let program =
+            Program::from_elf_with(object, section, &helpers, Backend::Jit).expect("loads");
+        eprintln!(
+            "{name}: {} eBPF slots, {:?} bytes of x86-64 ({:?})",
+            program.insn_count(),
+            program.jit_code_bytes(),
+            program.tier()
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| Program::from_elf_with(black_box(object), section, &helpers, Backend::Jit))
+        });
+    }
     group.finish();
 }
 
@@ -222,5 +307,5 @@ fn benches(c: &mut Criterion) {
     );
 }
 
-criterion_group!(probe, benches);
+criterion_group!(probe, benches, jit_compile_times);
 criterion_main!(probe);

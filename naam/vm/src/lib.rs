@@ -4,9 +4,9 @@
 //! function and runs it unchanged on clients, SmartNIC cores and host cores; this crate is that
 //! portable runtime. (NAAM's paper publishes only its abstract: the runtime below is our
 //! reconstruction, built to the eBPF ISA of RFC 9669.) It loads bytecode or `clang -target bpf`
-//! ELF objects, verifies the program once, and interprets pre-decoded instructions over memory
-//! regions the embedder grants per invocation. It depends on no other crate of the project,
-//! performs no IO and reads no clock.
+//! ELF objects, verifies the program once, and interprets pre-decoded instructions (or runs them
+//! compiled by a Cranelift JIT) over memory regions the embedder grants per invocation. It
+//! depends on no other crate of the project, performs no IO and reads no clock.
 //!
 //! ```
 //! use naam_vm::{Helpers, Memory, Program, Vm, VmConfig};
@@ -109,12 +109,28 @@
 //! helper id from a register. Atomics are plain read-modify-writes: an invocation runs on one
 //! thread over memory it borrows exclusively (`map_write` takes `&mut [u8]`).
 //!
-//! ## Where a JIT plugs in
+//! ## JIT (cargo feature `jit`)
 //!
-//! [`Program`] holds its code as an internal `Code` enum with one variant today (the decoded
-//! ops, interpreted); [`Program::tier`] reports it. A Cranelift JIT for x86-64 and aarch64 adds a
-//! variant compiled at load from the same verified ops, and [`Vm::run`] dispatches on it,
-//! keeping its signature, the slot-table memory model, the budget semantics and the traps.
+//! [`Program::from_raw_with`] / [`Program::from_elf_with`] with [`Backend::Jit`] compile the
+//! verified ops once, at load, into one native function with Cranelift 0.135 (x86-64 and
+//! aarch64; [`Program::tier`] says [`Tier::Jit`]). [`Vm::run`] keeps its signature and runs the
+//! native code over the same slot table, stack and budget, with the same traps:
+//! - every access that is not a verified constant r10 offset decodes its address and is checked
+//!   against the slot table (re-read at each access: helpers and local calls change it);
+//! - instructions are counted per basic block and compared with the budget at exactly the
+//!   interpreter's points (taken jumps, local calls, exits), so [`Exit::insn_count`] and where
+//!   [`Trap::BudgetExceeded`] fires are identical;
+//! - local calls save r6..=r9 and a return-site number on the native stack and return through a
+//!   jump table, with the depth limit and stack-slot updates of the interpreter;
+//! - helpers go through a trampoline monomorphised for the context type; a helper's trap or
+//!   panic crosses the native code as a status and is re-raised in Rust.
+//!
+//! The interpreter stays the reference (differential tests and fuzzing compare the two) and the
+//! fallback: without the feature, or when Cranelift or the OS refuses (no executable memory),
+//! the program runs interpreted and [`Program::jit_error`] says why. Every RFC 9669 instruction
+//! the verifier accepts is compiled; nothing falls back per instruction.
+//! `Program::compile_for` compiles for the other ISA without running it (tests compile every
+//! conformance program and both NAAM functions for aarch64; this machine runs only x86-64).
 
 mod elf;
 mod fuse;
@@ -141,6 +157,9 @@ pub use program::{
 };
 pub use verifier::VerifyError;
 pub use vm::{BUDGET_INSN_DEFAULT, Exit, STACK_BYTES, Trap, Vm, VmConfig};
+
+#[cfg(feature = "jit")]
+pub use jit::JitTarget;
 
 /// Largest program, in 8-byte instruction slots (a `lddw` takes two).
 pub const PROGRAM_INSN_MAX: usize = 65_536;
