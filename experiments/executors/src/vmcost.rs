@@ -4,8 +4,8 @@
 //! - `native`: the workload's own Rust code (naam-mica's GET, naam-btree's lookup);
 //! - `interpreter`: the eBPF function through the engine and naam-vm's interpreter, all steps of
 //!   a call included (`LocalHost::call`: decode-free submit, accesses from memory, steps, reply);
-//! - `jit`: not built yet (a Cranelift JIT is planned behind the VM's interface) — recorded as
-//!   unavailable, with that reason;
+//! - `jit`: the same, with the function loaded for naam-vm's Cranelift JIT (`Backend::Jit`);
+//!   recorded as unavailable, with the VM's reason, when the function would run interpreted;
 //! - `kernel-jit`: the Linux eBPF JIT cannot run NAAM functions, which call NAAM's helpers
 //!   (`naam_read`, `naam_reply`, `naam_save_state`) that the kernel does not have — recorded as
 //!   unavailable, with that reason.
@@ -24,6 +24,7 @@ use naam_engine::{
 };
 use naam_plan::{ExperimentPlan, PointPlan, Series, Timing, Workload};
 use naam_results::raw::{self, VmCostEntry, VmCostOutcome, VmCostReport};
+use naam_vm::{Backend, Tier};
 
 use crate::TestbedError;
 
@@ -68,12 +69,15 @@ pub fn run(plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<(
     let mut entries = Vec::new();
     for function in &w.functions {
         let outcome = match point.series {
-            Series::Native | Series::Interpreter => {
-                let mut bench = setup(function, point.seed)?;
-                let ns_per_op = time(&mut bench, point.series, *warmup_iterations, *iterations)?;
-                VmCostOutcome::Measured { ns_per_op, iterations: *iterations }
+            Series::Native | Series::Interpreter | Series::Jit => {
+                match setup(function, point.seed, backend_of(point.series))? {
+                    Ok(mut bench) => {
+                        let ns_per_op = time(&mut bench, point.series, *warmup_iterations, *iterations)?;
+                        VmCostOutcome::Measured { ns_per_op, iterations: *iterations }
+                    }
+                    Err(reason) => VmCostOutcome::Unavailable { reason },
+                }
             }
-            Series::Jit => VmCostOutcome::Unavailable { reason: "jit: not built yet (a Cranelift JIT is planned behind naam-vm's interface)".into() },
             Series::KernelJit => VmCostOutcome::Unavailable {
                 reason: "kernel-jit: NAAM functions call NAAM helpers (naam_read, naam_reply, naam_save_state) that the Linux kernel does not provide".into(),
             },
@@ -141,14 +145,37 @@ fn interpret(host: &mut LocalHost, call: &Prepared) -> Result<bool, TestbedError
     ))
 }
 
-fn setup(function: &str, seed: u64) -> Result<Bench, TestbedError> {
-    match function {
-        "mica-get" => mica(seed),
-        "btree-lookup" => btree(seed),
-        other => Err(TestbedError::Unsupported(format!(
-            "vm-cost function {other:?}: known are mica-get, btree-lookup"
-        ))),
+/// The VM backend a series runs its eBPF function on (`native` registers it too, unused).
+fn backend_of(series: Series) -> Backend {
+    match series {
+        Series::Jit => Backend::Jit,
+        _ => Backend::Interpreter,
     }
+}
+
+/// The function set up on `backend`; `Ok(Err(reason))` when it would not run on that backend.
+fn setup(
+    function: &str,
+    seed: u64,
+    backend: Backend,
+) -> Result<Result<Bench, String>, TestbedError> {
+    let bench = match function {
+        "mica-get" => mica(seed, backend)?,
+        "btree-lookup" => btree(seed, backend)?,
+        other => {
+            return Err(TestbedError::Unsupported(format!(
+                "vm-cost function {other:?}: known are mica-get, btree-lookup"
+            )));
+        }
+    };
+    if backend == Backend::Jit && bench.host.tier(TENANT, FUNCTION) != Some(Tier::Jit) {
+        let reason = bench.host.jit_error(TENANT, FUNCTION);
+        return Ok(Err(format!(
+            "jit: {}",
+            reason.map_or("not compiled".into(), |e| e.to_string())
+        )));
+    }
+    Ok(Ok(bench))
 }
 
 /// Bench data lives as long as the (short-lived) vm-cost process, so the native readers can
@@ -162,7 +189,7 @@ fn keys(seed: u64, count: u64) -> Vec<u64> {
     (0..KEYS_PREPARED).map(|_| mix.next_u64() % count).collect()
 }
 
-fn mica(seed: u64) -> Result<Bench, TestbedError> {
+fn mica(seed: u64, backend: Backend) -> Result<Bench, TestbedError> {
     use naam_mica::config::{MicaConfig, Slots};
     use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT, GetArgs, MicaRkeys};
     use naam_mica::table::{MicaRegionsMut, MicaTable};
@@ -200,6 +227,7 @@ fn mica(seed: u64) -> Result<Bench, TestbedError> {
     let mut host = LocalHost::new(RkeySecret(
         seed.to_le_bytes().repeat(2).try_into().unwrap_or([0; 16]),
     ));
+    host.set_backend(backend);
     let mut add = |bytes: &Vec<u8>| {
         host.add_region(TENANT, bytes.clone(), Perms::READ)
             .map_err(|e| bad(e.to_string()))
@@ -256,7 +284,7 @@ fn mica(seed: u64) -> Result<Bench, TestbedError> {
     })
 }
 
-fn btree(seed: u64) -> Result<Bench, TestbedError> {
+fn btree(seed: u64, backend: Backend) -> Result<Bench, TestbedError> {
     use naam_btree::lookup::{LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT};
     use naam_btree::{BTree, BTreeConfig, BTreeReader, LookupArgs};
     let bad = |m: String| TestbedError::Output {
@@ -276,6 +304,7 @@ fn btree(seed: u64) -> Result<Bench, TestbedError> {
     let nodes = leak(nodes);
     let reader = BTreeReader::open(nodes).map_err(|e| bad(e.to_string()))?;
     let mut host = LocalHost::new(RkeySecret([7; 16]));
+    host.set_backend(backend);
     let region = host
         .add_region(TENANT, nodes.to_vec(), Perms::READ)
         .map_err(|e| bad(e.to_string()))?;

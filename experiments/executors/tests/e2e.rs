@@ -142,8 +142,10 @@ fn vm_cost_times_every_backend_or_says_why_not() {
         measured,
         [
             "btree-lookup/interpreter",
+            "btree-lookup/jit",
             "btree-lookup/native",
             "mica-get/interpreter",
+            "mica-get/jit",
             "mica-get/native"
         ]
     );

@@ -187,7 +187,7 @@ pub enum VmCostOutcome {
         /// Timed calls.
         iterations: u64,
     },
-    /// The backend cannot run here (`jit: not built yet`, `kernel-jit: needs root`).
+    /// The backend cannot run here (`jit: the JIT is not built ...`, `kernel-jit: needs root`).
     Unavailable {
         /// Why.
         reason: String,

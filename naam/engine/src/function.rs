@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use naam_vm::{Helpers, LoadError, Program};
+use naam_vm::{Backend, Helpers, LoadError, Program};
 
 use crate::helpers::{StepCtx, naam_helpers};
 use crate::ids::{FunctionId, TenantId};
@@ -112,6 +112,8 @@ pub enum Code<'a> {
 #[derive(Debug, Clone)]
 pub struct FunctionTable {
     helpers: Arc<Helpers<StepCtx>>,
+    /// The backend eBPF functions are loaded for (per table, so per location).
+    backend: Backend,
     entries: HashMap<(TenantId, FunctionId), Arc<FunctionEntry>>,
     per_tenant: HashMap<TenantId, usize>,
     next_slot: u32,
@@ -128,10 +130,24 @@ impl FunctionTable {
     pub fn new() -> FunctionTable {
         FunctionTable {
             helpers: Arc::new(naam_helpers()),
+            backend: Backend::Interpreter,
             entries: HashMap::new(),
             per_tenant: HashMap::new(),
             next_slot: 0,
         }
+    }
+
+    /// The same table loading its eBPF functions for `backend` from now on (a location's
+    /// choice: `interpreter` or `jit`). A function that cannot run on the JIT runs interpreted;
+    /// [`Program::jit_error`] says why.
+    pub fn with_backend(mut self, backend: Backend) -> FunctionTable {
+        self.backend = backend;
+        self
+    }
+
+    /// The backend eBPF functions are loaded for.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The helpers functions run with.
@@ -149,11 +165,11 @@ impl FunctionTable {
     ) -> Result<(), FunctionError> {
         self.check_room(tenant, id, name)?;
         let loaded = match code {
-            Code::Raw(bytes) => Program::from_raw(bytes, &self.helpers),
+            Code::Raw(bytes) => Program::from_raw_with(bytes, &self.helpers, self.backend),
             Code::Elf {
                 object,
                 name: section,
-            } => Program::from_elf(object, section, &self.helpers),
+            } => Program::from_elf_with(object, section, &self.helpers, self.backend),
         };
         let program = loaded.map_err(|source| FunctionError::Load {
             tenant,

@@ -112,6 +112,28 @@ impl LocalHost {
         }
     }
 
+    /// Loads the functions registered from now on for `backend` (`interpreter` or `jit`).
+    pub fn set_backend(&mut self, backend: naam_vm::Backend) {
+        self.functions = std::mem::take(&mut self.functions).with_backend(backend);
+        self.exec = None;
+    }
+
+    /// The tier function `(tenant, id)` runs on (`None` for unknown or host-native functions).
+    pub fn tier(&self, tenant: TenantId, id: FunctionId) -> Option<naam_vm::Tier> {
+        match &self.functions.get(tenant, id)?.body {
+            crate::function::FunctionBody::Ebpf(program) => Some(program.tier()),
+            crate::function::FunctionBody::HostNative => None,
+        }
+    }
+
+    /// Why function `(tenant, id)`, loaded for the JIT, runs on the interpreter.
+    pub fn jit_error(&self, tenant: TenantId, id: FunctionId) -> Option<naam_vm::JitError> {
+        match &self.functions.get(tenant, id)?.body {
+            crate::function::FunctionBody::Ebpf(program) => program.jit_error().cloned(),
+            crate::function::FunctionBody::HostNative => None,
+        }
+    }
+
     /// Registers `bytes` as a region of `tenant`.
     pub fn add_region(
         &mut self,

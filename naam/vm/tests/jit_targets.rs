@@ -83,3 +83,44 @@ fn an_interpreter_program_reports_no_jit() {
     assert_eq!(program.jit_code_bytes(), None);
     assert_eq!(program.jit_error(), None);
 }
+
+fn panic_helper(_: &mut (), _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    panic!("helper panics on purpose")
+}
+
+/// A helper's panic unwinds out of `Vm::run` as on the interpreter (the native frames are
+/// crossed as a status, not unwound), and the machine stays usable.
+#[test]
+fn a_panicking_helper_unwinds_out_of_run_and_the_vm_stays_usable() {
+    let mut helpers = Helpers::<()>::new();
+    let helper = Helper {
+        name: "panics",
+        signature: Signature::SCALARS,
+        func: panic_helper,
+    };
+    helpers.register(9, helper).expect("registers");
+    // r0 = 7; call 9; exit
+    let calls: Vec<u8> = [
+        [0xb7, 0x00, 0, 0, 7, 0, 0, 0],
+        [0x85, 0x00, 0, 0, 9, 0, 0, 0],
+        [0x95, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let program = Program::from_raw_with(&calls, &helpers, Backend::Jit).expect("loads");
+    assert_eq!(program.tier(), Tier::Jit);
+    let mut vm = naam_vm::Vm::new(naam_vm::VmConfig::default());
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        vm.run(&program, &mut Memory::new(), &helpers, &mut (), 0, 0)
+    }));
+    let message = unwound.expect_err("the panic reaches the caller");
+    assert_eq!(
+        message.downcast_ref::<&str>(),
+        Some(&"helper panics on purpose")
+    );
+    let exits: Vec<u8> = [[0xb7, 0x00, 0, 0, 5, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
+    let program = Program::from_raw_with(&exits, &helpers, Backend::Jit).expect("loads");
+    let exit = vm
+        .run(&program, &mut Memory::new(), &helpers, &mut (), 0, 0)
+        .expect("runs");
+    assert_eq!((exit.r0, exit.insn_count), (5, 2));
+}
