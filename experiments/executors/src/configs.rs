@@ -16,8 +16,9 @@ use naam_launch::plan::TIMELINE_FILE;
 
 use naam_plan::{Event, ExperimentPlan, PointPlan, PolicySpec, Series, Timing, Workload};
 use naam_roles::config::{
-    BtreeSpec, CONFIG_SCHEMA_VERSION, ClientConfig, Dataset, EswitchMode, HogConfig, HostConfig,
-    MicaSpec, NicConfig, OneSided, Polling, Role, RoleConfig, TimelineSpec, WorkloadSpec,
+    BtreeSpec, CONFIG_SCHEMA_VERSION, ClientConfig, ControlKey, Dataset, EswitchMode, HogConfig,
+    HostConfig, MicaSpec, NicConfig, OneSided, Polling, Role, RoleConfig, TimelineSpec,
+    WorkloadSpec,
 };
 
 use crate::TestbedError;
@@ -110,9 +111,20 @@ pub fn build(
         role,
     };
     let clients = client_configs(plan, point, settings, &dataset, policy, interval_ms);
+    // A fresh key per point for the host–NIC control channel (a secret, so drawn from the
+    // kernel, not from the plan's seeds; clients never see it).
+    let key = ControlKey::fresh().map_err(|e| {
+        TestbedError::io(
+            std::path::Path::new("/dev/urandom"),
+            "draw a control key",
+            e,
+        )
+    })?;
     Ok(PointConfigs {
-        host: role(host_config(plan, settings, &dataset, policy, listen_ip)),
-        nic: role(nic_config(plan, settings, &dataset)),
+        host: role(host_config(
+            plan, settings, &dataset, policy, listen_ip, key,
+        )),
+        nic: role(nic_config(plan, settings, &dataset, key)),
         clients: clients.into_iter().map(role).collect(),
         hog: hog_config(plan, measure_ms).map(role),
     })
@@ -124,6 +136,7 @@ fn host_config(
     dataset: &Dataset,
     policy: PolicySpec,
     listen_ip: IpAddr,
+    control_key: ControlKey,
 ) -> Role {
     let roles = &plan.roles;
     Role::Host(HostConfig {
@@ -139,10 +152,16 @@ fn host_config(
         sample_period_us: settings.sample_period_us,
         polling: settings.polling,
         shm_dir: settings.shm_dir.clone(),
+        control_key,
     })
 }
 
-fn nic_config(plan: &ExperimentPlan, settings: &Settings, dataset: &Dataset) -> Role {
+fn nic_config(
+    plan: &ExperimentPlan,
+    settings: &Settings,
+    dataset: &Dataset,
+    control_key: ControlKey,
+) -> Role {
     let roles = &plan.roles;
     Role::Nic(NicConfig {
         host_ready: PathBuf::from(naam_roles::host::READY_FILE),
@@ -153,6 +172,7 @@ fn nic_config(plan: &ExperimentPlan, settings: &Settings, dataset: &Dataset) -> 
         core_speed_factor: roles.nic_core_speed_factor,
         polling: settings.polling,
         sample_period_us: settings.sample_period_us,
+        control_key,
     })
 }
 

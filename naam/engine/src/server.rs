@@ -37,9 +37,10 @@ use crate::wire::{Frame, LoadSample, ReplyAddr};
 pub const SAMPLE_PERIOD_NS_MIN: u64 = 10_000;
 /// Longest sampling period a worker accepts (ns): 10 s.
 pub const SAMPLE_PERIOD_NS_MAX: u64 = 10_000_000_000;
-/// The source token of a sender the driver could not name (its replies cannot be delivered
-/// unless the message carries a reply address).
+/// The source token of a sender the driver could not name (its replies cannot be delivered).
 pub const SOURCE_UNKNOWN: u64 = u64::MAX;
+/// Trusted forwarders a worker accepts (the user-space eSwitch's ingress, and spare room).
+pub const FORWARDERS_MAX: usize = 4;
 
 /// How a server worker is set up.
 #[derive(Clone, Copy, Debug)]
@@ -89,9 +90,15 @@ pub enum Inbound {
 }
 
 /// Where a reply frame goes.
+///
+/// No reflection: a reply goes back to the datagram's sender. A reply address written inside a
+/// message is honoured only when the message came from a trusted forwarder the driver named at
+/// start ([`ServerWorker::trust_forwarder`]: the user-space eSwitch, which writes the client's
+/// source address there); from anyone else it is ignored and counted
+/// ([`WorkerTotals::reply_to_refused`]), so a forged request cannot aim replies at a third party.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyTarget {
-    /// The reply address the message carried.
+    /// The reply address a trusted forwarder wrote into the message.
     Addr(ReplyAddr),
     /// Back to the sender the driver named with this source token.
     Source(u64),
@@ -135,6 +142,9 @@ pub struct WorkerTotals {
     pub malformed: u64,
     /// Frames of a kind a worker does not serve.
     pub unexpected: u64,
+    /// Invokes from a sender other than a trusted forwarder that named a reply address (ignored:
+    /// the reply went back to the sender).
+    pub reply_to_refused: u64,
 }
 
 impl WorkerTotals {
@@ -155,6 +165,7 @@ impl WorkerTotals {
             busy_ns: d(self.busy_ns, earlier.busy_ns),
             malformed: d(self.malformed, earlier.malformed),
             unexpected: d(self.unexpected, earlier.unexpected),
+            reply_to_refused: d(self.reply_to_refused, earlier.reply_to_refused),
         }
     }
 
@@ -174,6 +185,7 @@ impl WorkerTotals {
             busy_ns: self.busy_ns + other.busy_ns,
             malformed: self.malformed + other.malformed,
             unexpected: self.unexpected + other.unexpected,
+            reply_to_refused: self.reply_to_refused + other.reply_to_refused,
         }
     }
 }
@@ -187,6 +199,7 @@ struct Counters {
     busy_period_ns: u64,
     malformed: u64,
     unexpected: u64,
+    reply_to_refused: u64,
 }
 
 /// One host or NIC worker (see the module docs). Owns no socket, thread or clock.
@@ -196,6 +209,8 @@ pub struct ServerWorker {
     next_sample_at: Nanos,
     counters: Counters,
     phase: PhaseWindow<WorkerTotals>,
+    forwarders: [u64; FORWARDERS_MAX],
+    forwarders_len: usize,
 }
 
 impl std::fmt::Debug for ServerWorker {
@@ -231,6 +246,8 @@ impl ServerWorker {
             next_sample_at: now.plus_ns(config.sample_period_ns),
             counters: Counters::default(),
             phase: PhaseWindow::default(),
+            forwarders: [SOURCE_UNKNOWN; FORWARDERS_MAX],
+            forwarders_len: 0,
         })
     }
 
@@ -254,9 +271,26 @@ impl ServerWorker {
         self.exec.ready_len()
     }
 
+    /// Trusts the sender with source token `token` as a forwarder: reply addresses in its
+    /// messages are honoured (see [`ReplyTarget`]). Fixed at start; false when
+    /// [`FORWARDERS_MAX`] are already trusted or `token` is [`SOURCE_UNKNOWN`].
+    pub fn trust_forwarder(&mut self, token: u64) -> bool {
+        if token == SOURCE_UNKNOWN || self.forwarders_len == FORWARDERS_MAX {
+            return false;
+        }
+        self.forwarders[self.forwarders_len] = token;
+        self.forwarders_len += 1;
+        true
+    }
+
+    fn is_forwarder(&self, token: u64) -> bool {
+        self.forwarders[..self.forwarders_len].contains(&token)
+    }
+
     /// Decodes a received datagram and submits it if it is an Invoke. `arrived_at` is when it
     /// arrived (a kernel receive timestamp, or the virtual clock); `source` names its sender with
-    /// the driver's token ([`SOURCE_UNKNOWN`] if none), asked only for an Invoke.
+    /// the driver's token ([`SOURCE_UNKNOWN`] if none), asked only for an Invoke. The reply goes
+    /// back to that sender unless it is a trusted forwarder (see [`ReplyTarget`]).
     pub fn handle_datagram(
         &mut self,
         now: Nanos,
@@ -265,9 +299,13 @@ impl ServerWorker {
         source: impl FnOnce() -> u64,
     ) -> Inbound {
         match Frame::decode(bytes) {
-            Ok(Frame::Invoke(invoke)) => {
-                self.exec
-                    .submit(now, arrived_at.min(now), source(), &invoke);
+            Ok(Frame::Invoke(mut invoke)) => {
+                let token = source();
+                if invoke.reply_to.is_some() && !self.is_forwarder(token) {
+                    invoke.reply_to = None;
+                    self.counters.reply_to_refused += 1;
+                }
+                self.exec.submit(now, arrived_at.min(now), token, &invoke);
                 Inbound::Submitted
             }
             Ok(_) => {
@@ -402,6 +440,7 @@ impl ServerWorker {
             busy_ns: self.counters.busy_total_ns,
             malformed: self.counters.malformed,
             unexpected: self.counters.unexpected,
+            reply_to_refused: self.counters.reply_to_refused,
         }
     }
 

@@ -85,31 +85,62 @@ fn a_lookup_is_served_and_replied_to_its_source_token() {
     assert_eq!(totals.insn, work.insn);
 }
 
-#[test]
-fn a_reply_address_wins_over_the_source_token() {
+/// Runs one GET carrying reply address `addr`, sent by `token`, through worker `w` (trusting
+/// `forwarder`, if any); returns where its reply goes and the worker's refusal count.
+fn reply_target_of(token: u64, forwarder: Option<u64>) -> (ReplyTarget, u64) {
     let (mut w, memory, regions, ds) = worker(Location::Nic);
+    if let Some(f) = forwarder {
+        assert!(w.trust_forwarder(f));
+    }
     let (args, d) = hash_request(&ds, ds.pairs[0].0);
-    let addr = ReplyAddr {
-        ip: [7; 16],
-        port: 4242,
-    };
     let msg = Invoke {
-        reply_to: Some(addr),
+        reply_to: Some(THIRD_PARTY),
         ..invoke(TENANT, HASH_GET, 1, &args, d)
     };
     let mut asked = false;
     w.handle_datagram(Nanos(0), Nanos(0), &frame_of(&msg), || {
         asked = true;
-        SOURCE_UNKNOWN
+        token
     });
     assert!(asked, "the token is asked for every Invoke");
     settle(&mut w, &memory, &regions, Nanos(1));
     let mut reply = Vec::new();
-    assert_eq!(
-        w.poll_reply(&mut reply).unwrap().to,
-        ReplyTarget::Addr(addr)
-    );
+    let to = w.poll_reply(&mut reply).unwrap().to;
     assert_eq!(reply_of(&reply).1, Location::Nic);
+    (to, w.totals().reply_to_refused)
+}
+
+const THIRD_PARTY: ReplyAddr = ReplyAddr {
+    ip: [7; 16],
+    port: 4242,
+};
+
+#[test]
+fn a_forwarders_reply_address_is_honoured() {
+    assert_eq!(
+        reply_target_of(3, Some(3)),
+        (ReplyTarget::Addr(THIRD_PARTY), 0)
+    );
+}
+
+#[test]
+fn issue_18_a_strangers_reply_address_is_refused_and_the_reply_goes_to_the_sender() {
+    assert_eq!(reply_target_of(3, None), (ReplyTarget::Source(3), 1));
+    assert_eq!(reply_target_of(3, Some(4)), (ReplyTarget::Source(3), 1));
+    assert_eq!(
+        reply_target_of(SOURCE_UNKNOWN, None),
+        (ReplyTarget::Source(SOURCE_UNKNOWN), 1)
+    );
+}
+
+#[test]
+fn forwarders_are_bounded_and_never_the_unknown_source() {
+    let (mut w, ..) = worker(Location::Host);
+    assert!(!w.trust_forwarder(SOURCE_UNKNOWN));
+    for token in 0..naam_engine::server::FORWARDERS_MAX as u64 {
+        assert!(w.trust_forwarder(token));
+    }
+    assert!(!w.trust_forwarder(99));
 }
 
 #[test]

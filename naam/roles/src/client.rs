@@ -158,7 +158,8 @@ impl Client {
         let server = workload::server(&cc.dataset)?;
         let functions = crate::host::functions(&*server, cc.dataset.tenants)?;
         let mut endpoint_config = EndpointConfig::new(cc.index, cc.timeout_ms * 1_000_000);
-        endpoint_config.reply_to = Some(naam_net::reply_addr(socket.local_addr()));
+        // No reply address: servers answer the datagram's source (or the address the eSwitch
+        // writes for it); one named here would be ignored and counted as refused.
         endpoint_config.inflight_max = cc.inflight_max as usize;
         let endpoint = ClientEndpoint::new(
             endpoint_config,

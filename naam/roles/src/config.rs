@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::control_auth::ControlKey;
+
 /// Version of the role configuration schema.
 pub const CONFIG_SCHEMA_VERSION: u32 = 1;
 /// Largest configuration file read.
@@ -182,6 +184,8 @@ pub struct HostConfig {
     pub polling: Polling,
     /// Folder for the shared-memory region files (e.g. /dev/shm).
     pub shm_dir: PathBuf,
+    /// The run's control-channel key: NIC samples must carry its tag (`control_auth`).
+    pub control_key: ControlKey,
 }
 
 /// The emulated NIC role.
@@ -204,6 +208,8 @@ pub struct NicConfig {
     pub polling: Polling,
     /// Sampling period of the load samples sent to the host's controller.
     pub sample_period_us: u64,
+    /// The run's control-channel key (the host's): every sample is tagged with it.
+    pub control_key: ControlKey,
 }
 
 /// A client role.

@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod config;
+pub mod control_auth;
 pub mod counters;
 pub mod hog;
 pub mod host;

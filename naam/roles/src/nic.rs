@@ -40,6 +40,12 @@ pub struct NicCounters {
     pub totals: Totals,
     /// Malformed datagrams.
     pub malformed: u64,
+    /// Messages whose reply address the workers ignored (not from the eSwitch; whole run).
+    #[serde(default)]
+    pub reply_to_refused: u64,
+    /// Replies dropped: the worker could not remember their sender (whole run).
+    #[serde(default)]
+    pub unanswerable: u64,
 }
 
 impl NicCounters {
@@ -52,6 +58,8 @@ impl NicCounters {
             nic: totals.location_counters(workers, phase_ns),
             totals,
             malformed: reports.iter().map(|r| r.malformed).sum(),
+            reply_to_refused: reports.iter().map(|r| r.reply_to_refused).sum(),
+            unanswerable: reports.iter().map(|r| r.unanswerable).sum(),
         }
     }
 }
@@ -65,6 +73,8 @@ struct NicShared {
     timeline: TimelineWatch,
     /// The host's control port (NIC load samples).
     controller: SocketAddr,
+    /// The host's user-space eSwitch ingress (it forwards to the NIC), if any.
+    forwarders: Vec<SocketAddr>,
 }
 
 impl NicShared {
@@ -86,6 +96,7 @@ impl NicShared {
         let samples = if i == 0 {
             SampleSink::Udp {
                 to: self.controller,
+                key: nic.control_key,
             }
         } else {
             SampleSink::Discard
@@ -101,6 +112,7 @@ impl NicShared {
             core_speed_factor: nic.core_speed_factor,
             timeline: self.timeline.clone(),
             busy_poll: nic.polling == crate::config::Polling::BusyPoll,
+            forwarders: self.forwarders.clone(),
         })
     }
 }
@@ -131,6 +143,12 @@ pub fn run(
         control: Arc::new(ControlShared::default()),
         timeline: TimelineWatch::start(&config.timeline, stop),
         controller: host.control,
+        // The user-space switch forwards from its ingress; with the kernel switch, nobody does.
+        forwarders: if host.nic_listen.is_empty() {
+            Vec::new()
+        } else {
+            vec![host.ingress]
+        },
     };
     let timeline = shared.timeline.clone();
     let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {

@@ -34,7 +34,7 @@ pub const WORKER_BATCH: usize = 32;
 const _: () = assert!(WORKER_BATCH <= crate::udp::BATCH_MAX);
 /// Longest blocking wait for datagrams when idle.
 pub const IDLE_WAIT: Duration = Duration::from_millis(1);
-/// Distinct reply addresses remembered for messages without a reply address.
+/// Distinct senders remembered per worker (their replies go back to them).
 pub const PEERS_MAX: usize = 4096;
 
 /// Steering settings the controller publishes to the workers (the engine's [`WorkerSettings`],
@@ -252,10 +252,12 @@ impl Natives {
 pub enum SampleSink {
     /// To the host's controller thread.
     Channel(crossbeam_channel::Sender<LoadSample>),
-    /// To the host's control port (from the NIC process).
+    /// To the host's control port (from the NIC process), each sample tagged with the run's key.
     Udp {
         /// The controller's address.
         to: SocketAddr,
+        /// The run's control key.
+        key: crate::control_auth::ControlKey,
     },
     /// Nowhere (no controller).
     Discard,
@@ -284,6 +286,10 @@ pub struct WorkerThread<P: AccessPath> {
     pub timeline: TimelineWatch,
     /// Spin instead of blocking when idle.
     pub busy_poll: bool,
+    /// Senders trusted to name a reply address inside a message (the user-space eSwitch's
+    /// ingress, fixed at start; empty with the kernel eSwitch). Everyone else is answered at
+    /// their source address (no reflection: `naam_engine::server::ReplyTarget`).
+    pub forwarders: Vec<SocketAddr>,
 }
 
 impl<P: AccessPath> std::fmt::Debug for WorkerThread<P> {
@@ -306,6 +312,10 @@ pub struct WorkerReport {
     pub unexpected: u64,
     /// Replies that could not be sent.
     pub send_errors: u64,
+    /// Messages whose reply address was ignored: not from a trusted forwarder (whole run).
+    pub reply_to_refused: u64,
+    /// Replies dropped because their sender could not be remembered (beyond [`PEERS_MAX`]).
+    pub unanswerable: u64,
 }
 
 struct LoopState {
@@ -316,6 +326,7 @@ struct LoopState {
     peer_index: HashMap<SocketAddr, u64>,
     phase_known: bool,
     send_errors: u64,
+    unanswerable: u64,
 }
 
 impl<P: AccessPath> WorkerThread<P> {
@@ -329,7 +340,12 @@ impl<P: AccessPath> WorkerThread<P> {
             peer_index: HashMap::new(),
             phase_known: false,
             send_errors: 0,
+            unanswerable: 0,
         };
+        for &forwarder in &self.forwarders {
+            let token = peer_token(&mut st.peers, &mut st.peer_index, forwarder);
+            self.worker.trust_forwarder(token);
+        }
         while !stop.load(Ordering::Relaxed) {
             self.heartbeat.store(realtime_ns(), Ordering::Relaxed);
             let wait = if self.busy_poll || self.path.has_pending() {
@@ -356,6 +372,8 @@ impl<P: AccessPath> WorkerThread<P> {
             malformed: totals.malformed,
             unexpected: totals.unexpected,
             send_errors: st.send_errors,
+            reply_to_refused: totals.reply_to_refused,
+            unanswerable: st.unanswerable,
         }
     }
 
@@ -413,7 +431,10 @@ impl<P: AccessPath> WorkerThread<P> {
                 ReplyTarget::Addr(addr) => Some(naam_net::socket_addr(&addr)),
                 ReplyTarget::Source(token) => st.peers.get(token as usize).copied(),
             };
-            let Some(to) = to else { continue };
+            let Some(to) = to else {
+                st.unanswerable += 1;
+                continue;
+            };
             if !st.send.push(&st.frame, to) {
                 self.send_all(st);
                 st.send.push(&st.frame, to);
@@ -444,9 +465,11 @@ impl<P: AccessPath> WorkerThread<P> {
             SampleSink::Channel(tx) => {
                 let _ = tx.try_send(sample);
             }
-            SampleSink::Udp { to } => {
-                let _ = Frame::Sample(sample).encode(&mut st.frame);
-                let _ = self.socket.send_to(&st.frame, *to);
+            SampleSink::Udp { to, key } => {
+                if Frame::Sample(sample).encode(&mut st.frame).is_ok() {
+                    key.seal(&mut st.frame);
+                    let _ = self.socket.send_to(&st.frame, *to);
+                }
             }
             SampleSink::Discard => {}
         }
@@ -454,8 +477,8 @@ impl<P: AccessPath> WorkerThread<P> {
     }
 }
 
-/// A token for a sender without a reply address (bounded; beyond [`PEERS_MAX`] such messages'
-/// replies are dropped).
+/// A token for a sender (bounded; beyond [`PEERS_MAX`] senders, new senders' replies are dropped
+/// and counted as unanswerable).
 fn peer_token(
     peers: &mut Vec<SocketAddr>,
     index: &mut HashMap<SocketAddr, u64>,

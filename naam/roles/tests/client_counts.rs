@@ -5,7 +5,8 @@
 //! Real processes' code over real sockets, in one test process: the host role serves MICA on
 //! loopback; the client role sends through a proxy that, during warm-up, answers every request
 //! itself with a failure (an error reply, an answer that cannot verify, or a MICA miss), and in
-//! the measured phase forwards to the host's ingress untouched.
+//! the measured phase forwards to the host's ingress untouched and relays the host's answers
+//! (servers answer the datagram's source, here the proxy).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -76,6 +77,7 @@ fn host_config(shm_dir: &Path) -> HostConfig {
         sample_period_us: 1000,
         polling: Polling::Blocking,
         shm_dir: shm_dir.to_path_buf(),
+        control_key: naam_roles::config::ControlKey([1; 16]),
     }
 }
 
@@ -117,6 +119,7 @@ fn failure(id: u64) -> (Status, &'static [u8]) {
 fn proxy(socket: &UdpSocket, ingress: SocketAddr, inject_until_ns: u64, stop: &AtomicBool) {
     let mut buf = vec![0u8; 65_536];
     let mut out = Vec::new();
+    let mut client = None;
     for _ in 0..PROXIED_MAX {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -124,9 +127,14 @@ fn proxy(socket: &UdpSocket, ingress: SocketAddr, inject_until_ns: u64, stop: &A
         let Ok((n, from)) = socket.recv_from(&mut buf) else {
             continue;
         };
+        // The server answers the proxy (the datagram's source): relay its answers to the client.
         let Ok(Frame::Invoke(msg)) = Frame::decode(&buf[..n]) else {
+            if let Some(client) = client.filter(|&c| c != from) {
+                let _ = socket.send_to(&buf[..n], client);
+            }
             continue;
         };
+        client = Some(from);
         if realtime_ns() >= inject_until_ns {
             let _ = socket.send_to(&buf[..n], ingress);
             continue;
@@ -142,8 +150,7 @@ fn proxy(socket: &UdpSocket, ingress: SocketAddr, inject_until_ns: u64, stop: &A
             payload,
         };
         Frame::Reply(reply).encode(&mut out).unwrap();
-        let to = msg.reply_to.map_or(from, |a| naam_net::socket_addr(&a));
-        let _ = socket.send_to(&out, to);
+        let _ = socket.send_to(&out, from);
     }
 }
 

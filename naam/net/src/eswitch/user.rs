@@ -5,9 +5,11 @@
 //! eSwitch is: every datagram takes an extra loopback hop (ingress → dispatcher → location) and
 //! the dispatcher burns host CPU. Results record which eSwitch ran ([`Steering::kind`]).
 //!
-//! Forwarding hides the client's address from the location, so the dispatcher writes it into a
-//! well-formed Invoke's reply address when the client left it empty (the engine replies to
-//! `reply_to`, else to the sender: the client gets its reply either way). Other datagrams are
+//! Forwarding hides the client's address from the location, so the dispatcher writes the
+//! datagram's source address into a well-formed Invoke's reply address, overwriting whatever the
+//! sender put there: the locations trust the dispatcher (and only it) to name where a reply goes,
+//! so a forged reply address can never aim replies at a third party (no reflection). Other
+//! datagrams are
 //! forwarded unchanged to host socket 0; datagrams coming *from* a location's socket are dropped
 //! (and counted), so a reply sent to the ingress by mistake cannot loop.
 
@@ -280,10 +282,11 @@ impl Dispatcher {
     }
 }
 
-/// `invoke` with its reply address set to `client` when it has none (a well-formed Invoke).
+/// `invoke` (a well-formed Invoke) with its reply address set to `client`, the datagram's source,
+/// whatever the sender wrote there.
 fn with_reply_to<'a>(invoke: &'a [u8], client: SocketAddr, scratch: &'a mut [u8]) -> &'a [u8] {
     const PRESENT: usize = invoke_layout::REPLY_TO;
-    if invoke.get(PRESENT) != Some(&0) || invoke.len() > scratch.len() {
+    if invoke.len() < invoke_layout::FIXED_BYTES || invoke.len() > scratch.len() {
         return invoke;
     }
     let addr = reply_addr(client);
@@ -303,7 +306,7 @@ mod tests {
     use naam_engine::{FunctionId, RequestId, TenantId};
 
     #[test]
-    fn reply_address_is_filled_in_only_when_empty() {
+    fn reply_address_is_always_the_datagrams_source() {
         let invoke = Invoke {
             flow: 4,
             ..Invoke::new_message(
@@ -329,7 +332,15 @@ mod tests {
                 ..invoke
             }
         );
-        let again = with_reply_to(&patched, "10.0.0.1:1".parse().unwrap(), &mut scratch).to_vec();
-        assert_eq!(again, patched, "an existing reply address is kept");
+        let other: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        let again = with_reply_to(&patched, other, &mut scratch).to_vec();
+        let Ok(Frame::Invoke(forged)) = Frame::decode(&again) else {
+            panic!("re-patched frame does not decode")
+        };
+        assert_eq!(
+            forged.reply_to,
+            Some(reply_addr(other)),
+            "a reply address the sender wrote is overwritten with its source"
+        );
     }
 }

@@ -12,10 +12,11 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 use naam_engine::control::Observed;
 use naam_engine::wire::LoadSample;
-use naam_engine::{Frame, Location, Nanos, RuleChange, RuleKey, ServerControl};
+use naam_engine::{Location, Nanos, RuleChange, RuleKey, ServerControl};
 use naam_net::{RecvBatch, Steering, UdpSocket};
 use naam_results::raw;
 
+use crate::control_auth::{ControlDrops, SampleGate};
 use crate::os::{monotonic_ns, realtime_ns};
 use crate::serve::ControlShared;
 use crate::timeline::TimelineWatch;
@@ -46,6 +47,8 @@ pub struct ControlLoop {
     pub policy_name: String,
     /// Print every sample and change to the host's log (`NAAM_TRACE_CONTROL=1`).
     pub trace: bool,
+    /// Admits only tagged, fresh, possible samples from the NIC (`control_auth`).
+    pub gate: SampleGate,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -69,6 +72,8 @@ pub struct ControlReport {
     pub last_apply_error: Option<String>,
     /// Datagrams steered per location by the switch.
     pub steered: [u64; 3],
+    /// Control datagrams refused, by reason.
+    pub drops: ControlDrops,
 }
 
 impl ControlLoop {
@@ -91,7 +96,9 @@ impl ControlLoop {
             let wait = Duration::from_nanos(until_tick).min(RECV_WAIT_MAX);
             let n = self.socket.recv_batch(&mut batch, wait).unwrap_or(0);
             for i in 0..n {
-                if let Ok(Frame::Sample(sample)) = Frame::decode(batch.get(i).bytes) {
+                let datagram = batch.get(i);
+                let now = Nanos(realtime_ns());
+                if let Some(sample) = self.gate.admit(datagram.from, datagram.bytes, now) {
                     let observed = self.stage.on_nic_sample(sample);
                     self.handle(observed, &mut report);
                 }
@@ -117,6 +124,7 @@ impl ControlLoop {
             .counts()
             .map(|c| c.by_location())
             .unwrap_or_default();
+        report.drops = self.gate.drops;
         report
     }
 

@@ -22,6 +22,7 @@ use naam_engine::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, PolicySpec, RoleConfig};
+use crate::control_auth::{ControlDrops, SampleGate};
 use crate::counters::Totals;
 use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady};
@@ -52,6 +53,16 @@ pub struct HostCounters {
     pub eswitch: String,
     /// Malformed datagrams at the workers.
     pub malformed: u64,
+    /// Messages whose reply address the workers ignored (not from the eSwitch): forged or
+    /// foreign requests, answered at their source instead (whole run).
+    #[serde(default)]
+    pub reply_to_refused: u64,
+    /// Replies dropped: the worker could not remember their sender (whole run).
+    #[serde(default)]
+    pub unanswerable: u64,
+    /// NIC control datagrams refused, by reason (forged, stale or impossible samples).
+    #[serde(default)]
+    pub control_drops: ControlDrops,
     /// Failed rule applications.
     pub apply_errors: u64,
     /// The last failure, if any.
@@ -80,6 +91,8 @@ struct Shared {
     sample_tx: crossbeam_channel::Sender<naam_engine::wire::LoadSample>,
     heartbeats: Vec<Arc<AtomicU64>>,
     timeline: TimelineWatch,
+    /// The user-space eSwitch's ingress (its forwards name the client's reply address), if any.
+    forwarders: Vec<SocketAddr>,
 }
 
 /// What the host's threads each own, and the ready file that announces them.
@@ -104,6 +117,7 @@ impl Shared {
         let (table, memory, meta) =
             memory::build(&*workload, tenants, &host.shm_dir, &config.run_id, secret)?;
         let net = switch::bind(host)?;
+        let sampler = nic_sampler(&net);
         let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
         let (sample_tx, sample_rx) = crossbeam_channel::bounded(HOST_SAMPLES_PENDING_MAX);
         let shared = Shared {
@@ -117,6 +131,10 @@ impl Shared {
                 .map(|_| Arc::new(AtomicU64::new(realtime_ns())))
                 .collect(),
             timeline: TimelineWatch::start(&config.timeline, stop),
+            forwarders: match host.eswitch {
+                crate::config::EswitchMode::User => vec![crate::config::reachable(net.ingress)],
+                crate::config::EswitchMode::Kernel => Vec::new(),
+            },
         };
         let mut control_loop = ControlLoop {
             stage: control_stage(host, &*shared.workload)?,
@@ -128,6 +146,7 @@ impl Shared {
             timeline: shared.timeline.clone(),
             policy_name: host.policy.name().to_string(),
             trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
+            gate: SampleGate::new(host.control_key, sampler),
         };
         control_loop.apply_initial().map_err(RoleError::Setup)?;
         let ready = HostReady {
@@ -171,6 +190,7 @@ impl Shared {
             core_speed_factor: 1.0,
             timeline: self.timeline.clone(),
             busy_poll: host.polling == crate::config::Polling::BusyPoll,
+            forwarders: self.forwarders.clone(),
         })
     }
 
@@ -254,10 +274,19 @@ impl HostCounters {
             steered: control.steered,
             eswitch,
             malformed: reports.iter().map(|r| r.malformed).sum(),
+            reply_to_refused: reports.iter().map(|r| r.reply_to_refused).sum(),
+            unanswerable: reports.iter().map(|r| r.unanswerable).sum(),
+            control_drops: control.drops,
             apply_errors: control.apply_errors,
             last_apply_error: control.last_apply_error,
         }
     }
+}
+
+/// Where NIC samples come from: NIC worker 0's socket, on the first address the user-space
+/// switch reserved for the NIC, or in the ingress's reuseport group (kernel switch).
+fn nic_sampler(net: &switch::Bound) -> SocketAddr {
+    crate::config::reachable(net.nic_listen.first().copied().unwrap_or(net.ingress))
 }
 
 /// The server's control stage for `host`: its policy, the workload's fixed rules, host-load
