@@ -265,13 +265,14 @@ mod tests {
         }
     }
 
-    /// Each case: the sample (or datagram) and the drop it must cause (`None`: admitted).
-    #[test]
-    fn the_gate_admits_only_fresh_tagged_possible_samples_from_the_nic() {
-        let mut gate = SampleGate::new(KEY, peer());
-        let good = nic_sample(NOW.0);
-        assert_eq!(gate.admit(peer(), &sealed(KEY, good), NOW), Some(good));
-        let cases: Vec<(SocketAddr, Vec<u8>, DropReason)> = vec![
+    fn changed(mut sample: LoadSample, change: impl FnOnce(&mut LoadSample)) -> LoadSample {
+        change(&mut sample);
+        sample
+    }
+
+    /// Datagrams the gate must drop after admitting `good`, each with the reason it must count.
+    fn hostile_datagrams(good: LoadSample) -> Vec<(SocketAddr, Vec<u8>, DropReason)> {
+        vec![
             (
                 "127.0.0.1:4001".parse().unwrap(),
                 sealed(KEY, nic_sample(NOW.0 + 1)),
@@ -297,10 +298,7 @@ mod tests {
                 peer(),
                 sealed(
                     KEY,
-                    LoadSample {
-                        queue_delay_ns: u64::MAX,
-                        ..nic_sample(NOW.0 + 2)
-                    },
+                    changed(nic_sample(NOW.0 + 2), |s| s.queue_delay_ns = u64::MAX),
                 ),
                 DropReason::OutOfRange,
             ),
@@ -308,10 +306,9 @@ mod tests {
                 peer(),
                 sealed(
                     KEY,
-                    LoadSample {
-                        location: Some(Location::Client),
-                        ..nic_sample(NOW.0 + 3)
-                    },
+                    changed(nic_sample(NOW.0 + 3), |s| {
+                        s.location = Some(Location::Client)
+                    }),
                 ),
                 DropReason::OutOfRange,
             ),
@@ -319,10 +316,7 @@ mod tests {
                 peer(),
                 sealed(
                     KEY,
-                    LoadSample {
-                        location: Some(Location::Host),
-                        ..nic_sample(NOW.0 + 4)
-                    },
+                    changed(nic_sample(NOW.0 + 4), |s| s.location = Some(Location::Host)),
                 ),
                 DropReason::OutOfRange,
             ),
@@ -330,10 +324,7 @@ mod tests {
                 peer(),
                 sealed(
                     KEY,
-                    LoadSample {
-                        utilisation_permille: 1001,
-                        ..nic_sample(NOW.0 + 5)
-                    },
+                    changed(nic_sample(NOW.0 + 5), |s| s.utilisation_permille = 1001),
                 ),
                 DropReason::OutOfRange,
             ),
@@ -342,7 +333,16 @@ mod tests {
                 sealed(KEY, nic_sample(NOW.0 + SAMPLE_SKEW_NS_MAX + 1)),
                 DropReason::OutOfRange,
             ),
-        ];
+        ]
+    }
+
+    /// Each case: the sample (or datagram) and the drop it must cause (`None`: admitted).
+    #[test]
+    fn the_gate_admits_only_fresh_tagged_possible_samples_from_the_nic() {
+        let mut gate = SampleGate::new(KEY, peer());
+        let good = nic_sample(NOW.0);
+        assert_eq!(gate.admit(peer(), &sealed(KEY, good), NOW), Some(good));
+        let cases = hostile_datagrams(good);
         let mut expected = ControlDrops::default();
         for (i, (from, datagram, reason)) in cases.into_iter().enumerate() {
             assert_eq!(gate.admit(from, &datagram, NOW), None, "case {i}");
