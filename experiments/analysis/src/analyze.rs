@@ -341,8 +341,18 @@ fn traffic_columns(r: &mut Row<'_>, t: &naam_results::summary::TrafficSummary, h
         );
     }
     if let Some(server) = &t.server {
+        let d = &server.dropped;
         r.set("host_busy_fraction", server.host.busy_fraction)
-            .set("nic_busy_fraction", server.nic.busy_fraction);
+            .set("nic_busy_fraction", server.nic.busy_fraction)
+            .set("server_malformed", d.malformed)
+            .set("server_unexpected", d.unexpected)
+            .set("server_denied_reads", d.denied_reads)
+            .set("server_unsent_replies", d.unsent_replies)
+            .set("load_samples_dropped", server.load_samples_dropped);
+        if let Some(cpu) = &server.host_cpu {
+            r.set("host_cpu_ns", cpu.total_ns())
+                .set("host_cpu_ns_outside_workers", cpu.outside_workers_ns());
+        }
     }
 }
 

@@ -115,7 +115,7 @@ pub const RUN: &[ColumnSpec] = &[
 ];
 
 /// `points`: one row per complete point (series × sweep value × repetition).
-pub const POINTS: &[ColumnSpec] = &concat::<8, 36, 44>(
+pub const POINTS: &[ColumnSpec] = &concat::<8, 43, 51>(
     POINT_KEYS,
     [
         spec!("point_index", U32, "position in the plan"),
@@ -208,6 +208,41 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 36, 44>(
             "nic_busy_fraction",
             F64,
             "NIC worker utilisation (null: no server.json)"
+        ),
+        spec!(
+            "server_malformed",
+            U64,
+            "datagrams the server received that were not NAAM frames (null: no server.json)"
+        ),
+        spec!(
+            "server_unexpected",
+            U64,
+            "frames of a kind the receiving server worker does not serve (null: no server.json)"
+        ),
+        spec!(
+            "server_denied_reads",
+            U64,
+            "one-sided reads the emulated RNIC refused (null: no server.json)"
+        ),
+        spec!(
+            "server_unsent_replies",
+            U64,
+            "replies the server could not send (null: no server.json)"
+        ),
+        spec!(
+            "load_samples_dropped",
+            U64,
+            "load samples samples.jsonl could not hold (null: no server.json)"
+        ),
+        spec!(
+            "host_cpu_ns",
+            U64,
+            "host CPU in the measured phase: every host-side thread plus the host cores' softirq and irq time (null: not measured)"
+        ),
+        spec!(
+            "host_cpu_ns_outside_workers",
+            U64,
+            "the part of host_cpu_ns outside the worker threads: emulated RNIC, controller, other threads, softirq, irq (null: not measured)"
         ),
         spec!(
             "send_lateness_ns_p99_max",

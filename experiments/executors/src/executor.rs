@@ -16,6 +16,10 @@ use naam_launch::{Cancel, LaunchError};
 /// of milliseconds" (the paper's claim) spans tens of decisions (assumption).
 pub const SAMPLE_PERIOD_US: u64 = 1000;
 
+/// What runs vm-cost points: the engine, MICA and the B-tree timed in this process, no testbed.
+pub const VM_COST_EXECUTOR: &str =
+    "in process (vm-cost: timed in the runner's process, no testbed)";
+
 /// How the local testbed runs points.
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
@@ -164,6 +168,13 @@ impl PointExecutor for LocalExecutor {
         )
     }
 
+    fn name_for(&self, plan: &ExperimentPlan) -> String {
+        match plan.timing {
+            Timing::Iterations { .. } => VM_COST_EXECUTOR.to_string(),
+            Timing::Traffic { .. } => self.name(),
+        }
+    }
+
     fn run_point(
         &mut self,
         plan: &ExperimentPlan,
@@ -173,5 +184,31 @@ impl PointExecutor for LocalExecutor {
         self.run(plan, point, out_dir)
             .map(drop)
             .map_err(|e| e.into_exec_error(self.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use naam_plan::{ExperimentId, Variant, load_manifest, manifest_path};
+
+    fn plan(id: ExperimentId) -> ExperimentPlan {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        load_manifest(&manifest_path(&dir, id), Variant::Quick).expect("committed manifest")
+    }
+
+    /// Issue 17: vm-cost results said "local testbed (emulated NIC, kernel eSwitch)" although
+    /// they are timed in process.
+    #[test]
+    fn issue_17_vm_cost_is_labelled_in_process_and_traffic_by_its_testbed() {
+        let executor = LocalExecutor::new(LocalOptions::with_role_binary("naam-role".into()));
+        let vm_cost = executor.name_for(&plan(ExperimentId::VmCost));
+        assert_eq!(vm_cost, VM_COST_EXECUTOR);
+        assert!(!vm_cost.contains("testbed ("), "{vm_cost}");
+        let traffic = executor.name_for(&plan(ExperimentId::MicaYcsbB));
+        assert!(
+            traffic.starts_with("local testbed (emulated NIC"),
+            "{traffic}"
+        );
     }
 }

@@ -233,6 +233,7 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
         for name in [raw::client_hlog_file(k), raw::client_summary_file(k)] {
             copy(&client_dir.join(&name), &out_dir.join(&name))?;
         }
+        refuse_stopped_client(k, &out_dir.join(raw::client_summary_file(k)))?;
     }
     for name in [raw::STEERING_FILE, raw::SAMPLES_FILE] {
         copy(&dirs.host.join(name), &out_dir.join(name))?;
@@ -244,9 +245,26 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
         policy: policy.to_string(),
         host: host.host.clone(),
         nic: nic.nic.clone(),
+        dropped: host.dropped.plus(&nic.dropped),
+        load_samples_dropped: host.samples.dropped,
+        host_cpu: host.cpu.clone(),
     };
     write_json(&out_dir.join(raw::SERVER_FILE), &server)?;
     Ok(Gathered { host, nic })
+}
+
+/// A client that a signal stopped before its measured phase ended (Ctrl-C reaching the roles)
+/// fails the point, so the runner never seals it and a resume measures it again.
+fn refuse_stopped_client(k: u32, summary_path: &Path) -> Result<(), TestbedError> {
+    let summary: raw::ClientSummary = read_json(summary_path)?;
+    match summary.stopped_at_ms {
+        None => Ok(()),
+        Some(ms) => Err(TestbedError::Run {
+            message: format!(
+                "client {k} was stopped {ms} ms into its measured phase (a signal reached it); the point is measured again when the run resumes"
+            ),
+        }),
+    }
 }
 
 impl TestbedRecord {

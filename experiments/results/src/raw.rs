@@ -96,8 +96,13 @@ pub struct ClientSummary {
     pub achieved_ops_per_s: f64,
     /// Warm-up duration (excluded from everything).
     pub warmup_ms: u64,
-    /// Measured phase duration.
+    /// Measured phase duration that ran (the plan's, unless the client was stopped early).
     pub measure_ms: u64,
+    /// Set when a signal stopped the client before its measured phase ended: ms of the measured
+    /// phase that ran (0 in warm-up). Such a point is invalid and never sealed by the testbeds.
+    /// Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at_ms: Option<u64>,
     /// The client's seed.
     pub seed: u64,
     /// Key distribution that ran (`scrambled-zipfian`, `zipfian`, `uniform`, `latest`).
@@ -138,6 +143,91 @@ pub struct ServerSummary {
     pub host: LocationCounters,
     /// NIC cores.
     pub nic: LocationCounters,
+    /// Datagrams the server side received and did not serve. Absent in older files (zeros).
+    #[serde(default)]
+    pub dropped: DroppedDatagrams,
+    /// Load samples of the measured phase that `samples.jsonl` could not hold (its size bound
+    /// or a write error). Absent in older files (0).
+    #[serde(default)]
+    pub load_samples_dropped: u64,
+    /// CPU the host side spent in the measured phase, from every host-side thread and the host
+    /// cores' interrupt time. Absent in older files and when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<HostCpu>,
+}
+
+/// CPU time the server host spent in the measured phase, by where it went. Thread times are the
+/// threads' own CPU clocks (on whatever core they ran); softirq and irq are `/proc/stat`'s for
+/// the host's cores (all cores when the host is not pinned: then other processes' interrupt
+/// work on those cores counts too, so the figure errs high).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostCpu {
+    /// Length of the measured phase as accounted (between the two snapshots).
+    pub phase_ns: u64,
+    /// The host's worker threads (where `busy_fraction`'s busy time is measured).
+    pub workers_ns: u64,
+    /// The emulated RNIC thread (on real hardware the RNIC serves reads with no host CPU; here
+    /// a thread of the host process does, wherever it is pinned).
+    pub rnic_thread_ns: u64,
+    /// The controller thread (policy, eSwitch rule updates, sample file).
+    pub controller_ns: u64,
+    /// Every other thread of the host process (the process's CPU clock minus the above).
+    pub other_threads_ns: u64,
+    /// Kernel softirq time (packet receive and transmit) on the host's cores.
+    pub softirq_ns: u64,
+    /// Kernel hard-irq time on the host's cores.
+    pub irq_ns: u64,
+    /// The cores `softirq_ns` and `irq_ns` were read from.
+    pub cores: Vec<u32>,
+}
+
+impl HostCpu {
+    /// Everything outside the worker threads.
+    pub fn outside_workers_ns(&self) -> u64 {
+        self.rnic_thread_ns
+            + self.controller_ns
+            + self.other_threads_ns
+            + self.softirq_ns
+            + self.irq_ns
+    }
+
+    /// Everything.
+    pub fn total_ns(&self) -> u64 {
+        self.workers_ns + self.outside_workers_ns()
+    }
+}
+
+/// Datagrams the server side received and did not serve, by why, over the whole run (warm-up
+/// included: the account errs towards more drops, never fewer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DroppedDatagrams {
+    /// Datagrams that were not NAAM frames (host workers, NIC workers, emulated RNIC).
+    pub malformed: u64,
+    /// Frames of a kind the receiving worker does not serve.
+    pub unexpected: u64,
+    /// One-sided reads the emulated RNIC refused (region or rkey check).
+    pub denied_reads: u64,
+    /// Replies the workers could not send.
+    pub unsent_replies: u64,
+}
+
+impl DroppedDatagrams {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.malformed + self.unexpected + self.denied_reads + self.unsent_replies
+    }
+
+    /// Field-by-field sum.
+    pub fn plus(&self, other: &DroppedDatagrams) -> DroppedDatagrams {
+        DroppedDatagrams {
+            malformed: self.malformed + other.malformed,
+            unexpected: self.unexpected + other.unexpected,
+            denied_reads: self.denied_reads + other.denied_reads,
+            unsent_replies: self.unsent_replies + other.unsent_replies,
+        }
+    }
 }
 
 /// One line of `steering.jsonl`: a rule change of the steering stage.

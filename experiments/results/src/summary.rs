@@ -38,6 +38,11 @@ pub mod limits {
     /// The histograms' count and the clients' completions may differ by this fraction
     /// (completions racing the end of the phase); more means lost or double-counted samples.
     pub const COUNT_MISMATCH_FRACTION_MAX: f64 = 0.01;
+    /// Datagrams the server side received and did not serve (malformed, unexpected, denied
+    /// reads, unsent replies), as a fraction of the requests the clients sent in the measured
+    /// phase, above which a point is invalid: 0.1 % (assumption: a healthy loopback or LAN
+    /// testbed drops none; a tenth of the error budget leaves the errors room of their own).
+    pub const DROPPED_FRACTION_MAX: f64 = ERROR_FRACTION_MAX / 10.0;
 }
 use limits::*;
 
@@ -488,13 +493,45 @@ fn traffic_reasons(
             t.completed
         ));
     }
+    if let Some(server) = &t.server {
+        reasons.extend(server_reasons(server, t.sent));
+    }
     for c in clients {
+        if let Some(ms) = c.stopped_at_ms {
+            reasons.push(format!(
+                "client {} was stopped {ms} ms into the {measure_ms} ms measured phase",
+                c.client
+            ));
+        }
         if c.measure_ms != measure_ms || c.interval_ms != interval_ms {
             reasons.push(format!(
                 "client {} measured {} ms in {} ms intervals; the plan says {measure_ms} ms in {interval_ms} ms",
                 c.client, c.measure_ms, c.interval_ms
             ));
         }
+    }
+    reasons
+}
+
+fn server_reasons(server: &ServerSummary, sent: u64) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let d = &server.dropped;
+    if d.total() as f64 > sent as f64 * DROPPED_FRACTION_MAX {
+        reasons.push(format!(
+            "the server dropped {} datagrams (malformed {}, unexpected {}, denied reads {}, unsent replies {}) for {sent} requests sent (> {} %)",
+            d.total(),
+            d.malformed,
+            d.unexpected,
+            d.denied_reads,
+            d.unsent_replies,
+            DROPPED_FRACTION_MAX * 100.0
+        ));
+    }
+    if server.load_samples_dropped > 0 {
+        reasons.push(format!(
+            "samples.jsonl is incomplete: {} load samples dropped",
+            server.load_samples_dropped
+        ));
     }
     reasons
 }

@@ -35,6 +35,7 @@ fn client(k: u32, completed: u64, achieved: f64, offered: f64) -> ClientSummary 
         achieved_ops_per_s: achieved,
         warmup_ms: 300,
         measure_ms: 1000,
+        stopped_at_ms: None,
         seed: 7,
         distribution: "scrambled-zipfian".to_string(),
         interval_ms: 100,
@@ -306,4 +307,103 @@ while True:
         );
         assert_eq!(line, &expected);
     }
+}
+
+fn reasons_of(s: &PointSummary) -> Vec<String> {
+    match &s.validity {
+        Validity::Invalid { reasons } => reasons.clone(),
+        Validity::Valid => Vec::new(),
+    }
+}
+
+fn write_server(dir: &Path, dropped: DroppedDatagrams, load_samples_dropped: u64) {
+    let counters = LocationCounters {
+        completions: 100,
+        steps: 100,
+        retries: 0,
+        traps: 0,
+        access_denials: 0,
+        pushbacks: 0,
+        busy_fraction: 0.5,
+    };
+    let server = ServerSummary {
+        schema: RAW_SCHEMA_VERSION,
+        policy: "host".to_string(),
+        host: counters.clone(),
+        nic: counters,
+        dropped,
+        load_samples_dropped,
+        host_cpu: None,
+    };
+    std::fs::write(
+        dir.join(SERVER_FILE),
+        serde_json::to_vec(&server).expect("json"),
+    )
+    .expect("write server.json");
+}
+
+/// Issue 17: datagrams the server dropped and load samples the host could not keep reach the
+/// summary and the validity verdict (they used to stay in the roles' counter files).
+#[test]
+fn issue_17_server_drops_and_dropped_samples_make_a_point_invalid() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let point = plan.points[0].clone();
+    let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_client(dir.path(), 0, 30, 10, offered, offered);
+    let sent = 10 * (30 + 10);
+    // One dropped datagram in 400 requests is 0.25 %: above the 0.1 % bound.
+    let dropped = DroppedDatagrams {
+        malformed: 1,
+        ..DroppedDatagrams::default()
+    };
+    write_server(dir.path(), dropped, 0);
+    let s = summarize_point(&plan, &point, dir.path(), 0).expect("summary");
+    let server = s.traffic.as_ref().and_then(|t| t.server.clone());
+    assert_eq!(server.expect("server.json summarized").dropped, dropped);
+    let reasons = reasons_of(&s);
+    assert!(
+        reasons.iter().any(
+            |r| r.contains("the server dropped 1 datagrams (malformed 1")
+                && r.contains(&format!("{sent} requests"))
+        ),
+        "{reasons:?}"
+    );
+
+    write_server(dir.path(), DroppedDatagrams::default(), 17);
+    let s = summarize_point(&plan, &point, dir.path(), 0).expect("summary");
+    let reasons = reasons_of(&s);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("17 load samples dropped")),
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.contains("the server dropped")),
+        "{reasons:?}"
+    );
+}
+
+/// Issue 17: a client a signal stopped early makes its point invalid, with the reason.
+#[test]
+fn issue_17_a_client_stopped_early_makes_its_point_invalid() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let point = plan.points[0].clone();
+    let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_client(dir.path(), 0, 30, 10, offered, offered);
+    let path = dir.path().join(client_summary_file(0));
+    let mut summary: ClientSummary = read_json(&path, "client summary").expect("read");
+    summary.stopped_at_ms = Some(970);
+    summary.measure_ms = 970;
+    std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write");
+    let s = summarize_point(&plan, &point, dir.path(), 0).expect("summary");
+    let reasons = reasons_of(&s);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("client 0 was stopped 970 ms into")),
+        "{reasons:?}"
+    );
 }

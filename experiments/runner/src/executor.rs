@@ -14,6 +14,14 @@ pub trait PointExecutor {
     /// (`local testbed (emulated NIC)`, `synthetic: stands in for the testbed`).
     fn name(&self) -> String;
 
+    /// What executes `plan`'s points, when that depends on the plan (the local testbed times
+    /// vm-cost in process, with no testbed): recorded in the provenance. Defaults to
+    /// [`PointExecutor::name`].
+    fn name_for(&self, plan: &ExperimentPlan) -> String {
+        let _ = plan;
+        self.name()
+    }
+
     /// Runs `point` of `plan`; `out_dir` is an empty folder for its raw files.
     fn run_point(
         &mut self,

@@ -35,7 +35,9 @@ pub struct RunOptions {
     pub fresh_suffix: Option<String>,
     /// Progress display.
     pub progress: Progress,
-    /// Set to stop after the current point (Ctrl-C); the run stays resumable.
+    /// Set to stop (Ctrl-C); the run stays resumable. A point during which it was set is left
+    /// unfinished (never sealed: a signal may have cut its roles short) and is measured again
+    /// when the run resumes; no point starts once it is set.
     pub stop: Option<Arc<AtomicBool>>,
 }
 
@@ -98,8 +100,12 @@ pub fn run_plan(
         source,
     })?;
     let _lock = run.lock()?;
-    let mut provenance =
-        run.create_or_resume(plan, &options.manifest, &options.repo_dir, &executor.name())?;
+    let mut provenance = run.create_or_resume(
+        plan,
+        &options.manifest,
+        &options.repo_dir,
+        &executor.name_for(plan),
+    )?;
     let session = provenance.sessions.len() as u32 - 1;
     let partial_redone = run.clean_leftovers()?;
     let todo: Vec<&PointPlan> = plan
@@ -127,45 +133,16 @@ pub fn run_plan(
         outcome.code_changed = code_change(&provenance.sessions);
     }
     let bar = progress_bar(options.progress, plan, todo.len());
-    for point in todo {
-        if options
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-        {
-            outcome.stopped = Some("interrupted; run again to resume".to_string());
-            break;
-        }
-        bar.set_message(point.id.clone());
-        run.write_state(&RunState::scan(
-            &run,
-            plan,
-            outcome.points_failed.clone(),
-            Some(point.id.clone()),
-        ))?;
-        match run_one(&run, plan, point, executor, session)? {
-            PointResult::Sealed { valid } => {
-                outcome.points_measured += 1;
-                if !valid {
-                    outcome.points_invalid.push(point.id.clone());
-                }
-            }
-            PointResult::Failed(error) => {
-                let stops = error.stops_run();
-                outcome.points_failed.push(PointFailure {
-                    point: point.id.clone(),
-                    error: error.to_string(),
-                });
-                if stops {
-                    outcome.stopped = Some(error.to_string());
-                    break;
-                }
-            }
-        }
-        bar.inc(plan.point_planned_ms());
-    }
+    let stopped = || stop_requested(options);
+    let mut points = PointLoop {
+        run: &run,
+        plan,
+        executor,
+        session,
+    };
+    let interrupted = points.measure(todo, &mut outcome, &bar, &stopped)?;
     bar.finish_and_clear();
-    let state = RunState::scan(&run, plan, outcome.points_failed.clone(), None);
+    let state = RunState::scan(&run, plan, outcome.points_failed.clone(), interrupted);
     run.write_state(&state)?;
     if let Some(last) = provenance.sessions.last_mut() {
         last.ended_at = Some(naam_results::time::rfc3339(naam_results::time::now_unix()));
@@ -174,6 +151,79 @@ pub fn run_plan(
     outcome.status = state.status;
     outcome.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(outcome)
+}
+
+/// Whether the user asked the run to stop (Ctrl-C sets the flag).
+fn stop_requested(options: &RunOptions) -> bool {
+    options
+        .stop
+        .as_ref()
+        .is_some_and(|s| s.load(Ordering::SeqCst))
+}
+
+/// One session's measuring of a run's points.
+struct PointLoop<'a> {
+    run: &'a RunDir,
+    plan: &'a ExperimentPlan,
+    executor: &'a mut dyn PointExecutor,
+    session: u32,
+}
+
+impl PointLoop<'_> {
+    /// Measures `todo` in order, recording each point's outcome, until done, stopped or a point
+    /// fails in a way that stops the run; returns the point interrupted mid-measurement, if any.
+    fn measure(
+        &mut self,
+        todo: Vec<&PointPlan>,
+        outcome: &mut RunOutcome,
+        bar: &ProgressBar,
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<Option<String>, RunError> {
+        let (run, plan, session) = (self.run, self.plan, self.session);
+        let mut interrupted = None;
+        for point in todo {
+            if stopped() {
+                outcome.stopped = Some("interrupted; run again to resume".to_string());
+                break;
+            }
+            bar.set_message(point.id.clone());
+            run.write_state(&RunState::scan(
+                run,
+                plan,
+                outcome.points_failed.clone(),
+                Some(point.id.clone()),
+            ))?;
+            match run_one(run, plan, point, &mut *self.executor, session, stopped)? {
+                PointResult::Interrupted => {
+                    interrupted = Some(point.id.clone());
+                    outcome.stopped = Some(format!(
+                        "interrupted while measuring {}: left unfinished, measured again when the run resumes",
+                        point.id
+                    ));
+                    break;
+                }
+                PointResult::Sealed { valid } => {
+                    outcome.points_measured += 1;
+                    if !valid {
+                        outcome.points_invalid.push(point.id.clone());
+                    }
+                }
+                PointResult::Failed(error) => {
+                    let stops = error.stops_run();
+                    outcome.points_failed.push(PointFailure {
+                        point: point.id.clone(),
+                        error: error.to_string(),
+                    });
+                    if stops {
+                        outcome.stopped = Some(error.to_string());
+                        break;
+                    }
+                }
+            }
+            bar.inc(plan.point_planned_ms());
+        }
+        Ok(interrupted)
+    }
 }
 
 /// Describes how this (last) session's code differs from the earlier sessions', if it does.
@@ -210,7 +260,11 @@ fn code_change(sessions: &[naam_results::Session]) -> Option<String> {
 }
 
 enum PointResult {
-    Sealed { valid: bool },
+    Sealed {
+        valid: bool,
+    },
+    /// The stop flag was set while the point ran: its `.partial` folder stays for resume.
+    Interrupted,
     Failed(ExecError),
 }
 
@@ -220,9 +274,16 @@ fn run_one(
     point: &PointPlan,
     executor: &mut dyn PointExecutor,
     session: u32,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<PointResult, RunError> {
     let staging = run.begin_point(&point.id)?;
-    if let Err(e) = executor.run_point(plan, point, &staging) {
+    let executed = executor.run_point(plan, point, &staging);
+    // Checked after the executor returns: a Ctrl-C during the point may have reached its roles
+    // (they stop early and write short files), so the point is never sealed, valid or not.
+    if stopped() {
+        return Ok(PointResult::Interrupted);
+    }
+    if let Err(e) = executed {
         return Ok(PointResult::Failed(e));
     }
     match summarize_point(plan, point, &staging, session) {

@@ -360,6 +360,7 @@ fn write_client_summary(
         achieved_ops_per_s: completed as f64 * 1000.0 / shape.measure_ms as f64,
         warmup_ms: shape.warmup_ms,
         measure_ms: shape.measure_ms,
+        stopped_at_ms: None,
         seed: point.client_seed(k),
         distribution,
         interval_ms: shape.interval_ms,
@@ -392,6 +393,9 @@ fn write_server(
         policy: point.series.to_string(),
         host: counters(Location::Host),
         nic: counters(Location::Nic),
+        dropped: Default::default(),
+        load_samples_dropped: 0,
+        host_cpu: None,
     };
     write_json(&out_dir.join(SERVER_FILE), &server)
 }

@@ -142,6 +142,87 @@ fn a_stop_flag_ends_the_run_resumably() {
     assert!(text.contains("missing"), "{text}");
 }
 
+/// Stands in for a Ctrl-C that arrives while a point runs: the executor completes the point
+/// (its roles wrote every file, as a role cut short by the signal does) and the stop flag is
+/// set meanwhile.
+struct CtrlCDuring {
+    inner: SyntheticExecutor,
+    at: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    calls: Vec<u32>,
+}
+
+impl PointExecutor for CtrlCDuring {
+    fn name(&self) -> String {
+        "synthetic, Ctrl-C during a point".to_string()
+    }
+
+    fn run_point(
+        &mut self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        out_dir: &Path,
+    ) -> Result<(), ExecError> {
+        self.calls.push(point.index);
+        let result = self.inner.run_point(plan, point, out_dir);
+        if point.index == self.at {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
+    }
+}
+
+#[test]
+fn issue_17_a_point_interrupted_by_ctrl_c_is_never_sealed_and_resume_remeasures_it() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let root = tempfile::tempdir().expect("tempdir");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut opts = options(root.path());
+    opts.stop = Some(std::sync::Arc::clone(&stop));
+    let mut interrupted = CtrlCDuring {
+        inner: SyntheticExecutor::default(),
+        at: 1,
+        stop,
+        calls: Vec::new(),
+    };
+    let first = run_plan(&plan, &mut interrupted, &opts).expect("run");
+    assert_eq!(
+        interrupted.calls,
+        vec![0, 1],
+        "no point starts after Ctrl-C"
+    );
+    assert_eq!(
+        first.points_measured, 1,
+        "only the point before Ctrl-C is sealed"
+    );
+    let cut = &plan.points[1].id;
+    assert!(
+        first.stopped.as_deref().is_some_and(|s| s.contains(cut)),
+        "{:?}",
+        first.stopped
+    );
+    let run = RunDir::open(Path::new(&first.run_dir));
+    assert!(!run.is_complete(cut), "the interrupted point was sealed");
+    let report = inspect_run(&run).expect("inspect");
+    assert_eq!(report.partial_points, vec![cut.clone()]);
+    assert_eq!(report.interrupted_point.as_ref(), Some(cut));
+
+    let second = run_plan(
+        &plan,
+        &mut SyntheticExecutor::default(),
+        &options(root.path()),
+    )
+    .expect("resume");
+    assert_eq!(second.partial_redone, vec![cut.clone()]);
+    assert_eq!(second.points_skipped, 1);
+    assert_eq!(second.status, RunStatus::Complete);
+    assert_eq!(
+        run.read_summary(cut).expect("summary").session,
+        1,
+        "remeasured"
+    );
+}
+
 #[test]
 fn vm_cost_points_summarize_their_report() {
     let plan = plan(ExperimentId::VmCost);

@@ -807,6 +807,11 @@ impl SimPoint {
             policy: config.policy.name().to_string(),
             host: self.counters(0),
             nic: self.counters(1),
+            // Simulated clients send only well-formed frames over lossless links, and every
+            // sample is kept in memory; host CPU is not modelled beyond the cores' busy time.
+            dropped: raw::DroppedDatagrams::default(),
+            load_samples_dropped: 0,
+            host_cpu: None,
         };
         let mut clients = Vec::new();
         for (k, c) in self.clients.into_iter().enumerate() {
@@ -986,6 +991,7 @@ fn client_summary(config: &SimPointConfig, k: u32, report: SessionReport) -> Cli
         seed: config.clients[k as usize].seed,
         distribution: report.distribution.to_string(),
         interval_ms: config.interval_ns / 1_000_000,
+        stopped_at_ms: None,
     }
 }
 

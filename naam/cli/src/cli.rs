@@ -39,7 +39,8 @@ pub enum Command {
 /// `naam deploy`.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The inventory (TOML hosts file; `naam` can import one from a CloudLab manifest).
+    /// The inventory (TOML hosts file, written by hand; `naam_ssh::cloudlab::import_manifest`
+    /// converts a CloudLab manifest in code, there is no `naam` command for it).
     #[arg(long)]
     pub inventory: PathBuf,
     /// The manifest whose first point is planned.

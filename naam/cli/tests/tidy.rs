@@ -48,7 +48,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize, &str)] = &[
         "debt",
     ),
     ("experiments/executors/src/vmcost.rs", "mica", 94, "debt"),
-    ("experiments/runner/src/run.rs", "run_plan", 91, "debt"),
     (
         "experiments/plan/src/validate/variant.rs",
         "event",

@@ -2,7 +2,8 @@
 //! ~100 B datagram each way, strictly ping-pong (`batch = 1`) and with 32 requests in flight per
 //! `sendmmsg`/`recvmmsg` round. Criterion reports time per request (and requests/s as
 //! throughput); each configuration is also measured once with the library function the testbed
-//! benchmark uses, [`naam_net::udp_echo_ceiling`], and printed.
+//! benchmark uses, [`naam_net::udp_echo_ceiling`], and printed. A measurement that fails or
+//! completes no request fails the bench (it never reports a made-up time).
 
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ fn echo(c: &mut Criterion) {
                 m.lost,
                 m.elapsed_ns as f64 / 1e6
             ),
-            Err(e) => eprintln!("udp_echo_ceiling(batch={batch}) failed: {e}"),
+            Err(e) => panic!("udp_echo_ceiling(batch={batch}) failed: {e}"),
         }
         group.throughput(Throughput::Elements(1));
         group.bench_function(format!("batch_{batch}"), |b| {
@@ -37,7 +38,8 @@ fn echo(c: &mut Criterion) {
                     Ok(m) if m.requests > 0 => Duration::from_nanos(
                         (m.elapsed_ns as f64 / m.requests as f64 * iters as f64) as u64,
                     ),
-                    _ => Duration::from_secs(1),
+                    Ok(m) => panic!("udp_echo_ceiling(batch={batch}) completed no request: {m:?}"),
+                    Err(e) => panic!("udp_echo_ceiling(batch={batch}) failed: {e}"),
                 }
             });
         });

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use naam_engine::client::{Carries, Destination, EndpointConfig};
@@ -100,10 +100,39 @@ pub fn run(
     sleep_until_realtime(start_realtime, stop);
     c.run_start_mono = monotonic_ns() - realtime_ns().saturating_sub(start_realtime);
     c.run_loop(stop, &mut hlog)?;
-    // The run ends at the measured phase's end, or later if replies were still drained.
-    let end_ns = ((timeline.warmup_ms + timeline.measure_ms) * 1_000_000).max(c.now_rel());
-    let report = c.session.finish(end_ns).map_err(setup)?;
-    finish(config, &timeline, client, report, hlog)
+    let end = RunEnd::at(&timeline, c.now_rel(), stop.load(Ordering::SeqCst));
+    let report = c.session.finish(end.end_ns).map_err(setup)?;
+    finish(config, &timeline, client, report, hlog, end)
+}
+
+/// Where a client's run ended: at the measured phase's end (or later while replies drained), or
+/// earlier when a signal stopped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd {
+    /// The run's end, ns since the run's start.
+    pub end_ns: u64,
+    /// Set when the client was stopped before its measured phase ended: ms of the measured
+    /// phase that ran (0 when stopped in warm-up).
+    pub stopped_at_ms: Option<u64>,
+}
+
+impl RunEnd {
+    /// The end of a run that stopped at `now_ns` (since the run's start), `stopped` when the
+    /// stop flag ended it.
+    pub fn at(timeline: &Timeline, now_ns: u64, stopped: bool) -> RunEnd {
+        let planned_end_ns = (timeline.warmup_ms + timeline.measure_ms) * 1_000_000;
+        if stopped && now_ns < planned_end_ns {
+            let warmup_ns = timeline.warmup_ms * 1_000_000;
+            return RunEnd {
+                end_ns: now_ns.max(warmup_ns),
+                stopped_at_ms: Some(now_ns.saturating_sub(warmup_ns) / 1_000_000),
+            };
+        }
+        RunEnd {
+            end_ns: planned_end_ns.max(now_ns),
+            stopped_at_ms: None,
+        }
+    }
 }
 
 /// The generator's configuration for this client and timeline.
@@ -196,7 +225,7 @@ impl Client {
         hlog: &mut HlogWriter<W>,
     ) -> Result<(), RoleError> {
         let mut recv = RecvBatch::new(BATCH_MAX);
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        while !stop.load(Ordering::Relaxed) {
             let now = self.now_rel();
             self.session.poll_send(now).map_err(setup)?;
             self.flush_outbox();
@@ -279,6 +308,7 @@ fn finish<W: std::io::Write>(
     cc: &ClientConfig,
     report: SessionReport,
     mut hlog: HlogWriter<W>,
+    end: RunEnd,
 ) -> Result<(), RoleError> {
     let warmup_ns = timeline.warmup_ms * 1_000_000;
     let SessionReport {
@@ -307,11 +337,19 @@ fn finish<W: std::io::Write>(
         send_lateness_ns_max: run.rate.send_lateness_ns_max,
         achieved_ops_per_s: run.rate.achieved_rate_per_s,
         warmup_ms: timeline.warmup_ms,
-        measure_ms: timeline.measure_ms,
+        // The measured phase that ran: short of the plan's when a signal stopped the client.
+        measure_ms: end.stopped_at_ms.unwrap_or(timeline.measure_ms),
+        stopped_at_ms: end.stopped_at_ms,
         seed: cc.seed,
         distribution: distribution.to_string(),
         interval_ms: cc.interval_ms,
     };
+    if let Some(ms) = end.stopped_at_ms {
+        eprintln!(
+            "client {}: stopped by a signal {ms} ms into the {} ms measured phase; the point is invalid",
+            cc.index, timeline.measure_ms
+        );
+    }
     if let Some(first) = &measured.first_verify_failure {
         eprintln!(
             "client {}: {} verification failures in the measured phase; first: {first}",

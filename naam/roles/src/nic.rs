@@ -46,6 +46,9 @@ pub struct NicCounters {
     /// Replies dropped: the worker could not remember their sender (whole run).
     #[serde(default)]
     pub unanswerable: u64,
+    /// Datagrams the NIC's workers received and did not serve (whole run).
+    #[serde(default)]
+    pub dropped: naam_results::raw::DroppedDatagrams,
 }
 
 impl NicCounters {
@@ -60,6 +63,7 @@ impl NicCounters {
             malformed: reports.iter().map(|r| r.malformed).sum(),
             reply_to_refused: reports.iter().map(|r| r.reply_to_refused).sum(),
             unanswerable: reports.iter().map(|r| r.unanswerable).sum(),
+            dropped: crate::counters::dropped(reports),
         }
     }
 }

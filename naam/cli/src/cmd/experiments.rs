@@ -80,22 +80,34 @@ fn executor_for(
         return Ok(Box::new(naam_executors::SimExecutor::per_core()?));
     }
     let local = local_options(testbed)?;
+    // Ctrl-C tears the point down, local or remote (the runner leaves it unfinished; it is
+    // redone when the run resumes).
+    let cancel = cancel_on(stop);
     if let naam_plan::Testbed::Inventory { .. } = plan.testbed {
         let options = naam_executors::OrchestratorOptions::new(local.role_binary.clone());
-        // Ctrl-C tears the remote point down (it is redone when the run resumes).
-        let cancel = naam_launch::Cancel::new();
-        let (watched, on_stop) = (Arc::clone(stop), cancel.clone());
-        std::thread::spawn(move || {
-            while !watched.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            on_stop.cancel();
-        });
         return Ok(Box::new(naam_executors::OrchestratorExecutor::new(
             options, cancel,
         )));
     }
-    Ok(Box::new(naam_executors::LocalExecutor::new(local)))
+    Ok(Box::new(
+        naam_executors::LocalExecutor::new(local).with_cancel(cancel),
+    ))
+}
+
+/// Period at which a stop flag is forwarded to the launch sequence's cancellation.
+const STOP_FORWARD_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A cancellation that is set once `stop` is.
+fn cancel_on(stop: &Arc<AtomicBool>) -> naam_launch::Cancel {
+    let cancel = naam_launch::Cancel::new();
+    let (watched, on_stop) = (Arc::clone(stop), cancel.clone());
+    std::thread::spawn(move || {
+        while !watched.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(STOP_FORWARD_POLL);
+        }
+        on_stop.cancel();
+    });
+    cancel
 }
 
 /// Runs one plan on its testbed; analyses and plots it when asked.

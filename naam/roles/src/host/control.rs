@@ -21,8 +21,8 @@ use crate::os::{monotonic_ns, realtime_ns};
 use crate::serve::ControlShared;
 use crate::timeline::TimelineWatch;
 
-/// Samples kept for `samples.jsonl`.
-pub const SAMPLES_KEPT_MAX: usize = 500_000;
+use super::samples::{SampleLog, SamplesWritten};
+
 /// Longest wait for NIC samples in one receive call.
 const RECV_WAIT_MAX: Duration = Duration::from_millis(1);
 
@@ -45,6 +45,8 @@ pub struct ControlLoop {
     pub timeline: TimelineWatch,
     /// The series name recorded with each change.
     pub policy_name: String,
+    /// `samples.jsonl`, written as samples arrive.
+    pub samples: SampleLog,
     /// Print every sample and change to the host's log (`NAAM_TRACE_CONTROL=1`).
     pub trace: bool,
     /// Admits only tagged, fresh, possible samples from the NIC (`control_auth`).
@@ -64,8 +66,8 @@ impl std::fmt::Debug for ControlLoop {
 pub struct ControlReport {
     /// Rule changes in the measured phase (`steering.jsonl`).
     pub changes: Vec<raw::SteeringChange>,
-    /// Load samples in the measured phase (`samples.jsonl`).
-    pub samples: Vec<raw::LoadSample>,
+    /// Load samples of the measured phase written to `samples.jsonl`, and any dropped.
+    pub samples: SamplesWritten,
     /// eSwitch applications that failed (with the last error).
     pub apply_errors: u64,
     /// The last apply error.
@@ -125,12 +127,13 @@ impl ControlLoop {
             .map(|c| c.by_location())
             .unwrap_or_default();
         report.drops = self.gate.drops;
+        report.samples = self.samples.finish();
         report
     }
 
     fn handle(&mut self, observed: Observed, report: &mut ControlReport) {
         let sample = observed.sample;
-        self.record_sample(&sample, report);
+        self.record_sample(&sample);
         if self.trace {
             eprintln!(
                 "control: sample {:?} at {} queue_delay {} us util {} completions {}",
@@ -158,14 +161,11 @@ impl ControlLoop {
         self.apply(change, report);
     }
 
-    fn record_sample(&self, s: &LoadSample, report: &mut ControlReport) {
+    fn record_sample(&mut self, s: &LoadSample) {
         let (Some(location), Some(t_ns)) = (s.location, self.since_measure_start(s.at.0)) else {
             return;
         };
-        if report.samples.len() >= SAMPLES_KEPT_MAX {
-            return;
-        }
-        report.samples.push(raw::LoadSample {
+        self.samples.push(&raw::LoadSample {
             t_ns,
             location: results_location(location),
             queue_delay_ns: s.queue_delay_ns,

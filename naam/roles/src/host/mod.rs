@@ -6,6 +6,7 @@
 pub mod control;
 pub mod memory;
 pub mod rnic;
+pub mod samples;
 pub mod switch;
 
 use std::net::SocketAddr;
@@ -19,11 +20,12 @@ use naam_engine::{
     Controller, FunctionTable, Location, Nanos, RegionTable, RuleKey, RuleTable, ServerControl,
     ServerWorker, Shares, WorkerConfig, policy,
 };
+use naam_results::raw::DroppedDatagrams;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{HostConfig, PolicySpec, RoleConfig};
 use crate::control_auth::{ControlDrops, SampleGate};
-use crate::counters::Totals;
+use crate::counters::{CpuRegistry, ThreadRole, Totals};
 use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady};
 use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, WorkerReport, WorkerThread};
@@ -67,6 +69,16 @@ pub struct HostCounters {
     pub apply_errors: u64,
     /// The last failure, if any.
     pub last_apply_error: Option<String>,
+    /// Load samples of the measured phase written to `samples.jsonl`, and any it dropped.
+    #[serde(default)]
+    pub samples: samples::SamplesWritten,
+    /// Datagrams the host's workers and emulated RNIC received and did not serve (whole run).
+    #[serde(default)]
+    pub dropped: naam_results::raw::DroppedDatagrams,
+    /// CPU of every host-side thread and the host cores' interrupt time in the measured phase
+    /// (`None` when the phase never ran).
+    #[serde(default)]
+    pub cpu: Option<naam_results::raw::HostCpu>,
 }
 
 /// Runs the host role until `stop` is set.
@@ -93,6 +105,7 @@ struct Shared {
     timeline: TimelineWatch,
     /// The user-space eSwitch's ingress (its forwards name the client's reply address), if any.
     forwarders: Vec<SocketAddr>,
+    cpu: CpuRegistry,
 }
 
 /// What the host's threads each own, and the ready file that announces them.
@@ -135,6 +148,7 @@ impl Shared {
                 crate::config::EswitchMode::User => vec![crate::config::reachable(net.ingress)],
                 crate::config::EswitchMode::Kernel => Vec::new(),
             },
+            cpu: CpuRegistry::default(),
         };
         let mut control_loop = ControlLoop {
             stage: control_stage(host, &*shared.workload)?,
@@ -145,6 +159,7 @@ impl Shared {
             socket: udp::bind(SocketAddr::new(host.listen_ip, 0), false)?,
             timeline: shared.timeline.clone(),
             policy_name: host.policy.name().to_string(),
+            samples: sample_log(&config.out_dir)?,
             trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
             gate: SampleGate::new(host.control_key, sampler),
         };
@@ -212,24 +227,28 @@ impl Shared {
         let eswitch_kind = ready.eswitch.clone();
         std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
             let (table, memory) = (Arc::clone(&self.table), Arc::clone(&self.memory));
-            let rnic_cpus = host.rnic_cpus.clone();
-            let rnic = scope.spawn(move || {
-                pinned(&rnic_cpus, || rnic::serve(rnic_socket, table, memory, stop))
-            });
+            let registry = &self.cpu;
+            let pin = Pinned { scope, registry };
+            let rnic_serve = move || rnic::serve(rnic_socket, table, memory, stop);
+            let rnic = pin.spawn(&host.rnic_cpus, ThreadRole::Rnic, rnic_serve);
             let workers: Vec<_> = worker_sockets
                 .into_iter()
                 .enumerate()
                 .map(|(i, socket)| {
                     let worker = self.worker(host, i, socket)?;
-                    let cpus = cpu_for(&host.cpus, i);
-                    Ok(scope.spawn(move || pinned(&cpus, || worker.run(stop))))
+                    let run = move || worker.run(stop);
+                    Ok(pin.spawn(&cpu_for(&host.cpus, i), ThreadRole::Worker, run))
                 })
                 .collect::<Result<_, RoleError>>()?;
             // The control plane runs with the NIC (BlueField-2 runs its eSwitch's control plane
             // on the Arm cores), never on the host cores it must judge: a hog there would starve
             // it.
-            let control_cpus = host.rnic_cpus.clone();
-            let controller = scope.spawn(move || pinned(&control_cpus, || control_loop.run(stop)));
+            let run = move || control_loop.run(stop);
+            let controller = pin.spawn(&host.rnic_cpus, ThreadRole::Controller, run);
+            let host_cores = &host.cpus;
+            let accountant = scope.spawn(move || {
+                crate::counters::account_measured_phase(registry, host_cores, &self.timeline, stop)
+            });
             ready::write_atomic(&config.out_dir.join(READY_FILE), &ready)
                 .map_err(|e| RoleError::io(&config.out_dir, "write ready file", e))?;
             let reports: Vec<WorkerReport> = workers
@@ -238,18 +257,19 @@ impl Shared {
                 .collect();
             let control_report = controller.join().unwrap_or_default();
             let rnic_report = rnic.join().unwrap_or_default();
+            let cpu = accountant.join().unwrap_or_default();
             write_control(&config.out_dir, &control_report)?;
             let phase_ns = self.timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
             let (control, rnic) = (control_report, rnic_report);
-            let reports = &reports;
-            Ok(HostCounters::of(
+            let counters = HostCounters::of(
                 host.workers,
                 phase_ns,
-                reports,
+                &reports,
                 control,
                 rnic,
                 eswitch_kind,
-            ))
+            );
+            Ok(HostCounters { cpu, ..counters })
         })
     }
 }
@@ -279,6 +299,13 @@ impl HostCounters {
             control_drops: control.drops,
             apply_errors: control.apply_errors,
             last_apply_error: control.last_apply_error,
+            samples: control.samples,
+            dropped: crate::counters::dropped(reports).plus(&DroppedDatagrams {
+                malformed: rnic.malformed,
+                denied_reads: rnic.denied,
+                ..DroppedDatagrams::default()
+            }),
+            cpu: None,
         }
     }
 }
@@ -309,9 +336,27 @@ fn control_stage(
 }
 
 /// Runs `f` on the calling thread pinned to `cpus` (unpinned if that fails: a role still serves).
-fn pinned<T>(cpus: &[u32], f: impl FnOnce() -> T) -> T {
-    let _ = pin_current_thread(cpus);
-    f()
+/// Spawns scoped threads pinned to CPUs (best effort) whose CPU time the registry accounts.
+struct Pinned<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    registry: &'scope CpuRegistry,
+}
+
+impl<'scope> Pinned<'scope, '_> {
+    /// Spawns `work` pinned to `cpus`, its CPU time accounted to `role`.
+    fn spawn<T: Send + 'scope>(
+        &self,
+        cpus: &[u32],
+        role: ThreadRole,
+        work: impl FnOnce() -> T + Send + 'scope,
+    ) -> std::thread::ScopedJoinHandle<'scope, T> {
+        let (cpus, registry) = (cpus.to_vec(), self.registry);
+        self.scope.spawn(move || {
+            let _ = pin_current_thread(&cpus);
+            registry.register_current(role);
+            work()
+        })
+    }
 }
 
 /// Registers every tenant's functions.
@@ -386,7 +431,24 @@ fn write_control(out_dir: &Path, report: &control::ControlReport) -> Result<(), 
     let steering = out_dir.join(naam_results::raw::STEERING_FILE);
     naam_results::raw::write_jsonl(&steering, &report.changes)
         .map_err(|e| RoleError::Setup(e.to_string()))?;
-    let samples = out_dir.join(naam_results::raw::SAMPLES_FILE);
-    naam_results::raw::write_jsonl(&samples, &report.samples)
-        .map_err(|e| RoleError::Setup(e.to_string()))
+    if report.samples.dropped > 0 {
+        eprintln!(
+            "host: samples.jsonl dropped {} load samples from {} ms of the measured phase on ({}); the point is invalid",
+            report.samples.dropped,
+            report.samples.first_dropped_t_ns.unwrap_or(0) / 1_000_000,
+            report
+                .samples
+                .error
+                .as_deref()
+                .unwrap_or("the file reached its bound")
+        );
+    }
+    Ok(())
+}
+
+/// `samples.jsonl` in `out_dir`, streamed as the controller records.
+fn sample_log(out_dir: &Path) -> Result<samples::SampleLog, RoleError> {
+    let path = out_dir.join(naam_results::raw::SAMPLES_FILE);
+    samples::SampleLog::create(&path, samples::SAMPLES_FILE_BYTES_MAX)
+        .map_err(|e| RoleError::io(&path, "create", e))
 }
