@@ -274,9 +274,13 @@ fn push_point(
     shift: Option<ShiftTimes>,
 ) -> Result<(), AnalysisError> {
     let reasons = match &s.validity {
-        naam_results::Validity::Valid => String::new(),
+        naam_results::Validity::Valid | naam_results::Validity::Saturated { .. } => String::new(),
         naam_results::Validity::Invalid { reasons } => reasons.join("; "),
     };
+    let saturation = s
+        .traffic
+        .as_ref()
+        .and_then(naam_results::summary::saturation);
     let merged = match &s.traffic {
         Some(t) => Some(
             t.latency
@@ -294,6 +298,8 @@ fn push_point(
             .set("seed", ctx.point.seed)
             .set("session", s.session)
             .set("valid", s.validity.is_valid())
+            .set("verdict", s.validity.verdict())
+            .set_opt("saturation", saturation.clone())
             .set("invalid_reasons", reasons.clone());
         if let (Some(t), Some(h)) = (&s.traffic, &merged) {
             traffic_columns(r, t, h);

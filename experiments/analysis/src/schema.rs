@@ -115,13 +115,27 @@ pub const RUN: &[ColumnSpec] = &[
 ];
 
 /// `points`: one row per complete point (series × sweep value × repetition).
-pub const POINTS: &[ColumnSpec] = &concat::<8, 43, 51>(
+pub const POINTS: &[ColumnSpec] = &concat::<8, 45, 53>(
     POINT_KEYS,
     [
         spec!("point_index", U32, "position in the plan"),
         spec!("seed", U64, "the point's seed"),
         spec!("session", U32, "provenance session that measured it"),
-        spec!("valid", Bool, "every validity check passed"),
+        spec!(
+            "valid",
+            Bool,
+            "the point measured the system under test (verdict valid or saturated)"
+        ),
+        spec!(
+            "verdict",
+            Str,
+            "valid, saturated (carried less than offered while the generator kept pace) or invalid"
+        ),
+        spec!(
+            "saturation",
+            Str,
+            "the shortfall of a saturated or invalid point (null: none)"
+        ),
         spec!(
             "invalid_reasons",
             Str,

@@ -172,12 +172,19 @@ pub struct TrafficSummary {
     pub load_samples: u32,
 }
 
-/// Whether a point's numbers can be trusted.
+/// Whether a point's numbers can be trusted, and what they measured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "verdict")]
 pub enum Validity {
     /// Every check passed.
     Valid,
+    /// Every check passed except that the system under test carried less than the offered load
+    /// while the generator sent on time: a valid measurement of a saturated system (a
+    /// saturation throughput), not a failure of the harness.
+    Saturated {
+        /// The shortfall in words.
+        reason: String,
+    },
     /// Some check failed; the figures mark the point.
     Invalid {
         /// Each failed check in words.
@@ -186,17 +193,37 @@ pub enum Validity {
 }
 
 impl Validity {
-    fn from_reasons(reasons: Vec<String>) -> Validity {
-        if reasons.is_empty() {
-            Validity::Valid
-        } else {
-            Validity::Invalid { reasons }
+    /// The verdict from the failed checks and the saturation shortfall, if any: a shortfall
+    /// alone is saturation; beside any failed check it is one more reason the point is invalid
+    /// (the generator or the harness may have caused it).
+    fn of(mut reasons: Vec<String>, saturation: Option<String>) -> Validity {
+        match (reasons.is_empty(), saturation) {
+            (true, None) => Validity::Valid,
+            (true, Some(reason)) => Validity::Saturated { reason },
+            (false, saturation) => {
+                reasons.extend(saturation);
+                Validity::Invalid { reasons }
+            }
         }
     }
 
-    /// Whether valid.
+    /// Whether the point measured the system under test (valid or saturated).
     pub fn is_valid(&self) -> bool {
-        matches!(self, Validity::Valid)
+        !matches!(self, Validity::Invalid { .. })
+    }
+
+    /// Whether the point measured a saturated system.
+    pub fn is_saturated(&self) -> bool {
+        matches!(self, Validity::Saturated { .. })
+    }
+
+    /// `valid`, `saturated` or `invalid`.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Saturated { .. } => "saturated",
+            Validity::Invalid { .. } => "invalid",
+        }
     }
 }
 
@@ -249,6 +276,7 @@ pub fn summarize_point(
             vec!["a traffic workload with iteration timing".to_string()],
         ),
     };
+    let saturation = traffic.as_ref().and_then(saturation);
     Ok(PointSummary {
         schema: SUMMARY_SCHEMA_VERSION,
         point: point.clone(),
@@ -256,7 +284,7 @@ pub fn summarize_point(
         summarized_at: time::rfc3339(time::now_unix()),
         traffic,
         vm_cost,
-        validity: Validity::from_reasons(reasons),
+        validity: Validity::of(reasons, saturation),
     })
 }
 
@@ -459,15 +487,6 @@ fn traffic_reasons(
     if t.completed == 0 {
         reasons.push("no request completed".to_string());
     }
-    if let Some(offered) = t.offered_mean_ops_per_s
-        && t.achieved_ops_per_s < offered * ACHIEVED_RATE_FRACTION_MIN
-    {
-        reasons.push(format!(
-            "achieved {:.0} ops/s, below {:.0} % of the offered {offered:.0} ops/s",
-            t.achieved_ops_per_s,
-            ACHIEVED_RATE_FRACTION_MIN * 100.0
-        ));
-    }
     if t.send_lateness_ns_p99_max > SEND_LATENESS_NS_P99_MAX {
         reasons.push(format!(
             "generator fell behind: send lateness p99 {} us > {} us",
@@ -513,6 +532,20 @@ fn traffic_reasons(
     reasons
 }
 
+/// The shortfall of an open-loop point that carried less than [`ACHIEVED_RATE_FRACTION_MIN`] of
+/// its offered load, in words; the send-lateness check (a reason of its own) tells whether the
+/// generator or the system under test fell short.
+pub fn saturation(t: &TrafficSummary) -> Option<String> {
+    let offered = t.offered_mean_ops_per_s?;
+    (t.achieved_ops_per_s < offered * ACHIEVED_RATE_FRACTION_MIN).then(|| {
+        format!(
+            "achieved {:.0} ops/s, below {:.0} % of the offered {offered:.0} ops/s",
+            t.achieved_ops_per_s,
+            ACHIEVED_RATE_FRACTION_MIN * 100.0
+        )
+    })
+}
+
 fn server_reasons(server: &ServerSummary, sent: u64) -> Vec<String> {
     let mut reasons = Vec::new();
     let d = &server.dropped;
@@ -534,4 +567,28 @@ fn server_reasons(server: &ServerSummary, sent: u64) -> Vec<String> {
         ));
     }
     reasons
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::Validity;
+
+    #[test]
+    fn a_shortfall_alone_is_saturation_and_beside_a_failed_check_one_more_reason() {
+        let shortfall =
+            || Some("achieved 10 ops/s, below 95 % of the offered 20 ops/s".to_string());
+        assert_eq!(Validity::of(Vec::new(), None), Validity::Valid);
+        let saturated = Validity::of(Vec::new(), shortfall());
+        assert!(saturated.is_valid() && saturated.is_saturated());
+        assert_eq!(saturated.verdict(), "saturated");
+        let late = vec!["generator fell behind: send lateness p99 2000 us > 1000 us".to_string()];
+        match Validity::of(late, shortfall()) {
+            Validity::Invalid { reasons } => {
+                assert_eq!(reasons.len(), 2);
+                assert!(reasons[0].starts_with("generator fell behind"));
+                assert!(reasons[1].starts_with("achieved"));
+            }
+            other => panic!("a late generator's shortfall is not saturation: {other:?}"),
+        }
+    }
 }

@@ -457,6 +457,7 @@ pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
                 .to_string(),
         );
     }
+    notes.extend(saturated_note(frames.frame("points")?)?);
     footnote.extend(bars.note());
     footnote.extend(notes);
     Ok(FigureData {
@@ -465,6 +466,27 @@ pub fn figure_data(frames: &FrameSet) -> Result<FigureData, AnalysisError> {
         panels,
         footnote,
     })
+}
+
+/// A footnote naming how many points per series measured a saturated system (valid
+/// measurements, drawn like the others: the system carried less than the offered load while the
+/// generator kept pace).
+fn saturated_note(points: &DataFrame) -> Result<Option<String>, AnalysisError> {
+    let series = strs(points, "series")?;
+    let verdicts = strs(points, "verdict")?;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, verdict) in series.iter().zip(&verdicts) {
+        if verdict.as_deref() == Some("saturated") {
+            *counts.entry(name.clone().unwrap_or_default()).or_default() += 1;
+        }
+    }
+    Ok((!counts.is_empty()).then(|| {
+        let listed: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        format!(
+            "saturated points (valid: the system carried < 95 % of the offered load while the generator kept pace): {}",
+            listed.join(", ")
+        )
+    }))
 }
 
 fn provenance_lines(run: &DataFrame) -> Result<Vec<String>, AnalysisError> {
