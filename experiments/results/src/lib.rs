@@ -20,6 +20,7 @@
 //! testbed or how points are executed.
 
 pub mod atomic;
+pub mod digest;
 pub mod error;
 pub mod hlog;
 pub mod layout;

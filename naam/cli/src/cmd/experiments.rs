@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use naam_plan::{ExperimentId, ExperimentPlan, Variant};
+use naam_results::RunDir;
 use naam_runner::{Progress, RunOptions, RunOutcome};
 use serde::Serialize;
 
@@ -217,6 +218,8 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         print_json(&done)?;
+    } else {
+        print_summary(&done);
     }
     let failed = done
         .iter()
@@ -226,6 +229,21 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The end of `naam reproduce`: each run's digest, computed from the summaries on disk, and
+/// where its figure is.
+fn print_summary(done: &[Reproduced]) {
+    println!("== summary (from the points' summaries on disk)");
+    for r in done {
+        match naam_results::digest::digest(&RunDir::open(Path::new(&r.outcome.run_dir))) {
+            Ok(d) => println!("{}", naam_results::digest::describe_digest(&d)),
+            Err(e) => println!("{}: no digest: {e}", r.outcome.experiment),
+        }
+        if let Some(f) = &r.figures {
+            println!("  figure: {}", f.png);
+        }
+    }
 }
 
 /// `naam run`.
@@ -349,6 +367,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         for r in &report.runs {
             println!("{}", naam_runner::describe_run(r));
+            match naam_results::digest::digest(&RunDir::open(Path::new(&r.path))) {
+                Ok(d) => println!("  {}", naam_results::digest::describe_digest(&d)),
+                Err(e) => println!("  no digest: {e}"),
+            }
         }
         for u in &report.unreadable {
             eprintln!("unreadable: {u}");
