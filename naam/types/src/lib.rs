@@ -14,6 +14,7 @@
 pub mod ipipe;
 pub mod location;
 pub mod policy;
+pub mod text;
 pub mod timeline;
 
 pub use location::{Location, PerLocation};

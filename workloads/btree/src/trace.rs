@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 
+use naam_types::text::{TRACE_LINE_BYTES_MAX, bounded_lines};
+
 use crate::config::BTreeConfig;
 use crate::error::{BuildError, LookupError};
 use crate::layout::NODE_BYTES_DEFAULT;
@@ -183,8 +185,7 @@ fn data_lines<R: BufRead>(
     input: R,
     header: &'static str,
 ) -> impl Iterator<Item = Result<(usize, String), ReplayError>> {
-    input
-        .lines()
+    bounded_lines(input, TRACE_LINE_BYTES_MAX)
         .enumerate()
         .filter_map(move |(n, line)| match line {
             Err(error) => Some(Err(ReplayError::Read {

@@ -215,3 +215,15 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn a_load_file_without_newlines_is_an_error_at_line_one_not_a_growing_buffer() {
+    let endless_ones = std::io::BufReader::new(std::io::repeat(b'1'));
+    let err =
+        naam_btree::trace::read_load("/dev/urandom-like", endless_ones).expect_err("no line ends");
+    let text = err.to_string();
+    assert!(
+        text.contains("/dev/urandom-like") && text.contains("longer than"),
+        "{text}"
+    );
+}

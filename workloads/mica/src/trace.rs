@@ -6,6 +6,8 @@
 
 use std::io::{BufRead, Write};
 
+use naam_types::text::{TRACE_LINE_BYTES_MAX, bounded_lines};
+
 use crate::config::MicaConfig;
 use crate::error::{OpError, OpenError};
 use crate::layout::KEY_BYTES_MAX;
@@ -250,7 +252,7 @@ pub fn run_trace<R: BufRead, W: Write>(
     let mut summary = TraceSummary::default();
     let mut value = Vec::new();
     let mut line_out = String::new();
-    for (n, line) in input.lines().enumerate() {
+    for (n, line) in bounded_lines(input, TRACE_LINE_BYTES_MAX).enumerate() {
         let at = Where {
             source_name,
             line: n + 1,

@@ -218,3 +218,27 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn a_trace_without_newlines_is_an_error_at_line_one_not_a_growing_buffer() {
+    let config = MicaConfig {
+        buckets: 64,
+        slots: Slots::Seven,
+        log_bytes: 1 << 16,
+        ..MicaConfig::new()
+    };
+    let endless_zeros = std::io::BufReader::new(std::io::repeat(0));
+    let err = run_trace(
+        "/dev/zero",
+        endless_zeros,
+        config,
+        Via::Native,
+        &mut Vec::new(),
+    )
+    .expect_err("no line ends");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("/dev/zero:1:") && text.contains("longer than 65536 bytes"),
+        "{text}"
+    );
+}
