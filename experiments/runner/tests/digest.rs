@@ -1,29 +1,19 @@
 //! The digest `naam reproduce` prints at its end agrees with the points' summaries on disk.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-use naam_plan::{ExperimentId, ExperimentPlan, Variant, load_manifest, manifest_path};
+use std::path::Path;
+
+use common::{options, plan};
+use naam_plan::{ExperimentId, ExperimentPlan};
 use naam_results::digest::{describe_digest, digest, reason_kind};
 use naam_results::{RunDir, Validity};
 use naam_runner::synthetic::SyntheticExecutor;
 use naam_runner::*;
 
-fn plan(id: ExperimentId) -> ExperimentPlan {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    load_manifest(&manifest_path(&dir, id), Variant::Quick).expect("committed manifest is valid")
-}
-
 fn run(plan: &ExperimentPlan, root: &Path) -> RunDir {
-    let options = RunOptions {
-        results_root: root.to_path_buf(),
-        repo_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-        manifest: "experiments/test.toml".to_string(),
-        fresh_suffix: None,
-        progress: Progress::Hidden,
-        stop: None,
-    };
-    let outcome = run_plan(plan, &mut SyntheticExecutor::default(), &options).expect("run");
+    let outcome = run_plan(plan, &mut SyntheticExecutor::default(), &options(root)).expect("run");
     RunDir::open(Path::new(&outcome.run_dir))
 }
 

@@ -1,27 +1,14 @@
 //! Resume in process: an executor that fails or aborts at chosen points, then a rerun.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use naam_plan::{ExperimentId, ExperimentPlan, PointPlan, Variant, load_manifest, manifest_path};
+use std::path::Path;
+
+use common::{options, plan};
+use naam_plan::{ExperimentId, ExperimentPlan, PointPlan, manifest_path};
 use naam_results::{RunDir, RunStatus, inspect_run};
 use naam_runner::synthetic::SyntheticExecutor;
 use naam_runner::*;
-
-fn plan(id: ExperimentId) -> ExperimentPlan {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    load_manifest(&manifest_path(&dir, id), Variant::Quick).expect("committed manifest is valid")
-}
-
-fn options(root: &Path) -> RunOptions {
-    RunOptions {
-        results_root: root.to_path_buf(),
-        repo_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
-        manifest: "experiments/test.toml".to_string(),
-        fresh_suffix: None,
-        progress: Progress::Hidden,
-        stop: None,
-    }
-}
 
 /// Delegates to the synthetic executor but fails one point and aborts at another.
 struct Faulty {
