@@ -374,3 +374,15 @@ fn policy_table_for_a_static_placement() {
           help: remove `[policy.host]`"#]],
     );
 }
+
+/// Issue 18: `naam check` refuses the sizes a run would refuse (MICA's item must fit a NAAM
+/// reply), not a looser set of its own.
+#[test]
+fn a_value_larger_than_a_naam_reply_is_refused_by_the_plan() {
+    check(
+        &[("value_bytes = 8", "value_bytes = 2000")],
+        expect![[r#"
+            [invalid-value] experiments/mica-ycsb-b.toml:22: field `workload.value_bytes`: 2000 is outside 1..=1016
+              help: write `value_bytes = 8`"#]],
+    );
+}

@@ -8,8 +8,9 @@
 //! configurations carry them, and the engine runs them: nothing is turned into a string and
 //! parsed back on the way.
 //!
-//! **Invariant:** depends on serde only; no IO, no clock, no NAAM logic (the engine's policies
-//! implement what [`policy`] parameterises).
+//! **Invariant:** depends on serde only; no file, socket or clock of its own ([`text`] reads only
+//! from a reader its caller passes), no NAAM logic (the engine's policies implement what
+//! [`policy`] parameterises).
 
 pub mod ipipe;
 pub mod location;
@@ -20,3 +21,7 @@ pub mod timeline;
 pub use location::{Location, PerLocation};
 pub use policy::{PolicyKind, PolicySpec};
 pub use timeline::Timeline;
+
+/// Most tenants (offloaded applications) of one dataset, checked by the plan and by the host:
+/// each tenant registers its own regions (MICA: index, log and meta) within the engine's 65 536.
+pub const TENANTS_MAX: u32 = 4096;

@@ -41,24 +41,15 @@ pub mod bounds {
     pub const NIC_CORE_SPEED_FACTOR_MAX: f64 = 100.0;
     /// Highest CPU index in a pinning list.
     pub const CPU_INDEX_MAX: u64 = 1023;
-    /// MICA records / B-tree keys.
-    pub const RECORDS_MAX: u64 = 1_000_000_000;
-    /// Key size.
-    pub const KEY_BYTES_MAX: u64 = 1024;
-    /// Value size.
-    pub const VALUE_BYTES_MAX: u64 = 1 << 20;
-    /// MICA buckets.
-    pub const BUCKETS_MAX: u64 = 1 << 30;
-    /// MICA log size range.
-    pub const LOG_BYTES_MIN: u64 = 4096;
-    /// MICA log size range.
-    pub const LOG_BYTES_MAX: u64 = 1 << 40;
-    /// B-tree node size range.
-    pub const NODE_BYTES_MIN: u64 = 256;
-    /// B-tree node size range.
-    pub const NODE_BYTES_MAX: u64 = 1 << 16;
     /// vm-cost functions.
     pub const FUNCTIONS_MAX: usize = 64;
+    // Workload sizes: the workloads' and the host's own limits, so that `naam check` refuses
+    // exactly what a run would.
+    pub use naam_btree::layout::{NODE_BYTES_MAX, NODE_BYTES_MIN};
+    pub use naam_mica::config::{BUCKETS_MAX, LOG_BYTES_MAX, LOG_BYTES_MIN};
+    pub use naam_mica::layout::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+    pub use naam_types::TENANTS_MAX;
+    pub use naam_ycsb::generator::RECORDS_MAX;
     /// Function name length.
     pub const FUNCTION_NAME_CHARS_MAX: usize = 64;
     /// Series per experiment.
@@ -81,8 +72,6 @@ pub mod bounds {
     pub const OFFERED_LOAD_OPS_PER_S_MAX: u64 = 100_000_000;
     /// B-tree depth.
     pub const TREE_DEPTH_MAX: u64 = 16;
-    /// Offloaded applications.
-    pub const TENANTS_MAX: u64 = 65_536;
     /// vm-cost iterations.
     pub const ITERATIONS_MAX: u64 = 1_000_000_000;
     /// Events per variant.

@@ -172,18 +172,30 @@ pub(super) fn sweep(
             Vec::new()
         }
     };
-    let tenants = match (&v.tenants, id) {
-        (None, ExperimentId::OffloadScaling) => return Err(src.missing(&span, &tenants_field)),
-        (None, _) => vec![TENANTS_WHEN_NOT_SWEPT],
-        (Some(list), _) => int_list(src, list, &tenants_field, 1, TENANTS_MAX, SWEEP_VALUES_MAX)?
-            .into_iter()
-            .map(|t| t as u32)
-            .collect(),
-    };
+    let tenants = tenants(src, id, v, &span, &tenants_field)?;
     Ok(Sweep {
         offered_load_ops_per_s,
         tree_depth,
         tenants,
+    })
+}
+
+/// The tenants a variant sweeps (offload-scaling must sweep them; others run one).
+fn tenants(
+    src: Source<'_>,
+    id: ExperimentId,
+    v: &RawVariant,
+    span: &Range<usize>,
+    field: &str,
+) -> Result<Vec<u32>, ManifestError> {
+    let max = u64::from(TENANTS_MAX);
+    Ok(match (&v.tenants, id) {
+        (None, ExperimentId::OffloadScaling) => return Err(src.missing(span, field)),
+        (None, _) => vec![TENANTS_WHEN_NOT_SWEPT],
+        (Some(list), _) => int_list(src, list, field, 1, max, SWEEP_VALUES_MAX)?
+            .into_iter()
+            .map(|t| t as u32)
+            .collect(),
     })
 }
 

@@ -63,7 +63,7 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
     forbidden(src, &raw.node_bytes, "workload.node_bytes", why)?;
     forbidden(src, &raw.functions, "workload.functions", why)?;
     let buckets = required(src, &raw.buckets, &span, "workload.buckets")?;
-    let buckets_value = int(src, buckets, "workload.buckets", 1, BUCKETS_MAX)?;
+    let buckets_value = int(src, buckets, "workload.buckets", 1, u64::from(BUCKETS_MAX))?;
     if !buckets_value.is_power_of_two() {
         return Err(src.invalid(
             &buckets.span(),
@@ -105,14 +105,14 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
             required(src, &raw.key_bytes, &span, "workload.key_bytes")?,
             "workload.key_bytes",
             1,
-            KEY_BYTES_MAX,
+            KEY_BYTES_MAX as u64,
         )? as u32,
         value_bytes: int(
             src,
             required(src, &raw.value_bytes, &span, "workload.value_bytes")?,
             "workload.value_bytes",
             1,
-            VALUE_BYTES_MAX,
+            VALUE_BYTES_MAX as u64,
         )? as u32,
         ycsb_workload: one_of(
             src,
@@ -149,8 +149,8 @@ fn btree(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<BtreeWorkload,
         src,
         node,
         "workload.node_bytes",
-        NODE_BYTES_MIN,
-        NODE_BYTES_MAX,
+        u64::from(NODE_BYTES_MIN),
+        u64::from(NODE_BYTES_MAX),
     )?;
     if !node_bytes.is_power_of_two() {
         return Err(src.invalid(

@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Dataset, WorkloadSpec};
 use crate::shm::SharedRegion;
 
-/// Tenants one dataset may have.
-pub const TENANTS_MAX: u32 = 4096;
+pub use naam_types::TENANTS_MAX;
 
 /// The tenant id of tenant index `i` (ids start at 1; 0 is never a tenant).
 pub fn tenant_id(index: u32) -> TenantId {
