@@ -4,7 +4,8 @@
 //! namespaces (root), each machine of the plan maps to a namespace and its processes start
 //! under `ip netns exec`. Artifacts are linked under the root (`bin/naam-role`), so a launch
 //! names its program as it does on a remote machine. Whatever is still running when the
-//! transport is dropped is killed.
+//! transport is dropped is killed, and a launcher that dies without dropping it (`kill -9`, a
+//! panic that aborts) takes its roles with it: each is started with [`die_with_parent`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -138,6 +139,27 @@ fn state_of(status: ExitStatus) -> ProcessState {
             status: 128 + signal,
         },
         (None, None) => ProcessState::Vanished,
+    }
+}
+
+/// Has the kernel send SIGTERM to the process `command` starts when the thread that started it
+/// dies (`PR_SET_PDEATHSIG`; a role stops gracefully on SIGTERM and removes what it created). If
+/// the parent is already gone when the child runs, the child exits at once instead of
+/// becoming an orphan. Survives `ip netns exec` (not a set-user-ID program).
+pub fn die_with_parent(command: &mut Command) {
+    // SAFETY: getpid/getppid/prctl/_exit are async-signal-safe; nothing allocates between fork
+    // and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
     }
 }
 
@@ -320,6 +342,7 @@ impl Transport for LocalTransport {
             .stdout(log(STDOUT_LOG)?)
             .stderr(log(STDERR_LOG)?)
             .process_group(0);
+        die_with_parent(&mut command);
         let child = command.spawn().map_err(|e| {
             TransportError::failed(format!("{}: cannot start {:?}: {e}", launch.id, argv[0]))
         })?;
