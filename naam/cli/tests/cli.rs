@@ -137,6 +137,31 @@ fn mica_replay_prints_the_same_answers_natively_and_in_the_vm() {
     );
 }
 
+/// Sizes inside MICA's own bounds but beyond this machine (a 1 TiB log; 2^30 buckets of 15
+/// slots, 128 GiB) are refused before allocating: exit 1 with the flag named, not an abort.
+#[test]
+fn mica_sizes_beyond_this_machine_are_errors_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.txt");
+    std::fs::write(&trace, "G 6b31\n").unwrap();
+    let t = trace.to_str().unwrap();
+    let cases: [&[&str]; 2] = [
+        &["--log-bytes", "1099511627776"],
+        &["--buckets", "1073741824", "--slots", "15"],
+    ];
+    for flags in cases {
+        let mut args = vec!["workload", "mica", "--trace", t];
+        args.extend_from_slice(flags);
+        let out = naam(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {stderr}");
+        let named = format!("{} {}", flags[0], flags[1]);
+        assert!(stderr.contains(&named), "{flags:?}: {stderr}");
+        assert!(stderr.contains("available (MemAvailable"), "{stderr}");
+        assert_eq!(stderr.matches("needs").count(), 1, "said once: {stderr}");
+    }
+}
+
 #[test]
 fn btree_replay_prints_key_found_value_csv_in_input_order() {
     let dir = tempfile::tempdir().unwrap();

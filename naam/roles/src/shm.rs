@@ -150,6 +150,22 @@ impl Drop for SharedRegion {
     }
 }
 
+/// Bytes an unprivileged writer can still put into the file system holding `dir` (for
+/// `/dev/shm`, tmpfs's size limit minus what is in it): creating regions larger than this would
+/// end in SIGBUS when the host first writes them.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other(format!("{}: NUL in path", dir.display())))?;
+    // SAFETY: `statvfs` is plain data; zeroed is a valid value, and the kernel fills it.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c_path` is a NUL-terminated string and `stats` a valid out-pointer.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 fn check_len(len: u64) -> std::io::Result<()> {
     if len == 0 || len > SHARED_REGION_BYTES_MAX {
         return Err(std::io::Error::other(format!(
@@ -162,6 +178,14 @@ fn check_len(len: u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_bytes_of_a_temporary_directory_is_known_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).unwrap();
+        assert!(free > 0);
+        assert!(free_bytes(&dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn reads_any_unaligned_range_through_a_second_mapping() {

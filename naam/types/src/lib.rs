@@ -9,11 +9,13 @@
 //! parsed back on the way.
 //!
 //! **Invariant:** depends on serde only; no file, socket or clock of its own ([`text`] reads only
-//! from a reader its caller passes), no NAAM logic (the engine's policies implement what
+//! from a reader its caller passes; [`memory`] reads `/proc/meminfo`, the one exception, so that
+//! every crate checks a user-sized allocation the same way), no NAAM logic (the engine's policies implement what
 //! [`policy`] parameterises).
 
 pub mod ipipe;
 pub mod location;
+pub mod memory;
 pub mod policy;
 pub mod text;
 pub mod timeline;

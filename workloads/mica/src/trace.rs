@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, Write};
 
+use naam_types::memory::{self, MemoryError};
 use naam_types::text::{TRACE_LINE_BYTES_MAX, bounded_lines};
 
 use crate::config::MicaConfig;
@@ -77,6 +78,9 @@ pub enum TraceError {
     /// The table could not be set up.
     #[error("MICA table: {0}")]
     Table(#[from] OpenError),
+    /// The table would not fit in this machine's memory (checked before allocating).
+    #[error("MICA table: {0}")]
+    Memory(#[from] MemoryError),
     /// `--via vm`: the engine could not be set up for the table (regions, `mica_get`).
     #[error("--via vm: {0}")]
     VmSetup(#[source] VmError),
@@ -221,6 +225,29 @@ pub fn encode_hex(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// The sizes a user chose, as `naam workload mica` spells them.
+fn describe_sizes(config: &MicaConfig) -> String {
+    format!(
+        "a table of --buckets {} × --slots {} (+ {} extra buckets) and --log-bytes {}",
+        config.buckets,
+        config.slots.count(),
+        config.extra_buckets,
+        config.log_bytes
+    )
+}
+
+/// Zeroed index, log and meta regions for `config`, after checking that they fit in the memory
+/// available now (a size the machine cannot hold is an error naming the flags, not an abort).
+fn allocate_regions(config: &MicaConfig) -> Result<[Vec<u8>; 3], TraceError> {
+    let sizes = config.validate().map_err(OpenError::from)?;
+    let what = describe_sizes(config);
+    let lens = [sizes.index_bytes, sizes.log_bytes, sizes.meta_bytes];
+    let needed_bytes = lens.iter().map(|&b| b as u64).sum();
+    memory::check_available(&what, needed_bytes)?;
+    let [index, log, meta] = lens.map(|len| memory::try_zeroed(&what, len));
+    Ok([index?, log?, meta?])
+}
+
 /// Replays a trace against a fresh table of `config`, writing one output line per operation.
 /// SET and DELETE run host-native (writes run where the data lives); GET runs where `via` says:
 /// host-native Rust, or the eBPF function `mica_get` through naam-engine and naam-vm over the same
@@ -233,16 +260,11 @@ pub fn run_trace<R: BufRead, W: Write>(
     via: Via,
     out: &mut W,
 ) -> Result<TraceSummary, TraceError> {
-    let sizes = config.validate().map_err(OpenError::from)?;
+    let [mut index, mut log, mut meta] = allocate_regions(&config)?;
     let mut vm = match via {
         Via::Native => None,
         Via::Vm => Some(MicaVm::new(config).map_err(TraceError::VmSetup)?),
     };
-    let (mut index, mut log, mut meta) = (
-        vec![0u8; sizes.index_bytes],
-        vec![0u8; sizes.log_bytes],
-        vec![0u8; sizes.meta_bytes],
-    );
     let regions = MicaRegionsMut {
         index: &mut index,
         log: &mut log,

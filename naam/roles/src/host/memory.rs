@@ -5,10 +5,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use naam_engine::{RegionId, RegionTable, RkeySecret};
+use naam_types::memory::{self, Bytes};
 
 use crate::RoleError;
 use crate::ready::{RegionEntry, ShmEntry};
-use crate::shm::SharedRegion;
+use crate::shm::{self, SharedRegion};
 use crate::workload::{DatasetMeta, ServerWorkload, TenantMeta, tenant_id};
 
 /// All regions of all tenants.
@@ -70,6 +71,7 @@ pub fn build(
         by_tenant: Vec::new(),
         write_locks: Vec::new(),
     };
+    check_fits(workload, tenants, shm_dir)?;
     let mut metas = Vec::new();
     for tenant in 0..tenants {
         let mut rkeys = Vec::new();
@@ -101,6 +103,33 @@ pub fn build(
         tenants: metas,
     };
     Ok((table, memory, meta))
+}
+
+/// Every tenant's regions fit in the memory available and in `shm_dir`'s file system, checked
+/// before any region is created: regions are sparse files, so an oversized dataset would
+/// otherwise fail later, with SIGBUS, when the host loads it.
+fn check_fits(
+    workload: &dyn ServerWorkload,
+    tenants: u32,
+    shm_dir: &Path,
+) -> Result<(), RoleError> {
+    let per_tenant_bytes: u64 = workload.regions().iter().map(|spec| spec.len).sum();
+    let needed_bytes = per_tenant_bytes.saturating_mul(u64::from(tenants));
+    let what = format!(
+        "the regions of {tenants} tenants ({} each)",
+        Bytes(per_tenant_bytes)
+    );
+    memory::check_available(&what, needed_bytes).map_err(|e| RoleError::Setup(e.to_string()))?;
+    let free_bytes = shm::free_bytes(shm_dir).map_err(|e| RoleError::io(shm_dir, "statvfs", e))?;
+    if needed_bytes > free_bytes {
+        return Err(RoleError::Setup(format!(
+            "{what} need {} but {} has {} free; choose smaller sizes or a larger tmpfs",
+            Bytes(needed_bytes),
+            shm_dir.display(),
+            Bytes(free_bytes)
+        )));
+    }
+    Ok(())
 }
 
 /// The catalog as published.
