@@ -110,14 +110,8 @@ impl LocalExecutor {
             sample_period_us: SAMPLE_PERIOD_US,
             shm_dir: self.options.shm_dir.clone(),
         };
-        // Unique per run of a point (shared-memory file names): PID, point, and the clock.
-        let nonce = naam_roles::os::realtime_ns() % 1_000_000_000;
-        let run_id = format!(
-            "{}-{}-{}-{nonce}",
-            std::process::id(),
-            point.index,
-            point.repetition
-        );
+        // Unique per run of a point (shared-memory file names), carrying the launcher's PID.
+        let run_id = crate::sweep::run_id(point.index, point.repetition);
         let timing = (warmup_ms, measure_ms);
         let binary = &self.options.role_binary;
         match &plan.testbed {

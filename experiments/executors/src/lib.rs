@@ -29,6 +29,7 @@ pub mod launches;
 pub mod orchestrated;
 pub mod point;
 pub mod sim;
+pub mod sweep;
 pub mod vmcost;
 
 use std::path::{Path, PathBuf};

@@ -36,8 +36,8 @@ impl Netns {
         }
         let id = std::process::id();
         let ns = Netns {
-            server: format!("naam-{tag}-{id}-s"),
-            client: format!("naam-{tag}-{id}-c"),
+            server: namespace_name(tag, id, SERVER_SUFFIX),
+            client: namespace_name(tag, id, CLIENT_SUFFIX),
         };
         let (veth_s, veth_c) = (format!("nv{id}s"), format!("nv{id}c"));
         ip(&["netns", "add", &ns.server])?;
@@ -101,6 +101,53 @@ impl Netns {
     }
 }
 
+const SERVER_SUFFIX: &str = "s";
+const CLIENT_SUFFIX: &str = "c";
+
+/// `naam-<tag>-<launcher pid>-<s|c>`: the launcher's PID tells a sweep whether its run is over.
+fn namespace_name(tag: &str, launcher_pid: u32, suffix: &str) -> String {
+    format!("naam-{tag}-{launcher_pid}-{suffix}")
+}
+
+/// The launcher PID in a namespace name [`Netns::create`] made; `None` for any other name.
+pub fn launcher_pid_of(namespace: &str) -> Option<u32> {
+    let rest = namespace.strip_prefix("naam-")?;
+    let rest = [SERVER_SUFFIX, CLIENT_SUFFIX]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix)?.strip_suffix('-'))?;
+    let (tag, pid) = rest.rsplit_once('-')?;
+    if tag.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// The network namespaces that exist (`ip netns list`).
+pub fn list() -> Result<Vec<String>, LaunchError> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map_err(|e| LaunchError::Netns(format!("ip netns list: {e} (is iproute2 installed?)")))?;
+    if !out.status.success() {
+        return Err(LaunchError::Netns(format!(
+            "ip netns list failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    // Each line is `name` or `name (id: N)`.
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_string)
+        .collect())
+}
+
+/// Deletes namespace `name` (its veth end goes with it).
+pub fn delete(name: &str) -> Result<(), LaunchError> {
+    ip(&["netns", "del", name])
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         for ns in [&self.server, &self.client] {
@@ -135,4 +182,30 @@ fn run(program: &str, args: &[&str]) -> Result<(), LaunchError> {
 pub fn have_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launcher_pids_are_read_only_from_our_names() {
+        assert_eq!(
+            launcher_pid_of(&namespace_name("p3", 4242, SERVER_SUFFIX)),
+            Some(4242)
+        );
+        assert_eq!(
+            launcher_pid_of(&namespace_name("p0-x", 7, CLIENT_SUFFIX)),
+            Some(7)
+        );
+        for other in [
+            "naam-4242-s",
+            "naam-p3-42a-s",
+            "naam-p3-4242-x",
+            "mine-p3-4242-s",
+            "naam--1-s",
+        ] {
+            assert_eq!(launcher_pid_of(other), None, "{other}");
+        }
+    }
 }

@@ -90,9 +90,18 @@ fn executor_for(
             options, cancel,
         )));
     }
+    sweep_dead_runs(&local.shm_dir);
     Ok(Box::new(
         naam_executors::LocalExecutor::new(local).with_cancel(cancel),
     ))
+}
+
+/// Removes region files and namespaces that killed runs left behind, and says so.
+fn sweep_dead_runs(shm_dir: &std::path::Path) {
+    let swept = naam_executors::sweep::sweep_dead_runs(shm_dir);
+    if !swept.is_empty() {
+        eprintln!("naam: {}", swept.describe());
+    }
 }
 
 /// Period at which a stop flag is forwarded to the launch sequence's cancellation.
