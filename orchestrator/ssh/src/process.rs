@@ -7,6 +7,13 @@
 //! command and any children it forked) and nothing else. The process's start time (field 22 of
 //! `/proc/PID/stat`) is recorded at launch and checked before every signal, so a PID reused by an
 //! unrelated process after ours exited is never signalled.
+//!
+//! A remote process must not outlive its launcher (a `kill -9` of `naam`, a laptop closed
+//! mid-run): the wrapper keeps a **lease** — the file `lease` in the run directory, touched by
+//! every [`poll`]. A watchdog beside the command checks the lease's age each second; once it is
+//! older than the lease time (default [`LEASE_S`]), the watchdog sends SIGTERM to the process group
+//! (roles stop gracefully and remove what they created), then SIGKILL after
+//! [`LEASE_KILL_GRACE_S`]. The watchdog ends with the command, and exits if the wrapper dies.
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +32,26 @@ pub const STDOUT_LOG: &str = "stdout.log";
 /// The command's standard error.
 pub const STDERR_LOG: &str = "stderr.log";
 
-/// The fixed wrapper run under `setsid`: records its PID, runs the command, records its status.
+/// File whose modification time is the launcher's last sign of life (see the module docs).
+pub const LEASE_FILE: &str = "lease";
+
+/// Seconds without a poll after which a remote process is stopped: an assumption, far above the
+/// launcher's poll interval during a run and its reconnect budget (three connect attempts of at
+/// most 5 s with backoff), so only a launcher that is gone lets a lease expire.
+pub const LEASE_S: u64 = 60;
+/// Seconds between the lease watchdog's SIGTERM and its SIGKILL (written into [`WRAPPER_SCRIPT`]).
+pub const LEASE_KILL_GRACE_S: u64 = 5;
+
+/// The fixed wrapper run under `setsid` with the lease time as its first argument: records its
+/// PID, starts the lease watchdog, runs the command, stops the watchdog, records the status.
+/// The watchdog dies with the group when the launcher stops it, and ignores SIGTERM only once
+/// it sends one to the group itself.
 /// Only file names that are constants of this module appear in it.
-const WRAPPER_SCRIPT: &str = "'echo $$ > pid.tmp && mv pid.tmp pid && \"$@\"; echo $? > exit_status.tmp && mv exit_status.tmp exit_status'";
+const WRAPPER_SCRIPT: &str = "'l=$1; shift; echo $$ > pid.tmp && mv pid.tmp pid && touch lease && \
+( while kill -0 $$ 2>/dev/null && [ $(( $(date +%s) - $(stat -c %Y lease 2>/dev/null || echo 0) )) -lt \"$l\" ]; do sleep 1; done; \
+  if kill -0 $$ 2>/dev/null; then echo \"naam-launch: lease expired ($l s without the launcher): stopping\" >&2; \
+  trap \"\" TERM; kill -TERM -$$; sleep 5; kill -KILL -$$; fi ) & w=$!; \
+\"$@\"; s=$?; kill -KILL $w 2>/dev/null; echo $s > exit_status.tmp && mv exit_status.tmp exit_status'";
 
 /// A process started on a remote machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +67,22 @@ pub struct RemoteProcess {
 
 pub use naam_launch::transport::{ProcessState, StopOutcome};
 
-/// Starts `command` in the background in `run_dir` (created if missing) and returns its PID.
+/// Starts `command` in the background in `run_dir` (created if missing) under a lease of
+/// [`LEASE_S`] and returns its PID.
 pub fn start(
     connection: &mut Connection,
     run_dir: &str,
     command: &RemoteCommand,
+) -> Result<RemoteProcess, SshError> {
+    start_with_lease(connection, run_dir, command, LEASE_S)
+}
+
+/// [`start`] with a lease of `lease_s` seconds.
+pub fn start_with_lease(
+    connection: &mut Connection,
+    run_dir: &str,
+    command: &RemoteCommand,
+    lease_s: u64,
 ) -> Result<RemoteProcess, SshError> {
     let line = ShellLine::new()
         .op("mkdir -p")
@@ -57,6 +92,7 @@ pub fn start(
         .op("&& rm -f pid pid.tmp exit_status exit_status.tmp && ( setsid /bin/sh -c")
         .op(WRAPPER_SCRIPT)
         .op("naam-launch")
+        .num(lease_s)
         .command(command)
         .op("> stdout.log 2> stderr.log < /dev/null & ) && i=0 && while [ ! -s pid ] && [ \"$i\" -lt")
         .num(u64::from(PID_FILE_POLLS_MAX))
@@ -91,16 +127,19 @@ pub fn start(
     })
 }
 
-/// Looks at a process: running, exited with a status, or vanished.
+/// Looks at a process: running, exited with a status, or vanished; renews its lease.
 pub fn poll(
     connection: &mut Connection,
     process: &RemoteProcess,
 ) -> Result<ProcessState, SshError> {
     let exit_status_path = format!("{}/{EXIT_STATUS_FILE}", process.run_dir);
+    let lease_path = format!("{}/{LEASE_FILE}", process.run_dir);
     let stat_path = format!("/proc/{}/stat", process.pid);
     let line = ShellLine::new()
-        .op("cat")
-        .text(&stat_path)
+        .op("touch")
+        .text(&lease_path)
+        .map(|l| l.op("2>/dev/null; cat"))
+        .and_then(|l| l.text(&stat_path))
         .and_then(|l| {
             Ok(l.op("2>/dev/null; echo; echo ---; cat")
                 .text(&exit_status_path)?
@@ -239,6 +278,12 @@ pub fn parse_proc_stat(line: &str, pid: u32) -> Option<ProcStat> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wrapper_waits_the_named_grace_before_sigkill() {
+        let grace = format!("kill -TERM -$$; sleep {LEASE_KILL_GRACE_S}; kill -KILL -$$");
+        assert!(WRAPPER_SCRIPT.contains(&grace), "{WRAPPER_SCRIPT}");
+    }
 
     const STAT: &str = "4242 (sh (x) y) S 1 4242 4242 0 -1 4194560 90 0 0 0 0 0 0 0 20 0 1 0 987654 2539520 205 18446744073709551615";
 

@@ -108,3 +108,52 @@ fn children_of_a_stopped_process_are_stopped_with_it() {
         "the child in the same process group was stopped too"
     );
 }
+
+/// Seconds of the short lease these tests start processes under.
+const SHORT_LEASE_S: u64 = 2;
+/// Upper bound on waiting for an expired lease to stop a process (lease, one watchdog tick, the
+/// TERM, slack for a loaded machine).
+const LEASE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+#[test]
+fn a_process_nobody_polls_is_stopped_when_its_lease_expires() {
+    let testbed = Testbed::start();
+    let mut connection = connect(&testbed);
+    let run_dir = testbed.workdir("host0").join("p4").display().to_string();
+    let orphan = sh("sleep 300 & wait");
+    let started =
+        process::start_with_lease(&mut connection, &run_dir, &orphan, SHORT_LEASE_S).unwrap();
+    drop(connection);
+    let deadline = std::time::Instant::now() + LEASE_STOP_WAIT;
+    while support::session_is_live(started.pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !support::session_is_live(started.pid),
+        "the lease expired and the whole group was stopped"
+    );
+    let stderr = fs::read_to_string(format!("{run_dir}/stderr.log")).unwrap();
+    assert!(stderr.contains("lease expired"), "{stderr}");
+}
+
+#[test]
+fn polling_renews_the_lease() {
+    let testbed = Testbed::start();
+    let mut connection = connect(&testbed);
+    let run_dir = testbed.workdir("host0").join("p5").display().to_string();
+    let started =
+        process::start_with_lease(&mut connection, &run_dir, &sh("sleep 300"), SHORT_LEASE_S)
+            .unwrap();
+    // Three lease times, polled every 300 ms: never expired.
+    for _ in 0..(SHORT_LEASE_S * 10) {
+        assert_eq!(
+            process::poll(&mut connection, &started).unwrap(),
+            ProcessState::Running
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(
+        process::stop(&mut connection, &started, 2_000).unwrap(),
+        StopOutcome::Terminated
+    );
+}
