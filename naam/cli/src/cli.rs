@@ -187,6 +187,29 @@ pub enum TestbedCommand {
     Bench(BenchArgs),
     /// Run one point of a manifest and leave its raw files in a folder.
     Point(PointArgs),
+    /// A long point at a share of the measured capacity: every role's resident-memory growth
+    /// and the load samples lost.
+    Soak(SoakArgs),
+}
+
+/// `naam testbed soak`.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Seconds of the soak (the soak is 600).
+    #[arg(long, default_value_t = 600)]
+    pub seconds: u64,
+    /// Offered load as a share of the host placement's measured capacity.
+    #[arg(long, default_value_t = crate::cmd::SOAK_LOAD_FRACTION_DEFAULT)]
+    pub load_fraction: f64,
+    /// Where the soak's raw files go.
+    #[arg(long, default_value = "results/testbed-soak")]
+    pub out: PathBuf,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
+    /// Testbed settings.
+    #[command(flatten)]
+    pub testbed: TestbedArgs,
 }
 
 /// `naam testbed bench`.

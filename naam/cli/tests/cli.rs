@@ -247,3 +247,37 @@ fn deploy_dry_run_renders_a_plan_without_connecting() {
         "{text}"
     );
 }
+
+/// A short soak: every role's resident size is read and reported, the readings are kept in a
+/// CSV, and the point's answers verify. (The soak's goals — growth under 5 %, no lost load
+/// sample — are measurements of a 10-minute soak reported in ARTIFACT.md, not assertions here.)
+#[test]
+fn a_short_soak_reports_every_roles_resident_memory() {
+    let out = tempfile::tempdir().unwrap();
+    let report = stdout(&[
+        "testbed",
+        "soak",
+        "--seconds",
+        "3",
+        "--json",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let roles: Vec<&str> = report["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["launch"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["client-0", "host", "nic"], "{report}");
+    for role in report["roles"].as_array().unwrap() {
+        assert!(role["rss_kib_end"].as_u64().unwrap() > 0, "{role}");
+    }
+    assert_eq!(report["verify_failures"], 0, "{report}");
+    let csv = std::fs::read_to_string(out.path().join("soak/soak-rss.csv")).unwrap();
+    assert!(
+        csv.starts_with("t_ms,launch,pid,rss_kib\n") && csv.lines().count() > 3,
+        "{csv}"
+    );
+}

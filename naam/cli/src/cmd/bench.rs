@@ -28,6 +28,8 @@ use crate::cli::{BenchArgs, PointArgs};
 
 /// In-flight counts tried for the UDP ceiling.
 const CEILING_BATCHES: [usize; 3] = [1, 8, 32];
+/// Warm-up of every point the testbed commands run.
+pub(super) const WARMUP_MS: u64 = 300;
 /// Interval of the shift measurement's histograms.
 const SHIFT_INTERVAL_MS: u64 = 5;
 
@@ -50,7 +52,7 @@ struct BenchReport {
     eswitch: String,
 }
 
-fn manifest(
+pub(super) fn manifest(
     id: &str,
     series: &str,
     offered: u64,
@@ -91,14 +93,14 @@ buckets = 16384
 slots = 7
 log_bytes = 4194304
 [quick]
-warmup_ms = 300
+warmup_ms = {WARMUP_MS}
 measure_ms = {measure_ms}
 interval_ms = {interval_ms}
 repetitions = 1
 offered_load_ops_per_s = [{offered}]
 {events}
 [full]
-warmup_ms = 300
+warmup_ms = {WARMUP_MS}
 measure_ms = {measure_ms}
 interval_ms = {interval_ms}
 repetitions = 1
@@ -108,7 +110,7 @@ offered_load_ops_per_s = [{offered}]
     )
 }
 
-fn plan_of(text: &str) -> anyhow::Result<ExperimentPlan> {
+pub(super) fn plan_of(text: &str) -> anyhow::Result<ExperimentPlan> {
     Ok(naam_plan::parse_manifest(
         text,
         Path::new("<testbed bench>"),

@@ -2,11 +2,14 @@
 
 mod bench;
 mod experiments;
+mod soak;
 mod workload;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, DeployArgs, EswitchArg, TestbedArgs, TestbedCommand};
+
+pub use soak::LOAD_FRACTION_DEFAULT as SOAK_LOAD_FRACTION_DEFAULT;
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,6 +21,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => experiments::status(a),
         Command::Testbed(TestbedCommand::Bench(a)) => bench::bench(a),
         Command::Testbed(TestbedCommand::Point(a)) => bench::point(a),
+        Command::Testbed(TestbedCommand::Soak(a)) => soak::soak(a),
         Command::Workload(w) => workload::run(w),
         Command::Deploy(a) => deploy(a),
     }
