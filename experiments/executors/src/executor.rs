@@ -112,11 +112,33 @@ impl LocalExecutor {
         };
         // Unique per run of a point (shared-memory file names), carrying the launcher's PID.
         let run_id = crate::sweep::run_id(point.index, point.repetition);
-        let timing = (warmup_ms, measure_ms);
+        let result = self.launch(
+            plan,
+            point,
+            &settings,
+            &run_id,
+            (warmup_ms, measure_ms),
+            out_dir,
+        );
+        // A host killed mid-run cannot remove its regions; the launcher, alive, does.
+        crate::sweep::remove_run_files(&self.options.shm_dir, &run_id);
+        result
+    }
+
+    /// The point's roles on the plan's testbed.
+    fn launch(
+        &self,
+        plan: &ExperimentPlan,
+        point: &PointPlan,
+        settings: &Settings,
+        run_id: &str,
+        timing: (u64, u64),
+        out_dir: &Path,
+    ) -> Result<Option<point::TestbedRecord>, TestbedError> {
         let binary = &self.options.role_binary;
         match &plan.testbed {
             Testbed::Local => {
-                let configs = configs::build(plan, point, &settings, LOOPBACK, &run_id)?;
+                let configs = configs::build(plan, point, settings, LOOPBACK, run_id)?;
                 point::run(
                     &configs,
                     timing,
@@ -135,7 +157,7 @@ impl LocalExecutor {
                     .into());
                 }
                 let ns = Netns::create(&format!("p{}", point.index), self.options.netem_delay_us)?;
-                let configs = configs::build(plan, point, &settings, ns.server_ip(), &run_id)?;
+                let configs = configs::build(plan, point, settings, ns.server_ip(), run_id)?;
                 let placement = Placement::Namespaces(ns);
                 point::run(&configs, timing, binary, placement, &self.cancel, out_dir).map(Some)
             }

@@ -67,6 +67,24 @@ pub fn launcher_pid_of_region_file(name: &str) -> Option<u32> {
     fields[0].parse().ok()
 }
 
+/// Removes the region files of run `run_id` in `shm_dir` (its host, killed, could not); returns
+/// how many there were.
+pub fn remove_run_files(shm_dir: &Path, run_id: &str) -> usize {
+    let prefix = format!("naam-{run_id}-r");
+    let Ok(entries) = std::fs::read_dir(shm_dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// True while process `pid` exists (a zombie counts: its parent has yet to reap it).
 pub fn process_exists(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
