@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use naam_launch::Cancel;
 use naam_plan::{ExperimentPlan, PointPlan, Testbed};
+use naam_results::raw;
 use naam_runner::{ExecError, PointExecutor};
 use naam_ssh::deploy::{self, ArtifactSet, DeployError};
 use naam_ssh::inventory::{Arch, HostSpec, Inventory, InventoryError};
@@ -400,15 +401,36 @@ fn write_raw(
     TestbedRecord::new(NETWORK_KIND, pids, start_ns, &gathered)
         .write(out_dir)
         .map_err(gather)?;
-    let path = out_dir.join(ORCHESTRATOR_RECORD_FILE);
-    let text = serde_json::to_string_pretty(record).map_err(|e| ExecutorError::Local {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(&path, text).map_err(|e| ExecutorError::Local {
-        path,
-        message: e.to_string(),
-    })
+    write_json(&out_dir.join(raw::CLOCK_FILE), &clock_summary(record))?;
+    write_json(&out_dir.join(ORCHESTRATOR_RECORD_FILE), record)
+}
+
+/// Each machine's measured clock, for the point's validity (see `naam_results::summary`).
+fn clock_summary(record: &RunRecord) -> raw::ClockSummary {
+    raw::ClockSummary {
+        schema: raw::RAW_SCHEMA_VERSION,
+        machines: record
+            .hosts
+            .iter()
+            .filter_map(|(host, h)| {
+                let clock = h.clock.as_ref()?;
+                Some(raw::MachineClock {
+                    host: host.clone(),
+                    offset_ns: clock.offset_ns,
+                    error_bound_ns: clock.error_bound_ns(),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ExecutorError> {
+    let local = |message: String| ExecutorError::Local {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = serde_json::to_string_pretty(value).map_err(|e| local(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| local(e.to_string()))
 }
 
 /// Longest list of problems quoted in a failure message (the record has them all).

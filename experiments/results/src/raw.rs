@@ -35,6 +35,8 @@ pub const STEERING_FILE: &str = "steering.jsonl";
 pub const SAMPLES_FILE: &str = "samples.jsonl";
 /// `vmcost.json`.
 pub const VMCOST_FILE: &str = "vmcost.json";
+/// `clock.json` (points on real machines only).
+pub const CLOCK_FILE: &str = "clock.json";
 
 /// `client-<k>.hlog`.
 pub fn client_hlog_file(client: u32) -> String {
@@ -248,6 +250,30 @@ pub struct SteeringChange {
     pub client_permille: u16,
     /// Why (the controller's words: `host queue delay 340us > 200us`).
     pub reason: String,
+}
+
+/// `clock.json`: each machine's clock as the orchestrator measured it before the point. Every
+/// machine's measured phase starts at the common start shifted by its offset, so intervals of
+/// different machines line up to within each offset's error bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSummary {
+    /// [`RAW_SCHEMA_VERSION`].
+    pub schema: u32,
+    /// One entry per machine whose clock was measured.
+    pub machines: Vec<MachineClock>,
+}
+
+/// One machine's clock relative to the orchestrator's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineClock {
+    /// The machine (inventory name).
+    pub host: String,
+    /// Its clock minus the orchestrator's.
+    pub offset_ns: i64,
+    /// Bound on the offset's error (half the best probe's round trip).
+    pub error_bound_ns: u64,
 }
 
 /// One line of `samples.jsonl`: a load sample of the controller.

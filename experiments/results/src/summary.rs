@@ -43,6 +43,10 @@ pub mod limits {
     /// phase, above which a point is invalid: 0.1 % (assumption: a healthy loopback or LAN
     /// testbed drops none; a tenth of the error budget leaves the errors room of their own).
     pub const DROPPED_FRACTION_MAX: f64 = ERROR_FRACTION_MAX / 10.0;
+    /// A machine's clock offset known only within more than this fraction of the interval
+    /// marks the point invalid: its intervals cannot be lined up with other machines' (a
+    /// quarter of an interval: assumption, so an event stays within its interval or the next).
+    pub const CLOCK_ERROR_INTERVAL_FRACTION_MAX: f64 = 0.25;
 }
 use limits::*;
 
@@ -451,7 +455,8 @@ fn summarize_traffic(
         steering_changes: steering_changes as u32,
         load_samples: load_samples as u32,
     };
-    let reasons = traffic_reasons(&summary, &summaries, measure_ms, interval_ms);
+    let mut reasons = traffic_reasons(&summary, &summaries, measure_ms, interval_ms);
+    reasons.extend(clock_reasons(dir, interval_ms)?);
     Ok((summary, reasons))
 }
 
@@ -530,6 +535,30 @@ fn traffic_reasons(
         }
     }
     reasons
+}
+
+/// Machines whose clock offset is too uncertain for the point's intervals (`clock.json`, written
+/// for points on real machines).
+fn clock_reasons(dir: &Path, interval_ms: u64) -> Result<Vec<String>, ResultsError> {
+    let path = dir.join(CLOCK_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let clock: ClockSummary = read_json(&path, "clock offsets")?;
+    let bound_ns = (interval_ms as f64 * 1e6 * CLOCK_ERROR_INTERVAL_FRACTION_MAX) as u64;
+    Ok(clock
+        .machines
+        .iter()
+        .filter(|m| m.error_bound_ns > bound_ns)
+        .map(|m| {
+            format!(
+                "clock offset of {} known only within ±{:.1} ms, more than {} % of the {interval_ms} ms interval",
+                m.host,
+                m.error_bound_ns as f64 / 1e6,
+                CLOCK_ERROR_INTERVAL_FRACTION_MAX * 100.0
+            )
+        })
+        .collect())
 }
 
 /// The shortfall of an open-loop point that carried less than [`ACHIEVED_RATE_FRACTION_MIN`] of

@@ -410,3 +410,48 @@ fn issue_17_a_client_stopped_early_makes_its_point_invalid() {
         "{reasons:?}"
     );
 }
+
+/// Issue 18: a machine whose clock offset is known only within more than a quarter of the
+/// interval makes the point invalid (its intervals cannot be lined up with the others');
+/// one known well enough changes nothing.
+#[test]
+fn an_uncertain_clock_offset_makes_its_point_invalid() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let point = plan.points[0].clone();
+    let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
+    let naam_plan::Timing::Traffic { interval_ms, .. } = plan.timing else {
+        panic!("a traffic plan");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_client(dir.path(), 0, 30, 10, offered, offered);
+    let quarter_ns = interval_ms * 1_000_000 / 4;
+    let write_clock = |error_bound_ns: u64| {
+        let clock = ClockSummary {
+            schema: RAW_SCHEMA_VERSION,
+            machines: vec![MachineClock {
+                host: "node1".into(),
+                offset_ns: -3_000_000,
+                error_bound_ns,
+            }],
+        };
+        std::fs::write(
+            dir.path().join(CLOCK_FILE),
+            serde_json::to_vec(&clock).expect("json"),
+        )
+        .expect("write clock.json");
+    };
+    write_clock(quarter_ns + 1);
+    let reasons = reasons_of(&summarize_point(&plan, &point, dir.path(), 0).expect("summary"));
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("clock offset of node1 known only within")),
+        "{reasons:?}"
+    );
+    write_clock(quarter_ns);
+    let reasons = reasons_of(&summarize_point(&plan, &point, dir.path(), 0).expect("summary"));
+    assert!(
+        !reasons.iter().any(|r| r.contains("clock offset")),
+        "{reasons:?}"
+    );
+}
