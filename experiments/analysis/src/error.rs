@@ -45,6 +45,12 @@ pub enum AnalysisError {
         /// Where runs were looked for.
         results_root: PathBuf,
     },
+    /// The results folder to report on does not exist.
+    #[error("no results folder at {}: run `naam reproduce --quick` first, or name the folder", results_root.display())]
+    NoResults {
+        /// The folder asked for.
+        results_root: PathBuf,
+    },
     /// A figure could not be drawn or written.
     #[error("{}: cannot draw the figure: {message}", path.display())]
     Plot {

@@ -12,6 +12,8 @@
 //!   repetitions (median with a distribution-free CI), and draws PNG and SVG with plotters and
 //!   an embedded DejaVu Sans font. Every figure's footnote names the testbed, the machine, the
 //!   run, whether the NIC was emulated and whether the data is synthetic.
+//! - [`report`]: one self-contained HTML page for a results folder (claims beside the measured
+//!   values, every figure embedded, validity, provenance, the commands that regenerate them).
 //!
 //! polars lives only here (minimal features: parquet, csv; no `lazy`), so the role processes,
 //! runner and orchestrator stay lean. This crate knows nothing of how points are executed.
@@ -21,6 +23,7 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod frame;
+pub mod report;
 pub mod schema;
 pub mod stats;
 

@@ -26,6 +26,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// What is complete, partial or missing in `results/`.
     Status(StatusArgs),
+    /// One self-contained HTML page for a results folder: claims, figures, validity, provenance.
+    Report(ReportArgs),
     /// The local testbed: its benchmark, or one point.
     #[command(subcommand)]
     Testbed(TestbedCommand),
@@ -176,6 +178,20 @@ pub struct StatusArgs {
     /// Results root.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+}
+
+/// `naam report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results folder.
+    #[arg(default_value = "results")]
+    pub results: PathBuf,
+    /// The page (default: `RESULTS/report.html`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `naam testbed ...`.

@@ -63,11 +63,7 @@ pub fn draw_figure(figure: &FigureData, path: &Path) -> Result<(), AnalysisError
         message,
     };
     register_font().map_err(plot_error)?;
-    let panels = figure.panels.len().clamp(1, PANELS_MAX) as u32;
-    let size = (
-        (PANEL_WIDTH_PX * panels).max(FIGURE_WIDTH_MIN_PX),
-        FIGURE_HEIGHT_PX + FOOTNOTE_LINE_PX * (figure.footnote.len() as u32 + 1),
-    );
+    let size = figure_size_px(figure);
     let temp = temp_path(path);
     let drawn = match path.extension().and_then(|e| e.to_str()) {
         Some("svg") => {
@@ -87,6 +83,42 @@ pub fn draw_figure(figure: &FigureData, path: &Path) -> Result<(), AnalysisError
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The figure's (width, height) in pixels.
+fn figure_size_px(figure: &FigureData) -> (u32, u32) {
+    let panels = figure.panels.len().clamp(1, PANELS_MAX) as u32;
+    (
+        (PANEL_WIDTH_PX * panels).max(FIGURE_WIDTH_MIN_PX),
+        FIGURE_HEIGHT_PX + FOOTNOTE_LINE_PX * (figure.footnote.len() as u32 + 1),
+    )
+}
+
+/// Draws `figure` as PNG bytes in memory (the report embeds them), the same pixels
+/// [`draw_figure`] writes to a `.png` file.
+pub fn draw_png_bytes(figure: &FigureData) -> Result<Vec<u8>, AnalysisError> {
+    let plot_error = |message: String| AnalysisError::Plot {
+        path: PathBuf::from(format!("{}.png (in memory)", figure.experiment)),
+        message,
+    };
+    register_font().map_err(plot_error)?;
+    let (width, height) = figure_size_px(figure);
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        draw_root(&root, figure)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .map_err(plot_error)?;
+    }
+    let mut png_bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut writer| writer.write_image_data(&rgb))
+        .map_err(|e| plot_error(format!("PNG encoding: {e}")))?;
+    Ok(png_bytes)
 }
 
 fn temp_path(path: &Path) -> PathBuf {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::analyze::analyze_run;
 use crate::error::AnalysisError;
 pub use data::figure_data;
-pub use draw::{FIGURE_HEIGHT_PX, PANEL_WIDTH_PX, draw_figure};
+pub use draw::{FIGURE_HEIGHT_PX, PANEL_WIDTH_PX, draw_figure, draw_png_bytes};
 use read::FrameSet;
 
 /// How a panel's x axis is drawn.

@@ -12,7 +12,9 @@ use naam_runner::{Progress, RunOptions, RunOutcome};
 use serde::Serialize;
 
 use super::{local_options, print_json};
-use crate::cli::{CheckArgs, Dirs, PlotArgs, ReproduceArgs, RunArgs, StatusArgs, TestbedArgs};
+use crate::cli::{
+    CheckArgs, Dirs, PlotArgs, ReportArgs, ReproduceArgs, RunArgs, StatusArgs, TestbedArgs,
+};
 
 /// One experiment's result in `naam reproduce --json`.
 #[derive(Debug, Serialize)]
@@ -383,6 +385,30 @@ pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         for u in &report.unreadable {
             eprintln!("unreadable: {u}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `naam report`.
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.results.join(naam_analysis::report::REPORT_FILE));
+    let summary = naam_analysis::report::write_report(&args.results, &out)
+        .with_context(|| format!("writing the report of {}", args.results.display()))?;
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "{}: {} experiments with a run, {} figures embedded",
+            summary.out,
+            summary.experiments_with_run.len(),
+            summary.figures_embedded
+        );
+        for (id, why) in &summary.missing {
+            eprintln!("{id}: {why}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => experiments::check(a),
         Command::Plot(a) => experiments::plot(a),
         Command::Status(a) => experiments::status(a),
+        Command::Report(a) => experiments::report(a),
         Command::Testbed(TestbedCommand::Bench(a)) => bench::bench(a),
         Command::Testbed(TestbedCommand::Point(a)) => bench::point(a),
         Command::Testbed(TestbedCommand::Soak(a)) => soak::soak(a),

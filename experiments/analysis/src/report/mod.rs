@@ -1,0 +1,181 @@
+//! `naam report`: one self-contained HTML page for a results folder — the paper's claims beside
+//! the values measured here, every experiment's figure (drawn fresh from its run, embedded as a
+//! `data:image/png` URL), its validity counts, its provenance and the commands that regenerate
+//! it. No network, no external CSS, JavaScript or fonts; every string read from disk is
+//! HTML-escaped. A tiny inline script records page errors and whether every image decoded into
+//! `#page-check` (the browser test reads it back).
+//!
+//! Everything comes from the files on disk, as the figures do: the run each experiment shows is
+//! [`select_run`]'s (the newest complete run, else the newest), its counts and headline numbers
+//! are [`naam_results::digest::digest`]'s, its figure is [`figure_data`] over frames built
+//! from the run folder (nothing is written into the results folder).
+
+mod claims;
+mod html;
+mod section;
+
+use std::path::{Path, PathBuf};
+
+use naam_plan::{ExperimentId, ExperimentPlan};
+use naam_results::digest::{RunDigest, digest};
+use naam_results::{Provenance, RunDir, RunStatus, inspect_run};
+use serde::Serialize;
+
+use crate::analyze::build_frames;
+use crate::error::AnalysisError;
+use crate::figures::read::FrameSet;
+use crate::figures::{draw_png_bytes, figure_data, select_run};
+
+pub use claims::{CLAIMS, Claim};
+pub use html::escape_html;
+
+/// The report's file name inside the results folder, when no `--out` is given.
+pub const REPORT_FILE: &str = "report.html";
+
+/// One experiment's run as the report shows it.
+#[derive(Debug)]
+pub struct RunView {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Its plan.
+    pub plan: ExperimentPlan,
+    /// Whether every point of the plan is complete.
+    pub complete: bool,
+    /// Its digest (counts, reasons, headline numbers).
+    pub digest: RunDigest,
+    /// Its provenance, or why it does not read.
+    pub provenance: Result<Provenance, String>,
+    /// The figure as PNG bytes, or why there is none.
+    pub figure_png: Result<Vec<u8>, String>,
+    /// Per series, the most offloads (tenants) at which a point was valid or saturated.
+    pub tenants_valid_max: Vec<(String, u32)>,
+}
+
+/// One experiment: its run, or why there is none to show.
+#[derive(Debug)]
+pub struct ExperimentView {
+    /// The experiment.
+    pub experiment: ExperimentId,
+    /// The selected run, or the reason there is none (no run, unreadable run).
+    pub run: Result<RunView, String>,
+}
+
+/// What `naam report` wrote (its `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportSummary {
+    /// The page.
+    pub out: String,
+    /// Experiments with a run shown.
+    pub experiments_with_run: Vec<String>,
+    /// Figures embedded in the page.
+    pub figures_embedded: usize,
+    /// Experiments without a figure, with the reason.
+    pub missing: Vec<(String, String)>,
+}
+
+/// Reads every experiment's selected run under `results_root`.
+pub fn collect(results_root: &Path) -> Result<Vec<ExperimentView>, AnalysisError> {
+    if !results_root.is_dir() {
+        return Err(AnalysisError::NoResults {
+            results_root: results_root.to_path_buf(),
+        });
+    }
+    Ok(ExperimentId::ALL
+        .iter()
+        .map(|&experiment| ExperimentView {
+            experiment,
+            run: view_run(results_root, experiment),
+        })
+        .collect())
+}
+
+fn view_run(results_root: &Path, experiment: ExperimentId) -> Result<RunView, String> {
+    let dir = select_run(results_root, experiment).ok_or_else(|| {
+        AnalysisError::NoRun {
+            experiment: experiment.to_string(),
+            results_root: results_root.to_path_buf(),
+        }
+        .to_string()
+    })?;
+    let run = RunDir::open(&dir);
+    let unreadable = |e: naam_results::ResultsError| format!("{}: {e}", dir.display());
+    let plan = run.read_plan().map_err(unreadable)?;
+    let state = inspect_run(&run).map_err(unreadable)?.state;
+    Ok(RunView {
+        digest: digest(&run).map_err(unreadable)?,
+        provenance: run.read_provenance().map_err(|e| e.to_string()),
+        figure_png: figure_png(&dir).map_err(|e| format!("no figure: {e}")),
+        tenants_valid_max: tenants_valid_max(&run, &plan),
+        complete: state.status == RunStatus::Complete,
+        plan,
+        dir,
+    })
+}
+
+/// The run's figure, drawn from frames built in memory from the run folder.
+fn figure_png(run_dir: &Path) -> Result<Vec<u8>, AnalysisError> {
+    let frames = FrameSet::from_frames(build_frames(run_dir)?.frames);
+    draw_png_bytes(&figure_data(&frames)?)
+}
+
+/// Per series (in plan order), the most tenants at which a complete point was valid or
+/// saturated; series without such a point are left out.
+fn tenants_valid_max(run: &RunDir, plan: &ExperimentPlan) -> Vec<(String, u32)> {
+    let mut best: Vec<(String, u32)> = Vec::new();
+    for point in plan.points.iter().filter(|p| run.is_complete(&p.id)) {
+        let valid = run
+            .read_summary(&point.id)
+            .is_ok_and(|s| s.validity.is_valid());
+        if !valid {
+            continue;
+        }
+        let series = point.series.to_string();
+        match best.iter_mut().find(|(s, _)| *s == series) {
+            Some((_, tenants)) => *tenants = (*tenants).max(point.tenants),
+            None => best.push((series, point.tenants)),
+        }
+    }
+    best
+}
+
+/// The page for the experiments in `views`, `results_root` named as the folder it describes.
+pub fn render(results_root: &Path, views: &[ExperimentView]) -> String {
+    html::page(results_root, views)
+}
+
+/// Builds the page for `results_root` and writes it (atomically) to `out`.
+pub fn write_report(results_root: &Path, out: &Path) -> Result<ReportSummary, AnalysisError> {
+    let views = collect(results_root)?;
+    let page = render(results_root, &views);
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| AnalysisError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    naam_results::atomic::write_atomic(out, page.as_bytes())?;
+    Ok(summarize(out, &views))
+}
+
+fn summarize(out: &Path, views: &[ExperimentView]) -> ReportSummary {
+    let mut summary = ReportSummary {
+        out: out.display().to_string(),
+        experiments_with_run: Vec::new(),
+        figures_embedded: 0,
+        missing: Vec::new(),
+    };
+    for view in views {
+        let id = view.experiment.to_string();
+        match &view.run {
+            Ok(run) => {
+                summary.experiments_with_run.push(id.clone());
+                match &run.figure_png {
+                    Ok(_) => summary.figures_embedded += 1,
+                    Err(why) => summary.missing.push((id, why.clone())),
+                }
+            }
+            Err(why) => summary.missing.push((id, why.clone())),
+        }
+    }
+    summary
+}
