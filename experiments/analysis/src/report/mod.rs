@@ -26,7 +26,7 @@ use crate::error::AnalysisError;
 use crate::figures::read::FrameSet;
 use crate::figures::{draw_png_bytes, figure_data, select_run};
 
-pub use claims::{CLAIMS, Claim};
+pub use claims::{CLAIMS, Claim, Headline, ms_list, ops_text};
 pub use html::escape_html;
 
 /// The report's file name inside the results folder, when no `--out` is given.
@@ -101,10 +101,15 @@ fn view_run(results_root: &Path, experiment: ExperimentId) -> Result<RunView, St
     let unreadable = |e: naam_results::ResultsError| format!("{}: {e}", dir.display());
     let plan = run.read_plan().map_err(unreadable)?;
     let state = inspect_run(&run).map_err(unreadable)?.state;
+    let figure_png = if state.points_complete == 0 {
+        Err("no point of this run is complete yet".to_string())
+    } else {
+        figure_png(&dir).map_err(|e| e.to_string())
+    };
     Ok(RunView {
         digest: digest(&run).map_err(unreadable)?,
         provenance: run.read_provenance().map_err(|e| e.to_string()),
-        figure_png: figure_png(&dir).map_err(|e| format!("no figure: {e}")),
+        figure_png,
         tenants_valid_max: tenants_valid_max(&run, &plan),
         complete: state.status == RunStatus::Complete,
         plan,
