@@ -12,6 +12,7 @@ APT_PACKAGES=(
   iproute2                    # network namespaces and veth for the netns tests
   procps                      # ps: the orchestrator tells live processes from zombies
   python3-pip                 # cross-checks with Python polars/pandas/hdrhistogram
+  chromium                    # headless browser: naam report's page loads, its figures decode
 )
 PIP_PACKAGES=(polars pandas pyarrow hdrhistogram)
 
