@@ -175,7 +175,11 @@ fn an_empty_results_folder_gives_a_page_that_says_so() {
             claim.id
         );
     }
-    assert!(page.contains("naam run experiments/mica-ycsb-b.toml --quick --plot"));
+    let results = root.path().display().to_string();
+    assert!(page.contains(&format!(
+        "naam run experiments/mica-ycsb-b.toml --quick --results {results} --plot"
+    )));
+    assert!(page.contains(&format!("naam report {results}")));
 }
 
 #[test]

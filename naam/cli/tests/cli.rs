@@ -31,6 +31,7 @@ fn every_command_has_help() {
         vec!["check", "--help"],
         vec!["plot", "--help"],
         vec!["status", "--help"],
+        vec!["report", "--help"],
         vec!["testbed", "bench", "--help"],
         vec!["testbed", "point", "--help"],
         vec!["workload", "ycsb", "--help"],
@@ -40,6 +41,24 @@ fn every_command_has_help() {
     ] {
         assert!(stdout(&args).contains("Usage"), "{args:?}");
     }
+}
+
+#[test]
+fn report_writes_a_page_for_a_results_folder_and_names_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results = dir.path().display().to_string();
+    let json = stdout(&["report", &results, "--json"]);
+    let summary: serde_json::Value = serde_json::from_str(&json).expect("JSON summary");
+    let out = dir.path().join("report.html");
+    assert_eq!(summary["out"], out.display().to_string());
+    assert_eq!(summary["figures_embedded"], 0);
+    let page = std::fs::read_to_string(&out).expect("the page");
+    assert!(page.contains("not measured (no run of `mica-ycsb-b`"));
+    let missing = dir.path().join("nowhere");
+    let failed = naam(&["report", &missing.display().to_string()]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("no results folder at"), "{stderr}");
 }
 
 #[test]

@@ -58,7 +58,7 @@ pub fn page(results_root: &Path, views: &[ExperimentView]) -> String {
     }
     out += "</ul>\n";
     for view in views {
-        out += &experiment_section(view);
+        out += &experiment_section(view, results_root);
     }
     out + "<p id=\"page-check\" data-errors=\"-1\">page check did not run</p>\n</body>\n</html>\n"
 }

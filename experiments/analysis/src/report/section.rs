@@ -2,6 +2,7 @@
 //! provenance per session and the commands that regenerate it.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use base64::Engine as _;
 use naam_plan::{Testbed, Variant};
@@ -43,8 +44,8 @@ fn is_synthetic(provenance: &Provenance) -> bool {
         .any(|s| s.executor.starts_with("synthetic"))
 }
 
-/// The section of one experiment.
-pub fn experiment_section(view: &ExperimentView) -> String {
+/// The section of one experiment of the results folder `results_root`.
+pub fn experiment_section(view: &ExperimentView, results_root: &Path) -> String {
     let id = view.experiment.as_str();
     let mut out = format!("<section id=\"exp-{id}\">\n<h2>{id}</h2>\n");
     match &view.run {
@@ -70,7 +71,7 @@ pub fn experiment_section(view: &ExperimentView) -> String {
             );
         }
     }
-    out += &commands_html(view);
+    out += &commands_html(view, results_root);
     out += "</section>\n";
     out
 }
@@ -78,7 +79,7 @@ pub fn experiment_section(view: &ExperimentView) -> String {
 fn figure_html(id: &str, run: &RunView) -> String {
     match &run.figure_png {
         Ok(png) => format!(
-            "<figure><img alt=\"figure of {id}\" src=\"data:image/png;base64,{}\"><figcaption>Drawn from the run's frames when this page was written.</figcaption></figure>\n",
+            "<figure><img alt=\"figure of {id}\" src=\"data:image/png;base64,{}\"><figcaption>Drawn from the run's files when this page was written.</figcaption></figure>\n",
             base64::engine::general_purpose::STANDARD.encode(png)
         ),
         Err(why) => format!(
@@ -172,9 +173,15 @@ fn provenance_html(run: &RunView) -> String {
     out + "</table>\n</details>\n"
 }
 
-/// The commands that measure the experiment again and redraw its figure.
-fn commands_html(view: &ExperimentView) -> String {
+/// The commands that measure the experiment again, redraw its figure and this page.
+fn commands_html(view: &ExperimentView, results_root: &Path) -> String {
     let id = view.experiment.as_str();
+    let root = results_root.display().to_string();
+    let results = if root == naam_results::RESULTS_DIR {
+        String::new()
+    } else {
+        format!(" --results {}", esc(&root))
+    };
     let (manifest, quick) = match &view.run {
         Ok(run) => (
             run.provenance
@@ -185,8 +192,9 @@ fn commands_html(view: &ExperimentView) -> String {
         Err(_) => (format!("experiments/{id}.toml"), true),
     };
     format!(
-        "<p>Regenerate:</p>\n<pre class=\"commands\">naam run {}{} --plot   # measure (resumes a partial run; --fresh for a new one)\nnaam plot {id}   # redraw figures/{id}.png and .svg from the results\nnaam report   # this page</pre>\n",
+        "<p>Regenerate:</p>\n<pre class=\"commands\">naam run {}{}{results} --plot   # measure (resumes a partial run; --fresh for a new one)\nnaam plot {id}{results}   # redraw figures/{id}.png and .svg from the results\nnaam report {}   # this page</pre>\n",
         esc(&manifest),
-        if quick { " --quick" } else { "" }
+        if quick { " --quick" } else { "" },
+        esc(&root)
     )
 }
