@@ -398,7 +398,6 @@ fn summarize_traffic(
     } else {
         0
     };
-
     let completed: u64 = summaries.iter().map(|s| s.completed).sum();
     let total = all.len();
     let share = |h: &Histogram<u64>| {
