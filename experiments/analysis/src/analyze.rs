@@ -354,7 +354,8 @@ fn traffic_columns(r: &mut Row<'_>, t: &naam_results::summary::TrafficSummary, h
             .set("server_unexpected", d.unexpected)
             .set("server_denied_reads", d.denied_reads)
             .set("server_unsent_replies", d.unsent_replies)
-            .set("load_samples_dropped", server.load_samples_dropped);
+            .set("load_samples_dropped", server.load_samples_dropped)
+            .set("steering_changes_dropped", server.steering_changes_dropped);
         if let Some(cpu) = &server.host_cpu {
             r.set("host_cpu_ns", cpu.total_ns())
                 .set("host_cpu_ns_outside_workers", cpu.outside_workers_ns());

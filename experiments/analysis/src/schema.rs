@@ -115,7 +115,7 @@ pub const RUN: &[ColumnSpec] = &[
 ];
 
 /// `points`: one row per complete point (series × sweep value × repetition).
-pub const POINTS: &[ColumnSpec] = &concat::<8, 45, 53>(
+pub const POINTS: &[ColumnSpec] = &concat::<8, 46, 54>(
     POINT_KEYS,
     [
         spec!("point_index", U32, "position in the plan"),
@@ -247,6 +247,11 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 45, 53>(
             "load_samples_dropped",
             U64,
             "load samples samples.jsonl could not hold (null: no server.json)"
+        ),
+        spec!(
+            "steering_changes_dropped",
+            U64,
+            "rule changes steering.jsonl could not hold (null: no server.json)"
         ),
         spec!(
             "host_cpu_ns",

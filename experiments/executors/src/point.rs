@@ -247,6 +247,7 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
         nic: nic.nic.clone(),
         dropped: host.dropped.plus(&nic.dropped),
         load_samples_dropped: host.samples.dropped,
+        steering_changes_dropped: host.steering.dropped,
         host_cpu: host.cpu.clone(),
     };
     write_json(&out_dir.join(raw::SERVER_FILE), &server)?;

@@ -152,6 +152,10 @@ pub struct ServerSummary {
     /// or a write error). Absent in older files (0).
     #[serde(default)]
     pub load_samples_dropped: u64,
+    /// Rule changes of the measured phase that `steering.jsonl` could not hold (its size bound
+    /// or a write error). Absent in older files (0).
+    #[serde(default)]
+    pub steering_changes_dropped: u64,
     /// CPU the host side spent in the measured phase, from every host-side thread and the host
     /// cores' interrupt time. Absent in older files and when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -588,6 +588,12 @@ fn server_reasons(server: &ServerSummary, sent: u64) -> Vec<String> {
             DROPPED_FRACTION_MAX * 100.0
         ));
     }
+    if server.steering_changes_dropped > 0 {
+        reasons.push(format!(
+            "steering.jsonl is incomplete: {} rule changes dropped",
+            server.steering_changes_dropped
+        ));
+    }
     if server.load_samples_dropped > 0 {
         reasons.push(format!(
             "samples.jsonl is incomplete: {} load samples dropped",

@@ -336,6 +336,7 @@ fn write_server(dir: &Path, dropped: DroppedDatagrams, load_samples_dropped: u64
         nic: counters,
         dropped,
         load_samples_dropped,
+        steering_changes_dropped: 0,
         host_cpu: None,
     };
     std::fs::write(

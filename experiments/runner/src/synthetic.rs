@@ -395,6 +395,7 @@ fn write_server(
         nic: counters(Location::Nic),
         dropped: Default::default(),
         load_samples_dropped: 0,
+        steering_changes_dropped: 0,
         host_cpu: None,
     };
     write_json(&out_dir.join(SERVER_FILE), &server)

@@ -811,6 +811,7 @@ impl SimPoint {
             // sample is kept in memory; host CPU is not modelled beyond the cores' busy time.
             dropped: raw::DroppedDatagrams::default(),
             load_samples_dropped: 0,
+            steering_changes_dropped: 0,
             host_cpu: None,
         };
         let mut clients = Vec::new();

@@ -21,7 +21,7 @@ use crate::os::{monotonic_ns, realtime_ns};
 use crate::serve::ControlShared;
 use crate::timeline::TimelineWatch;
 
-use super::samples::{SampleLog, SamplesWritten};
+use super::samples::{JsonlLog, LogWritten};
 
 /// Longest wait for NIC samples in one receive call.
 const RECV_WAIT_MAX: Duration = Duration::from_millis(1);
@@ -46,7 +46,9 @@ pub struct ControlLoop {
     /// The series name recorded with each change.
     pub policy_name: String,
     /// `samples.jsonl`, written as samples arrive.
-    pub samples: SampleLog,
+    pub samples: JsonlLog,
+    /// `steering.jsonl`, written as rules change.
+    pub steering: JsonlLog,
     /// Print every sample and change to the host's log (`NAAM_TRACE_CONTROL=1`).
     pub trace: bool,
     /// Admits only tagged, fresh, possible samples from the NIC (`control_auth`).
@@ -64,10 +66,10 @@ impl std::fmt::Debug for ControlLoop {
 /// What the controller recorded.
 #[derive(Debug, Default)]
 pub struct ControlReport {
-    /// Rule changes in the measured phase (`steering.jsonl`).
-    pub changes: Vec<raw::SteeringChange>,
+    /// Rule changes of the measured phase written to `steering.jsonl`, and any dropped.
+    pub steering: LogWritten,
     /// Load samples of the measured phase written to `samples.jsonl`, and any dropped.
-    pub samples: SamplesWritten,
+    pub samples: LogWritten,
     /// eSwitch applications that failed (with the last error).
     pub apply_errors: u64,
     /// The last apply error.
@@ -128,6 +130,7 @@ impl ControlLoop {
             .unwrap_or_default();
         report.drops = self.gate.drops;
         report.samples = self.samples.finish();
+        report.steering = self.steering.finish();
         report
     }
 
@@ -165,13 +168,16 @@ impl ControlLoop {
         let (Some(location), Some(t_ns)) = (s.location, self.since_measure_start(s.at.0)) else {
             return;
         };
-        self.samples.push(&raw::LoadSample {
+        self.samples.push(
             t_ns,
-            location: results_location(location),
-            queue_delay_ns: s.queue_delay_ns,
-            utilisation: f64::from(s.utilisation_permille) / 1000.0,
-            completions: s.completions,
-        });
+            &raw::LoadSample {
+                t_ns,
+                location: results_location(location),
+                queue_delay_ns: s.queue_delay_ns,
+                utilisation: f64::from(s.utilisation_permille) / 1000.0,
+                completions: s.completions,
+            },
+        );
     }
 
     fn apply(&mut self, change: RuleChange, report: &mut ControlReport) {
@@ -190,15 +196,18 @@ impl ControlLoop {
         let Some(t_ns) = self.since_measure_start(applied_at) else {
             return;
         };
-        report.changes.push(raw::SteeringChange {
+        self.steering.push(
             t_ns,
-            policy: self.policy_name.clone(),
-            scope: scope_name(change.key),
-            host_permille: change.after.of(Location::Host),
-            nic_permille: change.after.of(Location::Nic),
-            client_permille: change.after.of(Location::Client),
-            reason: change.reason.to_string(),
-        });
+            &raw::SteeringChange {
+                t_ns,
+                policy: self.policy_name.clone(),
+                scope: scope_name(change.key),
+                host_permille: change.after.of(Location::Host),
+                nic_permille: change.after.of(Location::Nic),
+                client_permille: change.after.of(Location::Client),
+                reason: change.reason.to_string(),
+            },
+        );
     }
 
     /// Time since the measured phase started, if it has (warm-up records are not written).

@@ -71,7 +71,10 @@ pub struct HostCounters {
     pub last_apply_error: Option<String>,
     /// Load samples of the measured phase written to `samples.jsonl`, and any it dropped.
     #[serde(default)]
-    pub samples: samples::SamplesWritten,
+    pub samples: samples::LogWritten,
+    /// Rule changes of the measured phase written to `steering.jsonl`, and any it dropped.
+    #[serde(default)]
+    pub steering: samples::LogWritten,
     /// Datagrams the host's workers and emulated RNIC received and did not serve (whole run).
     #[serde(default)]
     pub dropped: naam_results::raw::DroppedDatagrams,
@@ -159,7 +162,8 @@ impl Shared {
             socket: udp::bind(SocketAddr::new(host.listen_ip, 0), false)?,
             timeline: shared.timeline.clone(),
             policy_name: host.policy.name().to_string(),
-            samples: sample_log(&config.out_dir)?,
+            samples: control_log(&config.out_dir, naam_results::raw::SAMPLES_FILE)?,
+            steering: control_log(&config.out_dir, naam_results::raw::STEERING_FILE)?,
             trace: std::env::var_os("NAAM_TRACE_CONTROL").is_some_and(|v| v == "1"),
             gate: SampleGate::new(host.control_key, sampler),
         };
@@ -258,7 +262,8 @@ impl Shared {
             let control_report = controller.join().unwrap_or_default();
             let rnic_report = rnic.join().unwrap_or_default();
             let cpu = accountant.join().unwrap_or_default();
-            write_control(&config.out_dir, &control_report)?;
+            report_dropped(naam_results::raw::SAMPLES_FILE, &control_report.samples);
+            report_dropped(naam_results::raw::STEERING_FILE, &control_report.steering);
             let phase_ns = self.timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
             let (control, rnic) = (control_report, rnic_report);
             let counters = HostCounters::of(
@@ -300,6 +305,7 @@ impl HostCounters {
             apply_errors: control.apply_errors,
             last_apply_error: control.last_apply_error,
             samples: control.samples,
+            steering: control.steering,
             dropped: crate::counters::dropped(reports).plus(&DroppedDatagrams {
                 malformed: rnic.malformed,
                 denied_reads: rnic.denied,
@@ -427,28 +433,24 @@ pub fn fixed_rules(workload: &dyn ServerWorkload, tenants: u32) -> Result<RuleTa
     Ok(rules)
 }
 
-fn write_control(out_dir: &Path, report: &control::ControlReport) -> Result<(), RoleError> {
-    let steering = out_dir.join(naam_results::raw::STEERING_FILE);
-    naam_results::raw::write_jsonl(&steering, &report.changes)
-        .map_err(|e| RoleError::Setup(e.to_string()))?;
-    if report.samples.dropped > 0 {
+/// Says on the host's log what a control log dropped (the point is then invalid).
+fn report_dropped(file: &str, written: &samples::LogWritten) {
+    if written.dropped > 0 {
         eprintln!(
-            "host: samples.jsonl dropped {} load samples from {} ms of the measured phase on ({}); the point is invalid",
-            report.samples.dropped,
-            report.samples.first_dropped_t_ns.unwrap_or(0) / 1_000_000,
-            report
-                .samples
+            "host: {file} dropped {} records from {} ms of the measured phase on ({}); the point is invalid",
+            written.dropped,
+            written.first_dropped_t_ns.unwrap_or(0) / 1_000_000,
+            written
                 .error
                 .as_deref()
                 .unwrap_or("the file reached its bound")
         );
     }
-    Ok(())
 }
 
-/// `samples.jsonl` in `out_dir`, streamed as the controller records.
-fn sample_log(out_dir: &Path) -> Result<samples::SampleLog, RoleError> {
-    let path = out_dir.join(naam_results::raw::SAMPLES_FILE);
-    samples::SampleLog::create(&path, samples::SAMPLES_FILE_BYTES_MAX)
+/// `file` in `out_dir`, streamed as the controller records.
+fn control_log(out_dir: &Path, file: &str) -> Result<samples::JsonlLog, RoleError> {
+    let path = out_dir.join(file);
+    samples::JsonlLog::create(&path, samples::LOG_FILE_BYTES_MAX)
         .map_err(|e| RoleError::io(&path, "create", e))
 }
