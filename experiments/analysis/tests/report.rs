@@ -231,3 +231,32 @@ fn the_claims_are_artifact_md_s() {
         assert!(text.contains(&row), "ARTIFACT.md lacks the row start {row}");
     }
 }
+
+/// A simulated run says so, with its cost profile, wherever its numbers are shown; a run on the
+/// local testbed says its NIC is emulated.
+#[test]
+fn every_value_names_the_testbed_it_came_from() {
+    let root = tempfile::tempdir().expect("tempdir");
+    common::synthetic_run(&common::plan(ExperimentId::OffloadScaling), root.path());
+    let simulated = common::synthetic_run(&common::plan(ExperimentId::MicaYcsbB), root.path());
+    let run = RunDir::open(&simulated);
+    let mut plan = run.read_plan().expect("plan");
+    plan.testbed = naam_plan::Testbed::Sim {
+        profile: "bf2-r7525".to_string(),
+        path: "profiles/bf2-r7525.toml".into(),
+    };
+    let plan_json = serde_json::to_string_pretty(&plan).expect("plan JSON");
+    std::fs::write(simulated.join(naam_results::layout::PLAN_FILE), plan_json).expect("plan");
+    let mut provenance = run.read_provenance().expect("provenance");
+    provenance.testbed = "simulated (profile bf2-r7525)".to_string();
+    run.write_provenance(&provenance).expect("provenance");
+    let page = report_of(root.path());
+    let c1 = claim_row(&page, "C1");
+    assert!(
+        c1.contains("simulated with cost profile `bf2-r7525` (times modelled, not measured)"),
+        "{c1}"
+    );
+    let c4 = claim_row(&page, "C4");
+    assert!(c4.contains("local testbed on "), "{c4}");
+    assert!(c4.contains("(NIC emulated, not hardware)"), "{c4}");
+}

@@ -49,7 +49,7 @@ pub fn page(results_root: &Path, views: &[ExperimentView]) -> String {
     let mut out = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>NAAM reproduction report: {root}</title>\n<style>{STYLE}</style>\n<script>{CHECK_SCRIPT}</script>\n</head>\n<body>\n<h1>NAAM reproduction report</h1>\n<p>Results folder <code>{root}</code>. Everything below is read from the files in it: each experiment shows its newest complete run (else its newest run).</p>\n"
     );
-    out += "<p class=\"honesty\"><b>Where the numbers come from.</b> Each measured value was measured on the testbed named beside it (see each run's provenance). An emulated NIC on one machine — a laptop or a small VM — shows shapes and mechanisms, not hardware results: these numbers are not comparable with the paper's, which come from BlueField-2 hardware. NAAM here is reconstructed from the paper's abstract.</p>\n";
+    out += "<p class=\"honesty\"><b>Where the numbers come from.</b> Each measured value was measured on the testbed named beside it (see each run's provenance). An emulated NIC on one machine — a laptop or a small VM — shows shapes and mechanisms, not hardware results, and a simulated testbed models time from a cost profile: neither is comparable with the paper's numbers, which come from BlueField-2 hardware. NAAM here is reconstructed from the paper's abstract.</p>\n";
     out += &claims_table(views);
     out += "<h2>Experiments</h2>\n<ul>\n";
     for view in views {

@@ -19,18 +19,20 @@ pub fn testbed_label(run: &RunView) -> String {
         Ok(p) => p,
         Err(why) => return format!("provenance unreadable: {why}"),
     };
-    let nic = match &run.plan.testbed {
-        Testbed::Sim { profile, .. } => {
-            format!("NIC, cores and links simulated, cost profile `{profile}`")
-        }
-        _ if provenance.nic_emulated => "NIC emulated, not hardware".to_string(),
-        _ => "real NIC".to_string(),
-    };
     let machine = provenance
         .sessions
         .last()
         .map_or("machine unknown".to_string(), |s| s.host.describe());
-    let mut label = format!("{} testbed ({nic}) on {machine}", provenance.testbed);
+    let kind = &provenance.testbed;
+    let mut label = match &run.plan.testbed {
+        Testbed::Sim { profile, .. } => format!(
+            "{kind} testbed: NIC, cores and links simulated with cost profile `{profile}` (times modelled, not measured); the simulator ran on {machine}"
+        ),
+        _ if provenance.nic_emulated => {
+            format!("{kind} testbed on {machine} (NIC emulated, not hardware)")
+        }
+        _ => format!("{kind} testbed with real NICs, driven from {machine}"),
+    };
     if is_synthetic(provenance) {
         label += " — SYNTHETIC DATA from the test executor, not a measurement";
     }

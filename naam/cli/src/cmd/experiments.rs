@@ -232,6 +232,7 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_summary(&done);
     }
+    write_reproduce_report(&args.dirs.results, args.json);
     let failed = done
         .iter()
         .any(|r| !r.outcome.points_failed.is_empty() || r.figures.is_none());
@@ -254,6 +255,17 @@ fn print_summary(done: &[Reproduced]) {
         if let Some(f) = &r.figures {
             println!("  figure: {}", f.png);
         }
+    }
+}
+
+/// The report page of the results folder after `naam reproduce` (a page that cannot be written
+/// is said, not fatal: the runs and figures are what `reproduce` is for).
+fn write_reproduce_report(results: &Path, json: bool) {
+    let out = results.join(naam_analysis::report::REPORT_FILE);
+    match naam_analysis::report::write_report(results, &out) {
+        Ok(summary) if !json => println!("  report: {}", summary.out),
+        Ok(_) => {}
+        Err(e) => eprintln!("no report page: {e}"),
     }
 }
 
