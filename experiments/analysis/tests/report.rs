@@ -260,3 +260,15 @@ fn every_value_names_the_testbed_it_came_from() {
     assert!(c4.contains("local testbed on "), "{c4}");
     assert!(c4.contains("(NIC emulated, not hardware)"), "{c4}");
 }
+
+#[test]
+fn other_runs_of_an_experiment_are_counted_not_hidden() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut plan = common::plan(ExperimentId::VmCost);
+    common::synthetic_run(&plan, root.path());
+    plan.base_seed += 1; // another configuration: another run folder
+    common::synthetic_run(&plan, root.path());
+    let page = report_of(root.path());
+    assert!(page.contains("1 other run(s) of vm-cost in this folder are not shown"));
+    assert_eq!(page.matches("other run(s)").count(), 1);
+}

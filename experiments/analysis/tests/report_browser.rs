@@ -50,6 +50,7 @@ fn chromium(work: &Path, page: &Path, args: &[String], stdout_file: &Path) {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
+            "--disable-dev-shm-usage",
             "--hide-scrollbars",
             "--virtual-time-budget=5000",
         ])

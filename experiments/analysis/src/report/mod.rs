@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use naam_plan::{ExperimentId, ExperimentPlan};
 use naam_results::digest::{RunDigest, digest};
-use naam_results::{Provenance, RunDir, RunStatus, inspect_run};
+use naam_results::{Provenance, RunDir, RunStatus, inspect_run, list_runs};
 use serde::Serialize;
 
 use crate::analyze::build_frames;
@@ -49,6 +49,8 @@ pub struct RunView {
     pub figure_png: Result<Vec<u8>, String>,
     /// Per series, the most offloads (tenants) at which a point was valid or saturated.
     pub tenants_valid_max: Vec<(String, u32)>,
+    /// Other runs of the experiment in the folder (not shown; `naam status` lists them).
+    pub other_runs: usize,
 }
 
 /// One experiment: its run, or why there is none to show.
@@ -112,6 +114,9 @@ fn view_run(results_root: &Path, experiment: ExperimentId) -> Result<RunView, St
         figure_png,
         tenants_valid_max: tenants_valid_max(&run, &plan),
         complete: state.status == RunStatus::Complete,
+        other_runs: list_runs(results_root, experiment.as_str())
+            .len()
+            .saturating_sub(1),
         plan,
         dir,
     })

@@ -60,6 +60,13 @@ pub fn experiment_section(view: &ExperimentView, results_root: &Path) -> String 
                 esc(&run.plan.title),
                 esc(&testbed_label(run))
             );
+            if run.other_runs > 0 {
+                let _ = writeln!(
+                    out,
+                    "<p class=\"other-runs\">{} other run(s) of {id} in this folder are not shown (<code>naam status</code> lists them).</p>",
+                    run.other_runs
+                );
+            }
             out += &figure_html(id, run);
             out += &validity_html(id, run);
             out += &series_html(run);
