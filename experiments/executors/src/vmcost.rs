@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use naam_engine::function::Code;
-use naam_engine::local::LocalHost;
+use naam_engine::local::{CallReply, LocalHost};
 use naam_engine::wire::Descriptors;
 use naam_engine::{
     Descriptor, FunctionId, Invoke, Perms, RequestId, Rkey, RkeySecret, Status, TenantId,
@@ -97,6 +97,53 @@ pub fn run(plan: &ExperimentPlan, point: &PointPlan, out_dir: &Path) -> Result<(
         .map_err(|e| TestbedError::io(out_dir, "write vmcost.json", e))
 }
 
+/// What one interpreted call of a function costs on this machine, and what it executed: the
+/// inputs `naam calibrate` fits the simulator's per-step and per-instruction costs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallCost {
+    /// `mica-get` or `btree-lookup`.
+    pub function: &'static str,
+    /// Wall time per call (mean over the timed calls).
+    pub ns_per_call: f64,
+    /// Steps (VM entries) per call.
+    pub steps_per_call: f64,
+    /// eBPF instructions executed per call.
+    pub insn_per_call: f64,
+}
+
+/// [`CallCost`] of MICA GET and of a B-tree lookup through the engine and the interpreter,
+/// `iterations` calls each after as many warm-up calls.
+pub fn call_costs(seed: u64, iterations: u64) -> Result<Vec<CallCost>, TestbedError> {
+    ["mica-get", "btree-lookup"]
+        .into_iter()
+        .map(|function| {
+            let mut bench =
+                setup(function, seed, Backend::Interpreter)?.map_err(TestbedError::Unsupported)?;
+            for i in 0..iterations {
+                interpret(
+                    &mut bench.host,
+                    &bench.calls[i as usize % bench.calls.len()],
+                )?;
+            }
+            let (mut steps, mut insn) = (0u64, 0u64);
+            let started = Instant::now();
+            for i in 0..iterations {
+                let call = &bench.calls[i as usize % bench.calls.len()];
+                let reply = call_once(&mut bench.host, call)?;
+                steps += u64::from(reply.steps);
+                insn += reply.insn;
+            }
+            let n = iterations.max(1) as f64;
+            Ok(CallCost {
+                function,
+                ns_per_call: started.elapsed().as_nanos() as f64 / n,
+                steps_per_call: steps as f64 / n,
+                insn_per_call: insn as f64 / n,
+            })
+        })
+        .collect()
+}
+
 fn time(
     bench: &mut Bench,
     series: Series,
@@ -128,7 +175,7 @@ fn time(
     Ok(started.elapsed().as_nanos() as f64 / iterations.max(1) as f64)
 }
 
-fn interpret(host: &mut LocalHost, call: &Prepared) -> Result<bool, TestbedError> {
+fn call_once(host: &mut LocalHost, call: &Prepared) -> Result<CallReply, TestbedError> {
     let invoke = Invoke::new_message(
         TENANT,
         FUNCTION,
@@ -136,10 +183,14 @@ fn interpret(host: &mut LocalHost, call: &Prepared) -> Result<bool, TestbedError
         &call.args,
         Descriptors::from_slice(&[call.first]).unwrap_or_default(),
     );
-    let reply = host.call(&invoke).map_err(|e| TestbedError::Output {
+    host.call(&invoke).map_err(|e| TestbedError::Output {
         path: "vm-cost".into(),
         message: e.to_string(),
-    })?;
+    })
+}
+
+fn interpret(host: &mut LocalHost, call: &Prepared) -> Result<bool, TestbedError> {
+    let reply = call_once(host, call)?;
     Ok(black_box(
         reply.status == Status::Ok && reply.payload.first() == Some(&1),
     ))

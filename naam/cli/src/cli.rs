@@ -36,6 +36,9 @@ pub enum Command {
     Workload(WorkloadCommand),
     /// Real machines over SSH: what a run of a manifest would deploy and launch.
     Deploy(DeployArgs),
+    /// Measure this machine's costs (VM step and instruction, loopback UDP send and receive,
+    /// wake-up latency) and write them into the simulation testbed's `this-machine` profile.
+    Calibrate(CalibrateArgs),
 }
 
 /// `naam deploy`.
@@ -206,6 +209,26 @@ pub enum TestbedCommand {
     /// A long point at a share of the measured capacity: every role's resident-memory growth
     /// and the load samples lost.
     Soak(SoakArgs),
+}
+
+/// `naam calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Folder of the cost profiles.
+    #[arg(long, default_value = "experiments/profiles")]
+    pub profiles: PathBuf,
+    /// The profile to write (it must exist: its unmeasured values and their sources are kept).
+    #[arg(long, default_value = "this-machine")]
+    pub name: String,
+    /// Timed calls per function (after as many warm-up calls).
+    #[arg(long, default_value_t = 200_000)]
+    pub iterations: u64,
+    /// Seed of the calibration's datasets and keys.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print a JSON report.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `naam testbed soak`.

@@ -300,3 +300,45 @@ fn a_short_soak_reports_every_roles_resident_memory() {
         "{csv}"
     );
 }
+
+/// `naam calibrate` rewrites the measured values of a profile (here a copy of this-machine's),
+/// each with a source saying it was measured, and leaves the rest with their own sources.
+#[test]
+fn calibrate_writes_measured_values_with_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let original =
+        std::fs::read_to_string(repo.join("experiments/profiles/this-machine.toml")).unwrap();
+    std::fs::write(dir.path().join("this-machine.toml"), &original).unwrap();
+    let report = stdout(&[
+        "calibrate",
+        "--profiles",
+        dir.path().to_str().unwrap(),
+        "--iterations",
+        "20000",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    for key in ["step_ns", "insn_ns", "tx_ns", "rx_ns"] {
+        assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
+    }
+    let written = std::fs::read_to_string(dir.path().join("this-machine.toml")).unwrap();
+    let measured = written
+        .lines()
+        .filter(|l| l.contains("source = \"measured by naam calibrate on "))
+        .count();
+    assert_eq!(
+        measured, 12,
+        "host, nic and client: step, insn, tx, rx\n{written}"
+    );
+    let dma_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("read_ns"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        dma_line(&written),
+        dma_line(&original),
+        "unmeasured values are kept"
+    );
+}

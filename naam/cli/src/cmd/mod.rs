@@ -1,6 +1,7 @@
 //! The commands.
 
 mod bench;
+mod calibrate;
 mod experiments;
 mod soak;
 mod workload;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Testbed(TestbedCommand::Soak(a)) => soak::soak(a),
         Command::Workload(w) => workload::run(w),
         Command::Deploy(a) => deploy(a),
+        Command::Calibrate(a) => calibrate::calibrate(a),
     }
 }
 
