@@ -13,8 +13,11 @@ use crate::ids::{Location, Nanos};
 use crate::steer::{RuleError, RuleKey, RuleTable, Shares};
 use crate::wire::LoadSample;
 
-/// Rule changes a controller remembers (older ones are dropped and counted).
-pub const CHANGES_KEPT_MAX: usize = 100_000;
+/// Rule changes a controller remembers (older ones are dropped and counted): a recent history
+/// for inspection and tests. Every change is also returned to the caller, which records it (the
+/// host role streams `steering.jsonl`); a longer history only grew the host's memory (a soak
+/// under overload makes ~90 changes a second, 64 bytes each).
+pub const CHANGES_KEPT_MAX: usize = 4096;
 /// Host-worker samples a [`ServerControl`] holds between two ticks (more are dropped and
 /// counted; host workers sample once per period, so this is hundreds of workers' worth).
 pub const HOST_SAMPLES_PENDING_MAX: usize = 1024;
