@@ -111,37 +111,95 @@ pub struct CallCost {
     pub insn_per_call: f64,
 }
 
-/// [`CallCost`] of MICA GET and of a B-tree lookup through the engine and the interpreter,
-/// `iterations` calls each after as many warm-up calls.
+/// Timed runs per function; the fastest is kept (noise from other processes only adds time).
+pub const CALIBRATION_REPEATS: u64 = 5;
+/// `mov r0, 0; exit`: a step with nothing in it, whose cost is the engine's per-step overhead.
+const TRIVIAL_FUNCTION: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+/// The trivial function's name in [`CallCost`].
+pub const TRIVIAL_FUNCTION_NAME: &str = "trivial";
+
+/// [`CallCost`] of a trivial function (two instructions), MICA GET and a B-tree lookup through
+/// the engine and the interpreter: `iterations` calls per timed run, the fastest of
+/// [`CALIBRATION_REPEATS`] runs, after a warm-up run.
 pub fn call_costs(seed: u64, iterations: u64) -> Result<Vec<CallCost>, TestbedError> {
-    ["mica-get", "btree-lookup"]
-        .into_iter()
-        .map(|function| {
-            let mut bench =
-                setup(function, seed, Backend::Interpreter)?.map_err(TestbedError::Unsupported)?;
-            for i in 0..iterations {
-                interpret(
-                    &mut bench.host,
-                    &bench.calls[i as usize % bench.calls.len()],
-                )?;
-            }
-            let (mut steps, mut insn) = (0u64, 0u64);
-            let started = Instant::now();
-            for i in 0..iterations {
-                let call = &bench.calls[i as usize % bench.calls.len()];
-                let reply = call_once(&mut bench.host, call)?;
-                steps += u64::from(reply.steps);
-                insn += reply.insn;
-            }
-            let n = iterations.max(1) as f64;
-            Ok(CallCost {
-                function,
-                ns_per_call: started.elapsed().as_nanos() as f64 / n,
-                steps_per_call: steps as f64 / n,
-                insn_per_call: insn as f64 / n,
-            })
-        })
-        .collect()
+    let mut costs = vec![fastest(TRIVIAL_FUNCTION_NAME, &mut trivial()?, iterations)?];
+    for function in ["mica-get", "btree-lookup"] {
+        let mut bench =
+            setup(function, seed, Backend::Interpreter)?.map_err(TestbedError::Unsupported)?;
+        costs.push(fastest(function, &mut bench, iterations)?);
+    }
+    Ok(costs)
+}
+
+/// The fastest of [`CALIBRATION_REPEATS`] timed runs, after one warm-up run.
+fn fastest(
+    function: &'static str,
+    bench: &mut Bench,
+    iterations: u64,
+) -> Result<CallCost, TestbedError> {
+    timed_run(function, bench, iterations)?;
+    let mut best: Option<CallCost> = None;
+    for _ in 0..CALIBRATION_REPEATS {
+        let run = timed_run(function, bench, iterations)?;
+        if best
+            .as_ref()
+            .is_none_or(|b| run.ns_per_call < b.ns_per_call)
+        {
+            best = Some(run);
+        }
+    }
+    Ok(best.expect("at least one repeat"))
+}
+
+fn timed_run(
+    function: &'static str,
+    bench: &mut Bench,
+    iterations: u64,
+) -> Result<CallCost, TestbedError> {
+    let (mut steps, mut insn) = (0u64, 0u64);
+    let started = Instant::now();
+    for i in 0..iterations {
+        let call = &bench.calls[i as usize % bench.calls.len()];
+        let reply = call_once(&mut bench.host, call)?;
+        steps += u64::from(reply.steps);
+        insn += reply.insn;
+    }
+    let n = iterations.max(1) as f64;
+    Ok(CallCost {
+        function,
+        ns_per_call: started.elapsed().as_nanos() as f64 / n,
+        steps_per_call: steps as f64 / n,
+        insn_per_call: insn as f64 / n,
+    })
+}
+
+/// The trivial function with one 64-byte read, as the real functions' first step has.
+fn trivial() -> Result<Bench, TestbedError> {
+    let bad = |m: String| TestbedError::Output {
+        path: "calibration trivial function".into(),
+        message: m,
+    };
+    let mut host = LocalHost::new(RkeySecret([5; 16]));
+    let region = host
+        .add_region(TENANT, vec![0xab; 4096], Perms::READ)
+        .map_err(|e| bad(e.to_string()))?;
+    host.register(
+        TENANT,
+        FUNCTION,
+        TRIVIAL_FUNCTION_NAME,
+        Code::Raw(&TRIVIAL_FUNCTION),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let call = Prepared {
+        args: vec![0; 8],
+        first: Descriptor::read(region.rkey, 0, 64),
+        key: Vec::new(),
+    };
+    Ok(Bench {
+        host,
+        calls: vec![call],
+        native: Box::new(|_| true),
+    })
 }
 
 fn time(

@@ -39,6 +39,9 @@ pub enum Command {
     /// Measure this machine's costs (VM step and instruction, loopback UDP send and receive,
     /// wake-up latency) and write them into the simulation testbed's `this-machine` profile.
     Calibrate(CalibrateArgs),
+    /// Run quick manifests on the local testbed and in simulation with this machine's cost
+    /// profile, and tabulate the simulator's errors per series.
+    SimValidate(SimValidateArgs),
 }
 
 /// `naam deploy`.
@@ -209,6 +212,32 @@ pub enum TestbedCommand {
     /// A long point at a share of the measured capacity: every role's resident-memory growth
     /// and the load samples lost.
     Soak(SoakArgs),
+}
+
+/// `naam sim-validate`.
+#[derive(Debug, Args)]
+pub struct SimValidateArgs {
+    /// Experiment ids (quick manifests of the local testbed).
+    #[arg(default_values_t = ["mica-ycsb-b".to_string(), "load-shift".to_string()])]
+    pub ids: Vec<String>,
+    /// The cost profile of this machine.
+    #[arg(long, default_value = "this-machine")]
+    pub profile: String,
+    /// Results root of the validation's runs and table.
+    #[arg(long, default_value = "results/sim-validation")]
+    pub results: PathBuf,
+    /// Figures of the validation's runs.
+    #[arg(long, default_value = "figures/sim-validation")]
+    pub figures: PathBuf,
+    /// Folder of the experiment manifests.
+    #[arg(long, default_value = "experiments")]
+    pub experiments: PathBuf,
+    /// Start new runs even if runs of the same configuration exist.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the table as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `naam calibrate`.

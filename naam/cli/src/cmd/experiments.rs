@@ -18,8 +18,8 @@ use crate::cli::{
 
 /// One experiment's result in `naam reproduce --json`.
 #[derive(Debug, Serialize)]
-struct Reproduced {
-    outcome: RunOutcome,
+pub(super) struct Reproduced {
+    pub(super) outcome: RunOutcome,
     figures: Option<naam_analysis::FigureReport>,
     figure_error: Option<String>,
 }
@@ -125,13 +125,13 @@ fn cancel_on(stop: &Arc<AtomicBool>) -> naam_launch::Cancel {
 /// Runs one plan on its testbed; analyses and plots it when asked.
 /// How `naam run` / `naam reproduce` were asked to run one plan.
 #[derive(Clone, Copy)]
-struct RunFlags {
-    fresh: bool,
-    json: bool,
-    plot: bool,
+pub(super) struct RunFlags {
+    pub(super) fresh: bool,
+    pub(super) json: bool,
+    pub(super) plot: bool,
 }
 
-fn run_one(
+pub(super) fn run_one(
     plan: &ExperimentPlan,
     manifest: &Path,
     dirs: &Dirs,

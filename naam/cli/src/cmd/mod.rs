@@ -3,6 +3,7 @@
 mod bench;
 mod calibrate;
 mod experiments;
+mod simvalidate;
 mod soak;
 mod workload;
 
@@ -27,6 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workload(w) => workload::run(w),
         Command::Deploy(a) => deploy(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
+        Command::SimValidate(a) => simvalidate::sim_validate(a),
     }
 }
 

@@ -57,6 +57,9 @@ struct RoleRss {
     rss_kib_baseline: u64,
     rss_kib_end: u64,
     growth_percent: f64,
+    /// Growth over the second half of the role's readings alone: a leak grows there too, a
+    /// working set that fills up during the first minutes does not.
+    second_half_growth_percent: f64,
 }
 
 /// `naam testbed soak --json`.
@@ -225,11 +228,15 @@ fn role_growth(samples: &[RssSample], baseline_after_ms: u64) -> Vec<RoleRss> {
                 .iter()
                 .find(|s| s.t_ms >= started_ms + baseline_after_ms)?;
             let last = readings.last()?;
+            let middle = readings[readings.len() / 2];
+            let growth =
+                |from: &RssSample| (last.rss_kib as f64 / from.rss_kib.max(1) as f64 - 1.0) * 100.0;
             Some(RoleRss {
                 launch: launch.to_string(),
                 rss_kib_baseline: first.rss_kib,
                 rss_kib_end: last.rss_kib,
-                growth_percent: (last.rss_kib as f64 / first.rss_kib.max(1) as f64 - 1.0) * 100.0,
+                growth_percent: growth(first),
+                second_half_growth_percent: growth(middle),
             })
         })
         .collect()
@@ -287,12 +294,13 @@ fn print_report(report: &SoakReport) {
             "ABOVE GOAL"
         };
         println!(
-            "  {:<10} RSS {} KiB → {} KiB: {:+.1} % (goal < {} %) {verdict}",
+            "  {:<10} RSS {} KiB → {} KiB: {:+.1} % (goal < {} %) {verdict}; second half {:+.1} %",
             role.launch,
             role.rss_kib_baseline,
             role.rss_kib_end,
             role.growth_percent,
-            report.rss_growth_goal_percent
+            report.rss_growth_goal_percent,
+            role.second_half_growth_percent
         );
     }
     println!(
