@@ -315,7 +315,7 @@ fn calibrate_writes_measured_values_with_their_source() {
         "--profiles",
         dir.path().to_str().unwrap(),
         "--iterations",
-        "20000",
+        "5000",
         "--json",
     ]);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
