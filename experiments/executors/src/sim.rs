@@ -173,6 +173,7 @@ pub fn sim_config(
         verify: true,
         sample_period_us: SAMPLE_PERIOD_US,
         shm_dir: PathBuf::from("/dev/shm"),
+        ipipe_runs: true,
     };
     let configs = configs::build(plan, point, &settings, LOOPBACK, "sim")?;
     let Role::Host(host) = &configs.host.role else {

@@ -209,12 +209,30 @@ fn interval_does_not_divide_measure() {
 }
 
 #[test]
-fn ipipe_series_waits_for_its_nic_role() {
+fn ipipe_series_waits_for_its_nic_role_outside_the_simulation() {
     check(
         &[("[\"host\", \"nic\"]", "[\"host\", \"ipipe\"]")],
         expect![[r#"
-            [not-implemented] experiments/mica-ycsb-b.toml:5: field `series[1]`: the iPipe baseline's NIC role is not implemented yet
-              help: remove the iPipe series from `series`; its runtime is built, its role comes next"#]],
+            [not-implemented] experiments/mica-ycsb-b.toml:5: field `series[1]`: the iPipe baseline's NIC role on the local testbed is not implemented yet
+              help: run the iPipe series on the simulation testbed (`[testbed] kind = "sim"`), or remove it from `series`"#]],
+    );
+}
+
+#[test]
+fn ipipe_series_run_on_the_simulation_testbed() {
+    let text = BASE
+        .replacen("[\"host\", \"nic\"]", "[\"ipipe\", \"ipipe-processes\"]", 1)
+        .replacen(
+            "kind = \"local\"",
+            "kind = \"sim\"\nprofile = \"bf2-r7525\"",
+            1,
+        );
+    let plan = parse_manifest(&text, Path::new("m.toml"), Variant::Quick).expect("valid");
+    assert_eq!(plan.points.len(), 2 * 2 * 2);
+    assert!(
+        plan.points
+            .iter()
+            .any(|p| p.series.as_str() == "ipipe-processes")
     );
 }
 

@@ -42,6 +42,10 @@ use naam_roles::workload::{self, ServerWorkload};
 use naam_types::PolicySpec;
 use serde::Serialize;
 
+mod ipipe;
+
+use self::ipipe::{IpipeEvent, IpipeServers};
+pub use self::ipipe::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 use crate::cores::CorePool;
 use crate::des::EventQueue;
 use crate::profile::{CostProfile, CpuCost};
@@ -172,6 +176,9 @@ pub struct SimRecord {
     pub rnic_reads: u64,
     /// Rule changes the eSwitch applied.
     pub rule_changes: u64,
+    /// The iPipe baseline's account, when it was the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipipe: Option<IpipeRecord>,
 }
 
 /// A point's results, as written into its folder.
@@ -213,6 +220,8 @@ enum Event {
     ControlTick,
     /// The eSwitch holds the rule table the control stage decided earlier.
     RulesApplied(Box<RuleTable>),
+    /// The iPipe baseline's server (series `ipipe`, `ipipe-processes`).
+    Ipipe(IpipeEvent),
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -254,6 +263,8 @@ pub struct SimPoint {
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
     clients_running: u32,
+    /// The iPipe baseline, serving instead of NAAM's eSwitch and workers when the series is one.
+    ipipe: Option<IpipeServers>,
     _shm: tempfile::TempDir,
 }
 
@@ -314,6 +325,7 @@ impl SimPoint {
             });
         }
         let mut point = SimPoint {
+            ipipe: IpipeServers::for_point(&config, &*server, &memory, &meta)?,
             eswitch: control.rules().clone(),
             control,
             events: EventQueue::new(),
@@ -344,6 +356,17 @@ impl SimPoint {
             self.config.warmup_ns,
             self.config.warmup_ns + self.config.measure_ns,
         );
+        for k in 0..self.config.clients.len() as u32 {
+            self.schedule_client_wake(k);
+        }
+        if self.ipipe.is_some() {
+            // iPipe has no eSwitch rules, controller or NAAM workers: only its runtimes serve.
+            for (at, end) in [(start, false), (end, true)] {
+                self.events
+                    .schedule_at(at, Event::Ipipe(IpipeEvent::Phase(end)));
+            }
+            return;
+        }
         let settings = self.control.settings();
         for s in &mut self.servers {
             s.worker.apply(settings);
@@ -356,9 +379,6 @@ impl SimPoint {
         }
         self.events
             .schedule_at(self.control.poll_timeout().0, Event::ControlTick);
-        for k in 0..self.config.clients.len() as u32 {
-            self.schedule_client_wake(k);
-        }
     }
 
     /// Runs the point to its end and writes its raw files into `out_dir`.
@@ -392,6 +412,7 @@ impl SimPoint {
             Event::WorkerTick(loc) => self.worker_tick(loc),
             Event::ControlTick => self.control_tick(),
             Event::RulesApplied(rules) => self.eswitch = *rules,
+            Event::Ipipe(event) => self.ipipe_event(event),
         }
         Ok(())
     }
@@ -538,6 +559,12 @@ impl SimPoint {
         let now = self.now();
         let ser = self.config.profile.link.serialisation_ns(frame.len());
         let at = Self::through_port(&mut self.ingress_free_ns, now, ser);
+        if self.ipipe.is_some() {
+            // iPipe: every request enters the NIC's runtime.
+            self.steered[Location::Nic.index()] += 1;
+            let arrive = IpipeEvent::Arrive(naam_ipipe::Side::Nic, k, frame);
+            return self.events.schedule_at(at, Event::Ipipe(arrive));
+        }
         let Ok(Frame::Invoke(msg)) = Frame::decode(&frame) else {
             return; // clients send only invokes to the ingress
         };
@@ -788,7 +815,10 @@ impl SimPoint {
 
     // ---- results ------------------------------------------------------------------------------
 
-    fn finish(self, out_dir: &Path) -> Result<SimOutcome, SimError> {
+    fn finish(mut self, out_dir: &Path) -> Result<SimOutcome, SimError> {
+        if let Some(ipipe) = &mut self.ipipe {
+            ipipe.end_phase();
+        }
         let config = &self.config;
         let record = SimRecord {
             network: "simulated".into(),
@@ -801,6 +831,7 @@ impl SimPoint {
             steered: self.steered,
             rnic_reads: self.rnic_reads,
             rule_changes: self.changes.len() as u64,
+            ipipe: self.ipipe.as_ref().map(IpipeServers::record),
         };
         let server = ServerSummary {
             schema: raw::RAW_SCHEMA_VERSION,
@@ -840,6 +871,10 @@ impl SimPoint {
     }
 
     fn counters(&self, i: usize) -> raw::LocationCounters {
+        if let Some(ipipe) = &self.ipipe {
+            let location = [Location::Host, Location::Nic][i];
+            return ipipe.counters(location, self.config.measure_ns);
+        }
         let s = &self.servers[i];
         let totals = Totals::of(&s.worker.measured_totals());
         totals.location_counters(s.cores.count() as u32, self.config.measure_ns)

@@ -95,6 +95,20 @@ pub struct RdmaCost {
     pub reads_per_s_max: f64,
 }
 
+/// Native (compiled, not eBPF) handlers, as the iPipe baseline's actors run them: the time of one
+/// call on a host core, and how much slower a NIC core runs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NativeCost {
+    /// A MICA GET on a host core.
+    pub mica_get_ns: f64,
+    /// A MICA SET on a host core.
+    pub mica_set_ns: f64,
+    /// A B-tree lookup on a host core.
+    pub btree_lookup_ns: f64,
+    /// A NIC core's time for the same native call, as a multiple of a host core's.
+    pub nic_factor: f64,
+}
+
 /// A modelled testbed: the costs of every part whose time is modelled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CostProfile {
@@ -118,6 +132,8 @@ pub struct CostProfile {
     pub rule_update_ns: u64,
     /// Share of a host core a CPU-hog thread takes while it runs (time-sharing).
     pub hog_core_share: f64,
+    /// Native handlers (the iPipe baseline's actors).
+    pub native: NativeCost,
 }
 
 /// Why a profile cannot be loaded.
@@ -192,6 +208,7 @@ struct RawProfile {
     rdma: RawRdma,
     eswitch: RawEswitch,
     hog: RawHog,
+    native: RawNative,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +256,15 @@ struct RawEswitch {
 #[serde(deny_unknown_fields)]
 struct RawHog {
     core_share: RawParam<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNative {
+    mica_get_ns: RawParam<f64>,
+    mica_set_ns: RawParam<f64>,
+    btree_lookup_ns: RawParam<f64>,
+    nic_factor: RawParam<f64>,
 }
 
 /// Largest per-operation time a profile may state (1 s).
@@ -289,6 +315,15 @@ impl Checker<'_> {
             access_issue_ns: self.ns(&key("access_issue_ns"), &raw.access_issue_ns)?,
             rx_ns: self.ns(&key("rx_ns"), &raw.rx_ns)?,
             tx_ns: self.ns(&key("tx_ns"), &raw.tx_ns)?,
+        })
+    }
+
+    fn native(&self, raw: &RawNative) -> Result<NativeCost, ProfileError> {
+        Ok(NativeCost {
+            mica_get_ns: self.ns("native.mica_get_ns", &raw.mica_get_ns)?,
+            mica_set_ns: self.ns("native.mica_set_ns", &raw.mica_set_ns)?,
+            btree_lookup_ns: self.ns("native.btree_lookup_ns", &raw.btree_lookup_ns)?,
+            nic_factor: self.get("native.nic_factor", &raw.nic_factor, 0.01, 100.0)?,
         })
     }
 }
@@ -349,6 +384,7 @@ impl CostProfile {
             },
             rule_update_ns: c.ns("eswitch.rule_update_ns", &raw.eswitch.rule_update_ns)? as u64,
             hog_core_share: c.get("hog.core_share", &raw.hog.core_share, 0.0, 0.99)?,
+            native: c.native(&raw.native)?,
         })
     }
 

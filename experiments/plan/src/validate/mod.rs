@@ -17,8 +17,9 @@ use crate::raw::*;
 
 /// `tenants` when the variant does not sweep it: one offloaded application.
 pub const TENANTS_WHEN_NOT_SWEPT: u32 = 1;
-/// Whether the iPipe series (`ipipe`, `ipipe-processes`) can run yet: the runtime exists
-/// (`baselines/ipipe`); its NIC role comes next.
+/// Whether the iPipe series (`ipipe`, `ipipe-processes`) can run on the local, netns and
+/// inventory testbeds: its runtime (`baselines/ipipe`) runs on the simulation testbed
+/// (`kind = "sim"`, always accepted); its NIC role process comes next.
 pub const IPIPE_ROLE_IMPLEMENTED: bool = false;
 
 /// Bounds on every number of a manifest (inclusive).
@@ -109,7 +110,7 @@ pub(crate) fn validate(
     let testbed = testbed(src, &raw.testbed)?;
     let roles = roles(src, raw.roles.get_ref())?;
     let workload = workload(src, id, &raw.workload)?;
-    let series = series_list(src, id, &raw.series)?;
+    let series = series_list(src, id, &raw.series, &testbed)?;
     let policies = policy::policies(src, raw.policy.as_ref(), &series)?;
     let table = select_variant(src, &raw, variant)?;
     let v = table.get_ref();
@@ -496,6 +497,7 @@ fn series_list(
     src: Source<'_>,
     id: ExperimentId,
     list: &Spanned<Vec<Spanned<String>>>,
+    testbed: &Testbed,
 ) -> Result<Vec<Series>, ManifestError> {
     if list.get_ref().is_empty() || list.get_ref().len() > SERIES_MAX {
         return Err(src.invalid(
@@ -513,12 +515,16 @@ fn series_list(
             let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
             return Err(unknown_name(src, name, &field, &names));
         };
-        if matches!(series, Series::Ipipe | Series::IpipeProcesses) && !IPIPE_ROLE_IMPLEMENTED {
+        let ipipe = matches!(series, Series::Ipipe | Series::IpipeProcesses);
+        if ipipe && !IPIPE_ROLE_IMPLEMENTED && !matches!(testbed, Testbed::Sim { .. }) {
             return Err(src.not_implemented(
                 &name.span(),
                 &field,
-                "the iPipe baseline's NIC role",
-                "remove the iPipe series from `series`; its runtime is built, its role comes next",
+                &format!(
+                    "the iPipe baseline's NIC role on the {} testbed",
+                    testbed.kind_name()
+                ),
+                "run the iPipe series on the simulation testbed (`[testbed] kind = \"sim\"`), or remove it from `series`",
             ));
         }
         if !allowed.contains(&series) {

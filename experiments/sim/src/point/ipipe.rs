@@ -1,0 +1,470 @@
+//! The iPipe baseline (naam-ipipe) as the server of a simulated point: the same clients, links,
+//! server port and raw files as NAAM's simulated points ([`super::SimPoint`]), with the server
+//! replaced by iPipe's runtime — a NIC side (the profile's NIC cores: the last
+//! `drr_cores` serve downgraded actors, core 0 also manages) and a host side (the profile's host
+//! cores, all FCFS) — driven on the point's virtual clock as `naam_ipipe::drive` drives it.
+//!
+//! **Real:** the runtime's scheduling (FCFS ingress, DRR, downgrades, the management core's
+//! migrations in four phases, process-per-tenant switches), and the actors' native MICA and
+//! B-tree handlers over each tenant's own copy of its dataset, answering the clients' requests
+//! with the bytes the clients verify.
+//!
+//! **Modelled** (time only): a request job occupies its core for the side's `rx_ns` (receiving
+//! it), the native handler's time from the profile's `[native]` table (× `nic_factor` on the NIC,
+//! ÷ the hog's share on the host) and the side's `tx_ns` (sending the reply); a forward costs the
+//! NIC's `rx_ns` and a DMA transfer; switches, hand-offs and DMA (forwards, migrated objects,
+//! pushed requests) come from naam-ipipe's [`CostModel`] (BlueField-2 DOCA DMA rates, the
+//! measured isolation costs or the manifest's). The actor's statistics (its tail and mean, which
+//! decide downgrades) see the handler's time only, as iPipe times an actor's execution.
+//!
+//! **Tenants are actors:** one actor per tenant, serving that tenant's functions and owning a
+//! copy of that tenant's regions as its objects (iPipe's actors own their state; NAAM's tenants
+//! have their own regions, so both systems hold the same per-tenant state). Every request
+//! arrives at the NIC; an actor the management core moved to the host is reached by a forward.
+
+use naam_engine::{FunctionId, Location, Nanos};
+use naam_ipipe::{
+    ActorSpec, App, BtreeApp, CoreId, CostModel, Direction, Event as IpipeOutput, IpipeConfig,
+    Isolation, Job, MicaApp, Op, Runtime, RuntimeStats, Side, Task, TaskKind,
+};
+use naam_mica::{MicaRegions, MicaRkeys};
+use naam_results::raw;
+use naam_roles::config::WorkloadSpec;
+use naam_roles::host::memory::HostMemory;
+use naam_roles::workload::{DatasetMeta, ServerWorkload, tenant_id};
+use naam_types::PolicySpec;
+use naam_types::ipipe::IpipeParams;
+use serde::Serialize;
+
+use super::{Event, SimError, SimPoint, SimPointConfig, setup};
+use crate::profile::{CpuCost, NativeCost};
+
+/// Migrations a point's record lists (the rest are counted).
+pub const MIGRATIONS_LISTED_MAX: usize = 4096;
+
+/// An event of the iPipe server.
+#[derive(Debug)]
+pub(super) enum IpipeEvent {
+    /// A request datagram from client `source` reaches a side (the NIC from the port, the host
+    /// from a forward).
+    Arrive(Side, u32, Vec<u8>),
+    /// A side's core finished its job.
+    Finish(Side, u16),
+    /// The measured phase starts (`false`) or ends (`true`): counters are read.
+    Phase(bool),
+}
+
+/// One migration, as `testbed.json` lists it (times since the measured phase's start; negative
+/// during warm-up).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct MigrationRecord {
+    /// The actor (= tenant index, in registration order).
+    pub actor: u32,
+    /// `true`: NIC → host; `false`: pulled back.
+    pub to_host: bool,
+    /// When the management core decided it.
+    pub started_ns: i64,
+    /// When its last phase finished.
+    pub finished_ns: i64,
+    /// Bytes of objects moved.
+    pub bytes: u64,
+    /// Requests buffered during it.
+    pub requests: u32,
+}
+
+/// What the iPipe runtime did over the whole run (warm-up included), for `testbed.json`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct IpipeRecord {
+    /// `trusted` or `process-per-tenant`.
+    pub isolation: String,
+    /// Actors (one per tenant).
+    pub actors: u32,
+    /// NIC cores (FCFS + DRR) and host cores.
+    pub cores: [u16; 2],
+    /// Downgrades to DRR.
+    pub downgrades: u64,
+    /// Migrations NIC → host, completed.
+    pub migrations_to_host: u64,
+    /// Pull-backs host → NIC, completed.
+    pub migrations_to_nic: u64,
+    /// Requests the NIC forwarded to the host.
+    pub forwarded: u64,
+    /// Address-space switches (process per tenant), both sides.
+    pub tenant_switches: u64,
+    /// Requests refused (queue full, unknown function), both sides.
+    pub refused: u64,
+    /// The migrations, in order (at most [`MIGRATIONS_LISTED_MAX`]).
+    pub migrations: Vec<MigrationRecord>,
+    /// Images or recalls a runtime refused (a driver error; a test expects none).
+    pub failures: Vec<String>,
+}
+
+/// One side: its runtime, its cores' jobs (with the handler time the actor is charged), its
+/// per-message costs.
+struct IpipeSide {
+    runtime: Runtime,
+    running: Vec<Option<(Job, u64)>>,
+    cpu: CpuCost,
+    /// Counters at the measured phase's start and end (the end read at the run's end if the
+    /// clients finished before the phase's end event ran).
+    stats_at: [RuntimeStats; 2],
+    ended: bool,
+}
+
+/// The NIC and host sides of the iPipe server.
+pub(super) struct IpipeServers {
+    sides: [IpipeSide; 2],
+    costs: CostModel,
+    native: NativeCost,
+    record: IpipeRecord,
+}
+
+fn index(side: Side) -> usize {
+    usize::from(side == Side::Host)
+}
+
+/// The iPipe parameters and isolation of a policy, if it is an iPipe series.
+fn ipipe_params(policy: &PolicySpec) -> Option<(IpipeParams, bool)> {
+    match policy {
+        PolicySpec::Ipipe(p) => Some((*p, false)),
+        PolicySpec::IpipeProcesses(p) => Some((*p, true)),
+        _ => None,
+    }
+}
+
+/// The operation each workload function is, for an actor's routes.
+fn op_of(name: &str) -> Option<Op> {
+    match name {
+        "mica_get" => Some(Op::MicaGet),
+        "mica_set" => Some(Op::MicaSet),
+        "btree_lookup" => Some(Op::BtreeLookup),
+        _ => None,
+    }
+}
+
+impl IpipeServers {
+    /// The iPipe server of `config`, if its policy is an iPipe series: one actor per tenant on
+    /// the NIC, owning a copy of the tenant's loaded regions.
+    pub(super) fn for_point(
+        config: &SimPointConfig,
+        workload: &dyn ServerWorkload,
+        memory: &HostMemory,
+        meta: &DatasetMeta,
+    ) -> Result<Option<IpipeServers>, SimError> {
+        let Some((params, processes)) = ipipe_params(&config.policy) else {
+            return Ok(None);
+        };
+        let profile = &config.profile;
+        let nic_cores = u16::try_from(profile.nic.cores).unwrap_or(u16::MAX);
+        let Some(fcfs) = nic_cores.checked_sub(params.drr_cores).filter(|&c| c > 0) else {
+            return Err(SimError::Config(format!(
+                "iPipe needs an FCFS core beside its {} DRR cores; the profile's NIC has {nic_cores}",
+                params.drr_cores
+            )));
+        };
+        let nic_config = IpipeConfig::nic_from_params(fcfs, &params, processes);
+        let host_config = IpipeConfig {
+            thresholds: nic_config.thresholds,
+            windows: nic_config.windows,
+            isolation: nic_config.isolation,
+            ..IpipeConfig::host(u16::try_from(profile.host.cores).unwrap_or(u16::MAX))
+        };
+        let mut nic = Runtime::new(nic_config).map_err(setup)?;
+        let functions: Vec<(FunctionId, Op)> = workload
+            .functions()
+            .iter()
+            .filter_map(|f| Some((f.id, op_of(f.name)?)))
+            .collect();
+        for (t, tenant) in meta.tenants.iter().enumerate() {
+            install_actor(&mut nic, config, memory, t, &tenant.rkeys, &functions)?;
+        }
+        let host = Runtime::new(host_config).map_err(setup)?;
+        let record = IpipeRecord {
+            isolation: isolation_name(nic_config.isolation).into(),
+            actors: meta.tenants.len() as u32,
+            cores: [nic_config.cores, host_config.cores],
+            ..IpipeRecord::default()
+        };
+        Ok(Some(IpipeServers {
+            sides: [side_of(nic, profile.nic), side_of(host, profile.host)],
+            costs: CostModel::from_params(&params),
+            native: profile.native,
+            record,
+        }))
+    }
+
+    /// A side's counters over the measured phase, as `server.json` has them: a completion is a
+    /// request run to its reply on that side; a step is one run of an actor.
+    pub(super) fn counters(&self, location: Location, measure_ns: u64) -> raw::LocationCounters {
+        let s = &self.sides[usize::from(location == Location::Host)];
+        let [start, end] = s.stats_at;
+        let completions = end.completed.saturating_sub(start.completed);
+        let busy_ns = end.busy_ns.saturating_sub(start.busy_ns);
+        let capacity_ns = (s.running.len() as u64).saturating_mul(measure_ns).max(1);
+        raw::LocationCounters {
+            completions,
+            steps: completions,
+            retries: 0,
+            traps: 0,
+            access_denials: 0,
+            pushbacks: 0,
+            busy_fraction: (busy_ns as f64 / capacity_ns as f64).min(1.0),
+        }
+    }
+
+    /// Reads the measured phase's end counters if its end event has not run (the run is over).
+    pub(super) fn end_phase(&mut self) {
+        for s in self.sides.iter_mut().filter(|s| !s.ended) {
+            s.stats_at[1] = *s.runtime.stats();
+            s.ended = true;
+        }
+    }
+
+    /// The run's record, with the runtimes' totals.
+    pub(super) fn record(&self) -> IpipeRecord {
+        let [nic, host] = [self.sides[0].runtime.stats(), self.sides[1].runtime.stats()];
+        IpipeRecord {
+            downgrades: nic.downgrades + host.downgrades,
+            migrations_to_host: nic.migrations_to_host,
+            migrations_to_nic: nic.migrations_to_nic,
+            forwarded: nic.forwarded,
+            tenant_switches: nic.tenant_switches + host.tenant_switches,
+            refused: nic.refused + host.refused,
+            ..self.record.clone()
+        }
+    }
+
+    /// The handler time of a request job on `side` (what the actor's statistics see), with the
+    /// host's hog `slowdown`.
+    fn handler_ns(&self, side: Side, task: &Task, slowdown: f64) -> u64 {
+        let TaskKind::Run { op } = task.kind else {
+            return 0;
+        };
+        let native = &self.native;
+        let host_ns = match op {
+            Op::MicaGet => native.mica_get_ns,
+            Op::MicaSet => native.mica_set_ns,
+            Op::BtreeLookup => native.btree_lookup_ns,
+            Op::Echo => 0.0,
+        };
+        let factor = match side {
+            Side::Nic => native.nic_factor,
+            Side::Host => slowdown,
+        };
+        (host_ns * factor).round() as u64
+    }
+
+    /// How long `task` holds its core: packet costs, the handler, the modelled overheads.
+    fn core_ns(&self, side: Side, task: &Task, handler_ns: u64, slowdown: f64) -> u64 {
+        let cpu = self.sides[index(side)].cpu;
+        let packets_ns = match task.kind {
+            TaskKind::Run { .. } => cpu.rx_ns + cpu.tx_ns,
+            TaskKind::Forward { .. } => cpu.rx_ns,
+            TaskKind::Migrate { .. } | TaskKind::Export { .. } => 0.0,
+        };
+        let packets_ns = (packets_ns * slowdown).round() as u64;
+        packets_ns + handler_ns + self.costs.overhead_ns(task)
+    }
+}
+
+fn side_of(runtime: Runtime, cpu: CpuCost) -> IpipeSide {
+    IpipeSide {
+        running: (0..runtime.config().cores).map(|_| None).collect(),
+        runtime,
+        cpu,
+        stats_at: [RuntimeStats::default(); 2],
+        ended: false,
+    }
+}
+
+fn isolation_name(isolation: Isolation) -> &'static str {
+    match isolation {
+        Isolation::Trusted => "trusted",
+        Isolation::ProcessPerTenant { .. } => "process-per-tenant",
+    }
+}
+
+/// Tenant `t`'s actor: its functions, and a copy of its regions (as loaded) as its objects.
+fn install_actor(
+    nic: &mut Runtime,
+    config: &SimPointConfig,
+    memory: &HostMemory,
+    t: usize,
+    rkeys: &[u64],
+    functions: &[(FunctionId, Op)],
+) -> Result<(), SimError> {
+    let spec = ActorSpec {
+        tenant: tenant_id(t as u32),
+        functions: functions.to_vec(),
+        quantum_ns: None,
+    };
+    let actor = nic.add_actor(spec).map_err(setup)?;
+    let bytes: Vec<Vec<u8>> = memory
+        .tenant_regions(t)
+        .iter()
+        .map(|r| {
+            let mut out = vec![0u8; r.len()];
+            r.read_into(0, &mut out);
+            out
+        })
+        .collect();
+    let app = nic
+        .with_objects(actor, |objects, allocator| {
+            match (&config.dataset.workload, &bytes[..], rkeys) {
+                (WorkloadSpec::Mica(_), [index, log, meta], &[ri, rl, rm]) => {
+                    let regions = MicaRegions { index, log, meta };
+                    let rkeys = MicaRkeys {
+                        index: ri,
+                        log: rl,
+                        meta: rm,
+                    };
+                    MicaApp::adopt(objects, allocator, regions, rkeys).map(App::Mica)
+                }
+                (WorkloadSpec::Btree(_), [nodes], &[rkey]) => {
+                    BtreeApp::adopt(objects, allocator, nodes, rkey).map(App::Btree)
+                }
+                _ => Err(naam_ipipe::app::mica::InstallError::Mica(format!(
+                    "tenant {t}: {} regions and {} rkeys do not fit the workload",
+                    bytes.len(),
+                    rkeys.len()
+                ))),
+            }
+        })
+        .map_err(setup)?
+        .map_err(setup)?;
+    nic.set_app(actor, app).map_err(setup)
+}
+
+impl SimPoint {
+    /// Handles an event of the iPipe server, then starts what its idle cores can take.
+    pub(super) fn ipipe_event(&mut self, event: IpipeEvent) {
+        let now = self.now();
+        let Some(ipipe) = self.ipipe.as_mut() else {
+            return;
+        };
+        match event {
+            IpipeEvent::Arrive(side, k, frame) => {
+                ipipe.sides[index(side)]
+                    .runtime
+                    .submit(Nanos(now), u64::from(k), &frame);
+            }
+            IpipeEvent::Finish(side, core) => {
+                let s = &mut ipipe.sides[index(side)];
+                if let Some((job, handler_ns)) = s.running[usize::from(core)].take() {
+                    s.runtime.finish(Nanos(now), job, handler_ns);
+                }
+            }
+            IpipeEvent::Phase(end) => {
+                for s in &mut ipipe.sides {
+                    s.stats_at[usize::from(end)] = *s.runtime.stats();
+                    s.ended |= end;
+                }
+            }
+        }
+        self.ipipe_outputs();
+        self.ipipe_start(Side::Nic);
+        self.ipipe_start(Side::Host);
+    }
+
+    /// Starts a job on every idle core of `side`.
+    fn ipipe_start(&mut self, side: Side) {
+        let now = self.now();
+        let slowdown = match side {
+            Side::Host => self.slowdown(Location::Host),
+            Side::Nic => 1.0,
+        };
+        let Some(ipipe) = self.ipipe.as_mut() else {
+            return;
+        };
+        let mut finishes = Vec::new();
+        for core in 0..ipipe.sides[index(side)].running.len() {
+            let s = &mut ipipe.sides[index(side)];
+            if s.running[core].is_some() {
+                continue;
+            }
+            let Ok(Some(mut job)) = s.runtime.start(CoreId(core as u16), Nanos(now)) else {
+                continue;
+            };
+            job.execute();
+            let task = *job.task();
+            let handler_ns = ipipe.handler_ns(side, &task, slowdown);
+            let busy_ns = ipipe.core_ns(side, &task, handler_ns, slowdown);
+            ipipe.sides[index(side)].running[core] = Some((job, handler_ns));
+            finishes.push((now + busy_ns.max(1), core as u16));
+        }
+        for (at, core) in finishes {
+            self.events
+                .schedule_at(at, Event::Ipipe(IpipeEvent::Finish(side, core)));
+        }
+    }
+
+    /// Replies leave through the server's port; the runtimes' events are delivered at once.
+    fn ipipe_outputs(&mut self) {
+        let now = self.now();
+        let warmup = self.config.warmup_ns;
+        let Some(ipipe) = self.ipipe.as_mut() else {
+            return;
+        };
+        let mut scheduled = Vec::new();
+        for i in 0..2 {
+            let mut frame = Vec::new();
+            while let Some(t) = ipipe.sides[i].runtime.poll_transmit(&mut frame) {
+                let event = Event::Egress(t.source as u32, std::mem::take(&mut frame));
+                scheduled.push(event);
+            }
+            while let Some(output) = ipipe.sides[i].runtime.poll_event() {
+                if let Some(event) = ipipe.route(output, now, warmup) {
+                    scheduled.push(event);
+                }
+            }
+        }
+        for event in scheduled {
+            self.events.schedule_at(now, event);
+        }
+    }
+}
+
+impl IpipeServers {
+    /// Delivers a runtime's event as `naam_ipipe::drive` does; a forward becomes an arrival at
+    /// the host.
+    fn route(&mut self, output: IpipeOutput, now: u64, warmup: u64) -> Option<Event> {
+        let [nic, host] = &mut self.sides;
+        let failure = match output {
+            IpipeOutput::Forward { source, frame, .. } => {
+                let arrive = IpipeEvent::Arrive(Side::Host, source as u32, frame);
+                return Some(Event::Ipipe(arrive));
+            }
+            IpipeOutput::Migrated(image) => host.runtime.import(image).err().map(|r| r.error),
+            IpipeOutput::Exported(image) => nic.runtime.deliver_image(image).err().map(|r| r.error),
+            IpipeOutput::Recall { actor } => host.runtime.begin_export(actor).err(),
+            IpipeOutput::MigrationDone {
+                actor,
+                direction,
+                started,
+                bytes,
+                requests,
+                ..
+            } => {
+                if self.record.migrations.len() < MIGRATIONS_LISTED_MAX {
+                    let since = |t: u64| t as i64 - warmup as i64;
+                    self.record.migrations.push(MigrationRecord {
+                        actor: actor.0,
+                        to_host: direction == Direction::ToHost,
+                        started_ns: since(started.0),
+                        finished_ns: since(now),
+                        bytes,
+                        requests,
+                    });
+                }
+                None
+            }
+            IpipeOutput::Downgraded { .. }
+            | IpipeOutput::Upgraded { .. }
+            | IpipeOutput::MigrationStarted { .. } => None,
+        };
+        if let Some(error) = failure {
+            self.record.failures.push(error.to_string());
+        }
+        None
+    }
+}
