@@ -157,6 +157,7 @@ fn host_config(
         polling: settings.polling,
         shm_dir: settings.shm_dir.clone(),
         control_key,
+        vm_backend: roles.host_vm_backend,
     })
 }
 
@@ -177,6 +178,7 @@ fn nic_config(
         polling: settings.polling,
         sample_period_us: settings.sample_period_us,
         control_key,
+        vm_backend: roles.nic_vm_backend,
     })
 }
 

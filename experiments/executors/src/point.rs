@@ -248,6 +248,10 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
         dropped: host.dropped.plus(&nic.dropped),
         load_samples_dropped: host.samples.dropped,
         steering_changes_dropped: host.steering.dropped,
+        vm: Some(raw::PerLocationVm {
+            host: host.vm.clone(),
+            nic: nic.vm.clone(),
+        }),
         host_cpu: host.cpu.clone(),
     };
     write_json(&out_dir.join(raw::SERVER_FILE), &server)?;

@@ -65,6 +65,14 @@ const EXAMPLES: &[(&str, &str)] = &[
         "`nic_core_speed_factor = 0.5` (NIC core speed relative to a host core)",
     ),
     (
+        "host_vm_backend",
+        "`host_vm_backend = \"jit\"` (\"interpreter\", the default, or \"jit\": naam-vm's Cranelift JIT, which falls back to the interpreter when it is not built)",
+    ),
+    (
+        "nic_vm_backend",
+        "`nic_vm_backend = \"jit\"` (as host_vm_backend, for the emulated NIC)",
+    ),
+    (
         "pinning",
         "`[roles.pinning]` with `host = [0]`, `nic = [1]`, `client = [1]` (CPU lists)",
     ),

@@ -172,12 +172,19 @@ pub struct Roles {
     pub nic_access_delay_ns: u64,
     /// Speed of a NIC core relative to a host core (1.0 = same; < 1 = slower, as Arm A72 cores).
     pub nic_core_speed_factor: f64,
+    /// The eBPF backend the host loads its functions for (`host_vm_backend`, default the
+    /// interpreter; the default is left out of plan.json and so of the configuration hash).
+    #[serde(default, skip_serializing_if = "VmBackend::is_interpreter")]
+    pub host_vm_backend: VmBackend,
+    /// The same for the (emulated) NIC (`nic_vm_backend`).
+    #[serde(default, skip_serializing_if = "VmBackend::is_interpreter")]
+    pub nic_vm_backend: VmBackend,
     /// CPU pinning per role.
     pub pinning: Pinning,
 }
 
-/// Steering policies with their parameters (naam-types).
-pub use naam_types::{PolicyKind, PolicySpec};
+/// Steering policies with their parameters, and eBPF backends (naam-types).
+pub use naam_types::{PolicyKind, PolicySpec, VmBackend};
 /// Key choice, with YCSB's names: naam-ycsb's own type, so the plan, the role configurations
 /// and the generator share it.
 pub use naam_ycsb::Distribution;

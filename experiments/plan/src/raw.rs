@@ -49,6 +49,8 @@ pub(crate) struct RawRoles {
     pub nic_workers: Spanned<i64>,
     pub nic_access_delay_ns: Spanned<i64>,
     pub nic_core_speed_factor: Spanned<f64>,
+    pub host_vm_backend: Option<Spanned<String>>,
+    pub nic_vm_backend: Option<Spanned<String>>,
     pub pinning: Option<Spanned<RawPinning>>,
 }
 

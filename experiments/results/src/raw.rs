@@ -156,10 +156,24 @@ pub struct ServerSummary {
     /// or a write error). Absent in older files (0).
     #[serde(default)]
     pub steering_changes_dropped: u64,
+    /// What the host's and the NIC's eBPF functions ran on (`jit`, `interpreter`, or
+    /// `interpreter (jit requested: <why not>)`). Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<PerLocationVm>,
     /// CPU the host side spent in the measured phase, from every host-side thread and the host
     /// cores' interrupt time. Absent in older files and when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cpu: Option<HostCpu>,
+}
+
+/// What each server location's eBPF functions ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerLocationVm {
+    /// The host's.
+    pub host: String,
+    /// The NIC's.
+    pub nic: String,
 }
 
 /// CPU time the server host spent in the measured phase, by where it went. Thread times are the

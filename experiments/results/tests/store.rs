@@ -337,6 +337,7 @@ fn write_server(dir: &Path, dropped: DroppedDatagrams, load_samples_dropped: u64
         dropped,
         load_samples_dropped,
         steering_changes_dropped: 0,
+        vm: None,
         host_cpu: None,
     };
     std::fs::write(

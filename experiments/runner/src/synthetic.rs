@@ -396,6 +396,7 @@ fn write_server(
         dropped: Default::default(),
         load_samples_dropped: 0,
         steering_changes_dropped: 0,
+        vm: None,
         host_cpu: None,
     };
     write_json(&out_dir.join(SERVER_FILE), &server)

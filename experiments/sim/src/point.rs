@@ -39,7 +39,7 @@ use naam_roles::host::memory::{self, HostMemory};
 use naam_roles::serve::{AccessPath, DirectPath, Natives};
 use naam_roles::session::{ClientSession, SessionReport, SessionTimes};
 use naam_roles::workload::{self, ServerWorkload};
-use naam_types::PolicySpec;
+use naam_types::{PolicySpec, VmBackend};
 use serde::Serialize;
 
 mod ipipe;
@@ -147,6 +147,17 @@ pub enum SimError {
         /// What failed.
         message: String,
     },
+}
+
+/// The function table of every simulated location. The cost profile prices interpreted
+/// instructions, so the simulated locations interpret.
+fn sim_functions(
+    server: &dyn ServerWorkload,
+    tenants: u32,
+) -> Result<Arc<naam_engine::function::FunctionTable>, SimError> {
+    let table =
+        naam_roles::host::functions(server, tenants, VmBackend::Interpreter).map_err(setup)?;
+    Ok(Arc::new(table))
 }
 
 fn setup(e: impl std::fmt::Display) -> SimError {
@@ -289,7 +300,7 @@ impl SimPoint {
         let (table, memory, meta) =
             memory::build(&*server, tenants, shm.path(), "sim", SIM_RKEY_SECRET).map_err(setup)?;
         let (table, memory) = (Arc::new(table), Arc::new(memory));
-        let functions = Arc::new(naam_roles::host::functions(&*server, tenants).map_err(setup)?);
+        let functions = sim_functions(&*server, tenants)?;
         let worker = |loc| {
             ServerWorker::new(
                 WorkerConfig::new(loc, config.sample_period_ns),
@@ -843,6 +854,10 @@ impl SimPoint {
             dropped: raw::DroppedDatagrams::default(),
             load_samples_dropped: 0,
             steering_changes_dropped: 0,
+            vm: Some(raw::PerLocationVm {
+                host: "interpreter".into(),
+                nic: "interpreter".into(),
+            }),
             host_cpu: None,
         };
         let mut clients = Vec::new();

@@ -228,6 +228,34 @@ impl FunctionTable {
         self.entries.values()
     }
 
+    /// What the table's eBPF functions run on, in words: `jit`, `interpreter`, or
+    /// `interpreter (jit requested: <why not>)`, with the number of functions on each tier when
+    /// they differ.
+    pub fn describe_tiers(&self) -> String {
+        let (mut jit, mut interpreted, mut why_not) = (0usize, 0usize, None);
+        for entry in self.iter() {
+            if let FunctionBody::Ebpf(program) = &entry.body {
+                if program.tier() == naam_vm::Tier::Jit {
+                    jit += 1;
+                } else {
+                    interpreted += 1;
+                }
+                if why_not.is_none() {
+                    why_not = program.jit_error().map(|e| e.to_string());
+                }
+            }
+        }
+        match (jit, interpreted, why_not) {
+            (0, _, Some(why)) => format!("interpreter (jit requested: {why})"),
+            (0, _, None) => "interpreter".to_string(),
+            (_, 0, _) => "jit".to_string(),
+            (jit, interpreted, why) => format!(
+                "jit for {jit} functions, interpreter for {interpreted} ({})",
+                why.unwrap_or_default()
+            ),
+        }
+    }
+
     fn check_room(
         &self,
         tenant: TenantId,

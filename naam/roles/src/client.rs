@@ -185,7 +185,12 @@ impl Client {
         let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
         let table = RegionTable::from_catalog(&catalog).map_err(setup)?;
         let server = workload::server(&cc.dataset)?;
-        let functions = crate::host::functions(&*server, cc.dataset.tenants)?;
+        // Clients run pushed-back steps on the interpreter (manifests choose host and NIC only).
+        let functions = crate::host::functions(
+            &*server,
+            cc.dataset.tenants,
+            crate::config::VmBackend::Interpreter,
+        )?;
         let mut endpoint_config = EndpointConfig::new(cc.index, cc.timeout_ms * 1_000_000);
         // No reply address: servers answer the datagram's source (or the address the eSwitch
         // writes for it); one named here would be ignored and counted as refused.

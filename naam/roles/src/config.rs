@@ -48,6 +48,8 @@ pub enum TimelineSpec {
 pub use naam_types::PolicySpec;
 /// Times shared by every role of a point (naam-types: the launcher writes it).
 pub use naam_types::Timeline;
+/// The eBPF backend a location loads its functions for.
+pub use naam_types::VmBackend;
 /// Key distributions and YCSB core workloads (naam-ycsb: the generator's own types).
 pub use naam_ycsb::{Distribution, Workload as YcsbWorkload};
 
@@ -186,6 +188,10 @@ pub struct HostConfig {
     pub shm_dir: PathBuf,
     /// The run's control-channel key: NIC samples must carry its tag (`control_auth`).
     pub control_key: ControlKey,
+    /// The eBPF backend its functions are loaded for (absent in older configurations: the
+    /// interpreter).
+    #[serde(default)]
+    pub vm_backend: VmBackend,
 }
 
 /// The emulated NIC role.
@@ -210,6 +216,10 @@ pub struct NicConfig {
     pub sample_period_us: u64,
     /// The run's control-channel key (the host's): every sample is tagged with it.
     pub control_key: ControlKey,
+    /// The eBPF backend its functions are loaded for (absent in older configurations: the
+    /// interpreter).
+    #[serde(default)]
+    pub vm_backend: VmBackend,
 }
 
 /// A client role.

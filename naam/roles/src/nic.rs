@@ -49,6 +49,9 @@ pub struct NicCounters {
     /// Datagrams the NIC's workers received and did not serve (whole run).
     #[serde(default)]
     pub dropped: naam_results::raw::DroppedDatagrams,
+    /// What the NIC's eBPF functions ran on (`FunctionTable::describe_tiers`).
+    #[serde(default)]
+    pub vm: String,
 }
 
 impl NicCounters {
@@ -64,6 +67,7 @@ impl NicCounters {
             reply_to_refused: reports.iter().map(|r| r.reply_to_refused).sum(),
             unanswerable: reports.iter().map(|r| r.unanswerable).sum(),
             dropped: crate::counters::dropped(reports),
+            vm: String::new(),
         }
     }
 }
@@ -134,7 +138,12 @@ pub fn run(
         Arc::new(RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?);
     let server = workload::server(&nic.dataset)?;
     let dataset = &nic.dataset;
-    let functions = Arc::new(crate::host::functions(&*server, dataset.tenants)?);
+    let functions = Arc::new(crate::host::functions(
+        &*server,
+        dataset.tenants,
+        nic.vm_backend,
+    )?);
+    let vm = functions.describe_tiers();
     let sockets = bind_workers(&host, nic.workers)?;
     let listen: Vec<SocketAddr> = sockets
         .iter()
@@ -180,7 +189,10 @@ pub fn run(
             .collect())
     })?;
     let phase_ns = timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
-    let counters = NicCounters::of(nic.workers, phase_ns, &reports);
+    let counters = NicCounters {
+        vm,
+        ..NicCounters::of(nic.workers, phase_ns, &reports)
+    };
     ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
         .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
 }

@@ -104,7 +104,10 @@ impl Point {
         let (table, memory, meta) =
             memory::build(&*server, 1, dir.path(), "sw", RkeySecret([7; 16])).unwrap();
         let (table, memory) = (Arc::new(table), Arc::new(memory));
-        let functions = Arc::new(naam_roles::host::functions(&*server, 1).unwrap());
+        let functions = Arc::new(
+            naam_roles::host::functions(&*server, 1, naam_roles::config::VmBackend::Interpreter)
+                .unwrap(),
+        );
         let mut worker = ServerWorker::new(
             WorkerConfig::new(Location::Host, 1_000_000),
             Arc::clone(&functions),

@@ -20,7 +20,7 @@ pub mod policy;
 pub mod text;
 pub mod timeline;
 
-pub use location::{Location, PerLocation};
+pub use location::{Location, PerLocation, VmBackend};
 pub use policy::{PolicyKind, PolicySpec};
 pub use timeline::Timeline;
 

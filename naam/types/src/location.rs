@@ -5,6 +5,41 @@ use std::ops::{Index, IndexMut};
 
 use serde::{Deserialize, Serialize};
 
+/// Which eBPF execution backend a location loads its functions for (naam-vm's interpreter, the
+/// reference, or its Cranelift JIT, which falls back to the interpreter when it is not built or
+/// cannot compile a function).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VmBackend {
+    /// The interpreter.
+    #[default]
+    Interpreter,
+    /// The JIT.
+    Jit,
+}
+
+impl VmBackend {
+    /// Every backend with its manifest name.
+    pub const ALL: [(VmBackend, &'static str); 2] = [
+        (VmBackend::Interpreter, "interpreter"),
+        (VmBackend::Jit, "jit"),
+    ];
+
+    /// The manifest name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmBackend::Interpreter => "interpreter",
+            VmBackend::Jit => "jit",
+        }
+    }
+
+    /// True for the default, which plans leave out of their serialised form (and so out of
+    /// their configuration hash, which stays what it was before backends were chosen).
+    pub fn is_interpreter(&self) -> bool {
+        *self == VmBackend::Interpreter
+    }
+}
+
 /// Where a message executes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

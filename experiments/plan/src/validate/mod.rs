@@ -423,7 +423,20 @@ fn roles(src: Source<'_>, raw: &RawRoles) -> Result<Roles, ManifestError> {
             NIC_CORE_SPEED_FACTOR_MIN,
             NIC_CORE_SPEED_FACTOR_MAX,
         )?,
+        host_vm_backend: vm_backend(src, raw.host_vm_backend.as_ref(), "roles.host_vm_backend")?,
+        nic_vm_backend: vm_backend(src, raw.nic_vm_backend.as_ref(), "roles.nic_vm_backend")?,
         pinning: pinning(src, raw.pinning.as_ref())?,
+    })
+}
+
+/// `interpreter` (the default when absent) or `jit`.
+fn vm_backend(
+    src: Source<'_>,
+    raw: Option<&Spanned<String>>,
+    field: &str,
+) -> Result<VmBackend, ManifestError> {
+    raw.map_or(Ok(VmBackend::Interpreter), |value| {
+        one_of(src, value, field, &VmBackend::ALL)
     })
 }
 

@@ -23,7 +23,7 @@ use naam_engine::{
 use naam_results::raw::DroppedDatagrams;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HostConfig, PolicySpec, RoleConfig};
+use crate::config::{HostConfig, PolicySpec, RoleConfig, VmBackend};
 use crate::control_auth::{ControlDrops, SampleGate};
 use crate::counters::{CpuRegistry, ThreadRole, Totals};
 use crate::os::{cpu_for, pin_current_thread, realtime_ns};
@@ -69,6 +69,9 @@ pub struct HostCounters {
     pub apply_errors: u64,
     /// The last failure, if any.
     pub last_apply_error: Option<String>,
+    /// What the host's eBPF functions ran on (`FunctionTable::describe_tiers`).
+    #[serde(default)]
+    pub vm: String,
     /// Load samples of the measured phase written to `samples.jsonl`, and any it dropped.
     #[serde(default)]
     pub samples: samples::LogWritten,
@@ -137,7 +140,7 @@ impl Shared {
         let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
         let (sample_tx, sample_rx) = crossbeam_channel::bounded(HOST_SAMPLES_PENDING_MAX);
         let shared = Shared {
-            functions: Arc::new(functions(&*workload, tenants)?),
+            functions: Arc::new(functions(&*workload, tenants, host.vm_backend)?),
             workload,
             table: Arc::new(table),
             memory: Arc::new(memory),
@@ -274,7 +277,12 @@ impl Shared {
                 rnic,
                 eswitch_kind,
             );
-            Ok(HostCounters { cpu, ..counters })
+            let vm = self.functions.describe_tiers();
+            Ok(HostCounters {
+                cpu,
+                vm,
+                ..counters
+            })
         })
     }
 }
@@ -304,6 +312,7 @@ impl HostCounters {
             control_drops: control.drops,
             apply_errors: control.apply_errors,
             last_apply_error: control.last_apply_error,
+            vm: String::new(),
             samples: control.samples,
             steering: control.steering,
             dropped: crate::counters::dropped(reports).plus(&DroppedDatagrams {
@@ -366,8 +375,12 @@ impl<'scope> Pinned<'scope, '_> {
 }
 
 /// Registers every tenant's functions.
-pub fn functions(workload: &dyn ServerWorkload, tenants: u32) -> Result<FunctionTable, RoleError> {
-    let mut table = FunctionTable::new();
+pub fn functions(
+    workload: &dyn ServerWorkload,
+    tenants: u32,
+    backend: VmBackend,
+) -> Result<FunctionTable, RoleError> {
+    let mut table = FunctionTable::new().with_backend(vm_backend(backend));
     for tenant in 0..tenants {
         for f in workload.functions() {
             let registered = match f.code {
@@ -403,6 +416,14 @@ pub fn host_worker(
         Nanos(realtime_ns()),
     )
     .map_err(|e| RoleError::Setup(e.to_string()))
+}
+
+/// naam-vm's backend for a manifest's choice.
+pub fn vm_backend(backend: VmBackend) -> naam_vm::Backend {
+    match backend {
+        VmBackend::Interpreter => naam_vm::Backend::Interpreter,
+        VmBackend::Jit => naam_vm::Backend::Jit,
+    }
 }
 
 /// The server-side controller of a point's policy: client-side policies (Kayak, Cell) leave the
