@@ -188,9 +188,8 @@ pub struct HostConfig {
     pub shm_dir: PathBuf,
     /// The run's control-channel key: NIC samples must carry its tag (`control_auth`).
     pub control_key: ControlKey,
-    /// The eBPF backend its functions are loaded for (absent in older configurations: the
-    /// interpreter).
-    #[serde(default)]
+    /// The eBPF backend its functions are loaded for (absent: the interpreter).
+    #[serde(default, skip_serializing_if = "VmBackend::is_interpreter")]
     pub vm_backend: VmBackend,
 }
 
@@ -216,9 +215,8 @@ pub struct NicConfig {
     pub sample_period_us: u64,
     /// The run's control-channel key (the host's): every sample is tagged with it.
     pub control_key: ControlKey,
-    /// The eBPF backend its functions are loaded for (absent in older configurations: the
-    /// interpreter).
-    #[serde(default)]
+    /// The eBPF backend its functions are loaded for (absent: the interpreter).
+    #[serde(default, skip_serializing_if = "VmBackend::is_interpreter")]
     pub vm_backend: VmBackend,
 }
 
