@@ -152,11 +152,17 @@ fn an_overloaded_actor_migrates_to_the_host_with_its_objects_and_keeps_answering
     let outcome = run(config, dir.path());
     assert_verified(&outcome);
     let ipipe = outcome.record.ipipe.as_ref().unwrap();
-    let first = ipipe.migrations.first().expect("the management core migrated the actor");
+    let first = ipipe
+        .migrations
+        .first()
+        .expect("the management core migrated the actor");
     assert!(first.to_host, "{first:?}");
     assert!(first.finished_ns > first.started_ns, "{first:?}");
     // Phase 3 moves the actor's objects: its copy of the tenant's three MICA regions.
     assert_eq!(first.bytes, regions_bytes, "{first:?}");
-    assert!(ipipe.forwarded > 0, "requests reached the migrated actor by forwards");
+    assert!(
+        ipipe.forwarded > 0,
+        "requests reached the migrated actor by forwards"
+    );
     assert!(outcome.server.host.completions > 0, "{:?}", outcome.server);
 }
