@@ -6,18 +6,21 @@
 //! The point must finish with every answer verified, and the garbage must be counted, not
 //! served and not lost silently.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use naam_engine::wire::{MAGIC, WIRE_VERSION};
-use naam_executors::{LocalExecutor, LocalOptions};
+use naam_executors::LocalExecutor;
 use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::raw;
 use naam_roles::host::HostCounters;
 use naam_roles::nic::NicCounters;
 use naam_roles::ready::{self, HostReady, NicReady};
+use naam_roles::workload::Mix;
 
 /// Garbage datagrams per second, all ports together (the client offers 2000 requests/s).
 const GARBAGE_PER_S: u64 = 1000;
@@ -41,16 +44,12 @@ fn plan() -> ExperimentPlan {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// splitmix64: enough randomness for garbage, seeded and printed.
-struct Garbage(u64);
+/// Seeded garbage (the workloads' splitmix64 stream; the seed is printed).
+struct Garbage(Mix);
 
 impl Garbage {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn datagram(&mut self, n: u64) -> Vec<u8> {
@@ -80,7 +79,7 @@ fn server_ports(roles: &Path) -> Vec<SocketAddr> {
 /// Sends garbage round-robin to `ports` until `done` or [`GARBAGE_MAX`]; returns the count.
 fn inject(ports: &[SocketAddr], done: &AtomicBool) -> u64 {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut garbage = Garbage(SEED);
+    let mut garbage = Garbage(Mix(SEED));
     let started = Instant::now();
     let mut sent = 0;
     while !done.load(Ordering::SeqCst) && sent < GARBAGE_MAX {
@@ -99,14 +98,7 @@ fn inject(ports: &[SocketAddr], done: &AtomicBool) -> u64 {
 fn garbage_at_every_server_port_is_counted_and_every_answer_verified() {
     println!("garbage seed {SEED}");
     let plan = plan();
-    let options = LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(
-            env!("CARGO").as_ref(),
-            env!("CARGO_MANIFEST_DIR").as_ref(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let options = common::local_options();
     let out = tempfile::tempdir().unwrap();
     let done = AtomicBool::new(false);
     let (result, (ports, sent)) = std::thread::scope(|scope| {

@@ -2,10 +2,12 @@
 //! with an error naming the role, and nothing is left behind — no role process, no region file in
 //! the shared-memory directory (a killed host cannot remove its own; the launcher does).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use naam_executors::{LocalExecutor, LocalOptions};
+use naam_executors::LocalExecutor;
 use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 
 /// How long the killer waits for the role to appear.
@@ -70,14 +72,7 @@ fn kill_mid_run(launch: &str) {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let plan = plan();
     let shm = tempfile::tempdir().unwrap();
-    let mut options = LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(
-            env!("CARGO").as_ref(),
-            env!("CARGO_MANIFEST_DIR").as_ref(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let mut options = common::local_options();
     options.shm_dir = shm.path().to_path_buf();
     let out = tempfile::tempdir().unwrap();
     let roles = out.path().join("roles");

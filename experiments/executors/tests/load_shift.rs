@@ -2,7 +2,9 @@
 //! controller moves traffic to the (emulated) NIC; the measured shift time is printed. The static
 //! host placement, under the same hog, keeps everything at the host.
 
-use naam_executors::{LocalExecutor, LocalOptions};
+mod common;
+
+use naam_executors::LocalExecutor;
 use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::raw;
 use naam_results::shift;
@@ -58,14 +60,7 @@ fn run(series: &str) -> (ExperimentPlan, tempfile::TempDir) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let plan = plan(series);
-    let options = LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(
-            env!("CARGO").as_ref(),
-            env!("CARGO_MANIFEST_DIR").as_ref(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let options = common::local_options();
     let out = tempfile::tempdir().unwrap();
     LocalExecutor::new(options)
         .run(&plan, &plan.points[0], out.path())

@@ -2,7 +2,9 @@
 //! network namespaces joined by veth, serving verified requests. (netem delay is optional and
 //! needs the kernel's sch_netem module, which this test does not assume.)
 
-use naam_executors::{LocalExecutor, LocalOptions};
+mod common;
+
+use naam_executors::LocalExecutor;
 use naam_plan::{ExperimentId, ManifestBuilder, Variant};
 use naam_results::raw;
 
@@ -22,14 +24,7 @@ fn roles_in_network_namespaces_serve_verified_requests_over_veth() {
         .offered(&[1000])
         .plan(Variant::Quick)
         .unwrap_or_else(|e| panic!("{e}"));
-    let options = LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(
-            env!("CARGO").as_ref(),
-            env!("CARGO_MANIFEST_DIR").as_ref(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let options = common::local_options();
     let executor = LocalExecutor::new(options);
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
