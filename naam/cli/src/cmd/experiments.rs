@@ -197,34 +197,22 @@ fn describe(r: &Reproduced) -> String {
 pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::stop::install();
     let mut done = Vec::new();
-    for id in ids(&args.ids)? {
-        let manifest = naam_plan::manifest_path(&args.dirs.experiments, id);
-        let plan = naam_plan::load_manifest(&manifest, variant(args.quick))?;
-        if !args.json {
-            eprintln!(
-                "== {id}: {} points, ~{:.0} s planned",
-                plan.points.len(),
-                plan.planned_ms() as f64 / 1000.0
-            );
-        }
-        let r = run_one(
-            &plan,
-            &manifest,
-            &args.dirs,
-            &args.testbed,
-            RunFlags {
-                fresh: args.fresh,
-                json: args.json,
-                plot: true,
-            },
-            &stop,
-        )?;
-        if !args.json {
-            println!("{}", describe(&r));
-        }
-        done.push(r);
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
+    'experiments: for id in ids(&args.ids)? {
+        let local = naam_plan::manifest_path(&args.dirs.experiments, id);
+        let simulated = args
+            .dirs
+            .experiments
+            .join(format!("{id}{SIM_MANIFEST_SUFFIX}.toml"));
+        let simulated_dirs = Dirs {
+            figures: args.dirs.figures.join(SIM_FIGURES_DIR),
+            ..args.dirs.clone()
+        };
+        let runs = [(local, &args.dirs), (simulated, &simulated_dirs)];
+        for (manifest, dirs) in runs.iter().filter(|(m, _)| m.exists()) {
+            done.push(reproduce_manifest(manifest, dirs, &args, &stop)?);
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break 'experiments;
+            }
         }
     }
     if args.json {
@@ -241,6 +229,42 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// An experiment's manifest on the simulation testbed sits beside its local one, named
+/// `<id>-sim.toml`; `naam reproduce` runs both.
+const SIM_MANIFEST_SUFFIX: &str = "-sim";
+/// Where the simulated runs' figures go, inside the figures folder (their names are the
+/// experiments', like the local figures').
+const SIM_FIGURES_DIR: &str = "simulated";
+
+/// One manifest of `naam reproduce`: plan, run, figure, and a line on the terminal.
+fn reproduce_manifest(
+    manifest: &Path,
+    dirs: &Dirs,
+    args: &ReproduceArgs,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Reproduced> {
+    let plan = naam_plan::load_manifest(manifest, variant(args.quick))?;
+    if !args.json {
+        eprintln!(
+            "== {} ({}): {} points, ~{:.0} s planned",
+            plan.id,
+            plan.testbed.label(),
+            plan.points.len(),
+            plan.planned_ms() as f64 / 1000.0
+        );
+    }
+    let flags = RunFlags {
+        fresh: args.fresh,
+        json: args.json,
+        plot: true,
+    };
+    let r = run_one(&plan, manifest, dirs, &args.testbed, flags, stop)?;
+    if !args.json {
+        println!("{}", describe(&r));
+    }
+    Ok(r)
 }
 
 /// The end of `naam reproduce`: each run's digest, computed from the summaries on disk, and
