@@ -36,9 +36,11 @@ pub const STDERR_LOG: &str = "stderr.log";
 pub const LEASE_FILE: &str = "lease";
 
 /// Seconds without a poll after which a remote process is stopped: an assumption, far above the
-/// launcher's poll interval during a run and its reconnect budget (three connect attempts of at
-/// most 5 s with backoff), so only a launcher that is gone lets a lease expire.
-pub const LEASE_S: u64 = 60;
+/// launcher's longest silence toward a running process — its poll interval during a run, its
+/// reconnect budget (three connect attempts of at most 5 s with backoff) and the collect
+/// phase's wait for the clients to exit, which a run configuration keeps below half of it
+/// (`run::check_config`) — so only a launcher that is gone lets a lease expire.
+pub const LEASE_S: u64 = 300;
 /// Seconds between the lease watchdog's SIGTERM and its SIGKILL (written into [`WRAPPER_SCRIPT`]).
 pub const LEASE_KILL_GRACE_S: u64 = 5;
 

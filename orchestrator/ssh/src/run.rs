@@ -189,6 +189,15 @@ fn check_config(config: &RunConfig) -> Result<(), RunError> {
             "exit_wait_ms and stop_grace_ms must be at most {STOP_WAIT_MS_MAX}"
         )));
     }
+    // The server roles are not polled while the clients are waited for: their leases must
+    // outlast the wait.
+    let lease_half_ms = crate::process::LEASE_S * 1000 / 2;
+    if config.exit_wait_ms >= lease_half_ms {
+        return Err(invalid(format!(
+            "exit_wait_ms = {} must be below {lease_half_ms} (half the remote processes' lease)",
+            config.exit_wait_ms
+        )));
+    }
     Ok(())
 }
 
@@ -285,4 +294,18 @@ pub fn run(
     );
     crate::collect::write_record(&config.results_dir, &record)?;
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_exit_wait_stays_below_half_the_remote_lease() {
+        let mut config = RunConfig::new("r", 100, 1000, PathBuf::from("/tmp/x"));
+        assert!(check_config(&config).is_ok(), "the defaults are valid");
+        config.exit_wait_ms = crate::process::LEASE_S * 1000 / 2;
+        let err = check_config(&config).unwrap_err().to_string();
+        assert!(err.contains("half the remote processes' lease"), "{err}");
+    }
 }
