@@ -1,9 +1,11 @@
 //! End to end over real sockets and processes: each placement serves YCSB-B on MICA and B-tree
 //! lookups with every answer verified, and the raw files land in the results schema.
 
+mod common;
+
 use std::path::Path;
 
-use naam_executors::{LocalExecutor, LocalOptions};
+use naam_executors::LocalExecutor;
 use naam_plan::{ExperimentId, ExperimentPlan, ManifestBuilder, Variant};
 use naam_results::raw::{self, ClientSummary, ServerSummary};
 
@@ -13,17 +15,6 @@ fn plan(id: ExperimentId) -> ExperimentPlan {
         .series(&["host", "nic", "client", "naam-adaptive"])
         .plan(Variant::Quick)
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn options() -> LocalOptions {
-    LocalOptions::with_role_binary(
-        naam_launch::build_role_binary(
-            env!("CARGO").as_ref(),
-            env!("CARGO_MANIFEST_DIR").as_ref(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    )
 }
 
 fn check_point(dir: &Path, expected_location: Option<raw::Location>) -> ClientSummary {
@@ -63,7 +54,7 @@ fn check_point(dir: &Path, expected_location: Option<raw::Location>) -> ClientSu
 #[test]
 fn mica_ycsb_b_at_every_placement_with_verified_answers() {
     let plan = plan(ExperimentId::MicaYcsbB);
-    let executor = LocalExecutor::new(options());
+    let executor = LocalExecutor::new(common::local_options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
         let record = executor
@@ -93,7 +84,7 @@ fn mica_ycsb_b_at_every_placement_with_verified_answers() {
 fn btree_lookups_at_every_placement_with_verified_answers() {
     // 20000 keys in 1 KiB nodes, three levels, uniform lookups.
     let plan = plan(ExperimentId::CellLookups);
-    let executor = LocalExecutor::new(options());
+    let executor = LocalExecutor::new(common::local_options());
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
         executor
@@ -111,7 +102,7 @@ fn vm_cost_times_every_backend_or_says_why_not() {
         .role("nic_core_speed_factor", "1.0")
         .plan(Variant::Quick)
         .unwrap_or_else(|e| panic!("{e}"));
-    let executor = LocalExecutor::new(options());
+    let executor = LocalExecutor::new(common::local_options());
     let mut measured = Vec::new();
     for point in &plan.points {
         let out = tempfile::tempdir().unwrap();
