@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::print_json;
+use super::{print_json, quantile};
 use crate::cli::CalibrateArgs;
 
 /// Datagrams per timed batch (fits a default 208 KiB receive buffer at ~770 bytes of kernel
@@ -184,12 +184,6 @@ fn wakeup_ns(socket_ns: f64) -> anyhow::Result<(f64, f64)> {
     echo.join()
         .map_err(|_| anyhow::anyhow!("the ping-pong thread panicked"))??;
     Ok((quantile(&mut halves, 0.5), quantile(&mut halves, 0.99)))
-}
-
-fn quantile(values: &mut [f64], q: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let index = ((values.len() as f64 - 1.0) * q).round() as usize;
-    values.get(index).copied().unwrap_or(0.0)
 }
 
 /// Rewrites the measured values of `path` in place, keeps every other line, and checks that the

@@ -189,8 +189,7 @@ fn median_relative_error(
             }
         }
     }
-    errors.sort_by(f64::total_cmp);
-    Ok(errors.get(errors.len() / 2).copied())
+    Ok((!errors.is_empty()).then(|| super::quantile(&mut errors, 0.5)))
 }
 
 fn write_csv(path: &PathBuf, rows: &[Row]) -> anyhow::Result<()> {

@@ -253,7 +253,9 @@ fn report(
         raw::read_json(&dir.join(raw::client_summary_file(0)), "client summary")?;
     let server: ServerSummary = raw::read_json(&dir.join(raw::SERVER_FILE), "server summary")?;
     let host: naam_roles::host::HostCounters = raw::read_json(
-        &dir.join("roles/host").join(naam_roles::host::COUNTERS_FILE),
+        &dir.join(naam_executors::point::ROLES_DIR)
+            .join(naam_executors::launches::HOST_LAUNCH)
+            .join(naam_roles::host::COUNTERS_FILE),
         "host counters",
     )?;
     let control = &host.control_drops;
