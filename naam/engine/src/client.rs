@@ -37,7 +37,7 @@ use crate::exec::{
 use crate::function::FunctionTable;
 use crate::ids::{FunctionId, Location, Nanos, RequestId, TenantId};
 use crate::region::RegionTable;
-use crate::steer::steer_bucket;
+use crate::steer::{SteerKey, steer_bucket};
 use crate::wire::{
     Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, ReadReply, ReadRequest, Reply,
     ReplyAddr, Status,
@@ -165,6 +165,9 @@ pub struct Transmit {
     pub to: Destination,
     /// What it carries.
     pub carries: Carries,
+    /// For a request's Invoke, its steering key: the driver carries it in a header the eSwitch
+    /// matches (naam-net: the UDP source port). `None` for one-sided reads.
+    pub steer: Option<SteerKey>,
 }
 
 /// How a request ended.
@@ -499,6 +502,7 @@ impl<C: Copy> ClientEndpoint<C> {
                 Transmit {
                     to: Destination::Ingress,
                     carries,
+                    steer: Some(SteerKey::of(request_id, call.server_only)),
                 },
                 bytes,
             );
@@ -707,6 +711,7 @@ impl<C: Copy> ClientEndpoint<C> {
         let transmit = Transmit {
             to: Destination::Rnic,
             carries: Carries::Read(read_id),
+            steer: None,
         };
         self.transmits.push(transmit, bytes);
     }

@@ -94,14 +94,28 @@ pub enum Inbound {
 /// No reflection: a reply goes back to the datagram's sender. A reply address written inside a
 /// message is honoured only when the message came from a trusted forwarder the driver named at
 /// start ([`ServerWorker::trust_forwarder`]: the user-space eSwitch, which writes the client's
-/// source address there); from anyone else it is ignored and counted
-/// ([`WorkerTotals::reply_to_refused`]), so a forged request cannot aim replies at a third party.
+/// source address there), or when the driver vouches for it ([`Sender::reply_to_vouched`]: the
+/// roles vouch for an address on the datagram's own source host, since a client sends each
+/// message from the UDP source port that carries its steering key and names the port it
+/// receives on); from anyone else it is ignored and counted ([`WorkerTotals::reply_to_refused`]),
+/// so a forged request cannot aim replies at a third party's host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyTarget {
     /// The reply address a trusted forwarder wrote into the message.
     Addr(ReplyAddr),
     /// Back to the sender the driver named with this source token.
     Source(u64),
+}
+
+/// Who sent an Invoke, as the driver resolves it from the datagram's source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sender {
+    /// The driver's token for the sender ([`SOURCE_UNKNOWN`] if none); replies go back to it
+    /// unless a reply address is honoured.
+    pub token: u64,
+    /// The driver checked the message's reply address (the argument of the resolving closure of
+    /// [`ServerWorker::handle_datagram_from`]) and vouches that replies may go there.
+    pub reply_to_vouched: bool,
 }
 
 /// A reply frame to send (its bytes were swapped into the caller's buffer).
@@ -298,10 +312,29 @@ impl ServerWorker {
         bytes: &[u8],
         source: impl FnOnce() -> u64,
     ) -> Inbound {
+        self.handle_datagram_from(now, arrived_at, bytes, |_| Sender {
+            token: source(),
+            reply_to_vouched: false,
+        })
+    }
+
+    /// [`ServerWorker::handle_datagram`] with a resolver that sees the Invoke's reply address and
+    /// may vouch for it ([`Sender`]).
+    pub fn handle_datagram_from(
+        &mut self,
+        now: Nanos,
+        arrived_at: Nanos,
+        bytes: &[u8],
+        source: impl FnOnce(Option<ReplyAddr>) -> Sender,
+    ) -> Inbound {
         match Frame::decode(bytes) {
             Ok(Frame::Invoke(mut invoke)) => {
-                let token = source();
-                if invoke.reply_to.is_some() && !self.is_forwarder(token) {
+                let Sender {
+                    token,
+                    reply_to_vouched,
+                } = source(invoke.reply_to);
+                let honoured = reply_to_vouched || self.is_forwarder(token);
+                if invoke.reply_to.is_some() && !honoured {
                     invoke.reply_to = None;
                     self.counters.reply_to_refused += 1;
                 }

@@ -6,7 +6,9 @@ mod support;
 use std::sync::Arc;
 
 use naam_engine::control::{HostLoad, WorkerSettings};
-use naam_engine::server::{Inbound, ReplyTarget, SOURCE_UNKNOWN, WorkerConfig, WorkerConfigError};
+use naam_engine::server::{
+    Inbound, ReplyTarget, SOURCE_UNKNOWN, Sender, WorkerConfig, WorkerConfigError,
+};
 use naam_engine::wire::{LoadSample, ReplyAddr};
 use naam_engine::*;
 use support::*;
@@ -131,6 +133,36 @@ fn issue_18_a_strangers_reply_address_is_refused_and_the_reply_goes_to_the_sende
         reply_target_of(SOURCE_UNKNOWN, None),
         (ReplyTarget::Source(SOURCE_UNKNOWN), 1)
     );
+}
+
+/// A client sends from the UDP source port carrying its steering key and names the port it
+/// receives on; the driver vouches for that address (same host as the source) and the reply
+/// goes there, while an address it does not vouch for is refused as before (issue 14).
+#[test]
+fn issue_14_a_reply_address_the_driver_vouches_for_is_honoured() {
+    for (vouched, expected) in [
+        (true, (ReplyTarget::Addr(THIRD_PARTY), 0)),
+        (false, (ReplyTarget::Source(5), 1)),
+    ] {
+        let (mut w, memory, regions, ds) = worker(Location::Host);
+        let (args, d) = hash_request(&ds, ds.pairs[0].0);
+        let msg = Invoke {
+            reply_to: Some(THIRD_PARTY),
+            ..invoke(TENANT, HASH_GET, 1, &args, d)
+        };
+        let mut seen = None;
+        w.handle_datagram_from(Nanos(0), Nanos(0), &frame_of(&msg), |named| {
+            seen = named;
+            Sender {
+                token: 5,
+                reply_to_vouched: vouched,
+            }
+        });
+        assert_eq!(seen, Some(THIRD_PARTY), "the resolver sees the named address");
+        settle(&mut w, &memory, &regions, Nanos(1));
+        let to = w.poll_reply(&mut Vec::new()).unwrap().to;
+        assert_eq!((to, w.totals().reply_to_refused), expected);
+    }
 }
 
 #[test]

@@ -17,10 +17,17 @@
  *   - not a well-formed NAAM Invoke (header checks below) -> host socket 0;
  *   - shares = most specific rule: (tenant, function, flow), (tenant,
  *     function), (tenant), default;
- *   - bucket = ((request_id * 0x9e3779b97f4a7c15) >> 32) % 1000;
+ *   - the steering key is the UDP source port (naam_net::steer_port): port
+ *     base + b (b < 1000) is bucket b, port base + 1000 is pinned to the host;
+ *     a datagram from any other port carries no key and uses its request id's
+ *     bucket ((request_id * 0x9e3779b97f4a7c15) >> 32) % 1000;
+ *   - pinned -> host socket request_id % H;
  *   - client <= bucket < client + nic -> NIC socket H + request_id % N;
  *   - otherwise (host range, and the client range, which the host pushes
  *     back) -> host socket request_id % H.
+ * The source port is read relative to the network header (the skb's data
+ * starts past the UDP header here): IPv4 at the header length, IPv6 at 40
+ * (our senders add no extension headers).
  *
  * Maps: eswitch_rules (hash: rule key -> shares; the default rule is the key
  * of kind RULE_KIND_DEFAULT), eswitch_config (array[1]: socket counts),
@@ -93,7 +100,12 @@ struct shares {
 struct config {
 	u32 host_sockets;
 	u32 nic_sockets;
+	u32 steer_port_base; /* first port of the steering range */
+	u32 steer_ports;     /* STEER_BUCKETS + 1: a port per bucket, then pinned */
 };
+
+#define KEY_NONE 0xffffffffu /* no key in the source port */
+#define KEY_PINNED STEER_BUCKETS
 
 #define COUNTER_HOST 0      /* host range: a host socket */
 #define COUNTER_NIC 1       /* NIC range: a NIC socket */
@@ -135,6 +147,8 @@ struct bpf_map_def SEC("maps") eswitch_counters = {
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
 static long (*bpf_skb_load_bytes)(const void *skb, u32 offset, void *to, u32 len) =
 	(void *)BPF_FUNC_skb_load_bytes;
+static long (*bpf_skb_load_bytes_relative)(const void *skb, u32 offset, void *to, u32 len,
+					   u32 start_header) = (void *)BPF_FUNC_skb_load_bytes_relative;
 
 INLINE void count(u32 counter)
 {
@@ -159,6 +173,28 @@ INLINE int invoke_well_formed(const struct invoke_wire *h, u32 len)
 	u32 expected = sizeof(struct invoke_wire) + h->args_len + h->state_len +
 		       WIRE_DESCRIPTOR_BYTES * ((u32)h->descriptors + h->origin);
 	return expected == len;
+}
+
+/* The steering key in the UDP source port: a bucket, KEY_PINNED, or KEY_NONE. */
+INLINE u32 source_port_key(struct __sk_buff *skb, const struct config *cfg)
+{
+	u8 first;
+	if (bpf_skb_load_bytes_relative(skb, 0, &first, 1, BPF_HDR_START_NET) < 0)
+		return KEY_NONE;
+	u32 udp_at;
+	if ((first >> 4) == 4)
+		udp_at = (u32)(first & 0x0f) * 4;
+	else if ((first >> 4) == 6)
+		udp_at = 40;
+	else
+		return KEY_NONE;
+	u8 port_be[2];
+	if (bpf_skb_load_bytes_relative(skb, udp_at, port_be, 2, BPF_HDR_START_NET) < 0)
+		return KEY_NONE;
+	u32 port = ((u32)port_be[0] << 8) | port_be[1];
+	if (port < cfg->steer_port_base || port - cfg->steer_port_base >= cfg->steer_ports)
+		return KEY_NONE;
+	return port - cfg->steer_port_base;
 }
 
 INLINE struct shares *lookup_rule(const struct invoke_wire *h)
@@ -211,7 +247,13 @@ int naam_eswitch(struct __sk_buff *skb)
 		client = s->client;
 		nic = s->nic;
 	}
-	u32 bucket = ((h.request_id * STEER_HASH_MULTIPLIER) >> 32) % STEER_BUCKETS;
+	u32 bucket = source_port_key(skb, cfg);
+	if (bucket == KEY_NONE)
+		bucket = ((h.request_id * STEER_HASH_MULTIPLIER) >> 32) % STEER_BUCKETS;
+	if (bucket >= KEY_PINNED) {
+		count(COUNTER_HOST);
+		return (u32)(h.request_id % host_sockets);
+	}
 
 	if (bucket >= client && bucket < client + nic && nic_sockets > 0) {
 		count(COUNTER_NIC);

@@ -81,6 +81,7 @@ pub mod eswitch;
 #[cfg(feature = "rdma")]
 pub mod rdma;
 pub mod remote;
+pub mod steer_port;
 mod udp;
 
 pub use addr::{reply_addr, socket_addr};

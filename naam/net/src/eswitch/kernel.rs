@@ -11,6 +11,7 @@ use naam_engine::{Location, RuleKey, RuleTable, Shares};
 
 use super::{Applied, EswitchError, GroupShape, SteerCounts, Steering, Verdict, classify};
 use crate::clock::monotonic_now_ns;
+use crate::steer_port::{STEER_PORT_BASE_DEFAULT, STEER_PORTS};
 use crate::udp::get_int;
 
 /// The compiled program, committed beside its source (`scripts/build-bpf.sh` rebuilds it and the
@@ -54,9 +55,11 @@ struct SharesC {
 struct ConfigC {
     host_sockets: u32,
     nic_sockets: u32,
+    steer_port_base: u32,
+    steer_ports: u32,
 }
 
-// SAFETY: repr(C) structs of u32/u16 fields without padding (sizes 16, 8, 8 = sum of fields):
+// SAFETY: repr(C) structs of u32/u16 fields without padding (sizes 16, 8, 16 = sum of fields):
 // every bit pattern is a valid value and there are no uninitialised bytes to leak to the kernel.
 unsafe impl Pod for RuleKeyC {}
 // SAFETY: as above.
@@ -64,7 +67,7 @@ unsafe impl Pod for SharesC {}
 // SAFETY: as above.
 unsafe impl Pod for ConfigC {}
 const _: () =
-    assert!(size_of::<RuleKeyC>() == 16 && size_of::<SharesC>() == 8 && size_of::<ConfigC>() == 8);
+    assert!(size_of::<RuleKeyC>() == 16 && size_of::<SharesC>() == 8 && size_of::<ConfigC>() == 16);
 
 fn key_c(key: &RuleKey) -> RuleKeyC {
     let kind = match (key.tenant, key.function, key.flow) {
@@ -146,6 +149,8 @@ impl KernelEswitch {
         let config_value = ConfigC {
             host_sockets: group.host_sockets,
             nic_sockets: group.nic_sockets,
+            steer_port_base: u32::from(STEER_PORT_BASE_DEFAULT),
+            steer_ports: u32::from(STEER_PORTS),
         };
         config
             .set(0, config_value, 0)

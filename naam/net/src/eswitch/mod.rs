@@ -27,7 +27,8 @@ use naam_engine::abi::{ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, STATE_BYTES_MAX, S
 use naam_engine::wire::{
     DESCRIPTOR_BYTES, HEADER_BYTES, InvokeFlags, MAGIC, REPLY_ADDR_BYTES, WIRE_VERSION,
 };
-use naam_engine::{FunctionId, Location, RequestId, RuleTable, TenantId};
+use naam_engine::steer::steer_bucket;
+use naam_engine::{FunctionId, Location, RequestId, RuleTable, SteerKey, TenantId};
 
 use crate::error::NetError;
 
@@ -230,9 +231,19 @@ pub struct SteerDecision {
     pub socket_index: u32,
 }
 
-/// The decision both eSwitches make: [`RuleTable::route`] for a well-formed Invoke, spread over
-/// the chosen location's sockets by `request_id % count`; host socket 0 for anything else.
-pub fn decide(rules: &RuleTable, datagram: &[u8], group: GroupShape) -> SteerDecision {
+/// The decision both eSwitches make, from the datagram's steering key (`key`: carried in its
+/// UDP source port, [`crate::steer_port::key_of_port`]) and the most specific rule for its
+/// header ([`RuleTable::lookup`]): a pinned key goes to the host, a bucket where the rule's
+/// shares put it ([`SteerKey::location`]); a datagram without a key (sent from a port outside
+/// the steering range) uses its request id's bucket, which is what a client would have put in
+/// the port ([`RuleTable::route`]). The chosen location's sockets are picked by
+/// `request_id % count`; anything that is not a well-formed Invoke goes to host socket 0.
+pub fn decide(
+    rules: &RuleTable,
+    key: Option<SteerKey>,
+    datagram: &[u8],
+    group: GroupShape,
+) -> SteerDecision {
     let Some(h) = parse_invoke_header(datagram) else {
         return SteerDecision {
             verdict: Verdict::Malformed,
@@ -241,7 +252,8 @@ pub fn decide(rules: &RuleTable, datagram: &[u8], group: GroupShape) -> SteerDec
     };
     let id = h.request_id.0;
     let host_index = (id % u64::from(group.host_sockets.max(1))) as u32;
-    match rules.route(h.tenant, h.function, h.flow, h.request_id) {
+    let key = key.unwrap_or(SteerKey::Bucket(steer_bucket(h.request_id)));
+    match key.location(rules.lookup(h.tenant, h.function, h.flow)) {
         Location::Nic if group.nic_sockets > 0 => SteerDecision {
             verdict: Verdict::Nic,
             socket_index: group.host_sockets + (id % u64::from(group.nic_sockets)) as u32,
@@ -539,7 +551,7 @@ mod tests {
             &[0xffu8; 200][..],
         ] {
             assert_eq!(
-                decide(&table, bytes, group),
+                decide(&table, None, bytes, group),
                 SteerDecision {
                     verdict: Verdict::Malformed,
                     socket_index: 0

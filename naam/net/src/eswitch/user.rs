@@ -6,9 +6,11 @@
 //! the dispatcher burns host CPU. Results record which eSwitch ran ([`Steering::kind`]).
 //!
 //! Forwarding hides the client's address from the location, so the dispatcher writes the
-//! datagram's source address into a well-formed Invoke's reply address, overwriting whatever the
-//! sender put there: the locations trust the dispatcher (and only it) to name where a reply goes,
-//! so a forged reply address can never aim replies at a third party (no reflection). Other
+//! datagram's source address into a well-formed Invoke's reply address unless the sender named
+//! an address on its own source host (a client sending from a steering port names the port it
+//! receives on, `crate::steer_port`); any other address the sender put there is overwritten:
+//! the locations trust the dispatcher (and only it) to name where a reply goes, so a forged
+//! reply address can never aim replies at a third party's host (no reflection). Other
 //! datagrams are
 //! forwarded unchanged to host socket 0; datagrams coming *from* a location's socket are dropped
 //! (and counted), so a reply sent to the ingress by mistake cannot loop.
@@ -29,6 +31,7 @@ use crate::addr::reply_addr;
 use crate::batch::{RecvBatch, SendBatch};
 use crate::clock::monotonic_now_ns;
 use crate::error::NetError;
+use crate::steer_port::{STEER_PORT_BASE_DEFAULT, key_of_port};
 use crate::udp::{BATCH_MAX, UdpConfig, UdpSocket};
 
 /// How long an idle dispatcher waits for datagrams before it checks for a stop request.
@@ -250,7 +253,8 @@ impl Dispatcher {
             self.shared.looped_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let decision = decide(&self.rules, bytes, self.group);
+        let key = key_of_port(STEER_PORT_BASE_DEFAULT, from.port());
+        let decision = decide(&self.rules, key, bytes, self.group);
         self.shared.counters[decision.verdict.index()].fetch_add(1, Ordering::Relaxed);
         let Some(to) = self.targets.get(decision.socket_index as usize).copied() else {
             return;
@@ -283,10 +287,13 @@ impl Dispatcher {
 }
 
 /// `invoke` (a well-formed Invoke) with its reply address set to `client`, the datagram's source,
-/// whatever the sender wrote there.
+/// unless it already names an address on `client`'s host (kept as the sender wrote it).
 fn with_reply_to<'a>(invoke: &'a [u8], client: SocketAddr, scratch: &'a mut [u8]) -> &'a [u8] {
     const PRESENT: usize = invoke_layout::REPLY_TO;
     if invoke.len() < invoke_layout::FIXED_BYTES || invoke.len() > scratch.len() {
+        return invoke;
+    }
+    if names_source_host(invoke, client) {
         return invoke;
     }
     let addr = reply_addr(client);
@@ -299,6 +306,12 @@ fn with_reply_to<'a>(invoke: &'a [u8], client: SocketAddr, scratch: &'a mut [u8]
     out
 }
 
+/// Whether a well-formed Invoke's reply address is present and on `source`'s host.
+fn names_source_host(invoke: &[u8], source: SocketAddr) -> bool {
+    const PRESENT: usize = invoke_layout::REPLY_TO;
+    invoke[PRESENT] == 1 && invoke[PRESENT + 4..PRESENT + 20] == reply_addr(source).ip
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,7 +319,7 @@ mod tests {
     use naam_engine::{FunctionId, RequestId, TenantId};
 
     #[test]
-    fn reply_address_is_always_the_datagrams_source() {
+    fn reply_address_is_the_datagrams_source_unless_it_names_the_source_host() {
         let invoke = Invoke {
             flow: 4,
             ..Invoke::new_message(
@@ -340,7 +353,13 @@ mod tests {
         assert_eq!(
             forged.reply_to,
             Some(reply_addr(other)),
-            "a reply address the sender wrote is overwritten with its source"
+            "a reply address on another host is overwritten with its source"
+        );
+        let steering_port: SocketAddr = "10.0.0.1:20007".parse().unwrap();
+        let kept = with_reply_to(&again, steering_port, &mut scratch).to_vec();
+        assert_eq!(
+            kept, again,
+            "an address on the sender's own host (its receive port) is kept"
         );
     }
 }
