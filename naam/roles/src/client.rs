@@ -20,7 +20,8 @@ use std::time::Duration;
 use naam_engine::client::{Carries, Destination, EndpointConfig};
 use naam_engine::{ClientEndpoint, Controller, Nanos, RegionTable, RuleKey, policy};
 use naam_loadgen::{HlogWriter, LoadConfig, LoadGenerator, LoadMode, RateStep, TagSet, Thresholds};
-use naam_net::{RecvBatch, SendBatch, UdpSocket};
+use naam_net::steer_port::{STEER_PORT_BASE_DEFAULT, STEER_PORTS, SteerSockets};
+use naam_net::{RecvBatch, SendBatch, UdpSocket, reply_addr};
 use naam_results::raw::{self, ClientSummary, ScheduleKind};
 
 use crate::config::{ClientConfig, RoleConfig, Timeline};
@@ -44,10 +45,15 @@ pub const RECV_WAIT_MAX: Duration = Duration::from_millis(1);
 use crate::udp::BATCH_MAX;
 /// Steps the local executor runs per round.
 const LOCAL_STEPS_PER_ROUND: usize = 64;
+/// Descriptors a client needs besides its steering sockets (its socket, files, the runtime's).
+const OPEN_FILES_SPARE: u64 = 256;
 
 /// The running client: the session and what drives it.
 struct Client {
     socket: UdpSocket,
+    /// Send-only sockets, one per steering key: each Invoke leaves from the UDP source port that
+    /// carries its key (naam-net `steer_port`), the header an eSwitch matches.
+    steer: SteerSockets,
     ingress: SocketAddr,
     rnic: SocketAddr,
     session: ClientSession,
@@ -192,8 +198,9 @@ impl Client {
             crate::config::VmBackend::Interpreter,
         )?;
         let mut endpoint_config = EndpointConfig::new(cc.index, cc.timeout_ms * 1_000_000);
-        // No reply address: servers answer the datagram's source (or the address the eSwitch
-        // writes for it); one named here would be ignored and counted as refused.
+        // Invokes leave from steering ports, so each names this socket as its reply address: the
+        // server honours an address on the datagram's own source host (naam-net `steer_port`).
+        endpoint_config.reply_to = Some(reply_addr(socket.local_addr()));
         endpoint_config.inflight_max = cc.inflight_max as usize;
         let endpoint = ClientEndpoint::new(
             endpoint_config,
@@ -207,8 +214,12 @@ impl Client {
             LoadGenerator::new(load_config(timeline, cc), TagSet::locations()).map_err(setup)?;
         let session = ClientSession::new(generator, workload, endpoint, session_times(timeline))
             .map_err(setup)?;
+        crate::os::raise_open_files_limit(u64::from(STEER_PORTS) + OPEN_FILES_SPARE);
+        let steer = SteerSockets::new(socket.local_addr().ip(), STEER_PORT_BASE_DEFAULT)
+            .map_err(setup)?;
         Ok(Client {
             socket,
+            steer,
             ingress: host.ingress,
             rnic: host.rnic,
             session,
@@ -283,6 +294,13 @@ impl Client {
                 Destination::Ingress => self.ingress,
                 Destination::Rnic => self.rnic,
             };
+            if let Some(key) = transmit.steer {
+                if self.steer.send_to(key, &self.frame, to).is_err() {
+                    let now = self.now_rel();
+                    self.session.transmit_failed(now, transmit.carries);
+                }
+                continue;
+            }
             if !self.outbox.push(&self.frame, to) {
                 self.send_batch();
                 self.outbox.push(&self.frame, to);

@@ -111,3 +111,29 @@ pub fn stop_flag() -> &'static AtomicBool {
     }
     &STOP
 }
+
+/// Raises the soft limit of open files to at least `wanted` (up to the hard limit); returns the
+/// soft limit in force afterwards. A client holds a send socket per steering key
+/// (naam-net `steer_port`), beyond the common default soft limit of 1024.
+pub fn raise_open_files_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_cur >= wanted {
+        return limit.rlim_cur;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit no higher than the hard limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return limit.rlim_cur;
+    }
+    raised.rlim_cur
+}

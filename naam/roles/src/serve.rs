@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use naam_engine::server::{ReplyTarget, SOURCE_UNKNOWN};
+use naam_engine::server::{ReplyTarget, SOURCE_UNKNOWN, Sender};
 use naam_engine::wire::LoadSample;
 use naam_engine::{AccessRequest, Frame, Nanos, RegionId, ServerWorker, WorkerSettings};
 use naam_net::{RecvBatch, SendBatch, UdpSocket};
@@ -382,8 +382,8 @@ impl<P: AccessPath> WorkerThread<P> {
         let arrived = datagram.kernel_rx_realtime_ns.unwrap_or(now).min(now);
         let (peers, index, from) = (&mut st.peers, &mut st.peer_index, datagram.from);
         self.worker
-            .handle_datagram(Nanos(now), Nanos(arrived), datagram.bytes, || {
-                peer_token(peers, index, from)
+            .handle_datagram_from(Nanos(now), Nanos(arrived), datagram.bytes, |named| {
+                sender_of(peers, index, from, named)
             });
     }
 
@@ -474,6 +474,27 @@ impl<P: AccessPath> WorkerThread<P> {
             SampleSink::Discard => {}
         }
         self.worker.apply(self.control.settings());
+    }
+}
+
+/// Who sent an Invoke: a reply address on the datagram's own source host is vouched for (a
+/// client sends from the UDP source port of each message's steering key and names the port it
+/// receives on; naam-net `steer_port`), so its sender needs no token; anyone else gets one.
+fn sender_of(
+    peers: &mut Vec<SocketAddr>,
+    index: &mut HashMap<SocketAddr, u64>,
+    from: SocketAddr,
+    named: Option<naam_engine::wire::ReplyAddr>,
+) -> Sender {
+    if named.is_some_and(|addr| naam_net::socket_addr(&addr).ip() == from.ip()) {
+        return Sender {
+            token: SOURCE_UNKNOWN,
+            reply_to_vouched: true,
+        };
+    }
+    Sender {
+        token: peer_token(peers, index, from),
+        reply_to_vouched: false,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Issue 18, no reflection: a server answers the datagram's source, never a reply address
-//! written inside a request by its sender. (A fault campaign found 193 replies sent to a
+//! written inside a request by its sender for another host (one on the sender's own host is
+//! honoured since issue 14: clients send from steering ports and name their receive port). (A fault campaign found 193 replies sent to a
 //! third-party address named by forged requests: a reflection/amplification vector.)
 //!
 //! Real code over real sockets, in one test process: the host role serves MICA on loopback behind
@@ -153,7 +154,9 @@ fn forged_replies_reach_nobody_but_the_sender(eswitch: EswitchMode) -> HostCount
     attacker
         .set_read_timeout(Some(Duration::from_millis(20)))
         .unwrap();
-    let third_party = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Another host: a reply address on the sender's own host is honoured (a client names the
+    // port it receives on, since it sends from its steering key's port; issue 14).
+    let third_party = UdpSocket::bind("127.0.0.2:0").unwrap();
     let victim = third_party.local_addr().unwrap();
     let mut sent = Vec::new();
     for id in 0..=FORGED {
