@@ -19,6 +19,9 @@
 //!
 //! ## 2. The eSwitch ([`eswitch`])
 //!
+//! The steering key is carried in the UDP source port ([`steer_port`]): a hardware eSwitch
+//! matches headers, not our payload, so every backend decides on the port's key.
+//!
 //! On BlueField-2 the NIC's embedded switch steers each packet to the host's or the Arm cores'
 //! queues. Our local testbed runs the server's host role and NIC role as two processes on one
 //! machine (same effective user), both bound to the server's UDP address in one `SO_REUSEPORT`
