@@ -158,7 +158,11 @@ fn issue_14_a_reply_address_the_driver_vouches_for_is_honoured() {
                 reply_to_vouched: vouched,
             }
         });
-        assert_eq!(seen, Some(THIRD_PARTY), "the resolver sees the named address");
+        assert_eq!(
+            seen,
+            Some(THIRD_PARTY),
+            "the resolver sees the named address"
+        );
         settle(&mut w, &memory, &regions, Nanos(1));
         let to = w.poll_reply(&mut Vec::new()).unwrap().to;
         assert_eq!((to, w.totals().reply_to_refused), expected);

@@ -91,7 +91,9 @@ fn deliver(msgs: &[Message], to: SocketAddr, receivers: &[&UdpSocket]) -> BTreeM
     let mut placed = BTreeMap::new();
     for chunk in msgs.chunks(SEND_CHUNK) {
         for m in chunk {
-            senders.send_to(m.key, &m.frame, to).expect("send from a steering port");
+            senders
+                .send_to(m.key, &m.frame, to)
+                .expect("send from a steering port");
         }
         for (socket, bytes, _) in receive_all(receivers, chunk.len()) {
             let at = invoke_layout::REQUEST_ID;
@@ -107,9 +109,20 @@ fn check(what: &str, table: &RuleTable, msgs: &[Message], placed: &BTreeMap<u64,
         .iter()
         .filter(|m| placed.get(&m.request_id) != Some(&expected_at_nic(table, m)))
         .take(5)
-        .map(|m| format!("key {:?} id {:#x}: at nic {:?}", m.key, m.request_id, placed.get(&m.request_id)))
+        .map(|m| {
+            format!(
+                "key {:?} id {:#x}: at nic {:?}",
+                m.key,
+                m.request_id,
+                placed.get(&m.request_id)
+            )
+        })
         .collect();
-    assert!(wrong.is_empty(), "{what}: placements differ from the key's, e.g.\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{what}: placements differ from the key's, e.g.\n{}",
+        wrong.join("\n")
+    );
 }
 
 fn require_root() {
@@ -162,11 +175,22 @@ fn issue_14_kernel_and_user_eswitches_decide_on_the_source_port_key_alike() {
             .filter(|m| m.key != SteerKey::Bucket(steer_bucket(RequestId(m.request_id))))
             .count();
         kernel.apply(&table).expect("apply kernel");
-        let in_kernel = deliver(&msgs, group[0].local_addr(), &group.iter().collect::<Vec<_>>());
+        let in_kernel = deliver(
+            &msgs,
+            group[0].local_addr(),
+            &group.iter().collect::<Vec<_>>(),
+        );
         check(&format!("kernel, {what}"), &table, &msgs, &in_kernel);
         user.apply(&table).expect("apply user");
-        let in_user = deliver(&msgs, user.ingress_addr(), &targets.iter().collect::<Vec<_>>());
-        assert_eq!(in_user, in_kernel, "{what}: user-space and kernel agree message by message");
+        let in_user = deliver(
+            &msgs,
+            user.ingress_addr(),
+            &targets.iter().collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            in_user, in_kernel,
+            "{what}: user-space and kernel agree message by message"
+        );
     }
     assert!(
         independent > MESSAGES,

@@ -215,8 +215,8 @@ impl Client {
         let session = ClientSession::new(generator, workload, endpoint, session_times(timeline))
             .map_err(setup)?;
         crate::os::raise_open_files_limit(u64::from(STEER_PORTS) + OPEN_FILES_SPARE);
-        let steer = SteerSockets::new(socket.local_addr().ip(), STEER_PORT_BASE_DEFAULT)
-            .map_err(setup)?;
+        let steer =
+            SteerSockets::new(socket.local_addr().ip(), STEER_PORT_BASE_DEFAULT).map_err(setup)?;
         Ok(Client {
             socket,
             steer,

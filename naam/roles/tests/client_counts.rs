@@ -136,7 +136,9 @@ fn proxy(socket: &UdpSocket, ingress: SocketAddr, inject_until_ns: u64, stop: &A
             continue;
         };
         // A client sends each Invoke from its steering key's port and names where it receives.
-        let reply_to = msg.reply_to.map_or(from, |addr| naam_net::socket_addr(&addr));
+        let reply_to = msg
+            .reply_to
+            .map_or(from, |addr| naam_net::socket_addr(&addr));
         client = Some(reply_to);
         if realtime_ns() >= inject_until_ns {
             let _ = socket.send_to(&buf[..n], ingress);

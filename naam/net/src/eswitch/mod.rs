@@ -24,10 +24,10 @@ use std::fmt;
 use std::io;
 
 use naam_engine::abi::{ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, STATE_BYTES_MAX, STEPS_MAX};
+use naam_engine::steer::steer_bucket;
 use naam_engine::wire::{
     DESCRIPTOR_BYTES, HEADER_BYTES, InvokeFlags, MAGIC, REPLY_ADDR_BYTES, WIRE_VERSION,
 };
-use naam_engine::steer::steer_bucket;
 use naam_engine::{FunctionId, Location, RequestId, RuleTable, SteerKey, TenantId};
 
 use crate::error::NetError;
