@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libibverbs-dev cmake libnl-3-dev libnl-route-3-dev  # rdma feature (ibverbs backend) builds in CI
   pkg-config libssl-dev       # ssh2 (libssh2 against the system OpenSSL)
   iproute2                    # network namespaces and veth for the netns tests
+  openvswitch-switch ethtool  # the Open vSwitch eSwitch test (userspace datapath over veth)
   procps                      # ps: the orchestrator tells live processes from zombies
   python3-pip                 # cross-checks with Python polars/pandas/hdrhistogram
   chromium                    # headless browser: naam report's page loads, its figures decode

@@ -47,7 +47,11 @@
 //!   and a user-space thread's CPU on the server that a real eSwitch does not**; results record
 //!   which switch ran ([`Steering::kind`]).
 //!
-//! Both implement [`Steering`]: `apply(&RuleTable)` mirrors the controller's table and returns
+//! - [`OvsEswitch`]: OpenFlow 1.3 flows on an Open vSwitch bridge (a BlueField-2's own control
+//!   path), matching the UDP source port only, over one persistent connection
+//!   ([`eswitch::ovs`]).
+//!
+//! All three implement [`Steering`]: `apply(&RuleTable)` mirrors the controller's table and returns
 //! the `CLOCK_MONOTONIC` instant the last write completed ([`Applied::applied_at_ns`], same clock
 //! as `std::time::Instant` and [`monotonic_now_ns`]), from which the roles measure shift times;
 //! `counts()` reads the per-verdict counters. `tests/eswitch.rs` checks the kernel program
@@ -81,6 +85,7 @@ mod ceiling;
 mod clock;
 mod error;
 pub mod eswitch;
+pub mod openflow;
 #[cfg(feature = "rdma")]
 pub mod rdma;
 pub mod remote;
@@ -96,7 +101,8 @@ pub use ceiling::{
 pub use clock::{monotonic_now_ns, realtime_now_ns};
 pub use error::NetError;
 pub use eswitch::{
-    Applied, EswitchError, KernelEswitch, SteerCounts, Steering, UserEswitch, UserEswitchConfig,
+    Applied, EswitchError, KernelEswitch, OvsEswitch, OvsEswitchConfig, OvsPorts, OvsTarget,
+    SteerCounts, Steering, UserEswitch, UserEswitchConfig,
 };
 pub use udp::{
     BATCH_DEFAULT, BATCH_MAX, KERNEL_BUSY_POLL_US, RECV_BUFFER_BYTES_DEFAULT,
@@ -113,4 +119,5 @@ const _: () = {
     send_sync::<SendBatch>();
     send_sync::<KernelEswitch>();
     send_sync::<UserEswitch>();
+    send_sync::<OvsEswitch>();
 };

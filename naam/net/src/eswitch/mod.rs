@@ -18,6 +18,7 @@
 //! [`RuleTable::route`] datagram by datagram in `tests/eswitch.rs`.
 
 mod kernel;
+pub mod ovs;
 mod user;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use naam_engine::{FunctionId, Location, RequestId, RuleTable, SteerKey, TenantId
 use crate::error::NetError;
 
 pub use kernel::KernelEswitch;
+pub use ovs::{OvsEswitch, OvsEswitchConfig, OvsPorts, OvsTarget};
 pub use user::{DISPATCH_POLL_INTERVAL, UserEswitch, UserEswitchConfig};
 
 /// Sockets one reuseport group may hold (host + NIC).
@@ -439,6 +441,51 @@ pub enum EswitchError {
     /// A socket operation of the user-space eSwitch failed.
     #[error("user-space eSwitch: {0}")]
     Net(#[from] NetError),
+    /// The Open vSwitch eSwitch could not reach the switch's OpenFlow endpoint.
+    #[error(
+        "connecting to Open vSwitch at {target}: {source} (is ovs-vswitchd running, and the \
+         bridge's .mgmt socket or a ptcp: listener there? `naam doctor` checks it)"
+    )]
+    OvsConnect {
+        /// The endpoint.
+        target: String,
+        /// The connect error.
+        #[source]
+        source: io::Error,
+    },
+    /// The OpenFlow conversation went wrong (I/O, a malformed or unexpected message).
+    #[error("OpenFlow with {target}: {detail}")]
+    OpenFlow {
+        /// The endpoint.
+        target: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The switch answered a request with an OpenFlow ERROR.
+    #[error(
+        "the switch refused OpenFlow request xid {xid}: error type {error_type}, code \
+         {error_code} (OpenFlow 1.3 spec, section 7.4.4)"
+    )]
+    OpenFlowRefused {
+        /// The refused request's transaction id.
+        xid: u32,
+        /// `ofp_error_type`.
+        error_type: u16,
+        /// Its code.
+        error_code: u16,
+    },
+    /// A rule a header-matching switch cannot express (it would need the payload's tenant,
+    /// function or flow).
+    #[error(
+        "rule {key} = {shares} needs the NAAM header, which a header-matching eSwitch cannot \
+         read; only the default rule and all-host rules (pinned by clients) can be applied"
+    )]
+    Unmatchable {
+        /// The rule's key.
+        key: String,
+        /// Its shares.
+        shares: String,
+    },
 }
 
 /// The process's effective capabilities relevant to BPF (`/proc/self/status`, `CapEff`).
