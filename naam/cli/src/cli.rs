@@ -36,6 +36,10 @@ pub enum Command {
     Workload(WorkloadCommand),
     /// Real machines over SSH: what a run of a manifest would deploy and launch.
     Deploy(DeployArgs),
+    /// Real machines over SSH: check every node of an inventory for what a run needs (on a
+    /// BlueField-2: DPU mode, the OVS bridge and hardware offload, RDMA ports; everywhere: the
+    /// role binary's architecture, the clock offset) and print what to fix, command by command.
+    Doctor(DoctorArgs),
     /// Measure this machine's costs (VM step and instruction, loopback UDP send and receive,
     /// wake-up latency) and write them into the simulation testbed's `this-machine` profile.
     Calibrate(CalibrateArgs),
@@ -59,6 +63,17 @@ pub struct DeployArgs {
     pub quick: bool,
     /// Print the plan without connecting to anything (the only mode: `naam run` deploys for real
     /// when a manifest's testbed is an inventory).
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `naam doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The inventory (TOML hosts file).
+    #[arg(long)]
+    pub inventory: PathBuf,
+    /// Print every remote command without connecting to anything.
     #[arg(long)]
     pub dry_run: bool,
 }

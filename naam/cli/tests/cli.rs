@@ -38,6 +38,7 @@ fn every_command_has_help() {
         vec!["workload", "mica", "--help"],
         vec!["workload", "btree", "--help"],
         vec!["deploy", "--help"],
+        vec!["doctor", "--help"],
     ] {
         assert!(stdout(&args).contains("Usage"), "{args:?}");
     }
@@ -265,6 +266,59 @@ fn deploy_dry_run_renders_a_plan_without_connecting() {
         text.contains("dry run") && text.contains("server") && text.contains("client0"),
         "{text}"
     );
+}
+
+/// `naam doctor --dry-run` over a BlueField-2 inventory (an x86 host, the card's Arm side as
+/// its own SSH target with the NIC role, a client) lists every remote command per node and
+/// connects to nothing (issue 14).
+#[test]
+fn issue_14_doctor_dry_run_lists_every_remote_command_of_a_bluefield_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id");
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&key, "not a real key").unwrap();
+    std::fs::write(&known, "").unwrap();
+    let inventory = dir.path().join("hosts.toml");
+    let host = |name: &str, roles: &str, port: u16, lan: &str, arch: &str| {
+        format!(
+            "[[host]]\nname = \"{name}\"\nssh_host = \"127.0.0.1\"\nport = {port}\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nroles = [{roles}]\narch = \"{arch}\"\nlan_address = \"{lan}\"\ncores = 8\n",
+            key.display(),
+            known.display()
+        )
+    };
+    let text = [
+        host("server", "\"host\"", 2201, "10.0.0.1", "x86_64"),
+        host("server-bf2", "\"nic\"", 2202, "10.0.0.3", "aarch64"),
+        host("client0", "\"client\"", 2203, "10.0.0.2", "x86_64"),
+    ]
+    .join("\n");
+    std::fs::write(&inventory, text).unwrap();
+    let out = naam(&[
+        "doctor",
+        "--dry-run",
+        "--inventory",
+        inventory.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (node, command) in [
+        ("server-bf2", "devlink"),
+        ("server-bf2", "ovs-vsctl"),
+        ("server-bf2", "rdma"),
+        ("server", "tmfifo"),
+        ("client0", "uname -m"),
+        ("client0", "date +%s%N"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{node}: ")) && l.contains(command)),
+            "no `{command}` on {node}:\n{text}"
+        );
+    }
 }
 
 /// A short soak: every role's resident size is read and reported, the readings are kept in a

@@ -9,7 +9,7 @@ mod workload;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, DeployArgs, EswitchArg, TestbedArgs, TestbedCommand};
+use crate::cli::{Cli, Command, DeployArgs, DoctorArgs, EswitchArg, TestbedArgs, TestbedCommand};
 
 pub use soak::LOAD_FRACTION_DEFAULT as SOAK_LOAD_FRACTION_DEFAULT;
 
@@ -27,6 +27,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Testbed(TestbedCommand::Soak(a)) => soak::soak(a),
         Command::Workload(w) => workload::run(w),
         Command::Deploy(a) => deploy(a),
+        Command::Doctor(a) => doctor(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
         Command::SimValidate(a) => simvalidate::sim_validate(a),
     }
@@ -89,6 +90,33 @@ fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         naam_executors::dry_run(&args.inventory, &args.manifest, variant)?
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `naam doctor`: every check on every node, or (dry run) every command it would run. Fails
+/// (exit 1) when a check failed.
+fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let inventory = naam_ssh::Inventory::load(&args.inventory)?;
+    if args.dry_run {
+        let mut runner = naam_doctor::DryRunner::default();
+        naam_doctor::examine(&inventory, &mut runner);
+        println!(
+            "naam doctor --dry-run: {} remote commands on {} nodes (nothing connected)",
+            runner.recorded.len(),
+            inventory.hosts.len()
+        );
+        for (node, command) in &runner.recorded {
+            println!("{node}: {command}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut runner = naam_doctor::SshRunner::new(naam_ssh::ConnectOptions::default());
+    let report = naam_doctor::examine(&inventory, &mut runner);
+    println!("{report}");
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The `q` quantile of `values` (sorted in place; nearest rank; 0 when empty).
