@@ -448,6 +448,11 @@ impl<C: Copy> ClientEndpoint<C> {
         self.local.ready_len() > 0
     }
 
+    /// One-sided reads in flight: client-side steps wait for their replies.
+    pub fn reads_in_flight(&self) -> usize {
+        self.reads.len()
+    }
+
     /// Counters since the start.
     pub fn stats(&self) -> &EndpointStats {
         &self.stats

@@ -44,12 +44,27 @@ pub fn sleep_until_realtime(deadline_ns: u64, stop: &AtomicBool) {
 /// Timer slack of the load generator's thread: 1 ns instead of Linux's default 50 µs, which
 /// otherwise lets every timed wait (and so every scheduled send) overshoot by up to 50 µs.
 pub const GENERATOR_TIMER_SLACK_NS: u64 = 1;
-/// Makes the calling thread a punctual load generator ([`GENERATOR_TIMER_SLACK_NS`]); returns
-/// what could not be applied, for the role's log. (Its priority is deliberately left alone: a
-/// generator that preempts a co-located NIC or host worker only fills its own in-flight window
-/// sooner and sends later.)
-pub fn make_current_thread_punctual() -> Vec<String> {
-    let mut not_applied = Vec::new();
+/// Real-time priority (SCHED_FIFO, 1–99) of the load generator's thread. With the default
+/// scheduler a generator woken for its next send waits for whatever runs on its core to use up its
+/// time slice (milliseconds on a 2-core machine shared by client, host, NIC and controller
+/// threads: measured as p99 send lateness of 1–4 ms at 10–30 kops/s); a real-time thread
+/// preempts it at once. Low on the real-time scale (the kernel's own real-time threads stay
+/// above it), and bounded by the kernel's real-time throttling (`sched_rt_runtime_us`).
+pub const GENERATOR_RT_PRIORITY: i32 = 10;
+
+/// What [`make_current_thread_punctual`] applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Punctuality {
+    /// The thread runs at [`GENERATOR_RT_PRIORITY`] (SCHED_FIFO).
+    pub realtime: bool,
+    /// What could not be applied, for the role's log.
+    pub not_applied: Vec<String>,
+}
+
+/// Makes the calling thread a punctual load generator: [`GENERATOR_TIMER_SLACK_NS`] and, where
+/// permitted, [`GENERATOR_RT_PRIORITY`].
+pub fn make_current_thread_punctual() -> Punctuality {
+    let mut punctuality = Punctuality::default();
     // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
     if unsafe {
         libc::prctl(
@@ -58,12 +73,52 @@ pub fn make_current_thread_punctual() -> Vec<String> {
         )
     } != 0
     {
-        not_applied.push(format!(
+        punctuality.not_applied.push(format!(
             "timer slack {GENERATOR_TIMER_SLACK_NS} ns: {}",
             std::io::Error::last_os_error()
         ));
     }
-    not_applied
+    match set_current_thread_policy(libc::SCHED_FIFO, GENERATOR_RT_PRIORITY) {
+        Ok(()) => punctuality.realtime = true,
+        Err(e) => punctuality
+            .not_applied
+            .push(format!("SCHED_FIFO priority {GENERATOR_RT_PRIORITY}: {e}")),
+    }
+    punctuality
+}
+
+/// Puts the calling thread in the default scheduling class (threads inherit a real-time
+/// creator's class; helpers of the generator must not).
+pub fn make_current_thread_ordinary() {
+    // Lowering one's own class cannot be refused; a failure leaves the class as it was.
+    let _ = set_current_thread_policy(libc::SCHED_OTHER, 0);
+}
+
+/// Runs `work` at the default priority when the thread is real-time (`realtime`), then restores
+/// it: client-side execution is the system under test's work, and competes with co-located
+/// host and NIC threads as they compete with each other, not from the generator's priority.
+pub fn with_ordinary_priority<T>(realtime: bool, work: impl FnOnce() -> T) -> T {
+    if !realtime {
+        return work();
+    }
+    // Both calls only lower or restore the calling thread's own class: they cannot fail for a
+    // thread that was allowed to become real-time; a failure leaves the class as it was.
+    make_current_thread_ordinary();
+    let result = work();
+    let _ = set_current_thread_policy(libc::SCHED_FIFO, GENERATOR_RT_PRIORITY);
+    result
+}
+
+/// Puts the calling thread in scheduling class `policy` at `priority`.
+fn set_current_thread_policy(policy: libc::c_int, priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Pins the calling thread to `cpus` (no-op for an empty list).

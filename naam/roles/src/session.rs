@@ -178,16 +178,29 @@ impl ClientSession {
 
     /// A datagram received at `now_ns`.
     pub fn handle_datagram(&mut self, now_ns: u64, bytes: &[u8]) {
+        self.handle_datagram_arrived(now_ns, now_ns, bytes);
+    }
+
+    /// A datagram that arrived at `arrived_ns` (e.g. its kernel receive timestamp, at or before
+    /// `now_ns`) and is handled at `now_ns`: a reply it completes measures its latency to the
+    /// arrival (a driver that reads in batches adds nothing), and counts at `now_ns`.
+    pub fn handle_datagram_arrived(&mut self, now_ns: u64, arrived_ns: u64, bytes: &[u8]) {
         let inbound = self.endpoint.handle_datagram(Nanos(now_ns), bytes);
         if inbound == naam_engine::client::Inbound::Malformed {
             self.counts_at(now_ns).malformed_replies += 1;
         }
-        self.drain_events(now_ns);
+        self.drain_events_arrived(now_ns, arrived_ns.min(now_ns));
     }
 
     /// True while local steps are ready.
     pub fn local_ready(&self) -> bool {
         self.endpoint.local_ready()
+    }
+
+    /// True while client-side steps wait for one-sided read replies (the driver should then wake
+    /// for every datagram; otherwise replies can wait for its next send).
+    pub fn awaits_reads(&self) -> bool {
+        self.endpoint.reads_in_flight() > 0
     }
 
     /// Runs up to `steps_max` local steps at `now_ns`.
@@ -300,14 +313,18 @@ impl ClientSession {
     /// Ends every request the endpoint finished: verify, record latency under the location
     /// that ran it, count.
     fn drain_events(&mut self, now_ns: u64) {
+        self.drain_events_arrived(now_ns, now_ns);
+    }
+
+    fn drain_events_arrived(&mut self, now_ns: u64, arrived_ns: u64) {
         let mut payload = std::mem::take(&mut self.payload);
         while let Some(event) = self.endpoint.poll_event(&mut payload) {
-            self.on_event(now_ns, &event, &payload);
+            self.on_event(now_ns, arrived_ns, &event, &payload);
         }
         self.payload = payload;
     }
 
-    fn on_event(&mut self, now_ns: u64, event: &Event<Pending>, payload: &[u8]) {
+    fn on_event(&mut self, now_ns: u64, arrived_ns: u64, event: &Event<Pending>, payload: &[u8]) {
         let pending = event.cookie;
         if let Some(kind) = event.outcome.error_name() {
             *self.counts_at(now_ns).errors.entry(kind).or_default() += 1;
@@ -331,7 +348,9 @@ impl ClientSession {
         let tag = self.tags[location.index()];
         // A completion the generator refuses (it cannot: the ticket is in flight) records
         // nothing; the run's accounting stays consistent.
-        let _ = self.generator.on_complete(&pending.ticket, tag, now_ns);
+        let _ = self
+            .generator
+            .on_complete_arrived(&pending.ticket, tag, now_ns, arrived_ns);
     }
 
     /// The counts an outcome observed at `now_ns` belongs to.

@@ -170,19 +170,34 @@ impl LoadGenerator {
         tag: TagId,
         done_ns: u64,
     ) -> Result<u64, RecordError> {
+        self.on_complete_arrived(ticket, tag, done_ns, done_ns)
+    }
+
+    /// Records the completion of `ticket`, whose reply arrived at `arrived_ns` (e.g. the kernel's
+    /// receive timestamp) and is handled at `now_ns` (≥ every time already seen): the latency is
+    /// measured to the arrival, the completion counts in the interval of `now_ns`. A driver that
+    /// reads replies in batches thus measures no more than the system under test did.
+    #[inline]
+    pub fn on_complete_arrived(
+        &mut self,
+        ticket: &SendTicket,
+        tag: TagId,
+        now_ns: u64,
+        arrived_ns: u64,
+    ) -> Result<u64, RecordError> {
         if self.inflight == 0 {
             return Err(RecordError::NothingInFlight { seq: ticket.seq });
         }
-        let latency_ns = done_ns.checked_sub(ticket.intended_ns).ok_or(
+        let latency_ns = arrived_ns.checked_sub(ticket.intended_ns).ok_or(
             RecordError::CompletedBeforeIntended {
                 seq: ticket.seq,
                 intended_ns: ticket.intended_ns,
-                done_ns,
+                done_ns: arrived_ns,
             },
         )?;
-        self.recorder.record(tag, done_ns, latency_ns)?;
+        self.recorder.record(tag, now_ns, latency_ns)?;
         self.inflight -= 1;
-        if done_ns >= self.config.warmup_ns {
+        if now_ns >= self.config.warmup_ns {
             self.completed_measured += 1;
         }
         Ok(latency_ns)

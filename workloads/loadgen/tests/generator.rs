@@ -312,3 +312,39 @@ fn failed_requests_free_their_slot_and_lower_the_achieved_rate() {
         report.verdict
     );
 }
+
+/// A driver that reads replies in batches hands the generator each reply's arrival time (e.g.
+/// the kernel's receive timestamp) with the later time it handles it: the latency is measured to
+/// the arrival, the completion counts in the interval of the handling time, and an arrival
+/// before a time already seen is not an error (only handling times must not go backwards).
+#[test]
+fn completions_measure_latency_to_their_arrival() {
+    let mut g =
+        LoadGenerator::new(config(fixed(1000.0), 0, S, 100 * MS), locations()).expect("valid");
+    let first = g.poll_send(0).expect("ok").expect("due at 0");
+    let second = g.poll_send(MS).expect("ok").expect("due at 1 ms");
+    // Both replies arrived at 1.5 ms; the driver reads them at 99.9 ms and 100.1 ms.
+    assert_eq!(
+        g.on_complete_arrived(&first, TagId(0), 99_900_000, 1_500_000),
+        Ok(1_500_000)
+    );
+    assert_eq!(
+        g.on_complete_arrived(&second, TagId(1), 100_100_000, 1_500_000),
+        Ok(500_000)
+    );
+    let mut first_interval = [0u64; 2];
+    while let Some(interval) = g.poll_interval(100_200_000).expect("ok") {
+        if interval.start_ns == 0 && interval.tag.0 < 2 {
+            first_interval[usize::from(interval.tag.0)] = interval.histogram.len();
+        }
+    }
+    assert_eq!(
+        first_interval,
+        [1, 0],
+        "only the first was handled before 100 ms"
+    );
+    assert!(matches!(
+        g.on_complete_arrived(&first, TagId(0), 100_200_000, 0),
+        Err(RecordError::CompletedBeforeIntended { .. }) | Err(RecordError::NothingInFlight { .. })
+    ));
+}
