@@ -179,6 +179,8 @@ fn nic_config(
         sample_period_us: settings.sample_period_us,
         control_key,
         vm_backend: roles.nic_vm_backend,
+        // On one machine; the inventory executor switches an off-box NIC to RDMA.
+        data_path: naam_roles::config::NicDataPath::SharedMemory,
     })
 }
 

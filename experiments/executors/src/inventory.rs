@@ -149,8 +149,15 @@ pub fn point_run(
         .expect("assigned from the inventory");
     let listen_ip: IpAddr = host.lan_address;
     let role_run_id: String = point.id.chars().take(ROLE_RUN_ID_BYTES_MAX).collect();
-    let built = configs::build(plan, point, settings, listen_ip, &role_run_id)
+    let mut built = configs::build(plan, point, settings, listen_ip, &role_run_id)
         .map_err(|e| config_err(e.to_string()))?;
+    // A NIC role on another machine (a BlueField-2's Arm side) cannot map the host's files: it
+    // reads the host's regions with one-sided RDMA READs.
+    if machines.nic != machines.host
+        && let naam_roles::Role::Nic(nic) = &mut built.nic.role
+    {
+        nic.data_path = naam_roles::config::NicDataPath::Rdma;
+    }
     let policy = match &built.host.role {
         naam_roles::Role::Host(h) => h.policy.name().to_string(),
         _ => String::new(),

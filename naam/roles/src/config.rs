@@ -218,6 +218,29 @@ pub struct NicConfig {
     /// The eBPF backend its functions are loaded for (absent: the interpreter).
     #[serde(default, skip_serializing_if = "VmBackend::is_interpreter")]
     pub vm_backend: VmBackend,
+    /// How it reaches the host's regions (absent: the host's shared-memory files).
+    #[serde(default, skip_serializing_if = "NicDataPath::is_shared_memory")]
+    pub data_path: NicDataPath,
+}
+
+/// How the NIC role reaches the host's regions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NicDataPath {
+    /// A read-only mapping of the host's shared-memory files plus the configured per-access
+    /// delay: the emulated NIC, on the host's machine.
+    #[default]
+    SharedMemory,
+    /// One-sided RDMA READs of the regions the host exports (the NIC role on another machine,
+    /// e.g. a BlueField-2's Arm cores): needs the `rdma` feature and an RDMA device.
+    Rdma,
+}
+
+impl NicDataPath {
+    /// The default (serde skips it).
+    pub fn is_shared_memory(&self) -> bool {
+        *self == NicDataPath::SharedMemory
+    }
 }
 
 /// A client role.

@@ -15,11 +15,11 @@ use std::time::Duration;
 use naam_engine::{Location, Nanos, RegionTable, ServerWorker, WorkerConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{NicConfig, RoleConfig};
+use crate::config::{NicConfig, NicDataPath, RoleConfig};
 use crate::counters::Totals;
 use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady, NicReady};
-use crate::serve::{ControlShared, DmaPath, SampleSink, WorkerReport, WorkerThread};
+use crate::serve::{AccessPath, ControlShared, DmaPath, SampleSink, WorkerReport, WorkerThread};
 use crate::shm::SharedRegion;
 use crate::timeline::TimelineWatch;
 use crate::{RoleError, udp, workload};
@@ -76,7 +76,6 @@ impl NicCounters {
 struct NicShared {
     functions: Arc<naam_engine::FunctionTable>,
     table: Arc<RegionTable>,
-    regions: Arc<Vec<Option<SharedRegion>>>,
     control: Arc<ControlShared>,
     timeline: TimelineWatch,
     /// The host's control port (NIC load samples).
@@ -92,7 +91,8 @@ impl NicShared {
         nic: &NicConfig,
         i: usize,
         socket: naam_net::UdpSocket,
-    ) -> Result<WorkerThread<DmaPath>, RoleError> {
+        path: Box<dyn AccessPath>,
+    ) -> Result<WorkerThread<Box<dyn AccessPath>>, RoleError> {
         let engine = ServerWorker::new(
             WorkerConfig::new(Location::Nic, nic.sample_period_us * 1000),
             Arc::clone(&self.functions),
@@ -112,7 +112,7 @@ impl NicShared {
         Ok(WorkerThread {
             worker: engine,
             socket,
-            path: DmaPath::new(Arc::clone(&self.regions), nic.access_delay_ns),
+            path,
             natives: None,
             control: Arc::clone(&self.control),
             samples,
@@ -132,7 +132,7 @@ pub fn run(
     stop: &'static AtomicBool,
 ) -> Result<(), RoleError> {
     let host: HostReady = ready::wait_for(&nic.host_ready, HOST_READY_TIMEOUT)?;
-    let regions = Arc::new(map_regions(&host)?);
+    let paths = data_paths(&host, nic)?;
     let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
     let table =
         Arc::new(RegionTable::from_catalog(&catalog).map_err(|e| RoleError::Setup(e.to_string()))?);
@@ -152,7 +152,6 @@ pub fn run(
     let shared = NicShared {
         functions,
         table,
-        regions,
         control: Arc::new(ControlShared::default()),
         timeline: TimelineWatch::start(&config.timeline, stop),
         controller: host.control,
@@ -167,9 +166,10 @@ pub fn run(
     let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {
         let handles: Vec<_> = sockets
             .into_iter()
+            .zip(paths)
             .enumerate()
-            .map(|(i, socket)| {
-                let worker = shared.worker(nic, i, socket)?;
+            .map(|(i, (socket, path))| {
+                let worker = shared.worker(nic, i, socket, path)?;
                 let cpus = cpu_for(&nic.cpus, i);
                 Ok(scope.spawn(move || {
                     let _ = pin_current_thread(&cpus);
@@ -195,6 +195,23 @@ pub fn run(
     };
     ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
         .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+}
+
+/// One data path per worker: a DMA over the mapped shared-memory files (the NIC on the host's
+/// machine), or one-sided RDMA READs of the host's exported regions (an off-box NIC).
+fn data_paths(host: &HostReady, nic: &NicConfig) -> Result<Vec<Box<dyn AccessPath>>, RoleError> {
+    match nic.data_path {
+        NicDataPath::Rdma => crate::rdma::nic_paths(host.rdma.as_ref(), nic.workers),
+        NicDataPath::SharedMemory => {
+            let regions = Arc::new(map_regions(host)?);
+            Ok((0..nic.workers)
+                .map(|_| {
+                    let dma = DmaPath::new(Arc::clone(&regions), nic.access_delay_ns);
+                    Box::new(dma) as Box<dyn AccessPath>
+                })
+                .collect())
+        }
+    }
 }
 
 fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError> {

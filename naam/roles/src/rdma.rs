@@ -30,6 +30,61 @@ pub fn open_one_sided() -> Result<(), RoleError> {
     ))
 }
 
+/// The off-box NIC role's data paths, one per worker: one-sided READs of the regions the host
+/// exported ([`crate::ready::RdmaExport`]), each worker over its own queue pair. Fails at start,
+/// saying what to check, when there is no RDMA device or the host exported nothing.
+#[cfg(feature = "rdma")]
+pub fn nic_paths(
+    export: Option<&crate::ready::RdmaExport>,
+    workers: u32,
+) -> Result<Vec<Box<dyn crate::serve::AccessPath>>, RoleError> {
+    let config = naam_net::rdma::RdmaConfig::default();
+    let context = naam_net::rdma::RdmaContext::open(&config).map_err(|e| off_box(&e))?;
+    let export = export.ok_or_else(|| {
+        RoleError::Setup(format!(
+            "{NIC_RDMA}: opened {}, but the host published no RDMA export in its ready file \
+             (exporting the host's regions is not wired into the host role yet)",
+            context.device_name()
+        ))
+    })?;
+    let regions: Vec<_> = export.regions.iter().map(|r| r.exported()).collect();
+    (0..workers)
+        .map(|_| {
+            let reader = naam_net::rdma::connect_reader(&context, export.handshake)
+                .map_err(|e| off_box(&e))?;
+            let map = naam_net::remote::RegionMap::new(&regions)
+                .map_err(|e| RoleError::Setup(format!("{NIC_RDMA}: {e}")))?;
+            let path = crate::serve::RemotePath::new(reader, map);
+            Ok(Box::new(path) as Box<dyn crate::serve::AccessPath>)
+        })
+        .collect()
+}
+
+/// Without the `rdma` feature an off-box NIC cannot reach the host's memory.
+#[cfg(not(feature = "rdma"))]
+pub fn nic_paths(
+    _export: Option<&crate::ready::RdmaExport>,
+    _workers: u32,
+) -> Result<Vec<Box<dyn crate::serve::AccessPath>>, RoleError> {
+    Err(RoleError::Setup(format!(
+        "{NIC_RDMA}: this naam-role was built without RDMA support: cargo build -p naam-roles \
+         --features rdma --bin naam-role (on the BlueField-2's Arm side)"
+    )))
+}
+
+/// How the off-box NIC's errors start.
+const NIC_RDMA: &str =
+    "NIC role with data_path = \"rdma\" (the host's regions over one-sided RDMA READs)";
+
+#[cfg(feature = "rdma")]
+fn off_box(e: &naam_net::rdma::RdmaError) -> RoleError {
+    RoleError::Setup(format!(
+        "{NIC_RDMA}: {e}; check `ibv_devices` and `rdma link show` on this machine (an ACTIVE \
+         port; `naam doctor` checks it), or run the NIC role on the host's machine with \
+         data_path = \"shared-memory\""
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -39,6 +94,25 @@ mod tests {
             // No RDMA device on the development machine or in CI: naam-net's typed NoDevice.
             assert!(
                 message.contains("no RDMA device") || message.contains("not wired"),
+                "{message}"
+            );
+        } else {
+            assert!(message.contains("without RDMA support"), "{message}");
+        }
+    }
+
+    /// The off-box NIC fails at start with what to check (no device here and in CI), never
+    /// later in the run (issue 14).
+    #[test]
+    fn an_off_box_nic_fails_at_start_saying_what_to_check() {
+        let message = match super::nic_paths(None, 2) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("an RDMA path opened on a machine without a device"),
+        };
+        assert!(message.contains("data_path = \"rdma\""), "{message}");
+        if cfg!(feature = "rdma") {
+            assert!(
+                message.contains("no RDMA device") || message.contains("no RDMA export"),
                 "{message}"
             );
         } else {

@@ -95,6 +95,44 @@ pub struct HostReady {
     pub dataset: DatasetMeta,
     /// The host's PID.
     pub pid: u32,
+    /// Its regions exported for one-sided RDMA READs, when it exports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma: Option<RdmaExport>,
+}
+
+/// What a reader needs to READ the host's regions over RDMA: the handshake address (queue-pair
+/// exchange) and each region's address, length and rkey (naam-net `remote::ExportedRegion`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdmaExport {
+    /// Where readers connect their queue pairs.
+    pub handshake: SocketAddr,
+    /// Every exported region.
+    pub regions: Vec<RdmaRegion>,
+}
+
+/// One exported region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdmaRegion {
+    /// The region's id.
+    pub region: u32,
+    /// Its address in the host's address space.
+    pub addr: u64,
+    /// Registered bytes.
+    pub len: u64,
+    /// The rkey READs present.
+    pub rkey: u32,
+}
+
+impl RdmaRegion {
+    /// naam-net's form.
+    pub fn exported(&self) -> naam_net::remote::ExportedRegion {
+        naam_net::remote::ExportedRegion {
+            region: self.region,
+            addr: self.addr,
+            len: self.len,
+            rkey: self.rkey,
+        }
+    }
 }
 
 /// `nic.ready.json`.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use naam_engine::server::{ReplyTarget, SOURCE_UNKNOWN, Sender};
 use naam_engine::wire::LoadSample;
 use naam_engine::{AccessRequest, Frame, Nanos, RegionId, ServerWorker, WorkerSettings};
+use naam_net::remote::{ReadVerbs, RegionMap, RemoteReader};
 use naam_net::{RecvBatch, SendBatch, UdpSocket};
 
 use crate::counters::Totals;
@@ -190,6 +191,88 @@ impl AccessPath for DmaPath {
 
     fn has_pending(&self) -> bool {
         !self.queue.is_empty()
+    }
+}
+
+/// Any path, boxed (the NIC role picks its path at start).
+impl AccessPath for Box<dyn AccessPath> {
+    fn start(&mut self, now_ns: u64, access: AccessRequest, worker: &mut ServerWorker) {
+        (**self).start(now_ns, access, worker);
+    }
+
+    fn poll_due(&mut self, now_ns: u64, worker: &mut ServerWorker) -> bool {
+        (**self).poll_due(now_ns, worker)
+    }
+
+    fn has_pending(&self) -> bool {
+        (**self).has_pending()
+    }
+}
+
+/// An off-box NIC's path: one-sided READs of the host's exported regions through naam-net's
+/// [`RemoteReader`] (ibverbs with the `rdma` feature; any [`ReadVerbs`]). The per-access cost is
+/// the READ's real round trip, not a configured delay. A READ the reader refuses (unknown
+/// region, out of bounds, queue full) or the device fails is failed back to the worker as a
+/// data-path failure.
+pub struct RemotePath<V> {
+    reader: RemoteReader<V, AccessRequest>,
+    /// Reads refused or failed.
+    pub failed: u64,
+}
+
+impl<V> std::fmt::Debug for RemotePath<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemotePath")
+            .field("reader", &self.reader)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl<V: ReadVerbs> RemotePath<V> {
+    /// Reads through `verbs` the regions `map` names.
+    pub fn new(verbs: V, map: RegionMap) -> RemotePath<V> {
+        RemotePath {
+            reader: RemoteReader::new(verbs, map),
+            failed: 0,
+        }
+    }
+
+    fn fail(&mut self, access: &AccessRequest, worker: &mut ServerWorker) {
+        self.failed += 1;
+        let failure = naam_engine::AccessFailure::DataPath;
+        worker.fail_access(Nanos(realtime_ns()), access.id, failure);
+    }
+}
+
+impl<V: ReadVerbs + Send> AccessPath for RemotePath<V> {
+    fn start(&mut self, now_ns: u64, access: AccessRequest, worker: &mut ServerWorker) {
+        let d = access.descriptor;
+        if self
+            .reader
+            .start(now_ns, access, access.region.0, d.offset, d.len)
+            .is_err()
+        {
+            self.fail(&access, worker);
+        }
+    }
+
+    fn poll_due(&mut self, now_ns: u64, worker: &mut ServerWorker) -> bool {
+        let mut failed = Vec::new();
+        let polled = self.reader.poll(now_ns, |access, result| match result {
+            Ok(bytes) => {
+                worker.complete_access(access.id, bytes);
+            }
+            Err(_) => failed.push(access),
+        });
+        for access in &failed {
+            self.fail(access, worker);
+        }
+        polled.is_ok_and(|n| n > 0) || !failed.is_empty()
+    }
+
+    fn has_pending(&self) -> bool {
+        self.reader.pending() > 0
     }
 }
 

@@ -120,6 +120,11 @@ pub struct OneSidedReader {
     sequence: u64,
 }
 
+// SAFETY: the reader owns its queue pair, completion queue and buffer registration exclusively
+// (no other handle to them exists), so moving it to another thread moves sole use with it; the
+// pointers are only passed to verbs, which are thread-safe (as for `Device`). Not `Sync`.
+unsafe impl Send for OneSidedReader {}
+
 impl fmt::Debug for OneSidedReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inflight = self.inflight.iter().flatten().count();

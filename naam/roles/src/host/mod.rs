@@ -181,6 +181,8 @@ impl Shared {
             shm: shared.memory.shm_entries(),
             dataset: meta,
             pid: std::process::id(),
+            // Exporting regions for an off-box NIC's READs is not wired into the host yet.
+            rdma: None,
         };
         let bound = Bound {
             worker_sockets: net.worker_sockets,
