@@ -153,7 +153,10 @@ pub fn point_run(
         .map_err(|e| config_err(e.to_string()))?;
     // A NIC role on another machine (a BlueField-2's Arm side) cannot map the host's files: it
     // reads the host's regions with one-sided RDMA READs.
-    if machines.nic != machines.host
+    let nic_host = inventory
+        .host(&machines.nic)
+        .expect("assigned from the inventory");
+    if is_other_machine(host, nic_host)
         && let naam_roles::Role::Nic(nic) = &mut built.nic.role
     {
         nic.data_path = naam_roles::config::NicDataPath::Rdma;
@@ -171,6 +174,14 @@ pub fn point_run(
         policy,
         launches,
     })
+}
+
+/// Whether `nic` is another machine than `host`: another architecture (a BlueField-2's Arm
+/// side, whatever address it is reached at — e.g. a port forwarded on its host), or another SSH
+/// address (nodes of one inventory on one address are one machine, as in the tests' sshd
+/// testbed).
+pub fn is_other_machine(host: &naam_ssh::HostSpec, nic: &naam_ssh::HostSpec) -> bool {
+    host.arch != nic.arch || host.ssh_host != nic.ssh_host
 }
 
 /// Why a plan's dry run could not be rendered.

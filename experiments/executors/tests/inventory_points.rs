@@ -415,7 +415,7 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         put role.json (1407 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
         start host host on host0 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host: 'bin/naam-role' '--config' 'role.json'
         host ready: file host.ready.json exists
-        put role.json (771 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
+        put role.json (796 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
         fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.ready.json
         put host.ready.json (as fetched) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
         start nic nic on bf2 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic: 'bin/naam-role' '--config' 'role.json'
