@@ -12,7 +12,12 @@ which reads node names, SSH logins and LAN addresses from it. The node names abo
 default role rule expects: `host*` -> host, `client*` -> client.
 
 The BlueField-2's Arm cores run their own OS and are reached through the host (rshim,
-`tmfifo_net0`); they are not a node of this profile.
+`tmfifo_net0`, the Arm at 192.168.100.2). They are not a node of this profile, but they are an SSH
+target of their own: the host's startup script forwards TCP port `bf2_arm_ssh_port` (default
+2222) to the Arm's sshd, and the importer (`ImportOptions::bluefield_arm`) adds a node
+`host-bf2` (NIC role, aarch64, 8 cores, LAN address 10.10.1.101) reached at that port. The Arm
+side must carry that LAN address itself (ARTIFACT.md, real-hardware guide). Written here, not run
+on CloudLab by the harness's authors.
 """
 
 # This is a geni-lib script (CloudLab runs it to build the request RSpec); geni-lib supplies the
@@ -31,6 +36,9 @@ IMAGE_DEFAULT = "urn:publicid:IDN+emulab.net+image+emulab-ops//UBUNTU22-64-STD"
 CLIENT_COUNT_MAX = 16
 LAN_PREFIX = "10.10.1."
 LAN_NETMASK = "255.255.255.0"
+# The Arm side of a BlueField-2 as its host sees it over rshim (the BlueField default).
+BF2_ARM_RSHIM_ADDRESS = "192.168.100.2"
+BF2_ARM_SSH_PORT_DEFAULT = 2222
 
 pc = portal.Context()
 pc.defineParameter(
@@ -42,6 +50,10 @@ pc.defineParameter(
     longDescription="Check the cluster's hardware page for the node type that carries a BlueField-2.")
 pc.defineParameter(
     "client_type", "Node type of the clients", portal.ParameterType.NODETYPE, CLIENT_TYPE_DEFAULT)
+pc.defineParameter(
+    "bf2_arm_ssh_port", "Host port forwarded to the BlueField-2 Arm side's sshd",
+    portal.ParameterType.INTEGER, BF2_ARM_SSH_PORT_DEFAULT, advanced=True,
+    longDescription="The importer's BlueFieldArm.ssh_port must match.")
 pc.defineParameter(
     "image", "Disk image for every node", portal.ParameterType.IMAGE, IMAGE_DEFAULT, advanced=True)
 params = pc.bindParameters()
@@ -66,7 +78,13 @@ def add_node(name, hardware_type, lan_host_octet):
     return node
 
 
-add_node("host", params.host_type, 1)
+host = add_node("host", params.host_type, 1)
+# Forward a host port to the Arm side's sshd, so the Arm is its own SSH target (the rshim network
+# must be up: tmfifo_net0 at 192.168.100.1, as on BlueField's default host setup).
+host.addService(pg.Execute(shell="sh", command=(
+    "sudo sh -c 'command -v socat >/dev/null || apt-get install -y socat; "
+    "nohup socat TCP-LISTEN:%d,fork,reuseaddr TCP:%s:22 >/var/log/naam-bf2-forward.log 2>&1 &'"
+    % (params.bf2_arm_ssh_port, BF2_ARM_RSHIM_ADDRESS))))
 for index in range(params.client_count):
     add_node("client%d" % index, params.client_type, index + 2)
 

@@ -8,8 +8,13 @@
 //! node's name (`host*`/`server*` → host, `nic*`/`bf*`/`dpu*` → nic, `client*` → client).
 //!
 //! A BlueField-2's Arm cores are not a node of their own in a CloudLab manifest: they sit behind
-//! their host (rshim/`tmfifo_net0`). Phase 1 imports nodes only; reaching the card through its
-//! host (a jump host) is phase 2.
+//! their host (rshim/`tmfifo_net0`, the Arm at 192.168.100.2). With
+//! [`ImportOptions::bluefield_arm`], every host node of a BlueField-2 hardware type
+//! ([`BLUEFIELD2_HARDWARE_TYPES`]) gets its card's Arm side as a node of its own, `<host>-bf2`:
+//! the NIC role, aarch64, [`BLUEFIELD2_ARM_CORES`] cores, reached over SSH at a port of its host
+//! that forwards to the Arm (`orchestrator/cloudlab/profile.py` sets the forward up), with a LAN
+//! address of its own (the host's plus an offset; the Arm side must carry it, see ARTIFACT.md's
+//! real-hardware guide).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -130,6 +135,35 @@ pub enum CloudLabError {
     Inventory(#[from] InventoryError),
 }
 
+/// Hardware types whose nodes carry a BlueField-2 (CloudLab Clemson's `r7525`; check the
+/// cluster's hardware page).
+pub const BLUEFIELD2_HARDWARE_TYPES: &[&str] = &["r7525"];
+/// Arm cores of a BlueField-2 (8 Cortex-A72, NVIDIA's BlueField-2 DPU datasheet).
+pub const BLUEFIELD2_ARM_CORES: u32 = 8;
+/// Port of the host that forwards SSH to its card's Arm side (assumption: what the profile's
+/// startup script sets up).
+pub const BLUEFIELD_ARM_SSH_PORT_DEFAULT: u16 = 2222;
+/// Added to the last octet of the host's LAN address to make the Arm side's (assumption).
+pub const BLUEFIELD_ARM_LAN_OFFSET_DEFAULT: u8 = 100;
+
+/// How a host's BlueField-2 Arm side is reached and addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlueFieldArm {
+    /// The host's port that forwards SSH to the Arm side.
+    pub ssh_port: u16,
+    /// Added to the last octet of the host's IPv4 LAN address.
+    pub lan_offset: u8,
+}
+
+impl Default for BlueFieldArm {
+    fn default() -> Self {
+        BlueFieldArm {
+            ssh_port: BLUEFIELD_ARM_SSH_PORT_DEFAULT,
+            lan_offset: BLUEFIELD_ARM_LAN_OFFSET_DEFAULT,
+        }
+    }
+}
+
 /// What the importer cannot read from a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportOptions {
@@ -149,6 +183,8 @@ pub struct ImportOptions {
     pub cores: BTreeMap<String, u32>,
     /// Cores for nodes not in `cores`.
     pub cores_default: u32,
+    /// Add each BlueField-2 host's Arm side as a node of its own (`None`: nodes only).
+    pub bluefield_arm: Option<BlueFieldArm>,
 }
 
 impl ImportOptions {
@@ -163,6 +199,7 @@ impl ImportOptions {
             arch: BTreeMap::new(),
             cores: BTreeMap::new(),
             cores_default,
+            bluefield_arm: None,
         }
     }
 }
@@ -221,11 +258,57 @@ pub fn parse_manifest(xml: &str) -> Result<Vec<ManifestNode>, CloudLabError> {
 pub fn import_manifest(xml: &str, options: &ImportOptions) -> Result<Inventory, CloudLabError> {
     let nodes = parse_manifest(xml)?;
     check_overrides_name_nodes(&nodes, options)?;
-    let hosts = nodes
-        .iter()
-        .map(|node| host_from_node(node, options))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut hosts = Vec::new();
+    for node in &nodes {
+        let host = host_from_node(node, options)?;
+        let arm = options
+            .bluefield_arm
+            .filter(|_| carries_bluefield(node) && host.has_role(Role::Host))
+            .map(|arm| arm_side(node, &host, arm))
+            .transpose()?;
+        hosts.push(host);
+        hosts.extend(arm);
+    }
     Ok(Inventory::from_hosts("<cloudlab manifest>", hosts)?)
+}
+
+fn carries_bluefield(node: &ManifestNode) -> bool {
+    node.hardware_type
+        .as_deref()
+        .is_some_and(|t| BLUEFIELD2_HARDWARE_TYPES.contains(&t))
+}
+
+/// The Arm side of `host`'s BlueField-2 as a node: the NIC role, aarch64, its own LAN address.
+fn arm_side(
+    node: &ManifestNode,
+    host: &HostSpec,
+    arm: BlueFieldArm,
+) -> Result<HostSpec, CloudLabError> {
+    let IpAddr::V4(v4) = host.lan_address else {
+        return Err(CloudLabError::NoLanAddress {
+            line: node.line,
+            node: format!("{}-bf2 (needs the host's IPv4 LAN address)", node.client_id),
+        });
+    };
+    let [a, b, c, d] = v4.octets();
+    let last = d
+        .checked_add(arm.lan_offset)
+        .ok_or(CloudLabError::NoLanAddress {
+            line: node.line,
+            node: format!(
+                "{}-bf2 (LAN offset {} overflows)",
+                node.client_id, arm.lan_offset
+            ),
+        })?;
+    Ok(HostSpec {
+        name: format!("{}-bf2", node.client_id),
+        port: arm.ssh_port,
+        roles: vec![Role::Nic],
+        arch: Arch::Aarch64,
+        lan_address: IpAddr::from([a, b, c, last]),
+        cores: BLUEFIELD2_ARM_CORES,
+        ..host.clone()
+    })
 }
 
 fn check_overrides_name_nodes(

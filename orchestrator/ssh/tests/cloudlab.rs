@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use expect_test::expect;
-use naam_ssh::cloudlab::{CloudLabError, ImportOptions, import_manifest, parse_manifest};
+use naam_ssh::cloudlab::{
+    BlueFieldArm, CloudLabError, ImportOptions, import_manifest, parse_manifest,
+};
 use naam_ssh::{Arch, Role};
 
 const MANIFEST: &str = include_str!("fixtures/cloudlab-manifest.xml");
@@ -100,6 +102,30 @@ fn role_and_arch_overrides_apply() {
         (card.roles.as_slice(), card.arch, card.user.as_str()),
         (&[Role::Nic][..], Arch::Aarch64, "alice")
     );
+}
+
+/// Issue 14: the r7525 host's BlueField-2 Arm side becomes its own SSH target with the NIC role
+/// (a forwarded port of its host, aarch64, 8 cores, a LAN address of its own); clients get none.
+#[test]
+fn issue_14_a_bluefield_hosts_arm_side_becomes_its_own_node() {
+    let mut options = options();
+    options.bluefield_arm = Some(BlueFieldArm::default());
+    let inventory = import_manifest(MANIFEST, &options).unwrap();
+    let names: Vec<&str> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["host", "host-bf2", "client0", "client1"]);
+    let (host, arm) = (
+        inventory.host("host").unwrap(),
+        inventory.host("host-bf2").unwrap(),
+    );
+    assert_eq!(
+        (arm.ssh_host.as_str(), arm.port, arm.user.as_str()),
+        (host.ssh_host.as_str(), 2222, host.user.as_str())
+    );
+    assert_eq!(
+        (arm.roles.as_slice(), arm.arch, arm.cores),
+        (&[Role::Nic][..], Arch::Aarch64, 8)
+    );
+    assert_eq!(arm.lan_address.to_string(), "10.10.1.101");
 }
 
 fn import_error(xml: &str, options: &ImportOptions) -> String {
