@@ -94,12 +94,16 @@ fn encode_app(app: &App, out: &mut Vec<u8>) {
         App::Unset => out.push(0),
         App::Echo => out.push(1),
         App::Mica(m) => {
-            out.push(2);
+            // Kind 4: a tenant's own GET program (its salt follows the rkeys).
+            out.push(if m.tenant_salt.is_some() { 4 } else { 2 });
             for id in [m.index, m.log, m.meta] {
                 out.extend_from_slice(&id.0.to_le_bytes());
             }
             for rkey in m.rkeys {
                 out.extend_from_slice(&rkey.to_le_bytes());
+            }
+            if let Some(salt) = m.tenant_salt {
+                out.extend_from_slice(&salt.to_le_bytes());
             }
         }
         App::Btree(b) => {
@@ -197,16 +201,22 @@ fn decode_app(r: &mut Reader<'_>) -> Result<App, ImageError> {
     Ok(match kind {
         0 => App::Unset,
         1 => App::Echo,
-        2 => {
+        2 | 4 => {
             let index = ObjectId(r.u32("app.index")?);
             let log = ObjectId(r.u32("app.log")?);
             let meta = ObjectId(r.u32("app.meta")?);
             let rkeys = [r.u64("app.rkey")?, r.u64("app.rkey")?, r.u64("app.rkey")?];
+            let tenant_salt = if kind == 4 {
+                Some(r.u64("app.tenant_salt")?)
+            } else {
+                None
+            };
             App::Mica(MicaApp {
                 index,
                 log,
                 meta,
                 rkeys,
+                tenant_salt,
             })
         }
         3 => {
@@ -270,6 +280,7 @@ mod tests {
                 log: ObjectId(2),
                 meta: ObjectId(3),
                 rkeys: [10, 20, 30],
+                tenant_salt: Some(0x5a17),
             }),
             exec_ns: vec![900, 1100],
             objects: vec![

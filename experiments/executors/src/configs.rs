@@ -288,6 +288,7 @@ fn workload_spec(plan: &ExperimentPlan, point: &PointPlan) -> Result<WorkloadSpe
                     .next_power_of_two(),
                 slots: m.slots,
                 log_bytes: (m.log_bytes / tenants).max(log_floor).next_power_of_two(),
+                tenant_programs: m.tenant_programs,
             }))
         }
         Workload::Btree(b) => Ok(WorkloadSpec::Btree(BtreeSpec {

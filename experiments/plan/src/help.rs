@@ -106,6 +106,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "log_bytes",
         "`log_bytes = 16777216` (the circular log, a multiple of 8 bytes)",
     ),
+    (
+        "tenant_programs",
+        "`tenant_programs = \"distinct\"` (each tenant its own GET program, a per-tenant salt in every reply; default \"shared\")",
+    ),
     ("keys", "`keys = 100000` (keys bulk-loaded into the B-tree)"),
     (
         "node_bytes",

@@ -184,7 +184,7 @@ pub struct Roles {
 }
 
 /// Steering policies with their parameters, and eBPF backends (naam-types).
-pub use naam_types::{PolicyKind, PolicySpec, VmBackend};
+pub use naam_types::{PolicyKind, PolicySpec, TenantPrograms, VmBackend};
 /// Key choice, with YCSB's names: naam-ycsb's own type, so the plan, the role configurations
 /// and the generator share it.
 pub use naam_ycsb::Distribution;
@@ -221,6 +221,10 @@ pub struct MicaWorkload {
     pub slots: u32,
     /// Size of the circular log.
     pub log_bytes: u64,
+    /// One GET program for every tenant, or each tenant its own (`tenant_programs`; the default,
+    /// shared, is left out of the serialised plan and so of existing configuration hashes).
+    #[serde(default, skip_serializing_if = "TenantPrograms::is_shared")]
+    pub tenant_programs: TenantPrograms,
 }
 
 /// The Cell-style B-tree of fixed-size nodes.

@@ -76,6 +76,7 @@ pub(crate) struct RawWorkload {
     pub buckets: Option<Spanned<i64>>,
     pub slots: Option<Spanned<i64>>,
     pub log_bytes: Option<Spanned<i64>>,
+    pub tenant_programs: Option<Spanned<String>>,
     // mica and btree
     pub distribution: Option<Spanned<String>>,
     // btree

@@ -28,6 +28,7 @@ fn config(policy: PolicyKind) -> SimPointConfig {
                 buckets: 32_768,
                 slots: 7,
                 log_bytes: 1 << 24,
+                tenant_programs: Default::default(),
             }),
             tenants: 1,
             seed: SEED,

@@ -33,6 +33,7 @@ fn main() {
                 buckets: (records / 3).next_power_of_two(),
                 slots: 7,
                 log_bytes: 1 << 24,
+                tenant_programs: Default::default(),
             }),
             tenants: 1,
             seed: 7,

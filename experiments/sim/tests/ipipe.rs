@@ -34,6 +34,7 @@ fn config(policy: PolicyKind, tenants: u32, offered_ops_per_s: f64, seed: u64) -
                 buckets: 1024,
                 slots: 7,
                 log_bytes: 1 << 20,
+                tenant_programs: Default::default(),
             }),
             tenants,
             seed,

@@ -39,6 +39,7 @@ fn config(policy: PolicyKind, offered_ops_per_s: f64, seed: u64) -> SimPointConf
                 buckets: 1024,
                 slots: 7,
                 log_bytes: 1 << 20,
+                tenant_programs: Default::default(),
             }),
             tenants: 1,
             seed,

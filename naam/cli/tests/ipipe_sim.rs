@@ -1,6 +1,8 @@
 //! The offload-scaling experiment with NAAM's NIC series and both iPipe series on the
 //! simulation testbed (profile bf2-r7525), through the runner, the frames and the figure: every
-//! answer verified, every point labelled simulated, the figure drawn with all three series.
+//! answer verified (each tenant its own GET program, whose salt every reply carries: NAAM's
+//! patched eBPF and iPipe's native actors alike), every point labelled simulated, the figure
+//! drawn with all three series.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,7 @@ fn offload_scaling_with_both_ipipe_series_runs_to_a_figure() {
     let text = ManifestBuilder::new(ExperimentId::OffloadScaling)
         .series(&["nic", "ipipe", "ipipe-processes"])
         .sim("bf2-r7525")
+        .workload_name("tenant_programs", "distinct")
         .timing(20, 40, 20)
         .variant_value("repetitions", 1)
         .offered(&[40_000])

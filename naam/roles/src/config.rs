@@ -49,7 +49,7 @@ pub use naam_types::PolicySpec;
 /// Times shared by every role of a point (naam-types: the launcher writes it).
 pub use naam_types::Timeline;
 /// The eBPF backend a location loads its functions for.
-pub use naam_types::VmBackend;
+pub use naam_types::{TenantPrograms, VmBackend};
 /// Key distributions and YCSB core workloads (naam-ycsb: the generator's own types).
 pub use naam_ycsb::{Distribution, Workload as YcsbWorkload};
 
@@ -129,6 +129,10 @@ pub struct MicaSpec {
     pub slots: u32,
     /// Circular log size (bytes).
     pub log_bytes: u64,
+    /// One GET program for every tenant or each its own (left out when shared, so existing
+    /// role configurations stay byte-identical).
+    #[serde(default, skip_serializing_if = "TenantPrograms::is_shared")]
+    pub tenant_programs: TenantPrograms,
 }
 
 /// B-tree dataset.

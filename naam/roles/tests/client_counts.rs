@@ -47,6 +47,7 @@ fn dataset() -> Dataset {
             buckets: 1024,
             slots: 7,
             log_bytes: 1 << 20,
+            tenant_programs: Default::default(),
         }),
         tenants: 1,
         seed: 7,

@@ -65,6 +65,7 @@ fn host_role(out: &Path, shm: &Path) -> RoleConfig {
                     buckets: 64,
                     slots: 7,
                     log_bytes: 1 << 16,
+                    tenant_programs: Default::default(),
                 }),
                 tenants: 1,
                 seed: 18,

@@ -25,6 +25,7 @@ fn regions_larger_than_memory_are_refused_before_any_is_created() {
             buckets: 1024,
             slots: 7,
             log_bytes: LOG_BYTES,
+            tenant_programs: Default::default(),
         }),
         tenants,
         seed: 1,

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use naam_engine::client::{Destination, EndpointConfig};
+use naam_engine::function::{FunctionBody, FunctionTable};
 use naam_engine::rnic::answer_read;
 use naam_engine::server::WorkerConfig;
 use naam_engine::wire::{ErrorCode, ErrorKind, Reply};
@@ -19,12 +20,16 @@ use naam_engine::{
     ClientEndpoint, Frame, Location, Nanos, RegionTable, RkeySecret, ServerWorker, Status,
     WorkerSettings,
 };
+use naam_engine::{Code, FunctionId};
 use naam_loadgen::{LoadConfig, LoadGenerator, LoadMode, TagSet, Thresholds};
-use naam_roles::config::{Dataset, Distribution, MicaSpec, WorkloadSpec, YcsbWorkload};
+use naam_roles::config::{
+    Dataset, Distribution, MicaSpec, TenantPrograms, VmBackend, WorkloadSpec, YcsbWorkload,
+};
 use naam_roles::host::memory::{self, HostMemory};
 use naam_roles::serve::{AccessPath, DirectPath, Natives};
 use naam_roles::session::{ClientSession, SessionReport, SessionTimes};
-use naam_roles::workload::{self, ServerWorkload};
+use naam_roles::workload::mica::MICA_GET;
+use naam_roles::workload::{self, FunctionCode, ServerWorkload};
 
 const WARMUP_NS: u64 = 50_000_000;
 const MEASURE_NS: u64 = 100_000_000;
@@ -47,7 +52,30 @@ fn seed() -> u64 {
     seed
 }
 
-fn dataset(seed: u64) -> Dataset {
+/// Which GET program each tenant's function slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Programs {
+    /// One tenant, the shared GET.
+    Shared,
+    /// [`TENANTS_DISTINCT`] tenants, each its own program.
+    Distinct,
+    /// As `Distinct`, but tenant t's slot holds tenant t+1's program (a wrong registration).
+    Crossed,
+}
+
+/// Tenants of the per-tenant-program points.
+const TENANTS_DISTINCT: u32 = 4;
+
+impl Programs {
+    fn tenants(self) -> u32 {
+        match self {
+            Programs::Shared => 1,
+            Programs::Distinct | Programs::Crossed => TENANTS_DISTINCT,
+        }
+    }
+}
+
+fn dataset(seed: u64, programs: Programs) -> Dataset {
     Dataset {
         workload: WorkloadSpec::Mica(MicaSpec {
             records: 2000,
@@ -58,8 +86,12 @@ fn dataset(seed: u64) -> Dataset {
             buckets: 1024,
             slots: 7,
             log_bytes: 1 << 20,
+            tenant_programs: match programs {
+                Programs::Shared => TenantPrograms::Shared,
+                Programs::Distinct | Programs::Crossed => TenantPrograms::Distinct,
+            },
         }),
-        tenants: 1,
+        tenants: programs.tenants(),
         seed,
     }
 }
@@ -98,16 +130,21 @@ struct Point {
 
 impl Point {
     fn new(seed: u64, faults: Faults) -> Point {
+        Point::with_programs(seed, faults, Programs::Shared)
+    }
+
+    fn with_programs(seed: u64, faults: Faults, programs: Programs) -> Point {
         let dir = tempfile::tempdir().unwrap();
-        let ds = dataset(seed);
+        let ds = dataset(seed, programs);
+        let tenants = programs.tenants();
         let server: Arc<dyn ServerWorkload> = Arc::from(workload::server(&ds).unwrap());
         let (table, memory, meta) =
-            memory::build(&*server, 1, dir.path(), "sw", RkeySecret([7; 16])).unwrap();
+            memory::build(&*server, tenants, dir.path(), "sw", RkeySecret([7; 16])).unwrap();
         let (table, memory) = (Arc::new(table), Arc::new(memory));
-        let functions = Arc::new(
-            naam_roles::host::functions(&*server, 1, naam_roles::config::VmBackend::Interpreter)
-                .unwrap(),
-        );
+        let functions = Arc::new(match programs {
+            Programs::Crossed => crossed_functions(&*server, tenants),
+            _ => naam_roles::host::functions(&*server, tenants, VmBackend::Interpreter).unwrap(),
+        });
         let mut worker = ServerWorker::new(
             WorkerConfig::new(Location::Host, 1_000_000),
             Arc::clone(&functions),
@@ -309,6 +346,30 @@ impl Point {
     }
 }
 
+/// Tenant t's functions registered with tenant (t+1)'s code.
+fn crossed_functions(server: &dyn ServerWorkload, tenants: u32) -> FunctionTable {
+    let mut table = FunctionTable::new();
+    for t in 0..tenants {
+        let specs = server.functions((t + 1) % tenants).unwrap();
+        for f in specs {
+            let tenant = workload::tenant_id(t);
+            match &f.code {
+                FunctionCode::Elf { object, section } => {
+                    let code = Code::Elf {
+                        object,
+                        name: section,
+                    };
+                    table.register_ebpf(tenant, f.id, f.name, code).unwrap();
+                }
+                FunctionCode::HostNative => {
+                    table.register_host_native(tenant, f.id, f.name).unwrap()
+                }
+            }
+        }
+    }
+    table
+}
+
 fn counts(report: &SessionReport) -> (BTreeMap<String, u64>, u64, u64, u64, u64) {
     (
         report.errors.clone(),
@@ -379,4 +440,81 @@ fn measured_phase_faults_are_all_counted() {
         faulty.run.rate.intended,
         faulty.run.rate.completed
     );
+}
+
+/// The GET program of every tenant in `table`.
+fn get_programs(table: &FunctionTable, tenants: u32) -> Vec<&naam_vm::Program> {
+    (0..tenants)
+        .map(
+            |t| match &table.get(workload::tenant_id(t), MICA_GET).unwrap().body {
+                FunctionBody::Ebpf(program) => program,
+                FunctionBody::HostNative => panic!("GET is eBPF"),
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn n_tenants_register_n_distinct_programs() {
+    let seed = seed();
+    for (programs, distinct) in [
+        (TenantPrograms::Shared, false),
+        (TenantPrograms::Distinct, true),
+    ] {
+        let mut ds = dataset(seed, Programs::Distinct);
+        let WorkloadSpec::Mica(spec) = &mut ds.workload else {
+            unreachable!()
+        };
+        spec.tenant_programs = programs;
+        let server = workload::server(&ds).unwrap();
+        let table =
+            naam_roles::host::functions(&*server, ds.tenants, VmBackend::Interpreter).unwrap();
+        assert_eq!(
+            table.len(),
+            2 * ds.tenants as usize,
+            "GET and SET per tenant"
+        );
+        let gets = get_programs(&table, ds.tenants);
+        for (i, p) in gets.iter().enumerate() {
+            for (j, q) in gets.iter().enumerate().skip(i + 1) {
+                assert_eq!(
+                    !p.same_code(q),
+                    distinct,
+                    "{programs:?}: tenants {i} and {j} (GET id {:?})",
+                    FunctionId(MICA_GET.0)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn distinct_programs_answer_every_tenant_verified() {
+    let seed = seed();
+    let (report, _) = Point::with_programs(seed, Faults::None, Programs::Distinct).run();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.measured.verify_failures, 0, "{:?}", report.measured);
+    assert!(report.run.rate.completed > 1000, "{:?}", report.run.rate);
+}
+
+#[test]
+fn an_answer_from_another_tenants_program_fails_verification() {
+    let seed = seed();
+    let (report, _) = Point::with_programs(seed, Faults::None, Programs::Crossed).run();
+    let m = &report.measured;
+    // Every GET answer (hit or miss, at the host or run locally at the client) came from the
+    // wrong program; SETs are host-native and still verify.
+    assert!(m.verify_failures > 1000, "{m:?}");
+    assert_eq!(
+        m.misses, 0,
+        "a wrong program's miss is not taken for a miss: {m:?}"
+    );
+    let completed = report.run.rate.completed;
+    assert!(
+        m.verify_failures * 100 >= completed * 90,
+        "YCSB-B is 95 % GETs, all answered by the wrong program: {} failed of {completed}",
+        m.verify_failures
+    );
+    let first = m.first_verify_failure.as_deref().unwrap_or_default();
+    assert!(first.contains("another tenant's program"), "{first}");
 }

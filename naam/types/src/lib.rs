@@ -27,3 +27,31 @@ pub use timeline::Timeline;
 /// Most tenants (offloaded applications) of one dataset, checked by the plan and by the host:
 /// each tenant registers its own regions (MICA: index, log and meta) within the engine's 65 536.
 pub const TENANTS_MAX: u32 = 4096;
+
+/// Whether a dataset's tenants run one program or each its own (`[workload] tenant_programs`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantPrograms {
+    /// Every tenant registers the same bytecode (its own registration, regions and rkeys).
+    #[default]
+    Shared,
+    /// Every tenant registers its own program: the workload's function compiled with a
+    /// per-tenant constant that every reply carries, so clients can tell whose program answered.
+    Distinct,
+}
+
+impl TenantPrograms {
+    /// Every choice with its manifest name.
+    pub const ALL: [(TenantPrograms, &'static str); 2] = [
+        (TenantPrograms::Shared, "shared"),
+        (TenantPrograms::Distinct, "distinct"),
+    ];
+
+    /// True for the default, which plans and role configurations leave out of their serialised
+    /// form (so configuration hashes of existing plans stay what they were).
+    pub fn is_shared(&self) -> bool {
+        *self == TenantPrograms::Shared
+    }
+}

@@ -202,6 +202,16 @@ impl Program {
         self.slots
     }
 
+    /// True when `other` runs exactly this program: the same decoded instructions, entry point,
+    /// read-only data and initial globals (whatever the backend). Programs loaded from objects
+    /// that differ in one constant are not the same code.
+    pub fn same_code(&self, other: &Program) -> bool {
+        self.entry == other.entry
+            && self.ops == other.ops
+            && self.constants == other.constants
+            && self.globals == other.globals
+    }
+
     /// Bytes of read-only data the program carries (`.rodata*`).
     pub fn constants_len(&self) -> usize {
         self.constants.len()

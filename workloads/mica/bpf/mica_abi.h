@@ -66,6 +66,13 @@
 #define MICA_REPLY_MISS 0
 #define MICA_REPLY_HIT 1
 
+/* ---- mica_get_tenant: mica_get whose every reply ends with 8 bytes of a
+ * per-tenant salt. The object is compiled with this placeholder as the salt; a
+ * loader writes each tenant's salt over the placeholder's lddw immediates, so
+ * every tenant registers its own program (naam-mica, src/tenant.rs). -------- */
+#define MICA_TENANT_SALT_PLACEHOLDER 6491869449711915493 /* 0x5a17c0de7e4a11e5 */
+#define MICA_TENANT_SALT_BYTES 8
+
 /* ---- mica_get error codes (>= NAAM_ERR_BASE) ------------------------------ */
 #define MICA_ERR_ARGS 16           /* argument block malformed */
 #define MICA_ERR_DATA 17           /* fetched accesses differ from those declared */

@@ -133,12 +133,24 @@ INLINE long next_step(struct get_state *st, naam_u8 phase)
     return NAAM_NEXT;
 }
 
+/* The reply's end: nothing, or in a per-tenant build (mica_get_tenant.c) the
+ * tenant's salt, whose lddw immediate the loader patches per tenant. */
+INLINE long reply_done(void)
+{
+#ifdef MICA_TENANT_SALT
+    naam_u64 salt = MICA_TENANT_SALT;
+    if (naam_reply(&salt, MICA_TENANT_SALT_BYTES) < 0)
+        return MICA_ERR_HELPER;
+#endif
+    return NAAM_DONE;
+}
+
 INLINE long reply_miss(void)
 {
     naam_u8 status = MICA_REPLY_MISS;
     if (naam_reply(&status, 1) < 0)
         return MICA_ERR_HELPER;
-    return NAAM_DONE;
+    return reply_done();
 }
 
 INLINE long reply_hit(const naam_u8 *value, naam_u32 value_len)
@@ -148,7 +160,7 @@ INLINE long reply_hit(const naam_u8 *value, naam_u32 value_len)
         return MICA_ERR_HELPER;
     if (value_len > 0 && naam_reply(value, value_len) < 0)
         return MICA_ERR_HELPER;
-    return NAAM_DONE;
+    return reply_done();
 }
 
 /* Keys are zero-padded to 8 bytes in the item and in the args: compare words.

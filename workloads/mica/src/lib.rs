@@ -105,6 +105,7 @@ pub mod layout;
 pub mod reader;
 pub mod set;
 pub mod table;
+pub mod tenant;
 pub mod trace;
 mod view;
 pub mod vm;

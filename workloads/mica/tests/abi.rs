@@ -48,6 +48,14 @@ fn abi_header_matches_layout() {
         ("MICA_VALUE_BYTES_MAX", layout::VALUE_BYTES_MAX as u64),
         ("MICA_LOG_BYTES_MAX", naam_mica::config::LOG_BYTES_MAX),
         ("MICA_META_TAIL_OFFSET", layout::META_TAIL_OFFSET as u64),
+        (
+            "MICA_TENANT_SALT_PLACEHOLDER",
+            naam_mica::tenant::TENANT_SALT_PLACEHOLDER,
+        ),
+        (
+            "MICA_TENANT_SALT_BYTES",
+            naam_mica::tenant::TENANT_SALT_BYTES as u64,
+        ),
         ("MICA_ARGS_INDEX_RKEY", get::ARGS_INDEX_RKEY as u64),
         ("MICA_ARGS_LOG_RKEY", get::ARGS_LOG_RKEY as u64),
         ("MICA_ARGS_META_RKEY", get::ARGS_META_RKEY as u64),

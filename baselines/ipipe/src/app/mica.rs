@@ -24,6 +24,11 @@ pub struct MicaApp {
     pub meta: ObjectId,
     /// The rkeys clients name the three regions by.
     pub rkeys: [u64; 3],
+    /// The tenant's salt when each tenant runs its own GET program (NAAM's
+    /// `tenant_programs = "distinct"`): every GET reply ends with it, as the tenant's eBPF
+    /// program's replies do (`naam_mica::tenant`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_salt: Option<u64>,
 }
 
 impl MicaApp {
@@ -45,6 +50,7 @@ impl MicaApp {
             log,
             meta,
             rkeys: [rkeys.index, rkeys.log, rkeys.meta],
+            tenant_salt: None,
         };
         MicaTable::format(config, app.regions_mut(objects)?)
             .map_err(|e| InstallError::Mica(e.to_string()))?;
@@ -76,7 +82,17 @@ impl MicaApp {
             log,
             meta,
             rkeys,
+            tenant_salt: None,
         })
+    }
+
+    /// The same table answering as the tenant's own program with `salt` (see
+    /// [`MicaApp::tenant_salt`]).
+    pub fn with_tenant_salt(self, salt: Option<u64>) -> MicaApp {
+        MicaApp {
+            tenant_salt: salt,
+            ..self
+        }
     }
 
     /// The table's three objects, writable (for loading and SET).
@@ -122,6 +138,9 @@ impl MicaApp {
             Ok(GetOutcome::Miss) => GetReply::Miss.encode(reply),
             Err(OpError::RetriesExhausted { .. }) => return Err(HandlerError::Retries),
             Err(_) => return Err(data_error),
+        }
+        if let Some(salt) = self.tenant_salt {
+            naam_mica::tenant::append_salt(reply, salt);
         }
         Ok(())
     }

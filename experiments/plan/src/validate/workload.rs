@@ -129,6 +129,12 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
         buckets: buckets_value,
         slots: *slots.get_ref() as u32,
         log_bytes,
+        tenant_programs: raw
+            .tenant_programs
+            .as_ref()
+            .map_or(Ok(TenantPrograms::Shared), |value| {
+                one_of(src, value, "workload.tenant_programs", &TenantPrograms::ALL)
+            })?,
     })
 }
 
@@ -143,6 +149,7 @@ fn btree(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<BtreeWorkload,
     forbidden(src, &raw.buckets, "workload.buckets", why)?;
     forbidden(src, &raw.slots, "workload.slots", why)?;
     forbidden(src, &raw.log_bytes, "workload.log_bytes", why)?;
+    forbidden(src, &raw.tenant_programs, "workload.tenant_programs", why)?;
     forbidden(src, &raw.functions, "workload.functions", why)?;
     let node = required(src, &raw.node_bytes, &span, "workload.node_bytes")?;
     let node_bytes = int(
@@ -188,6 +195,7 @@ fn vm_cost(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<VmCostWorklo
     forbidden(src, &raw.buckets, "workload.buckets", why)?;
     forbidden(src, &raw.slots, "workload.slots", why)?;
     forbidden(src, &raw.log_bytes, "workload.log_bytes", why)?;
+    forbidden(src, &raw.tenant_programs, "workload.tenant_programs", why)?;
     forbidden(src, &raw.distribution, "workload.distribution", why)?;
     forbidden(src, &raw.keys, "workload.keys", why)?;
     forbidden(src, &raw.node_bytes, "workload.node_bytes", why)?;

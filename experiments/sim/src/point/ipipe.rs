@@ -32,8 +32,8 @@ use naam_results::raw;
 use naam_roles::config::WorkloadSpec;
 use naam_roles::host::memory::HostMemory;
 use naam_roles::workload::{DatasetMeta, ServerWorkload, tenant_id};
-use naam_types::PolicySpec;
 use naam_types::ipipe::IpipeParams;
+use naam_types::{PolicySpec, TenantPrograms};
 use serde::Serialize;
 
 use super::{Event, SimError, SimPoint, SimPointConfig, setup};
@@ -171,7 +171,8 @@ impl IpipeServers {
         };
         let mut nic = Runtime::new(nic_config).map_err(setup)?;
         let functions: Vec<(FunctionId, Op)> = workload
-            .functions()
+            .functions(0)
+            .map_err(setup)?
             .iter()
             .filter_map(|f| Some((f.id, op_of(f.name)?)))
             .collect();
@@ -285,6 +286,13 @@ fn isolation_name(isolation: Isolation) -> &'static str {
 }
 
 /// Tenant `t`'s actor: its functions, and a copy of its regions (as loaded) as its objects.
+/// Tenant `t`'s salt when each tenant runs its own GET program: the actor's native GET then
+/// answers as that program does (iPipe's actors are per-tenant code already).
+fn tenant_salt_of(spec: &naam_roles::config::MicaSpec, t: usize) -> Option<u64> {
+    (spec.tenant_programs == TenantPrograms::Distinct)
+        .then(|| naam_mica::tenant::tenant_salt(t as u32))
+}
+
 fn install_actor(
     nic: &mut Runtime,
     config: &SimPointConfig,
@@ -311,14 +319,16 @@ fn install_actor(
     let app = nic
         .with_objects(actor, |objects, allocator| {
             match (&config.dataset.workload, &bytes[..], rkeys) {
-                (WorkloadSpec::Mica(_), [index, log, meta], &[ri, rl, rm]) => {
+                (WorkloadSpec::Mica(spec), [index, log, meta], &[ri, rl, rm]) => {
                     let regions = MicaRegions { index, log, meta };
                     let rkeys = MicaRkeys {
                         index: ri,
                         log: rl,
                         meta: rm,
                     };
-                    MicaApp::adopt(objects, allocator, regions, rkeys).map(App::Mica)
+                    MicaApp::adopt(objects, allocator, regions, rkeys)
+                        .map(|app| app.with_tenant_salt(tenant_salt_of(spec, t)))
+                        .map(App::Mica)
                 }
                 (WorkloadSpec::Btree(_), [nodes], &[rkey]) => {
                     BtreeApp::adopt(objects, allocator, nodes, rkey).map(App::Btree)

@@ -384,8 +384,11 @@ pub fn functions(
 ) -> Result<FunctionTable, RoleError> {
     let mut table = FunctionTable::new().with_backend(vm_backend(backend));
     for tenant in 0..tenants {
-        for f in workload.functions() {
-            let registered = match f.code {
+        let specs = workload
+            .functions(tenant)
+            .map_err(|e| RoleError::Setup(e.to_string()))?;
+        for f in specs {
+            let registered = match &f.code {
                 FunctionCode::Elf { object, section } => table.register_ebpf(
                     tenant_id(tenant),
                     f.id,
@@ -443,11 +446,10 @@ pub fn server_controller(spec: &PolicySpec) -> Result<Controller, RoleError> {
 pub fn fixed_rules(workload: &dyn ServerWorkload, tenants: u32) -> Result<RuleTable, RoleError> {
     let mut rules = RuleTable::new(Shares::HOST);
     for tenant in 0..tenants {
-        for f in workload
-            .functions()
-            .iter()
-            .filter(|f| f.code == FunctionCode::HostNative)
-        {
+        let specs = workload
+            .functions(tenant)
+            .map_err(|e| RoleError::Setup(e.to_string()))?;
+        for f in specs.iter().filter(|f| f.code == FunctionCode::HostNative) {
             rules
                 .set(RuleKey::function(tenant_id(tenant), f.id), Shares::HOST)
                 .map_err(|e| RoleError::Setup(e.to_string()))?;

@@ -162,16 +162,16 @@ impl ServerWorkload for BtreeServer {
         }]
     }
 
-    fn functions(&self) -> Vec<FunctionSpec> {
+    fn functions(&self, _tenant: u32) -> Result<Vec<FunctionSpec>, WorkloadError> {
         let code = FunctionCode::Elf {
-            object: LOOKUP_OBJECT,
+            object: LOOKUP_OBJECT.into(),
             section: LOOKUP_FUNCTION_SECTION,
         };
-        vec![FunctionSpec {
+        Ok(vec![FunctionSpec {
             id: BTREE_LOOKUP,
             name: "btree_lookup",
             code,
-        }]
+        }])
     }
 
     fn load(&self, tenant: u32, regions: &[&SharedRegion]) -> Result<(), WorkloadError> {

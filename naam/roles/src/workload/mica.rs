@@ -14,6 +14,7 @@ use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT, GetArgs, GetReply, MicaRk
 use naam_mica::layout::item_bytes;
 pub use naam_mica::set::{SET_ERR_ARGS, SET_ERR_TABLE, SET_STORED, decode_set, encode_set};
 use naam_mica::table::{MicaRegionsMut, MicaTable};
+use naam_mica::tenant::{TENANT_GET_SECTION, split_salt, tenant_get_object, tenant_salt};
 use naam_ycsb::{OpKind, OperationGenerator, RunConfig};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,7 @@ use super::{
     ClientWorkload, Expect, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload,
     TenantMeta, Verified, WorkloadError, WorkloadMeta, one_read,
 };
-use crate::config::MicaSpec;
+use crate::config::{MicaSpec, TenantPrograms};
 use crate::shm::SharedRegion;
 
 /// The GET function (eBPF).
@@ -153,22 +154,31 @@ impl ServerWorkload for MicaServer {
         ]
     }
 
-    fn functions(&self) -> Vec<FunctionSpec> {
-        vec![
+    fn functions(&self, tenant: u32) -> Result<Vec<FunctionSpec>, WorkloadError> {
+        let get = match self.spec.tenant_programs {
+            TenantPrograms::Shared => FunctionCode::Elf {
+                object: GET_OBJECT.into(),
+                section: GET_FUNCTION_SECTION,
+            },
+            TenantPrograms::Distinct => FunctionCode::Elf {
+                object: tenant_get_object(tenant_salt(tenant))
+                    .map_err(|e| WorkloadError::Config(e.to_string()))?
+                    .into(),
+                section: TENANT_GET_SECTION,
+            },
+        };
+        Ok(vec![
             FunctionSpec {
                 id: MICA_GET,
                 name: "mica_get",
-                code: FunctionCode::Elf {
-                    object: GET_OBJECT,
-                    section: GET_FUNCTION_SECTION,
-                },
+                code: get,
             },
             FunctionSpec {
                 id: MICA_SET,
                 name: "mica_set",
                 code: FunctionCode::HostNative,
             },
-        ]
+        ])
     }
 
     fn load(&self, tenant: u32, regions: &[&SharedRegion]) -> Result<(), WorkloadError> {
@@ -300,10 +310,13 @@ impl MicaClient {
         out.descriptors = one_read(a.rkey, a.offset, a.len);
         out.function = MICA_GET.0;
         out.host_only = false;
-        out.expect = if self.verify {
-            Expect::MicaValueOf(keynum)
-        } else {
-            Expect::Anything
+        out.expect = match (self.verify, self.spec.tenant_programs) {
+            (false, _) => Expect::Anything,
+            (true, TenantPrograms::Shared) => Expect::MicaValueOf(keynum),
+            (true, TenantPrograms::Distinct) => Expect::MicaTenantValueOf {
+                keynum,
+                salt: tenant_salt(tenant),
+            },
         };
     }
 
@@ -333,6 +346,21 @@ impl MicaClient {
         } else {
             Expect::Anything
         };
+    }
+}
+
+impl MicaClient {
+    /// A decoded GET reply against the value `keynum` must hold.
+    fn check_get(&self, reply: GetReply<'_>, keynum: u64) -> Verified {
+        match reply {
+            GetReply::Hit(value) => {
+                match values::check_value(value, keynum, self.spec.value_bytes as usize) {
+                    Ok(_) => Verified::Correct,
+                    Err(why) => Verified::Wrong(why),
+                }
+            }
+            GetReply::Miss => Verified::Miss,
+        }
     }
 }
 
@@ -385,13 +413,11 @@ impl ClientWorkload for MicaClient {
         match expect {
             Expect::Anything => Verified::Correct,
             Expect::MicaValueOf(keynum) => match GetReply::decode(payload) {
-                Ok(GetReply::Hit(value)) => {
-                    match values::check_value(value, keynum, self.spec.value_bytes as usize) {
-                        Ok(_) => Verified::Correct,
-                        Err(why) => Verified::Wrong(why),
-                    }
-                }
-                Ok(GetReply::Miss) => Verified::Miss,
+                Ok(reply) => self.check_get(reply, keynum),
+                Err(e) => Verified::Wrong(e.to_string()),
+            },
+            Expect::MicaTenantValueOf { keynum, salt } => match split_salt(payload, salt) {
+                Ok(reply) => self.check_get(reply, keynum),
                 Err(e) => Verified::Wrong(e.to_string()),
             },
             Expect::MicaStored if payload == [SET_STORED] => Verified::Correct,

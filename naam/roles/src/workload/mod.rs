@@ -7,6 +7,8 @@ pub mod btree;
 pub mod mica;
 pub mod values;
 
+use std::borrow::Cow;
+
 use naam_engine::wire::Descriptors;
 use naam_engine::{FunctionId, Perms, TenantId};
 use serde::{Deserialize, Serialize};
@@ -33,12 +35,12 @@ pub struct RegionSpec {
 }
 
 /// How a function is implemented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionCode {
     /// eBPF in an ELF object, by section name.
     Elf {
-        /// The object's bytes.
-        object: &'static [u8],
+        /// The object's bytes: a committed object, or a tenant's own variant of one.
+        object: Cow<'static, [u8]>,
         /// The section.
         section: &'static str,
     },
@@ -46,8 +48,8 @@ pub enum FunctionCode {
     HostNative,
 }
 
-/// One function every tenant registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One function a tenant registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionSpec {
     /// Id (the same for every tenant).
     pub id: FunctionId,
@@ -107,8 +109,9 @@ pub enum WorkloadError {
 pub trait ServerWorkload: Send + Sync {
     /// The regions of one tenant.
     fn regions(&self) -> Vec<RegionSpec>;
-    /// The functions every tenant registers.
-    fn functions(&self) -> Vec<FunctionSpec>;
+    /// The functions tenant `tenant` (an index) registers: the same ids and names for every
+    /// tenant, the code the same or (with `tenant_programs = "distinct"`) the tenant's own.
+    fn functions(&self, tenant: u32) -> Result<Vec<FunctionSpec>, WorkloadError>;
     /// Fills a tenant's freshly created (zeroed) regions; `rkeys` in [`Self::regions`] order.
     fn load(&self, tenant: u32, regions: &[&SharedRegion]) -> Result<(), WorkloadError>;
     /// Facts shared by every tenant, once all are loaded.
@@ -150,6 +153,13 @@ pub enum Expect {
     Anything,
     /// A MICA hit whose value belongs to this key number.
     MicaValueOf(u64),
+    /// As `MicaValueOf`, from the tenant's own program: the reply ends with the tenant's salt.
+    MicaTenantValueOf {
+        /// The key number.
+        keynum: u64,
+        /// The tenant's salt (`naam_mica::tenant::tenant_salt`).
+        salt: u64,
+    },
     /// A MICA SET acknowledgement.
     MicaStored,
     /// A B-tree hit with exactly this value.
