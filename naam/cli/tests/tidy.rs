@@ -61,12 +61,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize, &str)] = &[
         77,
         "debt",
     ),
-    (
-        "experiments/plan/src/validate/workload.rs",
-        "mica",
-        76,
-        "debt",
-    ),
     ("orchestrator/doctor/src/checks.rs", "ovs", 73, "debt"),
     (
         "naam/net/src/batch.rs",

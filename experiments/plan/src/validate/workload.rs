@@ -81,16 +81,7 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
             field_help("slots"),
         ));
     }
-    let log = required(src, &raw.log_bytes, &span, "workload.log_bytes")?;
-    let log_bytes = int(src, log, "workload.log_bytes", LOG_BYTES_MIN, LOG_BYTES_MAX)?;
-    if !log_bytes.is_multiple_of(8) {
-        return Err(src.invalid(
-            &log.span(),
-            "workload.log_bytes",
-            format!("{log_bytes} is not a multiple of 8"),
-            format!("write `log_bytes = {}`", log_bytes.next_multiple_of(8)),
-        ));
-    }
+    let log_bytes = log_bytes(src, table)?;
     let letters = YcsbWorkload::ALL.map(|w| (w, w.name()));
     Ok(MicaWorkload {
         records: int(
@@ -129,13 +120,33 @@ fn mica(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<MicaWorkload, M
         buckets: buckets_value,
         slots: *slots.get_ref() as u32,
         log_bytes,
-        tenant_programs: raw
-            .tenant_programs
-            .as_ref()
-            .map_or(Ok(TenantPrograms::Shared), |value| {
-                one_of(src, value, "workload.tenant_programs", &TenantPrograms::ALL)
-            })?,
+        tenant_programs: tenant_programs(src, raw)?,
     })
+}
+
+/// `log_bytes`: within bounds and a multiple of 8.
+fn log_bytes(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<u64, ManifestError> {
+    let field = "workload.log_bytes";
+    let log = required(src, &table.get_ref().log_bytes, &table.span(), field)?;
+    let log_bytes = int(src, log, field, LOG_BYTES_MIN, LOG_BYTES_MAX)?;
+    if !log_bytes.is_multiple_of(8) {
+        return Err(src.invalid(
+            &log.span(),
+            field,
+            format!("{log_bytes} is not a multiple of 8"),
+            format!("write `log_bytes = {}`", log_bytes.next_multiple_of(8)),
+        ));
+    }
+    Ok(log_bytes)
+}
+
+/// `tenant_programs`: shared unless the manifest says otherwise.
+fn tenant_programs(src: Source<'_>, raw: &RawWorkload) -> Result<TenantPrograms, ManifestError> {
+    raw.tenant_programs
+        .as_ref()
+        .map_or(Ok(TenantPrograms::Shared), |value| {
+            one_of(src, value, "workload.tenant_programs", &TenantPrograms::ALL)
+        })
 }
 
 fn btree(src: Source<'_>, table: &Spanned<RawWorkload>) -> Result<BtreeWorkload, ManifestError> {
