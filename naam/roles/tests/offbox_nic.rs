@@ -41,6 +41,7 @@ fn dataset() -> Dataset {
             buckets: 512,
             slots: 7,
             log_bytes: 1 << 18,
+            tenant_programs: Default::default(),
         }),
         tenants: 1,
         seed: SEED,
