@@ -19,3 +19,4 @@ cargo test --locked -p naam-vm --features jit
 echo "== the rdma feature (ibverbs backend) builds, and fails cleanly without an RDMA device"
 cargo test --locked -p naam-net --features rdma --test rdma --lib
 cargo test --locked -p naam-roles --features rdma --lib rdma
+cargo test --locked -p naam-roles --features rdma --test offbox_nic

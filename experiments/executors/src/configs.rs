@@ -158,6 +158,8 @@ fn host_config(
         shm_dir: settings.shm_dir.clone(),
         control_key,
         vm_backend: roles.host_vm_backend,
+        // On one machine; the inventory executor exports for an off-box NIC.
+        rdma_export: false,
     })
 }
 

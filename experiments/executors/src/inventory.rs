@@ -156,10 +156,13 @@ pub fn point_run(
     let nic_host = inventory
         .host(&machines.nic)
         .expect("assigned from the inventory");
-    if is_other_machine(host, nic_host)
-        && let naam_roles::Role::Nic(nic) = &mut built.nic.role
-    {
-        nic.data_path = naam_roles::config::NicDataPath::Rdma;
+    if is_other_machine(host, nic_host) {
+        if let naam_roles::Role::Nic(nic) = &mut built.nic.role {
+            nic.data_path = naam_roles::config::NicDataPath::Rdma;
+        }
+        if let naam_roles::Role::Host(h) = &mut built.host.role {
+            h.rdma_export = true;
+        }
     }
     let policy = match &built.host.role {
         naam_roles::Role::Host(h) => h.policy.name().to_string(),

@@ -195,6 +195,14 @@ pub struct HostConfig {
     /// The eBPF backend its functions are loaded for (absent: the interpreter).
     #[serde(default, skip_serializing_if = "VmBackend::is_interpreter")]
     pub vm_backend: VmBackend,
+    /// Register every region for one-sided RDMA READs and publish them in the ready file (an
+    /// off-box NIC reads them; absent: not exported).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub rdma_export: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The emulated NIC role.

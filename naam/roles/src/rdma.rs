@@ -72,6 +72,92 @@ pub fn nic_paths(
     )))
 }
 
+/// The host's regions registered with its RDMA device and the handshake listener readers
+/// connect to; deregistered and stopped on drop.
+#[cfg(feature = "rdma")]
+#[derive(Debug)]
+pub struct HostExport {
+    // Field order = drop order: the exporter (registrations, connections) before the device.
+    _exporter: naam_net::rdma::Exporter,
+    _context: naam_net::rdma::RdmaContext,
+}
+
+/// Without the `rdma` feature nothing is exported (no value exists).
+#[cfg(not(feature = "rdma"))]
+#[derive(Debug)]
+pub enum HostExport {}
+
+/// Registers every region of `memory` for one-sided READs and listens for readers' queue-pair
+/// handshakes on `listen_ip` (a port the kernel picks); returns the guard to keep for the run and
+/// what the ready file publishes. Fails at start, saying what to check, without a device.
+#[cfg(feature = "rdma")]
+pub fn export_host_regions(
+    memory: &crate::host::memory::HostMemory,
+    table: &naam_engine::RegionTable,
+    listen_ip: std::net::IpAddr,
+) -> Result<(HostExport, crate::ready::RdmaExport), RoleError> {
+    let config = naam_net::rdma::RdmaConfig::default();
+    let context = naam_net::rdma::RdmaContext::open(&config).map_err(|e| host_export(&e))?;
+    let regions: Vec<naam_net::rdma::RegionToExport> = table
+        .iter()
+        .filter_map(|info| {
+            let region = memory.region(info.id)?;
+            Some(naam_net::rdma::RegionToExport {
+                region: info.id.0,
+                addr: region.as_ptr(),
+                len: region.len(),
+            })
+        })
+        .collect();
+    let listen = std::net::SocketAddr::new(listen_ip, 0);
+    // SAFETY: every region stays mapped for as long as `memory` lives, and the host role keeps
+    // `memory` (an Arc held by its workers and this guard's owner) until the guard is dropped.
+    let exporter = unsafe { naam_net::rdma::Exporter::start(&context, &regions, listen) }
+        .map_err(|e| host_export(&e))?;
+    let export = crate::ready::RdmaExport {
+        handshake: exporter.handshake_addr(),
+        regions: exporter
+            .regions()
+            .iter()
+            .map(|r| crate::ready::RdmaRegion {
+                region: r.region,
+                addr: r.addr,
+                len: r.len,
+                rkey: r.rkey,
+            })
+            .collect(),
+    };
+    let guard = HostExport {
+        _exporter: exporter,
+        _context: context,
+    };
+    Ok((guard, export))
+}
+
+/// Without the `rdma` feature the host cannot export its regions.
+#[cfg(not(feature = "rdma"))]
+pub fn export_host_regions(
+    _memory: &crate::host::memory::HostMemory,
+    _table: &naam_engine::RegionTable,
+    _listen_ip: std::net::IpAddr,
+) -> Result<(HostExport, crate::ready::RdmaExport), RoleError> {
+    Err(RoleError::Setup(format!(
+        "{HOST_RDMA}: this naam-role was built without RDMA support: cargo build -p naam-roles \
+         --features rdma --bin naam-role"
+    )))
+}
+
+/// How the host export's errors start.
+const HOST_RDMA: &str = "host role with rdma_export (its regions for an off-box NIC's RDMA READs)";
+
+#[cfg(feature = "rdma")]
+fn host_export(e: &naam_net::rdma::RdmaError) -> RoleError {
+    RoleError::Setup(format!(
+        "{HOST_RDMA}: {e}; check `ibv_devices` and `rdma link show` on the host (`naam doctor` \
+         checks it), or run the NIC role on the host's machine"
+    ))
+}
+
 /// How the off-box NIC's errors start.
 const NIC_RDMA: &str =
     "NIC role with data_path = \"rdma\" (the host's regions over one-sided RDMA READs)";

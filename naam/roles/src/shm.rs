@@ -89,6 +89,12 @@ impl SharedRegion {
         self.len == 0
     }
 
+    /// The mapping's first byte (for registering it with an RDMA device: the RNIC then reads
+    /// it without this process).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.map.as_ptr()
+    }
+
     /// The backing file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -80,6 +80,7 @@ fn host_config(shm_dir: &Path) -> HostConfig {
         shm_dir: shm_dir.to_path_buf(),
         control_key: naam_roles::config::ControlKey([1; 16]),
         vm_backend: naam_roles::config::VmBackend::Interpreter,
+        rdma_export: false,
     }
 }
 

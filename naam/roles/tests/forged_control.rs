@@ -77,6 +77,7 @@ fn host_role(out: &Path, shm: &Path) -> RoleConfig {
             shm_dir: shm.to_path_buf(),
             control_key: KEY,
             vm_backend: naam_roles::config::VmBackend::Interpreter,
+            rdma_export: false,
         }),
     }
 }

@@ -173,3 +173,25 @@ fn issue_14_a_region_the_host_did_not_export_fails_its_accesses() {
         answers.iter().find(|(s, _)| *s == Status::Ok)
     );
 }
+
+/// The host side of the off-box path: exporting its regions fails at start, saying what to
+/// check, where there is no RDMA device (here and in CI) or no RDMA support built in.
+#[test]
+fn issue_14_exporting_the_hosts_regions_fails_at_start_without_a_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let server: Arc<dyn ServerWorkload> = Arc::from(workload::server(&dataset()).unwrap());
+    let (table, memory, _) =
+        memory::build(&*server, 1, dir.path(), "export", RkeySecret([14; 16])).unwrap();
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let message = match naam_roles::rdma::export_host_regions(&memory, &table, ip) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("regions registered on a machine without an RDMA device"),
+    };
+    assert!(message.contains("rdma_export"), "{message}");
+    let expected = if cfg!(feature = "rdma") {
+        "no RDMA device"
+    } else {
+        "without RDMA support"
+    };
+    assert!(message.contains(expected), "{message}");
+}

@@ -120,6 +120,8 @@ struct Bound {
     rnic_socket: naam_net::UdpSocket,
     control_loop: ControlLoop,
     ready: HostReady,
+    /// The regions' RDMA registration, kept until the host stops (with `rdma_export`).
+    rdma: Option<crate::rdma::HostExport>,
 }
 
 impl Shared {
@@ -171,6 +173,7 @@ impl Shared {
             gate: SampleGate::new(host.control_key, sampler),
         };
         control_loop.apply_initial().map_err(RoleError::Setup)?;
+        let (rdma, rdma_ready) = shared.export(host)?.unzip();
         let ready = HostReady {
             ingress: crate::config::reachable(net.ingress),
             rnic: crate::config::reachable(rnic_socket.local_addr()),
@@ -181,16 +184,28 @@ impl Shared {
             shm: shared.memory.shm_entries(),
             dataset: meta,
             pid: std::process::id(),
-            // Exporting regions for an off-box NIC's READs is not wired into the host yet.
-            rdma: None,
+            rdma: rdma_ready,
         };
         let bound = Bound {
             worker_sockets: net.worker_sockets,
             rnic_socket,
             control_loop,
             ready,
+            rdma,
         };
         Ok((shared, bound))
+    }
+
+    /// With `rdma_export`: the regions registered for an off-box NIC's READs (fails at start
+    /// without a device) and what the ready file publishes.
+    fn export(
+        &self,
+        host: &HostConfig,
+    ) -> Result<Option<(crate::rdma::HostExport, crate::ready::RdmaExport)>, RoleError> {
+        if !host.rdma_export {
+            return Ok(None);
+        }
+        crate::rdma::export_host_regions(&self.memory, &self.table, host.listen_ip).map(Some)
     }
 
     /// Host worker `i` on `socket`.
@@ -227,11 +242,13 @@ impl Shared {
         bound: Bound,
         stop: &'static AtomicBool,
     ) -> Result<HostCounters, RoleError> {
+        // `_rdma` keeps the regions registered until the workers have stopped.
         let Bound {
             worker_sockets,
             rnic_socket,
             control_loop,
             ready,
+            rdma: _rdma,
         } = bound;
         let eswitch_kind = ready.eswitch.clone();
         std::thread::scope(|scope| -> Result<HostCounters, RoleError> {
