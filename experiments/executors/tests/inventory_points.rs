@@ -412,7 +412,7 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         deploy host0: check `uname -m` = x86_64
         deploy host0: upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
         == start
-        put role.json (1407 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
+        put role.json (1432 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
         start host host on host0 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host: 'bin/naam-role' '--config' 'role.json'
         host ready: file host.ready.json exists
         put role.json (796 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
