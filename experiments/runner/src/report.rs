@@ -28,6 +28,11 @@ pub struct CheckReport {
     pub manifest: String,
     /// Experiment id.
     pub experiment: String,
+    /// The testbed's label.
+    pub testbed: String,
+    /// Planned times are virtual time (the simulation testbed): wall-clock time depends on the
+    /// machine that simulates.
+    pub virtual_time: bool,
     /// Both variants.
     pub variants: Vec<VariantCheck>,
 }
@@ -61,6 +66,8 @@ pub fn check(manifest: &Path) -> Result<CheckReport, ManifestError> {
     Ok(CheckReport {
         manifest: manifest.display().to_string(),
         experiment: plans[0].id.to_string(),
+        testbed: plans[0].testbed.label(),
+        virtual_time: matches!(plans[0].testbed, naam_plan::Testbed::Sim { .. }),
         variants: plans.iter().map(variant_check).collect(),
     })
 }

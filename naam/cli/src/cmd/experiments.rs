@@ -247,8 +247,12 @@ fn reproduce_manifest(
 ) -> anyhow::Result<Reproduced> {
     let plan = naam_plan::load_manifest(manifest, variant(args.quick))?;
     if !args.json {
+        let clock = match plan.testbed {
+            naam_plan::Testbed::Sim { .. } => " of virtual time",
+            _ => "",
+        };
         eprintln!(
-            "== {} ({}): {} points, ~{:.0} s planned",
+            "== {} ({}): {} points, ~{:.0} s{clock} planned",
             plan.id,
             plan.testbed.label(),
             plan.points.len(),
@@ -343,12 +347,17 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         print_json(&serde_json::json!({ "manifests": reports, "errors": errors }))?;
     } else {
         for r in &reports {
+            let unit = if r.virtual_time {
+                "s of virtual time"
+            } else {
+                "s"
+            };
             let variants: Vec<String> = r
                 .variants
                 .iter()
                 .map(|v| {
                     format!(
-                        "{}: {} points, ~{} s",
+                        "{}: {} points, ~{} {unit}",
                         v.variant,
                         v.points,
                         v.planned_ms / 1000
