@@ -7,7 +7,8 @@ The experiment has a server node named `host` (whose node type must carry a Blue
 LAN, never the control network.
 
 Once the experiment is ready, on any node run `geni-get manifest > manifest.xml`, copy it home,
-and import it with the orchestrator's CloudLab importer (naam-ssh `cloudlab` module),
+and import it with `naam cloudlab-import manifest.xml --identity-file ... --known-hosts ...
+--bluefield-arm-port 2222 > hosts.toml` (naam-ssh's `cloudlab` module),
 which reads node names, SSH logins and LAN addresses from it. The node names above are what its
 default role rule expects: `host*` -> host, `client*` -> client.
 

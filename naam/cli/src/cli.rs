@@ -40,6 +40,9 @@ pub enum Command {
     /// BlueField-2: DPU mode, the OVS bridge and hardware offload, RDMA ports; everywhere: the
     /// role binary's architecture, the clock offset) and print what to fix, command by command.
     Doctor(DoctorArgs),
+    /// Real machines: turn a CloudLab manifest (`geni-get manifest` on a node) into an inventory
+    /// (TOML on stdout), optionally with each BlueField-2 host's Arm side as its own node.
+    CloudlabImport(CloudlabImportArgs),
     /// Measure this machine's costs (VM step and instruction, loopback UDP send and receive,
     /// wake-up latency) and write them into the simulation testbed's `this-machine` profile.
     Calibrate(CalibrateArgs),
@@ -51,8 +54,8 @@ pub enum Command {
 /// `naam deploy`.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// The inventory (TOML hosts file, written by hand; `naam_ssh::cloudlab::import_manifest`
-    /// converts a CloudLab manifest in code, there is no `naam` command for it).
+    /// The inventory (TOML hosts file, written by hand or by `naam cloudlab-import` from a
+    /// CloudLab manifest).
     #[arg(long)]
     pub inventory: PathBuf,
     /// The manifest whose first point is planned.
@@ -65,6 +68,29 @@ pub struct DeployArgs {
     /// when a manifest's testbed is an inventory).
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `naam cloudlab-import`.
+#[derive(Debug, Args)]
+pub struct CloudlabImportArgs {
+    /// The manifest RSpec.
+    pub manifest: PathBuf,
+    /// Private key for every node.
+    #[arg(long)]
+    pub identity_file: PathBuf,
+    /// known_hosts file for every node.
+    #[arg(long)]
+    pub known_hosts: PathBuf,
+    /// The login to use when a node lists several (default: the first).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Cores per node.
+    #[arg(long, default_value_t = 16)]
+    pub cores: u32,
+    /// Add each BlueField-2 host's Arm side as a node `<host>-bf2` (NIC role, aarch64), reached
+    /// at this port of its host (the profile forwards 2222 to the Arm's sshd).
+    #[arg(long)]
+    pub bluefield_arm_port: Option<u16>,
 }
 
 /// `naam doctor`.

@@ -39,6 +39,7 @@ fn every_command_has_help() {
         vec!["workload", "btree", "--help"],
         vec!["deploy", "--help"],
         vec!["doctor", "--help"],
+        vec!["cloudlab-import", "--help"],
     ] {
         assert!(stdout(&args).contains("Usage"), "{args:?}");
     }
@@ -318,6 +319,38 @@ fn issue_14_doctor_dry_run_lists_every_remote_command_of_a_bluefield_inventory()
                 .any(|l| l.starts_with(&format!("{node}: ")) && l.contains(command)),
             "no `{command}` on {node}:\n{text}"
         );
+    }
+}
+
+/// `naam cloudlab-import --bluefield-arm-port 2222` turns the importer's fixture manifest into an
+/// inventory with the r7525 host's Arm side as its own NIC node (issue 14).
+#[test]
+fn issue_14_cloudlab_import_adds_the_bluefield_arm_side() {
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../orchestrator/ssh/tests/fixtures/cloudlab-manifest.xml"
+    );
+    let toml = stdout(&[
+        "cloudlab-import",
+        manifest,
+        "--identity-file",
+        "/keys/id",
+        "--known-hosts",
+        "/keys/known_hosts",
+        "--bluefield-arm-port",
+        "2222",
+    ]);
+    let arm = toml
+        .split("[[host]]")
+        .find(|h| h.contains("name = \"host-bf2\""))
+        .unwrap_or_else(|| panic!("no host-bf2 node:\n{toml}"));
+    for line in [
+        "port = 2222",
+        "roles = [\"nic\"]",
+        "arch = \"aarch64\"",
+        "cores = 8",
+    ] {
+        assert!(arm.contains(line), "{line} missing:\n{arm}");
     }
 }
 

@@ -9,7 +9,10 @@ mod workload;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, DeployArgs, DoctorArgs, EswitchArg, TestbedArgs, TestbedCommand};
+use crate::cli::{
+    Cli, CloudlabImportArgs, Command, DeployArgs, DoctorArgs, EswitchArg, TestbedArgs,
+    TestbedCommand,
+};
 
 pub use soak::LOAD_FRACTION_DEFAULT as SOAK_LOAD_FRACTION_DEFAULT;
 
@@ -28,6 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workload(w) => workload::run(w),
         Command::Deploy(a) => deploy(a),
         Command::Doctor(a) => doctor(a),
+        Command::CloudlabImport(a) => cloudlab_import(a),
         Command::Calibrate(a) => calibrate::calibrate(a),
         Command::SimValidate(a) => simvalidate::sim_validate(a),
     }
@@ -89,6 +93,22 @@ fn deploy(args: DeployArgs) -> anyhow::Result<ExitCode> {
         "{}",
         naam_executors::dry_run(&args.inventory, &args.manifest, variant)?
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `naam cloudlab-import`: the inventory a CloudLab manifest describes, as TOML on stdout.
+fn cloudlab_import(args: CloudlabImportArgs) -> anyhow::Result<ExitCode> {
+    use naam_ssh::cloudlab::{BlueFieldArm, ImportOptions, import_manifest};
+    let xml = std::fs::read_to_string(&args.manifest)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.manifest.display()))?;
+    let mut options = ImportOptions::new(args.identity_file, args.known_hosts, args.cores);
+    options.user = args.user;
+    options.bluefield_arm = args.bluefield_arm_port.map(|ssh_port| BlueFieldArm {
+        ssh_port,
+        ..BlueFieldArm::default()
+    });
+    let inventory = import_manifest(&xml, &options)?;
+    print!("{}", inventory.to_toml()?);
     Ok(ExitCode::SUCCESS)
 }
 
