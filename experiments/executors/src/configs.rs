@@ -45,8 +45,8 @@ pub struct Settings {
     pub sample_period_us: u64,
     /// Folder of the shared-memory region files.
     pub shm_dir: PathBuf,
-    /// The testbed runs the iPipe baseline's series (the simulation testbed does; the role
-    /// processes do not yet).
+    /// The testbed runs the iPipe baseline's series (the simulation testbed and the local
+    /// role processes do; real machines not yet: untested there).
     pub ipipe_runs: bool,
 }
 
@@ -128,7 +128,7 @@ pub fn build(
         host: role(host_config(
             plan, settings, &dataset, policy, listen_ip, key,
         )),
-        nic: role(nic_config(plan, settings, &dataset, key)),
+        nic: role(nic_config(plan, settings, &dataset, policy, key)),
         clients: clients.into_iter().map(role).collect(),
         hog: hog_config(plan, measure_ms).map(role),
     })
@@ -167,6 +167,7 @@ fn nic_config(
     plan: &ExperimentPlan,
     settings: &Settings,
     dataset: &Dataset,
+    policy: PolicySpec,
     control_key: ControlKey,
 ) -> Role {
     let roles = &plan.roles;
@@ -183,6 +184,7 @@ fn nic_config(
         vm_backend: roles.nic_vm_backend,
         // On one machine; the inventory executor switches an off-box NIC to RDMA.
         data_path: naam_roles::config::NicDataPath::SharedMemory,
+        ipipe: naam_roles::ipipe::params_of(&policy).map(|_| policy),
     })
 }
 
@@ -254,7 +256,7 @@ fn point_policy(
 ) -> Result<PolicySpec, TestbedError> {
     if matches!(series, Series::Ipipe | Series::IpipeProcesses) && !ipipe_runs {
         return Err(unsupported(
-            "the iPipe baseline's NIC role is not implemented yet (its series run on the simulation testbed)",
+            "the iPipe baseline's series run on the local and simulation testbeds, not yet on real machines",
         ));
     }
     match plan.policy(series) {

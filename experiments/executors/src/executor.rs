@@ -109,7 +109,7 @@ impl LocalExecutor {
             verify: self.options.verify,
             sample_period_us: SAMPLE_PERIOD_US,
             shm_dir: self.options.shm_dir.clone(),
-            ipipe_runs: false,
+            ipipe_runs: true,
         };
         // Unique per run of a point (shared-memory file names), carrying the launcher's PID.
         let run_id = crate::sweep::run_id(point.index, point.repetition);

@@ -253,6 +253,11 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
             nic: nic.vm.clone(),
         }),
         host_cpu: host.cpu.clone(),
+        system: Some(system_of(&nic).into()),
+        ipipe: match (&nic.ipipe, &host.ipipe) {
+            (Some(n), Some(h)) => Some(naam_roles::ipipe::merge(n, h)),
+            (n, h) => n.clone().or_else(|| h.clone()),
+        },
     };
     write_json(&out_dir.join(raw::SERVER_FILE), &server)?;
     Ok(Gathered { host, nic })
@@ -260,6 +265,15 @@ pub fn gather_raw(dirs: &RoleDirs, policy: &str, out_dir: &Path) -> Result<Gathe
 
 /// A client that a signal stopped before its measured phase ended (Ctrl-C reaching the roles)
 /// fails the point, so the runner never seals it and a resume measures it again.
+/// Which system served: the NIC says whether it ran iPipe, and with which isolation.
+fn system_of(nic: &NicCounters) -> &'static str {
+    match nic.ipipe.as_ref().map(|r| r.isolation.as_str()) {
+        None => raw::SYSTEM_NAAM,
+        Some("trusted") => raw::SYSTEM_IPIPE_TRUSTED,
+        Some(_) => raw::SYSTEM_IPIPE_PROCESSES,
+    }
+}
+
 fn refuse_stopped_client(k: u32, summary_path: &Path) -> Result<(), TestbedError> {
     let summary: raw::ClientSummary = read_json(summary_path)?;
     match summary.stopped_at_ms {

@@ -141,3 +141,66 @@ fn vm_cost_times_every_backend_or_says_why_not() {
     }
     assert_eq!(measured, expected);
 }
+
+/// One quick point of MICA YCSB-B served by the local iPipe NIC (`policy` params on `series`).
+fn ipipe_point(
+    series: &str,
+    params: &[(&str, u64)],
+    expected_location: Option<raw::Location>,
+) -> (ClientSummary, ServerSummary) {
+    let plan = ManifestBuilder::new(ExperimentId::MicaYcsbB)
+        .series(&[series])
+        .policy(series, params)
+        .offered(&[10000])
+        .variant_value("repetitions", 1)
+        .plan(Variant::Quick)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.points.len(), 1);
+    let out = tempfile::tempdir().unwrap();
+    LocalExecutor::new(common::local_options())
+        .run(&plan, &plan.points[0], out.path())
+        .unwrap_or_else(|e| panic!("point {}: {e}", plan.points[0].id));
+    let summary = check_point(out.path(), expected_location);
+    let server: ServerSummary =
+        raw::read_json(&out.path().join(raw::SERVER_FILE), "server").unwrap();
+    (summary, server)
+}
+
+#[test]
+fn mica_ycsb_b_through_the_local_ipipe_nic_with_verified_answers() {
+    let (summary, server) = ipipe_point("ipipe", &[], Some(raw::Location::Nic));
+    assert_eq!(server.system.as_deref(), Some(raw::SYSTEM_IPIPE_TRUSTED));
+    let record = server.ipipe.expect("the iPipe record");
+    assert!(record.failures.is_empty(), "{:?}", record.failures);
+    assert_eq!((record.actors, record.cores), (1, [2, 1]), "{record:?}");
+    assert_eq!(server.host.completions, 0, "nothing migrated: {record:?}");
+    println!("ipipe: {} completed, {record:?}", summary.completed);
+}
+
+#[test]
+fn an_actor_the_ipipe_nic_migrates_answers_from_the_host_role() {
+    // A mean threshold of 1 ns: the first management decision (after 64 NIC completions) moves
+    // the only actor to the host, and nothing can pull it back (below (1 − α)·1 ns).
+    let params = [("mean_thresh_ns", 1), ("side_window", 64)];
+    let (summary, server) = ipipe_point("ipipe", &params, None);
+    let record = server.ipipe.expect("the iPipe record");
+    assert!(record.failures.is_empty(), "{:?}", record.failures);
+    assert_eq!(record.migrations_to_host, 1, "{record:?}");
+    assert_eq!(record.migrations_to_nic, 0, "{record:?}");
+    assert!(record.forwarded > 0, "{record:?}");
+    let moved = record.migrations[0];
+    assert!(moved.to_host && moved.bytes > 0 && moved.finished_ns >= moved.started_ns);
+    assert!(
+        moved.started_ns < 0,
+        "decided during the warm-up: {moved:?}"
+    );
+    assert!(
+        server.host.completions > 0,
+        "the host answered: {:?}",
+        server.host
+    );
+    println!(
+        "ipipe migrated: {} completed, {record:?}",
+        summary.completed
+    );
+}

@@ -209,13 +209,11 @@ fn interval_does_not_divide_measure() {
 }
 
 #[test]
-fn ipipe_series_waits_for_its_nic_role_outside_the_simulation() {
-    check(
-        &[("[\"host\", \"nic\"]", "[\"host\", \"ipipe\"]")],
-        expect![[r#"
-            [not-implemented] experiments/mica-ycsb-b.toml:5: field `series[1]`: the iPipe baseline's NIC role on the local testbed is not implemented yet
-              help: run the iPipe series on the simulation testbed (`[testbed] kind = "sim"`), or remove it from `series`"#]],
-    );
+fn ipipe_series_run_on_the_local_testbed() {
+    assert!(naam_plan::IPIPE_ROLE_IMPLEMENTED);
+    let text = BASE.replacen("[\"host\", \"nic\"]", "[\"host\", \"ipipe\"]", 1);
+    let plan = parse_manifest(&text, Path::new("m.toml"), Variant::Quick).expect("valid");
+    assert!(plan.points.iter().any(|p| p.series.as_str() == "ipipe"));
 }
 
 #[test]

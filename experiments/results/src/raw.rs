@@ -164,6 +164,73 @@ pub struct ServerSummary {
     /// cores' interrupt time. Absent in older files and when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cpu: Option<HostCpu>,
+    /// The system under test that served the point: [`SYSTEM_NAAM`], or the iPipe baseline
+    /// with its isolation model ([`SYSTEM_IPIPE_TRUSTED`], [`SYSTEM_IPIPE_PROCESSES`]). Absent
+    /// in older files (NAAM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The iPipe baseline's account of the point, when it served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipipe: Option<IpipeRecord>,
+}
+
+/// `server.json`'s `system` when NAAM served the point.
+pub const SYSTEM_NAAM: &str = "naam";
+/// `server.json`'s `system` when iPipe served it with its own trusted isolation (one address
+/// space for every actor).
+pub const SYSTEM_IPIPE_TRUSTED: &str = "ipipe-trusted";
+/// `server.json`'s `system` when iPipe served it with a process per tenant.
+pub const SYSTEM_IPIPE_PROCESSES: &str = "ipipe-process-per-tenant";
+
+/// Migrations an [`IpipeRecord`] lists (the rest are counted).
+pub const MIGRATIONS_LISTED_MAX: usize = 4096;
+
+/// One migration of an iPipe actor (times since the measured phase's start; negative during
+/// warm-up).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationRecord {
+    /// The actor (= tenant index, in registration order).
+    pub actor: u32,
+    /// `true`: NIC → host; `false`: pulled back.
+    pub to_host: bool,
+    /// When the management core decided it.
+    pub started_ns: i64,
+    /// When its last phase finished.
+    pub finished_ns: i64,
+    /// Bytes of objects moved.
+    pub bytes: u64,
+    /// Requests buffered during it.
+    pub requests: u32,
+}
+
+/// What the iPipe baseline's runtimes did over the whole run (warm-up included).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IpipeRecord {
+    /// `trusted` or `process-per-tenant`.
+    pub isolation: String,
+    /// Actors (one per tenant).
+    pub actors: u32,
+    /// NIC cores (FCFS + DRR) and host cores.
+    pub cores: [u16; 2],
+    /// Downgrades to DRR.
+    pub downgrades: u64,
+    /// Migrations NIC → host, completed.
+    pub migrations_to_host: u64,
+    /// Pull-backs host → NIC, completed.
+    pub migrations_to_nic: u64,
+    /// Requests the NIC forwarded to the host.
+    pub forwarded: u64,
+    /// Address-space switches (process per tenant), both sides.
+    pub tenant_switches: u64,
+    /// Requests refused (queue full, unknown function), both sides.
+    pub refused: u64,
+    /// The migrations, in order (at most [`MIGRATIONS_LISTED_MAX`]).
+    pub migrations: Vec<MigrationRecord>,
+    /// Images, recalls or forwards a runtime or the link between the sides refused (a driver
+    /// error; a test expects none).
+    pub failures: Vec<String>,
 }
 
 /// What each server location's eBPF functions ran on.

@@ -339,6 +339,8 @@ fn write_server(dir: &Path, dropped: DroppedDatagrams, load_samples_dropped: u64
         steering_changes_dropped: 0,
         vm: None,
         host_cpu: None,
+        system: None,
+        ipipe: None,
     };
     std::fs::write(
         dir.join(SERVER_FILE),

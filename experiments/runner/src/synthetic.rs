@@ -398,6 +398,8 @@ fn write_server(
         steering_changes_dropped: 0,
         vm: None,
         host_cpu: None,
+        system: None,
+        ipipe: None,
     };
     write_json(&out_dir.join(SERVER_FILE), &server)
 }

@@ -45,10 +45,10 @@ use serde::Serialize;
 mod ipipe;
 
 use self::ipipe::{IpipeEvent, IpipeServers};
-pub use self::ipipe::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 use crate::cores::CorePool;
 use crate::des::EventQueue;
 use crate::profile::{CostProfile, CpuCost};
+pub use naam_results::raw::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 
 /// Most events one point may process (bounds its run time; a 1-second point at 2 M ops/s takes
 /// about 30 M).
@@ -859,6 +859,8 @@ impl SimPoint {
                 nic: "interpreter".into(),
             }),
             host_cpu: None,
+            system: Some(naam_roles::ipipe::system_name(&config.policy).into()),
+            ipipe: self.ipipe.as_ref().map(IpipeServers::record),
         };
         let mut clients = Vec::new();
         for (k, c) in self.clients.into_iter().enumerate() {

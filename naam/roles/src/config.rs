@@ -233,6 +233,10 @@ pub struct NicConfig {
     /// How it reaches the host's regions (absent: the host's shared-memory files).
     #[serde(default, skip_serializing_if = "NicDataPath::is_shared_memory")]
     pub data_path: NicDataPath,
+    /// The iPipe series (`ipipe`, `ipipe-processes`) with its parameters: the NIC runs the
+    /// iPipe baseline's runtime instead of NAAM's workers (absent: NAAM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipipe: Option<PolicySpec>,
 }
 
 /// How the NIC role reaches the host's regions.

@@ -23,6 +23,7 @@ pub mod control_auth;
 pub mod counters;
 pub mod hog;
 pub mod host;
+pub mod ipipe;
 pub mod nic;
 pub mod os;
 pub mod rdma;

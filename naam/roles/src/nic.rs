@@ -52,11 +52,14 @@ pub struct NicCounters {
     /// What the NIC's eBPF functions ran on (`FunctionTable::describe_tiers`).
     #[serde(default)]
     pub vm: String,
+    /// The iPipe baseline's record, when it served instead of NAAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipipe: Option<naam_results::raw::IpipeRecord>,
 }
 
 impl NicCounters {
     /// The NIC's counters from its workers' reports.
-    fn of(workers: u32, phase_ns: u64, reports: &[WorkerReport]) -> NicCounters {
+    pub(crate) fn of(workers: u32, phase_ns: u64, reports: &[WorkerReport]) -> NicCounters {
         let totals = reports
             .iter()
             .fold(Totals::default(), |acc, r| acc.plus(&r.measured));
@@ -68,6 +71,7 @@ impl NicCounters {
             unanswerable: reports.iter().map(|r| r.unanswerable).sum(),
             dropped: crate::counters::dropped(reports),
             vm: String::new(),
+            ipipe: None,
         }
     }
 }
@@ -125,12 +129,15 @@ impl NicShared {
     }
 }
 
-/// Runs the NIC role until `stop` is set.
+/// Runs the NIC role until `stop` is set (as iPipe's NIC when the point's series is iPipe).
 pub fn run(
     config: &RoleConfig,
     nic: &NicConfig,
     stop: &'static AtomicBool,
 ) -> Result<(), RoleError> {
+    if let Some(policy) = &nic.ipipe {
+        return crate::ipipe::nic::run(config, nic, policy, stop);
+    }
     let host: HostReady = ready::wait_for(&nic.host_ready, HOST_READY_TIMEOUT)?;
     let paths = data_paths(&host, nic)?;
     let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();
@@ -214,7 +221,7 @@ fn data_paths(host: &HostReady, nic: &NicConfig) -> Result<Vec<Box<dyn AccessPat
     }
 }
 
-fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError> {
+pub(crate) fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError> {
     let mut regions: Vec<Option<SharedRegion>> = Vec::new();
     for entry in &host.shm {
         let region = SharedRegion::open_read_only(&entry.path, entry.len)
@@ -230,7 +237,10 @@ fn map_regions(host: &HostReady) -> Result<Vec<Option<SharedRegion>>, RoleError>
 
 /// NIC worker sockets: in the ingress port's reuseport group (kernel eSwitch), or on the
 /// addresses the host's user-space switch forwards to.
-fn bind_workers(host: &HostReady, workers: u32) -> Result<Vec<naam_net::UdpSocket>, RoleError> {
+pub(crate) fn bind_workers(
+    host: &HostReady,
+    workers: u32,
+) -> Result<Vec<naam_net::UdpSocket>, RoleError> {
     if host.nic_listen.is_empty() {
         return (0..workers)
             .map(|_| udp::bind(host.ingress, true))

@@ -98,6 +98,9 @@ pub struct HostReady {
     /// Its regions exported for one-sided RDMA READs, when it exports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdma: Option<RdmaExport>,
+    /// The iPipe counterpart's link (iPipe series only): the NIC connects here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipipe_link: Option<SocketAddr>,
 }
 
 /// What a reader needs to READ the host's regions over RDMA: the handshake address (queue-pair

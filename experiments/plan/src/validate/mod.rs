@@ -19,8 +19,9 @@ use crate::raw::*;
 pub const TENANTS_WHEN_NOT_SWEPT: u32 = 1;
 /// Whether the iPipe series (`ipipe`, `ipipe-processes`) can run on the local, netns and
 /// inventory testbeds: its runtime (`baselines/ipipe`) runs on the simulation testbed
-/// (`kind = "sim"`, always accepted); its NIC role process comes next.
-pub const IPIPE_ROLE_IMPLEMENTED: bool = false;
+/// (`kind = "sim"`, always accepted) and in the NIC and host role processes
+/// (`naam-roles/src/ipipe`).
+pub const IPIPE_ROLE_IMPLEMENTED: bool = true;
 
 /// Bounds on every number of a manifest (inclusive).
 pub mod bounds {

@@ -22,25 +22,17 @@
 //! have their own regions, so both systems hold the same per-tenant state). Every request
 //! arrives at the NIC; an actor the management core moved to the host is reached by a forward.
 
-use naam_engine::{FunctionId, Location, Nanos};
+use naam_engine::{Location, Nanos};
 use naam_ipipe::{
-    ActorSpec, App, BtreeApp, CoreId, CostModel, Direction, Event as IpipeOutput, IpipeConfig,
-    Isolation, Job, MicaApp, Op, Runtime, RuntimeStats, Side, Task, TaskKind,
+    CoreId, CostModel, Direction, Event as IpipeOutput, IpipeConfig, Job, Op, Runtime,
+    RuntimeStats, Side, Task, TaskKind,
 };
-use naam_mica::{MicaRegions, MicaRkeys};
-use naam_results::raw;
-use naam_roles::config::WorkloadSpec;
+use naam_results::raw::{self, IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 use naam_roles::host::memory::HostMemory;
-use naam_roles::workload::{DatasetMeta, ServerWorkload, tenant_id};
-use naam_types::ipipe::IpipeParams;
-use naam_types::{PolicySpec, TenantPrograms};
-use serde::Serialize;
+use naam_roles::workload::{DatasetMeta, ServerWorkload};
 
 use super::{Event, SimError, SimPoint, SimPointConfig, setup};
 use crate::profile::{CpuCost, NativeCost};
-
-/// Migrations a point's record lists (the rest are counted).
-pub const MIGRATIONS_LISTED_MAX: usize = 4096;
 
 /// An event of the iPipe server.
 #[derive(Debug)]
@@ -52,51 +44,6 @@ pub(super) enum IpipeEvent {
     Finish(Side, u16),
     /// The measured phase starts (`false`) or ends (`true`): counters are read.
     Phase(bool),
-}
-
-/// One migration, as `testbed.json` lists it (times since the measured phase's start; negative
-/// during warm-up).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct MigrationRecord {
-    /// The actor (= tenant index, in registration order).
-    pub actor: u32,
-    /// `true`: NIC → host; `false`: pulled back.
-    pub to_host: bool,
-    /// When the management core decided it.
-    pub started_ns: i64,
-    /// When its last phase finished.
-    pub finished_ns: i64,
-    /// Bytes of objects moved.
-    pub bytes: u64,
-    /// Requests buffered during it.
-    pub requests: u32,
-}
-
-/// What the iPipe runtime did over the whole run (warm-up included), for `testbed.json`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct IpipeRecord {
-    /// `trusted` or `process-per-tenant`.
-    pub isolation: String,
-    /// Actors (one per tenant).
-    pub actors: u32,
-    /// NIC cores (FCFS + DRR) and host cores.
-    pub cores: [u16; 2],
-    /// Downgrades to DRR.
-    pub downgrades: u64,
-    /// Migrations NIC → host, completed.
-    pub migrations_to_host: u64,
-    /// Pull-backs host → NIC, completed.
-    pub migrations_to_nic: u64,
-    /// Requests the NIC forwarded to the host.
-    pub forwarded: u64,
-    /// Address-space switches (process per tenant), both sides.
-    pub tenant_switches: u64,
-    /// Requests refused (queue full, unknown function), both sides.
-    pub refused: u64,
-    /// The migrations, in order (at most [`MIGRATIONS_LISTED_MAX`]).
-    pub migrations: Vec<MigrationRecord>,
-    /// Images or recalls a runtime refused (a driver error; a test expects none).
-    pub failures: Vec<String>,
 }
 
 /// One side: its runtime, its cores' jobs (with the handler time the actor is charged), its
@@ -123,25 +70,6 @@ fn index(side: Side) -> usize {
     usize::from(side == Side::Host)
 }
 
-/// The iPipe parameters and isolation of a policy, if it is an iPipe series.
-fn ipipe_params(policy: &PolicySpec) -> Option<(IpipeParams, bool)> {
-    match policy {
-        PolicySpec::Ipipe(p) => Some((*p, false)),
-        PolicySpec::IpipeProcesses(p) => Some((*p, true)),
-        _ => None,
-    }
-}
-
-/// The operation each workload function is, for an actor's routes.
-fn op_of(name: &str) -> Option<Op> {
-    match name {
-        "mica_get" => Some(Op::MicaGet),
-        "mica_set" => Some(Op::MicaSet),
-        "btree_lookup" => Some(Op::BtreeLookup),
-        _ => None,
-    }
-}
-
 impl IpipeServers {
     /// The iPipe server of `config`, if its policy is an iPipe series: one actor per tenant on
     /// the NIC, owning a copy of the tenant's loaded regions.
@@ -151,7 +79,7 @@ impl IpipeServers {
         memory: &HostMemory,
         meta: &DatasetMeta,
     ) -> Result<Option<IpipeServers>, SimError> {
-        let Some((params, processes)) = ipipe_params(&config.policy) else {
+        let Some((params, processes)) = naam_roles::ipipe::params_of(&config.policy) else {
             return Ok(None);
         };
         let profile = &config.profile;
@@ -163,25 +91,34 @@ impl IpipeServers {
             )));
         };
         let nic_config = IpipeConfig::nic_from_params(fcfs, &params, processes);
-        let host_config = IpipeConfig {
-            thresholds: nic_config.thresholds,
-            windows: nic_config.windows,
-            isolation: nic_config.isolation,
-            ..IpipeConfig::host(u16::try_from(profile.host.cores).unwrap_or(u16::MAX))
-        };
+        let host_cores = u16::try_from(profile.host.cores).unwrap_or(u16::MAX);
+        let host_config = naam_roles::ipipe::host_config(host_cores, &params, processes);
         let mut nic = Runtime::new(nic_config).map_err(setup)?;
-        let functions: Vec<(FunctionId, Op)> = workload
-            .functions(0)
-            .map_err(setup)?
-            .iter()
-            .filter_map(|f| Some((f.id, op_of(f.name)?)))
-            .collect();
+        let functions = naam_roles::ipipe::actor_functions(workload).map_err(setup)?;
         for (t, tenant) in meta.tenants.iter().enumerate() {
-            install_actor(&mut nic, config, memory, t, &tenant.rkeys, &functions)?;
+            let bytes: Vec<Vec<u8>> = memory
+                .tenant_regions(t)
+                .iter()
+                .map(|r| {
+                    let mut out = vec![0u8; r.len()];
+                    r.read_into(0, &mut out);
+                    out
+                })
+                .collect();
+            let workload = &config.dataset.workload;
+            naam_roles::ipipe::install_actor(
+                &mut nic,
+                workload,
+                t,
+                &bytes,
+                &tenant.rkeys,
+                &functions,
+            )
+            .map_err(SimError::Setup)?;
         }
         let host = Runtime::new(host_config).map_err(setup)?;
         let record = IpipeRecord {
-            isolation: isolation_name(nic_config.isolation).into(),
+            isolation: naam_roles::ipipe::isolation_name(nic_config.isolation).into(),
             actors: meta.tenants.len() as u32,
             cores: [nic_config.cores, host_config.cores],
             ..IpipeRecord::default()
@@ -276,73 +213,6 @@ fn side_of(runtime: Runtime, cpu: CpuCost) -> IpipeSide {
         stats_at: [RuntimeStats::default(); 2],
         ended: false,
     }
-}
-
-fn isolation_name(isolation: Isolation) -> &'static str {
-    match isolation {
-        Isolation::Trusted => "trusted",
-        Isolation::ProcessPerTenant { .. } => "process-per-tenant",
-    }
-}
-
-/// Tenant `t`'s actor: its functions, and a copy of its regions (as loaded) as its objects.
-/// Tenant `t`'s salt when each tenant runs its own GET program: the actor's native GET then
-/// answers as that program does (iPipe's actors are per-tenant code already).
-fn tenant_salt_of(spec: &naam_roles::config::MicaSpec, t: usize) -> Option<u64> {
-    (spec.tenant_programs == TenantPrograms::Distinct)
-        .then(|| naam_mica::tenant::tenant_salt(t as u32))
-}
-
-fn install_actor(
-    nic: &mut Runtime,
-    config: &SimPointConfig,
-    memory: &HostMemory,
-    t: usize,
-    rkeys: &[u64],
-    functions: &[(FunctionId, Op)],
-) -> Result<(), SimError> {
-    let spec = ActorSpec {
-        tenant: tenant_id(t as u32),
-        functions: functions.to_vec(),
-        quantum_ns: None,
-    };
-    let actor = nic.add_actor(spec).map_err(setup)?;
-    let bytes: Vec<Vec<u8>> = memory
-        .tenant_regions(t)
-        .iter()
-        .map(|r| {
-            let mut out = vec![0u8; r.len()];
-            r.read_into(0, &mut out);
-            out
-        })
-        .collect();
-    let app = nic
-        .with_objects(actor, |objects, allocator| {
-            match (&config.dataset.workload, &bytes[..], rkeys) {
-                (WorkloadSpec::Mica(spec), [index, log, meta], &[ri, rl, rm]) => {
-                    let regions = MicaRegions { index, log, meta };
-                    let rkeys = MicaRkeys {
-                        index: ri,
-                        log: rl,
-                        meta: rm,
-                    };
-                    MicaApp::adopt(objects, allocator, regions, rkeys)
-                        .map(|app| app.with_tenant_salt(tenant_salt_of(spec, t)))
-                        .map(App::Mica)
-                }
-                (WorkloadSpec::Btree(_), [nodes], &[rkey]) => {
-                    BtreeApp::adopt(objects, allocator, nodes, rkey).map(App::Btree)
-                }
-                _ => Err(naam_ipipe::app::mica::InstallError::Mica(format!(
-                    "tenant {t}: {} regions and {} rkeys do not fit the workload",
-                    bytes.len(),
-                    rkeys.len()
-                ))),
-            }
-        })
-        .map_err(setup)?
-        .map_err(setup)?;
-    nic.set_app(actor, app).map_err(setup)
 }
 
 impl SimPoint {

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{HostConfig, PolicySpec, RoleConfig, VmBackend};
 use crate::control_auth::{ControlDrops, SampleGate};
 use crate::counters::{CpuRegistry, ThreadRole, Totals};
+use crate::ipipe::host::Counterpart;
 use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady};
 use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, WorkerReport, WorkerThread};
@@ -85,6 +86,9 @@ pub struct HostCounters {
     /// (`None` when the phase never ran).
     #[serde(default)]
     pub cpu: Option<naam_results::raw::HostCpu>,
+    /// The iPipe counterpart's record (iPipe series: `host` then counts its completions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipipe: Option<naam_results::raw::IpipeRecord>,
 }
 
 /// Runs the host role until `stop` is set.
@@ -116,6 +120,8 @@ struct Shared {
 
 /// What the host's threads each own, and the ready file that announces them.
 struct Bound {
+    /// The iPipe counterpart (iPipe series only).
+    ipipe: Option<Counterpart>,
     worker_sockets: Vec<naam_net::UdpSocket>,
     rnic_socket: naam_net::UdpSocket,
     control_loop: ControlLoop,
@@ -174,6 +180,8 @@ impl Shared {
         };
         control_loop.apply_initial().map_err(RoleError::Setup)?;
         let (rdma, rdma_ready) = shared.export(host)?.unzip();
+        let ipipe = Counterpart::bind(host)?;
+        let ipipe_link = ipipe.as_ref().map(Counterpart::link_addr).transpose()?;
         let ready = HostReady {
             ingress: crate::config::reachable(net.ingress),
             rnic: crate::config::reachable(rnic_socket.local_addr()),
@@ -185,8 +193,10 @@ impl Shared {
             dataset: meta,
             pid: std::process::id(),
             rdma: rdma_ready,
+            ipipe_link,
         };
         let bound = Bound {
+            ipipe,
             worker_sockets: net.worker_sockets,
             rnic_socket,
             control_loop,
@@ -244,6 +254,7 @@ impl Shared {
     ) -> Result<HostCounters, RoleError> {
         // `_rdma` keeps the regions registered until the workers have stopped.
         let Bound {
+            ipipe,
             worker_sockets,
             rnic_socket,
             control_loop,
@@ -271,6 +282,9 @@ impl Shared {
             // it.
             let run = move || control_loop.run(stop);
             let controller = pin.spawn(&host.rnic_cpus, ThreadRole::Controller, run);
+            let ipipe_threads = ipipe.as_ref().map_or_else(Vec::new, |cp| {
+                spawn_ipipe(&pin, cp, host, &self.timeline, stop)
+            });
             let host_cores = &host.cpus;
             let accountant = scope.spawn(move || {
                 crate::counters::account_measured_phase(registry, host_cores, &self.timeline, stop)
@@ -281,6 +295,9 @@ impl Shared {
                 .into_iter()
                 .map(|w| w.join().unwrap_or_default())
                 .collect();
+            ipipe_threads
+                .into_iter()
+                .for_each(|t| t.join().unwrap_or_default());
             let control_report = controller.join().unwrap_or_default();
             let rnic_report = rnic.join().unwrap_or_default();
             let cpu = accountant.join().unwrap_or_default();
@@ -297,11 +314,12 @@ impl Shared {
                 eswitch_kind,
             );
             let vm = self.functions.describe_tiers();
-            Ok(HostCounters {
+            let counters = HostCounters {
                 cpu,
                 vm,
                 ..counters
-            })
+            };
+            Ok(with_ipipe(counters, ipipe.as_ref(), &self.timeline))
         })
     }
 }
@@ -340,7 +358,52 @@ impl HostCounters {
                 ..DroppedDatagrams::default()
             }),
             cpu: None,
+            ipipe: None,
         }
+    }
+}
+
+/// The iPipe counterpart's threads: its cores on the host's CPUs (as host workers), its link
+/// with the NIC's control plane, and its phase watcher.
+fn spawn_ipipe<'scope>(
+    pin: &Pinned<'scope, '_>,
+    cp: &'scope Counterpart,
+    host: &HostConfig,
+    timeline: &'scope TimelineWatch,
+    stop: &'static AtomicBool,
+) -> Vec<std::thread::ScopedJoinHandle<'scope, ()>> {
+    let mut threads: Vec<_> = (0..cp.cores())
+        .map(|core| {
+            let cpus = cpu_for(&host.cpus, usize::from(core));
+            pin.spawn(&cpus, ThreadRole::Worker, move || cp.serve_core(core, stop))
+        })
+        .collect();
+    threads.push(pin.spawn(&host.rnic_cpus, ThreadRole::Rnic, move || {
+        cp.serve_link(stop);
+    }));
+    threads.push(pin.spawn(&host.rnic_cpus, ThreadRole::Controller, move || {
+        cp.watch_phase(timeline, stop);
+    }));
+    threads
+}
+
+/// With iPipe serving, the host's counters are its counterpart's (NAAM's host workers stood
+/// idle: the eSwitch sent everything to the NIC), and its record joins them.
+fn with_ipipe(
+    counters: HostCounters,
+    ipipe: Option<&Counterpart>,
+    timeline: &TimelineWatch,
+) -> HostCounters {
+    let Some(cp) = ipipe else {
+        return counters;
+    };
+    let t = timeline.get();
+    let phase_ns = t.map_or(0, |t| t.measure_ms * 1_000_000);
+    let measure_start = t.map_or(0, |t| t.measure_start_realtime_ns());
+    HostCounters {
+        host: cp.counters(phase_ns),
+        ipipe: Some(cp.record(measure_start)),
+        ..counters
     }
 }
 
@@ -360,9 +423,14 @@ fn control_stage(
     // A worker may be silent for a period plus its longest idle wait before its silence counts,
     // and then only if it is starved persistently (a hog), not stalled now and then (a VM).
     let silence_allowance_ns = period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
+    // iPipe's NIC receives every request (its actors own their tables, writes included).
+    let fixed = match crate::ipipe::params_of(&host.policy) {
+        Some(_) => RuleTable::new(Shares::NIC),
+        None => fixed_rules(workload, host.dataset.tenants)?,
+    };
     ServerControl::new(
         server_controller(&host.policy)?,
-        fixed_rules(workload, host.dataset.tenants)?,
+        fixed,
         HostLoad::with_silence_rule(period_ns, SilenceRule::stall_tolerant(silence_allowance_ns)),
         Nanos(realtime_ns()),
     )
