@@ -88,7 +88,10 @@ pub fn run(config: &RoleConfig) -> Result<(), RoleError> {
         .map_err(|e| RoleError::io(&config.out_dir, "create out dir", e))?;
     match &config.role {
         Role::Host(h) => host::run(config, h, stop),
-        Role::Nic(n) => nic::run(config, n, stop),
+        Role::Nic(n) => match &n.ipipe {
+            Some(policy) => ipipe::nic::run(config, n, policy, stop),
+            None => nic::run(config, n, stop),
+        },
         Role::Client(c) => client::run(config, c, stop),
         Role::Hog(g) => hog::run(config, g, stop),
     }

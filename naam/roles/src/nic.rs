@@ -129,15 +129,12 @@ impl NicShared {
     }
 }
 
-/// Runs the NIC role until `stop` is set (as iPipe's NIC when the point's series is iPipe).
+/// Runs the NIC role until `stop` is set (NAAM's NIC; `crate::ipipe::nic` runs iPipe's).
 pub fn run(
     config: &RoleConfig,
     nic: &NicConfig,
     stop: &'static AtomicBool,
 ) -> Result<(), RoleError> {
-    if let Some(policy) = &nic.ipipe {
-        return crate::ipipe::nic::run(config, nic, policy, stop);
-    }
     let host: HostReady = ready::wait_for(&nic.host_ready, HOST_READY_TIMEOUT)?;
     let paths = data_paths(&host, nic)?;
     let catalog: Vec<_> = host.catalog.iter().map(|e| e.info()).collect();

@@ -243,6 +243,25 @@ impl Shared {
         })
     }
 
+    /// Host workers on `sockets`, pinned to the host's CPUs.
+    fn spawn_workers<'scope>(
+        &'scope self,
+        pin: &Pinned<'scope, '_>,
+        host: &HostConfig,
+        sockets: Vec<naam_net::UdpSocket>,
+        stop: &'static AtomicBool,
+    ) -> Result<Vec<std::thread::ScopedJoinHandle<'scope, WorkerReport>>, RoleError> {
+        sockets
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let worker = self.worker(host, i, socket)?;
+                let run = move || worker.run(stop);
+                Ok(pin.spawn(&cpu_for(&host.cpus, i), ThreadRole::Worker, run))
+            })
+            .collect()
+    }
+
     /// Starts the RNIC, the workers and the controller, announces the host, and serves until
     /// `stop`; returns the counters of the measured phase.
     fn serve(
@@ -268,15 +287,7 @@ impl Shared {
             let pin = Pinned { scope, registry };
             let rnic_serve = move || rnic::serve(rnic_socket, table, memory, stop);
             let rnic = pin.spawn(&host.rnic_cpus, ThreadRole::Rnic, rnic_serve);
-            let workers: Vec<_> = worker_sockets
-                .into_iter()
-                .enumerate()
-                .map(|(i, socket)| {
-                    let worker = self.worker(host, i, socket)?;
-                    let run = move || worker.run(stop);
-                    Ok(pin.spawn(&cpu_for(&host.cpus, i), ThreadRole::Worker, run))
-                })
-                .collect::<Result<_, RoleError>>()?;
+            let workers = self.spawn_workers(&pin, host, worker_sockets, stop)?;
             // The control plane runs with the NIC (BlueField-2 runs its eSwitch's control plane
             // on the Arm cores), never on the host cores it must judge: a hog there would starve
             // it.
@@ -298,14 +309,13 @@ impl Shared {
             ipipe_threads
                 .into_iter()
                 .for_each(|t| t.join().unwrap_or_default());
-            let control_report = controller.join().unwrap_or_default();
-            let rnic_report = rnic.join().unwrap_or_default();
+            let control = controller.join().unwrap_or_default();
+            let rnic = rnic.join().unwrap_or_default();
             let cpu = accountant.join().unwrap_or_default();
-            report_dropped(naam_results::raw::SAMPLES_FILE, &control_report.samples);
-            report_dropped(naam_results::raw::STEERING_FILE, &control_report.steering);
+            report_dropped(naam_results::raw::SAMPLES_FILE, &control.samples);
+            report_dropped(naam_results::raw::STEERING_FILE, &control.steering);
             let phase_ns = self.timeline.get().map_or(0, |t| t.measure_ms * 1_000_000);
-            let (control, rnic) = (control_report, rnic_report);
-            let counters = HostCounters::of(
+            let of = HostCounters::of(
                 host.workers,
                 phase_ns,
                 &reports,
@@ -313,11 +323,10 @@ impl Shared {
                 rnic,
                 eswitch_kind,
             );
-            let vm = self.functions.describe_tiers();
             let counters = HostCounters {
                 cpu,
-                vm,
-                ..counters
+                vm: self.functions.describe_tiers(),
+                ..of
             };
             Ok(with_ipipe(counters, ipipe.as_ref(), &self.timeline))
         })
