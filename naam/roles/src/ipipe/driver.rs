@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use naam_engine::Nanos;
+use naam_engine::{Frame, Nanos};
 use naam_ipipe::{CoreId, CostModel, Direction, Event, Job, Runtime, RuntimeStats, TaskKind};
 use naam_net::{RecvBatch, UdpSocket};
 use naam_results::raw::{self, IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
@@ -76,6 +76,23 @@ impl Peers {
         self.addrs.push(from);
         self.index.insert(from, token);
         token
+    }
+
+    /// The token of a datagram's sender. A request naming a reply address on its own source
+    /// host is vouched for (clients send from a UDP source port per steering key and name the
+    /// socket they receive on; naam-net `steer_port`): its token stands for the host (port 0),
+    /// so the table holds one entry per client host, not per port.
+    fn sender(&mut self, from: SocketAddr, datagram: &[u8]) -> u64 {
+        let named = match Frame::decode(datagram) {
+            Ok(Frame::Invoke(invoke)) => invoke.reply_to,
+            _ => None,
+        };
+        match named {
+            Some(addr) if naam_net::socket_addr(&addr).ip() == from.ip() => {
+                self.token(SocketAddr::new(from.ip(), 0))
+            }
+            _ => self.token(from),
+        }
     }
 
     fn addr(&self, token: u64) -> Option<SocketAddr> {
@@ -140,7 +157,7 @@ impl SideDriver {
                 for i in 0..received {
                     let d = batch.get(i);
                     let arrived = d.kernel_rx_realtime_ns.unwrap_or(now).min(now);
-                    let token = st.peers.token(d.from);
+                    let token = st.peers.sender(d.from, d.bytes);
                     st.runtime.submit(Nanos(arrived), token, d.bytes);
                 }
                 self.drain(&mut st, &mut out);
@@ -391,9 +408,12 @@ impl SideState {
         source: u64,
         reply_to: Option<naam_engine::wire::ReplyAddr>,
     ) -> Option<SocketAddr> {
-        match reply_to {
-            Some(addr) if self.trusted.contains(&source) => Some(naam_net::socket_addr(&addr)),
-            _ => self.peers.addr(source),
+        let sender = self.peers.addr(source);
+        match reply_to.map(|a| naam_net::socket_addr(&a)) {
+            // The user-space eSwitch forwards for clients; anyone else names its own host only.
+            Some(addr) if self.trusted.contains(&source) => Some(addr),
+            Some(addr) if sender.is_some_and(|s| s.ip() == addr.ip()) => Some(addr),
+            _ => sender.filter(|s| s.port() != 0),
         }
     }
 }
