@@ -158,10 +158,7 @@ impl Shared {
                 .map(|_| Arc::new(AtomicU64::new(realtime_ns())))
                 .collect(),
             timeline: TimelineWatch::start(&config.timeline, stop),
-            forwarders: match host.eswitch {
-                crate::config::EswitchMode::User => vec![crate::config::reachable(net.ingress)],
-                crate::config::EswitchMode::Kernel => Vec::new(),
-            },
+            forwarders: forwarders(host, &net),
             cpu: CpuRegistry::default(),
         };
         let mut control_loop = ControlLoop {
@@ -181,7 +178,6 @@ impl Shared {
         control_loop.apply_initial().map_err(RoleError::Setup)?;
         let (rdma, rdma_ready) = shared.export(host)?.unzip();
         let ipipe = Counterpart::bind(host)?;
-        let ipipe_link = ipipe.as_ref().map(Counterpart::link_addr).transpose()?;
         let ready = HostReady {
             ingress: crate::config::reachable(net.ingress),
             rnic: crate::config::reachable(rnic_socket.local_addr()),
@@ -193,7 +189,7 @@ impl Shared {
             dataset: meta,
             pid: std::process::id(),
             rdma: rdma_ready,
-            ipipe_link,
+            ipipe_link: ipipe.as_ref().map(Counterpart::link_addr).transpose()?,
         };
         let bound = Bound {
             ipipe,
@@ -413,6 +409,15 @@ fn with_ipipe(
         host: cp.counters(phase_ns),
         ipipe: Some(cp.record(measure_start)),
         ..counters
+    }
+}
+
+/// The user-space eSwitch's ingress, whose forwards name the client's reply address (none with
+/// the kernel eSwitch).
+fn forwarders(host: &HostConfig, net: &switch::Bound) -> Vec<SocketAddr> {
+    match host.eswitch {
+        crate::config::EswitchMode::User => vec![crate::config::reachable(net.ingress)],
+        crate::config::EswitchMode::Kernel => Vec::new(),
     }
 }
 
