@@ -160,6 +160,7 @@ fn host_config(
         vm_backend: roles.host_vm_backend,
         // On one machine; the inventory executor exports for an off-box NIC.
         rdma_export: false,
+        ovs: None,
     })
 }
 

@@ -181,6 +181,7 @@ impl PointExecutor for LocalExecutor {
             match self.eswitch() {
                 EswitchMode::Kernel => "kernel",
                 EswitchMode::User => "user-space",
+                EswitchMode::Ovs => "open-vswitch",
             }
         )
     }

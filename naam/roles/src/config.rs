@@ -87,6 +87,23 @@ pub enum EswitchMode {
     Kernel,
     /// A user-space dispatcher thread (costs a hop and host CPU that a real eSwitch does not).
     User,
+    /// OpenFlow flows on an Open vSwitch bridge ([`HostConfig::ovs`] says where): a BlueField-2's
+    /// own switch, steering on the UDP source port between the uplink, the host and the Arm side.
+    Ovs,
+}
+
+/// Where the Open vSwitch eSwitch is and which bridge ports lead where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OvsSwitch {
+    /// The bridge's OpenFlow listener (`ptcp:` on a BlueField-2's Arm side).
+    pub openflow: SocketAddr,
+    /// OpenFlow port number of the uplink (`p0` on a BlueField-2).
+    pub uplink_port: u32,
+    /// OpenFlow port number toward the host (`pf0hpf`).
+    pub host_port: u32,
+    /// OpenFlow port number toward the NIC role (the Arm side's own port).
+    pub nic_port: u32,
 }
 
 /// How a worker waits for datagrams.
@@ -199,6 +216,9 @@ pub struct HostConfig {
     /// off-box NIC reads them; absent: not exported).
     #[serde(default, skip_serializing_if = "is_false")]
     pub rdma_export: bool,
+    /// The Open vSwitch eSwitch (with `eswitch = "ovs"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovs: Option<OvsSwitch>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -81,6 +81,7 @@ fn host_config(shm_dir: &Path) -> HostConfig {
         control_key: naam_roles::config::ControlKey([1; 16]),
         vm_backend: naam_roles::config::VmBackend::Interpreter,
         rdma_export: false,
+        ovs: None,
     }
 }
 

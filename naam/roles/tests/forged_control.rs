@@ -78,6 +78,7 @@ fn host_role(out: &Path, shm: &Path) -> RoleConfig {
             control_key: KEY,
             vm_backend: naam_roles::config::VmBackend::Interpreter,
             rdma_export: false,
+            ovs: None,
         }),
     }
 }

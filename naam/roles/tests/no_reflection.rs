@@ -82,6 +82,7 @@ fn host_role(out: &Path, shm: &Path, eswitch: EswitchMode) -> RoleConfig {
             control_key: naam_roles::config::ControlKey([1; 16]),
             vm_backend: naam_roles::config::VmBackend::Interpreter,
             rdma_export: false,
+            ovs: None,
         }),
     }
 }

@@ -417,7 +417,7 @@ fn with_ipipe(
 fn forwarders(host: &HostConfig, net: &switch::Bound) -> Vec<SocketAddr> {
     match host.eswitch {
         crate::config::EswitchMode::User => vec![crate::config::reachable(net.ingress)],
-        crate::config::EswitchMode::Kernel => Vec::new(),
+        crate::config::EswitchMode::Kernel | crate::config::EswitchMode::Ovs => Vec::new(),
     }
 }
 

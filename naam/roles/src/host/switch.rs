@@ -7,11 +7,18 @@
 //! - **User-space eSwitch**: a dispatcher thread owns the ingress port and forwards each datagram
 //!   to a host worker's or a NIC worker's own port by the same decision. It costs a hop and host
 //!   CPU that a real eSwitch does not; results record which switch ran.
+//! - **Open vSwitch** (a BlueField-2's own switch): host workers bind the ingress port as with
+//!   the kernel eSwitch; the controller programs the bridge's flows over one OpenFlow connection
+//!   (naam-net's [`OvsEswitch`]), which sends each message to the host's or the Arm side's port by
+//!   its UDP source port; the NIC role binds the same address on its own machine.
 
 use std::net::SocketAddr;
 
 use naam_engine::{RuleTable, Shares};
-use naam_net::{KernelEswitch, Steering, UdpSocket, UserEswitch, UserEswitchConfig};
+use naam_net::{
+    KernelEswitch, OvsEswitch, OvsEswitchConfig, OvsPorts, OvsTarget, Steering, UdpSocket,
+    UserEswitch, UserEswitchConfig,
+};
 
 use crate::config::reachable;
 use crate::config::{EswitchMode, HostConfig};
@@ -43,7 +50,41 @@ pub fn bind(host: &HostConfig) -> Result<Bound, RoleError> {
     match host.eswitch {
         EswitchMode::Kernel => bind_kernel(host),
         EswitchMode::User => bind_user(host),
+        EswitchMode::Ovs => bind_ovs(host),
     }
+}
+
+fn bind_ovs(host: &HostConfig) -> Result<Bound, RoleError> {
+    let ovs = host.ovs.as_ref().ok_or_else(|| {
+        RoleError::Setup(
+            "eswitch = \"ovs\" needs the host's `ovs` section (where the bridge's \
+             OpenFlow listener is, and its ports)"
+                .into(),
+        )
+    })?;
+    let first = udp::bind(SocketAddr::new(host.listen_ip, host.ingress_port), true)?;
+    let ingress = first.local_addr();
+    let mut sockets = vec![first];
+    for _ in 1..host.workers {
+        sockets.push(udp::bind(ingress, true)?);
+    }
+    let config = OvsEswitchConfig {
+        target: OvsTarget::Tcp(ovs.openflow),
+        ports: OvsPorts {
+            uplink: ovs.uplink_port,
+            host: ovs.host_port,
+            nic: ovs.nic_port,
+        },
+        steer_port_base: naam_net::steer_port::STEER_PORT_BASE_DEFAULT,
+    };
+    let switch = OvsEswitch::connect(config, &RuleTable::new(Shares::HOST))
+        .map_err(|e| RoleError::Setup(format!("Open vSwitch eSwitch: {e}")))?;
+    Ok(Bound {
+        ingress,
+        worker_sockets: sockets,
+        eswitch: Box::new(switch),
+        nic_listen: Vec::new(),
+    })
 }
 
 fn bind_kernel(host: &HostConfig) -> Result<Bound, RoleError> {
