@@ -20,6 +20,7 @@
 
 pub mod analyze;
 pub mod error;
+pub mod expect;
 pub mod export;
 pub mod figures;
 pub mod frame;

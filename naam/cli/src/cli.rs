@@ -28,6 +28,9 @@ pub enum Command {
     Status(StatusArgs),
     /// One self-contained HTML page for a results folder: claims, figures, validity, provenance.
     Report(ReportArgs),
+    /// Check a results folder against ARTIFACT.md's expectations (`experiments/expectations.toml`):
+    /// each expectation pass or fail with measured against expected; fails unless all pass.
+    Expect(ExpectArgs),
     /// The local testbed: its benchmark, or one point.
     #[command(subcommand)]
     Testbed(TestbedCommand),
@@ -236,6 +239,23 @@ pub struct ReportArgs {
     /// The page (default: `RESULTS/report.html`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `naam expect`.
+#[derive(Debug, Args)]
+pub struct ExpectArgs {
+    /// The results folder.
+    #[arg(default_value = "results")]
+    pub results: PathBuf,
+    /// The expectations file.
+    #[arg(long, default_value = "experiments/expectations.toml")]
+    pub expectations: PathBuf,
+    /// Only these experiments' expectations (default: all).
+    #[arg(long = "experiment")]
+    pub experiments: Vec<String>,
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,

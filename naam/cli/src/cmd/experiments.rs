@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::{local_options, print_json};
 use crate::cli::{
-    CheckArgs, Dirs, PlotArgs, ReportArgs, ReproduceArgs, RunArgs, StatusArgs, TestbedArgs,
+    CheckArgs, Dirs, ExpectArgs, PlotArgs, ReportArgs, ReproduceArgs, RunArgs, StatusArgs,
+    TestbedArgs,
 };
 
 /// One experiment's result in `naam reproduce --json`.
@@ -221,6 +222,9 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
         print_summary(&done);
     }
     write_reproduce_report(&args.dirs.results, args.json);
+    if !args.json && args.quick {
+        print_expectations(&args.dirs, &done);
+    }
     let failed = done
         .iter()
         .any(|r| !r.outcome.points_failed.is_empty() || r.figures.is_none());
@@ -284,6 +288,55 @@ fn print_summary(done: &[Reproduced]) {
             println!("  figure: {}", f.png);
         }
     }
+}
+
+/// The end of a quick `naam reproduce`: the expectations of the experiments it ran, checked
+/// against the results folder (printed, not fatal: the runs are what `reproduce` is for).
+fn print_expectations(dirs: &Dirs, done: &[Reproduced]) {
+    let path = dirs.experiments.join("expectations.toml");
+    if !path.exists() {
+        return;
+    }
+    match naam_analysis::expect::load_expectations(&path) {
+        Ok(mut file) => {
+            file.expectations
+                .retain(|e| done.iter().any(|r| r.outcome.experiment == e.experiment));
+            let outcomes = naam_analysis::expect::check(&dirs.results, &file);
+            println!("== expectations ({})", path.display());
+            print!("{}", naam_analysis::expect::describe(&outcomes));
+        }
+        Err(e) => eprintln!("no expectations check: {e}"),
+    }
+}
+
+/// `naam expect`.
+pub fn expect(args: ExpectArgs) -> anyhow::Result<ExitCode> {
+    let mut file = naam_analysis::expect::load_expectations(&args.expectations)?;
+    if let Some(unknown) = args
+        .experiments
+        .iter()
+        .find(|id| naam_plan::ExperimentId::parse(id).is_none())
+    {
+        anyhow::bail!(
+            "unknown experiment {unknown:?}: one of {}",
+            naam_plan::ExperimentId::names()
+        );
+    }
+    if !args.experiments.is_empty() {
+        file.expectations
+            .retain(|e| args.experiments.contains(&e.experiment));
+    }
+    let outcomes = naam_analysis::expect::check(&args.results, &file);
+    if args.json {
+        print_json(&outcomes)?;
+    } else {
+        print!("{}", naam_analysis::expect::describe(&outcomes));
+    }
+    Ok(if naam_analysis::expect::all_pass(&outcomes) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The report page of the results folder after `naam reproduce` (a page that cannot be written

@@ -25,6 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plot(a) => experiments::plot(a),
         Command::Status(a) => experiments::status(a),
         Command::Report(a) => experiments::report(a),
+        Command::Expect(a) => experiments::expect(a),
         Command::Testbed(TestbedCommand::Bench(a)) => bench::bench(a),
         Command::Testbed(TestbedCommand::Point(a)) => bench::point(a),
         Command::Testbed(TestbedCommand::Soak(a)) => soak::soak(a),
