@@ -42,7 +42,10 @@ pub struct LocalTransport {
 
 impl LocalTransport {
     /// Processes under `root` (run directories `<root>/<launch id>`), on this machine's network.
+    /// A relative `root` is made absolute first: programs under it (`bin/naam-role`) start with
+    /// their run directory as working directory, where a relative path would not resolve.
     pub fn new(root: PathBuf) -> LocalTransport {
+        let root = std::path::absolute(&root).unwrap_or(root);
         LocalTransport {
             root,
             artifacts: Vec::new(),
@@ -489,5 +492,22 @@ impl LocalTransport {
 impl Drop for LocalTransport {
     fn drop(&mut self) {
         self.kill_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `naam reproduce` with its default `--results results` gives a relative root; the role
+    /// binary linked under it must still be found from the role's own run directory.
+    #[test]
+    fn a_relative_root_gives_absolute_program_paths() {
+        let transport = LocalTransport::new(PathBuf::from("results/x/roles"));
+        let program = transport.program_path("bin/naam-role");
+        assert!(program.is_absolute(), "{}", program.display());
+        assert!(program.ends_with("results/x/roles/bin/naam-role"));
+        assert!(transport.run_dir("host").is_absolute());
+        assert_eq!(transport.program_path("sleep"), PathBuf::from("sleep"));
     }
 }
