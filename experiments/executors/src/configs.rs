@@ -1,7 +1,8 @@
 //! From a plan's point to the role configurations of its processes. Every choice the manifest
 //! leaves to the testbed is made here, explicitly: tenants split the dataset evenly, clients
-//! split the offered load evenly, the hog runs on the host's cores, client-side policies run at
-//! the clients.
+//! split the offered load evenly, the hog runs on the cores that serve the series' requests
+//! (the host's; the NIC's for the iPipe series, whose actors start on the NIC), client-side
+//! policies run at the clients.
 //!
 //! The configurations hold on any machine, whatever the transport: every path is relative to the
 //! role's run directory (the process runs inside it), where it writes its files, reads its
@@ -114,7 +115,9 @@ pub fn build(
         },
         role,
     };
+    let pinning = Pinning::of(plan, &policy);
     let clients = client_configs(plan, point, settings, &dataset, policy, interval_ms);
+    let clients = clients.into_iter().map(|c| pinning.client(c)).collect::<Vec<_>>();
     // A fresh key per point for the host–NIC control channel (a secret, so drawn from the
     // kernel, not from the plan's seeds; clients never see it).
     let key = ControlKey::fresh().map_err(|e| {
@@ -130,8 +133,52 @@ pub fn build(
         )),
         nic: role(nic_config(plan, settings, &dataset, policy, key)),
         clients: clients.into_iter().map(role).collect(),
-        hog: hog_config(plan, measure_ms).map(role),
+        hog: hog_config(plan, measure_ms)
+            .map(|h| pinning.hog(h))
+            .map(role),
     })
+}
+
+/// Where a load-shift point's CPU hog and clients run. The hog congests the cores that serve
+/// the series' requests when nothing has moved: the host's for NAAM and the placements, the
+/// NIC's for the iPipe series (its actors start on the NIC, and iPipe reacts to NIC overload by
+/// migrating them to the host). For iPipe the clients then take the host's cores, the mirror of
+/// NAAM's run, where they share the NIC's, so that in both the hog never lands on the clients.
+#[derive(Debug, Clone)]
+struct Pinning {
+    /// `Some((hog, clients))` CPUs for a series whose hog moves to the NIC.
+    ipipe: Option<(Vec<u32>, Vec<u32>)>,
+}
+
+impl Pinning {
+    fn of(plan: &ExperimentPlan, policy: &PolicySpec) -> Pinning {
+        let pinning = &plan.roles.pinning;
+        let hog = plan.events.iter().any(|e| matches!(e, Event::CpuHog { .. }));
+        let ipipe = hog && naam_roles::ipipe::params_of(policy).is_some();
+        Pinning {
+            ipipe: ipipe.then(|| (pinning.nic_cpus.clone(), pinning.host_cpus.clone())),
+        }
+    }
+
+    fn hog(&self, role: Role) -> Role {
+        match (role, &self.ipipe) {
+            (Role::Hog(h), Some((cpus, _))) => Role::Hog(HogConfig {
+                cpus: cpus.clone(),
+                ..h
+            }),
+            (role, _) => role,
+        }
+    }
+
+    fn client(&self, role: Role) -> Role {
+        match (role, &self.ipipe) {
+            (Role::Client(c), Some((_, cpus))) if !cpus.is_empty() => Role::Client(ClientConfig {
+                cpus: cpus.clone(),
+                ..c
+            }),
+            (role, _) => role,
+        }
+    }
 }
 
 fn host_config(
@@ -232,7 +279,8 @@ fn client_configs(
         .collect()
 }
 
-/// The CPU hog of a load-shift plan, on the host's cores, stopping by the measurement's end.
+/// The CPU hog of a load-shift plan, on the host's cores (see [`Pinning`] for iPipe's),
+/// stopping by the measurement's end.
 fn hog_config(plan: &ExperimentPlan, measure_ms: u64) -> Option<Role> {
     plan.events.iter().find_map(|e| match e {
         Event::CpuHog {

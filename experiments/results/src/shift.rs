@@ -8,6 +8,14 @@
 //!   first interval in which at least [`SHIFTED_SHARE`] of the *completed* requests ran at the
 //!   NIC — what clients see, including the starved host's backlog draining.
 //!
+//! The iPipe baseline (`server.json`'s `system` is an iPipe one) reacts by migrating actors,
+//! not by steering: its hog congests the NIC's cores (where its actors start), and its shift goes
+//! the other way, to the host. For it, **rules** is hog start → the first migration to the host
+//! the management core *decided* (its record in `server.json`; the analogue of a rule change),
+//! **completions** is hog start → the end of the first interval with at least
+//! [`SHIFTED_SHARE`] of completions at the host, and the first change is the first migration
+//! decided in either direction.
+//!
 //! Times are ms from the hog's start; the hog's start and the logs' times are both from the
 //! measured phase's start. `naam testbed bench`, the frames (`points`: `shift_rules_ms`,
 //! `shift_completions_ms`) and the load-shift figure all read these functions.
@@ -19,7 +27,9 @@ use naam_plan::{Event, ExperimentPlan, Timing};
 use naam_types::{Location, PerLocation};
 
 use crate::error::ResultsError;
-use crate::raw::{STEERING_FILE, SteeringChange, read_jsonl};
+use crate::raw::{
+    IpipeRecord, SERVER_FILE, STEERING_FILE, ServerSummary, SteeringChange, read_json, read_jsonl,
+};
 use crate::summary::read_point_intervals;
 
 /// Share of new requests (rules) or completions (intervals) at the NIC that counts as shifted.
@@ -36,6 +46,8 @@ pub struct ShiftTimes {
     pub completions_ms: Option<f64>,
     /// To the first rule change of any kind.
     pub first_rule_change_ms: Option<f64>,
+    /// Where the load shifts to: the NIC for NAAM, the host for iPipe.
+    pub target: Location,
 }
 
 /// The shift times of the point measured into `dir`, or `None` when the plan starts no CPU hog
@@ -47,19 +59,58 @@ pub fn shift_times(plan: &ExperimentPlan, dir: &Path) -> Result<Option<ShiftTime
     let Some(hog_start_ms) = first_hog_start_ms(plan) else {
         return Ok(None);
     };
+    let by_interval = completions_by_interval(dir, plan.roles.clients, interval_ms)?;
+    if let Some(record) = ipipe_record(dir)? {
+        let shifted = |to_host: bool| migration_ms(&record, hog_start_ms, to_host);
+        return Ok(Some(ShiftTimes {
+            hog_start_ms,
+            rules_ms: shifted(true),
+            completions_ms: completions_shift_to_ms(
+                &by_interval,
+                hog_start_ms,
+                interval_ms,
+                Location::Host,
+            ),
+            first_rule_change_ms: [shifted(true), shifted(false)]
+                .into_iter()
+                .flatten()
+                .reduce(f64::min),
+            target: Location::Host,
+        }));
+    }
     let steering_path = dir.join(STEERING_FILE);
     let changes: Vec<SteeringChange> = if steering_path.exists() {
         read_jsonl(&steering_path, "steering change")?
     } else {
         Vec::new()
     };
-    let by_interval = completions_by_interval(dir, plan.roles.clients, interval_ms)?;
     Ok(Some(ShiftTimes {
         hog_start_ms,
         rules_ms: rules_shift_ms(&changes, hog_start_ms),
         completions_ms: completions_shift_ms(&by_interval, hog_start_ms, interval_ms),
         first_rule_change_ms: first_change_ms(&changes, hog_start_ms),
+        target: Location::Nic,
     }))
+}
+
+/// The iPipe record of the point in `dir`, if iPipe served it.
+fn ipipe_record(dir: &Path) -> Result<Option<IpipeRecord>, ResultsError> {
+    let path = dir.join(SERVER_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let server: ServerSummary = read_json(&path, "server")?;
+    Ok(server.ipipe)
+}
+
+/// Hog start → the first migration (to the host if `to_host`, else back) decided at or after it.
+pub fn migration_ms(record: &IpipeRecord, hog_start_ms: u64, to_host: bool) -> Option<f64> {
+    let hog_ns = i64::try_from(hog_start_ms.saturating_mul(1_000_000)).ok()?;
+    record
+        .migrations
+        .iter()
+        .find(|m| m.to_host == to_host && m.started_ns >= hog_ns)
+        .map(|m| (m.started_ns - hog_ns) as f64 / 1e6)
 }
 
 /// The start of the plan's first CPU hog, ms from the measured phase's start.
@@ -91,11 +142,22 @@ pub fn completions_shift_ms(
     hog_start_ms: u64,
     interval_ms: u64,
 ) -> Option<f64> {
+    completions_shift_to_ms(by_interval, hog_start_ms, interval_ms, Location::Nic)
+}
+
+/// Hog start → the end of the first interval starting at or after it in which at least
+/// [`SHIFTED_SHARE`] of completions ran at `target`.
+pub fn completions_shift_to_ms(
+    by_interval: &BTreeMap<u64, PerLocation<u64>>,
+    hog_start_ms: u64,
+    interval_ms: u64,
+    target: Location,
+) -> Option<f64> {
     by_interval
         .range(hog_start_ms..)
         .find_map(|(&start_ms, counts)| {
             let total = counts.total();
-            let shifted = total > 0 && counts.nic as f64 >= SHIFTED_SHARE * total as f64;
+            let shifted = total > 0 && counts[target] as f64 >= SHIFTED_SHARE * total as f64;
             shifted.then(|| (start_ms + interval_ms - hog_start_ms) as f64)
         })
 }
@@ -186,5 +248,27 @@ mod tests {
         assert_eq!(rules_shift_ms(&changes, 100), Some(60.0));
         assert_eq!(first_change_ms(&changes, 100), Some(20.0));
         assert_eq!(rules_shift_ms(&changes, 200), None);
+    }
+
+    #[test]
+    fn an_ipipe_shift_is_a_migration_to_the_host_and_completions_there() {
+        let migration = |started_ms: i64, to_host| crate::raw::MigrationRecord {
+            actor: 0,
+            to_host,
+            started_ns: started_ms * 1_000_000,
+            finished_ns: started_ms * 1_000_000 + 500_000,
+            bytes: 1 << 20,
+            requests: 3,
+        };
+        let record = IpipeRecord {
+            migrations: vec![migration(-50, true), migration(20, false), migration(130, true)],
+            ..IpipeRecord::default()
+        };
+        assert_eq!(migration_ms(&record, 100, true), Some(30.0));
+        assert_eq!(migration_ms(&record, 10, false), Some(10.0));
+        assert_eq!(migration_ms(&record, 200, true), None);
+        let by_interval = BTreeMap::from([(100, counts(50, 50)), (200, counts(95, 5))]);
+        let to_host = completions_shift_to_ms(&by_interval, 100, 100, Location::Host);
+        assert_eq!(to_host, Some(200.0));
     }
 }
