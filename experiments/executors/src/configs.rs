@@ -117,7 +117,10 @@ pub fn build(
     };
     let pinning = Pinning::of(plan, &policy);
     let clients = client_configs(plan, point, settings, &dataset, policy, interval_ms);
-    let clients = clients.into_iter().map(|c| pinning.client(c)).collect::<Vec<_>>();
+    let clients = clients
+        .into_iter()
+        .map(|c| pinning.client(c))
+        .collect::<Vec<_>>();
     // A fresh key per point for the host–NIC control channel (a secret, so drawn from the
     // kernel, not from the plan's seeds; clients never see it).
     let key = ControlKey::fresh().map_err(|e| {
@@ -153,7 +156,10 @@ struct Pinning {
 impl Pinning {
     fn of(plan: &ExperimentPlan, policy: &PolicySpec) -> Pinning {
         let pinning = &plan.roles.pinning;
-        let hog = plan.events.iter().any(|e| matches!(e, Event::CpuHog { .. }));
+        let hog = plan
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::CpuHog { .. }));
         let ipipe = hog && naam_roles::ipipe::params_of(policy).is_some();
         Pinning {
             ipipe: ipipe.then(|| (pinning.nic_cpus.clone(), pinning.host_cpus.clone())),

@@ -261,7 +261,11 @@ mod tests {
             requests: 3,
         };
         let record = IpipeRecord {
-            migrations: vec![migration(-50, true), migration(20, false), migration(130, true)],
+            migrations: vec![
+                migration(-50, true),
+                migration(20, false),
+                migration(130, true),
+            ],
             ..IpipeRecord::default()
         };
         assert_eq!(migration_ms(&record, 100, true), Some(30.0));
