@@ -81,7 +81,10 @@ fn load_shift_figure_data_table() {
         (b) host: throughput per location | x: time since measure start (ms) | y: throughput (kops/s)
           marker cpu-hog start at x=1000
           marker cpu-hog stop at x=2000
-        (c) p99 per interval | x: time since measure start (ms) | y: latency p99 (µs) (log)
+        (c) ipipe: throughput per location | x: time since measure start (ms) | y: throughput (kops/s)
+          marker cpu-hog start at x=1000
+          marker cpu-hog stop at x=2000
+        (d) p99 per interval | x: time since measure start (ms) | y: latency p99 (µs) (log)
           marker cpu-hog start at x=1000
           marker cpu-hog stop at x=2000
     "#]].assert_eq(&headers);
