@@ -277,12 +277,12 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 46, 54>(
         spec!(
             "shift_rules_ms",
             F64,
-            "CPU hog start → first rule sending ≥ 90 % of new requests to the NIC (null: no hog or never)"
+            "CPU hog start → first rule sending ≥ 90 % of new requests to the NIC; iPipe series: → the first migration of an actor to the host decided (null: no hog or never)"
         ),
         spec!(
             "shift_completions_ms",
             F64,
-            "CPU hog start → end of the first interval with ≥ 90 % of completions at the NIC (null: no hog or never)"
+            "CPU hog start → end of the first interval with ≥ 90 % of completions at the NIC; iPipe series (hog on the NIC's cores): at the host (null: no hog or never)"
         ),
     ],
 );
