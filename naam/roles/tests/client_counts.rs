@@ -8,6 +8,9 @@
 //! the measured phase forwards to the host's ingress untouched and relays the host's answers
 //! (servers answer the datagram's source, here the proxy).
 
+mod common;
+
+use common::realtime_ns;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +19,8 @@ use std::time::Duration;
 use naam_engine::wire::{ErrorCode, ErrorKind, Reply};
 use naam_engine::{Frame, Status};
 use naam_roles::config::{
-    ClientConfig, Dataset, Distribution, EswitchMode, HostConfig, MicaSpec, OneSided, PolicySpec,
-    Polling, Role, RoleConfig, Timeline, TimelineSpec, WorkloadSpec, YcsbWorkload,
+    ClientConfig, Dataset, Distribution, HostConfig, OneSided, Role, RoleConfig, Timeline,
+    TimelineSpec, YcsbWorkload,
 };
 use naam_roles::ready::{self, HostReady};
 
@@ -29,29 +32,15 @@ const INJECT_MARGIN_NS: u64 = 50_000_000;
 /// Datagrams the proxy handles at most (the point sends ~1,600 requests).
 const PROXIED_MAX: u64 = 100_000;
 
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 fn dataset() -> Dataset {
-    Dataset {
-        workload: WorkloadSpec::Mica(MicaSpec {
-            records: 2000,
-            key_bytes: 8,
-            value_bytes: 16,
-            ycsb_workload: YcsbWorkload::B,
-            distribution: Distribution::ScrambledZipfian,
-            buckets: 1024,
-            slots: 7,
-            log_bytes: 1 << 20,
-            tenant_programs: Default::default(),
-        }),
-        tenants: 1,
-        seed: 7,
-    }
+    common::mica(
+        2000,
+        1024,
+        1 << 20,
+        YcsbWorkload::B,
+        Distribution::ScrambledZipfian,
+        7,
+    )
 }
 
 fn role(out_dir: &Path, timeline: Timeline, role: Role) -> RoleConfig {
@@ -65,24 +54,7 @@ fn role(out_dir: &Path, timeline: Timeline, role: Role) -> RoleConfig {
 }
 
 fn host_config(shm_dir: &Path) -> HostConfig {
-    HostConfig {
-        listen_ip: [127, 0, 0, 1].into(),
-        ingress_port: 0,
-        workers: 1,
-        cpus: Vec::new(),
-        rnic_cpus: Vec::new(),
-        nic_workers: 0,
-        dataset: dataset(),
-        policy: PolicySpec::Host,
-        eswitch: EswitchMode::User,
-        sample_period_us: 1000,
-        polling: Polling::Blocking,
-        shm_dir: shm_dir.to_path_buf(),
-        control_key: naam_roles::config::ControlKey([1; 16]),
-        vm_backend: naam_roles::config::VmBackend::Interpreter,
-        rdma_export: false,
-        ovs: None,
-    }
+    common::host_config(dataset(), shm_dir, naam_roles::config::ControlKey([1; 16]))
 }
 
 fn client_config(host_ready: &Path) -> ClientConfig {

@@ -9,6 +9,9 @@
 //! key from the NIC's own address — then one honest NIC sample. Every forgery is counted under
 //! its reason; only the honest sample reaches `samples.jsonl`; the steering never moves.
 
+mod common;
+
+use common::realtime_ns;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +20,7 @@ use std::time::Duration;
 use naam_engine::wire::LoadSample;
 use naam_engine::{Frame, Location, Nanos};
 use naam_roles::config::{
-    ControlKey, Dataset, Distribution, EswitchMode, HostConfig, MicaSpec, PolicySpec, Polling,
-    Role, RoleConfig, Timeline, TimelineSpec, WorkloadSpec, YcsbWorkload,
+    ControlKey, Distribution, HostConfig, PolicySpec, Role, RoleConfig, YcsbWorkload,
 };
 use naam_roles::control_auth::ControlDrops;
 use naam_roles::host::HostCounters;
@@ -31,56 +33,14 @@ const SETTLE: Duration = Duration::from_millis(1000);
 /// The honest sample's queueing delay (recognisable in `samples.jsonl`).
 const HONEST_QUEUE_DELAY_NS: u64 = 1234;
 
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 fn host_role(out: &Path, shm: &Path) -> RoleConfig {
-    RoleConfig {
-        schema: naam_roles::config::CONFIG_SCHEMA_VERSION,
-        run_id: format!("forged-{}", std::process::id()),
-        out_dir: out.to_path_buf(),
-        timeline: TimelineSpec::Fixed(Timeline {
-            start_realtime_ns: realtime_ns(),
-            warmup_ms: 0,
-            measure_ms: 60_000,
-        }),
-        role: Role::Host(HostConfig {
-            listen_ip: [127, 0, 0, 1].into(),
-            ingress_port: 0,
-            workers: 1,
-            cpus: Vec::new(),
-            rnic_cpus: Vec::new(),
-            nic_workers: 1,
-            dataset: Dataset {
-                workload: WorkloadSpec::Mica(MicaSpec {
-                    records: 100,
-                    key_bytes: 8,
-                    value_bytes: 16,
-                    ycsb_workload: YcsbWorkload::C,
-                    distribution: Distribution::Uniform,
-                    buckets: 64,
-                    slots: 7,
-                    log_bytes: 1 << 16,
-                    tenant_programs: Default::default(),
-                }),
-                tenants: 1,
-                seed: 18,
-            },
-            policy: PolicySpec::default_for(naam_types::PolicyKind::NaamAdaptive),
-            eswitch: EswitchMode::User,
-            sample_period_us: 1000,
-            polling: Polling::Blocking,
-            shm_dir: shm.to_path_buf(),
-            control_key: KEY,
-            vm_backend: naam_roles::config::VmBackend::Interpreter,
-            rdma_export: false,
-            ovs: None,
-        }),
-    }
+    let dataset = common::mica(100, 64, 1 << 16, YcsbWorkload::C, Distribution::Uniform, 18);
+    let host = HostConfig {
+        nic_workers: 1,
+        policy: PolicySpec::default_for(naam_types::PolicyKind::NaamAdaptive),
+        ..common::host_config(dataset, shm, KEY)
+    };
+    common::host_role(format!("forged-{}", std::process::id()), out, 60_000, host)
 }
 
 fn sample(location: Location, queue_delay_ns: u64, utilisation_permille: u16) -> LoadSample {

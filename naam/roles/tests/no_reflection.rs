@@ -10,6 +10,8 @@
 //! is in, every forged request's answer has been sent. The attacker gets every answer (each
 //! verified against the dataset) and the third party gets nothing.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,8 +20,7 @@ use std::time::{Duration, Instant};
 use naam_engine::wire::Invoke;
 use naam_engine::{Frame, FunctionId, RequestId, Status};
 use naam_roles::config::{
-    Dataset, Distribution, EswitchMode, HostConfig, MicaSpec, PolicySpec, Polling, Role,
-    RoleConfig, Timeline, TimelineSpec, WorkloadSpec, YcsbWorkload,
+    Dataset, Distribution, EswitchMode, HostConfig, Role, RoleConfig, YcsbWorkload,
 };
 use naam_roles::host::HostCounters;
 use naam_roles::ready::{self, HostReady};
@@ -31,60 +32,24 @@ const FORGED: u64 = 64;
 const ANSWERS_TIMEOUT: Duration = Duration::from_secs(10);
 const SEED: u64 = 18;
 
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 fn dataset() -> Dataset {
-    Dataset {
-        workload: WorkloadSpec::Mica(MicaSpec {
-            records: 500,
-            key_bytes: 8,
-            value_bytes: 16,
-            ycsb_workload: YcsbWorkload::C,
-            distribution: Distribution::ScrambledZipfian,
-            buckets: 256,
-            slots: 7,
-            log_bytes: 1 << 18,
-            tenant_programs: Default::default(),
-        }),
-        tenants: 1,
-        seed: SEED,
-    }
+    common::mica(
+        500,
+        256,
+        1 << 18,
+        YcsbWorkload::C,
+        Distribution::ScrambledZipfian,
+        SEED,
+    )
 }
 
 fn host_role(out: &Path, shm: &Path, eswitch: EswitchMode) -> RoleConfig {
-    RoleConfig {
-        schema: naam_roles::config::CONFIG_SCHEMA_VERSION,
-        run_id: format!("reflect-{}-{eswitch:?}", std::process::id()),
-        out_dir: out.to_path_buf(),
-        timeline: TimelineSpec::Fixed(Timeline {
-            start_realtime_ns: realtime_ns(),
-            warmup_ms: 0,
-            measure_ms: 60_000,
-        }),
-        role: Role::Host(HostConfig {
-            listen_ip: [127, 0, 0, 1].into(),
-            ingress_port: 0,
-            workers: 1,
-            cpus: Vec::new(),
-            rnic_cpus: Vec::new(),
-            nic_workers: 0,
-            dataset: dataset(),
-            policy: PolicySpec::Host,
-            eswitch,
-            sample_period_us: 1000,
-            polling: Polling::Blocking,
-            shm_dir: shm.to_path_buf(),
-            control_key: naam_roles::config::ControlKey([1; 16]),
-            vm_backend: naam_roles::config::VmBackend::Interpreter,
-            rdma_export: false,
-            ovs: None,
-        }),
-    }
+    let host = HostConfig {
+        eswitch,
+        ..common::host_config(dataset(), shm, naam_roles::config::ControlKey([1; 16]))
+    };
+    let run_id = format!("reflect-{}-{eswitch:?}", std::process::id());
+    common::host_role(run_id, out, 60_000, host)
 }
 
 fn encode(request: &Request, id: u64, reply_to: Option<SocketAddr>) -> Vec<u8> {

@@ -6,13 +6,15 @@
 //! the dataset; a region the host did not export fails its access (an error reply, not a hang).
 //! Sans-IO: no socket, no thread, no clock.
 
+mod common;
+
 use std::sync::Arc;
 
 use naam_engine::server::WorkerConfig;
 use naam_engine::{Frame, FunctionId, Invoke, Location, Nanos, RequestId, RkeySecret};
 use naam_engine::{ServerWorker, Status};
 use naam_net::remote::{ExportedRegion, InProcessVerbs, RegionMap};
-use naam_roles::config::{Dataset, Distribution, MicaSpec, WorkloadSpec, YcsbWorkload};
+use naam_roles::config::{Dataset, Distribution, YcsbWorkload};
 use naam_roles::host::memory;
 use naam_roles::serve::{AccessPath, RemotePath};
 use naam_roles::workload::{self, Request, ServerWorkload, Verified};
@@ -31,21 +33,14 @@ const ADDR_BASE: u64 = 0x7f00_0000_0000;
 const ADDR_STRIDE: u64 = 1 << 32;
 
 fn dataset() -> Dataset {
-    Dataset {
-        workload: WorkloadSpec::Mica(MicaSpec {
-            records: 1000,
-            key_bytes: 8,
-            value_bytes: 16,
-            ycsb_workload: YcsbWorkload::C,
-            distribution: Distribution::ScrambledZipfian,
-            buckets: 512,
-            slots: 7,
-            log_bytes: 1 << 18,
-            tenant_programs: Default::default(),
-        }),
-        tenants: 1,
-        seed: SEED,
-    }
+    common::mica(
+        1000,
+        512,
+        1 << 18,
+        YcsbWorkload::C,
+        Distribution::ScrambledZipfian,
+        SEED,
+    )
 }
 
 fn encode(request: &Request, id: u64) -> Vec<u8> {

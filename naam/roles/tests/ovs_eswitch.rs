@@ -3,64 +3,26 @@
 //! is absent or no OpenFlow listener answers (naam-net's `tests/ovs.rs` runs the backend against
 //! a real `ovs-vswitchd`).
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use naam_roles::config::{
-    ControlKey, Dataset, Distribution, EswitchMode, HostConfig, MicaSpec, OvsSwitch, PolicySpec,
-    Polling, Role, RoleConfig, Timeline, TimelineSpec, WorkloadSpec, YcsbWorkload,
+    ControlKey, Distribution, EswitchMode, HostConfig, OvsSwitch, PolicySpec, Role, RoleConfig,
+    YcsbWorkload,
 };
 
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 fn host_role(out: &Path, shm: &Path, ovs: Option<OvsSwitch>) -> RoleConfig {
-    RoleConfig {
-        schema: naam_roles::config::CONFIG_SCHEMA_VERSION,
-        run_id: format!("ovs-{}", std::process::id()),
-        out_dir: out.to_path_buf(),
-        timeline: TimelineSpec::Fixed(Timeline {
-            start_realtime_ns: realtime_ns(),
-            warmup_ms: 0,
-            measure_ms: 1_000,
-        }),
-        role: Role::Host(HostConfig {
-            listen_ip: [127, 0, 0, 1].into(),
-            ingress_port: 0,
-            workers: 1,
-            cpus: Vec::new(),
-            rnic_cpus: Vec::new(),
-            nic_workers: 1,
-            dataset: Dataset {
-                workload: WorkloadSpec::Mica(MicaSpec {
-                    records: 100,
-                    key_bytes: 8,
-                    value_bytes: 16,
-                    ycsb_workload: YcsbWorkload::C,
-                    distribution: Distribution::Uniform,
-                    buckets: 64,
-                    slots: 7,
-                    log_bytes: 1 << 16,
-                    tenant_programs: Default::default(),
-                }),
-                tenants: 1,
-                seed: 14,
-            },
-            policy: PolicySpec::default_for(naam_types::PolicyKind::NaamAdaptive),
-            eswitch: EswitchMode::Ovs,
-            sample_period_us: 1000,
-            polling: Polling::Blocking,
-            shm_dir: shm.to_path_buf(),
-            control_key: ControlKey([0x14; 16]),
-            vm_backend: naam_roles::config::VmBackend::Interpreter,
-            rdma_export: false,
-            ovs,
-        }),
-    }
+    let dataset = common::mica(100, 64, 1 << 16, YcsbWorkload::C, Distribution::Uniform, 14);
+    let host = HostConfig {
+        nic_workers: 1,
+        policy: PolicySpec::default_for(naam_types::PolicyKind::NaamAdaptive),
+        eswitch: EswitchMode::Ovs,
+        ovs,
+        ..common::host_config(dataset, shm, ControlKey([0x14; 16]))
+    };
+    common::host_role(format!("ovs-{}", std::process::id()), out, 1_000, host)
 }
 
 fn start_error(ovs: Option<OvsSwitch>) -> String {
