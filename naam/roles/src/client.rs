@@ -73,7 +73,12 @@ pub fn run(
     stop: &'static AtomicBool,
 ) -> Result<(), RoleError> {
     let _ = pin_current_thread(&client.cpus);
-    let punctuality = crate::os::make_current_thread_punctual();
+    // Real-time only when the client is not pinned: a manifest pins it onto a CPU it shares with
+    // a server role on purpose (load-shift, policies: the NIC's), where a real-time generator
+    // would preempt that role's work and inflate its latency unseen; there, a generator the
+    // server holds off its core is seen instead (send lateness, an invalid point). Unpinned, the
+    // scheduler moves a preempted thread to the other core.
+    let punctuality = crate::os::make_current_thread_punctual(client.cpus.is_empty());
     for what in &punctuality.not_applied {
         eprintln!(
             "client {}: kept the default scheduling ({what}); sends may run late on a busy machine",

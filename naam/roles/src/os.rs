@@ -61,9 +61,9 @@ pub struct Punctuality {
     pub not_applied: Vec<String>,
 }
 
-/// Makes the calling thread a punctual load generator: [`GENERATOR_TIMER_SLACK_NS`] and, where
-/// permitted, [`GENERATOR_RT_PRIORITY`].
-pub fn make_current_thread_punctual() -> Punctuality {
+/// Makes the calling thread a punctual load generator: [`GENERATOR_TIMER_SLACK_NS`] and, when
+/// `realtime` and where permitted, [`GENERATOR_RT_PRIORITY`].
+pub fn make_current_thread_punctual(realtime: bool) -> Punctuality {
     let mut punctuality = Punctuality::default();
     // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
     if unsafe {
@@ -77,6 +77,9 @@ pub fn make_current_thread_punctual() -> Punctuality {
             "timer slack {GENERATOR_TIMER_SLACK_NS} ns: {}",
             std::io::Error::last_os_error()
         ));
+    }
+    if !realtime {
+        return punctuality;
     }
     match set_current_thread_policy(libc::SCHED_FIFO, GENERATOR_RT_PRIORITY) {
         Ok(()) => punctuality.realtime = true,
