@@ -136,18 +136,8 @@ impl IpipeServers {
     pub(super) fn counters(&self, location: Location, measure_ns: u64) -> raw::LocationCounters {
         let s = &self.sides[usize::from(location == Location::Host)];
         let [start, end] = s.stats_at;
-        let completions = end.completed.saturating_sub(start.completed);
-        let busy_ns = end.busy_ns.saturating_sub(start.busy_ns);
-        let capacity_ns = (s.running.len() as u64).saturating_mul(measure_ns).max(1);
-        raw::LocationCounters {
-            completions,
-            steps: completions,
-            retries: 0,
-            traps: 0,
-            access_denials: 0,
-            pushbacks: 0,
-            busy_fraction: (busy_ns as f64 / capacity_ns as f64).min(1.0),
-        }
+        let capacity_ns = (s.running.len() as u64).saturating_mul(measure_ns);
+        naam_roles::ipipe::phase_counters(&start, &end, capacity_ns)
     }
 
     /// Reads the measured phase's end counters if its end event has not run (the run is over).

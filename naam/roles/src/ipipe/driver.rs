@@ -333,19 +333,8 @@ impl SideDriver {
         let now = *st.runtime.stats();
         let start = st.stats_at[0].unwrap_or(now);
         let end = st.stats_at[1].unwrap_or(now);
-        let completions = end.completed.saturating_sub(start.completed);
-        let busy_ns = end.busy_ns.saturating_sub(start.busy_ns);
         let cores = u64::from(st.runtime.config().cores);
-        let capacity_ns = cores.saturating_mul(phase_ns).max(1);
-        raw::LocationCounters {
-            completions,
-            steps: completions,
-            retries: 0,
-            traps: 0,
-            access_denials: 0,
-            pushbacks: 0,
-            busy_fraction: (busy_ns as f64 / capacity_ns as f64).min(1.0),
-        }
+        super::phase_counters(&start, &end, cores.saturating_mul(phase_ns))
     }
 
     /// This side's record of the run; migration times relative to `measure_start_ns`.

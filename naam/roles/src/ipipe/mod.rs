@@ -163,3 +163,25 @@ pub fn merge(nic: &IpipeRecord, host: &IpipeRecord) -> IpipeRecord {
         ..nic.clone()
     }
 }
+
+/// One side's counters over a measured phase, as `server.json` has them, from iPipe's runtime
+/// statistics at the phase's start and end: a completion is a request run to its reply on that
+/// side, a step one run of an actor; busy is the share of `capacity_ns` (cores × phase) its cores
+/// spent running actors. Used by the local roles and the simulator alike.
+pub fn phase_counters(
+    start: &naam_ipipe::RuntimeStats,
+    end: &naam_ipipe::RuntimeStats,
+    capacity_ns: u64,
+) -> naam_results::raw::LocationCounters {
+    let completions = end.completed.saturating_sub(start.completed);
+    let busy_ns = end.busy_ns.saturating_sub(start.busy_ns);
+    naam_results::raw::LocationCounters {
+        completions,
+        steps: completions,
+        retries: 0,
+        traps: 0,
+        access_denials: 0,
+        pushbacks: 0,
+        busy_fraction: (busy_ns as f64 / capacity_ns.max(1) as f64).min(1.0),
+    }
+}
