@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use naam_engine::wire::Invoke;
-use naam_engine::{Frame, FunctionId, RequestId, Status};
+use naam_engine::{Frame, RequestId, Status};
 use naam_roles::config::{
     Dataset, Distribution, EswitchMode, HostConfig, Role, RoleConfig, YcsbWorkload,
 };
@@ -50,22 +49,6 @@ fn host_role(out: &Path, shm: &Path, eswitch: EswitchMode) -> RoleConfig {
     };
     let run_id = format!("reflect-{}-{eswitch:?}", std::process::id());
     common::host_role(run_id, out, 60_000, host)
-}
-
-fn encode(request: &Request, id: u64, reply_to: Option<SocketAddr>) -> Vec<u8> {
-    let invoke = Invoke {
-        reply_to: reply_to.map(naam_net::reply_addr),
-        ..Invoke::new_message(
-            workload::tenant_id(request.tenant),
-            FunctionId(request.function),
-            RequestId(id),
-            &request.args,
-            request.descriptors,
-        )
-    };
-    let mut bytes = Vec::new();
-    Frame::Invoke(invoke).encode(&mut bytes).unwrap();
-    bytes
 }
 
 /// Receives `count` replies on `socket` and checks each against what its request expected.
@@ -133,7 +116,7 @@ fn forged_replies_reach_nobody_but_the_sender(eswitch: EswitchMode) -> HostCount
         // The last one is the sentinel: no reply address at all.
         let reply_to = (id < FORGED).then_some(victim);
         attacker
-            .send_to(&encode(&request, id, reply_to), host_ready.ingress)
+            .send_to(&common::encode(&request, id, reply_to), host_ready.ingress)
             .unwrap();
         sent.push((request, id));
     }

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use naam_engine::server::WorkerConfig;
-use naam_engine::{Frame, FunctionId, Invoke, Location, Nanos, RequestId, RkeySecret};
+use naam_engine::{Frame, Location, Nanos, RkeySecret};
 use naam_engine::{ServerWorker, Status};
 use naam_net::remote::{ExportedRegion, InProcessVerbs, RegionMap};
 use naam_roles::config::{Dataset, Distribution, YcsbWorkload};
@@ -41,19 +41,6 @@ fn dataset() -> Dataset {
         Distribution::ScrambledZipfian,
         SEED,
     )
-}
-
-fn encode(request: &Request, id: u64) -> Vec<u8> {
-    let invoke = Invoke::new_message(
-        workload::tenant_id(request.tenant),
-        FunctionId(request.function),
-        RequestId(id),
-        &request.args,
-        request.descriptors,
-    );
-    let mut bytes = Vec::new();
-    Frame::Invoke(invoke).encode(&mut bytes).unwrap();
-    bytes
 }
 
 /// The NIC's path: the host's regions copied into the stand-in verbs, minus `withheld`.
@@ -102,7 +89,12 @@ fn serve_gets(withheld: Option<u32>) -> Vec<(Status, Option<Verified>)> {
     for id in 0..GETS {
         let mut request = Request::default();
         client.next(&mut request);
-        worker.handle_datagram(Nanos(0), Nanos(0), &encode(&request, id), || 0);
+        worker.handle_datagram(
+            Nanos(0),
+            Nanos(0),
+            &common::encode(&request, id, None),
+            || 0,
+        );
         requests.push(request);
     }
     let mut answers: Vec<Option<(Status, Option<Verified>)>> = vec![None; GETS as usize];

@@ -84,3 +84,25 @@ pub fn host_role(run_id: String, out: &Path, measure_ms: u64, host: HostConfig) 
         role: Role::Host(host),
     }
 }
+
+/// `request` as an Invoke frame with request id `id`, naming `reply_to` as its reply address.
+pub fn encode(
+    request: &naam_roles::workload::Request,
+    id: u64,
+    reply_to: Option<std::net::SocketAddr>,
+) -> Vec<u8> {
+    use naam_engine::{Frame, FunctionId, Invoke, RequestId};
+    let invoke = Invoke {
+        reply_to: reply_to.map(naam_net::reply_addr),
+        ..Invoke::new_message(
+            naam_roles::workload::tenant_id(request.tenant),
+            FunctionId(request.function),
+            RequestId(id),
+            &request.args,
+            request.descriptors,
+        )
+    };
+    let mut bytes = Vec::new();
+    Frame::Invoke(invoke).encode(&mut bytes).unwrap();
+    bytes
+}
