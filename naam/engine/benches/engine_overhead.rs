@@ -3,6 +3,9 @@
 //! 10 and 10,000 live functions (dispatch must not slow down with the number of functions); the
 //! same message through the sans-IO server worker (`worker_message`), and one request's round trip
 //! through the client endpoint (`endpoint_round_trip`: issue, encode, reply, event).
+//! `message_overhead/10_functions_jit` is the same message with the function loaded for the JIT
+//! (`cargo bench -p naam-engine --features jit --bench engine_overhead`; without the feature the
+//! row is skipped, said on stderr).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -17,8 +20,11 @@ use naam_engine::*;
 /// `mov r0, 0; exit`
 const TRIVIAL: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
 
-fn tables(functions_live: u32) -> (Arc<FunctionTable>, Arc<RegionTable>, RegionInfo) {
-    let mut functions = FunctionTable::new();
+fn tables(
+    functions_live: u32,
+    backend: Backend,
+) -> (Arc<FunctionTable>, Arc<RegionTable>, RegionInfo) {
+    let mut functions = FunctionTable::new().with_backend(backend);
     for f in 0..functions_live {
         let tenant = TenantId(f % 100);
         functions
@@ -30,8 +36,8 @@ fn tables(functions_live: u32) -> (Arc<FunctionTable>, Arc<RegionTable>, RegionI
     (Arc::new(functions), Arc::new(regions), region)
 }
 
-fn setup(functions_live: u32) -> (Executor, Vec<u8>, Vec<u8>) {
-    let (functions, regions, region) = tables(functions_live);
+fn setup(functions_live: u32, backend: Backend) -> (Executor, Vec<u8>, Vec<u8>) {
+    let (functions, regions, region) = tables(functions_live, backend);
     let exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions).unwrap();
     let args = [1u8; 24];
     let msg = Invoke {
@@ -62,17 +68,34 @@ fn one_message(exec: &mut Executor, frame: &[u8], data: &[u8], reply: &mut Vec<u
 }
 
 fn bench(c: &mut Criterion) {
-    let (_, frame, _) = setup(10);
+    let (_, frame, _) = setup(10, Backend::Interpreter);
     c.bench_function("decode_invoke", |b| {
         b.iter(|| black_box(Frame::decode(black_box(&frame)).is_ok()))
     });
-    for live in [10u32, 10_000] {
-        let (mut exec, frame, data) = setup(live);
+    // 10 000 functions only on the interpreter: JIT compilation is per function, at load.
+    for (live, backend) in [
+        (10u32, Backend::Interpreter),
+        (10_000, Backend::Interpreter),
+        (10, Backend::Jit),
+    ] {
+        if backend == Backend::Jit && !jit_built() {
+            eprintln!("message_overhead: JIT row skipped (build with `--features jit`)");
+            continue;
+        }
+        let suffix = if backend == Backend::Jit { "_jit" } else { "" };
+        let (mut exec, frame, data) = setup(live, backend);
         let mut reply = Vec::new();
-        c.bench_function(&format!("message_overhead/{live}_functions"), |b| {
+        c.bench_function(&format!("message_overhead/{live}_functions{suffix}"), |b| {
             b.iter(|| one_message(&mut exec, black_box(&frame), &data, &mut reply))
         });
     }
+}
+
+/// Whether naam-vm's JIT compiles here (the feature on, the machine supported).
+fn jit_built() -> bool {
+    let helpers = naam_engine::helpers::naam_helpers();
+    naam_vm::Program::from_raw_with(&TRIVIAL, &helpers, Backend::Jit)
+        .is_ok_and(|program| program.tier() == Tier::Jit)
 }
 
 /// A server worker: one datagram in, its access served, its step run, its reply out.
@@ -104,8 +127,8 @@ fn endpoint_round_trip(
 }
 
 fn bench_machines(c: &mut Criterion) {
-    let (_, frame, data) = setup(10);
-    let (functions, regions, _) = tables(10);
+    let (_, frame, data) = setup(10, Backend::Interpreter);
+    let (functions, regions, _) = tables(10, Backend::Interpreter);
     let mut worker = ServerWorker::new(
         WorkerConfig::new(Location::Host, 1_000_000),
         Arc::clone(&functions),

@@ -1,5 +1,5 @@
 //! B-tree lookup per operation, host-native Rust against the eBPF function `btree_lookup` in
-//! naam-vm's interpreter:
+//! naam-vm's interpreter and (rows ending in `_jit`, same bytecode, same run) its Cranelift JIT:
 //!
 //! - `native_hit`, `native_miss`: `BTreeReader::get`;
 //! - `engine_local_host_hit`, `engine_local_host_miss`: a whole message through naam-engine in
@@ -9,6 +9,9 @@
 //!
 //! 1 000 000 random u64 keys bulk loaded at 90 % fill, with 1 KB nodes (Cell-style default) and
 //! 256-byte nodes (a deeper tree).
+//!
+//! Run: `cargo bench -p naam-btree --features jit --bench btree_lookup` (without the feature the
+//! `_jit` rows are skipped, said on stderr).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use naam_btree::lookup::{LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT};
 use naam_btree::{BTree, BTreeConfig, BTreeReader, BTreeVm, LookupArgs};
 use naam_engine::abi::{RET_DONE, STATE_BYTES_MAX, ctx};
 use naam_engine::helpers::{StepCtx, naam_helpers};
-use naam_vm::{Helpers, Memory, Program, Vm, VmConfig};
+use naam_vm::{Backend, Helpers, Memory, Program, Tier, Vm, VmConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -95,27 +98,43 @@ fn bench_native(c: &mut Criterion, name: &str, loaded: &Loaded) {
     group.finish();
 }
 
-fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
-    let mut vm = BTreeVm::new(loaded.region.clone()).expect("engine");
+/// The suffix of a backend's rows, or `None` (said on stderr) when `backend` did not load as
+/// asked (the JIT not built).
+fn row_suffix(name: &str, backend: Backend, tier: Option<Tier>) -> Option<&'static str> {
+    match (backend, tier) {
+        (Backend::Interpreter, _) => Some(""),
+        (Backend::Jit, Some(Tier::Jit)) => Some("_jit"),
+        (Backend::Jit, _) => {
+            eprintln!("{name}: JIT rows skipped (build with `--features jit`)");
+            None
+        }
+    }
+}
+
+fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Backend) {
+    let mut vm = BTreeVm::with_backend(loaded.region.clone(), backend).expect("engine");
+    let Some(suffix) = row_suffix(name, backend, vm.tier()) else {
+        return;
+    };
     let found = vm.lookup(loaded.hits[0]).expect("lookup");
     assert_eq!(found.value, Some(loaded.hits[0] ^ 0x5555));
     // Instructions are load-independent: print them beside the times.
     let missed = vm.lookup(loaded.misses[0]).expect("lookup");
     for (what, run) in [("hit", found), ("miss", missed)] {
         eprintln!(
-            "{name}: btree_lookup {what}: {} steps, {} eBPF instructions",
+            "{name}: btree_lookup {what} ({backend}): {} steps, {} eBPF instructions",
             run.steps, run.insn
         );
     }
     let mut group = quick(c, name);
     let mut i = 0usize;
-    group.bench_function("engine_local_host_hit", |b| {
+    group.bench_function(format!("engine_local_host_hit{suffix}"), |b| {
         b.iter(|| {
             i = (i + 1) % PROBES;
             black_box(vm.lookup(black_box(loaded.hits[i])))
         })
     });
-    group.bench_function("engine_local_host_miss", |b| {
+    group.bench_function(format!("engine_local_host_miss{suffix}"), |b| {
         b.iter(|| {
             i = (i + 1) % PROBES;
             black_box(vm.lookup(black_box(loaded.misses[i])))
@@ -177,10 +196,13 @@ fn run_step(
     .r0
 }
 
-fn bench_vm_step(c: &mut Criterion, name: &str, loaded: &Loaded) {
+fn bench_vm_step(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Backend) {
     let helpers = naam_helpers();
-    let program =
-        Program::from_elf(LOOKUP_OBJECT, LOOKUP_FUNCTION_SECTION, &helpers).expect("load");
+    let program = Program::from_elf_with(LOOKUP_OBJECT, LOOKUP_FUNCTION_SECTION, &helpers, backend)
+        .expect("load");
+    let Some(suffix) = row_suffix(name, backend, Some(program.tier())) else {
+        return;
+    };
     let mut vm = Vm::new(VmConfig::default());
     let mut step_ctx = StepCtx::default();
     let reader = BTreeReader::open(&loaded.region).expect("open");
@@ -208,7 +230,7 @@ fn bench_vm_step(c: &mut Criterion, name: &str, loaded: &Loaded) {
     );
     assert_eq!(step_ctx.reply_bytes()[8..], (key ^ 0x5555).to_le_bytes());
     let mut group = quick(c, name);
-    group.bench_function("vm_step_leaf_hit", |b| {
+    group.bench_function(format!("vm_step_leaf_hit{suffix}"), |b| {
         b.iter(|| {
             let parts = (&mut vm, &program, &helpers, &mut step_ctx);
             run_step(parts, &encoded, &mut state, state_len, leaf_step, leaf)
@@ -225,8 +247,10 @@ fn bench_node_size(c: &mut Criterion, node_bytes: u32) {
         .height;
     let name = format!("btree_lookup/{node_bytes}B_nodes_height_{height}");
     bench_native(c, &name, &loaded);
-    bench_local_host(c, &name, &loaded);
-    bench_vm_step(c, &name, &loaded);
+    for backend in Backend::ALL {
+        bench_local_host(c, &name, &loaded, backend);
+        bench_vm_step(c, &name, &loaded, backend);
+    }
 }
 
 fn benches(c: &mut Criterion) {

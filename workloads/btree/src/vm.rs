@@ -9,8 +9,8 @@ use naam_engine::local::{LocalError, LocalHost};
 use naam_engine::region::RegionError;
 use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind};
 use naam_engine::{
-    Code, Descriptor, FunctionId, Invoke, Perms, RegionId, RequestId, Rkey, RkeySecret, Status,
-    TenantId,
+    Backend, Code, Descriptor, FunctionId, Invoke, Perms, RegionId, RequestId, Rkey, RkeySecret,
+    Status, TenantId, Tier,
 };
 
 use crate::error::OpenError;
@@ -96,9 +96,16 @@ impl BTreeVm {
     /// Registers `nodes` (a region built by `BTree::bulk_load`) and loads `btree_lookup`
     /// (verified once, here).
     pub fn new(nodes: Vec<u8>) -> Result<Self, VmError> {
+        BTreeVm::with_backend(nodes, Backend::Interpreter)
+    }
+
+    /// [`BTreeVm::new`] with `btree_lookup` loaded for `backend` (`Backend::Jit` runs
+    /// interpreted when naam-vm's JIT is not built: [`BTreeVm::tier`] says which ran).
+    pub fn with_backend(nodes: Vec<u8>, backend: Backend) -> Result<Self, VmError> {
         let sb = read_superblock(&nodes)?;
         let region_bytes = nodes.len() as u64;
         let mut host = LocalHost::new(RKEY_SECRET);
+        host.set_backend(backend);
         let info = host
             .add_region(VM_TENANT, nodes, Perms::READ)
             .map_err(VmError::Region)?;
@@ -122,6 +129,11 @@ impl BTreeVm {
             args,
             next_request: 0,
         })
+    }
+
+    /// The tier `btree_lookup` runs on.
+    pub fn tier(&self) -> Option<Tier> {
+        self.host.tier(VM_TENANT, VM_LOOKUP_FUNCTION)
     }
 
     /// The rkey the engine gave the `nodes` region.

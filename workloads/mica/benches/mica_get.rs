@@ -1,5 +1,5 @@
 //! MICA GET per operation, host-native Rust against the eBPF function `mica_get` in naam-vm's
-//! interpreter:
+//! interpreter and (rows ending in `_jit`, same bytecode, same run) its Cranelift JIT:
 //!
 //! - `native_hit`, `native_miss`: `MicaTable::get_into`;
 //! - `engine_local_host_hit`, `engine_local_host_miss`: a whole message through naam-engine in
@@ -8,6 +8,9 @@
 //! - `engine_mica_vm_hit`: the same through `MicaVm::get` (what `--via vm` runs);
 //! - `vm_step0_probe`, `vm_step1_fetch_hit`: one `naam_vm::Vm::run` of each step of a hit, on
 //!   memory prepared as the engine prepares it (context, arguments, state, fetched bytes).
+//!
+//! Run: `cargo bench -p naam-mica --features jit --bench mica_get` (without the feature the
+//! `_jit` rows are skipped, said on stderr).
 //!
 //! Table: 2^17 buckets of 15 slots, 64 MiB log, 100 000 keys, items read at their exact size.
 //! Datasets as MICA's paper: 8 B keys / 8 B values and 16 B keys / 64 B values.
@@ -28,7 +31,7 @@ use naam_mica::layout::item_bytes;
 use naam_mica::{
     GetArgs, MicaConfig, MicaRegions, MicaRegionsMut, MicaRkeys, MicaTable, MicaVm, Slots,
 };
-use naam_vm::{Memory, Program, Vm, VmConfig};
+use naam_vm::{Backend, Memory, Program, Tier, Vm, VmConfig};
 
 const KEYS: u64 = 100_000;
 const TENANT: TenantId = TenantId(1);
@@ -128,8 +131,22 @@ fn bench_native(c: &mut Criterion, name: &str, loaded: &Loaded) {
     group.finish();
 }
 
-fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
+/// The suffix of a backend's rows, or `None` (said on stderr) when `backend` did not load as
+/// asked (the JIT not built).
+fn row_suffix(name: &str, backend: Backend, tier: Option<Tier>) -> Option<&'static str> {
+    match (backend, tier) {
+        (Backend::Interpreter, _) => Some(""),
+        (Backend::Jit, Some(Tier::Jit)) => Some("_jit"),
+        (Backend::Jit, _) => {
+            eprintln!("{name}: JIT rows skipped (build with `--features jit`)");
+            None
+        }
+    }
+}
+
+fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Backend) {
     let mut host = LocalHost::new(RkeySecret([3; 16]));
+    host.set_backend(backend);
     let mut add = |bytes: &Vec<u8>| {
         host.add_region(TENANT, bytes.clone(), Perms::READ)
             .expect("region")
@@ -147,6 +164,9 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
     };
     host.register(TENANT, GET, "mica_get", code)
         .expect("register");
+    let Some(suffix) = row_suffix(name, backend, host.tier(TENANT, GET)) else {
+        return;
+    };
     let mut args = Vec::new();
     let mut call = |key: &[u8], id: u64| {
         let get = GetArgs::new(loaded.config, rkeys, key);
@@ -162,13 +182,13 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
     assert_eq!(reply.payload.first(), Some(&1), "a hit");
     let mut group = quick(c, name);
     let mut i = 0usize;
-    group.bench_function("engine_local_host_hit", |b| {
+    group.bench_function(format!("engine_local_host_hit{suffix}"), |b| {
         b.iter(|| {
             i = (i + 7919) % loaded.hits.len();
             black_box(call(black_box(&loaded.hits[i]), i as u64))
         })
     });
-    group.bench_function("engine_local_host_miss", |b| {
+    group.bench_function(format!("engine_local_host_miss{suffix}"), |b| {
         b.iter(|| {
             i = (i + 7919) % loaded.misses.len();
             black_box(call(black_box(&loaded.misses[i]), i as u64))
@@ -177,21 +197,24 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded) {
     group.finish();
 }
 
-fn bench_mica_vm(c: &mut Criterion, name: &str, loaded: &Loaded) {
-    let mut vm = MicaVm::new(loaded.config).expect("engine");
+fn bench_mica_vm(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Backend) {
+    let mut vm = MicaVm::with_backend(loaded.config, backend).expect("engine");
+    let Some(suffix) = row_suffix(name, backend, vm.tier()) else {
+        return;
+    };
     let mut regions = loaded.regions();
     let mut out = Vec::new();
     // Instructions are load-independent: print them beside the times.
     for (what, key) in [("hit", &loaded.hits[0]), ("miss", &loaded.misses[0])] {
         let run = vm.get(&mut regions, key, &mut out).expect("get");
         eprintln!(
-            "{name}: mica_get {what}: {} steps, {} eBPF instructions",
+            "{name}: mica_get {what} ({backend}): {} steps, {} eBPF instructions",
             run.steps, run.insn
         );
     }
     let mut group = quick(c, name);
     let mut i = 0usize;
-    group.bench_function("engine_mica_vm_hit", |b| {
+    group.bench_function(format!("engine_mica_vm_hit{suffix}"), |b| {
         b.iter(|| {
             i = (i + 7919) % loaded.hits.len();
             black_box(vm.get(&mut regions, black_box(&loaded.hits[i]), &mut out))
@@ -241,9 +264,10 @@ struct StepInput<'a> {
 }
 
 impl StepRunner {
-    fn new() -> StepRunner {
+    fn new(backend: Backend) -> StepRunner {
         let helpers = naam_helpers();
-        let program = Program::from_elf(GET_OBJECT, GET_FUNCTION_SECTION, &helpers).expect("load");
+        let program = Program::from_elf_with(GET_OBJECT, GET_FUNCTION_SECTION, &helpers, backend)
+            .expect("load");
         StepRunner {
             vm: Vm::new(VmConfig::default()),
             program,
@@ -281,8 +305,11 @@ impl StepRunner {
     }
 }
 
-fn bench_vm_steps(c: &mut Criterion, name: &str, loaded: &Loaded) {
-    let mut runner = StepRunner::new();
+fn bench_vm_steps(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Backend) {
+    let mut runner = StepRunner::new(backend);
+    let Some(suffix) = row_suffix(name, backend, Some(runner.program.tier())) else {
+        return;
+    };
     let rkeys = MicaRkeys {
         index: 1,
         log: 2,
@@ -333,10 +360,10 @@ fn bench_vm_steps(c: &mut Criterion, name: &str, loaded: &Loaded) {
         "step 1 hits"
     );
     let mut group = quick(c, name);
-    group.bench_function("vm_step0_probe", |b| {
+    group.bench_function(format!("vm_step0_probe{suffix}"), |b| {
         b.iter(|| runner.run(&probe, &mut state))
     });
-    group.bench_function("vm_step1_fetch_hit", |b| {
+    group.bench_function(format!("vm_step1_fetch_hit{suffix}"), |b| {
         b.iter(|| runner.run(&fetch, &mut state1))
     });
     group.finish();
@@ -346,9 +373,11 @@ fn bench_dataset(c: &mut Criterion, key_bytes: usize, value_bytes: usize) {
     let loaded = Loaded::new(key_bytes, value_bytes);
     let name = format!("mica_get/{key_bytes}B_key_{value_bytes}B_value");
     bench_native(c, &name, &loaded);
-    bench_local_host(c, &name, &loaded);
-    bench_mica_vm(c, &name, &loaded);
-    bench_vm_steps(c, &name, &loaded);
+    for backend in Backend::ALL {
+        bench_local_host(c, &name, &loaded, backend);
+        bench_mica_vm(c, &name, &loaded, backend);
+        bench_vm_steps(c, &name, &loaded, backend);
+    }
 }
 
 fn benches(c: &mut Criterion) {

@@ -15,12 +15,13 @@ use std::sync::Arc;
 
 use naam_engine::abi::{RETRIES_MAX, STEPS_MAX};
 use naam_engine::exec::{AccessFailure, AccessRequest, ConfigError as ExecutorConfigError};
-use naam_engine::function::FunctionError;
+use naam_engine::function::{FunctionBody, FunctionError};
 use naam_engine::region::RegionError;
 use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind};
 use naam_engine::{
-    Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke, Location,
-    Nanos, Perms, RegionId, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
+    Backend, Code, Descriptor, Executor, ExecutorConfig, Frame, FunctionId, FunctionTable, Invoke,
+    Location, Nanos, Perms, RegionId, RegionTable, RequestId, Rkey, RkeySecret, Status, TenantId,
+    Tier,
 };
 
 use crate::config::MicaConfig;
@@ -194,8 +195,15 @@ pub struct MicaVm {
 const NAMES: [RegionName; 3] = [RegionName::Index, RegionName::Log, RegionName::Meta];
 
 impl MicaVm {
-    /// Registers regions sized for `config` and loads `mica_get` (verified once, here).
+    /// Registers regions sized for `config` and loads `mica_get` (verified once, here) for the
+    /// interpreter.
     pub fn new(config: MicaConfig) -> Result<Self, VmError> {
+        MicaVm::with_backend(config, Backend::Interpreter)
+    }
+
+    /// [`MicaVm::new`] with `mica_get` loaded for `backend` (`Backend::Jit` runs interpreted
+    /// when naam-vm's JIT is not built: [`MicaVm::tier`] says which ran).
+    pub fn with_backend(config: MicaConfig, backend: Backend) -> Result<Self, VmError> {
         let sizes = config.validate().map_err(OpenError::from)?;
         let lens = [sizes.index_bytes, sizes.log_bytes, sizes.meta_bytes];
         let mut regions = RegionTable::new(RKEY_SECRET);
@@ -209,7 +217,7 @@ impl MicaVm {
                 })?;
             infos.push(info);
         }
-        let mut functions = FunctionTable::new();
+        let mut functions = FunctionTable::new().with_backend(backend);
         let code = Code::Elf {
             object: GET_OBJECT,
             name: GET_FUNCTION_SECTION,
@@ -235,6 +243,14 @@ impl MicaVm {
             frame: Vec::new(),
             next_request: 0,
         })
+    }
+
+    /// The tier `mica_get` runs on.
+    pub fn tier(&self) -> Option<Tier> {
+        match &self.functions.get(VM_TENANT, VM_GET_FUNCTION)?.body {
+            FunctionBody::Ebpf(program) => Some(program.tier()),
+            FunctionBody::HostNative => None,
+        }
     }
 
     /// The table's configuration.
