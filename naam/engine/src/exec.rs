@@ -782,8 +782,8 @@ impl Executor {
         let slot = &self.slots[index as usize];
         self.stats.denials += 1;
         *self.stats.denials_by_tenant.entry(slot.tenant).or_insert(0) += 1;
-        if let Some(f) = slot.function.clone() {
-            self.stats.function(f.slot).denials += 1;
+        if let Some(f) = function_slot(slot) {
+            self.stats.function(f).denials += 1;
         }
         let code = ErrorCode {
             kind: ErrorKind::AccessDenied,
@@ -800,10 +800,12 @@ impl Executor {
             slot.started_at = Some(now);
             self.period.record_queue_delay(now.since(slot.arrived_at));
         }
-        let Some(entry) = slot.function.clone() else {
+        // Moved out of the slot for the step (no reference-count traffic), put back after.
+        let Some(entry) = slot.function.take() else {
             return 0;
         };
         let FunctionBody::Ebpf(program) = &entry.body else {
+            slot.function = Some(entry);
             return 0;
         };
         self.step_ctx.reset();
@@ -815,8 +817,10 @@ impl Executor {
             slot,
             self.config.location,
         );
+        let function_slot = entry.slot;
+        slot.function = Some(entry);
         self.stats.steps += 1;
-        let counters = self.stats.function(entry.slot);
+        let counters = self.stats.function(function_slot);
         counters.steps += 1;
         match result {
             Ok(exit) => {
@@ -914,8 +918,8 @@ impl Executor {
         slot.state_len = 0;
         slot.current = slot.origin;
         self.stats.retries += 1;
-        if let Some(f) = slot.function.clone() {
-            self.stats.function(f.slot).retries += 1;
+        if let Some(f) = function_slot(slot) {
+            self.stats.function(f).retries += 1;
         }
         self.start_step(now, index);
     }
@@ -925,8 +929,8 @@ impl Executor {
         // Cannot fail: every part of a slot is within the wire maxima.
         let _ = slot.invoke_view().encode(&mut self.scratch);
         self.stats.pushbacks += 1;
-        if let Some(f) = slot.function.clone() {
-            self.stats.function(f.slot).pushbacks += 1;
+        if let Some(f) = function_slot(slot) {
+            self.stats.function(f).pushbacks += 1;
         }
         self.finish_with_payload(now, index, Status::Pushback, true);
     }
@@ -935,14 +939,14 @@ impl Executor {
         match status {
             Status::Ok => {
                 self.stats.ok += 1;
-                if let Some(f) = self.slots[index as usize].function.clone() {
-                    self.stats.function(f.slot).ok += 1;
+                if let Some(f) = function_slot(&self.slots[index as usize]) {
+                    self.stats.function(f).ok += 1;
                 }
             }
             Status::Error(code) => {
                 self.stats.count_error(code.kind);
-                if let Some(f) = self.slots[index as usize].function.clone() {
-                    self.stats.function(f.slot).errors += 1;
+                if let Some(f) = function_slot(&self.slots[index as usize]) {
+                    self.stats.function(f).errors += 1;
                 }
             }
             Status::Pushback => {}
@@ -991,6 +995,11 @@ impl Executor {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
     }
+}
+
+/// The dense counter slot of the slot's function, if it has one.
+fn function_slot(slot: &Slot) -> Option<u32> {
+    slot.function.as_ref().map(|f| f.slot)
 }
 
 fn fill_slot(

@@ -4,13 +4,12 @@
 //! Lookup is one hash probe on `(tenant, function)`, whatever the number of live functions, and
 //! each entry carries a dense `slot` so executors keep per-function counters in a plain vector.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use naam_vm::{Backend, Helpers, LoadError, Program};
 
 use crate::helpers::{StepCtx, naam_helpers};
-use crate::ids::{FunctionId, TenantId};
+use crate::ids::{FunctionId, IdMap, TenantId};
 
 /// Live functions in one table.
 pub const FUNCTIONS_MAX: usize = 1 << 20;
@@ -114,8 +113,8 @@ pub struct FunctionTable {
     helpers: Arc<Helpers<StepCtx>>,
     /// The backend eBPF functions are loaded for (per table, so per location).
     backend: Backend,
-    entries: HashMap<(TenantId, FunctionId), Arc<FunctionEntry>>,
-    per_tenant: HashMap<TenantId, usize>,
+    entries: IdMap<(TenantId, FunctionId), Arc<FunctionEntry>>,
+    per_tenant: IdMap<TenantId, usize>,
     next_slot: u32,
 }
 
@@ -131,8 +130,8 @@ impl FunctionTable {
         FunctionTable {
             helpers: Arc::new(naam_helpers()),
             backend: Backend::Interpreter,
-            entries: HashMap::new(),
-            per_tenant: HashMap::new(),
+            entries: IdMap::default(),
+            per_tenant: IdMap::default(),
             next_slot: 0,
         }
     }

@@ -101,3 +101,56 @@ impl Descriptor {
         }
     }
 }
+
+/// A map keyed by the engine's ids, hashed with [`IdHasher`].
+pub(crate) type IdMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of the per-message lookups (function by `(tenant, id)`, region by rkey): one
+/// rotate, xor and multiply per word (FxHash's mixing step) instead of SipHash-1-3's rounds.
+/// No HashDoS concern: only the operator registers keys (functions, regions), so a message can
+/// choose what it looks up but not the table's layout; rkeys are SipHash outputs already.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher {
+    state: u64,
+}
+
+/// FxHash's multiplier (odd, so the multiply is a bijection on the state).
+const ID_HASH_MULTIPLIER: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl IdHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(ID_HASH_MULTIPLIER);
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}

@@ -9,9 +9,7 @@
 //! emulated RNIC that serves one-sided reads all call it, so the rules are identical everywhere.
 //! The table holds metadata only: memory belongs to the location's data path.
 
-use std::collections::HashMap;
-
-use crate::ids::{AccessKind, Descriptor, RegionId, Rkey, TenantId};
+use crate::ids::{AccessKind, Descriptor, IdMap, RegionId, Rkey, TenantId};
 
 /// Regions one table may hold.
 pub const REGIONS_MAX: usize = 65_536;
@@ -174,7 +172,7 @@ impl std::fmt::Debug for RkeySecret {
 pub struct RegionTable {
     secret: Option<RkeySecret>,
     slots: Vec<Option<RegionInfo>>,
-    by_rkey: HashMap<Rkey, RegionId>,
+    by_rkey: IdMap<Rkey, RegionId>,
     generation: u64,
 }
 
@@ -184,7 +182,7 @@ impl RegionTable {
         RegionTable {
             secret: Some(secret),
             slots: Vec::new(),
-            by_rkey: HashMap::new(),
+            by_rkey: IdMap::default(),
             generation: 0,
         }
     }
@@ -194,7 +192,7 @@ impl RegionTable {
         let mut table = RegionTable {
             secret: None,
             slots: Vec::new(),
-            by_rkey: HashMap::new(),
+            by_rkey: IdMap::default(),
             generation: 0,
         };
         for info in catalog {
