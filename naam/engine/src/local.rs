@@ -71,6 +71,19 @@ pub struct CallReply {
     pub insn: u64,
 }
 
+impl CallReply {
+    /// A reply to fill with [`LocalHost::call_into`].
+    pub fn empty() -> CallReply {
+        CallReply {
+            status: Status::Ok,
+            payload: Vec::new(),
+            steps: 0,
+            attempts: 0,
+            insn: 0,
+        }
+    }
+}
+
 /// Why a call could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -171,6 +184,18 @@ impl LocalHost {
 
     /// Runs `invoke` to completion.
     pub fn call(&mut self, invoke: &Invoke<'_>) -> Result<CallReply, LocalError> {
+        let mut reply = CallReply::empty();
+        self.call_into(invoke, &mut reply)?;
+        Ok(reply)
+    }
+
+    /// [`LocalHost::call`] into `reply`, reusing its payload buffer (a caller that keeps one
+    /// `CallReply` allocates nothing per call).
+    pub fn call_into(
+        &mut self,
+        invoke: &Invoke<'_>,
+        reply: &mut CallReply,
+    ) -> Result<(), LocalError> {
         self.ensure_executor()?;
         let LocalHost {
             exec,
@@ -200,16 +225,16 @@ impl LocalHost {
                 };
             }
             if let Some(done) = exec.poll_completion(frame) {
-                let Ok(Frame::Reply(reply)) = Frame::decode(frame) else {
+                let Ok(Frame::Reply(decoded)) = Frame::decode(frame) else {
                     return Err(LocalError::Stuck);
                 };
-                return Ok(CallReply {
-                    status: reply.status,
-                    payload: reply.payload.to_vec(),
-                    steps: reply.steps,
-                    attempts: reply.attempts,
-                    insn: done.insn,
-                });
+                reply.status = decoded.status;
+                reply.payload.clear();
+                reply.payload.extend_from_slice(decoded.payload);
+                reply.steps = decoded.steps;
+                reply.attempts = decoded.attempts;
+                reply.insn = done.insn;
+                return Ok(());
             }
             exec.run(Nanos(0), 1);
         }

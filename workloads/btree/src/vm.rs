@@ -5,7 +5,7 @@
 //! [`BTreeVm::tree_mut`], as writes do in NAAM: where the data lives.
 
 use naam_engine::function::FunctionError;
-use naam_engine::local::{LocalError, LocalHost};
+use naam_engine::local::{CallReply, LocalError, LocalHost};
 use naam_engine::region::RegionError;
 use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind};
 use naam_engine::{
@@ -90,6 +90,8 @@ pub struct BTreeVm {
     region: RegionId,
     args: LookupArgs,
     next_request: u64,
+    /// Reused for every lookup's reply.
+    reply: CallReply,
 }
 
 impl BTreeVm {
@@ -128,6 +130,7 @@ impl BTreeVm {
             region: info.id,
             args,
             next_request: 0,
+            reply: CallReply::empty(),
         })
     }
 
@@ -162,7 +165,10 @@ impl BTreeVm {
             &args,
             descriptors,
         );
-        let reply = self.host.call(&invoke).map_err(VmError::Call)?;
+        self.host
+            .call_into(&invoke, &mut self.reply)
+            .map_err(VmError::Call)?;
+        let reply = &self.reply;
         let code = match reply.status {
             Status::Ok => None,
             Status::Error(code) => Some(code),
