@@ -373,7 +373,9 @@ pub(crate) fn run<C>(
                     });
                 };
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                regs[0] = call_helper(helper, id, ctx, mem, args, program.slot_of(pc!()))?;
+                let at = pc!();
+                let pc = move || program.slot_of(at);
+                regs[0] = call_helper(helper, id, ctx, mem, args, pc)?;
             }
             Kind::Callx => {
                 let id = dst!();
@@ -385,7 +387,8 @@ pub(crate) fn run<C>(
                     });
                 };
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                let pc = program.slot_of(pc!());
+                let at = pc!();
+                let pc = move || program.slot_of(at);
                 regs[0] = call_helper(helper, id as u32, ctx, mem, args, pc)?;
             }
             Kind::CallLocal => {
@@ -543,11 +546,22 @@ pub(crate) fn call_helper<C>(
     ctx: &mut C,
     mem: &mut Memory<'_>,
     args: [u64; helpers::HELPER_ARGS],
-    pc: usize,
+    pc: impl Fn() -> usize,
 ) -> Result<u64, Trap> {
-    helpers::check_args(&helper.signature, mem, &args)
-        .map_err(|(arg, error)| Trap::HelperArgument { pc, id, arg, error })?;
-    (helper.func)(ctx, mem, args).map_err(|error| Trap::Helper { pc, id, error })
+    // The slot index is looked up only for a trap (`pc`), never on the call's hot path.
+    helpers::check_args(&helper.signature, mem, &args).map_err(|(arg, error)| {
+        Trap::HelperArgument {
+            pc: pc(),
+            id,
+            arg,
+            error,
+        }
+    })?;
+    (helper.func)(ctx, mem, args).map_err(|error| Trap::Helper {
+        pc: pc(),
+        id,
+        error,
+    })
 }
 
 #[inline(always)]

@@ -219,13 +219,16 @@ fn finish(
     program: &Program,
     mem: &Memory<'_>,
 ) -> Result<Exit, Trap> {
+    if outcome == status::EXIT {
+        return Ok(Exit {
+            r0: jit_ctx.r0,
+            insn_count: jit_ctx.insn_count,
+        });
+    }
+    // A trap (cold): where it happened.
     let pc = program.slot_of(jit_ctx.trap_index as usize);
     let (addr, len) = (jit_ctx.trap_addr, jit_ctx.trap_len);
     match outcome {
-        status::EXIT => Ok(Exit {
-            r0: jit_ctx.r0,
-            insn_count: jit_ctx.insn_count,
-        }),
         status::READ_FAULT => Err(Trap::OutOfBounds { pc, addr, len }),
         status::WRITE_FAULT => Err(interp::write_fault(mem, pc, addr, len)),
         status::BUDGET => Err(Trap::BudgetExceeded {
@@ -283,14 +286,15 @@ fn call<C>(
     hint: u64,
     index: u64,
 ) -> Result<u64, Trap> {
-    let pc = env.program.slot_of(index as usize);
+    let program = env.program;
+    let pc = move || program.slot_of(index as usize);
     let helper = if hint == u64::MAX {
         u32::try_from(id).ok().and_then(|id| env.helpers.get(id))
     } else {
         env.helpers.lookup(id as u32, hint as usize)
     };
     let Some(helper) = helper else {
-        return Err(Trap::UnknownHelper { pc, id });
+        return Err(Trap::UnknownHelper { pc: pc(), id });
     };
     // SAFETY: native code is suspended in this call; nothing else touches the memory now.
     let mem = unsafe { &mut *env.mem };
