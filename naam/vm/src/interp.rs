@@ -373,9 +373,7 @@ pub(crate) fn run<C>(
                     });
                 };
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                let at = pc!();
-                let pc = move || program.slot_of(at);
-                regs[0] = call_helper(helper, id, ctx, mem, args, pc)?;
+                regs[0] = call_helper(helper, id, ctx, mem, args, move || program.slot_of(pc!()))?;
             }
             Kind::Callx => {
                 let id = dst!();
@@ -387,8 +385,7 @@ pub(crate) fn run<C>(
                     });
                 };
                 let args = [regs[1], regs[2], regs[3], regs[4], regs[5]];
-                let at = pc!();
-                let pc = move || program.slot_of(at);
+                let pc = move || program.slot_of(pc!()); // copies ip (kept in a register)
                 regs[0] = call_helper(helper, id as u32, ctx, mem, args, pc)?;
             }
             Kind::CallLocal => {
