@@ -468,28 +468,7 @@ impl RoleConfig {
             check(t.measure_ms > 0, "timeline.measure_ms", "must be positive")?;
         }
         match &self.role {
-            Role::Host(h) => {
-                check(h.workers >= 1, "workers", "must be at least 1")?;
-                check(
-                    h.sample_period_us >= 100,
-                    "sample_period_us",
-                    "must be at least 100",
-                )?;
-                check(
-                    h.dataset.tenants >= 1,
-                    "dataset.tenants",
-                    "must be at least 1",
-                )?;
-                if let Some(link) = &h.nic_link {
-                    link.check().map_err(|problem| ("nic_link", problem))?;
-                }
-                check(
-                    h.eswitch != EswitchMode::Ovs || h.ovs.is_some(),
-                    "ovs",
-                    "must be set with eswitch = \"ovs\" (the bridge's OpenFlow listener and ports)",
-                )?;
-                policy_ok(&h.policy, "policy")
-            }
+            Role::Host(h) => h.check(),
             Role::Nic(n) => {
                 check(n.workers >= 1, "workers", "must be at least 1")?;
                 let speed_ok = n.core_speed_factor > 0.0 && n.core_speed_factor <= 1.0;
@@ -520,6 +499,31 @@ impl RoleConfig {
                 check(g.stop_ms > g.start_ms, "stop_ms", "must be after start_ms")
             }
         }
+    }
+}
+
+impl HostConfig {
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        check(self.workers >= 1, "workers", "must be at least 1")?;
+        check(
+            self.sample_period_us >= 100,
+            "sample_period_us",
+            "must be at least 100",
+        )?;
+        check(
+            self.dataset.tenants >= 1,
+            "dataset.tenants",
+            "must be at least 1",
+        )?;
+        if let Some(link) = &self.nic_link {
+            link.check().map_err(|problem| ("nic_link", problem))?;
+        }
+        check(
+            self.eswitch != EswitchMode::Ovs || self.ovs.is_some(),
+            "ovs",
+            "must be set with eswitch = \"ovs\" (the bridge's OpenFlow listener and ports)",
+        )?;
+        policy_ok(&self.policy, "policy")
     }
 }
 

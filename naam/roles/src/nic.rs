@@ -163,12 +163,7 @@ pub fn run(
         timeline: TimelineWatch::start(&config.timeline, stop),
         controller: host.control,
         control_source: host.control_source,
-        // The user-space switch forwards from its ingress; with the kernel switch, nobody does.
-        forwarders: if host.nic_listen.is_empty() {
-            Vec::new()
-        } else {
-            vec![host.ingress]
-        },
+        forwarders: forwarders(&host),
     };
     let timeline = shared.timeline.clone();
     let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {
@@ -203,6 +198,16 @@ pub fn run(
     };
     ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
         .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+}
+
+/// Who forwards to the NIC: the user-space switch from its ingress; with the kernel and Open
+/// vSwitch switches, nobody.
+fn forwarders(host: &HostReady) -> Vec<SocketAddr> {
+    if host.nic_listen.is_empty() {
+        Vec::new()
+    } else {
+        vec![host.ingress]
+    }
 }
 
 /// The socket the NIC's samples leave from on the host–NIC link (its NIC end, at the ingress

@@ -633,10 +633,7 @@ impl Validator<'_> {
             .as_ref()
             .ok_or_else(|| self.missing(table_line, &name, "roles"))?;
         let roles = self.roles(roles_raw)?;
-        let arch_raw = self.required(raw.arch.as_ref(), table_line, &name, "arch")?;
-        let arch = Arch::from_uname(arch_raw.get_ref())
-            .filter(|_| !arch_raw.get_ref().trim().is_empty())
-            .ok_or_else(|| self.invalid(arch_raw, "arch", "expected x86_64 or aarch64".into()))?;
+        let arch = self.arch(self.required(raw.arch.as_ref(), table_line, &name, "arch")?)?;
         let lan_raw = self.required(raw.lan_address.as_ref(), table_line, &name, "lan_address")?;
         let lan_address = self.ip(lan_raw, "lan_address")?;
         let cores_raw = raw
@@ -664,6 +661,12 @@ impl Validator<'_> {
                 .transpose()?,
             line: table_line,
         })
+    }
+
+    fn arch(&self, value: &Spanned<String>) -> Result<Arch, InventoryError> {
+        Arch::from_uname(value.get_ref())
+            .filter(|_| !value.get_ref().trim().is_empty())
+            .ok_or_else(|| self.invalid(value, "arch", "expected x86_64 or aarch64".into()))
     }
 
     fn ip(&self, value: &Spanned<String>, field: &'static str) -> Result<IpAddr, InventoryError> {
@@ -719,6 +722,15 @@ impl Validator<'_> {
             host_port: ofport(raw.host_port.as_ref(), "bluefield.host_port", d.host_port)?,
             nic_port: ofport(raw.nic_port.as_ref(), "bluefield.nic_port", d.nic_port)?,
         };
+        self.bluefield_consistent(spanned, b)
+    }
+
+    /// The link's two ends distinct, specific and of one family; the three bridge ports distinct.
+    fn bluefield_consistent(
+        &self,
+        spanned: &Spanned<RawBluefield>,
+        b: Bluefield,
+    ) -> Result<Bluefield, InventoryError> {
         let link_ok = b.control_address != b.host_control_address
             && b.control_address.is_ipv4() == b.host_control_address.is_ipv4()
             && !b.control_address.is_unspecified()
