@@ -214,6 +214,7 @@ fn host_config(
         // On one machine; the inventory executor exports for an off-box NIC.
         rdma_export: false,
         ovs: None,
+        nic_link: None,
     })
 }
 

@@ -2,7 +2,11 @@
 //!
 //! The role configurations and launches are the local testbed's ([`crate::configs`],
 //! [`crate::launches`]): they hold on any machine as they are (every path relative to the run
-//! directory); only the host's listen address is its inventory LAN address.
+//! directory); the host's listen address is its inventory LAN address. A NIC role on another
+//! machine than the host (a BlueField-2's Arm side, [`is_other_machine`]) changes three things
+//! (`offbox_nic`): it reads the host's regions with one-sided RDMA READs, the host steers
+//! through the card's Open vSwitch bridge, and the NIC's load samples travel over the host–NIC
+//! control link (the NIC node's `[host.bluefield]` table, or BlueField's defaults).
 //!
 //! Machines: the host and the NIC roles go to the first inventory host with that role; client
 //! `k` goes to the `k mod n`-th of the `n` client machines; the CPU hog of a load-shift point
@@ -52,6 +56,18 @@ pub enum ExperimentError {
         inventory: String,
         /// The role.
         role: Role,
+    },
+    /// The host–NIC control link of an off-box NIC cannot work.
+    #[error("inventory {inventory}:{line}: host {node}: `bluefield`: {problem}")]
+    Link {
+        /// The inventory file.
+        inventory: String,
+        /// Line of the NIC node's `[[host]]` table.
+        line: usize,
+        /// The NIC node.
+        node: String,
+        /// What is wrong, and what to write instead.
+        problem: String,
     },
     /// The configuration builder refused the point.
     #[error("point {point}: {message}")]
@@ -108,6 +124,8 @@ pub struct PointRun {
     pub machines: Machines,
     /// The steering policy (the point's series), recorded in `server.json`.
     pub policy: String,
+    /// How the server is wired ([`describe_server`]), shown by the dry run.
+    pub server: String,
     /// The launches, in start order.
     pub launches: Vec<LaunchSpec>,
 }
@@ -151,18 +169,11 @@ pub fn point_run(
     let role_run_id: String = point.id.chars().take(ROLE_RUN_ID_BYTES_MAX).collect();
     let mut built = configs::build(plan, point, settings, listen_ip, &role_run_id)
         .map_err(|e| config_err(e.to_string()))?;
-    // A NIC role on another machine (a BlueField-2's Arm side) cannot map the host's files: it
-    // reads the host's regions with one-sided RDMA READs.
     let nic_host = inventory
         .host(&machines.nic)
         .expect("assigned from the inventory");
     if is_other_machine(host, nic_host) {
-        if let naam_roles::Role::Nic(nic) = &mut built.nic.role {
-            nic.data_path = naam_roles::config::NicDataPath::Rdma;
-        }
-        if let naam_roles::Role::Host(h) = &mut built.host.role {
-            h.rdma_export = true;
-        }
+        offbox_nic(&mut built, inventory, host, nic_host)?;
     }
     let policy = match &built.host.role {
         naam_roles::Role::Host(h) => h.policy.name().to_string(),
@@ -175,8 +186,83 @@ pub fn point_run(
         measure_ms,
         machines,
         policy,
+        server: describe_server(&built),
         launches,
     })
+}
+
+/// A NIC role on another machine (a BlueField-2's Arm side, `nic_host`) with `host`: it cannot
+/// map the host's files, so it reads the host's regions with one-sided RDMA READs; it sits behind
+/// the card's switch, so the host steers through the card's Open vSwitch bridge (OpenFlow over
+/// the host–NIC link) and takes the NIC's load samples over that link, not at the server's
+/// address, which the Arm side holds too (the node's `[host.bluefield]`, or its defaults).
+fn offbox_nic(
+    built: &mut configs::PointConfigs,
+    inventory: &Inventory,
+    host: &naam_ssh::HostSpec,
+    nic_host: &naam_ssh::HostSpec,
+) -> Result<(), ExperimentError> {
+    let card = nic_host.bluefield.unwrap_or_default();
+    let on_lan = [card.control_address, card.host_control_address]
+        .into_iter()
+        .find(|ip| *ip == host.lan_address || *ip == nic_host.lan_address);
+    if let Some(ip) = on_lan {
+        return Err(ExperimentError::Link {
+            inventory: inventory.source.clone(),
+            line: nic_host.line,
+            node: nic_host.name.clone(),
+            problem: format!(
+                "{ip} is a LAN address: the host–NIC control link needs addresses of its own \
+                 (rshim's tmfifo_net0: 192.168.100.1 on the host, 192.168.100.2 on the Arm)"
+            ),
+        });
+    }
+    if let naam_roles::Role::Nic(nic) = &mut built.nic.role {
+        nic.data_path = naam_roles::config::NicDataPath::Rdma;
+    }
+    if let naam_roles::Role::Host(h) = &mut built.host.role {
+        h.rdma_export = true;
+        h.eswitch = naam_roles::config::EswitchMode::Ovs;
+        h.ovs = Some(naam_roles::config::OvsSwitch {
+            openflow: std::net::SocketAddr::new(card.control_address, card.openflow_port),
+            uplink_port: card.uplink_port,
+            host_port: card.host_port,
+            nic_port: card.nic_port,
+        });
+        h.nic_link = Some(naam_roles::config::NicLink {
+            host_ip: card.host_control_address,
+            nic_ip: card.control_address,
+        });
+    }
+    Ok(())
+}
+
+/// One line on how the server is wired: its eSwitch (with the Open vSwitch bridge's listener and
+/// ports), where the NIC's samples go, and the NIC's data path.
+pub fn describe_server(built: &configs::PointConfigs) -> String {
+    let (naam_roles::Role::Host(h), naam_roles::Role::Nic(n)) = (&built.host.role, &built.nic.role)
+    else {
+        return String::new();
+    };
+    let switch = match &h.ovs {
+        Some(ovs) if h.eswitch == naam_roles::config::EswitchMode::Ovs => format!(
+            "ovs (OpenFlow at {}; ports uplink {}, host {}, nic {})",
+            ovs.openflow, ovs.uplink_port, ovs.host_port, ovs.nic_port
+        ),
+        _ => format!("{:?}", h.eswitch).to_lowercase(),
+    };
+    let samples = match &h.nic_link {
+        Some(link) => format!(
+            "over the host–NIC link, {} (nic) -> {} (host)",
+            link.nic_ip, link.host_ip
+        ),
+        None => format!("to {} (the server's address)", h.listen_ip),
+    };
+    let data_path = match n.data_path {
+        naam_roles::config::NicDataPath::Rdma => "rdma (one-sided READs of the host's regions)",
+        naam_roles::config::NicDataPath::SharedMemory => "shared memory (the host's files)",
+    };
+    format!("eswitch {switch}; NIC samples {samples}; NIC data path {data_path}")
 }
 
 /// Whether `nic` is another machine than `host`: another architecture (a BlueField-2's Arm
@@ -259,6 +345,7 @@ pub fn dry_run(
         machines.nic,
         machines.clients.join(", ")
     );
+    let _ = writeln!(out, "# server: {}", point_run.server);
     out.push_str(&render_plan_with(
         &inventory,
         &artifacts,

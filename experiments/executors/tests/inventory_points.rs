@@ -373,6 +373,7 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
     expect![[r#"
         # plan mica-ycsb-b (quick), point 1 of 1: 0000-naam-adaptive-3000ops-r0
         # machines: host host0, nic bf2, clients [client0, client1]
+        # server: eswitch ovs (OpenFlow at 192.168.100.2:6653; ports uplink 1, host 2, nic 3); NIC samples over the host–NIC link, 192.168.100.2 (nic) -> 192.168.100.1 (host); NIC data path rdma (one-sided READs of the host's regions)
         # dry run: nothing is connected to; run mica-ycsb-b-0000-naam-adaptive-3000ops-r0 (attempt 1)
         inventory <dir>/hosts.toml: 4 hosts
 
@@ -412,7 +413,7 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         deploy host0: check `uname -m` = x86_64
         deploy host0: upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
         == start
-        put role.json (1432 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
+        put role.json (1648 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
         start host host on host0 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host: 'bin/naam-role' '--config' 'role.json'
         host ready: file host.ready.json exists
         put role.json (796 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
@@ -463,4 +464,101 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         teardown: release connections and namespaces
         files collected into <run folder>/orchestrator/0000-naam-adaptive-3000ops-r0
     "#]].assert_eq(&text);
+}
+
+/// The host's and the NIC's configurations of the first point of `manifest(1, false)` on `hosts`.
+fn server_configs(
+    hosts: &str,
+) -> (
+    naam_roles::config::HostConfig,
+    naam_roles::config::NicConfig,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (inventory, plan) = load(dir.path(), hosts, &manifest(1, false));
+    let run = point_run(
+        &inventory,
+        &plan,
+        &plan.points[0],
+        &Settings::for_machines(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = |id: &str| role_config(run.launches.iter().find(|l| l.id == id).unwrap()).role;
+    match (config("host"), config("nic")) {
+        (RoleKind::Host(h), RoleKind::Nic(n)) => (h, n),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A BlueField-2's Arm side as the NIC node (issue 14): the host steers through the card's Open
+/// vSwitch bridge, reached over the host–NIC link, and takes the NIC's samples on that link.
+#[test]
+fn issue_14_a_bluefield_nic_gets_the_ovs_eswitch_and_the_control_link() {
+    let (host, nic) = server_configs(HOSTS);
+    expect![[r#"
+        eswitch Ovs, ovs Some(OvsSwitch { openflow: 192.168.100.2:6653, uplink_port: 1, host_port: 2, nic_port: 3 })
+        nic_link Some(NicLink { host_ip: 192.168.100.1, nic_ip: 192.168.100.2 })
+        rdma_export true, NIC data path Rdma
+    "#]]
+    .assert_eq(&format!(
+        "eswitch {:?}, ovs {:?}\nnic_link {:?}\nrdma_export {}, NIC data path {:?}\n",
+        host.eswitch, host.ovs, host.nic_link, host.rdma_export, nic.data_path
+    ));
+    // The node's [host.bluefield] table overrides the defaults.
+    let table = "cores = 8\n[host.bluefield]\ncontrol_address = \"192.168.200.2\"\nhost_control_address = \"192.168.200.1\"\nopenflow_port = 6654\nnic_port = 7\n";
+    let hosts = HOSTS.replacen("cores = 8\n", table, 1);
+    assert!(
+        hosts
+            .split("[[host]]")
+            .any(|h| h.contains("name = \"bf2\"") && h.contains("[host.bluefield]")),
+        "the table belongs to the NIC node"
+    );
+    let (host, _) = server_configs(&hosts);
+    let ovs = host.ovs.unwrap();
+    assert_eq!(
+        (ovs.openflow.to_string(), ovs.nic_port),
+        ("192.168.200.2:6654".to_string(), 7)
+    );
+    let link = host.nic_link.unwrap();
+    assert_eq!(
+        (link.host_ip.to_string(), link.nic_ip.to_string()),
+        ("192.168.200.1".to_string(), "192.168.200.2".to_string())
+    );
+}
+
+/// A NIC on the host's machine keeps the configured switch, the server's address for its
+/// samples and the shared-memory data path.
+#[test]
+fn issue_14_a_nic_on_the_hosts_machine_keeps_the_local_wiring() {
+    let one_machine = HOSTS
+        .replace("node-0-bf2.example", "node-0.example")
+        .replace("arch = \"aarch64\"", "arch = \"x86_64\"");
+    let (host, nic) = server_configs(&one_machine);
+    assert_eq!(
+        (host.eswitch, host.ovs, host.nic_link, nic.data_path),
+        (
+            naam_roles::config::EswitchMode::User,
+            None,
+            None,
+            naam_roles::config::NicDataPath::SharedMemory
+        )
+    );
+}
+
+#[test]
+fn issue_14_a_control_link_on_a_lan_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "cores = 8\n[host.bluefield]\nhost_control_address = \"10.10.1.1\"\n";
+    let hosts = HOSTS.replacen("cores = 8\n", table, 1);
+    let (inventory, plan) = load(dir.path(), &hosts, &manifest(1, false));
+    let err = point_run(
+        &inventory,
+        &plan,
+        &plan.points[0],
+        &Settings::for_machines(),
+    )
+    .unwrap_err();
+    expect!["inventory hosts.toml:15: host bf2: `bluefield`: 10.10.1.1 is a LAN address: the host–NIC control link needs addresses of its own (rshim's tmfifo_net0: 192.168.100.1 on the host, 192.168.100.2 on the Arm)"].assert_eq(
+        &err.to_string()
+            .replace(&format!("{}/", dir.path().display()), ""),
+    );
 }

@@ -322,6 +322,74 @@ fn issue_14_doctor_dry_run_lists_every_remote_command_of_a_bluefield_inventory()
     }
 }
 
+/// `naam deploy --dry-run` over a BlueField-2 inventory shows how the server is wired (issue 14):
+/// the Open vSwitch eSwitch with the bridge's OpenFlow listener (over the host–NIC link) and port
+/// numbers, the NIC's samples over that link (from the node's `[host.bluefield]` table), and the
+/// RDMA data path.
+#[test]
+fn issue_14_deploy_dry_run_shows_the_ovs_eswitch_of_a_bluefield_inventory() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id");
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&key, "not a real key").unwrap();
+    std::fs::write(&known, "").unwrap();
+    let host = |name: &str, roles: &str, ssh: &str, lan: &str, arch: &str| {
+        format!(
+            "[[host]]\nname = \"{name}\"\nssh_host = \"{ssh}\"\nuser = \"root\"\nidentity_file = \"{}\"\nknown_hosts = \"{}\"\nroles = [{roles}]\narch = \"{arch}\"\nlan_address = \"{lan}\"\ncores = 8\n",
+            key.display(),
+            known.display()
+        )
+    };
+    let text = [
+        host("server", "\"host\"", "node-0.example", "10.0.0.1", "x86_64"),
+        // The Arm side at its host's address (CloudLab forwards a port): another machine by
+        // its architecture.
+        host(
+            "server-bf2",
+            "\"nic\"",
+            "node-0.example",
+            "10.0.0.3",
+            "aarch64",
+        ) + "[host.bluefield]\nopenflow_port = 6654\n",
+        host(
+            "client0",
+            "\"client\"",
+            "node-1.example",
+            "10.0.0.2",
+            "x86_64",
+        ),
+    ]
+    .join("\n");
+    let inventory = dir.path().join("hosts.toml");
+    std::fs::write(&inventory, text).unwrap();
+    let out = naam(&[
+        "deploy",
+        "--dry-run",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--manifest",
+        "experiments/mica-ycsb-b.toml",
+        "--quick",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = text
+        .lines()
+        .find(|l| l.starts_with("# server: "))
+        .unwrap_or_else(|| panic!("no server line:\n{text}"));
+    for part in [
+        "eswitch ovs (OpenFlow at 192.168.100.2:6654; ports uplink 1, host 2, nic 3)",
+        "NIC samples over the host–NIC link, 192.168.100.2 (nic) -> 192.168.100.1 (host)",
+        "NIC data path rdma",
+    ] {
+        assert!(server.contains(part), "{part} missing: {server}");
+    }
+}
+
 /// `naam cloudlab-import --bluefield-arm-port 2222` turns the importer's fixture manifest into an
 /// inventory with the r7525 host's Arm side as its own NIC node (issue 14).
 #[test]

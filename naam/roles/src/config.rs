@@ -106,6 +106,40 @@ pub struct OvsSwitch {
     pub nic_port: u32,
 }
 
+/// A host–NIC control link apart from the server's address. Behind a BlueField-2's switch the
+/// Arm side holds the server's address too (the switch hands it the server's traffic), so a load
+/// sample the NIC role sent to that address would stay on the Arm: the controller listens on the
+/// host's end of a link of their own (rshim's `tmfifo_net0`), and the NIC sends from its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicLink {
+    /// The host's address on the link: its control socket (the NIC's load samples) and its RDMA
+    /// handshake bind here, and the ready file publishes them there.
+    pub host_ip: IpAddr,
+    /// The NIC's address on the link: its samples must come from here, at the ingress port.
+    pub nic_ip: IpAddr,
+}
+
+impl NicLink {
+    /// Where the NIC's samples must come from, for a server whose ingress port is `ingress_port`.
+    pub fn sample_source(&self, ingress_port: u16) -> SocketAddr {
+        SocketAddr::new(self.nic_ip, ingress_port)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let (h, n) = (self.host_ip, self.nic_ip);
+        if h.is_unspecified() || n.is_unspecified() {
+            return Err("needs specific addresses (the link's two ends), not a wildcard".into());
+        }
+        if h == n || h.is_ipv4() != n.is_ipv4() {
+            return Err(format!(
+                "host_ip {h} and nic_ip {n} must be two distinct addresses of one family"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How a worker waits for datagrams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -219,6 +253,10 @@ pub struct HostConfig {
     /// The Open vSwitch eSwitch (with `eswitch = "ovs"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ovs: Option<OvsSwitch>,
+    /// The host–NIC control link, for a NIC role on another machine behind the server's switch
+    /// (absent: the NIC reaches the controller at `listen_ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nic_link: Option<NicLink>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -430,20 +468,7 @@ impl RoleConfig {
             check(t.measure_ms > 0, "timeline.measure_ms", "must be positive")?;
         }
         match &self.role {
-            Role::Host(h) => {
-                check(h.workers >= 1, "workers", "must be at least 1")?;
-                check(
-                    h.sample_period_us >= 100,
-                    "sample_period_us",
-                    "must be at least 100",
-                )?;
-                check(
-                    h.dataset.tenants >= 1,
-                    "dataset.tenants",
-                    "must be at least 1",
-                )?;
-                policy_ok(&h.policy, "policy")
-            }
+            Role::Host(h) => h.check(),
             Role::Nic(n) => {
                 check(n.workers >= 1, "workers", "must be at least 1")?;
                 let speed_ok = n.core_speed_factor > 0.0 && n.core_speed_factor <= 1.0;
@@ -474,6 +499,31 @@ impl RoleConfig {
                 check(g.stop_ms > g.start_ms, "stop_ms", "must be after start_ms")
             }
         }
+    }
+}
+
+impl HostConfig {
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        check(self.workers >= 1, "workers", "must be at least 1")?;
+        check(
+            self.sample_period_us >= 100,
+            "sample_period_us",
+            "must be at least 100",
+        )?;
+        check(
+            self.dataset.tenants >= 1,
+            "dataset.tenants",
+            "must be at least 1",
+        )?;
+        if let Some(link) = &self.nic_link {
+            link.check().map_err(|problem| ("nic_link", problem))?;
+        }
+        check(
+            self.eswitch != EswitchMode::Ovs || self.ovs.is_some(),
+            "ovs",
+            "must be set with eswitch = \"ovs\" (the bridge's OpenFlow listener and ports)",
+        )?;
+        policy_ok(&self.policy, "policy")
     }
 }
 

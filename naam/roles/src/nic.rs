@@ -84,6 +84,8 @@ struct NicShared {
     timeline: TimelineWatch,
     /// The host's control port (NIC load samples).
     controller: SocketAddr,
+    /// Where samples leave from when not worker 0's own socket (`HostReady::control_source`).
+    control_source: Option<SocketAddr>,
     /// The host's user-space eSwitch ingress (it forwards to the NIC), if any.
     forwarders: Vec<SocketAddr>,
 }
@@ -109,6 +111,7 @@ impl NicShared {
             SampleSink::Udp {
                 to: self.controller,
                 key: nic.control_key,
+                from: self.control_source.map(bind_sample_source).transpose()?,
             }
         } else {
             SampleSink::Discard
@@ -159,12 +162,8 @@ pub fn run(
         control: Arc::new(ControlShared::default()),
         timeline: TimelineWatch::start(&config.timeline, stop),
         controller: host.control,
-        // The user-space switch forwards from its ingress; with the kernel switch, nobody does.
-        forwarders: if host.nic_listen.is_empty() {
-            Vec::new()
-        } else {
-            vec![host.ingress]
-        },
+        control_source: host.control_source,
+        forwarders: forwarders(&host),
     };
     let timeline = shared.timeline.clone();
     let reports = std::thread::scope(|scope| -> Result<Vec<WorkerReport>, RoleError> {
@@ -199,6 +198,27 @@ pub fn run(
     };
     ready::write_atomic(&config.out_dir.join(COUNTERS_FILE), &counters)
         .map_err(|e| RoleError::io(&config.out_dir, "write counters", e))
+}
+
+/// Who forwards to the NIC: the user-space switch from its ingress; with the kernel and Open
+/// vSwitch switches, nobody.
+fn forwarders(host: &HostReady) -> Vec<SocketAddr> {
+    if host.nic_listen.is_empty() {
+        Vec::new()
+    } else {
+        vec![host.ingress]
+    }
+}
+
+/// The socket the NIC's samples leave from on the host–NIC link (its NIC end, at the ingress
+/// port: the one source the host's controller accepts).
+fn bind_sample_source(addr: SocketAddr) -> Result<naam_net::UdpSocket, RoleError> {
+    udp::bind(addr, false).map_err(|e| {
+        RoleError::Setup(format!(
+            "cannot bind the NIC's sample source {addr} on the host–NIC link ({e}): is this \
+             address configured here (on a BlueField-2's Arm side: `ip addr show tmfifo_net0`)?"
+        ))
+    })
 }
 
 /// One data path per worker: a DMA over the mapped shared-memory files (the NIC on the host's

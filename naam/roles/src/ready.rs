@@ -79,8 +79,13 @@ pub struct HostReady {
     pub ingress: SocketAddr,
     /// The emulated RNIC (one-sided reads).
     pub rnic: SocketAddr,
-    /// The controller (NIC load samples).
+    /// The controller (NIC load samples): on the host–NIC link's host end when the host has one
+    /// (`HostConfig::nic_link`), else on the server's address.
     pub control: SocketAddr,
+    /// Where the NIC must send its samples from when it is not its worker 0's ingress socket: the
+    /// link's NIC end at the ingress port (the controller drops samples from anywhere else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_source: Option<SocketAddr>,
     /// The eSwitch in use (`kernel` or `user`).
     pub eswitch: String,
     /// With the user-space eSwitch: the addresses NIC workers must bind, one per worker (the

@@ -341,6 +341,9 @@ pub enum SampleSink {
         to: SocketAddr,
         /// The run's control key.
         key: crate::control_auth::ControlKey,
+        /// The socket samples leave from, when not the worker's own (the host–NIC link's NIC
+        /// end: `HostReady::control_source`).
+        from: Option<naam_net::UdpSocket>,
     },
     /// Nowhere (no controller).
     Discard,
@@ -548,10 +551,13 @@ impl<P: AccessPath> WorkerThread<P> {
             SampleSink::Channel(tx) => {
                 let _ = tx.try_send(sample);
             }
-            SampleSink::Udp { to, key } => {
+            SampleSink::Udp { to, key, from } => {
                 if Frame::Sample(sample).encode(&mut st.frame).is_ok() {
                     key.seal(&mut st.frame);
-                    let _ = self.socket.send_to(&st.frame, *to);
+                    let _ = from
+                        .as_ref()
+                        .unwrap_or(&self.socket)
+                        .send_to(&st.frame, *to);
                 }
             }
             SampleSink::Discard => {}

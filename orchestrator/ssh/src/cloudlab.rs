@@ -307,6 +307,8 @@ fn arm_side(
         arch: Arch::Aarch64,
         lan_address: IpAddr::from([a, b, c, last]),
         cores: BLUEFIELD2_ARM_CORES,
+        // Written out with its defaults, so the hosts file shows what to edit.
+        bluefield: Some(crate::inventory::Bluefield::default()),
         ..host.clone()
     })
 }
@@ -386,6 +388,7 @@ fn host_from_node(node: &ManifestNode, options: &ImportOptions) -> Result<HostSp
             .copied()
             .unwrap_or(options.cores_default),
         workdir: options.workdir.clone(),
+        bluefield: None,
         line: 0,
     })
 }

@@ -18,7 +18,19 @@
 //! lan_address = "10.10.1.1"             # experiment-LAN address: measured traffic goes here
 //! cores = 16
 //! workdir = "naam"                      # remote directory; relative to the login's home
+//!
+//! [host.bluefield]                       # optional, on a NIC node that is a BlueField-2's Arm
+//! control_address = "192.168.100.2"      # side: this node on the host–NIC link (rshim)
+//! host_control_address = "192.168.100.1" # the host on that link
+//! openflow_port = 6653                   # the bridge's `ptcp:` OpenFlow listener here
+//! uplink_port = 1                        # OpenFlow port numbers (`ofport_request`) of `p0`,
+//! host_port = 2                          # `pf0hpf`
+//! nic_port = 3                           # and the Arm's own port
 //! ```
+//!
+//! Every `[host.bluefield]` field is optional ([`Bluefield::default`]: BlueField's rshim
+//! defaults and the guide's bridge); a NIC node on another machine than the host without the
+//! table takes the defaults.
 //!
 //! Parsing is two steps (raw TOML, then validation into [`Inventory`]); every error names the
 //! file, the line and the field. Key files are not read here: [`Inventory::check_local_files`]
@@ -195,6 +207,54 @@ impl fmt::Display for Arch {
     }
 }
 
+/// The host's address on a BlueField-2's rshim link (`tmfifo_net0`; BlueField's default).
+pub const RSHIM_HOST_ADDRESS: [u8; 4] = [192, 168, 100, 1];
+/// The Arm side's address on that link (BlueField's default).
+pub const RSHIM_ARM_ADDRESS: [u8; 4] = [192, 168, 100, 2];
+/// The TCP port of the bridge's OpenFlow listener (`ovs-vsctl set-controller br ptcp:6653`,
+/// OpenFlow's IANA port).
+pub const OPENFLOW_PORT_DEFAULT: u16 = 6653;
+/// OpenFlow port numbers the step-by-step guide pins with `ofport_request`: the uplink `p0`.
+pub const OFPORT_UPLINK_DEFAULT: u32 = 1;
+/// The host representor `pf0hpf`.
+pub const OFPORT_HOST_DEFAULT: u32 = 2;
+/// The Arm side's own (internal) port.
+pub const OFPORT_NIC_DEFAULT: u32 = 3;
+/// Largest OpenFlow port number of a physical or internal port (OpenFlow 1.3 `OFPP_MAX`).
+pub const OFPORT_NUMBER_MAX: u32 = 0xffff_ff00;
+
+/// A NIC node that is a BlueField-2's Arm side: the host–NIC control link and the card's Open
+/// vSwitch bridge (`[host.bluefield]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bluefield {
+    /// This node's address on the host–NIC control link (rshim's `tmfifo_net0`, Arm end).
+    pub control_address: IpAddr,
+    /// The host's address on that link: the host's controller listens there for the NIC's load
+    /// samples.
+    pub host_control_address: IpAddr,
+    /// TCP port of the bridge's OpenFlow listener on this node.
+    pub openflow_port: u16,
+    /// OpenFlow port number of the uplink (`p0`).
+    pub uplink_port: u32,
+    /// OpenFlow port number of the host representor (`pf0hpf`).
+    pub host_port: u32,
+    /// OpenFlow port number of this node's own port.
+    pub nic_port: u32,
+}
+
+impl Default for Bluefield {
+    fn default() -> Self {
+        Bluefield {
+            control_address: IpAddr::from(RSHIM_ARM_ADDRESS),
+            host_control_address: IpAddr::from(RSHIM_HOST_ADDRESS),
+            openflow_port: OPENFLOW_PORT_DEFAULT,
+            uplink_port: OFPORT_UPLINK_DEFAULT,
+            host_port: OFPORT_HOST_DEFAULT,
+            nic_port: OFPORT_NIC_DEFAULT,
+        }
+    }
+}
+
 /// One validated machine of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSpec {
@@ -220,6 +280,8 @@ pub struct HostSpec {
     pub cores: u32,
     /// Remote working directory (relative paths are under the login's home).
     pub workdir: String,
+    /// Its `[host.bluefield]` table, when written.
+    pub bluefield: Option<Bluefield>,
     /// Line of its `[[host]]` table in the hosts file (0 when built in code or imported).
     pub line: usize,
 }
@@ -374,6 +436,18 @@ struct RawHost {
     lan_address: Option<Spanned<String>>,
     cores: Option<Spanned<i64>>,
     workdir: Option<Spanned<String>>,
+    bluefield: Option<Spanned<RawBluefield>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBluefield {
+    control_address: Option<Spanned<String>>,
+    host_control_address: Option<Spanned<String>>,
+    openflow_port: Option<Spanned<i64>>,
+    uplink_port: Option<Spanned<i64>>,
+    host_port: Option<Spanned<i64>>,
+    nic_port: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -394,6 +468,31 @@ struct OutHost {
     lan_address: String,
     cores: u32,
     workdir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bluefield: Option<OutBluefield>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutBluefield {
+    control_address: String,
+    host_control_address: String,
+    openflow_port: u16,
+    uplink_port: u32,
+    host_port: u32,
+    nic_port: u32,
+}
+
+impl From<&Bluefield> for OutBluefield {
+    fn from(b: &Bluefield) -> Self {
+        OutBluefield {
+            control_address: b.control_address.to_string(),
+            host_control_address: b.host_control_address.to_string(),
+            openflow_port: b.openflow_port,
+            uplink_port: b.uplink_port,
+            host_port: b.host_port,
+            nic_port: b.nic_port,
+        }
+    }
 }
 
 impl From<&HostSpec> for OutHost {
@@ -410,6 +509,7 @@ impl From<&HostSpec> for OutHost {
             lan_address: host.lan_address.to_string(),
             cores: host.cores,
             workdir: host.workdir.clone(),
+            bluefield: host.bluefield.as_ref().map(OutBluefield::from),
         }
     }
 }
@@ -533,14 +633,9 @@ impl Validator<'_> {
             .as_ref()
             .ok_or_else(|| self.missing(table_line, &name, "roles"))?;
         let roles = self.roles(roles_raw)?;
-        let arch_raw = self.required(raw.arch.as_ref(), table_line, &name, "arch")?;
-        let arch = Arch::from_uname(arch_raw.get_ref())
-            .filter(|_| !arch_raw.get_ref().trim().is_empty())
-            .ok_or_else(|| self.invalid(arch_raw, "arch", "expected x86_64 or aarch64".into()))?;
+        let arch = self.arch(self.required(raw.arch.as_ref(), table_line, &name, "arch")?)?;
         let lan_raw = self.required(raw.lan_address.as_ref(), table_line, &name, "lan_address")?;
-        let lan_address = lan_raw.get_ref().parse::<IpAddr>().map_err(|err| {
-            self.invalid(lan_raw, "lan_address", format!("not an IP address ({err})"))
-        })?;
+        let lan_address = self.ip(lan_raw, "lan_address")?;
         let cores_raw = raw
             .cores
             .as_ref()
@@ -559,8 +654,112 @@ impl Validator<'_> {
             lan_address,
             cores,
             workdir,
+            bluefield: raw
+                .bluefield
+                .as_ref()
+                .map(|b| self.bluefield(b))
+                .transpose()?,
             line: table_line,
         })
+    }
+
+    fn arch(&self, value: &Spanned<String>) -> Result<Arch, InventoryError> {
+        Arch::from_uname(value.get_ref())
+            .filter(|_| !value.get_ref().trim().is_empty())
+            .ok_or_else(|| self.invalid(value, "arch", "expected x86_64 or aarch64".into()))
+    }
+
+    fn ip(&self, value: &Spanned<String>, field: &'static str) -> Result<IpAddr, InventoryError> {
+        value
+            .get_ref()
+            .parse::<IpAddr>()
+            .map_err(|err| self.invalid(value, field, format!("not an IP address ({err})")))
+    }
+
+    /// `[host.bluefield]`: every field optional, the link's two ends distinct and of one family,
+    /// the three bridge ports distinct.
+    fn bluefield(&self, spanned: &Spanned<RawBluefield>) -> Result<Bluefield, InventoryError> {
+        let raw = spanned.get_ref();
+        let d = Bluefield::default();
+        let ip = |v: Option<&Spanned<String>>, field, default| {
+            v.map_or(Ok(default), |v| self.ip(v, field))
+        };
+        let ofport = |v: Option<&Spanned<i64>>, field, default| {
+            v.map_or(Ok(default), |v| {
+                u32::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|p| (1..=OFPORT_NUMBER_MAX).contains(p))
+                    .ok_or_else(|| {
+                        self.invalid(v, field, format!("expected 1..={OFPORT_NUMBER_MAX}"))
+                    })
+            })
+        };
+        let b = Bluefield {
+            control_address: ip(
+                raw.control_address.as_ref(),
+                "bluefield.control_address",
+                d.control_address,
+            )?,
+            host_control_address: ip(
+                raw.host_control_address.as_ref(),
+                "bluefield.host_control_address",
+                d.host_control_address,
+            )?,
+            openflow_port: match raw.openflow_port.as_ref() {
+                None => d.openflow_port,
+                Some(v) => u16::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| {
+                        self.invalid(v, "bluefield.openflow_port", "expected 1..=65535".into())
+                    })?,
+            },
+            uplink_port: ofport(
+                raw.uplink_port.as_ref(),
+                "bluefield.uplink_port",
+                d.uplink_port,
+            )?,
+            host_port: ofport(raw.host_port.as_ref(), "bluefield.host_port", d.host_port)?,
+            nic_port: ofport(raw.nic_port.as_ref(), "bluefield.nic_port", d.nic_port)?,
+        };
+        self.bluefield_consistent(spanned, b)
+    }
+
+    /// The link's two ends distinct, specific and of one family; the three bridge ports distinct.
+    fn bluefield_consistent(
+        &self,
+        spanned: &Spanned<RawBluefield>,
+        b: Bluefield,
+    ) -> Result<Bluefield, InventoryError> {
+        let link_ok = b.control_address != b.host_control_address
+            && b.control_address.is_ipv4() == b.host_control_address.is_ipv4()
+            && !b.control_address.is_unspecified()
+            && !b.host_control_address.is_unspecified();
+        let ports_ok = b.uplink_port != b.host_port
+            && b.uplink_port != b.nic_port
+            && b.host_port != b.nic_port;
+        let table = |field, value: String, reason: &str| InventoryError::Invalid {
+            file: self.file.to_string(),
+            line: self.line(spanned.span().start),
+            field,
+            value,
+            reason: reason.to_string(),
+        };
+        if !link_ok {
+            return Err(table(
+                "bluefield.control_address/host_control_address",
+                format!("{} / {}", b.control_address, b.host_control_address),
+                "the link's two ends must be distinct, specific addresses of one family",
+            ));
+        }
+        if !ports_ok {
+            return Err(table(
+                "bluefield.uplink_port/host_port/nic_port",
+                format!("{} / {} / {}", b.uplink_port, b.host_port, b.nic_port),
+                "the bridge's three ports must be distinct",
+            ));
+        }
+        Ok(b)
     }
 
     fn line(&self, offset: usize) -> usize {

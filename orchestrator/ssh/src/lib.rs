@@ -64,5 +64,5 @@ pub use naam_launch::cancel;
 pub use naam_launch::command;
 
 pub use command::{CommandError, RemoteCommand, ShellLine, ShellWord, shell_quote};
-pub use inventory::{Arch, HostSpec, Inventory, InventoryError, Role};
+pub use inventory::{Arch, Bluefield, HostSpec, Inventory, InventoryError, Role};
 pub use ssh::{ConnectOptions, Connection, SshError};

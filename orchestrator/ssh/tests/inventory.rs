@@ -190,8 +190,9 @@ fn errors_name_file_line_and_field() {
     );
     check_error(
         ("cores = 8", "cores = 8\ncolor = \"blue\""),
-        expect![[r#"
-        hosts.toml:24:1: unknown field `color`, expected one of `name`, `ssh_host`, `port`, `user`, `identity_file`, `known_hosts`, `roles`, `arch`, `lan_address`, `cores`, `workdir`"#]],
+        expect![
+            "hosts.toml:24:1: unknown field `color`, expected one of `name`, `ssh_host`, `port`, `user`, `identity_file`, `known_hosts`, `roles`, `arch`, `lan_address`, `cores`, `workdir`, `bluefield`"
+        ],
     );
     check_error(
         (
@@ -224,5 +225,87 @@ fn missing_key_files_are_named_with_their_host() {
     assert_eq!(
         err,
         "hosts.toml:7: host host0: `identity_file` names /keys/id_ed25519, which does not exist"
+    );
+}
+
+/// `GOOD` with `table` under the BlueField-2 node (issue 14).
+fn with_bluefield(table: &str) -> String {
+    let anchor = "workdir = \"/opt/naam/\"\n";
+    assert!(GOOD.contains(anchor));
+    GOOD.replacen(anchor, &format!("{anchor}[host.bluefield]\n{table}"), 1)
+}
+
+#[test]
+fn issue_14_a_bluefield_table_overrides_the_link_and_bridge_defaults() {
+    let text = with_bluefield("openflow_port = 6654\nnic_port = 4\n");
+    let inventory = parse(&text).unwrap();
+    let card = inventory.host("bf2-0").unwrap();
+    assert_eq!(
+        card.bluefield,
+        Some(naam_ssh::Bluefield {
+            openflow_port: 6654,
+            nic_port: 4,
+            ..naam_ssh::Bluefield::default()
+        })
+    );
+    let defaults = naam_ssh::Bluefield::default();
+    assert_eq!(
+        (
+            defaults.host_control_address.to_string(),
+            defaults.control_address.to_string(),
+            defaults.openflow_port,
+            [defaults.uplink_port, defaults.host_port, defaults.nic_port]
+        ),
+        (
+            "192.168.100.1".into(),
+            "192.168.100.2".into(),
+            6653,
+            [1, 2, 3]
+        ),
+        "BlueField's rshim defaults and the guide's bridge"
+    );
+    assert_eq!(inventory.host("host0").unwrap().bluefield, None);
+    let again = Inventory::parse(&inventory.to_toml().unwrap(), "again", Path::new("/")).unwrap();
+    assert_eq!(again.host("bf2-0").unwrap().bluefield, card.bluefield);
+}
+
+#[test]
+fn issue_14_bluefield_errors_name_file_line_and_field() {
+    let check = |table: &str, expected: Expect| {
+        expected.assert_eq(&parse(&with_bluefield(table)).unwrap_err());
+    };
+    check(
+        "control_address = \"192.168.100\"\n",
+        expect![[
+            r#"hosts.toml:26: field `bluefield.control_address` = "192.168.100": not an IP address (invalid IP address syntax)"#
+        ]],
+    );
+    check(
+        "openflow_port = 0\n",
+        expect![[r#"hosts.toml:26: field `bluefield.openflow_port` = "0": expected 1..=65535"#]],
+    );
+    check(
+        "uplink_port = -1\n",
+        expect![[
+            r#"hosts.toml:26: field `bluefield.uplink_port` = "-1": expected 1..=4294967040"#
+        ]],
+    );
+    check(
+        "nic_port = 1\n",
+        expect![[
+            r#"hosts.toml:25: field `bluefield.uplink_port/host_port/nic_port` = "1 / 2 / 1": the bridge's three ports must be distinct"#
+        ]],
+    );
+    check(
+        "host_control_address = \"192.168.100.2\"\n",
+        expect![[
+            r#"hosts.toml:25: field `bluefield.control_address/host_control_address` = "192.168.100.2 / 192.168.100.2": the link's two ends must be distinct, specific addresses of one family"#
+        ]],
+    );
+    check(
+        "bridge = \"br0\"\n",
+        expect![
+            "hosts.toml:26:1: unknown field `bridge`, expected one of `control_address`, `host_control_address`, `openflow_port`, `uplink_port`, `host_port`, `nic_port`"
+        ],
     );
 }

@@ -144,7 +144,7 @@ impl Shared {
         let (table, memory, meta) =
             memory::build(&*workload, tenants, &host.shm_dir, &config.run_id, secret)?;
         let net = switch::bind(host)?;
-        let sampler = nic_sampler(&net);
+        let sampler = nic_sampler(host, &net);
         let rnic_socket = udp::bind(SocketAddr::new(host.listen_ip, 0), false)?;
         let (sample_tx, sample_rx) = crossbeam_channel::bounded(HOST_SAMPLES_PENDING_MAX);
         let shared = Shared {
@@ -167,7 +167,7 @@ impl Shared {
             control: Arc::clone(&shared.control),
             host_samples: sample_rx,
             heartbeats: shared.heartbeats.clone(),
-            socket: udp::bind(SocketAddr::new(host.listen_ip, 0), false)?,
+            socket: udp::bind(SocketAddr::new(control_ip(host), 0), false)?,
             timeline: shared.timeline.clone(),
             policy_name: host.policy.name().to_string(),
             samples: control_log(&config.out_dir, naam_results::raw::SAMPLES_FILE)?,
@@ -182,6 +182,7 @@ impl Shared {
             ingress: crate::config::reachable(net.ingress),
             rnic: crate::config::reachable(rnic_socket.local_addr()),
             control: crate::config::reachable(control_loop.socket.local_addr()),
+            control_source: host.nic_link.map(|_| sampler),
             eswitch: control_loop.eswitch.kind().to_string(),
             nic_listen: net.nic_listen,
             catalog: memory::catalog(&shared.table),
@@ -211,7 +212,7 @@ impl Shared {
         if !host.rdma_export {
             return Ok(None);
         }
-        crate::rdma::export_host_regions(&self.memory, &self.table, host.listen_ip).map(Some)
+        crate::rdma::export_host_regions(&self.memory, &self.table, control_ip(host)).map(Some)
     }
 
     /// Host worker `i` on `socket`.
@@ -421,10 +422,20 @@ fn forwarders(host: &HostConfig, net: &switch::Bound) -> Vec<SocketAddr> {
     }
 }
 
-/// Where NIC samples come from: NIC worker 0's socket, on the first address the user-space
-/// switch reserved for the NIC, or in the ingress's reuseport group (kernel switch).
-fn nic_sampler(net: &switch::Bound) -> SocketAddr {
-    crate::config::reachable(net.nic_listen.first().copied().unwrap_or(net.ingress))
+/// Where NIC samples come from: the host–NIC link's NIC end at the ingress port, when the host
+/// has that link; else NIC worker 0's socket, on the first address the user-space switch reserved
+/// for the NIC, or in the ingress's reuseport group (kernel and Open vSwitch switches).
+fn nic_sampler(host: &HostConfig, net: &switch::Bound) -> SocketAddr {
+    match host.nic_link {
+        Some(link) => link.sample_source(net.ingress.port()),
+        None => crate::config::reachable(net.nic_listen.first().copied().unwrap_or(net.ingress)),
+    }
+}
+
+/// Where the host's control traffic with the NIC (load samples, the RDMA handshake) is bound:
+/// the host–NIC link's host end, or the server's address.
+fn control_ip(host: &HostConfig) -> std::net::IpAddr {
+    host.nic_link.map_or(host.listen_ip, |link| link.host_ip)
 }
 
 /// The server's control stage for `host`: its policy, the workload's fixed rules, host-load

@@ -66,6 +66,7 @@ pub fn host_config(dataset: Dataset, shm: &Path, control_key: ControlKey) -> Hos
         vm_backend: VmBackend::Interpreter,
         rdma_export: false,
         ovs: None,
+        nic_link: None,
     }
 }
 
