@@ -173,10 +173,7 @@ impl Shared {
             control: Arc::clone(&shared.control),
             host_samples: sample_rx,
             heartbeats: shared.heartbeats.clone(),
-            liveness: control::LivenessReader::new(
-                host.workers as usize,
-                silence_allowance_ns(host),
-            ),
+            liveness: liveness_reader(host),
             socket: udp::bind(SocketAddr::new(host.listen_ip, 0), false)?,
             timeline: shared.timeline.clone(),
             policy_name: host.policy.name().to_string(),
@@ -442,6 +439,11 @@ fn nic_sampler(net: &switch::Bound) -> SocketAddr {
 /// longest idle wait.
 fn silence_allowance_ns(host: &HostConfig) -> u64 {
     host.sample_period_us * 1000 + crate::serve::IDLE_WAIT.as_nanos() as u64
+}
+
+/// The controller's reader of the host workers' liveness, with their silence allowance.
+fn liveness_reader(host: &HostConfig) -> control::LivenessReader {
+    control::LivenessReader::new(host.workers as usize, silence_allowance_ns(host))
 }
 
 /// The server's control stage for `host`: its policy, the workload's fixed rules, host-load
