@@ -28,6 +28,7 @@ mod locate;
 mod plan;
 mod raw;
 mod seeds;
+mod sizing;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ pub use builder::{BUILT_MANIFEST_NAME, ManifestBuilder};
 pub use error::ManifestError;
 pub use plan::*;
 pub use seeds::derive as derive_seed;
+pub use sizing::*;
 pub use validate::{IPIPE_ROLE_IMPLEMENTED, TENANTS_WHEN_NOT_SWEPT, bounds};
 
 /// The folder of the manifests, relative to the workspace root.
@@ -55,18 +57,40 @@ pub fn load_manifest(path: &Path, variant: Variant) -> Result<ExperimentPlan, Ma
     parse_manifest(&text, path, variant)
 }
 
+/// [`load_manifest`], with a quick plan on a machine-bound testbed (local, netns) sized by
+/// `scale` (see [`LoadScale`]). Full variants, simulated and real-machine testbeds keep their
+/// loads: their manifests say what they measure.
+pub fn load_manifest_sized(
+    path: &Path,
+    variant: Variant,
+    scale: Option<LoadScale>,
+) -> Result<ExperimentPlan, ManifestError> {
+    let text = read_bounded(path)?;
+    parse_manifest_sized(&text, path, variant, scale)
+}
+
 /// Validates manifest `text`; `path` is used in messages and to resolve an inventory path.
 pub fn parse_manifest(
     text: &str,
     path: &Path,
     variant: Variant,
 ) -> Result<ExperimentPlan, ManifestError> {
+    parse_manifest_sized(text, path, variant, None)
+}
+
+/// [`parse_manifest`] with the sizing of [`load_manifest_sized`].
+pub fn parse_manifest_sized(
+    text: &str,
+    path: &Path,
+    variant: Variant,
+    scale: Option<LoadScale>,
+) -> Result<ExperimentPlan, ManifestError> {
     let src = error::Source { path, text };
     if let Err(e) = toml::de::DeTable::parse(text) {
         return Err(src.syntax(&e));
     }
     let raw: raw::RawManifest = toml::from_str(text).map_err(|e| src.schema(&e))?;
-    validate::validate(src, raw, variant)
+    validate::validate(src, raw, variant, scale)
 }
 
 /// Validates both variants: what `naam check` reports.

@@ -482,6 +482,10 @@ pub struct ExperimentPlan {
     pub events: Vec<Event>,
     /// Every point in execution order: repetition, then sweep value, then series.
     pub points: Vec<PointPlan>,
+    /// How the quick variant's offered loads were sized to this machine (absent: the
+    /// manifest's loads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_scale: Option<crate::LoadScale>,
 }
 
 impl ExperimentPlan {

@@ -242,3 +242,52 @@ fn mutated_manifests_give_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn issue_16_a_quick_plan_is_sized_to_the_machine_and_says_so() {
+    let path = manifest_path(&experiments_dir(), ExperimentId::MicaYcsbB);
+    let manifest_loads = load(ExperimentId::MicaYcsbB, Variant::Quick)
+        .sweep
+        .offered_load_ops_per_s;
+    let half = LoadScale::for_ceiling(REFERENCE_CEILING_REQ_PER_S / 2);
+    let sized = load_manifest_sized(&path, Variant::Quick, half).unwrap();
+    assert_eq!(sized.load_scale, half);
+    let expected: Vec<u64> = half.unwrap().apply(&manifest_loads);
+    assert_eq!(sized.sweep.offered_load_ops_per_s, expected);
+    let planned: BTreeSet<u64> = sized
+        .points
+        .iter()
+        .filter_map(|p| p.offered_load_ops_per_s)
+        .collect();
+    assert_eq!(planned, expected.iter().copied().collect());
+    assert!(
+        sized.points.iter().all(|p| p
+            .id
+            .contains(&format!("-{}ops", p.offered_load_ops_per_s.unwrap()))),
+        "point ids name the sized loads"
+    );
+    let json = serde_json::to_string(&sized).unwrap();
+    assert!(
+        json.contains("\"load_scale\""),
+        "plan.json records the scale"
+    );
+}
+
+#[test]
+fn issue_16_full_variants_simulations_and_like_machines_keep_the_manifests_loads() {
+    let half = LoadScale::for_ceiling(REFERENCE_CEILING_REQ_PER_S / 2);
+    let local = manifest_path(&experiments_dir(), ExperimentId::MicaYcsbB);
+    let full = load_manifest_sized(&local, Variant::Full, half).unwrap();
+    assert_eq!(full, load(ExperimentId::MicaYcsbB, Variant::Full));
+    let sim = experiments_dir().join("mica-ycsb-b-sim.toml");
+    let simulated = load_manifest_sized(&sim, Variant::Quick, half).unwrap();
+    assert_eq!(simulated, load_manifest(&sim, Variant::Quick).unwrap());
+    let alike = LoadScale::for_ceiling(REFERENCE_CEILING_REQ_PER_S);
+    let quick = load_manifest_sized(&local, Variant::Quick, alike).unwrap();
+    assert_eq!(quick, load(ExperimentId::MicaYcsbB, Variant::Quick));
+    let json = serde_json::to_string(&quick).unwrap();
+    assert!(
+        !json.contains("load_scale"),
+        "an unsized plan's hash is unchanged"
+    );
+}

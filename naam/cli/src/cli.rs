@@ -158,6 +158,12 @@ pub struct ReproduceArgs {
     /// Print a JSON report on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Keep the quick manifests' offered loads as written. By default a quick reproduction
+    /// first measures this machine's loopback UDP ceiling (≈ 3 s) and, when it differs from the
+    /// development VM's by more than 30 %, scales the local quick loads by the ratio (recorded
+    /// in each plan.json as `load_scale`).
+    #[arg(long)]
+    pub loads_as_written: bool,
     /// Where results, figures and manifests are.
     #[command(flatten)]
     pub dirs: Dirs,

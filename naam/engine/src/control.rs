@@ -269,6 +269,32 @@ impl SilenceRule {
     }
 }
 
+/// One host worker's liveness as its driver saw it at a tick.
+///
+/// `waiting_for_cpu` tells a core taken by another task from a virtual machine's stall: the
+/// driver saw the worker runnable while its CPU clock stood still since the last tick (it was
+/// queued behind another task on its core — a CPU hog, the server compute congestion NAAM sheds
+/// from). In a VM's stall the worker either sleeps (not runnable) or is running on a vCPU the
+/// hypervisor took (its CPU clock advances). A driver that cannot tell sets it `false` and
+/// gets the [`SilenceRule`] alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// The worker's latest heartbeat.
+    pub at: Nanos,
+    /// The worker was runnable but not running over the last tick.
+    pub waiting_for_cpu: bool,
+}
+
+impl Heartbeat {
+    /// A heartbeat at `at` with no evidence of contention.
+    pub fn at(at: Nanos) -> Heartbeat {
+        Heartbeat {
+            at,
+            waiting_for_cpu: false,
+        }
+    }
+}
+
 /// The workers' recent starvation: per tick, how long they were silent beyond the allowance.
 #[derive(Debug, Clone, Default)]
 struct Starvation {
@@ -355,7 +381,7 @@ impl HostLoad {
     /// and the silence rule counts it), summed queue lengths and completions, mean utilisation.
     /// `beats` holds each worker's latest heartbeat. `None` when no worker sampled and no
     /// silence counts.
-    pub fn take(&mut self, now: Nanos, beats: &[Nanos]) -> Option<LoadSample> {
+    pub fn take(&mut self, now: Nanos, beats: &[Heartbeat]) -> Option<LoadSample> {
         let silent_ns = self.counted_silence_ns(now, beats);
         if self.pending.is_empty() && silent_ns == 0 {
             return None;
@@ -384,18 +410,21 @@ impl HostLoad {
         Some(sample)
     }
 
-    /// The longest silence beyond the allowance at `now` if the rule counts it, else 0.
-    fn counted_silence_ns(&mut self, now: Nanos, beats: &[Nanos]) -> u64 {
+    /// The longest silence beyond the allowance at `now` if it counts, else 0. A silent worker
+    /// seen waiting for a CPU counts at once (its core is taken: congestion); other silence
+    /// counts when the rule says so.
+    fn counted_silence_ns(&mut self, now: Nanos, beats: &[Heartbeat]) -> u64 {
         let allowance_ns = self.silence.allowance_ns;
-        let silent_ns = beats
-            .iter()
-            .map(|&beat| now.since(beat))
-            .filter(|&silent| silent > allowance_ns)
-            .max()
-            .unwrap_or(0);
+        let silent = |beat: &&Heartbeat| now.since(beat.at) > allowance_ns;
+        let longest_ns = |beats: &mut dyn Iterator<Item = &Heartbeat>| {
+            beats.map(|beat| now.since(beat.at)).max().unwrap_or(0)
+        };
+        let silent_ns = longest_ns(&mut beats.iter().filter(silent));
+        let contended_ns =
+            longest_ns(&mut beats.iter().filter(silent).filter(|b| b.waiting_for_cpu));
         let beyond_ns = silent_ns.saturating_sub(allowance_ns);
         let starved = self.starvation.tick(now, beyond_ns, &self.silence);
-        if starved { silent_ns } else { 0 }
+        if starved { silent_ns } else { contended_ns }
     }
 }
 
@@ -482,7 +511,7 @@ impl ServerControl {
     /// The period's tick: aggregates the host's samples and heartbeats (`beats`, each host
     /// worker's latest) and lets the policy decide. `None` before the tick is due, or when there
     /// was nothing to see.
-    pub fn handle_timeout(&mut self, now: Nanos, beats: &[Nanos]) -> Option<Observed> {
+    pub fn handle_timeout(&mut self, now: Nanos, beats: &[Heartbeat]) -> Option<Observed> {
         if now < self.next_tick_at {
             return None;
         }

@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use naam_engine::control::{HostLoad, WorkerSettings};
+use naam_engine::control::{Heartbeat, HostLoad, SilenceRule, WorkerSettings};
 use naam_engine::server::{
     Inbound, ReplyTarget, SOURCE_UNKNOWN, Sender, WorkerConfig, WorkerConfigError,
 };
@@ -314,13 +314,13 @@ fn host_load_aggregates_workers_and_takes_silence_as_delay() {
     };
     let mut load = HostLoad::new(PERIOD_NS, 2 * PERIOD_NS);
     assert!(
-        load.take(Nanos(5 * PERIOD_NS), &[Nanos(4 * PERIOD_NS)])
+        load.take(Nanos(5 * PERIOD_NS), &[Heartbeat::at(Nanos(4 * PERIOD_NS))])
             .is_none()
     );
     load.push(sample(100, 200, 1));
     load.push(sample(300, 600, 2));
     let s = load
-        .take(Nanos(5 * PERIOD_NS), &[Nanos(5 * PERIOD_NS)])
+        .take(Nanos(5 * PERIOD_NS), &[Heartbeat::at(Nanos(5 * PERIOD_NS))])
         .unwrap();
     assert_eq!(
         (
@@ -334,8 +334,42 @@ fn host_load_aggregates_workers_and_takes_silence_as_delay() {
     let silent = load
         .take(
             Nanos(10 * PERIOD_NS),
-            &[Nanos(10 * PERIOD_NS), Nanos(PERIOD_NS)],
+            &[
+                Heartbeat::at(Nanos(10 * PERIOD_NS)),
+                Heartbeat::at(Nanos(PERIOD_NS)),
+            ],
         )
         .expect("a silent worker is a signal");
     assert_eq!(silent.queue_delay_ns, 9 * PERIOD_NS);
+}
+
+#[test]
+fn under_the_stall_tolerant_rule_only_a_worker_seen_waiting_for_a_cpu_counts_at_once() {
+    let allowance_ns = 2 * PERIOD_NS;
+    let mut load =
+        HostLoad::with_silence_rule(PERIOD_NS, SilenceRule::stall_tolerant(allowance_ns));
+    let now = Nanos(10 * PERIOD_NS);
+    let silent_since = Nanos(5 * PERIOD_NS);
+    let stalled = Heartbeat::at(silent_since);
+    assert!(
+        load.take(now, &[stalled]).is_none(),
+        "an isolated silence (a VM's stall) does not count"
+    );
+    let queued = Heartbeat {
+        at: silent_since,
+        waiting_for_cpu: true,
+    };
+    let later = now.plus_ns(PERIOD_NS);
+    let s = load
+        .take(later, &[stalled, queued])
+        .expect("a worker queued for a CPU is congestion");
+    assert_eq!(s.queue_delay_ns, later.since(silent_since));
+    let beaten = Heartbeat {
+        at: later,
+        waiting_for_cpu: true,
+    };
+    assert!(
+        load.take(later, &[beaten]).is_none(),
+        "within the allowance nothing counts, whatever the probe says"
+    );
 }

@@ -151,3 +151,49 @@ fn a_hog_moves_load_to_the_nic_and_it_comes_home_after_the_hog() {
         "returned within {RETURN_NS_MAX} ns"
     );
 }
+
+/// Time from the hog's start to the first rule change that moves load to the NIC.
+fn first_shed_after_hog_ns(world: &World) -> Option<u64> {
+    let changes = world.controller().unwrap().changes();
+    changes
+        .iter()
+        .find(|c| c.after.of(Location::Nic) > c.before.of(Location::Nic))
+        .map(|c| c.at.0.saturating_sub(HOG_NS.0))
+}
+
+/// The roles' probe (`naam-roles` `host::control::LivenessReader`) sees a hog's slices as the
+/// worker queued for its CPU; a VM's stalls it does not. With that evidence the silence counts at
+/// once: load moves within the hog's first slice, while VM stalls still shed nothing.
+#[test]
+fn a_hog_seen_queued_for_the_cpu_moves_load_within_its_first_slice() {
+    let seed = test_seed(SEED);
+    let mut w = world(&seed, SilenceRule::stall_tolerant(SILENCE_ALLOWANCE_NS));
+    w.host_stalls = vm_stalls(&seed, HOG_NS.0);
+    w.host_slowdown = Some((Nanos(HOG_NS.0), HOG_SLOWDOWN));
+    w.host_preempted = hog_slices();
+    let mut next_id = 0;
+    offer(&mut w, &mut next_id, HOG_NS.1);
+    w.host_slowdown = None;
+    offer(&mut w, &mut next_id, RUN_NS);
+    drain(&mut w);
+    assert_eq!(
+        share(&w, Location::Host, 0, HOG_NS.0),
+        1.0,
+        "no shed before the hog"
+    );
+    let first_ns = first_shed_after_hog_ns(&w).expect("load moved to the NIC");
+    let (_, slice_ns) = HOG_SLICE_NS;
+    println!(
+        "first rule change {} µs after the hog starts",
+        first_ns / 1000
+    );
+    assert!(
+        first_ns < slice_ns,
+        "moved within the hog's first slice ({first_ns} ns)"
+    );
+    let return_ns = first_window_at(&w, Location::Host, HOG_NS.1).expect("load came home");
+    assert!(
+        return_ns <= RETURN_NS_MAX,
+        "returned within {RETURN_NS_MAX} ns"
+    );
+}

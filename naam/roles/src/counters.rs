@@ -99,41 +99,11 @@ pub enum ThreadRole {
     Controller,
 }
 
-/// A thread's CPU clock, readable from any thread of the process while the thread lives.
-#[derive(Debug, Clone, Copy)]
-struct ThreadClock(libc::clockid_t);
-
-impl ThreadClock {
-    fn current() -> Option<ThreadClock> {
-        let mut clock: libc::clockid_t = 0;
-        // SAFETY: pthread_self is always valid for the caller; the call writes `clock` only.
-        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
-        (rc == 0).then_some(ThreadClock(clock))
-    }
-
-    fn cpu_ns(self) -> u64 {
-        clock_ns(self.0)
-    }
-}
-
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it. A failure
-    // (a clock of an exited thread) leaves it zero.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
-
 /// Host-side threads register here when they start, so their CPU clocks can be read at the
 /// measured phase's boundaries.
 #[derive(Debug, Default)]
 pub struct CpuRegistry {
-    threads: std::sync::Mutex<Vec<(ThreadRole, ThreadClock)>>,
+    threads: std::sync::Mutex<Vec<(ThreadRole, crate::os::ThreadClock)>>,
 }
 
 /// Most threads a registry holds (a host has at most a few dozen workers).
@@ -143,7 +113,7 @@ impl CpuRegistry {
     /// Registers the calling thread as `role` (ignored past [`REGISTERED_THREADS_MAX`] or when
     /// the kernel has no clock for it; the process clock still counts it as "other").
     pub fn register_current(&self, role: ThreadRole) {
-        let Some(clock) = ThreadClock::current() else {
+        let Some(clock) = crate::os::ThreadClock::current() else {
             return;
         };
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,7 +131,7 @@ impl CpuRegistry {
         let (softirq_ticks, irq_ticks) = interrupt_ticks(stat, cores);
         CpuSnapshot {
             by_role,
-            process_ns: clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID),
+            process_ns: crate::os::process_cpu_ns(),
             softirq_ticks,
             irq_ticks,
             at_ns: crate::os::monotonic_ns(),

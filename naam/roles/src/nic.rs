@@ -123,7 +123,7 @@ impl NicShared {
             natives: None,
             control: Arc::clone(&self.control),
             samples,
-            heartbeat: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            heartbeat: Arc::new(crate::serve::Liveness::new(0)),
             core_speed_factor: nic.core_speed_factor,
             timeline: self.timeline.clone(),
             busy_poll: nic.polling == crate::config::Polling::BusyPoll,

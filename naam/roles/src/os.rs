@@ -15,17 +15,83 @@ pub fn realtime_ns() -> u64 {
     clock_ns(libc::CLOCK_REALTIME)
 }
 
+/// CPU time of the whole process (every thread, live and exited), in ns.
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// The clock's time in ns; 0 if the clock cannot be read (a thread clock of an exited thread).
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    debug_assert_eq!(rc, 0, "clock_gettime cannot fail for the standard clocks");
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime only writes it. A failure leaves
+    // it zero.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+/// A thread's CPU clock, readable from any thread of the process while the thread lives (the
+/// kernel brings a running thread's time up to date on every read).
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadClock(libc::clockid_t);
+
+impl ThreadClock {
+    /// The calling thread's clock (`None` if the kernel has none for it).
+    pub fn current() -> Option<ThreadClock> {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: pthread_self is always valid for the caller; the call writes `clock` only.
+        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+        (rc == 0).then_some(ThreadClock(clock))
+    }
+
+    /// CPU time the thread has used, in ns (0 once it has exited).
+    pub fn cpu_ns(self) -> u64 {
+        clock_ns(self.0)
+    }
+}
+
+/// A thread of this process as another of its threads sees it: its CPU clock and whether the
+/// scheduler holds it runnable (`R` in `/proc/self/task/<tid>/stat`: running, or queued for a
+/// CPU). Runnable with a CPU clock standing still means queued behind another task.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadProbe {
+    tid: libc::pid_t,
+    clock: ThreadClock,
+}
+
+impl ThreadProbe {
+    /// The calling thread's probe (`None` if the kernel has no CPU clock for it).
+    pub fn current() -> Option<ThreadProbe> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        Some(ThreadProbe {
+            tid,
+            clock: ThreadClock::current()?,
+        })
+    }
+
+    /// CPU time the thread has used, in ns.
+    pub fn cpu_ns(&self) -> u64 {
+        self.clock.cpu_ns()
+    }
+
+    /// Whether the scheduler holds the thread runnable now (`false` when it sleeps, has exited
+    /// or its state cannot be read).
+    pub fn is_runnable(&self) -> bool {
+        let path = format!("/proc/self/task/{}/stat", self.tid);
+        std::fs::read_to_string(path).is_ok_and(|stat| state_of_stat(&stat) == Some('R'))
+    }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line: the first field after the command name, whose
+/// parentheses may themselves hold `)`.
+fn state_of_stat(stat: &str) -> Option<char> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.trim_start().chars().next()
 }
 
 /// Sleeps until CLOCK_REALTIME reaches `deadline_ns` (returns at once if it has passed); wakes
@@ -194,4 +260,58 @@ pub fn raise_open_files_limit(wanted: u64) -> u64 {
         return limit.rlim_cur;
     }
     raised.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn the_state_follows_the_last_parenthesis_of_the_command_name() {
+        assert_eq!(state_of_stat("42 (worker) R 1 42"), Some('R'));
+        assert_eq!(state_of_stat("42 (a) b) S 1 42"), Some('S'));
+        assert_eq!(state_of_stat("no command name"), None);
+    }
+
+    /// A probe taken on a thread that spins and one that sleeps, read from this thread.
+    fn probe_of(spin: bool, stop: Arc<AtomicBool>) -> (ThreadProbe, std::thread::JoinHandle<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            tx.send(ThreadProbe::current().expect("a thread clock"))
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if !spin {
+                    std::thread::park();
+                }
+            }
+        });
+        (rx.recv().unwrap(), handle)
+    }
+
+    #[test]
+    fn a_spinning_thread_is_runnable_and_its_clock_advances_a_sleeping_one_is_not() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (spinner, spinning) = probe_of(true, Arc::clone(&stop));
+        let (sleeper, sleeping) = probe_of(false, Arc::clone(&stop));
+        std::thread::sleep(Duration::from_millis(20));
+        let (spun_ns, slept_ns) = (spinner.cpu_ns(), sleeper.cpu_ns());
+        std::thread::sleep(Duration::from_millis(50));
+        let spinner_runnable = spinner.is_runnable();
+        let sleeper_runnable = sleeper.is_runnable();
+        let spun_more_ns = spinner.cpu_ns() - spun_ns;
+        let slept_more_ns = sleeper.cpu_ns() - slept_ns;
+        stop.store(true, Ordering::Relaxed);
+        sleeping.thread().unpark();
+        spinning.join().unwrap();
+        sleeping.join().unwrap();
+        assert!(spinner_runnable, "a spinning thread is runnable");
+        assert!(!sleeper_runnable, "a sleeping thread is not");
+        assert!(spun_more_ns > 0, "the spinner's clock advanced");
+        assert!(
+            slept_more_ns < spun_more_ns,
+            "the sleeper used less CPU ({slept_more_ns} ns) than the spinner ({spun_more_ns} ns)"
+        );
+    }
 }

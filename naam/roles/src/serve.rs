@@ -363,9 +363,9 @@ pub struct WorkerThread<P: AccessPath> {
     pub control: Arc<ControlShared>,
     /// Where samples go.
     pub samples: SampleSink,
-    /// Set to CLOCK_REALTIME at every loop iteration: a worker starved of CPU stops beating, and
-    /// the controller sees it (see `host::control`).
-    pub heartbeat: Arc<AtomicU64>,
+    /// Beats (CLOCK_REALTIME) at every loop iteration: a worker starved of CPU stops beating, and
+    /// the controller sees it and asks why (see `host::control`).
+    pub heartbeat: Arc<Liveness>,
     /// Core speed relative to a host core (1.0 = same; 0.5 = steps take twice as long).
     pub core_speed_factor: f64,
     /// The point's timeline (its measured phase bounds the counters).
@@ -384,6 +384,47 @@ impl<P: AccessPath> std::fmt::Debug for WorkerThread<P> {
             .field("location", &self.worker.location())
             .field("socket", &self.socket.local_addr())
             .finish_non_exhaustive()
+    }
+}
+
+/// What a host's controller reads of one worker: its latest heartbeat (CLOCK_REALTIME of its
+/// latest loop iteration) and, once the worker runs, a probe of its thread (its CPU clock and
+/// scheduler state) to tell a worker queued behind another task from one the VM stalled.
+#[derive(Debug)]
+pub struct Liveness {
+    beat_ns: AtomicU64,
+    thread: std::sync::OnceLock<crate::os::ThreadProbe>,
+}
+
+impl Liveness {
+    /// A worker that beat last at `now_ns` and has no thread yet.
+    pub fn new(now_ns: u64) -> Liveness {
+        Liveness {
+            beat_ns: AtomicU64::new(now_ns),
+            thread: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The worker is alive at `now_ns`.
+    pub fn beat(&self, now_ns: u64) {
+        self.beat_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// Its latest heartbeat (CLOCK_REALTIME ns).
+    pub fn beat_ns(&self) -> u64 {
+        self.beat_ns.load(Ordering::Relaxed)
+    }
+
+    /// Called by the worker's thread when it starts: from now on the controller can probe it.
+    pub fn attach_current_thread(&self) {
+        if let Some(probe) = crate::os::ThreadProbe::current() {
+            let _ = self.thread.set(probe);
+        }
+    }
+
+    /// The worker's thread, once it runs.
+    pub fn thread(&self) -> Option<&crate::os::ThreadProbe> {
+        self.thread.get()
     }
 }
 
@@ -428,12 +469,13 @@ impl<P: AccessPath> WorkerThread<P> {
             send_errors: 0,
             unanswerable: 0,
         };
+        self.heartbeat.attach_current_thread();
         for &forwarder in &self.forwarders {
             let token = peer_token(&mut st.peers, &mut st.peer_index, forwarder);
             self.worker.trust_forwarder(token);
         }
         while !stop.load(Ordering::Relaxed) {
-            self.heartbeat.store(realtime_ns(), Ordering::Relaxed);
+            self.heartbeat.beat(realtime_ns());
             let wait = if self.busy_poll || self.path.has_pending() {
                 Duration::ZERO
             } else {

@@ -14,6 +14,7 @@ use crate::error::{ManifestError, Source, closest};
 use crate::help::field_help;
 use crate::plan::*;
 use crate::raw::*;
+use crate::sizing::LoadScale;
 
 /// `tenants` when the variant does not sweep it: one offloaded application.
 pub const TENANTS_WHEN_NOT_SWEPT: u32 = 1;
@@ -103,6 +104,7 @@ pub(crate) fn validate(
     src: Source<'_>,
     raw: RawManifest,
     variant: Variant,
+    scale: Option<LoadScale>,
 ) -> Result<ExperimentPlan, ManifestError> {
     let schema = check_schema(src, &raw.schema)?;
     let id = experiment_id(src, &raw.id)?;
@@ -118,7 +120,11 @@ pub(crate) fn validate(
     let span = table.span();
     let timing = timing(src, &workload, v, variant, &span)?;
     let tenants_swept = v.tenants.is_some();
-    let sweep = sweep(src, id, &workload, v, variant, &span)?;
+    let mut sweep = sweep(src, id, &workload, v, variant, &span)?;
+    let load_scale = scale.filter(|_| is_sizable(variant, &testbed, &sweep));
+    if let Some(scale) = load_scale {
+        sweep.offered_load_ops_per_s = scale.apply(&sweep.offered_load_ops_per_s);
+    }
     let events = events(src, id, &timing, v, variant, &span)?;
     let repetitions = int(
         src,
@@ -155,7 +161,17 @@ pub(crate) fn validate(
         base_seed,
         events,
         points,
+        load_scale,
     })
+}
+
+/// Whether a plan's loads follow the machine: quick variants on this machine's testbeds (local,
+/// netns) with an offered-load sweep. Full variants, simulated and real-machine testbeds keep
+/// their manifests' loads.
+fn is_sizable(variant: Variant, testbed: &Testbed, sweep: &crate::plan::Sweep) -> bool {
+    variant == Variant::Quick
+        && matches!(testbed, Testbed::Local | Testbed::Netns)
+        && !sweep.offered_load_ops_per_s.is_empty()
 }
 
 pub(super) fn vfield(variant: Variant, key: &str) -> String {

@@ -118,16 +118,22 @@ pub(super) fn plan_of(text: &str) -> anyhow::Result<ExperimentPlan> {
     )?)
 }
 
-/// `naam testbed bench`.
-pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let duration = Duration::from_secs(args.seconds.max(1));
-    let ceiling = CEILING_BATCHES
+/// The loopback UDP request/response ceiling: the best of [`CEILING_BATCHES`] in flight, each
+/// measured for `duration`.
+pub(super) fn best_udp_ceiling(duration: Duration) -> anyhow::Result<naam_net::EchoCeiling> {
+    CEILING_BATCHES
         .iter()
         .map(|&b| naam_net::udp_echo_ceiling(duration, b))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .max_by(|a, b| a.requests_per_s.total_cmp(&b.requests_per_s))
-        .context("no ceiling measured")?;
+        .context("no ceiling measured")
+}
+
+/// `naam testbed bench`.
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let duration = Duration::from_secs(args.seconds.max(1));
+    let ceiling = best_udp_ceiling(duration)?;
     let executor = naam_executors::LocalExecutor::new(local_options(&args.testbed)?);
     let measure_ms = args.seconds * 1000;
     let host_plan = plan_of(&manifest(

@@ -197,6 +197,7 @@ fn describe(r: &Reproduced) -> String {
 /// `naam reproduce`.
 pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::stop::install();
+    let scale = machine_scale(&args)?;
     let mut done = Vec::new();
     'experiments: for id in ids(&args.ids)? {
         let local = naam_plan::manifest_path(&args.dirs.experiments, id);
@@ -210,7 +211,7 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
         };
         let runs = [(local, &args.dirs), (simulated, &simulated_dirs)];
         for (manifest, dirs) in runs.iter().filter(|(m, _)| m.exists()) {
-            done.push(reproduce_manifest(manifest, dirs, &args, &stop)?);
+            done.push(reproduce_manifest(manifest, dirs, &args, scale, &stop)?);
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break 'experiments;
             }
@@ -235,6 +236,34 @@ pub fn reproduce(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How long each in-flight count of the sizing ceiling is measured.
+const SIZING_CEILING_DURATION: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The scale of a quick reproduction's local loads on this machine (issue 16): its loopback UDP
+/// ceiling against the development VM's, on which the quick manifests were sized. `None` for a
+/// full reproduction, with `--loads-as-written`, or on a machine like the development VM.
+fn machine_scale(args: &ReproduceArgs) -> anyhow::Result<Option<naam_plan::LoadScale>> {
+    if !args.quick || args.loads_as_written {
+        return Ok(None);
+    }
+    let ceiling = super::bench::best_udp_ceiling(SIZING_CEILING_DURATION)?;
+    let measured = ceiling.requests_per_s.round() as u64;
+    let scale = naam_plan::LoadScale::for_ceiling(measured);
+    if !args.json {
+        let verdict = scale.map_or("loads kept as written".to_string(), |s| {
+            format!("local quick loads × {:.2}", s.factor())
+        });
+        eprintln!(
+            "== sizing the quick variants: loopback UDP ceiling {} k req/s ({} in flight; the \
+             development VM's: {} k) → {verdict}",
+            measured / 1000,
+            ceiling.batch,
+            naam_plan::REFERENCE_CEILING_REQ_PER_S / 1000
+        );
+    }
+    Ok(scale)
+}
+
 /// An experiment's manifest on the simulation testbed sits beside its local one, named
 /// `<id>-sim.toml`; `naam reproduce` runs both.
 const SIM_MANIFEST_SUFFIX: &str = "-sim";
@@ -247,9 +276,10 @@ fn reproduce_manifest(
     manifest: &Path,
     dirs: &Dirs,
     args: &ReproduceArgs,
+    scale: Option<naam_plan::LoadScale>,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Reproduced> {
-    let plan = naam_plan::load_manifest(manifest, variant(args.quick))?;
+    let plan = naam_plan::load_manifest_sized(manifest, variant(args.quick), scale)?;
     if !args.json {
         let clock = match plan.testbed {
             naam_plan::Testbed::Sim { .. } => " of virtual time",

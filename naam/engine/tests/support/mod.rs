@@ -12,7 +12,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use naam_engine::client::{Call, Destination, Outcome, Route};
-use naam_engine::control::{Controller, HostLoad, SilenceRule};
+use naam_engine::control::{Controller, Heartbeat, HostLoad, SilenceRule};
 use naam_engine::exec::{AccessFailure, Completion};
 use naam_engine::function::Code;
 use naam_engine::region::Denial;
@@ -424,6 +424,9 @@ pub struct World {
     /// Intervals [start, end) in which the host worker has no core (a VM's stalls, a hog's
     /// time slices): it neither steps, samples nor beats.
     pub host_stalls: Vec<(Nanos, Nanos)>,
+    /// Intervals in which the driver sees the host worker queued for a CPU (a hog's slices, as
+    /// the roles see them; a VM's stall is not seen so). Stalls as well when set.
+    pub host_preempted: Vec<(Nanos, Nanos)>,
     /// The host worker's latest heartbeat.
     host_beat: Nanos,
     busy_until: [Nanos; 3],
@@ -499,6 +502,7 @@ impl World {
             sample_period_ns,
             host_slowdown: None,
             host_stalls: Vec::new(),
+            host_preempted: Vec::new(),
             host_beat: Nanos(0),
             busy_until: [Nanos(0); 3],
             events: BinaryHeap::new(),
@@ -760,6 +764,7 @@ impl World {
     fn sample(&mut self) {
         let now = self.now;
         let host_runs = self.host_stalled_until(now).is_none();
+        let host_waiting_for_cpu = self.host_preempted_until(now).is_some();
         let Some(control) = self.control.as_mut() else {
             return;
         };
@@ -769,7 +774,11 @@ impl World {
                 control.on_host_sample(s);
             }
         }
-        let host = control.handle_timeout(now, &[self.host_beat]);
+        let beat = Heartbeat {
+            at: self.host_beat,
+            waiting_for_cpu: host_waiting_for_cpu,
+        };
+        let host = control.handle_timeout(now, &[beat]);
         let nic = self.workers[Location::Nic.index()]
             .handle_timeout(now)
             .map(|s| control.on_nic_sample(s));
@@ -805,12 +814,14 @@ impl World {
         window.iter().filter(|s| s.2 == location).count() as f64 / window.len().max(1) as f64
     }
 
-    /// The end of the host stall `at` falls in, if any.
+    /// The end of the host stall (or preemption) `at` falls in, if any.
     fn host_stalled_until(&self, at: Nanos) -> Option<Nanos> {
-        self.host_stalls
-            .iter()
-            .find(|&&(start, end)| start <= at && at < end)
-            .map(|&(_, end)| end)
+        end_of_interval(&self.host_stalls, at).or_else(|| self.host_preempted_until(at))
+    }
+
+    /// The end of the host preemption `at` falls in, if any.
+    fn host_preempted_until(&self, at: Nanos) -> Option<Nanos> {
+        end_of_interval(&self.host_preempted, at)
     }
 
     /// The decoded hash-lookup answer of request `id` (found, value).
@@ -831,4 +842,12 @@ impl World {
 /// Bucket of a request id (re-exported for tests that reason about steering).
 pub fn bucket(id: u64) -> u16 {
     steer_bucket(RequestId(id))
+}
+
+/// The end of the interval [start, end) of `intervals` that holds `at`, if any.
+fn end_of_interval(intervals: &[(Nanos, Nanos)], at: Nanos) -> Option<Nanos> {
+    intervals
+        .iter()
+        .find(|&&(start, end)| start <= at && at < end)
+        .map(|&(_, end)| end)
 }

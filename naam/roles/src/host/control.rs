@@ -6,11 +6,11 @@
 //! measured from the results.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use naam_engine::control::Observed;
+use naam_engine::control::{Heartbeat, Observed};
 use naam_engine::wire::LoadSample;
 use naam_engine::{Location, Nanos, RuleChange, RuleKey, ServerControl};
 use naam_net::{RecvBatch, Steering, UdpSocket};
@@ -18,7 +18,7 @@ use naam_results::raw;
 
 use crate::control_auth::{ControlDrops, SampleGate};
 use crate::os::{monotonic_ns, realtime_ns};
-use crate::serve::ControlShared;
+use crate::serve::{ControlShared, Liveness};
 use crate::timeline::TimelineWatch;
 
 use super::samples::{JsonlLog, LogWritten};
@@ -37,8 +37,10 @@ pub struct ControlLoop {
     pub control: Arc<ControlShared>,
     /// Host workers' samples.
     pub host_samples: Receiver<LoadSample>,
-    /// Host workers' heartbeats (CLOCK_REALTIME of their latest loop iteration).
-    pub heartbeats: Vec<Arc<AtomicU64>>,
+    /// Host workers' heartbeats (CLOCK_REALTIME of their latest loop iteration) and threads.
+    pub heartbeats: Vec<Arc<Liveness>>,
+    /// Reads them into the stage's heartbeats at each tick.
+    pub liveness: LivenessReader,
     /// The control port (NIC samples arrive here).
     pub socket: UdpSocket,
     /// The point's timeline (changes and samples are timed from its measured phase's start).
@@ -78,6 +80,9 @@ pub struct ControlReport {
     pub steered: [u64; 3],
     /// Control datagrams refused, by reason.
     pub drops: ControlDrops,
+    /// Ticks at which a silent host worker was seen queued for a CPU (its silence counted as
+    /// queueing delay at once).
+    pub waiting_for_cpu_ticks: u64,
 }
 
 impl ControlLoop {
@@ -94,7 +99,7 @@ impl ControlLoop {
     pub fn run(mut self, stop: &AtomicBool) -> ControlReport {
         let mut report = ControlReport::default();
         let mut batch = RecvBatch::new(16);
-        let mut beats: Vec<Nanos> = Vec::with_capacity(self.heartbeats.len());
+        let mut beats: Vec<Heartbeat> = Vec::with_capacity(self.heartbeats.len());
         while !stop.load(Ordering::Relaxed) {
             let until_tick = self.stage.poll_timeout().since(Nanos(realtime_ns()));
             let wait = Duration::from_nanos(until_tick).min(RECV_WAIT_MAX);
@@ -112,12 +117,7 @@ impl ControlLoop {
                 for sample in self.host_samples.try_iter() {
                     self.stage.on_host_sample(sample);
                 }
-                beats.clear();
-                beats.extend(
-                    self.heartbeats
-                        .iter()
-                        .map(|h| Nanos(h.load(Ordering::Relaxed))),
-                );
+                self.liveness.read(&self.heartbeats, now, &mut beats);
                 if let Some(observed) = self.stage.handle_timeout(now, &beats) {
                     self.handle(observed, &mut report);
                 }
@@ -129,6 +129,7 @@ impl ControlLoop {
             .map(|c| c.by_location())
             .unwrap_or_default();
         report.drops = self.gate.drops;
+        report.waiting_for_cpu_ticks = self.liveness.waiting_ticks;
         report.samples = self.samples.finish();
         report.steering = self.steering.finish();
         report
@@ -232,5 +233,57 @@ pub fn scope_name(key: RuleKey) -> String {
         (Some(t), None, _) => format!("tenant:{}", t.0),
         (Some(t), Some(f), None) => format!("function:{}/{}", t.0, f.0),
         (Some(t), Some(f), Some(flow)) => format!("flow:{}/{}/{flow}", t.0, f.0),
+    }
+}
+
+/// Reads the host workers' liveness into the engine's heartbeats at each tick. A worker silent
+/// beyond the allowance is probed: runnable (`R`) while its CPU clock advanced by less than half
+/// the time since the last tick means it waits behind another task on its core — a hog — and
+/// its silence counts at once; a VM's stall leaves it sleeping or running (clock advancing).
+#[derive(Debug)]
+pub struct LivenessReader {
+    allowance_ns: u64,
+    cpu_ns: Vec<u64>,
+    last_tick: Option<Nanos>,
+    /// Ticks at which some worker was seen waiting for a CPU.
+    pub waiting_ticks: u64,
+}
+
+impl LivenessReader {
+    /// A reader for `workers` workers whose silence up to `allowance_ns` is normal.
+    pub fn new(workers: usize, allowance_ns: u64) -> LivenessReader {
+        LivenessReader {
+            allowance_ns,
+            cpu_ns: vec![0; workers],
+            last_tick: None,
+            waiting_ticks: 0,
+        }
+    }
+
+    /// The workers' heartbeats at `now` into `beats`.
+    pub fn read(&mut self, workers: &[Arc<Liveness>], now: Nanos, beats: &mut Vec<Heartbeat>) {
+        let since_tick_ns = self.last_tick.map_or(0, |at| now.since(at));
+        self.last_tick = Some(now);
+        self.cpu_ns.resize(workers.len(), 0);
+        beats.clear();
+        for (worker, cpu_ns) in workers.iter().zip(self.cpu_ns.iter_mut()) {
+            let at = Nanos(worker.beat_ns());
+            let Some(thread) = worker.thread() else {
+                beats.push(Heartbeat::at(at));
+                continue;
+            };
+            let used_ns = thread.cpu_ns();
+            let used_ns = used_ns.saturating_sub(std::mem::replace(cpu_ns, used_ns));
+            let silent = now.since(at) > self.allowance_ns;
+            let stood_still = used_ns.saturating_mul(2) < since_tick_ns;
+            let waiting_for_cpu = silent && stood_still && thread.is_runnable();
+            beats.push(Heartbeat {
+                at,
+                waiting_for_cpu,
+            });
+        }
+        if beats.iter().any(|b| b.waiting_for_cpu) {
+            self.waiting_ticks += 1;
+        }
     }
 }

@@ -12,7 +12,7 @@ pub mod switch;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 
 use naam_engine::control::{HOST_SAMPLES_PENDING_MAX, HostLoad, SilenceRule};
 use naam_engine::function::Code;
@@ -29,7 +29,9 @@ use crate::counters::{CpuRegistry, ThreadRole, Totals};
 use crate::ipipe::host::Counterpart;
 use crate::os::{cpu_for, pin_current_thread, realtime_ns};
 use crate::ready::{self, HostReady};
-use crate::serve::{ControlShared, DirectPath, Natives, SampleSink, WorkerReport, WorkerThread};
+use crate::serve::{
+    ControlShared, DirectPath, Liveness, Natives, SampleSink, WorkerReport, WorkerThread,
+};
 use crate::timeline::TimelineWatch;
 use crate::workload::{self, FunctionCode, ServerWorkload, tenant_id};
 use crate::{RoleError, udp};
@@ -66,6 +68,10 @@ pub struct HostCounters {
     /// NIC control datagrams refused, by reason (forged, stale or impossible samples).
     #[serde(default)]
     pub control_drops: ControlDrops,
+    /// Controller ticks at which a silent host worker was queued for a CPU (whole run): the
+    /// evidence that made its silence count as queueing delay at once.
+    #[serde(default)]
+    pub waiting_for_cpu_ticks: u64,
     /// Failed rule applications.
     pub apply_errors: u64,
     /// The last failure, if any.
@@ -111,7 +117,7 @@ struct Shared {
     functions: Arc<FunctionTable>,
     control: Arc<ControlShared>,
     sample_tx: crossbeam_channel::Sender<naam_engine::wire::LoadSample>,
-    heartbeats: Vec<Arc<AtomicU64>>,
+    heartbeats: Vec<Arc<Liveness>>,
     timeline: TimelineWatch,
     /// The user-space eSwitch's ingress (its forwards name the client's reply address), if any.
     forwarders: Vec<SocketAddr>,
@@ -155,7 +161,7 @@ impl Shared {
             control: Arc::new(ControlShared::default()),
             sample_tx,
             heartbeats: (0..host.workers)
-                .map(|_| Arc::new(AtomicU64::new(realtime_ns())))
+                .map(|_| Arc::new(Liveness::new(realtime_ns())))
                 .collect(),
             timeline: TimelineWatch::start(&config.timeline, stop),
             forwarders: forwarders(host, &net),
@@ -167,6 +173,7 @@ impl Shared {
             control: Arc::clone(&shared.control),
             host_samples: sample_rx,
             heartbeats: shared.heartbeats.clone(),
+            liveness: liveness_reader(host),
             socket: udp::bind(SocketAddr::new(control_ip(host), 0), false)?,
             timeline: shared.timeline.clone(),
             policy_name: host.policy.name().to_string(),
@@ -353,6 +360,7 @@ impl HostCounters {
             reply_to_refused: reports.iter().map(|r| r.reply_to_refused).sum(),
             unanswerable: reports.iter().map(|r| r.unanswerable).sum(),
             control_drops: control.drops,
+            waiting_for_cpu_ticks: control.waiting_for_cpu_ticks,
             apply_errors: control.apply_errors,
             last_apply_error: control.last_apply_error,
             vm: String::new(),
@@ -438,6 +446,17 @@ fn control_ip(host: &HostConfig) -> std::net::IpAddr {
     host.nic_link.map_or(host.listen_ip, |link| link.host_ip)
 }
 
+/// How long a host worker may be silent before its silence counts: a sampling period plus its
+/// longest idle wait.
+fn silence_allowance_ns(host: &HostConfig) -> u64 {
+    host.sample_period_us * 1000 + crate::serve::IDLE_WAIT.as_nanos() as u64
+}
+
+/// The controller's reader of the host workers' liveness, with their silence allowance.
+fn liveness_reader(host: &HostConfig) -> control::LivenessReader {
+    control::LivenessReader::new(host.workers as usize, silence_allowance_ns(host))
+}
+
 /// The server's control stage for `host`: its policy, the workload's fixed rules, host-load
 /// aggregation over its sampling period.
 fn control_stage(
@@ -445,9 +464,9 @@ fn control_stage(
     workload: &dyn ServerWorkload,
 ) -> Result<ServerControl, RoleError> {
     let period_ns = host.sample_period_us * 1000;
-    // A worker may be silent for a period plus its longest idle wait before its silence counts,
-    // and then only if it is starved persistently (a hog), not stalled now and then (a VM).
-    let silence_allowance_ns = period_ns + crate::serve::IDLE_WAIT.as_nanos() as u64;
+    // A worker's silence beyond the allowance counts when the controller sees it queued for a
+    // CPU (a hog), or when it is starved persistently; not when the VM stalls it now and then.
+    let silence_allowance_ns = silence_allowance_ns(host);
     // iPipe's NIC receives every request (its actors own their tables, writes included).
     let fixed = match crate::ipipe::params_of(&host.policy) {
         Some(_) => RuleTable::new(Shares::NIC),
