@@ -967,6 +967,9 @@ fn client_session(
     let rate = client.offered_ops_per_s;
     let mut endpoint_config = EndpointConfig::new(k, config.timeout_ns);
     endpoint_config.inflight_max = config.inflight_max as usize;
+    // As the host role announces it: iPipe has no host-native calls (every request enters the
+    // NIC, where the actor that owns the table applies writes too).
+    endpoint_config.server_only_pinned = naam_roles::ipipe::params_of(&config.policy).is_none();
     let client_policy = config.policy.runs_at_client().then(|| {
         naam_engine::Controller::new(
             naam_engine::policy::build(&config.policy),

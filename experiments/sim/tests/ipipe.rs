@@ -10,6 +10,10 @@ use naam_sim::profile::CostProfile;
 use naam_types::{PolicyKind, PolicySpec};
 
 const MS: u64 = 1_000_000;
+/// Completions the server's and the clients' phase boundaries may see differently, in percent
+/// of the clients' (requests in flight at the measured phase's start or end); YCSB-B's 5 % SETs
+/// lie outside it.
+const BOUNDARY_SLACK_PERCENT: u64 = 2;
 
 fn seed() -> u64 {
     let seed = std::env::var("NAAM_SEED")
@@ -104,7 +108,13 @@ fn mica_ycsb_b_through_the_simulated_ipipe_nic_verifies_every_answer() {
     assert_eq!(ipipe.migrations_to_host, 0, "{ipipe:?}");
     assert_eq!(outcome.server.host.completions, 0);
     eprintln!("server {:?}, clients completed {completed}", outcome.server);
-    assert!(outcome.server.nic.completions * 10 >= completed * 9);
+    // Every completion is counted where it ran, SETs included (within the requests in flight
+    // at the measured phase's two boundaries).
+    let served = outcome.server.nic.completions + outcome.server.host.completions;
+    assert!(
+        served.abs_diff(completed) * 100 <= completed * BOUNDARY_SLACK_PERCENT,
+        "server.json counted {served}, the clients {completed}"
+    );
     assert_eq!(ipipe.actors, 1);
     assert_eq!(ipipe.cores, [8, 8]);
     let testbed = std::fs::read_to_string(dir.path().join("testbed.json")).unwrap();

@@ -73,6 +73,13 @@ pub struct EndpointConfig {
     pub sweep_period_ns: u64,
     /// Period of client-side policy samples.
     pub sample_period_ns: u64,
+    /// Whether server-only calls travel with the pinned steering key, which the eSwitch places
+    /// at the host whatever the rules (NAAM: host-native writes run where the data lives).
+    /// `false` for a server without host-native calls, whose every request takes its bucket's
+    /// key and goes where the rules send it (the iPipe baseline: actors own their objects,
+    /// writes included, and every request enters the NIC). Such calls still never run at the
+    /// client.
+    pub server_only_pinned: bool,
 }
 
 impl EndpointConfig {
@@ -86,6 +93,7 @@ impl EndpointConfig {
             inflight_max: CLIENT_INFLIGHT_MAX,
             sweep_period_ns: SWEEP_PERIOD_NS_DEFAULT,
             sample_period_ns: SAMPLE_PERIOD_NS_DEFAULT,
+            server_only_pinned: true,
         }
     }
 }
@@ -507,7 +515,10 @@ impl<C: Copy> ClientEndpoint<C> {
                 Transmit {
                     to: Destination::Ingress,
                     carries,
-                    steer: Some(SteerKey::of(request_id, call.server_only)),
+                    steer: Some(SteerKey::of(
+                        request_id,
+                        call.server_only && self.config.server_only_pinned,
+                    )),
                 },
                 bytes,
             );

@@ -188,6 +188,50 @@ fn the_servers_hint_sets_the_share_run_locally() {
     );
 }
 
+/// The steering key of the one request `issue` put in the endpoint's transmit queue.
+fn sent_key(client: &mut ClientEndpoint<u32>) -> Option<SteerKey> {
+    let transmit = client.poll_transmit(&mut Vec::new()).expect("a transmit");
+    assert!(client.poll_transmit(&mut Vec::new()).is_none());
+    transmit.steer
+}
+
+#[test]
+fn a_server_only_call_is_pinned_unless_the_server_pins_nothing() {
+    for pinned in [true, false] {
+        let seed = test_seed(0xc1_0002);
+        let (regions, _memory, ds) = dataset(&pairs(64, seed.0), 5);
+        let mut config = EndpointConfig::new(0, TIMEOUT_NS);
+        config.server_only_pinned = pinned;
+        let catalog = regions.catalog_for(TENANT);
+        let client_regions = Arc::new(RegionTable::from_catalog(&catalog).unwrap());
+        let mut client: ClientEndpoint<u32> = ClientEndpoint::new(
+            config,
+            Arc::new(functions()),
+            client_regions,
+            None,
+            Nanos(0),
+        )
+        .unwrap();
+        // Even with every bucket the client's, a server-only call goes to the server.
+        client.set_client_permille(1000);
+        let (args, d) = lookup(&ds, 0);
+        let server_only = Call {
+            server_only: true,
+            ..call(&args, d)
+        };
+        let route = client
+            .issue(Nanos(0), Nanos(0), 1, &server_only, 1)
+            .unwrap();
+        assert_eq!(route, Route::Server, "pinned {pinned}");
+        let id = client.request_id(1);
+        let expected = match pinned {
+            true => SteerKey::Pinned,
+            false => SteerKey::Bucket(steer::steer_bucket(id)),
+        };
+        assert_eq!(sent_key(&mut client), Some(expected), "pinned {pinned}");
+    }
+}
+
 #[test]
 fn a_local_request_reads_through_the_rnic_and_verifies() {
     let mut f = fixture(0, None);

@@ -256,6 +256,7 @@ impl Client {
         // server honours an address on the datagram's own source host (naam-net `steer_port`).
         endpoint_config.reply_to = Some(reply_addr(socket.local_addr()));
         endpoint_config.inflight_max = cc.inflight_max as usize;
+        endpoint_config.server_only_pinned = host.host_native_pinned;
         let endpoint = ClientEndpoint::new(
             endpoint_config,
             Arc::new(functions),

@@ -106,6 +106,17 @@ pub struct HostReady {
     /// The iPipe counterpart's link (iPipe series only): the NIC connects here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipipe_link: Option<SocketAddr>,
+    /// Whether clients send host-native calls (writes) with the pinned steering key, which the
+    /// eSwitch places at the host whatever its rules (NAAM: writes run where the data lives).
+    /// `false` under iPipe, which has no host-native calls: its actors own their objects,
+    /// writes included, so every request takes its bucket's key and enters the NIC (the rules
+    /// send everything there). Absent in older files: `true`.
+    #[serde(default = "pinned_by_default")]
+    pub host_native_pinned: bool,
+}
+
+fn pinned_by_default() -> bool {
+    true
 }
 
 /// What a reader needs to READ the host's regions over RDMA: the handshake address (queue-pair

@@ -198,6 +198,7 @@ impl Shared {
             pid: std::process::id(),
             rdma: rdma_ready,
             ipipe_link: ipipe.as_ref().map(Counterpart::link_addr).transpose()?,
+            host_native_pinned: ipipe.is_none(),
         };
         let bound = Bound {
             ipipe,
@@ -401,8 +402,10 @@ fn spawn_ipipe<'scope>(
     threads
 }
 
-/// With iPipe serving, the host's counters are its counterpart's (NAAM's host workers stood
-/// idle: the eSwitch sent everything to the NIC), and its record joins them.
+/// With iPipe serving, the host's counters are its counterpart's plus whatever NAAM's host
+/// workers served (nothing: the host announces that no call is pinned, and the rules send every
+/// request to the NIC; were one served there, it is counted where it ran), and its record joins
+/// them.
 fn with_ipipe(
     counters: HostCounters,
     ipipe: Option<&Counterpart>,
@@ -415,7 +418,7 @@ fn with_ipipe(
     let phase_ns = t.map_or(0, |t| t.measure_ms * 1_000_000);
     let measure_start = t.map_or(0, |t| t.measure_start_realtime_ns());
     HostCounters {
-        host: cp.counters(phase_ns),
+        host: crate::ipipe::same_cores(&cp.counters(phase_ns), &counters.host),
         ipipe: Some(cp.record(measure_start)),
         ..counters
     }

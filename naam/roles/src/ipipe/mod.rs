@@ -185,3 +185,21 @@ pub fn phase_counters(
         busy_fraction: (busy_ns as f64 / capacity_ns.max(1) as f64).min(1.0),
     }
 }
+
+/// The counters of two servers that shared the same cores over the same phase (the host's iPipe
+/// counterpart and NAAM's host workers, both `workers` threads on the host's CPUs): every count
+/// added, busy fractions of the same capacity added (at most 1).
+pub fn same_cores(
+    a: &naam_results::raw::LocationCounters,
+    b: &naam_results::raw::LocationCounters,
+) -> naam_results::raw::LocationCounters {
+    naam_results::raw::LocationCounters {
+        completions: a.completions + b.completions,
+        steps: a.steps + b.steps,
+        retries: a.retries + b.retries,
+        traps: a.traps + b.traps,
+        access_denials: a.access_denials + b.access_denials,
+        pushbacks: a.pushbacks + b.pushbacks,
+        busy_fraction: (a.busy_fraction + b.busy_fraction).min(1.0),
+    }
+}
