@@ -272,10 +272,11 @@ impl SilenceRule {
 /// One host worker's liveness as its driver saw it at a tick.
 ///
 /// `waiting_for_cpu` tells a core taken by another task from a virtual machine's stall: the
-/// driver saw the worker runnable while its CPU clock stood still since the last tick (it was
-/// queued behind another task on its core — a CPU hog, the server compute congestion NAAM sheds
-/// from). In a VM's stall the worker either sleeps (not runnable) or is running on a vCPU the
-/// hypervisor took (its CPU clock advances). A driver that cannot tell sets it `false` and
+/// driver saw requests waiting for the worker while it was runnable and its CPU clock stood
+/// still since the last tick (queued behind another task on its core — a CPU hog, the server
+/// compute congestion NAAM sheds from). In a VM's stall the worker either sleeps (not runnable)
+/// or is running on a vCPU the hypervisor took (its CPU clock advances); an idle worker that a
+/// busy machine wakes late has nothing waiting. A driver that cannot tell sets it `false` and
 /// gets the [`SilenceRule`] alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Heartbeat {

@@ -87,6 +87,16 @@ impl ThreadProbe {
     }
 }
 
+/// Whether a datagram waits in the receive queue of socket `fd` (FIONREAD: the size of the next
+/// datagram; `false` when there is none or the descriptor is not a socket).
+pub fn datagram_waiting(fd: std::os::fd::RawFd) -> bool {
+    let mut next_bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid and writable; a
+    // descriptor that is not (or no longer) a socket makes the call fail, not misbehave.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut next_bytes) };
+    rc == 0 && next_bytes > 0
+}
+
 /// The state letter of a `/proc/<pid>/stat` line: the first field after the command name, whose
 /// parentheses may themselves hold `)`.
 fn state_of_stat(stat: &str) -> Option<char> {
@@ -267,6 +277,26 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn a_datagram_waits_in_a_socket_until_it_is_read() {
+        use std::os::fd::AsRawFd;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(!datagram_waiting(socket.as_raw_fd()));
+        socket
+            .send_to(b"request", socket.local_addr().unwrap())
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !datagram_waiting(socket.as_raw_fd()) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(
+            datagram_waiting(socket.as_raw_fd()),
+            "the datagram is queued"
+        );
+        socket.recv(&mut [0u8; 16]).unwrap();
+        assert!(!datagram_waiting(socket.as_raw_fd()), "and gone once read");
+    }
 
     #[test]
     fn the_state_follows_the_last_parenthesis_of_the_command_name() {

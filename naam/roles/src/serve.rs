@@ -394,6 +394,9 @@ impl<P: AccessPath> std::fmt::Debug for WorkerThread<P> {
 pub struct Liveness {
     beat_ns: AtomicU64,
     thread: std::sync::OnceLock<crate::os::ThreadProbe>,
+    /// The worker's receive socket (-1 until it runs): requests waiting there have waited at
+    /// least as long as the worker has been silent.
+    socket_fd: std::sync::atomic::AtomicI32,
 }
 
 impl Liveness {
@@ -402,6 +405,7 @@ impl Liveness {
         Liveness {
             beat_ns: AtomicU64::new(now_ns),
             thread: std::sync::OnceLock::new(),
+            socket_fd: std::sync::atomic::AtomicI32::new(-1),
         }
     }
 
@@ -415,11 +419,19 @@ impl Liveness {
         self.beat_ns.load(Ordering::Relaxed)
     }
 
-    /// Called by the worker's thread when it starts: from now on the controller can probe it.
-    pub fn attach_current_thread(&self) {
+    /// Called by the worker's thread when it starts, with the socket it receives on: from now
+    /// on the controller can probe both.
+    pub fn attach_current_thread(&self, socket_fd: std::os::fd::RawFd) {
         if let Some(probe) = crate::os::ThreadProbe::current() {
             let _ = self.thread.set(probe);
         }
+        self.socket_fd.store(socket_fd, Ordering::Relaxed);
+    }
+
+    /// Whether a datagram waits in the worker's receive socket (`false` before it runs).
+    pub fn has_requests_waiting(&self) -> bool {
+        let fd = self.socket_fd.load(Ordering::Relaxed);
+        fd >= 0 && crate::os::datagram_waiting(fd)
     }
 
     /// The worker's thread, once it runs.
@@ -469,7 +481,8 @@ impl<P: AccessPath> WorkerThread<P> {
             send_errors: 0,
             unanswerable: 0,
         };
-        self.heartbeat.attach_current_thread();
+        self.heartbeat
+            .attach_current_thread(self.socket.as_raw_fd());
         for &forwarder in &self.forwarders {
             let token = peer_token(&mut st.peers, &mut st.peer_index, forwarder);
             self.worker.trust_forwarder(token);

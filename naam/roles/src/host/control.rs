@@ -237,9 +237,11 @@ pub fn scope_name(key: RuleKey) -> String {
 }
 
 /// Reads the host workers' liveness into the engine's heartbeats at each tick. A worker silent
-/// beyond the allowance is probed: runnable (`R`) while its CPU clock advanced by less than half
-/// the time since the last tick means it waits behind another task on its core — a hog — and
-/// its silence counts at once; a VM's stall leaves it sleeping or running (clock advancing).
+/// beyond the allowance is probed: requests waiting in its socket while it is runnable (`R`) and
+/// its CPU clock advanced by less than half the time since the last tick means work queues
+/// behind another task on its core — a hog — and its silence counts at once. A VM's stall leaves
+/// it sleeping or running (clock advancing); an idle worker delayed by a busy machine has no
+/// request waiting, so nothing waited.
 #[derive(Debug)]
 pub struct LivenessReader {
     allowance_ns: u64,
@@ -276,7 +278,8 @@ impl LivenessReader {
             let used_ns = used_ns.saturating_sub(std::mem::replace(cpu_ns, used_ns));
             let silent = now.since(at) > self.allowance_ns;
             let stood_still = used_ns.saturating_mul(2) < since_tick_ns;
-            let waiting_for_cpu = silent && stood_still && thread.is_runnable();
+            let waiting_for_cpu =
+                silent && stood_still && worker.has_requests_waiting() && thread.is_runnable();
             beats.push(Heartbeat {
                 at,
                 waiting_for_cpu,
