@@ -297,7 +297,6 @@ pub struct SimPoint {
     dma_free_ns: u64,
     rnic_free_ns: u64,
     rnic_reads: u64,
-    rnic_data: Vec<u8>,
     frames: FramePool,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
@@ -339,10 +338,9 @@ impl SimPoint {
             )
             .map_err(setup)
         };
-        let profile = &config.profile;
         let servers = [
-            server_of(worker(Location::Host)?, profile.host, &config)?,
-            server_of(worker(Location::Nic)?, profile.nic, &config)?,
+            server_of(worker(Location::Host)?, config.profile.host, &config)?,
+            server_of(worker(Location::Nic)?, config.profile.nic, &config)?,
         ];
         let control = ServerControl::new(
             naam_roles::host::server_controller(&config.policy).map_err(setup)?,
@@ -380,7 +378,6 @@ impl SimPoint {
             dma_free_ns: 0,
             rnic_free_ns: 0,
             rnic_reads: 0,
-            rnic_data: vec![0u8; naam_engine::abi::ACCESS_BYTES_MAX],
             frames: FramePool::default(),
             steered: [0; 3],
             changes: Vec::new(),
@@ -646,13 +643,17 @@ impl SimPoint {
         let memory = &self.memory;
         // `answer_read` replies with the bytes it copied (`read.len` of them), never with what a
         // previous read left in the buffer.
-        let reply = answer_read(&read, &self.table, &mut self.rnic_data, |region, offset, out| {
+        let mut data = self.frames.take();
+        data.resize(naam_engine::abi::ACCESS_BYTES_MAX, 0);
+        let reply = answer_read(&read, &self.table, &mut data, |region, offset, out| {
             memory
                 .region(region)
                 .is_some_and(|r| r.read_into(offset, out))
         });
         let mut out = self.frames.take();
-        if Frame::ReadReply(reply).encode(&mut out).is_err() {
+        let encoded = Frame::ReadReply(reply).encode(&mut out);
+        self.frames.give(data);
+        if encoded.is_err() {
             return self.frames.give(out);
         }
         self.rnic_reads += 1;

@@ -350,17 +350,15 @@ where
             )))
             .map_err(|e| err(&e))?;
     }
-    let lines = panel.lines.len();
+    let bar_base = y.start.max(0.0); // negative values hang below 0
     for (li, line) in panel.lines.iter().enumerate() {
         let c = color(&line.color_key);
         let points: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, p.y)).collect();
         if panel.bars {
-            let width = 0.8 / lines.max(1) as f64;
-            // Bars stand on 0 when the axis shows it (negative values hang below it).
-            let base = if y.start < 0.0 { 0.0 } else { y.start };
+            let width = 0.8 / panel.lines.len().max(1) as f64;
             let bars = line.points.iter().map(|p| {
                 let x0 = p.x - 0.4 + li as f64 * width;
-                Rectangle::new([(x0, base), (x0 + width * 0.9, p.y)], c.filled())
+                Rectangle::new([(x0, bar_base), (x0 + width * 0.9, p.y)], c.filled())
             });
             chart
                 .draw_series(bars)
