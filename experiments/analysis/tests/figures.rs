@@ -7,6 +7,9 @@ use std::path::Path;
 
 use expect_test::expect;
 use naam_analysis::figures::read::FrameSet;
+use naam_analysis::figures::validation::{
+    Metric, ValidationRow, validation_csv, validation_figure, write_validation,
+};
 use naam_analysis::{analyze_run, figure_data, plot_all, plot_run};
 use naam_plan::ExperimentId;
 
@@ -240,4 +243,138 @@ fn issue_17_time_series_draw_an_invalid_point_hollow() {
             figure.footnote
         );
     }
+}
+
+/// Rows as `naam sim-validate` makes them (synthetic values, shaped like a real table: the
+/// simulated load-shift has no shift).
+fn validation_rows() -> Vec<ValidationRow> {
+    let row = |experiment: &str, series: &str, metric, local, simulated, error| ValidationRow {
+        experiment: experiment.into(),
+        series: series.into(),
+        metric,
+        local,
+        simulated,
+        error_percent: error,
+    };
+    vec![
+        row(
+            "mica-ycsb-b",
+            "host",
+            Metric::Throughput,
+            Some(50e3),
+            Some(49.8e3),
+            Some(-0.4),
+        ),
+        row(
+            "mica-ycsb-b",
+            "host",
+            Metric::P50Error,
+            None,
+            None,
+            Some(-80.0),
+        ),
+        row(
+            "mica-ycsb-b",
+            "host",
+            Metric::P99Error,
+            None,
+            None,
+            Some(-95.0),
+        ),
+        row(
+            "mica-ycsb-b",
+            "nic",
+            Metric::Throughput,
+            Some(30e3),
+            Some(30.2e3),
+            Some(0.7),
+        ),
+        row(
+            "mica-ycsb-b",
+            "nic",
+            Metric::P50Error,
+            None,
+            None,
+            Some(-72.0),
+        ),
+        row("mica-ycsb-b", "nic", Metric::P99Error, None, None, None),
+        row(
+            "load-shift",
+            "naam-adaptive",
+            Metric::Throughput,
+            Some(20e3),
+            Some(20e3),
+            Some(0.0),
+        ),
+        row(
+            "load-shift",
+            "naam-adaptive",
+            Metric::ShiftTime,
+            Some(90.0),
+            None,
+            None,
+        ),
+        row(
+            "load-shift",
+            "naam-adaptive",
+            Metric::P50Error,
+            None,
+            None,
+            Some(-86.0),
+        ),
+        row(
+            "load-shift",
+            "naam-adaptive",
+            Metric::P99Error,
+            None,
+            None,
+            Some(-100.0),
+        ),
+    ]
+}
+
+#[test]
+fn sim_validation_figure_data_table_and_files() {
+    let rows = validation_rows();
+    let figure = validation_figure(&rows, "this-machine");
+    expect![[r#"
+        sim-validation: Simulation (simulated (profile this-machine)) against the local testbed
+        (a) best valid throughput | x: experiment: series | y: throughput (kops/s)
+          local testbed: mica-ycsb-b: host=50.00 mica-ycsb-b: nic=30.00 load-shift: naam-adaptive=20.00
+          simulated (profile this-machine): mica-ycsb-b: host=49.80 mica-ycsb-b: nic=30.20 load-shift: naam-adaptive=20.00
+        (b) latency: median error, simulated vs local | x: experiment: series | y: (simulated − local) / local (%)
+          p50: mica-ycsb-b: host=-80.00 mica-ycsb-b: nic=-72.00 load-shift: naam-adaptive=-86.00
+          p99: mica-ycsb-b: host=-95.00 load-shift: naam-adaptive=-100.0
+        (c) shift time after the hog | x: experiment: series | y: shift time (ms)
+          local testbed: load-shift: naam-adaptive=90.00
+          simulated (profile this-machine): 
+    "#]]
+    .assert_eq(&figure.panels_table());
+    let csv = validation_csv(&rows);
+    assert!(
+        csv.lines()
+            .any(|l| l == "load-shift,naam-adaptive,\"shift time (ms)\",90.0,,"),
+        "{csv}"
+    );
+    assert_eq!(
+        csv.lines().count(),
+        rows.len() + 1,
+        "a header and a line per row"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [csv_path, png, svg] = write_validation(
+        &rows,
+        "this-machine",
+        &dir.path().join("results"),
+        &dir.path().join("figures"),
+    )
+    .expect("write");
+    assert_eq!(std::fs::read_to_string(csv_path).expect("csv"), csv);
+    let png = std::fs::read(png).expect("png written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    let svg = std::fs::read_to_string(svg).expect("svg written");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("local testbed") && svg.contains("this-machine"),
+        "the SVG shows both testbeds' labels"
+    );
 }

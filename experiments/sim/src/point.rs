@@ -61,6 +61,33 @@ pub const DRAIN_GRACE_NS: u64 = naam_roles::client::DRAIN_GRACE.as_nanos() as u6
 const SIM_RKEY_SECRET: RkeySecret = RkeySecret([0x51; 16]);
 /// Steps a client's local executor runs per scheduling round.
 const CLIENT_STEPS_PER_ROUND: usize = 1;
+/// Spare frame buffers the point keeps for reuse, at most (datagrams in flight beyond it are
+/// allocated and freed as before: the bound only caps the memory kept).
+pub const FRAME_POOL_MAX: usize = 16_384;
+
+/// Frame buffers of datagrams that were handled, reused for the next ones: the engine's
+/// `poll_transmit`/`poll_reply` swap the frame into the buffer they are given and keep that
+/// buffer as their own spare, so handing them buffers with capacity spares both sides an
+/// allocation per datagram.
+#[derive(Debug, Default)]
+struct FramePool {
+    spare: Vec<Vec<u8>>,
+}
+
+impl FramePool {
+    /// An empty buffer, with capacity when one was given back.
+    fn take(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// A handled datagram's buffer, for reuse.
+    fn give(&mut self, mut frame: Vec<u8>) {
+        if self.spare.len() < FRAME_POOL_MAX {
+            frame.clear();
+            self.spare.push(frame);
+        }
+    }
+}
 
 /// A CPU hog on the host, from `start_ns` to `stop_ns` (since the run start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +297,7 @@ pub struct SimPoint {
     dma_free_ns: u64,
     rnic_free_ns: u64,
     rnic_reads: u64,
+    frames: FramePool,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
@@ -310,10 +338,9 @@ impl SimPoint {
             )
             .map_err(setup)
         };
-        let profile = &config.profile;
         let servers = [
-            server_of(worker(Location::Host)?, profile.host, &config)?,
-            server_of(worker(Location::Nic)?, profile.nic, &config)?,
+            server_of(worker(Location::Host)?, config.profile.host, &config)?,
+            server_of(worker(Location::Nic)?, config.profile.nic, &config)?,
         ];
         let control = ServerControl::new(
             naam_roles::host::server_controller(&config.policy).map_err(setup)?,
@@ -351,6 +378,7 @@ impl SimPoint {
             dma_free_ns: 0,
             rnic_free_ns: 0,
             rnic_reads: 0,
+            frames: FramePool::default(),
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
@@ -413,9 +441,18 @@ impl SimPoint {
             Event::ClientWake(k) => self.client_wake(k)?,
             Event::ClientLocalDone(k) => self.pump_client(k)?,
             Event::AtIngress(k, frame) => self.ingress(k, frame),
-            Event::AtRnic(k, frame) => self.rnic(k, &frame),
-            Event::AtClient(k, frame) => self.at_client(k, &frame)?,
-            Event::RxDone(loc, k, frame) => self.rx_done(loc, k, &frame),
+            Event::AtRnic(k, frame) => {
+                self.rnic(k, &frame);
+                self.frames.give(frame);
+            }
+            Event::AtClient(k, frame) => {
+                self.at_client(k, &frame)?;
+                self.frames.give(frame);
+            }
+            Event::RxDone(loc, k, frame) => {
+                self.rx_done(loc, k, &frame);
+                self.frames.give(frame);
+            }
             Event::CoreFree(loc) => self.pump_server(loc),
             Event::AccessStart(loc, access) => self.access_start(loc, access),
             Event::AccessDone(loc, access) => self.access_done(loc, access),
@@ -499,16 +536,15 @@ impl SimPoint {
     }
 
     fn flush_client(&mut self, k: u32, depart_ns: u64) {
-        let mut frame = Vec::new();
         let tx_ns = self.config.profile.client.tx_ns.round() as u64;
         loop {
             let Some(session) = self.clients[k as usize].session.as_mut() else {
                 return;
             };
-            let Some(t) = session.poll_transmit(&mut frame) else {
-                return;
+            let mut bytes = self.frames.take();
+            let Some(t) = session.poll_transmit(&mut bytes) else {
+                return self.frames.give(bytes);
             };
-            let bytes = std::mem::take(&mut frame);
             // The client's port is its own: serialisation at line rate, then propagation.
             let at = depart_ns
                 + tx_ns
@@ -577,7 +613,7 @@ impl SimPoint {
             return self.events.schedule_at(at, Event::Ipipe(arrive));
         }
         let Ok(Frame::Invoke(msg)) = Frame::decode(&frame) else {
-            return; // clients send only invokes to the ingress
+            return self.frames.give(frame); // clients send only invokes to the ingress
         };
         let mut loc = self
             .eswitch
@@ -604,16 +640,21 @@ impl SimPoint {
         let Ok(Frame::Read(read)) = Frame::decode(frame) else {
             return;
         };
-        let mut data = vec![0u8; naam_engine::abi::ACCESS_BYTES_MAX];
         let memory = &self.memory;
+        // `answer_read` replies with the bytes it copied (`read.len` of them), never with what a
+        // previous read left in the buffer.
+        let mut data = self.frames.take();
+        data.resize(naam_engine::abi::ACCESS_BYTES_MAX, 0);
         let reply = answer_read(&read, &self.table, &mut data, |region, offset, out| {
             memory
                 .region(region)
                 .is_some_and(|r| r.read_into(offset, out))
         });
-        let mut out = Vec::new();
-        if Frame::ReadReply(reply).encode(&mut out).is_err() {
-            return;
+        let mut out = self.frames.take();
+        let encoded = Frame::ReadReply(reply).encode(&mut out);
+        self.frames.give(data);
+        if encoded.is_err() {
+            return self.frames.give(out);
         }
         self.rnic_reads += 1;
         self.events
@@ -684,14 +725,20 @@ impl SimPoint {
             self.events
                 .schedule_at(at_ns, Event::AccessStart(loc, access));
         }
-        let mut frame = Vec::new();
-        while let Some(out) = self.server(loc).worker.poll_reply(&mut frame) {
+        loop {
+            let mut frame = self.frames.take();
+            let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
+                return self.frames.give(frame);
+            };
             let k = match out.to {
                 ReplyTarget::Source(k) => k as u32,
-                ReplyTarget::Addr(_) => continue, // simulated clients give no reply address
+                // Simulated clients give no reply address.
+                ReplyTarget::Addr(_) => {
+                    self.frames.give(frame);
+                    continue;
+                }
             };
-            self.events
-                .schedule_at(at_ns, Event::Egress(k, std::mem::take(&mut frame)));
+            self.events.schedule_at(at_ns, Event::Egress(k, frame));
         }
     }
 

@@ -52,6 +52,11 @@ fn color(key: &str) -> RGBColor {
         "interpreter" => RGBColor(255, 127, 14),
         "jit" => RGBColor(44, 160, 44),
         "kernel-jit" => RGBColor(214, 39, 40),
+        // The sim-validation figure.
+        "local" => RGBColor(64, 64, 64),
+        "simulated" => RGBColor(23, 190, 207),
+        "p50" => RGBColor(158, 218, 229),
+        "p99" => RGBColor(31, 119, 180),
         _ => RGBColor(23, 190, 207),
     }
 }
@@ -188,7 +193,8 @@ fn bounds(panel: &Panel) -> (Range<f64>, Range<f64>) {
     let y = if panel.y_log {
         (y_min / 1.5)..(y_max * 1.5)
     } else {
-        0.0..(y_max * 1.15).max(1e-9)
+        // From 0 (or below, for negative values such as relative errors).
+        (y_min.min(0.0) * 1.15)..(y_max * 1.15).max(1e-9)
     };
     (x, y)
 }
@@ -344,15 +350,15 @@ where
             )))
             .map_err(|e| err(&e))?;
     }
-    let lines = panel.lines.len();
+    let bar_base = y.start.max(0.0); // negative values hang below 0
     for (li, line) in panel.lines.iter().enumerate() {
         let c = color(&line.color_key);
         let points: Vec<(f64, f64)> = line.points.iter().map(|p| (p.x, p.y)).collect();
         if panel.bars {
-            let width = 0.8 / lines.max(1) as f64;
+            let width = 0.8 / panel.lines.len().max(1) as f64;
             let bars = line.points.iter().map(|p| {
                 let x0 = p.x - 0.4 + li as f64 * width;
-                Rectangle::new([(x0, y.start), (x0 + width * 0.9, p.y)], c.filled())
+                Rectangle::new([(x0, bar_base), (x0 + width * 0.9, p.y)], c.filled())
             });
             chart
                 .draw_series(bars)

@@ -5,6 +5,7 @@ mod data;
 mod draw;
 pub mod read;
 mod timeseries;
+pub mod validation;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

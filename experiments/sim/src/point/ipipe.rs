@@ -217,6 +217,7 @@ impl SimPoint {
                 ipipe.sides[index(side)]
                     .runtime
                     .submit(Nanos(now), u64::from(k), &frame);
+                self.frames.give(frame);
             }
             IpipeEvent::Finish(side, core) => {
                 let s = &mut ipipe.sides[index(side)];
@@ -277,10 +278,13 @@ impl SimPoint {
         };
         let mut scheduled = Vec::new();
         for i in 0..2 {
-            let mut frame = Vec::new();
-            while let Some(t) = ipipe.sides[i].runtime.poll_transmit(&mut frame) {
-                let event = Event::Egress(t.source as u32, std::mem::take(&mut frame));
-                scheduled.push(event);
+            loop {
+                let mut frame = self.frames.take();
+                let Some(t) = ipipe.sides[i].runtime.poll_transmit(&mut frame) else {
+                    self.frames.give(frame);
+                    break;
+                };
+                scheduled.push(Event::Egress(t.source as u32, frame));
             }
             while let Some(output) = ipipe.sides[i].runtime.poll_event() {
                 if let Some(event) = ipipe.route(output, now, warmup) {

@@ -4,18 +4,20 @@
 //! compared per series: the best valid throughput (the saturation throughput where a series
 //! saturates within the manifest's loads, else its top load), median and 99th-percentile
 //! latency (median over the points both runs measured of the relative error), and the shift time
-//! after a hog. The table goes to the terminal and to `sim-validation.csv` in the results root;
-//! each run also gets its figures. Errors are reported, never tuned away: the profile's values
-//! come from measurements, not from this comparison.
+//! after a hog. The table goes to the terminal and to `sim-validation.csv` in the results root,
+//! the figure (naam-analysis' `figures::validation`: local against simulated side by side, and
+//! the latency errors) to `sim-validation.png`/`.svg` in the figures folder; each run also gets
+//! its own figures. Errors are reported, never tuned away: the profile's values come from
+//! measurements, not from this comparison.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use naam_analysis::figures::validation::{self, Metric, ValidationRow as Row};
 use naam_plan::{ExperimentPlan, Variant};
 use naam_results::digest::{self, RunDigest};
 use naam_results::layout::RunDir;
-use serde::Serialize;
 
 use super::experiments::{RunFlags, run_one};
 use super::print_json;
@@ -23,20 +25,6 @@ use crate::cli::{Dirs, SimValidateArgs, TestbedArgs};
 
 /// The manifest line the simulated copy replaces.
 const LOCAL_TESTBED: &str = "[testbed]\nkind = \"local\"";
-/// The table's file in the results root.
-const TABLE_CSV: &str = "sim-validation.csv";
-
-/// One compared quantity of one series.
-#[derive(Debug, Clone, Serialize)]
-struct Row {
-    experiment: String,
-    series: String,
-    metric: &'static str,
-    local: Option<f64>,
-    simulated: Option<f64>,
-    /// `(simulated - local) / local`, in percent.
-    error_percent: Option<f64>,
-}
 
 /// `naam sim-validate`.
 pub fn sim_validate(args: SimValidateArgs) -> anyhow::Result<ExitCode> {
@@ -69,12 +57,13 @@ pub fn sim_validate(args: SimValidateArgs) -> anyhow::Result<ExitCode> {
         let (local_digest, sim_digest) = (run(&local)?, run(&simulated)?);
         rows.extend(compare(id, &local_digest, &sim_digest)?);
     }
-    let csv = args.results.join(TABLE_CSV);
-    write_csv(&csv, &rows)?;
+    let [csv, png, _svg] =
+        validation::write_validation(&rows, &args.profile, &args.results, &args.figures)?;
     if args.json {
         print_json(&rows)?;
     } else {
         print_table(&rows, &args.profile, &csv);
+        println!("figure: {}", png.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -119,7 +108,7 @@ fn compare(id: &str, local: &RunDigest, simulated: &RunDigest) -> anyhow::Result
                 .map(|(l, s)| (s - l) / l * 100.0),
         };
         rows.push(row(
-            "best valid throughput (ops/s)",
+            Metric::Throughput,
             series.throughput_ops_per_s_max,
             sim_series.and_then(|s| s.throughput_ops_per_s_max),
         ));
@@ -128,7 +117,7 @@ fn compare(id: &str, local: &RunDigest, simulated: &RunDigest) -> anyhow::Result
         };
         if !series.shift_completions_ms.is_empty() {
             rows.push(row(
-                "shift time (ms)",
+                Metric::ShiftTime,
                 shift(Some(series)),
                 shift(sim_series),
             ));
@@ -141,10 +130,10 @@ fn compare(id: &str, local: &RunDigest, simulated: &RunDigest) -> anyhow::Result
             .collect();
         for (metric, pick) in [
             (
-                "p50 latency, median relative error",
+                Metric::P50Error,
                 p50 as fn(&naam_results::summary::LatencyStats) -> u64,
             ),
-            ("p99 latency, median relative error", p99),
+            (Metric::P99Error, p99),
         ] {
             let error = median_relative_error(&local_run, &sim_run, &points, pick)?;
             rows.push(Row {
@@ -192,26 +181,6 @@ fn median_relative_error(
     Ok((!errors.is_empty()).then(|| super::quantile(&mut errors, 0.5)))
 }
 
-fn write_csv(path: &PathBuf, rows: &[Row]) -> anyhow::Result<()> {
-    let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
-    let mut text = String::from("experiment,series,metric,local,simulated,error_percent\n");
-    for r in rows {
-        text.push_str(&format!(
-            "{},{},\"{}\",{},{},{}\n",
-            r.experiment,
-            r.series,
-            r.metric,
-            cell(r.local),
-            cell(r.simulated),
-            cell(r.error_percent)
-        ));
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
 fn print_table(rows: &[Row], profile: &str, csv: &Path) {
     println!(
         "simulation (profile {profile}) against the local testbed, quick variants, this machine:"
@@ -224,7 +193,7 @@ fn print_table(rows: &[Row], profile: &str, csv: &Path) {
             "| {} | {} | {} | {} | {} | {} |",
             r.experiment,
             r.series,
-            r.metric,
+            r.metric.label(),
             cell(r.local),
             cell(r.simulated),
             r.error_percent.map_or("—".into(), |e| format!("{e:+.0} %"))
