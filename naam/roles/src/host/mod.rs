@@ -160,9 +160,7 @@ impl Shared {
             memory: Arc::new(memory),
             control: Arc::new(ControlShared::default()),
             sample_tx,
-            heartbeats: (0..host.workers)
-                .map(|_| Arc::new(Liveness::new(realtime_ns())))
-                .collect(),
+            heartbeats: fresh_liveness(host.workers),
             timeline: TimelineWatch::start(&config.timeline, stop),
             forwarders: forwarders(host, &net),
             cpu: CpuRegistry::default(),
@@ -453,6 +451,13 @@ fn control_ip(host: &HostConfig) -> std::net::IpAddr {
 /// longest idle wait.
 fn silence_allowance_ns(host: &HostConfig) -> u64 {
     host.sample_period_us * 1000 + crate::serve::IDLE_WAIT.as_nanos() as u64
+}
+
+/// One liveness record per host worker, each beating now.
+fn fresh_liveness(workers: u32) -> Vec<Arc<Liveness>> {
+    (0..workers)
+        .map(|_| Arc::new(Liveness::new(realtime_ns())))
+        .collect()
 }
 
 /// The controller's reader of the host workers' liveness, with their silence allowance.
