@@ -416,13 +416,16 @@ impl HostLoad {
     /// counts when the rule says so.
     fn counted_silence_ns(&mut self, now: Nanos, beats: &[Heartbeat]) -> u64 {
         let allowance_ns = self.silence.allowance_ns;
-        let silent = |beat: &&Heartbeat| now.since(beat.at) > allowance_ns;
-        let longest_ns = |beats: &mut dyn Iterator<Item = &Heartbeat>| {
-            beats.map(|beat| now.since(beat.at)).max().unwrap_or(0)
-        };
-        let silent_ns = longest_ns(&mut beats.iter().filter(silent));
-        let contended_ns =
-            longest_ns(&mut beats.iter().filter(silent).filter(|b| b.waiting_for_cpu));
+        let (mut silent_ns, mut contended_ns) = (0, 0);
+        for beat in beats {
+            let quiet_ns = now.since(beat.at);
+            if quiet_ns > allowance_ns {
+                silent_ns = silent_ns.max(quiet_ns);
+                if beat.waiting_for_cpu {
+                    contended_ns = contended_ns.max(quiet_ns);
+                }
+            }
+        }
         let beyond_ns = silent_ns.saturating_sub(allowance_ns);
         let starved = self.starvation.tick(now, beyond_ns, &self.silence);
         if starved { silent_ns } else { contended_ns }

@@ -274,8 +274,8 @@ impl LivenessReader {
                 beats.push(Heartbeat::at(at));
                 continue;
             };
-            let used_ns = thread.cpu_ns();
-            let used_ns = used_ns.saturating_sub(std::mem::replace(cpu_ns, used_ns));
+            let total_ns = thread.cpu_ns();
+            let used_ns = total_ns.saturating_sub(std::mem::replace(cpu_ns, total_ns));
             let silent = now.since(at) > self.allowance_ns;
             let stood_still = used_ns.saturating_mul(2) < since_tick_ns;
             let waiting_for_cpu =
