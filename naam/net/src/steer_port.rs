@@ -107,21 +107,37 @@ impl SteerSockets {
         self.sockets.iter().filter(|s| s.is_some()).count()
     }
 
+    /// Binds every key's socket now. A client calls this before its run starts: binding lazily
+    /// puts a `socket` + `bind` on the generator's thread for each key's first message, and each
+    /// doubling of a multi-threaded process's descriptor table (past 64 descriptors, up to the
+    /// ~1000 a client holds) waits for an RCU grace period in `expand_files` — measured at ~10 ms per
+    /// growth on a 2-vCPU VM (`perf record -e sched:sched_switch -g`: the generator in state D
+    /// under `synchronize_rcu`), which made the generator late by as much.
+    pub fn bind_all(&mut self) -> Result<(), NetError> {
+        for slot in 0..self.sockets.len() {
+            self.bind_slot(slot)?;
+        }
+        Ok(())
+    }
+
     /// Sends `bytes` to `to` from the port that carries `key`, binding it first if needed.
     pub fn send_to(&mut self, key: SteerKey, bytes: &[u8], to: SocketAddr) -> Result<(), NetError> {
         let slot = usize::from(key_offset(key));
+        self.bind_slot(slot)?.send_to(bytes, to)
+    }
+
+    /// The socket of range offset `slot`, bound on first use.
+    fn bind_slot(&mut self, slot: usize) -> Result<&UdpSocket, NetError> {
         if self.sockets[slot].is_none() {
+            let offset = u16::try_from(slot).expect("a steering range spans at most u16 ports");
             let config = UdpConfig {
                 reuse_port: true,
                 recv_buffer_bytes: RECV_BUFFER_BYTES_MIN,
-                ..UdpConfig::new(SocketAddr::new(self.ip, source_port(self.base, key)))
+                ..UdpConfig::new(SocketAddr::new(self.ip, self.base + offset))
             };
             self.sockets[slot] = Some(UdpSocket::bind(&config)?);
         }
-        match &self.sockets[slot] {
-            Some(socket) => socket.send_to(bytes, to),
-            None => unreachable!("bound just above"),
-        }
+        Ok(self.sockets[slot].as_ref().expect("bound just above"))
     }
 }
 
@@ -141,6 +157,22 @@ mod tests {
         assert_eq!(key_of_port(base, base - 1), None);
         assert_eq!(key_of_port(base, base + STEER_PORTS), None);
         assert_eq!(key_of_port(base, 40_000), None, "an ephemeral port");
+    }
+
+    #[test]
+    fn bind_all_binds_every_key_before_any_send() {
+        // A base away from the default range, so other tests' clients do not share its ports.
+        let base = 23_000;
+        let mut sockets = SteerSockets::new(IpAddr::from([127, 0, 0, 1]), base).unwrap();
+        assert_eq!(sockets.bound(), 0);
+        sockets.bind_all().unwrap();
+        assert_eq!(sockets.bound(), usize::from(STEER_PORTS));
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = sink.local_addr().unwrap();
+        sockets.send_to(SteerKey::Pinned, b"x", to).unwrap();
+        let mut buf = [0u8; 8];
+        let (len, from) = sink.recv_from(&mut buf).unwrap();
+        assert_eq!((len, from.port()), (1, source_port(base, SteerKey::Pinned)));
     }
 
     #[test]

@@ -270,8 +270,11 @@ impl Client {
         let session = ClientSession::new(generator, workload, endpoint, session_times(timeline))
             .map_err(setup)?;
         crate::os::raise_open_files_limit(u64::from(STEER_PORTS) + OPEN_FILES_SPARE);
-        let steer =
+        let mut steer =
             SteerSockets::new(socket.local_addr().ip(), STEER_PORT_BASE_DEFAULT).map_err(setup)?;
+        // Before the run: binding lazily stalled the generator ~10 ms per descriptor-table
+        // growth (naam-net `SteerSockets::bind_all`).
+        steer.bind_all().map_err(setup)?;
         Ok(Client {
             socket,
             steer,
