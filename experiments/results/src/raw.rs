@@ -94,6 +94,10 @@ pub struct ClientSummary {
     pub send_lateness_ns_p99: u64,
     /// Largest actual − intended send time.
     pub send_lateness_ns_max: u64,
+    /// The in-flight window's share of the send lateness (absent in older files and when the
+    /// window never filled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowHold>,
     /// Completed requests per second of measured phase.
     pub achieved_ops_per_s: f64,
     /// Warm-up duration (excluded from everything).
@@ -111,6 +115,21 @@ pub struct ClientSummary {
     pub distribution: String,
     /// Interval length of the `.hlog`.
     pub interval_ms: u64,
+}
+
+/// The error kind of requests still in flight when a client stopped (`ClientSummary::errors`).
+pub const UNANSWERED_AT_END: &str = "unanswered-at-end";
+
+/// How long a client's in-flight window was full and what it cost its sends: lateness the
+/// system under test caused by holding every slot (loadgen `window`), apart from the generator's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowHold {
+    /// The generator's own send-lateness p99: lateness less each send's wait for a slot.
+    pub send_lateness_own_ns_p99: u64,
+    /// Time the window was full in the measured phase.
+    pub full_ns: u64,
+    /// Measured sends that waited for a slot.
+    pub delayed_sends: u64,
 }
 
 /// Per-location counters of the server side.

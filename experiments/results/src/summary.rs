@@ -35,6 +35,13 @@ pub mod limits {
     pub const SEND_LATENESS_NS_P99_MAX: u64 = 1_000_000;
     /// Failed requests above this fraction of those sent invalidate the point.
     pub const ERROR_FRACTION_MAX: f64 = 0.01;
+    /// Sends held back by a full in-flight window, as a fraction of those sent, from which the
+    /// point measured a saturated system (assumption: a tenth). A window fills only when the
+    /// system under test holds `inflight_max` requests — at the quick loads, tens of ms of
+    /// queue — so the clients' lateness and the requests still unanswered at the end follow from
+    /// the system, and the generator's own lateness cannot be told apart within such a point
+    /// (a backlog's sends wait for each other).
+    pub const WINDOW_DELAYED_FRACTION_SATURATED: f64 = 0.1;
     /// The histograms' count and the clients' completions may differ by this fraction
     /// (completions racing the end of the phase); more means lost or double-counted samples.
     pub const COUNT_MISMATCH_FRACTION_MAX: f64 = 0.01;
@@ -160,6 +167,10 @@ pub struct TrafficSummary {
     pub send_lateness_ns_p99_max: u64,
     /// Largest send lateness of any client.
     pub send_lateness_ns_max: u64,
+    /// The in-flight windows' share of that lateness, when a window held sends back: the worst
+    /// client's own lateness p99, the longest full time, the delayed sends of all clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowHold>,
     /// Key distribution that ran.
     pub distribution: String,
     /// All requests (every location merged).
@@ -436,6 +447,7 @@ fn summarize_traffic(
             .map(|s| s.send_lateness_ns_max)
             .max()
             .unwrap_or(0),
+        window: window_hold(&summaries),
         distribution: summaries
             .first()
             .map(|s| s.distribution.clone())
@@ -491,20 +503,28 @@ fn traffic_reasons(
     if t.completed == 0 {
         reasons.push("no request completed".to_string());
     }
-    if t.send_lateness_ns_p99_max > SEND_LATENESS_NS_P99_MAX {
+    let held = window_saturated(t);
+    if !held && own_lateness_ns_p99(t) > SEND_LATENESS_NS_P99_MAX {
         reasons.push(format!(
             "generator fell behind: send lateness p99 {} us > {} us",
-            t.send_lateness_ns_p99_max / 1000,
+            own_lateness_ns_p99(t) / 1000,
             SEND_LATENESS_NS_P99_MAX / 1000
         ));
     }
     if t.verify_failures > 0 {
         reasons.push(format!("{} replies failed verification", t.verify_failures));
     }
-    if t.errors as f64 > t.sent as f64 * ERROR_FRACTION_MAX {
+    // A saturated system's queue at the end is not a failure (the saturation reason says so).
+    let queued_at_end: u64 = clients
+        .iter()
+        .filter(|_| held)
+        .filter_map(|c| c.errors.get(UNANSWERED_AT_END))
+        .sum();
+    let failed = t.errors - queued_at_end;
+    if failed as f64 > t.sent as f64 * ERROR_FRACTION_MAX {
         reasons.push(format!(
             "{} of {} requests failed (> {} %)",
-            t.errors,
+            failed,
             t.sent,
             ERROR_FRACTION_MAX * 100.0
         ));
@@ -565,13 +585,71 @@ fn clock_reasons(dir: &Path, interval_ms: u64) -> Result<Vec<String>, ResultsErr
 /// generator or the system under test fell short.
 pub fn saturation(t: &TrafficSummary) -> Option<String> {
     let offered = t.offered_mean_ops_per_s?;
-    (t.achieved_ops_per_s < offered * ACHIEVED_RATE_FRACTION_MIN).then(|| {
+    let shortfall = (t.achieved_ops_per_s < offered * ACHIEVED_RATE_FRACTION_MIN).then(|| {
         format!(
             "achieved {:.0} ops/s, below {:.0} % of the offered {offered:.0} ops/s",
             t.achieved_ops_per_s,
             ACHIEVED_RATE_FRACTION_MIN * 100.0
         )
+    });
+    let held = t.window.filter(|_| window_saturated(t)).map(|w| {
+        format!(
+            "the in-flight window was full for {} ms of the measured phase and {} of {} sends \
+             waited for a slot (send lateness p99 {} us, at most {} us of it the generator's \
+             own): the system under test held every slot",
+            w.full_ns / 1_000_000,
+            w.delayed_sends,
+            t.sent,
+            t.send_lateness_ns_p99_max / 1000,
+            w.send_lateness_own_ns_p99 / 1000
+        )
+    });
+    match (shortfall, held) {
+        (None, None) => None,
+        (a, b) => Some(a.into_iter().chain(b).collect::<Vec<_>>().join("; ")),
+    }
+}
+
+/// Whether full in-flight windows held back enough sends that the point measured a saturated
+/// system ([`limits::WINDOW_DELAYED_FRACTION_SATURATED`]).
+fn window_saturated(t: &TrafficSummary) -> bool {
+    t.window.is_some_and(|w| {
+        w.delayed_sends as f64 >= t.sent as f64 * WINDOW_DELAYED_FRACTION_SATURATED
     })
+}
+
+/// The worst client's own send-lateness p99: lateness less the in-flight window's wait, or all of
+/// it where no window held sends back.
+fn own_lateness_ns_p99(t: &TrafficSummary) -> u64 {
+    t.window
+        .map_or(t.send_lateness_ns_p99_max, |w| w.send_lateness_own_ns_p99)
+}
+
+/// The clients' windows together (see [`TrafficSummary::window`]); a client without a window
+/// record counts with all its lateness as its own.
+fn window_hold(summaries: &[ClientSummary]) -> Option<WindowHold> {
+    summaries
+        .iter()
+        .any(|s| s.window.is_some())
+        .then(|| WindowHold {
+            send_lateness_own_ns_p99: summaries
+                .iter()
+                .map(|s| {
+                    s.window
+                        .map_or(s.send_lateness_ns_p99, |w| w.send_lateness_own_ns_p99)
+                })
+                .max()
+                .unwrap_or(0),
+            full_ns: summaries
+                .iter()
+                .filter_map(|s| s.window.map(|w| w.full_ns))
+                .max()
+                .unwrap_or(0),
+            delayed_sends: summaries
+                .iter()
+                .filter_map(|s| s.window.map(|w| w.delayed_sends))
+                .sum(),
+        })
 }
 
 fn server_reasons(server: &ServerSummary, sent: u64) -> Vec<String> {

@@ -32,6 +32,7 @@ fn client(k: u32, completed: u64, achieved: f64, offered: f64) -> ClientSummary 
         send_lateness_ns_p50: 2_000,
         send_lateness_ns_p99: 40_000,
         send_lateness_ns_max: 90_000,
+        window: None,
         achieved_ops_per_s: achieved,
         warmup_ms: 300,
         measure_ms: 1000,
@@ -458,4 +459,60 @@ fn an_uncertain_clock_offset_makes_its_point_invalid() {
         !reasons.iter().any(|r| r.contains("clock offset")),
         "{reasons:?}"
     );
+}
+
+/// Issue 16: a point where full in-flight windows held back a tenth or more of the sends — the
+/// system under test held every slot — measured saturation, not a late generator, and its queue
+/// at the end is not a failure; where the window held back only a few, the generator's own
+/// lateness is judged as before.
+#[test]
+fn issue_16_lateness_from_a_full_window_is_saturation_and_a_late_generator_is_not() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let point = plan.points[0].clone();
+    let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
+    let verdict_with = |delayed_sends: u64, own_ns_p99: u64| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_client(dir.path(), 0, 30, 10, offered, offered);
+        let path = dir.path().join(client_summary_file(0));
+        let mut summary: ClientSummary = read_json(&path, "client summary").expect("read");
+        summary.send_lateness_ns_p99 = 40_000_000;
+        summary.errors.insert(UNANSWERED_AT_END.to_string(), 64);
+        summary.window = Some(WindowHold {
+            send_lateness_own_ns_p99: own_ns_p99,
+            full_ns: 900_000_000,
+            delayed_sends,
+        });
+        std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write");
+        summarize_point(&plan, &point, dir.path(), 0)
+            .expect("summary")
+            .validity
+    };
+    // 400 requests sent; 350 waited for a slot.
+    match verdict_with(350, 3_000_000) {
+        Validity::Saturated { reason } => {
+            assert!(
+                reason.contains("in-flight window was full for 900 ms")
+                    && reason.contains("350 of 400"),
+                "{reason}"
+            );
+        }
+        other => panic!("a full window is the system under test's: {other:?}"),
+    }
+    // 10 waited: the window explains little; the generator's own 3 ms is its own, and the 64
+    // unanswered at the end are failures.
+    match verdict_with(10, 3_000_000) {
+        Validity::Invalid { reasons } => {
+            assert!(
+                reasons[0].starts_with("generator fell behind: send lateness p99 3000 us"),
+                "{reasons:?}"
+            );
+            assert!(
+                reasons
+                    .iter()
+                    .any(|r| r.starts_with("64 of 400 requests failed")),
+                "{reasons:?}"
+            );
+        }
+        other => panic!("the generator's own 3 ms is its own: {other:?}"),
+    }
 }

@@ -357,6 +357,7 @@ fn write_client_summary(
         send_lateness_ns_p50: 1_500,
         send_lateness_ns_p99: 25_000,
         send_lateness_ns_max: 120_000,
+        window: None,
         achieved_ops_per_s: completed as f64 * 1000.0 / shape.measure_ms as f64,
         warmup_ms: shape.warmup_ms,
         measure_ms: shape.measure_ms,

@@ -1088,6 +1088,7 @@ fn client_summary(config: &SimPointConfig, k: u32, report: SessionReport) -> Cli
         send_lateness_ns_p50: run.rate.send_lateness_ns_p50,
         send_lateness_ns_p99: run.rate.send_lateness_ns_p99,
         send_lateness_ns_max: run.rate.send_lateness_ns_max,
+        window: naam_roles::session::window_hold(&run.rate),
         achieved_ops_per_s: run.rate.achieved_rate_per_s,
         warmup_ms: config.warmup_ns / 1_000_000,
         measure_ms: config.measure_ns / 1_000_000,

@@ -320,9 +320,11 @@ impl Client {
     /// 70 % of a client's CPU at 25 kops/s was the scheduler), CPU a co-located NIC or host
     /// needs. They wait in the socket for the next send or timer and are timed by their kernel
     /// receive timestamps, so latency is measured to their arrival. Read replies for client-side
-    /// steps do wake it: those steps continue at once.
+    /// steps do wake it: those steps continue at once; so do replies while the in-flight window
+    /// is full, since only a completion lets the next due request go.
     fn receive(&mut self, recv: &mut RecvBatch, wait: Duration) {
-        let wait = if self.session.awaits_reads() || wait.is_zero() {
+        let wake_on_reply = self.session.awaits_reads() || self.session.waits_for_slot();
+        let wait = if wake_on_reply || wait.is_zero() {
             wait
         } else {
             std::thread::sleep(wait);
@@ -342,7 +344,10 @@ impl Client {
                 self.session
                     .handle_datagram_arrived(now, arrived, datagram.bytes);
             }
-            if n < BATCH_MAX {
+            // A full batch may mean more waiting, but a due send goes first: after a backlog
+            // (a saturated server answering thousands at once) reading it all before sending
+            // would make the generator late by the time the reading takes.
+            if n < BATCH_MAX || self.session.send_due(self.now_rel()) {
                 return;
             }
             wait = Duration::ZERO;
@@ -447,6 +452,7 @@ fn finish<W: std::io::Write>(
         send_lateness_ns_p50: run.rate.send_lateness_ns_p50,
         send_lateness_ns_p99: run.rate.send_lateness_ns_p99,
         send_lateness_ns_max: run.rate.send_lateness_ns_max,
+        window: crate::session::window_hold(&run.rate),
         achieved_ops_per_s: run.rate.achieved_rate_per_s,
         warmup_ms: timeline.warmup_ms,
         // The measured phase that ran: short of the plan's when a signal stopped the client.

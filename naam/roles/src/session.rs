@@ -81,6 +81,16 @@ pub struct SessionReport {
     pub distribution: &'static str,
 }
 
+/// The window's share of a run's send lateness, for `client-<k>.json`; `None` when the window
+/// never held a measured send back (the file then reads as before).
+pub fn window_hold(rate: &naam_loadgen::RateReport) -> Option<naam_results::raw::WindowHold> {
+    (rate.window_delayed_sends > 0).then_some(naam_results::raw::WindowHold {
+        send_lateness_own_ns_p99: rate.send_lateness_own_ns_p99,
+        full_ns: rate.window_full_ns,
+        delayed_sends: rate.window_delayed_sends,
+    })
+}
+
 /// One client's load, requests and their accounting (see the module docs).
 pub struct ClientSession {
     generator: LoadGenerator,
@@ -192,6 +202,16 @@ impl ClientSession {
         self.drain_events_arrived(now_ns, arrived_ns.min(now_ns));
     }
 
+    /// True when a request is due at `now_ns` and a slot is free to send it.
+    pub fn send_due(&self, now_ns: u64) -> bool {
+        self.generator.next_send_ns().is_some_and(|t| t <= now_ns)
+    }
+
+    /// True while the generator's in-flight window is full: only a completion lets it send.
+    pub fn waits_for_slot(&self) -> bool {
+        self.generator.window_full()
+    }
+
     /// True while local steps are ready.
     pub fn local_ready(&self) -> bool {
         self.endpoint.local_ready()
@@ -267,7 +287,9 @@ impl ClientSession {
             errors.insert("malformed-reply".into(), self.measured.malformed_replies);
         }
         if run.rate.inflight_at_end > 0 {
-            *errors.entry("unanswered-at-end".into()).or_default() += run.rate.inflight_at_end;
+            *errors
+                .entry(naam_results::raw::UNANSWERED_AT_END.into())
+                .or_default() += run.rate.inflight_at_end;
         }
         Ok(SessionReport {
             run,
@@ -306,7 +328,7 @@ impl ClientSession {
                 IssueError::SeqOutOfRange { .. } | IssueError::Duplicate(_) => "client-request-id",
             };
             *self.counts_at(now_ns).errors.entry(kind).or_default() += 1;
-            self.generator.on_fail(&ticket);
+            self.generator.on_fail(&ticket, now_ns);
         }
     }
 
@@ -328,7 +350,7 @@ impl ClientSession {
         let pending = event.cookie;
         if let Some(kind) = event.outcome.error_name() {
             *self.counts_at(now_ns).errors.entry(kind).or_default() += 1;
-            self.generator.on_fail(&pending.ticket);
+            self.generator.on_fail(&pending.ticket, now_ns);
             return;
         }
         debug_assert_eq!(event.outcome, Outcome::Ok);

@@ -5,7 +5,9 @@
 //! *intended* send time), and reports each reply to [`LoadGenerator::on_complete`]. Latency is
 //! `completion − intended send` — a server that stalls cannot hide its queue by delaying the
 //! generator (coordinated omission; Gil Tene, wrk2) — and send lateness (`actual − intended`) is
-//! recorded separately: it says whether the generator itself kept up.
+//! recorded separately: it says whether the generator itself kept up. The part of a send's
+//! lateness during which the in-flight window was full is the system under test's (it held the
+//! slots), not the generator's ([`crate::window`]): the validity rule judges the rest.
 
 use hdrhistogram::Histogram;
 
@@ -16,6 +18,7 @@ use crate::recorder::{
 use crate::report::{RunReport, Thresholds};
 use crate::schedule::{LoadMode, RateStep, Schedule, validate_steps};
 use crate::tag::{TagId, TagSet};
+use crate::window::WindowWaits;
 
 /// Longest run (warm-up + measurement): one hour.
 pub const RUN_NS_MAX: u64 = 3_600_000_000_000;
@@ -62,6 +65,9 @@ pub struct LoadGenerator {
     schedule: Option<Schedule>,
     recorder: IntervalRecorder,
     lateness: Histogram<u64>,
+    /// Lateness less the window's wait: the generator's own.
+    own_lateness: Histogram<u64>,
+    waits: WindowWaits,
     end_ns: u64,
     sent: u64,
     inflight: u32,
@@ -85,6 +91,8 @@ impl LoadGenerator {
             end_ns: config.warmup_ns + config.measure_ns,
             recorder,
             lateness: new_histogram(),
+            own_lateness: new_histogram(),
+            waits: WindowWaits::new(config.warmup_ns, config.warmup_ns + config.measure_ns),
             sent: 0,
             inflight: 0,
             window,
@@ -127,6 +135,11 @@ impl LoadGenerator {
         self.inflight
     }
 
+    /// True while every in-flight slot is taken: the next send waits for a completion.
+    pub fn window_full(&self) -> bool {
+        self.inflight >= self.window
+    }
+
     /// A request to send at `now_ns` if one is due; records its send lateness. Call until `None`.
     #[inline]
     pub fn poll_send(&mut self, now_ns: u64) -> Result<Option<SendTicket>, RecordError> {
@@ -145,11 +158,14 @@ impl LoadGenerator {
             None if now_ns < self.end_ns => now_ns,
             None => return Ok(None),
         };
+        let window_wait_ns = self.waits.wait_ns(intended_ns, now_ns);
         if intended_ns >= self.config.warmup_ns {
             self.intended_measured += 1;
+            let lateness_ns = (now_ns - intended_ns).min(LATENCY_NS_MAX);
+            record_auto(&mut self.lateness, lateness_ns);
             record_auto(
-                &mut self.lateness,
-                (now_ns - intended_ns).min(LATENCY_NS_MAX),
+                &mut self.own_lateness,
+                lateness_ns.saturating_sub(window_wait_ns),
             );
         }
         let ticket = SendTicket {
@@ -158,6 +174,9 @@ impl LoadGenerator {
         };
         self.sent += 1;
         self.inflight += 1;
+        if self.inflight >= self.window && self.schedule.is_some() {
+            self.waits.fill(now_ns);
+        }
         Ok(Some(ticket))
     }
 
@@ -197,21 +216,23 @@ impl LoadGenerator {
         )?;
         self.recorder.record(tag, now_ns, latency_ns)?;
         self.inflight -= 1;
+        self.waits.free(now_ns);
         if now_ns >= self.config.warmup_ns {
             self.completed_measured += 1;
         }
         Ok(latency_ns)
     }
 
-    /// Ends `ticket` without a latency: the request failed (an error reply, a timeout). It frees
-    /// its in-flight slot and is not counted as completed, so failures lower the achieved rate.
-    pub fn on_fail(&mut self, ticket: &SendTicket) {
+    /// Ends `ticket` at `now_ns` without a latency: the request failed (an error reply, a
+    /// timeout). It frees its in-flight slot and is not counted as completed, so failures lower the achieved rate.
+    pub fn on_fail(&mut self, ticket: &SendTicket, now_ns: u64) {
         debug_assert!(
             self.inflight > 0,
             "failing request {} with nothing in flight",
             ticket.seq
         );
         self.inflight = self.inflight.saturating_sub(1);
+        self.waits.free(now_ns);
         self.failed += 1;
     }
 
@@ -237,7 +258,11 @@ impl LoadGenerator {
             self.intended_measured,
             self.completed_measured,
             u64::from(self.inflight),
-            &self.lateness,
+            crate::report::Lateness {
+                total: &self.lateness,
+                own: &self.own_lateness,
+                waits: &self.waits,
+            },
             &self.recorder,
             intervals,
         ))

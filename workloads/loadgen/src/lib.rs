@@ -22,6 +22,7 @@ pub mod report;
 pub mod rng;
 pub mod schedule;
 pub mod tag;
+pub mod window;
 
 pub use error::{ConfigError, HlogError, RecordError};
 pub use generator::{LoadConfig, LoadGenerator, SendTicket};

@@ -288,14 +288,14 @@ fn failed_requests_free_their_slot_and_lower_the_achieved_rate() {
         g.poll_send(1_000_000).unwrap().is_none(),
         "the only slot is taken"
     );
-    g.on_fail(&first);
+    g.on_fail(&first, 1_000_000);
     assert_eq!(g.failed(), 1);
     // Every other request succeeds: half the offered rate is achieved.
     let mut t = 1_000_000;
     while t < 100_000_000 {
         if let Some(ticket) = g.poll_send(t).unwrap() {
             if ticket.seq % 2 == 0 {
-                g.on_fail(&ticket)
+                g.on_fail(&ticket, t)
             } else {
                 g.on_complete(&ticket, host, t + 10).unwrap();
             }
@@ -347,4 +347,47 @@ fn completions_measure_latency_to_their_arrival() {
         g.on_complete_arrived(&first, TagId(0), 100_200_000, 0),
         Err(RecordError::CompletedBeforeIntended { .. }) | Err(RecordError::NothingInFlight { .. })
     ));
+}
+
+/// Issue 16: a send late only because every in-flight slot was taken is the system under test's
+/// lateness (it held the slots), not the generator's. One slot, a request due every 1 ms, each
+/// answered 3 ms after it left: sends fall ever later, yet the generator, polling every 10 µs,
+/// sent each the moment a slot freed — its own lateness stays at the polling step.
+#[test]
+fn issue_16_lateness_while_the_window_is_full_is_not_the_generators() {
+    let mut cfg = config(fixed(1000.0), 0, 50_000_000, 10_000_000);
+    cfg.inflight_max = 1;
+    let mut g = LoadGenerator::new(cfg, locations()).expect("valid");
+    let host = locations().id("host").expect("a location tag");
+    let step_ns = 10_000;
+    let mut pending: Option<(SendTicket, u64)> = None;
+    let mut t = 0;
+    while t < 50_000_000 {
+        if let Some((ticket, done_ns)) = pending.filter(|&(_, done)| done <= t) {
+            g.on_complete(&ticket, host, done_ns.max(t)).unwrap();
+            pending = None;
+        }
+        if let Some(ticket) = g.poll_send(t).unwrap() {
+            pending = Some((ticket, t + 3_000_000));
+        }
+        t += step_ns;
+    }
+    let report = g.finish(50_000_000).unwrap();
+    let rate = &report.rate;
+    assert!(rate.send_lateness_ns_p99 > 10_000_000, "{rate:?}");
+    assert!(rate.send_lateness_own_ns_p99 <= step_ns, "{rate:?}");
+    assert!(rate.window_full_ns > 40_000_000, "{rate:?}");
+    assert!(rate.window_delayed_sends >= 15, "{rate:?}");
+    let Verdict::Invalid { reasons } = &report.verdict else {
+        panic!(
+            "a third of the offered rate is a shortfall: {:?}",
+            report.verdict
+        );
+    };
+    assert!(
+        reasons
+            .iter()
+            .all(|r| !matches!(r, InvalidReason::SendLateness { .. })),
+        "{reasons:?}"
+    );
 }
