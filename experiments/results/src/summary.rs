@@ -397,18 +397,9 @@ fn summarize_traffic(
         .exists()
         .then(|| read_json::<ServerSummary>(&server_path, "server summary"))
         .transpose()?;
-    let steering_path = dir.join(STEERING_FILE);
-    let steering_changes = if steering_path.exists() {
-        read_jsonl::<SteeringChange>(&steering_path, "steering change")?.len()
-    } else {
-        0
-    };
-    let samples_path = dir.join(SAMPLES_FILE);
-    let load_samples = if samples_path.exists() {
-        read_jsonl::<LoadSample>(&samples_path, "load sample")?.len()
-    } else {
-        0
-    };
+    let steering_changes =
+        jsonl_len::<SteeringChange>(&dir.join(STEERING_FILE), "steering change")?;
+    let load_samples = jsonl_len::<LoadSample>(&dir.join(SAMPLES_FILE), "load sample")?;
     let completed: u64 = summaries.iter().map(|s| s.completed).sum();
     let total = all.len();
     let share = |h: &Histogram<u64>| {
@@ -469,6 +460,17 @@ fn summarize_traffic(
     let mut reasons = traffic_reasons(&summary, &summaries, measure_ms, interval_ms);
     reasons.extend(clock_reasons(dir, interval_ms)?);
     Ok((summary, reasons))
+}
+
+/// Lines of the JSONL file at `path` read as `T`s; 0 when the file is absent.
+fn jsonl_len<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &'static str,
+) -> Result<usize, ResultsError> {
+    if !path.exists() {
+        return Ok(0);
+    }
+    Ok(read_jsonl::<T>(path, what)?.len())
 }
 
 /// The plan's offered load averaged over the measured phase, with load steps applied.
