@@ -956,7 +956,7 @@ impl Sniffer {
             if n < 0 {
                 break;
             }
-            if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             frames.extend(link_frame(&buf[..n as usize]));
