@@ -215,6 +215,7 @@ fn host_config(
         rdma_export: false,
         ovs: None,
         nic_link: None,
+        rdma_link: None,
     })
 }
 
@@ -240,6 +241,7 @@ fn nic_config(
         // On one machine; the inventory executor switches an off-box NIC to RDMA.
         data_path: naam_roles::config::NicDataPath::SharedMemory,
         ipipe: naam_roles::ipipe::params_of(&policy).map(|_| policy),
+        rdma_link: None,
     })
 }
 

@@ -6,7 +6,10 @@
 //! machine than the host (a BlueField-2's Arm side, [`is_other_machine`]) changes three things
 //! (`offbox_nic`): it reads the host's regions with one-sided RDMA READs, the host steers
 //! through the card's Open vSwitch bridge, and the NIC's load samples travel over the host–NIC
-//! control link (the NIC node's `[host.bluefield]` table, or BlueField's defaults).
+//! control link (the NIC node's `[host.bluefield]` table, or BlueField's defaults); the READs
+//! and their handshake travel over the host–Arm RDMA link across that bridge (the table's
+//! `rdma_address`/`host_rdma_address`), which the bridge's flows pass between the host's and the
+//! Arm's ports.
 //!
 //! Machines: the host and the NIC roles go to the first inventory host with that role; client
 //! `k` goes to the `k mod n`-th of the `n` client machines; the CPU hog of a load-shift point
@@ -57,7 +60,7 @@ pub enum ExperimentError {
         /// The role.
         role: Role,
     },
-    /// The host–NIC control link of an off-box NIC cannot work.
+    /// The host–NIC control link or RDMA link of an off-box NIC cannot work.
     #[error("inventory {inventory}:{line}: host {node}: `bluefield`: {problem}")]
     Link {
         /// The inventory file.
@@ -203,22 +206,31 @@ fn offbox_nic(
     nic_host: &naam_ssh::HostSpec,
 ) -> Result<(), ExperimentError> {
     let card = nic_host.bluefield.unwrap_or_default();
+    let link_error = |problem: String| ExperimentError::Link {
+        inventory: inventory.source.clone(),
+        line: nic_host.line,
+        node: nic_host.name.clone(),
+        problem,
+    };
     let on_lan = [card.control_address, card.host_control_address]
         .into_iter()
         .find(|ip| *ip == host.lan_address || *ip == nic_host.lan_address);
     if let Some(ip) = on_lan {
-        return Err(ExperimentError::Link {
-            inventory: inventory.source.clone(),
-            line: nic_host.line,
-            node: nic_host.name.clone(),
-            problem: format!(
-                "{ip} is a LAN address: the host–NIC control link needs addresses of its own \
-                 (rshim's tmfifo_net0: 192.168.100.1 on the host, 192.168.100.2 on the Arm)"
-            ),
-        });
+        return Err(link_error(format!(
+            "{ip} is a LAN address: the host–NIC control link needs addresses of its own \
+             (rshim's tmfifo_net0: 192.168.100.1 on the host, 192.168.100.2 on the Arm)"
+        )));
     }
+    if let Some(problem) = rdma_link_clash(&card, host, nic_host) {
+        return Err(link_error(problem));
+    }
+    let rdma_link = naam_roles::config::RdmaLink {
+        host_ip: card.host_rdma_address,
+        nic_ip: card.rdma_address,
+    };
     if let naam_roles::Role::Nic(nic) = &mut built.nic.role {
         nic.data_path = naam_roles::config::NicDataPath::Rdma;
+        nic.rdma_link = Some(rdma_link);
     }
     if let naam_roles::Role::Host(h) = &mut built.host.role {
         h.rdma_export = true;
@@ -233,8 +245,38 @@ fn offbox_nic(
             host_ip: card.host_control_address,
             nic_ip: card.control_address,
         });
+        h.rdma_link = Some(rdma_link);
     }
     Ok(())
+}
+
+/// Why the card's RDMA link cannot work beside the LAN and the control link: one of its
+/// addresses in the /24 of the host's or the NIC node's LAN address, or of the control link
+/// (`naam_ssh::inventory::same_link_prefix`) — the host would route it out the wrong interface.
+fn rdma_link_clash(
+    card: &naam_ssh::Bluefield,
+    host: &naam_ssh::HostSpec,
+    nic_host: &naam_ssh::HostSpec,
+) -> Option<String> {
+    let others = [
+        (host.lan_address, "a LAN address"),
+        (nic_host.lan_address, "a LAN address"),
+        (card.host_control_address, "the host–NIC control link"),
+        (card.control_address, "the host–NIC control link"),
+    ];
+    [card.host_rdma_address, card.rdma_address]
+        .into_iter()
+        .find_map(|ip| {
+            let (other, what) = others
+                .iter()
+                .find(|(o, _)| naam_ssh::inventory::same_link_prefix(IpAddr::V4(ip), *o))?;
+            Some(format!(
+                "RDMA link address {ip} shares a /{} with {other} ({what}): the host–Arm RDMA \
+                 link needs a prefix of its own (set `rdma_address` and `host_rdma_address`; \
+                 defaults 192.168.200.2 on the Arm, 192.168.200.1 on the host)",
+                naam_ssh::inventory::LINK_PREFIX_BITS
+            ))
+        })
 }
 
 /// One line on how the server is wired: its eSwitch (with the Open vSwitch bridge's listener and
@@ -258,9 +300,18 @@ pub fn describe_server(built: &configs::PointConfigs) -> String {
         ),
         None => format!("to {} (the server's address)", h.listen_ip),
     };
-    let data_path = match n.data_path {
-        naam_roles::config::NicDataPath::Rdma => "rdma (one-sided READs of the host's regions)",
-        naam_roles::config::NicDataPath::SharedMemory => "shared memory (the host's files)",
+    let data_path = match (n.data_path, &h.rdma_link) {
+        (naam_roles::config::NicDataPath::Rdma, Some(link)) => format!(
+            "rdma (one-sided READs of the host's regions over the host–Arm RDMA link, {} (nic) \
+             -> {} (host), which the bridge passes between its host and nic ports)",
+            link.nic_ip, link.host_ip
+        ),
+        (naam_roles::config::NicDataPath::Rdma, None) => {
+            "rdma (one-sided READs of the host's regions)".to_string()
+        }
+        (naam_roles::config::NicDataPath::SharedMemory, _) => {
+            "shared memory (the host's files)".to_string()
+        }
     };
     format!("eswitch {switch}; NIC samples {samples}; NIC data path {data_path}")
 }

@@ -373,7 +373,7 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
     expect![[r#"
         # plan mica-ycsb-b (quick), point 1 of 1: 0000-naam-adaptive-3000ops-r0
         # machines: host host0, nic bf2, clients [client0, client1]
-        # server: eswitch ovs (OpenFlow at 192.168.100.2:6653; ports uplink 1, host 2, nic 3); NIC samples over the host–NIC link, 192.168.100.2 (nic) -> 192.168.100.1 (host); NIC data path rdma (one-sided READs of the host's regions)
+        # server: eswitch ovs (OpenFlow at 192.168.100.2:6653; ports uplink 1, host 2, nic 3); NIC samples over the host–NIC link, 192.168.100.2 (nic) -> 192.168.100.1 (host); NIC data path rdma (one-sided READs of the host's regions over the host–Arm RDMA link, 192.168.200.2 (nic) -> 192.168.200.1 (host), which the bridge passes between its host and nic ports)
         # dry run: nothing is connected to; run mica-ycsb-b-0000-naam-adaptive-3000ops-r0 (attempt 1)
         inventory <dir>/hosts.toml: 4 hosts
 
@@ -413,10 +413,10 @@ fn the_dry_run_renders_the_first_point_without_connecting() {
         deploy host0: check `uname -m` = x86_64
         deploy host0: upload RoleBinary <naam-role> -> naam/bin/naam-role (mode 755; skipped when SHA-256 matches)
         == start
-        put role.json (1648 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
+        put role.json (1740 bytes) into host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host
         start host host on host0 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host: 'bin/naam-role' '--config' 'role.json'
         host ready: file host.ready.json exists
-        put role.json (796 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
+        put role.json (888 bytes) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
         fetch host0:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/host/host.ready.json
         put host.ready.json (as fetched) into bf2:naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic
         start nic nic on bf2 in naam/runs/mica-ycsb-b-0000-naam-adaptive-3000ops-r0/attempt-1/nic: 'bin/naam-role' '--config' 'role.json'
@@ -498,13 +498,14 @@ fn issue_14_a_bluefield_nic_gets_the_ovs_eswitch_and_the_control_link() {
         eswitch Ovs, ovs Some(OvsSwitch { openflow: 192.168.100.2:6653, uplink_port: 1, host_port: 2, nic_port: 3 })
         nic_link Some(NicLink { host_ip: 192.168.100.1, nic_ip: 192.168.100.2 })
         rdma_export true, NIC data path Rdma
+        rdma_link host Some(RdmaLink { host_ip: 192.168.200.1, nic_ip: 192.168.200.2 }), nic Some(RdmaLink { host_ip: 192.168.200.1, nic_ip: 192.168.200.2 })
     "#]]
     .assert_eq(&format!(
-        "eswitch {:?}, ovs {:?}\nnic_link {:?}\nrdma_export {}, NIC data path {:?}\n",
-        host.eswitch, host.ovs, host.nic_link, host.rdma_export, nic.data_path
+        "eswitch {:?}, ovs {:?}\nnic_link {:?}\nrdma_export {}, NIC data path {:?}\nrdma_link host {:?}, nic {:?}\n",
+        host.eswitch, host.ovs, host.nic_link, host.rdma_export, nic.data_path, host.rdma_link, nic.rdma_link
     ));
     // The node's [host.bluefield] table overrides the defaults.
-    let table = "cores = 8\n[host.bluefield]\ncontrol_address = \"192.168.200.2\"\nhost_control_address = \"192.168.200.1\"\nopenflow_port = 6654\nnic_port = 7\n";
+    let table = "cores = 8\n[host.bluefield]\ncontrol_address = \"192.168.150.2\"\nhost_control_address = \"192.168.150.1\"\nopenflow_port = 6654\nnic_port = 7\nrdma_address = \"192.168.210.2\"\nhost_rdma_address = \"192.168.210.1\"\n";
     let hosts = HOSTS.replacen("cores = 8\n", table, 1);
     assert!(
         hosts
@@ -512,17 +513,23 @@ fn issue_14_a_bluefield_nic_gets_the_ovs_eswitch_and_the_control_link() {
             .any(|h| h.contains("name = \"bf2\"") && h.contains("[host.bluefield]")),
         "the table belongs to the NIC node"
     );
-    let (host, _) = server_configs(&hosts);
+    let (host, nic) = server_configs(&hosts);
     let ovs = host.ovs.unwrap();
     assert_eq!(
         (ovs.openflow.to_string(), ovs.nic_port),
-        ("192.168.200.2:6654".to_string(), 7)
+        ("192.168.150.2:6654".to_string(), 7)
     );
     let link = host.nic_link.unwrap();
     assert_eq!(
         (link.host_ip.to_string(), link.nic_ip.to_string()),
-        ("192.168.200.1".to_string(), "192.168.200.2".to_string())
+        ("192.168.150.1".to_string(), "192.168.150.2".to_string())
     );
+    let rdma = host.rdma_link.unwrap();
+    assert_eq!(
+        (rdma.host_ip.to_string(), rdma.nic_ip.to_string()),
+        ("192.168.210.1".to_string(), "192.168.210.2".to_string())
+    );
+    assert_eq!(nic.rdma_link, Some(rdma), "both ends know the same link");
 }
 
 /// A NIC on the host's machine keeps the configured switch, the server's address for its
@@ -542,6 +549,32 @@ fn issue_14_a_nic_on_the_hosts_machine_keeps_the_local_wiring() {
             naam_roles::config::NicDataPath::SharedMemory
         )
     );
+}
+
+/// The RDMA link in the LAN's /24 is refused at plan time, naming the node and its line; a NIC
+/// on the host's machine gets no RDMA link (issue 14).
+#[test]
+fn issue_14_an_rdma_link_in_the_lans_prefix_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = "cores = 8\n[host.bluefield]\nhost_rdma_address = \"10.10.1.200\"\n";
+    let hosts = HOSTS.replacen("cores = 8\n", table, 1);
+    let (inventory, plan) = load(dir.path(), &hosts, &manifest(1, false));
+    let err = point_run(
+        &inventory,
+        &plan,
+        &plan.points[0],
+        &Settings::for_machines(),
+    )
+    .unwrap_err();
+    expect!["inventory hosts.toml:15: host bf2: `bluefield`: RDMA link address 10.10.1.200 shares a /24 with 10.10.1.1 (a LAN address): the host–Arm RDMA link needs a prefix of its own (set `rdma_address` and `host_rdma_address`; defaults 192.168.200.2 on the Arm, 192.168.200.1 on the host)"].assert_eq(
+        &err.to_string()
+            .replace(&format!("{}/", dir.path().display()), ""),
+    );
+    let one_machine = HOSTS
+        .replace("node-0-bf2.example", "node-0.example")
+        .replace("arch = \"aarch64\"", "arch = \"x86_64\"");
+    let (host, nic) = server_configs(&one_machine);
+    assert_eq!((host.rdma_link, nic.rdma_link), (None, None));
 }
 
 #[test]

@@ -311,6 +311,9 @@ fn issue_14_doctor_dry_run_lists_every_remote_command_of_a_bluefield_inventory()
         ("server-bf2", "ovs-vsctl"),
         ("server-bf2", "rdma"),
         ("server", "tmfifo"),
+        // The host–Arm RDMA link's two ends (the defaults: no [host.bluefield] table).
+        ("server-bf2", "ip -br addr show to '192.168.200.2/32'"),
+        ("server", "ip -br addr show to '192.168.200.1/32'"),
         ("client0", "uname -m"),
         ("client0", "date +%s%N"),
     ] {
@@ -385,6 +388,7 @@ fn issue_14_deploy_dry_run_shows_the_ovs_eswitch_of_a_bluefield_inventory() {
         "eswitch ovs (OpenFlow at 192.168.100.2:6654; ports uplink 1, host 2, nic 3)",
         "NIC samples over the host–NIC link, 192.168.100.2 (nic) -> 192.168.100.1 (host)",
         "NIC data path rdma",
+        "over the host–Arm RDMA link, 192.168.200.2 (nic) -> 192.168.200.1 (host)",
     ] {
         assert!(server.contains(part), "{part} missing: {server}");
     }

@@ -89,6 +89,7 @@ pub mod openflow;
 #[cfg(feature = "rdma")]
 pub mod rdma;
 pub mod remote;
+pub mod roce;
 pub mod steer_port;
 mod udp;
 
@@ -101,8 +102,8 @@ pub use ceiling::{
 pub use clock::{monotonic_now_ns, realtime_now_ns};
 pub use error::NetError;
 pub use eswitch::{
-    Applied, EswitchError, KernelEswitch, OvsEswitch, OvsEswitchConfig, OvsPorts, OvsTarget,
-    SteerCounts, Steering, UserEswitch, UserEswitchConfig,
+    Applied, EswitchError, KernelEswitch, OvsEswitch, OvsEswitchConfig, OvsPorts, OvsRdmaLink,
+    OvsTarget, SteerCounts, Steering, UserEswitch, UserEswitchConfig,
 };
 pub use udp::{
     BATCH_DEFAULT, BATCH_MAX, KERNEL_BUSY_POLL_US, RECV_BUFFER_BYTES_DEFAULT,

@@ -2,6 +2,12 @@
 //! (OpenFlow Switch Specification 1.3.5, §7): HELLO, ERROR, ECHO, FLOW_MOD with an OXM match
 //! and an apply-actions output, BARRIER, and the port-stats multipart request. Pure: bytes in,
 //! bytes out; the connection lives in `eswitch::ovs`.
+//!
+//! Matches use only fields a BlueField-2's embedded switch matches in hardware (OVS offloads them
+//! as tc flower keys): the ingress port, the EtherType, IPv4 source and destination (ARP's sender
+//! and target protocol addresses for ARP) and the UDP source port.
+
+use std::net::Ipv4Addr;
 
 /// OpenFlow 1.3's wire version.
 pub const OFP_VERSION: u8 = 0x04;
@@ -56,24 +62,63 @@ pub const MULTIPART_PORT_STATS: u16 = 4;
 /// Bytes of one `ofp_port_stats` entry.
 pub const PORT_STATS_BYTES: usize = 112;
 const ETH_TYPE_IPV4: u16 = 0x0800;
+const ETH_TYPE_ARP: u16 = 0x0806;
 const IP_PROTO_UDP: u8 = 17;
 const OXM_CLASS_BASIC: u16 = 0x8000;
 const OXM_IN_PORT: u8 = 0;
 const OXM_ETH_TYPE: u8 = 5;
 const OXM_IP_PROTO: u8 = 10;
+const OXM_IPV4_SRC: u8 = 11;
+const OXM_IPV4_DST: u8 = 12;
 const OXM_UDP_SRC: u8 = 15;
+const OXM_ARP_SPA: u8 = 22;
+const OXM_ARP_TPA: u8 = 23;
 const OFPMT_OXM: u16 = 1;
 const OFPIT_APPLY_ACTIONS: u16 = 4;
 const OFPAT_OUTPUT: u16 = 0;
 const OFPCML_NO_BUFFER: u16 = 0xffff;
 
-/// What a flow matches: an ingress port and, optionally, an IPv4 UDP source port.
+/// What a flow matches: an ingress port and, optionally, an IPv4 UDP source port or the packets
+/// between two IPv4 addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowMatch {
     /// `OXM_OF_IN_PORT`.
     pub in_port: u32,
     /// `OXM_OF_UDP_SRC` (with its prerequisites: IPv4, UDP).
     pub udp_src: Option<u16>,
+    /// Packets from one IPv4 address to another (IPv4 or ARP).
+    pub between: Option<Between>,
+}
+
+impl FlowMatch {
+    /// Every packet entering at `in_port`.
+    pub fn port(in_port: u32) -> FlowMatch {
+        FlowMatch {
+            in_port,
+            udp_src: None,
+            between: None,
+        }
+    }
+}
+
+/// Which packets between two IPv4 addresses a flow matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Between {
+    /// IPv4 packets from `src` to `dst` (`OXM_OF_IPV4_SRC`, `OXM_OF_IPV4_DST`).
+    Ipv4 {
+        /// Source address.
+        src: Ipv4Addr,
+        /// Destination address.
+        dst: Ipv4Addr,
+    },
+    /// ARP packets whose sender is `src` and whose target is `dst` (`OXM_OF_ARP_SPA`,
+    /// `OXM_OF_ARP_TPA`): requests from `src` for `dst`, and `src`'s replies to `dst`.
+    Arp {
+        /// Sender protocol address.
+        src: Ipv4Addr,
+        /// Target protocol address.
+        dst: Ipv4Addr,
+    },
 }
 
 /// One flow-mod: command, match, priority, cookie and (for add/modify) the output port.
@@ -128,17 +173,42 @@ fn push_match(out: &mut Vec<u8>, matching: Option<FlowMatch>) {
     out.extend_from_slice(&OFPMT_OXM.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
     if let Some(m) = matching {
-        oxm(out, OXM_IN_PORT, &m.in_port.to_be_bytes());
-        if let Some(port) = m.udp_src {
-            oxm(out, OXM_ETH_TYPE, &ETH_TYPE_IPV4.to_be_bytes());
-            oxm(out, OXM_IP_PROTO, &[IP_PROTO_UDP]);
-            oxm(out, OXM_UDP_SRC, &port.to_be_bytes());
-        }
+        push_fields(out, m);
     }
     // The length excludes the padding to 8 bytes (spec §7.2.2.1).
     let len = (out.len() - start) as u16;
     out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
     out.resize(start + usize::from(len).div_ceil(8) * 8, 0);
+}
+
+/// The match's OXM fields, each after its prerequisites (spec §7.2.3.6; OVS refuses a field
+/// that precedes them): port, EtherType, addresses, IP protocol, UDP port.
+fn push_fields(out: &mut Vec<u8>, m: FlowMatch) {
+    oxm(out, OXM_IN_PORT, &m.in_port.to_be_bytes());
+    let eth_type = match m.between {
+        Some(Between::Arp { .. }) => Some(ETH_TYPE_ARP),
+        Some(Between::Ipv4 { .. }) => Some(ETH_TYPE_IPV4),
+        None => m.udp_src.map(|_| ETH_TYPE_IPV4),
+    };
+    if let Some(eth_type) = eth_type {
+        oxm(out, OXM_ETH_TYPE, &eth_type.to_be_bytes());
+    }
+    match m.between {
+        Some(Between::Ipv4 { src, dst }) => {
+            oxm(out, OXM_IPV4_SRC, &src.octets());
+            oxm(out, OXM_IPV4_DST, &dst.octets());
+        }
+        Some(Between::Arp { src, dst }) => {
+            oxm(out, OXM_ARP_SPA, &src.octets());
+            oxm(out, OXM_ARP_TPA, &dst.octets());
+        }
+        None => {}
+    }
+    // UDP needs IPv4: an ARP match carries no UDP port.
+    if let (Some(port), false) = (m.udp_src, matches!(m.between, Some(Between::Arp { .. }))) {
+        oxm(out, OXM_IP_PROTO, &[IP_PROTO_UDP]);
+        oxm(out, OXM_UDP_SRC, &port.to_be_bytes());
+    }
 }
 
 fn push_output(out: &mut Vec<u8>, port: u32) {
@@ -251,6 +321,7 @@ mod tests {
             matching: Some(FlowMatch {
                 in_port: 1,
                 udp_src: Some(20_005),
+                between: None,
             }),
             priority: 100,
             cookie: 5,
@@ -284,5 +355,38 @@ mod tests {
                 xid: 9
             })
         );
+    }
+
+    /// `priority=200,ip,in_port=2,nw_src=192.168.200.1,nw_dst=192.168.200.2` and its ARP
+    /// counterpart: port, EtherType, then the two addresses (spec §7.2.3.7: IPV4_SRC 11, IPV4_DST
+    /// 12, ARP_SPA 22, ARP_TPA 23; 4 bytes each).
+    #[test]
+    fn address_matches_follow_their_ether_type() {
+        let (h, n) = (
+            Ipv4Addr::new(192, 168, 200, 1),
+            Ipv4Addr::new(192, 168, 200, 2),
+        );
+        for (between, eth_type, fields) in [
+            (Between::Ipv4 { src: h, dst: n }, [0x08, 0x00], [11u8, 12]),
+            (Between::Arp { src: h, dst: n }, [0x08, 0x06], [22, 23]),
+        ] {
+            let mut out = Vec::new();
+            let matching = FlowMatch {
+                between: Some(between),
+                ..FlowMatch::port(2)
+            };
+            push_match(&mut out, Some(matching));
+            // 4 header + in_port (8) + eth_type (6) + two addresses (8 each) = 34, padded to 40.
+            assert_eq!(&out[..4], &[0, 1, 0, 34]);
+            assert_eq!(out.len(), 40);
+            assert_eq!(
+                &out[12..18],
+                &[0x80, 0, 5 << 1, 2, eth_type[0], eth_type[1]]
+            );
+            assert_eq!(&out[18..22], &[0x80, 0, fields[0] << 1, 4]);
+            assert_eq!(&out[22..26], &h.octets());
+            assert_eq!(&out[26..30], &[0x80, 0, fields[1] << 1, 4]);
+            assert_eq!(&out[30..34], &n.octets());
+        }
     }
 }

@@ -8,15 +8,25 @@
 //! eBPF and user-space eSwitches place the same stream identically, and a rule update mid-stream,
 //! whose latency it measures and prints (a measurement, never asserted).
 //!
+//! The host and NIC namespaces also hold the two ends of the host–NIC RDMA link (their own
+//! address pair, as on a card); a second test checks that the bridge passes that link's traffic
+//! — RoCEv2's UDP port 4791 and ARP — between the host's and NIC's ports only, counted at the
+//! receivers and by packet sockets at all three namespaces (none at the uplink's), while the
+//! client stream is steered per its rules across rule updates; without the link's flows the same
+//! traffic goes to the uplink instead (the control that shows the check can fail).
+//!
 //! Needs root and Debian's `openvswitch-switch` (scripts/install-test-deps.sh installs it); it
-//! fails, with the daemon's log, when OVS cannot start.
+//! fails, with the daemon's log, when OVS cannot start. The tests run one at a time (each starts
+//! its own daemons over the same namespace and interface names).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{Rng, invoke_frame, receive_all};
@@ -25,8 +35,8 @@ use naam_engine::{FunctionId, Location, RuleKey, RuleTable, Shares, SteerKey, Te
 use naam_net::eswitch::invoke_layout;
 use naam_net::steer_port::{STEER_PORT_BASE_DEFAULT, SteerSockets};
 use naam_net::{
-    KernelEswitch, OvsEswitch, OvsEswitchConfig, OvsPorts, OvsTarget, RecvBatch, Steering,
-    UdpConfig, UdpSocket, UserEswitch, UserEswitchConfig, monotonic_now_ns,
+    KernelEswitch, OvsEswitch, OvsEswitchConfig, OvsPorts, OvsRdmaLink, OvsTarget, RecvBatch,
+    Steering, UdpConfig, UdpSocket, UserEswitch, UserEswitchConfig, monotonic_now_ns,
 };
 
 /// How long the daemons may take to create their sockets and the bridge.
@@ -55,6 +65,32 @@ const OFPORT_UPLINK: u32 = 1;
 const OFPORT_HOST: u32 = 2;
 const OFPORT_NIC: u32 = 3;
 const SERVER_MAC: &str = "02:00:00:00:14:01";
+/// The RDMA link's host end (in the host's namespace, beside the server's address).
+const LINK_HOST_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 214, 1);
+/// Its NIC end (in the NIC's namespace).
+const LINK_NIC_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 214, 2);
+/// RoCEv2's UDP destination port (IANA).
+const ROCE_V2_PORT: u16 = 4791;
+/// Datagrams per direction per round on the RDMA link (below the kernel's queue of packets
+/// waiting for ARP, `unres_qlen`, so none is dropped while the link's ends are resolved).
+const LINK_BURST: usize = 40;
+/// Rounds of the RDMA-link test: a rule update, a client stream and link traffic each.
+const LINK_ROUNDS: usize = 4;
+/// Client messages per round of the RDMA-link test.
+const LINK_ROUND_MESSAGES: usize = 600;
+/// How long the control phase waits to see that nothing crosses without the link's flows.
+const ABSENCE_WAIT: Duration = Duration::from_millis(300);
+/// A sniffer's receive buffer: a round's link frames with room to spare.
+const SNIFFER_BUFFER_BYTES: i32 = 8 << 20;
+/// Frames one sniffer read keeps (a bound on a test's capture).
+const SNIFFED_FRAMES_MAX: usize = 100_000;
+
+/// One test at a time: each starts its own Open vSwitch over the same names.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn require_root() {
     // SAFETY: geteuid takes no arguments and cannot fail.
@@ -293,10 +329,48 @@ impl Topology {
             ns(&["ip", "link", "set", &inside, "address", SERVER_MAC]);
         }
         ns(&["ip", "addr", "add", &format!("{ip}/24"), "dev", &inside]);
+        if let Some(link_ip) = self.link_ip(name) {
+            ns(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{link_ip}/24"),
+                "dev",
+                &inside,
+            ]);
+        }
         ns(&["ip", "link", "set", &inside, "up"]);
         ns(&["ip", "link", "set", "lo", "up"]);
         ns(&["ethtool", "-K", &inside, "tx", "off"]);
         ovs.add_port(&outside, ofport);
+    }
+
+    /// The RDMA link's end a namespace holds (the host's and the NIC's; none at the client).
+    fn link_ip(&self, name: &str) -> Option<Ipv4Addr> {
+        match self.names.iter().position(|n| n == name) {
+            Some(1) => Some(LINK_HOST_IP),
+            Some(2) => Some(LINK_NIC_IP),
+            _ => None,
+        }
+    }
+
+    /// Forgets the namespace's neighbour entry for the link's other end (the next datagram to
+    /// it starts with ARP).
+    fn forget_link_peer(&self, name: &str, peer: Ipv4Addr) {
+        let dev = format!("{name}i");
+        run(
+            "ip",
+            &[
+                "-n",
+                name,
+                "neigh",
+                "flush",
+                "to",
+                &peer.to_string(),
+                "dev",
+                &dev,
+            ],
+        );
     }
 
     fn mac_of(&self, name: &str) -> String {
@@ -471,7 +545,7 @@ fn ends(topo: &Topology) -> Ends {
 
 struct Bed {
     // Field order is drop order: namespaces before the daemons.
-    _topo: Topology,
+    topo: Topology,
     ovs: Ovs,
     ends: Ends,
 }
@@ -480,11 +554,7 @@ fn bed() -> Bed {
     let ovs = Ovs::start("brnaam14");
     let topo = Topology::build(&ovs);
     let ends = ends(&topo);
-    Bed {
-        _topo: topo,
-        ovs,
-        ends,
-    }
+    Bed { topo, ovs, ends }
 }
 
 fn ovs_config(ovs: &Ovs) -> OvsEswitchConfig {
@@ -496,6 +566,7 @@ fn ovs_config(ovs: &Ovs) -> OvsEswitchConfig {
             nic: OFPORT_NIC,
         },
         steer_port_base: STEER_PORT_BASE_DEFAULT,
+        rdma_link: None,
     }
 }
 
@@ -554,6 +625,7 @@ fn software_placements(
 #[test]
 fn issue_14_ovs_steers_on_the_source_port_like_the_kernel_and_user_switches() {
     require_root();
+    let _serial = serial();
     let mut rng = Rng::from_env();
     let mut bed = bed();
     let tables = tables();
@@ -753,4 +825,327 @@ fn drain(e: &Ends) {
 fn quantile_ms(sorted_ns: &[u64], q: f64) -> f64 {
     let i = ((sorted_ns.len() - 1) as f64 * q).round() as usize;
     sorted_ns[i] as f64 / 1e6
+}
+
+/// What a packet socket saw of the RDMA link (frames with one of its addresses at either end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LinkFrame {
+    /// An ARP request from one address for another.
+    ArpRequest(Ipv4Addr, Ipv4Addr),
+    /// An ARP reply from one address to another.
+    ArpReply(Ipv4Addr, Ipv4Addr),
+    /// A UDP datagram to RoCEv2's port.
+    Roce(Ipv4Addr, Ipv4Addr),
+    /// Any other IPv4 packet.
+    OtherIp(Ipv4Addr, Ipv4Addr),
+}
+
+fn is_link(ip: Ipv4Addr) -> bool {
+    ip == LINK_HOST_IP || ip == LINK_NIC_IP
+}
+
+fn ipv4_at(frame: &[u8], at: usize) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = frame.get(at..at + 4)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+/// The link frame an Ethernet frame is, if it is one (ARP and IPv4 headers, RFC 826 and 791).
+fn link_frame(frame: &[u8]) -> Option<LinkFrame> {
+    const ETH: usize = 14;
+    let ether_type = u16::from_be_bytes(frame.get(12..14)?.try_into().ok()?);
+    let parsed = match ether_type {
+        0x0806 => {
+            let (spa, tpa) = (ipv4_at(frame, ETH + 14)?, ipv4_at(frame, ETH + 24)?);
+            match u16::from_be_bytes(frame.get(ETH + 6..ETH + 8)?.try_into().ok()?) {
+                1 => LinkFrame::ArpRequest(spa, tpa),
+                _ => LinkFrame::ArpReply(spa, tpa),
+            }
+        }
+        0x0800 => {
+            let ihl = usize::from(frame.get(ETH)? & 0x0f) * 4;
+            let (src, dst) = (ipv4_at(frame, ETH + 12)?, ipv4_at(frame, ETH + 16)?);
+            let udp_dst = frame.get(ETH + ihl + 2..ETH + ihl + 4);
+            let is_udp = frame.get(ETH + 9) == Some(&17);
+            match udp_dst {
+                Some(p) if is_udp && p == ROCE_V2_PORT.to_be_bytes() => LinkFrame::Roce(src, dst),
+                _ => LinkFrame::OtherIp(src, dst),
+            }
+        }
+        _ => return None,
+    };
+    let (LinkFrame::ArpRequest(a, b)
+    | LinkFrame::ArpReply(a, b)
+    | LinkFrame::Roce(a, b)
+    | LinkFrame::OtherIp(a, b)) = parsed;
+    (is_link(a) || is_link(b)).then_some(parsed)
+}
+
+/// A packet socket (`AF_PACKET`, every EtherType) on a namespace's veth: what arrives there.
+struct Sniffer {
+    fd: OwnedFd,
+}
+
+impl Sniffer {
+    fn open(name: &str) -> Sniffer {
+        let dev = format!("{name}i");
+        in_netns(name, move || {
+            let all = (libc::ETH_P_ALL as u16).to_be();
+            // SAFETY: plain socket creation; the descriptor is owned below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+                    i32::from(all),
+                )
+            };
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            // SAFETY: a fresh descriptor nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let bytes = SNIFFER_BUFFER_BYTES;
+            // SAFETY: an int option of the right size (root may exceed rmem_max with FORCE).
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&raw const bytes).cast(),
+                    std::mem::size_of::<i32>() as u32,
+                )
+            };
+            assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+            let name = std::ffi::CString::new(dev).expect("an interface name");
+            // SAFETY: a NUL-terminated name.
+            let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+            assert!(index > 0, "if_nametoindex");
+            // SAFETY: all-zero is a valid sockaddr_ll; the fields are set below.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = all;
+            sll.sll_ifindex = index as i32;
+            let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            // SAFETY: `sll` is a valid sockaddr_ll of `len` bytes.
+            let rc = unsafe { libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), len) };
+            assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+            Sniffer { fd }
+        })
+    }
+
+    /// Link frames received since the last call (outgoing frames are not counted).
+    fn take(&self) -> Vec<LinkFrame> {
+        let mut frames = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..SNIFFED_FRAMES_MAX {
+            // SAFETY: all-zero is a valid sockaddr_ll, filled by recvfrom.
+            let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            // SAFETY: `buf` and `from` are live and writable for the lengths given.
+            let n = unsafe {
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&raw mut from).cast(),
+                    &raw mut len,
+                )
+            };
+            if n < 0 {
+                break;
+            }
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
+                continue;
+            }
+            frames.extend(link_frame(&buf[..n as usize]));
+        }
+        frames
+    }
+}
+
+/// The RDMA link's two ends (sockets on RoCEv2's port) and the sniffers of the three namespaces.
+struct LinkEnds {
+    host: UdpSocket,
+    nic: UdpSocket,
+    /// Client (uplink), host, NIC.
+    sniffers: [Sniffer; 3],
+}
+
+fn link_ends(topo: &Topology) -> LinkEnds {
+    let bind = |ip: Ipv4Addr| {
+        move || {
+            let addr = SocketAddr::new(IpAddr::V4(ip), ROCE_V2_PORT);
+            UdpSocket::bind(&UdpConfig::new(addr)).expect("bind an RDMA-link end")
+        }
+    };
+    LinkEnds {
+        host: in_netns(&topo.names[1], bind(LINK_HOST_IP)),
+        nic: in_netns(&topo.names[2], bind(LINK_NIC_IP)),
+        sniffers: topo.names.clone().map(|n| Sniffer::open(&n)),
+    }
+}
+
+/// Sends [`LINK_BURST`] datagrams tagged `tag` from `from` to `to`'s RoCEv2 port; returns how
+/// many tagged `tag` `to` received within the delivery timeout, or within `wait` if given.
+fn link_burst(from: &UdpSocket, to: &UdpSocket, tag: u8, wait: Option<Duration>) -> usize {
+    for seq in 0..LINK_BURST {
+        let payload = [b'r', b'o', b'c', b'e', tag, seq as u8];
+        from.send_to(&payload, to.local_addr())
+            .expect("send on the RDMA link");
+    }
+    let deadline = Instant::now() + wait.unwrap_or(common::DELIVERY_TIMEOUT);
+    let mut batch = RecvBatch::new(64);
+    let mut got = 0;
+    while got < LINK_BURST && Instant::now() < deadline {
+        let n = to.recv_batch(&mut batch, Duration::ZERO).expect("recv");
+        got += batch
+            .iter()
+            .take(n)
+            .filter(|d| d.bytes.get(4) == Some(&tag))
+            .count();
+        if n == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    got
+}
+
+fn count(frames: &[LinkFrame], wanted: LinkFrame) -> usize {
+    frames.iter().filter(|f| **f == wanted).count()
+}
+
+/// Without the link's flows (the bridge as before), the host's ARP for the NIC's end leaves by
+/// the uplink and nothing reaches the NIC: the control showing the sniffers and counts can fail.
+fn without_the_link_flows_the_uplink_gets_it(bed: &Bed, link: &LinkEnds) {
+    let _plain = OvsEswitch::connect(ovs_config(&bed.ovs), &RuleTable::new(Shares::HOST))
+        .unwrap_or_else(|e| panic!("connect to OVS: {e}\nlogs:\n{}", bed.ovs.logs()));
+    bed.topo.forget_link_peer(&bed.topo.names[1], LINK_NIC_IP);
+    let arrived = link_burst(&link.host, &link.nic, 0, Some(ABSENCE_WAIT));
+    let at_uplink = link.sniffers[0].take();
+    println!("without the link's flows: {arrived} datagrams arrived; at the uplink {at_uplink:?}");
+    assert_eq!(arrived, 0, "nothing crosses between host and NIC ports");
+    assert!(
+        count(&at_uplink, LinkFrame::ArpRequest(LINK_HOST_IP, LINK_NIC_IP)) >= 1,
+        "the host's ARP went to the uplink: {at_uplink:?}"
+    );
+    bed.topo.forget_link_peer(&bed.topo.names[1], LINK_NIC_IP);
+    for sniffer in &link.sniffers {
+        sniffer.take();
+    }
+}
+
+/// One round's link traffic both ways after both ends forgot each other; returns the frames
+/// each namespace saw.
+fn link_round(bed: &Bed, link: &LinkEnds, tag: u8) -> [Vec<LinkFrame>; 3] {
+    let topo = &bed.topo;
+    // The client stream fills the sniffers' buffers: empty them so no link frame is dropped.
+    for sniffer in &link.sniffers {
+        sniffer.take();
+    }
+    topo.forget_link_peer(&topo.names[1], LINK_NIC_IP);
+    topo.forget_link_peer(&topo.names[2], LINK_HOST_IP);
+    let to_nic = link_burst(&link.host, &link.nic, tag, None);
+    let to_host = link_burst(&link.nic, &link.host, tag, None);
+    assert_eq!(
+        (to_nic, to_host),
+        (LINK_BURST, LINK_BURST),
+        "round {tag}: both ways"
+    );
+    std::thread::sleep(Duration::from_millis(5));
+    link.sniffers.each_ref().map(Sniffer::take)
+}
+
+/// Client streams steered by OVS across rule updates, with the RDMA link's traffic and ARP in
+/// between: the link's frames reach the other end's namespace only.
+#[test]
+fn issue_14_the_rdma_link_passes_between_host_and_nic_ports_only() {
+    require_root();
+    let _serial = serial();
+    let mut rng = Rng::from_env();
+    let mut bed = bed();
+    let link = link_ends(&bed.topo);
+    without_the_link_flows_the_uplink_gets_it(&bed, &link);
+    let config = OvsEswitchConfig {
+        rdma_link: Some(OvsRdmaLink {
+            host_ip: LINK_HOST_IP,
+            nic_ip: LINK_NIC_IP,
+        }),
+        ..ovs_config(&bed.ovs)
+    };
+    let mut current = RuleTable::new(Shares::HOST);
+    let mut ovs = OvsEswitch::connect(config, &current)
+        .unwrap_or_else(|e| panic!("connect to OVS: {e}\nlogs:\n{}", bed.ovs.logs()));
+    let shares = |nic: u16| Shares::new(1000 - nic, nic, 0).expect("shares");
+    let mut seen: [Vec<LinkFrame>; 3] = Default::default();
+    let mut probes = 0;
+    for round in 0..LINK_ROUNDS {
+        let table = RuleTable::new(shares(if round % 2 == 0 { 700 } else { 300 }));
+        ovs.apply(&table).expect("a rule update");
+        await_in_effect(
+            &mut bed.ends,
+            &table,
+            &moved_keys(&current, &table),
+            &mut probes,
+        );
+        drain(&bed.ends);
+        let msgs = stream(&mut rng, LINK_ROUND_MESSAGES);
+        let (first, second) = msgs.split_at(LINK_ROUND_MESSAGES / 2);
+        let e = &mut bed.ends;
+        let mut placed = deliver(&mut e.client, first, e.server, &[&e.host, &e.nic], 1);
+        for (all, now) in seen
+            .iter_mut()
+            .zip(link_round(&bed, &link, round as u8 + 1))
+        {
+            all.extend(now);
+        }
+        let e = &mut bed.ends;
+        placed.extend(deliver(
+            &mut e.client,
+            second,
+            e.server,
+            &[&e.host, &e.nic],
+            1,
+        ));
+        check(&format!("round {round}"), &table, &msgs, &placed);
+        current = table;
+    }
+    check_link_frames(&seen);
+}
+
+/// Every datagram and ARP of the link was seen at the other end's namespace, none at the
+/// uplink's.
+fn check_link_frames(seen: &[Vec<LinkFrame>; 3]) {
+    let [uplink, host, nic] = seen;
+    let sent = LINK_BURST * LINK_ROUNDS;
+    let (h, n) = (LINK_HOST_IP, LINK_NIC_IP);
+    println!(
+        "RDMA link over {LINK_ROUNDS} rounds: at the NIC {} RoCE datagrams, {} ARP requests; at \
+         the host {} RoCE datagrams, {} ARP replies; at the uplink {} link frames",
+        count(nic, LinkFrame::Roce(h, n)),
+        count(nic, LinkFrame::ArpRequest(h, n)),
+        count(host, LinkFrame::Roce(n, h)),
+        count(host, LinkFrame::ArpReply(n, h)),
+        uplink.len()
+    );
+    assert!(uplink.is_empty(), "link frames at the uplink: {uplink:?}");
+    assert_eq!(
+        count(nic, LinkFrame::Roce(h, n)),
+        sent,
+        "RoCE datagrams at the NIC"
+    );
+    assert_eq!(
+        count(host, LinkFrame::Roce(n, h)),
+        sent,
+        "RoCE datagrams at the host"
+    );
+    assert!(
+        count(nic, LinkFrame::ArpRequest(h, n)) >= LINK_ROUNDS,
+        "an ARP request from the host per round reached the NIC: {nic:?}"
+    );
+    assert!(
+        count(host, LinkFrame::ArpReply(n, h)) >= LINK_ROUNDS,
+        "the NIC's ARP replies reached the host: {host:?}"
+    );
 }

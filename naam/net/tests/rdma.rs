@@ -48,6 +48,7 @@ fn naming_an_absent_device_is_an_error() {
     let config = RdmaConfig {
         device: Some("naam-no-such-device".into()),
         gid_index: 0,
+        gid_address: None,
     };
     match RdmaContext::open(&config) {
         Err(RdmaError::NoDevice { .. }) => assert!(sysfs_devices().is_empty()),

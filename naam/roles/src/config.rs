@@ -2,7 +2,7 @@
 //! written by the local testbed or the orchestrator. Every field is explicit; nothing defaults
 //! inside a role.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,33 @@ pub struct OvsSwitch {
     pub host_port: u32,
     /// OpenFlow port number toward the NIC role (the Arm side's own port).
     pub nic_port: u32,
+}
+
+/// The host–NIC RDMA link across a BlueField-2's switch: an address pair of its own, on the
+/// host's port and the Arm side's port of the card's bridge, between which the switch passes
+/// traffic directly (`naam_net::OvsRdmaLink`). The Arm side holds the server's address (clients'
+/// traffic reaches it there), so host and Arm cannot be RDMA peers on that address; and rshim's
+/// control link carries no RDMA. IPv4: RoCEv2 and ARP are what the bridge's flows match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdmaLink {
+    /// The host's end: its RDMA handshake listens here and its RDMA device's RoCEv2 GID for this
+    /// address is the one its queue pairs use.
+    pub host_ip: Ipv4Addr,
+    /// The NIC's end: the NIC's RDMA device's RoCEv2 GID for this address is its queue pairs'.
+    pub nic_ip: Ipv4Addr,
+}
+
+impl RdmaLink {
+    fn check(&self) -> Result<(), String> {
+        let (h, n) = (self.host_ip, self.nic_ip);
+        if h.is_unspecified() || n.is_unspecified() || h == n {
+            return Err(format!(
+                "host_ip {h} and nic_ip {n} must be two distinct, specific addresses"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A host–NIC control link apart from the server's address. Behind a BlueField-2's switch the
@@ -257,6 +284,11 @@ pub struct HostConfig {
     /// (absent: the NIC reaches the controller at `listen_ip`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nic_link: Option<NicLink>,
+    /// The host–NIC RDMA link across the card's switch (with `rdma_export`: the handshake and
+    /// the regions' GID are on its host end; with `eswitch = "ovs"`: the bridge passes it
+    /// between the host's and the NIC's ports). Absent: the handshake is on the control address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_link: Option<RdmaLink>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -295,6 +327,10 @@ pub struct NicConfig {
     /// iPipe baseline's runtime instead of NAAM's workers (absent: NAAM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipipe: Option<PolicySpec>,
+    /// With `data_path = "rdma"`: the host–NIC RDMA link whose NIC end's RoCEv2 GID its queue
+    /// pairs use (absent: the device's GID index 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdma_link: Option<RdmaLink>,
 }
 
 /// How the NIC role reaches the host's regions.
@@ -476,7 +512,11 @@ impl RoleConfig {
                     speed_ok,
                     "core_speed_factor",
                     "must be in (0, 1]: 1 = host speed, 0.5 = half",
-                )
+                )?;
+                match &n.rdma_link {
+                    Some(link) => link.check().map_err(|problem| ("rdma_link", problem)),
+                    None => Ok(()),
+                }
             }
             Role::Client(c) => {
                 check(
@@ -517,6 +557,9 @@ impl HostConfig {
         )?;
         if let Some(link) = &self.nic_link {
             link.check().map_err(|problem| ("nic_link", problem))?;
+        }
+        if let Some(link) = &self.rdma_link {
+            link.check().map_err(|problem| ("rdma_link", problem))?;
         }
         check(
             self.eswitch != EswitchMode::Ovs || self.ovs.is_some(),

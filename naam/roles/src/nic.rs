@@ -7,7 +7,7 @@
 //!
 //! Emulation, stated plainly: no BlueField-2 is involved; delays and core speed are the model.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -225,7 +225,10 @@ fn bind_sample_source(addr: SocketAddr) -> Result<naam_net::UdpSocket, RoleError
 /// machine), or one-sided RDMA READs of the host's exported regions (an off-box NIC).
 fn data_paths(host: &HostReady, nic: &NicConfig) -> Result<Vec<Box<dyn AccessPath>>, RoleError> {
     match nic.data_path {
-        NicDataPath::Rdma => crate::rdma::nic_paths(host.rdma.as_ref(), nic.workers),
+        NicDataPath::Rdma => {
+            let gid_address = nic.rdma_link.map(|l| IpAddr::V4(l.nic_ip));
+            crate::rdma::nic_paths(host.rdma.as_ref(), nic.workers, gid_address)
+        }
         NicDataPath::SharedMemory => {
             let regions = Arc::new(map_regions(host)?);
             Ok((0..nic.workers)

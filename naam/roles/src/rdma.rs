@@ -31,14 +31,16 @@ pub fn open_one_sided() -> Result<(), RoleError> {
 }
 
 /// The off-box NIC role's data paths, one per worker: one-sided READs of the regions the host
-/// exported ([`crate::ready::RdmaExport`]), each worker over its own queue pair. Fails at start,
-/// saying what to check, when there is no RDMA device or the host exported nothing.
+/// exported ([`crate::ready::RdmaExport`]), each worker over its own queue pair, sent from
+/// `gid_address`'s RoCE v2 GID when given (the RDMA link's NIC end). Fails at start, saying what
+/// to check, when there is no RDMA device, no such GID, or the host exported nothing.
 #[cfg(feature = "rdma")]
 pub fn nic_paths(
     export: Option<&crate::ready::RdmaExport>,
     workers: u32,
+    gid_address: Option<std::net::IpAddr>,
 ) -> Result<Vec<Box<dyn crate::serve::AccessPath>>, RoleError> {
-    let config = naam_net::rdma::RdmaConfig::default();
+    let config = naam_net::rdma::RdmaConfig::for_address(gid_address);
     let context = naam_net::rdma::RdmaContext::open(&config).map_err(|e| off_box(&e))?;
     let export = export.ok_or_else(|| {
         RoleError::Setup(format!(
@@ -65,6 +67,7 @@ pub fn nic_paths(
 pub fn nic_paths(
     _export: Option<&crate::ready::RdmaExport>,
     _workers: u32,
+    _gid_address: Option<std::net::IpAddr>,
 ) -> Result<Vec<Box<dyn crate::serve::AccessPath>>, RoleError> {
     Err(RoleError::Setup(format!(
         "{NIC_RDMA}: this naam-role was built without RDMA support: cargo build -p naam-roles \
@@ -88,15 +91,17 @@ pub struct HostExport {
 pub enum HostExport {}
 
 /// Registers every region of `memory` for one-sided READs and listens for readers' queue-pair
-/// handshakes on `listen_ip` (a port the kernel picks); returns the guard to keep for the run and
+/// handshakes on `listen_ip` (a port the kernel picks), its queue pairs on `gid_address`'s RoCE
+/// v2 GID when given (the RDMA link's host end); returns the guard to keep for the run and
 /// what the ready file publishes. Fails at start, saying what to check, without a device.
 #[cfg(feature = "rdma")]
 pub fn export_host_regions(
     memory: &crate::host::memory::HostMemory,
     table: &naam_engine::RegionTable,
     listen_ip: std::net::IpAddr,
+    gid_address: Option<std::net::IpAddr>,
 ) -> Result<(HostExport, crate::ready::RdmaExport), RoleError> {
-    let config = naam_net::rdma::RdmaConfig::default();
+    let config = naam_net::rdma::RdmaConfig::for_address(gid_address);
     let context = naam_net::rdma::RdmaContext::open(&config).map_err(|e| host_export(&e))?;
     let regions: Vec<naam_net::rdma::RegionToExport> = table
         .iter()
@@ -140,6 +145,7 @@ pub fn export_host_regions(
     _memory: &crate::host::memory::HostMemory,
     _table: &naam_engine::RegionTable,
     _listen_ip: std::net::IpAddr,
+    _gid_address: Option<std::net::IpAddr>,
 ) -> Result<(HostExport, crate::ready::RdmaExport), RoleError> {
     Err(RoleError::Setup(format!(
         "{HOST_RDMA}: this naam-role was built without RDMA support: cargo build -p naam-roles \
@@ -191,7 +197,7 @@ mod tests {
     /// later in the run (issue 14).
     #[test]
     fn an_off_box_nic_fails_at_start_saying_what_to_check() {
-        let message = match super::nic_paths(None, 2) {
+        let message = match super::nic_paths(None, 2, None) {
             Err(e) => e.to_string(),
             Ok(_) => panic!("an RDMA path opened on a machine without a device"),
         };

@@ -71,6 +71,7 @@ fn nic_role(out: &Path, host_ready: &Path) -> RoleConfig {
         vm_backend: VmBackend::Interpreter,
         data_path: Default::default(),
         ipipe: None,
+        rdma_link: None,
     };
     let template = host_role(out, out);
     RoleConfig {

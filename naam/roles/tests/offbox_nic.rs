@@ -170,7 +170,7 @@ fn issue_14_exporting_the_hosts_regions_fails_at_start_without_a_device() {
     let (table, memory, _) =
         memory::build(&*server, 1, dir.path(), "export", RkeySecret([14; 16])).unwrap();
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-    let message = match naam_roles::rdma::export_host_regions(&memory, &table, ip) {
+    let message = match naam_roles::rdma::export_host_regions(&memory, &table, ip, Some(ip)) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("regions registered on a machine without an RDMA device"),
     };

@@ -4,6 +4,8 @@
 //! Output formats are those of the tools on Debian/Ubuntu and on NVIDIA's BlueField-2 images
 //! (iproute2's `devlink` and `rdma`, Open vSwitch's `ovs-vsctl`, coreutils' `od`).
 
+use std::net::Ipv4Addr;
+
 use naam_ssh::{Arch, CommandError, HostSpec, ShellLine};
 
 use crate::{Finding, Severity};
@@ -39,6 +41,20 @@ pub struct NodeKind {
     pub bluefield_arm: bool,
     /// A host whose NIC role runs on another machine (so it exports its memory over RDMA).
     pub host_of_offbox_nic: bool,
+    /// This node's end of the host–Arm RDMA link across the card's bridge (a BlueField-2's Arm
+    /// side, or a host of an off-box NIC; from the NIC node's `[host.bluefield]` table).
+    pub rdma_link: Option<RdmaLinkEnd>,
+}
+
+/// One end of the host–Arm RDMA link, as the doctor checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RdmaLinkEnd {
+    /// This node's address on the link.
+    pub local: Ipv4Addr,
+    /// The other end's.
+    pub peer: Ipv4Addr,
+    /// Whether this node is the Arm side (else the host).
+    pub on_arm: bool,
 }
 
 /// The probes of `host` (the clock offset is measured separately).
@@ -84,6 +100,15 @@ pub fn probes(host: &HostSpec, kind: NodeKind) -> Result<Vec<Probe>, CommandErro
             ),
         });
     }
+    if let Some(link) = kind.rdma_link {
+        out.push(Probe {
+            id: "rdma-link",
+            line: ShellLine::new()
+                .op("ip -br addr show to")
+                .text(&format!("{}/32", link.local))?
+                .op("2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'"),
+        });
+    }
     if kind.host_of_offbox_nic {
         out.push(Probe {
             id: "tmfifo",
@@ -119,8 +144,12 @@ fn fix<S: Into<String>>(mut f: Finding, fixes: impl IntoIterator<Item = S>) -> F
 }
 
 /// Evaluates one probe's stdout (stderr folded in by the probe where it matters).
-pub fn evaluate(id: &'static str, host: &HostSpec, stdout: &str) -> Finding {
+pub fn evaluate(id: &'static str, host: &HostSpec, kind: NodeKind, stdout: &str) -> Finding {
     match id {
+        "rdma-link" => match kind.rdma_link {
+            Some(link) => rdma_link(link, stdout),
+            None => finding(id, Severity::Fail, "no RDMA link to check".into()),
+        },
         "arch" => arch(host, stdout),
         "role-binary" => role_binary(host, stdout),
         "eswitch-mode" => eswitch_mode(stdout),
@@ -411,6 +440,102 @@ fn rdma(stdout: &str) -> Finding {
             "ls /dev/infiniband   # uverbs devices must exist",
         ],
     )
+}
+
+/// The RDMA link's address must be on this node, on the netdev of an RDMA device (so the
+/// device has a RoCE v2 GID for it; an OVS internal port has none).
+fn rdma_link(link: RdmaLinkEnd, stdout: &str) -> Finding {
+    let addr_line = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("addr "))
+        .find(|l| l.contains(&format!(" {}/", link.local)));
+    let rdma_netdevs: Vec<(&str, &str)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("rdma link "))
+        .filter_map(|l| {
+            let device = l.split_whitespace().next()?;
+            let netdev = l.split_whitespace().skip_while(|w| *w != "netdev").nth(1)?;
+            Some((device, netdev))
+        })
+        .collect();
+    let side = if link.on_arm { "Arm side" } else { "host" };
+    let Some(line) = addr_line else {
+        let netdev = link_netdev(link, &rdma_netdevs);
+        return fix(
+            finding(
+                "rdma-link",
+                Severity::Fail,
+                format!(
+                    "the RDMA link's {side} address {} is not configured here (its peer: {})",
+                    link.local, link.peer
+                ),
+            ),
+            rdma_link_fixes(link, &netdev),
+        );
+    };
+    let netdev = line.split_whitespace().next().unwrap_or("?");
+    match rdma_netdevs.iter().find(|(_, n)| *n == netdev) {
+        Some((device, _)) => finding(
+            "rdma-link",
+            Severity::Ok,
+            format!(
+                "{} on {netdev} (RDMA device {device}; its RoCE v2 GID carries the link to {})",
+                link.local, link.peer
+            ),
+        ),
+        None => {
+            let mut fixes = vec![format!("sudo ip addr del {}/24 dev {netdev}", link.local)];
+            fixes.extend(rdma_link_fixes(link, &link_netdev(link, &rdma_netdevs)));
+            fix(
+                finding(
+                    "rdma-link",
+                    Severity::Fail,
+                    format!(
+                        "{} is on {netdev}, which is no RDMA device's netdev (rdma link show): \
+                         RoCE cannot send from it (an OVS internal port has no RDMA device)",
+                        link.local
+                    ),
+                ),
+                fixes,
+            )
+        }
+    }
+}
+
+/// The netdev the link's address belongs on: the host's first RDMA netdev (the card's PF); on
+/// the Arm side, the first that is neither an uplink nor a representor (the SF behind the
+/// bridge's NIC port), else the default image's SF netdev.
+fn link_netdev(link: RdmaLinkEnd, rdma_netdevs: &[(&str, &str)]) -> String {
+    let fits = |n: &&str| {
+        !link.on_arm || !(matches!(*n, "p0" | "p1") || n.starts_with("pf") || n.contains("hpf"))
+    };
+    let fallback = if link.on_arm {
+        "enp3s0f0s0"
+    } else {
+        "<the card's PF netdev, e.g. ens1f0np0>"
+    };
+    rdma_netdevs
+        .iter()
+        .map(|(_, n)| *n)
+        .find(fits)
+        .unwrap_or(fallback)
+        .to_string()
+}
+
+fn rdma_link_fixes(link: RdmaLinkEnd, netdev: &str) -> Vec<String> {
+    let port = if link.on_arm {
+        "the SF whose representor (en3f0pf0sf0) is the bridge's NIC port"
+    } else {
+        "the PF whose representor (pf0hpf) is the bridge's host port"
+    };
+    vec![
+        format!("sudo ip addr add {}/24 dev {netdev}   # {port}", link.local),
+        format!("sudo ip link set {netdev} up"),
+        format!(
+            "ping -c 1 {}   # once the controller has installed the bridge's flows (a run)",
+            link.peer
+        ),
+    ]
 }
 
 fn tmfifo(stdout: &str) -> Finding {

@@ -8,8 +8,8 @@
 //! | node | checks |
 //! |---|---|
 //! | every node | `arch` (`uname -m` against the inventory), `role-binary` (the deployed `naam-role`'s ELF machine), `clock` (offset from this machine, round-trip bounded) |
-//! | BlueField-2 Arm side (NIC role on aarch64) | `eswitch-mode` (devlink: switchdev = embedded/DPU mode), `ovs` (a bridge joining the uplink and the host representor, `hw-offload=true`, a `ptcp:` OpenFlow listener for the controller, a port for the Arm's own traffic), `rdma` (an ACTIVE port) |
-//! | host whose NIC role is off-box | `rdma`, `tmfifo` (the rshim link the Arm side is reached through on CloudLab) |
+//! | BlueField-2 Arm side (NIC role on aarch64) | `eswitch-mode` (devlink: switchdev = embedded/DPU mode), `ovs` (a bridge joining the uplink and the host representor, `hw-offload=true`, a `ptcp:` OpenFlow listener for the controller, a port for the Arm's own traffic), `rdma` (an ACTIVE port), `rdma-link` (the host–Arm RDMA link's address — the `[host.bluefield]` table's, or its default — is configured, on an RDMA device's netdev) |
+//! | host whose NIC role is off-box | `rdma`, `rdma-link` (as on the Arm side, the host's end), `tmfifo` (the rshim link the Arm side is reached through on CloudLab) |
 //! | host | `hugepages` (informational: the harness does not use them) |
 //!
 //! Nodes are told apart from the inventory alone: a node with the NIC role on aarch64 is a
@@ -32,7 +32,7 @@ use naam_ssh::{
     telemetry::measure_clock_offset,
 };
 
-use crate::checks::{NodeKind, Probe};
+use crate::checks::{NodeKind, Probe, RdmaLinkEnd};
 
 /// Clock samples per node (the one with the smallest round trip is kept).
 pub const CLOCK_SAMPLES: u32 = 16;
@@ -250,9 +250,33 @@ pub fn node_kind(inventory: &Inventory, host: &HostSpec) -> NodeKind {
         .hosts
         .iter()
         .any(|h| h.name != host.name && h.has_role(Role::Nic));
+    let bluefield_arm = host.has_role(Role::Nic) && host.arch == naam_ssh::Arch::Aarch64;
+    let host_of_offbox_nic = host.has_role(Role::Host) && nic_elsewhere;
+    let rdma_link = if bluefield_arm {
+        let card = host.bluefield.unwrap_or_default();
+        Some(RdmaLinkEnd {
+            local: card.rdma_address,
+            peer: card.host_rdma_address,
+            on_arm: true,
+        })
+    } else if host_of_offbox_nic {
+        let nic = inventory
+            .hosts
+            .iter()
+            .find(|h| h.name != host.name && h.has_role(Role::Nic));
+        let card = nic.and_then(|n| n.bluefield).unwrap_or_default();
+        Some(RdmaLinkEnd {
+            local: card.host_rdma_address,
+            peer: card.rdma_address,
+            on_arm: false,
+        })
+    } else {
+        None
+    };
     NodeKind {
-        bluefield_arm: host.has_role(Role::Nic) && host.arch == naam_ssh::Arch::Aarch64,
-        host_of_offbox_nic: host.has_role(Role::Host) && nic_elsewhere,
+        bluefield_arm,
+        host_of_offbox_nic,
+        rdma_link,
     }
 }
 
@@ -272,7 +296,7 @@ fn examine_node(host: &HostSpec, kind: NodeKind, runner: &mut dyn ProbeRunner) -
     match checks::probes(host, kind) {
         Ok(probes) => {
             for probe in probes {
-                findings.push(run_probe(host, &probe, runner));
+                findings.push(run_probe(host, kind, &probe, runner));
             }
         }
         Err(e) => findings.push((
@@ -293,10 +317,15 @@ fn examine_node(host: &HostSpec, kind: NodeKind, runner: &mut dyn ProbeRunner) -
     }
 }
 
-fn run_probe(host: &HostSpec, probe: &Probe, runner: &mut dyn ProbeRunner) -> (String, Finding) {
+fn run_probe(
+    host: &HostSpec,
+    kind: NodeKind,
+    probe: &Probe,
+    runner: &mut dyn ProbeRunner,
+) -> (String, Finding) {
     let command = probe.line.as_str().to_string();
     let finding = match runner.run(host, &probe.line) {
-        Ok(output) => checks::evaluate(probe.id, host, &output.stdout),
+        Ok(output) => checks::evaluate(probe.id, host, kind, &output.stdout),
         Err(e) => not_run(probe.id, e.to_string()),
     };
     (command, finding)

@@ -41,7 +41,14 @@ esac"#,
     ),
     (
         "rdma",
-        r#"printf 'link mlx5_0/1 state ACTIVE physical_state LINK_UP netdev p0 \nlink mlx5_1/1 state ACTIVE physical_state LINK_UP netdev p1 \n'"#,
+        r#"printf 'link mlx5_0/1 state ACTIVE physical_state LINK_UP netdev p0 \nlink mlx5_1/1 state ACTIVE physical_state LINK_UP netdev p1 \nlink mlx5_2/1 state ACTIVE physical_state LINK_UP netdev enp3s0f0s0 \n'"#,
+    ),
+    // The RDMA link's Arm end on the SF's netdev (whose representor en3f0pf0sf0 is on ovsbr1).
+    (
+        "ip",
+        r#"case "$*" in
+  *192.168.200.2/32*) echo 'enp3s0f0s0       UP             10.10.1.1/24 192.168.200.2/24 fe80::a00:ff:fe14:1/64' ;;
+esac"#,
     ),
 ];
 
@@ -68,6 +75,13 @@ esac"#,
         "rdma",
         r#"printf 'link mlx5_0/1 state DOWN physical_state DISABLED netdev p0 \n'"#,
     ),
+    // The RDMA link's Arm end on an OVS internal port, which has no RDMA device.
+    (
+        "ip",
+        r#"case "$*" in
+  *192.168.200.2/32*) echo 'naam-arm         UP             10.10.1.1/24 192.168.200.2/24' ;;
+esac"#,
+    ),
 ];
 
 /// A host whose card's RDMA port is up and whose rshim link is configured.
@@ -78,7 +92,10 @@ const HOST_HEALTHY: &[(&str, &str)] = &[
     ),
     (
         "ip",
-        r#"echo 'tmfifo_net0      UP             192.168.100.1/24 fe80::21a:caff:feff:ff02/64'"#,
+        r#"case "$*" in
+  *tmfifo_net0*) echo 'tmfifo_net0      UP             192.168.100.1/24 fe80::21a:caff:feff:ff02/64' ;;
+  *192.168.200.1/32*) echo 'ens1f0np0        UP             10.10.1.1/24 192.168.200.1/24 fe80::a00:ff:fe14:1/64' ;;
+esac"#,
     ),
 ];
 
@@ -255,6 +272,8 @@ fn a_healthy_bluefield_testbed_passes_with_every_command_shown() {
                     ran: head -c 20 'TMP/work/host0/bin/naam-role' 2>/dev/null | od -An -tx1
               ok    rdma          link mlx5_0/1 state ACTIVE physical_state LINK_UP netdev ens1f0np0
                     ran: command -v rdma >/dev/null || echo 'rdma: not installed'; rdma link show 2>&1; ls /dev/infiniband 2>&1 | sed 's/^/dev /'
+              ok    rdma-link     192.168.200.1 on ens1f0np0 (RDMA device mlx5_0/1; its RoCE v2 GID carries the link to 192.168.200.2)
+                    ran: ip -br addr show to '192.168.200.1/32' 2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'
               ok    tmfifo        the Arm side is reachable over rshim: tmfifo_net0      UP             192.168.100.1/24 fe80::21a:caff:feff:ff02/64
                     ran: ip -br addr show tmfifo_net0 2>&1
               info  hugepages     not used by the harness (regions are ordinary shared mappings); (this machine's counts)
@@ -271,6 +290,8 @@ fn a_healthy_bluefield_testbed_passes_with_every_command_shown() {
                     ran: command -v ovs-vsctl >/dev/null || echo 'ovs-vsctl: not installed'; for b in $(ovs-vsctl list-br 2>/dev/null); do echo "bridge $b"; ovs-vsctl list-ports "$b" | sed 's/^/port /'; ovs-vsctl get-controller "$b" | sed 's/^/controller /'; done; echo "hw-offload $(ovs-vsctl get Open_vSwitch . other_config:hw-offload 2>&1)"
               ok    rdma          link mlx5_0/1 state ACTIVE physical_state LINK_UP netdev p0
                     ran: command -v rdma >/dev/null || echo 'rdma: not installed'; rdma link show 2>&1; ls /dev/infiniband 2>&1 | sed 's/^/dev /'
+              ok    rdma-link     192.168.200.2 on enp3s0f0s0 (RDMA device mlx5_2/1; its RoCE v2 GID carries the link to 192.168.200.1)
+                    ran: ip -br addr show to '192.168.200.2/32' 2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'
               ...   clock         (measured; checked apart)
             node client0 (root@127.0.0.1:PORT, roles client, x86_64)
               ok    arch          uname -m: x86_64
@@ -296,7 +317,7 @@ fn a_misconfigured_card_fails_with_the_commands_that_fix_it() {
         .filter(|(_, f)| f.severity == Severity::Fail)
         .map(|(_, f)| f.check)
         .collect();
-    assert_eq!(failed, ["eswitch-mode", "ovs", "rdma"]);
+    assert_eq!(failed, ["eswitch-mode", "ovs", "rdma", "rdma-link"]);
     check(
         &report,
         &lab,
@@ -311,6 +332,11 @@ fn a_misconfigured_card_fails_with_the_commands_that_fix_it() {
                     fix: sudo modprobe mlx5_ib ib_uverbs
                     fix: ibv_devices   # lists the devices once the drivers are loaded
                     fix: ls /dev/infiniband   # uverbs devices must exist
+              FAIL  rdma-link     the RDMA link's host address 192.168.200.1 is not configured here (its peer: 192.168.200.2)
+                    ran: ip -br addr show to '192.168.200.1/32' 2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'
+                    fix: sudo ip addr add 192.168.200.1/24 dev <the card's PF netdev, e.g. ens1f0np0>   # the PF whose representor (pf0hpf) is the bridge's host port
+                    fix: sudo ip link set <the card's PF netdev, e.g. ens1f0np0> up
+                    fix: ping -c 1 192.168.200.2   # once the controller has installed the bridge's flows (a run)
               WARN  tmfifo        tmfifo_net0 (rshim) is not up with an address: Device "tmfifo_net0" does not exist.
                     ran: ip -br addr show tmfifo_net0 2>&1
                     fix: sudo systemctl start rshim
@@ -337,6 +363,12 @@ fn a_misconfigured_card_fails_with_the_commands_that_fix_it() {
                     ran: command -v rdma >/dev/null || echo 'rdma: not installed'; rdma link show 2>&1; ls /dev/infiniband 2>&1 | sed 's/^/dev /'
                     fix: sudo ip link set p0 up
                     fix: check the cable and the switch port; rdma link show
+              FAIL  rdma-link     192.168.200.2 is on naam-arm, which is no RDMA device's netdev (rdma link show): RoCE cannot send from it (an OVS internal port has no RDMA device)
+                    ran: ip -br addr show to '192.168.200.2/32' 2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'
+                    fix: sudo ip addr del 192.168.200.2/24 dev naam-arm
+                    fix: sudo ip addr add 192.168.200.2/24 dev enp3s0f0s0   # the SF whose representor (en3f0pf0sf0) is the bridge's NIC port
+                    fix: sudo ip link set enp3s0f0s0 up
+                    fix: ping -c 1 192.168.200.1   # once the controller has installed the bridge's flows (a run)
               ...   clock         (measured; checked apart)
             node client0 (root@127.0.0.1:PORT, roles client, x86_64)
               ok    arch          uname -m: x86_64
@@ -344,7 +376,7 @@ fn a_misconfigured_card_fails_with_the_commands_that_fix_it() {
               info  role-binary   TMP/work/client0/bin/naam-role is not deployed yet (`naam deploy` uploads it, or builds it there for another architecture)
                     ran: head -c 20 'TMP/work/client0/bin/naam-role' 2>/dev/null | od -An -tx1
               ...   clock         (measured; checked apart)
-            summary: 4 failed (clock findings aside)"#]],
+            summary: 6 failed (clock findings aside)"#]],
     );
 }
 
@@ -364,6 +396,7 @@ fn a_dry_run_lists_every_remote_command_without_connecting() {
         host0: uname -m
         host0: head -c 20 'TMP/work/host0/bin/naam-role' 2>/dev/null | od -An -tx1
         host0: command -v rdma >/dev/null || echo 'rdma: not installed'; rdma link show 2>&1; ls /dev/infiniband 2>&1 | sed 's/^/dev /'
+        host0: ip -br addr show to '192.168.200.1/32' 2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'
         host0: ip -br addr show tmfifo_net0 2>&1
         host0: grep -E '^HugePages_(Total|Free)' /proc/meminfo
         host0: while IFS= read -r _; do date +%s%N; done   (16 timed exchanges)
@@ -372,6 +405,7 @@ fn a_dry_run_lists_every_remote_command_without_connecting() {
         arm0: command -v devlink >/dev/null || echo 'devlink: not installed'; for d in $(devlink dev show 2>/dev/null); do devlink dev eswitch show "$d" 2>&1; done
         arm0: command -v ovs-vsctl >/dev/null || echo 'ovs-vsctl: not installed'; for b in $(ovs-vsctl list-br 2>/dev/null); do echo "bridge $b"; ovs-vsctl list-ports "$b" | sed 's/^/port /'; ovs-vsctl get-controller "$b" | sed 's/^/controller /'; done; echo "hw-offload $(ovs-vsctl get Open_vSwitch . other_config:hw-offload 2>&1)"
         arm0: command -v rdma >/dev/null || echo 'rdma: not installed'; rdma link show 2>&1; ls /dev/infiniband 2>&1 | sed 's/^/dev /'
+        arm0: ip -br addr show to '192.168.200.2/32' 2>&1 | sed 's/^/addr /'; rdma link show 2>&1 | sed 's/^/rdma /'
         arm0: while IFS= read -r _; do date +%s%N; done   (16 timed exchanges)
         client0: uname -m
         client0: head -c 20 'TMP/work/client0/bin/naam-role' 2>/dev/null | od -An -tx1

@@ -26,11 +26,14 @@
 //! uplink_port = 1                        # OpenFlow port numbers (`ofport_request`) of `p0`,
 //! host_port = 2                          # `pf0hpf`
 //! nic_port = 3                           # and the Arm's own port
+//! rdma_address = "192.168.200.2"         # the host–Arm RDMA link across the bridge: the Arm's
+//! host_rdma_address = "192.168.200.1"    # end (behind nic_port), the host's (behind host_port)
 //! ```
 //!
 //! Every `[host.bluefield]` field is optional ([`Bluefield::default`]: BlueField's rshim
-//! defaults and the guide's bridge); a NIC node on another machine than the host without the
-//! table takes the defaults.
+//! defaults, the guide's bridge and RDMA link); a NIC node on another machine than the host
+//! without the table takes the defaults. The RDMA link is IPv4 (the bridge's flows for it match
+//! IPv4 and ARP), its two ends distinct and outside the rshim link's /24.
 //!
 //! Parsing is two steps (raw TOML, then validation into [`Inventory`]); every error names the
 //! file, the line and the field. Key files are not read here: [`Inventory::check_local_files`]
@@ -38,7 +41,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -222,6 +225,26 @@ pub const OFPORT_HOST_DEFAULT: u32 = 2;
 pub const OFPORT_NIC_DEFAULT: u32 = 3;
 /// Largest OpenFlow port number of a physical or internal port (OpenFlow 1.3 `OFPP_MAX`).
 pub const OFPORT_NUMBER_MAX: u32 = 0xffff_ff00;
+/// The host's end of the host–Arm RDMA link across the card's bridge (this harness's choice: a
+/// private RFC 1918 /24 apart from rshim's 192.168.100.0/24 and CloudLab's experiment LANs,
+/// 10.x; configured on the host's PF netdev, whose traffic enters the bridge at `pf0hpf`).
+pub const RDMA_LINK_HOST_ADDRESS: [u8; 4] = [192, 168, 200, 1];
+/// The Arm side's end of that link (on the netdev behind the bridge's NIC port).
+pub const RDMA_LINK_ARM_ADDRESS: [u8; 4] = [192, 168, 200, 2];
+/// The prefix length the guide configures both links with (`ip addr add <a>/24`): addresses of
+/// two links in one such prefix would route ambiguously.
+pub const LINK_PREFIX_BITS: u32 = 24;
+
+/// Whether `a` and `b` are in one [`LINK_PREFIX_BITS`] IPv4 prefix (IPv6 addresses: equal).
+pub fn same_link_prefix(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX << (32 - LINK_PREFIX_BITS);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        _ => a == b,
+    }
+}
 
 /// A NIC node that is a BlueField-2's Arm side: the host–NIC control link and the card's Open
 /// vSwitch bridge (`[host.bluefield]`).
@@ -240,6 +263,12 @@ pub struct Bluefield {
     pub host_port: u32,
     /// OpenFlow port number of this node's own port.
     pub nic_port: u32,
+    /// This node's end of the host–Arm RDMA link across the bridge (on the netdev behind
+    /// `nic_port`): its RDMA device's RoCEv2 GID for this address reads the host's regions.
+    pub rdma_address: Ipv4Addr,
+    /// The host's end of that link (behind `host_port`): the host exports its regions and its
+    /// RDMA handshake here.
+    pub host_rdma_address: Ipv4Addr,
 }
 
 impl Default for Bluefield {
@@ -251,6 +280,8 @@ impl Default for Bluefield {
             uplink_port: OFPORT_UPLINK_DEFAULT,
             host_port: OFPORT_HOST_DEFAULT,
             nic_port: OFPORT_NIC_DEFAULT,
+            rdma_address: Ipv4Addr::from(RDMA_LINK_ARM_ADDRESS),
+            host_rdma_address: Ipv4Addr::from(RDMA_LINK_HOST_ADDRESS),
         }
     }
 }
@@ -448,6 +479,8 @@ struct RawBluefield {
     uplink_port: Option<Spanned<i64>>,
     host_port: Option<Spanned<i64>>,
     nic_port: Option<Spanned<i64>>,
+    rdma_address: Option<Spanned<String>>,
+    host_rdma_address: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -480,6 +513,8 @@ struct OutBluefield {
     uplink_port: u32,
     host_port: u32,
     nic_port: u32,
+    rdma_address: String,
+    host_rdma_address: String,
 }
 
 impl From<&Bluefield> for OutBluefield {
@@ -491,6 +526,8 @@ impl From<&Bluefield> for OutBluefield {
             uplink_port: b.uplink_port,
             host_port: b.host_port,
             nic_port: b.nic_port,
+            rdma_address: b.rdma_address.to_string(),
+            host_rdma_address: b.host_rdma_address.to_string(),
         }
     }
 }
@@ -721,8 +758,39 @@ impl Validator<'_> {
             )?,
             host_port: ofport(raw.host_port.as_ref(), "bluefield.host_port", d.host_port)?,
             nic_port: ofport(raw.nic_port.as_ref(), "bluefield.nic_port", d.nic_port)?,
+            rdma_address: self.ipv4(
+                raw.rdma_address.as_ref(),
+                "bluefield.rdma_address",
+                d.rdma_address,
+            )?,
+            host_rdma_address: self.ipv4(
+                raw.host_rdma_address.as_ref(),
+                "bluefield.host_rdma_address",
+                d.host_rdma_address,
+            )?,
         };
         self.bluefield_consistent(spanned, b)
+    }
+
+    /// An optional IPv4 address field of `[host.bluefield]`.
+    fn ipv4(
+        &self,
+        value: Option<&Spanned<String>>,
+        field: &'static str,
+        default: Ipv4Addr,
+    ) -> Result<Ipv4Addr, InventoryError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        match self.ip(value, field)? {
+            IpAddr::V4(v4) => Ok(v4),
+            IpAddr::V6(_) => Err(self.invalid(
+                value,
+                field,
+                "the RDMA link is IPv4 (RoCEv2 over IPv4: the bridge's flows match IPv4 and ARP)"
+                    .into(),
+            )),
+        }
     }
 
     /// The link's two ends distinct, specific and of one family; the three bridge ports distinct.
@@ -757,6 +825,13 @@ impl Validator<'_> {
                 "bluefield.uplink_port/host_port/nic_port",
                 format!("{} / {} / {}", b.uplink_port, b.host_port, b.nic_port),
                 "the bridge's three ports must be distinct",
+            ));
+        }
+        if let Some(reason) = rdma_link_problem(&b) {
+            return Err(table(
+                "bluefield.rdma_address/host_rdma_address",
+                format!("{} / {}", b.rdma_address, b.host_rdma_address),
+                &reason,
             ));
         }
         Ok(b)
@@ -912,6 +987,25 @@ impl Validator<'_> {
         }
         Ok(dir.trim_end_matches('/').to_string())
     }
+}
+
+/// What is wrong with the RDMA link's addresses on their own and beside the control link's.
+fn rdma_link_problem(b: &Bluefield) -> Option<String> {
+    let (arm, host) = (b.rdma_address, b.host_rdma_address);
+    if arm == host || arm.is_unspecified() || host.is_unspecified() {
+        return Some("the RDMA link's two ends must be distinct, specific addresses".into());
+    }
+    let control = [b.control_address, b.host_control_address];
+    let clash = [arm, host].into_iter().find(|ip| {
+        control
+            .iter()
+            .any(|c| same_link_prefix(IpAddr::V4(*ip), *c))
+    })?;
+    Some(format!(
+        "{clash} is in the host–NIC control link's /{LINK_PREFIX_BITS} ({} / {}): the RDMA \
+         link needs a prefix of its own (rshim's link carries no RDMA)",
+        b.control_address, b.host_control_address
+    ))
 }
 
 /// Expands `~/` to `$HOME` and makes relative paths relative to `base_dir`.

@@ -305,7 +305,60 @@ fn issue_14_bluefield_errors_name_file_line_and_field() {
     check(
         "bridge = \"br0\"\n",
         expect![
-            "hosts.toml:26:1: unknown field `bridge`, expected one of `control_address`, `host_control_address`, `openflow_port`, `uplink_port`, `host_port`, `nic_port`"
+            "hosts.toml:26:1: unknown field `bridge`, expected one of `control_address`, `host_control_address`, `openflow_port`, `uplink_port`, `host_port`, `nic_port`, `rdma_address`, `host_rdma_address`"
         ],
+    );
+}
+
+/// The host–Arm RDMA link's addresses: defaults, overrides, and errors naming file, line and
+/// field (issue 14).
+#[test]
+fn issue_14_the_rdma_link_is_read_from_the_bluefield_table() {
+    let defaults = naam_ssh::Bluefield::default();
+    assert_eq!(
+        (
+            defaults.host_rdma_address.to_string(),
+            defaults.rdma_address.to_string()
+        ),
+        ("192.168.200.1".into(), "192.168.200.2".into())
+    );
+    let text = with_bluefield("rdma_address = \"10.99.0.2\"\nhost_rdma_address = \"10.99.0.1\"\n");
+    let inventory = parse(&text).unwrap();
+    let card = inventory.host("bf2-0").unwrap().bluefield.unwrap();
+    assert_eq!(
+        (
+            card.rdma_address.to_string(),
+            card.host_rdma_address.to_string()
+        ),
+        ("10.99.0.2".into(), "10.99.0.1".into())
+    );
+    let again = Inventory::parse(&inventory.to_toml().unwrap(), "again", Path::new("/")).unwrap();
+    assert_eq!(again.host("bf2-0").unwrap().bluefield, Some(card));
+    let check = |table: &str, expected: Expect| {
+        expected.assert_eq(&parse(&with_bluefield(table)).unwrap_err());
+    };
+    check(
+        "rdma_address = \"fd00::2\"\n",
+        expect![[
+            r#"hosts.toml:26: field `bluefield.rdma_address` = "fd00::2": the RDMA link is IPv4 (RoCEv2 over IPv4: the bridge's flows match IPv4 and ARP)"#
+        ]],
+    );
+    check(
+        "host_rdma_address = \"192.168.200\"\n",
+        expect![[
+            r#"hosts.toml:26: field `bluefield.host_rdma_address` = "192.168.200": not an IP address (invalid IP address syntax)"#
+        ]],
+    );
+    check(
+        "host_rdma_address = \"192.168.200.2\"\n",
+        expect![[
+            r#"hosts.toml:25: field `bluefield.rdma_address/host_rdma_address` = "192.168.200.2 / 192.168.200.2": the RDMA link's two ends must be distinct, specific addresses"#
+        ]],
+    );
+    check(
+        "rdma_address = \"192.168.100.7\"\n",
+        expect![[
+            r#"hosts.toml:25: field `bluefield.rdma_address/host_rdma_address` = "192.168.100.7 / 192.168.200.1": 192.168.100.7 is in the host–NIC control link's /24 (192.168.100.2 / 192.168.100.1): the RDMA link needs a prefix of its own (rshim's link carries no RDMA)"#
+        ]],
     );
 }

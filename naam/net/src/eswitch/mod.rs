@@ -34,7 +34,7 @@ use naam_engine::{FunctionId, Location, RequestId, RuleTable, SteerKey, TenantId
 use crate::error::NetError;
 
 pub use kernel::KernelEswitch;
-pub use ovs::{OvsEswitch, OvsEswitchConfig, OvsPorts, OvsTarget};
+pub use ovs::{OvsEswitch, OvsEswitchConfig, OvsPorts, OvsRdmaLink, OvsTarget};
 pub use user::{DISPATCH_POLL_INTERVAL, UserEswitch, UserEswitchConfig};
 
 /// Sockets one reuseport group may hold (host + NIC).

@@ -9,9 +9,19 @@
 //!
 //! | priority | match | action |
 //! |---|---|---|
+//! | [`PRIORITY_RDMA_LINK`] | `in_port=host, ip, nw_src=h, nw_dst=n` and `in_port=host, arp, arp_spa=h, arp_tpa=n` | NIC port |
+//! | [`PRIORITY_RDMA_LINK`] | `in_port=nic, ip, nw_src=n, nw_dst=h` and `in_port=nic, arp, arp_spa=n, arp_tpa=h` | host port |
 //! | [`PRIORITY_KEY`] | `in_port=uplink, ip, udp, udp_src=base+k` (k = 0..=1000) | the key's location's port |
 //! | [`PRIORITY_DEFAULT`] | `in_port=uplink` (no key: ARP, unkeyed senders) | host port |
 //! | [`PRIORITY_DEFAULT`] | `in_port=host` and `in_port=nic` | uplink |
+//!
+//! The first two rows exist with an RDMA link ([`OvsEswitchConfig::rdma_link`]: `h` its host
+//! end, `n` its NIC end): an off-box NIC reads the host's regions with one-sided RDMA READs
+//! (RoCEv2, UDP port 4791) and their handshake (TCP) between those two addresses, and that
+//! traffic — with the ARP that resolves the two ends — goes between the host's and the NIC's
+//! ports directly, never to the uplink. They match only the ingress port, the EtherType and the
+//! two addresses, fields the card's switch matches in hardware; they leave clients' traffic
+//! (entering at the uplink) to the steering flows.
 //!
 //! A key's location is [`SteerKey::location`] under the table's default shares: bucket keys where
 //! the shares put them (the client range to the host, which pushes it back, as the other
@@ -28,7 +38,7 @@
 //! that is not an Invoke is not told apart (OVS does not parse our payload).
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -40,10 +50,12 @@ use naam_engine::{Location, RuleTable, Shares, SteerKey};
 use super::{Applied, EswitchError, SteerCounts, Steering};
 use crate::clock::monotonic_now_ns;
 use crate::openflow::{
-    self as of, FlowCommand, FlowMatch, FlowMod, HEADER_BYTES, OFP_VERSION, msg_type,
+    self as of, Between, FlowCommand, FlowMatch, FlowMod, HEADER_BYTES, OFP_VERSION, msg_type,
 };
 use crate::steer_port::{self, STEER_PORTS};
 
+/// Priority of the RDMA link's flows (above every steering flow).
+pub const PRIORITY_RDMA_LINK: u16 = 200;
 /// Priority of the per-key flows.
 pub const PRIORITY_KEY: u16 = 100;
 /// Priority of the default flows (unkeyed traffic, the way back to the uplink).
@@ -52,6 +64,10 @@ pub const PRIORITY_DEFAULT: u16 = 10;
 pub const OPENFLOW_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Unrelated messages (echo requests, stray replies) read while waiting for one reply.
 pub const MESSAGES_WHILE_WAITING_MAX: usize = 1024;
+/// The cookie of the default flows.
+const COOKIE_DEFAULT: u64 = u64::MAX;
+/// The cookie of the RDMA link's flows.
+const COOKIE_RDMA_LINK: u64 = u64::MAX - 1;
 
 /// Where the switch's OpenFlow endpoint is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +98,19 @@ pub struct OvsEswitchConfig {
     pub ports: OvsPorts,
     /// First port of the clients' steering range ([`crate::steer_port`]).
     pub steer_port_base: u16,
+    /// The host–NIC RDMA link's two addresses, whose traffic the bridge passes between the
+    /// host's and the NIC's ports (absent: no such flows).
+    pub rdma_link: Option<OvsRdmaLink>,
+}
+
+/// The two ends of the RDMA link between the host and the NIC across the bridge (IPv4: RoCEv2
+/// and ARP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OvsRdmaLink {
+    /// The host's end (on the host's side of its port, e.g. the host's PF netdev).
+    pub host_ip: Ipv4Addr,
+    /// The NIC's end (behind the NIC's port).
+    pub nic_ip: Ipv4Addr,
 }
 
 enum Stream {
@@ -350,8 +379,8 @@ fn key_flow(config: &OvsEswitchConfig, command: FlowCommand, offset: u16, port: 
     FlowMod {
         command,
         matching: Some(FlowMatch {
-            in_port: config.ports.uplink,
             udp_src: Some(config.steer_port_base + offset),
+            ..FlowMatch::port(config.ports.uplink)
         }),
         priority: PRIORITY_KEY,
         cookie: u64::from(offset),
@@ -374,23 +403,50 @@ fn install_all(
     });
     let default = |in_port, out| FlowMod {
         command: FlowCommand::Add,
-        matching: Some(FlowMatch {
-            in_port,
-            udp_src: None,
-        }),
+        matching: Some(FlowMatch::port(in_port)),
         priority: PRIORITY_DEFAULT,
-        cookie: u64::MAX,
+        cookie: COOKIE_DEFAULT,
         output: Some(out),
     };
     conn.flow(&default(ports.uplink, ports.host));
     conn.flow(&default(ports.host, ports.uplink));
     conn.flow(&default(ports.nic, ports.uplink));
+    for flow in config
+        .rdma_link
+        .map(|l| link_flows(ports, l))
+        .iter()
+        .flatten()
+    {
+        conn.flow(flow);
+    }
     let installed = outputs(ports, shares);
     for (offset, &port) in (0..STEER_PORTS).zip(&installed) {
         conn.flow(&key_flow(config, FlowCommand::Add, offset, port));
     }
     conn.barrier()?;
     Ok(installed)
+}
+
+/// The RDMA link's four flows: IPv4 and ARP from the host's end to the NIC's, entering at the
+/// host's port, out the NIC's; and back.
+fn link_flows(ports: OvsPorts, link: OvsRdmaLink) -> [FlowMod; 4] {
+    let (h, n) = (link.host_ip, link.nic_ip);
+    let flow = |in_port, between, out| FlowMod {
+        command: FlowCommand::Add,
+        matching: Some(FlowMatch {
+            between: Some(between),
+            ..FlowMatch::port(in_port)
+        }),
+        priority: PRIORITY_RDMA_LINK,
+        cookie: COOKIE_RDMA_LINK,
+        output: Some(out),
+    };
+    [
+        flow(ports.host, Between::Ipv4 { src: h, dst: n }, ports.nic),
+        flow(ports.host, Between::Arp { src: h, dst: n }, ports.nic),
+        flow(ports.nic, Between::Ipv4 { src: n, dst: h }, ports.host),
+        flow(ports.nic, Between::Arp { src: n, dst: h }, ports.host),
+    ]
 }
 
 impl Steering for OvsEswitch {
@@ -457,6 +513,31 @@ mod tests {
         }
         assert_eq!(out.iter().filter(|p| **p == PORTS.nic).count(), 500);
         assert_eq!(out[usize::from(BUCKETS)], PORTS.host, "pinned");
+    }
+
+    #[test]
+    fn the_rdma_link_goes_between_the_host_and_nic_ports_only() {
+        let link = OvsRdmaLink {
+            host_ip: Ipv4Addr::new(192, 168, 200, 1),
+            nic_ip: Ipv4Addr::new(192, 168, 200, 2),
+        };
+        let flows = link_flows(PORTS, link);
+        for f in &flows {
+            let m = f.matching.expect("a match");
+            let (src, dst) = match m.between.expect("between two addresses") {
+                Between::Ipv4 { src, dst } | Between::Arp { src, dst } => (src, dst),
+            };
+            let (from, to) = if src == link.host_ip {
+                (PORTS.host, PORTS.nic)
+            } else {
+                (PORTS.nic, PORTS.host)
+            };
+            assert_eq!((m.in_port, f.output, dst == src), (from, Some(to), false));
+            assert!(f.priority > PRIORITY_KEY, "above every steering flow");
+            assert_ne!(f.output, Some(PORTS.uplink));
+        }
+        let arp = |f: &FlowMod| matches!(f.matching.unwrap().between, Some(Between::Arp { .. }));
+        assert_eq!(flows.iter().filter(|f| arp(f)).count(), 2);
     }
 
     #[test]

@@ -68,6 +68,30 @@ pub struct RdmaConfig {
     pub device: Option<String>,
     /// GID table index (RoCE v2 is usually 1 or 3; InfiniBand uses 0).
     pub gid_index: u8,
+    /// When set, the device and GID index are those of this address's RoCE v2 GID
+    /// ([`crate::roce::find_roce_v2_gid`]), replacing `device` and `gid_index`: queue pairs then
+    /// send from this address, over UDP port 4791.
+    pub gid_address: Option<std::net::IpAddr>,
+}
+
+impl RdmaConfig {
+    /// The config for `address`'s RoCE v2 GID (see [`RdmaConfig::gid_address`]).
+    pub fn for_address(address: Option<std::net::IpAddr>) -> RdmaConfig {
+        RdmaConfig {
+            gid_address: address,
+            ..RdmaConfig::default()
+        }
+    }
+
+    /// The device and GID index to open: the named ones, or those of `gid_address`.
+    fn resolved(&self) -> Result<(Option<String>, u8), RdmaError> {
+        let Some(address) = self.gid_address else {
+            return Ok((self.device.clone(), self.gid_index));
+        };
+        let sysfs = std::path::Path::new(crate::roce::SYSFS_INFINIBAND);
+        let gid = crate::roce::find_roce_v2_gid(sysfs, PORT_NUM, address)?;
+        Ok((Some(gid.device), gid.index))
+    }
 }
 
 /// An open RDMA device and protection domain.
@@ -109,6 +133,7 @@ impl RdmaContext {
     /// machines without RDMA.
     pub fn open(config: &RdmaConfig) -> Result<RdmaContext, RdmaError> {
         let available = device_names()?;
+        let (device, gid_index) = config.resolved()?;
         let mut count = 0i32;
         // SAFETY: `count` is a valid out-pointer; the list is freed below on every path.
         let list = unsafe { ffi::ibv_get_device_list(&raw mut count) };
@@ -120,7 +145,7 @@ impl RdmaContext {
         // SAFETY: ibv_get_device_list returned `count` valid device pointers.
         let devices =
             unsafe { std::slice::from_raw_parts(list, usize::try_from(count).unwrap_or(0)) };
-        let chosen = devices.iter().copied().find(|d| match &config.device {
+        let chosen = devices.iter().copied().find(|d| match &device {
             None => true,
             Some(name) => device_name(*d) == *name,
         });
@@ -131,7 +156,7 @@ impl RdmaContext {
         // SAFETY: `list` came from ibv_get_device_list; opened contexts stay valid after freeing.
         unsafe { ffi::ibv_free_device_list(list) };
         let Some((name, ctx)) = opened else {
-            let name = config.device.clone().unwrap_or_default();
+            let name = device.clone().unwrap_or_default();
             return Err(RdmaError::DeviceNotFound { name, available });
         };
         let ctx = NonNull::new(ctx).ok_or_else(|| RdmaError::Verbs {
@@ -139,7 +164,7 @@ impl RdmaContext {
             device: name.clone(),
             source: io::Error::last_os_error(),
         })?;
-        open_context(ctx, name, config.gid_index).map(|dev| RdmaContext { dev: Arc::new(dev) })
+        open_context(ctx, name, gid_index).map(|dev| RdmaContext { dev: Arc::new(dev) })
     }
 
     /// The device's name.

@@ -89,6 +89,9 @@ pub enum RdmaError {
         /// The devices present.
         available: Vec<String>,
     },
+    /// No device has a RoCE v2 GID for the configured address ([`RdmaConfig::gid_address`]).
+    #[error(transparent)]
+    Gid(#[from] crate::roce::GidError),
     /// A verbs call failed.
     #[error("{call} failed on RDMA device `{device}`: {source}")]
     Verbs {

@@ -9,7 +9,7 @@ pub mod rnic;
 pub mod samples;
 pub mod switch;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -210,7 +210,8 @@ impl Shared {
     }
 
     /// With `rdma_export`: the regions registered for an off-box NIC's READs (fails at start
-    /// without a device) and what the ready file publishes.
+    /// without a device) and what the ready file publishes; the handshake and the queue pairs'
+    /// GID on the RDMA link's host end when the host has one, else on the control address.
     fn export(
         &self,
         host: &HostConfig,
@@ -218,7 +219,12 @@ impl Shared {
         if !host.rdma_export {
             return Ok(None);
         }
-        crate::rdma::export_host_regions(&self.memory, &self.table, control_ip(host)).map(Some)
+        let (listen_ip, gid_address) = match host.rdma_link {
+            Some(link) => (IpAddr::V4(link.host_ip), Some(IpAddr::V4(link.host_ip))),
+            None => (control_ip(host), None),
+        };
+        crate::rdma::export_host_regions(&self.memory, &self.table, listen_ip, gid_address)
+            .map(Some)
     }
 
     /// Host worker `i` on `socket`.

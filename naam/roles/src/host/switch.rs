@@ -10,7 +10,9 @@
 //! - **Open vSwitch** (a BlueField-2's own switch): host workers bind the ingress port as with
 //!   the kernel eSwitch; the controller programs the bridge's flows over one OpenFlow connection
 //!   (naam-net's [`OvsEswitch`]), which sends each message to the host's or the Arm side's port by
-//!   its UDP source port; the NIC role binds the same address on its own machine.
+//!   its UDP source port; the NIC role binds the same address on its own machine. With the
+//!   host's `rdma_link` the bridge also passes the RDMA link's traffic (RoCEv2, the handshake,
+//!   ARP) between the host's and the Arm side's ports, never to the uplink.
 
 use std::net::SocketAddr;
 
@@ -76,6 +78,10 @@ fn bind_ovs(host: &HostConfig) -> Result<Bound, RoleError> {
             nic: ovs.nic_port,
         },
         steer_port_base: naam_net::steer_port::STEER_PORT_BASE_DEFAULT,
+        rdma_link: host.rdma_link.map(|l| naam_net::OvsRdmaLink {
+            host_ip: l.host_ip,
+            nic_ip: l.nic_ip,
+        }),
     };
     let switch = OvsEswitch::connect(config, &RuleTable::new(Shares::HOST))
         .map_err(|e| RoleError::Setup(format!("Open vSwitch eSwitch: {e}")))?;

@@ -67,6 +67,7 @@ pub fn host_config(dataset: Dataset, shm: &Path, control_key: ControlKey) -> Hos
         rdma_export: false,
         ovs: None,
         nic_link: None,
+        rdma_link: None,
     }
 }
 
