@@ -26,7 +26,7 @@ use crate::error::AnalysisError;
 use crate::figures::read::FrameSet;
 use crate::figures::{draw_png_bytes, figure_data, select_run};
 
-pub use claims::{CLAIMS, Claim, Headline, ms_list, ops_text};
+pub use claims::{CLAIMS, Claim, Headline, ms_list, offload_text, ops_text};
 pub use html::escape_html;
 
 /// The report's file name inside the results folder, when no `--out` is given.
@@ -47,8 +47,8 @@ pub struct RunView {
     pub provenance: Result<Provenance, String>,
     /// The figure as PNG bytes, or why there is none.
     pub figure_png: Result<Vec<u8>, String>,
-    /// Per series, the most offloads (tenants) at which a point was valid or saturated.
-    pub tenants_valid_max: Vec<(String, u32)>,
+    /// Per series (plan order), the offload counts of its valid points (issue 13's headline).
+    pub offloads: Vec<SeriesOffloads>,
     /// Other runs of the experiment in the folder (not shown; `naam status` lists them).
     pub other_runs: usize,
 }
@@ -112,7 +112,7 @@ fn view_run(results_root: &Path, experiment: ExperimentId) -> Result<RunView, St
         digest: digest(&run).map_err(unreadable)?,
         provenance: run.read_provenance().map_err(|e| e.to_string()),
         figure_png,
-        tenants_valid_max: tenants_valid_max(&run, &plan),
+        offloads: series_offloads(&run, &plan),
         complete: state.status == RunStatus::Complete,
         other_runs: list_runs(results_root, experiment.as_str())
             .len()
@@ -128,24 +128,76 @@ fn figure_png(run_dir: &Path) -> Result<Vec<u8>, AnalysisError> {
     draw_png_bytes(&figure_data(&frames)?)
 }
 
-/// Per series (in plan order), the most tenants at which a complete point was valid or
-/// saturated; series without such a point are left out.
-fn tenants_valid_max(run: &RunDir, plan: &ExperimentPlan) -> Vec<(String, u32)> {
-    let mut best: Vec<(String, u32)> = Vec::new();
+/// A tail-impact bound: a series' p99 "stays within" it while it is at most this many times
+/// its p99 at one offload (issue 13's comparison; the paper's "small tail impact" is not
+/// quantified in the abstract, so the factor is our choice).
+pub const TAIL_P99_FACTOR_MAX: u64 = 2;
+
+/// One series' offload counts: how far it scales while its points stay valid, and while its
+/// p99 stays within [`TAIL_P99_FACTOR_MAX`]× its single-offload p99.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesOffloads {
+    /// The series.
+    pub series: String,
+    /// The most offloads the plan has for this series.
+    pub tenants_planned_max: u32,
+    /// The most offloads at which a complete point was valid; `None`: no valid point.
+    pub tenants_valid_max: Option<u32>,
+    /// The most offloads at which every valid point's p99 is within the bound of the p99 at
+    /// one offload; `None`: no valid single-offload point to compare with.
+    pub tenants_tail_within_max: Option<u32>,
+}
+
+/// Per series (in plan order), [`SeriesOffloads`] from the run's valid traffic points.
+fn series_offloads(run: &RunDir, plan: &ExperimentPlan) -> Vec<SeriesOffloads> {
+    let mut valid_p99: Vec<(String, u32, u64)> = Vec::new();
     for point in plan.points.iter().filter(|p| run.is_complete(&p.id)) {
-        let valid = run
-            .read_summary(&point.id)
-            .is_ok_and(|s| s.validity.is_valid());
-        if !valid {
+        let Ok(summary) = run.read_summary(&point.id) else {
             continue;
-        }
-        let series = point.series.to_string();
-        match best.iter_mut().find(|(s, _)| *s == series) {
-            Some((_, tenants)) => *tenants = (*tenants).max(point.tenants),
-            None => best.push((series, point.tenants)),
+        };
+        if let (true, Some(traffic)) = (summary.validity.is_valid(), &summary.traffic) {
+            let p99_ns = traffic.latency.p99_ns;
+            valid_p99.push((point.series.to_string(), point.tenants, p99_ns));
         }
     }
-    best
+    plan.series
+        .iter()
+        .map(|series| {
+            let name = series.to_string();
+            let planned = plan.points.iter().filter(|p| p.series == *series);
+            let points: Vec<(u32, u64)> = valid_p99
+                .iter()
+                .filter(|(s, _, _)| *s == name)
+                .map(|&(_, tenants, p99_ns)| (tenants, p99_ns))
+                .collect();
+            SeriesOffloads {
+                tenants_planned_max: planned.map(|p| p.tenants).max().unwrap_or(0),
+                tenants_valid_max: points.iter().map(|&(t, _)| t).max(),
+                tenants_tail_within_max: tail_within_max(&points),
+                series: name,
+            }
+        })
+        .collect()
+}
+
+/// The most offloads `n` such that every valid point at 1 ..= `n` offloads has a p99 of at most
+/// [`TAIL_P99_FACTOR_MAX`]× the (worst) p99 at one offload — the p99 *stays* within the bound up
+/// to `n`; `None` without a valid one-offload point.
+pub fn tail_within_max(points: &[(u32, u64)]) -> Option<u32> {
+    let single_p99_ns = points
+        .iter()
+        .filter(|&&(t, _)| t == 1)
+        .map(|&(_, p)| p)
+        .max()?;
+    let bound_ns = single_p99_ns.saturating_mul(TAIL_P99_FACTOR_MAX);
+    let mut sorted = points.to_vec();
+    sorted.sort_unstable();
+    let first_above = sorted.iter().find(|&&(_, p)| p > bound_ns).map(|&(t, _)| t);
+    sorted
+        .iter()
+        .map(|&(t, _)| t)
+        .filter(|&t| first_above.is_none_or(|above| t < above))
+        .max()
 }
 
 /// The page for the experiments in `views`, `results_root` named as the folder it describes.
@@ -188,4 +240,32 @@ fn summarize(out: &Path, views: &[ExperimentView]) -> ReportSummary {
         }
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_within_max;
+
+    #[test]
+    fn tail_bound_is_twice_the_single_offload_p99() {
+        let points = [(1, 100), (2, 150), (4, 200), (8, 201), (16, 120)];
+        assert_eq!(
+            tail_within_max(&points),
+            Some(4),
+            "a later point back within does not count"
+        );
+        let points = [(1, 100), (2, 150), (4, 200), (8, 201)];
+        assert_eq!(tail_within_max(&points), Some(4));
+        assert_eq!(
+            tail_within_max(&[(2, 10), (4, 10)]),
+            None,
+            "no single-offload point"
+        );
+        let mixed = [(1, 100), (4, 150), (4, 250)];
+        assert_eq!(
+            tail_within_max(&mixed),
+            Some(1),
+            "every point at a count must be within"
+        );
+    }
 }
