@@ -36,15 +36,28 @@ const REGION_BYTES: i64 = size_of::<Region>() as i64;
 const SLOT_SHIFT: i64 = 32;
 const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
 
+/// Set (to anything) to print each compiled program's Cranelift IR and the machine code
+/// Cranelift emitted for it (after register allocation) on standard error: a debugging aid for
+/// reading what the JIT makes of a program, e.g. with `examples/probe_count.rs`.
+const LISTING_ENV: &str = "NAAM_JIT_LISTING";
+
 /// Compiles `ops` (entry at decoded index `entry`) for `isa`; returns the machine code.
 pub(crate) fn compile(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Result<Vec<u8>, JitError> {
     let function = build(ops, entry, isa);
+    let listing = std::env::var_os(LISTING_ENV).is_some();
+    if listing {
+        eprintln!("{}", function.display());
+    }
     let mut context = cranelift_codegen::Context::for_function(function);
+    context.set_disasm(listing);
     let compiled = context
         .compile(isa, &mut ControlPlane::default())
         .map_err(|error| JitError::Codegen {
             reason: format!("{:?}", error.inner),
         })?;
+    if let Some(vcode) = compiled.vcode.as_deref() {
+        eprintln!("{vcode}");
+    }
     let relocations = compiled.buffer.relocs().len();
     if relocations != 0 {
         return Err(JitError::Relocations { count: relocations });
