@@ -551,12 +551,10 @@ fn issue_14_a_nic_on_the_hosts_machine_keeps_the_local_wiring() {
     );
 }
 
-/// The RDMA link in the LAN's /24 is refused at plan time, naming the node and its line; a NIC
-/// on the host's machine gets no RDMA link (issue 14).
-#[test]
-fn issue_14_an_rdma_link_in_the_lans_prefix_is_refused() {
+/// The plan-time error of the first point when the host's `cores = 8` line is replaced by
+/// `table` (a `[host.bluefield]` table after it), with the temporary folder's path removed.
+fn plan_error_with(table: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let table = "cores = 8\n[host.bluefield]\nhost_rdma_address = \"10.10.1.200\"\n";
     let hosts = HOSTS.replacen("cores = 8\n", table, 1);
     let (inventory, plan) = load(dir.path(), &hosts, &manifest(1, false));
     let err = point_run(
@@ -566,10 +564,15 @@ fn issue_14_an_rdma_link_in_the_lans_prefix_is_refused() {
         &Settings::for_machines(),
     )
     .unwrap_err();
-    expect!["inventory hosts.toml:15: host bf2: `bluefield`: RDMA link address 10.10.1.200 shares a /24 with 10.10.1.1 (a LAN address): the host–Arm RDMA link needs a prefix of its own (set `rdma_address` and `host_rdma_address`; defaults 192.168.200.2 on the Arm, 192.168.200.1 on the host)"].assert_eq(
-        &err.to_string()
-            .replace(&format!("{}/", dir.path().display()), ""),
-    );
+    err.to_string()
+        .replace(&format!("{}/", dir.path().display()), "")
+}
+
+/// The RDMA link in the LAN's /24 is refused at plan time, naming the node and its line; a NIC
+/// on the host's machine gets no RDMA link (issue 14).
+#[test]
+fn issue_14_an_rdma_link_in_the_lans_prefix_is_refused() {
+    expect!["inventory hosts.toml:15: host bf2: `bluefield`: RDMA link address 10.10.1.200 shares a /24 with 10.10.1.1 (a LAN address): the host–Arm RDMA link needs a prefix of its own (set `rdma_address` and `host_rdma_address`; defaults 192.168.200.2 on the Arm, 192.168.200.1 on the host)"].assert_eq(&plan_error_with("cores = 8\n[host.bluefield]\nhost_rdma_address = \"10.10.1.200\"\n"));
     let one_machine = HOSTS
         .replace("node-0-bf2.example", "node-0.example")
         .replace("arch = \"aarch64\"", "arch = \"x86_64\"");
@@ -579,19 +582,5 @@ fn issue_14_an_rdma_link_in_the_lans_prefix_is_refused() {
 
 #[test]
 fn issue_14_a_control_link_on_a_lan_address_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let table = "cores = 8\n[host.bluefield]\nhost_control_address = \"10.10.1.1\"\n";
-    let hosts = HOSTS.replacen("cores = 8\n", table, 1);
-    let (inventory, plan) = load(dir.path(), &hosts, &manifest(1, false));
-    let err = point_run(
-        &inventory,
-        &plan,
-        &plan.points[0],
-        &Settings::for_machines(),
-    )
-    .unwrap_err();
-    expect!["inventory hosts.toml:15: host bf2: `bluefield`: 10.10.1.1 is a LAN address: the host–NIC control link needs addresses of its own (rshim's tmfifo_net0: 192.168.100.1 on the host, 192.168.100.2 on the Arm)"].assert_eq(
-        &err.to_string()
-            .replace(&format!("{}/", dir.path().display()), ""),
-    );
+    expect!["inventory hosts.toml:15: host bf2: `bluefield`: 10.10.1.1 is a LAN address: the host–NIC control link needs addresses of its own (rshim's tmfifo_net0: 192.168.100.1 on the host, 192.168.100.2 on the Arm)"].assert_eq(&plan_error_with("cores = 8\n[host.bluefield]\nhost_control_address = \"10.10.1.1\"\n"));
 }
