@@ -506,10 +506,11 @@ fn traffic_reasons(
         reasons.push("no request completed".to_string());
     }
     let held = window_saturated(t);
-    if !held && own_lateness_ns_p99(t) > SEND_LATENESS_NS_P99_MAX {
+    let own_ns_p99 = own_lateness_ns_p99(t);
+    if !held && own_ns_p99 > SEND_LATENESS_NS_P99_MAX {
         reasons.push(format!(
             "generator fell behind: send lateness p99 {} us > {} us",
-            own_lateness_ns_p99(t) / 1000,
+            own_ns_p99 / 1000,
             SEND_LATENESS_NS_P99_MAX / 1000
         ));
     }
