@@ -78,8 +78,15 @@ pub struct ClientSummary {
     pub offered_ops_per_s: Option<f64>,
     /// Requests sent during the measured phase.
     pub sent: u64,
-    /// Requests completed (replied to) during the measured phase.
+    /// Requests completed (replied to) from the measured phase's start on, including the drain
+    /// after its end.
     pub completed: u64,
+    /// Of `completed`, the replies that arrived after the measured phase's end, while the
+    /// client drained its window: the backlog the system under test still held when the sends
+    /// stopped (a server's phase counters end at the phase's end and do not include them).
+    /// Absent in older files (0).
+    #[serde(default)]
+    pub completed_after_phase: u64,
     /// Failed requests by kind (`timeout`, `rejected`, ...), during the measured phase.
     pub errors: BTreeMap<String, u64>,
     /// Replies whose content did not verify against the expected value.

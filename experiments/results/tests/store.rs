@@ -26,6 +26,7 @@ fn client(k: u32, completed: u64, achieved: f64, offered: f64) -> ClientSummary 
         offered_ops_per_s: Some(offered),
         sent: completed,
         completed,
+        completed_after_phase: 0,
         errors: BTreeMap::from([("timeout".to_string(), 0)]),
         verify_failures: 0,
         misses: 0,
@@ -103,6 +104,7 @@ fn client_summary_schema_as_bytes() {
           "offered_ops_per_s": 10.0,
           "sent": 10,
           "completed": 10,
+          "completed_after_phase": 0,
           "errors": {
             "timeout": 0
           },

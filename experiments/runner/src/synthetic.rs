@@ -351,6 +351,7 @@ fn write_client_summary(
         offered_ops_per_s: point.offered_load_ops_per_s.map(|o| o as f64 / clients),
         sent: completed,
         completed,
+        completed_after_phase: 0,
         errors: Default::default(),
         verify_failures: 0,
         misses: 0,

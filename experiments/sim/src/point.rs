@@ -1082,6 +1082,7 @@ fn client_summary(config: &SimPointConfig, k: u32, report: SessionReport) -> Cli
         offered_ops_per_s: Some(config.clients[k as usize].offered_ops_per_s),
         sent: run.rate.intended,
         completed: run.rate.completed,
+        completed_after_phase: run.rate.completed_after_phase,
         errors: report.errors,
         verify_failures: report.measured.verify_failures,
         misses: report.measured.misses,

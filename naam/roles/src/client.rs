@@ -446,6 +446,7 @@ fn finish<W: std::io::Write>(
         offered_ops_per_s: Some(cc.offered_ops_per_s),
         sent: run.rate.intended,
         completed: run.rate.completed,
+        completed_after_phase: run.rate.completed_after_phase,
         errors,
         verify_failures: measured.verify_failures,
         misses: measured.misses,

@@ -74,6 +74,7 @@ pub struct LoadGenerator {
     window: u32,
     intended_measured: u64,
     completed_measured: u64,
+    completed_after_phase: u64,
     failed: u64,
 }
 
@@ -98,6 +99,7 @@ impl LoadGenerator {
             window,
             intended_measured: 0,
             completed_measured: 0,
+            completed_after_phase: 0,
             failed: 0,
             config,
         })
@@ -220,6 +222,9 @@ impl LoadGenerator {
         if now_ns >= self.config.warmup_ns {
             self.completed_measured += 1;
         }
+        if now_ns >= self.end_ns {
+            self.completed_after_phase += 1;
+        }
         Ok(latency_ns)
     }
 
@@ -255,9 +260,12 @@ impl LoadGenerator {
         Ok(RunReport::new(
             &self.config,
             measured_ns,
-            self.intended_measured,
-            self.completed_measured,
-            u64::from(self.inflight),
+            crate::report::Counts {
+                intended: self.intended_measured,
+                completed: self.completed_measured,
+                completed_after_phase: self.completed_after_phase,
+                inflight_at_end: u64::from(self.inflight),
+            },
             crate::report::Lateness {
                 total: &self.lateness,
                 own: &self.own_lateness,

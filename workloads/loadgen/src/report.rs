@@ -115,8 +115,12 @@ pub struct RateReport {
     pub measured_ns: u64,
     /// Requests intended in the window.
     pub intended: u64,
-    /// Completions in the window.
+    /// Completions in the window (including the drain after the measured phase's end).
     pub completed: u64,
+    /// Of `completed`, those that arrived after the measured phase's end, while the client
+    /// drained its window: the backlog the system under test still held when sends stopped.
+    #[serde(default)]
+    pub completed_after_phase: u64,
     /// Requests still in flight at the end.
     pub inflight_at_end: u64,
     /// Send lateness percentiles (open loop; 0 for the closed loop).
@@ -137,6 +141,19 @@ pub struct RateReport {
     /// Measured sends the full window held back.
     #[serde(default)]
     pub window_delayed_sends: u64,
+}
+
+/// A run's request counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    /// Requests intended in the measured phase.
+    pub intended: u64,
+    /// Completions from the measured phase's start on.
+    pub completed: u64,
+    /// Of `completed`, those after the measured phase's end.
+    pub completed_after_phase: u64,
+    /// Requests still in flight at the end.
+    pub inflight_at_end: u64,
 }
 
 /// A run's send lateness: in all, the generator's own, and the window's waits.
@@ -168,13 +185,10 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &LoadConfig,
         measured_ns: u64,
-        intended: u64,
-        completed: u64,
-        inflight_at_end: u64,
+        counts: Counts,
         lateness: Lateness<'_>,
         recorder: &IntervalRecorder,
         intervals: Vec<IntervalHistogram>,
@@ -183,12 +197,13 @@ impl RunReport {
         let rate = RateReport {
             mode: config.mode.label().to_owned(),
             offered_rate_per_s_nominal: config.mode.offered_rate_per_s(),
-            offered_rate_per_s: intended as f64 / seconds,
-            achieved_rate_per_s: completed as f64 / seconds,
+            offered_rate_per_s: counts.intended as f64 / seconds,
+            achieved_rate_per_s: counts.completed as f64 / seconds,
             measured_ns,
-            intended,
-            completed,
-            inflight_at_end,
+            intended: counts.intended,
+            completed: counts.completed,
+            completed_after_phase: counts.completed_after_phase,
+            inflight_at_end: counts.inflight_at_end,
             send_lateness_ns_p50: lateness.total.value_at_quantile(0.5),
             send_lateness_ns_p99: lateness.total.value_at_quantile(0.99),
             send_lateness_ns_max: lateness.total.max(),

@@ -49,6 +49,8 @@ struct SideState {
     peers: Peers,
     /// Tokens of senders trusted to name a reply address (the user-space eSwitch's ingress).
     trusted: Vec<u64>,
+    /// The measured phase's start and end (realtime ns), once the timeline is known.
+    phase_bounds_ns: Option<[u64; 2]>,
     /// Counters at the measured phase's start and end.
     stats_at: [Option<RuntimeStats>; 2],
     /// Migrations done, with realtime instants (made relative to the phase at report time).
@@ -120,6 +122,7 @@ impl SideDriver {
                 runtime,
                 peers,
                 trusted,
+                phase_bounds_ns: None,
                 stats_at: [None; 2],
                 migrations: Vec::new(),
                 failures: Vec::new(),
@@ -175,7 +178,9 @@ impl SideDriver {
             let exec_ns = self.execute(&mut job);
             {
                 let mut st = self.lock();
-                st.runtime.finish(Nanos(realtime_ns()), job, exec_ns);
+                let now_ns = realtime_ns();
+                st.mark_phase(now_ns);
+                st.runtime.finish(Nanos(now_ns), job, exec_ns);
                 self.drain(&mut st, &mut out);
             }
             self.wake.notify_all();
@@ -308,21 +313,22 @@ impl SideDriver {
         }
     }
 
-    /// Snapshots the counters at the measured phase's start and end.
+    /// Snapshots the counters at the measured phase's start and end. The snapshot is exact
+    /// however late this thread wakes: every completion first snapshots the bounds it passed
+    /// ([`SideState::mark_phase`], under the lock that orders completions), so waking here only
+    /// covers a phase bound with no completion after it.
     pub fn watch_phase(&self, timeline: &TimelineWatch, stop: &AtomicBool) {
         let Some(t) = timeline.wait(TIMELINE_WAIT_MAX, stop) else {
             return;
         };
-        for (i, at) in [t.measure_start_realtime_ns(), t.measure_end_realtime_ns()]
-            .into_iter()
-            .enumerate()
-        {
+        let bounds_ns = [t.measure_start_realtime_ns(), t.measure_end_realtime_ns()];
+        self.lock().phase_bounds_ns = Some(bounds_ns);
+        for at in bounds_ns {
             sleep_until_realtime(at, stop);
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            let mut st = self.lock();
-            st.stats_at[i] = Some(*st.runtime.stats());
+            self.lock().mark_phase(realtime_ns());
         }
     }
 
@@ -403,6 +409,20 @@ impl SideState {
             Some(addr) if self.trusted.contains(&source) => Some(addr),
             Some(addr) if sender.is_some_and(|s| s.ip() == addr.ip()) => Some(addr),
             _ => sender.filter(|s| s.port() != 0),
+        }
+    }
+}
+
+impl SideState {
+    /// Takes the counters at each phase bound `now_ns` has reached and none was taken at yet.
+    fn mark_phase(&mut self, now_ns: u64) {
+        let Some(bounds_ns) = self.phase_bounds_ns else {
+            return;
+        };
+        for (at, bound_ns) in self.stats_at.iter_mut().zip(bounds_ns) {
+            if at.is_none() && now_ns >= bound_ns {
+                *at = Some(*self.runtime.stats());
+            }
         }
     }
 }
