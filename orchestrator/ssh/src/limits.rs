@@ -36,8 +36,11 @@ pub const HOST_NAME_BYTES_MAX: usize = 63;
 pub const LAUNCHES_MAX: usize = 1_024;
 /// Output files one role process may declare.
 pub const LAUNCH_OUTPUTS_MAX: usize = 64;
-/// Polls of a remote pid file after a background start before the start is declared failed.
-pub const PID_FILE_POLLS_MAX: u32 = 100;
+/// Polls of a remote pid file after a background start before the start is declared failed
+/// (20 s at the interval below: a start takes milliseconds, but a loaded 2-core machine once
+/// took more than 5 s to fork the wrapper and its `sleep` polls; the bound only matters when
+/// the start really failed).
+pub const PID_FILE_POLLS_MAX: u32 = 400;
 /// Interval between polls of the remote pid file (in the remote start script).
 pub const PID_FILE_POLL_INTERVAL_MS: u64 = 50;
 /// How long a role process gets after SIGTERM before SIGKILL.
@@ -80,6 +83,7 @@ const _: () = {
     assert!(COMMAND_TIMEOUT_MS >= SSH_OP_TIMEOUT_MS as u64);
     assert!(TRANSFER_CHUNK_BYTES > 0 && (TRANSFER_CHUNK_BYTES as u64) <= TRANSFER_BYTES_MAX);
     assert!(PID_FILE_POLLS_MAX > 0 && READINESS_POLLS_MAX > 0);
+    assert!((PID_FILE_POLLS_MAX as u64) * PID_FILE_POLL_INTERVAL_MS < COMMAND_TIMEOUT_MS);
     assert!(STOP_GRACE_MS >= PROCESS_POLL_INTERVAL_MS);
     assert!(CLOCK_SAMPLES >= 1);
     assert!(CLOCK_ERROR_MS_MAX <= CLOCK_OFFSET_MS_MAX && CLOCK_ERROR_MS_MAX < START_LEAD_MS);
