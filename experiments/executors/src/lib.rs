@@ -29,6 +29,7 @@ pub mod launches;
 pub mod orchestrated;
 pub mod point;
 pub mod sim;
+mod sim_pool;
 pub mod sweep;
 pub mod vmcost;
 

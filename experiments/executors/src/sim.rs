@@ -7,13 +7,11 @@
 //! NIC), the NIC's access delay and speed (the profile's DMA and per-instruction costs), links.
 //!
 //! Points are independent and deterministic, so the executor runs them **in parallel**: asked
-//! for a point it has not simulated yet, it simulates that point and the next ones of the plan,
-//! one per core, into a cache, and hands each out as the runner asks for it. The files are those
-//! a sequential run writes.
+//! for a point of a plan, it starts one worker per core on that point and the plan's next ones
+//! ([`crate::sim_pool`]), each into a cache folder, and hands each out as the runner asks for it.
+//! The files are those a sequential run writes.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use naam_plan::{Event, ExperimentPlan, PointPlan, Testbed, Timing};
 use naam_roles::config::{EswitchMode, Polling, Role};
@@ -24,6 +22,7 @@ use naam_sim::profile::CostProfile;
 use crate::TestbedError;
 use crate::configs::{self, CLIENT_INFLIGHT_MAX, CLIENT_TIMEOUT_MS, LOOPBACK, Settings};
 use crate::executor::SAMPLE_PERIOD_US;
+use crate::sim_pool::{Pool, point_dir};
 
 /// Most points simulated at once (bounds memory: each holds its dataset).
 pub const PARALLEL_POINTS_MAX: usize = 16;
@@ -32,8 +31,9 @@ pub const PARALLEL_POINTS_MAX: usize = 16;
 #[derive(Debug)]
 pub struct SimExecutor {
     parallel: usize,
+    /// The workers of the plan being run (dropped, and so joined, before the cache goes).
+    pool: Option<Pool>,
     cache: tempfile::TempDir,
-    cached: BTreeSet<String>,
 }
 
 impl SimExecutor {
@@ -45,8 +45,8 @@ impl SimExecutor {
             .map_err(|e| TestbedError::io(Path::new("naam-sim-points"), "create", e))?;
         Ok(SimExecutor {
             parallel: parallel.clamp(1, PARALLEL_POINTS_MAX),
+            pool: None,
             cache,
-            cached: BTreeSet::new(),
         })
     }
 
@@ -56,57 +56,62 @@ impl SimExecutor {
         SimExecutor::new(cores)
     }
 
-    /// Runs `point` into `out_dir`, simulating it (and the plan's next points, in parallel) first
-    /// unless an earlier batch did.
+    /// Runs `point` into `out_dir`: waits for the workers to simulate it (starting them on this
+    /// point and the plan's next ones unless they run this plan already), or simulates it here
+    /// when they will not (a point they handed over already, or one before their first).
     pub fn run(
         &mut self,
         plan: &ExperimentPlan,
         point: &PointPlan,
         out_dir: &Path,
     ) -> Result<(), TestbedError> {
-        if !self.cached.contains(&point.id) {
-            self.simulate_batch(plan, point)?;
-        }
+        let index = plan.points.iter().position(|p| p.id == point.id);
         let from = self.cache.path().join(&point.id);
+        let pool = self.pool_for(plan, index.unwrap_or(plan.points.len()))?;
+        let taken = index.is_some_and(|i| pool.take(i));
+        if !taken {
+            simulate_into(plan, point, pool.profile(), &from);
+        }
         let result = std::fs::read_to_string(from.join(ERROR_FILE));
         if let Ok(message) = result {
+            let _ = std::fs::remove_dir_all(&from);
             return Err(TestbedError::Run { message });
         }
         copy_dir(&from, out_dir)?;
-        self.cached.remove(&point.id);
         std::fs::remove_dir_all(&from).map_err(|e| TestbedError::io(&from, "remove", e))
     }
 
-    fn simulate_batch(
-        &mut self,
-        plan: &ExperimentPlan,
-        first: &PointPlan,
-    ) -> Result<(), TestbedError> {
-        let start = plan
-            .points
-            .iter()
-            .position(|p| p.id == first.id)
-            .unwrap_or(0);
-        let batch: Vec<&PointPlan> = std::iter::once(first)
-            .chain(plan.points[start..].iter().filter(|p| p.id != first.id))
-            .filter(|p| !self.cached.contains(&p.id))
-            .take(self.parallel)
-            .collect();
-        let profile = Arc::new(load_profile(plan)?);
-        let cache = self.cache.path();
-        std::thread::scope(|scope| {
-            for point in &batch {
-                let profile = Arc::clone(&profile);
-                scope.spawn(move || simulate_into(plan, point, &profile, &cache.join(&point.id)));
-            }
-        });
-        self.cached.extend(batch.iter().map(|p| p.id.clone()));
-        Ok(())
+    /// The workers of `plan`, started from point `from` if they run another plan or none.
+    fn pool_for(&mut self, plan: &ExperimentPlan, from: usize) -> Result<&Pool, TestbedError> {
+        if !self.pool.as_ref().is_some_and(|p| p.serves(plan)) {
+            self.pool = None;
+            let profile = load_profile(plan)?;
+            let (cache, parallel) = (self.cache.path(), self.parallel);
+            self.pool = Some(Pool::start(
+                plan,
+                from,
+                profile,
+                cache,
+                parallel,
+                simulate_point,
+            ));
+        }
+        Ok(self.pool.as_ref().expect("started above"))
     }
 }
 
+/// Simulates point `index` of `plan` into its cache folder under `cache`.
+fn simulate_point(plan: &ExperimentPlan, index: usize, profile: &CostProfile, cache: &Path) {
+    simulate_into(
+        plan,
+        &plan.points[index],
+        profile,
+        &point_dir(cache, plan, index),
+    );
+}
+
 /// The file a failed point's cache folder holds instead of raw files.
-const ERROR_FILE: &str = "error.txt";
+pub(crate) const ERROR_FILE: &str = "error.txt";
 
 /// Simulates one point into `dir`; a failure is written there as [`ERROR_FILE`].
 fn simulate_into(plan: &ExperimentPlan, point: &PointPlan, profile: &CostProfile, dir: &Path) {
