@@ -90,6 +90,13 @@ fn series_order(rows: &[PointRow]) -> Vec<String> {
     seen
 }
 
+/// The series in first-seen order, each with its colour key (`draw::color_key`).
+fn series_with_colour_keys(rows: &[PointRow]) -> Vec<(String, String)> {
+    let order = series_order(rows);
+    let keys = order.iter().map(|s| super::draw::color_key(s, &order));
+    order.iter().cloned().zip(keys).collect()
+}
+
 type Getter = fn(&PointRow) -> Option<f64>;
 type CiGetter = fn(&PointRow) -> Option<(f64, f64)>;
 
@@ -209,12 +216,12 @@ fn sweep_panels(
 ) -> Vec<Panel> {
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
-    for s in series_order(rows) {
+    for (s, key) in series_with_colour_keys(rows) {
         let mine: Vec<&PointRow> = rows.iter().filter(|r| r.series == s).collect();
         throughput.push(sweep_line(
             &mine,
             s.clone(),
-            &s,
+            &key,
             x,
             Metric {
                 y: |r| r.throughput,
@@ -226,7 +233,7 @@ fn sweep_panels(
         latency.push(sweep_line(
             &mine,
             format!("{s} p99"),
-            &s,
+            &key,
             x,
             Metric {
                 y: |r| r.p99,
@@ -238,7 +245,7 @@ fn sweep_panels(
         let mut p50 = sweep_line(
             &mine,
             format!("{s} p50"),
-            &s,
+            &key,
             x,
             Metric {
                 y: |r| r.p50,
