@@ -313,7 +313,7 @@ fn issue_13_full_offload_scaling_sweeps_the_ipipe_thresholds() {
             assert!(sweep(&quick).is_empty(), "{}: quick sweeps", path.display());
             let lines = sweep(&full);
             assert_eq!(lines.len(), 7, "{}", path.display());
-            let ipipe = full.policy(Series::Ipipe).expect("ipipe's policy").clone();
+            let ipipe = *full.policy(Series::Ipipe).expect("ipipe's policy");
             let tail_x4 = Series::parse("ipipe/tail-x4").expect("a sweep name");
             let PolicySpec::Ipipe(p) = full.policy(tail_x4).expect("its own policy") else {
                 panic!("a sweep line runs trusted iPipe");
