@@ -305,8 +305,11 @@ fn push_point(
             traffic_columns(r, t, h);
         }
         if let Some(shift) = shift {
+            let reaction = shift.reaction();
             r.set_opt("shift_rules_ms", shift.rules_ms)
-                .set_opt("shift_completions_ms", shift.completions_ms);
+                .set_opt("shift_completions_ms", reaction.shifted_ms)
+                .set("reaction_mechanism", reaction.mechanism.as_str())
+                .set_opt("reaction_first_ms", reaction.first_ms);
         }
     })
 }

@@ -115,7 +115,7 @@ pub const RUN: &[ColumnSpec] = &[
 ];
 
 /// `points`: one row per complete point (series × sweep value × repetition).
-pub const POINTS: &[ColumnSpec] = &concat::<8, 46, 54>(
+pub const POINTS: &[ColumnSpec] = &concat::<8, 48, 56>(
     POINT_KEYS,
     [
         spec!("point_index", U32, "position in the plan"),
@@ -283,6 +283,16 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 46, 54>(
             "shift_completions_ms",
             F64,
             "CPU hog start → end of the first interval with ≥ 90 % of completions at the NIC; iPipe series (hog on the NIC's cores): at the host (null: no hog or never)"
+        ),
+        spec!(
+            "reaction_mechanism",
+            Str,
+            "how the series' system reacts to the CPU hog: steering (NAAM) or migration (iPipe) (null: no hog)"
+        ),
+        spec!(
+            "reaction_first_ms",
+            F64,
+            "CPU hog start → the system's first reaction: NAAM's first rule change of any kind; iPipe's first migration of an actor to the host decided (null: no hog or never). With shift_completions_ms, the two systems' reaction times side by side"
         ),
     ],
 );

@@ -115,7 +115,7 @@ fn load_shift_figure_data_table() {
     println!("{shift_lines:#?}");
     assert_eq!(
         shift_lines[1].as_str(),
-        "  host: rules never, never; completions never, never"
+        "  host: first rule change never, never; rules never, never; completions at the NIC never, never"
     );
 }
 

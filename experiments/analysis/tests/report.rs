@@ -106,8 +106,32 @@ fn the_page_agrees_with_the_summaries_on_disk() {
     }
     assert!(c1.contains("SYNTHETIC DATA"), "{c1}");
     assert!(claim_row(&page, "C2").contains("not measured (no run of"));
-    assert!(claim_row(&page, "C3").contains("naam-adaptive: rules "));
+    let c3 = claim_row(&page, "C3");
+    let shift_run = naam_analysis::select_run(root.path(), ExperimentId::LoadShift).expect("run");
+    let first = first_rule_changes_on_disk(&RunDir::open(&shift_run), "naam-adaptive");
+    let shown = format!(
+        "naam-adaptive (steering: first rule change {first}; ≥ 90 % of completions at the NIC "
+    );
+    assert!(c3.contains(&shown), "C3 lacks {shown}: {c3}");
     assert!(claim_row(&page, "C4").contains("valid up to 512 offloads"));
+}
+
+/// The first rule change after the hog of every point of `series`, from its raw files.
+fn first_rule_changes_on_disk(run: &RunDir, series: &str) -> String {
+    let plan = run.read_plan().expect("plan");
+    let firsts: Vec<Option<f64>> = plan
+        .points
+        .iter()
+        .filter(|p| p.series.as_str() == series)
+        .map(|p| {
+            let times = naam_results::shift::shift_times(&plan, &run.point_dir(&p.id));
+            times
+                .expect("raw files")
+                .expect("a hog")
+                .first_rule_change_ms
+        })
+        .collect();
+    naam_results::digest::list_ms(&firsts)
 }
 
 /// Makes the first point of `series` invalid with `reason`, as the runner would have.

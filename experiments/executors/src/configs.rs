@@ -312,7 +312,7 @@ fn point_policy(
     series: Series,
     ipipe_runs: bool,
 ) -> Result<PolicySpec, TestbedError> {
-    if matches!(series, Series::Ipipe | Series::IpipeProcesses) && !ipipe_runs {
+    if series.is_ipipe() && !ipipe_runs {
         return Err(unsupported(
             "the iPipe baseline's series run on the local and simulation testbeds, not yet on real machines",
         ));

@@ -89,3 +89,38 @@ fn a_threshold_set_in_the_manifest_changes_the_hash_and_the_decisions() {
         "above the lowered threshold, load moves to the NIC"
     );
 }
+
+/// Issue 13: each line of the iPipe thresholds' sweep (full offload-scaling) hands its own
+/// thresholds to the NIC role, and the plain `ipipe` series the defaults.
+#[test]
+fn issue_13_a_sweep_line_s_thresholds_reach_the_nic_role() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../offload-scaling.toml");
+    let plan = naam_plan::load_manifest(&path, Variant::Full).unwrap_or_else(|e| panic!("{e}"));
+    let settings = Settings {
+        ipipe_runs: true,
+        ..Settings::for_machines()
+    };
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let nic_params = |series: &str| {
+        let point = plan
+            .points
+            .iter()
+            .find(|p| p.series.as_str() == series)
+            .unwrap_or_else(|| panic!("a point of {series}"));
+        let built = configs::build(&plan, point, &settings, localhost, "run")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Role::Nic(nic) = built.nic.role else {
+            panic!("the NIC launch runs {}", built.nic.role.name());
+        };
+        match nic.ipipe {
+            Some(PolicySpec::Ipipe(p)) => p,
+            other => panic!("{series}: the NIC runs {other:?}"),
+        }
+    };
+    let defaults = nic_params("ipipe");
+    let tail_x4 = nic_params("ipipe/tail-x4");
+    assert_eq!(tail_x4.tail_thresh_ns, 4 * defaults.tail_thresh_ns);
+    let quantum = nic_params("ipipe/quantum-x0.25");
+    assert_eq!(quantum.drr_quantum_ns * 4, defaults.drr_quantum_ns);
+    assert_eq!(quantum.tail_thresh_ns, defaults.tail_thresh_ns);
+}

@@ -257,9 +257,54 @@ pub enum Workload {
     VmCost(VmCostWorkload),
 }
 
-/// One line of a figure: a placement, a steering policy, or a VM backend.
+/// The prefix of the iPipe baseline's threshold-sweep series, `ipipe/<label>`.
+pub const IPIPE_SWEEP_PREFIX: &str = "ipipe/";
+/// Longest label of a threshold-sweep series (the part after [`IPIPE_SWEEP_PREFIX`]).
+pub const SWEEP_LABEL_BYTES_MAX: usize = 24;
+const SWEEP_NAME_BYTES: usize = IPIPE_SWEEP_PREFIX.len() + SWEEP_LABEL_BYTES_MAX;
+
+/// The name of a threshold-sweep series, `ipipe/<label>`, held inline so [`Series`] stays
+/// `Copy`. A label is 1..=[`SWEEP_LABEL_BYTES_MAX`] of `a-z`, `0-9`, `-` and `.`, starting
+/// with a letter or digit, so the name is also safe in point ids and file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SweepName {
+    bytes: [u8; SWEEP_NAME_BYTES],
+    len: u8,
+}
+
+impl SweepName {
+    /// `ipipe/<label>`, or why `label` is not one.
+    pub fn new(label: &str) -> Result<SweepName, String> {
+        let allowed =
+            |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.';
+        let first_ok = label
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+        if !first_ok || label.len() > SWEEP_LABEL_BYTES_MAX || !label.bytes().all(allowed) {
+            return Err(format!(
+                "\"{label}\" is not a sweep label: 1..={SWEEP_LABEL_BYTES_MAX} characters of a-z, 0-9, '-' and '.', starting with a letter or digit"
+            ));
+        }
+        let name = format!("{IPIPE_SWEEP_PREFIX}{label}");
+        let mut bytes = [0; SWEEP_NAME_BYTES];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Ok(SweepName {
+            bytes,
+            len: name.len() as u8,
+        })
+    }
+
+    /// The series name, `ipipe/<label>`.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// One line of a figure: a placement, a steering policy, or a VM backend. In manifests and
+/// `plan.json` a series is its name (`"nic"`, `"ipipe/tail-x4"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(into = "String", try_from = "String")]
 pub enum Series {
     /// Static placement: every message runs on the host CPU (classic RPC).
     Host,
@@ -279,6 +324,9 @@ pub enum Series {
     Ipipe,
     /// The iPipe baseline with a process per tenant.
     IpipeProcesses,
+    /// The iPipe baseline (trusted) with its own thresholds (`[policy."ipipe/<label>"]`): one
+    /// line of the thresholds' sensitivity sweep.
+    IpipeSweep(SweepName),
     /// vm-cost: the function's logic compiled natively (Rust).
     Native,
     /// vm-cost: our eBPF interpreter.
@@ -318,8 +366,9 @@ impl Series {
     ];
 
     /// The stable name.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
+            Series::IpipeSweep(name) => name.as_str(),
             Series::Host => "host",
             Series::Nic => "nic",
             Series::Client => "client",
@@ -336,15 +385,35 @@ impl Series {
         }
     }
 
-    /// Parses a stable name.
+    /// Parses a stable name (`ipipe/<label>` with a valid label included).
     pub fn parse(name: &str) -> Option<Series> {
+        if let Some(label) = name.strip_prefix(IPIPE_SWEEP_PREFIX) {
+            return SweepName::new(label).ok().map(Series::IpipeSweep);
+        }
         Series::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
     /// The steering policy a placement or policy series runs (the iPipe baseline's "policy" is
-    /// everything to the NIC, with its runtime's parameters; `None` for VM backends).
-    pub fn policy_kind(self) -> Option<PolicyKind> {
-        PolicyKind::from_name(self.as_str())
+    /// everything to the NIC, with its runtime's parameters; `None` for VM backends). A sweep
+    /// series runs trusted iPipe.
+    pub fn policy_kind(&self) -> Option<PolicyKind> {
+        match self {
+            Series::IpipeSweep(_) => Some(PolicyKind::Ipipe),
+            _ => PolicyKind::from_name(self.as_str()),
+        }
+    }
+
+    /// Whether the iPipe baseline serves this series (either isolation model, or a sweep).
+    pub fn is_ipipe(&self) -> bool {
+        matches!(
+            self,
+            Series::Ipipe | Series::IpipeProcesses | Series::IpipeSweep(_)
+        )
+    }
+
+    /// The name as it appears in point ids and folder names (`/` written `+`).
+    pub fn id_part(&self) -> String {
+        self.as_str().replace('/', "+")
     }
 
     /// Which experiments this series belongs to.
@@ -361,6 +430,20 @@ impl Series {
 impl fmt::Display for Series {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl From<Series> for String {
+    fn from(series: Series) -> String {
+        series.as_str().to_string()
+    }
+}
+
+impl TryFrom<String> for Series {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Series, String> {
+        Series::parse(&name).ok_or_else(|| format!("unknown series \"{name}\""))
     }
 }
 
@@ -465,10 +548,11 @@ pub struct ExperimentPlan {
     pub roles: Roles,
     /// What clients ask for.
     pub workload: Workload,
-    /// Lines of the figure, in manifest order.
+    /// Lines of the figure, in manifest order: `series`, then the variant's own `series`.
     pub series: Vec<Series>,
     /// The steering policy of every placement or policy series, in series order, with every
-    /// parameter (the manifest's `[policy.<name>]` values, defaults for the rest).
+    /// parameter (the manifest's `[policy.<name>]` values, defaults for the rest; a sweep
+    /// series `ipipe/<label>` has its own entry from `[policy."ipipe/<label>"]`).
     pub policies: Vec<PolicySpec>,
     /// Swept values.
     pub sweep: Sweep,
@@ -515,8 +599,12 @@ impl ExperimentPlan {
     /// The steering policy, with its parameters, that series `series` runs (`None` for series
     /// that are not placements or policies).
     pub fn policy(&self, series: Series) -> Option<&PolicySpec> {
-        let kind = series.policy_kind()?;
-        self.policies.iter().find(|p| p.kind() == kind)
+        let slot = self
+            .series
+            .iter()
+            .filter(|s| s.policy_kind().is_some())
+            .position(|s| *s == series)?;
+        self.policies.get(slot)
     }
 }
 

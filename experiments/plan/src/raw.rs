@@ -90,6 +90,8 @@ pub(crate) struct RawWorkload {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVariant {
+    /// Series this variant adds to the manifest's `series` (the full variants' threshold sweep).
+    pub series: Option<Spanned<Vec<Spanned<String>>>>,
     pub warmup_ms: Option<Spanned<i64>>,
     pub measure_ms: Option<Spanned<i64>>,
     pub interval_ms: Option<Spanned<i64>>,

@@ -98,8 +98,8 @@ fn unknown_field_suggests_the_closest_key() {
     check(
         &[("measure_ms = 1000\n", "measure_msec = 1000\n")],
         expect![[r#"
-        [unknown-field] experiments/mica-ycsb-b.toml:31: field `quick.measure_msec`: unknown key
-          help: did you mean `measure_ms`? allowed keys here: warmup_ms, measure_ms, interval_ms, repetitions, offered_load_ops_per_s, tree_depth, tenants, iterations, warmup_iterations, events"#]],
+            [unknown-field] experiments/mica-ycsb-b.toml:31: field `quick.measure_msec`: unknown key
+              help: did you mean `measure_ms`? allowed keys here: series, warmup_ms, measure_ms, interval_ms, repetitions, offered_load_ops_per_s, tree_depth, tenants, iterations, warmup_iterations, events"#]],
     );
 }
 
@@ -400,5 +400,95 @@ fn a_value_larger_than_a_naam_reply_is_refused_by_the_plan() {
         expect![[r#"
             [invalid-value] experiments/mica-ycsb-b.toml:22: field `workload.value_bytes`: 2000 is outside 1..=1016
               help: write `value_bytes = 8`"#]],
+    );
+}
+
+/// [`BASE`] with the iPipe series and, in `[full]`, one threshold-sweep line and its table.
+fn with_sweep(line: &str, table: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "series = [\"host\", \"nic\"]".to_string(),
+            format!("series = [\"host\", \"ipipe\"]\n\n{table}"),
+        ),
+        (
+            "[full]\n".to_string(),
+            format!("[full]\nseries = [\"{line}\"]\n"),
+        ),
+    ]
+}
+
+fn check_sweep(line: &str, table: &str, expected: Expect) {
+    let edits = with_sweep(line, table);
+    let edits: Vec<(&str, &str)> = edits
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    check_variant(&edits, Variant::Full, expected);
+}
+
+#[test]
+fn issue_13_a_sweep_line_runs_only_in_its_variant_with_its_own_thresholds() {
+    let edits = with_sweep(
+        "ipipe/tail-x4",
+        "[policy.\"ipipe/tail-x4\"]\ntail_thresh_ns = 40000\n",
+    );
+    let mut text = BASE.to_string();
+    for (from, to) in &edits {
+        text = text.replacen(from.as_str(), to, 1);
+    }
+    let quick = parse_manifest(&text, Path::new("m.toml"), Variant::Quick).expect("quick");
+    assert_eq!(quick.series.len(), 2, "the quick variant has no sweep line");
+    let full = parse_manifest(&text, Path::new("m.toml"), Variant::Full).expect("full");
+    let names: Vec<&str> = full.series.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, ["host", "ipipe", "ipipe/tail-x4"]);
+    let tail = |series: &str| match full.policy(naam_plan::Series::parse(series).expect("name")) {
+        Some(naam_plan::PolicySpec::Ipipe(p)) => p.tail_thresh_ns,
+        other => panic!("{series}: {other:?}"),
+    };
+    assert_eq!(tail("ipipe"), 10_000);
+    assert_eq!(tail("ipipe/tail-x4"), 40_000);
+}
+
+#[test]
+fn issue_13_a_bad_sweep_label_is_named() {
+    check_sweep(
+        "ipipe/Tail x4",
+        "",
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:39: field `full.series[0]`: "Tail x4" is not a sweep label: 1..=24 characters of a-z, 0-9, '-' and '.', starting with a letter or digit
+          help: name a sweep series `ipipe/<label>`, e.g. `ipipe/tail-x4`"#]],
+    );
+}
+
+#[test]
+fn issue_13_a_sweep_line_needs_its_table() {
+    check_sweep(
+        "ipipe/tail-x4",
+        "",
+        expect![[r#"
+        [invalid-value] experiments/mica-ycsb-b.toml:39: field `full.series[0]`: the sweep series "ipipe/tail-x4" has no `[policy."ipipe/tail-x4"]` table
+          help: add `[policy."ipipe/tail-x4"]` with the thresholds this line of the sweep runs (experiments/SCHEMA.md, "Policy parameters")"#]],
+    );
+}
+
+#[test]
+fn issue_13_a_sweep_line_s_unknown_parameter_is_named() {
+    check_sweep(
+        "ipipe/tail-x4",
+        "[policy.\"ipipe/tail-x4\"]\ntail_thresh = 40000\n",
+        expect![[r#"
+            [invalid-value] experiments/mica-ycsb-b.toml:8: field `policy."ipipe/tail-x4".tail_thresh`: unknown parameter
+              help: did you mean `tail_thresh_ns`? the parameters are tail_thresh_ns, mean_thresh_ns, alpha_permille, drr_quantum_ns, drr_cores, actor_window, side_window, nic_memory_bytes, tenant_switch_ns, handoff_ns, process_bytes, slice_ns"#]],
+    );
+}
+
+#[test]
+fn issue_13_only_ipipe_has_sweep_lines() {
+    check_sweep(
+        "nic/fast",
+        "",
+        expect![[r#"
+        [not-applicable] experiments/mica-ycsb-b.toml:39: field `full.series[0]`: "nic" has no threshold-sweep series: only the iPipe baseline has (`ipipe/<label>`)
+          help: write `ipipe/<label>`, or a series name without `/`"#]],
     );
 }

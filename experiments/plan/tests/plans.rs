@@ -70,7 +70,7 @@ fn points_are_the_product_of_repetitions_sweeps_and_series() {
             for (i, p) in plan.points.iter().enumerate() {
                 assert_eq!(p.index as usize, i);
                 assert!(
-                    p.id.starts_with(&format!("{i:04}-{}", p.series)),
+                    p.id.starts_with(&format!("{i:04}-{}", p.series.id_part())),
                     "{}",
                     p.id
                 );
@@ -290,4 +290,71 @@ fn issue_16_full_variants_simulations_and_like_machines_keep_the_manifests_loads
         !json.contains("load_scale"),
         "an unsized plan's hash is unchanged"
     );
+}
+
+/// Issue 13: the full offload-scaling variants add the iPipe thresholds' sensitivity sweep, each
+/// line with its own parameters in the plan (and so in plan.json and the configuration hash,
+/// taken over the plan's canonical JSON); the quick variants do not.
+#[test]
+fn issue_13_full_offload_scaling_sweeps_the_ipipe_thresholds() {
+    for id in [ExperimentId::OffloadScaling] {
+        for path in [
+            manifest_path(&experiments_dir(), id),
+            experiments_dir().join("offload-scaling-sim.toml"),
+        ] {
+            let quick = load_manifest(&path, Variant::Quick).unwrap_or_else(|e| panic!("{e}"));
+            let full = load_manifest(&path, Variant::Full).unwrap_or_else(|e| panic!("{e}"));
+            let sweep = |plan: &ExperimentPlan| -> Vec<Series> {
+                let sweep = plan.series.iter().copied();
+                sweep
+                    .filter(|s| matches!(s, Series::IpipeSweep(_)))
+                    .collect()
+            };
+            assert!(sweep(&quick).is_empty(), "{}: quick sweeps", path.display());
+            let lines = sweep(&full);
+            assert_eq!(lines.len(), 7, "{}", path.display());
+            let ipipe = *full.policy(Series::Ipipe).expect("ipipe's policy");
+            let tail_x4 = Series::parse("ipipe/tail-x4").expect("a sweep name");
+            let PolicySpec::Ipipe(p) = full.policy(tail_x4).expect("its own policy") else {
+                panic!("a sweep line runs trusted iPipe");
+            };
+            let PolicySpec::Ipipe(defaults) = ipipe else {
+                panic!("ipipe runs trusted iPipe");
+            };
+            assert_eq!(p.tail_thresh_ns, 4 * defaults.tail_thresh_ns);
+            assert_eq!(p.mean_thresh_ns, defaults.mean_thresh_ns);
+            // Every line has distinct parameters, written into plan.json.
+            let json = serde_json::to_string(&full).expect("json");
+            assert!(
+                json.contains("\"ipipe/tail-x4\""),
+                "series named in plan.json"
+            );
+            let specs: BTreeSet<String> = lines
+                .iter()
+                .map(|s| format!("{:?}", full.policy(*s).expect("a policy")))
+                .collect();
+            assert_eq!(specs.len(), lines.len(), "two lines share parameters");
+            let back: ExperimentPlan = serde_json::from_str(&json).expect("plan.json reads back");
+            assert_eq!(back, full);
+            // Point ids name the line without a path separator.
+            let ids = full.points.iter().filter(|p| p.series == tail_x4);
+            assert!(ids.clone().count() > 0);
+            assert!(ids.clone().all(|p| p.id.contains("-ipipe+tail-x4-")), "ids");
+        }
+    }
+}
+
+/// Changing one threshold of one sweep line changes the plan's canonical JSON, so the
+/// configuration hash and the run folder.
+#[test]
+fn issue_13_a_sweep_line_s_threshold_is_in_the_configuration() {
+    let path = experiments_dir().join("offload-scaling-sim.toml");
+    let text = std::fs::read_to_string(&path).expect("manifest");
+    let edited = text.replacen("tail_thresh_ns = 40000", "tail_thresh_ns = 40001", 1);
+    assert_ne!(text, edited);
+    let plan = |t: &str| {
+        let plan = parse_manifest(t, &path, Variant::Full).unwrap_or_else(|e| panic!("{e}"));
+        serde_json::to_string(&plan).expect("json")
+    };
+    assert_ne!(plan(&text), plan(&edited));
 }

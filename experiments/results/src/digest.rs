@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::error::ResultsError;
 use crate::layout::RunDir;
-use crate::shift::shift_times;
+use naam_types::Location;
+
+use crate::shift::{Mechanism, SHIFTED_SHARE, shift_times};
 use crate::summary::Validity;
 
 /// One series' headline numbers.
@@ -26,6 +28,12 @@ pub struct SeriesDigest {
     pub shift_rules_ms: Vec<Option<f64>>,
     /// The completion-based shift times of the same points.
     pub shift_completions_ms: Vec<Option<f64>>,
+    /// How the series' system reacts to the hog (steering or migration; `None`: no hog).
+    pub mechanism: Option<Mechanism>,
+    /// Where its load shifts to (the NIC for NAAM, the host for iPipe; `None`: no hog).
+    pub shift_target: Option<Location>,
+    /// Hog start → its first reaction, per point (see `shift::Reaction`).
+    pub reaction_first_ms: Vec<Option<f64>>,
 }
 
 /// A run's digest.
@@ -95,8 +103,12 @@ pub fn digest(run: &RunDir) -> Result<RunDigest, ResultsError> {
             *best = best.max(t.throughput_ops_per_s);
         }
         if let Some(times) = shift_times(&plan, &run.point_dir(&point.id))? {
+            let reaction = times.reaction();
             series.shift_rules_ms.push(times.rules_ms);
-            series.shift_completions_ms.push(times.completions_ms);
+            series.shift_completions_ms.push(reaction.shifted_ms);
+            series.reaction_first_ms.push(reaction.first_ms);
+            series.mechanism = Some(reaction.mechanism);
+            series.shift_target = Some(reaction.target);
         }
     }
     Ok(d)
@@ -138,18 +150,39 @@ pub fn describe_digest(d: &RunDigest) -> String {
         if let Some(best) = s.throughput_ops_per_s_max {
             text += &format!(", best valid throughput {best:.0} ops/s");
         }
-        if !s.shift_rules_ms.is_empty() {
-            text += &format!(
-                ", shift by rules {} / by completions {}",
-                list_ms(&s.shift_rules_ms),
-                list_ms(&s.shift_completions_ms)
-            );
+        if let Some(reaction) = reaction_text(s) {
+            text += &format!(", reaction: {reaction}");
         }
     }
     text
 }
 
-fn list_ms(values: &[Option<f64>]) -> String {
+/// A series' reaction times to the CPU hog, one value per point: `steering: first rule change
+/// 12 ms, 15 ms; ≥ 90 % of completions at the NIC 40 ms, never` (`migration: first migration …
+/// at the host …` for iPipe); `None` when it had no point with a hog.
+pub fn reaction_text(s: &SeriesDigest) -> Option<String> {
+    let (mechanism, target) = (s.mechanism?, s.shift_target?);
+    Some(format!(
+        "{}: {} {}; ≥ {:.0} % of completions at the {} {}",
+        mechanism.as_str(),
+        mechanism.first_reaction(),
+        list_ms(&s.reaction_first_ms),
+        SHIFTED_SHARE * 100.0,
+        target_name(target),
+        list_ms(&s.shift_completions_ms)
+    ))
+}
+
+fn target_name(target: Location) -> &'static str {
+    match target {
+        Location::Host => "host",
+        Location::Nic => "NIC",
+        Location::Client => "client",
+    }
+}
+
+/// Times in ms, `never` for a point that did not get there: `45 ms, never`.
+pub fn list_ms(values: &[Option<f64>]) -> String {
     let shown: Vec<String> = values
         .iter()
         .map(|v| v.map_or("never".to_string(), |ms| format!("{ms:.0} ms")))

@@ -16,6 +16,12 @@
 //! [`SHIFTED_SHARE`] of completions at the host, and the first change is the first migration
 //! decided in either direction.
 //!
+//! The two systems' **reaction times**, side by side, come from the same numbers
+//! ([`ShiftTimes::reaction`]): for NAAM, hog start → the first rule change (the controller
+//! reacting) and → ≥ [`SHIFTED_SHARE`] of completions at the NIC; for iPipe, hog start → the
+//! first migration to the host decided (the management core reacting) and → ≥ [`SHIFTED_SHARE`]
+//! of completions at the host, where the migrated actors run.
+//!
 //! Times are ms from the hog's start; the hog's start and the logs' times are both from the
 //! measured phase's start. `naam testbed bench`, the frames (`points`: `shift_rules_ms`,
 //! `shift_completions_ms`) and the load-shift figure all read these functions.
@@ -48,6 +54,68 @@ pub struct ShiftTimes {
     pub first_rule_change_ms: Option<f64>,
     /// Where the load shifts to: the NIC for NAAM, the host for iPipe.
     pub target: Location,
+    /// How the system serving the point reacts: steering (NAAM) or migration (iPipe).
+    pub mechanism: Mechanism,
+}
+
+/// How a system reacts to congestion, which names its first reaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mechanism {
+    /// NAAM: the controller changes the eSwitch's rules.
+    Steering,
+    /// iPipe: the NIC's management core migrates actors to the host.
+    Migration,
+}
+
+impl Mechanism {
+    /// The system's first reaction, in words (`first rule change`, `first migration`).
+    pub fn first_reaction(self) -> &'static str {
+        match self {
+            Mechanism::Steering => "first rule change",
+            Mechanism::Migration => "first migration",
+        }
+    }
+
+    /// The mechanism's name in frames and digests (`steering`, `migration`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::Steering => "steering",
+            Mechanism::Migration => "migration",
+        }
+    }
+}
+
+/// A system's reaction to the hog (ms from its start; `None`: not in the measured phase).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reaction {
+    /// Steering (NAAM) or migration (iPipe).
+    pub mechanism: Mechanism,
+    /// To its first reaction: NAAM's first rule change of any kind; iPipe's first migration of
+    /// an actor to the host decided.
+    pub first_ms: Option<f64>,
+    /// To the end of the first interval with ≥ [`SHIFTED_SHARE`] of completions where the load
+    /// went (the NIC for NAAM; the host, where migrated actors run, for iPipe).
+    pub shifted_ms: Option<f64>,
+    /// Where the load went.
+    pub target: Location,
+}
+
+impl ShiftTimes {
+    /// The system's reaction times: the one definition the frames, the digest (`naam report`,
+    /// `naam status`, reproduce's end summary) and the figure's footnote read.
+    pub fn reaction(&self) -> Reaction {
+        let first_ms = match self.mechanism {
+            Mechanism::Steering => self.first_rule_change_ms,
+            Mechanism::Migration => self.rules_ms,
+        };
+        Reaction {
+            mechanism: self.mechanism,
+            first_ms,
+            shifted_ms: self.completions_ms,
+            target: self.target,
+        }
+    }
 }
 
 /// The shift times of the point measured into `dir`, or `None` when the plan starts no CPU hog
@@ -76,6 +144,7 @@ pub fn shift_times(plan: &ExperimentPlan, dir: &Path) -> Result<Option<ShiftTime
                 .flatten()
                 .reduce(f64::min),
             target: Location::Host,
+            mechanism: Mechanism::Migration,
         }));
     }
     let steering_path = dir.join(STEERING_FILE);
@@ -90,6 +159,7 @@ pub fn shift_times(plan: &ExperimentPlan, dir: &Path) -> Result<Option<ShiftTime
         completions_ms: completions_shift_ms(&by_interval, hog_start_ms, interval_ms),
         first_rule_change_ms: first_change_ms(&changes, hog_start_ms),
         target: Location::Nic,
+        mechanism: Mechanism::Steering,
     }))
 }
 
@@ -274,5 +344,35 @@ mod tests {
         let by_interval = BTreeMap::from([(100, counts(50, 50)), (200, counts(95, 5))]);
         let to_host = completions_shift_to_ms(&by_interval, 100, 100, Location::Host);
         assert_eq!(to_host, Some(200.0));
+    }
+
+    #[test]
+    fn reactions_name_each_system_first_move_and_its_shift() {
+        let naam = ShiftTimes {
+            hog_start_ms: 100,
+            rules_ms: Some(60.0),
+            completions_ms: Some(90.0),
+            first_rule_change_ms: Some(20.0),
+            target: Location::Nic,
+            mechanism: Mechanism::Steering,
+        };
+        let reaction = naam.reaction();
+        assert_eq!(reaction.first_ms, Some(20.0), "NAAM: the first rule change");
+        assert_eq!(reaction.shifted_ms, Some(90.0));
+        let ipipe = ShiftTimes {
+            first_rule_change_ms: Some(5.0),
+            rules_ms: Some(30.0),
+            target: Location::Host,
+            mechanism: Mechanism::Migration,
+            ..naam
+        };
+        let reaction = ipipe.reaction();
+        assert_eq!(
+            reaction.first_ms,
+            Some(30.0),
+            "iPipe: the first migration to the host"
+        );
+        assert_eq!(reaction.mechanism.first_reaction(), "first migration");
+        assert_eq!(reaction.target, Location::Host);
     }
 }

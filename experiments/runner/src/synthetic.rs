@@ -160,7 +160,9 @@ fn shares(series: Series, load: f64, caps: &PerLocation<f64>) -> PerLocation<f64
     let split = |host, nic, client| PerLocation { host, nic, client };
     match series {
         Series::Host => split(1.0, 0.0, 0.0),
-        Series::Nic | Series::Ipipe | Series::IpipeProcesses => split(0.0, 1.0, 0.0),
+        Series::Nic | Series::Ipipe | Series::IpipeProcesses | Series::IpipeSweep(_) => {
+            split(0.0, 1.0, 0.0)
+        }
         Series::Client => split(0.0, 0.0, 1.0),
         Series::Kayak => split(0.6, 0.0, 0.4),
         Series::Cell => split(0.5, 0.0, 0.5),

@@ -90,6 +90,13 @@ fn series_order(rows: &[PointRow]) -> Vec<String> {
     seen
 }
 
+/// The series in first-seen order, each with its colour key (`draw::color_key`).
+fn series_with_colour_keys(rows: &[PointRow]) -> Vec<(String, String)> {
+    let order = series_order(rows);
+    let keys = order.iter().map(|s| super::draw::color_key(s, &order));
+    order.iter().cloned().zip(keys).collect()
+}
+
 type Getter = fn(&PointRow) -> Option<f64>;
 type CiGetter = fn(&PointRow) -> Option<(f64, f64)>;
 
@@ -199,6 +206,25 @@ pub(super) fn panel(
     }
 }
 
+/// Throughput in kops/s.
+const THROUGHPUT_KOPS: Metric = Metric {
+    y: |r| r.throughput,
+    ci: None,
+    scale: OPS_TO_KOPS,
+};
+/// p99 latency in µs, with its confidence interval.
+const P99_US: Metric = Metric {
+    y: |r| r.p99,
+    ci: Some(|r| r.p99_ci),
+    scale: NS_TO_US,
+};
+/// p50 latency in µs, with its confidence interval.
+const P50_US: Metric = Metric {
+    y: |r| r.p50,
+    ci: Some(|r| r.p50_ci),
+    scale: NS_TO_US,
+};
+
 /// Throughput and latency (p99 solid, p50 dashed) panels against a swept x.
 fn sweep_panels(
     rows: &[PointRow],
@@ -209,46 +235,16 @@ fn sweep_panels(
 ) -> Vec<Panel> {
     let mut throughput = Vec::new();
     let mut latency = Vec::new();
-    for s in series_order(rows) {
+    for (s, key) in series_with_colour_keys(rows) {
         let mine: Vec<&PointRow> = rows.iter().filter(|r| r.series == s).collect();
-        throughput.push(sweep_line(
-            &mine,
-            s.clone(),
-            &s,
-            x,
-            Metric {
-                y: |r| r.throughput,
-                ci: None,
-                scale: OPS_TO_KOPS,
-            },
-            bars,
-        ));
-        latency.push(sweep_line(
-            &mine,
-            format!("{s} p99"),
-            &s,
-            x,
-            Metric {
-                y: |r| r.p99,
-                ci: Some(|r| r.p99_ci),
-                scale: NS_TO_US,
-            },
-            bars,
-        ));
-        let mut p50 = sweep_line(
-            &mine,
-            format!("{s} p50"),
-            &s,
-            x,
-            Metric {
-                y: |r| r.p50,
-                ci: Some(|r| r.p50_ci),
-                scale: NS_TO_US,
-            },
-            bars,
-        );
-        p50.dashed = true;
-        latency.push(p50);
+        throughput.push(sweep_line(&mine, s.clone(), &key, x, THROUGHPUT_KOPS, bars));
+        latency.push(sweep_line(&mine, format!("{s} p99"), &key, x, P99_US, bars));
+        // A threshold-sweep line shows its p99 only (C4's measure), so ten series keep a legend.
+        if !s.starts_with(naam_plan::IPIPE_SWEEP_PREFIX) {
+            let mut p50 = sweep_line(&mine, format!("{s} p50"), &key, x, P50_US, bars);
+            p50.dashed = true;
+            latency.push(p50);
+        }
     }
     vec![
         panel(

@@ -36,8 +36,44 @@ fn register_font() -> Result<(), String> {
         .clone()
 }
 
+/// Colour key prefix of the iPipe thresholds' sweep series (see [`color_key`]).
+const SWEEP_COLOR_PREFIX: &str = "sweep#";
+/// Colours of the sweep series, in the figure's order (tab20's light shades: none is a fixed
+/// series' colour).
+const SWEEP_PALETTE: [RGBColor; 10] = [
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
+];
+
+/// The colour key of `series` among a figure's series `order`: the series itself, except a
+/// sweep series (`ipipe/<label>`), which takes its position among the figure's sweep series, so
+/// each line of a sweep has its own colour.
+pub(super) fn color_key(series: &str, order: &[String]) -> String {
+    if !series.starts_with(naam_plan::IPIPE_SWEEP_PREFIX) {
+        return series.to_string();
+    }
+    let index = order
+        .iter()
+        .filter(|s| s.starts_with(naam_plan::IPIPE_SWEEP_PREFIX))
+        .position(|s| s == series)
+        .unwrap_or(0);
+    format!("{SWEEP_COLOR_PREFIX}{index}")
+}
+
 /// Fixed colours per series and location, the same in every figure.
 fn color(key: &str) -> RGBColor {
+    let sweep = key.strip_prefix(SWEEP_COLOR_PREFIX);
+    if let Some(index) = sweep.and_then(|i| i.parse::<usize>().ok()) {
+        return SWEEP_PALETTE[index % SWEEP_PALETTE.len()];
+    }
     match key {
         "host" => RGBColor(31, 119, 180),
         "nic" => RGBColor(255, 127, 14),
@@ -442,5 +478,28 @@ fn trim(v: f64) -> String {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{color, color_key};
+
+    /// Every line of the iPipe thresholds' sweep has its own colour, none a fixed series' one.
+    #[test]
+    fn sweep_lines_get_distinct_colours() {
+        let order: Vec<String> = ["nic", "ipipe", "ipipe/tail-x0.25", "ipipe/tail-x4"]
+            .iter()
+            .chain(&["ipipe/mean-x0.25", "ipipe/mean-x4", "ipipe/alpha-x0.25"])
+            .chain(&["ipipe/quantum-x0.25", "ipipe/quantum-x4"])
+            .map(|s| s.to_string())
+            .collect();
+        let colours: Vec<_> = order.iter().map(|s| color(&color_key(s, &order))).collect();
+        for (i, a) in colours.iter().enumerate() {
+            for (j, b) in colours.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "{} and {} share a colour", order[i], order[j]);
+            }
+        }
+        assert_eq!(color_key("ipipe", &order), "ipipe");
     }
 }

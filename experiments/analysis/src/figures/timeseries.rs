@@ -125,9 +125,9 @@ pub(super) fn event_markers(events: &DataFrame) -> Result<Vec<(f64, String)>, An
     Ok(markers)
 }
 
-/// One footnote line per series with its points' shift times (`points` frame columns
-/// `shift_rules_ms`, `shift_completions_ms`, one value per repetition; null: never shifted); none
-/// when the run's `events` start no CPU hog.
+/// One footnote line per series with its points' reaction times (`points` frame columns
+/// `reaction_mechanism`, `reaction_first_ms`, `shift_rules_ms`, `shift_completions_ms`, one value
+/// per repetition; null: never); none when the run's `events` start no CPU hog.
 pub(super) fn shift_notes(
     points: &DataFrame,
     events: &DataFrame,
@@ -139,31 +139,46 @@ pub(super) fn shift_notes(
         return Ok(Vec::new());
     }
     let series = strs(points, "series")?;
-    let rules = f64s(points, "shift_rules_ms")?;
-    let completions = f64s(points, "shift_completions_ms")?;
-    let mut by_series: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    let mechanism = strs(points, "reaction_mechanism")?;
+    let columns = [
+        f64s(points, "reaction_first_ms")?,
+        f64s(points, "shift_rules_ms")?,
+        f64s(points, "shift_completions_ms")?,
+    ];
+    let mut by_series: Vec<(String, Option<String>, [Vec<String>; 3])> = Vec::new();
     let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
     for i in 0..points.height() {
         let name = series[i].clone().unwrap_or_default();
         let slot = match by_series.iter().position(|(s, ..)| *s == name) {
             Some(slot) => slot,
             None => {
-                by_series.push((name, Vec::new(), Vec::new()));
+                by_series.push((name, mechanism[i].clone(), Default::default()));
                 by_series.len() - 1
             }
         };
-        by_series[slot].1.push(ms(rules[i]));
-        by_series[slot].2.push(ms(completions[i]));
+        for (values, column) in by_series[slot].2.iter_mut().zip(&columns) {
+            values.push(ms(column[i]));
+        }
     }
     let mut notes = vec![
-        "shift time from the CPU hog's start: rules = until the eSwitch sends ≥ 90 % of new \
-         requests to the NIC; completions = until an interval has ≥ 90 % of completions at the NIC"
+        "reaction to the CPU hog, from its start: steering (NAAM) = first rule change, then rules \
+         sending ≥ 90 % of new requests to the NIC, then an interval with ≥ 90 % of completions \
+         there; migration (iPipe) = first migration to the host decided, then ≥ 90 % of \
+         completions at the host"
             .to_string(),
     ];
-    for (name, rules, completions) in by_series {
+    for (name, mechanism, [first, rules, completions]) in by_series {
+        let (first_what, target) = match mechanism.as_deref() {
+            Some("migration") => ("first migration", "host"),
+            _ => ("first rule change", "NIC"),
+        };
+        let rules = match mechanism.as_deref() {
+            Some("migration") => String::new(),
+            _ => format!("; rules {}", rules.join(", ")),
+        };
         notes.push(format!(
-            "  {name}: rules {}; completions {}",
-            rules.join(", "),
+            "  {name}: {first_what} {}{rules}; completions at the {target} {}",
+            first.join(", "),
             completions.join(", ")
         ));
     }

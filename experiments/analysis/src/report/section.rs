@@ -123,23 +123,31 @@ fn validity_html(id: &str, run: &RunView) -> String {
 
 fn series_html(run: &RunView) -> String {
     let mut out = String::from(
-        "<table class=\"series\">\n<tr><th>series</th><th>complete points</th><th>best valid throughput</th><th>shift by rules</th><th>shift by completions</th></tr>\n",
+        "<table class=\"series\">\n<tr><th>series</th><th>complete points</th><th>best valid throughput</th><th>shift by rules</th><th>first reaction</th><th>≥ 90 % of completions moved</th></tr>\n",
     );
     for s in &run.digest.series {
         let best = s.throughput_ops_per_s_max.map_or("—".to_string(), ops_text);
         let _ = writeln!(
             out,
-            "<tr data-series=\"{}\" data-points=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-series=\"{}\" data-points=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&s.series),
             s.points,
             esc(&s.series),
             s.points,
             esc(&best),
             esc(&ms_list(&s.shift_rules_ms)),
+            esc(&first_reaction(s)),
             esc(&ms_list(&s.shift_completions_ms))
         );
     }
     out + "</table>\n"
+}
+
+/// `first rule change 12 ms` (NAAM) or `first migration 30 ms` (iPipe); empty without a hog.
+fn first_reaction(s: &naam_results::digest::SeriesDigest) -> String {
+    s.mechanism.map_or(String::new(), |m| {
+        format!("{} {}", m.first_reaction(), ms_list(&s.reaction_first_ms))
+    })
 }
 
 fn provenance_html(run: &RunView) -> String {

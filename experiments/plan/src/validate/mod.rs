@@ -113,9 +113,10 @@ pub(crate) fn validate(
     let testbed = testbed(src, &raw.testbed)?;
     let roles = roles(src, raw.roles.get_ref())?;
     let workload = workload(src, id, &raw.workload)?;
-    let series = series_list(src, id, &raw.series, &testbed)?;
-    let policies = policy::policies(src, raw.policy.as_ref(), &series)?;
     let table = select_variant(src, &raw, variant)?;
+    let series = series_list(src, id, &raw, table, &testbed)?;
+    let elsewhere = other_variant_series(&raw, variant);
+    let policies = policy::policies(src, raw.policy.as_ref(), &series, &elsewhere)?;
     let v = table.get_ref();
     let span = table.span();
     let timing = timing(src, &workload, v, variant, &span)?;
@@ -523,49 +524,43 @@ pub(super) fn int_list(
     Ok(out)
 }
 
+/// The plan's series: the manifest's `series`, then the variant's own (`[full] series`: the
+/// iPipe thresholds' sensitivity sweep), each checked against the experiment and the testbed.
 fn series_list(
     src: Source<'_>,
     id: ExperimentId,
-    list: &Spanned<Vec<Spanned<String>>>,
+    raw: &RawManifest,
+    table: &Spanned<RawVariant>,
     testbed: &Testbed,
 ) -> Result<Vec<Series>, ManifestError> {
-    if list.get_ref().is_empty() || list.get_ref().len() > SERIES_MAX {
+    let list = &raw.series;
+    let own = table.get_ref().series.as_ref();
+    let total = list.get_ref().len() + own.map_or(0, |l| l.get_ref().len());
+    if list.get_ref().is_empty() || total > SERIES_MAX {
         return Err(src.invalid(
             &list.span(),
             "series",
-            format!("a list of 1..={SERIES_MAX} series is needed"),
+            format!("a list of 1..={SERIES_MAX} series is needed (with the variant's own)"),
             field_help("series"),
         ));
     }
+    let common = list
+        .get_ref()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (format!("series[{i}]"), name));
+    let variant = table_name(raw, table);
+    let variant_own = own.into_iter().flat_map(|l| l.get_ref().iter().enumerate());
+    let variant_own = variant_own.map(|(i, name)| (format!("{variant}.series[{i}]"), name));
+    let tables: Vec<&str> = raw
+        .policy
+        .iter()
+        .flat_map(|p| p.get_ref().keys())
+        .map(|k| k.get_ref().as_str())
+        .collect();
     let mut out = Vec::new();
-    for (i, name) in list.get_ref().iter().enumerate() {
-        let field = format!("series[{i}]");
-        let allowed = allowed_series(id);
-        let Some(series) = Series::parse(name.get_ref()) else {
-            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-            return Err(unknown_name(src, name, &field, &names));
-        };
-        let ipipe = matches!(series, Series::Ipipe | Series::IpipeProcesses);
-        if ipipe && !IPIPE_ROLE_IMPLEMENTED && !matches!(testbed, Testbed::Sim { .. }) {
-            return Err(src.not_implemented(
-                &name.span(),
-                &field,
-                &format!(
-                    "the iPipe baseline's NIC role on the {} testbed",
-                    testbed.kind_name()
-                ),
-                "run the iPipe series on the simulation testbed (`[testbed] kind = \"sim\"`), or remove it from `series`",
-            ));
-        }
-        if !allowed.contains(&series) {
-            let names: Vec<String> = allowed.iter().map(|s| format!("\"{s}\"")).collect();
-            return Err(src.not_applicable(
-                &name.span(),
-                &field,
-                format!("\"{series}\" is not a series of `{id}`"),
-                format!("write one of {}", names.join(", ")),
-            ));
-        }
+    for (field, name) in common.chain(variant_own) {
+        let series = one_series(src, id, name, &field, testbed)?;
         if out.contains(&series) {
             return Err(src.invalid(
                 &name.span(),
@@ -574,9 +569,105 @@ fn series_list(
                 "list each series once".to_string(),
             ));
         }
+        if matches!(series, Series::IpipeSweep(_)) && !tables.contains(&series.as_str()) {
+            return Err(src.invalid(
+                &name.span(),
+                &field,
+                format!("the sweep series \"{series}\" has no `[policy.\"{series}\"]` table"),
+                format!("add `[policy.\"{series}\"]` with the thresholds this line of the sweep runs (experiments/SCHEMA.md, \"Policy parameters\")"),
+            ));
+        }
         out.push(series);
     }
     Ok(out)
+}
+
+/// `quick` or `full`: the name of the variant table `table` is.
+fn table_name(raw: &RawManifest, table: &Spanned<RawVariant>) -> &'static str {
+    let is = |t: &Option<Spanned<RawVariant>>| t.as_ref().is_some_and(|t| std::ptr::eq(t, table));
+    if is(&raw.full) {
+        Variant::Full.as_str()
+    } else {
+        Variant::Quick.as_str()
+    }
+}
+
+/// One series name: a known series of experiment `id`, or `ipipe/<label>` where `ipipe` is one.
+fn one_series(
+    src: Source<'_>,
+    id: ExperimentId,
+    name: &Spanned<String>,
+    field: &str,
+    testbed: &Testbed,
+) -> Result<Series, ManifestError> {
+    let allowed = allowed_series(id);
+    let series = match name.get_ref().split_once('/') {
+        Some(("ipipe", label)) => {
+            SweepName::new(label)
+                .map(Series::IpipeSweep)
+                .map_err(|problem| {
+                    src.invalid(
+                        &name.span(),
+                        field,
+                        problem,
+                        "name a sweep series `ipipe/<label>`, e.g. `ipipe/tail-x4`".to_string(),
+                    )
+                })?
+        }
+        Some((base, _)) => {
+            return Err(src.not_applicable(
+                &name.span(),
+                field,
+                format!("\"{base}\" has no threshold-sweep series: only the iPipe baseline has (`ipipe/<label>`)"),
+                "write `ipipe/<label>`, or a series name without `/`".to_string(),
+            ));
+        }
+        None => Series::parse(name.get_ref()).ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+            unknown_name(src, name, field, &names)
+        })?,
+    };
+    if series.is_ipipe() && !IPIPE_ROLE_IMPLEMENTED && !matches!(testbed, Testbed::Sim { .. }) {
+        return Err(src.not_implemented(
+            &name.span(),
+            field,
+            &format!(
+                "the iPipe baseline's NIC role on the {} testbed",
+                testbed.kind_name()
+            ),
+            "run the iPipe series on the simulation testbed (`[testbed] kind = \"sim\"`), or remove it from `series`",
+        ));
+    }
+    let base = if matches!(series, Series::IpipeSweep(_)) {
+        Series::Ipipe
+    } else {
+        series
+    };
+    if !allowed.contains(&base) {
+        let names: Vec<String> = allowed.iter().map(|s| format!("\"{s}\"")).collect();
+        return Err(src.not_applicable(
+            &name.span(),
+            field,
+            format!("\"{series}\" is not a series of `{id}`"),
+            format!("write one of {}", names.join(", ")),
+        ));
+    }
+    Ok(series)
+}
+
+/// The series only the other variant adds (its `series`), whose `[policy.…]` tables are
+/// checked but not planned here.
+fn other_variant_series(raw: &RawManifest, variant: Variant) -> Vec<Series> {
+    let other = match variant {
+        Variant::Quick => raw.full.as_ref(),
+        Variant::Full => raw.quick.as_ref(),
+    };
+    let names = other.and_then(|t| t.get_ref().series.as_ref());
+    names
+        .into_iter()
+        .flat_map(|l| l.get_ref().iter())
+        .filter_map(|name| Series::parse(name.get_ref()))
+        .collect()
 }
 
 fn allowed_series(id: ExperimentId) -> Vec<Series> {

@@ -76,7 +76,7 @@ fn point_id(
     tenants: Option<u32>,
     repetition: u32,
 ) -> String {
-    let mut id = format!("{index:04}-{series}");
+    let mut id = format!("{index:04}-{}", series.id_part());
     if let Some(l) = load {
         id.push_str(&format!("-{l}ops"));
     }

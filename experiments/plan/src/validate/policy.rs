@@ -9,13 +9,20 @@ use crate::error::{ManifestError, Source, closest};
 use crate::plan::{PolicyKind, PolicySpec, Series};
 use crate::raw::RawPolicies;
 
-/// The policies of `series` (in series order), with the manifest's parameters.
+/// The policies of `series` (in series order), with the manifest's parameters. A table for a
+/// series only the other variant has (`elsewhere`) is checked on a scratch copy.
 pub(super) fn policies(
     src: Source<'_>,
     raw: Option<&Spanned<RawPolicies>>,
     series: &[Series],
+    elsewhere: &[Series],
 ) -> Result<Vec<PolicySpec>, ManifestError> {
-    let mut specs: Vec<PolicySpec> = series
+    let with_policy: Vec<Series> = series
+        .iter()
+        .copied()
+        .filter(|s| s.policy_kind().is_some())
+        .collect();
+    let mut specs: Vec<PolicySpec> = with_policy
         .iter()
         .filter_map(|s| s.policy_kind())
         .map(PolicySpec::default_for)
@@ -24,26 +31,32 @@ pub(super) fn policies(
         return Ok(specs);
     };
     for (name, table) in raw.get_ref() {
-        let kind = policy_table(src, name, &specs)?;
-        let spec = specs
-            .iter_mut()
-            .find(|s| s.kind() == kind)
-            .expect("policy_table found it among the series");
+        let (kind, slot) = policy_table(src, name, &with_policy, elsewhere)?;
+        let mut scratch = PolicySpec::default_for(kind);
+        let spec = match slot {
+            Some(slot) => &mut specs[slot],
+            None => &mut scratch,
+        };
         set_params(src, name.get_ref(), table, spec)?;
     }
     Ok(specs)
 }
 
-/// The policy a `[policy.<name>]` table sets: a known policy with parameters, among the series.
+/// The series a `[policy.<name>]` table sets — a policy with parameters among the series, or
+/// a sweep series `ipipe/<label>` — with its policy and its slot (`None`: only in the other
+/// variant).
 fn policy_table(
     src: Source<'_>,
     name: &Spanned<String>,
-    specs: &[PolicySpec],
-) -> Result<PolicyKind, ManifestError> {
-    let field = format!("policy.{}", name.get_ref());
+    series: &[Series],
+    elsewhere: &[Series],
+) -> Result<(PolicyKind, Option<usize>), ManifestError> {
+    let field = format!("policy.{}", toml_key(name.get_ref()));
     let names: Vec<&str> = PolicyKind::ALL.iter().map(|k| k.name()).collect();
-    let kind = PolicyKind::from_name(name.get_ref())
-        .ok_or_else(|| unknown_name(src, name, &field, &names))?;
+    let named = Series::parse(name.get_ref()).filter(|s| s.policy_kind().is_some());
+    let Some((named, kind)) = named.and_then(|s| Some((s, s.policy_kind()?))) else {
+        return Err(unknown_name(src, name, &field, &names));
+    };
     if kind.param_ranges().is_empty() {
         return Err(src.not_applicable(
             &name.span(),
@@ -52,15 +65,18 @@ fn policy_table(
             format!("remove `[{field}]`"),
         ));
     }
-    if !specs.iter().any(|s| s.kind() == kind) {
-        return Err(src.not_applicable(
-            &name.span(),
-            &field,
-            format!("\"{kind}\" is not in `series`"),
-            format!("add \"{kind}\" to `series`, or remove `[{field}]`"),
-        ));
+    if let Some(slot) = series.iter().position(|s| *s == named) {
+        return Ok((kind, Some(slot)));
     }
-    Ok(kind)
+    if elsewhere.contains(&named) {
+        return Ok((kind, None));
+    }
+    Err(src.not_applicable(
+        &name.span(),
+        &field,
+        format!("\"{named}\" is not in `series`"),
+        format!("add \"{named}\" to `series`, or remove `[{field}]`"),
+    ))
 }
 
 /// Sets every parameter of `table` on `spec`, then checks the relations between them.
@@ -73,7 +89,7 @@ fn set_params(
     let ranges = spec.kind().param_ranges();
     let names: Vec<&str> = ranges.iter().map(|(name, _)| *name).collect();
     for (param, value) in table.get_ref() {
-        let field = format!("policy.{policy}.{}", param.get_ref());
+        let field = format!("policy.{}.{}", toml_key(policy), param.get_ref());
         let Some((_, range)) = ranges.iter().find(|(name, _)| name == param.get_ref()) else {
             let help = match closest(param.get_ref(), &names) {
                 Some(best) => format!(
@@ -91,11 +107,20 @@ fn set_params(
     spec.check().map_err(|e| {
         src.invalid(
             &table.span(),
-            &format!("policy.{policy}.{}", e.field),
+            &format!("policy.{}.{}", toml_key(policy), e.field),
             e.problem,
             parameter_help(policy),
         )
     })
+}
+
+/// A policy table's name as a TOML key: quoted when it has a `/` (`"ipipe/tail-x4"`).
+fn toml_key(name: &str) -> String {
+    if name.contains('/') {
+        format!("\"{name}\"")
+    } else {
+        name.to_string()
+    }
 }
 
 fn parameter_help(policy: &str) -> String {
