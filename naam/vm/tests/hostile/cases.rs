@@ -497,7 +497,7 @@ fn a_helper_running_a_nested_vm_over_the_same_memory_leaves_the_outer_stack_usab
     assert_eq!(exit.r0, 7);
 }
 
-const SECRET: u64 = 0x5ec2_e700_5ec2_e7;
+const SECRET: u64 = 0x005e_c2e7_005e_c2e7;
 
 fn fill_secret(_: &mut (), mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
     mem.write(args[0], args[1])?.fill(0x5e);
