@@ -36,8 +36,8 @@ const REGION_BYTES: i64 = size_of::<Region>() as i64;
 const SLOT_SHIFT: i64 = 32;
 const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
 /// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
-/// access at offset `rel` when `rel < len - (ACCESS_BYTES_MAX - 1)`, whatever its width.
-const ACCESS_BYTES_MAX: i64 = 8;
+/// access at offset `rel` when `rel < len - (WIDEST_ACCESS_BYTES - 1)`, whatever its width.
+const WIDEST_ACCESS_BYTES: i64 = 8;
 
 /// Set (to anything) to print each compiled program's Cranelift IR and the machine code
 /// Cranelift emitted for it (after register allocation) on standard error: a debugging aid for
@@ -120,7 +120,7 @@ enum Arith {
 struct RegionCache {
     /// VM address of the cached slot's byte 0.
     lo: Variable,
-    /// Offsets below it admit any access of up to [`ACCESS_BYTES_MAX`] bytes.
+    /// Offsets below it admit any access of up to [`WIDEST_ACCESS_BYTES`] bytes.
     bound: Variable,
     /// Host address of the cached slot's byte 0.
     host: Variable,
@@ -637,7 +637,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Caches the slot of `addr` (its length `limit`, its host address `host`).
     fn fill_cache(&mut self, cache: RegionCache, addr: Value, limit: Value, host: Value) {
         let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
-        let margin = self.iconst(ACCESS_BYTES_MAX as u64 - 1);
+        let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
         let limit = self.builder.ins().umax(limit, margin);
         let bound = self.builder.ins().isub(limit, margin);
         self.builder.def_var(cache.lo, lo);
