@@ -21,7 +21,6 @@ pub(crate) fn fuse(ops: &mut [Op]) {
 
 /// The first instruction of a fused op (any other op is returned unchanged): consumers that
 /// translate instruction by instruction (the JIT) see the program as the verifier decoded it.
-#[cfg_attr(not(feature = "jit"), allow(dead_code))] // used by the JIT and the tests
 pub(crate) fn first_of(op: Op) -> Op {
     use Kind::*;
     match op.kind {

@@ -139,7 +139,7 @@ pub(crate) fn run<C>(
                 let addr = src!().wrapping_add(op.target as i64 as u64);
                 let (slot, offset) = memory::split(addr);
                 let len = size_of::<$ty>() as u64;
-                match mem.slots().get(slot as usize) {
+                match mem.slot(slot) {
                     // SAFETY: `offset + len <= read_len`, the live length of the region's host range.
                     Some(region) if offset + len <= region.read_len => unsafe {
                         region.ptr.add(offset as usize).cast::<$ty>().read_unaligned()
@@ -154,7 +154,7 @@ pub(crate) fn run<C>(
                 let addr = dst!().wrapping_add(op.target as i64 as u64);
                 let (slot, offset) = memory::split(addr);
                 let len = size_of::<$ty>() as u64;
-                match mem.slots().get(slot as usize) {
+                match mem.slot(slot) {
                     // SAFETY: `offset + len <= write_len`, the live length of a writable host range.
                     Some(region) if offset + len <= region.write_len => unsafe {
                         region.ptr.add(offset as usize).cast::<$ty>().write_unaligned(value)
@@ -468,7 +468,7 @@ fn writable_ptr(
     let addr =
         regs[usize::from(op.dst) & (REGISTER_FILE - 1)].wrapping_add(op.target as i64 as u64);
     let (slot, offset) = memory::split(addr);
-    match mem.slots().get(slot as usize) {
+    match mem.slot(slot) {
         // SAFETY: `offset + len <= write_len`, inside a live writable host range.
         Some(region) if offset + len <= region.write_len => {
             Ok(unsafe { region.ptr.add(offset as usize) })

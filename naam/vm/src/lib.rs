@@ -39,8 +39,13 @@
 //!
 //! A callee's frame lies *above* its caller's, and the stack slot's length is the top of the
 //! current frame: a function can reach its own frame and its callers' (pointers to locals may be
-//! passed down), never a frame that is not live. The stack frames an invocation reached are
-//! zeroed when it ends, so nothing leaks from one invocation (or tenant) to the next.
+//! passed down), never a frame that is not live. Every stack byte an invocation could have
+//! written is zeroed when it ends, so the stack is all zeros between invocations and nothing
+//! leaks from one invocation (or tenant) to the next: a load-time scan bounds how deep below a
+//! frame's top the program can write (its deepest constant r10 store; the whole frame once it
+//! has a store or atomic through another register or a helper call, since the stack's VM
+//! address is public), and that many bytes of each reached frame are zeroed — none for a
+//! program that never writes its stack.
 //!
 //! ## Verifier
 //!
@@ -115,8 +120,11 @@
 //! verified ops once, at load, into one native function with Cranelift 0.135 (x86-64 and
 //! aarch64; [`Program::tier`] says [`Tier::Jit`]). [`Vm::run`] keeps its signature and runs the
 //! native code over the same slot table, stack and budget, with the same traps:
-//! - every access that is not a verified constant r10 offset decodes its address and is checked
-//!   against the slot table (re-read at each access: helpers and local calls change it);
+//! - every access that is not a verified constant r10 offset is checked: first against a
+//!   one-entry region cache per access kind (read, write) held in registers — the slot the last
+//!   such access went to, admitting any access of at most 8 bytes inside it — and on a miss
+//!   against the slot table, which refills the cache; helper calls and local calls and returns
+//!   empty both caches, since they change the slot table;
 //! - instructions are counted per basic block and compared with the budget at exactly the
 //!   interpreter's points (taken jumps, local calls, exits), so [`Exit::insn_count`] and where
 //!   [`Trap::BudgetExceeded`] fires are identical;

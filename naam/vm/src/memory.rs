@@ -9,6 +9,7 @@
 //! they are mapped.
 
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 
 use crate::MEMORY_REGIONS_MAX;
 
@@ -92,15 +93,28 @@ impl Region {
     };
 }
 
-/// The regions one invocation may touch. Built by the embedder per invocation (no allocation),
-/// passed to [`Vm::run`](crate::Vm::run) and to every helper.
+/// The regions one invocation may touch. Built by the embedder per invocation (no allocation,
+/// and only the VM's slots written: the embedder's are written as they are mapped), passed to
+/// [`Vm::run`](crate::Vm::run) and to every helper.
+///
+/// `repr(C)`: JIT-compiled code reads `live` right after the slot table ([`LIVE_OFFSET`]).
+#[repr(C)]
 #[derive(Debug)]
 pub struct Memory<'a> {
-    slots: [Region; SLOTS],
-    /// Embedder regions mapped so far.
-    mapped: usize,
+    /// The VM's slots (always initialised), then the embedder's, initialised below `live`.
+    slots: [MaybeUninit<Region>; SLOTS],
+    /// Initialised slots: [`VM_SLOTS`] plus the embedder regions mapped so far.
+    live: u64,
     _borrows: PhantomData<&'a mut [u8]>,
 }
+
+/// Byte offset of `Memory::live` from the start of the slot table.
+#[cfg(feature = "jit")]
+pub(crate) const LIVE_OFFSET: usize = core::mem::offset_of!(Memory<'static>, live);
+const _: () = assert!(
+    core::mem::offset_of!(Memory<'static>, live) == SLOTS * size_of::<Region>(),
+    "`live` follows the slot table"
+);
 
 // SAFETY: a `Memory` only holds pointers derived from `&'a [u8]` / `&'a mut [u8]` (both `Send`),
 // and the VM's own slots are filled and cleared within one `Vm::run` call on one thread.
@@ -115,9 +129,13 @@ impl Default for Memory<'_> {
 impl<'a> Memory<'a> {
     /// No regions mapped.
     pub fn new() -> Self {
+        let mut slots = [const { MaybeUninit::uninit() }; SLOTS];
+        for entry in &mut slots[..VM_SLOTS] {
+            entry.write(Region::EMPTY);
+        }
         Memory {
-            slots: [Region::EMPTY; SLOTS],
-            mapped: 0,
+            slots,
+            live: VM_SLOTS as u64,
             _borrows: PhantomData,
         }
     }
@@ -144,7 +162,18 @@ impl<'a> Memory<'a> {
 
     /// Number of embedder regions mapped.
     pub fn regions_mapped(&self) -> usize {
-        self.mapped
+        self.live as usize - VM_SLOTS
+    }
+
+    /// Slot `slot`'s region, if that slot is initialised (mapped, or one of the VM's).
+    #[inline(always)]
+    pub(crate) fn slot(&self, slot: u64) -> Option<&Region> {
+        if slot < self.live {
+            // SAFETY: `live <= SLOTS`, and every slot below `live` has been written.
+            Some(unsafe { self.slots.get_unchecked(slot as usize).assume_init_ref() })
+        } else {
+            None
+        }
     }
 
     /// The `len` bytes at VM address `addr`, if they are all readable (for helpers).
@@ -184,20 +213,14 @@ impl<'a> Memory<'a> {
     /// writes) it while the invocation runs.
     #[cfg(feature = "jit")]
     pub(crate) fn slots_ptr(&mut self) -> *mut Region {
-        self.slots.as_mut_ptr()
-    }
-
-    /// The slot table the interpreter reads directly.
-    #[inline(always)]
-    pub(crate) fn slots(&self) -> &[Region; SLOTS] {
-        &self.slots
+        self.slots.as_mut_ptr().cast()
     }
 
     /// Installs one of the VM's own slots (stack, constants, globals).
     pub(crate) fn set_vm_slot(&mut self, slot: usize, region: Region) {
         debug_assert!(slot < VM_SLOTS);
-        if let Some(entry) = self.slots.get_mut(slot) {
-            *entry = region;
+        if let Some(entry) = self.slots[..VM_SLOTS].get_mut(slot) {
+            entry.write(region);
         }
     }
 
@@ -208,29 +231,29 @@ impl<'a> Memory<'a> {
     #[inline(always)]
     pub(crate) fn set_stack(&mut self, frame_top: *mut u8, len: u64) {
         let base = frame_top.wrapping_sub(len as usize);
-        self.slots[STACK_SLOT] = Region {
+        self.slots[STACK_SLOT].write(Region {
             ptr: base,
             read_len: len,
             write_len: len,
-        };
+        });
     }
 
     /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.
     pub(crate) fn clear_vm_slots(&mut self) {
         for entry in &mut self.slots[..VM_SLOTS] {
-            *entry = Region::EMPTY;
+            entry.write(Region::EMPTY);
         }
     }
 
     fn push(&mut self, region: Region) -> Result<u64, MapError> {
-        if self.mapped >= MEMORY_REGIONS_MAX {
+        let slot = self.live as usize;
+        let Some(entry) = self.slots.get_mut(slot) else {
             return Err(MapError::TooManyRegions {
                 max: MEMORY_REGIONS_MAX,
             });
-        }
-        let slot = VM_SLOTS + self.mapped;
-        self.slots[slot] = region;
-        self.mapped += 1;
+        };
+        entry.write(region);
+        self.live += 1;
         Ok(slot_base(slot))
     }
 
@@ -243,10 +266,7 @@ impl<'a> Memory<'a> {
         let fault = MemoryError::OutOfBounds { addr, len };
         let slot = (addr >> SLOT_SHIFT).wrapping_sub(1);
         let offset = addr & OFFSET_MASK;
-        let region = usize::try_from(slot)
-            .ok()
-            .and_then(|s| self.slots.get(s))
-            .ok_or(fault)?;
+        let region = self.slot(slot).ok_or(fault)?;
         if region.ptr.is_null() {
             return Err(fault); // an empty slot: not even zero bytes are mapped there
         }

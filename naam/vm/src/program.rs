@@ -125,6 +125,9 @@ pub struct Program {
     pub(crate) constants: Box<[u8]>,
     /// Initial image of the writable globals, copied to the VM at every invocation.
     pub(crate) globals: Box<[u8]>,
+    /// Bytes below the top of each reached frame the program can write ([`stack_write_reach`]):
+    /// what [`Vm::run`](crate::Vm::run) zeroes afterwards.
+    pub(crate) stack_write_bytes: usize,
 }
 
 impl Program {
@@ -183,6 +186,7 @@ impl Program {
     ) -> Result<Program, LoadError> {
         let mut decoded = verifier::verify(bytecode, entry_slot, &|id| helpers.index_of(id))?;
         fuse::fuse(&mut decoded.ops);
+        let stack_write_bytes = stack_write_reach(&decoded.ops);
         Ok(Program {
             ops: decoded.ops.into_boxed_slice(),
             #[cfg(feature = "jit")]
@@ -193,6 +197,7 @@ impl Program {
             slots: bytecode.len() / crate::opcode::SLOT_BYTES,
             constants,
             globals,
+            stack_write_bytes,
         })
     }
 
@@ -280,6 +285,28 @@ impl Program {
     pub(crate) fn slot_of(&self, index: usize) -> usize {
         self.slot_of.get(index).map_or(index, |slot| *slot as usize)
     }
+}
+
+/// Bytes below the top of a frame that `ops` can write, in any frame it reaches: the deepest
+/// verified constant r10 offset among its stack stores, or the whole frame when it has a store
+/// or atomic through another register or calls a helper (either can reach any live stack byte:
+/// the stack's VM address is public, so a program can forge a pointer into it).
+fn stack_write_reach(ops: &[Op]) -> usize {
+    use crate::op::Kind::*;
+    let mut reach = 0usize;
+    for op in ops.iter().map(|op| fuse::first_of(*op)) {
+        match op.kind {
+            St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 | Atomic32 | Atomic64
+            | CallHelper | Callx => return crate::STACK_FRAME_BYTES,
+            StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32
+            | StxStack64 => {
+                // The verifier proved -STACK_FRAME_BYTES <= off < 0.
+                reach = reach.max(op.target.unsigned_abs() as usize);
+            }
+            _ => {}
+        }
+    }
+    reach.min(crate::STACK_FRAME_BYTES)
 }
 
 const _: () = {

@@ -157,7 +157,9 @@ impl Vm {
     ) -> Result<Exit, Trap> {
         // The ELF loader bounds globals by GLOBALS_BYTES_MAX, the length of `self.globals`.
         let globals_len = program.globals.len().min(self.globals.len());
-        self.globals[..globals_len].copy_from_slice(&program.globals[..globals_len]);
+        if globals_len != 0 {
+            self.globals[..globals_len].copy_from_slice(&program.globals[..globals_len]);
+        }
         let mut depth_reached = 0;
         let result = {
             // One raw pointer per VM buffer, shared by the slot table and the interpreter.
@@ -178,11 +180,25 @@ impl Vm {
             };
             execute(machine, slots.mem(), helpers, ctx, r1, r2)
         };
-        // Scrub every frame the invocation could reach, so the next one (maybe another
-        // tenant's) starts from zeros.
-        let dirty = (depth_reached + 1) * STACK_FRAME_BYTES;
-        self.stack[..dirty.min(STACK_BYTES)].fill(0);
+        if program.stack_write_bytes != 0 {
+            self.scrub(depth_reached, program.stack_write_bytes);
+        }
         result
+    }
+
+    /// Zeroes every stack byte the invocation could have written — the top `reach` bytes of
+    /// each frame it reached — so the next one (maybe another tenant's) starts from zeros: the
+    /// stack is all zeros between invocations, and a program reads only zeros or what it wrote.
+    fn scrub(&mut self, depth_reached: usize, reach: usize) {
+        let frames = (depth_reached + 1).min(CALL_DEPTH_MAX + 1);
+        if reach >= STACK_FRAME_BYTES {
+            self.stack[..frames * STACK_FRAME_BYTES].fill(0);
+            return;
+        }
+        for frame in 1..=frames {
+            let top = frame * STACK_FRAME_BYTES;
+            self.stack[top - reach..top].fill(0);
+        }
     }
 }
 

@@ -28,8 +28,8 @@ pub(crate) mod status {
     pub const HELPER: u64 = 5;
 }
 
-/// Signature of a compiled program: `fn(ctx) -> status`.
-type EntryFn = unsafe extern "C" fn(*mut JitCtx) -> u64;
+/// Signature of a compiled program: `fn(ctx, r1, r2) -> status`.
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64) -> u64;
 
 /// Signature of the helper trampoline the native code calls:
 /// `fn(ctx, r1, r2, r3, r4, r5, id, registry hint (u64::MAX for callx), decoded index) -> r0`.
@@ -46,8 +46,6 @@ pub(crate) struct JitCtx {
     /// Host address r10 stands for in frame 0.
     pub frame_top: *mut u8,
     pub budget: u64,
-    pub r1: u64,
-    pub r2: u64,
     /// Set by the trampoline when a helper trapped or panicked.
     pub helper_failed: u64,
     pub trampoline: TrampolineFn,
@@ -172,8 +170,8 @@ pub(crate) fn run<C>(
         ..
     } = machine;
     // SAFETY: the stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in.
+    // (`Vm::run` installed the stack slot as frame 0 alone, the frame below this top.)
     let frame_top = unsafe { stack.add(crate::STACK_FRAME_BYTES) };
-    mem.set_stack(frame_top, crate::STACK_FRAME_BYTES as u64);
     let mem: *mut Memory<'_> = mem;
     let mut env = HelperEnv {
         program,
@@ -188,8 +186,6 @@ pub(crate) fn run<C>(
         slots: unsafe { (*mem).slots_ptr() },
         frame_top,
         budget,
-        r1,
-        r2,
         helper_failed: 0,
         trampoline: trampoline::<C>,
         env: (&raw mut env).cast(),
@@ -202,30 +198,33 @@ pub(crate) fn run<C>(
     };
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
     // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
-    let outcome = unsafe { (code.entry())(&raw mut jit_ctx) };
+    let outcome = unsafe { (code.entry())(&raw mut jit_ctx, r1, r2) };
     *depth_reached = jit_ctx.depth_reached as usize;
-    if let Some(panic) = env.panic.take() {
-        resume_unwind(panic);
-    }
-    // SAFETY: the native code has returned; `mem` is again only ours.
-    let mem = unsafe { &*mem };
-    finish(outcome, &jit_ctx, env.trap, program, mem)
-}
-
-fn finish(
-    outcome: u64,
-    jit_ctx: &JitCtx,
-    helper_trap: Option<Trap>,
-    program: &Program,
-    mem: &Memory<'_>,
-) -> Result<Exit, Trap> {
     if outcome == status::EXIT {
+        // A helper that trapped or panicked made the code return `status::HELPER`.
         return Ok(Exit {
             r0: jit_ctx.r0,
             insn_count: jit_ctx.insn_count,
         });
     }
-    // A trap (cold): where it happened.
+    // SAFETY: the native code has returned; `mem` is again only ours.
+    let mem = unsafe { &*mem };
+    trapped(outcome, &jit_ctx, &mut env, mem)
+}
+
+/// The invocation ended in a trap (cold): re-raises a helper's panic, else says where.
+#[cold]
+#[inline(never)]
+fn trapped<C>(
+    outcome: u64,
+    jit_ctx: &JitCtx,
+    env: &mut HelperEnv<'_, '_, C>,
+    mem: &Memory<'_>,
+) -> Result<Exit, Trap> {
+    if let Some(panic) = env.panic.take() {
+        resume_unwind(panic);
+    }
+    let program = env.program;
     let pc = program.slot_of(jit_ctx.trap_index as usize);
     let (addr, len) = (jit_ctx.trap_addr, jit_ctx.trap_len);
     match outcome {
@@ -238,7 +237,7 @@ fn finish(
             pc,
             depth_max: crate::CALL_DEPTH_MAX,
         }),
-        _ => Err(helper_trap.unwrap_or(Trap::BudgetExceeded {
+        _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded {
             budget: jit_ctx.budget,
         })),
     }

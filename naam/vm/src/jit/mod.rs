@@ -5,9 +5,10 @@
 //! Same semantics as the interpreter, by construction from the same verified ops:
 //! - registers r0..=r10 are Cranelift variables; r10, the frame top and the call depth change
 //!   only at local calls and returns, as in the interpreter;
-//! - every load, store and atomic not specialised to a constant r10 offset decodes its address
-//!   to (slot, offset) and is checked against the invocation's slot table (read from memory at
-//!   every access, because helpers and local calls change it), with the same typed traps;
+//! - every load, store and atomic not specialised to a constant r10 offset is checked against a
+//!   one-entry region cache (per kind: read, write) in SSA variables, and on a miss decodes its
+//!   address to (slot, offset) and is checked against the invocation's slot table, with the same
+//!   typed traps; helpers and local calls change the slot table, so they empty the caches;
 //! - the instruction count is kept per basic block and compared with the budget at every taken
 //!   jump, local call and exit, exactly where the interpreter compares it, so [`Exit::insn_count`]
 //!   and the point of [`Trap::BudgetExceeded`] are identical;

@@ -1,6 +1,6 @@
 //! Verified ops → Cranelift IR → machine code for one ISA.
 //!
-//! The program becomes one function `fn(ctx: *mut JitCtx) -> status`. A Cranelift block starts
+//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> status`. A Cranelift block starts
 //! at every *leader* (the entry, every jump and call target, and every instruction after a
 //! jump, call or exit); each block adds its instructions to the count before it transfers, and
 //! the count is compared with the budget exactly where the interpreter compares it (taken
@@ -13,15 +13,15 @@ use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64};
 use cranelift_codegen::ir::{
-    AbiParam, AliasRegionData, Block, Function, InstBuilder, JumpTableData, MemFlagsData, SigRef,
-    Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
+    AbiParam, AliasRegionData, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
+    SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::code::{JitCtx, status};
 use crate::fuse;
-use crate::memory::{Region, SLOTS, STACK_SLOT, slot_base};
+use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, slot_base};
 use crate::op::{Kind, Op};
 use crate::opcode::{
     ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
@@ -35,6 +35,9 @@ const SAVED_FRAME_BYTES: i64 = 5 * 8;
 const REGION_BYTES: i64 = size_of::<Region>() as i64;
 const SLOT_SHIFT: i64 = 32;
 const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
+/// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
+/// access at offset `rel` when `rel < len - (WIDEST_ACCESS_BYTES - 1)`, whatever its width.
+const WIDEST_ACCESS_BYTES: i64 = 8;
 
 /// Set (to anything) to print each compiled program's Cranelift IR and the machine code
 /// Cranelift emitted for it (after register allocation) on standard error: a debugging aid for
@@ -69,6 +72,8 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     let pointer = isa.pointer_type();
     let mut signature = Signature::new(isa.default_call_conv());
     signature.params.push(AbiParam::new(pointer));
+    signature.params.push(AbiParam::new(I64)); // r1
+    signature.params.push(AbiParam::new(I64)); // r2
     signature.returns.push(AbiParam::new(I64));
     let mut function = Function::with_name_signature(UserFuncName::default(), signature);
     let mut builder_context = FunctionBuilderContext::new();
@@ -107,6 +112,20 @@ enum Arith {
     Mov,
 }
 
+/// A one-entry region cache in SSA variables: the slot the last checked access (of one kind,
+/// read or write) went to, so the next access to the same slot costs a subtraction and a
+/// compare. `bound` is 0 (nothing hits) until a lookup fills it, and again after anything that
+/// may change the slot table (helper calls, local calls and returns).
+#[derive(Clone, Copy)]
+struct RegionCache {
+    /// VM address of the cached slot's byte 0.
+    lo: Variable,
+    /// Offsets below it admit any access of up to [`WIDEST_ACCESS_BYTES`] bytes.
+    bound: Variable,
+    /// Host address of the cached slot's byte 0.
+    host: Variable,
+}
+
 /// Memory flags of the three kinds of access the code makes.
 struct Flags {
     /// Program loads and stores: checked, so they never trap; possibly unaligned.
@@ -124,8 +143,8 @@ struct Translator<'a, 'f> {
     depth: Variable,
     count: Variable,
     ctx: Value,
-    slots: Value,
-    budget: Value,
+    read_cache: RegionCache,
+    write_cache: RegionCache,
     /// Block of each decoded index that is a leader.
     blocks: Vec<Option<Block>>,
     /// Return site of each local call, by call index (return-site number = position).
@@ -152,6 +171,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         let frame_top = builder.declare_var(pointer);
         let depth = builder.declare_var(I64);
         let count = builder.declare_var(I64);
+        let mut cache = || RegionCache {
+            lo: builder.declare_var(I64),
+            bound: builder.declare_var(I64),
+            host: builder.declare_var(pointer),
+        };
+        let (read_cache, write_cache) = (cache(), cache());
         let frames = builder.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32,
@@ -171,8 +196,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             depth,
             count,
             ctx: placeholder,
-            slots: placeholder,
-            budget: placeholder,
+            read_cache,
+            write_cache,
             blocks,
             return_sites,
             block_start: 0,
@@ -190,12 +215,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.append_block_params_for_function_params(start);
         self.builder.switch_to_block(start);
         self.ctx = self.builder.block_params(start)[0];
-        self.slots = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots));
-        self.budget = self.load_ctx(I64, core::mem::offset_of!(JitCtx, budget));
         let frame_top = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
         self.builder.def_var(self.frame_top, frame_top);
-        let r1 = self.load_ctx(I64, core::mem::offset_of!(JitCtx, r1));
-        let r2 = self.load_ctx(I64, core::mem::offset_of!(JitCtx, r2));
+        let (r1, r2) = (
+            self.builder.block_params(start)[1],
+            self.builder.block_params(start)[2],
+        );
         let zero = self.builder.ins().iconst(I64, 0);
         let r10 = self.iconst(slot_base(STACK_SLOT) + FRAME as u64);
         for (reg, var) in self.regs.iter().enumerate() {
@@ -209,6 +234,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         self.builder.def_var(self.depth, zero);
         self.builder.def_var(self.count, zero);
+        for cache in [self.read_cache, self.write_cache] {
+            for var in [cache.lo, cache.bound, cache.host] {
+                self.builder.def_var(var, zero);
+            }
+        }
         let target = self.block_of(entry);
         self.builder.ins().jump(target, &[]);
         self.budget_trap_block();
@@ -318,6 +348,20 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .load(ty, self.flags.host, self.ctx, offset as i32)
+    }
+
+    /// The slot table (read from the context where needed: it is not worth a register).
+    fn slots(&mut self) -> Value {
+        self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots))
+    }
+
+    /// Whether `count` exceeds the budget (read from the context at each check, which x86
+    /// folds into the compare, rather than held in a register across loops).
+    fn over_budget(&mut self, count: Value) -> Value {
+        let budget = self.load_ctx(I64, core::mem::offset_of!(JitCtx, budget));
+        self.builder
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, count, budget)
     }
 
     fn store_ctx(&mut self, value: Value, offset: usize) {
@@ -503,21 +547,61 @@ impl<'a, 'f> Translator<'a, 'f> {
     // ---- memory ------------------------------------------------------------------------------
 
     /// Host address of `len` bytes at VM address `reg + off`, after checking them against the
-    /// slot table's read (or write) length; a failure leaves through a cold fault block.
+    /// region cache, then (on a miss) the slot table's read (or write) length; a failure leaves
+    /// through a cold fault block.
     fn checked_address(&mut self, index: usize, reg: u8, off: i32, len: u64, write: bool) -> Value {
         let base = self.get(reg);
         let addr = self.builder.ins().iadd_imm_s(base, i64::from(off));
+        let cache = if write {
+            self.write_cache
+        } else {
+            self.read_cache
+        };
+        let lo = self.builder.use_var(cache.lo);
+        let bound = self.builder.use_var(cache.bound);
+        let cached_host = self.builder.use_var(cache.host);
+        // A VM address below `lo` wraps to a huge `rel` (addresses span less than 2^37).
+        let rel = self.builder.ins().isub(addr, lo);
+        let hit = self.builder.ins().icmp(IntCC::UnsignedLessThan, rel, bound);
+        let host = self.builder.ins().iadd(cached_host, rel);
+        let miss = self.builder.create_block();
+        let join = self.builder.create_block();
+        let host_param = self.builder.append_block_param(join, self.pointer);
+        self.builder
+            .ins()
+            .brif(hit, join, &[BlockArg::Value(host)], miss, &[]);
+        self.builder.switch_to_block(miss);
+        self.builder.set_cold_block(miss);
+        let host = self.slot_lookup(index, addr, len, write, cache);
+        self.builder.ins().jump(join, &[BlockArg::Value(host)]);
+        self.builder.switch_to_block(join);
+        host_param
+    }
+
+    /// The general check against the slot table; on success fills `cache` with the slot and
+    /// returns the access's host address.
+    fn slot_lookup(
+        &mut self,
+        index: usize,
+        addr: Value,
+        len: u64,
+        write: bool,
+        cache: RegionCache,
+    ) -> Value {
         let high = self.builder.ins().ushr_imm_s(addr, SLOT_SHIFT);
         let slot = self.builder.ins().iadd_imm_s(high, -1);
-        let in_table = self
+        let slots = self.slots();
+        // Slots at or above `live` are not initialised (or not in the table).
+        let live = self
             .builder
             .ins()
-            .icmp_imm_s(IntCC::UnsignedLessThan, slot, SLOTS as i64);
-        // An out-of-table slot reads slot 0's entry but cannot pass: `in_table` is false.
+            .load(I64, self.flags.host, slots, LIVE_OFFSET as i32);
+        let in_table = self.builder.ins().icmp(IntCC::UnsignedLessThan, slot, live);
+        // Any other slot reads slot 0's entry (always initialised) but cannot pass.
         let zero = self.iconst(0);
         let slot = self.builder.ins().select(in_table, slot, zero);
         let entry_offset = self.builder.ins().imul_imm_s(slot, REGION_BYTES);
-        let entry = self.builder.ins().iadd(self.slots, entry_offset);
+        let entry = self.builder.ins().iadd(slots, entry_offset);
         let limit_field = if write {
             core::mem::offset_of!(Region, write_len)
         } else {
@@ -539,13 +623,34 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.ins().brif(allowed, access, &[], fault, &[]);
         self.fault_block(fault, index, addr, len, write);
         self.builder.switch_to_block(access);
+        self.builder.set_cold_block(access);
         let host = self.builder.ins().load(
             self.pointer,
             self.flags.host,
             entry,
             core::mem::offset_of!(Region, ptr) as i32,
         );
+        self.fill_cache(cache, addr, limit, host);
         self.builder.ins().iadd(host, offset)
+    }
+
+    /// Caches the slot of `addr` (its length `limit`, its host address `host`).
+    fn fill_cache(&mut self, cache: RegionCache, addr: Value, limit: Value, host: Value) {
+        let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
+        let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
+        let limit = self.builder.ins().umax(limit, margin);
+        let bound = self.builder.ins().isub(limit, margin);
+        self.builder.def_var(cache.lo, lo);
+        self.builder.def_var(cache.bound, bound);
+        self.builder.def_var(cache.host, host);
+    }
+
+    /// Empties both region caches: the slot table may have changed.
+    fn invalidate_caches(&mut self) {
+        let zero = self.iconst(0);
+        for cache in [self.read_cache, self.write_cache] {
+            self.builder.def_var(cache.bound, zero);
+        }
     }
 
     fn fault_block(&mut self, fault: Block, index: usize, addr: Value, len: u64, write: bool) {
@@ -696,10 +801,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Ends the block with a jump to `target` unless the budget ran out.
     fn checked_jump(&mut self, target: Block) {
         let count = self.builder.use_var(self.count);
-        let over = self
-            .builder
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThan, count, self.budget);
+        let over = self.over_budget(count);
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], target, &[]);
@@ -751,6 +853,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             .call_indirect(self.trampoline_sig, trampoline, &args);
         let r0 = self.builder.inst_results(call)[0];
         self.set(0, r0);
+        // A helper may remap the VM's slots (one that runs a nested VM over this memory).
+        self.invalidate_caches();
         let failed = self.load_ctx(I64, core::mem::offset_of!(JitCtx, helper_failed));
         let fault = self.builder.create_block();
         let next = self.builder.create_block();
@@ -817,6 +921,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Moves r10 and the frame top one frame up (`step` 1) or down (-1), and reinstalls the
     /// stack slot to cover the frames now live, as `Memory::set_stack` does.
     fn move_frame(&mut self, old_depth: Value, step: i64) {
+        self.invalidate_caches();
         let r10 = self.get(10);
         let r10 = self.builder.ins().iadd_imm_s(r10, step * FRAME);
         self.set(10, r10);
@@ -827,7 +932,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let frames_live = self.builder.ins().iadd_imm_s(old_depth, 1 + step);
         let len = self.builder.ins().imul_imm_s(frames_live, FRAME);
         let base = self.builder.ins().isub(frame_top, len);
-        let entry = self.slots; // slot 0 is the stack
+        let entry = self.slots(); // slot 0 is the stack
         let host = self.flags.host;
         for (value, field) in [
             (base, core::mem::offset_of!(Region, ptr)),
@@ -859,10 +964,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// `exit` at depth 0: budget check, then r0 and the count go to the context.
     fn final_exit(&mut self) {
         let count = self.builder.use_var(self.count);
-        let over = self
-            .builder
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThan, count, self.budget);
+        let over = self.over_budget(count);
         let done = self.builder.create_block();
         self.builder
             .ins()
@@ -889,10 +991,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let old_depth = self.builder.ins().iadd_imm_s(depth, 1);
         self.move_frame(old_depth, -1);
         let count = self.builder.use_var(self.count);
-        let over = self
-            .builder
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThan, count, self.budget);
+        let over = self.over_budget(count);
         let dispatch = self.builder.create_block();
         self.builder
             .ins()

@@ -496,3 +496,147 @@ fn a_helper_running_a_nested_vm_over_the_same_memory_leaves_the_outer_stack_usab
         .unwrap();
     assert_eq!(exit.r0, 7);
 }
+
+const SECRET: u64 = 0x005e_c2e7_005e_c2e7;
+
+fn fill_secret(_: &mut (), mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
+    mem.write(args[0], args[1])?.fill(0x5e);
+    Ok(0)
+}
+
+/// `prefix`, then a local call that ORs together every stack byte of frames 0 and 1, read
+/// through forged pointers (inside the call the stack slot covers both frames) into r0.
+fn stack_reader(prefix: &[[u8; 8]]) -> Vec<u8> {
+    let base = slot_base(STACK_SLOT);
+    let [b0, b1] = lddw(1, base);
+    let [e0, e1] = lddw(2, base + 2 * STACK_FRAME_BYTES as u64);
+    let mut slots = prefix.to_vec();
+    slots.extend([
+        call_local(1),
+        exit(),
+        b0,
+        b1,
+        e0,
+        e1,
+        mov64_imm(0, 0),
+        ldxdw(3, 1, 0),
+        insn(0x4f, 0, 3, 0, 0),  // r0 |= r3
+        add64_imm(1, 8),         // r1 += 8
+        insn(0xad, 1, 2, -4, 0), // if r1 < r2 goto ldxdw
+        exit(),
+    ]);
+    program(&slots)
+}
+
+#[test]
+fn no_stack_byte_written_by_any_means_outlives_its_invocation() {
+    let mut helpers = Helpers::<()>::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::WriteBytes { len_arg: 1 };
+    args[1] = ArgKind::Scalar;
+    let signature = Signature { args };
+    let fill = Helper {
+        name: "fill_secret",
+        signature,
+        func: fill_secret,
+    };
+    helpers.register(3, fill).unwrap();
+    let [s0, s1] = lddw(6, SECRET);
+    let [f0, f1] = lddw(1, slot_base(STACK_SLOT) + STACK_FRAME_BYTES as u64 - 264);
+    let writers: [(&str, Vec<[u8; 8]>); 5] = [
+        ("the deepest constant r10 offset", vec![stxdw(10, 6, -512)]),
+        (
+            "a shallow r10 offset, in frames 0 and 1",
+            vec![stxdw(10, 6, -16), call_local(1), exit(), stxdw(10, 6, -16)],
+        ),
+        ("a forged pointer", vec![f0, f1, stxdw(1, 6, 0)]),
+        (
+            "a helper, through a pointer from r10",
+            vec![
+                mov64_reg(1, 10),
+                add64_imm(1, -40),
+                mov64_imm(2, 16),
+                call_helper(3),
+            ],
+        ),
+        ("an atomic add at r10 - 96", vec![insn(0xdb, 10, 6, -96, 0)]),
+    ];
+    let reader = load(&stack_reader(&[]), &helpers).unwrap();
+    let mut vm = Vm::new(VmConfig::default());
+    for (how, body) in writers {
+        let mut slots = vec![s0, s1];
+        slots.extend(body.iter().copied());
+        // The reader finds the secret when it runs in the writer's own invocation…
+        let same = load(&stack_reader(&slots), &helpers).unwrap();
+        let seen = vm.run(&same, &mut Memory::new(), &helpers, &mut (), 0, 0);
+        assert_ne!(seen.unwrap().r0, 0, "{how}: the reader sees the write");
+        // …and nothing in the next one.
+        slots.push(exit());
+        let writer = load(&program(&slots), &helpers).unwrap();
+        vm.run(&writer, &mut Memory::new(), &helpers, &mut (), 0, 0)
+            .unwrap();
+        let left = vm.run(&reader, &mut Memory::new(), &helpers, &mut (), 0, 0);
+        assert_eq!(left.unwrap().r0, 0, "{how}: the stack is scrubbed");
+    }
+}
+
+#[test]
+fn a_returned_callees_frame_stays_unreachable_after_checked_stack_reads() {
+    // main reads its frame through a pointer, calls f, then reads f's frame through f's r10.
+    // f reads its own frame through a pointer. (The JIT caches the last region it checked.)
+    let dangling = program(&[
+        mov64_reg(1, 10),
+        ldxdw(2, 1, -8),
+        call_local(2),
+        ldxdw(0, 0, -8),
+        exit(),
+        mov64_reg(0, 10),
+        ldxdw(3, 0, -8),
+        exit(),
+    ]);
+    let addr = slot_base(STACK_SLOT) + 2 * STACK_FRAME_BYTES as u64 - 8;
+    assert_eq!(
+        trap(&dangling, &[]),
+        Trap::OutOfBounds {
+            pc: 3,
+            addr,
+            len: 8
+        }
+    );
+}
+
+#[test]
+fn accesses_beside_a_region_just_checked_are_checked_exactly() {
+    let first: Vec<u8> = (1..=16).collect();
+    let second = 100u64.to_le_bytes();
+    let run = |tail: &[[u8; 8]]| {
+        // r3 = first[0..8] + first[15] + second; then `tail`.
+        let mut slots = vec![
+            ldxdw(3, 1, 0),
+            ldxb(4, 1, 15),
+            add64_reg(3, 4),
+            ldxdw(5, 2, 0),
+            add64_reg(3, 5),
+            mov64_reg(0, 3),
+        ];
+        slots.extend_from_slice(tail);
+        slots.push(exit());
+        let loaded = load(&program(&slots), &Helpers::<()>::new()).unwrap();
+        let mut mem = Memory::new();
+        let a = mem.map_read(&first).unwrap();
+        let b = mem.map_read(&second).unwrap();
+        Vm::new(VmConfig::default()).run(&loaded, &mut mem, &Helpers::new(), &mut (), a, b)
+    };
+    let sum = u64::from_le_bytes(first[..8].try_into().unwrap()) + 16 + 100;
+    assert_eq!(run(&[]).unwrap().r0, sum);
+    let (a, b) = (INPUT, slot_base(VM_SLOTS + 1));
+    for (tail, pc, addr) in [
+        (ldxdw(0, 1, 9), 6, a + 9),  // crosses the first region's end by one byte
+        (ldxdw(0, 1, -8), 6, a - 8), // just below the first region
+        (ldxb(0, 2, 8), 6, b + 8),   // one past the second region's end
+    ] {
+        let len = if tail[0] == 0x71 { 1 } else { 8 };
+        let trap = run(&[tail]).expect_err("must trap");
+        assert_eq!(trap, Trap::OutOfBounds { pc, addr, len });
+    }
+}
