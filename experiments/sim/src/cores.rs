@@ -3,6 +3,10 @@
 //! waiting, the oldest item starts on the lowest-numbered free core and holds it for its service
 //! time. The model is that of a c-server FIFO queue: the queueing tests check it against the
 //! closed forms.
+//!
+//! A CPU hog sharing the cores ([`HogSlices`]) takes them in scheduler slices: while the hog holds
+//! its slice no work starts, and work crossing into the hog's slice is preempted and resumes when
+//! the slice ends. The slices of every core are aligned (see [`HogSlices`]).
 
 /// Most cores a pool may have (BlueField-2 has 8; a server a few dozen).
 pub const CORES_MAX: usize = 256;
@@ -12,6 +16,86 @@ pub const CORES_MAX: usize = 256;
 pub struct CorePool {
     busy_until_ns: Vec<u64>,
     busy_total_ns: u64,
+    hog: Option<HogSlices>,
+}
+
+/// A CPU hog time-sharing every core of a pool, as a scheduler alternates two runnable threads on
+/// one core: from `start_ns` to `stop_ns` the hog holds each core for `hog_ns`, then the core's
+/// worker runs for `worker_ns`, in turn, starting with the hog's slice (a newly runnable thread
+/// runs first: an assumption). The slices of all cores are aligned: the pool serves one FIFO,
+/// while Linux steers each datagram to one core's queue (RSS), where an arrival finds its core in
+/// the hog's slice with probability `hog_ns / (hog_ns + worker_ns)` and waits for the rest of it;
+/// aligned slices give the pool the same waiting, which staggered slices over a shared FIFO would
+/// hide (a free core would always be found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HogSlices {
+    /// When the hog starts (its first slice starts then).
+    pub start_ns: u64,
+    /// When it stops (a slice running then ends).
+    pub stop_ns: u64,
+    /// The hog's slice.
+    pub hog_ns: u64,
+    /// The worker's slice between two of the hog's.
+    pub worker_ns: u64,
+}
+
+impl HogSlices {
+    /// Slices of `slice_ns` for the hog, and for the worker what keeps the hog's long-run share
+    /// of the core at `core_share` (in `(0, 1)`): `slice_ns · (1 − share) / share`, at least 1 ns.
+    pub fn from_share(start_ns: u64, stop_ns: u64, slice_ns: u64, core_share: f64) -> HogSlices {
+        let worker_ns = (slice_ns as f64 * (1.0 - core_share) / core_share).round() as u64;
+        HogSlices {
+            start_ns,
+            stop_ns,
+            hog_ns: slice_ns.max(1),
+            worker_ns: worker_ns.max(1),
+        }
+    }
+
+    fn period_ns(&self) -> u64 {
+        self.hog_ns + self.worker_ns
+    }
+
+    /// The hog's slice `at_ns` falls in, or else the next one: `(from, to)` with `to > at_ns`.
+    pub fn slice_at_or_after(&self, at_ns: u64) -> Option<(u64, u64)> {
+        if at_ns >= self.stop_ns {
+            return None;
+        }
+        let from = if at_ns < self.start_ns {
+            self.start_ns
+        } else {
+            let period = self.period_ns();
+            let from = self.start_ns + (at_ns - self.start_ns) / period * period;
+            if at_ns < from + self.hog_ns {
+                from
+            } else {
+                from + period
+            }
+        };
+        (from < self.stop_ns).then(|| (from, from.saturating_add(self.hog_ns).min(self.stop_ns)))
+    }
+
+    /// The end of the hog's slice holding the core at `at_ns`, if one does.
+    pub fn held_until(&self, at_ns: u64) -> Option<u64> {
+        self.slice_at_or_after(at_ns)
+            .and_then(|(from, to)| (from <= at_ns).then_some(to))
+    }
+
+    /// When work needing `service_ns` of CPU time, ready at `at_ns`, is done: it waits for a
+    /// slice holding the core to end, and is preempted by every slice it crosses into.
+    pub fn finish_ns(&self, at_ns: u64, service_ns: u64) -> u64 {
+        let (mut t, mut left) = (at_ns, service_ns);
+        while let Some((from, to)) = self.slice_at_or_after(t) {
+            if from > t {
+                if t.saturating_add(left) <= from {
+                    break;
+                }
+                left -= from - t;
+            }
+            t = to;
+        }
+        t.saturating_add(left)
+    }
 }
 
 /// A core count outside `1..=CORES_MAX`.
@@ -31,7 +115,27 @@ impl CorePool {
         Ok(CorePool {
             busy_until_ns: vec![0; count],
             busy_total_ns: 0,
+            hog: None,
         })
+    }
+
+    /// A hog time-sharing every core of the pool from now on.
+    pub fn set_hog(&mut self, hog: HogSlices) {
+        self.hog = Some(hog);
+    }
+
+    /// The end of the hog's slice holding every core at `now_ns`, if one does.
+    pub fn held_until(&self, now_ns: u64) -> Option<u64> {
+        self.hog.and_then(|h| h.held_until(now_ns))
+    }
+
+    /// When work needing `service_ns` of CPU time, started at `now_ns`, is done (later than
+    /// `now_ns + service_ns` by the hog's slices it waits for or is preempted by).
+    pub fn finish_ns(&self, now_ns: u64, service_ns: u64) -> u64 {
+        match self.hog {
+            Some(h) => h.finish_ns(now_ns, service_ns),
+            None => now_ns.saturating_add(service_ns),
+        }
     }
 
     /// Cores in the pool.
@@ -39,17 +143,24 @@ impl CorePool {
         self.busy_until_ns.len()
     }
 
-    /// The lowest-numbered core free at `now_ns`, if any.
+    /// The lowest-numbered core free at `now_ns`, if any (none while the hog holds them).
     pub fn free_core(&self, now_ns: u64) -> Option<usize> {
+        if self.held_until(now_ns).is_some() {
+            return None;
+        }
         self.busy_until_ns.iter().position(|&t| t <= now_ns)
     }
 
     /// Cores free at `now_ns`.
     pub fn free_count(&self, now_ns: u64) -> usize {
+        if self.held_until(now_ns).is_some() {
+            return 0;
+        }
         self.busy_until_ns.iter().filter(|&&t| t <= now_ns).count()
     }
 
-    /// Occupies `core` from `now_ns` for `service_ns`; returns when it is free again.
+    /// Occupies `core` from `now_ns` for `service_ns` of CPU time; returns when it is free again
+    /// (later by the hog's slices that preempt the work).
     ///
     /// # Panics
     /// If the core is busy at `now_ns` (a driver bug: work started on a busy core).
@@ -59,7 +170,7 @@ impl CorePool {
             "core {core} is busy until {} ns, not free at {now_ns} ns",
             self.busy_until_ns[core]
         );
-        let end = now_ns.saturating_add(service_ns);
+        let end = self.finish_ns(now_ns, service_ns);
         self.busy_until_ns[core] = end;
         self.busy_total_ns = self.busy_total_ns.saturating_add(service_ns);
         end
@@ -85,6 +196,32 @@ mod tests {
         assert_eq!(pool.free_core(99), None);
         assert_eq!(pool.free_count(120), 1);
         assert_eq!(pool.busy_total_ns(), 200);
+    }
+
+    #[test]
+    fn a_hog_holds_its_slices_and_preempts_work_crossing_into_them() {
+        // Hog slices [1000, 1100), [1300, 1400), [1600, 1650) (cut at the stop).
+        let hog = HogSlices::from_share(1000, 1650, 100, 1.0 / 3.0);
+        assert_eq!(hog.worker_ns, 200);
+        let mut pool = CorePool::new(2).unwrap();
+        pool.set_hog(hog);
+        assert_eq!(pool.held_until(999), None);
+        assert_eq!(pool.held_until(1000), Some(1100));
+        assert_eq!(pool.free_core(1050), None, "the hog holds every core");
+        assert_eq!(pool.free_count(1099), 0);
+        assert_eq!(pool.free_count(1100), 2);
+        // Started at 950, 50 ns run before the hog, the other 100 after its slice.
+        assert_eq!(pool.occupy(0, 950, 150), 1200);
+        // Crosses two slices: 100 before 1300, 200 until 1600, 30 after 1650.
+        assert_eq!(pool.occupy(1, 1200, 330), 1680);
+        assert_eq!(
+            pool.finish_ns(1600, 10),
+            1660,
+            "waits for the last, cut slice"
+        );
+        assert_eq!(pool.finish_ns(1650, 10), 1660, "the hog has stopped");
+        assert_eq!(pool.finish_ns(1099, 1), 1101);
+        assert_eq!(pool.busy_total_ns(), 480, "CPU time, not time held");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! and ready steps in FIFO order; a step's CPU time is derived from the instructions it executed,
 //! the bytes it ran over and the accesses it declared), the NIC's DMA to host memory (latency per
 //! access and size, a rate cap), the RNIC (service time, rate cap), a client's local steps, the
-//! eSwitch's rule-update latency, and a CPU hog as a share of every host core.
+//! eSwitch's rule-update latency, and a CPU hog time-sharing every host core in scheduler slices
+//! ([`HogSlices`]: while the hog holds its slice no host work starts, work crossing into it is
+//! preempted, and the host worker, off its core, takes no sample).
 //!
 //! A step runs (and changes the engine's state) when a core takes it; what it produced — accesses,
 //! replies — leaves when its CPU time is over. Events due at the same time run in the order they
@@ -23,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use naam_engine::client::{Destination, EndpointConfig};
-use naam_engine::control::{HostLoad, Observed};
+use naam_engine::control::{Heartbeat, HostLoad, Observed, SilenceRule};
 use naam_engine::exec::AccessRequest;
 use naam_engine::rnic::answer_read;
 use naam_engine::server::{ReplyTarget, WorkerConfig};
@@ -45,7 +47,7 @@ use serde::Serialize;
 mod ipipe;
 
 use self::ipipe::{IpipeEvent, IpipeServers};
-use crate::cores::CorePool;
+use crate::cores::{CorePool, HogSlices};
 use crate::des::EventQueue;
 use crate::profile::{CostProfile, CpuCost};
 pub use naam_results::raw::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
@@ -57,6 +59,8 @@ pub const EVENTS_MAX: u64 = 2_000_000_000;
 pub const CLIENTS_MAX: u32 = 1024;
 /// After the measured phase, how long requests in flight may still complete (the client role's).
 pub const DRAIN_GRACE_NS: u64 = naam_roles::client::DRAIN_GRACE.as_nanos() as u64;
+/// A host worker's longest wait for work between two looks at its clock (the host role's).
+const SERVE_IDLE_WAIT_NS: u64 = naam_roles::serve::IDLE_WAIT.as_nanos() as u64;
 /// The rkey secret of simulated points (fixed: runs are reproducible; nothing is exposed).
 const SIM_RKEY_SECRET: RkeySecret = RkeySecret([0x51; 16]);
 /// Steps a client's local executor runs per scheduling round.
@@ -242,8 +246,9 @@ enum Event {
     AtRnic(u32, Vec<u8>),
     /// A datagram reaches client `k`.
     AtClient(u32, Vec<u8>),
-    /// A core of a server location finished receiving a datagram from client `k`.
-    RxDone(Location, u32, Vec<u8>),
+    /// A core of a server location finished receiving a datagram from client `k` that reached
+    /// the server's port at the given time (its kernel receive timestamp).
+    RxDone(Location, u32, u64, Vec<u8>),
     /// A server location's core is free.
     CoreFree(Location),
     /// A server worker's access is handed to its data path.
@@ -260,6 +265,8 @@ enum Event {
     RulesApplied(Box<RuleTable>),
     /// The iPipe baseline's server (series `ipipe`, `ipipe-processes`).
     Ipipe(IpipeEvent),
+    /// The hog's slice on the host cores ends: waiting work may start.
+    HogSliceEnd,
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -267,7 +274,8 @@ struct Server {
     worker: ServerWorker,
     cores: CorePool,
     cost: CpuCost,
-    rx: VecDeque<(u32, Vec<u8>)>,
+    /// Received datagrams waiting for a core: (client, arrival at the port, frame).
+    rx: VecDeque<(u32, u64, Vec<u8>)>,
     tick_at_ns: u64,
 }
 
@@ -304,6 +312,10 @@ pub struct SimPoint {
     clients_running: u32,
     /// The iPipe baseline, serving instead of NAAM's eSwitch and workers when the series is one.
     ipipe: Option<IpipeServers>,
+    /// The hog's slices on the host cores, if a hog runs.
+    hog: Option<HogSlices>,
+    /// The host worker's last sample: its heartbeat, as the control stage reads it.
+    host_beat_ns: u64,
     _shm: tempfile::TempDir,
 }
 
@@ -329,41 +341,32 @@ impl SimPoint {
             memory::build(&*server, tenants, shm.path(), "sim", SIM_RKEY_SECRET).map_err(setup)?;
         let (table, memory) = (Arc::new(table), Arc::new(memory));
         let functions = sim_functions(&*server, tenants)?;
-        let worker = |loc| {
-            ServerWorker::new(
-                WorkerConfig::new(loc, config.sample_period_ns),
-                Arc::clone(&functions),
-                Arc::clone(&table),
-                Nanos(0),
-            )
-            .map_err(setup)
-        };
-        let servers = [
-            server_of(worker(Location::Host)?, config.profile.host, &config)?,
-            server_of(worker(Location::Nic)?, config.profile.nic, &config)?,
-        ];
-        let control = ServerControl::new(
-            naam_roles::host::server_controller(&config.policy).map_err(setup)?,
-            naam_roles::host::fixed_rules(&*server, tenants).map_err(setup)?,
-            HostLoad::new(config.sample_period_ns, u64::MAX),
-            Nanos(0),
-        )
-        .map_err(setup)?;
+        let hog = hog_slices(&config);
+        let servers = servers(&config, hog, &functions, &table)?;
+        let control = control_stage(&config, &*server)?;
         let catalog: Vec<_> = table.iter().copied().collect();
         let client_table = Arc::new(RegionTable::from_catalog(&catalog).map_err(setup)?);
-        let mut clients = Vec::new();
-        for k in 0..config.clients.len() as u32 {
-            let session = client_session(&config, k, &meta, &functions, &client_table)?;
-            clients.push(Client {
-                session: Some(session),
-                hlog: hlog_writer(&config, k)?,
-                busy_until_ns: 0,
-                wake_at_ns: u64::MAX,
-                report: None,
-            });
-        }
+        let clients = (0..config.clients.len() as u32)
+            .map(|k| {
+                Ok(Client {
+                    session: Some(client_session(
+                        &config,
+                        k,
+                        &meta,
+                        &functions,
+                        &client_table,
+                    )?),
+                    hlog: hlog_writer(&config, k)?,
+                    busy_until_ns: 0,
+                    wake_at_ns: u64::MAX,
+                    report: None,
+                })
+            })
+            .collect::<Result<Vec<_>, SimError>>()?;
         let mut point = SimPoint {
             ipipe: IpipeServers::for_point(&config, &*server, &memory, &meta)?,
+            hog,
+            host_beat_ns: 0,
             eswitch: control.rules().clone(),
             control,
             events: EventQueue::new(),
@@ -397,6 +400,9 @@ impl SimPoint {
         );
         for k in 0..self.config.clients.len() as u32 {
             self.schedule_client_wake(k);
+        }
+        if let Some((_, end)) = self.hog.and_then(|h| h.slice_at_or_after(0)) {
+            self.events.schedule_at(end, Event::HogSliceEnd);
         }
         if self.ipipe.is_some() {
             // iPipe has no eSwitch rules, controller or NAAM workers: only its runtimes serve.
@@ -449,8 +455,8 @@ impl SimPoint {
                 self.at_client(k, &frame)?;
                 self.frames.give(frame);
             }
-            Event::RxDone(loc, k, frame) => {
-                self.rx_done(loc, k, &frame);
+            Event::RxDone(loc, k, arrived_ns, frame) => {
+                self.rx_done(loc, k, arrived_ns, &frame);
                 self.frames.give(frame);
             }
             Event::CoreFree(loc) => self.pump_server(loc),
@@ -461,6 +467,7 @@ impl SimPoint {
             Event::ControlTick => self.control_tick(),
             Event::RulesApplied(rules) => self.eswitch = *rules,
             Event::Ipipe(event) => self.ipipe_event(event),
+            Event::HogSliceEnd => self.hog_slice_end(),
         }
         Ok(())
     }
@@ -623,7 +630,7 @@ impl SimPoint {
         if loc == Location::Client {
             loc = Location::Host;
         }
-        self.server(loc).rx.push_back((k, frame));
+        self.server(loc).rx.push_back((k, at, frame));
         if at > now {
             self.events.schedule_at(at, Event::CoreFree(loc));
         } else {
@@ -675,31 +682,38 @@ impl SimPoint {
 
     // ---- server workers -----------------------------------------------------------------------
 
-    /// The host's CPU-time multiplier now: a hog takes its share of every core.
-    fn slowdown(&self, loc: Location) -> f64 {
+    /// The end of the hog's slice holding the host cores now, if one does.
+    fn hog_held_until(&self) -> Option<u64> {
+        self.hog.and_then(|h| h.held_until(self.now()))
+    }
+
+    /// The hog's slice is over: the host's waiting work starts; the next slice's end is due.
+    fn hog_slice_end(&mut self) {
         let now = self.now();
-        match self.config.hog {
-            Some(h) if loc == Location::Host && (h.start_ns..h.stop_ns).contains(&now) => {
-                1.0 / (1.0 - self.config.profile.hog_core_share)
-            }
-            _ => 1.0,
+        if let Some((_, end)) = self.hog.and_then(|h| h.slice_at_or_after(now)) {
+            self.events.schedule_at(end, Event::HogSliceEnd);
+        }
+        if self.ipipe.is_some() {
+            self.ipipe_start(naam_ipipe::Side::Host);
+        } else {
+            self.pump_server(Location::Host);
         }
     }
 
     /// Starts work on every free core of `loc`: received datagrams first, then ready steps.
     fn pump_server(&mut self, loc: Location) {
         let now = self.now();
-        let slowdown = self.slowdown(loc);
         loop {
             let s = self.server(loc);
             let Some(core) = s.cores.free_core(now) else {
                 return;
             };
-            if let Some((k, frame)) = s.rx.pop_front() {
-                let busy = (s.cost.rx_ns * slowdown).round() as u64;
+            if let Some((k, arrived_ns, frame)) = s.rx.pop_front() {
+                let busy = s.cost.rx_ns.round() as u64;
                 let end = s.cores.occupy(core, now, busy);
                 s.worker.record_busy(busy);
-                self.events.schedule_at(end, Event::RxDone(loc, k, frame));
+                self.events
+                    .schedule_at(end, Event::RxDone(loc, k, arrived_ns, frame));
                 continue;
             }
             let Some(step) = s.worker.step(Nanos(now)) else {
@@ -711,7 +725,6 @@ impl SimPoint {
             if step.finished {
                 busy += s.cost.tx_ns.round() as u64;
             }
-            let busy = (busy as f64 * slowdown).round() as u64;
             let end = s.cores.occupy(core, now, busy);
             s.worker.record_busy(busy);
             self.events.schedule_at(end, Event::CoreFree(loc));
@@ -742,11 +755,17 @@ impl SimPoint {
         }
     }
 
-    fn rx_done(&mut self, loc: Location, k: u32, frame: &[u8]) {
+    /// The datagram is received: the worker takes it with its arrival at the port as its
+    /// receive timestamp (as the roles pass the kernel's), so its queueing delay counts the wait
+    /// for a core — behind other datagrams, or for the end of a hog's slice.
+    fn rx_done(&mut self, loc: Location, k: u32, arrived_ns: u64, frame: &[u8]) {
         let now = self.now();
-        self.server(loc)
-            .worker
-            .handle_datagram(Nanos(now), Nanos(now), frame, || u64::from(k));
+        self.server(loc).worker.handle_datagram(
+            Nanos(now),
+            Nanos(arrived_ns.min(now)),
+            frame,
+            || u64::from(k),
+        );
         if loc == Location::Host {
             self.run_natives(now);
         }
@@ -758,16 +777,14 @@ impl SimPoint {
     /// fixed cost and a send (an assumption: a native SET is a few loads and a copy of a small
     /// value, like one step).
     fn run_natives(&mut self, now: u64) {
-        let slowdown = self.slowdown(Location::Host);
         let s = &mut self.servers[0];
         if !self.natives.run_pending(now, &mut s.worker) {
             return;
         }
         let busy = s.cost.step_cost_ns(0, 0, 0) + s.cost.tx_ns.round() as u64;
-        let busy = (busy as f64 * slowdown).round() as u64;
         let end = match s.cores.free_core(now) {
             Some(core) => s.cores.occupy(core, now, busy),
-            None => now + busy,
+            None => s.cores.finish_ns(now, busy),
         };
         s.worker.record_busy(busy);
         self.events
@@ -802,11 +819,21 @@ impl SimPoint {
 
     fn worker_tick(&mut self, loc: Location) {
         let now = self.now();
+        let held_until = self.hog_held_until().filter(|_| loc == Location::Host);
         let s = self.server(loc);
         if s.tick_at_ns != now {
             return;
         }
+        if let Some(end) = held_until {
+            // Off its core, the worker samples when the hog's slice is over.
+            s.tick_at_ns = end;
+            return self.events.schedule_at(end, Event::WorkerTick(loc));
+        }
         let sample = s.worker.handle_timeout(Nanos(now));
+        if loc == Location::Host {
+            self.host_beat_ns = now;
+        }
+        let s = self.server(loc);
         s.tick_at_ns = s.worker.poll_timeout().0.max(now + 1);
         let next = s.tick_at_ns;
         self.events.schedule_at(next, Event::WorkerTick(loc));
@@ -821,9 +848,15 @@ impl SimPoint {
         }
     }
 
+    /// The control stage's tick, with the host worker's heartbeat as the host role's liveness
+    /// reader gives it: queued for its core when a hog's slice holds it while datagrams wait.
     fn control_tick(&mut self) {
         let now = self.now();
-        if let Some(observed) = self.control.handle_timeout(Nanos(now), &[]) {
+        let beat = Heartbeat {
+            at: Nanos(self.host_beat_ns),
+            waiting_for_cpu: self.hog_held_until().is_some() && !self.servers[0].rx.is_empty(),
+        };
+        if let Some(observed) = self.control.handle_timeout(Nanos(now), &[beat]) {
             self.observe(observed);
         }
         let next = self.control.poll_timeout().0.max(now + 1);
@@ -986,6 +1019,64 @@ fn shm_dir() -> Result<tempfile::TempDir, SimError> {
         tempfile::Builder::new().prefix("naam-sim-").tempdir()
     };
     dir.map_err(setup)
+}
+
+/// The server's control stage, as the host role builds it.
+fn control_stage(
+    config: &SimPointConfig,
+    server: &dyn ServerWorkload,
+) -> Result<ServerControl, SimError> {
+    ServerControl::new(
+        naam_roles::host::server_controller(&config.policy).map_err(setup)?,
+        naam_roles::host::fixed_rules(server, config.dataset.tenants).map_err(setup)?,
+        // The host role's silence rule: a host worker silent beyond a sampling period and its
+        // idle wait counts when it is queued for its core (a hog) or starved.
+        HostLoad::with_silence_rule(
+            config.sample_period_ns,
+            SilenceRule::stall_tolerant(config.sample_period_ns + SERVE_IDLE_WAIT_NS),
+        ),
+        Nanos(0),
+    )
+    .map_err(setup)
+}
+
+/// The hog's slices on the host cores, from the point's hog window and the profile.
+fn hog_slices(config: &SimPointConfig) -> Option<HogSlices> {
+    let profile = &config.profile;
+    config.hog.map(|h| {
+        HogSlices::from_share(
+            h.start_ns,
+            h.stop_ns,
+            profile.hog_slice_ns,
+            profile.hog_core_share,
+        )
+    })
+}
+
+/// The host and NIC workers with their cores (the host's shared with the hog, if any).
+fn servers(
+    config: &SimPointConfig,
+    hog: Option<HogSlices>,
+    functions: &Arc<naam_engine::FunctionTable>,
+    table: &Arc<RegionTable>,
+) -> Result<[Server; 2], SimError> {
+    let worker = |loc| {
+        ServerWorker::new(
+            WorkerConfig::new(loc, config.sample_period_ns),
+            Arc::clone(functions),
+            Arc::clone(table),
+            Nanos(0),
+        )
+        .map_err(setup)
+    };
+    let mut servers = [
+        server_of(worker(Location::Host)?, config.profile.host, config)?,
+        server_of(worker(Location::Nic)?, config.profile.nic, config)?,
+    ];
+    if let Some(h) = hog {
+        servers[0].cores.set_hog(h);
+    }
+    Ok(servers)
 }
 
 fn server_of(

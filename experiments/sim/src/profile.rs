@@ -130,8 +130,11 @@ pub struct CostProfile {
     pub rdma: RdmaCost,
     /// Time for an eSwitch rule change to take effect.
     pub rule_update_ns: u64,
-    /// Share of a host core a CPU-hog thread takes while it runs (time-sharing).
+    /// Long-run share of a host core a CPU-hog thread takes while it runs (time-sharing).
     pub hog_core_share: f64,
+    /// The hog's scheduler slice: it holds a host core this long at a time (the worker's slice
+    /// keeps the share; [`crate::cores::HogSlices`]).
+    pub hog_slice_ns: u64,
     /// Native handlers (the iPipe baseline's actors).
     pub native: NativeCost,
 }
@@ -256,6 +259,7 @@ struct RawEswitch {
 #[serde(deny_unknown_fields)]
 struct RawHog {
     core_share: RawParam<f64>,
+    slice_ns: RawParam<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +273,8 @@ struct RawNative {
 
 /// Largest per-operation time a profile may state (1 s).
 const OP_NS_MAX: f64 = 1e9;
+/// Longest hog slice a profile may give (1 s: schedulers slice in milliseconds).
+const HOG_SLICE_NS_MAX: f64 = 1e9;
 
 /// Checks each value's source and range while building the typed profile.
 struct Checker<'p> {
@@ -383,7 +389,10 @@ impl CostProfile {
                 )?,
             },
             rule_update_ns: c.ns("eswitch.rule_update_ns", &raw.eswitch.rule_update_ns)? as u64,
-            hog_core_share: c.get("hog.core_share", &raw.hog.core_share, 0.0, 0.99)?,
+            hog_core_share: c.get("hog.core_share", &raw.hog.core_share, 0.01, 0.99)?,
+            hog_slice_ns: c
+                .get("hog.slice_ns", &raw.hog.slice_ns, 1.0, HOG_SLICE_NS_MAX)?
+                .round() as u64,
             native: c.native(&raw.native)?,
         })
     }

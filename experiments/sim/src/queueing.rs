@@ -1,11 +1,12 @@
 //! Textbook queues built from the simulator's parts — Poisson arrivals from [`SimRng`], events
 //! from [`EventQueue`], service on a [`CorePool`] — and the closed forms they must match. They
 //! are the simulator's own check that its clock, its random source and its core model are right:
-//! the mean waiting time of M/D/1 (Pollaczek–Khinchine) and of M/M/c (Erlang C).
+//! the mean waiting time of M/D/1 (Pollaczek–Khinchine) and of M/M/c (Erlang C), and of a
+//! lightly loaded core time-shared with a hog in scheduler slices ([`HogSlices`]).
 
 use std::collections::VecDeque;
 
-use crate::cores::{CoreCountError, CorePool};
+use crate::cores::{CoreCountError, CorePool, HogSlices};
 use crate::des::EventQueue;
 use crate::rng::SimRng;
 
@@ -58,6 +59,8 @@ pub struct QueueConfig {
     pub measured_customers: u64,
     /// Seed of the arrivals and service times.
     pub seed: u64,
+    /// A hog time-sharing every core in slices, if any.
+    pub hog: Option<HogSlices>,
 }
 
 /// A bad queue configuration.
@@ -66,10 +69,10 @@ pub enum QueueError {
     /// The core count.
     #[error(transparent)]
     Cores(#[from] CoreCountError),
-    /// Utilisation of 1 or more: no steady state.
+    /// Utilisation of the cores' share left by the hog of 1 or more: no steady state.
     #[error("utilisation {rho:.3} >= 1: the queue has no steady state")]
     Unstable {
-        /// λ·S / c.
+        /// λ·S / (c · the share of the cores the hog leaves).
         rho: f64,
     },
     /// More customers than [`CUSTOMERS_MAX`].
@@ -84,6 +87,15 @@ impl QueueConfig {
     /// Utilisation ρ = λ·S / c.
     pub fn utilisation(&self) -> f64 {
         self.service.mean_ns() / self.interarrival_ns_mean / self.cores as f64
+    }
+
+    /// Utilisation of what the hog leaves of the cores (its share taken out over all time, as
+    /// the hog of a queue runs from its start on).
+    fn utilisation_left(&self) -> f64 {
+        let left = self.hog.map_or(1.0, |h| {
+            h.worker_ns as f64 / (h.hog_ns + h.worker_ns) as f64
+        });
+        self.utilisation() / left
     }
 }
 
@@ -101,12 +113,13 @@ pub struct QueueResult {
 #[derive(Debug, Clone, Copy)]
 enum QueueEvent {
     Arrival,
-    Departure,
+    /// A core is free: a departure, or the end of a hog's slice.
+    Free,
 }
 
 /// Simulates `config`; the mean waiting time of its measured customers.
 pub fn simulate(config: &QueueConfig) -> Result<QueueResult, QueueError> {
-    let rho = config.utilisation();
+    let rho = config.utilisation_left();
     if rho >= 1.0 {
         return Err(QueueError::Unstable { rho });
     }
@@ -115,6 +128,10 @@ pub fn simulate(config: &QueueConfig) -> Result<QueueResult, QueueError> {
         return Err(QueueError::TooLong { customers });
     }
     let mut pool = CorePool::new(config.cores)?;
+    if let Some(hog) = config.hog {
+        pool.set_hog(hog);
+    }
+    let mut woken_at_ns = 0;
     let mut rng = SimRng::new(config.seed);
     let mut events = EventQueue::new();
     let mut waiting: VecDeque<u64> = VecDeque::new();
@@ -138,7 +155,13 @@ pub fn simulate(config: &QueueConfig) -> Result<QueueResult, QueueError> {
             }
             started += 1;
             let end = pool.occupy(core, now, config.service.draw_ns(&mut rng));
-            events.schedule_at(end, QueueEvent::Departure);
+            events.schedule_at(end, QueueEvent::Free);
+        }
+        if let Some(end) = pool.held_until(now).filter(|&end| end != woken_at_ns)
+            && !waiting.is_empty()
+        {
+            woken_at_ns = end;
+            events.schedule_at(end, QueueEvent::Free);
         }
     }
     let measured = started.saturating_sub(config.warmup_customers).max(1);
@@ -154,6 +177,14 @@ pub fn simulate(config: &QueueConfig) -> Result<QueueResult, QueueError> {
 pub fn md1_wait_ns_mean(interarrival_ns_mean: f64, service_ns: f64) -> f64 {
     let rho = service_ns / interarrival_ns_mean;
     rho * service_ns / (2.0 * (1.0 - rho))
+}
+
+/// Mean waiting time of a core shared with a hog (`hog_ns` held, then `worker_ns` free, in turn)
+/// as the load goes to zero: an arrival finds the hog's slice with probability `H / (H + W)` and
+/// waits for the rest of it, on average `H / 2`: `W_q = H² / (2·(H + W))`. At load λ with
+/// service S the next terms add a fraction `λ·S` (arrivals earlier in the same slice) and less.
+pub fn hog_wait_ns_mean_low_load(hog_ns: f64, worker_ns: f64) -> f64 {
+    hog_ns * hog_ns / (2.0 * (hog_ns + worker_ns))
 }
 
 /// Mean waiting time of M/M/c: `W = C(c, a) / (c·μ − λ)` with offered load `a = λ/μ` and

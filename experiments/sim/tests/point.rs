@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use naam_roles::config::{Dataset, Distribution, MicaSpec, WorkloadSpec, YcsbWorkload};
-use naam_sim::point::{SimClient, SimOutcome, SimPoint, SimPointConfig};
+use naam_sim::point::{HogWindow, SimClient, SimOutcome, SimPoint, SimPointConfig};
 use naam_sim::profile::CostProfile;
 use naam_types::{PolicyKind, PolicySpec};
 
@@ -147,4 +147,78 @@ fn each_placement_serves_where_it_says_and_verifies_every_answer() {
                 .unwrap();
         assert_eq!(summary, outcome.clients[0]);
     }
+}
+
+/// The host's load samples of a point folder: (time since the measured phase's start, queueing
+/// delay).
+fn host_delays(dir: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(dir.join(naam_results::raw::SAMPLES_FILE)).unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|sample| sample["location"] == "host")
+        .map(|sample| {
+            let field = |name: &str| sample[name].as_u64().unwrap();
+            (field("t_ns"), field("queue_delay_ns"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_hogs_slices_queue_a_lightly_loaded_host_for_the_rest_of_a_slice() {
+    // 50 k ops/s: 8 host cores at about 1 % busy, never queueing without the hog (a sample's
+    // delay is the 400 ns receive). With it, every arrival in one of the hog's 3 ms slices waits
+    // for the rest of the slice (≈ 150 arrive per slice: fewer than the host executor's 256
+    // slots, so no write is refused), and the worker, off its core, is silent for the slice.
+    const QUIET_DELAY_NS_MAX: u64 = 10_000;
+    let seed = seed();
+    let mut hogged = config(PolicyKind::NaamAdaptive, 50_000.0, seed);
+    let slice_ns = hogged.profile.hog_slice_ns;
+    let hog = HogWindow {
+        start_ns: 20 * MS,
+        stop_ns: 45 * MS,
+    };
+    hogged.hog = Some(hog);
+    let (from_ns, to_ns) = (
+        hog.start_ns - hogged.warmup_ns,
+        hog.stop_ns - hogged.warmup_ns,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    assert_clean(&run(hogged, dir.path()));
+    let delays = host_delays(dir.path());
+    let during: Vec<_> = delays
+        .iter()
+        .filter(|&&(t, _)| (from_ns..to_ns).contains(&t))
+        .collect();
+    eprintln!("host delays during the hog (t_ns, ns): {during:?}");
+    eprintln!("steering changes: {:?}", nic_changes(dir.path()));
+    let quiet = |&&(t, delay): &&(u64, u64)| {
+        !(from_ns..to_ns + slice_ns).contains(&t) && delay > QUIET_DELAY_NS_MAX
+    };
+    assert_eq!(delays.iter().find(quiet), None, "queued without the hog");
+    let slices = (to_ns - from_ns) / (2 * slice_ns);
+    let silent = during.iter().filter(|&&&(_, d)| d >= slice_ns).count() as u64;
+    assert!(
+        silent + 1 >= slices,
+        "{silent} samples count a slice's silence in {slices} hog periods"
+    );
+    let backlog = during
+        .iter()
+        .filter(|&&&(_, d)| (slice_ns / 4..slice_ns).contains(&d))
+        .count() as u64;
+    assert!(
+        backlog + 1 >= slices,
+        "{backlog} samples see the slice's backlog in {slices} hog periods"
+    );
+}
+
+/// The steering changes of a point folder: (time since the measured phase's start, NIC share ‰).
+fn nic_changes(dir: &Path) -> Vec<(u64, u64)> {
+    let text = std::fs::read_to_string(dir.join(naam_results::raw::STEERING_FILE)).unwrap();
+    text.lines()
+        .map(|line| {
+            let change: serde_json::Value = serde_json::from_str(line).unwrap();
+            let field = |name: &str| change[name].as_u64().unwrap();
+            (field("t_ns"), field("nic_permille"))
+        })
+        .collect()
 }

@@ -1,8 +1,10 @@
 //! The simulator's clock, random source and core pool, configured as textbook queues, against
 //! the closed forms of their mean waiting time. Seeded: `NAAM_SEED` replays other draws.
 
+use naam_sim::cores::HogSlices;
 use naam_sim::queueing::{
-    QueueConfig, Service, erlang_c, md1_wait_ns_mean, mmc_wait_ns_mean, simulate,
+    QueueConfig, Service, erlang_c, hog_wait_ns_mean_low_load, md1_wait_ns_mean, mmc_wait_ns_mean,
+    simulate,
 };
 
 /// Largest relative error of a simulated mean wait against its closed form.
@@ -51,6 +53,7 @@ fn config(interarrival_ns_mean: f64, service: Service, cores: usize) -> QueueCon
         warmup_customers: CUSTOMERS / 10,
         measured_customers: CUSTOMERS,
         seed: seed(),
+        hog: None,
     }
 }
 
@@ -76,6 +79,30 @@ fn mm8_matches_erlang_c() {
     let mut queue = config(625.0, service, 8);
     queue.measured_customers = 3 * CUSTOMERS;
     check(queue, mmc_wait_ns_mean(625.0, 4000.0, 8));
+}
+
+#[test]
+fn a_lightly_loaded_core_shared_with_a_hog_waits_for_the_rest_of_its_slice() {
+    // One core, S = 2 µs every 1 ms on average (ρ = 0.002), a hog holding the core 1 ms in
+    // every 2 ms (the EEVDF base slice of a 2-CPU machine is 1.5 ms; any slice gives the law):
+    // W_q = H² / (2·(H + W)) = 250 µs, against ρ·S / (2·(1 − ρ)) = 2 ns without the hog. The terms
+    // the closed form leaves out are λ·S = 0.2 % of it.
+    let (slice_ns, service_ns, interarrival_ns) = (1_000_000, 2_000, 1_000_000.0);
+    let mut queue = config(interarrival_ns, Service::Fixed { service_ns }, 1);
+    queue.hog = Some(HogSlices::from_share(0, u64::MAX, slice_ns, 0.5));
+    let slices = queue.hog.unwrap();
+    assert_eq!((slices.hog_ns, slices.worker_ns), (slice_ns, slice_ns));
+    let closed_form = hog_wait_ns_mean_low_load(slice_ns as f64, slice_ns as f64);
+    assert_eq!(closed_form, 250_000.0);
+    check(queue, closed_form);
+}
+
+#[test]
+fn a_hog_leaves_too_little_of_the_core_for_the_load() {
+    // ρ = 0.6 of the core, 0.5 of it left: no steady state.
+    let mut queue = config(1000.0, Service::Fixed { service_ns: 600 }, 1);
+    queue.hog = Some(HogSlices::from_share(0, u64::MAX, 1_000_000, 0.5));
+    assert!(simulate(&queue).is_err());
 }
 
 #[test]

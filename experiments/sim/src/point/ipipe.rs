@@ -10,8 +10,9 @@
 //! with the bytes the clients verify.
 //!
 //! **Modelled** (time only): a request job occupies its core for the side's `rx_ns` (receiving
-//! it), the native handler's time from the profile's `[native]` table (× `nic_factor` on the NIC,
-//! ÷ the hog's share on the host) and the side's `tx_ns` (sending the reply); a forward costs the
+//! it), the native handler's time from the profile's `[native]` table (× `nic_factor` on the NIC)
+//! and the side's `tx_ns` (sending the reply), on the host in the gaps between a hog's slices
+//! (as NAAM's host cores: [`crate::cores::HogSlices`]); a forward costs the
 //! NIC's `rx_ns` and a DMA transfer; switches, hand-offs and DMA (forwards, migrated objects,
 //! pushed requests) come from naam-ipipe's [`CostModel`] (BlueField-2 DOCA DMA rates, the
 //! measured isolation costs or the manifest's). The actor's statistics (its tail and mean, which
@@ -162,9 +163,8 @@ impl IpipeServers {
         }
     }
 
-    /// The handler time of a request job on `side` (what the actor's statistics see), with the
-    /// host's hog `slowdown`.
-    fn handler_ns(&self, side: Side, task: &Task, slowdown: f64) -> u64 {
+    /// The handler's CPU time of a request job on `side` (what the actor's statistics see).
+    fn handler_ns(&self, side: Side, task: &Task) -> u64 {
         let TaskKind::Run { op } = task.kind else {
             return 0;
         };
@@ -177,20 +177,20 @@ impl IpipeServers {
         };
         let factor = match side {
             Side::Nic => native.nic_factor,
-            Side::Host => slowdown,
+            Side::Host => 1.0,
         };
         (host_ns * factor).round() as u64
     }
 
     /// How long `task` holds its core: packet costs, the handler, the modelled overheads.
-    fn core_ns(&self, side: Side, task: &Task, handler_ns: u64, slowdown: f64) -> u64 {
+    fn core_ns(&self, side: Side, task: &Task, handler_ns: u64) -> u64 {
         let cpu = self.sides[index(side)].cpu;
         let packets_ns = match task.kind {
             TaskKind::Run { .. } => cpu.rx_ns + cpu.tx_ns,
             TaskKind::Forward { .. } => cpu.rx_ns,
             TaskKind::Migrate { .. } | TaskKind::Export { .. } => 0.0,
         };
-        let packets_ns = (packets_ns * slowdown).round() as u64;
+        let packets_ns = packets_ns.round() as u64;
         packets_ns + handler_ns + self.costs.overhead_ns(task)
     }
 }
@@ -237,13 +237,17 @@ impl SimPoint {
         self.ipipe_start(Side::Host);
     }
 
-    /// Starts a job on every idle core of `side`.
-    fn ipipe_start(&mut self, side: Side) {
+    /// Starts a job on every idle core of `side` (on the host, none while a hog's slice holds
+    /// the cores; a job is preempted by the slices it crosses into).
+    pub(super) fn ipipe_start(&mut self, side: Side) {
         let now = self.now();
-        let slowdown = match side {
-            Side::Host => self.slowdown(Location::Host),
-            Side::Nic => 1.0,
+        let hog = match side {
+            Side::Host => self.hog,
+            Side::Nic => None,
         };
+        if hog.is_some_and(|h| h.held_until(now).is_some()) {
+            return;
+        }
         let Some(ipipe) = self.ipipe.as_mut() else {
             return;
         };
@@ -258,10 +262,11 @@ impl SimPoint {
             };
             job.execute();
             let task = *job.task();
-            let handler_ns = ipipe.handler_ns(side, &task, slowdown);
-            let busy_ns = ipipe.core_ns(side, &task, handler_ns, slowdown);
+            let handler_ns = ipipe.handler_ns(side, &task);
+            let busy_ns = ipipe.core_ns(side, &task, handler_ns).max(1);
             ipipe.sides[index(side)].running[core] = Some((job, handler_ns));
-            finishes.push((now + busy_ns.max(1), core as u16));
+            let end = hog.map_or(now + busy_ns, |h| h.finish_ns(now, busy_ns));
+            finishes.push((end, core as u16));
         }
         for (at, core) in finishes {
             self.events
