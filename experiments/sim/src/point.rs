@@ -59,6 +59,8 @@ pub const EVENTS_MAX: u64 = 2_000_000_000;
 pub const CLIENTS_MAX: u32 = 1024;
 /// After the measured phase, how long requests in flight may still complete (the client role's).
 pub const DRAIN_GRACE_NS: u64 = naam_roles::client::DRAIN_GRACE.as_nanos() as u64;
+/// Datagrams a server worker receives before it runs its ready steps (the roles' batch).
+const RX_BATCH: usize = naam_roles::serve::WORKER_BATCH;
 /// A host worker's longest wait for work between two looks at its clock (the host role's).
 const SERVE_IDLE_WAIT_NS: u64 = naam_roles::serve::IDLE_WAIT.as_nanos() as u64;
 /// The rkey secret of simulated points (fixed: runs are reproducible; nothing is exposed).
@@ -276,6 +278,8 @@ struct Server {
     cost: CpuCost,
     /// Received datagrams waiting for a core: (client, arrival at the port, frame).
     rx: VecDeque<(u32, u64, Vec<u8>)>,
+    /// Datagrams received since the worker last ran out of ready steps.
+    received_in_batch: usize,
     tick_at_ns: u64,
 }
 
@@ -700,7 +704,8 @@ impl SimPoint {
         }
     }
 
-    /// Starts work on every free core of `loc`: received datagrams first, then ready steps.
+    /// Starts work on every free core of `loc`, as the roles' worker loop does: a batch of up to
+    /// [`RX_BATCH`] received datagrams, then ready steps until none is left, then the next batch.
     fn pump_server(&mut self, loc: Location) {
         let now = self.now();
         loop {
@@ -708,7 +713,10 @@ impl SimPoint {
             let Some(core) = s.cores.free_core(now) else {
                 return;
             };
-            if let Some((k, arrived_ns, frame)) = s.rx.pop_front() {
+            if s.received_in_batch < RX_BATCH
+                && let Some((k, arrived_ns, frame)) = s.rx.pop_front()
+            {
+                s.received_in_batch += 1;
                 let busy = s.cost.rx_ns.round() as u64;
                 let end = s.cores.occupy(core, now, busy);
                 s.worker.record_busy(busy);
@@ -717,7 +725,12 @@ impl SimPoint {
                 continue;
             }
             let Some(step) = s.worker.step(Nanos(now)) else {
-                return;
+                if s.received_in_batch == 0 || s.rx.is_empty() {
+                    return;
+                }
+                // No step is ready: the worker receives its next batch.
+                s.received_in_batch = 0;
+                continue;
             };
             let mut busy = s
                 .cost
@@ -1089,6 +1102,7 @@ fn server_of(
         cores: CorePool::new(cost.cores).map_err(setup)?,
         cost,
         rx: VecDeque::new(),
+        received_in_batch: 0,
         tick_at_ns: 0,
     })
 }

@@ -222,3 +222,26 @@ fn nic_changes(dir: &Path) -> Vec<(u64, u64)> {
         })
         .collect()
 }
+
+#[test]
+fn a_slices_backlog_enters_the_host_worker_in_batches_and_no_write_is_refused() {
+    // 400 k ops/s at the host: ≈ 1 200 datagrams arrive in one of the hog's 3 ms slices, more than
+    // the host executor's 256 slots. Received in batches between steps, as the roles' worker
+    // loop does, they wait in the socket rather than fill the executor, so no host-native write
+    // (which cannot be pushed back) is refused as overloaded.
+    let seed = seed();
+    let mut hogged = config(PolicyKind::Host, 400_000.0, seed);
+    hogged.hog = Some(HogWindow {
+        start_ns: 20 * MS,
+        stop_ns: 40 * MS,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run(hogged, dir.path());
+    assert_clean(&outcome);
+    let delays = host_delays(dir.path());
+    let worst_ns = delays.iter().map(|&(_, d)| d).max().unwrap();
+    assert!(
+        worst_ns >= MS,
+        "the slices queued the host ({worst_ns} ns at most)"
+    );
+}
