@@ -84,6 +84,8 @@ pub enum Metric {
     Errors,
     /// Share of completions executed at the NIC (0..=1).
     NicShare,
+    /// Share of completions executed at the client (0..=1): pushed-back or client-placed steps.
+    ClientShare,
     /// 1 for a valid or saturated point, 0 for an invalid one (aggregate `sum` counts them).
     Valid,
     /// 1 for an invalid point.
@@ -517,14 +519,16 @@ fn metric_of(
         Metric::P99Us => t.latency.p99_ns as f64 / 1e3,
         Metric::VerifyFailures => t.verify_failures as f64,
         Metric::Errors => t.errors as f64,
-        Metric::NicShare => {
-            t.locations
-                .iter()
-                .find(|l| l.location.name() == "nic")?
-                .share
-        }
+        Metric::NicShare => share_at(t, "nic")?,
+        Metric::ClientShare => share_at(t, "client")?,
         _ => return None,
     })
+}
+
+/// The share of `t`'s completions at the location named `location`.
+fn share_at(t: &naam_results::summary::TrafficSummary, location: &str) -> Option<f64> {
+    let at = t.locations.iter().find(|l| l.location.name() == location)?;
+    Some(at.share)
 }
 
 fn ns_per_op(run: &RunDir, point: &PointPlan, function: &str) -> Option<f64> {
