@@ -144,7 +144,7 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 48, 56>(
         spec!(
             "throughput_ops_per_s",
             F64,
-            "completed requests per second of measured phase"
+            "requests completed within the measured phase, per second of it"
         ),
         spec!(
             "achieved_ops_per_s",

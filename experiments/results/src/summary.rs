@@ -139,6 +139,16 @@ pub struct LocationShare {
     pub latency: LatencyStats,
 }
 
+/// Requests the clients completed within the measured phase, per second of it (the replies they
+/// drained after its end are not the phase's throughput).
+fn phase_throughput(summaries: &[ClientSummary], measure_ms: u64) -> f64 {
+    let in_phase: u64 = summaries
+        .iter()
+        .map(|s| s.completed.saturating_sub(s.completed_after_phase))
+        .sum();
+    in_phase as f64 * 1000.0 / measure_ms as f64
+}
+
 /// The traffic part of a point summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrafficSummary {
@@ -148,7 +158,8 @@ pub struct TrafficSummary {
     pub schedule: ScheduleKind,
     /// Offered load of the plan, time-averaged over load-step events (`None` closed loop).
     pub offered_mean_ops_per_s: Option<f64>,
-    /// Completed requests per second of measured phase (sum over clients).
+    /// Requests completed within the measured phase, per second of it (sum over clients; the
+    /// replies drained after the phase's end, `completed_after_phase`, are not in it).
     pub throughput_ops_per_s: f64,
     /// Sum of the clients' own achieved rates.
     pub achieved_ops_per_s: f64,
@@ -421,7 +432,7 @@ fn summarize_traffic(
         clients,
         schedule,
         offered_mean_ops_per_s,
-        throughput_ops_per_s: completed as f64 * 1000.0 / measure_ms as f64,
+        throughput_ops_per_s: phase_throughput(&summaries, measure_ms),
         achieved_ops_per_s: summaries.iter().map(|s| s.achieved_ops_per_s).sum(),
         sent: summaries.iter().map(|s| s.sent).sum(),
         completed,

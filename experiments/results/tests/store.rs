@@ -518,3 +518,27 @@ fn issue_16_lateness_from_a_full_window_is_saturation_and_a_late_generator_is_no
         other => panic!("the generator's own 3 ms is its own: {other:?}"),
     }
 }
+
+#[test]
+fn replies_drained_after_the_phase_are_not_the_phases_throughput() {
+    let plan = plan(ExperimentId::MicaYcsbB);
+    let point = plan.points[0].clone();
+    let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_client(dir.path(), 0, 30, 10, offered, offered);
+    let throughput = |dir: &Path| {
+        let s = summarize_point(&plan, &point, dir, 0).expect("summary");
+        s.traffic.expect("traffic summary").throughput_ops_per_s
+    };
+    let all_in_phase = throughput(dir.path());
+    let path = dir.path().join(client_summary_file(0));
+    let mut summary: ClientSummary = raw::read_json(&path, "client").expect("client summary");
+    summary.completed_after_phase = 100;
+    std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write json");
+    let per_s = 1000.0 / summary.measure_ms as f64;
+    assert_eq!(all_in_phase, summary.completed as f64 * per_s);
+    assert_eq!(
+        throughput(dir.path()),
+        (summary.completed - 100) as f64 * per_s
+    );
+}
