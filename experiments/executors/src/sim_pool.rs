@@ -134,13 +134,14 @@ fn work(
     loop {
         let index = {
             let mut st = shared.lock();
-            match st.queue.pop_front().filter(|_| !st.stop) {
-                Some(index) => {
-                    st.running.insert(index);
-                    index
-                }
-                None => return,
+            if st.stop {
+                return;
             }
+            let Some(index) = st.queue.pop_front() else {
+                return;
+            };
+            st.running.insert(index);
+            index
         };
         let run = std::panic::AssertUnwindSafe(|| simulate(plan, index, profile, cache));
         if std::panic::catch_unwind(run).is_err() {
