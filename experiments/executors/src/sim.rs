@@ -67,7 +67,10 @@ impl SimExecutor {
     ) -> Result<(), TestbedError> {
         let index = plan.points.iter().position(|p| p.id == point.id);
         let from = self.cache.path().join(&point.id);
-        let pool = self.pool_for(plan, index.unwrap_or(plan.points.len()))?;
+        let pool = self.pool_for(plan, || match index {
+            Some(i) => (i..plan.points.len()).collect(),
+            None => Vec::new(),
+        })?;
         let taken = index.is_some_and(|i| pool.take(i));
         if !taken {
             simulate_into(plan, point, pool.profile(), &from);
@@ -81,15 +84,20 @@ impl SimExecutor {
         std::fs::remove_dir_all(&from).map_err(|e| TestbedError::io(&from, "remove", e))
     }
 
-    /// The workers of `plan`, started from point `from` if they run another plan or none.
-    fn pool_for(&mut self, plan: &ExperimentPlan, from: usize) -> Result<&Pool, TestbedError> {
+    /// The workers of `plan`, started on the points `indices` gives if they run another plan or
+    /// none.
+    fn pool_for(
+        &mut self,
+        plan: &ExperimentPlan,
+        indices: impl FnOnce() -> Vec<usize>,
+    ) -> Result<&Pool, TestbedError> {
         if !self.pool.as_ref().is_some_and(|p| p.serves(plan)) {
             self.pool = None;
             let profile = load_profile(plan)?;
             let (cache, parallel) = (self.cache.path(), self.parallel);
             self.pool = Some(Pool::start(
                 plan,
-                from,
+                indices(),
                 profile,
                 cache,
                 parallel,
@@ -113,8 +121,10 @@ fn simulate_point(plan: &ExperimentPlan, index: usize, profile: &CostProfile, ca
 /// The file a failed point's cache folder holds instead of raw files.
 pub(crate) const ERROR_FILE: &str = "error.txt";
 
-/// Simulates one point into `dir`; a failure is written there as [`ERROR_FILE`].
+/// Simulates one point into `dir` (emptied first: a pool dropped before handing a point over
+/// leaves its files); a failure is written there as [`ERROR_FILE`].
 fn simulate_into(plan: &ExperimentPlan, point: &PointPlan, profile: &CostProfile, dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
     let outcome = std::fs::create_dir_all(dir)
         .map_err(|e| TestbedError::io(dir, "create", e))
         .and_then(|()| run_point(plan, point, profile, dir));
@@ -248,6 +258,18 @@ impl PointExecutor for SimExecutor {
             "simulation testbed (naam-sim, virtual clock, {} points in parallel)",
             self.parallel
         )
+    }
+
+    /// Starts the workers on exactly the points the runner will ask for (a resumed run's
+    /// complete points are not simulated again).
+    fn will_run(&mut self, plan: &ExperimentPlan, todo: &[&PointPlan]) {
+        let indices = || {
+            let position = |p: &&PointPlan| plan.points.iter().position(|q| q.id == p.id);
+            todo.iter().filter_map(position).collect()
+        };
+        self.pool = None;
+        // A profile that does not load is reported by run_point, which loads it again.
+        let _ = self.pool_for(plan, indices);
     }
 
     fn run_point(

@@ -1,6 +1,7 @@
-//! The simulation executor's workers: `parallel` threads simulate a plan's points in plan order,
-//! from the first point the runner asks for, each into its own cache folder, while the runner
-//! takes the finished ones; a point the runner asks for moves to the front of the queue. There
+//! The simulation executor's workers: `parallel` threads simulate the plan's points the runner
+//! will ask for (in its order; on a resumed run, only the points not yet complete), each into its
+//! own cache folder, while the runner takes the finished ones; a point the runner asks for moves
+//! to the front of the queue. There
 //! is no barrier between points: a long point holds one thread, the others go on (batches of
 //! `parallel` points waited for their slowest one).
 //!
@@ -52,11 +53,11 @@ impl Shared {
 }
 
 impl Pool {
-    /// Starts `parallel` workers on `plan`'s points from index `from` on, simulating each with
+    /// Starts `parallel` workers on `plan`'s points `indices`, in that order, simulating each with
     /// `simulate` into `cache/<point id>`.
     pub(crate) fn start(
         plan: &ExperimentPlan,
-        from: usize,
+        indices: Vec<usize>,
         profile: CostProfile,
         cache: &Path,
         parallel: usize,
@@ -66,7 +67,7 @@ impl Pool {
         let profile = Arc::new(profile);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                queue: (from..plan.points.len()).collect(),
+                queue: indices.into(),
                 ..State::default()
             }),
             finished: Condvar::new(),
@@ -97,7 +98,7 @@ impl Pool {
     }
 
     /// Waits until point `index` is in its cache folder and hands it over; false when this pool
-    /// will not simulate it (before the pool's first point, or already handed over).
+    /// will not simulate it (not among its points, or already handed over).
     pub(crate) fn take(&self, index: usize) -> bool {
         let mut st = self.shared.lock();
         if let Some(at) = st.queue.iter().position(|&i| i == index) {
@@ -186,15 +187,15 @@ mod tests {
     }
 
     #[test]
-    fn every_point_from_the_first_asked_is_simulated_once_and_a_panic_fails_only_its_point() {
+    fn every_point_given_is_simulated_once_and_a_panic_fails_only_its_point() {
         let plan = plan();
         assert_eq!(plan.points.len(), 6);
         let cache = tempfile::tempdir().unwrap();
         let profile = crate::sim::load_profile(&plan).unwrap();
-        let pool = Pool::start(&plan, 2, profile, cache.path(), 2, fake);
+        let pool = Pool::start(&plan, vec![2, 3, 4, 5], profile, cache.path(), 2, fake);
         assert!(
             !pool.take(0),
-            "before the pool's first point: the caller simulates it"
+            "not among the pool's points: the caller simulates it"
         );
         for index in [5, 2, 3, 4] {
             assert!(pool.take(index), "point {index}");
@@ -206,7 +207,7 @@ mod tests {
         drop(pool);
         let pool = Pool::start(
             &plan,
-            0,
+            vec![0, 1, 2],
             crate::sim::load_profile(&plan).unwrap(),
             cache.path(),
             2,
@@ -219,5 +220,26 @@ mod tests {
             "the simulation panicked"
         );
         assert!(pool.take(0) && pool.take(2));
+    }
+
+    /// A resumed run asks only for its incomplete points; the workers simulate nothing else.
+    #[test]
+    fn points_not_given_are_never_simulated() {
+        let plan = plan();
+        let cache = tempfile::tempdir().unwrap();
+        let profile = crate::sim::load_profile(&plan).unwrap();
+        let pool = Pool::start(&plan, vec![0, 2, 4], profile, cache.path(), 2, fake);
+        for index in [0, 2, 4] {
+            assert!(pool.take(index), "point {index}");
+        }
+        drop(pool);
+        for index in [3, 5] {
+            let dir = point_dir(cache.path(), &plan, index);
+            assert!(
+                !dir.exists(),
+                "point {index} was simulated: {}",
+                dir.display()
+            );
+        }
     }
 }

@@ -22,6 +22,14 @@ pub trait PointExecutor {
         self.name()
     }
 
+    /// The points this session will ask for, in the order it will ask, said once before the
+    /// first [`PointExecutor::run_point`]: an executor that works ahead (the simulator's
+    /// workers) works on these and no others (a resumed run's complete points are not redone).
+    /// Defaults to nothing.
+    fn will_run(&mut self, plan: &ExperimentPlan, todo: &[&PointPlan]) {
+        let _ = (plan, todo);
+    }
+
     /// Runs `point` of `plan`; `out_dir` is an empty folder for its raw files.
     fn run_point(
         &mut self,

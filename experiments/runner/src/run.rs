@@ -132,6 +132,7 @@ pub fn run_plan(
     if !todo.is_empty() {
         outcome.code_changed = code_change(&provenance.sessions);
     }
+    executor.will_run(plan, &todo);
     let bar = progress_bar(options.progress, plan, todo.len());
     let stopped = || stop_requested(options);
     let mut points = PointLoop {

@@ -16,11 +16,29 @@ struct Faulty {
     fail_at: u32,
     abort_at: u32,
     calls: Vec<String>,
+    /// The lists `will_run` was given.
+    told: Vec<Vec<String>>,
+}
+
+impl Faulty {
+    fn new(fail_at: u32, abort_at: u32) -> Faulty {
+        Faulty {
+            inner: SyntheticExecutor::default(),
+            fail_at,
+            abort_at,
+            calls: Vec::new(),
+            told: Vec::new(),
+        }
+    }
 }
 
 impl PointExecutor for Faulty {
     fn name(&self) -> String {
         "faulty test executor".to_string()
+    }
+
+    fn will_run(&mut self, _: &ExperimentPlan, todo: &[&PointPlan]) {
+        self.told.push(todo.iter().map(|p| p.id.clone()).collect());
     }
 
     fn run_point(
@@ -49,12 +67,7 @@ impl PointExecutor for Faulty {
 fn failed_and_aborted_points_are_recorded_and_rerun() {
     let plan = plan(ExperimentId::MicaYcsbB);
     let root = tempfile::tempdir().expect("tempdir");
-    let mut faulty = Faulty {
-        inner: SyntheticExecutor::default(),
-        fail_at: 2,
-        abort_at: 5,
-        calls: Vec::new(),
-    };
+    let mut faulty = Faulty::new(2, 5);
     let first = run_plan(&plan, &mut faulty, &options(root.path())).expect("run");
     assert_eq!(first.status, RunStatus::Partial);
     assert_eq!(first.points_measured, 4, "points 0, 1, 3, 4");
@@ -81,8 +94,15 @@ fn failed_and_aborted_points_are_recorded_and_rerun() {
     );
     assert_eq!(report.state.failed.len(), 2);
 
-    let mut good = SyntheticExecutor::default();
+    let mut good = Faulty::new(u32::MAX, u32::MAX);
     let second = run_plan(&plan, &mut good, &options(root.path())).expect("resume");
+    let complete = [0, 1, 3, 4].map(|i| plan.points[i].id.clone());
+    assert_eq!(
+        good.told,
+        vec![good.calls.clone()],
+        "told once, before any point, exactly the points it is then asked for"
+    );
+    assert!(good.calls.iter().all(|id| !complete.contains(id)));
     assert_eq!(second.run_id, first.run_id, "same plan, same folder");
     assert_eq!(second.points_skipped, 4);
     assert_eq!(second.points_measured as usize, plan.points.len() - 4);
@@ -260,12 +280,7 @@ fn a_resume_under_other_code_says_the_run_mixes_code_versions() {
     git(repo.path(), &["commit", "-q", "-m", "v1"]);
     let mut opts = options(root.path());
     opts.repo_dir = repo.path().to_path_buf();
-    let mut faulty = Faulty {
-        inner: SyntheticExecutor::default(),
-        fail_at: u32::MAX,
-        abort_at: 3,
-        calls: Vec::new(),
-    };
+    let mut faulty = Faulty::new(u32::MAX, 3);
     let first = run_plan(&plan, &mut faulty, &opts).expect("first session");
     assert_eq!(first.code_changed, None, "one session, one code version");
 
