@@ -308,6 +308,7 @@ fn push_point(
             let reaction = shift.reaction();
             r.set_opt("shift_rules_ms", shift.rules_ms)
                 .set_opt("shift_completions_ms", reaction.shifted_ms)
+                .set("shift_completions_before_hog", reaction.shifted_before_hog)
                 .set("reaction_mechanism", reaction.mechanism.as_str())
                 .set_opt("reaction_first_ms", reaction.first_ms);
         }

@@ -115,7 +115,7 @@ pub const RUN: &[ColumnSpec] = &[
 ];
 
 /// `points`: one row per complete point (series × sweep value × repetition).
-pub const POINTS: &[ColumnSpec] = &concat::<8, 48, 56>(
+pub const POINTS: &[ColumnSpec] = &concat::<8, 49, 57>(
     POINT_KEYS,
     [
         spec!("point_index", U32, "position in the plan"),
@@ -282,7 +282,12 @@ pub const POINTS: &[ColumnSpec] = &concat::<8, 48, 56>(
         spec!(
             "shift_completions_ms",
             F64,
-            "CPU hog start → end of the first interval with ≥ 90 % of completions at the NIC; iPipe series (hog on the NIC's cores): at the host (null: no hog or never)"
+            "CPU hog start → end of the first interval with ≥ 90 % of completions at the NIC; iPipe series (hog on the NIC's cores): at the host (null: no hog, never, or already there before the hog)"
+        ),
+        spec!(
+            "shift_completions_before_hog",
+            Bool,
+            "the last interval before the CPU hog already had ≥ 90 % of completions where the load goes (contention before the hog moved it): no shift time is given (null: no hog)"
         ),
         spec!(
             "reaction_mechanism",

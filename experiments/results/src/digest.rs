@@ -28,6 +28,8 @@ pub struct SeriesDigest {
     pub shift_rules_ms: Vec<Option<f64>>,
     /// The completion-based shift times of the same points.
     pub shift_completions_ms: Vec<Option<f64>>,
+    /// Per point: completions were at the target already before the hog (no shift time).
+    pub shift_completions_before_hog: Vec<bool>,
     /// How the series' system reacts to the hog (steering or migration; `None`: no hog).
     pub mechanism: Option<Mechanism>,
     /// Where its load shifts to (the NIC for NAAM, the host for iPipe; `None`: no hog).
@@ -106,6 +108,7 @@ pub fn digest(run: &RunDir) -> Result<RunDigest, ResultsError> {
             let reaction = times.reaction();
             series.shift_rules_ms.push(times.rules_ms);
             series.shift_completions_ms.push(reaction.shifted_ms);
+            (series.shift_completions_before_hog).push(reaction.shifted_before_hog);
             series.reaction_first_ms.push(reaction.first_ms);
             series.mechanism = Some(reaction.mechanism);
             series.shift_target = Some(reaction.target);
@@ -169,7 +172,7 @@ pub fn reaction_text(s: &SeriesDigest) -> Option<String> {
         list_ms(&s.reaction_first_ms),
         SHIFTED_SHARE * 100.0,
         target_name(target),
-        list_ms(&s.shift_completions_ms)
+        shifted_list(s)
     ))
 }
 
@@ -179,6 +182,16 @@ fn target_name(target: Location) -> &'static str {
         Location::Nic => "NIC",
         Location::Client => "client",
     }
+}
+
+/// A series' completion shift times: `45 ms, never, before the hog`.
+pub fn shifted_list(s: &SeriesDigest) -> String {
+    let before = s.shift_completions_before_hog.iter().copied();
+    let shown: Vec<String> = (s.shift_completions_ms.iter())
+        .zip(before.chain(std::iter::repeat(false)))
+        .map(|(&ms, before)| crate::shift::shifted_text(ms, before))
+        .collect();
+    shown.join(", ")
 }
 
 /// Times in ms, `never` for a point that did not get there: `45 ms, never`.

@@ -48,8 +48,13 @@ pub struct ShiftTimes {
     pub hog_start_ms: u64,
     /// To the first rule sending ≥ [`SHIFTED_SHARE`] of new requests to the NIC.
     pub rules_ms: Option<f64>,
-    /// To the end of the first interval with ≥ [`SHIFTED_SHARE`] of completions at the NIC.
+    /// To the end of the first interval with ≥ [`SHIFTED_SHARE`] of completions at the NIC;
+    /// `None` also when they were there before the hog (see `completions_before_hog`).
     pub completions_ms: Option<f64>,
+    /// The last interval before the hog already had ≥ [`SHIFTED_SHARE`] of completions at the
+    /// target: what follows is no reaction to the hog (on two shared cores, contention before
+    /// the hog can move the load first), so no completion shift time is given.
+    pub completions_before_hog: bool,
     /// To the first rule change of any kind.
     pub first_rule_change_ms: Option<f64>,
     /// Where the load shifts to: the NIC for NAAM, the host for iPipe.
@@ -97,6 +102,8 @@ pub struct Reaction {
     /// To the end of the first interval with ≥ [`SHIFTED_SHARE`] of completions where the load
     /// went (the NIC for NAAM; the host, where migrated actors run, for iPipe).
     pub shifted_ms: Option<f64>,
+    /// Completions were where the load went already before the hog (`shifted_ms` is `None`).
+    pub shifted_before_hog: bool,
     /// Where the load went.
     pub target: Location,
 }
@@ -113,8 +120,18 @@ impl ShiftTimes {
             mechanism: self.mechanism,
             first_ms,
             shifted_ms: self.completions_ms,
+            shifted_before_hog: self.completions_before_hog,
             target: self.target,
         }
+    }
+}
+
+/// A completion shift time in words: `40 ms`, `never`, or `before the hog`.
+pub fn shifted_text(shifted_ms: Option<f64>, before_hog: bool) -> String {
+    match shifted_ms {
+        _ if before_hog => "before the hog".to_string(),
+        Some(ms) => format!("{ms:.0} ms"),
+        None => "never".to_string(),
     }
 }
 
@@ -130,6 +147,7 @@ pub fn shift_times(plan: &ExperimentPlan, dir: &Path) -> Result<Option<ShiftTime
     let by_interval = completions_by_interval(dir, plan.roles.clients, interval_ms)?;
     if let Some(record) = ipipe_record(dir)? {
         let shifted = |to_host: bool| migration_ms(&record, hog_start_ms, to_host);
+        let before = at_target_before(&by_interval, hog_start_ms, interval_ms, Location::Host);
         return Ok(Some(ShiftTimes {
             hog_start_ms,
             rules_ms: shifted(true),
@@ -138,7 +156,9 @@ pub fn shift_times(plan: &ExperimentPlan, dir: &Path) -> Result<Option<ShiftTime
                 hog_start_ms,
                 interval_ms,
                 Location::Host,
-            ),
+            )
+            .filter(|_| !before),
+            completions_before_hog: before,
             first_rule_change_ms: [shifted(true), shifted(false)]
                 .into_iter()
                 .flatten()
@@ -153,10 +173,13 @@ pub fn shift_times(plan: &ExperimentPlan, dir: &Path) -> Result<Option<ShiftTime
     } else {
         Vec::new()
     };
+    let before = at_target_before(&by_interval, hog_start_ms, interval_ms, Location::Nic);
     Ok(Some(ShiftTimes {
         hog_start_ms,
         rules_ms: rules_shift_ms(&changes, hog_start_ms),
-        completions_ms: completions_shift_ms(&by_interval, hog_start_ms, interval_ms),
+        completions_ms: completions_shift_ms(&by_interval, hog_start_ms, interval_ms)
+            .filter(|_| !before),
+        completions_before_hog: before,
         first_rule_change_ms: first_change_ms(&changes, hog_start_ms),
         target: Location::Nic,
         mechanism: Mechanism::Steering,
@@ -232,6 +255,24 @@ pub fn completions_shift_to_ms(
         })
 }
 
+/// Whether the last interval that ends by the hog's start (and completed anything) had
+/// ≥ [`SHIFTED_SHARE`] of its completions at `target`.
+pub fn at_target_before(
+    by_interval: &BTreeMap<u64, PerLocation<u64>>,
+    hog_start_ms: u64,
+    interval_ms: u64,
+    target: Location,
+) -> bool {
+    let Some(last_start_ms) = hog_start_ms.checked_sub(interval_ms) else {
+        return false;
+    };
+    by_interval
+        .range(..=last_start_ms)
+        .rev()
+        .find(|(_, c)| c.total() > 0)
+        .is_some_and(|(_, c)| c[target] as f64 >= SHIFTED_SHARE * c.total() as f64)
+}
+
 /// Hog start → the first rule giving the NIC at least [`SHIFTED_SHARE`] of new requests.
 pub fn rules_shift_ms(changes: &[SteeringChange], hog_start_ms: u64) -> Option<f64> {
     let threshold_permille = (SHIFTED_SHARE * 1000.0).round() as u16;
@@ -276,6 +317,40 @@ pub fn shares(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seen on the two-core VM: contention before the hog had moved the load to the NIC, and
+    /// the first interval after the hog was counted as the NIC taking over "20 ms" after it.
+    #[test]
+    fn completions_already_at_the_target_before_the_hog_are_no_shift() {
+        let hog_start_ms = 100;
+        let before = BTreeMap::from([
+            (0, counts(100, 0)),
+            (60, counts(5, 95)),
+            (80, counts(0, 0)),
+            (100, counts(2, 98)),
+        ]);
+        assert!(at_target_before(&before, hog_start_ms, 20, Location::Nic));
+        assert!(!at_target_before(&before, hog_start_ms, 20, Location::Host));
+        let mut host_first = before.clone();
+        host_first.insert(60, counts(60, 40));
+        assert!(!at_target_before(
+            &host_first,
+            hog_start_ms,
+            20,
+            Location::Nic
+        ));
+        assert_eq!(
+            completions_shift_ms(&host_first, hog_start_ms, 20),
+            Some(20.0)
+        );
+        assert!(
+            !at_target_before(&before, 10, 20, Location::Nic),
+            "no interval ends before a hog at 10 ms"
+        );
+        assert_eq!(shifted_text(Some(20.0), true), "before the hog");
+        assert_eq!(shifted_text(Some(20.0), false), "20 ms");
+        assert_eq!(shifted_text(None, false), "never");
+    }
 
     fn counts(host: u64, nic: u64) -> PerLocation<u64> {
         PerLocation {
@@ -352,6 +427,7 @@ mod tests {
             hog_start_ms: 100,
             rules_ms: Some(60.0),
             completions_ms: Some(90.0),
+            completions_before_hog: false,
             first_rule_change_ms: Some(20.0),
             target: Location::Nic,
             mechanism: Mechanism::Steering,

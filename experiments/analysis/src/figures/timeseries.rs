@@ -9,6 +9,7 @@ use super::read::{bools, f64s, strs};
 use super::{Line, Panel, PlotPoint, XAxis};
 use crate::error::AnalysisError;
 use crate::stats::median_ci;
+use naam_results::shift::shifted_text;
 
 /// One row of the `intervals` frame.
 #[derive(Debug, Clone)]
@@ -127,7 +128,8 @@ pub(super) fn event_markers(events: &DataFrame) -> Result<Vec<(f64, String)>, An
 
 /// One footnote line per series with its points' reaction times (`points` frame columns
 /// `reaction_mechanism`, `reaction_first_ms`, `shift_rules_ms`, `shift_completions_ms`, one value
-/// per repetition; null: never); none when the run's `events` start no CPU hog.
+/// per repetition; null: never; `shift_completions_before_hog`: already there before the hog);
+/// none when the run's `events` start no CPU hog.
 pub(super) fn shift_notes(
     points: &DataFrame,
     events: &DataFrame,
@@ -145,6 +147,7 @@ pub(super) fn shift_notes(
         f64s(points, "shift_rules_ms")?,
         f64s(points, "shift_completions_ms")?,
     ];
+    let before_hog = bools(points, "shift_completions_before_hog")?;
     let mut by_series: Vec<(String, Option<String>, [Vec<String>; 3])> = Vec::new();
     let ms = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.0} ms"));
     for i in 0..points.height() {
@@ -156,8 +159,13 @@ pub(super) fn shift_notes(
                 by_series.len() - 1
             }
         };
-        for (values, column) in by_series[slot].2.iter_mut().zip(&columns) {
-            values.push(ms(column[i]));
+        let texts = [
+            ms(columns[0][i]),
+            ms(columns[1][i]),
+            shifted_text(columns[2][i], before_hog[i] == Some(true)),
+        ];
+        for (values, text) in by_series[slot].2.iter_mut().zip(texts) {
+            values.push(text);
         }
     }
     let mut notes = vec![

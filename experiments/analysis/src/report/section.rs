@@ -137,7 +137,7 @@ fn series_html(run: &RunView) -> String {
             esc(&best),
             esc(&ms_list(&s.shift_rules_ms)),
             esc(&first_reaction(s)),
-            esc(&ms_list(&s.shift_completions_ms))
+            esc(&naam_results::digest::shifted_list(s))
         );
     }
     out + "</table>\n"

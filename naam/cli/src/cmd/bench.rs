@@ -47,6 +47,8 @@ struct BenchReport {
     /// Hog start → ≥ 90 % of an interval's completions ran at the NIC (interval log; includes
     /// the starved host draining the requests it had already accepted).
     shift_completions_ms: Option<f64>,
+    /// Completions were at the NIC before the hog (contention moved them): no shift time.
+    shift_completions_before_hog: bool,
     hog_start_ms: u64,
     first_rule_change_ms: Option<f64>,
     eswitch: String,
@@ -173,6 +175,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ratio: host.achieved_ops_per_s / ceiling.requests_per_s,
         shift_ms: shift.rules_ms,
         shift_completions_ms: shift.completions_ms,
+        shift_completions_before_hog: shift.completions_before_hog,
         hog_start_ms: shift.hog_start_ms,
         first_rule_change_ms: shift.first_rule_change_ms,
         eswitch: record.map_or_else(|| "none".into(), |r| r.eswitch),
@@ -205,6 +208,9 @@ fn print_report(report: &BenchReport) {
     match report.shift_completions_ms {
         Some(ms) => println!(
             "  … and 90 % of completions in a {SHIFT_INTERVAL_MS} ms interval at the NIC: {ms:.1} ms (includes draining the starved host's backlog)"
+        ),
+        None if report.shift_completions_before_hog => println!(
+            "  … completions were ≥ 90 % at the NIC already before the hog (contention moved them): no shift time"
         ),
         None => println!("  … completions never reached 90 % at the NIC in one interval"),
     }
