@@ -182,15 +182,42 @@ pub enum SimError {
     },
 }
 
-/// The function table of every simulated location. The cost profile prices interpreted
-/// instructions, so the simulated locations interpret.
+/// The function table of every simulated location, loaded for `execute_on`: the backend that
+/// *executes* the functions in the simulator. It does not change the modelled time: the JIT counts
+/// exactly the instructions the interpreter counts (naam-vm's differential tests), and a step's
+/// CPU time is priced from those counts by the profile (`insn_ns`, an interpreter's cost).
 fn sim_functions(
     server: &dyn ServerWorkload,
     tenants: u32,
+    execute_on: VmBackend,
 ) -> Result<Arc<naam_engine::function::FunctionTable>, SimError> {
-    let table =
-        naam_roles::host::functions(server, tenants, VmBackend::Interpreter).map_err(setup)?;
+    let table = naam_roles::host::functions(server, tenants, execute_on).map_err(setup)?;
     Ok(Arc::new(table))
+}
+
+/// The backend [`SimPoint::new`] executes eBPF functions on: naam-vm's JIT, which falls back to
+/// the interpreter when it is not built (naam-vm's `jit` feature).
+pub const EXECUTE_ON_DEFAULT: VmBackend = VmBackend::Jit;
+
+/// What eBPF functions execute on in the simulator when loaded for `execute_on`, in words
+/// (`jit`, or `interpreter (jit requested: …)` when the JIT is not built): the provenance's
+/// "executed on". The modelled cost is the profile's, whatever executes.
+pub fn executed_on(execute_on: VmBackend) -> String {
+    // `mov r0, 0; exit`: a program every backend loads.
+    const RETURN_ZERO: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let mut table =
+        naam_engine::FunctionTable::new().with_backend(naam_roles::host::vm_backend(execute_on));
+    let tenant = naam_engine::TenantId(0);
+    let loaded = table.register_ebpf(
+        tenant,
+        naam_engine::FunctionId(0),
+        "probe",
+        naam_engine::Code::Raw(&RETURN_ZERO),
+    );
+    match loaded {
+        Ok(()) => table.describe_tiers(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 fn setup(e: impl std::fmt::Display) -> SimError {
@@ -336,6 +363,15 @@ impl SimPoint {
     /// Builds the point: the dataset in (temporary, shared-memory) regions, the functions, the
     /// workers, the control stage and the clients, all at virtual time 0.
     pub fn new(config: SimPointConfig) -> Result<SimPoint, SimError> {
+        SimPoint::executing_on(config, EXECUTE_ON_DEFAULT)
+    }
+
+    /// [`SimPoint::new`] with its eBPF functions executed on `execute_on` (the raw files are the
+    /// same on either: only the simulator's own speed differs).
+    pub fn executing_on(
+        config: SimPointConfig,
+        execute_on: VmBackend,
+    ) -> Result<SimPoint, SimError> {
         check(&config)?;
         let shm = shm_dir()?;
         let server: Arc<dyn ServerWorkload> =
@@ -344,7 +380,7 @@ impl SimPoint {
         let (table, memory, meta) =
             memory::build(&*server, tenants, shm.path(), "sim", SIM_RKEY_SECRET).map_err(setup)?;
         let (table, memory) = (Arc::new(table), Arc::new(memory));
-        let functions = sim_functions(&*server, tenants)?;
+        let functions = sim_functions(&*server, tenants, execute_on)?;
         let hog = hog_slices(&config);
         let servers = servers(&config, hog, &functions, &table)?;
         let control = control_stage(&config, &*server)?;
