@@ -280,6 +280,10 @@ enum Event {
     RxDone(Location, u32, u64, Vec<u8>),
     /// A server location's core is free.
     CoreFree(Location),
+    /// A step's CPU time is over: its core is free, then its accesses start and its replies
+    /// leave, in this order — what were consecutive events at one time, so nothing ran between
+    /// them, now one queue entry ([`StepOutputs::model_events`] of them are counted).
+    StepDone(Location, Box<StepOutputs>),
     /// A server worker's access is handed to its data path.
     AccessStart(Location, AccessRequest),
     /// A server worker's access has its bytes.
@@ -296,6 +300,22 @@ enum Event {
     Ipipe(IpipeEvent),
     /// The hog's slice on the host cores ends: waiting work may start.
     HogSliceEnd,
+}
+
+/// What a step hands on when its CPU time is over (see [`Event::StepDone`]).
+#[derive(Debug, Default)]
+struct StepOutputs {
+    accesses: Vec<AccessRequest>,
+    /// Replies: (client, frame).
+    replies: Vec<(u32, Vec<u8>)>,
+}
+
+impl StepOutputs {
+    /// The model's events this entry stands for: the core's release, each access start, each
+    /// reply's departure (`testbed.json`'s `events` counts these, as when each was queued).
+    fn model_events(&self) -> u64 {
+        1 + (self.accesses.len() + self.replies.len()) as u64
+    }
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -337,6 +357,10 @@ pub struct SimPoint {
     rnic_free_ns: u64,
     rnic_reads: u64,
     frames: FramePool,
+    /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept).
+    spare_outputs: Vec<Box<StepOutputs>>,
+    /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in).
+    folded_events: u64,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
@@ -422,6 +446,8 @@ impl SimPoint {
             rnic_free_ns: 0,
             rnic_reads: 0,
             frames: FramePool::default(),
+            spare_outputs: Vec::new(),
+            folded_events: 0,
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
@@ -469,7 +495,7 @@ impl SimPoint {
     /// Runs the point to its end and writes its raw files into `out_dir`.
     pub fn run(mut self, out_dir: &Path) -> Result<SimOutcome, SimError> {
         while self.clients_running > 0 {
-            if self.events.popped() >= EVENTS_MAX {
+            if self.events.popped() + self.folded_events >= EVENTS_MAX {
                 return Err(SimError::Runaway {
                     now_ns: self.events.now_ns(),
                 });
@@ -500,6 +526,7 @@ impl SimPoint {
                 self.frames.give(frame);
             }
             Event::CoreFree(loc) => self.pump_server(loc),
+            Event::StepDone(loc, outputs) => self.step_done(loc, outputs),
             Event::AccessStart(loc, access) => self.access_start(loc, access),
             Event::AccessDone(loc, access) => self.access_done(loc, access),
             Event::Egress(k, frame) => self.egress(k, frame),
@@ -776,8 +803,45 @@ impl SimPoint {
             }
             let end = s.cores.occupy(core, now, busy);
             s.worker.record_busy(busy);
-            self.events.schedule_at(end, Event::CoreFree(loc));
-            self.release_outputs(loc, end);
+            self.schedule_step_done(loc, end);
+        }
+    }
+
+    /// A step of `loc` ends at `end_ns`: its core is free then, and its accesses and replies leave.
+    fn schedule_step_done(&mut self, loc: Location, end_ns: u64) {
+        let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+        while let Some(access) = self.server(loc).worker.poll_access() {
+            outputs.accesses.push(access);
+        }
+        loop {
+            let mut frame = self.frames.take();
+            let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
+                self.frames.give(frame);
+                break;
+            };
+            match out.to {
+                ReplyTarget::Source(k) => outputs.replies.push((k as u32, frame)),
+                // Simulated clients give no reply address.
+                ReplyTarget::Addr(_) => self.frames.give(frame),
+            }
+        }
+        self.events
+            .schedule_at(end_ns, Event::StepDone(loc, outputs));
+    }
+
+    /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
+    /// [`Event::AccessStart`] and [`Event::Egress`] queued one after another would).
+    fn step_done(&mut self, loc: Location, mut outputs: Box<StepOutputs>) {
+        self.folded_events += outputs.model_events() - 1;
+        self.pump_server(loc);
+        for access in outputs.accesses.drain(..) {
+            self.access_start(loc, access);
+        }
+        for (k, frame) in outputs.replies.drain(..) {
+            self.egress(k, frame);
+        }
+        if self.spare_outputs.len() < FRAME_POOL_MAX {
+            self.spare_outputs.push(outputs);
         }
     }
 
@@ -836,9 +900,7 @@ impl SimPoint {
             None => s.cores.finish_ns(now, busy),
         };
         s.worker.record_busy(busy);
-        self.events
-            .schedule_at(end, Event::CoreFree(Location::Host));
-        self.release_outputs(Location::Host, end);
+        self.schedule_step_done(Location::Host, end);
     }
 
     fn access_start(&mut self, loc: Location, access: AccessRequest) {
@@ -966,7 +1028,7 @@ impl SimPoint {
             profile: config.profile.name.clone(),
             profile_description: config.profile.description.clone(),
             seed: config.seed,
-            events: self.events.popped(),
+            events: self.events.popped() + self.folded_events,
             end_ns: self.events.now_ns(),
             steered: self.steered,
             rnic_reads: self.rnic_reads,
