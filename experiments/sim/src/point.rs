@@ -283,7 +283,7 @@ enum Event {
     /// A step's CPU time is over: its core is free, then its accesses start and its replies
     /// leave, in this order — what were consecutive events at one time, so nothing ran between
     /// them, now one queue entry ([`StepOutputs::model_events`] of them are counted).
-    StepDone(Location, Box<StepOutputs>),
+    StepDone(Location, StepOutputs),
     /// A server worker's access is handed to its data path.
     AccessStart(Location, AccessRequest),
     /// A server worker's access has its bytes.
@@ -358,7 +358,7 @@ pub struct SimPoint {
     rnic_reads: u64,
     frames: FramePool,
     /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept).
-    spare_outputs: Vec<Box<StepOutputs>>,
+    spare_outputs: Vec<StepOutputs>,
     /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in).
     folded_events: u64,
     steered: [u64; 3],
@@ -831,7 +831,7 @@ impl SimPoint {
 
     /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
     /// [`Event::AccessStart`] and [`Event::Egress`] queued one after another would).
-    fn step_done(&mut self, loc: Location, mut outputs: Box<StepOutputs>) {
+    fn step_done(&mut self, loc: Location, mut outputs: StepOutputs) {
         self.folded_events += outputs.model_events() - 1;
         self.pump_server(loc);
         for access in outputs.accesses.drain(..) {
