@@ -255,8 +255,10 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), TestbedError> {
 impl PointExecutor for SimExecutor {
     fn name(&self) -> String {
         format!(
-            "simulation testbed (naam-sim, virtual clock, {} points in parallel)",
-            self.parallel
+            "simulation testbed (naam-sim, virtual clock, {} points in parallel; eBPF executed \
+             on {}, its CPU time modelled from the profile's interpreter costs)",
+            self.parallel,
+            naam_sim::point::executed_on(naam_sim::point::EXECUTE_ON_DEFAULT)
         )
     }
 

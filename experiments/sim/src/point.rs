@@ -182,15 +182,42 @@ pub enum SimError {
     },
 }
 
-/// The function table of every simulated location. The cost profile prices interpreted
-/// instructions, so the simulated locations interpret.
+/// The function table of every simulated location, loaded for `execute_on`: the backend that
+/// *executes* the functions in the simulator. It does not change the modelled time: the JIT counts
+/// exactly the instructions the interpreter counts (naam-vm's differential tests), and a step's
+/// CPU time is priced from those counts by the profile (`insn_ns`, an interpreter's cost).
 fn sim_functions(
     server: &dyn ServerWorkload,
     tenants: u32,
+    execute_on: VmBackend,
 ) -> Result<Arc<naam_engine::function::FunctionTable>, SimError> {
-    let table =
-        naam_roles::host::functions(server, tenants, VmBackend::Interpreter).map_err(setup)?;
+    let table = naam_roles::host::functions(server, tenants, execute_on).map_err(setup)?;
     Ok(Arc::new(table))
+}
+
+/// The backend [`SimPoint::new`] executes eBPF functions on: naam-vm's JIT, which falls back to
+/// the interpreter when it is not built (naam-vm's `jit` feature).
+pub const EXECUTE_ON_DEFAULT: VmBackend = VmBackend::Jit;
+
+/// What eBPF functions execute on in the simulator when loaded for `execute_on`, in words
+/// (`jit`, or `interpreter (jit requested: …)` when the JIT is not built): the provenance's
+/// "executed on". The modelled cost is the profile's, whatever executes.
+pub fn executed_on(execute_on: VmBackend) -> String {
+    // `mov r0, 0; exit`: a program every backend loads.
+    const RETURN_ZERO: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let mut table =
+        naam_engine::FunctionTable::new().with_backend(naam_roles::host::vm_backend(execute_on));
+    let tenant = naam_engine::TenantId(0);
+    let loaded = table.register_ebpf(
+        tenant,
+        naam_engine::FunctionId(0),
+        "probe",
+        naam_engine::Code::Raw(&RETURN_ZERO),
+    );
+    match loaded {
+        Ok(()) => table.describe_tiers(),
+        Err(e) => format!("unknown ({e})"),
+    }
 }
 
 fn setup(e: impl std::fmt::Display) -> SimError {
@@ -253,6 +280,10 @@ enum Event {
     RxDone(Location, u32, u64, Vec<u8>),
     /// A server location's core is free.
     CoreFree(Location),
+    /// A step's CPU time is over: its core is free, then its accesses start and its replies
+    /// leave, in this order — what were consecutive events at one time, so nothing ran between
+    /// them, now one queue entry ([`StepOutputs::model_events`] of them are counted).
+    StepDone(Location, StepOutputs),
     /// A server worker's access is handed to its data path.
     AccessStart(Location, AccessRequest),
     /// A server worker's access has its bytes.
@@ -269,6 +300,22 @@ enum Event {
     Ipipe(IpipeEvent),
     /// The hog's slice on the host cores ends: waiting work may start.
     HogSliceEnd,
+}
+
+/// What a step hands on when its CPU time is over (see [`Event::StepDone`]).
+#[derive(Debug, Default)]
+struct StepOutputs {
+    accesses: Vec<AccessRequest>,
+    /// Replies: (client, frame).
+    replies: Vec<(u32, Vec<u8>)>,
+}
+
+impl StepOutputs {
+    /// The model's events this entry stands for: the core's release, each access start, each
+    /// reply's departure (`testbed.json`'s `events` counts these, as when each was queued).
+    fn model_events(&self) -> u64 {
+        1 + (self.accesses.len() + self.replies.len()) as u64
+    }
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -310,6 +357,10 @@ pub struct SimPoint {
     rnic_free_ns: u64,
     rnic_reads: u64,
     frames: FramePool,
+    /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept).
+    spare_outputs: Vec<StepOutputs>,
+    /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in).
+    folded_events: u64,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
@@ -336,6 +387,15 @@ impl SimPoint {
     /// Builds the point: the dataset in (temporary, shared-memory) regions, the functions, the
     /// workers, the control stage and the clients, all at virtual time 0.
     pub fn new(config: SimPointConfig) -> Result<SimPoint, SimError> {
+        SimPoint::executing_on(config, EXECUTE_ON_DEFAULT)
+    }
+
+    /// [`SimPoint::new`] with its eBPF functions executed on `execute_on` (the raw files are the
+    /// same on either: only the simulator's own speed differs).
+    pub fn executing_on(
+        config: SimPointConfig,
+        execute_on: VmBackend,
+    ) -> Result<SimPoint, SimError> {
         check(&config)?;
         let shm = shm_dir()?;
         let server: Arc<dyn ServerWorkload> =
@@ -344,7 +404,7 @@ impl SimPoint {
         let (table, memory, meta) =
             memory::build(&*server, tenants, shm.path(), "sim", SIM_RKEY_SECRET).map_err(setup)?;
         let (table, memory) = (Arc::new(table), Arc::new(memory));
-        let functions = sim_functions(&*server, tenants)?;
+        let functions = sim_functions(&*server, tenants, execute_on)?;
         let hog = hog_slices(&config);
         let servers = servers(&config, hog, &functions, &table)?;
         let control = control_stage(&config, &*server)?;
@@ -386,6 +446,8 @@ impl SimPoint {
             rnic_free_ns: 0,
             rnic_reads: 0,
             frames: FramePool::default(),
+            spare_outputs: Vec::new(),
+            folded_events: 0,
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
@@ -433,7 +495,7 @@ impl SimPoint {
     /// Runs the point to its end and writes its raw files into `out_dir`.
     pub fn run(mut self, out_dir: &Path) -> Result<SimOutcome, SimError> {
         while self.clients_running > 0 {
-            if self.events.popped() >= EVENTS_MAX {
+            if self.events.popped() + self.folded_events >= EVENTS_MAX {
                 return Err(SimError::Runaway {
                     now_ns: self.events.now_ns(),
                 });
@@ -464,6 +526,7 @@ impl SimPoint {
                 self.frames.give(frame);
             }
             Event::CoreFree(loc) => self.pump_server(loc),
+            Event::StepDone(loc, outputs) => self.step_done(loc, outputs),
             Event::AccessStart(loc, access) => self.access_start(loc, access),
             Event::AccessDone(loc, access) => self.access_done(loc, access),
             Event::Egress(k, frame) => self.egress(k, frame),
@@ -740,8 +803,45 @@ impl SimPoint {
             }
             let end = s.cores.occupy(core, now, busy);
             s.worker.record_busy(busy);
-            self.events.schedule_at(end, Event::CoreFree(loc));
-            self.release_outputs(loc, end);
+            self.schedule_step_done(loc, end);
+        }
+    }
+
+    /// A step of `loc` ends at `end_ns`: its core is free then, and its accesses and replies leave.
+    fn schedule_step_done(&mut self, loc: Location, end_ns: u64) {
+        let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+        while let Some(access) = self.server(loc).worker.poll_access() {
+            outputs.accesses.push(access);
+        }
+        loop {
+            let mut frame = self.frames.take();
+            let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
+                self.frames.give(frame);
+                break;
+            };
+            match out.to {
+                ReplyTarget::Source(k) => outputs.replies.push((k as u32, frame)),
+                // Simulated clients give no reply address.
+                ReplyTarget::Addr(_) => self.frames.give(frame),
+            }
+        }
+        self.events
+            .schedule_at(end_ns, Event::StepDone(loc, outputs));
+    }
+
+    /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
+    /// [`Event::AccessStart`] and [`Event::Egress`] queued one after another would).
+    fn step_done(&mut self, loc: Location, mut outputs: StepOutputs) {
+        self.folded_events += outputs.model_events() - 1;
+        self.pump_server(loc);
+        for access in outputs.accesses.drain(..) {
+            self.access_start(loc, access);
+        }
+        for (k, frame) in outputs.replies.drain(..) {
+            self.egress(k, frame);
+        }
+        if self.spare_outputs.len() < FRAME_POOL_MAX {
+            self.spare_outputs.push(outputs);
         }
     }
 
@@ -800,9 +900,7 @@ impl SimPoint {
             None => s.cores.finish_ns(now, busy),
         };
         s.worker.record_busy(busy);
-        self.events
-            .schedule_at(end, Event::CoreFree(Location::Host));
-        self.release_outputs(Location::Host, end);
+        self.schedule_step_done(Location::Host, end);
     }
 
     fn access_start(&mut self, loc: Location, access: AccessRequest) {
@@ -930,7 +1028,7 @@ impl SimPoint {
             profile: config.profile.name.clone(),
             profile_description: config.profile.description.clone(),
             seed: config.seed,
-            events: self.events.popped(),
+            events: self.events.popped() + self.folded_events,
             end_ns: self.events.now_ns(),
             steered: self.steered,
             rnic_reads: self.rnic_reads,

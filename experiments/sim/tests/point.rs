@@ -245,3 +245,51 @@ fn a_slices_backlog_enters_the_host_worker_in_batches_and_no_write_is_refused() 
         "the slices queued the host ({worst_ns} ns at most)"
     );
 }
+
+/// The simulator executes eBPF on naam-vm's JIT when it is built; the modelled time comes from the
+/// instructions counted, which the JIT counts exactly as the interpreter does, so every raw file
+/// is byte-identical whichever backend executed (host, NIC, client placements, NAAM-adaptive with
+/// a hog, and iPipe).
+#[cfg(feature = "jit")]
+#[test]
+fn raw_files_are_byte_identical_on_the_interpreter_and_the_jit() {
+    use naam_sim::point::executed_on;
+    use naam_types::VmBackend;
+    assert_eq!(executed_on(VmBackend::Jit), "jit");
+    assert_eq!(executed_on(VmBackend::Interpreter), "interpreter");
+    let seed = seed();
+    let kinds = [
+        PolicyKind::Host,
+        PolicyKind::Nic,
+        PolicyKind::Client,
+        PolicyKind::NaamAdaptive,
+        PolicyKind::Ipipe,
+    ];
+    for kind in kinds {
+        let mut point = config(kind, 200_000.0, seed);
+        if kind == PolicyKind::NaamAdaptive {
+            point.hog = Some(HogWindow {
+                start_ns: 20 * MS,
+                stop_ns: 35 * MS,
+            });
+        }
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        for (backend, dir) in [VmBackend::Interpreter, VmBackend::Jit].iter().zip(&dirs) {
+            let outcome = SimPoint::executing_on(point.clone(), *backend)
+                .unwrap()
+                .run(dir.path())
+                .unwrap();
+            assert_clean(&outcome);
+        }
+        let (interpreted, jitted) = (files(dirs[0].path()), files(dirs[1].path()));
+        assert!(
+            interpreted.len() > 2,
+            "{kind:?}: {} files",
+            interpreted.len()
+        );
+        assert_eq!(
+            interpreted, jitted,
+            "{kind:?}: the backend changed the raw files"
+        );
+    }
+}
