@@ -244,6 +244,34 @@ fn sim_testbed_needs_a_profile() {
     );
 }
 
+/// The simulator's profiles price interpreted instructions; a JIT asked for there would be priced
+/// as the interpreter without a word, so it is refused (the local testbed runs it).
+#[test]
+fn sim_testbed_refuses_a_modelled_jit() {
+    check(
+        &[
+            (
+                "kind = \"local\"",
+                "kind = \"sim\"\nprofile = \"bf2-r7525\"",
+            ),
+            (
+                "nic_workers = 1\n",
+                "nic_workers = 1\nnic_vm_backend = \"jit\"\n",
+            ),
+        ],
+        expect![[r#"
+            [not-implemented] experiments/mica-ycsb-b.toml:16: field `roles.nic_vm_backend`: a modelled JIT cost on the simulation testbed (its cost profiles price interpreted eBPF instructions) is not implemented yet
+              help: remove the field (the simulator executes on the JIT when it is built either way; only the modelled cost is the interpreter's), or run the JIT on the local testbed"#]],
+    );
+    let text = BASE.replacen(
+        "nic_workers = 1\n",
+        "nic_workers = 1\nnic_vm_backend = \"jit\"\n",
+        1,
+    );
+    let plan = parse_manifest(&text, Path::new("m.toml"), Variant::Quick).expect("local: valid");
+    assert_eq!(plan.roles.nic_vm_backend.as_str(), "jit");
+}
+
 #[test]
 fn sim_profile_must_be_a_file_stem() {
     check(

@@ -112,6 +112,7 @@ pub(crate) fn validate(
     let base_seed = int(src, &raw.seed, "seed", 0, i64::MAX as u64)?;
     let testbed = testbed(src, &raw.testbed)?;
     let roles = roles(src, raw.roles.get_ref())?;
+    sim_vm_backends(src, raw.roles.get_ref(), &roles, &testbed)?;
     let workload = workload(src, id, &raw.workload)?;
     let table = select_variant(src, &raw, variant)?;
     let series = series_list(src, id, &raw, table, &testbed)?;
@@ -445,6 +446,47 @@ fn roles(src: Source<'_>, raw: &RawRoles) -> Result<Roles, ManifestError> {
         nic_vm_backend: vm_backend(src, raw.nic_vm_backend.as_ref(), "roles.nic_vm_backend")?,
         pinning: pinning(src, raw.pinning.as_ref())?,
     })
+}
+
+/// The simulation testbed's profiles price interpreted eBPF instructions (`insn_ns`): a JIT's
+/// modelled cost is not in them, so asking for it there is refused rather than priced as the
+/// interpreter's. (The simulator *executes* on the JIT when built, whatever the manifest says:
+/// it counts the same instructions, so the modelled time is the same.)
+fn sim_vm_backends(
+    src: Source<'_>,
+    raw: &RawRoles,
+    roles: &Roles,
+    testbed: &Testbed,
+) -> Result<(), ManifestError> {
+    if !matches!(testbed, Testbed::Sim { .. }) {
+        return Ok(());
+    }
+    let fields = [
+        (
+            roles.host_vm_backend,
+            raw.host_vm_backend.as_ref(),
+            "roles.host_vm_backend",
+        ),
+        (
+            roles.nic_vm_backend,
+            raw.nic_vm_backend.as_ref(),
+            "roles.nic_vm_backend",
+        ),
+    ];
+    for (backend, value, field) in fields {
+        let Some(value) = value.filter(|_| backend != VmBackend::Interpreter) else {
+            continue;
+        };
+        return Err(src.not_implemented(
+            &value.span(),
+            field,
+            "a modelled JIT cost on the simulation testbed (its cost profiles price interpreted \
+             eBPF instructions)",
+            "remove the field (the simulator executes on the JIT when it is built either way; \
+             only the modelled cost is the interpreter's), or run the JIT on the local testbed",
+        ));
+    }
+    Ok(())
 }
 
 /// `interpreter` (the default when absent) or `jit`.
