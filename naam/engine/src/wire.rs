@@ -576,16 +576,24 @@ fn status_code(status: Status) -> (u8, u16, u32) {
     }
 }
 
+/// Bytes of a Reply's fixed part (after the frame header, before the payload).
+const REPLY_FIXED_BYTES: usize = 24;
+
+/// Builds the fixed part in a stack array and appends it with the payload in two copies: a reply
+/// is encoded once per message, and nine appends each paid a capacity check.
 fn encode_reply(m: &Reply<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     check_len("payload", m.payload.len(), REPLY_PAYLOAD_BYTES_MAX)?;
     let (status, kind, detail) = status_code(m.status);
-    out.extend_from_slice(&m.request_id.0.to_le_bytes());
-    out.extend_from_slice(&[status, m.location.code(), m.steps, m.attempts]);
-    out.extend_from_slice(&kind.to_le_bytes());
-    out.extend_from_slice(&m.client_permille.to_le_bytes());
-    out.extend_from_slice(&detail.to_le_bytes());
-    out.extend_from_slice(&(m.payload.len() as u16).to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
+    let mut fixed = [0u8; REPLY_FIXED_BYTES];
+    fixed[0..8].copy_from_slice(&m.request_id.0.to_le_bytes());
+    fixed[8..12].copy_from_slice(&[status, m.location.code(), m.steps, m.attempts]);
+    fixed[12..14].copy_from_slice(&kind.to_le_bytes());
+    fixed[14..16].copy_from_slice(&m.client_permille.to_le_bytes());
+    fixed[16..20].copy_from_slice(&detail.to_le_bytes());
+    fixed[20..22].copy_from_slice(&(m.payload.len() as u16).to_le_bytes());
+    // fixed[22..24]: padding, zero.
+    out.reserve(REPLY_FIXED_BYTES + m.payload.len());
+    out.extend_from_slice(&fixed);
     out.extend_from_slice(m.payload);
     Ok(())
 }
