@@ -463,27 +463,22 @@ impl<'a> Frame<'a> {
     /// Encodes into `out` (cleared first; reuse it to avoid allocation).
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.clear();
-        out.extend_from_slice(&MAGIC.to_le_bytes());
-        out.push(WIRE_VERSION);
+        let kind = match self {
+            Frame::Invoke(_) => KIND_INVOKE,
+            Frame::Reply(_) => KIND_REPLY,
+            Frame::Read(_) => KIND_READ,
+            Frame::ReadReply(_) => KIND_READ_REPLY,
+            Frame::Sample(_) => KIND_SAMPLE,
+        };
+        // The header in one append (magic, version, kind), not three.
+        let [magic_lo, magic_hi] = MAGIC.to_le_bytes();
+        out.extend_from_slice(&[magic_lo, magic_hi, WIRE_VERSION, kind]);
         match self {
-            Frame::Invoke(m) => {
-                out.push(KIND_INVOKE);
-                encode_invoke(m, out)
-            }
-            Frame::Reply(m) => {
-                out.push(KIND_REPLY);
-                encode_reply(m, out)
-            }
-            Frame::Read(m) => {
-                out.push(KIND_READ);
-                encode_read(m, out)
-            }
-            Frame::ReadReply(m) => {
-                out.push(KIND_READ_REPLY);
-                encode_read_reply(m, out)
-            }
+            Frame::Invoke(m) => encode_invoke(m, out),
+            Frame::Reply(m) => encode_reply(m, out),
+            Frame::Read(m) => encode_read(m, out),
+            Frame::ReadReply(m) => encode_read_reply(m, out),
             Frame::Sample(m) => {
-                out.push(KIND_SAMPLE);
                 encode_sample(m, out);
                 Ok(())
             }
