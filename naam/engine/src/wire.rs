@@ -463,27 +463,22 @@ impl<'a> Frame<'a> {
     /// Encodes into `out` (cleared first; reuse it to avoid allocation).
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         out.clear();
-        out.extend_from_slice(&MAGIC.to_le_bytes());
-        out.push(WIRE_VERSION);
+        let kind = match self {
+            Frame::Invoke(_) => KIND_INVOKE,
+            Frame::Reply(_) => KIND_REPLY,
+            Frame::Read(_) => KIND_READ,
+            Frame::ReadReply(_) => KIND_READ_REPLY,
+            Frame::Sample(_) => KIND_SAMPLE,
+        };
+        // The header in one append (magic, version, kind), not three.
+        let [magic_lo, magic_hi] = MAGIC.to_le_bytes();
+        out.extend_from_slice(&[magic_lo, magic_hi, WIRE_VERSION, kind]);
         match self {
-            Frame::Invoke(m) => {
-                out.push(KIND_INVOKE);
-                encode_invoke(m, out)
-            }
-            Frame::Reply(m) => {
-                out.push(KIND_REPLY);
-                encode_reply(m, out)
-            }
-            Frame::Read(m) => {
-                out.push(KIND_READ);
-                encode_read(m, out)
-            }
-            Frame::ReadReply(m) => {
-                out.push(KIND_READ_REPLY);
-                encode_read_reply(m, out)
-            }
+            Frame::Invoke(m) => encode_invoke(m, out),
+            Frame::Reply(m) => encode_reply(m, out),
+            Frame::Read(m) => encode_read(m, out),
+            Frame::ReadReply(m) => encode_read_reply(m, out),
             Frame::Sample(m) => {
-                out.push(KIND_SAMPLE);
                 encode_sample(m, out);
                 Ok(())
             }
@@ -576,16 +571,24 @@ fn status_code(status: Status) -> (u8, u16, u32) {
     }
 }
 
+/// Bytes of a Reply's fixed part (after the frame header, before the payload).
+const REPLY_FIXED_BYTES: usize = 24;
+
+/// Builds the fixed part in a stack array and appends it with the payload in two copies: a reply
+/// is encoded once per message, and nine appends each paid a capacity check.
 fn encode_reply(m: &Reply<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     check_len("payload", m.payload.len(), REPLY_PAYLOAD_BYTES_MAX)?;
     let (status, kind, detail) = status_code(m.status);
-    out.extend_from_slice(&m.request_id.0.to_le_bytes());
-    out.extend_from_slice(&[status, m.location.code(), m.steps, m.attempts]);
-    out.extend_from_slice(&kind.to_le_bytes());
-    out.extend_from_slice(&m.client_permille.to_le_bytes());
-    out.extend_from_slice(&detail.to_le_bytes());
-    out.extend_from_slice(&(m.payload.len() as u16).to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
+    let mut fixed = [0u8; REPLY_FIXED_BYTES];
+    fixed[0..8].copy_from_slice(&m.request_id.0.to_le_bytes());
+    fixed[8..12].copy_from_slice(&[status, m.location.code(), m.steps, m.attempts]);
+    fixed[12..14].copy_from_slice(&kind.to_le_bytes());
+    fixed[14..16].copy_from_slice(&m.client_permille.to_le_bytes());
+    fixed[16..20].copy_from_slice(&detail.to_le_bytes());
+    fixed[20..22].copy_from_slice(&(m.payload.len() as u16).to_le_bytes());
+    // fixed[22..24]: padding, zero.
+    out.reserve(REPLY_FIXED_BYTES + m.payload.len());
+    out.extend_from_slice(&fixed);
     out.extend_from_slice(m.payload);
     Ok(())
 }
