@@ -256,9 +256,11 @@ impl PointExecutor for SimExecutor {
     fn name(&self) -> String {
         format!(
             "simulation testbed (naam-sim, virtual clock, {} points in parallel; eBPF executed \
-             on {}, its CPU time modelled from the profile's interpreter costs)",
+             on {} where a point offers ≥ {} requests per program, else interpreted; its CPU \
+             time modelled from the profile's interpreter costs)",
             self.parallel,
-            naam_sim::point::executed_on(naam_sim::point::EXECUTE_ON_DEFAULT)
+            naam_sim::point::executed_on(naam_sim::point::EXECUTE_ON_DEFAULT),
+            naam_sim::point::JIT_CALLS_PER_PROGRAM_MIN
         )
     }
 

@@ -195,9 +195,32 @@ fn sim_functions(
     Ok(Arc::new(table))
 }
 
-/// The backend [`SimPoint::new`] executes eBPF functions on: naam-vm's JIT, which falls back to
-/// the interpreter when it is not built (naam-vm's `jit` feature).
+/// The backend [`SimPoint::new`] executes eBPF functions on when they run often enough (see
+/// [`execute_on_for`]): naam-vm's JIT, which falls back to the interpreter when it is not built
+/// (naam-vm's `jit` feature).
 pub const EXECUTE_ON_DEFAULT: VmBackend = VmBackend::Jit;
+
+/// Requests per registered program below which [`SimPoint::new`] interprets: every tenant
+/// registers (and the JIT compiles) its own program, ≈ 8 ms for MICA's GET on the development
+/// VM (ARTIFACT §G), and the JIT saves ≈ 0.8 µs per call there (vm-cost: 1 335 → 561 ns), so a
+/// program repays its compilation after ≈ 10 000 calls. Measured on that machine; it decides only
+/// the simulator's own speed, never a result (the files are the same on either backend).
+/// Without it, offload-scaling's 1 024-tenant points spent their time compiling (its full
+/// paper-scale set took 425 s instead of 174 s).
+pub const JIT_CALLS_PER_PROGRAM_MIN: f64 = 10_000.0;
+
+/// The backend a point's functions execute on: [`EXECUTE_ON_DEFAULT`] when the point offers at
+/// least [`JIT_CALLS_PER_PROGRAM_MIN`] requests per tenant's program, else the interpreter.
+pub fn execute_on_for(config: &SimPointConfig) -> VmBackend {
+    let seconds = (config.warmup_ns + config.measure_ns) as f64 / 1e9;
+    let offered_ops_per_s: f64 = config.clients.iter().map(|c| c.offered_ops_per_s).sum();
+    let programs = f64::from(config.dataset.tenants.max(1));
+    if offered_ops_per_s * seconds / programs >= JIT_CALLS_PER_PROGRAM_MIN {
+        EXECUTE_ON_DEFAULT
+    } else {
+        VmBackend::Interpreter
+    }
+}
 
 /// What eBPF functions execute on in the simulator when loaded for `execute_on`, in words
 /// (`jit`, or `interpreter (jit requested: …)` when the JIT is not built): the provenance's
@@ -384,10 +407,12 @@ impl std::fmt::Debug for SimPoint {
 }
 
 impl SimPoint {
-    /// Builds the point: the dataset in (temporary, shared-memory) regions, the functions, the
-    /// workers, the control stage and the clients, all at virtual time 0.
+    /// Builds the point: the dataset in (temporary, shared-memory) regions, the functions (on
+    /// the backend [`execute_on_for`] picks), the workers, the control stage and the clients,
+    /// all at virtual time 0.
     pub fn new(config: SimPointConfig) -> Result<SimPoint, SimError> {
-        SimPoint::executing_on(config, EXECUTE_ON_DEFAULT)
+        let execute_on = execute_on_for(&config);
+        SimPoint::executing_on(config, execute_on)
     }
 
     /// [`SimPoint::new`] with its eBPF functions executed on `execute_on` (the raw files are the

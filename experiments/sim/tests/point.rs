@@ -293,3 +293,20 @@ fn raw_files_are_byte_identical_on_the_interpreter_and_the_jit() {
         );
     }
 }
+
+/// The simulator compiles a point's programs only where they run often enough to repay it: a
+/// thousand tenants' programs, each called ~100 times, are interpreted (the files are the same
+/// either way; only the simulator's speed differs).
+#[test]
+fn points_with_few_requests_per_program_are_interpreted() {
+    use naam_sim::point::{EXECUTE_ON_DEFAULT, JIT_CALLS_PER_PROGRAM_MIN, execute_on_for};
+    use naam_types::VmBackend;
+    let one_tenant = config(PolicyKind::Nic, 2_000_000.0, 1);
+    let requests = 2_000_000.0 * 0.05;
+    assert!(requests >= JIT_CALLS_PER_PROGRAM_MIN);
+    assert_eq!(execute_on_for(&one_tenant), EXECUTE_ON_DEFAULT);
+    let mut many = one_tenant;
+    many.dataset.tenants = 1024;
+    assert!(requests / 1024.0 < JIT_CALLS_PER_PROGRAM_MIN);
+    assert_eq!(execute_on_for(&many), VmBackend::Interpreter);
+}
