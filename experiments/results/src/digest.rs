@@ -11,7 +11,7 @@ use crate::error::ResultsError;
 use crate::layout::RunDir;
 use naam_types::Location;
 
-use crate::shift::{Mechanism, SHIFTED_SHARE, shift_times};
+use crate::shift::{Mechanism, SHIFTED_SHARE, ShiftTimes, shift_times};
 use crate::summary::Validity;
 
 /// One series' headline numbers.
@@ -105,16 +105,24 @@ pub fn digest(run: &RunDir) -> Result<RunDigest, ResultsError> {
             *best = best.max(t.throughput_ops_per_s);
         }
         if let Some(times) = shift_times(&plan, &run.point_dir(&point.id))? {
-            let reaction = times.reaction();
-            series.shift_rules_ms.push(times.rules_ms);
-            series.shift_completions_ms.push(reaction.shifted_ms);
-            (series.shift_completions_before_hog).push(reaction.shifted_before_hog);
-            series.reaction_first_ms.push(reaction.first_ms);
-            series.mechanism = Some(reaction.mechanism);
-            series.shift_target = Some(reaction.target);
+            series.add_shift(&times);
         }
     }
     Ok(d)
+}
+
+impl SeriesDigest {
+    /// Adds one point's shift and reaction times.
+    fn add_shift(&mut self, times: &ShiftTimes) {
+        let reaction = times.reaction();
+        self.shift_rules_ms.push(times.rules_ms);
+        self.shift_completions_ms.push(reaction.shifted_ms);
+        self.shift_completions_before_hog
+            .push(reaction.shifted_before_hog);
+        self.reaction_first_ms.push(reaction.first_ms);
+        self.mechanism = Some(reaction.mechanism);
+        self.shift_target = Some(reaction.target);
+    }
 }
 
 /// A reason with every run of digits (and decimal point) replaced by `N`, so reasons that differ
@@ -186,10 +194,9 @@ fn target_name(target: Location) -> &'static str {
 
 /// A series' completion shift times: `45 ms, never, before the hog`.
 pub fn shifted_list(s: &SeriesDigest) -> String {
-    let before = s.shift_completions_before_hog.iter().copied();
-    let shown: Vec<String> = (s.shift_completions_ms.iter())
-        .zip(before.chain(std::iter::repeat(false)))
-        .map(|(&ms, before)| crate::shift::shifted_text(ms, before))
+    let before_hog = &s.shift_completions_before_hog;
+    let shown: Vec<String> = (s.shift_completions_ms.iter().zip(before_hog))
+        .map(|(&ms, &before)| crate::shift::shifted_text(ms, before))
         .collect();
     shown.join(", ")
 }

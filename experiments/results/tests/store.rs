@@ -93,6 +93,15 @@ fn write_client(
     std::fs::write(dir.join(client_summary_file(k)), json).expect("write json");
 }
 
+/// Rewrites client `k`'s summary in `dir` after `edit`; returns the edited summary.
+fn edit_client(dir: &Path, k: u32, edit: impl FnOnce(&mut ClientSummary)) -> ClientSummary {
+    let path = dir.join(client_summary_file(k));
+    let mut summary: ClientSummary = read_json(&path, "client summary").expect("read");
+    edit(&mut summary);
+    std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write");
+    summary
+}
+
 #[test]
 fn client_summary_schema_as_bytes() {
     let json = serde_json::to_string_pretty(&client(0, 10, 9.5, 10.0)).expect("json");
@@ -403,11 +412,10 @@ fn issue_17_a_client_stopped_early_makes_its_point_invalid() {
     let offered = point.offered_load_ops_per_s.expect("traffic point") as f64;
     let dir = tempfile::tempdir().expect("tempdir");
     write_client(dir.path(), 0, 30, 10, offered, offered);
-    let path = dir.path().join(client_summary_file(0));
-    let mut summary: ClientSummary = read_json(&path, "client summary").expect("read");
-    summary.stopped_at_ms = Some(970);
-    summary.measure_ms = 970;
-    std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write");
+    edit_client(dir.path(), 0, |summary| {
+        summary.stopped_at_ms = Some(970);
+        summary.measure_ms = 970;
+    });
     let s = summarize_point(&plan, &point, dir.path(), 0).expect("summary");
     let reasons = reasons_of(&s);
     assert!(
@@ -475,16 +483,15 @@ fn issue_16_lateness_from_a_full_window_is_saturation_and_a_late_generator_is_no
     let verdict_with = |delayed_sends: u64, own_ns_p99: u64| {
         let dir = tempfile::tempdir().expect("tempdir");
         write_client(dir.path(), 0, 30, 10, offered, offered);
-        let path = dir.path().join(client_summary_file(0));
-        let mut summary: ClientSummary = read_json(&path, "client summary").expect("read");
-        summary.send_lateness_ns_p99 = 40_000_000;
-        summary.errors.insert(UNANSWERED_AT_END.to_string(), 64);
-        summary.window = Some(WindowHold {
-            send_lateness_own_ns_p99: own_ns_p99,
-            full_ns: 900_000_000,
-            delayed_sends,
+        edit_client(dir.path(), 0, |summary| {
+            summary.send_lateness_ns_p99 = 40_000_000;
+            summary.errors.insert(UNANSWERED_AT_END.to_string(), 64);
+            summary.window = Some(WindowHold {
+                send_lateness_own_ns_p99: own_ns_p99,
+                full_ns: 900_000_000,
+                delayed_sends,
+            });
         });
-        std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write");
         summarize_point(&plan, &point, dir.path(), 0)
             .expect("summary")
             .validity
@@ -531,10 +538,7 @@ fn replies_drained_after_the_phase_are_not_the_phases_throughput() {
         s.traffic.expect("traffic summary").throughput_ops_per_s
     };
     let all_in_phase = throughput(dir.path());
-    let path = dir.path().join(client_summary_file(0));
-    let mut summary: ClientSummary = raw::read_json(&path, "client").expect("client summary");
-    summary.completed_after_phase = 100;
-    std::fs::write(&path, serde_json::to_vec(&summary).expect("json")).expect("write json");
+    let summary = edit_client(dir.path(), 0, |s| s.completed_after_phase = 100);
     let per_s = 1000.0 / summary.measure_ms as f64;
     assert_eq!(all_in_phase, summary.completed as f64 * per_s);
     assert_eq!(
