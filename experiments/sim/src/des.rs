@@ -2,34 +2,50 @@
 //! `(time_ns, seq)` order. `seq` is the order of scheduling, so events due at the same time run
 //! in the order they were scheduled: a run is a pure function of its inputs.
 //!
-//! Layout, for speed (the queue is on every event's path): the binary heap holds only compact
-//! keys `(at_ns, seq, slot)`, 24 bytes, and the events wait in a slab whose slots are reused, so
-//! a sift moves keys, never events. An event scheduled for the current time (a zero delay, or a
-//! time in the past) skips the heap: it joins a FIFO of "due now" events. The order is still
-//! `(time_ns, seq)`: every heap event due now was scheduled before the clock reached now, hence
-//! before every FIFO event, so heap events due now pop first, then the FIFO in order.
+//! Layout, for speed (the queue is on every event's path): a **radix heap** keyed on the integer
+//! virtual time. Time never goes back (an event is never due before the last one popped), so a
+//! future event waits in the bucket of the highest bit in which its time differs from now:
+//! bucket `i` holds times in `now ^ t < 2^i`, `≥ 2^(i-1)`. Bucket 0 is "due now", a FIFO. To pop
+//! when it is empty, the clock moves to the least time of the lowest non-empty bucket, whose
+//! events are then spread over the buckets below it (each event moves down at most 64 times, in
+//! practice a few); the pops need no comparisons between events, so few mispredicted branches
+//! (a binary heap's sift was ≈ 17 % of a point's CPU time). Buckets hold compact keys
+//! `(at_ns, slot)`, 16 bytes, and the events wait in a slab whose slots are reused.
+//!
+//! Why the order is still `(time_ns, seq)`: events due at one time always share a bucket (the
+//! bucket depends only on the time and the clock), a bucket receives events in scheduling order
+//! or, when it is refilled, in the order the bucket above held them, so events due at one time
+//! stay in scheduling order; they reach the FIFO together when the clock reaches their time,
+//! before any event scheduled at that time afterwards (which joins the FIFO's end).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
+
+/// Buckets of the radix heap: "due now" and one per bit of a `u64` time.
+const BUCKETS: usize = 65;
 
 /// An event queue with a virtual clock.
 #[derive(Debug)]
 pub struct EventQueue<E> {
     now_ns: u64,
-    seq: u64,
-    heap: BinaryHeap<Reverse<Key>>,
+    /// Buckets `1..=64` (index 0 unused: bucket 0 is `due_now`).
+    buckets: Vec<Vec<Key>>,
+    /// Bit `i - 1` set while bucket `i` is not empty.
+    occupied: u64,
+    /// Bucket 0: slots of the events due now, in scheduling order.
+    due_now: VecDeque<u32>,
+    /// Events waiting in buckets `1..=64`.
+    waiting: usize,
     slab: Vec<Option<E>>,
     free_slots: Vec<u32>,
-    due_now: VecDeque<E>,
+    /// A spare bucket, swapped in while one is spread (keeps its capacity).
+    spare: Vec<Key>,
     popped: u64,
 }
 
-/// A future event's place in the heap: ordered by `(at_ns, seq)`; `seq` is unique, so `slot`
-/// never decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A future event: when it is due and where it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     at_ns: u64,
-    seq: u64,
     slot: u32,
 }
 
@@ -39,16 +55,24 @@ impl<E> Default for EventQueue<E> {
     }
 }
 
+/// The bucket of an event due at `at_ns` when the clock reads `now_ns` (`at_ns >= now_ns`): 0
+/// when due now, else one more than the highest bit in which the two differ.
+fn bucket_of(at_ns: u64, now_ns: u64) -> usize {
+    (u64::BITS - (at_ns ^ now_ns).leading_zeros()) as usize
+}
+
 impl<E> EventQueue<E> {
     /// An empty queue at time 0.
     pub fn new() -> EventQueue<E> {
         EventQueue {
             now_ns: 0,
-            seq: 0,
-            heap: BinaryHeap::new(),
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            due_now: VecDeque::new(),
+            waiting: 0,
             slab: Vec::new(),
             free_slots: Vec::new(),
-            due_now: VecDeque::new(),
+            spare: Vec::new(),
             popped: 0,
         }
     }
@@ -65,7 +89,7 @@ impl<E> EventQueue<E> {
 
     /// Events waiting.
     pub fn len(&self) -> usize {
-        self.heap.len() + self.due_now.len()
+        self.waiting + self.due_now.len()
     }
 
     /// True if no event waits.
@@ -76,13 +100,8 @@ impl<E> EventQueue<E> {
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).
     ///
     /// # Panics
-    /// If more than `u32::MAX` future events wait at once (memory runs out long before).
+    /// If more than `u32::MAX` events wait at once (memory runs out long before).
     pub fn schedule_at(&mut self, at_ns: u64, event: E) {
-        self.seq += 1;
-        if at_ns <= self.now_ns {
-            self.due_now.push_back(event);
-            return;
-        }
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = Some(event);
@@ -93,11 +112,18 @@ impl<E> EventQueue<E> {
                 u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events waiting")
             }
         };
-        self.heap.push(Reverse(Key {
-            at_ns,
-            seq: self.seq,
-            slot,
-        }));
+        if at_ns <= self.now_ns {
+            return self.due_now.push_back(slot);
+        }
+        self.place(Key { at_ns, slot });
+        self.waiting += 1;
+    }
+
+    /// Puts a future event (`at_ns > now_ns`) into its bucket.
+    fn place(&mut self, key: Key) {
+        let i = bucket_of(key.at_ns, self.now_ns);
+        self.buckets[i].push(key);
+        self.occupied |= 1 << (i - 1);
     }
 
     /// Schedules `event` `delay_ns` from now.
@@ -105,37 +131,58 @@ impl<E> EventQueue<E> {
         self.schedule_at(self.now_ns.saturating_add(delay_ns), event);
     }
 
+    /// The lowest non-empty bucket above "due now" and its least time, if any event waits there.
+    fn next_bucket(&self) -> Option<(usize, u64)> {
+        if self.occupied == 0 {
+            return None;
+        }
+        let i = self.occupied.trailing_zeros() as usize + 1;
+        let at_ns = self.buckets[i].iter().map(|k| k.at_ns).min()?;
+        Some((i, at_ns))
+    }
+
     /// The time of the next event, if any.
     pub fn peek_ns(&self) -> Option<u64> {
         if !self.due_now.is_empty() {
             return Some(self.now_ns);
         }
-        self.heap.peek().map(|Reverse(k)| k.at_ns)
+        self.next_bucket().map(|(_, at_ns)| at_ns)
+    }
+
+    /// Moves the clock to `at_ns`, the least time in bucket `i` (the lowest non-empty one), and
+    /// spreads that bucket's events over the buckets below it, in the order it held them.
+    fn advance(&mut self, i: usize, at_ns: u64) {
+        self.now_ns = at_ns;
+        let mut spread = std::mem::replace(&mut self.buckets[i], std::mem::take(&mut self.spare));
+        self.occupied &= !(1 << (i - 1));
+        self.waiting -= spread.len();
+        for key in spread.drain(..) {
+            if key.at_ns == at_ns {
+                self.due_now.push_back(key.slot);
+            } else {
+                self.place(key);
+                self.waiting += 1;
+            }
+        }
+        self.spare = spread;
     }
 
     /// Pops the next event due at or before `until_ns` and advances the clock to it.
     pub fn pop_until(&mut self, until_ns: u64) -> Option<(u64, E)> {
-        let heap_first = match self.heap.peek() {
-            Some(Reverse(k)) => k.at_ns <= self.now_ns || self.due_now.is_empty(),
-            None => false,
-        };
-        if !heap_first {
-            if self.now_ns > until_ns {
+        if self.due_now.is_empty() {
+            let (i, at_ns) = self.next_bucket()?;
+            if at_ns > until_ns {
                 return None;
             }
-            let event = self.due_now.pop_front()?;
-            self.popped += 1;
-            return Some((self.now_ns, event));
-        }
-        if self.heap.peek()?.0.at_ns > until_ns {
+            self.advance(i, at_ns);
+        } else if self.now_ns > until_ns {
             return None;
         }
-        let Reverse(key) = self.heap.pop()?;
-        let event = self.slab[key.slot as usize].take()?;
-        self.free_slots.push(key.slot);
-        self.now_ns = key.at_ns;
+        let slot = self.due_now.pop_front()?;
+        let event = self.slab[slot as usize].take()?;
+        self.free_slots.push(slot);
         self.popped += 1;
-        Some((key.at_ns, event))
+        Some((self.now_ns, event))
     }
 
     /// Pops the next event and advances the clock to it.
@@ -216,6 +263,48 @@ mod tests {
                 assert!((at, seq) > last, "{:?} after {last:?}", (at, seq));
                 last = (at, seq);
             }
+        }
+    }
+
+    /// The radix heap against a reference binary heap on `(time, seq)`, over delays from 0 to
+    /// beyond 2^40 ns (every bucket), with `pop_until` bounds that stop short of the next event.
+    #[test]
+    fn a_seeded_random_schedule_pops_as_a_binary_heap_on_time_and_seq() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let seed = 0x4ad1_u64;
+        eprintln!("seed {seed}");
+        let mut rng = crate::rng::SimRng::new(seed);
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let (mut seq, mut now) = (0u64, 0u64);
+        for _ in 0..50_000 {
+            for _ in 0..rng.next_u64() % 4 {
+                seq += 1;
+                let bits = rng.next_u64() % 42;
+                let delay = (rng.next_u64() % (1 << bits)).saturating_sub(rng.next_u64() % 3);
+                let at = (now + delay).saturating_sub(rng.next_u64() % 2);
+                q.schedule_at(at, seq);
+                reference.push(Reverse((at.max(now), seq)));
+            }
+            assert_eq!(q.len(), reference.len());
+            let until = match rng.next_u64() % 4 {
+                0 => u64::MAX,
+                _ => now + rng.next_u64() % 64,
+            };
+            let expected = match reference.peek() {
+                Some(Reverse((at, _))) if *at <= until => reference.pop().map(|Reverse(e)| e),
+                _ => None,
+            };
+            let got = q.pop_until(until);
+            assert_eq!(got, expected, "seed {seed}");
+            if let Some((at, _)) = got {
+                now = at;
+            }
+            assert_eq!(
+                q.peek_ns(),
+                reference.peek().map(|Reverse((at, _))| (*at).max(now))
+            );
         }
     }
 }
