@@ -49,7 +49,7 @@ mod ipipe;
 use self::ipipe::{IpipeEvent, IpipeServers};
 use crate::cores::{CorePool, HogSlices};
 use crate::des::EventQueue;
-use crate::profile::{CostProfile, CpuCost};
+use crate::profile::{CostProfile, CpuCost, round_ns};
 pub use naam_results::raw::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 
 /// Most events one point may process (bounds its run time; a 1-second point at 2 M ops/s takes
@@ -635,7 +635,7 @@ impl SimPoint {
     }
 
     fn flush_client(&mut self, k: u32, depart_ns: u64) {
-        let tx_ns = self.config.profile.client.tx_ns.round() as u64;
+        let tx_ns = round_ns(self.config.profile.client.tx_ns);
         loop {
             let Some(session) = self.clients[k as usize].session.as_mut() else {
                 return;
@@ -733,7 +733,7 @@ impl SimPoint {
     fn rnic(&mut self, k: u32, frame: &[u8]) {
         let now = self.now();
         let rdma = self.config.profile.rdma;
-        let gap_ns = (1e9 / rdma.reads_per_s_max).round() as u64;
+        let gap_ns = round_ns(1e9 / rdma.reads_per_s_max);
         let start = self.rnic_free_ns.max(now);
         self.rnic_free_ns = start + gap_ns;
         let Ok(Frame::Read(read)) = Frame::decode(frame) else {
@@ -805,7 +805,7 @@ impl SimPoint {
                 && let Some((k, arrived_ns, frame)) = s.rx.pop_front()
             {
                 s.received_in_batch += 1;
-                let busy = s.cost.rx_ns.round() as u64;
+                let busy = round_ns(s.cost.rx_ns);
                 let end = s.cores.occupy(core, now, busy);
                 s.worker.record_busy(busy);
                 self.events
@@ -824,7 +824,7 @@ impl SimPoint {
                 .cost
                 .step_cost_ns(step.insn, step.data_bytes, step.accesses_out);
             if step.finished {
-                busy += s.cost.tx_ns.round() as u64;
+                busy += round_ns(s.cost.tx_ns);
             }
             let end = s.cores.occupy(core, now, busy);
             s.worker.record_busy(busy);
@@ -919,7 +919,7 @@ impl SimPoint {
         if !self.natives.run_pending(now, &mut s.worker) {
             return;
         }
-        let busy = s.cost.step_cost_ns(0, 0, 0) + s.cost.tx_ns.round() as u64;
+        let busy = s.cost.step_cost_ns(0, 0, 0) + round_ns(s.cost.tx_ns);
         let end = match s.cores.free_core(now) {
             Some(core) => s.cores.occupy(core, now, busy),
             None => s.cores.finish_ns(now, busy),
@@ -935,10 +935,10 @@ impl SimPoint {
             return self.access_done(loc, access);
         }
         let dma = self.config.profile.dma;
-        let gap_ns = (1e9 / dma.reads_per_s_max).round() as u64;
+        let gap_ns = round_ns(1e9 / dma.reads_per_s_max);
         let start = self.dma_free_ns.max(now);
         self.dma_free_ns = start + gap_ns;
-        let latency = dma.read_ns + (f64::from(access.descriptor.len) * dma.byte_ns).round() as u64;
+        let latency = dma.read_ns + round_ns(f64::from(access.descriptor.len) * dma.byte_ns);
         self.prefetch(&access);
         self.events
             .schedule_at(start + latency, Event::AccessDone(loc, access));
