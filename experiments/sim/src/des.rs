@@ -101,6 +101,7 @@ impl<E> EventQueue<E> {
     ///
     /// # Panics
     /// If more than `u32::MAX` events wait at once (memory runs out long before).
+    #[inline]
     pub fn schedule_at(&mut self, at_ns: u64, event: E) {
         let slot = match self.free_slots.pop() {
             Some(slot) => {
@@ -120,6 +121,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Puts a future event (`at_ns > now_ns`) into its bucket.
+    #[inline]
     fn place(&mut self, key: Key) {
         let i = bucket_of(key.at_ns, self.now_ns);
         self.buckets[i].push(key);
@@ -168,6 +170,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Pops the next event due at or before `until_ns` and advances the clock to it.
+    #[inline]
     pub fn pop_until(&mut self, until_ns: u64) -> Option<(u64, E)> {
         if self.due_now.is_empty() {
             let (i, at_ns) = self.next_bucket()?;
@@ -186,6 +189,7 @@ impl<E> EventQueue<E> {
     }
 
     /// Pops the next event and advances the clock to it.
+    #[inline]
     pub fn pop(&mut self) -> Option<(u64, E)> {
         self.pop_until(u64::MAX)
     }
