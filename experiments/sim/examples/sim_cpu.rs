@@ -3,7 +3,9 @@
 //! that a speed change leaves results byte-identical.
 //!
 //! - `cargo run --release -p naam-sim --example sim_cpu -- cpu <series> <runs>`: per run, simulated
-//!   requests per CPU-second (`/proc/thread-self/schedstat`'s time on CPU; setup excluded).
+//!   requests per CPU-second (`/proc/thread-self/schedstat`'s time on CPU) of the run alone (the
+//!   steady state: set-up excluded) and of the whole point (the set-up — dataset, regions,
+//!   functions, JIT compilation — included).
 //! - `cargo run --release -p naam-sim --example sim_cpu -- files <dir>`: the raw files of the
 //!   point under `host`, `nic`, `client`, `naam-adaptive`, `naam-adaptive` with a hog, `ipipe`
 //!   and `ipipe-processes`, one folder each.
@@ -41,17 +43,23 @@ fn cpu(series: &str, runs: u32) {
     let kind = PolicyKind::from_name(series).expect("a series name");
     for run in 0..runs.min(RUNS_MAX) {
         let out = tempfile::tempdir().expect("tempdir");
+        let setup_from_ns = thread_cpu_ns();
         let point = SimPoint::new(config(kind)).expect("setup");
-        let before_ns = thread_cpu_ns();
+        let run_from_ns = thread_cpu_ns();
         let outcome = point.run(out.path()).expect("run");
-        let cpu_ns = thread_cpu_ns() - before_ns;
+        let end_ns = thread_cpu_ns();
+        let (setup_s, run_s) = (
+            (run_from_ns - setup_from_ns) as f64 / 1e9,
+            (end_ns - run_from_ns) as f64 / 1e9,
+        );
         let requests: u64 = outcome.clients.iter().map(|c| c.sent).sum();
         println!(
-            "{series} run {run}: {requests} requests, {} events, {:.3} CPU-s, {:.0} requests per \
-             CPU-second",
+            "{series} run {run}: {requests} requests, {} events, {run_s:.3} CPU-s, {:.0} requests \
+             per CPU-second (run); set-up {setup_s:.3} CPU-s, {:.0} requests per CPU-second with \
+             it (whole point)",
             outcome.record.events,
-            cpu_ns as f64 / 1e9,
-            requests as f64 / (cpu_ns as f64 / 1e9)
+            requests as f64 / run_s,
+            requests as f64 / (setup_s + run_s)
         );
     }
 }
