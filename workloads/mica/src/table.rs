@@ -128,6 +128,25 @@ impl<'a> MicaTable<'a> {
         let table = Self::attach(config, regions)?;
         table.index.fill(0);
         table.log.fill(0);
+        Ok(table.format_zeroed_parts())
+    }
+
+    /// [`MicaTable::format`] of regions that are all zeroes already (freshly created files or
+    /// mappings): the index and the log are not written again, so their pages stay untouched
+    /// until used — the log's pages beyond its tail are never faulted in. The bytes are those
+    /// `format` leaves.
+    pub fn format_zeroed(
+        config: MicaConfig,
+        regions: MicaRegionsMut<'a>,
+    ) -> Result<Self, OpenError> {
+        let table = Self::attach(config, regions)?;
+        Ok(table.format_zeroed_parts())
+    }
+
+    /// The meta region and the extra buckets' free list, over a zeroed index and log.
+    fn format_zeroed_parts(self) -> Self {
+        let config = self.config;
+        let table = self;
         table.meta.fill(0);
         write_u64(table.meta, META_MAGIC_OFFSET, META_MAGIC);
         write_u64(table.meta, META_TAIL_OFFSET, 0);
@@ -140,7 +159,7 @@ impl<'a> MicaTable<'a> {
         let free_head = u32::from(config.extra_buckets > 0);
         write_u32(table.meta, META_EXTRA_FREE_OFFSET, free_head);
         config.write_meta(table.meta);
-        Ok(table)
+        table
     }
 
     /// Opens regions formatted earlier (e.g. by another process); the configuration comes from
