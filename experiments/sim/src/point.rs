@@ -44,8 +44,10 @@ use naam_roles::workload::{self, ServerWorkload};
 use naam_types::{PolicySpec, VmBackend};
 use serde::Serialize;
 
+mod eswitch;
 mod ipipe;
 
+use self::eswitch::Eswitch;
 use self::ipipe::{IpipeEvent, IpipeServers};
 use crate::cores::{CorePool, HogSlices};
 use crate::des::EventQueue;
@@ -369,7 +371,7 @@ pub struct SimPoint {
     clients: Vec<Client>,
     servers: [Server; 2],
     control: ServerControl,
-    eswitch: RuleTable,
+    eswitch: Eswitch,
     path: DirectPath,
     natives: Natives,
     table: Arc<RegionTable>,
@@ -456,7 +458,7 @@ impl SimPoint {
             ipipe: IpipeServers::for_point(&config, &*server, &memory, &meta)?,
             hog,
             host_beat_ns: 0,
-            eswitch: control.rules().clone(),
+            eswitch: Eswitch::new(control.rules().clone()),
             control,
             events: EventQueue::new(),
             clients,
@@ -557,7 +559,7 @@ impl SimPoint {
             Event::Egress(k, frame) => self.egress(k, frame),
             Event::WorkerTick(loc) => self.worker_tick(loc),
             Event::ControlTick => self.control_tick(),
-            Event::RulesApplied(rules) => self.eswitch = *rules,
+            Event::RulesApplied(rules) => self.eswitch.set(*rules),
             Event::Ipipe(event) => self.ipipe_event(event),
             Event::HogSliceEnd => self.hog_slice_end(),
         }
