@@ -713,12 +713,14 @@ impl SimPoint {
             let arrive = IpipeEvent::Arrive(naam_ipipe::Side::Nic, k, frame);
             return self.events.schedule_at(at, Event::Ipipe(arrive));
         }
-        let Ok(Frame::Invoke(msg)) = Frame::decode(&frame) else {
+        // The eSwitch steers on the Invoke's header fields, as naam-net's eSwitches (and their
+        // kernel program) do; the location decodes the whole frame.
+        let Some(h) = naam_net::eswitch::parse_invoke_header(&frame) else {
             return self.frames.give(frame); // clients send only invokes to the ingress
         };
         let mut loc = self
             .eswitch
-            .route(msg.tenant, msg.function, msg.flow, msg.request_id);
+            .route(h.tenant, h.function, h.flow, h.request_id);
         self.steered[loc.index()] += 1;
         // The client's share goes to the host, which pushes it back (as on the local testbed).
         if loc == Location::Client {
