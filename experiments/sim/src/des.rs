@@ -10,7 +10,9 @@
 //! events are then spread over the buckets below it (each event moves down at most 64 times, in
 //! practice a few); the pops need no comparisons between events, so few mispredicted branches
 //! (a binary heap's sift was ≈ 17 % of a point's CPU time). Buckets hold compact keys
-//! `(at_ns, slot)`, 16 bytes, and the events wait in a slab whose slots are reused.
+//! `(at_ns, slot)`, 16 bytes, and the events wait in a slab whose slots are reused (events moved
+//! whole down the buckets instead were 4 % slower on the bench's point: an event moves ≈ 2.8
+//! times).
 //!
 //! Why the order is still `(time_ns, seq)`: events due at one time always share a bucket (the
 //! bucket depends only on the time and the clock), a bucket receives events in scheduling order
