@@ -140,6 +140,34 @@ pub enum AccessFailure {
     DataPath,
 }
 
+/// Memory the driver owns and lends to the steps that read it, in place of a copy: a host in a
+/// box ([`LocalHost`](crate::local::LocalHost)) or a simulator serving accesses from its own
+/// bytes. The driver completes such an access with [`Executor::complete_access_in_place`]; the
+/// executor asks for its bytes while it runs the step that reads them
+/// ([`Executor::step_with`]) and maps them read-only into the VM for that step. The access was
+/// checked against the region table before it was handed out, as every access is. The engine
+/// still does no IO: the driver answers from memory it already holds.
+///
+/// Lending is for memory no one else writes while the step runs (a step sees the bytes as they
+/// are when it runs, not when the access was completed). Memory shared with other writers (a
+/// host worker's shared-memory regions) and off-box data paths keep the copy
+/// ([`Executor::complete_access`]).
+pub trait AccessMemory {
+    /// The `len` bytes at `offset` of `region`, or `None` if the driver cannot serve them (the
+    /// message then ends with a data-path error).
+    fn bytes(&self, region: RegionId, offset: u64, len: u32) -> Option<&[u8]>;
+}
+
+/// Lends nothing: the memory of [`Executor::step`], where every access was copied.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMemory;
+
+impl AccessMemory for NoMemory {
+    fn bytes(&self, _region: RegionId, _offset: u64, _len: u32) -> Option<&[u8]> {
+        None
+    }
+}
+
 /// A finished message: its reply frame was written into the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {
@@ -262,7 +290,12 @@ struct Slot {
     origin: Descriptors,
     current: Descriptors,
     data: Box<[[u8; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX]>,
+    /// The regions the current descriptors were checked against (valid while Accessing/Ready).
+    regions: [RegionId; ACCESSES_PER_STEP_MAX],
     pending_mask: u8,
+    /// Accesses completed in place: their bytes are the driver's, lent to the step that reads
+    /// them ([`AccessMemory`]) instead of copied into `data`.
+    in_place_mask: u8,
     arrived_at: Nanos,
     started_at: Option<Nanos>,
     insn: u64,
@@ -289,7 +322,9 @@ impl Slot {
             origin: Descriptors::new(),
             current: Descriptors::new(),
             data: Box::new([[0; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX]),
+            regions: [RegionId(0); ACCESSES_PER_STEP_MAX],
             pending_mask: 0,
+            in_place_mask: 0,
             arrived_at: Nanos(0),
             started_at: None,
             insn: 0,
@@ -498,6 +533,26 @@ impl Executor {
         true
     }
 
+    /// Completes an access whose bytes the driver lends in place (no copy): the step that reads
+    /// them must be run with [`Executor::step_with`] (or [`Executor::run_with`]) over memory
+    /// that serves them ([`AccessMemory`]). Stale or duplicate completions return `false`.
+    pub fn complete_access_in_place(&mut self, id: AccessId) -> bool {
+        let Some(slot) = self.live_slot(id, Phase::Accessing) else {
+            return false;
+        };
+        let bit = 1u8 << id.index;
+        if slot.pending_mask & bit == 0 {
+            return false;
+        }
+        slot.in_place_mask |= bit;
+        slot.pending_mask &= !bit;
+        if slot.pending_mask == 0 {
+            slot.phase = Phase::Ready;
+            self.ready.push_back(id.slot);
+        }
+        true
+    }
+
     /// Reports that an access failed; its message ends with an error.
     pub fn fail_access(&mut self, now: Nanos, id: AccessId, failure: AccessFailure) -> bool {
         if self.live_slot(id, Phase::Accessing).is_none() {
@@ -557,11 +612,31 @@ impl Executor {
         self.run_work(now, steps_max).steps as usize
     }
 
+    /// [`Executor::run`] with accesses completed in place served from `memory`.
+    pub fn run_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        steps_max: usize,
+        memory: &M,
+    ) -> usize {
+        self.run_work_with(now, steps_max, memory).steps as usize
+    }
+
     /// Runs up to `steps_max` ready steps; returns what they did (a cost model charges for it).
     pub fn run_work(&mut self, now: Nanos, steps_max: usize) -> Work {
+        self.run_work_with(now, steps_max, &NoMemory)
+    }
+
+    /// [`Executor::run_work`] with accesses completed in place served from `memory`.
+    pub fn run_work_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        steps_max: usize,
+        memory: &M,
+    ) -> Work {
         let mut work = Work::default();
         while (work.steps as usize) < steps_max {
-            let Some(step) = self.step(now) else {
+            let Some(step) = self.step_with(now, memory) else {
                 break;
             };
             work.add(&step);
@@ -571,6 +646,17 @@ impl Executor {
 
     /// Runs the oldest ready step, if any, and says what it did.
     pub fn step(&mut self, now: Nanos) -> Option<StepWork> {
+        self.step_with(now, &NoMemory)
+    }
+
+    /// [`Executor::step`] with accesses completed in place
+    /// ([`Executor::complete_access_in_place`]) served from `memory`, mapped into the VM without
+    /// a copy.
+    pub fn step_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        memory: &M,
+    ) -> Option<StepWork> {
         let index = self.ready.pop_front()?;
         let slot = &self.slots[index as usize];
         let data_bytes = slot
@@ -580,7 +666,7 @@ impl Executor {
             .map(|d| u64::from(d.len))
             .sum();
         let (accesses_before, done_before) = (self.accesses.len(), self.done.len());
-        let insn = self.run_step(now, index);
+        let insn = self.run_step(now, index, memory);
         Some(StepWork {
             insn,
             data_bytes,
@@ -767,6 +853,8 @@ impl Executor {
         }
         slot.phase = Phase::Accessing;
         slot.pending_mask = ((1u16 << slot.current.len()) - 1) as u8;
+        slot.in_place_mask = 0;
+        slot.regions = checked;
         for (i, d) in slot.current.as_slice().iter().enumerate() {
             let request = AccessRequest {
                 id: id(i),
@@ -794,7 +882,7 @@ impl Executor {
 
     /// Runs one step of the message in slot `index`; returns the instructions it executed (the
     /// budget for a step that exhausted it, 0 for any other trap).
-    fn run_step(&mut self, now: Nanos, index: u32) -> u64 {
+    fn run_step<M: AccessMemory + ?Sized>(&mut self, now: Nanos, index: u32, memory: &M) -> u64 {
         let slot = &mut self.slots[index as usize];
         if slot.started_at.is_none() {
             slot.started_at = Some(now);
@@ -816,6 +904,7 @@ impl Executor {
             &mut self.step_ctx,
             slot,
             self.config.location,
+            memory,
         );
         let function_slot = entry.slot;
         slot.function = Some(entry);
@@ -823,14 +912,22 @@ impl Executor {
         let counters = self.stats.function(function_slot);
         counters.steps += 1;
         match result {
-            Ok(exit) => {
+            StepEnd::Unserved => {
+                let code = ErrorCode {
+                    kind: ErrorKind::DataPath,
+                    detail: 0,
+                };
+                self.finish(now, index, Status::Error(code));
+                0
+            }
+            StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
                 self.stats.insn += exit.insn_count;
                 self.slots[index as usize].insn += exit.insn_count;
                 self.after_step(now, index, exit.r0);
                 exit.insn_count
             }
-            Err(trap) => {
+            StepEnd::Trap(trap) => {
                 counters.traps += 1;
                 self.stats.traps += 1;
                 let code = ErrorCode {
@@ -1030,20 +1127,33 @@ fn fill_slot(
         invoke.origin
     };
     slot.pending_mask = 0;
+    slot.in_place_mask = 0;
     slot.arrived_at = arrived_at;
     slot.started_at = None;
     slot.insn = 0;
 }
 
-/// Runs one step of `program` over the slot's args, state and fetched data.
-fn execute_step(
+/// How a step ended.
+enum StepEnd {
+    /// The program exited.
+    Exit(naam_vm::Exit),
+    /// The VM trapped.
+    Trap(Trap),
+    /// The driver could not lend the bytes of an access completed in place (the VM did not run).
+    Unserved,
+}
+
+/// Runs one step of `program` over the slot's args, state and fetched data (copied into the
+/// slot, or lent in place by `memory`).
+fn execute_step<M: AccessMemory + ?Sized>(
     vm: &mut Vm,
     program: &Program,
     helpers: &Helpers<StepCtx>,
     step_ctx: &mut StepCtx,
     slot: &mut Slot,
     location: Location,
-) -> Result<naam_vm::Exit, Trap> {
+    memory: &M,
+) -> StepEnd {
     let mut ctx = [0u8; abi::ctx::BYTES];
     let mut mem = Memory::new();
     let Slot {
@@ -1053,6 +1163,8 @@ fn execute_step(
         state_len,
         current,
         data,
+        regions,
+        in_place_mask,
         step,
         attempt,
         ..
@@ -1068,19 +1180,32 @@ fn execute_step(
     put_u32(&mut ctx, abi::ctx::LOCATION, u32::from(location.code()));
     put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
     for (i, (d, buf)) in current.as_slice().iter().zip(data.iter()).enumerate() {
+        let len = d.len as usize;
+        let bytes = if *in_place_mask & (1 << i) == 0 {
+            &buf[..len]
+        } else {
+            match memory.bytes(regions[i], d.offset, d.len) {
+                Some(lent) if lent.len() == len => lent,
+                _ => return StepEnd::Unserved,
+            }
+        };
         let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
-        put_u64(&mut ctx, at, map_read(&mut mem, &buf[..d.len as usize]));
+        put_u64(&mut ctx, at, map_read(&mut mem, bytes));
         put_u32(&mut ctx, at + 8, d.len);
     }
     let ctx_addr = map_read(&mut mem, &ctx);
-    vm.run(
+    let result = vm.run(
         program,
         &mut mem,
         helpers,
         step_ctx,
         ctx_addr,
         abi::ctx::BYTES as u64,
-    )
+    );
+    match result {
+        Ok(exit) => StepEnd::Exit(exit),
+        Err(trap) => StepEnd::Trap(trap),
+    }
 }
 
 /// Maps a read-only buffer; an empty buffer gets the null address (any access to it traps).

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::exec::{AccessFailure, Executor, ExecutorConfig};
+use crate::exec::{AccessMemory, Executor, ExecutorConfig};
 use crate::function::{Code, FunctionError, FunctionTable};
 use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
 use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
@@ -101,6 +101,17 @@ pub enum LocalError {
     /// Setting up the executor failed.
     #[error("executor: {0}")]
     Executor(String),
+}
+
+/// A host's regions, lent to the steps that read them (indexed by region id).
+struct HostMemory<'a>(&'a [Vec<u8>]);
+
+impl AccessMemory for HostMemory<'_> {
+    fn bytes(&self, region: RegionId, offset: u64, len: u32) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let region = self.0.get(region.0 as usize)?;
+        region.get(start..start.checked_add(len as usize)?)
+    }
 }
 
 /// A host in a box.
@@ -214,15 +225,10 @@ impl LocalHost {
                     function: invoke.function,
                 });
             }
+            // The host owns its regions and nothing writes them during a call: every access is
+            // lent in place and mapped straight into the VM for the step that reads it.
             while let Some(a) = exec.poll_access() {
-                let start = a.descriptor.offset as usize;
-                let bytes = memory
-                    .get(a.region.0 as usize)
-                    .and_then(|m| m.get(start..start + a.descriptor.len as usize));
-                match bytes {
-                    Some(bytes) => exec.complete_access(a.id, bytes),
-                    None => exec.fail_access(Nanos(0), a.id, AccessFailure::DataPath),
-                };
+                exec.complete_access_in_place(a.id);
             }
             if let Some(done) = exec.poll_completion(frame) {
                 let Ok(Frame::Reply(decoded)) = Frame::decode(frame) else {
@@ -236,7 +242,7 @@ impl LocalHost {
                 reply.insn = done.insn;
                 return Ok(());
             }
-            exec.run(Nanos(0), 1);
+            exec.run_with(Nanos(0), 1, &HostMemory(memory));
         }
         Err(LocalError::Stuck)
     }
