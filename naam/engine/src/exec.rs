@@ -30,7 +30,7 @@ use crate::abi::{
 use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
-use crate::region::{Denial, RegionTable};
+use crate::region::{Denial, RegionInfo, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
 use crate::wire::{
@@ -366,6 +366,9 @@ pub struct Executor {
     functions: Arc<FunctionTable>,
     helpers: Arc<Helpers<StepCtx>>,
     regions: Arc<RegionTable>,
+    /// The region the last checked access named (in `regions`): consecutive accesses to one
+    /// region skip the rkey lookup, never the check. Cleared when the tables change.
+    last_region: Option<RegionInfo>,
     vm: Vm,
     step_ctx: StepCtx,
     slots: Vec<Slot>,
@@ -413,6 +416,7 @@ impl Executor {
             functions,
             helpers,
             regions,
+            last_region: None,
             vm: Vm::new(VmConfig {
                 budget_insn: config.step_budget_insn,
             }),
@@ -458,6 +462,7 @@ impl Executor {
         self.helpers = Arc::clone(functions.helpers());
         self.functions = functions;
         self.regions = regions;
+        self.last_region = None;
     }
 
     /// Server-side pushback share (permille) from the controller: messages whose steering bucket
@@ -821,7 +826,14 @@ impl Executor {
         let slot = &self.slots[index as usize];
         let mut checked = [RegionId(0); ACCESSES_PER_STEP_MAX];
         for (i, d) in slot.current.as_slice().iter().enumerate() {
-            match self.regions.check(slot.tenant, d) {
+            let info = match self.last_region {
+                Some(info) if info.rkey == d.rkey => info,
+                _ => match self.regions.by_rkey(d.rkey) {
+                    Some(info) => *self.last_region.insert(*info),
+                    None => return self.deny(now, index, Denial::UnknownRkey { rkey: d.rkey }),
+                },
+            };
+            match check_region(&info, slot.tenant, d) {
                 Ok(region) => checked[i] = region,
                 Err(denial) => return self.deny(now, index, denial),
             }
