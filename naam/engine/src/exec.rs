@@ -381,6 +381,10 @@ pub struct Executor {
     scratch: Vec<u8>,
     client_permille: u16,
     pushback_credit_insn: Option<u64>,
+    /// Every access is lent in place at hand-out ([`Executor::set_accesses_in_place`]).
+    accesses_in_place: bool,
+    /// Accesses handed out since creation (queued or lent in place).
+    accesses_handed_out: u64,
     stats: ExecutorStats,
     period: PeriodLoad,
 }
@@ -431,6 +435,8 @@ impl Executor {
             scratch: Vec::new(),
             client_permille: 0,
             pushback_credit_insn: None,
+            accesses_in_place: false,
+            accesses_handed_out: 0,
             stats: ExecutorStats::default(),
             period: PeriodLoad::default(),
         })
@@ -477,6 +483,14 @@ impl Executor {
     /// continuation. `None` disables it.
     pub fn set_pushback_credit(&mut self, credit_insn: Option<u64>) {
         self.pushback_credit_insn = credit_insn;
+    }
+
+    /// For a driver that owns every byte any access can name (a host in a box): each access,
+    /// once checked, is completed in place at once instead of queued for
+    /// [`Executor::poll_access`], and the step that reads it must run with
+    /// [`Executor::step_with`] over memory that serves it ([`AccessMemory`]).
+    pub fn set_accesses_in_place(&mut self, in_place: bool) {
+        self.accesses_in_place = in_place;
     }
 
     /// Accepts a message received at `arrived_at`. Every submitted message produces exactly one
@@ -670,12 +684,12 @@ impl Executor {
             .iter()
             .map(|d| u64::from(d.len))
             .sum();
-        let (accesses_before, done_before) = (self.accesses.len(), self.done.len());
+        let (accesses_before, done_before) = (self.accesses_handed_out, self.done.len());
         let insn = self.run_step(now, index, memory);
         Some(StepWork {
             insn,
             data_bytes,
-            accesses_out: (self.accesses.len() - accesses_before) as u32,
+            accesses_out: (self.accesses_handed_out - accesses_before) as u32,
             finished: self.done.len() > done_before,
         })
     }
@@ -863,10 +877,19 @@ impl Executor {
             self.ready.push_back(index);
             return;
         }
-        slot.phase = Phase::Accessing;
-        slot.pending_mask = ((1u16 << slot.current.len()) - 1) as u8;
-        slot.in_place_mask = 0;
+        let all = ((1u16 << slot.current.len()) - 1) as u8;
         slot.regions = checked;
+        self.accesses_handed_out += slot.current.len() as u64;
+        if self.accesses_in_place {
+            slot.phase = Phase::Ready;
+            slot.pending_mask = 0;
+            slot.in_place_mask = all;
+            self.ready.push_back(index);
+            return;
+        }
+        slot.phase = Phase::Accessing;
+        slot.pending_mask = all;
+        slot.in_place_mask = 0;
         for (i, d) in slot.current.as_slice().iter().enumerate() {
             let request = AccessRequest {
                 id: id(i),

@@ -225,11 +225,6 @@ impl LocalHost {
                     function: invoke.function,
                 });
             }
-            // The host owns its regions and nothing writes them during a call: every access is
-            // lent in place and mapped straight into the VM for the step that reads it.
-            while let Some(a) = exec.poll_access() {
-                exec.complete_access_in_place(a.id);
-            }
             if let Some(done) = exec.poll_completion(frame) {
                 let Ok(Frame::Reply(decoded)) = Frame::decode(frame) else {
                     return Err(LocalError::Stuck);
@@ -251,8 +246,11 @@ impl LocalHost {
         if self.exec.is_none() {
             let functions = Arc::new(self.functions.clone());
             let regions = Arc::new(self.regions.clone());
-            let exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions)
+            let mut exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions)
                 .map_err(|e| LocalError::Executor(e.to_string()))?;
+            // The host owns its regions and nothing writes them during a call: every access is
+            // lent in place and mapped straight into the VM for the step that reads it.
+            exec.set_accesses_in_place(true);
             self.exec = Some(exec);
         }
         Ok(())

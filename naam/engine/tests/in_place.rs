@@ -165,3 +165,36 @@ fn a_stale_in_place_completion_is_ignored() {
     let (c, _) = run_in_place(&mut exec, &Lent(&memory), &msg);
     assert_eq!(c.status, Status::Ok);
 }
+
+#[test]
+fn an_executor_lending_every_access_queues_none_and_answers_as_the_copying_one() {
+    let (regions, memory, ds) = dataset(&pairs(PAIRS, 13), 9);
+    let (mut copying, mut lending) = (executor(&regions), executor(&regions));
+    lending.set_accesses_in_place(true);
+    let mut accesses_out = 0;
+    for (i, &(key, _)) in ds.pairs.iter().take(MESSAGES_PER_KIND).enumerate() {
+        let (function, (args, descriptors)) = if i % 2 == 0 {
+            (HASH_GET, hash_request(&ds, key))
+        } else {
+            (TREE_GET, tree_request(&ds, key))
+        };
+        let msg = invoke(TENANT, function, i as u64, &args, descriptors);
+        let (c_copy, frame_copy) = run_at_host(&mut copying, &memory, &regions, &msg);
+        lending.submit(Nanos(0), Nanos(0), 0, &msg);
+        let mut frame = Vec::new();
+        let c_lent = loop {
+            assert_eq!(lending.poll_access(), None, "nothing is queued");
+            if let Some(c) = lending.poll_completion(&mut frame) {
+                break c;
+            }
+            let step = lending
+                .step_with(Nanos(0), &Lent(&memory))
+                .expect("a ready step");
+            accesses_out += u64::from(step.accesses_out);
+        };
+        assert_eq!((c_copy, &frame_copy), (c_lent, &frame), "message {i}");
+    }
+    // Every step but a message's last declares the next step's accesses.
+    assert!(accesses_out > 0);
+    assert_eq!(copying.stats().steps, lending.stats().steps);
+}
