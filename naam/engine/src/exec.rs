@@ -191,6 +191,10 @@ pub struct Completion {
     pub finished_at: Nanos,
     /// eBPF instructions it executed here.
     pub insn: u64,
+    /// Steps of its last attempt, as its reply frame says.
+    pub steps: u8,
+    /// Retries before it ended, as its reply frame says.
+    pub attempts: u8,
 }
 
 /// What one executed step did: the work a cost model (the simulator's CPU time) charges for.
@@ -804,6 +808,8 @@ impl Executor {
             started_at: now,
             finished_at: now,
             insn,
+            steps,
+            attempts: invoke.attempt,
         };
         let reply = Reply {
             request_id: invoke.request_id,
@@ -1096,11 +1102,12 @@ impl Executor {
             _ => &[],
         };
         let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
+        let steps = slot.step.saturating_add(1);
         let reply = Reply {
             request_id: slot.request_id,
             status,
             location: self.config.location,
-            steps: slot.step.saturating_add(1),
+            steps,
             attempts: slot.attempt,
             client_permille: self.client_permille,
             payload,
@@ -1119,6 +1126,8 @@ impl Executor {
             started_at: slot.started_at.unwrap_or(now),
             finished_at: now,
             insn: slot.insn,
+            steps,
+            attempts: slot.attempt,
         };
         self.done.push_back(Done { completion, frame });
         self.period.record_completion();

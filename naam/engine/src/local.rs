@@ -9,7 +9,7 @@ use crate::exec::{AccessMemory, Executor, ExecutorConfig};
 use crate::function::{Code, FunctionError, FunctionTable};
 use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
 use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
-use crate::wire::{Frame, Invoke, Status};
+use crate::wire::{Invoke, REPLY_PAYLOAD_OFFSET, Status};
 
 /// Where a workload tool runs an operation: host-native Rust, or the workload's eBPF function
 /// through a [`LocalHost`] (the `--via native|vm` of `naam workload mica|btree`).
@@ -226,14 +226,16 @@ impl LocalHost {
                 });
             }
             if let Some(done) = exec.poll_completion(frame) {
-                let Ok(Frame::Reply(decoded)) = Frame::decode(frame) else {
+                // The executor's own reply frame: the completion carries its fields, the payload
+                // is the frame's tail (no second decode).
+                let Some(payload) = frame.get(REPLY_PAYLOAD_OFFSET..) else {
                     return Err(LocalError::Stuck);
                 };
-                reply.status = decoded.status;
+                reply.status = done.status;
                 reply.payload.clear();
-                reply.payload.extend_from_slice(decoded.payload);
-                reply.steps = decoded.steps;
-                reply.attempts = decoded.attempts;
+                reply.payload.extend_from_slice(payload);
+                reply.steps = done.steps;
+                reply.attempts = done.attempts;
                 reply.insn = done.insn;
                 return Ok(());
             }

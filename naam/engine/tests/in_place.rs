@@ -67,6 +67,22 @@ fn run_in_place<M: AccessMemory>(
     panic!("message did not complete in 10,000 rounds");
 }
 
+/// The completion carries the reply frame's steps and attempts, and the frame's payload is its
+/// tail from `wire::REPLY_PAYLOAD_OFFSET` (what `LocalHost` reads instead of decoding).
+fn assert_frame_matches(c: &Completion, frame: &[u8]) {
+    let Ok(Frame::Reply(reply)) = Frame::decode(frame) else {
+        panic!("not a reply frame");
+    };
+    assert_eq!(
+        (c.status, c.steps, c.attempts),
+        (reply.status, reply.steps, reply.attempts)
+    );
+    assert_eq!(
+        &frame[naam_engine::wire::REPLY_PAYLOAD_OFFSET..],
+        reply.payload
+    );
+}
+
 #[test]
 fn in_place_and_copied_accesses_give_the_same_replies() {
     let seed = test_seed(0x1a_9e);
@@ -90,6 +106,7 @@ fn in_place_and_copied_accesses_give_the_same_replies() {
         let (c_lent, frame_lent) = run_in_place(&mut lending, &Lent(&memory), &msg);
         assert_eq!(c_copy, c_lent, "completion of message {i} (key {key})");
         assert_eq!(frame_copy, frame_lent, "reply of message {i} (key {key})");
+        assert_frame_matches(&c_lent, &frame_lent);
         hits += usize::from(reply_of(&frame_lent).2.first() == Some(&1));
     }
     assert!(hits > 0, "some lookups hit");
@@ -108,8 +125,9 @@ fn lent_bytes_that_cannot_be_served_end_the_message_with_a_data_path_error() {
         detail: 0,
     });
     // Completed in place, but run without memory to lend, or with memory lending too few bytes.
-    let (c, _) = run_in_place(&mut exec, &NoMemory, &msg);
+    let (c, frame) = run_in_place(&mut exec, &NoMemory, &msg);
     assert_eq!((c.status, c.insn), (data_path, 0));
+    assert_frame_matches(&c, &frame);
     let (c, _) = run_in_place(&mut exec, &Short(&memory), &msg);
     assert_eq!((c.status, c.insn), (data_path, 0));
     // The executor goes on serving: the same message, lent properly, hits.
