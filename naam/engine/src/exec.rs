@@ -7,8 +7,12 @@
 //! 2. drains [`poll_access`](Executor::poll_access) and performs each access its own way — a copy
 //!    from host memory, a DMA with a delay, a one-sided read over the network — then hands the
 //!    bytes back with [`complete_access`](Executor::complete_access) (in any order, at any later
-//!    time: the executor never blocks and serves other messages meanwhile),
-//! 3. calls [`run`](Executor::run) to execute ready steps in the VM,
+//!    time: the executor never blocks and serves other messages meanwhile) — or, when the driver
+//!    owns the bytes and nothing writes them until the step runs, lends them instead of copying
+//!    ([`complete_access_in_place`](Executor::complete_access_in_place), or
+//!    [`set_accesses_in_place`](Executor::set_accesses_in_place) for every access),
+//! 3. calls [`run`](Executor::run) to execute ready steps in the VM ([`run_with`](Executor::run_with)
+//!    over the [`AccessMemory`] that serves lent accesses),
 //! 4. drains [`poll_completion`](Executor::poll_completion) for encoded reply frames.
 //!
 //! Host-native functions (writes such as MICA SET) surface as [`NativeRequest`]s for the host
