@@ -7,8 +7,12 @@
 //! 2. drains [`poll_access`](Executor::poll_access) and performs each access its own way — a copy
 //!    from host memory, a DMA with a delay, a one-sided read over the network — then hands the
 //!    bytes back with [`complete_access`](Executor::complete_access) (in any order, at any later
-//!    time: the executor never blocks and serves other messages meanwhile),
-//! 3. calls [`run`](Executor::run) to execute ready steps in the VM,
+//!    time: the executor never blocks and serves other messages meanwhile) — or, when the driver
+//!    owns the bytes and nothing writes them until the step runs, lends them instead of copying
+//!    ([`complete_access_in_place`](Executor::complete_access_in_place), or
+//!    [`set_accesses_in_place`](Executor::set_accesses_in_place) for every access),
+//! 3. calls [`run`](Executor::run) to execute ready steps in the VM ([`run_with`](Executor::run_with)
+//!    over the [`AccessMemory`] that serves lent accesses),
 //! 4. drains [`poll_completion`](Executor::poll_completion) for encoded reply frames.
 //!
 //! Host-native functions (writes such as MICA SET) surface as [`NativeRequest`]s for the host
@@ -30,7 +34,7 @@ use crate::abi::{
 use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
-use crate::region::{Denial, RegionTable};
+use crate::region::{Denial, RegionInfo, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
 use crate::wire::{
@@ -140,6 +144,34 @@ pub enum AccessFailure {
     DataPath,
 }
 
+/// Memory the driver owns and lends to the steps that read it, in place of a copy: a host in a
+/// box ([`LocalHost`](crate::local::LocalHost)) or a simulator serving accesses from its own
+/// bytes. The driver completes such an access with [`Executor::complete_access_in_place`]; the
+/// executor asks for its bytes while it runs the step that reads them
+/// ([`Executor::step_with`]) and maps them read-only into the VM for that step. The access was
+/// checked against the region table before it was handed out, as every access is. The engine
+/// still does no IO: the driver answers from memory it already holds.
+///
+/// Lending is for memory no one else writes while the step runs (a step sees the bytes as they
+/// are when it runs, not when the access was completed). Memory shared with other writers (a
+/// host worker's shared-memory regions) and off-box data paths keep the copy
+/// ([`Executor::complete_access`]).
+pub trait AccessMemory {
+    /// The `len` bytes at `offset` of `region`, or `None` if the driver cannot serve them (the
+    /// message then ends with a data-path error).
+    fn bytes(&self, region: RegionId, offset: u64, len: u32) -> Option<&[u8]>;
+}
+
+/// Lends nothing: the memory of [`Executor::step`], where every access was copied.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMemory;
+
+impl AccessMemory for NoMemory {
+    fn bytes(&self, _region: RegionId, _offset: u64, _len: u32) -> Option<&[u8]> {
+        None
+    }
+}
+
 /// A finished message: its reply frame was written into the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Completion {
@@ -163,6 +195,10 @@ pub struct Completion {
     pub finished_at: Nanos,
     /// eBPF instructions it executed here.
     pub insn: u64,
+    /// Steps of its last attempt, as its reply frame says.
+    pub steps: u8,
+    /// Retries before it ended, as its reply frame says.
+    pub attempts: u8,
 }
 
 /// What one executed step did: the work a cost model (the simulator's CPU time) charges for.
@@ -262,7 +298,12 @@ struct Slot {
     origin: Descriptors,
     current: Descriptors,
     data: Box<[[u8; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX]>,
+    /// The regions the current descriptors were checked against (valid while Accessing/Ready).
+    regions: [RegionId; ACCESSES_PER_STEP_MAX],
     pending_mask: u8,
+    /// Accesses completed in place: their bytes are the driver's, lent to the step that reads
+    /// them ([`AccessMemory`]) instead of copied into `data`.
+    in_place_mask: u8,
     arrived_at: Nanos,
     started_at: Option<Nanos>,
     insn: u64,
@@ -289,7 +330,9 @@ impl Slot {
             origin: Descriptors::new(),
             current: Descriptors::new(),
             data: Box::new([[0; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX]),
+            regions: [RegionId(0); ACCESSES_PER_STEP_MAX],
             pending_mask: 0,
+            in_place_mask: 0,
             arrived_at: Nanos(0),
             started_at: None,
             insn: 0,
@@ -331,6 +374,9 @@ pub struct Executor {
     functions: Arc<FunctionTable>,
     helpers: Arc<Helpers<StepCtx>>,
     regions: Arc<RegionTable>,
+    /// The region the last checked access named (in `regions`): consecutive accesses to one
+    /// region skip the rkey lookup, never the check. Cleared when the tables change.
+    last_region: Option<RegionInfo>,
     vm: Vm,
     step_ctx: StepCtx,
     slots: Vec<Slot>,
@@ -343,6 +389,10 @@ pub struct Executor {
     scratch: Vec<u8>,
     client_permille: u16,
     pushback_credit_insn: Option<u64>,
+    /// Every access is lent in place at hand-out ([`Executor::set_accesses_in_place`]).
+    accesses_in_place: bool,
+    /// Accesses handed out since creation (queued or lent in place).
+    accesses_handed_out: u64,
     stats: ExecutorStats,
     period: PeriodLoad,
 }
@@ -378,6 +428,7 @@ impl Executor {
             functions,
             helpers,
             regions,
+            last_region: None,
             vm: Vm::new(VmConfig {
                 budget_insn: config.step_budget_insn,
             }),
@@ -392,6 +443,8 @@ impl Executor {
             scratch: Vec::new(),
             client_permille: 0,
             pushback_credit_insn: None,
+            accesses_in_place: false,
+            accesses_handed_out: 0,
             stats: ExecutorStats::default(),
             period: PeriodLoad::default(),
         })
@@ -423,6 +476,7 @@ impl Executor {
         self.helpers = Arc::clone(functions.helpers());
         self.functions = functions;
         self.regions = regions;
+        self.last_region = None;
     }
 
     /// Server-side pushback share (permille) from the controller: messages whose steering bucket
@@ -437,6 +491,14 @@ impl Executor {
     /// continuation. `None` disables it.
     pub fn set_pushback_credit(&mut self, credit_insn: Option<u64>) {
         self.pushback_credit_insn = credit_insn;
+    }
+
+    /// For a driver that owns every byte any access can name (a host in a box): each access,
+    /// once checked, is completed in place at once instead of queued for
+    /// [`Executor::poll_access`], and the step that reads it must run with
+    /// [`Executor::step_with`] over memory that serves it ([`AccessMemory`]).
+    pub fn set_accesses_in_place(&mut self, in_place: bool) {
+        self.accesses_in_place = in_place;
     }
 
     /// Accepts a message received at `arrived_at`. Every submitted message produces exactly one
@@ -490,6 +552,26 @@ impl Executor {
             return false;
         }
         slot.data[index][..data.len()].copy_from_slice(data);
+        slot.pending_mask &= !bit;
+        if slot.pending_mask == 0 {
+            slot.phase = Phase::Ready;
+            self.ready.push_back(id.slot);
+        }
+        true
+    }
+
+    /// Completes an access whose bytes the driver lends in place (no copy): the step that reads
+    /// them must be run with [`Executor::step_with`] (or [`Executor::run_with`]) over memory
+    /// that serves them ([`AccessMemory`]). Stale or duplicate completions return `false`.
+    pub fn complete_access_in_place(&mut self, id: AccessId) -> bool {
+        let Some(slot) = self.live_slot(id, Phase::Accessing) else {
+            return false;
+        };
+        let bit = 1u8 << id.index;
+        if slot.pending_mask & bit == 0 {
+            return false;
+        }
+        slot.in_place_mask |= bit;
         slot.pending_mask &= !bit;
         if slot.pending_mask == 0 {
             slot.phase = Phase::Ready;
@@ -557,11 +639,31 @@ impl Executor {
         self.run_work(now, steps_max).steps as usize
     }
 
+    /// [`Executor::run`] with accesses completed in place served from `memory`.
+    pub fn run_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        steps_max: usize,
+        memory: &M,
+    ) -> usize {
+        self.run_work_with(now, steps_max, memory).steps as usize
+    }
+
     /// Runs up to `steps_max` ready steps; returns what they did (a cost model charges for it).
     pub fn run_work(&mut self, now: Nanos, steps_max: usize) -> Work {
+        self.run_work_with(now, steps_max, &NoMemory)
+    }
+
+    /// [`Executor::run_work`] with accesses completed in place served from `memory`.
+    pub fn run_work_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        steps_max: usize,
+        memory: &M,
+    ) -> Work {
         let mut work = Work::default();
         while (work.steps as usize) < steps_max {
-            let Some(step) = self.step(now) else {
+            let Some(step) = self.step_with(now, memory) else {
                 break;
             };
             work.add(&step);
@@ -571,6 +673,17 @@ impl Executor {
 
     /// Runs the oldest ready step, if any, and says what it did.
     pub fn step(&mut self, now: Nanos) -> Option<StepWork> {
+        self.step_with(now, &NoMemory)
+    }
+
+    /// [`Executor::step`] with accesses completed in place
+    /// ([`Executor::complete_access_in_place`]) served from `memory`, mapped into the VM without
+    /// a copy.
+    pub fn step_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        memory: &M,
+    ) -> Option<StepWork> {
         let index = self.ready.pop_front()?;
         let slot = &self.slots[index as usize];
         let data_bytes = slot
@@ -579,12 +692,12 @@ impl Executor {
             .iter()
             .map(|d| u64::from(d.len))
             .sum();
-        let (accesses_before, done_before) = (self.accesses.len(), self.done.len());
-        let insn = self.run_step(now, index);
+        let (accesses_before, done_before) = (self.accesses_handed_out, self.done.len());
+        let insn = self.run_step(now, index, memory);
         Some(StepWork {
             insn,
             data_bytes,
-            accesses_out: (self.accesses.len() - accesses_before) as u32,
+            accesses_out: (self.accesses_handed_out - accesses_before) as u32,
             finished: self.done.len() > done_before,
         })
     }
@@ -699,6 +812,8 @@ impl Executor {
             started_at: now,
             finished_at: now,
             insn,
+            steps,
+            attempts: invoke.attempt,
         };
         let reply = Reply {
             request_id: invoke.request_id,
@@ -735,7 +850,14 @@ impl Executor {
         let slot = &self.slots[index as usize];
         let mut checked = [RegionId(0); ACCESSES_PER_STEP_MAX];
         for (i, d) in slot.current.as_slice().iter().enumerate() {
-            match self.regions.check(slot.tenant, d) {
+            let info = match self.last_region {
+                Some(info) if info.rkey == d.rkey => info,
+                _ => match self.regions.by_rkey(d.rkey) {
+                    Some(info) => *self.last_region.insert(*info),
+                    None => return self.deny(now, index, Denial::UnknownRkey { rkey: d.rkey }),
+                },
+            };
+            match check_region(&info, slot.tenant, d) {
                 Ok(region) => checked[i] = region,
                 Err(denial) => return self.deny(now, index, denial),
             }
@@ -765,8 +887,19 @@ impl Executor {
             self.ready.push_back(index);
             return;
         }
+        let all = ((1u16 << slot.current.len()) - 1) as u8;
+        slot.regions = checked;
+        self.accesses_handed_out += slot.current.len() as u64;
+        if self.accesses_in_place {
+            slot.phase = Phase::Ready;
+            slot.pending_mask = 0;
+            slot.in_place_mask = all;
+            self.ready.push_back(index);
+            return;
+        }
         slot.phase = Phase::Accessing;
-        slot.pending_mask = ((1u16 << slot.current.len()) - 1) as u8;
+        slot.pending_mask = all;
+        slot.in_place_mask = 0;
         for (i, d) in slot.current.as_slice().iter().enumerate() {
             let request = AccessRequest {
                 id: id(i),
@@ -794,7 +927,7 @@ impl Executor {
 
     /// Runs one step of the message in slot `index`; returns the instructions it executed (the
     /// budget for a step that exhausted it, 0 for any other trap).
-    fn run_step(&mut self, now: Nanos, index: u32) -> u64 {
+    fn run_step<M: AccessMemory + ?Sized>(&mut self, now: Nanos, index: u32, memory: &M) -> u64 {
         let slot = &mut self.slots[index as usize];
         if slot.started_at.is_none() {
             slot.started_at = Some(now);
@@ -816,6 +949,7 @@ impl Executor {
             &mut self.step_ctx,
             slot,
             self.config.location,
+            memory,
         );
         let function_slot = entry.slot;
         slot.function = Some(entry);
@@ -823,14 +957,22 @@ impl Executor {
         let counters = self.stats.function(function_slot);
         counters.steps += 1;
         match result {
-            Ok(exit) => {
+            StepEnd::Unserved => {
+                let code = ErrorCode {
+                    kind: ErrorKind::DataPath,
+                    detail: 0,
+                };
+                self.finish(now, index, Status::Error(code));
+                0
+            }
+            StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
                 self.stats.insn += exit.insn_count;
                 self.slots[index as usize].insn += exit.insn_count;
                 self.after_step(now, index, exit.r0);
                 exit.insn_count
             }
-            Err(trap) => {
+            StepEnd::Trap(trap) => {
                 counters.traps += 1;
                 self.stats.traps += 1;
                 let code = ErrorCode {
@@ -964,11 +1106,12 @@ impl Executor {
             _ => &[],
         };
         let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
+        let steps = slot.step.saturating_add(1);
         let reply = Reply {
             request_id: slot.request_id,
             status,
             location: self.config.location,
-            steps: slot.step.saturating_add(1),
+            steps,
             attempts: slot.attempt,
             client_permille: self.client_permille,
             payload,
@@ -987,6 +1130,8 @@ impl Executor {
             started_at: slot.started_at.unwrap_or(now),
             finished_at: now,
             insn: slot.insn,
+            steps,
+            attempts: slot.attempt,
         };
         self.done.push_back(Done { completion, frame });
         self.period.record_completion();
@@ -1030,20 +1175,33 @@ fn fill_slot(
         invoke.origin
     };
     slot.pending_mask = 0;
+    slot.in_place_mask = 0;
     slot.arrived_at = arrived_at;
     slot.started_at = None;
     slot.insn = 0;
 }
 
-/// Runs one step of `program` over the slot's args, state and fetched data.
-fn execute_step(
+/// How a step ended.
+enum StepEnd {
+    /// The program exited.
+    Exit(naam_vm::Exit),
+    /// The VM trapped.
+    Trap(Trap),
+    /// The driver could not lend the bytes of an access completed in place (the VM did not run).
+    Unserved,
+}
+
+/// Runs one step of `program` over the slot's args, state and fetched data (copied into the
+/// slot, or lent in place by `memory`).
+fn execute_step<M: AccessMemory + ?Sized>(
     vm: &mut Vm,
     program: &Program,
     helpers: &Helpers<StepCtx>,
     step_ctx: &mut StepCtx,
     slot: &mut Slot,
     location: Location,
-) -> Result<naam_vm::Exit, Trap> {
+    memory: &M,
+) -> StepEnd {
     let mut ctx = [0u8; abi::ctx::BYTES];
     let mut mem = Memory::new();
     let Slot {
@@ -1053,6 +1211,8 @@ fn execute_step(
         state_len,
         current,
         data,
+        regions,
+        in_place_mask,
         step,
         attempt,
         ..
@@ -1068,19 +1228,32 @@ fn execute_step(
     put_u32(&mut ctx, abi::ctx::LOCATION, u32::from(location.code()));
     put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
     for (i, (d, buf)) in current.as_slice().iter().zip(data.iter()).enumerate() {
+        let len = d.len as usize;
+        let bytes = if *in_place_mask & (1 << i) == 0 {
+            &buf[..len]
+        } else {
+            match memory.bytes(regions[i], d.offset, d.len) {
+                Some(lent) if lent.len() == len => lent,
+                _ => return StepEnd::Unserved,
+            }
+        };
         let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
-        put_u64(&mut ctx, at, map_read(&mut mem, &buf[..d.len as usize]));
+        put_u64(&mut ctx, at, map_read(&mut mem, bytes));
         put_u32(&mut ctx, at + 8, d.len);
     }
     let ctx_addr = map_read(&mut mem, &ctx);
-    vm.run(
+    let result = vm.run(
         program,
         &mut mem,
         helpers,
         step_ctx,
         ctx_addr,
         abi::ctx::BYTES as u64,
-    )
+    );
+    match result {
+        Ok(exit) => StepEnd::Exit(exit),
+        Err(trap) => StepEnd::Trap(trap),
+    }
 }
 
 /// Maps a read-only buffer; an empty buffer gets the null address (any access to it traps).

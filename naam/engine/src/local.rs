@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::exec::{AccessFailure, Executor, ExecutorConfig};
+use crate::exec::{AccessMemory, Executor, ExecutorConfig};
 use crate::function::{Code, FunctionError, FunctionTable};
 use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
 use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
-use crate::wire::{Frame, Invoke, Status};
+use crate::wire::{Invoke, REPLY_PAYLOAD_OFFSET, Status};
 
 /// Where a workload tool runs an operation: host-native Rust, or the workload's eBPF function
 /// through a [`LocalHost`] (the `--via native|vm` of `naam workload mica|btree`).
@@ -101,6 +101,17 @@ pub enum LocalError {
     /// Setting up the executor failed.
     #[error("executor: {0}")]
     Executor(String),
+}
+
+/// A host's regions, lent to the steps that read them (indexed by region id).
+struct HostMemory<'a>(&'a [Vec<u8>]);
+
+impl AccessMemory for HostMemory<'_> {
+    fn bytes(&self, region: RegionId, offset: u64, len: u32) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let region = self.0.get(region.0 as usize)?;
+        region.get(start..start.checked_add(len as usize)?)
+    }
 }
 
 /// A host in a box.
@@ -214,29 +225,21 @@ impl LocalHost {
                     function: invoke.function,
                 });
             }
-            while let Some(a) = exec.poll_access() {
-                let start = a.descriptor.offset as usize;
-                let bytes = memory
-                    .get(a.region.0 as usize)
-                    .and_then(|m| m.get(start..start + a.descriptor.len as usize));
-                match bytes {
-                    Some(bytes) => exec.complete_access(a.id, bytes),
-                    None => exec.fail_access(Nanos(0), a.id, AccessFailure::DataPath),
-                };
-            }
             if let Some(done) = exec.poll_completion(frame) {
-                let Ok(Frame::Reply(decoded)) = Frame::decode(frame) else {
+                // The executor's own reply frame: the completion carries its fields, the payload
+                // is the frame's tail (no second decode).
+                let Some(payload) = frame.get(REPLY_PAYLOAD_OFFSET..) else {
                     return Err(LocalError::Stuck);
                 };
-                reply.status = decoded.status;
+                reply.status = done.status;
                 reply.payload.clear();
-                reply.payload.extend_from_slice(decoded.payload);
-                reply.steps = decoded.steps;
-                reply.attempts = decoded.attempts;
+                reply.payload.extend_from_slice(payload);
+                reply.steps = done.steps;
+                reply.attempts = done.attempts;
                 reply.insn = done.insn;
                 return Ok(());
             }
-            exec.run(Nanos(0), 1);
+            exec.run_with(Nanos(0), 1, &HostMemory(memory));
         }
         Err(LocalError::Stuck)
     }
@@ -245,8 +248,11 @@ impl LocalHost {
         if self.exec.is_none() {
             let functions = Arc::new(self.functions.clone());
             let regions = Arc::new(self.regions.clone());
-            let exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions)
+            let mut exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions)
                 .map_err(|e| LocalError::Executor(e.to_string()))?;
+            // The host owns its regions and nothing writes them during a call: every access is
+            // lent in place and mapped straight into the VM for the step that reads it.
+            exec.set_accesses_in_place(true);
             self.exec = Some(exec);
         }
         Ok(())

@@ -293,30 +293,41 @@ impl RegionTable {
         let info = self
             .by_rkey(access.rkey)
             .ok_or(Denial::UnknownRkey { rkey: access.rkey })?;
-        if info.tenant != tenant {
-            return Err(Denial::WrongTenant {
-                region: info.id,
-                owner: info.tenant,
-                requester: tenant,
-            });
-        }
-        if !info.perms.allows(access.kind) {
-            return Err(Denial::PermissionDenied {
-                region: info.id,
-                kind: access.kind,
-            });
-        }
-        let end = access.offset.checked_add(u64::from(access.len));
-        if access.len == 0 || end.is_none_or(|end| end > info.len) {
-            return Err(Denial::OutOfBounds {
-                region: info.id,
-                offset: access.offset,
-                len: access.len,
-                region_len: info.len,
-            });
-        }
-        Ok(info.id)
+        check_region(info, tenant, access)
     }
+}
+
+/// The access check after the rkey lookup: `info` must be the region `access.rkey` names in
+/// the table the caller checks against ([`RegionTable::check`] looks it up; an executor may
+/// reuse the region its previous access named, for the same table and rkey).
+pub(crate) fn check_region(
+    info: &RegionInfo,
+    tenant: TenantId,
+    access: &Descriptor,
+) -> Result<RegionId, Denial> {
+    if info.tenant != tenant {
+        return Err(Denial::WrongTenant {
+            region: info.id,
+            owner: info.tenant,
+            requester: tenant,
+        });
+    }
+    if !info.perms.allows(access.kind) {
+        return Err(Denial::PermissionDenied {
+            region: info.id,
+            kind: access.kind,
+        });
+    }
+    let end = access.offset.checked_add(u64::from(access.len));
+    if access.len == 0 || end.is_none_or(|end| end > info.len) {
+        return Err(Denial::OutOfBounds {
+            region: info.id,
+            offset: access.offset,
+            len: access.len,
+            region_len: info.len,
+        });
+    }
+    Ok(info.id)
 }
 
 fn rkey_input(id: RegionId, generation: u64) -> [u8; 12] {
