@@ -640,3 +640,43 @@ fn accesses_beside_a_region_just_checked_are_checked_exactly() {
         assert_eq!(trap, Trap::OutOfBounds { pc, addr, len });
     }
 }
+
+#[test]
+fn a_budget_check_the_jit_defers_still_comes_before_the_next_store() {
+    // The taken jump at 1 leads to a block with no effect (it ends in a jump), so the JIT may
+    // check the budget at 4 instead; the store at 5 must still happen only if the count was
+    // within the budget at 1 and at 4, exactly as in the interpreter.
+    let slots = [
+        mov64_imm(0, 0),
+        ja(1),
+        mov64_imm(0, 1), // skipped
+        mov64_imm(2, 7),
+        ja(0), // count 4 here: checked, its target stores
+        stb(1, 0, 1),
+        exit(), // count 6
+    ];
+    let loaded = load(&program(&slots), &Helpers::<()>::new()).unwrap();
+    for budget in 0..=7u64 {
+        let mut buffer = [0u8; 8];
+        let mut mem = Memory::new();
+        let addr = mem.map_write(&mut buffer).unwrap();
+        let config = VmConfig {
+            budget_insn: budget,
+        };
+        let result = Vm::new(config).run(&loaded, &mut mem, &Helpers::new(), &mut (), addr, 8);
+        let expected = if budget >= 6 {
+            Ok(Exit {
+                r0: 0,
+                insn_count: 6,
+            })
+        } else {
+            Err(Trap::BudgetExceeded { budget })
+        };
+        assert_eq!(result, expected, "budget {budget}");
+        let stored = u8::from(budget >= 4);
+        assert_eq!(
+            buffer[0], stored,
+            "budget {budget}: the store ran iff both checks passed"
+        );
+    }
+}
