@@ -163,6 +163,9 @@ struct HelperEnv<'r, 'm, C> {
 
 /// Runs compiled code to its final `exit` or to a trap, over the same machine (stack, budget,
 /// depth bookkeeping) the interpreter would use. The caller installed the VM slots in `mem`.
+/// Inlined into `Vm::run`: a call boundary here costs a prologue, an epilogue and the argument
+/// shuffle on every invocation.
+#[inline(always)]
 pub(crate) fn run<C>(
     machine: Machine<'_>,
     code: &JitCode,
