@@ -153,6 +153,8 @@ struct Translator<'a, 'f> {
     /// Leaders whose taken jumps from before them may skip the budget check (see
     /// [`budget_deferrable`]).
     deferrable: Vec<bool>,
+    /// Leaders whose taken backward jumps may skip the budget check (see [`budget_anchored`]).
+    anchored: Vec<bool>,
     /// Decoded index of the first instruction of the current block.
     block_start: usize,
     /// Whether the current block still needs a terminator.
@@ -200,6 +202,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
+        let anchored = budget_anchored(ops, &blocks, &deferrable);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -215,6 +218,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             blocks,
             return_sites,
             deferrable,
+            anchored,
             block_start: 0,
             open: false,
             frames,
@@ -859,10 +863,15 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// The taken jump from `index` to `target`: checked against the budget, as in the
     /// interpreter, unless the check can be deferred (a forward jump to a block that is
-    /// [`budget_deferrable`]).
+    /// [`budget_deferrable`], a backward one to a block that is [`budget_anchored`]).
     fn taken_jump(&mut self, index: usize, target: usize) {
         let block = self.block_of(target);
-        if target > index && self.deferrable[target] {
+        let deferred = if target > index {
+            self.deferrable[target]
+        } else {
+            self.anchored[target]
+        };
+        if deferred {
             self.builder.ins().jump(block, &[]);
             self.open = false;
         } else {
@@ -1169,6 +1178,57 @@ fn block_deferrable(ops: &[Op], end: usize, deferrable: &[bool]) -> bool {
     // ended it, whose taken edge is checked (or deferred, to a deferrable leader) and whose
     // fall-through goes to `end`'s leader.
     deferrable.get(end).copied().unwrap_or(false)
+}
+
+/// Leaders from which every path reaches a budget check that is kept (an exit, or a taken
+/// forward jump to a leader that is not [`budget_deferrable`]) before any effect, through
+/// forward edges only. A backward jump to such a leader may skip its check: the check it
+/// defers comes before any effect (as for deferrable leaders), and every loop still passes a
+/// kept check, since from the leader on no path goes backward before reaching one.
+fn budget_anchored(ops: &[Op], blocks: &[Option<Block>], deferrable: &[bool]) -> Vec<bool> {
+    let mut anchored = vec![false; ops.len() + 1];
+    let mut end = ops.len();
+    for start in (0..ops.len()).rev() {
+        if blocks[start].is_none() {
+            continue;
+        }
+        anchored[start] = block_anchored(ops, start, end, deferrable, &anchored);
+        end = start;
+    }
+    anchored.truncate(ops.len());
+    anchored
+}
+
+/// Whether the block `start..end` is free of effects and leaves only through kept checks or
+/// forward edges to anchored leaders.
+fn block_anchored(
+    ops: &[Op],
+    start: usize,
+    end: usize,
+    deferrable: &[bool],
+    anchored: &[bool],
+) -> bool {
+    use Kind::*;
+    let forward_ok =
+        |index: usize, target: usize| target > index && (!deferrable[target] || anchored[target]);
+    for (index, op) in ops.iter().enumerate().take(end).skip(start) {
+        let op = fuse::first_of(*op);
+        match op.kind {
+            Exit => return true,
+            Ja => return forward_ok(index, op.target as usize),
+            kind if jump_condition(kind).is_some() => {
+                if !forward_ok(index, op.target as usize) {
+                    return false;
+                }
+            }
+            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 | St8 | St16 | St32
+            | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8 | StStack16 | StStack32
+            | StStack64 | StxStack8 | StxStack16 | StxStack32 | StxStack64 | Atomic32
+            | Atomic64 | CallHelper | Callx | CallLocal => return false,
+            _ => {}
+        }
+    }
+    anchored.get(end).copied().unwrap_or(false)
 }
 
 /// Whether the program has loads, and stores or atomics, checked against the slot table.
