@@ -214,7 +214,9 @@ pub(crate) fn run<C>(
     let outcome = unsafe { (code.entry())(&raw mut jit_ctx, r1, r2) };
     *depth_reached = jit_ctx.depth_reached as usize;
     if outcome == status::EXIT {
-        // A helper that trapped or panicked made the code return `status::HELPER`.
+        // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
+        // holds no trap and no panic: nothing to drop (and no drop check on this path).
+        core::mem::forget(env);
         return Ok(Exit {
             r0: jit_ctx.r0,
             insn_count: jit_ctx.budget - jit_ctx.remaining,
