@@ -113,13 +113,13 @@ enum Arith {
 }
 
 /// A one-entry region cache in SSA variables: the slot the last checked access (of one kind,
-/// read or write) went to, so the next access to the same slot costs a subtraction and a
-/// compare. `bound` is 0 (nothing hits) until a lookup fills it, and again after anything that
+/// read or write) went to, so the next access to the same slot costs an addition (a `lea`,
+/// which leaves the address register intact) and a compare. `bound` is 0 (nothing hits) until a lookup fills it, and again after anything that
 /// may change the slot table (helper calls, local calls and returns).
 #[derive(Clone, Copy)]
 struct RegionCache {
-    /// VM address of the cached slot's byte 0.
-    lo: Variable,
+    /// Minus the VM address of the cached slot's byte 0.
+    neg_lo: Variable,
     /// Offsets below it admit any access of up to [`WIDEST_ACCESS_BYTES`] bytes.
     bound: Variable,
     /// Host address of the cached slot's byte 0.
@@ -132,6 +132,8 @@ struct Flags {
     guest: MemFlagsData,
     /// The slot table and the context block: aligned host structures.
     host: MemFlagsData,
+    /// Context fields fixed for the whole call (see `Translator::load_fixed`).
+    fixed: MemFlagsData,
 }
 
 struct Translator<'a, 'f> {
@@ -178,7 +180,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let depth = builder.declare_var(I64);
         let remaining = builder.declare_var(I64);
         let mut cache = || RegionCache {
-            lo: builder.declare_var(I64),
+            neg_lo: builder.declare_var(I64),
             bound: builder.declare_var(I64),
             host: builder.declare_var(pointer),
         };
@@ -234,7 +236,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.append_block_params_for_function_params(start);
         self.builder.switch_to_block(start);
         self.ctx = self.builder.block_params(start)[0];
-        let frame_top = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
+        let frame_top = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
         self.builder.def_var(self.frame_top, frame_top);
         let (r1, r2) = (
             self.builder.block_params(start)[1],
@@ -252,10 +254,10 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.builder.def_var(*var, value);
         }
         self.builder.def_var(self.depth, zero);
-        let budget = self.load_ctx(I64, core::mem::offset_of!(JitCtx, budget));
+        let budget = self.load_fixed(I64, core::mem::offset_of!(JitCtx, budget));
         self.builder.def_var(self.remaining, budget);
         for cache in [self.read_cache, self.write_cache] {
-            for var in [cache.lo, cache.bound, cache.host] {
+            for var in [cache.neg_lo, cache.bound, cache.host] {
                 self.builder.def_var(var, zero);
             }
         }
@@ -370,6 +372,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.ins().iconst(I32, i64::from(value as u32))
     }
 
+    /// Loads a context field the code never writes and the embedder never changes during the
+    /// call (the slot table's address, the frame top, the budget, the trampoline): the load may
+    /// move or go away when its value is unused.
+    fn load_fixed(&mut self, ty: Type, offset: usize) -> Value {
+        self.builder
+            .ins()
+            .load(ty, self.flags.fixed, self.ctx, offset as i32)
+    }
+
     fn load_ctx(&mut self, ty: Type, offset: usize) -> Value {
         self.builder
             .ins()
@@ -378,7 +389,7 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// The slot table (read from the context where needed: it is not worth a register).
     fn slots(&mut self) -> Value {
-        self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots))
+        self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, slots))
     }
 
     /// Whether the count exceeds the budget: the remaining budget went negative (the code
@@ -583,10 +594,10 @@ impl<'a, 'f> Translator<'a, 'f> {
         } else {
             self.read_cache
         };
-        let lo = self.builder.use_var(cache.lo);
+        let neg_lo = self.builder.use_var(cache.neg_lo);
         let bound = self.builder.use_var(cache.bound);
-        // A VM address below `lo` wraps to a huge `rel` (addresses span less than 2^37).
-        let rel = self.builder.ins().isub(addr, lo);
+        // A VM address below the slot's wraps to a huge `rel` (addresses span less than 2^37).
+        let rel = self.builder.ins().iadd(addr, neg_lo);
         let hit = self.builder.ins().icmp(IntCC::UnsignedLessThan, rel, bound);
         let miss = self.builder.create_block();
         let join = self.builder.create_block();
@@ -664,10 +675,11 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Caches the slot of `addr` (its length `limit`, its host address `host`).
     fn fill_cache(&mut self, cache: RegionCache, addr: Value, limit: Value, host: Value) {
         let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
+        let neg_lo = self.builder.ins().ineg(lo);
         let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
         let limit = self.builder.ins().umax(limit, margin);
         let bound = self.builder.ins().isub(limit, margin);
-        self.builder.def_var(cache.lo, lo);
+        self.builder.def_var(cache.neg_lo, neg_lo);
         self.builder.def_var(cache.bound, bound);
         self.builder.def_var(cache.host, host);
     }
@@ -919,7 +931,7 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Calls the trampoline with r1..=r5; r0 takes its result unless the helper failed.
     fn call_helper_value(&mut self, index: usize, id: Value, hint: u64) {
-        let trampoline = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
+        let trampoline = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
         let mut args = vec![self.ctx];
         for reg in 1..=5 {
             args.push(self.get(reg));
@@ -1403,5 +1415,6 @@ fn memory_flags(function: &mut Function) -> Flags {
         .with_notrap()
         .with_alias_region(Some(guest_region));
     let host = MemFlagsData::trusted().with_alias_region(Some(host_region));
-    Flags { guest, host }
+    let fixed = host.with_readonly().with_can_move();
+    Flags { guest, host, fixed }
 }
