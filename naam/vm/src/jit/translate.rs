@@ -2,10 +2,11 @@
 //!
 //! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> status`. A Cranelift block starts
 //! at every *leader* (the entry, every jump and call target, and every instruction after a
-//! jump, call or exit); each block adds its instructions to the count before it transfers, and
-//! the count is compared with the budget exactly where the interpreter compares it (taken
-//! jumps, local calls, exits). Faults leave through cold blocks that record the trap in the
-//! context and return a [`status`] code.
+//! jump, call or exit); each block takes its instructions off the budget left before it
+//! transfers, and the count is compared with the budget where the interpreter compares it
+//! (taken jumps, local calls, exits), except at taken jumps whose check a later one repeats
+//! before anything observable happens ([`budget_deferrable`], [`budget_anchored`]). Faults
+//! leave through cold blocks that record the trap in the context and return a [`status`] code.
 
 use std::borrow::Cow;
 
