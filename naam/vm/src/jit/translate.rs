@@ -1229,10 +1229,8 @@ fn block_anchored(
         match op.kind {
             Exit => return true,
             Ja => return forward_ok(index, op.target as usize),
-            kind if jump_condition(kind).is_some() => {
-                if !forward_ok(index, op.target as usize) {
-                    return false;
-                }
+            kind if jump_condition(kind).is_some() && !forward_ok(index, op.target as usize) => {
+                return false;
             }
             Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 | St8 | St16 | St32
             | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8 | StStack16 | StStack32
