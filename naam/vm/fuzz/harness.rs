@@ -270,7 +270,9 @@ fn memory_variants(memory: &[u8]) -> [Vec<u8>; 4] {
 }
 
 /// Runs both programs under the fuzzing budget and, when the interpreter exits after `n`
-/// instructions, under budgets `n` and `n - 1` (the last that passes, the first that traps).
+/// instructions, under budgets `n` and `n - 1` (the last that passes, the first that traps) and
+/// `n / 2` (a trap part-way, where the JIT may have deferred a budget check: the memory and
+/// helper calls must still match).
 fn compare_budgets(
     interpreted: &Program,
     jitted: &Program,
@@ -296,6 +298,7 @@ fn compare_budgets(
             if index == 0 {
                 budgets.push(exit.insn_count);
                 budgets.push(exit.insn_count - 1);
+                budgets.push(exit.insn_count / 2);
             }
         }
         index += 1;

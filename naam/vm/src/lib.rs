@@ -79,7 +79,9 @@
 //! makes [`Exit::insn_count`] exact and costs nothing per instruction. An invocation never
 //! *exits* having executed more than its budget; it traps with [`Trap::BudgetExceeded`] at the
 //! first taken jump, call or exit after the budget ran out, so a trapping run may overshoot by at
-//! most one straight-line run (bounded by the program size).
+//! most one straight-line run (bounded by the program size). The JIT may skip a check that a
+//! later one repeats before any store, atomic, call or checked load (an overshoot of a few
+//! effect-free runs, never a whole loop): the same trap, the same memory afterwards.
 //!
 //! ## Traps
 //!

@@ -170,15 +170,18 @@ impl Vm {
                 write_len: globals_len as u64,
             };
             let mut slots = VmSlots::install(mem, stack, globals, program);
-            let machine = interp::Machine {
+            // Built where it is used, so the JIT's path writes only the fields it reads.
+            let (frames, budget) = (&mut self.frames, self.config.budget_insn);
+            let depth_reached = &mut depth_reached;
+            let machine = once(move || interp::Machine {
                 program,
                 ops: &program.ops,
                 stack,
-                frames: &mut self.frames,
-                budget: self.config.budget_insn,
-                depth_reached: &mut depth_reached,
-            };
-            execute(machine, slots.mem(), helpers, ctx, r1, r2)
+                frames,
+                budget,
+                depth_reached,
+            });
+            execute(program, machine, slots.mem(), helpers, ctx, r1, r2)
         };
         if program.stack_write_bytes != 0 {
             self.scrub(depth_reached, program.stack_write_bytes);
@@ -202,9 +205,17 @@ impl Vm {
     }
 }
 
+/// Types `build` as the `FnOnce` it is (it hands out its captured `&mut` borrows).
+#[inline(always)]
+fn once<'r>(build: impl FnOnce() -> interp::Machine<'r>) -> impl FnOnce() -> interp::Machine<'r> {
+    build
+}
+
 /// Runs the machine's program on its native code when it has some, else on the interpreter.
-fn execute<C>(
-    machine: interp::Machine<'_>,
+#[inline(always)]
+fn execute<'r, C>(
+    program: &Program,
+    machine: impl FnOnce() -> interp::Machine<'r>,
     mem: &mut Memory<'_>,
     helpers: &Helpers<C>,
     ctx: &mut C,
@@ -212,10 +223,12 @@ fn execute<C>(
     r2: u64,
 ) -> Result<Exit, Trap> {
     #[cfg(feature = "jit")]
-    if let Some(code) = &machine.program.jit {
-        return crate::jit::run(machine, code, mem, helpers, ctx, r1, r2);
+    if let Some(code) = &program.jit {
+        return crate::jit::run(machine(), code, mem, helpers, ctx, r1, r2);
     }
-    interp::run(machine, mem, helpers, ctx, r1, r2)
+    #[cfg(not(feature = "jit"))]
+    let _ = program;
+    interp::run(machine(), mem, helpers, ctx, r1, r2)
 }
 
 /// Installs the VM's slots (stack, constants, globals) into a [`Memory`] and removes them on
@@ -225,6 +238,7 @@ struct VmSlots<'m, 'a> {
 }
 
 impl<'m, 'a> VmSlots<'m, 'a> {
+    #[inline(always)]
     fn install(
         mem: &'m mut Memory<'a>,
         stack: *mut u8,
@@ -255,6 +269,7 @@ impl<'m, 'a> VmSlots<'m, 'a> {
 }
 
 impl Drop for VmSlots<'_, '_> {
+    #[inline(always)]
     fn drop(&mut self) {
         self.mem.clear_vm_slots();
     }

@@ -14,7 +14,7 @@ use crate::vm::{Exit, Trap};
 
 /// Status the native code returns (the trap's details are in [`JitCtx`]).
 pub(crate) mod status {
-    /// The entry function exited; `r0` and `insn_count` are set.
+    /// The entry function exited; `r0` and `remaining` are set.
     pub const EXIT: u64 = 0;
     /// A load failed its region check; `trap_*` are set.
     pub const READ_FAULT: u64 = 1;
@@ -45,6 +45,10 @@ pub(crate) struct JitCtx {
     pub slots: *mut Region,
     /// Host address r10 stands for in frame 0.
     pub frame_top: *mut u8,
+    /// The budget the code counts down from: [`VmConfig::budget_insn`], at most
+    /// [`BUDGET_JIT_MAX`].
+    ///
+    /// [`VmConfig::budget_insn`]: crate::VmConfig::budget_insn
     pub budget: u64,
     /// Set by the trampoline when a helper trapped or panicked.
     pub helper_failed: u64,
@@ -53,12 +57,18 @@ pub(crate) struct JitCtx {
     pub env: *mut c_void,
     // Outputs.
     pub r0: u64,
-    pub insn_count: u64,
+    /// `budget` less the instructions executed.
+    pub remaining: u64,
     pub trap_index: u64,
     pub trap_addr: u64,
     pub trap_len: u64,
     pub depth_reached: u64,
 }
+
+/// Largest budget the native code counts down from: its remaining budget is a signed 64-bit
+/// count, tested for going negative. A larger budget behaves as this one, which no invocation
+/// can exhaust in practice (2^62 instructions).
+pub(crate) const BUDGET_JIT_MAX: u64 = 1 << 62;
 
 /// Native code in its own mapping: written once, then read-only and executable until dropped.
 #[derive(Debug)]
@@ -153,6 +163,9 @@ struct HelperEnv<'r, 'm, C> {
 
 /// Runs compiled code to its final `exit` or to a trap, over the same machine (stack, budget,
 /// depth bookkeeping) the interpreter would use. The caller installed the VM slots in `mem`.
+/// Inlined into `Vm::run`: a call boundary here costs a prologue, an epilogue and the argument
+/// shuffle on every invocation.
+#[inline(always)]
 pub(crate) fn run<C>(
     machine: Machine<'_>,
     code: &JitCode,
@@ -185,12 +198,12 @@ pub(crate) fn run<C>(
         // SAFETY: `mem` is a live exclusive borrow for this whole call.
         slots: unsafe { (*mem).slots_ptr() },
         frame_top,
-        budget,
+        budget: budget.min(BUDGET_JIT_MAX),
         helper_failed: 0,
         trampoline: trampoline::<C>,
         env: (&raw mut env).cast(),
         r0: 0,
-        insn_count: 0,
+        remaining: 0,
         trap_index: 0,
         trap_addr: 0,
         trap_len: 0,
@@ -201,15 +214,17 @@ pub(crate) fn run<C>(
     let outcome = unsafe { (code.entry())(&raw mut jit_ctx, r1, r2) };
     *depth_reached = jit_ctx.depth_reached as usize;
     if outcome == status::EXIT {
-        // A helper that trapped or panicked made the code return `status::HELPER`.
+        // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
+        // holds no trap and no panic: nothing to drop (and no drop check on this path).
+        core::mem::forget(env);
         return Ok(Exit {
             r0: jit_ctx.r0,
-            insn_count: jit_ctx.insn_count,
+            insn_count: jit_ctx.budget - jit_ctx.remaining,
         });
     }
     // SAFETY: the native code has returned; `mem` is again only ours.
     let mem = unsafe { &*mem };
-    trapped(outcome, &jit_ctx, &mut env, mem)
+    trapped(outcome, budget, &jit_ctx, &mut env, mem)
 }
 
 /// The invocation ended in a trap (cold): re-raises a helper's panic, else says where.
@@ -217,6 +232,7 @@ pub(crate) fn run<C>(
 #[inline(never)]
 fn trapped<C>(
     outcome: u64,
+    budget: u64,
     jit_ctx: &JitCtx,
     env: &mut HelperEnv<'_, '_, C>,
     mem: &Memory<'_>,
@@ -230,16 +246,12 @@ fn trapped<C>(
     match outcome {
         status::READ_FAULT => Err(Trap::OutOfBounds { pc, addr, len }),
         status::WRITE_FAULT => Err(interp::write_fault(mem, pc, addr, len)),
-        status::BUDGET => Err(Trap::BudgetExceeded {
-            budget: jit_ctx.budget,
-        }),
+        status::BUDGET => Err(Trap::BudgetExceeded { budget }),
         status::CALL_DEPTH => Err(Trap::CallDepthExceeded {
             pc,
             depth_max: crate::CALL_DEPTH_MAX,
         }),
-        _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded {
-            budget: jit_ctx.budget,
-        })),
+        _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded { budget })),
     }
 }
 

@@ -6,12 +6,15 @@
 //! - registers r0..=r10 are Cranelift variables; r10, the frame top and the call depth change
 //!   only at local calls and returns, as in the interpreter;
 //! - every load, store and atomic not specialised to a constant r10 offset is checked against a
-//!   one-entry region cache (per kind: read, write) in SSA variables, and on a miss decodes its
-//!   address to (slot, offset) and is checked against the invocation's slot table, with the same
-//!   typed traps; helpers and local calls change the slot table, so they empty the caches;
-//! - the instruction count is kept per basic block and compared with the budget at every taken
-//!   jump, local call and exit, exactly where the interpreter compares it, so [`Exit::insn_count`]
-//!   and the point of [`Trap::BudgetExceeded`] are identical;
+//!   one-entry region cache (per kind: read, write) in SSA variables, filled at entry with the
+//!   first embedder region, and on a miss decodes its address to (slot, offset) and is checked
+//!   against the invocation's slot table, with the same typed traps; helpers and local calls
+//!   change the slot table, so they empty the caches;
+//! - the instruction count is kept per basic block, as the budget left, and compared with the
+//!   budget at every taken jump, local call and exit, where the interpreter compares it, except
+//!   at taken jumps whose check a later one repeats before anything observable (see
+//!   `translate::budget_deferrable` and `translate::budget_anchored`), so [`Exit::insn_count`],
+//!   [`Trap::BudgetExceeded`] and the memory it leaves are identical;
 //! - local calls save r6..=r9 and a return-site number in a frame array on the native stack and
 //!   return through a jump table over the return sites (the whole program is one native
 //!   function, as it is one flat op array to the interpreter);

@@ -2,10 +2,11 @@
 //!
 //! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> status`. A Cranelift block starts
 //! at every *leader* (the entry, every jump and call target, and every instruction after a
-//! jump, call or exit); each block adds its instructions to the count before it transfers, and
-//! the count is compared with the budget exactly where the interpreter compares it (taken
-//! jumps, local calls, exits). Faults leave through cold blocks that record the trap in the
-//! context and return a [`status`] code.
+//! jump, call or exit); each block takes its instructions off the budget left before it
+//! transfers, and the count is compared with the budget where the interpreter compares it
+//! (taken jumps, local calls, exits), except at taken jumps whose check a later one repeats
+//! before anything observable happens ([`budget_deferrable`], [`budget_anchored`]). Faults
+//! leave through cold blocks that record the trap in the context and return a [`status`] code.
 
 use std::borrow::Cow;
 
@@ -21,7 +22,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::code::{JitCtx, status};
 use crate::fuse;
-use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, slot_base};
+use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
 use crate::op::{Kind, Op};
 use crate::opcode::{
     ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
@@ -113,13 +114,13 @@ enum Arith {
 }
 
 /// A one-entry region cache in SSA variables: the slot the last checked access (of one kind,
-/// read or write) went to, so the next access to the same slot costs a subtraction and a
-/// compare. `bound` is 0 (nothing hits) until a lookup fills it, and again after anything that
+/// read or write) went to, so the next access to the same slot costs an addition (a `lea`,
+/// which leaves the address register intact) and a compare. `bound` is 0 (nothing hits) until a lookup fills it, and again after anything that
 /// may change the slot table (helper calls, local calls and returns).
 #[derive(Clone, Copy)]
 struct RegionCache {
-    /// VM address of the cached slot's byte 0.
-    lo: Variable,
+    /// Minus the VM address of the cached slot's byte 0.
+    neg_lo: Variable,
     /// Offsets below it admit any access of up to [`WIDEST_ACCESS_BYTES`] bytes.
     bound: Variable,
     /// Host address of the cached slot's byte 0.
@@ -132,6 +133,8 @@ struct Flags {
     guest: MemFlagsData,
     /// The slot table and the context block: aligned host structures.
     host: MemFlagsData,
+    /// Context fields fixed for the whole call (see `Translator::load_fixed`).
+    fixed: MemFlagsData,
 }
 
 struct Translator<'a, 'f> {
@@ -141,7 +144,8 @@ struct Translator<'a, 'f> {
     regs: [Variable; 11],
     frame_top: Variable,
     depth: Variable,
-    count: Variable,
+    /// Budget left: the budget less the instructions counted so far.
+    remaining: Variable,
     ctx: Value,
     read_cache: RegionCache,
     write_cache: RegionCache,
@@ -149,6 +153,11 @@ struct Translator<'a, 'f> {
     blocks: Vec<Option<Block>>,
     /// Return site of each local call, by call index (return-site number = position).
     return_sites: Vec<Block>,
+    /// Leaders whose taken jumps from before them may skip the budget check (see
+    /// [`budget_deferrable`]).
+    deferrable: Vec<bool>,
+    /// Leaders whose taken backward jumps may skip the budget check (see [`budget_anchored`]).
+    anchored: Vec<bool>,
     /// Decoded index of the first instruction of the current block.
     block_start: usize,
     /// Whether the current block still needs a terminator.
@@ -170,22 +179,33 @@ impl<'a, 'f> Translator<'a, 'f> {
         let regs = core::array::from_fn(|_| builder.declare_var(I64));
         let frame_top = builder.declare_var(pointer);
         let depth = builder.declare_var(I64);
-        let count = builder.declare_var(I64);
+        let remaining = builder.declare_var(I64);
         let mut cache = || RegionCache {
-            lo: builder.declare_var(I64),
+            neg_lo: builder.declare_var(I64),
             bound: builder.declare_var(I64),
             host: builder.declare_var(pointer),
         };
         let (read_cache, write_cache) = (cache(), cache());
+        // The saved-frame array only for programs with local calls (a smaller native frame).
+        let calls = ops
+            .iter()
+            .any(|op| fuse::first_of(*op).kind == Kind::CallLocal);
+        let frames_bytes = if calls {
+            (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32
+        } else {
+            0
+        };
         let frames = builder.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32,
+            frames_bytes,
             3,
         ));
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
         let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
+        let deferrable = budget_deferrable(ops, &blocks);
+        let anchored = budget_anchored(ops, &blocks, &deferrable);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -194,12 +214,14 @@ impl<'a, 'f> Translator<'a, 'f> {
             regs,
             frame_top,
             depth,
-            count,
+            remaining,
             ctx: placeholder,
             read_cache,
             write_cache,
             blocks,
             return_sites,
+            deferrable,
+            anchored,
             block_start: 0,
             open: false,
             frames,
@@ -215,7 +237,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.append_block_params_for_function_params(start);
         self.builder.switch_to_block(start);
         self.ctx = self.builder.block_params(start)[0];
-        let frame_top = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
+        let frame_top = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
         self.builder.def_var(self.frame_top, frame_top);
         let (r1, r2) = (
             self.builder.block_params(start)[1],
@@ -233,11 +255,19 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.builder.def_var(*var, value);
         }
         self.builder.def_var(self.depth, zero);
-        self.builder.def_var(self.count, zero);
+        let budget = self.load_fixed(I64, core::mem::offset_of!(JitCtx, budget));
+        self.builder.def_var(self.remaining, budget);
         for cache in [self.read_cache, self.write_cache] {
-            for var in [cache.lo, cache.bound, cache.host] {
+            for var in [cache.neg_lo, cache.bound, cache.host] {
                 self.builder.def_var(var, zero);
             }
+        }
+        let (reads, writes) = checked_accesses(self.ops);
+        if reads {
+            self.prime_cache(self.read_cache, false);
+        }
+        if writes {
+            self.prime_cache(self.write_cache, true);
         }
         let target = self.block_of(entry);
         self.builder.ins().jump(target, &[]);
@@ -298,8 +328,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             Atomic32 | Atomic64 => self.atomic(index, op),
             Ja => {
                 self.add_count(index + 1 - self.block_start);
-                let target = self.block_of(op.target as usize);
-                self.checked_jump(target);
+                self.taken_jump(index, op.target as usize);
             }
             CallHelper => self.call_helper(index, op.imm, op.target as u64),
             Callx => {
@@ -344,6 +373,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.ins().iconst(I32, i64::from(value as u32))
     }
 
+    /// Loads a context field the code never writes and the embedder never changes during the
+    /// call (the slot table's address, the frame top, the budget, the trampoline): the load may
+    /// move or go away when its value is unused.
+    fn load_fixed(&mut self, ty: Type, offset: usize) -> Value {
+        self.builder
+            .ins()
+            .load(ty, self.flags.fixed, self.ctx, offset as i32)
+    }
+
     fn load_ctx(&mut self, ty: Type, offset: usize) -> Value {
         self.builder
             .ins()
@@ -352,16 +390,16 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// The slot table (read from the context where needed: it is not worth a register).
     fn slots(&mut self) -> Value {
-        self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots))
+        self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, slots))
     }
 
-    /// Whether `count` exceeds the budget (read from the context at each check, which x86
-    /// folds into the compare, rather than held in a register across loops).
-    fn over_budget(&mut self, count: Value) -> Value {
-        let budget = self.load_ctx(I64, core::mem::offset_of!(JitCtx, budget));
+    /// Whether the count exceeds the budget: the remaining budget went negative (the code
+    /// counts down from a budget of at most [`BUDGET_JIT_MAX`](super::code::BUDGET_JIT_MAX),
+    /// so no register holds the budget and no count wraps).
+    fn over_budget(&mut self, remaining: Value) -> Value {
         self.builder
             .ins()
-            .icmp(IntCC::UnsignedGreaterThan, count, budget)
+            .icmp_imm_s(IntCC::SignedLessThan, remaining, 0)
     }
 
     fn store_ctx(&mut self, value: Value, offset: usize) {
@@ -557,29 +595,30 @@ impl<'a, 'f> Translator<'a, 'f> {
         } else {
             self.read_cache
         };
-        let lo = self.builder.use_var(cache.lo);
+        let neg_lo = self.builder.use_var(cache.neg_lo);
         let bound = self.builder.use_var(cache.bound);
-        let cached_host = self.builder.use_var(cache.host);
-        // A VM address below `lo` wraps to a huge `rel` (addresses span less than 2^37).
-        let rel = self.builder.ins().isub(addr, lo);
+        // A VM address below the slot's wraps to a huge `rel` (addresses span less than 2^37).
+        let rel = self.builder.ins().iadd(addr, neg_lo);
         let hit = self.builder.ins().icmp(IntCC::UnsignedLessThan, rel, bound);
-        let host = self.builder.ins().iadd(cached_host, rel);
         let miss = self.builder.create_block();
         let join = self.builder.create_block();
-        let host_param = self.builder.append_block_param(join, self.pointer);
+        let rel_param = self.builder.append_block_param(join, I64);
         self.builder
             .ins()
-            .brif(hit, join, &[BlockArg::Value(host)], miss, &[]);
+            .brif(hit, join, &[BlockArg::Value(rel)], miss, &[]);
         self.builder.switch_to_block(miss);
         self.builder.set_cold_block(miss);
-        let host = self.slot_lookup(index, addr, len, write, cache);
-        self.builder.ins().jump(join, &[BlockArg::Value(host)]);
+        let offset = self.slot_lookup(index, addr, len, write, cache);
+        self.builder.ins().jump(join, &[BlockArg::Value(offset)]);
         self.builder.switch_to_block(join);
-        host_param
+        // The sum is formed here, next to its use, so the load or store folds it into its
+        // address (base + index) instead of computing it before the branch.
+        let host = self.builder.use_var(cache.host);
+        self.builder.ins().iadd(host, rel_param)
     }
 
     /// The general check against the slot table; on success fills `cache` with the slot and
-    /// returns the access's host address.
+    /// returns the access's offset in it.
     fn slot_lookup(
         &mut self,
         index: usize,
@@ -631,18 +670,55 @@ impl<'a, 'f> Translator<'a, 'f> {
             core::mem::offset_of!(Region, ptr) as i32,
         );
         self.fill_cache(cache, addr, limit, host);
-        self.builder.ins().iadd(host, offset)
+        offset
     }
 
     /// Caches the slot of `addr` (its length `limit`, its host address `host`).
     fn fill_cache(&mut self, cache: RegionCache, addr: Value, limit: Value, host: Value) {
         let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
+        let neg_lo = self.builder.ins().ineg(lo);
         let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
         let limit = self.builder.ins().umax(limit, margin);
         let bound = self.builder.ins().isub(limit, margin);
-        self.builder.def_var(cache.lo, lo);
+        self.builder.def_var(cache.neg_lo, neg_lo);
         self.builder.def_var(cache.bound, bound);
         self.builder.def_var(cache.host, host);
+    }
+
+    /// Fills `cache` with the first embedder region (slot [`VM_SLOTS`]), where embedders map
+    /// what r1 points to, so a program's first access there hits instead of taking the
+    /// slot-table path. The entry lies inside `Memory` whether or not it is mapped; when it is
+    /// not (`live` is not above it), its contents are ignored and the cache stays empty.
+    fn prime_cache(&mut self, cache: RegionCache, write: bool) {
+        let slots = self.slots();
+        let host = self.flags.host;
+        let live = self
+            .builder
+            .ins()
+            .load(I64, host, slots, LIVE_OFFSET as i32);
+        let mapped =
+            self.builder
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedGreaterThan, live, VM_SLOTS as i64);
+        let entry = (VM_SLOTS as i64 * REGION_BYTES) as i32;
+        let limit_field = if write {
+            core::mem::offset_of!(Region, write_len)
+        } else {
+            core::mem::offset_of!(Region, read_len)
+        };
+        let ptr_field = core::mem::offset_of!(Region, ptr) as i32;
+        let limit = self
+            .builder
+            .ins()
+            .load(I64, host, slots, entry + limit_field as i32);
+        let region_host = self
+            .builder
+            .ins()
+            .load(self.pointer, host, slots, entry + ptr_field);
+        let zero = self.iconst(0);
+        let limit = self.builder.ins().select(mapped, limit, zero);
+        let addr = self.iconst(slot_base(VM_SLOTS));
+        self.fill_cache(cache, addr, limit, region_host);
     }
 
     /// Empties both region caches: the slot table may have changed.
@@ -793,15 +869,33 @@ impl<'a, 'f> Translator<'a, 'f> {
         if executed == 0 {
             return;
         }
-        let count = self.builder.use_var(self.count);
-        let count = self.builder.ins().iadd_imm_s(count, executed as i64);
-        self.builder.def_var(self.count, count);
+        let remaining = self.builder.use_var(self.remaining);
+        let remaining = self.builder.ins().iadd_imm_s(remaining, -(executed as i64));
+        self.builder.def_var(self.remaining, remaining);
+    }
+
+    /// The taken jump from `index` to `target`: checked against the budget, as in the
+    /// interpreter, unless the check can be deferred (a forward jump to a block that is
+    /// [`budget_deferrable`], a backward one to a block that is [`budget_anchored`]).
+    fn taken_jump(&mut self, index: usize, target: usize) {
+        let block = self.block_of(target);
+        let deferred = if target > index {
+            self.deferrable[target]
+        } else {
+            self.anchored[target]
+        };
+        if deferred {
+            self.builder.ins().jump(block, &[]);
+            self.open = false;
+        } else {
+            self.checked_jump(block);
+        }
     }
 
     /// Ends the block with a jump to `target` unless the budget ran out.
     fn checked_jump(&mut self, target: Block) {
-        let count = self.builder.use_var(self.count);
-        let over = self.over_budget(count);
+        let remaining = self.builder.use_var(self.remaining);
+        let over = self.over_budget(remaining);
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], target, &[]);
@@ -828,8 +922,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let next = self.block_of(index + 1);
         self.builder.ins().brif(taken, check, &[], next, &[]);
         self.builder.switch_to_block(check);
-        let target = self.block_of(op.target as usize);
-        self.checked_jump(target);
+        self.taken_jump(index, op.target as usize);
     }
 
     fn call_helper(&mut self, index: usize, id: u64, hint: u64) {
@@ -839,7 +932,7 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Calls the trampoline with r1..=r5; r0 takes its result unless the helper failed.
     fn call_helper_value(&mut self, index: usize, id: Value, hint: u64) {
-        let trampoline = self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
+        let trampoline = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
         let mut args = vec![self.ctx];
         for reg in 1..=5 {
             args.push(self.get(reg));
@@ -963,8 +1056,8 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// `exit` at depth 0: budget check, then r0 and the count go to the context.
     fn final_exit(&mut self) {
-        let count = self.builder.use_var(self.count);
-        let over = self.over_budget(count);
+        let remaining = self.builder.use_var(self.remaining);
+        let over = self.over_budget(remaining);
         let done = self.builder.create_block();
         self.builder
             .ins()
@@ -972,7 +1065,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.switch_to_block(done);
         let r0 = self.get(0);
         self.store_ctx(r0, core::mem::offset_of!(JitCtx, r0));
-        self.store_ctx(count, core::mem::offset_of!(JitCtx, insn_count));
+        self.store_ctx(remaining, core::mem::offset_of!(JitCtx, remaining));
         self.leave(status::EXIT);
         self.open = false;
     }
@@ -990,8 +1083,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let old_depth = self.builder.ins().iadd_imm_s(depth, 1);
         self.move_frame(old_depth, -1);
-        let count = self.builder.use_var(self.count);
-        let over = self.over_budget(count);
+        let remaining = self.builder.use_var(self.remaining);
+        let over = self.over_budget(remaining);
         let dispatch = self.builder.create_block();
         self.builder
             .ins()
@@ -1054,6 +1147,115 @@ fn leaders(
         }
     }
     (blocks, return_sites)
+}
+
+/// Leaders (by decoded index) whose taken jumps may skip the budget check: from the leader on,
+/// every path reaches a budget check (an exit, or a taken jump that is checked) before any
+/// effect that would outlive a trap (a store, an atomic, a call) or could trap otherwise (a
+/// checked load). A skipped check that would have failed is then repeated, with a count at
+/// least as large, at that later check, before anything the interpreter would not have done is
+/// visible: the invocation ends in the same `BudgetExceeded` with the same memory. Only forward
+/// jumps skip checks, so every loop (which contains a backward jump) keeps one, and the
+/// recurrence below only looks forward (fall-through edges go forward too).
+fn budget_deferrable(ops: &[Op], blocks: &[Option<Block>]) -> Vec<bool> {
+    let mut deferrable = vec![false; ops.len() + 1];
+    let mut end = ops.len();
+    for start in (0..ops.len()).rev() {
+        if blocks[start].is_none() {
+            continue;
+        }
+        deferrable[start] = block_deferrable(&ops[start..end], end, &deferrable);
+        end = start;
+    }
+    deferrable.truncate(ops.len());
+    deferrable
+}
+
+/// Whether the block `ops` (ending before decoded index `end`) is free of effects and every edge
+/// out of it either is a taken jump (checked, or deferred only to a deferrable leader) or falls
+/// through to a deferrable leader.
+fn block_deferrable(ops: &[Op], end: usize, deferrable: &[bool]) -> bool {
+    use Kind::*;
+    for op in ops {
+        let op = fuse::first_of(*op);
+        match op.kind {
+            Ja | Exit => return true,
+            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 | St8 | St16 | St32
+            | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8 | StStack16 | StStack32
+            | StStack64 | StxStack8 | StxStack16 | StxStack32 | StxStack64 | Atomic32
+            | Atomic64 | CallHelper | Callx | CallLocal => return false,
+            _ => {}
+        }
+    }
+    // No jump or exit ended it: it falls through to `end`'s leader, or a conditional jump
+    // ended it, whose taken edge is checked (or deferred, to a deferrable leader) and whose
+    // fall-through goes to `end`'s leader.
+    deferrable.get(end).copied().unwrap_or(false)
+}
+
+/// Leaders from which every path reaches a budget check that is kept (an exit, or a taken
+/// forward jump to a leader that is not [`budget_deferrable`]) before any effect, through
+/// forward edges only. A backward jump to such a leader may skip its check: the check it
+/// defers comes before any effect (as for deferrable leaders), and every loop still passes a
+/// kept check, since from the leader on no path goes backward before reaching one.
+fn budget_anchored(ops: &[Op], blocks: &[Option<Block>], deferrable: &[bool]) -> Vec<bool> {
+    let mut anchored = vec![false; ops.len() + 1];
+    let mut end = ops.len();
+    for start in (0..ops.len()).rev() {
+        if blocks[start].is_none() {
+            continue;
+        }
+        anchored[start] = block_anchored(ops, start, end, deferrable, &anchored);
+        end = start;
+    }
+    anchored.truncate(ops.len());
+    anchored
+}
+
+/// Whether the block `start..end` is free of effects and leaves only through kept checks or
+/// forward edges to anchored leaders.
+fn block_anchored(
+    ops: &[Op],
+    start: usize,
+    end: usize,
+    deferrable: &[bool],
+    anchored: &[bool],
+) -> bool {
+    use Kind::*;
+    let forward_ok =
+        |index: usize, target: usize| target > index && (!deferrable[target] || anchored[target]);
+    for (index, op) in ops.iter().enumerate().take(end).skip(start) {
+        let op = fuse::first_of(*op);
+        match op.kind {
+            Exit => return true,
+            Ja => return forward_ok(index, op.target as usize),
+            kind if jump_condition(kind).is_some() && !forward_ok(index, op.target as usize) => {
+                return false;
+            }
+            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 | St8 | St16 | St32
+            | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8 | StStack16 | StStack32
+            | StStack64 | StxStack8 | StxStack16 | StxStack32 | StxStack64 | Atomic32
+            | Atomic64 | CallHelper | Callx | CallLocal => return false,
+            _ => {}
+        }
+    }
+    anchored.get(end).copied().unwrap_or(false)
+}
+
+/// Whether the program has loads, and stores or atomics, checked against the slot table.
+fn checked_accesses(ops: &[Op]) -> (bool, bool) {
+    use Kind::*;
+    let (mut reads, mut writes) = (false, false);
+    for op in ops {
+        match fuse::first_of(*op).kind {
+            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 => reads = true,
+            St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 | Atomic32 | Atomic64 => {
+                writes = true
+            }
+            _ => {}
+        }
+    }
+    (reads, writes)
 }
 
 /// `(condition, 64-bit, immediate operand, jset)` of a conditional jump.
@@ -1212,5 +1414,6 @@ fn memory_flags(function: &mut Function) -> Flags {
         .with_notrap()
         .with_alias_region(Some(guest_region));
     let host = MemFlagsData::trusted().with_alias_region(Some(host_region));
-    Flags { guest, host }
+    let fixed = host.with_readonly().with_can_move();
+    Flags { guest, host, fixed }
 }

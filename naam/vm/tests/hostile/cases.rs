@@ -640,3 +640,78 @@ fn accesses_beside_a_region_just_checked_are_checked_exactly() {
         assert_eq!(trap, Trap::OutOfBounds { pc, addr, len });
     }
 }
+
+/// Runs `slots` over an 8-byte writable buffer at every budget up to `needed` + 1: the run
+/// exits with `needed` instructions once the budget allows them, else traps on the budget, and
+/// the buffer's first byte is `stored(budget)` either way.
+fn budget_sweep(slots: &[[u8; 8]], needed: u64, stored: impl Fn(u64) -> u8) {
+    let loaded = load(&program(slots), &Helpers::<()>::new()).unwrap();
+    for budget in 0..=needed + 1 {
+        let mut buffer = [0u8; 8];
+        let mut mem = Memory::new();
+        let addr = mem.map_write(&mut buffer).unwrap();
+        let config = VmConfig {
+            budget_insn: budget,
+        };
+        let result = Vm::new(config).run(&loaded, &mut mem, &Helpers::new(), &mut (), addr, 8);
+        let expected = if budget >= needed {
+            Ok(Exit {
+                r0: 0,
+                insn_count: needed,
+            })
+        } else {
+            Err(Trap::BudgetExceeded { budget })
+        };
+        assert_eq!(result, expected, "budget {budget}");
+        assert_eq!(buffer[0], stored(budget), "budget {budget}: stores done");
+    }
+}
+
+#[test]
+fn a_budget_check_the_jit_defers_still_comes_before_the_next_store() {
+    // The taken jump at 1 leads to a block with no effect (it ends in a jump), so the JIT may
+    // check the budget at 4 instead; the store at 5 must still happen only if the count was
+    // within the budget at 1 and at 4, exactly as in the interpreter.
+    let slots = [
+        mov64_imm(0, 0),
+        ja(1),
+        mov64_imm(0, 1), // skipped
+        mov64_imm(2, 7),
+        ja(0), // count 4 here: checked, its target stores
+        stb(1, 0, 1),
+        exit(), // count 6
+    ];
+    budget_sweep(&slots, 6, |budget| u8::from(budget >= 4));
+}
+
+#[test]
+fn budget_checks_on_loop_edges_come_before_the_next_store() {
+    const JGT_IMM: u8 = 0x25;
+    const STXB: u8 = 0x73;
+    // The backward jump at 5 goes to a block (1) whose every path reaches a kept check (the
+    // forward jump at 1, the exit at 2) before any effect, so the JIT may skip the check at 5;
+    // the interpreter checks at counts 2, 5, 6, 9 and 11, and the stores at 3 must happen
+    // exactly when it lets them.
+    let skippable = [
+        mov64_imm(2, 2),
+        insn(JGT_IMM, 2, 0, 1, 0), // if r2 > 0 goto 3
+        exit(),
+        insn(STXB, 1, 2, 0, 0), // *(u8 *)(r1 + 0) = r2
+        add64_imm(2, -1),
+        ja(-5),
+    ];
+    budget_sweep(&skippable, 11, |budget| match budget {
+        0..=1 => 0,
+        2..=5 => 2,
+        _ => 1,
+    });
+    // Here the backward jump at 3 goes straight to a store: its check (at count 4) is kept.
+    let kept = [
+        mov64_imm(2, 2),
+        insn(STXB, 1, 2, 0, 0),
+        add64_imm(2, -1),
+        insn(JGT_IMM, 2, 0, -3, 0), // if r2 > 0 goto 1
+        exit(),
+    ];
+    budget_sweep(&kept, 8, |budget| if budget >= 4 { 1 } else { 2 });
+}
