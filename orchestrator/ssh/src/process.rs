@@ -100,7 +100,8 @@ pub fn start_with_lease(
         .num(u64::from(PID_FILE_POLLS_MAX))
         .op("]; do sleep")
         .seconds(PID_FILE_POLL_INTERVAL_MS)
-        .op("; i=$((i+1)); done; cat pid && cat /proc/\"$(cat pid)\"/stat 2>/dev/null; true");
+        .op("; i=$((i+1)); done; if [ -s pid ]; then cat pid && cat /proc/\"$(cat pid)\"/stat 2>/dev/null;")
+        .op("else echo 'no pid file; the run directory:' >&2; ls -la >&2; cat stderr.log >&2; fi; true");
     let output = connection.run_checked(&line, COMMAND_TIMEOUT_MS)?;
     let text = output.stdout_text();
     let mut lines = text.lines();
