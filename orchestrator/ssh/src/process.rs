@@ -46,10 +46,14 @@ pub const LEASE_KILL_GRACE_S: u64 = 5;
 
 /// The fixed wrapper run under `setsid` with the lease time as its first argument: records its
 /// PID, starts the lease watchdog, runs the command, stops the watchdog, records the status.
+/// The PID is recorded before the watchdog starts, in the foreground: when the `&&` list that
+/// writes it was part of the watchdog's background job, a command that ended at once killed the
+/// job before it wrote `pid`, and the launcher saw a process that never started (an occasional
+/// CI failure of `a_finished_process_reports_its_exit_status_and_keeps_its_logs`).
 /// The watchdog dies with the group when the launcher stops it, and ignores SIGTERM only once
 /// it sends one to the group itself.
 /// Only file names that are constants of this module appear in it.
-const WRAPPER_SCRIPT: &str = "'l=$1; shift; echo $$ > pid.tmp && mv pid.tmp pid && touch lease && \
+const WRAPPER_SCRIPT: &str = "'l=$1; shift; echo $$ > pid.tmp && mv pid.tmp pid && touch lease || exit 125; \
 ( while kill -0 $$ 2>/dev/null && [ $(( $(date +%s) - $(stat -c %Y lease 2>/dev/null || echo 0) )) -lt \"$l\" ]; do sleep 1; done; \
   if kill -0 $$ 2>/dev/null; then echo \"naam-launch: lease expired ($l s without the launcher): stopping\" >&2; \
   trap \"\" TERM; kill -TERM -$$; sleep 5; kill -KILL -$$; fi ) & w=$!; \
@@ -286,6 +290,35 @@ mod tests {
     fn the_wrapper_waits_the_named_grace_before_sigkill() {
         let grace = format!("kill -TERM -$$; sleep {LEASE_KILL_GRACE_S}; kill -KILL -$$");
         assert!(WRAPPER_SCRIPT.contains(&grace), "{WRAPPER_SCRIPT}");
+    }
+
+    /// Runs of the wrapper whose command ends at once (`/bin/sh` directly, no ssh). When the
+    /// pid file was written inside the watchdog's background job, such runs often had none: 10
+    /// of 300 in a shell loop, and this test failed that wrapper on its first run.
+    const INSTANT_RUNS: u32 = 300;
+
+    #[test]
+    fn a_command_that_ends_at_once_still_leaves_the_pid_file() {
+        let script = WRAPPER_SCRIPT.trim_matches('\'');
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..INSTANT_RUNS {
+            for name in ["pid", "exit_status"] {
+                let _ = std::fs::remove_file(dir.path().join(name));
+            }
+            let status = std::process::Command::new("/bin/sh")
+                .args(["-c", script, "naam-launch", "60", "/bin/sh", "-c", "exit 3"])
+                .current_dir(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "run {i}: {status}");
+            let pid = std::fs::read_to_string(dir.path().join("pid")).unwrap_or_default();
+            assert!(
+                pid.trim().parse::<u32>().is_ok(),
+                "run {i} of {INSTANT_RUNS}: pid {pid:?}"
+            );
+            let exit = std::fs::read_to_string(dir.path().join("exit_status")).unwrap();
+            assert_eq!(exit.trim(), "3", "run {i}");
+        }
     }
 
     const STAT: &str = "4242 (sh (x) y) S 1 4242 4242 0 -1 4194560 90 0 0 0 0 0 0 0 20 0 1 0 987654 2539520 205 18446744073709551615";
