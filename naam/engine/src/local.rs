@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::abi;
 use crate::exec::{AccessMemory, Executor, ExecutorConfig};
 use crate::function::{Code, FunctionError, FunctionTable};
 use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
@@ -52,9 +53,15 @@ pub struct ViaParseError {
     pub given: String,
 }
 
-/// Rounds (accesses + one step) a call may take before it is declared stuck; far above what the
-/// engine's own bounds allow (steps × retries).
+/// Rounds (polls, then up to [`STEPS_PER_ROUND`] steps) a call may take before it is declared
+/// stuck; far above what the engine's own bounds allow (steps × retries).
 pub const CALL_ROUNDS_MAX: usize = 100_000;
+
+/// Steps one round runs: every step a message may take ([`abi::STEPS_MAX`] per attempt, over
+/// [`abi::RETRIES_MAX`] retries). Every access is lent in place at hand-out, so a message's
+/// next step is ready as soon as its last one ends: one round runs the whole message without
+/// returning to the call loop between steps.
+pub const STEPS_PER_ROUND: usize = abi::STEPS_MAX * (abi::RETRIES_MAX + 1);
 
 /// The outcome of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +246,7 @@ impl LocalHost {
                 reply.insn = done.insn;
                 return Ok(());
             }
-            exec.run_with(Nanos(0), 1, &HostMemory(memory));
+            exec.run_with(Nanos(0), STEPS_PER_ROUND, &HostMemory(memory));
         }
         Err(LocalError::Stuck)
     }
