@@ -10,7 +10,7 @@ use crate::exec::{AccessMemory, Executor, ExecutorConfig};
 use crate::function::{Code, FunctionError, FunctionTable};
 use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
 use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
-use crate::wire::{Invoke, REPLY_PAYLOAD_OFFSET, Status};
+use crate::wire::{Invoke, Status};
 
 /// Where a workload tool runs an operation: host-native Rust, or the workload's eBPF function
 /// through a [`LocalHost`] (the `--via native|vm` of `naam workload mica|btree`).
@@ -128,7 +128,6 @@ pub struct LocalHost {
     memory: Vec<Vec<u8>>,
     functions: FunctionTable,
     exec: Option<Executor>,
-    frame: Vec<u8>,
 }
 
 impl LocalHost {
@@ -139,7 +138,6 @@ impl LocalHost {
             memory: Vec::new(),
             functions: FunctionTable::new(),
             exec: None,
-            frame: Vec::new(),
         }
     }
 
@@ -207,20 +205,15 @@ impl LocalHost {
         Ok(reply)
     }
 
-    /// [`LocalHost::call`] into `reply`, reusing its payload buffer (a caller that keeps one
-    /// `CallReply` allocates nothing per call).
+    /// [`LocalHost::call`] into `reply`, whose payload buffer is swapped with one of the
+    /// executor's (a caller that keeps one `CallReply` allocates nothing per call).
     pub fn call_into(
         &mut self,
         invoke: &Invoke<'_>,
         reply: &mut CallReply,
     ) -> Result<(), LocalError> {
         self.ensure_executor()?;
-        let LocalHost {
-            exec,
-            memory,
-            frame,
-            ..
-        } = self;
+        let LocalHost { exec, memory, .. } = self;
         let Some(exec) = exec.as_mut() else {
             return Err(LocalError::Stuck);
         };
@@ -232,15 +225,10 @@ impl LocalHost {
                     function: invoke.function,
                 });
             }
-            if let Some(done) = exec.poll_completion(frame) {
-                // The executor's own reply frame: the completion carries its fields, the payload
-                // is the frame's tail (no second decode).
-                let Some(payload) = frame.get(REPLY_PAYLOAD_OFFSET..) else {
-                    return Err(LocalError::Stuck);
-                };
+            // The executor hands back the bare payload (no frame to encode or decode), swapped
+            // into the caller's buffer (no copy); the completion carries the other fields.
+            if let Some(done) = exec.poll_completion(&mut reply.payload) {
                 reply.status = done.status;
-                reply.payload.clear();
-                reply.payload.extend_from_slice(payload);
                 reply.steps = done.steps;
                 reply.attempts = done.attempts;
                 reply.insn = done.insn;
@@ -260,6 +248,7 @@ impl LocalHost {
             // The host owns its regions and nothing writes them during a call: every access is
             // lent in place and mapped straight into the VM for the step that reads it.
             exec.set_accesses_in_place(true);
+            exec.set_reply_payload_only(true);
             self.exec = Some(exec);
         }
         Ok(())
