@@ -13,7 +13,9 @@
 //!    [`set_accesses_in_place`](Executor::set_accesses_in_place) for every access),
 //! 3. calls [`run`](Executor::run) to execute ready steps in the VM ([`run_with`](Executor::run_with)
 //!    over the [`AccessMemory`] that serves lent accesses),
-//! 4. drains [`poll_completion`](Executor::poll_completion) for encoded reply frames.
+//! 4. drains [`poll_completion`](Executor::poll_completion) for encoded reply frames (or, for a
+//!    driver that answers its caller itself, bare payloads:
+//!    [`set_reply_payload_only`](Executor::set_reply_payload_only)).
 //!
 //! Host-native functions (writes such as MICA SET) surface as [`NativeRequest`]s for the host
 //! role to perform.
@@ -391,6 +393,9 @@ pub struct Executor {
     pushback_credit_insn: Option<u64>,
     /// Every access is lent in place at hand-out ([`Executor::set_accesses_in_place`]).
     accesses_in_place: bool,
+    /// Completions carry the bare reply payload instead of an encoded reply frame
+    /// ([`Executor::set_reply_payload_only`]).
+    reply_payload_only: bool,
     /// Accesses handed out since creation (queued or lent in place).
     accesses_handed_out: u64,
     stats: ExecutorStats,
@@ -444,6 +449,7 @@ impl Executor {
             client_permille: 0,
             pushback_credit_insn: None,
             accesses_in_place: false,
+            reply_payload_only: false,
             accesses_handed_out: 0,
             stats: ExecutorStats::default(),
             period: PeriodLoad::default(),
@@ -499,6 +505,14 @@ impl Executor {
     /// [`Executor::step_with`] over memory that serves it ([`AccessMemory`]).
     pub fn set_accesses_in_place(&mut self, in_place: bool) {
         self.accesses_in_place = in_place;
+    }
+
+    /// For a driver that answers its caller itself (a host in a box): the buffer
+    /// [`Executor::poll_completion`] hands back holds only the reply's payload (an Ok reply's
+    /// bytes, a pushed-back message's continuation, nothing for an error) instead of an encoded
+    /// reply frame; the [`Completion`] carries every other field of the frame.
+    pub fn set_reply_payload_only(&mut self, payload_only: bool) {
+        self.reply_payload_only = payload_only;
     }
 
     /// Accepts a message received at `arrived_at`. Every submitted message produces exactly one
@@ -702,7 +716,8 @@ impl Executor {
         })
     }
 
-    /// The next finished message; its reply frame is swapped into `frame` (whose old buffer the
+    /// The next finished message; its reply frame (or bare payload,
+    /// [`Executor::set_reply_payload_only`]) is swapped into `frame` (whose old buffer the
     /// executor keeps for reuse, so steady state allocates nothing).
     pub fn poll_completion(&mut self, frame: &mut Vec<u8>) -> Option<Completion> {
         let mut done = self.done.pop_front()?;
@@ -825,8 +840,7 @@ impl Executor {
             payload: &self.scratch,
         };
         let mut frame = self.spare_frames.pop().unwrap_or_default();
-        // Cannot fail: payloads are bounded by construction.
-        let _ = Frame::Reply(reply).encode(&mut frame);
+        write_reply(&mut frame, reply, self.reply_payload_only);
         self.done.push_back(Done { completion, frame });
         self.period.record_completion();
     }
@@ -1117,8 +1131,7 @@ impl Executor {
             payload,
         };
         let mut frame = self.spare_frames.pop().unwrap_or_default();
-        // Cannot fail: payloads are bounded by construction.
-        let _ = Frame::Reply(reply).encode(&mut frame);
+        write_reply(&mut frame, reply, self.reply_payload_only);
         let completion = Completion {
             source: slot.source,
             reply_to: slot.reply_to,
@@ -1139,6 +1152,16 @@ impl Executor {
         slot.function = None;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
+    }
+}
+
+/// Writes `reply` into `frame`: the encoded frame, or only its payload.
+fn write_reply(frame: &mut Vec<u8>, reply: Reply<'_>, payload_only: bool) {
+    if payload_only {
+        frame.extend_from_slice(reply.payload);
+    } else {
+        // Cannot fail: payloads are bounded by construction.
+        let _ = Frame::Reply(reply).encode(frame);
     }
 }
 

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use crate::abi;
 use crate::exec::{AccessMemory, Executor, ExecutorConfig};
 use crate::function::{Code, FunctionError, FunctionTable};
 use crate::ids::{FunctionId, Location, Nanos, RegionId, TenantId};
 use crate::region::{Perms, RegionError, RegionInfo, RegionTable, RkeySecret};
-use crate::wire::{Invoke, REPLY_PAYLOAD_OFFSET, Status};
+use crate::wire::{Invoke, Status};
 
 /// Where a workload tool runs an operation: host-native Rust, or the workload's eBPF function
 /// through a [`LocalHost`] (the `--via native|vm` of `naam workload mica|btree`).
@@ -52,9 +53,15 @@ pub struct ViaParseError {
     pub given: String,
 }
 
-/// Rounds (accesses + one step) a call may take before it is declared stuck; far above what the
-/// engine's own bounds allow (steps × retries).
+/// Rounds (polls, then up to [`STEPS_PER_ROUND`] steps) a call may take before it is declared
+/// stuck; far above what the engine's own bounds allow (steps × retries).
 pub const CALL_ROUNDS_MAX: usize = 100_000;
+
+/// Steps one round runs: every step a message may take ([`abi::STEPS_MAX`] per attempt, over
+/// [`abi::RETRIES_MAX`] retries). Every access is lent in place at hand-out, so a message's
+/// next step is ready as soon as its last one ends: one round runs the whole message without
+/// returning to the call loop between steps.
+pub const STEPS_PER_ROUND: usize = abi::STEPS_MAX * (abi::RETRIES_MAX + 1);
 
 /// The outcome of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +128,6 @@ pub struct LocalHost {
     memory: Vec<Vec<u8>>,
     functions: FunctionTable,
     exec: Option<Executor>,
-    frame: Vec<u8>,
 }
 
 impl LocalHost {
@@ -132,7 +138,6 @@ impl LocalHost {
             memory: Vec::new(),
             functions: FunctionTable::new(),
             exec: None,
-            frame: Vec::new(),
         }
     }
 
@@ -200,20 +205,15 @@ impl LocalHost {
         Ok(reply)
     }
 
-    /// [`LocalHost::call`] into `reply`, reusing its payload buffer (a caller that keeps one
-    /// `CallReply` allocates nothing per call).
+    /// [`LocalHost::call`] into `reply`, whose payload buffer is swapped with one of the
+    /// executor's (a caller that keeps one `CallReply` allocates nothing per call).
     pub fn call_into(
         &mut self,
         invoke: &Invoke<'_>,
         reply: &mut CallReply,
     ) -> Result<(), LocalError> {
         self.ensure_executor()?;
-        let LocalHost {
-            exec,
-            memory,
-            frame,
-            ..
-        } = self;
+        let LocalHost { exec, memory, .. } = self;
         let Some(exec) = exec.as_mut() else {
             return Err(LocalError::Stuck);
         };
@@ -225,21 +225,16 @@ impl LocalHost {
                     function: invoke.function,
                 });
             }
-            if let Some(done) = exec.poll_completion(frame) {
-                // The executor's own reply frame: the completion carries its fields, the payload
-                // is the frame's tail (no second decode).
-                let Some(payload) = frame.get(REPLY_PAYLOAD_OFFSET..) else {
-                    return Err(LocalError::Stuck);
-                };
+            // The executor hands back the bare payload (no frame to encode or decode), swapped
+            // into the caller's buffer (no copy); the completion carries the other fields.
+            if let Some(done) = exec.poll_completion(&mut reply.payload) {
                 reply.status = done.status;
-                reply.payload.clear();
-                reply.payload.extend_from_slice(payload);
                 reply.steps = done.steps;
                 reply.attempts = done.attempts;
                 reply.insn = done.insn;
                 return Ok(());
             }
-            exec.run_with(Nanos(0), 1, &HostMemory(memory));
+            exec.run_with(Nanos(0), STEPS_PER_ROUND, &HostMemory(memory));
         }
         Err(LocalError::Stuck)
     }
@@ -253,6 +248,7 @@ impl LocalHost {
             // The host owns its regions and nothing writes them during a call: every access is
             // lent in place and mapped straight into the VM for the step that reads it.
             exec.set_accesses_in_place(true);
+            exec.set_reply_payload_only(true);
             self.exec = Some(exec);
         }
         Ok(())

@@ -216,3 +216,30 @@ fn an_executor_lending_every_access_queues_none_and_answers_as_the_copying_one()
     assert!(accesses_out > 0);
     assert_eq!(copying.stats().steps, lending.stats().steps);
 }
+
+#[test]
+fn a_payload_only_executor_hands_back_the_frames_payload_and_fields() {
+    let (regions, memory, ds) = dataset(&pairs(PAIRS, 17), 9);
+    let (mut framing, mut bare) = (executor(&regions), executor(&regions));
+    bare.set_reply_payload_only(true);
+    let mut payload_bytes = 0;
+    for (i, &(key, _)) in ds.pairs.iter().take(MESSAGES_PER_KIND).enumerate() {
+        // Every third key is absent (its reply payload says so); others are hits.
+        let key = if i % 3 == 2 { key ^ 0x5a5a } else { key };
+        let (function, (args, descriptors)) = if i % 2 == 0 {
+            (HASH_GET, hash_request(&ds, key))
+        } else {
+            (TREE_GET, tree_request(&ds, key))
+        };
+        let msg = invoke(TENANT, function, i as u64, &args, descriptors);
+        let (c_frame, frame) = run_in_place(&mut framing, &Lent(&memory), &msg);
+        let (c_bare, payload) = run_in_place(&mut bare, &Lent(&memory), &msg);
+        let Ok(Frame::Reply(reply)) = Frame::decode(&frame) else {
+            panic!("message {i}: not a reply frame");
+        };
+        assert_eq!(c_frame, c_bare, "message {i}");
+        assert_eq!(reply.payload, payload.as_slice(), "message {i}");
+        payload_bytes += payload.len();
+    }
+    assert!(payload_bytes > 0, "some replies carry bytes");
+}
