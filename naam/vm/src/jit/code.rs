@@ -7,7 +7,7 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::helpers::Helpers;
-use crate::interp::{self, Machine};
+use crate::interp::{self, CallFailure, Machine};
 use crate::memory::{Memory, Region};
 use crate::program::{JitError, Program};
 use crate::vm::{Exit, Trap};
@@ -274,14 +274,10 @@ unsafe extern "C" fn trampoline<C>(
     // SAFETY: as above.
     let env = unsafe { &mut *jit_ctx.env.cast::<HelperEnv<'_, '_, C>>() };
     let regs = [r1, r2, r3, r4, r5];
-    let called = catch_unwind(AssertUnwindSafe(|| call(env, regs, id, hint, index)));
+    let called = catch_unwind(AssertUnwindSafe(|| call(env, regs, id, hint)));
     match called {
         Ok(Ok(r0)) => r0,
-        Ok(Err(trap)) => {
-            env.trap = Some(trap);
-            jit_ctx.helper_failed = 1;
-            0
-        }
+        Ok(Err(failure)) => failed_call(jit_ctx, env, failure, id, index),
         Err(panic) => {
             env.panic = Some(panic);
             jit_ctx.helper_failed = 1;
@@ -290,24 +286,51 @@ unsafe extern "C" fn trampoline<C>(
     }
 }
 
+/// Why a call from native code failed, before it becomes a [`Trap`].
+enum Failure {
+    /// No helper has the id.
+    Unknown,
+    /// The helper's argument check or the helper itself failed.
+    Call(CallFailure),
+}
+
+/// Keeps the trap of a failed call (cold) and flags it for the native code.
+#[cold]
+#[inline(never)]
+fn failed_call<C>(
+    jit_ctx: &mut JitCtx,
+    env: &mut HelperEnv<'_, '_, C>,
+    failure: Failure,
+    id: u64,
+    index: u64,
+) -> u64 {
+    let pc = env.program.slot_of(index as usize);
+    env.trap = Some(match failure {
+        Failure::Unknown => Trap::UnknownHelper { pc, id },
+        Failure::Call(failure) => failure.into_trap(pc, id as u32),
+    });
+    jit_ctx.helper_failed = 1;
+    0
+}
+
+/// Looks the helper up (by the verifier's hint for `call imm`; `hint` is `u64::MAX` for
+/// `callx`), checks its arguments and calls it.
+#[inline(always)]
 fn call<C>(
     env: &mut HelperEnv<'_, '_, C>,
     args: [u64; 5],
     id: u64,
     hint: u64,
-    index: u64,
-) -> Result<u64, Trap> {
-    let program = env.program;
-    let pc = move || program.slot_of(index as usize);
+) -> Result<u64, Failure> {
     let helper = if hint == u64::MAX {
         u32::try_from(id).ok().and_then(|id| env.helpers.get(id))
     } else {
         env.helpers.lookup(id as u32, hint as usize)
     };
     let Some(helper) = helper else {
-        return Err(Trap::UnknownHelper { pc: pc(), id });
+        return Err(Failure::Unknown);
     };
     // SAFETY: native code is suspended in this call; nothing else touches the memory now.
     let mem = unsafe { &mut *env.mem };
-    interp::call_helper(helper, id as u32, env.ctx, mem, args, pc)
+    interp::call_helper_checked(helper, env.ctx, mem, args).map_err(Failure::Call)
 }
