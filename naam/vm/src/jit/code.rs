@@ -3,6 +3,7 @@
 //! code's status into an [`Exit`] or a [`Trap`].
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -55,13 +56,19 @@ pub(crate) struct JitCtx {
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
     pub env: *mut c_void,
-    // Outputs.
-    pub r0: u64,
+    // Outputs. Left unwritten at entry (nothing to store per invocation): the code writes `r0`
+    // and `remaining` at its exit, `trap_*` on the fault paths that report them, and `run` and
+    // `trapped` read each only after a status that says it was written.
+    pub r0: MaybeUninit<u64>,
     /// `budget` less the instructions executed.
-    pub remaining: u64,
-    pub trap_index: u64,
-    pub trap_addr: u64,
-    pub trap_len: u64,
+    pub remaining: MaybeUninit<u64>,
+    /// Written for `READ_FAULT`, `WRITE_FAULT` and `CALL_DEPTH`.
+    pub trap_index: MaybeUninit<u64>,
+    /// Written for `READ_FAULT` and `WRITE_FAULT`.
+    pub trap_addr: MaybeUninit<u64>,
+    /// Written for `READ_FAULT` and `WRITE_FAULT`.
+    pub trap_len: MaybeUninit<u64>,
+    /// Read and raised by local calls, so it starts at 0.
     pub depth_reached: u64,
 }
 
@@ -202,11 +209,11 @@ pub(crate) fn run<C>(
         helper_failed: 0,
         trampoline: trampoline::<C>,
         env: (&raw mut env).cast(),
-        r0: 0,
-        remaining: 0,
-        trap_index: 0,
-        trap_addr: 0,
-        trap_len: 0,
+        r0: MaybeUninit::uninit(),
+        remaining: MaybeUninit::uninit(),
+        trap_index: MaybeUninit::uninit(),
+        trap_addr: MaybeUninit::uninit(),
+        trap_len: MaybeUninit::uninit(),
         depth_reached: 0,
     };
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
@@ -217,9 +224,12 @@ pub(crate) fn run<C>(
         // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
         // holds no trap and no panic: nothing to drop (and no drop check on this path).
         core::mem::forget(env);
+        // SAFETY: the code wrote both at its exit (`status::EXIT`).
+        let (r0, remaining) =
+            unsafe { (jit_ctx.r0.assume_init(), jit_ctx.remaining.assume_init()) };
         return Ok(Exit {
-            r0: jit_ctx.r0,
-            insn_count: jit_ctx.budget - jit_ctx.remaining,
+            r0,
+            insn_count: jit_ctx.budget - remaining,
         });
     }
     // SAFETY: the native code has returned; `mem` is again only ours.
@@ -241,14 +251,30 @@ fn trapped<C>(
         resume_unwind(panic);
     }
     let program = env.program;
-    let pc = program.slot_of(jit_ctx.trap_index as usize);
-    let (addr, len) = (jit_ctx.trap_addr, jit_ctx.trap_len);
+    // SAFETY (each read below): the code wrote the field before returning this status.
+    let pc = || program.slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
+    let fault = || unsafe {
+        (
+            jit_ctx.trap_addr.assume_init(),
+            jit_ctx.trap_len.assume_init(),
+        )
+    };
     match outcome {
-        status::READ_FAULT => Err(Trap::OutOfBounds { pc, addr, len }),
-        status::WRITE_FAULT => Err(interp::write_fault(mem, pc, addr, len)),
+        status::READ_FAULT => {
+            let (addr, len) = fault();
+            Err(Trap::OutOfBounds {
+                pc: pc(),
+                addr,
+                len,
+            })
+        }
+        status::WRITE_FAULT => {
+            let (addr, len) = fault();
+            Err(interp::write_fault(mem, pc(), addr, len))
+        }
         status::BUDGET => Err(Trap::BudgetExceeded { budget }),
         status::CALL_DEPTH => Err(Trap::CallDepthExceeded {
-            pc,
+            pc: pc(),
             depth_max: crate::CALL_DEPTH_MAX,
         }),
         _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded { budget })),
