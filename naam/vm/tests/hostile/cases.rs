@@ -776,3 +776,49 @@ fn budget_checks_on_loop_edges_come_before_the_next_store() {
     ];
     budget_sweep(&kept, 8, |budget| if budget >= 4 { 1 } else { 2 });
 }
+
+fn fill_then_nest(
+    nested: &mut Nested,
+    mem: &mut Memory<'_>,
+    args: [u64; 5],
+) -> Result<u64, HelperError> {
+    mem.write(args[0], args[1])?.fill(0x5e);
+    run_nested(nested, mem, args)
+}
+
+/// A helper writes the stack, then runs a nested VM over the same `Memory` (whose own run
+/// finishes first): the outer invocation still zeroes what the helper wrote.
+#[test]
+fn a_nested_run_does_not_hide_a_helpers_stack_write_from_the_outer_scrub() {
+    let mut helpers = Helpers::<Nested>::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::WriteBytes { len_arg: 1 };
+    args[1] = ArgKind::Scalar;
+    let signature = Signature { args };
+    let helper = Helper {
+        name: "fill_then_nest",
+        signature,
+        func: fill_then_nest,
+    };
+    helpers.register(4, helper).unwrap();
+    let writer = program(&[
+        mov64_reg(1, 10),
+        add64_imm(1, -40),
+        mov64_imm(2, 16),
+        call_helper(4),
+        exit(),
+    ]);
+    let writer = load(&writer, &helpers).unwrap();
+    let inner = load(&program(&[mov64_imm(0, 1), exit()]), &Helpers::<()>::new()).unwrap();
+    let mut nested = Nested {
+        vm: Vm::new(VmConfig::default()),
+        program: inner,
+    };
+    let reader = load(&stack_reader(&[]), &helpers).unwrap();
+    let mut vm = Vm::new(VmConfig::default());
+    let mut mem = Memory::new();
+    vm.run(&writer, &mut mem, &helpers, &mut nested, 0, 0)
+        .unwrap();
+    let left = vm.run(&reader, &mut mem, &helpers, &mut nested, 0, 0);
+    assert_eq!(left.unwrap().r0, 0, "the stack is scrubbed");
+}
