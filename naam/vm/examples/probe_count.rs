@@ -8,7 +8,8 @@
 //!
 //! Kernels: `mica_probe_7`, `mica_probe_15`, `btree_search_128`, `native_mica_probe_7`,
 //! `native_mica_probe_15`, `native_btree_search_128` (the benches' native twins, for the
-//! baseline); backends: `interpreter`, `jit`. The per-call count is the difference between two
+//! baseline), and `helper_calls_4` (four calls of a helper that reads its pointer argument's first
+//! byte: the helper call path alone; its native twin reads the byte four times); backends: `interpreter`, `jit`. The per-call count is the difference between two
 //! runs with different iteration counts divided by the difference in iterations (start-up cancels
 //! out). Inputs are the benches' shapes with fixed contents (the search key and tag positions
 //! match the benches: the tag in the last entry, the key a third of the way in).
@@ -17,6 +18,13 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use naam_vm::{Backend, Helpers, Memory, Program, Tier, Vm, VmConfig};
+
+/// Helper calls in the `helper_calls_4` kernel.
+const HELPER_CALLS: usize = 4;
+/// Id of the `helper_calls_4` kernel's helper.
+const FIRST_BYTE_ID: u32 = 1;
+/// Bytes the helper's pointer argument covers (checked before the call).
+const FIRST_BYTE_LEN: i32 = 8;
 
 const MICA_OBJECT: &[u8] = include_bytes!("../benches/bpf/mica_probe.o");
 const BTREE_OBJECT: &[u8] = include_bytes!("../benches/bpf/btree_search.o");
@@ -94,6 +102,65 @@ fn btree_search_native(input: &[u8]) -> u64 {
     lo as u64
 }
 
+/// One 8-byte eBPF instruction.
+fn insn(opcode: u8, dst: u8, src: u8, imm: i32) -> [u8; 8] {
+    let mut bytes = [0u8; 8];
+    bytes[0] = opcode;
+    bytes[1] = (src << 4) | dst;
+    bytes[4..].copy_from_slice(&imm.to_le_bytes());
+    bytes
+}
+
+/// `r6 = r1; HELPER_CALLS × (r1 = r6; r2 = 8; call first_byte; r7 += r0); r0 = r7; exit`.
+fn helper_calls_bytecode() -> Vec<u8> {
+    const MOV64_REG: u8 = 0xbf;
+    const MOV64_IMM: u8 = 0xb7;
+    const ADD64_REG: u8 = 0x0f;
+    const CALL: u8 = 0x85;
+    const EXIT: u8 = 0x95;
+    let mut code = vec![insn(MOV64_REG, 6, 1, 0), insn(MOV64_IMM, 7, 0, 0)];
+    for _ in 0..HELPER_CALLS {
+        code.push(insn(MOV64_REG, 1, 6, 0));
+        code.push(insn(MOV64_IMM, 2, 0, FIRST_BYTE_LEN));
+        code.push(insn(CALL, 0, 0, FIRST_BYTE_ID as i32));
+        code.push(insn(ADD64_REG, 7, 0, 0));
+    }
+    code.push(insn(MOV64_REG, 0, 7, 0));
+    code.push(insn(EXIT, 0, 0, 0));
+    code.concat()
+}
+
+/// The helper: the first byte of the `r2` readable bytes at `r1`.
+fn first_byte(
+    _: &mut (),
+    mem: &mut Memory<'_>,
+    args: [u64; naam_vm::HELPER_ARGS],
+) -> Result<u64, naam_vm::HelperError> {
+    Ok(u64::from(mem.read(args[0], 1)?[0]))
+}
+
+fn helper_calls_native(input: &[u8]) -> u64 {
+    (0..HELPER_CALLS)
+        .map(|_| u64::from(black_box(input)[0]))
+        .sum()
+}
+
+fn helpers_of(name: &str) -> Helpers<()> {
+    let mut helpers = Helpers::<()>::new();
+    if name == "helper_calls_4" {
+        let mut args = [naam_vm::ArgKind::Unused; naam_vm::HELPER_ARGS];
+        args[0] = naam_vm::ArgKind::ReadBytes { len_arg: 1 };
+        args[1] = naam_vm::ArgKind::Scalar;
+        let helper = naam_vm::Helper {
+            name: "first_byte",
+            signature: naam_vm::Signature { args },
+            func: first_byte,
+        };
+        helpers.register(FIRST_BYTE_ID, helper).expect("registers");
+    }
+    helpers
+}
+
 /// `(object, section, input, native twin)` of a kernel name (without `native_`).
 type Kernel = (&'static [u8], &'static str, Vec<u8>, fn(&[u8]) -> u64);
 
@@ -117,6 +184,8 @@ fn kernel(name: &str) -> Option<Kernel> {
             btree_input(),
             btree_search_native,
         ),
+        // Raw bytecode, not an ELF object: the section name is unused.
+        "helper_calls_4" => (&[], "", mica_input(7), helper_calls_native),
         _ => return None,
     })
 }
@@ -159,9 +228,13 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let backend = Backend::from_name(args.get(1).ok_or(usage)?).ok_or(usage)?;
-    let helpers = Helpers::<()>::new();
-    let program = Program::from_elf_with(object, section, &helpers, backend)
-        .map_err(|error| format!("{section}: {error}"))?;
+    let helpers = helpers_of(name);
+    let program = if object.is_empty() {
+        Program::from_raw_with(&helper_calls_bytecode(), &helpers, backend)
+    } else {
+        Program::from_elf_with(object, section, &helpers, backend)
+    }
+    .map_err(|error| format!("{name}: {error}"))?;
     if backend == Backend::Jit && program.tier() != Tier::Jit {
         return Err(format!(
             "{section}: no JIT code ({:?})",

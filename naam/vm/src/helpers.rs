@@ -230,11 +230,41 @@ fn check_signature<C>(id: u32, helper: &Helper<C>) -> Result<(), RegisterError> 
 }
 
 /// Checks every pointer argument of `signature` against `mem`; returns the first bad argument.
+/// The pass that succeeds (every call that runs) only compares bounds; the exact error of a
+/// refused argument is worked out afterwards, on the cold path.
+#[inline(always)]
 pub(crate) fn check_args(
     signature: &Signature,
     mem: &mut Memory<'_>,
     args: &[u64; HELPER_ARGS],
 ) -> Result<(), (u8, MemoryError)> {
+    let mut granted = true;
+    for (arg, kind) in signature.args.iter().enumerate() {
+        granted &= match *kind {
+            ArgKind::ReadBytes { len_arg } => {
+                mem.grants_read(args[arg], args[usize::from(len_arg) % HELPER_ARGS])
+            }
+            ArgKind::WriteBytes { len_arg } => {
+                mem.grants_write(args[arg], args[usize::from(len_arg) % HELPER_ARGS])
+            }
+            ArgKind::Unused | ArgKind::Scalar => true,
+        };
+    }
+    if granted {
+        Ok(())
+    } else {
+        Err(first_refused_arg(signature, mem, args))
+    }
+}
+
+/// The first argument `check_args` refused, with its error (cold).
+#[cold]
+#[inline(never)]
+fn first_refused_arg(
+    signature: &Signature,
+    mem: &mut Memory<'_>,
+    args: &[u64; HELPER_ARGS],
+) -> (u8, MemoryError) {
     for (arg, kind) in signature.args.iter().enumerate() {
         let checked = match *kind {
             ArgKind::ReadBytes { len_arg } => mem
@@ -245,9 +275,11 @@ pub(crate) fn check_args(
                 .map(|_| ()),
             ArgKind::Unused | ArgKind::Scalar => Ok(()),
         };
-        checked.map_err(|error| (arg as u8, error))?;
+        if let Err(error) = checked {
+            return (arg as u8, error);
+        }
     }
-    Ok(())
+    unreachable!("the fast check refused an argument the exact check grants")
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! stack accesses through r10 (the offset lies inside the current frame). Instructions are
 //! counted per straight-line run, at taken jumps, calls and exits, not one by one.
 
-use crate::helpers::{self, Helper, Helpers};
-use crate::memory::{self, Memory, STACK_SLOT, slot_base};
+use crate::helpers::{self, Helper, HelperError, Helpers};
+use crate::memory::{self, Memory, MemoryError, STACK_SLOT, slot_base};
 use crate::op::{Kind, Op};
 use crate::opcode::{
     ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
@@ -546,19 +546,45 @@ pub(crate) fn call_helper<C>(
     pc: impl Fn() -> usize,
 ) -> Result<u64, Trap> {
     // The slot index is looked up only for a trap (`pc`), never on the call's hot path.
-    helpers::check_args(&helper.signature, mem, &args).map_err(|(arg, error)| {
-        Trap::HelperArgument {
-            pc: pc(),
-            id,
-            arg,
-            error,
+    match call_helper_checked(helper, ctx, mem, args) {
+        Ok(r0) => Ok(r0),
+        Err(failure) => Err(failure.into_trap(pc(), id)),
+    }
+}
+
+/// Why a helper call failed, kept small so the call's hot path moves no [`Trap`]; it becomes
+/// one (with the call's slot) on the cold path.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// A pointer argument's bytes are not granted.
+    Argument { arg: u8, error: MemoryError },
+    /// The helper returned an error.
+    Helper(HelperError),
+}
+
+impl CallFailure {
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn into_trap(self, pc: usize, id: u32) -> Trap {
+        match self {
+            CallFailure::Argument { arg, error } => Trap::HelperArgument { pc, id, arg, error },
+            CallFailure::Helper(error) => Trap::Helper { pc, id, error },
         }
-    })?;
-    (helper.func)(ctx, mem, args).map_err(|error| Trap::Helper {
-        pc: pc(),
-        id,
-        error,
-    })
+    }
+}
+
+/// Checks `args` against `helper`'s signature, then calls it.
+#[inline(always)]
+pub(crate) fn call_helper_checked<C>(
+    helper: &Helper<C>,
+    ctx: &mut C,
+    mem: &mut Memory<'_>,
+    args: [u64; helpers::HELPER_ARGS],
+) -> Result<u64, CallFailure> {
+    if let Err((arg, error)) = helpers::check_args(&helper.signature, mem, &args) {
+        return Err(CallFailure::Argument { arg, error });
+    }
+    (helper.func)(ctx, mem, args).map_err(CallFailure::Helper)
 }
 
 #[inline(always)]

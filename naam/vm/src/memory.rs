@@ -176,7 +176,36 @@ impl<'a> Memory<'a> {
         }
     }
 
+    /// True when the `len` bytes at VM address `addr` are all readable: `read`'s check without
+    /// building the slice or the error (a helper call's argument check).
+    #[inline(always)]
+    pub(crate) fn grants_read(&self, addr: u64, len: u64) -> bool {
+        self.grants(addr, len, |r| r.read_len)
+    }
+
+    /// True when the `len` bytes at VM address `addr` are all writable (as `grants_read`).
+    #[inline(always)]
+    pub(crate) fn grants_write(&self, addr: u64, len: u64) -> bool {
+        self.grants(addr, len, |r| r.write_len)
+    }
+
+    #[inline(always)]
+    fn grants(&self, addr: u64, len: u64, limit: impl Fn(&Region) -> u64) -> bool {
+        let (slot, offset) = split(addr);
+        match self.slot(slot) {
+            // An empty slot (null) maps not even zero bytes, as in `locate`.
+            Some(region) => {
+                !region.ptr.is_null()
+                    && offset
+                        .checked_add(len)
+                        .is_some_and(|end| end <= limit(region))
+            }
+            None => false,
+        }
+    }
+
     /// The `len` bytes at VM address `addr`, if they are all readable (for helpers).
+    #[inline]
     pub fn read(&self, addr: u64, len: u64) -> Result<&[u8], MemoryError> {
         let (region, offset) = self.locate(addr, len, |r| r.read_len)?;
         let len = usize::try_from(len).map_err(|_| MemoryError::OutOfBounds { addr, len })?;
@@ -186,6 +215,7 @@ impl<'a> Memory<'a> {
     }
 
     /// The `len` bytes at VM address `addr`, if they are all writable (for helpers).
+    #[inline]
     pub fn write(&mut self, addr: u64, len: u64) -> Result<&mut [u8], MemoryError> {
         let (region, offset) =
             self.locate(addr, len, |r| r.write_len).map_err(|error| {

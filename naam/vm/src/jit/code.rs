@@ -3,11 +3,12 @@
 //! code's status into an [`Exit`] or a [`Trap`].
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::helpers::Helpers;
-use crate::interp::{self, Machine};
+use crate::interp::{self, CallFailure, Machine};
 use crate::memory::{Memory, Region};
 use crate::program::{JitError, Program};
 use crate::vm::{Exit, Trap};
@@ -55,13 +56,19 @@ pub(crate) struct JitCtx {
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
     pub env: *mut c_void,
-    // Outputs.
-    pub r0: u64,
+    // Outputs. Left unwritten at entry (nothing to store per invocation): the code writes `r0`
+    // and `remaining` at its exit, `trap_*` on the fault paths that report them, and `run` and
+    // `trapped` read each only after a status that says it was written.
+    pub r0: MaybeUninit<u64>,
     /// `budget` less the instructions executed.
-    pub remaining: u64,
-    pub trap_index: u64,
-    pub trap_addr: u64,
-    pub trap_len: u64,
+    pub remaining: MaybeUninit<u64>,
+    /// Written for `READ_FAULT`, `WRITE_FAULT` and `CALL_DEPTH`.
+    pub trap_index: MaybeUninit<u64>,
+    /// Written for `READ_FAULT` and `WRITE_FAULT`.
+    pub trap_addr: MaybeUninit<u64>,
+    /// Written for `READ_FAULT` and `WRITE_FAULT`.
+    pub trap_len: MaybeUninit<u64>,
+    /// Read and raised by local calls, so it starts at 0.
     pub depth_reached: u64,
 }
 
@@ -202,11 +209,11 @@ pub(crate) fn run<C>(
         helper_failed: 0,
         trampoline: trampoline::<C>,
         env: (&raw mut env).cast(),
-        r0: 0,
-        remaining: 0,
-        trap_index: 0,
-        trap_addr: 0,
-        trap_len: 0,
+        r0: MaybeUninit::uninit(),
+        remaining: MaybeUninit::uninit(),
+        trap_index: MaybeUninit::uninit(),
+        trap_addr: MaybeUninit::uninit(),
+        trap_len: MaybeUninit::uninit(),
         depth_reached: 0,
     };
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
@@ -217,9 +224,12 @@ pub(crate) fn run<C>(
         // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
         // holds no trap and no panic: nothing to drop (and no drop check on this path).
         core::mem::forget(env);
+        // SAFETY: the code wrote both at its exit (`status::EXIT`).
+        let (r0, remaining) =
+            unsafe { (jit_ctx.r0.assume_init(), jit_ctx.remaining.assume_init()) };
         return Ok(Exit {
-            r0: jit_ctx.r0,
-            insn_count: jit_ctx.budget - jit_ctx.remaining,
+            r0,
+            insn_count: jit_ctx.budget - remaining,
         });
     }
     // SAFETY: the native code has returned; `mem` is again only ours.
@@ -241,14 +251,30 @@ fn trapped<C>(
         resume_unwind(panic);
     }
     let program = env.program;
-    let pc = program.slot_of(jit_ctx.trap_index as usize);
-    let (addr, len) = (jit_ctx.trap_addr, jit_ctx.trap_len);
+    // SAFETY (each read below): the code wrote the field before returning this status.
+    let pc = || program.slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
+    let fault = || unsafe {
+        (
+            jit_ctx.trap_addr.assume_init(),
+            jit_ctx.trap_len.assume_init(),
+        )
+    };
     match outcome {
-        status::READ_FAULT => Err(Trap::OutOfBounds { pc, addr, len }),
-        status::WRITE_FAULT => Err(interp::write_fault(mem, pc, addr, len)),
+        status::READ_FAULT => {
+            let (addr, len) = fault();
+            Err(Trap::OutOfBounds {
+                pc: pc(),
+                addr,
+                len,
+            })
+        }
+        status::WRITE_FAULT => {
+            let (addr, len) = fault();
+            Err(interp::write_fault(mem, pc(), addr, len))
+        }
         status::BUDGET => Err(Trap::BudgetExceeded { budget }),
         status::CALL_DEPTH => Err(Trap::CallDepthExceeded {
-            pc,
+            pc: pc(),
             depth_max: crate::CALL_DEPTH_MAX,
         }),
         _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded { budget })),
@@ -274,14 +300,10 @@ unsafe extern "C" fn trampoline<C>(
     // SAFETY: as above.
     let env = unsafe { &mut *jit_ctx.env.cast::<HelperEnv<'_, '_, C>>() };
     let regs = [r1, r2, r3, r4, r5];
-    let called = catch_unwind(AssertUnwindSafe(|| call(env, regs, id, hint, index)));
+    let called = catch_unwind(AssertUnwindSafe(|| call(env, regs, id, hint)));
     match called {
         Ok(Ok(r0)) => r0,
-        Ok(Err(trap)) => {
-            env.trap = Some(trap);
-            jit_ctx.helper_failed = 1;
-            0
-        }
+        Ok(Err(failure)) => failed_call(jit_ctx, env, failure, id, index),
         Err(panic) => {
             env.panic = Some(panic);
             jit_ctx.helper_failed = 1;
@@ -290,24 +312,51 @@ unsafe extern "C" fn trampoline<C>(
     }
 }
 
+/// Why a call from native code failed, before it becomes a [`Trap`].
+enum Failure {
+    /// No helper has the id.
+    Unknown,
+    /// The helper's argument check or the helper itself failed.
+    Call(CallFailure),
+}
+
+/// Keeps the trap of a failed call (cold) and flags it for the native code.
+#[cold]
+#[inline(never)]
+fn failed_call<C>(
+    jit_ctx: &mut JitCtx,
+    env: &mut HelperEnv<'_, '_, C>,
+    failure: Failure,
+    id: u64,
+    index: u64,
+) -> u64 {
+    let pc = env.program.slot_of(index as usize);
+    env.trap = Some(match failure {
+        Failure::Unknown => Trap::UnknownHelper { pc, id },
+        Failure::Call(failure) => failure.into_trap(pc, id as u32),
+    });
+    jit_ctx.helper_failed = 1;
+    0
+}
+
+/// Looks the helper up (by the verifier's hint for `call imm`; `hint` is `u64::MAX` for
+/// `callx`), checks its arguments and calls it.
+#[inline(always)]
 fn call<C>(
     env: &mut HelperEnv<'_, '_, C>,
     args: [u64; 5],
     id: u64,
     hint: u64,
-    index: u64,
-) -> Result<u64, Trap> {
-    let program = env.program;
-    let pc = move || program.slot_of(index as usize);
+) -> Result<u64, Failure> {
     let helper = if hint == u64::MAX {
         u32::try_from(id).ok().and_then(|id| env.helpers.get(id))
     } else {
         env.helpers.lookup(id as u32, hint as usize)
     };
     let Some(helper) = helper else {
-        return Err(Trap::UnknownHelper { pc: pc(), id });
+        return Err(Failure::Unknown);
     };
     // SAFETY: native code is suspended in this call; nothing else touches the memory now.
     let mem = unsafe { &mut *env.mem };
-    interp::call_helper(helper, id as u32, env.ctx, mem, args, pc)
+    interp::call_helper_checked(helper, env.ctx, mem, args).map_err(Failure::Call)
 }

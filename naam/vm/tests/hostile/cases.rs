@@ -443,6 +443,67 @@ fn helper_pointer_arguments_are_checked_before_the_call() {
     );
 }
 
+/// A helper whose second pointer argument must be writable: the fast argument check refuses
+/// the call, and the trap names the first refused argument with its exact error.
+#[test]
+fn a_refused_later_pointer_argument_is_named_with_its_exact_error() {
+    let mut helpers = Helpers::<()>::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::ReadBytes { len_arg: 2 };
+    args[1] = ArgKind::WriteBytes { len_arg: 2 };
+    args[2] = ArgKind::Scalar;
+    let signature = Signature { args };
+    let helper = Helper {
+        name: "copy",
+        signature,
+        func: copy_first_byte,
+    };
+    helpers.register(3, helper).unwrap();
+    let input = [7u8; 4];
+    let run = |bytecode: &[u8]| {
+        let loaded = load(bytecode, &helpers).unwrap();
+        let mut mem = Memory::new();
+        let addr = mem.map_read(&input).unwrap();
+        Vm::new(VmConfig::default()).run(&loaded, &mut mem, &helpers, &mut (), addr, 4)
+    };
+    // r2 = the read-only input: mapped, but not for writing.
+    let read_only = program(&[mov64_reg(2, 1), mov64_imm(3, 4), call_helper(3), exit()]);
+    let error = MemoryError::ReadOnly {
+        addr: INPUT,
+        len: 4,
+    };
+    let expected = Trap::HelperArgument {
+        pc: 2,
+        id: 3,
+        arg: 1,
+        error,
+    };
+    assert_eq!(run(&read_only), Err(expected));
+    // r2 = 8: below every slot.
+    let unmapped = program(&[mov64_imm(2, 8), mov64_imm(3, 4), call_helper(3), exit()]);
+    let error = MemoryError::OutOfBounds { addr: 8, len: 4 };
+    let expected = Trap::HelperArgument {
+        pc: 2,
+        id: 3,
+        arg: 1,
+        error,
+    };
+    assert_eq!(run(&unmapped), Err(expected));
+    // Both refused (r1 too long as well): the first one is named.
+    let both = program(&[mov64_imm(2, 8), mov64_imm(3, 5), call_helper(3), exit()]);
+    let error = MemoryError::OutOfBounds {
+        addr: INPUT,
+        len: 5,
+    };
+    let expected = Trap::HelperArgument {
+        pc: 2,
+        id: 3,
+        arg: 0,
+        error,
+    };
+    assert_eq!(run(&both), Err(expected));
+}
+
 /// Context of a helper that runs a second VM over the invocation's own `Memory`.
 struct Nested {
     vm: Vm,
@@ -714,4 +775,50 @@ fn budget_checks_on_loop_edges_come_before_the_next_store() {
         exit(),
     ];
     budget_sweep(&kept, 8, |budget| if budget >= 4 { 1 } else { 2 });
+}
+
+fn fill_then_nest(
+    nested: &mut Nested,
+    mem: &mut Memory<'_>,
+    args: [u64; 5],
+) -> Result<u64, HelperError> {
+    mem.write(args[0], args[1])?.fill(0x5e);
+    run_nested(nested, mem, args)
+}
+
+/// A helper writes the stack, then runs a nested VM over the same `Memory` (whose own run
+/// finishes first): the outer invocation still zeroes what the helper wrote.
+#[test]
+fn a_nested_run_does_not_hide_a_helpers_stack_write_from_the_outer_scrub() {
+    let mut helpers = Helpers::<Nested>::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::WriteBytes { len_arg: 1 };
+    args[1] = ArgKind::Scalar;
+    let signature = Signature { args };
+    let helper = Helper {
+        name: "fill_then_nest",
+        signature,
+        func: fill_then_nest,
+    };
+    helpers.register(4, helper).unwrap();
+    let writer = program(&[
+        mov64_reg(1, 10),
+        add64_imm(1, -40),
+        mov64_imm(2, 16),
+        call_helper(4),
+        exit(),
+    ]);
+    let writer = load(&writer, &helpers).unwrap();
+    let inner = load(&program(&[mov64_imm(0, 1), exit()]), &Helpers::<()>::new()).unwrap();
+    let mut nested = Nested {
+        vm: Vm::new(VmConfig::default()),
+        program: inner,
+    };
+    let reader = load(&stack_reader(&[]), &helpers).unwrap();
+    let mut vm = Vm::new(VmConfig::default());
+    let mut mem = Memory::new();
+    vm.run(&writer, &mut mem, &helpers, &mut nested, 0, 0)
+        .unwrap();
+    let left = vm.run(&reader, &mut mem, &helpers, &mut nested, 0, 0);
+    assert_eq!(left.unwrap().r0, 0, "the stack is scrubbed");
 }
