@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use naam_engine::exec::Completion;
-use naam_engine::wire::{ErrorCode, ErrorKind};
+use naam_engine::wire::{Descriptors, ErrorCode, ErrorKind};
 use naam_engine::*;
 use support::*;
 
@@ -96,11 +96,7 @@ fn in_place_and_copied_accesses_give_the_same_replies() {
             0 => rng.next() % 100_000 + 1,
             _ => ds.pairs[(rng.next() % ds.pairs.len() as u64) as usize].0,
         };
-        let (function, (args, descriptors)) = if i % 2 == 0 {
-            (HASH_GET, hash_request(&ds, key))
-        } else {
-            (TREE_GET, tree_request(&ds, key))
-        };
+        let (function, (args, descriptors)) = alternate_request(&ds, i, key);
         let msg = invoke(TENANT, function, i as u64, &args, descriptors);
         let (c_copy, frame_copy) = run_at_host(&mut copying, &memory, &regions, &msg);
         let (c_lent, frame_lent) = run_in_place(&mut lending, &Lent(&memory), &msg);
@@ -191,11 +187,7 @@ fn an_executor_lending_every_access_queues_none_and_answers_as_the_copying_one()
     lending.set_accesses_in_place(true);
     let mut accesses_out = 0;
     for (i, &(key, _)) in ds.pairs.iter().take(MESSAGES_PER_KIND).enumerate() {
-        let (function, (args, descriptors)) = if i % 2 == 0 {
-            (HASH_GET, hash_request(&ds, key))
-        } else {
-            (TREE_GET, tree_request(&ds, key))
-        };
+        let (function, (args, descriptors)) = alternate_request(&ds, i, key);
         let msg = invoke(TENANT, function, i as u64, &args, descriptors);
         let (c_copy, frame_copy) = run_at_host(&mut copying, &memory, &regions, &msg);
         lending.submit(Nanos(0), Nanos(0), 0, &msg);
@@ -226,11 +218,7 @@ fn a_payload_only_executor_hands_back_the_frames_payload_and_fields() {
     for (i, &(key, _)) in ds.pairs.iter().take(MESSAGES_PER_KIND).enumerate() {
         // Every third key is absent (its reply payload says so); others are hits.
         let key = if i % 3 == 2 { key ^ 0x5a5a } else { key };
-        let (function, (args, descriptors)) = if i % 2 == 0 {
-            (HASH_GET, hash_request(&ds, key))
-        } else {
-            (TREE_GET, tree_request(&ds, key))
-        };
+        let (function, (args, descriptors)) = alternate_request(&ds, i, key);
         let msg = invoke(TENANT, function, i as u64, &args, descriptors);
         let (c_frame, frame) = run_in_place(&mut framing, &Lent(&memory), &msg);
         let (c_bare, payload) = run_in_place(&mut bare, &Lent(&memory), &msg);
@@ -242,4 +230,13 @@ fn a_payload_only_executor_hands_back_the_frames_payload_and_fields() {
         payload_bytes += payload.len();
     }
     assert!(payload_bytes > 0, "some replies carry bytes");
+}
+
+/// Even messages get from the hash index, odd ones from the tree.
+fn alternate_request(ds: &Dataset, i: usize, key: u64) -> (FunctionId, (Vec<u8>, Descriptors)) {
+    if i.is_multiple_of(2) {
+        (HASH_GET, hash_request(ds, key))
+    } else {
+        (TREE_GET, tree_request(ds, key))
+    }
 }

@@ -1180,10 +1180,7 @@ fn block_deferrable(ops: &[Op], end: usize, deferrable: &[bool]) -> bool {
         let op = fuse::first_of(*op);
         match op.kind {
             Ja | Exit => return true,
-            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 | St8 | St16 | St32
-            | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8 | StStack16 | StStack32
-            | StStack64 | StxStack8 | StxStack16 | StxStack32 | StxStack64 | Atomic32
-            | Atomic64 | CallHelper | Callx | CallLocal => return false,
+            kind if has_effect(kind) => return false,
             _ => {}
         }
     }
@@ -1232,14 +1229,24 @@ fn block_anchored(
             kind if jump_condition(kind).is_some() && !forward_ok(index, op.target as usize) => {
                 return false;
             }
-            Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 | St8 | St16 | St32
-            | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8 | StStack16 | StStack32
-            | StStack64 | StxStack8 | StxStack16 | StxStack32 | StxStack64 | Atomic32
-            | Atomic64 | CallHelper | Callx | CallLocal => return false,
+            kind if has_effect(kind) => return false,
             _ => {}
         }
     }
     anchored.get(end).copied().unwrap_or(false)
+}
+
+/// Whether an op of this kind may be observed or trap other than by the budget: a checked
+/// load (an out-of-bounds trap), a store or atomic, or a call. A budget check may be deferred
+/// past ops without effects only (`budget_deferrable`, `budget_anchored`).
+fn has_effect(kind: Kind) -> bool {
+    use Kind::*;
+    const EFFECTS: [Kind; 28] = [
+        Ldx8, Ldx16, Ldx32, Ldx64, LdxSx8, LdxSx16, LdxSx32, St8, St16, St32, St64, Stx8, Stx16,
+        Stx32, Stx64, StStack8, StStack16, StStack32, StStack64, StxStack8, StxStack16, StxStack32,
+        StxStack64, Atomic32, Atomic64, CallHelper, Callx, CallLocal,
+    ];
+    EFFECTS.contains(&kind)
 }
 
 /// Whether the program has loads, and stores or atomics, checked against the slot table.
