@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use crate::control::WorkerSettings;
 use crate::exec::{
-    AccessFailure, AccessId, AccessMemory, AccessRequest, Completion, ConfigError, Executor,
-    ExecutorConfig, NativeRequest, StepWork, Work,
+    AccessFailure, AccessId, AccessRequest, Completion, ConfigError, Executor, ExecutorConfig,
+    NativeRequest, StepWork, Work,
 };
 use crate::function::FunctionTable;
 use crate::ids::{Descriptor, Location, Nanos};
@@ -395,22 +395,6 @@ impl ServerWorker {
     /// Runs the oldest ready step, if any, and says what it did.
     pub fn step(&mut self, now: Nanos) -> Option<StepWork> {
         self.exec.step(now)
-    }
-
-    /// Completes an access whose bytes the driver lends in place
-    /// ([`Executor::complete_access_in_place`]): a simulator serving its own region bytes.
-    pub fn complete_access_in_place(&mut self, id: AccessId) -> bool {
-        self.exec.complete_access_in_place(id)
-    }
-
-    /// [`ServerWorker::step`] with accesses completed in place served from `memory`, mapped into
-    /// the VM without a copy ([`Executor::step_with`]).
-    pub fn step_with<M: AccessMemory + ?Sized>(
-        &mut self,
-        now: Nanos,
-        memory: &M,
-    ) -> Option<StepWork> {
-        self.exec.step_with(now, memory)
     }
 
     /// Runs up to `steps_max` ready steps.

@@ -573,10 +573,6 @@ fn status_code(status: Status) -> (u8, u16, u32) {
 
 /// Bytes of a Reply's fixed part (after the frame header, before the payload).
 const REPLY_FIXED_BYTES: usize = 24;
-/// Where a reply frame's payload starts; it runs to the frame's end. For a driver reading the
-/// payload of a frame its own executor encoded (whose other fields the executor's
-/// [`Completion`](crate::exec::Completion) carries) without decoding it again.
-pub const REPLY_PAYLOAD_OFFSET: usize = HEADER_BYTES + REPLY_FIXED_BYTES;
 
 /// Builds the fixed part in a stack array and appends it with the payload in two copies: a reply
 /// is encoded once per message, and nine appends each paid a capacity check.
