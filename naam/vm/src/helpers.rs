@@ -128,13 +128,30 @@ pub enum RegisterError {
 /// A registry of numbered helpers; `C` is the embedder's per-invocation context type.
 pub struct Helpers<C> {
     /// Sorted by id.
-    entries: Vec<(u32, Helper<C>)>,
+    entries: Vec<(u32, Registered<C>)>,
 }
+
+/// A helper as the registry keeps it: with what its calls must check, worked out once at
+/// registration instead of at every call.
+pub(crate) struct Registered<C> {
+    pub(crate) helper: Helper<C>,
+    /// True when the signature has a pointer argument ([`check_args`] has work to do): false
+    /// for all-scalar helpers, whose calls then skip the per-argument pass.
+    pub(crate) checks_pointers: bool,
+}
+
+impl<C> Clone for Registered<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Registered<C> {}
 
 impl<C> fmt::Debug for Helpers<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
-            .entries(self.entries.iter().map(|(id, h)| (id, h.name)))
+            .entries(self.entries.iter().map(|(id, r)| (id, r.helper.name)))
             .finish()
     }
 }
@@ -166,7 +183,7 @@ impl<C> Helpers<C> {
         check_signature(id, &helper)?;
         let at = match self.entries.binary_search_by_key(&id, |(k, _)| *k) {
             Ok(at) => {
-                let existing = self.entries[at].1.name;
+                let existing = self.entries[at].1.helper.name;
                 return Err(RegisterError::DuplicateId { id, existing });
             }
             Err(at) => at,
@@ -174,12 +191,26 @@ impl<C> Helpers<C> {
         if self.entries.len() >= HELPERS_MAX {
             return Err(RegisterError::TooMany { max: HELPERS_MAX });
         }
-        self.entries.insert(at, (id, helper));
+        let checks_pointers = helper
+            .signature
+            .args
+            .iter()
+            .any(|kind| matches!(kind, ArgKind::ReadBytes { .. } | ArgKind::WriteBytes { .. }));
+        let registered = Registered {
+            helper,
+            checks_pointers,
+        };
+        self.entries.insert(at, (id, registered));
         Ok(())
     }
 
     /// The helper registered under `id`.
     pub fn get(&self, id: u32) -> Option<&Helper<C>> {
+        self.find(id).map(|r| &r.helper)
+    }
+
+    /// The registry's entry for `id` (for calls).
+    pub(crate) fn find(&self, id: u32) -> Option<&Registered<C>> {
         self.index_of(id).map(|at| &self.entries[at].1)
     }
 
@@ -201,10 +232,10 @@ impl<C> Helpers<C> {
     /// Looks `id` up, trying the load-time position `hint` first (O(1) when the program runs
     /// with the registry it was verified against).
     #[inline]
-    pub(crate) fn lookup(&self, id: u32, hint: usize) -> Option<&Helper<C>> {
+    pub(crate) fn lookup(&self, id: u32, hint: usize) -> Option<&Registered<C>> {
         match self.entries.get(hint) {
-            Some((k, helper)) if *k == id => Some(helper),
-            _ => self.get(id),
+            Some((k, registered)) if *k == id => Some(registered),
+            _ => self.find(id),
         }
     }
 }
@@ -342,6 +373,25 @@ mod tests {
             Helpers::new().register(1, helper(Signature { args })),
             Ok(())
         );
+    }
+
+    #[test]
+    fn only_signatures_with_a_pointer_argument_are_checked_at_calls() {
+        let mut helpers = Helpers::new();
+        let mut args = [ArgKind::Unused; HELPER_ARGS];
+        args[1] = ArgKind::Scalar;
+        helpers.register(1, helper(Signature::SCALARS)).unwrap();
+        for (id, kind) in [
+            (2, ArgKind::ReadBytes { len_arg: 1 }),
+            (3, ArgKind::WriteBytes { len_arg: 1 }),
+        ] {
+            args[0] = kind;
+            helpers.register(id, helper(Signature { args })).unwrap();
+        }
+        let checks = |id| helpers.find(id).map(|r| r.checks_pointers);
+        assert_eq!(checks(1), Some(false));
+        assert_eq!(checks(2), Some(true));
+        assert_eq!(checks(3), Some(true));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! stack accesses through r10 (the offset lies inside the current frame). Instructions are
 //! counted per straight-line run, at taken jumps, calls and exits, not one by one.
 
-use crate::helpers::{self, Helper, HelperError, Helpers};
+use crate::helpers::{self, HelperError, Helpers, Registered};
 use crate::memory::{self, Memory, MemoryError, STACK_SLOT, slot_base};
 use crate::op::{Kind, Op};
 use crate::opcode::{
@@ -377,7 +377,7 @@ pub(crate) fn run<C>(
             }
             Kind::Callx => {
                 let id = dst!();
-                let helper = u32::try_from(id).ok().and_then(|id| helpers.get(id));
+                let helper = u32::try_from(id).ok().and_then(|id| helpers.find(id));
                 let Some(helper) = helper else {
                     return Err(Trap::UnknownHelper {
                         pc: program.slot_of(pc!()),
@@ -538,7 +538,7 @@ fn atomic32(mem: &mut Memory<'_>, regs: &mut [u64; REGISTER_FILE], op: Op) -> Re
 /// Checks the helper's pointer arguments against its signature, then calls it with r1..=r5.
 #[inline(never)]
 pub(crate) fn call_helper<C>(
-    helper: &Helper<C>,
+    helper: &Registered<C>,
     id: u32,
     ctx: &mut C,
     mem: &mut Memory<'_>,
@@ -576,12 +576,15 @@ impl CallFailure {
 /// Checks `args` against `helper`'s signature, then calls it.
 #[inline(always)]
 pub(crate) fn call_helper_checked<C>(
-    helper: &Helper<C>,
+    registered: &Registered<C>,
     ctx: &mut C,
     mem: &mut Memory<'_>,
     args: [u64; helpers::HELPER_ARGS],
 ) -> Result<u64, CallFailure> {
-    if let Err((arg, error)) = helpers::check_args(&helper.signature, mem, &args) {
+    let helper = &registered.helper;
+    if registered.checks_pointers
+        && let Err((arg, error)) = helpers::check_args(&helper.signature, mem, &args)
+    {
         return Err(CallFailure::Argument { arg, error });
     }
     (helper.func)(ctx, mem, args).map_err(CallFailure::Helper)

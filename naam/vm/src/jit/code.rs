@@ -349,7 +349,7 @@ fn call<C>(
     hint: u64,
 ) -> Result<u64, Failure> {
     let helper = if hint == u64::MAX {
-        u32::try_from(id).ok().and_then(|id| env.helpers.get(id))
+        u32::try_from(id).ok().and_then(|id| env.helpers.find(id))
     } else {
         env.helpers.lookup(id as u32, hint as usize)
     };
