@@ -1189,7 +1189,10 @@ fn fill_slot(
     slot.attempt = invoke.attempt;
     slot.args[..invoke.args.len()].copy_from_slice(invoke.args);
     slot.args_len = invoke.args.len();
-    slot.state[..invoke.state.len()].copy_from_slice(invoke.state);
+    // A first step carries no state: no call into `memcpy` for nothing.
+    if !invoke.state.is_empty() {
+        slot.state[..invoke.state.len()].copy_from_slice(invoke.state);
+    }
     slot.state_len = invoke.state.len();
     slot.current = invoke.descriptors;
     slot.origin = if invoke.step == 0 {
