@@ -13,10 +13,11 @@ use crate::memory::{Memory, Region};
 use crate::program::{JitError, Program};
 use crate::vm::{Exit, Trap};
 
-/// Status the native code returns (the trap's details are in [`JitCtx`]).
+/// Status the native code returns in [`Outcome::word`] when it did not exit (the trap's details
+/// are in [`JitCtx`]), each with [`status::TRAPPED`] set.
 pub(crate) mod status {
-    /// The entry function exited; `r0` and `remaining` are set.
-    pub const EXIT: u64 = 0;
+    /// Set in every status but an exit's (whose word is the budget left, below 2^62).
+    pub const TRAPPED: u64 = 1 << 63;
     /// A load failed its region check; `trap_*` are set.
     pub const READ_FAULT: u64 = 1;
     /// A store or atomic failed its region check; `trap_*` are set.
@@ -29,8 +30,21 @@ pub(crate) mod status {
     pub const HELPER: u64 = 5;
 }
 
-/// Signature of a compiled program: `fn(ctx, r1, r2) -> status`.
-type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64) -> u64;
+/// What a compiled program returns, in two registers (rax and rdx on x86-64, x0 and x1 on
+/// aarch64: a 16-byte `repr(C)` aggregate is returned there by both C ABIs, as Cranelift returns
+/// two `i64` results), so a clean exit stores nothing.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    /// The budget left (`JitCtx::budget` less the instructions executed) after a final `exit`,
+    /// or a [`status`] code with [`status::TRAPPED`] set.
+    word: u64,
+    /// r0 after a final `exit` (unspecified after a trap).
+    r0: u64,
+}
+
+/// Signature of a compiled program: `fn(ctx, r1, r2) -> (word, r0)`.
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64) -> Outcome;
 
 /// Signature of the helper trampoline the native code calls:
 /// `fn(ctx, r1, r2, r3, r4, r5, id, registry hint (u64::MAX for callx), decoded index) -> r0`.
@@ -56,12 +70,9 @@ pub(crate) struct JitCtx {
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
     pub env: *mut c_void,
-    // Outputs. Left unwritten at entry (nothing to store per invocation): the code writes `r0`
-    // and `remaining` at its exit, `trap_*` on the fault paths that report them, and `run` and
-    // `trapped` read each only after a status that says it was written.
-    pub r0: MaybeUninit<u64>,
-    /// `budget` less the instructions executed.
-    pub remaining: MaybeUninit<u64>,
+    // Outputs of a trap. Left unwritten at entry (nothing to store per invocation): the code
+    // writes `trap_*` on the fault paths that report them, and `trapped` reads each only after
+    // a status that says it was written.
     /// Written for `READ_FAULT`, `WRITE_FAULT` and `CALL_DEPTH`.
     pub trap_index: MaybeUninit<u64>,
     /// Written for `READ_FAULT` and `WRITE_FAULT`.
@@ -209,8 +220,6 @@ pub(crate) fn run<C>(
         helper_failed: 0,
         trampoline: trampoline::<C>,
         env: (&raw mut env).cast(),
-        r0: MaybeUninit::uninit(),
-        remaining: MaybeUninit::uninit(),
         trap_index: MaybeUninit::uninit(),
         trap_addr: MaybeUninit::uninit(),
         trap_len: MaybeUninit::uninit(),
@@ -220,21 +229,19 @@ pub(crate) fn run<C>(
     // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
     let outcome = unsafe { (code.entry())(&raw mut jit_ctx, r1, r2) };
     *depth_reached = jit_ctx.depth_reached as usize;
-    if outcome == status::EXIT {
+    if outcome.word & status::TRAPPED == 0 {
         // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
         // holds no trap and no panic: nothing to drop (and no drop check on this path).
         core::mem::forget(env);
-        // SAFETY: the code wrote both at its exit (`status::EXIT`).
-        let (r0, remaining) =
-            unsafe { (jit_ctx.r0.assume_init(), jit_ctx.remaining.assume_init()) };
         return Ok(Exit {
-            r0,
-            insn_count: jit_ctx.budget - remaining,
+            r0: outcome.r0,
+            insn_count: jit_ctx.budget - outcome.word,
         });
     }
     // SAFETY: the native code has returned; `mem` is again only ours.
     let mem = unsafe { &*mem };
-    trapped(outcome, budget, &jit_ctx, &mut env, mem)
+    let status = outcome.word & !status::TRAPPED;
+    trapped(status, budget, &jit_ctx, &mut env, mem)
 }
 
 /// The invocation ended in a trap (cold): re-raises a helper's panic, else says where.

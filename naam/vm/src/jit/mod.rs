@@ -25,6 +25,7 @@
 //! [`Trap::BudgetExceeded`]: crate::Trap::BudgetExceeded
 
 mod code;
+mod params;
 mod translate;
 
 pub(crate) use code::{JitCode, run};

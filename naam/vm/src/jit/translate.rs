@@ -1,6 +1,7 @@
 //! Verified ops → Cranelift IR → machine code for one ISA.
 //!
-//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> status`. A Cranelift block starts
+//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> (word, r0)`, where the word is
+//! the budget left after a final `exit`, or a trap's status with `status::TRAPPED` set. A Cranelift block starts
 //! at every *leader* (the entry, every jump and call target, and every instruction after a
 //! jump, call or exit); each block takes its instructions off the budget left before it
 //! transfers, and the count is compared with the budget where the interpreter compares it
@@ -75,7 +76,8 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     signature.params.push(AbiParam::new(pointer));
     signature.params.push(AbiParam::new(I64)); // r1
     signature.params.push(AbiParam::new(I64)); // r2
-    signature.returns.push(AbiParam::new(I64));
+    signature.returns.push(AbiParam::new(I64)); // budget left, or a trap's status
+    signature.returns.push(AbiParam::new(I64)); // r0
     let mut function = Function::with_name_signature(UserFuncName::default(), signature);
     let mut builder_context = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut function, &mut builder_context);
@@ -84,6 +86,7 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     translator.body();
     translator.builder.seal_all_blocks();
     translator.builder.finalize(isa.frontend_config());
+    super::params::remove_dead_params(&mut function);
     function
 }
 
@@ -158,6 +161,11 @@ struct Translator<'a, 'f> {
     deferrable: Vec<bool>,
     /// Leaders whose taken backward jumps may skip the budget check (see [`budget_anchored`]).
     anchored: Vec<bool>,
+    /// Decoded index of the last op that may branch to each leader (see [`last_branches`]).
+    last_branch: Vec<Option<usize>>,
+    /// Leaders to seal once the op at each decoded index is translated: those a later op (or
+    /// the leader's own) may branch to. The others are sealed on entry.
+    seal_after: Vec<Vec<Block>>,
     /// Decoded index of the first instruction of the current block.
     block_start: usize,
     /// Whether the current block still needs a terminator.
@@ -186,26 +194,15 @@ impl<'a, 'f> Translator<'a, 'f> {
             host: builder.declare_var(pointer),
         };
         let (read_cache, write_cache) = (cache(), cache());
-        // The saved-frame array only for programs with local calls (a smaller native frame).
-        let calls = ops
-            .iter()
-            .any(|op| fuse::first_of(*op).kind == Kind::CallLocal);
-        let frames_bytes = if calls {
-            (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32
-        } else {
-            0
-        };
-        let frames = builder.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            frames_bytes,
-            3,
-        ));
+        let frames = saved_frames_slot(ops, &mut builder);
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
         let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
         let anchored = budget_anchored(ops, &blocks, &deferrable);
+        let last_branch = last_branches(ops, &blocks);
+        let seal_after = seal_points(&blocks, &last_branch);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -222,6 +219,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             return_sites,
             deferrable,
             anchored,
+            last_branch,
+            seal_after,
             block_start: 0,
             open: false,
             frames,
@@ -235,7 +234,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn prologue(&mut self, entry: usize) {
         let start = self.builder.create_block();
         self.builder.append_block_params_for_function_params(start);
-        self.builder.switch_to_block(start);
+        self.enter(start);
         self.ctx = self.builder.block_params(start)[0];
         let frame_top = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
         self.builder.def_var(self.frame_top, frame_top);
@@ -289,6 +288,10 @@ impl<'a, 'f> Translator<'a, 'f> {
                     self.builder.ins().jump(block, &[]);
                 }
                 self.builder.switch_to_block(block);
+                // Every branch to it is emitted: seal it before its first use of a variable.
+                if self.last_branch[index].is_none_or(|last| last < index) {
+                    self.builder.seal_block(block);
+                }
                 self.block_start = index;
                 self.open = true;
             }
@@ -296,7 +299,24 @@ impl<'a, 'f> Translator<'a, 'f> {
             // half (the second half follows it in place).
             let op = fuse::first_of(self.ops[index]);
             self.op(index, op);
+            self.seal_leaders(index);
         }
+    }
+
+    /// Seals the leaders whose last possible predecessor is the op at `index`. A block sealed
+    /// as soon as its predecessors are known lets the SSA builder resolve a variable to the one
+    /// value reaching it, where sealing everything at the end leaves block parameters that are
+    /// redundant (register moves, longer live ranges, more saved registers).
+    fn seal_leaders(&mut self, index: usize) {
+        for block in core::mem::take(&mut self.seal_after[index]) {
+            self.builder.seal_block(block);
+        }
+    }
+
+    /// Switches to an internal block whose predecessors have all been emitted, and seals it.
+    fn enter(&mut self, block: Block) {
+        self.builder.switch_to_block(block);
+        self.builder.seal_block(block);
     }
 
     fn op(&mut self, index: usize, op: Op) {
@@ -388,9 +408,11 @@ impl<'a, 'f> Translator<'a, 'f> {
             .load(ty, self.flags.host, self.ctx, offset as i32)
     }
 
-    /// The slot table (read from the context where needed: it is not worth a register).
+    /// The slot table, read from the context where needed (on a region-cache miss, at a local
+    /// call or return): an ordinary load, which Cranelift neither hoists out of loops nor
+    /// merges with the entry's, so the pointer does not hold a register through the body.
     fn slots(&mut self) -> Value {
-        self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, slots))
+        self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots))
     }
 
     /// Whether the count exceeds the budget: the remaining budget went negative (the code
@@ -606,11 +628,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(hit, join, &[BlockArg::Value(rel)], miss, &[]);
-        self.builder.switch_to_block(miss);
+        self.enter(miss);
         self.builder.set_cold_block(miss);
         let offset = self.slot_lookup(index, addr, len, write, cache);
         self.builder.ins().jump(join, &[BlockArg::Value(offset)]);
-        self.builder.switch_to_block(join);
+        self.enter(join);
         // The sum is formed here, next to its use, so the load or store folds it into its
         // address (base + index) instead of computing it before the branch.
         let host = self.builder.use_var(cache.host);
@@ -661,7 +683,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let access = self.builder.create_block();
         self.builder.ins().brif(allowed, access, &[], fault, &[]);
         self.fault_block(fault, index, addr, len, write);
-        self.builder.switch_to_block(access);
+        self.enter(access);
         self.builder.set_cold_block(access);
         let host = self.builder.ins().load(
             self.pointer,
@@ -669,14 +691,14 @@ impl<'a, 'f> Translator<'a, 'f> {
             entry,
             core::mem::offset_of!(Region, ptr) as i32,
         );
-        self.fill_cache(cache, addr, limit, host);
+        let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
+        let neg_lo = self.builder.ins().ineg(lo);
+        self.fill_cache(cache, neg_lo, limit, host);
         offset
     }
 
-    /// Caches the slot of `addr` (its length `limit`, its host address `host`).
-    fn fill_cache(&mut self, cache: RegionCache, addr: Value, limit: Value, host: Value) {
-        let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
-        let neg_lo = self.builder.ins().ineg(lo);
+    /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.
+    fn fill_cache(&mut self, cache: RegionCache, neg_lo: Value, limit: Value, host: Value) {
         let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
         let limit = self.builder.ins().umax(limit, margin);
         let bound = self.builder.ins().isub(limit, margin);
@@ -690,7 +712,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// slot-table path. The entry lies inside `Memory` whether or not it is mapped; when it is
     /// not (`live` is not above it), its contents are ignored and the cache stays empty.
     fn prime_cache(&mut self, cache: RegionCache, write: bool) {
-        let slots = self.slots();
+        let slots = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, slots));
         let host = self.flags.host;
         let live = self
             .builder
@@ -717,8 +739,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             .load(self.pointer, host, slots, entry + ptr_field);
         let zero = self.iconst(0);
         let limit = self.builder.ins().select(mapped, limit, zero);
-        let addr = self.iconst(slot_base(VM_SLOTS));
-        self.fill_cache(cache, addr, limit, region_host);
+        let neg_lo = self.iconst(slot_base(VM_SLOTS).wrapping_neg());
+        self.fill_cache(cache, neg_lo, limit, region_host);
     }
 
     /// Empties both region caches: the slot table may have changed.
@@ -730,7 +752,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 
     fn fault_block(&mut self, fault: Block, index: usize, addr: Value, len: u64, write: bool) {
-        self.builder.switch_to_block(fault);
+        self.enter(fault);
         self.builder.set_cold_block(fault);
         let index = self.iconst(index as u64);
         self.store_ctx(index, core::mem::offset_of!(JitCtx, trap_index));
@@ -921,7 +943,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let check = self.builder.create_block();
         let next = self.block_of(index + 1);
         self.builder.ins().brif(taken, check, &[], next, &[]);
-        self.builder.switch_to_block(check);
+        self.enter(check);
         self.taken_jump(index, op.target as usize);
     }
 
@@ -952,10 +974,10 @@ impl<'a, 'f> Translator<'a, 'f> {
         let fault = self.builder.create_block();
         let next = self.builder.create_block();
         self.builder.ins().brif(failed, fault, &[], next, &[]);
-        self.builder.switch_to_block(fault);
+        self.enter(fault);
         self.builder.set_cold_block(fault);
         self.leave(status::HELPER);
-        self.builder.switch_to_block(next);
+        self.enter(next);
     }
 
     fn call_local(&mut self, index: usize, op: Op) {
@@ -969,12 +991,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         let fault = self.builder.create_block();
         let push = self.builder.create_block();
         self.builder.ins().brif(too_deep, fault, &[], push, &[]);
-        self.builder.switch_to_block(fault);
+        self.enter(fault);
         self.builder.set_cold_block(fault);
         let index_value = self.iconst(index as u64);
         self.store_ctx(index_value, core::mem::offset_of!(JitCtx, trap_index));
         self.leave(status::CALL_DEPTH);
-        self.builder.switch_to_block(push);
+        self.enter(push);
         let site = self.site_of_return(index + 1);
         self.push_frame(depth, site);
         self.move_frame(depth, 1);
@@ -1048,13 +1070,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(depth, returning, &[], finished, &[]);
-        self.builder.switch_to_block(finished);
+        self.enter(finished);
         self.final_exit();
-        self.builder.switch_to_block(returning);
+        self.enter(returning);
         self.return_to_caller(depth);
     }
 
-    /// `exit` at depth 0: budget check, then r0 and the count go to the context.
+    /// `exit` at depth 0: budget check, then the budget left and r0 are returned.
     fn final_exit(&mut self) {
         let remaining = self.builder.use_var(self.remaining);
         let over = self.over_budget(remaining);
@@ -1062,11 +1084,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], done, &[]);
-        self.builder.switch_to_block(done);
+        self.enter(done);
         let r0 = self.get(0);
-        self.store_ctx(r0, core::mem::offset_of!(JitCtx, r0));
-        self.store_ctx(remaining, core::mem::offset_of!(JitCtx, remaining));
-        self.leave(status::EXIT);
+        self.builder.ins().return_(&[remaining, r0]);
         self.open = false;
     }
 
@@ -1089,7 +1109,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], dispatch, &[]);
-        self.builder.switch_to_block(dispatch);
+        self.enter(dispatch);
         let site = self.builder.ins().ireduce(I32, site);
         let calls: Vec<_> = self
             .return_sites
@@ -1107,11 +1127,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.open = false;
     }
 
-    /// Returns `code` from the native function (ends the current block, which may be a side
-    /// exit: the instruction stream's own block is closed by its callers).
+    /// Returns the trap status `code` from the native function (ends the current block, which
+    /// may be a side exit: the instruction stream's own block is closed by its callers).
     fn leave(&mut self, code: u64) {
-        let code = self.iconst(code);
-        self.builder.ins().return_(&[code]);
+        let word = self.iconst(code | status::TRAPPED);
+        let r0 = self.iconst(0);
+        self.builder.ins().return_(&[word, r0]);
     }
 }
 
@@ -1147,6 +1168,67 @@ fn leaders(
         }
     }
     (blocks, return_sites)
+}
+
+/// The stack slot of the saved-frame array: sized only for programs with local calls (a smaller
+/// native frame otherwise).
+fn saved_frames_slot(ops: &[Op], builder: &mut FunctionBuilder<'_>) -> StackSlot {
+    let calls = ops
+        .iter()
+        .any(|op| fuse::first_of(*op).kind == Kind::CallLocal);
+    let frames_bytes = if calls {
+        (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32
+    } else {
+        0
+    };
+    builder.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        frames_bytes,
+        3,
+    ))
+}
+
+/// The leaders to seal once the op at each decoded index is translated: those whose last
+/// possible predecessor ([`last_branches`]) is that op, at or after the leader (the others are
+/// sealed on entry).
+fn seal_points(blocks: &[Option<Block>], last_branch: &[Option<usize>]) -> Vec<Vec<Block>> {
+    let mut seal_after = vec![Vec::new(); blocks.len()];
+    for (leader, block) in blocks.iter().enumerate() {
+        if let (Some(block), Some(last)) = (block, last_branch[leader])
+            && last >= leader
+        {
+            seal_after[last].push(*block);
+        }
+    }
+    seal_after
+}
+
+/// The decoded index of the last op that may transfer to each leader (`None` where no op
+/// does, and for other indexes): the op before it (by fall-through), every jump or call to it,
+/// and, for a return site (the op after a local call), every `exit` (returns dispatch to any
+/// return site).
+fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
+    let mut last: Vec<Option<usize>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(index, block)| block.and(index.checked_sub(1)))
+        .collect();
+    let last_exit = ops
+        .iter()
+        .rposition(|op| fuse::first_of(*op).kind == Kind::Exit);
+    for (index, op) in ops.iter().enumerate() {
+        let op = fuse::first_of(*op);
+        let target = op.target as usize;
+        if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
+            last[target] = last[target].max(Some(index));
+        }
+        if op.kind == Kind::CallLocal
+            && let Some(site) = last.get_mut(index + 1)
+        {
+            *site = (*site).max(last_exit);
+        }
+    }
+    last
 }
 
 /// Leaders (by decoded index) whose taken jumps may skip the budget check: from the leader on,
