@@ -51,8 +51,12 @@ type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64) -> Outcome;
 pub(crate) type TrampolineFn =
     unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
 
-/// The block of state shared between Rust and the native code of one invocation. Native code
-/// addresses its fields by `offset_of!`, so the layout is `repr(C)` and never generic.
+/// The block of state shared between Rust and the native code. Native code addresses its fields
+/// by `offset_of!`, so the layout is `repr(C)` and never generic. One per [`Vm`](crate::Vm),
+/// kept between invocations: `budget` is written once, the fields 0 at entry (`helper_failed`,
+/// `depth_reached`) are put back to 0 where they change, and an invocation writes only the
+/// pointers (`slots`, `frame_top`, `trampoline`, `env`), which are dereferenced only while it
+/// runs (before and after, they may dangle).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct JitCtx {
@@ -65,7 +69,8 @@ pub(crate) struct JitCtx {
     ///
     /// [`VmConfig::budget_insn`]: crate::VmConfig::budget_insn
     pub budget: u64,
-    /// Set by the trampoline when a helper trapped or panicked.
+    /// Set by the trampoline when a helper trapped or panicked (the code then returns
+    /// `status::HELPER`, and `trapped` puts it back to 0).
     pub helper_failed: u64,
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
@@ -79,8 +84,30 @@ pub(crate) struct JitCtx {
     pub trap_addr: MaybeUninit<u64>,
     /// Written for `READ_FAULT` and `WRITE_FAULT`.
     pub trap_len: MaybeUninit<u64>,
-    /// Read and raised by local calls, so it starts at 0.
+    /// Read and raised by local calls, so it starts at 0 (`run` takes it after each call).
     pub depth_reached: u64,
+}
+
+// SAFETY: the pointers are only dereferenced during an invocation, on the thread running it,
+// which wrote them; between invocations they are inert.
+unsafe impl Send for JitCtx {}
+
+impl JitCtx {
+    /// The context of a machine whose budget is `budget_insn`.
+    pub(crate) fn new(budget_insn: u64) -> JitCtx {
+        JitCtx {
+            slots: core::ptr::null_mut(),
+            frame_top: core::ptr::null_mut(),
+            budget: budget_insn.min(BUDGET_JIT_MAX),
+            helper_failed: 0,
+            trampoline: trampoline::<()>,
+            env: core::ptr::null_mut(),
+            trap_index: MaybeUninit::uninit(),
+            trap_addr: MaybeUninit::uninit(),
+            trap_len: MaybeUninit::uninit(),
+            depth_reached: 0,
+        }
+    }
 }
 
 /// Largest budget the native code counts down from: its remaining budget is a signed 64-bit
@@ -180,13 +207,14 @@ struct HelperEnv<'r, 'm, C> {
 }
 
 /// Runs compiled code to its final `exit` or to a trap, over the same machine (stack, budget,
-/// depth bookkeeping) the interpreter would use. The caller installed the VM slots in `mem`.
-/// Inlined into `Vm::run`: a call boundary here costs a prologue, an epilogue and the argument
-/// shuffle on every invocation.
+/// depth bookkeeping) the interpreter would use, with the machine's context `native.1` (made by
+/// [`JitCtx::new`] for the machine's stack and budget). The caller installed the VM slots in
+/// `mem`. Inlined into `Vm::run`: a call boundary here costs a prologue, an epilogue and the
+/// argument shuffle on every invocation.
 #[inline(always)]
 pub(crate) fn run<C>(
     machine: Machine<'_>,
-    code: &JitCode,
+    native: (&JitCode, &mut JitCtx),
     mem: &mut Memory<'_>,
     helpers: &Helpers<C>,
     ctx: &mut C,
@@ -200,9 +228,7 @@ pub(crate) fn run<C>(
         depth_reached,
         ..
     } = machine;
-    // SAFETY: the stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in.
-    // (`Vm::run` installed the stack slot as frame 0 alone, the frame below this top.)
-    let frame_top = unsafe { stack.add(crate::STACK_FRAME_BYTES) };
+    let (code, jit_ctx) = native;
     let mem: *mut Memory<'_> = mem;
     let mut env = HelperEnv {
         program,
@@ -212,23 +238,17 @@ pub(crate) fn run<C>(
         trap: None,
         panic: None,
     };
-    let mut jit_ctx = JitCtx {
-        // SAFETY: `mem` is a live exclusive borrow for this whole call.
-        slots: unsafe { (*mem).slots_ptr() },
-        frame_top,
-        budget: budget.min(BUDGET_JIT_MAX),
-        helper_failed: 0,
-        trampoline: trampoline::<C>,
-        env: (&raw mut env).cast(),
-        trap_index: MaybeUninit::uninit(),
-        trap_addr: MaybeUninit::uninit(),
-        trap_len: MaybeUninit::uninit(),
-        depth_reached: 0,
-    };
+    // SAFETY: `mem` is a live exclusive borrow for this whole call.
+    jit_ctx.slots = unsafe { (*mem).slots_ptr() };
+    // The stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in (`Vm::run`
+    // installed the stack slot as frame 0 alone, the frame below this top).
+    jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
+    jit_ctx.trampoline = trampoline::<C>;
+    jit_ctx.env = (&raw mut env).cast();
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
     // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
-    let outcome = unsafe { (code.entry())(&raw mut jit_ctx, r1, r2) };
-    *depth_reached = jit_ctx.depth_reached as usize;
+    let outcome = unsafe { (code.entry())(jit_ctx, r1, r2) };
+    *depth_reached = core::mem::take(&mut jit_ctx.depth_reached) as usize;
     if outcome.word & status::TRAPPED == 0 {
         // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
         // holds no trap and no panic: nothing to drop (and no drop check on this path).
@@ -241,7 +261,7 @@ pub(crate) fn run<C>(
     // SAFETY: the native code has returned; `mem` is again only ours.
     let mem = unsafe { &*mem };
     let status = outcome.word & !status::TRAPPED;
-    trapped(status, budget, &jit_ctx, &mut env, mem)
+    trapped(status, budget, jit_ctx, &mut env, mem)
 }
 
 /// The invocation ended in a trap (cold): re-raises a helper's panic, else says where.
@@ -250,10 +270,12 @@ pub(crate) fn run<C>(
 fn trapped<C>(
     outcome: u64,
     budget: u64,
-    jit_ctx: &JitCtx,
+    jit_ctx: &mut JitCtx,
     env: &mut HelperEnv<'_, '_, C>,
     mem: &Memory<'_>,
 ) -> Result<Exit, Trap> {
+    // The next invocation starts with no helper failure (only a failure sets it).
+    jit_ctx.helper_failed = 0;
     if let Some(panic) = env.panic.take() {
         resume_unwind(panic);
     }

@@ -28,7 +28,7 @@ mod code;
 mod params;
 mod translate;
 
-pub(crate) use code::{JitCode, run};
+pub(crate) use code::{JitCode, JitCtx, run};
 
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
