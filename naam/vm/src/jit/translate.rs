@@ -147,8 +147,15 @@ struct Translator<'a, 'f> {
     regs: [Variable; 11],
     frame_top: Variable,
     depth: Variable,
-    /// Budget left: the budget less the instructions counted so far.
+    /// Budget left, plus `pending`: the budget less the instructions counted so far, once
+    /// `pending` is taken off (see [`budget_offsets`]).
     remaining: Variable,
+    /// Instructions executed since `remaining` was last brought up to date, at the point being
+    /// translated (a compile-time count: counting costs no instruction until a check, or an
+    /// edge into a leader whose offset differs, needs the value).
+    pending: i64,
+    /// `pending` at the start of each leader (see [`budget_offsets`]).
+    offsets: Vec<i64>,
     ctx: Value,
     read_cache: RegionCache,
     write_cache: RegionCache,
@@ -202,6 +209,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let deferrable = budget_deferrable(ops, &blocks);
         let anchored = budget_anchored(ops, &blocks, &deferrable);
         let last_branch = last_branches(ops, &blocks);
+        let offsets = budget_offsets(ops, &blocks, entry);
         let seal_after = seal_points(&blocks, &last_branch);
         let placeholder = Value::from_u32(0);
         Translator {
@@ -212,6 +220,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             frame_top,
             depth,
             remaining,
+            pending: 0,
+            offsets,
             ctx: placeholder,
             read_cache,
             write_cache,
@@ -285,9 +295,11 @@ impl<'a, 'f> Translator<'a, 'f> {
             if let Some(block) = self.blocks[index] {
                 if self.open {
                     self.add_count(index - self.block_start);
+                    self.settle(self.offsets[index]);
                     self.builder.ins().jump(block, &[]);
                 }
                 self.builder.switch_to_block(block);
+                self.pending = self.offsets[index];
                 // Every branch to it is emitted: seal it before its first use of a variable.
                 if self.last_branch[index].is_none_or(|last| last < index) {
                     self.builder.seal_block(block);
@@ -887,13 +899,29 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.blocks[index].unwrap_or_else(|| unreachable!("decoded index {index} is a leader"))
     }
 
+    /// Counts `executed` more instructions (no code: see `pending`).
     fn add_count(&mut self, executed: usize) {
-        if executed == 0 {
-            return;
+        self.pending += executed as i64;
+    }
+
+    /// Brings `remaining` to the budget left plus `offset` (the pending count a leader expects,
+    /// or 0 for the budget left itself), with at most one addition.
+    fn settle(&mut self, offset: i64) {
+        if self.pending != offset {
+            let remaining = self.builder.use_var(self.remaining);
+            let remaining = self
+                .builder
+                .ins()
+                .iadd_imm_s(remaining, offset - self.pending);
+            self.builder.def_var(self.remaining, remaining);
+            self.pending = offset;
         }
-        let remaining = self.builder.use_var(self.remaining);
-        let remaining = self.builder.ins().iadd_imm_s(remaining, -(executed as i64));
-        self.builder.def_var(self.remaining, remaining);
+    }
+
+    /// The budget left, exactly: the instructions executed so far taken off.
+    fn budget_left(&mut self) -> Value {
+        self.settle(0);
+        self.builder.use_var(self.remaining)
     }
 
     /// The taken jump from `index` to `target`: checked against the budget, as in the
@@ -907,20 +935,23 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.anchored[target]
         };
         if deferred {
+            self.settle(self.offsets[target]);
             self.builder.ins().jump(block, &[]);
             self.open = false;
         } else {
-            self.checked_jump(block);
+            self.checked_jump(target);
         }
     }
 
-    /// Ends the block with a jump to `target` unless the budget ran out.
-    fn checked_jump(&mut self, target: Block) {
-        let remaining = self.builder.use_var(self.remaining);
+    /// Ends the block with a jump to the leader at `target` unless the budget ran out.
+    fn checked_jump(&mut self, target: usize) {
+        let remaining = self.budget_left();
         let over = self.over_budget(remaining);
+        self.settle(self.offsets[target]);
+        let block = self.block_of(target);
         self.builder
             .ins()
-            .brif(over, self.budget_trap, &[], target, &[]);
+            .brif(over, self.budget_trap, &[], block, &[]);
         self.open = false;
     }
 
@@ -942,6 +973,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         };
         let check = self.builder.create_block();
         let next = self.block_of(index + 1);
+        // Both edges leave with the count the fall-through leader expects (the taken one
+        // settles its own in `check`).
+        self.settle(self.offsets[index + 1]);
         self.builder.ins().brif(taken, check, &[], next, &[]);
         self.enter(check);
         self.taken_jump(index, op.target as usize);
@@ -1000,8 +1034,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let site = self.site_of_return(index + 1);
         self.push_frame(depth, site);
         self.move_frame(depth, 1);
-        let target = self.block_of(op.target as usize);
-        self.checked_jump(target);
+        self.checked_jump(op.target as usize);
     }
 
     fn site_of_return(&self, index: usize) -> u64 {
@@ -1060,6 +1093,7 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     fn exit(&mut self, index: usize) {
         self.add_count(index + 1 - self.block_start);
+        self.settle(0);
         if self.return_sites.is_empty() {
             self.final_exit();
             return;
@@ -1134,6 +1168,43 @@ impl<'a, 'f> Translator<'a, 'f> {
         let r0 = self.iconst(0);
         self.builder.ins().return_(&[word, r0]);
     }
+}
+
+/// The count still pending (executed but not yet taken off the remaining budget) at the start of
+/// each leader. Along a fall-through edge the count is carried, not taken off: a leader entered
+/// by falling through from the block before it expects that block's offset plus its length, and
+/// the other edges into it (taken jumps) add the difference. So a loop whose body spans several
+/// blocks takes its count off once per iteration, at its budget check, instead of once per
+/// block. The entry, local-call targets and return sites expect 0 (they are reached with the
+/// budget left exactly), as does a leader nothing falls into.
+fn budget_offsets(ops: &[Op], blocks: &[Option<Block>], entry: usize) -> Vec<i64> {
+    let mut pinned = vec![false; ops.len()];
+    pinned[entry] = true;
+    for (index, op) in ops.iter().enumerate() {
+        let op = fuse::first_of(*op);
+        if op.kind == Kind::CallLocal {
+            pinned[op.target as usize] = true;
+            if let Some(site) = pinned.get_mut(index + 1) {
+                *site = true;
+            }
+        }
+    }
+    let mut offsets = vec![0i64; ops.len()];
+    let mut start = 0;
+    for index in 0..ops.len() {
+        if blocks[index].is_none() {
+            continue;
+        }
+        let falls_into = index
+            .checked_sub(1)
+            .map(|before| fuse::first_of(ops[before]).kind)
+            .is_some_and(|kind| !matches!(kind, Kind::Ja | Kind::Exit | Kind::CallLocal));
+        if falls_into && !pinned[index] {
+            offsets[index] = offsets[start] + (index - start) as i64;
+        }
+        start = index;
+    }
+    offsets
 }
 
 /// One block per leader, and the return sites of local calls in call order.
