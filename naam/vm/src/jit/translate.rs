@@ -426,14 +426,15 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn slots(&mut self) -> Value {
         self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots))
     }
-
-    /// Whether the count exceeds the budget: the remaining budget went negative (the code
-    /// counts down from a budget of at most [`BUDGET_JIT_MAX`](super::code::BUDGET_JIT_MAX),
-    /// so no register holds the budget and no count wraps).
-    fn over_budget(&mut self, remaining: Value) -> Value {
+    /// Whether the count exceeds the budget: the budget left (`remaining` less `pending`) is
+    /// negative, i.e. `remaining < pending` (the code counts down from a budget of at most
+    /// [`BUDGET_JIT_MAX`](super::code::BUDGET_JIT_MAX), so no register holds the budget and no
+    /// count wraps). One compare, whatever is pending.
+    fn over_budget(&mut self) -> Value {
+        let remaining = self.builder.use_var(self.remaining);
         self.builder
             .ins()
-            .icmp_imm_s(IntCC::SignedLessThan, remaining, 0)
+            .icmp_imm_s(IntCC::SignedLessThan, remaining, self.pending)
     }
 
     fn store_ctx(&mut self, value: Value, offset: usize) {
@@ -918,12 +919,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
     }
 
-    /// The budget left, exactly: the instructions executed so far taken off.
-    fn budget_left(&mut self) -> Value {
-        self.settle(0);
-        self.builder.use_var(self.remaining)
-    }
-
     /// The taken jump from `index` to `target`: checked against the budget, as in the
     /// interpreter, unless the check can be deferred (a forward jump to a block that is
     /// [`budget_deferrable`], a backward one to a block that is [`budget_anchored`]).
@@ -945,13 +940,23 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Ends the block with a jump to the leader at `target` unless the budget ran out.
     fn checked_jump(&mut self, target: usize) {
-        let remaining = self.budget_left();
-        let over = self.over_budget(remaining);
-        self.settle(self.offsets[target]);
+        let over = self.over_budget();
         let block = self.block_of(target);
-        self.builder
-            .ins()
-            .brif(over, self.budget_trap, &[], block, &[]);
+        if self.pending == self.offsets[target] {
+            self.builder
+                .ins()
+                .brif(over, self.budget_trap, &[], block, &[]);
+        } else {
+            // The count is settled on the jump's own edge, after the check: the old count is
+            // then dead, and the subtraction updates its register in place.
+            let edge = self.builder.create_block();
+            self.builder
+                .ins()
+                .brif(over, self.budget_trap, &[], edge, &[]);
+            self.enter(edge);
+            self.settle(self.offsets[target]);
+            self.builder.ins().jump(block, &[]);
+        }
         self.open = false;
     }
 
@@ -976,7 +981,10 @@ impl<'a, 'f> Translator<'a, 'f> {
         // Both edges leave with the count the fall-through leader expects (the taken one
         // settles its own in `check`).
         self.settle(self.offsets[index + 1]);
-        self.builder.ins().brif(taken, check, &[], next, &[]);
+        let fall = self.builder.create_block();
+        self.builder.ins().brif(taken, check, &[], fall, &[]);
+        self.enter(fall);
+        self.builder.ins().jump(next, &[]);
         self.enter(check);
         self.taken_jump(index, op.target as usize);
     }
@@ -1093,7 +1101,6 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     fn exit(&mut self, index: usize) {
         self.add_count(index + 1 - self.block_start);
-        self.settle(0);
         if self.return_sites.is_empty() {
             self.final_exit();
             return;
@@ -1104,21 +1111,25 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(depth, returning, &[], finished, &[]);
+        // Both paths start from the count pending here (`final_exit` settles its own).
+        let pending = self.pending;
         self.enter(finished);
         self.final_exit();
+        self.pending = pending;
         self.enter(returning);
         self.return_to_caller(depth);
     }
 
     /// `exit` at depth 0: budget check, then the budget left and r0 are returned.
     fn final_exit(&mut self) {
-        let remaining = self.builder.use_var(self.remaining);
-        let over = self.over_budget(remaining);
+        let over = self.over_budget();
         let done = self.builder.create_block();
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], done, &[]);
         self.enter(done);
+        self.settle(0);
+        let remaining = self.builder.use_var(self.remaining);
         let r0 = self.get(0);
         self.builder.ins().return_(&[remaining, r0]);
         self.open = false;
@@ -1137,8 +1148,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let old_depth = self.builder.ins().iadd_imm_s(depth, 1);
         self.move_frame(old_depth, -1);
-        let remaining = self.builder.use_var(self.remaining);
-        let over = self.over_budget(remaining);
+        let over = self.over_budget();
+        // Return sites expect the budget left exactly (offset 0).
+        self.settle(0);
         let dispatch = self.builder.create_block();
         self.builder
             .ins()
@@ -1173,10 +1185,11 @@ impl<'a, 'f> Translator<'a, 'f> {
 /// The count still pending (executed but not yet taken off the remaining budget) at the start of
 /// each leader. Along a fall-through edge the count is carried, not taken off: a leader entered
 /// by falling through from the block before it expects that block's offset plus its length, and
-/// the other edges into it (taken jumps) add the difference. So a loop whose body spans several
-/// blocks takes its count off once per iteration, at its budget check, instead of once per
-/// block. The entry, local-call targets and return sites expect 0 (they are reached with the
-/// budget left exactly), as does a leader nothing falls into.
+/// the other edges into it add the difference. A leader nothing falls into expects the count
+/// pending at the nearest forward jump to it (inside a loop, more likely than a jump from before
+/// the loop), or 0. So a loop whose body spans several blocks takes its count off about once per
+/// iteration instead of once per block. The entry, local-call targets and return sites expect 0
+/// (they are reached with the budget left exactly).
 fn budget_offsets(ops: &[Op], blocks: &[Option<Block>], entry: usize) -> Vec<i64> {
     let mut pinned = vec![false; ops.len()];
     pinned[entry] = true;
@@ -1190,19 +1203,27 @@ fn budget_offsets(ops: &[Op], blocks: &[Option<Block>], entry: usize) -> Vec<i64
         }
     }
     let mut offsets = vec![0i64; ops.len()];
+    // The count pending at the nearest forward jump seen so far to each leader.
+    let mut jumped: Vec<Option<i64>> = vec![None; ops.len()];
     let mut start = 0;
     for index in 0..ops.len() {
-        if blocks[index].is_none() {
-            continue;
+        if blocks[index].is_some() {
+            let falls_into = index
+                .checked_sub(1)
+                .map(|before| fuse::first_of(ops[before]).kind)
+                .is_some_and(|kind| !matches!(kind, Kind::Ja | Kind::Exit | Kind::CallLocal));
+            offsets[index] = match (pinned[index], falls_into) {
+                (true, _) => 0,
+                (false, true) => offsets[start] + (index - start) as i64,
+                (false, false) => jumped[index].unwrap_or(0),
+            };
+            start = index;
         }
-        let falls_into = index
-            .checked_sub(1)
-            .map(|before| fuse::first_of(ops[before]).kind)
-            .is_some_and(|kind| !matches!(kind, Kind::Ja | Kind::Exit | Kind::CallLocal));
-        if falls_into && !pinned[index] {
-            offsets[index] = offsets[start] + (index - start) as i64;
+        let op = fuse::first_of(ops[index]);
+        let target = op.target as usize;
+        if (op.kind == Kind::Ja || jump_condition(op.kind).is_some()) && target > index {
+            jumped[target] = Some(offsets[start] + (index + 1 - start) as i64);
         }
-        start = index;
     }
     offsets
 }

@@ -908,3 +908,27 @@ fn a_machine_reused_after_every_kind_of_trap_runs_the_next_invocation_cleanly() 
         }))
     );
 }
+
+/// A local call's instructions count exactly, through the call, the callee's `exit` and the
+/// return (on the JIT, the count pending at an `exit` must reach both the return path and the
+/// final exit).
+#[test]
+fn local_calls_count_every_instruction_exactly() {
+    // 0: r0 = 1; 1: call 4; 2: r0 += 1; 3: exit; 4: r0 = 5; 5: exit
+    let calls = program(&[
+        mov64_imm(0, 1),
+        call_local(2),
+        add64_imm(0, 1),
+        exit(),
+        mov64_imm(0, 5),
+        exit(),
+    ]);
+    let exit = load_and_run(&calls, &[]).unwrap();
+    assert_eq!(
+        exit,
+        Exit {
+            r0: 6,
+            insn_count: 6
+        }
+    );
+}
