@@ -151,6 +151,7 @@ impl Vm {
 
     /// Runs `program` with r1 = `r1`, r2 = `r2`, r10 = top of the stack, over the regions of
     /// `mem` (plus the VM's stack and the program's data), calling `helpers` with `ctx`.
+    #[inline]
     pub fn run<C>(
         &mut self,
         program: &Program,

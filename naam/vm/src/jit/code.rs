@@ -120,6 +120,10 @@ pub(crate) const BUDGET_JIT_MAX: u64 = 1 << 62;
 pub(crate) struct JitCode {
     base: *mut c_void,
     len: usize,
+    /// Whether the program calls helpers (`call` of a helper, `callx`): the code of a program
+    /// that does not never reads the context's `trampoline` and `env`, so its invocation builds
+    /// no helper environment.
+    calls_helpers: bool,
 }
 
 // SAFETY: the mapping is immutable after `new` and the code keeps no state of its own: every
@@ -130,7 +134,7 @@ unsafe impl Sync for JitCode {}
 
 impl JitCode {
     /// Maps `bytes` read-write, copies them, then flips the mapping to read + execute.
-    pub(crate) fn new(bytes: &[u8]) -> Result<JitCode, JitError> {
+    pub(crate) fn new(bytes: &[u8], calls_helpers: bool) -> Result<JitCode, JitError> {
         let len = bytes.len().max(1);
         // SAFETY: an anonymous private mapping; the result is checked before use.
         let base = unsafe {
@@ -146,7 +150,11 @@ impl JitCode {
         if base == libc::MAP_FAILED {
             return Err(JitError::ExecutableMemory { errno: errno() });
         }
-        let code = JitCode { base, len };
+        let code = JitCode {
+            base,
+            len,
+            calls_helpers,
+        };
         // SAFETY: the mapping holds `len >= bytes.len()` writable bytes.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.cast::<u8>(), bytes.len()) };
         flush_instruction_cache(base, len);
@@ -230,6 +238,26 @@ pub(crate) fn run<C>(
     } = machine;
     let (code, jit_ctx) = native;
     let mem: *mut Memory<'_> = mem;
+    // SAFETY: `mem` is a live exclusive borrow for this whole call.
+    jit_ctx.slots = unsafe { (*mem).slots_ptr() };
+    // The stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in (`Vm::run`
+    // installed the stack slot as frame 0 alone, the frame below this top).
+    jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
+    if !code.calls_helpers {
+        // No helper environment: the code never reads `trampoline` or `env`.
+        return match enter(code, jit_ctx, r1, r2, depth_reached) {
+            Ok(exit) => Ok(exit),
+            // SAFETY: the native code has returned; `mem` is again only ours.
+            Err(status) => Err(trapped(
+                status,
+                budget,
+                jit_ctx,
+                program,
+                unsafe { &*mem },
+                None,
+            )),
+        };
+    }
     let mut env = HelperEnv {
         program,
         helpers,
@@ -238,48 +266,80 @@ pub(crate) fn run<C>(
         trap: None,
         panic: None,
     };
-    // SAFETY: `mem` is a live exclusive borrow for this whole call.
-    jit_ctx.slots = unsafe { (*mem).slots_ptr() };
-    // The stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in (`Vm::run`
-    // installed the stack slot as frame 0 alone, the frame below this top).
-    jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
     jit_ctx.trampoline = trampoline::<C>;
     jit_ctx.env = (&raw mut env).cast();
+    match enter(code, jit_ctx, r1, r2, depth_reached) {
+        Ok(exit) => {
+            // A helper that trapped or panicked made the code return `status::HELPER`, so
+            // `env` holds no trap and no panic: nothing to drop (and no drop check here).
+            core::mem::forget(env);
+            Ok(exit)
+        }
+        // SAFETY: the native code has returned; `mem` is again only ours.
+        Err(status) => Err(helper_env_trapped(
+            status,
+            budget,
+            jit_ctx,
+            &mut env,
+            unsafe { &*mem },
+        )),
+    }
+}
+
+/// Calls the code with the context `run` prepared; its exit, or the status of its trap.
+#[inline(always)]
+fn enter(
+    code: &JitCode,
+    jit_ctx: &mut JitCtx,
+    r1: u64,
+    r2: u64,
+    depth_reached: &mut usize,
+) -> Result<Exit, u64> {
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
     // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
     let outcome = unsafe { (code.entry())(jit_ctx, r1, r2) };
     *depth_reached = core::mem::take(&mut jit_ctx.depth_reached) as usize;
     if outcome.word & status::TRAPPED == 0 {
-        // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
-        // holds no trap and no panic: nothing to drop (and no drop check on this path).
-        core::mem::forget(env);
         return Ok(Exit {
             r0: outcome.r0,
             insn_count: jit_ctx.budget - outcome.word,
         });
     }
-    // SAFETY: the native code has returned; `mem` is again only ours.
-    let mem = unsafe { &*mem };
-    let status = outcome.word & !status::TRAPPED;
-    trapped(status, budget, jit_ctx, &mut env, mem)
+    Err(outcome.word & !status::TRAPPED)
 }
 
-/// The invocation ended in a trap (cold): re-raises a helper's panic, else says where.
+/// A program that calls helpers trapped (cold): re-raises a helper's panic, else says where
+/// (with the helper's trap, if a helper failed).
 #[cold]
 #[inline(never)]
-fn trapped<C>(
+fn helper_env_trapped<C>(
     outcome: u64,
     budget: u64,
     jit_ctx: &mut JitCtx,
     env: &mut HelperEnv<'_, '_, C>,
     mem: &Memory<'_>,
-) -> Result<Exit, Trap> {
-    // The next invocation starts with no helper failure (only a failure sets it).
-    jit_ctx.helper_failed = 0;
+) -> Trap {
     if let Some(panic) = env.panic.take() {
+        // The next invocation starts with no helper failure (only a failure sets it).
+        jit_ctx.helper_failed = 0;
         resume_unwind(panic);
     }
-    let program = env.program;
+    trapped(outcome, budget, jit_ctx, env.program, mem, env.trap.take())
+}
+
+/// The invocation ended in a trap (cold): says where (`helper_trap`: a failed helper's).
+#[cold]
+#[inline(never)]
+fn trapped(
+    outcome: u64,
+    budget: u64,
+    jit_ctx: &mut JitCtx,
+    program: &Program,
+    mem: &Memory<'_>,
+    helper_trap: Option<Trap>,
+) -> Trap {
+    // The next invocation starts with no helper failure (only a failure sets it).
+    jit_ctx.helper_failed = 0;
     // SAFETY (each read below): the code wrote the field before returning this status.
     let pc = || program.slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
     let fault = || unsafe {
@@ -291,22 +351,22 @@ fn trapped<C>(
     match outcome {
         status::READ_FAULT => {
             let (addr, len) = fault();
-            Err(Trap::OutOfBounds {
+            Trap::OutOfBounds {
                 pc: pc(),
                 addr,
                 len,
-            })
+            }
         }
         status::WRITE_FAULT => {
             let (addr, len) = fault();
-            Err(interp::write_fault(mem, pc(), addr, len))
+            interp::write_fault(mem, pc(), addr, len)
         }
-        status::BUDGET => Err(Trap::BudgetExceeded { budget }),
-        status::CALL_DEPTH => Err(Trap::CallDepthExceeded {
+        status::BUDGET => Trap::BudgetExceeded { budget },
+        status::CALL_DEPTH => Trap::CallDepthExceeded {
             pc: pc(),
             depth_max: crate::CALL_DEPTH_MAX,
-        }),
-        _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded { budget })),
+        },
+        _ => helper_trap.unwrap_or(Trap::BudgetExceeded { budget }),
     }
 }
 

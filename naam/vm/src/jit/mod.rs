@@ -51,7 +51,13 @@ pub enum JitTarget {
 pub(crate) fn compile_host(ops: &[Op], entry: u32) -> Result<JitCode, JitError> {
     let isa = target_isa(JitTarget::Host)?;
     let bytes = translate::compile(ops, entry, isa.as_ref())?;
-    JitCode::new(&bytes)
+    let calls_helpers = ops.iter().any(|op| {
+        matches!(
+            crate::fuse::first_of(*op).kind,
+            crate::op::Kind::CallHelper | crate::op::Kind::Callx
+        )
+    });
+    JitCode::new(&bytes, calls_helpers)
 }
 
 /// Compiles `ops` for `target` without running them; returns the machine-code bytes.
