@@ -43,8 +43,13 @@ struct Outcome {
     r0: u64,
 }
 
-/// Signature of a compiled program: `fn(ctx, r1, r2) -> (word, r0)`.
-type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64) -> Outcome;
+/// Signature of a compiled program: `fn(ctx, r1, r2, first region's host address, its read
+/// cache bound, its write cache bound) -> (word, r0)` (see [`first_region`]).
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64, *mut u8, u64, u64) -> Outcome;
+
+/// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
+/// access at offset `rel` when `rel < len - (WIDEST_ACCESS_BYTES - 1)`, whatever its width.
+pub(crate) const WIDEST_ACCESS_BYTES: u64 = 8;
 
 /// Signature of the helper trampoline the native code calls:
 /// `fn(ctx, r1, r2, r3, r4, r5, id, registry hint (u64::MAX for callx), decoded index) -> r0`.
@@ -237,6 +242,7 @@ pub(crate) fn run<C>(
         ..
     } = machine;
     let (code, jit_ctx) = native;
+    let first = first_region(mem);
     let mem: *mut Memory<'_> = mem;
     // SAFETY: `mem` is a live exclusive borrow for this whole call.
     jit_ctx.slots = unsafe { (*mem).slots_ptr() };
@@ -245,7 +251,7 @@ pub(crate) fn run<C>(
     jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
     if !code.calls_helpers {
         // No helper environment: the code never reads `trampoline` or `env`.
-        return match enter(code, jit_ctx, r1, r2, depth_reached) {
+        return match enter(code, jit_ctx, (r1, r2, first), depth_reached) {
             Ok(exit) => Ok(exit),
             // SAFETY: the native code has returned; `mem` is again only ours.
             Err(status) => Err(trapped(
@@ -268,7 +274,7 @@ pub(crate) fn run<C>(
     };
     jit_ctx.trampoline = trampoline::<C>;
     jit_ctx.env = (&raw mut env).cast();
-    match enter(code, jit_ctx, r1, r2, depth_reached) {
+    match enter(code, jit_ctx, (r1, r2, first), depth_reached) {
         Ok(exit) => {
             // A helper that trapped or panicked made the code return `status::HELPER`, so
             // `env` holds no trap and no panic: nothing to drop (and no drop check here).
@@ -286,18 +292,38 @@ pub(crate) fn run<C>(
     }
 }
 
-/// Calls the code with the context `run` prepared; its exit, or the status of its trap.
+/// The first embedder region (slot `VM_SLOTS`, where embedders map what r1 points to), as the
+/// code's region caches start with it: its host address and its read and write bounds (the
+/// length less `WIDEST_ACCESS_BYTES - 1`, at least 0), or a null address and bounds of 0 (no
+/// access hits) when it is not mapped. Worked out here, inlined at the embedder's call site,
+/// where the compiler often still knows the region it just mapped.
+#[inline(always)]
+fn first_region(mem: &Memory<'_>) -> (*mut u8, u64, u64) {
+    let margin = WIDEST_ACCESS_BYTES - 1;
+    match mem.slot(crate::memory::VM_SLOTS as u64) {
+        Some(region) => (
+            region.ptr,
+            region.read_len.saturating_sub(margin),
+            region.write_len.saturating_sub(margin),
+        ),
+        None => (core::ptr::null_mut(), 0, 0),
+    }
+}
+
+/// Calls the code with the context `run` prepared and the arguments `(r1, r2, first region)`;
+/// its exit, or the status of its trap.
 #[inline(always)]
 fn enter(
     code: &JitCode,
     jit_ctx: &mut JitCtx,
-    r1: u64,
-    r2: u64,
+    args: (u64, u64, (*mut u8, u64, u64)),
     depth_reached: &mut usize,
 ) -> Result<Exit, u64> {
+    let (r1, r2, (host, read_bound, write_bound)) = args;
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
-    // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
-    let outcome = unsafe { (code.entry())(jit_ctx, r1, r2) };
+    // signature; `jit_ctx` outlives the call and its pointers are live for its duration, as
+    // is the first region, granted by `mem` for the whole call.
+    let outcome = unsafe { (code.entry())(jit_ctx, r1, r2, host, read_bound, write_bound) };
     *depth_reached = core::mem::take(&mut jit_ctx.depth_reached) as usize;
     if outcome.word & status::TRAPPED == 0 {
         return Ok(Exit {

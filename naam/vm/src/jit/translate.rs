@@ -21,7 +21,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-use super::code::{JitCtx, status};
+use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
 use crate::op::{Kind, Op};
@@ -37,9 +37,6 @@ const SAVED_FRAME_BYTES: i64 = 5 * 8;
 const REGION_BYTES: i64 = size_of::<Region>() as i64;
 const SLOT_SHIFT: i64 = 32;
 const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
-/// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
-/// access at offset `rel` when `rel < len - (WIDEST_ACCESS_BYTES - 1)`, whatever its width.
-const WIDEST_ACCESS_BYTES: i64 = 8;
 
 /// Set (to anything) to print each compiled program's Cranelift IR and the machine code
 /// Cranelift emitted for it (after register allocation) on standard error: a debugging aid for
@@ -76,6 +73,10 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     signature.params.push(AbiParam::new(pointer));
     signature.params.push(AbiParam::new(I64)); // r1
     signature.params.push(AbiParam::new(I64)); // r2
+    // The first embedder region's host address and read and write cache bounds (`code::run`).
+    signature.params.push(AbiParam::new(pointer));
+    signature.params.push(AbiParam::new(I64));
+    signature.params.push(AbiParam::new(I64));
     signature.returns.push(AbiParam::new(I64)); // budget left, or a trap's status
     signature.returns.push(AbiParam::new(I64)); // r0
     let mut function = Function::with_name_signature(UserFuncName::default(), signature);
@@ -271,12 +272,14 @@ impl<'a, 'f> Translator<'a, 'f> {
                 self.builder.def_var(var, zero);
             }
         }
+        let params = self.builder.block_params(start);
+        let (host, read_bound, write_bound) = (params[3], params[4], params[5]);
         let (reads, writes) = checked_accesses(self.ops);
         if reads {
-            self.prime_cache(self.read_cache, false);
+            self.prime_cache(self.read_cache, host, read_bound);
         }
         if writes {
-            self.prime_cache(self.write_cache, true);
+            self.prime_cache(self.write_cache, host, write_bound);
         }
         let target = self.block_of(entry);
         self.builder.ins().jump(target, &[]);
@@ -712,48 +715,23 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.
     fn fill_cache(&mut self, cache: RegionCache, neg_lo: Value, limit: Value, host: Value) {
-        let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
+        let margin = self.iconst(WIDEST_ACCESS_BYTES - 1);
         let limit = self.builder.ins().umax(limit, margin);
         let bound = self.builder.ins().isub(limit, margin);
         self.builder.def_var(cache.neg_lo, neg_lo);
         self.builder.def_var(cache.bound, bound);
         self.builder.def_var(cache.host, host);
     }
-
     /// Fills `cache` with the first embedder region (slot [`VM_SLOTS`]), where embedders map
     /// what r1 points to, so a program's first access there hits instead of taking the
-    /// slot-table path. The entry lies inside `Memory` whether or not it is mapped; when it is
-    /// not (`live` is not above it), its contents are ignored and the cache stays empty.
-    fn prime_cache(&mut self, cache: RegionCache, write: bool) {
-        let slots = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, slots));
-        let host = self.flags.host;
-        let live = self
-            .builder
-            .ins()
-            .load(I64, host, slots, LIVE_OFFSET as i32);
-        let mapped =
-            self.builder
-                .ins()
-                .icmp_imm_s(IntCC::UnsignedGreaterThan, live, VM_SLOTS as i64);
-        let entry = (VM_SLOTS as i64 * REGION_BYTES) as i32;
-        let limit_field = if write {
-            core::mem::offset_of!(Region, write_len)
-        } else {
-            core::mem::offset_of!(Region, read_len)
-        };
-        let ptr_field = core::mem::offset_of!(Region, ptr) as i32;
-        let limit = self
-            .builder
-            .ins()
-            .load(I64, host, slots, entry + limit_field as i32);
-        let region_host = self
-            .builder
-            .ins()
-            .load(self.pointer, host, slots, entry + ptr_field);
-        let zero = self.iconst(0);
-        let limit = self.builder.ins().select(mapped, limit, zero);
+    /// slot-table path: its host address and its cache bound (0 when it is not mapped) come in
+    /// as arguments, worked out by the caller (`code::run`), where the compiler often knows the
+    /// region just mapped.
+    fn prime_cache(&mut self, cache: RegionCache, host: Value, bound: Value) {
         let neg_lo = self.iconst(slot_base(VM_SLOTS).wrapping_neg());
-        self.fill_cache(cache, neg_lo, limit, region_host);
+        self.builder.def_var(cache.neg_lo, neg_lo);
+        self.builder.def_var(cache.bound, bound);
+        self.builder.def_var(cache.host, host);
     }
 
     /// Empties both region caches: the slot table may have changed.
