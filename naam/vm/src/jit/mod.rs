@@ -10,8 +10,9 @@
 //!   first embedder region, and on a miss decodes its address to (slot, offset) and is checked
 //!   against the invocation's slot table, with the same typed traps; helpers and local calls
 //!   change the slot table, so they empty the caches;
-//! - the instruction count is kept per basic block, as the budget left, and compared with the
-//!   budget at every taken jump, local call and exit, where the interpreter compares it, except
+//! - the instruction count is kept per basic block at compile time and taken off the budget left
+//!   (in a register) only where a value is needed (`translate::budget_offsets`); the budget left
+//!   is compared at every taken jump, local call and exit, where the interpreter compares it, except
 //!   at taken jumps whose check a later one repeats before anything observable (see
 //!   `translate::budget_deferrable` and `translate::budget_anchored`), so [`Exit::insn_count`],
 //!   [`Trap::BudgetExceeded`] and the memory it leaves are identical;

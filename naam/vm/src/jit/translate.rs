@@ -1,13 +1,15 @@
 //! Verified ops → Cranelift IR → machine code for one ISA.
 //!
-//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> (word, r0)`, where the word is
-//! the budget left after a final `exit`, or a trap's status with `status::TRAPPED` set. A Cranelift block starts
-//! at every *leader* (the entry, every jump and call target, and every instruction after a
-//! jump, call or exit); each block takes its instructions off the budget left before it
-//! transfers, and the count is compared with the budget where the interpreter compares it
-//! (taken jumps, local calls, exits), except at taken jumps whose check a later one repeats
-//! before anything observable happens ([`budget_deferrable`], [`budget_anchored`]). Faults
-//! leave through cold blocks that record the trap in the context and return a [`status`] code.
+//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2, first region's host address,
+//! read bound, write bound) -> (word, r0)`, where the word is the budget left after a final
+//! `exit`, or a trap's status with `status::TRAPPED` set. A Cranelift block starts at every
+//! *leader* (the entry, every jump and call target, and every instruction after a jump, call or
+//! exit); the instructions each block executes are counted at compile time and taken off the
+//! budget left only where needed ([`budget_offsets`]), and the count is compared with the
+//! budget where the interpreter compares it (taken jumps, local calls, exits), except at taken
+//! jumps whose check a later one repeats before anything observable happens
+//! ([`budget_deferrable`], [`budget_anchored`]). Faults leave through cold blocks that record
+//! the trap in the context and return a [`status`] code.
 
 use std::borrow::Cow;
 
@@ -210,8 +212,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         let deferrable = budget_deferrable(ops, &blocks);
         let anchored = budget_anchored(ops, &blocks, &deferrable);
         let last_branch = last_branches(ops, &blocks);
-        let offsets = budget_offsets(ops, &blocks, entry);
         let seal_after = seal_points(&blocks, &last_branch);
+        let offsets = budget_offsets(ops, &blocks, entry);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
