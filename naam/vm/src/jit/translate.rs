@@ -676,9 +676,11 @@ impl<'a, 'f> Translator<'a, 'f> {
             .ins()
             .load(I64, self.flags.host, slots, LIVE_OFFSET as i32);
         let in_table = self.builder.ins().icmp(IntCC::UnsignedLessThan, slot, live);
-        // Any other slot reads slot 0's entry (always initialised) but cannot pass.
-        let zero = self.iconst(0);
-        let slot = self.builder.ins().select(in_table, slot, zero);
+        // Any other slot reads the last initialised entry (`live` is at least `VM_SLOTS`) but
+        // cannot pass. (A `select` with 0 would share its constant with the hot code's zeros,
+        // which would then hold a register through the whole function.)
+        let last = self.builder.ins().iadd_imm_s(live, -1);
+        let slot = self.builder.ins().umin(slot, last);
         let entry_offset = self.builder.ins().imul_imm_s(slot, REGION_BYTES);
         let entry = self.builder.ins().iadd(slots, entry_offset);
         let limit_field = if write {
@@ -1156,9 +1158,10 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Returns the trap status `code` from the native function (ends the current block, which
     /// may be a side exit: the instruction stream's own block is closed by its callers).
     fn leave(&mut self, code: u64) {
+        // r0 is unspecified after a trap: the word again, so no constant (shared with the hot
+        // code's zeros, it would hold a register through the whole function) is needed.
         let word = self.iconst(code | status::TRAPPED);
-        let r0 = self.iconst(0);
-        self.builder.ins().return_(&[word, r0]);
+        self.builder.ins().return_(&[word, word]);
     }
 }
 
