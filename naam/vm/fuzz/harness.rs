@@ -191,7 +191,8 @@ pub struct Differential {
     pub loaded: bool,
     /// The program was compiled by the JIT (false when the `jit` feature is off).
     pub compiled: bool,
-    /// Invocations run on each backend.
+    /// JIT invocations compared with the interpreter's (two per interpreted one: see
+    /// `compare_budgets`).
     pub executions: u64,
     /// Invocations that exited normally.
     pub exited: u64,
@@ -272,7 +273,8 @@ fn memory_variants(memory: &[u8]) -> [Vec<u8>; 4] {
 /// Runs both programs under the fuzzing budget and, when the interpreter exits after `n`
 /// instructions, under budgets `n` and `n - 1` (the last that passes, the first that traps) and
 /// `n / 2` (a trap part-way, where the JIT may have deferred a budget check: the memory and
-/// helper calls must still match).
+/// helper calls must still match). The JIT runs each twice on one machine: the second run, after
+/// whatever the first ended in, must match too (the machine keeps state between invocations).
 fn compare_budgets(
     interpreted: &Program,
     jitted: &Program,
@@ -287,12 +289,16 @@ fn compare_budgets(
             budget_insn: budget,
         };
         let expected = observe(&mut Vm::new(config), interpreted, helpers, memory);
-        let actual = observe(&mut Vm::new(config), jitted, helpers, memory);
-        assert_eq!(
-            actual, expected,
-            "JIT (left) and interpreter (right) differ with a budget of {budget}"
-        );
-        outcome.executions += 1;
+        let mut vm = Vm::new(config);
+        for run in ["first", "second"] {
+            let actual = observe(&mut vm, jitted, helpers, memory);
+            assert_eq!(
+                actual, expected,
+                "JIT (left, {run} run on its machine) and interpreter (right) differ with a \
+                 budget of {budget}"
+            );
+            outcome.executions += 1;
+        }
         if let Ok(exit) = expected.outcome {
             outcome.exited += 1;
             if index == 0 {

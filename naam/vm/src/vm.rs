@@ -126,6 +126,9 @@ pub struct Vm {
     pub(crate) stack: Box<[u8]>,
     globals: Box<[u8]>,
     pub(crate) frames: [Frame; CALL_DEPTH_MAX],
+    /// The native code's context, kept between invocations (see [`crate::jit::JitCtx`]).
+    #[cfg(feature = "jit")]
+    jit_ctx: crate::jit::JitCtx,
 }
 
 impl Vm {
@@ -136,6 +139,8 @@ impl Vm {
             stack: vec![0u8; STACK_BYTES].into_boxed_slice(),
             globals: vec![0u8; GLOBALS_BYTES_MAX].into_boxed_slice(),
             frames: [Frame::default(); CALL_DEPTH_MAX],
+            #[cfg(feature = "jit")]
+            jit_ctx: crate::jit::JitCtx::new(config.budget_insn),
         }
     }
 
@@ -146,6 +151,7 @@ impl Vm {
 
     /// Runs `program` with r1 = `r1`, r2 = `r2`, r10 = top of the stack, over the regions of
     /// `mem` (plus the VM's stack and the program's data), calling `helpers` with `ctx`.
+    #[inline]
     pub fn run<C>(
         &mut self,
         program: &Program,
@@ -181,7 +187,11 @@ impl Vm {
                 budget,
                 depth_reached,
             });
-            execute(program, machine, slots.mem(), helpers, ctx, r1, r2)
+            #[cfg(feature = "jit")]
+            let native = program.jit.as_ref().map(|code| (code, &mut self.jit_ctx));
+            #[cfg(not(feature = "jit"))]
+            let native = None;
+            execute(native, machine, slots.mem(), helpers, ctx, r1, r2)
         };
         if program.stack_write_bytes != 0 {
             self.scrub(depth_reached, program.stack_write_bytes);
@@ -221,10 +231,17 @@ fn once<'r>(build: impl FnOnce() -> interp::Machine<'r>) -> impl FnOnce() -> int
     build
 }
 
+/// The program's native code and the machine's context for it (with the `jit` feature).
+#[cfg(feature = "jit")]
+type Native<'r> = Option<(&'r crate::jit::JitCode, &'r mut crate::jit::JitCtx)>;
+/// Without the `jit` feature, a program has no native code.
+#[cfg(not(feature = "jit"))]
+type Native<'r> = Option<(core::convert::Infallible, &'r ())>;
+
 /// Runs the machine's program on its native code when it has some, else on the interpreter.
 #[inline(always)]
 fn execute<'r, C>(
-    program: &Program,
+    native: Native<'_>,
     machine: impl FnOnce() -> interp::Machine<'r>,
     mem: &mut Memory<'_>,
     helpers: &Helpers<C>,
@@ -233,11 +250,11 @@ fn execute<'r, C>(
     r2: u64,
 ) -> Result<Exit, Trap> {
     #[cfg(feature = "jit")]
-    if let Some(code) = &program.jit {
-        return crate::jit::run(machine(), code, mem, helpers, ctx, r1, r2);
+    if let Some(native) = native {
+        return crate::jit::run(machine(), native, mem, helpers, ctx, r1, r2);
     }
     #[cfg(not(feature = "jit"))]
-    let _ = program;
+    let _ = native;
     interp::run(machine(), mem, helpers, ctx, r1, r2)
 }
 

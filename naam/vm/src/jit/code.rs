@@ -13,10 +13,11 @@ use crate::memory::{Memory, Region};
 use crate::program::{JitError, Program};
 use crate::vm::{Exit, Trap};
 
-/// Status the native code returns (the trap's details are in [`JitCtx`]).
+/// Status the native code returns in [`Outcome::word`] when it did not exit (the trap's details
+/// are in [`JitCtx`]), each with [`status::TRAPPED`] set.
 pub(crate) mod status {
-    /// The entry function exited; `r0` and `remaining` are set.
-    pub const EXIT: u64 = 0;
+    /// Set in every status but an exit's (whose word is the budget left, below 2^62).
+    pub const TRAPPED: u64 = 1 << 63;
     /// A load failed its region check; `trap_*` are set.
     pub const READ_FAULT: u64 = 1;
     /// A store or atomic failed its region check; `trap_*` are set.
@@ -29,16 +30,38 @@ pub(crate) mod status {
     pub const HELPER: u64 = 5;
 }
 
-/// Signature of a compiled program: `fn(ctx, r1, r2) -> status`.
-type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64) -> u64;
+/// What a compiled program returns, in two registers (rax and rdx on x86-64, x0 and x1 on
+/// aarch64: a 16-byte `repr(C)` aggregate is returned there by both C ABIs, as Cranelift returns
+/// two `i64` results), so a clean exit stores nothing.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    /// The budget left (`JitCtx::budget` less the instructions executed) after a final `exit`,
+    /// or a [`status`] code with [`status::TRAPPED`] set.
+    word: u64,
+    /// r0 after a final `exit` (unspecified after a trap).
+    r0: u64,
+}
+
+/// Signature of a compiled program: `fn(ctx, r1, r2, first region's host address, its read
+/// cache bound, its write cache bound) -> (word, r0)` (see [`first_region`]).
+type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64, *mut u8, u64, u64) -> Outcome;
+
+/// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
+/// access at offset `rel` when `rel < len - (WIDEST_ACCESS_BYTES - 1)`, whatever its width.
+pub(crate) const WIDEST_ACCESS_BYTES: u64 = 8;
 
 /// Signature of the helper trampoline the native code calls:
 /// `fn(ctx, r1, r2, r3, r4, r5, id, registry hint (u64::MAX for callx), decoded index) -> r0`.
 pub(crate) type TrampolineFn =
     unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
 
-/// The block of state shared between Rust and the native code of one invocation. Native code
-/// addresses its fields by `offset_of!`, so the layout is `repr(C)` and never generic.
+/// The block of state shared between Rust and the native code. Native code addresses its fields
+/// by `offset_of!`, so the layout is `repr(C)` and never generic. One per [`Vm`](crate::Vm),
+/// kept between invocations: `budget` is written once, the fields 0 at entry (`helper_failed`,
+/// `depth_reached`) are put back to 0 where they change, and an invocation writes only the
+/// pointers (`slots`, `frame_top`, `trampoline`, `env`), which are dereferenced only while it
+/// runs (before and after, they may dangle).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct JitCtx {
@@ -51,25 +74,45 @@ pub(crate) struct JitCtx {
     ///
     /// [`VmConfig::budget_insn`]: crate::VmConfig::budget_insn
     pub budget: u64,
-    /// Set by the trampoline when a helper trapped or panicked.
+    /// Set by the trampoline when a helper trapped or panicked (the code then returns
+    /// `status::HELPER`, and `trapped` puts it back to 0).
     pub helper_failed: u64,
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
     pub env: *mut c_void,
-    // Outputs. Left unwritten at entry (nothing to store per invocation): the code writes `r0`
-    // and `remaining` at its exit, `trap_*` on the fault paths that report them, and `run` and
-    // `trapped` read each only after a status that says it was written.
-    pub r0: MaybeUninit<u64>,
-    /// `budget` less the instructions executed.
-    pub remaining: MaybeUninit<u64>,
+    // Outputs of a trap. Left unwritten at entry (nothing to store per invocation): the code
+    // writes `trap_*` on the fault paths that report them, and `trapped` reads each only after
+    // a status that says it was written.
     /// Written for `READ_FAULT`, `WRITE_FAULT` and `CALL_DEPTH`.
     pub trap_index: MaybeUninit<u64>,
     /// Written for `READ_FAULT` and `WRITE_FAULT`.
     pub trap_addr: MaybeUninit<u64>,
     /// Written for `READ_FAULT` and `WRITE_FAULT`.
     pub trap_len: MaybeUninit<u64>,
-    /// Read and raised by local calls, so it starts at 0.
+    /// Read and raised by local calls, so it starts at 0 (`run` takes it after each call).
     pub depth_reached: u64,
+}
+
+// SAFETY: the pointers are only dereferenced during an invocation, on the thread running it,
+// which wrote them; between invocations they are inert.
+unsafe impl Send for JitCtx {}
+
+impl JitCtx {
+    /// The context of a machine whose budget is `budget_insn`.
+    pub(crate) fn new(budget_insn: u64) -> JitCtx {
+        JitCtx {
+            slots: core::ptr::null_mut(),
+            frame_top: core::ptr::null_mut(),
+            budget: budget_insn.min(BUDGET_JIT_MAX),
+            helper_failed: 0,
+            trampoline: trampoline::<()>,
+            env: core::ptr::null_mut(),
+            trap_index: MaybeUninit::uninit(),
+            trap_addr: MaybeUninit::uninit(),
+            trap_len: MaybeUninit::uninit(),
+            depth_reached: 0,
+        }
+    }
 }
 
 /// Largest budget the native code counts down from: its remaining budget is a signed 64-bit
@@ -82,6 +125,10 @@ pub(crate) const BUDGET_JIT_MAX: u64 = 1 << 62;
 pub(crate) struct JitCode {
     base: *mut c_void,
     len: usize,
+    /// Whether the program calls helpers (`call` of a helper, `callx`): the code of a program
+    /// that does not never reads the context's `trampoline` and `env`, so its invocation builds
+    /// no helper environment.
+    calls_helpers: bool,
 }
 
 // SAFETY: the mapping is immutable after `new` and the code keeps no state of its own: every
@@ -92,7 +139,7 @@ unsafe impl Sync for JitCode {}
 
 impl JitCode {
     /// Maps `bytes` read-write, copies them, then flips the mapping to read + execute.
-    pub(crate) fn new(bytes: &[u8]) -> Result<JitCode, JitError> {
+    pub(crate) fn new(bytes: &[u8], calls_helpers: bool) -> Result<JitCode, JitError> {
         let len = bytes.len().max(1);
         // SAFETY: an anonymous private mapping; the result is checked before use.
         let base = unsafe {
@@ -108,7 +155,11 @@ impl JitCode {
         if base == libc::MAP_FAILED {
             return Err(JitError::ExecutableMemory { errno: errno() });
         }
-        let code = JitCode { base, len };
+        let code = JitCode {
+            base,
+            len,
+            calls_helpers,
+        };
         // SAFETY: the mapping holds `len >= bytes.len()` writable bytes.
         unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.cast::<u8>(), bytes.len()) };
         flush_instruction_cache(base, len);
@@ -169,13 +220,14 @@ struct HelperEnv<'r, 'm, C> {
 }
 
 /// Runs compiled code to its final `exit` or to a trap, over the same machine (stack, budget,
-/// depth bookkeeping) the interpreter would use. The caller installed the VM slots in `mem`.
-/// Inlined into `Vm::run`: a call boundary here costs a prologue, an epilogue and the argument
-/// shuffle on every invocation.
+/// depth bookkeeping) the interpreter would use, with the machine's context `native.1` (made by
+/// [`JitCtx::new`] for the machine's stack and budget). The caller installed the VM slots in
+/// `mem`. Inlined into `Vm::run`: a call boundary here costs a prologue, an epilogue and the
+/// argument shuffle on every invocation.
 #[inline(always)]
 pub(crate) fn run<C>(
     machine: Machine<'_>,
-    code: &JitCode,
+    native: (&JitCode, &mut JitCtx),
     mem: &mut Memory<'_>,
     helpers: &Helpers<C>,
     ctx: &mut C,
@@ -189,10 +241,29 @@ pub(crate) fn run<C>(
         depth_reached,
         ..
     } = machine;
-    // SAFETY: the stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in.
-    // (`Vm::run` installed the stack slot as frame 0 alone, the frame below this top.)
-    let frame_top = unsafe { stack.add(crate::STACK_FRAME_BYTES) };
+    let (code, jit_ctx) = native;
+    let first = first_region(mem);
     let mem: *mut Memory<'_> = mem;
+    // SAFETY: `mem` is a live exclusive borrow for this whole call.
+    jit_ctx.slots = unsafe { (*mem).slots_ptr() };
+    // The stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in (`Vm::run`
+    // installed the stack slot as frame 0 alone, the frame below this top).
+    jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
+    if !code.calls_helpers {
+        // No helper environment: the code never reads `trampoline` or `env`.
+        return match enter(code, jit_ctx, (r1, r2, first), depth_reached) {
+            Ok(exit) => Ok(exit),
+            // SAFETY: the native code has returned; `mem` is again only ours.
+            Err(status) => Err(trapped(
+                status,
+                budget,
+                jit_ctx,
+                program,
+                unsafe { &*mem },
+                None,
+            )),
+        };
+    }
     let mut env = HelperEnv {
         program,
         helpers,
@@ -201,56 +272,100 @@ pub(crate) fn run<C>(
         trap: None,
         panic: None,
     };
-    let mut jit_ctx = JitCtx {
-        // SAFETY: `mem` is a live exclusive borrow for this whole call.
-        slots: unsafe { (*mem).slots_ptr() },
-        frame_top,
-        budget: budget.min(BUDGET_JIT_MAX),
-        helper_failed: 0,
-        trampoline: trampoline::<C>,
-        env: (&raw mut env).cast(),
-        r0: MaybeUninit::uninit(),
-        remaining: MaybeUninit::uninit(),
-        trap_index: MaybeUninit::uninit(),
-        trap_addr: MaybeUninit::uninit(),
-        trap_len: MaybeUninit::uninit(),
-        depth_reached: 0,
-    };
-    // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
-    // signature; `jit_ctx` outlives the call and its pointers are live for its duration.
-    let outcome = unsafe { (code.entry())(&raw mut jit_ctx, r1, r2) };
-    *depth_reached = jit_ctx.depth_reached as usize;
-    if outcome == status::EXIT {
-        // A helper that trapped or panicked made the code return `status::HELPER`, so `env`
-        // holds no trap and no panic: nothing to drop (and no drop check on this path).
-        core::mem::forget(env);
-        // SAFETY: the code wrote both at its exit (`status::EXIT`).
-        let (r0, remaining) =
-            unsafe { (jit_ctx.r0.assume_init(), jit_ctx.remaining.assume_init()) };
-        return Ok(Exit {
-            r0,
-            insn_count: jit_ctx.budget - remaining,
-        });
+    jit_ctx.trampoline = trampoline::<C>;
+    jit_ctx.env = (&raw mut env).cast();
+    match enter(code, jit_ctx, (r1, r2, first), depth_reached) {
+        Ok(exit) => {
+            // A helper that trapped or panicked made the code return `status::HELPER`, so
+            // `env` holds no trap and no panic: nothing to drop (and no drop check here).
+            core::mem::forget(env);
+            Ok(exit)
+        }
+        // SAFETY: the native code has returned; `mem` is again only ours.
+        Err(status) => Err(helper_env_trapped(
+            status,
+            budget,
+            jit_ctx,
+            &mut env,
+            unsafe { &*mem },
+        )),
     }
-    // SAFETY: the native code has returned; `mem` is again only ours.
-    let mem = unsafe { &*mem };
-    trapped(outcome, budget, &jit_ctx, &mut env, mem)
 }
 
-/// The invocation ended in a trap (cold): re-raises a helper's panic, else says where.
+/// The first embedder region (slot `VM_SLOTS`, where embedders map what r1 points to), as the
+/// code's region caches start with it: its host address and its read and write bounds (the
+/// length less `WIDEST_ACCESS_BYTES - 1`, at least 0), or a null address and bounds of 0 (no
+/// access hits) when it is not mapped. Worked out here, inlined at the embedder's call site,
+/// where the compiler often still knows the region it just mapped.
+#[inline(always)]
+fn first_region(mem: &Memory<'_>) -> (*mut u8, u64, u64) {
+    let margin = WIDEST_ACCESS_BYTES - 1;
+    match mem.slot(crate::memory::VM_SLOTS as u64) {
+        Some(region) => (
+            region.ptr,
+            region.read_len.saturating_sub(margin),
+            region.write_len.saturating_sub(margin),
+        ),
+        None => (core::ptr::null_mut(), 0, 0),
+    }
+}
+
+/// Calls the code with the context `run` prepared and the arguments `(r1, r2, first region)`;
+/// its exit, or the status of its trap.
+#[inline(always)]
+fn enter(
+    code: &JitCode,
+    jit_ctx: &mut JitCtx,
+    args: (u64, u64, (*mut u8, u64, u64)),
+    depth_reached: &mut usize,
+) -> Result<Exit, u64> {
+    let (r1, r2, (host, read_bound, write_bound)) = args;
+    // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
+    // signature; `jit_ctx` outlives the call and its pointers are live for its duration, as
+    // is the first region, granted by `mem` for the whole call.
+    let outcome = unsafe { (code.entry())(jit_ctx, r1, r2, host, read_bound, write_bound) };
+    *depth_reached = core::mem::take(&mut jit_ctx.depth_reached) as usize;
+    if outcome.word & status::TRAPPED == 0 {
+        return Ok(Exit {
+            r0: outcome.r0,
+            insn_count: jit_ctx.budget - outcome.word,
+        });
+    }
+    Err(outcome.word & !status::TRAPPED)
+}
+
+/// A program that calls helpers trapped (cold): re-raises a helper's panic, else says where
+/// (with the helper's trap, if a helper failed).
 #[cold]
 #[inline(never)]
-fn trapped<C>(
+fn helper_env_trapped<C>(
     outcome: u64,
     budget: u64,
-    jit_ctx: &JitCtx,
+    jit_ctx: &mut JitCtx,
     env: &mut HelperEnv<'_, '_, C>,
     mem: &Memory<'_>,
-) -> Result<Exit, Trap> {
+) -> Trap {
     if let Some(panic) = env.panic.take() {
+        // The next invocation starts with no helper failure (only a failure sets it).
+        jit_ctx.helper_failed = 0;
         resume_unwind(panic);
     }
-    let program = env.program;
+    trapped(outcome, budget, jit_ctx, env.program, mem, env.trap.take())
+}
+
+/// The invocation ended in a trap (cold): says where (`helper_trap`: a failed helper's).
+#[cold]
+#[inline(never)]
+fn trapped(
+    outcome: u64,
+    budget: u64,
+    jit_ctx: &mut JitCtx,
+    program: &Program,
+    mem: &Memory<'_>,
+    helper_trap: Option<Trap>,
+) -> Trap {
+    // The next invocation starts with no helper failure (only a failure sets it).
+    jit_ctx.helper_failed = 0;
     // SAFETY (each read below): the code wrote the field before returning this status.
     let pc = || program.slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
     let fault = || unsafe {
@@ -262,22 +377,22 @@ fn trapped<C>(
     match outcome {
         status::READ_FAULT => {
             let (addr, len) = fault();
-            Err(Trap::OutOfBounds {
+            Trap::OutOfBounds {
                 pc: pc(),
                 addr,
                 len,
-            })
+            }
         }
         status::WRITE_FAULT => {
             let (addr, len) = fault();
-            Err(interp::write_fault(mem, pc(), addr, len))
+            interp::write_fault(mem, pc(), addr, len)
         }
-        status::BUDGET => Err(Trap::BudgetExceeded { budget }),
-        status::CALL_DEPTH => Err(Trap::CallDepthExceeded {
+        status::BUDGET => Trap::BudgetExceeded { budget },
+        status::CALL_DEPTH => Trap::CallDepthExceeded {
             pc: pc(),
             depth_max: crate::CALL_DEPTH_MAX,
-        }),
-        _ => Err(env.trap.take().unwrap_or(Trap::BudgetExceeded { budget })),
+        },
+        _ => helper_trap.unwrap_or(Trap::BudgetExceeded { budget }),
     }
 }
 

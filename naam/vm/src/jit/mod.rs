@@ -10,8 +10,9 @@
 //!   first embedder region, and on a miss decodes its address to (slot, offset) and is checked
 //!   against the invocation's slot table, with the same typed traps; helpers and local calls
 //!   change the slot table, so they empty the caches;
-//! - the instruction count is kept per basic block, as the budget left, and compared with the
-//!   budget at every taken jump, local call and exit, where the interpreter compares it, except
+//! - the instruction count is kept per basic block at compile time and taken off the budget left
+//!   (in a register) only where a value is needed (`translate::budget_offsets`); the budget left
+//!   is compared at every taken jump, local call and exit, where the interpreter compares it, except
 //!   at taken jumps whose check a later one repeats before anything observable (see
 //!   `translate::budget_deferrable` and `translate::budget_anchored`), so [`Exit::insn_count`],
 //!   [`Trap::BudgetExceeded`] and the memory it leaves are identical;
@@ -25,9 +26,10 @@
 //! [`Trap::BudgetExceeded`]: crate::Trap::BudgetExceeded
 
 mod code;
+mod params;
 mod translate;
 
-pub(crate) use code::{JitCode, run};
+pub(crate) use code::{JitCode, JitCtx, run};
 
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
@@ -50,7 +52,13 @@ pub enum JitTarget {
 pub(crate) fn compile_host(ops: &[Op], entry: u32) -> Result<JitCode, JitError> {
     let isa = target_isa(JitTarget::Host)?;
     let bytes = translate::compile(ops, entry, isa.as_ref())?;
-    JitCode::new(&bytes)
+    let calls_helpers = ops.iter().any(|op| {
+        matches!(
+            crate::fuse::first_of(*op).kind,
+            crate::op::Kind::CallHelper | crate::op::Kind::Callx
+        )
+    });
+    JitCode::new(&bytes, calls_helpers)
 }
 
 /// Compiles `ops` for `target` without running them; returns the machine-code bytes.

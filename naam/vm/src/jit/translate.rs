@@ -1,12 +1,15 @@
 //! Verified ops → Cranelift IR → machine code for one ISA.
 //!
-//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2) -> status`. A Cranelift block starts
-//! at every *leader* (the entry, every jump and call target, and every instruction after a
-//! jump, call or exit); each block takes its instructions off the budget left before it
-//! transfers, and the count is compared with the budget where the interpreter compares it
-//! (taken jumps, local calls, exits), except at taken jumps whose check a later one repeats
-//! before anything observable happens ([`budget_deferrable`], [`budget_anchored`]). Faults
-//! leave through cold blocks that record the trap in the context and return a [`status`] code.
+//! The program becomes one function `fn(ctx: *mut JitCtx, r1, r2, first region's host address,
+//! read bound, write bound) -> (word, r0)`, where the word is the budget left after a final
+//! `exit`, or a trap's status with `status::TRAPPED` set. A Cranelift block starts at every
+//! *leader* (the entry, every jump and call target, and every instruction after a jump, call or
+//! exit); the instructions each block executes are counted at compile time and taken off the
+//! budget left only where needed ([`budget_offsets`]), and the count is compared with the
+//! budget where the interpreter compares it (taken jumps, local calls, exits), except at taken
+//! jumps whose check a later one repeats before anything observable happens
+//! ([`budget_deferrable`], [`budget_anchored`]). Faults leave through cold blocks that record
+//! the trap in the context and return a [`status`] code.
 
 use std::borrow::Cow;
 
@@ -20,7 +23,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-use super::code::{JitCtx, status};
+use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
 use crate::op::{Kind, Op};
@@ -36,9 +39,6 @@ const SAVED_FRAME_BYTES: i64 = 5 * 8;
 const REGION_BYTES: i64 = size_of::<Region>() as i64;
 const SLOT_SHIFT: i64 = 32;
 const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
-/// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
-/// access at offset `rel` when `rel < len - (WIDEST_ACCESS_BYTES - 1)`, whatever its width.
-const WIDEST_ACCESS_BYTES: i64 = 8;
 
 /// Set (to anything) to print each compiled program's Cranelift IR and the machine code
 /// Cranelift emitted for it (after register allocation) on standard error: a debugging aid for
@@ -75,7 +75,12 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     signature.params.push(AbiParam::new(pointer));
     signature.params.push(AbiParam::new(I64)); // r1
     signature.params.push(AbiParam::new(I64)); // r2
-    signature.returns.push(AbiParam::new(I64));
+    // The first embedder region's host address and read and write cache bounds (`code::run`).
+    signature.params.push(AbiParam::new(pointer));
+    signature.params.push(AbiParam::new(I64));
+    signature.params.push(AbiParam::new(I64));
+    signature.returns.push(AbiParam::new(I64)); // budget left, or a trap's status
+    signature.returns.push(AbiParam::new(I64)); // r0
     let mut function = Function::with_name_signature(UserFuncName::default(), signature);
     let mut builder_context = FunctionBuilderContext::new();
     let builder = FunctionBuilder::new(&mut function, &mut builder_context);
@@ -84,6 +89,7 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     translator.body();
     translator.builder.seal_all_blocks();
     translator.builder.finalize(isa.frontend_config());
+    super::params::remove_dead_params(&mut function);
     function
 }
 
@@ -144,8 +150,15 @@ struct Translator<'a, 'f> {
     regs: [Variable; 11],
     frame_top: Variable,
     depth: Variable,
-    /// Budget left: the budget less the instructions counted so far.
+    /// Budget left, plus `pending`: the budget less the instructions counted so far, once
+    /// `pending` is taken off (see [`budget_offsets`]).
     remaining: Variable,
+    /// Instructions executed since `remaining` was last brought up to date, at the point being
+    /// translated (a compile-time count: counting costs no instruction until a check, or an
+    /// edge into a leader whose offset differs, needs the value).
+    pending: i64,
+    /// `pending` at the start of each leader (see [`budget_offsets`]).
+    offsets: Vec<i64>,
     ctx: Value,
     read_cache: RegionCache,
     write_cache: RegionCache,
@@ -158,6 +171,11 @@ struct Translator<'a, 'f> {
     deferrable: Vec<bool>,
     /// Leaders whose taken backward jumps may skip the budget check (see [`budget_anchored`]).
     anchored: Vec<bool>,
+    /// Decoded index of the last op that may branch to each leader (see [`last_branches`]).
+    last_branch: Vec<Option<usize>>,
+    /// Leaders to seal once the op at each decoded index is translated: those a later op (or
+    /// the leader's own) may branch to. The others are sealed on entry.
+    seal_after: Vec<Vec<Block>>,
     /// Decoded index of the first instruction of the current block.
     block_start: usize,
     /// Whether the current block still needs a terminator.
@@ -186,26 +204,16 @@ impl<'a, 'f> Translator<'a, 'f> {
             host: builder.declare_var(pointer),
         };
         let (read_cache, write_cache) = (cache(), cache());
-        // The saved-frame array only for programs with local calls (a smaller native frame).
-        let calls = ops
-            .iter()
-            .any(|op| fuse::first_of(*op).kind == Kind::CallLocal);
-        let frames_bytes = if calls {
-            (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32
-        } else {
-            0
-        };
-        let frames = builder.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            frames_bytes,
-            3,
-        ));
+        let frames = saved_frames_slot(ops, &mut builder);
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
         let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
         let anchored = budget_anchored(ops, &blocks, &deferrable);
+        let last_branch = last_branches(ops, &blocks);
+        let seal_after = seal_points(&blocks, &last_branch);
+        let offsets = budget_offsets(ops, &blocks, entry);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -215,6 +223,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             frame_top,
             depth,
             remaining,
+            pending: 0,
+            offsets,
             ctx: placeholder,
             read_cache,
             write_cache,
@@ -222,6 +232,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             return_sites,
             deferrable,
             anchored,
+            last_branch,
+            seal_after,
             block_start: 0,
             open: false,
             frames,
@@ -235,7 +247,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn prologue(&mut self, entry: usize) {
         let start = self.builder.create_block();
         self.builder.append_block_params_for_function_params(start);
-        self.builder.switch_to_block(start);
+        self.enter(start);
         self.ctx = self.builder.block_params(start)[0];
         let frame_top = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
         self.builder.def_var(self.frame_top, frame_top);
@@ -262,12 +274,14 @@ impl<'a, 'f> Translator<'a, 'f> {
                 self.builder.def_var(var, zero);
             }
         }
+        let params = self.builder.block_params(start);
+        let (host, read_bound, write_bound) = (params[3], params[4], params[5]);
         let (reads, writes) = checked_accesses(self.ops);
         if reads {
-            self.prime_cache(self.read_cache, false);
+            self.prime_cache(self.read_cache, host, read_bound);
         }
         if writes {
-            self.prime_cache(self.write_cache, true);
+            self.prime_cache(self.write_cache, host, write_bound);
         }
         let target = self.block_of(entry);
         self.builder.ins().jump(target, &[]);
@@ -286,9 +300,15 @@ impl<'a, 'f> Translator<'a, 'f> {
             if let Some(block) = self.blocks[index] {
                 if self.open {
                     self.add_count(index - self.block_start);
+                    self.settle(self.offsets[index]);
                     self.builder.ins().jump(block, &[]);
                 }
                 self.builder.switch_to_block(block);
+                self.pending = self.offsets[index];
+                // Every branch to it is emitted: seal it before its first use of a variable.
+                if self.last_branch[index].is_none_or(|last| last < index) {
+                    self.builder.seal_block(block);
+                }
                 self.block_start = index;
                 self.open = true;
             }
@@ -296,7 +316,24 @@ impl<'a, 'f> Translator<'a, 'f> {
             // half (the second half follows it in place).
             let op = fuse::first_of(self.ops[index]);
             self.op(index, op);
+            self.seal_leaders(index);
         }
+    }
+
+    /// Seals the leaders whose last possible predecessor is the op at `index`. A block sealed
+    /// as soon as its predecessors are known lets the SSA builder resolve a variable to the one
+    /// value reaching it, where sealing everything at the end leaves block parameters that are
+    /// redundant (register moves, longer live ranges, more saved registers).
+    fn seal_leaders(&mut self, index: usize) {
+        for block in core::mem::take(&mut self.seal_after[index]) {
+            self.builder.seal_block(block);
+        }
+    }
+
+    /// Switches to an internal block whose predecessors have all been emitted, and seals it.
+    fn enter(&mut self, block: Block) {
+        self.builder.switch_to_block(block);
+        self.builder.seal_block(block);
     }
 
     fn op(&mut self, index: usize, op: Op) {
@@ -388,18 +425,21 @@ impl<'a, 'f> Translator<'a, 'f> {
             .load(ty, self.flags.host, self.ctx, offset as i32)
     }
 
-    /// The slot table (read from the context where needed: it is not worth a register).
+    /// The slot table, read from the context where needed (on a region-cache miss, at a local
+    /// call or return): an ordinary load, which Cranelift neither hoists out of loops nor
+    /// merges with the entry's, so the pointer does not hold a register through the body.
     fn slots(&mut self) -> Value {
-        self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, slots))
+        self.load_ctx(self.pointer, core::mem::offset_of!(JitCtx, slots))
     }
-
-    /// Whether the count exceeds the budget: the remaining budget went negative (the code
-    /// counts down from a budget of at most [`BUDGET_JIT_MAX`](super::code::BUDGET_JIT_MAX),
-    /// so no register holds the budget and no count wraps).
-    fn over_budget(&mut self, remaining: Value) -> Value {
+    /// Whether the count exceeds the budget: the budget left (`remaining` less `pending`) is
+    /// negative, i.e. `remaining < pending` (the code counts down from a budget of at most
+    /// [`BUDGET_JIT_MAX`](super::code::BUDGET_JIT_MAX), so no register holds the budget and no
+    /// count wraps). One compare, whatever is pending.
+    fn over_budget(&mut self) -> Value {
+        let remaining = self.builder.use_var(self.remaining);
         self.builder
             .ins()
-            .icmp_imm_s(IntCC::SignedLessThan, remaining, 0)
+            .icmp_imm_s(IntCC::SignedLessThan, remaining, self.pending)
     }
 
     fn store_ctx(&mut self, value: Value, offset: usize) {
@@ -606,11 +646,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(hit, join, &[BlockArg::Value(rel)], miss, &[]);
-        self.builder.switch_to_block(miss);
+        self.enter(miss);
         self.builder.set_cold_block(miss);
         let offset = self.slot_lookup(index, addr, len, write, cache);
         self.builder.ins().jump(join, &[BlockArg::Value(offset)]);
-        self.builder.switch_to_block(join);
+        self.enter(join);
         // The sum is formed here, next to its use, so the load or store folds it into its
         // address (base + index) instead of computing it before the branch.
         let host = self.builder.use_var(cache.host);
@@ -636,9 +676,11 @@ impl<'a, 'f> Translator<'a, 'f> {
             .ins()
             .load(I64, self.flags.host, slots, LIVE_OFFSET as i32);
         let in_table = self.builder.ins().icmp(IntCC::UnsignedLessThan, slot, live);
-        // Any other slot reads slot 0's entry (always initialised) but cannot pass.
-        let zero = self.iconst(0);
-        let slot = self.builder.ins().select(in_table, slot, zero);
+        // Any other slot reads the last initialised entry (`live` is at least `VM_SLOTS`) but
+        // cannot pass. (A `select` with 0 would share its constant with the hot code's zeros,
+        // which would then hold a register through the whole function.)
+        let last = self.builder.ins().iadd_imm_s(live, -1);
+        let slot = self.builder.ins().umin(slot, last);
         let entry_offset = self.builder.ins().imul_imm_s(slot, REGION_BYTES);
         let entry = self.builder.ins().iadd(slots, entry_offset);
         let limit_field = if write {
@@ -661,7 +703,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let access = self.builder.create_block();
         self.builder.ins().brif(allowed, access, &[], fault, &[]);
         self.fault_block(fault, index, addr, len, write);
-        self.builder.switch_to_block(access);
+        self.enter(access);
         self.builder.set_cold_block(access);
         let host = self.builder.ins().load(
             self.pointer,
@@ -669,56 +711,31 @@ impl<'a, 'f> Translator<'a, 'f> {
             entry,
             core::mem::offset_of!(Region, ptr) as i32,
         );
-        self.fill_cache(cache, addr, limit, host);
+        let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
+        let neg_lo = self.builder.ins().ineg(lo);
+        self.fill_cache(cache, neg_lo, limit, host);
         offset
     }
 
-    /// Caches the slot of `addr` (its length `limit`, its host address `host`).
-    fn fill_cache(&mut self, cache: RegionCache, addr: Value, limit: Value, host: Value) {
-        let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
-        let neg_lo = self.builder.ins().ineg(lo);
-        let margin = self.iconst(WIDEST_ACCESS_BYTES as u64 - 1);
+    /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.
+    fn fill_cache(&mut self, cache: RegionCache, neg_lo: Value, limit: Value, host: Value) {
+        let margin = self.iconst(WIDEST_ACCESS_BYTES - 1);
         let limit = self.builder.ins().umax(limit, margin);
         let bound = self.builder.ins().isub(limit, margin);
         self.builder.def_var(cache.neg_lo, neg_lo);
         self.builder.def_var(cache.bound, bound);
         self.builder.def_var(cache.host, host);
     }
-
     /// Fills `cache` with the first embedder region (slot [`VM_SLOTS`]), where embedders map
     /// what r1 points to, so a program's first access there hits instead of taking the
-    /// slot-table path. The entry lies inside `Memory` whether or not it is mapped; when it is
-    /// not (`live` is not above it), its contents are ignored and the cache stays empty.
-    fn prime_cache(&mut self, cache: RegionCache, write: bool) {
-        let slots = self.slots();
-        let host = self.flags.host;
-        let live = self
-            .builder
-            .ins()
-            .load(I64, host, slots, LIVE_OFFSET as i32);
-        let mapped =
-            self.builder
-                .ins()
-                .icmp_imm_s(IntCC::UnsignedGreaterThan, live, VM_SLOTS as i64);
-        let entry = (VM_SLOTS as i64 * REGION_BYTES) as i32;
-        let limit_field = if write {
-            core::mem::offset_of!(Region, write_len)
-        } else {
-            core::mem::offset_of!(Region, read_len)
-        };
-        let ptr_field = core::mem::offset_of!(Region, ptr) as i32;
-        let limit = self
-            .builder
-            .ins()
-            .load(I64, host, slots, entry + limit_field as i32);
-        let region_host = self
-            .builder
-            .ins()
-            .load(self.pointer, host, slots, entry + ptr_field);
-        let zero = self.iconst(0);
-        let limit = self.builder.ins().select(mapped, limit, zero);
-        let addr = self.iconst(slot_base(VM_SLOTS));
-        self.fill_cache(cache, addr, limit, region_host);
+    /// slot-table path: its host address and its cache bound (0 when it is not mapped) come in
+    /// as arguments, worked out by the caller (`code::run`), where the compiler often knows the
+    /// region just mapped.
+    fn prime_cache(&mut self, cache: RegionCache, host: Value, bound: Value) {
+        let neg_lo = self.iconst(slot_base(VM_SLOTS).wrapping_neg());
+        self.builder.def_var(cache.neg_lo, neg_lo);
+        self.builder.def_var(cache.bound, bound);
+        self.builder.def_var(cache.host, host);
     }
 
     /// Empties both region caches: the slot table may have changed.
@@ -730,7 +747,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 
     fn fault_block(&mut self, fault: Block, index: usize, addr: Value, len: u64, write: bool) {
-        self.builder.switch_to_block(fault);
+        self.enter(fault);
         self.builder.set_cold_block(fault);
         let index = self.iconst(index as u64);
         self.store_ctx(index, core::mem::offset_of!(JitCtx, trap_index));
@@ -865,13 +882,23 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.blocks[index].unwrap_or_else(|| unreachable!("decoded index {index} is a leader"))
     }
 
+    /// Counts `executed` more instructions (no code: see `pending`).
     fn add_count(&mut self, executed: usize) {
-        if executed == 0 {
-            return;
+        self.pending += executed as i64;
+    }
+
+    /// Brings `remaining` to the budget left plus `offset` (the pending count a leader expects,
+    /// or 0 for the budget left itself), with at most one addition.
+    fn settle(&mut self, offset: i64) {
+        if self.pending != offset {
+            let remaining = self.builder.use_var(self.remaining);
+            let remaining = self
+                .builder
+                .ins()
+                .iadd_imm_s(remaining, offset - self.pending);
+            self.builder.def_var(self.remaining, remaining);
+            self.pending = offset;
         }
-        let remaining = self.builder.use_var(self.remaining);
-        let remaining = self.builder.ins().iadd_imm_s(remaining, -(executed as i64));
-        self.builder.def_var(self.remaining, remaining);
     }
 
     /// The taken jump from `index` to `target`: checked against the budget, as in the
@@ -885,20 +912,33 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.anchored[target]
         };
         if deferred {
+            self.settle(self.offsets[target]);
             self.builder.ins().jump(block, &[]);
             self.open = false;
         } else {
-            self.checked_jump(block);
+            self.checked_jump(target);
         }
     }
 
-    /// Ends the block with a jump to `target` unless the budget ran out.
-    fn checked_jump(&mut self, target: Block) {
-        let remaining = self.builder.use_var(self.remaining);
-        let over = self.over_budget(remaining);
-        self.builder
-            .ins()
-            .brif(over, self.budget_trap, &[], target, &[]);
+    /// Ends the block with a jump to the leader at `target` unless the budget ran out.
+    fn checked_jump(&mut self, target: usize) {
+        let over = self.over_budget();
+        let block = self.block_of(target);
+        if self.pending == self.offsets[target] {
+            self.builder
+                .ins()
+                .brif(over, self.budget_trap, &[], block, &[]);
+        } else {
+            // The count is settled on the jump's own edge, after the check: the old count is
+            // then dead, and the subtraction updates its register in place.
+            let edge = self.builder.create_block();
+            self.builder
+                .ins()
+                .brif(over, self.budget_trap, &[], edge, &[]);
+            self.enter(edge);
+            self.settle(self.offsets[target]);
+            self.builder.ins().jump(block, &[]);
+        }
         self.open = false;
     }
 
@@ -920,8 +960,14 @@ impl<'a, 'f> Translator<'a, 'f> {
         };
         let check = self.builder.create_block();
         let next = self.block_of(index + 1);
-        self.builder.ins().brif(taken, check, &[], next, &[]);
-        self.builder.switch_to_block(check);
+        // Both edges leave with the count the fall-through leader expects (the taken one
+        // settles its own in `check`).
+        self.settle(self.offsets[index + 1]);
+        let fall = self.builder.create_block();
+        self.builder.ins().brif(taken, check, &[], fall, &[]);
+        self.enter(fall);
+        self.builder.ins().jump(next, &[]);
+        self.enter(check);
         self.taken_jump(index, op.target as usize);
     }
 
@@ -952,10 +998,10 @@ impl<'a, 'f> Translator<'a, 'f> {
         let fault = self.builder.create_block();
         let next = self.builder.create_block();
         self.builder.ins().brif(failed, fault, &[], next, &[]);
-        self.builder.switch_to_block(fault);
+        self.enter(fault);
         self.builder.set_cold_block(fault);
         self.leave(status::HELPER);
-        self.builder.switch_to_block(next);
+        self.enter(next);
     }
 
     fn call_local(&mut self, index: usize, op: Op) {
@@ -969,17 +1015,16 @@ impl<'a, 'f> Translator<'a, 'f> {
         let fault = self.builder.create_block();
         let push = self.builder.create_block();
         self.builder.ins().brif(too_deep, fault, &[], push, &[]);
-        self.builder.switch_to_block(fault);
+        self.enter(fault);
         self.builder.set_cold_block(fault);
         let index_value = self.iconst(index as u64);
         self.store_ctx(index_value, core::mem::offset_of!(JitCtx, trap_index));
         self.leave(status::CALL_DEPTH);
-        self.builder.switch_to_block(push);
+        self.enter(push);
         let site = self.site_of_return(index + 1);
         self.push_frame(depth, site);
         self.move_frame(depth, 1);
-        let target = self.block_of(op.target as usize);
-        self.checked_jump(target);
+        self.checked_jump(op.target as usize);
     }
 
     fn site_of_return(&self, index: usize) -> u64 {
@@ -1048,25 +1093,27 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder
             .ins()
             .brif(depth, returning, &[], finished, &[]);
-        self.builder.switch_to_block(finished);
+        // Both paths start from the count pending here (`final_exit` settles its own).
+        let pending = self.pending;
+        self.enter(finished);
         self.final_exit();
-        self.builder.switch_to_block(returning);
+        self.pending = pending;
+        self.enter(returning);
         self.return_to_caller(depth);
     }
 
-    /// `exit` at depth 0: budget check, then r0 and the count go to the context.
+    /// `exit` at depth 0: budget check, then the budget left and r0 are returned.
     fn final_exit(&mut self) {
-        let remaining = self.builder.use_var(self.remaining);
-        let over = self.over_budget(remaining);
+        let over = self.over_budget();
         let done = self.builder.create_block();
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], done, &[]);
-        self.builder.switch_to_block(done);
+        self.enter(done);
+        self.settle(0);
+        let remaining = self.builder.use_var(self.remaining);
         let r0 = self.get(0);
-        self.store_ctx(r0, core::mem::offset_of!(JitCtx, r0));
-        self.store_ctx(remaining, core::mem::offset_of!(JitCtx, remaining));
-        self.leave(status::EXIT);
+        self.builder.ins().return_(&[remaining, r0]);
         self.open = false;
     }
 
@@ -1083,13 +1130,14 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let old_depth = self.builder.ins().iadd_imm_s(depth, 1);
         self.move_frame(old_depth, -1);
-        let remaining = self.builder.use_var(self.remaining);
-        let over = self.over_budget(remaining);
+        let over = self.over_budget();
+        // Return sites expect the budget left exactly (offset 0).
+        self.settle(0);
         let dispatch = self.builder.create_block();
         self.builder
             .ins()
             .brif(over, self.budget_trap, &[], dispatch, &[]);
-        self.builder.switch_to_block(dispatch);
+        self.enter(dispatch);
         let site = self.builder.ins().ireduce(I32, site);
         let calls: Vec<_> = self
             .return_sites
@@ -1107,12 +1155,60 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.open = false;
     }
 
-    /// Returns `code` from the native function (ends the current block, which may be a side
-    /// exit: the instruction stream's own block is closed by its callers).
+    /// Returns the trap status `code` from the native function (ends the current block, which
+    /// may be a side exit: the instruction stream's own block is closed by its callers).
     fn leave(&mut self, code: u64) {
-        let code = self.iconst(code);
-        self.builder.ins().return_(&[code]);
+        // r0 is unspecified after a trap: the word again, so no constant (shared with the hot
+        // code's zeros, it would hold a register through the whole function) is needed.
+        let word = self.iconst(code | status::TRAPPED);
+        self.builder.ins().return_(&[word, word]);
     }
+}
+
+/// The count still pending (executed but not yet taken off the remaining budget) at the start of
+/// each leader. Along a fall-through edge the count is carried, not taken off: a leader entered
+/// by falling through from the block before it expects that block's offset plus its length, and
+/// the other edges into it add the difference. A leader nothing falls into expects the count
+/// pending at the nearest forward jump to it (inside a loop, more likely than a jump from before
+/// the loop), or 0. So a loop whose body spans several blocks takes its count off about once per
+/// iteration instead of once per block. The entry, local-call targets and return sites expect 0
+/// (they are reached with the budget left exactly).
+fn budget_offsets(ops: &[Op], blocks: &[Option<Block>], entry: usize) -> Vec<i64> {
+    let mut pinned = vec![false; ops.len()];
+    pinned[entry] = true;
+    for (index, op) in ops.iter().enumerate() {
+        let op = fuse::first_of(*op);
+        if op.kind == Kind::CallLocal {
+            pinned[op.target as usize] = true;
+            if let Some(site) = pinned.get_mut(index + 1) {
+                *site = true;
+            }
+        }
+    }
+    let mut offsets = vec![0i64; ops.len()];
+    // The count pending at the nearest forward jump seen so far to each leader.
+    let mut jumped: Vec<Option<i64>> = vec![None; ops.len()];
+    let mut start = 0;
+    for index in 0..ops.len() {
+        if blocks[index].is_some() {
+            let falls_into = index
+                .checked_sub(1)
+                .map(|before| fuse::first_of(ops[before]).kind)
+                .is_some_and(|kind| !matches!(kind, Kind::Ja | Kind::Exit | Kind::CallLocal));
+            offsets[index] = match (pinned[index], falls_into) {
+                (true, _) => 0,
+                (false, true) => offsets[start] + (index - start) as i64,
+                (false, false) => jumped[index].unwrap_or(0),
+            };
+            start = index;
+        }
+        let op = fuse::first_of(ops[index]);
+        let target = op.target as usize;
+        if (op.kind == Kind::Ja || jump_condition(op.kind).is_some()) && target > index {
+            jumped[target] = Some(offsets[start] + (index + 1 - start) as i64);
+        }
+    }
+    offsets
 }
 
 /// One block per leader, and the return sites of local calls in call order.
@@ -1147,6 +1243,67 @@ fn leaders(
         }
     }
     (blocks, return_sites)
+}
+
+/// The stack slot of the saved-frame array: sized only for programs with local calls (a smaller
+/// native frame otherwise).
+fn saved_frames_slot(ops: &[Op], builder: &mut FunctionBuilder<'_>) -> StackSlot {
+    let calls = ops
+        .iter()
+        .any(|op| fuse::first_of(*op).kind == Kind::CallLocal);
+    let frames_bytes = if calls {
+        (SAVED_FRAME_BYTES as u32) * CALL_DEPTH_MAX as u32
+    } else {
+        0
+    };
+    builder.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        frames_bytes,
+        3,
+    ))
+}
+
+/// The leaders to seal once the op at each decoded index is translated: those whose last
+/// possible predecessor ([`last_branches`]) is that op, at or after the leader (the others are
+/// sealed on entry).
+fn seal_points(blocks: &[Option<Block>], last_branch: &[Option<usize>]) -> Vec<Vec<Block>> {
+    let mut seal_after = vec![Vec::new(); blocks.len()];
+    for (leader, block) in blocks.iter().enumerate() {
+        if let (Some(block), Some(last)) = (block, last_branch[leader])
+            && last >= leader
+        {
+            seal_after[last].push(*block);
+        }
+    }
+    seal_after
+}
+
+/// The decoded index of the last op that may transfer to each leader (`None` where no op
+/// does, and for other indexes): the op before it (by fall-through), every jump or call to it,
+/// and, for a return site (the op after a local call), every `exit` (returns dispatch to any
+/// return site).
+fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
+    let mut last: Vec<Option<usize>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(index, block)| block.and(index.checked_sub(1)))
+        .collect();
+    let last_exit = ops
+        .iter()
+        .rposition(|op| fuse::first_of(*op).kind == Kind::Exit);
+    for (index, op) in ops.iter().enumerate() {
+        let op = fuse::first_of(*op);
+        let target = op.target as usize;
+        if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
+            last[target] = last[target].max(Some(index));
+        }
+        if op.kind == Kind::CallLocal
+            && let Some(site) = last.get_mut(index + 1)
+        {
+            *site = (*site).max(last_exit);
+        }
+    }
+    last
 }
 
 /// Leaders (by decoded index) whose taken jumps may skip the budget check: from the leader on,

@@ -822,3 +822,113 @@ fn a_nested_run_does_not_hide_a_helpers_stack_write_from_the_outer_scrub() {
     let left = vm.run(&reader, &mut mem, &helpers, &mut nested, 0, 0);
     assert_eq!(left.unwrap().r0, 0, "the stack is scrubbed");
 }
+
+fn explode(_: &mut (), _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    panic!("helper panics on purpose")
+}
+
+fn seven(_: &mut (), _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    Ok(7)
+}
+
+/// One machine runs invocations that end in every kind of trap (a failed helper, a panicking
+/// helper, a call too deep, the budget) and then a clean one that calls a helper: nothing of a
+/// trapped invocation (a helper's failure flag, the depth it reached, its budget) leaks into the
+/// next.
+#[test]
+fn a_machine_reused_after_every_kind_of_trap_runs_the_next_invocation_cleanly() {
+    let mut helpers = Helpers::<()>::new();
+    for (id, name, func) in [
+        (1, "seven", seven as naam_vm::HelperFn<()>),
+        (2, "refuse", refuse),
+        (3, "explode", explode),
+    ] {
+        let signature = Signature::SCALARS;
+        helpers
+            .register(
+                id,
+                Helper {
+                    name,
+                    signature,
+                    func,
+                },
+            )
+            .unwrap();
+    }
+    let mut vm = Vm::new(VmConfig { budget_insn: 64 });
+    let mut run = |bytecode: &[u8]| {
+        let loaded = load(bytecode, &helpers).unwrap();
+        let mut mem = Memory::new();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            vm.run(&loaded, &mut mem, &helpers, &mut (), 0, 0)
+        }));
+        outcome.map_err(|_| "panicked")
+    };
+    let clean = program(&[call_helper(1), exit()]);
+    let failing = program(&[call_helper(2), exit()]);
+    let error = HelperError::Failed { reason: "refused" };
+    let failed = Trap::Helper {
+        pc: 0,
+        id: 2,
+        error,
+    };
+    assert_eq!(run(&failing), Ok(Err(failed)));
+    assert_eq!(
+        run(&clean),
+        Ok(Ok(Exit {
+            r0: 7,
+            insn_count: 2
+        }))
+    );
+    assert_eq!(run(&program(&[call_helper(3), exit()])), Err("panicked"));
+    assert_eq!(
+        run(&clean),
+        Ok(Ok(Exit {
+            r0: 7,
+            insn_count: 2
+        }))
+    );
+    let depth_max = naam_vm::CALL_DEPTH_MAX;
+    let too_deep = Trap::CallDepthExceeded { pc: 0, depth_max };
+    assert_eq!(run(&program(&[call_local(-1), exit()])), Ok(Err(too_deep)));
+    assert_eq!(
+        run(&clean),
+        Ok(Ok(Exit {
+            r0: 7,
+            insn_count: 2
+        }))
+    );
+    let spin = program(&[ja(-1), exit()]);
+    assert_eq!(run(&spin), Ok(Err(Trap::BudgetExceeded { budget: 64 })));
+    assert_eq!(
+        run(&clean),
+        Ok(Ok(Exit {
+            r0: 7,
+            insn_count: 2
+        }))
+    );
+}
+
+/// A local call's instructions count exactly, through the call, the callee's `exit` and the
+/// return (on the JIT, the count pending at an `exit` must reach both the return path and the
+/// final exit).
+#[test]
+fn local_calls_count_every_instruction_exactly() {
+    // 0: r0 = 1; 1: call 4; 2: r0 += 1; 3: exit; 4: r0 = 5; 5: exit
+    let calls = program(&[
+        mov64_imm(0, 1),
+        call_local(2),
+        add64_imm(0, 1),
+        exit(),
+        mov64_imm(0, 5),
+        exit(),
+    ]);
+    let exit = load_and_run(&calls, &[]).unwrap();
+    assert_eq!(
+        exit,
+        Exit {
+            r0: 6,
+            insn_count: 6
+        }
+    );
+}
