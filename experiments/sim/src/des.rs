@@ -60,7 +60,7 @@ pub struct EventQueue<E> {
 struct Wheel {
     head: Box<[u32; WHEEL_SLOTS]>,
     tail: Box<[u32; WHEEL_SLOTS]>,
-    /// Per slab slot: the next event of its wheel list.
+    /// Per slab slot (grown with the slab): the next event of its wheel list.
     next: Vec<u32>,
     /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
     bits: Box<[u64; WHEEL_WORDS]>,
@@ -125,9 +125,6 @@ impl Wheel {
     #[inline]
     fn push(&mut self, at_ns: u64, slot: u32) {
         let j = slot_of(at_ns);
-        if self.next.len() <= slot as usize {
-            self.next.resize(slot as usize + 1, NIL);
-        }
         self.next[slot as usize] = NIL;
         match self.tail[j] {
             NIL => {
@@ -301,6 +298,7 @@ impl<E> EventQueue<E> {
             }
             None => {
                 self.slab.push(Some(event));
+                self.wheel.next.push(NIL);
                 let slot = u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events");
                 assert!(slot != NIL, "fewer than 2^32 - 1 events waiting");
                 slot
@@ -320,14 +318,17 @@ impl<E> EventQueue<E> {
         self.schedule_at(self.now_ns.saturating_add(delay_ns), event);
     }
 
-    /// The time of the next event after those due now, if any.
+    /// The time of the next event after those due now, if any, and whether the far heap and
+    /// the wheel hold events due then.
     #[inline]
-    fn next_ns(&self) -> Option<u64> {
+    fn next_ns(&self) -> Option<(u64, bool, bool)> {
         let far = (self.far.len > 0).then_some(self.far.least_ns);
-        match (self.wheel.next_ns(self.now_ns), far) {
-            (Some(w), Some(f)) => Some(w.min(f)),
-            (w, f) => w.or(f),
-        }
+        let wheel = self.wheel.next_ns(self.now_ns);
+        let at_ns = match (wheel, far) {
+            (Some(w), Some(f)) => w.min(f),
+            (w, f) => w.or(f)?,
+        };
+        Some((at_ns, far == Some(at_ns), wheel == Some(at_ns)))
     }
 
     /// The time of the next event, if any.
@@ -335,28 +336,30 @@ impl<E> EventQueue<E> {
         if !self.due_now.is_empty() {
             return Some(self.now_ns);
         }
-        self.next_ns()
+        self.next_ns().map(|(at_ns, _, _)| at_ns)
     }
 
     /// Moves the clock to `at_ns`, the next time, and its events to the FIFO: the far heap's
     /// first (scheduled earlier), then the wheel's.
-    fn advance(&mut self, at_ns: u64) {
+    fn advance(&mut self, at_ns: u64, in_far: bool, in_wheel: bool) {
         self.now_ns = at_ns;
-        if self.far.len > 0 && self.far.least_ns == at_ns {
+        if in_far {
             self.far.take(at_ns, &mut self.due_now);
         }
-        self.wheel.take(at_ns, &mut self.due_now);
+        if in_wheel {
+            self.wheel.take(at_ns, &mut self.due_now);
+        }
     }
 
     /// Pops the next event due at or before `until_ns` and advances the clock to it.
     #[inline]
     pub fn pop_until(&mut self, until_ns: u64) -> Option<(u64, E)> {
         if self.due_now.is_empty() {
-            let at_ns = self.next_ns()?;
+            let (at_ns, in_far, in_wheel) = self.next_ns()?;
             if at_ns > until_ns {
                 return None;
             }
-            self.advance(at_ns);
+            self.advance(at_ns, in_far, in_wheel);
         } else if self.now_ns > until_ns {
             return None;
         }
