@@ -38,6 +38,7 @@ const WHEEL_BITS: u32 = 12;
 pub const WHEEL_SLOTS: usize = 1 << WHEEL_BITS;
 /// Words of the wheel's bitmap (the summary word has one bit per word, so at most 64).
 const WHEEL_WORDS: usize = WHEEL_SLOTS / 64;
+const _: () = assert!(WHEEL_WORDS >= 1 && WHEEL_WORDS <= 64, "one summary word");
 /// "No slot": the end of a wheel list.
 const NIL: u32 = u32::MAX;
 
