@@ -2,49 +2,91 @@
 //! `(time_ns, seq)` order. `seq` is the order of scheduling, so events due at the same time run
 //! in the order they were scheduled: a run is a pure function of its inputs.
 //!
-//! Layout, for speed (the queue is on every event's path): a **radix heap** keyed on the integer
-//! virtual time. Time never goes back (an event is never due before the last one popped), so a
-//! future event waits in the bucket of the highest bit in which its time differs from now:
-//! bucket `i` holds times in `now ^ t < 2^i`, `≥ 2^(i-1)`. Bucket 0 is "due now", a FIFO. To pop
-//! when it is empty, the clock moves to the least time of the lowest non-empty bucket, whose
-//! events are then spread over the buckets below it (each event moves down at most 64 times, in
-//! practice a few); the pops need no comparisons between events, so few mispredicted branches
-//! (a binary heap's sift was ≈ 17 % of a point's CPU time). Buckets hold compact keys
-//! `(at_ns, slot)`, 16 bytes, and the events wait in a slab whose slots are reused (events moved
-//! whole down the buckets instead were 4 % slower on the bench's point: an event moves ≈ 2.8
-//! times).
+//! Layout, for speed (the queue is on every event's path). The events wait in a slab whose slots
+//! are reused; the queue orders slot numbers in three parts:
 //!
-//! Why the order is still `(time_ns, seq)`: events due at one time always share a bucket (the
-//! bucket depends only on the time and the clock), a bucket receives events in scheduling order
-//! or, when it is refilled, in the order the bucket above held them, so events due at one time
-//! stay in scheduling order; they reach the FIFO together when the clock reaches their time,
-//! before any event scheduled at that time afterwards (which joins the FIFO's end).
+//! - **due now**: a FIFO of the events due at the clock's time;
+//! - **the wheel**: events due within [`WHEEL_SLOTS`] ns, one list per nanosecond slot (`time
+//!   mod WHEEL_SLOTS`: within the window every slot holds one time), in scheduling order, with a
+//!   bitmap of the non-empty slots (and one of its non-empty words) to find the next time;
+//! - **the far heap**: events due later, in a radix heap keyed on the integer time, with its
+//!   own clock (the time it last spread to): an event waits in the bucket of the highest bit in
+//!   which its time differs from that clock (bucket `i` holds times with `clock ^ t < 2^i`,
+//!   `≥ 2^(i-1)`); to take its least time the heap spreads its lowest non-empty bucket over the
+//!   buckets below. Its keys are `(at_ns, slot)`, 16 bytes.
+//!
+//! The bench's point schedules ≈ 12 events per request, nearly all within a few µs: in a radix
+//! heap alone they were re-sorted down the buckets at almost every pop (≈ 13 % of a request's
+//! instructions); the wheel places and finds them with a few bit operations.
+//!
+//! Why the order is still `(time_ns, seq)`: the wheel keeps each time's events in scheduling
+//! order; the far heap does too (events due at one time always share a bucket, which receives
+//! them in scheduling order or, when refilled, in the order the bucket above held them). An
+//! event goes to the far heap when its time is at least [`WHEEL_SLOTS`] ns away, and the clock
+//! never goes back, so of the events due at one time those in the far heap were all scheduled
+//! before those in the wheel: when the clock reaches a time, the far heap's events due then join
+//! the FIFO first, then the wheel slot's, then whatever is scheduled at that time afterwards.
 
 use std::collections::VecDeque;
 
-/// Buckets of the radix heap: "due now" and one per bit of a `u64` time.
+/// Buckets of the far heap: bucket 0 unused, one per bit of a `u64` time.
 const BUCKETS: usize = 65;
+/// log2 of [`WHEEL_SLOTS`].
+const WHEEL_BITS: u32 = 12;
+/// Nanoseconds the wheel covers ahead of the clock (one slot each): 4.1 µs, the span of the
+/// bench's links, steps and DMA; later events (client send times, ticks) go to the far heap.
+pub const WHEEL_SLOTS: usize = 1 << WHEEL_BITS;
+/// Words of the wheel's bitmap (the summary word has one bit per word, so at most 64).
+const WHEEL_WORDS: usize = WHEEL_SLOTS / 64;
+const _: () = assert!(WHEEL_WORDS >= 1 && WHEEL_WORDS <= 64, "one summary word");
+/// "No slot": the end of a wheel list.
+const NIL: u32 = u32::MAX;
 
 /// An event queue with a virtual clock.
 #[derive(Debug)]
 pub struct EventQueue<E> {
     now_ns: u64,
-    /// Buckets `1..=64` (index 0 unused: bucket 0 is `due_now`).
-    buckets: Vec<Vec<Key>>,
-    /// Bit `i - 1` set while bucket `i` is not empty.
-    occupied: u64,
-    /// Bucket 0: slots of the events due now, in scheduling order.
+    /// Slots of the events due now, in scheduling order.
     due_now: VecDeque<u32>,
-    /// Events waiting in buckets `1..=64`.
-    waiting: usize,
+    wheel: Wheel,
+    far: FarHeap,
     slab: Vec<Option<E>>,
     free_slots: Vec<u32>,
-    /// A spare bucket, swapped in while one is spread (keeps its capacity).
-    spare: Vec<Key>,
     popped: u64,
 }
 
-/// A future event: when it is due and where it waits.
+/// Events due within [`WHEEL_SLOTS`] ns of the clock: a list per time, linked through the slab's
+/// slots.
+#[derive(Debug)]
+struct Wheel {
+    head: Box<[u32; WHEEL_SLOTS]>,
+    tail: Box<[u32; WHEEL_SLOTS]>,
+    /// Per slab slot (grown with the slab): the next event of its wheel list.
+    next: Vec<u32>,
+    /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
+    bits: Box<[u64; WHEEL_WORDS]>,
+    /// Bit `w` set while word `w` of `bits` is not zero.
+    words: u64,
+    len: usize,
+}
+
+/// Events due [`WHEEL_SLOTS`] ns or more after the clock when scheduled: a radix heap.
+#[derive(Debug)]
+struct FarHeap {
+    /// The heap's own clock: the time it last spread to (at most the queue's clock).
+    now_ns: u64,
+    /// Buckets `1..=64` (an array: `bucket_of` is at most 64, so no bounds check).
+    buckets: [Vec<Key>; BUCKETS],
+    /// Bit `i - 1` set while bucket `i` is not empty.
+    occupied: u64,
+    /// The least time waiting, `u64::MAX` when none (kept: read at every pop).
+    least_ns: u64,
+    len: usize,
+    /// A spare bucket, swapped in while one is spread (keeps its capacity).
+    spare: Vec<Key>,
+}
+
+/// A far event: when it is due and where it waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     at_ns: u64,
@@ -57,10 +99,157 @@ impl<E> Default for EventQueue<E> {
     }
 }
 
-/// The bucket of an event due at `at_ns` when the clock reads `now_ns` (`at_ns >= now_ns`): 0
-/// when due now, else one more than the highest bit in which the two differ.
+/// The bucket of an event due at `at_ns` when the heap's clock reads `now_ns` (`at_ns > now_ns`):
+/// one more than the highest bit in which the two differ.
 fn bucket_of(at_ns: u64, now_ns: u64) -> usize {
     (u64::BITS - (at_ns ^ now_ns).leading_zeros()) as usize
+}
+
+/// The wheel slot of time `at_ns`.
+fn slot_of(at_ns: u64) -> usize {
+    (at_ns & (WHEEL_SLOTS as u64 - 1)) as usize
+}
+
+impl Wheel {
+    fn new() -> Wheel {
+        Wheel {
+            head: Box::new([NIL; WHEEL_SLOTS]),
+            tail: Box::new([NIL; WHEEL_SLOTS]),
+            next: Vec::new(),
+            bits: Box::new([0; WHEEL_WORDS]),
+            words: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends `slot` to the list of time `at_ns` (within the window).
+    #[inline]
+    fn push(&mut self, at_ns: u64, slot: u32) {
+        let j = slot_of(at_ns);
+        self.next[slot as usize] = NIL;
+        match self.tail[j] {
+            NIL => {
+                self.head[j] = slot;
+                self.bits[j / 64] |= 1 << (j % 64);
+                self.words |= 1 << (j / 64);
+            }
+            last => self.next[last as usize] = slot,
+        }
+        self.tail[j] = slot;
+        self.len += 1;
+    }
+
+    /// The time of the wheel's next events, at or after `now_ns` (every time in the wheel is
+    /// within `[now_ns, now_ns + WHEEL_SLOTS)`).
+    #[inline]
+    fn next_ns(&self, now_ns: u64) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let from = slot_of(now_ns);
+        let j = self.first_set_from(from)?;
+        let ahead = (j + WHEEL_SLOTS - from) % WHEEL_SLOTS;
+        Some(now_ns + ahead as u64)
+    }
+
+    /// The first non-empty slot at or after `from`, going round once.
+    #[inline]
+    fn first_set_from(&self, from: usize) -> Option<usize> {
+        let (w, b) = (from / 64, from % 64);
+        let here = self.bits[w] & (u64::MAX << b);
+        if here != 0 {
+            return Some(w * 64 + here.trailing_zeros() as usize);
+        }
+        // A later word, else round from the first (which may be `w`'s slots before `from`).
+        let after = if w + 1 < WHEEL_WORDS {
+            self.words & (u64::MAX << (w + 1))
+        } else {
+            0
+        };
+        let word = if after != 0 {
+            after.trailing_zeros() as usize
+        } else if self.words != 0 {
+            self.words.trailing_zeros() as usize
+        } else {
+            return None;
+        };
+        Some(word * 64 + self.bits[word].trailing_zeros() as usize)
+    }
+
+    /// Moves the list of time `at_ns` to the end of `fifo`.
+    #[inline]
+    fn take(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) {
+        let j = slot_of(at_ns);
+        let mut slot = self.head[j];
+        while slot != NIL {
+            fifo.push_back(slot);
+            self.len -= 1;
+            slot = self.next[slot as usize];
+        }
+        self.head[j] = NIL;
+        self.tail[j] = NIL;
+        self.bits[j / 64] &= !(1 << (j % 64));
+        if self.bits[j / 64] == 0 {
+            self.words &= !(1 << (j / 64));
+        }
+    }
+}
+
+impl FarHeap {
+    fn new() -> FarHeap {
+        FarHeap {
+            now_ns: 0,
+            buckets: std::array::from_fn(|_| Vec::new()),
+            occupied: 0,
+            least_ns: u64::MAX,
+            len: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Puts a key (`at_ns > self.now_ns`) into its bucket.
+    #[inline]
+    fn place(&mut self, key: Key) {
+        let i = bucket_of(key.at_ns, self.now_ns);
+        self.buckets[i].push(key);
+        self.occupied |= 1 << (i - 1);
+    }
+
+    fn push(&mut self, key: Key) {
+        self.place(key);
+        self.least_ns = self.least_ns.min(key.at_ns);
+        self.len += 1;
+    }
+
+    /// Moves every event due at `at_ns` (the least time waiting) to the end of `fifo`, in
+    /// scheduling order: the heap's clock moves there and the lowest bucket is spread.
+    fn take(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) {
+        let i = self.occupied.trailing_zeros() as usize + 1;
+        self.now_ns = at_ns;
+        let mut spread = std::mem::replace(&mut self.buckets[i], std::mem::take(&mut self.spare));
+        self.occupied &= !(1 << (i - 1));
+        let before = fifo.len();
+        for key in spread.drain(..) {
+            if key.at_ns == at_ns {
+                fifo.push_back(key.slot);
+            } else {
+                self.place(key);
+            }
+        }
+        self.len -= fifo.len() - before;
+        self.spare = spread;
+        self.least_ns = match self.occupied {
+            0 => u64::MAX,
+            o => {
+                let lowest = o.trailing_zeros() as usize + 1;
+                self.buckets[lowest]
+                    .iter()
+                    .map(|k| k.at_ns)
+                    .min()
+                    .unwrap_or(u64::MAX)
+            }
+        };
+    }
 }
 
 impl<E> EventQueue<E> {
@@ -68,13 +257,11 @@ impl<E> EventQueue<E> {
     pub fn new() -> EventQueue<E> {
         EventQueue {
             now_ns: 0,
-            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
-            occupied: 0,
             due_now: VecDeque::new(),
-            waiting: 0,
+            wheel: Wheel::new(),
+            far: FarHeap::new(),
             slab: Vec::new(),
             free_slots: Vec::new(),
-            spare: Vec::new(),
             popped: 0,
         }
     }
@@ -91,7 +278,7 @@ impl<E> EventQueue<E> {
 
     /// Events waiting.
     pub fn len(&self) -> usize {
-        self.waiting + self.due_now.len()
+        self.due_now.len() + self.wheel.len + self.far.len
     }
 
     /// True if no event waits.
@@ -102,7 +289,7 @@ impl<E> EventQueue<E> {
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).
     ///
     /// # Panics
-    /// If more than `u32::MAX` events wait at once (memory runs out long before).
+    /// If more than `u32::MAX - 1` events wait at once (memory runs out long before).
     #[inline]
     pub fn schedule_at(&mut self, at_ns: u64, event: E) {
         let slot = match self.free_slots.pop() {
@@ -112,22 +299,19 @@ impl<E> EventQueue<E> {
             }
             None => {
                 self.slab.push(Some(event));
-                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events waiting")
+                self.wheel.next.push(NIL);
+                let slot = u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events");
+                assert!(slot != NIL, "fewer than 2^32 - 1 events waiting");
+                slot
             }
         };
         if at_ns <= self.now_ns {
-            return self.due_now.push_back(slot);
+            self.due_now.push_back(slot);
+        } else if at_ns - self.now_ns < WHEEL_SLOTS as u64 {
+            self.wheel.push(at_ns, slot);
+        } else {
+            self.far.push(Key { at_ns, slot });
         }
-        self.place(Key { at_ns, slot });
-        self.waiting += 1;
-    }
-
-    /// Puts a future event (`at_ns > now_ns`) into its bucket.
-    #[inline]
-    fn place(&mut self, key: Key) {
-        let i = bucket_of(key.at_ns, self.now_ns);
-        self.buckets[i].push(key);
-        self.occupied |= 1 << (i - 1);
     }
 
     /// Schedules `event` `delay_ns` from now.
@@ -135,14 +319,17 @@ impl<E> EventQueue<E> {
         self.schedule_at(self.now_ns.saturating_add(delay_ns), event);
     }
 
-    /// The lowest non-empty bucket above "due now" and its least time, if any event waits there.
-    fn next_bucket(&self) -> Option<(usize, u64)> {
-        if self.occupied == 0 {
-            return None;
-        }
-        let i = self.occupied.trailing_zeros() as usize + 1;
-        let at_ns = self.buckets[i].iter().map(|k| k.at_ns).min()?;
-        Some((i, at_ns))
+    /// The time of the next event after those due now, if any, and whether the far heap and
+    /// the wheel hold events due then.
+    #[inline]
+    fn next_ns(&self) -> Option<(u64, bool, bool)> {
+        let far = (self.far.len > 0).then_some(self.far.least_ns);
+        let wheel = self.wheel.next_ns(self.now_ns);
+        let at_ns = match (wheel, far) {
+            (Some(w), Some(f)) => w.min(f),
+            (w, f) => w.or(f)?,
+        };
+        Some((at_ns, far == Some(at_ns), wheel == Some(at_ns)))
     }
 
     /// The time of the next event, if any.
@@ -150,36 +337,30 @@ impl<E> EventQueue<E> {
         if !self.due_now.is_empty() {
             return Some(self.now_ns);
         }
-        self.next_bucket().map(|(_, at_ns)| at_ns)
+        self.next_ns().map(|(at_ns, _, _)| at_ns)
     }
 
-    /// Moves the clock to `at_ns`, the least time in bucket `i` (the lowest non-empty one), and
-    /// spreads that bucket's events over the buckets below it, in the order it held them.
-    fn advance(&mut self, i: usize, at_ns: u64) {
+    /// Moves the clock to `at_ns`, the next time, and its events to the FIFO: the far heap's
+    /// first (scheduled earlier), then the wheel's.
+    fn advance(&mut self, at_ns: u64, in_far: bool, in_wheel: bool) {
         self.now_ns = at_ns;
-        let mut spread = std::mem::replace(&mut self.buckets[i], std::mem::take(&mut self.spare));
-        self.occupied &= !(1 << (i - 1));
-        self.waiting -= spread.len();
-        for key in spread.drain(..) {
-            if key.at_ns == at_ns {
-                self.due_now.push_back(key.slot);
-            } else {
-                self.place(key);
-                self.waiting += 1;
-            }
+        if in_far {
+            self.far.take(at_ns, &mut self.due_now);
         }
-        self.spare = spread;
+        if in_wheel {
+            self.wheel.take(at_ns, &mut self.due_now);
+        }
     }
 
     /// Pops the next event due at or before `until_ns` and advances the clock to it.
     #[inline]
     pub fn pop_until(&mut self, until_ns: u64) -> Option<(u64, E)> {
         if self.due_now.is_empty() {
-            let (i, at_ns) = self.next_bucket()?;
+            let (at_ns, in_far, in_wheel) = self.next_ns()?;
             if at_ns > until_ns {
                 return None;
             }
-            self.advance(i, at_ns);
+            self.advance(at_ns, in_far, in_wheel);
         } else if self.now_ns > until_ns {
             return None;
         }
@@ -269,6 +450,78 @@ mod tests {
                 assert!((at, seq) > last, "{:?} after {last:?}", (at, seq));
                 last = (at, seq);
             }
+        }
+    }
+
+    #[test]
+    fn a_time_in_both_the_far_heap_and_the_wheel_keeps_scheduling_order() {
+        let mut q = EventQueue::new();
+        let t = WHEEL_SLOTS as u64 + 10;
+        q.schedule_at(t, "far"); // beyond the wheel's window: the far heap
+        q.schedule_at(t + 2 * WHEEL_SLOTS as u64, "later");
+        q.schedule_at(20, "step");
+        assert_eq!(q.pop(), Some((20, "step")));
+        q.schedule_at(t, "near"); // now within the window: the wheel
+        q.schedule_at(t, "near2");
+        assert_eq!(q.peek_ns(), Some(t));
+        assert_eq!(q.pop(), Some((t, "far")));
+        q.schedule_at(t, "now"); // due now: after every event already due at t
+        assert_eq!(q.pop(), Some((t, "near")));
+        assert_eq!(q.pop(), Some((t, "near2")));
+        assert_eq!(q.pop(), Some((t, "now")));
+        assert_eq!(q.pop(), Some((t + 2 * WHEEL_SLOTS as u64, "later")));
+        assert!(q.is_empty());
+    }
+
+    /// Against a reference binary heap on `(time, seq)` with delays around the wheel's window
+    /// (just inside, at, just beyond, a few windows on) on a coarse time grid, so that events due
+    /// at one time are often split between the far heap and the wheel.
+    #[test]
+    fn delays_around_the_wheels_window_pop_as_a_binary_heap() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let seed = 0x3ee1_u64;
+        eprintln!("seed {seed}");
+        let mut rng = crate::rng::SimRng::new(seed);
+        let h = WHEEL_SLOTS as u64;
+        let delays = [
+            0,
+            1,
+            16,
+            h - 16,
+            h - 1,
+            h,
+            h + 1,
+            h + 16,
+            2 * h,
+            3 * h - 16,
+            64 * h,
+        ];
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let (mut seq, mut now) = (0u64, 0u64);
+        for _ in 0..100_000 {
+            for _ in 0..rng.next_u64() % 3 {
+                seq += 1;
+                let delay = delays[(rng.next_u64() % delays.len() as u64) as usize];
+                let at = (now + delay) / 16 * 16;
+                q.schedule_at(at, seq);
+                reference.push(Reverse((at.max(now), seq)));
+            }
+            let until = match rng.next_u64() % 3 {
+                0 => now + rng.next_u64() % 32,
+                _ => u64::MAX,
+            };
+            let expected = match reference.peek() {
+                Some(Reverse((at, _))) if *at <= until => reference.pop().map(|Reverse(e)| e),
+                _ => None,
+            };
+            let got = q.pop_until(until);
+            assert_eq!(got, expected, "seed {seed}");
+            if let Some((at, _)) = got {
+                now = at;
+            }
+            assert_eq!(q.len(), reference.len());
         }
     }
 

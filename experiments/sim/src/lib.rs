@@ -13,9 +13,10 @@
 //!
 //! Why a small own event queue rather than NeXosim: NeXosim is built around asynchronous models
 //! exchanging messages through mailboxes on a multi-threaded executor; our models are the
-//! engine's sans-IO state machines, which want one `&mut` owner and synchronous calls. A radix
-//! heap on the integer virtual time (FIFO among events due at one time) is 200 lines, has no
-//! scheduler non-determinism to rule out, and pops without comparing events.
+//! engine's sans-IO state machines, which want one `&mut` owner and synchronous calls. A 1-ns
+//! wheel over the next microseconds and a radix heap beyond (FIFO among events due at one time)
+//! are a few hundred lines, have no scheduler non-determinism to rule out, and pop without
+//! comparing events.
 
 pub mod cores;
 pub mod des;

@@ -25,7 +25,7 @@
 //! the endpoint keeps only what steering needs: the share to run here, and the period's
 //! completions, latencies and read round trips for client-side policies.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::abi::ACCESSES_PER_STEP_MAX;
@@ -35,7 +35,7 @@ use crate::exec::{
     Work,
 };
 use crate::function::FunctionTable;
-use crate::ids::{FunctionId, Location, Nanos, RequestId, TenantId};
+use crate::ids::{FunctionId, IdMap, Location, Nanos, RequestId, TenantId};
 use crate::region::RegionTable;
 use crate::steer::{SteerKey, steer_bucket};
 use crate::wire::{
@@ -362,8 +362,12 @@ impl<T> Queue<T> {
 pub struct ClientEndpoint<C> {
     config: EndpointConfig,
     local: Executor,
-    inflight: HashMap<u64, Pending<C>>,
-    reads: HashMap<u64, Nanos>,
+    /// Requests in flight by request id. Hashed with the engine's id hasher, not SipHash: the
+    /// ids are this endpoint's own (`flow << 48 | seq`), so no peer chooses the table's layout
+    /// (a reply only looks an id up); iteration order never matters ([`Self::sweep`] sorts).
+    inflight: IdMap<u64, Pending<C>>,
+    /// One-sided reads in flight by read id (the local executor's access ids), sent at.
+    reads: IdMap<u64, Nanos>,
     client_permille: u16,
     controller: Option<Controller>,
     transmits: Queue<Transmit>,
@@ -408,8 +412,8 @@ impl<C: Copy> ClientEndpoint<C> {
             .map_or(0, |c| c.current().shares.of(Location::Client));
         Ok(ClientEndpoint {
             local,
-            inflight: HashMap::new(),
-            reads: HashMap::new(),
+            inflight: IdMap::default(),
+            reads: IdMap::default(),
             client_permille,
             controller,
             transmits: Queue::new(config.inflight_max + READS_INFLIGHT_MAX),

@@ -470,9 +470,7 @@ impl<'a> Frame<'a> {
             Frame::ReadReply(_) => KIND_READ_REPLY,
             Frame::Sample(_) => KIND_SAMPLE,
         };
-        // The header in one append (magic, version, kind), not three.
-        let [magic_lo, magic_hi] = MAGIC.to_le_bytes();
-        out.extend_from_slice(&[magic_lo, magic_hi, WIRE_VERSION, kind]);
+        put_header(kind, out);
         match self {
             Frame::Invoke(m) => encode_invoke(m, out),
             Frame::Reply(m) => encode_reply(m, out),
@@ -512,13 +510,22 @@ impl<'a> Invoke<'a> {
         }
     }
 
-    /// Encodes this Invoke as a frame.
+    /// Encodes this Invoke as a frame ([`Frame::encode`]'s bytes, without copying the Invoke
+    /// into a [`Frame`] first).
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        Frame::Invoke(*self).encode(out)
+        out.clear();
+        put_header(KIND_INVOKE, out);
+        encode_invoke(self, out)
     }
 }
 
 // ---- encoding ---------------------------------------------------------------------------------
+
+/// The common header in one append (magic, version, kind), not three.
+fn put_header(kind: u8, out: &mut Vec<u8>) {
+    let [magic_lo, magic_hi] = MAGIC.to_le_bytes();
+    out.extend_from_slice(&[magic_lo, magic_hi, WIRE_VERSION, kind]);
+}
 
 fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), EncodeError> {
     if len > max {
@@ -529,32 +536,43 @@ fn check_len(field: &'static str, len: usize, max: usize) -> Result<(), EncodeEr
 
 fn put_descriptor(d: &Descriptor, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     check_len("descriptor.len", d.len as usize, ACCESS_BYTES_MAX)?;
-    out.extend_from_slice(&d.rkey.0.to_le_bytes());
-    out.extend_from_slice(&d.offset.to_le_bytes());
-    out.extend_from_slice(&d.len.to_le_bytes());
-    out.extend_from_slice(&[d.kind.code(), 0, 0, 0]);
+    let mut bytes = [0u8; DESCRIPTOR_BYTES];
+    bytes[0..8].copy_from_slice(&d.rkey.0.to_le_bytes());
+    bytes[8..16].copy_from_slice(&d.offset.to_le_bytes());
+    bytes[16..20].copy_from_slice(&d.len.to_le_bytes());
+    bytes[20] = d.kind.code();
+    // bytes[21..24]: padding, zero.
+    out.extend_from_slice(&bytes);
     Ok(())
+}
+
+/// The Invoke's fixed part, built in one array and appended once (as [`encode_reply`] does):
+/// one capacity check instead of one per field, on every request a client sends.
+fn invoke_fixed(m: &Invoke<'_>) -> [u8; INVOKE_FIXED_BYTES] {
+    let mut fixed = [0u8; INVOKE_FIXED_BYTES];
+    fixed[0..4].copy_from_slice(&m.tenant.0.to_le_bytes());
+    fixed[4..8].copy_from_slice(&m.function.0.to_le_bytes());
+    fixed[8..16].copy_from_slice(&m.request_id.0.to_le_bytes());
+    fixed[16..20].copy_from_slice(&m.flow.to_le_bytes());
+    fixed[20..22].copy_from_slice(&m.flags.0.to_le_bytes());
+    fixed[22..26].copy_from_slice(&[m.step, m.attempt, m.descriptors.len, m.origin.len]);
+    fixed[26..28].copy_from_slice(&(m.args.len() as u16).to_le_bytes());
+    fixed[28..30].copy_from_slice(&(m.state.len() as u16).to_le_bytes());
+    if let Some(addr) = &m.reply_to {
+        // present = 1, a zero pad byte, the port, the address; absent: all zero.
+        fixed[30] = 1;
+        fixed[32..34].copy_from_slice(&addr.port.to_le_bytes());
+        fixed[34..50].copy_from_slice(&addr.ip);
+    }
+    fixed
 }
 
 fn encode_invoke(m: &Invoke<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     check_len("args", m.args.len(), ARGS_BYTES_MAX)?;
     check_len("state", m.state.len(), STATE_BYTES_MAX)?;
-    out.extend_from_slice(&m.tenant.0.to_le_bytes());
-    out.extend_from_slice(&m.function.0.to_le_bytes());
-    out.extend_from_slice(&m.request_id.0.to_le_bytes());
-    out.extend_from_slice(&m.flow.to_le_bytes());
-    out.extend_from_slice(&m.flags.0.to_le_bytes());
-    out.extend_from_slice(&[m.step, m.attempt, m.descriptors.len, m.origin.len]);
-    out.extend_from_slice(&(m.args.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(m.state.len() as u16).to_le_bytes());
-    match &m.reply_to {
-        Some(addr) => {
-            out.extend_from_slice(&[1, 0]);
-            out.extend_from_slice(&addr.port.to_le_bytes());
-            out.extend_from_slice(&addr.ip);
-        }
-        None => out.extend_from_slice(&[0; REPLY_ADDR_BYTES]),
-    }
+    let descriptors = usize::from(m.descriptors.len) + usize::from(m.origin.len);
+    out.reserve(INVOKE_FIXED_BYTES + m.args.len() + descriptors * DESCRIPTOR_BYTES + m.state.len());
+    out.extend_from_slice(&invoke_fixed(m));
     out.extend_from_slice(m.args);
     for d in m.descriptors.as_slice().iter().chain(m.origin.as_slice()) {
         put_descriptor(d, out)?;
