@@ -1252,7 +1252,10 @@ fn budget_offsets(ops: &[Op], blocks: &[Option<Block>], entry: usize) -> Vec<i64
 /// over the code after the loop. A leader is predicted cold when it is entered only by falling
 /// through a backward conditional jump (a loop's test: the loop usually goes round) and its block
 /// does not go back into the loop by an unconditional backward jump (then both ways stay in the
-/// loop, e.g. the two halves of a binary search's step). Layout only: no semantics change.
+/// loop, e.g. the two halves of a binary search's step); and, in a program with a loop and
+/// without local calls (where every `exit` is the final one), when its block ends in `exit`: it
+/// runs at most once per invocation (a loop-free program keeps its layout: moving its exit would
+/// only add a jump). Layout only: no semantics change.
 fn predicted_cold(ops: &[Op], blocks: &[Option<Block>]) -> Vec<bool> {
     let mut targeted = vec![false; ops.len()];
     for op in ops {
@@ -1275,6 +1278,22 @@ fn predicted_cold(ops: &[Op], blocks: &[Option<Block>]) -> Vec<bool> {
         let last = fuse::first_of(ops[end - 1]);
         let loops_back = last.kind == Kind::Ja && (last.target as usize) < end;
         cold[fall] = !loops_back;
+    }
+    let calls_local = ops
+        .iter()
+        .any(|op| fuse::first_of(*op).kind == Kind::CallLocal);
+    let loops = ops.iter().enumerate().any(|(index, op)| {
+        let op = fuse::first_of(*op);
+        (op.kind == Kind::Ja || jump_condition(op.kind).is_some()) && op.target as usize <= index
+    });
+    if loops && !calls_local {
+        let mut end = ops.len();
+        for start in (0..ops.len()).rev() {
+            if blocks[start].is_some() {
+                cold[start] |= fuse::first_of(ops[end - 1]).kind == Kind::Exit;
+                end = start;
+            }
+        }
     }
     cold
 }
