@@ -135,9 +135,55 @@ pub struct Helpers<C> {
 /// registration instead of at every call.
 pub(crate) struct Registered<C> {
     pub(crate) helper: Helper<C>,
-    /// True when the signature has a pointer argument ([`check_args`] has work to do): false
-    /// for all-scalar helpers, whose calls then skip the per-argument pass.
-    pub(crate) checks_pointers: bool,
+    /// The signature's pointer arguments, in argument order (the first `pointer_count`): a call
+    /// checks these alone, without walking the scalar and unused arguments.
+    pointers: [PointerArg; HELPER_ARGS],
+    /// How many of `pointers` are the signature's (0 for all-scalar helpers, whose calls then
+    /// skip the check).
+    pointer_count: u8,
+}
+
+impl<C> Registered<C> {
+    /// `helper`, with its pointer arguments listed from its (checked) signature.
+    fn new(helper: Helper<C>) -> Self {
+        let mut pointers = [PointerArg::default(); HELPER_ARGS];
+        let mut pointer_count = 0;
+        for (arg, kind) in helper.signature.args.iter().enumerate() {
+            let (len_arg, write) = match *kind {
+                ArgKind::ReadBytes { len_arg } => (len_arg, false),
+                ArgKind::WriteBytes { len_arg } => (len_arg, true),
+                ArgKind::Unused | ArgKind::Scalar => continue,
+            };
+            pointers[usize::from(pointer_count)] = PointerArg {
+                arg: arg as u8,
+                len_arg,
+                write,
+            };
+            pointer_count += 1;
+        }
+        Registered {
+            helper,
+            pointers,
+            pointer_count,
+        }
+    }
+
+    /// True when the signature has a pointer argument ([`check_args`] has work to do).
+    #[inline(always)]
+    pub(crate) fn checks_pointers(&self) -> bool {
+        self.pointer_count != 0
+    }
+}
+
+/// One pointer argument as calls check it, worked out from the signature at registration.
+#[derive(Clone, Copy, Debug, Default)]
+struct PointerArg {
+    /// Index of the pointer argument (below [`HELPER_ARGS`]).
+    arg: u8,
+    /// Index of its length argument (below [`HELPER_ARGS`]: `check_signature` refused others).
+    len_arg: u8,
+    /// Whether the bytes must be writable (else readable).
+    write: bool,
 }
 
 impl<C> Clone for Registered<C> {
@@ -191,16 +237,7 @@ impl<C> Helpers<C> {
         if self.entries.len() >= HELPERS_MAX {
             return Err(RegisterError::TooMany { max: HELPERS_MAX });
         }
-        let checks_pointers = helper
-            .signature
-            .args
-            .iter()
-            .any(|kind| matches!(kind, ArgKind::ReadBytes { .. } | ArgKind::WriteBytes { .. }));
-        let registered = Registered {
-            helper,
-            checks_pointers,
-        };
-        self.entries.insert(at, (id, registered));
+        self.entries.insert(at, (id, Registered::new(helper)));
         Ok(())
     }
 
@@ -260,31 +297,34 @@ fn check_signature<C>(id: u32, helper: &Helper<C>) -> Result<(), RegisterError> 
     Ok(())
 }
 
-/// Checks every pointer argument of `signature` against `mem`; returns the first bad argument.
-/// The pass that succeeds (every call that runs) only compares bounds; the exact error of a
-/// refused argument is worked out afterwards, on the cold path.
-#[inline(always)]
-pub(crate) fn check_args(
-    signature: &Signature,
+/// Checks every pointer argument of `registered` against `mem`; returns the first bad argument.
+/// The pass that succeeds (every call that runs) visits the pointer arguments alone and only
+/// compares bounds; the exact error of a refused argument is worked out afterwards, on the cold
+/// path. Out of line: the calls of all-scalar helpers (most of the engine's) skip it, and keep
+/// the caller's registers free of its values.
+#[inline(never)]
+pub(crate) fn check_args<C>(
+    registered: &Registered<C>,
     mem: &mut Memory<'_>,
     args: &[u64; HELPER_ARGS],
 ) -> Result<(), (u8, MemoryError)> {
+    let count = usize::from(registered.pointer_count).min(HELPER_ARGS);
     let mut granted = true;
-    for (arg, kind) in signature.args.iter().enumerate() {
-        granted &= match *kind {
-            ArgKind::ReadBytes { len_arg } => {
-                mem.grants_read(args[arg], args[usize::from(len_arg) % HELPER_ARGS])
-            }
-            ArgKind::WriteBytes { len_arg } => {
-                mem.grants_write(args[arg], args[usize::from(len_arg) % HELPER_ARGS])
-            }
-            ArgKind::Unused | ArgKind::Scalar => true,
+    for pointer in &registered.pointers[..count] {
+        // Both indexes are below HELPER_ARGS by construction; the clamp keeps the indexing
+        // free of a bounds check.
+        let addr = args[usize::from(pointer.arg).min(HELPER_ARGS - 1)];
+        let len = args[usize::from(pointer.len_arg).min(HELPER_ARGS - 1)];
+        granted &= if pointer.write {
+            mem.grants_write(addr, len)
+        } else {
+            mem.grants_read(addr, len)
         };
     }
     if granted {
         Ok(())
     } else {
-        Err(first_refused_arg(signature, mem, args))
+        Err(first_refused_arg(&registered.helper.signature, mem, args))
     }
 }
 
@@ -388,7 +428,7 @@ mod tests {
             args[0] = kind;
             helpers.register(id, helper(Signature { args })).unwrap();
         }
-        let checks = |id| helpers.find(id).map(|r| r.checks_pointers);
+        let checks = |id| helpers.find(id).map(|r| r.checks_pointers());
         assert_eq!(checks(1), Some(false));
         assert_eq!(checks(2), Some(true));
         assert_eq!(checks(3), Some(true));

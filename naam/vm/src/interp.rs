@@ -582,8 +582,8 @@ pub(crate) fn call_helper_checked<C>(
     args: [u64; helpers::HELPER_ARGS],
 ) -> Result<u64, CallFailure> {
     let helper = &registered.helper;
-    if registered.checks_pointers
-        && let Err((arg, error)) = helpers::check_args(&helper.signature, mem, &args)
+    if registered.checks_pointers()
+        && let Err((arg, error)) = helpers::check_args(registered, mem, &args)
     {
         return Err(CallFailure::Argument { arg, error });
     }
