@@ -1219,6 +1219,11 @@ enum StepEnd {
 
 /// Runs one step of `program` over the slot's args, state and fetched data (copied into the
 /// slot, or lent in place by `memory`).
+///
+/// The context block is mapped first, into the first embedder slot: naam-vm's JIT starts its
+/// read cache on that slot, so a program's first loads (its context fields) hit it. The
+/// context holds the VM addresses of the regions mapped after it, which are known before they
+/// are mapped (`EmbedderSlots`), so it is written before it is lent to the VM.
 fn execute_step<M: AccessMemory + ?Sized>(
     vm: &mut Vm,
     program: &Program,
@@ -1228,8 +1233,6 @@ fn execute_step<M: AccessMemory + ?Sized>(
     location: Location,
     memory: &M,
 ) -> StepEnd {
-    let mut ctx = [0u8; abi::ctx::BYTES];
-    let mut mem = Memory::new();
     let Slot {
         args,
         args_len,
@@ -1243,16 +1246,32 @@ fn execute_step<M: AccessMemory + ?Sized>(
         attempt,
         ..
     } = slot;
-    let args_addr = map_read(&mut mem, &args[..*args_len]);
-    let state_addr = mem.map_write(&mut state[..]).unwrap_or(0);
-    put_u64(&mut ctx, abi::ctx::ARGS, args_addr);
-    put_u32(&mut ctx, abi::ctx::ARGS_LEN, *args_len as u32);
+    let args = &args[..*args_len];
+    let mut ctx = [0u8; abi::ctx::BYTES];
+    let mut slots = EmbedderSlots::after_context();
+    put_u64(&mut ctx, abi::ctx::ARGS, slots.next_address(args.len()));
+    put_u32(&mut ctx, abi::ctx::ARGS_LEN, args.len() as u32);
     put_u32(&mut ctx, abi::ctx::STEP, u32::from(*step));
-    put_u64(&mut ctx, abi::ctx::STATE, state_addr);
+    put_u64(&mut ctx, abi::ctx::STATE, slots.next_address(state.len()));
     put_u32(&mut ctx, abi::ctx::STATE_LEN, *state_len as u32);
     put_u32(&mut ctx, abi::ctx::ATTEMPT, u32::from(*attempt));
     put_u32(&mut ctx, abi::ctx::LOCATION, u32::from(location.code()));
     put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
+    for (i, d) in current.as_slice().iter().enumerate() {
+        let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
+        put_u64(&mut ctx, at, slots.next_address(d.len as usize));
+        put_u32(&mut ctx, at + 8, d.len);
+    }
+    let mut mem = Memory::new();
+    let ctx_addr = map_read(&mut mem, &ctx);
+    // Each buffer gets the address written into the context above (checked in debug builds).
+    let mut check = EmbedderSlots::after_context();
+    let args_addr = map_read(&mut mem, args);
+    debug_assert_eq!(args_addr, check.next_address(args.len()));
+    let state_bytes = state.len();
+    // Cannot fail: see `map_read`.
+    let state_addr = mem.map_write(&mut state[..]).unwrap_or(0);
+    debug_assert_eq!(state_addr, check.next_address(state_bytes));
     for (i, (d, buf)) in current.as_slice().iter().zip(data.iter()).enumerate() {
         let len = d.len as usize;
         let bytes = if *in_place_mask & (1 << i) == 0 {
@@ -1263,11 +1282,9 @@ fn execute_step<M: AccessMemory + ?Sized>(
                 _ => return StepEnd::Unserved,
             }
         };
-        let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
-        put_u64(&mut ctx, at, map_read(&mut mem, bytes));
-        put_u32(&mut ctx, at + 8, d.len);
+        let addr = map_read(&mut mem, bytes);
+        debug_assert_eq!(addr, check.next_address(len));
     }
-    let ctx_addr = map_read(&mut mem, &ctx);
     let result = vm.run(
         program,
         &mut mem,
@@ -1279,6 +1296,32 @@ fn execute_step<M: AccessMemory + ?Sized>(
     match result {
         Ok(exit) => StepEnd::Exit(exit),
         Err(trap) => StepEnd::Trap(trap),
+    }
+}
+
+/// The VM addresses the embedder slots after the context block's get, in mapping order:
+/// `Memory` gives the next free slot to each buffer mapped, and `map_read` maps no empty one
+/// (it gets the null address).
+struct EmbedderSlots {
+    next: usize,
+}
+
+impl EmbedderSlots {
+    /// The slots after the context block's (the first embedder slot).
+    fn after_context() -> EmbedderSlots {
+        EmbedderSlots {
+            next: naam_vm::memory::VM_SLOTS + 1,
+        }
+    }
+
+    /// The address a buffer of `len` bytes will be mapped at, mapped next.
+    fn next_address(&mut self, len: usize) -> u64 {
+        if len == 0 {
+            return 0;
+        }
+        let address = naam_vm::memory::slot_base(self.next);
+        self.next += 1;
+        address
     }
 }
 

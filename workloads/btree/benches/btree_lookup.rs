@@ -21,6 +21,7 @@ use naam_btree::lookup::{LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT};
 use naam_btree::{BTree, BTreeConfig, BTreeReader, BTreeVm, LookupArgs};
 use naam_engine::abi::{RET_DONE, STATE_BYTES_MAX, ctx};
 use naam_engine::helpers::{StepCtx, naam_helpers};
+use naam_vm::memory::{VM_SLOTS, slot_base};
 use naam_vm::{Backend, Helpers, Memory, Program, Tier, Vm, VmConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -172,17 +173,21 @@ fn run_step(
     step: u32,
     node: &[u8],
 ) -> u64 {
-    let mut mem = Memory::new();
-    let args_addr = mem.map_read(args).expect("map");
-    let state_addr = mem.map_write(state).expect("map");
-    let node_addr = mem.map_read(node).expect("map");
+    // The engine maps the context first (the JIT's read cache starts on the first embedder
+    // slot), then the args, the state and the node, each into the next slot.
+    let [ctx_addr, args_addr, state_addr, node_addr] =
+        [0, 1, 2, 3].map(|k| slot_base(VM_SLOTS + k));
     let context = naam_ctx(
         (args_addr, args.len()),
         (state_addr, state_len),
         step,
         (node_addr, node.len()),
     );
-    let ctx_addr = mem.map_read(&context).expect("map");
+    let mut mem = Memory::new();
+    assert_eq!(mem.map_read(&context).expect("map"), ctx_addr);
+    assert_eq!(mem.map_read(args).expect("map"), args_addr);
+    assert_eq!(mem.map_write(state).expect("map"), state_addr);
+    assert_eq!(mem.map_read(node).expect("map"), node_addr);
     step_ctx.reset();
     vm.run(
         program,
