@@ -1247,21 +1247,15 @@ fn execute_step<M: AccessMemory + ?Sized>(
         ..
     } = slot;
     let args = &args[..*args_len];
-    let mut ctx = [0u8; abi::ctx::BYTES];
-    let mut slots = EmbedderSlots::after_context();
-    put_u64(&mut ctx, abi::ctx::ARGS, slots.next_address(args.len()));
-    put_u32(&mut ctx, abi::ctx::ARGS_LEN, args.len() as u32);
-    put_u32(&mut ctx, abi::ctx::STEP, u32::from(*step));
-    put_u64(&mut ctx, abi::ctx::STATE, slots.next_address(state.len()));
-    put_u32(&mut ctx, abi::ctx::STATE_LEN, *state_len as u32);
-    put_u32(&mut ctx, abi::ctx::ATTEMPT, u32::from(*attempt));
-    put_u32(&mut ctx, abi::ctx::LOCATION, u32::from(location.code()));
-    put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
-    for (i, d) in current.as_slice().iter().enumerate() {
-        let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
-        put_u64(&mut ctx, at, slots.next_address(d.len as usize));
-        put_u32(&mut ctx, at + 8, d.len);
+    let ctx = StepContext {
+        args_len: args.len(),
+        step: *step,
+        state_bytes: state.len(),
+        state_len: *state_len,
+        attempt: *attempt,
+        location,
     }
+    .encode(current.as_slice());
     let mut mem = Memory::new();
     let ctx_addr = map_read(&mut mem, &ctx);
     // Each buffer gets the address written into the context above (checked in debug builds).
@@ -1296,6 +1290,49 @@ fn execute_step<M: AccessMemory + ?Sized>(
     match result {
         Ok(exit) => StepEnd::Exit(exit),
         Err(trap) => StepEnd::Trap(trap),
+    }
+}
+
+/// The scalar fields of a step's context block; `encode` writes them with the VM address each
+/// buffer mapped after the context will get (`EmbedderSlots`).
+struct StepContext {
+    args_len: usize,
+    step: u8,
+    /// The state buffer's capacity, which is what gets mapped.
+    state_bytes: usize,
+    /// The bytes of state the function saved.
+    state_len: usize,
+    attempt: u8,
+    location: Location,
+}
+
+impl StepContext {
+    #[inline(always)]
+    fn encode(&self, current: &[Descriptor]) -> [u8; abi::ctx::BYTES] {
+        let mut ctx = [0u8; abi::ctx::BYTES];
+        let mut slots = EmbedderSlots::after_context();
+        put_u64(&mut ctx, abi::ctx::ARGS, slots.next_address(self.args_len));
+        put_u32(&mut ctx, abi::ctx::ARGS_LEN, self.args_len as u32);
+        put_u32(&mut ctx, abi::ctx::STEP, u32::from(self.step));
+        put_u64(
+            &mut ctx,
+            abi::ctx::STATE,
+            slots.next_address(self.state_bytes),
+        );
+        put_u32(&mut ctx, abi::ctx::STATE_LEN, self.state_len as u32);
+        put_u32(&mut ctx, abi::ctx::ATTEMPT, u32::from(self.attempt));
+        put_u32(
+            &mut ctx,
+            abi::ctx::LOCATION,
+            u32::from(self.location.code()),
+        );
+        put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
+        for (i, d) in current.iter().enumerate() {
+            let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
+            put_u64(&mut ctx, at, slots.next_address(d.len as usize));
+            put_u32(&mut ctx, at + 8, d.len);
+        }
+        ctx
     }
 }
 
