@@ -512,17 +512,28 @@ mod tests {
                 0 => now + rng.next_u64() % 32,
                 _ => u64::MAX,
             };
-            let expected = match reference.peek() {
-                Some(Reverse((at, _))) if *at <= until => reference.pop().map(|Reverse(e)| e),
-                _ => None,
-            };
-            let got = q.pop_until(until);
-            assert_eq!(got, expected, "seed {seed}");
-            if let Some((at, _)) = got {
-                now = at;
-            }
+            now = pop_both_until(&mut q, &mut reference, until, now, seed);
             assert_eq!(q.len(), reference.len());
         }
+    }
+
+    /// Pops the next event due by `until` from the queue and from the reference heap, asserts
+    /// they agree, and returns the clock after the pop.
+    fn pop_both_until(
+        q: &mut EventQueue<u64>,
+        reference: &mut std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+        until: u64,
+        now: u64,
+        seed: u64,
+    ) -> u64 {
+        use std::cmp::Reverse;
+        let expected = match reference.peek() {
+            Some(Reverse((at, _))) if *at <= until => reference.pop().map(|Reverse(e)| e),
+            _ => None,
+        };
+        let got = q.pop_until(until);
+        assert_eq!(got, expected, "seed {seed}");
+        got.map_or(now, |(at, _)| at)
     }
 
     /// The radix heap against a reference binary heap on `(time, seq)`, over delays from 0 to
@@ -551,15 +562,7 @@ mod tests {
                 0 => u64::MAX,
                 _ => now + rng.next_u64() % 64,
             };
-            let expected = match reference.peek() {
-                Some(Reverse((at, _))) if *at <= until => reference.pop().map(|Reverse(e)| e),
-                _ => None,
-            };
-            let got = q.pop_until(until);
-            assert_eq!(got, expected, "seed {seed}");
-            if let Some((at, _)) = got {
-                now = at;
-            }
+            now = pop_both_until(&mut q, &mut reference, until, now, seed);
             assert_eq!(
                 q.peek_ns(),
                 reference.peek().map(|Reverse((at, _))| (*at).max(now))
