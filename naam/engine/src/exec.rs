@@ -654,13 +654,24 @@ impl Executor {
     }
 
     /// [`Executor::run`] with accesses completed in place served from `memory`.
+    ///
+    /// Counts steps only: a caller that wants no [`Work`] (a host in a box) does not pay for
+    /// each step's data bytes, accesses declared and end test.
     pub fn run_with<M: AccessMemory + ?Sized>(
         &mut self,
         now: Nanos,
         steps_max: usize,
         memory: &M,
     ) -> usize {
-        self.run_work_with(now, steps_max, memory).steps as usize
+        let mut steps = 0;
+        while steps < steps_max {
+            let Some(index) = self.ready.pop_front() else {
+                break;
+            };
+            self.run_step(now, index, memory);
+            steps += 1;
+        }
+        steps
     }
 
     /// Runs up to `steps_max` ready steps; returns what they did (a cost model charges for it).
