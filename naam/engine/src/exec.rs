@@ -379,6 +379,9 @@ pub struct Executor {
     /// The region the last checked access named (in `regions`): consecutive accesses to one
     /// region skip the rkey lookup, never the check. Cleared when the tables change.
     last_region: Option<RegionInfo>,
+    /// The function the last submitted message named (in `functions`): consecutive messages
+    /// to one function skip the table's hash lookup. Cleared when the tables change.
+    last_function: Option<Arc<FunctionEntry>>,
     vm: Vm,
     step_ctx: StepCtx,
     slots: Vec<Slot>,
@@ -434,6 +437,7 @@ impl Executor {
             helpers,
             regions,
             last_region: None,
+            last_function: None,
             vm: Vm::new(VmConfig {
                 budget_insn: config.step_budget_insn,
             }),
@@ -483,6 +487,7 @@ impl Executor {
         self.functions = functions;
         self.regions = regions;
         self.last_region = None;
+        self.last_function = None;
     }
 
     /// Server-side pushback share (permille) from the controller: messages whose steering bucket
@@ -519,7 +524,7 @@ impl Executor {
     /// [`Completion`], now (refused, pushed back) or later.
     pub fn submit(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>) {
         self.stats.submitted += 1;
-        let Some(entry) = self.functions.get(invoke.tenant, invoke.function).cloned() else {
+        let Some(entry) = self.function_entry(invoke.tenant, invoke.function) else {
             self.refuse(
                 now,
                 arrived_at,
@@ -854,6 +859,17 @@ impl Executor {
         write_reply(&mut frame, reply, self.reply_payload_only);
         self.done.push_back(Done { completion, frame });
         self.period.record_completion();
+    }
+
+    /// The table's entry of `(tenant, id)`, through the one-entry cache.
+    fn function_entry(&mut self, tenant: TenantId, id: FunctionId) -> Option<Arc<FunctionEntry>> {
+        match &self.last_function {
+            Some(entry) if entry.tenant == tenant && entry.id == id => Some(Arc::clone(entry)),
+            _ => {
+                let entry = self.functions.get(tenant, id)?;
+                Some(Arc::clone(self.last_function.insert(Arc::clone(entry))))
+            }
+        }
     }
 
     fn take_slot(&mut self) -> u32 {
