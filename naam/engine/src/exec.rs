@@ -1222,8 +1222,10 @@ fn fill_slot(
     }
     slot.state_len = invoke.state.len();
     slot.current = invoke.descriptors;
+    // Copied from the slot, not the invoke: one copy of the descriptors, not two through a
+    // temporary.
     slot.origin = if invoke.step == 0 {
-        invoke.descriptors
+        slot.current
     } else {
         invoke.origin
     };
