@@ -356,6 +356,9 @@ struct Server {
     worker: ServerWorker,
     cores: CorePool,
     cost: CpuCost,
+    /// `cost.rx_ns` and `cost.tx_ns` rounded, once (read on every datagram and step).
+    rx_busy_ns: u64,
+    tx_busy_ns: u64,
     /// Received datagrams waiting for a core: (client, arrival at the port, frame).
     rx: VecDeque<(u32, u64, Vec<u8>)>,
     /// Datagrams received since the worker last ran out of ready steps.
@@ -816,7 +819,7 @@ impl SimPoint {
                 && let Some((k, arrived_ns, frame)) = s.rx.pop_front()
             {
                 s.received_in_batch += 1;
-                let busy = round_ns(s.cost.rx_ns);
+                let busy = s.rx_busy_ns;
                 let end = s.cores.occupy(core, now, busy);
                 s.worker.record_busy(busy);
                 self.events
@@ -835,7 +838,7 @@ impl SimPoint {
                 .cost
                 .step_cost_ns(step.insn, step.data_bytes, step.accesses_out);
             if step.finished {
-                busy += round_ns(s.cost.tx_ns);
+                busy += s.tx_busy_ns;
             }
             let end = s.cores.occupy(core, now, busy);
             s.worker.record_busy(busy);
@@ -930,7 +933,7 @@ impl SimPoint {
         if !self.natives.run_pending(now, &mut s.worker) {
             return;
         }
-        let busy = s.cost.step_cost_ns(0, 0, 0) + round_ns(s.cost.tx_ns);
+        let busy = s.cost.step_cost_ns(0, 0, 0) + s.tx_busy_ns;
         let end = match s.cores.free_core(now) {
             Some(core) => s.cores.occupy(core, now, busy),
             None => s.cores.finish_ns(now, busy),
@@ -1271,6 +1274,8 @@ fn server_of(
         worker,
         cores: CorePool::new(cost.cores).map_err(setup)?,
         cost,
+        rx_busy_ns: round_ns(cost.rx_ns),
+        tx_busy_ns: round_ns(cost.tx_ns),
         rx: VecDeque::new(),
         received_in_batch: 0,
         tick_at_ns: 0,
