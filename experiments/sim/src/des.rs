@@ -176,6 +176,19 @@ impl Wheel {
         Some(word * 64 + self.bits[word].trailing_zeros() as usize)
     }
 
+    /// Takes the list of time `at_ns` (not empty): returns its first event and moves the others
+    /// to the end of `fifo`. Most times hold one event, which so skips the FIFO.
+    #[inline]
+    fn take_first(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) -> u32 {
+        let j = slot_of(at_ns);
+        let first = self.head[j];
+        self.head[j] = self.next[first as usize];
+        self.len -= 1;
+        // The rest (possibly none: `take` then clears the slot).
+        self.take(at_ns, fifo);
+        first
+    }
+
     /// Moves the list of time `at_ns` to the end of `fifo`.
     #[inline]
     fn take(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) {
@@ -340,31 +353,36 @@ impl<E> EventQueue<E> {
         self.next_ns().map(|(at_ns, _, _)| at_ns)
     }
 
-    /// Moves the clock to `at_ns`, the next time, and its events to the FIFO: the far heap's
-    /// first (scheduled earlier), then the wheel's.
-    fn advance(&mut self, at_ns: u64, in_far: bool, in_wheel: bool) {
+    /// Moves the clock to `at_ns`, the next time, and returns the first of its events; the
+    /// others go to the FIFO: the far heap's first (scheduled earlier), then the wheel's. When
+    /// only the wheel holds events due then, its first skips the FIFO.
+    #[inline]
+    fn advance(&mut self, at_ns: u64, in_far: bool, in_wheel: bool) -> Option<u32> {
         self.now_ns = at_ns;
-        if in_far {
-            self.far.take(at_ns, &mut self.due_now);
+        if !in_far {
+            return in_wheel.then(|| self.wheel.take_first(at_ns, &mut self.due_now));
         }
+        self.far.take(at_ns, &mut self.due_now);
         if in_wheel {
             self.wheel.take(at_ns, &mut self.due_now);
         }
+        self.due_now.pop_front()
     }
 
     /// Pops the next event due at or before `until_ns` and advances the clock to it.
     #[inline]
     pub fn pop_until(&mut self, until_ns: u64) -> Option<(u64, E)> {
-        if self.due_now.is_empty() {
+        let slot = if self.due_now.is_empty() {
             let (at_ns, in_far, in_wheel) = self.next_ns()?;
             if at_ns > until_ns {
                 return None;
             }
-            self.advance(at_ns, in_far, in_wheel);
+            self.advance(at_ns, in_far, in_wheel)?
         } else if self.now_ns > until_ns {
             return None;
-        }
-        let slot = self.due_now.pop_front()?;
+        } else {
+            self.due_now.pop_front()?
+        };
         let event = self.slab[slot as usize].take()?;
         self.free_slots.push(slot);
         self.popped += 1;

@@ -46,9 +46,11 @@ use serde::Serialize;
 
 mod eswitch;
 mod ipipe;
+mod times;
 
 use self::eswitch::Eswitch;
 use self::ipipe::{IpipeEvent, IpipeServers};
+use self::times::ModelTimes;
 use crate::cores::{CorePool, HogSlices};
 use crate::des::EventQueue;
 use crate::profile::{CostProfile, CpuCost, round_ns};
@@ -354,6 +356,9 @@ struct Server {
     worker: ServerWorker,
     cores: CorePool,
     cost: CpuCost,
+    /// `cost.rx_ns` and `cost.tx_ns` rounded, once (read on every datagram and step).
+    rx_busy_ns: u64,
+    tx_busy_ns: u64,
     /// Received datagrams waiting for a core: (client, arrival at the port, frame).
     rx: VecDeque<(u32, u64, Vec<u8>)>,
     /// Datagrams received since the worker last ran out of ready steps.
@@ -374,6 +379,8 @@ struct Client {
 pub struct SimPoint {
     config: SimPointConfig,
     events: EventQueue<Event>,
+    /// The profile's times by length, computed once.
+    times: ModelTimes,
     clients: Vec<Client>,
     servers: [Server; 2],
     control: ServerControl,
@@ -467,6 +474,7 @@ impl SimPoint {
             eswitch: Eswitch::new(control.rules().clone()),
             control,
             events: EventQueue::new(),
+            times: ModelTimes::new(&config.profile),
             clients,
             servers,
             path: DirectPath::new(Arc::clone(&memory)),
@@ -643,7 +651,7 @@ impl SimPoint {
     }
 
     fn flush_client(&mut self, k: u32, depart_ns: u64) {
-        let tx_ns = round_ns(self.config.profile.client.tx_ns);
+        let tx_ns = self.times.client_tx_ns;
         loop {
             let Some(session) = self.clients[k as usize].session.as_mut() else {
                 return;
@@ -655,7 +663,7 @@ impl SimPoint {
             // The client's port is its own: serialisation at line rate, then propagation.
             let at = depart_ns
                 + tx_ns
-                + self.config.profile.link.serialisation_ns(bytes.len())
+                + self.times.serialisation_ns(bytes.len())
                 + self.config.profile.link.propagation_ns;
             let event = match t.to {
                 Destination::Ingress => Event::AtIngress(k, bytes),
@@ -711,7 +719,7 @@ impl SimPoint {
 
     fn ingress(&mut self, k: u32, frame: Vec<u8>) {
         let now = self.now();
-        let ser = self.config.profile.link.serialisation_ns(frame.len());
+        let ser = self.times.serialisation_ns(frame.len());
         let at = Self::through_port(&mut self.ingress_free_ns, now, ser);
         if self.ipipe.is_some() {
             // iPipe: every request enters the NIC's runtime.
@@ -743,7 +751,7 @@ impl SimPoint {
     fn rnic(&mut self, k: u32, frame: &[u8]) {
         let now = self.now();
         let rdma = self.config.profile.rdma;
-        let gap_ns = round_ns(1e9 / rdma.reads_per_s_max);
+        let gap_ns = self.times.rnic_gap_ns;
         let start = self.rnic_free_ns.max(now);
         self.rnic_free_ns = start + gap_ns;
         let Ok(Frame::Read(read)) = Frame::decode(frame) else {
@@ -772,14 +780,10 @@ impl SimPoint {
 
     fn egress(&mut self, k: u32, frame: Vec<u8>) {
         let now = self.now();
-        let link = self.config.profile.link;
-        let out = Self::through_port(
-            &mut self.egress_free_ns,
-            now,
-            link.serialisation_ns(frame.len()),
-        );
-        self.events
-            .schedule_at(out + link.propagation_ns, Event::AtClient(k, frame));
+        let ser = self.times.serialisation_ns(frame.len());
+        let out = Self::through_port(&mut self.egress_free_ns, now, ser);
+        let at = out + self.config.profile.link.propagation_ns;
+        self.events.schedule_at(at, Event::AtClient(k, frame));
     }
 
     // ---- server workers -----------------------------------------------------------------------
@@ -815,7 +819,7 @@ impl SimPoint {
                 && let Some((k, arrived_ns, frame)) = s.rx.pop_front()
             {
                 s.received_in_batch += 1;
-                let busy = round_ns(s.cost.rx_ns);
+                let busy = s.rx_busy_ns;
                 let end = s.cores.occupy(core, now, busy);
                 s.worker.record_busy(busy);
                 self.events
@@ -834,7 +838,7 @@ impl SimPoint {
                 .cost
                 .step_cost_ns(step.insn, step.data_bytes, step.accesses_out);
             if step.finished {
-                busy += round_ns(s.cost.tx_ns);
+                busy += s.tx_busy_ns;
             }
             let end = s.cores.occupy(core, now, busy);
             s.worker.record_busy(busy);
@@ -929,7 +933,7 @@ impl SimPoint {
         if !self.natives.run_pending(now, &mut s.worker) {
             return;
         }
-        let busy = s.cost.step_cost_ns(0, 0, 0) + round_ns(s.cost.tx_ns);
+        let busy = s.cost.step_cost_ns(0, 0, 0) + s.tx_busy_ns;
         let end = match s.cores.free_core(now) {
             Some(core) => s.cores.occupy(core, now, busy),
             None => s.cores.finish_ns(now, busy),
@@ -944,11 +948,11 @@ impl SimPoint {
             // The host reads its own memory: the access's cost is in the step's CPU time.
             return self.access_done(loc, access);
         }
-        let dma = self.config.profile.dma;
-        let gap_ns = round_ns(1e9 / dma.reads_per_s_max);
         let start = self.dma_free_ns.max(now);
-        self.dma_free_ns = start + gap_ns;
-        let latency = dma.read_ns + round_ns(f64::from(access.descriptor.len) * dma.byte_ns);
+        self.dma_free_ns = start + self.times.dma_gap_ns;
+        let latency = self
+            .times
+            .dma_latency_ns(&self.config.profile, access.descriptor.len);
         self.prefetch(&access);
         self.events
             .schedule_at(start + latency, Event::AccessDone(loc, access));
@@ -1270,6 +1274,8 @@ fn server_of(
         worker,
         cores: CorePool::new(cost.cores).map_err(setup)?,
         cost,
+        rx_busy_ns: round_ns(cost.rx_ns),
+        tx_busy_ns: round_ns(cost.tx_ns),
         rx: VecDeque::new(),
         received_in_batch: 0,
         tick_at_ns: 0,

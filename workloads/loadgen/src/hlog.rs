@@ -180,11 +180,16 @@ const DEFLATE_CHUNK_BYTES: usize = 32 * 1024;
 /// keeps only the level and format), and it is driven with the calls `ZlibEncoder::write_all`
 /// then `finish` make, into a chunk of the same size, so the bytes are the same (tested against
 /// `V2DeflateSerializer`).
+///
+/// The chunk is a buffer of [`DEFLATE_CHUNK_BYTES`] initialised once, handed whole to
+/// `Compress::compress` (every call finds it empty, as `ZlibEncoder`'s calls find theirs):
+/// `compress_vec` zeroes the vector's spare capacity — the whole 32 KiB — before every call
+/// (flate2's `initialize_buffer`), three times per histogram.
 struct DeflateV2 {
     v2: V2Serializer,
     raw: Vec<u8>,
     compress: Compress,
-    chunk: Vec<u8>,
+    chunk: Box<[u8; DEFLATE_CHUNK_BYTES]>,
 }
 
 impl DeflateV2 {
@@ -194,7 +199,7 @@ impl DeflateV2 {
             raw: Vec::new(),
             // `ZlibEncoder::new(w, Compression::default())`'s compressor.
             compress: Compress::new(Compression::default(), true),
-            chunk: Vec::with_capacity(DEFLATE_CHUNK_BYTES),
+            chunk: Box::new([0; DEFLATE_CHUNK_BYTES]),
         }
     }
 
@@ -208,7 +213,6 @@ impl DeflateV2 {
         out.extend_from_slice(&V2_COMPRESSED_COOKIE.to_be_bytes());
         out.extend_from_slice(&0u32.to_be_bytes()); // the length, filled in below
         self.compress.reset();
-        self.chunk.clear();
         self.write_all(out)?;
         self.finish(out)?;
         let compressed = u32::try_from(out.len() - start - 8)
@@ -222,12 +226,8 @@ impl DeflateV2 {
     fn write_all(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
         let mut taken = 0;
         while taken < self.raw.len() {
-            self.dump(out);
             let before_in = self.compress.total_in();
-            let status = self
-                .compress
-                .compress_vec(&self.raw[taken..], &mut self.chunk, FlushCompress::None)
-                .map_err(|e| format!("deflate: {e}"))?;
+            let status = self.compress_chunk(taken, FlushCompress::None, out)?;
             let written = (self.compress.total_in() - before_in) as usize;
             if written == 0 && status == flate2::Status::StreamEnd {
                 return Err("deflate: stream ended before its input".into());
@@ -240,21 +240,30 @@ impl DeflateV2 {
     /// `ZlibEncoder::finish`: finishing calls until one produces nothing.
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
         loop {
-            self.dump(out);
             let before_out = self.compress.total_out();
-            self.compress
-                .compress_vec(&[], &mut self.chunk, FlushCompress::Finish)
-                .map_err(|e| format!("deflate: {e}"))?;
+            self.compress_chunk(self.raw.len(), FlushCompress::Finish, out)?;
             if before_out == self.compress.total_out() {
                 return Ok(());
             }
         }
     }
 
-    /// The chunk's bytes onto `out` (`zio::Writer::dump` into a `Vec`).
-    fn dump(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.chunk);
-        self.chunk.clear();
+    /// One compression call of `raw[from..]` into the empty chunk, whose output is then appended
+    /// to `out` (`zio::Writer::dump` into a `Vec`, before its next call).
+    fn compress_chunk(
+        &mut self,
+        from: usize,
+        flush: FlushCompress,
+        out: &mut Vec<u8>,
+    ) -> Result<flate2::Status, String> {
+        let before_out = self.compress.total_out();
+        let status = self
+            .compress
+            .compress(&self.raw[from..], &mut self.chunk[..], flush)
+            .map_err(|e| format!("deflate: {e}"))?;
+        let produced = (self.compress.total_out() - before_out) as usize;
+        out.extend_from_slice(&self.chunk[..produced.min(DEFLATE_CHUNK_BYTES)]);
+        Ok(status)
     }
 }
 
