@@ -1004,7 +1004,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         self.builder.ins().jump(next, &[]);
         self.enter(check);
-        self.taken_jump(index, op.target as usize);
+        match threaded_target(self.ops, index) {
+            Some(through) => {
+                // The jump lands on the same test, taken too: count it and check the budget as
+                // the interpreter does at that test's taken jump, then go to its target.
+                self.add_count(1);
+                self.checked_jump(through);
+            }
+            None => self.taken_jump(index, op.target as usize),
+        }
     }
 
     fn call_helper(&mut self, index: usize, id: u64, hint: u64) {
@@ -1384,6 +1392,9 @@ fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
         if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
             last[target] = last[target].max(Some(index));
         }
+        if let Some(through) = threaded_target(ops, index) {
+            last[through] = last[through].max(Some(index));
+        }
         if op.kind == Kind::CallLocal
             && let Some(site) = last.get_mut(index + 1)
         {
@@ -1391,6 +1402,26 @@ fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
         }
     }
     last
+}
+
+/// Where the taken edge of the conditional jump at `index` goes directly: the taken target of
+/// the op it jumps to, when that op is the same test (kind, registers and immediate), which then
+/// tests the same values (nothing runs in between) and is taken too — clang repeats a loop's test
+/// this way (`if (k <= key) lo = mid + 1; ... while (...)`). The threaded edge counts that op and
+/// is always checked, with the count the interpreter checks at that op's taken jump; the check
+/// it may make at the first jump (with one instruction less) is skipped, as nothing happens in
+/// between: a count over the budget at the first is over at the second. The budget analyses
+/// below keep following the original edge, a path through that one pure op more, which reaches
+/// the same effects and checks.
+fn threaded_target(ops: &[Op], index: usize) -> Option<usize> {
+    let op = fuse::first_of(ops[index]);
+    jump_condition(op.kind)?;
+    let landing = fuse::first_of(*ops.get(op.target as usize)?);
+    let same_test = landing.kind == op.kind
+        && landing.dst == op.dst
+        && landing.src == op.src
+        && landing.imm == op.imm;
+    same_test.then_some(landing.target as usize)
 }
 
 /// Leaders (by decoded index) whose taken jumps may skip the budget check: from the leader on,

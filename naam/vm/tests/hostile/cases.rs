@@ -777,6 +777,25 @@ fn budget_checks_on_loop_edges_come_before_the_next_store() {
     budget_sweep(&kept, 8, |budget| if budget >= 4 { 1 } else { 2 });
 }
 
+#[test]
+fn a_jump_onto_the_same_test_counts_and_checks_that_test() {
+    const JGT_IMM: u8 = 0x25;
+    const STXB: u8 = 0x73;
+    // The taken jump at 3 lands on the same test at 5, which is taken too: the JIT goes from
+    // 3 straight to 1, counting 5 and checking at its count. The interpreter checks at counts
+    // 4 and 5 (then 11 at the exit), and the second store must happen only when both pass.
+    let slots = [
+        mov64_imm(2, 2),
+        insn(STXB, 1, 2, 0, 0), // *(u8 *)(r1 + 0) = r2
+        add64_imm(2, -1),
+        insn(JGT_IMM, 2, 0, 1, 0), // if r2 > 0 goto 5
+        mov64_imm(0, 0),
+        insn(JGT_IMM, 2, 0, -5, 0), // if r2 > 0 goto 1
+        exit(),
+    ];
+    budget_sweep(&slots, 11, |budget| if budget >= 5 { 1 } else { 2 });
+}
+
 fn fill_then_nest(
     nested: &mut Nested,
     mem: &mut Memory<'_>,
