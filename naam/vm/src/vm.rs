@@ -194,6 +194,10 @@ impl Vm {
             execute(native, machine, slots.mem(), helpers, ctx, r1, r2)
         };
         if program.stack_write_bytes != 0 {
+            // The native code keeps the depth it reached in its context (see `JitCtx`).
+            #[cfg(feature = "jit")]
+            let depth_reached =
+                depth_reached.max(core::mem::take(&mut self.jit_ctx.depth_reached) as usize);
             self.scrub(depth_reached, program.stack_write_bytes);
         }
         result
