@@ -1006,10 +1006,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.enter(check);
         match threaded_target(self.ops, index) {
             Some(through) => {
-                // The jump lands on the same test, taken too: count it and check the budget as
-                // the interpreter does at that test's taken jump, then go to its target.
+                // The jump lands on the same test, taken too: count it and go to its target.
                 self.add_count(1);
-                self.checked_jump(through);
+                self.taken_jump(index, through);
             }
             None => self.taken_jump(index, op.target as usize),
         }
@@ -1407,12 +1406,13 @@ fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
 /// Where the taken edge of the conditional jump at `index` goes directly: the taken target of
 /// the op it jumps to, when that op is the same test (kind, registers and immediate), which then
 /// tests the same values (nothing runs in between) and is taken too — clang repeats a loop's test
-/// this way (`if (k <= key) lo = mid + 1; ... while (...)`). The threaded edge counts that op and
-/// is always checked, with the count the interpreter checks at that op's taken jump; the check
-/// it may make at the first jump (with one instruction less) is skipped, as nothing happens in
-/// between: a count over the budget at the first is over at the second. The budget analyses
-/// below keep following the original edge, a path through that one pure op more, which reaches
-/// the same effects and checks.
+/// this way (`if (k <= key) lo = mid + 1; ... while (...)`). The threaded edge counts that op;
+/// the interpreter checks the budget at both taken jumps, the second time with the larger count
+/// and with nothing between them, so the edge is checked (or its check deferred) as any jump
+/// from the first test to that target would be (`taken_jump`): a deferred check is repeated,
+/// with a count at least as large, before any effect. The budget analyses below keep following
+/// the original edge, a path through that one pure op more, which reaches the same effects and
+/// checks.
 fn threaded_target(ops: &[Op], index: usize) -> Option<usize> {
     let op = fuse::first_of(ops[index]);
     jump_condition(op.kind)?;

@@ -782,9 +782,10 @@ fn a_jump_onto_the_same_test_counts_and_checks_that_test() {
     const JGT_IMM: u8 = 0x25;
     const STXB: u8 = 0x73;
     // The taken jump at 3 lands on the same test at 5, which is taken too: the JIT goes from
-    // 3 straight to 1, counting 5 and checking at its count. The interpreter checks at counts
-    // 4 and 5 (then 11 at the exit), and the second store must happen only when both pass.
-    let slots = [
+    // 3 straight to 1, counting 5 and checking at its count (1 stores). The interpreter checks
+    // at counts 4 and 5 (then 11 at the exit), and the second store must happen only when both
+    // pass.
+    let checked = [
         mov64_imm(2, 2),
         insn(STXB, 1, 2, 0, 0), // *(u8 *)(r1 + 0) = r2
         add64_imm(2, -1),
@@ -793,7 +794,26 @@ fn a_jump_onto_the_same_test_counts_and_checks_that_test() {
         insn(JGT_IMM, 2, 0, -5, 0), // if r2 > 0 goto 1
         exit(),
     ];
-    budget_sweep(&slots, 11, |budget| if budget >= 5 { 1 } else { 2 });
+    budget_sweep(&checked, 11, |budget| if budget >= 5 { 1 } else { 2 });
+    // Here the JIT goes from 5 straight to 1, which reaches a kept check (its own forward jump,
+    // at count 7) before the store at 3: the edge's check is deferred there. The interpreter
+    // checks at counts 2, 5, 6, 7 and 11.
+    let deferred = [
+        mov64_imm(2, 2),
+        insn(JGT_IMM, 2, 0, 1, 0), // if r2 > 0 goto 3
+        exit(),
+        insn(STXB, 1, 2, 0, 0), // *(u8 *)(r1 + 0) = r2
+        add64_imm(2, -1),
+        insn(JGT_IMM, 2, 0, 1, 0), // if r2 > 0 goto 7
+        exit(),
+        insn(JGT_IMM, 2, 0, -7, 0), // if r2 > 0 goto 1
+        exit(),
+    ];
+    budget_sweep(&deferred, 11, |budget| match budget {
+        0..=1 => 0,
+        2..=6 => 2,
+        _ => 1,
+    });
 }
 
 fn fill_then_nest(
