@@ -802,7 +802,8 @@ fn a_jump_onto_the_same_test_counts_and_checks_that_test() {
     // The taken jump at 3 lands on the same test at 5, which is taken too: the JIT goes from
     // 3 straight to 1, counting 5 and checking at its count (the block at 1 stores). The
     // interpreter checks at counts 4 and 5 (then 11 at the exit), and the second store must
-    // happen only when both pass.
+    // happen only when both pass. On the way out, 4 (entered only by 3 not taken) falls past
+    // the test at 5, known not taken, straight to the exit, counting 5.
     let checked = [
         mov64_imm(2, 2),
         stxb(1, 2), // *(u8 *)(r1 + 0) = r2
