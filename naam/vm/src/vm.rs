@@ -161,11 +161,12 @@ impl Vm {
         r1: u64,
         r2: u64,
     ) -> Result<Exit, Trap> {
-        // The ELF loader bounds globals by GLOBALS_BYTES_MAX, the length of `self.globals`.
-        let globals_len = program.globals.len().min(self.globals.len());
-        if globals_len != 0 {
-            self.globals[..globals_len].copy_from_slice(&program.globals[..globals_len]);
-        }
+        // Most programs have no globals: one test, and the copy out of line.
+        let globals_len = if program.globals.is_empty() {
+            0
+        } else {
+            self.reset_globals(program)
+        };
         let mut depth_reached = 0;
         let result = {
             // One raw pointer per VM buffer, shared by the slot table and the interpreter.
@@ -194,9 +195,22 @@ impl Vm {
             execute(native, machine, slots.mem(), helpers, ctx, r1, r2)
         };
         if program.stack_write_bytes != 0 {
+            // The native code keeps the depth it reached in its context (see `JitCtx`).
+            #[cfg(feature = "jit")]
+            let depth_reached =
+                depth_reached.max(core::mem::take(&mut self.jit_ctx.depth_reached) as usize);
             self.scrub(depth_reached, program.stack_write_bytes);
         }
         result
+    }
+
+    /// Copies the program's initial globals into the machine's buffer; returns their length.
+    #[inline(never)]
+    fn reset_globals(&mut self, program: &Program) -> usize {
+        // The ELF loader bounds globals by GLOBALS_BYTES_MAX, the length of `self.globals`.
+        let globals_len = program.globals.len().min(self.globals.len());
+        self.globals[..globals_len].copy_from_slice(&program.globals[..globals_len]);
+        globals_len
     }
 
     /// Zeroes every stack byte the invocation could have written — the top `reach` bytes of

@@ -58,9 +58,9 @@ pub(crate) type TrampolineFn =
 
 /// The block of state shared between Rust and the native code. Native code addresses its fields
 /// by `offset_of!`, so the layout is `repr(C)` and never generic. One per [`Vm`](crate::Vm),
-/// kept between invocations: `budget` is written once, the fields 0 at entry (`helper_failed`,
-/// `depth_reached`) are put back to 0 where they change, and an invocation writes only the
-/// pointers (`slots`, `frame_top`, `trampoline`, `env`), which are dereferenced only while it
+/// kept between invocations: `budget` is written once, `helper_failed` (0 at entry) is put back
+/// to 0 where it changes, `depth_reached` when the stack is scrubbed, and an invocation writes
+/// only the pointers (`slots`, `frame_top`, `trampoline`, `env`), which are dereferenced only while it
 /// runs (before and after, they may dangle).
 #[repr(C)]
 #[derive(Debug)]
@@ -89,7 +89,9 @@ pub(crate) struct JitCtx {
     pub trap_addr: MaybeUninit<u64>,
     /// Written for `READ_FAULT` and `WRITE_FAULT`.
     pub trap_len: MaybeUninit<u64>,
-    /// Read and raised by local calls, so it starts at 0 (`run` takes it after each call).
+    /// Read and raised by local calls. `Vm::run` takes it (puts it back to 0) when it scrubs the
+    /// stack; after a program that writes no stack it is left as is, which only widens a later
+    /// scrub over frames that are all zeros (and costs the common case no load or store).
     pub depth_reached: u64,
 }
 
@@ -238,7 +240,6 @@ pub(crate) fn run<C>(
         program,
         stack,
         budget,
-        depth_reached,
         ..
     } = machine;
     let (code, jit_ctx) = native;
@@ -251,7 +252,7 @@ pub(crate) fn run<C>(
     jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
     if !code.calls_helpers {
         // No helper environment: the code never reads `trampoline` or `env`.
-        return match enter(code, jit_ctx, (r1, r2, first), depth_reached) {
+        return match enter(code, jit_ctx, (r1, r2, first)) {
             Ok(exit) => Ok(exit),
             // SAFETY: the native code has returned; `mem` is again only ours.
             Err(status) => Err(trapped(
@@ -274,7 +275,7 @@ pub(crate) fn run<C>(
     };
     jit_ctx.trampoline = trampoline::<C>;
     jit_ctx.env = (&raw mut env).cast();
-    match enter(code, jit_ctx, (r1, r2, first), depth_reached) {
+    match enter(code, jit_ctx, (r1, r2, first)) {
         Ok(exit) => {
             // A helper that trapped or panicked made the code return `status::HELPER`, so
             // `env` holds no trap and no panic: nothing to drop (and no drop check here).
@@ -317,14 +318,12 @@ fn enter(
     code: &JitCode,
     jit_ctx: &mut JitCtx,
     args: (u64, u64, (*mut u8, u64, u64)),
-    depth_reached: &mut usize,
 ) -> Result<Exit, u64> {
     let (r1, r2, (host, read_bound, write_bound)) = args;
     // SAFETY: the code was compiled from this program's verified ops with `EntryFn`'s
     // signature; `jit_ctx` outlives the call and its pointers are live for its duration, as
     // is the first region, granted by `mem` for the whole call.
     let outcome = unsafe { (code.entry())(jit_ctx, r1, r2, host, read_bound, write_bound) };
-    *depth_reached = core::mem::take(&mut jit_ctx.depth_reached) as usize;
     if outcome.word & status::TRAPPED == 0 {
         return Ok(Exit {
             r0: outcome.r0,

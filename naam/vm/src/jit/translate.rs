@@ -174,6 +174,8 @@ struct Translator<'a, 'f> {
     blocks: Vec<Option<Block>>,
     /// Leaders predicted rarely run, laid out after the hot code (see [`predicted_cold`]).
     cold: Vec<bool>,
+    /// Where a block falling into each leader goes instead (see [`fall_threads`]).
+    fall_threads: Vec<Option<usize>>,
     /// Number of the first block created while translating the current leader's ops, when that
     /// leader is predicted cold (its internal blocks are then cold too).
     cold_from: Option<u32>,
@@ -228,6 +230,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let seal_after = seal_points(&blocks, &last_branch);
         let offsets = budget_offsets(ops, &blocks, entry);
         let cold = predicted_cold(ops, &blocks);
+        let fall_threads = fall_threads(ops, &blocks, entry);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -244,6 +247,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             write_cache,
             blocks,
             cold,
+            fall_threads,
             cold_from: None,
             return_sites,
             deferrable,
@@ -316,8 +320,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             if let Some(block) = self.blocks[index] {
                 if self.open {
                     self.add_count(index - self.block_start);
-                    self.settle(self.offsets[index]);
-                    self.builder.ins().jump(block, &[]);
+                    self.fall_into(index);
                 }
                 self.close_cold_leader();
                 if self.cold[index] {
@@ -340,6 +343,22 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.seal_leaders(index);
         }
         self.close_cold_leader();
+    }
+
+    /// Ends the open block by falling into the leader at `index`, or past it when that leader's
+    /// test is known not to be taken (see [`fall_threads`]): the test is counted, and a test
+    /// not taken is no budget check point.
+    fn fall_into(&mut self, index: usize) {
+        let target = match self.fall_threads[index] {
+            Some(next) => {
+                self.add_count(1);
+                next
+            }
+            None => index,
+        };
+        self.settle(self.offsets[target]);
+        let block = self.block_of(target);
+        self.builder.ins().jump(block, &[]);
     }
 
     /// Marks cold every block created while translating a cold leader's ops (its edges, the
@@ -1004,7 +1023,14 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         self.builder.ins().jump(next, &[]);
         self.enter(check);
-        self.taken_jump(index, op.target as usize);
+        match threaded_target(self.ops, index) {
+            Some(through) => {
+                // The jump lands on the same test, taken too: count it and go to its target.
+                self.add_count(1);
+                self.taken_jump(index, through);
+            }
+            None => self.taken_jump(index, op.target as usize),
+        }
     }
 
     fn call_helper(&mut self, index: usize, id: u64, hint: u64) {
@@ -1384,6 +1410,9 @@ fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
         if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
             last[target] = last[target].max(Some(index));
         }
+        if let Some(through) = threaded_target(ops, index) {
+            last[through] = last[through].max(Some(index));
+        }
         if op.kind == Kind::CallLocal
             && let Some(site) = last.get_mut(index + 1)
         {
@@ -1391,6 +1420,78 @@ fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
         }
     }
     last
+}
+
+/// Where the taken edge of the conditional jump at `index` goes directly: the taken target of
+/// the op it jumps to, when that op is the same test (kind, registers and immediate), which then
+/// tests the same values (nothing runs in between) and is taken too — clang repeats a loop's test
+/// this way (`if (k <= key) lo = mid + 1; ... while (...)`). The threaded edge counts that op;
+/// the interpreter checks the budget at both taken jumps, the second time with the larger count
+/// and with nothing between them, so the edge is checked (or its check deferred) as any jump
+/// from the first test to that target would be (`taken_jump`): a deferred check is repeated,
+/// with a count at least as large, before any effect. The budget analyses below keep following
+/// the original edge, a path through that one pure op more, which reaches the same effects and
+/// checks.
+fn threaded_target(ops: &[Op], index: usize) -> Option<usize> {
+    let op = fuse::first_of(ops[index]);
+    jump_condition(op.kind)?;
+    let landing = fuse::first_of(*ops.get(op.target as usize)?);
+    let same_test = landing.kind == op.kind
+        && landing.dst == op.dst
+        && landing.src == op.src
+        && landing.imm == op.imm;
+    same_test.then_some(landing.target as usize)
+}
+
+/// For each leader holding a conditional jump, where the block before it may fall instead: past
+/// it, to the op after it, when that block is entered only by the fall-through of the same test
+/// (kind, registers and immediate; not taken there, so not taken again) and changes neither of
+/// the test's registers, with ALU ops and constants only — clang's binary search tests
+/// `keys[mid] > key` again after `lo = mid + 1`. The skipped test is counted; a test not taken
+/// checks no budget.
+fn fall_threads(ops: &[Op], blocks: &[Option<Block>], entry: usize) -> Vec<Option<usize>> {
+    let mut targeted = vec![false; ops.len()];
+    targeted[entry] = true;
+    for (index, op) in ops.iter().enumerate() {
+        let op = fuse::first_of(*op);
+        if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
+            targeted[op.target as usize] = true;
+        }
+        if let Some(through) = threaded_target(ops, index) {
+            targeted[through] = true;
+        }
+    }
+    let mut threads = vec![None; ops.len()];
+    let mut start = 0;
+    for (test, block) in blocks.iter().enumerate() {
+        if block.is_none() {
+            continue;
+        }
+        if test > start && !targeted[start] && test + 1 < ops.len() {
+            threads[test] = fall_thread(ops, start, test);
+        }
+        start = test;
+    }
+    threads
+}
+
+/// The op after `test` when the block `start..test` qualifies (see [`fall_threads`]).
+fn fall_thread(ops: &[Op], start: usize, test: usize) -> Option<usize> {
+    let op = fuse::first_of(ops[test]);
+    let (_, _, immediate, _) = jump_condition(op.kind)?;
+    let before = fuse::first_of(*ops.get(start.checked_sub(1)?)?);
+    let same_test = before.kind == op.kind
+        && before.dst == op.dst
+        && before.src == op.src
+        && before.imm == op.imm
+        && before.target as usize != start;
+    let keeps_registers = ops[start..test].iter().all(|body| {
+        let body = fuse::first_of(*body);
+        let register_op = arith_of(body.kind).is_some()
+            || matches!(body.kind, Kind::Lddw | Kind::Mov64Imm | Kind::Mov32Imm);
+        register_op && body.dst != op.dst && (immediate || body.dst != op.src)
+    });
+    (same_test && keeps_registers).then_some(test + 1)
 }
 
 /// Leaders (by decoded index) whose taken jumps may skip the budget check: from the leader on,

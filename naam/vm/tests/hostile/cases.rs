@@ -745,36 +745,86 @@ fn a_budget_check_the_jit_defers_still_comes_before_the_next_store() {
     budget_sweep(&slots, 6, |budget| u8::from(budget >= 4));
 }
 
+/// `if r{dst} > imm goto +off`.
+fn jgt_imm(dst: u8, imm: i32, off: i16) -> [u8; 8] {
+    insn(0x25, dst, 0, off, imm)
+}
+
+/// `*(u8 *)(r{dst} + 0) = r{src}`.
+fn stxb(dst: u8, src: u8) -> [u8; 8] {
+    insn(0x73, dst, src, 0, 0)
+}
+
+/// `r2 = 2; if r2 > 0 goto 3; exit; *(u8 *)(r1 + 0) = r2; r2 -= 1`, the start of a loop that
+/// stores 2, then 1 (the tests below close it in different ways).
+fn store_count_down() -> Vec<[u8; 8]> {
+    vec![
+        mov64_imm(2, 2),
+        jgt_imm(2, 0, 1),
+        exit(),
+        stxb(1, 2),
+        add64_imm(2, -1),
+    ]
+}
+
+/// The byte a loop that stores r2 = 2, then r2 = 1, leaves at each budget: the first store
+/// happens from budget `first` on, the second from `second` on (the counts of the checks that
+/// guard them).
+fn stores_of_two_passes(first: u64, second: u64) -> impl Fn(u64) -> u8 {
+    move |budget| match budget {
+        budget if budget < first => 0,
+        budget if budget < second => 2,
+        _ => 1,
+    }
+}
+
 #[test]
 fn budget_checks_on_loop_edges_come_before_the_next_store() {
-    const JGT_IMM: u8 = 0x25;
-    const STXB: u8 = 0x73;
     // The backward jump at 5 goes to a block (1) whose every path reaches a kept check (the
     // forward jump at 1, the exit at 2) before any effect, so the JIT may skip the check at 5;
     // the interpreter checks at counts 2, 5, 6, 9 and 11, and the stores at 3 must happen
     // exactly when it lets them.
-    let skippable = [
-        mov64_imm(2, 2),
-        insn(JGT_IMM, 2, 0, 1, 0), // if r2 > 0 goto 3
-        exit(),
-        insn(STXB, 1, 2, 0, 0), // *(u8 *)(r1 + 0) = r2
-        add64_imm(2, -1),
-        ja(-5),
-    ];
-    budget_sweep(&skippable, 11, |budget| match budget {
-        0..=1 => 0,
-        2..=5 => 2,
-        _ => 1,
-    });
+    let skippable = [store_count_down(), vec![ja(-5)]].concat();
+    budget_sweep(&skippable, 11, stores_of_two_passes(2, 6));
     // Here the backward jump at 3 goes straight to a store: its check (at count 4) is kept.
     let kept = [
         mov64_imm(2, 2),
-        insn(STXB, 1, 2, 0, 0),
+        stxb(1, 2),
         add64_imm(2, -1),
-        insn(JGT_IMM, 2, 0, -3, 0), // if r2 > 0 goto 1
+        jgt_imm(2, 0, -3), // if r2 > 0 goto 1
         exit(),
     ];
     budget_sweep(&kept, 8, |budget| if budget >= 4 { 1 } else { 2 });
+}
+
+#[test]
+fn a_jump_onto_the_same_test_counts_and_checks_that_test() {
+    // The taken jump at 3 lands on the same test at 5, which is taken too: the JIT goes from
+    // 3 straight to 1, counting 5 and checking at its count (the block at 1 stores). The
+    // interpreter checks at counts 4 and 5 (then 11 at the exit), and the second store must
+    // happen only when both pass. On the way out, 4 (entered only by 3 not taken) falls past
+    // the test at 5, known not taken, straight to the exit, counting 5.
+    let checked = [
+        mov64_imm(2, 2),
+        stxb(1, 2), // *(u8 *)(r1 + 0) = r2
+        add64_imm(2, -1),
+        jgt_imm(2, 0, 1), // if r2 > 0 goto 5
+        mov64_imm(0, 0),
+        jgt_imm(2, 0, -5), // if r2 > 0 goto 1
+        exit(),
+    ];
+    budget_sweep(&checked, 11, |budget| if budget >= 5 { 1 } else { 2 });
+    // Here the JIT goes from 5 straight to 1, which reaches a kept check (its own forward jump,
+    // at count 7) before the store at 3: the edge's check is deferred there. The interpreter
+    // checks at counts 2, 5, 6, 7 and 11.
+    let tail = vec![
+        jgt_imm(2, 0, 1), // if r2 > 0 goto 7
+        exit(),
+        jgt_imm(2, 0, -7), // if r2 > 0 goto 1
+        exit(),
+    ];
+    let deferred = [store_count_down(), tail].concat();
+    budget_sweep(&deferred, 11, stores_of_two_passes(2, 7));
 }
 
 fn fill_then_nest(
