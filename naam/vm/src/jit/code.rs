@@ -411,7 +411,9 @@ unsafe extern "C" fn trampoline<C>(
     // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
     // `HelperEnv<C>` (the trampoline is monomorphised for the same `C`).
     let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
-    let called = catch_unwind(AssertUnwindSafe(|| call(env, [r1, r2, r3, r4, r5], id, hint)));
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        call(env, [r1, r2, r3, r4, r5], id, hint)
+    }));
     // Only the helper's value on the hot path: everything a failure needs is out of line, so
     // the trampoline keeps fewer values alive across the helper call (fewer registers saved).
     match called {
