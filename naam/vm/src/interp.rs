@@ -581,13 +581,24 @@ pub(crate) fn call_helper_checked<C>(
     mem: &mut Memory<'_>,
     args: [u64; helpers::HELPER_ARGS],
 ) -> Result<u64, CallFailure> {
-    let helper = &registered.helper;
     if registered.checks_pointers()
-        && let Err((arg, error)) = helpers::check_args(registered, mem, &args)
+        && let Err((arg, error)) = check_args_of_copy(registered, mem, args)
     {
         return Err(CallFailure::Argument { arg, error });
     }
-    (helper.func)(ctx, mem, args).map_err(CallFailure::Helper)
+    (registered.helper.func)(ctx, mem, args).map_err(CallFailure::Helper)
+}
+
+/// `helpers::check_args` over a copy of the arguments, made only on the path that checks: a
+/// borrow of the caller's `args` itself would make them one stack array that every call,
+/// checked or not, copies again for the helper (which takes them by value).
+#[inline(never)]
+fn check_args_of_copy<C>(
+    registered: &Registered<C>,
+    mem: &mut Memory<'_>,
+    args: [u64; helpers::HELPER_ARGS],
+) -> Result<(), (u8, MemoryError)> {
+    helpers::check_args(registered, mem, &args)
 }
 
 #[inline(always)]

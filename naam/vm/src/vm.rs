@@ -123,7 +123,8 @@ pub(crate) struct Frame {
 #[derive(Debug)]
 pub struct Vm {
     config: VmConfig,
-    pub(crate) stack: Box<[u8]>,
+    /// Its length in the type, so the scrub's slicing needs no bounds check.
+    pub(crate) stack: Box<[u8; STACK_BYTES]>,
     globals: Box<[u8]>,
     pub(crate) frames: [Frame; CALL_DEPTH_MAX],
     /// The native code's context, kept between invocations (see [`crate::jit::JitCtx`]).
@@ -136,7 +137,7 @@ impl Vm {
     pub fn new(config: VmConfig) -> Vm {
         Vm {
             config,
-            stack: vec![0u8; STACK_BYTES].into_boxed_slice(),
+            stack: Box::new([0u8; STACK_BYTES]),
             globals: vec![0u8; GLOBALS_BYTES_MAX].into_boxed_slice(),
             frames: [Frame::default(); CALL_DEPTH_MAX],
             #[cfg(feature = "jit")]

@@ -410,11 +410,32 @@ unsafe extern "C" fn trampoline<C>(
 ) -> u64 {
     // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
     // `HelperEnv<C>` (the trampoline is monomorphised for the same `C`).
+    let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        call(env, [r1, r2, r3, r4, r5], id, hint)
+    }));
+    // Only the helper's value on the hot path: everything a failure needs is out of line, so
+    // the trampoline keeps fewer values alive across the helper call (fewer registers saved).
+    match called {
+        Ok(Ok(r0)) => r0,
+        failed => call_failed::<C>(jit_ctx, failed, id, index),
+    }
+}
+
+/// A helper call from native code failed or panicked (cold): keeps what happened for `run`
+/// and flags it for the native code.
+#[cold]
+#[inline(never)]
+fn call_failed<C>(
+    jit_ctx: *mut JitCtx,
+    called: std::thread::Result<Result<u64, Failure>>,
+    id: u64,
+    index: u64,
+) -> u64 {
+    // SAFETY: as in `trampoline`, which passes its context on unchanged.
     let jit_ctx = unsafe { &mut *jit_ctx };
     // SAFETY: as above.
     let env = unsafe { &mut *jit_ctx.env.cast::<HelperEnv<'_, '_, C>>() };
-    let regs = [r1, r2, r3, r4, r5];
-    let called = catch_unwind(AssertUnwindSafe(|| call(env, regs, id, hint)));
     match called {
         Ok(Ok(r0)) => r0,
         Ok(Err(failure)) => failed_call(jit_ctx, env, failure, id, index),
