@@ -249,6 +249,12 @@ impl ClientSession {
         )
     }
 
+    /// True when [`ClientSession::poll_interval`] at `now_ns` would return an interval.
+    #[inline]
+    pub fn interval_due(&self, now_ns: u64) -> bool {
+        self.generator.interval_due(now_ns)
+    }
+
     /// Closes the generator's intervals up to `now_ns` and returns the oldest not yet taken.
     pub fn poll_interval(
         &mut self,
