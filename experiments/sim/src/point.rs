@@ -892,6 +892,11 @@ impl SimPoint {
 
     /// The accesses and replies the worker has, leaving at `at_ns`.
     fn release_outputs(&mut self, loc: Location, at_ns: u64) {
+        // Most events leave nothing to release (an access completed, the step not yet run):
+        // skip the empty polls and the reply buffer's round trip through the pool.
+        if !self.server(loc).worker.has_output() {
+            return;
+        }
         while let Some(access) = self.server(loc).worker.poll_access() {
             self.events
                 .schedule_at(at_ns, Event::AccessStart(loc, access));
