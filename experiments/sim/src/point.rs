@@ -656,6 +656,10 @@ impl SimPoint {
             let Some(session) = self.clients[k as usize].session.as_mut() else {
                 return;
             };
+            // Most calls find nothing queued: skip the buffer's round trip through the pool.
+            if !session.has_transmit() {
+                return;
+            }
             let mut bytes = self.frames.take();
             let Some(t) = session.poll_transmit(&mut bytes) else {
                 return self.frames.give(bytes);

@@ -346,6 +346,10 @@ impl<T> Queue<T> {
         self.items.push_back((item, bytes));
     }
 
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     fn pop_into(&mut self, out: &mut Vec<u8>, spare: &mut Vec<Vec<u8>>) -> Option<T> {
         let (item, mut bytes) = self.items.pop_front()?;
         std::mem::swap(out, &mut bytes);
@@ -540,6 +544,13 @@ impl<C: Copy> ClientEndpoint<C> {
             self.pump_local(now);
         }
         Ok(route)
+    }
+
+    /// True when [`ClientEndpoint::poll_transmit`] would return a transmit: a driver can skip
+    /// handing it a buffer when not.
+    #[inline]
+    pub fn has_transmit(&self) -> bool {
+        !self.transmits.is_empty()
     }
 
     /// The next frame to send: its bytes are swapped into `out` (the endpoint keeps the old

@@ -175,6 +175,12 @@ impl ClientSession {
         Ok(issued)
     }
 
+    /// True when [`ClientSession::poll_transmit`] would return a transmit.
+    #[inline]
+    pub fn has_transmit(&self) -> bool {
+        self.endpoint.has_transmit()
+    }
+
     /// The next frame to send (bytes swapped into `out`).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> Option<Transmit> {
         self.endpoint.poll_transmit(out)
