@@ -862,7 +862,8 @@ impl SimPoint {
         while let Some(access) = self.server(loc).worker.poll_access() {
             outputs.accesses.push(access);
         }
-        loop {
+        // With the accesses taken, any output left is a reply: no buffer is taken for none.
+        while self.server(loc).worker.has_output() {
             let mut frame = self.frames.take();
             let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
                 self.frames.give(frame);
@@ -905,7 +906,7 @@ impl SimPoint {
             self.events
                 .schedule_at(at_ns, Event::AccessStart(loc, access));
         }
-        loop {
+        while self.server(loc).worker.has_output() {
             let mut frame = self.frames.take();
             let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
                 return self.frames.give(frame);
