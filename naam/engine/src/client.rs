@@ -579,6 +579,12 @@ impl<C: Copy> ClientEndpoint<C> {
         }
     }
 
+    /// True when [`ClientEndpoint::poll_event`] would return an event.
+    #[inline]
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next ended request; its payload (the reply, for [`Outcome::Ok`]) is swapped into
     /// `payload`.
     pub fn poll_event(&mut self, payload: &mut Vec<u8>) -> Option<Event<C>> {

@@ -351,6 +351,10 @@ impl ClientSession {
     }
 
     fn drain_events_arrived(&mut self, now_ns: u64, arrived_ns: u64) {
+        // Called after every send and datagram, most often with nothing ended.
+        if !self.endpoint.has_event() {
+            return;
+        }
         let mut payload = std::mem::take(&mut self.payload);
         while let Some(event) = self.endpoint.poll_event(&mut payload) {
             self.on_event(now_ns, arrived_ns, &event, &payload);
