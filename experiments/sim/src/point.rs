@@ -656,6 +656,10 @@ impl SimPoint {
             let Some(session) = self.clients[k as usize].session.as_mut() else {
                 return;
             };
+            // Most calls find nothing queued: skip the buffer's round trip through the pool.
+            if !session.has_transmit() {
+                return;
+            }
             let mut bytes = self.frames.take();
             let Some(t) = session.poll_transmit(&mut bytes) else {
                 return self.frames.give(bytes);
@@ -679,6 +683,12 @@ impl SimPoint {
         let Some(session) = c.session.as_mut() else {
             return Ok(());
         };
+        // Most events fall between interval boundaries: skip the poll (and its moves of an
+        // empty `Option<IntervalHistogram>`) then. Time never goes backwards here, so the
+        // skipped poll would only have returned `None`.
+        if !session.interval_due(now) {
+            return Ok(());
+        }
         while let Some(mut interval) = session.poll_interval(now).map_err(setup)? {
             interval.start_ns = interval.start_ns.saturating_sub(warmup_ns);
             c.hlog.write_interval(&interval).map_err(setup)?;
@@ -852,7 +862,8 @@ impl SimPoint {
         while let Some(access) = self.server(loc).worker.poll_access() {
             outputs.accesses.push(access);
         }
-        loop {
+        // With the accesses taken, any output left is a reply: no buffer is taken for none.
+        while self.server(loc).worker.has_output() {
             let mut frame = self.frames.take();
             let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
                 self.frames.give(frame);
@@ -886,11 +897,16 @@ impl SimPoint {
 
     /// The accesses and replies the worker has, leaving at `at_ns`.
     fn release_outputs(&mut self, loc: Location, at_ns: u64) {
+        // Most events leave nothing to release (an access completed, the step not yet run):
+        // skip the empty polls and the reply buffer's round trip through the pool.
+        if !self.server(loc).worker.has_output() {
+            return;
+        }
         while let Some(access) = self.server(loc).worker.poll_access() {
             self.events
                 .schedule_at(at_ns, Event::AccessStart(loc, access));
         }
-        loop {
+        while self.server(loc).worker.has_output() {
             let mut frame = self.frames.take();
             let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
                 return self.frames.give(frame);

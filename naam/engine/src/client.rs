@@ -346,6 +346,10 @@ impl<T> Queue<T> {
         self.items.push_back((item, bytes));
     }
 
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     fn pop_into(&mut self, out: &mut Vec<u8>, spare: &mut Vec<Vec<u8>>) -> Option<T> {
         let (item, mut bytes) = self.items.pop_front()?;
         std::mem::swap(out, &mut bytes);
@@ -542,6 +546,13 @@ impl<C: Copy> ClientEndpoint<C> {
         Ok(route)
     }
 
+    /// True when [`ClientEndpoint::poll_transmit`] would return a transmit: a driver can skip
+    /// handing it a buffer when not.
+    #[inline]
+    pub fn has_transmit(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
     /// The next frame to send: its bytes are swapped into `out` (the endpoint keeps the old
     /// buffer for reuse).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> Option<Transmit> {
@@ -566,6 +577,12 @@ impl<C: Copy> ClientEndpoint<C> {
                 }
             }
         }
+    }
+
+    /// True when [`ClientEndpoint::poll_event`] would return an event.
+    #[inline]
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// The next ended request; its payload (the reply, for [`Outcome::Ok`]) is swapped into

@@ -548,6 +548,13 @@ impl Executor {
         self.start_step(now, index);
     }
 
+    /// True when [`Executor::poll_access`] or [`Executor::poll_completion`] has something: a
+    /// driver polling after every event can skip both (and its reply buffer) when not.
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        !self.accesses.is_empty() || !self.done.is_empty()
+    }
+
     /// The next access to perform, if any.
     pub fn poll_access(&mut self) -> Option<AccessRequest> {
         self.accesses.pop_front()

@@ -352,6 +352,13 @@ impl ServerWorker {
         }
     }
 
+    /// True when [`ServerWorker::poll_access`] or [`ServerWorker::poll_reply`] would return
+    /// something (a cheap check for drivers that poll after every event).
+    #[inline]
+    pub fn has_output(&self) -> bool {
+        self.exec.has_output()
+    }
+
     /// The next access for the driver's data path, if any (already checked against the region
     /// table).
     pub fn poll_access(&mut self) -> Option<AccessRequest> {

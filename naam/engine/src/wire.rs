@@ -772,7 +772,9 @@ fn decode_reply_addr(r: &mut Reader<'_>) -> Result<Option<ReplyAddr>, DecodeErro
     }
 }
 
-#[inline]
+// Always inlined into `Frame::decode` (LLVM declined the hint): the Invoke and its two inline
+// descriptor arrays are then built in the caller's frame, not copied out through `Result`s.
+#[inline(always)]
 fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
     let tenant = TenantId(r.u32("tenant")?);
     let function = FunctionId(r.u32("function")?);

@@ -125,7 +125,10 @@ fn requests_go_to_the_ingress_and_replies_end_them() {
         .unwrap();
     assert_eq!(route, Route::Server);
     let mut frame = Vec::new();
+    assert!(f.client.has_transmit(), "the request waits to be sent");
     let t = f.client.poll_transmit(&mut frame).unwrap();
+    assert!(!f.client.has_transmit(), "it was the only transmit");
+    assert!(!f.client.has_event(), "nothing has ended");
     let id = f.client.request_id(7);
     assert_eq!(id, RequestId(3 << 48 | 7));
     assert_eq!(t.to, Destination::Ingress);
@@ -138,7 +141,9 @@ fn requests_go_to_the_ingress_and_replies_end_them() {
     let reply = reply_frame(id, Status::Ok, Location::Nic, 0, b"\x01answer");
     assert_eq!(f.client.handle_datagram(Nanos(50), &reply), Inbound::Reply);
     let mut payload = Vec::new();
+    assert!(f.client.has_event(), "the reply ended the request");
     let e = f.client.poll_event(&mut payload).unwrap();
+    assert!(!f.client.has_event(), "one event");
     assert_eq!(
         (e.cookie, e.outcome, e.location),
         (70, Outcome::Ok, Some(Location::Nic))
@@ -191,6 +196,7 @@ fn the_servers_hint_sets_the_share_run_locally() {
 /// The steering key of the one request `issue` put in the endpoint's transmit queue.
 fn sent_key(client: &mut ClientEndpoint<u32>) -> Option<SteerKey> {
     let transmit = client.poll_transmit(&mut Vec::new()).expect("a transmit");
+    assert!(!client.has_transmit());
     assert!(client.poll_transmit(&mut Vec::new()).is_none());
     transmit.steer
 }

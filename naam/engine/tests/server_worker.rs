@@ -87,6 +87,36 @@ fn a_lookup_is_served_and_replied_to_its_source_token() {
     assert_eq!(totals.insn, work.insn);
 }
 
+/// `has_output` says exactly when an access or a reply waits, so a driver may skip its polls
+/// otherwise: checked before and after each poll through a lookup's accesses, steps and reply.
+#[test]
+fn has_output_is_true_exactly_while_an_access_or_reply_waits() {
+    let (mut w, memory, regions, ds) = worker(Location::Host);
+    let (args, d) = hash_request(&ds, ds.pairs[5].0);
+    assert!(!w.has_output(), "a new worker has nothing");
+    let frame = frame_of(&invoke(TENANT, HASH_GET, 3, &args, d));
+    w.handle_datagram(Nanos(10), Nanos(10), &frame, || 7);
+    let mut reply = Vec::new();
+    let mut accesses = 0;
+    for _ in 0..10 {
+        assert!(w.has_output(), "an access or the reply waits");
+        if let Some(a) = w.poll_access() {
+            accesses += 1;
+            assert!(!w.has_output(), "the only access was taken");
+            let bytes = serve(&memory, &regions, a.tenant, &a.descriptor).unwrap();
+            assert!(w.complete_access(a.id, &bytes));
+            assert!(!w.has_output(), "the step has not run");
+            w.run(Nanos(20), 1);
+            continue;
+        }
+        assert!(w.poll_reply(&mut reply).is_some());
+        assert!(!w.has_output(), "the reply was taken");
+        assert_eq!(accesses, 2, "bucket, then item");
+        return;
+    }
+    panic!("no reply after 10 rounds");
+}
+
 /// Runs one GET carrying reply address `addr`, sent by `token`, through worker `w` (trusting
 /// `forwarder`, if any); returns where its reply goes and the worker's refusal count.
 fn reply_target_of(token: u64, forwarder: Option<u64>) -> (ReplyTarget, u64) {

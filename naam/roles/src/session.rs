@@ -175,6 +175,12 @@ impl ClientSession {
         Ok(issued)
     }
 
+    /// True when [`ClientSession::poll_transmit`] would return a transmit.
+    #[inline]
+    pub fn has_transmit(&self) -> bool {
+        self.endpoint.has_transmit()
+    }
+
     /// The next frame to send (bytes swapped into `out`).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> Option<Transmit> {
         self.endpoint.poll_transmit(out)
@@ -247,6 +253,12 @@ impl ClientSession {
                 .next_send_ns()
                 .map_or(timer, |t| t.min(timer)),
         )
+    }
+
+    /// True when [`ClientSession::poll_interval`] at `now_ns` would return an interval.
+    #[inline]
+    pub fn interval_due(&self, now_ns: u64) -> bool {
+        self.generator.interval_due(now_ns)
     }
 
     /// Closes the generator's intervals up to `now_ns` and returns the oldest not yet taken.
@@ -339,6 +351,10 @@ impl ClientSession {
     }
 
     fn drain_events_arrived(&mut self, now_ns: u64, arrived_ns: u64) {
+        // Called after every send and datagram, most often with nothing ended.
+        if !self.endpoint.has_event() {
+            return;
+        }
         let mut payload = std::mem::take(&mut self.payload);
         while let Some(event) = self.endpoint.poll_event(&mut payload) {
             self.on_event(now_ns, arrived_ns, &event, &payload);

@@ -246,6 +246,13 @@ impl LoadGenerator {
         self.failed
     }
 
+    /// True when [`LoadGenerator::poll_interval`] at `now_ns` would return an interval (time
+    /// never going backwards); false between interval boundaries, the common case per request.
+    #[inline]
+    pub fn interval_due(&self, now_ns: u64) -> bool {
+        self.recorder.interval_due(now_ns)
+    }
+
     /// Closes intervals up to `now_ns` and returns the oldest closed one not yet taken.
     pub fn poll_interval(&mut self, now_ns: u64) -> Result<Option<IntervalHistogram>, RecordError> {
         self.recorder.advance(now_ns)?;

@@ -137,6 +137,14 @@ impl IntervalRecorder {
         self.observe(now_ns)
     }
 
+    /// True when [`IntervalRecorder::advance`] to `now_ns` would leave a closed interval to
+    /// take: one is waiting, or `now_ns` reaches the current interval's end. Lets a driver skip
+    /// the poll on the many events between boundaries without changing what it writes.
+    #[inline]
+    pub fn interval_due(&self, now_ns: u64) -> bool {
+        !self.closed.is_empty() || now_ns >= self.current_start_ns.saturating_add(self.interval_ns)
+    }
+
     /// The oldest closed interval not yet taken.
     pub fn poll_interval(&mut self) -> Option<IntervalHistogram> {
         self.closed.pop_front()

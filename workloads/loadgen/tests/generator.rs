@@ -391,3 +391,32 @@ fn issue_16_lateness_while_the_window_is_full_is_not_the_generators() {
         "{reasons:?}"
     );
 }
+
+/// `interval_due` answers exactly when a poll would return an interval, so a driver may skip
+/// the poll without changing what it writes: checked at every microsecond of a run with
+/// completions, across warm-up and several interval boundaries, with intervals left waiting.
+#[test]
+fn interval_due_matches_poll_interval() {
+    const STEP_NS: u64 = 1_000;
+    let warmup_ns = 3 * MS;
+    let mut g = LoadGenerator::new(config(fixed(10_000.0), warmup_ns, 20 * MS, MS), locations())
+        .expect("valid");
+    let mut polled = 0u32;
+    for now in (0..warmup_ns + 20 * MS).step_by(STEP_NS as usize) {
+        if let Some(ticket) = g.poll_send(now).expect("ok") {
+            g.on_complete(&ticket, TagId(0), now).expect("completes");
+        }
+        let due = g.interval_due(now);
+        // Leave a boundary's intervals waiting now and then: they keep `interval_due` true.
+        let take_one_only = now % (7 * MS) == 0;
+        let first = g.poll_interval(now).expect("ok");
+        assert_eq!(due, first.is_some(), "at {now} ns");
+        if first.is_some() {
+            polled += 1;
+        }
+        if !take_one_only {
+            while g.poll_interval(now).expect("ok").is_some() {}
+        }
+    }
+    assert!(polled >= 20, "polled {polled} times");
+}
