@@ -160,6 +160,13 @@ impl<'k> GetArgs<'k> {
 
     /// Writes the argument block into `out` (cleared first) and returns its length.
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<usize, ArgsError> {
+        self.encode_hashed(self.key_hash(), out)
+    }
+
+    /// [`encode`](Self::encode) with the key's hash computed by the caller (`key_hash` must be
+    /// [`key_hash`](Self::key_hash)): a client that also needs the initial access hashes once.
+    pub fn encode_hashed(&self, key_hash: u64, out: &mut Vec<u8>) -> Result<usize, ArgsError> {
+        debug_assert_eq!(key_hash, self.key_hash());
         if self.key.len() > KEY_BYTES_MAX {
             return Err(ArgsError::KeyTooLong {
                 key_bytes: self.key.len(),
@@ -181,7 +188,7 @@ impl<'k> GetArgs<'k> {
         out[ARGS_INDEX_RKEY..][..8].copy_from_slice(&self.rkeys.index.to_le_bytes());
         out[ARGS_LOG_RKEY..][..8].copy_from_slice(&self.rkeys.log.to_le_bytes());
         out[ARGS_META_RKEY..][..8].copy_from_slice(&self.rkeys.meta.to_le_bytes());
-        out[ARGS_KEY_HASH..][..8].copy_from_slice(&self.key_hash().to_le_bytes());
+        out[ARGS_KEY_HASH..][..8].copy_from_slice(&key_hash.to_le_bytes());
         out[ARGS_LOG_BYTES..][..8].copy_from_slice(&self.config.log_bytes.to_le_bytes());
         out[ARGS_BUCKETS..][..4].copy_from_slice(&self.config.buckets.to_le_bytes());
         out[ARGS_EXTRA_BUCKETS..][..4].copy_from_slice(&self.config.extra_buckets.to_le_bytes());
@@ -195,7 +202,14 @@ impl<'k> GetArgs<'k> {
 
     /// The message's initial access: the key's primary bucket in the `index` region.
     pub fn initial_access(&self) -> Access {
-        let bucket = bucket_index(self.key_hash(), self.config.buckets);
+        self.initial_access_hashed(self.key_hash())
+    }
+
+    /// [`initial_access`](Self::initial_access) with the key's hash computed by the caller
+    /// (`key_hash` must be [`key_hash`](Self::key_hash)).
+    pub fn initial_access_hashed(&self, key_hash: u64) -> Access {
+        debug_assert_eq!(key_hash, self.key_hash());
+        let bucket = bucket_index(key_hash, self.config.buckets);
         let bucket_bytes = self.config.bucket_bytes();
         Access {
             rkey: self.rkeys.index,

@@ -58,6 +58,22 @@ fn argument_block_layout() {
 }
 
 #[test]
+fn hashed_forms_match_encode_and_initial_access() {
+    for key in [&b"user42"[..], &[7u8; 8], &[1u8; 24]] {
+        let args = GetArgs::new(config(), RKEYS, key);
+        let (mut plain, mut hashed) = (Vec::new(), Vec::new());
+        let plain_len = args.encode(&mut plain);
+        let hashed_len = args.encode_hashed(key_hash(key), &mut hashed);
+        assert_eq!(plain_len, hashed_len);
+        assert_eq!(plain, hashed);
+        assert_eq!(
+            args.initial_access(),
+            args.initial_access_hashed(key_hash(key))
+        );
+    }
+}
+
+#[test]
 fn initial_access_is_the_primary_bucket() {
     let args = GetArgs::new(config(), RKEYS, b"user42");
     let bucket = u64::from(bucket_index(key_hash(b"user42"), 1024));
