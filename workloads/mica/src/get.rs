@@ -184,20 +184,30 @@ impl<'k> GetArgs<'k> {
         }
         let len = ARGS_KEY + round_up8(self.key.len());
         out.clear();
+        out.reserve(len);
+        out.extend_from_slice(&self.fixed_part(key_hash));
+        out.extend_from_slice(self.key);
+        // The key's zero padding to 8 bytes.
         out.resize(len, 0);
-        out[ARGS_INDEX_RKEY..][..8].copy_from_slice(&self.rkeys.index.to_le_bytes());
-        out[ARGS_LOG_RKEY..][..8].copy_from_slice(&self.rkeys.log.to_le_bytes());
-        out[ARGS_META_RKEY..][..8].copy_from_slice(&self.rkeys.meta.to_le_bytes());
-        out[ARGS_KEY_HASH..][..8].copy_from_slice(&key_hash.to_le_bytes());
-        out[ARGS_LOG_BYTES..][..8].copy_from_slice(&self.config.log_bytes.to_le_bytes());
-        out[ARGS_BUCKETS..][..4].copy_from_slice(&self.config.buckets.to_le_bytes());
-        out[ARGS_EXTRA_BUCKETS..][..4].copy_from_slice(&self.config.extra_buckets.to_le_bytes());
-        out[ARGS_ITEM_READ_BYTES..][..2]
-            .copy_from_slice(&(self.item_read_bytes as u16).to_le_bytes());
-        out[ARGS_SLOTS] = self.config.slots.count() as u8;
-        out[ARGS_KEY_LEN] = self.key.len() as u8;
-        out[ARGS_KEY..][..self.key.len()].copy_from_slice(self.key);
         Ok(len)
+    }
+
+    /// The block's fixed part (everything before the key), built on the stack: its offsets are
+    /// constants there, so the writes need no bounds checks (the client encodes one per GET).
+    fn fixed_part(&self, key_hash: u64) -> [u8; ARGS_KEY] {
+        let mut fixed = [0u8; ARGS_KEY];
+        fixed[ARGS_INDEX_RKEY..][..8].copy_from_slice(&self.rkeys.index.to_le_bytes());
+        fixed[ARGS_LOG_RKEY..][..8].copy_from_slice(&self.rkeys.log.to_le_bytes());
+        fixed[ARGS_META_RKEY..][..8].copy_from_slice(&self.rkeys.meta.to_le_bytes());
+        fixed[ARGS_KEY_HASH..][..8].copy_from_slice(&key_hash.to_le_bytes());
+        fixed[ARGS_LOG_BYTES..][..8].copy_from_slice(&self.config.log_bytes.to_le_bytes());
+        fixed[ARGS_BUCKETS..][..4].copy_from_slice(&self.config.buckets.to_le_bytes());
+        fixed[ARGS_EXTRA_BUCKETS..][..4].copy_from_slice(&self.config.extra_buckets.to_le_bytes());
+        fixed[ARGS_ITEM_READ_BYTES..][..2]
+            .copy_from_slice(&(self.item_read_bytes as u16).to_le_bytes());
+        fixed[ARGS_SLOTS] = self.config.slots.count() as u8;
+        fixed[ARGS_KEY_LEN] = self.key.len() as u8;
+        fixed
     }
 
     /// The message's initial access: the key's primary bucket in the `index` region.
