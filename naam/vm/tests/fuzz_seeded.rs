@@ -20,6 +20,8 @@ const STRUCTURED_INPUTS: usize = 30_000;
 const MUTANTS_PER_SEED_INPUT: usize = 24;
 const RANDOM_BYTES_MAX: usize = 512;
 const STRUCTURED_SLOTS_MAX: usize = 32;
+/// One differential input in this many is a counted loop ([`counted_loop`]).
+const COUNTED_LOOP_EVERY: usize = 8;
 
 /// Every opcode of RFC 9669 this VM accepts, plus a few it must reject.
 const OPCODES: &[u8] = &[
@@ -126,6 +128,48 @@ fn structured(rng: &mut SplitMix) -> Vec<u8> {
         let at = 1 + memory_len + rng.below(bytes.len() - 1 - memory_len);
         bytes[at] ^= 1 << rng.below(8);
     }
+    bytes
+}
+
+/// A counted loop in the shape the JIT versions (`r = start; do { body } while (r += step) <= K`,
+/// or its `if (r > K) break` form), with a few plausible ops as its body (which may clobber the
+/// counter or jump anywhere: then it is not versioned).
+fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
+    let memory_len = rng.below(harness::FUZZ_MEMORY_BYTES_MAX);
+    let mut bytes = vec![memory_len as u8];
+    bytes.extend((0..memory_len).map(|_| rng.next() as u8));
+    let counter = rng.below(10) as u8;
+    let body = 1 + rng.below(6);
+    let slots = body + 5;
+    push_slot(&mut bytes, 0xb7, counter, 0, 0, rng.below(5) as i32);
+    for i in 1..=body {
+        let [opcode, dst, src, off, imm] = plausible(rng, i, slots);
+        let opcode = if opcode == 0x18 { 0xb7 } else { opcode };
+        push_slot(
+            &mut bytes,
+            opcode as u8,
+            dst as u8,
+            src as u8,
+            off as i16,
+            imm as i32,
+        );
+    }
+    let step = 1 + rng.below(3) as i32;
+    push_slot(&mut bytes, 0x07, counter, 0, 0, step);
+    let bound = rng.below(12) as i32;
+    let back = -(body as i16) - 2;
+    if rng.below(2) == 0 {
+        // if r <= K goto 1 (or r < K); then two exits.
+        let opcode = rng.pick(&[0xb5, 0xa5]);
+        push_slot(&mut bytes, opcode, counter, 0, back, bound);
+        push_slot(&mut bytes, 0xbf, 0, counter, 0, 0);
+    } else {
+        // if r > K goto out (or r >= K); goto 1.
+        let opcode = rng.pick(&[0x25, 0x35]);
+        push_slot(&mut bytes, opcode, counter, 0, 1, bound);
+        push_slot(&mut bytes, 0x05, 0, 0, back - 1, 0);
+    }
+    push_slot(&mut bytes, 0x95, 0, 0, 0, 0);
     bytes
 }
 
@@ -351,15 +395,24 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(DIFF_INPUTS_DEFAULT);
     let mut tally = DiffTally::default();
-    for _ in 0..inputs {
-        tally.add(harness::jit_matches_interpreter(&structured(&mut rng)));
+    let versioned_before = naam_vm::jit::versioned_loops_compiled();
+    for input in 0..inputs {
+        // One input in eight a counted loop, so the JIT's loop versioning is exercised.
+        let program = if input % COUNTED_LOOP_EVERY == 0 {
+            counted_loop(&mut rng)
+        } else {
+            structured(&mut rng)
+        };
+        tally.add(harness::jit_matches_interpreter(&program));
     }
     for input in &seed_inputs() {
         for _ in 0..DIFF_MUTANTS_PER_SEED_INPUT {
             tally.add(harness::jit_matches_interpreter(&mutate(&mut rng, input)));
         }
     }
-    eprintln!("{tally:?} disagreements=0");
+    let versioned = naam_vm::jit::versioned_loops_compiled() - versioned_before;
+    eprintln!("{tally:?} versioned_loops_compiled={versioned} disagreements=0");
+    assert!(versioned > 0, "no generated loop was versioned");
     assert_eq!(
         tally.compiled, tally.loaded,
         "every verified program compiles"

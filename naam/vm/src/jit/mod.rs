@@ -26,10 +26,13 @@
 //! [`Trap::BudgetExceeded`]: crate::Trap::BudgetExceeded
 
 mod code;
+mod loops;
 mod params;
 mod translate;
 
 pub(crate) use code::{JitCode, JitCtx, run};
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cranelift_codegen::isa::{self, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
@@ -46,6 +49,16 @@ pub enum JitTarget {
     X86_64,
     /// aarch64 (AAPCS64, e.g. a BlueField-2's Arm cores), compile only unless it is the host.
     Aarch64,
+}
+
+/// Loops compiled with a second copy free of budget checks since the process started.
+static VERSIONED_LOOPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many loops this process has compiled with a second copy free of budget checks, entered
+/// when the budget left covers the loop's bound (for tests and fuzzing campaigns that must show
+/// the versioned path is exercised; every compile counts, for any target).
+pub fn versioned_loops_compiled() -> u64 {
+    VERSIONED_LOOPS.load(Ordering::Relaxed)
 }
 
 /// Compiles `ops` for the host and makes the code executable.

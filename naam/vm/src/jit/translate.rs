@@ -24,6 +24,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
+use super::loops::{VersionedLoop, versioned_loops};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
 use crate::op::{Kind, Op};
@@ -31,7 +32,7 @@ use crate::opcode::{
     ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
 };
 use crate::program::JitError;
-use crate::{CALL_DEPTH_MAX, STACK_FRAME_BYTES};
+use crate::{BUDGET_INSN_DEFAULT, CALL_DEPTH_MAX, STACK_FRAME_BYTES};
 
 const FRAME: i64 = STACK_FRAME_BYTES as i64;
 /// Bytes of one saved frame on the native stack: return-site number and r6..=r9.
@@ -95,6 +96,7 @@ fn build(ops: &[Op], entry: u32, isa: &dyn TargetIsa) -> Function {
     let mut translator = Translator::new(builder, ops, entry as usize, isa);
     translator.prologue(entry as usize);
     translator.body();
+    translator.version_loops();
     translator.builder.seal_all_blocks();
     translator.builder.finalize(isa.frontend_config());
     super::params::remove_dead_params(&mut function);
@@ -172,8 +174,20 @@ struct Translator<'a, 'f> {
     write_cache: RegionCache,
     /// Block of each decoded index that is a leader.
     blocks: Vec<Option<Block>>,
-    /// Leaders predicted rarely run, laid out after the hot code (see [`predicted_cold`]).
+    /// Leaders predicted rarely run, laid out after the hot code (see [`predicted_cold`]); in
+    /// the checked copy of a versioned loop, every leader (see [`checked_copies_cold`]).
     cold: Vec<bool>,
+    /// [`predicted_cold`]'s own prediction, for the copies of versioned loops.
+    predicted_cold: Vec<bool>,
+    /// Loops compiled twice, checked and unchecked (see `super::loops`).
+    loops: Vec<VersionedLoop>,
+    /// The block comparing the budget left with each versioned loop's bound, which edges from
+    /// outside the loop go to instead of its entry.
+    prechecks: Vec<Block>,
+    /// Number of the versioned loop entered at each decoded index.
+    loop_entered: Vec<Option<usize>>,
+    /// Whether the ops being translated are a versioned loop's copy without budget checks.
+    unchecked: bool,
     /// Where a block falling into each leader goes instead (see [`fall_threads`]).
     fall_threads: Vec<Option<usize>>,
     /// Number of the first block created while translating the current leader's ops, when that
@@ -226,11 +240,24 @@ impl<'a, 'f> Translator<'a, 'f> {
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
         let anchored = budget_anchored(ops, &blocks, &deferrable);
-        let last_branch = last_branches(ops, &blocks);
-        let seal_after = seal_points(&blocks, &last_branch);
-        let offsets = budget_offsets(ops, &blocks, entry);
-        let cold = predicted_cold(ops, &blocks);
         let fall_threads = fall_threads(ops, &blocks, entry);
+        let loops = versioned_loops(ops, entry);
+        let mut last_branch = last_branches(ops, &blocks, 0..ops.len());
+        let mut loop_entered = vec![None; ops.len()];
+        for (number, versioned) in loops.iter().enumerate() {
+            loop_entered[versioned.entry] = Some(number);
+            // Its precheck and the copy's exits, emitted after the body, jump to these: they
+            // are sealed at the end.
+            let late = loop_exits(ops, &fall_threads, versioned);
+            for leader in late.into_iter().chain([versioned.entry]) {
+                last_branch[leader] = Some(ops.len());
+            }
+        }
+        let seal_after = seal_points(&blocks, &last_branch);
+        let prechecks = loops.iter().map(|_| builder.create_block()).collect();
+        let offsets = budget_offsets(ops, &blocks, entry);
+        let predicted_cold = predicted_cold(ops, &blocks);
+        let cold = checked_copies_cold(&predicted_cold, &blocks, &loops);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -247,6 +274,11 @@ impl<'a, 'f> Translator<'a, 'f> {
             write_cache,
             blocks,
             cold,
+            predicted_cold,
+            loops,
+            prechecks,
+            loop_entered,
+            unchecked: false,
             fall_threads,
             cold_from: None,
             return_sites,
@@ -303,7 +335,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         if writes {
             self.prime_cache(self.write_cache, host, write_bound);
         }
-        let target = self.block_of(entry);
+        let target = self.target_block(usize::MAX, entry);
         self.builder.ins().jump(target, &[]);
         self.budget_trap_block();
     }
@@ -316,7 +348,13 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Translates every op in order, opening a block at each leader.
     fn body(&mut self) {
-        for index in 0..self.ops.len() {
+        self.translate_range(0..self.ops.len());
+        self.close_cold_leader();
+    }
+
+    /// Translates the ops of `range` in order, opening a block at each leader.
+    fn translate_range(&mut self, range: core::ops::Range<usize>) {
+        for index in range {
             if let Some(block) = self.blocks[index] {
                 if self.open {
                     self.add_count(index - self.block_start);
@@ -342,7 +380,69 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.op(index, op);
             self.seal_leaders(index);
         }
+    }
+
+    /// Emits each versioned loop's precheck and its copy without budget checks (see
+    /// `super::loops`), after the body, so every edge into the precheck is known.
+    fn version_loops(&mut self) {
+        for number in 0..self.loops.len() {
+            let versioned = self.loops[number];
+            let mut copy_blocks = self.blocks.clone();
+            for block in &mut copy_blocks[versioned.first..=versioned.last] {
+                if block.is_some() {
+                    *block = Some(self.builder.create_block());
+                }
+            }
+            let copy_entry = copy_blocks[versioned.entry]
+                .unwrap_or_else(|| unreachable!("a loop's entry is a leader"));
+            self.precheck(self.prechecks[number], &versioned, copy_entry);
+            self.translate_copy(&versioned, copy_blocks);
+            super::VERSIONED_LOOPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The loop's entry goes to the copy without budget checks when the budget left covers the
+    /// most instructions the loop can execute (then no check in it can fail), else to the
+    /// checked copy. One compare: the budget left is `remaining` less the entry's offset.
+    fn precheck(&mut self, precheck: Block, versioned: &VersionedLoop, copy_entry: Block) {
+        self.enter(precheck);
+        let remaining = self.builder.use_var(self.remaining);
+        let needed = self.offsets[versioned.entry] + versioned.insn_bound;
+        let short = self
+            .builder
+            .ins()
+            .icmp_imm_s(IntCC::SignedLessThan, remaining, needed);
+        let checked = self.block_of(versioned.entry);
+        self.builder
+            .ins()
+            .brif(short, checked, &[], copy_entry, &[]);
+    }
+
+    /// Translates the loop's ops again into `copy_blocks` (the other leaders keep theirs),
+    /// with no budget check at any taken jump (see `taken_jump`).
+    fn translate_copy(&mut self, versioned: &VersionedLoop, copy_blocks: Vec<Option<Block>>) {
+        let range = versioned.first..versioned.last + 1;
+        let mut last_branch = last_branches(self.ops, &copy_blocks, range.clone());
+        for (index, last) in last_branch.iter_mut().enumerate() {
+            if !range.contains(&index) {
+                *last = None;
+            }
+        }
+        let seal_after = seal_points(&copy_blocks, &last_branch);
+        let blocks = core::mem::replace(&mut self.blocks, copy_blocks);
+        let last_branch = core::mem::replace(&mut self.last_branch, last_branch);
+        let seal_after = core::mem::replace(&mut self.seal_after, seal_after);
+        let cold = core::mem::replace(&mut self.cold, self.predicted_cold.clone());
+        self.unchecked = true;
+        self.open = false;
+        self.translate_range(range);
         self.close_cold_leader();
+        debug_assert!(!self.open, "a loop's last op is a jump");
+        self.unchecked = false;
+        self.blocks = blocks;
+        self.last_branch = last_branch;
+        self.seal_after = seal_after;
+        self.cold = cold;
     }
 
     /// Ends the open block by falling into the leader at `index`, or past it when that leader's
@@ -357,7 +457,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             None => index,
         };
         self.settle(self.offsets[target]);
-        let block = self.block_of(target);
+        let block = self.target_block(index - 1, target);
         self.builder.ins().jump(block, &[]);
     }
 
@@ -934,6 +1034,19 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.blocks[index].unwrap_or_else(|| unreachable!("decoded index {index} is a leader"))
     }
 
+    /// The block an edge from the op at `from` to the leader at `target` goes to: a versioned
+    /// loop's precheck when `target` is its entry and `from` is outside it (the checked copy's
+    /// own edges, and the unchecked copy's, stay in their copy).
+    fn target_block(&self, from: usize, target: usize) -> Block {
+        if let Some(number) = self.loop_entered[target]
+            && !self.unchecked
+            && !self.loops[number].contains(from)
+        {
+            return self.prechecks[number];
+        }
+        self.block_of(target)
+    }
+
     /// Counts `executed` more instructions (no code: see `pending`).
     fn add_count(&mut self, executed: usize) {
         self.pending += executed as i64;
@@ -956,26 +1069,29 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// The taken jump from `index` to `target`: checked against the budget, as in the
     /// interpreter, unless the check can be deferred (a forward jump to a block that is
     /// [`budget_deferrable`], a backward one to a block that is [`budget_anchored`]).
+    /// In a versioned loop's unchecked copy no jump is checked: its precheck found the budget
+    /// enough for every instruction the loop can execute.
     fn taken_jump(&mut self, index: usize, target: usize) {
-        let block = self.block_of(target);
+        let block = self.target_block(index, target);
         let deferred = if target > index {
             self.deferrable[target]
         } else {
             self.anchored[target]
         };
-        if deferred {
+        if deferred || self.unchecked {
             self.settle(self.offsets[target]);
             self.builder.ins().jump(block, &[]);
             self.open = false;
         } else {
-            self.checked_jump(target);
+            self.checked_jump(index, target);
         }
     }
 
-    /// Ends the block with a jump to the leader at `target` unless the budget ran out.
-    fn checked_jump(&mut self, target: usize) {
+    /// Ends the block with a jump from `from` to the leader at `target` unless the budget ran
+    /// out.
+    fn checked_jump(&mut self, from: usize, target: usize) {
         let over = self.over_budget();
-        let block = self.block_of(target);
+        let block = self.target_block(from, target);
         if self.pending == self.offsets[target] {
             self.builder
                 .ins()
@@ -1011,7 +1127,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.builder.ins().icmp(cc, a, b)
         };
         let check = self.builder.create_block();
-        let next = self.block_of(index + 1);
+        let next = self.target_block(index, index + 1);
         // Both edges leave with the count the fall-through leader expects (the taken one
         // settles its own in `check`).
         self.settle(self.offsets[index + 1]);
@@ -1086,7 +1202,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let site = self.site_of_return(index + 1);
         self.push_frame(depth, site);
         self.move_frame(depth, 1);
-        self.checked_jump(op.target as usize);
+        self.checked_jump(index, op.target as usize);
     }
 
     fn site_of_return(&self, index: usize) -> u64 {
@@ -1324,6 +1440,42 @@ fn predicted_cold(ops: &[Op], blocks: &[Option<Block>]) -> Vec<bool> {
     cold
 }
 
+/// The leaders outside a versioned loop that its ops may go to: by fall-through, jump, a
+/// threaded jump ([`threaded_target`]) or a threaded fall ([`fall_threads`]).
+fn loop_exits(ops: &[Op], fall_threads: &[Option<usize>], versioned: &VersionedLoop) -> Vec<usize> {
+    let mut exits = Vec::new();
+    for index in versioned.first..=versioned.last {
+        let op = fuse::first_of(ops[index]);
+        let next = index + 1;
+        exits.push(next);
+        exits.extend(fall_threads.get(next).copied().flatten());
+        if op.kind == Kind::Ja || jump_condition(op.kind).is_some() {
+            exits.push(op.target as usize);
+        }
+        exits.extend(threaded_target(ops, index));
+    }
+    exits.retain(|leader| *leader < ops.len() && !versioned.contains(*leader));
+    exits
+}
+
+/// [`predicted_cold`], and every leader of a versioned loop's checked copy whose bound fits the
+/// default budget (the precheck then sends a run to the unchecked copy unless the budget is
+/// nearly spent): layout only.
+fn checked_copies_cold(
+    predicted: &[bool],
+    blocks: &[Option<Block>],
+    loops: &[VersionedLoop],
+) -> Vec<bool> {
+    let mut cold = predicted.to_vec();
+    let default_budget = i64::try_from(BUDGET_INSN_DEFAULT).unwrap_or(i64::MAX);
+    for versioned in loops.iter().filter(|l| l.insn_bound <= default_budget) {
+        for index in versioned.first..=versioned.last {
+            cold[index] |= blocks[index].is_some();
+        }
+    }
+    cold
+}
+
 /// One block per leader, and the return sites of local calls in call order.
 fn leaders(
     ops: &[Op],
@@ -1382,29 +1534,39 @@ fn saved_frames_slot(ops: &[Op], builder: &mut FunctionBuilder<'_>) -> StackSlot
 fn seal_points(blocks: &[Option<Block>], last_branch: &[Option<usize>]) -> Vec<Vec<Block>> {
     let mut seal_after = vec![Vec::new(); blocks.len()];
     for (leader, block) in blocks.iter().enumerate() {
+        // A versioned loop's entry (`last` past the end) is sealed by its precheck.
         if let (Some(block), Some(last)) = (block, last_branch[leader])
             && last >= leader
+            && let Some(seal) = seal_after.get_mut(last)
         {
-            seal_after[last].push(*block);
+            seal.push(*block);
         }
     }
     seal_after
 }
 
-/// The decoded index of the last op that may transfer to each leader (`None` where no op
-/// does, and for other indexes): the op before it (by fall-through), every jump or call to it,
-/// and, for a return site (the op after a local call), every `exit` (returns dispatch to any
+/// The decoded index of the last op of `sources` that may transfer to each leader (`None` where
+/// no op does, and for other indexes): the op before it (by fall-through), every jump or call to
+/// it, and, for a return site (the op after a local call), every `exit` (returns dispatch to any
 /// return site).
-fn last_branches(ops: &[Op], blocks: &[Option<Block>]) -> Vec<Option<usize>> {
+fn last_branches(
+    ops: &[Op],
+    blocks: &[Option<Block>],
+    sources: core::ops::Range<usize>,
+) -> Vec<Option<usize>> {
     let mut last: Vec<Option<usize>> = blocks
         .iter()
         .enumerate()
-        .map(|(index, block)| block.and(index.checked_sub(1)))
+        .map(|(index, block)| {
+            block
+                .and(index.checked_sub(1))
+                .filter(|before| sources.contains(before))
+        })
         .collect();
     let last_exit = ops
         .iter()
         .rposition(|op| fuse::first_of(*op).kind == Kind::Exit);
-    for (index, op) in ops.iter().enumerate() {
+    for (index, op) in ops.iter().enumerate().take(sources.end).skip(sources.start) {
         let op = fuse::first_of(*op);
         let target = op.target as usize;
         if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {
@@ -1611,7 +1773,7 @@ fn checked_accesses(ops: &[Op]) -> (bool, bool) {
 }
 
 /// `(condition, 64-bit, immediate operand, jset)` of a conditional jump.
-fn jump_condition(kind: Kind) -> Option<(IntCC, bool, bool, bool)> {
+pub(super) fn jump_condition(kind: Kind) -> Option<(IntCC, bool, bool, bool)> {
     use IntCC::*;
     use Kind::*;
     let (cc, wide, immediate) = match kind {

@@ -982,3 +982,118 @@ fn local_calls_count_every_instruction_exactly() {
         }
     );
 }
+
+/// The JIT's count of versioned loops compiled so far (0 without the JIT).
+fn versioned_loops_compiled() -> u64 {
+    #[cfg(feature = "jit")]
+    return naam_vm::jit::versioned_loops_compiled();
+    #[cfg(not(feature = "jit"))]
+    0
+}
+
+#[test]
+fn a_versioned_loop_traps_on_the_budget_exactly_where_the_interpreter_does() {
+    // `for (r2 = 0; r2 <= 3; r2++) buffer[r2] = 1; buffer[4] = 1`: the JIT compiles this loop
+    // twice and runs the copy without budget checks when the budget left at its entry (1
+    // instruction in) covers its bound, 1 + 4 passes × 6 = 25, i.e. from a budget of 26. The
+    // interpreter checks at counts 7, 13, 19 and 25 (the backward jump), 26 (the test's exit)
+    // and 28 (the exit); store k happens once the checks before it pass. A bound miscounted by
+    // one would let a budget of 25 run the unchecked copy to the end and store buffer[4].
+    let slots = [
+        mov64_imm(2, 0),
+        jgt_imm(2, 3, 5), // if r2 > 3 goto 7
+        mov64_reg(3, 1),
+        add64_reg(3, 2),
+        stb(3, 0, 1),
+        add64_imm(2, 1),
+        ja(-6), // goto 1
+        stb(1, 4, 1),
+        exit(),
+    ];
+    let before = versioned_loops_compiled();
+    let loaded = load(&program(&slots), &Helpers::<()>::new()).unwrap();
+    if BACKEND == Backend::Jit && cfg!(feature = "jit") {
+        assert!(versioned_loops_compiled() > before, "the loop is versioned");
+    }
+    let needed = 28;
+    let store_checks = [0, 7, 13, 19, 26];
+    for budget in 0..=needed + 2 {
+        let mut buffer = [0u8; 5];
+        let mut mem = Memory::new();
+        let addr = mem.map_write(&mut buffer).unwrap();
+        let config = VmConfig {
+            budget_insn: budget,
+        };
+        let result = Vm::new(config).run(&loaded, &mut mem, &Helpers::new(), &mut (), addr, 5);
+        let expected = if budget >= needed {
+            Ok(Exit {
+                r0: 0,
+                insn_count: needed,
+            })
+        } else {
+            Err(Trap::BudgetExceeded { budget })
+        };
+        assert_eq!(result, expected, "budget {budget}");
+        let stored = store_checks.map(|check| u8::from(budget >= check));
+        assert_eq!(buffer, stored, "budget {budget}: stores done");
+    }
+}
+
+const MICA_PROBE: &[u8] = include_bytes!("../../benches/bpf/mica_probe.o");
+
+/// A MICA bucket of `slots` entries (the probe's input, `benches/bpf/mica_probe.c`) whose
+/// entry `hit` (if any) has the searched tag.
+fn mica_bucket(slots: u64, hit: Option<u64>) -> Vec<u8> {
+    let tag = 7u64;
+    let mut words = vec![tag, slots, 0];
+    for slot in 0..15u64 {
+        let entry_tag = if Some(slot) == hit { tag } else { 100 + slot };
+        words.push((entry_tag << 48) | (0x1000 + slot));
+    }
+    words_to_bytes(&words)
+}
+
+#[test]
+fn clangs_mica_probe_loop_counts_exactly_at_every_budget() {
+    // clang's rotated loop (`i < n` and `i <= 14` tested apart, the index copied through
+    // `r5 = r6; r6 = r5 + 1`) is versioned by the JIT; at every budget around its bound the
+    // result, count and trap must be the interpreter's.
+    let before = versioned_loops_compiled();
+    let loaded = Program::from_elf_with(
+        MICA_PROBE,
+        "naam/mica_probe",
+        &Helpers::<()>::new(),
+        BACKEND,
+    )
+    .unwrap();
+    if BACKEND == Backend::Jit && cfg!(feature = "jit") {
+        assert!(
+            versioned_loops_compiled() > before,
+            "the probe's loop is versioned"
+        );
+    }
+    let reference = Program::from_elf_with(
+        MICA_PROBE,
+        "naam/mica_probe",
+        &Helpers::<()>::new(),
+        Backend::Interpreter,
+    )
+    .unwrap();
+    for (slots, hit) in [
+        (7, Some(6)),
+        (15, None),
+        (15, Some(14)),
+        (20, None),
+        (0, None),
+    ] {
+        let input = mica_bucket(slots, hit);
+        for budget in 0..=260 {
+            let config = VmConfig {
+                budget_insn: budget,
+            };
+            let got = run_on(&loaded, &input, config);
+            let want = run_on(&reference, &input, config);
+            assert_eq!(got, want, "{slots} slots, hit {hit:?}, budget {budget}");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Loop versioning: which loops get a second, budget-check-free copy of their body.
+//!
+//! A loop qualifies when one exit test `T` (`if rI > K goto out`, or an equivalent unsigned
+//! 64-bit compare with an immediate) lies on every cycle and `rI` grows by at least 1 from one
+//! pass of `T` to the next, along every path: then `T` lets the loop go round at most `K + 1`
+//! times (the values it stays on are distinct and at most `K`), whatever `rI` held on entry,
+//! and the loop executes at most `insn_bound` instructions from its entry until it leaves. At the
+//! entry the translator compares the budget left with that bound; if the budget covers it, no
+//! budget check inside the loop (at its taken jumps, those leaving it included) can fail, and the
+//! copy without them runs, else the checked copy, which traps exactly where the interpreter does.
+//! The analysis is over the ops the translator compiles (fused ops as their first half).
+
+use crate::fuse;
+use crate::op::{Kind, Op};
+
+use super::translate::jump_condition;
+
+/// Largest `K` an exit test may stay on: keeps `insn_bound` far from overflow (a loop that may
+/// run a million times will rarely have the budget for all of them anyway).
+const STAY_BOUND_MAX: u64 = 1 << 20;
+/// Largest growth of the induction register per cycle: with `rI ≤ K ≤ STAY_BOUND_MAX` at each
+/// pass, `rI + step` never wraps.
+const STEP_MAX: i64 = 1 << 20;
+/// Registers r0..=r10.
+const REGS: usize = 11;
+
+/// A loop the translator compiles twice (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct VersionedLoop {
+    /// First and last decoded index: the loop's ops are exactly this range.
+    pub(super) first: usize,
+    pub(super) last: usize,
+    /// The leader every edge from outside the range enters by.
+    pub(super) entry: usize,
+    /// Most instructions the loop executes from entering `entry` until it leaves the range
+    /// (the op that leaves counted).
+    pub(super) insn_bound: i64,
+}
+
+impl VersionedLoop {
+    pub(super) fn contains(&self, index: usize) -> bool {
+        (self.first..=self.last).contains(&index)
+    }
+}
+
+/// A register's value relative to the registers at an origin: `Reg(r, k)` is r's value there
+/// plus `k` (wrapping, as eBPF's 64-bit addition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sym {
+    Unknown,
+    Reg(u8, i64),
+}
+
+/// The versioned loops of a program without local calls (a program with local calls keeps its
+/// layout: return dispatch and pinned counts are not worth the analysis); disjoint ranges.
+pub(super) fn versioned_loops(ops: &[Op], entry: usize) -> Vec<VersionedLoop> {
+    if ops
+        .iter()
+        .any(|op| fuse::first_of(*op).kind == Kind::CallLocal)
+    {
+        return Vec::new();
+    }
+    let preds = predecessors(ops);
+    let mut loops: Vec<VersionedLoop> = Vec::new();
+    for test in 0..ops.len() {
+        let Some(found) = version_at(ops, &preds, entry, test) else {
+            continue;
+        };
+        // Two exit tests of one loop give the same range: keep the first.
+        if loops
+            .iter()
+            .all(|other| other.last < found.first || found.last < other.first)
+        {
+            loops.push(found);
+        }
+    }
+    loops
+}
+
+/// The loop whose exit test is the op at `test`, if it qualifies.
+fn version_at(
+    ops: &[Op],
+    preds: &[Vec<usize>],
+    entry: usize,
+    test: usize,
+) -> Option<VersionedLoop> {
+    let (first, last) = cycle_range(ops, preds, test)?;
+    let (stay, stay_bound) = exit_test(ops, test, first, last)?;
+    let loop_entry = single_entry(ops, entry, first, last)?;
+    let order = topological_order(ops, test, first, last)?;
+    let span = Span { test, first, last };
+    let entry_walk = (loop_entry != test).then(|| walk(ops, &order, span, loop_entry, IDENTITY));
+    let induction = fuse::first_of(ops[test]).dst;
+    let facts = entry_facts(entry_walk.as_ref(), induction);
+    let cycle = induction_cycle(ops, &order, span, stay, induction, facts)?;
+    let entry_longest = entry_walk.map_or(1, |walked| walked.longest);
+    let passes = i64::try_from(stay_bound + 1).ok()?;
+    Some(VersionedLoop {
+        first,
+        last,
+        entry: loop_entry,
+        insn_bound: entry_longest + passes * cycle.longest,
+    })
+}
+
+/// Where control may go after the op at `index` (local calls excluded by the caller).
+fn successors(ops: &[Op], index: usize) -> Vec<usize> {
+    let op = fuse::first_of(ops[index]);
+    let target = op.target as usize;
+    let next = match op.kind {
+        Kind::Exit => vec![],
+        Kind::Ja => vec![target],
+        kind if jump_condition(kind).is_some() => vec![index + 1, target],
+        _ => vec![index + 1],
+    };
+    next.into_iter().filter(|to| *to < ops.len()).collect()
+}
+
+fn predecessors(ops: &[Op]) -> Vec<Vec<usize>> {
+    let mut preds = vec![Vec::new(); ops.len()];
+    for index in 0..ops.len() {
+        for to in successors(ops, index) {
+            preds[to].push(index);
+        }
+    }
+    preds
+}
+
+/// Every op reachable from `from` by following `next`.
+fn reachable(len: usize, from: usize, next: impl Fn(usize) -> Vec<usize>) -> Vec<bool> {
+    let mut seen = vec![false; len];
+    let mut work = vec![from];
+    while let Some(index) = work.pop() {
+        for to in next(index) {
+            if !seen[to] {
+                seen[to] = true;
+                work.push(to);
+            }
+        }
+    }
+    seen
+}
+
+/// The range of the ops on a cycle through `test`, when they are exactly a contiguous range.
+fn cycle_range(ops: &[Op], preds: &[Vec<usize>], test: usize) -> Option<(usize, usize)> {
+    jump_condition(fuse::first_of(ops[test]).kind)?;
+    let forward = reachable(ops.len(), test, |index| successors(ops, index));
+    if !forward[test] {
+        return None;
+    }
+    let backward = reachable(ops.len(), test, |index| preds[index].clone());
+    let on_cycle: Vec<bool> = (0..ops.len())
+        .map(|index| forward[index] && backward[index])
+        .collect();
+    let first = on_cycle.iter().position(|member| *member)?;
+    let last = on_cycle.iter().rposition(|member| *member)?;
+    on_cycle[first..=last]
+        .iter()
+        .all(|member| *member)
+        .then_some((first, last))
+}
+
+/// The op `test` goes to when it stays in the loop, and the largest `K` it stays on (it stays
+/// exactly when `rI ≤ K`): an unsigned 64-bit compare with an immediate, one edge out.
+fn exit_test(ops: &[Op], test: usize, first: usize, last: usize) -> Option<(usize, u64)> {
+    let op = fuse::first_of(ops[test]);
+    let inside = |index: usize| (first..=last).contains(&index);
+    let (target, fall) = (op.target as usize, test + 1);
+    let (stay, stay_bound) = match (op.kind, inside(target), inside(fall)) {
+        (Kind::Jgt64Imm, false, true) => (fall, Some(op.imm)),
+        (Kind::Jge64Imm, false, true) => (fall, op.imm.checked_sub(1)),
+        (Kind::Jle64Imm, true, false) => (target, Some(op.imm)),
+        (Kind::Jlt64Imm, true, false) => (target, op.imm.checked_sub(1)),
+        _ => return None,
+    };
+    let stay_bound = stay_bound.filter(|bound| *bound <= STAY_BOUND_MAX)?;
+    Some((stay, stay_bound))
+}
+
+/// The one op every edge from outside `first..=last` (and the program's entry, if inside) goes
+/// to.
+fn single_entry(ops: &[Op], entry: usize, first: usize, last: usize) -> Option<usize> {
+    let inside = |index: usize| (first..=last).contains(&index);
+    let mut entries = (0..ops.len())
+        .filter(|from| !inside(*from))
+        .flat_map(|from| successors(ops, from))
+        .filter(|to| inside(*to))
+        .chain(inside(entry).then_some(entry));
+    let loop_entry = entries.next()?;
+    entries.all(|to| to == loop_entry).then_some(loop_entry)
+}
+
+/// The ops of `first..=last` but `test` in an order where every edge between them goes forward,
+/// if there is one (no cycle avoids `test`).
+fn topological_order(ops: &[Op], test: usize, first: usize, last: usize) -> Option<Vec<usize>> {
+    let inner = |index: usize| (first..=last).contains(&index) && index != test;
+    let mut incoming = vec![0usize; last + 1 - first];
+    for from in (first..=last).filter(|index| inner(*index)) {
+        for to in successors(ops, from).into_iter().filter(|to| inner(*to)) {
+            incoming[to - first] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (first..=last)
+        .filter(|index| inner(*index) && incoming[index - first] == 0)
+        .collect();
+    let mut order = Vec::with_capacity(incoming.len());
+    while let Some(from) = ready.pop() {
+        order.push(from);
+        for to in successors(ops, from).into_iter().filter(|to| inner(*to)) {
+            incoming[to - first] -= 1;
+            if incoming[to - first] == 0 {
+                ready.push(to);
+            }
+        }
+    }
+    (order.len() == incoming.len() - 1).then_some(order)
+}
+
+/// Registers equal to themselves: the state at an origin.
+const IDENTITY: [Sym; REGS] = {
+    let mut regs = [Sym::Unknown; REGS];
+    let mut reg = 0;
+    while reg < REGS {
+        regs[reg] = Sym::Reg(reg as u8, 0);
+        reg += 1;
+    }
+    regs
+};
+
+/// A loop's exit test and range.
+#[derive(Clone, Copy)]
+struct Span {
+    test: usize,
+    first: usize,
+    last: usize,
+}
+
+/// Offsets from the induction register `induction` that the other registers hold at the first
+/// pass of the exit test, on every path from the loop's entry (`None` when the entry is the
+/// test): clang's rotated loops compute the next index (`r6 = r5 + 1`) before the test and copy
+/// it after (`r5 = r6`), so the step is only visible with such a fact.
+fn entry_facts(entry_walk: Option<&Walk>, induction: u8) -> [Option<i64>; REGS] {
+    let mut facts = [None; REGS];
+    facts[usize::from(induction)] = Some(0);
+    let Some(walked) = entry_walk else {
+        return facts;
+    };
+    for (reg, fact) in facts.iter_mut().enumerate() {
+        let mut offsets =
+            walked
+                .arrivals
+                .iter()
+                .map(|regs| match (regs[usize::from(induction)], regs[reg]) {
+                    (Sym::Reg(base, at), Sym::Reg(other, value)) if base == other => {
+                        Some(value.wrapping_sub(at))
+                    }
+                    _ => None,
+                });
+        let first = offsets.next().flatten();
+        *fact = first.filter(|_| offsets.all(|offset| offset == first));
+    }
+    facts
+}
+
+/// The walk of one cycle (from the exit test's stay edge back to it), when the induction
+/// register grows by 1..=[`STEP_MAX`] on every path. It starts from `facts` (offsets from the
+/// induction register that hold at the test) and drops each that a cycle does not keep, until
+/// the rest hold at every pass.
+fn induction_cycle(
+    ops: &[Op],
+    order: &[usize],
+    span: Span,
+    stay: usize,
+    induction: u8,
+    mut facts: [Option<i64>; REGS],
+) -> Option<Walk> {
+    loop {
+        let start = facts.map(|fact| fact.map_or(Sym::Unknown, |at| Sym::Reg(induction, at)));
+        let cycle = walk(ops, order, span, stay, start);
+        let mut kept = true;
+        for regs in &cycle.arrivals {
+            let Sym::Reg(base, step) = regs[usize::from(induction)] else {
+                return None;
+            };
+            if base != induction || !(1..=STEP_MAX).contains(&step) {
+                return None;
+            }
+            for (reg, fact) in facts.iter_mut().enumerate() {
+                let holds =
+                    fact.is_some_and(|at| regs[reg] == Sym::Reg(induction, at.wrapping_add(step)));
+                if fact.is_some() && !holds {
+                    *fact = None;
+                    kept = false;
+                }
+            }
+        }
+        if cycle.arrivals.is_empty() {
+            return None;
+        }
+        if kept {
+            return Some(cycle);
+        }
+    }
+}
+
+/// What the paths from one origin inside the loop do until they reach `test` or leave.
+struct Walk {
+    /// Most ops executed on one path, the last one (`test`, or the op that leaves) counted.
+    longest: i64,
+    /// The registers, relative to those at the origin, on each edge into `test`.
+    arrivals: Vec<[Sym; REGS]>,
+}
+
+/// Follows every path from `origin` (not the test), whose registers are `start`, in
+/// topological `order`.
+fn walk(ops: &[Op], order: &[usize], span: Span, origin: usize, start: [Sym; REGS]) -> Walk {
+    let Span { test, first, last } = span;
+    let mut states: Vec<Option<(i64, [Sym; REGS])>> = vec![None; last + 1 - first];
+    states[origin - first] = Some((0, start));
+    let mut result = Walk {
+        longest: 0,
+        arrivals: Vec::new(),
+    };
+    for index in order {
+        let Some((before, mut regs)) = states[index - first] else {
+            continue;
+        };
+        let executed = before + 1;
+        result.longest = result.longest.max(executed);
+        transfer(fuse::first_of(ops[*index]), &mut regs);
+        for to in successors(ops, *index) {
+            if to == test {
+                result.longest = result.longest.max(executed + 1);
+                result.arrivals.push(regs);
+            } else if (first..=last).contains(&to) {
+                states[to - first] = Some(match states[to - first] {
+                    None => (executed, regs),
+                    Some((other, known)) => (other.max(executed), meet(known, regs)),
+                });
+            }
+        }
+    }
+    result
+}
+
+fn meet(a: [Sym; REGS], b: [Sym; REGS]) -> [Sym; REGS] {
+    core::array::from_fn(|reg| {
+        if a[reg] == b[reg] {
+            a[reg]
+        } else {
+            Sym::Unknown
+        }
+    })
+}
+
+/// The registers after `op`: copies and additions of constants are followed, anything else
+/// written is unknown.
+fn transfer(op: Op, regs: &mut [Sym; REGS]) {
+    use Kind::*;
+    let dst = usize::from(op.dst);
+    match op.kind {
+        Mov64Reg => regs[dst] = regs[usize::from(op.src)],
+        Add64Imm => regs[dst] = offset(regs[dst], op.imm as i64),
+        Sub64Imm => regs[dst] = offset(regs[dst], (op.imm as i64).wrapping_neg()),
+        CallHelper | Callx => regs[..=5].fill(Sym::Unknown),
+        Atomic32 | Atomic64 => {
+            regs[0] = Sym::Unknown;
+            regs[usize::from(op.src)] = Sym::Unknown;
+        }
+        Ja | Exit | Nop | St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 | StStack8
+        | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32 | StxStack64 => {}
+        kind if jump_condition(kind).is_some() => {}
+        _ => regs[dst] = Sym::Unknown,
+    }
+}
+
+fn offset(value: Sym, add: i64) -> Sym {
+    match value {
+        Sym::Reg(reg, known) => Sym::Reg(reg, known.wrapping_add(add)),
+        Sym::Unknown => Sym::Unknown,
+    }
+}
