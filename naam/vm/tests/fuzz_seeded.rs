@@ -21,6 +21,7 @@ const MUTANTS_PER_SEED_INPUT: usize = 24;
 const RANDOM_BYTES_MAX: usize = 512;
 const STRUCTURED_SLOTS_MAX: usize = 32;
 /// One differential input in this many is a counted loop ([`counted_loop`]).
+#[cfg(feature = "jit")]
 const COUNTED_LOOP_EVERY: usize = 8;
 
 /// Every opcode of RFC 9669 this VM accepts, plus a few it must reject.
@@ -105,19 +106,13 @@ fn structured(rng: &mut SplitMix) -> Vec<u8> {
     let slots = 1 + rng.below(STRUCTURED_SLOTS_MAX);
     let mut i = 0;
     while i < slots {
-        let [opcode, dst, src, off, imm] = if i + 1 == slots {
+        let fields = if i + 1 == slots {
             [0x95, 0, 0, 0, 0]
         } else {
             plausible(rng, i, slots)
         };
-        push_slot(
-            &mut bytes,
-            opcode as u8,
-            dst as u8,
-            src as u8,
-            off as i16,
-            imm as i32,
-        );
+        let opcode = fields[0];
+        push_fields(&mut bytes, fields);
         if opcode == 0x18 && i + 1 < slots {
             push_slot(&mut bytes, 0, 0, 0, 0, rng.next() as i32);
             i += 1;
@@ -134,6 +129,7 @@ fn structured(rng: &mut SplitMix) -> Vec<u8> {
 /// A counted loop in the shape the JIT versions (`r = start; do { body } while (r += step) <= K`,
 /// or its `if (r > K) break` form), with a few plausible ops as its body (which may clobber the
 /// counter or jump anywhere: then it is not versioned).
+#[cfg(feature = "jit")]
 fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
     let memory_len = rng.below(harness::FUZZ_MEMORY_BYTES_MAX);
     let mut bytes = vec![memory_len as u8];
@@ -143,16 +139,11 @@ fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
     let slots = body + 5;
     push_slot(&mut bytes, 0xb7, counter, 0, 0, rng.below(5) as i32);
     for i in 1..=body {
-        let [opcode, dst, src, off, imm] = plausible(rng, i, slots);
-        let opcode = if opcode == 0x18 { 0xb7 } else { opcode };
-        push_slot(
-            &mut bytes,
-            opcode as u8,
-            dst as u8,
-            src as u8,
-            off as i16,
-            imm as i32,
-        );
+        let mut fields = plausible(rng, i, slots);
+        if fields[0] == 0x18 {
+            fields[0] = 0xb7; // one slot each: no lddw
+        }
+        push_fields(&mut bytes, fields);
     }
     let step = 1 + rng.below(3) as i32;
     push_slot(&mut bytes, 0x07, counter, 0, 0, step);
@@ -171,6 +162,19 @@ fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
     }
     push_slot(&mut bytes, 0x95, 0, 0, 0, 0);
     bytes
+}
+
+/// Appends the slot `[opcode, dst, src, off, imm]` ([`plausible`]'s fields).
+fn push_fields(bytes: &mut Vec<u8>, fields: [i64; 5]) {
+    let [opcode, dst, src, off, imm] = fields;
+    push_slot(
+        bytes,
+        opcode as u8,
+        dst as u8,
+        src as u8,
+        off as i16,
+        imm as i32,
+    );
 }
 
 fn push_slot(bytes: &mut Vec<u8>, opcode: u8, dst: u8, src: u8, off: i16, imm: i32) {

@@ -242,17 +242,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let anchored = budget_anchored(ops, &blocks, &deferrable);
         let fall_threads = fall_threads(ops, &blocks, entry);
         let loops = versioned_loops(ops, entry);
-        let mut last_branch = last_branches(ops, &blocks, 0..ops.len());
-        let mut loop_entered = vec![None; ops.len()];
-        for (number, versioned) in loops.iter().enumerate() {
-            loop_entered[versioned.entry] = Some(number);
-            // Its precheck and the copy's exits, emitted after the body, jump to these: they
-            // are sealed at the end.
-            let late = loop_exits(ops, &fall_threads, versioned);
-            for leader in late.into_iter().chain([versioned.entry]) {
-                last_branch[leader] = Some(ops.len());
-            }
-        }
+        let (last_branch, loop_entered) = loop_branches(ops, &blocks, &fall_threads, &loops);
         let seal_after = seal_points(&blocks, &last_branch);
         let prechecks = loops.iter().map(|_| builder.create_block()).collect();
         let offsets = budget_offsets(ops, &blocks, entry);
@@ -1438,6 +1428,26 @@ fn predicted_cold(ops: &[Op], blocks: &[Option<Block>]) -> Vec<bool> {
         }
     }
     cold
+}
+
+/// [`last_branches`] with the leaders that versioned loops' prechecks and copies (emitted after
+/// the body) jump to sealed at the end; and the number of the loop entered at each index.
+fn loop_branches(
+    ops: &[Op],
+    blocks: &[Option<Block>],
+    fall_threads: &[Option<usize>],
+    loops: &[VersionedLoop],
+) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
+    let mut last_branch = last_branches(ops, blocks, 0..ops.len());
+    let mut loop_entered = vec![None; ops.len()];
+    for (number, versioned) in loops.iter().enumerate() {
+        loop_entered[versioned.entry] = Some(number);
+        let late = loop_exits(ops, fall_threads, versioned);
+        for leader in late.into_iter().chain([versioned.entry]) {
+            last_branch[leader] = Some(ops.len());
+        }
+    }
+    (last_branch, loop_entered)
 }
 
 /// The leaders outside a versioned loop that its ops may go to: by fall-through, jump, a

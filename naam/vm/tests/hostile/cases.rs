@@ -702,19 +702,29 @@ fn accesses_beside_a_region_just_checked_are_checked_exactly() {
     }
 }
 
-/// Runs `slots` over an 8-byte writable buffer at every budget up to `needed` + 1: the run
+/// Runs `slots` over an 8-byte writable buffer at every budget up to `needed` + 2: the run
 /// exits with `needed` instructions once the budget allows them, else traps on the budget, and
-/// the buffer's first byte is `stored(budget)` either way.
+/// the buffer's first byte is `stored(budget)` either way (the others stay 0).
 fn budget_sweep(slots: &[[u8; 8]], needed: u64, stored: impl Fn(u64) -> u8) {
     let loaded = load(&program(slots), &Helpers::<()>::new()).unwrap();
-    for budget in 0..=needed + 1 {
-        let mut buffer = [0u8; 8];
+    sweep_buffer::<8>(&loaded, needed, |budget| {
+        let mut buffer = [0; 8];
+        buffer[0] = stored(budget);
+        buffer
+    });
+}
+
+/// [`budget_sweep`] for a loaded program and an `N`-byte buffer that ends as `stored(budget)`.
+fn sweep_buffer<const N: usize>(loaded: &Program, needed: u64, stored: impl Fn(u64) -> [u8; N]) {
+    for budget in 0..=needed + 2 {
+        let mut buffer = [0u8; N];
         let mut mem = Memory::new();
         let addr = mem.map_write(&mut buffer).unwrap();
         let config = VmConfig {
             budget_insn: budget,
         };
-        let result = Vm::new(config).run(&loaded, &mut mem, &Helpers::new(), &mut (), addr, 8);
+        let result =
+            Vm::new(config).run(loaded, &mut mem, &Helpers::new(), &mut (), addr, N as u64);
         let expected = if budget >= needed {
             Ok(Exit {
                 r0: 0,
@@ -724,7 +734,7 @@ fn budget_sweep(slots: &[[u8; 8]], needed: u64, stored: impl Fn(u64) -> u8) {
             Err(Trap::BudgetExceeded { budget })
         };
         assert_eq!(result, expected, "budget {budget}");
-        assert_eq!(buffer[0], stored(budget), "budget {budget}: stores done");
+        assert_eq!(buffer, stored(budget), "budget {budget}: stores done");
     }
 }
 
@@ -1015,28 +1025,10 @@ fn a_versioned_loop_traps_on_the_budget_exactly_where_the_interpreter_does() {
     if BACKEND == Backend::Jit && cfg!(feature = "jit") {
         assert!(versioned_loops_compiled() > before, "the loop is versioned");
     }
-    let needed = 28;
     let store_checks = [0, 7, 13, 19, 26];
-    for budget in 0..=needed + 2 {
-        let mut buffer = [0u8; 5];
-        let mut mem = Memory::new();
-        let addr = mem.map_write(&mut buffer).unwrap();
-        let config = VmConfig {
-            budget_insn: budget,
-        };
-        let result = Vm::new(config).run(&loaded, &mut mem, &Helpers::new(), &mut (), addr, 5);
-        let expected = if budget >= needed {
-            Ok(Exit {
-                r0: 0,
-                insn_count: needed,
-            })
-        } else {
-            Err(Trap::BudgetExceeded { budget })
-        };
-        assert_eq!(result, expected, "budget {budget}");
-        let stored = store_checks.map(|check| u8::from(budget >= check));
-        assert_eq!(buffer, stored, "budget {budget}: stores done");
-    }
+    sweep_buffer(&loaded, 28, |budget| {
+        store_checks.map(|check| u8::from(budget >= check))
+    });
 }
 
 const MICA_PROBE: &[u8] = include_bytes!("../../benches/bpf/mica_probe.o");
