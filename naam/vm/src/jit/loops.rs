@@ -24,8 +24,25 @@ const STEP_MAX: i64 = 1 << 20;
 /// Registers r0..=r10.
 const REGS: usize = 11;
 
-/// A loop the translator compiles twice (see the module documentation).
+/// A load or store of a versioned loop whose every address over the loop is known at the
+/// loop's entry, from the registers there: the copy without budget checks skips its region
+/// check when the precheck finds all of them in the region the cache held at the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct HoistedAccess {
+    /// Decoded index of the load or store.
+    pub(super) index: usize,
+    /// Whether it writes (checked against the write cache).
+    pub(super) write: bool,
+    /// Its address on the way from the entry to the first pass of the exit test, if it runs
+    /// there: a register at the entry plus a constant.
+    pub(super) entry_address: Option<(u8, i64)>,
+    /// Its address in the first cycle (a register at the entry plus a constant) and its growth
+    /// per cycle, if it runs in cycles.
+    pub(super) cycle_address: Option<(u8, i64, i64)>,
+}
+
+/// A loop the translator compiles twice (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct VersionedLoop {
     /// First and last decoded index: the loop's ops are exactly this range.
     pub(super) first: usize,
@@ -35,6 +52,13 @@ pub(super) struct VersionedLoop {
     /// Most instructions the loop executes from entering `entry` until it leaves the range
     /// (the op that leaves counted).
     pub(super) insn_bound: i64,
+    /// The largest value the exit test stays on.
+    pub(super) stay_bound: u64,
+    /// The induction register at the first pass of the exit test: a register at the entry plus
+    /// a constant (`None`: unknown, and no access is hoisted).
+    pub(super) first_pass: Option<(u8, i64)>,
+    /// The accesses whose region check the unchecked copy may skip.
+    pub(super) hoisted: Vec<HoistedAccess>,
 }
 
 impl VersionedLoop {
@@ -93,14 +117,110 @@ fn version_at(
     let induction = fuse::first_of(ops[test]).dst;
     let facts = entry_facts(entry_walk.as_ref(), induction);
     let cycle = induction_cycle(ops, &order, span, stay, induction, facts)?;
-    let entry_longest = entry_walk.map_or(1, |walked| walked.longest);
     let passes = i64::try_from(stay_bound + 1).ok()?;
+    let insn_bound =
+        entry_walk.as_ref().map_or(1, |walked| walked.longest) + passes * cycle.longest;
+    let moves = walk(ops, &order, span, stay, IDENTITY);
+    let at_first_pass = |reg: u8| at_first_pass(entry_walk.as_ref(), reg);
+    let first_pass = at_first_pass(induction);
+    let hoisted = match first_pass {
+        Some(_) if !calls_helpers(ops, span) => (first..=last)
+            .filter_map(|index| {
+                hoisted_access(ops, index, entry_walk.as_ref(), &moves, at_first_pass)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Some(VersionedLoop {
         first,
         last,
         entry: loop_entry,
-        insn_bound: entry_longest + passes * cycle.longest,
+        insn_bound,
+        stay_bound,
+        first_pass,
+        hoisted,
     })
+}
+
+/// Whether the loop calls a helper (which may remap the slots a hoisted check relied on).
+fn calls_helpers(ops: &[Op], span: Span) -> bool {
+    ops[span.first..=span.last]
+        .iter()
+        .any(|op| matches!(fuse::first_of(*op).kind, Kind::CallHelper | Kind::Callx))
+}
+
+/// `reg` at the first pass of the exit test as a register at the entry plus a constant, the
+/// same on every path (the entry is the test when `entry_walk` is `None`).
+fn at_first_pass(entry_walk: Option<&Walk>, reg: u8) -> Option<(u8, i64)> {
+    let Some(walked) = entry_walk else {
+        return Some((reg, 0));
+    };
+    let mut values = walked.arrivals.iter().map(|regs| regs[usize::from(reg)]);
+    let first = values.next()?;
+    match first {
+        Sym::Reg(base, add) if values.all(|value| value == first) => Some((base, add)),
+        _ => None,
+    }
+}
+
+/// The op at `index` as a hoisted access, when it is a load or store (not of the stack, not
+/// atomic) whose base register is known wherever it runs: on the entry path from `entry_walk`,
+/// in the cycles from `moves` (the walk of one cycle from the registers at a pass of the test)
+/// with a constant growth per cycle.
+fn hoisted_access(
+    ops: &[Op],
+    index: usize,
+    entry_walk: Option<&Walk>,
+    moves: &Walk,
+    at_first_pass: impl Fn(u8) -> Option<(u8, i64)>,
+) -> Option<HoistedAccess> {
+    use Kind::*;
+    let op = fuse::first_of(ops[index]);
+    let (base, write) = match op.kind {
+        Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 => (op.src, false),
+        St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 => (op.dst, true),
+        _ => return None,
+    };
+    let offset = i64::from(op.target);
+    let known = |regs: &[Sym; REGS]| match regs[usize::from(base)] {
+        Sym::Reg(reg, add) => Some((reg, add.wrapping_add(offset))),
+        Sym::Unknown => None,
+    };
+    let entry_address = match entry_walk.and_then(|walked| walked.states[index - walked.first]) {
+        Some(regs) => Some(known(&regs)?),
+        None => None,
+    };
+    let cycle_address = match moves.states[index - moves.first] {
+        Some(regs) => {
+            let (reg, add) = known(&regs)?;
+            let step = cycle_step(moves, reg)?;
+            let (entry_reg, entry_add) = at_first_pass(reg)?;
+            Some((entry_reg, entry_add.wrapping_add(add), step))
+        }
+        None => None,
+    };
+    (entry_address.is_some() || cycle_address.is_some()).then_some(HoistedAccess {
+        index,
+        write,
+        entry_address,
+        cycle_address,
+    })
+}
+
+/// How much `reg` grows from one pass of the exit test to the next, the same on every cycle
+/// and at most [`STEP_MAX`] either way.
+fn cycle_step(moves: &Walk, reg: u8) -> Option<i64> {
+    let mut steps = moves
+        .arrivals
+        .iter()
+        .map(|regs| match regs[usize::from(reg)] {
+            Sym::Reg(same, step) if same == reg && step.unsigned_abs() <= STEP_MAX as u64 => {
+                Some(step)
+            }
+            _ => None,
+        });
+    let first = steps.next()??;
+    steps.all(|step| step == Some(first)).then_some(first)
 }
 
 /// Where control may go after the op at `index` (local calls excluded by the caller).
@@ -309,6 +429,9 @@ struct Walk {
     longest: i64,
     /// The registers, relative to those at the origin, on each edge into `test`.
     arrivals: Vec<[Sym; REGS]>,
+    /// The registers before each op of the loop (from `first`) the walk reaches.
+    states: Vec<Option<[Sym; REGS]>>,
+    first: usize,
 }
 
 /// Follows every path from `origin` (not the test), whose registers are `start`, in
@@ -320,11 +443,14 @@ fn walk(ops: &[Op], order: &[usize], span: Span, origin: usize, start: [Sym; REG
     let mut result = Walk {
         longest: 0,
         arrivals: Vec::new(),
+        states: vec![None; last + 1 - first],
+        first,
     };
     for index in order {
         let Some((before, mut regs)) = states[index - first] else {
             continue;
         };
+        result.states[index - first] = Some(regs);
         let executed = before + 1;
         result.longest = result.longest.max(executed);
         transfer(fuse::first_of(ops[*index]), &mut regs);

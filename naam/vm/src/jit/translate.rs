@@ -24,7 +24,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
-use super::loops::{VersionedLoop, versioned_loops};
+use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
 use crate::op::{Kind, Op};
@@ -188,6 +188,15 @@ struct Translator<'a, 'f> {
     loop_entered: Vec<Option<usize>>,
     /// Whether the ops being translated are a versioned loop's copy without budget checks.
     unchecked: bool,
+    /// Versioned loops' entries reached from outside only by jumps (or the prologue): those
+    /// jumps leave their budget check to the precheck's fallback (see [`absorbs_entry_checks`]).
+    absorbs_entry_checks: Vec<bool>,
+    /// In that copy, the accesses whose region check its precheck did (by decoded index).
+    hoisted: Vec<bool>,
+    /// Host address of VM address 0 as the read and the write cache saw it at the loop's entry
+    /// (the cached region's host address less its VM address): a hoisted access's host address
+    /// is this plus its VM address.
+    hoisted_bases: [Variable; 2],
     /// Where a block falling into each leader goes instead (see [`fall_threads`]).
     fall_threads: Vec<Option<usize>>,
     /// Number of the first block created while translating the current leader's ops, when that
@@ -233,6 +242,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             host: builder.declare_var(pointer),
         };
         let (read_cache, write_cache) = (cache(), cache());
+        let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
         let flags = memory_flags(builder.func);
@@ -248,6 +258,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let offsets = budget_offsets(ops, &blocks, entry);
         let predicted_cold = predicted_cold(ops, &blocks);
         let cold = checked_copies_cold(&predicted_cold, &blocks, &loops);
+        let absorbs_entry_checks = absorbs_entry_checks(ops, &fall_threads, &loops);
         let placeholder = Value::from_u32(0);
         Translator {
             builder,
@@ -269,6 +280,9 @@ impl<'a, 'f> Translator<'a, 'f> {
             prechecks,
             loop_entered,
             unchecked: false,
+            absorbs_entry_checks,
+            hoisted: vec![false; ops.len()],
+            hoisted_bases,
             fall_threads,
             cold_from: None,
             return_sites,
@@ -376,7 +390,7 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// `super::loops`), after the body, so every edge into the precheck is known.
     fn version_loops(&mut self) {
         for number in 0..self.loops.len() {
-            let versioned = self.loops[number];
+            let versioned = self.loops[number].clone();
             let mut copy_blocks = self.blocks.clone();
             for block in &mut copy_blocks[versioned.first..=versioned.last] {
                 if block.is_some() {
@@ -402,10 +416,104 @@ impl<'a, 'f> Translator<'a, 'f> {
             .builder
             .ins()
             .icmp_imm_s(IntCC::SignedLessThan, remaining, needed);
+        let misses = self.hoist_checks(versioned);
+        let fallback = self.builder.create_block();
+        // One branch per condition: a compare and a jump each, no flags combined.
+        for failed in [short].into_iter().chain(misses) {
+            let next = self.builder.create_block();
+            self.builder.ins().brif(failed, fallback, &[], next, &[]);
+            self.enter(next);
+        }
+        self.builder.ins().jump(copy_entry, &[]);
+        self.enter(fallback);
+        self.builder.set_cold_block(fallback);
         let checked = self.block_of(versioned.entry);
+        if self.absorbs_entry_checks[versioned.entry] {
+            // The jumps into the loop left their budget check to this block.
+            self.pending = self.offsets[versioned.entry];
+            let over = self.over_budget();
+            self.builder
+                .ins()
+                .brif(over, self.budget_trap, &[], checked, &[]);
+        } else {
+            self.builder.ins().jump(checked, &[]);
+        }
+    }
+
+    /// Checks every address of the loop's hoisted accesses against the region caches as they
+    /// are at its entry and records their bases (see `hoisted_bases`); returns whether one is
+    /// outside (then the checked copy runs). Addresses are those of the entry path and of every
+    /// cycle the exit test can allow from the induction register's first pass `x0`: `stays =
+    /// K + 1 - min(x0, K + 1)`, and an access growing by `step` per cycle goes from its first
+    /// cycle's address to that plus `(stays - 1) × step` (both ends checked: no address wraps,
+    /// with region offsets below 2^32 and `stays × step` below 2^41).
+    fn hoist_checks(&mut self, versioned: &VersionedLoop) -> Vec<Value> {
+        let Some((induction, add)) = versioned.first_pass else {
+            return Vec::new();
+        };
+        if versioned.hoisted.is_empty() {
+            return Vec::new();
+        }
+        let x0 = self.get(induction);
+        let x0 = self.builder.ins().iadd_imm_s(x0, add);
+        let passes = self.iconst(versioned.stay_bound + 1);
+        let capped = self.builder.ins().umin(x0, passes);
+        let stays = self.builder.ins().isub(passes, capped);
+        let one = self.iconst(1);
+        let at_least_one = self.builder.ins().umax(stays, one);
+        let last_cycle = self.builder.ins().iadd_imm_s(at_least_one, -1);
+        let mut misses = Vec::new();
+        for access in &versioned.hoisted {
+            let cache = [self.read_cache, self.write_cache][usize::from(access.write)];
+            let addresses = self.hoisted_addresses(access, last_cycle);
+            for address in addresses {
+                misses.push(self.cache_miss(cache, address));
+            }
+            self.hoisted[access.index] = true;
+        }
+        for (cache, base) in [self.read_cache, self.write_cache]
+            .into_iter()
+            .zip(self.hoisted_bases)
+        {
+            let host = self.builder.use_var(cache.host);
+            let neg_lo = self.builder.use_var(cache.neg_lo);
+            let value = self.builder.ins().iadd(host, neg_lo);
+            self.builder.def_var(base, value);
+        }
+        misses
+    }
+
+    /// The VM addresses a hoisted access's precheck checks: on the entry path, in the first
+    /// cycle and in the cycle numbered `last_cycle`.
+    fn hoisted_addresses(&mut self, access: &HoistedAccess, last_cycle: Value) -> Vec<Value> {
+        let mut addresses = Vec::new();
+        if let Some((reg, add)) = access.entry_address {
+            let value = self.get(reg);
+            addresses.push(self.builder.ins().iadd_imm_s(value, add));
+        }
+        if let Some((reg, add, step)) = access.cycle_address {
+            let value = self.get(reg);
+            let first = self.builder.ins().iadd_imm_s(value, add);
+            let span = self.builder.ins().imul_imm_s(last_cycle, step);
+            let last = self.builder.ins().iadd(first, span);
+            // The entry path's address one step before the first cycle's: the three are in
+            // one progression, and its ends bound it.
+            if access.entry_address != Some((reg, add.wrapping_sub(step))) {
+                addresses.push(first);
+            }
+            addresses.push(last);
+        }
+        addresses
+    }
+
+    /// Whether an access of up to [`WIDEST_ACCESS_BYTES`] at `address` misses `cache`.
+    fn cache_miss(&mut self, cache: RegionCache, address: Value) -> Value {
+        let neg_lo = self.builder.use_var(cache.neg_lo);
+        let bound = self.builder.use_var(cache.bound);
+        let rel = self.builder.ins().iadd(address, neg_lo);
         self.builder
             .ins()
-            .brif(short, checked, &[], copy_entry, &[]);
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, rel, bound)
     }
 
     /// Translates the loop's ops again into `copy_blocks` (the other leaders keep theirs),
@@ -429,6 +537,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.close_cold_leader();
         debug_assert!(!self.open, "a loop's last op is a jump");
         self.unchecked = false;
+        self.hoisted.fill(false);
         self.blocks = blocks;
         self.last_branch = last_branch;
         self.seal_after = seal_after;
@@ -772,6 +881,11 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn checked_address(&mut self, index: usize, reg: u8, off: i32, len: u64, write: bool) -> Value {
         let base = self.get(reg);
         let addr = self.builder.ins().iadd_imm_s(base, i64::from(off));
+        if self.unchecked && self.hoisted[index] {
+            // Checked by the loop's precheck, against the region cached at its entry.
+            let base = self.builder.use_var(self.hoisted_bases[usize::from(write)]);
+            return self.builder.ins().iadd(base, addr);
+        }
         let cache = if write {
             self.write_cache
         } else {
@@ -1068,7 +1182,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         } else {
             self.anchored[target]
         };
-        if deferred || self.unchecked {
+        let absorbed = self.absorbs_entry_checks[target] && block != self.block_of(target);
+        if deferred || self.unchecked || absorbed {
             self.settle(self.offsets[target]);
             self.builder.ins().jump(block, &[]);
             self.open = false;
@@ -1448,6 +1563,30 @@ fn loop_branches(
         }
     }
     (last_branch, loop_entered)
+}
+
+/// For each versioned loop's entry, whether nothing outside the loop falls into it (by
+/// fall-through or a threaded fall): then every edge into its precheck is a taken jump or the
+/// prologue's, whose budget check the precheck makes redundant when it passes (the budget left
+/// covers the loop's bound) and its fallback makes when it fails, with the same count (nothing
+/// runs in between): a check on a fall-through edge would trap before the interpreter does.
+fn absorbs_entry_checks(
+    ops: &[Op],
+    fall_threads: &[Option<usize>],
+    loops: &[VersionedLoop],
+) -> Vec<bool> {
+    let mut absorbs = vec![false; ops.len()];
+    for versioned in loops {
+        let entry = versioned.entry;
+        let falls_in = entry.checked_sub(1).is_some_and(|before| {
+            !versioned.contains(before) && !fuse::first_of(ops[before]).never_falls_through()
+        });
+        // A threaded fall past the test at `leader` comes from the op before it.
+        let threads_in = (1..ops.len())
+            .any(|leader| !versioned.contains(leader - 1) && fall_threads[leader] == Some(entry));
+        absorbs[entry] = !falls_in && !threads_in;
+    }
+    absorbs
 }
 
 /// The leaders outside a versioned loop that its ops may go to: by fall-through, jump, a
