@@ -128,27 +128,43 @@ fn structured(rng: &mut SplitMix) -> Vec<u8> {
 
 /// A counted loop in the shape the JIT versions (`r = start; do { body } while (r += step) <= K`,
 /// or its `if (r > K) break` form), with a few plausible ops as its body (which may clobber the
-/// counter or jump anywhere: then it is not versioned).
+/// counter or jump anywhere: then it is not versioned), often led by an access through r1 that
+/// walks the input (whose region check the JIT then hoists to the loop's entry, when the whole
+/// walk fits).
 #[cfg(feature = "jit")]
 fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
     let memory_len = rng.below(harness::FUZZ_MEMORY_BYTES_MAX);
     let mut bytes = vec![memory_len as u8];
     bytes.extend((0..memory_len).map(|_| rng.next() as u8));
-    let counter = rng.below(10) as u8;
-    let body = 1 + rng.below(6);
-    let slots = body + 5;
-    push_slot(&mut bytes, 0xb7, counter, 0, 0, rng.below(5) as i32);
-    for i in 1..=body {
-        let mut fields = plausible(rng, i, slots);
+    let counter = 2 + rng.below(8) as u8;
+    let mut body: Vec<[i64; 5]> = Vec::new();
+    if rng.below(3) != 0 {
+        let access = rng.pick(&[0x71, 0x79, 0x72, 0x73, 0x7b]); // ldxb, ldxdw, stb, stxb, stxdw
+        let (dst, src) = if access & 0x07 == 0x01 {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        body.push([access, dst, src, rng.below(9) as i64, 5]);
+        body.push([0x07, 1, 0, 0, rng.pick(&[1, 1, 8, -1, 3])]);
+    }
+    let body_len = body.len() + rng.below(4);
+    let slots = body_len + 5;
+    while body.len() < body_len {
+        let mut fields = plausible(rng, 1 + body.len(), slots);
         if fields[0] == 0x18 {
             fields[0] = 0xb7; // one slot each: no lddw
         }
+        body.push(fields);
+    }
+    push_slot(&mut bytes, 0xb7, counter, 0, 0, rng.below(5) as i32);
+    for fields in body {
         push_fields(&mut bytes, fields);
     }
     let step = 1 + rng.below(3) as i32;
     push_slot(&mut bytes, 0x07, counter, 0, 0, step);
     let bound = rng.below(12) as i32;
-    let back = -(body as i16) - 2;
+    let back = -(body_len as i16) - 2;
     if rng.below(2) == 0 {
         // if r <= K goto 1 (or r < K); then two exits.
         let opcode = rng.pick(&[0xb5, 0xa5]);
@@ -400,6 +416,7 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
         .unwrap_or(DIFF_INPUTS_DEFAULT);
     let mut tally = DiffTally::default();
     let versioned_before = naam_vm::jit::versioned_loops_compiled();
+    let hoisted_before = naam_vm::jit::hoisted_accesses_compiled();
     for input in 0..inputs {
         // One input in eight a counted loop, so the JIT's loop versioning is exercised.
         let program = if input % COUNTED_LOOP_EVERY == 0 {
@@ -415,8 +432,13 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
         }
     }
     let versioned = naam_vm::jit::versioned_loops_compiled() - versioned_before;
-    eprintln!("{tally:?} versioned_loops_compiled={versioned} disagreements=0");
+    let hoisted = naam_vm::jit::hoisted_accesses_compiled() - hoisted_before;
+    eprintln!(
+        "{tally:?} versioned_loops_compiled={versioned} hoisted_accesses_compiled={hoisted} \
+         disagreements=0"
+    );
     assert!(versioned > 0, "no generated loop was versioned");
+    assert!(hoisted > 0, "no generated access was hoisted");
     assert_eq!(
         tally.compiled, tally.loaded,
         "every verified program compiles"

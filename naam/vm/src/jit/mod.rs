@@ -61,6 +61,15 @@ pub fn versioned_loops_compiled() -> u64 {
     VERSIONED_LOOPS.load(Ordering::Relaxed)
 }
 
+/// Loads and stores whose region check a versioned loop's precheck does instead.
+static HOISTED_ACCESSES: AtomicU64 = AtomicU64::new(0);
+
+/// How many loads and stores this process has compiled without a region check of their own in a
+/// versioned loop's copy (the loop's precheck checks every address they can reach).
+pub fn hoisted_accesses_compiled() -> u64 {
+    HOISTED_ACCESSES.load(Ordering::Relaxed)
+}
+
 /// Compiles `ops` for the host and makes the code executable.
 pub(crate) fn compile_host(ops: &[Op], entry: u32) -> Result<JitCode, JitError> {
     let isa = target_isa(JitTarget::Host)?;

@@ -252,14 +252,11 @@ impl<'a, 'f> Translator<'a, 'f> {
         let anchored = budget_anchored(ops, &blocks, &deferrable);
         let fall_threads = fall_threads(ops, &blocks, entry);
         let loops = versioned_loops(ops, entry);
-        let (last_branch, loop_entered) = loop_branches(ops, &blocks, &fall_threads, &loops);
-        let seal_after = seal_points(&blocks, &last_branch);
+        let (last_branch, seal_after, loop_entered) =
+            loop_branches(ops, &blocks, &fall_threads, &loops);
         let prechecks = loops.iter().map(|_| builder.create_block()).collect();
         let offsets = budget_offsets(ops, &blocks, entry);
         let predicted_cold = predicted_cold(ops, &blocks);
-        let cold = checked_copies_cold(&predicted_cold, &blocks, &loops);
-        let absorbs_entry_checks = absorbs_entry_checks(ops, &fall_threads, &loops);
-        let placeholder = Value::from_u32(0);
         Translator {
             builder,
             ops,
@@ -270,17 +267,17 @@ impl<'a, 'f> Translator<'a, 'f> {
             remaining,
             pending: 0,
             offsets,
-            ctx: placeholder,
+            ctx: Value::from_u32(0), // set by the prologue
             read_cache,
             write_cache,
+            cold: checked_copies_cold(&predicted_cold, &blocks, &loops),
+            absorbs_entry_checks: absorbs_entry_checks(ops, &fall_threads, &loops),
             blocks,
-            cold,
             predicted_cold,
             loops,
             prechecks,
             loop_entered,
             unchecked: false,
-            absorbs_entry_checks,
             hoisted: vec![false; ops.len()],
             hoisted_bases,
             fall_threads,
@@ -471,6 +468,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             }
             self.hoisted[access.index] = true;
         }
+        let hoisted = versioned.hoisted.len() as u64;
+        super::HOISTED_ACCESSES.fetch_add(hoisted, std::sync::atomic::Ordering::Relaxed);
         for (cache, base) in [self.read_cache, self.write_cache]
             .into_iter()
             .zip(self.hoisted_bases)
@@ -1546,13 +1545,15 @@ fn predicted_cold(ops: &[Op], blocks: &[Option<Block>]) -> Vec<bool> {
 }
 
 /// [`last_branches`] with the leaders that versioned loops' prechecks and copies (emitted after
-/// the body) jump to sealed at the end; and the number of the loop entered at each index.
+/// the body) jump to sealed at the end, its [`seal_points`], and the number of the loop entered
+/// at each index.
+#[allow(clippy::type_complexity)]
 fn loop_branches(
     ops: &[Op],
     blocks: &[Option<Block>],
     fall_threads: &[Option<usize>],
     loops: &[VersionedLoop],
-) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
+) -> (Vec<Option<usize>>, Vec<Vec<Block>>, Vec<Option<usize>>) {
     let mut last_branch = last_branches(ops, blocks, 0..ops.len());
     let mut loop_entered = vec![None; ops.len()];
     for (number, versioned) in loops.iter().enumerate() {
@@ -1562,7 +1563,8 @@ fn loop_branches(
             last_branch[leader] = Some(ops.len());
         }
     }
-    (last_branch, loop_entered)
+    let seal_after = seal_points(blocks, &last_branch);
+    (last_branch, seal_after, loop_entered)
 }
 
 /// For each versioned loop's entry, whether nothing outside the loop falls into it (by

@@ -1078,14 +1078,79 @@ fn clangs_mica_probe_loop_counts_exactly_at_every_budget() {
         (20, None),
         (0, None),
     ] {
-        let input = mica_bucket(slots, hit);
-        for budget in 0..=260 {
-            let config = VmConfig {
-                budget_insn: budget,
-            };
-            let got = run_on(&loaded, &input, config);
-            let want = run_on(&reference, &input, config);
-            assert_eq!(got, want, "{slots} slots, hit {hit:?}, budget {budget}");
+        let mut input = mica_bucket(slots, hit);
+        same_as_interpreter(&loaded, &reference, &mut input, 260);
+        // One byte short: the last entry's load is out of bounds (the precheck fails).
+        input.pop();
+        same_as_interpreter(&loaded, &reference, &mut input, 260);
+    }
+}
+
+/// Runs `loaded` and the interpreter's `reference` over a writable copy of `input` at every
+/// budget up to `budget_max`: the same result (exit, count or trap) and the same bytes after.
+fn same_as_interpreter(loaded: &Program, reference: &Program, input: &mut [u8], budget_max: u64) {
+    for budget in 0..=budget_max {
+        let config = VmConfig {
+            budget_insn: budget,
+        };
+        let [got, want] = [loaded, reference].map(|program| {
+            let mut bytes = input.to_vec();
+            let mut mem = Memory::new();
+            let len = bytes.len() as u64;
+            let addr = mem.map_write(&mut bytes).unwrap();
+            let result =
+                Vm::new(config).run(program, &mut mem, &Helpers::new(), &mut (), addr, len);
+            (result, bytes)
+        });
+        assert_eq!(got, want, "{} bytes, budget {budget}", input.len());
+    }
+}
+
+#[test]
+fn a_versioned_loops_hoisted_region_checks_trap_where_the_interpreter_does() {
+    // Pointers walking a region in a counted loop: the JIT checks every address the loop can
+    // reach at its entry and skips the per-access checks when all are in the region. With the
+    // region exactly large enough that path runs; one byte short, the checked copy must trap
+    // at the same access, count and memory as the interpreter; at every budget.
+    // Entered past its test, as clang rotates loops: the load runs on the entry path (at r1 +
+    // 2), then in 6 cycles (r1 + 3 ..= r1 + 8).
+    let load_walk = [
+        mov64_imm(2, 0),
+        mov64_imm(0, 0),
+        ja(1),            // goto 4
+        jgt_imm(2, 6, 5), // if r2 > 6 goto 9
+        ldxb(3, 1, 2),    // r3 = *(u8 *)(r1 + 2)
+        add64_reg(0, 3),
+        add64_imm(1, 1),
+        add64_imm(2, 1),
+        ja(-6), // goto 3
+        exit(),
+    ];
+    // Entered at its test: stores at r1 + 3, 6, 9, 12.
+    let store_walk = [
+        mov64_imm(2, 1),
+        mov64_imm(0, 0),
+        stb(1, 0, 9),
+        jgt_imm(2, 4, 5), // if r2 > 4 goto 9
+        add64_imm(1, 3),
+        stxb(1, 2), // *(u8 *)(r1 + 0) = r2
+        add64_imm(2, 1),
+        ja(-5), // goto 3
+        mov64_imm(0, 1),
+        exit(),
+    ];
+    for (slots, fits) in [(&load_walk[..], 9), (&store_walk[..], 13)] {
+        let bytecode = program(slots);
+        let before = versioned_loops_compiled();
+        let loaded = load(&bytecode, &Helpers::<()>::new()).unwrap();
+        if BACKEND == Backend::Jit && cfg!(feature = "jit") {
+            assert!(versioned_loops_compiled() > before, "the loop is versioned");
+        }
+        let reference =
+            Program::from_raw_with(&bytecode, &Helpers::<()>::new(), Backend::Interpreter).unwrap();
+        for len in [fits - 1, fits, fits + 8] {
+            let mut input: Vec<u8> = (1..=len as u8).collect();
+            same_as_interpreter(&loaded, &reference, &mut input, 60);
         }
     }
 }
