@@ -16,6 +16,11 @@
 //!   at taken jumps whose check a later one repeats before anything observable (see
 //!   `translate::budget_deferrable` and `translate::budget_anchored`), so [`Exit::insn_count`],
 //!   [`Trap::BudgetExceeded`] and the memory it leaves are identical;
+//! - a loop whose exit test bounds its passes (`loops`) is compiled twice: at its entry a
+//!   precheck compares the budget left with the most instructions the loop can execute and
+//!   checks every address its walking loads and stores can reach against the region caches; if
+//!   both pass, a copy without budget checks (and without those accesses' region checks) runs,
+//!   else the checked copy, which traps exactly where the interpreter does;
 //! - local calls save r6..=r9 and a return-site number in a frame array on the native stack and
 //!   return through a jump table over the return sites (the whole program is one native
 //!   function, as it is one flat op array to the interpreter);
