@@ -152,7 +152,12 @@ impl Vm {
 
     /// Runs `program` with r1 = `r1`, r2 = `r2`, r10 = top of the stack, over the regions of
     /// `mem` (plus the VM's stack and the program's data), calling `helpers` with `ctx`.
-    #[inline]
+    ///
+    /// Always inlined: at a call site that builds the `Memory` just before (the engine's step,
+    /// a benchmark's loop), the compiler drops the VM-slot writes this overwrites, and the
+    /// call's prologue, epilogue and argument shuffle go. `#[inline]` alone left it out of line
+    /// in the engine's large step loop.
+    #[inline(always)]
     pub fn run<C>(
         &mut self,
         program: &Program,
