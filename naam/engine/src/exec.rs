@@ -36,6 +36,7 @@ use crate::abi::{
 use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
+use crate::ready::ReadyQueue;
 use crate::region::{Denial, RegionInfo, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
@@ -386,7 +387,7 @@ pub struct Executor {
     step_ctx: StepCtx,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    ready: VecDeque<u32>,
+    ready: ReadyQueue,
     accesses: VecDeque<AccessRequest>,
     natives: VecDeque<NativeRequest>,
     done: VecDeque<Done>,
@@ -444,7 +445,7 @@ impl Executor {
             step_ctx: StepCtx::default(),
             slots: Vec::new(),
             free: Vec::new(),
-            ready: VecDeque::new(),
+            ready: ReadyQueue::default(),
             accesses: VecDeque::new(),
             natives: VecDeque::new(),
             done: VecDeque::new(),
@@ -756,7 +757,7 @@ impl Executor {
         let oldest_waiting_ns = self
             .ready
             .front()
-            .map_or(0, |&i| now.since(self.slots[i as usize].arrived_at));
+            .map_or(0, |i| now.since(self.slots[i as usize].arrived_at));
         let queue_len = self.ready.len() as u32;
         self.period.take(
             now,

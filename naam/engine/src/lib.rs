@@ -52,6 +52,7 @@ pub mod helpers;
 pub mod ids;
 pub mod local;
 pub mod policy;
+mod ready;
 pub mod region;
 pub mod rnic;
 pub mod server;

@@ -3,7 +3,7 @@
 use crate::elf::{self, ElfError};
 use crate::fuse;
 use crate::helpers::Helpers;
-use crate::op::Op;
+use crate::op::{Kind, Op};
 use crate::verifier::{self, VerifyError};
 
 /// Largest `.rodata*` image (all read-only data sections of one ELF object, concatenated).
@@ -128,6 +128,9 @@ pub struct Program {
     /// Bytes below the top of each reached frame the program can write ([`stack_write_reach`]):
     /// what [`Vm::run`](crate::Vm::run) zeroes afterwards.
     pub(crate) stack_write_bytes: usize,
+    /// The program has a local call, so an invocation can reach frames above frame 0 (without
+    /// one, `Vm::run` scrubs frame 0 alone, a constant-size zeroing with no depth to read back).
+    pub(crate) calls_local: bool,
 }
 
 impl Program {
@@ -187,6 +190,9 @@ impl Program {
         let mut decoded = verifier::verify(bytecode, entry_slot, &|id| helpers.index_of(id))?;
         fuse::fuse(&mut decoded.ops);
         let stack_write_bytes = stack_write_reach(&decoded.ops);
+        // Fusion never folds a local call into another op (`fuse::first_of`), so a scan of the
+        // kinds finds every one.
+        let calls_local = decoded.ops.iter().any(|op| op.kind == Kind::CallLocal);
         Ok(Program {
             ops: decoded.ops.into_boxed_slice(),
             #[cfg(feature = "jit")]
@@ -198,6 +204,7 @@ impl Program {
             constants,
             globals,
             stack_write_bytes,
+            calls_local,
         })
     }
 

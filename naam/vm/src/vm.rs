@@ -152,7 +152,12 @@ impl Vm {
 
     /// Runs `program` with r1 = `r1`, r2 = `r2`, r10 = top of the stack, over the regions of
     /// `mem` (plus the VM's stack and the program's data), calling `helpers` with `ctx`.
-    #[inline]
+    ///
+    /// Always inlined: at a call site that builds the `Memory` just before (the engine's step,
+    /// a benchmark's loop), the compiler drops the VM-slot writes this overwrites, and the
+    /// call's prologue, epilogue and argument shuffle go. `#[inline]` alone left it out of line
+    /// in the engine's large step loop.
+    #[inline(always)]
     pub fn run<C>(
         &mut self,
         program: &Program,
@@ -196,13 +201,26 @@ impl Vm {
             execute(native, machine, slots.mem(), helpers, ctx, r1, r2)
         };
         if program.stack_write_bytes != 0 {
-            // The native code keeps the depth it reached in its context (see `JitCtx`).
-            #[cfg(feature = "jit")]
-            let depth_reached =
-                depth_reached.max(core::mem::take(&mut self.jit_ctx.depth_reached) as usize);
+            // Without a local call only frame 0 is reached: a constant-size scrub. A depth the
+            // native code left in its context stays there; it only widens a later scrub.
+            let depth_reached = if program.calls_local {
+                self.depth_reached(depth_reached)
+            } else {
+                0
+            };
             self.scrub(depth_reached, program.stack_write_bytes);
         }
         result
+    }
+
+    /// The deepest frame the invocation reached: the interpreter's `interp_depth`, or the one
+    /// the native code keeps in its context (see `JitCtx`), which is put back to 0.
+    #[inline(always)]
+    fn depth_reached(&mut self, interp_depth: usize) -> usize {
+        #[cfg(feature = "jit")]
+        let interp_depth =
+            interp_depth.max(core::mem::take(&mut self.jit_ctx.depth_reached) as usize);
+        interp_depth
     }
 
     /// Copies the program's initial globals into the machine's buffer; returns their length.
