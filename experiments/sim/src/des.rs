@@ -289,6 +289,14 @@ impl<E> EventQueue<E> {
         self.popped
     }
 
+    /// True while events due at the clock's time wait: after a pop, every other event due then
+    /// waits in the due-now FIFO (a clock move hands them all over), and so does any event
+    /// scheduled for now. When false, an event scheduled for now is the next one popped.
+    #[inline]
+    pub fn any_due_now(&self) -> bool {
+        !self.due_now.is_empty()
+    }
+
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.due_now.len() + self.wheel.len + self.far.len
@@ -447,6 +455,27 @@ mod tests {
         assert_eq!(q.pop(), Some((25, "g")));
         assert!(q.is_empty());
         assert_eq!(q.popped(), 7);
+    }
+
+    #[test]
+    fn any_due_now_says_whether_an_event_scheduled_now_would_wait_behind_others() {
+        let mut q = EventQueue::new();
+        q.schedule_at(10, "a");
+        q.schedule_at(10, "b");
+        q.schedule_at(WHEEL_SLOTS as u64 + 20, "far");
+        q.schedule_at(WHEEL_SLOTS as u64 + 20, "far2");
+        assert!(!q.any_due_now(), "nothing is due at 0");
+        assert_eq!(q.pop(), Some((10, "a")));
+        assert!(q.any_due_now(), "b is due at 10 too");
+        assert_eq!(q.pop(), Some((10, "b")));
+        assert!(!q.any_due_now());
+        q.schedule_in(0, "now");
+        assert!(q.any_due_now(), "an event scheduled for now waits there");
+        assert_eq!(q.pop(), Some((10, "now")));
+        assert_eq!(q.pop(), Some((WHEEL_SLOTS as u64 + 20, "far")));
+        assert!(q.any_due_now(), "far2 came out of the far heap with far");
+        assert_eq!(q.pop(), Some((WHEEL_SLOTS as u64 + 20, "far2")));
+        assert!(!q.any_due_now());
     }
 
     #[test]
