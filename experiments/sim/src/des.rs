@@ -297,6 +297,18 @@ impl<E> EventQueue<E> {
         !self.due_now.is_empty()
     }
 
+    /// True only when an event scheduled now for `at_ns`, a later time, would be the first popped
+    /// then: none is queued for that time yet (later ones follow it). Answered from the wheel's
+    /// slot and the far heap's least time, so false (not known) beyond the wheel's window or
+    /// when the far heap holds an event due by `at_ns`.
+    #[inline]
+    pub fn first_at(&self, at_ns: u64) -> bool {
+        let ahead_ns = at_ns.wrapping_sub(self.now_ns);
+        (1..WHEEL_SLOTS as u64).contains(&ahead_ns)
+            && self.wheel.tail[slot_of(at_ns)] == NIL
+            && (self.far.len == 0 || self.far.least_ns > at_ns)
+    }
+
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.due_now.len() + self.wheel.len + self.far.len
@@ -476,6 +488,55 @@ mod tests {
         assert!(q.any_due_now(), "far2 came out of the far heap with far");
         assert_eq!(q.pop(), Some((WHEEL_SLOTS as u64 + 20, "far2")));
         assert!(!q.any_due_now());
+    }
+
+    /// `first_at` against the events waiting, on a seeded schedule reaching the wheel and the far
+    /// heap: never true when one waits for that time, always true within the wheel's window when
+    /// none waits for that time or before it.
+    #[test]
+    fn first_at_is_true_only_when_no_event_waits_for_that_time() {
+        let seed = 0xf1_u64;
+        eprintln!("seed {seed}");
+        let mut rng = crate::rng::SimRng::new(seed);
+        let mut q = EventQueue::new();
+        let mut waiting: Vec<u64> = Vec::new();
+        let (mut answered_true, mut answered_false) = (0, 0);
+        let h = WHEEL_SLOTS as u64;
+        for _ in 0..20_000 {
+            for _ in 0..rng.next_u64() % 3 {
+                let delay = [1, 2, 7, h - 1, h, h + 3, 3 * h][(rng.next_u64() % 7) as usize];
+                let at = q.now_ns() + delay;
+                q.schedule_at(at, at);
+                waiting.push(at);
+            }
+            let now = q.now_ns();
+            for ahead in [0, 1, 2, 5, h - 1, h] {
+                let at = now + ahead;
+                let context = format!("at {at}, now {now}, seed {seed}");
+                if q.first_at(at) {
+                    assert!(
+                        (1..h).contains(&ahead) && !waiting.contains(&at),
+                        "{context}"
+                    );
+                    answered_true += 1;
+                } else {
+                    let none_by = waiting.iter().all(|&t| t <= now || t > at);
+                    assert!(!(1..h).contains(&ahead) || !none_by, "{context}");
+                    answered_false += 1;
+                }
+            }
+            if let Some((_, at)) = q.pop() {
+                let i = waiting
+                    .iter()
+                    .position(|&t| t == at)
+                    .expect("a waiting time");
+                waiting.swap_remove(i);
+            }
+        }
+        assert!(
+            answered_true > 1000 && answered_false > 1000,
+            "both answers were tested"
+        );
     }
 
     #[test]

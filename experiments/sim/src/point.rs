@@ -419,6 +419,9 @@ pub struct SimPoint {
     /// Folded access starts and reply departures still to run in [`SimPoint::hand_on`]: they
     /// stand for queue entries due now, ahead of any event scheduled for now meanwhile.
     folds_pending: usize,
+    /// Times of the pumps [`SimPoint::schedule_pump`] noted without queueing and not yet counted
+    /// (in order).
+    pumps_pending_ns: VecDeque<u64>,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
@@ -510,6 +513,7 @@ impl SimPoint {
             spare_outputs: Vec::new(),
             folded_events: 0,
             folds_pending: 0,
+            pumps_pending_ns: VecDeque::new(),
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
@@ -773,9 +777,32 @@ impl SimPoint {
         }
         self.server(loc).rx.push_back((k, at, frame));
         if at > now {
-            self.events.schedule_at(at, Event::CoreFree(loc));
+            self.schedule_pump(loc, at);
         } else {
             self.pump_server(loc);
+        }
+    }
+
+    /// Schedules [`Event::CoreFree`] at `at_ns` (later than now) — or only notes it, when its
+    /// pump would start nothing and it would be the first event popped then. Every core of
+    /// `loc` busy beyond `at_ns` stays so (work starts only on a free core), so the pump would
+    /// find none free and return; with no event queued for `at_ns` yet, it would be popped —
+    /// and counted in `testbed.json`'s `events` — exactly if the run reaches `at_ns`: counted
+    /// once the clock has passed it, or by [`SimPoint::finish`] (the run's last time).
+    fn schedule_pump(&mut self, loc: Location, at_ns: u64) {
+        if !self.server(loc).cores.busy_beyond(at_ns) || !self.events.first_at(at_ns) {
+            return self.events.schedule_at(at_ns, Event::CoreFree(loc));
+        }
+        self.count_pumps_reached(self.now());
+        self.pumps_pending_ns.push_back(at_ns);
+    }
+
+    /// Counts the noted pumps due by `now_ns` (the port's times never decrease: they are in
+    /// order).
+    fn count_pumps_reached(&mut self, now_ns: u64) {
+        while self.pumps_pending_ns.front().is_some_and(|&t| t <= now_ns) {
+            self.pumps_pending_ns.pop_front();
+            self.folded_events += 1;
         }
     }
 
@@ -1180,6 +1207,8 @@ impl SimPoint {
         if let Some(ipipe) = &mut self.ipipe {
             ipipe.end_phase();
         }
+        // Noted pumps beyond the run's last time would not have been popped.
+        self.count_pumps_reached(self.events.now_ns());
         let config = &self.config;
         let record = SimRecord {
             network: "simulated".into(),
