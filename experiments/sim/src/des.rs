@@ -309,6 +309,22 @@ impl<E> EventQueue<E> {
             && (self.far.len == 0 || self.far.least_ns > at_ns)
     }
 
+    /// Moves the clock to `at_ns` when no event is due by then (none due now either) and says
+    /// whether it did: an event scheduled for `at_ns` would then be the next one popped, so the
+    /// caller may run its handler at once instead (what else is scheduled meanwhile is later).
+    #[inline]
+    pub fn advance_if_next(&mut self, at_ns: u64) -> bool {
+        if at_ns < self.now_ns || self.any_due_now() {
+            return false;
+        }
+        let none_by = self.next_ns().is_none_or(|(next_ns, _, _)| next_ns > at_ns);
+        if none_by {
+            // Every waiting time is later: the wheel's window and the far heap stay valid.
+            self.now_ns = at_ns;
+        }
+        none_by
+    }
+
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.due_now.len() + self.wheel.len + self.far.len
@@ -642,6 +658,42 @@ mod tests {
         let got = q.pop_until(until);
         assert_eq!(got, expected, "seed {seed}");
         got.map_or(now, |(at, _)| at)
+    }
+
+    /// `advance_if_next` against a reference binary heap: it moves the clock exactly when nothing
+    /// waits for that time or before, and the pops that follow keep `(time, seq)` order, with
+    /// delays around the wheel's window.
+    #[test]
+    fn advance_if_next_moves_the_clock_only_past_nothing() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let seed = 0xad7_u64;
+        eprintln!("seed {seed}");
+        let mut rng = crate::rng::SimRng::new(seed);
+        let h = WHEEL_SLOTS as u64;
+        let delays = [0, 1, 3, 9, h - 1, h, h + 2, 5 * h];
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let (mut seq, mut now, mut moved) = (0u64, 0u64, 0u32);
+        for _ in 0..50_000 {
+            for _ in 0..rng.next_u64() % 3 {
+                seq += 1;
+                let at = now + delays[(rng.next_u64() % delays.len() as u64) as usize];
+                q.schedule_at(at, seq);
+                reference.push(Reverse((at, seq)));
+            }
+            let at = now + delays[(rng.next_u64() % delays.len() as u64) as usize];
+            let expected = reference.peek().is_none_or(|Reverse((t, _))| *t > at);
+            assert_eq!(q.advance_if_next(at), expected, "at {at}, seed {seed}");
+            assert_eq!(q.len(), reference.len());
+            if expected {
+                now = at;
+                moved += 1;
+                assert_eq!(q.now_ns(), at);
+            }
+            now = pop_both_until(&mut q, &mut reference, u64::MAX, now, seed);
+        }
+        assert!(moved > 5000, "the clock was moved {moved} times");
     }
 
     /// The radix heap against a reference binary heap on `(time, seq)`, over delays from 0 to

@@ -783,18 +783,26 @@ impl SimPoint {
         }
     }
 
-    /// Schedules [`Event::CoreFree`] at `at_ns` (later than now) — or only notes it, when its
-    /// pump would start nothing and it would be the first event popped then. Every core of
-    /// `loc` busy beyond `at_ns` stays so (work starts only on a free core), so the pump would
-    /// find none free and return; with no event queued for `at_ns` yet, it would be popped —
-    /// and counted in `testbed.json`'s `events` — exactly if the run reaches `at_ns`: counted
-    /// once the clock has passed it, or by [`SimPoint::finish`] (the run's last time).
+    /// Schedules [`Event::CoreFree`] at `at_ns` (later than now), the last thing its caller
+    /// does — or spares the queue entry where that is exact:
+    ///
+    /// - its pump would start nothing and it would be the first event popped then: it is only
+    ///   noted. Every core of `loc` busy beyond `at_ns` stays so (work starts only on a free
+    ///   core), so the pump would find none free and return; with no event queued for `at_ns`
+    ///   yet, it would be popped — and counted in `testbed.json`'s `events` — exactly if the run
+    ///   reaches `at_ns`: counted once the clock has passed it, or by [`SimPoint::finish`];
+    /// - nothing is due by `at_ns`: it would be the next event popped, so the clock moves there
+    ///   and the pump runs now.
     fn schedule_pump(&mut self, loc: Location, at_ns: u64) {
-        if !self.server(loc).cores.busy_beyond(at_ns) || !self.events.first_at(at_ns) {
-            return self.events.schedule_at(at_ns, Event::CoreFree(loc));
+        if self.server(loc).cores.busy_beyond(at_ns) && self.events.first_at(at_ns) {
+            self.count_pumps_reached(self.now());
+            return self.pumps_pending_ns.push_back(at_ns);
         }
-        self.count_pumps_reached(self.now());
-        self.pumps_pending_ns.push_back(at_ns);
+        if self.events.advance_if_next(at_ns) {
+            self.folded_events += 1;
+            return self.pump_server(loc);
+        }
+        self.events.schedule_at(at_ns, Event::CoreFree(loc));
     }
 
     /// Counts the noted pumps due by `now_ns` (the port's times never decrease: they are in
