@@ -511,13 +511,11 @@ mod tests {
     /// none waits for that time or before it.
     #[test]
     fn first_at_is_true_only_when_no_event_waits_for_that_time() {
-        let seed = 0xf1_u64;
+        let (seed, h) = (0xf1_u64, WHEEL_SLOTS as u64);
         eprintln!("seed {seed}");
-        let mut rng = crate::rng::SimRng::new(seed);
-        let mut q = EventQueue::new();
+        let (mut rng, mut q) = (crate::rng::SimRng::new(seed), EventQueue::new());
         let mut waiting: Vec<u64> = Vec::new();
         let (mut answered_true, mut answered_false) = (0, 0);
-        let h = WHEEL_SLOTS as u64;
         for _ in 0..20_000 {
             for _ in 0..rng.next_u64() % 3 {
                 let delay = [1, 2, 7, h - 1, h, h + 3, 3 * h][(rng.next_u64() % 7) as usize];
@@ -602,7 +600,6 @@ mod tests {
     /// at one time are often split between the far heap and the wheel.
     #[test]
     fn delays_around_the_wheels_window_pop_as_a_binary_heap() {
-        use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let seed = 0x3ee1_u64;
         eprintln!("seed {seed}");
@@ -625,19 +622,40 @@ mod tests {
         let mut reference = BinaryHeap::new();
         let (mut seq, mut now) = (0u64, 0u64);
         for _ in 0..100_000 {
-            for _ in 0..rng.next_u64() % 3 {
-                seq += 1;
-                let delay = delays[(rng.next_u64() % delays.len() as u64) as usize];
-                let at = (now + delay) / 16 * 16;
-                q.schedule_at(at, seq);
-                reference.push(Reverse((at.max(now), seq)));
-            }
+            schedule_both(
+                &mut q,
+                &mut reference,
+                &mut rng,
+                (&delays, 16),
+                now,
+                &mut seq,
+            );
             let until = match rng.next_u64() % 3 {
                 0 => now + rng.next_u64() % 32,
                 _ => u64::MAX,
             };
             now = pop_both_until(&mut q, &mut reference, until, now, seed);
             assert_eq!(q.len(), reference.len());
+        }
+    }
+
+    /// Schedules zero to two events, numbered on from `seq`, each at now plus one of `delays`
+    /// rounded down to a multiple of `grid_ns`, in the queue and in the reference heap (which
+    /// holds times in the past as now, as the queue does).
+    fn schedule_both(
+        q: &mut EventQueue<u64>,
+        reference: &mut std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+        rng: &mut crate::rng::SimRng,
+        (delays, grid_ns): (&[u64], u64),
+        now: u64,
+        seq: &mut u64,
+    ) {
+        for _ in 0..rng.next_u64() % 3 {
+            *seq += 1;
+            let delay = delays[(rng.next_u64() % delays.len() as u64) as usize];
+            let at = (now + delay) / grid_ns * grid_ns;
+            q.schedule_at(at, *seq);
+            reference.push(std::cmp::Reverse((at.max(now), *seq)));
         }
     }
 
@@ -665,25 +683,25 @@ mod tests {
     /// delays around the wheel's window.
     #[test]
     fn advance_if_next_moves_the_clock_only_past_nothing() {
-        use std::cmp::Reverse;
-        use std::collections::BinaryHeap;
-        let seed = 0xad7_u64;
+        let (seed, h) = (0xad7_u64, WHEEL_SLOTS as u64);
         eprintln!("seed {seed}");
-        let mut rng = crate::rng::SimRng::new(seed);
-        let h = WHEEL_SLOTS as u64;
         let delays = [0, 1, 3, 9, h - 1, h, h + 2, 5 * h];
-        let mut q = EventQueue::new();
-        let mut reference = BinaryHeap::new();
+        let (mut rng, mut q) = (crate::rng::SimRng::new(seed), EventQueue::new());
+        let mut reference = std::collections::BinaryHeap::new();
         let (mut seq, mut now, mut moved) = (0u64, 0u64, 0u32);
         for _ in 0..50_000 {
-            for _ in 0..rng.next_u64() % 3 {
-                seq += 1;
-                let at = now + delays[(rng.next_u64() % delays.len() as u64) as usize];
-                q.schedule_at(at, seq);
-                reference.push(Reverse((at, seq)));
-            }
+            schedule_both(
+                &mut q,
+                &mut reference,
+                &mut rng,
+                (&delays, 1),
+                now,
+                &mut seq,
+            );
             let at = now + delays[(rng.next_u64() % delays.len() as u64) as usize];
-            let expected = reference.peek().is_none_or(|Reverse((t, _))| *t > at);
+            let expected = reference
+                .peek()
+                .is_none_or(|std::cmp::Reverse((t, _))| *t > at);
             assert_eq!(q.advance_if_next(at), expected, "at {at}, seed {seed}");
             assert_eq!(q.len(), reference.len());
             if expected {
