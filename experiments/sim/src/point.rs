@@ -972,7 +972,7 @@ impl SimPoint {
     }
 
     /// The accesses and replies the worker has now, for the caller to hand on after its pump
-    /// ([`SimPoint::hand_on`]), or `None`. Queued for now, each would run after the caller's
+    /// ([`SimPoint::hand_on_released`]), if any. Queued for now, each would run after the caller's
     /// handler and after every event already due now: when none is (nor a folded one still to
     /// run), they are the next entries popped, so running them right after the handler is the
     /// same — in their order, and before anything the handler or they schedule for now.
