@@ -156,6 +156,13 @@ impl CorePool {
         self.busy_until_ns.iter().position(|&t| t <= now_ns)
     }
 
+    /// True when every core is busy beyond `at_ns`: none can be free at or before it, whatever
+    /// starts meanwhile (work starts only on a free core, and a core's busy time only grows).
+    #[inline]
+    pub fn busy_beyond(&self, at_ns: u64) -> bool {
+        self.first_free_ns > at_ns
+    }
+
     /// Cores free at `now_ns`.
     pub fn free_count(&self, now_ns: u64) -> usize {
         if self.held_until(now_ns).is_some() {
@@ -234,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn the_free_core_is_the_lowest_numbered_one_at_every_time() {
+    fn the_free_core_and_busy_beyond_agree_with_a_look_at_every_core() {
         // A seeded schedule of occupations; `free_core` against a look at every core.
         let mut pool = CorePool::new(8).unwrap();
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
@@ -246,6 +253,9 @@ mod tests {
             now += (state >> 33) % 40;
             let expected = pool.busy_until_ns.iter().position(|&t| t <= now);
             assert_eq!(pool.free_core(now), expected, "at {now} ns");
+            let later = now + (state >> 40) % 200;
+            let all_busy = pool.busy_until_ns.iter().all(|&t| t > later);
+            assert_eq!(pool.busy_beyond(later), all_busy, "beyond {later} ns");
             if let Some(core) = expected {
                 pool.occupy(core, now, (state >> 13) % 300);
             }

@@ -289,6 +289,42 @@ impl<E> EventQueue<E> {
         self.popped
     }
 
+    /// True while events due at the clock's time wait: after a pop, every other event due then
+    /// waits in the due-now FIFO (a clock move hands them all over), and so does any event
+    /// scheduled for now. When false, an event scheduled for now is the next one popped.
+    #[inline]
+    pub fn any_due_now(&self) -> bool {
+        !self.due_now.is_empty()
+    }
+
+    /// True only when an event scheduled now for `at_ns`, a later time, would be the first popped
+    /// then: none is queued for that time yet (later ones follow it). Answered from the wheel's
+    /// slot and the far heap's least time, so false (not known) beyond the wheel's window or
+    /// when the far heap holds an event due by `at_ns`.
+    #[inline]
+    pub fn first_at(&self, at_ns: u64) -> bool {
+        let ahead_ns = at_ns.wrapping_sub(self.now_ns);
+        (1..WHEEL_SLOTS as u64).contains(&ahead_ns)
+            && self.wheel.tail[slot_of(at_ns)] == NIL
+            && (self.far.len == 0 || self.far.least_ns > at_ns)
+    }
+
+    /// Moves the clock to `at_ns` when no event is due by then (none due now either) and says
+    /// whether it did: an event scheduled for `at_ns` would then be the next one popped, so the
+    /// caller may run its handler at once instead (what else is scheduled meanwhile is later).
+    #[inline]
+    pub fn advance_if_next(&mut self, at_ns: u64) -> bool {
+        if at_ns < self.now_ns || self.any_due_now() {
+            return false;
+        }
+        let none_by = self.next_ns().is_none_or(|(next_ns, _, _)| next_ns > at_ns);
+        if none_by {
+            // Every waiting time is later: the wheel's window and the far heap stay valid.
+            self.now_ns = at_ns;
+        }
+        none_by
+    }
+
     /// Events waiting.
     pub fn len(&self) -> usize {
         self.due_now.len() + self.wheel.len + self.far.len
@@ -450,6 +486,74 @@ mod tests {
     }
 
     #[test]
+    fn any_due_now_says_whether_an_event_scheduled_now_would_wait_behind_others() {
+        let mut q = EventQueue::new();
+        q.schedule_at(10, "a");
+        q.schedule_at(10, "b");
+        q.schedule_at(WHEEL_SLOTS as u64 + 20, "far");
+        q.schedule_at(WHEEL_SLOTS as u64 + 20, "far2");
+        assert!(!q.any_due_now(), "nothing is due at 0");
+        assert_eq!(q.pop(), Some((10, "a")));
+        assert!(q.any_due_now(), "b is due at 10 too");
+        assert_eq!(q.pop(), Some((10, "b")));
+        assert!(!q.any_due_now());
+        q.schedule_in(0, "now");
+        assert!(q.any_due_now(), "an event scheduled for now waits there");
+        assert_eq!(q.pop(), Some((10, "now")));
+        assert_eq!(q.pop(), Some((WHEEL_SLOTS as u64 + 20, "far")));
+        assert!(q.any_due_now(), "far2 came out of the far heap with far");
+        assert_eq!(q.pop(), Some((WHEEL_SLOTS as u64 + 20, "far2")));
+        assert!(!q.any_due_now());
+    }
+
+    /// `first_at` against the events waiting, on a seeded schedule reaching the wheel and the far
+    /// heap: never true when one waits for that time, always true within the wheel's window when
+    /// none waits for that time or before it.
+    #[test]
+    fn first_at_is_true_only_when_no_event_waits_for_that_time() {
+        let (seed, h) = (0xf1_u64, WHEEL_SLOTS as u64);
+        eprintln!("seed {seed}");
+        let (mut rng, mut q) = (crate::rng::SimRng::new(seed), EventQueue::new());
+        let mut waiting: Vec<u64> = Vec::new();
+        let (mut answered_true, mut answered_false) = (0, 0);
+        for _ in 0..20_000 {
+            for _ in 0..rng.next_u64() % 3 {
+                let delay = [1, 2, 7, h - 1, h, h + 3, 3 * h][(rng.next_u64() % 7) as usize];
+                let at = q.now_ns() + delay;
+                q.schedule_at(at, at);
+                waiting.push(at);
+            }
+            let now = q.now_ns();
+            for ahead in [0, 1, 2, 5, h - 1, h] {
+                let at = now + ahead;
+                let context = format!("at {at}, now {now}, seed {seed}");
+                if q.first_at(at) {
+                    assert!(
+                        (1..h).contains(&ahead) && !waiting.contains(&at),
+                        "{context}"
+                    );
+                    answered_true += 1;
+                } else {
+                    let none_by = waiting.iter().all(|&t| t <= now || t > at);
+                    assert!(!(1..h).contains(&ahead) || !none_by, "{context}");
+                    answered_false += 1;
+                }
+            }
+            if let Some((_, at)) = q.pop() {
+                let i = waiting
+                    .iter()
+                    .position(|&t| t == at)
+                    .expect("a waiting time");
+                waiting.swap_remove(i);
+            }
+        }
+        assert!(
+            answered_true > 1000 && answered_false > 1000,
+            "both answers were tested"
+        );
+    }
+
+    #[test]
     fn a_seeded_random_schedule_pops_in_time_then_scheduling_order() {
         let seed = 0xde5_u64;
         eprintln!("seed {seed}");
@@ -496,7 +600,6 @@ mod tests {
     /// at one time are often split between the far heap and the wheel.
     #[test]
     fn delays_around_the_wheels_window_pop_as_a_binary_heap() {
-        use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         let seed = 0x3ee1_u64;
         eprintln!("seed {seed}");
@@ -519,19 +622,40 @@ mod tests {
         let mut reference = BinaryHeap::new();
         let (mut seq, mut now) = (0u64, 0u64);
         for _ in 0..100_000 {
-            for _ in 0..rng.next_u64() % 3 {
-                seq += 1;
-                let delay = delays[(rng.next_u64() % delays.len() as u64) as usize];
-                let at = (now + delay) / 16 * 16;
-                q.schedule_at(at, seq);
-                reference.push(Reverse((at.max(now), seq)));
-            }
+            schedule_both(
+                &mut q,
+                &mut reference,
+                &mut rng,
+                (&delays, 16),
+                now,
+                &mut seq,
+            );
             let until = match rng.next_u64() % 3 {
                 0 => now + rng.next_u64() % 32,
                 _ => u64::MAX,
             };
             now = pop_both_until(&mut q, &mut reference, until, now, seed);
             assert_eq!(q.len(), reference.len());
+        }
+    }
+
+    /// Schedules zero to two events, numbered on from `seq`, each at now plus one of `delays`
+    /// rounded down to a multiple of `grid_ns`, in the queue and in the reference heap (which
+    /// holds times in the past as now, as the queue does).
+    fn schedule_both(
+        q: &mut EventQueue<u64>,
+        reference: &mut std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+        rng: &mut crate::rng::SimRng,
+        (delays, grid_ns): (&[u64], u64),
+        now: u64,
+        seq: &mut u64,
+    ) {
+        for _ in 0..rng.next_u64() % 3 {
+            *seq += 1;
+            let delay = delays[(rng.next_u64() % delays.len() as u64) as usize];
+            let at = (now + delay) / grid_ns * grid_ns;
+            q.schedule_at(at, *seq);
+            reference.push(std::cmp::Reverse((at.max(now), *seq)));
         }
     }
 
@@ -552,6 +676,42 @@ mod tests {
         let got = q.pop_until(until);
         assert_eq!(got, expected, "seed {seed}");
         got.map_or(now, |(at, _)| at)
+    }
+
+    /// `advance_if_next` against a reference binary heap: it moves the clock exactly when nothing
+    /// waits for that time or before, and the pops that follow keep `(time, seq)` order, with
+    /// delays around the wheel's window.
+    #[test]
+    fn advance_if_next_moves_the_clock_only_past_nothing() {
+        let (seed, h) = (0xad7_u64, WHEEL_SLOTS as u64);
+        eprintln!("seed {seed}");
+        let delays = [0, 1, 3, 9, h - 1, h, h + 2, 5 * h];
+        let (mut rng, mut q) = (crate::rng::SimRng::new(seed), EventQueue::new());
+        let mut reference = std::collections::BinaryHeap::new();
+        let (mut seq, mut now, mut moved) = (0u64, 0u64, 0u32);
+        for _ in 0..50_000 {
+            schedule_both(
+                &mut q,
+                &mut reference,
+                &mut rng,
+                (&delays, 1),
+                now,
+                &mut seq,
+            );
+            let at = now + delays[(rng.next_u64() % delays.len() as u64) as usize];
+            let expected = reference
+                .peek()
+                .is_none_or(|std::cmp::Reverse((t, _))| *t > at);
+            assert_eq!(q.advance_if_next(at), expected, "at {at}, seed {seed}");
+            assert_eq!(q.len(), reference.len());
+            if expected {
+                now = at;
+                moved += 1;
+                assert_eq!(q.now_ns(), at);
+            }
+            now = pop_both_until(&mut q, &mut reference, u64::MAX, now, seed);
+        }
+        assert!(moved > 5000, "the clock was moved {moved} times");
     }
 
     /// The radix heap against a reference binary heap on `(time, seq)`, over delays from 0 to

@@ -347,8 +347,24 @@ impl StepOutputs {
     /// The model's events this entry stands for: the core's release, each access start, each
     /// reply's departure (`testbed.json`'s `events` counts these, as when each was queued).
     fn model_events(&self) -> u64 {
-        1 + (self.accesses.len() + self.replies.len()) as u64
+        1 + self.len() as u64
     }
+
+    /// The access starts and reply departures held.
+    fn len(&self) -> usize {
+        self.accesses.len() + self.replies.len()
+    }
+}
+
+/// What a server worker released now, for [`SimPoint::hand_on_released`] (see
+/// [`SimPoint::release_outputs`]).
+enum Released {
+    /// Nothing, or it was queued.
+    Nothing,
+    /// One access to start.
+    Access(AccessRequest),
+    /// Accesses to start, then replies to send.
+    Outputs(StepOutputs),
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -397,8 +413,15 @@ pub struct SimPoint {
     frames: FramePool,
     /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept).
     spare_outputs: Vec<StepOutputs>,
-    /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in).
+    /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in, and the
+    /// released outputs [`SimPoint::release_outputs`] hands on without queueing them).
     folded_events: u64,
+    /// Folded access starts and reply departures still to run in [`SimPoint::hand_on`]: they
+    /// stand for queue entries due now, ahead of any event scheduled for now meanwhile.
+    folds_pending: usize,
+    /// Times of the pumps [`SimPoint::schedule_pump`] noted without queueing and not yet counted
+    /// (in order).
+    pumps_pending_ns: VecDeque<u64>,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
@@ -489,6 +512,8 @@ impl SimPoint {
             frames: FramePool::default(),
             spare_outputs: Vec::new(),
             folded_events: 0,
+            folds_pending: 0,
+            pumps_pending_ns: VecDeque::new(),
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
@@ -752,9 +777,40 @@ impl SimPoint {
         }
         self.server(loc).rx.push_back((k, at, frame));
         if at > now {
-            self.events.schedule_at(at, Event::CoreFree(loc));
+            self.schedule_pump(loc, at);
         } else {
             self.pump_server(loc);
+        }
+    }
+
+    /// Schedules [`Event::CoreFree`] at `at_ns` (later than now), the last thing its caller
+    /// does — or spares the queue entry where that is exact:
+    ///
+    /// - its pump would start nothing and it would be the first event popped then: it is only
+    ///   noted. Every core of `loc` busy beyond `at_ns` stays so (work starts only on a free
+    ///   core), so the pump would find none free and return; with no event queued for `at_ns`
+    ///   yet, it would be popped — and counted in `testbed.json`'s `events` — exactly if the run
+    ///   reaches `at_ns`: counted once the clock has passed it, or by [`SimPoint::finish`];
+    /// - nothing is due by `at_ns`: it would be the next event popped, so the clock moves there
+    ///   and the pump runs now.
+    fn schedule_pump(&mut self, loc: Location, at_ns: u64) {
+        if self.server(loc).cores.busy_beyond(at_ns) && self.events.first_at(at_ns) {
+            self.count_pumps_reached(self.now());
+            return self.pumps_pending_ns.push_back(at_ns);
+        }
+        if self.events.advance_if_next(at_ns) {
+            self.folded_events += 1;
+            return self.pump_server(loc);
+        }
+        self.events.schedule_at(at_ns, Event::CoreFree(loc));
+    }
+
+    /// Counts the noted pumps due by `now_ns` (the port's times never decrease: they are in
+    /// order).
+    fn count_pumps_reached(&mut self, now_ns: u64) {
+        while self.pumps_pending_ns.front().is_some_and(|&t| t <= now_ns) {
+            self.pumps_pending_ns.pop_front();
+            self.folded_events += 1;
         }
     }
 
@@ -858,6 +914,14 @@ impl SimPoint {
 
     /// A step of `loc` ends at `end_ns`: its core is free then, and its accesses and replies leave.
     fn schedule_step_done(&mut self, loc: Location, end_ns: u64) {
+        let outputs = self.take_outputs(loc);
+        self.events
+            .schedule_at(end_ns, Event::StepDone(loc, outputs));
+    }
+
+    /// The worker's accesses, then its replies, as polled.
+    #[inline]
+    fn take_outputs(&mut self, loc: Location) -> StepOutputs {
         let mut outputs = self.spare_outputs.pop().unwrap_or_default();
         while let Some(access) = self.server(loc).worker.poll_access() {
             outputs.accesses.push(access);
@@ -875,19 +939,31 @@ impl SimPoint {
                 ReplyTarget::Addr(_) => self.frames.give(frame),
             }
         }
-        self.events
-            .schedule_at(end_ns, Event::StepDone(loc, outputs));
+        outputs
     }
 
     /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
     /// [`Event::AccessStart`] and [`Event::Egress`] queued one after another would).
-    fn step_done(&mut self, loc: Location, mut outputs: StepOutputs) {
+    fn step_done(&mut self, loc: Location, outputs: StepOutputs) {
         self.folded_events += outputs.model_events() - 1;
         self.pump_server(loc);
+        self.hand_on(loc, outputs);
+    }
+
+    /// Starts the accesses, then sends the replies, each as its own queue entry's handler would
+    /// have, in the order they would have been popped: while some are still to run, an event
+    /// scheduled for now would wait behind them (see [`SimPoint::release_outputs`]).
+    #[inline]
+    fn hand_on(&mut self, loc: Location, mut outputs: StepOutputs) {
+        let mut left = outputs.len();
         for access in outputs.accesses.drain(..) {
+            left -= 1;
+            self.folds_pending = left;
             self.access_start(loc, access);
         }
         for (k, frame) in outputs.replies.drain(..) {
+            left -= 1;
+            self.folds_pending = left;
             self.egress(k, frame);
         }
         if self.spare_outputs.len() < FRAME_POOL_MAX {
@@ -895,13 +971,54 @@ impl SimPoint {
         }
     }
 
-    /// The accesses and replies the worker has, leaving at `at_ns`.
-    fn release_outputs(&mut self, loc: Location, at_ns: u64) {
+    /// The accesses and replies the worker has now, for the caller to hand on after its pump
+    /// ([`SimPoint::hand_on_released`]), if any. Queued for now, each would run after the caller's
+    /// handler and after every event already due now: when none is (nor a folded one still to
+    /// run), they are the next entries popped, so running them right after the handler is the
+    /// same — in their order, and before anything the handler or they schedule for now.
+    /// Otherwise they are queued (see [`Event::AccessStart`], [`Event::Egress`]).
+    fn release_outputs(&mut self, loc: Location) -> Released {
         // Most events leave nothing to release (an access completed, the step not yet run):
         // skip the empty polls and the reply buffer's round trip through the pool.
         if !self.server(loc).worker.has_output() {
-            return;
+            return Released::Nothing;
         }
+        if self.events.any_due_now() || self.folds_pending > 0 {
+            self.queue_outputs(loc);
+            return Released::Nothing;
+        }
+        // Most releases are one access (a datagram's first): no holder for it.
+        let worker = &mut self.server(loc).worker;
+        if let Some(access) = worker.poll_access() {
+            if !worker.has_output() {
+                self.folded_events += 1;
+                return Released::Access(access);
+            }
+            let mut outputs = self.take_outputs(loc);
+            outputs.accesses.insert(0, access);
+            self.folded_events += outputs.len() as u64;
+            return Released::Outputs(outputs);
+        }
+        let outputs = self.take_outputs(loc);
+        self.folded_events += outputs.len() as u64;
+        Released::Outputs(outputs)
+    }
+
+    /// Hands on what [`SimPoint::release_outputs`] released.
+    fn hand_on_released(&mut self, loc: Location, released: Released) {
+        match released {
+            Released::Nothing => {}
+            Released::Access(access) => {
+                self.folds_pending = 0;
+                self.access_start(loc, access);
+            }
+            Released::Outputs(outputs) => self.hand_on(loc, outputs),
+        }
+    }
+
+    /// The accesses and replies the worker has, queued for now.
+    fn queue_outputs(&mut self, loc: Location) {
+        let at_ns = self.now();
         while let Some(access) = self.server(loc).worker.poll_access() {
             self.events
                 .schedule_at(at_ns, Event::AccessStart(loc, access));
@@ -937,8 +1054,9 @@ impl SimPoint {
         if loc == Location::Host {
             self.run_natives(now);
         }
-        self.release_outputs(loc, now);
+        let released = self.release_outputs(loc);
         self.pump_server(loc);
+        self.hand_on_released(loc, released);
     }
 
     /// Host-native calls (writes) run on the core that received them; their CPU time is a step's
@@ -997,8 +1115,9 @@ impl SimPoint {
         let now = self.now();
         let i = usize::from(loc == Location::Nic);
         self.path.start(now, access, &mut self.servers[i].worker);
-        self.release_outputs(loc, now);
+        let released = self.release_outputs(loc);
         self.pump_server(loc);
+        self.hand_on_released(loc, released);
     }
 
     // ---- sampling and control -----------------------------------------------------------------
@@ -1096,6 +1215,8 @@ impl SimPoint {
         if let Some(ipipe) = &mut self.ipipe {
             ipipe.end_phase();
         }
+        // Noted pumps beyond the run's last time would not have been popped.
+        self.count_pumps_reached(self.events.now_ns());
         let config = &self.config;
         let record = SimRecord {
             network: "simulated".into(),
