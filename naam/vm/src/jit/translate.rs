@@ -39,7 +39,6 @@ const FRAME: i64 = STACK_FRAME_BYTES as i64;
 const SAVED_FRAME_BYTES: i64 = 5 * 8;
 const REGION_BYTES: i64 = size_of::<Region>() as i64;
 const SLOT_SHIFT: i64 = 32;
-const OFFSET_MASK: i64 = (1 << SLOT_SHIFT) - 1;
 
 /// Set (to anything) to print each compiled program's Cranelift IR and the machine code
 /// Cranelift emitted for it (after register allocation) on standard error: a debugging aid for
@@ -913,7 +912,12 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 
     /// The general check against the slot table; on success fills `cache` with the slot and
-    /// returns the access's offset in it.
+    /// returns the access's offset in it. Two branches, each to a fault block of its own (slot
+    /// outside the table, then bytes past the slot's length): the table entry is addressed
+    /// only once the slot is known to be in it, so no clamp and no combined flag, ≈ 8
+    /// instructions fewer per miss (≈ 14 misses per B-tree lookup through the engine: one per
+    /// region a step touches). With one fault block shared by both branches, register
+    /// allocation gave the B-tree search kernel's loop two more moves per iteration.
     fn slot_lookup(
         &mut self,
         index: usize,
@@ -931,11 +935,14 @@ impl<'a, 'f> Translator<'a, 'f> {
             .ins()
             .load(I64, self.flags.host, slots, LIVE_OFFSET as i32);
         let in_table = self.builder.ins().icmp(IntCC::UnsignedLessThan, slot, live);
-        // Any other slot reads the last initialised entry (`live` is at least `VM_SLOTS`) but
-        // cannot pass. (A `select` with 0 would share its constant with the hot code's zeros,
-        // which would then hold a register through the whole function.)
-        let last = self.builder.ins().iadd_imm_s(live, -1);
-        let slot = self.builder.ins().umin(slot, last);
+        let outside = self.builder.create_block();
+        let in_slot = self.builder.create_block();
+        self.builder
+            .ins()
+            .brif(in_table, in_slot, &[], outside, &[]);
+        self.fault_block(outside, index, addr, len, write);
+        self.enter(in_slot);
+        self.builder.set_cold_block(in_slot);
         let entry_offset = self.builder.ins().imul_imm_s(slot, REGION_BYTES);
         let entry = self.builder.ins().iadd(slots, entry_offset);
         let limit_field = if write {
@@ -947,16 +954,17 @@ impl<'a, 'f> Translator<'a, 'f> {
             .builder
             .ins()
             .load(I64, self.flags.host, entry, limit_field as i32);
-        let offset = self.builder.ins().band_imm_s(addr, OFFSET_MASK);
+        // The low 32 bits, as a 32-bit move (no mask constant).
+        let low = self.builder.ins().ireduce(I32, addr);
+        let offset = self.builder.ins().uextend(I64, low);
         let end = self.builder.ins().iadd_imm_s(offset, len as i64);
         let fits = self
             .builder
             .ins()
             .icmp(IntCC::UnsignedLessThanOrEqual, end, limit);
-        let allowed = self.builder.ins().band(in_table, fits);
-        let fault = self.builder.create_block();
         let access = self.builder.create_block();
-        self.builder.ins().brif(allowed, access, &[], fault, &[]);
+        let fault = self.builder.create_block();
+        self.builder.ins().brif(fits, access, &[], fault, &[]);
         self.fault_block(fault, index, addr, len, write);
         self.enter(access);
         self.builder.set_cold_block(access);
@@ -966,8 +974,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             entry,
             core::mem::offset_of!(Region, ptr) as i32,
         );
-        let lo = self.builder.ins().band_imm_s(addr, !OFFSET_MASK);
-        let neg_lo = self.builder.ins().ineg(lo);
+        // Minus the slot's byte 0: the offset less the address (the slot's bits cancel).
+        let neg_lo = self.builder.ins().isub(offset, addr);
         self.fill_cache(cache, neg_lo, limit, host);
         offset
     }

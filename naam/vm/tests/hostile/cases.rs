@@ -136,6 +136,19 @@ fn pointer_arithmetic_escaping_a_region_traps() {
             len: 8
         }
     );
+    // A slot far past the slot table (the JIT's miss path compares it with the table's live
+    // length before it addresses any entry).
+    let far_slot = slot_base(1000) + 8;
+    let [f0, f1] = lddw(1, far_slot);
+    let beyond_table = program(&[f0, f1, ldxb(0, 1, 0), exit()]);
+    assert_eq!(
+        trap(&beyond_table, &input),
+        Trap::OutOfBounds {
+            pc: 2,
+            addr: far_slot,
+            len: 1
+        }
+    );
     // A forged small address (a "host pointer").
     let forged = program(&[mov64_imm(1, 0x1000), ldxdw(0, 1, 0), exit()]);
     assert_eq!(
