@@ -705,29 +705,16 @@ impl<'a> Reader<'a> {
         self.take(len, field)
     }
 
-    /// Reads a fixed-size part of `N` bytes with `fields`, over a reader of those bytes alone,
-    /// or of the rest of the frame
-    /// when it is shorter: `fields` then fails where the whole frame's reader would have, with
-    /// the same error. One call site, so that `fields` is inlined. `fields` reads exactly `N`
-    /// bytes.
+    /// A reader of the next fixed-size part of `N` bytes alone, or of the rest of the frame when
+    /// it is shorter: the part's field reads then fail where the whole frame's reader would
+    /// have, with the same error. The caller reads exactly `N` bytes from it (calling its field
+    /// reader directly: passed as a closure, LLVM left it out of line).
     #[inline(always)]
-    fn fixed<const N: usize, T>(
-        &mut self,
-        fields: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
-    ) -> Result<T, DecodeError> {
+    fn fixed<const N: usize>(&mut self) -> Reader<'a> {
         let rest = &self.bytes[self.pos..];
-        let mut part = Reader {
-            bytes: rest.get(..N).unwrap_or(rest),
-            pos: 0,
-        };
-        self.pos += part.bytes.len();
-        let out = fields(&mut part);
-        debug_assert!(
-            out.is_err() || part.pos == N,
-            "a fixed part read {} of {N} bytes",
-            part.pos
-        );
-        out
+        let bytes = rest.get(..N).unwrap_or(rest);
+        self.pos += bytes.len();
+        Reader { bytes, pos: 0 }
     }
 
     #[inline]
@@ -872,7 +859,7 @@ fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
         args_len,
         state_len,
         reply_to,
-    } = r.fixed::<INVOKE_FIXED_BYTES, _>(invoke_head)?;
+    } = invoke_head(&mut r.fixed::<INVOKE_FIXED_BYTES>())?;
     let args = r.bounded(args_len, ARGS_BYTES_MAX, "args")?;
     let descriptors = decode_descriptors(r, n_desc, "descriptors")?;
     let origin = decode_descriptors(r, n_origin, "origin")?;
@@ -922,7 +909,7 @@ fn decode_reply<'a>(r: &mut Reader<'a>) -> Result<Reply<'a>, DecodeError> {
         client_permille,
         detail,
         payload_len,
-    ) = r.fixed::<REPLY_FIXED_BYTES, _>(reply_head)?;
+    ) = reply_head(&mut r.fixed::<REPLY_FIXED_BYTES>())?;
     let payload = r.bounded(payload_len, REPLY_PAYLOAD_BYTES_MAX, "payload")?;
     let location = Location::from_code(location).ok_or_else(|| bad("location", location))?;
     if client_permille > 1000 {
