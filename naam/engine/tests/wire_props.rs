@@ -250,11 +250,22 @@ const DESCRIPTOR_FIELDS: [(&str, usize); 4] = [
     ("descriptor.kind", 4),
 ];
 
-/// Every proper prefix of a frame fails naming the field that ran out, with what it needed and
-/// what was left — also where the decoder reads a fixed part (an Invoke's or a Reply's head, a
-/// descriptor) with one bounds check.
+/// Every proper prefix of `frame` fails naming the field of `fields` that ran out, with what it
+/// needed and what was left.
+fn assert_truncations_name_the_field(frame: Frame<'_>, fields: &[(&'static str, usize)]) {
+    let mut buf = Vec::new();
+    frame.encode(&mut buf).unwrap();
+    assert_eq!(buf.len(), fields.iter().map(|&(_, n)| n).sum::<usize>());
+    for len in 0..buf.len() {
+        let expected = Err(truncated_at(fields, len));
+        assert_eq!(Frame::decode(&buf[..len]), expected, "{len}");
+    }
+}
+
+/// Also where the decoder reads a fixed part (an Invoke's head, a descriptor) with one bounds
+/// check.
 #[test]
-fn every_truncation_names_the_field_that_ran_out() {
+fn every_truncated_invoke_names_the_field_that_ran_out() {
     let d = |offset| Descriptor {
         rkey: Rkey(7),
         offset,
@@ -290,23 +301,16 @@ fn every_truncation_names_the_field_that_ran_out() {
         ("args_len", 2),
         ("state_len", 2),
     ]);
-    fields.extend([
-        ("reply_to.present", 1),
-        ("reply_to.pad", 1),
-        ("reply_to.port", 2),
-    ]);
-    fields.extend([("reply_to.ip", 16), ("args", 10)]);
+    fields.extend([("reply_to.present", 1), ("reply_to.pad", 1)]);
+    fields.extend([("reply_to.port", 2), ("reply_to.ip", 16), ("args", 10)]);
     fields.extend(DESCRIPTOR_FIELDS.repeat(3));
     fields.push(("state", 12));
-    let mut buf = Vec::new();
-    Frame::Invoke(invoke).encode(&mut buf).unwrap();
-    for len in 0..buf.len() {
-        assert_eq!(
-            Frame::decode(&buf[..len]),
-            Err(truncated_at(&fields, len)),
-            "{len}"
-        );
-    }
+    assert_truncations_name_the_field(Frame::Invoke(invoke), &fields);
+}
+
+/// Also where the decoder reads the Reply's head with one bounds check.
+#[test]
+fn every_truncated_reply_names_the_field_that_ran_out() {
     let reply = Reply {
         request_id: RequestId(3),
         status: Status::Ok,
@@ -317,23 +321,8 @@ fn every_truncation_names_the_field_that_ran_out() {
         payload: &[6; 7],
     };
     let mut fields = vec![("magic", 2), ("version", 1), ("kind", 1), ("request_id", 8)];
-    fields.extend([
-        ("reply.status", 4),
-        ("error.kind", 2),
-        ("client_permille", 2),
-    ]);
-    fields.extend([
-        ("error.detail", 4),
-        ("payload_len", 2),
-        ("reply.pad", 2),
-        ("payload", 7),
-    ]);
-    Frame::Reply(reply).encode(&mut buf).unwrap();
-    for len in 0..buf.len() {
-        assert_eq!(
-            Frame::decode(&buf[..len]),
-            Err(truncated_at(&fields, len)),
-            "{len}"
-        );
-    }
+    fields.extend([("reply.status", 4), ("error.kind", 2)]);
+    fields.extend([("client_permille", 2), ("error.detail", 4)]);
+    fields.extend([("payload_len", 2), ("reply.pad", 2), ("payload", 7)]);
+    assert_truncations_name_the_field(Frame::Reply(reply), &fields);
 }
