@@ -649,7 +649,8 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
+    // Always inlined: LLVM left `array` out of line, eight calls per Invoke.
+    #[inline(always)]
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let have = self.bytes.len() - self.pos;
         if n > have {
@@ -664,7 +665,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    #[inline]
+    #[inline(always)]
     fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, field)?);
@@ -704,6 +705,18 @@ impl<'a> Reader<'a> {
         self.take(len, field)
     }
 
+    /// A reader of the next fixed-size part of `N` bytes alone, or of the rest of the frame when
+    /// it is shorter: the part's field reads then fail where the whole frame's reader would
+    /// have, with the same error. The caller reads exactly `N` bytes from it (calling its field
+    /// reader directly: passed as a closure, LLVM left it out of line).
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self) -> Reader<'a> {
+        let rest = &self.bytes[self.pos..];
+        let bytes = rest.get(..N).unwrap_or(rest);
+        self.pos += bytes.len();
+        Reader { bytes, pos: 0 }
+    }
+
     #[inline]
     fn finish(&self) -> Result<(), DecodeError> {
         match self.bytes.len() - self.pos {
@@ -720,12 +733,36 @@ fn bad(field: &'static str, value: impl Into<u64>) -> DecodeError {
     }
 }
 
-#[inline]
+/// A whole descriptor is read from its fixed offsets (see [`put_descriptor`]) with one bounds
+/// check; a truncated one field by field, so that its error names the field that ran out.
+#[inline(always)]
 fn decode_descriptor(r: &mut Reader<'_>) -> Result<Descriptor, DecodeError> {
+    let Some(b) = r.bytes[r.pos..].first_chunk::<DESCRIPTOR_BYTES>() else {
+        return descriptor_fields(r);
+    };
+    r.pos += DESCRIPTOR_BYTES;
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
+    let len = u32::from_le_bytes([b[16], b[17], b[18], b[19]]);
+    descriptor_checked(Rkey(word(0)), word(8), len, b[20])
+}
+
+/// Fails on the field that runs out when fewer than [`DESCRIPTOR_BYTES`] are left.
+#[cold]
+fn descriptor_fields(r: &mut Reader<'_>) -> Result<Descriptor, DecodeError> {
     let rkey = Rkey(r.u64("descriptor.rkey")?);
     let offset = r.u64("descriptor.offset")?;
     let len = r.u32("descriptor.len")?;
     let [kind, _, _, _] = r.array::<4>("descriptor.kind")?;
+    descriptor_checked(rkey, offset, len, kind)
+}
+
+#[inline(always)]
+fn descriptor_checked(
+    rkey: Rkey,
+    offset: u64,
+    len: u32,
+    kind: u8,
+) -> Result<Descriptor, DecodeError> {
     if len == 0 || len as usize > ACCESS_BYTES_MAX {
         return Err(bad("descriptor.len", len));
     }
@@ -738,7 +775,7 @@ fn decode_descriptor(r: &mut Reader<'_>) -> Result<Descriptor, DecodeError> {
     })
 }
 
-#[inline]
+#[inline(always)]
 fn decode_descriptors(
     r: &mut Reader<'_>,
     count: u8,
@@ -759,7 +796,7 @@ fn decode_descriptors(
     Ok(out)
 }
 
-#[inline]
+#[inline(always)]
 fn decode_reply_addr(r: &mut Reader<'_>) -> Result<Option<ReplyAddr>, DecodeError> {
     let present = r.u8("reply_to.present")?;
     let _pad = r.u8("reply_to.pad")?;
@@ -772,10 +809,21 @@ fn decode_reply_addr(r: &mut Reader<'_>) -> Result<Option<ReplyAddr>, DecodeErro
     }
 }
 
-// Always inlined into `Frame::decode` (LLVM declined the hint): the Invoke and its two inline
-// descriptor arrays are then built in the caller's frame, not copied out through `Result`s.
+/// An Invoke's fixed part (see [`invoke_fixed`]).
+struct InvokeHead {
+    tenant: TenantId,
+    function: FunctionId,
+    request_id: RequestId,
+    flow: u32,
+    flags: u16,
+    counts: [u8; 4],
+    args_len: usize,
+    state_len: usize,
+    reply_to: Option<ReplyAddr>,
+}
+
 #[inline(always)]
-fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
+fn invoke_head(r: &mut Reader<'_>) -> Result<InvokeHead, DecodeError> {
     let tenant = TenantId(r.u32("tenant")?);
     let function = FunctionId(r.u32("function")?);
     let request_id = RequestId(r.u64("request_id")?);
@@ -784,10 +832,34 @@ fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
     if flags & !InvokeFlags::KNOWN != 0 {
         return Err(bad("flags", flags));
     }
-    let [step, attempt, n_desc, n_origin] = r.array::<4>("counts")?;
-    let args_len = usize::from(r.u16("args_len")?);
-    let state_len = usize::from(r.u16("state_len")?);
-    let reply_to = decode_reply_addr(r)?;
+    Ok(InvokeHead {
+        tenant,
+        function,
+        request_id,
+        flow,
+        flags,
+        counts: r.array::<4>("counts")?,
+        args_len: usize::from(r.u16("args_len")?),
+        state_len: usize::from(r.u16("state_len")?),
+        reply_to: decode_reply_addr(r)?,
+    })
+}
+
+// Always inlined into `Frame::decode` (LLVM declined the hint): the Invoke and its two inline
+// descriptor arrays are then built in the caller's frame, not copied out through `Result`s.
+#[inline(always)]
+fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
+    let InvokeHead {
+        tenant,
+        function,
+        request_id,
+        flow,
+        flags,
+        counts: [step, attempt, n_desc, n_origin],
+        args_len,
+        state_len,
+        reply_to,
+    } = invoke_head(&mut r.fixed::<INVOKE_FIXED_BYTES>())?;
     let args = r.bounded(args_len, ARGS_BYTES_MAX, "args")?;
     let descriptors = decode_descriptors(r, n_desc, "descriptors")?;
     let origin = decode_descriptors(r, n_origin, "origin")?;
@@ -830,13 +902,14 @@ fn decode_status(status: u8, kind: u16, detail: u32) -> Result<Status, DecodeErr
 
 #[inline]
 fn decode_reply<'a>(r: &mut Reader<'a>) -> Result<Reply<'a>, DecodeError> {
-    let request_id = RequestId(r.u64("request_id")?);
-    let [status, location, steps, attempts] = r.array::<4>("reply.status")?;
-    let kind = r.u16("error.kind")?;
-    let client_permille = r.u16("client_permille")?;
-    let detail = r.u32("error.detail")?;
-    let payload_len = usize::from(r.u16("payload_len")?);
-    let _pad = r.u16("reply.pad")?;
+    let (
+        request_id,
+        [status, location, steps, attempts],
+        kind,
+        client_permille,
+        detail,
+        payload_len,
+    ) = reply_head(&mut r.fixed::<REPLY_FIXED_BYTES>())?;
     let payload = r.bounded(payload_len, REPLY_PAYLOAD_BYTES_MAX, "payload")?;
     let location = Location::from_code(location).ok_or_else(|| bad("location", location))?;
     if client_permille > 1000 {
@@ -852,6 +925,29 @@ fn decode_reply<'a>(r: &mut Reader<'a>) -> Result<Reply<'a>, DecodeError> {
         client_permille,
         payload,
     })
+}
+
+/// A Reply's fixed part: request id, status bytes, error kind, client share, error detail,
+/// payload length.
+type ReplyHead = (RequestId, [u8; 4], u16, u16, u32, usize);
+
+#[inline(always)]
+fn reply_head(r: &mut Reader<'_>) -> Result<ReplyHead, DecodeError> {
+    let request_id = RequestId(r.u64("request_id")?);
+    let status = r.array::<4>("reply.status")?;
+    let kind = r.u16("error.kind")?;
+    let client_permille = r.u16("client_permille")?;
+    let detail = r.u32("error.detail")?;
+    let payload_len = usize::from(r.u16("payload_len")?);
+    let _pad = r.u16("reply.pad")?;
+    Ok((
+        request_id,
+        status,
+        kind,
+        client_permille,
+        detail,
+        payload_len,
+    ))
 }
 
 fn decode_read(r: &mut Reader<'_>) -> Result<ReadRequest, DecodeError> {

@@ -225,3 +225,104 @@ fn decode_errors_name_the_field() {
     expect_test::expect![[r#"unknown frame kind 77"#]]
         .assert_eq(&Frame::decode(&[0x41, 0x4e, 1, 77]).unwrap_err().to_string());
 }
+
+/// The fields of an encoded frame in order, with their sizes: where a field-by-field reader
+/// runs out of a truncated frame.
+fn truncated_at(fields: &[(&'static str, usize)], frame_len: usize) -> DecodeError {
+    let mut pos = 0;
+    for &(field, need) in fields {
+        if pos + need > frame_len {
+            return DecodeError::Truncated {
+                field,
+                need,
+                have: frame_len - pos,
+            };
+        }
+        pos += need;
+    }
+    panic!("a frame of {frame_len} bytes is not truncated");
+}
+
+const DESCRIPTOR_FIELDS: [(&str, usize); 4] = [
+    ("descriptor.rkey", 8),
+    ("descriptor.offset", 8),
+    ("descriptor.len", 4),
+    ("descriptor.kind", 4),
+];
+
+/// Every proper prefix of `frame` fails naming the field of `fields` that ran out, with what it
+/// needed and what was left.
+fn assert_truncations_name_the_field(frame: Frame<'_>, fields: &[(&'static str, usize)]) {
+    let mut buf = Vec::new();
+    frame.encode(&mut buf).unwrap();
+    assert_eq!(buf.len(), fields.iter().map(|&(_, n)| n).sum::<usize>());
+    for len in 0..buf.len() {
+        let expected = Err(truncated_at(fields, len));
+        assert_eq!(Frame::decode(&buf[..len]), expected, "{len}");
+    }
+}
+
+/// Also where the decoder reads a fixed part (an Invoke's head, a descriptor) with one bounds
+/// check.
+#[test]
+fn every_truncated_invoke_names_the_field_that_ran_out() {
+    let d = |offset| Descriptor {
+        rkey: Rkey(7),
+        offset,
+        len: 64,
+        kind: AccessKind::Read,
+    };
+    let invoke = Invoke {
+        step: 1,
+        reply_to: Some(ReplyAddr {
+            ip: [1; 16],
+            port: 9,
+        }),
+        origin: Descriptors::from_slice(&[d(0)]).unwrap(),
+        state: &[5; 12],
+        ..Invoke::new_message(
+            TenantId(1),
+            FunctionId(2),
+            RequestId(3),
+            &[4; 10],
+            Descriptors::from_slice(&[d(64), d(128)]).unwrap(),
+        )
+    };
+    let mut fields = vec![("magic", 2), ("version", 1), ("kind", 1)];
+    fields.extend([
+        ("tenant", 4),
+        ("function", 4),
+        ("request_id", 8),
+        ("flow", 4),
+    ]);
+    fields.extend([
+        ("flags", 2),
+        ("counts", 4),
+        ("args_len", 2),
+        ("state_len", 2),
+    ]);
+    fields.extend([("reply_to.present", 1), ("reply_to.pad", 1)]);
+    fields.extend([("reply_to.port", 2), ("reply_to.ip", 16), ("args", 10)]);
+    fields.extend(DESCRIPTOR_FIELDS.repeat(3));
+    fields.push(("state", 12));
+    assert_truncations_name_the_field(Frame::Invoke(invoke), &fields);
+}
+
+/// Also where the decoder reads the Reply's head with one bounds check.
+#[test]
+fn every_truncated_reply_names_the_field_that_ran_out() {
+    let reply = Reply {
+        request_id: RequestId(3),
+        status: Status::Ok,
+        location: Location::Nic,
+        steps: 1,
+        attempts: 0,
+        client_permille: 10,
+        payload: &[6; 7],
+    };
+    let mut fields = vec![("magic", 2), ("version", 1), ("kind", 1), ("request_id", 8)];
+    fields.extend([("reply.status", 4), ("error.kind", 2)]);
+    fields.extend([("client_permille", 2), ("error.detail", 4)]);
+    fields.extend([("payload_len", 2), ("reply.pad", 2), ("payload", 7)]);
+    assert_truncations_name_the_field(Frame::Reply(reply), &fields);
+}
