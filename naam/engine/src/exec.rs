@@ -1017,6 +1017,10 @@ impl Executor {
         );
         let function_slot = entry.slot;
         slot.function = Some(entry);
+        // Through the slot still borrowed, not a second index into `slots`.
+        if let StepEnd::Exit(exit) = &result {
+            slot.insn += exit.insn_count;
+        }
         self.stats.steps += 1;
         let counters = self.stats.function(function_slot);
         counters.steps += 1;
@@ -1032,7 +1036,6 @@ impl Executor {
             StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
                 self.stats.insn += exit.insn_count;
-                self.slots[index as usize].insn += exit.insn_count;
                 self.after_step(now, index, exit.r0);
                 exit.insn_count
             }
@@ -1244,7 +1247,11 @@ fn fill_slot(
     slot.tenant = invoke.tenant;
     // A slot keeps its last message's function: the same one again costs no reference-count
     // traffic (two atomic operations per message).
-    if !slot.function.as_ref().is_some_and(|f| Arc::ptr_eq(f, entry)) {
+    if !slot
+        .function
+        .as_ref()
+        .is_some_and(|f| Arc::ptr_eq(f, entry))
+    {
         slot.function = Some(Arc::clone(entry));
     }
     slot.flow = invoke.flow;
