@@ -24,13 +24,19 @@ fn denial_kind(
     }
 }
 
-#[test]
-fn a_cached_region_is_still_checked_on_every_access() {
+/// A host executor over a small dataset and the test functions.
+fn host_executor() -> (RegionTable, Memory, Dataset, Arc<FunctionTable>, Executor) {
     let (regions, memory, ds) = dataset(&pairs(40, 11), 4);
     let functions = Arc::new(functions());
     let config = ExecutorConfig::new(Location::Host);
-    let mut exec =
+    let exec =
         Executor::new(config, Arc::clone(&functions), Arc::new(regions.clone())).expect("executor");
+    (regions, memory, ds, functions, exec)
+}
+
+#[test]
+fn a_cached_region_is_still_checked_on_every_access() {
+    let (regions, memory, ds, functions, mut exec) = host_executor();
     // READ_ANY reads (rkey, offset, len) from its arguments in step 0 and replies in step 1; the
     // first step's own access is the same, so every message checks the region twice.
     let args = |rkey: Rkey, offset: u64, len: u64| -> Vec<u8> {
@@ -87,11 +93,7 @@ fn a_cached_region_is_still_checked_on_every_access() {
 
 #[test]
 fn free_slots_let_go_of_the_old_tables_functions() {
-    let (regions, memory, ds) = dataset(&pairs(40, 11), 4);
-    let functions = Arc::new(functions());
-    let config = ExecutorConfig::new(Location::Host);
-    let mut exec =
-        Executor::new(config, Arc::clone(&functions), Arc::new(regions.clone())).expect("executor");
+    let (regions, memory, ds, functions, mut exec) = host_executor();
     let args: Vec<u8> = [ds.other.rkey.0, 0, 8]
         .iter()
         .flat_map(|w| w.to_le_bytes())
