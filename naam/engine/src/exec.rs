@@ -1110,6 +1110,9 @@ impl Executor {
         self.start_step(now, index);
     }
 
+    /// Rare, and out of line: inlined, it made `after_step`'s common path save more registers.
+    #[cold]
+    #[inline(never)]
     fn retry(&mut self, now: Nanos, index: u32) {
         let slot = &mut self.slots[index as usize];
         if usize::from(slot.attempt) >= RETRIES_MAX {
@@ -1133,6 +1136,9 @@ impl Executor {
         self.start_step(now, index);
     }
 
+    /// Rare, and out of line: inlined, it made `after_step`'s common path save more registers.
+    #[cold]
+    #[inline(never)]
     fn push_back_continuation(&mut self, now: Nanos, index: u32) {
         let slot = &self.slots[index as usize];
         // Cannot fail: every part of a slot is within the wire maxima.
