@@ -36,7 +36,7 @@ use crate::abi::{
 use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
-use crate::ready::ReadyQueue;
+use crate::ready::FrontQueue;
 use crate::region::{Denial, RegionInfo, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
@@ -387,10 +387,11 @@ pub struct Executor {
     step_ctx: StepCtx,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    ready: ReadyQueue,
+    ready: FrontQueue<u32>,
     accesses: VecDeque<AccessRequest>,
     natives: VecDeque<NativeRequest>,
-    done: VecDeque<Done>,
+    /// Finished messages, oldest first (a host in a box polls each out of an empty queue).
+    done: FrontQueue<Done>,
     spare_frames: Vec<Vec<u8>>,
     scratch: Vec<u8>,
     client_permille: u16,
@@ -445,10 +446,10 @@ impl Executor {
             step_ctx: StepCtx::default(),
             slots: Vec::new(),
             free: Vec::new(),
-            ready: ReadyQueue::default(),
+            ready: FrontQueue::default(),
             accesses: VecDeque::new(),
             natives: VecDeque::new(),
-            done: VecDeque::new(),
+            done: FrontQueue::default(),
             spare_frames: Vec::new(),
             scratch: Vec::new(),
             client_permille: 0,
@@ -489,6 +490,12 @@ impl Executor {
         self.regions = regions;
         self.last_region = None;
         self.last_function = None;
+        // Free slots keep their last function (`fill_slot`): let the old table's entries go.
+        for slot in &mut self.slots {
+            if slot.phase == Phase::Free {
+                slot.function = None;
+            }
+        }
     }
 
     /// Server-side pushback share (permille) from the controller: messages whose steering bucket
@@ -525,7 +532,10 @@ impl Executor {
     /// [`Completion`], now (refused, pushed back) or later.
     pub fn submit(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>) {
         self.stats.submitted += 1;
-        let Some(entry) = self.function_entry(invoke.tenant, invoke.function) else {
+        let found = self.cache_function(invoke.tenant, invoke.function);
+        // Borrowed from the cache, not cloned: a slot that ran this function last keeps its
+        // `Arc` (`fill_slot`), so a message costs no reference-count traffic.
+        let (true, Some(entry)) = (found, &self.last_function) else {
             self.refuse(
                 now,
                 arrived_at,
@@ -539,13 +549,19 @@ impl Executor {
             return;
         };
         self.stats.function(entry.slot).invocations += 1;
-        if let Some(code) = self.admission(invoke, &entry) {
+        if let Some(code) = self.admission(invoke, entry) {
+            let entry = Arc::clone(entry);
             self.refuse_or_push_back(now, arrived_at, source, invoke, &entry, code);
             return;
         }
-        let index = self.take_slot();
-        let slot = &mut self.slots[index as usize];
-        fill_slot(slot, invoke, entry, source, arrived_at);
+        let index = take_slot(&mut self.slots, &mut self.free);
+        fill_slot(
+            &mut self.slots[index as usize],
+            invoke,
+            entry,
+            source,
+            arrived_at,
+        );
         self.start_step(now, index);
     }
 
@@ -743,6 +759,9 @@ impl Executor {
     /// The next finished message; its reply frame (or bare payload,
     /// [`Executor::set_reply_payload_only`]) is swapped into `frame` (whose old buffer the
     /// executor keeps for reuse, so steady state allocates nothing).
+    ///
+    /// Inlined: out of line, its moves of the queued message cost more than its work.
+    #[inline]
     pub fn poll_completion(&mut self, frame: &mut Vec<u8>) -> Option<Completion> {
         let mut done = self.done.pop_front()?;
         std::mem::swap(frame, &mut done.frame);
@@ -757,7 +776,7 @@ impl Executor {
         let oldest_waiting_ns = self
             .ready
             .front()
-            .map_or(0, |i| now.since(self.slots[i as usize].arrived_at));
+            .map_or(0, |&i| now.since(self.slots[i as usize].arrived_at));
         let queue_len = self.ready.len() as u32;
         self.period.take(
             now,
@@ -869,23 +888,19 @@ impl Executor {
         self.period.record_completion();
     }
 
-    /// The table's entry of `(tenant, id)`, through the one-entry cache.
-    fn function_entry(&mut self, tenant: TenantId, id: FunctionId) -> Option<Arc<FunctionEntry>> {
+    /// Puts the table's entry of `(tenant, id)` in the one-entry cache (`last_function`);
+    /// false when the table has none.
+    fn cache_function(&mut self, tenant: TenantId, id: FunctionId) -> bool {
         match &self.last_function {
-            Some(entry) if entry.tenant == tenant && entry.id == id => Some(Arc::clone(entry)),
-            _ => {
-                let entry = self.functions.get(tenant, id)?;
-                Some(Arc::clone(self.last_function.insert(Arc::clone(entry))))
-            }
+            Some(entry) if entry.tenant == tenant && entry.id == id => true,
+            _ => match self.functions.get(tenant, id) {
+                Some(entry) => {
+                    self.last_function = Some(Arc::clone(entry));
+                    true
+                }
+                None => false,
+            },
         }
-    }
-
-    fn take_slot(&mut self) -> u32 {
-        if let Some(index) = self.free.pop() {
-            return index;
-        }
-        self.slots.push(Slot::new());
-        (self.slots.len() - 1) as u32
     }
 
     fn live_slot(&mut self, id: AccessId, phase: Phase) -> Option<&mut Slot> {
@@ -1002,6 +1017,10 @@ impl Executor {
         );
         let function_slot = entry.slot;
         slot.function = Some(entry);
+        // Through the slot still borrowed, not a second index into `slots`.
+        if let StepEnd::Exit(exit) = &result {
+            slot.insn += exit.insn_count;
+        }
         self.stats.steps += 1;
         let counters = self.stats.function(function_slot);
         counters.steps += 1;
@@ -1017,7 +1036,6 @@ impl Executor {
             StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
                 self.stats.insn += exit.insn_count;
-                self.slots[index as usize].insn += exit.insn_count;
                 self.after_step(now, index, exit.r0);
                 exit.insn_count
             }
@@ -1092,6 +1110,9 @@ impl Executor {
         self.start_step(now, index);
     }
 
+    /// Rare, and out of line: inlined, it made `after_step`'s common path save more registers.
+    #[cold]
+    #[inline(never)]
     fn retry(&mut self, now: Nanos, index: u32) {
         let slot = &mut self.slots[index as usize];
         if usize::from(slot.attempt) >= RETRIES_MAX {
@@ -1115,6 +1136,9 @@ impl Executor {
         self.start_step(now, index);
     }
 
+    /// Rare, and out of line: inlined, it made `after_step`'s common path save more registers.
+    #[cold]
+    #[inline(never)]
     fn push_back_continuation(&mut self, now: Nanos, index: u32) {
         let slot = &self.slots[index as usize];
         // Cannot fail: every part of a slot is within the wire maxima.
@@ -1184,7 +1208,8 @@ impl Executor {
         self.done.push_back(Done { completion, frame });
         self.period.record_completion();
         slot.phase = Phase::Free;
-        slot.function = None;
+        // The function's `Arc` stays: the slot's next message, usually to the same function,
+        // reuses it (`fill_slot`); `set_tables` drops those of free slots.
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index);
     }
@@ -1205,10 +1230,19 @@ fn function_slot(slot: &Slot) -> Option<u32> {
     slot.function.as_ref().map(|f| f.slot)
 }
 
+/// A free slot's index (a new slot when none is free).
+fn take_slot(slots: &mut Vec<Slot>, free: &mut Vec<u32>) -> u32 {
+    if let Some(index) = free.pop() {
+        return index;
+    }
+    slots.push(Slot::new());
+    (slots.len() - 1) as u32
+}
+
 fn fill_slot(
     slot: &mut Slot,
     invoke: &Invoke<'_>,
-    entry: Arc<FunctionEntry>,
+    entry: &Arc<FunctionEntry>,
     source: u64,
     arrived_at: Nanos,
 ) {
@@ -1217,7 +1251,15 @@ fn fill_slot(
     slot.reply_to = invoke.reply_to;
     slot.request_id = invoke.request_id;
     slot.tenant = invoke.tenant;
-    slot.function = Some(entry);
+    // A slot keeps its last message's function: the same one again costs no reference-count
+    // traffic (two atomic operations per message).
+    if !slot
+        .function
+        .as_ref()
+        .is_some_and(|f| Arc::ptr_eq(f, entry))
+    {
+        slot.function = Some(Arc::clone(entry));
+    }
     slot.flow = invoke.flow;
     slot.flags = invoke.flags;
     slot.step = invoke.step;

@@ -1,44 +1,63 @@
-//! The executor's queue of ready steps (slot indices, oldest first).
+//! The executor's FIFOs of ready steps (slot indices) and of finished messages, oldest first.
 //!
-//! Its front is held apart from the rest: when a message's accesses are lent in place, each of
+//! Their front is held apart from the rest: when a message's accesses are lent in place, each of
 //! its steps is pushed into an empty queue and popped right after, and a `VecDeque`'s wrap-around
-//! arithmetic on that push and pop cost ≈ 30 instructions per step. The order is exactly a
-//! FIFO's: the front is filled only while the rest is empty.
+//! arithmetic on that push and pop cost ≈ 30 instructions per step; a host in a box likewise
+//! polls each finished message out of an otherwise empty queue. The order is exactly a FIFO's:
+//! the front is filled only while the rest is empty.
 
 use std::collections::VecDeque;
 
-/// A FIFO of slot indices with the front out of line.
-#[derive(Debug, Default)]
-pub(crate) struct ReadyQueue {
+/// A FIFO with its front out of line.
+#[derive(Debug)]
+pub(crate) struct FrontQueue<T> {
     /// The oldest entry, when there is one (then `rest` holds the younger ones).
-    front: Option<u32>,
+    front: Option<T>,
     /// The entries after `front`, oldest first; empty whenever `front` is `None`.
-    rest: VecDeque<u32>,
+    rest: VecDeque<T>,
 }
 
-impl ReadyQueue {
-    /// Appends `index` at the back.
+impl<T> Default for FrontQueue<T> {
+    fn default() -> Self {
+        FrontQueue {
+            front: None,
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> FrontQueue<T> {
+    /// Appends `entry` at the back.
     #[inline]
-    pub(crate) fn push_back(&mut self, index: u32) {
+    pub(crate) fn push_back(&mut self, entry: T) {
         if self.front.is_none() {
-            // `rest` is empty whenever `front` is: `index` is the only entry.
-            self.front = Some(index);
+            // `rest` is empty whenever `front` is: `entry` is the only one.
+            self.front = Some(entry);
         } else {
-            self.rest.push_back(index);
+            self.rest.push_back(entry);
         }
     }
 
     /// Removes and returns the oldest entry.
     #[inline]
-    pub(crate) fn pop_front(&mut self) -> Option<u32> {
-        let index = self.front.take()?;
-        self.front = self.rest.pop_front();
-        Some(index)
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        let entry = self.front.take()?;
+        // Only a queue holding more than one entry pays the deque's arithmetic.
+        if !self.rest.is_empty() {
+            self.front = self.rest.pop_front();
+        }
+        Some(entry)
     }
 
     /// The oldest entry.
-    pub(crate) fn front(&self) -> Option<u32> {
-        self.front
+    pub(crate) fn front(&self) -> Option<&T> {
+        self.front.as_ref()
+    }
+
+    /// True when nothing is queued.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.front.is_none()
     }
 
     /// Entries queued.
@@ -54,7 +73,7 @@ mod tests {
     /// Mixed pushes and pops keep a `VecDeque`'s order, front and length at every point.
     #[test]
     fn it_is_a_fifo() {
-        let mut queue = ReadyQueue::default();
+        let mut queue = FrontQueue::default();
         let mut model = VecDeque::new();
         let mut next = 0u32;
         // Bursts of pushes and pops of different lengths, draining to empty twice.
@@ -67,7 +86,8 @@ mod tests {
             for _ in 0..pops {
                 assert_eq!(queue.pop_front(), model.pop_front());
             }
-            assert_eq!(queue.front(), model.front().copied());
+            assert_eq!(queue.front(), model.front());
+            assert_eq!(queue.is_empty(), model.is_empty());
             assert_eq!(queue.len(), model.len());
         }
         assert_eq!(queue.pop_front(), None);

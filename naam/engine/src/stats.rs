@@ -70,13 +70,22 @@ impl ExecutorStats {
         self.ok + self.pushbacks + self.errors.iter().sum::<u64>()
     }
 
+    #[inline]
     pub(crate) fn function(&mut self, slot: u32) -> &mut FunctionCounters {
         let index = slot as usize;
         if self.functions.len() <= index {
-            self.functions
-                .resize(index + 1, FunctionCounters::default());
+            self.grow_functions(index);
         }
         &mut self.functions[index]
+    }
+
+    /// Out of line and cold: a function's first message grows the table once, and the inlined
+    /// resize made every step's path carry its registers and frame.
+    #[cold]
+    #[inline(never)]
+    fn grow_functions(&mut self, index: usize) {
+        self.functions
+            .resize(index + 1, FunctionCounters::default());
     }
 
     pub(crate) fn count_error(&mut self, kind: ErrorKind) {

@@ -1,6 +1,7 @@
 //! The executor skips the rkey lookup when an access names the region its previous access named,
 //! never the check: an access of another tenant, past the end, or with a stale rkey after the
-//! tables changed is denied right after an allowed access to the same region.
+//! tables changed is denied right after an allowed access to the same region. Likewise a free
+//! slot keeps its last function for the next message, until the tables change.
 
 mod support;
 
@@ -23,13 +24,19 @@ fn denial_kind(
     }
 }
 
-#[test]
-fn a_cached_region_is_still_checked_on_every_access() {
+/// A host executor over a small dataset and the test functions.
+fn host_executor() -> (RegionTable, Memory, Dataset, Arc<FunctionTable>, Executor) {
     let (regions, memory, ds) = dataset(&pairs(40, 11), 4);
     let functions = Arc::new(functions());
     let config = ExecutorConfig::new(Location::Host);
-    let mut exec =
+    let exec =
         Executor::new(config, Arc::clone(&functions), Arc::new(regions.clone())).expect("executor");
+    (regions, memory, ds, functions, exec)
+}
+
+#[test]
+fn a_cached_region_is_still_checked_on_every_access() {
+    let (regions, memory, ds, functions, mut exec) = host_executor();
     // READ_ANY reads (rkey, offset, len) from its arguments in step 0 and replies in step 1; the
     // first step's own access is the same, so every message checks the region twice.
     let args = |rkey: Rkey, offset: u64, len: u64| -> Vec<u8> {
@@ -82,4 +89,29 @@ fn a_cached_region_is_still_checked_on_every_access() {
         denial_kind(&mut exec, &memory, &fewer, &ok),
         Some(ErrorKind::AccessDenied)
     );
+}
+
+#[test]
+fn free_slots_let_go_of_the_old_tables_functions() {
+    let (regions, memory, ds, functions, mut exec) = host_executor();
+    let args: Vec<u8> = [ds.other.rkey.0, 0, 8]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let read = Descriptors::from_slice(&[Descriptor::read(ds.other.rkey, 0, 8)]).expect("one");
+    let ok = invoke(OTHER_TENANT, READ_ANY, 1, &args, read);
+    let entry = functions.get(OTHER_TENANT, READ_ANY).expect("registered");
+    for _ in 0..3 {
+        assert_eq!(denial_kind(&mut exec, &memory, &regions, &ok), None);
+        // The table, the executor's one-entry cache and the free slot that ran it.
+        assert_eq!(Arc::strong_count(entry), 3);
+    }
+    // New tables: the free slot and the cache drop the old entry; messages run as before.
+    let renewed = Arc::new(support::functions());
+    exec.set_tables(Arc::clone(&renewed), Arc::new(regions.clone()));
+    assert_eq!(Arc::strong_count(entry), 1);
+    assert_eq!(denial_kind(&mut exec, &memory, &regions, &ok), None);
+    assert_eq!(Arc::strong_count(entry), 1);
+    let renewed_entry = renewed.get(OTHER_TENANT, READ_ANY).expect("registered");
+    assert_eq!(Arc::strong_count(renewed_entry), 3);
 }
