@@ -186,10 +186,26 @@ impl CorePool {
         let was_first = self.busy_until_ns[core] == self.first_free_ns;
         self.busy_until_ns[core] = end;
         if was_first {
-            self.first_free_ns = self.busy_until_ns.iter().copied().min().unwrap_or(0);
+            self.first_free_ns = self.least_busy_until_ns(self.first_free_ns);
         }
         self.busy_total_ns = self.busy_total_ns.saturating_add(service_ns);
         end
+    }
+
+    /// The least of `busy_until_ns`, given `floor_ns`, which none is below (the old least: only
+    /// the occupied core changed, to a later time). A core still at the floor ends the scan: the
+    /// least cannot be lower. The early exit also keeps the loop scalar: LLVM vectorises a plain
+    /// minimum into SSE2's emulation of unsigned 64-bit compares, ≈ 100 instructions for 8 cores
+    /// against ≈ 4 per core here.
+    fn least_busy_until_ns(&self, floor_ns: u64) -> u64 {
+        let mut least_ns = u64::MAX;
+        for &busy_until_ns in &self.busy_until_ns {
+            if busy_until_ns == floor_ns {
+                return floor_ns;
+            }
+            least_ns = least_ns.min(busy_until_ns);
+        }
+        least_ns
     }
 
     /// Service time handed out so far, summed over cores.
@@ -259,7 +275,27 @@ mod tests {
             if let Some(core) = expected {
                 pool.occupy(core, now, (state >> 13) % 300);
             }
+            let least = pool.busy_until_ns.iter().copied().min();
+            assert_eq!(Some(pool.first_free_ns), least, "after {now} ns");
         }
+    }
+
+    #[test]
+    fn the_first_free_time_stays_while_another_core_shares_it() {
+        // Cores 0 and 1 both free at 100: taking core 0 leaves the least at 100 (the scan's early
+        // exit), taking core 1 then moves it to core 2's 150.
+        let mut pool = CorePool::new(3).unwrap();
+        pool.occupy(0, 0, 100);
+        pool.occupy(1, 0, 100);
+        pool.occupy(2, 0, 150);
+        assert_eq!(pool.first_free_ns, 100);
+        pool.occupy(0, 100, 500);
+        assert_eq!(pool.first_free_ns, 100);
+        assert_eq!(pool.free_core(100), Some(1));
+        pool.occupy(1, 100, 500);
+        assert_eq!(pool.first_free_ns, 150);
+        assert!(pool.busy_beyond(149));
+        assert!(!pool.busy_beyond(150));
     }
 
     #[test]
