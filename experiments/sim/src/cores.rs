@@ -135,7 +135,9 @@ impl CorePool {
     }
 
     /// When work needing `service_ns` of CPU time, started at `now_ns`, is done (later than
-    /// `now_ns + service_ns` by the hog's slices it waits for or is preempted by).
+    /// `now_ns + service_ns` by the hog's slices it waits for or is preempted by). Inline: without
+    /// a hog (most points) it is one add, cheaper than the call `occupy` made to it.
+    #[inline]
     pub fn finish_ns(&self, now_ns: u64, service_ns: u64) -> u64 {
         match self.hog {
             Some(h) => h.finish_ns(now_ns, service_ns),
