@@ -260,8 +260,16 @@ mod tests {
 
     #[test]
     fn the_free_core_and_busy_beyond_agree_with_a_look_at_every_core() {
-        // A seeded schedule of occupations; `free_core` against a look at every core.
-        let mut pool = CorePool::new(8).unwrap();
+        // BlueField-2's count, another, and a single core.
+        for count in [8, 5, 1] {
+            agree_with_a_look_at_every_core(count);
+        }
+    }
+
+    /// A seeded schedule of occupations on `count` cores; `free_core`, `busy_beyond` and the kept
+    /// least time against a look at every core.
+    fn agree_with_a_look_at_every_core(count: usize) {
+        let mut pool = CorePool::new(count).unwrap();
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut now = 0;
         for _ in 0..10_000 {
@@ -270,7 +278,7 @@ mod tests {
                 .wrapping_add(1);
             now += (state >> 33) % 40;
             let expected = pool.busy_until_ns.iter().position(|&t| t <= now);
-            assert_eq!(pool.free_core(now), expected, "at {now} ns");
+            assert_eq!(pool.free_core(now), expected, "{count} cores at {now} ns");
             let later = now + (state >> 40) % 200;
             let all_busy = pool.busy_until_ns.iter().all(|&t| t > later);
             assert_eq!(pool.busy_beyond(later), all_busy, "beyond {later} ns");
@@ -278,7 +286,11 @@ mod tests {
                 pool.occupy(core, now, (state >> 13) % 300);
             }
             let least = pool.busy_until_ns.iter().copied().min();
-            assert_eq!(Some(pool.first_free_ns), least, "after {now} ns");
+            assert_eq!(
+                Some(pool.first_free_ns),
+                least,
+                "{count} cores after {now} ns"
+            );
         }
     }
 
