@@ -8,7 +8,10 @@
 //! entry the translator compares the budget left with that bound; if the budget covers it, no
 //! budget check inside the loop (at its taken jumps, those leaving it included) can fail, and the
 //! copy without them runs, else the checked copy, which traps exactly where the interpreter does.
-//! The analysis is over the ops the translator compiles (fused ops as their first half).
+//! The analysis is over the ops the translator compiles (fused ops as their first half). A loop
+//! is the set of ops on a cycle through its test, not necessarily contiguous (clang places a
+//! loop's test before code that only runs after it, and its body after that code): ops between
+//! its segments are outside it, and an edge from them into the loop is an edge from outside.
 
 use crate::fuse;
 use crate::op::{Kind, Op};
