@@ -130,13 +130,15 @@ fn structured(rng: &mut SplitMix) -> Vec<u8> {
 /// or its `if (r > K) break` form), with a few plausible ops as its body (which may clobber the
 /// counter or jump anywhere: then it is not versioned), often led by an access through r1 that
 /// walks the input (whose region check the JIT then hoists to the loop's entry, when the whole
-/// walk fits).
+/// walk fits). One in three is laid out as clang lays out `btree_lookup.o`'s searches: the test
+/// first, the exit after it, the body last, so the loop's ops are not one contiguous range.
 #[cfg(feature = "jit")]
 fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
     let memory_len = rng.below(harness::FUZZ_MEMORY_BYTES_MAX);
     let mut bytes = vec![memory_len as u8];
     bytes.extend((0..memory_len).map(|_| rng.next() as u8));
     let counter = 2 + rng.below(8) as u8;
+    let split = rng.below(3) == 0;
     let mut body: Vec<[i64; 5]> = Vec::new();
     if rng.below(3) != 0 {
         let access = rng.pick(&[0x71, 0x79, 0x72, 0x73, 0x7b]); // ldxb, ldxdw, stb, stxb, stxdw
@@ -149,21 +151,29 @@ fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
         body.push([0x07, 1, 0, 0, rng.pick(&[1, 1, 8, -1, 3])]);
     }
     let body_len = body.len() + rng.below(4);
-    let slots = body_len + 5;
+    // Slots before the body: the counter's move, and in the split layout the jump to the body,
+    // the test, the jump back into the body and the exit; after it: the step and the jump back
+    // (split), or the step, the test, a move or jump, and the exit.
+    let (body_first, after_body) = if split { (5, 2) } else { (1, 4) };
+    let slots = body_first + body_len + after_body;
     while body.len() < body_len {
-        let mut fields = plausible(rng, 1 + body.len(), slots);
+        let mut fields = plausible(rng, body_first + body.len(), slots);
         if fields[0] == 0x18 {
             fields[0] = 0xb7; // one slot each: no lddw
         }
         body.push(fields);
     }
     push_slot(&mut bytes, 0xb7, counter, 0, 0, rng.below(5) as i32);
+    let step = 1 + rng.below(3) as i32;
+    let bound = rng.below(12) as i32;
+    if split {
+        split_counted_loop(&mut bytes, rng, counter, &body, [step, bound]);
+        return bytes;
+    }
     for fields in body {
         push_fields(&mut bytes, fields);
     }
-    let step = 1 + rng.below(3) as i32;
     push_slot(&mut bytes, 0x07, counter, 0, 0, step);
-    let bound = rng.below(12) as i32;
     let back = -(body_len as i16) - 2;
     if rng.below(2) == 0 {
         // if r <= K goto 1 (or r < K); then two exits.
@@ -178,6 +188,31 @@ fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
     }
     push_slot(&mut bytes, 0x95, 0, 0, 0, 0);
     bytes
+}
+
+/// [`counted_loop`]'s split layout after the counter's move (slot 0): `goto body; test: if r > K
+/// goto out (or r >= K); goto body; out: exit; body: …; r += step; goto test`, with the body's
+/// ops at slots 5 on.
+#[cfg(feature = "jit")]
+fn split_counted_loop(
+    bytes: &mut Vec<u8>,
+    rng: &mut SplitMix,
+    counter: u8,
+    body: &[[i64; 5]],
+    [step, bound]: [i32; 2],
+) {
+    push_slot(bytes, 0x05, 0, 0, 3, 0); // 1: goto 5
+    let opcode = rng.pick(&[0x25, 0x35]);
+    push_slot(bytes, opcode, counter, 0, 1, bound); // 2: if r > K goto 4
+    push_slot(bytes, 0x05, 0, 0, 1, 0); // 3: goto 5
+    push_slot(bytes, 0x95, 0, 0, 0, 0); // 4: exit
+    for fields in body {
+        push_fields(bytes, *fields);
+    }
+    push_slot(bytes, 0x07, counter, 0, 0, step);
+    // From slot 5 + len + 1 back to slot 2.
+    let back = -(body.len() as i16) - 5;
+    push_slot(bytes, 0x05, 0, 0, back, 0);
 }
 
 /// Appends the slot `[opcode, dst, src, off, imm]` ([`plausible`]'s fields).
@@ -416,6 +451,7 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
         .unwrap_or(DIFF_INPUTS_DEFAULT);
     let mut tally = DiffTally::default();
     let versioned_before = naam_vm::jit::versioned_loops_compiled();
+    let split_before = naam_vm::jit::split_loops_versioned();
     let hoisted_before = naam_vm::jit::hoisted_accesses_compiled();
     for input in 0..inputs {
         // One input in eight a counted loop, so the JIT's loop versioning is exercised.
@@ -432,12 +468,14 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
         }
     }
     let versioned = naam_vm::jit::versioned_loops_compiled() - versioned_before;
+    let split = naam_vm::jit::split_loops_versioned() - split_before;
     let hoisted = naam_vm::jit::hoisted_accesses_compiled() - hoisted_before;
     eprintln!(
-        "{tally:?} versioned_loops_compiled={versioned} hoisted_accesses_compiled={hoisted} \
-         disagreements=0"
+        "{tally:?} versioned_loops_compiled={versioned} (of which not contiguous: {split}) \
+         hoisted_accesses_compiled={hoisted} disagreements=0"
     );
     assert!(versioned > 0, "no generated loop was versioned");
+    assert!(split > 0, "no generated loop with split ops was versioned");
     assert!(hoisted > 0, "no generated access was hoisted");
     assert_eq!(
         tally.compiled, tally.loaded,

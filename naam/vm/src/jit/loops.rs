@@ -8,7 +8,10 @@
 //! entry the translator compares the budget left with that bound; if the budget covers it, no
 //! budget check inside the loop (at its taken jumps, those leaving it included) can fail, and the
 //! copy without them runs, else the checked copy, which traps exactly where the interpreter does.
-//! The analysis is over the ops the translator compiles (fused ops as their first half).
+//! The analysis is over the ops the translator compiles (fused ops as their first half). A loop
+//! is the set of ops on a cycle through its test, not necessarily contiguous (clang places a
+//! loop's test before code that only runs after it, and its body after that code): ops between
+//! its segments are outside it, and an edge from them into the loop is an edge from outside.
 
 use crate::fuse;
 use crate::op::{Kind, Op};
@@ -44,9 +47,12 @@ pub(super) struct HoistedAccess {
 /// A loop the translator compiles twice (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct VersionedLoop {
-    /// First and last decoded index: the loop's ops are exactly this range.
+    /// First and last decoded index of the loop's ops.
     pub(super) first: usize,
     pub(super) last: usize,
+    /// Which ops of `first..=last` are the loop's (indexed from `first`): clang places a
+    /// loop's test after code that leaves it, so its ops need not be one contiguous range.
+    pub(super) members: Vec<bool>,
     /// The leader every edge from outside the range enters by.
     pub(super) entry: usize,
     /// Most instructions the loop executes from entering `entry` until it leaves the range
@@ -63,8 +69,33 @@ pub(super) struct VersionedLoop {
 
 impl VersionedLoop {
     pub(super) fn contains(&self, index: usize) -> bool {
-        (self.first..=self.last).contains(&index)
+        member(&self.members, self.first, index)
     }
+
+    /// The loop's ops in order.
+    pub(super) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        (self.first..=self.last).filter(|index| self.contains(*index))
+    }
+
+    /// The loop's ops as maximal contiguous ranges, in order.
+    pub(super) fn segments(&self) -> Vec<core::ops::Range<usize>> {
+        let mut segments: Vec<core::ops::Range<usize>> = Vec::new();
+        for index in self.indices() {
+            match segments.last_mut() {
+                Some(segment) if segment.end == index => segment.end = index + 1,
+                _ => segments.push(index..index + 1),
+            }
+        }
+        segments
+    }
+}
+
+/// Whether `index` is one of the ops `members` marks (indexed from `first`).
+fn member(members: &[bool], first: usize, index: usize) -> bool {
+    index
+        .checked_sub(first)
+        .and_then(|at| members.get(at))
+        .is_some_and(|inside| *inside)
 }
 
 /// A register's value relative to the registers at an origin: `Reg(r, k)` is r's value there
@@ -108,11 +139,17 @@ fn version_at(
     entry: usize,
     test: usize,
 ) -> Option<VersionedLoop> {
-    let (first, last) = cycle_range(ops, preds, test)?;
-    let (stay, stay_bound) = exit_test(ops, test, first, last)?;
-    let loop_entry = single_entry(ops, entry, first, last)?;
-    let order = topological_order(ops, test, first, last)?;
-    let span = Span { test, first, last };
+    let (first, members) = cycle_members(ops, preds, test)?;
+    let last = first + members.len() - 1;
+    let span = Span {
+        test,
+        first,
+        last,
+        members: &members,
+    };
+    let (stay, stay_bound) = exit_test(ops, span)?;
+    let loop_entry = single_entry(ops, entry, span)?;
+    let order = topological_order(ops, span)?;
     let entry_walk = (loop_entry != test).then(|| walk(ops, &order, span, loop_entry, IDENTITY));
     let induction = fuse::first_of(ops[test]).dst;
     let facts = entry_facts(entry_walk.as_ref(), induction);
@@ -125,6 +162,7 @@ fn version_at(
     let first_pass = at_first_pass(induction);
     let hoisted = match first_pass {
         Some(_) if !calls_helpers(ops, span) => (first..=last)
+            .filter(|index| span.contains(*index))
             .filter_map(|index| {
                 hoisted_access(ops, index, entry_walk.as_ref(), &moves, at_first_pass)
             })
@@ -134,6 +172,7 @@ fn version_at(
     Some(VersionedLoop {
         first,
         last,
+        members,
         entry: loop_entry,
         insn_bound,
         stay_bound,
@@ -144,9 +183,14 @@ fn version_at(
 
 /// Whether the loop calls a helper (which may remap the slots a hoisted check relied on).
 fn calls_helpers(ops: &[Op], span: Span) -> bool {
-    ops[span.first..=span.last]
-        .iter()
-        .any(|op| matches!(fuse::first_of(*op).kind, Kind::CallHelper | Kind::Callx))
+    (span.first..=span.last)
+        .filter(|index| span.contains(*index))
+        .any(|index| {
+            matches!(
+                fuse::first_of(ops[index]).kind,
+                Kind::CallHelper | Kind::Callx
+            )
+        })
 }
 
 /// `reg` at the first pass of the exit test as a register at the entry plus a constant, the
@@ -261,8 +305,9 @@ fn reachable(len: usize, from: usize, next: impl Fn(usize) -> Vec<usize>) -> Vec
     seen
 }
 
-/// The range of the ops on a cycle through `test`, when they are exactly a contiguous range.
-fn cycle_range(ops: &[Op], preds: &[Vec<usize>], test: usize) -> Option<(usize, usize)> {
+/// The ops on a cycle through `test`: the first one's index and which of the ops from it to
+/// the last one's are on such a cycle.
+fn cycle_members(ops: &[Op], preds: &[Vec<usize>], test: usize) -> Option<(usize, Vec<bool>)> {
     jump_condition(fuse::first_of(ops[test]).kind)?;
     let forward = reachable(ops.len(), test, |index| successors(ops, index));
     if !forward[test] {
@@ -274,17 +319,15 @@ fn cycle_range(ops: &[Op], preds: &[Vec<usize>], test: usize) -> Option<(usize, 
         .collect();
     let first = on_cycle.iter().position(|member| *member)?;
     let last = on_cycle.iter().rposition(|member| *member)?;
-    on_cycle[first..=last]
-        .iter()
-        .all(|member| *member)
-        .then_some((first, last))
+    Some((first, on_cycle[first..=last].to_vec()))
 }
 
 /// The op `test` goes to when it stays in the loop, and the largest `K` it stays on (it stays
 /// exactly when `rI ≤ K`): an unsigned 64-bit compare with an immediate, one edge out.
-fn exit_test(ops: &[Op], test: usize, first: usize, last: usize) -> Option<(usize, u64)> {
+fn exit_test(ops: &[Op], span: Span) -> Option<(usize, u64)> {
+    let test = span.test;
     let op = fuse::first_of(ops[test]);
-    let inside = |index: usize| (first..=last).contains(&index);
+    let inside = |index: usize| span.contains(index);
     let (target, fall) = (op.target as usize, test + 1);
     let (stay, stay_bound) = match (op.kind, inside(target), inside(fall)) {
         (Kind::Jgt64Imm, false, true) => (fall, Some(op.imm)),
@@ -297,10 +340,10 @@ fn exit_test(ops: &[Op], test: usize, first: usize, last: usize) -> Option<(usiz
     Some((stay, stay_bound))
 }
 
-/// The one op every edge from outside `first..=last` (and the program's entry, if inside) goes
+/// The one op every edge from outside the loop's ops (and the program's entry, if inside) goes
 /// to.
-fn single_entry(ops: &[Op], entry: usize, first: usize, last: usize) -> Option<usize> {
-    let inside = |index: usize| (first..=last).contains(&index);
+fn single_entry(ops: &[Op], entry: usize, span: Span) -> Option<usize> {
+    let inside = |index: usize| span.contains(index);
     let mut entries = (0..ops.len())
         .filter(|from| !inside(*from))
         .flat_map(|from| successors(ops, from))
@@ -310,11 +353,15 @@ fn single_entry(ops: &[Op], entry: usize, first: usize, last: usize) -> Option<u
     entries.all(|to| to == loop_entry).then_some(loop_entry)
 }
 
-/// The ops of `first..=last` but `test` in an order where every edge between them goes forward,
-/// if there is one (no cycle avoids `test`).
-fn topological_order(ops: &[Op], test: usize, first: usize, last: usize) -> Option<Vec<usize>> {
-    let inner = |index: usize| (first..=last).contains(&index) && index != test;
+/// The loop's ops but `test` in an order where every edge between them goes forward, if there
+/// is one (no cycle avoids `test`).
+fn topological_order(ops: &[Op], span: Span) -> Option<Vec<usize>> {
+    let Span {
+        test, first, last, ..
+    } = span;
+    let inner = |index: usize| span.contains(index) && index != test;
     let mut incoming = vec![0usize; last + 1 - first];
+    let members = (first..=last).filter(|index| span.contains(*index)).count();
     for from in (first..=last).filter(|index| inner(*index)) {
         for to in successors(ops, from).into_iter().filter(|to| inner(*to)) {
             incoming[to - first] += 1;
@@ -333,7 +380,7 @@ fn topological_order(ops: &[Op], test: usize, first: usize, last: usize) -> Opti
             }
         }
     }
-    (order.len() == incoming.len() - 1).then_some(order)
+    (order.len() == members - 1).then_some(order)
 }
 
 /// Registers equal to themselves: the state at an origin.
@@ -347,12 +394,20 @@ const IDENTITY: [Sym; REGS] = {
     regs
 };
 
-/// A loop's exit test and range.
+/// A loop's exit test and ops.
 #[derive(Clone, Copy)]
-struct Span {
+struct Span<'a> {
     test: usize,
     first: usize,
     last: usize,
+    /// Which ops of `first..=last` are the loop's (indexed from `first`).
+    members: &'a [bool],
+}
+
+impl Span<'_> {
+    fn contains(&self, index: usize) -> bool {
+        member(self.members, self.first, index)
+    }
 }
 
 /// Offsets from the induction register `induction` that the other registers hold at the first
@@ -437,7 +492,9 @@ struct Walk {
 /// Follows every path from `origin` (not the test), whose registers are `start`, in
 /// topological `order`.
 fn walk(ops: &[Op], order: &[usize], span: Span, origin: usize, start: [Sym; REGS]) -> Walk {
-    let Span { test, first, last } = span;
+    let Span {
+        test, first, last, ..
+    } = span;
     let mut states: Vec<Option<(i64, [Sym; REGS])>> = vec![None; last + 1 - first];
     states[origin - first] = Some((0, start));
     let mut result = Walk {
@@ -458,7 +515,7 @@ fn walk(ops: &[Op], order: &[usize], span: Span, origin: usize, start: [Sym; REG
             if to == test {
                 result.longest = result.longest.max(executed + 1);
                 result.arrivals.push(regs);
-            } else if (first..=last).contains(&to) {
+            } else if span.contains(to) {
                 states[to - first] = Some(match states[to - first] {
                     None => (executed, regs),
                     Some((other, known)) => (other.max(executed), meet(known, regs)),

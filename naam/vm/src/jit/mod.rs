@@ -66,6 +66,15 @@ pub fn versioned_loops_compiled() -> u64 {
     VERSIONED_LOOPS.load(Ordering::Relaxed)
 }
 
+/// Versioned loops whose ops are not one contiguous range.
+static SPLIT_LOOPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many of [`versioned_loops_compiled`]'s loops had ops that are not one contiguous range
+/// (clang's layout of a loop whose exit test comes before code that runs after it).
+pub fn split_loops_versioned() -> u64 {
+    SPLIT_LOOPS.load(Ordering::Relaxed)
+}
+
 /// Loads and stores whose region check a versioned loop's precheck does instead.
 static HOISTED_ACCESSES: AtomicU64 = AtomicU64::new(0);
 

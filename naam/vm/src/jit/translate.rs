@@ -388,9 +388,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         for number in 0..self.loops.len() {
             let versioned = self.loops[number].clone();
             let mut copy_blocks = self.blocks.clone();
-            for block in &mut copy_blocks[versioned.first..=versioned.last] {
-                if block.is_some() {
-                    *block = Some(self.builder.create_block());
+            for index in versioned.indices() {
+                if copy_blocks[index].is_some() {
+                    copy_blocks[index] = Some(self.builder.create_block());
                 }
             }
             let copy_entry = copy_blocks[versioned.entry]
@@ -398,6 +398,9 @@ impl<'a, 'f> Translator<'a, 'f> {
             self.precheck(self.prechecks[number], &versioned, copy_entry);
             self.translate_copy(&versioned, copy_blocks);
             super::VERSIONED_LOOPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if versioned.segments().len() > 1 {
+                super::SPLIT_LOOPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -517,10 +520,10 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// Translates the loop's ops again into `copy_blocks` (the other leaders keep theirs),
     /// with no budget check at any taken jump (see `taken_jump`).
     fn translate_copy(&mut self, versioned: &VersionedLoop, copy_blocks: Vec<Option<Block>>) {
-        let range = versioned.first..versioned.last + 1;
-        let mut last_branch = last_branches(self.ops, &copy_blocks, range.clone());
+        let inside = |index: usize| versioned.contains(index);
+        let mut last_branch = last_branches(self.ops, &copy_blocks, inside);
         for (index, last) in last_branch.iter_mut().enumerate() {
-            if !range.contains(&index) {
+            if !inside(index) {
                 *last = None;
             }
         }
@@ -531,9 +534,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         let cold = core::mem::replace(&mut self.cold, self.predicted_cold.clone());
         self.unchecked = true;
         self.open = false;
-        self.translate_range(range);
+        // Each segment ends in a jump (an op that only fell through out of the loop would be on
+        // no cycle), so no block stays open between them.
+        for segment in versioned.segments() {
+            self.translate_range(segment);
+            debug_assert!(!self.open, "a loop segment's last op is a jump");
+        }
         self.close_cold_leader();
-        debug_assert!(!self.open, "a loop's last op is a jump");
         self.unchecked = false;
         self.hoisted.fill(false);
         self.blocks = blocks;
@@ -1562,7 +1569,7 @@ fn loop_branches(
     fall_threads: &[Option<usize>],
     loops: &[VersionedLoop],
 ) -> (Vec<Option<usize>>, Vec<Vec<Block>>, Vec<Option<usize>>) {
-    let mut last_branch = last_branches(ops, blocks, 0..ops.len());
+    let mut last_branch = last_branches(ops, blocks, |_| true);
     let mut loop_entered = vec![None; ops.len()];
     for (number, versioned) in loops.iter().enumerate() {
         loop_entered[versioned.entry] = Some(number);
@@ -1603,7 +1610,7 @@ fn absorbs_entry_checks(
 /// threaded jump ([`threaded_target`]) or a threaded fall ([`fall_threads`]).
 fn loop_exits(ops: &[Op], fall_threads: &[Option<usize>], versioned: &VersionedLoop) -> Vec<usize> {
     let mut exits = Vec::new();
-    for index in versioned.first..=versioned.last {
+    for index in versioned.indices() {
         let op = fuse::first_of(ops[index]);
         let next = index + 1;
         exits.push(next);
@@ -1628,7 +1635,7 @@ fn checked_copies_cold(
     let mut cold = predicted.to_vec();
     let default_budget = i64::try_from(BUDGET_INSN_DEFAULT).unwrap_or(i64::MAX);
     for versioned in loops.iter().filter(|l| l.insn_bound <= default_budget) {
-        for index in versioned.first..=versioned.last {
+        for index in versioned.indices() {
             cold[index] |= blocks[index].is_some();
         }
     }
@@ -1704,14 +1711,14 @@ fn seal_points(blocks: &[Option<Block>], last_branch: &[Option<usize>]) -> Vec<V
     seal_after
 }
 
-/// The decoded index of the last op of `sources` that may transfer to each leader (`None` where
+/// The decoded index of the last op that `is_source` takes that may transfer to each leader (`None` where
 /// no op does, and for other indexes): the op before it (by fall-through), every jump or call to
 /// it, and, for a return site (the op after a local call), every `exit` (returns dispatch to any
 /// return site).
 fn last_branches(
     ops: &[Op],
     blocks: &[Option<Block>],
-    sources: core::ops::Range<usize>,
+    is_source: impl Fn(usize) -> bool,
 ) -> Vec<Option<usize>> {
     let mut last: Vec<Option<usize>> = blocks
         .iter()
@@ -1719,13 +1726,17 @@ fn last_branches(
         .map(|(index, block)| {
             block
                 .and(index.checked_sub(1))
-                .filter(|before| sources.contains(before))
+                .filter(|before| is_source(*before))
         })
         .collect();
     let last_exit = ops
         .iter()
         .rposition(|op| fuse::first_of(*op).kind == Kind::Exit);
-    for (index, op) in ops.iter().enumerate().take(sources.end).skip(sources.start) {
+    for (index, op) in ops
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| is_source(*index))
+    {
         let op = fuse::first_of(*op);
         let target = op.target as usize;
         if matches!(op.kind, Kind::Ja | Kind::CallLocal) || jump_condition(op.kind).is_some() {

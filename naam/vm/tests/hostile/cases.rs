@@ -1014,6 +1014,14 @@ fn versioned_loops_compiled() -> u64 {
     0
 }
 
+/// The JIT's count of versioned loops with split ops compiled so far (0 without the JIT).
+fn split_loops_versioned() -> u64 {
+    #[cfg(feature = "jit")]
+    return naam_vm::jit::split_loops_versioned();
+    #[cfg(not(feature = "jit"))]
+    0
+}
+
 #[test]
 fn a_versioned_loop_traps_on_the_budget_exactly_where_the_interpreter_does() {
     // `for (r2 = 0; r2 <= 3; r2++) buffer[r2] = 1; buffer[4] = 1`: the JIT compiles this loop
@@ -1042,6 +1050,61 @@ fn a_versioned_loop_traps_on_the_budget_exactly_where_the_interpreter_does() {
     sweep_buffer(&loaded, 28, |budget| {
         store_checks.map(|check| u8::from(budget >= check))
     });
+}
+
+#[test]
+fn a_versioned_loop_whose_ops_are_not_contiguous_counts_exactly_at_every_budget() {
+    // clang's layout of `btree_lookup.o`'s searches: the exit test and the increment come
+    // before code that only runs after the loop (5-7 here), the body after it, entered by a
+    // jump. The loop (2-4 and 8-11) is versioned over its ops only; at every budget around its
+    // bound the result, count, trap and stored bytes must be the interpreter's, and code
+    // between its segments must not run in its copy.
+    let slots = [
+        mov64_imm(2, 0),
+        ja(6),            // goto 8: the loop's entry
+        jgt_imm(2, 3, 2), // if r2 > 3 goto 5: the exit test
+        add64_imm(2, 1),
+        ja(3),        // goto 8
+        ja(0),        // after the loop: a taken jump, checked before the store
+        stb(1, 7, 1), // (a copy that took these ops in would skip the check)
+        exit(),
+        mov64_reg(3, 1), // the body: buffer[r2] = 1
+        add64_reg(3, 2),
+        stb(3, 0, 1),
+        ja(-10), // goto 2
+    ];
+    let before = split_loops_versioned();
+    let loaded = load(&program(&slots), &Helpers::<()>::new()).unwrap();
+    if BACKEND == Backend::Jit && cfg!(feature = "jit") {
+        assert!(
+            split_loops_versioned() > before,
+            "the split loop is versioned"
+        );
+    }
+    let reference = Program::from_raw_with(
+        &program(&slots),
+        &Helpers::<()>::new(),
+        Backend::Interpreter,
+    )
+    .unwrap();
+    let mut input = [0u8; 8];
+    same_as_interpreter(&loaded, &reference, &mut input, 40);
+    let mut buffer = [0u8; 8];
+    let exit = run_on_buffer(&loaded, &mut buffer);
+    assert_eq!(exit.map(|done| done.insn_count), Ok(38));
+    assert_eq!(
+        buffer,
+        [1, 1, 1, 1, 1, 0, 0, 1],
+        "five passes, then the exit's store"
+    );
+}
+
+/// Runs `loaded` over `buffer` (writable) with the default budget.
+fn run_on_buffer(loaded: &Program, buffer: &mut [u8]) -> Result<Exit, Trap> {
+    let mut mem = Memory::new();
+    let len = buffer.len() as u64;
+    let addr = mem.map_write(buffer).unwrap();
+    Vm::new(VmConfig::default()).run(loaded, &mut mem, &Helpers::new(), &mut (), addr, len)
 }
 
 const MICA_PROBE: &[u8] = include_bytes!("../../benches/bpf/mica_probe.o");
