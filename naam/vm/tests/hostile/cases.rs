@@ -1230,3 +1230,114 @@ fn a_versioned_loops_hoisted_region_checks_trap_where_the_interpreter_does() {
         }
     }
 }
+
+/// Loads `bytecode` with `helpers`, runs it on no input and returns r0.
+fn r0_of(bytecode: &[u8], helpers: &Helpers<()>) -> u64 {
+    let program = load(bytecode, helpers).expect("program verifies");
+    let mut mem = Memory::new();
+    let mut vm = Vm::new(VmConfig::default());
+    vm.run(&program, &mut mem, helpers, &mut (), 0, 0)
+        .expect("the program exits")
+        .r0
+}
+
+/// VM address of the stack slot at r10 - 8 in frame 0, as a pointer that is not r10.
+const STACK_TOP_LESS_8: u64 = slot_base(STACK_SLOT) + STACK_FRAME_BYTES as u64 - 8;
+
+/// `setup`, then a loop of two passes over `body` (r7 counts them; ops `body.len() + 2` back
+/// to its start), then `r0 = r6`: a loop the JIT versions, where a translator forwarding stack
+/// stores into loads would keep a slot's value in a register across the aliasing write.
+fn in_a_loop(setup: &[[u8; 8]], body: &[[u8; 8]]) -> Vec<u8> {
+    let mut slots = setup.to_vec();
+    slots.extend([mov64_imm(6, 0), mov64_imm(7, 0)]);
+    slots.extend_from_slice(body);
+    let back = -(body.len() as i16) - 2;
+    slots.extend([
+        add64_imm(7, 1),
+        insn(0xa5, 7, 0, back, 2), // if r7 < 2 goto body
+        mov64_reg(0, 6),
+        exit(),
+    ]);
+    program(&slots)
+}
+
+#[test]
+fn a_helper_writing_a_stack_slot_through_a_pointer_argument_is_seen_by_later_loads() {
+    let mut helpers = Helpers::<()>::new();
+    let mut args = [ArgKind::Unused; 5];
+    args[0] = ArgKind::WriteBytes { len_arg: 1 };
+    args[1] = ArgKind::Scalar;
+    let fill = Helper {
+        name: "fill_secret",
+        signature: Signature { args },
+        func: fill_secret,
+    };
+    helpers.register(3, fill).unwrap();
+    let [v0, v1] = lddw(8, 0x1111_2222_3333_4444);
+    let bytecode = in_a_loop(
+        &[v0, v1, stxdw(10, 8, -8)],
+        &[
+            ldxdw(3, 10, -8),
+            add64_reg(6, 3),
+            mov64_reg(1, 10),
+            add64_imm(1, -8),
+            mov64_imm(2, 8),
+            call_helper(3), // writes 0x5e into r10 - 8 .. r10
+        ],
+    );
+    assert_eq!(
+        r0_of(&bytecode, &helpers),
+        0x1111_2222_3333_4444u64.wrapping_add(0x5e5e_5e5e_5e5e_5e5e)
+    );
+}
+
+#[test]
+fn a_store_through_another_register_aliasing_a_stack_slot_is_seen_in_a_loop() {
+    let [p0, p1] = lddw(2, STACK_TOP_LESS_8);
+    let bytecode = in_a_loop(
+        &[p0, p1, insn(0x7a, 10, 0, -8, 5)], // *(u64 *)(r10 - 8) = 5
+        &[
+            ldxdw(3, 10, -8), // r6 += slot; the slot += 1 through r2
+            add64_reg(6, 3),
+            add64_imm(3, 1),
+            stxdw(2, 3, 0),
+        ],
+    );
+    assert_eq!(r0_of(&bytecode, &Helpers::new()), 5 + 6);
+}
+
+#[test]
+fn an_atomic_on_a_stack_slot_is_seen_by_later_loads() {
+    let [p0, p1] = lddw(2, STACK_TOP_LESS_8);
+    let bytecode = in_a_loop(
+        &[p0, p1, mov64_imm(8, 40), stxdw(10, 8, -8), mov64_imm(5, 2)],
+        &[
+            ldxdw(3, 10, -8),
+            add64_reg(6, 3),
+            insn(0xdb, 2, 5, 0, 0), // atomic *(u64 *)r2 += r5
+        ],
+    );
+    assert_eq!(r0_of(&bytecode, &Helpers::new()), 40 + 42);
+}
+
+#[test]
+fn a_narrower_stack_store_overlapping_a_slot_keeps_it_in_memory() {
+    let [v0, v1] = lddw(8, 0x1111_2222_3333_4444);
+    // A forwarding JIT may keep the 64-bit slot at r10 - 16; the one at r10 - 8 has a byte
+    // store and a 32-bit store at r10 - 4 overlapping it, so its loads must read memory.
+    let bytecode = in_a_loop(
+        &[v0, v1, stxdw(10, 8, -8), insn(0x7a, 10, 0, -16, 1)],
+        &[
+            ldxdw(3, 10, -8),
+            add64_reg(6, 3),
+            ldxdw(3, 10, -16),
+            add64_reg(6, 3),
+            stb(10, -8, 0x55),
+            insn(0x62, 10, 0, -4, 0x66), // *(u32 *)(r10 - 4) = 0x66
+        ],
+    );
+    assert_eq!(
+        r0_of(&bytecode, &Helpers::new()),
+        0x1111_2222_3333_4444 + 1 + 0x0000_0066_3333_4455 + 1
+    );
+}
