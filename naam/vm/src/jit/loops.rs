@@ -268,7 +268,7 @@ fn cycle_step(moves: &Walk, reg: u8) -> Option<i64> {
 }
 
 /// Where control may go after the op at `index` (local calls excluded by the caller).
-pub(super) fn successors(ops: &[Op], index: usize) -> Vec<usize> {
+fn successors(ops: &[Op], index: usize) -> Vec<usize> {
     let op = fuse::first_of(ops[index]);
     let target = op.target as usize;
     let next = match op.kind {

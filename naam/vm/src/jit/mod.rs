@@ -21,10 +21,6 @@
 //!   checks every address its walking loads and stores can reach against the region caches; if
 //!   both pass, a copy without budget checks (and without those accesses' region checks) runs,
 //!   else the checked copy, which traps exactly where the interpreter does;
-//! - in a program without local calls, 64-bit stack slots that only their own r10-relative
-//!   loads and stores touch (`stack`) are also variables: a store writes through and defines
-//!   the variable, a load reads it, and every store or atomic through another register and
-//!   every helper call re-defines each from memory;
 //! - local calls save r6..=r9 and a return-site number in a frame array on the native stack and
 //!   return through a jump table over the return sites (the whole program is one native
 //!   function, as it is one flat op array to the interpreter);
@@ -37,7 +33,6 @@
 mod code;
 mod loops;
 mod params;
-mod stack;
 mod translate;
 
 pub(crate) use code::{JitCode, JitCtx, run};
@@ -87,15 +82,6 @@ static HOISTED_ACCESSES: AtomicU64 = AtomicU64::new(0);
 /// versioned loop's copy (the loop's precheck checks every address they can reach).
 pub fn hoisted_accesses_compiled() -> u64 {
     HOISTED_ACCESSES.load(Ordering::Relaxed)
-}
-
-/// Stack loads served from a promoted slot's variable instead of memory.
-static FORWARDED_STACK_LOADS: AtomicU64 = AtomicU64::new(0);
-
-/// How many r10-relative loads this process has compiled to read a promoted stack slot's
-/// variable instead of memory (see `stack`; a versioned loop's copy counts its loads again).
-pub fn forwarded_stack_loads_compiled() -> u64 {
-    FORWARDED_STACK_LOADS.load(Ordering::Relaxed)
 }
 
 /// Compiles `ops` for the host and makes the code executable.

@@ -25,7 +25,6 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
 use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
-use super::stack::{SlotLiveness, promoted_slots, slots_loaded};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
 use crate::op::{Kind, Op};
@@ -218,13 +217,6 @@ struct Translator<'a, 'f> {
     block_start: usize,
     /// Whether the current block still needs a terminator.
     open: bool,
-    /// Stack slots kept in variables (offset from the frame top, variable; see `super::stack`).
-    promoted: Vec<(i32, Variable)>,
-    /// Which of them each op's successors may load before storing.
-    slot_liveness: SlotLiveness,
-    /// Ops inside a versioned loop (by decoded index), whose stack loads are forwarded: every
-    /// path into such a loop passes its precheck, which defines the slots the loop loads.
-    in_versioned_loop: Vec<bool>,
     frames: StackSlot,
     trampoline_sig: SigRef,
     flags: Flags,
@@ -251,12 +243,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         let (read_cache, write_cache) = (cache(), cache());
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
-        let slots = promoted_slots(ops);
-        let slot_liveness = SlotLiveness::new(ops, &slots);
-        let promoted = slots
-            .into_iter()
-            .map(|offset| (offset, builder.declare_var(I64)))
-            .collect();
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
         let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
@@ -268,10 +254,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         let (last_branch, seal_after, loop_entered) =
             loop_branches(ops, &blocks, &fall_threads, &loops);
         let prechecks = loops.iter().map(|_| builder.create_block()).collect();
-        let mut in_versioned_loop = vec![false; ops.len()];
-        for index in loops.iter().flat_map(VersionedLoop::indices) {
-            in_versioned_loop[index] = true;
-        }
         let offsets = budget_offsets(ops, &blocks, entry);
         let predicted_cold = predicted_cold(ops, &blocks);
         Translator {
@@ -306,9 +288,6 @@ impl<'a, 'f> Translator<'a, 'f> {
             seal_after,
             block_start: 0,
             open: false,
-            promoted,
-            slot_liveness,
-            in_versioned_loop,
             frames,
             trampoline_sig,
             flags,
@@ -324,7 +303,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.ctx = self.builder.block_params(start)[0];
         let frame_top = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, frame_top));
         self.builder.def_var(self.frame_top, frame_top);
-        self.enter_promoted();
         let (r1, r2) = (
             self.builder.block_params(start)[1],
             self.builder.block_params(start)[2],
@@ -431,11 +409,6 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// checked copy. One compare: the budget left is `remaining` less the entry's offset.
     fn precheck(&mut self, precheck: Block, versioned: &VersionedLoop, copy_entry: Block) {
         self.enter(precheck);
-        // The promoted stack slots the loop may load get their values here, from memory (which
-        // holds each slot's value at every point: stores write through).
-        let slots: Vec<i32> = self.promoted.iter().map(|(offset, _)| *offset).collect();
-        let loaded = slots_loaded(self.ops, &slots, versioned.indices());
-        self.load_promoted(loaded & self.slot_liveness.before(versioned.entry));
         let remaining = self.builder.use_var(self.remaining);
         let needed = self.offsets[versioned.entry] + versioned.insn_bound;
         let short = self
@@ -642,9 +615,9 @@ impl<'a, 'f> Translator<'a, 'f> {
             Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32 => self.load(index, op),
             St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 => self.store(index, op),
             LdxStack8 | LdxStack16 | LdxStack32 | LdxStack64 | LdxSxStack8 | LdxSxStack16
-            | LdxSxStack32 => self.load_stack(index, op),
+            | LdxSxStack32 => self.load_stack(op),
             StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32
-            | StxStack64 => self.store_stack(index, op),
+            | StxStack64 => self.store_stack(op),
             Atomic32 | Atomic64 => self.atomic(index, op),
             Ja => {
                 self.add_count(index + 1 - self.block_start);
@@ -1065,14 +1038,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.set(op.dst, value);
     }
 
-    fn load_stack(&mut self, index: usize, op: Op) {
+    fn load_stack(&mut self, op: Op) {
         let (len, signed) = access_of(op.kind);
-        if let Some(var) = self.promoted_slot(index, op.target, len) {
-            let value = self.builder.use_var(var);
-            self.set(op.dst, value);
-            super::FORWARDED_STACK_LOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return;
-        }
         let frame_top = self.builder.use_var(self.frame_top);
         let value = self.load_value(frame_top, op.target, len, signed);
         self.set(op.dst, value);
@@ -1098,62 +1065,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         let value = self.stored_value(op);
         let host = self.checked_address(index, op.dst, op.target, len, true);
         self.store_value(value, host, 0, len);
-        // The address may be a promoted stack slot's (any register may hold the stack's).
-        self.reload_promoted(index);
     }
 
-    fn store_stack(&mut self, index: usize, op: Op) {
+    fn store_stack(&mut self, op: Op) {
         let (len, _) = access_of(op.kind);
         let value = self.stored_value(op);
         let frame_top = self.builder.use_var(self.frame_top);
         self.store_value(value, frame_top, op.target, len);
-        if let Some(var) = self.promoted_slot(index, op.target, len) {
-            self.builder.def_var(var, value);
-        }
-    }
-
-    /// The variable of the promoted stack slot at `offset`, if the access at `index` is that
-    /// slot's width and inside a versioned loop.
-    fn promoted_slot(&self, index: usize, offset: i32, len: u64) -> Option<Variable> {
-        if !self.in_versioned_loop[index] || len != 8 {
-            return None;
-        }
-        let (_, var) = self.promoted.iter().find(|(slot, _)| *slot == offset)?;
-        Some(*var)
-    }
-
-    /// Defines the promoted stack slots at entry with a constant nothing reads: only loads
-    /// inside versioned loops are forwarded, and every path to one passes the loop's precheck,
-    /// which defines the slots from memory (the stack is not assumed zero).
-    fn enter_promoted(&mut self) {
-        let unread = self.builder.ins().iconst(I64, 0);
-        for (_, var) in &self.promoted {
-            self.builder.def_var(*var, unread);
-        }
-    }
-
-    /// Re-defines from memory, after the op at `index` (a store or atomic through a register,
-    /// a helper call) inside a versioned loop may have written them, the promoted stack slots
-    /// a later op may load before storing. Outside the loops nothing is forwarded.
-    fn reload_promoted(&mut self, index: usize) {
-        if self.in_versioned_loop[index] {
-            let live = self.slot_liveness.after(self.ops, index);
-            self.load_promoted(live);
-        }
-    }
-
-    /// Defines the promoted slots in `slots` (bit per slot) from memory.
-    fn load_promoted(&mut self, slots: u16) {
-        if slots == 0 {
-            return;
-        }
-        let frame_top = self.builder.use_var(self.frame_top);
-        for (number, (offset, var)) in self.promoted.clone().into_iter().enumerate() {
-            if slots & (1 << number) != 0 {
-                let value = self.load_value(frame_top, offset, 8, false);
-                self.builder.def_var(var, value);
-            }
-        }
     }
 
     fn stored_value(&mut self, op: Op) -> Value {
@@ -1204,7 +1122,6 @@ impl<'a, 'f> Translator<'a, 'f> {
             _ => old, // the verifier admits no other operation
         };
         self.builder.ins().store(flags, new, host, 0);
-        self.reload_promoted(index);
         let old = self.widen(old, ty);
         if operation == ATOMIC_CMPXCHG {
             self.set(0, old);
@@ -1382,8 +1299,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.set_cold_block(fault);
         self.leave(status::HELPER);
         self.enter(next);
-        // A helper may write a promoted stack slot through a pointer argument.
-        self.reload_promoted(index);
     }
 
     fn call_local(&mut self, index: usize, op: Op) {
