@@ -602,8 +602,8 @@ fn stack_reader(prefix: &[[u8; 8]]) -> Vec<u8> {
     program(&slots)
 }
 
-#[test]
-fn no_stack_byte_written_by_any_means_outlives_its_invocation() {
+/// Helpers with `fill_secret` as helper 3 (r1: bytes to write, r2: their length).
+fn fill_secret_helpers() -> Helpers<()> {
     let mut helpers = Helpers::<()>::new();
     let mut args = [ArgKind::Unused; 5];
     args[0] = ArgKind::WriteBytes { len_arg: 1 };
@@ -615,6 +615,12 @@ fn no_stack_byte_written_by_any_means_outlives_its_invocation() {
         func: fill_secret,
     };
     helpers.register(3, fill).unwrap();
+    helpers
+}
+
+#[test]
+fn no_stack_byte_written_by_any_means_outlives_its_invocation() {
+    let helpers = fill_secret_helpers();
     let [s0, s1] = lddw(6, SECRET);
     let [f0, f1] = lddw(1, slot_base(STACK_SLOT) + STACK_FRAME_BYTES as u64 - 264);
     let writers: [(&str, Vec<[u8; 8]>); 5] = [
@@ -1263,16 +1269,7 @@ fn in_a_loop(setup: &[[u8; 8]], body: &[[u8; 8]]) -> Vec<u8> {
 
 #[test]
 fn a_helper_writing_a_stack_slot_through_a_pointer_argument_is_seen_by_later_loads() {
-    let mut helpers = Helpers::<()>::new();
-    let mut args = [ArgKind::Unused; 5];
-    args[0] = ArgKind::WriteBytes { len_arg: 1 };
-    args[1] = ArgKind::Scalar;
-    let fill = Helper {
-        name: "fill_secret",
-        signature: Signature { args },
-        func: fill_secret,
-    };
-    helpers.register(3, fill).unwrap();
+    let helpers = fill_secret_helpers();
     let [v0, v1] = lddw(8, 0x1111_2222_3333_4444);
     let bytecode = in_a_loop(
         &[v0, v1, stxdw(10, 8, -8)],
