@@ -966,6 +966,12 @@ impl SimPoint {
             self.folds_pending = left;
             self.egress(k, frame);
         }
+        self.recycle_outputs(outputs);
+    }
+
+    /// Keeps an emptied holder for reuse (at most [`FRAME_POOL_MAX`]).
+    #[inline]
+    fn recycle_outputs(&mut self, outputs: StepOutputs) {
         if self.spare_outputs.len() < FRAME_POOL_MAX {
             self.spare_outputs.push(outputs);
         }
@@ -1019,25 +1025,15 @@ impl SimPoint {
     /// The accesses and replies the worker has, queued for now.
     fn queue_outputs(&mut self, loc: Location) {
         let at_ns = self.now();
-        while let Some(access) = self.server(loc).worker.poll_access() {
+        let mut outputs = self.take_outputs(loc);
+        for access in outputs.accesses.drain(..) {
             self.events
                 .schedule_at(at_ns, Event::AccessStart(loc, access));
         }
-        while self.server(loc).worker.has_output() {
-            let mut frame = self.frames.take();
-            let Some(out) = self.server(loc).worker.poll_reply(&mut frame) else {
-                return self.frames.give(frame);
-            };
-            let k = match out.to {
-                ReplyTarget::Source(k) => k as u32,
-                // Simulated clients give no reply address.
-                ReplyTarget::Addr(_) => {
-                    self.frames.give(frame);
-                    continue;
-                }
-            };
+        for (k, frame) in outputs.replies.drain(..) {
             self.events.schedule_at(at_ns, Event::Egress(k, frame));
         }
+        self.recycle_outputs(outputs);
     }
 
     /// The datagram is received: the worker takes it with its arrival at the port as its
