@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use naam_vm::{Backend, Helpers, LoadError, Program};
+use naam_vm::{Backend, Helpers, JitCache, JitCacheStats, LoadError, Program};
 
 use crate::helpers::{StepCtx, naam_helpers};
 use crate::ids::{FunctionId, IdMap, TenantId};
@@ -116,6 +116,9 @@ pub struct FunctionTable {
     entries: IdMap<(TenantId, FunctionId), Arc<FunctionEntry>>,
     per_tenant: IdMap<TenantId, usize>,
     next_slot: u32,
+    /// Native code shared by every function of equal ops and entry (one compile for a function
+    /// registered by hundreds of tenants); weak, so unregistering the last holder frees it.
+    jit_cache: JitCache,
 }
 
 impl Default for FunctionTable {
@@ -133,6 +136,7 @@ impl FunctionTable {
             entries: IdMap::default(),
             per_tenant: IdMap::default(),
             next_slot: 0,
+            jit_cache: JitCache::new(),
         }
     }
 
@@ -163,12 +167,13 @@ impl FunctionTable {
         code: Code<'_>,
     ) -> Result<(), FunctionError> {
         self.check_room(tenant, id, name)?;
+        let (helpers, backend, cache) = (&self.helpers, self.backend, &mut self.jit_cache);
         let loaded = match code {
-            Code::Raw(bytes) => Program::from_raw_with(bytes, &self.helpers, self.backend),
+            Code::Raw(bytes) => Program::from_raw_cached(bytes, helpers, backend, cache),
             Code::Elf {
                 object,
                 name: section,
-            } => Program::from_elf_with(object, section, &self.helpers, self.backend),
+            } => Program::from_elf_cached(object, section, helpers, backend, cache),
         };
         let program = loaded.map_err(|source| FunctionError::Load {
             tenant,
@@ -225,6 +230,12 @@ impl FunctionTable {
     /// Every live function.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<FunctionEntry>> {
         self.entries.values()
+    }
+
+    /// JIT compiles this table ran and the registrations that reused earlier code instead (all
+    /// zero unless functions were registered for [`Backend::Jit`] with the JIT built).
+    pub fn jit_cache_stats(&self) -> JitCacheStats {
+        self.jit_cache.stats()
     }
 
     /// What the table's eBPF functions run on, in words: `jit`, `interpreter`, or

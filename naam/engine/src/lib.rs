@@ -73,7 +73,7 @@ pub use ids::{
     AccessKind, Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, Rkey, TenantId,
 };
 /// The VM backend a function table loads for, and the tier a function ended up on.
-pub use naam_vm::{Backend, Tier};
+pub use naam_vm::{Backend, JitCacheStats, Tier};
 pub use region::{Perms, RegionInfo, RegionTable, RkeySecret};
 pub use server::{ServerWorker, WorkerConfig};
 pub use steer::{RuleKey, RuleTable, Shares, SteerKey};

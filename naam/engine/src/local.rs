@@ -163,6 +163,11 @@ impl LocalHost {
         }
     }
 
+    /// JIT compiles and reuses of the host's function table ([`FunctionTable::jit_cache_stats`]).
+    pub fn jit_cache_stats(&self) -> naam_vm::JitCacheStats {
+        self.functions.jit_cache_stats()
+    }
+
     /// Registers `bytes` as a region of `tenant`.
     pub fn add_region(
         &mut self,

@@ -12,9 +12,20 @@ use support::*;
 const TENANTS: u32 = 128;
 const FUNCTIONS_PER_TENANT: u32 = 10;
 
+/// `(compiles, reuses)` a JIT table reports after `registrations` of `distinct` functions: the
+/// cache compiles each distinct function once when the JIT is built, nothing otherwise.
+fn compiles_and_reuses(registrations: u64, distinct: u64) -> (u64, u64) {
+    if cfg!(feature = "jit") {
+        (distinct, registrations - distinct)
+    } else {
+        (0, 0)
+    }
+}
+
 #[test]
 fn a_thousand_functions_across_a_hundred_tenants() {
-    let mut functions = FunctionTable::new();
+    // Loaded for the JIT (interpreted without the `jit` feature): one compile for all of them.
+    let mut functions = FunctionTable::new().with_backend(Backend::Jit);
     let mut regions = RegionTable::new(RkeySecret([1; 16]));
     let mut memory = Memory::new();
     let mut tenant_regions = Vec::new();
@@ -34,6 +45,12 @@ fn a_thousand_functions_across_a_hundred_tenants() {
         tenant_regions.push(info);
     }
     assert_eq!(functions.len(), (TENANTS * FUNCTIONS_PER_TENANT) as usize);
+    let stats = functions.jit_cache_stats();
+    let registered = u64::from(TENANTS * FUNCTIONS_PER_TENANT);
+    assert_eq!(
+        (stats.compiles, stats.reuses),
+        compiles_and_reuses(registered, 1)
+    );
     let regions = Arc::new(regions);
     let mut exec = Executor::new(
         ExecutorConfig::new(Location::Host),
@@ -76,6 +93,35 @@ fn a_thousand_functions_across_a_hundred_tenants() {
         2 * TENANTS as usize,
         "per-function counters are per function"
     );
+}
+
+#[test]
+fn shared_code_lives_until_its_last_function_is_unregistered() {
+    let mut functions = FunctionTable::new().with_backend(Backend::Jit);
+    let read_any = Code::Elf {
+        object: ENGINE_FNS,
+        name: "read_any",
+    };
+    let spin = Code::Elf {
+        object: ENGINE_FNS,
+        name: "spin",
+    };
+    for (tenant, id, code) in [(1, 1, read_any), (2, 1, read_any), (1, 2, spin)] {
+        functions
+            .register_ebpf(TenantId(tenant), FunctionId(id), "f", code)
+            .unwrap();
+    }
+    let live = |functions: &FunctionTable| functions.jit_cache_stats().live_codes;
+    let jit = usize::from(cfg!(feature = "jit"));
+    let stats = functions.jit_cache_stats();
+    assert_eq!((stats.compiles, stats.reuses), compiles_and_reuses(3, 2));
+    assert_eq!(live(&functions), 2 * jit);
+    functions.unregister(TenantId(1), FunctionId(1)).unwrap();
+    assert_eq!(live(&functions), 2 * jit, "tenant 2 still runs read_any");
+    functions.unregister(TenantId(2), FunctionId(1)).unwrap();
+    assert_eq!(live(&functions), jit, "read_any's code is freed");
+    functions.unregister(TenantId(1), FunctionId(2)).unwrap();
+    assert_eq!(live(&functions), 0);
 }
 
 #[test]

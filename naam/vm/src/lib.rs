@@ -148,6 +148,7 @@ mod helpers;
 mod interp;
 #[cfg(feature = "jit")]
 pub mod jit;
+mod jit_cache;
 pub mod memory;
 mod op;
 mod opcode;
@@ -160,6 +161,7 @@ pub use helpers::{
     ArgKind, HELPER_ARGS, HELPERS_MAX, Helper, HelperError, HelperFn, Helpers, RegisterError,
     Signature,
 };
+pub use jit_cache::{JIT_CACHE_SWEEP_ENTRIES_MIN, JitCache, JitCacheStats};
 pub use memory::{MapError, Memory, MemoryError};
 pub use opcode::SLOT_BYTES;
 pub use program::{

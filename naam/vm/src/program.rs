@@ -3,6 +3,7 @@
 use crate::elf::{self, ElfError};
 use crate::fuse;
 use crate::helpers::Helpers;
+use crate::jit_cache::JitCache;
 use crate::op::{Kind, Op};
 use crate::verifier::{self, VerifyError};
 
@@ -110,9 +111,10 @@ pub enum Tier {
 pub struct Program {
     /// The decoded ops (fused for the interpreter; the JIT compiles them unfused).
     pub(crate) ops: Box<[Op]>,
-    /// Native code, when the program was loaded for [`Backend::Jit`] and compiled.
+    /// Native code, when the program was loaded for [`Backend::Jit`] and compiled; shared with
+    /// every program of equal ops and entry loaded through the same [`JitCache`].
     #[cfg(feature = "jit")]
-    pub(crate) jit: Option<crate::jit::JitCode>,
+    pub(crate) jit: Option<std::sync::Arc<crate::jit::JitCode>>,
     /// Why a [`Backend::Jit`] request runs on the interpreter.
     jit_error: Option<JitError>,
     /// Slot index of every decoded instruction, for trap reports.
@@ -146,8 +148,22 @@ impl Program {
         helpers: &Helpers<C>,
         backend: Backend,
     ) -> Result<Program, LoadError> {
-        let program = Program::build(bytecode, 0, Box::default(), Box::default(), helpers)?;
-        Ok(program.with_backend(backend))
+        Ok(Program::from_bytecode(bytecode, helpers)?.with_backend(backend, None))
+    }
+
+    /// [`Program::from_raw_with`], taking [`Backend::Jit`]'s native code from `cache` when a
+    /// live program there has the same ops and entry (and compiling it into `cache` otherwise).
+    pub fn from_raw_cached<C>(
+        bytecode: &[u8],
+        helpers: &Helpers<C>,
+        backend: Backend,
+        cache: &mut JitCache,
+    ) -> Result<Program, LoadError> {
+        Ok(Program::from_bytecode(bytecode, helpers)?.with_backend(backend, Some(cache)))
+    }
+
+    fn from_bytecode<C>(bytecode: &[u8], helpers: &Helpers<C>) -> Result<Program, LoadError> {
+        Program::build(bytecode, 0, Box::default(), Box::default(), helpers)
     }
 
     /// Loads one program from an ELF object produced by `clang -target bpf`. `name` is an ELF
@@ -169,15 +185,35 @@ impl Program {
         helpers: &Helpers<C>,
         backend: Backend,
     ) -> Result<Program, LoadError> {
+        Ok(Program::from_object(object, name, helpers)?.with_backend(backend, None))
+    }
+
+    /// [`Program::from_elf_with`], taking [`Backend::Jit`]'s native code from `cache` when a
+    /// live program there has the same ops and entry, whatever its constants and globals (the
+    /// code reads those at run time), and compiling it into `cache` otherwise.
+    pub fn from_elf_cached<C>(
+        object: &[u8],
+        name: &str,
+        helpers: &Helpers<C>,
+        backend: Backend,
+        cache: &mut JitCache,
+    ) -> Result<Program, LoadError> {
+        Ok(Program::from_object(object, name, helpers)?.with_backend(backend, Some(cache)))
+    }
+
+    fn from_object<C>(
+        object: &[u8],
+        name: &str,
+        helpers: &Helpers<C>,
+    ) -> Result<Program, LoadError> {
         let linked = elf::link(object, name)?;
-        let program = Program::build(
+        Program::build(
             &linked.bytecode,
             linked.entry_slot,
             linked.constants,
             linked.globals,
             helpers,
-        )?;
-        Ok(program.with_backend(backend))
+        )
     }
 
     fn build<C>(
@@ -234,11 +270,12 @@ impl Program {
         self.globals.len()
     }
 
-    /// Compiles the program when `backend` is [`Backend::Jit`]; keeps the interpreter (and
-    /// records why) when the JIT is not built or cannot compile it.
-    fn with_backend(mut self, backend: Backend) -> Program {
+    /// Compiles the program when `backend` is [`Backend::Jit`] (or takes its code from
+    /// `cache`); keeps the interpreter (and records why) when the JIT is not built or cannot
+    /// compile it.
+    fn with_backend(mut self, backend: Backend, cache: Option<&mut JitCache>) -> Program {
         if backend == Backend::Jit {
-            match self.compile_jit() {
+            match self.compile_jit(cache) {
                 Ok(()) => self.jit_error = None,
                 Err(error) => self.jit_error = Some(error),
             }
@@ -247,14 +284,29 @@ impl Program {
     }
 
     #[cfg(feature = "jit")]
-    fn compile_jit(&mut self) -> Result<(), JitError> {
-        self.jit = Some(crate::jit::compile_host(&self.ops, self.entry)?);
+    fn compile_jit(&mut self, cache: Option<&mut JitCache>) -> Result<(), JitError> {
+        let code = match cache {
+            Some(cache) => cache.code_for(&self.ops, self.entry)?,
+            None => std::sync::Arc::new(crate::jit::compile_host(&self.ops, self.entry)?),
+        };
+        self.jit = Some(code);
         Ok(())
     }
 
     #[cfg(not(feature = "jit"))]
-    fn compile_jit(&mut self) -> Result<(), JitError> {
+    fn compile_jit(&mut self, _: Option<&mut JitCache>) -> Result<(), JitError> {
         Err(JitError::NotBuilt)
+    }
+
+    /// True when this program and `other` run the same native code (loaded through one
+    /// [`JitCache`] with equal ops and entry); false when either runs on the interpreter.
+    pub fn shares_jit_code(&self, other: &Program) -> bool {
+        #[cfg(feature = "jit")]
+        if let (Some(mine), Some(theirs)) = (&self.jit, &other.jit) {
+            return std::sync::Arc::ptr_eq(mine, theirs);
+        }
+        let _ = other;
+        false
     }
 
     /// Compiles the program for `target` without keeping or running the code (for checking

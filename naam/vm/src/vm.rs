@@ -195,7 +195,7 @@ impl Vm {
                 depth_reached,
             });
             #[cfg(feature = "jit")]
-            let native = program.jit.as_ref().map(|code| (code, &mut self.jit_ctx));
+            let native = program.jit.as_deref().map(|code| (code, &mut self.jit_ctx));
             #[cfg(not(feature = "jit"))]
             let native = None;
             execute(native, machine, slots.mem(), helpers, ctx, r1, r2)

@@ -187,7 +187,7 @@ impl JitCode {
 impl Drop for JitCode {
     fn drop(&mut self) {
         // SAFETY: `base`/`len` are a mapping this value owns; no invocation can be running,
-        // since every `run` borrows the `Program` that owns this code.
+        // since every `run` borrows a `Program` holding an `Arc` of this code (dropped last).
         unsafe { libc::munmap(self.base, self.len) };
     }
 }
