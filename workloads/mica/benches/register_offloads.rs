@@ -10,6 +10,8 @@
 //! `cargo bench --locked -p naam-mica --features jit --bench register_offloads` (prints a table;
 //! one pass per row, no statistics: a 1 024-compile row takes seconds). Without the `jit`
 //! feature every program runs interpreted and the rows time loading and verifying alone.
+//! `register_offloads plain N` (the binary, e.g. under `valgrind --tool=callgrind`) runs only the
+//! plain loader over N copies of the shared object.
 
 use std::time::Instant;
 
@@ -66,7 +68,22 @@ fn through_plain_loader(objects: &[(Vec<u8>, &str)]) -> f64 {
     elapsed_ms
 }
 
+/// `register_offloads plain N`: the plain loader alone, over N copies of the shared object (one
+/// compile each), for an instruction profile of compiling `mica_get` under callgrind.
+fn plain_only(args: &[String]) -> Option<u32> {
+    match args {
+        [mode, offloads, ..] if mode == "plain" => offloads.parse().ok(),
+        _ => None,
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(offloads) = plain_only(&args) {
+        let plain_ms = through_plain_loader(&objects(false, offloads));
+        println!("plain loader, {offloads} shared objects: {plain_ms:.1} ms");
+        return;
+    }
     println!("programs  offloads  plain_loader_ms  table_ms  compiles  reuses");
     for distinct in [false, true] {
         let kind = if distinct { "distinct" } else { "shared" };
