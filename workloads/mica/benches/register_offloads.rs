@@ -10,8 +10,8 @@
 //! `cargo bench --locked -p naam-mica --features jit --bench register_offloads` (prints a table;
 //! one pass per row, no statistics: a 1 024-compile row takes seconds). Without the `jit`
 //! feature every program runs interpreted and the rows time loading and verifying alone.
-//! `register_offloads plain N` (the binary, e.g. under `valgrind --tool=callgrind`) runs only the
-//! plain loader over N copies of the shared object.
+//! `register_offloads <plain|table> <shared|distinct> N` (the binary, e.g. under `valgrind
+//! --tool=callgrind`) runs one path over N tenants' programs of one kind.
 
 use std::time::Instant;
 
@@ -68,20 +68,29 @@ fn through_plain_loader(objects: &[(Vec<u8>, &str)]) -> f64 {
     elapsed_ms
 }
 
-/// `register_offloads plain N`: the plain loader alone, over N copies of the shared object (one
-/// compile each), for an instruction profile of compiling `mica_get` under callgrind.
-fn plain_only(args: &[String]) -> Option<u32> {
-    match args {
-        [mode, offloads, ..] if mode == "plain" => offloads.parse().ok(),
-        _ => None,
-    }
+/// One path over one kind of tenant programs, from `register_offloads <plain|table>
+/// <shared|distinct> N`: (through the table?, distinct?, N).
+fn one_path(args: &[String]) -> Option<(bool, bool, u32)> {
+    let [path, programs, offloads, ..] = args else {
+        return None;
+    };
+    let table = match path.as_str() {
+        "plain" => false,
+        "table" => true,
+        _ => return None,
+    };
+    Some((table, programs == "distinct", offloads.parse().ok()?))
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(offloads) = plain_only(&args) {
-        let plain_ms = through_plain_loader(&objects(false, offloads));
-        println!("plain loader, {offloads} shared objects: {plain_ms:.1} ms");
+    if let Some((table, distinct, offloads)) = one_path(&args) {
+        let objects = objects(distinct, offloads);
+        let elapsed_ms = match table {
+            true => through_table(&objects).0,
+            false => through_plain_loader(&objects),
+        };
+        println!("{args:?}: {elapsed_ms:.1} ms");
         return;
     }
     println!("programs  offloads  plain_loader_ms  table_ms  compiles  reuses");
