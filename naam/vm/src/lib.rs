@@ -139,6 +139,9 @@
 //! fallback: without the feature, or when Cranelift or the OS refuses (no executable memory),
 //! the program runs interpreted and [`Program::jit_error`] says why. Every RFC 9669 instruction
 //! the verifier accepts is compiled; nothing falls back per instruction.
+//! [`Program::from_raw_cached`] / [`Program::from_elf_cached`] take the native code from a
+//! [`JitCache`] the embedder owns when a live program there has the same ops and entry (the code
+//! depends on nothing else), so one function loaded for many tenants is compiled once.
 //! `Program::compile_for` compiles for the other ISA without running it (tests compile every
 //! conformance program and both NAAM functions for aarch64; this machine runs only x86-64).
 
