@@ -248,7 +248,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
-        let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
@@ -261,6 +260,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let offsets = budget_offsets(ops, &blocks, entry);
         let predicted_cold = predicted_cold(ops, &blocks);
         Translator {
+            flags: memory_flags(builder.func),
             builder,
             ops,
             pointer,
@@ -295,7 +295,6 @@ impl<'a, 'f> Translator<'a, 'f> {
             open: false,
             frames,
             trampoline_sig,
-            flags,
             budget_trap,
         }
     }
