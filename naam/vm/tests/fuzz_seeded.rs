@@ -24,6 +24,11 @@ const STRUCTURED_SLOTS_MAX: usize = 32;
 #[cfg(feature = "jit")]
 const COUNTED_LOOP_EVERY: usize = 8;
 
+/// One differential input in this many, between the counted loops, is a run of loads through
+/// one register ([`load_run`]).
+#[cfg(feature = "jit")]
+const LOAD_RUN_EVERY: usize = 8;
+
 /// Every opcode of RFC 9669 this VM accepts, plus a few it must reject.
 const OPCODES: &[u8] = &[
     0x04, 0x0c, 0x14, 0x1c, 0x24, 0x2c, 0x34, 0x3c, 0x44, 0x4c, 0x54, 0x5c, 0x64, 0x6c, 0x74, 0x7c,
@@ -185,6 +190,36 @@ fn counted_loop(rng: &mut SplitMix) -> Vec<u8> {
         let opcode = rng.pick(&[0x25, 0x35]);
         push_slot(&mut bytes, opcode, counter, 0, 1, bound);
         push_slot(&mut bytes, 0x05, 0, 0, back - 1, 0);
+    }
+    push_slot(&mut bytes, 0x95, 0, 0, 0, 0);
+    bytes
+}
+
+/// Three to six loads through r1 or a copy of it a few bytes off, with stack stores and
+/// additions between them, now and then one loading into the base register (which ends the
+/// run), over an input often shorter than the loads reach: the JIT checks such a run's span
+/// once and must trap at the same load as the interpreter when the span does not fit.
+#[cfg(feature = "jit")]
+fn load_run(rng: &mut SplitMix) -> Vec<u8> {
+    let memory_len = rng.below(harness::FUZZ_MEMORY_BYTES_MAX);
+    let mut bytes = vec![memory_len as u8];
+    bytes.extend((0..memory_len).map(|_| rng.next() as u8));
+    push_slot(&mut bytes, 0xb7, 0, 0, 0, 0); // r0 = 0
+    let base = rng.pick(&[1u8, 6]);
+    if base == 6 {
+        push_slot(&mut bytes, 0xbf, 6, 1, 0, 0);
+        push_slot(&mut bytes, 0x07, 6, 0, 0, rng.pick(&[0, 1, -1, 8, -8]));
+    }
+    for _ in 0..3 + rng.below(4) {
+        let opcode = rng.pick(&[0x71, 0x69, 0x61, 0x79]); // ldxb, ldxh, ldxw, ldxdw
+        let dst = rng.pick(&[2u8, 3, 4, 5, 7, base]);
+        let off = rng.below(28) as i16 - 2;
+        push_slot(&mut bytes, opcode, dst, base, off, 0);
+        match rng.below(3) {
+            0 => push_slot(&mut bytes, 0x7b, 10, dst, -8, 0), // *(u64 *)(r10 - 8) = dst
+            1 => push_slot(&mut bytes, 0x0f, 0, dst, 0, 0),   // r0 += dst
+            _ => {}
+        }
     }
     push_slot(&mut bytes, 0x95, 0, 0, 0, 0);
     bytes
@@ -454,9 +489,12 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
     let split_before = naam_vm::jit::split_loops_versioned();
     let hoisted_before = naam_vm::jit::hoisted_accesses_compiled();
     for input in 0..inputs {
-        // One input in eight a counted loop, so the JIT's loop versioning is exercised.
+        // One input in eight a counted loop, so the JIT's loop versioning is exercised, and
+        // one in eight a run of loads, for its span checks.
         let program = if input % COUNTED_LOOP_EVERY == 0 {
             counted_loop(&mut rng)
+        } else if input % LOAD_RUN_EVERY == LOAD_RUN_EVERY / 2 {
+            load_run(&mut rng)
         } else {
             structured(&mut rng)
         };

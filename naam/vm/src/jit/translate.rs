@@ -196,6 +196,10 @@ struct Translator<'a, 'f> {
     /// (the cached region's host address less its VM address): a hoisted access's host address
     /// is this plus its VM address.
     hoisted_bases: [Variable; 2],
+    /// While translating the copy of a load run whose span hit the read cache (see
+    /// [`Translator::translate_load_run`]): the host address of the span's first byte and that
+    /// byte's offset from the run's base register.
+    run_host: Option<(Value, i64)>,
     /// Where a block falling into each leader goes instead (see [`fall_threads`]).
     fall_threads: Vec<Option<usize>>,
     /// Number of the first block created while translating the current leader's ops, when that
@@ -244,7 +248,6 @@ impl<'a, 'f> Translator<'a, 'f> {
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
         let trampoline_sig = builder.import_signature(trampoline_signature(isa));
-        let flags = memory_flags(builder.func);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
@@ -257,6 +260,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let offsets = budget_offsets(ops, &blocks, entry);
         let predicted_cold = predicted_cold(ops, &blocks);
         Translator {
+            flags: memory_flags(builder.func),
             builder,
             ops,
             pointer,
@@ -279,6 +283,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             unchecked: false,
             hoisted: vec![false; ops.len()],
             hoisted_bases,
+            run_host: None,
             fall_threads,
             cold_from: None,
             return_sites,
@@ -290,7 +295,6 @@ impl<'a, 'f> Translator<'a, 'f> {
             open: false,
             frames,
             trampoline_sig,
-            flags,
             budget_trap,
         }
     }
@@ -354,7 +358,8 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Translates the ops of `range` in order, opening a block at each leader.
     fn translate_range(&mut self, range: core::ops::Range<usize>) {
-        for index in range {
+        let mut index = range.start;
+        while index < range.end {
             if let Some(block) = self.blocks[index] {
                 if self.open {
                     self.add_count(index - self.block_start);
@@ -374,12 +379,85 @@ impl<'a, 'f> Translator<'a, 'f> {
                 self.block_start = index;
                 self.open = true;
             }
+            // Not in a versioned loop's unchecked copy, whose hoisted accesses have their own
+            // base (see `checked_address`).
+            let run = (!self.unchecked)
+                .then(|| load_run(self.ops, &self.blocks, index))
+                .flatten()
+                .filter(|run| run.end <= range.end);
+            if let Some(run) = run {
+                self.translate_load_run(index, run);
+                index = run.end;
+                continue;
+            }
             // The JIT translates instruction by instruction: a fused op stands for its first
             // half (the second half follows it in place).
             let op = fuse::first_of(self.ops[index]);
             self.op(index, op);
             self.seal_leaders(index);
+            index += 1;
         }
+    }
+
+    /// Translates a run of loads through one base register (see [`load_run`]) twice: a copy
+    /// whose loads address the read cache's region directly, entered when the run's whole span
+    /// hits the cache (then every load of the run would hit it: the same host addresses, no
+    /// miss, no trap), and the ordinary checked copy, laid out cold, otherwise. A step of the
+    /// B-tree lookup reads eight context fields through r1 this way: one check instead of
+    /// eight.
+    fn translate_load_run(&mut self, start: usize, run: LoadRun) {
+        let base = self.get(run.base);
+        let first = self.builder.ins().iadd_imm_s(base, run.low);
+        let neg_lo = self.builder.use_var(self.read_cache.neg_lo);
+        let rel = self.builder.ins().iadd(first, neg_lo);
+        let mut misses = vec![self.cache_miss(self.read_cache, first)];
+        let widest = WIDEST_ACCESS_BYTES as i64;
+        if run.high - run.low > widest {
+            // The last window of the widest access: with the first, it bounds the span (the
+            // first one's offset is below 2^32, so the second's does not wrap).
+            let last = self.builder.ins().iadd_imm_s(base, run.high - widest);
+            misses.push(self.cache_miss(self.read_cache, last));
+        }
+        let checked = self.builder.create_block();
+        for failed in misses {
+            let next = self.builder.create_block();
+            self.builder.ins().brif(failed, checked, &[], next, &[]);
+            self.enter(next);
+        }
+        // The host address of the span's first byte reaches the copy as a block parameter, so
+        // Cranelift cannot fold the (often constant) cache offset into each load's address: a
+        // 64-bit constant per load instead of a displacement.
+        let host = self.builder.use_var(self.read_cache.host);
+        let span_host = self.builder.ins().iadd(host, rel);
+        let unchecked = self.builder.create_block();
+        let span_param = self.builder.append_block_param(unchecked, self.pointer);
+        self.builder
+            .ins()
+            .jump(unchecked, &[BlockArg::Value(span_host)]);
+        self.enter(unchecked);
+        self.run_host = Some((span_param, run.low));
+        let join = self.builder.create_block();
+        self.translate_run_ops(start..run.end, join);
+        self.run_host = None;
+        self.enter(checked);
+        self.builder.set_cold_block(checked);
+        let first_checked = self.builder.func.dfg.num_blocks() as u32;
+        self.translate_run_ops(start..run.end, join);
+        for number in first_checked..self.builder.func.dfg.num_blocks() as u32 {
+            self.builder.set_cold_block(Block::from_u32(number));
+        }
+        self.enter(join);
+        for index in start..run.end {
+            self.seal_leaders(index);
+        }
+    }
+
+    fn translate_run_ops(&mut self, range: core::ops::Range<usize>, join: Block) {
+        for index in range {
+            let op = fuse::first_of(self.ops[index]);
+            self.op(index, op);
+        }
+        self.builder.ins().jump(join, &[]);
     }
 
     /// Emits each versioned loop's precheck and its copy without budget checks (see
@@ -886,6 +964,15 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn checked_address(&mut self, index: usize, reg: u8, off: i32, len: u64, write: bool) -> Value {
         let base = self.get(reg);
         let addr = self.builder.ins().iadd_imm_s(base, i64::from(off));
+        if let Some((span_host, low)) = self.run_host {
+            // A load of a run whose span hit the read cache (see `translate_load_run`), through
+            // the run's base register.
+            debug_assert!(!write, "a load run holds loads only");
+            return self
+                .builder
+                .ins()
+                .iadd_imm_s(span_host, i64::from(off) - low);
+        }
         if self.unchecked && self.hoisted[index] {
             // Checked by the loop's precheck, against the region cached at its entry.
             let base = self.builder.use_var(self.hoisted_bases[usize::from(write)]);
@@ -2057,6 +2144,93 @@ fn arith_of(kind: Kind) -> Option<(Arith, bool, bool)> {
         Mov32Reg => (Arith::Mov, false, false),
         _ => return None,
     })
+}
+
+/// A run of loads through one base register inside one block (see [`load_run`]).
+#[derive(Clone, Copy)]
+struct LoadRun {
+    /// One past the run's last load.
+    end: usize,
+    base: u8,
+    /// Lowest offset the run loads from and one past the highest byte it loads, from `base`.
+    low: i64,
+    high: i64,
+}
+
+/// Fewest loads worth one span check: it costs about two region checks (two compares when
+/// the span is wider than the widest access) and a second, cold copy of the run's ops.
+const RUN_LOADS_MIN: usize = 3;
+/// Widest span checked at once: the offsets stay far below the slots' 2^32 spacing, so the
+/// span's last window cannot wrap past a first one that hits.
+const RUN_SPAN_BYTES_MAX: i64 = 4096;
+
+/// The run of checked loads starting at `start`, when there are at least [`RUN_LOADS_MIN`]:
+/// loads through the first one's base register, with only ops between them that cannot trap,
+/// branch, touch a region or change the slot table or the base register (register arithmetic
+/// other than division, stack accesses), all inside `start`'s block. A load into the base
+/// register ends the run.
+fn load_run(ops: &[Op], blocks: &[Option<Block>], start: usize) -> Option<LoadRun> {
+    let base = fuse::first_of(ops[start]);
+    if !is_checked_load(base.kind) {
+        return None;
+    }
+    let mut run = LoadRun {
+        end: start,
+        base: base.src,
+        low: i64::MAX,
+        high: i64::MIN,
+    };
+    let mut loads = 0;
+    for (index, op) in ops.iter().enumerate().skip(start) {
+        if index > start && blocks[index].is_some() {
+            break;
+        }
+        let op = fuse::first_of(*op);
+        if !(is_checked_load(op.kind) && op.src == run.base) {
+            if keeps_register(op, run.base) {
+                continue;
+            }
+            break;
+        }
+        let (len, _) = access_of(op.kind);
+        let low = run.low.min(i64::from(op.target));
+        let high = run.high.max(i64::from(op.target) + len as i64);
+        if high - low > RUN_SPAN_BYTES_MAX {
+            break;
+        }
+        (run.low, run.high, run.end) = (low, high, index + 1);
+        loads += 1;
+        if op.dst == run.base {
+            break;
+        }
+    }
+    (loads >= RUN_LOADS_MIN).then_some(run)
+}
+
+fn is_checked_load(kind: Kind) -> bool {
+    use Kind::*;
+    matches!(
+        kind,
+        Ldx8 | Ldx16 | Ldx32 | Ldx64 | LdxSx8 | LdxSx16 | LdxSx32
+    )
+}
+
+/// Whether `op` may sit between the loads of a run through `base` (see [`load_run`]).
+fn keeps_register(op: Op, base: u8) -> bool {
+    use Kind::*;
+    match op.kind {
+        Nop | StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16
+        | StxStack32 | StxStack64 => true,
+        Lddw | Mov64Imm | Mov32Imm | Neg64 | Neg32 | MovSx8To64 | MovSx16To64 | MovSx32To64
+        | MovSx8To32 | MovSx16To32 | Trunc16 | Trunc32 | Swap16 | Swap32 | Swap64 | LdxStack8
+        | LdxStack16 | LdxStack32 | LdxStack64 | LdxSxStack8 | LdxSxStack16 | LdxSxStack32 => {
+            op.dst != base
+        }
+        kind => match arith_of(kind) {
+            Some((Arith::Div | Arith::SDiv | Arith::Mod | Arith::SMod, ..)) | None => false,
+            Some(_) => op.dst != base,
+        },
+    }
 }
 
 /// `(bytes, sign-extending)` of a load or store kind.

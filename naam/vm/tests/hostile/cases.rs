@@ -1338,3 +1338,66 @@ fn a_narrower_stack_store_overlapping_a_slot_keeps_it_in_memory() {
         0x1111_2222_3333_4444 + 1 + 0x0000_0066_3333_4455 + 1
     );
 }
+
+/// r0 = r6[0..8] + r6[12..16] + r6[23], the three loads one run through r6 (the JIT checks
+/// its span once, with a stack store and additions between the loads), after `setup`.
+fn load_run(setup: &[[u8; 8]]) -> Vec<u8> {
+    let mut slots = setup.to_vec();
+    slots.extend([
+        ldxdw(3, 6, 0),
+        stxdw(10, 3, -8),
+        insn(0x61, 4, 6, 12, 0), // ldxw r4, [r6 + 12]
+        add64_reg(3, 4),
+        ldxb(5, 6, 23),
+        add64_reg(3, 5),
+        mov64_reg(0, 3),
+        exit(),
+    ]);
+    program(&slots)
+}
+
+#[test]
+fn a_run_of_loads_checked_as_one_span_traps_at_the_load_the_interpreter_does() {
+    let bytes: Vec<u8> = (1..=24).collect();
+    let sum = u64::from_le_bytes(bytes[..8].try_into().unwrap()) + 0x100f0e0d + 24;
+    let run = |setup: &[[u8; 8]], len: usize| {
+        let loaded = load(&load_run(setup), &Helpers::<()>::new()).unwrap();
+        let other = [9u8; 8];
+        let mut mem = Memory::new();
+        let a = mem.map_read(&bytes[..len]).unwrap();
+        let b = mem.map_read(&other).unwrap();
+        Vm::new(VmConfig::default()).run(&loaded, &mut mem, &Helpers::new(), &mut (), a, b)
+    };
+    let base = mov64_reg(6, 1);
+    // The read cache holds r1's region (the span hits), or r2's (it misses: checked loads).
+    let other_cached = [ldxb(7, 2, 0), mov64_reg(6, 1)];
+    for setup in [&[base][..], &other_cached[..]] {
+        let pc = setup.len();
+        assert_eq!(run(setup, 24).unwrap().r0, sum);
+        let short = |len, at: usize, addr, bytes| {
+            (
+                len,
+                Trap::OutOfBounds {
+                    pc: pc + at,
+                    addr,
+                    len: bytes,
+                },
+            )
+        };
+        for (len, trap) in [
+            short(23, 4, INPUT + 23, 1), // the run's last byte is one past the region
+            short(15, 2, INPUT + 12, 4), // so is its middle load's
+            short(7, 0, INPUT, 8),       // and its first load's
+        ] {
+            assert_eq!(run(setup, len), Err(trap), "{len} bytes");
+        }
+    }
+    let absent = slot_base(VM_SLOTS + 7);
+    let below = [mov64_reg(6, 1), add64_imm(6, -1)];
+    let unmapped = lddw(6, absent);
+    for (setup, addr) in [(&unmapped[..], absent), (&below[..], INPUT - 1)] {
+        let pc = setup.len();
+        let trap = Trap::OutOfBounds { pc, addr, len: 8 };
+        assert_eq!(run(setup, 24), Err(trap));
+    }
+}
