@@ -147,6 +147,18 @@ pub enum AccessFailure {
     DataPath,
 }
 
+/// What [`Executor::complete_access_into`] did with an access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessFill {
+    /// The bytes were written into the message's buffer; the access is complete.
+    Completed,
+    /// The driver's fill could not serve the bytes; the access is still pending (fail it with
+    /// [`Executor::fail_access`]).
+    NotServed,
+    /// Stale or duplicate: no such pending access (the fill was not called).
+    Stale,
+}
+
 /// Memory the driver owns and lends to the steps that read it, in place of a copy: a host in a
 /// box ([`LocalHost`](crate::local::LocalHost)) or a simulator serving accesses from its own
 /// bytes. The driver completes such an access with [`Executor::complete_access_in_place`]; the
@@ -340,6 +352,17 @@ impl Slot {
             started_at: None,
             insn: 0,
         }
+    }
+
+    /// Marks the access `bit` arrived; true when it was the last pending one (the slot is then
+    /// ready to run its step).
+    fn arrived(&mut self, bit: u8) -> bool {
+        self.pending_mask &= !bit;
+        let all = self.pending_mask == 0;
+        if all {
+            self.phase = Phase::Ready;
+        }
+        all
     }
 
     fn invoke_view(&self) -> Invoke<'_> {
@@ -585,22 +608,48 @@ impl Executor {
     /// Hands back the bytes of an access. Stale, duplicate or mis-sized completions are
     /// ignored and return `false`.
     pub fn complete_access(&mut self, id: AccessId, data: &[u8]) -> bool {
+        let copy = |buf: &mut [u8]| {
+            let sized = buf.len() == data.len();
+            if sized {
+                buf.copy_from_slice(data);
+            }
+            sized
+        };
+        self.complete_access_into(id, copy) == AccessFill::Completed
+    }
+
+    /// Completes an access by letting `fill` write its bytes straight into the message's own
+    /// buffer, which is exactly the access's length: a driver that reads from memory it holds
+    /// needs no buffer of its own and the bytes are copied once, not twice
+    /// ([`Executor::complete_access`] copies the driver's buffer in). `fill` says whether it
+    /// served the bytes; a stale or duplicate id is not filled.
+    ///
+    /// Inlined: generic over `fill`, it is instantiated in the driver's crate, where out of
+    /// line it called the fill and the descriptors' `as_slice` instead of inlining them.
+    #[inline]
+    pub fn complete_access_into(
+        &mut self,
+        id: AccessId,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> AccessFill {
         let Some(slot) = self.live_slot(id, Phase::Accessing) else {
-            return false;
+            return AccessFill::Stale;
         };
         let index = usize::from(id.index);
         let bit = 1u8 << id.index;
-        let expected = slot.current.as_slice().get(index).map(|d| d.len as usize);
-        if slot.pending_mask & bit == 0 || expected != Some(data.len()) {
-            return false;
+        let Some(len) = slot.current.as_slice().get(index).map(|d| d.len as usize) else {
+            return AccessFill::Stale;
+        };
+        if slot.pending_mask & bit == 0 {
+            return AccessFill::Stale;
         }
-        slot.data[index][..data.len()].copy_from_slice(data);
-        slot.pending_mask &= !bit;
-        if slot.pending_mask == 0 {
-            slot.phase = Phase::Ready;
+        if !fill(&mut slot.data[index][..len]) {
+            return AccessFill::NotServed;
+        }
+        if slot.arrived(bit) {
             self.ready.push_back(id.slot);
         }
-        true
+        AccessFill::Completed
     }
 
     /// Completes an access whose bytes the driver lends in place (no copy): the step that reads
@@ -615,9 +664,7 @@ impl Executor {
             return false;
         }
         slot.in_place_mask |= bit;
-        slot.pending_mask &= !bit;
-        if slot.pending_mask == 0 {
-            slot.phase = Phase::Ready;
+        if slot.arrived(bit) {
             self.ready.push_back(id.slot);
         }
         true
