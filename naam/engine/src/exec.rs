@@ -596,6 +596,7 @@ impl Executor {
     }
 
     /// The next access to perform, if any.
+    #[inline]
     pub fn poll_access(&mut self) -> Option<AccessRequest> {
         self.accesses.pop_front()
     }
