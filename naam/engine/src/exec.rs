@@ -37,7 +37,7 @@ use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
 use crate::ready::FrontQueue;
-use crate::region::{Denial, RecentRegions, RegionTable, check_region};
+use crate::region::{Denial, RecentRegions, RegionInfo, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
 use crate::wire::{
@@ -400,8 +400,11 @@ pub struct Executor {
     functions: Arc<FunctionTable>,
     helpers: Arc<Helpers<StepCtx>>,
     regions: Arc<RegionTable>,
-    /// The regions the last checked accesses named (in `regions`). Cleared when the tables
-    /// change.
+    /// The region the last checked access named (in `regions`): consecutive accesses to one
+    /// region skip the rkey lookup, never the check. Cleared when the tables change.
+    last_region: Option<RegionInfo>,
+    /// Regions checked before, for an access to another region than the last. Cleared when the
+    /// tables change.
     recent_regions: RecentRegions,
     /// The function the last submitted message named (in `functions`): consecutive messages
     /// to one function skip the table's hash lookup. Cleared when the tables change.
@@ -461,6 +464,7 @@ impl Executor {
             functions,
             helpers,
             regions,
+            last_region: None,
             recent_regions: RecentRegions::default(),
             last_function: None,
             vm: Vm::new(VmConfig {
@@ -511,6 +515,7 @@ impl Executor {
         self.helpers = Arc::clone(functions.helpers());
         self.functions = functions;
         self.regions = regions;
+        self.last_region = None;
         self.recent_regions = RecentRegions::default();
         self.last_function = None;
         // Free slots keep their last function (`fill_slot`): let the old table's entries go.
@@ -962,8 +967,12 @@ impl Executor {
         let slot = &self.slots[index as usize];
         let mut checked = [RegionId(0); ACCESSES_PER_STEP_MAX];
         for (i, d) in slot.current.as_slice().iter().enumerate() {
-            let Some(info) = self.recent_regions.lookup(&self.regions, d.rkey) else {
-                return self.deny(now, index, Denial::UnknownRkey { rkey: d.rkey });
+            let info = match self.last_region {
+                Some(info) if info.rkey == d.rkey => info,
+                _ => match self.recent_regions.lookup(&self.regions, d.rkey) {
+                    Some(info) => *self.last_region.insert(info),
+                    None => return self.deny(now, index, Denial::UnknownRkey { rkey: d.rkey }),
+                },
             };
             match check_region(&info, slot.tenant, d) {
                 Ok(region) => checked[i] = region,

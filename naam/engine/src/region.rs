@@ -304,10 +304,10 @@ impl RegionTable {
 /// index, its log and the log's metadata, and the next message starts over at the index).
 const RECENT_REGIONS: usize = 4;
 
-/// The regions the last checked accesses named, looked up by rkey: accesses to these skip the
-/// table's hash lookup, never the check ([`check_region`]). A miss replaces the entries in turn,
-/// so messages that cycle through up to four regions hit them all. Cleared when the tables
-/// change.
+/// Regions checked before, looked up by rkey when an access names another region than the
+/// one before it (the executor's one-entry cache misses): they skip the table's hash lookup,
+/// never the check ([`check_region`]). A miss here replaces the entries in turn, so messages that
+/// cycle through up to four regions find them all. Cleared when the tables change.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct RecentRegions {
     entries: [Option<RegionInfo>; RECENT_REGIONS],
@@ -318,7 +318,10 @@ pub(crate) struct RecentRegions {
 impl RecentRegions {
     /// The region with `rkey`, from the entries or else from `table` (then kept); `None` when
     /// `table` has none.
-    #[inline]
+    ///
+    /// Out of line, as the hash lookup it mostly replaces was: inlined, the executor's common
+    /// path (the same region again) saved more registers.
+    #[inline(never)]
     pub(crate) fn lookup(&mut self, table: &RegionTable, rkey: Rkey) -> Option<RegionInfo> {
         let hit = self.entries.iter().flatten().find(|info| info.rkey == rkey);
         if let Some(info) = hit {
