@@ -318,10 +318,7 @@ pub(crate) struct RecentRegions {
 impl RecentRegions {
     /// The region with `rkey`, from the entries or else from `table` (then kept); `None` when
     /// `table` has none.
-    ///
-    /// Out of line, as the hash lookup it mostly replaces was: inlined, the executor's common
-    /// path (the same region again) saved more registers.
-    #[inline(never)]
+    #[inline]
     pub(crate) fn lookup(&mut self, table: &RegionTable, rkey: Rkey) -> Option<RegionInfo> {
         let hit = self.entries.iter().flatten().find(|info| info.rkey == rkey);
         if let Some(info) = hit {
