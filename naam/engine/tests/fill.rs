@@ -7,7 +7,6 @@ mod support;
 
 use std::sync::Arc;
 
-use naam_engine::exec::Completion;
 use naam_engine::wire::{ErrorCode, ErrorKind};
 use naam_engine::*;
 use support::*;
@@ -22,39 +21,29 @@ fn executor(regions: &RegionTable) -> Executor {
     Executor::new(config, Arc::new(functions()), Arc::new(regions.clone())).expect("executor")
 }
 
-/// Runs one message to completion, filling every access's buffer from host memory.
-fn run_filled(
-    exec: &mut Executor,
-    memory: &Memory,
-    regions: &RegionTable,
-    msg: &Invoke<'_>,
-) -> (Completion, Vec<u8>) {
-    exec.submit(Nanos(0), Nanos(0), 0, msg);
-    for _ in 0..10_000 {
-        while let Some(a) = exec.poll_access() {
-            let bytes = serve(memory, regions, a.tenant, &a.descriptor).expect("checked");
-            let mut asked_len = None;
-            let fill = |buf: &mut [u8]| {
-                asked_len = Some(buf.len());
-                buf.copy_from_slice(&bytes);
-                true
-            };
-            assert_eq!(exec.complete_access_into(a.id, fill), AccessFill::Completed);
-            assert_eq!(
-                asked_len,
-                Some(bytes.len()),
-                "the buffer is the access's length"
-            );
-            let duplicate = exec.complete_access_into(a.id, |_| panic!("a duplicate is filled"));
-            assert_eq!(duplicate, AccessFill::Stale);
-        }
-        let mut frame = Vec::new();
-        if let Some(c) = exec.poll_completion(&mut frame) {
-            return (c, frame);
-        }
-        exec.run(Nanos(0), 1);
+/// Fills every access's buffer from host memory (for `run_serving`), checking the buffer's
+/// length and that a duplicate is refused.
+fn fill_from<'a>(
+    memory: &'a Memory,
+    regions: &'a RegionTable,
+) -> impl FnMut(&mut Executor, AccessRequest) + 'a {
+    move |exec, a| {
+        let bytes = serve(memory, regions, a.tenant, &a.descriptor).expect("checked");
+        let mut asked_len = None;
+        let fill = |buf: &mut [u8]| {
+            asked_len = Some(buf.len());
+            buf.copy_from_slice(&bytes);
+            true
+        };
+        assert_eq!(exec.complete_access_into(a.id, fill), AccessFill::Completed);
+        assert_eq!(
+            asked_len,
+            Some(bytes.len()),
+            "the buffer is the access's length"
+        );
+        let duplicate = exec.complete_access_into(a.id, |_| panic!("a duplicate is filled"));
+        assert_eq!(duplicate, AccessFill::Stale);
     }
-    panic!("message did not complete in 10,000 rounds");
 }
 
 #[test]
@@ -77,7 +66,7 @@ fn filled_and_copied_accesses_give_the_same_replies() {
         };
         let msg = invoke(TENANT, function, i as u64, &args, descriptors);
         let (c_copy, frame_copy) = run_at_host(&mut copying, &memory, &regions, &msg);
-        let (c_fill, frame_fill) = run_filled(&mut filling, &memory, &regions, &msg);
+        let (c_fill, frame_fill) = run_serving(&mut filling, &msg, fill_from(&memory, &regions));
         assert_eq!(c_copy, c_fill, "completion of message {i} (key {key})");
         assert_eq!(frame_copy, frame_fill, "reply of message {i} (key {key})");
         hits += usize::from(reply_of(&frame_fill).2.first() == Some(&1));
@@ -120,7 +109,7 @@ fn an_unserved_fill_leaves_the_access_pending_until_it_is_failed() {
     let stale = exec.complete_access_into(access.id, |_| panic!("a stale id is filled"));
     assert_eq!(stale, AccessFill::Stale);
     // The executor goes on serving: the same message, filled properly, hits.
-    let (c, frame) = run_filled(&mut exec, &memory, &regions, &msg);
+    let (c, frame) = run_serving(&mut exec, &msg, fill_from(&memory, &regions));
     assert_eq!(c.status, Status::Ok);
     assert_eq!(reply_of(&frame).2.first(), Some(&1), "a hit");
 }
