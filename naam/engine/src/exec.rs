@@ -37,7 +37,7 @@ use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
 use crate::ready::FrontQueue;
-use crate::region::{Denial, RegionInfo, RegionTable, check_region};
+use crate::region::{Denial, RecentRegions, RegionInfo, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
 use crate::wire::{
@@ -145,6 +145,18 @@ pub enum AccessFailure {
     Denied(u32),
     /// It could not be carried out (transport error, timeout).
     DataPath,
+}
+
+/// What [`Executor::complete_access_into`] did with an access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessFill {
+    /// The bytes were written into the message's buffer; the access is complete.
+    Completed,
+    /// The driver's fill could not serve the bytes; the access is still pending (fail it with
+    /// [`Executor::fail_access`]).
+    NotServed,
+    /// Stale or duplicate: no such pending access (the fill was not called).
+    Stale,
 }
 
 /// Memory the driver owns and lends to the steps that read it, in place of a copy: a host in a
@@ -342,6 +354,17 @@ impl Slot {
         }
     }
 
+    /// Marks the access `bit` arrived; true when it was the last pending one (the slot is then
+    /// ready to run its step).
+    fn arrived(&mut self, bit: u8) -> bool {
+        self.pending_mask &= !bit;
+        let all = self.pending_mask == 0;
+        if all {
+            self.phase = Phase::Ready;
+        }
+        all
+    }
+
     fn invoke_view(&self) -> Invoke<'_> {
         let function = self.function.as_ref().map_or(FunctionId(0), |f| f.id);
         Invoke {
@@ -380,6 +403,9 @@ pub struct Executor {
     /// The region the last checked access named (in `regions`): consecutive accesses to one
     /// region skip the rkey lookup, never the check. Cleared when the tables change.
     last_region: Option<RegionInfo>,
+    /// Regions checked before, for an access to another region than the last. Cleared when the
+    /// tables change.
+    recent_regions: RecentRegions,
     /// The function the last submitted message named (in `functions`): consecutive messages
     /// to one function skip the table's hash lookup. Cleared when the tables change.
     last_function: Option<Arc<FunctionEntry>>,
@@ -439,6 +465,7 @@ impl Executor {
             helpers,
             regions,
             last_region: None,
+            recent_regions: RecentRegions::default(),
             last_function: None,
             vm: Vm::new(VmConfig {
                 budget_insn: config.step_budget_insn,
@@ -489,6 +516,7 @@ impl Executor {
         self.functions = functions;
         self.regions = regions;
         self.last_region = None;
+        self.recent_regions = RecentRegions::default();
         self.last_function = None;
         // Free slots keep their last function (`fill_slot`): let the old table's entries go.
         for slot in &mut self.slots {
@@ -573,6 +601,7 @@ impl Executor {
     }
 
     /// The next access to perform, if any.
+    #[inline]
     pub fn poll_access(&mut self) -> Option<AccessRequest> {
         self.accesses.pop_front()
     }
@@ -585,22 +614,48 @@ impl Executor {
     /// Hands back the bytes of an access. Stale, duplicate or mis-sized completions are
     /// ignored and return `false`.
     pub fn complete_access(&mut self, id: AccessId, data: &[u8]) -> bool {
+        let copy = |buf: &mut [u8]| {
+            let sized = buf.len() == data.len();
+            if sized {
+                buf.copy_from_slice(data);
+            }
+            sized
+        };
+        self.complete_access_into(id, copy) == AccessFill::Completed
+    }
+
+    /// Completes an access by letting `fill` write its bytes straight into the message's own
+    /// buffer, which is exactly the access's length: a driver that reads from memory it holds
+    /// needs no buffer of its own and the bytes are copied once, not twice
+    /// ([`Executor::complete_access`] copies the driver's buffer in). `fill` says whether it
+    /// served the bytes; a stale or duplicate id is not filled.
+    ///
+    /// Inlined: generic over `fill`, it is instantiated in the driver's crate, where out of
+    /// line it called the fill and the descriptors' `as_slice` instead of inlining them.
+    #[inline]
+    pub fn complete_access_into(
+        &mut self,
+        id: AccessId,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> AccessFill {
         let Some(slot) = self.live_slot(id, Phase::Accessing) else {
-            return false;
+            return AccessFill::Stale;
         };
         let index = usize::from(id.index);
         let bit = 1u8 << id.index;
-        let expected = slot.current.as_slice().get(index).map(|d| d.len as usize);
-        if slot.pending_mask & bit == 0 || expected != Some(data.len()) {
-            return false;
+        let Some(len) = slot.current.as_slice().get(index).map(|d| d.len as usize) else {
+            return AccessFill::Stale;
+        };
+        if slot.pending_mask & bit == 0 {
+            return AccessFill::Stale;
         }
-        slot.data[index][..data.len()].copy_from_slice(data);
-        slot.pending_mask &= !bit;
-        if slot.pending_mask == 0 {
-            slot.phase = Phase::Ready;
+        if !fill(&mut slot.data[index][..len]) {
+            return AccessFill::NotServed;
+        }
+        if slot.arrived(bit) {
             self.ready.push_back(id.slot);
         }
-        true
+        AccessFill::Completed
     }
 
     /// Completes an access whose bytes the driver lends in place (no copy): the step that reads
@@ -615,9 +670,7 @@ impl Executor {
             return false;
         }
         slot.in_place_mask |= bit;
-        slot.pending_mask &= !bit;
-        if slot.pending_mask == 0 {
-            slot.phase = Phase::Ready;
+        if slot.arrived(bit) {
             self.ready.push_back(id.slot);
         }
         true
@@ -916,8 +969,8 @@ impl Executor {
         for (i, d) in slot.current.as_slice().iter().enumerate() {
             let info = match self.last_region {
                 Some(info) if info.rkey == d.rkey => info,
-                _ => match self.regions.by_rkey(d.rkey) {
-                    Some(info) => *self.last_region.insert(*info),
+                _ => match self.recent_regions.lookup(&self.regions, d.rkey) {
+                    Some(info) => *self.last_region.insert(info),
                     None => return self.deny(now, index, Denial::UnknownRkey { rkey: d.rkey }),
                 },
             };

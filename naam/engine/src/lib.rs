@@ -65,8 +65,8 @@ pub use control::{
     ClientSample, Controller, Decision, LoadView, Policy, RuleChange, ServerControl, WorkerSettings,
 };
 pub use exec::{
-    AccessFailure, AccessId, AccessMemory, AccessRequest, Completion, Executor, ExecutorConfig,
-    NativeRequest, NoMemory, StepWork, Work,
+    AccessFailure, AccessFill, AccessId, AccessMemory, AccessRequest, Completion, Executor,
+    ExecutorConfig, NativeRequest, NoMemory, StepWork, Work,
 };
 pub use function::{Code, FunctionTable};
 pub use ids::{

@@ -300,6 +300,37 @@ impl RegionTable {
 /// The access check after the rkey lookup: `info` must be the region `access.rkey` names in
 /// the table the caller checks against ([`RegionTable::check`] looks it up; an executor may
 /// reuse the region its previous access named, for the same table and rkey).
+/// Regions an executor keeps at hand (a bound: a MICA GET's steps name three regions, its
+/// index, its log and the log's metadata, and the next message starts over at the index).
+const RECENT_REGIONS: usize = 4;
+
+/// Regions checked before, looked up by rkey when an access names another region than the
+/// one before it (the executor's one-entry cache misses): they skip the table's hash lookup,
+/// never the check ([`check_region`]). A miss here replaces the entries in turn, so messages that
+/// cycle through up to four regions find them all. Cleared when the tables change.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RecentRegions {
+    entries: [Option<RegionInfo>; RECENT_REGIONS],
+    /// The entry the next miss replaces.
+    next: usize,
+}
+
+impl RecentRegions {
+    /// The region with `rkey`, from the entries or else from `table` (then kept); `None` when
+    /// `table` has none.
+    #[inline]
+    pub(crate) fn lookup(&mut self, table: &RegionTable, rkey: Rkey) -> Option<RegionInfo> {
+        let hit = self.entries.iter().flatten().find(|info| info.rkey == rkey);
+        if let Some(info) = hit {
+            return Some(*info);
+        }
+        let info = *table.by_rkey(rkey)?;
+        self.entries[self.next] = Some(info);
+        self.next = (self.next + 1) % RECENT_REGIONS;
+        Some(info)
+    }
+}
+
 pub(crate) fn check_region(
     info: &RegionInfo,
     tenant: TenantId,

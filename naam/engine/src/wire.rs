@@ -186,6 +186,7 @@ impl Descriptors {
     }
 
     /// The descriptors.
+    #[inline]
     pub fn as_slice(&self) -> &[Descriptor] {
         &self.items[..usize::from(self.len)]
     }

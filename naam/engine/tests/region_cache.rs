@@ -91,6 +91,58 @@ fn a_cached_region_is_still_checked_on_every_access() {
     );
 }
 
+/// READ_ANY's arguments: it reads `len` bytes at `offset` of the region with `rkey`.
+fn read_any_args(rkey: Rkey, offset: u64, len: u64) -> Vec<u8> {
+    [rkey.0, offset, len]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+}
+
+/// A READ_ANY message by `tenant` whose step 0 declares the same access as its first one.
+fn read_any(tenant: TenantId, id: u64, args: &[u8], rkey: Rkey, len: u32) -> Invoke<'_> {
+    let read = Descriptors::from_slice(&[Descriptor::read(rkey, 0, len)]).expect("one");
+    invoke(tenant, READ_ANY, id, args, read)
+}
+
+#[test]
+fn several_cached_regions_are_all_still_checked_on_every_access() {
+    let (regions, memory, ds, functions, mut exec) = host_executor();
+    let other_args = read_any_args(ds.other.rkey, 0, 8);
+    let index_args = read_any_args(ds.index.rkey, 0, 8);
+    let other_ok = read_any(OTHER_TENANT, 1, &other_args, ds.other.rkey, 8);
+    let index_ok = read_any(TENANT, 2, &index_args, ds.index.rkey, 8);
+    // Both regions cached, then each named by a tenant that does not own it, alternately.
+    assert_eq!(denial_kind(&mut exec, &memory, &regions, &other_ok), None);
+    assert_eq!(denial_kind(&mut exec, &memory, &regions, &index_ok), None);
+    let denied = Some(ErrorKind::AccessDenied);
+    let other_by_tenant = read_any(TENANT, 3, &other_args, ds.other.rkey, 8);
+    let index_by_other = read_any(OTHER_TENANT, 4, &index_args, ds.index.rkey, 8);
+    for _ in 0..2 {
+        assert_eq!(
+            denial_kind(&mut exec, &memory, &regions, &other_by_tenant),
+            denied
+        );
+        assert_eq!(
+            denial_kind(&mut exec, &memory, &regions, &index_by_other),
+            denied
+        );
+    }
+    // Past the end of the index region (cached, allowed a message ago).
+    let past_args = read_any_args(ds.index.rkey, ds.index.len - 4, 8);
+    let past_end = read_any(TENANT, 5, &past_args, ds.index.rkey, 8);
+    assert_eq!(denial_kind(&mut exec, &memory, &regions, &past_end), denied);
+    // New tables without the other region: unknown now, though cached; the index still serves.
+    assert_eq!(denial_kind(&mut exec, &memory, &regions, &index_ok), None);
+    let mut fewer = regions.clone();
+    fewer
+        .unregister(OTHER_TENANT, ds.other.id)
+        .expect("unregister");
+    exec.set_tables(functions, Arc::new(fewer.clone()));
+    assert_eq!(denial_kind(&mut exec, &memory, &fewer, &other_ok), denied);
+    assert_eq!(denial_kind(&mut exec, &memory, &fewer, &index_ok), None);
+}
+
 #[test]
 fn free_slots_let_go_of_the_old_tables_functions() {
     let (regions, memory, ds, functions, mut exec) = host_executor();

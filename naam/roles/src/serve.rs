@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use naam_engine::server::{ReplyTarget, SOURCE_UNKNOWN, Sender};
 use naam_engine::wire::LoadSample;
-use naam_engine::{AccessRequest, Frame, Nanos, RegionId, ServerWorker, WorkerSettings};
+use naam_engine::{
+    AccessFill, AccessRequest, Frame, Nanos, RegionId, ServerWorker, WorkerSettings,
+};
 use naam_net::remote::{ReadVerbs, RegionMap, RemoteReader};
 use naam_net::{RecvBatch, SendBatch, UdpSocket};
 
@@ -79,18 +81,13 @@ pub trait AccessPath: Send {
     fn has_pending(&self) -> bool;
 }
 
-/// Reads the bytes of `access` from `region` into `buf` and hands them to the worker.
-fn complete_from(
-    region: Option<&SharedRegion>,
-    access: &AccessRequest,
-    buf: &mut [u8],
-    worker: &mut ServerWorker,
-) {
-    let len = access.descriptor.len as usize;
-    let served = region.is_some_and(|r| r.read_into(access.descriptor.offset, &mut buf[..len]));
-    if served {
-        worker.complete_access(access.id, &buf[..len]);
-    } else {
+/// Reads the bytes of `access` from `region` straight into the message's buffer (one copy:
+/// the path keeps no buffer of its own) and completes it, or fails it when the region cannot
+/// serve them.
+fn complete_from(region: Option<&SharedRegion>, access: &AccessRequest, worker: &mut ServerWorker) {
+    let offset = access.descriptor.offset;
+    let read = |dst: &mut [u8]| region.is_some_and(|r| r.read_into(offset, dst));
+    if worker.complete_access_into(access.id, read) == AccessFill::NotServed {
         worker.fail_access(
             Nanos(realtime_ns()),
             access.id,
@@ -103,27 +100,18 @@ fn complete_from(
 #[derive(Debug)]
 pub struct DirectPath {
     memory: Arc<HostMemory>,
-    buf: Vec<u8>,
 }
 
 impl DirectPath {
     /// Over the host's memory.
     pub fn new(memory: Arc<HostMemory>) -> DirectPath {
-        DirectPath {
-            memory,
-            buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX],
-        }
+        DirectPath { memory }
     }
 }
 
 impl AccessPath for DirectPath {
     fn start(&mut self, _now_ns: u64, access: AccessRequest, worker: &mut ServerWorker) {
-        complete_from(
-            self.memory.region(access.region),
-            &access,
-            &mut self.buf,
-            worker,
-        );
+        complete_from(self.memory.region(access.region), &access, worker);
     }
 
     fn poll_due(&mut self, _now_ns: u64, _worker: &mut ServerWorker) -> bool {
@@ -142,7 +130,6 @@ pub struct DmaPath {
     regions: Arc<Vec<Option<SharedRegion>>>,
     delay_ns: u64,
     queue: VecDeque<(u64, AccessRequest)>,
-    buf: Vec<u8>,
 }
 
 impl DmaPath {
@@ -152,7 +139,6 @@ impl DmaPath {
             regions,
             delay_ns,
             queue: VecDeque::new(),
-            buf: vec![0; naam_engine::abi::ACCESS_BYTES_MAX],
         }
     }
 
@@ -168,7 +154,7 @@ impl AccessPath for DmaPath {
                 .regions
                 .get(access.region.0 as usize)
                 .and_then(Option::as_ref);
-            return complete_from(region, &access, &mut self.buf, worker);
+            return complete_from(region, &access, worker);
         }
         // The delay is constant, so the queue stays in due order.
         self.queue.push_back((now_ns + self.delay_ns, access));
@@ -181,9 +167,7 @@ impl AccessPath for DmaPath {
                 break;
             }
             self.queue.pop_front();
-            let mut buf = std::mem::take(&mut self.buf);
-            complete_from(self.region(access.region), &access, &mut buf, worker);
-            self.buf = buf;
+            complete_from(self.region(access.region), &access, worker);
             any = true;
         }
         any

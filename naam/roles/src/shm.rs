@@ -102,6 +102,9 @@ impl SharedRegion {
 
     /// Copies `dst.len()` bytes at `offset` into `dst`, word by word with atomic loads.
     /// Returns false (copying nothing) when the range is outside the region.
+    ///
+    /// Inlined: an access path calls it once per access, from inside the executor's fill.
+    #[inline]
     pub fn read_into(&self, offset: u64, dst: &mut [u8]) -> bool {
         let Some(end) = (offset as usize)
             .checked_add(dst.len())

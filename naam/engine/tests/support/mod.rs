@@ -268,15 +268,27 @@ pub fn run_at_host(
     regions: &RegionTable,
     msg: &Invoke<'_>,
 ) -> (Completion, Vec<u8>) {
+    run_serving(exec, msg, |exec, a| {
+        match serve(memory, regions, a.tenant, &a.descriptor) {
+            Ok(bytes) => assert!(exec.complete_access(a.id, &bytes)),
+            Err(denial) => {
+                assert!(exec.fail_access(Nanos(0), a.id, AccessFailure::Denied(denial.code())))
+            }
+        }
+    })
+}
+
+/// Runs one message to completion, handing each access the executor puts out to `serve_access`
+/// (which completes or fails it).
+pub fn run_serving(
+    exec: &mut Executor,
+    msg: &Invoke<'_>,
+    mut serve_access: impl FnMut(&mut Executor, AccessRequest),
+) -> (Completion, Vec<u8>) {
     exec.submit(Nanos(0), Nanos(0), 0, msg);
     for _ in 0..10_000 {
         while let Some(a) = exec.poll_access() {
-            match serve(memory, regions, a.tenant, &a.descriptor) {
-                Ok(bytes) => assert!(exec.complete_access(a.id, &bytes)),
-                Err(denial) => {
-                    assert!(exec.fail_access(Nanos(0), a.id, AccessFailure::Denied(denial.code())))
-                }
-            }
+            serve_access(exec, a);
         }
         let mut frame = Vec::new();
         if let Some(c) = exec.poll_completion(&mut frame) {
