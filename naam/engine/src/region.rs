@@ -297,9 +297,6 @@ impl RegionTable {
     }
 }
 
-/// The access check after the rkey lookup: `info` must be the region `access.rkey` names in
-/// the table the caller checks against ([`RegionTable::check`] looks it up; an executor may
-/// reuse the region its previous access named, for the same table and rkey).
 /// Regions an executor keeps at hand (a bound: a MICA GET's steps name three regions, its
 /// index, its log and the log's metadata, and the next message starts over at the index).
 const RECENT_REGIONS: usize = 4;
@@ -331,6 +328,9 @@ impl RecentRegions {
     }
 }
 
+/// The access check after the rkey lookup: `info` must be the region `access.rkey` names in
+/// the table the caller checks against ([`RegionTable::check`] looks it up; an executor may
+/// reuse the region its previous access named, for the same table and rkey).
 pub(crate) fn check_region(
     info: &RegionInfo,
     tenant: TenantId,
