@@ -133,8 +133,21 @@ impl IntervalRecorder {
     }
 
     /// Closes every interval that ends at or before `now_ns`.
+    #[inline]
     pub fn advance(&mut self, now_ns: u64) -> Result<(), RecordError> {
+        // Called twice per send: the common case (no boundary crossed, time not backwards) is
+        // two compares, kept inline; `observe` does the rest out of line.
+        if now_ns >= self.seen_ns && !self.interval_ends_by(now_ns) {
+            self.seen_ns = now_ns;
+            return Ok(());
+        }
         self.observe(now_ns)
+    }
+
+    /// True when the current interval ends at or before `now_ns`.
+    #[inline]
+    fn interval_ends_by(&self, now_ns: u64) -> bool {
+        now_ns >= self.current_start_ns.saturating_add(self.interval_ns)
     }
 
     /// True when [`IntervalRecorder::advance`] to `now_ns` would leave a closed interval to
@@ -142,7 +155,7 @@ impl IntervalRecorder {
     /// the poll on the many events between boundaries without changing what it writes.
     #[inline]
     pub fn interval_due(&self, now_ns: u64) -> bool {
-        !self.closed.is_empty() || now_ns >= self.current_start_ns.saturating_add(self.interval_ns)
+        !self.closed.is_empty() || self.interval_ends_by(now_ns)
     }
 
     /// The oldest closed interval not yet taken.
@@ -180,6 +193,7 @@ impl IntervalRecorder {
         self.dropped
     }
 
+    #[inline(never)]
     fn observe(&mut self, now_ns: u64) -> Result<(), RecordError> {
         if now_ns < self.seen_ns {
             return Err(RecordError::TimeWentBackwards {
@@ -188,7 +202,7 @@ impl IntervalRecorder {
             });
         }
         self.seen_ns = now_ns;
-        while now_ns >= self.current_start_ns.saturating_add(self.interval_ns) {
+        while self.interval_ends_by(now_ns) {
             self.close_current(self.interval_ns);
         }
         Ok(())
