@@ -116,7 +116,7 @@ impl IntervalRecorder {
                 count: self.tags.len(),
             });
         }
-        self.observe(done_ns)?;
+        self.advance(done_ns)?;
         let value = if latency_ns > LATENCY_NS_MAX {
             self.saturated += 1;
             LATENCY_NS_MAX
@@ -135,8 +135,8 @@ impl IntervalRecorder {
     /// Closes every interval that ends at or before `now_ns`.
     #[inline]
     pub fn advance(&mut self, now_ns: u64) -> Result<(), RecordError> {
-        // Called twice per send: the common case (no boundary crossed, time not backwards) is
-        // two compares, kept inline; `observe` does the rest out of line.
+        // Called twice per send and once per completion: the common case (no boundary crossed,
+        // time not backwards) is two compares, kept inline; `observe` does the rest out of line.
         if now_ns >= self.seen_ns && !self.interval_ends_by(now_ns) {
             self.seen_ns = now_ns;
             return Ok(());
