@@ -48,6 +48,13 @@ pub fn record_auto(histogram: &mut Histogram<u64>, value: u64) {
     }
 }
 
+/// [`record_auto`] of `count` equal values at once.
+pub fn record_auto_n(histogram: &mut Histogram<u64>, value: u64, count: u64) {
+    if histogram.record_n(value, count).is_err() {
+        histogram.saturating_record_n(value, count);
+    }
+}
+
 // HdrHistogram supports 0..=5 significant digits.
 const _: () = assert!(SIGNIFICANT_DIGITS <= 5);
 
