@@ -198,40 +198,40 @@ struct DeflateV2 {
     recent: RecentStreams,
 }
 
-/// Encodings kept at most (replaced in turn).
+/// Encodings kept at most (the least recently used replaced).
 const RECENT_STREAMS_MAX: usize = 4;
 /// Encodings above this are not kept: repeats are empty or near-empty histograms (tens of bytes),
 /// and a kept one costs its bytes twice.
 const RECENT_RAW_BYTES_MAX: usize = 1024;
 
-/// Recent V2 encodings and their zlib streams (see [`DeflateV2`]).
+/// Recent V2 encodings and their zlib streams (see [`DeflateV2`]), least recently used first:
+/// the empty histogram, used every interval, outlives the one-off encodings between its uses.
 #[derive(Default)]
 struct RecentStreams {
     entries: Vec<(Vec<u8>, Vec<u8>)>,
-    next: usize,
 }
 
 impl RecentStreams {
-    /// The stream of `raw`, if kept.
-    fn find(&self, raw: &[u8]) -> Option<&[u8]> {
-        self.entries
+    /// The stream of `raw`, if kept (then marked most recently used).
+    fn find(&mut self, raw: &[u8]) -> Option<&[u8]> {
+        let index = self
+            .entries
             .iter()
-            .find(|(kept, _)| kept.as_slice() == raw)
-            .map(|(_, stream)| stream.as_slice())
+            .position(|(kept, _)| kept.as_slice() == raw)?;
+        self.entries[index..].rotate_left(1);
+        self.entries.last().map(|(_, stream)| stream.as_slice())
     }
 
-    /// Keeps `raw`'s `stream` (unless `raw` is too long to keep), replacing the oldest when full.
+    /// Keeps `raw`'s `stream` (unless `raw` is too long to keep), replacing the least recently
+    /// used when full.
     fn keep(&mut self, raw: &[u8], stream: &[u8]) {
         if raw.len() > RECENT_RAW_BYTES_MAX {
             return;
         }
-        let entry = (raw.to_vec(), stream.to_vec());
-        if self.entries.len() < RECENT_STREAMS_MAX {
-            self.entries.push(entry);
-        } else {
-            self.entries[self.next] = entry;
+        if self.entries.len() == RECENT_STREAMS_MAX {
+            self.entries.remove(0);
         }
-        self.next = (self.next + 1) % RECENT_STREAMS_MAX;
+        self.entries.push((raw.to_vec(), stream.to_vec()));
     }
 }
 
@@ -597,6 +597,26 @@ mod tests {
             v2
         };
         assert!(long_raw.len() > RECENT_RAW_BYTES_MAX, "the long one is not");
+    }
+
+    #[test]
+    fn an_encoding_used_every_third_time_outlives_one_off_encodings() {
+        let mut reused = DeflateV2::new();
+        let empty = histogram(&[]);
+        for i in 1..=20u64 {
+            let mut out = Vec::new();
+            reused.serialize(&empty, &mut out).expect("serialize");
+            for j in 0..2 {
+                reused
+                    .serialize(&histogram(&[i * 10 + j]), &mut out)
+                    .expect("serialize");
+            }
+            let mut v2 = Vec::new();
+            V2Serializer::new()
+                .serialize(&empty, &mut v2)
+                .expect("serialize");
+            assert!(reused.recent.find(&v2).is_some(), "round {i}");
+        }
     }
 
     #[test]
