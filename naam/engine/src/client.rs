@@ -350,6 +350,8 @@ impl<T> Queue<T> {
         self.items.is_empty()
     }
 
+    // Inline: called twice per request (its transmit, its event), and the item is moved out.
+    #[inline]
     fn pop_into(&mut self, out: &mut Vec<u8>, spare: &mut Vec<Vec<u8>>) -> Option<T> {
         let (item, mut bytes) = self.items.pop_front()?;
         std::mem::swap(out, &mut bytes);

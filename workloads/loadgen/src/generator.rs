@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::{ConfigError, RecordError};
 use crate::recorder::{
-    IntervalHistogram, IntervalRecorder, LATENCY_NS_MAX, new_histogram, record_auto,
+    IntervalHistogram, IntervalRecorder, LATENCY_NS_MAX, new_histogram, record_auto, record_auto_n,
 };
 use crate::report::{RunReport, Thresholds};
 use crate::schedule::{LoadMode, RateStep, Schedule, validate_steps};
@@ -67,6 +67,11 @@ pub struct LoadGenerator {
     lateness: Histogram<u64>,
     /// Lateness less the window's wait: the generator's own.
     own_lateness: Histogram<u64>,
+    /// Measured sends made on time (lateness 0, so own lateness 0), not yet in the two lateness
+    /// histograms: recorded as zeros, `record_n(0, n)`, when the run finishes (the only reader).
+    /// A histogram's state does not depend on the order of its records, and on a virtual clock
+    /// nearly every send is on time: two records per request saved.
+    on_time_unrecorded: u64,
     waits: WindowWaits,
     end_ns: u64,
     sent: u64,
@@ -93,6 +98,7 @@ impl LoadGenerator {
             recorder,
             lateness: new_histogram(),
             own_lateness: new_histogram(),
+            on_time_unrecorded: 0,
             waits: WindowWaits::new(config.warmup_ns, config.warmup_ns + config.measure_ns),
             sent: 0,
             inflight: 0,
@@ -164,11 +170,15 @@ impl LoadGenerator {
         if intended_ns >= self.config.warmup_ns {
             self.intended_measured += 1;
             let lateness_ns = (now_ns - intended_ns).min(LATENCY_NS_MAX);
-            record_auto(&mut self.lateness, lateness_ns);
-            record_auto(
-                &mut self.own_lateness,
-                lateness_ns.saturating_sub(window_wait_ns),
-            );
+            if lateness_ns == 0 {
+                self.on_time_unrecorded += 1;
+            } else {
+                record_auto(&mut self.lateness, lateness_ns);
+                record_auto(
+                    &mut self.own_lateness,
+                    lateness_ns.saturating_sub(window_wait_ns),
+                );
+            }
         }
         let ticket = SendTicket {
             seq: self.sent,
@@ -263,6 +273,7 @@ impl LoadGenerator {
     /// the validity verdict. Requests still in flight are counted as not completed.
     pub fn finish(mut self, end_ns: u64) -> Result<RunReport, RecordError> {
         let intervals = self.recorder.finish(end_ns)?;
+        self.record_on_time_sends();
         let measured_ns = end_ns.saturating_sub(self.config.warmup_ns);
         Ok(RunReport::new(
             &self.config,
@@ -281,6 +292,17 @@ impl LoadGenerator {
             &self.recorder,
             intervals,
         ))
+    }
+}
+
+impl LoadGenerator {
+    /// Records the on-time sends counted in `on_time_unrecorded` as zero lateness.
+    fn record_on_time_sends(&mut self) {
+        let on_time = std::mem::take(&mut self.on_time_unrecorded);
+        if on_time > 0 {
+            record_auto_n(&mut self.lateness, 0, on_time);
+            record_auto_n(&mut self.own_lateness, 0, on_time);
+        }
     }
 }
 

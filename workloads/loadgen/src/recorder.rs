@@ -48,6 +48,13 @@ pub fn record_auto(histogram: &mut Histogram<u64>, value: u64) {
     }
 }
 
+/// [`record_auto`] of `count` equal values at once.
+pub fn record_auto_n(histogram: &mut Histogram<u64>, value: u64, count: u64) {
+    if histogram.record_n(value, count).is_err() {
+        histogram.saturating_record_n(value, count);
+    }
+}
+
 // HdrHistogram supports 0..=5 significant digits.
 const _: () = assert!(SIGNIFICANT_DIGITS <= 5);
 
@@ -116,7 +123,7 @@ impl IntervalRecorder {
                 count: self.tags.len(),
             });
         }
-        self.observe(done_ns)?;
+        self.advance(done_ns)?;
         let value = if latency_ns > LATENCY_NS_MAX {
             self.saturated += 1;
             LATENCY_NS_MAX
@@ -133,8 +140,21 @@ impl IntervalRecorder {
     }
 
     /// Closes every interval that ends at or before `now_ns`.
+    #[inline]
     pub fn advance(&mut self, now_ns: u64) -> Result<(), RecordError> {
+        // Called twice per send and once per completion: the common case (no boundary crossed,
+        // time not backwards) is two compares, kept inline; `observe` does the rest out of line.
+        if now_ns >= self.seen_ns && !self.interval_ends_by(now_ns) {
+            self.seen_ns = now_ns;
+            return Ok(());
+        }
         self.observe(now_ns)
+    }
+
+    /// True when the current interval ends at or before `now_ns`.
+    #[inline]
+    fn interval_ends_by(&self, now_ns: u64) -> bool {
+        now_ns >= self.current_start_ns.saturating_add(self.interval_ns)
     }
 
     /// True when [`IntervalRecorder::advance`] to `now_ns` would leave a closed interval to
@@ -142,7 +162,7 @@ impl IntervalRecorder {
     /// the poll on the many events between boundaries without changing what it writes.
     #[inline]
     pub fn interval_due(&self, now_ns: u64) -> bool {
-        !self.closed.is_empty() || now_ns >= self.current_start_ns.saturating_add(self.interval_ns)
+        !self.closed.is_empty() || self.interval_ends_by(now_ns)
     }
 
     /// The oldest closed interval not yet taken.
@@ -180,6 +200,7 @@ impl IntervalRecorder {
         self.dropped
     }
 
+    #[inline(never)]
     fn observe(&mut self, now_ns: u64) -> Result<(), RecordError> {
         if now_ns < self.seen_ns {
             return Err(RecordError::TimeWentBackwards {
@@ -188,7 +209,7 @@ impl IntervalRecorder {
             });
         }
         self.seen_ns = now_ns;
-        while now_ns >= self.current_start_ns.saturating_add(self.interval_ns) {
+        while self.interval_ends_by(now_ns) {
             self.close_current(self.interval_ns);
         }
         Ok(())

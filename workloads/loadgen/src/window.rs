@@ -89,6 +89,10 @@ impl WindowWaits {
         {
             self.closed.pop_front();
         }
+        // A send on time waited for nothing: skip the two searches of the spans.
+        if now_ns <= intended_ns {
+            return 0;
+        }
         let wait_ns = self
             .full_until_ns(now_ns)
             .saturating_sub(self.full_until_ns(intended_ns));

@@ -420,3 +420,51 @@ fn interval_due_matches_poll_interval() {
     }
     assert!(polled >= 20, "polled {polled} times");
 }
+
+/// On-time sends are counted and recorded as zeros when the run finishes; the report's lateness
+/// must read as if every send had been recorded when made. A fixed 1 ms schedule polled at its
+/// due times, one send in three late by a varying amount, against a plain recomputation.
+#[test]
+fn on_time_sends_recorded_at_finish_read_as_recorded_each() {
+    const END_NS: u64 = 200 * MS;
+    let mut g =
+        LoadGenerator::new(config(fixed(1000.0), 0, END_NS, 10 * MS), locations()).expect("valid");
+    let host = locations().id("host").expect("a location tag");
+    let mut expected = new_histogram();
+    let (mut on_time, mut late) = (0u64, 0u64);
+    let mut t = 0;
+    for i in 0u64.. {
+        let Some(due) = g.next_send_ns().filter(|&due| due < END_NS) else {
+            break;
+        };
+        let delay_ns = if i % 3 == 0 {
+            (i * 37 % 500) * 1_000
+        } else {
+            0
+        };
+        t = t.max(due + delay_ns);
+        while let Some(ticket) = g.poll_send(t).expect("time moves forward") {
+            let lateness_ns = t - ticket.intended_ns;
+            expected.record(lateness_ns).expect("auto-resizing");
+            if lateness_ns == 0 {
+                on_time += 1;
+            } else {
+                late += 1;
+            }
+            g.on_complete(&ticket, host, t).expect("in flight");
+        }
+    }
+    assert!(
+        on_time > late && late > 20,
+        "{on_time} on time, {late} late"
+    );
+    let rate = g.finish(END_NS).expect("finish").rate;
+    assert_eq!(rate.send_lateness_ns_p50, expected.value_at_quantile(0.5));
+    assert_eq!(rate.send_lateness_ns_p99, expected.value_at_quantile(0.99));
+    assert_eq!(rate.send_lateness_ns_max, expected.max());
+    assert_eq!(
+        rate.send_lateness_own_ns_p99,
+        expected.value_at_quantile(0.99),
+        "no window wait: own lateness is all of it"
+    );
+}
