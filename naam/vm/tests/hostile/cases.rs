@@ -1445,19 +1445,27 @@ fn slot_changing_helpers() -> Helpers<()> {
 }
 
 /// Runs `bytecode` with [`slot_changing_helpers`] over a writable 16-byte input holding
-/// `first` in its first word; returns r0 and the input after the run.
-fn run_slot_changing(bytecode: &[u8], first: u64) -> (u64, [u8; 16]) {
+/// `first` in its first word; returns the run's outcome and the input after it.
+fn run_slot_changing(bytecode: &[u8], first: u64) -> (Result<Exit, Trap>, [u8; 16]) {
     let helpers = slot_changing_helpers();
     let loaded = load(bytecode, &helpers).unwrap();
     let mut input = [0u8; 16];
     input[..8].copy_from_slice(&first.to_le_bytes());
     let mut mem = Memory::new();
     let addr = mem.map_write(&mut input).unwrap();
-    let exit = Vm::new(VmConfig::default())
-        .run(&loaded, &mut mem, &helpers, &mut (), addr, 16)
-        .unwrap();
-    drop(mem);
-    (exit.r0, input)
+    let outcome = Vm::new(VmConfig::default()).run(&loaded, &mut mem, &helpers, &mut (), addr, 16);
+    (outcome, input)
+}
+
+/// r6 = the input; load its first word and store it in the second (both of the JIT's caches
+/// then hold the input); call helper 1.
+fn load_store_call_1() -> [[u8; 8]; 4] {
+    [
+        mov64_reg(6, 1),
+        ldxdw(7, 6, 0),
+        stxdw(6, 7, 8),
+        call_helper(1),
+    ]
 }
 
 #[test]
@@ -1466,20 +1474,21 @@ fn a_helper_that_replaces_the_memory_empties_the_region_caches() {
     // maps another region, load the input again (the caches hold it again), then call one
     // that replaces the memory: the next load and store go to the new region in slot 3, as in
     // the interpreter, not to the input the caches held.
-    let bytecode = program(&[
-        mov64_reg(6, 1),
-        ldxdw(7, 6, 0),
-        stxdw(6, 7, 8),
-        call_helper(1),
+    let then = [
         ldxdw(7, 6, 0),
         call_helper(2),
         ldxdw(0, 6, 0),
         stxdw(6, 0, 8),
         exit(),
-    ]);
+    ];
+    let bytecode = program(&[&load_store_call_1()[..], &then].concat());
     let first = 0x1111_2222_3333_4444;
-    let (r0, input) = run_slot_changing(&bytecode, first);
-    assert_eq!(r0, REPLACED, "the load after the call reads the new region");
+    let (outcome, input) = run_slot_changing(&bytecode, first);
+    assert_eq!(
+        outcome.unwrap().r0,
+        REPLACED,
+        "the load after the call reads the new region"
+    );
     let second = u64::from_le_bytes(input[8..].try_into().unwrap());
     assert_eq!(
         second, first,
@@ -1491,20 +1500,17 @@ fn a_helper_that_replaces_the_memory_empties_the_region_caches() {
 fn a_helper_that_maps_a_new_region_leaves_the_others_exact() {
     // After `map_another`, the input's accesses still reach the input, its bounds still hold
     // (one byte past it traps), and the new region reads.
-    let bytecode = program(&[
-        mov64_reg(6, 1),
-        ldxdw(7, 6, 0),
-        stxdw(6, 7, 8),
-        call_helper(1),
+    let then = [
         ldxdw(8, 0, 0),
         stxdw(6, 8, 8),
         ldxdw(0, 6, 0),
         add64_reg(0, 8),
         exit(),
-    ]);
+    ];
+    let bytecode = program(&[&load_store_call_1()[..], &then].concat());
     let first = 5;
-    let (r0, input) = run_slot_changing(&bytecode, first);
-    assert_eq!(r0, first.wrapping_add(APPENDED));
+    let (outcome, input) = run_slot_changing(&bytecode, first);
+    assert_eq!(outcome.unwrap().r0, first.wrapping_add(APPENDED));
     assert_eq!(input[8..], APPENDED.to_le_bytes());
     let past_the_end = program(&[
         mov64_reg(6, 1),
@@ -1513,12 +1519,7 @@ fn a_helper_that_maps_a_new_region_leaves_the_others_exact() {
         ldxdw(0, 6, 9),
         exit(),
     ]);
-    let helpers = slot_changing_helpers();
-    let loaded = load(&past_the_end, &helpers).unwrap();
-    let mut input = [0u8; 16];
-    let mut mem = Memory::new();
-    let addr = mem.map_write(&mut input).unwrap();
-    let trapped = Vm::new(VmConfig::default()).run(&loaded, &mut mem, &helpers, &mut (), addr, 16);
+    let (trapped, _) = run_slot_changing(&past_the_end, 0);
     let expected = Trap::OutOfBounds {
         pc: 3,
         addr: INPUT + 9,
