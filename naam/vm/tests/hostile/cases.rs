@@ -1401,3 +1401,129 @@ fn a_run_of_loads_checked_as_one_span_traps_at_the_load_the_interpreter_does() {
         assert_eq!(run(setup, 24), Err(trap));
     }
 }
+
+/// Replaces the invocation's memory with one whose first region is a new writable buffer
+/// holding [`REPLACED`] (safe code may do this, so the JIT empties its region caches after every
+/// helper call; `tests/hostile` checks that it does).
+fn replace_memory(_: &mut (), mem: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    *mem = Memory::new();
+    let fresh: &'static mut [u8; 16] = Box::leak(Box::new([0; 16]));
+    fresh[..8].copy_from_slice(&REPLACED.to_le_bytes());
+    mem.map_write(fresh).map_err(|_| HelperError::Failed {
+        reason: "cannot map",
+    })
+}
+
+/// Maps a new read-only region holding [`APPENDED`] after the others and returns its address
+/// (changes no slot already mapped).
+fn map_another(_: &mut (), mem: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    static BYTES: [u8; 8] = APPENDED.to_le_bytes();
+    mem.map_read(&BYTES).map_err(|_| HelperError::Failed {
+        reason: "cannot map",
+    })
+}
+
+const REPLACED: u64 = 0x7e91_ace0_7e91_ace0;
+const APPENDED: u64 = 0x0a99_e4de_0a99_e4de;
+
+/// A registry with `map_another` (id 1) and `replace_memory` (id 2).
+fn slot_changing_helpers() -> Helpers<()> {
+    let mut helpers = Helpers::<()>::new();
+    let another = Helper {
+        name: "map_another",
+        signature: Signature::SCALARS,
+        func: map_another,
+    };
+    helpers.register(1, another).unwrap();
+    let replace = Helper {
+        name: "replace_memory",
+        signature: Signature::SCALARS,
+        func: replace_memory,
+    };
+    helpers.register(2, replace).unwrap();
+    helpers
+}
+
+/// Runs `bytecode` with [`slot_changing_helpers`] over a writable 16-byte input holding
+/// `first` in its first word; returns the run's outcome and the input after it.
+fn run_slot_changing(bytecode: &[u8], first: u64) -> (Result<Exit, Trap>, [u8; 16]) {
+    let helpers = slot_changing_helpers();
+    let loaded = load(bytecode, &helpers).unwrap();
+    let mut input = [0u8; 16];
+    input[..8].copy_from_slice(&first.to_le_bytes());
+    let mut mem = Memory::new();
+    let addr = mem.map_write(&mut input).unwrap();
+    let outcome = Vm::new(VmConfig::default()).run(&loaded, &mut mem, &helpers, &mut (), addr, 16);
+    (outcome, input)
+}
+
+/// r6 = the input; load its first word and store it in the second (both of the JIT's caches
+/// then hold the input); call helper 1.
+fn load_store_call_1() -> [[u8; 8]; 4] {
+    [
+        mov64_reg(6, 1),
+        ldxdw(7, 6, 0),
+        stxdw(6, 7, 8),
+        call_helper(1),
+    ]
+}
+
+#[test]
+fn a_helper_that_replaces_the_memory_empties_the_region_caches() {
+    // Load and store through the input (both of the JIT's caches hold it), call a helper that
+    // maps another region, load the input again (the caches hold it again), then call one
+    // that replaces the memory: the next load and store go to the new region in slot 3, as in
+    // the interpreter, not to the input the caches held.
+    let then = [
+        ldxdw(7, 6, 0),
+        call_helper(2),
+        ldxdw(0, 6, 0),
+        stxdw(6, 0, 8),
+        exit(),
+    ];
+    let bytecode = program(&[&load_store_call_1()[..], &then].concat());
+    let first = 0x1111_2222_3333_4444;
+    let (outcome, input) = run_slot_changing(&bytecode, first);
+    assert_eq!(
+        outcome.unwrap().r0,
+        REPLACED,
+        "the load after the call reads the new region"
+    );
+    let second = u64::from_le_bytes(input[8..].try_into().unwrap());
+    assert_eq!(
+        second, first,
+        "the store after the call does not reach the input"
+    );
+}
+
+#[test]
+fn a_helper_that_maps_a_new_region_leaves_the_others_exact() {
+    // After `map_another`, the input's accesses still reach the input, its bounds still hold
+    // (one byte past it traps), and the new region reads.
+    let then = [
+        ldxdw(8, 0, 0),
+        stxdw(6, 8, 8),
+        ldxdw(0, 6, 0),
+        add64_reg(0, 8),
+        exit(),
+    ];
+    let bytecode = program(&[&load_store_call_1()[..], &then].concat());
+    let first = 5;
+    let (outcome, input) = run_slot_changing(&bytecode, first);
+    assert_eq!(outcome.unwrap().r0, first.wrapping_add(APPENDED));
+    assert_eq!(input[8..], APPENDED.to_le_bytes());
+    let past_the_end = program(&[
+        mov64_reg(6, 1),
+        ldxdw(7, 6, 0),
+        call_helper(1),
+        ldxdw(0, 6, 9),
+        exit(),
+    ]);
+    let (trapped, _) = run_slot_changing(&past_the_end, 0);
+    let expected = Trap::OutOfBounds {
+        pc: 3,
+        addr: INPUT + 9,
+        len: 8,
+    };
+    assert_eq!(trapped, Err(expected));
+}
