@@ -293,9 +293,7 @@ impl LoadGenerator {
             intervals,
         ))
     }
-}
 
-impl LoadGenerator {
     /// Records the on-time sends counted in `on_time_unrecorded` as zero lateness.
     fn record_on_time_sends(&mut self) {
         let on_time = std::mem::take(&mut self.on_time_unrecorded);
