@@ -26,6 +26,7 @@
 //! completions, latencies and read round trips for client-side policies.
 
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::abi::ACCESSES_PER_STEP_MAX;
@@ -496,9 +497,11 @@ impl<C: Copy> ClientEndpoint<C> {
             });
         }
         let request_id = self.request_id(seq);
-        if self.inflight.contains_key(&request_id.0) {
+        // The id's slot is found once and filled below (a look-up, then an insert, probed the
+        // map twice on every issue).
+        let Entry::Vacant(slot) = self.inflight.entry(request_id.0) else {
             return Err(IssueError::Duplicate(request_id));
-        }
+        };
         let local = !call.server_only && steer_bucket(request_id) < self.client_permille;
         let invoke = Invoke {
             flow: self.config.flow,
@@ -534,12 +537,11 @@ impl<C: Copy> ClientEndpoint<C> {
             );
         }
         let deadline = now.plus_ns(self.config.timeout_ns);
-        let pending = Pending {
+        slot.insert(Pending {
             cookie,
             intended,
             deadline,
-        };
-        self.inflight.insert(request_id.0, pending);
+        });
         if local {
             self.stats.issued_local += 1;
             self.local.submit(now, now, 0, &invoke);
@@ -640,27 +642,44 @@ impl<C: Copy> ClientEndpoint<C> {
 
 impl<C: Copy> ClientEndpoint<C> {
     fn on_reply(&mut self, now: Nanos, reply: &Reply<'_>) -> Inbound {
-        let id = reply.request_id;
-        if !self.inflight.contains_key(&id.0) {
-            self.stats.stale += 1;
-            return Inbound::Stale;
-        }
-        self.stats.replies += 1;
-        if self.controller.is_none() {
-            self.client_permille = reply.client_permille;
-        }
-        let location = Some(reply.location);
         let outcome = match reply.status {
             Status::Ok => Outcome::Ok,
             Status::Error(code) => Outcome::Error(code),
             Status::Pushback => return self.on_pushback(now, reply),
         };
-        self.end(now, id, location, outcome, reply.payload);
+        // A final reply takes its request out with one probe of the map (a look-up, then a
+        // removal, cost two on every reply).
+        let id = reply.request_id;
+        let Some(pending) = self.inflight.remove(&id.0) else {
+            return self.on_stale();
+        };
+        self.note_reply(reply);
+        let location = Some(reply.location);
+        self.end_pending(now, id, pending, location, outcome, reply.payload);
         Inbound::Reply
     }
 
-    /// The server pushed the request back: its continuation runs here.
+    fn on_stale(&mut self) -> Inbound {
+        self.stats.stale += 1;
+        Inbound::Stale
+    }
+
+    /// Counts a reply to a request in flight and takes the server's share hint (without a
+    /// client-side policy).
+    fn note_reply(&mut self, reply: &Reply<'_>) {
+        self.stats.replies += 1;
+        if self.controller.is_none() {
+            self.client_permille = reply.client_permille;
+        }
+    }
+
+    /// The server pushed the request back: its continuation runs here (the request stays in
+    /// flight).
     fn on_pushback(&mut self, now: Nanos, reply: &Reply<'_>) -> Inbound {
+        if !self.inflight.contains_key(&reply.request_id.0) {
+            return self.on_stale();
+        }
+        self.note_reply(reply);
         self.stats.pushed_back += 1;
         let Ok(Frame::Invoke(continuation)) = Frame::decode(reply.payload) else {
             let malformed = ErrorCode {
@@ -768,6 +787,19 @@ impl<C: Copy> ClientEndpoint<C> {
         let Some(pending) = self.inflight.remove(&id.0) else {
             return;
         };
+        self.end_pending(now, id, pending, location, outcome, payload);
+    }
+
+    /// Ends request `id`, already taken out of the in-flight map as `pending`.
+    fn end_pending(
+        &mut self,
+        now: Nanos,
+        id: RequestId,
+        pending: Pending<C>,
+        location: Option<Location>,
+        outcome: Outcome,
+        payload: &[u8],
+    ) {
         if outcome == Outcome::Ok {
             let latency_ns = now.since(pending.intended);
             if location == Some(Location::Client) {
