@@ -51,7 +51,10 @@ pub struct EventQueue<E> {
     wheel: Wheel,
     far: FarHeap,
     slab: Vec<Option<E>>,
-    free_slots: Vec<u32>,
+    /// The first free slab slot, [`NIL`] when none is: the free slots are linked through
+    /// `wheel.next` (a free slot is in no wheel list), so freeing and taking one is two stores,
+    /// with no growth check. Taken last freed first, as a stack of free slots would be.
+    free_head: u32,
     popped: u64,
 }
 
@@ -61,7 +64,8 @@ pub struct EventQueue<E> {
 struct Wheel {
     head: Box<[u32; WHEEL_SLOTS]>,
     tail: Box<[u32; WHEEL_SLOTS]>,
-    /// Per slab slot (grown with the slab): the next event of its wheel list.
+    /// Per slab slot (grown with the slab): the next event of its wheel list, or while the slot
+    /// is free, the next free slot ([`EventQueue`]'s `free_head`).
     next: Vec<u32>,
     /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
     bits: Box<[u64; WHEEL_WORDS]>,
@@ -274,7 +278,7 @@ impl<E> EventQueue<E> {
             wheel: Wheel::new(),
             far: FarHeap::new(),
             slab: Vec::new(),
-            free_slots: Vec::new(),
+            free_head: NIL,
             popped: 0,
         }
     }
@@ -337,20 +341,47 @@ impl<E> EventQueue<E> {
 
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).
     ///
+    /// The common case only — a time within the wheel's window and a free slot, ≈ 94 % of the
+    /// bench's events —, which needs no call and so no saved registers; the rest is
+    /// [`EventQueue::schedule_cold`], the same placement.
+    ///
     /// # Panics
     /// If more than `u32::MAX - 1` events wait at once (memory runs out long before).
-    #[inline]
+    #[inline(never)]
     pub fn schedule_at(&mut self, at_ns: u64, event: E) {
-        let slot = match self.free_slots.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(event);
-                slot
-            }
-            None => {
+        let ahead_ns = at_ns.wrapping_sub(self.now_ns);
+        let slot = self.free_head;
+        let i = slot as usize;
+        // A free slot is in both vectors (`NIL` is in neither): no panicking index below.
+        let (Some(&next_free), Some(entry)) = (self.wheel.next.get(i), self.slab.get_mut(i)) else {
+            return self.schedule_cold(at_ns, event);
+        };
+        if !(1..WHEEL_SLOTS as u64).contains(&ahead_ns) {
+            return self.schedule_cold(at_ns, event);
+        }
+        // The slot is free, so this writes over `None`: nothing to drop.
+        debug_assert!(entry.is_none(), "a free slot holds no event");
+        std::mem::forget(std::mem::replace(entry, Some(event)));
+        self.free_head = next_free;
+        self.wheel.push(at_ns, slot);
+    }
+
+    /// [`EventQueue::schedule_at`] for an event due now (or before), beyond the wheel's window,
+    /// or with no free slot (the slab grows).
+    #[cold]
+    #[inline(never)]
+    fn schedule_cold(&mut self, at_ns: u64, event: E) {
+        let slot = match self.free_head {
+            NIL => {
                 self.slab.push(Some(event));
                 self.wheel.next.push(NIL);
                 let slot = u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events");
                 assert!(slot != NIL, "fewer than 2^32 - 1 events waiting");
+                slot
+            }
+            slot => {
+                self.free_head = self.wheel.next[slot as usize];
+                self.slab[slot as usize] = Some(event);
                 slot
             }
         };
@@ -408,20 +439,8 @@ impl<E> EventQueue<E> {
     /// Pops the next event due at or before `until_ns` and advances the clock to it.
     #[inline]
     pub fn pop_until(&mut self, until_ns: u64) -> Option<(u64, E)> {
-        let slot = if self.due_now.is_empty() {
-            let (at_ns, in_far, in_wheel) = self.next_ns()?;
-            if at_ns > until_ns {
-                return None;
-            }
-            self.advance(at_ns, in_far, in_wheel)?
-        } else if self.now_ns > until_ns {
-            return None;
-        } else {
-            self.due_now.pop_front()?
-        };
-        let event = self.slab[slot as usize].take()?;
-        self.free_slots.push(slot);
-        self.popped += 1;
+        let slot = self.next_slot_until(until_ns)?;
+        let event = self.take_slot(slot)?;
         Some((self.now_ns, event))
     }
 
@@ -429,6 +448,40 @@ impl<E> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(u64, E)> {
         self.pop_until(u64::MAX)
+    }
+
+    /// Pops the next event and advances the clock to it ([`EventQueue::now_ns`] is its time).
+    /// Without the time beside it, the caller's match reads the event where it was taken to.
+    #[inline]
+    pub fn pop_event(&mut self) -> Option<E> {
+        let slot = self.next_slot_until(u64::MAX)?;
+        self.take_slot(slot)
+    }
+
+    /// The slot of the next event due at or before `until_ns`, the clock moved to its time.
+    #[inline]
+    fn next_slot_until(&mut self, until_ns: u64) -> Option<u32> {
+        if self.due_now.is_empty() {
+            let (at_ns, in_far, in_wheel) = self.next_ns()?;
+            if at_ns > until_ns {
+                return None;
+            }
+            self.advance(at_ns, in_far, in_wheel)
+        } else if self.now_ns > until_ns {
+            None
+        } else {
+            self.due_now.pop_front()
+        }
+    }
+
+    /// Takes the event of a popped slot and frees the slot.
+    #[inline]
+    fn take_slot(&mut self, slot: u32) -> Option<E> {
+        let event = self.slab[slot as usize].take()?;
+        self.wheel.next[slot as usize] = self.free_head;
+        self.free_head = slot;
+        self.popped += 1;
+        Some(event)
     }
 }
 

@@ -566,7 +566,7 @@ impl SimPoint {
                     now_ns: self.events.now_ns(),
                 });
             }
-            let Some((_, event)) = self.events.pop() else {
+            let Some(event) = self.events.pop_event() else {
                 break;
             };
             self.handle(event)?;
