@@ -186,10 +186,9 @@ impl Wheel {
     fn take_first(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) -> u32 {
         let j = slot_of(at_ns);
         let first = self.head[j];
-        self.head[j] = self.next[first as usize];
         self.len -= 1;
-        // The rest (possibly none: `take` then clears the slot).
-        self.take(at_ns, fifo);
+        self.move_from(self.next[first as usize], fifo);
+        self.clear(j);
         first
     }
 
@@ -197,13 +196,24 @@ impl Wheel {
     #[inline]
     fn take(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) {
         let j = slot_of(at_ns);
-        let mut slot = self.head[j];
+        self.move_from(self.head[j], fifo);
+        self.clear(j);
+    }
+
+    /// Moves the events of a list from `slot` on (possibly none) to the end of `fifo`.
+    #[inline]
+    fn move_from(&mut self, mut slot: u32, fifo: &mut VecDeque<u32>) {
         while slot != NIL {
             fifo.push_back(slot);
             self.len -= 1;
             slot = self.next[slot as usize];
         }
-        self.head[j] = NIL;
+    }
+
+    /// Marks slot `j` empty. Its `head` is left as it was: it is read only while the slot holds
+    /// events (its bit set), and [`Wheel::push`] sets it when the slot's `tail` says empty.
+    #[inline]
+    fn clear(&mut self, j: usize) {
         self.tail[j] = NIL;
         self.bits[j / 64] &= !(1 << (j % 64));
         if self.bits[j / 64] == 0 {
