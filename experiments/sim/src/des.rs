@@ -512,6 +512,25 @@ mod tests {
         assert_eq!(q.popped(), 4);
     }
 
+    /// Freed slots are linked through the wheel's links and taken again, on the wheel's path
+    /// and on the cold one (due now, far), so the slab holds at most what waited at once.
+    #[test]
+    fn freed_slots_are_taken_again() {
+        let mut q = EventQueue::new();
+        let far = WHEEL_SLOTS as u64 + 1;
+        for round in 0..1000u64 {
+            let delay = [0, 1, 7, far][(round % 4) as usize];
+            q.schedule_in(delay, round);
+            q.schedule_in(delay + 1, round + 1_000_000);
+            let now = q.now_ns();
+            assert_eq!(q.pop(), Some((now + delay, round)));
+            assert_eq!(q.pop(), Some((now + delay + 1, round + 1_000_000)));
+        }
+        assert_eq!(q.slab.len(), 2, "two events waited at most");
+        assert_eq!(q.wheel.next.len(), 2);
+        assert!(q.is_empty());
+    }
+
     #[test]
     fn the_past_is_moved_to_now_and_until_bounds_the_pop() {
         let mut q = EventQueue::new();
