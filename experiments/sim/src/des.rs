@@ -371,7 +371,7 @@ impl<E> EventQueue<E> {
         }
         // The slot is free, so this writes over `None`: nothing to drop.
         debug_assert!(entry.is_none(), "a free slot holds no event");
-        std::mem::forget(std::mem::replace(entry, Some(event)));
+        std::mem::forget(entry.replace(event));
         self.free_head = next_free;
         self.wheel.push(at_ns, slot);
     }
