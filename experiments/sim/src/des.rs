@@ -129,8 +129,14 @@ impl Wheel {
     /// Appends `slot` to the list of time `at_ns` (within the window).
     #[inline]
     fn push(&mut self, at_ns: u64, slot: u32) {
-        let j = slot_of(at_ns);
         self.next[slot as usize] = NIL;
+        self.append(at_ns, slot);
+    }
+
+    /// [`Wheel::push`] for a slot whose link already reads [`NIL`].
+    #[inline]
+    fn append(&mut self, at_ns: u64, slot: u32) {
+        let j = slot_of(at_ns);
         match self.tail[j] {
             NIL => {
                 self.head[j] = slot;
@@ -363,7 +369,7 @@ impl<E> EventQueue<E> {
         let slot = self.free_head;
         let i = slot as usize;
         // A free slot is in both vectors (`NIL` is in neither): no panicking index below.
-        let (Some(&next_free), Some(entry)) = (self.wheel.next.get(i), self.slab.get_mut(i)) else {
+        let (Some(link), Some(entry)) = (self.wheel.next.get_mut(i), self.slab.get_mut(i)) else {
             return self.schedule_cold(at_ns, event);
         };
         if !(1..WHEEL_SLOTS as u64).contains(&ahead_ns) {
@@ -372,8 +378,9 @@ impl<E> EventQueue<E> {
         // The slot is free, so this writes over `None`: nothing to drop.
         debug_assert!(entry.is_none(), "a free slot holds no event");
         std::mem::forget(entry.replace(event));
-        self.free_head = next_free;
-        self.wheel.push(at_ns, slot);
+        // The slot leaves the free list and ends its wheel list: its link is read once, set once.
+        self.free_head = std::mem::replace(link, NIL);
+        self.wheel.append(at_ns, slot);
     }
 
     /// [`EventQueue::schedule_at`] for an event due now (or before), beyond the wheel's window,
