@@ -494,8 +494,12 @@ impl<E> EventQueue<E> {
     /// Takes the event of a popped slot and frees the slot.
     #[inline]
     fn take_slot(&mut self, slot: u32) -> Option<E> {
-        let event = self.slab[slot as usize].take()?;
-        self.wheel.next[slot as usize] = self.free_head;
+        let i = slot as usize;
+        let (Some(entry), Some(link)) = (self.slab.get_mut(i), self.wheel.next.get_mut(i)) else {
+            return None;
+        };
+        let event = entry.take()?;
+        *link = self.free_head;
         self.free_head = slot;
         self.popped += 1;
         Some(event)
