@@ -491,7 +491,9 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Takes the event of a popped slot and frees the slot.
+    /// Takes the event of a popped slot and frees the slot. Both vectors are checked before the
+    /// take: with a panicking index between the take and the caller's match, the compiler kept
+    /// the taken event in a temporary of its own and copied it (64 bytes) once more.
     #[inline]
     fn take_slot(&mut self, slot: u32) -> Option<E> {
         let i = slot as usize;
