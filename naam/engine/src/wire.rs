@@ -441,15 +441,7 @@ impl<'a> Frame<'a> {
     #[inline]
     pub fn decode(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
         let mut r = Reader { bytes, pos: 0 };
-        let magic = r.u16("magic")?;
-        if magic != MAGIC {
-            return Err(DecodeError::BadMagic { found: magic });
-        }
-        let version = r.u8("version")?;
-        if version != WIRE_VERSION {
-            return Err(DecodeError::UnsupportedVersion { found: version });
-        }
-        let frame = match r.u8("kind")? {
+        let frame = match decode_header(&mut r)? {
             KIND_INVOKE => Frame::Invoke(decode_invoke(&mut r)?),
             KIND_REPLY => Frame::Reply(decode_reply(&mut r)?),
             KIND_READ => Frame::Read(decode_read(&mut r)?),
@@ -461,17 +453,21 @@ impl<'a> Frame<'a> {
         Ok(frame)
     }
 
-    /// Encodes into `out` (cleared first; reuse it to avoid allocation).
-    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        out.clear();
-        let kind = match self {
+    /// The frame's kind byte on the wire.
+    pub fn kind(&self) -> u8 {
+        match self {
             Frame::Invoke(_) => KIND_INVOKE,
             Frame::Reply(_) => KIND_REPLY,
             Frame::Read(_) => KIND_READ,
             Frame::ReadReply(_) => KIND_READ_REPLY,
             Frame::Sample(_) => KIND_SAMPLE,
-        };
-        put_header(kind, out);
+        }
+    }
+
+    /// Encodes into `out` (cleared first; reuse it to avoid allocation).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        out.clear();
+        put_header(self.kind(), out);
         match self {
             Frame::Invoke(m) => encode_invoke(m, out),
             Frame::Reply(m) => encode_reply(m, out),
@@ -482,6 +478,66 @@ impl<'a> Frame<'a> {
                 Ok(())
             }
         }
+    }
+}
+
+/// A frame a client takes: the kinds [`crate::client::ClientEndpoint::handle_datagram`] accepts.
+/// Small (no Invoke variant), so a reply is decoded where the client keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientFrame<'a> {
+    /// Kind 2.
+    Reply(Reply<'a>),
+    /// Kind 4.
+    ReadReply(ReadReply<'a>),
+}
+
+/// Why bytes are not a frame a client takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientDecodeError {
+    /// Not a valid frame: [`Frame::decode`]'s error for the same bytes.
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+    /// A valid frame of a kind a client does not take (an Invoke, a read request, a sample).
+    #[error("frame kind {kind} is not one a client takes")]
+    NotForClient {
+        /// The frame's kind.
+        kind: u8,
+    },
+}
+
+impl<'a> ClientFrame<'a> {
+    /// Decodes a Reply or a ReadReply exactly as [`Frame::decode`] does (the same frame, or the
+    /// same error), without building the Invoke variant a client never takes (≈ 280 bytes, written
+    /// out on every reply). Any other kind is decoded whole, out of line, for its error.
+    #[inline]
+    pub fn decode(bytes: &'a [u8]) -> Result<ClientFrame<'a>, ClientDecodeError> {
+        let mut r = Reader { bytes, pos: 0 };
+        let frame = match decode_header(&mut r)? {
+            KIND_REPLY => ClientFrame::Reply(decode_reply(&mut r)?),
+            KIND_READ_REPLY => ClientFrame::ReadReply(decode_read_reply(&mut r)?),
+            _ => return Err(not_for_client(bytes)),
+        };
+        r.finish()?;
+        Ok(frame)
+    }
+
+    /// The same frame as a [`Frame`].
+    pub fn into_frame(self) -> Frame<'a> {
+        match self {
+            ClientFrame::Reply(m) => Frame::Reply(m),
+            ClientFrame::ReadReply(m) => Frame::ReadReply(m),
+        }
+    }
+}
+
+/// What a frame of a kind other than a client's is: malformed (with [`Frame::decode`]'s error) or
+/// valid but not for a client. Never on a client's hot path.
+#[cold]
+#[inline(never)]
+fn not_for_client(bytes: &[u8]) -> ClientDecodeError {
+    match Frame::decode(bytes) {
+        Ok(frame) => ClientDecodeError::NotForClient { kind: frame.kind() },
+        Err(e) => ClientDecodeError::Malformed(e),
     }
 }
 
@@ -725,6 +781,20 @@ impl<'a> Reader<'a> {
             extra => Err(DecodeError::TrailingBytes { extra }),
         }
     }
+}
+
+/// The common header: magic, version, then the kind byte, returned.
+#[inline(always)]
+fn decode_header(r: &mut Reader<'_>) -> Result<u8, DecodeError> {
+    let magic = r.u16("magic")?;
+    if magic != MAGIC {
+        return Err(DecodeError::BadMagic { found: magic });
+    }
+    let version = r.u8("version")?;
+    if version != WIRE_VERSION {
+        return Err(DecodeError::UnsupportedVersion { found: version });
+    }
+    r.u8("kind")
 }
 
 fn bad(field: &'static str, value: impl Into<u64>) -> DecodeError {
