@@ -509,7 +509,8 @@ impl<'a> ClientFrame<'a> {
     /// Decodes a Reply or a ReadReply exactly as [`Frame::decode`] does (the same frame, or the
     /// same error), without building the Invoke variant a client never takes (≈ 280 bytes, written
     /// out on every reply). Any other kind is decoded whole, out of line, for its error.
-    #[inline]
+    /// Always inlined: out of line, the reply went through memory as a `Result` once more.
+    #[inline(always)]
     pub fn decode(bytes: &'a [u8]) -> Result<ClientFrame<'a>, ClientDecodeError> {
         let mut r = Reader { bytes, pos: 0 };
         let frame = match decode_header(&mut r)? {
