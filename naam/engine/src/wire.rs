@@ -521,14 +521,6 @@ impl<'a> ClientFrame<'a> {
         r.finish()?;
         Ok(frame)
     }
-
-    /// The same frame as a [`Frame`].
-    pub fn into_frame(self) -> Frame<'a> {
-        match self {
-            ClientFrame::Reply(m) => Frame::Reply(m),
-            ClientFrame::ReadReply(m) => Frame::ReadReply(m),
-        }
-    }
 }
 
 /// What a frame of a kind other than a client's is: malformed (with [`Frame::decode`]'s error) or
