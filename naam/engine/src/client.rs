@@ -40,8 +40,8 @@ use crate::ids::{FunctionId, IdMap, Location, Nanos, RequestId, TenantId};
 use crate::region::RegionTable;
 use crate::steer::{SteerKey, steer_bucket};
 use crate::wire::{
-    Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, ReadReply, ReadRequest, Reply,
-    ReplyAddr, Status,
+    ClientFrame, Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, ReadReply,
+    ReadRequest, Reply, ReplyAddr, Status,
 };
 
 /// Largest bound on requests in flight at one endpoint.
@@ -597,10 +597,10 @@ impl<C: Copy> ClientEndpoint<C> {
 
     /// Handles a datagram received at `now`.
     pub fn handle_datagram(&mut self, now: Nanos, bytes: &[u8]) -> Inbound {
-        match Frame::decode(bytes) {
-            Ok(Frame::Reply(reply)) => self.on_reply(now, &reply),
-            Ok(Frame::ReadReply(read)) => self.on_read_reply(now, &read),
-            _ => {
+        match ClientFrame::decode(bytes) {
+            Ok(ClientFrame::Reply(reply)) => self.on_reply(now, &reply),
+            Ok(ClientFrame::ReadReply(read)) => self.on_read_reply(now, &read),
+            Err(_) => {
                 self.stats.malformed += 1;
                 Inbound::Malformed
             }
@@ -727,8 +727,8 @@ impl<C: Copy> ClientEndpoint<C> {
         }
         let mut frame = std::mem::take(&mut self.frame);
         while let Some(done) = self.local.poll_completion(&mut frame) {
-            let payload = match Frame::decode(&frame) {
-                Ok(Frame::Reply(reply)) => reply.payload,
+            let payload = match ClientFrame::decode(&frame) {
+                Ok(ClientFrame::Reply(reply)) => reply.payload,
                 _ => &[],
             };
             let outcome = match done.status {

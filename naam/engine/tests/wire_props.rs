@@ -326,3 +326,106 @@ fn every_truncated_reply_names_the_field_that_ran_out() {
     fields.extend([("payload_len", 2), ("reply.pad", 2), ("payload", 7)]);
     assert_truncations_name_the_field(Frame::Reply(reply), &fields);
 }
+
+/// The client's decoder gives `Frame::decode`'s answer for the kinds a client takes, and rejects
+/// every other byte string: with `Frame::decode`'s own error when it is malformed, as not for a
+/// client when it is a valid frame of another kind.
+fn assert_client_decode_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
+    match (Frame::decode(bytes), ClientFrame::decode(bytes)) {
+        (Ok(Frame::Reply(a)), Ok(ClientFrame::Reply(b))) => prop_assert_eq!(a, b),
+        (Ok(Frame::ReadReply(a)), Ok(ClientFrame::ReadReply(b))) => prop_assert_eq!(a, b),
+        (Ok(frame), Err(ClientDecodeError::NotForClient { kind })) => {
+            prop_assert!(!matches!(frame, Frame::Reply(_) | Frame::ReadReply(_)));
+            prop_assert_eq!(frame.kind(), kind);
+        }
+        (Err(a), Err(ClientDecodeError::Malformed(b))) => prop_assert_eq!(a, b),
+        (full, client) => prop_assert!(false, "{full:?} but the client's {client:?}"),
+    }
+    Ok(())
+}
+
+/// Each prefix of `buf`, `buf` with each kind byte, each version byte and a bad magic, and `buf`
+/// with a trailing byte.
+fn assert_client_decode_agrees_on_variants(buf: &[u8]) -> Result<(), TestCaseError> {
+    for len in 0..=buf.len() {
+        assert_client_decode_agrees(&buf[..len])?;
+    }
+    let mut variant = buf.to_vec();
+    for at in 0..HEADER_BYTES.min(buf.len()) {
+        for byte in 0..=u8::MAX {
+            variant[at] = byte;
+            assert_client_decode_agrees(&variant)?;
+        }
+        variant[at] = buf[at];
+    }
+    variant.push(0);
+    assert_client_decode_agrees(&variant)
+}
+
+fn client_reply() -> impl Strategy<Value = (u64, Status, u8, u8, u8, u16, Vec<u8>)> {
+    (
+        any::<u64>(),
+        status(),
+        0u8..3,
+        any::<u8>(),
+        any::<u8>(),
+        0u16..=1000,
+        prop::collection::vec(any::<u8>(), 0..=64),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn client_decoder_agrees_on_replies((id, st, loc, steps, attempts, permille, payload) in client_reply()) {
+        let reply = Reply { request_id: RequestId(id), status: st, location: Location::from_code(loc).unwrap(), steps, attempts,
+                            client_permille: permille, payload: &payload };
+        let mut buf = Vec::new();
+        Frame::Reply(reply).encode(&mut buf).unwrap();
+        prop_assert_eq!(ClientFrame::decode(&buf), Ok(ClientFrame::Reply(reply)));
+        assert_client_decode_agrees_on_variants(&buf)?;
+    }
+
+    #[test]
+    fn client_decoder_agrees_on_read_replies(id in any::<u64>(), denial in 0u32..3, data in prop::collection::vec(any::<u8>(), 0..=64)) {
+        let data = if denial == 0 { &data[..] } else { &[] };
+        let reply = ReadReply { read_id: id, denial, data };
+        let mut buf = Vec::new();
+        Frame::ReadReply(reply).encode(&mut buf).unwrap();
+        prop_assert_eq!(ClientFrame::decode(&buf), Ok(ClientFrame::ReadReply(reply)));
+        assert_client_decode_agrees_on_variants(&buf)?;
+    }
+
+    #[test]
+    fn client_decoder_rejects_the_other_kinds(m in invoke(), read in any::<(u32, u64, u64, u64)>(), at in any::<u64>()) {
+        let mut buf = Vec::new();
+        m.view().encode(&mut buf).unwrap();
+        assert_client_decode_agrees_on_variants(&buf)?;
+        let (tenant, read_id, rkey, offset) = read;
+        let request = ReadRequest { tenant: TenantId(tenant), read_id, rkey: Rkey(rkey), offset, len: 8 };
+        Frame::Read(request).encode(&mut buf).unwrap();
+        assert_client_decode_agrees_on_variants(&buf)?;
+        Frame::Sample(LoadSample { at: Nanos(at), ..LoadSample::default() }).encode(&mut buf).unwrap();
+        assert_client_decode_agrees_on_variants(&buf)?;
+    }
+
+    #[test]
+    fn client_decoder_agrees_on_mutated_replies((id, st, loc, steps, attempts, permille, payload) in client_reply(),
+                                               flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let reply = Reply { request_id: RequestId(id), status: st, location: Location::from_code(loc).unwrap(), steps, attempts,
+                            client_permille: permille, payload: &payload };
+        let mut buf = Vec::new();
+        Frame::Reply(reply).encode(&mut buf).unwrap();
+        for (at, byte) in flips {
+            let i = at.index(buf.len());
+            buf[i] = byte;
+        }
+        assert_client_decode_agrees(&buf)?;
+    }
+
+    #[test]
+    fn client_decoder_agrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        assert_client_decode_agrees(&bytes)?;
+    }
+}
