@@ -1428,13 +1428,12 @@ fn execute_step<M: AccessMemory + ?Sized>(
     // Cannot fail: see `map_read`.
     let state_addr = mem.map_write(&mut state[..]).unwrap_or(0);
     debug_assert_eq!(state_addr, check.next_address(state_bytes));
-    let data = buffers.data.iter().zip(buffers.regions);
-    for (i, (d, (buf, &region))) in current.as_slice().iter().zip(data).enumerate() {
+    for (i, (d, buf)) in current.as_slice().iter().zip(buffers.data).enumerate() {
         let len = d.len as usize;
         let bytes = if buffers.in_place_mask & (1 << i) == 0 {
             &buf[..len]
         } else {
-            match memory.bytes(region, d.offset, d.len) {
+            match memory.bytes(buffers.regions[i], d.offset, d.len) {
                 Some(lent) if lent.len() == len => lent,
                 _ => return StepEnd::Unserved,
             }
