@@ -1050,26 +1050,25 @@ impl Executor {
             slot.started_at = Some(now);
             self.period.record_queue_delay(now.since(slot.arrived_at));
         }
-        // Moved out of the slot for the step (no reference-count traffic), put back after.
-        let Some(entry) = slot.function.take() else {
+        // Borrowed beside the step's buffers, not moved out and back: no reference-count
+        // traffic and no put-back (with its drop check) per step.
+        let (Some(entry), buffers) = split_for_step(slot) else {
             return 0;
         };
         let FunctionBody::Ebpf(program) = &entry.body else {
-            slot.function = Some(entry);
             return 0;
         };
+        let function_slot = entry.slot;
         self.step_ctx.reset();
         let result = execute_step(
             &mut self.vm,
             program,
             &self.helpers,
             &mut self.step_ctx,
-            slot,
+            buffers,
             self.config.location,
             memory,
         );
-        let function_slot = entry.slot;
-        slot.function = Some(entry);
         // Through the slot still borrowed, not a second index into `slots`.
         if let StepEnd::Exit(exit) = &result {
             slot.insn += exit.insn_count;
@@ -1339,6 +1338,50 @@ fn fill_slot(
     slot.insn = 0;
 }
 
+/// What a step reads and writes of its slot, borrowed beside the slot's function.
+struct StepBuffers<'s> {
+    args: &'s [u8],
+    state: &'s mut [u8; STATE_BYTES_MAX],
+    state_len: usize,
+    current: &'s Descriptors,
+    data: &'s [[u8; ACCESS_BYTES_MAX]; ACCESSES_PER_STEP_MAX],
+    regions: &'s [RegionId; ACCESSES_PER_STEP_MAX],
+    in_place_mask: u8,
+    step: u8,
+    attempt: u8,
+}
+
+/// The slot's function and, borrowed beside it, its step's buffers.
+#[inline(always)]
+fn split_for_step(slot: &mut Slot) -> (Option<&FunctionEntry>, StepBuffers<'_>) {
+    let Slot {
+        function,
+        args,
+        args_len,
+        state,
+        state_len,
+        current,
+        data,
+        regions,
+        in_place_mask,
+        step,
+        attempt,
+        ..
+    } = slot;
+    let buffers = StepBuffers {
+        args: &args[..*args_len],
+        state,
+        state_len: *state_len,
+        current,
+        data,
+        regions,
+        in_place_mask: *in_place_mask,
+        step: *step,
+        attempt: *attempt,
+    };
+    (function.as_deref(), buffers)
+}
+
 /// How a step ended.
 enum StepEnd {
     /// The program exited.
@@ -1361,30 +1404,17 @@ fn execute_step<M: AccessMemory + ?Sized>(
     program: &Program,
     helpers: &Helpers<StepCtx>,
     step_ctx: &mut StepCtx,
-    slot: &mut Slot,
+    buffers: StepBuffers<'_>,
     location: Location,
     memory: &M,
 ) -> StepEnd {
-    let Slot {
-        args,
-        args_len,
-        state,
-        state_len,
-        current,
-        data,
-        regions,
-        in_place_mask,
-        step,
-        attempt,
-        ..
-    } = slot;
-    let args = &args[..*args_len];
+    let (args, state, current) = (buffers.args, buffers.state, buffers.current);
     let ctx = StepContext {
         args_len: args.len(),
-        step: *step,
+        step: buffers.step,
         state_bytes: state.len(),
-        state_len: *state_len,
-        attempt: *attempt,
+        state_len: buffers.state_len,
+        attempt: buffers.attempt,
         location,
     }
     .encode(current.as_slice());
@@ -1398,12 +1428,12 @@ fn execute_step<M: AccessMemory + ?Sized>(
     // Cannot fail: see `map_read`.
     let state_addr = mem.map_write(&mut state[..]).unwrap_or(0);
     debug_assert_eq!(state_addr, check.next_address(state_bytes));
-    for (i, (d, buf)) in current.as_slice().iter().zip(data.iter()).enumerate() {
+    for (i, (d, buf)) in current.as_slice().iter().zip(buffers.data).enumerate() {
         let len = d.len as usize;
-        let bytes = if *in_place_mask & (1 << i) == 0 {
+        let bytes = if buffers.in_place_mask & (1 << i) == 0 {
             &buf[..len]
         } else {
-            match memory.bytes(regions[i], d.offset, d.len) {
+            match memory.bytes(buffers.regions[i], d.offset, d.len) {
                 Some(lent) if lent.len() == len => lent,
                 _ => return StepEnd::Unserved,
             }
@@ -1439,33 +1469,51 @@ struct StepContext {
 }
 
 impl StepContext {
+    /// Written as 64-bit words, each u32 field paired with its neighbour (the ABI's layout,
+    /// asserted below): 13 word stores instead of a zeroed block and 20 field stores, which in
+    /// the engine's inlined step spilled and reloaded half of the fields.
     #[inline(always)]
     fn encode(&self, current: &[Descriptor]) -> [u8; abi::ctx::BYTES] {
-        let mut ctx = [0u8; abi::ctx::BYTES];
+        let mut words = [0u64; CTX_WORDS];
         let mut slots = EmbedderSlots::after_context();
-        put_u64(&mut ctx, abi::ctx::ARGS, slots.next_address(self.args_len));
-        put_u32(&mut ctx, abi::ctx::ARGS_LEN, self.args_len as u32);
-        put_u32(&mut ctx, abi::ctx::STEP, u32::from(self.step));
-        put_u64(
-            &mut ctx,
-            abi::ctx::STATE,
-            slots.next_address(self.state_bytes),
-        );
-        put_u32(&mut ctx, abi::ctx::STATE_LEN, self.state_len as u32);
-        put_u32(&mut ctx, abi::ctx::ATTEMPT, u32::from(self.attempt));
-        put_u32(
-            &mut ctx,
-            abi::ctx::LOCATION,
-            u32::from(self.location.code()),
-        );
-        put_u32(&mut ctx, abi::ctx::N_DATA, current.len() as u32);
-        for (i, d) in current.iter().enumerate() {
-            let at = abi::ctx::DATA + i * abi::ctx::DATA_ENTRY_BYTES;
-            put_u64(&mut ctx, at, slots.next_address(d.len as usize));
-            put_u32(&mut ctx, at + 8, d.len);
+        words[0] = slots.next_address(self.args_len);
+        words[1] = u32_pair(self.args_len as u32, u32::from(self.step));
+        words[2] = slots.next_address(self.state_bytes);
+        words[3] = u32_pair(self.state_len as u32, u32::from(self.attempt));
+        let location = u32::from(self.location.code());
+        words[4] = u32_pair(location, current.len() as u32);
+        let entries = words[CTX_HEADER_WORDS..].chunks_exact_mut(2);
+        for (entry, d) in entries.zip(current) {
+            entry[0] = slots.next_address(d.len as usize);
+            // The entry's `_reserved` half stays 0.
+            entry[1] = u64::from(d.len);
+        }
+        let mut ctx = [0u8; abi::ctx::BYTES];
+        for (bytes, word) in ctx.chunks_exact_mut(8).zip(words) {
+            bytes.copy_from_slice(&word.to_le_bytes());
         }
         ctx
     }
+}
+
+/// The context block in 64-bit words: the header, then two per data entry.
+const CTX_WORDS: usize = abi::ctx::BYTES / 8;
+const CTX_HEADER_WORDS: usize = abi::ctx::DATA / 8;
+
+// The word layout `StepContext::encode` writes is the ABI's.
+const _: () = {
+    use abi::ctx;
+    assert!(
+        ctx::BYTES.is_multiple_of(8) && ctx::DATA.is_multiple_of(8) && ctx::DATA_ENTRY_BYTES == 16
+    );
+    assert!(ctx::ARGS == 0 && ctx::ARGS_LEN == 8 && ctx::STEP == 12);
+    assert!(ctx::STATE == 16 && ctx::STATE_LEN == 24 && ctx::ATTEMPT == 28);
+    assert!(ctx::LOCATION == 32 && ctx::N_DATA == 36 && ctx::DATA == 40);
+};
+
+/// `low` in the word's first four bytes (little-endian), `high` in the next four.
+fn u32_pair(low: u32, high: u32) -> u64 {
+    u64::from(low) | (u64::from(high) << 32)
 }
 
 /// The VM addresses the embedder slots after the context block's get, in mapping order:
@@ -1506,10 +1554,74 @@ fn map_read<'a>(mem: &mut Memory<'a>, bytes: &'a [u8]) -> u64 {
 
 const _: () = assert!(3 + ACCESSES_PER_STEP_MAX <= naam_vm::MEMORY_REGIONS_MAX);
 
-fn put_u64(buf: &mut [u8], at: usize, value: u64) {
-    buf[at..at + 8].copy_from_slice(&value.to_le_bytes());
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AccessKind, Rkey};
 
-fn put_u32(buf: &mut [u8], at: usize, value: u32) {
-    buf[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    /// The context block field by field at the ABI's offsets (the encoding before it was
+    /// written as words), for comparison.
+    fn encode_by_field(c: &StepContext, current: &[Descriptor]) -> [u8; abi::ctx::BYTES] {
+        use abi::ctx;
+        let mut slots = EmbedderSlots::after_context();
+        let args = slots.next_address(c.args_len);
+        let state = slots.next_address(c.state_bytes);
+        // (offset, value, width in bytes)
+        let mut fields = vec![
+            (ctx::ARGS, args, 8),
+            (ctx::ARGS_LEN, c.args_len as u64, 4),
+            (ctx::STEP, u64::from(c.step), 4),
+            (ctx::STATE, state, 8),
+            (ctx::STATE_LEN, c.state_len as u64, 4),
+            (ctx::ATTEMPT, u64::from(c.attempt), 4),
+            (ctx::LOCATION, u64::from(c.location.code()), 4),
+            (ctx::N_DATA, current.len() as u64, 4),
+        ];
+        for (i, d) in current.iter().enumerate() {
+            let at = ctx::DATA + i * ctx::DATA_ENTRY_BYTES;
+            fields.push((at, slots.next_address(d.len as usize), 8));
+            fields.push((at + 8, u64::from(d.len), 4));
+        }
+        let mut block = [0u8; ctx::BYTES];
+        for (at, value, width) in fields {
+            block[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+        }
+        block
+    }
+
+    fn descriptor(len: u32) -> Descriptor {
+        Descriptor {
+            rkey: Rkey(0x1234),
+            offset: 64,
+            len,
+            kind: AccessKind::Read,
+        }
+    }
+
+    #[test]
+    fn the_context_block_is_the_abis_field_by_field() {
+        let lens = [4096, 0, 1, 24];
+        for (case, location) in [Location::Host, Location::Nic, Location::Client]
+            .into_iter()
+            .enumerate()
+        {
+            for n_data in 0..=ACCESSES_PER_STEP_MAX {
+                let current: Vec<Descriptor> =
+                    lens[..n_data].iter().map(|&l| descriptor(l)).collect();
+                let c = StepContext {
+                    args_len: [0, 17, ARGS_BYTES_MAX][case],
+                    step: 3 + n_data as u8,
+                    state_bytes: STATE_BYTES_MAX,
+                    state_len: 40 + case,
+                    attempt: 2 + case as u8,
+                    location,
+                };
+                assert_eq!(
+                    c.encode(&current),
+                    encode_by_field(&c, &current),
+                    "{location:?}, {n_data} data entries"
+                );
+            }
+        }
+    }
 }
