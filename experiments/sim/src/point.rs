@@ -891,6 +891,10 @@ impl SimPoint {
     }
 
     /// [`SimPoint::pump_server`]'s loop, from the first look for a free core at `now`.
+    ///
+    /// Never inlined: LLVM otherwise folds it into `pump_server`, whose checks then run after
+    /// this loop's six-register prologue.
+    #[inline(never)]
     fn pump_free_cores(&mut self, loc: Location, now: u64) {
         loop {
             let s = self.server(loc);
