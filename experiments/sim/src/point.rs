@@ -876,17 +876,25 @@ impl SimPoint {
     /// [`RX_BATCH`] received datagrams, then ready steps until none is left, then the next batch.
     ///
     /// Inline, so that a call that finds every core busy (about a third of the NIC point's
-    /// calls) returns before the loop's call frame: `free_core` would return `None` at once.
+    /// calls) or nothing to run (no datagram waits, no step is ready: most of the
+    /// NAAM-adaptive point's calls) returns before the loop's call frame: the loop would find
+    /// no free core, or a free one and then nothing to start (`step` returns `None` on an empty
+    /// ready queue and changes nothing), and return.
     #[inline]
     fn pump_server(&mut self, loc: Location) {
         let now = self.now();
-        if self.server(loc).cores.busy_beyond(now) {
+        let s = self.server(loc);
+        if s.cores.busy_beyond(now) || (s.rx.is_empty() && s.worker.ready_len() == 0) {
             return;
         }
         self.pump_free_cores(loc, now);
     }
 
     /// [`SimPoint::pump_server`]'s loop, from the first look for a free core at `now`.
+    ///
+    /// Never inlined: LLVM otherwise folds it into `pump_server`, whose checks then run after
+    /// this loop's six-register prologue.
+    #[inline(never)]
     fn pump_free_cores(&mut self, loc: Location, now: u64) {
         loop {
             let s = self.server(loc);
