@@ -18,8 +18,10 @@
 //! 5. calls [`handle_timeout`](ClientEndpoint::handle_timeout) when
 //!    [`poll_timeout`](ClientEndpoint::poll_timeout) is due: requests and reads past their
 //!    deadline fail, and a client-side policy (Kayak, Cell) takes its periodic sample;
-//! 6. drains [`poll_event`](ClientEndpoint::poll_event): every issued request ends in exactly one
-//!    [`Event`] — where it ran, its [`Outcome`], its reply payload, and the caller's cookie.
+//! 6. drains [`poll_event`](ClientEndpoint::poll_event) (or, in place,
+//!    [`drain_events_with`](ClientEndpoint::drain_events_with)): every issued request ends in
+//!    exactly one [`Event`] — where it ran, its [`Outcome`], its reply payload, and the
+//!    caller's cookie.
 //!
 //! Generators, histograms and answer verification are the caller's (the roles' client session);
 //! the endpoint keeps only what steering needs: the share to run here, and the period's
