@@ -18,8 +18,10 @@
 //! 5. calls [`handle_timeout`](ClientEndpoint::handle_timeout) when
 //!    [`poll_timeout`](ClientEndpoint::poll_timeout) is due: requests and reads past their
 //!    deadline fail, and a client-side policy (Kayak, Cell) takes its periodic sample;
-//! 6. drains [`poll_event`](ClientEndpoint::poll_event): every issued request ends in exactly one
-//!    [`Event`] — where it ran, its [`Outcome`], its reply payload, and the caller's cookie.
+//! 6. drains [`poll_event`](ClientEndpoint::poll_event) (or, in place,
+//!    [`drain_events_with`](ClientEndpoint::drain_events_with)): every issued request ends in
+//!    exactly one [`Event`] — where it ran, its [`Outcome`], its reply payload, and the
+//!    caller's cookie.
 //!
 //! Generators, histograms and answer verification are the caller's (the roles' client session);
 //! the endpoint keeps only what steering needs: the share to run here, and the period's
@@ -356,11 +358,30 @@ impl<T> Queue<T> {
     fn pop_into(&mut self, out: &mut Vec<u8>, spare: &mut Vec<Vec<u8>>) -> Option<T> {
         let (item, mut bytes) = self.items.pop_front()?;
         std::mem::swap(out, &mut bytes);
-        bytes.clear();
-        if spare.len() < SPARE_BUFFERS_MAX {
-            spare.push(bytes);
-        }
+        recycle(bytes, spare);
         Some(item)
+    }
+
+    /// Hands every item to `visit` in place, oldest first, then keeps its buffer: no item is
+    /// moved out through an `Option` (the events' drain, once per request, copied each three
+    /// times that way).
+    #[inline]
+    fn drain_with(&mut self, spare: &mut Vec<Vec<u8>>, mut visit: impl FnMut(&T, &[u8])) {
+        while let Some((item, bytes)) = self.items.front() {
+            visit(item, bytes);
+            if let Some((_, bytes)) = self.items.pop_front() {
+                recycle(bytes, spare);
+            }
+        }
+    }
+}
+
+/// Keeps a drained buffer for reuse, up to [`SPARE_BUFFERS_MAX`].
+#[inline]
+fn recycle(mut bytes: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
+    bytes.clear();
+    if spare.len() < SPARE_BUFFERS_MAX {
+        spare.push(bytes);
     }
 }
 
@@ -593,6 +614,13 @@ impl<C: Copy> ClientEndpoint<C> {
     /// `payload`.
     pub fn poll_event(&mut self, payload: &mut Vec<u8>) -> Option<Event<C>> {
         self.events.pop_into(payload, &mut self.spare)
+    }
+
+    /// Hands every ended request to `on_event` with its payload (the reply, for
+    /// [`Outcome::Ok`]), oldest first: the events [`ClientEndpoint::poll_event`] returns in a
+    /// loop, without copying each out.
+    pub fn drain_events_with(&mut self, on_event: impl FnMut(&Event<C>, &[u8])) {
+        self.events.drain_with(&mut self.spare, on_event);
     }
 
     /// Handles a datagram received at `now`.

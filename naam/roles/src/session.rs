@@ -99,9 +99,7 @@ pub struct ClientSession {
     tags: [TagId; 3],
     times: SessionTimes,
     request: Request,
-    payload: Vec<u8>,
-    measured: Counts,
-    warmup: Counts,
+    counts: PhaseCounts,
     drain_deadline_ns: Option<u64>,
 }
 
@@ -142,9 +140,11 @@ impl ClientSession {
             tags,
             times,
             request: Request::default(),
-            payload: Vec::new(),
-            measured: Counts::default(),
-            warmup: Counts::default(),
+            counts: PhaseCounts {
+                warmup_ns: times.warmup_ns,
+                measured: Counts::default(),
+                warmup: Counts::default(),
+            },
             drain_deadline_ns: None,
         })
     }
@@ -161,7 +161,7 @@ impl ClientSession {
 
     /// The measured phase's counts so far.
     pub fn measured(&self) -> &Counts {
-        &self.measured
+        &self.counts.measured
     }
 
     /// Issues every request due at `now_ns`; returns how many.
@@ -203,7 +203,7 @@ impl ClientSession {
     pub fn handle_datagram_arrived(&mut self, now_ns: u64, arrived_ns: u64, bytes: &[u8]) {
         let inbound = self.endpoint.handle_datagram(Nanos(now_ns), bytes);
         if inbound == naam_engine::client::Inbound::Malformed {
-            self.counts_at(now_ns).malformed_replies += 1;
+            self.counts.at(now_ns).malformed_replies += 1;
         }
         self.drain_events_arrived(now_ns, arrived_ns.min(now_ns));
     }
@@ -290,13 +290,17 @@ impl ClientSession {
     pub fn finish(self, end_ns: u64) -> Result<SessionReport, SessionError> {
         let run = self.generator.finish(end_ns)?;
         let mut errors: BTreeMap<String, u64> = self
+            .counts
             .measured
             .errors
             .iter()
             .map(|(k, v)| ((*k).to_string(), *v))
             .collect();
-        if self.measured.malformed_replies > 0 {
-            errors.insert("malformed-reply".into(), self.measured.malformed_replies);
+        if self.counts.measured.malformed_replies > 0 {
+            errors.insert(
+                "malformed-reply".into(),
+                self.counts.measured.malformed_replies,
+            );
         }
         if run.rate.inflight_at_end > 0 {
             *errors
@@ -306,8 +310,8 @@ impl ClientSession {
         Ok(SessionReport {
             run,
             errors,
-            measured: self.measured,
-            warmup: self.warmup,
+            measured: self.counts.measured,
+            warmup: self.counts.warmup,
             distribution: self.workload.distribution_name(),
         })
     }
@@ -339,7 +343,7 @@ impl ClientSession {
                 IssueError::InflightFull { .. } => "client-inflight-full",
                 IssueError::SeqOutOfRange { .. } | IssueError::Duplicate(_) => "client-request-id",
             };
-            *self.counts_at(now_ns).errors.entry(kind).or_default() += 1;
+            *self.counts.at(now_ns).errors.entry(kind).or_default() += 1;
             self.generator.on_fail(&ticket, now_ns);
         }
     }
@@ -350,28 +354,67 @@ impl ClientSession {
         self.drain_events_arrived(now_ns, now_ns);
     }
 
+    // Inline: called after every send and datagram, most often with nothing ended (the call
+    // alone cost a frame's set-up and tear-down).
+    #[inline]
     fn drain_events_arrived(&mut self, now_ns: u64, arrived_ns: u64) {
-        // Called after every send and datagram, most often with nothing ended.
-        if !self.endpoint.has_event() {
-            return;
+        if self.endpoint.has_event() {
+            self.end_requests(now_ns, arrived_ns);
         }
-        let mut payload = std::mem::take(&mut self.payload);
-        while let Some(event) = self.endpoint.poll_event(&mut payload) {
-            self.on_event(now_ns, arrived_ns, &event, &payload);
-        }
-        self.payload = payload;
     }
 
+    /// Ends the endpoint's finished requests in place (each event handed over by reference).
+    fn end_requests(&mut self, now_ns: u64, arrived_ns: u64) {
+        let mut books = Books {
+            generator: &mut self.generator,
+            workload: &*self.workload,
+            tags: self.tags,
+            counts: &mut self.counts,
+        };
+        self.endpoint.drain_events_with(|event, payload| {
+            books.on_event(now_ns, arrived_ns, event, payload);
+        });
+    }
+}
+
+/// The measured phase's counts and the warm-up's, split at the warm-up's end.
+#[derive(Debug)]
+struct PhaseCounts {
+    warmup_ns: u64,
+    measured: Counts,
+    warmup: Counts,
+}
+
+impl PhaseCounts {
+    /// The counts an outcome observed at `now_ns` belongs to.
+    fn at(&mut self, now_ns: u64) -> &mut Counts {
+        if now_ns >= self.warmup_ns {
+            &mut self.measured
+        } else {
+            &mut self.warmup
+        }
+    }
+}
+
+/// What an ended request updates, borrowed beside the endpoint that hands the events over.
+struct Books<'a> {
+    generator: &'a mut LoadGenerator,
+    workload: &'a dyn ClientWorkload,
+    tags: [TagId; 3],
+    counts: &'a mut PhaseCounts,
+}
+
+impl Books<'_> {
     fn on_event(&mut self, now_ns: u64, arrived_ns: u64, event: &Event<Pending>, payload: &[u8]) {
-        let pending = event.cookie;
+        let pending = &event.cookie;
         if let Some(kind) = event.outcome.error_name() {
-            *self.counts_at(now_ns).errors.entry(kind).or_default() += 1;
+            *self.counts.at(now_ns).errors.entry(kind).or_default() += 1;
             self.generator.on_fail(&pending.ticket, now_ns);
             return;
         }
         debug_assert_eq!(event.outcome, Outcome::Ok);
         let verdict = self.workload.verify(pending.expect, payload);
-        let counts = self.counts_at(now_ns);
+        let counts = self.counts.at(now_ns);
         match verdict {
             Verified::Correct => {}
             Verified::Miss => counts.misses += 1,
@@ -389,14 +432,5 @@ impl ClientSession {
         let _ = self
             .generator
             .on_complete_arrived(&pending.ticket, tag, now_ns, arrived_ns);
-    }
-
-    /// The counts an outcome observed at `now_ns` belongs to.
-    fn counts_at(&mut self, now_ns: u64) -> &mut Counts {
-        if now_ns >= self.times.warmup_ns {
-            &mut self.measured
-        } else {
-            &mut self.warmup
-        }
     }
 }
