@@ -28,7 +28,6 @@
 //! completions, latencies and read round trips for client-side policies.
 
 use std::collections::VecDeque;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::abi::ACCESSES_PER_STEP_MAX;
@@ -39,6 +38,7 @@ use crate::exec::{
 };
 use crate::function::FunctionTable;
 use crate::ids::{FunctionId, IdMap, Location, Nanos, RequestId, TenantId};
+use crate::inflight::InflightTable;
 use crate::region::RegionTable;
 use crate::steer::{SteerKey, steer_bucket};
 use crate::wire::{
@@ -390,10 +390,10 @@ fn recycle(mut bytes: Vec<u8>, spare: &mut Vec<Vec<u8>>) {
 pub struct ClientEndpoint<C> {
     config: EndpointConfig,
     local: Executor,
-    /// Requests in flight by request id. Hashed with the engine's id hasher, not SipHash: the
-    /// ids are this endpoint's own (`flow << 48 | seq`), so no peer chooses the table's layout
-    /// (a reply only looks an id up); iteration order never matters ([`Self::sweep`] sorts).
-    inflight: IdMap<u64, Pending<C>>,
+    /// Requests in flight by request id: a slot per sequence number in a small window, a map for
+    /// ids outside it (see [`crate::inflight`]); its iteration order never matters
+    /// ([`Self::sweep`] sorts).
+    inflight: InflightTable<Pending<C>>,
     /// One-sided reads in flight by read id (the local executor's access ids), sent at.
     reads: IdMap<u64, Nanos>,
     client_permille: u16,
@@ -440,7 +440,7 @@ impl<C: Copy> ClientEndpoint<C> {
             .map_or(0, |c| c.current().shares.of(Location::Client));
         Ok(ClientEndpoint {
             local,
-            inflight: IdMap::default(),
+            inflight: InflightTable::new(config.inflight_max),
             reads: IdMap::default(),
             client_permille,
             controller,
@@ -518,11 +518,9 @@ impl<C: Copy> ClientEndpoint<C> {
             });
         }
         let request_id = self.request_id(seq);
-        // The id's slot is found once and filled below (a look-up, then an insert, probed the
-        // map twice on every issue).
-        let Entry::Vacant(slot) = self.inflight.entry(request_id.0) else {
+        if self.inflight.contains_key(request_id.0) {
             return Err(IssueError::Duplicate(request_id));
-        };
+        }
         let local = !call.server_only && steer_bucket(request_id) < self.client_permille;
         let invoke = Invoke {
             flow: self.config.flow,
@@ -558,11 +556,12 @@ impl<C: Copy> ClientEndpoint<C> {
             );
         }
         let deadline = now.plus_ns(self.config.timeout_ns);
-        slot.insert(Pending {
+        let pending = Pending {
             cookie,
             intended,
             deadline,
-        });
+        };
+        self.inflight.insert_new(request_id.0, pending);
         if local {
             self.stats.issued_local += 1;
             self.local.submit(now, now, 0, &invoke);
@@ -589,7 +588,7 @@ impl<C: Copy> ClientEndpoint<C> {
     pub fn transmit_failed(&mut self, now: Nanos, carries: Carries) {
         match carries {
             Carries::Request(id) => {
-                if let Some(p) = self.inflight.remove(&id.0) {
+                if let Some(p) = self.inflight.remove(id.0) {
                     self.push_event(id, p.cookie, None, Outcome::Send, &[]);
                 }
             }
@@ -675,10 +674,8 @@ impl<C: Copy> ClientEndpoint<C> {
             Status::Error(code) => Outcome::Error(code),
             Status::Pushback => return self.on_pushback(now, reply),
         };
-        // A final reply takes its request out with one probe of the map (a look-up, then a
-        // removal, cost two on every reply).
         let id = reply.request_id;
-        let Some(pending) = self.inflight.remove(&id.0) else {
+        let Some(pending) = self.inflight.remove(id.0) else {
             return self.on_stale();
         };
         self.note_reply(reply);
@@ -704,7 +701,7 @@ impl<C: Copy> ClientEndpoint<C> {
     /// The server pushed the request back: its continuation runs here (the request stays in
     /// flight).
     fn on_pushback(&mut self, now: Nanos, reply: &Reply<'_>) -> Inbound {
-        if !self.inflight.contains_key(&reply.request_id.0) {
+        if !self.inflight.contains_key(reply.request_id.0) {
             return self.on_stale();
         }
         self.note_reply(reply);
@@ -812,13 +809,13 @@ impl<C: Copy> ClientEndpoint<C> {
         outcome: Outcome,
         payload: &[u8],
     ) {
-        let Some(pending) = self.inflight.remove(&id.0) else {
+        let Some(pending) = self.inflight.remove(id.0) else {
             return;
         };
         self.end_pending(now, id, pending, location, outcome, payload);
     }
 
-    /// Ends request `id`, already taken out of the in-flight map as `pending`.
+    /// Ends request `id`, already taken out of the in-flight table as `pending`.
     fn end_pending(
         &mut self,
         now: Nanos,
@@ -866,15 +863,10 @@ impl<C: Copy> ClientEndpoint<C> {
     fn sweep(&mut self, now: Nanos) {
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
-        expired.extend(
-            self.inflight
-                .iter()
-                .filter(|(_, p)| p.deadline <= now)
-                .map(|(&id, _)| id),
-        );
+        self.inflight.ids_where(|p| p.deadline <= now, &mut expired);
         expired.sort_unstable();
         for &id in &expired {
-            if let Some(p) = self.inflight.remove(&id) {
+            if let Some(p) = self.inflight.remove(id) {
                 self.stats.timeouts += 1;
                 self.push_event(RequestId(id), p.cookie, None, Outcome::Timeout, &[]);
             }

@@ -50,6 +50,7 @@ pub mod exec;
 pub mod function;
 pub mod helpers;
 pub mod ids;
+mod inflight;
 pub mod local;
 pub mod policy;
 mod ready;

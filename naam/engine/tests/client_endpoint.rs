@@ -463,3 +463,158 @@ fn a_client_side_policy_samples_every_period() {
     let changes = f.client.controller().unwrap().changes();
     assert_eq!(changes.len(), 1, "{changes:?}");
 }
+
+/// Requests in flight at once in [`windowed`]'s endpoint, and so its in-flight slots: ids whose
+/// sequence numbers differ by a multiple of it share a slot, and all but the first of them are
+/// kept apart (the table's fallback map).
+const WINDOW: u64 = 8;
+
+/// An endpoint of flow 0 with [`WINDOW`] requests in flight at most (all sent to the server).
+fn windowed(f: &Fixture) -> ClientEndpoint<u32> {
+    let mut config = EndpointConfig::new(0, TIMEOUT_NS);
+    config.inflight_max = WINDOW as usize;
+    ClientEndpoint::new(
+        config,
+        Arc::new(functions()),
+        Arc::clone(&f.regions),
+        None,
+        Nanos(0),
+    )
+    .unwrap()
+}
+
+/// Issues `seq` at `now` with its own number as cookie (the low 32 bits).
+fn issue_seq(f: &Fixture, client: &mut ClientEndpoint<u32>, now: Nanos, seq: u64) {
+    let (args, d) = lookup(&f.ds, 0);
+    let route = client.issue(now, now, seq, &call(&args, d), seq as u32);
+    assert_eq!(route, Ok(Route::Server), "seq {seq}");
+}
+
+fn reply_ok(client: &mut ClientEndpoint<u32>, now: Nanos, id: RequestId) -> Inbound {
+    let reply = reply_frame(id, Status::Ok, Location::Host, 0, &[0]);
+    client.handle_datagram(now, &reply)
+}
+
+fn drain_ids(client: &mut ClientEndpoint<u32>) -> Vec<(u64, Outcome)> {
+    let mut ended = Vec::new();
+    client.drain_events_with(|e, _| ended.push((e.request_id.0, e.outcome)));
+    ended
+}
+
+#[test]
+fn timeouts_end_in_id_order_whichever_slot_or_map_holds_them() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    let top = naam_engine::client::SEQ_MAX;
+    // 9 takes slot 1, so 1 and 17 fall back; 8 takes slot 0, so 0 falls back; the top sequence
+    // number takes the last slot.
+    let seqs = [9, 1, 17, 8, 0, top];
+    for &seq in &seqs {
+        issue_seq(&f, &mut client, Nanos(0), seq);
+    }
+    client.handle_timeout(Nanos(0));
+    assert!(drain_ids(&mut client).is_empty(), "nothing expired yet");
+    client.handle_timeout(Nanos(
+        TIMEOUT_NS + naam_engine::client::SWEEP_PERIOD_NS_DEFAULT,
+    ));
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    let expected: Vec<_> = sorted.iter().map(|&s| (s, Outcome::Timeout)).collect();
+    assert_eq!(drain_ids(&mut client), expected);
+    assert_eq!(client.stats().timeouts, seqs.len() as u64);
+    assert_eq!(client.inflight(), 0);
+}
+
+#[test]
+fn a_duplicate_id_is_refused_in_its_slot_and_in_the_map() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    let (args, d) = lookup(&f.ds, 0);
+    issue_seq(&f, &mut client, Nanos(0), 1);
+    issue_seq(&f, &mut client, Nanos(0), 1 + WINDOW);
+    for seq in [1, 1 + WINDOW] {
+        assert_eq!(
+            client.issue(Nanos(1), Nanos(1), seq, &call(&args, d), 0),
+            Err(IssueError::Duplicate(RequestId(seq)))
+        );
+    }
+    assert_eq!(
+        reply_ok(&mut client, Nanos(2), RequestId(1)),
+        Inbound::Reply
+    );
+    assert_eq!(
+        client.issue(Nanos(3), Nanos(3), 1 + WINDOW, &call(&args, d), 0),
+        Err(IssueError::Duplicate(RequestId(1 + WINDOW))),
+        "still in flight after its slot freed"
+    );
+    issue_seq(&f, &mut client, Nanos(3), 1);
+    assert_eq!(client.inflight(), 2);
+    assert_eq!(client.stats().issued, 3, "refused issues are not counted");
+}
+
+#[test]
+fn late_foreign_and_slot_sharing_replies_are_stale() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    issue_seq(&f, &mut client, Nanos(0), 1);
+    issue_seq(&f, &mut client, Nanos(0), 2 + WINDOW);
+    let stale = [
+        RequestId(1 + WINDOW),
+        RequestId(2),
+        RequestId(1 << 48 | 1),
+        RequestId(1 << 48 | (2 + WINDOW)),
+    ];
+    for id in stale {
+        assert_eq!(
+            reply_ok(&mut client, Nanos(1), id),
+            Inbound::Stale,
+            "{id:?}"
+        );
+        let pushback = reply_frame(id, Status::Pushback, Location::Host, 0, &[]);
+        assert_eq!(client.handle_datagram(Nanos(1), &pushback), Inbound::Stale);
+    }
+    assert_eq!(client.stats().stale, 2 * stale.len() as u64);
+    assert_eq!(client.inflight(), 2, "stale replies end nothing");
+    for id in [RequestId(2 + WINDOW), RequestId(1)] {
+        assert_eq!(reply_ok(&mut client, Nanos(2), id), Inbound::Reply);
+        assert_eq!(reply_ok(&mut client, Nanos(3), id), Inbound::Stale, "late");
+    }
+    let ended = drain_ids(&mut client);
+    assert_eq!(ended, [(2 + WINDOW, Outcome::Ok), (1, Outcome::Ok)]);
+    assert_eq!(client.stats().replies, 2);
+}
+
+#[test]
+fn sequence_numbers_wrap_the_window_many_times() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    let top = naam_engine::client::SEQ_MAX;
+    // A sliding window of five requests, answered out of order, from below the top of the
+    // sequence space; one straggler (the first) stays in flight all along.
+    let first = top - 3 * WINDOW;
+    issue_seq(&f, &mut client, Nanos(0), first);
+    let mut ended = 0;
+    for seq in (first + 1)..=top {
+        issue_seq(&f, &mut client, Nanos(seq - first), seq);
+        let answer = seq.saturating_sub(if seq % 2 == 0 { 4 } else { 2 });
+        if answer > first && reply_ok(&mut client, Nanos(seq), RequestId(answer)) == Inbound::Reply
+        {
+            ended += 1;
+        }
+        let events = drain_ids(&mut client);
+        assert!(events.iter().all(|e| e.1 == Outcome::Ok), "{events:?}");
+        assert!(client.inflight() <= 6, "seq {seq}");
+    }
+    let inflight_before = client.inflight();
+    assert_eq!(
+        ended + inflight_before as u64,
+        top - first + 1,
+        "every request ended or is in flight"
+    );
+    assert_eq!(
+        reply_ok(&mut client, Nanos(top), RequestId(first)),
+        Inbound::Reply
+    );
+    assert_eq!(client.inflight(), inflight_before - 1);
+    assert_eq!(client.stats().stale, 0);
+}
