@@ -57,7 +57,18 @@ impl WindowWaits {
     }
 
     /// A slot freed at `now_ns`: the window is no longer full.
+    #[inline]
     pub fn free(&mut self, now_ns: u64) {
+        // Called on every completion; the window was full before few of them. The check is
+        // inline (the function is in another crate than its caller), the span's work is not.
+        if self.open_since_ns.is_some() {
+            self.close_span(now_ns);
+        }
+    }
+
+    /// [`WindowWaits::free`] when the window was full: ends the open span.
+    #[inline(never)]
+    fn close_span(&mut self, now_ns: u64) {
         let Some(start_ns) = self.open_since_ns.take() else {
             return;
         };
@@ -81,7 +92,23 @@ impl WindowWaits {
     /// The part of `[intended_ns, now_ns]` the window held a send back. Sends come in order of
     /// their intended times, so spans ending before `intended_ns` are of no later send either and
     /// are let go.
+    #[inline]
     pub fn wait_ns(&mut self, intended_ns: u64, now_ns: u64) -> u64 {
+        // Called on every send; most are on time with no span to let go, which waited for
+        // nothing: answered inline, the rest out of line.
+        let no_span_ends_by_intended = self
+            .closed
+            .front()
+            .is_none_or(|span| span.end_ns > intended_ns);
+        if now_ns <= intended_ns && no_span_ends_by_intended {
+            return 0;
+        }
+        self.wait_ns_slow(intended_ns, now_ns)
+    }
+
+    /// [`WindowWaits::wait_ns`] past its inline answer.
+    #[inline(never)]
+    fn wait_ns_slow(&mut self, intended_ns: u64, now_ns: u64) -> u64 {
         while self
             .closed
             .front()
