@@ -203,6 +203,29 @@ mod tests {
     }
 
     #[test]
+    fn on_time_sends_and_frees_of_a_window_not_full_change_nothing_else() {
+        let mut w = WindowWaits::new(0, u64::MAX);
+        w.fill(10);
+        w.free(20);
+        w.fill(30);
+        w.free(50);
+        // [10, 20) ends by 20: this send lets it go (past the inline answer); none ends by 25.
+        assert_eq!(w.wait_ns(20, 20), 0);
+        assert_eq!(w.wait_ns(25, 25), 0);
+        assert_eq!(w.wait_ns(25, 60), 20, "[30, 50) is still counted");
+        w.free(70);
+        assert_eq!(
+            w.full_ns_measured(),
+            30,
+            "a free with the window not full adds nothing"
+        );
+        w.fill(80);
+        w.free(90);
+        assert_eq!(w.full_ns_measured(), 40);
+        assert_eq!(w.delayed_sends_measured(), 1);
+    }
+
+    #[test]
     fn only_the_measured_phase_counts_as_full_time() {
         let mut w = WindowWaits::new(1_000, 2_000);
         w.fill(900);
