@@ -119,6 +119,7 @@ impl LoadGenerator {
     /// When the next request is due (ns since run start; the closed loop answers 0: as soon as a
     /// slot is free); `None` when the run has sent all it will, or while every slot is taken
     /// (closed loop, or open loop at the in-flight bound) until a completion frees one.
+    #[inline]
     pub fn next_send_ns(&self) -> Option<u64> {
         if self.sent >= self.config.requests_max || self.inflight >= self.window {
             return None;

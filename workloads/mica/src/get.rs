@@ -154,6 +154,7 @@ impl<'k> GetArgs<'k> {
     }
 
     /// The key's hash (`hash::key_hash`).
+    #[inline]
     pub fn key_hash(&self) -> u64 {
         key_hash(self.key)
     }
