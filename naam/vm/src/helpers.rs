@@ -300,9 +300,9 @@ fn check_signature<C>(id: u32, helper: &Helper<C>) -> Result<(), RegisterError> 
 /// Checks every pointer argument of `registered` against `mem`; returns the first bad argument.
 /// The pass that succeeds (every call that runs) visits the pointer arguments alone and only
 /// compares bounds; the exact error of a refused argument is worked out afterwards, on the cold
-/// path. Out of line: the calls of all-scalar helpers (most of the engine's) skip it, and keep
-/// the caller's registers free of its values.
-#[inline(never)]
+/// path. Inlined into the out-of-line path of the helpers it concerns (calls of all-scalar
+/// helpers, most of the engine's, skip it), so its values never live across a call.
+#[inline(always)]
 pub(crate) fn check_args<C>(
     registered: &Registered<C>,
     mem: &mut Memory<'_>,

@@ -573,7 +573,10 @@ impl CallFailure {
     }
 }
 
-/// Checks `args` against `helper`'s signature, then calls it.
+/// Checks `args` against `helper`'s signature, then calls it. The calls of all-scalar helpers
+/// (most of the engine's) call the helper here; the others go out of line, check and call
+/// there, so nothing of the check lives across a call in the caller (the trampoline then saves
+/// fewer registers on every call).
 #[inline(always)]
 pub(crate) fn call_helper_checked<C>(
     registered: &Registered<C>,
@@ -581,24 +584,24 @@ pub(crate) fn call_helper_checked<C>(
     mem: &mut Memory<'_>,
     args: [u64; helpers::HELPER_ARGS],
 ) -> Result<u64, CallFailure> {
-    if registered.checks_pointers()
-        && let Err((arg, error)) = check_args_of_copy(registered, mem, args)
-    {
-        return Err(CallFailure::Argument { arg, error });
+    if registered.checks_pointers() {
+        return call_checking_pointers(registered, ctx, mem, args);
     }
     (registered.helper.func)(ctx, mem, args).map_err(CallFailure::Helper)
 }
 
-/// `helpers::check_args` over a copy of the arguments, made only on the path that checks: a
-/// borrow of the caller's `args` itself would make them one stack array that every call,
-/// checked or not, copies again for the helper (which takes them by value).
+/// `helpers::check_args`, then the helper: the path of helpers with a pointer argument.
 #[inline(never)]
-fn check_args_of_copy<C>(
+fn call_checking_pointers<C>(
     registered: &Registered<C>,
+    ctx: &mut C,
     mem: &mut Memory<'_>,
     args: [u64; helpers::HELPER_ARGS],
-) -> Result<(), (u8, MemoryError)> {
-    helpers::check_args(registered, mem, &args)
+) -> Result<u64, CallFailure> {
+    if let Err((arg, error)) = helpers::check_args(registered, mem, &args) {
+        return Err(CallFailure::Argument { arg, error });
+    }
+    (registered.helper.func)(ctx, mem, args).map_err(CallFailure::Helper)
 }
 
 #[inline(always)]
