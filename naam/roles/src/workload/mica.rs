@@ -85,12 +85,17 @@ fn key_len_of(key_bytes: u32) -> Result<usize, String> {
 /// The key of `keynum`, written into `out`.
 pub fn key_of(keynum: u64, key_bytes: u32, out: &mut Vec<u8>) {
     out.clear();
-    let hash = naam_ycsb::fnvhash64(keynum as i64);
     if key_bytes == 8 {
+        let hash = naam_ycsb::fnvhash64(keynum as i64);
         out.extend_from_slice(&hash.to_le_bytes());
         return;
     }
-    out.extend_from_slice(naam_ycsb::key_name(keynum as i64, 1, false).as_bytes());
+    // The name is written straight into `out`'s buffer (lent as a `String`, then given back):
+    // a `String` of its own per key was an allocation and a free on every client request.
+    // `out` is empty here, so the conversion cannot fail; the fallback only keeps this total.
+    let mut name = String::from_utf8(std::mem::take(out)).unwrap_or_default();
+    naam_ycsb::push_key_name(&mut name, keynum as i64, 1, false);
+    *out = name.into_bytes();
     out.resize(key_bytes as usize, 0);
 }
 
@@ -434,5 +439,47 @@ impl ClientWorkload for MicaClient {
 
     fn distribution_name(&self) -> &'static str {
         self.generator.distribution().name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Key numbers whose names span short and full-length hashes.
+    const KEYNUMS: [u64; 6] = [0, 1, 7, 99_999, 1 << 40, u64::MAX];
+
+    #[test]
+    fn key_names_are_ycsb_names_padded_with_zeros() {
+        let key_bytes = YCSB_KEY_NAME_BYTES_MAX as u32 + 8;
+        let mut key = Vec::new();
+        for keynum in KEYNUMS {
+            key_of(keynum, key_bytes, &mut key);
+            let mut expected = naam_ycsb::key_name(keynum as i64, 1, false).into_bytes();
+            expected.resize(key_bytes as usize, 0);
+            assert_eq!(key, expected, "keynum {keynum}");
+        }
+    }
+
+    #[test]
+    fn key_names_reuse_the_buffer() {
+        let key_bytes = YCSB_KEY_NAME_BYTES_MAX as u32;
+        let mut key = Vec::new();
+        key_of(KEYNUMS[0], key_bytes, &mut key);
+        let buffer = key.as_ptr();
+        for keynum in KEYNUMS {
+            key_of(keynum, key_bytes, &mut key);
+            assert_eq!(key.as_ptr(), buffer, "keynum {keynum}: reallocated");
+        }
+    }
+
+    #[test]
+    fn binary_keys_are_the_hash() {
+        let mut key = Vec::new();
+        for keynum in KEYNUMS {
+            key_of(keynum, 8, &mut key);
+            let hash = naam_ycsb::fnvhash64(keynum as i64);
+            assert_eq!(key, hash.to_le_bytes(), "keynum {keynum}");
+        }
     }
 }
