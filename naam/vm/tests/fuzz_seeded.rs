@@ -6,6 +6,8 @@
 //! With the `jit` feature, the same generators drive differential testing: every generated
 //! program runs on the JIT and on the interpreter, which must agree (`NAAM_DIFF_INPUTS=<n>`
 //! sets how many structured programs; the long runs reported in ARTIFACT.md use it in release).
+//! A campaign runs on its own thread under a watch: an input that runs for over a minute (a
+//! backend ignoring its budget) fails the test with the seed and the input's index.
 
 #[path = "../fuzz/harness.rs"]
 mod harness;
@@ -13,6 +15,10 @@ mod harness;
 mod fixtures;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 const SEED_DEFAULT: u64 = 0x6e61_616d_6675_7a7a;
 const RANDOM_INPUTS: usize = 4_000;
@@ -475,19 +481,49 @@ impl DiffTally {
     }
 }
 
+/// Longest one input of a campaign may run before the test calls it a hang: an input runs in
+/// milliseconds, even under the fuzzing budget; a backend that ignores its budget never ends.
+const STALL_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `campaign` on its own thread, which stores the index of each input it starts in the
+/// counter it is given, and returns its result; fails, naming `what` and that index, if no new
+/// input starts within [`STALL_WAIT`] (the stuck thread is left spinning: the test has failed).
+fn watched<T: Send + 'static>(
+    what: &str,
+    campaign: impl FnOnce(&AtomicUsize) -> T + Send + 'static,
+) -> T {
+    let started = Arc::new(AtomicUsize::new(0));
+    let progress = Arc::clone(&started);
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(campaign(&progress));
+    });
+    let mut seen = usize::MAX;
+    loop {
+        match result.recv_timeout(STALL_WAIT) {
+            Ok(value) => return value,
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "{what}: the run panicked at input {} (message above)",
+                started.load(Ordering::Relaxed)
+            ),
+            Err(RecvTimeoutError::Timeout) => {
+                let now = started.load(Ordering::Relaxed);
+                assert_ne!(
+                    now, seen,
+                    "{what}: input {now} ran for over {STALL_WAIT:?}: a hang"
+                );
+                seen = now;
+            }
+        }
+    }
+}
+
+/// The differential campaign of `seed`: `inputs` structured programs, then mutants of the seed
+/// inputs (numbered after them), each index stored in `started` before it runs.
 #[cfg(feature = "jit")]
-#[test]
-fn the_jit_and_the_interpreter_agree_on_generated_programs() {
-    let seed = seed();
+fn differential_campaign(seed: u64, inputs: usize, started: &AtomicUsize) -> DiffTally {
     let mut rng = SplitMix(seed);
-    let inputs = std::env::var("NAAM_DIFF_INPUTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DIFF_INPUTS_DEFAULT);
     let mut tally = DiffTally::default();
-    let versioned_before = naam_vm::jit::versioned_loops_compiled();
-    let split_before = naam_vm::jit::split_loops_versioned();
-    let hoisted_before = naam_vm::jit::hoisted_accesses_compiled();
     for input in 0..inputs {
         // One input in eight a counted loop, so the JIT's loop versioning is exercised, and
         // one in eight a run of loads, for its span checks.
@@ -498,13 +534,34 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
         } else {
             structured(&mut rng)
         };
+        started.store(input, Ordering::Relaxed);
         tally.add(harness::jit_matches_interpreter(&program));
     }
+    let mut mutant = inputs;
     for input in &seed_inputs() {
         for _ in 0..DIFF_MUTANTS_PER_SEED_INPUT {
+            started.store(mutant, Ordering::Relaxed);
             tally.add(harness::jit_matches_interpreter(&mutate(&mut rng, input)));
+            mutant += 1;
         }
     }
+    tally
+}
+
+#[cfg(feature = "jit")]
+#[test]
+fn the_jit_and_the_interpreter_agree_on_generated_programs() {
+    let seed = seed();
+    let inputs = std::env::var("NAAM_DIFF_INPUTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DIFF_INPUTS_DEFAULT);
+    let versioned_before = naam_vm::jit::versioned_loops_compiled();
+    let split_before = naam_vm::jit::split_loops_versioned();
+    let hoisted_before = naam_vm::jit::hoisted_accesses_compiled();
+    let tally = watched(&format!("NAAM_SEED={seed}"), move |started| {
+        differential_campaign(seed, inputs, started)
+    });
     let versioned = naam_vm::jit::versioned_loops_compiled() - versioned_before;
     let split = naam_vm::jit::split_loops_versioned() - split_before;
     let hoisted = naam_vm::jit::hoisted_accesses_compiled() - hoisted_before;
@@ -533,14 +590,27 @@ fn the_jit_and_the_interpreter_agree_on_generated_programs() {
 #[test]
 fn fuzzer_crashes_stay_fixed() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
-    let mut inputs = 0;
-    for entry in std::fs::read_dir(&folder)
+    let paths: Vec<_> = std::fs::read_dir(&folder)
         .expect("regression folder")
         .flatten()
-    {
-        eprintln!("replaying {}", entry.path().display());
-        harness::load_and_run(&std::fs::read(entry.path()).expect("regression input"));
-        inputs += 1;
-    }
-    assert!(inputs > 0, "no regression inputs in {}", folder.display());
+        .map(|entry| entry.path())
+        .collect();
+    assert!(
+        !paths.is_empty(),
+        "no regression inputs in {}",
+        folder.display()
+    );
+    let replayed = paths.clone();
+    watched(&format!("replaying {}", folder.display()), move |started| {
+        for (index, path) in replayed.iter().enumerate() {
+            started.store(index, Ordering::Relaxed);
+            eprintln!("replaying {} (input {index})", path.display());
+            let input = std::fs::read(path).expect("regression input");
+            harness::load_and_run(&input);
+            // With the JIT, each input runs on both backends, which must agree (a JIT run
+            // that ignores its budget is caught by the watch).
+            #[cfg(feature = "jit")]
+            harness::jit_matches_interpreter(&input);
+        }
+    });
 }

@@ -1277,12 +1277,23 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// In a versioned loop's unchecked copy no jump is checked: its precheck found the budget
     /// enough for every instruction the loop can execute.
     fn taken_jump(&mut self, index: usize, target: usize) {
-        let block = self.target_block(index, target);
-        let deferred = if target > index {
+        let deferred = self.check_deferred(index, target);
+        self.taken_edge(index, target, deferred);
+    }
+
+    /// Whether the taken jump from `index` to `target` may skip its budget check: a forward
+    /// one to a [`budget_deferrable`] leader, a backward one to a [`budget_anchored`] leader.
+    fn check_deferred(&self, index: usize, target: usize) -> bool {
+        if target > index {
             self.deferrable[target]
         } else {
             self.anchored[target]
-        };
+        }
+    }
+
+    /// [`Self::taken_jump`] with the deferral decided by the caller.
+    fn taken_edge(&mut self, index: usize, target: usize, deferred: bool) {
+        let block = self.target_block(index, target);
         let absorbed = self.absorbs_entry_checks[target] && block != self.block_of(target);
         if deferred || self.unchecked || absorbed {
             self.settle(self.offsets[target]);
@@ -1348,8 +1359,15 @@ impl<'a, 'f> Translator<'a, 'f> {
         match threaded_target(self.ops, index) {
             Some(through) => {
                 // The jump lands on the same test, taken too: count it and go to its target.
+                // The budget analyses follow both original jumps and may rely on either's
+                // check (a leader is anchored because the first one's is kept), so the
+                // threaded edge skips its check only when both would (issue 15: a threaded
+                // backward jump that deferred to itself spun forever).
+                let landing = op.target as usize;
+                let deferred =
+                    self.check_deferred(index, landing) && self.check_deferred(landing, through);
                 self.add_count(1);
-                self.taken_jump(index, through);
+                self.taken_edge(index, through, deferred);
             }
             None => self.taken_jump(index, op.target as usize),
         }
@@ -1846,11 +1864,11 @@ fn last_branches(
 /// tests the same values (nothing runs in between) and is taken too — clang repeats a loop's test
 /// this way (`if (k <= key) lo = mid + 1; ... while (...)`). The threaded edge counts that op;
 /// the interpreter checks the budget at both taken jumps, the second time with the larger count
-/// and with nothing between them, so the edge is checked (or its check deferred) as any jump
-/// from the first test to that target would be (`taken_jump`): a deferred check is repeated,
+/// and with nothing between them, so the edge is checked at that larger count unless both
+/// original jumps' checks may be deferred (`conditional_jump`): a deferred check is repeated,
 /// with a count at least as large, before any effect. The budget analyses below keep following
-/// the original edge, a path through that one pure op more, which reaches the same effects and
-/// checks.
+/// the original edges, a path through that one pure op more, which reaches the same effects and
+/// checks: the checks they count on as kept are all made, by the threaded edge if need be.
 fn threaded_target(ops: &[Op], index: usize) -> Option<usize> {
     let op = fuse::first_of(ops[index]);
     jump_condition(op.kind)?;

@@ -856,6 +856,45 @@ fn a_jump_onto_the_same_test_counts_and_checks_that_test() {
     budget_sweep(&deferred, 11, stores_of_two_passes(2, 7));
 }
 
+/// Longest a run the budget must stop may take before the test calls it a hang.
+const HANG_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Loads `bytecode` for [`BACKEND`] and runs it with no input under `budget_insn` on its own
+/// thread: a run still going after [`HANG_WAIT`] fails the test instead of hanging it.
+fn run_bounded(bytecode: Vec<u8>, budget_insn: u64) -> Result<Exit, Trap> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let loaded = load(&bytecode, &Helpers::<()>::new()).expect("program verifies");
+        let _ = done.send(run_on(&loaded, &[], VmConfig { budget_insn }));
+    });
+    result
+        .recv_timeout(HANG_WAIT)
+        .unwrap_or_else(|_| panic!("still running after {HANG_WAIT:?}: the budget is ignored"))
+}
+
+#[test]
+fn a_backward_jump_onto_the_same_test_keeps_the_budget_check_it_was_relied_on_for() {
+    // The taken jump at 2 lands on the same test at 4, taken too: the JIT goes from 2 straight
+    // back to 1. The block at 1 reaches no effect before the forward jump at 2, whose check is
+    // kept (4 falls into a store), so a backward jump to 1 may defer its check to that one;
+    // but the threaded edge *is* that jump, so its check must stay. Found by the differential
+    // fuzz (issue 15, seed 2026120661), where it spun forever.
+    let spin = program(&[
+        mov64_imm(2, 0),
+        add64_imm(3, 1),
+        jeq_imm(2, 0, 1), // if r2 == 0 goto 4
+        exit(),
+        jeq_imm(2, 0, -4),        // if r2 == 0 goto 1
+        insn(0x72, 10, 0, -8, 1), // *(u8 *)(r10 - 8) = 1
+        exit(),
+    ]);
+    let budget = 10_000;
+    assert_eq!(
+        run_bounded(spin, budget),
+        Err(Trap::BudgetExceeded { budget })
+    );
+}
+
 fn fill_then_nest(
     nested: &mut Nested,
     mem: &mut Memory<'_>,
