@@ -432,7 +432,6 @@ pub struct SimPoint {
     hog: Option<HogSlices>,
     /// The host worker's last sample: its heartbeat, as the control stage reads it.
     host_beat_ns: u64,
-    _shm: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for SimPoint {
@@ -460,12 +459,13 @@ impl SimPoint {
         execute_on: VmBackend,
     ) -> Result<SimPoint, SimError> {
         check(&config)?;
-        let shm = shm_dir()?;
         let server: Arc<dyn ServerWorkload> =
             Arc::from(workload::server(&config.dataset).map_err(setup)?);
         let tenants = config.dataset.tenants;
+        // Private memory: the simulated NIC reads the regions in this process, and its random
+        // reads of a large region then hit huge pages instead of missing the TLB.
         let (table, memory, meta) =
-            memory::build(&*server, tenants, shm.path(), "sim", SIM_RKEY_SECRET).map_err(setup)?;
+            memory::build_private(&*server, tenants, SIM_RKEY_SECRET).map_err(setup)?;
         let (table, memory) = (Arc::new(table), Arc::new(memory));
         let functions = sim_functions(&*server, tenants, execute_on)?;
         let hog = hog_slices(&config);
@@ -519,7 +519,6 @@ impl SimPoint {
             samples: Vec::new(),
             clients_running: config.clients.len() as u32,
             config,
-            _shm: shm,
         };
         point.start();
         Ok(point)
@@ -1345,19 +1344,6 @@ fn check(config: &SimPointConfig) -> Result<(), SimError> {
         return bad(format!("hog starts at {} after it stops", h.start_ns));
     }
     Ok(())
-}
-
-/// Regions live in shared memory when the machine has it (they are memory-mapped files).
-fn shm_dir() -> Result<tempfile::TempDir, SimError> {
-    let dev_shm = Path::new("/dev/shm");
-    let dir = if dev_shm.is_dir() {
-        tempfile::Builder::new()
-            .prefix("naam-sim-")
-            .tempdir_in(dev_shm)
-    } else {
-        tempfile::Builder::new().prefix("naam-sim-").tempdir()
-    };
-    dir.map_err(setup)
 }
 
 /// The server's control stage, as the host role builds it.

@@ -19,6 +19,10 @@ use memmap2::{MmapOptions, MmapRaw};
 
 /// Largest region this module maps.
 pub const SHARED_REGION_BYTES_MAX: u64 = 1 << 34;
+/// Smallest private region ([`SharedRegion::private`]) for which transparent huge pages are
+/// asked: one 2 MiB page (x86-64's). A smaller region cannot hold an aligned huge page of its own,
+/// and its few 4 KiB pages stay in the TLB anyway.
+pub const HUGE_PAGE_REGION_BYTES_MIN: u64 = 2 << 20;
 const WORD: usize = 8;
 
 /// One mapped region.
@@ -28,6 +32,9 @@ pub struct SharedRegion {
     len: usize,
     path: PathBuf,
     remove_on_drop: bool,
+    /// Mapped read-write by this process (created here), so [`SharedRegion::bytes_mut`] may
+    /// write it.
+    writable: bool,
 }
 
 // SAFETY: the mapping is process-wide memory; all access goes through atomic word operations or
@@ -54,6 +61,34 @@ impl SharedRegion {
             len: len as usize,
             path: path.to_path_buf(),
             remove_on_drop: true,
+            writable: true,
+        })
+    }
+
+    /// Maps `len` zero bytes of this process's private memory read-write, for a process that is
+    /// its regions' only user (the simulator: no NIC process maps them). No file: [`path`] is
+    /// empty. From [`HUGE_PAGE_REGION_BYTES_MIN`] on, transparent huge pages are asked for
+    /// (`MADV_HUGEPAGE`): random reads over a large region (a MICA log, a B-tree) otherwise miss
+    /// the TLB on most accesses with 4 KiB pages, and files in `/dev/shm` get no huge pages
+    /// unless tmpfs is set up for them. The advice is a hint: where the kernel gives no huge
+    /// pages the region is the same memory in 4 KiB pages, and its bytes never depend on it.
+    ///
+    /// [`path`]: SharedRegion::path
+    pub fn private(len: u64) -> std::io::Result<SharedRegion> {
+        check_len(len)?;
+        // Whole words, as `create` sizes its file: `read_into` loads the last word whole.
+        let map_len = (len as usize).next_multiple_of(WORD);
+        let map = MmapRaw::from(MmapOptions::new().len(map_len).map_anon()?);
+        if len >= HUGE_PAGE_REGION_BYTES_MIN {
+            // A refusal (no THP in this kernel) leaves the mapping as it is: ignored.
+            let _ = map.advise(memmap2::Advice::HugePage);
+        }
+        Ok(SharedRegion {
+            map,
+            len: len as usize,
+            path: PathBuf::new(),
+            remove_on_drop: false,
+            writable: true,
         })
     }
 
@@ -76,6 +111,7 @@ impl SharedRegion {
             len: len as usize,
             path: path.to_path_buf(),
             remove_on_drop: false,
+            writable: false,
         })
     }
 
@@ -95,7 +131,7 @@ impl SharedRegion {
         self.map.as_ptr()
     }
 
-    /// The backing file.
+    /// The backing file (empty for a [`SharedRegion::private`] region).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -151,11 +187,12 @@ impl SharedRegion {
     /// # Safety
     /// The caller must hold the host's write lock for this region (no other writer), and must
     /// accept that concurrent readers may observe the bytes mid-update (they validate versions).
-    /// The region must have been created read-write ([`SharedRegion::create`]).
+    /// The region must have been created read-write ([`SharedRegion::create`],
+    /// [`SharedRegion::private`]).
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn bytes_mut(&self) -> &mut [u8] {
         debug_assert!(
-            self.remove_on_drop,
+            self.writable,
             "only the creating (read-write) mapping may be written"
         );
         // SAFETY: the mapping is `len` bytes of read-write memory alive as long as `self`;
@@ -165,9 +202,9 @@ impl SharedRegion {
 
     fn word(&self, index: usize) -> &AtomicU64 {
         debug_assert!(index * WORD < self.len.next_multiple_of(WORD));
-        // SAFETY: the mapping is page-aligned and its file is sized to a whole number of words,
-        // so every word index below len/8 (rounded up) is an aligned, live u64 in the mapping;
-        // AtomicU64 has the layout of u64.
+        // SAFETY: the mapping is page-aligned and its file (or private mapping) is sized to a
+        // whole number of words, so every word index below len/8 (rounded up) is an aligned,
+        // live u64 in the mapping; AtomicU64 has the layout of u64.
         unsafe { &*(self.map.as_ptr().add(index * WORD) as *const AtomicU64) }
     }
 }
@@ -242,5 +279,34 @@ mod tests {
         drop(nic);
         drop(region);
         assert!(!path.exists(), "the host removes its region files");
+    }
+
+    #[test]
+    fn a_private_region_is_zero_writable_and_read_back_at_any_range() {
+        for len in [61, HUGE_PAGE_REGION_BYTES_MIN + 3] {
+            let region = SharedRegion::private(len).unwrap();
+            assert_eq!(region.len() as u64, len);
+            assert_eq!(region.path(), Path::new(""), "no file");
+            let mut last = [0xeeu8; 3];
+            assert!(region.read_into(len - 3, &mut last));
+            assert_eq!(last, [0; 3], "fresh memory is zero up to the last byte");
+            // SAFETY: single-threaded test, one writer.
+            let bytes = unsafe { region.bytes_mut() };
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = (i % 251) as u8;
+            }
+            for offset in (0..len - 20).step_by(4_093).chain(len - 20..len) {
+                let n = (len - offset).min(20) as usize;
+                let mut dst = vec![0xeeu8; n];
+                assert!(region.read_into(offset, &mut dst));
+                let expected: Vec<u8> = (offset..offset + n as u64)
+                    .map(|i| (i % 251) as u8)
+                    .collect();
+                assert_eq!(dst, expected, "len {len} offset {offset}");
+            }
+            assert!(!region.read_into(len - 1, &mut [0u8; 2]), "past the end");
+        }
+        assert!(SharedRegion::private(0).is_err());
+        assert!(SharedRegion::private(SHARED_REGION_BYTES_MAX + 1).is_err());
     }
 }

@@ -65,13 +65,45 @@ pub fn build(
     run_id: &str,
     secret: RkeySecret,
 ) -> Result<(RegionTable, HostMemory, DatasetMeta), RoleError> {
+    check_fits(workload, tenants, Some(shm_dir))?;
+    build_with(workload, tenants, secret, |id, len| {
+        let path = shm_dir.join(format!("naam-{run_id}-r{}", id.0));
+        SharedRegion::create(&path, len).map_err(|e| RoleError::io(&path, "create region file", e))
+    })
+}
+
+/// [`build`] into this process's private memory ([`SharedRegion::private`]: no files, huge pages
+/// asked for), for a process that is its regions' only user — the simulator, whose NIC reads
+/// them in-process. The same table, bytes and metadata as [`build`] with the same arguments.
+pub fn build_private(
+    workload: &dyn ServerWorkload,
+    tenants: u32,
+    secret: RkeySecret,
+) -> Result<(RegionTable, HostMemory, DatasetMeta), RoleError> {
+    check_fits(workload, tenants, None)?;
+    build_with(workload, tenants, secret, |id, len| {
+        SharedRegion::private(len).map_err(|e| {
+            RoleError::Setup(format!(
+                "mapping private region {} ({len} bytes): {e}",
+                id.0
+            ))
+        })
+    })
+}
+
+/// Registers every tenant's regions, makes each with `create` (its id and length) and loads it.
+fn build_with(
+    workload: &dyn ServerWorkload,
+    tenants: u32,
+    secret: RkeySecret,
+    mut create: impl FnMut(RegionId, u64) -> Result<SharedRegion, RoleError>,
+) -> Result<(RegionTable, HostMemory, DatasetMeta), RoleError> {
     let mut table = RegionTable::new(secret);
     let mut memory = HostMemory {
         regions: Vec::new(),
         by_tenant: Vec::new(),
         write_locks: Vec::new(),
     };
-    check_fits(workload, tenants, shm_dir)?;
     let mut metas = Vec::new();
     for tenant in 0..tenants {
         let mut rkeys = Vec::new();
@@ -82,9 +114,7 @@ pub fn build(
                 .map_err(|e| {
                     RoleError::Setup(format!("registering {} of tenant {tenant}: {e}", spec.name))
                 })?;
-            let path = shm_dir.join(format!("naam-{run_id}-r{}", info.id.0));
-            let region = SharedRegion::create(&path, spec.len)
-                .map_err(|e| RoleError::io(&path, "create region file", e))?;
+            let region = create(info.id, spec.len)?;
             let slot = info.id.0 as usize;
             if memory.regions.len() <= slot {
                 memory.regions.resize_with(slot + 1, || None);
@@ -105,13 +135,13 @@ pub fn build(
     Ok((table, memory, meta))
 }
 
-/// Every tenant's regions fit in the memory available and in `shm_dir`'s file system, checked
-/// before any region is created: regions are sparse files, so an oversized dataset would
-/// otherwise fail later, with SIGBUS, when the host loads it.
+/// Every tenant's regions fit in the memory available and in `shm_dir`'s file system (when they
+/// are files there), checked before any region is created: regions are sparse files, so an
+/// oversized dataset would otherwise fail later, with SIGBUS, when the host loads it.
 fn check_fits(
     workload: &dyn ServerWorkload,
     tenants: u32,
-    shm_dir: &Path,
+    shm_dir: Option<&Path>,
 ) -> Result<(), RoleError> {
     let per_tenant_bytes: u64 = workload.regions().iter().map(|spec| spec.len).sum();
     let needed_bytes = per_tenant_bytes.saturating_mul(u64::from(tenants));
@@ -120,6 +150,9 @@ fn check_fits(
         Bytes(per_tenant_bytes)
     );
     memory::check_available(&what, needed_bytes).map_err(|e| RoleError::Setup(e.to_string()))?;
+    let Some(shm_dir) = shm_dir else {
+        return Ok(());
+    };
     let free_bytes = shm::free_bytes(shm_dir).map_err(|e| RoleError::io(shm_dir, "statvfs", e))?;
     if needed_bytes > free_bytes {
         return Err(RoleError::Setup(format!(
