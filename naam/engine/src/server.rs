@@ -327,8 +327,10 @@ impl ServerWorker {
         bytes: &[u8],
         source: impl FnOnce(Option<ReplyAddr>) -> Sender,
     ) -> Inbound {
-        match Frame::decode(bytes) {
-            Ok(Frame::Invoke(mut invoke)) => {
+        // Matched by reference: a binding by value moved the Invoke (≈ 300 bytes with its inline
+        // descriptors) out of the decoded frame into a local of its own, ≈ 90 instructions.
+        match &mut Frame::decode(bytes) {
+            Ok(Frame::Invoke(invoke)) => {
                 let Sender {
                     token,
                     reply_to_vouched,
@@ -338,7 +340,7 @@ impl ServerWorker {
                     invoke.reply_to = None;
                     self.counters.reply_to_refused += 1;
                 }
-                self.exec.submit(now, arrived_at.min(now), token, &invoke);
+                self.exec.submit(now, arrived_at.min(now), token, invoke);
                 Inbound::Submitted
             }
             Ok(_) => {
@@ -433,6 +435,10 @@ impl ServerWorker {
 
     /// The next reply to send: its frame is swapped into `frame` (the worker keeps the old
     /// buffer for reuse, so steady state allocates nothing).
+    ///
+    /// Inlined, with the executor's: out of line, the whole completion was copied out of the
+    /// queue and then out of the return value, where most drivers read only where it goes.
+    #[inline]
     pub fn poll_reply(&mut self, frame: &mut Vec<u8>) -> Option<OutReply> {
         let completion = self.exec.poll_completion(frame)?;
         let to = match completion.reply_to {
