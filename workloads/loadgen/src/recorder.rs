@@ -29,6 +29,8 @@ pub const CLOSED_INTERVALS_MAX: usize = 1 << 16;
 pub const HELD_RECORDS_MAX: usize = 512;
 /// A held record is `tag index << HELD_TAG_SHIFT | value`.
 const HELD_TAG_SHIFT: u32 = 48;
+/// A held record already recorded (its tag bits name no tag).
+const HELD_TAKEN: u64 = u64::MAX;
 
 // Every recorded value and every tag index fit beside each other in a held record.
 const _: () = assert!(LATENCY_NS_MAX < 1 << HELD_TAG_SHIFT);
@@ -63,6 +65,15 @@ pub fn record_auto_n(histogram: &mut Histogram<u64>, value: u64, count: u64) {
     }
 }
 
+/// Records a held record into its tag's histogram.
+#[inline]
+fn record_into(histograms: &mut [Histogram<u64>], record: u64) {
+    let index = (record >> HELD_TAG_SHIFT) as usize;
+    if let Some(histogram) = histograms.get_mut(index) {
+        record_auto(histogram, record & ((1 << HELD_TAG_SHIFT) - 1));
+    }
+}
+
 // HdrHistogram supports 0..=5 significant digits.
 const _: () = assert!(SIGNIFICANT_DIGITS <= 5);
 
@@ -79,8 +90,12 @@ pub fn new_histogram() -> Histogram<u64> {
 /// [`HELD_RECORDS_MAX`] are held or its interval closes: each record lands on a count chosen by
 /// its latency, in arrays (tens of KiB per histogram) that the work between two completions of
 /// one client evicts from the cache, so recorded one by one nearly each record waited for a
-/// miss; recorded in a batch, the misses overlap and a line serves several records. The
-/// histograms see the same records in the same order, so their state is the same.
+/// miss; recorded in a batch, the misses overlap and a line serves several records. Each
+/// histogram takes its largest held record first, then the others in order: an auto-resizing
+/// histogram grows (reallocates, copies and zeroes its array) whenever a record is beyond its
+/// range, so a batch now grows it once, to the size its largest value needs, where rising
+/// values grew it in steps. A histogram's state does not depend on the order of its records
+/// (counts, total, least and largest; its size follows the largest), so it is the same.
 #[derive(Debug)]
 pub struct IntervalRecorder {
     tags: TagSet,
@@ -90,6 +105,8 @@ pub struct IntervalRecorder {
     current: Vec<Histogram<u64>>,
     /// Measured completions not yet in `current`, oldest first.
     held: Vec<u64>,
+    /// By tag, its largest value in `held` and where (the first of equals).
+    held_largest: Vec<Option<(u64, usize)>>,
     warmup: Vec<Histogram<u64>>,
     totals: Vec<Histogram<u64>>,
     closed: VecDeque<IntervalHistogram>,
@@ -112,6 +129,7 @@ impl IntervalRecorder {
         Ok(Self {
             current: fresh(),
             held: Vec::with_capacity(HELD_RECORDS_MAX),
+            held_largest: vec![None; tags.len()],
             warmup: fresh(),
             totals: fresh(),
             tags,
@@ -159,21 +177,32 @@ impl IntervalRecorder {
     /// Holds a measured completion for `current[index]`, recording the held ones when full.
     #[inline]
     fn hold(&mut self, index: usize, value: u64) {
+        let at = self.held.len();
         self.held.push((index as u64) << HELD_TAG_SHIFT | value);
+        if let Some(largest) = self.held_largest.get_mut(index)
+            && largest.is_none_or(|(held, _)| value > held)
+        {
+            *largest = Some((value, at));
+        }
         if self.held.len() >= HELD_RECORDS_MAX {
             self.record_held();
         }
     }
 
-    /// Records every held completion into its histogram, in the order they were held.
+    /// Records every held completion into its histogram: each histogram's largest first, then
+    /// the others in the order they were held (see [`IntervalRecorder`]).
     #[inline(never)]
     fn record_held(&mut self) {
+        for largest in &mut self.held_largest {
+            if let Some((_, at)) = largest.take() {
+                let record = std::mem::replace(&mut self.held[at], HELD_TAKEN);
+                record_into(&mut self.current, record);
+            }
+        }
         for &record in &self.held {
-            let index = (record >> HELD_TAG_SHIFT) as usize;
-            record_auto(
-                &mut self.current[index],
-                record & ((1 << HELD_TAG_SHIFT) - 1),
-            );
+            if record != HELD_TAKEN {
+                record_into(&mut self.current, record);
+            }
         }
         self.held.clear();
     }
