@@ -26,7 +26,7 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 /// Closed intervals kept until the caller drains them; beyond, the oldest is dropped and counted.
 pub const CLOSED_INTERVALS_MAX: usize = 1 << 16;
 /// Measured completions held before they reach their histograms (see [`IntervalRecorder`]).
-pub const HELD_RECORDS_MAX: usize = 512;
+pub const HELD_RECORDS_MAX: usize = 2048;
 /// A held record is `tag index << HELD_TAG_SHIFT | value`.
 const HELD_TAG_SHIFT: u32 = 48;
 /// A held record already recorded (its tag bits name no tag).
