@@ -25,6 +25,16 @@ pub const LATENCY_NS_MAX: u64 = 60_000_000_000;
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 /// Closed intervals kept until the caller drains them; beyond, the oldest is dropped and counted.
 pub const CLOSED_INTERVALS_MAX: usize = 1 << 16;
+/// Measured completions held before they reach their histograms (see [`IntervalRecorder`]).
+pub const HELD_RECORDS_MAX: usize = 2048;
+/// A held record is `tag index << HELD_TAG_SHIFT | value`.
+const HELD_TAG_SHIFT: u32 = 48;
+/// A held record already recorded (its tag bits name no tag).
+const HELD_TAKEN: u64 = u64::MAX;
+
+// Every recorded value and every tag index fit beside each other in a held record.
+const _: () = assert!(LATENCY_NS_MAX < 1 << HELD_TAG_SHIFT);
+const _: () = assert!((u8::MAX as u32) < 1 << (u64::BITS - HELD_TAG_SHIFT));
 
 /// One tag's histogram over one interval.
 #[derive(Debug, Clone)]
@@ -55,6 +65,15 @@ pub fn record_auto_n(histogram: &mut Histogram<u64>, value: u64, count: u64) {
     }
 }
 
+/// Records a held record into its tag's histogram.
+#[inline]
+fn record_into(histograms: &mut [Histogram<u64>], record: u64) {
+    let index = (record >> HELD_TAG_SHIFT) as usize;
+    if let Some(histogram) = histograms.get_mut(index) {
+        record_auto(histogram, record & ((1 << HELD_TAG_SHIFT) - 1));
+    }
+}
+
 // HdrHistogram supports 0..=5 significant digits.
 const _: () = assert!(SIGNIFICANT_DIGITS <= 5);
 
@@ -66,6 +85,17 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// The interval recorder (see the module docs).
+///
+/// A measured completion is held, in order, and recorded into its histogram when
+/// [`HELD_RECORDS_MAX`] are held or its interval closes: each record lands on a count chosen by
+/// its latency, in arrays (tens of KiB per histogram) that the work between two completions of
+/// one client evicts from the cache, so recorded one by one nearly each record waited for a
+/// miss; recorded in a batch, the misses overlap and a line serves several records. Each
+/// histogram takes its largest held record first, then the others in order: an auto-resizing
+/// histogram grows (reallocates, copies and zeroes its array) whenever a record is beyond its
+/// range, so a batch now grows it once, to the size its largest value needs, where rising
+/// values grew it in steps. A histogram's state does not depend on the order of its records
+/// (counts, total, least and largest; its size follows the largest), so it is the same.
 #[derive(Debug)]
 pub struct IntervalRecorder {
     tags: TagSet,
@@ -73,6 +103,10 @@ pub struct IntervalRecorder {
     warmup_ns: u64,
     current_start_ns: u64,
     current: Vec<Histogram<u64>>,
+    /// Measured completions not yet in `current`, oldest first.
+    held: Vec<u64>,
+    /// By tag, its largest value in `held` and where (the first of equals).
+    held_largest: Vec<Option<(u64, usize)>>,
     warmup: Vec<Histogram<u64>>,
     totals: Vec<Histogram<u64>>,
     closed: VecDeque<IntervalHistogram>,
@@ -94,6 +128,8 @@ impl IntervalRecorder {
         let fresh = || (0..tags.len()).map(|_| new_histogram()).collect::<Vec<_>>();
         Ok(Self {
             current: fresh(),
+            held: Vec::with_capacity(HELD_RECORDS_MAX),
+            held_largest: vec![None; tags.len()],
             warmup: fresh(),
             totals: fresh(),
             tags,
@@ -130,13 +166,45 @@ impl IntervalRecorder {
         } else {
             latency_ns
         };
-        let target = if done_ns < self.warmup_ns {
-            &mut self.warmup[index]
+        if done_ns < self.warmup_ns {
+            record_auto(&mut self.warmup[index], value);
         } else {
-            &mut self.current[index]
-        };
-        record_auto(target, value);
+            self.hold(index, value);
+        }
         Ok(())
+    }
+
+    /// Holds a measured completion for `current[index]`, recording the held ones when full.
+    #[inline]
+    fn hold(&mut self, index: usize, value: u64) {
+        let at = self.held.len();
+        self.held.push((index as u64) << HELD_TAG_SHIFT | value);
+        if let Some(largest) = self.held_largest.get_mut(index)
+            && largest.is_none_or(|(held, _)| value > held)
+        {
+            *largest = Some((value, at));
+        }
+        if self.held.len() >= HELD_RECORDS_MAX {
+            self.record_held();
+        }
+    }
+
+    /// Records every held completion into its histogram: each histogram's largest first, then
+    /// the others in the order they were held (see [`IntervalRecorder`]).
+    #[inline(never)]
+    fn record_held(&mut self) {
+        for largest in &mut self.held_largest {
+            if let Some((_, at)) = largest.take() {
+                let record = std::mem::replace(&mut self.held[at], HELD_TAKEN);
+                record_into(&mut self.current, record);
+            }
+        }
+        for &record in &self.held {
+            if record != HELD_TAKEN {
+                record_into(&mut self.current, record);
+            }
+        }
+        self.held.clear();
     }
 
     /// Closes every interval that ends at or before `now_ns`.
@@ -216,6 +284,7 @@ impl IntervalRecorder {
     }
 
     fn close_current(&mut self, length_ns: u64) {
+        self.record_held();
         let start_ns = self.current_start_ns;
         for (index, slot) in self.current.iter_mut().enumerate() {
             let histogram = std::mem::replace(slot, new_histogram());
@@ -233,5 +302,122 @@ impl IntervalRecorder {
             });
         }
         self.current_start_ns = start_ns.saturating_add(length_ns);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::serialization::{Serializer, V2Serializer};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const INTERVAL_NS: u64 = INTERVAL_NS_MIN;
+
+    /// The histograms recorded one record at a time: warm-up by tag, and by interval and tag.
+    struct OneByOne {
+        warmup: Vec<Histogram<u64>>,
+        intervals: Vec<Vec<Histogram<u64>>>,
+    }
+
+    impl OneByOne {
+        fn record(&mut self, warmup_ns: u64, (tag, done_ns, latency_ns): (u8, u64, u64)) {
+            let value = latency_ns.min(LATENCY_NS_MAX);
+            let tag = usize::from(tag);
+            if done_ns < warmup_ns {
+                return record_auto(&mut self.warmup[tag], value);
+            }
+            let interval = ((done_ns - warmup_ns) / INTERVAL_NS) as usize;
+            while self.intervals.len() <= interval {
+                self.intervals
+                    .push((0..3).map(|_| new_histogram()).collect());
+            }
+            record_auto(&mut self.intervals[interval][tag], value);
+        }
+    }
+
+    fn v2(histogram: &Histogram<u64>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(histogram, &mut bytes)
+            .expect("serializes");
+        bytes
+    }
+
+    fn assert_same(held: &Histogram<u64>, one_by_one: &Histogram<u64>, what: &str) {
+        assert_eq!(v2(held), v2(one_by_one), "{what}: V2 bytes");
+        assert_eq!(held, one_by_one, "{what}");
+        assert_eq!(held.max(), one_by_one.max(), "{what}: max");
+        assert_eq!(held.min_nz(), one_by_one.min_nz(), "{what}: min");
+    }
+
+    /// Records `(tag, done_ns, latency_ns)` in order (times never decreasing) through a
+    /// recorder and one by one, and checks every interval, the totals and the warm-up.
+    fn check(warmup_ns: u64, records: &[(u8, u64, u64)]) {
+        let tags = TagSet::locations();
+        let mut recorder = IntervalRecorder::new(tags, INTERVAL_NS, warmup_ns).expect("valid");
+        let mut model = OneByOne {
+            warmup: (0..3).map(|_| new_histogram()).collect(),
+            intervals: Vec::new(),
+        };
+        for &record in records {
+            let (tag, done_ns, latency_ns) = record;
+            recorder
+                .record(TagId(tag), done_ns, latency_ns)
+                .expect("records");
+            model.record(warmup_ns, record);
+        }
+        let end_ns = records.last().map_or(0, |r| r.1) + 1;
+        let closed = recorder.finish(end_ns).expect("finishes");
+        let mut totals: Vec<Histogram<u64>> = (0..3).map(|_| new_histogram()).collect();
+        for (i, interval) in closed.iter().enumerate() {
+            let expected = model.intervals.get(i / 3).map(|tags| &tags[i % 3]);
+            let empty = new_histogram();
+            let expected = expected.unwrap_or(&empty);
+            assert_eq!(usize::from(interval.tag.0), i % 3);
+            assert_same(&interval.histogram, expected, &format!("closed {i}"));
+            totals[i % 3].add(expected).expect("adds");
+        }
+        for (tag, total) in totals.iter().enumerate() {
+            assert_same(&recorder.totals()[tag], total, &format!("total {tag}"));
+            assert_same(&recorder.warmup()[tag], &model.warmup[tag], "warm-up");
+        }
+    }
+
+    #[test]
+    fn records_held_past_the_bound_and_across_intervals_land_as_one_by_one() {
+        // Rising latencies grow the histograms in steps; three bounds' worth in one interval.
+        let count = 3 * HELD_RECORDS_MAX as u64 + 7;
+        let records: Vec<_> = (0..count)
+            .map(|i| ((i % 2) as u8, 100_000 + i * 300, 1 + i * i * 977))
+            .collect();
+        check(100_000, &records);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Any records of three tags over warm-up and several intervals, saturating ones
+        /// included, leave the recorder's histograms as recording each at once would.
+        #[test]
+        fn held_records_leave_the_histograms_as_one_by_one(
+            warmup_ns in 0u64..2 * INTERVAL_NS,
+            steps in proptest::collection::vec(
+                (0u8..3, 0u64..INTERVAL_NS / 200, 0u32..40, 0u64..1 << 16),
+                0..1_500,
+            ),
+        ) {
+            let mut done_ns = 0;
+            let records: Vec<_> = steps
+                .iter()
+                .map(|&(tag, gap_ns, magnitude, low)| {
+                    done_ns += gap_ns;
+                    let latency_ns = (1u64 << magnitude) + low;
+                    let latency_ns = if magnitude == 39 { LATENCY_NS_MAX + low } else { latency_ns };
+                    (tag, done_ns, latency_ns)
+                })
+                .collect();
+            check(warmup_ns, &records);
+        }
     }
 }
