@@ -11,7 +11,7 @@
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
-use crate::MEMORY_REGIONS_MAX;
+use crate::{MEMORY_REGIONS_MAX, STACK_FRAME_BYTES};
 
 /// Slot of the VM stack (read-write, VM address `0x1_0000_0000`).
 pub const STACK_SLOT: usize = 0;
@@ -105,12 +105,23 @@ pub struct Memory<'a> {
     slots: [MaybeUninit<Region>; SLOTS],
     /// Initialised slots: [`VM_SLOTS`] plus the embedder regions mapped so far.
     live: u64,
+    /// Bytes below the top of each reached frame the running invocation may have written: set
+    /// by `Vm::run` to the program's constant r10 reach, raised to the whole frame by any write
+    /// to the stack slot through another register (both backends) or by a helper
+    /// ([`Memory::write`]). A `Memory` no `Vm::run` has set up says the whole frame, so one a
+    /// helper swapped in mid-run (or a nested run's end) never hides a write from the scrub.
+    stack_reach: u64,
     _borrows: PhantomData<&'a mut [u8]>,
 }
 
 /// Byte offset of `Memory::live` from the start of the slot table.
 #[cfg(feature = "jit")]
 pub(crate) const LIVE_OFFSET: usize = core::mem::offset_of!(Memory<'static>, live);
+/// Byte offset of `Memory::stack_reach` from the start of the slot table.
+#[cfg(feature = "jit")]
+pub(crate) const STACK_REACH_OFFSET: usize = core::mem::offset_of!(Memory<'static>, stack_reach);
+/// The whole frame, as `Memory::stack_reach` holds it.
+pub(crate) const STACK_REACH_FULL: u64 = STACK_FRAME_BYTES as u64;
 const _: () = assert!(
     core::mem::offset_of!(Memory<'static>, live) == SLOTS * size_of::<Region>(),
     "`live` follows the slot table"
@@ -136,6 +147,7 @@ impl<'a> Memory<'a> {
         Memory {
             slots,
             live: VM_SLOTS as u64,
+            stack_reach: STACK_REACH_FULL,
             _borrows: PhantomData,
         }
     }
@@ -225,6 +237,8 @@ impl<'a> Memory<'a> {
                 }
             })?;
         let len = usize::try_from(len).map_err(|_| MemoryError::OutOfBounds { addr, len })?;
+        // A helper may write any stack byte it is handed: the scrub then clears whole frames.
+        self.note_write(split(addr).0);
         // SAFETY: as in `read`, and the region came from a `&'a mut [u8]` (or the VM's stack or
         // globals), borrowed exclusively through `&mut self`.
         Ok(unsafe { core::slice::from_raw_parts_mut(region.ptr.add(offset), len) })
@@ -268,10 +282,34 @@ impl<'a> Memory<'a> {
         });
     }
 
-    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.
+    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`, and says
+    /// the whole frame may be written: an outer run over this `Memory` (a helper's nested run
+    /// ends here) cannot tell what happened to its stack meanwhile.
     pub(crate) fn clear_vm_slots(&mut self) {
         for entry in &mut self.slots[..VM_SLOTS] {
             entry.write(Region::EMPTY);
+        }
+        self.stack_reach = STACK_REACH_FULL;
+    }
+
+    /// Starts an invocation's stack reach at the program's constant r10 reach.
+    #[inline(always)]
+    pub(crate) fn set_stack_reach(&mut self, reach_bytes: u64) {
+        self.stack_reach = reach_bytes;
+    }
+
+    /// The invocation's stack reach so far (see `stack_reach`).
+    #[inline(always)]
+    pub(crate) fn stack_reach(&self) -> u64 {
+        self.stack_reach
+    }
+
+    /// Records a write through a register or by a helper to slot `slot`: one to the stack
+    /// widens the scrub to whole frames.
+    #[inline(always)]
+    pub(crate) fn note_write(&mut self, slot: u64) {
+        if slot == STACK_SLOT as u64 {
+            self.stack_reach = STACK_REACH_FULL;
         }
     }
 

@@ -127,8 +127,10 @@ pub struct Program {
     pub(crate) constants: Box<[u8]>,
     /// Initial image of the writable globals, copied to the VM at every invocation.
     pub(crate) globals: Box<[u8]>,
-    /// Bytes below the top of each reached frame the program can write ([`stack_write_reach`]):
-    /// what [`Vm::run`](crate::Vm::run) zeroes afterwards.
+    /// Bytes below the top of each reached frame the program's r10 stores can write
+    /// ([`stack_write_reach`]): what [`Vm::run`](crate::Vm::run) zeroes afterwards, unless the
+    /// invocation also wrote the stack through another register or a helper did (then whole
+    /// frames: `Memory`'s stack reach).
     pub(crate) stack_write_bytes: usize,
     /// The program has a local call, so an invocation can reach frames above frame 0 (without
     /// one, `Vm::run` scrubs frame 0 alone, a constant-size zeroing with no depth to read back).
@@ -346,17 +348,16 @@ impl Program {
     }
 }
 
-/// Bytes below the top of a frame that `ops` can write, in any frame it reaches: the deepest
-/// verified constant r10 offset among its stack stores, or the whole frame when it has a store
-/// or atomic through another register or calls a helper (either can reach any live stack byte:
-/// the stack's VM address is public, so a program can forge a pointer into it).
+/// Bytes below the top of a frame that the r10 stores of `ops` can write, in any frame it
+/// reaches: the deepest verified constant r10 offset among them. Stores and atomics through
+/// other registers and helpers can reach any live stack byte (the stack's VM address is public,
+/// so a program can forge a pointer into it); both backends and `Memory::write` note such a
+/// write to the stack slot when it happens, and `Vm::run` then zeroes whole frames.
 fn stack_write_reach(ops: &[Op]) -> usize {
     use crate::op::Kind::*;
     let mut reach = 0usize;
     for op in ops.iter().map(|op| fuse::first_of(*op)) {
         match op.kind {
-            St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 | Atomic32 | Atomic64
-            | CallHelper | Callx => return crate::STACK_FRAME_BYTES,
             StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32
             | StxStack64 => {
                 // The verifier proved -STACK_FRAME_BYTES <= off < 0.
