@@ -11,7 +11,7 @@
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
-use crate::{MEMORY_REGIONS_MAX, STACK_FRAME_BYTES};
+use crate::MEMORY_REGIONS_MAX;
 
 /// Slot of the VM stack (read-write, VM address `0x1_0000_0000`).
 pub const STACK_SLOT: usize = 0;
@@ -105,23 +105,24 @@ pub struct Memory<'a> {
     slots: [MaybeUninit<Region>; SLOTS],
     /// Initialised slots: [`VM_SLOTS`] plus the embedder regions mapped so far.
     live: u64,
-    /// Bytes below the top of each reached frame the running invocation may have written: set
-    /// by `Vm::run` to the program's constant r10 reach, raised to the whole frame by any write
-    /// to the stack slot through another register (both backends) or by a helper
-    /// ([`Memory::write`]). A `Memory` no `Vm::run` has set up says the whole frame, so one a
-    /// helper swapped in mid-run (or a nested run's end) never hides a write from the scrub.
-    stack_reach: u64,
+    /// The first byte of entry `s` is set by a write to slot `s` through a register (either
+    /// backend) or by a helper ([`Memory::write`]); only the stack's is read, by `Vm::run`,
+    /// which clears it at the start of an invocation and scrubs whole frames afterwards when
+    /// it is set. Entries as wide as the slot table's, so the JIT's write miss marks one at a
+    /// fixed offset from the table entry it already addresses (one store; the rest stays
+    /// uninitialised). A `Memory` no `Vm::run` has set up has the stack's set, so one a helper
+    /// swapped in mid-run (or a nested run's end) never hides a stack write from the scrub.
+    written: [[MaybeUninit<u8>; size_of::<Region>()]; SLOTS],
     _borrows: PhantomData<&'a mut [u8]>,
 }
 
 /// Byte offset of `Memory::live` from the start of the slot table.
 #[cfg(feature = "jit")]
 pub(crate) const LIVE_OFFSET: usize = core::mem::offset_of!(Memory<'static>, live);
-/// Byte offset of `Memory::stack_reach` from the start of the slot table.
+/// Byte offset of `Memory::written` from the start of the slot table (and of slot `s`'s mark
+/// from slot `s`'s table entry).
 #[cfg(feature = "jit")]
-pub(crate) const STACK_REACH_OFFSET: usize = core::mem::offset_of!(Memory<'static>, stack_reach);
-/// The whole frame, as `Memory::stack_reach` holds it.
-pub(crate) const STACK_REACH_FULL: u64 = STACK_FRAME_BYTES as u64;
+pub(crate) const WRITTEN_OFFSET: usize = core::mem::offset_of!(Memory<'static>, written);
 const _: () = assert!(
     core::mem::offset_of!(Memory<'static>, live) == SLOTS * size_of::<Region>(),
     "`live` follows the slot table"
@@ -144,10 +145,12 @@ impl<'a> Memory<'a> {
         for entry in &mut slots[..VM_SLOTS] {
             entry.write(Region::EMPTY);
         }
+        let mut written = [[const { MaybeUninit::uninit() }; size_of::<Region>()]; SLOTS];
+        written[STACK_SLOT][0].write(1);
         Memory {
             slots,
             live: VM_SLOTS as u64,
-            stack_reach: STACK_REACH_FULL,
+            written,
             _borrows: PhantomData,
         }
     }
@@ -282,34 +285,34 @@ impl<'a> Memory<'a> {
         });
     }
 
-    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`, and says
-    /// the whole frame may be written: an outer run over this `Memory` (a helper's nested run
-    /// ends here) cannot tell what happened to its stack meanwhile.
+    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`, and marks
+    /// the stack written: an outer run over this `Memory` (a helper's nested run ends here)
+    /// cannot tell what happened to its stack meanwhile.
     pub(crate) fn clear_vm_slots(&mut self) {
         for entry in &mut self.slots[..VM_SLOTS] {
             entry.write(Region::EMPTY);
         }
-        self.stack_reach = STACK_REACH_FULL;
+        self.written[STACK_SLOT][0].write(1);
     }
 
-    /// Starts an invocation's stack reach at the program's constant r10 reach.
+    /// Starts an invocation with no write to the stack through a register or a helper seen.
     #[inline(always)]
-    pub(crate) fn set_stack_reach(&mut self, reach_bytes: u64) {
-        self.stack_reach = reach_bytes;
+    pub(crate) fn forget_stack_writes(&mut self) {
+        self.written[STACK_SLOT][0].write(0);
     }
 
-    /// The invocation's stack reach so far (see `stack_reach`).
+    /// Whether the stack slot was written through a register or by a helper (see `written`).
     #[inline(always)]
-    pub(crate) fn stack_reach(&self) -> u64 {
-        self.stack_reach
+    pub(crate) fn stack_written(&self) -> bool {
+        // SAFETY: every path that builds or changes a `Memory` leaves this byte initialised.
+        unsafe { self.written[STACK_SLOT][0].assume_init() != 0 }
     }
 
-    /// Records a write through a register or by a helper to slot `slot`: one to the stack
-    /// widens the scrub to whole frames.
+    /// Records a write through a register or by a helper to slot `slot` (in the table).
     #[inline(always)]
     pub(crate) fn note_write(&mut self, slot: u64) {
-        if slot == STACK_SLOT as u64 {
-            self.stack_reach = STACK_REACH_FULL;
+        if let Some(entry) = self.written.get_mut(slot as usize) {
+            entry[0].write(1);
         }
     }
 

@@ -199,8 +199,13 @@ impl Vm {
             #[cfg(not(feature = "jit"))]
             let native = None;
             let result = execute(native, machine, slots.mem(), helpers, ctx, r1, r2);
-            // Read before the slots are cleared (which says the whole frame again).
-            (result, slots.mem().stack_reach() as usize)
+            // Read before the slots are cleared (which marks the stack written again).
+            let stack_reach = if slots.mem().stack_written() {
+                STACK_FRAME_BYTES
+            } else {
+                program.stack_write_bytes
+            };
+            (result, stack_reach)
         };
         let (result, stack_reach) = result;
         if stack_reach != 0 {
@@ -363,7 +368,7 @@ impl<'m, 'a> VmSlots<'m, 'a> {
         mem.set_vm_slot(STACK_SLOT, stack);
         mem.set_vm_slot(CONSTANTS_SLOT, constants);
         mem.set_vm_slot(GLOBALS_SLOT, globals);
-        mem.set_stack_reach(program.stack_write_bytes as u64);
+        mem.forget_stack_writes();
         VmSlots { mem }
     }
 

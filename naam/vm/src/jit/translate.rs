@@ -26,9 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
 use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
 use crate::fuse;
-use crate::memory::{
-    LIVE_OFFSET, Region, STACK_REACH_FULL, STACK_REACH_OFFSET, STACK_SLOT, VM_SLOTS, slot_base,
-};
+use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, WRITTEN_OFFSET, slot_base};
 use crate::op::{Kind, Op};
 use crate::opcode::{
     ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
@@ -1065,7 +1063,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.enter(access);
         self.builder.set_cold_block(access);
         if write {
-            self.note_stack_write(slot, slots);
+            self.note_write(entry);
         }
         let host = self.builder.ins().load(
             self.pointer,
@@ -1079,28 +1077,17 @@ impl<'a, 'f> Translator<'a, 'f> {
         offset
     }
 
-    /// A write that fills the write cache with the stack slot raises `Memory`'s stack reach to
-    /// the whole frame, as the interpreter's stores do: every write through a register reaches
-    /// the stack through such a fill in the same invocation (a hit needs one; the caller primes
+    /// A write that fills the write cache marks its slot in `Memory`'s written entries, at a
+    /// fixed offset from the slot's table `entry` (one store: no branch, no value kept live
+    /// for it), as the interpreter's stores do: every write through a register reaches the
+    /// stack through such a fill in the same invocation (a hit needs one; the caller primes
     /// the caches with an embedder slot, and a versioned loop's hoisted accesses use the cache
-    /// their precheck found), so `Vm::run` scrubs whole frames after it.
-    fn note_stack_write(&mut self, slot: Value, slots: Value) {
-        let stack = self
-            .builder
-            .ins()
-            .icmp_imm_s(IntCC::Equal, slot, STACK_SLOT as i64);
-        let mark = self.builder.create_block();
-        let rest = self.builder.create_block();
-        self.builder.ins().brif(stack, mark, &[], rest, &[]);
-        self.enter(mark);
-        self.builder.set_cold_block(mark);
-        let full = self.iconst(STACK_REACH_FULL);
+    /// their precheck found), so `Vm::run` sees it and scrubs whole frames.
+    fn note_write(&mut self, entry: Value) {
+        let one = self.iconst32(1);
         self.builder
             .ins()
-            .store(self.flags.host, full, slots, STACK_REACH_OFFSET as i32);
-        self.builder.ins().jump(rest, &[]);
-        self.enter(rest);
-        self.builder.set_cold_block(rest);
+            .istore8(self.flags.host, one, entry, WRITTEN_OFFSET as i32);
     }
 
     /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.
