@@ -199,16 +199,13 @@ impl Vm {
             #[cfg(not(feature = "jit"))]
             let native = None;
             let result = execute(native, machine, slots.mem(), helpers, ctx, r1, r2);
-            // Read before the slots are cleared (which marks the stack written again).
-            let stack_reach = if slots.mem().stack_written() {
-                STACK_FRAME_BYTES
-            } else {
-                program.stack_write_bytes
-            };
-            (result, stack_reach)
+            // Read before the slots are cleared (which marks the stack written again), and
+            // only for a program that can write the stack (the probes' kernels cannot).
+            let written = program.stack_write_bytes != 0 && slots.mem().stack_written();
+            (result, written)
         };
-        let (result, stack_reach) = result;
-        if stack_reach != 0 {
+        let (result, stack_written) = result;
+        if program.stack_write_bytes != 0 {
             // Without a local call only frame 0 is reached. A depth the native code left in its
             // context stays there; it only widens a later scrub.
             let depth_reached = if program.calls_local {
@@ -216,7 +213,12 @@ impl Vm {
             } else {
                 0
             };
-            self.scrub(depth_reached, stack_reach);
+            let reach = if stack_written {
+                STACK_FRAME_BYTES
+            } else {
+                program.stack_r10_bytes
+            };
+            self.scrub(depth_reached, reach);
         }
         result
     }
