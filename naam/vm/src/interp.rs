@@ -152,7 +152,7 @@ pub(crate) fn run<C>(
             ($ty:ty, $value:expr) => {{
                 let value = $value as $ty;
                 let addr = dst!().wrapping_add(op.target as i64 as u64);
-                let (slot, offset) = memory::split(addr);
+                let (slot, offset) = mem.split_for_write(addr);
                 let len = size_of::<$ty>() as u64;
                 match mem.slot(slot) {
                     // SAFETY: `offset + len <= write_len`, the live length of a writable host range.
@@ -161,7 +161,6 @@ pub(crate) fn run<C>(
                     },
                     _ => return Err(write_fault(mem, program.slot_of(pc!()), addr, len)),
                 }
-                mem.note_write(slot);
             }};
         }
         // SAFETY (stack kinds): the verifier proved -STACK_FRAME_BYTES <= off and off + len <= 0,

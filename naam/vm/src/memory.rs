@@ -308,6 +308,15 @@ impl<'a> Memory<'a> {
         unsafe { self.written[STACK_SLOT][0].assume_init() != 0 }
     }
 
+    /// `split` for a store through a register, noting the write (a store that then faults
+    /// only widens the scrub of an invocation that traps).
+    #[inline(always)]
+    pub(crate) fn split_for_write(&mut self, addr: u64) -> (u64, u64) {
+        let (slot, offset) = split(addr);
+        self.note_write(slot);
+        (slot, offset)
+    }
+
     /// Records a write through a register or by a helper to slot `slot` (in the table).
     #[inline(always)]
     pub(crate) fn note_write(&mut self, slot: u64) {
