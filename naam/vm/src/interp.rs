@@ -152,7 +152,7 @@ pub(crate) fn run<C>(
             ($ty:ty, $value:expr) => {{
                 let value = $value as $ty;
                 let addr = dst!().wrapping_add(op.target as i64 as u64);
-                let (slot, offset) = memory::split(addr);
+                let (slot, offset) = mem.split_for_write(addr);
                 let len = size_of::<$ty>() as u64;
                 match mem.slot(slot) {
                     // SAFETY: `offset + len <= write_len`, the live length of a writable host range.
@@ -460,7 +460,7 @@ pub(crate) fn write_fault(mem: &Memory<'_>, pc: usize, addr: u64, len: u64) -> T
 /// Host pointer to `len` writable bytes at `dst + off`.
 #[inline]
 fn writable_ptr(
-    mem: &Memory<'_>,
+    mem: &mut Memory<'_>,
     regs: &[u64; REGISTER_FILE],
     op: Op,
     len: u64,
@@ -469,9 +469,11 @@ fn writable_ptr(
         regs[usize::from(op.dst) & (REGISTER_FILE - 1)].wrapping_add(op.target as i64 as u64);
     let (slot, offset) = memory::split(addr);
     match mem.slot(slot) {
-        // SAFETY: `offset + len <= write_len`, inside a live writable host range.
         Some(region) if offset + len <= region.write_len => {
-            Ok(unsafe { region.ptr.add(offset as usize) })
+            // SAFETY: `offset + len <= write_len`, inside a live writable host range.
+            let ptr = unsafe { region.ptr.add(offset as usize) };
+            mem.note_write(slot);
+            Ok(ptr)
         }
         _ => Err(Fault { addr, len }),
     }

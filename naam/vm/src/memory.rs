@@ -105,12 +105,24 @@ pub struct Memory<'a> {
     slots: [MaybeUninit<Region>; SLOTS],
     /// Initialised slots: [`VM_SLOTS`] plus the embedder regions mapped so far.
     live: u64,
+    /// The first byte of entry `s` is set by a write to slot `s` through a register (either
+    /// backend) or by a helper ([`Memory::write`]); only the stack's is read, by `Vm::run`,
+    /// which clears it at the start of an invocation and scrubs whole frames afterwards when
+    /// it is set. Entries as wide as the slot table's, so the JIT's write miss marks one at a
+    /// fixed offset from the table entry it already addresses (one store; the rest stays
+    /// uninitialised). A `Memory` no `Vm::run` has set up has the stack's set, so one a helper
+    /// swapped in mid-run (or a nested run's end) never hides a stack write from the scrub.
+    written: [[MaybeUninit<u8>; size_of::<Region>()]; SLOTS],
     _borrows: PhantomData<&'a mut [u8]>,
 }
 
 /// Byte offset of `Memory::live` from the start of the slot table.
 #[cfg(feature = "jit")]
 pub(crate) const LIVE_OFFSET: usize = core::mem::offset_of!(Memory<'static>, live);
+/// Byte offset of `Memory::written` from the start of the slot table (and of slot `s`'s mark
+/// from slot `s`'s table entry).
+#[cfg(feature = "jit")]
+pub(crate) const WRITTEN_OFFSET: usize = core::mem::offset_of!(Memory<'static>, written);
 const _: () = assert!(
     core::mem::offset_of!(Memory<'static>, live) == SLOTS * size_of::<Region>(),
     "`live` follows the slot table"
@@ -133,9 +145,12 @@ impl<'a> Memory<'a> {
         for entry in &mut slots[..VM_SLOTS] {
             entry.write(Region::EMPTY);
         }
+        let mut written = [[const { MaybeUninit::uninit() }; size_of::<Region>()]; SLOTS];
+        written[STACK_SLOT][0].write(1);
         Memory {
             slots,
             live: VM_SLOTS as u64,
+            written,
             _borrows: PhantomData,
         }
     }
@@ -225,6 +240,8 @@ impl<'a> Memory<'a> {
                 }
             })?;
         let len = usize::try_from(len).map_err(|_| MemoryError::OutOfBounds { addr, len })?;
+        // A helper may write any stack byte it is handed: the scrub then clears whole frames.
+        self.note_write(split(addr).0);
         // SAFETY: as in `read`, and the region came from a `&'a mut [u8]` (or the VM's stack or
         // globals), borrowed exclusively through `&mut self`.
         Ok(unsafe { core::slice::from_raw_parts_mut(region.ptr.add(offset), len) })
@@ -268,10 +285,43 @@ impl<'a> Memory<'a> {
         });
     }
 
-    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`.
+    /// Empties the VM's slots so no pointer to VM-owned memory outlives `Vm::run`, and marks
+    /// the stack written: an outer run over this `Memory` (a helper's nested run ends here)
+    /// cannot tell what happened to its stack meanwhile.
     pub(crate) fn clear_vm_slots(&mut self) {
         for entry in &mut self.slots[..VM_SLOTS] {
             entry.write(Region::EMPTY);
+        }
+        self.written[STACK_SLOT][0].write(1);
+    }
+
+    /// Starts an invocation with no write to the stack through a register or a helper seen.
+    #[inline(always)]
+    pub(crate) fn forget_stack_writes(&mut self) {
+        self.written[STACK_SLOT][0].write(0);
+    }
+
+    /// Whether the stack slot was written through a register or by a helper (see `written`).
+    #[inline(always)]
+    pub(crate) fn stack_written(&self) -> bool {
+        // SAFETY: every path that builds or changes a `Memory` leaves this byte initialised.
+        unsafe { self.written[STACK_SLOT][0].assume_init() != 0 }
+    }
+
+    /// `split` for a store through a register, noting the write (a store that then faults
+    /// only widens the scrub of an invocation that traps).
+    #[inline(always)]
+    pub(crate) fn split_for_write(&mut self, addr: u64) -> (u64, u64) {
+        let (slot, offset) = split(addr);
+        self.note_write(slot);
+        (slot, offset)
+    }
+
+    /// Records a write through a register or by a helper to slot `slot` (in the table).
+    #[inline(always)]
+    pub(crate) fn note_write(&mut self, slot: u64) {
+        if let Some(entry) = self.written.get_mut(slot as usize) {
+            entry[0].write(1);
         }
     }
 

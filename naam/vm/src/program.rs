@@ -128,8 +128,13 @@ pub struct Program {
     /// Initial image of the writable globals, copied to the VM at every invocation.
     pub(crate) globals: Box<[u8]>,
     /// Bytes below the top of each reached frame the program can write ([`stack_write_reach`]):
-    /// what [`Vm::run`](crate::Vm::run) zeroes afterwards.
+    /// 0 when it never writes the stack (no scrub), the whole frame when it can write it
+    /// through another register or a helper.
     pub(crate) stack_write_bytes: usize,
+    /// Bytes below the top of each reached frame its r10 stores write ([`stack_r10_reach`]):
+    /// what [`Vm::run`](crate::Vm::run) zeroes afterwards unless the invocation also wrote the
+    /// stack another way (`Memory`'s stack mark; then whole frames).
+    pub(crate) stack_r10_bytes: usize,
     /// The program has a local call, so an invocation can reach frames above frame 0 (without
     /// one, `Vm::run` scrubs frame 0 alone, a constant-size zeroing with no depth to read back).
     pub(crate) calls_local: bool,
@@ -226,6 +231,7 @@ impl Program {
         let mut decoded = verifier::verify(bytecode, entry_slot, &|id| helpers.index_of(id))?;
         fuse::fuse(&mut decoded.ops);
         let stack_write_bytes = stack_write_reach(&decoded.ops);
+        let stack_r10_bytes = stack_r10_reach(&decoded.ops);
         // Fusion never folds a local call into another op (`fuse::first_of`), so a scan of the
         // kinds finds every one.
         let calls_local = decoded.ops.iter().any(|op| op.kind == Kind::CallLocal);
@@ -240,6 +246,7 @@ impl Program {
             constants,
             globals,
             stack_write_bytes,
+            stack_r10_bytes,
             calls_local,
         })
     }
@@ -346,23 +353,47 @@ impl Program {
     }
 }
 
-/// Bytes below the top of a frame that `ops` can write, in any frame it reaches: the deepest
-/// verified constant r10 offset among its stack stores, or the whole frame when it has a store
-/// or atomic through another register or calls a helper (either can reach any live stack byte:
-/// the stack's VM address is public, so a program can forge a pointer into it).
+/// Bytes below the top of a frame that `ops` can write, in any frame it reaches: its r10
+/// stores' reach ([`stack_r10_reach`]), or the whole frame when it has a store or atomic through
+/// another register or calls a helper (either can reach any live stack byte: the stack's VM
+/// address is public, so a program can forge a pointer into it).
 fn stack_write_reach(ops: &[Op]) -> usize {
+    use crate::op::Kind::*;
+    let indirect = ops.iter().map(|op| fuse::first_of(*op)).any(|op| {
+        matches!(
+            op.kind,
+            St8 | St16
+                | St32
+                | St64
+                | Stx8
+                | Stx16
+                | Stx32
+                | Stx64
+                | Atomic32
+                | Atomic64
+                | CallHelper
+                | Callx
+        )
+    });
+    if indirect {
+        crate::STACK_FRAME_BYTES
+    } else {
+        stack_r10_reach(ops)
+    }
+}
+
+/// The deepest verified constant r10 offset among the stack stores of `ops`. Writes to the
+/// stack any other way are noted when they happen (both backends and `Memory::write` mark the
+/// stack slot), and `Vm::run` then zeroes whole frames.
+fn stack_r10_reach(ops: &[Op]) -> usize {
     use crate::op::Kind::*;
     let mut reach = 0usize;
     for op in ops.iter().map(|op| fuse::first_of(*op)) {
-        match op.kind {
-            St8 | St16 | St32 | St64 | Stx8 | Stx16 | Stx32 | Stx64 | Atomic32 | Atomic64
-            | CallHelper | Callx => return crate::STACK_FRAME_BYTES,
-            StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32
-            | StxStack64 => {
-                // The verifier proved -STACK_FRAME_BYTES <= off < 0.
-                reach = reach.max(op.target.unsigned_abs() as usize);
-            }
-            _ => {}
+        if let StStack8 | StStack16 | StStack32 | StStack64 | StxStack8 | StxStack16 | StxStack32
+        | StxStack64 = op.kind
+        {
+            // The verifier proved -STACK_FRAME_BYTES <= off < 0.
+            reach = reach.max(op.target.unsigned_abs() as usize);
         }
     }
     reach.min(crate::STACK_FRAME_BYTES)

@@ -198,17 +198,27 @@ impl Vm {
             let native = program.jit.as_deref().map(|code| (code, &mut self.jit_ctx));
             #[cfg(not(feature = "jit"))]
             let native = None;
-            execute(native, machine, slots.mem(), helpers, ctx, r1, r2)
+            let result = execute(native, machine, slots.mem(), helpers, ctx, r1, r2);
+            // Read before the slots are cleared (which marks the stack written again), and
+            // only for a program that can write the stack (the probes' kernels cannot).
+            let written = program.stack_write_bytes != 0 && slots.mem().stack_written();
+            (result, written)
         };
+        let (result, stack_written) = result;
         if program.stack_write_bytes != 0 {
-            // Without a local call only frame 0 is reached: a constant-size scrub. A depth the
-            // native code left in its context stays there; it only widens a later scrub.
+            // Without a local call only frame 0 is reached. A depth the native code left in its
+            // context stays there; it only widens a later scrub.
             let depth_reached = if program.calls_local {
                 self.depth_reached(depth_reached)
             } else {
                 0
             };
-            self.scrub(depth_reached, program.stack_write_bytes);
+            let reach = if stack_written {
+                STACK_FRAME_BYTES
+            } else {
+                program.stack_r10_bytes
+            };
+            self.scrub(depth_reached, reach);
         }
         result
     }
@@ -236,13 +246,18 @@ impl Vm {
     /// each frame it reached — so the next one (maybe another tenant's) starts from zeros: the
     /// stack is all zeros between invocations, and a program reads only zeros or what it wrote.
     ///
-    /// Inlined into `run`: the common case (whole frames) is one `memset`, with no call frame of
-    /// its own; the partial-frame loop stays out of line.
+    /// Inlined into `run`: whole frames are one `memset`, and frame 0's top (a program that
+    /// wrote the stack through r10 alone, without local calls) a few block stores, with no
+    /// call frame of their own; partial tops of several frames stay out of line.
     #[inline(always)]
     fn scrub(&mut self, depth_reached: usize, reach: usize) {
         let frames = (depth_reached + 1).min(CALL_DEPTH_MAX + 1);
         if reach >= STACK_FRAME_BYTES {
             self.stack[..frames * STACK_FRAME_BYTES].fill(0);
+            return;
+        }
+        if frames == 1 {
+            zero_frame_top(self.frame(0), reach);
             return;
         }
         self.scrub_frame_tops(frames, reach);
@@ -251,11 +266,46 @@ impl Vm {
     /// Zeroes the top `reach` bytes of each of the first `frames` frames.
     #[inline(never)]
     fn scrub_frame_tops(&mut self, frames: usize, reach: usize) {
-        for frame in 1..=frames {
-            let top = frame * STACK_FRAME_BYTES;
-            self.stack[top - reach..top].fill(0);
+        for frame in 0..frames {
+            zero_frame_top(self.frame(frame), reach);
         }
     }
+
+    /// Frame `frame` of the stack (frame 0 at the lowest addresses, as r10 starts at its top).
+    #[inline(always)]
+    fn frame(&mut self, frame: usize) -> &mut [u8; STACK_FRAME_BYTES] {
+        let frames = self.stack.as_chunks_mut::<STACK_FRAME_BYTES>().0;
+        let last = frames.len() - 1;
+        &mut frames[frame.min(last)]
+    }
+}
+
+/// The constant sizes a frame top's scrub rounds up to: B-tree lookup's r10 stores reach 64
+/// bytes, MICA GET's 120.
+const SCRUB_TOP_SMALL_BYTES: usize = 64;
+const SCRUB_TOP_LARGE_BYTES: usize = 128;
+
+/// Zeroes at least the top `reach` bytes of `frame`. Up to 128 bytes (the reach of a typical
+/// program's r10 spills) the size is rounded up to a constant, so the zeroing is a few inline
+/// 16-byte stores instead of a `memset` call (which costs more than the stores for so few
+/// bytes); the bytes below `reach` are zeros already, as the whole stack is between
+/// invocations.
+#[inline(always)]
+fn zero_frame_top(frame: &mut [u8; STACK_FRAME_BYTES], reach: usize) {
+    if reach <= SCRUB_TOP_SMALL_BYTES {
+        zero_top::<SCRUB_TOP_SMALL_BYTES>(frame);
+    } else if reach <= SCRUB_TOP_LARGE_BYTES {
+        zero_top::<SCRUB_TOP_LARGE_BYTES>(frame);
+    } else {
+        frame[STACK_FRAME_BYTES - reach.min(STACK_FRAME_BYTES)..].fill(0);
+    }
+}
+
+/// Zeroes the top `N` bytes of `frame` (a constant size).
+#[inline(always)]
+fn zero_top<const N: usize>(frame: &mut [u8; STACK_FRAME_BYTES]) {
+    const { assert!(N <= STACK_FRAME_BYTES) };
+    frame[STACK_FRAME_BYTES - N..].fill(0);
 }
 
 /// Types `build` as the `FnOnce` it is (it hands out its captured `&mut` borrows).
@@ -320,6 +370,7 @@ impl<'m, 'a> VmSlots<'m, 'a> {
         mem.set_vm_slot(STACK_SLOT, stack);
         mem.set_vm_slot(CONSTANTS_SLOT, constants);
         mem.set_vm_slot(GLOBALS_SLOT, globals);
+        mem.forget_stack_writes();
         VmSlots { mem }
     }
 

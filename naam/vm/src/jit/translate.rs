@@ -26,7 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
 use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
 use crate::fuse;
-use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, slot_base};
+use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, WRITTEN_OFFSET, slot_base};
 use crate::op::{Kind, Op};
 use crate::opcode::{
     ATOMIC_ADD, ATOMIC_AND, ATOMIC_CMPXCHG, ATOMIC_FETCH, ATOMIC_OR, ATOMIC_XCHG, ATOMIC_XOR,
@@ -1062,6 +1062,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.fault_block(fault, index, addr, len, write);
         self.enter(access);
         self.builder.set_cold_block(access);
+        if write {
+            self.note_write(entry);
+        }
         let host = self.builder.ins().load(
             self.pointer,
             self.flags.host,
@@ -1072,6 +1075,19 @@ impl<'a, 'f> Translator<'a, 'f> {
         let neg_lo = self.builder.ins().isub(offset, addr);
         self.fill_cache(cache, neg_lo, limit, host);
         offset
+    }
+
+    /// A write that fills the write cache marks its slot in `Memory`'s written entries, at a
+    /// fixed offset from the slot's table `entry` (one store: no branch, no value kept live
+    /// for it), as the interpreter's stores do: every write through a register reaches the
+    /// stack through such a fill in the same invocation (a hit needs one; the caller primes
+    /// the caches with an embedder slot, and a versioned loop's hoisted accesses use the cache
+    /// their precheck found), so `Vm::run` sees it and scrubs whole frames.
+    fn note_write(&mut self, entry: Value) {
+        let one = self.iconst32(1);
+        self.builder
+            .ins()
+            .istore8(self.flags.host, one, entry, WRITTEN_OFFSET as i32);
     }
 
     /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.

@@ -602,9 +602,10 @@ fn stack_reader(prefix: &[[u8; 8]]) -> Vec<u8> {
     program(&slots)
 }
 
-/// Helpers with `fill_secret` as helper 3 (r1: bytes to write, r2: their length).
+/// Helpers with `fill_secret` as helper 3 (r1: bytes to write, r2: their length) and
+/// `replace_memory` as helper 2.
 fn fill_secret_helpers() -> Helpers<()> {
-    let mut helpers = Helpers::<()>::new();
+    let mut helpers = slot_changing_helpers();
     let mut args = [ArgKind::Unused; 5];
     args[0] = ArgKind::WriteBytes { len_arg: 1 };
     args[1] = ArgKind::Scalar;
@@ -623,8 +624,24 @@ fn no_stack_byte_written_by_any_means_outlives_its_invocation() {
     let helpers = fill_secret_helpers();
     let [s0, s1] = lddw(6, SECRET);
     let [f0, f1] = lddw(1, slot_base(STACK_SLOT) + STACK_FRAME_BYTES as u64 - 264);
-    let writers: [(&str, Vec<[u8; 8]>); 5] = [
+    // A loop storing through a pointer that walks the stack (4 words from the forged one).
+    let walk = [
+        mov64_imm(2, 0),
+        stxdw(1, 6, 0),
+        add64_imm(1, 8),
+        add64_imm(2, 1),
+    ];
+    let walk = [&[f0, f1][..], &walk, &[insn(0xa5, 2, 0, -4, 4)]].concat(); // if r2 < 4
+    let writers: [(&str, Vec<[u8; 8]>); 10] = [
         ("the deepest constant r10 offset", vec![stxdw(10, 6, -512)]),
+        ("an r10 offset just past 32 bytes", vec![stxdw(10, 6, -36)]),
+        ("an r10 offset past 64 bytes", vec![stxdw(10, 6, -100)]),
+        ("an r10 offset past 128 bytes", vec![stxdw(10, 6, -264)]),
+        ("a pointer walking the stack in a loop", walk),
+        (
+            "a forged pointer, then a helper swapping in a fresh Memory",
+            vec![f0, f1, stxdw(1, 6, 0), call_helper(2)],
+        ),
         (
             "a shallow r10 offset, in frames 0 and 1",
             vec![stxdw(10, 6, -16), call_local(1), exit(), stxdw(10, 6, -16)],
