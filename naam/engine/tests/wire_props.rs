@@ -344,22 +344,46 @@ fn assert_client_decode_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Each prefix of `buf`, `buf` with each kind byte, each version byte and a bad magic, and `buf`
-/// with a trailing byte.
+/// [`assert_agrees_on_variants`] with the client's decoder.
 fn assert_client_decode_agrees_on_variants(buf: &[u8]) -> Result<(), TestCaseError> {
+    assert_agrees_on_variants(buf, assert_client_decode_agrees)
+}
+
+/// `agrees` on each prefix of `buf`, `buf` with each kind byte, each version byte and a bad
+/// magic, and `buf` with a trailing byte.
+fn assert_agrees_on_variants(
+    buf: &[u8],
+    agrees: impl Fn(&[u8]) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
     for len in 0..=buf.len() {
-        assert_client_decode_agrees(&buf[..len])?;
+        agrees(&buf[..len])?;
     }
     let mut variant = buf.to_vec();
     for at in 0..HEADER_BYTES.min(buf.len()) {
         for byte in 0..=u8::MAX {
             variant[at] = byte;
-            assert_client_decode_agrees(&variant)?;
+            agrees(&variant)?;
         }
         variant[at] = buf[at];
     }
     variant.push(0);
-    assert_client_decode_agrees(&variant)
+    agrees(&variant)
+}
+
+/// The server's in-place decoder gives `Frame::decode`'s Invoke, says "not an Invoke" exactly
+/// for `Frame::decode`'s other kinds, and `Frame::decode`'s error for anything else.
+fn assert_in_place_decode_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let mut invoke = Invoke::empty();
+    match (
+        Frame::decode(bytes),
+        Frame::decode_invoke_in_place(bytes, &mut invoke),
+    ) {
+        (Ok(Frame::Invoke(a)), Ok(true)) => prop_assert_eq!(a, invoke),
+        (Ok(frame), Ok(false)) => prop_assert!(!matches!(frame, Frame::Invoke(_))),
+        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+        (full, in_place) => prop_assert!(false, "{full:?} but in place {in_place:?}"),
+    }
+    Ok(())
 }
 
 fn client_reply() -> impl Strategy<Value = (u64, Status, u8, u8, u8, u16, Vec<u8>)> {
@@ -422,6 +446,26 @@ proptest! {
             buf[i] = byte;
         }
         assert_client_decode_agrees(&buf)?;
+    }
+
+    #[test]
+    fn in_place_decoder_agrees_on_invokes_and_other_kinds(m in invoke(), at in any::<u64>(),
+                                                          flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut buf = Vec::new();
+        m.view().encode(&mut buf).unwrap();
+        assert_agrees_on_variants(&buf, assert_in_place_decode_agrees)?;
+        for (at, byte) in flips {
+            let i = at.index(buf.len());
+            buf[i] = byte;
+        }
+        assert_in_place_decode_agrees(&buf)?;
+        Frame::Sample(LoadSample { at: Nanos(at), ..LoadSample::default() }).encode(&mut buf).unwrap();
+        assert_agrees_on_variants(&buf, assert_in_place_decode_agrees)?;
+    }
+
+    #[test]
+    fn in_place_decoder_agrees_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        assert_in_place_decode_agrees(&bytes)?;
     }
 
     #[test]
