@@ -1586,14 +1586,17 @@ fn a_helper_that_maps_a_new_region_leaves_the_others_exact() {
 }
 
 /// Runs `loaded` with [`slot_changing_helpers`] over [`Regions`] holding a 16-byte input with
-/// `first` in its first word and `!first` in its second, on `vm`.
+/// `first` in its first word and `!first` in its second, then 64 zeros, on `vm`.
 fn run_regions_on(vm: &mut Vm, loaded: &Program, first: u64) -> Result<Exit, Trap> {
     let mut input = [0u8; 16];
     input[..8].copy_from_slice(&first.to_le_bytes());
     input[8..].copy_from_slice(&(!first).to_le_bytes());
     let mut regions = Regions::new();
     let addr = regions.map_write(&mut input).unwrap();
-    assert_eq!((addr, regions.regions_mapped()), (INPUT, 1));
+    // A larger region after it, which the JIT's caches must not start with.
+    let after = [0u8; 64];
+    regions.map_read(&after).unwrap();
+    assert_eq!((addr, regions.regions_mapped()), (INPUT, 2));
     let helpers = slot_changing_helpers();
     vm.run_regions(loaded, &mut regions, &helpers, &mut (), addr, 16)
 }
