@@ -197,11 +197,17 @@ impl<'a> Memory<'a> {
     }
 
     /// Grants read access to `bytes`; returns the VM address of `bytes[0]`.
+    // Inlined across crates (an embedder's per-invocation set-up), as it was before it
+    // shared `Region::read` / `Region::write` with `Regions`.
+    #[inline]
     pub fn map_read(&mut self, bytes: &'a [u8]) -> Result<u64, MapError> {
         self.push(Region::read(bytes)?)
     }
 
     /// Grants read and write access to `bytes`; returns the VM address of `bytes[0]`.
+    // Inlined across crates (an embedder's per-invocation set-up), as it was before it
+    // shared `Region::read` / `Region::write` with `Regions`.
+    #[inline]
     pub fn map_write(&mut self, bytes: &'a mut [u8]) -> Result<u64, MapError> {
         self.push(Region::write(bytes)?)
     }
