@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use naam_vm::{Helpers, Memory, Program, Trap, Vm, VmConfig};
+use naam_vm::{Helpers, Program, Regions, Trap, Vm, VmConfig};
 
 use crate::abi::{
     self, ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, ARGS_BYTES_MAX, RETRIES_MAX, STATE_BYTES_MAX,
@@ -1418,7 +1418,9 @@ fn execute_step<M: AccessMemory + ?Sized>(
         location,
     }
     .encode(current.as_slice());
-    let mut mem = Memory::new();
+    // `Regions`, not `Memory`: the VM installs its slots into them (`Vm::run_regions`), so the
+    // step does not first empty them.
+    let mut mem = Regions::new();
     let ctx_addr = map_read(&mut mem, &ctx);
     // Each buffer gets the address written into the context above (checked in debug builds).
     let mut check = EmbedderSlots::after_context();
@@ -1441,7 +1443,7 @@ fn execute_step<M: AccessMemory + ?Sized>(
         let addr = map_read(&mut mem, bytes);
         debug_assert_eq!(addr, check.next_address(len));
     }
-    let result = vm.run(
+    let result = vm.run_regions(
         program,
         &mut mem,
         helpers,
@@ -1543,7 +1545,7 @@ impl EmbedderSlots {
 }
 
 /// Maps a read-only buffer; an empty buffer gets the null address (any access to it traps).
-fn map_read<'a>(mem: &mut Memory<'a>, bytes: &'a [u8]) -> u64 {
+fn map_read<'a>(mem: &mut Regions<'a>, bytes: &'a [u8]) -> u64 {
     if bytes.is_empty() {
         return 0;
     }

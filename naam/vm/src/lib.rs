@@ -165,7 +165,7 @@ pub use helpers::{
     Signature,
 };
 pub use jit_cache::{JIT_CACHE_SWEEP_ENTRIES_MIN, JitCache, JitCacheStats};
-pub use memory::{MapError, Memory, MemoryError};
+pub use memory::{MapError, Memory, MemoryError, Regions};
 pub use opcode::SLOT_BYTES;
 pub use program::{
     Backend, CONSTANTS_BYTES_MAX, GLOBALS_BYTES_MAX, JitError, LoadError, Program, Tier,

@@ -6,7 +6,9 @@
 //! valid, and no host pointer is ever visible to a program. Slots 0–2 belong to the VM
 //! ([`STACK_SLOT`], [`CONSTANTS_SLOT`], [`GLOBALS_SLOT`]) and are filled only while
 //! [`Vm::run`](crate::Vm::run) executes; the embedder's regions take slots 3 onwards in the order
-//! they are mapped.
+//! they are mapped. An embedder that builds the regions per invocation can map them into
+//! [`Regions`] instead, whose VM slots stay unset until [`Vm::run_regions`](crate::Vm::run_regions)
+//! installs them (a [`Memory`]'s are empty from the start, which costs the stores).
 
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -91,6 +93,28 @@ impl Region {
         read_len: 0,
         write_len: 0,
     };
+
+    /// `bytes`, readable.
+    #[inline(always)]
+    fn read(bytes: &[u8]) -> Result<Region, MapError> {
+        let len = region_len(bytes.len())?;
+        Ok(Region {
+            ptr: bytes.as_ptr().cast_mut(),
+            read_len: len,
+            write_len: 0,
+        })
+    }
+
+    /// `bytes`, readable and writable.
+    #[inline(always)]
+    fn write(bytes: &mut [u8]) -> Result<Region, MapError> {
+        let len = region_len(bytes.len())?;
+        Ok(Region {
+            ptr: bytes.as_mut_ptr(),
+            read_len: len,
+            write_len: len,
+        })
+    }
 }
 
 /// The regions one invocation may touch. Built by the embedder per invocation (no allocation,
@@ -101,7 +125,8 @@ impl Region {
 #[repr(C)]
 #[derive(Debug)]
 pub struct Memory<'a> {
-    /// The VM's slots (always initialised), then the embedder's, initialised below `live`.
+    /// The VM's slots (always initialised, except in a [`Regions`] before its run), then the
+    /// embedder's, initialised below `live`.
     slots: [MaybeUninit<Region>; SLOTS],
     /// Initialised slots: [`VM_SLOTS`] plus the embedder regions mapped so far.
     live: u64,
@@ -145,6 +170,22 @@ impl<'a> Memory<'a> {
         for entry in &mut slots[..VM_SLOTS] {
             entry.write(Region::EMPTY);
         }
+        Memory::with_slots(slots)
+    }
+
+    /// No regions mapped, and the VM's slots unset: only for [`Regions`], which no code can
+    /// read before `Vm::run_regions` installs them.
+    #[inline(always)]
+    fn without_vm_slots() -> Self {
+        // Nothing written in the table: a write there (the first embedder slot emptied, so the
+        // JIT's entry could read it without testing `live`) made the compiler build the table
+        // aside and copy all of it in.
+        Memory::with_slots([const { MaybeUninit::uninit() }; SLOTS])
+    }
+
+    /// A `Memory` over the slot table `slots` (the VM's slots written or not), no region mapped.
+    #[inline(always)]
+    fn with_slots(slots: [MaybeUninit<Region>; SLOTS]) -> Self {
         let mut written = [[const { MaybeUninit::uninit() }; size_of::<Region>()]; SLOTS];
         written[STACK_SLOT][0].write(1);
         Memory {
@@ -156,23 +197,19 @@ impl<'a> Memory<'a> {
     }
 
     /// Grants read access to `bytes`; returns the VM address of `bytes[0]`.
+    // Inlined across crates (an embedder's per-invocation set-up), as it was before it
+    // shared `Region::read` / `Region::write` with `Regions`.
+    #[inline]
     pub fn map_read(&mut self, bytes: &'a [u8]) -> Result<u64, MapError> {
-        let len = region_len(bytes.len())?;
-        self.push(Region {
-            ptr: bytes.as_ptr().cast_mut(),
-            read_len: len,
-            write_len: 0,
-        })
+        self.push(Region::read(bytes)?)
     }
 
     /// Grants read and write access to `bytes`; returns the VM address of `bytes[0]`.
+    // Inlined across crates (an embedder's per-invocation set-up), as it was before it
+    // shared `Region::read` / `Region::write` with `Regions`.
+    #[inline]
     pub fn map_write(&mut self, bytes: &'a mut [u8]) -> Result<u64, MapError> {
-        let len = region_len(bytes.len())?;
-        self.push(Region {
-            ptr: bytes.as_mut_ptr(),
-            read_len: len,
-            write_len: len,
-        })
+        self.push(Region::write(bytes)?)
     }
 
     /// Number of embedder regions mapped.
@@ -263,12 +300,14 @@ impl<'a> Memory<'a> {
         self.slots.as_mut_ptr().cast()
     }
 
-    /// Installs one of the VM's own slots (stack, constants, globals).
-    pub(crate) fn set_vm_slot(&mut self, slot: usize, region: Region) {
-        debug_assert!(slot < VM_SLOTS);
-        if let Some(entry) = self.slots[..VM_SLOTS].get_mut(slot) {
+    /// Installs the VM's own slots (stack, constants, globals) and starts an invocation with no
+    /// write to the stack through a register or a helper seen.
+    #[inline(always)]
+    pub(crate) fn install_vm_slots(&mut self, vm_slots: [Region; VM_SLOTS]) {
+        for (entry, region) in self.slots[..VM_SLOTS].iter_mut().zip(vm_slots) {
             entry.write(region);
         }
+        self.written[STACK_SLOT][0].write(0);
     }
 
     /// (Re)installs the stack slot: the `len` bytes below `frame_top` (the host address r10
@@ -293,12 +332,6 @@ impl<'a> Memory<'a> {
             entry.write(Region::EMPTY);
         }
         self.written[STACK_SLOT][0].write(1);
-    }
-
-    /// Starts an invocation with no write to the stack through a register or a helper seen.
-    #[inline(always)]
-    pub(crate) fn forget_stack_writes(&mut self) {
-        self.written[STACK_SLOT][0].write(0);
     }
 
     /// Whether the stack slot was written through a register or by a helper (see `written`).
@@ -355,6 +388,90 @@ impl<'a> Memory<'a> {
             return Err(fault);
         }
         Ok((*region, offset as usize))
+    }
+}
+
+/// The embedder's regions for one invocation, mapped as into a [`Memory`], but with the VM's slots
+/// left unset: [`Vm::run_regions`](crate::Vm::run_regions) installs them, and runs over the
+/// `Memory` this then is. For an embedder that builds its regions per invocation (the engine's
+/// step): `Memory::new` empties the VM's slots, stores the compiler does not drop although the
+/// run overwrites them. A separate type, so no code can read those slots before the install: a
+/// helper gets the run's `Memory`, and can only swap in one that `Memory::new` built.
+#[derive(Debug)]
+pub struct Regions<'a> {
+    memory: Memory<'a>,
+    /// The first embedder region (slot [`VM_SLOTS`]) as the JIT's caches start with it, kept
+    /// when it is mapped (empty before): the JIT's entry would otherwise read it back from the
+    /// slot table, after the stores of later mappings through a run-time slot index, which the
+    /// compiler cannot tell apart from it.
+    #[cfg(feature = "jit")]
+    entry: EntryRegion,
+}
+
+/// The first embedder region as the JIT's caches start with it (`jit::EntryRegion`); nothing
+/// without the `jit` feature.
+#[cfg(feature = "jit")]
+pub(crate) type EntryRegion = crate::jit::EntryRegion;
+/// Without the `jit` feature, no native code starts with a region.
+#[cfg(not(feature = "jit"))]
+pub(crate) type EntryRegion = core::convert::Infallible;
+
+impl Default for Regions<'_> {
+    fn default() -> Self {
+        Regions::new()
+    }
+}
+
+impl<'a> Regions<'a> {
+    /// No regions mapped.
+    #[inline(always)]
+    pub fn new() -> Self {
+        Regions {
+            memory: Memory::without_vm_slots(),
+            #[cfg(feature = "jit")]
+            entry: (core::ptr::null_mut(), 0, 0),
+        }
+    }
+
+    /// As [`Memory::map_read`].
+    #[inline(always)]
+    pub fn map_read(&mut self, bytes: &'a [u8]) -> Result<u64, MapError> {
+        self.map(Region::read(bytes)?)
+    }
+
+    /// As [`Memory::map_write`].
+    #[inline(always)]
+    pub fn map_write(&mut self, bytes: &'a mut [u8]) -> Result<u64, MapError> {
+        self.map(Region::write(bytes)?)
+    }
+
+    /// Maps `region`, and keeps it as the JIT's caches start with it if it is the first
+    /// embedder region (a test the compiler folds where it knows the slot).
+    #[inline(always)]
+    fn map(&mut self, region: Region) -> Result<u64, MapError> {
+        let addr = self.memory.push(region)?;
+        #[cfg(feature = "jit")]
+        if addr == slot_base(VM_SLOTS) {
+            self.entry = crate::jit::entry_region(&region);
+        }
+        Ok(addr)
+    }
+
+    /// Number of embedder regions mapped.
+    pub fn regions_mapped(&self) -> usize {
+        self.memory.regions_mapped()
+    }
+
+    /// The `Memory` to run over, for `Vm::run_regions` only: its VM slots may be unset, so the
+    /// caller installs them before anything reads it; and the first embedder region as the
+    /// JIT's caches start with it.
+    #[inline(always)]
+    pub(crate) fn memory_to_install(&mut self) -> (&mut Memory<'a>, Option<EntryRegion>) {
+        #[cfg(feature = "jit")]
+        let entry = Some(self.entry);
+        #[cfg(not(feature = "jit"))]
+        let entry = None;
+        (&mut self.memory, entry)
     }
 }
 

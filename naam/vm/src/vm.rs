@@ -3,7 +3,10 @@
 
 use crate::helpers::{HelperError, Helpers};
 use crate::interp;
-use crate::memory::{CONSTANTS_SLOT, GLOBALS_SLOT, Memory, MemoryError, Region, STACK_SLOT};
+use crate::memory::{
+    CONSTANTS_SLOT, EntryRegion, GLOBALS_SLOT, Memory, MemoryError, Region, Regions, STACK_SLOT,
+    VM_SLOTS,
+};
 use crate::program::{GLOBALS_BYTES_MAX, Program};
 use crate::{CALL_DEPTH_MAX, STACK_FRAME_BYTES};
 
@@ -167,6 +170,39 @@ impl Vm {
         r1: u64,
         r2: u64,
     ) -> Result<Exit, Trap> {
+        self.run_over(program, mem, helpers, ctx, (r1, r2, None))
+    }
+
+    /// [`Vm::run`] over `regions`: the VM's slots are installed into them (they were never
+    /// set), and emptied when it returns, as a `Memory`'s. For an embedder that maps its
+    /// regions per invocation: it skips the stores with which `Memory::new` empties those
+    /// slots. Always inlined, as `run`.
+    #[inline(always)]
+    pub fn run_regions<C>(
+        &mut self,
+        program: &Program,
+        regions: &mut Regions<'_>,
+        helpers: &Helpers<C>,
+        ctx: &mut C,
+        r1: u64,
+        r2: u64,
+    ) -> Result<Exit, Trap> {
+        // `run_over` installs the VM's slots before anything reads `mem`.
+        let (mem, entry) = regions.memory_to_install();
+        self.run_over(program, mem, helpers, ctx, (r1, r2, entry))
+    }
+
+    /// `run`'s body, over a `Memory` whose VM slots may be unset (`run_regions`): they are
+    /// installed before anything reads them.
+    #[inline(always)]
+    fn run_over<C>(
+        &mut self,
+        program: &Program,
+        mem: &mut Memory<'_>,
+        helpers: &Helpers<C>,
+        ctx: &mut C,
+        args: Args,
+    ) -> Result<Exit, Trap> {
         // Most programs have no globals: one test, and the copy out of line.
         let globals_len = if program.globals.is_empty() {
             0
@@ -174,7 +210,7 @@ impl Vm {
             self.reset_globals(program)
         };
         let mut depth_reached = 0;
-        let result = {
+        {
             // One raw pointer per VM buffer, shared by the slot table and the interpreter.
             let stack = self.stack.as_mut_ptr();
             let globals = Region {
@@ -185,31 +221,40 @@ impl Vm {
             let mut slots = VmSlots::install(mem, stack, globals, program);
             // Built where it is used, so the JIT's path writes only the fields it reads.
             let (frames, budget) = (&mut self.frames, self.config.budget_insn);
-            let depth_reached = &mut depth_reached;
+            let depth_reached_at = &mut depth_reached;
             let machine = once(move || interp::Machine {
                 program,
                 ops: &program.ops,
                 stack,
                 frames,
                 budget,
-                depth_reached,
+                depth_reached: depth_reached_at,
             });
             #[cfg(feature = "jit")]
             let native = program.jit.as_deref().map(|code| (code, &mut self.jit_ctx));
             #[cfg(not(feature = "jit"))]
             let native = None;
-            let result = execute(native, machine, slots.mem(), helpers, ctx, r1, r2);
+            let result = execute(native, machine, slots.mem(), helpers, ctx, args);
             // Read before the slots are cleared (which marks the stack written again), and
             // only for a program that can write the stack (the probes' kernels cannot).
             let written = program.stack_write_bytes != 0 && slots.mem().stack_written();
-            (result, written)
-        };
-        let (result, stack_written) = result;
+            // Scrubbed before the slots are cleared (`slots` drops at the end of this block):
+            // the clear is then the last write to a `Memory` the embedder may drop at once, and
+            // the compiler removes it there; after an out-of-line scrub it could not.
+            self.scrub_after(program, depth_reached, written);
+            result
+        }
+    }
+
+    /// Zeroes the stack bytes the invocation could have written, for a program that can write
+    /// the stack (`scrub`): all of each reached frame if `stack_written`, else its r10 reach.
+    #[inline(always)]
+    fn scrub_after(&mut self, program: &Program, interp_depth: usize, stack_written: bool) {
         if program.stack_write_bytes != 0 {
             // Without a local call only frame 0 is reached. A depth the native code left in its
             // context stays there; it only widens a later scrub.
             let depth_reached = if program.calls_local {
-                self.depth_reached(depth_reached)
+                self.depth_reached(interp_depth)
             } else {
                 0
             };
@@ -220,7 +265,6 @@ impl Vm {
             };
             self.scrub(depth_reached, reach);
         }
-        result
     }
 
     /// The deepest frame the invocation reached: the interpreter's `interp_depth`, or the one
@@ -329,17 +373,21 @@ fn execute<'r, C>(
     mem: &mut Memory<'_>,
     helpers: &Helpers<C>,
     ctx: &mut C,
-    r1: u64,
-    r2: u64,
+    args: Args,
 ) -> Result<Exit, Trap> {
     #[cfg(feature = "jit")]
     if let Some(native) = native {
-        return crate::jit::run(machine(), native, mem, helpers, ctx, r1, r2);
+        return crate::jit::run(machine(), native, mem, helpers, ctx, args);
     }
     #[cfg(not(feature = "jit"))]
     let _ = native;
+    let (r1, r2, _) = args;
     interp::run(machine(), mem, helpers, ctx, r1, r2)
 }
+
+/// An invocation's r1 and r2, and the first embedder region as the JIT's caches start with it
+/// when the embedder's [`Regions`] kept it (else the JIT's entry reads it from the slot table).
+type Args = (u64, u64, Option<EntryRegion>);
 
 /// Installs the VM's slots (stack, constants, globals) into a [`Memory`] and removes them on
 /// drop, even if a helper panics, so no pointer to VM-owned memory outlives `Vm::run`.
@@ -367,10 +415,10 @@ impl<'m, 'a> VmSlots<'m, 'a> {
             read_len: constants_len,
             write_len: 0,
         };
-        mem.set_vm_slot(STACK_SLOT, stack);
-        mem.set_vm_slot(CONSTANTS_SLOT, constants);
-        mem.set_vm_slot(GLOBALS_SLOT, globals);
-        mem.forget_stack_writes();
+        const {
+            assert!(STACK_SLOT == 0 && CONSTANTS_SLOT == 1 && GLOBALS_SLOT == 2 && VM_SLOTS == 3);
+        }
+        mem.install_vm_slots([stack, constants, globals]);
         VmSlots { mem }
     }
 

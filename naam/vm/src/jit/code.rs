@@ -44,7 +44,7 @@ struct Outcome {
 }
 
 /// Signature of a compiled program: `fn(ctx, r1, r2, first region's host address, its read
-/// cache bound, its write cache bound) -> (word, r0)` (see [`first_region`]).
+/// cache bound, its write cache bound) -> (word, r0)` (see [`EntryRegion`]).
 type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64, *mut u8, u64, u64) -> Outcome;
 
 /// Widest single access (`ldxdw`, `stxdw`, 64-bit atomics): a region cache entry admits an
@@ -233,8 +233,7 @@ pub(crate) fn run<C>(
     mem: &mut Memory<'_>,
     helpers: &Helpers<C>,
     ctx: &mut C,
-    r1: u64,
-    r2: u64,
+    (r1, r2, entry): (u64, u64, Option<EntryRegion>),
 ) -> Result<Exit, Trap> {
     let Machine {
         program,
@@ -243,7 +242,7 @@ pub(crate) fn run<C>(
         ..
     } = machine;
     let (code, jit_ctx) = native;
-    let first = first_region(mem);
+    let first = entry.unwrap_or_else(|| first_region(mem));
     let mem: *mut Memory<'_> = mem;
     // SAFETY: `mem` is a live exclusive borrow for this whole call.
     jit_ctx.slots = unsafe { (*mem).slots_ptr() };
@@ -293,20 +292,30 @@ pub(crate) fn run<C>(
     }
 }
 
-/// The first embedder region (slot `VM_SLOTS`, where embedders map what r1 points to), as the
-/// code's region caches start with it: its host address and its read and write bounds (the
-/// length less `WIDEST_ACCESS_BYTES - 1`, at least 0), or a null address and bounds of 0 (no
-/// access hits) when it is not mapped. Worked out here, inlined at the embedder's call site,
-/// where the compiler often still knows the region it just mapped.
+/// A region as the code's region caches start with it: its host address and its read and write
+/// bounds (the length less `WIDEST_ACCESS_BYTES - 1`, at least 0); a null address and bounds of
+/// 0 start them empty (no access hits, the first one fills them from the slot table).
+pub(crate) type EntryRegion = (*mut u8, u64, u64);
+
+/// `region` as the code's caches start with it (see [`EntryRegion`]).
 #[inline(always)]
-fn first_region(mem: &Memory<'_>) -> (*mut u8, u64, u64) {
+pub(crate) fn entry_region(region: &Region) -> EntryRegion {
     let margin = WIDEST_ACCESS_BYTES - 1;
+    (
+        region.ptr,
+        region.read_len.saturating_sub(margin),
+        region.write_len.saturating_sub(margin),
+    )
+}
+
+/// The first embedder region (slot `VM_SLOTS`, where embedders map what r1 points to), as the
+/// code's region caches start with it, or empty when it is not mapped. Worked out here,
+/// inlined at the embedder's call site, where the compiler often still knows the region it
+/// just mapped (`Regions` keep it, for when the compiler does not).
+#[inline(always)]
+fn first_region(mem: &Memory<'_>) -> EntryRegion {
     match mem.slot(crate::memory::VM_SLOTS as u64) {
-        Some(region) => (
-            region.ptr,
-            region.read_len.saturating_sub(margin),
-            region.write_len.saturating_sub(margin),
-        ),
+        Some(region) => entry_region(region),
         None => (core::ptr::null_mut(), 0, 0),
     }
 }

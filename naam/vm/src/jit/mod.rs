@@ -35,7 +35,7 @@ mod loops;
 mod params;
 mod translate;
 
-pub(crate) use code::{JitCode, JitCtx, run};
+pub(crate) use code::{EntryRegion, JitCode, JitCtx, entry_region, run};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -7,7 +7,8 @@ use crate::common::*;
 use naam_vm::memory::{GLOBALS_SLOT, STACK_SLOT, VM_SLOTS, slot_base};
 use naam_vm::{
     ArgKind, Backend, Exit, Helper, HelperError, Helpers, LoadError, Memory, MemoryError,
-    PROGRAM_INSN_MAX, Program, STACK_FRAME_BYTES, Signature, Tier, Trap, VerifyError, Vm, VmConfig,
+    PROGRAM_INSN_MAX, Program, Regions, STACK_FRAME_BYTES, Signature, Tier, Trap, VerifyError, Vm,
+    VmConfig,
 };
 
 /// VM address of the first region a test maps.
@@ -1582,4 +1583,76 @@ fn a_helper_that_maps_a_new_region_leaves_the_others_exact() {
         len: 8,
     };
     assert_eq!(trapped, Err(expected));
+}
+
+/// Runs `loaded` with [`slot_changing_helpers`] over [`Regions`] holding a 16-byte input with
+/// `first` in its first word and `!first` in its second, then 64 zeros, on `vm`.
+fn run_regions_on(vm: &mut Vm, loaded: &Program, first: u64) -> Result<Exit, Trap> {
+    let mut input = [0u8; 16];
+    input[..8].copy_from_slice(&first.to_le_bytes());
+    input[8..].copy_from_slice(&(!first).to_le_bytes());
+    let mut regions = Regions::new();
+    let addr = regions.map_write(&mut input).unwrap();
+    // A larger region after it, which the JIT's caches must not start with.
+    let after = [0u8; 64];
+    regions.map_read(&after).unwrap();
+    assert_eq!((addr, regions.regions_mapped()), (INPUT, 2));
+    let helpers = slot_changing_helpers();
+    vm.run_regions(loaded, &mut regions, &helpers, &mut (), addr, 16)
+}
+
+#[test]
+fn a_run_over_regions_installs_the_vm_slots_and_scrubs_as_a_run_over_memory() {
+    let helpers = slot_changing_helpers();
+    let stack_word = slot_base(STACK_SLOT) + STACK_FRAME_BYTES as u64 - 8;
+    let [p0, p1] = lddw(2, stack_word);
+    // Store the input's first word at r10 - 8, read it back through a forged stack pointer
+    // (the slot table's stack entry, which the run installed).
+    let through_the_table = [
+        ldxdw(6, 1, 0),
+        stxdw(10, 6, -8),
+        p0,
+        p1,
+        ldxdw(0, 2, 0),
+        exit(),
+    ];
+    let loaded = load(&program(&through_the_table), &helpers).unwrap();
+    let mut vm = Vm::new(VmConfig::default());
+    assert_eq!(run_regions_on(&mut vm, &loaded, SECRET).unwrap().r0, SECRET);
+    // The next invocation, over a `Memory`, finds a scrubbed stack.
+    let reader = load(&stack_reader(&[]), &helpers).unwrap();
+    let left = vm.run(&reader, &mut Memory::new(), &helpers, &mut (), 0, 0);
+    assert_eq!(
+        left.unwrap().r0,
+        0,
+        "the stack is scrubbed after a run over regions"
+    );
+    // A helper that swaps in a fresh `Memory` takes the VM's slots away, as in `Vm::run`.
+    let swapped = [
+        stxdw(10, 1, -8),
+        call_helper(2),
+        p0,
+        p1,
+        ldxdw(0, 2, 0),
+        exit(),
+    ];
+    let loaded = load(&program(&swapped), &helpers).unwrap();
+    let expected = Trap::OutOfBounds {
+        pc: 4,
+        addr: stack_word,
+        len: 8,
+    };
+    assert_eq!(run_regions_on(&mut vm, &loaded, 1), Err(expected));
+    // The first embedder region (the JIT's caches start with it) reads up to its last byte…
+    let last_word = load(&program(&[ldxdw(0, 1, 8), exit()]), &helpers).unwrap();
+    assert_eq!(run_regions_on(&mut vm, &last_word, 1).unwrap().r0, !1);
+    // …and not one byte past it.
+    let past_the_end = program(&[ldxdw(0, 1, 9), exit()]);
+    let loaded = load(&past_the_end, &helpers).unwrap();
+    let expected = Trap::OutOfBounds {
+        pc: 0,
+        addr: INPUT + 9,
+        len: 8,
+    };
+    assert_eq!(run_regions_on(&mut vm, &loaded, 1), Err(expected));
 }
