@@ -455,8 +455,7 @@ impl<'a> Frame<'a> {
     }
 
     /// [`Frame::decode`] for a server, which takes only Invokes: an Invoke is decoded into
-    /// `invoke` (which must have empty descriptor arrays; it is then that frame's Invoke) and
-    /// gives `Ok(true)`; a valid frame of another kind gives `Ok(false)`; bytes that are no
+    /// `invoke` (whatever it held; it is then that frame's Invoke) and gives `Ok(true)`; a valid frame of another kind gives `Ok(false)`; bytes that are no
     /// frame give [`Frame::decode`]'s error. In place, so the Invoke (≈ 300 bytes) is not moved.
     #[inline]
     pub fn decode_invoke_in_place(
@@ -870,8 +869,8 @@ fn descriptor_checked(
     })
 }
 
-/// Decodes `count` descriptors into `out` (empty), in place: returned by value through a
-/// `Result` and then moved into the Invoke, each 104-byte array was copied twice more.
+/// Decodes `count` descriptors into `out`, replacing what it held, in place: returned by value
+/// through a `Result` and then moved into the Invoke, each 104-byte array was copied twice more.
 #[inline(always)]
 fn decode_descriptors_into(
     r: &mut Reader<'_>,
@@ -886,6 +885,7 @@ fn decode_descriptors_into(
             max: ACCESSES_PER_STEP_MAX,
         });
     }
+    out.len = 0;
     for _ in 0..count {
         // Cannot fail: count was checked against the capacity above.
         let _ = out.push(decode_descriptor(r)?);
@@ -950,8 +950,8 @@ fn decode_invoke<'a>(r: &mut Reader<'a>) -> Result<Invoke<'a>, DecodeError> {
     Ok(invoke)
 }
 
-/// Decodes an Invoke after its header into `invoke` (whose descriptor arrays are empty), every
-/// field written in place: built apart and moved, the two 104-byte arrays and then the whole
+/// Decodes an Invoke after its header into `invoke` (whatever it held), every field written in
+/// place: built apart and moved, the two 104-byte arrays and then the whole
 /// Invoke were copied on their way to the caller (≈ 110 instructions, then three `memcpy`s).
 #[inline(always)]
 fn decode_invoke_into<'a>(r: &mut Reader<'a>, invoke: &mut Invoke<'a>) -> Result<(), DecodeError> {

@@ -371,17 +371,20 @@ fn assert_agrees_on_variants(
 }
 
 /// The server's in-place decoder gives `Frame::decode`'s Invoke, says "not an Invoke" exactly
-/// for `Frame::decode`'s other kinds, and `Frame::decode`'s error for anything else.
+/// for `Frame::decode`'s other kinds, and `Frame::decode`'s error for anything else — into a
+/// fresh Invoke and into one that already holds a decoded Invoke (a reused target).
 fn assert_in_place_decode_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
     let mut invoke = Invoke::empty();
-    match (
-        Frame::decode(bytes),
-        Frame::decode_invoke_in_place(bytes, &mut invoke),
-    ) {
-        (Ok(Frame::Invoke(a)), Ok(true)) => prop_assert_eq!(a, invoke),
-        (Ok(frame), Ok(false)) => prop_assert!(!matches!(frame, Frame::Invoke(_))),
-        (Err(a), Err(b)) => prop_assert_eq!(a, b),
-        (full, in_place) => prop_assert!(false, "{full:?} but in place {in_place:?}"),
+    for _ in 0..2 {
+        match (
+            Frame::decode(bytes),
+            Frame::decode_invoke_in_place(bytes, &mut invoke),
+        ) {
+            (Ok(Frame::Invoke(a)), Ok(true)) => prop_assert_eq!(a, invoke),
+            (Ok(frame), Ok(false)) => prop_assert!(!matches!(frame, Frame::Invoke(_))),
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (full, in_place) => prop_assert!(false, "{full:?} but in place {in_place:?}"),
+        }
     }
     Ok(())
 }
