@@ -69,9 +69,10 @@ struct Wheel {
     next: Vec<u32>,
     /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
     bits: Box<[u64; WHEEL_WORDS]>,
-    /// Bit `w` set while word `w` of `bits` is not zero.
+    /// Bit `w` set while word `w` of `bits` is not zero (zero: the wheel is empty). The wheel
+    /// keeps no count of its events: [`EventQueue::len`] (tests only) walks its lists, so that
+    /// a schedule and a pop spare a count's update.
     words: u64,
-    len: usize,
 }
 
 /// Events due [`WHEEL_SLOTS`] ns or more after the clock when scheduled: a binary min-heap on
@@ -113,7 +114,6 @@ impl Wheel {
             next: Vec::new(),
             bits: Box::new([0; WHEEL_WORDS]),
             words: 0,
-            len: 0,
         }
     }
 
@@ -137,14 +137,26 @@ impl Wheel {
             last => self.next[last as usize] = slot,
         }
         self.tail[j] = slot;
-        self.len += 1;
+    }
+
+    /// Events in the wheel, by a walk of its lists (for [`EventQueue::len`]).
+    fn len(&self) -> usize {
+        let mut len = 0;
+        for j in (0..WHEEL_SLOTS).filter(|&j| self.bits[j / 64] & (1 << (j % 64)) != 0) {
+            let mut slot = self.head[j];
+            while slot != NIL {
+                len += 1;
+                slot = self.next[slot as usize];
+            }
+        }
+        len
     }
 
     /// The time of the wheel's next events, at or after `now_ns` (every time in the wheel is
     /// within `[now_ns, now_ns + WHEEL_SLOTS)`).
     #[inline]
     fn next_ns(&self, now_ns: u64) -> Option<u64> {
-        if self.len == 0 {
+        if self.words == 0 {
             return None;
         }
         let from = slot_of(now_ns);
@@ -183,7 +195,6 @@ impl Wheel {
     fn take_first(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) -> u32 {
         let j = slot_of(at_ns);
         let first = self.head[j];
-        self.len -= 1;
         self.move_from(self.next[first as usize], fifo);
         self.clear(j);
         first
@@ -202,7 +213,6 @@ impl Wheel {
     fn move_from(&mut self, mut slot: u32, fifo: &mut VecDeque<u32>) {
         while slot != NIL {
             fifo.push_back(slot);
-            self.len -= 1;
             slot = self.next[slot as usize];
         }
     }
@@ -311,14 +321,14 @@ impl<E> EventQueue<E> {
         none_by
     }
 
-    /// Events waiting.
+    /// Events waiting: a walk of the wheel's lists (it keeps no count), for checks and tests.
     pub fn len(&self) -> usize {
-        self.due_now.len() + self.wheel.len + self.far.heap.len()
+        self.due_now.len() + self.wheel.len() + self.far.heap.len()
     }
 
     /// True if no event waits.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.due_now.is_empty() && self.wheel.words == 0 && self.far.heap.is_empty()
     }
 
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).

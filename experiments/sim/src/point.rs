@@ -1205,6 +1205,7 @@ impl SimPoint {
         }
     }
 
+    #[inline]
     fn access_done(&mut self, loc: Location, access: AccessRequest) {
         let now = self.now();
         let i = usize::from(loc == Location::Nic);
