@@ -50,28 +50,35 @@ pub struct EventQueue<E> {
     due_now: VecDeque<u32>,
     wheel: Wheel,
     far: FarHeap,
-    slab: Vec<Option<E>>,
-    /// The first free slab slot, [`NIL`] when none is: the free slots are linked through
-    /// `wheel.next` (a free slot is in no wheel list), so freeing and taking one is two stores,
+    slab: Vec<Slot<E>>,
+    /// The first free slab slot, [`NIL`] when none is: the free slots are linked through their
+    /// `next` (a free slot is in no wheel list), so freeing and taking one is two stores,
     /// with no growth check. Taken last freed first, as a stack of free slots would be.
     free_head: u32,
     popped: u64,
 }
 
+/// A slab slot: its event, if one waits there, and its link — the next event of its wheel list,
+/// or while the slot is free, the next free slot ([`EventQueue`]'s `free_head`). One vector, so
+/// that a schedule and a pop check one bound, not one per vector.
+#[derive(Debug)]
+struct Slot<E> {
+    event: Option<E>,
+    next: u32,
+}
+
 /// Events due within [`WHEEL_SLOTS`] ns of the clock: a list per time, linked through the slab's
-/// slots.
+/// slots (their `next`, which the methods are handed).
 #[derive(Debug)]
 struct Wheel {
     head: Box<[u32; WHEEL_SLOTS]>,
     tail: Box<[u32; WHEEL_SLOTS]>,
-    /// Per slab slot (grown with the slab): the next event of its wheel list, or while the slot
-    /// is free, the next free slot ([`EventQueue`]'s `free_head`).
-    next: Vec<u32>,
     /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
     bits: Box<[u64; WHEEL_WORDS]>,
-    /// Bit `w` set while word `w` of `bits` is not zero.
+    /// Bit `w` set while word `w` of `bits` is not zero (zero: the wheel is empty). The wheel
+    /// keeps no count of its events: [`EventQueue::len`] (tests only) walks its lists, so that
+    /// a schedule and a pop spare a count's update.
     words: u64,
-    len: usize,
 }
 
 /// Events due [`WHEEL_SLOTS`] ns or more after the clock when scheduled: a binary min-heap on
@@ -110,23 +117,21 @@ impl Wheel {
         Wheel {
             head: Box::new([NIL; WHEEL_SLOTS]),
             tail: Box::new([NIL; WHEEL_SLOTS]),
-            next: Vec::new(),
             bits: Box::new([0; WHEEL_WORDS]),
             words: 0,
-            len: 0,
         }
     }
 
     /// Appends `slot` to the list of time `at_ns` (within the window).
     #[inline]
-    fn push(&mut self, at_ns: u64, slot: u32) {
-        self.next[slot as usize] = NIL;
-        self.append(at_ns, slot);
+    fn push<E>(&mut self, at_ns: u64, slot: u32, slots: &mut [Slot<E>]) {
+        slots[slot as usize].next = NIL;
+        self.append(at_ns, slot, slots);
     }
 
     /// [`Wheel::push`] for a slot whose link already reads [`NIL`].
     #[inline]
-    fn append(&mut self, at_ns: u64, slot: u32) {
+    fn append<E>(&mut self, at_ns: u64, slot: u32, slots: &mut [Slot<E>]) {
         let j = slot_of(at_ns);
         match self.tail[j] {
             NIL => {
@@ -134,17 +139,29 @@ impl Wheel {
                 self.bits[j / 64] |= 1 << (j % 64);
                 self.words |= 1 << (j / 64);
             }
-            last => self.next[last as usize] = slot,
+            last => slots[last as usize].next = slot,
         }
         self.tail[j] = slot;
-        self.len += 1;
+    }
+
+    /// Events in the wheel, by a walk of its lists (for [`EventQueue::len`]).
+    fn len<E>(&self, slots: &[Slot<E>]) -> usize {
+        let mut len = 0;
+        for j in (0..WHEEL_SLOTS).filter(|&j| self.bits[j / 64] & (1 << (j % 64)) != 0) {
+            let mut slot = self.head[j];
+            while slot != NIL {
+                len += 1;
+                slot = slots[slot as usize].next;
+            }
+        }
+        len
     }
 
     /// The time of the wheel's next events, at or after `now_ns` (every time in the wheel is
     /// within `[now_ns, now_ns + WHEEL_SLOTS)`).
     #[inline]
     fn next_ns(&self, now_ns: u64) -> Option<u64> {
-        if self.len == 0 {
+        if self.words == 0 {
             return None;
         }
         let from = slot_of(now_ns);
@@ -180,30 +197,28 @@ impl Wheel {
     /// Takes the list of time `at_ns` (not empty): returns its first event and moves the others
     /// to the end of `fifo`. Most times hold one event, which so skips the FIFO.
     #[inline]
-    fn take_first(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) -> u32 {
+    fn take_first<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) -> u32 {
         let j = slot_of(at_ns);
         let first = self.head[j];
-        self.len -= 1;
-        self.move_from(self.next[first as usize], fifo);
+        Self::move_from(slots[first as usize].next, fifo, slots);
         self.clear(j);
         first
     }
 
     /// Moves the list of time `at_ns` to the end of `fifo`.
     #[inline]
-    fn take(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>) {
+    fn take<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) {
         let j = slot_of(at_ns);
-        self.move_from(self.head[j], fifo);
+        Self::move_from(self.head[j], fifo, slots);
         self.clear(j);
     }
 
     /// Moves the events of a list from `slot` on (possibly none) to the end of `fifo`.
     #[inline]
-    fn move_from(&mut self, mut slot: u32, fifo: &mut VecDeque<u32>) {
+    fn move_from<E>(mut slot: u32, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) {
         while slot != NIL {
             fifo.push_back(slot);
-            self.len -= 1;
-            slot = self.next[slot as usize];
+            slot = slots[slot as usize].next;
         }
     }
 
@@ -311,14 +326,14 @@ impl<E> EventQueue<E> {
         none_by
     }
 
-    /// Events waiting.
+    /// Events waiting: a walk of the wheel's lists (it keeps no count), for checks and tests.
     pub fn len(&self) -> usize {
-        self.due_now.len() + self.wheel.len + self.far.heap.len()
+        self.due_now.len() + self.wheel.len(&self.slab) + self.far.heap.len()
     }
 
     /// True if no event waits.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.due_now.is_empty() && self.wheel.words == 0 && self.far.heap.is_empty()
     }
 
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).
@@ -334,8 +349,12 @@ impl<E> EventQueue<E> {
         let ahead_ns = at_ns.wrapping_sub(self.now_ns);
         let slot = self.free_head;
         let i = slot as usize;
-        // A free slot is in both vectors (`NIL` is in neither): no panicking index below.
-        let (Some(link), Some(entry)) = (self.wheel.next.get_mut(i), self.slab.get_mut(i)) else {
+        // A free slot is in the slab (`NIL` is not): no panicking index below.
+        let Some(Slot {
+            event: entry,
+            next: link,
+        }) = self.slab.get_mut(i)
+        else {
             return self.schedule_cold(at_ns, event);
         };
         if !(1..WHEEL_SLOTS as u64).contains(&ahead_ns) {
@@ -346,7 +365,7 @@ impl<E> EventQueue<E> {
         std::mem::forget(entry.replace(event));
         // The slot leaves the free list and ends its wheel list: its link is read once, set once.
         self.free_head = std::mem::replace(link, NIL);
-        self.wheel.append(at_ns, slot);
+        self.wheel.append(at_ns, slot, &mut self.slab);
     }
 
     /// [`EventQueue::schedule_at`] for an event due now (or before), beyond the wheel's window,
@@ -356,22 +375,25 @@ impl<E> EventQueue<E> {
     fn schedule_cold(&mut self, at_ns: u64, event: E) {
         let slot = match self.free_head {
             NIL => {
-                self.slab.push(Some(event));
-                self.wheel.next.push(NIL);
+                self.slab.push(Slot {
+                    event: Some(event),
+                    next: NIL,
+                });
                 let slot = u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 events");
                 assert!(slot != NIL, "fewer than 2^32 - 1 events waiting");
                 slot
             }
             slot => {
-                self.free_head = self.wheel.next[slot as usize];
-                self.slab[slot as usize] = Some(event);
+                let entry = &mut self.slab[slot as usize];
+                self.free_head = entry.next;
+                entry.event = Some(event);
                 slot
             }
         };
         if at_ns <= self.now_ns {
             self.due_now.push_back(slot);
         } else if at_ns - self.now_ns < WHEEL_SLOTS as u64 {
-            self.wheel.push(at_ns, slot);
+            self.wheel.push(at_ns, slot, &mut self.slab);
         } else {
             self.far.push(at_ns, slot);
         }
@@ -410,13 +432,13 @@ impl<E> EventQueue<E> {
     fn advance(&mut self, at_ns: u64, in_far: bool, in_wheel: bool) -> Option<u32> {
         self.now_ns = at_ns;
         if !in_far {
-            return in_wheel.then(|| self.wheel.take_first(at_ns, &mut self.due_now));
+            return in_wheel.then(|| self.wheel.take_first(at_ns, &mut self.due_now, &self.slab));
         }
         // The FIFO is empty (the clock moves only then): the far heap's first event is the next
         // one, its others follow, then the wheel's.
         let first = self.far.take_first(at_ns, &mut self.due_now);
         if in_wheel {
-            self.wheel.take(at_ns, &mut self.due_now);
+            self.wheel.take(at_ns, &mut self.due_now, &self.slab);
         }
         first
     }
@@ -459,15 +481,16 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Takes the event of a popped slot and frees the slot. Both vectors are checked before the
+    /// Takes the event of a popped slot and frees the slot. The slot is checked before the
     /// take: with a panicking index between the take and the caller's match, the compiler kept
     /// the taken event in a temporary of its own and copied it (64 bytes) once more.
     #[inline]
     fn take_slot(&mut self, slot: u32) -> Option<E> {
         let i = slot as usize;
-        let (Some(entry), Some(link)) = (self.slab.get_mut(i), self.wheel.next.get_mut(i)) else {
-            return None;
-        };
+        let Slot {
+            event: entry,
+            next: link,
+        } = self.slab.get_mut(i)?;
         let event = entry.take()?;
         *link = self.free_head;
         self.free_head = slot;
@@ -508,7 +531,6 @@ mod tests {
             assert_eq!(q.pop(), Some((now + delay + 1, round + 1_000_000)));
         }
         assert_eq!(q.slab.len(), 2, "two events waited at most");
-        assert_eq!(q.wheel.next.len(), 2);
         assert!(q.is_empty());
     }
 

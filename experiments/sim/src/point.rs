@@ -53,7 +53,7 @@ use self::ipipe::{IpipeEvent, IpipeServers};
 use self::times::ModelTimes;
 use crate::cores::{CorePool, HogSlices};
 use crate::des::EventQueue;
-use crate::profile::{CostProfile, CpuCost, round_ns};
+use crate::profile::{CostProfile, CpuCost, StepCosts, round_ns};
 pub use naam_results::raw::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 
 /// Most events one point may process (bounds its run time; a 1-second point at 2 M ops/s takes
@@ -317,6 +317,10 @@ enum Event {
     /// leave, in this order — what were consecutive events at one time, so nothing ran between
     /// them, now one queue entry ([`StepOutputs::model_events`] of them are counted).
     StepDone(Location, StepOutputs),
+    /// [`Event::StepDone`] of a step whose one output is a reply to client `k` (half the bench's
+    /// steps: a GET's last), which so needs no [`StepOutputs`] holder: its core is free, then
+    /// the reply leaves.
+    StepReplied(Location, u32, Vec<u8>),
     /// A server worker's access is handed to its data path.
     AccessStart(Location, AccessRequest),
     /// A server worker's access has its bytes.
@@ -371,7 +375,8 @@ enum Released {
 struct Server {
     worker: ServerWorker,
     cores: CorePool,
-    cost: CpuCost,
+    /// The cores' step costs, with the answers for recent steps' shapes kept.
+    step_costs: StepCosts,
     /// `cost.rx_ns` and `cost.tx_ns` rounded, once (read on every datagram and step).
     rx_busy_ns: u64,
     tx_busy_ns: u64,
@@ -592,6 +597,7 @@ impl SimPoint {
             }
             Event::CoreFree(loc) => self.pump_server(loc),
             Event::StepDone(loc, outputs) => self.step_done(loc, outputs),
+            Event::StepReplied(loc, k, frame) => self.step_replied(loc, k, frame),
             Event::AccessStart(loc, access) => self.access_start(loc, access),
             Event::AccessDone(loc, access) => self.access_done(loc, access),
             Event::Egress(k, frame) => self.egress(k, frame),
@@ -654,7 +660,6 @@ impl SimPoint {
     /// intervals, ends it when its run is over, and schedules its next wake-up.
     fn pump_client(&mut self, k: u32) -> Result<(), SimError> {
         let now = self.now();
-        let cost = self.config.profile.client;
         self.flush_client(k, now);
         let c = &mut self.clients[k as usize];
         let Some(session) = c.session.as_mut() else {
@@ -662,6 +667,7 @@ impl SimPoint {
         };
         if c.busy_until_ns <= now && session.local_ready() {
             let work = session.run_local(now, CLIENT_STEPS_PER_ROUND);
+            let cost = &self.config.profile.client;
             let busy = cost.step_cost_ns(work.insn, work.data_bytes, work.accesses_out as u32);
             c.busy_until_ns = now + busy;
             self.events
@@ -674,7 +680,24 @@ impl SimPoint {
         Ok(())
     }
 
+    /// Sends what client `k` queued, leaving at `depart_ns`.
+    ///
+    /// Inline: one of a request's two calls (the reply's) finds nothing queued, answered
+    /// without the loop's call and frame.
+    #[inline]
     fn flush_client(&mut self, k: u32, depart_ns: u64) {
+        let queued = self.clients[k as usize]
+            .session
+            .as_ref()
+            .is_some_and(ClientSession::has_transmit);
+        if queued {
+            self.send_queued(k, depart_ns);
+        }
+    }
+
+    /// [`SimPoint::flush_client`]'s loop: client `k`'s queued datagrams leave at `depart_ns`.
+    #[inline(never)]
+    fn send_queued(&mut self, k: u32, depart_ns: u64) {
         let tx_ns = self.times.client_tx_ns;
         loop {
             let Some(session) = self.clients[k as usize].session.as_mut() else {
@@ -726,6 +749,17 @@ impl SimPoint {
         if !finished {
             return Ok(());
         }
+        self.finish_client(k, now)
+    }
+
+    /// Ends client `k`'s run at `now` (once per client): its report and last intervals.
+    ///
+    /// Out of line and cold: the report it moves (≈ 3 KiB) gave every [`SimPoint::pump_client`]
+    /// (two per request) a frame beyond a page, probed on each call.
+    #[cold]
+    #[inline(never)]
+    fn finish_client(&mut self, k: u32, now: u64) -> Result<(), SimError> {
+        let c = &mut self.clients[k as usize];
         let Some(session) = c.session.take() else {
             return Ok(());
         };
@@ -920,7 +954,7 @@ impl SimPoint {
                 continue;
             };
             let mut busy = s
-                .cost
+                .step_costs
                 .step_cost_ns(step.insn, step.data_bytes, step.accesses_out);
             if step.finished {
                 busy += s.tx_busy_ns;
@@ -933,15 +967,58 @@ impl SimPoint {
 
     /// A step of `loc` ends at `end_ns`: its core is free then, and its accesses and replies leave.
     fn schedule_step_done(&mut self, loc: Location, end_ns: u64) {
-        let outputs = self.take_outputs(loc);
-        self.events
-            .schedule_at(end_ns, Event::StepDone(loc, outputs));
+        let event = self.step_done_event(loc);
+        self.events.schedule_at(end_ns, event);
+    }
+
+    /// What ends a step of `loc` that has just run: [`Event::StepReplied`] when its one output
+    /// is a reply to a client, else [`Event::StepDone`] with the worker's outputs as
+    /// [`SimPoint::take_outputs`] polls them (the same order either way).
+    fn step_done_event(&mut self, loc: Location) -> Event {
+        let worker = &mut self.server(loc).worker;
+        if let Some(access) = worker.poll_access() {
+            let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+            outputs.accesses.push(access);
+            self.take_outputs_into(loc, &mut outputs);
+            return Event::StepDone(loc, outputs);
+        }
+        if worker.has_output() {
+            // With no access, the output is a reply.
+            let mut frame = self.frames.take();
+            match self
+                .server(loc)
+                .worker
+                .poll_reply(&mut frame)
+                .map(|out| out.to)
+            {
+                Some(ReplyTarget::Source(k)) => {
+                    if !self.server(loc).worker.has_output() {
+                        return Event::StepReplied(loc, k as u32, frame);
+                    }
+                    let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+                    outputs.replies.push((k as u32, frame));
+                    self.take_outputs_into(loc, &mut outputs);
+                    return Event::StepDone(loc, outputs);
+                }
+                // Simulated clients give no reply address.
+                Some(ReplyTarget::Addr(_)) | None => self.frames.give(frame),
+            }
+        }
+        Event::StepDone(loc, self.take_outputs(loc))
     }
 
     /// The worker's accesses, then its replies, as polled.
     #[inline]
     fn take_outputs(&mut self, loc: Location) -> StepOutputs {
         let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+        self.take_outputs_into(loc, &mut outputs);
+        outputs
+    }
+
+    /// [`SimPoint::take_outputs`] after what `outputs` holds already (taken from the worker in
+    /// the order it is polled here).
+    #[inline]
+    fn take_outputs_into(&mut self, loc: Location, outputs: &mut StepOutputs) {
         while let Some(access) = self.server(loc).worker.poll_access() {
             outputs.accesses.push(access);
         }
@@ -958,7 +1035,6 @@ impl SimPoint {
                 ReplyTarget::Addr(_) => self.frames.give(frame),
             }
         }
-        outputs
     }
 
     /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
@@ -967,6 +1043,16 @@ impl SimPoint {
         self.folded_events += outputs.model_events() - 1;
         self.pump_server(loc);
         self.hand_on(loc, outputs);
+    }
+
+    /// [`SimPoint::step_done`] of a step whose one output is a reply to client `k`.
+    fn step_replied(&mut self, loc: Location, k: u32, frame: Vec<u8>) {
+        // The reply's departure is folded in, as one of `StepDone`'s outputs.
+        self.folded_events += 1;
+        self.pump_server(loc);
+        // As `hand_on` sends a last output: nothing folded is left to run after it.
+        self.folds_pending = 0;
+        self.egress(k, frame);
     }
 
     /// Starts the accesses, then sends the replies, each as its own queue entry's handler would
@@ -1002,12 +1088,21 @@ impl SimPoint {
     /// run), they are the next entries popped, so running them right after the handler is the
     /// same — in their order, and before anything the handler or they schedule for now.
     /// Otherwise they are queued (see [`Event::AccessStart`], [`Event::Egress`]).
+    ///
+    /// Inline: most events leave nothing to release (an access completed, the step not yet run;
+    /// four in five calls of the bench's point), and that answer so costs no call (the rest's
+    /// frame saves six registers).
+    #[inline]
     fn release_outputs(&mut self, loc: Location) -> Released {
-        // Most events leave nothing to release (an access completed, the step not yet run):
-        // skip the empty polls and the reply buffer's round trip through the pool.
         if !self.server(loc).worker.has_output() {
             return Released::Nothing;
         }
+        self.release_waiting_outputs(loc)
+    }
+
+    /// [`SimPoint::release_outputs`] when the worker has outputs.
+    #[inline(never)]
+    fn release_waiting_outputs(&mut self, loc: Location) -> Released {
         if self.events.any_due_now() || self.folds_pending > 0 {
             self.queue_outputs(loc);
             return Released::Nothing;
@@ -1019,8 +1114,9 @@ impl SimPoint {
                 self.folded_events += 1;
                 return Released::Access(access);
             }
-            let mut outputs = self.take_outputs(loc);
-            outputs.accesses.insert(0, access);
+            let mut outputs = self.spare_outputs.pop().unwrap_or_default();
+            outputs.accesses.push(access);
+            self.take_outputs_into(loc, &mut outputs);
             self.folded_events += outputs.len() as u64;
             return Released::Outputs(outputs);
         }
@@ -1082,7 +1178,7 @@ impl SimPoint {
         if !self.natives.run_pending(now, &mut s.worker) {
             return;
         }
-        let busy = s.cost.step_cost_ns(0, 0, 0) + s.tx_busy_ns;
+        let busy = s.step_costs.step_cost_ns(0, 0, 0) + s.tx_busy_ns;
         let end = match s.cores.free_core(now) {
             Some(core) => s.cores.occupy(core, now, busy),
             None => s.cores.finish_ns(now, busy),
@@ -1126,6 +1222,7 @@ impl SimPoint {
         }
     }
 
+    #[inline]
     fn access_done(&mut self, loc: Location, access: AccessRequest) {
         let now = self.now();
         let i = usize::from(loc == Location::Nic);
@@ -1412,7 +1509,7 @@ fn server_of(
     Ok(Server {
         worker,
         cores: CorePool::new(cost.cores).map_err(setup)?,
-        cost,
+        step_costs: StepCosts::new(cost),
         rx_busy_ns: round_ns(cost.rx_ns),
         tx_busy_ns: round_ns(cost.tx_ns),
         rx: VecDeque::new(),

@@ -56,6 +56,75 @@ impl CpuCost {
     }
 }
 
+/// Entries of a [`StepCosts`] (a power of two: the slot is a mask of the arguments' mix).
+pub const STEP_COSTS_KEPT: usize = 64;
+
+/// [`CpuCost::step_cost_ns`] with the answers for recent arguments kept, one per slot (the slot
+/// a mix of the arguments): a server's steps repeat a few shapes (the bench's MICA GET: its
+/// lookup's step and its reply's), and a kept answer is three compares against the formula's
+/// float products and conversions (≈ 45 instructions, on every step). Every slot holds a key
+/// and the formula's answer for that key, from the start (a key no step has), so an answer
+/// read is always the formula's.
+#[derive(Debug, Clone)]
+pub struct StepCosts {
+    cost: CpuCost,
+    kept: Box<[StepCostKept; STEP_COSTS_KEPT]>,
+}
+
+/// One kept answer of [`StepCosts`]: its arguments and [`CpuCost::step_cost_ns`] of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StepCostKept {
+    insn: u64,
+    data_bytes: u64,
+    accesses_out: u32,
+    ns: u64,
+}
+
+impl StepCosts {
+    /// No answer kept yet: every slot holds a key no step has (the largest counts) and its cost.
+    pub fn new(cost: CpuCost) -> StepCosts {
+        let (insn, data_bytes, accesses_out) = (u64::MAX, u64::MAX, u32::MAX);
+        let ns = cost.step_cost_ns(insn, data_bytes, accesses_out);
+        let empty = StepCostKept {
+            insn,
+            data_bytes,
+            accesses_out,
+            ns,
+        };
+        StepCosts {
+            cost,
+            kept: Box::new([empty; STEP_COSTS_KEPT]),
+        }
+    }
+
+    /// [`CpuCost::step_cost_ns`]`(insn, data_bytes, accesses_out)`, from the slot of these
+    /// arguments when it holds them, else computed and kept there.
+    #[inline]
+    pub fn step_cost_ns(&mut self, insn: u64, data_bytes: u64, accesses_out: u32) -> u64 {
+        let mix = insn ^ data_bytes.rotate_left(17) ^ u64::from(accesses_out).rotate_left(41);
+        let kept = &mut self.kept[mix as usize % STEP_COSTS_KEPT];
+        if kept.insn == insn && kept.data_bytes == data_bytes && kept.accesses_out == accesses_out {
+            return kept.ns;
+        }
+        let ns = computed_step_cost_ns(&self.cost, insn, data_bytes, accesses_out);
+        *kept = StepCostKept {
+            insn,
+            data_bytes,
+            accesses_out,
+            ns,
+        };
+        ns
+    }
+}
+
+/// [`CpuCost::step_cost_ns`] out of line, for [`StepCosts`]' misses (rare once its steps'
+/// shapes are kept).
+#[cold]
+#[inline(never)]
+fn computed_step_cost_ns(cost: &CpuCost, insn: u64, data_bytes: u64, accesses_out: u32) -> u64 {
+    cost.step_cost_ns(insn, data_bytes, accesses_out)
+}
+
 /// `ns.round() as u64` (half away from zero; 0 for negative or NaN, saturating), without libm's
 /// `round`, which x86-64 calls for `f64::round` (no SSE4.1 in the baseline): a call on every
 /// step's cost. Exact: below 2^52, `ns - trunc(ns)` is computed without rounding; above it every
@@ -444,6 +513,58 @@ impl CostProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kept answers against the formula, on a seeded run of steps' shapes: few shapes (so they
+    /// are kept and read again), many (so slots are taken over), the empty slots' key.
+    #[test]
+    fn kept_step_costs_are_the_formulas() {
+        let seed = 0x57e9_u64;
+        eprintln!("seed {seed}");
+        let cost = CpuCost {
+            cores: 8,
+            step_ns: 150.0,
+            insn_ns: 1.37,
+            data_byte_ns: 0.11,
+            access_issue_ns: 23.5,
+            rx_ns: 800.0,
+            tx_ns: 400.0,
+        };
+        let mut rng = crate::rng::SimRng::new(seed);
+        let mut costs = StepCosts::new(cost);
+        let (mut hits, mut misses) = (0u32, 0u32);
+        for round in 0..20_000u64 {
+            let shapes = if round < 10_000 { 3 } else { 500 };
+            let shape = rng.next_u64() % shapes;
+            let (insn, data_bytes) = (40 + shape * 7, (shape % 5) * 64);
+            let accesses_out = (shape % 4) as u32;
+            let kept = costs.kept[0..].contains(&StepCostKept {
+                insn,
+                data_bytes,
+                accesses_out,
+                ns: cost.step_cost_ns(insn, data_bytes, accesses_out),
+            });
+            if kept {
+                hits += 1
+            } else {
+                misses += 1
+            }
+            let expected = cost.step_cost_ns(insn, data_bytes, accesses_out);
+            assert_eq!(
+                costs.step_cost_ns(insn, data_bytes, accesses_out),
+                expected,
+                "round {round}, seed {seed}"
+            );
+        }
+        let (insn, data_bytes, accesses_out) = (u64::MAX, u64::MAX, u32::MAX);
+        assert_eq!(
+            costs.step_cost_ns(insn, data_bytes, accesses_out),
+            cost.step_cost_ns(insn, data_bytes, accesses_out)
+        );
+        assert!(
+            hits > 5_000 && misses > 5_000,
+            "{hits} kept, {misses} computed"
+        );
+    }
 
     #[test]
     fn round_ns_and_ceil_ns_agree_with_libm_on_edges_and_seeded_values() {
