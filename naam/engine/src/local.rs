@@ -223,7 +223,11 @@ impl LocalHost {
             return Err(LocalError::Stuck);
         };
         exec.submit(Nanos(0), Nanos(0), 0, invoke);
+        // Each round runs the ready steps first, then polls: a submitted message is never
+        // finished before its first step (unless refused at once, and then `run_with` finds
+        // nothing ready), so polling first would only find nothing on the first round.
         for _ in 0..CALL_ROUNDS_MAX {
+            exec.run_with(Nanos(0), STEPS_PER_ROUND, &HostMemory(memory));
             if exec.poll_native().is_some() {
                 return Err(LocalError::HostNative {
                     tenant: invoke.tenant,
@@ -239,7 +243,6 @@ impl LocalHost {
                 reply.insn = done.insn;
                 return Ok(());
             }
-            exec.run_with(Nanos(0), STEPS_PER_ROUND, &HostMemory(memory));
         }
         Err(LocalError::Stuck)
     }

@@ -15,8 +15,8 @@ use naam_engine::{
 
 use crate::error::OpenError;
 use crate::lookup::{
-    ArgsError, LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT, LookupArgs, LookupFunctionError,
-    LookupReply, ReplyError,
+    ARGS_BYTES, ARGS_KEY, ArgsError, LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT, LookupArgs,
+    LookupFunctionError, LookupReply, ReplyError,
 };
 use crate::reader::read_superblock;
 use crate::tree::BTree;
@@ -89,6 +89,10 @@ pub struct BTreeVm {
     host: LocalHost,
     region: RegionId,
     args: LookupArgs,
+    /// `args` encoded (checked) once, at construction: a lookup writes its key into a copy.
+    args_block: [u8; ARGS_BYTES],
+    /// The first step's access (the root node), built once.
+    root_access: Descriptors,
     next_request: u64,
     /// Reused for every lookup's reply.
     reply: CallReply,
@@ -124,11 +128,17 @@ impl BTreeVm {
             node_bytes: sb.node_bytes,
             root_offset: sb.root_offset,
         };
-        args.encode()?;
+        let args_block = args.encode()?;
+        let first = args.initial_access();
+        let mut root_access = Descriptors::new();
+        // One descriptor always fits (ACCESSES_PER_STEP_MAX >= 1).
+        let _ = root_access.push(Descriptor::read(Rkey(first.rkey), first.offset, first.len));
         Ok(BTreeVm {
             host,
             region: info.id,
             args,
+            args_block,
+            root_access,
             next_request: 0,
             reply: CallReply::empty(),
         })
@@ -152,18 +162,17 @@ impl BTreeVm {
 
     /// Looks `key` up with `btree_lookup`.
     pub fn lookup(&mut self, key: u64) -> Result<VmLookup, VmError> {
-        let args = LookupArgs { key, ..self.args }.encode()?;
-        let first = self.args.initial_access();
-        let mut descriptors = Descriptors::new();
-        // One descriptor always fits (ACCESSES_PER_STEP_MAX >= 1).
-        let _ = descriptors.push(Descriptor::read(Rkey(first.rkey), first.offset, first.len));
+        // Only the key differs between lookups: the rest of the block was encoded and checked
+        // at construction (`LookupArgs::encode`, whose checks do not depend on the key).
+        let mut args = self.args_block;
+        args[ARGS_KEY..][..8].copy_from_slice(&key.to_le_bytes());
         self.next_request += 1;
         let invoke = Invoke::new_message(
             VM_TENANT,
             VM_LOOKUP_FUNCTION,
             RequestId(self.next_request),
             &args,
-            descriptors,
+            self.root_access,
         );
         self.host
             .call_into(&invoke, &mut self.reply)
