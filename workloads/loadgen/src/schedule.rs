@@ -136,8 +136,10 @@ pub struct Schedule {
     segments: Vec<(f64, f64, f64)>,
     /// Operational time of the next request.
     next_op: f64,
-    /// Real time of the next request, ns.
-    next_ns: f64,
+    /// Real time of the next request, ns, as [`Schedule::real_ns`] gives it, truncated once
+    /// here: a driver peeks at it several times per request (when to wake, whether a send is
+    /// due, whether the run is done), and each float-to-integer cast cost about ten instructions.
+    next_ns: u64,
     /// Requests scheduled so far.
     count: u64,
 }
@@ -177,33 +179,33 @@ impl Schedule {
             kind,
             segments,
             next_op: 0.0,
-            next_ns: 0.0,
+            next_ns: 0,
             count: 0,
         };
         if let ScheduleKind::Poisson { .. } = schedule.kind {
             schedule.next_op = schedule.unit_gap();
         }
-        schedule.next_ns = schedule.real_ns(schedule.next_op);
+        schedule.next_ns = schedule.real_ns(schedule.next_op) as u64;
         Some(schedule)
     }
 
     /// The intended time of the next request, without consuming it.
     #[inline]
     pub fn peek_ns(&self) -> u64 {
-        self.next_ns as u64
+        self.next_ns
     }
 
     /// Consumes the next intended time and schedules the one after.
     #[inline]
     pub fn advance(&mut self) -> u64 {
-        let intended = self.next_ns as u64;
+        let intended = self.next_ns;
         self.count += 1;
         self.next_op = match self.kind {
             // From the count, not by accumulation: no drift over long runs.
             ScheduleKind::Fixed => self.count as f64,
             ScheduleKind::Poisson { .. } => self.next_op + self.unit_gap(),
         };
-        self.next_ns = self.real_ns(self.next_op);
+        self.next_ns = self.real_ns(self.next_op) as u64;
         intended
     }
 
