@@ -253,15 +253,14 @@ impl LookupReply {
         let bytes: &[u8; REPLY_BYTES] = bytes
             .try_into()
             .map_err(|_| ReplyError::Length { len: bytes.len() })?;
-        if bytes[1..8].iter().any(|&b| b != 0) {
+        let [header, value] = reply_words(bytes);
+        // One test of the seven padding bytes, not seven.
+        if header >> 8 != 0 {
             return Err(ReplyError::Malformed {
                 reason: "padding bytes are not zero",
             });
         }
-        let value = u64::from_le_bytes([
-            bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
-        ]);
-        match bytes[0] {
+        match header as u8 {
             REPLY_FOUND => Ok(LookupReply::Found(value)),
             REPLY_NOT_FOUND if value == 0 => Ok(LookupReply::NotFound),
             REPLY_NOT_FOUND => Err(ReplyError::Malformed {
@@ -272,6 +271,13 @@ impl LookupReply {
             }),
         }
     }
+}
+
+/// The reply's two little-endian words: status and padding, then the value.
+fn reply_words(bytes: &[u8; REPLY_BYTES]) -> [u64; 2] {
+    let (header, value) = bytes.split_at(8);
+    let word = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or([0xff; 8]));
+    [word(header), word(value)]
 }
 
 /// The function-defined errors `btree_lookup` can end a message with.

@@ -100,6 +100,21 @@ fn replies_decode() {
         LookupReply::decode(&bad),
         Err(ReplyError::Malformed { .. })
     ));
+    // Each padding byte is checked, whatever the status.
+    for status in [0, 1] {
+        for at in 1..8 {
+            let mut padded = [0u8; 16];
+            padded[0] = status;
+            padded[at] = 0x80;
+            assert_eq!(
+                LookupReply::decode(&padded),
+                Err(ReplyError::Malformed {
+                    reason: "padding bytes are not zero"
+                }),
+                "status {status}, padding byte {at}"
+            );
+        }
+    }
     assert_eq!(
         LookupFunctionError::from_code(ERR_CORRUPT),
         Some(LookupFunctionError::Corrupt)
