@@ -52,9 +52,29 @@ type EntryFn = unsafe extern "C" fn(*mut JitCtx, u64, u64, *mut u8, u64, u64) ->
 pub(crate) const WIDEST_ACCESS_BYTES: u64 = 8;
 
 /// Signature of the helper trampoline the native code calls:
-/// `fn(ctx, r1, r2, r3, r4, r5, id, registry hint (u64::MAX for callx), decoded index) -> r0`.
+/// `fn(ctx, r1, r2, r3, r4, r5, call descriptor) -> r0` (see [`call_descriptor`]). Seven
+/// arguments: the System V ABI passes six in registers, so one goes on the stack (a call site
+/// with three stack arguments spent two instructions on each).
 pub(crate) type TrampolineFn =
-    unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64, u64, u64) -> u64;
+    unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64) -> u64;
+
+/// The descriptor of a `callx`: the helper id is in [`JitCtx::helper_id`] (a full register),
+/// looked up without a hint. No `call imm` descriptor equals it (their hint is at most
+/// [`HELPERS_MAX`](crate::HELPERS_MAX)).
+pub(crate) const CALLX_DESCRIPTOR: u64 = u64::MAX;
+
+/// The descriptor of a `call imm` of helper `id` (its low 32 bits, which the registry looks
+/// up) with the verifier's registry position `hint`: the hint in the high half, clamped to
+/// [`HELPERS_MAX`](crate::HELPERS_MAX) (any position at or past it misses the registry alike,
+/// and the clamp keeps the descriptor off [`CALLX_DESCRIPTOR`]), the id in the low half.
+pub(crate) const fn call_descriptor(id: u64, hint: u64) -> u64 {
+    let hint = if hint > crate::HELPERS_MAX as u64 {
+        crate::HELPERS_MAX as u64
+    } else {
+        hint
+    };
+    (hint << 32) | (id & 0xffff_ffff)
+}
 
 /// The block of state shared between Rust and the native code. Native code addresses its fields
 /// by `offset_of!`, so the layout is `repr(C)` and never generic. One per [`Vm`](crate::Vm),
@@ -80,10 +100,14 @@ pub(crate) struct JitCtx {
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
     pub env: *mut c_void,
+    /// The full id of the helper a call names, for the trampoline and the trap: a `callx`
+    /// writes its register here before the call; a failed `call imm` writes its immediate on
+    /// its (cold) fault path.
+    pub helper_id: u64,
     // Outputs of a trap. Left unwritten at entry (nothing to store per invocation): the code
     // writes `trap_*` on the fault paths that report them, and `trapped` reads each only after
     // a status that says it was written.
-    /// Written for `READ_FAULT`, `WRITE_FAULT` and `CALL_DEPTH`.
+    /// Written for `READ_FAULT`, `WRITE_FAULT`, `CALL_DEPTH` and `HELPER`.
     pub trap_index: MaybeUninit<u64>,
     /// Written for `READ_FAULT` and `WRITE_FAULT`.
     pub trap_addr: MaybeUninit<u64>,
@@ -109,6 +133,7 @@ impl JitCtx {
             helper_failed: 0,
             trampoline: trampoline::<()>,
             env: core::ptr::null_mut(),
+            helper_id: 0,
             trap_index: MaybeUninit::uninit(),
             trap_addr: MaybeUninit::uninit(),
             trap_len: MaybeUninit::uninit(),
@@ -217,7 +242,9 @@ struct HelperEnv<'r, 'm, C> {
     helpers: &'r Helpers<C>,
     ctx: &'r mut C,
     mem: *mut Memory<'m>,
-    trap: Option<Trap>,
+    /// Why a helper call failed; it becomes a trap once the code has returned, with the call's
+    /// slot and id, which the code's fault path wrote into the context.
+    failure: Option<Failure>,
     panic: Option<Box<dyn Any + Send>>,
 }
 
@@ -269,7 +296,7 @@ pub(crate) fn run<C>(
         helpers,
         ctx,
         mem,
-        trap: None,
+        failure: None,
         panic: None,
     };
     jit_ctx.trampoline = trampoline::<C>;
@@ -358,7 +385,27 @@ fn helper_env_trapped<C>(
         jit_ctx.helper_failed = 0;
         resume_unwind(panic);
     }
-    trapped(outcome, budget, jit_ctx, env.program, mem, env.trap.take())
+    let helper_trap = match env.failure.take() {
+        Some(failure) if outcome == status::HELPER => Some(failure_trap(jit_ctx, env, failure)),
+        _ => None,
+    };
+    trapped(outcome, budget, jit_ctx, env.program, mem, helper_trap)
+}
+
+/// The trap of a failed helper call (cold), at the slot and with the id the code's fault path
+/// wrote into the context.
+#[cold]
+#[inline(never)]
+fn failure_trap<C>(jit_ctx: &JitCtx, env: &HelperEnv<'_, '_, C>, failure: Failure) -> Trap {
+    // SAFETY: the code writes `trap_index` before returning `status::HELPER`.
+    let pc = env
+        .program
+        .slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
+    let id = jit_ctx.helper_id;
+    match failure {
+        Failure::Unknown => Trap::UnknownHelper { pc, id },
+        Failure::Call(failure) => failure.into_trap(pc, id as u32),
+    }
 }
 
 /// The invocation ended in a trap (cold): says where (`helper_trap`: a failed helper's).
@@ -413,21 +460,19 @@ unsafe extern "C" fn trampoline<C>(
     r3: u64,
     r4: u64,
     r5: u64,
-    id: u64,
-    hint: u64,
-    index: u64,
+    descriptor: u64,
 ) -> u64 {
     // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
     // `HelperEnv<C>` (the trampoline is monomorphised for the same `C`).
     let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
     let called = catch_unwind(AssertUnwindSafe(|| {
-        call(env, [r1, r2, r3, r4, r5], id, hint)
+        call(jit_ctx, env, [r1, r2, r3, r4, r5], descriptor)
     }));
     // Only the helper's value on the hot path: everything a failure needs is out of line, so
     // the trampoline keeps fewer values alive across the helper call (fewer registers saved).
     match called {
         Ok(Ok(r0)) => r0,
-        failed => call_failed::<C>(jit_ctx, failed, id, index),
+        failed => call_failed::<C>(jit_ctx, failed),
     }
 }
 
@@ -435,19 +480,18 @@ unsafe extern "C" fn trampoline<C>(
 /// and flags it for the native code.
 #[cold]
 #[inline(never)]
-fn call_failed<C>(
-    jit_ctx: *mut JitCtx,
-    called: std::thread::Result<Result<u64, Failure>>,
-    id: u64,
-    index: u64,
-) -> u64 {
+fn call_failed<C>(jit_ctx: *mut JitCtx, called: std::thread::Result<Result<u64, Failure>>) -> u64 {
     // SAFETY: as in `trampoline`, which passes its context on unchanged.
     let jit_ctx = unsafe { &mut *jit_ctx };
     // SAFETY: as above.
     let env = unsafe { &mut *jit_ctx.env.cast::<HelperEnv<'_, '_, C>>() };
     match called {
         Ok(Ok(r0)) => r0,
-        Ok(Err(failure)) => failed_call(jit_ctx, env, failure, id, index),
+        Ok(Err(failure)) => {
+            env.failure = Some(failure);
+            jit_ctx.helper_failed = 1;
+            0
+        }
         Err(panic) => {
             env.panic = Some(panic);
             jit_ctx.helper_failed = 1;
@@ -464,38 +508,23 @@ enum Failure {
     Call(CallFailure),
 }
 
-/// Keeps the trap of a failed call (cold) and flags it for the native code.
-#[cold]
-#[inline(never)]
-fn failed_call<C>(
-    jit_ctx: &mut JitCtx,
-    env: &mut HelperEnv<'_, '_, C>,
-    failure: Failure,
-    id: u64,
-    index: u64,
-) -> u64 {
-    let pc = env.program.slot_of(index as usize);
-    env.trap = Some(match failure {
-        Failure::Unknown => Trap::UnknownHelper { pc, id },
-        Failure::Call(failure) => failure.into_trap(pc, id as u32),
-    });
-    jit_ctx.helper_failed = 1;
-    0
-}
-
-/// Looks the helper up (by the verifier's hint for `call imm`; `hint` is `u64::MAX` for
-/// `callx`), checks its arguments and calls it.
+/// Looks the helper a call names up (`call imm`: by its id and the verifier's hint, both in
+/// `descriptor`; `callx`: by the full id the code wrote into the context), checks its arguments
+/// and calls it.
 #[inline(always)]
 fn call<C>(
+    jit_ctx: *mut JitCtx,
     env: &mut HelperEnv<'_, '_, C>,
     args: [u64; 5],
-    id: u64,
-    hint: u64,
+    descriptor: u64,
 ) -> Result<u64, Failure> {
-    let helper = if hint == u64::MAX {
+    let helper = if descriptor == CALLX_DESCRIPTOR {
+        // SAFETY: native code passes back the context `run` gave it; the `callx` wrote the id.
+        let id = unsafe { (*jit_ctx).helper_id };
         u32::try_from(id).ok().and_then(|id| env.helpers.find(id))
     } else {
-        env.helpers.lookup(id as u32, hint as usize)
+        env.helpers
+            .lookup(descriptor as u32, (descriptor >> 32) as usize)
     };
     let Some(helper) = helper else {
         return Err(Failure::Unknown);
@@ -503,4 +532,26 @@ fn call<C>(
     // SAFETY: native code is suspended in this call; nothing else touches the memory now.
     let mem = unsafe { &mut *env.mem };
     interp::call_helper_checked(helper, env.ctx, mem, args).map_err(Failure::Call)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_descriptors_keep_id_and_hint_and_never_read_as_callx() {
+        let max = crate::HELPERS_MAX as u64;
+        for (id, hint) in [
+            (0, 0),
+            (7, 3),
+            (u64::MAX, u64::MAX),
+            (u64::MAX, max),
+            (1 << 32, 9),
+        ] {
+            let descriptor = call_descriptor(id, hint);
+            assert_ne!(descriptor, CALLX_DESCRIPTOR);
+            assert_eq!(descriptor as u32, id as u32);
+            assert_eq!(descriptor >> 32, hint.min(max));
+        }
+    }
 }

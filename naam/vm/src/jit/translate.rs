@@ -23,7 +23,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-use super::code::{JitCtx, WIDEST_ACCESS_BYTES, status};
+use super::code::{CALLX_DESCRIPTOR, JitCtx, WIDEST_ACCESS_BYTES, call_descriptor, status};
 use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, WRITTEN_OFFSET, slot_base};
@@ -702,10 +702,7 @@ impl<'a, 'f> Translator<'a, 'f> {
                 self.taken_jump(index, op.target as usize);
             }
             CallHelper => self.call_helper(index, op.imm, op.target as u64),
-            Callx => {
-                let id = self.get(op.dst);
-                self.call_helper_value(index, id, u64::MAX);
-            }
+            Callx => self.callx(index, op.dst),
             CallLocal => self.call_local(index, op),
             Exit => self.exit(index),
             kind => match jump_condition(kind) {
@@ -1389,21 +1386,30 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
     }
 
+    /// `call imm` of helper `id`, with the verifier's registry position `hint`.
     fn call_helper(&mut self, index: usize, id: u64, hint: u64) {
-        let id = self.iconst(id);
-        self.call_helper_value(index, id, hint);
+        let descriptor = self.iconst(call_descriptor(id, hint));
+        self.call_trampoline(index, descriptor, Some(id));
     }
 
-    /// Calls the trampoline with r1..=r5; r0 takes its result unless the helper failed.
-    fn call_helper_value(&mut self, index: usize, id: Value, hint: u64) {
+    /// `callx` of the helper whose id is in `reg`: the id goes through the context.
+    fn callx(&mut self, index: usize, reg: u8) {
+        let id = self.get(reg);
+        self.store_ctx(id, core::mem::offset_of!(JitCtx, helper_id));
+        let descriptor = self.iconst(CALLX_DESCRIPTOR);
+        self.call_trampoline(index, descriptor, None);
+    }
+
+    /// Calls the trampoline with r1..=r5 and `descriptor`; r0 takes its result unless the
+    /// helper failed. The fault path writes the call's index and (for a `call imm`, whose
+    /// `id` it is) the helper id, for the trap.
+    fn call_trampoline(&mut self, index: usize, descriptor: Value, id: Option<u64>) {
         let trampoline = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
         let mut args = vec![self.ctx];
         for reg in 1..=5 {
             args.push(self.get(reg));
         }
-        let hint = self.iconst(hint);
-        let index_value = self.iconst(index as u64);
-        args.extend([id, hint, index_value]);
+        args.push(descriptor);
         let call = self
             .builder
             .ins()
@@ -1418,6 +1424,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.builder.ins().brif(failed, fault, &[], next, &[]);
         self.enter(fault);
         self.builder.set_cold_block(fault);
+        let index_value = self.iconst(index as u64);
+        self.store_ctx(index_value, core::mem::offset_of!(JitCtx, trap_index));
+        if let Some(id) = id {
+            let id = self.iconst(id);
+            self.store_ctx(id, core::mem::offset_of!(JitCtx, helper_id));
+        }
         self.leave(status::HELPER);
         self.enter(next);
     }
@@ -2284,7 +2296,8 @@ fn access_of(kind: Kind) -> (u64, bool) {
 fn trampoline_signature(isa: &dyn TargetIsa) -> Signature {
     let mut signature = Signature::new(isa.default_call_conv());
     signature.params.push(AbiParam::new(isa.pointer_type()));
-    for _ in 0..8 {
+    // r1..=r5 and the call descriptor.
+    for _ in 0..6 {
         signature.params.push(AbiParam::new(I64));
     }
     signature.returns.push(AbiParam::new(I64));

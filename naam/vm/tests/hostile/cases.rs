@@ -455,6 +455,21 @@ fn helper_pointer_arguments_are_checked_before_the_call() {
             error
         })
     );
+    // Through `callx` (whose id the JIT passes through its context): the failing helper's trap,
+    // and a full-register id whose low half names a helper is unknown, reported in full.
+    let indirect = program(&[mov64_imm(3, 2), callx(3), exit()]);
+    assert_eq!(
+        run(&indirect),
+        Err(Trap::Helper {
+            pc: 1,
+            id: 2,
+            error
+        })
+    );
+    let wide_id = (1 << 32) | 2;
+    let [wide_low, wide_high] = lddw(3, wide_id);
+    let wide = program(&[wide_low, wide_high, callx(3), exit()]);
+    assert_eq!(run(&wide), Err(Trap::UnknownHelper { pc: 2, id: wide_id }));
 }
 
 /// A helper whose second pointer argument must be writable: the fast argument check refuses
