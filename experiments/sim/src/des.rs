@@ -150,9 +150,13 @@ impl Wheel {
             NIL => {
                 self.head[j] = slot;
                 let w = j / 64;
-                self.bits[w] |= 1 << (j % 64);
-                self.words[w / 64] |= 1 << (w % 64);
-                self.top |= 1 << (w / 64);
+                let word = self.bits[w];
+                self.bits[w] = word | 1 << (j % 64);
+                // The summary's bits are set while the word is not zero: already set unless it was.
+                if word == 0 {
+                    self.words[w / 64] |= 1 << (w % 64);
+                    self.top |= 1 << (w / 64);
+                }
             }
             last => slots[last as usize].next = slot,
         }
@@ -231,12 +235,15 @@ impl Wheel {
     }
 
     /// Takes the list of time `at_ns` (not empty): returns its first event and moves the others
-    /// to the end of `fifo`. Most times hold one event, which so skips the FIFO.
+    /// to the end of `fifo`. Most times hold one event, which so skips the FIFO; such a list's
+    /// first is its last, known from the wheel's own arrays without a look at the slab.
     #[inline]
     fn take_first<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) -> u32 {
         let j = slot_of(at_ns);
         let first = self.head[j];
-        Self::move_from(slots[first as usize].next, fifo, slots);
+        if first != self.tail[j] {
+            Self::move_from(slots[first as usize].next, fifo, slots);
+        }
         self.clear(j);
         first
     }
