@@ -455,8 +455,14 @@ impl<E> EventQueue<E> {
     /// the wheel hold events due then.
     #[inline(always)]
     fn next_ns(&self) -> Option<(u64, bool, bool)> {
-        let far = (!self.far.heap.is_empty()).then_some(self.far.least_ns);
         let wheel = self.wheel.next_ns(self.now_ns);
+        // Most pops: the wheel's time is before the far heap's least (`u64::MAX` when empty).
+        if let Some(at_ns) = wheel
+            && at_ns < self.far.least_ns
+        {
+            return Some((at_ns, false, true));
+        }
+        let far = (!self.far.heap.is_empty()).then_some(self.far.least_ns);
         let at_ns = match (wheel, far) {
             (Some(w), Some(f)) => w.min(f),
             (w, f) => w.or(f)?,
