@@ -81,8 +81,9 @@ struct Slot<E> {
 /// slots (their `next`, which the methods are handed).
 #[derive(Debug)]
 struct Wheel {
-    head: Box<[u32; WHEEL_SLOTS]>,
-    tail: Box<[u32; WHEEL_SLOTS]>,
+    /// The first and last slab slot of each time's list (its `tail` [`NIL`] while empty), side
+    /// by side: a pop and a schedule touch one cache line of them, not two.
+    ends: Box<[Ends; WHEEL_SLOTS]>,
     /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
     bits: Box<[u64; WHEEL_WORDS]>,
     /// Bit `w % 64` of word `w / 64` set while word `w` of `bits` is not zero.
@@ -91,6 +92,13 @@ struct Wheel {
     /// keeps no count of its events: [`EventQueue::len`] (tests only) walks its lists, so that
     /// a schedule and a pop spare a count's update.
     top: u64,
+}
+
+/// A wheel list's ends: its first and last slab slot.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    head: u32,
+    tail: u32,
 }
 
 /// Events due [`WHEEL_SLOTS`] ns or more after the clock when scheduled: a binary min-heap on
@@ -127,8 +135,12 @@ fn slot_of(at_ns: u64) -> usize {
 impl Wheel {
     fn new() -> Wheel {
         Wheel {
-            head: Box::new([NIL; WHEEL_SLOTS]),
-            tail: Box::new([NIL; WHEEL_SLOTS]),
+            ends: Box::new(
+                [Ends {
+                    head: NIL,
+                    tail: NIL,
+                }; WHEEL_SLOTS],
+            ),
             bits: Box::new([0; WHEEL_WORDS]),
             words: Box::new([0; WHEEL_SUMMARY_WORDS]),
             top: 0,
@@ -146,9 +158,9 @@ impl Wheel {
     #[inline]
     fn append<E>(&mut self, at_ns: u64, slot: u32, slots: &mut [Slot<E>]) {
         let j = slot_of(at_ns);
-        match self.tail[j] {
+        match self.ends[j].tail {
             NIL => {
-                self.head[j] = slot;
+                self.ends[j].head = slot;
                 let w = j / 64;
                 let word = self.bits[w];
                 self.bits[w] = word | 1 << (j % 64);
@@ -160,7 +172,7 @@ impl Wheel {
             }
             last => slots[last as usize].next = slot,
         }
-        self.tail[j] = slot;
+        self.ends[j].tail = slot;
     }
 
     /// Events in the wheel, by a walk of its lists (for [`EventQueue::len`]).
@@ -175,7 +187,7 @@ impl Wheel {
             })
         };
         for j in self.bits.iter().enumerate().flat_map(set_bits) {
-            let mut slot = self.head[j];
+            let mut slot = self.ends[j].head;
             while slot != NIL {
                 len += 1;
                 slot = slots[slot as usize].next;
@@ -240,8 +252,8 @@ impl Wheel {
     #[inline]
     fn take_first<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) -> u32 {
         let j = slot_of(at_ns);
-        let first = self.head[j];
-        if first != self.tail[j] {
+        let first = self.ends[j].head;
+        if first != self.ends[j].tail {
             Self::move_from(slots[first as usize].next, fifo, slots);
         }
         self.clear(j);
@@ -252,7 +264,7 @@ impl Wheel {
     #[inline]
     fn take<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) {
         let j = slot_of(at_ns);
-        Self::move_from(self.head[j], fifo, slots);
+        Self::move_from(self.ends[j].head, fifo, slots);
         self.clear(j);
     }
 
@@ -269,7 +281,7 @@ impl Wheel {
     /// events (its bit set), and [`Wheel::push`] sets it when the slot's `tail` says empty.
     #[inline]
     fn clear(&mut self, j: usize) {
-        self.tail[j] = NIL;
+        self.ends[j].tail = NIL;
         let w = j / 64;
         self.bits[w] &= !(1 << (j % 64));
         if self.bits[w] == 0 {
@@ -353,7 +365,7 @@ impl<E> EventQueue<E> {
     pub fn first_at(&self, at_ns: u64) -> bool {
         let ahead_ns = at_ns.wrapping_sub(self.now_ns);
         (1..WHEEL_SLOTS as u64).contains(&ahead_ns)
-            && self.wheel.tail[slot_of(at_ns)] == NIL
+            && self.wheel.ends[slot_of(at_ns)].tail == NIL
             && (self.far.heap.is_empty() || self.far.least_ns > at_ns)
     }
 
