@@ -397,7 +397,7 @@ impl<E> EventQueue<E> {
 
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).
     ///
-    /// The common case only — a time within the wheel's window and a free slot, ≈ 94 % of the
+    /// The common case only — a time within the wheel's window and a free slot, ≈ 99.6 % of the
     /// bench's events —, which needs no call and so no saved registers; the rest is
     /// [`EventQueue::schedule_cold`], the same placement.
     ///
