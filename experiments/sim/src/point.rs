@@ -981,15 +981,15 @@ impl SimPoint {
     fn pump_free_cores(&mut self, loc: Location, now: u64) {
         loop {
             let s = self.server(loc);
-            let Some(core) = s.cores.free_core(now) else {
+            if !s.cores.has_free_core(now) {
                 return;
-            };
+            }
             if s.received_in_batch < RX_BATCH
                 && let Some((k, arrived_ns, frame)) = s.rx.pop_front()
             {
                 s.received_in_batch += 1;
                 let busy = s.rx_busy_ns;
-                let end = s.cores.occupy(core, now, busy);
+                let end = s.cores.occupy(now, busy);
                 s.worker.record_busy(busy);
                 self.events
                     .schedule_at(end, Event::RxDone(loc, k, arrived_ns, frame));
@@ -1015,7 +1015,7 @@ impl SimPoint {
             if step.finished {
                 busy += s.tx_busy_ns;
             }
-            let end = s.cores.occupy(core, now, busy);
+            let end = s.cores.occupy(now, busy);
             s.worker.record_busy(busy);
             self.schedule_step_done(loc, end);
         }
@@ -1222,9 +1222,10 @@ impl SimPoint {
             return;
         }
         let busy = s.step_costs.step_cost_ns(0, 0, 0) + s.tx_busy_ns;
-        let end = match s.cores.free_core(now) {
-            Some(core) => s.cores.occupy(core, now, busy),
-            None => s.cores.finish_ns(now, busy),
+        let end = if s.cores.has_free_core(now) {
+            s.cores.occupy(now, busy)
+        } else {
+            s.cores.finish_ns(now, busy)
         };
         s.worker.record_busy(busy);
         self.schedule_step_done(Location::Host, end);
