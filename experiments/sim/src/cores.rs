@@ -164,9 +164,10 @@ impl CorePool {
     }
 
     /// True when a core is free at `now_ns` (none is while the hog holds them): work may start.
+    /// Without a hog (most points) one test answers for it, before the slice's arithmetic.
     #[inline]
     pub fn has_free_core(&self, now_ns: u64) -> bool {
-        now_ns >= self.first_free_ns && self.held_until(now_ns).is_none()
+        now_ns >= self.first_free_ns && self.hog.is_none_or(|h| h.held_until(now_ns).is_none())
     }
 
     /// True when every core is busy beyond `at_ns`: none can be free at or before it, whatever
