@@ -1073,11 +1073,22 @@ impl SimPoint {
 
     /// [`SimPoint::take_outputs`] after what `outputs` holds already (taken from the worker in
     /// the order it is polled here).
-    #[inline]
+    ///
+    /// Inline: a step's accesses (the NIC point's usual outputs: three a step) are polled in the
+    /// caller's frame, with no call; replies, if any, in [`SimPoint::take_replies_into`].
+    #[inline(always)]
     fn take_outputs_into(&mut self, loc: Location, outputs: &mut StepOutputs) {
         while let Some(access) = self.server(loc).worker.poll_access() {
             outputs.accesses.push(access);
         }
+        if self.server(loc).worker.has_output() {
+            self.take_replies_into(loc, outputs);
+        }
+    }
+
+    /// The worker's replies (its accesses taken), after what `outputs` holds.
+    #[inline(never)]
+    fn take_replies_into(&mut self, loc: Location, outputs: &mut StepOutputs) {
         // With the accesses taken, any output left is a reply: no buffer is taken for none.
         while self.server(loc).worker.has_output() {
             let mut frame = self.frames.take();
@@ -1176,7 +1187,7 @@ impl SimPoint {
             Released::Nothing => {}
             Released::Access(access) => {
                 self.folds_pending = 0;
-                self.access_start(loc, access);
+                self.start_access(loc, access);
             }
             Released::Outputs(outputs) => self.hand_on(loc, outputs),
         }
