@@ -360,7 +360,7 @@ enum Event {
     /// A step's CPU time is over: its core is free, then its accesses start and its replies
     /// leave, in this order — what were consecutive events at one time, so nothing ran between
     /// them, now one queue entry ([`StepOutputs::model_events`] of them are counted).
-    StepDone(Location, StepOutputs),
+    StepDone(Location, Box<StepOutputs>),
     /// [`Event::StepDone`] of a step whose one output is a reply to client `k` (half the bench's
     /// steps: a GET's last), which so needs no [`StepOutputs`] holder: its core is free, then
     /// the reply leaves.
@@ -412,7 +412,7 @@ enum Released {
     /// One access to start.
     Access(AccessRequest),
     /// Accesses to start, then replies to send.
-    Outputs(StepOutputs),
+    Outputs(Box<StepOutputs>),
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -460,8 +460,9 @@ pub struct SimPoint {
     rnic_free_ns: u64,
     rnic_reads: u64,
     frames: FramePool,
-    /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept).
-    spare_outputs: Vec<StepOutputs>,
+    /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept). Boxed: a holder
+    /// moves (out of the spares, through its event, back) as a pointer, not as its two vectors.
+    spare_outputs: Vec<Box<StepOutputs>>,
     /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in, and the
     /// released outputs [`SimPoint::release_outputs`] hands on without queueing them).
     folded_events: u64,
@@ -474,6 +475,9 @@ pub struct SimPoint {
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
     clients_running: u32,
+    /// The run loop goes on while [`SimPoint::events_counted`] is below it: [`EVENTS_MAX`] while
+    /// clients run, 0 once none does.
+    events_stop_at: u64,
     /// The iPipe baseline, serving instead of NAAM's eSwitch and workers when the series is one.
     ipipe: Option<IpipeServers>,
     /// The hog's slices on the host cores, if a hog runs.
@@ -566,6 +570,7 @@ impl SimPoint {
             changes: Vec::new(),
             samples: Vec::new(),
             clients_running: config.clients.len() as u32,
+            events_stop_at: EVENTS_MAX,
             config,
         };
         point.start();
@@ -606,19 +611,27 @@ impl SimPoint {
     }
 
     /// Runs the point to its end and writes its raw files into `out_dir`.
+    ///
+    /// It runs while clients run and fewer than [`EVENTS_MAX`] events were processed: one test
+    /// per event answers both ([`SimPoint::events_stop_at`]).
     pub fn run(mut self, out_dir: &Path) -> Result<SimOutcome, SimError> {
-        while self.clients_running > 0 {
-            if self.events.popped() + self.folded_events >= EVENTS_MAX {
-                return Err(SimError::Runaway {
-                    now_ns: self.events.now_ns(),
-                });
-            }
+        while self.events_counted() < self.events_stop_at {
             let Some(event) = self.events.pop_event() else {
                 break;
             };
             self.handle(event)?;
         }
+        if self.clients_running > 0 && self.events_counted() >= EVENTS_MAX {
+            return Err(SimError::Runaway {
+                now_ns: self.events.now_ns(),
+            });
+        }
         self.finish(out_dir)
+    }
+
+    /// Events processed so far: popped, and folded into others.
+    fn events_counted(&self) -> u64 {
+        self.events.popped() + self.folded_events
     }
 
     fn handle(&mut self, event: Event) -> Result<(), SimError> {
@@ -825,6 +838,9 @@ impl SimPoint {
         }
         c.report = Some((report, end_ns));
         self.clients_running -= 1;
+        if self.clients_running == 0 {
+            self.events_stop_at = 0;
+        }
         Ok(())
     }
 
@@ -1065,7 +1081,7 @@ impl SimPoint {
 
     /// The worker's accesses, then its replies, as polled.
     #[inline]
-    fn take_outputs(&mut self, loc: Location) -> StepOutputs {
+    fn take_outputs(&mut self, loc: Location) -> Box<StepOutputs> {
         let mut outputs = self.spare_outputs.pop().unwrap_or_default();
         self.take_outputs_into(loc, &mut outputs);
         outputs
@@ -1106,7 +1122,7 @@ impl SimPoint {
 
     /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
     /// [`Event::AccessStart`] and [`Event::Egress`] queued one after another would).
-    fn step_done(&mut self, loc: Location, outputs: StepOutputs) {
+    fn step_done(&mut self, loc: Location, outputs: Box<StepOutputs>) {
         self.folded_events += outputs.model_events() - 1;
         self.pump_server(loc);
         self.hand_on(loc, outputs);
@@ -1126,7 +1142,7 @@ impl SimPoint {
     /// have, in the order they would have been popped: while some are still to run, an event
     /// scheduled for now would wait behind them (see [`SimPoint::release_outputs`]).
     #[inline]
-    fn hand_on(&mut self, loc: Location, mut outputs: StepOutputs) {
+    fn hand_on(&mut self, loc: Location, mut outputs: Box<StepOutputs>) {
         let mut left = outputs.len();
         for access in outputs.accesses.drain(..) {
             left -= 1;
@@ -1143,7 +1159,7 @@ impl SimPoint {
 
     /// Keeps an emptied holder for reuse (at most [`FRAME_POOL_MAX`]).
     #[inline]
-    fn recycle_outputs(&mut self, outputs: StepOutputs) {
+    fn recycle_outputs(&mut self, outputs: Box<StepOutputs>) {
         if self.spare_outputs.len() < FRAME_POOL_MAX {
             self.spare_outputs.push(outputs);
         }
@@ -1431,7 +1447,7 @@ impl SimPoint {
             profile: config.profile.name.clone(),
             profile_description: config.profile.description.clone(),
             seed: config.seed,
-            events: self.events.popped() + self.folded_events,
+            events: self.events_counted(),
             end_ns: self.events.now_ns(),
             steered: self.steered,
             rnic_reads: self.rnic_reads,
