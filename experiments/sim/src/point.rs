@@ -461,7 +461,9 @@ pub struct SimPoint {
     rnic_reads: u64,
     frames: FramePool,
     /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept). Boxed: a holder
-    /// moves (out of the spares, through its event, back) as a pointer, not as its two vectors.
+    /// moves (out of the spares, through its event, back) as a pointer, not as its two vectors
+    /// (−12 instructions per request of the NIC point): the boxing is the point here.
+    #[allow(clippy::vec_box)]
     spare_outputs: Vec<Box<StepOutputs>>,
     /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in, and the
     /// released outputs [`SimPoint::release_outputs`] hands on without queueing them).
