@@ -1,8 +1,14 @@
 //! A pool of identical cores (the host's, the NIC's). Work waits in a FIFO queue owned by the
 //! caller (for the server, the engine worker's ready queue); whenever a core is free and work is
-//! waiting, the oldest item starts on the lowest-numbered free core and holds it for its service
+//! waiting, the oldest item starts on the core free the longest and holds it for its service
 //! time. The model is that of a c-server FIFO queue: the queueing tests check it against the
 //! closed forms.
+//!
+//! Which free core takes the work changes no time: a free core's busy-until time is at or before
+//! now, so it reads as free at every later time whatever it was, and the cores are identical.
+//! The pool is so a multiset of busy-until times, kept as a binary min-heap: whether a core is
+//! free is its least, and work takes that one (the lowest-numbered free core, the rule before,
+//! gives the same times: `tests::any_free_core_gives_the_lowest_numbered_ones_times`).
 //!
 //! A CPU hog sharing the cores ([`HogSlices`]) takes them in scheduler slices: while the hog holds
 //! its slice no work starts, and work crossing into the hog's slice is preempted and resumes when
@@ -14,10 +20,13 @@ pub const CORES_MAX: usize = 256;
 /// A pool of `count` cores, each busy until some virtual time.
 #[derive(Debug, Clone)]
 pub struct CorePool {
+    /// The cores' busy-until times as a binary min-heap (each at or after its parent: slot
+    /// `i`'s children are `2i + 1` and `2i + 2`), so the least, the core free the longest, is
+    /// slot 0. Work started replaces it and sifts down: ≈ 3 levels for 8 cores, where a scan
+    /// for the lowest-numbered free core and a rescan for the least took ≈ 12 cores' looks.
     busy_until_ns: Vec<u64>,
-    /// The least of `busy_until_ns`, kept by `occupy`: before it no core is free, which
-    /// `free_core` answers without looking at each core (a busy pool is asked on every round of
-    /// the server's `pump_server`).
+    /// Slot 0 of `busy_until_ns`, the least (kept: read on every round of the server's pump,
+    /// without an index's bound check): before it no core is free.
     first_free_ns: u64,
     busy_total_ns: u64,
     hog: Option<HogSlices>,
@@ -154,12 +163,11 @@ impl CorePool {
         self.busy_until_ns.len()
     }
 
-    /// The lowest-numbered core free at `now_ns`, if any (none while the hog holds them).
-    pub fn free_core(&self, now_ns: u64) -> Option<usize> {
-        if now_ns < self.first_free_ns || self.held_until(now_ns).is_some() {
-            return None;
-        }
-        self.busy_until_ns.iter().position(|&t| t <= now_ns)
+    /// True when a core is free at `now_ns` (none is while the hog holds them): work may start.
+    /// Without a hog (most points) one test answers for it, before the slice's arithmetic.
+    #[inline]
+    pub fn has_free_core(&self, now_ns: u64) -> bool {
+        now_ns >= self.first_free_ns && self.hog.is_none_or(|h| h.held_until(now_ns).is_none())
     }
 
     /// True when every core is busy beyond `at_ns`: none can be free at or before it, whatever
@@ -177,57 +185,48 @@ impl CorePool {
         self.busy_until_ns.iter().filter(|&&t| t <= now_ns).count()
     }
 
-    /// Occupies `core` from `now_ns` for `service_ns` of CPU time; returns when it is free again
-    /// (later by the hog's slices that preempt the work).
+    /// Occupies the core free the longest from `now_ns` for `service_ns` of CPU time; returns when
+    /// it is free again (later by the hog's slices that preempt the work).
     ///
-    /// Inline: out of line, its call saved six registers for the hog's loop and the scan, paid
+    /// Inline: out of line, its call saved six registers for the hog's loop and the sift, paid
     /// on each of ≈ 2.9 calls per request of the bench's point.
     ///
     /// # Panics
-    /// If the core is busy at `now_ns` (a driver bug: work started on a busy core).
-    #[inline]
-    pub fn occupy(&mut self, core: usize, now_ns: u64, service_ns: u64) -> u64 {
+    /// If no core is free at `now_ns` (a driver bug: work started on a busy core).
+    #[inline(always)]
+    pub fn occupy(&mut self, now_ns: u64, service_ns: u64) -> u64 {
         assert!(
-            self.busy_until_ns[core] <= now_ns,
-            "core {core} is busy until {} ns, not free at {now_ns} ns",
-            self.busy_until_ns[core]
+            self.first_free_ns <= now_ns,
+            "no core is free at {now_ns} ns: the first is busy until {} ns",
+            self.first_free_ns
         );
         let end = self.finish_ns(now_ns, service_ns);
-        let was_first = self.busy_until_ns[core] == self.first_free_ns;
-        self.busy_until_ns[core] = end;
-        if was_first {
-            self.first_free_ns = self.least_busy_until_ns(self.first_free_ns);
-        }
+        self.first_free_ns = self.replace_least(end);
         self.busy_total_ns = self.busy_total_ns.saturating_add(service_ns);
         end
     }
 
-    /// The least of `busy_until_ns`, given `floor_ns`, which none is below (the old least: only
-    /// the occupied core changed, to a later time). A core still at the floor ends the scan: the
-    /// least cannot be lower. The early exit also keeps the loop scalar: LLVM vectorises a plain
-    /// minimum into SSE2's emulation of unsigned 64-bit compares, ≈ 100 instructions for 8 cores
-    /// against ≈ 4 per core here.
-    ///
-    /// Four cores at a time, tested against the floor once per four: the loop's own compare and
-    /// branch per core (half of a core's eight instructions) go, and the result is the same
-    /// least, since none is below the floor.
-    fn least_busy_until_ns(&self, floor_ns: u64) -> u64 {
-        let mut least_ns = u64::MAX;
-        let mut quads = self.busy_until_ns.chunks_exact(4);
-        for quad in &mut quads {
-            let [a, b, c, d] = [quad[0], quad[1], quad[2], quad[3]];
-            let quad_least_ns = a.min(b).min(c.min(d));
-            if quad_least_ns == floor_ns {
-                return floor_ns;
+    /// Replaces the least busy-until time (slot 0) with `end_ns`, not below it, sifting it down to
+    /// its place; returns the new least.
+    #[inline]
+    fn replace_least(&mut self, end_ns: u64) -> u64 {
+        let heap = &mut self.busy_until_ns[..];
+        let (mut slot, mut least_ns) = (0, end_ns);
+        while let Some(&left_ns) = heap.get(2 * slot + 1) {
+            let (child, child_ns) = match heap.get(2 * slot + 2) {
+                Some(&right_ns) if right_ns < left_ns => (2 * slot + 2, right_ns),
+                _ => (2 * slot + 1, left_ns),
+            };
+            if child_ns >= end_ns {
+                break;
             }
-            least_ns = least_ns.min(quad_least_ns);
-        }
-        for &busy_until_ns in quads.remainder() {
-            if busy_until_ns == floor_ns {
-                return floor_ns;
+            if slot == 0 {
+                least_ns = child_ns;
             }
-            least_ns = least_ns.min(busy_until_ns);
+            heap[slot] = child_ns;
+            slot = child;
         }
+        heap[slot] = end_ns;
         least_ns
     }
 
@@ -242,15 +241,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn work_takes_the_lowest_free_core_and_holds_it() {
+    fn work_takes_a_free_core_and_holds_it() {
         let mut pool = CorePool::new(2).unwrap();
-        assert_eq!(pool.free_core(0), Some(0));
-        assert_eq!(pool.occupy(0, 0, 100), 100);
-        assert_eq!(pool.free_core(50), Some(1));
-        assert_eq!(pool.occupy(1, 50, 100), 150);
-        assert_eq!(pool.free_core(99), None);
+        assert!(pool.has_free_core(0));
+        assert_eq!(pool.occupy(0, 100), 100);
+        assert!(pool.has_free_core(50));
+        assert_eq!(pool.occupy(50, 100), 150);
+        assert!(!pool.has_free_core(99));
         assert_eq!(pool.free_count(120), 1);
         assert_eq!(pool.busy_total_ns(), 200);
+    }
+
+    #[test]
+    #[should_panic(expected = "no core is free at 99 ns")]
+    fn work_on_a_busy_pool_is_refused() {
+        let mut pool = CorePool::new(1).unwrap();
+        pool.occupy(0, 100);
+        pool.occupy(99, 1);
     }
 
     #[test]
@@ -262,13 +269,13 @@ mod tests {
         pool.set_hog(hog);
         assert_eq!(pool.held_until(999), None);
         assert_eq!(pool.held_until(1000), Some(1100));
-        assert_eq!(pool.free_core(1050), None, "the hog holds every core");
+        assert!(!pool.has_free_core(1050), "the hog holds every core");
         assert_eq!(pool.free_count(1099), 0);
         assert_eq!(pool.free_count(1100), 2);
         // Started at 950, 50 ns run before the hog, the other 100 after its slice.
-        assert_eq!(pool.occupy(0, 950, 150), 1200);
+        assert_eq!(pool.occupy(950, 150), 1200);
         // Crosses two slices: 100 before 1300, 200 until 1600, 30 after 1650.
-        assert_eq!(pool.occupy(1, 1200, 330), 1680);
+        assert_eq!(pool.occupy(1200, 330), 1680);
         assert_eq!(
             pool.finish_ns(1600, 10),
             1660,
@@ -279,55 +286,87 @@ mod tests {
         assert_eq!(pool.busy_total_ns(), 480, "CPU time, not time held");
     }
 
-    #[test]
-    fn the_free_core_and_busy_beyond_agree_with_a_look_at_every_core() {
-        // BlueField-2's count, another, and a single core.
-        for count in [8, 5, 1] {
-            agree_with_a_look_at_every_core(count);
+    /// The rule before the heap: work on the lowest-numbered free core, each core's busy-until
+    /// time at its number. The reference for what the pool must answer.
+    struct LowestFree {
+        busy_until_ns: Vec<u64>,
+    }
+
+    impl LowestFree {
+        fn free_core(&self, now_ns: u64) -> Option<usize> {
+            self.busy_until_ns.iter().position(|&t| t <= now_ns)
+        }
+
+        fn busy_beyond(&self, at_ns: u64) -> bool {
+            self.busy_until_ns.iter().all(|&t| t > at_ns)
+        }
+
+        fn free_count(&self, now_ns: u64) -> usize {
+            self.busy_until_ns.iter().filter(|&&t| t <= now_ns).count()
         }
     }
 
-    /// A seeded schedule of occupations on `count` cores; `free_core`, `busy_beyond` and the kept
-    /// least time against a look at every core.
-    fn agree_with_a_look_at_every_core(count: usize) {
+    #[test]
+    fn any_free_core_gives_the_lowest_numbered_ones_times() {
+        // BlueField-2's count, others (a last level with one child, none), a single core.
+        for count in [8, 5, 7, 2, 1] {
+            agree_with_the_lowest_numbered_rule(count);
+        }
+    }
+
+    /// A seeded schedule of work on `count` cores, started whenever a core is free (as the
+    /// server's pump does), on the pool and on the lowest-numbered rule: the same answers —
+    /// free or not, busy beyond later times, cores free — and the same end times, throughout.
+    fn agree_with_the_lowest_numbered_rule(count: usize) {
         let mut pool = CorePool::new(count).unwrap();
+        let mut lowest = LowestFree {
+            busy_until_ns: vec![0; count],
+        };
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut now = 0;
-        for _ in 0..10_000 {
+        for _ in 0..20_000 {
             state = state
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1);
             now += (state >> 33) % 40;
-            let expected = pool.busy_until_ns.iter().position(|&t| t <= now);
-            assert_eq!(pool.free_core(now), expected, "{count} cores at {now} ns");
+            let free = lowest.free_core(now);
+            assert_eq!(
+                pool.has_free_core(now),
+                free.is_some(),
+                "{count} at {now} ns"
+            );
+            assert_eq!(pool.free_count(now), lowest.free_count(now));
             let later = now + (state >> 40) % 200;
-            let all_busy = pool.busy_until_ns.iter().all(|&t| t > later);
-            assert_eq!(pool.busy_beyond(later), all_busy, "beyond {later} ns");
-            if let Some(core) = expected {
-                pool.occupy(core, now, (state >> 13) % 300);
+            assert_eq!(pool.busy_beyond(later), lowest.busy_beyond(later));
+            if let Some(core) = free {
+                let service_ns = (state >> 13) % 300;
+                let end = pool.occupy(now, service_ns);
+                lowest.busy_until_ns[core] = now + service_ns;
+                assert_eq!(end, now + service_ns, "{count} cores at {now} ns");
             }
             let least = pool.busy_until_ns.iter().copied().min();
-            assert_eq!(
-                Some(pool.first_free_ns),
-                least,
-                "{count} cores after {now} ns"
+            assert_eq!(Some(pool.first_free_ns), least, "{count} cores");
+            let heap = &pool.busy_until_ns;
+            assert!(
+                (1..heap.len()).all(|i| heap[(i - 1) / 2] <= heap[i]),
+                "a heap"
             );
         }
     }
 
     #[test]
     fn the_first_free_time_stays_while_another_core_shares_it() {
-        // Cores 0 and 1 both free at 100: taking core 0 leaves the least at 100 (the scan's early
-        // exit), taking core 1 then moves it to core 2's 150.
+        // Two cores free at 100: taking one leaves the least at 100, taking the other then moves
+        // it to the third core's 150.
         let mut pool = CorePool::new(3).unwrap();
-        pool.occupy(0, 0, 100);
-        pool.occupy(1, 0, 100);
-        pool.occupy(2, 0, 150);
+        pool.occupy(0, 100);
+        pool.occupy(0, 100);
+        pool.occupy(0, 150);
         assert_eq!(pool.first_free_ns, 100);
-        pool.occupy(0, 100, 500);
+        pool.occupy(100, 400);
         assert_eq!(pool.first_free_ns, 100);
-        assert_eq!(pool.free_core(100), Some(1));
-        pool.occupy(1, 100, 500);
+        assert!(pool.has_free_core(100));
+        pool.occupy(100, 400);
         assert_eq!(pool.first_free_ns, 150);
         assert!(pool.busy_beyond(149));
         assert!(!pool.busy_beyond(150));
@@ -341,17 +380,19 @@ mod tests {
 
     #[test]
     fn the_first_free_time_is_the_least_busy_time_for_any_core_count() {
-        // 1 to 9 cores: no quad, one, one and a remainder; the services make ties and none.
+        // 1 to 9 cores: one to four heap levels, full and not; the services make ties and none.
         const COUNT_MAX: usize = 9;
         const ROUNDS: u64 = 200;
         const STEP_NS: u64 = 7;
         for count in 1..=COUNT_MAX {
             let mut pool = CorePool::new(count).unwrap();
             let mut now_ns = 0;
+            let mut started = 0u64;
             for round in 0..ROUNDS {
-                while let Some(core) = pool.free_core(now_ns) {
-                    let service_ns = 1 + (round * 37 + core as u64 * 11) % 90;
-                    pool.occupy(core, now_ns, service_ns);
+                while pool.has_free_core(now_ns) {
+                    let service_ns = 1 + (round * 37 + started * 11) % 90;
+                    pool.occupy(now_ns, service_ns);
+                    started += 1;
                     let least_ns = pool.busy_until_ns.iter().copied().min();
                     assert_eq!(Some(pool.first_free_ns), least_ns, "{count} cores");
                 }

@@ -99,6 +99,50 @@ impl FramePool {
     }
 }
 
+/// Times of pumps [`SimPoint::schedule_pump`] noted without queueing, in order (the server
+/// port's times never decrease), not yet counted. A vector read from a cursor: a note and a
+/// count are a few inline instructions, where a `VecDeque`'s push and pop were two calls.
+#[derive(Debug, Default)]
+struct NotedPumps {
+    times_ns: Vec<u64>,
+    /// Times before this index are counted.
+    counted: usize,
+}
+
+/// Counted times [`NotedPumps`] keeps before it drops them (bounds its memory when some noted
+/// time is always still ahead).
+const NOTED_PUMPS_COUNTED_MAX: usize = 1024;
+
+impl NotedPumps {
+    /// Notes a pump at `at_ns`, not before any noted so far.
+    #[inline]
+    fn note(&mut self, at_ns: u64) {
+        debug_assert!(self.times_ns.last().is_none_or(|&t| t <= at_ns), "in order");
+        if self.counted == self.times_ns.len() {
+            self.times_ns.clear();
+            self.counted = 0;
+        } else if self.counted >= NOTED_PUMPS_COUNTED_MAX {
+            self.times_ns.drain(..self.counted);
+            self.counted = 0;
+        }
+        self.times_ns.push(at_ns);
+    }
+
+    /// Counts the noted pumps due by `now_ns` not counted yet, and returns how many.
+    #[inline]
+    fn count_reached(&mut self, now_ns: u64) -> u64 {
+        let from = self.counted;
+        while self
+            .times_ns
+            .get(self.counted)
+            .is_some_and(|&t| t <= now_ns)
+        {
+            self.counted += 1;
+        }
+        (self.counted - from) as u64
+    }
+}
+
 /// A CPU hog on the host, from `start_ns` to `stop_ns` (since the run start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HogWindow {
@@ -316,7 +360,7 @@ enum Event {
     /// A step's CPU time is over: its core is free, then its accesses start and its replies
     /// leave, in this order — what were consecutive events at one time, so nothing ran between
     /// them, now one queue entry ([`StepOutputs::model_events`] of them are counted).
-    StepDone(Location, StepOutputs),
+    StepDone(Location, Box<StepOutputs>),
     /// [`Event::StepDone`] of a step whose one output is a reply to client `k` (half the bench's
     /// steps: a GET's last), which so needs no [`StepOutputs`] holder: its core is free, then
     /// the reply leaves.
@@ -368,7 +412,7 @@ enum Released {
     /// One access to start.
     Access(AccessRequest),
     /// Accesses to start, then replies to send.
-    Outputs(StepOutputs),
+    Outputs(Box<StepOutputs>),
 }
 
 /// One server location: its worker, its cores and what waits for them.
@@ -416,21 +460,26 @@ pub struct SimPoint {
     rnic_free_ns: u64,
     rnic_reads: u64,
     frames: FramePool,
-    /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept).
-    spare_outputs: Vec<StepOutputs>,
+    /// Spare [`StepOutputs`] holders, reused (at most [`FRAME_POOL_MAX`] kept). Boxed: a holder
+    /// moves (out of the spares, through its event, back) as a pointer, not as its two vectors
+    /// (−12 instructions per request of the NIC point): the boxing is the point here.
+    #[allow(clippy::vec_box)]
+    spare_outputs: Vec<Box<StepOutputs>>,
     /// Model events beyond one per queue entry (those a [`Event::StepDone`] folds in, and the
     /// released outputs [`SimPoint::release_outputs`] hands on without queueing them).
     folded_events: u64,
     /// Folded access starts and reply departures still to run in [`SimPoint::hand_on`]: they
     /// stand for queue entries due now, ahead of any event scheduled for now meanwhile.
     folds_pending: usize,
-    /// Times of the pumps [`SimPoint::schedule_pump`] noted without queueing and not yet counted
-    /// (in order).
-    pumps_pending_ns: VecDeque<u64>,
+    /// The pumps [`SimPoint::schedule_pump`] noted without queueing and not yet counted.
+    pumps_noted: NotedPumps,
     steered: [u64; 3],
     changes: Vec<raw::SteeringChange>,
     samples: Vec<raw::LoadSample>,
     clients_running: u32,
+    /// The run loop goes on while [`SimPoint::events_counted`] is below it: [`EVENTS_MAX`] while
+    /// clients run, 0 once none does.
+    events_stop_at: u64,
     /// The iPipe baseline, serving instead of NAAM's eSwitch and workers when the series is one.
     ipipe: Option<IpipeServers>,
     /// The hog's slices on the host cores, if a hog runs.
@@ -518,11 +567,12 @@ impl SimPoint {
             spare_outputs: Vec::new(),
             folded_events: 0,
             folds_pending: 0,
-            pumps_pending_ns: VecDeque::new(),
+            pumps_noted: NotedPumps::default(),
             steered: [0; 3],
             changes: Vec::new(),
             samples: Vec::new(),
             clients_running: config.clients.len() as u32,
+            events_stop_at: EVENTS_MAX,
             config,
         };
         point.start();
@@ -563,19 +613,27 @@ impl SimPoint {
     }
 
     /// Runs the point to its end and writes its raw files into `out_dir`.
+    ///
+    /// It runs while clients run and fewer than [`EVENTS_MAX`] events were processed: one test
+    /// per event answers both ([`SimPoint::events_stop_at`]).
     pub fn run(mut self, out_dir: &Path) -> Result<SimOutcome, SimError> {
-        while self.clients_running > 0 {
-            if self.events.popped() + self.folded_events >= EVENTS_MAX {
-                return Err(SimError::Runaway {
-                    now_ns: self.events.now_ns(),
-                });
-            }
+        while self.events_counted() < self.events_stop_at {
             let Some(event) = self.events.pop_event() else {
                 break;
             };
             self.handle(event)?;
         }
+        if self.clients_running > 0 && self.events_counted() >= EVENTS_MAX {
+            return Err(SimError::Runaway {
+                now_ns: self.events.now_ns(),
+            });
+        }
         self.finish(out_dir)
+    }
+
+    /// Events processed so far: popped, and folded into others.
+    fn events_counted(&self) -> u64 {
+        self.events.popped() + self.folded_events
     }
 
     fn handle(&mut self, event: Event) -> Result<(), SimError> {
@@ -662,21 +720,59 @@ impl SimPoint {
         let now = self.now();
         self.flush_client(k, now);
         let c = &mut self.clients[k as usize];
+        let local_due =
+            c.busy_until_ns <= now && c.session.as_ref().is_some_and(ClientSession::local_ready);
+        if local_due {
+            self.run_client_local(k, now);
+        }
+        self.client_after_round(k, now)
+    }
+
+    /// Client `k`'s local step at `now` (its core is free, a step is ready), and what it sends
+    /// when the step is over.
+    #[inline(never)]
+    fn run_client_local(&mut self, k: u32, now: u64) {
+        let c = &mut self.clients[k as usize];
+        let Some(session) = c.session.as_mut() else {
+            return;
+        };
+        let work = session.run_local(now, CLIENT_STEPS_PER_ROUND);
+        let cost = &self.config.profile.client;
+        let busy = cost.step_cost_ns(work.insn, work.data_bytes, work.accesses_out as u32);
+        c.busy_until_ns = now + busy;
+        self.events
+            .schedule_at(now + busy, Event::ClientLocalDone(k));
+        self.flush_client(k, now + busy);
+    }
+
+    /// The end of client `k`'s round at `now`: its finished intervals are written, its run ends
+    /// when it is over, else its next wake-up is scheduled ([`SimPoint::schedule_client_wake`]).
+    /// One look at the client for the three, which had each indexed the clients and checked the
+    /// session (twice per request).
+    fn client_after_round(&mut self, k: u32, now: u64) -> Result<(), SimError> {
+        let warmup_ns = self.config.warmup_ns;
+        let c = &mut self.clients[k as usize];
         let Some(session) = c.session.as_mut() else {
             return Ok(());
         };
-        if c.busy_until_ns <= now && session.local_ready() {
-            let work = session.run_local(now, CLIENT_STEPS_PER_ROUND);
-            let cost = &self.config.profile.client;
-            let busy = cost.step_cost_ns(work.insn, work.data_bytes, work.accesses_out as u32);
-            c.busy_until_ns = now + busy;
-            self.events
-                .schedule_at(now + busy, Event::ClientLocalDone(k));
-            self.flush_client(k, now + busy);
+        // Most events fall between interval boundaries: skip the poll (and its moves of an
+        // empty `Option<IntervalHistogram>`) then. Time never goes backwards here, so the
+        // skipped poll would only have returned `None`.
+        if session.interval_due(now) {
+            write_intervals(session, &mut c.hlog, warmup_ns, now)?;
         }
-        self.client_intervals(k, now)?;
-        self.maybe_finish_client(k, now)?;
-        self.schedule_client_wake(k);
+        if session.is_finished(now) {
+            // With its session gone, no wake-up is scheduled.
+            return self.finish_client(k, now);
+        }
+        let Some(next) = session.next_wakeup_ns() else {
+            return Ok(());
+        };
+        let next = next.max(now);
+        if next < c.wake_at_ns || c.wake_at_ns < now {
+            c.wake_at_ns = next;
+            self.events.schedule_at(next, Event::ClientWake(k));
+        }
         Ok(())
     }
 
@@ -724,34 +820,6 @@ impl SimPoint {
         }
     }
 
-    fn client_intervals(&mut self, k: u32, now: u64) -> Result<(), SimError> {
-        let warmup_ns = self.config.warmup_ns;
-        let c = &mut self.clients[k as usize];
-        let Some(session) = c.session.as_mut() else {
-            return Ok(());
-        };
-        // Most events fall between interval boundaries: skip the poll (and its moves of an
-        // empty `Option<IntervalHistogram>`) then. Time never goes backwards here, so the
-        // skipped poll would only have returned `None`.
-        if !session.interval_due(now) {
-            return Ok(());
-        }
-        while let Some(mut interval) = session.poll_interval(now).map_err(setup)? {
-            interval.start_ns = interval.start_ns.saturating_sub(warmup_ns);
-            c.hlog.write_interval(&interval).map_err(setup)?;
-        }
-        Ok(())
-    }
-
-    fn maybe_finish_client(&mut self, k: u32, now: u64) -> Result<(), SimError> {
-        let c = &mut self.clients[k as usize];
-        let finished = c.session.as_mut().is_some_and(|s| s.is_finished(now));
-        if !finished {
-            return Ok(());
-        }
-        self.finish_client(k, now)
-    }
-
     /// Ends client `k`'s run at `now` (once per client): its report and last intervals.
     ///
     /// Out of line and cold: the report it moves (≈ 3 KiB) gave every [`SimPoint::pump_client`]
@@ -772,6 +840,9 @@ impl SimPoint {
         }
         c.report = Some((report, end_ns));
         self.clients_running -= 1;
+        if self.clients_running == 0 {
+            self.events_stop_at = 0;
+        }
         Ok(())
     }
 
@@ -829,7 +900,7 @@ impl SimPoint {
     fn schedule_pump(&mut self, loc: Location, at_ns: u64) {
         if self.server(loc).cores.busy_beyond(at_ns) && self.events.first_at(at_ns) {
             self.count_pumps_reached(self.now());
-            return self.pumps_pending_ns.push_back(at_ns);
+            return self.pumps_noted.note(at_ns);
         }
         if self.events.advance_if_next(at_ns) {
             self.folded_events += 1;
@@ -841,10 +912,7 @@ impl SimPoint {
     /// Counts the noted pumps due by `now_ns` (the port's times never decrease: they are in
     /// order).
     fn count_pumps_reached(&mut self, now_ns: u64) {
-        while self.pumps_pending_ns.front().is_some_and(|&t| t <= now_ns) {
-            self.pumps_pending_ns.pop_front();
-            self.folded_events += 1;
-        }
+        self.folded_events += self.pumps_noted.count_reached(now_ns);
     }
 
     fn rnic(&mut self, k: u32, frame: &[u8]) {
@@ -931,21 +999,27 @@ impl SimPoint {
     fn pump_free_cores(&mut self, loc: Location, now: u64) {
         loop {
             let s = self.server(loc);
-            let Some(core) = s.cores.free_core(now) else {
+            if !s.cores.has_free_core(now) {
                 return;
-            };
+            }
             if s.received_in_batch < RX_BATCH
                 && let Some((k, arrived_ns, frame)) = s.rx.pop_front()
             {
                 s.received_in_batch += 1;
                 let busy = s.rx_busy_ns;
-                let end = s.cores.occupy(core, now, busy);
+                let end = s.cores.occupy(now, busy);
                 s.worker.record_busy(busy);
                 self.events
                     .schedule_at(end, Event::RxDone(loc, k, arrived_ns, frame));
                 continue;
             }
-            let Some(step) = s.worker.step(Nanos(now)) else {
+            // No ready step: `step` would return `None` and change nothing, so it is not called
+            // (a pump's last round mostly ends here: a core is still free, nothing is ready).
+            let stepped = match s.worker.ready_len() {
+                0 => None,
+                _ => s.worker.step(Nanos(now)),
+            };
+            let Some(step) = stepped else {
                 if s.received_in_batch == 0 || s.rx.is_empty() {
                     return;
                 }
@@ -959,7 +1033,7 @@ impl SimPoint {
             if step.finished {
                 busy += s.tx_busy_ns;
             }
-            let end = s.cores.occupy(core, now, busy);
+            let end = s.cores.occupy(now, busy);
             s.worker.record_busy(busy);
             self.schedule_step_done(loc, end);
         }
@@ -1009,7 +1083,7 @@ impl SimPoint {
 
     /// The worker's accesses, then its replies, as polled.
     #[inline]
-    fn take_outputs(&mut self, loc: Location) -> StepOutputs {
+    fn take_outputs(&mut self, loc: Location) -> Box<StepOutputs> {
         let mut outputs = self.spare_outputs.pop().unwrap_or_default();
         self.take_outputs_into(loc, &mut outputs);
         outputs
@@ -1017,11 +1091,22 @@ impl SimPoint {
 
     /// [`SimPoint::take_outputs`] after what `outputs` holds already (taken from the worker in
     /// the order it is polled here).
-    #[inline]
+    ///
+    /// Inline: a step's accesses (the NIC point's usual outputs: three a step) are polled in the
+    /// caller's frame, with no call; replies, if any, in [`SimPoint::take_replies_into`].
+    #[inline(always)]
     fn take_outputs_into(&mut self, loc: Location, outputs: &mut StepOutputs) {
         while let Some(access) = self.server(loc).worker.poll_access() {
             outputs.accesses.push(access);
         }
+        if self.server(loc).worker.has_output() {
+            self.take_replies_into(loc, outputs);
+        }
+    }
+
+    /// The worker's replies (its accesses taken), after what `outputs` holds.
+    #[inline(never)]
+    fn take_replies_into(&mut self, loc: Location, outputs: &mut StepOutputs) {
         // With the accesses taken, any output left is a reply: no buffer is taken for none.
         while self.server(loc).worker.has_output() {
             let mut frame = self.frames.take();
@@ -1039,7 +1124,7 @@ impl SimPoint {
 
     /// The step's core is free, its accesses start, its replies leave (as [`Event::CoreFree`],
     /// [`Event::AccessStart`] and [`Event::Egress`] queued one after another would).
-    fn step_done(&mut self, loc: Location, outputs: StepOutputs) {
+    fn step_done(&mut self, loc: Location, outputs: Box<StepOutputs>) {
         self.folded_events += outputs.model_events() - 1;
         self.pump_server(loc);
         self.hand_on(loc, outputs);
@@ -1059,12 +1144,12 @@ impl SimPoint {
     /// have, in the order they would have been popped: while some are still to run, an event
     /// scheduled for now would wait behind them (see [`SimPoint::release_outputs`]).
     #[inline]
-    fn hand_on(&mut self, loc: Location, mut outputs: StepOutputs) {
+    fn hand_on(&mut self, loc: Location, mut outputs: Box<StepOutputs>) {
         let mut left = outputs.len();
         for access in outputs.accesses.drain(..) {
             left -= 1;
             self.folds_pending = left;
-            self.access_start(loc, access);
+            self.start_access(loc, access);
         }
         for (k, frame) in outputs.replies.drain(..) {
             left -= 1;
@@ -1076,7 +1161,7 @@ impl SimPoint {
 
     /// Keeps an emptied holder for reuse (at most [`FRAME_POOL_MAX`]).
     #[inline]
-    fn recycle_outputs(&mut self, outputs: StepOutputs) {
+    fn recycle_outputs(&mut self, outputs: Box<StepOutputs>) {
         if self.spare_outputs.len() < FRAME_POOL_MAX {
             self.spare_outputs.push(outputs);
         }
@@ -1089,20 +1174,9 @@ impl SimPoint {
     /// same — in their order, and before anything the handler or they schedule for now.
     /// Otherwise they are queued (see [`Event::AccessStart`], [`Event::Egress`]).
     ///
-    /// Inline: most events leave nothing to release (an access completed, the step not yet run;
-    /// four in five calls of the bench's point), and that answer so costs no call (the rest's
-    /// frame saves six registers).
+    /// Called when the worker has outputs (see [`SimPoint::pump_and_release`]).
     #[inline]
     fn release_outputs(&mut self, loc: Location) -> Released {
-        if !self.server(loc).worker.has_output() {
-            return Released::Nothing;
-        }
-        self.release_waiting_outputs(loc)
-    }
-
-    /// [`SimPoint::release_outputs`] when the worker has outputs.
-    #[inline(never)]
-    fn release_waiting_outputs(&mut self, loc: Location) -> Released {
         if self.events.any_due_now() || self.folds_pending > 0 {
             self.queue_outputs(loc);
             return Released::Nothing;
@@ -1131,7 +1205,7 @@ impl SimPoint {
             Released::Nothing => {}
             Released::Access(access) => {
                 self.folds_pending = 0;
-                self.access_start(loc, access);
+                self.start_access(loc, access);
             }
             Released::Outputs(outputs) => self.hand_on(loc, outputs),
         }
@@ -1165,9 +1239,7 @@ impl SimPoint {
         if loc == Location::Host {
             self.run_natives(now);
         }
-        let released = self.release_outputs(loc);
-        self.pump_server(loc);
-        self.hand_on_released(loc, released);
+        self.pump_and_release(loc);
     }
 
     /// Host-native calls (writes) run on the core that received them; their CPU time is a step's
@@ -1179,19 +1251,32 @@ impl SimPoint {
             return;
         }
         let busy = s.step_costs.step_cost_ns(0, 0, 0) + s.tx_busy_ns;
-        let end = match s.cores.free_core(now) {
-            Some(core) => s.cores.occupy(core, now, busy),
-            None => s.cores.finish_ns(now, busy),
+        let end = if s.cores.has_free_core(now) {
+            s.cores.occupy(now, busy)
+        } else {
+            s.cores.finish_ns(now, busy)
         };
         s.worker.record_busy(busy);
         self.schedule_step_done(Location::Host, end);
     }
 
+    /// An access of `loc` starts: the NIC's goes to its DMA queue, the host's is done now.
+    ///
+    /// Out of line (the run loop's [`Event::AccessStart`], a released access):
+    /// [`SimPoint::start_access`] inline in the run loop made it spill. [`SimPoint::hand_on`]'s
+    /// loop, ≈ 3 per request of the NIC point, inlines it.
+    #[inline(never)]
     fn access_start(&mut self, loc: Location, access: AccessRequest) {
+        self.start_access(loc, access);
+    }
+
+    /// [`SimPoint::access_start`], inline: the DMA's few operations cost less than the call and
+    /// the access's copy into its argument.
+    #[inline(always)]
+    fn start_access(&mut self, loc: Location, access: AccessRequest) {
         let now = self.now();
         if loc == Location::Host {
-            // The host reads its own memory: the access's cost is in the step's CPU time.
-            return self.access_done(loc, access);
+            return self.host_access(access);
         }
         let start = self.dma_free_ns.max(now);
         self.dma_free_ns = start + self.times.dma_gap_ns;
@@ -1201,6 +1286,13 @@ impl SimPoint {
         self.prefetch(&access);
         self.events
             .schedule_at(start + latency, Event::AccessDone(loc, access));
+    }
+
+    /// The host reads its own memory: the access's cost is in the step's CPU time, so it is
+    /// done now. Out of line: the NIC's accesses, inline, need none of it.
+    #[inline(never)]
+    fn host_access(&mut self, access: AccessRequest) {
+        self.access_done(Location::Host, access);
     }
 
     /// Asks the CPU to bring the access's bytes into its cache now, so that reading them when
@@ -1227,6 +1319,27 @@ impl SimPoint {
         let now = self.now();
         let i = usize::from(loc == Location::Nic);
         self.path.start(now, access, &mut self.servers[i].worker);
+        self.pump_and_release(loc);
+    }
+
+    /// After the worker of `loc` took an input (a datagram, an access's bytes): its free cores
+    /// start work, and what it released goes on, as [`SimPoint::release_outputs`] says.
+    ///
+    /// Inline: most calls find no output (every access completion of the bench's points: a
+    /// completion readies a step, it does not run one), answered with the pump alone, without
+    /// a [`Released`] built, moved and matched; the rest is [`SimPoint::pump_and_hand_on`].
+    #[inline]
+    fn pump_and_release(&mut self, loc: Location) {
+        if !self.server(loc).worker.has_output() {
+            return self.pump_server(loc);
+        }
+        self.pump_and_hand_on(loc);
+    }
+
+    /// [`SimPoint::pump_and_release`] when the worker has outputs: they are released before the
+    /// pump (which may run steps adding outputs of their own) and handed on after it.
+    #[inline(never)]
+    fn pump_and_hand_on(&mut self, loc: Location) {
         let released = self.release_outputs(loc);
         self.pump_server(loc);
         self.hand_on_released(loc, released);
@@ -1336,7 +1449,7 @@ impl SimPoint {
             profile: config.profile.name.clone(),
             profile_description: config.profile.description.clone(),
             seed: config.seed,
-            events: self.events.popped() + self.folded_events,
+            events: self.events_counted(),
             end_ns: self.events.now_ns(),
             steered: self.steered,
             rnic_reads: self.rnic_reads,
@@ -1395,6 +1508,22 @@ impl SimPoint {
         let totals = Totals::of(&s.worker.measured_totals());
         totals.location_counters(s.cores.count() as u32, self.config.measure_ns)
     }
+}
+
+/// Writes the intervals `session` closed by `now` into `hlog`, their starts since the measured
+/// phase's (`warmup_ns` after the run's start). Out of line: a few per client and run.
+#[inline(never)]
+fn write_intervals(
+    session: &mut ClientSession,
+    hlog: &mut HlogWriter<Vec<u8>>,
+    warmup_ns: u64,
+    now: u64,
+) -> Result<(), SimError> {
+    while let Some(mut interval) = session.poll_interval(now).map_err(setup)? {
+        interval.start_ns = interval.start_ns.saturating_sub(warmup_ns);
+        hlog.write_interval(&interval).map_err(setup)?;
+    }
+    Ok(())
 }
 
 /// A cache line on the machines the simulator runs on (x86-64, Arm64: 64 bytes).
@@ -1632,4 +1761,42 @@ fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), Sim
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| output(&dir.join(name), e))?;
     bytes.push(b'\n');
     write(dir, name, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`NotedPumps`] counts what the deque it replaced counted: times in order, each counted
+    /// once when the clock reaches it, however many are still ahead (its memory bound included).
+    #[test]
+    fn noted_pumps_count_as_a_deque_would() {
+        let mut noted = NotedPumps::default();
+        let mut deque = VecDeque::new();
+        let (mut now_ns, mut at_ns, mut state) = (0u64, 0u64, 0x9e37_79b9_u64);
+        let (mut counted, mut counted_by_deque) = (0, 0);
+        for round in 0..20_000u64 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            // Long stretches where the clock lags far behind the notes exercise the bound.
+            let lag = if (round / 3000) % 2 == 0 { 5 } else { 5000 };
+            now_ns += (state >> 33) % 7;
+            at_ns = at_ns.max(now_ns + 1) + (state >> 40) % lag;
+            counted += noted.count_reached(now_ns);
+            while deque.front().is_some_and(|&t| t <= now_ns) {
+                deque.pop_front();
+                counted_by_deque += 1;
+            }
+            assert_eq!(counted, counted_by_deque, "round {round}");
+            noted.note(at_ns);
+            deque.push_back(at_ns);
+            assert!(noted.counted <= NOTED_PUMPS_COUNTED_MAX);
+        }
+        assert_eq!(
+            noted.count_reached(u64::MAX),
+            deque.len() as u64,
+            "the rest, at the end"
+        );
+    }
 }

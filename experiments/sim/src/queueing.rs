@@ -148,13 +148,13 @@ pub fn simulate(config: &QueueConfig) -> Result<QueueResult, QueueError> {
                 events.schedule_in(rng.exp_ns(config.interarrival_ns_mean), QueueEvent::Arrival);
             }
         }
-        while let (Some(core), Some(&arrival)) = (pool.free_core(now), waiting.front()) {
+        while let (true, Some(&arrival)) = (pool.has_free_core(now), waiting.front()) {
             waiting.pop_front();
             if started >= config.warmup_customers {
                 wait_sum_ns += u128::from(now - arrival);
             }
             started += 1;
-            let end = pool.occupy(core, now, config.service.draw_ns(&mut rng));
+            let end = pool.occupy(now, config.service.draw_ns(&mut rng));
             events.schedule_at(end, QueueEvent::Free);
         }
         if let Some(end) = pool.held_until(now).filter(|&end| end != woken_at_ns)
