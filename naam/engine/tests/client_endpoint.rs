@@ -618,3 +618,68 @@ fn sequence_numbers_wrap_the_window_many_times() {
     assert_eq!(client.inflight(), inflight_before - 1);
     assert_eq!(client.stats().stale, 0);
 }
+
+/// Events with their payloads, as handed over.
+type Ended = Vec<(Event<u32>, Vec<u8>)>;
+
+/// Every event `handle_datagram_with` hands over, with its payload.
+fn handle_with(client: &mut ClientEndpoint<u32>, now: Nanos, bytes: &[u8]) -> (Inbound, Ended) {
+    let mut events = Vec::new();
+    let inbound = client.handle_datagram_with(now, bytes, |e, payload| {
+        events.push((*e, payload.to_vec()));
+    });
+    (inbound, events)
+}
+
+#[test]
+fn a_reply_handed_over_in_place_ends_its_request_once() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    issue_seq(&f, &mut client, Nanos(0), 1);
+    let id = client.request_id(1);
+    let reply = reply_frame(id, Status::Ok, Location::Nic, 0, b"\x01answer");
+    let (inbound, events) = handle_with(&mut client, Nanos(5), &reply);
+    assert_eq!(inbound, Inbound::Reply);
+    let [(e, payload)] = &events[..] else {
+        panic!("one event: {events:?}")
+    };
+    assert_eq!(
+        (e.request_id, e.cookie, e.outcome, e.location),
+        (id, 1, Outcome::Ok, Some(Location::Nic))
+    );
+    assert_eq!(payload, b"\x01answer");
+    assert!(!client.has_event(), "nothing left queued");
+    assert_eq!((client.inflight(), client.stats().replies), (0, 1));
+    let (inbound, events) = handle_with(&mut client, Nanos(6), &reply);
+    assert_eq!((inbound, events.len()), (Inbound::Stale, 0), "ended once");
+}
+
+#[test]
+fn events_queued_before_a_reply_are_handed_over_first() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    issue_seq(&f, &mut client, Nanos(0), 1);
+    issue_seq(&f, &mut client, Nanos(0), 2);
+    let t = client.poll_transmit(&mut Vec::new()).unwrap();
+    client.transmit_failed(Nanos(1), t.carries);
+    assert!(client.has_event(), "the failed send is queued");
+    let code = ErrorCode {
+        kind: ErrorKind::FunctionError,
+        detail: 3,
+    };
+    let reply = reply_frame(
+        client.request_id(2),
+        Status::Error(code),
+        Location::Host,
+        0,
+        &[],
+    );
+    let (inbound, events) = handle_with(&mut client, Nanos(2), &reply);
+    assert_eq!(inbound, Inbound::Reply);
+    let ended: Vec<_> = events.iter().map(|(e, _)| (e.cookie, e.outcome)).collect();
+    assert_eq!(ended, [(1, Outcome::Send), (2, Outcome::Error(code))]);
+    assert!(!client.has_event());
+    let (inbound, events) = handle_with(&mut client, Nanos(3), b"not a frame");
+    assert_eq!((inbound, events.len()), (Inbound::Malformed, 0));
+    assert_eq!(client.stats().malformed, 1);
+}

@@ -201,11 +201,23 @@ impl ClientSession {
     /// `now_ns`) and is handled at `now_ns`: a reply it completes measures its latency to the
     /// arrival (a driver that reads in batches adds nothing), and counts at `now_ns`.
     pub fn handle_datagram_arrived(&mut self, now_ns: u64, arrived_ns: u64, bytes: &[u8]) {
-        let inbound = self.endpoint.handle_datagram(Nanos(now_ns), bytes);
+        let arrived_ns = arrived_ns.min(now_ns);
+        let mut books = Books {
+            generator: &mut self.generator,
+            workload: &*self.workload,
+            tags: self.tags,
+            counts: &mut self.counts,
+        };
+        // Every request the datagram ends (and any ended before) is booked here, a reply's
+        // payload read in place.
+        let inbound = self
+            .endpoint
+            .handle_datagram_with(Nanos(now_ns), bytes, |event, payload| {
+                books.on_event(now_ns, arrived_ns, event, payload);
+            });
         if inbound == naam_engine::client::Inbound::Malformed {
             self.counts.at(now_ns).malformed_replies += 1;
         }
-        self.drain_events_arrived(now_ns, arrived_ns.min(now_ns));
     }
 
     /// True when a request is due at `now_ns` and a slot is free to send it.
