@@ -42,8 +42,8 @@ use crate::inflight::InflightTable;
 use crate::region::RegionTable;
 use crate::steer::{SteerKey, steer_bucket};
 use crate::wire::{
-    ClientFrame, Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, ReadReply,
-    ReadRequest, Reply, ReplyAddr, Status,
+    ClientFrame, Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, MessageHead,
+    ReadReply, ReadRequest, Reply, ReplyAddr, Status,
 };
 
 /// Largest bound on requests in flight at one endpoint.
@@ -137,7 +137,7 @@ pub struct Call<'a> {
     /// Its argument block.
     pub args: &'a [u8],
     /// Step 0's accesses.
-    pub descriptors: Descriptors,
+    pub descriptors: &'a Descriptors,
     /// A host-native function (a write): never run at the client.
     pub server_only: bool,
 }
@@ -522,23 +522,22 @@ impl<C: Copy> ClientEndpoint<C> {
             return Err(IssueError::Duplicate(request_id));
         }
         let local = !call.server_only && steer_bucket(request_id) < self.client_permille;
-        let invoke = Invoke {
+        let head = MessageHead {
+            tenant: call.tenant,
+            function: call.function,
+            request_id,
             flow: self.config.flow,
             flags: InvokeFlags(InvokeFlags::ALLOW_PUSHBACK),
             reply_to: self.config.reply_to,
-            ..Invoke::new_message(
-                call.tenant,
-                call.function,
-                request_id,
-                call.args,
-                call.descriptors,
-            )
         };
         self.stats.issued += 1;
         let route = if local { Route::Local } else { Route::Server };
         if !local {
             let mut bytes = self.spare.pop().unwrap_or_default();
-            if invoke.encode(&mut bytes).is_err() {
+            if head
+                .encode_invoke(call.args, call.descriptors, &mut bytes)
+                .is_err()
+            {
                 self.push_event(request_id, cookie, None, Outcome::Encode, &[]);
                 return Ok(route);
             }
@@ -564,10 +563,27 @@ impl<C: Copy> ClientEndpoint<C> {
         self.inflight.insert_new(request_id.0, pending);
         if local {
             self.stats.issued_local += 1;
-            self.local.submit(now, now, 0, &invoke);
-            self.pump_local(now);
+            self.submit_local(now, &head, call);
         }
         Ok(route)
+    }
+
+    /// Runs a new message here: `head` with `call`'s argument block and accesses.
+    fn submit_local(&mut self, now: Nanos, head: &MessageHead, call: &Call<'_>) {
+        let invoke = Invoke {
+            flow: head.flow,
+            flags: head.flags,
+            reply_to: head.reply_to,
+            ..Invoke::new_message(
+                head.tenant,
+                head.function,
+                head.request_id,
+                call.args,
+                *call.descriptors,
+            )
+        };
+        self.local.submit(now, now, 0, &invoke);
+        self.pump_local(now);
     }
 
     /// True when [`ClientEndpoint::poll_transmit`] would return a transmit: a driver can skip

@@ -334,7 +334,7 @@ impl ClientSession {
             tenant: tenant_id(self.request.tenant),
             function: naam_engine::FunctionId(self.request.function),
             args: &self.request.args,
-            descriptors: self.request.descriptors,
+            descriptors: &self.request.descriptors,
             server_only: self.request.host_only,
         };
         let pending = Pending {
