@@ -130,11 +130,26 @@ pub struct ReplyAddr {
     pub port: u16,
 }
 
-/// Up to [`ACCESSES_PER_STEP_MAX`] descriptors, inline (no allocation).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// Up to [`ACCESSES_PER_STEP_MAX`] descriptors, inline (no allocation). Lists of the same
+/// descriptors are equal (and hash alike) whatever their unused slots hold.
+#[derive(Clone, Copy)]
 pub struct Descriptors {
     items: [Descriptor; ACCESSES_PER_STEP_MAX],
     len: u8,
+}
+
+impl PartialEq for Descriptors {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Descriptors {}
+
+impl std::hash::Hash for Descriptors {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state);
+    }
 }
 
 impl std::fmt::Debug for Descriptors {

@@ -361,7 +361,8 @@ impl ClientSession {
     }
 
     /// Ends every request the endpoint finished: verify, record latency under the location
-    /// that ran it, count.
+    /// that ran it, count. Inline: called after every send, most often with nothing ended.
+    #[inline]
     fn drain_events(&mut self, now_ns: u64) {
         self.drain_events_arrived(now_ns, now_ns);
     }
