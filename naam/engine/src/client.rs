@@ -685,6 +685,7 @@ impl<C: Copy> ClientEndpoint<C> {
     }
 
     /// When [`ClientEndpoint::handle_timeout`] is next due.
+    #[inline]
     pub fn poll_timeout(&self) -> Nanos {
         if self.controller.is_some() {
             self.next_sweep_at.min(self.next_sample_at)

@@ -248,12 +248,20 @@ impl ClientSession {
         work
     }
 
-    /// Timeouts and client-side policy ticks due at `now_ns`.
+    /// Timeouts and client-side policy ticks due at `now_ns`. Inline: a driver calls it at every
+    /// wake-up, and few are due (a sweep every few ms).
+    #[inline]
     pub fn handle_timeout(&mut self, now_ns: u64) {
         if now_ns >= self.endpoint.poll_timeout().0 {
-            self.endpoint.handle_timeout(Nanos(now_ns));
-            self.drain_events(now_ns);
+            self.handle_timeout_due(now_ns);
         }
+    }
+
+    /// [`ClientSession::handle_timeout`]'s work, when something is due.
+    #[inline(never)]
+    fn handle_timeout_due(&mut self, now_ns: u64) {
+        self.endpoint.handle_timeout(Nanos(now_ns));
+        self.drain_events(now_ns);
     }
 
     /// When the session next needs the driver: the next send or timer, ns since the run start
