@@ -153,7 +153,7 @@ fn bench_machines(c: &mut Criterion) {
         tenant: TenantId(7),
         function: FunctionId(7),
         args: &args,
-        descriptors: Descriptors::new(),
+        descriptors: &Descriptors::new(),
         server_only: false,
     };
     let mut answer = Vec::new();

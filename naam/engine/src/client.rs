@@ -42,8 +42,8 @@ use crate::inflight::InflightTable;
 use crate::region::RegionTable;
 use crate::steer::{SteerKey, steer_bucket};
 use crate::wire::{
-    ClientFrame, Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, ReadReply,
-    ReadRequest, Reply, ReplyAddr, Status,
+    ClientFrame, Descriptors, ErrorCode, ErrorKind, Frame, Invoke, InvokeFlags, MessageHead,
+    ReadReply, ReadRequest, Reply, ReplyAddr, Status,
 };
 
 /// Largest bound on requests in flight at one endpoint.
@@ -137,7 +137,7 @@ pub struct Call<'a> {
     /// Its argument block.
     pub args: &'a [u8],
     /// Step 0's accesses.
-    pub descriptors: Descriptors,
+    pub descriptors: &'a Descriptors,
     /// A host-native function (a write): never run at the client.
     pub server_only: bool,
 }
@@ -522,23 +522,22 @@ impl<C: Copy> ClientEndpoint<C> {
             return Err(IssueError::Duplicate(request_id));
         }
         let local = !call.server_only && steer_bucket(request_id) < self.client_permille;
-        let invoke = Invoke {
+        let head = MessageHead {
+            tenant: call.tenant,
+            function: call.function,
+            request_id,
             flow: self.config.flow,
             flags: InvokeFlags(InvokeFlags::ALLOW_PUSHBACK),
             reply_to: self.config.reply_to,
-            ..Invoke::new_message(
-                call.tenant,
-                call.function,
-                request_id,
-                call.args,
-                call.descriptors,
-            )
         };
         self.stats.issued += 1;
         let route = if local { Route::Local } else { Route::Server };
         if !local {
             let mut bytes = self.spare.pop().unwrap_or_default();
-            if invoke.encode(&mut bytes).is_err() {
+            if head
+                .encode_invoke(call.args, call.descriptors, &mut bytes)
+                .is_err()
+            {
                 self.push_event(request_id, cookie, None, Outcome::Encode, &[]);
                 return Ok(route);
             }
@@ -564,10 +563,27 @@ impl<C: Copy> ClientEndpoint<C> {
         self.inflight.insert_new(request_id.0, pending);
         if local {
             self.stats.issued_local += 1;
-            self.local.submit(now, now, 0, &invoke);
-            self.pump_local(now);
+            self.submit_local(now, &head, call);
         }
         Ok(route)
+    }
+
+    /// Runs a new message here: `head` with `call`'s argument block and accesses.
+    fn submit_local(&mut self, now: Nanos, head: &MessageHead, call: &Call<'_>) {
+        let invoke = Invoke {
+            flow: head.flow,
+            flags: head.flags,
+            reply_to: head.reply_to,
+            ..Invoke::new_message(
+                head.tenant,
+                head.function,
+                head.request_id,
+                call.args,
+                *call.descriptors,
+            )
+        };
+        self.local.submit(now, now, 0, &invoke);
+        self.pump_local(now);
     }
 
     /// True when [`ClientEndpoint::poll_transmit`] would return a transmit: a driver can skip
@@ -627,11 +643,37 @@ impl<C: Copy> ClientEndpoint<C> {
         match ClientFrame::decode(bytes) {
             Ok(ClientFrame::Reply(reply)) => self.on_reply(now, &reply),
             Ok(ClientFrame::ReadReply(read)) => self.on_read_reply(now, &read),
-            Err(_) => {
-                self.stats.malformed += 1;
-                Inbound::Malformed
-            }
+            Err(_) => self.on_malformed(),
         }
+    }
+
+    /// [`ClientEndpoint::handle_datagram`], then [`ClientEndpoint::drain_events_with`]: every
+    /// request ended so far goes to `on_event`, oldest first. A reply that ends a request while
+    /// no event is queued goes to `on_event` at once, its payload read in place from `bytes`
+    /// (not copied into a queued buffer, then drained: once per request for a client whose
+    /// requests run at the server).
+    pub fn handle_datagram_with(
+        &mut self,
+        now: Nanos,
+        bytes: &[u8],
+        mut on_event: impl FnMut(&Event<C>, &[u8]),
+    ) -> Inbound {
+        let inbound = match ClientFrame::decode(bytes) {
+            Ok(ClientFrame::Reply(reply)) if self.events.is_empty() => {
+                match self.end_by_reply(now, &reply) {
+                    Ok(event) => {
+                        on_event(&event, reply.payload);
+                        return Inbound::Reply;
+                    }
+                    Err(inbound) => inbound,
+                }
+            }
+            Ok(ClientFrame::Reply(reply)) => self.on_reply(now, &reply),
+            Ok(ClientFrame::ReadReply(read)) => self.on_read_reply(now, &read),
+            Err(_) => self.on_malformed(),
+        };
+        self.drain_events_with(on_event);
+        inbound
     }
 
     /// Runs up to `steps_max` local steps at `now`; their accesses become read transmits and the
@@ -643,6 +685,7 @@ impl<C: Copy> ClientEndpoint<C> {
     }
 
     /// When [`ClientEndpoint::handle_timeout`] is next due.
+    #[inline]
     pub fn poll_timeout(&self) -> Nanos {
         if self.controller.is_some() {
             self.next_sweep_at.min(self.next_sample_at)
@@ -669,19 +712,37 @@ impl<C: Copy> ClientEndpoint<C> {
 
 impl<C: Copy> ClientEndpoint<C> {
     fn on_reply(&mut self, now: Nanos, reply: &Reply<'_>) -> Inbound {
+        match self.end_by_reply(now, reply) {
+            Ok(event) => {
+                let bytes = self.spare_copy(reply.payload);
+                self.events.push(event, bytes);
+                Inbound::Reply
+            }
+            Err(inbound) => inbound,
+        }
+    }
+
+    /// The event of the request `reply` ends (counted, out of the in-flight table, not queued);
+    /// `Err` with what the reply was when it ends none (a pushback, handled here, or stale).
+    #[inline]
+    fn end_by_reply(&mut self, now: Nanos, reply: &Reply<'_>) -> Result<Event<C>, Inbound> {
         let outcome = match reply.status {
             Status::Ok => Outcome::Ok,
             Status::Error(code) => Outcome::Error(code),
-            Status::Pushback => return self.on_pushback(now, reply),
+            Status::Pushback => return Err(self.on_pushback(now, reply)),
         };
         let id = reply.request_id;
         let Some(pending) = self.inflight.remove(id.0) else {
-            return self.on_stale();
+            return Err(self.on_stale());
         };
         self.note_reply(reply);
         let location = Some(reply.location);
-        self.end_pending(now, id, pending, location, outcome, reply.payload);
-        Inbound::Reply
+        Ok(self.end_event(now, id, pending, location, outcome))
+    }
+
+    fn on_malformed(&mut self) -> Inbound {
+        self.stats.malformed += 1;
+        Inbound::Malformed
     }
 
     fn on_stale(&mut self) -> Inbound {
@@ -825,6 +886,22 @@ impl<C: Copy> ClientEndpoint<C> {
         outcome: Outcome,
         payload: &[u8],
     ) {
+        let event = self.end_event(now, id, pending, location, outcome);
+        let bytes = self.spare_copy(payload);
+        self.events.push(event, bytes);
+    }
+
+    /// The event ending request `id` (taken out of the in-flight table as `pending`), counted
+    /// for client-side policies; the caller queues or hands it over.
+    #[inline]
+    fn end_event(
+        &mut self,
+        now: Nanos,
+        id: RequestId,
+        pending: Pending<C>,
+        location: Option<Location>,
+        outcome: Outcome,
+    ) -> Event<C> {
         if outcome == Outcome::Ok {
             let latency_ns = now.since(pending.intended);
             if location == Some(Location::Client) {
@@ -835,7 +912,12 @@ impl<C: Copy> ClientEndpoint<C> {
                 self.tally.server_latency_ns_sum += latency_ns;
             }
         }
-        self.push_event(id, pending.cookie, location, outcome, payload);
+        Event {
+            request_id: id,
+            cookie: pending.cookie,
+            location,
+            outcome,
+        }
     }
 
     fn push_event(
@@ -846,9 +928,7 @@ impl<C: Copy> ClientEndpoint<C> {
         outcome: Outcome,
         payload: &[u8],
     ) {
-        let mut bytes = self.spare.pop().unwrap_or_default();
-        bytes.clear();
-        bytes.extend_from_slice(payload);
+        let bytes = self.spare_copy(payload);
         let event = Event {
             request_id,
             cookie,
@@ -856,6 +936,14 @@ impl<C: Copy> ClientEndpoint<C> {
             outcome,
         };
         self.events.push(event, bytes);
+    }
+
+    /// A copy of `bytes` in a spare buffer (or a new one).
+    fn spare_copy(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut copy = self.spare.pop().unwrap_or_default();
+        copy.clear();
+        copy.extend_from_slice(bytes);
+        copy
     }
 
     /// Fails expired requests and stale reads, in id order (deterministic whatever the maps'

@@ -47,7 +47,7 @@ fn lookup(ds: &Dataset, index: usize) -> (Vec<u8>, wire::Descriptors) {
     hash_request(ds, ds.pairs[index].0)
 }
 
-fn call<'a>(args: &'a [u8], descriptors: wire::Descriptors) -> Call<'a> {
+fn call<'a>(args: &'a [u8], descriptors: &'a wire::Descriptors) -> Call<'a> {
     Call {
         tenant: TENANT,
         function: HASH_GET,
@@ -121,7 +121,7 @@ fn requests_go_to_the_ingress_and_replies_end_them() {
     let (args, d) = lookup(&f.ds, 0);
     let route = f
         .client
-        .issue(Nanos(10), Nanos(5), 7, &call(&args, d), 70)
+        .issue(Nanos(10), Nanos(5), 7, &call(&args, &d), 70)
         .unwrap();
     assert_eq!(route, Route::Server);
     let mut frame = Vec::new();
@@ -166,7 +166,7 @@ fn the_servers_hint_sets_the_share_run_locally() {
     let mut f = fixture(0, None);
     let (args, d) = lookup(&f.ds, 0);
     f.client
-        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, &d), 1)
         .unwrap();
     let id = f.client.request_id(1);
     f.client.poll_transmit(&mut Vec::new()).unwrap();
@@ -176,13 +176,13 @@ fn the_servers_hint_sets_the_share_run_locally() {
     let (args, d) = lookup(&f.ds, 1);
     assert_eq!(
         f.client
-            .issue(Nanos(2), Nanos(2), 2, &call(&args, d), 2)
+            .issue(Nanos(2), Nanos(2), 2, &call(&args, &d), 2)
             .unwrap(),
         Route::Local
     );
     let server_only = Call {
         server_only: true,
-        ..call(&args, d)
+        ..call(&args, &d)
     };
     assert_eq!(
         f.client
@@ -223,7 +223,7 @@ fn a_server_only_call_is_pinned_unless_the_server_pins_nothing() {
         let (args, d) = lookup(&ds, 0);
         let server_only = Call {
             server_only: true,
-            ..call(&args, d)
+            ..call(&args, &d)
         };
         let route = client
             .issue(Nanos(0), Nanos(0), 1, &server_only, 1)
@@ -246,7 +246,7 @@ fn a_local_request_reads_through_the_rnic_and_verifies() {
     let (args, d) = hash_request(&f.ds, key);
     assert_eq!(
         f.client
-            .issue(Nanos(0), Nanos(0), 9, &call(&args, d), 90)
+            .issue(Nanos(0), Nanos(0), 9, &call(&args, &d), 90)
             .unwrap(),
         Route::Local
     );
@@ -272,7 +272,7 @@ fn a_pushback_runs_its_continuation_here() {
     let (key, value) = f.ds.pairs[2];
     let (args, d) = hash_request(&f.ds, key);
     f.client
-        .issue(Nanos(0), Nanos(0), 4, &call(&args, d), 40)
+        .issue(Nanos(0), Nanos(0), 4, &call(&args, &d), 40)
         .unwrap();
     let mut frame = Vec::new();
     f.client.poll_transmit(&mut frame).unwrap();
@@ -301,7 +301,7 @@ fn a_denied_read_fails_the_request_with_the_denial() {
     f.client.set_client_permille(1000);
     let (args, d) = lookup(&f.ds, 0);
     f.client
-        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, &d), 1)
         .unwrap();
     let mut frame = Vec::new();
     let t = f.client.poll_transmit(&mut frame).unwrap();
@@ -332,11 +332,11 @@ fn unanswered_requests_and_reads_time_out_at_the_sweep() {
     let mut f = fixture(0, None);
     let (args, d) = lookup(&f.ds, 0);
     f.client
-        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, &d), 1)
         .unwrap();
     f.client.set_client_permille(1000);
     f.client
-        .issue(Nanos(0), Nanos(0), 2, &call(&args, d), 2)
+        .issue(Nanos(0), Nanos(0), 2, &call(&args, &d), 2)
         .unwrap();
     assert_eq!(
         f.client.poll_timeout(),
@@ -370,7 +370,7 @@ fn a_failed_send_ends_the_request_at_once() {
     let mut f = fixture(0, None);
     let (args, d) = lookup(&f.ds, 0);
     f.client
-        .issue(Nanos(0), Nanos(0), 1, &call(&args, d), 11)
+        .issue(Nanos(0), Nanos(0), 1, &call(&args, &d), 11)
         .unwrap();
     let t = f.client.poll_transmit(&mut Vec::new()).unwrap();
     f.client.transmit_failed(Nanos(1), t.carries);
@@ -393,17 +393,17 @@ fn bounds_and_ids_are_checked_at_issue() {
     )
     .unwrap();
     let (args, d) = lookup(&f.ds, 0);
-    one.issue(Nanos(0), Nanos(0), 1, &call(&args, d), 1)
+    one.issue(Nanos(0), Nanos(0), 1, &call(&args, &d), 1)
         .unwrap();
     assert_eq!(
-        one.issue(Nanos(0), Nanos(0), 2, &call(&args, d), 2),
+        one.issue(Nanos(0), Nanos(0), 2, &call(&args, &d), 2),
         Err(IssueError::InflightFull { max: 1 })
     );
     f.client
-        .issue(Nanos(0), Nanos(0), 5, &call(&args, d), 5)
+        .issue(Nanos(0), Nanos(0), 5, &call(&args, &d), 5)
         .unwrap();
     assert_eq!(
-        f.client.issue(Nanos(0), Nanos(0), 5, &call(&args, d), 6),
+        f.client.issue(Nanos(0), Nanos(0), 5, &call(&args, &d), 6),
         Err(IssueError::Duplicate(RequestId(5)))
     );
     let wide = ClientEndpoint::<u32>::new(
@@ -443,7 +443,7 @@ fn a_client_side_policy_samples_every_period() {
             let intended = Nanos(now.0 - 500_000);
             match f
                 .client
-                .issue(now, intended, seq, &call(&args, d), 0)
+                .issue(now, intended, seq, &call(&args, &d), 0)
                 .unwrap()
             {
                 Route::Server => {
@@ -486,7 +486,7 @@ fn windowed(f: &Fixture) -> ClientEndpoint<u32> {
 /// Issues `seq` at `now` with its own number as cookie (the low 32 bits).
 fn issue_seq(f: &Fixture, client: &mut ClientEndpoint<u32>, now: Nanos, seq: u64) {
     let (args, d) = lookup(&f.ds, 0);
-    let route = client.issue(now, now, seq, &call(&args, d), seq as u32);
+    let route = client.issue(now, now, seq, &call(&args, &d), seq as u32);
     assert_eq!(route, Ok(Route::Server), "seq {seq}");
 }
 
@@ -534,7 +534,7 @@ fn a_duplicate_id_is_refused_in_its_slot_and_in_the_map() {
     issue_seq(&f, &mut client, Nanos(0), 1 + WINDOW);
     for seq in [1, 1 + WINDOW] {
         assert_eq!(
-            client.issue(Nanos(1), Nanos(1), seq, &call(&args, d), 0),
+            client.issue(Nanos(1), Nanos(1), seq, &call(&args, &d), 0),
             Err(IssueError::Duplicate(RequestId(seq)))
         );
     }
@@ -543,7 +543,7 @@ fn a_duplicate_id_is_refused_in_its_slot_and_in_the_map() {
         Inbound::Reply
     );
     assert_eq!(
-        client.issue(Nanos(3), Nanos(3), 1 + WINDOW, &call(&args, d), 0),
+        client.issue(Nanos(3), Nanos(3), 1 + WINDOW, &call(&args, &d), 0),
         Err(IssueError::Duplicate(RequestId(1 + WINDOW))),
         "still in flight after its slot freed"
     );
@@ -617,4 +617,69 @@ fn sequence_numbers_wrap_the_window_many_times() {
     );
     assert_eq!(client.inflight(), inflight_before - 1);
     assert_eq!(client.stats().stale, 0);
+}
+
+/// Events with their payloads, as handed over.
+type Ended = Vec<(Event<u32>, Vec<u8>)>;
+
+/// Every event `handle_datagram_with` hands over, with its payload.
+fn handle_with(client: &mut ClientEndpoint<u32>, now: Nanos, bytes: &[u8]) -> (Inbound, Ended) {
+    let mut events = Vec::new();
+    let inbound = client.handle_datagram_with(now, bytes, |e, payload| {
+        events.push((*e, payload.to_vec()));
+    });
+    (inbound, events)
+}
+
+#[test]
+fn a_reply_handed_over_in_place_ends_its_request_once() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    issue_seq(&f, &mut client, Nanos(0), 1);
+    let id = client.request_id(1);
+    let reply = reply_frame(id, Status::Ok, Location::Nic, 0, b"\x01answer");
+    let (inbound, events) = handle_with(&mut client, Nanos(5), &reply);
+    assert_eq!(inbound, Inbound::Reply);
+    let [(e, payload)] = &events[..] else {
+        panic!("one event: {events:?}")
+    };
+    assert_eq!(
+        (e.request_id, e.cookie, e.outcome, e.location),
+        (id, 1, Outcome::Ok, Some(Location::Nic))
+    );
+    assert_eq!(payload, b"\x01answer");
+    assert!(!client.has_event(), "nothing left queued");
+    assert_eq!((client.inflight(), client.stats().replies), (0, 1));
+    let (inbound, events) = handle_with(&mut client, Nanos(6), &reply);
+    assert_eq!((inbound, events.len()), (Inbound::Stale, 0), "ended once");
+}
+
+#[test]
+fn events_queued_before_a_reply_are_handed_over_first() {
+    let f = fixture(0, None);
+    let mut client = windowed(&f);
+    issue_seq(&f, &mut client, Nanos(0), 1);
+    issue_seq(&f, &mut client, Nanos(0), 2);
+    let t = client.poll_transmit(&mut Vec::new()).unwrap();
+    client.transmit_failed(Nanos(1), t.carries);
+    assert!(client.has_event(), "the failed send is queued");
+    let code = ErrorCode {
+        kind: ErrorKind::FunctionError,
+        detail: 3,
+    };
+    let reply = reply_frame(
+        client.request_id(2),
+        Status::Error(code),
+        Location::Host,
+        0,
+        &[],
+    );
+    let (inbound, events) = handle_with(&mut client, Nanos(2), &reply);
+    assert_eq!(inbound, Inbound::Reply);
+    let ended: Vec<_> = events.iter().map(|(e, _)| (e.cookie, e.outcome)).collect();
+    assert_eq!(ended, [(1, Outcome::Send), (2, Outcome::Error(code))]);
+    assert!(!client.has_event());
+    let (inbound, events) = handle_with(&mut client, Nanos(3), b"not a frame");
+    assert_eq!((inbound, events.len()), (Inbound::Malformed, 0));
+    assert_eq!(client.stats().malformed, 1);
 }

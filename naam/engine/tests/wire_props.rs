@@ -128,6 +128,29 @@ proptest! {
     }
 
     #[test]
+    fn a_message_head_encodes_its_invokes_bytes(m in invoke(), stale in prop::collection::vec(any::<u8>(), 0..64)) {
+        let (tenant, function, id, flow, pushback, _, _) = m.fixed;
+        let head = MessageHead {
+            tenant: TenantId(tenant),
+            function: FunctionId(function),
+            request_id: RequestId(id),
+            flow,
+            flags: InvokeFlags(if pushback { InvokeFlags::ALLOW_PUSHBACK } else { 0 }),
+            reply_to: m.reply_to,
+        };
+        let invoke = Invoke {
+            flow,
+            flags: head.flags,
+            reply_to: m.reply_to,
+            ..Invoke::new_message(head.tenant, head.function, head.request_id, &m.args, m.descriptors)
+        };
+        let (mut expected, mut buf) = (Vec::new(), stale);
+        invoke.encode(&mut expected).unwrap();
+        head.encode_invoke(&m.args, &m.descriptors, &mut buf).unwrap();
+        prop_assert_eq!(buf, expected);
+    }
+
+    #[test]
     fn reply_round_trips(id in any::<u64>(), st in status(), loc in 0u8..3, steps in any::<u8>(), attempts in any::<u8>(),
                          permille in 0u16..=1000, payload in prop::collection::vec(any::<u8>(), 0..=REPLY_BYTES_MAX)) {
         let reply = Reply { request_id: RequestId(id), status: st, location: Location::from_code(loc).unwrap(), steps, attempts,
@@ -197,6 +220,29 @@ fn oversized_parts_are_refused_on_both_sides() {
             field: "args",
             len: ARGS_BYTES_MAX + 1,
             max: ARGS_BYTES_MAX
+        })
+    );
+    let head = MessageHead {
+        tenant: m.tenant,
+        function: m.function,
+        request_id: m.request_id,
+        flow: 0,
+        flags: InvokeFlags(0),
+        reply_to: None,
+    };
+    assert_eq!(
+        head.encode_invoke(&args, &Descriptors::new(), &mut buf),
+        m.encode(&mut Vec::new()),
+        "a message head refuses what its Invoke refuses"
+    );
+    let too_long = Descriptor::read(Rkey(1), 0, ACCESS_BYTES_MAX as u32 + 1);
+    let descriptors = Descriptors::from_slice(&[too_long]).unwrap();
+    assert_eq!(
+        head.encode_invoke(&[], &descriptors, &mut buf),
+        Err(EncodeError::TooLong {
+            field: "descriptor.len",
+            len: ACCESS_BYTES_MAX + 1,
+            max: ACCESS_BYTES_MAX
         })
     );
     // A frame that claims a too-long args block is rejected before anything is read.

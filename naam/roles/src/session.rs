@@ -201,11 +201,23 @@ impl ClientSession {
     /// `now_ns`) and is handled at `now_ns`: a reply it completes measures its latency to the
     /// arrival (a driver that reads in batches adds nothing), and counts at `now_ns`.
     pub fn handle_datagram_arrived(&mut self, now_ns: u64, arrived_ns: u64, bytes: &[u8]) {
-        let inbound = self.endpoint.handle_datagram(Nanos(now_ns), bytes);
+        let arrived_ns = arrived_ns.min(now_ns);
+        let mut books = Books {
+            generator: &mut self.generator,
+            workload: &*self.workload,
+            tags: self.tags,
+            counts: &mut self.counts,
+        };
+        // Every request the datagram ends (and any ended before) is booked here, a reply's
+        // payload read in place.
+        let inbound = self
+            .endpoint
+            .handle_datagram_with(Nanos(now_ns), bytes, |event, payload| {
+                books.on_event(now_ns, arrived_ns, event, payload);
+            });
         if inbound == naam_engine::client::Inbound::Malformed {
             self.counts.at(now_ns).malformed_replies += 1;
         }
-        self.drain_events_arrived(now_ns, arrived_ns.min(now_ns));
     }
 
     /// True when a request is due at `now_ns` and a slot is free to send it.
@@ -236,12 +248,20 @@ impl ClientSession {
         work
     }
 
-    /// Timeouts and client-side policy ticks due at `now_ns`.
+    /// Timeouts and client-side policy ticks due at `now_ns`. Inline: a driver calls it at every
+    /// wake-up, and few are due (a sweep every few ms).
+    #[inline]
     pub fn handle_timeout(&mut self, now_ns: u64) {
         if now_ns >= self.endpoint.poll_timeout().0 {
-            self.endpoint.handle_timeout(Nanos(now_ns));
-            self.drain_events(now_ns);
+            self.handle_timeout_due(now_ns);
         }
+    }
+
+    /// [`ClientSession::handle_timeout`]'s work, when something is due.
+    #[inline(never)]
+    fn handle_timeout_due(&mut self, now_ns: u64) {
+        self.endpoint.handle_timeout(Nanos(now_ns));
+        self.drain_events(now_ns);
     }
 
     /// When the session next needs the driver: the next send or timer, ns since the run start
@@ -322,7 +342,7 @@ impl ClientSession {
             tenant: tenant_id(self.request.tenant),
             function: naam_engine::FunctionId(self.request.function),
             args: &self.request.args,
-            descriptors: self.request.descriptors,
+            descriptors: &self.request.descriptors,
             server_only: self.request.host_only,
         };
         let pending = Pending {
@@ -349,7 +369,8 @@ impl ClientSession {
     }
 
     /// Ends every request the endpoint finished: verify, record latency under the location
-    /// that ran it, count.
+    /// that ran it, count. Inline: called after every send, most often with nothing ended.
+    #[inline]
     fn drain_events(&mut self, now_ns: u64) {
         self.drain_events_arrived(now_ns, now_ns);
     }

@@ -575,7 +575,7 @@ impl World {
             tenant: TENANT,
             function,
             args,
-            descriptors,
+            descriptors: &descriptors,
             server_only: false,
         };
         self.sent_at.insert(id, self.now);

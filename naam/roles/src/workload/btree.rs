@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::values::mix;
 use super::{
     ClientWorkload, Expect, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload,
-    TenantMeta, Verified, WorkloadError, WorkloadMeta, one_read,
+    TenantMeta, Verified, WorkloadError, WorkloadMeta, set_one_read,
 };
 use crate::config::BtreeSpec;
 use crate::shm::SharedRegion;
@@ -272,7 +272,7 @@ impl BtreeClient {
 impl ClientWorkload for BtreeClient {
     fn next(&mut self, out: &mut Request) {
         let key = key_at(self.generator.next_keynum());
-        let tenant = self.tenants.below(self.rkeys.len() as u32);
+        let tenant = self.tenants.pick(self.rkeys.len() as u32);
         let args = LookupArgs {
             nodes_rkey: self.rkeys[tenant as usize],
             key,
@@ -286,7 +286,7 @@ impl ClientWorkload for BtreeClient {
             out.args.extend_from_slice(&bytes);
         }
         let a = args.initial_access();
-        out.descriptors = one_read(a.rkey, a.offset, a.len);
+        set_one_read(&mut out.descriptors, a.rkey, a.offset, a.len);
         out.tenant = tenant;
         out.function = BTREE_LOOKUP.0;
         out.host_only = false;

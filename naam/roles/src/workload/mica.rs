@@ -7,7 +7,6 @@
 //! (`"user"` + decimal FNV hash) zero-padded to `key_bytes` (≥ 24). Values are self-verifying
 //! ([`super::values`]).
 
-use naam_engine::wire::Descriptors;
 use naam_engine::{AccessKind, Descriptor, FunctionId, Perms, Rkey};
 use naam_mica::config::{MicaConfig, Slots};
 use naam_mica::get::{GET_FUNCTION_SECTION, GET_OBJECT, GetArgs, GetReply, MicaRkeys};
@@ -21,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::values::{self, VALUE_BYTES_MIN};
 use super::{
     ClientWorkload, Expect, FunctionCode, FunctionSpec, Mix, RegionSpec, Request, ServerWorkload,
-    TenantMeta, Verified, WorkloadError, WorkloadMeta, one_read,
+    TenantMeta, Verified, WorkloadError, WorkloadMeta, set_one, set_one_read,
 };
 use crate::config::{MicaSpec, TenantPrograms};
 use crate::shm::SharedRegion;
@@ -316,7 +315,7 @@ impl MicaClient {
         // Cannot fail: key and item sizes were validated against the config.
         let _ = args.encode_hashed(key_hash, &mut out.args);
         let a = args.initial_access_hashed(key_hash);
-        out.descriptors = one_read(a.rkey, a.offset, a.len);
+        set_one_read(&mut out.descriptors, a.rkey, a.offset, a.len);
         out.function = MICA_GET.0;
         out.host_only = false;
         out.expect = match (self.verify, self.spec.tenant_programs) {
@@ -340,14 +339,13 @@ impl MicaClient {
         // The SET's write set: the bucket it modifies (checked for tenant and write permission).
         let args = GetArgs::new(self.config, self.rkeys[tenant as usize], &self.key);
         let a = args.initial_access();
-        out.descriptors = Descriptors::new();
-        // Cannot fail: the list is empty.
-        let _ = out.descriptors.push(Descriptor {
+        let write = Descriptor {
             rkey: Rkey(a.rkey),
             offset: a.offset,
             len: a.len,
             kind: AccessKind::Write,
-        });
+        };
+        set_one(&mut out.descriptors, write);
         out.function = MICA_SET.0;
         out.host_only = true;
         out.expect = if self.verify {
@@ -394,7 +392,7 @@ fn ycsb_generator(spec: &MicaSpec, seed: u64) -> Result<OperationGenerator, Work
 impl ClientWorkload for MicaClient {
     fn next(&mut self, out: &mut Request) {
         let op = self.generator.next_operation();
-        let tenant = self.tenants.below(self.rkeys.len() as u32);
+        let tenant = self.tenants.pick(self.rkeys.len() as u32);
         key_of(op.keynum, self.spec.key_bytes, &mut self.key);
         out.tenant = tenant;
         match op.kind {

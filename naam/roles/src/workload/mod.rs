@@ -244,13 +244,26 @@ fn check_tenants(dataset: &Dataset) -> Result<(), WorkloadError> {
 /// A single-descriptor list from a workload's (rkey, offset, len).
 pub fn one_read(rkey: u64, offset: u64, len: u32) -> Descriptors {
     let mut d = Descriptors::new();
-    // Cannot fail: an empty list has room for one.
-    let _ = d.push(naam_engine::Descriptor::read(
-        naam_engine::Rkey(rkey),
-        offset,
-        len,
-    ));
+    set_one_read(&mut d, rkey, offset, len);
     d
+}
+
+/// Makes `descriptors` the single read (rkey, offset, len) in place: a request's list is
+/// rewritten for every request, where a new list was built and copied over it.
+#[inline]
+pub fn set_one_read(descriptors: &mut Descriptors, rkey: u64, offset: u64, len: u32) {
+    set_one(
+        descriptors,
+        naam_engine::Descriptor::read(naam_engine::Rkey(rkey), offset, len),
+    );
+}
+
+/// Makes `descriptors` the single `descriptor`, in place.
+#[inline]
+pub fn set_one(descriptors: &mut Descriptors, descriptor: naam_engine::Descriptor) {
+    descriptors.clear();
+    // Cannot fail: an empty list has room for one.
+    let _ = descriptors.push(descriptor);
 }
 
 /// A small seeded generator for tenant choice and the like (SplitMix64).
@@ -270,5 +283,36 @@ impl Mix {
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u32) -> u32 {
         (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
+    }
+
+    /// [`Mix::below`] for a generator that serves only this choice: with `n = 1` the answer is
+    /// 0 whatever the draw, so none is made (a one-tenant client drew once per request for it).
+    #[inline]
+    pub fn pick(&mut self, n: u32) -> u32 {
+        if n == 1 { 0 } else { self.below(n) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pick_among_one_draws_nothing_and_among_more_draws_as_below() {
+        let mut picked = Mix(7);
+        let mut drawn = Mix(7);
+        for n in [1, 3, 1, 1, 16, 2, 1, 1000] {
+            let expected = if n == 1 { 0 } else { drawn.below(n) };
+            assert_eq!(picked.pick(n), expected, "n = {n}");
+        }
+        assert_eq!(picked.0, drawn.0, "the same draws, none for n = 1");
+    }
+
+    #[test]
+    fn a_list_set_in_place_is_the_list_built_anew() {
+        let mut list = one_read(9, 8, 7);
+        let _ = list.push(naam_engine::Descriptor::read(naam_engine::Rkey(1), 2, 3));
+        set_one_read(&mut list, 4, 5, 6);
+        assert_eq!(list, one_read(4, 5, 6));
     }
 }
