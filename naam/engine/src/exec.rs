@@ -750,7 +750,7 @@ impl Executor {
             let Some(index) = self.ready.pop_front() else {
                 break;
             };
-            self.run_step(now, index, memory);
+            self.run_step::<M, true>(now, index, memory);
             steps += 1;
         }
         steps
@@ -800,7 +800,7 @@ impl Executor {
             .map(|d| u64::from(d.len))
             .sum();
         let (accesses_before, done_before) = (self.accesses_handed_out, self.done.len());
-        let insn = self.run_step(now, index, memory);
+        let insn = self.run_step::<M, false>(now, index, memory);
         Some(StepWork {
             insn,
             data_bytes,
@@ -867,6 +867,9 @@ impl Executor {
         })
     }
 
+    /// Out of line: inlined, its encodes made every accepted message's `submit` save more
+    /// registers and a larger frame.
+    #[inline(never)]
     fn refuse_or_push_back(
         &mut self,
         now: Nanos,
@@ -891,6 +894,8 @@ impl Executor {
         self.refuse(now, arrived_at, source, invoke, code);
     }
 
+    /// Out of line, as `refuse_or_push_back`.
+    #[inline(never)]
     fn refuse(
         &mut self,
         now: Nanos,
@@ -967,6 +972,7 @@ impl Executor {
     }
 
     /// Checks the slot's current descriptors and hands them out (or to the native queue).
+    #[inline(always)]
     fn start_step(&mut self, now: Nanos, index: u32) {
         let (slot, mut hand_out, _) = self.split_for_hand_out(index);
         if let Err(denial) = hand_out.start::<false>(slot, index, now) {
@@ -1021,7 +1027,18 @@ impl Executor {
 
     /// Runs one step of the message in slot `index`; returns the instructions it executed (the
     /// budget for a step that exhausted it, 0 for any other trap).
-    fn run_step<M: AccessMemory + ?Sized>(&mut self, now: Nanos, index: u32, memory: &M) -> u64 {
+    ///
+    /// `BACK_TO_BACK`: the caller runs ready steps in a loop (`run_with`: a host in a box runs
+    /// each message's steps one after the other), and the next step's check and hand-out are
+    /// inlined into this path. [`Executor::step_with`] (one step per call: the simulator) keeps
+    /// them out of line; inlined there they cost the simulator's NIC point ≈ 30 instructions a
+    /// request.
+    fn run_step<M: AccessMemory + ?Sized, const BACK_TO_BACK: bool>(
+        &mut self,
+        now: Nanos,
+        index: u32,
+        memory: &M,
+    ) -> u64 {
         let slot = &mut self.slots[index as usize];
         if slot.started_at.is_none() {
             slot.started_at = Some(now);
@@ -1065,7 +1082,7 @@ impl Executor {
             StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
                 self.stats.insn += exit.insn_count;
-                self.after_step(now, index, exit.r0);
+                self.after_step::<BACK_TO_BACK>(now, index, exit.r0);
                 exit.insn_count
             }
             StepEnd::Trap(trap) => {
@@ -1087,9 +1104,10 @@ impl Executor {
     /// Inlined into the step's path: out of line, the step paid its call and prologue (and the
     /// common `NAAM_NEXT` its tail call to `start_step`).
     #[inline(always)]
-    fn after_step(&mut self, now: Nanos, index: u32, r0: u64) {
+    fn after_step<const BACK_TO_BACK: bool>(&mut self, now: Nanos, index: u32, r0: u64) {
         match r0 {
-            abi::RET_DONE => self.finish(now, index, Status::Ok),
+            abi::RET_DONE => self.finish_inline(now, index, Status::Ok),
+            abi::RET_NEXT if BACK_TO_BACK => self.next_step_inline(now, index),
             abi::RET_NEXT => self.next_step(now, index),
             abi::RET_RETRY => self.retry(now, index),
             code => {
@@ -1107,6 +1125,13 @@ impl Executor {
     }
 
     fn next_step(&mut self, now: Nanos, index: u32) {
+        self.next_step_inline(now, index);
+    }
+
+    /// [`Executor::next_step`], inlined into `run_with`'s step path (`BACK_TO_BACK`): out of
+    /// line, each of a message's later steps paid its call and six-register prologue.
+    #[inline(always)]
+    fn next_step_inline(&mut self, now: Nanos, index: u32) {
         let credit = self.pushback_credit_insn;
         let location = self.config.location;
         let (slot, mut hand_out, step_ctx) = self.split_for_hand_out(index);
@@ -1179,6 +1204,12 @@ impl Executor {
     }
 
     fn finish(&mut self, now: Nanos, index: u32, status: Status) {
+        self.finish_inline(now, index, status);
+    }
+
+    /// [`Executor::finish`], inlined where a step ends its message with a reply.
+    #[inline(always)]
+    fn finish_inline(&mut self, now: Nanos, index: u32, status: Status) {
         match status {
             Status::Ok => {
                 self.stats.ok += 1;
@@ -1199,6 +1230,10 @@ impl Executor {
 
     /// Encodes the reply (payload: the step's reply bytes, or `self.scratch` for a
     /// continuation) and frees the slot.
+    ///
+    /// Inlined into `finish` (every message's end) and the rare pushed-back continuation: one
+    /// call and prologue per message fewer.
+    #[inline(always)]
     fn finish_with_payload(&mut self, now: Nanos, index: u32, status: Status, continuation: bool) {
         let slot = &mut self.slots[index as usize];
         let payload: &[u8] = match status {
