@@ -750,7 +750,7 @@ impl Executor {
             let Some(index) = self.ready.pop_front() else {
                 break;
             };
-            self.run_step(now, index, memory);
+            self.run_step::<M, true>(now, index, memory);
             steps += 1;
         }
         steps
@@ -800,7 +800,7 @@ impl Executor {
             .map(|d| u64::from(d.len))
             .sum();
         let (accesses_before, done_before) = (self.accesses_handed_out, self.done.len());
-        let insn = self.run_step(now, index, memory);
+        let insn = self.run_step::<M, false>(now, index, memory);
         Some(StepWork {
             insn,
             data_bytes,
@@ -816,11 +816,15 @@ impl Executor {
     /// Inlined: out of line, its moves of the queued message cost more than its work.
     #[inline]
     pub fn poll_completion(&mut self, frame: &mut Vec<u8>) -> Option<Completion> {
-        let mut done = self.done.pop_front()?;
+        // Taken in place, not the whole message moved out of the queue first.
+        let done = self.done.front_mut()?;
+        let completion = done.completion;
         std::mem::swap(frame, &mut done.frame);
-        done.frame.clear();
-        self.spare_frames.push(done.frame);
-        Some(done.completion)
+        let mut spare = std::mem::take(&mut done.frame);
+        self.done.remove_front();
+        spare.clear();
+        self.spare_frames.push(spare);
+        Some(completion)
     }
 
     /// Ends the current sampling period: a [`LoadSample`] for the controller. `busy_ns` is the
@@ -863,6 +867,9 @@ impl Executor {
         })
     }
 
+    /// Out of line: inlined, its encodes made every accepted message's `submit` save more
+    /// registers and a larger frame.
+    #[inline(never)]
     fn refuse_or_push_back(
         &mut self,
         now: Nanos,
@@ -887,6 +894,8 @@ impl Executor {
         self.refuse(now, arrived_at, source, invoke, code);
     }
 
+    /// Out of line, as `refuse_or_push_back`.
+    #[inline(never)]
     fn refuse(
         &mut self,
         now: Nanos,
@@ -963,69 +972,43 @@ impl Executor {
     }
 
     /// Checks the slot's current descriptors and hands them out (or to the native queue).
+    #[inline(always)]
     fn start_step(&mut self, now: Nanos, index: u32) {
-        let slot = &self.slots[index as usize];
-        let mut checked = [RegionId(0); ACCESSES_PER_STEP_MAX];
-        for (i, d) in slot.current.as_slice().iter().enumerate() {
-            let info = match self.last_region {
-                Some(info) if info.rkey == d.rkey => info,
-                _ => match self.recent_regions.lookup(&self.regions, d.rkey) {
-                    Some(info) => *self.last_region.insert(info),
-                    None => return self.deny(now, index, Denial::UnknownRkey { rkey: d.rkey }),
-                },
-            };
-            match check_region(&info, slot.tenant, d) {
-                Ok(region) => checked[i] = region,
-                Err(denial) => return self.deny(now, index, denial),
-            }
+        let (slot, mut hand_out, _) = self.split_for_hand_out(index);
+        if let Err(denial) = hand_out.start::<false>(slot, index, now) {
+            self.deny(now, index, denial);
         }
-        let slot = &mut self.slots[index as usize];
-        let id = |i: usize| AccessId {
-            slot: index,
-            generation: slot.generation,
-            index: i as u8,
+    }
+
+    /// Slot `index` and, borrowed beside it, what handing out its accesses uses and the last
+    /// step's context: a message's next step is checked and handed out with the slot indexed
+    /// once.
+    #[inline(always)]
+    fn split_for_hand_out(&mut self, index: u32) -> (&mut Slot, HandOut<'_>, &StepCtx) {
+        let Executor {
+            slots,
+            last_region,
+            recent_regions,
+            regions,
+            ready,
+            accesses,
+            natives,
+            accesses_handed_out,
+            accesses_in_place,
+            step_ctx,
+            ..
+        } = self;
+        let hand_out = HandOut {
+            last_region,
+            recent_regions,
+            regions,
+            ready,
+            accesses,
+            natives,
+            accesses_handed_out,
+            in_place: *accesses_in_place,
         };
-        if matches!(
-            slot.function.as_deref().map(|f| &f.body),
-            Some(FunctionBody::HostNative)
-        ) {
-            slot.phase = Phase::Native;
-            slot.started_at.get_or_insert(now);
-            let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
-            self.natives.push_back(NativeRequest {
-                id: id(0),
-                tenant: slot.tenant,
-                function,
-            });
-            return;
-        }
-        if slot.current.is_empty() {
-            slot.phase = Phase::Ready;
-            self.ready.push_back(index);
-            return;
-        }
-        let all = ((1u16 << slot.current.len()) - 1) as u8;
-        slot.regions = checked;
-        self.accesses_handed_out += slot.current.len() as u64;
-        if self.accesses_in_place {
-            slot.phase = Phase::Ready;
-            slot.pending_mask = 0;
-            slot.in_place_mask = all;
-            self.ready.push_back(index);
-            return;
-        }
-        slot.phase = Phase::Accessing;
-        slot.pending_mask = all;
-        slot.in_place_mask = 0;
-        for (i, d) in slot.current.as_slice().iter().enumerate() {
-            let request = AccessRequest {
-                id: id(i),
-                tenant: slot.tenant,
-                region: checked[i],
-                descriptor: *d,
-            };
-            self.accesses.push_back(request);
-        }
+        (&mut slots[index as usize], hand_out, step_ctx)
     }
 
     fn deny(&mut self, now: Nanos, index: u32, denial: Denial) {
@@ -1044,7 +1027,18 @@ impl Executor {
 
     /// Runs one step of the message in slot `index`; returns the instructions it executed (the
     /// budget for a step that exhausted it, 0 for any other trap).
-    fn run_step<M: AccessMemory + ?Sized>(&mut self, now: Nanos, index: u32, memory: &M) -> u64 {
+    ///
+    /// `BACK_TO_BACK`: the caller runs ready steps in a loop (`run_with`: a host in a box runs
+    /// each message's steps one after the other), and the next step's check and hand-out are
+    /// inlined into this path. [`Executor::step_with`] (one step per call: the simulator) keeps
+    /// them out of line; inlined there they cost the simulator's NIC point ≈ 30 instructions a
+    /// request.
+    fn run_step<M: AccessMemory + ?Sized, const BACK_TO_BACK: bool>(
+        &mut self,
+        now: Nanos,
+        index: u32,
+        memory: &M,
+    ) -> u64 {
         let slot = &mut self.slots[index as usize];
         if slot.started_at.is_none() {
             slot.started_at = Some(now);
@@ -1088,7 +1082,7 @@ impl Executor {
             StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
                 self.stats.insn += exit.insn_count;
-                self.after_step(now, index, exit.r0);
+                self.after_step::<BACK_TO_BACK>(now, index, exit.r0);
                 exit.insn_count
             }
             StepEnd::Trap(trap) => {
@@ -1107,9 +1101,13 @@ impl Executor {
         }
     }
 
-    fn after_step(&mut self, now: Nanos, index: u32, r0: u64) {
+    /// Inlined into the step's path: out of line, the step paid its call and prologue (and the
+    /// common `NAAM_NEXT` its tail call to `start_step`).
+    #[inline(always)]
+    fn after_step<const BACK_TO_BACK: bool>(&mut self, now: Nanos, index: u32, r0: u64) {
         match r0 {
-            abi::RET_DONE => self.finish(now, index, Status::Ok),
+            abi::RET_DONE => self.finish_inline(now, index, Status::Ok),
+            abi::RET_NEXT if BACK_TO_BACK => self.next_step_inline(now, index),
             abi::RET_NEXT => self.next_step(now, index),
             abi::RET_RETRY => self.retry(now, index),
             code => {
@@ -1127,32 +1125,32 @@ impl Executor {
     }
 
     fn next_step(&mut self, now: Nanos, index: u32) {
-        let saved = self.step_ctx.saved_state_len;
+        self.next_step_inline(now, index);
+    }
+
+    /// [`Executor::next_step`], inlined into `run_with`'s step path (`BACK_TO_BACK`): out of
+    /// line, each of a message's later steps paid its call and six-register prologue.
+    #[inline(always)]
+    fn next_step_inline(&mut self, now: Nanos, index: u32) {
         let credit = self.pushback_credit_insn;
         let location = self.config.location;
-        let slot = &mut self.slots[index as usize];
-        if self.step_ctx.reads.is_empty() {
-            let code = ErrorCode {
-                kind: ErrorKind::Trap,
-                detail: TrapClass::NextWithoutAccess as u32,
-            };
+        let (slot, mut hand_out, step_ctx) = self.split_for_hand_out(index);
+        let stop = if step_ctx.reads.is_empty() {
+            Some((ErrorKind::Trap, TrapClass::NextWithoutAccess as u32))
+        } else if usize::from(slot.step) + 1 >= STEPS_MAX {
+            Some((ErrorKind::StepsExceeded, 0))
+        } else {
+            None
+        };
+        if let Some((kind, detail)) = stop {
+            let code = ErrorCode { kind, detail };
             return self.finish(now, index, Status::Error(code));
         }
-        if usize::from(slot.step) + 1 >= STEPS_MAX {
-            return self.finish(
-                now,
-                index,
-                Status::Error(ErrorCode {
-                    kind: ErrorKind::StepsExceeded,
-                    detail: 0,
-                }),
-            );
-        }
         slot.step += 1;
-        slot.state_len = saved;
+        slot.state_len = step_ctx.saved_state_len;
         // Straight from the step's context, not through a copy on the stack (the descriptors
         // are ≈ 100 bytes).
-        slot.current = self.step_ctx.reads;
+        slot.current = step_ctx.reads;
         let over_credit = credit.is_some_and(|c| slot.insn > c);
         if over_credit
             && slot.flags.has(InvokeFlags::ALLOW_PUSHBACK)
@@ -1160,7 +1158,9 @@ impl Executor {
         {
             return self.push_back_continuation(now, index);
         }
-        self.start_step(now, index);
+        if let Err(denial) = hand_out.start::<true>(slot, index, now) {
+            self.deny(now, index, denial);
+        }
     }
 
     /// Rare, and out of line: inlined, it made `after_step`'s common path save more registers.
@@ -1204,6 +1204,12 @@ impl Executor {
     }
 
     fn finish(&mut self, now: Nanos, index: u32, status: Status) {
+        self.finish_inline(now, index, status);
+    }
+
+    /// [`Executor::finish`], inlined where a step ends its message with a reply.
+    #[inline(always)]
+    fn finish_inline(&mut self, now: Nanos, index: u32, status: Status) {
         match status {
             Status::Ok => {
                 self.stats.ok += 1;
@@ -1224,6 +1230,10 @@ impl Executor {
 
     /// Encodes the reply (payload: the step's reply bytes, or `self.scratch` for a
     /// continuation) and frees the slot.
+    ///
+    /// Inlined into `finish` (every message's end) and the rare pushed-back continuation: one
+    /// call and prologue per message fewer.
+    #[inline(always)]
     fn finish_with_payload(&mut self, now: Nanos, index: u32, status: Status, continuation: bool) {
         let slot = &mut self.slots[index as usize];
         let payload: &[u8] = match status {
@@ -1290,6 +1300,111 @@ fn take_slot(slots: &mut Vec<Slot>, free: &mut Vec<u32>) -> u32 {
     }
     slots.push(Slot::new());
     (slots.len() - 1) as u32
+}
+
+/// What handing out a step's accesses uses beside its slot, borrowed apart from it
+/// ([`Executor::split_for_hand_out`]).
+struct HandOut<'e> {
+    last_region: &'e mut Option<RegionInfo>,
+    recent_regions: &'e mut RecentRegions,
+    regions: &'e RegionTable,
+    ready: &'e mut FrontQueue<u32>,
+    accesses: &'e mut VecDeque<AccessRequest>,
+    natives: &'e mut VecDeque<NativeRequest>,
+    accesses_handed_out: &'e mut u64,
+    in_place: bool,
+}
+
+impl HandOut<'_> {
+    /// Checks `slot`'s current descriptors and hands them out, or queues it as ready or for
+    /// its native call. `CONTINUED`: a message's later step, whose function is the eBPF one
+    /// its last step ran (never host-native). A denied message must end (`Executor::deny`).
+    #[inline(always)]
+    fn start<const CONTINUED: bool>(
+        &mut self,
+        slot: &mut Slot,
+        index: u32,
+        now: Nanos,
+    ) -> Result<(), Denial> {
+        self.check(slot)?;
+        if !CONTINUED
+            && matches!(
+                slot.function.as_deref().map(|f| &f.body),
+                Some(FunctionBody::HostNative)
+            )
+        {
+            slot.phase = Phase::Native;
+            slot.started_at.get_or_insert(now);
+            let function = slot.function.as_ref().map_or(FunctionId(0), |f| f.id);
+            self.natives.push_back(NativeRequest {
+                id: access_id(slot, index, 0),
+                tenant: slot.tenant,
+                function,
+            });
+            return Ok(());
+        }
+        self.hand_out(slot, index);
+        Ok(())
+    }
+
+    /// Checks each of `slot`'s current descriptors, its region straight into `slot.regions`
+    /// (a denied message ends, and its regions are then never read).
+    #[inline(always)]
+    fn check(&mut self, slot: &mut Slot) -> Result<(), Denial> {
+        let tenant = slot.tenant;
+        for (d, checked) in slot.current.as_slice().iter().zip(&mut slot.regions) {
+            let info = match *self.last_region {
+                Some(info) if info.rkey == d.rkey => info,
+                _ => match self.recent_regions.lookup(self.regions, d.rkey) {
+                    Some(info) => *self.last_region.insert(info),
+                    None => return Err(Denial::UnknownRkey { rkey: d.rkey }),
+                },
+            };
+            *checked = check_region(&info, tenant, d)?;
+        }
+        Ok(())
+    }
+
+    /// Hands out `slot`'s checked accesses: lent in place (then it is ready), or queued for
+    /// the driver.
+    #[inline(always)]
+    fn hand_out(&mut self, slot: &mut Slot, index: u32) {
+        if slot.current.is_empty() {
+            slot.phase = Phase::Ready;
+            self.ready.push_back(index);
+            return;
+        }
+        let all = ((1u16 << slot.current.len()) - 1) as u8;
+        *self.accesses_handed_out += slot.current.len() as u64;
+        if self.in_place {
+            slot.phase = Phase::Ready;
+            slot.pending_mask = 0;
+            slot.in_place_mask = all;
+            self.ready.push_back(index);
+            return;
+        }
+        slot.phase = Phase::Accessing;
+        slot.pending_mask = all;
+        slot.in_place_mask = 0;
+        for (i, (d, region)) in slot.current.as_slice().iter().zip(slot.regions).enumerate() {
+            self.accesses.push_back(AccessRequest {
+                id: access_id(slot, index, i),
+                tenant: slot.tenant,
+                region,
+                descriptor: *d,
+            });
+        }
+    }
+}
+
+/// The id of access `i` of the message in `slot` (at `index`).
+#[inline(always)]
+fn access_id(slot: &Slot, index: u32, i: usize) -> AccessId {
+    AccessId {
+        slot: index,
+        generation: slot.generation,
+        index: i as u8,
+    }
 }
 
 fn fill_slot(

@@ -54,6 +54,22 @@ impl<T> FrontQueue<T> {
         self.front.as_ref()
     }
 
+    /// The oldest entry, to take parts of in place (then [`FrontQueue::remove_front`]): no
+    /// move of the whole entry out of the queue.
+    #[inline]
+    pub(crate) fn front_mut(&mut self) -> Option<&mut T> {
+        self.front.as_mut()
+    }
+
+    /// Drops the oldest entry, if any.
+    #[inline]
+    pub(crate) fn remove_front(&mut self) {
+        self.front = None;
+        if !self.rest.is_empty() {
+            self.front = self.rest.pop_front();
+        }
+    }
+
     /// True when nothing is queued.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -92,5 +108,24 @@ mod tests {
         }
         assert_eq!(queue.pop_front(), None);
         assert_eq!(queue.len(), 0);
+    }
+
+    /// Taking the front in place and removing it is a pop.
+    #[test]
+    fn remove_front_after_front_mut_is_a_pop() {
+        let mut queue = FrontQueue::default();
+        let mut model = VecDeque::new();
+        for entry in 0..4u32 {
+            queue.push_back(entry);
+            model.push_back(entry);
+        }
+        while let Some(front) = queue.front_mut() {
+            let taken = std::mem::take(front);
+            assert_eq!(Some(taken), model.pop_front());
+            queue.remove_front();
+            assert_eq!(queue.len(), model.len());
+        }
+        queue.remove_front();
+        assert!(queue.is_empty() && model.is_empty());
     }
 }

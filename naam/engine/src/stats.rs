@@ -70,22 +70,27 @@ impl ExecutorStats {
         self.ok + self.pushbacks + self.errors.iter().sum::<u64>()
     }
 
+    /// The counters of the function in dense slot `slot`, the table grown to hold it.
+    ///
+    /// The common case returns at once: with the grow call on the same path as the index, the
+    /// index's bounds were tested twice (the length is read again after the call).
     #[inline]
     pub(crate) fn function(&mut self, slot: u32) -> &mut FunctionCounters {
         let index = slot as usize;
-        if self.functions.len() <= index {
-            self.grow_functions(index);
+        if index < self.functions.len() {
+            return &mut self.functions[index];
         }
-        &mut self.functions[index]
+        self.grow_functions(index)
     }
 
     /// Out of line and cold: a function's first message grows the table once, and the inlined
     /// resize made every step's path carry its registers and frame.
     #[cold]
     #[inline(never)]
-    fn grow_functions(&mut self, index: usize) {
+    fn grow_functions(&mut self, index: usize) -> &mut FunctionCounters {
         self.functions
             .resize(index + 1, FunctionCounters::default());
+        &mut self.functions[index]
     }
 
     pub(crate) fn count_error(&mut self, kind: ErrorKind) {
