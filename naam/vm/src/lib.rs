@@ -162,7 +162,7 @@ mod vm;
 pub use elf::ElfError;
 pub use helpers::{
     ArgKind, HELPER_ARGS, HELPERS_MAX, Helper, HelperError, HelperFn, Helpers, RegisterError,
-    Signature,
+    ScalarHelper, Signature,
 };
 pub use jit_cache::{JIT_CACHE_SWEEP_ENTRIES_MIN, JitCache, JitCacheStats};
 pub use memory::{MapError, Memory, MemoryError, Regions};

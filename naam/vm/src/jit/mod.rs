@@ -35,7 +35,10 @@ mod loops;
 mod params;
 mod translate;
 
-pub(crate) use code::{EntryRegion, JitCode, JitCtx, entry_region, run};
+pub(crate) use code::{
+    DirectEntry, EntryRegion, JitCode, JitCtx, NO_DIRECT_ENTRIES, direct, direct_key, entry_region,
+    run,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
