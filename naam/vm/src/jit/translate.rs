@@ -224,9 +224,7 @@ struct Translator<'a, 'f> {
     /// Whether the current block still needs a terminator.
     open: bool,
     frames: StackSlot,
-    trampoline_sig: SigRef,
-    /// Signature of a scalar helper's direct entry (`code::DirectFn`).
-    direct_sig: SigRef,
+    signatures: HelperSignatures,
     flags: Flags,
     budget_trap: Block,
 }
@@ -251,8 +249,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let (read_cache, write_cache) = (cache(), cache());
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
-        let trampoline_sig = builder.import_signature(trampoline_signature(isa));
-        let direct_sig = builder.import_signature(direct_signature(isa));
+        let signatures = HelperSignatures::import(&mut builder, isa);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
@@ -299,8 +296,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             block_start: 0,
             open: false,
             frames,
-            trampoline_sig,
-            direct_sig,
+            signatures,
             budget_trap,
         }
     }
@@ -1458,7 +1454,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let call = self
             .builder
             .ins()
-            .call_indirect(self.direct_sig, func, args);
+            .call_indirect(self.signatures.direct, func, args);
         let direct_r0 = self.builder.inst_results(call)[0];
         self.builder.ins().jump(join, &[direct_r0.into()]);
         self.enter(trampoline);
@@ -1483,7 +1479,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let call = self
             .builder
             .ins()
-            .call_indirect(self.trampoline_sig, trampoline, &all);
+            .call_indirect(self.signatures.trampoline, trampoline, &all);
         self.builder.inst_results(call)[0]
     }
 
@@ -2366,6 +2362,23 @@ fn access_of(kind: Kind) -> (u64, bool) {
         LdxSx16 | LdxSxStack16 => (2, true),
         LdxSx32 | LdxSxStack32 => (4, true),
         _ => (8, false),
+    }
+}
+
+/// The signatures of the two ways native code calls a helper.
+struct HelperSignatures {
+    /// The trampoline (`code::TrampolineFn`).
+    trampoline: SigRef,
+    /// A scalar helper's direct entry (`code::DirectFn`).
+    direct: SigRef,
+}
+
+impl HelperSignatures {
+    fn import(builder: &mut FunctionBuilder<'_>, isa: &dyn TargetIsa) -> Self {
+        HelperSignatures {
+            trampoline: builder.import_signature(trampoline_signature(isa)),
+            direct: builder.import_signature(direct_signature(isa)),
+        }
     }
 }
 
