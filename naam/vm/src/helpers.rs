@@ -158,10 +158,10 @@ pub struct Helpers<C> {
     /// Sorted by id.
     entries: Vec<(u32, Registered<C>)>,
     /// The JIT's direct table: at each position of `entries`, the direct entry of a scalar
-    /// helper, else nothing; [`HELPERS_MAX`] positions. `None` until a scalar helper is
-    /// registered.
+    /// helper, else nothing; [`HELPERS_MAX`] positions (always allocated, so an invocation
+    /// hands its address to the code without a test).
     #[cfg(feature = "jit")]
-    direct: Option<Box<[crate::jit::DirectEntry; HELPERS_MAX]>>,
+    direct: Box<[crate::jit::DirectEntry; HELPERS_MAX]>,
 }
 
 /// A helper as the registry keeps it: with what its calls must check, worked out once at
@@ -262,7 +262,7 @@ impl<C> Helpers<C> {
         Helpers {
             entries: Vec::new(),
             #[cfg(feature = "jit")]
-            direct: None,
+            direct: Box::new([crate::jit::DirectEntry::NONE; HELPERS_MAX]),
         }
     }
 
@@ -321,14 +321,8 @@ impl<C> Helpers<C> {
     #[cfg(feature = "jit")]
     fn fill_direct_table(&mut self) {
         use crate::jit::DirectEntry;
-        if self.entries.iter().all(|(_, r)| r.direct.is_none()) {
-            return;
-        }
-        let table = self
-            .direct
-            .get_or_insert_with(|| Box::new([DirectEntry::NONE; HELPERS_MAX]));
-        table.fill(DirectEntry::NONE);
-        for (entry, (_, registered)) in table.iter_mut().zip(&self.entries) {
+        self.direct.fill(DirectEntry::NONE);
+        for (entry, (_, registered)) in self.direct.iter_mut().zip(&self.entries) {
             *entry = registered.direct.unwrap_or(DirectEntry::NONE);
         }
     }
@@ -336,11 +330,9 @@ impl<C> Helpers<C> {
     /// The direct table the JIT's `call imm`s read: [`HELPERS_MAX`] positions, live as long as
     /// `self` is borrowed.
     #[cfg(feature = "jit")]
+    #[inline(always)]
     pub(crate) fn direct_table(&self) -> *const crate::jit::DirectEntry {
-        match &self.direct {
-            Some(table) => table.as_ptr(),
-            None => crate::jit::NO_DIRECT_ENTRIES.as_ptr(),
-        }
+        self.direct.as_ptr()
     }
 
     /// The helper registered under `id`.
@@ -573,14 +565,17 @@ mod tests {
     fn the_direct_table_follows_the_registry_positions() {
         use crate::jit::direct_key;
         let mut helpers = Helpers::new();
-        assert_eq!(
-            helpers.direct_table(),
-            crate::jit::NO_DIRECT_ENTRIES.as_ptr()
+        // SAFETY: the table has HELPERS_MAX positions and lives while `helpers` does.
+        let empty = unsafe { core::slice::from_raw_parts(helpers.direct_table(), HELPERS_MAX) };
+        assert!(
+            empty
+                .iter()
+                .all(|entry| entry.key == 0 && entry.func.is_none())
         );
         helpers.register_scalar::<Second>(9).unwrap();
         helpers.register(3, helper(Signature::SCALARS)).unwrap();
         helpers.register_scalar::<Second>(5).unwrap();
-        // SAFETY: the table has HELPERS_MAX positions and lives while `helpers` does.
+        // SAFETY: as above.
         let table = unsafe { core::slice::from_raw_parts(helpers.direct_table(), HELPERS_MAX) };
         let keys: Vec<u64> = table.iter().map(|entry| entry.key).collect();
         assert_eq!(keys[..3], [0, direct_key(5), direct_key(9)]);

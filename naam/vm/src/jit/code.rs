@@ -86,8 +86,9 @@ pub(crate) const fn direct_key(id: u32) -> u64 {
     id as u64 + 1
 }
 
-/// The direct table of a registry without scalar helpers: every position empty.
-pub(crate) static NO_DIRECT_ENTRIES: [DirectEntry; crate::HELPERS_MAX] =
+/// A direct table with every position empty: what a machine's context points to before its first
+/// invocation of a program that calls helpers (which points it to its registry's).
+static NO_DIRECT_ENTRIES: [DirectEntry; crate::HELPERS_MAX] =
     [DirectEntry::NONE; crate::HELPERS_MAX];
 
 /// The descriptor of a `callx`: the helper id is in [`JitCtx::helper_id`] (a full register),

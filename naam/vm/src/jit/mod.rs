@@ -39,8 +39,7 @@ mod params;
 mod translate;
 
 pub(crate) use code::{
-    DirectEntry, EntryRegion, JitCode, JitCtx, NO_DIRECT_ENTRIES, direct, direct_key, entry_region,
-    run,
+    DirectEntry, EntryRegion, JitCode, JitCtx, direct, direct_key, entry_region, run,
 };
 
 use std::sync::atomic::{AtomicU64, Ordering};
