@@ -5,7 +5,7 @@
 //! (checks and performs the reads, sends the reply, keeps the state). So a helper call is cheap,
 //! cannot block, and cannot touch region memory.
 
-use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, Signature};
+use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, ScalarHelper, Signature};
 
 use crate::abi::{
     ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, HELPER_READ, HELPER_REPLY, HELPER_SAVE_STATE,
@@ -55,18 +55,26 @@ impl StepCtx {
 /// Value a helper returns to the function for a refused request (`< 0` as a C `long`).
 const HELPER_REFUSED: u64 = u64::MAX; // -1
 
-fn naam_read(ctx: &mut StepCtx, _mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
-    let [rkey, offset, len, ..] = args;
-    let len_ok = (1..=ACCESS_BYTES_MAX as u64).contains(&len);
-    if !len_ok || ctx.reads.len() >= ACCESSES_PER_STEP_MAX {
-        return Ok(HELPER_REFUSED);
+/// `naam_read(rkey, offset, len)`: declares a read for the next step; its index, or refused.
+struct NaamRead;
+
+impl ScalarHelper<StepCtx> for NaamRead {
+    const NAME: &'static str = "naam_read";
+    const ARG_COUNT: usize = 3;
+
+    fn call(ctx: &mut StepCtx, args: [u64; 5]) -> u64 {
+        let [rkey, offset, len, ..] = args;
+        let len_ok = (1..=ACCESS_BYTES_MAX as u64).contains(&len);
+        if !len_ok || ctx.reads.len() >= ACCESSES_PER_STEP_MAX {
+            return HELPER_REFUSED;
+        }
+        let index = ctx.reads.len() as u64;
+        // Cannot fail: capacity was checked above.
+        let _ = ctx
+            .reads
+            .push(Descriptor::read(Rkey(rkey), offset, len as u32));
+        index
     }
-    let index = ctx.reads.len() as u64;
-    // Cannot fail: capacity was checked above.
-    let _ = ctx
-        .reads
-        .push(Descriptor::read(Rkey(rkey), offset, len as u32));
-    Ok(index)
 }
 
 fn naam_reply(ctx: &mut StepCtx, mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
@@ -81,53 +89,49 @@ fn naam_reply(ctx: &mut StepCtx, mem: &mut Memory<'_>, args: [u64; 5]) -> Result
     Ok(0)
 }
 
-fn naam_save_state(
-    ctx: &mut StepCtx,
-    _mem: &mut Memory<'_>,
-    args: [u64; 5],
-) -> Result<u64, HelperError> {
-    let len = args[0];
-    if len > STATE_BYTES_MAX as u64 {
-        return Ok(HELPER_REFUSED);
+/// `naam_save_state(len)`: carries the first `len` state bytes into the next step; 0, or
+/// refused.
+struct NaamSaveState;
+
+impl ScalarHelper<StepCtx> for NaamSaveState {
+    const NAME: &'static str = "naam_save_state";
+    const ARG_COUNT: usize = 1;
+
+    fn call(ctx: &mut StepCtx, args: [u64; 5]) -> u64 {
+        let len = args[0];
+        if len > STATE_BYTES_MAX as u64 {
+            return HELPER_REFUSED;
+        }
+        ctx.saved_state_len = len as usize;
+        0
     }
-    ctx.saved_state_len = len as usize;
-    Ok(0)
 }
 
-/// The helper registry every NAAM function is verified against and runs with.
+/// The helper registry every NAAM function is verified against and runs with. `naam_read` and
+/// `naam_save_state` are scalar helpers (the JIT calls them without the trampoline).
 pub fn naam_helpers() -> Helpers<StepCtx> {
-    use ArgKind::{ReadBytes, Scalar, Unused};
     let mut helpers = Helpers::new();
-    let table: [(u32, &'static str, [ArgKind; 5], naam_vm::HelperFn<StepCtx>); 3] = [
-        (
-            HELPER_READ,
-            "naam_read",
-            [Scalar, Scalar, Scalar, Unused, Unused],
-            naam_read,
-        ),
-        (
-            HELPER_REPLY,
-            "naam_reply",
-            [ReadBytes { len_arg: 1 }, Scalar, Unused, Unused, Unused],
-            naam_reply,
-        ),
-        (
-            HELPER_SAVE_STATE,
-            "naam_save_state",
-            [Scalar, Unused, Unused, Unused, Unused],
-            naam_save_state,
-        ),
+    let reply = Helper {
+        name: "naam_reply",
+        signature: Signature {
+            args: [
+                ArgKind::ReadBytes { len_arg: 1 },
+                ArgKind::Scalar,
+                ArgKind::Unused,
+                ArgKind::Unused,
+                ArgKind::Unused,
+            ],
+        },
+        func: naam_reply,
+    };
+    // The ids are distinct constants; registration of a fresh registry cannot fail.
+    let registered = [
+        helpers.register_scalar::<NaamRead>(HELPER_READ),
+        helpers.register(HELPER_REPLY, reply),
+        helpers.register_scalar::<NaamSaveState>(HELPER_SAVE_STATE),
     ];
-    for (id, name, args, func) in table {
-        let helper = Helper {
-            name,
-            signature: Signature { args },
-            func,
-        };
-        // The ids are distinct constants; registration of a fresh registry cannot fail.
-        helpers
-            .register(id, helper)
-            .unwrap_or_else(|e| unreachable!("registering {name}: {e}"));
+    for result in registered {
+        result.unwrap_or_else(|e| unreachable!("registering the NAAM helpers: {e}"));
     }
     helpers
 }

@@ -6,8 +6,8 @@
 #![allow(dead_code)] // each driver uses part of the harness
 
 use naam_vm::{
-    ArgKind, Backend, Exit, Helper, HelperError, Helpers, Memory, Program, Signature, Tier, Trap,
-    Vm, VmConfig,
+    ArgKind, Backend, Exit, Helper, HelperError, Helpers, Memory, Program, ScalarHelper, Signature,
+    Tier, Trap, Vm, VmConfig,
 };
 
 /// Budget of one fuzzed invocation: small, so hostile loops end fast.
@@ -17,6 +17,22 @@ pub const FUZZ_MEMORY_BYTES_MAX: usize = 64;
 
 fn return_r1(_: &mut u64, _: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
     Ok(args[0])
+}
+
+/// Scalar helper 5 (the JIT calls it without the trampoline): mixes all of r1..=r5, so a
+/// misplaced argument shows in r0, and counts its calls.
+struct MixArgs;
+
+impl ScalarHelper<u64> for MixArgs {
+    const NAME: &'static str = "mix_args";
+    const ARG_COUNT: usize = 5;
+
+    fn call(calls: &mut u64, args: [u64; 5]) -> u64 {
+        *calls += 1;
+        args.iter()
+            .zip(0..)
+            .fold(0, |mixed, (arg, at)| mixed ^ arg.rotate_left(13 * at))
+    }
 }
 
 fn sum_bytes(calls: &mut u64, mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
@@ -40,8 +56,8 @@ fn fail(_: &mut u64, _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError
     })
 }
 
-/// Helpers 5 (return r1, as in the conformance suite), 6 (sum r2 readable bytes at r1),
-/// 7 (zero r2 writable bytes at r1) and 8 (fails).
+/// Helpers 5 (a [`ScalarHelper`] mixing r1..=r5), 6 (sum r2 readable bytes at r1), 7 (zero r2
+/// writable bytes at r1), 8 (fails) and 9 (return r1, as in the conformance suite).
 pub fn fuzz_helpers() -> Helpers<u64> {
     let mut helpers = Helpers::new();
     let scalar = Signature {
@@ -72,10 +88,10 @@ pub fn fuzz_helpers() -> Helpers<u64> {
         ],
     };
     let table: [(u32, &'static str, Signature, naam_vm::HelperFn<u64>); 4] = [
-        (5, "return_r1", scalar, return_r1),
         (6, "sum_bytes", read, sum_bytes),
         (7, "zero_bytes", write, zero_bytes),
         (8, "fail", Signature::SCALARS, fail),
+        (9, "return_r1", scalar, return_r1),
     ];
     for (id, name, signature, func) in table {
         if let Err(error) = helpers.register(
@@ -88,6 +104,9 @@ pub fn fuzz_helpers() -> Helpers<u64> {
         ) {
             panic!("fuzz helpers register: {error}");
         }
+    }
+    if let Err(error) = helpers.register_scalar::<MixArgs>(5) {
+        panic!("fuzz helpers register: {error}");
     }
     helpers
 }

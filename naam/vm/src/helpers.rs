@@ -16,6 +16,34 @@ pub const HELPER_ARGS: usize = 5;
 pub type HelperFn<C> =
     fn(ctx: &mut C, mem: &mut Memory<'_>, args: [u64; HELPER_ARGS]) -> Result<u64, HelperError>;
 
+/// A helper whose arguments are all scalars and that cannot fail (a refusal is a value it
+/// returns): registered with [`Helpers::register_scalar`], it runs without the memory
+/// check and the `Result` of a [`HelperFn`], and the JIT calls it without the trampoline
+/// (directly, through the registry's direct table, when the registry a program runs with has
+/// it at the position the verifier recorded; else through the trampoline, as any helper). Its
+/// calls behave as those of the [`HelperFn`] `Ok(H::call(ctx, args))` with the
+/// [`Signature`] of `ARG_COUNT` scalars: same r0, same traps, a panic re-raised by `Vm::run`
+/// on both backends.
+pub trait ScalarHelper<C>: 'static {
+    /// Name, for errors and disassembly.
+    const NAME: &'static str;
+    /// How many of r1..=r5 it reads (its signature's first `ARG_COUNT` arguments are
+    /// [`ArgKind::Scalar`], the others [`ArgKind::Unused`]); at most [`HELPER_ARGS`].
+    const ARG_COUNT: usize;
+    /// The helper: `ctx` is the embedder's per-invocation context, `args` are r1..=r5 (all
+    /// passed, used or not); the value goes to r0.
+    fn call(ctx: &mut C, args: [u64; HELPER_ARGS]) -> u64;
+}
+
+/// `H` as a [`HelperFn`] (what the interpreter and the trampoline call).
+fn scalar_as_helper_fn<C, H: ScalarHelper<C>>(
+    ctx: &mut C,
+    _: &mut Memory<'_>,
+    args: [u64; HELPER_ARGS],
+) -> Result<u64, HelperError> {
+    Ok(H::call(ctx, args))
+}
+
 /// What one argument register holds. Pointer arguments are checked against the invocation's
 /// memory before the helper runs, so a helper never sees a dangling pointer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -129,12 +157,20 @@ pub enum RegisterError {
 pub struct Helpers<C> {
     /// Sorted by id.
     entries: Vec<(u32, Registered<C>)>,
+    /// The JIT's direct table: at each position of `entries`, the direct entry of a scalar
+    /// helper, else nothing; [`HELPERS_MAX`] positions (always allocated, so an invocation
+    /// hands its address to the code without a test).
+    #[cfg(feature = "jit")]
+    direct: Box<[crate::jit::DirectEntry; HELPERS_MAX]>,
 }
 
 /// A helper as the registry keeps it: with what its calls must check, worked out once at
 /// registration instead of at every call.
 pub(crate) struct Registered<C> {
     pub(crate) helper: Helper<C>,
+    /// A scalar helper's direct entry, which the JIT calls without the trampoline.
+    #[cfg(feature = "jit")]
+    direct: Option<crate::jit::DirectEntry>,
     /// The signature's pointer arguments, in argument order (the first `pointer_count`): a call
     /// checks these alone, without walking the scalar and unused arguments.
     pointers: [PointerArg; HELPER_ARGS],
@@ -163,6 +199,8 @@ impl<C> Registered<C> {
         }
         Registered {
             helper,
+            #[cfg(feature = "jit")]
+            direct: None,
             pointers,
             pointer_count,
         }
@@ -212,6 +250,8 @@ impl<C> Clone for Helpers<C> {
     fn clone(&self) -> Self {
         Helpers {
             entries: self.entries.clone(),
+            #[cfg(feature = "jit")]
+            direct: self.direct.clone(),
         }
     }
 }
@@ -221,12 +261,46 @@ impl<C> Helpers<C> {
     pub fn new() -> Self {
         Helpers {
             entries: Vec::new(),
+            #[cfg(feature = "jit")]
+            direct: Box::new([crate::jit::DirectEntry::NONE; HELPERS_MAX]),
         }
     }
 
     /// Adds `helper` under `id` after checking its signature.
     pub fn register(&mut self, id: u32, helper: Helper<C>) -> Result<(), RegisterError> {
         check_signature(id, &helper)?;
+        self.insert(id, Registered::new(helper))
+    }
+
+    /// Adds the scalar helper `H` under `id` (see [`ScalarHelper`]).
+    pub fn register_scalar<H: ScalarHelper<C>>(&mut self, id: u32) -> Result<(), RegisterError> {
+        const {
+            assert!(
+                H::ARG_COUNT <= HELPER_ARGS,
+                "a helper reads at most r1..=r5"
+            )
+        };
+        let mut args = [ArgKind::Unused; HELPER_ARGS];
+        args[..H::ARG_COUNT].fill(ArgKind::Scalar);
+        let helper = Helper {
+            name: H::NAME,
+            signature: Signature { args },
+            func: scalar_as_helper_fn::<C, H>,
+        };
+        #[allow(unused_mut)] // without the JIT there is no direct entry to add
+        let mut registered = Registered::new(helper);
+        #[cfg(feature = "jit")]
+        {
+            registered.direct = Some(crate::jit::DirectEntry {
+                key: crate::jit::direct_key(id),
+                func: Some(crate::jit::direct::<C, H>),
+            });
+        }
+        self.insert(id, registered)
+    }
+
+    /// Inserts `registered` under `id`, keeping `entries` sorted (and the direct table in step).
+    fn insert(&mut self, id: u32, registered: Registered<C>) -> Result<(), RegisterError> {
         let at = match self.entries.binary_search_by_key(&id, |(k, _)| *k) {
             Ok(at) => {
                 let existing = self.entries[at].1.helper.name;
@@ -237,8 +311,28 @@ impl<C> Helpers<C> {
         if self.entries.len() >= HELPERS_MAX {
             return Err(RegisterError::TooMany { max: HELPERS_MAX });
         }
-        self.entries.insert(at, (id, Registered::new(helper)));
+        self.entries.insert(at, (id, registered));
+        #[cfg(feature = "jit")]
+        self.fill_direct_table();
         Ok(())
+    }
+
+    /// Rewrites the direct table from `entries` (positions move when an id is inserted).
+    #[cfg(feature = "jit")]
+    fn fill_direct_table(&mut self) {
+        use crate::jit::DirectEntry;
+        self.direct.fill(DirectEntry::NONE);
+        for (entry, (_, registered)) in self.direct.iter_mut().zip(&self.entries) {
+            *entry = registered.direct.unwrap_or(DirectEntry::NONE);
+        }
+    }
+
+    /// The direct table the JIT's `call imm`s read: [`HELPERS_MAX`] positions, live as long as
+    /// `self` is borrowed.
+    #[cfg(feature = "jit")]
+    #[inline(always)]
+    pub(crate) fn direct_table(&self) -> *const crate::jit::DirectEntry {
+        self.direct.as_ptr()
     }
 
     /// The helper registered under `id`.
@@ -432,6 +526,63 @@ mod tests {
         assert_eq!(checks(1), Some(false));
         assert_eq!(checks(2), Some(true));
         assert_eq!(checks(3), Some(true));
+    }
+
+    struct Second;
+
+    impl ScalarHelper<()> for Second {
+        const NAME: &'static str = "second";
+        const ARG_COUNT: usize = 2;
+
+        fn call(_: &mut (), args: [u64; HELPER_ARGS]) -> u64 {
+            args[1]
+        }
+    }
+
+    #[test]
+    fn a_scalar_helper_has_a_scalar_signature_and_runs_as_a_helper_fn() {
+        let mut helpers = Helpers::new();
+        helpers.register_scalar::<Second>(4).unwrap();
+        let helper = helpers.get(4).unwrap();
+        assert_eq!(helper.name, "second");
+        use ArgKind::{Scalar, Unused};
+        let args = [Scalar, Scalar, Unused, Unused, Unused];
+        assert_eq!(helper.signature, Signature { args });
+        assert!(!helpers.find(4).unwrap().checks_pointers());
+        let result = (helper.func)(&mut (), &mut Memory::new(), [1, 2, 3, 4, 5]);
+        assert_eq!(result, Ok(2));
+        assert_eq!(
+            helpers.register_scalar::<Second>(4),
+            Err(RegisterError::DuplicateId {
+                id: 4,
+                existing: "second"
+            })
+        );
+    }
+
+    #[cfg(feature = "jit")]
+    #[test]
+    fn the_direct_table_follows_the_registry_positions() {
+        use crate::jit::direct_key;
+        let mut helpers = Helpers::new();
+        // SAFETY: the table has HELPERS_MAX positions and lives while `helpers` does.
+        let empty = unsafe { core::slice::from_raw_parts(helpers.direct_table(), HELPERS_MAX) };
+        assert!(
+            empty
+                .iter()
+                .all(|entry| entry.key == 0 && entry.func.is_none())
+        );
+        helpers.register_scalar::<Second>(9).unwrap();
+        helpers.register(3, helper(Signature::SCALARS)).unwrap();
+        helpers.register_scalar::<Second>(5).unwrap();
+        // SAFETY: as above.
+        let table = unsafe { core::slice::from_raw_parts(helpers.direct_table(), HELPERS_MAX) };
+        let keys: Vec<u64> = table.iter().map(|entry| entry.key).collect();
+        assert_eq!(keys[..3], [0, direct_key(5), direct_key(9)]);
+        assert!(keys[3..].iter().all(|key| *key == 0));
+        assert!(table[0].func.is_none() && table[1].func.is_some() && table[2].func.is_some());
+        assert_ne!(direct_key(0), 0);
+        assert_eq!(direct_key(u32::MAX), 1 << 32);
     }
 
     #[test]

@@ -338,7 +338,7 @@ fn plausible(rng: &mut SplitMix, i: usize, slots: usize) -> [i64; 5] {
         }
         0x05 | 0x06 => match opcode {
             0x85 if rng.below(2) == 0 => [0x85, 0, 1, 0, jump],
-            0x85 => [0x85, 0, 0, 0, 5 + rng.below(4) as i64],
+            0x85 => [0x85, 0, 0, 0, 5 + rng.below(5) as i64],
             0x8d => [0x8d, rng.below(10) as i64, 0, 0, 0],
             0x95 => [0x95, 0, 0, 0, 0],
             0x06 => [0x06, 0, 0, 0, jump],

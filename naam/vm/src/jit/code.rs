@@ -7,7 +7,7 @@ use core::mem::MaybeUninit;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use crate::helpers::Helpers;
+use crate::helpers::{HELPER_ARGS, Helpers, ScalarHelper};
 use crate::interp::{self, CallFailure, Machine};
 use crate::memory::{Memory, Region};
 use crate::program::{JitError, Program};
@@ -58,6 +58,39 @@ pub(crate) const WIDEST_ACCESS_BYTES: u64 = 8;
 pub(crate) type TrampolineFn =
     unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64, u64) -> u64;
 
+/// Signature of a scalar helper's direct entry ([`direct`]), which the native code calls without
+/// the trampoline: `fn(ctx, r1, r2, r3, r4, r5) -> r0`, six arguments, all in registers.
+pub(crate) type DirectFn = unsafe extern "C" fn(*mut JitCtx, u64, u64, u64, u64, u64) -> u64;
+
+/// One position of a registry's direct table ([`Helpers::direct_table`]): the native code of a
+/// `call imm` whose verifier hint is this position compares `key` with [`direct_key`] of its
+/// id, and calls `func` when they are equal. Positions whose helper has no direct entry hold
+/// [`DirectEntry::NONE`], whose key no id has.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirectEntry {
+    /// [`direct_key`] of the helper's id, or 0.
+    pub key: u64,
+    /// The helper's direct entry (`Some` whenever `key` is not 0).
+    pub func: Option<DirectFn>,
+}
+
+impl DirectEntry {
+    /// A position with no direct entry: its key, 0, is no id's [`direct_key`].
+    pub(crate) const NONE: DirectEntry = DirectEntry { key: 0, func: None };
+}
+
+/// What the direct table holds as the key of helper `id`: `id + 1`, never 0, so the table's
+/// empty positions match no id.
+pub(crate) const fn direct_key(id: u32) -> u64 {
+    id as u64 + 1
+}
+
+/// A direct table with every position empty: what a machine's context points to before its first
+/// invocation of a program that calls helpers (which points it to its registry's).
+static NO_DIRECT_ENTRIES: [DirectEntry; crate::HELPERS_MAX] =
+    [DirectEntry::NONE; crate::HELPERS_MAX];
+
 /// The descriptor of a `callx`: the helper id is in [`JitCtx::helper_id`] (a full register),
 /// looked up without a hint. No `call imm` descriptor equals it (their hint is at most
 /// [`HELPERS_MAX`](crate::HELPERS_MAX)).
@@ -100,6 +133,11 @@ pub(crate) struct JitCtx {
     pub trampoline: TrampolineFn,
     /// The trampoline's `HelperEnv<C>`.
     pub env: *mut c_void,
+    /// The registry's direct table ([`Helpers::direct_table`]: [`HELPERS_MAX`] positions), read
+    /// by `call imm`s that may call a scalar helper without the trampoline.
+    ///
+    /// [`HELPERS_MAX`]: crate::HELPERS_MAX
+    pub direct: *const DirectEntry,
     /// The full id of the helper a call names, for the trampoline and the trap: a `callx`
     /// writes its register here before the call; a failed `call imm` writes its immediate on
     /// its (cold) fault path.
@@ -133,6 +171,7 @@ impl JitCtx {
             helper_failed: 0,
             trampoline: trampoline::<()>,
             env: core::ptr::null_mut(),
+            direct: NO_DIRECT_ENTRIES.as_ptr(),
             helper_id: 0,
             trap_index: MaybeUninit::uninit(),
             trap_addr: MaybeUninit::uninit(),
@@ -301,6 +340,7 @@ pub(crate) fn run<C>(
     };
     jit_ctx.trampoline = trampoline::<C>;
     jit_ctx.env = (&raw mut env).cast();
+    jit_ctx.direct = helpers.direct_table();
     match enter(code, jit_ctx, (r1, r2, first)) {
         Ok(exit) => {
             // A helper that trapped or panicked made the code return `status::HELPER`, so
@@ -473,6 +513,27 @@ unsafe extern "C" fn trampoline<C>(
     match called {
         Ok(Ok(r0)) => r0,
         failed => call_failed::<C>(jit_ctx, failed),
+    }
+}
+
+/// The direct entry of scalar helper `H` (see [`DirectFn`]), called by native code for a
+/// `call imm` whose hint names `H`'s position in the registry it runs with. `H` cannot fail; a
+/// panic is caught and kept as the trampoline keeps it (re-raised once the code has returned).
+pub(crate) unsafe extern "C" fn direct<C, H: ScalarHelper<C>>(
+    jit_ctx: *mut JitCtx,
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+) -> u64 {
+    // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
+    // `HelperEnv<C>`: `direct` is the registry's (a `Helpers<C>`), and `run::<C>` made `env`.
+    let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
+    let args: [u64; HELPER_ARGS] = [r1, r2, r3, r4, r5];
+    match catch_unwind(AssertUnwindSafe(|| H::call(env.ctx, args))) {
+        Ok(r0) => r0,
+        Err(panic) => call_failed::<C>(jit_ctx, Err(panic)),
     }
 }
 

@@ -25,7 +25,10 @@
 //!   return through a jump table over the return sites (the whole program is one native
 //!   function, as it is one flat op array to the interpreter);
 //! - helpers are called through a trampoline monomorphised for the embedder's context type; a
-//!   helper's trap or panic is carried back across the native code and re-raised in Rust.
+//!   `call imm` first reads the registry's direct table at the position its verifier hint names
+//!   and, when that position holds a scalar helper with the call's id, calls the helper's own
+//!   entry (`code::direct`) with r1..=r5 in registers instead; a helper's trap or panic is
+//!   carried back across the native code and re-raised in Rust.
 //!
 //! [`Exit::insn_count`]: crate::Exit::insn_count
 //! [`Trap::BudgetExceeded`]: crate::Trap::BudgetExceeded
@@ -35,7 +38,9 @@ mod loops;
 mod params;
 mod translate;
 
-pub(crate) use code::{EntryRegion, JitCode, JitCtx, entry_region, run};
+pub(crate) use code::{
+    DirectEntry, EntryRegion, JitCode, JitCtx, direct, direct_key, entry_region, run,
+};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -23,7 +23,9 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::TargetIsa;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-use super::code::{CALLX_DESCRIPTOR, JitCtx, WIDEST_ACCESS_BYTES, call_descriptor, status};
+use super::code::{
+    CALLX_DESCRIPTOR, DirectEntry, JitCtx, WIDEST_ACCESS_BYTES, call_descriptor, direct_key, status,
+};
 use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, WRITTEN_OFFSET, slot_base};
@@ -222,7 +224,7 @@ struct Translator<'a, 'f> {
     /// Whether the current block still needs a terminator.
     open: bool,
     frames: StackSlot,
-    trampoline_sig: SigRef,
+    signatures: HelperSignatures,
     flags: Flags,
     budget_trap: Block,
 }
@@ -247,7 +249,7 @@ impl<'a, 'f> Translator<'a, 'f> {
         let (read_cache, write_cache) = (cache(), cache());
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
-        let trampoline_sig = builder.import_signature(trampoline_signature(isa));
+        let signatures = HelperSignatures::import(&mut builder, isa);
         let budget_trap = builder.create_block();
         let (blocks, return_sites) = leaders(ops, entry, &mut builder);
         let deferrable = budget_deferrable(ops, &blocks);
@@ -294,7 +296,7 @@ impl<'a, 'f> Translator<'a, 'f> {
             block_start: 0,
             open: false,
             frames,
-            trampoline_sig,
+            signatures,
             budget_trap,
         }
     }
@@ -1386,35 +1388,105 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
     }
 
-    /// `call imm` of helper `id`, with the verifier's registry position `hint`.
+    /// `call imm` of helper `id`, with the verifier's registry position `hint`: the helper's
+    /// direct entry when the registry the code runs with has one for `id` at `hint`, else the
+    /// trampoline.
     fn call_helper(&mut self, index: usize, id: u64, hint: u64) {
+        let args = self.helper_args();
         let descriptor = self.iconst(call_descriptor(id, hint));
-        self.call_trampoline(index, descriptor, Some(id));
+        let r0 = match usize::try_from(hint) {
+            Ok(position) if position < crate::HELPERS_MAX => {
+                self.call_direct_or_trampoline(position, id as u32, &args, descriptor)
+            }
+            _ => self.call_trampoline(&args, descriptor),
+        };
+        self.after_helper_call(index, r0, Some(id));
     }
 
     /// `callx` of the helper whose id is in `reg`: the id goes through the context.
     fn callx(&mut self, index: usize, reg: u8) {
         let id = self.get(reg);
         self.store_ctx(id, core::mem::offset_of!(JitCtx, helper_id));
+        let args = self.helper_args();
         let descriptor = self.iconst(CALLX_DESCRIPTOR);
-        self.call_trampoline(index, descriptor, None);
+        let r0 = self.call_trampoline(&args, descriptor);
+        self.after_helper_call(index, r0, None);
     }
 
-    /// Calls the trampoline with r1..=r5 and `descriptor`; r0 takes its result unless the
-    /// helper failed. The fault path writes the call's index and (for a `call imm`, whose
-    /// `id` it is) the helper id, for the trap.
-    fn call_trampoline(&mut self, index: usize, descriptor: Value, id: Option<u64>) {
-        let trampoline = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
-        let mut args = vec![self.ctx];
-        for reg in 1..=5 {
-            args.push(self.get(reg));
+    /// The context and r1..=r5, as a helper call passes them.
+    fn helper_args(&mut self) -> [Value; 6] {
+        let mut args = [self.ctx; 6];
+        for reg in 1..=5u8 {
+            args[usize::from(reg)] = self.get(reg);
         }
-        args.push(descriptor);
+        args
+    }
+
+    /// Reads position `position` (below `HELPERS_MAX`) of the direct table: when its key is
+    /// `id`'s, calls its entry with `args`; else calls the trampoline. Returns r0.
+    fn call_direct_or_trampoline(
+        &mut self,
+        position: usize,
+        id: u32,
+        args: &[Value; 6],
+        descriptor: Value,
+    ) -> Value {
+        let table = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, direct));
+        let entry = position * core::mem::size_of::<DirectEntry>();
+        let key_offset = entry + core::mem::offset_of!(DirectEntry, key);
+        let func_offset = entry + core::mem::offset_of!(DirectEntry, func);
+        let key = self.load_table(I64, table, key_offset);
+        let is_direct = self
+            .builder
+            .ins()
+            .icmp_imm_s(IntCC::Equal, key, direct_key(id) as i64);
+        let (direct, trampoline, join) = (
+            self.builder.create_block(),
+            self.builder.create_block(),
+            self.builder.create_block(),
+        );
+        let r0 = self.builder.append_block_param(join, I64);
+        self.builder
+            .ins()
+            .brif(is_direct, direct, &[], trampoline, &[]);
+        self.enter(direct);
+        let func = self.load_table(self.pointer, table, func_offset);
         let call = self
             .builder
             .ins()
-            .call_indirect(self.trampoline_sig, trampoline, &args);
-        let r0 = self.builder.inst_results(call)[0];
+            .call_indirect(self.signatures.direct, func, args);
+        let direct_r0 = self.builder.inst_results(call)[0];
+        self.builder.ins().jump(join, &[direct_r0.into()]);
+        self.enter(trampoline);
+        let trampoline_r0 = self.call_trampoline(args, descriptor);
+        self.builder.ins().jump(join, &[trampoline_r0.into()]);
+        self.enter(join);
+        r0
+    }
+
+    /// A field of the direct table, which does not change while the code runs.
+    fn load_table(&mut self, ty: Type, table: Value, offset: usize) -> Value {
+        self.builder
+            .ins()
+            .load(ty, self.flags.fixed, table, offset as i32)
+    }
+
+    /// Calls the trampoline with `args` (the context, r1..=r5) and `descriptor`; returns r0.
+    fn call_trampoline(&mut self, args: &[Value; 6], descriptor: Value) -> Value {
+        let trampoline = self.load_fixed(self.pointer, core::mem::offset_of!(JitCtx, trampoline));
+        let mut all = args.to_vec();
+        all.push(descriptor);
+        let call = self
+            .builder
+            .ins()
+            .call_indirect(self.signatures.trampoline, trampoline, &all);
+        self.builder.inst_results(call)[0]
+    }
+
+    /// After a helper call: r0 takes its result unless the helper failed. The fault path
+    /// writes the call's index and (for a `call imm`, whose `id` it is) the helper id, for the
+    /// trap.
+    fn after_helper_call(&mut self, index: usize, r0: Value, id: Option<u64>) {
         self.set(0, r0);
         // A helper may remap the VM's slots (one that runs a nested VM over this memory).
         self.invalidate_caches();
@@ -2293,11 +2365,39 @@ fn access_of(kind: Kind) -> (u64, bool) {
     }
 }
 
+/// The signatures of the two ways native code calls a helper.
+struct HelperSignatures {
+    /// The trampoline (`code::TrampolineFn`).
+    trampoline: SigRef,
+    /// A scalar helper's direct entry (`code::DirectFn`).
+    direct: SigRef,
+}
+
+impl HelperSignatures {
+    fn import(builder: &mut FunctionBuilder<'_>, isa: &dyn TargetIsa) -> Self {
+        HelperSignatures {
+            trampoline: builder.import_signature(trampoline_signature(isa)),
+            direct: builder.import_signature(direct_signature(isa)),
+        }
+    }
+}
+
 fn trampoline_signature(isa: &dyn TargetIsa) -> Signature {
     let mut signature = Signature::new(isa.default_call_conv());
     signature.params.push(AbiParam::new(isa.pointer_type()));
     // r1..=r5 and the call descriptor.
     for _ in 0..6 {
+        signature.params.push(AbiParam::new(I64));
+    }
+    signature.returns.push(AbiParam::new(I64));
+    signature
+}
+
+/// Signature of a scalar helper's direct entry: the context and r1..=r5, returning r0.
+fn direct_signature(isa: &dyn TargetIsa) -> Signature {
+    let mut signature = Signature::new(isa.default_call_conv());
+    signature.params.push(AbiParam::new(isa.pointer_type()));
+    for _ in 0..5 {
         signature.params.push(AbiParam::new(I64));
     }
     signature.returns.push(AbiParam::new(I64));

@@ -7,8 +7,8 @@ use crate::common::*;
 use naam_vm::memory::{GLOBALS_SLOT, STACK_SLOT, VM_SLOTS, slot_base};
 use naam_vm::{
     ArgKind, Backend, Exit, Helper, HelperError, Helpers, LoadError, Memory, MemoryError,
-    PROGRAM_INSN_MAX, Program, Regions, STACK_FRAME_BYTES, Signature, Tier, Trap, VerifyError, Vm,
-    VmConfig,
+    PROGRAM_INSN_MAX, Program, Regions, STACK_FRAME_BYTES, ScalarHelper, Signature, Tier, Trap,
+    VerifyError, Vm, VmConfig,
 };
 
 /// VM address of the first region a test maps.
@@ -1670,4 +1670,147 @@ fn a_run_over_regions_installs_the_vm_slots_and_scrubs_as_a_run_over_memory() {
         len: 8,
     };
     assert_eq!(run_regions_on(&mut vm, &loaded, 1), Err(expected));
+}
+
+/// A scalar helper: r1 + 2·r2 + 3·r3 + 4·r4 + 5·r5 (each argument register weighted apart, so a
+/// misplaced one shows), counting its calls in the context.
+struct Weighted;
+
+impl ScalarHelper<u64> for Weighted {
+    const NAME: &'static str = "weighted";
+    const ARG_COUNT: usize = 5;
+
+    fn call(calls: &mut u64, args: [u64; 5]) -> u64 {
+        *calls += 1;
+        args.iter().zip(1..).fold(0u64, |sum, (arg, weight)| {
+            sum.wrapping_add(arg.wrapping_mul(weight))
+        })
+    }
+}
+
+/// A scalar helper that panics.
+struct ExplodeScalar;
+
+impl ScalarHelper<u64> for ExplodeScalar {
+    const NAME: &'static str = "explode_scalar";
+    const ARG_COUNT: usize = 0;
+
+    fn call(_: &mut u64, _: [u64; 5]) -> u64 {
+        panic!("scalar helper panics on purpose")
+    }
+}
+
+fn seven_counted(calls: &mut u64, _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    *calls += 1;
+    Ok(7)
+}
+
+fn refuse_counted(_: &mut u64, _: &mut Memory<'_>, _: [u64; 5]) -> Result<u64, HelperError> {
+    Err(HelperError::Failed { reason: "refused" })
+}
+
+/// r1..=r5 set to 1..=5, a call of helper 3 (`call imm` or `callx` through r6), then r0 plus r5
+/// (r1..=r5 keep their values across a call).
+fn weighted_call(indirect: bool) -> Vec<u8> {
+    let mut slots: Vec<[u8; 8]> = (1..=5).map(|reg| mov64_imm(reg, i32::from(reg))).collect();
+    if indirect {
+        slots.extend([mov64_imm(6, 3), callx(6)]);
+    } else {
+        slots.push(call_helper(3));
+    }
+    slots.extend([add64_reg(0, 5), exit()]);
+    program(&slots)
+}
+
+/// Runs `loaded` with `helpers` on a fresh machine; the outcome (`Err` if it panicked) and the
+/// helper calls counted.
+fn run_counted(loaded: &Program, helpers: &Helpers<u64>) -> (Result<Result<Exit, Trap>, ()>, u64) {
+    let mut calls = 0;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Vm::new(VmConfig::default()).run(loaded, &mut Memory::new(), helpers, &mut calls, 0, 0)
+    }));
+    (outcome.map_err(|_| ()), calls)
+}
+
+#[test]
+fn a_scalar_helper_gets_r1_to_r5_and_they_keep_their_values() {
+    let mut helpers = Helpers::<u64>::new();
+    helpers.register_scalar::<Weighted>(3).unwrap();
+    let signature = helpers.get(3).unwrap().signature;
+    assert_eq!(signature, Signature::SCALARS);
+    // 1 + 4 + 9 + 16 + 25 = 55, plus r5.
+    for (indirect, insn_count) in [(false, 8), (true, 9)] {
+        let loaded = load(&weighted_call(indirect), &helpers).unwrap();
+        let exit = Exit { r0: 60, insn_count };
+        assert_eq!(run_counted(&loaded, &helpers), (Ok(Ok(exit)), 1));
+    }
+}
+
+/// A program runs with the registry it was verified against or another one: the position the
+/// verifier recorded for a `call imm` may then hold another helper, a helper of the other kind
+/// or none. The call still reaches the helper its id names (or traps as unknown), whichever
+/// kind, on both backends.
+#[test]
+fn a_scalar_helper_call_run_with_another_registry_reaches_the_helper_its_id_names() {
+    let mut verified = Helpers::<u64>::new();
+    verified.register_scalar::<Weighted>(3).unwrap();
+    let loaded = load(&weighted_call(false), &verified).unwrap();
+    let full = |name, func| Helper {
+        name,
+        signature: Signature::SCALARS,
+        func,
+    };
+    let exit = |r0| Ok(Ok(Exit { r0, insn_count: 8 }));
+    // Helper 3 one position later, behind a full helper.
+    let mut moved = Helpers::<u64>::new();
+    moved.register(1, full("seven", seven_counted)).unwrap();
+    moved.register_scalar::<Weighted>(3).unwrap();
+    assert_eq!(run_counted(&loaded, &moved), (exit(60), 1));
+    // Helper 3 at the same position, a full helper.
+    let mut full_at_hint = Helpers::<u64>::new();
+    full_at_hint
+        .register(3, full("seven", seven_counted))
+        .unwrap();
+    assert_eq!(run_counted(&loaded, &full_at_hint), (exit(12), 1));
+    let mut refusing = Helpers::<u64>::new();
+    refusing
+        .register(3, full("refuse", refuse_counted))
+        .unwrap();
+    let error = HelperError::Failed { reason: "refused" };
+    let refused = Trap::Helper {
+        pc: 5,
+        id: 3,
+        error,
+    };
+    assert_eq!(run_counted(&loaded, &refusing), (Ok(Err(refused)), 0));
+    // Another scalar helper at the position, and no helper 3.
+    let mut other = Helpers::<u64>::new();
+    other.register_scalar::<Weighted>(2).unwrap();
+    let unknown = Trap::UnknownHelper { pc: 5, id: 3 };
+    assert_eq!(run_counted(&loaded, &other), (Ok(Err(unknown)), 0));
+}
+
+#[test]
+fn a_scalar_helpers_panic_is_raised_by_run_and_the_machine_runs_on() {
+    let mut helpers = Helpers::<u64>::new();
+    helpers.register_scalar::<Weighted>(3).unwrap();
+    helpers.register_scalar::<ExplodeScalar>(4).unwrap();
+    let exploding = load(&program(&[call_helper(4), exit()]), &helpers).unwrap();
+    let clean = load(&weighted_call(false), &helpers).unwrap();
+    let mut vm = Vm::new(VmConfig::default());
+    let mut calls = 0;
+    let mut run = |loaded: &Program| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            vm.run(loaded, &mut Memory::new(), &helpers, &mut calls, 0, 0)
+        }))
+        .map_err(|_| "panicked")
+    };
+    assert_eq!(run(&exploding), Err("panicked"));
+    let exit = Exit {
+        r0: 60,
+        insn_count: 8,
+    };
+    assert_eq!(run(&clean), Ok(Ok(exit)));
+    assert_eq!(run(&exploding), Err("panicked"));
+    assert_eq!(run(&clean), Ok(Ok(exit)));
 }
