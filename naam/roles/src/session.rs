@@ -265,7 +265,9 @@ impl ClientSession {
     }
 
     /// When the session next needs the driver: the next send or timer, ns since the run start
-    /// (`None`: only datagrams can wake it).
+    /// (`None`: only datagrams can wake it). Inline: the simulator asks after every client
+    /// round (twice per request), a few compares.
+    #[inline]
     pub fn next_wakeup_ns(&self) -> Option<u64> {
         let timer = self.endpoint.poll_timeout().0;
         Some(
@@ -291,7 +293,9 @@ impl ClientSession {
 
     /// True once the run is over: nothing more will be sent and every request has ended (or the
     /// drain grace after the last send has passed), or the measured phase's end plus the grace
-    /// has passed however far behind the generator is.
+    /// has passed however far behind the generator is. Inline: the simulator asks after every
+    /// client round (twice per request), and the first compare mostly answers.
+    #[inline]
     pub fn is_finished(&mut self, now_ns: u64) -> bool {
         let grace = self.times.drain_grace_ns;
         if now_ns >= self.times.end_ns.saturating_add(grace) {
