@@ -181,7 +181,9 @@ impl ClientSession {
         self.endpoint.has_transmit()
     }
 
-    /// The next frame to send (bytes swapped into `out`).
+    /// The next frame to send (bytes swapped into `out`). Inline: a driver calls it per datagram
+    /// sent, and it forwards to the endpoint.
+    #[inline]
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> Option<Transmit> {
         self.endpoint.poll_transmit(out)
     }
@@ -192,7 +194,8 @@ impl ClientSession {
         self.drain_events(now_ns);
     }
 
-    /// A datagram received at `now_ns`.
+    /// A datagram received at `now_ns`. Inline: a forward, once per reply.
+    #[inline]
     pub fn handle_datagram(&mut self, now_ns: u64, bytes: &[u8]) {
         self.handle_datagram_arrived(now_ns, now_ns, bytes);
     }
