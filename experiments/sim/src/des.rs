@@ -405,6 +405,20 @@ impl<E> EventQueue<E> {
     /// If more than `u32::MAX - 1` events wait at once (memory runs out long before).
     #[inline(never)]
     pub fn schedule_at(&mut self, at_ns: u64, event: E) {
+        self.schedule_inline(at_ns, event);
+    }
+
+    /// [`EventQueue::schedule_at`] inline in its caller, for the run's hottest schedules (a
+    /// step's end, an access's completion, a datagram's arrival): the caller builds the event
+    /// straight in its slab slot. Called out of line, the event was built on the caller's
+    /// stack and read back by `schedule_at` in 16-byte pieces spanning the caller's narrower
+    /// stores, which the CPU cannot forward from its store buffer: ≈ 45 % of `schedule_at`'s
+    /// own samples sat on that read (`perf annotate`, NIC point).
+    ///
+    /// # Panics
+    /// As [`EventQueue::schedule_at`].
+    #[inline(always)]
+    pub fn schedule_inline(&mut self, at_ns: u64, event: E) {
         let ahead_ns = at_ns.wrapping_sub(self.now_ns);
         let slot = self.free_head;
         let i = slot as usize;

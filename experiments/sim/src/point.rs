@@ -816,7 +816,7 @@ impl SimPoint {
                 Destination::Ingress => Event::AtIngress(k, bytes),
                 Destination::Rnic => Event::AtRnic(k, bytes),
             };
-            self.events.schedule_at(at, event);
+            self.events.schedule_inline(at, event);
         }
     }
 
@@ -950,7 +950,7 @@ impl SimPoint {
         let ser = self.times.serialisation_ns(frame.len());
         let out = Self::through_port(&mut self.egress_free_ns, now, ser);
         let at = out + self.config.profile.link.propagation_ns;
-        self.events.schedule_at(at, Event::AtClient(k, frame));
+        self.events.schedule_inline(at, Event::AtClient(k, frame));
     }
 
     // ---- server workers -----------------------------------------------------------------------
@@ -1010,7 +1010,7 @@ impl SimPoint {
                 let end = s.cores.occupy(now, busy);
                 s.worker.record_busy(busy);
                 self.events
-                    .schedule_at(end, Event::RxDone(loc, k, arrived_ns, frame));
+                    .schedule_inline(end, Event::RxDone(loc, k, arrived_ns, frame));
                 continue;
             }
             // No ready step: `step` would return `None` and change nothing, so it is not called
@@ -1042,7 +1042,7 @@ impl SimPoint {
     /// A step of `loc` ends at `end_ns`: its core is free then, and its accesses and replies leave.
     fn schedule_step_done(&mut self, loc: Location, end_ns: u64) {
         let event = self.step_done_event(loc);
-        self.events.schedule_at(end_ns, event);
+        self.events.schedule_inline(end_ns, event);
     }
 
     /// What ends a step of `loc` that has just run: [`Event::StepReplied`] when its one output
@@ -1285,7 +1285,7 @@ impl SimPoint {
             .dma_latency_ns(&self.config.profile, access.descriptor.len);
         self.prefetch(&access);
         self.events
-            .schedule_at(start + latency, Event::AccessDone(loc, access));
+            .schedule_inline(start + latency, Event::AccessDone(loc, access));
     }
 
     /// The host reads its own memory: the access's cost is in the step's CPU time, so it is

