@@ -1,7 +1,8 @@
 //! Loop versioning: which loops get a second, budget-check-free copy of their body.
 //!
 //! A loop qualifies when one exit test `T` (`if rI > K goto out`, or an equivalent unsigned
-//! 64-bit compare with an immediate) lies on every cycle and `rI` grows by at least 1 from one
+//! 64-bit compare with an immediate, or with a register the loop does not write that holds the
+//! constant `K` on every edge into it) lies on every cycle and `rI` grows by at least 1 from one
 //! pass of `T` to the next, along every path: then `T` lets the loop go round at most `K + 1`
 //! times (the values it stays on are distinct and at most `K`), whatever `rI` held on entry,
 //! and the loop executes at most `insn_bound` instructions from its entry until it leaves. At the
@@ -147,11 +148,15 @@ fn version_at(
         last,
         members: &members,
     };
-    let (stay, stay_bound) = exit_test(ops, span)?;
     let loop_entry = single_entry(ops, entry, span)?;
+    let bounds = Bounds {
+        preds,
+        entry,
+        loop_entry,
+    };
+    let (stay, stay_bound, induction) = exit_test(ops, span, bounds)?;
     let order = topological_order(ops, span)?;
     let entry_walk = (loop_entry != test).then(|| walk(ops, &order, span, loop_entry, IDENTITY));
-    let induction = fuse::first_of(ops[test]).dst;
     let facts = entry_facts(entry_walk.as_ref(), induction);
     let cycle = induction_cycle(ops, &order, span, stay, induction, facts)?;
     let passes = i64::try_from(stay_bound + 1).ok()?;
@@ -322,22 +327,111 @@ fn cycle_members(ops: &[Op], preds: &[Vec<usize>], test: usize) -> Option<(usize
     Some((first, on_cycle[first..=last].to_vec()))
 }
 
-/// The op `test` goes to when it stays in the loop, and the largest `K` it stays on (it stays
-/// exactly when `rI ≤ K`): an unsigned 64-bit compare with an immediate, one edge out.
-fn exit_test(ops: &[Op], span: Span) -> Option<(usize, u64)> {
+/// The op `test` goes to when it stays in the loop, the largest `K` it stays on (it stays
+/// exactly when `rI ≤ K`) and `rI`: an unsigned 64-bit compare with a bound, one edge out.
+fn exit_test(ops: &[Op], span: Span, bounds: Bounds) -> Option<(usize, u64, u8)> {
     let test = span.test;
     let op = fuse::first_of(ops[test]);
     let inside = |index: usize| span.contains(index);
     let (target, fall) = (op.target as usize, test + 1);
-    let (stay, stay_bound) = match (op.kind, inside(target), inside(fall)) {
-        (Kind::Jgt64Imm, false, true) => (fall, Some(op.imm)),
-        (Kind::Jge64Imm, false, true) => (fall, op.imm.checked_sub(1)),
-        (Kind::Jle64Imm, true, false) => (target, Some(op.imm)),
-        (Kind::Jlt64Imm, true, false) => (target, op.imm.checked_sub(1)),
-        _ => return None,
+    immediate_forms(ops, span, bounds, op)
+        .into_iter()
+        .flatten()
+        .find_map(|(kind, induction, bound)| {
+            let (stay, stay_bound) = match (kind, inside(target), inside(fall)) {
+                (Kind::Jgt64Imm, false, true) => (fall, Some(bound)),
+                (Kind::Jge64Imm, false, true) => (fall, bound.checked_sub(1)),
+                (Kind::Jle64Imm, true, false) => (target, Some(bound)),
+                (Kind::Jlt64Imm, true, false) => (target, bound.checked_sub(1)),
+                _ => return None,
+            };
+            let stay_bound = stay_bound.filter(|bound| *bound <= STAY_BOUND_MAX)?;
+            Some((stay, stay_bound, induction))
+        })
+}
+
+/// The exit test as unsigned compares of a register with an immediate: the kind (the `Imm`
+/// form), the register and the immediate. A compare of two registers has such a form for each
+/// of them that holds a constant the loop does not change (clang hoists a bound it compares
+/// with into a register: MICA's bucket copy tests `if r5 > r0` after `r5 = 15`); with that
+/// register first, the compare is mirrored (`K > rI` is `rI < K`).
+fn immediate_forms(ops: &[Op], span: Span, bounds: Bounds, op: Op) -> [Option<(Kind, u8, u64)>; 2] {
+    use Kind::*;
+    let (as_is, mirrored) = match op.kind {
+        Jgt64Imm | Jge64Imm | Jlt64Imm | Jle64Imm => {
+            return [Some((op.kind, op.dst, op.imm)), None];
+        }
+        Jgt64Reg => (Jgt64Imm, Jlt64Imm),
+        Jge64Reg => (Jge64Imm, Jle64Imm),
+        Jlt64Reg => (Jlt64Imm, Jgt64Imm),
+        Jle64Reg => (Jle64Imm, Jge64Imm),
+        _ => return [None, None],
     };
-    let stay_bound = stay_bound.filter(|bound| *bound <= STAY_BOUND_MAX)?;
-    Some((stay, stay_bound))
+    let constant = |reg: u8| invariant_constant(ops, span, bounds, reg);
+    [
+        constant(op.src).map(|bound| (as_is, op.dst, bound)),
+        constant(op.dst).map(|bound| (mirrored, op.src, bound)),
+    ]
+}
+
+/// What the search for a loop's constant bound needs: the predecessors, the program's entry
+/// and the loop's.
+#[derive(Clone, Copy)]
+struct Bounds<'a> {
+    preds: &'a [Vec<usize>],
+    entry: usize,
+    loop_entry: usize,
+}
+
+/// Ops searched back from an edge into a loop for the immediate its bound register was set to.
+const CONSTANT_SEARCH_OPS: usize = 64;
+
+/// The value `reg` holds whenever the loop runs, if it is one constant: no op of the loop
+/// writes it, and on every edge from outside into the loop's entry it was last set from an
+/// immediate, found through ops with a single predecessor (not the program's entry).
+fn invariant_constant(ops: &[Op], span: Span, bounds: Bounds, reg: u8) -> Option<u64> {
+    if bounds.loop_entry == bounds.entry
+        || (span.first..=span.last)
+            .filter(|index| span.contains(*index))
+            .any(|index| writes(ops[index], reg))
+    {
+        return None;
+    }
+    let mut values = bounds.preds[bounds.loop_entry]
+        .iter()
+        .filter(|from| !span.contains(**from))
+        .map(|from| constant_after(ops, bounds, *from, reg));
+    let first = values.next()??;
+    values.all(|value| value == Some(first)).then_some(first)
+}
+
+/// The immediate `reg` holds after the op at `index`, if the last op writing it on the way
+/// there sets it to one and every op between has a single predecessor.
+fn constant_after(ops: &[Op], bounds: Bounds, index: usize, reg: u8) -> Option<u64> {
+    let mut at = index;
+    for _ in 0..CONSTANT_SEARCH_OPS {
+        let op = fuse::first_of(ops[at]);
+        if writes(op, reg) {
+            let immediate = matches!(op.kind, Kind::Lddw | Kind::Mov64Imm | Kind::Mov32Imm);
+            return immediate.then_some(op.imm);
+        }
+        let [single] = bounds.preds[at].as_slice() else {
+            return None;
+        };
+        if at == bounds.entry {
+            return None;
+        }
+        at = *single;
+    }
+    None
+}
+
+/// Whether the op (as the translator compiles it: a fused op as its first half) may change
+/// `reg`.
+fn writes(op: Op, reg: u8) -> bool {
+    let mut regs = IDENTITY;
+    transfer(fuse::first_of(op), &mut regs);
+    regs[usize::from(reg)] != Sym::Reg(reg, 0)
 }
 
 /// The one op every edge from outside the loop's ops (and the program's entry, if inside) goes
