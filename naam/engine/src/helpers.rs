@@ -5,7 +5,7 @@
 //! (checks and performs the reads, sends the reply, keeps the state). So a helper call is cheap,
 //! cannot block, and cannot touch region memory.
 
-use naam_vm::{ArgKind, Helper, HelperError, Helpers, Memory, ScalarHelper, Signature};
+use naam_vm::{ArgKind, DirectHelper, HelperError, Helpers, Memory, ScalarHelper, Signature};
 
 use crate::abi::{
     ACCESS_BYTES_MAX, ACCESSES_PER_STEP_MAX, HELPER_READ, HELPER_REPLY, HELPER_SAVE_STATE,
@@ -77,16 +77,34 @@ impl ScalarHelper<StepCtx> for NaamRead {
     }
 }
 
-fn naam_reply(ctx: &mut StepCtx, mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
-    let [src, len, ..] = args;
-    let end = ctx.reply_len as u64 + len;
-    if end > REPLY_BYTES_MAX as u64 {
-        return Ok(HELPER_REFUSED);
+/// `naam_reply(src, len)`: appends `len` bytes at `src` to the reply; 0, or refused. A direct
+/// helper (its pointer argument checked as any helper's, the JIT's call without the
+/// trampoline): a MICA hit replies twice per GET.
+struct NaamReply;
+
+impl DirectHelper<StepCtx> for NaamReply {
+    const NAME: &'static str = "naam_reply";
+    const SIGNATURE: Signature = Signature {
+        args: [
+            ArgKind::ReadBytes { len_arg: 1 },
+            ArgKind::Scalar,
+            ArgKind::Unused,
+            ArgKind::Unused,
+            ArgKind::Unused,
+        ],
+    };
+
+    fn call(ctx: &mut StepCtx, mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
+        let [src, len, ..] = args;
+        let end = ctx.reply_len as u64 + len;
+        if end > REPLY_BYTES_MAX as u64 {
+            return Ok(HELPER_REFUSED);
+        }
+        let bytes = mem.read(src, len)?;
+        ctx.reply[ctx.reply_len..end as usize].copy_from_slice(bytes);
+        ctx.reply_len = end as usize;
+        Ok(0)
     }
-    let bytes = mem.read(src, len)?;
-    ctx.reply[ctx.reply_len..end as usize].copy_from_slice(bytes);
-    ctx.reply_len = end as usize;
-    Ok(0)
 }
 
 /// `naam_save_state(len)`: carries the first `len` state bytes into the next step; 0, or
@@ -108,26 +126,14 @@ impl ScalarHelper<StepCtx> for NaamSaveState {
 }
 
 /// The helper registry every NAAM function is verified against and runs with. `naam_read` and
-/// `naam_save_state` are scalar helpers (the JIT calls them without the trampoline).
+/// `naam_save_state` are scalar helpers, `naam_reply` a direct one (the JIT calls all three
+/// without the trampoline).
 pub fn naam_helpers() -> Helpers<StepCtx> {
     let mut helpers = Helpers::new();
-    let reply = Helper {
-        name: "naam_reply",
-        signature: Signature {
-            args: [
-                ArgKind::ReadBytes { len_arg: 1 },
-                ArgKind::Scalar,
-                ArgKind::Unused,
-                ArgKind::Unused,
-                ArgKind::Unused,
-            ],
-        },
-        func: naam_reply,
-    };
     // The ids are distinct constants; registration of a fresh registry cannot fail.
     let registered = [
         helpers.register_scalar::<NaamRead>(HELPER_READ),
-        helpers.register(HELPER_REPLY, reply),
+        helpers.register_direct::<NaamReply>(HELPER_REPLY),
         helpers.register_scalar::<NaamSaveState>(HELPER_SAVE_STATE),
     ];
     for result in registered {

@@ -44,6 +44,27 @@ fn scalar_as_helper_fn<C, H: ScalarHelper<C>>(
     Ok(H::call(ctx, args))
 }
 
+/// A helper with pointer arguments whose JIT calls skip the trampoline: registered with
+/// [`Helpers::register_direct`], it is stored as the ordinary [`HelperFn`] `H::call` with the
+/// [`Signature`] `SIGNATURE` (the interpreter and the trampoline call it so), and, with `jit`,
+/// also in the registry's direct table, as a [`ScalarHelper`] is: a `call imm` whose verifier
+/// hint names its position calls an entry monomorphised for `H`, which checks the pointer
+/// arguments exactly as every helper call does (the same bounds-only pass, the same first
+/// refused argument and error on failure), then calls `H::call`. Same r0, same traps, a panic
+/// re-raised by `Vm::run`, on both backends and through either JIT path.
+pub trait DirectHelper<C>: 'static {
+    /// Name, for errors and disassembly.
+    const NAME: &'static str;
+    /// What each argument register holds (checked at registration as any signature).
+    const SIGNATURE: Signature;
+    /// The helper: as a [`HelperFn`], called once its pointer arguments are granted.
+    fn call(
+        ctx: &mut C,
+        mem: &mut Memory<'_>,
+        args: [u64; HELPER_ARGS],
+    ) -> Result<u64, HelperError>;
+}
+
 /// What one argument register holds. Pointer arguments are checked against the invocation's
 /// memory before the helper runs, so a helper never sees a dangling pointer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -157,8 +178,8 @@ pub enum RegisterError {
 pub struct Helpers<C> {
     /// Sorted by id.
     entries: Vec<(u32, Registered<C>)>,
-    /// The JIT's direct table: at each position of `entries`, the direct entry of a scalar
-    /// helper, else nothing; [`HELPERS_MAX`] positions (always allocated, so an invocation
+    /// The JIT's direct table: at each position of `entries`, the direct entry of a scalar or
+    /// direct helper, else nothing; [`HELPERS_MAX`] positions (always allocated, so an invocation
     /// hands its address to the code without a test).
     #[cfg(feature = "jit")]
     direct: Box<[crate::jit::DirectEntry; HELPERS_MAX]>,
@@ -168,7 +189,7 @@ pub struct Helpers<C> {
 /// registration instead of at every call.
 pub(crate) struct Registered<C> {
     pub(crate) helper: Helper<C>,
-    /// A scalar helper's direct entry, which the JIT calls without the trampoline.
+    /// A scalar or direct helper's direct entry, which the JIT calls without the trampoline.
     #[cfg(feature = "jit")]
     direct: Option<crate::jit::DirectEntry>,
     /// The signature's pointer arguments, in argument order (the first `pointer_count`): a call
@@ -299,6 +320,27 @@ impl<C> Helpers<C> {
         self.insert(id, registered)
     }
 
+    /// Adds the direct helper `H` under `id` after checking its signature (see
+    /// [`DirectHelper`]).
+    pub fn register_direct<H: DirectHelper<C>>(&mut self, id: u32) -> Result<(), RegisterError> {
+        let helper = Helper {
+            name: H::NAME,
+            signature: H::SIGNATURE,
+            func: H::call,
+        };
+        check_signature(id, &helper)?;
+        #[allow(unused_mut)] // without the JIT there is no direct entry to add
+        let mut registered = Registered::new(helper);
+        #[cfg(feature = "jit")]
+        {
+            registered.direct = Some(crate::jit::DirectEntry {
+                key: crate::jit::direct_key(id),
+                func: Some(crate::jit::direct_checked::<C, H>),
+            });
+        }
+        self.insert(id, registered)
+    }
+
     /// Inserts `registered` under `id`, keeping `entries` sorted (and the direct table in step).
     fn insert(&mut self, id: u32, registered: Registered<C>) -> Result<(), RegisterError> {
         let at = match self.entries.binary_search_by_key(&id, |(k, _)| *k) {
@@ -420,6 +462,41 @@ pub(crate) fn check_args<C>(
     } else {
         Err(first_refused_arg(&registered.helper.signature, mem, args))
     }
+}
+
+/// A direct helper's call from its JIT entry: `check_args` with the pointer arguments read off
+/// `H::SIGNATURE` (a constant, so the pass is unrolled to them), then `H::call`; what the
+/// trampoline's `call_checking_pointers` does for the same helper, failure for failure.
+#[cfg(feature = "jit")]
+#[inline(always)]
+pub(crate) fn call_direct_checked<C, H: DirectHelper<C>>(
+    ctx: &mut C,
+    mem: &mut Memory<'_>,
+    args: [u64; HELPER_ARGS],
+) -> Result<u64, crate::interp::CallFailure> {
+    use crate::interp::CallFailure;
+    let signature = &H::SIGNATURE;
+    let mut granted = true;
+    for (arg, kind) in signature.args.iter().enumerate() {
+        // `len_arg` is below HELPER_ARGS (`check_signature` refused others at registration);
+        // the clamp keeps the indexing free of a bounds check, as in `check_args`.
+        granted &= match *kind {
+            ArgKind::ReadBytes { len_arg } => {
+                let (addr, len) = (args[arg], args[usize::from(len_arg).min(HELPER_ARGS - 1)]);
+                mem.grants_read(addr, len)
+            }
+            ArgKind::WriteBytes { len_arg } => {
+                let (addr, len) = (args[arg], args[usize::from(len_arg).min(HELPER_ARGS - 1)]);
+                mem.grants_write(addr, len)
+            }
+            ArgKind::Unused | ArgKind::Scalar => true,
+        };
+    }
+    if !granted {
+        let (arg, error) = first_refused_arg(signature, mem, &args);
+        return Err(CallFailure::Argument { arg, error });
+    }
+    H::call(ctx, mem, args).map_err(CallFailure::Helper)
 }
 
 /// The first argument `check_args` refused, with its error (cold).

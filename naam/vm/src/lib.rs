@@ -115,7 +115,9 @@
 //! every pointer argument against the invocation's memory before the call, and `callx` takes the
 //! helper id from a register. A [`ScalarHelper`] (all-scalar arguments, cannot fail) is a second
 //! kind, registered with [`Helpers::register_scalar`]: no memory check and no `Result`, and the
-//! JIT calls it without the trampoline. Atomics are plain read-modify-writes: an invocation runs on one
+//! JIT calls it without the trampoline. A [`DirectHelper`] (pointer arguments, checked as any
+//! helper's) is a third, registered with [`Helpers::register_direct`]: the JIT calls it without
+//! the trampoline too, through an entry that makes the same check. Atomics are plain read-modify-writes: an invocation runs on one
 //! thread over memory it borrows exclusively (`map_write` takes `&mut [u8]`).
 //!
 //! ## JIT (cargo feature `jit`)
@@ -135,10 +137,10 @@
 //! - local calls save r6..=r9 and a return-site number on the native stack and return through a
 //!   jump table, with the depth limit and stack-slot updates of the interpreter;
 //! - helpers go through a trampoline monomorphised for the context type, except a `call imm` of
-//!   a [`ScalarHelper`] that the registry it runs with holds at the position the verifier
-//!   recorded (checked at run time against the registry's direct table, keyed by id), which
-//!   calls an entry monomorphised for that helper directly; a helper's trap or panic crosses the
-//!   native code as a status and is re-raised in Rust.
+//!   a [`ScalarHelper`] or [`DirectHelper`] that the registry it runs with holds at the position
+//!   the verifier recorded (checked at run time against the registry's direct table, keyed by
+//!   id), which calls an entry monomorphised for that helper directly; a helper's trap or panic
+//!   crosses the native code as a status and is re-raised in Rust.
 //!
 //! The interpreter stays the reference (differential tests and fuzzing compare the two) and the
 //! fallback: without the feature, or when Cranelift or the OS refuses (no executable memory),
@@ -166,8 +168,8 @@ mod vm;
 
 pub use elf::ElfError;
 pub use helpers::{
-    ArgKind, HELPER_ARGS, HELPERS_MAX, Helper, HelperError, HelperFn, Helpers, RegisterError,
-    ScalarHelper, Signature,
+    ArgKind, DirectHelper, HELPER_ARGS, HELPERS_MAX, Helper, HelperError, HelperFn, Helpers,
+    RegisterError, ScalarHelper, Signature,
 };
 pub use jit_cache::{JIT_CACHE_SWEEP_ENTRIES_MIN, JitCache, JitCacheStats};
 pub use memory::{MapError, Memory, MemoryError, Regions};

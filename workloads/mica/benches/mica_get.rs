@@ -4,7 +4,8 @@
 //! - `native_hit`, `native_miss`: `MicaTable::get_into`;
 //! - `engine_local_host_hit`, `engine_local_host_miss`: a whole message through naam-engine in
 //!   `LocalHost::call_into` (submit, accesses lent in place from the regions, every step in the
-//!   VM, reply frame encoded and decoded, one reply buffer reused);
+//!   VM, the bare reply payload swapped into one reply buffer reused), each request built as
+//!   the roles' MICA client builds it (the key hashed once, one descriptor list reused);
 //! - `engine_mica_vm_hit`: the same through `MicaVm::get` (what `--via vm` runs);
 //! - `vm_step0_probe`, `vm_step1_fetch_hit`: one `naam_vm::Vm::run` of each step of a hit, on
 //!   memory prepared as the engine prepares it (context, arguments, state, fetched bytes).
@@ -168,15 +169,21 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Bac
         return;
     };
     let mut args = Vec::new();
+    let mut descriptors = Descriptors::new();
     // One reply reused across calls (`call_into`): the engine path allocates nothing per GET.
     let mut reply = naam_engine::local::CallReply::empty();
+    // As the roles' MICA client builds a GET (naam-roles, `workload/mica.rs`): the key hashed
+    // once for the argument block and the initial access, and the one descriptor written into
+    // a list kept across calls (cleared, then pushed), not a list built afresh.
     let mut call = |key: &[u8], id: u64| {
         let get = GetArgs::new(loaded.config, rkeys, key);
-        get.encode(&mut args).expect("args");
-        let first = get.initial_access();
-        let descriptors =
-            Descriptors::from_slice(&[Descriptor::read(Rkey(first.rkey), first.offset, first.len)])
-                .expect("one");
+        let key_hash = get.key_hash();
+        get.encode_hashed(key_hash, &mut args).expect("args");
+        let first = get.initial_access_hashed(key_hash);
+        descriptors.clear();
+        descriptors
+            .push(Descriptor::read(Rkey(first.rkey), first.offset, first.len))
+            .expect("one");
         let invoke = Invoke::new_message(TENANT, GET, RequestId(id), &args, descriptors);
         host.call_into(&invoke, &mut reply).expect("call");
         reply.payload.first().copied()

@@ -7,7 +7,7 @@ use core::mem::MaybeUninit;
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use crate::helpers::{HELPER_ARGS, Helpers, ScalarHelper};
+use crate::helpers::{DirectHelper, HELPER_ARGS, Helpers, ScalarHelper};
 use crate::interp::{self, CallFailure, Machine};
 use crate::memory::{Memory, Region};
 use crate::program::{JitError, Program};
@@ -534,6 +534,34 @@ pub(crate) unsafe extern "C" fn direct<C, H: ScalarHelper<C>>(
     match catch_unwind(AssertUnwindSafe(|| H::call(env.ctx, args))) {
         Ok(r0) => r0,
         Err(panic) => call_failed::<C>(jit_ctx, Err(panic)),
+    }
+}
+
+/// The direct entry of direct helper `H` (see [`DirectFn`]), called by native code as
+/// [`direct`] is: checks `H`'s pointer arguments and calls it as the trampoline would
+/// (`helpers::call_direct_checked`), and keeps a failure or a panic as the trampoline keeps
+/// them, for the code's fault path and `run`.
+pub(crate) unsafe extern "C" fn direct_checked<C, H: DirectHelper<C>>(
+    jit_ctx: *mut JitCtx,
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+) -> u64 {
+    // SAFETY: as in `direct`: the context `run::<C>` gave the code, whose `env` is a live
+    // `HelperEnv<C>`.
+    let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
+    let args: [u64; HELPER_ARGS] = [r1, r2, r3, r4, r5];
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: native code is suspended in this call; nothing else touches the memory now
+        // (as in `call`).
+        let mem = unsafe { &mut *env.mem };
+        crate::helpers::call_direct_checked::<C, H>(env.ctx, mem, args)
+    }));
+    match called {
+        Ok(Ok(r0)) => r0,
+        failed => call_failed::<C>(jit_ctx, failed.map(|r| r.map_err(Failure::Call))),
     }
 }
 

@@ -26,8 +26,9 @@
 //!   function, as it is one flat op array to the interpreter);
 //! - helpers are called through a trampoline monomorphised for the embedder's context type; a
 //!   `call imm` first reads the registry's direct table at the position its verifier hint names
-//!   and, when that position holds a scalar helper with the call's id, calls the helper's own
-//!   entry (`code::direct`) with r1..=r5 in registers instead; a helper's trap or panic is
+//!   and, when that position holds a scalar or direct helper with the call's id, calls the
+//!   helper's own entry (`code::direct`, or `code::direct_checked`, which checks the pointer
+//!   arguments as the trampoline does) with r1..=r5 in registers instead; a helper's trap or panic is
 //!   carried back across the native code and re-raised in Rust.
 //!
 //! [`Exit::insn_count`]: crate::Exit::insn_count
@@ -39,7 +40,8 @@ mod params;
 mod translate;
 
 pub(crate) use code::{
-    DirectEntry, EntryRegion, JitCode, JitCtx, direct, direct_key, entry_region, run,
+    DirectEntry, EntryRegion, JitCode, JitCtx, direct, direct_checked, direct_key, entry_region,
+    run,
 };
 
 use std::sync::atomic::{AtomicU64, Ordering};

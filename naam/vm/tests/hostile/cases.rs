@@ -6,9 +6,9 @@ use crate::BACKEND;
 use crate::common::*;
 use naam_vm::memory::{GLOBALS_SLOT, STACK_SLOT, VM_SLOTS, slot_base};
 use naam_vm::{
-    ArgKind, Backend, Exit, Helper, HelperError, Helpers, LoadError, Memory, MemoryError,
-    PROGRAM_INSN_MAX, Program, Regions, STACK_FRAME_BYTES, ScalarHelper, Signature, Tier, Trap,
-    VerifyError, Vm, VmConfig,
+    ArgKind, Backend, DirectHelper, Exit, Helper, HelperError, Helpers, LoadError, Memory,
+    MemoryError, PROGRAM_INSN_MAX, Program, Regions, STACK_FRAME_BYTES, ScalarHelper, Signature,
+    Tier, Trap, VerifyError, Vm, VmConfig,
 };
 
 /// VM address of the first region a test maps.
@@ -1914,4 +1914,196 @@ fn a_scalar_helpers_panic_is_raised_by_run_and_the_machine_runs_on() {
     assert_eq!(run(&clean), Ok(Ok(exit)));
     assert_eq!(run(&exploding), Err("panicked"));
     assert_eq!(run(&clean), Ok(Ok(exit)));
+}
+
+/// A direct helper (pointer argument, checked as every helper's): the sum of the `r2` bytes at
+/// `r1`, counting its calls; 13 bytes are refused with an error, 14 make it panic.
+struct SumBytes;
+
+impl DirectHelper<u64> for SumBytes {
+    const NAME: &'static str = "sum_bytes";
+    const SIGNATURE: Signature = Signature {
+        args: [
+            ArgKind::ReadBytes { len_arg: 1 },
+            ArgKind::Scalar,
+            ArgKind::Unused,
+            ArgKind::Unused,
+            ArgKind::Unused,
+        ],
+    };
+
+    fn call(calls: &mut u64, mem: &mut Memory<'_>, args: [u64; 5]) -> Result<u64, HelperError> {
+        *calls += 1;
+        match args[1] {
+            13 => Err(HelperError::Failed { reason: "thirteen" }),
+            14 => panic!("direct helper panics on purpose"),
+            len => Ok(mem.read(args[0], len)?.iter().map(|b| u64::from(*b)).sum()),
+        }
+    }
+}
+
+/// `SumBytes` under id 5, as a direct helper or as an ordinary one (the trampoline's path on
+/// the JIT), behind a scalar helper (id 3), so its position is 1.
+fn sum_bytes_registry(direct: bool) -> Helpers<u64> {
+    let mut helpers = Helpers::<u64>::new();
+    helpers.register_scalar::<Weighted>(3).unwrap();
+    if direct {
+        helpers.register_direct::<SumBytes>(5).unwrap();
+    } else {
+        let helper = Helper {
+            name: SumBytes::NAME,
+            signature: SumBytes::SIGNATURE,
+            func: SumBytes::call,
+        };
+        helpers.register(5, helper).unwrap();
+    }
+    helpers
+}
+
+/// r1 = the input's address + `offset`, r2 = `len`, a call of helper 5, then r0 + r2.
+fn sum_bytes_call(offset: i32, len: i32) -> Vec<u8> {
+    program(&[
+        add64_imm(1, offset),
+        mov64_imm(2, len),
+        call_helper(5),
+        add64_reg(0, 2),
+        exit(),
+    ])
+}
+
+/// Runs `loaded` with `helpers` over `input` (mapped at `INPUT`, r1) on `vm`; the outcome
+/// (`Err` if it panicked) and the helper calls counted.
+fn run_on_input(
+    vm: &mut Vm,
+    loaded: &Program,
+    helpers: &Helpers<u64>,
+    input: &[u8],
+) -> (Result<Result<Exit, Trap>, ()>, u64) {
+    let mut calls = 0;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut mem = Memory::new();
+        let addr = mem.map_read(input).expect("one region maps");
+        vm.run(
+            loaded,
+            &mut mem,
+            helpers,
+            &mut calls,
+            addr,
+            input.len() as u64,
+        )
+    }));
+    (outcome.map_err(|_| ()), calls)
+}
+
+/// A direct helper's calls behave as the same helper's registered as an ordinary one: same r0,
+/// same argument refusals (the first refused argument, its exact error), same helper errors,
+/// a panic raised by `run`, the machine running on after each.
+#[test]
+fn a_direct_helper_checks_its_pointer_argument_as_an_ordinary_helper() {
+    let input: Vec<u8> = (1..=32).collect();
+    let cases = [
+        (0, 4, Some(1 + 2 + 3 + 4)),
+        (28, 4, Some(29 + 30 + 31 + 32)),
+        (0, 32, Some((1..=32).sum())),
+        (0, 0, Some(0)),
+        (29, 4, None),
+        (0, 33, None),
+        (-1, 1, None),
+        (32, 1, None),
+        (0, -1, None),
+        (0, 13, None),
+        (0, 14, None),
+    ];
+    let (direct, ordinary) = (sum_bytes_registry(true), sum_bytes_registry(false));
+    let (mut vm_direct, mut vm_ordinary) =
+        (Vm::new(VmConfig::default()), Vm::new(VmConfig::default()));
+    for (offset, len, sum) in cases {
+        let bytecode = sum_bytes_call(offset, len);
+        let (loaded_direct, loaded_ordinary) = (
+            load(&bytecode, &direct).unwrap(),
+            load(&bytecode, &ordinary).unwrap(),
+        );
+        let got = run_on_input(&mut vm_direct, &loaded_direct, &direct, &input);
+        let want = run_on_input(&mut vm_ordinary, &loaded_ordinary, &ordinary, &input);
+        assert_eq!(got, want, "offset {offset}, len {len}");
+        if let Some(sum) = sum {
+            let exit = Exit {
+                r0: sum + len as u64,
+                insn_count: 5,
+            };
+            assert_eq!(got, (Ok(Ok(exit)), 1), "offset {offset}, len {len}");
+        }
+        let refused = match len {
+            13 => Some(Ok(Err(Trap::Helper {
+                pc: 2,
+                id: 5,
+                error: HelperError::Failed { reason: "thirteen" },
+            }))),
+            14 => Some(Err(())),
+            _ => None,
+        };
+        if let Some(refused) = refused {
+            assert_eq!(got, (refused, 1), "offset {offset}, len {len}");
+        }
+        if sum.is_none() && refused.is_none() {
+            let (Ok(Err(Trap::HelperArgument { pc, id, arg, .. })), 0) = got else {
+                panic!("offset {offset}, len {len}: {got:?}");
+            };
+            assert_eq!((pc, id, arg), (2, 5, 0));
+        }
+    }
+}
+
+/// A direct helper's call run with another registry than the one it was verified against
+/// reaches the helper its id names, whichever kind is at the recorded position.
+#[test]
+fn a_direct_helper_call_run_with_another_registry_reaches_the_helper_its_id_names() {
+    let input = [5u8; 8];
+    let loaded = load(&sum_bytes_call(0, 8), &sum_bytes_registry(true)).unwrap();
+    let exit = |r0| Ok(Ok(Exit { r0, insn_count: 5 }));
+    let mut vm = Vm::new(VmConfig::default());
+    // At position 0 (no helper 3 before it).
+    let mut moved = Helpers::<u64>::new();
+    moved.register_direct::<SumBytes>(5).unwrap();
+    assert_eq!(
+        run_on_input(&mut vm, &loaded, &moved, &input),
+        (exit(48), 1)
+    );
+    // An ordinary helper 5 at the position.
+    assert_eq!(
+        run_on_input(&mut vm, &loaded, &sum_bytes_registry(false), &input),
+        (exit(48), 1)
+    );
+    // A scalar helper 5 at the position: no pointer check, its own value.
+    let mut scalar = Helpers::<u64>::new();
+    scalar.register_scalar::<Weighted>(3).unwrap();
+    scalar.register_scalar::<Weighted>(5).unwrap();
+    let weighted = INPUT + 2 * 8;
+    assert_eq!(
+        run_on_input(&mut vm, &loaded, &scalar, &input),
+        (exit(weighted + 8), 1)
+    );
+    // No helper 5.
+    let mut none = Helpers::<u64>::new();
+    none.register_scalar::<Weighted>(3).unwrap();
+    let unknown = Trap::UnknownHelper { pc: 2, id: 5 };
+    assert_eq!(
+        run_on_input(&mut vm, &loaded, &none, &input),
+        (Ok(Err(unknown)), 0)
+    );
+}
+
+#[test]
+fn a_direct_helper_has_its_signature_and_its_id_once() {
+    let helpers = sum_bytes_registry(true);
+    let helper = helpers.get(5).unwrap();
+    assert_eq!(
+        (helper.name, helper.signature),
+        ("sum_bytes", SumBytes::SIGNATURE)
+    );
+    let mut again = sum_bytes_registry(true);
+    assert!(matches!(
+        again.register_direct::<SumBytes>(5),
+        Err(naam_vm::RegisterError::DuplicateId { id: 5, .. })
+    ));
 }
