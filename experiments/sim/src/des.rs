@@ -52,6 +52,21 @@ const _: () = assert!(
 /// "No slot": the end of a wheel list.
 const NIL: u32 = u32::MAX;
 
+/// A hint to load the cache line holding `byte` (no effect on what any load returns).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_line(byte: *const u8) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and changes no
+    // memory; SSE is part of every x86-64 target.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(byte.cast::<i8>()) }
+}
+
+/// No prefetch hint elsewhere: reads then take their cache misses when they happen.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+pub(crate) fn prefetch_line(_byte: *const u8) {}
+
 /// An event queue with a virtual clock.
 #[derive(Debug)]
 pub struct EventQueue<E> {
@@ -92,6 +107,12 @@ struct Wheel {
     /// keeps no count of its events: [`EventQueue::len`] (tests only) walks its lists, so that
     /// a schedule and a pop spare a count's update.
     top: u64,
+    /// The least time waiting in the wheel, `u64::MAX` when it is empty. Kept (a schedule
+    /// lowers it; a take finds the next one) so that the take also prefetches the next time's
+    /// [`Ends`]: spread over 256 KiB and last touched when that event was scheduled, microseconds
+    /// before, the pop's read of them waited for a miss (`perf annotate`: ≈ 4.5 % of the NIC
+    /// point's samples on the instruction after it), now overlapped with the handler's work.
+    least_ns: u64,
 }
 
 /// A wheel list's ends: its first and last slab slot.
@@ -144,6 +165,7 @@ impl Wheel {
             bits: Box::new([0; WHEEL_WORDS]),
             words: Box::new([0; WHEEL_SUMMARY_WORDS]),
             top: 0,
+            least_ns: u64::MAX,
         }
     }
 
@@ -157,6 +179,7 @@ impl Wheel {
     /// [`Wheel::push`] for a slot whose link already reads [`NIL`].
     #[inline]
     fn append<E>(&mut self, at_ns: u64, slot: u32, slots: &mut [Slot<E>]) {
+        self.least_ns = self.least_ns.min(at_ns);
         let j = slot_of(at_ns);
         match self.ends[j].tail {
             NIL => {
@@ -196,17 +219,25 @@ impl Wheel {
         len
     }
 
-    /// The time of the wheel's next events, at or after `now_ns` (every time in the wheel is
-    /// within `[now_ns, now_ns + WHEEL_SLOTS)`).
+    /// The time of the wheel's next events, if any.
     #[inline(always)]
-    fn next_ns(&self, now_ns: u64) -> Option<u64> {
-        if self.top == 0 {
-            return None;
-        }
-        let from = slot_of(now_ns);
-        let j = self.first_set_from(from)?;
+    fn next_ns(&self) -> Option<u64> {
+        (self.least_ns != u64::MAX).then_some(self.least_ns)
+    }
+
+    /// Finds the least time waiting once the events of time `at_ns` (the least) were taken —
+    /// every time in the wheel is within `[at_ns, at_ns + WHEEL_SLOTS)` — and prefetches its
+    /// list's ends for the pop that takes them.
+    #[inline(always)]
+    fn find_least_after(&mut self, at_ns: u64) {
+        let from = slot_of(at_ns);
+        let Some(j) = self.first_set_from(from) else {
+            self.least_ns = u64::MAX;
+            return;
+        };
+        prefetch_line(std::ptr::from_ref(&self.ends[j]).cast::<u8>());
         let ahead = (j + WHEEL_SLOTS - from) % WHEEL_SLOTS;
-        Some(now_ns + ahead as u64)
+        self.least_ns = at_ns + ahead as u64;
     }
 
     /// The first non-empty slot at or after `from`, going round once.
@@ -257,6 +288,7 @@ impl Wheel {
             Self::move_from(slots[first as usize].next, fifo, slots);
         }
         self.clear(j);
+        self.find_least_after(at_ns);
         first
     }
 
@@ -266,6 +298,7 @@ impl Wheel {
         let j = slot_of(at_ns);
         Self::move_from(self.ends[j].head, fifo, slots);
         self.clear(j);
+        self.find_least_after(at_ns);
     }
 
     /// Moves the events of a list from `slot` on (possibly none) to the end of `fifo`.
@@ -481,7 +514,7 @@ impl<E> EventQueue<E> {
     /// the wheel hold events due then.
     #[inline(always)]
     fn next_ns(&self) -> Option<(u64, bool, bool)> {
-        let wheel = self.wheel.next_ns(self.now_ns);
+        let wheel = self.wheel.next_ns();
         // Most pops: the wheel's time is before the far heap's least (`u64::MAX` when empty).
         if let Some(at_ns) = wheel
             && at_ns < self.far.least_ns

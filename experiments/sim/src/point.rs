@@ -52,7 +52,7 @@ use self::eswitch::Eswitch;
 use self::ipipe::{IpipeEvent, IpipeServers};
 use self::times::ModelTimes;
 use crate::cores::{CorePool, HogSlices};
-use crate::des::EventQueue;
+use crate::des::{EventQueue, prefetch_line};
 use crate::profile::{CostProfile, CpuCost, StepCosts, round_ns};
 pub use naam_results::raw::{IpipeRecord, MIGRATIONS_LISTED_MAX, MigrationRecord};
 
@@ -1528,19 +1528,6 @@ fn write_intervals(
 
 /// A cache line on the machines the simulator runs on (x86-64, Arm64: 64 bytes).
 const CACHE_LINE_BYTES: usize = 64;
-
-/// A hint to load the cache line holding `byte` (no effect on what any load returns).
-#[cfg(target_arch = "x86_64")]
-fn prefetch_line(byte: *const u8) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    // SAFETY: a prefetch is a hint: it never faults, whatever the address, and changes no
-    // memory; SSE is part of every x86-64 target.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(byte.cast::<i8>()) }
-}
-
-/// No prefetch hint elsewhere: reads then take their cache misses when they happen.
-#[cfg(not(target_arch = "x86_64"))]
-fn prefetch_line(_byte: *const u8) {}
 
 /// The testbed's record in a point's folder (as the local testbed's).
 pub const TESTBED_FILE: &str = "testbed.json";
