@@ -301,30 +301,68 @@ impl RegionTable {
 /// index, its log and the log's metadata, and the next message starts over at the index).
 const RECENT_REGIONS: usize = 4;
 
-/// Regions checked before, looked up by rkey when an access names another region than the
-/// one before it (the executor's one-entry cache misses): they skip the table's hash lookup,
-/// never the check ([`check_region`]). A miss here replaces the entries in turn, so messages that
-/// cycle through up to four regions find them all. Cleared when the tables change.
-#[derive(Clone, Copy, Debug, Default)]
+/// Regions checked before, looked up by rkey: they skip the table's hash lookup, never the
+/// check ([`check_region`]). A miss here replaces the entries in turn, so messages that cycle
+/// through up to four regions find them all (a MICA GET's accesses name three regions in
+/// turn: a one-entry cache of the last region found missed on each). A lookup compares the
+/// rkeys of all entries, each always a region of the table (the first region found fills them
+/// all), and hands back a reference to the one found: nothing is copied per access. Cleared
+/// when the tables change.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct RecentRegions {
-    entries: [Option<RegionInfo>; RECENT_REGIONS],
+    /// Regions of the table once `filled` (never read before).
+    entries: [RegionInfo; RECENT_REGIONS],
+    filled: bool,
     /// The entry the next miss replaces.
     next: usize,
+}
+
+impl Default for RecentRegions {
+    fn default() -> Self {
+        let unread = RegionInfo {
+            id: RegionId(0),
+            tenant: TenantId(0),
+            len: 0,
+            perms: Perms {
+                read: false,
+                write: false,
+            },
+            rkey: Rkey(0),
+        };
+        RecentRegions {
+            entries: [unread; RECENT_REGIONS],
+            filled: false,
+            next: 0,
+        }
+    }
 }
 
 impl RecentRegions {
     /// The region with `rkey`, from the entries or else from `table` (then kept); `None` when
     /// `table` has none.
-    #[inline]
-    pub(crate) fn lookup(&mut self, table: &RegionTable, rkey: Rkey) -> Option<RegionInfo> {
-        let hit = self.entries.iter().flatten().find(|info| info.rkey == rkey);
-        if let Some(info) = hit {
-            return Some(*info);
+    #[inline(always)]
+    pub(crate) fn lookup(&mut self, table: &RegionTable, rkey: Rkey) -> Option<&RegionInfo> {
+        if self.filled
+            && let Some(index) = self.entries.iter().position(|info| info.rkey == rkey)
+        {
+            return self.entries.get(index);
         }
+        self.lookup_table(table, rkey)
+    }
+
+    /// [`RecentRegions::lookup`] when no entry has `rkey`: the table's region replaces the
+    /// oldest entry (or, the first time, fills every entry).
+    #[inline(never)]
+    fn lookup_table(&mut self, table: &RegionTable, rkey: Rkey) -> Option<&RegionInfo> {
         let info = *table.by_rkey(rkey)?;
-        self.entries[self.next] = Some(info);
-        self.next = (self.next + 1) % RECENT_REGIONS;
-        Some(info)
+        if !self.filled {
+            self.entries = [info; RECENT_REGIONS];
+            self.filled = true;
+        }
+        let index = self.next % RECENT_REGIONS;
+        self.entries[index] = info;
+        self.next = (index + 1) % RECENT_REGIONS;
+        Some(&self.entries[index])
     }
 }
 
