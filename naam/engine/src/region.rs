@@ -342,10 +342,13 @@ impl RecentRegions {
     /// `table` has none.
     #[inline(always)]
     pub(crate) fn lookup(&mut self, table: &RegionTable, rkey: Rkey) -> Option<&RegionInfo> {
-        if self.filled
-            && let Some(index) = self.entries.iter().position(|info| info.rkey == rkey)
-        {
-            return self.entries.get(index);
+        if self.filled {
+            // Unrolled: each entry found is lent from its own test, no index worked out.
+            for index in 0..RECENT_REGIONS {
+                if self.entries[index].rkey == rkey {
+                    return Some(&self.entries[index]);
+                }
+            }
         }
         self.lookup_table(table, rkey)
     }
@@ -389,8 +392,10 @@ pub(crate) fn check_region(
 /// True when `access` names at least one byte, all of them inside the region.
 #[inline(always)]
 fn in_bounds(info: &RegionInfo, access: &Descriptor) -> bool {
-    let end = access.offset.checked_add(u64::from(access.len));
-    access.len != 0 && end.is_some_and(|end| end <= info.len)
+    access.len != 0
+        && (access.offset)
+            .checked_add(u64::from(access.len))
+            .is_some_and(|end| end <= info.len)
 }
 
 /// Why [`check_region`] denies `access`: tenant, then permission, then bounds.
