@@ -558,4 +558,26 @@ mod tests {
         }
         assert_eq!(t.catalog_for(TenantId(1)), vec![a]);
     }
+
+    /// The recent regions find every region of the table and nothing else, whatever the order
+    /// of lookups: fewer regions than entries, more (each miss replaces an entry), repeats.
+    #[test]
+    fn recent_regions_find_what_the_table_has() {
+        let mut t = table();
+        let infos: Vec<RegionInfo> = (1..=6)
+            .map(|i| {
+                t.register(TenantId(i % 2), 64 * u64::from(i), Perms::READ)
+                    .unwrap()
+            })
+            .collect();
+        let forged = Rkey(infos.iter().fold(1, |k, i| k ^ i.rkey.0));
+        let mut recent = RecentRegions::default();
+        assert_eq!(recent.lookup(&t, forged), None);
+        let order = [0, 0, 1, 2, 0, 3, 4, 5, 1, 5, 2, 2, 0, 4, 3, 1, 0];
+        for (n, &i) in order.iter().enumerate() {
+            let found = recent.lookup(&t, infos[i].rkey).copied();
+            assert_eq!(found, Some(infos[i]), "lookup {n} of region {i}");
+            assert_eq!(recent.lookup(&t, forged), None, "after lookup {n}");
+        }
+    }
 }
