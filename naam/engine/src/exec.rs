@@ -37,7 +37,7 @@ use crate::function::{FunctionBody, FunctionEntry, FunctionTable};
 use crate::helpers::StepCtx;
 use crate::ids::{Descriptor, FunctionId, Location, Nanos, RegionId, RequestId, TenantId};
 use crate::ready::FrontQueue;
-use crate::region::{Denial, RecentRegions, RegionInfo, RegionTable, check_region};
+use crate::region::{Denial, RecentRegions, RegionTable, check_region};
 use crate::stats::{ExecutorStats, PeriodLoad};
 use crate::steer::steer_bucket;
 use crate::wire::{
@@ -400,11 +400,8 @@ pub struct Executor {
     functions: Arc<FunctionTable>,
     helpers: Arc<Helpers<StepCtx>>,
     regions: Arc<RegionTable>,
-    /// The region the last checked access named (in `regions`): consecutive accesses to one
-    /// region skip the rkey lookup, never the check. Cleared when the tables change.
-    last_region: Option<RegionInfo>,
-    /// Regions checked before, for an access to another region than the last. Cleared when the
-    /// tables change.
+    /// Regions checked before (in `regions`), the last one found tried first: accesses skip
+    /// the rkey lookup, never the check. Cleared when the tables change.
     recent_regions: RecentRegions,
     /// The function the last submitted message named (in `functions`): consecutive messages
     /// to one function skip the table's hash lookup. Cleared when the tables change.
@@ -464,7 +461,6 @@ impl Executor {
             functions,
             helpers,
             regions,
-            last_region: None,
             recent_regions: RecentRegions::default(),
             last_function: None,
             vm: Vm::new(VmConfig {
@@ -515,7 +511,6 @@ impl Executor {
         self.helpers = Arc::clone(functions.helpers());
         self.functions = functions;
         self.regions = regions;
-        self.last_region = None;
         self.recent_regions = RecentRegions::default();
         self.last_function = None;
         // Free slots keep their last function (`fill_slot`): let the old table's entries go.
@@ -987,7 +982,6 @@ impl Executor {
     fn split_for_hand_out(&mut self, index: u32) -> (&mut Slot, HandOut<'_>, &StepCtx) {
         let Executor {
             slots,
-            last_region,
             recent_regions,
             regions,
             ready,
@@ -999,7 +993,6 @@ impl Executor {
             ..
         } = self;
         let hand_out = HandOut {
-            last_region,
             recent_regions,
             regions,
             ready,
@@ -1305,7 +1298,6 @@ fn take_slot(slots: &mut Vec<Slot>, free: &mut Vec<u32>) -> u32 {
 /// What handing out a step's accesses uses beside its slot, borrowed apart from it
 /// ([`Executor::split_for_hand_out`]).
 struct HandOut<'e> {
-    last_region: &'e mut Option<RegionInfo>,
     recent_regions: &'e mut RecentRegions,
     regions: &'e RegionTable,
     ready: &'e mut FrontQueue<u32>,
@@ -1353,14 +1345,10 @@ impl HandOut<'_> {
     fn check(&mut self, slot: &mut Slot) -> Result<(), Denial> {
         let tenant = slot.tenant;
         for (d, checked) in slot.current.as_slice().iter().zip(&mut slot.regions) {
-            let info = match *self.last_region {
-                Some(info) if info.rkey == d.rkey => info,
-                _ => match self.recent_regions.lookup(self.regions, d.rkey) {
-                    Some(info) => *self.last_region.insert(info),
-                    None => return Err(Denial::UnknownRkey { rkey: d.rkey }),
-                },
+            let Some(info) = self.recent_regions.lookup(self.regions, d.rkey) else {
+                return Err(Denial::UnknownRkey { rkey: d.rkey });
             };
-            *checked = check_region(&info, tenant, d)?;
+            *checked = check_region(info, tenant, d)?;
         }
         Ok(())
     }
