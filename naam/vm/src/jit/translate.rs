@@ -145,6 +145,17 @@ struct RegionCache {
     host: Variable,
 }
 
+impl RegionCache {
+    /// A cache's three variables.
+    fn declare(builder: &mut FunctionBuilder<'_>, pointer: Type) -> Self {
+        RegionCache {
+            neg_lo: builder.declare_var(I64),
+            bound: builder.declare_var(I64),
+            host: builder.declare_var(pointer),
+        }
+    }
+}
+
 /// The first embedder region as the caller passed it (see `super::entry`), for the accesses
 /// at a constant offset from r1's entry value.
 #[derive(Clone, Copy)]
@@ -268,12 +279,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         let frame_top = builder.declare_var(pointer);
         let depth = builder.declare_var(I64);
         let remaining = builder.declare_var(I64);
-        let mut cache = || RegionCache {
-            neg_lo: builder.declare_var(I64),
-            bound: builder.declare_var(I64),
-            host: builder.declare_var(pointer),
-        };
-        let (read_cache, write_cache) = (cache(), cache());
+        let read_cache = RegionCache::declare(&mut builder, pointer);
+        let write_cache = RegionCache::declare(&mut builder, pointer);
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
         let signatures = HelperSignatures::import(&mut builder, isa);
