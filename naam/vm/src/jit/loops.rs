@@ -26,7 +26,7 @@ const STAY_BOUND_MAX: u64 = 1 << 20;
 /// pass, `rI + step` never wraps.
 const STEP_MAX: i64 = 1 << 20;
 /// Registers r0..=r10.
-const REGS: usize = 11;
+pub(super) const REGS: usize = 11;
 
 /// A load or store of a versioned loop whose every address over the loop is known at the
 /// loop's entry, from the registers there: the copy without budget checks skips its region
@@ -102,7 +102,7 @@ fn member(members: &[bool], first: usize, index: usize) -> bool {
 /// A register's value relative to the registers at an origin: `Reg(r, k)` is r's value there
 /// plus `k` (wrapping, as eBPF's 64-bit addition).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sym {
+pub(super) enum Sym {
     Unknown,
     Reg(u8, i64),
 }
@@ -273,7 +273,7 @@ fn cycle_step(moves: &Walk, reg: u8) -> Option<i64> {
 }
 
 /// Where control may go after the op at `index` (local calls excluded by the caller).
-fn successors(ops: &[Op], index: usize) -> Vec<usize> {
+pub(super) fn successors(ops: &[Op], index: usize) -> Vec<usize> {
     let op = fuse::first_of(ops[index]);
     let target = op.target as usize;
     let next = match op.kind {
@@ -620,7 +620,7 @@ fn walk(ops: &[Op], order: &[usize], span: Span, origin: usize, start: [Sym; REG
     result
 }
 
-fn meet(a: [Sym; REGS], b: [Sym; REGS]) -> [Sym; REGS] {
+pub(super) fn meet(a: [Sym; REGS], b: [Sym; REGS]) -> [Sym; REGS] {
     core::array::from_fn(|reg| {
         if a[reg] == b[reg] {
             a[reg]
@@ -632,7 +632,7 @@ fn meet(a: [Sym; REGS], b: [Sym; REGS]) -> [Sym; REGS] {
 
 /// The registers after `op`: copies and additions of constants are followed, anything else
 /// written is unknown.
-fn transfer(op: Op, regs: &mut [Sym; REGS]) {
+pub(super) fn transfer(op: Op, regs: &mut [Sym; REGS]) {
     use Kind::*;
     let dst = usize::from(op.dst);
     match op.kind {

@@ -9,7 +9,9 @@
 //!   one-entry region cache (per kind: read, write) in SSA variables, filled at entry with the
 //!   first embedder region, and on a miss decodes its address to (slot, offset) and is checked
 //!   against the invocation's slot table, with the same typed traps; helpers and local calls
-//!   change the slot table, so they empty the caches;
+//!   change the slot table, so they empty the caches; an access at a constant offset from r1's
+//!   entry value, before any helper call, is checked against the first embedder region as the
+//!   caller passed it instead, leaving the caches to the other regions (`entry`);
 //! - the instruction count is kept per basic block at compile time and taken off the budget left
 //!   (in a register) only where a value is needed (`translate::budget_offsets`); the budget left
 //!   is compared at every taken jump, local call and exit, where the interpreter compares it, except
@@ -35,6 +37,7 @@
 //! [`Trap::BudgetExceeded`]: crate::Trap::BudgetExceeded
 
 mod code;
+mod entry;
 mod loops;
 mod params;
 mod translate;

@@ -26,6 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use super::code::{
     CALLX_DESCRIPTOR, DirectEntry, JitCtx, WIDEST_ACCESS_BYTES, call_descriptor, direct_key, status,
 };
+use super::entry::entry_based;
 use super::loops::{HoistedAccess, VersionedLoop, versioned_loops};
 use crate::fuse;
 use crate::memory::{LIVE_OFFSET, Region, STACK_SLOT, VM_SLOTS, WRITTEN_OFFSET, slot_base};
@@ -144,6 +145,38 @@ struct RegionCache {
     host: Variable,
 }
 
+impl RegionCache {
+    /// A cache's three variables.
+    fn declare(builder: &mut FunctionBuilder<'_>, pointer: Type) -> Self {
+        RegionCache {
+            neg_lo: builder.declare_var(I64),
+            bound: builder.declare_var(I64),
+            host: builder.declare_var(pointer),
+        }
+    }
+}
+
+/// The first embedder region as the caller passed it (see `super::entry`), for the accesses
+/// at a constant offset from r1's entry value.
+#[derive(Clone, Copy)]
+struct EntryView {
+    /// Host address of r1's entry value (meaningful only where `room` admits an access).
+    host: Value,
+    /// Per kind (read, write), the offsets from r1's entry value at which any access of up to
+    /// [`WIDEST_ACCESS_BYTES`] lies in that region: those below it (0 when r1 is not in it);
+    /// `None` when no such access of that kind is compiled.
+    room: [Option<Value>; 2],
+}
+
+/// An access at a constant offset from r1's entry value, split by [`Translator::entry_split`]:
+/// the current block may address `host + disp` directly; `slow` takes the ordinary checked
+/// path.
+struct EntrySplit {
+    host: Value,
+    disp: i32,
+    slow: Block,
+}
+
 /// Memory flags of the three kinds of access the code makes.
 struct Flags {
     /// Program loads and stores: checked, so they never trap; possibly unaligned.
@@ -173,6 +206,11 @@ struct Translator<'a, 'f> {
     ctx: Value,
     read_cache: RegionCache,
     write_cache: RegionCache,
+    /// Per decoded index, the constant by which a checked load's or store's base register
+    /// exceeds r1's entry value, before any helper call (see `super::entry`).
+    entry_based: Vec<Option<i64>>,
+    /// Set by the prologue when some access has an `entry_based` constant.
+    entry_view: Option<EntryView>,
     /// Block of each decoded index that is a leader.
     blocks: Vec<Option<Block>>,
     /// Leaders predicted rarely run, laid out after the hot code (see [`predicted_cold`]); in
@@ -241,12 +279,8 @@ impl<'a, 'f> Translator<'a, 'f> {
         let frame_top = builder.declare_var(pointer);
         let depth = builder.declare_var(I64);
         let remaining = builder.declare_var(I64);
-        let mut cache = || RegionCache {
-            neg_lo: builder.declare_var(I64),
-            bound: builder.declare_var(I64),
-            host: builder.declare_var(pointer),
-        };
-        let (read_cache, write_cache) = (cache(), cache());
+        let read_cache = RegionCache::declare(&mut builder, pointer);
+        let write_cache = RegionCache::declare(&mut builder, pointer);
         let hoisted_bases = [builder.declare_var(pointer), builder.declare_var(pointer)];
         let frames = saved_frames_slot(ops, &mut builder);
         let signatures = HelperSignatures::import(&mut builder, isa);
@@ -275,6 +309,8 @@ impl<'a, 'f> Translator<'a, 'f> {
             ctx: Value::from_u32(0), // set by the prologue
             read_cache,
             write_cache,
+            entry_based: entry_based(ops, entry),
+            entry_view: None,
             cold: checked_copies_cold(&predicted_cold, &blocks, &loops),
             absorbs_entry_checks: absorbs_entry_checks(ops, &fall_threads, &loops),
             blocks,
@@ -341,9 +377,38 @@ impl<'a, 'f> Translator<'a, 'f> {
         if writes {
             self.prime_cache(self.write_cache, host, write_bound);
         }
+        self.entry_view = self.entry_view(r1, host, [read_bound, write_bound]);
         let target = self.target_block(usize::MAX, entry);
         self.builder.ins().jump(target, &[]);
         self.budget_trap_block();
+    }
+
+    /// The first embedder region as the caller passed it, seen from r1's entry value, for the
+    /// kinds of access that have an `entry_based` constant (see [`EntryView`]).
+    fn entry_view(&mut self, r1: Value, host: Value, bounds: [Value; 2]) -> Option<EntryView> {
+        let mut kinds = [false; 2];
+        for (op, based) in self.ops.iter().zip(&self.entry_based) {
+            if based.is_some() {
+                kinds[usize::from(!is_checked_load(fuse::first_of(*op).kind))] = true;
+            }
+        }
+        if kinds == [false; 2] {
+            return None;
+        }
+        // r1's offset in the region: a VM address below the slot's wraps to a huge offset,
+        // which leaves no room.
+        let neg_lo = self.iconst(slot_base(VM_SLOTS).wrapping_neg());
+        let rel = self.builder.ins().iadd(r1, neg_lo);
+        let mut room = [None; 2];
+        for (kind, bound) in bounds.into_iter().enumerate() {
+            if kinds[kind] {
+                // `bound - rel`, or 0 past the bound: below it, `rel + offset < bound`.
+                let top = self.builder.ins().umax(bound, rel);
+                room[kind] = Some(self.builder.ins().isub(top, rel));
+            }
+        }
+        let host = self.builder.ins().iadd(host, rel);
+        Some(EntryView { host, room })
     }
 
     fn budget_trap_block(&mut self) {
@@ -408,29 +473,11 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// B-tree lookup reads eight context fields through r1 this way: one check instead of
     /// eight.
     fn translate_load_run(&mut self, start: usize, run: LoadRun) {
-        let base = self.get(run.base);
-        let first = self.builder.ins().iadd_imm_s(base, run.low);
-        let neg_lo = self.builder.use_var(self.read_cache.neg_lo);
-        let rel = self.builder.ins().iadd(first, neg_lo);
-        let mut misses = vec![self.cache_miss(self.read_cache, first)];
-        let widest = WIDEST_ACCESS_BYTES as i64;
-        if run.high - run.low > widest {
-            // The last window of the widest access: with the first, it bounds the span (the
-            // first one's offset is below 2^32, so the second's does not wrap).
-            let last = self.builder.ins().iadd_imm_s(base, run.high - widest);
-            misses.push(self.cache_miss(self.read_cache, last));
-        }
         let checked = self.builder.create_block();
-        for failed in misses {
-            let next = self.builder.create_block();
-            self.builder.ins().brif(failed, checked, &[], next, &[]);
-            self.enter(next);
-        }
-        // The host address of the span's first byte reaches the copy as a block parameter, so
-        // Cranelift cannot fold the (often constant) cache offset into each load's address: a
-        // 64-bit constant per load instead of a displacement.
-        let host = self.builder.use_var(self.read_cache.host);
-        let span_host = self.builder.ins().iadd(host, rel);
+        let span_host = match self.entry_span(start, run, checked) {
+            Some(span_host) => span_host,
+            None => self.cached_span(run, checked),
+        };
         let unchecked = self.builder.create_block();
         let span_param = self.builder.append_block_param(unchecked, self.pointer);
         self.builder
@@ -452,6 +499,57 @@ impl<'a, 'f> Translator<'a, 'f> {
         for index in start..run.end {
             self.seal_leaders(index);
         }
+    }
+
+    /// Branches to `checked` unless the run's whole span hits the read cache; the host address
+    /// of the span's first byte.
+    fn cached_span(&mut self, run: LoadRun, checked: Block) -> Value {
+        let base = self.get(run.base);
+        let first = self.builder.ins().iadd_imm_s(base, run.low);
+        let neg_lo = self.builder.use_var(self.read_cache.neg_lo);
+        let rel = self.builder.ins().iadd(first, neg_lo);
+        let mut misses = vec![self.cache_miss(self.read_cache, first)];
+        let widest = WIDEST_ACCESS_BYTES as i64;
+        if run.high - run.low > widest {
+            // The last window of the widest access: with the first, it bounds the span (the
+            // first one's offset is below 2^32, so the second's does not wrap).
+            let last = self.builder.ins().iadd_imm_s(base, run.high - widest);
+            misses.push(self.cache_miss(self.read_cache, last));
+        }
+        for failed in misses {
+            let next = self.builder.create_block();
+            self.builder.ins().brif(failed, checked, &[], next, &[]);
+            self.enter(next);
+        }
+        // The host address of the span's first byte reaches the copy as a block parameter, so
+        // Cranelift cannot fold the (often constant) cache offset into each load's address: a
+        // 64-bit constant per load instead of a displacement.
+        let host = self.builder.use_var(self.read_cache.host);
+        self.builder.ins().iadd(host, rel)
+    }
+
+    /// For a run whose base register holds r1's entry value plus a constant (see
+    /// `super::entry`): branches to `checked` unless the first embedder region, as the caller
+    /// passed it, holds the run's whole span (one compare, and the read cache stays as it
+    /// was); the host address of the span's first byte.
+    fn entry_span(&mut self, start: usize, run: LoadRun, checked: Block) -> Option<Value> {
+        let low = self.entry_based[start]?.checked_add(run.low)?;
+        // The last window of the widest access, or the first when the span is narrower: any
+        // access of up to that width at an offset below `room` fits.
+        let last = low.max(low.checked_add(run.high - run.low - WIDEST_ACCESS_BYTES as i64)?);
+        if low < 0 || i32::try_from(last).is_err() {
+            return None;
+        }
+        let view = self.entry_view?;
+        let room = view.room[0]?;
+        let fits = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThan, room, last);
+        let next = self.builder.create_block();
+        self.builder.ins().brif(fits, next, &[], checked, &[]);
+        self.enter(next);
+        Some(self.builder.ins().iadd_imm_s(view.host, low))
     }
 
     fn translate_run_ops(&mut self, range: core::ops::Range<usize>, join: Block) {
@@ -1135,9 +1233,69 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     fn load(&mut self, index: usize, op: Op) {
         let (len, signed) = access_of(op.kind);
+        if let Some(split) = self.entry_split(index, op.target, false) {
+            let value = self.load_value(split.host, split.disp, len, signed);
+            let join = self.builder.create_block();
+            let loaded = self.builder.append_block_param(join, I64);
+            self.builder.ins().jump(join, &[BlockArg::Value(value)]);
+            self.enter_slow(split.slow, join);
+            let host = self.checked_address(index, op.src, op.target, len, false);
+            let value = self.load_value(host, 0, len, signed);
+            self.builder.ins().jump(join, &[BlockArg::Value(value)]);
+            self.leave_slow(join);
+            self.set(op.dst, loaded);
+            return;
+        }
         let host = self.checked_address(index, op.src, op.target, len, false);
         let value = self.load_value(host, 0, len, signed);
         self.set(op.dst, value);
+    }
+
+    /// For an access at `index` through a register holding r1's entry value plus a constant
+    /// (see `super::entry`), `off` past it, with room for it in the first embedder region as
+    /// the caller passed it: branches to a block (entered here) where the access addresses
+    /// that region directly, and to the returned `slow` block otherwise. Not inside a load
+    /// run's unchecked copy or for an access a versioned loop's precheck checked, which have
+    /// their own addresses.
+    fn entry_split(&mut self, index: usize, off: i32, write: bool) -> Option<EntrySplit> {
+        if self.run_host.is_some() || (self.unchecked && self.hoisted[index]) {
+            return None;
+        }
+        let offset = self.entry_based[index]?.checked_add(i64::from(off))?;
+        let disp = i32::try_from(offset).ok().filter(|disp| *disp >= 0)?;
+        let view = self.entry_view?;
+        let room = view.room[usize::from(write)]?;
+        let fits = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedGreaterThan, room, offset);
+        let fast = self.builder.create_block();
+        let slow = self.builder.create_block();
+        self.builder.ins().brif(fits, fast, &[], slow, &[]);
+        self.enter(fast);
+        Some(EntrySplit {
+            host: view.host,
+            disp,
+            slow,
+        })
+    }
+
+    /// Enters an entry split's `slow` block, laid out cold (created before `join`).
+    fn enter_slow(&mut self, slow: Block, join: Block) {
+        debug_assert!(
+            slow.as_u32() < join.as_u32(),
+            "the join is created after the split"
+        );
+        self.enter(slow);
+        self.builder.set_cold_block(slow);
+    }
+
+    /// Marks cold every block the slow path created after `join`, and enters `join`.
+    fn leave_slow(&mut self, join: Block) {
+        for number in join.as_u32() + 1..self.builder.func.dfg.num_blocks() as u32 {
+            self.builder.set_cold_block(Block::from_u32(number));
+        }
+        self.enter(join);
     }
 
     fn load_stack(&mut self, op: Op) {
@@ -1165,6 +1323,17 @@ impl<'a, 'f> Translator<'a, 'f> {
     fn store(&mut self, index: usize, op: Op) {
         let (len, _) = access_of(op.kind);
         let value = self.stored_value(op);
+        if let Some(split) = self.entry_split(index, op.target, true) {
+            self.store_value(value, split.host, split.disp, len);
+            let join = self.builder.create_block();
+            self.builder.ins().jump(join, &[]);
+            self.enter_slow(split.slow, join);
+            let host = self.checked_address(index, op.dst, op.target, len, true);
+            self.store_value(value, host, 0, len);
+            self.builder.ins().jump(join, &[]);
+            self.leave_slow(join);
+            return;
+        }
         let host = self.checked_address(index, op.dst, op.target, len, true);
         self.store_value(value, host, 0, len);
     }

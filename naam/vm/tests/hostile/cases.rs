@@ -2107,3 +2107,77 @@ fn a_direct_helper_has_its_signature_and_its_id_once() {
         Err(naam_vm::RegisterError::DuplicateId { id: 5, .. })
     ));
 }
+
+/// `r6 = r1 + 3`; a load and a store through r2 (another region: the JIT's region caches then
+/// hold it); loads at r1 + 0 (8 bytes), r6 + 9 (r1 + 12, 4 bytes), a store at r1 + 13 and a
+/// load at r6 + 12 (r1 + 15); r0 = their sum. The JIT checks the accesses through r1's entry
+/// value against r1's region as the caller passed it, leaving the caches to r2's region.
+fn entry_based_accesses() -> Vec<u8> {
+    program(&[
+        mov64_reg(6, 1),
+        add64_imm(6, 3),
+        ldxb(3, 2, 0),
+        stb(2, 1, 7),
+        ldxdw(4, 1, 0),
+        add64_reg(3, 4),
+        insn(0x61, 4, 6, 9, 0), // ldxw r4, [r6 + 9]
+        add64_reg(3, 4),
+        stb(1, 13, 0x5a),
+        ldxb(4, 6, 12),
+        add64_reg(3, 4),
+        mov64_reg(0, 3),
+        exit(),
+    ])
+}
+
+#[test]
+fn accesses_through_r1_at_entry_trap_and_count_as_the_interpreter() {
+    // r1's region is as long as the accesses need (16 bytes), or shorter, byte by byte, so each
+    // access in turn is the first past its end; r1 points to its start, into it (5 bytes in:
+    // the JIT's room for r1 is then 5 bytes less), into the other region, or nowhere. Every
+    // budget; results and both regions' bytes equal the interpreter's.
+    let bytecode = entry_based_accesses();
+    let loaded = load(&bytecode, &Helpers::<()>::new()).unwrap();
+    let reference =
+        Program::from_raw_with(&bytecode, &Helpers::<()>::new(), Backend::Interpreter).unwrap();
+    for len in 8..=24 {
+        for r1_at in [Some(0), Some(5), None] {
+            for budget in 0..=14 {
+                let [got, want] = [&loaded, &reference].map(|program| {
+                    let mut first: Vec<u8> = (1..=len as u8).collect();
+                    let mut other = [9u8; 8];
+                    let mut mem = Memory::new();
+                    let a = mem.map_write(&mut first).unwrap();
+                    let b = mem.map_write(&mut other).unwrap();
+                    let r1 = r1_at.map_or(b, |at| a + at);
+                    let config = VmConfig {
+                        budget_insn: budget,
+                    };
+                    let result =
+                        Vm::new(config).run(program, &mut mem, &Helpers::new(), &mut (), r1, b);
+                    (result, first, other)
+                });
+                assert_eq!(got, want, "{len} bytes, r1 at {r1_at:?}, budget {budget}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_access_through_r1_at_entry_after_a_helper_call_reads_the_slot_table_again() {
+    // A load through another region (the JIT's read cache then holds it), a helper that
+    // replaces the memory, then a load through a copy of r1's entry value (a register the call
+    // keeps): it reads the new region in slot 3, as in the interpreter, not the input r1's
+    // region was at entry.
+    let bytecode = program(&[
+        mov64_reg(6, 1),
+        mov64_reg(7, 1),
+        add64_reg(7, 2),
+        ldxb(8, 7, -1),
+        call_helper(2),
+        ldxdw(0, 6, 0),
+        exit(),
+    ]);
+    let (outcome, _) = run_slot_changing(&bytecode, 0x1111_2222_3333_4444);
+    assert_eq!(outcome.unwrap().r0, REPLACED);
+}
