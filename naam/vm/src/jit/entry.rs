@@ -3,16 +3,16 @@
 //! points to, e.g. the NAAM step context) at a constant offset from r1's entry value.
 //!
 //! Such an access is checked against that region as the caller passed it, in two instructions
-//! (a compare of its constant offset with the bytes the region holds past r1, worked out once at
-//! entry), and leaves the region caches alone: a NAAM step reads its context between the
-//! accesses to its arguments, state and fetched data, and each of those reads had refilled the
-//! read cache, so the next access to the other region missed it (a slot-table lookup, ≈ 25
-//! instructions). The check is exact where it passes (the access is in the first embedder
-//! region, at the host address it names); where it fails, the access takes the ordinary checked
-//! path, so traps and their order are the interpreter's. The passed region describes the slot
-//! table only until a helper call may have changed it, so an access counts only when no helper
-//! call lies on any path from the entry to it (and only in programs without local calls, where
-//! r1 is another function's argument after a call).
+//! (a test for 0 of r1's host address, which the prologue sets to 0 unless the bytes the region
+//! holds past r1 cover every such access of that kind), and leaves the region caches alone: a
+//! NAAM step reads its context between the accesses to its arguments, state and fetched data,
+//! and each of those reads had refilled the read cache, so the next access to the other region
+//! missed it (a slot-table lookup, ≈ 25 instructions). The check is sound where it passes (the
+//! access is in the first embedder region, at the host address it names); where it fails, the
+//! access takes the ordinary checked path, so traps and their order are the interpreter's. The
+//! passed region describes the slot table only until a helper call may have changed it, so an
+//! access counts only when no helper call lies on any path from the entry to it (and only in
+//! programs without local calls, where r1 is another function's argument after a call).
 
 use crate::fuse;
 use crate::op::{Kind, Op};

@@ -157,15 +157,18 @@ impl RegionCache {
 }
 
 /// The first embedder region as the caller passed it (see `super::entry`), for the accesses
-/// at a constant offset from r1's entry value.
+/// at a constant offset from r1's entry value: one value per kind, so that few values stay
+/// live through the step (a host address and a room per kind had made regalloc2 spill others).
 #[derive(Clone, Copy)]
 struct EntryView {
-    /// Host address of r1's entry value (meaningful only where `room` admits an access).
-    host: Value,
-    /// Per kind (read, write), the offsets from r1's entry value at which any access of up to
-    /// [`WIDEST_ACCESS_BYTES`] lies in that region: those below it (0 when r1 is not in it);
-    /// `None` when no such access of that kind is compiled.
-    room: [Option<Value>; 2],
+    /// Per kind (read, write): the host address of r1's entry value when that region holds
+    /// every such access of that kind (at offsets up to `last`), else 0, and then every one of
+    /// them takes the ordinary checked path; `None` when no such access of that kind is
+    /// compiled.
+    host: [Option<Value>; 2],
+    /// Per kind, the largest offset from r1's entry value of such an access (the start of its
+    /// last window of up to [`WIDEST_ACCESS_BYTES`] bytes) that `host` vouches for.
+    last: [i64; 2],
 }
 
 /// An access at a constant offset from r1's entry value, split by [`Translator::entry_split`]:
@@ -386,29 +389,49 @@ impl<'a, 'f> Translator<'a, 'f> {
     /// The first embedder region as the caller passed it, seen from r1's entry value, for the
     /// kinds of access that have an `entry_based` constant (see [`EntryView`]).
     fn entry_view(&mut self, r1: Value, host: Value, bounds: [Value; 2]) -> Option<EntryView> {
-        let mut kinds = [false; 2];
-        for (op, based) in self.ops.iter().zip(&self.entry_based) {
-            if based.is_some() {
-                kinds[usize::from(!is_checked_load(fuse::first_of(*op).kind))] = true;
-            }
-        }
-        if kinds == [false; 2] {
+        let last = entry_last_offsets(self.ops, &self.entry_based);
+        if last == [None; 2] {
             return None;
         }
         // r1's offset in the region: a VM address below the slot's wraps to a huge offset,
         // which leaves no room.
         let neg_lo = self.iconst(slot_base(VM_SLOTS).wrapping_neg());
         let rel = self.builder.ins().iadd(r1, neg_lo);
-        let mut room = [None; 2];
+        let r1_host = self.builder.ins().iadd(host, rel);
+        let zero = self.builder.ins().iconst(self.pointer, 0);
+        let mut hosts = [None; 2];
         for (kind, bound) in bounds.into_iter().enumerate() {
-            if kinds[kind] {
-                // `bound - rel`, or 0 past the bound: below it, `rel + offset < bound`.
+            if let Some(last) = last[kind] {
+                // `bound - rel`, or 0 past the bound: any access of up to the widest width at
+                // an offset below it fits (`rel + offset < bound`).
                 let top = self.builder.ins().umax(bound, rel);
-                room[kind] = Some(self.builder.ins().isub(top, rel));
+                let room = self.builder.ins().isub(top, rel);
+                let fits = self
+                    .builder
+                    .ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThan, room, last);
+                hosts[kind] = Some(self.builder.ins().select(fits, r1_host, zero));
             }
         }
-        let host = self.builder.ins().iadd(host, rel);
-        Some(EntryView { host, room })
+        Some(EntryView {
+            host: hosts,
+            last: last.map(|last| last.unwrap_or(-1)),
+        })
+    }
+
+    /// The entry view's host address of `kind` (see [`EntryView`]) when it is compiled and
+    /// vouches for an access at `offset` past r1's entry value where it is not 0.
+    fn entry_host(&self, kind: usize, offset: i64) -> Option<Value> {
+        let view = self.entry_view?;
+        let host = view.host[kind]?;
+        (0..=view.last[kind]).contains(&offset).then_some(host)
+    }
+
+    /// Branches to a new block (entered here) when `host` is not 0, and to `slow` otherwise.
+    fn unless_null(&mut self, host: Value, slow: Block) {
+        let fast = self.builder.create_block();
+        self.builder.ins().brif(host, fast, &[], slow, &[]);
+        self.enter(fast);
     }
 
     fn budget_trap_block(&mut self) {
@@ -540,16 +563,9 @@ impl<'a, 'f> Translator<'a, 'f> {
         if low < 0 || i32::try_from(last).is_err() {
             return None;
         }
-        let view = self.entry_view?;
-        let room = view.room[0]?;
-        let fits = self
-            .builder
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThan, room, last);
-        let next = self.builder.create_block();
-        self.builder.ins().brif(fits, next, &[], checked, &[]);
-        self.enter(next);
-        Some(self.builder.ins().iadd_imm_s(view.host, low))
+        let host = self.entry_host(0, last)?;
+        self.unless_null(host, checked);
+        Some(self.builder.ins().iadd_imm_s(host, low))
     }
 
     fn translate_run_ops(&mut self, range: core::ops::Range<usize>, join: Block) {
@@ -1263,21 +1279,10 @@ impl<'a, 'f> Translator<'a, 'f> {
         }
         let offset = self.entry_based[index]?.checked_add(i64::from(off))?;
         let disp = i32::try_from(offset).ok().filter(|disp| *disp >= 0)?;
-        let view = self.entry_view?;
-        let room = view.room[usize::from(write)]?;
-        let fits = self
-            .builder
-            .ins()
-            .icmp_imm_u(IntCC::UnsignedGreaterThan, room, offset);
-        let fast = self.builder.create_block();
+        let host = self.entry_host(usize::from(write), offset)?;
         let slow = self.builder.create_block();
-        self.builder.ins().brif(fits, fast, &[], slow, &[]);
-        self.enter(fast);
-        Some(EntrySplit {
-            host: view.host,
-            disp,
-            slow,
-        })
+        self.unless_null(host, slow);
+        Some(EntrySplit { host, disp, slow })
     }
 
     /// Enters an entry split's `slow` block, laid out cold (created before `join`).
@@ -2301,6 +2306,25 @@ fn has_effect(kind: Kind) -> bool {
 }
 
 /// Whether the program has loads, and stores or atomics, checked against the slot table.
+/// Per kind (read, write), the largest offset from r1's entry value of an access with an
+/// `entry_based` constant (see `super::entry`) at an offset from 0 to `i32::MAX`, if any: a
+/// load run's span (see `Translator::entry_span`) ends within its loads' windows, so its last
+/// window starts at or below this too.
+fn entry_last_offsets(ops: &[Op], entry_based: &[Option<i64>]) -> [Option<i64>; 2] {
+    let mut last = [None; 2];
+    for (op, based) in ops.iter().zip(entry_based) {
+        let op = fuse::first_of(*op);
+        let Some(offset) = based.and_then(|based| based.checked_add(i64::from(op.target))) else {
+            continue;
+        };
+        if i32::try_from(offset).is_ok_and(|offset| offset >= 0) {
+            let kind = usize::from(!is_checked_load(op.kind));
+            last[kind] = last[kind].max(Some(offset));
+        }
+    }
+    last
+}
+
 fn checked_accesses(ops: &[Op]) -> (bool, bool) {
     use Kind::*;
     let (mut reads, mut writes) = (false, false);
