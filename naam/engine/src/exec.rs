@@ -601,6 +601,25 @@ impl Executor {
         self.accesses.pop_front()
     }
 
+    /// True when [`Executor::poll_access`] has an access to hand out.
+    #[inline]
+    pub fn has_access(&self) -> bool {
+        !self.accesses.is_empty()
+    }
+
+    /// Appends every queued access to `out`, in the order [`Executor::poll_access`] hands them
+    /// out one by one, and returns how many. A driver that keeps a buffer of accesses takes a
+    /// step's accesses as slice copies: no `Option<AccessRequest>` moved per access.
+    #[inline]
+    pub fn take_accesses_into(&mut self, out: &mut Vec<AccessRequest>) -> usize {
+        let (front, back) = self.accesses.as_slices();
+        out.extend_from_slice(front);
+        out.extend_from_slice(back);
+        let taken = self.accesses.len();
+        self.accesses.clear();
+        taken
+    }
+
     /// The next host-native call to perform, if any.
     pub fn poll_native(&mut self) -> Option<NativeRequest> {
         self.natives.pop_front()
