@@ -1266,21 +1266,23 @@ impl Executor {
         };
         let mut frame = self.spare_frames.pop().unwrap_or_default();
         write_reply(&mut frame, reply, self.reply_payload_only);
-        let completion = Completion {
-            source: slot.source,
-            reply_to: slot.reply_to,
-            request_id: slot.request_id,
-            tenant: slot.tenant,
-            function,
-            status,
-            arrived_at: slot.arrived_at,
-            started_at: slot.started_at.unwrap_or(now),
-            finished_at: now,
-            insn: slot.insn,
-            steps,
-            attempts: slot.attempt,
-        };
-        self.done.push_back(Done { completion, frame });
+        self.done.push_back_with(|| Done {
+            completion: Completion {
+                source: slot.source,
+                reply_to: slot.reply_to,
+                request_id: slot.request_id,
+                tenant: slot.tenant,
+                function,
+                status,
+                arrived_at: slot.arrived_at,
+                started_at: slot.started_at.unwrap_or(now),
+                finished_at: now,
+                insn: slot.insn,
+                steps,
+                attempts: slot.attempt,
+            },
+            frame,
+        });
         self.period.record_completion();
         slot.phase = Phase::Free;
         // The function's `Arc` stays: the slot's next message, usually to the same function,
