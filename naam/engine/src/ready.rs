@@ -108,7 +108,7 @@ mod tests {
         for (pushes, pops) in [(1, 1), (3, 1), (0, 2), (2, 0), (1, 4), (5, 3), (0, 3)] {
             for _ in 0..pushes {
                 // Both pushes, into an empty queue and behind a front.
-                if next % 2 == 0 {
+                if next.is_multiple_of(2) {
                     queue.push_back(next);
                 } else {
                     queue.push_back_with(|| next);
