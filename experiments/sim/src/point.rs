@@ -1146,11 +1146,13 @@ impl SimPoint {
     #[inline]
     fn hand_on(&mut self, loc: Location, mut outputs: Box<StepOutputs>) {
         let mut left = outputs.len();
-        for access in outputs.accesses.drain(..) {
+        // Read in place in the holder (no move of each access out of it first).
+        for access in &outputs.accesses {
             left -= 1;
             self.folds_pending = left;
             self.start_access(loc, access);
         }
+        outputs.accesses.clear();
         for (k, frame) in outputs.replies.drain(..) {
             left -= 1;
             self.folds_pending = left;
@@ -1205,7 +1207,7 @@ impl SimPoint {
             Released::Nothing => {}
             Released::Access(access) => {
                 self.folds_pending = 0;
-                self.start_access(loc, access);
+                self.start_access(loc, &access);
             }
             Released::Outputs(outputs) => self.hand_on(loc, outputs),
         }
@@ -1267,16 +1269,16 @@ impl SimPoint {
     /// loop, ≈ 3 per request of the NIC point, inlines it.
     #[inline(never)]
     fn access_start(&mut self, loc: Location, access: AccessRequest) {
-        self.start_access(loc, access);
+        self.start_access(loc, &access);
     }
 
     /// [`SimPoint::access_start`], inline: the DMA's few operations cost less than the call and
     /// the access's copy into its argument.
     #[inline(always)]
-    fn start_access(&mut self, loc: Location, access: AccessRequest) {
+    fn start_access(&mut self, loc: Location, access: &AccessRequest) {
         let now = self.now();
         if loc == Location::Host {
-            return self.host_access(access);
+            return self.host_access(*access);
         }
         // Server work runs at the host or the NIC (the eSwitch's client share goes to the host).
         debug_assert_eq!(loc, Location::Nic, "a server location");
@@ -1285,9 +1287,9 @@ impl SimPoint {
         let latency = self
             .times
             .dma_latency_ns(&self.config.profile, access.descriptor.len);
-        self.prefetch(&access);
+        self.prefetch(access);
         self.events
-            .schedule_inline(start + latency, Event::AccessDone(access));
+            .schedule_inline(start + latency, Event::AccessDone(*access));
     }
 
     /// The host reads its own memory: the access's cost is in the step's CPU time, so it is
