@@ -601,6 +601,25 @@ impl Executor {
         self.accesses.pop_front()
     }
 
+    /// True when [`Executor::poll_access`] has an access to hand out.
+    #[inline]
+    pub fn has_access(&self) -> bool {
+        !self.accesses.is_empty()
+    }
+
+    /// Appends every queued access to `out`, in the order [`Executor::poll_access`] hands them
+    /// out one by one, and returns how many. A driver that keeps a buffer of accesses takes a
+    /// step's accesses as slice copies: no `Option<AccessRequest>` moved per access.
+    #[inline]
+    pub fn take_accesses_into(&mut self, out: &mut Vec<AccessRequest>) -> usize {
+        let (front, back) = self.accesses.as_slices();
+        out.extend_from_slice(front);
+        out.extend_from_slice(back);
+        let taken = self.accesses.len();
+        self.accesses.clear();
+        taken
+    }
+
     /// The next host-native call to perform, if any.
     pub fn poll_native(&mut self) -> Option<NativeRequest> {
         self.natives.pop_front()
@@ -1247,21 +1266,23 @@ impl Executor {
         };
         let mut frame = self.spare_frames.pop().unwrap_or_default();
         write_reply(&mut frame, reply, self.reply_payload_only);
-        let completion = Completion {
-            source: slot.source,
-            reply_to: slot.reply_to,
-            request_id: slot.request_id,
-            tenant: slot.tenant,
-            function,
-            status,
-            arrived_at: slot.arrived_at,
-            started_at: slot.started_at.unwrap_or(now),
-            finished_at: now,
-            insn: slot.insn,
-            steps,
-            attempts: slot.attempt,
-        };
-        self.done.push_back(Done { completion, frame });
+        self.done.push_back_with(|| Done {
+            completion: Completion {
+                source: slot.source,
+                reply_to: slot.reply_to,
+                request_id: slot.request_id,
+                tenant: slot.tenant,
+                function,
+                status,
+                arrived_at: slot.arrived_at,
+                started_at: slot.started_at.unwrap_or(now),
+                finished_at: now,
+                insn: slot.insn,
+                steps,
+                attempts: slot.attempt,
+            },
+            frame,
+        });
         self.period.record_completion();
         slot.phase = Phase::Free;
         // The function's `Arc` stays: the slot's next message, usually to the same function,

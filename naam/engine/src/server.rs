@@ -375,6 +375,24 @@ impl ServerWorker {
         Some(access)
     }
 
+    /// True when [`ServerWorker::poll_access`] would return an access.
+    #[inline]
+    pub fn has_access(&self) -> bool {
+        self.exec.has_access()
+    }
+
+    /// Appends every access [`ServerWorker::poll_access`] would hand out, in its order, to
+    /// `out` (counted as it counts them): the driver reads them in place in its own buffer.
+    #[inline]
+    pub fn take_accesses_into(&mut self, out: &mut Vec<AccessRequest>) {
+        let first = out.len();
+        let taken = self.exec.take_accesses_into(out);
+        self.counters.accesses += taken as u64;
+        for access in &out[first..] {
+            self.counters.access_bytes += u64::from(access.descriptor.len);
+        }
+    }
+
     /// Hands back an access's bytes (stale, duplicate or mis-sized completions are ignored and
     /// return `false`).
     pub fn complete_access(&mut self, id: AccessId, data: &[u8]) -> bool {

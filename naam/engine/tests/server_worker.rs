@@ -403,3 +403,37 @@ fn under_the_stall_tolerant_rule_only_a_worker_seen_waiting_for_a_cpu_counts_at_
         "within the allowance nothing counts, whatever the probe says"
     );
 }
+
+/// `take_accesses_into` hands out what `poll_access` would, in its order, after what the buffer
+/// holds, and counts the same: two workers given the same lookups, drained each way, agree on
+/// every access and on their totals.
+#[test]
+fn taking_accesses_into_a_buffer_is_polling_them() {
+    let (mut polled, memory, regions, ds) = worker(Location::Host);
+    let (mut taken, ..) = worker(Location::Host);
+    for (i, &(key, _)) in ds.pairs.iter().take(6).enumerate() {
+        let (args, d) = hash_request(&ds, key);
+        let frame = frame_of(&invoke(TENANT, HASH_GET, i as u64, &args, d));
+        polled.handle_datagram(Nanos(10), Nanos(10), &frame, || 1);
+        taken.handle_datagram(Nanos(10), Nanos(10), &frame, || 1);
+    }
+    let mut buffer = vec![];
+    for round in 0..10 {
+        let mut expected = vec![];
+        while let Some(a) = polled.poll_access() {
+            expected.push(a);
+        }
+        let before = buffer.len();
+        taken.take_accesses_into(&mut buffer);
+        assert_eq!(buffer[before..], expected[..], "round {round}");
+        assert!(!taken.has_access() && !polled.has_access());
+        for a in &expected {
+            let bytes = serve(&memory, &regions, a.tenant, &a.descriptor).unwrap();
+            assert!(polled.complete_access(a.id, &bytes));
+            assert!(taken.complete_access(a.id, &bytes));
+        }
+        assert_eq!(polled.run(Nanos(20), 64), taken.run(Nanos(20), 64));
+    }
+    assert_eq!(buffer.len(), 12, "bucket and item of six lookups");
+    assert_eq!(polled.totals(), taken.totals());
+}
