@@ -400,8 +400,8 @@ pub struct Executor {
     functions: Arc<FunctionTable>,
     helpers: Arc<Helpers<StepCtx>>,
     regions: Arc<RegionTable>,
-    /// Regions checked before (in `regions`), the last one found tried first: accesses skip
-    /// the rkey lookup, never the check. Cleared when the tables change.
+    /// Regions checked before (in `regions`, the last four found): accesses to them skip the
+    /// rkey lookup, never the check. Cleared when the tables change.
     recent_regions: RecentRegions,
     /// The function the last submitted message named (in `functions`): consecutive messages
     /// to one function skip the table's hash lookup. Cleared when the tables change.
