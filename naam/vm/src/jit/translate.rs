@@ -2305,7 +2305,6 @@ fn has_effect(kind: Kind) -> bool {
     EFFECTS.contains(&kind)
 }
 
-/// Whether the program has loads, and stores or atomics, checked against the slot table.
 /// Per kind (read, write), the largest offset from r1's entry value of an access with an
 /// `entry_based` constant (see `super::entry`) at an offset from 0 to `i32::MAX`, if any: a
 /// load run's span (see `Translator::entry_span`) ends within its loads' windows, so its last
@@ -2325,6 +2324,7 @@ fn entry_last_offsets(ops: &[Op], entry_based: &[Option<i64>]) -> [Option<i64>; 
     last
 }
 
+/// Whether the program has loads, and stores or atomics, checked against the slot table.
 fn checked_accesses(ops: &[Op]) -> (bool, bool) {
     use Kind::*;
     let (mut reads, mut writes) = (false, false);
