@@ -1205,9 +1205,17 @@ impl<'a, 'f> Translator<'a, 'f> {
 
     /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.
     fn fill_cache(&mut self, cache: RegionCache, neg_lo: Value, limit: Value, host: Value) {
-        let margin = self.iconst(WIDEST_ACCESS_BYTES - 1);
-        let limit = self.builder.ins().umax(limit, margin);
-        let bound = self.builder.ins().isub(limit, margin);
+        // `limit - margin`, or 0 below the margin, with the margin as immediates only: an
+        // `umax` with the margin took a register for it, and Cranelift kept that constant in a
+        // stack slot through the whole program (stored at the entry, reloaded at each miss).
+        let margin = (WIDEST_ACCESS_BYTES - 1) as i64;
+        let less = self.builder.ins().iadd_imm_s(limit, -margin);
+        let short = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, limit, margin);
+        let zero = self.iconst(0);
+        let bound = self.builder.ins().select(short, zero, less);
         self.builder.def_var(cache.neg_lo, neg_lo);
         self.builder.def_var(cache.bound, bound);
         self.builder.def_var(cache.host, host);
