@@ -1150,17 +1150,22 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.fault_block(outside, index, addr, len, write);
         self.enter(in_slot);
         self.builder.set_cold_block(in_slot);
-        let entry_offset = self.builder.ins().imul_imm_s(slot, REGION_BYTES);
-        let entry = self.builder.ins().iadd(slots, entry_offset);
+        // The slot's entry addressed from `high` (the slot's number plus one: the entry one
+        // past it) and read one entry back: indexed by `slot`, the register allocator worked
+        // out `high - 1` a second time after the branch.
+        let next_offset = self.builder.ins().imul_imm_s(high, REGION_BYTES);
+        let next_entry = self.builder.ins().iadd(slots, next_offset);
         let limit_field = if write {
             core::mem::offset_of!(Region, write_len)
         } else {
             core::mem::offset_of!(Region, read_len)
         };
-        let limit = self
-            .builder
-            .ins()
-            .load(I64, self.flags.host, entry, limit_field as i32);
+        let limit = self.builder.ins().load(
+            I64,
+            self.flags.host,
+            next_entry,
+            limit_field as i32 - REGION_BYTES as i32,
+        );
         // The low 32 bits, as a 32-bit move (no mask constant).
         let low = self.builder.ins().ireduce(I32, addr);
         let offset = self.builder.ins().uextend(I64, low);
@@ -1176,13 +1181,13 @@ impl<'a, 'f> Translator<'a, 'f> {
         self.enter(access);
         self.builder.set_cold_block(access);
         if write {
-            self.note_write(entry);
+            self.note_write(next_entry);
         }
         let host = self.builder.ins().load(
             self.pointer,
             self.flags.host,
-            entry,
-            core::mem::offset_of!(Region, ptr) as i32,
+            next_entry,
+            core::mem::offset_of!(Region, ptr) as i32 - REGION_BYTES as i32,
         );
         // Minus the slot's byte 0: the offset less the address (the slot's bits cancel).
         let neg_lo = self.builder.ins().isub(offset, addr);
@@ -1191,23 +1196,32 @@ impl<'a, 'f> Translator<'a, 'f> {
     }
 
     /// A write that fills the write cache marks its slot in `Memory`'s written entries, at a
-    /// fixed offset from the slot's table `entry` (one store: no branch, no value kept live
-    /// for it), as the interpreter's stores do: every write through a register reaches the
+    /// fixed offset from the table entry after the slot's, `next_entry` (one store: no branch,
+    /// no value kept live for it), as the interpreter's stores do: every write through a register reaches the
     /// stack through such a fill in the same invocation (a hit needs one; the caller primes
     /// the caches with an embedder slot, and a versioned loop's hoisted accesses use the cache
     /// their precheck found), so `Vm::run` sees it and scrubs whole frames.
-    fn note_write(&mut self, entry: Value) {
+    fn note_write(&mut self, next_entry: Value) {
         let one = self.iconst32(1);
+        let offset = WRITTEN_OFFSET as i32 - REGION_BYTES as i32;
         self.builder
             .ins()
-            .istore8(self.flags.host, one, entry, WRITTEN_OFFSET as i32);
+            .istore8(self.flags.host, one, next_entry, offset);
     }
 
     /// Caches a slot: minus its VM address `neg_lo`, its length `limit`, its host address `host`.
     fn fill_cache(&mut self, cache: RegionCache, neg_lo: Value, limit: Value, host: Value) {
-        let margin = self.iconst(WIDEST_ACCESS_BYTES - 1);
-        let limit = self.builder.ins().umax(limit, margin);
-        let bound = self.builder.ins().isub(limit, margin);
+        // `limit - margin`, or 0 below the margin, with the margin as immediates only: an
+        // `umax` with the margin took a register for it, and Cranelift kept that constant in a
+        // stack slot through the whole program (stored at the entry, reloaded at each miss).
+        let margin = (WIDEST_ACCESS_BYTES - 1) as i64;
+        let less = self.builder.ins().iadd_imm_s(limit, -margin);
+        let short = self
+            .builder
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThan, limit, margin);
+        let zero = self.iconst(0);
+        let bound = self.builder.ins().select(short, zero, less);
         self.builder.def_var(cache.neg_lo, neg_lo);
         self.builder.def_var(cache.bound, bound);
         self.builder.def_var(cache.host, host);

@@ -2181,3 +2181,67 @@ fn an_access_through_r1_at_entry_after_a_helper_call_reads_the_slot_table_again(
     let (outcome, _) = run_slot_changing(&bytecode, 0x1111_2222_3333_4444);
     assert_eq!(outcome.unwrap().r0, REPLACED);
 }
+
+#[test]
+fn a_region_shorter_than_the_widest_access_admits_nothing_past_its_end_once_cached() {
+    // An access to a first region, then one to a second of 1..=7 bytes (the JIT's cache of
+    // that kind misses and fills with the short region, whose cache bound is 0: nothing may
+    // hit it), then a load or store of each width at each offset through the second: every one
+    // past its end traps as in the interpreter, every other reads or writes the same bytes.
+    let reference = |bytecode: &[u8]| {
+        Program::from_raw_with(bytecode, &Helpers::<()>::new(), Backend::Interpreter).unwrap()
+    };
+    for (load_or_store, width) in [
+        (0x71, 1),
+        (0x69, 2),
+        (0x61, 4),
+        (0x79, 8),
+        (0x73, 1),
+        (0x6b, 2),
+        (0x63, 4),
+        (0x7b, 8),
+    ] {
+        let store = load_or_store & 0x7 == 0x3;
+        for off in 0..=8i16 {
+            let access = if store {
+                [
+                    insn(0x73, 1, 3, 0, 0),
+                    insn(0x73, 2, 3, 0, 0),
+                    insn(load_or_store, 2, 3, off, 0),
+                ]
+            } else {
+                [
+                    insn(0x71, 4, 1, 0, 0),
+                    insn(0x71, 5, 2, 0, 0),
+                    insn(load_or_store, 3, 2, off, 0),
+                ]
+            };
+            let mut slots = vec![mov64_imm(3, 0x55)];
+            slots.extend_from_slice(&access);
+            slots.extend_from_slice(&[mov64_reg(0, 3), add64_reg(0, 4), add64_reg(0, 5), exit()]);
+            let bytecode = program(&slots);
+            let loaded = load(&bytecode, &Helpers::<()>::new()).unwrap();
+            let interpreted = reference(&bytecode);
+            for len in 1..=7u8 {
+                let [got, want] = [&loaded, &interpreted].map(|program| {
+                    let mut first = [7u8; 8];
+                    let mut short: Vec<u8> = (1..=len).collect();
+                    let mut mem = Memory::new();
+                    let a = mem.map_write(&mut first).unwrap();
+                    let b = mem.map_write(&mut short).unwrap();
+                    let config = VmConfig::default();
+                    let result =
+                        Vm::new(config).run(program, &mut mem, &Helpers::new(), &mut (), a, b);
+                    (result, first, short)
+                });
+                let past_end = i64::from(off) + width > i64::from(len);
+                assert_eq!(
+                    got.0.is_err(),
+                    past_end,
+                    "{load_or_store:#x} at {off} of {len}"
+                );
+                assert_eq!(got, want, "{load_or_store:#x} at {off} of {len} bytes");
+            }
+        }
+    }
+}
