@@ -1195,12 +1195,12 @@ impl<'a, 'f> Translator<'a, 'f> {
         offset
     }
 
-    /// A write that fills the write cache marks its slot in `Memory`'s written entries, at a
-    /// fixed offset from the table entry after the slot's, `next_entry` (one store: no branch,
-    /// no value kept live for it), as the interpreter's stores do: every write through a register reaches the
-    /// stack through such a fill in the same invocation (a hit needs one; the caller primes
-    /// the caches with an embedder slot, and a versioned loop's hoisted accesses use the cache
-    /// their precheck found), so `Vm::run` sees it and scrubs whole frames.
+    /// A write that fills the write cache marks its slot in `Memory`'s written entries, at a fixed
+    /// offset from the table entry after the slot's, `next_entry` (one store: no branch, no value
+    /// kept live for it), as the interpreter's stores do: every write through a register reaches
+    /// the stack through such a fill in the same invocation (a hit needs one; the caller primes the
+    /// caches with an embedder slot, and a versioned loop's hoisted accesses use the cache their
+    /// precheck found), so `Vm::run` sees it and scrubs whole frames.
     fn note_write(&mut self, next_entry: Value) {
         let one = self.iconst32(1);
         let offset = WRITTEN_OFFSET as i32 - REGION_BYTES as i32;
