@@ -1093,6 +1093,9 @@ impl Executor {
             }
             StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
+                // A reply ends the message (`after_step`): counted here, where the function's
+                // counters are at hand, not looked up again.
+                counters.ok += u64::from(exit.r0 == abi::RET_DONE);
                 self.stats.insn += exit.insn_count;
                 self.after_step::<BACK_TO_BACK>(now, index, exit.r0);
                 exit.insn_count
@@ -1118,7 +1121,11 @@ impl Executor {
     #[inline(always)]
     fn after_step<const BACK_TO_BACK: bool>(&mut self, now: Nanos, index: u32, r0: u64) {
         match r0 {
-            abi::RET_DONE => self.finish_inline(now, index, Status::Ok),
+            abi::RET_DONE => {
+                // The function's `ok` is counted by the caller (`run_step`).
+                self.stats.ok += 1;
+                self.finish_with_payload(now, index, Status::Ok, false);
+            }
             abi::RET_NEXT if BACK_TO_BACK => self.next_step_inline(now, index),
             abi::RET_NEXT => self.next_step(now, index),
             abi::RET_RETRY => self.retry(now, index),
@@ -1215,13 +1222,9 @@ impl Executor {
         self.finish_with_payload(now, index, Status::Pushback, true);
     }
 
+    /// Ends the message in slot `index` with `status`, counted. (A step that replies counts its
+    /// `ok` in `run_step` and `after_step`, and goes straight to `finish_with_payload`.)
     fn finish(&mut self, now: Nanos, index: u32, status: Status) {
-        self.finish_inline(now, index, status);
-    }
-
-    /// [`Executor::finish`], inlined where a step ends its message with a reply.
-    #[inline(always)]
-    fn finish_inline(&mut self, now: Nanos, index: u32, status: Status) {
         match status {
             Status::Ok => {
                 self.stats.ok += 1;
