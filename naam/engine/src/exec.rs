@@ -1093,6 +1093,9 @@ impl Executor {
             }
             StepEnd::Exit(exit) => {
                 counters.insn += exit.insn_count;
+                // A reply ends the message (`after_step`): counted here, where the function's
+                // counters are at hand, not looked up again.
+                counters.ok += u64::from(exit.r0 == abi::RET_DONE);
                 self.stats.insn += exit.insn_count;
                 self.after_step::<BACK_TO_BACK>(now, index, exit.r0);
                 exit.insn_count
@@ -1118,7 +1121,11 @@ impl Executor {
     #[inline(always)]
     fn after_step<const BACK_TO_BACK: bool>(&mut self, now: Nanos, index: u32, r0: u64) {
         match r0 {
-            abi::RET_DONE => self.finish_inline(now, index, Status::Ok),
+            abi::RET_DONE => {
+                // The function's `ok` is counted by the caller (`run_step`).
+                self.stats.ok += 1;
+                self.finish_with_payload(now, index, Status::Ok, false);
+            }
             abi::RET_NEXT if BACK_TO_BACK => self.next_step_inline(now, index),
             abi::RET_NEXT => self.next_step(now, index),
             abi::RET_RETRY => self.retry(now, index),
@@ -1215,13 +1222,9 @@ impl Executor {
         self.finish_with_payload(now, index, Status::Pushback, true);
     }
 
+    /// Ends the message in slot `index` with `status`, counted. (A step that replies counts its
+    /// `ok` in `run_step` and `after_step`, and goes straight to `finish_with_payload`.)
     fn finish(&mut self, now: Nanos, index: u32, status: Status) {
-        self.finish_inline(now, index, status);
-    }
-
-    /// [`Executor::finish`], inlined where a step ends its message with a reply.
-    #[inline(always)]
-    fn finish_inline(&mut self, now: Nanos, index: u32, status: Status) {
         match status {
             Status::Ok => {
                 self.stats.ok += 1;
@@ -1565,8 +1568,9 @@ fn execute_step<M: AccessMemory + ?Sized>(
                 _ => return StepEnd::Unserved,
             }
         };
-        let addr = map_read(&mut mem, bytes);
-        debug_assert_eq!(addr, check.next_address(len));
+        // Mapped even if empty, as its context entry says (`EmbedderSlots::next_data_address`).
+        let addr = mem.map_read(bytes).unwrap_or(0);
+        debug_assert_eq!(addr, check.next_data_address());
     }
     let result = vm.run_regions(
         program,
@@ -1611,7 +1615,7 @@ impl StepContext {
         words[4] = u32_pair(location, current.len() as u32);
         let entries = words[CTX_HEADER_WORDS..].chunks_exact_mut(2);
         for (entry, d) in entries.zip(current) {
-            entry[0] = slots.next_address(d.len as usize);
+            entry[0] = slots.next_data_address();
             // The entry's `_reserved` half stays 0.
             entry[1] = u64::from(d.len);
         }
@@ -1645,7 +1649,8 @@ fn u32_pair(low: u32, high: u32) -> u64 {
 
 /// The VM addresses the embedder slots after the context block's get, in mapping order:
 /// `Memory` gives the next free slot to each buffer mapped, and `map_read` maps no empty one
-/// (it gets the null address).
+/// (it gets the null address) but the data buffers, which are all mapped (cannot fail, as
+/// `map_read`).
 struct EmbedderSlots {
     next: usize,
 }
@@ -1663,6 +1668,15 @@ impl EmbedderSlots {
         if len == 0 {
             return 0;
         }
+        let address = naam_vm::memory::slot_base(self.next);
+        self.next += 1;
+        address
+    }
+
+    /// The address the next data buffer will be mapped at: every data buffer is mapped, empty
+    /// or not, so no test of its length (which the region check has made non-zero: a step
+    /// reads only checked descriptors) and the entries' addresses are consecutive slots.
+    fn next_data_address(&mut self) -> u64 {
         let address = naam_vm::memory::slot_base(self.next);
         self.next += 1;
         address
@@ -1706,7 +1720,9 @@ mod tests {
         ];
         for (i, d) in current.iter().enumerate() {
             let at = ctx::DATA + i * ctx::DATA_ENTRY_BYTES;
-            fields.push((at, slots.next_address(d.len as usize), 8));
+            // Every data entry gets a slot, an empty one too (the region check refuses those
+            // before a step: the case below only pins down the addresses).
+            fields.push((at, slots.next_data_address(), 8));
             fields.push((at + 8, u64::from(d.len), 4));
         }
         let mut block = [0u8; ctx::BYTES];

@@ -231,6 +231,9 @@ fn hostile_messages_do_not_disturb_good_ones_in_flight() {
         );
     }
     assert_eq!(f.exec.stats().ok, 3);
+    // The function's own counters agree (its `ok` is counted where the step ends, `run_step`).
+    let by_function = &f.exec.stats().functions;
+    assert_eq!(by_function.iter().map(|c| c.ok).sum::<u64>(), 3);
     assert_eq!(f.exec.stats().traps, 2);
     assert_eq!(f.exec.stats().denials, 2);
 }
