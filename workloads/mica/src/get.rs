@@ -166,8 +166,41 @@ impl<'k> GetArgs<'k> {
 
     /// [`encode`](Self::encode) with the key's hash computed by the caller (`key_hash` must be
     /// [`key_hash`](Self::key_hash)): a client that also needs the initial access hashes once.
+    #[inline]
     pub fn encode_hashed(&self, key_hash: u64, out: &mut Vec<u8>) -> Result<usize, ArgsError> {
         debug_assert_eq!(key_hash, self.key_hash());
+        self.check()?;
+        let len = ARGS_KEY + round_up8(self.key.len());
+        out.clear();
+        out.reserve(len);
+        out.extend_from_slice(&self.fixed_part(key_hash));
+        // The key in whole 8-byte words, the last one zero-padded: copies of a constant length
+        // (a store each), not a `memcpy` and a `memset` call of the key's length per GET.
+        let (words, tail) = self.key.as_chunks::<8>();
+        for word in words {
+            out.extend_from_slice(word);
+        }
+        if !tail.is_empty() {
+            let mut last = [0u8; 8];
+            last[..tail.len()].copy_from_slice(tail);
+            out.extend_from_slice(&last);
+        }
+        debug_assert_eq!(out.len(), len);
+        Ok(len)
+    }
+
+    /// Writes the argument block into `out` (cleared first) and returns the message's initial
+    /// access: the whole of what a client builds per GET, with the key hashed once for both.
+    #[inline]
+    pub fn encode_with_access(&self, out: &mut Vec<u8>) -> Result<Access, ArgsError> {
+        let key_hash = self.key_hash();
+        self.encode_hashed(key_hash, out)?;
+        Ok(self.initial_access_hashed(key_hash))
+    }
+
+    /// The key length and `item_read_bytes` checks of [`encode`](Self::encode).
+    #[inline]
+    fn check(&self) -> Result<(), ArgsError> {
         if self.key.len() > KEY_BYTES_MAX {
             return Err(ArgsError::KeyTooLong {
                 key_bytes: self.key.len(),
@@ -183,18 +216,12 @@ impl<'k> GetArgs<'k> {
                 max,
             });
         }
-        let len = ARGS_KEY + round_up8(self.key.len());
-        out.clear();
-        out.reserve(len);
-        out.extend_from_slice(&self.fixed_part(key_hash));
-        out.extend_from_slice(self.key);
-        // The key's zero padding to 8 bytes.
-        out.resize(len, 0);
-        Ok(len)
+        Ok(())
     }
 
     /// The block's fixed part (everything before the key), built on the stack: its offsets are
     /// constants there, so the writes need no bounds checks (the client encodes one per GET).
+    #[inline]
     fn fixed_part(&self, key_hash: u64) -> [u8; ARGS_KEY] {
         let mut fixed = [0u8; ARGS_KEY];
         fixed[ARGS_INDEX_RKEY..][..8].copy_from_slice(&self.rkeys.index.to_le_bytes());
@@ -218,6 +245,7 @@ impl<'k> GetArgs<'k> {
 
     /// [`initial_access`](Self::initial_access) with the key's hash computed by the caller
     /// (`key_hash` must be [`key_hash`](Self::key_hash)).
+    #[inline]
     pub fn initial_access_hashed(&self, key_hash: u64) -> Access {
         debug_assert_eq!(key_hash, self.key_hash());
         let bucket = bucket_index(key_hash, self.config.buckets);
@@ -352,6 +380,7 @@ impl<'r> GetReply<'r> {
     }
 
     /// Decodes reply bytes: status, then the value on a hit.
+    #[inline]
     pub fn decode(bytes: &'r [u8]) -> Result<Self, ReplyError> {
         let (&status, rest) = bytes.split_first().ok_or(ReplyError::Empty)?;
         match status {

@@ -59,7 +59,8 @@
 //! # The NAAM function
 //!
 //! [`get`] describes `mica_get`: its argument block ([`GetArgs::encode`]), the initial access
-//! ([`GetArgs::initial_access`]), the steps, the reply ([`GetReply::decode`]) and its error codes.
+//! ([`GetArgs::initial_access`]; a client takes both from [`GetArgs::encode_with_access`], the
+//! key hashed once), the steps, the reply ([`GetReply::decode`]) and its error codes.
 //! Region rkeys come from the engine; the GET runs unchanged at the host, the NIC or the client.
 //!
 //! [`vm::MicaVm`] runs it for real: `bpf/mica_get.o` verified by naam-vm, stepped by

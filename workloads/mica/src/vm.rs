@@ -272,9 +272,9 @@ impl MicaVm {
         value: &mut Vec<u8>,
     ) -> Result<VmGet, VmError> {
         self.check_lengths(memory)?;
-        let args = GetArgs::new(self.config, self.rkeys, key);
-        args.encode(&mut self.args)?;
-        let first = args.initial_access();
+        // The key hashed once for the block and the first access, as a client does.
+        let first =
+            GetArgs::new(self.config, self.rkeys, key).encode_with_access(&mut self.args)?;
         let mut descriptors = Descriptors::new();
         // One descriptor always fits (ACCESSES_PER_STEP_MAX >= 1).
         let _ = descriptors.push(Descriptor::read(Rkey(first.rkey), first.offset, first.len));

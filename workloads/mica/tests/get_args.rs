@@ -74,6 +74,45 @@ fn hashed_forms_match_encode_and_initial_access() {
 }
 
 #[test]
+fn every_key_length_is_written_whole_and_zero_padded() {
+    // `encode` copies the key in 8-byte words, the last one padded: check each length's block
+    // byte for byte against one built the plain way, over a buffer left dirty by a longer one.
+    let mut out = vec![0xee; GET_ARGS_BYTES_MAX + 9];
+    for key_len in 0..=naam_mica::layout::KEY_BYTES_MAX {
+        let key: Vec<u8> = (1..=key_len).map(|b| b as u8).collect();
+        let config = MicaConfig {
+            item_bytes_max: naam_mica::layout::ITEM_BYTES_LIMIT as u32,
+            ..config()
+        };
+        let args = GetArgs::new(config, RKEYS, &key);
+        let first = args.encode_with_access(&mut out).expect("encode");
+        let mut plain = out[..naam_mica::get::ARGS_KEY].to_vec();
+        plain.extend_from_slice(&key);
+        plain.resize(naam_mica::get::ARGS_KEY + key_len.next_multiple_of(8), 0);
+        assert_eq!(out, plain, "key of {key_len} bytes");
+        assert_eq!(first, args.initial_access(), "key of {key_len} bytes");
+    }
+}
+
+#[test]
+fn encode_with_access_refuses_what_encode_refuses() {
+    let mut out = Vec::new();
+    for args in [
+        GetArgs::new(config(), RKEYS, &[0; 193]),
+        GetArgs {
+            item_read_bytes: 16,
+            ..GetArgs::new(config(), RKEYS, &[1; 17])
+        },
+    ] {
+        assert_eq!(
+            args.encode_with_access(&mut out).map(|_| ()),
+            args.encode(&mut out).map(|_| ())
+        );
+        assert!(args.encode(&mut out).is_err());
+    }
+}
+
+#[test]
 fn initial_access_is_the_primary_bucket() {
     let args = GetArgs::new(config(), RKEYS, b"user42");
     let bucket = u64::from(bucket_index(key_hash(b"user42"), 1024));
