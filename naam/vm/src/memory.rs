@@ -293,11 +293,15 @@ impl<'a> Memory<'a> {
         }
     }
 
-    /// The slot table as a raw pointer, for native code that reads (and, for the stack slot,
-    /// writes) it while the invocation runs.
+    /// The slot table of the `Memory` at `mem`, for native code that reads (and, for the stack
+    /// slot, writes) it while the invocation runs: `mem` itself, as the table is the first
+    /// field, so a helper's entry can read the `Memory` back from it (same provenance, no
+    /// intermediate borrow).
     #[cfg(feature = "jit")]
-    pub(crate) fn slots_ptr(&mut self) -> *mut Region {
-        self.slots.as_mut_ptr().cast()
+    #[inline(always)]
+    pub(crate) fn slots_of(mem: *mut Memory<'_>) -> *mut Region {
+        const { assert!(core::mem::offset_of!(Memory<'static>, slots) == 0) };
+        mem.cast()
     }
 
     /// Installs the VM's own slots (stack, constants, globals) and starts an invocation with no
