@@ -138,8 +138,9 @@ pub struct Program {
     /// The program has a local call, so an invocation can reach frames above frame 0 (without
     /// one, `Vm::run` scrubs frame 0 alone, a constant-size zeroing with no depth to read back).
     pub(crate) calls_local: bool,
-    /// The scrub `Vm::run` makes after an invocation, worked out at load so the common one
-    /// tests one field and the stack mark ([`scrub_top_bytes`](crate::vm::scrub_top_bytes)):
+    /// The scrub `Vm::run` makes after an invocation of a program that can write the stack,
+    /// worked out at load so the common one tests this field and the stack mark
+    /// ([`scrub_top_bytes`](crate::vm::scrub_top_bytes)):
     /// 0, none; 64 or 128, that many bytes at frame 0's top unless the mark is set; larger,
     /// the general scrub (`stack_write_bytes`, `stack_r10_bytes`, `calls_local`).
     pub(crate) scrub_top_bytes: usize,

@@ -240,8 +240,10 @@ impl Vm {
             // the compiler removes it there; after an out-of-line scrub it could not. The mark
             // is read before the clear (which sets it), and only for a program that can write
             // the stack (the probes' kernels cannot).
-            let top = program.scrub_top_bytes;
-            if top != 0 {
+            // `stack_write_bytes` first: a compare with memory, where the probes' kernels stop
+            // (testing `scrub_top_bytes` itself loaded it first, one instruction more).
+            if program.stack_write_bytes != 0 {
+                let top = program.scrub_top_bytes;
                 if top <= SCRUB_TOP_LARGE_BYTES && !slots.mem().stack_written() {
                     // The common case (MICA GET, B-tree lookup): frame 0's top, two tests.
                     zero_frame0_top(self.frame(0), top);
@@ -505,7 +507,11 @@ mod tests {
             (frame, frame, false, SCRUB_GENERAL),
             (64, 64, true, SCRUB_GENERAL),
         ] {
-            assert_eq!(scrub_top_bytes(write, r10, calls_local), top, "{write} {r10}");
+            assert_eq!(
+                scrub_top_bytes(write, r10, calls_local),
+                top,
+                "{write} {r10}"
+            );
         }
     }
 }
