@@ -493,10 +493,28 @@ pub(crate) fn call_direct_checked<C, H: DirectHelper<C>>(
         };
     }
     if !granted {
-        let (arg, error) = first_refused_arg(signature, mem, &args);
-        return Err(CallFailure::Argument { arg, error });
+        let [r1, r2, r3, r4, r5] = args;
+        return Err(refused_argument(signature, mem, r1, r2, r3, r4, r5));
     }
     H::call(ctx, mem, args).map_err(CallFailure::Helper)
+}
+
+/// `call_direct_checked`'s refusal (cold). The arguments as five scalars: an array (passed by
+/// address) made a direct helper's JIT entry copy r1..=r5 to memory before every check.
+#[cfg(feature = "jit")]
+#[cold]
+#[inline(never)]
+fn refused_argument(
+    signature: &Signature,
+    mem: &mut Memory<'_>,
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+) -> crate::interp::CallFailure {
+    let (arg, error) = first_refused_arg(signature, mem, &[r1, r2, r3, r4, r5]);
+    crate::interp::CallFailure::Argument { arg, error }
 }
 
 /// The first argument `check_args` refused, with its error (cold).

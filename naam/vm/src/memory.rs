@@ -135,7 +135,8 @@ pub struct Memory<'a> {
     /// which clears it at the start of an invocation and scrubs whole frames afterwards when
     /// it is set. Entries as wide as the slot table's, so the JIT's write miss marks one at a
     /// fixed offset from the table entry it already addresses (one store; the rest stays
-    /// uninitialised). A `Memory` no `Vm::run` has set up has the stack's set, so one a helper
+    /// uninitialised). A `Memory` no `Vm::run` has set up has the stack's set (a `Regions`' has it
+    /// unset until its run installs the VM's slots, which writes it), so one a helper
     /// swapped in mid-run (or a nested run's end) never hides a stack write from the scrub.
     written: [[MaybeUninit<u8>; size_of::<Region>()]; SLOTS],
     _borrows: PhantomData<&'a mut [u8]>,
@@ -179,11 +180,17 @@ impl<'a> Memory<'a> {
     fn without_vm_slots() -> Self {
         // Nothing written in the table: a write there (the first embedder slot emptied, so the
         // JIT's entry could read it without testing `live`) made the compiler build the table
-        // aside and copy all of it in.
-        Memory::with_slots([const { MaybeUninit::uninit() }; SLOTS])
+        // aside and copy all of it in. Nor the stack mark: `install_vm_slots` writes it with
+        // the VM's slots, before anything reads it (the compiler kept both stores).
+        Memory {
+            slots: [const { MaybeUninit::uninit() }; SLOTS],
+            live: VM_SLOTS as u64,
+            written: [[const { MaybeUninit::uninit() }; size_of::<Region>()]; SLOTS],
+            _borrows: PhantomData,
+        }
     }
 
-    /// A `Memory` over the slot table `slots` (the VM's slots written or not), no region mapped.
+    /// A `Memory` over the slot table `slots` (the VM's slots written), no region mapped.
     #[inline(always)]
     fn with_slots(slots: [MaybeUninit<Region>; SLOTS]) -> Self {
         let mut written = [[const { MaybeUninit::uninit() }; size_of::<Region>()]; SLOTS];
@@ -293,11 +300,15 @@ impl<'a> Memory<'a> {
         }
     }
 
-    /// The slot table as a raw pointer, for native code that reads (and, for the stack slot,
-    /// writes) it while the invocation runs.
+    /// The slot table of the `Memory` at `mem`, for native code that reads (and, for the stack
+    /// slot, writes) it while the invocation runs: `mem` itself, as the table is the first
+    /// field, so a helper's entry can read the `Memory` back from it (same provenance, no
+    /// intermediate borrow).
     #[cfg(feature = "jit")]
-    pub(crate) fn slots_ptr(&mut self) -> *mut Region {
-        self.slots.as_mut_ptr().cast()
+    #[inline(always)]
+    pub(crate) fn slots_of(mem: *mut Memory<'_>) -> *mut Region {
+        const { assert!(core::mem::offset_of!(Memory<'static>, slots) == 0) };
+        mem.cast()
     }
 
     /// Installs the VM's own slots (stack, constants, globals) and starts an invocation with no
@@ -337,7 +348,8 @@ impl<'a> Memory<'a> {
     /// Whether the stack slot was written through a register or by a helper (see `written`).
     #[inline(always)]
     pub(crate) fn stack_written(&self) -> bool {
-        // SAFETY: every path that builds or changes a `Memory` leaves this byte initialised.
+        // SAFETY: every `Memory` code can read has this byte initialised: `Memory::new` writes
+        // it, and a `Regions`' is written by `install_vm_slots` before its run reads anything.
         unsafe { self.written[STACK_SLOT][0].assume_init() != 0 }
     }
 

@@ -112,13 +112,17 @@ pub(crate) const fn call_descriptor(id: u64, hint: u64) -> u64 {
 /// The block of state shared between Rust and the native code. Native code addresses its fields
 /// by `offset_of!`, so the layout is `repr(C)` and never generic. One per [`Vm`](crate::Vm),
 /// kept between invocations: `budget` is written once, `helper_failed` (0 at entry) is put back
-/// to 0 where it changes, `depth_reached` when the stack is scrubbed, and an invocation writes
-/// only the pointers (`slots`, `frame_top`, `trampoline`, `env`), which are dereferenced only while it
-/// runs (before and after, they may dangle).
+/// to 0 where it changes, `depth_reached` when the stack is scrubbed, `failure` and `panic`
+/// (`None` at entry) are taken where they are read, and an invocation writes only the pointers
+/// (`slots`, `frame_top`; for a program that calls helpers `trampoline`, `registry`, `direct`
+/// and `helper_ctx`), which are dereferenced only while it runs (before and after, they may
+/// dangle).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct JitCtx {
-    /// The invocation's slot table (`Memory::slots`), read at every checked access.
+    /// The invocation's slot table, read at every checked access: the invocation's `Memory`
+    /// itself (its slot table is its first field), so a helper's entry gets the `Memory` from
+    /// it without another pointer.
     pub slots: *mut Region,
     /// Host address r10 stands for in frame 0.
     pub frame_top: *mut u8,
@@ -131,8 +135,8 @@ pub(crate) struct JitCtx {
     /// `status::HELPER`, and `trapped` puts it back to 0).
     pub helper_failed: u64,
     pub trampoline: TrampolineFn,
-    /// The trampoline's `HelperEnv<C>`.
-    pub env: *mut c_void,
+    /// The registry the invocation runs with (a `Helpers<C>`, for the trampoline's lookup).
+    pub registry: *const c_void,
     /// The registry's direct table ([`Helpers::direct_table`]: [`HELPERS_MAX`] positions), read
     /// by `call imm`s that may call a scalar helper without the trampoline.
     ///
@@ -155,6 +159,15 @@ pub(crate) struct JitCtx {
     /// stack; after a program that writes no stack it is left as is, which only widens a later
     /// scrub over frames that are all zeros (and costs the common case no load or store).
     pub depth_reached: u64,
+    /// The embedder's context (a `C`) helpers are called with: read by every helper entry, one
+    /// load (it was a field of a per-invocation environment, two loads and six stores).
+    pub helper_ctx: *mut c_void,
+    /// Why a helper call failed; it becomes a trap once the code has returned, with the call's
+    /// slot and id, which the code's fault path wrote into the context. Rust-only (after every
+    /// field the code addresses), `None` between invocations.
+    failure: Option<Failure>,
+    /// A helper's panic, re-raised once the code has returned; `None` between invocations.
+    panic: Option<Box<dyn Any + Send>>,
 }
 
 // SAFETY: the pointers are only dereferenced during an invocation, on the thread running it,
@@ -170,13 +183,16 @@ impl JitCtx {
             budget: budget_insn.min(BUDGET_JIT_MAX),
             helper_failed: 0,
             trampoline: trampoline::<()>,
-            env: core::ptr::null_mut(),
+            registry: core::ptr::null(),
             direct: NO_DIRECT_ENTRIES.as_ptr(),
             helper_id: 0,
             trap_index: MaybeUninit::uninit(),
             trap_addr: MaybeUninit::uninit(),
             trap_len: MaybeUninit::uninit(),
             depth_reached: 0,
+            helper_ctx: core::ptr::null_mut(),
+            failure: None,
+            panic: None,
         }
     }
 }
@@ -275,18 +291,6 @@ fn flush_instruction_cache(_: *mut c_void, _: usize) {
     // x86-64 keeps instruction and data caches coherent.
 }
 
-/// What the trampoline needs of one invocation, behind the type-erased `JitCtx::env`.
-struct HelperEnv<'r, 'm, C> {
-    program: &'r Program,
-    helpers: &'r Helpers<C>,
-    ctx: &'r mut C,
-    mem: *mut Memory<'m>,
-    /// Why a helper call failed; it becomes a trap once the code has returned, with the call's
-    /// slot and id, which the code's fault path wrote into the context.
-    failure: Option<Failure>,
-    panic: Option<Box<dyn Any + Send>>,
-}
-
 /// Runs compiled code to its final `exit` or to a trap, over the same machine (stack, budget,
 /// depth bookkeeping) the interpreter would use, with the machine's context `native.1` (made by
 /// [`JitCtx::new`] for the machine's stack and budget). The caller installed the VM slots in
@@ -310,8 +314,9 @@ pub(crate) fn run<C>(
     let (code, jit_ctx) = native;
     let first = entry.unwrap_or_else(|| first_region(mem));
     let mem: *mut Memory<'_> = mem;
-    // SAFETY: `mem` is a live exclusive borrow for this whole call.
-    jit_ctx.slots = unsafe { (*mem).slots_ptr() };
+    // The `Memory` itself, whose first field is the slot table (`Memory::slots_of`): a helper's
+    // entry reads it back as the `Memory`, with the same provenance.
+    jit_ctx.slots = Memory::slots_of(mem);
     // The stack holds CALL_DEPTH_MAX + 1 frames; r10 of frame 0 is one frame in (`Vm::run`
     // installed the stack slot as frame 0 alone, the frame below this top).
     jit_ctx.frame_top = stack.wrapping_add(crate::STACK_FRAME_BYTES);
@@ -330,30 +335,21 @@ pub(crate) fn run<C>(
             )),
         };
     }
-    let mut env = HelperEnv {
-        program,
-        helpers,
-        ctx,
-        mem,
-        failure: None,
-        panic: None,
-    };
+    // The helpers' environment: four pointers in the context, no per-invocation block.
+    jit_ctx.helper_ctx = core::ptr::from_mut(ctx).cast();
+    jit_ctx.registry = core::ptr::from_ref(helpers).cast();
     jit_ctx.trampoline = trampoline::<C>;
-    jit_ctx.env = (&raw mut env).cast();
     jit_ctx.direct = helpers.direct_table();
     match enter(code, jit_ctx, (r1, r2, first)) {
-        Ok(exit) => {
-            // A helper that trapped or panicked made the code return `status::HELPER`, so
-            // `env` holds no trap and no panic: nothing to drop (and no drop check here).
-            core::mem::forget(env);
-            Ok(exit)
-        }
+        // A helper that trapped or panicked made the code return `status::HELPER`, so the
+        // context holds no failure and no panic.
+        Ok(exit) => Ok(exit),
         // SAFETY: the native code has returned; `mem` is again only ours.
         Err(status) => Err(helper_env_trapped(
             status,
             budget,
             jit_ctx,
-            &mut env,
+            program,
             unsafe { &*mem },
         )),
     }
@@ -413,34 +409,34 @@ fn enter(
 /// (with the helper's trap, if a helper failed).
 #[cold]
 #[inline(never)]
-fn helper_env_trapped<C>(
+fn helper_env_trapped(
     outcome: u64,
     budget: u64,
     jit_ctx: &mut JitCtx,
-    env: &mut HelperEnv<'_, '_, C>,
+    program: &Program,
     mem: &Memory<'_>,
 ) -> Trap {
-    if let Some(panic) = env.panic.take() {
+    // Both taken: the next invocation starts with neither.
+    let (panic, failure) = (jit_ctx.panic.take(), jit_ctx.failure.take());
+    if let Some(panic) = panic {
         // The next invocation starts with no helper failure (only a failure sets it).
         jit_ctx.helper_failed = 0;
         resume_unwind(panic);
     }
-    let helper_trap = match env.failure.take() {
-        Some(failure) if outcome == status::HELPER => Some(failure_trap(jit_ctx, env, failure)),
+    let helper_trap = match failure {
+        Some(failure) if outcome == status::HELPER => Some(failure_trap(jit_ctx, program, failure)),
         _ => None,
     };
-    trapped(outcome, budget, jit_ctx, env.program, mem, helper_trap)
+    trapped(outcome, budget, jit_ctx, program, mem, helper_trap)
 }
 
 /// The trap of a failed helper call (cold), at the slot and with the id the code's fault path
 /// wrote into the context.
 #[cold]
 #[inline(never)]
-fn failure_trap<C>(jit_ctx: &JitCtx, env: &HelperEnv<'_, '_, C>, failure: Failure) -> Trap {
+fn failure_trap(jit_ctx: &JitCtx, program: &Program, failure: Failure) -> Trap {
     // SAFETY: the code writes `trap_index` before returning `status::HELPER`.
-    let pc = env
-        .program
-        .slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
+    let pc = program.slot_of(unsafe { jit_ctx.trap_index.assume_init() } as usize);
     let id = jit_ctx.helper_id;
     match failure {
         Failure::Unknown => Trap::UnknownHelper { pc, id },
@@ -491,6 +487,40 @@ fn trapped(
     }
 }
 
+/// The embedder's context of the invocation `jit_ctx` runs.
+///
+/// # Safety
+/// `jit_ctx` is the context `run::<C>` gave the native code, which is suspended in a helper
+/// call: `helper_ctx` is the `&mut C` `run` was given, unused by anything else until the call
+/// returns, and the reference does not outlive the call.
+#[inline(always)]
+unsafe fn helper_ctx<'c, C>(jit_ctx: *const JitCtx) -> &'c mut C {
+    // SAFETY: per the contract above.
+    unsafe { &mut *(*jit_ctx).helper_ctx.cast::<C>() }
+}
+
+/// The `Memory` of the invocation `jit_ctx` runs (its `slots` is the `Memory`, see
+/// `Memory::slots_of`).
+///
+/// # Safety
+/// As [`helper_ctx`]: `run` derived `slots` from its exclusive `&mut Memory`, and the native
+/// code touches the memory only through it, not while it is suspended in the call.
+#[inline(always)]
+unsafe fn memory<'c, 'm>(jit_ctx: *const JitCtx) -> &'c mut Memory<'m> {
+    // SAFETY: per the contract above.
+    unsafe { &mut *(*jit_ctx).slots.cast::<Memory<'m>>() }
+}
+
+/// The registry of the invocation `jit_ctx` runs.
+///
+/// # Safety
+/// As [`helper_ctx`]: `registry` is the `&Helpers<C>` `run::<C>` was given.
+#[inline(always)]
+unsafe fn registry<'c, C>(jit_ctx: *const JitCtx) -> &'c Helpers<C> {
+    // SAFETY: per the contract above.
+    unsafe { &*(*jit_ctx).registry.cast::<Helpers<C>>() }
+}
+
 /// Called by native code for `call imm` and `callx`. Never unwinds: a helper's panic is caught
 /// and re-raised by `run` once the native code has returned.
 unsafe extern "C" fn trampoline<C>(
@@ -502,17 +532,14 @@ unsafe extern "C" fn trampoline<C>(
     r5: u64,
     descriptor: u64,
 ) -> u64 {
-    // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
-    // `HelperEnv<C>` (the trampoline is monomorphised for the same `C`).
-    let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
     let called = catch_unwind(AssertUnwindSafe(|| {
-        call(jit_ctx, env, [r1, r2, r3, r4, r5], descriptor)
+        call::<C>(jit_ctx, [r1, r2, r3, r4, r5], descriptor)
     }));
     // Only the helper's value on the hot path: everything a failure needs is out of line, so
     // the trampoline keeps fewer values alive across the helper call (fewer registers saved).
     match called {
         Ok(Ok(r0)) => r0,
-        failed => call_failed::<C>(jit_ctx, failed),
+        failed => call_failed(jit_ctx, failed),
     }
 }
 
@@ -527,13 +554,13 @@ pub(crate) unsafe extern "C" fn direct<C, H: ScalarHelper<C>>(
     r4: u64,
     r5: u64,
 ) -> u64 {
-    // SAFETY: native code passes back the context `run` gave it, whose `env` is a live
-    // `HelperEnv<C>`: `direct` is the registry's (a `Helpers<C>`), and `run::<C>` made `env`.
-    let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
+    // SAFETY: native code passes back the context `run::<C>` gave it (`direct` is the
+    // registry's, a `Helpers<C>`) and is suspended in this call.
+    let ctx = unsafe { helper_ctx::<C>(jit_ctx) };
     let args: [u64; HELPER_ARGS] = [r1, r2, r3, r4, r5];
-    match catch_unwind(AssertUnwindSafe(|| H::call(env.ctx, args))) {
+    match catch_unwind(AssertUnwindSafe(|| H::call(ctx, args))) {
         Ok(r0) => r0,
-        Err(panic) => call_failed::<C>(jit_ctx, Err(panic)),
+        Err(panic) => call_failed(jit_ctx, Err(panic)),
     }
 }
 
@@ -549,40 +576,36 @@ pub(crate) unsafe extern "C" fn direct_checked<C, H: DirectHelper<C>>(
     r4: u64,
     r5: u64,
 ) -> u64 {
-    // SAFETY: as in `direct`: the context `run::<C>` gave the code, whose `env` is a live
-    // `HelperEnv<C>`.
-    let env = unsafe { &mut *(*jit_ctx).env.cast::<HelperEnv<'_, '_, C>>() };
+    // SAFETY (both): as in `direct`: the context `run::<C>` gave the code, suspended in this
+    // call, so nothing else touches the memory now.
+    let (ctx, mem) = unsafe { (helper_ctx::<C>(jit_ctx), memory(jit_ctx)) };
     let args: [u64; HELPER_ARGS] = [r1, r2, r3, r4, r5];
     let called = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: native code is suspended in this call; nothing else touches the memory now
-        // (as in `call`).
-        let mem = unsafe { &mut *env.mem };
-        crate::helpers::call_direct_checked::<C, H>(env.ctx, mem, args)
+        crate::helpers::call_direct_checked::<C, H>(ctx, mem, args)
     }));
     match called {
         Ok(Ok(r0)) => r0,
-        failed => call_failed::<C>(jit_ctx, failed.map(|r| r.map_err(Failure::Call))),
+        failed => call_failed(jit_ctx, failed.map(|r| r.map_err(Failure::Call))),
     }
 }
 
 /// A helper call from native code failed or panicked (cold): keeps what happened for `run`
-/// and flags it for the native code.
+/// and flags it for the native code (which then returns at once: one failure per invocation).
 #[cold]
 #[inline(never)]
-fn call_failed<C>(jit_ctx: *mut JitCtx, called: std::thread::Result<Result<u64, Failure>>) -> u64 {
-    // SAFETY: as in `trampoline`, which passes its context on unchanged.
+fn call_failed(jit_ctx: *mut JitCtx, called: std::thread::Result<Result<u64, Failure>>) -> u64 {
+    // SAFETY: as in `trampoline`, which passes its context on unchanged; the helper's borrows
+    // of the embedder's context and memory have ended.
     let jit_ctx = unsafe { &mut *jit_ctx };
-    // SAFETY: as above.
-    let env = unsafe { &mut *jit_ctx.env.cast::<HelperEnv<'_, '_, C>>() };
     match called {
         Ok(Ok(r0)) => r0,
         Ok(Err(failure)) => {
-            env.failure = Some(failure);
+            jit_ctx.failure = Some(failure);
             jit_ctx.helper_failed = 1;
             0
         }
         Err(panic) => {
-            env.panic = Some(panic);
+            jit_ctx.panic = Some(panic);
             jit_ctx.helper_failed = 1;
             0
         }
@@ -590,6 +613,7 @@ fn call_failed<C>(jit_ctx: *mut JitCtx, called: std::thread::Result<Result<u64, 
 }
 
 /// Why a call from native code failed, before it becomes a [`Trap`].
+#[derive(Debug)]
 enum Failure {
     /// No helper has the id.
     Unknown,
@@ -601,26 +625,22 @@ enum Failure {
 /// `descriptor`; `callx`: by the full id the code wrote into the context), checks its arguments
 /// and calls it.
 #[inline(always)]
-fn call<C>(
-    jit_ctx: *mut JitCtx,
-    env: &mut HelperEnv<'_, '_, C>,
-    args: [u64; 5],
-    descriptor: u64,
-) -> Result<u64, Failure> {
+fn call<C>(jit_ctx: *mut JitCtx, args: [u64; 5], descriptor: u64) -> Result<u64, Failure> {
+    // SAFETY: native code passes back the context `run::<C>` gave it, suspended in this call.
+    let helpers = unsafe { registry::<C>(jit_ctx) };
     let helper = if descriptor == CALLX_DESCRIPTOR {
-        // SAFETY: native code passes back the context `run` gave it; the `callx` wrote the id.
+        // SAFETY: as above; the `callx` wrote the id.
         let id = unsafe { (*jit_ctx).helper_id };
-        u32::try_from(id).ok().and_then(|id| env.helpers.find(id))
+        u32::try_from(id).ok().and_then(|id| helpers.find(id))
     } else {
-        env.helpers
-            .lookup(descriptor as u32, (descriptor >> 32) as usize)
+        helpers.lookup(descriptor as u32, (descriptor >> 32) as usize)
     };
     let Some(helper) = helper else {
         return Err(Failure::Unknown);
     };
-    // SAFETY: native code is suspended in this call; nothing else touches the memory now.
-    let mem = unsafe { &mut *env.mem };
-    interp::call_helper_checked(helper, env.ctx, mem, args).map_err(Failure::Call)
+    // SAFETY: as above: nothing else touches the context or the memory now.
+    let (ctx, mem) = unsafe { (helper_ctx::<C>(jit_ctx), memory(jit_ctx)) };
+    interp::call_helper_checked(helper, ctx, mem, args).map_err(Failure::Call)
 }
 
 #[cfg(test)]
