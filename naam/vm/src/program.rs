@@ -138,12 +138,6 @@ pub struct Program {
     /// The program has a local call, so an invocation can reach frames above frame 0 (without
     /// one, `Vm::run` scrubs frame 0 alone, a constant-size zeroing with no depth to read back).
     pub(crate) calls_local: bool,
-    /// The scrub `Vm::run` makes after an invocation of a program that can write the stack,
-    /// worked out at load so the common one tests this field and the stack mark
-    /// ([`scrub_top_bytes`](crate::vm::scrub_top_bytes)):
-    /// 0, none; 64 or 128, that many bytes at frame 0's top unless the mark is set; larger,
-    /// the general scrub (`stack_write_bytes`, `stack_r10_bytes`, `calls_local`).
-    pub(crate) scrub_top_bytes: usize,
 }
 
 impl Program {
@@ -241,8 +235,6 @@ impl Program {
         // Fusion never folds a local call into another op (`fuse::first_of`), so a scan of the
         // kinds finds every one.
         let calls_local = decoded.ops.iter().any(|op| op.kind == Kind::CallLocal);
-        let scrub_top_bytes =
-            crate::vm::scrub_top_bytes(stack_write_bytes, stack_r10_bytes, calls_local);
         Ok(Program {
             ops: decoded.ops.into_boxed_slice(),
             #[cfg(feature = "jit")]
@@ -256,7 +248,6 @@ impl Program {
             stack_write_bytes,
             stack_r10_bytes,
             calls_local,
-            scrub_top_bytes,
         })
     }
 

@@ -235,23 +235,13 @@ impl Vm {
             #[cfg(not(feature = "jit"))]
             let native = None;
             let result = execute(native, machine, slots.mem(), helpers, ctx, args);
+            // Read before the slots are cleared (which marks the stack written again), and
+            // only for a program that can write the stack (the probes' kernels cannot).
+            let written = program.stack_write_bytes != 0 && slots.mem().stack_written();
             // Scrubbed before the slots are cleared (`slots` drops at the end of this block):
             // the clear is then the last write to a `Memory` the embedder may drop at once, and
-            // the compiler removes it there; after an out-of-line scrub it could not. The mark
-            // is read before the clear (which sets it), and only for a program that can write
-            // the stack (the probes' kernels cannot).
-            // `stack_write_bytes` first: a compare with memory, where the probes' kernels stop
-            // (testing `scrub_top_bytes` itself loaded it first, one instruction more).
-            if program.stack_write_bytes != 0 {
-                let top = program.scrub_top_bytes;
-                if top <= SCRUB_TOP_LARGE_BYTES && !slots.mem().stack_written() {
-                    // The common case (MICA GET, B-tree lookup): frame 0's top, two tests.
-                    zero_frame0_top(self.frame(0), top);
-                } else {
-                    let written = slots.mem().stack_written();
-                    self.scrub_after(program, depth_reached, written);
-                }
-            }
+            // the compiler removes it there; after an out-of-line scrub it could not.
+            self.scrub_after(program, depth_reached, written);
             result
         }
     }
@@ -338,44 +328,6 @@ impl Vm {
 /// bytes, MICA GET's 120.
 const SCRUB_TOP_SMALL_BYTES: usize = 64;
 const SCRUB_TOP_LARGE_BYTES: usize = 128;
-
-/// `Program::scrub_top_bytes` of a program that takes `scrub_after`'s general path (larger
-/// than every constant top size).
-const SCRUB_GENERAL: usize = usize::MAX;
-
-/// `Program::scrub_top_bytes`: 0 for a program that never writes the stack (no scrub); for
-/// one that can (`stack_write_bytes`), has no local call (so reaches frame 0 alone) and whose
-/// r10 stores reach at most [`SCRUB_TOP_LARGE_BYTES`], the constant size `zero_frame_top`
-/// rounds that reach up to (what is scrubbed unless the invocation set the stack mark, which
-/// still scrubs whole frames); else [`SCRUB_GENERAL`].
-pub(crate) fn scrub_top_bytes(
-    stack_write_bytes: usize,
-    stack_r10_bytes: usize,
-    calls_local: bool,
-) -> usize {
-    if stack_write_bytes == 0 {
-        0
-    } else if calls_local {
-        SCRUB_GENERAL
-    } else if stack_r10_bytes <= SCRUB_TOP_SMALL_BYTES {
-        SCRUB_TOP_SMALL_BYTES
-    } else if stack_r10_bytes <= SCRUB_TOP_LARGE_BYTES {
-        SCRUB_TOP_LARGE_BYTES
-    } else {
-        SCRUB_GENERAL
-    }
-}
-
-/// Zeroes the top `top` bytes of frame 0, `top` one of the constant sizes
-/// [`scrub_top_bytes`] gives: what `scrub` does for the same program and reach.
-#[inline(always)]
-fn zero_frame0_top(frame: &mut [u8; STACK_FRAME_BYTES], top: usize) {
-    if top == SCRUB_TOP_SMALL_BYTES {
-        zero_top::<SCRUB_TOP_SMALL_BYTES>(frame);
-    } else {
-        zero_top::<SCRUB_TOP_LARGE_BYTES>(frame);
-    }
-}
 
 /// Zeroes at least the top `reach` bytes of `frame`. Up to 128 bytes (the reach of a typical
 /// program's r10 spills) the size is rounded up to a constant, so the zeroing is a few inline
@@ -486,32 +438,3 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Vm>(); // one per worker thread, moved there at start-up
 };
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_load_time_scrub_size_is_the_general_scrubs_for_frame_0() {
-        let frame = STACK_FRAME_BYTES;
-        // (stack_write_bytes, stack_r10_bytes, calls_local) -> scrub_top_bytes
-        for (write, r10, calls_local, top) in [
-            (0, 0, false, 0),
-            (0, 0, true, 0),
-            (frame, 0, false, SCRUB_TOP_SMALL_BYTES),
-            (64, 64, false, SCRUB_TOP_SMALL_BYTES),
-            (65, 65, false, SCRUB_TOP_LARGE_BYTES),
-            (frame, 120, false, SCRUB_TOP_LARGE_BYTES),
-            (128, 128, false, SCRUB_TOP_LARGE_BYTES),
-            (129, 129, false, SCRUB_GENERAL),
-            (frame, frame, false, SCRUB_GENERAL),
-            (64, 64, true, SCRUB_GENERAL),
-        ] {
-            assert_eq!(
-                scrub_top_bytes(write, r10, calls_local),
-                top,
-                "{write} {r10}"
-            );
-        }
-    }
-}
