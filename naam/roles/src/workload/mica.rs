@@ -309,12 +309,10 @@ impl MicaClient {
 
     fn get(&mut self, tenant: u32, keynum: u64, out: &mut Request) {
         let rkeys = self.rkeys[tenant as usize];
-        let args = GetArgs::new(self.config, rkeys, &self.key);
-        // One CityHash per GET: the argument block and the initial access both need it.
-        let key_hash = args.key_hash();
-        // Cannot fail: key and item sizes were validated against the config.
-        let _ = args.encode_hashed(key_hash, &mut out.args);
-        let a = args.initial_access_hashed(key_hash);
+        // One CityHash per GET for the argument block and the initial access.
+        let a = GetArgs::new(self.config, rkeys, &self.key)
+            .encode_with_access(&mut out.args)
+            .expect("key and item sizes were validated against the config");
         set_one_read(&mut out.descriptors, a.rkey, a.offset, a.len);
         out.function = MICA_GET.0;
         out.host_only = false;
