@@ -8,10 +8,15 @@
 //! divides it by the same aggregate over other points of the run (`relative_to`: scaling
 //! claims such as "p99 at 512 tenants within 3× of one tenant's"), and compares the result with
 //! `expected ± tolerance` (relative) or `expected ± tolerance_abs`, or with `min`/`max` bounds.
+//!
+//! A quick run on a machine faster or slower than the development VM has its local offered
+//! loads scaled (`plan.json`'s `load_scale`): an expectation still names loads as the manifest
+//! writes them and is read at the points they ran as, and an absolute rate's bounds scale with
+//! the loads (ratios, fractions, latencies and counts are compared as written).
 
 use std::path::{Path, PathBuf};
 
-use naam_plan::{ExperimentPlan, PointPlan, Testbed, Variant};
+use naam_plan::{ExperimentPlan, LoadScale, PointPlan, Testbed, Variant};
 use naam_results::layout::{RunDir, list_runs};
 use naam_results::raw::{self, VmCostOutcome, VmCostReport};
 use naam_results::shift::shift_times;
@@ -139,6 +144,17 @@ impl Selector {
                 .is_none_or(|o| p.offered_load_ops_per_s == Some(o))
             && self.tenants.is_none_or(|t| p.tenants == t)
             && self.tree_depth.is_none_or(|d| p.tree_depth == Some(d))
+    }
+
+    /// This selector for a run whose offered loads were rescaled to the machine: an
+    /// expectation names a load as the manifest writes it, the run's plan holds it scaled (by
+    /// the same rounding, so the manifest's load maps to exactly one of the plan's).
+    fn under_scale(&self, scale: Option<&LoadScale>) -> Selector {
+        let scaled = |load: u64| scale.map_or(load, |s| s.apply(&[load])[0]);
+        Selector {
+            offered_load_ops_per_s: self.offered_load_ops_per_s.map(scaled),
+            ..self.clone()
+        }
     }
 
     /// `relative_to` fields override this selector's.
@@ -332,6 +348,26 @@ impl Expectation {
         }
     }
 
+    /// The accepted interval for a run whose offered loads were scaled by `scale`: an absolute
+    /// rate (throughput, achieved rate) was measured at the manifest's loads and scales with
+    /// them; ratios, fractions, latencies and counts do not.
+    pub fn bounds_under(&self, scale: Option<&LoadScale>) -> (f64, f64) {
+        let (lo, hi) = self.bounds();
+        match scale {
+            Some(s) if self.scales_with_load() => (lo * s.factor(), hi * s.factor()),
+            _ => (lo, hi),
+        }
+    }
+
+    /// True for an absolute rate in ops/s (not one divided by another point's).
+    fn scales_with_load(&self) -> bool {
+        self.relative_to.is_none()
+            && matches!(
+                self.metric,
+                Metric::ThroughputOpsPerS | Metric::AchievedOpsPerS
+            )
+    }
+
     /// The expectation in words: `expected 20000 ± 20 %`, `in 0..=3`.
     pub fn describe_expected(&self) -> String {
         match (self.expected, self.tolerance, self.tolerance_abs) {
@@ -339,13 +375,18 @@ impl Expectation {
             (Some(e), None, Some(abs)) => format!("expected {} ± {}", num(e), num(abs)),
             _ => {
                 let (lo, hi) = self.bounds();
-                match (lo.is_finite(), hi.is_finite()) {
-                    (true, true) => format!("expected {}..={}", num(lo), num(hi)),
-                    (true, false) => format!("expected ≥ {}", num(lo)),
-                    _ => format!("expected ≤ {}", num(hi)),
-                }
+                format!("expected {}", interval_words(lo, hi))
             }
         }
+    }
+}
+
+/// `1..=2`, `≥ 1`, `≤ 2`.
+fn interval_words(lo: f64, hi: f64) -> String {
+    match (lo.is_finite(), hi.is_finite()) {
+        (true, true) => format!("{}..={}", num(lo), num(hi)),
+        (true, false) => format!("≥ {}", num(lo)),
+        _ => format!("≤ {}", num(hi)),
     }
 }
 
@@ -370,6 +411,9 @@ pub struct Outcome {
     pub points: usize,
     /// The run read (or why none).
     pub run: String,
+    /// How that run's offered loads were scaled to its machine (the selection's loads and an
+    /// absolute rate's bounds followed them).
+    pub load_scale: Option<LoadScale>,
 }
 
 /// An expectation's verdict.
@@ -418,23 +462,27 @@ fn check_one(results_root: &Path, variant: Variant, e: &Expectation) -> Outcome 
         measured: None,
         points: 0,
         run: format!("no {variant} run on the {} testbed", name_of(&e.testbed)),
+        load_scale: None,
     };
     let Some((run, plan)) = select_run(results_root, &e.experiment, e.testbed, variant) else {
         return outcome;
     };
     outcome.run = run.root().display().to_string();
-    let (value, points) = aggregate_over(&run, &plan, e, &e.select);
+    let scale = plan.load_scale.as_ref();
+    outcome.load_scale = plan.load_scale;
+    let (value, points) = aggregate_over(&run, &plan, e, &e.select.under_scale(scale));
     outcome.points = points;
     let value = match (&e.relative_to, value) {
         (Some(base), Some(v)) => {
-            let (b, _) = aggregate_over(&run, &plan, e, &e.select.overridden_by(base));
+            let base = e.select.overridden_by(base).under_scale(scale);
+            let (b, _) = aggregate_over(&run, &plan, e, &base);
             b.filter(|b| *b != 0.0).map(|b| v / b)
         }
         (None, v) => v,
         (Some(_), None) => None,
     };
     if let Some(v) = value {
-        let (lo, hi) = e.bounds();
+        let (lo, hi) = e.bounds_under(scale);
         outcome.measured = Some(v);
         outcome.verdict = if lo <= v && v <= hi {
             Verdict::Pass
@@ -566,7 +614,7 @@ pub fn describe(outcomes: &[Outcome]) -> String {
         };
         let measured = o.measured.map_or("no value".to_string(), num);
         text += &format!(
-            "{verdict} {} {} [{}] {} {}{relative}: measured {measured} over {} points, {} — {}\n",
+            "{verdict} {} {} [{}] {} {}{relative}: measured {measured} over {} points, {}{} — {}\n",
             e.experiment,
             name_of(&e.testbed),
             e.select.describe(),
@@ -574,6 +622,7 @@ pub fn describe(outcomes: &[Outcome]) -> String {
             name_of(&e.aggregate),
             o.points,
             e.describe_expected(),
+            scale_note(o),
             e.claim,
         );
         text.insert_str(text.len() - 1, &run);
@@ -589,6 +638,30 @@ pub fn describe(outcomes: &[Outcome]) -> String {
     text
 }
 
+/// How a scaled run changed what an expectation compared, or nothing when it did not.
+fn scale_note(o: &Outcome) -> String {
+    let e = &o.expectation;
+    let Some(scale) = o.load_scale.as_ref() else {
+        return String::new();
+    };
+    let mut changes = Vec::new();
+    if let Some(load) = e.select.offered_load_ops_per_s {
+        changes.push(format!("offered={load} ran as {}", scale.apply(&[load])[0]));
+    }
+    if e.scales_with_load() {
+        let (lo, hi) = e.bounds_under(Some(scale));
+        changes.push(format!("accepted {}", interval_words(lo, hi)));
+    }
+    if changes.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (the run's loads were scaled x{:.3} to this machine: {})",
+        scale.factor(),
+        changes.join(", ")
+    )
+}
+
 /// The name a value has in the expectations file.
 fn name_of<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value)
@@ -600,4 +673,88 @@ fn name_of<T: Serialize>(value: &T) -> String {
 /// True when every outcome passed.
 pub fn all_pass(outcomes: &[Outcome]) -> bool {
     outcomes.iter().all(|o| o.verdict == Verdict::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick run of 2026-12-06 20:40 UTC: a loopback ceiling of 301 k req/s against the
+    /// development VM's 200 k, local quick loads × 1.505.
+    fn scale() -> LoadScale {
+        LoadScale::for_ceiling(301_000).expect("outside the dead band")
+    }
+
+    fn expectation(fields: &str) -> Expectation {
+        let text = format!(
+            "experiment = \"mica-ycsb-b\"\naggregate = \"median\"\nsource = \"s\"\nclaim = \"c\"\n{fields}"
+        );
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_manifest_load_selects_the_point_the_scaled_run_ran_it_as() {
+        let e = expectation("offered_load_ops_per_s = 25000\nmetric = \"p50_us\"\nmin = 1.5");
+        let scaled = e.select.under_scale(Some(&scale()));
+        assert_eq!(scaled.offered_load_ops_per_s, Some(38_000));
+        assert_eq!(
+            scale().apply(&[10_000, 25_000, 50_000]),
+            [15_000, 38_000, 75_000]
+        );
+        assert_eq!(
+            e.select.under_scale(None),
+            e.select,
+            "an unscaled run: as written"
+        );
+        let every_load = expectation("metric = \"p50_us\"\nmin = 1.5");
+        assert_eq!(
+            every_load.select.under_scale(Some(&scale())),
+            every_load.select
+        );
+    }
+
+    #[test]
+    fn only_absolute_rates_have_their_bounds_scaled() {
+        let rate =
+            expectation("metric = \"throughput_ops_per_s\"\nexpected = 75000\ntolerance = 0.1");
+        let (lo, hi) = rate.bounds_under(Some(&scale()));
+        let factor = scale().factor();
+        assert!((lo - 67_500.0 * factor).abs() < 1e-6 && (hi - 82_500.0 * factor).abs() < 1e-6);
+        assert_eq!(rate.bounds_under(None), rate.bounds());
+        let ceiling = expectation("metric = \"achieved_ops_per_s\"\nmax = 47500");
+        assert_eq!(ceiling.bounds_under(Some(&scale())).1, 47_500.0 * factor);
+        assert_eq!(ceiling.bounds_under(Some(&scale())).0, f64::NEG_INFINITY);
+        for unscaled in [
+            "metric = \"carried_fraction\"\nexpected = 1.0\ntolerance = 0.05",
+            "metric = \"p99_us\"\nexpected = 8.1\ntolerance = 0.05",
+            "metric = \"throughput_ops_per_s\"\nrelative_to = { tenants = 1 }\nexpected = 1.0\ntolerance = 0.1",
+        ] {
+            let e = expectation(unscaled);
+            assert_eq!(e.bounds_under(Some(&scale())), e.bounds(), "{unscaled}");
+        }
+    }
+
+    #[test]
+    fn the_description_says_what_a_scaled_run_changed() {
+        let e = expectation(
+            "offered_load_ops_per_s = 50000\nmetric = \"achieved_ops_per_s\"\nmax = 47500",
+        );
+        let outcome = Outcome {
+            expectation: e.clone(),
+            verdict: Verdict::Pass,
+            measured: Some(40_000.0),
+            points: 1,
+            run: "r".into(),
+            load_scale: Some(scale()),
+        };
+        let text = describe(std::slice::from_ref(&outcome));
+        assert!(text.contains("scaled x1.505"), "{text}");
+        assert!(text.contains("offered=50000 ran as 75000"), "{text}");
+        assert!(text.contains("accepted ≤ 71488"), "{text}");
+        let unscaled = describe(&[Outcome {
+            load_scale: None,
+            ..outcome
+        }]);
+        assert!(!unscaled.contains("scaled"), "{unscaled}");
+    }
 }
