@@ -12,10 +12,18 @@ use serde::{Deserialize, Serialize};
 /// `naam testbed bench` measures it): 192–215 k req/s over six runs on 2026-12-04. The quick
 /// variants' loads were sized on that machine.
 pub const REFERENCE_CEILING_REQ_PER_S: u64 = 200_000;
-/// Machines within this factor of the reference (either way) keep the manifest's loads: the
-/// ceiling varies by ±10 % between runs on one machine, and a quick figure should not move
-/// with that noise.
+/// Machines whose ceiling is down to this factor below the reference keep the manifest's
+/// loads: the ceiling varies by ±10 % between runs on one machine, and a quick figure should
+/// not move with that noise. Below it the loads shrink (a smaller machine would otherwise
+/// fall behind: late generators, invalid points).
 pub const SIZING_DEAD_BAND: f64 = 1.3;
+/// Machines whose ceiling is up to this factor above the reference keep the manifest's loads.
+/// Wider than [`SIZING_DEAD_BAND`] because the ceiling overstates what the whole local testbed
+/// carries: the development VM itself read 301–345 k req/s on 2026-12-06 (1.5–1.7× its
+/// 2026-12-04 ceiling, on another boot), and its quick runs scaled × 1.51 then did not carry
+/// cell-lookups' scaled loads (carried fraction 0.933). Scaling up is a promise the ceiling
+/// alone cannot keep; scaling down is the protection that matters.
+pub const SIZING_DEAD_BAND_UP: f64 = 2.0;
 /// Smallest and largest scale applied (beyond them the quick manifests' shape is not ours to
 /// promise: say so and size the manifest by hand).
 pub const SCALE_MIN: f64 = 0.25;
@@ -38,10 +46,11 @@ pub struct LoadScale {
 
 impl LoadScale {
     /// The scale for a machine whose ceiling measured `measured_req_per_s`; `None` when it is
-    /// within [`SIZING_DEAD_BAND`] of the reference (the manifest's loads are kept).
+    /// within [`SIZING_DEAD_BAND`] below or [`SIZING_DEAD_BAND_UP`] above the reference (the
+    /// manifest's loads are kept).
     pub fn for_ceiling(measured_req_per_s: u64) -> Option<LoadScale> {
         let ratio = measured_req_per_s as f64 / REFERENCE_CEILING_REQ_PER_S as f64;
-        if (1.0 / SIZING_DEAD_BAND..=SIZING_DEAD_BAND).contains(&ratio) {
+        if (1.0 / SIZING_DEAD_BAND..=SIZING_DEAD_BAND_UP).contains(&ratio) {
             return None;
         }
         let factor = ratio.clamp(SCALE_MIN, SCALE_MAX);
@@ -79,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_machine_like_the_reference_keeps_the_manifests_loads() {
-        for ceiling in [160_000, 200_000, 255_000] {
+        for ceiling in [160_000, 200_000, 255_000, 301_000, 345_000, 400_000] {
             assert_eq!(LoadScale::for_ceiling(ceiling), None, "{ceiling}");
         }
     }
@@ -92,6 +101,10 @@ mod tests {
             half.apply(&[10_000, 25_000, 50_000]),
             [5_000, 13_000, 25_000]
         );
+        let down = LoadScale::for_ceiling(150_000).expect("more than 1.3x below: scaled");
+        assert_eq!(down.factor_permille, 750);
+        let up = LoadScale::for_ceiling(401_000).expect("more than 2x above: scaled");
+        assert_eq!(up.factor_permille, 2005);
         let big = LoadScale::for_ceiling(10_000_000).unwrap();
         assert_eq!(big.factor(), SCALE_MAX);
         let tiny = LoadScale::for_ceiling(1_000).unwrap();

@@ -159,9 +159,9 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub json: bool,
     /// Keep the quick manifests' offered loads as written. By default a quick reproduction
-    /// first measures this machine's loopback UDP ceiling (≈ 3 s) and, when it differs from the
-    /// development VM's by more than 30 %, scales the local quick loads by the ratio (recorded
-    /// in each plan.json as `load_scale`).
+    /// first measures this machine's loopback UDP ceiling (≈ 3 s) and, when it is more than
+    /// 1.3× below the development VM's or more than 2× above it, scales the local quick loads
+    /// by the ratio (recorded in each plan.json as `load_scale`).
     #[arg(long)]
     pub loads_as_written: bool,
     /// Where results, figures and manifests are.
