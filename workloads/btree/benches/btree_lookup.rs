@@ -53,6 +53,8 @@ impl Loaded {
         };
         let mut region = vec![0u8; config.validate().expect("valid")];
         BTree::bulk_load(config, &mut region, &pairs, FILL_PERCENT).expect("load");
+        // On huge pages, as the `LocalHost` copy the engine rows read (`add_region`).
+        naam_engine::local::back_with_huge_pages(&mut region);
         let mut probe_rng = ChaCha8Rng::seed_from_u64(7);
         let hits = (0..PROBES)
             .map(|_| keys[probe_rng.random_range(0..keys.len())])
