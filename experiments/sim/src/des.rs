@@ -244,51 +244,61 @@ impl Wheel {
 
     /// Finds the least time waiting once the events of time `at_ns` (the least) were taken —
     /// every time in the wheel is within `[at_ns, at_ns + WHEEL_SLOTS)` — and prefetches its
-    /// list's ends for the pop that takes them. `word` is the bitmap word of `at_ns`'s slot,
-    /// as [`Wheel::clear`] left it.
-    #[inline(always)]
-    fn find_least_after(&mut self, at_ns: u64, word: u64) {
-        let from = slot_of(at_ns);
-        let Some(j) = self.first_set_from(from, word) else {
-            self.least_ns = u64::MAX;
-            return;
-        };
-        prefetch_line(std::ptr::from_ref(&self.ends[j]).cast::<u8>());
-        let ahead = (j + WHEEL_SLOTS - from) % WHEEL_SLOTS;
-        self.least_ns = at_ns + ahead as u64;
-    }
-
-    /// The first non-empty slot at or after `from`, going round once; `word` is `from`'s
-    /// bitmap word.
+    /// list's ends for the pop that takes them. `word` and `summary` are the bitmap word and the
+    /// summary word of `at_ns`'s slot, as [`Wheel::clear`] left them (not loaded again).
     ///
-    /// Whether the next time is in `from`'s own word (64 ns) or a later one is close to a coin
-    /// toss at the bench's ≈ 50 ns between events: both candidates are worked out (the later
-    /// word's from the summary, in cache) and one is selected without a branch, which was
-    /// mispredicted about half the time. Only a next time beyond the summary word's 4 096 ns
-    /// (or round the window) takes [`Wheel::first_set_beyond`].
+    /// Whether the next time is in that word (64 ns) or a later one is close to a coin toss at
+    /// the bench's ≈ 50 ns between events: both candidates are worked out (the later word's from
+    /// the summary, in cache) and one is selected without a branch, which was mispredicted about
+    /// half the time. Only a next time beyond the summary word's 4 096 ns (or round the window)
+    /// takes [`Wheel::find_least_beyond`], so that the common path carries no "none found" to
+    /// test (an `Option` returned from both paths did: −4 instructions a take without it).
     #[inline(always)]
-    fn first_set_from(&self, from: usize, word: u64) -> Option<usize> {
+    fn find_least_after(&mut self, at_ns: u64, word: u64, summary: u64) {
+        let from = slot_of(at_ns);
         let (w, b) = (from / 64, from % 64);
         let (m, c) = (w / 64, w % 64);
         let here = word & (u64::MAX << b);
         // Two shifts: by 64 at `c == 63`, which one shift may not do.
-        let later = self.words[m] & ((u64::MAX << c) << 1);
+        let later = summary & ((u64::MAX << c) << 1);
         if here | later == 0 {
-            return self.first_set_beyond(m);
+            return self.find_least_beyond(at_ns, m);
         }
         let near = w * 64 + here.trailing_zeros() as usize;
         // With no later word (`later == 0`, then `here` is selected) this reads some word in
         // bounds whose result is not used.
         let w_later = (m * 64 + later.trailing_zeros() as usize) % WHEEL_WORDS;
         let next = w_later * 64 + self.bits[w_later].trailing_zeros() as usize;
-        Some(std::hint::select_unpredictable(here != 0, near, next))
+        let j = std::hint::select_unpredictable(here != 0, near, next);
+        self.least_at(at_ns, j);
+    }
+
+    /// [`Wheel::find_least_after`] when no time waits in the summary word of `at_ns`'s slot
+    /// (`m`) after that slot.
+    #[cold]
+    #[inline(never)]
+    fn find_least_beyond(&mut self, at_ns: u64, m: usize) {
+        match self.first_set_beyond(m) {
+            Some(j) => self.least_at(at_ns, j),
+            None => self.least_ns = u64::MAX,
+        }
+    }
+
+    /// Slot `j`, the first non-empty one after `at_ns`'s (taken), holds the least time waiting:
+    /// kept, and its list's ends prefetched. The prefetch's address is worked out without an
+    /// index's bound check: a prefetch reads nothing the program sees, whatever the address
+    /// (`j` is a slot, in bounds, when the bitmap is consistent).
+    #[inline(always)]
+    fn least_at(&mut self, at_ns: u64, j: usize) {
+        prefetch_line(self.ends.as_ptr().wrapping_add(j).cast::<u8>());
+        let ahead = (j + WHEEL_SLOTS - slot_of(at_ns)) % WHEEL_SLOTS;
+        self.least_ns = at_ns + ahead as u64;
     }
 
     /// The first non-empty slot after summary word `m`'s words, else round from the first
     /// (which may be in `m`, before the slot the search started from): the summary words after
     /// `m`, then from the first, are looked at in turn.
-    #[cold]
-    #[inline(never)]
+    #[inline]
     fn first_set_beyond(&self, m: usize) -> Option<usize> {
         let m = (m + 1..WHEEL_SUMMARY_WORDS)
             .chain(0..=m)
@@ -307,8 +317,8 @@ impl Wheel {
         if first != self.ends[j].tail {
             Self::move_from(slots[first as usize].next, fifo, slots);
         }
-        let word = self.clear(j);
-        self.find_least_after(at_ns, word);
+        let (word, summary) = self.clear(j);
+        self.find_least_after(at_ns, word, summary);
         first
     }
 
@@ -317,8 +327,8 @@ impl Wheel {
     fn take<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) {
         let j = slot_of(at_ns);
         Self::move_from(self.ends[j].head, fifo, slots);
-        let word = self.clear(j);
-        self.find_least_after(at_ns, word);
+        let (word, summary) = self.clear(j);
+        self.find_least_after(at_ns, word, summary);
     }
 
     /// Moves the events of a list from `slot` on (possibly none) to the end of `fifo`.
@@ -330,19 +340,20 @@ impl Wheel {
         }
     }
 
-    /// Marks slot `j` empty and returns its bitmap word after that. Its ends are left as they
+    /// Marks slot `j` empty and returns its bitmap word and summary word after that. Its ends are left as they
     /// were: they are read only while the slot holds events (its bit set), and
     /// [`Wheel::append`] writes both into an empty slot. The summary's bit is written without
     /// a branch (whether the word is now empty is close to a coin toss, see
-    /// [`Wheel::first_set_from`]).
+    /// [`Wheel::find_least_after`]).
     #[inline]
-    fn clear(&mut self, j: usize) -> u64 {
+    fn clear(&mut self, j: usize) -> (u64, u64) {
         let w = j / 64;
         let (m, c) = (w / 64, w % 64);
         let word = self.bits[w] & !(1 << (j % 64));
         self.bits[w] = word;
-        self.words[m] = (self.words[m] & !(1 << c)) | (u64::from(word != 0) << c);
-        word
+        let summary = (self.words[m] & !(1 << c)) | (u64::from(word != 0) << c);
+        self.words[m] = summary;
+        (word, summary)
     }
 }
 
@@ -534,13 +545,13 @@ impl<E> EventQueue<E> {
     /// the wheel hold events due then.
     #[inline(always)]
     fn next_ns(&self) -> Option<(u64, bool, bool)> {
-        let wheel = self.wheel.next_ns();
         // Most pops: the wheel's time is before the far heap's least (`u64::MAX` when empty).
-        if let Some(at_ns) = wheel
-            && at_ns < self.far.least_ns
-        {
-            return Some((at_ns, false, true));
+        // One compare says so: the wheel's least is `u64::MAX` when it is empty, before no time
+        // (with the wheel's `Option` first, the compiler tested that apart, then the order).
+        if self.wheel.least_ns < self.far.least_ns {
+            return Some((self.wheel.least_ns, false, true));
         }
+        let wheel = self.wheel.next_ns();
         let far = (!self.far.heap.is_empty()).then_some(self.far.least_ns);
         let at_ns = match (wheel, far) {
             (Some(w), Some(f)) => w.min(f),
