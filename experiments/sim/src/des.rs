@@ -8,8 +8,7 @@
 //! - **due now**: a FIFO of the events due at the clock's time;
 //! - **the wheel**: events due within [`WHEEL_SLOTS`] ns, one list per nanosecond slot (`time
 //!   mod WHEEL_SLOTS`: within the window every slot holds one time), in scheduling order, with a
-//!   bitmap of the non-empty slots, a summary of its non-empty words and a top word of the
-//!   summary's non-empty words, to find the next time;
+//!   bitmap of the non-empty slots and a summary of its non-empty words, to find the next time;
 //! - **the far heap**: events due later, in a binary min-heap keyed on `(at_ns, seq)`, `seq`
 //!   the far heap's own count of its pushes (so its scheduling order); the slot rides along.
 //!   Its keys are 24 bytes. A take costs ≈ 190 instructions (sifts), against the ≈ 207 of the
@@ -42,12 +41,12 @@ const WHEEL_BITS: u32 = 15;
 pub const WHEEL_SLOTS: usize = 1 << WHEEL_BITS;
 /// Words of the wheel's bitmap.
 const WHEEL_WORDS: usize = WHEEL_SLOTS / 64;
-/// Words of the wheel's summary of its non-empty bitmap words (one bit each); the top word has
-/// one bit per summary word, so at most 64 of them.
+/// Words of the wheel's summary of its non-empty bitmap words (one bit each): few, so that the
+/// rare search beyond a summary word's 4 096 ns ([`Wheel::first_set_beyond`]) looks at each.
 const WHEEL_SUMMARY_WORDS: usize = WHEEL_WORDS.div_ceil(64);
 const _: () = assert!(
-    WHEEL_SUMMARY_WORDS >= 1 && WHEEL_SUMMARY_WORDS <= 64,
-    "one top word"
+    WHEEL_SUMMARY_WORDS >= 1 && WHEEL_SUMMARY_WORDS <= 16,
+    "a few summary words"
 );
 /// "No slot": the end of a wheel list.
 const NIL: u32 = u32::MAX;
@@ -110,12 +109,12 @@ struct Wheel {
     ends: Box<[Ends; WHEEL_SLOTS]>,
     /// Bit `j % 64` of word `j / 64` set while slot `j` holds events.
     bits: Box<[u64; WHEEL_WORDS]>,
-    /// Bit `w % 64` of word `w / 64` set while word `w` of `bits` is not zero.
+    /// Bit `w % 64` of word `w / 64` set while word `w` of `bits` is not zero. No word above it
+    /// says which of its (8) words are not zero: the one that did cost a take and a schedule
+    /// ≈ 13 instructions of a request's ≈ 10 000 to keep, for [`Wheel::first_set_beyond`]'s
+    /// sake (≈ 1 take in 80 of the bench's). The wheel keeps no count of its events either:
+    /// [`EventQueue::len`] (tests only) walks its lists.
     words: Box<[u64; WHEEL_SUMMARY_WORDS]>,
-    /// Bit `m` set while word `m` of `words` is not zero (zero: the wheel is empty). The wheel
-    /// keeps no count of its events: [`EventQueue::len`] (tests only) walks its lists, so that
-    /// a schedule and a pop spare a count's update.
-    top: u64,
     /// The least time waiting in the wheel, `u64::MAX` when it is empty. Kept (a schedule
     /// lowers it; a take finds the next one) so that the take also prefetches the next time's
     /// [`Ends`]: spread over 256 KiB and last touched when that event was scheduled, microseconds
@@ -173,7 +172,6 @@ impl Wheel {
             ),
             bits: Box::new([0; WHEEL_WORDS]),
             words: Box::new([0; WHEEL_SUMMARY_WORDS]),
-            top: 0,
             least_ns: u64::MAX,
         }
     }
@@ -208,7 +206,6 @@ impl Wheel {
         };
         self.bits[w] = word | bit;
         self.words[w / 64] |= 1 << (w % 64);
-        self.top |= 1 << (w / 64);
     }
 
     /// True while events wait for time `at_ns` (within the window).
@@ -247,57 +244,65 @@ impl Wheel {
 
     /// Finds the least time waiting once the events of time `at_ns` (the least) were taken —
     /// every time in the wheel is within `[at_ns, at_ns + WHEEL_SLOTS)` — and prefetches its
-    /// list's ends for the pop that takes them. `word` is the bitmap word of `at_ns`'s slot,
-    /// as [`Wheel::clear`] left it.
-    #[inline(always)]
-    fn find_least_after(&mut self, at_ns: u64, word: u64) {
-        let from = slot_of(at_ns);
-        let Some(j) = self.first_set_from(from, word) else {
-            self.least_ns = u64::MAX;
-            return;
-        };
-        prefetch_line(std::ptr::from_ref(&self.ends[j]).cast::<u8>());
-        let ahead = (j + WHEEL_SLOTS - from) % WHEEL_SLOTS;
-        self.least_ns = at_ns + ahead as u64;
-    }
-
-    /// The first non-empty slot at or after `from`, going round once; `word` is `from`'s
-    /// bitmap word.
+    /// list's ends for the pop that takes them. `word` and `summary` are the bitmap word and the
+    /// summary word of `at_ns`'s slot, as [`Wheel::clear`] left them (not loaded again).
     ///
-    /// Whether the next time is in `from`'s own word (64 ns) or a later one is close to a coin
-    /// toss at the bench's ≈ 50 ns between events: both candidates are worked out (the later
-    /// word's from the summary, in cache) and one is selected without a branch, which was
-    /// mispredicted about half the time. Only a next time beyond the summary word's 4 096 ns
-    /// (or round the window) takes [`Wheel::first_set_beyond`].
+    /// Whether the next time is in that word (64 ns) or a later one is close to a coin toss at
+    /// the bench's ≈ 50 ns between events: both candidates are worked out (the later word's from
+    /// the summary, in cache) and one is selected without a branch, which was mispredicted about
+    /// half the time. Only a next time beyond the summary word's 4 096 ns (or round the window)
+    /// takes [`Wheel::find_least_beyond`], so that the common path carries no "none found" to
+    /// test (an `Option` returned from both paths did: −4 instructions a take without it).
     #[inline(always)]
-    fn first_set_from(&self, from: usize, word: u64) -> Option<usize> {
+    fn find_least_after(&mut self, at_ns: u64, word: u64, summary: u64) {
+        let from = slot_of(at_ns);
         let (w, b) = (from / 64, from % 64);
         let (m, c) = (w / 64, w % 64);
         let here = word & (u64::MAX << b);
         // Two shifts: by 64 at `c == 63`, which one shift may not do.
-        let later = self.words[m] & ((u64::MAX << c) << 1);
+        let later = summary & ((u64::MAX << c) << 1);
         if here | later == 0 {
-            return self.first_set_beyond(m);
+            return self.find_least_beyond(at_ns, m);
         }
         let near = w * 64 + here.trailing_zeros() as usize;
         // With no later word (`later == 0`, then `here` is selected) this reads some word in
         // bounds whose result is not used.
         let w_later = (m * 64 + later.trailing_zeros() as usize) % WHEEL_WORDS;
         let next = w_later * 64 + self.bits[w_later].trailing_zeros() as usize;
-        Some(std::hint::select_unpredictable(here != 0, near, next))
+        let j = std::hint::select_unpredictable(here != 0, near, next);
+        self.least_at(at_ns, j);
+    }
+
+    /// [`Wheel::find_least_after`] when no time waits in the summary word of `at_ns`'s slot
+    /// (`m`) after that slot.
+    #[cold]
+    #[inline(never)]
+    fn find_least_beyond(&mut self, at_ns: u64, m: usize) {
+        match self.first_set_beyond(m) {
+            Some(j) => self.least_at(at_ns, j),
+            None => self.least_ns = u64::MAX,
+        }
+    }
+
+    /// Slot `j`, the first non-empty one after `at_ns`'s (taken), holds the least time waiting:
+    /// kept, and its list's ends prefetched. The prefetch's address is worked out without an
+    /// index's bound check: a prefetch reads nothing the program sees, whatever the address
+    /// (`j` is a slot, in bounds, when the bitmap is consistent).
+    #[inline(always)]
+    fn least_at(&mut self, at_ns: u64, j: usize) {
+        prefetch_line(self.ends.as_ptr().wrapping_add(j).cast::<u8>());
+        let ahead = (j + WHEEL_SLOTS - slot_of(at_ns)) % WHEEL_SLOTS;
+        self.least_ns = at_ns + ahead as u64;
     }
 
     /// The first non-empty slot after summary word `m`'s words, else round from the first
-    /// (which may be in `m`, before the slot the search started from).
-    #[cold]
-    #[inline(never)]
+    /// (which may be in `m`, before the slot the search started from): the summary words after
+    /// `m`, then from the first, are looked at in turn.
+    #[inline]
     fn first_set_beyond(&self, m: usize) -> Option<usize> {
-        let later = self.top & ((u64::MAX << m) << 1);
-        let m = match later {
-            0 if self.top == 0 => return None,
-            0 => self.top.trailing_zeros() as usize,
-            _ => later.trailing_zeros() as usize,
-        };
+        let m = (m + 1..WHEEL_SUMMARY_WORDS)
+            .chain(0..=m)
+            .find(|&i| self.words[i] != 0)?;
         let word = m * 64 + self.words[m].trailing_zeros() as usize;
         Some(word * 64 + self.bits[word].trailing_zeros() as usize)
     }
@@ -312,8 +317,8 @@ impl Wheel {
         if first != self.ends[j].tail {
             Self::move_from(slots[first as usize].next, fifo, slots);
         }
-        let word = self.clear(j);
-        self.find_least_after(at_ns, word);
+        let (word, summary) = self.clear(j);
+        self.find_least_after(at_ns, word, summary);
         first
     }
 
@@ -322,8 +327,8 @@ impl Wheel {
     fn take<E>(&mut self, at_ns: u64, fifo: &mut VecDeque<u32>, slots: &[Slot<E>]) {
         let j = slot_of(at_ns);
         Self::move_from(self.ends[j].head, fifo, slots);
-        let word = self.clear(j);
-        self.find_least_after(at_ns, word);
+        let (word, summary) = self.clear(j);
+        self.find_least_after(at_ns, word, summary);
     }
 
     /// Moves the events of a list from `slot` on (possibly none) to the end of `fifo`.
@@ -335,21 +340,20 @@ impl Wheel {
         }
     }
 
-    /// Marks slot `j` empty and returns its bitmap word after that. Its ends are left as they
+    /// Marks slot `j` empty and returns its bitmap word and summary word after that. Its ends are left as they
     /// were: they are read only while the slot holds events (its bit set), and
-    /// [`Wheel::append`] writes both into an empty slot. The summary's bits are written without
+    /// [`Wheel::append`] writes both into an empty slot. The summary's bit is written without
     /// a branch (whether the word is now empty is close to a coin toss, see
-    /// [`Wheel::first_set_from`]).
+    /// [`Wheel::find_least_after`]).
     #[inline]
-    fn clear(&mut self, j: usize) -> u64 {
+    fn clear(&mut self, j: usize) -> (u64, u64) {
         let w = j / 64;
         let (m, c) = (w / 64, w % 64);
         let word = self.bits[w] & !(1 << (j % 64));
         self.bits[w] = word;
         let summary = (self.words[m] & !(1 << c)) | (u64::from(word != 0) << c);
         self.words[m] = summary;
-        self.top = (self.top & !(1 << m)) | (u64::from(summary != 0) << m);
-        word
+        (word, summary)
     }
 }
 
@@ -452,7 +456,7 @@ impl<E> EventQueue<E> {
 
     /// True if no event waits.
     pub fn is_empty(&self) -> bool {
-        self.due_now.is_empty() && self.wheel.top == 0 && self.far.heap.is_empty()
+        self.due_now.is_empty() && self.wheel.next_ns().is_none() && self.far.heap.is_empty()
     }
 
     /// Schedules `event` at `at_ns`; a time in the past is moved to now (causality holds).
@@ -541,13 +545,13 @@ impl<E> EventQueue<E> {
     /// the wheel hold events due then.
     #[inline(always)]
     fn next_ns(&self) -> Option<(u64, bool, bool)> {
-        let wheel = self.wheel.next_ns();
         // Most pops: the wheel's time is before the far heap's least (`u64::MAX` when empty).
-        if let Some(at_ns) = wheel
-            && at_ns < self.far.least_ns
-        {
-            return Some((at_ns, false, true));
+        // One compare says so: the wheel's least is `u64::MAX` when it is empty, before no time
+        // (with the wheel's `Option` first, the compiler tested that apart, then the order).
+        if self.wheel.least_ns < self.far.least_ns {
+            return Some((self.wheel.least_ns, false, true));
         }
+        let wheel = self.wheel.next_ns();
         let far = (!self.far.heap.is_empty()).then_some(self.far.least_ns);
         let at_ns = match (wheel, far) {
             (Some(w), Some(f)) => w.min(f),
