@@ -340,10 +340,10 @@ impl Wheel {
         }
     }
 
-    /// Marks slot `j` empty and returns its bitmap word and summary word after that. Its ends are left as they
-    /// were: they are read only while the slot holds events (its bit set), and
-    /// [`Wheel::append`] writes both into an empty slot. The summary's bit is written without
-    /// a branch (whether the word is now empty is close to a coin toss, see
+    /// Marks slot `j` empty and returns its bitmap word and summary word after that. Its ends
+    /// are left as they were: they are read only while the slot holds events (its bit set), and
+    /// [`Wheel::append`] writes both into an empty slot. The summary's bit is written without a
+    /// branch (whether the word is now empty is close to a coin toss, see
     /// [`Wheel::find_least_after`]).
     #[inline]
     fn clear(&mut self, j: usize) -> (u64, u64) {
