@@ -290,9 +290,12 @@ fn setup(
 }
 
 /// Bench data lives as long as the (short-lived) vm-cost process, so the native readers can
-/// borrow it for the whole timing loop without re-opening per call.
+/// borrow it for the whole timing loop without re-opening per call. On huge pages, as the
+/// copies `LocalHost::add_region` gives the engine rows: every row pays the same page walks.
 fn leak(bytes: Vec<u8>) -> &'static [u8] {
-    Box::leak(bytes.into_boxed_slice())
+    let mut boxed = bytes.into_boxed_slice();
+    back_with_huge_pages(&mut boxed);
+    Box::leak(boxed)
 }
 
 fn keys(seed: u64, count: u64) -> Vec<u64> {
@@ -373,11 +376,6 @@ fn mica(seed: u64, backend: Backend) -> Result<Bench, TestbedError> {
             })
         })
         .collect::<Result<Vec<_>, TestbedError>>()?;
-    // The native reader on huge pages, as the copies `LocalHost::add_region` gave the engine
-    // rows: both pay the same page walks.
-    for region in [&mut index, &mut log, &mut meta] {
-        back_with_huge_pages(region);
-    }
     let regions = naam_mica::reader::MicaRegions {
         index: leak(index),
         log: leak(log),
@@ -417,8 +415,6 @@ fn btree(seed: u64, backend: Backend) -> Result<Bench, TestbedError> {
     };
     let mut nodes = vec![0u8; config.validate().map_err(|e| bad(e.to_string()))?];
     BTree::bulk_load(config, &mut nodes, &pairs, 90).map_err(|e| bad(e.to_string()))?;
-    // On huge pages, as the engine rows' copy (`LocalHost::add_region`).
-    back_with_huge_pages(&mut nodes);
     let nodes = leak(nodes);
     let reader = BTreeReader::open(nodes).map_err(|e| bad(e.to_string()))?;
     let mut host = LocalHost::new(RkeySecret([7; 16]));

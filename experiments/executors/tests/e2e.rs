@@ -197,7 +197,12 @@ fn assert_counted_where_served(summary: &ClientSummary, server: &ServerSummary) 
 
 #[test]
 fn mica_ycsb_b_through_the_local_ipipe_nic_with_verified_answers() {
-    let (summary, server) = ipipe_point("ipipe", &[], Some(raw::Location::Nic));
+    // iPipe's mean-latency threshold at its largest: at the default 500 µs a 2-core machine
+    // loaded by other tests (CI, 2026-12-06 23:00 UTC: load average 3.5) moved the actor to the
+    // host and back, as iPipe should. This test is about the NIC's path; migrations have their
+    // own (`an_actor_the_ipipe_nic_migrates_answers_from_the_host_role`).
+    let params = [("mean_thresh_ns", naam_types::policy::DELAY_NS_MAX)];
+    let (summary, server) = ipipe_point("ipipe", &params, Some(raw::Location::Nic));
     assert_eq!(server.system.as_deref(), Some(raw::SYSTEM_IPIPE_TRUSTED));
     let record = server.ipipe.expect("the iPipe record");
     assert!(record.failures.is_empty(), "{:?}", record.failures);
