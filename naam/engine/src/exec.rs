@@ -171,10 +171,27 @@ pub enum AccessFill {
 /// are when it runs, not when the access was completed). Memory shared with other writers (a
 /// host worker's shared-memory regions) and off-box data paths keep the copy
 /// ([`Executor::complete_access`]).
+///
+/// A memory may also ask to be told of each access lent at hand-out, before the step that
+/// reads it runs ([`AccessMemory::PREFETCHES`], [`AccessMemory::prefetch`]): a driver that
+/// keeps several messages in flight (a NIC worker draining its RX ring, MICA's batches) has
+/// the access's cache lines fetched while the other messages' steps run.
 pub trait AccessMemory {
+    /// True when [`AccessMemory::prefetch`] does something: only then does the executor call
+    /// it (a constant, so a memory that does not prefetch pays not even the test).
+    const PREFETCHES: bool = false;
+
     /// The `len` bytes at `offset` of `region`, or `None` if the driver cannot serve them (the
     /// message then ends with a data-path error).
     fn bytes(&self, region: RegionId, offset: u64, len: u32) -> Option<&[u8]>;
+
+    /// Told, when [`AccessMemory::PREFETCHES`], of each access lent in place at hand-out
+    /// (already checked against the region table), in the order the step declared them, when
+    /// the message is queued ready: a hint to start fetching the bytes the step will read. It
+    /// must change nothing observable (no byte, and what [`AccessMemory::bytes`] later lends is
+    /// what it would have lent).
+    #[inline]
+    fn prefetch(&self, _region: RegionId, _offset: u64, _len: u32) {}
 }
 
 /// Lends nothing: the memory of [`Executor::step`], where every access was copied.
@@ -553,7 +570,42 @@ impl Executor {
 
     /// Accepts a message received at `arrived_at`. Every submitted message produces exactly one
     /// [`Completion`], now (refused, pushed back) or later.
+    #[inline]
     pub fn submit(&mut self, now: Nanos, arrived_at: Nanos, source: u64, invoke: &Invoke<'_>) {
+        self.submit_slot(now, arrived_at, source, invoke);
+    }
+
+    /// [`Executor::submit`], and when the message's first accesses are lent in place at once
+    /// ([`Executor::set_accesses_in_place`]), `memory` is told of them
+    /// ([`AccessMemory::prefetch`]): a driver that submits several messages before it runs
+    /// them has each one's first bytes fetched while the others' steps run.
+    pub fn submit_with<M: AccessMemory + ?Sized>(
+        &mut self,
+        now: Nanos,
+        arrived_at: Nanos,
+        source: u64,
+        invoke: &Invoke<'_>,
+        memory: &M,
+    ) {
+        let accepted = self.submit_slot(now, arrived_at, source, invoke);
+        if let (true, Some(index)) = (M::PREFETCHES, accepted) {
+            self.prefetch_lent(index, memory);
+        }
+    }
+
+    /// [`Executor::submit`]; the slot of an accepted message (`None`: refused or pushed back).
+    ///
+    /// One copy out of line, shared by `submit` and `submit_with`: inlined into both, its
+    /// `fill_slot` and `take_slot` were no longer inlined into it (≈ 70 instructions a
+    /// message more).
+    #[inline(never)]
+    fn submit_slot(
+        &mut self,
+        now: Nanos,
+        arrived_at: Nanos,
+        source: u64,
+        invoke: &Invoke<'_>,
+    ) -> Option<u32> {
         self.stats.submitted += 1;
         let found = self.cache_function(invoke.tenant, invoke.function);
         // Borrowed from the cache, not cloned: a slot that ran this function last keeps its
@@ -569,13 +621,13 @@ impl Executor {
                     detail: 0,
                 },
             );
-            return;
+            return None;
         };
         self.stats.function(entry.slot).invocations += 1;
         if let Some(code) = self.admission(invoke, entry) {
             let entry = Arc::clone(entry);
             self.refuse_or_push_back(now, arrived_at, source, invoke, &entry, code);
-            return;
+            return None;
         }
         let index = take_slot(&mut self.slots, &mut self.free);
         fill_slot(
@@ -586,6 +638,7 @@ impl Executor {
             arrived_at,
         );
         self.start_step(now, index);
+        Some(index)
     }
 
     /// True when [`Executor::poll_access`] or [`Executor::poll_completion`] has something: a
@@ -765,6 +818,9 @@ impl Executor {
                 break;
             };
             self.run_step::<M, true>(now, index, memory);
+            if M::PREFETCHES {
+                self.prefetch_lent(index, memory);
+            }
             steps += 1;
         }
         steps
@@ -815,6 +871,9 @@ impl Executor {
             .sum();
         let (accesses_before, done_before) = (self.accesses_handed_out, self.done.len());
         let insn = self.run_step::<M, false>(now, index, memory);
+        if M::PREFETCHES {
+            self.prefetch_lent(index, memory);
+        }
         Some(StepWork {
             insn,
             data_bytes,
@@ -1112,6 +1171,23 @@ impl Executor {
                     Trap::BudgetExceeded { budget } => budget,
                     _ => 0,
                 }
+            }
+        }
+    }
+
+    /// Tells `memory` of each access of the message in slot `index` if they were just lent in
+    /// place (it is queued ready with lent accesses: its next step will read them; a message
+    /// that ended, waits for its accesses or calls a host-native function has none). The
+    /// regions are the ones the accesses were checked against.
+    #[inline(always)]
+    fn prefetch_lent<M: AccessMemory + ?Sized>(&self, index: u32, memory: &M) {
+        let slot = &self.slots[index as usize];
+        if slot.phase != Phase::Ready || slot.in_place_mask == 0 {
+            return;
+        }
+        for (i, (d, region)) in slot.current.as_slice().iter().zip(slot.regions).enumerate() {
+            if slot.in_place_mask & (1 << i) != 0 {
+                memory.prefetch(region, d.offset, d.len);
             }
         }
     }

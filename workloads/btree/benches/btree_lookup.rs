@@ -4,6 +4,10 @@
 //! - `native_hit`, `native_miss`: `BTreeReader::get`;
 //! - `engine_local_host_hit`, `engine_local_host_miss`: a whole message through naam-engine in
 //!   `LocalHost::call` (`BTreeVm::lookup`, what `--via vm` runs): one step per level;
+//! - `engine_local_host_batch8_hit`: 8 lookups of hit keys (the single rows' sequence) in
+//!   flight together (`BTreeVm::lookup_batch`, through `LocalHost::call_batch_into`, each node
+//!   prefetched at hand-out), criterion's throughput per lookup (`Throughput::Elements(8)`);
+//!   8 as in the MICA bench;
 //! - `vm_step_leaf_hit`: one `naam_vm::Vm::run` of the leaf step, on memory prepared as the
 //!   engine prepares it (context, arguments, state, the fetched node).
 //!
@@ -16,7 +20,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use naam_btree::lookup::{LOOKUP_FUNCTION_SECTION, LOOKUP_OBJECT};
 use naam_btree::{BTree, BTreeConfig, BTreeReader, BTreeVm, LookupArgs};
 use naam_engine::abi::{RET_DONE, STATE_BYTES_MAX, ctx};
@@ -143,8 +147,30 @@ fn bench_local_host(c: &mut Criterion, name: &str, loaded: &Loaded, backend: Bac
             black_box(vm.lookup(black_box(loaded.misses[i])))
         })
     });
+    let mut lookups = Vec::with_capacity(BATCH);
+    vm.lookup_batch(&loaded.hits[..BATCH], &mut lookups)
+        .expect("batch");
+    assert!(
+        lookups
+            .iter()
+            .all(|l| l.as_ref().is_ok_and(|l| l.value.is_some()))
+    );
+    // Per lookup: criterion prints the batch's lookups per second.
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(format!("engine_local_host_batch{BATCH}_hit{suffix}"), |b| {
+        b.iter(|| {
+            let keys: [u64; BATCH] = std::array::from_fn(|_| {
+                i = (i + 1) % PROBES;
+                black_box(loaded.hits[i])
+            });
+            black_box(vm.lookup_batch(&keys, &mut lookups))
+        })
+    });
     group.finish();
 }
+
+/// Lookups one batch row keeps in flight (`BTreeVm::lookup_batch`), as in the MICA bench.
+const BATCH: usize = 8;
 
 /// Writes a `struct naam_ctx` for one step with one fetched buffer.
 fn naam_ctx(

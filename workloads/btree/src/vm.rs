@@ -96,6 +96,9 @@ pub struct BTreeVm {
     next_request: u64,
     /// Reused for every lookup's reply.
     reply: CallReply,
+    /// A batch's argument blocks and replies ([`BTreeVm::lookup_batch`]), kept across batches.
+    batch_args: Vec<[u8; ARGS_BYTES]>,
+    batch_replies: Vec<CallReply>,
 }
 
 impl BTreeVm {
@@ -141,6 +144,8 @@ impl BTreeVm {
             root_access,
             next_request: 0,
             reply: CallReply::empty(),
+            batch_args: Vec::new(),
+            batch_replies: Vec::new(),
         })
     }
 
@@ -160,12 +165,18 @@ impl BTreeVm {
         BTree::open(nodes)
     }
 
-    /// Looks `key` up with `btree_lookup`.
-    pub fn lookup(&mut self, key: u64) -> Result<VmLookup, VmError> {
-        // Only the key differs between lookups: the rest of the block was encoded and checked
-        // at construction (`LookupArgs::encode`, whose checks do not depend on the key).
+    /// The argument block of a lookup of `key`. Only the key differs between lookups: the
+    /// rest of the block was encoded and checked at construction (`LookupArgs::encode`, whose
+    /// checks do not depend on the key).
+    fn args_of(&self, key: u64) -> [u8; ARGS_BYTES] {
         let mut args = self.args_block;
         args[ARGS_KEY..][..8].copy_from_slice(&key.to_le_bytes());
+        args
+    }
+
+    /// Looks `key` up with `btree_lookup`.
+    pub fn lookup(&mut self, key: u64) -> Result<VmLookup, VmError> {
+        let args = self.args_of(key);
         self.next_request += 1;
         let invoke = Invoke::new_message(
             VM_TENANT,
@@ -177,26 +188,65 @@ impl BTreeVm {
         self.host
             .call_into(&invoke, &mut self.reply)
             .map_err(VmError::Call)?;
-        let reply = &self.reply;
-        let code = match reply.status {
-            Status::Ok => None,
-            Status::Error(code) => Some(code),
-            Status::Pushback => return Err(VmError::Pushback),
-        };
-        if let Some(code) = code {
-            return Err(error_of(code, reply.attempts));
-        }
-        let value = match LookupReply::decode(&reply.payload)? {
-            LookupReply::Found(value) => Some(value),
-            LookupReply::NotFound => None,
-        };
-        Ok(VmLookup {
-            value,
-            steps: reply.steps,
-            attempts: reply.attempts,
-            insn: reply.insn,
-        })
+        lookup_of(&self.reply)
     }
+
+    /// Looks every key of `keys` up in one batch, all in flight at once
+    /// ([`LocalHost::call_batch_into`]: each step's node starts to be fetched while the other
+    /// lookups' steps run), and puts each lookup's outcome into `lookups` (cleared first), in
+    /// the order of `keys`: what [`BTreeVm::lookup`] returns for that key alone. At most
+    /// [`naam_engine::local::CALL_BATCH_MAX`] keys; a batch the host cannot run fails whole
+    /// ([`VmError::Call`], `lookups` then empty).
+    pub fn lookup_batch(
+        &mut self,
+        keys: &[u64],
+        lookups: &mut Vec<Result<VmLookup, VmError>>,
+    ) -> Result<(), VmError> {
+        lookups.clear();
+        if self.batch_replies.len() < keys.len() {
+            self.batch_replies.resize_with(keys.len(), CallReply::empty);
+        }
+        let mut batch_args = std::mem::take(&mut self.batch_args);
+        batch_args.clear();
+        batch_args.extend(keys.iter().map(|&key| self.args_of(key)));
+        let first_request = self.next_request + 1;
+        self.next_request += keys.len() as u64;
+        let invokes: Vec<Invoke<'_>> = (batch_args.iter().zip(first_request..))
+            .map(|(args, id)| {
+                let (tenant, function) = (VM_TENANT, VM_LOOKUP_FUNCTION);
+                Invoke::new_message(tenant, function, RequestId(id), args, self.root_access)
+            })
+            .collect();
+        let replies = &mut self.batch_replies[..keys.len()];
+        let ran = self.host.call_batch_into(&invokes, replies);
+        drop(invokes);
+        self.batch_args = batch_args;
+        ran.map_err(VmError::Call)?;
+        lookups.extend(replies.iter().map(lookup_of));
+        Ok(())
+    }
+}
+
+/// The lookup a reply of `btree_lookup` says.
+fn lookup_of(reply: &CallReply) -> Result<VmLookup, VmError> {
+    let code = match reply.status {
+        Status::Ok => None,
+        Status::Error(code) => Some(code),
+        Status::Pushback => return Err(VmError::Pushback),
+    };
+    if let Some(code) = code {
+        return Err(error_of(code, reply.attempts));
+    }
+    let value = match LookupReply::decode(&reply.payload)? {
+        LookupReply::Found(value) => Some(value),
+        LookupReply::NotFound => None,
+    };
+    Ok(VmLookup {
+        value,
+        steps: reply.steps,
+        attempts: reply.attempts,
+        insn: reply.insn,
+    })
 }
 
 /// The typed error of an engine error reply.
