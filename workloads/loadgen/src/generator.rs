@@ -291,7 +291,7 @@ impl LoadGenerator {
                 own: &self.own_lateness,
                 waits: &self.waits,
             },
-            &self.recorder,
+            &mut self.recorder,
             intervals,
         ))
     }

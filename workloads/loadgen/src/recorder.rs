@@ -258,6 +258,15 @@ impl IntervalRecorder {
         &self.warmup
     }
 
+    /// Takes the per-tag totals and warm-up histograms (see [`IntervalRecorder::totals`] and
+    /// [`IntervalRecorder::warmup`]), leaving none: for the run's report, once the run is over.
+    pub(crate) fn take_sums(&mut self) -> (Vec<Histogram<u64>>, Vec<Histogram<u64>>) {
+        (
+            std::mem::take(&mut self.totals),
+            std::mem::take(&mut self.warmup),
+        )
+    }
+
     /// Latencies above [`LATENCY_NS_MAX`], recorded as that maximum.
     pub fn saturated(&self) -> u64 {
         self.saturated

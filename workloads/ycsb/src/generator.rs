@@ -214,27 +214,40 @@ fn java_uniform(rng: &mut TlrRng, lb: i64, interval: i64) -> i64 {
 }
 
 /// YCSB's `DiscreteGenerator` over the operation kinds with a positive proportion.
+///
+/// The entries are kept inline, not in a `Vec`: a simulated client draws an operation per request
+/// between other clients' work, and a heap array of its own was one more cache line to miss.
 #[derive(Debug, Clone)]
 struct OpChooser {
-    /// (kind, weight / sum of weights), in YCSB's order.
-    entries: Vec<(OpKind, f64)>,
+    /// (kind, weight / sum of weights), in YCSB's order; the first `len` are the chooser's.
+    entries: [(OpKind, f64); OP_KINDS],
+    len: usize,
 }
+
+/// Operation kinds YCSB weighs ([`crate::workload::Proportions::in_ycsb_order`]).
+const OP_KINDS: usize = 5;
 
 impl OpChooser {
     fn new(spec: &WorkloadSpec) -> Self {
-        let weighted: Vec<(OpKind, f64)> = spec
-            .proportions
-            .in_ycsb_order()
-            .into_iter()
-            .filter(|&(_, _, w)| w > 0.0)
-            .map(|(kind, _, w)| (kind, w))
-            .collect();
-        let sum = weighted.iter().fold(0.0, |s, &(_, w)| s + w);
-        let entries = weighted
-            .into_iter()
-            .map(|(kind, w)| (kind, w / sum))
-            .collect();
-        Self { entries }
+        let mut entries = [(OpKind::Read, 0.0); OP_KINDS];
+        let mut len = 0;
+        for (kind, _, w) in spec.proportions.in_ycsb_order() {
+            if w > 0.0 {
+                entries[len] = (kind, w);
+                len += 1;
+            }
+        }
+        let sum = entries[..len].iter().fold(0.0, |s, &(_, w)| s + w);
+        for entry in &mut entries[..len] {
+            entry.1 /= sum;
+        }
+        Self { entries, len }
+    }
+
+    /// The chooser's entries.
+    #[inline]
+    fn entries(&self) -> &[(OpKind, f64)] {
+        &self.entries[..self.len.min(OP_KINDS)]
     }
 
     /// Subtracts normalised weights from one uniform draw, in YCSB's order and arithmetic. Where
@@ -242,13 +255,15 @@ impl OpChooser {
     #[inline]
     fn next(&self, rng: &mut TlrRng) -> OpKind {
         let mut val = rng.next_double();
-        for &(kind, pw) in &self.entries {
+        for &(kind, pw) in self.entries() {
             if val < pw {
                 return kind;
             }
             val -= pw;
         }
-        self.entries.last().map_or(OpKind::Read, |&(kind, _)| kind)
+        self.entries()
+            .last()
+            .map_or(OpKind::Read, |&(kind, _)| kind)
     }
 }
 
