@@ -1687,6 +1687,8 @@ fn client_session(
             .iter()
             .map(|&(at_ns, factor)| naam_loadgen::RateStep { at_ns, factor })
             .collect(),
+        // The intervals go to the client's hlog; no raw file holds a run's totals.
+        sum_totals: false,
     };
     let generator = LoadGenerator::new(load, TagSet::locations()).map_err(setup)?;
     let workload = workload::client(&config.dataset, meta, k, seed, true).map_err(setup)?;

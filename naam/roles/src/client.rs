@@ -216,6 +216,7 @@ pub fn load_config(timeline: &Timeline, cc: &ClientConfig) -> LoadConfig {
                 factor,
             })
             .collect(),
+        sum_totals: true,
     }
 }
 

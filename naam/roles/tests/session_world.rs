@@ -178,6 +178,7 @@ impl Point {
             interval_ns: 10_000_000,
             thresholds: Thresholds::default(),
             rate_steps: Vec::new(),
+            sum_totals: true,
         };
         let generator = LoadGenerator::new(load, TagSet::locations()).unwrap();
         let client = workload::client(&ds, &meta, 0, seed, true).unwrap();

@@ -23,6 +23,7 @@ fn loadgen() -> LoadGenerator {
         interval_ns: 1_000_000_000,
         thresholds: Thresholds::default(),
         rate_steps: Vec::new(),
+        sum_totals: true,
     };
     LoadGenerator::new(config, TagSet::locations()).expect("valid benchmark configuration")
 }

@@ -109,6 +109,8 @@ pub struct IntervalRecorder {
     held_largest: Vec<Option<(u64, usize)>>,
     warmup: Vec<Histogram<u64>>,
     totals: Vec<Histogram<u64>>,
+    /// Whether closed intervals are added to `totals` (see [`IntervalRecorder::summing_totals`]).
+    sum_totals: bool,
     closed: VecDeque<IntervalHistogram>,
     seen_ns: u64,
     saturated: u64,
@@ -132,6 +134,7 @@ impl IntervalRecorder {
             held_largest: vec![None; tags.len()],
             warmup: fresh(),
             totals: fresh(),
+            sum_totals: true,
             tags,
             interval_ns,
             warmup_ns,
@@ -141,6 +144,14 @@ impl IntervalRecorder {
             saturated: 0,
             dropped: 0,
         })
+    }
+
+    /// The recorder, summing closed intervals into [`IntervalRecorder::totals`] (the default)
+    /// or not: without, the totals stay empty (see `LoadConfig::sum_totals`). The intervals,
+    /// the warm-up and every count are the same either way.
+    pub fn summing_totals(mut self, sum_totals: bool) -> Self {
+        self.sum_totals = sum_totals;
+        self
     }
 
     /// The tag set.
@@ -248,7 +259,8 @@ impl IntervalRecorder {
         Ok(self.closed.drain(..).collect())
     }
 
-    /// Per-tag sums of every closed interval (warm-up excluded), by tag id.
+    /// Per-tag sums of every closed interval (warm-up excluded), by tag id; empty histograms
+    /// when the recorder does not sum them ([`IntervalRecorder::summing_totals`]).
     pub fn totals(&self) -> &[Histogram<u64>] {
         &self.totals
     }
@@ -297,8 +309,10 @@ impl IntervalRecorder {
         let start_ns = self.current_start_ns;
         for (index, slot) in self.current.iter_mut().enumerate() {
             let histogram = std::mem::replace(slot, new_histogram());
-            // Auto-resizing histograms of equal precision always add.
-            let _ = self.totals[index].add(&histogram);
+            if self.sum_totals {
+                // Auto-resizing histograms of equal precision always add.
+                let _ = self.totals[index].add(&histogram);
+            }
             if self.closed.len() >= CLOSED_INTERVALS_MAX {
                 self.closed.pop_front();
                 self.dropped += 1;
@@ -401,6 +415,42 @@ mod tests {
             .map(|i| ((i % 2) as u8, 100_000 + i * 300, 1 + i * i * 977))
             .collect();
         check(100_000, &records);
+    }
+
+    /// Without sums, a recorder closes the same intervals and keeps the same warm-up; its
+    /// totals stay empty.
+    #[test]
+    fn a_recorder_without_sums_closes_the_same_intervals() {
+        let records: Vec<_> = (0..2_000u64)
+            .map(|i| ((i % 3) as u8, 50_000 + i * 1_000, 1 + i * i * 31))
+            .collect();
+        let run = |sum_totals: bool| {
+            let tags = TagSet::locations();
+            let mut recorder = IntervalRecorder::new(tags, INTERVAL_NS, 100_000)
+                .expect("valid")
+                .summing_totals(sum_totals);
+            for &(tag, done_ns, latency_ns) in &records {
+                recorder
+                    .record(TagId(tag), done_ns, latency_ns)
+                    .expect("records");
+            }
+            let closed = recorder.finish(2_100_000).expect("finishes");
+            (closed, recorder)
+        };
+        let ((summed, with), (unsummed, without)) = (run(true), run(false));
+        assert_eq!(summed.len(), unsummed.len());
+        for (i, (a, b)) in summed.iter().zip(&unsummed).enumerate() {
+            assert_eq!(
+                (a.tag, a.start_ns, a.length_ns),
+                (b.tag, b.start_ns, b.length_ns)
+            );
+            assert_same(&b.histogram, &a.histogram, &format!("closed {i}"));
+        }
+        for tag in 0..3 {
+            assert_same(&without.warmup()[tag], &with.warmup()[tag], "warm-up");
+            assert!(!with.totals()[tag].is_empty(), "tag {tag} summed");
+            assert!(without.totals()[tag].is_empty(), "tag {tag} not summed");
+        }
     }
 
     proptest! {

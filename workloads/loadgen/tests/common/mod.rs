@@ -49,6 +49,7 @@ pub fn config(mode: LoadMode, warmup_ns: u64, measure_ns: u64, interval_ns: u64)
         interval_ns,
         thresholds: Thresholds::default(),
         rate_steps: Vec::new(),
+        sum_totals: true,
     }
 }
 
