@@ -68,6 +68,10 @@ pub const STEPS_PER_ROUND: usize = abi::STEPS_MAX * (abi::RETRIES_MAX + 1);
 /// B-tree benches), far under the executor's in-flight bound (256 by default: no message of a
 /// batch is refused as overloaded), and the bits of the `u64` that marks the replies filled.
 pub const CALL_BATCH_MAX: usize = 64;
+const _: () = assert!(
+    CALL_BATCH_MAX <= u64::BITS as usize,
+    "a batch's filled replies are the bits of one u64"
+);
 
 /// The outcome of one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,7 +477,10 @@ impl LocalHost {
     fn build_executor(&mut self) -> Result<(), LocalError> {
         let functions = Arc::new(self.functions.clone());
         let regions = Arc::new(self.regions.clone());
-        let mut exec = Executor::new(ExecutorConfig::new(Location::Host), functions, regions)
+        let config = ExecutorConfig::new(Location::Host);
+        // No message of a batch is refused as overloaded.
+        assert!(config.inflight_max >= CALL_BATCH_MAX);
+        let mut exec = Executor::new(config, functions, regions)
             .map_err(|e| LocalError::Executor(e.to_string()))?;
         // The host owns its regions and nothing writes them during a call: every access is
         // lent in place and mapped straight into the VM for the step that reads it.
