@@ -1306,15 +1306,20 @@ impl SimPoint {
     /// Asks the CPU to bring the access's bytes into its cache now, so that reading them when
     /// the modelled DMA is over ([`Event::AccessDone`], dozens of events later) does not stall on
     /// a cache miss: the simulator's own speed only (a prefetch reads nothing the model sees).
+    ///
+    /// The addresses are not checked against the region: a prefetch never faults and changes
+    /// nothing, whatever the address (an access out of bounds fails when it completes, the
+    /// region's `read_into` checks its bounds; an empty one names the line before its offset).
+    /// The check and the empty access's clamp were ≈ 7 instructions on each of ≈ 3.8 accesses
+    /// per request of the NIC point.
     fn prefetch(&self, access: &AccessRequest) {
         let Some(region) = self.memory.region(access.region) else {
             return;
         };
         let first = access.descriptor.offset as usize;
-        let last = first.saturating_add(access.descriptor.len.max(1) as usize - 1);
-        if last >= region.len() {
-            return;
-        }
+        let last = first
+            .wrapping_add(access.descriptor.len as usize)
+            .wrapping_sub(1);
         let base = region.as_ptr();
         prefetch_line(base.wrapping_add(first));
         if first / CACHE_LINE_BYTES != last / CACHE_LINE_BYTES {
