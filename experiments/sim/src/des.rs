@@ -258,13 +258,14 @@ impl Wheel {
         let from = slot_of(at_ns);
         let (w, b) = (from / 64, from % 64);
         let (m, c) = (w / 64, w % 64);
-        let here = word & (u64::MAX << b);
+        // The word's bits from `from` on, shifted down to bit 0 (`from`'s own is clear).
+        let here = word >> b;
         // Two shifts: by 64 at `c == 63`, which one shift may not do.
         let later = summary & ((u64::MAX << c) << 1);
         if here | later == 0 {
             return self.find_least_beyond(at_ns, m);
         }
-        let near = w * 64 + here.trailing_zeros() as usize;
+        let near = from + here.trailing_zeros() as usize;
         // With no later word (`later == 0`, then `here` is selected) this reads some word in
         // bounds whose result is not used.
         let w_later = (m * 64 + later.trailing_zeros() as usize) % WHEEL_WORDS;
@@ -351,7 +352,8 @@ impl Wheel {
         let (m, c) = (w / 64, w % 64);
         let word = self.bits[w] & !(1 << (j % 64));
         self.bits[w] = word;
-        let summary = (self.words[m] & !(1 << c)) | (u64::from(word != 0) << c);
+        // Bit `c` is set (slot `j` held events): it flips exactly when the word is now empty.
+        let summary = self.words[m] ^ (u64::from(word == 0) << c);
         self.words[m] = summary;
         (word, summary)
     }

@@ -723,6 +723,9 @@ impl SimPoint {
 
     /// Sends what client `k` queued, runs a local step if its core is free, writes finished
     /// intervals, ends it when its run is over, and schedules its next wake-up.
+    ///
+    /// The local step's test and the round's end look at the client once: a local step (none in
+    /// the bench's points) is [`SimPoint::pump_client_local`], out of line.
     fn pump_client(&mut self, k: u32) -> Result<(), SimError> {
         let now = self.now();
         self.flush_client(k, now);
@@ -730,8 +733,16 @@ impl SimPoint {
         let local_due =
             c.busy_until_ns <= now && c.session.as_ref().is_some_and(ClientSession::local_ready);
         if local_due {
-            self.run_client_local(k, now);
+            return self.pump_client_local(k, now);
         }
+        self.client_after_round(k, now)
+    }
+
+    /// [`SimPoint::pump_client`]'s rest when client `k`'s local step is due at `now`.
+    #[cold]
+    #[inline(never)]
+    fn pump_client_local(&mut self, k: u32, now: u64) -> Result<(), SimError> {
+        self.run_client_local(k, now);
         self.client_after_round(k, now)
     }
 
@@ -756,6 +767,7 @@ impl SimPoint {
     /// when it is over, else its next wake-up is scheduled ([`SimPoint::schedule_client_wake`]).
     /// One look at the client for the three, which had each indexed the clients and checked the
     /// session (twice per request).
+    #[inline(always)]
     fn client_after_round(&mut self, k: u32, now: u64) -> Result<(), SimError> {
         let warmup_ns = self.config.warmup_ns;
         let c = &mut self.clients[k as usize];
@@ -799,17 +811,17 @@ impl SimPoint {
     }
 
     /// [`SimPoint::flush_client`]'s loop: client `k`'s queued datagrams leave at `depart_ns`.
+    ///
+    /// The client is looked up once: its session, the frame pool, the times and the queue are
+    /// distinct fields, borrowed apart (a lookup per datagram cost a bound and a session check).
     #[inline(never)]
     fn send_queued(&mut self, k: u32, depart_ns: u64) {
         let tx_ns = self.times.client_tx_ns;
-        loop {
-            let Some(session) = self.clients[k as usize].session.as_mut() else {
-                return;
-            };
-            // Most calls find nothing queued: skip the buffer's round trip through the pool.
-            if !session.has_transmit() {
-                return;
-            }
+        let Some(session) = self.clients[k as usize].session.as_mut() else {
+            return;
+        };
+        // Most calls find nothing queued: skip the buffer's round trip through the pool.
+        while session.has_transmit() {
             let mut bytes = self.frames.take();
             let Some(t) = session.poll_transmit(&mut bytes) else {
                 return self.frames.give(bytes);
@@ -1306,15 +1318,20 @@ impl SimPoint {
     /// Asks the CPU to bring the access's bytes into its cache now, so that reading them when
     /// the modelled DMA is over ([`Event::AccessDone`], dozens of events later) does not stall on
     /// a cache miss: the simulator's own speed only (a prefetch reads nothing the model sees).
+    ///
+    /// The addresses are not checked against the region: a prefetch never faults and changes
+    /// nothing, whatever the address (an access out of bounds fails when it completes, the
+    /// region's `read_into` checks its bounds; an empty one names the line before its offset).
+    /// The check and the empty access's clamp were ≈ 7 instructions on each of ≈ 3.8 accesses
+    /// per request of the NIC point.
     fn prefetch(&self, access: &AccessRequest) {
         let Some(region) = self.memory.region(access.region) else {
             return;
         };
         let first = access.descriptor.offset as usize;
-        let last = first.saturating_add(access.descriptor.len.max(1) as usize - 1);
-        if last >= region.len() {
-            return;
-        }
+        let last = first
+            .wrapping_add(access.descriptor.len as usize)
+            .wrapping_sub(1);
         let base = region.as_ptr();
         prefetch_line(base.wrapping_add(first));
         if first / CACHE_LINE_BYTES != last / CACHE_LINE_BYTES {
