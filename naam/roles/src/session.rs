@@ -433,6 +433,8 @@ struct Books<'a> {
 }
 
 impl Books<'_> {
+    // Inline: once per ended request, from the datagram handler and the events' drain.
+    #[inline]
     fn on_event(&mut self, now_ns: u64, arrived_ns: u64, event: &Event<Pending>, payload: &[u8]) {
         let pending = &event.cookie;
         if let Some(kind) = event.outcome.error_name() {
