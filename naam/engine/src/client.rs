@@ -521,7 +521,9 @@ impl<C: Copy> ClientEndpoint<C> {
         if self.inflight.contains_key(request_id.0) {
             return Err(IssueError::Duplicate(request_id));
         }
-        let local = !call.server_only && steer_bucket(request_id) < self.client_permille;
+        // The bucket once: it decides both where the request runs and its steering key.
+        let bucket = steer_bucket(request_id);
+        let local = !call.server_only && bucket < self.client_permille;
         let head = MessageHead {
             tenant: call.tenant,
             function: call.function,
@@ -546,10 +548,12 @@ impl<C: Copy> ClientEndpoint<C> {
                 Transmit {
                     to: Destination::Ingress,
                     carries,
-                    steer: Some(SteerKey::of(
-                        request_id,
-                        call.server_only && self.config.server_only_pinned,
-                    )),
+                    // `SteerKey::of`, with the bucket computed above.
+                    steer: Some(if call.server_only && self.config.server_only_pinned {
+                        SteerKey::Pinned
+                    } else {
+                        SteerKey::Bucket(bucket)
+                    }),
                 },
                 bytes,
             );
@@ -660,12 +664,15 @@ impl<C: Copy> ClientEndpoint<C> {
     ) -> Inbound {
         let inbound = match ClientFrame::decode(bytes) {
             Ok(ClientFrame::Reply(reply)) if self.events.is_empty() => {
-                match self.end_by_reply(now, &reply) {
+                // The event is handed over where it was returned (moving it out of the
+                // `Result` copied its 80 bytes to another stack slot, once per request).
+                let ended = self.end_by_reply(now, &reply);
+                match &ended {
                     Ok(event) => {
-                        on_event(&event, reply.payload);
+                        on_event(event, reply.payload);
                         return Inbound::Reply;
                     }
-                    Err(inbound) => inbound,
+                    Err(inbound) => *inbound,
                 }
             }
             Ok(ClientFrame::Reply(reply)) => self.on_reply(now, &reply),

@@ -81,14 +81,28 @@ fn key_len_of(key_bytes: u32) -> Result<usize, String> {
     }
 }
 
-/// The key of `keynum`, written into `out`.
+/// The key of `keynum`, written into `out`. Inline: a client builds one per request, and an
+/// 8-byte key overwrites the one before it in place (no clear, no append and its capacity check).
+#[inline]
 pub fn key_of(keynum: u64, key_bytes: u32, out: &mut Vec<u8>) {
-    out.clear();
     if key_bytes == 8 {
-        let hash = naam_ycsb::fnvhash64(keynum as i64);
-        out.extend_from_slice(&hash.to_le_bytes());
+        let hash = naam_ycsb::fnvhash64(keynum as i64).to_le_bytes();
+        match <&mut [u8; 8]>::try_from(out.as_mut_slice()) {
+            Ok(key) => *key = hash,
+            Err(_) => {
+                out.clear();
+                out.extend_from_slice(&hash);
+            }
+        }
         return;
     }
+    key_name_of(keynum, key_bytes, out);
+}
+
+/// [`key_of`] for YCSB key names (`key_bytes` ≥ [`YCSB_KEY_NAME_BYTES_MAX`]).
+#[inline(never)]
+fn key_name_of(keynum: u64, key_bytes: u32, out: &mut Vec<u8>) {
+    out.clear();
     // The name is written straight into `out`'s buffer (lent as a `String`, then given back):
     // a `String` of its own per key was an allocation and a free on every client request.
     // `out` is empty here, so the conversion cannot fail; the fallback only keeps this total.
@@ -307,6 +321,8 @@ impl MicaClient {
         })
     }
 
+    // Inline: one call per GET, from `next` only.
+    #[inline]
     fn get(&mut self, tenant: u32, keynum: u64, out: &mut Request) {
         let rkeys = self.rkeys[tenant as usize];
         // One CityHash per GET for the argument block and the initial access.
@@ -394,7 +410,8 @@ impl ClientWorkload for MicaClient {
         key_of(op.keynum, self.spec.key_bytes, &mut self.key);
         out.tenant = tenant;
         match op.kind {
-            OpKind::Read => {
+            // Scans are refused at construction (no scans on a hash table).
+            OpKind::Read | OpKind::Scan => {
                 out.op = "read";
                 self.get(tenant, op.keynum, out);
             }
@@ -406,35 +423,42 @@ impl ClientWorkload for MicaClient {
                 };
                 self.set(tenant, op.keynum, out);
             }
-            // Refused at construction (no scans on a hash table).
-            OpKind::Scan => {
-                out.op = "read";
-                self.get(tenant, op.keynum, out);
-            }
         }
     }
 
     fn verify(&self, expect: Expect, payload: &[u8]) -> Verified {
-        match expect {
-            Expect::Anything => Verified::Correct,
-            Expect::MicaValueOf(keynum) => match GetReply::decode(payload) {
-                Ok(reply) => self.check_get(reply, keynum),
-                Err(e) => Verified::Wrong(e.to_string()),
-            },
-            Expect::MicaTenantValueOf { keynum, salt } => match split_salt(payload, salt) {
-                Ok(reply) => self.check_get(reply, keynum),
-                Err(e) => Verified::Wrong(e.to_string()),
-            },
-            Expect::MicaStored if payload == [SET_STORED] => Verified::Correct,
-            Expect::MicaStored => Verified::Wrong(format!("SET answered {payload:?}")),
-            Expect::BtreeValue(_) => {
-                Verified::Wrong("a B-tree expectation on a MICA request".into())
+        // One call of `check_get` for both GET expectations, so that it inlines (a call per
+        // answer otherwise).
+        let (decoded, keynum) = match expect {
+            Expect::MicaValueOf(keynum) => {
+                (GetReply::decode(payload).map_err(|e| e.to_string()), keynum)
             }
+            Expect::MicaTenantValueOf { keynum, salt } => {
+                (split_salt(payload, salt).map_err(|e| e.to_string()), keynum)
+            }
+            other => return verify_other(other, payload),
+        };
+        match decoded {
+            Ok(reply) => self.check_get(reply, keynum),
+            Err(why) => Verified::Wrong(why),
         }
     }
 
     fn distribution_name(&self) -> &'static str {
         self.generator.distribution().name()
+    }
+}
+
+/// [`MicaClient`]'s verdict on answers other than a GET's.
+fn verify_other(expect: Expect, payload: &[u8]) -> Verified {
+    match expect {
+        Expect::Anything => Verified::Correct,
+        Expect::MicaValueOf(_) | Expect::MicaTenantValueOf { .. } => {
+            Verified::Wrong("a GET expectation checked as another's".into())
+        }
+        Expect::MicaStored if payload == [SET_STORED] => Verified::Correct,
+        Expect::MicaStored => Verified::Wrong(format!("SET answered {payload:?}")),
+        Expect::BtreeValue(_) => Verified::Wrong("a B-tree expectation on a MICA request".into()),
     }
 }
 

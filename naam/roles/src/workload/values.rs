@@ -40,6 +40,8 @@ pub fn value(keynum: u64, version: u32, len: usize) -> Vec<u8> {
 }
 
 /// Checks that `bytes` is a value of `keynum` (any version) of `len` bytes; returns its version.
+/// Inline: a client checks every answer (its errors are built only on a failure).
+#[inline]
 pub fn check_value(bytes: &[u8], keynum: u64, len: usize) -> Result<u32, String> {
     if bytes.len() != len {
         return Err(format!("value of {} bytes, expected {len}", bytes.len()));
