@@ -548,12 +548,10 @@ impl<C: Copy> ClientEndpoint<C> {
                 Transmit {
                     to: Destination::Ingress,
                     carries,
-                    // `SteerKey::of`, with the bucket computed above.
-                    steer: Some(if call.server_only && self.config.server_only_pinned {
-                        SteerKey::Pinned
-                    } else {
-                        SteerKey::Bucket(bucket)
-                    }),
+                    steer: Some(SteerKey::of_bucket(
+                        bucket,
+                        call.server_only && self.config.server_only_pinned,
+                    )),
                 },
                 bytes,
             );

@@ -143,10 +143,17 @@ pub enum SteerKey {
 impl SteerKey {
     /// The key of a message: pinned when it must run at the host, else its request's bucket.
     pub fn of(request_id: RequestId, host_only: bool) -> SteerKey {
+        SteerKey::of_bucket(steer_bucket(request_id), host_only)
+    }
+
+    /// [`SteerKey::of`] for a caller that already holds the request's `bucket`
+    /// ([`steer_bucket`]).
+    #[inline]
+    pub fn of_bucket(bucket: u16, host_only: bool) -> SteerKey {
         if host_only {
             SteerKey::Pinned
         } else {
-            SteerKey::Bucket(steer_bucket(request_id))
+            SteerKey::Bucket(bucket)
         }
     }
 
